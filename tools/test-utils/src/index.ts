@@ -1,0 +1,2 @@
+export { ensureRedis } from './redis.js';
+export type { TestRedis } from './redis.js';

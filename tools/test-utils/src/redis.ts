@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A Redis the tests may use, and how to let go of it. */
+export interface TestRedis {
+  url: string;
+  /** True when this helper started the server (and will stop it). */
+  started: boolean;
+  stop(): Promise<void>;
+}
+
+function answersPing(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Finds a Redis for the tests: `REDIS_URL` when set; else 127.0.0.1:6379 when it answers; else a
+ * `redis-server` started on a free port (stopped by `stop()`). Throws a message that says what is
+ * missing when none can be had.
+ */
+export async function ensureRedis(): Promise<TestRedis> {
+  const given = process.env.REDIS_URL;
+  if (given) return { url: given, started: false, stop: async () => {} };
+  if (await answersPing('127.0.0.1', 6379)) {
+    return { url: 'redis://127.0.0.1:6379', started: false, stop: async () => {} };
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'progress-redis-'));
+  let child: ChildProcess;
+  try {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: 'ignore',
+    });
+  } catch (err) {
+    throw missing(err);
+  }
+  const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(missing(err))));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await Promise.race([answersPing('127.0.0.1', port), spawnError]);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    started: true,
+    stop: async () => {
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function missing(cause: unknown): Error {
+  return new Error(
+    'The Redis tests need a Redis server: set REDIS_URL=redis://host:port, start one on 127.0.0.1:6379, ' +
+      'or install redis-server (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`) ' +
+      'so that the test setup can start one itself.',
+    { cause },
+  );
+}
