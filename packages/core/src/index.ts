@@ -1,0 +1,31 @@
+export { ProgressError, ErrorCode, isProgressError } from './errors.js';
+export type { ProgressErrorContext } from './errors.js';
+export { ProgressStatus, TaskType, EventType, PROGRESS_STATUSES, EVENT_TYPES, RECENT_EVENTS_LIMIT } from './model.js';
+export type {
+  ProgressEvent,
+  TaskProgress,
+  UpgradeProgress,
+  ProgressSummary,
+  CurrentTaskSummary,
+  UpgradeSummaryRow,
+  ListFilter,
+  StoreInfo,
+} from './model.js';
+export { silentLogger } from './interfaces.js';
+export type { ProgressStore, ProgressSink, Logger } from './interfaces.js';
+export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reducer.js';
+export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';
+export { assertAppend, assertListFilter, filterRows } from './store-helpers.js';
+export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';
+export { assertValidId, isValidId } from './validation.js';
+export { MemoryStore } from './memory-store.js';
+export type { MemoryStoreOptions } from './memory-store.js';
+export { ProgressTracker } from './tracker.js';
+export type {
+  ProgressTrackerOptions,
+  AddTaskOptions,
+  TaskSpec,
+  AdvanceTaskOptions,
+  ProgressListener,
+  TrackerSystemInfo,
+} from './tracker.js';

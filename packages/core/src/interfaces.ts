@@ -1,0 +1,84 @@
+import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSummaryRow } from './model.js';
+
+/**
+ * Where the events of upgrades are kept. A store needs only `load`, `append`, `readEvents`, `list`,
+ * `delete`, `info` and `close`; everything else is derived by the engine. Run the conformance suite
+ * (`describeProgressStore` from `@progress/core/testing`) against every implementation.
+ *
+ * Failure semantics every store must keep (the engine relies on them):
+ * - `append` is all or nothing: either every event of the call is stored, in order, or none is.
+ * - `append` rejects with `CONFLICT` when the stored last seq is not `expectedSeq`, storing nothing.
+ *   A store that retries an append after a lost connection must treat "already stored with the
+ *   same event ids" as success, so that a retried append is never stored twice.
+ * - `append` resolves only once the events are as durable as the store promises (`info().durable`).
+ * - When durability cannot be reached, `append` rejects with `STORE_UNAVAILABLE` (after a bounded
+ *   wait), and the engine does not acknowledge those events.
+ */
+export interface ProgressStore {
+  /** Called by `ProgressTracker.open()`: take the exclusive writer role (`CONFLICT` when held). */
+  acquire?(upgradeId: string): Promise<void>;
+  /** Called by `tracker.close()`: give the writer role back. */
+  release?(upgradeId: string): Promise<void>;
+  /** The latest state (snapshot + replayed tail), or `undefined` when the store has no such upgrade. */
+  load(upgradeId: string): Promise<UpgradeProgress | undefined>;
+  /**
+   * Appends `events` (consecutive seqs starting at `expectedSeq + 1`).
+   *
+   * @param state The state after these events, which the store may keep as a snapshot. It is only
+   * valid during the synchronous part of the call: a store that keeps it must copy or serialize it
+   * before its first `await`.
+   */
+  append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void>;
+  /**
+   * The stored events with `seq > afterSeq`, in seq order, at most `limit` of them. Throws
+   * `NOT_FOUND`-coded {@link ProgressError} with `context.reason = 'trimmed'` when events after
+   * `afterSeq` are no longer held (retention), so that a reader never gets a silent gap.
+   */
+  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent>;
+  /** Every upgrade the store holds, narrowed by `filter`. */
+  list(filter?: ListFilter): Promise<UpgradeSummaryRow[]>;
+  /** Removes an upgrade and its events. Resolves `false` when there was none. */
+  delete(upgradeId: string): Promise<boolean>;
+  /** What the store is, for diagnostics. */
+  info(): StoreInfo;
+  /** Releases connections, handles and timers. */
+  close(): Promise<void>;
+  /** Cross-process: replay after `afterSeq`, then follow new events as they are appended anywhere. */
+  watch?(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent>;
+  /** The new events of every upgrade, from now on. */
+  watchAll?(options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent>;
+}
+
+/**
+ * Receives every durable event, in seq order. `handle` is called before the command that made the
+ * event resolves; it must not block: a sink with slow I/O queues the event and returns. A sink that
+ * throws (or rejects) is logged and isolated; it never fails a command.
+ *
+ * `state` is the durable state right after the event. It is only valid during the synchronous part
+ * of the call: keep a copy of what you need.
+ */
+export interface ProgressSink {
+  /** A short name, for logs and diagnostics. */
+  readonly name: string;
+  handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void | Promise<void>;
+  /** Resolves when everything handed to `handle` so far has been delivered (or given up on). */
+  flush?(): Promise<void>;
+  /** Flushes, then releases every resource. */
+  close?(): Promise<void>;
+}
+
+/** A pino-compatible logger: `logger.warn({ err, upgradeId }, 'message')`. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** A logger that says nothing: the default of every @progress package. */
+export const silentLogger: Logger = Object.freeze({
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+});

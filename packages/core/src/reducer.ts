@@ -1,0 +1,258 @@
+import { ProgressError } from './errors.js';
+import { RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type UpgradeProgress } from './model.js';
+
+/** Children of each task and the top-level tasks, derived from `parentTaskId` and cached per tasks record. */
+interface TaskIndex {
+  children: Map<string, string[]>;
+  top: string[];
+}
+
+const indexes = new WeakMap<Record<string, TaskProgress>, TaskIndex>();
+
+function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
+  let index = indexes.get(tasks);
+  if (!index) {
+    index = { children: new Map(), top: [] };
+    for (const task of Object.values(tasks)) addToIndex(index, task);
+    indexes.set(tasks, index);
+  }
+  return index;
+}
+
+function addToIndex(index: TaskIndex, task: TaskProgress): void {
+  if (task.parentTaskId === null) {
+    index.top.push(task.taskId);
+    return;
+  }
+  const siblings = index.children.get(task.parentTaskId);
+  if (siblings) siblings.push(task.taskId);
+  else index.children.set(task.parentTaskId, [task.taskId]);
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** Skipped and cancelled tasks are left out of every mean. */
+const counts = (task: TaskProgress): boolean => task.status !== 'skipped' && task.status !== 'cancelled';
+
+/** Weighted mean of the given tasks' percentages, or `undefined` when none counts. */
+function weightedMean(tasks: Record<string, TaskProgress>, ids: readonly string[]): number | undefined {
+  let sum = 0;
+  let weights = 0;
+  for (const id of ids) {
+    const task = tasks[id];
+    if (!task || !counts(task)) continue;
+    sum += task.percentage * task.weight;
+    weights += task.weight;
+  }
+  return weights > 0 ? round2(sum / weights) : undefined;
+}
+
+/** Recomputes the percentages that depend on `taskId`: its ancestors', then the upgrade's. */
+function recompute(state: UpgradeProgress, taskId: string | null): void {
+  const index = indexOf(state.tasks);
+  const seen = new Set<string>();
+  let id = taskId;
+  while (id !== null && !seen.has(id)) {
+    seen.add(id);
+    const task = state.tasks[id];
+    if (!task) break;
+    const children = index.children.get(id);
+    if (task.status === 'completed') task.percentage = 100;
+    else if (children) {
+      const mean = weightedMean(state.tasks, children);
+      if (mean !== undefined) task.percentage = mean;
+    }
+    id = task.parentTaskId;
+  }
+  state.overallPercentage = state.status === 'completed' ? 100 : (weightedMean(state.tasks, index.top) ?? 0);
+}
+
+const elapsed = (from: string | null, to: string): number | null => (from === null ? null : Math.max(0, Date.parse(to) - Date.parse(from)));
+
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const num = (value: unknown): number | null => (typeof value === 'number' && Number.isFinite(value) ? value : null);
+
+function createState(event: ProgressEvent): UpgradeProgress {
+  const d = event.details;
+  const metadata = d.metadata;
+  return {
+    upgradeId: event.upgradeId,
+    planId: str(d.planId) ?? '',
+    clusterName: str(d.clusterName) ?? '',
+    status: event.status,
+    createdAt: event.timestamp,
+    updatedAt: event.timestamp,
+    startedAt: null,
+    completedAt: null,
+    durationMs: null,
+    overallPercentage: 0,
+    currentPhase: null,
+    errorMessage: null,
+    tasks: {},
+    metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? { ...(metadata as Record<string, unknown>) } : {},
+    lastSeq: event.seq,
+  };
+}
+
+function corrupted(state: UpgradeProgress | undefined, event: ProgressEvent, why: string): ProgressError {
+  return new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${event.upgradeId}": event seq ${event.seq} (${event.type}) ${why}`, {
+    context: { upgradeId: event.upgradeId, seq: event.seq, lastSeq: state?.lastSeq },
+  });
+}
+
+/**
+ * Folds one event into `state`, changing it in place, and returns it. This is the engine's hot path;
+ * it trusts the event (the tracker validates commands before it makes events) but refuses an event
+ * that cannot follow the state (`DATA_CORRUPTED`): a wrong upgrade, a seq that is not the next one,
+ * an unknown task.
+ *
+ * Use {@link applyEvent} for a pure fold.
+ */
+export function applyEventInPlace(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
+  if (event.type === 'upgrade.created') {
+    if (state !== undefined) throw corrupted(state, event, 'creates an upgrade that already exists');
+    if (event.seq !== 1) throw corrupted(state, event, 'must have seq 1');
+    return createState(event);
+  }
+  if (state === undefined) throw corrupted(state, event, 'comes before upgrade.created');
+  if (event.upgradeId !== state.upgradeId) throw corrupted(state, event, `belongs to upgrade "${state.upgradeId}"`);
+  if (event.seq !== state.lastSeq + 1) throw corrupted(state, event, `does not follow seq ${state.lastSeq}`);
+  state.lastSeq = event.seq;
+  state.updatedAt = event.timestamp;
+  const d = event.details;
+  const ts = event.timestamp;
+
+  if (event.type.startsWith('upgrade.')) {
+    state.status = event.status;
+    switch (event.type) {
+      case 'upgrade.started':
+        state.startedAt = ts;
+        state.currentPhase = str(d.phase) ?? state.currentPhase;
+        break;
+      case 'upgrade.phase_changed':
+        state.currentPhase = str(d.phase) ?? state.currentPhase;
+        break;
+      case 'upgrade.completed':
+      case 'upgrade.failed':
+      case 'upgrade.cancelled':
+        state.completedAt = ts;
+        state.durationMs = elapsed(state.startedAt, ts);
+        if (event.type === 'upgrade.failed') state.errorMessage = str(d.errorMessage) ?? event.message;
+        break;
+      default:
+        break;
+    }
+    recompute(state, null);
+    return state;
+  }
+
+  const taskId = event.taskId;
+  if (taskId === undefined) throw corrupted(state, event, 'has no taskId');
+  if (event.type === 'task.added') {
+    if (state.tasks[taskId]) throw corrupted(state, event, `adds task "${taskId}" twice`);
+    const parentTaskId = str(d.parentTaskId);
+    if (parentTaskId !== null && !state.tasks[parentTaskId]) throw corrupted(state, event, `names unknown parent "${parentTaskId}"`);
+    const task: TaskProgress = {
+      taskId,
+      taskName: str(d.taskName) ?? taskId,
+      taskType: event.taskType ?? 'upgrade_step',
+      parentTaskId,
+      status: event.status,
+      startedAt: null,
+      completedAt: null,
+      durationMs: null,
+      percentage: 0,
+      currentStep: null,
+      totalSteps: num(d.totalSteps),
+      completedSteps: 0,
+      errorMessage: null,
+      retryCount: 0,
+      weight: num(d.weight) ?? 1,
+      recentEvents: [event],
+    };
+    const index = indexOf(state.tasks);
+    state.tasks[taskId] = task;
+    addToIndex(index, task);
+    recompute(state, parentTaskId);
+    return state;
+  }
+
+  const task = state.tasks[taskId];
+  if (!task) throw corrupted(state, event, `names unknown task "${taskId}"`);
+  task.status = event.status;
+  switch (event.type) {
+    case 'task.started':
+      task.startedAt ??= ts;
+      if (event.percentage !== undefined) task.percentage = event.percentage;
+      break;
+    case 'task.progress': {
+      task.startedAt ??= ts;
+      if (event.percentage !== undefined) task.percentage = event.percentage;
+      const steps = num(d.completedSteps);
+      if (steps !== null) task.completedSteps = steps;
+      const step = str(d.currentStep);
+      if (step !== null) task.currentStep = step;
+      break;
+    }
+    case 'task.completed':
+      task.startedAt ??= ts;
+      task.completedAt = ts;
+      task.durationMs = elapsed(task.startedAt, ts);
+      task.percentage = 100;
+      if (task.totalSteps !== null) task.completedSteps = task.totalSteps;
+      break;
+    case 'task.failed':
+      task.startedAt ??= ts;
+      task.completedAt = ts;
+      task.durationMs = elapsed(task.startedAt, ts);
+      task.errorMessage = str(d.errorMessage) ?? event.message;
+      break;
+    case 'task.retried':
+      task.retryCount += 1;
+      task.completedAt = null;
+      task.durationMs = null;
+      task.errorMessage = null;
+      break;
+    case 'task.skipped':
+    case 'task.cancelled':
+      task.completedAt = ts;
+      task.durationMs = elapsed(task.startedAt, ts);
+      break;
+    default:
+      throw corrupted(state, event, 'has an unknown type');
+  }
+  task.recentEvents.push(event);
+  if (task.recentEvents.length > RECENT_EVENTS_LIMIT) task.recentEvents.shift();
+  recompute(state, taskId);
+  return state;
+}
+
+/**
+ * A deep copy of a state, sharing only the (immutable) events. Cheap enough for snapshots; the
+ * metadata is copied with `structuredClone`.
+ */
+export function cloneState(state: Readonly<UpgradeProgress>): UpgradeProgress {
+  const tasks: Record<string, TaskProgress> = {};
+  for (const [id, task] of Object.entries(state.tasks)) tasks[id] = { ...task, recentEvents: task.recentEvents.slice() };
+  return { ...state, tasks, metadata: structuredClone(state.metadata) };
+}
+
+/**
+ * The pure reducer: the state after `event`, leaving `state` untouched.
+ *
+ * @example
+ * const state = events.reduce(applyEvent, undefined);
+ */
+export function applyEvent(state: Readonly<UpgradeProgress> | undefined, event: ProgressEvent): UpgradeProgress {
+  return applyEventInPlace(state === undefined ? undefined : cloneState(state), event);
+}
+
+/**
+ * Folds `events` into a copy of `initial` (or from nothing, when the first event is
+ * `upgrade.created`). `replayEvents(allEvents)` gives exactly the live state of the tracker.
+ */
+export function replayEvents(events: Iterable<ProgressEvent>, initial?: Readonly<UpgradeProgress>): UpgradeProgress | undefined {
+  let state = initial === undefined ? undefined : cloneState(initial);
+  for (const event of events) state = applyEventInPlace(state, event);
+  return state;
+}

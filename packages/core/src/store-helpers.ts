@@ -1,0 +1,54 @@
+import { ProgressError } from './errors.js';
+import { PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type UpgradeSummaryRow } from './model.js';
+import { describe } from './validation.js';
+
+/**
+ * Checks the arguments of `append` the same way in every store: a non-empty array of events of this
+ * upgrade with consecutive seqs starting at `expectedSeq + 1`.
+ *
+ * @param store The store's name, for the message.
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function assertAppend(store: string, upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number): void {
+  if (!Number.isSafeInteger(expectedSeq) || expectedSeq < 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] expectedSeq must be a whole number >= 0, got ${describe(expectedSeq)}`);
+  }
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] append needs at least one event`, { context: { upgradeId } });
+  }
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    if (!event || event.upgradeId !== upgradeId || event.seq !== expectedSeq + i + 1) {
+      throw new ProgressError(
+        'INVALID_ARGUMENT',
+        `[${store}] upgrade "${upgradeId}": event ${i} must have upgradeId "${upgradeId}" and seq ${expectedSeq + i + 1}, got "${event?.upgradeId}" seq ${event?.seq}`,
+        { context: { upgradeId, expectedSeq } },
+      );
+    }
+  }
+}
+
+/** Checks a list filter; throws `INVALID_ARGUMENT` for a bad one. */
+export function assertListFilter(filter: ListFilter | undefined): void {
+  if (filter === undefined) return;
+  if (!filter || typeof filter !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a list filter must be an object');
+  const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
+  for (const s of statuses) {
+    if (!PROGRESS_STATUSES.includes(s)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] unknown status ${describe(s)} in list filter`);
+  }
+  if (filter.limit !== undefined && (!Number.isSafeInteger(filter.limit) || filter.limit < 0)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] list limit must be a whole number >= 0, got ${describe(filter.limit)}`);
+  }
+}
+
+/**
+ * Applies a {@link ListFilter} to rows: status and cluster, then the most recently updated first,
+ * then the limit. Every store returns its rows through this, so they all sort and filter alike.
+ */
+export function filterRows(rows: UpgradeSummaryRow[], filter?: ListFilter): UpgradeSummaryRow[] {
+  assertListFilter(filter);
+  const statuses = filter?.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
+  const out = rows.filter((r) => (!statuses || statuses.includes(r.status)) && (filter?.clusterName === undefined || r.clusterName === filter.clusterName));
+  out.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : a.upgradeId.localeCompare(b.upgradeId)));
+  return filter?.limit === undefined ? out : out.slice(0, filter.limit);
+}

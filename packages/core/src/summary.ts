@@ -1,0 +1,68 @@
+import type { ProgressSummary, TaskProgress, UpgradeProgress, UpgradeSummaryRow } from './model.js';
+
+/** The first in_progress task, or `undefined`. */
+export function findCurrentTask(state: Readonly<UpgradeProgress>): TaskProgress | undefined {
+  for (const task of Object.values(state.tasks)) if (task.status === 'in_progress') return task;
+  return undefined;
+}
+
+/**
+ * When the upgrade should be done, extrapolated from the time since it started and its overall
+ * percentage; `undefined` unless it is in progress with 0 < percentage < 100.
+ *
+ * @param now The current time (ms since the epoch). @default Date.now()
+ */
+export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.now()): string | undefined {
+  const pct = state.overallPercentage;
+  if (state.status !== 'in_progress' || state.startedAt === null || pct <= 0 || pct >= 100) return undefined;
+  const started = Date.parse(state.startedAt);
+  const spent = Math.max(0, now - started);
+  return new Date(now + (spent * (100 - pct)) / pct).toISOString();
+}
+
+/** The summary of DESIGN section 4, JSON-serializable. */
+export function summarize(state: Readonly<UpgradeProgress>, now = Date.now()): ProgressSummary {
+  const tasks = Object.values(state.tasks);
+  const active = tasks.filter((t) => t.status === 'in_progress');
+  const failed = tasks.filter((t) => t.status === 'failed');
+  const current = active[0] ?? failed[failed.length - 1];
+  return {
+    upgradeId: state.upgradeId,
+    planId: state.planId,
+    clusterName: state.clusterName,
+    status: state.status,
+    overallPercentage: state.overallPercentage,
+    progressPercentage: state.overallPercentage,
+    currentPhase: state.currentPhase,
+    currentTask: current ? { taskId: current.taskId, taskName: current.taskName, status: current.status, percentage: current.percentage } : null,
+    startedAt: state.startedAt,
+    completedAt: state.completedAt,
+    durationMs: state.durationMs,
+    totalTasks: tasks.length,
+    activeTasks: active.length,
+    completedTasks: tasks.filter((t) => t.status === 'completed').length,
+    failedTasks: failed.length,
+    activeTaskNames: active.map((t) => t.taskName),
+    failedTaskNames: failed.map((t) => t.taskName),
+    estimatedCompletionAt: estimateCompletion(state, now) ?? null,
+    lastSeq: state.lastSeq,
+  };
+}
+
+/** The `list()` row of a state: what every store returns for it. */
+export function toSummaryRow(state: Readonly<UpgradeProgress>): UpgradeSummaryRow {
+  return {
+    upgradeId: state.upgradeId,
+    planId: state.planId,
+    clusterName: state.clusterName,
+    status: state.status,
+    overallPercentage: state.overallPercentage,
+    currentPhase: state.currentPhase,
+    createdAt: state.createdAt,
+    updatedAt: state.updatedAt,
+    startedAt: state.startedAt,
+    completedAt: state.completedAt,
+    totalTasks: Object.keys(state.tasks).length,
+    lastSeq: state.lastSeq,
+  };
+}

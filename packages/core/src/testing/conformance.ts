@@ -1,0 +1,385 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { isProgressError, type ErrorCode } from '../errors.js';
+import type { ProgressStore } from '../interfaces.js';
+import type { EventType, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
+import { applyEventInPlace, cloneState } from '../reducer.js';
+import { ProgressTracker } from '../tracker.js';
+
+/** The test runner's functions, passed in so that this suite imports no runner (as keyv's does). */
+export interface TestApi {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => Promise<void> | void, timeout?: number): void;
+}
+
+/** How the suite gets stores. */
+export interface StoreFactory {
+  /** A store over fresh, empty data (a new folder, a new key prefix ...). */
+  create(): ProgressStore | Promise<ProgressStore>;
+  /**
+   * A store over the same data as `store`, as after a restart: close `store` first if the store
+   * needs it (a store over memory may return `store` itself).
+   */
+  reopen(store: ProgressStore): ProgressStore | Promise<ProgressStore>;
+  /**
+   * A second store over the same data, open at the same time as `store` (another process). Leave it
+   * out for a store that cannot share its data while open.
+   */
+  second?(store: ProgressStore): ProgressStore | Promise<ProgressStore>;
+}
+
+/** Options of {@link describeProgressStore}. */
+export interface ConformanceOptions {
+  /** Bytes of the large-details case. @default 512 KiB */
+  largeDetailsBytes?: number;
+  /** Timeout of each case, ms. @default 30000 */
+  timeout?: number;
+}
+
+/** Builds consecutive valid events for one upgrade, keeping the state they fold to. */
+export class EventFactory {
+  state: UpgradeProgress | undefined;
+  readonly upgradeId: string;
+  #time = Date.parse('2026-01-01T00:00:00.000Z');
+
+  constructor(upgradeId: string) {
+    this.upgradeId = upgradeId;
+  }
+
+  get lastSeq(): number {
+    return this.state?.lastSeq ?? 0;
+  }
+
+  /** The next event, folded into `state`. */
+  next(type: EventType, fields: { taskId?: string; status?: ProgressStatus; message?: string; percentage?: number; details?: Record<string, unknown> } = {}): ProgressEvent {
+    this.#time += 1;
+    const event: ProgressEvent = {
+      eventId: randomUUID(),
+      seq: this.lastSeq + 1,
+      upgradeId: this.upgradeId,
+      type,
+      timestamp: new Date(this.#time).toISOString(),
+      status: fields.status ?? 'in_progress',
+      message: fields.message ?? type,
+      details: fields.details ?? {},
+      ...(fields.taskId !== undefined ? { taskId: fields.taskId, taskType: 'upgrade_step' } : {}),
+      ...(fields.percentage !== undefined ? { percentage: fields.percentage } : {}),
+    };
+    this.state = applyEventInPlace(this.state, event);
+    return event;
+  }
+
+  /** `upgrade.created` (when needed), `upgrade.started`, one task, then `n` progress events in all. */
+  batch(n: number): ProgressEvent[] {
+    const out: ProgressEvent[] = [];
+    if (!this.state) out.push(this.next('upgrade.created', { status: 'not_started', details: { planId: 'plan-1', clusterName: 'cluster-1', metadata: { k: 'v' } } }));
+    if (this.state!.status === 'not_started' && out.length < n) out.push(this.next('upgrade.started', { details: { phase: 'Init' } }));
+    while (out.length < n) {
+      let tasks = Object.keys(this.state!.tasks).length;
+      if (tasks === 0 || out.length % 25 === 0) {
+        tasks += 1;
+        out.push(this.next('task.added', { taskId: `t${tasks}`, status: 'not_started', details: { taskName: `Task ${tasks}`, parentTaskId: null, totalSteps: null, weight: 1 } }));
+      } else {
+        out.push(this.next('task.progress', { taskId: `t${tasks}`, percentage: (out.length * 7) % 101 }));
+      }
+    }
+    return out;
+  }
+
+  /** A copy of the current state (what a tracker would pass to `append`). */
+  snapshot(): UpgradeProgress {
+    return cloneState(this.state!);
+  }
+}
+
+async function collect(iterable: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of iterable) out.push(e);
+  return out;
+}
+
+const json = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isProgressError(err, code), `expected ProgressError ${code}, got ${String((err as Error)?.stack ?? err)}`);
+    return true;
+  });
+}
+
+async function appendAll(store: ProgressStore, factory: EventFactory, sizes: number[]): Promise<ProgressEvent[]> {
+  const all: ProgressEvent[] = [];
+  for (const size of sizes) {
+    const expected = factory.lastSeq;
+    const events = factory.batch(size);
+    await store.append(factory.upgradeId, events, expected, factory.state!);
+    all.push(...events);
+  }
+  return all;
+}
+
+const uid = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
+
+/**
+ * The conformance suite every {@link ProgressStore} runs: ordering, no gaps, `CONFLICT` on a stale
+ * `expectedSeq`, replay after any seq, reopen returns the same state, concurrent appenders, large
+ * details, unicode, delete, list, the writer lock, and a whole tracker on top.
+ *
+ * @example
+ * import { describe, it } from 'vitest';
+ * import { describeProgressStore } from '@progress/core/testing';
+ * describeProgressStore('JsonFileStore', { create: () => new JsonFileStore({ directory: fresh() }), reopen: ... }, { describe, it });
+ */
+export function describeProgressStore(name: string, factory: StoreFactory, api: TestApi, options: ConformanceOptions = {}): void {
+  const { describe, it } = api;
+  const timeout = options.timeout ?? 30_000;
+  const largeBytes = options.largeDetailsBytes ?? 512 * 1024;
+
+  /** Runs `fn` with a fresh store and closes every store it made, whatever happens. */
+  const withStore = (fn: (store: ProgressStore, opened: ProgressStore[]) => Promise<void>) => async () => {
+    const store = await factory.create();
+    const opened = [store];
+    try {
+      await fn(store, opened);
+    } finally {
+      for (const s of opened.reverse()) await s.close().catch(() => {});
+    }
+  };
+  const reopen = async (store: ProgressStore, opened: ProgressStore[]) => {
+    const again = await factory.reopen(store);
+    opened.push(again);
+    return again;
+  };
+
+  describe(`${name}: ProgressStore conformance`, () => {
+    it('knows nothing of an upgrade it does not hold', withStore(async (store) => {
+      const id = uid('none');
+      assert.equal(await store.load(id), undefined);
+      assert.deepEqual(await collect(store.readEvents(id, 0)), []);
+      assert.equal(await store.delete(id), false);
+      assert.equal(typeof store.info().name, 'string');
+      assert.equal(typeof store.info().durable, 'boolean');
+    }), timeout);
+
+    it('stores events in order, without gaps, and loads the state they fold to', withStore(async (store) => {
+      const f = new EventFactory(uid('order'));
+      const all = await appendAll(store, f, [1, 3, 50, 1, 17, 120]);
+      const read = await collect(store.readEvents(f.upgradeId, 0));
+      assert.deepEqual(read.map((e) => e.seq), all.map((_, i) => i + 1));
+      assert.deepEqual(json(read), json(all));
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state));
+    }), timeout);
+
+    it('refuses a stale or future expectedSeq with CONFLICT and stores nothing', withStore(async (store) => {
+      const f = new EventFactory(uid('conflict'));
+      await appendAll(store, f, [10]);
+      const before = json(await store.load(f.upgradeId));
+      const stale = new EventFactory(f.upgradeId);
+      stale.batch(5);
+      const next = stale.batch(1);
+      await rejectsWith(store.append(f.upgradeId, next, 5, stale.state!), 'CONFLICT');
+      const future = new EventFactory(f.upgradeId);
+      future.batch(12);
+      const ahead = future.batch(1);
+      await rejectsWith(store.append(f.upgradeId, ahead, 12, future.state!), 'CONFLICT');
+      const fresh = new EventFactory(f.upgradeId);
+      await rejectsWith(store.append(f.upgradeId, fresh.batch(1), 0, fresh.state!), 'CONFLICT');
+      assert.deepEqual(json(await store.load(f.upgradeId)), before);
+      assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 10);
+    }), timeout);
+
+    it('refuses malformed appends with INVALID_ARGUMENT and stores nothing', withStore(async (store) => {
+      const f = new EventFactory(uid('bad'));
+      await appendAll(store, f, [3]);
+      const g = new EventFactory(f.upgradeId);
+      g.batch(3);
+      const events = g.batch(3);
+      const gap = [events[0]!, events[2]!];
+      await rejectsWith(store.append(f.upgradeId, gap, 3, g.state!), 'INVALID_ARGUMENT');
+      await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
+      await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
+      await rejectsWith(store.load('../escape'), 'INVALID_ARGUMENT');
+      await rejectsWith(store.load('a/b'), 'INVALID_ARGUMENT');
+      await rejectsWith(store.load(''), 'INVALID_ARGUMENT');
+      await rejectsWith(store.load('x'.repeat(129)), 'INVALID_ARGUMENT');
+      assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 3);
+    }), timeout);
+
+    it('replays after any seq, with and without a limit', withStore(async (store) => {
+      const f = new EventFactory(uid('replay'));
+      const all = await appendAll(store, f, [7, 20, 1, 32]);
+      const n = all.length;
+      for (let k = 0; k <= n; k++) {
+        const read = await collect(store.readEvents(f.upgradeId, k));
+        assert.deepEqual(read.map((e) => e.seq), all.slice(k).map((e) => e.seq), `after seq ${k}`);
+        const limited = await collect(store.readEvents(f.upgradeId, k, 7));
+        assert.deepEqual(limited.map((e) => e.seq), all.slice(k, k + 7).map((e) => e.seq), `after seq ${k}, limit 7`);
+      }
+      assert.deepEqual(await collect(store.readEvents(f.upgradeId, n + 5)), []);
+    }), timeout);
+
+    it('gives the same state and events after a reopen, and appends on from there', withStore(async (store, opened) => {
+      const f = new EventFactory(uid('reopen'));
+      const all = await appendAll(store, f, [2, 300, 1, 999, 5]);
+      const again = await reopen(store, opened);
+      assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
+      assert.deepEqual(json(await collect(again.readEvents(f.upgradeId, 0))), json(all));
+      const more = f.batch(4);
+      await again.append(f.upgradeId, more, all.length, f.state!);
+      assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
+    }), timeout);
+
+    it('lets exactly one of two concurrent appenders at the same seq win', withStore(async (store, opened) => {
+      const id = uid('race');
+      const base = new EventFactory(id);
+      await appendAll(store, base, [4]);
+      const other = factory.second ? await factory.second(store) : store;
+      if (other !== store) opened.push(other);
+      for (let round = 0; round < 5; round++) {
+        const seq = base.lastSeq;
+        const a = new EventFactory(id);
+        a.state = cloneState(base.state!);
+        const b = new EventFactory(id);
+        b.state = cloneState(base.state!);
+        const ea = a.batch(3);
+        const eb = b.batch(2);
+        const results = await Promise.allSettled([store.append(id, ea, seq, a.state!), other.append(id, eb, seq, b.state!)]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        assert.equal(won.length, 1, `round ${round}: exactly one append wins`);
+        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        assert.ok(isProgressError(lost.reason, 'CONFLICT'), `the other gets CONFLICT, got ${String(lost.reason)}`);
+        const winner = results[0]!.status === 'fulfilled' ? a : b;
+        const stored = await collect(store.readEvents(id, seq));
+        assert.deepEqual(json(stored), json(results[0]!.status === 'fulfilled' ? ea : eb));
+        base.state = cloneState(winner.state!);
+      }
+      assert.deepEqual(json(await store.load(id)), json(base.state));
+    }), timeout);
+
+    it('keeps large details and unicode exactly', withStore(async (store, opened) => {
+      const f = new EventFactory(uid('unicode'));
+      await appendAll(store, f, [3]);
+      const text = 'héllo wörld ✓ 日本語 עברית العربية 🚀👩‍👩‍👧 e\u0301 \u2028\u2029 "quoted" \\back\\slash\n\ttab \u0000 end';
+      const events = [
+        f.next('task.progress', { taskId: 't1', percentage: 50, message: text, details: { text, nested: { list: [1, 'двa', null, true], emoji: '🧪' } } }),
+        f.next('task.progress', { taskId: 't1', percentage: 51, details: { big: 'x'.repeat(largeBytes), tail: 'end' } }),
+      ];
+      await store.append(f.upgradeId, events, 3, f.state!);
+      const read = await collect(store.readEvents(f.upgradeId, 3));
+      assert.deepEqual(json(read), json(events));
+      assert.equal(read[0]!.message, text);
+      const again = await reopen(store, opened);
+      assert.deepEqual(json(await collect(again.readEvents(f.upgradeId, 3))), json(events));
+      assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
+    }), timeout);
+
+    it('deletes an upgrade, and the id can be used again from seq 1', withStore(async (store) => {
+      const f = new EventFactory(uid('delete'));
+      const keep = new EventFactory(uid('keep'));
+      await appendAll(store, f, [10]);
+      await appendAll(store, keep, [5]);
+      assert.equal(await store.delete(f.upgradeId), true);
+      assert.equal(await store.load(f.upgradeId), undefined);
+      assert.deepEqual(await collect(store.readEvents(f.upgradeId, 0)), []);
+      assert.ok(!(await store.list()).some((r) => r.upgradeId === f.upgradeId));
+      assert.equal(await store.delete(f.upgradeId), false);
+      assert.equal((await store.load(keep.upgradeId))?.lastSeq, 5);
+      const again = new EventFactory(f.upgradeId);
+      await appendAll(store, again, [2]);
+      assert.equal((await store.load(f.upgradeId))?.lastSeq, 2);
+    }), timeout);
+
+    it('lists every upgrade it holds, filtered, newest first', withStore(async (store) => {
+      const ids = [uid('list-a'), uid('list-b'), uid('list-c')];
+      const finals: Array<[EventType, ProgressStatus]> = [
+        ['upgrade.phase_changed', 'in_progress'],
+        ['upgrade.completed', 'completed'],
+        ['upgrade.failed', 'failed'],
+      ];
+      for (let i = 0; i < ids.length; i++) {
+        const f = new EventFactory(ids[i]!);
+        await appendAll(store, f, [5 + i]);
+        const [type, status] = finals[i]!;
+        const last = f.next(type, { status, details: type === 'upgrade.failed' ? { errorMessage: 'boom' } : { phase: 'P' } });
+        await store.append(f.upgradeId, [last], f.lastSeq - 1, f.state!);
+      }
+      const rows = (await store.list()).filter((r) => ids.includes(r.upgradeId));
+      assert.equal(rows.length, 3);
+      const byId = new Map(rows.map((r) => [r.upgradeId, r]));
+      assert.equal(byId.get(ids[0]!)?.status, 'in_progress');
+      assert.equal(byId.get(ids[1]!)?.status, 'completed');
+      assert.equal(byId.get(ids[1]!)?.overallPercentage, 100);
+      assert.equal(byId.get(ids[2]!)?.status, 'failed');
+      assert.equal(byId.get(ids[2]!)?.lastSeq, 8);
+      assert.equal(byId.get(ids[0]!)?.clusterName, 'cluster-1');
+      assert.equal(byId.get(ids[0]!)?.totalTasks, 1);
+      const failed = await store.list({ status: 'failed' });
+      assert.ok(failed.some((r) => r.upgradeId === ids[2]) && failed.every((r) => r.status === 'failed'));
+      const two = await store.list({ status: ['completed', 'failed'] });
+      assert.ok(two.every((r) => r.status === 'completed' || r.status === 'failed'));
+      assert.equal((await store.list({ limit: 1 })).length, 1);
+      assert.equal((await store.list({ clusterName: 'no-such-cluster' })).length, 0);
+      await rejectsWith(store.list({ status: 'bogus' as ProgressStatus }), 'INVALID_ARGUMENT');
+    }), timeout);
+
+    it('loads the right state across many appends (snapshots and tails)', withStore(async (store, opened) => {
+      const f = new EventFactory(uid('many'));
+      const sizes = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 97));
+      await appendAll(store, f, sizes);
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state));
+      const again = await reopen(store, opened);
+      assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
+    }), timeout);
+
+    it('gives one writer at a time the lock, when it has one', withStore(async (store, opened) => {
+      if (!store.acquire) return;
+      const id = uid('lock');
+      await store.acquire(id);
+      await rejectsWith(store.acquire(id), 'CONFLICT');
+      if (factory.second) {
+        const other = await factory.second(store);
+        opened.push(other);
+        await rejectsWith(other.acquire!(id), 'CONFLICT');
+        await store.release!(id);
+        await other.acquire!(id);
+        await other.release!(id);
+      } else {
+        await store.release!(id);
+      }
+      await store.acquire(id);
+      await store.release!(id);
+    }), timeout);
+
+    it('carries a whole tracker across a reopen', withStore(async (store, opened) => {
+      const upgradeId = uid('tracker');
+      const t1 = await ProgressTracker.open({ upgradeId, planId: 'plan-9', clusterName: 'prod-eu', metadata: { region: 'eu-west-1' }, store });
+      await t1.startUpgrade('Pre-flight');
+      await t1.addTasks([
+        { taskId: 'plan', taskName: 'Plan', taskType: 'upgrade_plan' },
+        { taskId: 'nodes', taskName: 'Node groups', weight: 2 },
+        { taskId: 'ng-1', taskName: 'Node group 1', parentTaskId: 'nodes', totalSteps: 4 },
+        { taskId: 'ng-2', taskName: 'Node group 2', parentTaskId: 'nodes' },
+      ]);
+      await t1.completeTask('plan');
+      await t1.advanceTask('ng-1', { currentStep: 'drain' });
+      await t1.failTask('ng-2', 'timeout');
+      await t1.retryTask('ng-2');
+      await Promise.all([t1.updateTaskProgress('ng-2', 40), t1.setCurrentPhase('Upgrade nodes'), t1.advanceTask('ng-1', { completedSteps: 3 })]);
+      const live = json(t1.progress);
+      if (store.acquire) await rejectsWith(ProgressTracker.open({ upgradeId, planId: 'plan-9', clusterName: 'prod-eu', store }), 'CONFLICT');
+      await t1.close();
+      const again = await reopen(store, opened);
+      const t2 = await ProgressTracker.open({ upgradeId, planId: 'plan-9', clusterName: 'prod-eu', store: again });
+      assert.deepEqual(json(t2.progress), live);
+      await t2.completeTask('ng-1');
+      assert.equal(t2.progress.lastSeq, live.lastSeq + 1);
+      await t2.close();
+    }), timeout);
+
+    it('closes idempotently', async () => {
+      const store = await factory.create();
+      await store.close();
+      await store.close();
+    }, timeout);
+  });
+}

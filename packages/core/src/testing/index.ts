@@ -1,0 +1,2 @@
+export { describeProgressStore, EventFactory } from './conformance.js';
+export type { TestApi, StoreFactory, ConformanceOptions } from './conformance.js';

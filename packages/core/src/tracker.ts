@@ -1,0 +1,658 @@
+import { randomUUID } from 'node:crypto';
+import { ProgressError, isProgressError } from './errors.js';
+import { silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
+import { MemoryStore } from './memory-store.js';
+import type { EventType, ProgressEvent, ProgressStatus, ProgressSummary, StoreInfo, TaskProgress, TaskType, UpgradeProgress } from './model.js';
+import { applyEventInPlace, cloneState } from './reducer.js';
+import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
+import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
+import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, toDetails } from './validation.js';
+
+/** Options of {@link ProgressTracker.open}. */
+export interface ProgressTrackerOptions {
+  /** The operation's id: 1..128 characters of `[A-Za-z0-9_.:-]`. */
+  upgradeId: string;
+  /** The plan's id, same rules. Ignored (a mismatch logged) when the store already holds the upgrade. */
+  planId: string;
+  /** Free text, 1..256 characters. Ignored like `planId` when the upgrade exists. */
+  clusterName: string;
+  /** Recorded on `upgrade.created`. JSON-serializable. */
+  metadata?: Record<string, unknown>;
+  /** Where events are kept. @default a new {@link MemoryStore}, closed with the tracker */
+  store?: ProgressStore;
+  /** Who hears of every durable event, in order. */
+  sinks?: readonly ProgressSink[];
+  /** A pino-compatible logger. @default silent */
+  logger?: Logger;
+  /** The clock, in ms since the epoch (for tests). Event timestamps never go backwards. @default Date.now */
+  now?: () => number;
+}
+
+/** Options of {@link ProgressTracker.addTask}. */
+export interface AddTaskOptions {
+  /** Makes this task a child: the parent's percentage becomes the weighted mean of its children. */
+  parentTaskId?: string;
+  /** The number of steps, for {@link ProgressTracker.advanceTask}. */
+  totalSteps?: number;
+  /** Weight in the parent's (or the upgrade's) mean. @default 1 */
+  weight?: number;
+}
+
+/** One task for {@link ProgressTracker.addTasks}. */
+export interface TaskSpec extends AddTaskOptions {
+  taskId: string;
+  taskName: string;
+  taskType?: TaskType;
+}
+
+/** Options of {@link ProgressTracker.advanceTask}. */
+export interface AdvanceTaskOptions {
+  /** Steps done so far. @default one more than before */
+  completedSteps?: number;
+  /** A label for the step now running. */
+  currentStep?: string;
+  /** The event's message. @default the current step, or "Step n/m" */
+  message?: string;
+}
+
+/** Hears every durable event, in seq order, with the durable state right after it. */
+export type ProgressListener = (event: ProgressEvent, state: Readonly<UpgradeProgress>) => void;
+
+/** What `getSystemInfo()` returns. */
+export interface TrackerSystemInfo {
+  upgradeId: string;
+  status: ProgressStatus;
+  lastSeq: number;
+  durableSeq: number;
+  pendingEvents: number;
+  closed: boolean;
+  store: StoreInfo;
+  sinks: string[];
+  subscribers: number;
+}
+
+interface Commit {
+  events: ProgressEvent[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const MAX_TEXT = 4096;
+
+/**
+ * The engine: validates commands, records them as events, makes them durable in a
+ * {@link ProgressStore} (appends that arrive while a write is in flight are committed together) and
+ * hands them to the sinks and subscribers, in order, once durable.
+ *
+ * Commands change the in-memory state at once (`progress`) and resolve when the event is durable.
+ * Queries are synchronous. Bad input throws (rejects with) a {@link ProgressError} and changes
+ * nothing.
+ *
+ * When the store fails an append, the events of that write and every command queued behind it are
+ * rejected (`STORE_UNAVAILABLE`, or `CONFLICT` when another writer moved the upgrade), the
+ * in-memory state goes back to the last durable state, and the tracker stays usable: the next
+ * command writes from the last durable seq. A resolved command is never lost; a rejected one was not
+ * acknowledged.
+ *
+ * @example
+ * await using tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod' });
+ * await tracker.startUpgrade();
+ * await tracker.addTask('drain', 'Drain nodes', 'upgrade_step', { totalSteps: 3 });
+ * await tracker.advanceTask('drain', { currentStep: 'node-1' });
+ */
+export class ProgressTracker implements AsyncDisposable {
+  readonly #store: ProgressStore;
+  readonly #ownsStore: boolean;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #sinks: ProgressSink[];
+  readonly #listeners = new Set<ProgressListener>();
+  #live: UpgradeProgress;
+  #durable: UpgradeProgress;
+  #lastTime: number;
+  #queue: Commit[] = [];
+  #writing = false;
+  #scheduled = false;
+  #idle: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+
+  private constructor(state: UpgradeProgress, store: ProgressStore, ownsStore: boolean, options: ProgressTrackerOptions) {
+    this.#durable = state;
+    this.#live = cloneState(state);
+    this.#store = store;
+    this.#ownsStore = ownsStore;
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#sinks = [...(options.sinks ?? [])];
+    this.#lastTime = Date.parse(state.updatedAt) || 0;
+  }
+
+  /**
+   * Opens the tracker of an upgrade: takes the store's writer lock, loads the stored state when the
+   * store holds the upgrade, and otherwise records `upgrade.created`.
+   *
+   * @throws ProgressError `INVALID_ARGUMENT` for bad options, `CONFLICT` when another writer holds
+   * the upgrade, `STORE_UNAVAILABLE` / `DATA_CORRUPTED` from the store.
+   */
+  static async open(options: ProgressTrackerOptions): Promise<ProgressTracker> {
+    if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] ProgressTracker.open() needs an options object');
+    assertValidId(options.upgradeId, 'upgradeId');
+    assertValidId(options.planId, 'planId');
+    assertText(options.clusterName, 'clusterName', 1, 256);
+    const metadata = toDetails(options.metadata, 'metadata');
+    if (options.sinks !== undefined && (!Array.isArray(options.sinks) || options.sinks.some((s) => !s || typeof s.handle !== 'function'))) {
+      throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
+    }
+    if (options.store !== undefined && (typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
+      throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] store must implement ProgressStore');
+    }
+    const store = options.store ?? new MemoryStore();
+    const logger = options.logger ?? silentLogger;
+    const { upgradeId } = options;
+    await store.acquire?.(upgradeId);
+    let created: ProgressEvent | undefined;
+    let state: UpgradeProgress | undefined;
+    try {
+      state = await store.load(upgradeId);
+      if (!state) {
+        const timestamp = new Date((options.now ?? Date.now)()).toISOString();
+        created = event(upgradeId, 1, 'upgrade.created', timestamp, 'not_started', 'Upgrade created', {
+          planId: options.planId,
+          clusterName: options.clusterName,
+          metadata,
+        });
+        state = applyEventInPlace(undefined, created);
+        try {
+          await store.append(upgradeId, [created], 0, state);
+        } catch (err) {
+          // Another process created it between our load and append: use theirs.
+          if (!isProgressError(err, 'CONFLICT')) throw err;
+          created = undefined;
+          state = await store.load(upgradeId);
+          if (!state) throw err;
+        }
+      }
+    } catch (err) {
+      await store.release?.(upgradeId).catch(() => {});
+      throw err;
+    }
+    if (!created && (state.planId !== options.planId || state.clusterName !== options.clusterName)) {
+      logger.warn(
+        { upgradeId, storedPlanId: state.planId, planId: options.planId, storedClusterName: state.clusterName, clusterName: options.clusterName },
+        'upgrade already stored with another planId or clusterName; the stored values are kept',
+      );
+    }
+    const tracker = new ProgressTracker(state, store, options.store === undefined, options);
+    if (created) tracker.#emit(created);
+    return tracker;
+  }
+
+  /** The id of the upgrade this tracker writes. */
+  get upgradeId(): string {
+    return this.#live.upgradeId;
+  }
+
+  /** The state including every accepted command (some may not be durable yet). Read-only. */
+  get progress(): Readonly<UpgradeProgress> {
+    return this.#live;
+  }
+
+  /** The state at the last durable seq: what sinks and subscribers have seen. Read-only. */
+  get durableProgress(): Readonly<UpgradeProgress> {
+    return this.#durable;
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  // ---------------------------------------------------------------- upgrade commands
+
+  /** not_started -> in_progress, in the given phase. */
+  async startUpgrade(phase = 'Initialization'): Promise<ProgressEvent> {
+    assertText(phase, 'phase', 1, 256);
+    return this.#upgradeEvent('upgrade.started', 'in_progress', `Upgrade started: ${phase}`, { phase });
+  }
+
+  /** Records the phase the upgrade is in (while not_started, in_progress or paused). */
+  async setCurrentPhase(phase: string): Promise<ProgressEvent> {
+    assertText(phase, 'phase', 1, 256);
+    return this.#upgradeEvent('upgrade.phase_changed', this.#live.status, `Phase changed to ${phase}`, { phase });
+  }
+
+  /** in_progress -> completed; the overall percentage becomes 100. */
+  async completeUpgrade(message = 'Upgrade completed'): Promise<ProgressEvent> {
+    assertText(message, 'message', 0, MAX_TEXT);
+    return this.#upgradeEvent('upgrade.completed', 'completed', message, {});
+  }
+
+  /** -> failed, with the error message. */
+  async failUpgrade(errorMessage: string): Promise<ProgressEvent> {
+    assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
+    return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${errorMessage}`, { errorMessage });
+  }
+
+  /** in_progress -> paused. Tasks keep their statuses. */
+  async pauseUpgrade(reason?: string): Promise<ProgressEvent> {
+    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+    return this.#upgradeEvent('upgrade.paused', 'paused', reason ? `Upgrade paused: ${reason}` : 'Upgrade paused', reason ? { reason } : {});
+  }
+
+  /** paused -> in_progress. */
+  async resumeUpgrade(message = 'Upgrade resumed'): Promise<ProgressEvent> {
+    assertText(message, 'message', 0, MAX_TEXT);
+    return this.#upgradeEvent('upgrade.resumed', 'in_progress', message, {});
+  }
+
+  /** -> cancelled. Tasks keep their statuses. */
+  async cancelUpgrade(reason?: string): Promise<ProgressEvent> {
+    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+    return this.#upgradeEvent('upgrade.cancelled', 'cancelled', reason ? `Upgrade cancelled: ${reason}` : 'Upgrade cancelled', reason ? { reason } : {});
+  }
+
+  // ---------------------------------------------------------------- task commands
+
+  /**
+   * Adds a task (not_started). Resolves with the task once durable.
+   *
+   * @throws ProgressError `DUPLICATE_TASK`, `TASK_NOT_FOUND` (unknown parent), `INVALID_ARGUMENT`.
+   */
+  async addTask(taskId: string, taskName: string, taskType: TaskType = 'upgrade_step', options: AddTaskOptions = {}): Promise<TaskProgress> {
+    const [task] = await this.addTasks([{ ...options, taskId, taskName, taskType }]);
+    return task!;
+  }
+
+  /** Adds several tasks in one commit: all or none. A task may name a parent added earlier in the list. */
+  async addTasks(specs: readonly TaskSpec[]): Promise<TaskProgress[]> {
+    this.#assertOpen();
+    if (!Array.isArray(specs) || specs.length === 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] addTasks needs a non-empty array of tasks');
+    assertUpgradeTransition(this.#live, 'task.added');
+    const ids = new Set<string>();
+    for (const spec of specs) {
+      if (!spec || typeof spec !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] each task must be an object');
+      assertValidId(spec.taskId, 'taskId');
+      assertText(spec.taskName, 'taskName', 1, 256);
+      if (spec.taskType !== undefined) assertText(spec.taskType, 'taskType', 1, 128);
+      if (spec.totalSteps !== undefined) assertCount(spec.totalSteps, 'totalSteps', true);
+      if (spec.weight !== undefined) assertWeight(spec.weight);
+      if (this.#live.tasks[spec.taskId] || ids.has(spec.taskId)) {
+        throw new ProgressError('DUPLICATE_TASK', `[@progress/core] upgrade "${this.upgradeId}" already has a task "${spec.taskId}"`, {
+          context: { upgradeId: this.upgradeId, taskId: spec.taskId },
+        });
+      }
+      if (spec.parentTaskId !== undefined) {
+        assertValidId(spec.parentTaskId, 'parentTaskId');
+        if (!this.#live.tasks[spec.parentTaskId] && !ids.has(spec.parentTaskId)) throw this.#taskNotFound(spec.parentTaskId);
+      }
+      ids.add(spec.taskId);
+    }
+    const events = specs.map((spec) =>
+      this.#record('task.added', 'not_started', `Task added: ${spec.taskName}`, {
+        taskId: spec.taskId,
+        taskType: spec.taskType ?? 'upgrade_step',
+        details: { taskName: spec.taskName, parentTaskId: spec.parentTaskId ?? null, totalSteps: spec.totalSteps ?? null, weight: spec.weight ?? 1 },
+      }),
+    );
+    await this.#commit(events);
+    return specs.map((spec) => copyTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
+  }
+
+  /** not_started -> in_progress. */
+  async startTask(taskId: string, message = 'Task started'): Promise<ProgressEvent> {
+    assertText(message, 'message', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.started');
+    return this.#taskEvent(task, 'task.started', 'in_progress', message, { percentage: task.percentage });
+  }
+
+  /**
+   * Records a task's percentage (0..100). Starts a not_started task.
+   *
+   * @param details JSON-serializable data recorded on the event.
+   */
+  async updateTaskProgress(taskId: string, percentage: number, message?: string, details?: Record<string, unknown>): Promise<ProgressEvent> {
+    assertPercentage(percentage);
+    if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
+    const copy = toDetails(details);
+    const task = this.#task(taskId, 'task.progress');
+    return this.#taskEvent(task, 'task.progress', 'in_progress', message ?? `Progress: ${percentage}%`, { percentage, details: copy });
+  }
+
+  /**
+   * Moves a task on by steps: `completedSteps` (default one more than before) out of `totalSteps`;
+   * the percentage follows when the task has `totalSteps`. Starts a not_started task.
+   */
+  async advanceTask(taskId: string, options: AdvanceTaskOptions = {}): Promise<ProgressEvent> {
+    if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] advanceTask options must be an object');
+    if (options.currentStep !== undefined) assertText(options.currentStep, 'currentStep', 0, 256);
+    if (options.message !== undefined) assertText(options.message, 'message', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.progress');
+    const completedSteps = options.completedSteps ?? task.completedSteps + 1;
+    assertCount(completedSteps, 'completedSteps');
+    if (task.totalSteps !== null && completedSteps > task.totalSteps) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] task "${taskId}" has ${task.totalSteps} steps; completedSteps ${completedSteps} is too many`, {
+        context: { upgradeId: this.upgradeId, taskId, completedSteps, totalSteps: task.totalSteps },
+      });
+    }
+    const details: Record<string, unknown> = { completedSteps };
+    if (options.currentStep !== undefined) details.currentStep = options.currentStep;
+    const percentage = task.totalSteps !== null ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
+    const label = task.totalSteps !== null ? `${completedSteps}/${task.totalSteps}` : String(completedSteps);
+    const message = options.message ?? (options.currentStep ? `Step ${label}: ${options.currentStep}` : `Step ${label}`);
+    return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
+  }
+
+  /** not_started | in_progress -> completed (100%). */
+  async completeTask(taskId: string, message = 'Task completed'): Promise<ProgressEvent> {
+    assertText(message, 'message', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.completed');
+    return this.#taskEvent(task, 'task.completed', 'completed', message, { percentage: 100 });
+  }
+
+  /** not_started | in_progress -> failed. The event's message is `Task failed: ${errorMessage}`. */
+  async failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
+    assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
+    const task = this.#task(taskId, 'task.failed');
+    return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${errorMessage}`, { details: { errorMessage } });
+  }
+
+  /** failed -> in_progress, `retryCount + 1`. */
+  async retryTask(taskId: string, message?: string): Promise<ProgressEvent> {
+    if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.retried');
+    return this.#taskEvent(task, 'task.retried', 'in_progress', message ?? `Task retried (attempt ${task.retryCount + 2})`, {});
+  }
+
+  /** not_started -> skipped (left out of every mean). */
+  async skipTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.skipped');
+    return this.#taskEvent(task, 'task.skipped', 'skipped', reason ? `Task skipped: ${reason}` : 'Task skipped', { details: reason ? { reason } : {} });
+  }
+
+  /** not_started | in_progress -> cancelled (left out of every mean). */
+  async cancelTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+    const task = this.#task(taskId, 'task.cancelled');
+    return this.#taskEvent(task, 'task.cancelled', 'cancelled', reason ? `Task cancelled: ${reason}` : 'Task cancelled', { details: reason ? { reason } : {} });
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** The summary of DESIGN section 4, JSON-serializable. */
+  getProgressSummary(): ProgressSummary {
+    return summarize(this.#live, this.#now());
+  }
+
+  /** A copy of a task with its last 5 events, or `undefined`. */
+  getTaskProgress(taskId: string): TaskProgress | undefined {
+    const task = Object.hasOwn(this.#live.tasks, taskId) ? this.#live.tasks[taskId] : undefined;
+    if (!task) return undefined;
+    const copy = copyTask(task);
+    copy.recentEvents = copy.recentEvents.slice(-5);
+    return copy;
+  }
+
+  /** A copy of the first in_progress task, or `undefined`. */
+  getCurrentTask(): TaskProgress | undefined {
+    const task = findCurrentTask(this.#live);
+    return task && copyTask(task);
+  }
+
+  /** The overall percentage (0..100). */
+  calculateProgressPercentage(): number {
+    return this.#live.overallPercentage;
+  }
+
+  /** When the upgrade should be done (ISO), from elapsed time and percentage; or `undefined`. */
+  getEstimatedCompletionTime(): string | undefined {
+    return estimateCompletion(this.#live, this.#now());
+  }
+
+  /** The stored events after `afterSeq`, for replay (delegates to the store). */
+  readEvents(afterSeq = 0, limit?: number): AsyncIterable<ProgressEvent> {
+    assertCount(afterSeq, 'afterSeq');
+    return this.#store.readEvents(this.upgradeId, afterSeq, limit);
+  }
+
+  /**
+   * Calls `listener` with every durable event from now on, in seq order. A throwing listener is
+   * logged and isolated. Returns the function that unsubscribes.
+   */
+  subscribe(listener: ProgressListener): () => void {
+    if (typeof listener !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] subscribe needs a function');
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Adds a sink after opening (the ws-server's `track()` does). Returns the function that removes it. */
+  addSink(sink: ProgressSink): () => void {
+    if (!sink || typeof sink.handle !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a sink needs a handle(event, state) method');
+    if (!this.#sinks.includes(sink)) this.#sinks.push(sink);
+    return () => {
+      const at = this.#sinks.indexOf(sink);
+      if (at >= 0) this.#sinks.splice(at, 1);
+    };
+  }
+
+  /** The store and sinks, for diagnostics. */
+  getSystemInfo(): TrackerSystemInfo {
+    return {
+      upgradeId: this.upgradeId,
+      status: this.#live.status,
+      lastSeq: this.#live.lastSeq,
+      durableSeq: this.#durable.lastSeq,
+      pendingEvents: this.#live.lastSeq - this.#durable.lastSeq,
+      closed: this.closed,
+      store: this.#store.info(),
+      sinks: this.#sinks.map((s) => s.name),
+      subscribers: this.#listeners.size,
+    };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Resolves once every accepted command is durable (or rejected) and every sink has flushed. */
+  async flush(): Promise<void> {
+    await this.#whenIdle();
+    await Promise.all(
+      this.#sinks.map(async (sink) => {
+        try {
+          await sink.flush?.();
+        } catch (err) {
+          this.#logger.warn({ err, upgradeId: this.upgradeId, sink: sink.name }, 'sink flush failed');
+        }
+      }),
+    );
+  }
+
+  /**
+   * Stops taking commands (`CLOSED`), waits for pending writes, flushes the sinks and releases the
+   * store's lock. Sinks and a store passed in are not closed (they may be shared); the default
+   * MemoryStore is. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.flush();
+      this.#listeners.clear();
+      try {
+        await this.#store.release?.(this.upgradeId);
+      } catch (err) {
+        this.#logger.warn({ err, upgradeId: this.upgradeId }, 'store release failed');
+      }
+      if (this.#ownsStore) await this.#store.close();
+    })();
+    return this.#closing;
+  }
+
+  /** `await using tracker = ...` closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #assertOpen(): void {
+    if (this.#closing) throw new ProgressError('CLOSED', `[@progress/core] the tracker of upgrade "${this.upgradeId}" is closed`, { context: { upgradeId: this.upgradeId } });
+  }
+
+  #taskNotFound(taskId: string): ProgressError {
+    return new ProgressError('TASK_NOT_FOUND', `[@progress/core] upgrade "${this.upgradeId}" has no task "${taskId}"`, {
+      context: { upgradeId: this.upgradeId, taskId },
+    });
+  }
+
+  #task(taskId: string, type: EventType): TaskProgress {
+    this.#assertOpen();
+    assertValidId(taskId, 'taskId');
+    const task = Object.hasOwn(this.#live.tasks, taskId) ? this.#live.tasks[taskId] : undefined;
+    if (!task) throw this.#taskNotFound(taskId);
+    assertTaskTransition(this.#live, task, type);
+    return task;
+  }
+
+  #upgradeEvent(type: EventType, status: ProgressStatus, message: string, details: Record<string, unknown>): Promise<ProgressEvent> {
+    this.#assertOpen();
+    assertUpgradeTransition(this.#live, type);
+    const ev = this.#record(type, status, message, { details });
+    return this.#commit([ev]).then(() => ev);
+  }
+
+  #taskEvent(
+    task: TaskProgress,
+    type: EventType,
+    status: ProgressStatus,
+    message: string,
+    extra: { percentage?: number | undefined; details?: Record<string, unknown> },
+  ): Promise<ProgressEvent> {
+    const ev = this.#record(type, status, message, { taskId: task.taskId, taskType: task.taskType, percentage: extra.percentage, details: extra.details ?? {} });
+    return this.#commit([ev]).then(() => ev);
+  }
+
+  /** Makes the next event and folds it into the live state. Validation is done by then. */
+  #record(
+    type: EventType,
+    status: ProgressStatus,
+    message: string,
+    fields: { taskId?: string; taskType?: TaskType; percentage?: number | undefined; details: Record<string, unknown> },
+  ): ProgressEvent {
+    const time = Math.max(this.#now(), this.#lastTime);
+    this.#lastTime = time;
+    const ev = event(this.upgradeId, this.#live.lastSeq + 1, type, new Date(time).toISOString(), status, message, fields.details, fields);
+    applyEventInPlace(this.#live, ev);
+    return ev;
+  }
+
+  #commit(events: ProgressEvent[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ events, resolve, reject });
+      if (!this.#writing && !this.#scheduled) {
+        this.#scheduled = true;
+        // Wait one microtask, so that the commands issued in the same tick go out in one write.
+        queueMicrotask(() => {
+          this.#scheduled = false;
+          void this.#drain();
+        });
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      const events = batch.length === 1 ? batch[0]!.events : batch.flatMap((c) => c.events);
+      const expectedSeq = this.#durable.lastSeq;
+      try {
+        // Every queued event is in this batch, so the live state is the state after them.
+        await this.#store.append(this.upgradeId, events, expectedSeq, this.#live);
+      } catch (err) {
+        this.#fail(batch, err, events);
+        continue;
+      }
+      for (const ev of events) {
+        applyEventInPlace(this.#durable, ev);
+        this.#emit(ev);
+      }
+      for (const c of batch) c.resolve();
+    }
+    this.#writing = false;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const done of idle) done();
+  }
+
+  /** A failed write: reject it and everything queued behind it, and go back to the durable state. */
+  #fail(batch: Commit[], err: unknown, events: ProgressEvent[]): void {
+    const error =
+      isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'STORE_UNAVAILABLE' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED')
+        ? err
+        : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store could not append seq ${events[0]!.seq}..${events[events.length - 1]!.seq}`, {
+            cause: err,
+            context: { upgradeId: this.upgradeId },
+          });
+    this.#logger.error({ err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq }, 'append failed; events not acknowledged');
+    const behind = this.#queue;
+    this.#queue = [];
+    this.#live = cloneState(this.#durable);
+    for (const c of batch) c.reject(error);
+    for (const c of behind) {
+      c.reject(new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": an earlier event could not be stored, so this one was not either`, { cause: error }));
+    }
+  }
+
+  #emit(ev: ProgressEvent): void {
+    const state = this.#durable;
+    for (const sink of this.#sinks) {
+      try {
+        const result = sink.handle(ev, state);
+        if (result && typeof (result as Promise<void>).then === 'function') {
+          (result as Promise<void>).then(undefined, (err: unknown) => this.#sinkFailed(sink, ev, err));
+        }
+      } catch (err) {
+        this.#sinkFailed(sink, ev, err);
+      }
+    }
+    for (const listener of this.#listeners) {
+      try {
+        listener(ev, state);
+      } catch (err) {
+        this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq }, 'subscriber threw');
+      }
+    }
+  }
+
+  #sinkFailed(sink: ProgressSink, ev: ProgressEvent, err: unknown): void {
+    this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq, type: ev.type, sink: sink.name }, 'sink failed to handle an event');
+  }
+
+  #whenIdle(): Promise<void> {
+    if (!this.#writing && !this.#scheduled && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+}
+
+function event(
+  upgradeId: string,
+  seq: number,
+  type: EventType,
+  timestamp: string,
+  status: ProgressStatus,
+  message: string,
+  details: Record<string, unknown>,
+  fields: { taskId?: string; taskType?: TaskType; percentage?: number | undefined } = {},
+): ProgressEvent {
+  const ev: { -readonly [K in keyof ProgressEvent]: ProgressEvent[K] } = { eventId: randomUUID(), seq, upgradeId, type, timestamp, status, message, details };
+  if (fields.taskId !== undefined) ev.taskId = fields.taskId;
+  if (fields.taskType !== undefined) ev.taskType = fields.taskType;
+  if (fields.percentage !== undefined) ev.percentage = fields.percentage;
+  return ev;
+}
+
+function copyTask(task: TaskProgress): TaskProgress {
+  return { ...task, recentEvents: task.recentEvents.slice() };
+}

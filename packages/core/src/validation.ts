@@ -1,0 +1,86 @@
+import { ProgressError } from './errors.js';
+
+const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Checks an upgrade, plan or task id: 1..128 characters of `[A-Za-z0-9_.:-]`, not `.` or `..`, so
+ * that an id is safe as a file name, a Redis key part and a URL segment.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` naming `what` and the value.
+ */
+export function assertValidId(value: unknown, what = 'id'): asserts value is string {
+  if (typeof value !== 'string' || !ID_PATTERN.test(value) || value === '.' || value === '..') {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[@progress/core] ${what} ${describe(value)} is not valid: use 1 to 128 characters of A-Z a-z 0-9 _ . : - (not "." or "..")`,
+      { context: { [what]: value } },
+    );
+  }
+}
+
+/** True when `value` is a valid id (see {@link assertValidId}). */
+export function isValidId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value) && value !== '.' && value !== '..';
+}
+
+/** Checks a free-text name: a string of `min`..`max` characters. */
+export function assertText(value: unknown, what: string, min: number, max: number): asserts value is string {
+  if (typeof value !== 'string' || value.length < min || value.length > max) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a string of ${min} to ${max} characters, got ${describe(value)}`, {
+      context: { [what]: value },
+    });
+  }
+}
+
+/** Checks a percentage: a finite number in 0..100. */
+export function assertPercentage(value: unknown, what = 'percentage'): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a number from 0 to 100, got ${describe(value)}`, {
+      context: { [what]: value },
+    });
+  }
+}
+
+/** Checks a non-negative integer (or, with `positive`, one of at least 1). */
+export function assertCount(value: unknown, what: string, positive = false): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (positive ? 1 : 0)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a whole number ${positive ? '>= 1' : '>= 0'}, got ${describe(value)}`, {
+      context: { [what]: value },
+    });
+  }
+}
+
+/** Checks a weight: a finite number > 0. */
+export function assertWeight(value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] weight must be a finite number > 0, got ${describe(value)}`, { context: { weight: value } });
+  }
+}
+
+/**
+ * Checks that `value` is a plain, JSON-serializable object and returns a shallow copy (so that the
+ * caller mutating it later does not change a recorded event).
+ */
+export function toDetails(value: unknown, what = 'details'): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
+  }
+  const copy = { ...(value as Record<string, unknown>) };
+  for (const _ in copy) {
+    try {
+      JSON.stringify(copy);
+    } catch (cause) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
+    }
+    break;
+  }
+  return copy;
+}
+
+/** A short, safe rendering of a value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
