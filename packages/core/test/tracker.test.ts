@@ -1,0 +1,424 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore, ProgressStatus, ProgressTracker, TaskType, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { expectCode, manualClock } from './helpers.js';
+
+const open = (extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
+  ProgressTracker.open({ upgradeId: 'test-upgrade-123', planId: 'test-plan-123', clusterName: 'test-cluster', ...extra });
+
+async function events(tracker: ProgressTracker): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of tracker.readEvents(0)) out.push(e);
+  return out;
+}
+
+describe('ProgressTracker: the old module behaviour', () => {
+  it('creates an upgrade not_started with its ids and metadata', async () => {
+    const t = await open({ metadata: { region: 'eu-west-1' } });
+    expect(t.progress).toMatchObject({
+      upgradeId: 'test-upgrade-123',
+      planId: 'test-plan-123',
+      clusterName: 'test-cluster',
+      status: 'not_started',
+      overallPercentage: 0,
+      metadata: { region: 'eu-west-1' },
+      lastSeq: 1,
+    });
+    const [created] = await events(t);
+    expect(created).toMatchObject({ seq: 1, type: 'upgrade.created', status: 'not_started' });
+    expect(created!.eventId).toMatch(/^[0-9a-f-]{36}$/);
+    await t.close();
+  });
+
+  it('starts, completes and fails an upgrade', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.startUpgrade();
+    expect(t.progress.status).toBe(ProgressStatus.IN_PROGRESS);
+    expect(t.progress.currentPhase).toBe('Initialization');
+    expect(t.progress.startedAt).toBe('2026-03-01T10:00:00.000Z');
+    clock.advance(62_345);
+    await t.completeUpgrade();
+    expect(t.progress).toMatchObject({ status: 'completed', overallPercentage: 100, durationMs: 62_345, completedAt: '2026-03-01T10:01:02.345Z' });
+    await t.close();
+
+    const f = await open({ upgradeId: 'failing' });
+    await f.startUpgrade('Pre-flight');
+    const ev = await f.failUpgrade('API server unreachable');
+    expect(ev.message).toBe('Upgrade failed: API server unreachable');
+    expect(f.progress).toMatchObject({ status: 'failed', errorMessage: 'API server unreachable' });
+    await f.close();
+  });
+
+  it('adds tasks one at a time and many in one commit', async () => {
+    const t = await open();
+    const task = await t.addTask('task-1', 'First Task', TaskType.UPGRADE_STEP);
+    expect(task).toMatchObject({ taskId: 'task-1', taskName: 'First Task', taskType: 'upgrade_step', status: 'not_started', percentage: 0, retryCount: 0, weight: 1, parentTaskId: null });
+    const before = t.progress.lastSeq;
+    const tasks = await t.addTasks([
+      { taskId: 'task-2', taskName: 'Second Task' },
+      { taskId: 'task-3', taskName: 'Third Task', taskType: TaskType.VALIDATION },
+    ]);
+    expect(tasks.map((x) => x.taskId)).toEqual(['task-2', 'task-3']);
+    expect(t.progress.lastSeq).toBe(before + 2);
+    expect(Object.keys(t.progress.tasks)).toEqual(['task-1', 'task-2', 'task-3']);
+    await t.close();
+  });
+
+  it('starts, updates, completes and fails tasks, with summary percentages 33.33 / 66.67 / 100', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTasks([
+      { taskId: 'task-1', taskName: 'First Task' },
+      { taskId: 'task-2', taskName: 'Second Task' },
+      { taskId: 'task-3', taskName: 'Third Task', taskType: 'validation' },
+    ]);
+    await t.startTask('task-1');
+    expect(t.getCurrentTask()?.taskId).toBe('task-1');
+    const ev = await t.updateTaskProgress('task-1', 50, 'Half way', { nodes: 3 });
+    expect(ev).toMatchObject({ type: 'task.progress', percentage: 50, message: 'Half way', details: { nodes: 3 } });
+    expect(t.calculateProgressPercentage()).toBe(16.67);
+    await t.completeTask('task-1');
+    expect(t.getProgressSummary().overallPercentage).toBe(33.33);
+    await t.startTask('task-2');
+    await t.completeTask('task-2');
+    expect(t.getProgressSummary().progressPercentage).toBe(66.67);
+    await t.startTask('task-3');
+    const failed = await t.failTask('task-3', 'validation error');
+    expect(failed.message).toBe('Task failed: validation error');
+    let summary = t.getProgressSummary();
+    expect(summary).toMatchObject({ totalTasks: 3, completedTasks: 2, failedTasks: 1, activeTasks: 0, failedTaskNames: ['Third Task'] });
+    expect(summary.currentTask).toEqual({ taskId: 'task-3', taskName: 'Third Task', status: 'failed', percentage: 0 });
+    await t.retryTask('task-3');
+    expect(t.progress.tasks['task-3']).toMatchObject({ status: 'in_progress', retryCount: 1, errorMessage: null });
+    await t.completeTask('task-3');
+    summary = t.getProgressSummary();
+    expect(summary.overallPercentage).toBe(100);
+    expect(summary.currentTask).toBeNull();
+    expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
+    await t.completeUpgrade();
+    await t.close();
+  });
+
+  it('changes phases and keeps them in the summary', async () => {
+    const t = await open();
+    await t.setCurrentPhase('Planning');
+    await t.startUpgrade('Control plane');
+    await t.setCurrentPhase('Node groups');
+    expect(t.getProgressSummary().currentPhase).toBe('Node groups');
+    const phases = (await events(t)).filter((e) => e.type === 'upgrade.phase_changed').map((e) => e.details.phase);
+    expect(phases).toEqual(['Planning', 'Node groups']);
+    await t.close();
+  });
+
+  it('gives task details with the last 5 recent events, and undefined for unknown tasks', async () => {
+    const t = await open();
+    await t.addTask('t1', 'Task');
+    for (let p = 10; p <= 90; p += 10) await t.updateTaskProgress('t1', p, `at ${p}`);
+    const view = t.getTaskProgress('t1')!;
+    expect(view.recentEvents.map((e) => e.message)).toEqual(['at 50', 'at 60', 'at 70', 'at 80', 'at 90']);
+    expect(view.percentage).toBe(90);
+    expect(t.progress.tasks.t1!.recentEvents).toHaveLength(10);
+    expect(t.getTaskProgress('nope')).toBeUndefined();
+    expect(t.getTaskProgress('__proto__')).toBeUndefined();
+    await t.close();
+  });
+
+  it('estimates the completion time from elapsed time and percentage', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    expect(t.getEstimatedCompletionTime()).toBeUndefined();
+    await t.startUpgrade();
+    await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B' }]);
+    expect(t.getEstimatedCompletionTime()).toBeUndefined();
+    clock.advance(60_000);
+    await t.completeTask('a');
+    // 50% after 60 s: 60 s to go.
+    expect(t.getEstimatedCompletionTime()).toBe(new Date(clock.now() + 60_000).toISOString());
+    expect(t.getProgressSummary().estimatedCompletionAt).toBe(t.getEstimatedCompletionTime());
+    await t.close();
+  });
+
+  it('tells subscribers (the old callbacks) of every durable event in order, and stops on unsubscribe', async () => {
+    const t = await open();
+    const seen: Array<[string, number, string]> = [];
+    const off = t.subscribe((e, state) => seen.push([e.type, e.seq, state.status]));
+    await t.startUpgrade();
+    await t.addTask('t1', 'Task');
+    await Promise.all([t.startTask('t1'), t.updateTaskProgress('t1', 10), t.updateTaskProgress('t1', 20)]);
+    off();
+    await t.completeTask('t1');
+    expect(seen).toEqual([
+      ['upgrade.started', 2, 'in_progress'],
+      ['task.added', 3, 'in_progress'],
+      ['task.started', 4, 'in_progress'],
+      ['task.progress', 5, 'in_progress'],
+      ['task.progress', 6, 'in_progress'],
+    ]);
+    await t.close();
+  });
+});
+
+describe('ProgressTracker: model rules', () => {
+  it('derives a parent from its weighted children and leaves out skipped and cancelled tasks', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTasks([
+      { taskId: 'nodes', taskName: 'Nodes', weight: 3 },
+      { taskId: 'n1', taskName: 'N1', parentTaskId: 'nodes', weight: 1 },
+      { taskId: 'n2', taskName: 'N2', parentTaskId: 'nodes', weight: 3 },
+      { taskId: 'n3', taskName: 'N3', parentTaskId: 'nodes' },
+      { taskId: 'addons', taskName: 'Addons' },
+    ]);
+    await t.completeTask('n1');
+    await t.updateTaskProgress('n2', 50);
+    // nodes = (100*1 + 50*3 + 0*1) / 5 = 50; overall = (50*3 + 0*1) / 4 = 37.5
+    expect(t.progress.tasks.nodes!.percentage).toBe(50);
+    expect(t.progress.overallPercentage).toBe(37.5);
+    await t.skipTask('n3', 'not needed');
+    // nodes = (100 + 150) / 4 = 62.5; overall = 62.5*3/4 = 46.88
+    expect(t.progress.tasks.nodes!.percentage).toBe(62.5);
+    expect(t.progress.overallPercentage).toBe(46.88);
+    await t.cancelTask('addons');
+    expect(t.progress.overallPercentage).toBe(62.5);
+    await t.completeTask('nodes');
+    expect(t.progress.overallPercentage).toBe(100);
+    await t.close();
+  });
+
+  it('moves a task by steps and derives its percentage', async () => {
+    const t = await open();
+    await t.addTask('drain', 'Drain', 'upgrade_step', { totalSteps: 4 });
+    const first = await t.advanceTask('drain', { currentStep: 'node-a' });
+    expect(first).toMatchObject({ percentage: 25, message: 'Step 1/4: node-a', status: 'in_progress' });
+    expect(t.progress.tasks.drain).toMatchObject({ completedSteps: 1, currentStep: 'node-a', status: 'in_progress', percentage: 25 });
+    await t.advanceTask('drain', { completedSteps: 3 });
+    expect(t.progress.tasks.drain!.percentage).toBe(75);
+    await expectCode(() => t.advanceTask('drain', { completedSteps: 5 }), 'INVALID_ARGUMENT');
+    await t.completeTask('drain');
+    expect(t.progress.tasks.drain).toMatchObject({ completedSteps: 4, percentage: 100 });
+    await t.addTask('free', 'Free');
+    await t.advanceTask('free');
+    await t.advanceTask('free');
+    expect(t.progress.tasks.free).toMatchObject({ completedSteps: 2, percentage: 0 });
+    await t.close();
+  });
+
+  it('starts a not_started task on progress, and completes one directly with both times', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B' }]);
+    clock.advance(1000);
+    await t.updateTaskProgress('a', 5);
+    expect(t.progress.tasks.a).toMatchObject({ status: 'in_progress', startedAt: new Date(clock.now()).toISOString() });
+    await t.completeTask('b');
+    expect(t.progress.tasks.b).toMatchObject({ status: 'completed', startedAt: t.progress.tasks.b!.completedAt, durationMs: 0 });
+    await t.close();
+  });
+
+  it('pauses, resumes and cancels without rewriting tasks', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    await t.startTask('a');
+    await t.pauseUpgrade('maintenance window');
+    expect(t.progress.status).toBe('paused');
+    expect(t.progress.tasks.a!.status).toBe('in_progress');
+    await t.updateTaskProgress('a', 40);
+    await t.resumeUpgrade();
+    await t.cancelUpgrade('operator');
+    expect(t.progress.status).toBe('cancelled');
+    expect(t.progress.tasks.a!.status).toBe('in_progress');
+    await expectCode(() => t.updateTaskProgress('a', 50), 'INVALID_TRANSITION');
+    await expectCode(() => t.addTask('b', 'B'), 'INVALID_TRANSITION');
+    await t.close();
+  });
+});
+
+describe('ProgressTracker: bad input throws a typed error and changes nothing', () => {
+  const badIds = ['../x', 'a/b', '', 'x'.repeat(129), '.', '..', 'sp ace', 'ü', 42, null];
+
+  it.each(badIds)('refuses upgradeId %j', async (id) => {
+    await expectCode(() => open({ upgradeId: id as string }), 'INVALID_ARGUMENT');
+  });
+
+  it('refuses bad planId and clusterName', async () => {
+    await expectCode(() => open({ planId: '../p' }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ clusterName: '' }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ clusterName: 'c'.repeat(257) }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ metadata: [] as unknown as Record<string, unknown> }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ sinks: [{} as never] }), 'INVALID_ARGUMENT');
+  });
+
+  it('refuses every bad command without touching state or store', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    await t.startUpgrade();
+    await t.addTask('t1', 'Task');
+    await t.addTask('done', 'Done');
+    await t.completeTask('done');
+    const state = JSON.stringify(t.progress);
+    const stored = store.info().events;
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const cases: Array<[() => unknown, string]> = [
+      ...badIds.map((id): [() => unknown, string] => [() => t.addTask(id as string, 'x'), 'INVALID_ARGUMENT']),
+      ...badIds.slice(0, 6).map((id): [() => unknown, string] => [() => t.startTask(id as string), 'INVALID_ARGUMENT']),
+      [() => t.updateTaskProgress('t1', Number.NaN), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', -1), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 101), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', Infinity), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', '50' as unknown as number), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 50, 'm', circular), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 50, 'm', [] as unknown as Record<string, unknown>), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('nope', 50), 'TASK_NOT_FOUND'],
+      [() => t.startTask('nope'), 'TASK_NOT_FOUND'],
+      [() => t.completeTask('nope'), 'TASK_NOT_FOUND'],
+      [() => t.failTask('nope', 'x'), 'TASK_NOT_FOUND'],
+      [() => t.addTask('child', 'Child', 'upgrade_step', { parentTaskId: 'nope' }), 'TASK_NOT_FOUND'],
+      [() => t.addTask('t1', 'Again'), 'DUPLICATE_TASK'],
+      [() => t.addTasks([{ taskId: 'n1', taskName: 'x' }, { taskId: 'n1', taskName: 'y' }]), 'DUPLICATE_TASK'],
+      [() => t.addTasks([{ taskId: 'n2', taskName: 'x' }, { taskId: 'bad/id', taskName: 'y' }]), 'INVALID_ARGUMENT'],
+      [() => t.addTasks([]), 'INVALID_ARGUMENT'],
+      [() => t.addTask('w', 'W', 'upgrade_step', { weight: 0 }), 'INVALID_ARGUMENT'],
+      [() => t.addTask('w', 'W', 'upgrade_step', { totalSteps: 0 }), 'INVALID_ARGUMENT'],
+      [() => t.addTask('w', ''), 'INVALID_ARGUMENT'],
+      [() => t.completeTask('done'), 'INVALID_TRANSITION'],
+      [() => t.startTask('done'), 'INVALID_TRANSITION'],
+      [() => t.retryTask('t1'), 'INVALID_TRANSITION'],
+      [() => t.startUpgrade(), 'INVALID_TRANSITION'],
+      [() => t.resumeUpgrade(), 'INVALID_TRANSITION'],
+      [() => t.failUpgrade(''), 'INVALID_ARGUMENT'],
+      [() => t.setCurrentPhase(''), 'INVALID_ARGUMENT'],
+    ];
+    for (const [fn, code] of cases) await expectCode(fn, code as never);
+    await t.startTask('t1');
+    await expectCode(() => t.startTask('t1'), 'INVALID_TRANSITION');
+    await expectCode(() => t.skipTask('t1'), 'INVALID_TRANSITION');
+    await t.flush();
+    const after = JSON.parse(JSON.stringify(t.progress)) as UpgradeProgress;
+    const expected = JSON.parse(state) as UpgradeProgress;
+    // Only the one valid startTask changed anything.
+    expect(after.lastSeq).toBe(expected.lastSeq + 1);
+    expect(store.info().events).toBe((stored as number) + 1);
+    expect(Object.keys(after.tasks)).toEqual(Object.keys(expected.tasks));
+    await t.close();
+  });
+
+  it('refuses commands after close with CLOSED', async () => {
+    const t = await open();
+    await t.close();
+    await t.close();
+    await expectCode(() => t.startUpgrade(), 'CLOSED');
+    await expectCode(() => t.addTask('a', 'A'), 'CLOSED');
+  });
+});
+
+describe('ProgressTracker: durability and sinks', () => {
+  it('commits the commands of one tick in one append and acknowledges them only once durable', async () => {
+    const store = new MemoryStore();
+    const appends: number[] = [];
+    const original = store.append.bind(store);
+    store.append = async (id, evs, seq, state) => {
+      appends.push(evs.length);
+      await new Promise((r) => setTimeout(r, 5));
+      return original(id, evs, seq, state);
+    };
+    const t = await open({ store });
+    await t.addTask('a', 'A');
+    appends.length = 0;
+    const done: number[] = [];
+    const all = Array.from({ length: 50 }, (_, i) => t.updateTaskProgress('a', i + 1).then((e) => done.push(e.seq)));
+    expect(t.progress.tasks.a!.percentage).toBe(50);
+    expect(t.durableProgress.tasks.a!.percentage).toBe(0);
+    await Promise.all(all);
+    expect(appends).toEqual([50]);
+    expect(done).toEqual(Array.from({ length: 50 }, (_, i) => i + 3));
+    expect(t.durableProgress.lastSeq).toBe(52);
+    await t.close();
+  });
+
+  it('calls every sink before the command resolves, in seq order, and isolates failing sinks', async () => {
+    const calls: string[] = [];
+    const warnings: unknown[] = [];
+    const logger = { debug() {}, info() {}, warn: (o: object) => warnings.push(o), error() {} };
+    const t = await open({
+      logger,
+      sinks: [
+        { name: 'throws', handle: () => { throw new Error('boom'); } },
+        { name: 'rejects', handle: async () => { throw new Error('async boom'); } },
+        { name: 'records', handle: (e, state) => { calls.push(`${e.seq}:${e.type}:${state.lastSeq}`); } },
+      ],
+    });
+    expect(calls).toEqual(['1:upgrade.created:1']);
+    await t.startUpgrade();
+    expect(calls).toEqual(['1:upgrade.created:1', '2:upgrade.started:2']);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(warnings.length).toBe(4);
+    await t.close();
+  });
+
+  it('rejects a failed write and everything queued behind it, rolls back, and goes on', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    await t.addTask('a', 'A');
+    const original = store.append.bind(store);
+    let fail = true;
+    store.append = async (id, evs, seq, state) => {
+      if (fail) {
+        await new Promise((r) => setTimeout(r, 5));
+        throw new Error('disk full');
+      }
+      return original(id, evs, seq, state);
+    };
+    const first = t.updateTaskProgress('a', 10);
+    await Promise.resolve();
+    await Promise.resolve();
+    const second = t.updateTaskProgress('a', 20);
+    const results = await Promise.allSettled([first, second]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect((results[0] as PromiseRejectedResult).reason.code).toBe('STORE_UNAVAILABLE');
+    expect((results[1] as PromiseRejectedResult).reason.code).toBe('STORE_UNAVAILABLE');
+    expect(t.progress.lastSeq).toBe(2);
+    expect(t.progress.tasks.a!.percentage).toBe(0);
+    fail = false;
+    const ev = await t.updateTaskProgress('a', 30);
+    expect(ev.seq).toBe(3);
+    const stored: number[] = [];
+    for await (const e of store.readEvents('test-upgrade-123', 0)) stored.push(e.seq);
+    expect(stored).toEqual([1, 2, 3]);
+    await t.close();
+  });
+
+  it('reports CONFLICT when another writer moved the stored seq', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    // Another writer (no lock taken) appends behind our back.
+    const created = [] as ProgressEvent[];
+    for await (const e of store.readEvents('test-upgrade-123', 0)) created.push(e);
+    const foreign: ProgressEvent = { ...created[0]!, eventId: 'foreign', seq: 2, type: 'upgrade.started', status: 'in_progress', details: { phase: 'X' } };
+    await store.append('test-upgrade-123', [foreign], 1, t.progress);
+    await expectCode(() => t.startUpgrade(), 'CONFLICT');
+    await t.close();
+  });
+
+  it('loads an existing upgrade instead of creating it, keeping the stored plan and cluster', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    await t.startUpgrade();
+    await t.close();
+    const warnings: object[] = [];
+    const again = await open({ store, planId: 'other-plan', logger: { debug() {}, info() {}, warn: (o) => warnings.push(o), error() {} } });
+    expect(again.progress).toMatchObject({ planId: 'test-plan-123', status: 'in_progress', lastSeq: 2 });
+    expect(warnings).toHaveLength(1);
+    await again.close();
+  });
+
+  it('closes with await using and reports its system info', async () => {
+    let info;
+    {
+      await using t = await open({ sinks: [{ name: 'noop', handle() {} }] });
+      info = t.getSystemInfo();
+    }
+    expect(info).toMatchObject({ upgradeId: 'test-upgrade-123', lastSeq: 1, durableSeq: 1, pendingEvents: 0, closed: false, sinks: ['noop'], store: { name: 'MemoryStore' } });
+  });
+});
