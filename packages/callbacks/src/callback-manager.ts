@@ -1,0 +1,315 @@
+import { ProgressError, cloneState, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
+import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
+import type {
+  AnyCallback,
+  CallbackCounts,
+  CallbackErrorInfo,
+  CallbackFailureReason,
+  CallbackManagerOptions,
+  CallbackStats,
+  EventCallback,
+  EventTypeFilter,
+  StatusCallback,
+  Unsubscribe,
+  UpgradeStatusCallback,
+} from './types.js';
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_QUEUE_SIZE = 10_000;
+
+/**
+ * Runs in-process callbacks on the events of one or more {@link ProgressTracker}s: pass it in the
+ * tracker's `sinks`. It keeps the old Python `CallbackManager`'s API in camelCase and adds event
+ * type and upgrade status filters.
+ *
+ * Every callback has its own ordered queue, so each sees the events in seq order; a synchronous
+ * callback runs inside `handle` (before the tracker's command resolves) unless it is still busy
+ * with an earlier asynchronous call. A callback that throws, rejects or hangs past `timeoutMs` is
+ * reported (logger and `onError`) and never blocks or breaks the others, nor the tracker.
+ *
+ * @example
+ * const callbacks = new CallbackManager({ timeoutMs: 10_000, onError: (err, { event }) => alert(err, event) });
+ * callbacks.addStatusCallback('failed', (task) => openTicket(task.taskName, task.errorMessage));
+ * const off = callbacks.on('upgrade.completed', async (event, state) => notify(state.clusterName));
+ * const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod', sinks: [callbacks] });
+ */
+export class CallbackManager implements ProgressSink, AsyncDisposable {
+  /** The sink's name, in the tracker's diagnostics. */
+  readonly name = 'callbacks';
+  /** All registrations, in registration order (which is call order within an event). */
+  readonly #queues = new Set<CallbackQueue>();
+  readonly #host: QueueHost;
+  readonly #logger: Logger;
+  readonly #onError: CallbackManagerOptions['onError'];
+  #nextId = 0;
+  #pending = 0;
+  #idle: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+  readonly #stats = { events: 0, calls: 0, failed: 0, timedOut: 0, dropped: 0 };
+
+  /**
+   * @param options See {@link CallbackManagerOptions}: `timeoutMs` (default 5000), `maxQueueSize`
+   * (default 10000), `dropPolicy` (default `'oldest'`), `logger` (default silent), `onError`.
+   * @throws ProgressError `INVALID_ARGUMENT` for an option out of range.
+   */
+  constructor(options: CallbackManagerOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object');
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > 2 ** 31 - 1)) {
+      throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most 2147483647) or Infinity, got ${String(timeoutMs)}`);
+    }
+    const maxQueueSize = options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE;
+    if (typeof maxQueueSize !== 'number' || !Number.isSafeInteger(maxQueueSize) || maxQueueSize < 1) {
+      throw invalid(`maxQueueSize must be a whole number >= 1, got ${String(maxQueueSize)}`);
+    }
+    const dropPolicy = options.dropPolicy ?? 'oldest';
+    if (dropPolicy !== 'oldest' && dropPolicy !== 'newest') throw invalid(`dropPolicy must be 'oldest' or 'newest', got ${String(dropPolicy)}`);
+    if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError must be a function');
+    this.#logger = options.logger ?? silentLogger;
+    this.#onError = options.onError;
+    this.#host = this.#makeHost(timeoutMs, maxQueueSize, dropPolicy === 'newest');
+  }
+
+  // ---------------------------------------------------------------- the old module's API
+
+  /** Calls `callback(event, state)` with every event. Returns the function that removes it. */
+  addEventCallback(callback: EventCallback): Unsubscribe {
+    assertCallback(callback, 'addEventCallback');
+    return this.#add('event', '*', callback);
+  }
+
+  /**
+   * Removes every registration of `callback` for all events (made with `addEventCallback` or
+   * `on('*')`). Returns true when there was one.
+   */
+  removeEventCallback(callback: EventCallback): boolean {
+    return this.#remove('event', '*', callback);
+  }
+
+  /**
+   * Calls `callback(task, event, state)` each time a task enters `status`: on `task.started`,
+   * `task.completed`, `task.failed`, `task.retried` (back to `in_progress`), `task.skipped` and
+   * `task.cancelled`, and on the `task.progress` that starts a task that was not started. Never on
+   * `task.added` nor on a progress update of a running task. Returns the function that removes it.
+   *
+   * @throws ProgressError `INVALID_ARGUMENT` for an unknown status or a non-function.
+   */
+  addStatusCallback(status: ProgressStatus, callback: StatusCallback): Unsubscribe {
+    assertStatus(status, 'addStatusCallback');
+    assertCallback(callback, 'addStatusCallback');
+    return this.#add('status', status, callback);
+  }
+
+  /** Removes every registration of `callback` for `status`. Returns true when there was one. */
+  removeStatusCallback(status: ProgressStatus, callback: StatusCallback): boolean {
+    assertStatus(status, 'removeStatusCallback');
+    return this.#remove('status', status, callback);
+  }
+
+  /** Removes every callback; their queued calls are discarded (running ones finish). */
+  clearAllCallbacks(): void {
+    for (const queue of this.#queues) queue.remove();
+    this.#queues.clear();
+  }
+
+  /** How many callbacks are registered. Only statuses that have callbacks are listed. */
+  getCallbackCounts(): CallbackCounts {
+    let eventCallbacks = 0;
+    const statusCallbacks: Partial<Record<ProgressStatus, number>> = {};
+    let upgradeStatusCallbacks: Partial<Record<ProgressStatus, number>> | undefined;
+    for (const queue of this.#queues) {
+      const status = queue.key as ProgressStatus;
+      if (queue.kind === 'event') eventCallbacks += 1;
+      else if (queue.kind === 'status') statusCallbacks[status] = (statusCallbacks[status] ?? 0) + 1;
+      else {
+        upgradeStatusCallbacks ??= {};
+        upgradeStatusCallbacks[status] = (upgradeStatusCallbacks[status] ?? 0) + 1;
+      }
+    }
+    return upgradeStatusCallbacks ? { eventCallbacks, statusCallbacks, upgradeStatusCallbacks } : { eventCallbacks, statusCallbacks };
+  }
+
+  // ---------------------------------------------------------------- filters
+
+  /**
+   * Calls `callback(event, state)` with the events of one type, or of every type with `'*'`.
+   * Returns the function that removes it.
+   *
+   * @throws ProgressError `INVALID_ARGUMENT` for an unknown event type or a non-function.
+   */
+  on(type: EventTypeFilter, callback: EventCallback): Unsubscribe {
+    assertEventType(type, 'on');
+    assertCallback(callback, 'on');
+    return this.#add('event', type, callback);
+  }
+
+  /**
+   * Calls `callback(upgrade, event)` each time the upgrade enters `status`: `upgrade.started` and
+   * `upgrade.resumed` (`in_progress`), `upgrade.paused`, `upgrade.completed`, `upgrade.failed`,
+   * `upgrade.cancelled`. `upgrade` is a copy of the state after the event. Returns the function
+   * that removes it.
+   *
+   * @throws ProgressError `INVALID_ARGUMENT` for a status an upgrade cannot have or a non-function.
+   */
+  onUpgradeStatus(status: ProgressStatus, callback: UpgradeStatusCallback): Unsubscribe {
+    assertStatus(status, 'onUpgradeStatus', UPGRADE_STATUS_SET);
+    assertCallback(callback, 'onUpgradeStatus');
+    return this.#add('upgradeStatus', status, callback);
+  }
+
+  /** Counters since the manager was made, and the calls pending now. */
+  getStats(): CallbackStats {
+    return { ...this.#stats, pending: this.#pending };
+  }
+
+  // ---------------------------------------------------------------- ProgressSink
+
+  /**
+   * Hands an event to every matching callback (the tracker calls this). Synchronous callbacks that
+   * are idle run now; the others get the call queued. `state` is copied here (once, and only when a
+   * callback declares it), because it is only valid during this call. Ignored once closed.
+   */
+  handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    if (this.#closing) {
+      this.#logger.debug({ upgradeId: event.upgradeId, seq: event.seq }, 'callback manager closed; event ignored');
+      return;
+    }
+    this.#stats.events += 1;
+    // Callbacks added while this event is being delivered start with the next one.
+    const limit = this.#nextId;
+    let stateCopy: UpgradeProgress | undefined;
+    const copyOfState = (): UpgradeProgress => (stateCopy ??= cloneState(state));
+    let taskLooked = false;
+    let taskCopy: TaskProgress | undefined;
+    for (const queue of this.#queues) {
+      if (queue.id >= limit) break;
+      if (queue.kind === 'event') {
+        if (queue.key !== '*' && queue.key !== event.type) continue;
+        queue.push({ event, args: [event, queue.wantsState ? copyOfState() : undefined] });
+      } else if (queue.kind === 'status') {
+        if (queue.key !== event.status) continue;
+        if (!taskLooked) {
+          taskLooked = true;
+          const task = taskEnteringStatus(event, state);
+          taskCopy = task && { ...task, recentEvents: task.recentEvents.slice() };
+        }
+        if (taskCopy === undefined) continue;
+        queue.push({ event, args: [taskCopy, event, queue.wantsState ? copyOfState() : undefined] });
+      } else {
+        if (queue.key !== event.status || !isUpgradeStatusChange(event)) continue;
+        queue.push({ event, args: [copyOfState(), event] });
+      }
+    }
+  }
+
+  /** Resolves once every call handed over so far has run, failed or timed out. */
+  flush(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /**
+   * Stops taking events (later ones are ignored; adding a callback throws `CLOSED`) and resolves
+   * once every call already handed over has run, failed or timed out. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.flush();
+    return this.#closing;
+  }
+
+  /** `await using callbacks = new CallbackManager()` closes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #add(kind: RegistrationKind, key: string, callback: AnyCallback): Unsubscribe {
+    if (this.#closing) throw new ProgressError('CLOSED', '[@progress/callbacks] the callback manager is closed');
+    const queue = new CallbackQueue(this.#host, this.#nextId++, kind, key, callback);
+    this.#queues.add(queue);
+    return () => {
+      queue.remove();
+      this.#queues.delete(queue);
+    };
+  }
+
+  #remove(kind: RegistrationKind, key: string, callback: AnyCallback): boolean {
+    let found = false;
+    for (const queue of this.#queues) {
+      if (queue.kind === kind && queue.key === key && queue.callback === callback) {
+        queue.remove();
+        this.#queues.delete(queue);
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  #makeHost(timeoutMs: number, maxQueueSize: number, dropNewest: boolean): QueueHost {
+    return {
+      timeoutMs,
+      maxQueueSize,
+      dropNewest,
+      accepted: () => {
+        this.#pending += 1;
+      },
+      calling: () => {
+        this.#stats.calls += 1;
+      },
+      settled: (count) => {
+        this.#pending -= count;
+        if (this.#pending === 0 && this.#idle.length > 0) {
+          const idle = this.#idle;
+          this.#idle = [];
+          for (const done of idle) done();
+        }
+      },
+      fail: (queue, error, event, reason) => this.#report(queue, error, event, reason),
+      lateRejection: (queue, err, event) => {
+        this.#logger.debug({ err, upgradeId: event.upgradeId, seq: event.seq, callback: queue.label }, 'callback rejected after its timeout');
+      },
+      recovered: (queue) => {
+        this.#logger.info({ callback: queue.label }, 'callback queue drained; no longer dropping events');
+      },
+    };
+  }
+
+  #report(queue: CallbackQueue, error: unknown, event: ProgressEvent, reason: CallbackFailureReason): void {
+    if (reason === 'timeout') this.#stats.timedOut += 1;
+    else if (reason === 'dropped') this.#stats.dropped += 1;
+    else this.#stats.failed += 1;
+    const fields = { err: error, upgradeId: event.upgradeId, seq: event.seq, type: event.type, callback: queue.label, reason };
+    // Log one line per overflow episode, not one per dropped event (onError still hears of each).
+    if (reason !== 'dropped' || !queue.overflowing) {
+      this.#logger.warn(fields, MESSAGES[reason]);
+    }
+    const onError = this.#onError;
+    if (!onError) return;
+    const info: CallbackErrorInfo = { callback: queue.callback, event, reason };
+    try {
+      const result = onError(error, info);
+      if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+        Promise.resolve(result).then(undefined, (err: unknown) => this.#onErrorFailed(err, event));
+      }
+    } catch (err) {
+      this.#onErrorFailed(err, event);
+    }
+  }
+
+  #onErrorFailed(err: unknown, event: ProgressEvent): void {
+    this.#logger.error({ err, upgradeId: event.upgradeId, seq: event.seq }, 'the onError hook threw');
+  }
+}
+
+const MESSAGES: Record<CallbackFailureReason, string> = {
+  threw: 'callback threw',
+  rejected: 'callback rejected',
+  timeout: 'callback timed out; its queue moved on',
+  dropped: 'callback queue full; event dropped',
+};
+
+function invalid(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] ${message}`);
+}

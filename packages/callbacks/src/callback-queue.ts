@@ -1,0 +1,177 @@
+import type { ProgressEvent } from '@progress/core';
+import { CallbackError } from './callback-error.js';
+import { Fifo } from './fifo.js';
+import type { AnyCallback, CallbackFailureReason } from './types.js';
+
+/** One call waiting for its callback: the event and the arguments, copied when it was handed over. */
+export interface QueuedCall {
+  readonly event: ProgressEvent;
+  readonly args: readonly unknown[];
+}
+
+/** What a queue needs from its manager: settings, bookkeeping and reporting. @internal */
+export interface QueueHost {
+  readonly timeoutMs: number;
+  readonly maxQueueSize: number;
+  readonly dropNewest: boolean;
+  /** A call was accepted (queued or run at once). */
+  accepted(): void;
+  /** A call is about to run. */
+  calling(): void;
+  /** `count` accepted calls are finished: run, given up on, or discarded. */
+  settled(count: number): void;
+  /** A failure to report (once). */
+  fail(queue: CallbackQueue, error: unknown, event: ProgressEvent, reason: CallbackFailureReason): void;
+  /** A call given up on after its timeout rejected later on. */
+  lateRejection(queue: CallbackQueue, error: unknown, event: ProgressEvent): void;
+  /** The queue became empty after dropping events. */
+  recovered(queue: CallbackQueue): void;
+}
+
+/** Which events a registration wants. @internal */
+export type RegistrationKind = 'event' | 'status' | 'upgradeStatus';
+
+/**
+ * One registered callback with its own ordered queue. A call runs at once (inside `push`) when the
+ * callback is idle; a callback that returned a promise is busy until the promise settles or
+ * `timeoutMs` passes, and the events that arrive meanwhile wait, in order, in its queue (bounded by
+ * `maxQueueSize`). Whatever the callback does, it cannot hold up another queue.
+ *
+ * @internal
+ */
+export class CallbackQueue {
+  /** Registration order, which is also call order within one event. */
+  readonly id: number;
+  readonly kind: RegistrationKind;
+  /** `'*'` or an event type for `event`; a status otherwise. */
+  readonly key: string;
+  readonly callback: AnyCallback;
+  /** True when the callback declares the `state` parameter (or its arity is unknown). */
+  readonly wantsState: boolean;
+  #removed = false;
+  #busy = false;
+  #overflowing = false;
+  readonly #calls = new Fifo<QueuedCall>();
+  readonly #host: QueueHost;
+
+  constructor(host: QueueHost, id: number, kind: RegistrationKind, key: string, callback: AnyCallback) {
+    this.#host = host;
+    this.id = id;
+    this.kind = kind;
+    this.key = key;
+    this.callback = callback;
+    const stateParam = kind === 'status' ? 3 : 2;
+    this.wantsState = kind === 'upgradeStatus' || callback.length === 0 || callback.length >= stateParam;
+  }
+
+  /** True once unsubscribed. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** True from the first dropped event until the queue is empty again. */
+  get overflowing(): boolean {
+    return this.#overflowing;
+  }
+
+  /** The callback's name, for logs. */
+  get label(): string {
+    return this.callback.name || 'anonymous';
+  }
+
+  /** Hands a call over: runs it now when idle, else queues it (dropping one when full). */
+  push(call: QueuedCall): void {
+    if (this.#removed) return;
+    if (this.#calls.length >= this.#host.maxQueueSize) {
+      let dropped: QueuedCall | undefined = call;
+      if (!this.#host.dropNewest) {
+        dropped = this.#calls.shift();
+        this.#host.settled(1);
+        this.#host.accepted();
+        this.#calls.push(call);
+      }
+      this.#host.fail(this, new CallbackError('dropped', `[@progress/callbacks] callback "${this.label}": its queue is full (${this.#host.maxQueueSize}); event seq ${dropped!.event.seq} dropped`), dropped!.event, 'dropped');
+      this.#overflowing = true;
+      return;
+    }
+    this.#host.accepted();
+    this.#calls.push(call);
+    this.#pump();
+  }
+
+  /** Unsubscribes: queued calls are discarded; a running asynchronous call is left to finish. */
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    const discarded = this.#calls.clear();
+    if (discarded > 0) this.#host.settled(discarded);
+  }
+
+  #pump(): void {
+    while (!this.#busy && !this.#removed) {
+      const call = this.#calls.shift();
+      if (call === undefined) break;
+      this.#run(call);
+    }
+    if (this.#overflowing && this.#calls.length === 0) {
+      this.#overflowing = false;
+      this.#host.recovered(this);
+    }
+  }
+
+  #run(call: QueuedCall): void {
+    // Busy during a synchronous call too, so that an event handed over re-entrantly waits its turn.
+    this.#busy = true;
+    this.#host.calling();
+    let result: unknown;
+    try {
+      result = Reflect.apply(this.callback, undefined, call.args);
+    } catch (err) {
+      this.#busy = false;
+      this.#host.settled(1);
+      this.#host.fail(this, err, call.event, 'threw');
+      return;
+    }
+    if (isThenable(result)) {
+      this.#await(result, call);
+    } else {
+      this.#busy = false;
+      this.#host.settled(1);
+    }
+  }
+
+  #await(result: PromiseLike<unknown>, call: QueuedCall): void {
+    let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (failure?: { error: unknown; reason: CallbackFailureReason }): void => {
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (failure) this.#host.fail(this, failure.error, call.event, failure.reason);
+      this.#busy = false;
+      this.#host.settled(1);
+      this.#pump();
+    };
+    const { timeoutMs } = this.#host;
+    if (Number.isFinite(timeoutMs)) {
+      timer = setTimeout(() => {
+        if (done) return;
+        const error = new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" did not settle within ${timeoutMs} ms (event seq ${call.event.seq}, ${call.event.type}); moving on`);
+        finish({ error, reason: 'timeout' });
+      }, timeoutMs);
+    }
+    // Promise.resolve: a hostile thenable cannot throw into us, and `then` runs on a clean stack.
+    Promise.resolve(result).then(
+      () => {
+        if (!done) finish();
+      },
+      (err: unknown) => {
+        if (done) this.#host.lateRejection(this, err, call.event);
+        else finish({ error: err, reason: 'rejected' });
+      },
+    );
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
