@@ -1,0 +1,124 @@
+import type { EventType, ProgressEvent, UpgradeProgress } from '@progress/core';
+import { formatTimedelta } from './timedelta.js';
+
+/** The detail of one EventBridge entry: snake_case keys, JSON-serializable. */
+export type EventDetail = Record<string, unknown>;
+
+/**
+ * The event types sent by default: every type except `upgrade.created`, `task.added` and
+ * `task.progress` (the chatty ones, which the old module did not send).
+ */
+export const DEFAULT_EVENT_TYPES: readonly EventType[] = Object.freeze([
+  'upgrade.started',
+  'upgrade.phase_changed',
+  'upgrade.paused',
+  'upgrade.resumed',
+  'upgrade.completed',
+  'upgrade.failed',
+  'upgrade.cancelled',
+  'task.started',
+  'task.completed',
+  'task.failed',
+  'task.retried',
+  'task.skipped',
+  'task.cancelled',
+]);
+
+/**
+ * The keys of the old module's detail for each of its DetailTypes, in its order. A trimmed entry
+ * keeps these (plus `event_id`, `seq`, `duration_ms` and `truncated`); for the other types it
+ * keeps the base keys (`upgrade_id`, `cluster_name`, and `task_id`, `task_name` for a task).
+ */
+export const LEGACY_DETAIL_KEYS: Readonly<Partial<Record<EventType, readonly string[]>>> = Object.freeze({
+  'upgrade.started': ['upgrade_id', 'cluster_name', 'phase'],
+  'upgrade.completed': ['upgrade_id', 'cluster_name', 'duration'],
+  'upgrade.failed': ['upgrade_id', 'cluster_name', 'error_message'],
+  'upgrade.phase_changed': ['upgrade_id', 'cluster_name', 'phase'],
+  'task.started': ['upgrade_id', 'cluster_name', 'task_id', 'task_name'],
+  'task.completed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'duration'],
+  'task.failed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'error_message'],
+});
+
+const UPGRADE_BASE = ['upgrade_id', 'cluster_name'] as const;
+const TASK_BASE = ['upgrade_id', 'cluster_name', 'task_id', 'task_name'] as const;
+
+/** Keys kept when an entry is trimmed to fit: the old module's keys, then ours. */
+export function keptKeys(type: EventType): readonly string[] {
+  const legacy = LEGACY_DETAIL_KEYS[type] ?? (type.startsWith('task.') ? TASK_BASE : UPGRADE_BASE);
+  return [...legacy, 'event_id', 'seq', 'duration_ms'];
+}
+
+const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const duration = (ms: number | null): string | null => (ms === null ? null : formatTimedelta(ms));
+
+/**
+ * The detail of the entry for `event`, built from the event and the durable `state` right after it
+ * (names and durations come from the state). For the old module's seven DetailTypes the detail has
+ * its keys exactly, then `event_id`, `seq` and, where a duration applies, `duration_ms`; the other
+ * types follow the same style.
+ */
+export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgress>): EventDetail {
+  const d = event.details;
+  const base: EventDetail = { upgrade_id: event.upgradeId, cluster_name: state.clusterName };
+  const ids = { event_id: event.eventId, seq: event.seq };
+  if (!event.type.startsWith('task.')) {
+    switch (event.type) {
+      case 'upgrade.started':
+      case 'upgrade.phase_changed':
+        return { ...base, phase: text(d.phase) ?? state.currentPhase, ...ids };
+      case 'upgrade.completed':
+        return { ...base, duration: duration(state.durationMs), ...ids, duration_ms: state.durationMs };
+      case 'upgrade.failed':
+        return { ...base, error_message: text(d.errorMessage) ?? state.errorMessage ?? event.message, ...ids, duration_ms: state.durationMs };
+      case 'upgrade.cancelled':
+        return { ...base, reason: text(d.reason), duration: duration(state.durationMs), ...ids, duration_ms: state.durationMs };
+      case 'upgrade.paused':
+        return { ...base, phase: state.currentPhase, reason: text(d.reason), ...ids };
+      case 'upgrade.resumed':
+        return { ...base, phase: state.currentPhase, ...ids };
+      case 'upgrade.created':
+        return { ...base, plan_id: state.planId, metadata: state.metadata, ...ids };
+      default:
+        return { ...base, status: event.status, message: event.message, details: d, ...ids };
+    }
+  }
+  const taskId = event.taskId ?? '';
+  const task = Object.hasOwn(state.tasks, taskId) ? state.tasks[taskId] : undefined;
+  const taskBase: EventDetail = { ...base, task_id: taskId, task_name: task?.taskName ?? text(d.taskName) ?? taskId };
+  switch (event.type) {
+    case 'task.started':
+      return { ...taskBase, ...ids };
+    case 'task.completed':
+      return { ...taskBase, duration: duration(task?.durationMs ?? null), ...ids, duration_ms: task?.durationMs ?? null };
+    case 'task.failed':
+      return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: task?.durationMs ?? null };
+    case 'task.retried':
+      return { ...taskBase, retry_count: task?.retryCount ?? null, ...ids };
+    case 'task.skipped':
+    case 'task.cancelled':
+      return { ...taskBase, reason: text(d.reason), ...ids, duration_ms: task?.durationMs ?? null };
+    case 'task.added':
+      return { ...taskBase, task_type: event.taskType ?? null, parent_task_id: text(d.parentTaskId), ...ids };
+    case 'task.progress':
+      return {
+        ...taskBase,
+        percentage: event.percentage ?? task?.percentage ?? null,
+        message: event.message,
+        current_step: task?.currentStep ?? null,
+        completed_steps: task?.completedSteps ?? null,
+        total_steps: task?.totalSteps ?? null,
+        details: d,
+        ...ids,
+      };
+    default:
+      return { ...taskBase, status: event.status, message: event.message, details: d, ...ids };
+  }
+}
+
+/** The detail cut down to {@link keptKeys}, marked `truncated: true`. */
+export function trimDetail(type: EventType, detail: EventDetail): EventDetail {
+  const out: EventDetail = {};
+  for (const key of keptKeys(type)) if (key in detail) out[key] = detail[key];
+  out.truncated = true;
+  return out;
+}

@@ -1,0 +1,454 @@
+import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { Deque } from './deque.js';
+import { entrySize } from './entry-size.js';
+import { buildDetail, trimDetail } from './event-mapping.js';
+import { resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
+import { backoffDelay, classifyRequestError } from './retry-policy.js';
+
+/** Counters of {@link EventBridgeNotifier.stats}. */
+export interface NotifierStats {
+  /** Entries EventBridge accepted. */
+  sent: number;
+  /** Entries given up on: rejected, retries exhausted, too large, or undelivered at close. */
+  failed: number;
+  /** Entry retries scheduled (one entry retried three times counts three). */
+  retried: number;
+  /** Entries dropped by a full queue (or handed in after close). */
+  dropped: number;
+  /** Entries whose detail was trimmed to fit `maxBatchBytes`. */
+  trimmed: number;
+  /** Entries waiting to be sent, retries included. */
+  queued: number;
+  /** Entries in requests in flight. */
+  inFlight: number;
+  /** PutEvents requests made. */
+  requests: number;
+}
+
+/** What `flush()` reports. */
+export interface FlushReport {
+  /** True when everything was delivered or given up on before the timeout. */
+  complete: boolean;
+  /** The events still queued or in flight when the flush gave up (empty when complete). */
+  undelivered: UndeliveredEvent[];
+}
+
+/** What `close()` reports. */
+export interface CloseReport extends FlushReport {
+  stats: NotifierStats;
+}
+
+interface Item {
+  entry: PutEventsRequestEntry;
+  size: number;
+  ref: UndeliveredEvent;
+  attempts: number;
+  queuedAt: number;
+  readyAt: number;
+}
+
+interface Flight {
+  items: Item[];
+  controller: AbortController;
+}
+
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A {@link ProgressSink} that sends progress events to an AWS EventBridge bus, under the old
+ * module's DetailTypes and details (see the README's mapping table), without ever slowing the
+ * tracker: `handle()` formats the entry and queues it; entries go out in batches (at most 10
+ * entries and `maxBatchBytes` a request, sized as AWS counts them); failed entries are retried
+ * one by one with exponential backoff and full jitter; a bounded queue drops (and counts) when
+ * EventBridge cannot keep up. Delivery is at least once: consumers deduplicate by `event_id` (or
+ * `upgrade_id` + `seq`).
+ *
+ * @example
+ * const notifier = new EventBridgeNotifier({ busName: 'upgrades', region: 'us-east-1' });
+ * const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod', sinks: [notifier] });
+ * // ...
+ * await tracker.close();
+ * const { undelivered } = await notifier.shutdown(); // or close(), which logs it
+ */
+export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
+  /** The sink's name, for logs and diagnostics. */
+  readonly name = 'eventbridge';
+  readonly #opts: ResolvedOptions;
+  readonly #client: EventBridgeClient;
+  readonly #ownsClient: boolean;
+  readonly #logger: Logger;
+  readonly #onError: ((failure: DeliveryFailure) => void) | undefined;
+  readonly #fresh = new Deque<Item>();
+  #freshBytes = 0;
+  #retry: Item[] = [];
+  readonly #inFlight = new Set<Flight>();
+  #inFlightEntries = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #immediate: ReturnType<typeof setImmediate> | undefined;
+  #pausedUntil = 0;
+  #requestFailures = 0;
+  #flushing = 0;
+  #idleWaiters: Array<() => void> = [];
+  #closing: Promise<CloseReport> | undefined;
+  #closed = false;
+  #lastDropLog = -Infinity;
+  #dropsSinceLog = 0;
+  readonly #counters = { sent: 0, failed: 0, retried: 0, dropped: 0, trimmed: 0, requests: 0 };
+
+  /** @throws ProgressError `INVALID_ARGUMENT` for bad options. */
+  constructor(options: EventBridgeNotifierOptions) {
+    this.#opts = resolveOptions(options);
+    this.#logger = options.logger ?? silentLogger;
+    this.#onError = options.onError;
+    if (options.client) {
+      this.#client = options.client;
+      this.#ownsClient = false;
+    } else {
+      const config = options.clientConfig ?? {};
+      this.#client = new EventBridgeClient({ maxAttempts: 1, ...config, region: options.region ?? config.region });
+      this.#ownsClient = true;
+    }
+  }
+
+  /** Formats the event's entry and queues it; never waits for I/O. Ignores types not in `eventTypes`. */
+  handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    if (!this.#opts.eventTypes.has(event.type)) return;
+    const ref: UndeliveredEvent = { eventId: event.eventId, upgradeId: event.upgradeId, seq: event.seq, type: event.type };
+    if (this.#closing) {
+      this.#drop(ref, 'the notifier is closed');
+      return;
+    }
+    const item = this.#makeItem(event, state, ref);
+    if (!item) return;
+    if (this.#queued() >= this.#opts.maxQueue) {
+      if (this.#opts.dropPolicy === 'drop-newest') {
+        this.#drop(ref, 'queue full');
+        return;
+      }
+      const oldest = this.#retry.length > 0 ? this.#retry.shift() : this.#shiftFresh();
+      if (oldest) this.#drop(oldest.ref, 'queue full');
+    }
+    this.#fresh.push(item);
+    this.#freshBytes += item.size;
+    this.#schedulePump();
+  }
+
+  /**
+   * Waits until everything handed to `handle()` so far has been delivered or given up on, or until
+   * `timeoutMs` has passed. Never rejects. {@link drain} does the same and says what is still pending.
+   *
+   * @param timeoutMs @default `flushTimeoutMs`
+   */
+  async flush(timeoutMs?: number): Promise<void> {
+    await this.drain(timeoutMs);
+  }
+
+  /**
+   * {@link flush}, reporting what is still queued or in flight when `timeoutMs` has passed (those
+   * events stay queued and keep being retried). Never rejects.
+   *
+   * @param timeoutMs @default `flushTimeoutMs`
+   */
+  async drain(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<FlushReport> {
+    if (this.#closed || this.#isIdle()) return { complete: true, undelivered: [] };
+    this.#flushing += 1;
+    this.#pump();
+    let waiter: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const complete = await new Promise<boolean>((resolve) => {
+      waiter = () => resolve(true);
+      this.#idleWaiters.push(waiter);
+      timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+    });
+    clearTimeout(timer);
+    this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);
+    this.#flushing -= 1;
+    return { complete, undelivered: complete ? [] : this.#pendingRefs() };
+  }
+
+  /**
+   * Stops taking events, flushes (for at most `flushTimeoutMs`), then aborts what is still in
+   * flight, releases every timer and destroys the client if the notifier created it. What was not
+   * delivered is logged and handed to `onError`; {@link shutdown} also returns it. Idempotent.
+   */
+  async close(): Promise<void> {
+    await this.shutdown();
+  }
+
+  /** {@link close}, resolving with what was not delivered and the final counters. Idempotent. */
+  shutdown(): Promise<CloseReport> {
+    this.#closing ??= (async () => {
+      const report = await this.drain(this.#opts.flushTimeoutMs);
+      this.#closed = true;
+      this.#clearTimers();
+      const undelivered = this.#pendingRefs();
+      for (const flight of this.#inFlight) flight.controller.abort();
+      this.#inFlight.clear();
+      this.#inFlightEntries = 0;
+      this.#fresh.drain();
+      this.#freshBytes = 0;
+      this.#retry = [];
+      for (const done of this.#idleWaiters.splice(0)) done();
+      if (undelivered.length > 0) {
+        this.#counters.failed += undelivered.length;
+        this.#logger.warn({ undelivered: undelivered.length, busName: this.#opts.busName }, 'eventbridge notifier closed with undelivered events');
+        this.#report({ reason: 'closed', events: undelivered });
+      }
+      if (this.#ownsClient) this.#client.destroy();
+      return { complete: report.complete && undelivered.length === 0, undelivered, stats: this.stats() };
+    })();
+    return this.#closing;
+  }
+
+  /** `await using notifier = ...` closes it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** The counters, and what is queued and in flight now. */
+  stats(): NotifierStats {
+    return { ...this.#counters, queued: this.#queued(), inFlight: this.#inFlightEntries };
+  }
+
+  // ---------------------------------------------------------------- formatting
+
+  #makeItem(event: ProgressEvent, state: Readonly<UpgradeProgress>, ref: UndeliveredEvent): Item | undefined {
+    const { source, busName, maxBatchBytes } = this.#opts;
+    const detail = buildDetail(event, state);
+    const entry: PutEventsRequestEntry = { Source: source, DetailType: event.type, Detail: JSON.stringify(detail), EventBusName: busName, Resources: [], Time: new Date(event.timestamp) };
+    let size = entrySize(entry);
+    if (size > maxBatchBytes) {
+      const full = size;
+      entry.Detail = JSON.stringify(trimDetail(event.type, detail));
+      size = entrySize(entry);
+      this.#counters.trimmed += 1;
+      this.#logger.warn({ upgradeId: event.upgradeId, seq: event.seq, type: event.type, bytes: full, maxBatchBytes }, 'eventbridge entry too large: detail trimmed');
+    }
+    if (size > maxBatchBytes) {
+      this.#giveUp([ref], 'too_large', 'EntryTooLarge', `entry of ${size} bytes exceeds maxBatchBytes ${maxBatchBytes} even trimmed`);
+      return undefined;
+    }
+    const now = Date.now();
+    return { entry, size, ref, attempts: 0, queuedAt: now, readyAt: now };
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  #schedulePump(): void {
+    if (this.#immediate !== undefined || this.#closed) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      this.#pump();
+    });
+  }
+
+  /** Sends as many batches as the free request slots and the batching rules allow. */
+  #pump(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    if (now < this.#pausedUntil) {
+      this.#arm(this.#pausedUntil);
+      return;
+    }
+    const { maxBatchEntries, maxBatchBytes, lingerMs, maxConcurrentRequests } = this.#opts;
+    while (this.#inFlight.size < maxConcurrentRequests) {
+      let readyRetries = 0;
+      let readyBytes = this.#freshBytes;
+      let nextReadyAt = Infinity;
+      for (const item of this.#retry) {
+        if (item.readyAt <= now) {
+          readyRetries += 1;
+          readyBytes += item.size;
+        } else if (item.readyAt < nextReadyAt) nextReadyAt = item.readyAt;
+      }
+      if (nextReadyAt < Infinity) this.#arm(nextReadyAt);
+      const ready = readyRetries + this.#fresh.length;
+      if (ready === 0) return;
+      const oldest = this.#fresh.peek()?.queuedAt ?? now;
+      const full = ready >= maxBatchEntries || readyBytes >= maxBatchBytes;
+      if (!full && readyRetries === 0 && this.#flushing === 0 && this.#inFlight.size > 0 && oldest + lingerMs > now) {
+        this.#arm(oldest + lingerMs);
+        return;
+      }
+      this.#send(this.#takeBatch(now));
+    }
+  }
+
+  #takeBatch(now: number): Item[] {
+    const { maxBatchEntries, maxBatchBytes } = this.#opts;
+    const batch: Item[] = [];
+    let bytes = 0;
+    if (this.#retry.length > 0) {
+      const keep: Item[] = [];
+      for (const item of this.#retry) {
+        if (batch.length < maxBatchEntries && item.readyAt <= now && bytes + item.size <= maxBatchBytes) {
+          batch.push(item);
+          bytes += item.size;
+        } else keep.push(item);
+      }
+      this.#retry = keep;
+    }
+    while (batch.length < maxBatchEntries) {
+      const next = this.#fresh.peek();
+      if (!next || bytes + next.size > maxBatchBytes) break;
+      this.#shiftFresh();
+      batch.push(next);
+      bytes += next.size;
+    }
+    return batch;
+  }
+
+  #send(items: Item[]): void {
+    const flight: Flight = { items, controller: new AbortController() };
+    this.#inFlight.add(flight);
+    this.#inFlightEntries += items.length;
+    this.#counters.requests += 1;
+    for (const item of items) item.attempts += 1;
+    const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
+    this.#client
+      .send(new PutEventsCommand({ Entries: items.map((i) => i.entry) }), { abortSignal: flight.controller.signal })
+      .then(
+        (out) => {
+          if (this.#inFlight.has(flight)) this.#onAnswer(items, out);
+        },
+        (err: unknown) => {
+          if (this.#inFlight.has(flight)) this.#onRequestError(items, err);
+        },
+      )
+      .catch((err: unknown) => this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer'))
+      .finally(() => {
+        clearTimeout(timer);
+        if (this.#inFlight.delete(flight)) this.#inFlightEntries -= items.length;
+        this.#pump();
+        this.#checkIdle();
+      });
+  }
+
+  #onAnswer(items: Item[], out: PutEventsCommandOutput): void {
+    this.#requestFailures = 0;
+    const results = out.Entries ?? [];
+    const failedCount = out.FailedEntryCount ?? 0;
+    const rejected = new Map<string, { message: string; refs: UndeliveredEvent[] }>();
+    const now = Date.now();
+    items.forEach((item, i) => {
+      const result = results[i];
+      const code = result?.ErrorCode;
+      if (code) {
+        if (this.#opts.retry.retryableEntryCodes.includes(code)) this.#retryItem(item, now, code, result.ErrorMessage ?? '');
+        else {
+          const group = rejected.get(code) ?? { message: result.ErrorMessage ?? '', refs: [] };
+          group.refs.push(item.ref);
+          rejected.set(code, group);
+        }
+      } else if (result?.EventId || failedCount === 0) this.#counters.sent += 1;
+      else this.#retryItem(item, now, 'MissingResult', 'the answer has no result for this entry');
+    });
+    for (const [code, { message, refs }] of rejected) this.#giveUp(refs, 'rejected', code, message);
+  }
+
+  #onRequestError(items: Item[], err: unknown): void {
+    const info = classifyRequestError(err);
+    if (!info.retryable) {
+      this.#logger.error({ err, busName: this.#opts.busName, entries: items.length }, 'eventbridge rejected a PutEvents request; its entries are given up on');
+      this.#giveUp(
+        items.map((i) => i.ref),
+        'rejected',
+        info.code,
+        info.message,
+      );
+      return;
+    }
+    this.#requestFailures += 1;
+    const now = Date.now();
+    this.#pausedUntil = Math.max(this.#pausedUntil, now + backoffDelay(this.#requestFailures, this.#opts.retry));
+    this.#logger.warn({ err, code: info.code, status: info.status, entries: items.length, failures: this.#requestFailures }, 'PutEvents request failed; retrying');
+    for (const item of items) this.#retryItem(item, now, info.code, info.message);
+  }
+
+  #retryItem(item: Item, now: number, code: string, message: string): void {
+    if (item.attempts >= this.#opts.retry.maxAttempts) {
+      this.#giveUp([item.ref], 'retries_exhausted', code, message);
+      return;
+    }
+    item.readyAt = now + backoffDelay(item.attempts, this.#opts.retry);
+    this.#retry.push(item);
+    this.#counters.retried += 1;
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+
+  #giveUp(refs: UndeliveredEvent[], reason: DeliveryFailureReason, errorCode: string, errorMessage: string): void {
+    this.#counters.failed += refs.length;
+    this.#logger.error({ reason, errorCode, errorMessage, events: refs.length, first: refs[0] }, 'eventbridge entries given up on');
+    this.#report({ reason, errorCode, errorMessage, events: refs });
+  }
+
+  #drop(ref: UndeliveredEvent, why: string): void {
+    this.#counters.dropped += 1;
+    this.#dropsSinceLog += 1;
+    const now = Date.now();
+    if (now - this.#lastDropLog >= DROP_LOG_INTERVAL_MS) {
+      this.#logger.warn({ dropped: this.#dropsSinceLog, totalDropped: this.#counters.dropped, maxQueue: this.#opts.maxQueue, policy: this.#opts.dropPolicy, why }, 'eventbridge notifier dropped events');
+      this.#lastDropLog = now;
+      this.#dropsSinceLog = 0;
+    }
+    this.#report({ reason: 'dropped', errorMessage: why, events: [ref] });
+  }
+
+  #report(failure: DeliveryFailure): void {
+    if (!this.#onError) return;
+    try {
+      this.#onError(failure);
+    } catch (err) {
+      this.#logger.warn({ err }, 'eventbridge notifier: onError threw');
+    }
+  }
+
+  #shiftFresh(): Item | undefined {
+    const item = this.#fresh.shift();
+    if (item) this.#freshBytes -= item.size;
+    return item;
+  }
+
+  #queued(): number {
+    return this.#fresh.length + this.#retry.length;
+  }
+
+  #isIdle(): boolean {
+    return this.#fresh.length === 0 && this.#retry.length === 0 && this.#inFlight.size === 0;
+  }
+
+  #checkIdle(): void {
+    if (!this.#isIdle()) return;
+    for (const done of this.#idleWaiters.splice(0)) done();
+  }
+
+  #pendingRefs(): UndeliveredEvent[] {
+    const refs: UndeliveredEvent[] = [];
+    for (const flight of this.#inFlight) for (const item of flight.items) refs.push(item.ref);
+    for (const item of this.#retry) refs.push(item.ref);
+    for (const item of this.#fresh) refs.push(item.ref);
+    return refs.sort((a, b) => (a.upgradeId === b.upgradeId ? a.seq - b.seq : a.upgradeId < b.upgradeId ? -1 : 1));
+  }
+
+  #arm(at: number): void {
+    if (this.#closed || (this.#timer !== undefined && this.#timerAt <= at)) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#pump();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+  }
+}

@@ -1,0 +1,141 @@
+import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
+import { EVENT_TYPES, ProgressError, type EventType, type Logger } from '@progress/core';
+import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
+import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
+
+/** Which end of a full queue loses an event. */
+export type DropPolicy = 'drop-oldest' | 'drop-newest';
+
+/** An event that was not delivered, named well enough to find it in the store. */
+export interface UndeliveredEvent {
+  eventId: string;
+  upgradeId: string;
+  seq: number;
+  type: EventType;
+}
+
+/** Why events were given up on. */
+export type DeliveryFailureReason = 'rejected' | 'retries_exhausted' | 'too_large' | 'dropped' | 'closed';
+
+/** What `onError` hears: events given up on, and why. */
+export interface DeliveryFailure {
+  reason: DeliveryFailureReason;
+  /** The AWS `ErrorCode` of the entry, or the error name / network code of the request. */
+  errorCode?: string;
+  errorMessage?: string;
+  events: UndeliveredEvent[];
+}
+
+/** Options of {@link EventBridgeNotifier}. */
+export interface EventBridgeNotifierOptions {
+  /** The event bus (name or ARN): `EventBusName` of every entry. */
+  busName: string;
+  /** `Source` of every entry. @default 'eks-upgrade-agent' */
+  source?: string;
+  /** A ready client (shared; not destroyed by `close()`). Its own retries add to ours. */
+  client?: EventBridgeClient;
+  /** Region of the client the notifier creates when no `client` is given. */
+  region?: string;
+  /**
+   * More configuration of the client the notifier creates. Its `maxAttempts` defaults to 1, so
+   * that the notifier's own retries (per entry, with jitter) are the only ones.
+   */
+  clientConfig?: EventBridgeClientConfig;
+  /** Which event types are sent. @default {@link DEFAULT_EVENT_TYPES} (not task.progress, upgrade.created, task.added) */
+  eventTypes?: Iterable<EventType>;
+  /** Entries per PutEvents request, 1..10. @default 10 */
+  maxBatchEntries?: number;
+  /** Bytes per request as AWS counts them. @default 262144 (256 KB) */
+  maxBatchBytes?: number;
+  /** How long a partial batch waits for more entries while another request is in flight. @default 5 */
+  lingerMs?: number;
+  /** PutEvents requests in flight at once. @default 4 */
+  maxConcurrentRequests?: number;
+  /** Entries waiting to be sent (retries included) before the drop policy applies. @default 10000 */
+  maxQueue?: number;
+  /** Which entry a full queue drops. @default 'drop-oldest' */
+  dropPolicy?: DropPolicy;
+  /** Backoff and retry limits. */
+  retry?: RetryOptions;
+  /** A request is aborted (and retried) after this long. @default 10000 */
+  requestTimeoutMs?: number;
+  /** Default timeout of `flush()` and the bound of `close()`. @default 10000 */
+  flushTimeoutMs?: number;
+  /** A pino-compatible logger. @default silent */
+  logger?: Logger;
+  /** Hears every event given up on (rejected, retries exhausted, too large, dropped, closed). */
+  onError?: (failure: DeliveryFailure) => void;
+}
+
+/** The options with every default applied. */
+export interface ResolvedOptions {
+  busName: string;
+  source: string;
+  eventTypes: ReadonlySet<EventType>;
+  maxBatchEntries: number;
+  maxBatchBytes: number;
+  lingerMs: number;
+  maxConcurrentRequests: number;
+  maxQueue: number;
+  dropPolicy: DropPolicy;
+  retry: ResolvedRetryOptions;
+  requestTimeoutMs: number;
+  flushTimeoutMs: number;
+}
+
+const PKG = '[@progress/notifier-eventbridge]';
+
+function invalid(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `${PKG} ${message}`);
+}
+
+function int(value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? 'inf' : max}, not ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates the options and applies the defaults. Throws `INVALID_ARGUMENT`. */
+export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw invalid('EventBridgeNotifier needs an options object');
+  if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
+  const source = options.source ?? 'eks-upgrade-agent';
+  if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
+  if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined) {
+    throw invalid('give a client, or a region (or clientConfig.region) for the client the notifier creates');
+  }
+  if (options.client !== undefined && (typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
+  const known = new Set<string>(EVENT_TYPES);
+  const eventTypes = new Set<EventType>();
+  for (const type of options.eventTypes ?? DEFAULT_EVENT_TYPES) {
+    if (!known.has(type)) throw invalid(`unknown event type "${String(type)}" in eventTypes`);
+    eventTypes.add(type);
+  }
+  const dropPolicy = options.dropPolicy ?? 'drop-oldest';
+  if (dropPolicy !== 'drop-oldest' && dropPolicy !== 'drop-newest') throw invalid(`dropPolicy must be 'drop-oldest' or 'drop-newest', not ${String(dropPolicy)}`);
+  const r = options.retry ?? {};
+  const codes = r.retryableEntryCodes ?? DEFAULT_RETRY.retryableEntryCodes;
+  if (!Array.isArray(codes) || codes.some((c) => typeof c !== 'string')) throw invalid('retry.retryableEntryCodes must be an array of strings');
+  const retry: ResolvedRetryOptions = {
+    maxAttempts: int(r.maxAttempts, 'retry.maxAttempts', DEFAULT_RETRY.maxAttempts, 1),
+    baseDelayMs: int(r.baseDelayMs, 'retry.baseDelayMs', DEFAULT_RETRY.baseDelayMs, 0),
+    maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0),
+    retryableEntryCodes: [...codes],
+  };
+  return {
+    busName: options.busName,
+    source,
+    eventTypes,
+    maxBatchEntries: int(options.maxBatchEntries, 'maxBatchEntries', 10, 1, 10),
+    maxBatchBytes: int(options.maxBatchBytes, 'maxBatchBytes', 256 * 1024, 256, 1024 * 1024),
+    lingerMs: int(options.lingerMs, 'lingerMs', 5, 0),
+    maxConcurrentRequests: int(options.maxConcurrentRequests, 'maxConcurrentRequests', 4, 1, 64),
+    maxQueue: int(options.maxQueue, 'maxQueue', 10_000, 1),
+    dropPolicy,
+    retry,
+    requestTimeoutMs: int(options.requestTimeoutMs, 'requestTimeoutMs', 10_000, 1),
+    flushTimeoutMs: int(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0),
+  };
+}

@@ -1,0 +1,71 @@
+/** How failed entries and requests are retried. */
+export interface RetryOptions {
+  /** Attempts per entry, the first one included; then the entry is given up on. @default 8 */
+  maxAttempts?: number;
+  /** Base of the exponential backoff. @default 100 */
+  baseDelayMs?: number;
+  /** Cap of the exponential backoff. @default 20_000 */
+  maxDelayMs?: number;
+  /** Per-entry `ErrorCode`s that are retried. @default ['ThrottlingException', 'InternalFailure'] */
+  retryableEntryCodes?: readonly string[];
+}
+
+/** {@link RetryOptions} with every default applied. */
+export type ResolvedRetryOptions = Required<RetryOptions>;
+
+/** The defaults of {@link RetryOptions}. */
+export const DEFAULT_RETRY: Readonly<ResolvedRetryOptions> = Object.freeze({
+  maxAttempts: 8,
+  baseDelayMs: 100,
+  maxDelayMs: 20_000,
+  retryableEntryCodes: Object.freeze(['ThrottlingException', 'InternalFailure']),
+});
+
+/**
+ * Exponential backoff with full jitter: a random delay in `[0, min(maxDelayMs, baseDelayMs * 2^(n-1))]`
+ * after the n-th failed attempt.
+ */
+export function backoffDelay(failedAttempts: number, retry: Pick<ResolvedRetryOptions, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+  const exp = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** Math.max(0, Math.min(failedAttempts - 1, 30)));
+  return Math.floor(random() * exp);
+}
+
+const THROTTLING_NAMES = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'ProvisionedThroughputExceededException',
+  'SlowDown',
+  'InternalFailure',
+  'InternalException',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+]);
+
+/** What we know of a failed PutEvents request. */
+export interface RequestErrorInfo {
+  retryable: boolean;
+  /** The AWS error name or the network error code. */
+  code: string;
+  message: string;
+  status: number | undefined;
+}
+
+/**
+ * Classifies an error thrown by `client.send()`: throttling, 5xx, 429 and network errors (no HTTP
+ * status: refused, reset, timed out, aborted) are retryable; any other answer (4xx: access denied,
+ * unknown bus, validation) is not.
+ */
+export function classifyRequestError(err: unknown): RequestErrorInfo {
+  const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown }; $retryable?: unknown };
+  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const code = typeof e.code === 'string' && status === undefined ? e.code : name;
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  const retryable = status === undefined || status >= 500 || status === 429 || THROTTLING_NAMES.has(name) || e.$retryable !== undefined;
+  return { retryable, code, message, status };
+}
