@@ -1,0 +1,267 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isProgressError } from '@progress/core';
+import { CallbackError, CallbackManager, type CallbackErrorInfo } from '../src/index.js';
+import { deferred, openTracker, recordingLogger } from './helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('CallbackManager: a hanging callback', () => {
+  it('delays no other callback beyond its timeout, and its own queue moves on after it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const log: string[] = [];
+    const errors: Array<[unknown, CallbackErrorInfo]> = [];
+    const logger = recordingLogger();
+    const manager = new CallbackManager({
+      timeoutMs: 1000,
+      logger,
+      onError: (err, info) => {
+        errors.push([err, info]);
+        log.push(`timeout:${info.event.seq}`);
+      },
+    });
+    const hangForever = deferred();
+    function hung(e: { seq: number; type: string }) {
+      log.push(`hung:${e.seq}`);
+      return e.type === 'task.started' ? hangForever.promise : undefined;
+    }
+    manager.addEventCallback(hung);
+    manager.addEventCallback((e) => void log.push(`sync:${e.seq}`));
+    manager.addEventCallback(async (e) => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      log.push(`async:${e.seq}`);
+    });
+
+    const tracker = await openTracker(manager); // 1
+    await tracker.startUpgrade(); // 2
+    await tracker.addTask('t1', 'Task 1'); // 3
+    await tracker.startTask('t1'); // 4: hung() hangs here
+    await tracker.updateTaskProgress('t1', 50); // 5
+    await tracker.completeTask('t1'); // 6
+    await tracker.completeUpgrade(); // 7
+    // Every command resolved without time passing: the tracker is not held up.
+    let flushed = false;
+    const flushing = manager.flush().then(() => {
+      flushed = true;
+    });
+
+    await vi.advanceTimersByTimeAsync(999);
+    const seqs = (who: string) => log.filter((l) => l.startsWith(`${who}:`)).map((l) => Number(l.split(':')[1]));
+    expect(seqs('sync')).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(seqs('async')).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(seqs('hung')).toEqual([1, 2, 3, 4]);
+    expect(errors).toHaveLength(0);
+    expect(flushed).toBe(false);
+
+    await vi.advanceTimersByTimeAsync(1);
+    // The others were all done before the hung one's timeout fired; then its queue moved on.
+    const fired = log.indexOf('timeout:4');
+    expect(fired).toBeGreaterThan(-1);
+    expect(log.slice(0, fired).filter((l) => !l.startsWith('hung:'))).toHaveLength(14);
+    expect(log.slice(fired + 1)).toEqual(['hung:5', 'hung:6', 'hung:7']);
+    await flushing;
+    expect(flushed).toBe(true);
+
+    expect(errors).toHaveLength(1);
+    const [err, info] = errors[0]!;
+    expect(err).toBeInstanceOf(CallbackError);
+    expect(err).toMatchObject({ name: 'CallbackError', reason: 'timeout' });
+    expect(info).toMatchObject({ callback: hung, reason: 'timeout', event: { seq: 4, type: 'task.started' } });
+    expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([
+      expect.objectContaining({ obj: expect.objectContaining({ callback: 'hung', seq: 4, reason: 'timeout' }) }),
+    ]);
+    expect(manager.getStats()).toMatchObject({ timedOut: 1, failed: 0, pending: 0 });
+
+    // Rejecting after its timeout is not reported a second time (only a debug line).
+    hangForever.reject(new Error('too late'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(errors).toHaveLength(1);
+    expect(logger.lines.filter((l) => l.level === 'debug' && l.msg === 'callback rejected after its timeout')).toHaveLength(1);
+    await tracker.close();
+  });
+
+  it('with timeoutMs: Infinity, waits for the callback however long it takes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const gate = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return e.seq === 1 ? gate.promise : undefined;
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(seen).toEqual([1]);
+    expect(vi.getTimerCount()).toBe(0);
+    gate.resolve();
+    await manager.flush();
+    expect(seen).toEqual([1, 2]);
+    await tracker.close();
+  });
+});
+
+describe('CallbackManager: failing callbacks', () => {
+  it('reports a rejecting callback exactly once, and it keeps getting later events', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const logger = recordingLogger();
+    const errors: Array<[unknown, CallbackErrorInfo]> = [];
+    const manager = new CallbackManager({ logger, timeoutMs: 1000, onError: (err, info) => void errors.push([err, info]) });
+    const flakySeen: string[] = [];
+    async function flaky(e: { type: string }) {
+      flakySeen.push(e.type);
+      if (e.type === 'task.failed') throw new Error('ticket system down');
+    }
+    manager.addEventCallback(flaky);
+    const othersSeen: string[] = [];
+    manager.addEventCallback(async (e) => void othersSeen.push(e.type));
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.failTask('t1', 'boom');
+    await tracker.retryTask('t1');
+    await tracker.flush();
+    await vi.advanceTimersByTimeAsync(5000); // well past the timeout: still one report
+    expect(errors).toHaveLength(1);
+    const [err, info] = errors[0]!;
+    expect((err as Error).message).toBe('ticket system down');
+    expect(info).toMatchObject({ callback: flaky, reason: 'rejected', event: { type: 'task.failed', taskId: 't1' } });
+    expect(logger.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+    expect(logger.lines[0]).toMatchObject({ msg: 'callback rejected', obj: { callback: 'flaky', type: 'task.failed', reason: 'rejected' } });
+    const types = ['upgrade.created', 'upgrade.started', 'task.added', 'task.failed', 'task.retried'];
+    expect(flakySeen).toEqual(types);
+    expect(othersSeen).toEqual(types);
+    expect(manager.getStats()).toMatchObject({ failed: 1, timedOut: 0, pending: 0 });
+    await tracker.close();
+  });
+
+  it('reports a throwing callback once; the callbacks after it still get the event and the command resolves', async () => {
+    const errors: CallbackErrorInfo[] = [];
+    const manager = new CallbackManager({ onError: (_err, info) => void errors.push(info) });
+    manager.on('upgrade.started', () => {
+      throw new TypeError('bad handler');
+    });
+    const after: string[] = [];
+    manager.addEventCallback((e) => void after.push(e.type));
+    const tracker = await openTracker(manager);
+    await expect(tracker.startUpgrade()).resolves.toMatchObject({ type: 'upgrade.started' });
+    expect(after).toEqual(['upgrade.created', 'upgrade.started']);
+    expect(errors.map((i) => `${i.reason}:${i.event.type}`)).toEqual(['threw:upgrade.started']);
+    await tracker.close();
+  });
+
+  it('contains an onError hook that throws or rejects, and logs it', async () => {
+    const logger = recordingLogger();
+    let hookCalls = 0;
+    const manager = new CallbackManager({
+      logger,
+      onError: (_err, info) => {
+        hookCalls += 1;
+        if (info.event.seq % 2 === 0) throw new Error('hook broke');
+        return Promise.reject(new Error('hook rejected'));
+      },
+    });
+    manager.addEventCallback(() => {
+      throw new Error('always');
+    });
+    const seen: number[] = [];
+    manager.addEventCallback((e) => void seen.push(e.seq));
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(hookCalls).toBe(3);
+    expect(seen).toEqual([1, 2, 3]);
+    const hookErrors = logger.lines.filter((l) => l.level === 'error');
+    expect(hookErrors.map((l) => (l.obj.err as Error).message).sort()).toEqual(['hook broke', 'hook rejected', 'hook rejected']);
+    expect(hookErrors.every((l) => l.msg === 'the onError hook threw')).toBe(true);
+    await tracker.close();
+  });
+});
+
+describe('CallbackManager: bounded queues', () => {
+  async function overflow(dropPolicy: 'oldest' | 'newest') {
+    const logger = recordingLogger();
+    const dropped: number[] = [];
+    const manager = new CallbackManager({ maxQueueSize: 2, dropPolicy, logger, onError: (_e, info) => void dropped.push(info.event.seq) });
+    const gate = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return e.seq === 2 ? gate.promise : undefined;
+    });
+    const fast: number[] = [];
+    manager.addEventCallback((e) => void fast.push(e.seq));
+    const tracker = await openTracker(manager); // 1
+    await tracker.startUpgrade(); // 2: blocks the first callback
+    for (let i = 0; i < 5; i++) await tracker.addTask(`t${i}`, `Task ${i}`); // 3..7
+    expect(manager.getStats()).toMatchObject({ dropped: 3, pending: 3 });
+    gate.resolve();
+    await manager.flush();
+    // Later episodes log again; this one logged one warn line for three drops.
+    expect(logger.lines.filter((l) => l.level === 'warn' && l.obj.reason === 'dropped')).toHaveLength(1);
+    expect(fast).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    await tracker.close();
+    return { seen, dropped };
+  }
+
+  it("drops the oldest waiting event by default, so the latest ones get through", async () => {
+    expect(await overflow('oldest')).toEqual({ seen: [1, 2, 6, 7], dropped: [3, 4, 5] });
+  });
+
+  it("with dropPolicy 'newest', keeps the events that were first in line", async () => {
+    expect(await overflow('newest')).toEqual({ seen: [1, 2, 3, 4], dropped: [5, 6, 7] });
+  });
+});
+
+describe('CallbackManager: flush and close', () => {
+  it('close waits for queued calls, then ignores events and refuses new callbacks', async () => {
+    const manager = new CallbackManager();
+    const gate = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback(async (e) => {
+      if (e.seq === 1) await gate.promise;
+      seen.push(e.seq);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    let closed = false;
+    const closing = manager.close().then(() => {
+      closed = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toBe(false);
+    gate.resolve();
+    await closing;
+    expect(seen).toEqual([1, 2]);
+    await tracker.addTask('t1', 'Task 1'); // after close: ignored
+    await tracker.close();
+    expect(seen).toEqual([1, 2]);
+    expect(manager.getStats().events).toBe(2);
+    let code: string | undefined;
+    try {
+      manager.addEventCallback(() => {});
+    } catch (err) {
+      code = isProgressError(err) ? err.code : undefined;
+    }
+    expect(code).toBe('CLOSED');
+    expect(manager.close()).toBe(manager.close());
+  });
+
+  it('the tracker flush waits for asynchronous callbacks (the tracker flushes its sinks)', async () => {
+    const manager = new CallbackManager();
+    const done: number[] = [];
+    manager.addEventCallback(async (e) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      done.push(e.seq);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    expect(done).toEqual([]);
+    await tracker.flush();
+    expect(done).toEqual([1, 2]);
+    await tracker.close();
+  });
+});
