@@ -1,0 +1,44 @@
+import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { corrupted } from './errors.js';
+import { seqOf } from './keys.js';
+import type { StreamEntry } from './scripts.js';
+
+/** The event of a stream entry (`i` eventId, `e` JSON), checked against its entry id. */
+export function decodeEntry(key: string, entry: StreamEntry): ProgressEvent {
+  const [id, fields] = entry;
+  const seq = seqOf(id);
+  let json: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') json = fields[i + 1];
+  let event: ProgressEvent;
+  try {
+    event = JSON.parse(json ?? '') as ProgressEvent;
+  } catch (err) {
+    throw corrupted(key, `the event at seq ${seq} (entry ${id})`, err, { seq });
+  }
+  if (!event || typeof event !== 'object' || event.seq !== seq) throw corrupted(key, `the event at seq ${seq} (entry ${id})`, undefined, { seq });
+  return event;
+}
+
+/** The state of a snapshot key. */
+export function decodeSnapshot(key: string, json: string, snapSeq: number): UpgradeProgress {
+  let state: UpgradeProgress;
+  try {
+    state = JSON.parse(json) as UpgradeProgress;
+  } catch (err) {
+    throw corrupted(key, `the snapshot at seq ${snapSeq}`, err, { seq: snapSeq });
+  }
+  if (!state || typeof state !== 'object' || state.lastSeq !== snapSeq) throw corrupted(key, `the snapshot at seq ${snapSeq}`, undefined, { seq: snapSeq });
+  return state;
+}
+
+/** The events of one feed entry (`u`, `s`, `e` = JSON array), or undefined when damaged. */
+export function decodeFeedEntry(fields: string[]): ProgressEvent[] | undefined {
+  let json: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') json = fields[i + 1];
+  try {
+    const events = JSON.parse(json ?? '') as unknown;
+    return Array.isArray(events) ? (events as ProgressEvent[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,46 @@
+import { ProgressError, isProgressError, type ProgressErrorContext } from '@progress/core';
+
+const PKG = '[@progress/storage-redis]';
+
+/** `STORE_UNAVAILABLE` for a failed or timed-out command (a ProgressError passes through). */
+export function unavailable(what: string, cause: unknown, context: ProgressErrorContext = {}): ProgressError {
+  if (isProgressError(cause)) return cause;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: ${reason}`, { cause, context });
+}
+
+/** `DATA_CORRUPTED` naming the key and the record. */
+export function corrupted(key: string, record: string, cause?: unknown, context: ProgressErrorContext = {}): ProgressError {
+  return new ProgressError('DATA_CORRUPTED', `${PKG} key "${key}": ${record} is damaged`, { cause, context });
+}
+
+/** `NOT_FOUND` with `context.reason = 'trimmed'`: the events after `afterSeq` are no longer held. */
+export function trimmedError(upgradeId: string, afterSeq: number, trimmedSeq: number): ProgressError {
+  return new ProgressError(
+    'NOT_FOUND',
+    `${PKG} upgrade "${upgradeId}": events up to seq ${trimmedSeq} were removed by retention; cannot read after seq ${afterSeq} (load the snapshot and resync)`,
+    { context: { upgradeId, reason: 'trimmed', afterSeq, trimmedSeq } },
+  );
+}
+
+/** `CLOSED` for any call after `close()`. */
+export function closedError(): ProgressError {
+  return new ProgressError('CLOSED', `${PKG} RedisStore is closed`);
+}
+
+/** Rejects with `STORE_UNAVAILABLE` when `promise` does not settle within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, context: ProgressErrorContext = {}): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context })), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(unavailable(what, err, context));
+      },
+    );
+  });
+}

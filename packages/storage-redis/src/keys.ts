@@ -1,0 +1,45 @@
+import { ProgressError } from '@progress/core';
+
+/** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
+export interface UpgradeKeys {
+  /** Stream of events, entry id `0-<seq>`, fields `i` (eventId) and `e` (event JSON). */
+  events: string;
+  /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON). */
+  meta: string;
+  /** String: JSON of the state at `snapSeq`. */
+  snapshot: string;
+}
+
+/**
+ * Builds every key name from the prefix. Layout (prefix `progress:`):
+ * `progress:{u1}:events`, `progress:{u1}:meta`, `progress:{u1}:snapshot`, `progress:index`
+ * (sorted set of upgrade ids by updatedAt) and `progress:feed` (stream of new events, capped).
+ */
+export class KeyLayout {
+  readonly prefix: string;
+  /** Sorted set: member upgradeId, score updatedAt in ms. */
+  readonly index: string;
+  /** Stream: one entry per append, fields `u` (upgradeId), `s` (first seq), `e` (JSON array of events). */
+  readonly feed: string;
+
+  constructor(prefix: string) {
+    if (typeof prefix !== 'string' || prefix.length > 256 || /[{}\s]/.test(prefix)) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] keyPrefix must be a string of at most 256 characters without braces or spaces, got ${JSON.stringify(prefix)}`);
+    }
+    this.prefix = prefix;
+    this.index = `${prefix}index`;
+    this.feed = `${prefix}feed`;
+  }
+
+  /** The keys of one upgrade (the id must be valid already). */
+  upgrade(upgradeId: string): UpgradeKeys {
+    const base = `${this.prefix}{${upgradeId}}:`;
+    return { events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` };
+  }
+}
+
+/** The stream entry id of a seq: `0-<seq>`, so that XRANGE by seq is exact. */
+export const entryId = (seq: number): string => `0-${seq}`;
+
+/** The seq of a stream entry id `0-<seq>`. */
+export const seqOf = (id: string): number => Number(id.slice(id.indexOf('-') + 1));

@@ -1,0 +1,115 @@
+import { ProgressError, type Logger } from '@progress/core';
+import type { Cluster, Redis } from 'ioredis';
+
+/** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
+export interface RetentionOptions {
+  /**
+   * Seconds an upgrade is kept after it reaches a terminal status (completed, failed, cancelled):
+   * every key of the upgrade gets this TTL when the terminal event is appended. @default undefined (kept forever)
+   */
+  ttlSeconds?: number;
+  /**
+   * Keep at least this many of the newest events per upgrade; older ones are trimmed, but only
+   * those already covered by the snapshot. A reader asking for trimmed events gets `NOT_FOUND` with
+   * `context.reason = 'trimmed'`. @default undefined (every event kept)
+   */
+  maxEvents?: number;
+}
+
+/** Options of {@link RedisStore}. Give `url` or `redis`; with neither, `redis://127.0.0.1:6379`. */
+export interface RedisStoreOptions {
+  /** A Redis URL (`redis://user:pass@host:6379/0`, `rediss://...`). The store creates and closes the client. */
+  url?: string;
+  /** A ready ioredis client or Cluster. The store uses it and leaves it open on `close()`. */
+  redis?: Redis | Cluster;
+  /** Prefix of every key (multi-tenant use). No braces. @default 'progress:' */
+  keyPrefix?: string;
+  /** `CLIENT SETNAME` of the connections the store creates (watchers add `:watch`). @default 'progress-redis-store' */
+  connectionName?: string;
+  /** Write the snapshot when the seq crosses a multiple of this (and on a terminal status). @default 1 (every append) */
+  snapshotEvery?: number;
+  /** TTL after a terminal status, and a cap on stored events. @default keep everything */
+  retention?: RetentionOptions;
+  /** Approximate cap of the `watchAll()` feed stream (XADD MAXLEN ~). @default 10000 */
+  feedMaxLen?: number;
+  /**
+   * Bounded wait of a command: an append not acknowledged within this time rejects with
+   * `STORE_UNAVAILABLE`, and Redis refuses to run it afterwards (a server-side deadline). @default 10000
+   */
+  commandTimeoutMs?: number;
+  /** Events per XRANGE / XREAD page. @default 500 */
+  pageSize?: number;
+  /** XREAD BLOCK timeout of a watcher, ms (it loops; this only bounds one call). @default 5000 */
+  watchBlockMs?: number;
+  /**
+   * `single`: the index and the feed are written inside the append script (atomic). `cluster`:
+   * they are written by a follow-up command after the script (Cluster cannot touch other slots in
+   * a script). @default 'cluster' for an ioredis Cluster, else 'single'
+   */
+  mode?: 'single' | 'cluster';
+  /** A pino-compatible logger. @default silent */
+  logger?: Logger;
+}
+
+/** The options after defaults and checks. */
+export interface ResolvedOptions {
+  keyPrefix: string;
+  connectionName: string;
+  snapshotEvery: number;
+  ttlSeconds: number;
+  maxEvents: number;
+  feedMaxLen: number;
+  commandTimeoutMs: number;
+  pageSize: number;
+  watchBlockMs: number;
+}
+
+function whole(value: unknown, what: string, min: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${what} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
+export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] RedisStore needs an options object');
+  if (options.url !== undefined && options.redis !== undefined) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
+  }
+  if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] url must start with redis:// or rediss://');
+  }
+  if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] mode must be 'single' or 'cluster', got ${JSON.stringify(options.mode)}`);
+  }
+  const name = options.connectionName ?? 'progress-redis-store';
+  if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] connectionName must be 1..100 printable characters without spaces');
+  }
+  const retention = options.retention ?? {};
+  return {
+    keyPrefix: options.keyPrefix ?? 'progress:',
+    connectionName: name,
+    snapshotEvery: whole(options.snapshotEvery, 'snapshotEvery', 1, 1),
+    ttlSeconds: whole(retention.ttlSeconds, 'retention.ttlSeconds', 1, 0),
+    maxEvents: whole(retention.maxEvents, 'retention.maxEvents', 1, 0),
+    feedMaxLen: whole(options.feedMaxLen, 'feedMaxLen', 1, 10_000),
+    commandTimeoutMs: whole(options.commandTimeoutMs, 'commandTimeoutMs', 1, 10_000),
+    pageSize: whole(options.pageSize, 'pageSize', 1, 500),
+    watchBlockMs: whole(options.watchBlockMs, 'watchBlockMs', 1, 5_000),
+  };
+}
+
+/** The URL without user name and password, for `info()` and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//');
+  }
+}

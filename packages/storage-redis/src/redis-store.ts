@@ -1,0 +1,470 @@
+import {
+  ProgressError,
+  assertAppend,
+  assertListFilter,
+  assertValidId,
+  filterRows,
+  isTerminal,
+  replayEvents,
+  silentLogger,
+  toSummaryRow,
+  type ListFilter,
+  type Logger,
+  type ProgressEvent,
+  type ProgressStore,
+  type StoreInfo,
+  type UpgradeProgress,
+  type UpgradeSummaryRow,
+} from '@progress/core';
+import { Redis, type Cluster } from 'ioredis';
+import { decodeEntry, decodeSnapshot } from './codec.js';
+import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
+import { KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
+import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
+import { defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
+import { ServerClock } from './server-clock.js';
+import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
+
+type Client = (Redis | Cluster) & ScriptCommands;
+
+interface PendingAppend {
+  upgradeId: string;
+  keys: UpgradeKeys;
+  expectedSeq: number;
+  n: number;
+  /** ARGV after the deadline (index 2 of ARGV is filled in at send time). */
+  head: [string, string];
+  tail: string[];
+  /** Cluster mode: the follow-up index and feed writes. */
+  score: number;
+  feed: string;
+  settled: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const PKG = '[@progress/storage-redis]';
+
+/**
+ * A {@link ProgressStore} on Redis: per upgrade a stream of events and a snapshot, appended
+ * atomically with the seq check by one Lua script that touches only that upgrade's hash slot; an
+ * index of upgrades and a feed for `watchAll()`; `watch()` follows any upgrade from any process.
+ *
+ * Appends issued in the same tick (group commits of several trackers) go out in one pipeline. A
+ * retried append (after a lost connection) is recognised by its first event id and never stored
+ * twice. An append not acknowledged within `commandTimeoutMs` rejects with `STORE_UNAVAILABLE`, and
+ * Redis refuses to run it afterwards (a deadline checked by the script on the server clock).
+ *
+ * @example
+ * const store = new RedisStore({ url: 'redis://127.0.0.1:6379', keyPrefix: 'acme:' });
+ * const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod', store });
+ * for await (const event of store.watch('u1', 0, { signal })) console.log(event.seq, event.message);
+ */
+export class RedisStore implements ProgressStore {
+  readonly #options: ResolvedOptions;
+  readonly #redis: Client;
+  readonly #owns: boolean;
+  readonly #url: string;
+  readonly #cluster: boolean;
+  readonly #keys: KeyLayout;
+  readonly #logger: Logger;
+  readonly #clock: ServerClock;
+  readonly #stop = new AbortController();
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #watchers = new Set<Redis | Cluster>();
+  readonly #onReady = (): void => this.#clock.invalidate();
+  #pending: PendingAppend[] = [];
+  #scheduled = false;
+  #closing: Promise<void> | undefined;
+
+  /** @param options See {@link RedisStoreOptions}; every option has a default. */
+  constructor(options: RedisStoreOptions = {}) {
+    this.#options = resolveOptions(options);
+    this.#keys = new KeyLayout(this.#options.keyPrefix);
+    this.#logger = options.logger ?? silentLogger;
+    if (options.redis) {
+      this.#owns = false;
+      this.#redis = defineScripts(options.redis);
+      this.#url = describeClient(options.redis);
+    } else {
+      const url = options.url ?? 'redis://127.0.0.1:6379';
+      this.#owns = true;
+      this.#url = redactUrl(url);
+      const redis = new Redis(url, {
+        connectionName: this.#options.connectionName,
+        // Never drop a command because of reconnects: our own deadline bounds the wait, and commands
+        // in flight are re-sent after a reconnect (the append script makes that idempotent).
+        maxRetriesPerRequest: null,
+        enableOfflineQueue: true,
+        autoResendUnfulfilledCommands: true,
+        retryStrategy: (times) => Math.min(20 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 20),
+      });
+      redis.on('error', (err: unknown) => this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)'));
+      this.#redis = defineScripts(redis);
+    }
+    this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
+    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs);
+    this.#redis.on('ready', this.#onReady);
+  }
+
+  /** The ioredis client (or Cluster) the store uses. */
+  get client(): Redis | Cluster {
+    return this.#redis;
+  }
+
+  /** The key names this store uses (for tooling and tests). */
+  get keys(): KeyLayout {
+    return this.#keys;
+  }
+
+  // ------------------------------------------------------------------------------------- writes
+
+  append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    try {
+      this.#check(upgradeId);
+      assertAppend('@progress/storage-redis', upgradeId, events, expectedSeq);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // Serialize now: `state` is only valid during this synchronous part.
+    const n = events.length;
+    const last = expectedSeq + n;
+    const every = this.#options.snapshotEvery;
+    const matches = state.lastSeq === last;
+    const terminal = matches && isTerminal(state.status);
+    const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
+    const row = JSON.stringify(toSummaryRow(state));
+    const score = Date.parse(state.updatedAt) || Date.now();
+    const ttl = terminal ? this.#options.ttlSeconds : 0;
+    const tail: string[] = [
+      snapshot,
+      row,
+      String(score),
+      String(ttl),
+      String(this.#options.maxEvents),
+      String(this.#options.feedMaxLen),
+      upgradeId,
+    ];
+    const jsons: string[] = [];
+    for (const event of events) {
+      const json = JSON.stringify(event);
+      jsons.push(json);
+      tail.push(event.eventId, json);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({
+        upgradeId,
+        keys: this.#keys.upgrade(upgradeId),
+        expectedSeq,
+        n,
+        head: [String(expectedSeq), String(n)],
+        tail,
+        score,
+        feed: this.#cluster ? `[${jsons.join(',')}]` : '',
+        settled: false,
+        resolve,
+        reject,
+      });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
+        queueMicrotask(() => {
+          this.#scheduled = false;
+          const batch = this.#pending;
+          this.#pending = [];
+          const sending = this.#send(batch);
+          this.#inflight.add(sending);
+          void sending.finally(() => this.#inflight.delete(sending));
+        });
+      }
+    });
+  }
+
+  async #send(batch: PendingAppend[]): Promise<void> {
+    const timeout = this.#options.commandTimeoutMs;
+    let offset: number;
+    try {
+      offset = await this.#clock.offset();
+    } catch (err) {
+      for (const p of batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
+      return;
+    }
+    const deadline = String(Date.now() + offset + timeout);
+    const numKeys = this.#cluster ? 3 : 5;
+    const argsOf = (p: PendingAppend): string[] => {
+      const keys = [p.keys.events, p.keys.meta, p.keys.snapshot];
+      if (!this.#cluster) keys.push(this.#keys.index, this.#keys.feed);
+      return [...keys, p.head[0], p.head[1], deadline, ...p.tail];
+    };
+    // Our answer comes at deadline + the clock's uncertainty, when Redis can no longer run it.
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeout + this.#clock.errorMs);
+    });
+    const run = async (): Promise<void> => {
+      if (batch.length === 1 || this.#cluster) {
+        await Promise.all(
+          batch.map((p) =>
+            this.#redis.progressAppendV1(numKeys, ...argsOf(p)).then(
+              (reply) => this.#settle(p, undefined, reply),
+              (err: unknown) => this.#settle(p, err),
+            ),
+          ),
+        );
+        return;
+      }
+      const pipeline = this.#redis.pipeline() as unknown as ScriptCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+      for (const p of batch) void pipeline.progressAppendV1(numKeys, ...argsOf(p));
+      try {
+        const results = (await pipeline.exec()) ?? [];
+        batch.forEach((p, i) => {
+          const [err, reply] = results[i] ?? [new Error('no reply in the pipeline'), undefined];
+          this.#settle(p, err ?? undefined, reply as [number, number]);
+        });
+      } catch (err) {
+        for (const p of batch) this.#settle(p, err);
+      }
+    };
+    await Promise.race([run(), expired]);
+    clearTimeout(timer);
+    for (const p of batch) {
+      if (!p.settled) {
+        this.#settle(
+          p,
+          new ProgressError(
+            'STORE_UNAVAILABLE',
+            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${timeout} ms; not acknowledged (Redis refuses to run it after its deadline)`,
+            { context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, timeoutMs: timeout } },
+          ),
+        );
+      }
+    }
+  }
+
+  #settle(p: PendingAppend, err: unknown, reply?: [number, number]): void {
+    if (p.settled) return;
+    p.settled = true;
+    const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
+    if (err !== undefined) {
+      p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
+      return;
+    }
+    const [code, stored] = reply ?? [NaN, NaN];
+    if (code === 1 || code === 2) {
+      if (code === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
+      if (this.#cluster) this.#followUp(p);
+      p.resolve();
+    } else if (code === 0) {
+      p.reject(
+        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: another writer moved it`, {
+          context: { ...context, storedSeq: Number(stored) },
+        }),
+      );
+    } else if (code === -1) {
+      p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": the append reached Redis after its deadline and was not applied`, { context }));
+    } else {
+      p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": unexpected reply ${JSON.stringify(reply)} from the append script`, { context }));
+    }
+  }
+
+  /** Cluster mode: the index and the feed live in other slots, so they follow the script. */
+  #followUp(p: PendingAppend): void {
+    const done = Promise.all([
+      this.#redis.zadd(this.#keys.index, p.score, p.upgradeId),
+      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'u', p.upgradeId, 's', String(p.expectedSeq + 1), 'e', p.feed),
+    ]).then(
+      () => undefined,
+      (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
+    );
+    this.#inflight.add(done);
+    void done.finally(() => this.#inflight.delete(done));
+  }
+
+  async delete(upgradeId: string): Promise<boolean> {
+    this.#check(upgradeId);
+    const keys = this.#keys.upgrade(upgradeId);
+    const args = [keys.events, keys.meta, keys.snapshot];
+    if (!this.#cluster) args.push(this.#keys.index);
+    const existed = await this.#bounded(this.#redis.progressDeleteV1(args.length, ...args, upgradeId), `upgrade "${upgradeId}": could not delete`, upgradeId);
+    if (this.#cluster) await this.#bounded(this.#redis.zrem(this.#keys.index, upgradeId), 'could not update the index', upgradeId);
+    return existed === 1;
+  }
+
+  // -------------------------------------------------------------------------------------- reads
+
+  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    this.#check(upgradeId);
+    const keys = this.#keys.upgrade(upgradeId);
+    const reply = await this.#bounded(this.#redis.progressLoadV1(3, keys.events, keys.meta, keys.snapshot), `upgrade "${upgradeId}": could not load`, upgradeId);
+    if (!reply) return undefined;
+    const [lastText, snapText, snapJson, tail] = reply;
+    const lastSeq = Number(lastText);
+    const snapSeq = Number(snapText);
+    let state: UpgradeProgress | undefined;
+    if (snapSeq > 0) {
+      if (!snapJson) throw corrupted(keys.snapshot, `the snapshot at seq ${snapSeq} (missing)`, undefined, { upgradeId });
+      state = decodeSnapshot(keys.snapshot, snapJson, snapSeq);
+    }
+    const events = tail.map((entry) => decodeEntry(keys.events, entry));
+    events.forEach((e, i) => {
+      if (e.seq !== snapSeq + i + 1) throw corrupted(keys.events, `the event log after seq ${snapSeq + i} (seq ${e.seq} follows)`, undefined, { upgradeId });
+    });
+    state = replayEvents(events, state);
+    if (!state || state.lastSeq !== lastSeq) throw corrupted(keys.meta, `lastSeq ${lastSeq} (the log ends at ${state?.lastSeq ?? 0})`, undefined, { upgradeId });
+    return state;
+  }
+
+  async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    this.#check(upgradeId);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw new ProgressError('INVALID_ARGUMENT', `${PKG} limit must be a whole number >= 0, got ${String(limit)}`);
+    const keys = this.#keys.upgrade(upgradeId);
+    let next = afterSeq;
+    let left = limit;
+    while (left > 0) {
+      const count = Math.min(this.#options.pageSize, left);
+      // One transaction: the trim mark and the page are consistent with each other.
+      const exec = this.#redis.multi().hget(keys.meta, 'trimmed').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
+      const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
+      const [trimErr, trimmedText] = results?.[0] ?? [new Error('transaction aborted')];
+      const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
+      if (trimErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, trimErr ?? rangeErr, { upgradeId });
+      const trimmed = Number(trimmedText ?? 0);
+      if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+      const page = (entries ?? []) as StreamEntry[];
+      for (const entry of page) {
+        if (seqOf(entry[0]) !== next + 1) throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+        const event = decodeEntry(keys.events, entry);
+        next = event.seq;
+        left--;
+        yield event;
+      }
+      if (page.length < count) return;
+    }
+  }
+
+  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    this.#assertOpen();
+    assertListFilter(filter);
+    const ids = await this.#bounded(this.#redis.zrange(this.#keys.index, 0, -1), 'could not read the index of upgrades');
+    const rows: UpgradeSummaryRow[] = [];
+    const gone: string[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const texts = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hget(this.#keys.upgrade(id).meta, 'row'))), 'could not read the upgrades');
+      chunk.forEach((id, k) => {
+        const text = texts[k];
+        if (!text) return void gone.push(id);
+        try {
+          rows.push(JSON.parse(text) as UpgradeSummaryRow);
+        } catch (err) {
+          throw corrupted(this.#keys.upgrade(id).meta, 'the field "row"', err, { upgradeId: id });
+        }
+      });
+    }
+    // Upgrades that expired (retention TTL) leave their index entry behind: drop it now.
+    if (gone.length > 0) await this.#redis.zrem(this.#keys.index, ...gone).catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
+    return filterRows(rows, filter);
+  }
+
+  // -------------------------------------------------------------------------------------- watch
+
+  /**
+   * Replays the events after `afterSeq`, then follows new ones as any process appends them, in seq
+   * order, without gaps or duplicates (XREAD BLOCK on a dedicated connection, opened per call and
+   * closed when the iteration ends). It waits through connection losses (ioredis reconnects and
+   * resumes from the last seq read). It ends when `signal` aborts, the loop breaks, or the store
+   * closes. Throws `NOT_FOUND` (`context.reason = 'trimmed'`) when the events after `afterSeq` were
+   * removed by retention: load the state and resume from its `lastSeq`.
+   */
+  watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    this.#check(upgradeId);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
+    return watchUpgrade(this.#watchContext(), upgradeId, afterSeq, options.signal);
+  }
+
+  /**
+   * The new events of every upgrade, from the moment of this call, each upgrade's in seq order
+   * (read from the feed stream; a gap in one upgrade's seqs is filled from its own stream, and
+   * duplicates are dropped). Ends like {@link watch}.
+   */
+  watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    this.#assertOpen();
+    return watchAllUpgrades(this.#watchContext(), options.signal);
+  }
+
+  #watchContext(): WatchContext {
+    return {
+      redis: this.#redis,
+      keys: this.#keys,
+      options: this.#options,
+      logger: this.#logger,
+      stop: this.#stop.signal,
+      readEvents: (id, after, limit) => this.readEvents(id, after, limit),
+      track: (conn) => {
+        this.#watchers.add(conn);
+        return () => this.#watchers.delete(conn);
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------- lifecycle
+
+  info(): StoreInfo {
+    return {
+      name: 'RedisStore',
+      durable: true,
+      url: this.#url,
+      keyPrefix: this.#options.keyPrefix,
+      mode: this.#cluster ? 'cluster' : 'single',
+      status: this.#redis.status,
+      snapshotEvery: this.#options.snapshotEvery,
+      retention: { ttlSeconds: this.#options.ttlSeconds || null, maxEvents: this.#options.maxEvents || null },
+      watchers: this.#watchers.size,
+      closed: this.#closing !== undefined,
+    };
+  }
+
+  /**
+   * Waits for appends in flight, ends every watcher, and quits the connection the store created (a
+   * client passed in stays open). Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stop.abort();
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+      while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+      for (const conn of this.#watchers) conn.disconnect();
+      this.#watchers.clear();
+      this.#redis.off('ready', this.#onReady);
+      if (this.#owns) {
+        const redis = this.#redis;
+        if (redis.status === 'ready') await withTimeout(redis.quit(), 1000, 'quit').catch(() => {});
+        redis.disconnect();
+      }
+    })();
+    return this.#closing;
+  }
+
+  // ------------------------------------------------------------------------------------ helpers
+
+  #assertOpen(): void {
+    if (this.#closing) throw closedError();
+  }
+
+  #check(upgradeId: string): void {
+    this.#assertOpen();
+    assertValidId(upgradeId, 'upgradeId');
+  }
+
+  #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string): Promise<T> {
+    return withTimeout(promise, this.#options.commandTimeoutMs, what, upgradeId === undefined ? {} : { upgradeId });
+  }
+}
+
+function describeClient(client: Redis | Cluster): string {
+  if ((client as { isCluster?: boolean }).isCluster) return 'redis-cluster';
+  const o = (client as Redis).options;
+  if (o.path) return `redis+unix://${o.path}`;
+  return `${o.tls ? 'rediss' : 'redis'}://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+}

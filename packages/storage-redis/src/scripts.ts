@@ -1,0 +1,113 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * Appends events to one upgrade, atomically with the seq check.
+ *
+ * KEYS: events, meta, snapshot [, index, feed] (the last two only in single-node mode).
+ * ARGV: expectedSeq, n, deadline (ms on the server clock, 0 = none), snapshot JSON ('' = keep),
+ * row JSON, updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId,
+ * then eventId and event JSON for each event.
+ *
+ * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
+ * (idempotent retry); 0 CONFLICT; -1 refused because the deadline passed before it ran.
+ */
+export const APPEND_LUA = `
+local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '0')
+local expected = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+if last ~= expected then
+  if last == expected + n then
+    local id = string.format('0-%d', expected + 1)
+    local found = redis.call('XRANGE', KEYS[1], id, id)
+    if found[1] and found[1][2][2] == ARGV[11] then return {2, last} end
+  end
+  return {0, last}
+end
+local deadline = tonumber(ARGV[3])
+if deadline > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > deadline then return {-1, last} end
+end
+local parts = {}
+for k = 0, n - 1 do
+  local json = ARGV[12 + 2 * k]
+  redis.call('XADD', KEYS[1], string.format('0-%d', expected + 1 + k), 'i', ARGV[11 + 2 * k], 'e', json)
+  parts[k + 1] = json
+end
+last = expected + n
+local lastText = string.format('%d', last)
+redis.call('HSET', KEYS[2], 'lastSeq', lastText, 'row', ARGV[5])
+local snapSeq = nil
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[4])
+  redis.call('HSET', KEYS[2], 'snapSeq', lastText)
+  snapSeq = last
+end
+local maxEvents = tonumber(ARGV[8])
+if maxEvents > 0 then
+  snapSeq = snapSeq or tonumber(redis.call('HGET', KEYS[2], 'snapSeq') or '0')
+  local cut = math.min(snapSeq, last - maxEvents)
+  local trimmed = tonumber(redis.call('HGET', KEYS[2], 'trimmed') or '0')
+  if cut > trimmed then
+    redis.call('XTRIM', KEYS[1], 'MINID', string.format('0-%d', cut + 1))
+    redis.call('HSET', KEYS[2], 'trimmed', string.format('%d', cut))
+  end
+end
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+if #KEYS >= 5 then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', string.format('%d', expected + 1), 'e', '[' .. table.concat(parts, ',') .. ']')
+end
+return {1, last}
+`;
+
+/**
+ * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries}`,
+ * the tail being the events after the snapshot (at most about `snapshotEvery`). Nil when absent.
+ * KEYS: events, meta, snapshot.
+ */
+export const LOAD_LUA = `
+local meta = redis.call('HMGET', KEYS[2], 'lastSeq', 'snapSeq')
+if not meta[1] then return false end
+local snapSeq = tonumber(meta[2] or '0')
+local snap = ''
+if snapSeq > 0 then snap = redis.call('GET', KEYS[3]) or '' end
+local tail = redis.call('XRANGE', KEYS[1], string.format('0-%d', snapSeq + 1), '+')
+return {meta[1], string.format('%d', snapSeq), snap, tail}
+`;
+
+/** Deletes one upgrade. KEYS: events, meta, snapshot [, index]; ARGV: upgradeId. Returns 1 when it existed. */
+export const DELETE_LUA = `
+local existed = redis.call('EXISTS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if #KEYS >= 4 then redis.call('ZREM', KEYS[4], ARGV[1]) end
+return existed
+`;
+
+/** A stream entry as ioredis returns it: `[id, [field, value, ...]]`. */
+export type StreamEntry = [id: string, fields: string[]];
+
+/** What `progressLoad` returns. */
+export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tail: StreamEntry[]] | null;
+
+/** The commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). */
+export interface ScriptCommands {
+  progressAppendV1(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
+  progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
+  progressDeleteV1(numKeys: number, ...args: string[]): Promise<number>;
+}
+
+/** Registers the scripts on a client (idempotent) and returns it typed with them. */
+export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptCommands {
+  const c = client as C & Partial<ScriptCommands>;
+  if (typeof c.progressAppendV1 !== 'function') client.defineCommand('progressAppendV1', { lua: APPEND_LUA });
+  if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
+  if (typeof c.progressDeleteV1 !== 'function') client.defineCommand('progressDeleteV1', { lua: DELETE_LUA });
+  return client as C & ScriptCommands;
+}

@@ -1,0 +1,161 @@
+import type { Logger, ProgressEvent } from '@progress/core';
+import type { Cluster, Redis } from 'ioredis';
+import { decodeEntry, decodeFeedEntry } from './codec.js';
+import { corrupted, trimmedError, unavailable } from './errors.js';
+import { entryId, seqOf, type KeyLayout } from './keys.js';
+import type { ResolvedOptions } from './options.js';
+import type { StreamEntry } from './scripts.js';
+
+/** What a watcher needs from its store. */
+export interface WatchContext {
+  redis: Redis | Cluster;
+  keys: KeyLayout;
+  options: ResolvedOptions;
+  logger: Logger;
+  /** Aborts when the store closes. */
+  stop: AbortSignal;
+  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent>;
+  /** Registers a watcher connection, so that close() can end it; returns the unregister function. */
+  track(conn: Redis | Cluster): () => void;
+}
+
+type XReadReply = Array<[key: string, entries: StreamEntry[]]> | null;
+
+/** A dedicated connection (XREAD BLOCK holds it), ended by either signal. */
+class WatchConnection {
+  readonly conn: Redis | Cluster;
+  readonly #untrack: () => void;
+  readonly #signals: AbortSignal[];
+  readonly #onAbort = (): void => this.end();
+  #ended = false;
+
+  constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
+    const base = ctx.redis;
+    this.conn = (base as { isCluster?: boolean }).isCluster
+      ? (base as Cluster).duplicate()
+      : (base as Redis).duplicate({ connectionName: `${ctx.options.connectionName}:watch`, maxRetriesPerRequest: null, enableOfflineQueue: true, enableAutoPipelining: false });
+    this.conn.on('error', (err: unknown) => ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)'));
+    this.#untrack = ctx.track(this.conn);
+    this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
+    for (const s of this.#signals) s.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  get aborted(): boolean {
+    return this.#ended || this.#signals.some((s) => s.aborted);
+  }
+
+  async xread(key: string, after: string, count: number, blockMs: number): Promise<StreamEntry[] | undefined> {
+    const reply = (await this.conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after)) as XReadReply;
+    return reply?.[0]?.[1];
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const s of this.#signals) s.removeEventListener('abort', this.#onAbort);
+    this.#untrack();
+    this.conn.disconnect();
+  }
+}
+
+/** See `RedisStore.watch`. */
+export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
+  if (signal?.aborted || ctx.stop.aborted) return;
+  const keys = ctx.keys.upgrade(upgradeId);
+  const watcher = new WatchConnection(ctx, signal);
+  try {
+    let next = afterSeq;
+    while (!watcher.aborted) {
+      let entries: StreamEntry[] | undefined;
+      try {
+        entries = await watcher.xread(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs);
+      } catch (err) {
+        if (watcher.aborted) return;
+        throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+      }
+      for (const entry of entries ?? []) {
+        if (seqOf(entry[0]) !== next + 1) {
+          // Entries before this one are gone: retention trimmed them (or the log is damaged).
+          const trimmed = Number((await watcher.conn.hget(keys.meta, 'trimmed')) ?? 0);
+          if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+          throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+        }
+        const event = decodeEntry(keys.events, entry);
+        next = event.seq;
+        yield event;
+        if (watcher.aborted) return;
+      }
+    }
+  } finally {
+    watcher.end();
+  }
+}
+
+const SEEN_LIMIT = 100_000;
+
+/** See `RedisStore.watchAll`. The start point is taken at the call, not at the first `next()`. */
+export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): AsyncIterable<ProgressEvent> {
+  if (signal?.aborted || ctx.stop.aborted) return (async function* () {})();
+  const watcher = new WatchConnection(ctx, signal);
+  const start = (watcher.conn.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>).then(
+    (top) => top[0]?.[0] ?? '0-0',
+    (err: unknown) => err as Error,
+  );
+  let used = false;
+  return {
+    [Symbol.asyncIterator]() {
+      if (used) throw new Error('[@progress/storage-redis] a watchAll() iterable can be iterated once');
+      used = true;
+      return followFeed(ctx, watcher, start);
+    },
+  };
+}
+
+async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
+  const seen = new Map<string, number>();
+  const mark = (event: ProgressEvent): void => {
+    seen.delete(event.upgradeId);
+    seen.set(event.upgradeId, event.seq);
+    if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
+  };
+  try {
+    let last = await start;
+    if (watcher.aborted) return;
+    if (last instanceof Error) throw unavailable('watchAll failed', last);
+    while (!watcher.aborted) {
+      let entries: StreamEntry[] | undefined;
+      try {
+        entries = await watcher.xread(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
+      } catch (err) {
+        if (watcher.aborted) return;
+        throw unavailable('watchAll failed', err);
+      }
+      for (const [id, fields] of entries ?? []) {
+        last = id;
+        const events = decodeFeedEntry(fields);
+        if (!events) {
+          ctx.logger.warn({ key: ctx.keys.feed, id }, 'damaged feed entry skipped');
+          continue;
+        }
+        for (const event of events) {
+          const prev = seen.get(event.upgradeId);
+          if (prev !== undefined && event.seq !== 1) {
+            if (event.seq <= prev) continue; // a duplicate (cluster mode follow-up after a retry)
+            if (event.seq > prev + 1) {
+              // A gap (feed entry trimmed or missed): fill it from the upgrade's own stream.
+              for await (const missed of ctx.readEvents(event.upgradeId, prev, event.seq - prev - 1)) {
+                mark(missed);
+                yield missed;
+              }
+            }
+          }
+          mark(event);
+          yield event;
+          if (watcher.aborted) return;
+        }
+      }
+    }
+  } finally {
+    watcher.end();
+  }
+}

@@ -1,0 +1,37 @@
+import { describeProgressStore } from '@progress/core/testing';
+import { afterAll, describe, it } from 'vitest';
+import { RedisStore } from '../src/index.js';
+import { adminClient, cleanup, makeStore, redisUrl } from './helpers.js';
+
+const prefixes = new Set<string>();
+const reopen = (store: RedisStore) => async () => {
+  await store.close();
+  return new RedisStore({ url: redisUrl(), keyPrefix: store.keys.prefix, snapshotEvery: (store.info().snapshotEvery as number) });
+};
+
+describeProgressStore(
+  'RedisStore',
+  {
+    create: () => makeStore(prefixes),
+    reopen: (store) => reopen(store as RedisStore)(),
+    second: (store) => new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix }),
+  },
+  { describe, it },
+);
+
+// Snapshots every 7 events: load() is snapshot + replayed tail in every case.
+describeProgressStore(
+  'RedisStore (snapshotEvery 7)',
+  {
+    create: () => makeStore(prefixes, { snapshotEvery: 7 }),
+    reopen: (store) => reopen(store as RedisStore)(),
+    second: (store) => new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix, snapshotEvery: 7 }),
+  },
+  { describe, it },
+);
+
+afterAll(async () => {
+  const admin = adminClient();
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});

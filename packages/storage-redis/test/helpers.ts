@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisStore, type RedisStoreOptions } from '../src/index.js';
+
+/** The Redis of the tests (the global setup sets REDIS_URL). */
+export const redisUrl = (): string => {
+  const url = process.env.REDIS_URL;
+  if (!url) throw new Error('REDIS_URL is not set: run through vitest (its global setup finds or starts a Redis)');
+  return url;
+};
+
+/** A key prefix no other test uses. */
+export const freshPrefix = (label = 't'): string => `test:storage-redis:${label}:${randomUUID().slice(0, 8)}:`;
+
+/** An admin connection for assertions and cleanup. */
+export const adminClient = (): Redis => new Redis(redisUrl(), { connectionName: 'progress-test-admin' });
+
+/** Deletes every key under the prefixes. */
+export async function cleanup(admin: Redis, prefixes: Iterable<string>): Promise<void> {
+  for (const prefix of prefixes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.del(...keys);
+    } while (cursor !== '0');
+  }
+}
+
+/** A store on the test Redis with a fresh prefix (recorded in `prefixes` for cleanup). */
+export function makeStore(prefixes: Set<string>, options: RedisStoreOptions = {}): RedisStore {
+  const keyPrefix = options.keyPrefix ?? freshPrefix();
+  prefixes.add(keyPrefix);
+  return new RedisStore({ url: redisUrl(), ...options, keyPrefix });
+}
+
+/** Collects an async iterable. */
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
