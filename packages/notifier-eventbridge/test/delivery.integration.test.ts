@@ -1,0 +1,149 @@
+import { ProgressTracker, type ProgressEvent } from '@progress/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { EventBridgeNotifier, type DeliveryFailure } from '../src/index.js';
+import { localClient } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function endpointWith(options: Parameters<typeof startEventBridgeEndpoint>[0]): Promise<EventBridgeEndpoint> {
+  const endpoint = await startEventBridgeEndpoint(options);
+  cleanups.push(() => endpoint.close());
+  return endpoint;
+}
+
+/** Opens a tracker with `tasks` tasks (added in one commit: task.added is not sent). */
+async function trackerWith(notifier: EventBridgeNotifier, upgradeId: string, tasks: number): Promise<ProgressTracker> {
+  const tracker = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'prod', sinks: [notifier] });
+  cleanups.push(() => tracker.close());
+  await tracker.addTasks(Array.from({ length: tasks }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+  return tracker;
+}
+
+/** 2 notified events per task: task.started, task.completed. */
+async function runTasks(tracker: ProgressTracker, tasks: number, after?: () => void): Promise<ProgressEvent[]> {
+  const events: ProgressEvent[] = [];
+  for (let i = 0; i < tasks; i++) {
+    events.push(await tracker.startTask(`t${i}`));
+    after?.();
+    events.push(await tracker.completeTask(`t${i}`));
+    after?.();
+  }
+  return events;
+}
+
+function countById(endpoint: EventBridgeEndpoint): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of endpoint.entries) counts.set(e.detail!.event_id as string, (counts.get(e.detail!.event_id as string) ?? 0) + 1);
+  return counts;
+}
+
+describe('EventBridgeNotifier against a local endpoint (real SDK client)', () => {
+  it('with a 150 ms endpoint, 300 events do not hold up the commands, and all arrive in batches of at most 10', async () => {
+    const endpoint = await endpointWith({ latencyMs: 150 });
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
+    cleanups.push(() => notifier.close());
+    const tracker = await trackerWith(notifier, 'u-slow', 150);
+
+    const events = await runTasks(tracker, 150);
+    // Every command has resolved; EventBridge has not answered for most of them yet.
+    const atDone = { stats: notifier.stats(), accepted: endpoint.entries.length, answered: endpoint.requests.filter((r) => r.answeredAt !== undefined).length };
+    expect(events).toHaveLength(300);
+    expect(atDone.accepted).toBeLessThan(300);
+    expect(atDone.stats.sent).toBeLessThan(300);
+    expect(atDone.stats.queued + atDone.stats.inFlight).toBeGreaterThan(0);
+
+    const report = await notifier.drain(20_000);
+    expect(report).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries).toHaveLength(300);
+    expect([...countById(endpoint).keys()].sort()).toEqual(events.map((e) => e.eventId).sort());
+    expect(Math.max(...endpoint.requests.map((r) => r.entries.length))).toBeLessThanOrEqual(10);
+    expect(endpoint.requests.length).toBeGreaterThanOrEqual(30);
+    expect(notifier.stats()).toMatchObject({ sent: 300, failed: 0, dropped: 0, queued: 0, inFlight: 0, requests: endpoint.requests.length });
+    console.log(`[notifier-eventbridge] 150 ms endpoint: commands done with ${atDone.accepted}/300 accepted and ${atDone.answered} answers back; ${endpoint.requests.length} requests in all`);
+  });
+
+  it('with every 4th request failing (500) and every 7th entry throttled, every event arrives exactly once', async () => {
+    const endpoint = await endpointWith({
+      failRequest: ({ index }) => (index % 4 === 3 ? 500 : undefined),
+      failEntry: (_entry, { entryIndex }) => (entryIndex % 7 === 6 ? 'ThrottlingException' : undefined),
+    });
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({
+      busName: 'b',
+      client: localClient(endpoint.url),
+      retry: { baseDelayMs: 2, maxDelayMs: 20, maxAttempts: 50 },
+      onError: (f) => failures.push(f),
+    });
+    cleanups.push(() => notifier.close());
+    const tracker = await trackerWith(notifier, 'u-flaky', 150);
+    const events = await runTasks(tracker, 150);
+    const report = await notifier.drain(20_000);
+
+    expect(report.complete).toBe(true);
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.filter((r) => r.status === 500).length).toBeGreaterThan(0);
+    expect(endpoint.failedEntries.length).toBeGreaterThan(0);
+    const counts = countById(endpoint);
+    expect(counts.size).toBe(300);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect([...counts.keys()].sort()).toEqual(events.map((e) => e.eventId).sort());
+    const stats = notifier.stats();
+    expect(stats).toMatchObject({ sent: 300, failed: 0, dropped: 0, queued: 0, inFlight: 0 });
+    // Every entry in a 500'd request and every throttled entry was retried, and nothing else.
+    const resent = endpoint.requests.filter((r) => r.status === 500).reduce((n, r) => n + r.entries.length, 0) + endpoint.failedEntries.length;
+    expect(stats.retried).toBe(resent);
+  });
+
+  it('with the endpoint down for good, the tracker keeps working, the queue stays within maxQueue, and close() reports what was not delivered', async () => {
+    const gone = await startEventBridgeEndpoint();
+    await gone.close(); // nothing listens on this port any more
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({
+      busName: 'b',
+      client: localClient(gone.url),
+      maxQueue: 50,
+      flushTimeoutMs: 300,
+      retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 1_000 },
+      onError: (f) => failures.push(f),
+    });
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-down', planId: 'p', clusterName: 'prod', sinks: [notifier] });
+    await tracker.addTasks(Array.from({ length: 150 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    let maxQueued = 0;
+    const events = await runTasks(tracker, 150, () => {
+      maxQueued = Math.max(maxQueued, notifier.stats().queued);
+    });
+    expect(events).toHaveLength(300);
+    expect(tracker.progress.tasks.t149!.status).toBe('completed');
+    expect(maxQueued).toBeLessThanOrEqual(50);
+    await tracker.close(); // flushes the sink: bounded by flushTimeoutMs
+
+    const before = notifier.stats();
+    expect(before.sent).toBe(0);
+    expect(before.dropped).toBeGreaterThanOrEqual(300 - 50 - 40); // at most 50 queued and 4 requests of 10 in flight
+    expect(before.requests).toBeGreaterThan(1);
+    const startedAt = Date.now();
+    const closed = await notifier.shutdown();
+    const took = Date.now() - startedAt;
+    expect(closed.complete).toBe(false);
+    expect(closed.undelivered.length).toBe(before.queued + before.inFlight);
+    expect(closed.undelivered.length).toBeGreaterThan(0);
+    expect(closed.undelivered.length + before.dropped).toBe(300);
+    expect(closed.undelivered.every((u) => u.upgradeId === 'u-down' && typeof u.eventId === 'string')).toBe(true);
+    // The undelivered are the newest events (drop-oldest), reported in seq order.
+    const seqs = closed.undelivered.map((u) => u.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(seqs.at(-1)).toBe(events.at(-1)!.seq);
+    expect(closed.stats).toMatchObject({ queued: 0, inFlight: 0, failed: closed.undelivered.length });
+    expect(failures.filter((f) => f.reason === 'dropped')).toHaveLength(before.dropped);
+    expect(failures.find((f) => f.reason === 'closed')!.events).toEqual(closed.undelivered);
+    expect(took).toBeLessThan(5_000); // bounded by flushTimeoutMs (300 ms); generous for a loaded machine
+    // Closed: later events are counted as dropped, nothing is queued, close is idempotent.
+    notifier.handle(events[1]!, tracker.durableProgress);
+    expect(notifier.stats()).toMatchObject({ queued: 0, dropped: before.dropped + 1 });
+    expect(await notifier.shutdown()).toBe(closed);
+  });
+});
