@@ -31,7 +31,7 @@ export async function cleanup(admin: Redis, prefixes: Iterable<string>): Promise
 export function makeStore(prefixes: Set<string>, options: RedisStoreOptions = {}): RedisStore {
   const keyPrefix = options.keyPrefix ?? freshPrefix();
   prefixes.add(keyPrefix);
-  return new RedisStore({ url: redisUrl(), ...options, keyPrefix });
+  return new RedisStore(options.redis ? { ...options, keyPrefix } : { url: redisUrl(), ...options, keyPrefix });
 }
 
 /** Collects an async iterable. */

@@ -1,0 +1,177 @@
+import { isProgressError, type ProgressError } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { RedisStore } from '../src/index.js';
+import { adminClient, cleanup, collect, freshPrefix, makeStore, redisUrl } from './helpers.js';
+
+const prefixes = new Set<string>();
+const admin = adminClient();
+
+afterAll(async () => {
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+async function appendBatch(store: RedisStore, f: EventFactory, n: number) {
+  const expected = f.lastSeq;
+  const events = f.batch(n);
+  await store.append(f.upgradeId, events, expected, f.snapshot());
+  return events;
+}
+
+const codeOf = async (promise: Promise<unknown>): Promise<ProgressError> => {
+  try {
+    await promise;
+  } catch (err) {
+    if (isProgressError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
+};
+
+describe('RedisStore: appends', () => {
+  it('treats a retried append (same events, same expectedSeq) as success and stores it once', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('retry-1');
+    await appendBatch(store, f, 3);
+    const events = f.batch(4);
+    const state = f.snapshot();
+    await store.append(f.upgradeId, events, 3, state);
+    await store.append(f.upgradeId, events, 3, state);
+    const stored = await collect(store.readEvents(f.upgradeId, 0));
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(new Set(stored.map((e) => e.eventId)).size).toBe(7);
+    // The same seqs with other events are a conflict, not a retry.
+    const other = new EventFactory('retry-1');
+    other.batch(3);
+    const err = await codeOf(store.append(f.upgradeId, other.batch(4), 3, other.snapshot()));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.context.storedSeq).toBe(7);
+    await store.close();
+  });
+
+  it('sends appends of several upgrades issued together in one pipeline', async () => {
+    const client = new Redis(redisUrl());
+    let pipelines = 0;
+    const original = client.pipeline.bind(client);
+    client.pipeline = ((...args: Parameters<typeof original>) => {
+      pipelines++;
+      return original(...args);
+    }) as typeof client.pipeline;
+    const store = makeStore(prefixes, { redis: client });
+    const factories = Array.from({ length: 10 }, (_, i) => new EventFactory(`pipe-${i}`));
+    await Promise.all(factories.map((f) => appendBatch(store, f, 5)));
+    expect(pipelines).toBe(1);
+    for (const f of factories) expect((await store.load(f.upgradeId))?.lastSeq).toBe(5);
+    await store.close();
+    // A client passed in stays open.
+    expect(client.status).toBe('ready');
+    expect(await client.ping()).toBe('PONG');
+    await client.quit();
+  });
+
+  it('stores a reply-lost append once: ioredis re-sends it and the script recognises it', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url });
+    const f = new EventFactory('lost-reply');
+    await appendBatch(store, f, 2);
+    proxy.dropNextReply();
+    await appendBatch(store, f, 3);
+    expect(proxy.connections).toBeGreaterThan(1);
+    const stored = await collect(store.readEvents(f.upgradeId, 0));
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(5);
+    await store.close();
+    await proxy.close();
+  });
+
+  it('rejects with STORE_UNAVAILABLE after commandTimeoutMs, and Redis never applies that append later', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('deadline');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 300 });
+    const f = new EventFactory('deadline');
+    await appendBatch(store, f, 2);
+    proxy.hold();
+    const started = Date.now();
+    const err = await codeOf(appendBatch(store, f, 1));
+    expect(err.code).toBe('STORE_UNAVAILABLE');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    proxy.release();
+    // The held command now reaches Redis, after its deadline: the script refuses it.
+    const direct = new RedisStore({ url: redisUrl(), keyPrefix });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await direct.load(f.upgradeId))?.lastSeq).toBe(2);
+    expect(await admin.hget(`${keyPrefix}{deadline}:meta`, 'lastSeq')).toBe('2');
+    await direct.close();
+    await store.close();
+    await proxy.close();
+  });
+
+  it('rejects with STORE_UNAVAILABLE when Redis cannot be reached at all', async () => {
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 200 });
+    const f = new EventFactory('nowhere');
+    const err = await codeOf(appendBatch(store, f, 1));
+    expect(err.code).toBe('STORE_UNAVAILABLE');
+    expect((await codeOf(store.load('nowhere'))).code).toBe('STORE_UNAVAILABLE');
+    await store.close();
+    expect((await codeOf(store.load('nowhere'))).code).toBe('CLOSED');
+  });
+
+  it('tells its URL without credentials, and refuses bad options', async () => {
+    const store = new RedisStore({ url: 'redis://user:secret@127.0.0.1:1/2', commandTimeoutMs: 100 });
+    const info = store.info();
+    expect(info.url).toBe('redis://127.0.0.1:1/2');
+    expect(JSON.stringify(info)).not.toContain('secret');
+    expect(info).toMatchObject({ name: 'RedisStore', durable: true, mode: 'single', keyPrefix: 'progress:' });
+    await store.close();
+    expect(() => new RedisStore({ keyPrefix: 'a{b}' })).toThrow(/keyPrefix/);
+    expect(() => new RedisStore({ snapshotEvery: 0 })).toThrow(/snapshotEvery/);
+    expect(() => new RedisStore({ url: 'http://x' })).toThrow(/url/);
+  });
+});
+
+describe('RedisStore: retention', () => {
+  it('trims only events covered by the snapshot, and tells a reader of trimmed events so', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 10, retention: { maxEvents: 5 } });
+    const f = new EventFactory('trim');
+    for (let i = 0; i < 8; i++) await appendBatch(store, f, 4);
+    // 32 events; snapshot at 30; keep >= 5: events 1..27 trimmed.
+    expect(await store.load(f.upgradeId)).toEqual(f.state);
+    const kept = await collect(store.readEvents(f.upgradeId, 27));
+    expect(kept.map((e) => e.seq)).toEqual([28, 29, 30, 31, 32]);
+    const err = await codeOf(collect(store.readEvents(f.upgradeId, 3)));
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.context).toMatchObject({ reason: 'trimmed', upgradeId: 'trim', trimmedSeq: 27 });
+    const watchErr = await codeOf(collect(store.watch(f.upgradeId, 0)));
+    expect(watchErr.context.reason).toBe('trimmed');
+    // Nothing after the snapshot is trimmed, however small maxEvents is.
+    const g = new EventFactory('trim-2');
+    const store2 = makeStore(prefixes, { snapshotEvery: 100, retention: { maxEvents: 1 } });
+    await appendBatch(store2, g, 50);
+    expect((await collect(store2.readEvents(g.upgradeId, 0))).length).toBe(50);
+    await store.close();
+    await store2.close();
+  });
+
+  it('sets a TTL on every key of an upgrade once it is terminal, and list() forgets it when expired', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 50, retention: { ttlSeconds: 1 } });
+    const f = new EventFactory('ttl');
+    await appendBatch(store, f, 5);
+    const keys = store.keys.upgrade('ttl');
+    expect(await admin.ttl(keys.events)).toBe(-1);
+    const done = f.next('upgrade.completed', { status: 'completed' });
+    await store.append('ttl', [done], 5, f.snapshot());
+    for (const key of [keys.events, keys.meta, keys.snapshot]) {
+      const ttl = await admin.pttl(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(1000);
+    }
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['ttl']);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await store.list()).toEqual([]);
+    expect(await admin.zcard(store.keys.index)).toBe(0);
+    await store.close();
+  });
+});

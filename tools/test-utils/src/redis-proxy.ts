@@ -1,0 +1,82 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+/**
+ * A TCP proxy in front of a Redis, for tests of connection loss: it can hold the bytes a client
+ * sends (a network stall), and cut connections right after a command reached Redis but before its
+ * reply reaches the client (a lost reply).
+ */
+export interface RedisProxy {
+  /** `redis://127.0.0.1:<port>` of the proxy. */
+  url: string;
+  /** Buffer what clients send instead of forwarding it, until `release()`. */
+  hold(): void;
+  /** Forward what was held, and everything from now on. */
+  release(): void;
+  /** The next reply from Redis is not delivered: the connection is cut instead (once). */
+  dropNextReply(): void;
+  /** How many client connections were accepted so far. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on a free port in front of `target` (a redis:// URL). */
+export async function startRedisProxy(target: string): Promise<RedisProxy> {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set<[Socket, Socket]>();
+  let holding = false;
+  let dropReply = false;
+  let connections = 0;
+  const held: Array<() => void> = [];
+  const server: Server = createServer((client) => {
+    connections++;
+    const upstream = connect({ host: hostname, port: Number(port) || 6379 });
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    const cut = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', (chunk) => {
+      if (holding) held.push(() => upstream.write(chunk));
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (dropReply) {
+        dropReply = false;
+        cut();
+        return;
+      }
+      client.write(chunk);
+    });
+    client.on('error', cut).on('close', cut);
+    upstream.on('error', cut).on('close', cut);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const proxyPort = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${proxyPort}`,
+    hold: () => {
+      holding = true;
+    },
+    release: () => {
+      holding = false;
+      for (const send of held.splice(0)) send();
+    },
+    dropNextReply: () => {
+      dropReply = true;
+    },
+    get connections() {
+      return connections;
+    },
+    close: async () => {
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
+      pairs.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
