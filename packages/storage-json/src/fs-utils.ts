@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DIR_MODE, FILE_MODE } from './layout.js';
+
+/** fsyncs a folder, so that a file created, renamed or removed in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** True when `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/** `err.code === code` for a Node system error. */
+export const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
+
+/**
+ * Creates `dir` (and missing parents) with mode 0700; with `sync`, fsyncs the parent of every folder
+ * it created so the new entries are durable. Returns true when it created `dir`.
+ */
+export async function ensureDir(dir: string, sync: boolean): Promise<boolean> {
+  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  if (first === undefined) return false;
+  if (sync) {
+    let d = dir;
+    const dirs: string[] = [];
+    while (d.length >= first.length) {
+      dirs.push(dirname(d));
+      if (d === first) break;
+      d = dirname(d);
+    }
+    for (const p of dirs) await fsyncDir(p);
+  }
+  return true;
+}
+
+/**
+ * Writes `data` to `path` atomically: a temp file in the same folder (mode 0600), fsync, rename over
+ * `path`, fsync of the folder. A reader sees the old file or the new one, never a mix.
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer, sync: boolean): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+  try {
+    try {
+      await handle.writeFile(data);
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  if (sync) await fsyncDir(dirname(path));
+}

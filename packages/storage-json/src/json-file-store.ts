@@ -1,0 +1,493 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { resolve as resolvePath, join } from 'node:path';
+import {
+  applyEventInPlace,
+  assertAppend,
+  assertListFilter,
+  filterRows,
+  isProgressError,
+  isValidId,
+  replayEvents,
+  toSummaryRow,
+  type ListFilter,
+  type ProgressEvent,
+  type ProgressStore,
+  type StoreInfo,
+  type UpgradeProgress,
+  type UpgradeSummaryRow,
+} from '@progress/core';
+import { corruptedLine, storeError } from './errors.js';
+import { ensureDir, exists, fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
+import { readLegacyEvents } from './legacy/legacy-file.js';
+import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
+import { LogWriter, type WriterStart } from './log-writer.js';
+import { scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
+import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
+import { decodeSnapshot, encodeEventLine, type Snapshot } from './record-codec.js';
+import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
+
+interface HeldLock {
+  token: string;
+  /** Taken by `acquire()` (a tracker), not only by an append. */
+  explicit: boolean;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * A {@link ProgressStore} in plain files: per upgrade an append-only JSON Lines log with a CRC-32 per
+ * line (`upgrades/<id>/events.jsonl`), an atomic `snapshot.json` every `snapshotEvery` events, and an
+ * exclusive writer lock (`writer.lock`). Appends cost the same whatever the log's length, and appends
+ * that arrive while a write is in flight share one write and one `fdatasync` (group commit). Reads
+ * the old Python module's `progress/upgrade_<id>.json` files too, and imports them on first append.
+ *
+ * One store instance per process and directory is the intended use; two instances (in one process or
+ * two) never write one upgrade at once: the writer lock gives the second `CONFLICT`.
+ *
+ * @example
+ * const store = new JsonFileStore({ directory: './progress-data' });
+ * const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod', store });
+ */
+export class JsonFileStore implements ProgressStore {
+  readonly #opts: ResolvedOptions;
+  readonly #root: string;
+  readonly #writers = new Map<string, Promise<LogWriter>>();
+  readonly #open = new Map<string, LogWriter>();
+  readonly #locks = new Map<string, HeldLock>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: JsonFileStoreOptions) {
+    this.#opts = resolveOptions(options);
+    this.#root = resolvePath(this.#opts.directory);
+  }
+
+  get #sync(): boolean {
+    return this.#opts.durability === 'fsync';
+  }
+
+  // ------------------------------------------------------------------ lock
+
+  /** Takes the upgrade's writer lock (`CONFLICT` when another writer, here or elsewhere, holds it). */
+  async acquire(upgradeId: string): Promise<void> {
+    const paths = this.#paths(upgradeId);
+    const held = this.#locks.get(upgradeId);
+    if (held?.explicit) throw storeError('CONFLICT', `upgrade "${upgradeId}" is already open for writing in this store`, { upgradeId });
+    if (held) {
+      held.explicit = true;
+      return;
+    }
+    await this.#lock(upgradeId, paths, true);
+  }
+
+  /** Gives the writer lock back after the pending writes; the next append takes it again. */
+  async release(upgradeId: string): Promise<void> {
+    const paths = this.#paths(upgradeId, false);
+    await this.#dropWriter(upgradeId);
+    const held = this.#locks.get(upgradeId);
+    if (!held) return;
+    this.#locks.delete(upgradeId);
+    await releaseLock(paths.lock, held.token, upgradeId, this.#opts.logger);
+  }
+
+  async #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
+    await ensureDir(paths.dir, this.#sync);
+    const token = await takeLock(paths.lock, upgradeId, this.#opts.logger);
+    if (this.#closed) {
+      await releaseLock(paths.lock, token, upgradeId, this.#opts.logger);
+      throw this.#closedError();
+    }
+    this.#locks.set(upgradeId, { token, explicit });
+  }
+
+  // ------------------------------------------------------------------ write
+
+  /**
+   * Appends events durably (see `durability`). `CONFLICT` when the stored last seq is not
+   * `expectedSeq` or another writer holds the lock; `STORE_UNAVAILABLE` when the disk fails (the
+   * events are then not stored: the log is cut back to its last durable line).
+   */
+  async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    this.#paths(upgradeId);
+    assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
+    // Serialize now: `state` is only valid until the first await.
+    let data = '';
+    for (const event of events) data += encodeEventLine(event);
+    const last = events[events.length - 1]!.seq;
+    const every = this.#opts.snapshotEvery;
+    const snapshot = state && state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
+    const writer = await this.#writer(upgradeId);
+    return writer.append(data, events.length, expectedSeq, snapshot);
+  }
+
+  async #writer(upgradeId: string): Promise<LogWriter> {
+    for (;;) {
+      this.#assertOpen();
+      const pending = this.#writers.get(upgradeId);
+      if (!pending) break;
+      const writer = await pending;
+      if (!writer.broken) return writer;
+      await this.#dropWriter(upgradeId);
+    }
+    const opening = this.#openWriter(upgradeId);
+    this.#writers.set(upgradeId, opening);
+    opening.then(
+      (w) => this.#open.set(upgradeId, w),
+      () => {
+        if (this.#writers.get(upgradeId) === opening) this.#writers.delete(upgradeId);
+      },
+    );
+    return opening;
+  }
+
+  async #openWriter(upgradeId: string): Promise<LogWriter> {
+    const paths = this.#paths(upgradeId);
+    const implicit = !this.#locks.has(upgradeId);
+    if (implicit) await this.#lock(upgradeId, paths, false);
+    try {
+      const start = await this.#locateEnd(upgradeId, paths);
+      return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger });
+    } catch (err) {
+      if (implicit) await this.release(upgradeId).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The writer's start: end of the good log (a torn last line cut off: we hold the lock), or the legacy import. */
+  async #locateEnd(upgradeId: string, paths: UpgradePaths): Promise<WriterStart> {
+    const snap = await this.#readSnapshot(upgradeId, paths);
+    const result = await scanToEnd({ upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1 });
+    if (result.torn) await this.#cutTornTail(upgradeId, paths, result);
+    if (result.lastSeq === 0) {
+      const legacy = await this.#legacyEvents(upgradeId, paths);
+      if (legacy && legacy.length > 0) {
+        let data = '';
+        for (const e of legacy) data += encodeEventLine(e);
+        return { seq: legacy.length, offset: result.endOffset, prefix: { data, count: legacy.length } };
+      }
+    }
+    return { seq: result.lastSeq, offset: result.endOffset };
+  }
+
+  async #cutTornTail(upgradeId: string, paths: UpgradePaths, result: ScanResult): Promise<void> {
+    const torn = result.torn!;
+    const handle = await open(paths.events, 'r');
+    const bytes = Buffer.alloc(Math.min(torn.length, 512));
+    try {
+      await handle.read(bytes, 0, bytes.length, torn.offset);
+    } finally {
+      await handle.close();
+    }
+    await truncate(paths.events, torn.offset);
+    if (this.#sync) {
+      const h = await open(paths.events, 'r+');
+      try {
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+    }
+    this.#opts.logger.warn(
+      { upgradeId, file: paths.events, line: torn.line, offset: torn.offset, length: torn.length, reason: torn.reason, head: bytes.toString('utf8') },
+      'cut a torn last line off the log (an append that was never acknowledged)',
+    );
+  }
+
+  // ------------------------------------------------------------------ read
+
+  /** Snapshot + replay of the tail; the legacy file's import when the upgrade has no new-format log. */
+  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    const paths = this.#paths(upgradeId);
+    const writer = this.#open.get(upgradeId);
+    if (writer?.hasPrefix) return replayEvents((await this.#legacyEvents(upgradeId, paths)) ?? []);
+    const snap = await this.#readSnapshot(upgradeId, paths);
+    let state: UpgradeProgress | undefined = snap?.state;
+    const result: ScanResult = { endOffset: 0, lastSeq: 0 };
+    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(writer ? { end: writer.offset } : {}) };
+    for await (const event of scanLog(from, result)) {
+      try {
+        state = applyEventInPlace(state, event);
+      } catch (err) {
+        throw corruptedLine(upgradeId, paths.events, event.seq, isProgressError(err) ? err.message : String(err), err);
+      }
+    }
+    if (state === undefined) {
+      const legacy = await this.#legacyEvents(upgradeId, paths);
+      return legacy ? replayEvents(legacy) : undefined;
+    }
+    return state;
+  }
+
+  /** The stored events after `afterSeq`, read from the log (never past what is durable here). */
+  async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    const paths = this.#paths(upgradeId);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw storeError('INVALID_ARGUMENT', `afterSeq must be a whole number >= 0, got ${String(afterSeq)}`, { upgradeId });
+    if (!(limit > 0)) return;
+    const writer = this.#open.get(upgradeId);
+    let sent = 0;
+    if (!writer?.hasPrefix) {
+      const header = await this.#snapshotHeader(paths);
+      const useSnap = header && header.lastSeq <= afterSeq;
+      const result: ScanResult = { endOffset: 0, lastSeq: 0 };
+      const from = {
+        upgradeId,
+        path: paths.events,
+        start: useSnap ? header.offset : 0,
+        firstSeq: useSnap ? header.lastSeq + 1 : 1,
+        skipThroughSeq: afterSeq,
+        ...(writer ? { end: writer.offset } : {}),
+      };
+      for await (const event of scanLog(from, result)) {
+        yield event;
+        if (++sent >= limit) return;
+      }
+      if (result.lastSeq > 0 || useSnap) return;
+    }
+    for (const event of (await this.#legacyEvents(upgradeId, paths)) ?? []) {
+      if (event.seq <= afterSeq) continue;
+      yield event;
+      if (++sent >= limit) return;
+    }
+  }
+
+  /** Every upgrade (new and legacy), from snapshots and tails, filtered by core's `filterRows`. A damaged upgrade is logged and left out. */
+  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    this.#assertOpen();
+    assertListFilter(filter);
+    const ids = new Set<string>();
+    for (const dir of [upgradesDir(this.#root), legacyDir(this.#root)]) {
+      let names: string[] = [];
+      try {
+        names = await readdir(dir);
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err;
+      }
+      for (const name of names) {
+        const id = dir.endsWith('progress') ? legacyIdOf(name) : name;
+        if (id !== undefined && isValidId(id)) ids.add(id);
+      }
+    }
+    const rows: UpgradeSummaryRow[] = [];
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += 16) {
+      await Promise.all(
+        all.slice(i, i + 16).map(async (id) => {
+          try {
+            const state = await this.load(id);
+            if (state) rows.push(toSummaryRow(state));
+          } catch (err) {
+            if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
+            this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
+          }
+        }),
+      );
+    }
+    return filterRows(rows, filter);
+  }
+
+  // ------------------------------------------------------------------ delete and retention
+
+  /**
+   * Removes an upgrade's folder (log, snapshot, lock). A legacy file is never touched: a marker in a
+   * fresh folder hides it from then on. `CONFLICT` when another writer holds the upgrade.
+   */
+  async delete(upgradeId: string): Promise<boolean> {
+    const paths = this.#paths(upgradeId);
+    const held = this.#locks.get(upgradeId);
+    const other = await lockedByOther(paths.lock, held?.token);
+    if (other !== false) {
+      throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${other ? ` by pid ${other.pid} on host "${other.hostname}"` : ''}`, { upgradeId });
+    }
+    await this.#dropWriter(upgradeId);
+    const logSize = await stat(paths.events).then((s) => s.size, () => 0);
+    const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
+    if (logSize === 0 && !legacy) return false;
+    this.#locks.delete(upgradeId);
+    const grave = join(upgradesDir(this.#root), `~deleted-${upgradeId}-${randomBytes(4).toString('hex')}`);
+    await rename(paths.dir, grave);
+    if (await exists(paths.legacy)) {
+      await ensureDir(paths.dir, this.#sync);
+      await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
+    }
+    if (this.#sync) await fsyncDir(upgradesDir(this.#root));
+    await rm(grave, { recursive: true, force: true });
+    return true;
+  }
+
+  /**
+   * Retention: deletes every upgrade that ended (completed, failed, cancelled) more than `ageMs` ago.
+   * Upgrades held by another writer are skipped (logged).
+   *
+   * @returns the ids deleted.
+   */
+  async deleteCompletedOlderThan(ageMs: number, now: number = Date.now()): Promise<string[]> {
+    if (typeof ageMs !== 'number' || !Number.isFinite(ageMs) || ageMs < 0) throw storeError('INVALID_ARGUMENT', `ageMs must be a number >= 0, got ${String(ageMs)}`);
+    const cutoff = now - ageMs;
+    const deleted: string[] = [];
+    for (const row of await this.list()) {
+      const ended = Date.parse(row.completedAt ?? row.updatedAt);
+      if (!TERMINAL.has(row.status) || !(ended < cutoff)) continue;
+      try {
+        if (await this.delete(row.upgradeId)) deleted.push(row.upgradeId);
+      } catch (err) {
+        if (!isProgressError(err, 'CONFLICT')) throw err;
+        this.#opts.logger.warn({ err, upgradeId: row.upgradeId }, 'retention skipped an upgrade held by a writer');
+      }
+    }
+    return deleted;
+  }
+
+  // ------------------------------------------------------------------ info and close
+
+  /** Directory, durability, counts and sizes (read synchronously from the folder: for diagnostics). */
+  info(): StoreInfo {
+    let upgrades = 0;
+    let logBytes = 0;
+    let snapshotBytes = 0;
+    let legacyFiles = 0;
+    try {
+      for (const name of readdirSync(upgradesDir(this.#root))) {
+        if (!isValidId(name)) continue;
+        try {
+          const size = statSync(join(upgradesDir(this.#root), name, 'events.jsonl')).size;
+          if (size > 0) upgrades++;
+          logBytes += size;
+        } catch {
+          // no log yet
+        }
+        try {
+          snapshotBytes += statSync(join(upgradesDir(this.#root), name, 'snapshot.json')).size;
+        } catch {
+          // no snapshot yet
+        }
+      }
+    } catch {
+      // no upgrades folder yet
+    }
+    try {
+      legacyFiles = readdirSync(legacyDir(this.#root)).filter((n) => legacyIdOf(n) !== undefined).length;
+    } catch {
+      // no legacy folder
+    }
+    const writers = [...this.#open.values()].map((w) => ({ upgradeId: w.upgradeId, lastSeq: w.seq, bytes: w.offset }));
+    return {
+      name: 'JsonFileStore',
+      durable: this.#sync,
+      directory: this.#root,
+      durability: this.#opts.durability,
+      snapshotEvery: this.#opts.snapshotEvery,
+      upgrades,
+      legacyFiles,
+      logBytes,
+      snapshotBytes,
+      openWriters: writers.length,
+      eventsInOpenWriters: writers.reduce((n, w) => n + w.lastSeq, 0),
+      writers,
+      locksHeld: this.#locks.size,
+      closed: this.#closed,
+    };
+  }
+
+  /** Waits for pending writes and snapshots, closes every file and releases every lock. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      const ids = new Set([...this.#writers.keys(), ...this.#locks.keys()]);
+      for (const id of ids) {
+        await this.#dropWriter(id).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId: id }, 'closing a writer failed'));
+        const held = this.#locks.get(id);
+        this.#locks.delete(id);
+        if (held) {
+          await releaseLock(upgradePaths(this.#root, id).lock, held.token, id, this.#opts.logger).catch((err: unknown) =>
+            this.#opts.logger.warn({ err, upgradeId: id }, 'releasing a lock failed'),
+          );
+        }
+      }
+    })();
+    return this.#closing;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  async #dropWriter(upgradeId: string): Promise<void> {
+    const pending = this.#writers.get(upgradeId);
+    if (!pending) return;
+    this.#writers.delete(upgradeId);
+    this.#open.delete(upgradeId);
+    const writer = await pending.catch(() => undefined);
+    await writer?.close();
+  }
+
+  async #readSnapshot(upgradeId: string, paths: UpgradePaths): Promise<Snapshot | undefined> {
+    let text: string;
+    try {
+      text = await readFile(paths.snapshot, 'utf8');
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return undefined;
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read ${paths.snapshot}`, { upgradeId, file: paths.snapshot }, err);
+    }
+    const snap = decodeSnapshot(text);
+    if (snap && snap.state.upgradeId === upgradeId && (await this.#endsLine(paths.events, snap.offset))) return snap;
+    this.#opts.logger.warn({ upgradeId, file: paths.snapshot }, 'snapshot is damaged or does not fit the log; replaying the whole log instead');
+    return undefined;
+  }
+
+  /** The seq and offset of the snapshot, from its first bytes only (for readEvents). */
+  async #snapshotHeader(paths: UpgradePaths): Promise<{ lastSeq: number; offset: number } | undefined> {
+    let handle;
+    try {
+      handle = await open(paths.snapshot, 'r');
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    try {
+      const buf = Buffer.alloc(128);
+      const { bytesRead } = await handle.read(buf, 0, 128, 0);
+      const m = /^\{"v":1,"lastSeq":(\d+),"offset":(\d+),/.exec(buf.toString('latin1', 0, bytesRead));
+      if (!m) return undefined;
+      const header = { lastSeq: Number(m[1]), offset: Number(m[2]) };
+      return (await this.#endsLine(paths.events, header.offset)) ? header : undefined;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** True when `offset` is 0 or just after a newline of the log. */
+  async #endsLine(path: string, offset: number): Promise<boolean> {
+    if (offset === 0) return true;
+    let handle;
+    try {
+      handle = await open(path, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      const b = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(b, 0, 1, offset - 1);
+      return bytesRead === 1 && b[0] === 0x0a;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #legacyEvents(upgradeId: string, paths: UpgradePaths): Promise<ProgressEvent[] | undefined> {
+    if (await exists(paths.legacyHidden)) return undefined;
+    return readLegacyEvents(paths.legacy, upgradeId);
+  }
+
+  #closedError(): Error {
+    return storeError('CLOSED', `JsonFileStore on ${this.#root} is closed`);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #paths(upgradeId: string, checkOpen = true): UpgradePaths {
+    if (checkOpen) this.#assertOpen();
+    return upgradePaths(this.#root, upgradeId);
+  }
+}

@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { type EventType, type ProgressEvent, type ProgressStatus, PROGRESS_STATUSES } from '@progress/core';
+import { storeError } from '../errors.js';
+import { parsePythonDatetime, parsePythonTimedelta } from './python-time.js';
+
+type Obj = Record<string, unknown>;
+
+/** Task statuses that end a task (for now): their event carries the recorded end time. */
+const ENDED: readonly ProgressStatus[] = ['completed', 'failed', 'skipped', 'cancelled'];
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strOr = (v: unknown, fallback: string): string => (typeof v === 'string' && v.length > 0 ? v : fallback);
+const numOr = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** A UUID-shaped id derived from the upgrade and seq, so that importing twice gives the same events. */
+function derivedId(upgradeId: string, seq: number): string {
+  const h = createHash('sha1').update(`@progress/storage-json legacy ${upgradeId} ${seq}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+interface Draft {
+  type: EventType;
+  timestamp: string;
+  status: ProgressStatus;
+  message: string;
+  taskId?: string;
+  taskType?: string;
+  percentage?: number;
+  details: Obj;
+  eventId?: string;
+}
+
+/**
+ * Turns a file of the old Python module (`progress/upgrade_<id>.json`: snake_case, Python `str()`
+ * datetimes and timedeltas) into the events that rebuild it: `upgrade.created` (with the metadata),
+ * `upgrade.started` (with the phase), `task.added` per task (parents first), each task's recorded
+ * events as `task.*` events (keeping their ids, messages and details), whatever event it takes to
+ * reach each task's recorded final status, and the upgrade's final status event. Task start and end
+ * events carry the task's recorded `started_at` / `completed_at`, so the loaded state has the old
+ * times to the millisecond. Python durations are kept as `legacyDuration` / `legacyDurationMs` in the
+ * details of the event that ends the task or upgrade.
+ *
+ * @param file The file's path, for messages and `details.legacyFile`.
+ * @param fallbackTime ISO time for `upgrade.created` when the file holds no time at all.
+ * @throws ProgressError `DATA_CORRUPTED` naming the file and the field when the file does not fit.
+ */
+export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: string, fallbackTime: string): ProgressEvent[] {
+  const bad = (why: string): Error => storeError('DATA_CORRUPTED', `upgrade "${upgradeId}": legacy file ${file} ${why}; it is left as it is`, { upgradeId, file });
+  if (!isObj(doc)) throw bad('is not a JSON object');
+  const time = (v: unknown, field: string): string | undefined => {
+    if (v === null || v === undefined) return undefined;
+    const iso = typeof v === 'string' ? parsePythonDatetime(v) : undefined;
+    if (!iso) throw bad(`has a bad datetime in ${field}: ${JSON.stringify(v)}`);
+    return iso;
+  };
+  const status = (v: unknown, field: string): ProgressStatus => {
+    if (typeof v === 'string' && (PROGRESS_STATUSES as readonly string[]).includes(v)) return v as ProgressStatus;
+    throw bad(`has an unknown status in ${field}: ${JSON.stringify(v)}`);
+  };
+  const duration = (v: unknown): Obj => {
+    const ms = typeof v === 'string' ? parsePythonTimedelta(v) : undefined;
+    return ms === undefined ? {} : { legacyDuration: v, legacyDurationMs: ms };
+  };
+
+  const upStatus = status(doc.status ?? 'not_started', 'status');
+  const startedAt = time(doc.started_at, 'started_at');
+  const completedAt = time(doc.completed_at, 'completed_at');
+  const metadata = isObj(doc.metadata) ? doc.metadata : {};
+  const rawTasks = doc.tasks === undefined || doc.tasks === null ? {} : doc.tasks;
+  if (!isObj(rawTasks)) throw bad('has "tasks" that is not an object');
+
+  // Tasks, parents before children, otherwise in file order.
+  const tasks: Array<{ id: string; t: Obj }> = [];
+  const pending = Object.entries(rawTasks).map(([key, t]) => {
+    if (!isObj(t)) throw bad(`has task "${key}" that is not an object`);
+    return { id: strOr(t.task_id, key), t };
+  });
+  const placed = new Set<string>();
+  while (pending.length > 0) {
+    const i = pending.findIndex(({ t }) => typeof t.parent_task_id !== 'string' || placed.has(t.parent_task_id) || !pending.some((p) => p.id === t.parent_task_id));
+    if (i < 0) throw bad('has tasks whose parents form a cycle');
+    const [next] = pending.splice(i, 1);
+    tasks.push(next!);
+    placed.add(next!.id);
+  }
+
+  const allTimes: string[] = [];
+  for (const v of [startedAt, completedAt]) if (v) allTimes.push(v);
+  const taskDrafts: Draft[] = [];
+  const added: Draft[] = [];
+  let order = 0;
+  const seqOf = new Map<Draft, number>();
+  for (const { id, t } of tasks) {
+    const taskType = strOr(t.task_type, 'upgrade_step');
+    const tStarted = time(t.started_at, `tasks.${id}.started_at`);
+    const tCompleted = time(t.completed_at, `tasks.${id}.completed_at`);
+    const tStatus = status(t.status ?? 'not_started', `tasks.${id}.status`);
+    const parent = typeof t.parent_task_id === 'string' && placed.has(t.parent_task_id) ? t.parent_task_id : null;
+    added.push({
+      type: 'task.added',
+      timestamp: '',
+      status: 'not_started',
+      message: `Task added: ${strOr(t.task_name, id)}`,
+      taskId: id,
+      taskType,
+      details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: numOr(t.total_steps) ?? null, weight: 1 },
+    });
+    const mine: Draft[] = [];
+    let cur: ProgressStatus = 'not_started';
+    let lastPct: number | undefined;
+    const recorded = Array.isArray(t.events) ? t.events : [];
+    for (let n = 0; n < recorded.length; n++) {
+      const raw: unknown = recorded[n];
+      if (!isObj(raw)) throw bad(`has event ${n} of task "${id}" that is not an object`);
+      const s = status(raw.status, `tasks.${id}.events[${n}].status`);
+      const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallbackTime;
+      const type: EventType | undefined =
+        s === 'in_progress' ? (cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress')
+        : s === 'completed' ? 'task.completed'
+        : s === 'failed' ? 'task.failed'
+        : s === 'skipped' ? 'task.skipped'
+        : s === 'cancelled' ? 'task.cancelled'
+        : undefined;
+      if (!type) continue;
+      const details: Obj = isObj(raw.details) ? { ...raw.details } : {};
+      if (type === 'task.failed') details.errorMessage = strOr(details.error_message, strOr(t.error_message, strOr(raw.message, 'Task failed')));
+      const pct = numOr(raw.percentage);
+      mine.push({
+        type,
+        timestamp: type === 'task.started' && tStarted ? tStarted : ts,
+        status: s,
+        message: strOr(raw.message, type),
+        taskId: id,
+        taskType: strOr(raw.task_type, taskType),
+        ...(pct !== undefined ? { percentage: pct } : {}),
+        details,
+        ...(typeof raw.event_id === 'string' ? { eventId: raw.event_id } : {}),
+      });
+      cur = s;
+      if (pct !== undefined) lastPct = pct;
+    }
+    // Reach the recorded final status, and the recorded percentage and steps of a running task.
+    if (cur !== tStatus && tStatus !== 'not_started') {
+      const type: EventType =
+        tStatus === 'in_progress' ? (cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress') : (`task.${tStatus}` as EventType);
+      const details: Obj = tStatus === 'failed' ? { errorMessage: strOr(t.error_message, 'Task failed') } : {};
+      const ts = tStatus === 'in_progress' ? (tStarted ?? startedAt ?? fallbackTime) : (tCompleted ?? tStarted ?? startedAt ?? fallbackTime);
+      mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
+      cur = tStatus;
+    }
+    const pct = numOr(t.percentage);
+    const steps = numOr(t.completed_steps) ?? 0;
+    const step = typeof t.current_step === 'string' ? t.current_step : undefined;
+    if (tStatus === 'in_progress' && ((pct !== undefined && pct !== lastPct) || steps > 0 || step !== undefined)) {
+      mine.push({
+        type: 'task.progress',
+        timestamp: mine[mine.length - 1]?.timestamp ?? tStarted ?? fallbackTime,
+        status: 'in_progress',
+        message: 'Imported progress',
+        taskId: id,
+        taskType,
+        ...(pct !== undefined ? { percentage: pct } : {}),
+        details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}) },
+      });
+    }
+    // The event that ended the task carries the recorded end time and duration.
+    const last = mine[mine.length - 1];
+    if (last && last.status === tStatus && ENDED.includes(tStatus)) {
+      if (tCompleted) last.timestamp = tCompleted;
+      Object.assign(last.details, duration(t.duration));
+    }
+    for (const d of mine) {
+      allTimes.push(d.timestamp);
+      seqOf.set(d, order++);
+    }
+    taskDrafts.push(...mine);
+  }
+  taskDrafts.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : seqOf.get(a)! - seqOf.get(b)!));
+
+  const createdAt = allTimes.length > 0 ? allTimes.reduce((a, b) => (a < b ? a : b)) : fallbackTime;
+  const lastTime = allTimes.length > 0 ? allTimes.reduce((a, b) => (a > b ? a : b)) : createdAt;
+  const phase = typeof doc.current_phase === 'string' && doc.current_phase.length > 0 ? doc.current_phase : undefined;
+  const drafts: Draft[] = [
+    {
+      type: 'upgrade.created',
+      timestamp: createdAt,
+      status: 'not_started',
+      message: `Upgrade imported from ${basename(file)}`,
+      details: { planId: strOr(doc.plan_id, upgradeId), clusterName: strOr(doc.cluster_name, 'unknown'), metadata, legacyFile: basename(file) },
+    },
+  ];
+  if (upStatus !== 'not_started' || startedAt) {
+    drafts.push({ type: 'upgrade.started', timestamp: startedAt ?? createdAt, status: 'in_progress', message: `Upgrade started: ${phase ?? 'Initialization'}`, details: { phase: phase ?? 'Initialization' } });
+  } else if (phase) {
+    drafts.push({ type: 'upgrade.phase_changed', timestamp: createdAt, status: 'not_started', message: `Phase changed to ${phase}`, details: { phase } });
+  }
+  for (const a of added) drafts.push({ ...a, timestamp: createdAt });
+  drafts.push(...taskDrafts);
+  const end = completedAt ?? lastTime;
+  const upDuration = duration(doc.duration);
+  switch (upStatus) {
+    case 'completed':
+      drafts.push({ type: 'upgrade.completed', timestamp: end, status: 'completed', message: 'Upgrade completed', details: upDuration });
+      break;
+    case 'failed': {
+      const errorMessage = strOr(metadata.error_message, strOr(doc.error_message, 'Upgrade failed'));
+      drafts.push({ type: 'upgrade.failed', timestamp: end, status: 'failed', message: `Upgrade failed: ${errorMessage}`, details: { errorMessage, ...upDuration } });
+      break;
+    }
+    case 'cancelled':
+      drafts.push({ type: 'upgrade.cancelled', timestamp: end, status: 'cancelled', message: 'Upgrade cancelled', details: upDuration });
+      break;
+    case 'paused':
+      drafts.push({ type: 'upgrade.paused', timestamp: lastTime, status: 'paused', message: 'Upgrade paused', details: {} });
+      break;
+    default:
+      break;
+  }
+
+  const seen = new Set<string>();
+  return drafts.map((d, i) => {
+    const seq = i + 1;
+    const eventId = d.eventId && !seen.has(d.eventId) ? d.eventId : derivedId(upgradeId, seq);
+    seen.add(eventId);
+    const ev: { -readonly [K in keyof ProgressEvent]: ProgressEvent[K] } = {
+      eventId,
+      seq,
+      upgradeId,
+      type: d.type,
+      timestamp: d.timestamp,
+      status: d.status,
+      message: d.message,
+      details: d.details,
+    };
+    if (d.taskId !== undefined) ev.taskId = d.taskId;
+    if (d.taskType !== undefined) ev.taskType = d.taskType;
+    if (d.percentage !== undefined) ev.percentage = d.percentage;
+    return ev;
+  });
+}

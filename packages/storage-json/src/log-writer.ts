@@ -1,0 +1,197 @@
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from '@progress/core';
+import { storeError } from './errors.js';
+import { fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
+import { FILE_MODE, type UpgradePaths } from './layout.js';
+import { encodeSnapshot } from './record-codec.js';
+
+/** Where a writer starts: the end of the good part of the log, as found by a scan. */
+export interface WriterStart {
+  seq: number;
+  offset: number;
+  /** Lines of imported legacy events, written in front of the first batch. */
+  prefix?: { data: string; count: number };
+}
+
+interface Pending {
+  data: string;
+  count: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  snapshot?: string | undefined;
+}
+
+/**
+ * The one writer of an upgrade's `events.jsonl` in this store. It keeps the open file, the seq and
+ * the byte offset in memory, so an append never reads the log. Appends that arrive while a write is
+ * in flight are committed together: one write and one `fdatasync` for all of them (group commit).
+ * After each durable batch that crossed a snapshot boundary it writes `snapshot.json` atomically,
+ * in the background.
+ */
+export class LogWriter {
+  readonly upgradeId: string;
+  readonly #paths: UpgradePaths;
+  readonly #sync: boolean;
+  readonly #logger: Logger;
+  #handle: FileHandle | undefined;
+  #prefix: { data: string; count: number } | undefined;
+  /** Seq and byte offset of what is durable. */
+  #seq: number;
+  #offset: number;
+  /** Seq once every accepted append is written: what the next append must expect. */
+  #projected: number;
+  #queue: Pending[] = [];
+  #writing: Promise<void> | undefined;
+  #snapshots: Promise<void> = Promise.resolve();
+  #broken: Error | undefined;
+  #closed = false;
+
+  constructor(upgradeId: string, paths: UpgradePaths, start: WriterStart, options: { sync: boolean; logger: Logger }) {
+    this.upgradeId = upgradeId;
+    this.#paths = paths;
+    this.#sync = options.sync;
+    this.#logger = options.logger;
+    this.#seq = start.seq;
+    this.#offset = start.offset;
+    this.#projected = start.seq;
+    this.#prefix = start.prefix;
+  }
+
+  /** The last durable seq. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** Byte length of the durable part of the log. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** True while imported legacy events wait to be written with the first batch. */
+  get hasPrefix(): boolean {
+    return this.#prefix !== undefined;
+  }
+
+  /** Set when the log could not be brought back to a known state after a failed write. */
+  get broken(): boolean {
+    return this.#broken !== undefined || this.#closed;
+  }
+
+  /**
+   * Queues encoded lines for the next write. Checks `expectedSeq` against the seq every accepted
+   * append will have reached (CONFLICT otherwise), synchronously, so two racing appends at one seq
+   * cannot both pass.
+   *
+   * @param snapshot The JSON of the state after these lines, when a snapshot is due.
+   */
+  append(data: string, count: number, expectedSeq: number, snapshot?: string): Promise<void> {
+    if (this.#broken) return Promise.reject(storeError('STORE_UNAVAILABLE', `upgrade "${this.upgradeId}": the log is not writable`, { upgradeId: this.upgradeId }, this.#broken));
+    if (this.#closed) return Promise.reject(storeError('CLOSED', `upgrade "${this.upgradeId}": the writer is closed`, { upgradeId: this.upgradeId }));
+    if (expectedSeq !== this.#projected) {
+      return Promise.reject(
+        storeError('CONFLICT', `upgrade "${this.upgradeId}" is at seq ${this.#projected}, not ${expectedSeq}`, {
+          upgradeId: this.upgradeId,
+          expectedSeq,
+          storedSeq: this.#projected,
+        }),
+      );
+    }
+    this.#projected += count;
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ data, count, resolve, reject, snapshot });
+      this.#writing ??= this.#drain();
+    });
+  }
+
+  async #file(): Promise<FileHandle> {
+    if (this.#handle) return this.#handle;
+    try {
+      this.#handle = await open(this.#paths.events, constants.O_RDWR);
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) throw err;
+      this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+      if (this.#sync) await fsyncDir(this.#paths.dir);
+    }
+    return this.#handle;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      const prefix = this.#prefix;
+      let text = prefix ? prefix.data : '';
+      let count = 0; // the prefix's events are already counted in #seq
+      for (const p of batch) {
+        text += p.data;
+        count += p.count;
+      }
+      const buf = Buffer.from(text, 'utf8');
+      try {
+        const file = await this.#file();
+        let done = 0;
+        while (done < buf.length) {
+          const { bytesWritten } = await file.write(buf, done, buf.length - done, this.#offset + done);
+          done += bytesWritten;
+        }
+        if (this.#sync) await file.datasync();
+      } catch (err) {
+        await this.#undo(err, batch);
+        continue;
+      }
+      // Offsets of each append's end, for its snapshot.
+      let end = this.#offset + (prefix ? Buffer.byteLength(prefix.data) : 0);
+      let seq = this.#seq;
+      for (const p of batch) {
+        end += Buffer.byteLength(p.data);
+        seq += p.count;
+        if (p.snapshot !== undefined) this.#snapshot(p.snapshot, seq, end);
+      }
+      this.#prefix = undefined;
+      this.#offset += buf.length;
+      this.#seq += count;
+      for (const p of batch) p.resolve();
+    }
+    this.#writing = undefined;
+  }
+
+  /** A failed write: cut the file back to the durable end, and reject the batch and what queued behind it. */
+  async #undo(cause: unknown, batch: Pending[]): Promise<void> {
+    const behind = this.#queue;
+    this.#queue = [];
+    this.#projected = this.#seq;
+    try {
+      if (this.#handle) {
+        await this.#handle.truncate(this.#offset);
+        if (this.#sync) await this.#handle.datasync();
+      }
+    } catch (err) {
+      this.#broken = err instanceof Error ? err : new Error(String(err));
+      this.#logger.error({ err, upgradeId: this.upgradeId }, 'could not cut the log back after a failed write; the writer stops');
+    }
+    this.#logger.error({ err: cause, upgradeId: this.upgradeId, seq: this.#seq }, 'append failed; events not stored');
+    const error = storeError('STORE_UNAVAILABLE', `upgrade "${this.upgradeId}": could not write ${this.#paths.events}`, { upgradeId: this.upgradeId, file: this.#paths.events }, cause);
+    for (const p of [...batch, ...behind]) p.reject(error);
+  }
+
+  #snapshot(stateJson: string, lastSeq: number, offset: number): void {
+    this.#snapshots = this.#snapshots.then(async () => {
+      try {
+        await writeFileAtomic(this.#paths.snapshot, encodeSnapshot({ v: 1, lastSeq, offset }, stateJson), this.#sync);
+      } catch (err) {
+        this.#logger.warn({ err, upgradeId: this.upgradeId, lastSeq }, 'snapshot write failed; load() replays more of the log until the next one');
+      }
+    });
+  }
+
+  /** Waits for queued writes and snapshots, then closes the file. Idempotent. */
+  async close(): Promise<void> {
+    while (this.#writing) await this.#writing;
+    this.#closed = true;
+    await this.#snapshots;
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close();
+  }
+}

@@ -1,0 +1,40 @@
+import { silentLogger, type Logger } from '@progress/core';
+import { storeError } from './errors.js';
+
+/** How durable an acknowledged append is. */
+export type Durability = 'fsync' | 'none';
+
+/** Options of {@link JsonFileStore}. */
+export interface JsonFileStoreOptions {
+  /** The root folder: upgrades go to `<directory>/upgrades/<id>/`, legacy files are read from `<directory>/progress/`. Created (0700) when missing. */
+  directory: string;
+  /**
+   * `'fsync'`: an append resolves once its lines are written and `fdatasync`ed (it survives a power
+   * loss). `'none'`: once written to the OS (it survives a crash of the process, not of the machine).
+   * @default 'fsync'
+   */
+  durability?: Durability;
+  /** Write `snapshot.json` every this many events, so that opening replays at most this many. @default 1000 */
+  snapshotEvery?: number;
+  /** A pino-compatible logger. @default silent */
+  logger?: Logger;
+}
+
+/** The options with their defaults, checked. */
+export interface ResolvedOptions {
+  directory: string;
+  durability: Durability;
+  snapshotEvery: number;
+  logger: Logger;
+}
+
+/** Checks the options and fills in the defaults; throws `INVALID_ARGUMENT`. */
+export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw storeError('INVALID_ARGUMENT', 'JsonFileStore needs an options object with a directory');
+  const { directory, durability = 'fsync', snapshotEvery = 1000, logger = silentLogger } = options;
+  if (typeof directory !== 'string' || directory.length === 0) throw storeError('INVALID_ARGUMENT', 'directory must be a non-empty string');
+  if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);
+  if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${String(snapshotEvery)}`);
+  if (!logger || typeof logger.warn !== 'function') throw storeError('INVALID_ARGUMENT', 'logger must be pino-compatible (debug, info, warn, error)');
+  return { directory, durability, snapshotEvery, logger };
+}

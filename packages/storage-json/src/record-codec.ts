@@ -1,0 +1,79 @@
+import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { crc32Hex } from './checksum.js';
+
+const LINE_HEAD = '{"c":"';
+const LINE_MID = '","e":';
+/** Bytes before the event JSON in a line: `{"c":"` + 8 hex digits + `","e":`. */
+const EVENT_START = LINE_HEAD.length + 8 + LINE_MID.length;
+const HEX8 = /^[0-9a-f]{8}$/;
+
+/**
+ * One line of `events.jsonl`: `{"c":"<crc32 of the event JSON>","e":<event JSON>}` and a newline.
+ * The checksum covers the exact bytes of the event JSON, so a torn or flipped byte is detected.
+ */
+export function encodeEventLine(event: ProgressEvent): string {
+  const json = JSON.stringify(event);
+  return `${LINE_HEAD}${crc32Hex(json)}${LINE_MID}${json}}\n`;
+}
+
+/** Why a line could not be decoded. */
+export type LineProblem = 'format' | 'checksum' | 'json' | 'shape';
+
+/** The event of a line (without its newline), or the reason it is damaged. */
+export function decodeEventLine(line: Buffer): ProgressEvent | LineProblem {
+  if (line.length < EVENT_START + 2 || line[line.length - 1] !== 0x7d /* } */) return 'format';
+  const head = line.toString('latin1', 0, EVENT_START);
+  if (!head.startsWith(LINE_HEAD) || !head.endsWith(LINE_MID) || !HEX8.test(head.slice(LINE_HEAD.length, LINE_HEAD.length + 8))) return 'format';
+  const body = line.subarray(EVENT_START, line.length - 1);
+  if (crc32Hex(body) !== head.slice(LINE_HEAD.length, LINE_HEAD.length + 8)) return 'checksum';
+  let event: unknown;
+  try {
+    event = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'json';
+  }
+  if (!event || typeof event !== 'object') return 'shape';
+  const e = event as Partial<ProgressEvent>;
+  if (typeof e.seq !== 'number' || typeof e.upgradeId !== 'string' || typeof e.type !== 'string' || typeof e.eventId !== 'string') return 'shape';
+  return event as ProgressEvent;
+}
+
+/** What `snapshot.json` says besides the state. */
+export interface SnapshotHeader {
+  /** Format version, 1. */
+  v: 1;
+  /** The seq of the last event folded into the state. */
+  lastSeq: number;
+  /** Byte offset in `events.jsonl` just after the line of `lastSeq`. */
+  offset: number;
+}
+
+/** A decoded snapshot. */
+export interface Snapshot extends SnapshotHeader {
+  state: UpgradeProgress;
+}
+
+const snapshotHead = (h: SnapshotHeader, crc: string): string => `{"v":${h.v},"lastSeq":${h.lastSeq},"offset":${h.offset},"c":"${crc}","state":`;
+
+/** `snapshot.json`: valid JSON whose `c` is the CRC-32 of the exact state JSON that follows. */
+export function encodeSnapshot(header: SnapshotHeader, stateJson: string): string {
+  return `${snapshotHead(header, crc32Hex(stateJson))}${stateJson}}\n`;
+}
+
+/** The snapshot in `text`, or `undefined` when it is damaged in any way. */
+export function decodeSnapshot(text: string): Snapshot | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const p = parsed as Partial<Snapshot> & { c?: unknown };
+  if (!p || p.v !== 1 || !Number.isSafeInteger(p.lastSeq) || !Number.isSafeInteger(p.offset) || typeof p.c !== 'string' || !p.state) return undefined;
+  const head = snapshotHead(p as SnapshotHeader, p.c);
+  const trimmed = text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (!trimmed.startsWith(head) || !trimmed.endsWith('}')) return undefined;
+  if (crc32Hex(trimmed.slice(head.length, -1)) !== p.c) return undefined;
+  if (p.state.lastSeq !== p.lastSeq) return undefined;
+  return { v: 1, lastSeq: p.lastSeq!, offset: p.offset!, state: p.state };
+}
