@@ -1,0 +1,163 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '@progress/core';
+import { WebSocket } from 'ws';
+import { textFrame } from './frame.js';
+import type { ResolvedOptions } from './options.js';
+import type { ServerMessage } from './protocol.js';
+import type { ServerStats } from './stats.js';
+import type { Subscription, WildcardSubscription } from './subscription.js';
+
+/**
+ * One connected client: its subscriptions, its rate limit, and the one way bytes reach it.
+ *
+ * Frames are written straight to the TCP socket, pre-framed and shared between clients; the socket
+ * is corked on the first frame of a tick and uncorked on the next tick, so that the frames a client
+ * is owed in one tick leave in one write, and a lone frame still leaves at once.
+ */
+export class ClientConnection {
+  readonly subs = new Map<string, Subscription>();
+  wildcard: WildcardSubscription | undefined;
+  /** Set by a pong, cleared by each heartbeat. */
+  alive = true;
+  /** The chain that runs this client's messages in order. */
+  queue: Promise<void> = Promise.resolve();
+  readonly #socket: Socket | undefined;
+  readonly #options: ResolvedOptions;
+  readonly #stats: ServerStats;
+  readonly #logger: Logger;
+  #corked = false;
+  #closing = false;
+  #killTimer: NodeJS.Timeout | undefined;
+  #tokens: number;
+  #refilledAt = Date.now();
+  #violations = 0;
+
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket,
+    readonly principal: unknown,
+    options: ResolvedOptions,
+    stats: ServerStats,
+  ) {
+    this.#options = options;
+    this.#stats = stats;
+    this.#logger = options.logger;
+    this.#tokens = options.rateLimit.burst;
+    // ws keeps its TCP socket in `_socket`; writing complete frames to it is what ws's Sender does.
+    this.#socket = (ws as unknown as { _socket?: Socket })._socket;
+    ws.once('close', () => {
+      this.#closing = true;
+      if (this.#killTimer) clearTimeout(this.#killTimer);
+      this.#killTimer = undefined;
+    });
+  }
+
+  /** True while frames may be sent. */
+  get open(): boolean {
+    return !this.#closing && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Bytes accepted but not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Sends a pre-built frame (see {@link textFrame}). Returns false when the client is gone. */
+  sendFrame(frame: Buffer): boolean {
+    if (!this.open) return false;
+    const socket = this.#socket;
+    if (!socket) {
+      // No raw socket (should not happen with ws 8): let ws frame it again.
+      this.ws.send(frame.subarray(frame.length - payloadLength(frame)));
+    } else {
+      if (!this.#corked) {
+        this.#corked = true;
+        socket.cork();
+        process.nextTick(() => {
+          this.#corked = false;
+          socket.uncork();
+        });
+      }
+      socket.write(frame);
+    }
+    this.#stats.framesSent++;
+    if (this.ws.bufferedAmount > this.#options.maxBufferedBytes) this.closeSlow();
+    return true;
+  }
+
+  /** Serializes and sends one message to this client only. */
+  send(message: ServerMessage): boolean {
+    return this.sendFrame(textFrame(JSON.stringify(message)));
+  }
+
+  /** Sends an already serialized message. */
+  sendText(text: string): boolean {
+    return this.sendFrame(textFrame(text));
+  }
+
+  /** Resolves once the socket has drained its buffer (or closed). */
+  drained(): Promise<void> {
+    const socket = this.#socket;
+    if (!socket || !this.open || this.bufferedAmount === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        this.ws.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      this.ws.on('close', done);
+    });
+  }
+
+  /** Takes one message from the rate limit; false when the client is over it. */
+  takeToken(): boolean {
+    const now = Date.now();
+    const { messagesPerSecond, burst } = this.#options.rateLimit;
+    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#refilledAt) / 1000) * messagesPerSecond);
+    this.#refilledAt = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return true;
+    }
+    this.#violations++;
+    this.#stats.rateLimited++;
+    if (this.#violations >= this.#options.rateLimit.maxViolations) this.close(1008, 'rate limit exceeded');
+    return false;
+  }
+
+  /** Closes a client that does not read fast enough (1013). */
+  closeSlow(): void {
+    if (this.#closing) return;
+    this.#stats.slowClientsClosed++;
+    this.#logger.warn({ client: this.id, bufferedAmount: this.bufferedAmount }, 'closing a client whose send buffer passed maxBufferedBytes');
+    this.close(1013, 'client too slow');
+  }
+
+  /** Sends a close frame; cuts the connection off when it was not answered within `closeTimeoutMs`. */
+  close(code: number, reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const sub of this.subs.values()) sub.closed = true;
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+      return;
+    }
+    this.#killTimer = setTimeout(() => this.ws.terminate(), this.#options.closeTimeoutMs);
+  }
+
+  /** Cuts the connection off now. */
+  terminate(): void {
+    this.#closing = true;
+    this.ws.terminate();
+  }
+}
+
+function payloadLength(frame: Buffer): number {
+  const len = frame[1]! & 0x7f;
+  if (len === 126) return frame.readUInt16BE(2);
+  if (len === 127) return Number(frame.readBigUInt64BE(2));
+  return len;
+}

@@ -1,0 +1,111 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { ProgressError, silentLogger, type Logger, type ProgressStore } from '@progress/core';
+
+/** Per-connection message-rate limit (a token bucket). */
+export interface RateLimitOptions {
+  /** Messages per second a client may send on average. @default 20 */
+  messagesPerSecond?: number;
+  /** How many messages may arrive at once. @default 40 */
+  burst?: number;
+  /** After this many refused messages the connection is closed (1008). @default 50 */
+  maxViolations?: number;
+}
+
+/** Options of {@link ProgressWebSocketServer}. */
+export interface ProgressWebSocketServerOptions {
+  /** The port to listen on (0 picks a free one). Ignored with `server`. @default 8765 */
+  port?: number;
+  /** The address to listen on. Ignored with `server`. @default '127.0.0.1' */
+  host?: string;
+  /** An existing HTTP server: only its upgrade requests on `path` are taken; mount `dashboardHandler` yourself. */
+  server?: Server;
+  /** The WebSocket endpoint's path. @default '/ws' */
+  path?: string;
+  /** A store to serve upgrades from; with `watch()`/`watchAll()` (Redis) every upgrade in it is served live. */
+  store?: ProgressStore;
+  /**
+   * Called at the HTTP upgrade: return a principal (any value) to accept, `undefined`/`false`/`null`
+   * to answer 401 before any frame. May be async. @default everyone is accepted
+   */
+  authenticate?: (req: IncomingMessage) => unknown;
+  /** Called per subscription (and per upgrade of `*`, `get_summary`, `list_upgrades`). @default allow */
+  authorize?: (principal: unknown, upgradeId: string) => boolean;
+  /** Origins a browser may connect from (exact `scheme://host[:port]`); others get 403. A request without Origin passes. @default any */
+  allowedOrigins?: readonly string[];
+  /** Largest client message, in bytes; larger closes with 1009. @default 65536 */
+  maxPayload?: number;
+  /** A client whose unsent bytes pass this is closed with 1013. @default 8 MiB */
+  maxBufferedBytes?: number;
+  /** How long a slow or stopping client gets to receive its close frame before it is cut off. @default 2000 */
+  closeTimeoutMs?: number;
+  /** Interval of heartbeat pings; a peer that missed one is terminated. 0 disables. @default 30000 */
+  heartbeatMs?: number;
+  /** Per-connection rate limit. @default see {@link RateLimitOptions} */
+  rateLimit?: RateLimitOptions;
+  /** A pino-compatible logger. @default silent */
+  logger?: Logger;
+}
+
+/** The options with their defaults applied. */
+export interface ResolvedOptions {
+  port: number;
+  host: string;
+  server: Server | undefined;
+  path: string;
+  store: ProgressStore | undefined;
+  authenticate: ((req: IncomingMessage) => unknown) | undefined;
+  authorize: ((principal: unknown, upgradeId: string) => boolean) | undefined;
+  allowedOrigins: ReadonlySet<string> | undefined;
+  maxPayload: number;
+  maxBufferedBytes: number;
+  closeTimeoutMs: number;
+  heartbeatMs: number;
+  rateLimit: Required<RateLimitOptions>;
+  logger: Logger;
+}
+
+function bad(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${message}`);
+}
+
+function whole(value: unknown, name: string, min: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw bad(`${name} must be a whole number >= ${min}, got ${String(value)}`);
+  return value;
+}
+
+/** Checks the options and applies the defaults. @throws ProgressError `INVALID_ARGUMENT` */
+export function resolveOptions(options: ProgressWebSocketServerOptions = {}): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw bad('options must be an object');
+  const port = whole(options.port, 'port', 0, 8765);
+  if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
+  const path = options.path ?? '/ws';
+  if (typeof path !== 'string' || !path.startsWith('/')) throw bad('path must start with "/"');
+  for (const hook of ['authenticate', 'authorize'] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
+  }
+  if (options.allowedOrigins !== undefined && (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.some((o) => typeof o !== 'string'))) {
+    throw bad('allowedOrigins must be an array of origins');
+  }
+  const rate = options.rateLimit ?? {};
+  return {
+    port,
+    host: options.host ?? '127.0.0.1',
+    server: options.server,
+    path,
+    store: options.store,
+    authenticate: options.authenticate,
+    authorize: options.authorize,
+    allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((o) => o.toLowerCase())) : undefined,
+    maxPayload: whole(options.maxPayload, 'maxPayload', 1, 64 * 1024),
+    maxBufferedBytes: whole(options.maxBufferedBytes, 'maxBufferedBytes', 1, 8 * 1024 * 1024),
+    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 1, 2000),
+    heartbeatMs: whole(options.heartbeatMs, 'heartbeatMs', 0, 30_000),
+    rateLimit: {
+      messagesPerSecond: whole(rate.messagesPerSecond, 'rateLimit.messagesPerSecond', 1, 20),
+      burst: whole(rate.burst, 'rateLimit.burst', 1, 40),
+      maxViolations: whole(rate.maxViolations, 'rateLimit.maxViolations', 1, 50),
+    },
+    logger: options.logger ?? silentLogger,
+  };
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import type { ProgressEvent, ProgressSummary, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
+
+/** The version of the wire protocol this server speaks, sent in `welcome`. */
+export const PROTOCOL_VERSION = 1;
+
+const upgradeIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 characters of [A-Za-z0-9_.:-]')
+  .refine((s) => s !== '.' && s !== '..', 'must not be "." or ".."');
+
+const seqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** The schema every client frame is validated with (unknown keys are ignored). */
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('subscribe'), upgradeId: z.union([z.literal('*'), upgradeIdSchema]), sinceSeq: seqSchema.optional() }),
+  z.object({ type: z.literal('unsubscribe'), upgradeId: z.union([z.literal('*'), upgradeIdSchema]) }),
+  z.object({ type: z.literal('get_summary'), upgradeId: upgradeIdSchema }),
+  z.object({ type: z.literal('list_upgrades') }),
+  z.object({ type: z.literal('ping') }),
+]);
+
+/** A valid client -> server message. */
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+
+/** A server -> client message of protocol v1. */
+export type ServerMessage =
+  | { type: 'welcome'; protocol: 1; serverId: string }
+  | { type: 'subscribed'; upgradeId: string; exists: boolean }
+  | { type: 'snapshot'; upgradeId: string; seq: number; data: UpgradeProgress }
+  | { type: 'progress_event'; upgradeId: string; data: ProgressEvent }
+  | { type: 'resync'; upgradeId: string; reason: ResyncReason }
+  | { type: 'progress_summary'; upgradeId: string; data: ProgressSummary }
+  | { type: 'upgrades'; data: UpgradeSummaryRow[] }
+  | { type: 'pong' }
+  | { type: 'error'; code: WireErrorCode; message: string };
+
+/** Why a `resync` was sent: the history after `sinceSeq` is gone, or `sinceSeq` is beyond it. */
+export type ResyncReason = 'trimmed' | 'ahead' | 'gap' | 'unavailable';
+
+/** The codes of `error` frames. */
+export type WireErrorCode = 'INVALID_MESSAGE' | 'FORBIDDEN' | 'RATE_LIMITED' | 'NOT_FOUND';
+
+/** The result of {@link parseClientMessage}. */
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; message: string };
+
+/**
+ * Parses and validates one text frame from a client. Never throws.
+ *
+ * @param text The frame's payload, as UTF-8 text.
+ */
+export function parseClientMessage(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, message: 'the message is not valid JSON' };
+  }
+  const parsed = clientMessageSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    return { ok: false, message: `invalid message: ${where}${issue?.message ?? 'unknown shape'}` };
+  }
+  if (parsed.data.type === 'subscribe' && parsed.data.upgradeId === '*' && parsed.data.sinceSeq !== undefined) {
+    return { ok: false, message: 'invalid message: a subscription to "*" takes no sinceSeq' };
+  }
+  return { ok: true, message: parsed.data };
+}

@@ -1,0 +1,123 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { ProgressError } from '@progress/core';
+
+/** Options of {@link createReadToken}. */
+export interface ReadTokenOptions {
+  /** The HMAC key shared by the issuer and the server: at least 32 bytes of randomness. */
+  secret: string | Buffer;
+  /** The upgrades the bearer may read; `'*'` means every upgrade. */
+  upgradeIds: readonly string[];
+  /** How long the token is valid. @default 300 */
+  ttlSeconds?: number;
+  /** The clock, in ms since the epoch (for tests). @default Date.now */
+  now?: () => number;
+}
+
+/** What a valid read token grants: the principal that {@link readTokenAuth}'s `authenticate` returns. */
+export interface ReadTokenClaims {
+  /** The upgrades the bearer may read (`'*'`: all). */
+  upgradeIds: string[];
+  /** When the token expires, in seconds since the epoch. */
+  exp: number;
+}
+
+/** The subprotocol prefix that carries a token: `progress-token.<token>`. */
+export const TOKEN_SUBPROTOCOL_PREFIX = 'progress-token.';
+/** The subprotocol the server answers with when a client offers it (browsers need one answered). */
+export const PROGRESS_SUBPROTOCOL = 'progress.v1';
+
+function sign(payload: string, secret: string | Buffer): Buffer {
+  return createHmac('sha256', secret).update(payload).digest();
+}
+
+function checkSecret(secret: unknown): asserts secret is string | Buffer {
+  if (!(typeof secret === 'string' || Buffer.isBuffer(secret)) || secret.length < 16) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] a read token secret must be a string or Buffer of at least 16 bytes');
+  }
+}
+
+/**
+ * Issues a short-lived read token scoped to upgrade ids: `base64url(claims).base64url(HMAC-SHA256)`.
+ * Give it to a browser, which passes it as `?token=` or as the subprotocol `progress-token.<token>`.
+ *
+ * @example
+ * const token = createReadToken({ secret, upgradeIds: ['u1'], ttlSeconds: 600 });
+ * new WebSocket(`ws://127.0.0.1:8765/ws?token=${token}`);
+ */
+export function createReadToken(options: ReadTokenOptions): string {
+  checkSecret(options.secret);
+  const ttl = options.ttlSeconds ?? 300;
+  if (!Number.isInteger(ttl) || ttl <= 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] ttlSeconds must be a whole number > 0');
+  if (!Array.isArray(options.upgradeIds) || options.upgradeIds.some((id) => typeof id !== 'string' || id.length === 0)) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] upgradeIds must be an array of non-empty strings');
+  }
+  const claims: ReadTokenClaims = { upgradeIds: [...options.upgradeIds], exp: Math.floor((options.now ?? Date.now)() / 1000) + ttl };
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${payload}.${sign(payload, options.secret).toString('base64url')}`;
+}
+
+/**
+ * Checks a token made by {@link createReadToken}: signature (constant-time), shape and expiry.
+ * Returns its claims, or `undefined` for any token that is not valid now.
+ */
+export function verifyReadToken(token: string, secret: string | Buffer, now: () => number = Date.now): ReadTokenClaims | undefined {
+  checkSecret(secret);
+  if (typeof token !== 'string' || token.length > 8192) return undefined;
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
+  const payload = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1), 'base64url');
+  const expected = sign(payload, secret);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!claims || typeof claims !== 'object') return undefined;
+  const { upgradeIds, exp } = claims as Partial<ReadTokenClaims>;
+  if (!Array.isArray(upgradeIds) || !upgradeIds.every((id) => typeof id === 'string') || typeof exp !== 'number') return undefined;
+  if (exp * 1000 <= now()) return undefined;
+  return { upgradeIds, exp };
+}
+
+/** Finds a token in a request: the `token` query parameter, else a `progress-token.<token>` subprotocol. */
+export function tokenFromRequest(req: IncomingMessage): string | undefined {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const query = url.searchParams.get('token');
+  if (query) return query;
+  const header = req.headers['sec-websocket-protocol'];
+  if (typeof header !== 'string') return undefined;
+  for (const part of header.split(',')) {
+    const p = part.trim();
+    if (p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
+  }
+  return undefined;
+}
+
+/**
+ * The `authenticate` and `authorize` hooks of read tokens, ready to spread into the server options.
+ *
+ * @example
+ * new ProgressWebSocketServer({ ...readTokenAuth({ secret }) });
+ */
+export function readTokenAuth(options: { secret: string | Buffer; now?: () => number }): {
+  authenticate: (req: IncomingMessage) => ReadTokenClaims | undefined;
+  authorize: (principal: unknown, upgradeId: string) => boolean;
+} {
+  checkSecret(options.secret);
+  const now = options.now ?? Date.now;
+  return {
+    authenticate: (req) => {
+      const token = tokenFromRequest(req);
+      return token === undefined ? undefined : verifyReadToken(token, options.secret, now);
+    },
+    authorize: (principal, upgradeId) => {
+      const claims = principal as ReadTokenClaims | undefined;
+      if (!claims || !Array.isArray(claims.upgradeIds) || claims.exp * 1000 <= now()) return false;
+      return claims.upgradeIds.includes('*') || claims.upgradeIds.includes(upgradeId);
+    },
+  };
+}

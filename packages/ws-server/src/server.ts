@@ -1,0 +1,527 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  ProgressError,
+  filterRows,
+  summarize,
+  toSummaryRow,
+  type ProgressEvent,
+  type ProgressSink,
+  type ProgressTracker,
+  type UpgradeProgress,
+  type UpgradeSummaryRow,
+} from '@progress/core';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { ClientConnection } from './client.js';
+import { createDashboardHandler } from './dashboard/handler.js';
+import { rejectUpgrade } from './http-reject.js';
+import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
+import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult } from './protocol.js';
+import { PROGRESS_SUBPROTOCOL } from './read-token.js';
+import { emptyStats, type ServerStats } from './stats.js';
+import { Subscription, WildcardSubscription } from './subscription.js';
+import { Topic, type TopicHost } from './topic.js';
+
+/** What {@link ProgressWebSocketServer.start} resolves. */
+export interface ServerAddress {
+  /** The port listened on (the one picked when `port` was 0). */
+  port: number;
+  /** The ws:// address of the endpoint, e.g. `ws://127.0.0.1:8765/ws`. */
+  url: string;
+}
+
+/**
+ * Streams the progress of any number of upgrades to WebSocket clients (protocol v1, DESIGN section 8)
+ * and serves the dashboard at `/`. It is a {@link ProgressSink} (`name: 'websocket'`): `track(tracker)`
+ * serves a tracker of this process; a `store` with `watch()` (Redis) serves every upgrade it holds.
+ *
+ * @example
+ * const server = new ProgressWebSocketServer({ port: 0 });
+ * const { url } = await server.start();
+ * server.track(tracker);
+ * // ... later
+ * await server.stop();
+ */
+export class ProgressWebSocketServer implements ProgressSink {
+  /** The sink's name. */
+  readonly name = 'websocket';
+  /** Sent in `welcome`: tells clients which instance they are talking to. */
+  readonly serverId: string = randomUUID();
+  /**
+   * Serves the dashboard (`/`, `dashboard.js`, `dashboard.css`): mount it on your own server when
+   * this one is attached to it with `server`.
+   */
+  readonly dashboardHandler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly #o: ResolvedOptions;
+  readonly #wss: WebSocketServer;
+  readonly #clients = new Set<ClientConnection>();
+  readonly #topics = new Map<string, Topic>();
+  readonly #trackers = new Map<ProgressTracker, () => void>();
+  readonly #wildcards = new Set<WildcardSubscription>();
+  readonly #stats: ServerStats = emptyStats();
+  readonly #host: TopicHost;
+  #http: Server | undefined;
+  #address: ServerAddress | undefined;
+  #starting: Promise<ServerAddress> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #watchAll: AbortController | undefined;
+  #watchAllRetry: NodeJS.Timeout | undefined;
+  #nextClientId = 1;
+
+  constructor(options: ProgressWebSocketServerOptions = {}) {
+    this.#o = resolveOptions(options);
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.#o.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: (protocols) => (protocols.has(PROGRESS_SUBPROTOCOL) ? PROGRESS_SUBPROTOCOL : false),
+    });
+    this.dashboardHandler = createDashboardHandler({ wsPath: this.#o.path });
+    this.#host = {
+      store: this.#o.store,
+      logger: this.#o.logger,
+      stats: this.#stats,
+      maxBufferedBytes: this.#o.maxBufferedBytes,
+      attachWildcards: (topic) => this.#attachWildcards(topic),
+    };
+  }
+
+  /** The address once started, else undefined. */
+  get address(): ServerAddress | undefined {
+    return this.#address;
+  }
+
+  /**
+   * Listens (or attaches to `server`) and starts the heartbeat. Idempotent. With `server`, resolves
+   * once that server listens.
+   */
+  start(): Promise<ServerAddress> {
+    this.#starting ??= this.#start().catch((err: unknown) => {
+      this.#starting = undefined;
+      throw err;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<ServerAddress> {
+    const attached = this.#o.server;
+    const server = attached ?? createServer(this.dashboardHandler);
+    server.on('upgrade', this.#onUpgrade);
+    if (!attached) {
+      this.#http = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.#o.port, this.#o.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }).catch((err: unknown) => {
+        server.off('upgrade', this.#onUpgrade);
+        this.#http = undefined;
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] cannot listen on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`, { cause: err });
+      });
+    } else if (!attached.listening) {
+      await new Promise<void>((resolve) => attached.once('listening', () => resolve()));
+    }
+    if (this.#o.heartbeatMs > 0) this.#heartbeat = setInterval(() => this.#beat(), this.#o.heartbeatMs);
+    const addr = server.address() as AddressInfo;
+    const host = attached ? addr.address : this.#o.host;
+    const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    this.#address = { port: addr.port, url: `ws://${shown}:${addr.port}${this.#o.path}` };
+    this.#o.logger.info({ url: this.#address.url }, 'progress WebSocket server listening');
+    return this.#address;
+  }
+
+  /**
+   * Closes every connection (1001), stops watching the store and releases every timer; closes the
+   * HTTP server it created (an attached one is left running). Trackers stay tracked, so `start()`
+   * may be called again.
+   */
+  async stop(): Promise<void> {
+    const starting = this.#starting;
+    this.#starting = undefined;
+    if (starting) await starting.catch(() => undefined);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    this.#stopWatchAll();
+    const closing = [...this.#clients].map(
+      (client) =>
+        new Promise<void>((resolve) => {
+          if (client.ws.readyState === client.ws.CLOSED) return resolve();
+          client.ws.once('close', () => resolve());
+          client.close(1001, 'server stopping');
+        }),
+    );
+    await Promise.all(closing);
+    for (const topic of [...this.#topics.values()]) {
+      topic.close();
+      if (!topic.tracker) this.#topics.delete(topic.upgradeId);
+    }
+    const server = this.#o.server ?? this.#http;
+    server?.off('upgrade', this.#onUpgrade);
+    if (this.#http) {
+      const http = this.#http;
+      this.#http = undefined;
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
+    }
+    this.#address = undefined;
+  }
+
+  /**
+   * Serves a tracker of this process: the server becomes one of its sinks, and replays come from
+   * `tracker.readEvents`. Returns the function that untracks it.
+   */
+  track(tracker: ProgressTracker): () => void {
+    if (!this.#trackers.has(tracker)) {
+      const removeSink = tracker.addSink(this);
+      this.#trackers.set(tracker, removeSink);
+      const topic = this.#topic(tracker.upgradeId);
+      topic.useTracker(tracker);
+      this.#attachWildcards(topic);
+    }
+    return () => this.untrack(tracker);
+  }
+
+  /** Stops serving a tracker (its subscribers keep their subscription and see no more events, unless the store serves it). */
+  untrack(tracker: ProgressTracker): void {
+    const removeSink = this.#trackers.get(tracker);
+    if (!removeSink) return;
+    removeSink();
+    this.#trackers.delete(tracker);
+    const topic = this.#topics.get(tracker.upgradeId);
+    if (topic?.tracker === tracker) {
+      topic.dropTracker();
+      this.#maybeRelease(topic);
+    }
+  }
+
+  /** The sink side: a durable event of a tracker that has this server as a sink. */
+  handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    this.#topic(event.upgradeId).fromSink(event, state);
+  }
+
+  /** Resolves once the frames of the current tick are handed to the sockets. */
+  async flush(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /** Stops the server and untracks every tracker. */
+  async close(): Promise<void> {
+    for (const tracker of [...this.#trackers.keys()]) this.untrack(tracker);
+    await this.stop();
+  }
+
+  /** Counters, for diagnostics and tests. */
+  getStats(): ServerStats {
+    return { ...this.#stats, clients: this.#clients.size, topics: this.#topics.size };
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    void this.#upgrade(req, socket, head);
+  };
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      pathname = '';
+    }
+    if (pathname !== this.#o.path) {
+      // Attached: another handler may own this path. Standalone: nobody does.
+      if (!this.#o.server) this.#refuse(socket, 404);
+      return;
+    }
+    socket.on('error', (err) => this.#o.logger.debug({ err }, 'handshake socket error'));
+    const origin = req.headers.origin;
+    if (this.#o.allowedOrigins && origin !== undefined && !this.#o.allowedOrigins.has(origin.toLowerCase())) {
+      this.#o.logger.info({ origin }, 'refused a WebSocket from an origin that is not allowed');
+      return this.#refuse(socket, 403);
+    }
+    let principal: unknown = true;
+    if (this.#o.authenticate) {
+      try {
+        principal = await this.#o.authenticate(req);
+      } catch (err) {
+        this.#o.logger.warn({ err }, 'authenticate threw; refusing the connection');
+        principal = undefined;
+      }
+      if (principal === undefined || principal === null || principal === false) return this.#refuse(socket, 401);
+    }
+    if (socket.destroyed || !this.#address) return void socket.destroy();
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, principal));
+  }
+
+  #refuse(socket: Duplex, status: number): void {
+    this.#stats.handshakesRefused++;
+    rejectUpgrade(socket, status);
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  #onConnection(ws: WebSocket, principal: unknown): void {
+    const client = new ClientConnection(this.#nextClientId++, ws, principal, this.#o, this.#stats);
+    this.#clients.add(client);
+    ws.on('message', (data, isBinary) => this.#onMessage(client, data, isBinary));
+    ws.on('pong', () => {
+      client.alive = true;
+    });
+    ws.on('error', (err) => this.#o.logger.debug({ err, client: client.id }, 'client connection error'));
+    ws.once('close', () => this.#onClose(client));
+    client.send({ type: 'welcome', protocol: PROTOCOL_VERSION, serverId: this.serverId });
+  }
+
+  #onClose(client: ClientConnection): void {
+    this.#clients.delete(client);
+    for (const sub of client.subs.values()) this.#dropSub(sub);
+    client.subs.clear();
+    if (client.wildcard) this.#dropWildcard(client.wildcard);
+    client.wildcard = undefined;
+  }
+
+  #beat(): void {
+    for (const client of this.#clients) {
+      if (!client.alive) {
+        this.#o.logger.info({ client: client.id }, 'terminating a peer that missed a heartbeat');
+        client.terminate();
+        continue;
+      }
+      client.alive = false;
+      try {
+        client.ws.ping();
+      } catch {
+        client.terminate();
+      }
+    }
+  }
+
+  #onMessage(client: ClientConnection, data: RawData, isBinary: boolean): void {
+    if (!client.open) return;
+    if (!client.takeToken()) {
+      client.send({ type: 'error', code: 'RATE_LIMITED', message: 'too many messages; slow down' });
+      return;
+    }
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const parsed: ParseResult = isBinary ? { ok: false, message: 'binary frames are not part of the protocol; send JSON text' } : parseClientMessage(text);
+    // Answers go out in the order the messages came, errors included.
+    client.queue = client.queue
+      .then(() => {
+        if (!parsed.ok) return void client.send({ type: 'error', code: 'INVALID_MESSAGE', message: parsed.message });
+        return this.#handleMessage(client, parsed.message);
+      })
+      .catch((err: unknown) => {
+        this.#o.logger.warn({ err, client: client.id }, 'a client message failed');
+        client.send({ type: 'error', code: 'NOT_FOUND', message: 'the request could not be served' });
+      });
+  }
+
+  async #handleMessage(client: ClientConnection, message: ClientMessage): Promise<void> {
+    if (!client.open) return;
+    switch (message.type) {
+      case 'ping':
+        client.send({ type: 'pong' });
+        return;
+      case 'subscribe':
+        if (message.upgradeId === '*') return this.#subscribeAll(client);
+        return this.#subscribe(client, message.upgradeId, message.sinceSeq);
+      case 'unsubscribe':
+        if (message.upgradeId === '*') {
+          if (client.wildcard) this.#dropWildcard(client.wildcard);
+          client.wildcard = undefined;
+        } else {
+          const sub = client.subs.get(message.upgradeId);
+          client.subs.delete(message.upgradeId);
+          if (sub) this.#dropSub(sub);
+        }
+        return;
+      case 'get_summary':
+        return this.#summary(client, message.upgradeId);
+      case 'list_upgrades':
+        client.send({ type: 'upgrades', data: await this.#list(client) });
+        return;
+    }
+  }
+
+  #authorized(client: ClientConnection, upgradeId: string): boolean {
+    if (!this.#o.authorize) return true;
+    try {
+      return this.#o.authorize(client.principal, upgradeId) === true;
+    } catch (err) {
+      this.#o.logger.warn({ err, upgradeId }, 'authorize threw; refusing');
+      return false;
+    }
+  }
+
+  #forbidden(client: ClientConnection, upgradeId: string): void {
+    client.send({ type: 'error', code: 'FORBIDDEN', message: `not allowed to read upgrade "${upgradeId}"` });
+  }
+
+  async #subscribe(client: ClientConnection, upgradeId: string, sinceSeq: number | undefined): Promise<void> {
+    if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
+    const previous = client.subs.get(upgradeId);
+    if (previous) {
+      client.subs.delete(upgradeId);
+      this.#dropSub(previous);
+    }
+    const topic = this.#topic(upgradeId);
+    await topic.ensureLoaded();
+    if (!client.open) return this.#maybeRelease(topic);
+    const sub = new Subscription(client, upgradeId, false, this.#o.maxBufferedBytes);
+    client.subs.set(upgradeId, sub);
+    client.send({ type: 'subscribed', upgradeId, exists: topic.exists });
+    topic.subs.add(sub);
+    if (sinceSeq === undefined) topic.sendSnapshot(sub);
+    else void topic.catchUp(sub, sinceSeq, true);
+    topic.syncWatch();
+  }
+
+  async #subscribeAll(client: ClientConnection): Promise<void> {
+    if (client.wildcard) this.#dropWildcard(client.wildcard);
+    const w = new WildcardSubscription(client);
+    client.wildcard = w;
+    this.#wildcards.add(w);
+    client.send({ type: 'subscribed', upgradeId: '*', exists: true });
+    this.#syncWatchAll();
+    const ids = new Set<string>();
+    for (const topic of this.#topics.values()) if (topic.exists) ids.add(topic.upgradeId);
+    const store = this.#o.store;
+    if (store?.watchAll) {
+      try {
+        for (const row of await store.list()) ids.add(row.upgradeId);
+      } catch (err) {
+        this.#o.logger.warn({ err }, 'could not list the store for a "*" subscription');
+      }
+    }
+    for (const id of ids) {
+      if (w.closed) return;
+      if (!this.#authorized(client, id)) continue;
+      const topic = this.#topic(id);
+      await topic.ensureLoaded();
+      this.#attachWildcard(w, topic);
+    }
+  }
+
+  #attachWildcards(topic: Topic): void {
+    for (const w of this.#wildcards) this.#attachWildcard(w, topic);
+  }
+
+  #attachWildcard(w: WildcardSubscription, topic: Topic): void {
+    const id = topic.upgradeId;
+    if (w.closed || w.children.has(id) || !topic.exists) return;
+    if (!this.#authorized(w.client, id)) {
+      w.children.set(id, deniedSub(w, id));
+      return;
+    }
+    const sub = new Subscription(w.client, id, true, this.#o.maxBufferedBytes);
+    w.children.set(id, sub);
+    topic.sendSnapshot(sub);
+    topic.subs.add(sub);
+  }
+
+  async #summary(client: ClientConnection, upgradeId: string): Promise<void> {
+    if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
+    let state: Readonly<UpgradeProgress> | undefined = this.#topics.get(upgradeId)?.state;
+    if (!state && this.#o.store) state = await this.#o.store.load(upgradeId);
+    if (!state) {
+      client.send({ type: 'error', code: 'NOT_FOUND', message: `no upgrade "${upgradeId}"` });
+      return;
+    }
+    client.send({ type: 'progress_summary', upgradeId, data: summarize(state) });
+  }
+
+  async #list(client: ClientConnection): Promise<UpgradeSummaryRow[]> {
+    const rows = new Map<string, UpgradeSummaryRow>();
+    if (this.#o.store) {
+      for (const row of await this.#o.store.list()) rows.set(row.upgradeId, row);
+    }
+    for (const topic of this.#topics.values()) {
+      const state = topic.state;
+      if (state && (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq)) rows.set(topic.upgradeId, toSummaryRow(state));
+    }
+    return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  #topic(upgradeId: string): Topic {
+    let topic = this.#topics.get(upgradeId);
+    if (!topic) {
+      topic = new Topic(upgradeId, this.#host);
+      this.#topics.set(upgradeId, topic);
+    }
+    return topic;
+  }
+
+  #dropSub(sub: Subscription): void {
+    sub.closed = true;
+    const topic = this.#topics.get(sub.upgradeId);
+    if (!topic) return;
+    topic.subs.delete(sub);
+    topic.syncWatch();
+    this.#maybeRelease(topic);
+  }
+
+  #dropWildcard(w: WildcardSubscription): void {
+    w.closed = true;
+    this.#wildcards.delete(w);
+    for (const sub of w.children.values()) this.#dropSub(sub);
+    w.children.clear();
+    this.#syncWatchAll();
+  }
+
+  /** Forgets a topic nobody needs: no tracker, no subscriber, no `*` subscriber fed by watchAll. */
+  #maybeRelease(topic: Topic): void {
+    if (topic.tracker || topic.subs.size > 0 || (this.#watchAll && topic.storeBacked)) return;
+    if (!topic.storeBacked && topic.exists) return; // a sink-only upgrade: keep its state for later subscribers
+    topic.close();
+    this.#topics.delete(topic.upgradeId);
+  }
+
+  #syncWatchAll(): void {
+    const store = this.#o.store;
+    if (this.#wildcards.size === 0 || !store?.watchAll || !this.#address) return this.#stopWatchAll();
+    if (this.#watchAll) return;
+    const ac = new AbortController();
+    this.#watchAll = ac;
+    void (async () => {
+      try {
+        for await (const event of store.watchAll!({ signal: ac.signal })) {
+          if (ac.signal.aborted) break;
+          const topic = this.#topic(event.upgradeId);
+          if (topic.storeBacked) topic.ingest(event);
+        }
+      } catch (err) {
+        if (!ac.signal.aborted) this.#o.logger.warn({ err }, 'store watchAll failed; retrying');
+      }
+      if (ac.signal.aborted || this.#watchAll !== ac) return;
+      this.#watchAll = undefined;
+      this.#watchAllRetry = setTimeout(() => {
+        this.#watchAllRetry = undefined;
+        this.#syncWatchAll();
+      }, 1000);
+    })();
+  }
+
+  #stopWatchAll(): void {
+    this.#watchAll?.abort();
+    this.#watchAll = undefined;
+    if (this.#watchAllRetry) clearTimeout(this.#watchAllRetry);
+    this.#watchAllRetry = undefined;
+    for (const topic of [...this.#topics.values()]) this.#maybeRelease(topic);
+  }
+}
+
+/** A closed placeholder, so that an upgrade a `*` client may not read is not asked about again. */
+function deniedSub(w: WildcardSubscription, upgradeId: string): Subscription {
+  const sub = new Subscription(w.client, upgradeId, true, 0);
+  sub.closed = true;
+  return sub;
+}

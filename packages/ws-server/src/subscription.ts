@@ -1,0 +1,53 @@
+import type { ClientConnection } from './client.js';
+
+/** A frame owed to a subscriber, held while its replay runs. */
+export interface Pending {
+  seq: number;
+  frame: Buffer;
+}
+
+/**
+ * One client's subscription to one upgrade: the last seq it was sent and, while a replay from the
+ * store runs, the live frames that arrived meanwhile (sent afterwards, those after the replay only).
+ */
+export class Subscription {
+  /** The seq of the last event (or snapshot) sent to the client. */
+  lastSent = 0;
+  /** True while a replay runs: live frames are held in `buffer`. */
+  replaying = false;
+  buffer: Pending[] = [];
+  bufferBytes = 0;
+  /** Set once unsubscribed or disconnected: nothing more is sent. */
+  closed = false;
+
+  constructor(
+    readonly client: ClientConnection,
+    readonly upgradeId: string,
+    /** True for the per-upgrade part of a `*` subscription. */
+    readonly wildcard: boolean,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  /** Holds a live frame during a replay; closes a client whose held frames pass the limit. */
+  hold(seq: number, frame: Buffer): void {
+    this.buffer.push({ seq, frame });
+    this.bufferBytes += frame.length;
+    if (this.bufferBytes > this.maxBufferedBytes) this.client.closeSlow();
+  }
+
+  /** Takes the held frames. */
+  take(): Pending[] {
+    const held = this.buffer;
+    this.buffer = [];
+    this.bufferBytes = 0;
+    return held;
+  }
+}
+
+/** A client's `*` subscription: one {@link Subscription} per upgrade it may read. */
+export class WildcardSubscription {
+  readonly children = new Map<string, Subscription>();
+  closed = false;
+
+  constructor(readonly client: ClientConnection) {}
+}

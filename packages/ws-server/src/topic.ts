@@ -1,0 +1,356 @@
+import { applyEventInPlace, cloneState, isProgressError, type Logger, type ProgressEvent, type ProgressStore, type ProgressTracker, type UpgradeProgress } from '@progress/core';
+import { textFrame } from './frame.js';
+import type { ResyncReason } from './protocol.js';
+import type { ServerStats } from './stats.js';
+import type { Subscription } from './subscription.js';
+
+/** What a {@link Topic} needs from its server. */
+export interface TopicHost {
+  readonly store: ProgressStore | undefined;
+  readonly logger: Logger;
+  readonly stats: ServerStats;
+  readonly maxBufferedBytes: number;
+  /** A topic became readable or took a new event: give the `*` subscribers their part. */
+  attachWildcards(topic: Topic): void;
+}
+
+const WATCH_RETRY_MS = 1000;
+
+/** The JSON of a `progress_event` frame. */
+export function progressEventText(event: ProgressEvent): string {
+  return `{"type":"progress_event","upgradeId":${JSON.stringify(event.upgradeId)},"data":${JSON.stringify(event)}}`;
+}
+
+/**
+ * Everything the server knows of one upgrade: where its events come from (a tracker of this
+ * process, the store's `watch()`/`watchAll()`, or a bare sink call), its current durable state, and
+ * its subscribers. Each live event is serialized and framed once here, then the same bytes go to
+ * every subscriber.
+ */
+export class Topic {
+  tracker: ProgressTracker | undefined;
+  readonly subs = new Set<Subscription>();
+  readonly #host: TopicHost;
+  #sinkState: Readonly<UpgradeProgress> | undefined;
+  #storeState: UpgradeProgress | undefined;
+  #storeFed = false;
+  #loading: Promise<void> | undefined;
+  #busy = false;
+  #pending: ProgressEvent[] = [];
+  #watch: AbortController | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #snapshot: { seq: number; text: string } | undefined;
+
+  constructor(
+    readonly upgradeId: string,
+    host: TopicHost,
+  ) {
+    this.#host = host;
+  }
+
+  /** The durable state subscribers see, or undefined when the upgrade does not exist (yet). */
+  get state(): Readonly<UpgradeProgress> | undefined {
+    if (this.tracker) return this.tracker.durableProgress;
+    return this.#storeFed ? this.#storeState : this.#sinkState;
+  }
+
+  get exists(): boolean {
+    return this.state !== undefined;
+  }
+
+  get lastSeq(): number {
+    return this.state?.lastSeq ?? 0;
+  }
+
+  /** True while this topic follows the store (no tracker of this process writes it). */
+  get storeBacked(): boolean {
+    return !this.tracker && this.#host.store !== undefined && this.#sinkState === undefined;
+  }
+
+  /** Loads a store-backed topic's state once (no-op for a tracked one). */
+  ensureLoaded(): Promise<void> {
+    if (!this.storeBacked) return Promise.resolve();
+    this.#loading ??= this.#load();
+    return this.#loading;
+  }
+
+  async #load(): Promise<void> {
+    const store = this.#host.store!;
+    this.#busy = true;
+    try {
+      this.#storeState = await store.load(this.upgradeId);
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
+    }
+    this.#storeFed = true;
+    this.#snapshot = undefined;
+    this.#busy = false;
+    this.#drainPending();
+    if (this.exists) this.#host.attachWildcards(this);
+  }
+
+  /** A tracker of this process now writes this upgrade: it becomes the source. */
+  useTracker(tracker: ProgressTracker): void {
+    this.tracker = tracker;
+    this.#stopWatch();
+    this.#storeFed = false;
+    this.#storeState = undefined;
+    this.#sinkState = undefined;
+    this.#loading = undefined;
+    this.#pending = [];
+    this.#snapshot = undefined;
+    const seq = tracker.durableProgress.lastSeq;
+    for (const sub of this.subs) if (!sub.closed && !sub.replaying && sub.lastSent < seq) void this.catchUp(sub, sub.lastSent, false);
+  }
+
+  /** The tracker is gone: keep its last state, and follow the store again when it can be followed. */
+  dropTracker(): void {
+    if (!this.tracker) return;
+    const last = cloneState(this.tracker.durableProgress);
+    this.tracker = undefined;
+    this.#sinkState = last;
+    this.#snapshot = undefined;
+    if (this.#host.store?.watch && this.subs.size > 0) {
+      this.#sinkState = undefined;
+      this.#storeState = last;
+      this.#storeFed = true;
+      this.#loading = Promise.resolve();
+      this.syncWatch();
+    }
+  }
+
+  /** An event handed to the server as a sink. */
+  fromSink(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    if (this.tracker) return this.dispatch(event);
+    if (this.#storeFed) return this.ingest(event);
+    // A tracker that has the server as a sink without track(): its state object is its durable state.
+    this.#sinkState = state;
+    this.dispatch(event);
+  }
+
+  /** An event from the store (watch, watchAll): applied in seq order, gaps filled from the store. */
+  ingest(event: ProgressEvent): void {
+    if (this.tracker) return;
+    if (this.#busy || !this.#storeFed) {
+      this.#pending.push(event);
+      if (!this.#storeFed) void this.ensureLoaded();
+      return;
+    }
+    const last = this.lastSeq;
+    if (event.seq <= last) return;
+    if (event.seq > last + 1) {
+      this.#pending.push(event);
+      void this.#fill();
+      return;
+    }
+    this.#apply(event);
+  }
+
+  #apply(event: ProgressEvent): void {
+    try {
+      this.#storeState = applyEventInPlace(this.#storeState, event);
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId, seq: event.seq }, 'an event from the store does not apply; ignored');
+      return;
+    }
+    this.dispatch(event);
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    const store = this.#host.store!;
+    try {
+      for await (const event of store.readEvents(this.upgradeId, this.lastSeq)) {
+        if (event.seq === this.lastSeq + 1) this.#apply(event);
+      }
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not fill a gap from the store; resyncing subscribers');
+      try {
+        this.#storeState = await store.load(this.upgradeId);
+        this.#snapshot = undefined;
+        for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, isTrimmed(err) ? 'trimmed' : 'gap');
+      } catch (loadErr) {
+        this.#host.logger.warn({ err: loadErr, upgradeId: this.upgradeId }, 'could not reload an upgrade from the store');
+      }
+    }
+    this.#busy = false;
+    this.#drainPending();
+  }
+
+  #drainPending(): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    pending.sort((a, b) => a.seq - b.seq);
+    for (const event of pending) this.ingest(event);
+  }
+
+  /** Sends a durable event, in seq order, to every subscriber: serialized and framed once. */
+  dispatch(event: ProgressEvent): void {
+    this.#snapshot = undefined;
+    this.#host.attachWildcards(this);
+    if (this.subs.size === 0) return;
+    const frame = textFrame(progressEventText(event));
+    this.#host.stats.eventsFramed++;
+    for (const sub of this.subs) {
+      if (sub.closed) continue;
+      if (sub.replaying) {
+        sub.hold(event.seq, frame);
+      } else if (event.seq === sub.lastSent + 1) {
+        sub.lastSent = event.seq;
+        sub.client.sendFrame(frame);
+      } else if (event.seq > sub.lastSent) {
+        // The subscriber is behind (it waited for an upgrade that appeared, or the source changed).
+        sub.hold(event.seq, frame);
+        void this.catchUp(sub, sub.lastSent, false);
+      }
+    }
+  }
+
+  /** The serialized `snapshot` message of the current state (cached per seq). */
+  snapshot(): { seq: number; text: string } | undefined {
+    const state = this.state;
+    if (!state) return undefined;
+    if (this.#snapshot?.seq !== state.lastSeq) {
+      this.#snapshot = { seq: state.lastSeq, text: JSON.stringify({ type: 'snapshot', upgradeId: this.upgradeId, seq: state.lastSeq, data: state }) };
+    }
+    return this.#snapshot;
+  }
+
+  /** Sends the snapshot to a subscriber and moves it to the snapshot's seq. */
+  sendSnapshot(sub: Subscription): void {
+    const snap = this.snapshot();
+    if (snap) {
+      sub.client.sendText(snap.text);
+      sub.lastSent = snap.seq;
+    }
+  }
+
+  /**
+   * Brings a subscriber from `afterSeq` to live: replays the stored events after it while holding
+   * the live ones, then sends the held ones that follow the replay. No gap, no duplicate; `resync`
+   * and a snapshot when the history is gone.
+   *
+   * @param fromClient The client asked for `afterSeq` (it may be beyond what exists).
+   */
+  async catchUp(sub: Subscription, afterSeq: number, fromClient: boolean): Promise<void> {
+    sub.replaying = true;
+    sub.lastSent = afterSeq;
+    try {
+      if (fromClient && afterSeq > this.lastSeq) {
+        if (!this.exists) return this.#resync(sub, 'ahead');
+        const fresh = this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined;
+        if (!fresh || afterSeq > fresh.lastSeq) return this.#resync(sub, 'ahead');
+      }
+      for (let round = 0; round < 5; round++) {
+        const result = await this.#replay(sub);
+        if (result === 'closed') return;
+        if (result !== 'ok') return this.#resync(sub, result);
+        if (this.#drain(sub)) return;
+      }
+      this.#resync(sub, 'gap');
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'replay failed; resyncing the subscriber');
+      this.#resync(sub, 'unavailable');
+    }
+  }
+
+  async #replay(sub: Subscription): Promise<'ok' | 'closed' | ResyncReason> {
+    const source = this.tracker ?? this.#host.store;
+    if (!source) return sub.lastSent >= this.lastSeq ? 'ok' : 'unavailable';
+    const client = sub.client;
+    const limit = this.#host.maxBufferedBytes / 2;
+    try {
+      const events = this.tracker ? this.tracker.readEvents(sub.lastSent) : this.#host.store!.readEvents(this.upgradeId, sub.lastSent);
+      for await (const event of events) {
+        if (sub.closed || !client.open) return 'closed';
+        if (event.seq <= sub.lastSent) continue;
+        if (event.seq > sub.lastSent + 1) return 'gap';
+        client.sendText(progressEventText(event));
+        sub.lastSent = event.seq;
+        if (client.bufferedAmount > limit) await client.drained();
+      }
+    } catch (err) {
+      if (isTrimmed(err)) return 'trimmed';
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not read events for a replay');
+      return 'unavailable';
+    }
+    return sub.closed || !client.open ? 'closed' : 'ok';
+  }
+
+  /** Sends the held frames that follow `lastSent`; false (frames kept) on a gap. */
+  #drain(sub: Subscription): boolean {
+    const held = sub.take();
+    for (let i = 0; i < held.length; i++) {
+      const { seq, frame } = held[i]!;
+      if (seq <= sub.lastSent) continue;
+      if (seq > sub.lastSent + 1) {
+        for (const rest of held.slice(i)) sub.hold(rest.seq, rest.frame);
+        return false;
+      }
+      sub.client.sendFrame(frame);
+      sub.lastSent = seq;
+    }
+    sub.replaying = false;
+    return true;
+  }
+
+  #resync(sub: Subscription, reason: ResyncReason): void {
+    if (sub.closed) return;
+    sub.client.send({ type: 'resync', upgradeId: this.upgradeId, reason });
+    sub.lastSent = 0;
+    this.sendSnapshot(sub);
+    this.#drain(sub);
+    sub.replaying = false;
+  }
+
+  /** Runs one store `watch()` while a direct subscriber listens to a store-backed upgrade. */
+  syncWatch(): void {
+    const store = this.#host.store;
+    let direct = false;
+    for (const sub of this.subs) if (!sub.wildcard && !sub.closed) direct = true;
+    if (!direct || !this.storeBacked || !store?.watch) return this.#stopWatch();
+    if (this.#watch) return;
+    const ac = new AbortController();
+    this.#watch = ac;
+    void this.#follow(store, ac);
+  }
+
+  async #follow(store: ProgressStore, ac: AbortController): Promise<void> {
+    try {
+      await this.ensureLoaded();
+      if (ac.signal.aborted) return;
+      for await (const event of store.watch!(this.upgradeId, this.lastSeq, { signal: ac.signal })) {
+        if (ac.signal.aborted) break;
+        this.ingest(event);
+      }
+    } catch (err) {
+      if (ac.signal.aborted) return;
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'store watch failed; retrying');
+    }
+    if (ac.signal.aborted || this.#watch !== ac) return;
+    this.#watch = undefined;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.syncWatch();
+    }, WATCH_RETRY_MS);
+  }
+
+  #stopWatch(): void {
+    this.#watch?.abort();
+    this.#watch = undefined;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+  }
+
+  /** Releases the watch and timers. */
+  close(): void {
+    this.#stopWatch();
+    for (const sub of this.subs) sub.closed = true;
+    this.subs.clear();
+  }
+}
+
+function isTrimmed(err: unknown): boolean {
+  return isProgressError(err, 'NOT_FOUND') && err.context.reason === 'trimmed';
+}
