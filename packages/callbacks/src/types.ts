@@ -1,7 +1,10 @@
 import type { EventType, Logger, ProgressEvent, ProgressStatus, TaskProgress, UpgradeProgress } from '@progress/core';
 
-/** What a callback may return: nothing, or a promise the manager waits for (up to `timeoutMs`). */
-export type CallbackResult = void | PromiseLike<unknown>;
+/**
+ * What a callback returns. A promise (any thenable) is awaited, up to `timeoutMs`, before that
+ * callback's next call; anything else is ignored. `unknown` so that `(e) => list.push(e)` fits.
+ */
+export type CallbackResult = unknown;
 
 /**
  * Called with every event (`addEventCallback`, `on('*')`) or the events of one type (`on(type)`).
