@@ -172,7 +172,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
    */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
     if (this.#closing) {
-      this.#logger.debug({ upgradeId: event.upgradeId, seq: event.seq }, 'callback manager closed; event ignored');
+      this.#log('debug', { upgradeId: event.upgradeId, seq: event.seq }, 'callback manager closed; event ignored');
       return;
     }
     this.#stats.events += 1;
@@ -268,10 +268,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
       },
       fail: (queue, error, event, reason) => this.#report(queue, error, event, reason),
       lateRejection: (queue, err, event) => {
-        this.#logger.debug({ err, upgradeId: event.upgradeId, seq: event.seq, callback: queue.label }, 'callback rejected after its timeout');
+        this.#log('debug', { err, upgradeId: event.upgradeId, seq: event.seq, callback: queue.label }, 'callback rejected after its timeout');
       },
       recovered: (queue) => {
-        this.#logger.info({ callback: queue.label }, 'callback queue drained; no longer dropping events');
+        this.#log('info', { callback: queue.label }, 'callback queue drained; no longer dropping events');
       },
     };
   }
@@ -283,7 +283,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     const fields = { err: error, upgradeId: event.upgradeId, seq: event.seq, type: event.type, callback: queue.label, reason };
     // Log one line per overflow episode, not one per dropped event (onError still hears of each).
     if (reason !== 'dropped' || !queue.overflowing) {
-      this.#logger.warn(fields, MESSAGES[reason]);
+      this.#log('warn', fields, MESSAGES[reason]);
     }
     const onError = this.#onError;
     if (!onError) return;
@@ -298,8 +298,17 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     }
   }
 
+  /** Logs, containing a logger that throws: a broken logger must not leave a queue stuck. */
+  #log(level: keyof Logger, obj: object, msg: string): void {
+    try {
+      this.#logger[level](obj, msg);
+    } catch {
+      // Nothing better to do with it.
+    }
+  }
+
   #onErrorFailed(err: unknown, event: ProgressEvent): void {
-    this.#logger.error({ err, upgradeId: event.upgradeId, seq: event.seq }, 'the onError hook threw');
+    this.#log('error', { err, upgradeId: event.upgradeId, seq: event.seq }, 'the onError hook threw');
   }
 }
 

@@ -265,3 +265,24 @@ describe('CallbackManager: flush and close', () => {
     await tracker.close();
   });
 });
+
+describe('CallbackManager: a broken logger', () => {
+  it('cannot leave a queue stuck or break the other callbacks', async () => {
+    const throwing = () => {
+      throw new Error('logger down');
+    };
+    const manager = new CallbackManager({ logger: { debug: throwing, info: throwing, warn: throwing, error: throwing }, onError: throwing });
+    const seen: number[] = [];
+    manager.addEventCallback(async (e) => {
+      seen.push(e.seq);
+      throw new Error('fails every time');
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.flush();
+    expect(seen).toEqual([1, 2, 3]);
+    expect(manager.getStats()).toMatchObject({ failed: 3, pending: 0 });
+    await tracker.close();
+  });
+});
