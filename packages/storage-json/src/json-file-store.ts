@@ -306,13 +306,19 @@ export class JsonFileStore implements ProgressStore {
     if (logSize === 0 && !legacy) return false;
     this.#locks.delete(upgradeId);
     const grave = join(upgradesDir(this.#root), `~deleted-${upgradeId}-${randomBytes(4).toString('hex')}`);
-    await rename(paths.dir, grave);
+    const moved = await rename(paths.dir, grave).then(
+      () => true,
+      (err: unknown) => {
+        if (isCode(err, 'ENOENT')) return false;
+        throw err;
+      },
+    );
     if (await exists(paths.legacy)) {
       await ensureDir(paths.dir, this.#sync);
       await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
     }
     if (this.#sync) await fsyncDir(upgradesDir(this.#root));
-    await rm(grave, { recursive: true, force: true });
+    if (moved) await rm(grave, { recursive: true, force: true });
     return true;
   }
 

@@ -1,0 +1,197 @@
+import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressTracker, replayEvents, type ProgressEvent } from '@progress/core';
+import { JsonFileStore, parsePythonDatetime, parsePythonTimedelta } from '../src/index.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const REAL = '/work/shared/fixtures/legacy/upgrade_test-upgrade-123.json';
+const fixture = (name: string): string => join(here, 'fixtures', `upgrade_${name}.json`);
+
+afterAll(removeTempDirs);
+
+/** A store over a temp dir holding copies of the given legacy files. */
+async function storeWith(...files: string[]): Promise<{ store: JsonFileStore; dir: string }> {
+  const dir = await tempDir('legacy');
+  await mkdir(join(dir, 'progress'));
+  for (const f of files) await copyFile(f, join(dir, 'progress', f.split('/').pop()!));
+  return { store: new JsonFileStore({ directory: dir }), dir };
+}
+
+async function collect(it: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+}
+
+describe('Python str() values', () => {
+  it('parses datetimes to ISO UTC, truncated to the millisecond', () => {
+    expect(parsePythonDatetime('2025-10-20 05:25:01.056236+00:00')).toBe('2025-10-20T05:25:01.056Z');
+    expect(parsePythonDatetime('2025-10-20 05:25:00.869989+00:00')).toBe('2025-10-20T05:25:00.869Z');
+    expect(parsePythonDatetime('2025-10-20 07:25:00+02:00')).toBe('2025-10-20T05:25:00.000Z');
+    expect(parsePythonDatetime('2025-10-20T05:25:00.5')).toBe('2025-10-20T05:25:00.500Z');
+    expect(parsePythonDatetime('yesterday')).toBeUndefined();
+    expect(parsePythonDatetime('2025-13-20 05:25:00')).toBeUndefined();
+  });
+
+  it('parses timedeltas, negative ones included', () => {
+    expect(parsePythonTimedelta('-1 day, 23:59:59.947690')).toBeCloseTo(-52.31, 6);
+    expect(parsePythonTimedelta('0:00:00.000780')).toBeCloseTo(0.78, 6);
+    expect(parsePythonTimedelta('0:01:02.345000')).toBe(62_345);
+    expect(parsePythonTimedelta('2 days, 1:00:00')).toBe(176_400_000);
+    expect(parsePythonTimedelta('1:2')).toBeUndefined();
+  });
+});
+
+describe('legacy files of the Python module', () => {
+  it('loads the real fixture with its statuses, phase, task times to the ms and error', async () => {
+    const { store } = await storeWith(REAL);
+    const state = (await store.load('test-upgrade-123'))!;
+    expect(state.status).toBe('failed');
+    expect(state.planId).toBe('test-plan-123');
+    expect(state.clusterName).toBe('test-cluster');
+    expect(state.currentPhase).toBe('Test Phase');
+    expect(state.errorMessage).toBe('Test error');
+    expect(state.metadata).toEqual({ error_message: 'Test error' });
+    expect(state.startedAt).toBe('2025-10-20T05:25:01.056Z');
+    expect(state.completedAt).toBe('2025-10-20T05:25:00.943Z');
+    expect(state.overallPercentage).toBe(100);
+    expect(Object.keys(state.tasks)).toEqual(['task-1', 'task-2', 'task-3']);
+    const t1 = state.tasks['task-1']!;
+    expect([t1.status, t1.startedAt, t1.completedAt, t1.taskType]).toEqual(['completed', '2025-10-20T05:25:00.869Z', '2025-10-20T05:25:00.869Z', 'upgrade_step']);
+    const t2 = state.tasks['task-2']!;
+    expect([t2.startedAt, t2.completedAt]).toEqual(['2025-10-20T05:25:00.870Z', '2025-10-20T05:25:00.871Z']);
+    const t3 = state.tasks['task-3']!;
+    expect([t3.status, t3.taskType, t3.startedAt, t3.completedAt]).toEqual(['completed', 'validation', '2025-10-20T05:25:00.871Z', '2025-10-20T05:25:00.872Z']);
+    // The recorded events keep their ids and messages.
+    expect(t1.recentEvents.map((e) => e.eventId)).toContain('dff8b2af-1018-4b0f-b0e8-be9667094e9e');
+    const events = await collect(store.readEvents('test-upgrade-123', 0));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(JSON.parse(JSON.stringify(replayEvents(events)))).toEqual(JSON.parse(JSON.stringify(state)));
+    const failed = events[events.length - 1]!;
+    expect(failed.type).toBe('upgrade.failed');
+    expect(failed.details.legacyDurationMs).toBeCloseTo(-52.31, 6);
+    expect((await collect(store.readEvents('test-upgrade-123', 10, 1))).map((e) => e.seq)).toEqual([11]);
+    const rows = await store.list();
+    expect(rows.map((r) => [r.upgradeId, r.status, r.totalTasks])).toEqual([['test-upgrade-123', 'failed', 3]]);
+    await store.close();
+  });
+
+  it('imports parents (a child listed before its parent), weighted progress and details', async () => {
+    const { store } = await storeWith(fixture('parents-1'));
+    const state = (await store.load('parents-1'))!;
+    expect(state.status).toBe('in_progress');
+    expect(state.tasks['ng-1']!.parentTaskId).toBe('nodes');
+    expect(state.tasks['ng-2']!.percentage).toBe(50);
+    expect(state.tasks['nodes']!.percentage).toBe(75);
+    expect(state.overallPercentage).toBe(87.5);
+    expect(state.tasks['ng-1']!.startedAt).toBe('2025-11-02T10:00:02.100Z');
+    expect(state.tasks['ng-1']!.completedAt).toBe('2025-11-02T10:00:05.200Z');
+    expect(state.tasks['ng-2']!.recentEvents.at(-1)!.details).toEqual({ node: 'ip-10-0-1-7' });
+    expect(Object.keys(state.tasks).indexOf('nodes')).toBeLessThan(Object.keys(state.tasks).indexOf('ng-1'));
+    await store.close();
+  });
+
+  it('imports steps, the current step and the metadata', async () => {
+    const { store } = await storeWith(fixture('steps-1'));
+    const task = (await store.load('steps-1'))!.tasks['drain']!;
+    expect([task.status, task.totalSteps, task.completedSteps, task.currentStep, task.percentage]).toEqual(['in_progress', 4, 2, 'node-2', 50]);
+    expect((await store.load('steps-1'))!.metadata).toEqual({ requested_by: 'ops' });
+    await store.close();
+  });
+
+  it('imports a paused upgrade with a retried, failed task and one not started', async () => {
+    const { store } = await storeWith(fixture('paused-1'));
+    const state = (await store.load('paused-1'))!;
+    expect([state.status, state.currentPhase]).toEqual(['paused', 'Validation']);
+    const check = state.tasks['check']!;
+    expect([check.status, check.errorMessage, check.retryCount, check.completedAt]).toEqual(['failed', 'timeout again', 1, '2025-11-02T10:00:09.999Z']);
+    expect(state.tasks['later']!.status).toBe('not_started');
+    await store.close();
+  });
+
+  it('imports naive datetimes, nested metadata, a skipped task and the duration', async () => {
+    const { store } = await storeWith(fixture('metadata-1'));
+    const state = (await store.load('metadata-1'))!;
+    expect([state.status, state.startedAt, state.completedAt, state.durationMs, state.overallPercentage]).toEqual([
+      'completed',
+      '2025-11-03T08:00:00.000Z',
+      '2025-11-03T08:01:02.345Z',
+      62_345,
+      100,
+    ]);
+    expect(state.metadata).toEqual({ region: 'eu-west-1', versions: { from: '1.29', to: '1.30' }, node_groups: ['ng-a', 'ng-b'], dry_run: false, note: 'héllo ✓' });
+    expect(state.tasks['addons']!.status).toBe('skipped');
+    const last = (await collect(store.readEvents('metadata-1', 0))).at(-1)!;
+    expect([last.type, last.details.legacyDurationMs]).toEqual(['upgrade.completed', 62_345]);
+    await store.close();
+  });
+
+  it('lets a tracker continue a legacy upgrade in the new format, never touching the old file', async () => {
+    const { store, dir } = await storeWith(fixture('steps-1'), fixture('parents-1'));
+    const legacyPath = join(dir, 'progress', 'upgrade_steps-1.json');
+    const before = await readFile(legacyPath);
+    const imported = (await store.load('steps-1'))!;
+    const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'plan-steps-1', clusterName: 'eks-steps-1', store });
+    expect(tracker.progress.lastSeq).toBe(imported.lastSeq);
+    const ev = await tracker.advanceTask('drain', { currentStep: 'node-3' });
+    expect(ev.seq).toBe(imported.lastSeq + 1);
+    const live = JSON.parse(JSON.stringify(tracker.progress));
+    await tracker.close();
+    await store.close();
+    expect(await readFile(legacyPath)).toEqual(before);
+    const log = (await readFile(join(dir, 'upgrades', 'steps-1', 'events.jsonl'), 'utf8')).trim().split('\n');
+    expect(log.length).toBe(imported.lastSeq + 1);
+    expect(JSON.parse(log.at(-1)!).e.details).toEqual({ completedSteps: 3, currentStep: 'node-3' });
+    const again = new JsonFileStore({ directory: dir });
+    expect(JSON.parse(JSON.stringify(await again.load('steps-1')))).toEqual(live);
+    const rows = await again.list();
+    expect(rows.map((r) => r.upgradeId).sort()).toEqual(['parents-1', 'steps-1']);
+    expect(rows.find((r) => r.upgradeId === 'steps-1')!.lastSeq).toBe(imported.lastSeq + 1);
+    await again.close();
+  });
+
+  it('opens a tracker on an ended legacy upgrade, which then takes no more events', async () => {
+    const { store } = await storeWith(REAL);
+    const tracker = await ProgressTracker.open({ upgradeId: 'test-upgrade-123', planId: 'test-plan-123', clusterName: 'test-cluster', store });
+    expect(tracker.progress.status).toBe('failed');
+    await expect(tracker.startUpgrade()).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
+    await tracker.close();
+    await store.close();
+  });
+
+  it('hides a deleted legacy upgrade without touching its file, and the id starts over', async () => {
+    const { store, dir } = await storeWith(fixture('paused-1'));
+    const legacyPath = join(dir, 'progress', 'upgrade_paused-1.json');
+    const before = await readFile(legacyPath);
+    expect(await store.delete('paused-1')).toBe(true);
+    expect(await store.load('paused-1')).toBeUndefined();
+    expect(await collect(store.readEvents('paused-1', 0))).toEqual([]);
+    expect(await store.list()).toEqual([]);
+    expect(await store.delete('paused-1')).toBe(false);
+    expect(await readFile(legacyPath)).toEqual(before);
+    const tracker = await ProgressTracker.open({ upgradeId: 'paused-1', planId: 'p', clusterName: 'c', store });
+    expect(tracker.progress.lastSeq).toBe(1);
+    await tracker.close();
+    await store.close();
+  });
+
+  it('refuses a damaged legacy file with DATA_CORRUPTED naming it, and leaves it as it was', async () => {
+    const dir = await tempDir('legacy-bad');
+    await mkdir(join(dir, 'progress'));
+    const path = join(dir, 'progress', 'upgrade_broken-1.json');
+    await writeFile(path, '{"upgrade_id": "broken-1", "status": "in_pro');
+    const bad = join(dir, 'progress', 'upgrade_baddate-1.json');
+    await writeFile(bad, JSON.stringify({ upgrade_id: 'baddate-1', status: 'in_progress', started_at: 'last tuesday' }));
+    const store = new JsonFileStore({ directory: dir });
+    await expect(store.load('broken-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('upgrade_broken-1.json') });
+    await expect(store.load('baddate-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('started_at') });
+    await expect(ProgressTracker.open({ upgradeId: 'broken-1', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    expect(await readFile(path, 'utf8')).toBe('{"upgrade_id": "broken-1", "status": "in_pro');
+    expect(await readdir(join(dir, 'progress'))).toHaveLength(2);
+    expect(await store.list()).toEqual([]);
+    await store.close();
+  });
+});
