@@ -307,8 +307,13 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#counters.requests += 1;
     for (const item of items) item.attempts += 1;
     const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
-    this.#client
-      .send(new PutEventsCommand({ Entries: items.map((i) => i.entry) }), { abortSignal: flight.controller.signal })
+    let request: Promise<PutEventsCommandOutput>;
+    try {
+      request = Promise.resolve(this.#client.send(new PutEventsCommand({ Entries: items.map((i) => i.entry) }), { abortSignal: flight.controller.signal }));
+    } catch (err) {
+      request = Promise.reject(err);
+    }
+    request
       .then(
         (out) => {
           if (this.#inFlight.has(flight)) this.#onAnswer(items, out);
