@@ -24,6 +24,8 @@ import { emptyStats, type ServerStats } from './stats.js';
 import { Subscription, WildcardSubscription } from './subscription.js';
 import { Topic, type TopicHost } from './topic.js';
 
+const MAX_FRAGMENTS = 1024;
+
 /** What {@link ProgressWebSocketServer.start} resolves. */
 export interface ServerAddress {
   /** The port listened on (the one picked when `port` was 0). */
@@ -75,6 +77,8 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.#o.maxPayload,
+      // Protocol messages are small: no honest client splits one into more than a few frames.
+      ...({ maxFragments: MAX_FRAGMENTS } as object),
       perMessageDeflate: false,
       clientTracking: false,
       handleProtocols: (protocols) => (protocols.has(PROGRESS_SUBPROTOCOL) ? PROGRESS_SUBPROTOCOL : false),

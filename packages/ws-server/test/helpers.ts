@@ -1,0 +1,100 @@
+import { ProgressTracker, type ProgressStore } from '@progress/core';
+import { WebSocket, type ClientOptions } from 'ws';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Msg = Record<string, any>;
+
+/** A protocol client for tests: collects every message, waits for the ones it needs. */
+export class TestClient {
+  readonly messages: Msg[] = [];
+  closeCode: number | undefined;
+  readonly closed: Promise<number>;
+  #waiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.messages.push(JSON.parse(String(data)) as Msg);
+      this.#wake();
+    });
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code) => {
+        this.closeCode = code;
+        this.#wake();
+        resolve(code);
+      }),
+    );
+  }
+
+  static connect(url: string, options?: ClientOptions & { protocols?: string[] }): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, options?.protocols ?? [], options);
+      const client = new TestClient(ws);
+      ws.once('open', () => resolve(client));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
+    });
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  send(message: unknown): void {
+    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** Waits until `predicate` holds over the messages received so far. */
+  async until(predicate: (messages: Msg[]) => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.messages)) {
+      if (this.closeCode !== undefined) throw new Error(`connection closed (${this.closeCode}) while waiting for ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${this.messages.length} messages, last: ${JSON.stringify(this.messages.at(-1))?.slice(0, 300)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Waits for the first message matching `match` after index `from`, and returns it. */
+  async next(match: (m: Msg) => boolean, from = 0, timeoutMs = 10_000): Promise<Msg> {
+    let found: Msg | undefined;
+    await this.until((ms) => (found = ms.slice(from).find(match)) !== undefined, timeoutMs, 'a matching message');
+    return found!;
+  }
+
+  ofType(type: string, upgradeId?: string): Msg[] {
+    return this.messages.filter((m) => m.type === type && (upgradeId === undefined || m.upgradeId === upgradeId));
+  }
+
+  /** The seqs of the progress_event frames received for `upgradeId`. */
+  seqs(upgradeId: string): number[] {
+    return this.ofType('progress_event', upgradeId).map((m) => m.data.seq as number);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.close();
+    await this.closed;
+  }
+}
+
+export async function openTracker(upgradeId: string, store?: ProgressStore): Promise<ProgressTracker> {
+  return ProgressTracker.open({ upgradeId, planId: 'plan-1', clusterName: 'prod-cluster', ...(store ? { store } : {}) });
+}
+
+export function expectConsecutive(seqs: number[], from: number, to: number): void {
+  const want = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  if (seqs.length !== want.length || seqs.some((s, i) => s !== want[i])) {
+    const firstBad = seqs.findIndex((s, i) => s !== want[i]);
+    throw new Error(`expected seqs ${from}..${to} exactly once in order; got ${seqs.length} seqs, first mismatch at ${firstBad}: ${seqs.slice(Math.max(0, firstBad - 3), firstBad + 3).join(',')}`);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

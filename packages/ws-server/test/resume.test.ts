@@ -1,0 +1,125 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { TestClient, expectConsecutive, openTracker } from './helpers.js';
+
+let server: ProgressWebSocketServer | undefined;
+let tracker: ProgressTracker | undefined;
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await server?.stop();
+  await tracker?.close();
+  server = undefined;
+  tracker = undefined;
+});
+
+async function setup(store?: MemoryStore): Promise<string> {
+  server = new ProgressWebSocketServer({ port: 0 });
+  const { url } = await server.start();
+  tracker = await openTracker('u1', store);
+  server.track(tracker);
+  await tracker.startUpgrade();
+  await tracker.addTask('t', 'Long task');
+  return url;
+}
+
+async function connect(url: string): Promise<TestClient> {
+  const c = await TestClient.connect(url);
+  clients.push(c);
+  return c;
+}
+
+/** Writes progress events until `total` is the last seq, in bursts, yielding to the event loop between bursts. */
+async function writeUntil(t: ProgressTracker, total: number): Promise<void> {
+  let i = 0;
+  while (t.durableProgress.lastSeq < total) {
+    const left = total - t.progress.lastSeq;
+    const burst = Math.min(50, left);
+    const pending: Promise<unknown>[] = [];
+    for (let k = 0; k < burst; k++) pending.push(t.updateTaskProgress('t', (i++ % 99) + 1, undefined, { i }));
+    await Promise.all(pending);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('resume from a sequence number (acceptance 1)', () => {
+  it('a reconnecting client receives exactly the events it missed, then live ones, while 10,000 events are written', async () => {
+    const url = await setup();
+    const total = 10_000;
+    const first = await connect(url);
+    first.send({ type: 'subscribe', upgradeId: 'u1' });
+    const snap = await first.next((m) => m.type === 'snapshot');
+    const writing = writeUntil(tracker!, total);
+    await first.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 500, 20_000, '500 events');
+    await first.close();
+    const seen = [snap.seq as number, ...first.seqs('u1')];
+    expectConsecutive(seen, snap.seq, seen.at(-1)!);
+    const last = seen.at(-1)!;
+    expect(tracker!.durableProgress.lastSeq).toBeLessThan(total); // still writing while we reconnect
+
+    const again = await connect(url);
+    again.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: last });
+    await again.next((m) => m.type === 'progress_event');
+    // The replay has begun and the writer is still going: replay and live events overlap.
+    expect(tracker!.durableProgress.lastSeq).toBeLessThan(total);
+    await writing;
+    await again.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= total - last, 30_000, 'every missed and live event');
+    await tracker!.updateTaskProgress('t', 100, 'live after the replay');
+    await again.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= total - last + 1, 10_000, 'the live event');
+    expect(again.ofType('snapshot')).toHaveLength(0);
+    expect(again.ofType('resync')).toHaveLength(0);
+    expectConsecutive(again.seqs('u1'), last + 1, total + 1);
+    expect(again.ofType('progress_event').at(-1)!.data.message).toBe('live after the replay');
+  });
+
+  it('replays from sinceSeq 0 the whole history', async () => {
+    const url = await setup();
+    await writeUntil(tracker!, 40);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 0 });
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 40);
+    expectConsecutive(c.seqs('u1'), 1, 40);
+    expect(c.ofType('progress_event')[0]!.data.type).toBe('upgrade.created');
+  });
+
+  it('sends resync then a snapshot when the store trimmed the history after sinceSeq', async () => {
+    class TrimmingStore extends MemoryStore {
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        if (afterSeq < 10) throw new ProgressError('NOT_FOUND', `events of "${upgradeId}" before seq 10 are trimmed`, { context: { upgradeId, reason: 'trimmed' } });
+        yield* super.readEvents(upgradeId, afterSeq, limit);
+      }
+    }
+    const url = await setup(new TrimmingStore());
+    await writeUntil(tracker!, 20);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3 });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(c.messages.map((m) => m.type).slice(1, 4)).toEqual(['subscribed', 'resync', 'snapshot']);
+    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'trimmed' });
+    expect(snap.seq).toBe(20);
+    expect(snap.data.lastSeq).toBe(20);
+    await tracker!.updateTaskProgress('t', 5);
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
+    expect(c.seqs('u1')).toEqual([21]);
+
+    const ok = await connect(url);
+    ok.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 15 });
+    await ok.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 6);
+    expect(ok.ofType('resync')).toHaveLength(0);
+    expectConsecutive(ok.seqs('u1'), 16, 21);
+  });
+
+  it('sends resync (ahead) then a snapshot for a sinceSeq beyond what exists', async () => {
+    const url = await setup();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 999 });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'ahead' });
+    expect(snap.seq).toBe(3);
+    await tracker!.completeTask('t');
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
+    expect(c.seqs('u1')).toEqual([4]);
+  });
+});

@@ -1,0 +1,241 @@
+import { createServer } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IncomingMessage } from 'node:http';
+import type { ProgressTracker } from '@progress/core';
+import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
+import { TestClient, openTracker, sleep } from './helpers.js';
+import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+let server: ProgressWebSocketServer | undefined;
+const trackers: ProgressTracker[] = [];
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await server?.stop();
+  server = undefined;
+  await Promise.all(trackers.splice(0).map((t) => t.close()));
+});
+
+async function start(options: ProgressWebSocketServerOptions = {}): Promise<{ url: string; port: number }> {
+  server = new ProgressWebSocketServer({ port: 0, ...options });
+  return server.start();
+}
+async function connect(url: string, options?: Parameters<typeof TestClient.connect>[1]): Promise<TestClient> {
+  const c = await TestClient.connect(url, options);
+  clients.push(c);
+  return c;
+}
+function status(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+/** The server still serves: a fresh client gets welcome and pong. */
+async function stillServes(url: string): Promise<void> {
+  const c = await connect(url);
+  c.send({ type: 'ping' });
+  await c.next((m) => m.type === 'pong');
+}
+
+describe('handshake: authenticate (401) and origins (403)', () => {
+  it('answers 401 before any frame when authenticate refuses, and accepts what it accepts', async () => {
+    const { url, port } = await start({ authenticate: (req: IncomingMessage) => (req.headers.authorization === 'Bearer good' ? { user: 'ann' } : undefined) });
+    await expect(connect(url)).rejects.toSatisfy((e) => status(e) === 401);
+    await expect(connect(url, { headers: { authorization: 'Bearer bad' } })).rejects.toSatisfy((e) => status(e) === 401);
+    const raw = await rawExchange(port, upgradeRequest('/ws'));
+    expect(raw.response).toMatch(/^HTTP\/1\.1 401 /);
+    expect(raw.response).not.toContain('101');
+    const ok = await connect(url, { headers: { authorization: 'Bearer good' } });
+    await ok.next((m) => m.type === 'welcome');
+  });
+
+  it('answers 401 when authenticate throws or rejects', async () => {
+    const { url } = await start({ authenticate: async () => Promise.reject(new Error('boom')) });
+    await expect(connect(url)).rejects.toSatisfy((e) => status(e) === 401);
+  });
+
+  it('answers 403 to an origin not allowed; allowed origins and requests without Origin pass', async () => {
+    const { url } = await start({ allowedOrigins: ['https://dash.example.com'] });
+    await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
+    await (await connect(url, { origin: 'https://dash.example.com' })).next((m) => m.type === 'welcome');
+    await (await connect(url)).next((m) => m.type === 'welcome');
+    expect(server!.getStats().handshakesRefused).toBe(1);
+  });
+
+  it('answers 404 to an upgrade on another path', async () => {
+    const { port } = await start();
+    const raw = await rawExchange(port, upgradeRequest('/elsewhere'));
+    expect(raw.response).toMatch(/^HTTP\/1\.1 404 /);
+  });
+});
+
+describe('authorize and read tokens', () => {
+  it('refuses a subscription authorize denies with FORBIDDEN, and the connection stays', async () => {
+    const t = await openTracker('secret');
+    trackers.push(t);
+    const { url } = await start({ authorize: (_p, id) => id !== 'secret' });
+    server!.track(t);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'secret' });
+    c.send({ type: 'get_summary', upgradeId: 'secret' });
+    c.send({ type: 'list_upgrades' });
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'upgrades');
+    await c.next((m) => m.type === 'subscribed' && m.upgradeId === '*');
+    await t.startUpgrade();
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong');
+    expect(c.ofType('error').map((e) => e.code)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
+    expect(c.ofType('upgrades')[0]!.data).toEqual([]);
+    expect(c.ofType('snapshot')).toHaveLength(0);
+    expect(c.ofType('progress_event')).toHaveLength(0);
+    expect(c.ofType('subscribed', 'secret')).toHaveLength(0);
+  });
+
+  it('verifies tokens: signature, expiry, shape', () => {
+    let now = 1_000_000_000_000;
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60, now: () => now });
+    expect(verifyReadToken(token, SECRET, () => now)).toEqual({ upgradeIds: ['u1'], exp: now / 1000 + 60 });
+    expect(verifyReadToken(token, `${SECRET}x`, () => now)).toBeUndefined();
+    const [payload, sig] = token.split('.');
+    const forged = Buffer.from(JSON.stringify({ upgradeIds: ['*'], exp: now / 1000 + 60 })).toString('base64url');
+    expect(verifyReadToken(`${forged}.${sig}`, SECRET, () => now)).toBeUndefined();
+    expect(verifyReadToken(`${payload}.${sig!.slice(0, -2)}`, SECRET, () => now)).toBeUndefined();
+    expect(verifyReadToken('garbage', SECRET, () => now)).toBeUndefined();
+    now += 61_000;
+    expect(verifyReadToken(token, SECRET, () => now)).toBeUndefined();
+    expect(() => createReadToken({ secret: 'short', upgradeIds: ['u1'] })).toThrow(/secret/);
+  });
+
+  it('authenticates a token from the query or a subprotocol, and scopes it to its upgrades', async () => {
+    const t1 = await openTracker('u1');
+    const t2 = await openTracker('u2');
+    trackers.push(t1, t2);
+    const { url } = await start(readTokenAuth({ secret: SECRET }));
+    server!.track(t1);
+    server!.track(t2);
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60 });
+    await expect(connect(url)).rejects.toSatisfy((e) => status(e) === 401);
+    const expired = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 1, now: () => Date.now() - 5000 });
+    await expect(connect(`${url}?token=${expired}`)).rejects.toSatisfy((e) => status(e) === 401);
+
+    const byQuery = await connect(`${url}?token=${token}`);
+    byQuery.send({ type: 'subscribe', upgradeId: 'u1' });
+    byQuery.send({ type: 'subscribe', upgradeId: 'u2' });
+    await byQuery.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    await byQuery.next((m) => m.type === 'error');
+    expect(byQuery.ofType('error')[0]).toMatchObject({ code: 'FORBIDDEN' });
+
+    const byProtocol = await connect(url, { protocols: ['progress.v1', `progress-token.${token}`] });
+    expect(byProtocol.ws.protocol).toBe('progress.v1');
+    byProtocol.send({ type: 'list_upgrades' });
+    const rows = await byProtocol.next((m) => m.type === 'upgrades');
+    expect(rows.data.map((r: { upgradeId: string }) => r.upgradeId)).toEqual(['u1']);
+  });
+});
+
+describe('limits', () => {
+  it('closes with 1009 a message larger than maxPayload', async () => {
+    const { url } = await start({ maxPayload: 1024 });
+    const c = await connect(url);
+    c.send({ type: 'ping', pad: 'x'.repeat(2000) });
+    expect(await c.closed).toBe(1009);
+    await stillServes(url);
+  });
+
+  it('closes with 1009 at the default 64 KiB', async () => {
+    const { url } = await start();
+    const c = await connect(url);
+    c.send({ type: 'ping', pad: 'x'.repeat(60_000) });
+    await c.next((m) => m.type === 'pong');
+    c.send({ type: 'ping', pad: 'x'.repeat(70_000) });
+    expect(await c.closed).toBe(1009);
+  });
+
+  it('answers RATE_LIMITED past the rate, then closes an abusive client (1008)', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 5, maxViolations: 10 } });
+    const c = await connect(url);
+    for (let i = 0; i < 8; i++) c.send({ type: 'ping' });
+    await c.until((ms) => ms.filter((m) => m.type === 'error').length === 3);
+    expect(c.ofType('pong')).toHaveLength(5);
+    expect(c.ofType('error').every((e) => e.code === 'RATE_LIMITED')).toBe(true);
+    expect(c.closeCode).toBeUndefined();
+    for (let i = 0; i < 20; i++) c.send({ type: 'ping' });
+    expect(await c.closed).toBe(1008);
+  });
+});
+
+describe('ws CVE inputs and floods do not hurt the server', () => {
+  it('CVE-2021-32640: a Sec-WebSocket-Protocol header full of spaces is answered', async () => {
+    const { url, port } = await start();
+    const header = `Sec-WebSocket-Protocol: b${' '.repeat(12_000)}x`;
+    const raw = await rawExchange(port, upgradeRequest('/ws', [header]), 5000);
+    expect(raw.response).toMatch(/^HTTP\/1\.1 (101|400)/);
+    await stillServes(url);
+  });
+
+  it('CVE-2024-37890: a request with more headers than maxHeadersCount does not crash the server', async () => {
+    const { url, port } = await start();
+    const extra = Array.from({ length: 2100 }, (_, i) => `X-Filler-${i}: a`);
+    const raw = await rawExchange(port, upgradeRequest('/ws', extra), 5000);
+    expect(raw.response).toMatch(/^HTTP\/1\.1 (400|431)/);
+    // The same with the key pushed past the limit: the header that matters is dropped.
+    const keyLast = ['GET /ws HTTP/1.1', 'Host: 127.0.0.1', ...extra, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n');
+    const raw2 = await rawExchange(port, keyLast, 5000);
+    expect(raw2.response).not.toMatch(/^HTTP\/1\.1 101/);
+    await stillServes(url);
+  });
+
+  it('a flood of 1-byte continuation frames is cut off at maxPayload (1009) and others are served', async () => {
+    const { url, port } = await start({ maxPayload: 512 });
+    const { socket, received } = await rawWebSocket(port, '/ws');
+    const frames: Buffer[] = [clientFrame(0x1, Buffer.from('{'), false)];
+    for (let i = 0; i < 20_000; i++) frames.push(clientFrame(0x0, Buffer.from(' '), false));
+    socket.write(Buffer.concat(frames));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await Promise.race([closed, sleep(5000)]);
+    expect(closeCodeIn(received())).toBe(1009);
+    await stillServes(url);
+  });
+
+  it('a flood of empty continuation frames is cut off (1008) and others are served', async () => {
+    const { url, port } = await start();
+    const { socket, received } = await rawWebSocket(port, '/ws');
+    const frames: Buffer[] = [clientFrame(0x1, Buffer.from('{'), false)];
+    for (let i = 0; i < 50_000; i++) frames.push(clientFrame(0x0, Buffer.alloc(0), false));
+    socket.write(Buffer.concat(frames));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await Promise.race([closed, sleep(5000)]);
+    expect(closeCodeIn(received())).toBe(1008);
+    await stillServes(url);
+  });
+});
+
+describe('attached to an existing http.Server', () => {
+  it('takes only its upgrade path and exposes dashboardHandler', async () => {
+    const http = createServer((req, res) => {
+      if (req.url?.startsWith('/progress/')) return server!.dashboardHandler(req, res);
+      res.writeHead(200).end('app');
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    try {
+      server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
+      const { url, port } = await server.start();
+      expect(url).toBe(`ws://127.0.0.1:${port}/progress/ws`);
+      const c = await connect(url);
+      await c.next((m) => m.type === 'welcome');
+      const page = await fetch(`http://127.0.0.1:${port}/progress/`);
+      expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+      expect(await page.text()).toContain('content="/progress/ws"');
+      expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('app');
+      await c.close();
+      await server.stop();
+      expect(http.listening).toBe(true);
+    } finally {
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
+  });
+});
