@@ -150,7 +150,12 @@ export class JsonFileStore implements ProgressStore {
       const start = await this.#locateEnd(upgradeId, paths);
       return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger });
     } catch (err) {
-      if (implicit) await this.release(upgradeId).catch(() => {});
+      const held = this.#locks.get(upgradeId);
+      if (implicit && held) {
+        // Not release(): that would wait for this very opening.
+        this.#locks.delete(upgradeId);
+        await releaseLock(paths.lock, held.token, upgradeId, this.#opts.logger).catch(() => {});
+      }
       throw err;
     }
   }
