@@ -120,7 +120,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     clear(ov); clear(tasksEl);
     if (!state) { ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); tasksEl.appendChild(el('p', 'empty', 'No tasks')); renderEvents(); return; }
     var head = el('div', 'row');
-    head.appendChild(el('h2', '', state.upgradeId));
+    head.appendChild(el('h2', 'title', state.upgradeId));
     head.appendChild(badge(state.status));
     ov.appendChild(head);
     var b = bar(state.overallPercentage, state.status, true);

@@ -13,6 +13,7 @@ header h1 { font-size: 16px; margin: 0; font-weight: 600; }
 main { display: grid; grid-template-columns: 280px 1fr; gap: 16px; padding: 16px 20px; }
 section, nav { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
 nav h2, section h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 0 0 10px; }
+section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; color: var(--fg); word-break: break-all; }
 #upgrades { list-style: none; margin: 0; padding: 0; }
 #upgrades li { padding: 8px 10px; border-radius: 6px; cursor: pointer; display: grid; gap: 4px; }
 #upgrades li:hover { background: var(--bg); }

@@ -1,0 +1,95 @@
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProgressTracker } from '@progress/core';
+import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { openTracker } from './helpers.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// The dashboard in a real headless Chromium (Debian's /usr/bin/chromium through playwright-core).
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium (acceptance 5)', () => {
+  let chromium: TestChromium;
+  let server: ProgressWebSocketServer;
+  let tracker: ProgressTracker;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    server = new ProgressWebSocketServer({ port });
+    await server.start();
+    tracker = await openTracker('eks-upgrade-1');
+    server.track(tracker);
+    await tracker.startUpgrade('Control plane');
+    await tracker.addTask('plan', 'Upgrade plan', 'upgrade_plan');
+    await tracker.completeTask('plan');
+    chromium = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await chromium?.close();
+    await server?.stop();
+    await tracker?.close();
+  });
+
+  it('shows live tasks and moving bars, shows hostile names as text, and resumes after a reconnect', async () => {
+    const page = await chromium.context.newPage();
+    const dialogs: string[] = [];
+    const problems: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    page.on('pageerror', (err) => problems.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(msg.text());
+    });
+    const response = await page.goto(`http://127.0.0.1:${port}/#eks-upgrade-1`);
+    expect(response!.headers()['content-security-policy']).toContain("default-src 'none'");
+    await page.waitForSelector('[data-task-id="plan"]');
+    await expect.poll(() => page.textContent('#conn')).toBe('live');
+
+    // A task added after the page loaded appears, and its bar moves.
+    await tracker.addTask('drain', 'Drain nodes', 'upgrade_step', { totalSteps: 4 });
+    await page.waitForSelector('[data-task-id="drain"]');
+    const bar = '[data-task-id="drain"] [role="progressbar"]';
+    expect(await page.getAttribute(bar, 'aria-valuenow')).toBe('0');
+    await tracker.updateTaskProgress('drain', 30, 'node-1 drained');
+    await expect.poll(() => page.getAttribute(bar, 'aria-valuenow')).toBe('30');
+    await tracker.updateTaskProgress('drain', 75);
+    await expect.poll(() => page.getAttribute(bar, 'aria-valuenow')).toBe('75');
+    const overall = await page.getAttribute('#overall', 'aria-valuenow');
+    expect(Number(overall)).toBeGreaterThan(50);
+
+    // A hostile task name is shown as text: no element made of it, no script run.
+    const hostile = '<img src=x onerror=alert(1)>';
+    await tracker.addTask('evil', hostile, 'validation');
+    await page.waitForSelector('[data-task-id="evil"]');
+    expect(await page.textContent('[data-task-id="evil"] .name')).toBe(hostile);
+    expect(await page.locator('img').count()).toBe(0);
+
+    // The server goes away; events are written meanwhile; the page reconnects and resumes from its last seq.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn')).not.toBe('live');
+    await tracker.addTask('verify', 'Verify workloads', 'validation');
+    await tracker.completeTask('drain');
+    await server.start();
+    await page.waitForSelector('[data-task-id="verify"]', { timeout: 15_000 });
+    await expect.poll(() => page.getAttribute(bar, 'aria-valuenow')).toBe('100');
+    await expect.poll(() => page.textContent('#conn')).toBe('live');
+
+    if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+    await page.waitForTimeout(50);
+    expect(dialogs).toEqual([]);
+    expect(problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(p))).toEqual([]);
+  }, 60_000);
+});
