@@ -118,27 +118,35 @@ export class JsonFileStore implements ProgressStore {
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
     const snapshot = state && state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
-    const writer = await this.#writer(upgradeId);
+    let writer = await this.#writer(upgradeId);
+    while (writer.broken) {
+      // A failed write left the log in an unknown state: open it again (a torn tail is cut then).
+      if (this.#open.get(upgradeId) === writer) await this.#dropWriter(upgradeId);
+      writer = await this.#writer(upgradeId);
+    }
     return writer.append(data, events.length, expectedSeq, snapshot);
   }
 
-  async #writer(upgradeId: string): Promise<LogWriter> {
-    for (;;) {
-      this.#assertOpen();
-      const pending = this.#writers.get(upgradeId);
-      if (!pending) break;
-      const writer = await pending;
-      if (!writer.broken) return writer;
-      await this.#dropWriter(upgradeId);
+  /**
+   * The writer of an upgrade, opened once: every caller awaits the same promise, so appends reach the
+   * writer in the order they were made.
+   */
+  #writer(upgradeId: string): Promise<LogWriter> {
+    this.#assertOpen();
+    let opening = this.#writers.get(upgradeId);
+    if (!opening) {
+      const p = this.#openWriter(upgradeId);
+      opening = p;
+      this.#writers.set(upgradeId, p);
+      p.then(
+        (w) => {
+          if (this.#writers.get(upgradeId) === p) this.#open.set(upgradeId, w);
+        },
+        () => {
+          if (this.#writers.get(upgradeId) === p) this.#writers.delete(upgradeId);
+        },
+      );
     }
-    const opening = this.#openWriter(upgradeId);
-    this.#writers.set(upgradeId, opening);
-    opening.then(
-      (w) => this.#open.set(upgradeId, w),
-      () => {
-        if (this.#writers.get(upgradeId) === opening) this.#writers.delete(upgradeId);
-      },
-    );
     return opening;
   }
 

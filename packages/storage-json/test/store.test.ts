@@ -1,0 +1,196 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressTracker } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
+import { JsonFileStore } from '../src/index.js';
+import { kill, spawnChild, waitForLine } from './child/spawn.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const open = (store: JsonFileStore, upgradeId = 'u1') => ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store });
+const lockPath = (dir: string, id = 'u1') => join(dir, 'upgrades', id, 'writer.lock');
+
+describe('the writer lock', () => {
+  it('gives a second tracker CONFLICT in the same process, and a second store too', async () => {
+    const dir = await tempDir('lock');
+    const a = new JsonFileStore({ directory: dir });
+    const b = new JsonFileStore({ directory: dir });
+    const t1 = await open(a);
+    await expect(open(a)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(open(b)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`pid ${process.pid}`) });
+    const f = new EventFactory('u1');
+    f.state = JSON.parse(JSON.stringify(t1.progress));
+    await expect(b.append('u1', [f.next('upgrade.started')], 1, f.state!)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(b.delete('u1')).rejects.toMatchObject({ code: 'CONFLICT' });
+    await t1.startUpgrade();
+    await t1.close();
+    const t2 = await open(b);
+    expect(t2.progress.status).toBe('in_progress');
+    await t2.close();
+    await a.close();
+    await b.close();
+  });
+
+  it('gives CONFLICT while another process holds the upgrade, and takes the lock over once it is killed', async () => {
+    const dir = await tempDir('lock-child');
+    const child = spawnChild('lock-holder.ts', [dir, 'u1']);
+    try {
+      const line = await waitForLine(child, /^locked \d+/);
+      const store = new JsonFileStore({ directory: dir });
+      await expect(open(store)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`pid ${child.pid}`) });
+      await kill(child);
+      const tracker = await open(store);
+      const owner = JSON.parse(await readFile(lockPath(dir), 'utf8'));
+      expect([owner.pid, owner.hostname, line]).toEqual([process.pid, hostname(), `locked ${child.pid}`]);
+      await tracker.startUpgrade();
+      await tracker.close();
+      await expect(stat(lockPath(dir))).rejects.toMatchObject({ code: 'ENOENT' });
+      await store.close();
+    } finally {
+      await kill(child);
+    }
+  });
+
+  it('takes over a lock left by a dead pid, by this pid in an earlier life, or garbled by a power loss', async () => {
+    const dir = await tempDir('lock-stale');
+    const store = new JsonFileStore({ directory: dir });
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => dead.once('exit', r));
+    const owners = [
+      { pid: dead.pid, hostname: hostname(), token: 'dead', createdAt: 'then' },
+      { pid: process.pid, hostname: hostname(), token: 'not-ours', createdAt: 'then' },
+      '',
+    ];
+    for (const [i, owner] of owners.entries()) {
+      const id = `stale-${i}`;
+      await mkdir(join(dir, 'upgrades', id), { recursive: true });
+      await writeFile(lockPath(dir, id), typeof owner === 'string' ? owner : JSON.stringify(owner));
+      await store.acquire(id);
+      expect(JSON.parse(await readFile(lockPath(dir, id), 'utf8')).pid).toBe(process.pid);
+      await store.release(id);
+    }
+    await store.close();
+  });
+
+  it('does not take over a lock from another host, and says how to clear it', async () => {
+    const dir = await tempDir('lock-host');
+    await mkdir(join(dir, 'upgrades', 'u1'), { recursive: true });
+    await writeFile(lockPath(dir), JSON.stringify({ pid: 1, hostname: 'some-other-host', token: 't', createdAt: 'then' }));
+    const store = new JsonFileStore({ directory: dir });
+    await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('some-other-host') });
+    await store.close();
+  });
+
+  it('releases every lock on close', async () => {
+    const dir = await tempDir('lock-close');
+    const a = new JsonFileStore({ directory: dir });
+    await a.acquire('u1');
+    await open(a, 'u2');
+    await a.close();
+    const b = new JsonFileStore({ directory: dir });
+    await b.acquire('u1');
+    await b.acquire('u2');
+    await b.close();
+    await expect(a.load('u1')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe('paths and permissions', () => {
+  it('refuses bad ids before they touch a path', async () => {
+    const dir = await tempDir('ids');
+    const store = new JsonFileStore({ directory: join(dir, 'root') });
+    const f = new EventFactory('u1');
+    const events = f.batch(1);
+    for (const id of ['../escape', 'a/b', '..', '.', '', 'x'.repeat(129), 'a\0b', 'a b']) {
+      await expect(store.load(id)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(store.acquire(id)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(store.append(id, events, 0, f.state!)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(store.delete(id)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(await readdir(dir)).toEqual([]);
+    await store.close();
+  });
+
+  it('creates files 0600 and folders 0700', async () => {
+    const dir = await tempDir('perms');
+    const root = join(dir, 'data');
+    const store = new JsonFileStore({ directory: root, snapshotEvery: 2 });
+    const tracker = await open(store);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'T1');
+    const mode = async (p: string) => (await stat(p)).mode & 0o777;
+    for (const d of [root, join(root, 'upgrades'), join(root, 'upgrades', 'u1')]) expect([d, await mode(d)]).toEqual([d, 0o700]);
+    await tracker.flush();
+    await store.close();
+    for (const f of ['events.jsonl', 'snapshot.json']) expect([f, await mode(join(root, 'upgrades', 'u1', f))]).toEqual([f, 0o600]);
+    const s2 = new JsonFileStore({ directory: root });
+    await s2.acquire('u1');
+    expect(await mode(lockPath(root))).toBe(0o600);
+    await s2.close();
+  });
+
+  it('checks its options', () => {
+    expect(() => new JsonFileStore({ directory: '' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new JsonFileStore({ directory: '/tmp/x', durability: 'maybe' as 'none' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new JsonFileStore({ directory: '/tmp/x', snapshotEvery: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
+
+describe('writing', () => {
+  it('commits appends that arrive during a write together, and keeps concurrent upgrades apart', async () => {
+    const dir = await tempDir('group');
+    const store = new JsonFileStore({ directory: dir });
+    const trackers = await Promise.all(Array.from({ length: 8 }, (_, i) => open(store, `g${i}`)));
+    await Promise.all(trackers.map((t) => t.startUpgrade()));
+    await Promise.all(trackers.map((t) => t.addTask('t', 'T')));
+    await Promise.all(trackers.flatMap((t) => Array.from({ length: 50 }, (_, k) => t.updateTaskProgress('t', k))));
+    // Appends straight to the store, not awaited in between: they queue behind the write in flight.
+    const f = new EventFactory('direct');
+    const pending = [];
+    for (let i = 0; i < 20; i++) {
+      const expected = f.lastSeq;
+      pending.push(store.append('direct', f.batch(3), expected, f.state!));
+    }
+    await Promise.all(pending);
+    const info = store.info();
+    expect(info.openWriters).toBe(9);
+    expect(info.eventsInOpenWriters).toBe(8 * 53 + 60);
+    for (const t of trackers) await t.close();
+    await store.close();
+    const again = new JsonFileStore({ directory: dir });
+    for (let i = 0; i < 8; i++) expect((await again.load(`g${i}`))!.lastSeq).toBe(53);
+    expect((await again.load('direct'))!.lastSeq).toBe(60);
+    expect(again.info()).toMatchObject({ name: 'JsonFileStore', durable: true, durability: 'fsync', upgrades: 9, directory: dir });
+    await again.close();
+  });
+
+  it('deletes upgrades that ended before the cutoff, and only those', async () => {
+    const dir = await tempDir('retention');
+    const store = new JsonFileStore({ directory: dir });
+    const day = 86_400_000;
+    const now = Date.parse('2026-11-28T12:00:00Z');
+    const make = async (id: string, at: number, end: 'complete' | 'fail' | 'run') => {
+      const t = await ProgressTracker.open({ upgradeId: id, planId: 'p', clusterName: 'c', store, now: () => at });
+      await t.startUpgrade();
+      if (end === 'complete') await t.completeUpgrade();
+      if (end === 'fail') await t.failUpgrade('boom');
+      await t.close();
+    };
+    await make('old-done', now - 10 * day, 'complete');
+    await make('old-failed', now - 8 * day, 'fail');
+    await make('old-running', now - 10 * day, 'run');
+    await make('new-done', now - day, 'complete');
+    const held = await ProgressTracker.open({ upgradeId: 'old-held', planId: 'p', clusterName: 'c', store: new JsonFileStore({ directory: dir }), now: () => now - 9 * day });
+    await held.startUpgrade();
+    await held.completeUpgrade();
+    expect((await store.deleteCompletedOlderThan(7 * day, now)).sort()).toEqual(['old-done', 'old-failed']);
+    expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-held', 'old-running']);
+    await held.close();
+    await expect(store.deleteCompletedOlderThan(-1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await store.close();
+  });
+});
