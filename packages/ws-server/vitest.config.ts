@@ -1,4 +1,7 @@
 import { defineProject, mergeConfig } from 'vitest/config';
 import { sharedTestConfig } from '../../vitest.shared.js';
 
-export default mergeConfig(sharedTestConfig, defineProject({ test: { name: '@progress/ws-server' } }));
+export default mergeConfig(
+  sharedTestConfig,
+  defineProject({ test: { name: '@progress/ws-server', globalSetup: ['../../tools/test-utils/src/global-setup.ts'] } }),
+);
