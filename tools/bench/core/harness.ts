@@ -44,15 +44,21 @@ export async function openRig(tasks: number, store = new MemoryStore(), upgradeI
   return { tracker, store, sink, taskIds };
 }
 
+/** How long a run took: wall-clock and CPU (user + system, every thread of the process) milliseconds. */
+export interface Elapsed {
+  ms: number;
+  cpuMs: number;
+}
+
 /**
  * Sends `count` task.progress commands round-robin over the rig's tasks: each awaited (`burst` 1) or
- * `burst` at a time, then all awaited. Returns the elapsed milliseconds. Checks that the sink saw
- * every event.
+ * `burst` at a time, then all awaited. Checks that the sink saw every event.
  */
-export async function drive(rig: Rig, count: number, burst: number, offset = 0): Promise<number> {
+export async function drive(rig: Rig, count: number, burst: number, offset = 0): Promise<Elapsed> {
   const { tracker, taskIds, sink } = rig;
   const before = sink.count;
   const n = taskIds.length;
+  const cpu = process.cpuUsage();
   const start = performance.now();
   if (burst <= 1) {
     for (let i = offset; i < offset + count; i++) await tracker.updateTaskProgress(taskIds[i % n]!, i % 100);
@@ -69,8 +75,9 @@ export async function drive(rig: Rig, count: number, burst: number, offset = 0):
     }
   }
   const ms = performance.now() - start;
+  const used = process.cpuUsage(cpu);
   if (sink.count - before !== count) throw new Error(`the sink saw ${sink.count - before} events, not ${count}`);
-  return ms;
+  return { ms, cpuMs: (used.user + used.system) / 1000 };
 }
 
 /** The median of the samples. */

@@ -21,7 +21,7 @@ export interface HistoryOptions {
  * the history is written through a tracker, the tracker closed, the upgrade reopened from the store
  * (snapshot + tail), and the next `measured` events timed.
  */
-async function costAt(tasks: number, history: number, options: HistoryOptions): Promise<number> {
+async function costAt(tasks: number, history: number, options: HistoryOptions): Promise<{ wall: number; cpu: number }> {
   const store = new MemoryStore();
   const writer = await openRig(tasks, store);
   const upgradeId = writer.tracker.upgradeId;
@@ -33,9 +33,9 @@ async function costAt(tasks: number, history: number, options: HistoryOptions): 
   const rig = await openRig(tasks, store, upgradeId);
   if (rig.tracker.progress.lastSeq !== history) throw new Error(`reopened at seq ${rig.tracker.progress.lastSeq}, not ${history}`);
   gc();
-  const ms = await drive(rig, options.measured, options.burst, history);
+  const { ms, cpuMs } = await drive(rig, options.measured, options.burst, history);
   await rig.tracker.close();
-  return (ms * 1000) / options.measured;
+  return { wall: (ms * 1000) / options.measured, cpu: (cpuMs * 1000) / options.measured };
 }
 
 /**
@@ -46,13 +46,17 @@ export async function measureHistory(tasks: number, options: HistoryOptions): Pr
   await costAt(tasks, options.small, options); // warm-up
   const small: number[] = [];
   const large: number[] = [];
+  const smallCpu: number[] = [];
+  const largeCpu: number[] = [];
   const ratios: number[] = [];
   for (let i = 0; i < options.iterations; i++) {
     const a = await costAt(tasks, options.small, options);
     const b = await costAt(tasks, options.large, options);
-    small.push(a);
-    large.push(b);
-    ratios.push(b / a);
+    small.push(a.wall);
+    large.push(b.wall);
+    smallCpu.push(a.cpu);
+    largeCpu.push(b.cpu);
+    ratios.push(b.wall / a.wall);
   }
   const s = median(small);
   const l = median(large);
@@ -64,12 +68,13 @@ export async function measureHistory(tasks: number, options: HistoryOptions): Pr
     small: s,
     large: l,
     rows: [
-      { name: `us/event at ${at(options.small)}, ${tasks} tasks, ${mode}`, value: micros(s), spread: spread(small, micros), target: '-', result: 'info' },
-      { name: `us/event at ${at(options.large)}, ${tasks} tasks, ${mode}`, value: micros(l), spread: spread(large, micros), target: '-', result: 'info' },
+      { name: `us/event at ${at(options.small)}, ${tasks} tasks, ${mode}`, value: micros(s), spread: spread(small, micros), cpu: micros(median(smallCpu)), target: '-', result: 'info' },
+      { name: `us/event at ${at(options.large)}, ${tasks} tasks, ${mode}`, value: micros(l), spread: spread(large, micros), cpu: micros(median(largeCpu)), target: '-', result: 'info' },
       {
-        name: `  ratio ${at(options.large)} / ${at(options.small)}, ${tasks} tasks`,
+        name: `ratio ${at(options.large)} / ${at(options.small)}, ${tasks} tasks`,
         value: ratioText(ratio),
         spread: spread(ratios, ratioText),
+        cpu: ratioText(median(largeCpu) / median(smallCpu)),
         target: `<= ${MAX_HISTORY_RATIO}x`,
         result: ratio <= MAX_HISTORY_RATIO ? 'PASS' : 'FAIL',
       },

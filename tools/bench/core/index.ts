@@ -20,7 +20,7 @@ const step = async (what: string, run: () => Promise<Row | Row[]>): Promise<void
   const t = performance.now();
   const out = await run();
   rows.push(...(Array.isArray(out) ? out : [out]));
-  console.log(`  ${what}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  console.log(`  (${what}: ${((performance.now() - t) / 1000).toFixed(1)} s)`);
 };
 
 const load = (): string => loadavg().map((n) => n.toFixed(2)).join(' ');
