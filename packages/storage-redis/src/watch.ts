@@ -27,6 +27,10 @@ class WatchConnection {
   readonly #untrack: () => void;
   readonly #signals: AbortSignal[];
   readonly #onAbort = (): void => this.end();
+  /** Settles when the watcher ends: a pending XREAD is abandoned even if ioredis never rejects it
+   * (it does not when disconnect() comes while it waits to reconnect). */
+  readonly #ending: Promise<undefined>;
+  #endNow: () => void = () => {};
   #ended = false;
 
   constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
@@ -35,6 +39,9 @@ class WatchConnection {
       ? (base as Cluster).duplicate()
       : (base as Redis).duplicate({ connectionName: `${ctx.options.connectionName}:watch`, maxRetriesPerRequest: null, enableOfflineQueue: true, enableAutoPipelining: false });
     this.conn.on('error', (err: unknown) => ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)'));
+    this.#ending = new Promise<undefined>((resolve) => {
+      this.#endNow = () => resolve(undefined);
+    });
     this.#untrack = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
     for (const s of this.#signals) s.addEventListener('abort', this.#onAbort, { once: true });
@@ -45,13 +52,16 @@ class WatchConnection {
   }
 
   async xread(key: string, after: string, count: number, blockMs: number): Promise<StreamEntry[] | undefined> {
-    const reply = (await this.conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after)) as XReadReply;
+    const read = this.conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after) as Promise<XReadReply>;
+    read.catch(() => {});
+    const reply = await Promise.race([read, this.#ending]);
     return reply?.[0]?.[1];
   }
 
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#endNow();
     for (const s of this.#signals) s.removeEventListener('abort', this.#onAbort);
     this.#untrack();
     this.conn.disconnect();

@@ -1,0 +1,152 @@
+import { EventFactory } from '@progress/core/testing';
+import type { ProgressEvent } from '@progress/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RedisStore } from '../src/index.js';
+import { adminClient, cleanup, makeStore } from './helpers.js';
+
+const prefixes = new Set<string>();
+
+afterAll(async () => {
+  const admin = adminClient();
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+async function appendBatch(store: RedisStore, f: EventFactory, n: number): Promise<ProgressEvent[]> {
+  const expected = f.lastSeq;
+  const events = f.batch(n);
+  await store.append(f.upgradeId, events, expected, f.snapshot());
+  return events;
+}
+
+const until = async (check: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('RedisStore.watch', () => {
+  it('replays after afterSeq, then follows live appends, in order, and ends when the signal aborts', async () => {
+    const store = makeStore(prefixes, { pageSize: 7, watchBlockMs: 200 });
+    const f = new EventFactory('w1');
+    await appendBatch(store, f, 20);
+    const stop = new AbortController();
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const ev of store.watch('w1', 5, { signal: stop.signal })) seen.push(ev.seq);
+    })();
+    await until(() => seen.length === 15);
+    for (let i = 0; i < 10; i++) await appendBatch(store, f, 3);
+    await until(() => seen.length === 45);
+    expect(seen).toEqual(Array.from({ length: 45 }, (_, i) => i + 6));
+    expect(store.info().watchers).toBe(1);
+    stop.abort();
+    await done;
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+
+  it('waits for an upgrade that does not exist yet, and ends when the store closes', async () => {
+    const store = makeStore(prefixes);
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const seen: ProgressEvent[] = [];
+    const done = (async () => {
+      for await (const ev of store.watch('later', 0)) seen.push(ev);
+    })();
+    const f = new EventFactory('later');
+    const written = await appendBatch(writer, f, 4);
+    await until(() => seen.length === 4);
+    expect(seen).toEqual(JSON.parse(JSON.stringify(written)));
+    await store.close();
+    await done;
+    await writer.close();
+  });
+
+  it('ends at once when the loop breaks, releasing its connection', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('brk');
+    await appendBatch(store, f, 10);
+    const seen: number[] = [];
+    for await (const ev of store.watch('brk', 0)) {
+      seen.push(ev.seq);
+      if (ev.seq === 3) break;
+    }
+    expect(seen).toEqual([1, 2, 3]);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+  it('ends when aborted while its connection waits to reconnect', async () => {
+    const name = `watch-abort-${Date.now()}`;
+    const store = makeStore(prefixes, { connectionName: name });
+    const admin = adminClient();
+    const stop = new AbortController();
+    const done = (async () => {
+      for await (const _ of store.watch('quiet', 0, { signal: stop.signal })) void _;
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    const list = (await admin.call('CLIENT', 'LIST')) as string;
+    const ids = list.split('\n').filter((l) => l.includes(`name=${name}:watch`)).map((l) => /\bid=(\d+)/.exec(l)![1]!);
+    expect(ids.length).toBe(1);
+    await admin.call('CLIENT', 'KILL', 'ID', ids[0]!);
+    await new Promise((r) => setTimeout(r, 5));
+    stop.abort();
+    await done;
+    expect(store.info().watchers).toBe(0);
+    await admin.quit();
+    await store.close();
+  });
+});
+
+describe('RedisStore.watchAll', () => {
+  it('gives the new events of every upgrade from the call on, each upgrade in seq order', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const a = new EventFactory('all-a');
+    const b = new EventFactory('all-b');
+    await appendBatch(store, a, 5); // before the call: not seen
+    const stop = new AbortController();
+    const iterable = store.watchAll({ signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    const seen: ProgressEvent[] = [];
+    const done = (async () => {
+      for await (const ev of iterable) seen.push(ev);
+    })();
+    const expected: ProgressEvent[] = [];
+    for (let i = 0; i < 10; i++) {
+      const [ea, eb] = await Promise.all([appendBatch(store, a, 2), appendBatch(store, b, 3)]);
+      expected.push(...ea!, ...eb!);
+    }
+    await until(() => seen.length === expected.length);
+    const seqsOf = (id: string, list: ProgressEvent[]) => list.filter((e) => e.upgradeId === id).map((e) => e.seq);
+    expect(seqsOf('all-a', seen)).toEqual(Array.from({ length: 20 }, (_, i) => i + 6));
+    expect(seqsOf('all-b', seen)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    stop.abort();
+    await done;
+    await store.close();
+  });
+
+  it('fills a gap in an upgrade from its own stream when a feed entry was lost', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const f = new EventFactory('gap');
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    await appendBatch(store, f, 3);
+    const seen: number[] = [];
+    for (let i = 0; i < 3; i++) seen.push((await iterator.next()).value!.seq);
+    // While the follower does not read, the next append's feed entry is lost (trimmed feed, or a
+    // crash between the script and the follow-up in cluster mode).
+    await appendBatch(store, f, 4);
+    const lost = (await admin.xrevrange(store.keys.feed, '+', '-', 'COUNT', 1))[0]![0];
+    expect(await admin.xdel(store.keys.feed, lost)).toBe(1);
+    await appendBatch(store, f, 5);
+    for (let i = 0; i < 9; i++) seen.push((await iterator.next()).value!.seq);
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await store.close();
+  });
+});
