@@ -88,6 +88,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #timerAt = Infinity;
   #immediate: ReturnType<typeof setImmediate> | undefined;
   #pausedUntil = 0;
+  #lastSendAt = -Infinity;
   #requestFailures = 0;
   #flushing = 0;
   #idleWaiters: Array<() => void> = [];
@@ -266,10 +267,13 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       if (nextReadyAt < Infinity) this.#arm(nextReadyAt);
       const ready = readyRetries + this.#fresh.length;
       if (ready === 0) return;
+      // A partial batch waits up to lingerMs for more entries, unless the notifier is idle: nothing
+      // in flight and nothing sent for lingerMs (then a lone event goes at once).
       const oldest = this.#fresh.peek()?.queuedAt ?? now;
       const full = ready >= maxBatchEntries || readyBytes >= maxBatchBytes;
-      if (!full && readyRetries === 0 && this.#flushing === 0 && this.#inFlight.size > 0 && oldest + lingerMs > now) {
-        this.#arm(oldest + lingerMs);
+      const deadline = (this.#inFlight.size === 0 ? Math.min(oldest, this.#lastSendAt) : oldest) + lingerMs;
+      if (!full && readyRetries === 0 && this.#flushing === 0 && deadline > now) {
+        this.#arm(deadline);
         return;
       }
       this.#send(this.#takeBatch(now));
@@ -305,6 +309,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#inFlight.add(flight);
     this.#inFlightEntries += items.length;
     this.#counters.requests += 1;
+    this.#lastSendAt = Date.now();
     for (const item of items) item.attempts += 1;
     const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
     let request: Promise<PutEventsCommandOutput>;

@@ -47,7 +47,10 @@ export interface EventBridgeNotifierOptions {
   maxBatchEntries?: number;
   /** Bytes per request as AWS counts them. @default 262144 (256 KB) */
   maxBatchBytes?: number;
-  /** How long a partial batch waits for more entries while another request is in flight. @default 5 */
+  /**
+   * How long a partial batch may wait for more entries (while a request is in flight, or within
+   * lingerMs of the last request). A lone event after a quiet spell goes at once. @default 5
+   */
   lingerMs?: number;
   /** PutEvents requests in flight at once. @default 4 */
   maxConcurrentRequests?: number;
