@@ -25,7 +25,7 @@ import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } f
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
-import { decodeSnapshot, encodeEventLine, type Snapshot } from './record-codec.js';
+import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
 import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
 
 interface HeldLock {
@@ -113,8 +113,7 @@ export class JsonFileStore implements ProgressStore {
     this.#paths(upgradeId);
     assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
     // Serialize now: `state` is only valid until the first await.
-    let data = '';
-    for (const event of events) data += encodeEventLine(event);
+    const data = encodeEvents(events);
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
     const snapshot = state && state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
@@ -176,9 +175,7 @@ export class JsonFileStore implements ProgressStore {
     if (result.lastSeq === 0) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
       if (legacy && legacy.length > 0) {
-        let data = '';
-        for (const e of legacy) data += encodeEventLine(e);
-        return { seq: legacy.length, offset: result.endOffset, prefix: { data, count: legacy.length } };
+        return { seq: legacy.length, offset: result.endOffset, prefix: { data: encodeEvents(legacy), count: legacy.length } };
       }
     }
     return { seq: result.lastSeq, offset: result.endOffset };

@@ -11,11 +11,11 @@ export interface WriterStart {
   seq: number;
   offset: number;
   /** Lines of imported legacy events, written in front of the first batch. */
-  prefix?: { data: string; count: number };
+  prefix?: { data: Buffer; count: number };
 }
 
 interface Pending {
-  data: string;
+  data: Buffer;
   count: number;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -35,7 +35,7 @@ export class LogWriter {
   readonly #sync: boolean;
   readonly #logger: Logger;
   #handle: FileHandle | undefined;
-  #prefix: { data: string; count: number } | undefined;
+  #prefix: { data: Buffer; count: number } | undefined;
   /** Seq and byte offset of what is durable. */
   #seq: number;
   #offset: number;
@@ -85,7 +85,7 @@ export class LogWriter {
    *
    * @param snapshot The JSON of the state after these lines, when a snapshot is due.
    */
-  append(data: string, count: number, expectedSeq: number, snapshot?: string): Promise<void> {
+  append(data: Buffer, count: number, expectedSeq: number, snapshot?: string): Promise<void> {
     if (this.#broken) return Promise.reject(storeError('STORE_UNAVAILABLE', `upgrade "${this.upgradeId}": the log is not writable`, { upgradeId: this.upgradeId }, this.#broken));
     if (this.#closed) return Promise.reject(storeError('CLOSED', `upgrade "${this.upgradeId}": the writer is closed`, { upgradeId: this.upgradeId }));
     if (expectedSeq !== this.#projected) {
@@ -104,13 +104,21 @@ export class LogWriter {
     });
   }
 
+  /**
+   * With fsync durability the log is opened O_DSYNC where the platform has it: each write returns
+   * once its data is durable, as write + fdatasync would, in one system call instead of two.
+   */
+  get #dsync(): number {
+    return this.#sync ? (constants.O_DSYNC ?? 0) : 0;
+  }
+
   async #file(): Promise<FileHandle> {
     if (this.#handle) return this.#handle;
     try {
-      this.#handle = await open(this.#paths.events, constants.O_RDWR);
+      this.#handle = await open(this.#paths.events, constants.O_RDWR | this.#dsync);
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw err;
-      this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+      this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | this.#dsync, FILE_MODE);
       if (this.#sync) await fsyncDir(this.#paths.dir);
     }
     return this.#handle;
@@ -121,30 +129,32 @@ export class LogWriter {
       const batch = this.#queue;
       this.#queue = [];
       const prefix = this.#prefix;
-      let text = prefix ? prefix.data : '';
+      const parts: Buffer[] = prefix ? [prefix.data] : [];
       let count = 0; // the prefix's events are already counted in #seq
+      let length = prefix ? prefix.data.length : 0;
       for (const p of batch) {
-        text += p.data;
+        parts.push(p.data);
         count += p.count;
+        length += p.data.length;
       }
-      const buf = Buffer.from(text, 'utf8');
+      const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
       try {
-        const file = await this.#file();
+        const file = this.#handle ?? (await this.#file());
         let done = 0;
         while (done < buf.length) {
           const { bytesWritten } = await file.write(buf, done, buf.length - done, this.#offset + done);
           done += bytesWritten;
         }
-        if (this.#sync) await file.datasync();
+        if (this.#sync && this.#dsync === 0) await file.datasync();
       } catch (err) {
         await this.#undo(err, batch);
         continue;
       }
       // Offsets of each append's end, for its snapshot.
-      let end = this.#offset + (prefix ? Buffer.byteLength(prefix.data) : 0);
+      let end = this.#offset + (prefix ? prefix.data.length : 0);
       let seq = this.#seq;
       for (const p of batch) {
-        end += Buffer.byteLength(p.data);
+        end += p.data.length;
         seq += p.count;
         if (p.snapshot !== undefined) this.#snapshot(p.snapshot, seq, end);
       }

@@ -16,6 +16,36 @@ export function encodeEventLine(event: ProgressEvent): string {
   return `${LINE_HEAD}${crc32Hex(json)}${LINE_MID}${json}}\n`;
 }
 
+let scratch = Buffer.allocUnsafe(1 << 16);
+const HEAD_BYTES = Buffer.from(LINE_HEAD, 'latin1');
+const MID_BYTES = Buffer.from(LINE_MID, 'latin1');
+
+/**
+ * The lines of `events` (see {@link encodeEventLine}) in one buffer, each event's JSON encoded to
+ * UTF-8 once, straight into place, and checksummed there.
+ */
+export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
+  let pos = 0;
+  for (const event of events) {
+    const json = JSON.stringify(event);
+    const need = pos + EVENT_START + json.length * 3 + 2;
+    if (need > scratch.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+      scratch.copy(bigger, 0, 0, pos);
+      scratch = bigger;
+    }
+    HEAD_BYTES.copy(scratch, pos);
+    MID_BYTES.copy(scratch, pos + LINE_HEAD.length + 8);
+    const start = pos + EVENT_START;
+    const n = scratch.write(json, start, 'utf8');
+    scratch.write(crc32Hex(scratch.subarray(start, start + n)), pos + LINE_HEAD.length, 'latin1');
+    scratch[start + n] = 0x7d; // }
+    scratch[start + n + 1] = 0x0a; // \n
+    pos = start + n + 2;
+  }
+  return Buffer.from(scratch.subarray(0, pos));
+}
+
 /** Why a line could not be decoded. */
 export type LineProblem = 'format' | 'checksum' | 'json' | 'shape';
 
@@ -55,9 +85,12 @@ export interface Snapshot extends SnapshotHeader {
 
 const snapshotHead = (h: SnapshotHeader, crc: string): string => `{"v":${h.v},"lastSeq":${h.lastSeq},"offset":${h.offset},"c":"${crc}","state":`;
 
-/** `snapshot.json`: valid JSON whose `c` is the CRC-32 of the exact state JSON that follows. */
+/** The CRC-32 of a snapshot covers its seq, its offset and the exact state JSON. */
+const snapshotCrc = (h: SnapshotHeader, stateJson: string): string => crc32Hex(`${h.lastSeq} ${h.offset} ${stateJson}`);
+
+/** `snapshot.json`: valid JSON whose `c` is the CRC-32 of its seq, offset and the exact state JSON that follows. */
 export function encodeSnapshot(header: SnapshotHeader, stateJson: string): string {
-  return `${snapshotHead(header, crc32Hex(stateJson))}${stateJson}}\n`;
+  return `${snapshotHead(header, snapshotCrc(header, stateJson))}${stateJson}}\n`;
 }
 
 /** The snapshot in `text`, or `undefined` when it is damaged in any way. */
@@ -73,7 +106,7 @@ export function decodeSnapshot(text: string): Snapshot | undefined {
   const head = snapshotHead(p as SnapshotHeader, p.c);
   const trimmed = text.endsWith('\n') ? text.slice(0, -1) : text;
   if (!trimmed.startsWith(head) || !trimmed.endsWith('}')) return undefined;
-  if (crc32Hex(trimmed.slice(head.length, -1)) !== p.c) return undefined;
+  if (snapshotCrc(p as SnapshotHeader, trimmed.slice(head.length, -1)) !== p.c) return undefined;
   if (p.state.lastSeq !== p.lastSeq) return undefined;
   return { v: 1, lastSeq: p.lastSeq!, offset: p.offset!, state: p.state };
 }
