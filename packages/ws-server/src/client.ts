@@ -73,16 +73,19 @@ export class ClientConnection {
       if (!this.#corked) {
         this.#corked = true;
         socket.cork();
-        process.nextTick(() => {
-          this.#corked = false;
-          socket.uncork();
-        });
+        scheduleUncork(this);
       }
       socket.write(frame);
     }
     this.#stats.framesSent++;
     if (this.ws.bufferedAmount > this.#options.maxBufferedBytes) this.closeSlow();
     return true;
+  }
+
+  /** Hands the frames written this tick to the kernel (called once per tick by {@link scheduleUncork}). */
+  uncork(): void {
+    this.#corked = false;
+    this.#socket?.uncork();
   }
 
   /** Serializes and sends one message to this client only. */
@@ -153,6 +156,21 @@ export class ClientConnection {
     this.#closing = true;
     this.ws.terminate();
   }
+}
+
+// Every client corked during this tick, uncorked together on the next tick: one callback per tick,
+// not one per client.
+let corked: ClientConnection[] = [];
+
+function scheduleUncork(client: ClientConnection): void {
+  if (corked.length === 0) process.nextTick(uncorkAll);
+  corked.push(client);
+}
+
+function uncorkAll(): void {
+  const clients = corked;
+  corked = [];
+  for (const client of clients) client.uncork();
 }
 
 function payloadLength(frame: Buffer): number {
