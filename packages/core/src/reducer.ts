@@ -3,8 +3,8 @@ import { RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type Upgrad
 
 /** Children of each task and the top-level tasks, derived from `parentTaskId` and cached per tasks record. */
 interface TaskIndex {
-  children: Map<string, string[]>;
-  top: string[];
+  children: Map<string, TaskProgress[]>;
+  top: TaskProgress[];
 }
 
 const indexes = new WeakMap<Record<string, TaskProgress>, TaskIndex>();
@@ -21,12 +21,12 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
 
 function addToIndex(index: TaskIndex, task: TaskProgress): void {
   if (task.parentTaskId === null) {
-    index.top.push(task.taskId);
+    index.top.push(task);
     return;
   }
   const siblings = index.children.get(task.parentTaskId);
-  if (siblings) siblings.push(task.taskId);
-  else index.children.set(task.parentTaskId, [task.taskId]);
+  if (siblings) siblings.push(task);
+  else index.children.set(task.parentTaskId, [task]);
 }
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;
@@ -35,12 +35,12 @@ const round2 = (n: number): number => Math.round(n * 100) / 100;
 const counts = (task: TaskProgress): boolean => task.status !== 'skipped' && task.status !== 'cancelled';
 
 /** Weighted mean of the given tasks' percentages, or `undefined` when none counts. */
-function weightedMean(tasks: Record<string, TaskProgress>, ids: readonly string[]): number | undefined {
+function weightedMean(tasks: readonly TaskProgress[]): number | undefined {
   let sum = 0;
   let weights = 0;
-  for (const id of ids) {
-    const task = tasks[id];
-    if (!task || !counts(task)) continue;
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i]!;
+    if (!counts(task)) continue;
     sum += task.percentage * task.weight;
     weights += task.weight;
   }
@@ -59,12 +59,12 @@ function recompute(state: UpgradeProgress, taskId: string | null): void {
     const children = index.children.get(id);
     if (task.status === 'completed') task.percentage = 100;
     else if (children) {
-      const mean = weightedMean(state.tasks, children);
+      const mean = weightedMean(children);
       if (mean !== undefined) task.percentage = mean;
     }
     id = task.parentTaskId;
   }
-  state.overallPercentage = state.status === 'completed' ? 100 : (weightedMean(state.tasks, index.top) ?? 0);
+  state.overallPercentage = state.status === 'completed' ? 100 : (weightedMean(index.top) ?? 0);
 }
 
 const elapsed = (from: string | null, to: string): number | null => (from === null ? null : Math.max(0, Date.parse(to) - Date.parse(from)));
