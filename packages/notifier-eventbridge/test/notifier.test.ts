@@ -183,6 +183,31 @@ describe('options and lifecycle', () => {
     destroyOwn.mockRestore();
   });
 
+  it('holds a partial batch while a request is in flight, sends a full one at once, and everything on flush', async () => {
+    const { mock, notifier, calls } = setup({ lingerMs: 60_000 });
+    let release: (() => void) | undefined;
+    mock
+      .on(PutEventsCommand)
+      .callsFakeOnce((input: { Entries?: unknown[] }) => new Promise((resolve) => (release = () => resolve(ok(input)))))
+      .callsFake(ok);
+    const turn = () => new Promise((r) => setImmediate(r));
+    notifier.handle(fakeEvent(1), fakeState);
+    await turn();
+    expect(calls().map((c) => c.Entries!.length)).toEqual([1]); // alone, at once
+    for (let seq = 2; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await turn();
+    expect(calls()).toHaveLength(1); // 3 entries wait for more (lingerMs) while seq 1 is in flight
+    for (let seq = 5; seq <= 14; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await turn();
+    expect(calls().map((c) => c.Entries!.length)).toEqual([1, 10]); // a full batch does not wait
+    expect(notifier.stats()).toMatchObject({ queued: 3, inFlight: 1, sent: 10 });
+    const flushed = notifier.drain(5000);
+    release!();
+    expect(await flushed).toEqual({ complete: true, undelivered: [] });
+    expect(calls().map((c) => c.Entries!.length)).toEqual([1, 10, 3]);
+    expect(calls().flatMap((c) => idsOf(c))).toEqual(Array.from({ length: 14 }, (_, i) => fakeEvent(i + 1).eventId));
+  });
+
   it('sends one event at once when nothing is in flight', async () => {
     const { mock, notifier, calls } = setup({ lingerMs: 60_000 });
     mock.on(PutEventsCommand).callsFake(ok);
