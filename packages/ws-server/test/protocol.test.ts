@@ -154,6 +154,20 @@ describe('protocol v1', () => {
     expect(new Set(raw).size).toBe(1);
   });
 
+  it('serves a tracker that lists the server in its sinks without track()', async () => {
+    const { ProgressTracker } = await import('@progress/core');
+    const t = await ProgressTracker.open({ upgradeId: 'direct', planId: 'p1', clusterName: 'c', sinks: [server] });
+    trackers.push(t);
+    await t.startUpgrade();
+    const c = await client();
+    c.send({ type: 'subscribe', upgradeId: 'direct' });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(snap).toMatchObject({ seq: 2, data: { status: 'in_progress' } });
+    await t.addTask('a', 'A');
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
+    expect(c.seqs('direct')).toEqual([3]);
+  });
+
   it('stop() closes every connection with 1001 and the server can start again', async () => {
     const c = await client();
     await server.stop();

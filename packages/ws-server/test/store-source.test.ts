@@ -1,0 +1,87 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ProgressTracker } from '@progress/core';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { WatchableMemoryStore } from './watchable-store.js';
+
+let server: ProgressWebSocketServer | undefined;
+const trackers: ProgressTracker[] = [];
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await server?.stop();
+  server = undefined;
+  await Promise.all(trackers.splice(0).map((t) => t.close()));
+});
+
+async function connect(url: string): Promise<TestClient> {
+  const c = await TestClient.connect(url);
+  clients.push(c);
+  return c;
+}
+
+// The store path with an in-process store that can watch (the Redis test runs the same across processes).
+describe('a store with watch() as the source', () => {
+  it('serves upgrades written by a tracker it does not track: snapshot, replay, live, "*", one shared watch', async () => {
+    const store = new WatchableMemoryStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    await writer.addTask('t', 'T');
+    server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await server.start();
+
+    const a = await connect(url);
+    const b = await connect(url);
+    const star = await connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    b.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 1 });
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await b.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 2);
+    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    expect(store.activeWatches).toBe(2); // one watch for u1 (shared by a and b), one watchAll
+
+    for (let i = 0; i < 50; i++) await writer.updateTaskProgress('t', i + 1);
+    const later = await openTracker('u2', store); // a new upgrade appears
+    trackers.push(later);
+    await later.startUpgrade();
+    await a.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 50);
+    await b.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 52);
+    await star.until((ms) => ms.some((m) => m.upgradeId === 'u2' && m.type === 'progress_event'));
+    expectConsecutive(a.seqs('u1'), 4, 53);
+    expectConsecutive(b.seqs('u1'), 2, 53);
+    expectConsecutive(star.seqs('u1'), 4, 53);
+    expect(star.ofType('snapshot', 'u2')[0]!.seq).toBeLessThanOrEqual(2);
+
+    a.send({ type: 'get_summary', upgradeId: 'u1' });
+    a.send({ type: 'list_upgrades' });
+    expect((await a.next((m) => m.type === 'progress_summary')).data.lastSeq).toBe(53);
+    expect((await a.next((m) => m.type === 'upgrades')).data.map((r: { upgradeId: string }) => r.upgradeId).sort()).toEqual(['u1', 'u2']);
+
+    await a.close();
+    await b.close();
+    await star.close();
+    for (let i = 0; i < 50 && store.activeWatches > 0; i++) await sleep(10);
+    expect(store.activeWatches).toBe(0);
+  });
+
+  it('moves a subscriber from the tracker to the store when the tracker is untracked, without a gap', async () => {
+    const store = new WatchableMemoryStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await server.start();
+    server.track(writer);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    await c.next((m) => m.type === 'snapshot');
+    await writer.startUpgrade();
+    server.untrack(writer);
+    await writer.addTask('t', 'T');
+    await writer.updateTaskProgress('t', 10);
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 3);
+    expectConsecutive(c.seqs('u1'), 2, 4);
+  });
+});
