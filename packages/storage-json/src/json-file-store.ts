@@ -387,7 +387,7 @@ export class JsonFileStore implements ProgressStore {
     } catch {
       // no legacy folder
     }
-    const writers = [...this.#open.values()].map((w) => ({ upgradeId: w.upgradeId, lastSeq: w.seq, bytes: w.offset }));
+    const writers = [...this.#open.values()].map((w) => ({ upgradeId: w.upgradeId, lastSeq: w.seq, bytes: w.offset, commits: w.commits }));
     return {
       name: 'JsonFileStore',
       durable: this.#sync,

@@ -46,6 +46,7 @@ export class LogWriter {
   #snapshots: Promise<void> = Promise.resolve();
   #broken: Error | undefined;
   #closed = false;
+  #commits = 0;
 
   constructor(upgradeId: string, paths: UpgradePaths, start: WriterStart, options: { sync: boolean; logger: Logger }) {
     this.upgradeId = upgradeId;
@@ -66,6 +67,11 @@ export class LogWriter {
   /** Byte length of the durable part of the log. */
   get offset(): number {
     return this.#offset;
+  }
+
+  /** How many writes (each with its sync) this writer made: fewer than appends when group commit kicks in. */
+  get commits(): number {
+    return this.#commits;
   }
 
   /** True while imported legacy events wait to be written with the first batch. */
@@ -158,6 +164,7 @@ export class LogWriter {
         seq += p.count;
         if (p.snapshot !== undefined) this.#snapshot(p.snapshot, seq, end);
       }
+      this.#commits++;
       this.#prefix = undefined;
       this.#offset += buf.length;
       this.#seq += count;

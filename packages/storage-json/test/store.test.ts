@@ -157,6 +157,8 @@ describe('writing', () => {
     }
     await Promise.all(pending);
     const info = store.info();
+    // The first append goes out alone (it also opens the file); the 19 that queued behind it share one write.
+    expect((info.writers as Array<{ upgradeId: string; commits: number }>).find((w) => w.upgradeId === 'direct')!.commits).toBe(2);
     expect(info.openWriters).toBe(9);
     expect(info.eventsInOpenWriters).toBe(8 * 53 + 60);
     for (const t of trackers) await t.close();
