@@ -16,6 +16,7 @@ import {
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ClientConnection } from './client.js';
 import { createDashboardHandler } from './dashboard/handler.js';
+import { judgeHandshake } from './handshake.js';
 import { rejectUpgrade } from './http-reject.js';
 import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
 import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult } from './protocol.js';
@@ -233,35 +234,13 @@ export class ProgressWebSocketServer implements ProgressSink {
   };
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    let pathname: string;
-    try {
-      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    } catch {
-      pathname = '';
-    }
-    if (pathname !== this.#o.path) {
-      // Attached: another handler may own this path. Standalone: nobody does.
-      if (!this.#o.server) this.#refuse(socket, 404);
-      return;
-    }
-    socket.on('error', (err) => this.#o.logger.debug({ err }, 'handshake socket error'));
-    const origin = req.headers.origin;
-    if (this.#o.allowedOrigins && origin !== undefined && !this.#o.allowedOrigins.has(origin.toLowerCase())) {
-      this.#o.logger.info({ origin }, 'refused a WebSocket from an origin that is not allowed');
-      return this.#refuse(socket, 403);
-    }
-    let principal: unknown = true;
-    if (this.#o.authenticate) {
-      try {
-        principal = await this.#o.authenticate(req);
-      } catch (err) {
-        this.#o.logger.warn({ err }, 'authenticate threw; refusing the connection');
-        principal = undefined;
-      }
-      if (principal === undefined || principal === null || principal === false) return this.#refuse(socket, 401);
-    }
+    const onError = (err: Error) => this.#o.logger.debug({ err }, 'handshake socket error');
+    socket.on('error', onError);
+    const verdict = await judgeHandshake(req, this.#o);
+    if (verdict.kind === 'ignore') return void socket.off('error', onError);
+    if (verdict.kind === 'refuse') return this.#refuse(socket, verdict.status);
     if (socket.destroyed || !this.#address) return void socket.destroy();
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, principal));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, verdict.principal));
   }
 
   #refuse(socket: Duplex, status: number): void {
