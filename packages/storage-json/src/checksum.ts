@@ -26,3 +26,8 @@ export function crc32Hex(data: Uint8Array | string): string {
   const value = native ? native(data) : crc32Js(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
   return (value >>> 0).toString(16).padStart(8, '0');
 }
+
+/** CRC-32 (IEEE) of `data` as a number. */
+export function crc32(data: Uint8Array): number {
+  return (native ? native(data) : crc32Js(data)) >>> 0;
+}

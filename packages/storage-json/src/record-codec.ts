@@ -1,5 +1,5 @@
 import type { ProgressEvent, UpgradeProgress } from '@progress/core';
-import { crc32Hex } from './checksum.js';
+import { crc32, crc32Hex } from './checksum.js';
 
 const LINE_HEAD = '{"c":"';
 const LINE_MID = '","e":';
@@ -17,12 +17,13 @@ export function encodeEventLine(event: ProgressEvent): string {
 }
 
 let scratch = Buffer.allocUnsafe(1 << 16);
-const HEAD_BYTES = Buffer.from(LINE_HEAD, 'latin1');
-const MID_BYTES = Buffer.from(LINE_MID, 'latin1');
+/** `{"c":"00000000","e":` as bytes: the head of every line, its 8 hex digits filled in place. */
+const HEAD_BYTES = Buffer.from(`${LINE_HEAD}00000000${LINE_MID}`, 'latin1');
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
 
 /**
  * The lines of `events` (see {@link encodeEventLine}) in one buffer, each event's JSON encoded to
- * UTF-8 once, straight into place, and checksummed there.
+ * UTF-8 once, straight into place, and checksummed there. Same bytes as `encodeEventLine`, faster.
  */
 export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
   let pos = 0;
@@ -34,13 +35,16 @@ export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
       scratch.copy(bigger, 0, 0, pos);
       scratch = bigger;
     }
-    HEAD_BYTES.copy(scratch, pos);
-    MID_BYTES.copy(scratch, pos + LINE_HEAD.length + 8);
+    scratch.set(HEAD_BYTES, pos);
     const start = pos + EVENT_START;
     const n = scratch.write(json, start, 'utf8');
-    scratch.write(crc32Hex(scratch.subarray(start, start + n)), pos + LINE_HEAD.length, 'latin1');
+    let crc = crc32(scratch.subarray(start, start + n));
+    for (let i = pos + LINE_HEAD.length + 7; i >= pos + LINE_HEAD.length; i--) {
+      scratch[i] = HEX[crc & 0xf]!;
+      crc >>>= 4;
+    }
     scratch[start + n] = 0x7d; // }
-    scratch[start + n + 1] = 0x0a; // \n
+    scratch[start + n + 1] = 0x0a; // newline
     pos = start + n + 2;
   }
   return Buffer.from(scratch.subarray(0, pos));
