@@ -19,7 +19,8 @@ function table(title: string, head: string[], rows: string[][]): void {
 
 const started = Date.now();
 console.log(`@progress/storage-json bench: node ${process.version}, ${process.platform}/${process.arch}; events/s, higher is better.`);
-console.log('Disk timings drift, so every figure of ours is the median of 3 runs interleaved with the raw limit it is compared to.');
+console.log('Disk timings drift (the disk is shared), so each figure is a median of 3 runs, and each run of ours is compared with');
+console.log('the raw limit measured right before and right after it; the targets use the median of those ratios.');
 
 const sizes = [1000, 10_000];
 const RUNS = 3;
@@ -27,11 +28,26 @@ const rawEvent: number[] = [];
 const rawBatch: number[] = [];
 const seq: Record<number, number[]> = { 1000: [], 10_000: [] };
 const bursts: Record<number, number[]> = { 1000: [], 10_000: [] };
+/** ours / raw, each run's figure against the raw limit measured right before and after it. */
+const seqRatio: Record<number, number[]> = { 1000: [], 10_000: [] };
+const burstRatio: Record<number, number[]> = { 1000: [], 10_000: [] };
 for (let run = 0; run < RUNS; run++) {
-  rawEvent.push(await rawPerEvent(1000));
-  for (const s of sizes) seq[s]!.push(await ours(s, 1, 'fsync', 100_000, 1000));
-  rawBatch.push(await rawPerBatch(1000));
-  for (const s of sizes) bursts[s]!.push(await ours(s, 100, 'fsync', 1_000_000, 1000));
+  for (const s of sizes) {
+    const before = await rawPerEvent(700);
+    const r = await ours(s, 1, 'fsync', 100_000, 1000);
+    const after = await rawPerEvent(700);
+    rawEvent.push(before, after);
+    seq[s]!.push(r);
+    seqRatio[s]!.push(r / ((before + after) / 2));
+  }
+  for (const s of sizes) {
+    const before = await rawPerBatch(700);
+    const r = await ours(s, 100, 'fsync', 1_000_000, 1000);
+    const after = await rawPerBatch(700);
+    rawBatch.push(before, after);
+    bursts[s]!.push(r);
+    burstRatio[s]!.push(r / ((before + after) / 2));
+  }
 }
 const rawE = median(rawEvent);
 const rawB = median(rawBatch);
@@ -81,8 +97,10 @@ table(
 
 const checks: Array<[string, boolean, string]> = [];
 for (const s of sizes) {
-  checks.push([`bursts at ${int(s)}: >= 50% of raw per-batch`, burstM[s]! >= 0.5 * rawB, `${((100 * burstM[s]!) / rawB).toFixed(0)}%`]);
-  checks.push([`sequential at ${int(s)}: >= 80% of raw per-event`, seqM[s]! >= 0.8 * rawE, `${((100 * seqM[s]!) / rawE).toFixed(0)}%`]);
+  const b = median(burstRatio[s]!);
+  const q = median(seqRatio[s]!);
+  checks.push([`bursts at ${int(s)}: >= 50% of raw per-batch`, b >= 0.5, `${(100 * b).toFixed(0)}% (runs: ${burstRatio[s]!.map((x) => `${(100 * x).toFixed(0)}%`).join(', ')})`]);
+  checks.push([`sequential at ${int(s)}: >= 80% of raw per-event`, q >= 0.8, `${(100 * q).toFixed(0)}% (runs: ${seqRatio[s]!.map((x) => `${(100 * x).toFixed(0)}%`).join(', ')})`]);
 }
 checks.push(['per-event cost at 10k within 1.5x of 1k (fsync)', costSeq[1]! <= 1.5 * costSeq[0]!, `${(costSeq[1]! / costSeq[0]!).toFixed(2)}x`]);
 checks.push(['per-event cost at 100k within 1.5x of 1k (fsync)', costSeq[2]! <= 1.5 * costSeq[0]!, `${(costSeq[2]! / costSeq[0]!).toFixed(2)}x`]);
