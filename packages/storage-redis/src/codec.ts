@@ -31,14 +31,15 @@ export function decodeSnapshot(key: string, json: string, snapSeq: number): Upgr
   return state;
 }
 
-/** The events of one feed entry (`u`, `s`, `e` = JSON array), or undefined when damaged. */
-export function decodeFeedEntry(fields: string[]): ProgressEvent[] | undefined {
-  let json: string | undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') json = fields[i + 1];
-  try {
-    const events = JSON.parse(json ?? '') as unknown;
-    return Array.isArray(events) ? (events as ProgressEvent[]) : undefined;
-  } catch {
-    return undefined;
+/** The pointer of one feed entry: `u` upgradeId, `s` first seq, `n` count; undefined when damaged. */
+export function decodeFeedEntry(fields: string[]): { upgradeId: string; first: number; count: number } | undefined {
+  let upgradeId: string | undefined;
+  let first = NaN;
+  let count = NaN;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'u') upgradeId = fields[i + 1];
+    else if (fields[i] === 's') first = Number(fields[i + 1]);
+    else if (fields[i] === 'n') count = Number(fields[i + 1]);
   }
+  return upgradeId && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
 }

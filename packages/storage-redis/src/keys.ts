@@ -19,7 +19,7 @@ export class KeyLayout {
   readonly prefix: string;
   /** Sorted set: member upgradeId, score updatedAt in ms. */
   readonly index: string;
-  /** Stream: one entry per append, fields `u` (upgradeId), `s` (first seq), `e` (JSON array of events). */
+  /** Stream: one entry per append, fields `u` (upgradeId), `s` (first seq), `n` (count): a pointer into the upgrade's stream. */
   readonly feed: string;
 
   constructor(prefix: string) {

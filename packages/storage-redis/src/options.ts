@@ -26,7 +26,12 @@ export interface RedisStoreOptions {
   keyPrefix?: string;
   /** `CLIENT SETNAME` of the connections the store creates (watchers add `:watch`). @default 'progress-redis-store' */
   connectionName?: string;
-  /** Write the snapshot when the seq crosses a multiple of this (and on a terminal status). @default 1 (every append) */
+  /**
+   * Write the snapshot when the seq crosses a multiple of this (and on a terminal status), so that
+   * `load()` replays at most about this many events. A state carries each task's recent events, so
+   * it weighs tens of KB with a few tasks: writing it on every append would cost more than the
+   * events. @default 1000
+   */
   snapshotEvery?: number;
   /** TTL after a terminal status, and a cap on stored events. @default keep everything */
   retention?: RetentionOptions;
@@ -92,7 +97,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   return {
     keyPrefix: options.keyPrefix ?? 'progress:',
     connectionName: name,
-    snapshotEvery: whole(options.snapshotEvery, 'snapshotEvery', 1, 1),
+    snapshotEvery: whole(options.snapshotEvery, 'snapshotEvery', 1, 1000),
     ttlSeconds: whole(retention.ttlSeconds, 'retention.ttlSeconds', 1, 0),
     maxEvents: whole(retention.maxEvents, 'retention.maxEvents', 1, 0),
     feedMaxLen: whole(options.feedMaxLen, 'feedMaxLen', 1, 10_000),

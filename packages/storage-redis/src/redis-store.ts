@@ -35,9 +35,8 @@ interface PendingAppend {
   /** ARGV after the deadline (index 2 of ARGV is filled in at send time). */
   head: [string, string];
   tail: string[];
-  /** Cluster mode: the follow-up index and feed writes. */
+  /** Cluster mode: the follow-up index write. */
   score: number;
-  feed: string;
   settled: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -145,12 +144,7 @@ export class RedisStore implements ProgressStore {
       String(this.#options.feedMaxLen),
       upgradeId,
     ];
-    const jsons: string[] = [];
-    for (const event of events) {
-      const json = JSON.stringify(event);
-      jsons.push(json);
-      tail.push(event.eventId, json);
-    }
+    for (const event of events) tail.push(event.eventId, JSON.stringify(event));
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({
         upgradeId,
@@ -160,7 +154,6 @@ export class RedisStore implements ProgressStore {
         head: [String(expectedSeq), String(n)],
         tail,
         score,
-        feed: this.#cluster ? `[${jsons.join(',')}]` : '',
         settled: false,
         resolve,
         reject,
@@ -271,7 +264,7 @@ export class RedisStore implements ProgressStore {
   #followUp(p: PendingAppend): void {
     const done = Promise.all([
       this.#redis.zadd(this.#keys.index, p.score, p.upgradeId),
-      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'u', p.upgradeId, 's', String(p.expectedSeq + 1), 'e', p.feed),
+      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'u', p.upgradeId, 's', String(p.expectedSeq + 1), 'n', String(p.n)),
     ]).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),

@@ -29,11 +29,8 @@ if deadline > 0 then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if now > deadline then return {-1, last} end
 end
-local parts = {}
 for k = 0, n - 1 do
-  local json = ARGV[12 + 2 * k]
-  redis.call('XADD', KEYS[1], string.format('0-%d', expected + 1 + k), 'i', ARGV[11 + 2 * k], 'e', json)
-  parts[k + 1] = json
+  redis.call('XADD', KEYS[1], string.format('0-%d', expected + 1 + k), 'i', ARGV[11 + 2 * k], 'e', ARGV[12 + 2 * k])
 end
 last = expected + n
 local lastText = string.format('%d', last)
@@ -62,7 +59,7 @@ if ttl > 0 then
 end
 if #KEYS >= 5 then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10])
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', string.format('%d', expected + 1), 'e', '[' .. table.concat(parts, ',') .. ']')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', string.format('%d', expected + 1), 'n', ARGV[2])
 end
 return {1, last}
 `;

@@ -122,11 +122,17 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 }
 
 async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
+  /** The last seq handed out per upgrade (bounded: the oldest entries are forgotten first). */
   const seen = new Map<string, number>();
-  const mark = (event: ProgressEvent): void => {
-    seen.delete(event.upgradeId);
-    seen.set(event.upgradeId, event.seq);
+  const mark = (upgradeId: string, seq: number): void => {
+    seen.delete(upgradeId);
+    seen.set(upgradeId, seq);
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
+  };
+  const collect = async (upgradeId: string, after: number, limit: number): Promise<ProgressEvent[]> => {
+    const out: ProgressEvent[] = [];
+    for await (const event of ctx.readEvents(upgradeId, after, limit)) out.push(event);
+    return out;
   };
   try {
     let last = await start;
@@ -140,26 +146,32 @@ async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: P
         if (watcher.aborted) return;
         throw unavailable('watchAll failed', err);
       }
-      for (const [id, fields] of entries ?? []) {
-        last = id;
-        const events = decodeFeedEntry(fields);
-        if (!events) {
+      if (!entries?.length) continue;
+      last = entries[entries.length - 1]![0];
+      // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
+      // together), from the last seq handed out (which also fills a gap left by a lost entry).
+      const ranges = new Map<string, { after: number; to: number }>();
+      for (const [id, fields] of entries) {
+        const pointer = decodeFeedEntry(fields);
+        if (!pointer) {
           ctx.logger.warn({ key: ctx.keys.feed, id }, 'damaged feed entry skipped');
           continue;
         }
+        const to = pointer.first + pointer.count - 1;
+        const range = ranges.get(pointer.upgradeId);
+        if (range) {
+          range.to = Math.max(range.to, to);
+          continue;
+        }
+        const prev = seen.get(pointer.upgradeId);
+        // Unknown upgrade: start at this entry. seq 1 again: the id was deleted and reused.
+        const after = prev === undefined || pointer.first === 1 ? pointer.first - 1 : prev;
+        ranges.set(pointer.upgradeId, { after, to });
+      }
+      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to - r.after).then((events) => ({ upgradeId, events })));
+      for (const { upgradeId, events } of await Promise.all(reads)) {
         for (const event of events) {
-          const prev = seen.get(event.upgradeId);
-          if (prev !== undefined && event.seq !== 1) {
-            if (event.seq <= prev) continue; // a duplicate (cluster mode follow-up after a retry)
-            if (event.seq > prev + 1) {
-              // A gap (feed entry trimmed or missed): fill it from the upgrade's own stream.
-              for await (const missed of ctx.readEvents(event.upgradeId, prev, event.seq - prev - 1)) {
-                mark(missed);
-                yield missed;
-              }
-            }
-          }
-          mark(event);
+          mark(upgradeId, event.seq);
           yield event;
           if (watcher.aborted) return;
         }
