@@ -44,6 +44,7 @@ export class LogWriter {
   #queue: Pending[] = [];
   #writing: Promise<void> | undefined;
   #snapshots: Promise<void> = Promise.resolve();
+  #nextSnapshot: { stateJson: string; lastSeq: number; offset: number } | undefined;
   #broken: Error | undefined;
   #closed = false;
   #commits = 0;
@@ -192,12 +193,21 @@ export class LogWriter {
     for (const p of [...batch, ...behind]) p.reject(error);
   }
 
+  /**
+   * Queues a snapshot. At most one waits behind the one being written: a newer one replaces it, so a
+   * fast writer never piles up snapshot writes.
+   */
   #snapshot(stateJson: string, lastSeq: number, offset: number): void {
+    const queued = this.#nextSnapshot !== undefined;
+    this.#nextSnapshot = { stateJson, lastSeq, offset };
+    if (queued) return;
     this.#snapshots = this.#snapshots.then(async () => {
+      const next = this.#nextSnapshot!;
+      this.#nextSnapshot = undefined;
       try {
-        await writeFileAtomic(this.#paths.snapshot, encodeSnapshot({ v: 1, lastSeq, offset }, stateJson), this.#sync);
+        await writeFileAtomic(this.#paths.snapshot, encodeSnapshot({ v: 1, lastSeq: next.lastSeq, offset: next.offset }, next.stateJson), this.#sync);
       } catch (err) {
-        this.#logger.warn({ err, upgradeId: this.upgradeId, lastSeq }, 'snapshot write failed; load() replays more of the log until the next one');
+        this.#logger.warn({ err, upgradeId: this.upgradeId, lastSeq: next.lastSeq }, 'snapshot write failed; load() replays more of the log until the next one');
       }
     });
   }
