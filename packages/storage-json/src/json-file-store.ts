@@ -56,6 +56,7 @@ export class JsonFileStore implements ProgressStore {
   readonly #writers = new Map<string, Promise<LogWriter>>();
   readonly #open = new Map<string, LogWriter>();
   readonly #locks = new Map<string, HeldLock>();
+  readonly #pathCache = new Map<string, UpgradePaths>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -504,6 +505,13 @@ export class JsonFileStore implements ProgressStore {
 
   #paths(upgradeId: string, checkOpen = true): UpgradePaths {
     if (checkOpen) this.#assertOpen();
-    return upgradePaths(this.#root, upgradeId);
+    // Only ids that passed assertValidId (in upgradePaths) are ever cached.
+    let paths = this.#pathCache.get(upgradeId);
+    if (!paths) {
+      paths = upgradePaths(this.#root, upgradeId);
+      if (this.#pathCache.size >= 10_000) this.#pathCache.clear();
+      this.#pathCache.set(upgradeId, paths);
+    }
+    return paths;
   }
 }
