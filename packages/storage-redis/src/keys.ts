@@ -13,11 +13,11 @@ export interface UpgradeKeys {
 /**
  * Builds every key name from the prefix. Layout (prefix `progress:`):
  * `progress:{u1}:events`, `progress:{u1}:meta`, `progress:{u1}:snapshot`, `progress:index`
- * (sorted set of upgrade ids by updatedAt) and `progress:feed` (stream of new events, capped).
+ * (sorted set of upgrade ids by creation) and `progress:feed` (stream of new events, capped).
  */
 export class KeyLayout {
   readonly prefix: string;
-  /** Sorted set: member upgradeId, score updatedAt in ms. */
+  /** Sorted set: member upgradeId, score the ms of its first append (list() sorts by the rows). */
   readonly index: string;
   /** Stream: one entry per append, fields `u` (upgradeId), `s` (first seq), `n` (count): a pointer into the upgrade's stream. */
   readonly feed: string;

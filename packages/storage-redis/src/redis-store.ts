@@ -37,6 +37,8 @@ interface PendingAppend {
   tail: string[];
   /** Cluster mode: the follow-up index write. */
   score: number;
+  /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
+  expiresAt: number;
   settled: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -69,7 +71,13 @@ export class RedisStore implements ProgressStore {
   readonly #logger: Logger;
   readonly #clock: ServerClock;
   readonly #stop = new AbortController();
-  readonly #inflight = new Set<Promise<void>>();
+  /** Appends handed to Redis (or waiting for the clock) and not yet answered. */
+  readonly #unsettled = new Set<PendingAppend>();
+  #drained: Array<() => void> = [];
+  /** Follow-up writes of cluster mode. */
+  readonly #followUps = new Set<Promise<void>>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweepAt: number | undefined;
   readonly #watchers = new Set<Redis | Cluster>();
   readonly #onReady = (): void => this.#clock.invalidate();
   #pending: PendingAppend[] = [];
@@ -154,6 +162,7 @@ export class RedisStore implements ProgressStore {
         head: [String(expectedSeq), String(n)],
         tail,
         score,
+        expiresAt: Infinity,
         settled: false,
         resolve,
         reject,
@@ -161,82 +170,100 @@ export class RedisStore implements ProgressStore {
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
-        queueMicrotask(() => {
-          this.#scheduled = false;
-          const batch = this.#pending;
-          this.#pending = [];
-          const sending = this.#send(batch);
-          this.#inflight.add(sending);
-          void sending.finally(() => this.#inflight.delete(sending));
-        });
+        queueMicrotask(this.#flush);
       }
     });
   }
 
-  async #send(batch: PendingAppend[]): Promise<void> {
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const batch = this.#pending;
+    this.#pending = [];
+    for (const p of batch) this.#unsettled.add(p);
+    const offset = this.#clock.known;
+    if (offset !== undefined) return this.#send(batch, offset);
+    this.#clock.offset().then(
+      (measured) => this.#send(batch, measured),
+      (err: unknown) => {
+        for (const p of batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
+      },
+    );
+  };
+
+  #send(batch: PendingAppend[], offset: number): void {
     const timeout = this.#options.commandTimeoutMs;
-    let offset: number;
-    try {
-      offset = await this.#clock.offset();
-    } catch (err) {
-      for (const p of batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
-      return;
-    }
-    const deadline = String(Date.now() + offset + timeout);
+    const sentAt = Date.now();
+    const deadline = String(sentAt + offset + timeout);
+    // Our answer comes at the deadline plus the clock's uncertainty, when Redis can no longer run it.
+    const expiresAt = sentAt + timeout + this.#clock.errorMs;
+    for (const p of batch) p.expiresAt = expiresAt;
+    this.#armSweep(expiresAt);
     const numKeys = this.#cluster ? 3 : 5;
     const argsOf = (p: PendingAppend): string[] => {
       const keys = [p.keys.events, p.keys.meta, p.keys.snapshot];
       if (!this.#cluster) keys.push(this.#keys.index, this.#keys.feed);
       return [...keys, p.head[0], p.head[1], deadline, ...p.tail];
     };
-    // Our answer comes at deadline + the clock's uncertainty, when Redis can no longer run it.
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeout + this.#clock.errorMs);
-    });
-    const run = async (): Promise<void> => {
-      if (batch.length === 1 || this.#cluster) {
-        await Promise.all(
-          batch.map((p) =>
-            this.#redis.progressAppendV1(numKeys, ...argsOf(p)).then(
-              (reply) => this.#settle(p, undefined, reply),
-              (err: unknown) => this.#settle(p, err),
-            ),
-          ),
+    if (batch.length === 1 || this.#cluster) {
+      for (const p of batch) {
+        this.#redis.progressAppendV1(numKeys, ...argsOf(p)).then(
+          (reply) => this.#settle(p, undefined, reply),
+          (err: unknown) => this.#settle(p, err),
         );
-        return;
       }
-      const pipeline = this.#redis.pipeline() as unknown as ScriptCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
-      for (const p of batch) void pipeline.progressAppendV1(numKeys, ...argsOf(p));
-      try {
-        const results = (await pipeline.exec()) ?? [];
+      return;
+    }
+    const pipeline = this.#redis.pipeline() as unknown as ScriptCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+    for (const p of batch) void pipeline.progressAppendV1(numKeys, ...argsOf(p));
+    pipeline.exec().then(
+      (results) => {
         batch.forEach((p, i) => {
-          const [err, reply] = results[i] ?? [new Error('no reply in the pipeline'), undefined];
+          const [err, reply] = results?.[i] ?? [new Error('no reply in the pipeline'), undefined];
           this.#settle(p, err ?? undefined, reply as [number, number]);
         });
-      } catch (err) {
+      },
+      (err: unknown) => {
         for (const p of batch) this.#settle(p, err);
-      }
-    };
-    await Promise.race([run(), expired]);
-    clearTimeout(timer);
-    for (const p of batch) {
-      if (!p.settled) {
+      },
+    );
+  }
+
+  /** One timer for every append in flight (unref'd: a socket in use keeps the process alive anyway). */
+  #armSweep(at: number): void {
+    if (this.#sweepAt !== undefined && this.#sweepAt <= at) return;
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()) + 1);
+    this.#sweepTimer.unref();
+  }
+
+  #sweep(): void {
+    this.#sweepTimer = undefined;
+    this.#sweepAt = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (const p of this.#unsettled) {
+      if (p.expiresAt <= now) {
         this.#settle(
           p,
           new ProgressError(
             'STORE_UNAVAILABLE',
-            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${timeout} ms; not acknowledged (Redis refuses to run it after its deadline)`,
-            { context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, timeoutMs: timeout } },
+            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${this.#options.commandTimeoutMs} ms; not acknowledged (Redis refuses to run it after its deadline)`,
+            { context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, timeoutMs: this.#options.commandTimeoutMs } },
           ),
         );
+      } else if (p.expiresAt < next) {
+        next = p.expiresAt;
       }
     }
+    if (next !== Infinity) this.#armSweep(next);
   }
 
   #settle(p: PendingAppend, err: unknown, reply?: [number, number]): void {
     if (p.settled) return;
     p.settled = true;
+    this.#unsettled.delete(p);
+    if (this.#unsettled.size === 0) for (const done of this.#drained.splice(0)) done();
     const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
     if (err !== undefined) {
       p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
@@ -269,8 +296,8 @@ export class RedisStore implements ProgressStore {
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
     );
-    this.#inflight.add(done);
-    void done.finally(() => this.#inflight.delete(done));
+    this.#followUps.add(done);
+    void done.finally(() => this.#followUps.delete(done));
   }
 
   async delete(upgradeId: string): Promise<boolean> {
@@ -426,7 +453,10 @@ export class RedisStore implements ProgressStore {
     this.#closing ??= (async () => {
       this.#stop.abort();
       await new Promise<void>((resolve) => queueMicrotask(resolve));
-      while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+      // Every append handed over is answered by Redis or by the sweeper (deadline) in bounded time.
+      if (this.#pending.length > 0 || this.#unsettled.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+      while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
+      if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
       for (const conn of this.#watchers) conn.disconnect();
       this.#watchers.clear();
       this.#redis.off('ready', this.#onReady);

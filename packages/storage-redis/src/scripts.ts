@@ -58,7 +58,7 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[3], ttl)
 end
 if #KEYS >= 5 then
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10])
+  if expected == 0 then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10]) end
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', string.format('%d', expected + 1), 'n', ARGV[2])
 end
 return {1, last}

@@ -23,6 +23,11 @@ export class ServerClock {
     return Math.ceil(this.#rtt / 2) + 50;
   }
 
+  /** The offset when known (no await on the hot path). */
+  get known(): number | undefined {
+    return this.#offset;
+  }
+
   /** Server ms minus local ms; measured on first use and after every reconnect. */
   offset(): Promise<number> {
     if (this.#offset !== undefined) return Promise.resolve(this.#offset);

@@ -1,0 +1,254 @@
+// Benchmark of @progress/storage-redis beside BullMQ and the raw ioredis ceiling, in one run on the
+// same Redis. Run from the repository root:
+//   npx tsx --conditions=@progress/source tools/bench/storage-redis/index.ts
+// REDIS_URL picks the Redis (default redis://127.0.0.1:6379). Exits 1 when a target is missed.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ProgressTracker } from '@progress/core';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const runId = randomUUID().slice(0, 8);
+const keyPrefix = `bench:storage-redis:${runId}:`;
+const bullPrefix = `bench-bull-${runId}`;
+const now = (): number => performance.timeOrigin + performance.now();
+const SEQ = 4_000;
+const BURSTS = 150;
+const ITERATIONS = 5;
+
+interface Row {
+  name: string;
+  value: string;
+  target: string;
+  result: 'PASS' | 'FAIL' | 'info';
+}
+const rows: Row[] = [];
+const rate = (n: number, ms: number): number => (n / ms) * 1000;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+/** Runs the contenders in turn, ITERATIONS times (so that background load weighs on all), medians. */
+async function alternate(contenders: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
+  const rates: Record<string, number[]> = {};
+  for (let i = 0; i < ITERATIONS; i++) {
+    for (const [label, fn] of Object.entries(contenders)) (rates[label] ??= []).push(await fn());
+  }
+  const out: Record<string, number> = {};
+  for (const [label, list] of Object.entries(rates)) {
+    process.stderr.write(`  ${label}: ${list.map(fmt).join(', ')} events/s\n`);
+    out[label] = median(list);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ tracker on RedisStore
+
+const store = new RedisStore({ url, keyPrefix, connectionName: 'bench-store' });
+let upgrades = 0;
+async function openTracker(): Promise<ProgressTracker> {
+  const tracker = await ProgressTracker.open({ upgradeId: `u${++upgrades}`, planId: 'plan', clusterName: 'bench', store });
+  await tracker.startUpgrade();
+  await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+  return tracker;
+}
+
+async function trackerSequential(): Promise<number> {
+  const tracker = await openTracker();
+  const start = performance.now();
+  for (let i = 0; i < SEQ; i++) await tracker.updateTaskProgress(`t${i % 10}`, i % 100, 'step');
+  const ms = performance.now() - start;
+  await tracker.close();
+  return rate(SEQ, ms);
+}
+
+async function trackerBursts(): Promise<number> {
+  const tracker = await openTracker();
+  const start = performance.now();
+  for (let b = 0; b < BURSTS; b++) {
+    const burst: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 100; i++) burst.push(tracker.updateTaskProgress(`t${i % 10}`, i, 'step'));
+    await Promise.all(burst);
+  }
+  const ms = performance.now() - start;
+  await tracker.close();
+  return rate(BURSTS * 100, ms);
+}
+
+// ------------------------------------------------------------------ BullMQ
+
+const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
+const queue = new Queue('progress-bench', { connection: bullConnection, prefix: bullPrefix });
+
+/** BullMQ carries the same information as our events: a progress event of the same shape and size. */
+let sampleEvent: Record<string, unknown> = {};
+const bullProgress = (i: number): Record<string, unknown> => ({ ...sampleEvent, seq: i, percentage: i % 100 });
+
+async function bullSequential(): Promise<number> {
+  const job = await queue.add('upgrade', { cluster: 'bench' });
+  const start = performance.now();
+  for (let i = 0; i < SEQ; i++) await job.updateProgress(bullProgress(i));
+  return rate(SEQ, performance.now() - start);
+}
+
+async function bullBursts(): Promise<number> {
+  const job = await queue.add('upgrade', { cluster: 'bench' });
+  const start = performance.now();
+  for (let b = 0; b < BURSTS; b++) {
+    const burst: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 100; i++) burst.push(job.updateProgress(bullProgress(i)));
+    await Promise.all(burst);
+  }
+  return rate(BURSTS * 100, performance.now() - start);
+}
+
+// ------------------------------------------------------------------ raw ceiling
+
+const raw = new Redis(url);
+async function rawPipelined(): Promise<number> {
+  // The same bytes as a stored event: one JSON per XADD, pipelined 100 at a time.
+  const sample = JSON.stringify(sampleEvent);
+  const key = `${keyPrefix}raw-${randomUUID().slice(0, 4)}`;
+  let seq = 0;
+  const start = performance.now();
+  for (let b = 0; b < BURSTS; b++) {
+    const p = raw.pipeline();
+    for (let i = 0; i < 100; i++) {
+      seq++;
+      p.xadd(key, `0-${seq}`, 'e', sample);
+    }
+    await p.exec();
+  }
+  return rate(BURSTS * 100, performance.now() - start);
+}
+
+// ------------------------------------------------------------------ latency to another process
+
+function startReader(config: object): { ready: Promise<void>; result: Promise<number[]> } {
+  const script = fileURLToPath(new URL('./latency-reader.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', script], {
+    env: { ...process.env, BENCH_READER: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let buffer = '';
+  const lines: string[] = [];
+  const waiters: Array<(line: string) => void> = [];
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    let at: number;
+    while ((at = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + 1);
+      const w = waiters.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  const next = (): Promise<string> => (lines.length ? Promise.resolve(lines.shift()!) : new Promise((r) => waiters.push(r)));
+  return { ready: next().then(() => undefined), result: next().then((l) => JSON.parse(l) as number[]) };
+}
+
+/** Calls `send(t)` about `perSecond` times a second, `count` times in all. */
+async function paced(count: number, perSecond: number, send: (t: number) => Promise<unknown>): Promise<void> {
+  const start = performance.now();
+  const pending: Array<Promise<unknown>> = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pending.push(send(now()));
+  }
+  await Promise.all(pending);
+}
+
+const LATENCY_EVENTS = 3_000;
+
+async function watchLatency(): Promise<number[]> {
+  const upgradeId = `u-latency`;
+  const reader = startReader({ kind: 'watch', url, keyPrefix, upgradeId, count: LATENCY_EVENTS });
+  await reader.ready;
+  await new Promise((r) => setTimeout(r, 200));
+  const tracker = await ProgressTracker.open({ upgradeId, planId: 'plan', clusterName: 'bench', store });
+  await tracker.startUpgrade();
+  await tracker.addTask('t1', 'Task 1');
+  await paced(LATENCY_EVENTS, 1000, (t) => tracker.updateTaskProgress('t1', 50, 'step', { t }));
+  const latencies = await reader.result;
+  await tracker.close();
+  return latencies;
+}
+
+async function bullLatency(): Promise<number[]> {
+  const name = 'progress-latency';
+  const q = new Queue(name, { connection: bullConnection, prefix: bullPrefix });
+  const reader = startReader({ kind: 'bullmq', url, queue: name, count: LATENCY_EVENTS, prefix: bullPrefix });
+  await reader.ready;
+  await new Promise((r) => setTimeout(r, 200));
+  const job = await q.add('upgrade', {});
+  await paced(LATENCY_EVENTS, 1000, (t) => job.updateProgress({ t }));
+  const latencies = await reader.result;
+  await q.close();
+  return latencies;
+}
+
+// ------------------------------------------------------------------ run
+
+async function cleanup(): Promise<void> {
+  for (const pattern of [`${keyPrefix}*`, `${bullPrefix}:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await raw.del(...keys);
+    } while (cursor !== '0');
+  }
+}
+
+try {
+  process.stderr.write(`storage-redis bench on ${url} (median of ${ITERATIONS})\n`);
+  if (!process.env.BENCH_SKIP_THROUGHPUT) {
+    const probe = await openTracker();
+    sampleEvent = JSON.parse(JSON.stringify(await probe.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
+    await probe.close();
+    // Warm up the JIT on every path.
+    await trackerBursts();
+    await trackerSequential();
+    await bullSequential();
+    await bullBursts();
+    const seq = await alternate({ 'RedisStore sequential': trackerSequential, 'BullMQ sequential': bullSequential });
+    const bursts = await alternate({ 'RedisStore bursts of 100': trackerBursts, 'BullMQ bursts of 100': bullBursts, 'raw pipelined XADD': rawPipelined });
+    const [seqOurs, seqBull] = [seq['RedisStore sequential']!, seq['BullMQ sequential']!];
+    const [burstOurs, burstBull, rawRate] = [bursts['RedisStore bursts of 100']!, bursts['BullMQ bursts of 100']!, bursts['raw pipelined XADD']!];
+    rows.push(
+      { name: 'tracker on RedisStore, sequential awaited (events/s)', value: fmt(seqOurs), target: `>= BullMQ sequential (${fmt(seqBull)})`, result: seqOurs >= seqBull ? 'PASS' : 'FAIL' },
+      { name: 'BullMQ job.updateProgress, sequential (events/s)', value: fmt(seqBull), target: '-', result: 'info' },
+      { name: 'tracker on RedisStore, bursts of 100 (events/s)', value: fmt(burstOurs), target: `>= 3x BullMQ bursts (${fmt(3 * burstBull)})`, result: burstOurs >= 3 * burstBull ? 'PASS' : 'FAIL' },
+      { name: 'BullMQ job.updateProgress, bursts of 100 (events/s)', value: fmt(burstBull), target: '-', result: 'info' },
+      { name: 'raw ioredis pipelined XADD, same bytes (events/s)', value: fmt(rawRate), target: '-', result: 'info' },
+    );
+  }
+  const ours = await watchLatency();
+  const bull = await bullLatency();
+  rows.push(
+    { name: `watch() in another process at 1,000/s, median (ms)`, value: median(ours).toFixed(2), target: '-', result: 'info' },
+    { name: `watch() in another process at 1,000/s, p99 (ms)`, value: pct(ours, 99).toFixed(2), target: '< 5', result: pct(ours, 99) < 5 ? 'PASS' : 'FAIL' },
+    { name: `BullMQ QueueEvents 'progress' at 1,000/s, median (ms)`, value: median(bull).toFixed(2), target: '-', result: 'info' },
+    { name: `BullMQ QueueEvents 'progress' at 1,000/s, p99 (ms)`, value: pct(bull, 99).toFixed(2), target: '-', result: 'info' },
+  );
+} finally {
+  await store.close();
+  await queue.close();
+  await cleanup();
+  await bullConnection.quit();
+  await raw.quit();
+}
+
+const widths = [Math.max(...rows.map((r) => r.name.length)), Math.max(...rows.map((r) => r.value.length)), Math.max(...rows.map((r) => r.target.length))];
+console.log(`${'measurement'.padEnd(widths[0]!)}  ${'value'.padStart(widths[1]!)}  ${'target'.padEnd(widths[2]!)}  result`);
+for (const r of rows) console.log(`${r.name.padEnd(widths[0]!)}  ${r.value.padStart(widths[1]!)}  ${r.target.padEnd(widths[2]!)}  ${r.result}`);
+process.exitCode = rows.some((r) => r.result === 'FAIL') ? 1 : 0;
