@@ -35,3 +35,18 @@ afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
 });
+
+// Cluster mode on a single node: the script touches only the upgrade's slot, and the index and
+// feed are written by the follow-up commands (the path a Redis Cluster takes).
+describeProgressStore(
+  'RedisStore (cluster mode)',
+  {
+    create: () => makeStore(prefixes, { mode: 'cluster' }),
+    reopen: async (store) => {
+      await store.close();
+      return new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix, mode: 'cluster' });
+    },
+    second: (store) => new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix, mode: 'cluster' }),
+  },
+  { describe, it },
+);

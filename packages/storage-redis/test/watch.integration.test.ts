@@ -100,8 +100,8 @@ describe('RedisStore.watch', () => {
 });
 
 describe('RedisStore.watchAll', () => {
-  it('gives the new events of every upgrade from the call on, each upgrade in seq order', async () => {
-    const store = makeStore(prefixes, { watchBlockMs: 200 });
+  it.each(['single', 'cluster'] as const)('gives the new events of every upgrade from the call on, each upgrade in seq order (%s mode)', async (mode) => {
+    const store = makeStore(prefixes, { watchBlockMs: 200, mode });
     const a = new EventFactory('all-a');
     const b = new EventFactory('all-b');
     await appendBatch(store, a, 5); // before the call: not seen
