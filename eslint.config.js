@@ -15,7 +15,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/test/**', '**/*.test.ts', 'tools/**', '**/src/cli/**'],
+    files: ['**/test/**', '**/*.test.ts', 'tools/**', '**/src/cli/**', '**/examples/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
 );

@@ -1,0 +1,175 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
+import { JsonFileStore } from '@progress/storage-json';
+import { RedisStore } from '@progress/storage-redis';
+import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
+import type { LiveView } from './terminal.js';
+
+/** Options of `progress demo`. */
+export interface DemoOptions {
+  /** JSON folder. @default ./progress-demo-data */
+  directory?: string;
+  /** Use Redis instead of the JSON folder. */
+  redisUrl?: string;
+  /** 2 runs twice as fast. @default 1 */
+  speed?: number;
+  /** @default 8765 (a free one when taken) */
+  port?: number;
+  host?: string;
+  view: LiveView;
+  signal: AbortSignal;
+  /** Seconds to keep serving the dashboard after the upgrade ends. @default Infinity */
+  lingerSeconds?: number;
+  /** Where the first lines go (the URL). */
+  print: (line: string) => void;
+}
+
+/** The simulated EKS upgrade: a dozen tasks with parents and steps. */
+export const DEMO_TASKS: TaskSpec[] = [
+  { taskId: 'preflight', taskName: 'Pre-flight checks', taskType: 'upgrade_plan' },
+  { taskId: 'check-versions', taskName: 'Check versions', taskType: 'validation', parentTaskId: 'preflight' },
+  { taskId: 'check-addons', taskName: 'Check add-on compatibility', taskType: 'validation', parentTaskId: 'preflight', totalSteps: 3 },
+  { taskId: 'check-pdbs', taskName: 'Check PodDisruptionBudgets', taskType: 'validation', parentTaskId: 'preflight' },
+  { taskId: 'control-plane', taskName: 'Upgrade control plane 1.30 → 1.31', taskType: 'upgrade_step', totalSteps: 4, weight: 2 },
+  { taskId: 'addons', taskName: 'Upgrade add-ons', taskType: 'upgrade_step' },
+  { taskId: 'vpc-cni', taskName: 'vpc-cni', parentTaskId: 'addons', totalSteps: 2 },
+  { taskId: 'coredns', taskName: 'coredns', parentTaskId: 'addons', totalSteps: 2 },
+  { taskId: 'kube-proxy', taskName: 'kube-proxy', parentTaskId: 'addons', totalSteps: 2 },
+  { taskId: 'nodegroups', taskName: 'Upgrade node groups', taskType: 'upgrade_step', weight: 3 },
+  { taskId: 'ng-system', taskName: 'Node group system (3 nodes)', parentTaskId: 'nodegroups', totalSteps: 3 },
+  { taskId: 'ng-apps', taskName: 'Node group apps (5 nodes)', parentTaskId: 'nodegroups', totalSteps: 5, weight: 2 },
+  { taskId: 'validation', taskName: 'Post-upgrade validation', taskType: 'validation', totalSteps: 3 },
+  { taskId: 'cleanup', taskName: 'Clean up old launch templates', taskType: 'cleanup' },
+];
+
+const PHASES: Record<string, string> = {
+  preflight: 'Pre-flight',
+  'control-plane': 'Control plane',
+  addons: 'Add-ons',
+  nodegroups: 'Node groups',
+  validation: 'Validation',
+  cleanup: 'Cleanup',
+};
+
+/** Runs one leaf task to its end, from wherever it stands (so a restarted demo resumes). */
+async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () => Promise<void>): Promise<void> {
+  const id = task.taskId;
+  if (task.status === 'completed' || task.status === 'skipped' || task.status === 'cancelled') return;
+  if (task.status === 'failed') await t.retryTask(id, 'Retrying after the node drain timeout');
+  if (task.status === 'not_started') await t.startTask(id);
+  const total = task.totalSteps;
+  if (total === null) {
+    for (const p of [25, 50, 75]) {
+      if ((t.progress.tasks[id]?.percentage ?? 0) >= p) continue;
+      await step();
+      await t.updateTaskProgress(id, p, `${task.taskName}: ${p}%`);
+    }
+  } else {
+    for (let s = (t.progress.tasks[id]?.completedSteps ?? 0) + 1; s <= total; s++) {
+      await step();
+      if (id === 'ng-apps' && s === 3 && (t.progress.tasks[id]?.retryCount ?? 0) === 0) {
+        await t.failTask(id, 'node ip-10-0-3-17 did not drain within 300s (PodDisruptionBudget)');
+        await step();
+        await t.retryTask(id, 'Retrying after the node drain timeout');
+      }
+      await t.advanceTask(id, { completedSteps: s, currentStep: id.startsWith('ng-') || id === 'control-plane' ? `node ${s} of ${total}` : `step ${s} of ${total}` });
+    }
+  }
+  await step();
+  await t.completeTask(id);
+}
+
+/**
+ * `progress demo`: a simulated EKS upgrade written to a JSON folder (or Redis), served live by the
+ * WebSocket server and dashboard, with bars in the terminal. Run it again on the same folder and it
+ * resumes the unfinished upgrade where it stopped.
+ */
+export async function runDemo(options: DemoOptions): Promise<ComposedProgressTracker> {
+  const speed = options.speed ?? 1;
+  const stepMs = Math.max(1, Math.round(450 / speed));
+  const directory = resolve(options.directory ?? 'progress-demo-data');
+  const storage = options.redisUrl ? { redis: options.redisUrl } : { json: directory };
+  if (!options.redisUrl) await mkdir(directory, { recursive: true, mode: 0o700 });
+
+  const open = (upgradeId: string, port: number) =>
+    createProgressTracker({
+      upgradeId,
+      planId: 'eks-1.31-plan',
+      clusterName: 'demo-cluster (eu-west-1)',
+      metadata: { from: '1.30', to: '1.31', region: 'eu-west-1', demo: true },
+      storage,
+      webSocket: { port, host: options.host ?? '127.0.0.1' },
+    });
+
+  // The unfinished demo upgrade in this storage, or the next fresh id.
+  const probe = options.redisUrl ? new RedisStore({ url: options.redisUrl }) : new JsonFileStore({ directory });
+  let upgradeId = 'eks-demo';
+  try {
+    for (let n = 2; n < 10_000; n++) {
+      const stored = await probe.load(upgradeId);
+      if (!stored || !isTerminal(stored.status)) break;
+      upgradeId = `eks-demo-${n}`;
+    }
+  } finally {
+    await probe.close();
+  }
+
+  let t = await open(upgradeId, options.port ?? 8765);
+  let address;
+  try {
+    address = await t.startWebSocketServer();
+  } catch (err) {
+    await t.close();
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && cause?.code !== 'EADDRINUSE') throw err;
+    if (options.port !== undefined) throw err;
+    t = await open(upgradeId, 0);
+    address = await t.startWebSocketServer();
+    options.print(`port 8765 is taken; using ${address.port}`);
+  }
+  const dashboard = `http://${options.host ?? '127.0.0.1'}:${address.port}/`;
+  options.print(`Dashboard: ${dashboard}`);
+  options.print(`WebSocket: ${address.url}   (watch it: progress watch ${address.url})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${options.redisUrl}` : `Storage:   ${directory}   (progress ls ${directory})`);
+  options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
+
+  t.subscribe((event, state) => options.view.update(state, event));
+  options.view.update(t.progress);
+  const step = () => sleep(stepMs, undefined, { signal: options.signal });
+
+  try {
+    if (Object.keys(t.progress.tasks).length === 0) await t.addTasks(DEMO_TASKS);
+    if (t.progress.status === 'not_started') await t.startUpgrade('Pre-flight');
+    if (t.progress.status === 'paused') await t.resumeUpgrade();
+    const tops = DEMO_TASKS.filter((s) => s.parentTaskId === undefined);
+    for (const top of tops) {
+      const parent = t.progress.tasks[top.taskId]!;
+      if (parent.status === 'completed') continue;
+      if (t.progress.currentPhase !== PHASES[top.taskId]) await t.setCurrentPhase(PHASES[top.taskId]!);
+      const children = DEMO_TASKS.filter((s) => s.parentTaskId === top.taskId);
+      if (children.length === 0) {
+        await runLeaf(t, parent, step);
+        continue;
+      }
+      if (parent.status === 'not_started') await t.startTask(top.taskId);
+      for (const child of children) await runLeaf(t, t.progress.tasks[child.taskId]!, step);
+      await t.completeTask(top.taskId);
+    }
+    await t.completeUpgrade();
+    options.view.finish();
+    const summary = t.getProgressSummary();
+    options.print(`Upgrade ${summary.status} in ${((summary.durationMs ?? 0) / 1000).toFixed(1)}s: ${summary.completedTasks}/${summary.totalTasks} tasks.`);
+  } catch (err) {
+    options.view.finish();
+    if (!options.signal.aborted) throw err;
+    return t;
+  }
+  const linger = options.lingerSeconds ?? Infinity;
+  if (linger > 0) {
+    options.print(Number.isFinite(linger) ? `Serving the dashboard for ${linger}s more.` : 'The dashboard stays up; Ctrl+C to stop.');
+    await sleep(Number.isFinite(linger) ? linger * 1000 : 2 ** 31 - 1, undefined, { signal: options.signal }).catch(() => {});
+  }
+  return t;
+}

@@ -1,0 +1,52 @@
+import type { ProgressStore, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
+import { renderProgress } from '../render.js';
+import { CliError, ExitCode } from './errors.js';
+import { storeError } from './sources.js';
+
+const pad = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
+
+/** A table of upgrades, for `progress ls`. */
+export function formatRows(rows: readonly UpgradeSummaryRow[]): string {
+  if (rows.length === 0) return 'no upgrades';
+  const header = `${pad('UPGRADE', 28)} ${pad('CLUSTER', 20)} ${pad('STATUS', 12)} ${'DONE'.padStart(7)} ${pad('PHASE', 20)} ${pad('TASKS', 5)} UPDATED`;
+  const lines = rows.map(
+    (r) =>
+      `${pad(r.upgradeId, 28)} ${pad(r.clusterName, 20)} ${pad(r.status, 12)} ${`${r.overallPercentage.toFixed(1)}%`.padStart(7)} ${pad(r.currentPhase ?? '-', 20)} ${pad(String(r.totalTasks), 5)} ${r.updatedAt}`,
+  );
+  return [header, ...lines].join('\n');
+}
+
+/** A table of the tasks of one upgrade, for `progress show`. */
+export function formatUpgrade(state: Readonly<UpgradeProgress>): string {
+  const lines = renderProgress(state, { color: false, recentEvents: 10 });
+  const tasks = Object.values(state.tasks);
+  if (tasks.length) {
+    lines.push('', `${pad('TASK', 24)} ${pad('NAME', 30)} ${pad('TYPE', 14)} ${pad('STATUS', 12)} ${'DONE'.padStart(7)} ${pad('RETRIES', 7)} DURATION`);
+    for (const t of tasks) {
+      lines.push(
+        `${pad(t.taskId, 24)} ${pad(t.taskName, 30)} ${pad(String(t.taskType), 14)} ${pad(t.status, 12)} ${`${t.percentage.toFixed(1)}%`.padStart(7)} ${pad(String(t.retryCount), 7)} ${
+          t.durationMs === null ? '-' : `${(t.durationMs / 1000).toFixed(3)}s`
+        }`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** `progress ls`. */
+export async function listUpgrades(store: ProgressStore, json: boolean): Promise<string> {
+  const rows = await store.list().catch((err: unknown) => {
+    throw storeError(err);
+  });
+  return json ? JSON.stringify(rows, null, 2) : formatRows(rows);
+}
+
+/** `progress show`. */
+export async function showUpgrade(store: ProgressStore, upgradeId: string | undefined, json: boolean): Promise<string> {
+  if (!upgradeId) throw new CliError('missing <upgradeId>: `progress ls <source>` lists them');
+  const state = await store.load(upgradeId).catch((err: unknown) => {
+    throw storeError(err);
+  });
+  if (!state) throw new CliError(`no upgrade "${upgradeId}" in this source`, ExitCode.NOT_FOUND);
+  return json ? JSON.stringify(state, null, 2) : formatUpgrade(state);
+}

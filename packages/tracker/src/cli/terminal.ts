@@ -1,0 +1,104 @@
+import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { renderEventLine, renderProgress } from '../render.js';
+
+/** Where and how a live view prints. */
+export interface LiveViewOptions {
+  out?: NodeJS.WriteStream;
+  /** Redraw bars in place (a terminal) or print a line per event. @default out.isTTY */
+  tty?: boolean;
+  /** @default tty and NO_COLOR unset */
+  color?: boolean;
+  /** Minimum time between redraws, ms. @default 100 */
+  intervalMs?: number;
+}
+
+/**
+ * Live progress in a terminal: on a TTY, bars redrawn in place (at most every `intervalMs`); else a
+ * plain line per event, for logs and pipes. Respects NO_COLOR.
+ */
+export class LiveView {
+  readonly #out: NodeJS.WriteStream;
+  readonly #tty: boolean;
+  readonly #color: boolean;
+  readonly #interval: number;
+  #lines = 0;
+  #last = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #state: Readonly<UpgradeProgress> | undefined;
+
+  constructor(options: LiveViewOptions = {}) {
+    this.#out = options.out ?? process.stdout;
+    this.#tty = options.tty ?? this.#out.isTTY === true;
+    this.#color = options.color ?? (this.#tty && !('NO_COLOR' in process.env && process.env.NO_COLOR !== ''));
+    this.#interval = options.intervalMs ?? 100;
+  }
+
+  get tty(): boolean {
+    return this.#tty;
+  }
+
+  /** Prints a line above the live area. */
+  say(text: string): void {
+    this.#clear();
+    this.#out.write(`${text}\n`);
+    this.#lines = 0;
+    if (this.#state && this.#tty) this.#draw();
+  }
+
+  /** Shows `state` (after `event`, when there is one). */
+  update(state: Readonly<UpgradeProgress>, event?: ProgressEvent): void {
+    this.#state = state;
+    if (!this.#tty) {
+      if (event) this.#out.write(`${renderEventLine(event, state)}\n`);
+      return;
+    }
+    const now = Date.now();
+    if (now - this.#last >= this.#interval) this.#draw();
+    else this.#timer ??= setTimeout(() => this.#draw(), this.#interval - (now - this.#last));
+  }
+
+  /** Draws the last state once more and stops redrawing. */
+  finish(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#tty && this.#state) this.#draw();
+    else if (this.#state) this.#out.write(`${renderProgress(this.#state, { color: false, recentEvents: 0 }).join('\n')}\n`);
+    this.#lines = 0;
+  }
+
+  #clear(): void {
+    if (this.#tty && this.#lines > 0) this.#out.write(`\x1b[${this.#lines}A\x1b[0J`);
+  }
+
+  #draw(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#state) return;
+    this.#last = Date.now();
+    const width = Math.max(40, this.#out.columns ?? 100);
+    const lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, width - 1));
+    this.#clear();
+    this.#out.write(`${lines.join('\n')}\n`);
+    this.#lines = lines.length;
+  }
+}
+
+// Cuts a line to `width` visible cells, keeping ANSI colour codes out of the count.
+function truncate(line: string, width: number): string {
+  let visible = 0;
+  let out = '';
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '\x1b') {
+      const end = line.indexOf('m', i);
+      if (end > 0) {
+        out += line.slice(i, end + 1);
+        i = end;
+        continue;
+      }
+    }
+    if (visible >= width) continue;
+    out += line[i];
+    visible++;
+  }
+  return out;
+}

@@ -1,0 +1,196 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { applyEventInPlace, isTerminal, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import WebSocket from 'ws';
+import { CliError, ExitCode } from './errors.js';
+import { storeError } from './sources.js';
+import type { LiveView } from './terminal.js';
+
+/** What `watch` needs to know. */
+export interface WatchOptions {
+  view: LiveView;
+  signal: AbortSignal;
+  /** Keep watching after the upgrade ends. @default false */
+  follow?: boolean;
+  /** Poll interval for a JSON folder, ms. @default 200 */
+  pollMs?: number;
+}
+
+/** The exit code for an upgrade's final status. */
+export function exitCodeFor(state: Readonly<UpgradeProgress> | undefined): number {
+  if (!state) return ExitCode.INTERRUPTED;
+  return state.status === 'failed' || state.status === 'cancelled' ? ExitCode.UPGRADE_FAILED : ExitCode.OK;
+}
+
+/** Folds an event into the state when it is the next one; says whether it was. */
+function fold(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress | undefined {
+  if (state && event.seq <= state.lastSeq) return undefined;
+  return applyEventInPlace(state, event);
+}
+
+async function pickUpgrade(store: ProgressStore, upgradeId: string | undefined): Promise<string> {
+  if (upgradeId) return upgradeId;
+  const rows = await store.list({ limit: 1 }).catch((err: unknown) => {
+    throw storeError(err);
+  });
+  if (!rows[0]) throw new CliError('no upgrades in this source yet; name one to wait for it', ExitCode.NOT_FOUND);
+  return rows[0].upgradeId;
+}
+
+/**
+ * Follows an upgrade in a store: through `watch()` when the store has it (Redis), else by reading
+ * the events after the last seen seq every `pollMs` (a JSON folder written by another process).
+ * Resolves with the final state (or the last one seen, when interrupted).
+ */
+export async function watchStore(store: ProgressStore, upgradeId: string | undefined, options: WatchOptions): Promise<UpgradeProgress | undefined> {
+  const id = await pickUpgrade(store, upgradeId);
+  let state = await store.load(id).catch((err: unknown) => {
+    throw storeError(err);
+  });
+  if (state) options.view.update(state);
+  else options.view.say(`waiting for upgrade "${id}" to appear...`);
+  const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
+  if (done() || options.signal.aborted) return state;
+  if (store.watch) {
+    for await (const event of store.watch(id, state?.lastSeq ?? 0, { signal: options.signal })) {
+      const next = fold(state, event);
+      if (!next) continue;
+      state = next;
+      options.view.update(state, event);
+      if (done()) break;
+    }
+    return state;
+  }
+  while (!options.signal.aborted && !done()) {
+    try {
+      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) {
+        const next = fold(state, event);
+        if (!next) continue;
+        state = next;
+        options.view.update(state, event);
+      }
+    } catch (err) {
+      options.view.say(`read failed (${(err as Error).message}); retrying`);
+    }
+    if (done()) break;
+    await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
+  }
+  return state;
+}
+
+interface ServerMessage {
+  type: string;
+  upgradeId?: string;
+  seq?: number;
+  data?: unknown;
+  code?: string;
+  message?: string;
+  reason?: string;
+}
+
+/**
+ * Follows an upgrade through a ws-server: subscribes (from the snapshot, or after the last seen
+ * seq when reconnecting), folds the events, and reconnects with backoff when the connection drops,
+ * resuming where it stopped. Resolves with the final state.
+ */
+export async function watchWebSocket(url: string, upgradeId: string | undefined, options: WatchOptions & { token?: string }): Promise<UpgradeProgress | undefined> {
+  let state: UpgradeProgress | undefined;
+  let target = upgradeId;
+  let backoff = 250;
+  let connectedOnce = false;
+  while (!options.signal.aborted) {
+    const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
+      const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+      const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
+      const onAbort = () => {
+        ws.close(1000);
+        resolve('aborted');
+      };
+      options.signal.addEventListener('abort', onAbort, { once: true });
+      const finish = (result: 'ended' | 'lost') => {
+        options.signal.removeEventListener('abort', onAbort);
+        ws.removeAllListeners();
+        ws.on('error', () => {});
+        ws.close(1000);
+        resolve(result);
+      };
+      const subscribe = () => {
+        if (!target) return ws.send(JSON.stringify({ type: 'list_upgrades' }));
+        ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq } : { type: 'subscribe', upgradeId: target }));
+      };
+      ws.on('unexpected-response', (_req, res) => {
+        options.signal.removeEventListener('abort', onAbort);
+        const code = res.statusCode ?? 0;
+        reject(new CliError(`the server refused the connection: HTTP ${code}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
+      });
+      ws.on('open', () => {
+        backoff = 250;
+        if (connectedOnce) options.view.say(`reconnected to ${url}; resuming after seq ${state?.lastSeq ?? 0}`);
+        connectedOnce = true;
+      });
+      ws.on('message', (raw) => {
+        let msg: ServerMessage;
+        try {
+          msg = JSON.parse(raw.toString()) as ServerMessage;
+        } catch {
+          return;
+        }
+        switch (msg.type) {
+          case 'welcome':
+            subscribe();
+            break;
+          case 'upgrades': {
+            const rows = (msg.data as Array<{ upgradeId: string }> | undefined) ?? [];
+            if (rows[0]) {
+              target = rows[0].upgradeId;
+              subscribe();
+            } else setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), 500);
+            break;
+          }
+          case 'snapshot':
+            if (msg.upgradeId !== target) break;
+            state = msg.data as UpgradeProgress;
+            options.view.update(state);
+            if (isTerminal(state.status) && !options.follow) finish('ended');
+            break;
+          case 'progress_event': {
+            if (msg.upgradeId !== target) break;
+            const event = msg.data as ProgressEvent;
+            if (state && event.seq > state.lastSeq + 1) {
+              // Never show a gap: ask again from what we have.
+              ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq }));
+              break;
+            }
+            const next = fold(state, event);
+            if (!next) break;
+            state = next;
+            options.view.update(state, event);
+            if (isTerminal(state.status) && !options.follow) finish('ended');
+            break;
+          }
+          case 'resync':
+            options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
+            state = undefined;
+            break;
+          case 'error':
+            options.view.say(`server: ${msg.code}: ${msg.message}`);
+            if (msg.code === 'FORBIDDEN') {
+              options.signal.removeEventListener('abort', onAbort);
+              ws.close(1000);
+              reject(new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND));
+            }
+            break;
+          default:
+            break;
+        }
+      });
+      ws.on('close', () => finish('lost'));
+      ws.on('error', (err) => {
+        if (!connectedOnce) options.view.say(`cannot connect to ${url}: ${err.message}; retrying`);
+      });
+    });
+    if (outcome !== 'lost') break;
+    await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
+    backoff = Math.min(5000, backoff * 2);
+  }
+  return state;
+}

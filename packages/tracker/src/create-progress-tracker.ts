@@ -1,0 +1,331 @@
+import {
+  MemoryStore,
+  ProgressTracker,
+  silentLogger,
+  type AddTaskOptions,
+  type AdvanceTaskOptions,
+  type Logger,
+  type ProgressEvent,
+  type ProgressListener,
+  type ProgressSink,
+  type ProgressStatus,
+  type ProgressStore,
+  type ProgressSummary,
+  type TaskProgress,
+  type TaskSpec,
+  type TaskType,
+  type TrackerSystemInfo,
+  type UpgradeProgress,
+} from '@progress/core';
+import { CallbackManager, type EventCallback, type StatusCallback } from '@progress/callbacks';
+import { EventBridgeNotifier } from '@progress/notifier-eventbridge';
+import { JsonFileStore } from '@progress/storage-json';
+import { RedisStore } from '@progress/storage-redis';
+import { ProgressWebSocketServer } from '@progress/ws-server';
+import { isServer, resolveOptions, type CreateProgressTrackerOptions, type StorageOption } from './options.js';
+
+/** Where the WebSocket server listens. */
+export interface WebSocketAddress {
+  port: number;
+  url: string;
+}
+
+/** What {@link ComposedProgressTracker.getSystemInfo} returns. */
+export interface ComposedSystemInfo extends TrackerSystemInfo {
+  notifier: ReturnType<EventBridgeNotifier['stats']> | null;
+  callbacks: ReturnType<CallbackManager['getCallbackCounts']>;
+  websocket: { enabled: boolean; listening: boolean; url: string | null };
+}
+
+function makeStore(storage: StorageOption, logger: Logger): { store: ProgressStore; owned: boolean } {
+  if (storage === 'memory') return { store: new MemoryStore(), owned: true };
+  if ('json' in storage && typeof storage.json === 'string') return { store: new JsonFileStore({ directory: storage.json, logger }), owned: true };
+  if ('redis' in storage && typeof storage.redis === 'string') return { store: new RedisStore({ url: storage.redis, logger }), owned: true };
+  return { store: storage as ProgressStore, owned: false };
+}
+
+/**
+ * The old module's `ProgressTracker`, composed: the whole engine API of `@progress/core`, the
+ * components as properties (`storage`, `notifier`, `callbacks`, `websocket`) and the old module's
+ * conveniences. Made by {@link createProgressTracker}.
+ */
+export class ComposedProgressTracker implements AsyncDisposable {
+  /** The engine. */
+  readonly engine: ProgressTracker;
+  /** The store the events are kept in. */
+  readonly storage: ProgressStore;
+  /** The EventBridge sink, when configured. */
+  readonly notifier: EventBridgeNotifier | undefined;
+  /** The in-process callbacks. */
+  readonly callbacks: CallbackManager;
+  /** The WebSocket server, when configured (it listens once `startWebSocketServer()` is called). */
+  websocket: ProgressWebSocketServer | undefined;
+  readonly #owned: { store: boolean; websocket: boolean; notifier: boolean };
+  readonly #logger: Logger;
+  #untrack: (() => void) | undefined;
+  #listening: Promise<WebSocketAddress> | undefined;
+  #address: WebSocketAddress | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** @internal Use {@link createProgressTracker}. */
+  constructor(parts: {
+    engine: ProgressTracker;
+    storage: ProgressStore;
+    notifier: EventBridgeNotifier | undefined;
+    callbacks: CallbackManager;
+    websocket: ProgressWebSocketServer | undefined;
+    owned: { store: boolean; websocket: boolean; notifier: boolean };
+    logger: Logger;
+  }) {
+    this.engine = parts.engine;
+    this.storage = parts.storage;
+    this.notifier = parts.notifier;
+    this.callbacks = parts.callbacks;
+    this.websocket = parts.websocket;
+    this.#owned = parts.owned;
+    this.#logger = parts.logger;
+    if (this.websocket) this.#untrack = this.websocket.track(this.engine);
+  }
+
+  // ------------------------------------------------------------------ the old module's conveniences
+
+  /** Calls `cb(event, state)` for every event. Returns the function that removes it. */
+  addEventCallback(cb: EventCallback): () => void {
+    return this.callbacks.addEventCallback(cb);
+  }
+
+  /** Calls `cb(task, event, state)` when a task enters `status`. Returns the function that removes it. */
+  addStatusCallback(status: ProgressStatus, cb: StatusCallback): () => void {
+    return this.callbacks.addStatusCallback(status, cb);
+  }
+
+  /**
+   * Starts the WebSocket server (and its dashboard) and resolves where it listens. Idempotent. Makes
+   * a server with the default options when none was configured.
+   */
+  startWebSocketServer(): Promise<WebSocketAddress> {
+    if (this.#closing) return Promise.reject(new Error('[@progress/tracker] closed'));
+    if (!this.websocket) {
+      this.websocket = new ProgressWebSocketServer({ logger: this.#logger });
+      this.#owned.websocket = true;
+      this.#untrack = this.websocket.track(this.engine);
+    }
+    const server = this.websocket;
+    this.#listening ??= server.start().then(
+      (address) => {
+        this.#address = { port: address.port, url: address.url };
+        return this.#address;
+      },
+      (err: unknown) => {
+        this.#listening = undefined;
+        throw err;
+      },
+    );
+    return this.#listening;
+  }
+
+  /** Stops the WebSocket server this tracker made (a shared server is only detached from). */
+  async stopWebSocketServer(): Promise<void> {
+    const listening = this.#listening;
+    this.#listening = undefined;
+    this.#address = undefined;
+    if (!this.websocket || !listening) return;
+    await listening.catch(() => {});
+    if (this.#owned.websocket) await this.websocket.stop();
+  }
+
+  /** The engine's info plus the components'. */
+  getSystemInfo(): ComposedSystemInfo {
+    return {
+      ...this.engine.getSystemInfo(),
+      notifier: this.notifier ? this.notifier.stats() : null,
+      callbacks: this.callbacks.getCallbackCounts(),
+      websocket: { enabled: this.websocket !== undefined, listening: this.#address !== undefined, url: this.#address?.url ?? null },
+    };
+  }
+
+  // ------------------------------------------------------------------ the engine API, delegated
+
+  get upgradeId(): string {
+    return this.engine.upgradeId;
+  }
+  get progress(): Readonly<UpgradeProgress> {
+    return this.engine.progress;
+  }
+  get durableProgress(): Readonly<UpgradeProgress> {
+    return this.engine.durableProgress;
+  }
+  startUpgrade(phase?: string): Promise<ProgressEvent> {
+    return this.engine.startUpgrade(phase);
+  }
+  setCurrentPhase(phase: string): Promise<ProgressEvent> {
+    return this.engine.setCurrentPhase(phase);
+  }
+  completeUpgrade(message?: string): Promise<ProgressEvent> {
+    return this.engine.completeUpgrade(message);
+  }
+  failUpgrade(errorMessage: string): Promise<ProgressEvent> {
+    return this.engine.failUpgrade(errorMessage);
+  }
+  pauseUpgrade(reason?: string): Promise<ProgressEvent> {
+    return this.engine.pauseUpgrade(reason);
+  }
+  resumeUpgrade(message?: string): Promise<ProgressEvent> {
+    return this.engine.resumeUpgrade(message);
+  }
+  cancelUpgrade(reason?: string): Promise<ProgressEvent> {
+    return this.engine.cancelUpgrade(reason);
+  }
+  addTask(taskId: string, taskName: string, taskType?: TaskType, options?: AddTaskOptions): Promise<TaskProgress> {
+    return this.engine.addTask(taskId, taskName, taskType, options);
+  }
+  addTasks(specs: readonly TaskSpec[]): Promise<TaskProgress[]> {
+    return this.engine.addTasks(specs);
+  }
+  startTask(taskId: string, message?: string): Promise<ProgressEvent> {
+    return this.engine.startTask(taskId, message);
+  }
+  updateTaskProgress(taskId: string, percentage: number, message?: string, details?: Record<string, unknown>): Promise<ProgressEvent> {
+    return this.engine.updateTaskProgress(taskId, percentage, message, details);
+  }
+  advanceTask(taskId: string, options?: AdvanceTaskOptions): Promise<ProgressEvent> {
+    return this.engine.advanceTask(taskId, options);
+  }
+  completeTask(taskId: string, message?: string): Promise<ProgressEvent> {
+    return this.engine.completeTask(taskId, message);
+  }
+  failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
+    return this.engine.failTask(taskId, errorMessage);
+  }
+  retryTask(taskId: string, message?: string): Promise<ProgressEvent> {
+    return this.engine.retryTask(taskId, message);
+  }
+  skipTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    return this.engine.skipTask(taskId, reason);
+  }
+  cancelTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    return this.engine.cancelTask(taskId, reason);
+  }
+  getProgressSummary(): ProgressSummary {
+    return this.engine.getProgressSummary();
+  }
+  getTaskProgress(taskId: string): TaskProgress | undefined {
+    return this.engine.getTaskProgress(taskId);
+  }
+  getCurrentTask(): TaskProgress | undefined {
+    return this.engine.getCurrentTask();
+  }
+  calculateProgressPercentage(): number {
+    return this.engine.calculateProgressPercentage();
+  }
+  getEstimatedCompletionTime(): string | undefined {
+    return this.engine.getEstimatedCompletionTime();
+  }
+  readEvents(afterSeq?: number, limit?: number): AsyncIterable<ProgressEvent> {
+    return this.engine.readEvents(afterSeq, limit);
+  }
+  subscribe(listener: ProgressListener): () => void {
+    return this.engine.subscribe(listener);
+  }
+  addSink(sink: ProgressSink): () => void {
+    return this.engine.addSink(sink);
+  }
+  flush(): Promise<void> {
+    return this.engine.flush();
+  }
+
+  /**
+   * Closes the engine (waiting for durability and the sinks), then every component this tracker
+   * made: callbacks, the EventBridge notifier (waiting for delivery within its timeout), the
+   * WebSocket server and the store. Shared components passed in are left open. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.engine.close();
+      this.#untrack?.();
+      const steps: Array<[string, () => Promise<unknown>]> = [
+        ['callbacks', () => this.callbacks.close()],
+        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close() : undefined)],
+        ['websocket', async () => (this.websocket && this.#owned.websocket && this.#listening ? this.websocket.stop() : undefined)],
+        ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
+      ];
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (err) {
+          this.#logger.warn({ err, upgradeId: this.upgradeId, component: name }, 'closing a component failed');
+        }
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Builds the pieces and returns an opened tracker: the store (`storage`: memory by default, a JSON
+ * folder, a Redis URL or any store), the callbacks, EventBridge when configured, and the WebSocket
+ * server when configured (listening once `startWebSocketServer()` is called). Accepts the old
+ * module's option names too (`storagePath`, `eventBridgeBusName`, `awsRegion`, `enableWebSocket`,
+ * `webSocketPort`, and their snake_case forms).
+ *
+ * @example
+ * const tracker = await createProgressTracker({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod', storage: { json: './progress-data' } });
+ * tracker.addStatusCallback('failed', (task) => console.error(`${task.taskName} failed: ${task.errorMessage}`));
+ * await tracker.startUpgrade();
+ */
+export async function createProgressTracker(options: CreateProgressTrackerOptions): Promise<ComposedProgressTracker> {
+  const o = resolveOptions(options);
+  const logger = o.logger ?? silentLogger;
+  const { store, owned: ownsStore } = makeStore(o.storage, logger);
+  const callbacks = new CallbackManager({ logger, ...(o.callbackTimeoutMs !== undefined ? { timeoutMs: o.callbackTimeoutMs } : {}) });
+  const notifier = o.eventBridge
+    ? new EventBridgeNotifier({
+        busName: o.eventBridge.busName,
+        ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
+        ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
+        ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
+        logger,
+      })
+    : undefined;
+  let websocket: ProgressWebSocketServer | undefined;
+  let ownsWebsocket = false;
+  if (o.webSocket !== undefined) {
+    if (isServer(o.webSocket)) websocket = o.webSocket;
+    else {
+      websocket = new ProgressWebSocketServer({ logger, ...o.webSocket });
+      ownsWebsocket = true;
+    }
+  }
+  const sinks: ProgressSink[] = [callbacks, ...(notifier ? [notifier] : []), ...o.sinks];
+  let engine: ProgressTracker;
+  try {
+    engine = await ProgressTracker.open({
+      upgradeId: o.upgradeId,
+      planId: o.planId,
+      clusterName: o.clusterName,
+      ...(o.metadata !== undefined ? { metadata: o.metadata } : {}),
+      store,
+      sinks,
+      logger,
+      ...(o.now !== undefined ? { now: o.now } : {}),
+    });
+  } catch (err) {
+    await callbacks.close().catch(() => {});
+    await notifier?.close().catch(() => {});
+    if (ownsStore) await store.close().catch(() => {});
+    throw err;
+  }
+  return new ComposedProgressTracker({
+    engine,
+    storage: store,
+    notifier,
+    callbacks,
+    websocket,
+    owned: { store: ownsStore, websocket: ownsWebsocket, notifier: true },
+    logger,
+  });
+}

@@ -1,0 +1,158 @@
+import { ProgressError, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
+import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
+
+/** Where the meta tracker keeps events. */
+export type StorageOption = 'memory' | { json: string } | { redis: string } | ProgressStore;
+
+/** EventBridge settings of the meta tracker. */
+export interface EventBridgeOption {
+  busName: string;
+  /** @default the SDK's (AWS_REGION) */
+  region?: string;
+  /** @default 'eks-upgrade-agent' */
+  source?: string;
+  /** A ready client, e.g. pointed at a local endpoint; it is not destroyed on close. */
+  client?: EventBridgeNotifierOptions['client'];
+}
+
+/** Options of {@link createProgressTracker}: the engine's, the components', and the old module's names. */
+export interface CreateProgressTrackerOptions {
+  upgradeId: string;
+  planId: string;
+  clusterName: string;
+  metadata?: Record<string, unknown>;
+  /** @default 'memory' */
+  storage?: StorageOption;
+  /** Send events to EventBridge. Off when left out. */
+  eventBridge?: EventBridgeOption;
+  /**
+   * The WebSocket server: its options (it listens once `startWebSocketServer()` is called) or a
+   * shared server (pass the same one to every tracker of the process).
+   */
+  webSocket?: ProgressWebSocketServerOptions | ProgressWebSocketServer;
+  /** More sinks, after the built-in ones. */
+  sinks?: readonly ProgressSink[];
+  /** Timeout of each callback, ms. @default the CallbackManager's */
+  callbackTimeoutMs?: number;
+  /** A pino-compatible logger, handed to every component. @default silent */
+  logger?: Logger;
+  /** The clock (tests). */
+  now?: () => number;
+
+  /** The old module's name for `storage: { json: storagePath }`. */
+  storagePath?: string;
+  /** The old module's name for `eventBridge.busName`. */
+  eventBridgeBusName?: string;
+  /** The old module's name for `eventBridge.region`. */
+  awsRegion?: string;
+  /** The old module's switch: `true` makes a WebSocket server with `webSocketPort`. */
+  enableWebSocket?: boolean;
+  /** The old module's name for `webSocket.port`. @default 8765 */
+  webSocketPort?: number;
+}
+
+/** The old module's snake_case keyword arguments, accepted as they were. */
+const SNAKE: Record<string, keyof CreateProgressTrackerOptions> = {
+  upgrade_id: 'upgradeId',
+  plan_id: 'planId',
+  cluster_name: 'clusterName',
+  storage_path: 'storagePath',
+  eventbridge_bus_name: 'eventBridgeBusName',
+  event_bridge_bus_name: 'eventBridgeBusName',
+  aws_region: 'awsRegion',
+  enable_websocket: 'enableWebSocket',
+  websocket_port: 'webSocketPort',
+};
+
+/** The options with the old names folded into the new ones. */
+export interface ResolvedOptions {
+  upgradeId: string;
+  planId: string;
+  clusterName: string;
+  metadata?: Record<string, unknown>;
+  storage: StorageOption;
+  eventBridge?: EventBridgeOption;
+  webSocket?: ProgressWebSocketServerOptions | ProgressWebSocketServer;
+  sinks: readonly ProgressSink[];
+  callbackTimeoutMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+function bad(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] ${message}`);
+}
+
+/**
+ * Folds the old module's option names (camelCase and snake_case) into the new ones. Giving both the
+ * old and the new name of one option with different values is an error.
+ */
+export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOptions {
+  if (!input || typeof input !== 'object') throw bad('createProgressTracker() needs an options object');
+  const o: CreateProgressTrackerOptions = { ...input };
+  for (const [snake, camel] of Object.entries(SNAKE)) {
+    const value = (input as unknown as Record<string, unknown>)[snake];
+    if (value === undefined) continue;
+    if (o[camel] !== undefined && o[camel] !== value) throw bad(`both ${snake} and ${camel} are given, with different values`);
+    (o as unknown as Record<string, unknown>)[camel] = value;
+  }
+  let storage = o.storage;
+  if (o.storagePath !== undefined) {
+    if (typeof o.storagePath !== 'string' || !o.storagePath) throw bad('storagePath must be a folder path');
+    if (storage !== undefined && !(typeof storage === 'object' && 'json' in storage && storage.json === o.storagePath)) {
+      throw bad('give either storage or storagePath, not both');
+    }
+    storage = { json: o.storagePath };
+  }
+  let eventBridge = o.eventBridge;
+  if (o.eventBridgeBusName !== undefined || o.awsRegion !== undefined) {
+    if (o.eventBridgeBusName === undefined && !eventBridge) throw bad('awsRegion needs eventBridgeBusName (or eventBridge.busName)');
+    eventBridge = { ...(eventBridge ?? { busName: o.eventBridgeBusName! }) };
+    if (o.eventBridgeBusName !== undefined) {
+      if (input.eventBridge?.busName !== undefined && input.eventBridge.busName !== o.eventBridgeBusName) throw bad('eventBridgeBusName and eventBridge.busName differ');
+      eventBridge.busName = o.eventBridgeBusName;
+    }
+    if (o.awsRegion !== undefined) {
+      if (input.eventBridge?.region !== undefined && input.eventBridge.region !== o.awsRegion) throw bad('awsRegion and eventBridge.region differ');
+      eventBridge.region = o.awsRegion;
+    }
+  }
+  if (eventBridge !== undefined && (typeof eventBridge !== 'object' || typeof eventBridge.busName !== 'string' || !eventBridge.busName)) {
+    throw bad('eventBridge.busName must be a non-empty string');
+  }
+  let webSocket = o.webSocket;
+  if (o.enableWebSocket !== undefined && typeof o.enableWebSocket !== 'boolean') throw bad('enableWebSocket must be true or false');
+  if (o.webSocketPort !== undefined && (!Number.isInteger(o.webSocketPort) || o.webSocketPort < 0 || o.webSocketPort > 65535)) {
+    throw bad(`webSocketPort must be a port number (0 picks a free one), got ${String(o.webSocketPort)}`);
+  }
+  if (o.enableWebSocket === false && webSocket !== undefined) throw bad('enableWebSocket is false but webSocket is given');
+  if (o.enableWebSocket || (o.webSocketPort !== undefined && o.enableWebSocket !== false)) {
+    if (webSocket && isServer(webSocket)) {
+      if (o.webSocketPort !== undefined) throw bad('webSocketPort cannot apply to a shared server');
+    } else {
+      const port = (webSocket as ProgressWebSocketServerOptions | undefined)?.port;
+      if (port !== undefined && o.webSocketPort !== undefined && port !== o.webSocketPort) throw bad('webSocketPort and webSocket.port differ');
+      webSocket = { ...(webSocket ?? {}), port: port ?? o.webSocketPort ?? 8765 };
+    }
+  }
+  if (o.sinks !== undefined && !Array.isArray(o.sinks)) throw bad('sinks must be an array');
+  return {
+    upgradeId: o.upgradeId,
+    planId: o.planId,
+    clusterName: o.clusterName,
+    ...(o.metadata !== undefined ? { metadata: o.metadata } : {}),
+    storage: storage ?? 'memory',
+    ...(eventBridge !== undefined ? { eventBridge } : {}),
+    ...(webSocket !== undefined ? { webSocket } : {}),
+    sinks: o.sinks ?? [],
+    ...(o.callbackTimeoutMs !== undefined ? { callbackTimeoutMs: o.callbackTimeoutMs } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+    ...(o.now !== undefined ? { now: o.now } : {}),
+  };
+}
+
+/** True for a ready server rather than its options. */
+export function isServer(value: unknown): value is ProgressWebSocketServer {
+  return !!value && typeof value === 'object' && typeof (value as { track?: unknown }).track === 'function' && typeof (value as { start?: unknown }).start === 'function';
+}

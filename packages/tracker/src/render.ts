@@ -1,0 +1,132 @@
+import type { ProgressEvent, ProgressStatus, TaskProgress, UpgradeProgress } from '@progress/core';
+import { estimateCompletion } from '@progress/core';
+
+/** How {@link renderProgress} draws. */
+export interface RenderOptions {
+  /** ANSI colours. @default false */
+  color?: boolean;
+  /** Width of the bars, in cells. @default 30 */
+  barWidth?: number;
+  /** How many recent events to list under the tasks. @default 5 */
+  recentEvents?: number;
+  /** The clock, for the ETA. @default Date.now() */
+  now?: number;
+}
+
+const COLORS: Record<ProgressStatus, string> = {
+  not_started: '\x1b[90m',
+  in_progress: '\x1b[36m',
+  completed: '\x1b[32m',
+  failed: '\x1b[31m',
+  paused: '\x1b[33m',
+  cancelled: '\x1b[35m',
+  skipped: '\x1b[90m',
+};
+const RESET = '\x1b[0m';
+const ICONS: Record<ProgressStatus, string> = {
+  not_started: '·',
+  in_progress: '▶',
+  completed: '✓',
+  failed: '✗',
+  paused: '‖',
+  cancelled: '⊘',
+  skipped: '↷',
+};
+
+/** A bar of `width` cells for 0..100, e.g. `██████░░░░`. */
+export function bar(percentage: number, width = 30): string {
+  const clamped = Math.max(0, Math.min(100, Number.isFinite(percentage) ? percentage : 0));
+  const full = Math.round((clamped / 100) * width);
+  return '█'.repeat(full) + '░'.repeat(width - full);
+}
+
+/** Strips control characters, so that names from elsewhere cannot move the terminal's cursor. */
+export function safeText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
+}
+
+function paint(status: ProgressStatus, text: string, color: boolean): string {
+  return color ? `${COLORS[status]}${text}${RESET}` : text;
+}
+
+const pct = (n: number): string => `${n.toFixed(1).padStart(5)}%`;
+
+function depthOf(task: TaskProgress, tasks: Record<string, TaskProgress>): number {
+  let depth = 0;
+  let parent = task.parentTaskId;
+  while (parent !== null && depth < 10) {
+    depth++;
+    parent = tasks[parent]?.parentTaskId ?? null;
+  }
+  return depth;
+}
+
+/** Tasks in tree order: each parent followed by its children. */
+function treeOrder(tasks: Record<string, TaskProgress>): TaskProgress[] {
+  const all = Object.values(tasks);
+  const children = new Map<string | null, TaskProgress[]>();
+  for (const t of all) {
+    const key = t.parentTaskId !== null && tasks[t.parentTaskId] ? t.parentTaskId : null;
+    children.set(key, [...(children.get(key) ?? []), t]);
+  }
+  const out: TaskProgress[] = [];
+  const walk = (key: string | null) => {
+    for (const t of children.get(key) ?? []) {
+      out.push(t);
+      if (out.length <= all.length) walk(t.taskId);
+    }
+  };
+  walk(null);
+  return out;
+}
+
+/**
+ * The progress of an upgrade as terminal lines: a header, the overall bar, a bar per task (nested
+ * under its parent) and the last events. Pure: the CLI's `demo` and `watch` print it.
+ */
+export function renderProgress(state: Readonly<UpgradeProgress>, options: RenderOptions = {}): string[] {
+  const color = options.color ?? false;
+  const width = options.barWidth ?? 30;
+  const lines: string[] = [];
+  const eta = estimateCompletion(state, options.now ?? Date.now());
+  lines.push(
+    `${safeText(state.upgradeId)}  cluster ${safeText(state.clusterName)}  plan ${safeText(state.planId)}  ` +
+      paint(state.status, state.status.toUpperCase(), color) +
+      (state.currentPhase ? `  phase: ${safeText(state.currentPhase)}` : ''),
+  );
+  lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${eta.slice(11, 19)}Z` : ''}`);
+  const tasks = treeOrder(state.tasks);
+  const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t) => t.taskName.length + 2 * depthOf(t, state.tasks))));
+  for (const task of tasks) {
+    const indent = '  '.repeat(depthOf(task, state.tasks));
+    const name = safeText(`${indent}${task.taskName}`).slice(0, nameWidth).padEnd(nameWidth);
+    const steps = task.totalSteps !== null ? ` ${task.completedSteps}/${task.totalSteps}` : '';
+    const extra = task.status === 'failed' && task.errorMessage ? `  ${safeText(task.errorMessage)}` : task.currentStep ? `  ${safeText(task.currentStep)}` : '';
+    const retry = task.retryCount > 0 ? ` (retry ${task.retryCount})` : '';
+    lines.push(paint(task.status, `${ICONS[task.status]} ${name} ${bar(task.percentage, Math.round(width * 0.66))} ${pct(task.percentage)}${steps}${retry}${extra}`, color));
+  }
+  const recent = (options.recentEvents ?? 5) > 0 ? lastEvents(state, options.recentEvents ?? 5) : [];
+  if (recent.length) {
+    lines.push('recent:');
+    for (const e of recent) lines.push(`  #${e.seq} ${e.timestamp.slice(11, 19)} ${e.type.padEnd(16)} ${safeText(e.message)}`);
+  }
+  if (state.status === 'failed' && state.errorMessage) lines.push(paint('failed', `error: ${safeText(state.errorMessage)}`, color));
+  return lines;
+}
+
+/** The last `n` task events held in the state's task windows, by seq. */
+export function lastEvents(state: Readonly<UpgradeProgress>, n: number): ProgressEvent[] {
+  const all: ProgressEvent[] = [];
+  for (const task of Object.values(state.tasks)) all.push(...task.recentEvents);
+  all.sort((a, b) => a.seq - b.seq);
+  return all.slice(-n);
+}
+
+/** One plain line for an event: what `watch` prints when stdout is not a terminal. */
+export function renderEventLine(event: ProgressEvent, state?: Readonly<UpgradeProgress>): string {
+  const task = event.taskId ? ` ${safeText(event.taskId)}` : '';
+  const p = event.percentage !== undefined ? ` ${event.percentage}%` : '';
+  const overall = state ? ` overall=${state.overallPercentage}%` : '';
+  return `${event.timestamp} #${event.seq} ${safeText(event.upgradeId)} ${event.type}${task} ${event.status}${p} ${safeText(event.message)}${overall}`;
+}

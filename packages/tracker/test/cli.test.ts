@@ -1,0 +1,164 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { RedisStore, createProgressTracker, type ProgressEvent } from '../src/index.js';
+import { main } from '../src/cli/main.js';
+import { Capture, cleanupTempDirs, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await main(argv, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+  return { code, out: out.text, err: err.text };
+}
+
+async function seed(storage: { json: string } | { redis: string }, upgradeId: string, finish: 'complete' | 'fail' | 'none' = 'complete') {
+  const t = await createProgressTracker({ upgradeId, planId: 'plan-7', clusterName: 'prod-eu', storage });
+  await t.startUpgrade('Nodes');
+  await t.addTasks([{ taskId: 'cp', taskName: 'Control plane' }, { taskId: 'ng', taskName: 'Node groups', totalSteps: 2 }]);
+  await t.completeTask('cp');
+  await t.advanceTask('ng');
+  if (finish === 'complete') {
+    await t.completeTask('ng');
+    await t.completeUpgrade();
+  } else if (finish === 'fail') await t.failUpgrade('drain timeout');
+  await t.close();
+}
+
+describe('progress ls / show', () => {
+  it('lists and shows the upgrades of a JSON folder, as text and as JSON', async () => {
+    const dir = tempDir('cli');
+    await seed({ json: dir }, 'up-one');
+    await seed({ json: dir }, 'up-two', 'fail');
+    const ls = await run('ls', dir);
+    expect(ls.code).toBe(0);
+    expect(ls.out).toMatch(/up-one\s+prod-eu\s+completed\s+100\.0%/);
+    expect(ls.out).toMatch(/up-two\s+prod-eu\s+failed/);
+    const rows = JSON.parse((await run('ls', dir, '--json')).out) as Array<{ upgradeId: string }>;
+    expect(rows.map((r) => r.upgradeId).sort()).toEqual(['up-one', 'up-two']);
+    const show = await run('show', dir, 'up-two');
+    expect(show.code).toBe(0);
+    expect(show.out).toContain('FAILED');
+    expect(show.out).toMatch(/ng\s+Node groups\s+upgrade_step\s+in_progress\s+50\.0%/);
+    expect(show.out).toContain('error: drain timeout');
+    const state = JSON.parse((await run('show', dir, 'up-one', '--json')).out) as { status: string; lastSeq: number };
+    expect(state).toMatchObject({ status: 'completed', lastSeq: 8 });
+  });
+
+  it('reads a Redis URL', async () => {
+    const url = process.env.REDIS_URL!;
+    const id = uniqueId('cli-redis');
+    await seed({ redis: url }, id);
+    try {
+      const ls = await run('ls', url, '--json');
+      expect(ls.code).toBe(0);
+      expect((JSON.parse(ls.out) as Array<{ upgradeId: string }>).some((r) => r.upgradeId === id)).toBe(true);
+      const show = await run('show', url, id);
+      expect(show.out).toContain('COMPLETED');
+    } finally {
+      const store = new RedisStore({ url });
+      await store.delete(id);
+      await store.close();
+    }
+  });
+
+  it("reads the old module's files", async () => {
+    const dir = legacyDir();
+    const ls = await run('ls', dir);
+    expect(ls.out).toMatch(/test-upgrade-123\s+test-cluster\s+failed/);
+    const show = await run('show', dir, 'test-upgrade-123', '--json');
+    expect(JSON.parse(show.out)).toMatchObject({ status: 'failed', currentPhase: 'Test Phase', planId: 'test-plan-123' });
+  });
+
+  it('says clearly what is wrong, with exit codes scripts can use', async () => {
+    const dir = tempDir('cli-errors');
+    expect(await run('show', dir, 'nope')).toMatchObject({ code: 3, err: expect.stringContaining('no upgrade "nope"') });
+    expect(await run('ls', `${dir}/missing`)).toMatchObject({ code: 3, err: expect.stringContaining('no such folder') });
+    expect(await run('ls', 'ftp://example/x')).toMatchObject({ code: 2, err: expect.stringContaining('unsupported URL scheme') });
+    expect(await run('ls', 'redis://127.0.0.1:1')).toMatchObject({ code: 4, err: expect.stringContaining('cannot reach Redis') });
+    expect(await run('show', dir, '../etc')).toMatchObject({ code: 2 });
+    expect(await run('frobnicate')).toMatchObject({ code: 2, err: expect.stringContaining('unknown command') });
+    expect(await run('ls', dir, '--bogus')).toMatchObject({ code: 2 });
+    expect(await run('demo', '--speed', 'fast')).toMatchObject({ code: 2, err: expect.stringContaining('--speed') });
+    expect((await run('--help')).out).toContain('progress watch');
+    expect((await run('--version')).out).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+const seqsOf = (text: string, id: string): number[] =>
+  [...text.matchAll(new RegExp(`#(\\d+) ${id} `, 'g'))].map((m) => Number(m[1]));
+
+describe('progress watch', () => {
+  it('follows a JSON folder written by another tracker, line by line when not a terminal, and exits 0 on completion', async () => {
+    const dir = tempDir('watch-json');
+    const t = await createProgressTracker({ upgradeId: 'watched', planId: 'p', clusterName: 'c', storagePath: dir });
+    const watching = run('watch', dir, 'watched');
+    await new Promise((r) => setTimeout(r, 300));
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    for (let p = 10; p <= 90; p += 20) {
+      await t.updateTaskProgress('a', p);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await t.completeTask('a');
+    await t.completeUpgrade();
+    const { code, out } = await watching;
+    await t.close();
+    expect(code).toBe(0);
+    expect(seqsOf(out, 'watched')).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(out).toContain('upgrade.completed');
+    expect(out).toContain('COMPLETED');
+  });
+
+  it('exits 1 when the watched upgrade fails', async () => {
+    const dir = tempDir('watch-fail');
+    await seed({ json: dir }, 'doomed', 'fail');
+    expect((await run('watch', dir, 'doomed')).code).toBe(1);
+  });
+
+  it('follows a Redis URL through watch()', async () => {
+    const url = process.env.REDIS_URL!;
+    const id = uniqueId('watch-redis');
+    const t = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url } });
+    const watching = run('watch', url, id);
+    await new Promise((r) => setTimeout(r, 100));
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    await t.completeTask('a');
+    await t.completeUpgrade();
+    const { code, out } = await watching;
+    expect(code).toBe(0);
+    expect(seqsOf(out, id)).toEqual([2, 3, 4, 5]);
+    await t.storage.delete(id);
+    await t.close();
+  });
+
+  it('follows a ws:// URL and resumes after the server restarts, without gaps or repeats', async () => {
+    const port = await freePort();
+    const dir = tempDir('watch-ws');
+    const t = await createProgressTracker({ upgradeId: 'live', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: { port } });
+    const { url } = await t.startWebSocketServer();
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    const watching = run('watch', url, 'live');
+    const events: ProgressEvent[] = [];
+    t.subscribe((e) => events.push(e));
+    await new Promise((r) => setTimeout(r, 300));
+    await t.updateTaskProgress('a', 10);
+    await new Promise((r) => setTimeout(r, 200));
+    await t.stopWebSocketServer();
+    // Written while nobody can see them.
+    await t.updateTaskProgress('a', 20);
+    await t.updateTaskProgress('a', 30);
+    await t.startWebSocketServer();
+    await t.updateTaskProgress('a', 40);
+    await t.completeTask('a');
+    await t.completeUpgrade();
+    const { code, out } = await watching;
+    await t.close();
+    expect(code).toBe(0);
+    expect(out).toContain('reconnected');
+    // The snapshot covered 1..3; every later event exactly once, in order.
+    expect(seqsOf(out, 'live')).toEqual([4, 5, 6, 7, 8, 9]);
+  });
+});

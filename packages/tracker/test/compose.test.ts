@@ -1,0 +1,193 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import {
+  CallbackManager,
+  EventBridgeNotifier,
+  JsonFileStore,
+  MemoryStore,
+  ProgressStatus,
+  ProgressWebSocketServer,
+  RedisStore,
+  createProgressTracker,
+  isProgressError,
+  type ProgressEvent,
+} from '../src/index.js';
+import { cleanupTempDirs, legacyDir, tempDir, uniqueId, wsClient } from './helpers.js';
+
+const base = () => ({ upgradeId: uniqueId('meta'), planId: 'plan-1', clusterName: 'cluster-1' });
+
+afterAll(() => cleanupTempDirs());
+
+describe('createProgressTracker', () => {
+  it('composes memory storage and callbacks by default, with the whole engine API', async () => {
+    const t = await createProgressTracker(base());
+    expect(t.storage).toBeInstanceOf(MemoryStore);
+    expect(t.callbacks).toBeInstanceOf(CallbackManager);
+    expect(t.notifier).toBeUndefined();
+    expect(t.websocket).toBeUndefined();
+    const seen: string[] = [];
+    const completed: string[] = [];
+    const off = t.addEventCallback((event: ProgressEvent) => {
+      seen.push(event.type);
+    });
+    t.addStatusCallback(ProgressStatus.COMPLETED, (task) => {
+      completed.push(task.taskId);
+    });
+    await t.startUpgrade();
+    await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B' }]);
+    await t.startTask('a');
+    await t.updateTaskProgress('a', 50);
+    await t.completeTask('a');
+    off();
+    await t.completeTask('b');
+    await t.completeUpgrade();
+    await t.flush();
+    expect(seen).toEqual(['upgrade.started', 'task.added', 'task.added', 'task.started', 'task.progress', 'task.completed']);
+    expect(completed).toEqual(['a', 'b']);
+    expect(t.getProgressSummary()).toMatchObject({ status: 'completed', overallPercentage: 100, completedTasks: 2 });
+    expect(t.getSystemInfo()).toMatchObject({ store: { name: 'MemoryStore' }, notifier: null, websocket: { enabled: false }, callbacks: { eventCallbacks: 0 } });
+    await t.close();
+    await expect(t.startTask('a')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('keeps events in a JSON folder under storage: { json } and under the old storagePath, and resumes from it', async () => {
+    const dir = tempDir('json');
+    const ids = base();
+    const t = await createProgressTracker({ ...ids, storage: { json: dir } });
+    expect(t.storage).toBeInstanceOf(JsonFileStore);
+    await t.startUpgrade('Plan');
+    await t.addTask('a', 'A');
+    await t.close();
+    expect(readdirSync(join(dir, 'upgrades'))).toContain(ids.upgradeId);
+    const again = await createProgressTracker({ ...ids, storagePath: dir });
+    expect(again.progress).toMatchObject({ status: 'in_progress', currentPhase: 'Plan', lastSeq: 3 });
+    await again.completeTask('a');
+    await again.close();
+  });
+
+  it("loads the old module's JSON file through storagePath", async () => {
+    const t = await createProgressTracker({ upgradeId: 'test-upgrade-123', planId: 'test-plan-123', clusterName: 'test-cluster', storagePath: legacyDir() });
+    expect(t.progress).toMatchObject({ status: 'failed', currentPhase: 'Test Phase', clusterName: 'test-cluster' });
+    expect(Object.keys(t.progress.tasks)).toEqual(['task-1', 'task-2', 'task-3']);
+    expect(t.progress.tasks['task-1']!.startedAt).toBe('2025-10-20T05:25:00.869Z');
+    await t.close();
+  });
+
+  it('keeps events in Redis under storage: { redis }', async () => {
+    const ids = base();
+    const t = await createProgressTracker({ ...ids, storage: { redis: process.env.REDIS_URL! } });
+    expect(t.storage).toBeInstanceOf(RedisStore);
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    const reader = new RedisStore({ url: process.env.REDIS_URL! });
+    expect((await reader.load(ids.upgradeId))?.lastSeq).toBe(3);
+    await t.close();
+    await reader.delete(ids.upgradeId);
+    await reader.close();
+  });
+
+  it('refuses bad options with INVALID_ARGUMENT and an engine error as it is', async () => {
+    await expect(createProgressTracker({ ...base(), storagePath: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(createProgressTracker({ ...base(), upgradeId: '../x' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const dir = tempDir('conflict');
+    const ids = base();
+    const first = await createProgressTracker({ ...ids, storagePath: dir });
+    const err = await createProgressTracker({ ...ids, storagePath: dir }).catch((e: unknown) => e);
+    expect(isProgressError(err, 'CONFLICT')).toBe(true);
+    await first.close();
+  });
+});
+
+describe('createProgressTracker with EventBridge (the real SDK client against a local endpoint)', () => {
+  let endpoint: EventBridgeEndpoint;
+  beforeAll(async () => {
+    endpoint = await startEventBridgeEndpoint();
+  });
+  afterEach(() => endpoint.reset());
+  afterAll(async () => {
+    await endpoint.close();
+  });
+
+  it('sends the old DetailTypes through eventBridge: { busName, client }', async () => {
+    const client = new EventBridgeClient(localClientConfig(endpoint.url));
+    const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client, source: 'my-agent' } });
+    expect(t.notifier).toBeInstanceOf(EventBridgeNotifier);
+    await t.startUpgrade('Pre-flight');
+    await t.addTask('a', 'A');
+    await t.startTask('a');
+    await t.completeTask('a');
+    await t.completeUpgrade();
+    await t.close();
+    expect(endpoint.entries.map((e) => e.DetailType)).toEqual(['upgrade.started', 'task.started', 'task.completed', 'upgrade.completed']);
+    expect(endpoint.entries.every((e) => e.EventBusName === 'upgrades' && e.Source === 'my-agent')).toBe(true);
+    client.destroy();
+  });
+
+  it('sends them under the old names eventBridgeBusName + awsRegion too', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { AWS_ENDPOINT_URL_EVENTBRIDGE: endpoint.url, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridgeBusName: 'legacy-bus', awsRegion: 'eu-central-1' });
+      await t.startUpgrade();
+      await t.failUpgrade('boom');
+      await t.close();
+      expect(endpoint.entries.map((e) => [e.DetailType, e.EventBusName, e.Source])).toEqual([
+        ['upgrade.started', 'legacy-bus', 'eks-upgrade-agent'],
+        ['upgrade.failed', 'legacy-bus', 'eks-upgrade-agent'],
+      ]);
+      expect(endpoint.requests[0]!.headers.authorization).toContain('/eu-central-1/events/');
+    } finally {
+      process.env = saved;
+    }
+  });
+});
+
+describe('createProgressTracker with the WebSocket server', () => {
+  it('listens only once startWebSocketServer() is called, idempotently, and streams events', async () => {
+    const ids = base();
+    const t = await createProgressTracker({ ...ids, webSocket: { port: 0 } });
+    expect(t.websocket).toBeInstanceOf(ProgressWebSocketServer);
+    expect(t.getSystemInfo().websocket).toEqual({ enabled: true, listening: false, url: null });
+    await t.startUpgrade();
+    const address = await t.startWebSocketServer();
+    expect(await t.startWebSocketServer()).toEqual(address);
+    expect(address.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/ws$/);
+    const client = await wsClient(address.url);
+    client.ws.send(JSON.stringify({ type: 'subscribe', upgradeId: ids.upgradeId, sinceSeq: 0 }));
+    await client.next('subscribed');
+    await t.addTask('a', 'A');
+    const added = await client.next('progress_event', (m) => (m.data as ProgressEvent).type === 'task.added');
+    expect((added.data as ProgressEvent).seq).toBe(3);
+    expect(client.messages.filter((m) => m.type === 'progress_event').map((m) => (m.data as ProgressEvent).seq)).toEqual([1, 2, 3]);
+    client.ws.close();
+    await t.stopWebSocketServer();
+    expect(t.getSystemInfo().websocket.listening).toBe(false);
+    await t.close();
+  });
+
+  it('takes the old enableWebSocket + webSocketPort', async () => {
+    const t = await createProgressTracker({ ...base(), enableWebSocket: true, webSocketPort: 0 });
+    const { port } = await t.startWebSocketServer();
+    expect(port).toBeGreaterThan(0);
+    await t.close();
+  });
+
+  it('shares one server between the trackers of a process', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const a = await createProgressTracker({ ...base(), webSocket: server });
+    const b = await createProgressTracker({ ...base(), webSocket: server });
+    const { url } = await a.startWebSocketServer();
+    expect((await b.startWebSocketServer()).url).toBe(url);
+    const client = await wsClient(url);
+    client.ws.send(JSON.stringify({ type: 'list_upgrades' }));
+    const list = await client.next('upgrades');
+    expect((list.data as Array<{ upgradeId: string }>).map((r) => r.upgradeId).sort()).toEqual([a.upgradeId, b.upgradeId].sort());
+    client.ws.close();
+    await a.close();
+    await b.close();
+    await server.stop();
+  });
+});

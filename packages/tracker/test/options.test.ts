@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { isProgressError } from '@progress/core';
+import { resolveOptions } from '../src/options.js';
+
+const base = { upgradeId: 'u1', planId: 'p1', clusterName: 'c1' };
+
+describe('resolveOptions: every option of the old constructor, under its new name and its old one', () => {
+  it('defaults to memory storage, no EventBridge, no WebSocket', () => {
+    expect(resolveOptions(base)).toEqual({ ...base, storage: 'memory', sinks: [] });
+  });
+
+  it('storage: { json } and storagePath / storage_path', () => {
+    expect(resolveOptions({ ...base, storage: { json: '/data' } }).storage).toEqual({ json: '/data' });
+    expect(resolveOptions({ ...base, storagePath: '/data' }).storage).toEqual({ json: '/data' });
+    expect(resolveOptions({ ...base, storage_path: '/data' } as never).storage).toEqual({ json: '/data' });
+  });
+
+  it('eventBridge.busName / eventBridgeBusName / eventbridge_bus_name, and region / awsRegion / aws_region', () => {
+    expect(resolveOptions({ ...base, eventBridge: { busName: 'bus', region: 'eu-west-1' } }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
+    expect(resolveOptions({ ...base, eventBridgeBusName: 'bus', awsRegion: 'eu-west-1' }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
+    expect(resolveOptions({ ...base, eventbridge_bus_name: 'bus', aws_region: 'eu-west-1' } as never).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
+    expect(resolveOptions({ ...base, eventBridge: { busName: 'bus' }, awsRegion: 'us-east-2' }).eventBridge).toEqual({ busName: 'bus', region: 'us-east-2' });
+  });
+
+  it('webSocket options / enableWebSocket + webSocketPort / enable_websocket + websocket_port', () => {
+    expect(resolveOptions({ ...base, webSocket: { port: 9000 } }).webSocket).toEqual({ port: 9000 });
+    expect(resolveOptions({ ...base, enableWebSocket: true }).webSocket).toEqual({ port: 8765 });
+    expect(resolveOptions({ ...base, enableWebSocket: true, webSocketPort: 9001 }).webSocket).toEqual({ port: 9001 });
+    expect(resolveOptions({ ...base, enable_websocket: true, websocket_port: 0 } as never).webSocket).toEqual({ port: 0 });
+    expect(resolveOptions({ ...base, enableWebSocket: false }).webSocket).toBeUndefined();
+  });
+
+  it('upgrade_id, plan_id, cluster_name', () => {
+    expect(resolveOptions({ upgrade_id: 'u1', plan_id: 'p1', cluster_name: 'c1' } as never)).toMatchObject(base);
+  });
+
+  it('refuses contradictions and bad values with INVALID_ARGUMENT', () => {
+    const bad = [
+      { ...base, storage: 'memory' as const, storagePath: '/x' },
+      { ...base, storagePath: '' },
+      { ...base, upgrade_id: 'other' },
+      { ...base, awsRegion: 'eu-west-1' },
+      { ...base, eventBridge: { busName: '' } },
+      { ...base, eventBridge: { busName: 'a' }, eventBridgeBusName: 'b' },
+      { ...base, webSocketPort: 70000 },
+      { ...base, webSocketPort: 1.5 },
+      { ...base, enableWebSocket: 'yes' },
+      { ...base, enableWebSocket: false, webSocket: { port: 1 } },
+      { ...base, webSocket: { port: 1 }, webSocketPort: 2 },
+      { ...base, sinks: 'no' },
+    ];
+    for (const options of bad) {
+      let caught: unknown;
+      try {
+        resolveOptions(options as never);
+      } catch (err) {
+        caught = err;
+      }
+      expect(isProgressError(caught, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
+    }
+  });
+});

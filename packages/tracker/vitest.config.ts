@@ -1,0 +1,7 @@
+import { defineProject, mergeConfig } from 'vitest/config';
+import { sharedTestConfig } from '../../vitest.shared.js';
+
+export default mergeConfig(
+  sharedTestConfig,
+  defineProject({ test: { name: '@progress/tracker', globalSetup: ['../../tools/test-utils/src/global-setup.ts'] } }),
+);
