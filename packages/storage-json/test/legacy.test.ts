@@ -7,7 +7,8 @@ import { JsonFileStore, parsePythonDatetime, parsePythonTimedelta } from '../src
 import { removeTempDirs, tempDir } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const REAL = '/work/shared/fixtures/legacy/upgrade_test-upgrade-123.json';
+// A copy of the real file the Python module wrote (shared/fixtures/legacy), kept byte for byte.
+const REAL = join(here, 'fixtures', 'upgrade_test-upgrade-123.json');
 const fixture = (name: string): string => join(here, 'fixtures', `upgrade_${name}.json`);
 
 afterAll(removeTempDirs);

@@ -21,7 +21,7 @@ export function cleanupTempDirs(): void {
 export function legacyDir(): string {
   const dir = tempDir('legacy');
   mkdirSync(join(dir, 'progress'));
-  copyFileSync(new URL('../../../../shared/fixtures/legacy/upgrade_test-upgrade-123.json', import.meta.url), join(dir, 'progress', 'upgrade_test-upgrade-123.json'));
+  copyFileSync(new URL('../../storage-json/test/fixtures/upgrade_test-upgrade-123.json', import.meta.url), join(dir, 'progress', 'upgrade_test-upgrade-123.json'));
   return dir;
 }
 
