@@ -68,12 +68,7 @@ function conflict(upgradeId: string, path: string, owner: LockOwner | null): Err
 export async function takeLock(path: string, upgradeId: string, logger: Logger): Promise<string> {
   const owner: LockOwner = { pid: process.pid, hostname: hostname(), token: randomUUID(), createdAt: new Date().toISOString() };
   const tmp = `${path}.${owner.token}.tmp`;
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
-  try {
-    await handle.writeFile(`${JSON.stringify(owner)}\n`);
-  } finally {
-    await handle.close();
-  }
+  await writeWhole(tmp, owner);
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
@@ -100,28 +95,47 @@ export async function takeLock(path: string, upgradeId: string, logger: Logger):
 
 async function takeOver(path: string, stale: LockOwner | null, tmp: string, upgradeId: string): Promise<boolean> {
   const mutex = `${path}.takeover`;
-  let handle;
+  // The mutex is made whole before it appears (temp file, then link), and its token is known as ours
+  // while we hold it: a racing store, here or in another process, sees a live owner, never an empty
+  // or foreign-looking file that it would remove as a dead one's.
+  const token = randomUUID();
+  const mutexTmp = `${mutex}.${token}.tmp`;
+  heldTokens.add(token);
+  let held = false;
   try {
-    handle = await open(mutex, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
-  } catch (err) {
-    if (!isCode(err, 'EEXIST')) throw err;
-    const other = await readOwner(mutex);
-    if (other === undefined) return false;
-    if (other !== null && !isDead(other)) throw conflict(upgradeId, path, other);
-    await unlink(mutex).catch(() => {});
-    return false;
-  }
-  try {
-    await handle.writeFile(JSON.stringify({ pid: process.pid, hostname: hostname(), token: randomUUID(), createdAt: new Date().toISOString() }));
-    await handle.close();
+    await writeWhole(mutexTmp, { pid: process.pid, hostname: hostname(), token, createdAt: new Date().toISOString() });
+    try {
+      await link(mutexTmp, mutex);
+      held = true;
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw err;
+      const other = await readOwner(mutex);
+      if (other === undefined) return false;
+      if (!isDead(other)) throw conflict(upgradeId, path, other);
+      // Left by a takeover that died: remove it only if it is still that one.
+      const again = await readOwner(mutex);
+      if (again === null ? other === null : again !== undefined && other !== null && again.token === other.token) await unlink(mutex).catch(() => {});
+      return false;
+    }
     const again = await readOwner(path);
     const same = again === undefined ? false : again === null ? stale === null : stale !== null && again.token === stale.token;
     if (!same) return false;
     await rename(tmp, path);
     return true;
   } finally {
-    await handle.close().catch(() => {});
-    await unlink(mutex).catch(() => {});
+    await unlink(mutexTmp).catch(() => {});
+    if (held) await unlink(mutex).catch(() => {});
+    heldTokens.delete(token);
+  }
+}
+
+/** Writes an owner record to a new file (O_EXCL, 0600). */
+async function writeWhole(path: string, owner: LockOwner): Promise<void> {
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+  try {
+    await handle.writeFile(`${JSON.stringify(owner)}\n`);
+  } finally {
+    await handle.close();
   }
 }
 

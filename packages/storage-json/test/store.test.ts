@@ -76,6 +76,21 @@ describe('the writer lock', () => {
     await store.close();
   });
 
+  it('lets exactly one of many racing stores take over a dead lock', async () => {
+    const dir = await tempDir('lock-race');
+    const stores = Array.from({ length: 8 }, () => new JsonFileStore({ directory: dir }));
+    for (let round = 0; round < 60; round++) {
+      const id = `race-${round}`;
+      await mkdir(join(dir, 'upgrades', id), { recursive: true });
+      await writeFile(lockPath(dir, id), JSON.stringify({ pid: process.pid, hostname: hostname(), token: `earlier-life-${round}`, createdAt: 'then' }));
+      const results = await Promise.allSettled(stores.map((s) => s.acquire(id)));
+      const won = results.filter((r) => r.status === 'fulfilled').length;
+      const lost = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'CONFLICT').length;
+      expect([round, won, lost]).toEqual([round, 1, stores.length - 1]);
+    }
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
   it('does not take over a lock from another host, and says how to clear it', async () => {
     const dir = await tempDir('lock-host');
     await mkdir(join(dir, 'upgrades', 'u1'), { recursive: true });
