@@ -2,7 +2,7 @@ import { ProgressError } from '@progress/core';
 
 /** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
 export interface UpgradeKeys {
-  /** Stream of events, entry id `0-<seq>`, fields `i` (eventId) and `e` (event JSON). */
+  /** Stream of events, entry id `0-<seq>`, one field `e` (the event JSON; earlier versions also wrote `i`, the eventId). */
   events: string;
   /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON). */
   meta: string;

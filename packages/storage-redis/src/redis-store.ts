@@ -16,11 +16,12 @@ import {
   type UpgradeProgress,
   type UpgradeSummaryRow,
 } from '@progress/core';
-import { Redis, type Cluster } from 'ioredis';
+import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeSnapshot } from './codec.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
-import { KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
+import { KeyLayout, entryId, seqOf } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
+import { APPEND_SHA, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
@@ -29,12 +30,10 @@ type Client = (Redis | Cluster) & ScriptCommands;
 
 interface PendingAppend {
   upgradeId: string;
-  keys: UpgradeKeys;
   expectedSeq: number;
   n: number;
-  /** ARGV after the deadline (index 2 of ARGV is filled in at send time). */
-  head: [string, string];
-  tail: string[];
+  /** The whole EVALSHA argument list; the deadline (at {@link DEADLINE_ARG}) is filled in at send time. */
+  args: string[];
   /** Cluster mode: the follow-up index write. */
   score: number;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
@@ -44,7 +43,16 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
+/** The part of an ioredis Pipeline the store uses (`sendCommand` is public but missing from its type). */
+interface PipelineSink {
+  sendCommand(command: Command): unknown;
+  exec(): Promise<unknown>;
+}
+
 const PKG = '[@progress/storage-redis]';
+const RESOLVED = Promise.resolve();
+/** Index of the deadline in a single-mode argument list: sha, numKeys, 5 keys, expectedSeq, n, deadline. */
+const DEADLINE_ARG = 9;
 
 /**
  * A {@link ProgressStore} on Redis: per upgrade a stream of events and a snapshot, appended
@@ -83,11 +91,18 @@ export class RedisStore implements ProgressStore {
   #pending: PendingAppend[] = [];
   #scheduled = false;
   #closing: Promise<void> | undefined;
+  /** Option values as the append script takes them (strings made once). */
+  readonly #ttlArg: string;
+  readonly #maxEventsArg: string;
+  readonly #feedMaxLenArg: string;
 
   /** @param options See {@link RedisStoreOptions}; every option has a default. */
   constructor(options: RedisStoreOptions = {}) {
     this.#options = resolveOptions(options);
     this.#keys = new KeyLayout(this.#options.keyPrefix);
+    this.#ttlArg = String(this.#options.ttlSeconds);
+    this.#maxEventsArg = String(this.#options.maxEvents);
+    this.#feedMaxLenArg = String(this.#options.feedMaxLen);
     this.#logger = options.logger ?? silentLogger;
     if (options.redis) {
       this.#owns = false;
@@ -140,37 +155,32 @@ export class RedisStore implements ProgressStore {
     const matches = state.lastSeq === last;
     const terminal = matches && isTerminal(state.status);
     const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
-    const row = JSON.stringify(toSummaryRow(state));
     const score = Date.parse(state.updatedAt) || Date.now();
-    const ttl = terminal ? this.#options.ttlSeconds : 0;
-    const tail: string[] = [
+    const keys = this.#keys.upgrade(upgradeId);
+    // One array, in the order EVALSHA takes it, so nothing is copied again before ioredis encodes it.
+    const args: string[] = this.#cluster
+      ? [APPEND_SHA, '3', keys.events, keys.meta, keys.snapshot]
+      : [APPEND_SHA, '5', keys.events, keys.meta, keys.snapshot, this.#keys.index, this.#keys.feed];
+    args.push(
+      String(expectedSeq),
+      String(n),
+      '0', // the deadline, set by #send
       snapshot,
-      row,
+      JSON.stringify(toSummaryRow(state)),
       String(score),
-      String(ttl),
-      String(this.#options.maxEvents),
-      String(this.#options.feedMaxLen),
+      terminal ? this.#ttlArg : '0',
+      this.#maxEventsArg,
+      this.#feedMaxLenArg,
       upgradeId,
-    ];
-    for (const event of events) tail.push(event.eventId, JSON.stringify(event));
+    );
+    for (let i = 0; i < n; i++) args.push(JSON.stringify(events[i]));
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({
-        upgradeId,
-        keys: this.#keys.upgrade(upgradeId),
-        expectedSeq,
-        n,
-        head: [String(expectedSeq), String(n)],
-        tail,
-        score,
-        expiresAt: Infinity,
-        settled: false,
-        resolve,
-        reject,
-      });
+      this.#pending.push({ upgradeId, expectedSeq, n, args, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
-        queueMicrotask(this.#flush);
+        // (A resolved promise rather than queueMicrotask, which wraps each call in an AsyncResource.)
+        void RESOLVED.then(this.#flush);
       }
     });
   }
@@ -196,36 +206,21 @@ export class RedisStore implements ProgressStore {
     const deadline = String(sentAt + offset + timeout);
     // Our answer comes at the deadline plus the clock's uncertainty, when Redis can no longer run it.
     const expiresAt = sentAt + timeout + this.#clock.errorMs;
-    for (const p of batch) p.expiresAt = expiresAt;
     this.#armSweep(expiresAt);
-    const numKeys = this.#cluster ? 3 : 5;
-    const argsOf = (p: PendingAppend): string[] => {
-      const keys = [p.keys.events, p.keys.meta, p.keys.snapshot];
-      if (!this.#cluster) keys.push(this.#keys.index, this.#keys.feed);
-      return [...keys, p.head[0], p.head[1], deadline, ...p.tail];
-    };
-    if (batch.length === 1 || this.#cluster) {
-      for (const p of batch) {
-        this.#redis.progressAppendV1(numKeys, ...argsOf(p)).then(
-          (reply) => this.#settle(p, undefined, reply),
-          (err: unknown) => this.#settle(p, err),
-        );
-      }
-      return;
+    const at = this.#cluster ? DEADLINE_ARG - 2 : DEADLINE_ARG;
+    // A Cluster pipeline must stay within one slot, so cluster mode sends each append on its own.
+    const pipeline = batch.length === 1 || this.#cluster ? undefined : (this.#redis.pipeline() as unknown as PipelineSink);
+    const via = pipeline ?? this.#redis;
+    for (const p of batch) {
+      p.expiresAt = expiresAt;
+      p.args[at] = deadline;
+      sendAppend(this.#redis, via, p.args).then(
+        (reply) => this.#settle(p, undefined, reply),
+        (err: unknown) => this.#settle(p, err),
+      );
     }
-    const pipeline = this.#redis.pipeline() as unknown as ScriptCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
-    for (const p of batch) void pipeline.progressAppendV1(numKeys, ...argsOf(p));
-    pipeline.exec().then(
-      (results) => {
-        batch.forEach((p, i) => {
-          const [err, reply] = results?.[i] ?? [new Error('no reply in the pipeline'), undefined];
-          this.#settle(p, err ?? undefined, reply as [number, number]);
-        });
-      },
-      (err: unknown) => {
-        for (const p of batch) this.#settle(p, err);
-      },
-    );
+    // Each command's promise settles on its own; exec()'s aggregate result is not needed.
+    if (pipeline) void pipeline.exec().catch(() => {});
   }
 
   /** One timer for every append in flight (unref'd: a socket in use keeps the process alive anyway). */
@@ -259,7 +254,7 @@ export class RedisStore implements ProgressStore {
     if (next !== Infinity) this.#armSweep(next);
   }
 
-  #settle(p: PendingAppend, err: unknown, reply?: [number, number]): void {
+  #settle(p: PendingAppend, err: unknown, reply?: AppendReply): void {
     if (p.settled) return;
     p.settled = true;
     this.#unsettled.delete(p);

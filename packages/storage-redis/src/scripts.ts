@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
@@ -6,10 +7,13 @@ import type { Cluster, Redis } from 'ioredis';
  * KEYS: events, meta, snapshot [, index, feed] (the last two only in single-node mode).
  * ARGV: expectedSeq, n, deadline (ms on the server clock, 0 = none), snapshot JSON ('' = keep),
  * row JSON, updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId,
- * then eventId and event JSON for each event.
+ * then the JSON of each event (it carries the eventId, so it is all the retry check needs).
  *
  * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
- * (idempotent retry); 0 CONFLICT; -1 refused because the deadline passed before it ran.
+ * (idempotent retry: the entry at `expectedSeq + 1` holds exactly the first event's JSON); 0 CONFLICT;
+ * -1 refused because the deadline passed before it ran.
+ *
+ * Seqs are written with Lua's number-to-string conversion (`%.14g`): exact for any seq below 10^14.
  */
 export const APPEND_LUA = `
 local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '0')
@@ -17,28 +21,32 @@ local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 if last ~= expected then
   if last == expected + n then
-    local id = string.format('0-%d', expected + 1)
+    local id = '0-' .. (expected + 1)
     local found = redis.call('XRANGE', KEYS[1], id, id)
-    if found[1] and found[1][2][2] == ARGV[11] then return {2, last} end
+    if found[1] then
+      local f = found[1][2]
+      for j = 1, #f - 1, 2 do
+        if f[j] == 'e' and f[j + 1] == ARGV[11] then return {2, last} end
+      end
+    end
   end
   return {0, last}
 end
 local deadline = tonumber(ARGV[3])
 if deadline > 0 then
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if now > deadline then return {-1, last} end
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return {-1, last} end
 end
-for k = 0, n - 1 do
-  redis.call('XADD', KEYS[1], string.format('0-%d', expected + 1 + k), 'i', ARGV[11 + 2 * k], 'e', ARGV[12 + 2 * k])
+local events = KEYS[1]
+for k = 1, n do
+  redis.call('XADD', events, '0-' .. (expected + k), 'e', ARGV[10 + k])
 end
 last = expected + n
-local lastText = string.format('%d', last)
-redis.call('HSET', KEYS[2], 'lastSeq', lastText, 'row', ARGV[5])
+redis.call('HSET', KEYS[2], 'lastSeq', last, 'row', ARGV[5])
 local snapSeq = nil
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4])
-  redis.call('HSET', KEYS[2], 'snapSeq', lastText)
+  redis.call('HSET', KEYS[2], 'snapSeq', last)
   snapSeq = last
 end
 local maxEvents = tonumber(ARGV[8])
@@ -47,22 +55,25 @@ if maxEvents > 0 then
   local cut = math.min(snapSeq, last - maxEvents)
   local trimmed = tonumber(redis.call('HGET', KEYS[2], 'trimmed') or '0')
   if cut > trimmed then
-    redis.call('XTRIM', KEYS[1], 'MINID', string.format('0-%d', cut + 1))
-    redis.call('HSET', KEYS[2], 'trimmed', string.format('%d', cut))
+    redis.call('XTRIM', events, 'MINID', '0-' .. (cut + 1))
+    redis.call('HSET', KEYS[2], 'trimmed', cut)
   end
 end
 local ttl = tonumber(ARGV[7])
 if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', events, ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
 end
 if #KEYS >= 5 then
   if expected == 0 then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10]) end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', string.format('%d', expected + 1), 'n', ARGV[2])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', expected + 1, 'n', n)
 end
 return {1, last}
 `;
+
+/** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */
+export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
 
 /**
  * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries}`,
@@ -93,9 +104,8 @@ export type StreamEntry = [id: string, fields: string[]];
 /** What `progressLoad` returns. */
 export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tail: StreamEntry[]] | null;
 
-/** The commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). */
+/** The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). The append is sent by `append-command.ts`. */
 export interface ScriptCommands {
-  progressAppendV1(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
   progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
   progressDeleteV1(numKeys: number, ...args: string[]): Promise<number>;
 }
@@ -103,7 +113,6 @@ export interface ScriptCommands {
 /** Registers the scripts on a client (idempotent) and returns it typed with them. */
 export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptCommands {
   const c = client as C & Partial<ScriptCommands>;
-  if (typeof c.progressAppendV1 !== 'function') client.defineCommand('progressAppendV1', { lua: APPEND_LUA });
   if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
   if (typeof c.progressDeleteV1 !== 'function') client.defineCommand('progressDeleteV1', { lua: DELETE_LUA });
   return client as C & ScriptCommands;

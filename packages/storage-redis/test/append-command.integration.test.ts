@@ -1,0 +1,61 @@
+import { isProgressError } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminClient, cleanup, collect, makeStore } from './helpers.js';
+
+const prefixes = new Set<string>();
+const admin = adminClient();
+
+afterAll(async () => {
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+describe('RedisStore: the append command', () => {
+  it('stores each event as one stream entry holding only its JSON (the eventId is inside it)', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('layout-1');
+    const events = f.batch(3);
+    await store.append(f.upgradeId, events, 0, f.snapshot());
+    const entries = await admin.xrange(store.keys.upgrade(f.upgradeId).events, '-', '+');
+    expect(entries.map(([id]) => id)).toEqual(['0-1', '0-2', '0-3']);
+    expect(entries.map(([, fields]) => fields)).toEqual(events.map((e) => ['e', JSON.stringify(e)]));
+    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('3');
+    await store.close();
+  });
+
+  it('re-sends the append as EVAL when Redis has lost the script (NOSCRIPT), and stores it once', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('noscript-1');
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    await admin.script('FLUSH');
+    await store.append(f.upgradeId, f.batch(2), 2, f.snapshot());
+    // Several upgrades in one pipeline after another flush: each falls back on its own.
+    const others = [new EventFactory('noscript-2'), new EventFactory('noscript-3')];
+    await admin.script('FLUSH');
+    await Promise.all(others.map((o) => store.append(o.upgradeId, o.batch(3), 0, o.snapshot())));
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    for (const o of others) expect((await collect(store.readEvents(o.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    await store.close();
+  });
+
+  it('recognises a retried append against entries written in the earlier layout (fields i and e)', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('legacy-1');
+    const [first] = f.batch(1);
+    const keys = store.keys.upgrade(f.upgradeId);
+    await admin.xadd(keys.events, '0-1', 'i', first!.eventId, 'e', JSON.stringify(first));
+    await admin.hset(keys.meta, 'lastSeq', '1');
+    // The same event again is the retry of an append that already ran: success, stored once.
+    await store.append(f.upgradeId, [first!], 0, f.snapshot());
+    expect(await admin.xlen(keys.events)).toBe(1);
+    // Another event at the same seq is a conflict.
+    const other = new EventFactory('legacy-1').batch(1);
+    const err = await store.append(f.upgradeId, other, 0, f.snapshot()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isProgressError(err, 'CONFLICT')).toBe(true);
+    await store.close();
+  });
+});
