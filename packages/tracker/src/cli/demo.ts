@@ -131,8 +131,8 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   }
   const dashboard = `http://${options.host ?? '127.0.0.1'}:${address.port}/`;
   options.print(`Dashboard: ${dashboard}`);
-  options.print(`WebSocket: ${address.url}   (watch it: progress watch ${address.url})`);
-  options.print(options.redisUrl ? `Storage:   Redis ${options.redisUrl}` : `Storage:   ${directory}   (progress ls ${directory})`);
+  options.print(`WebSocket: ${address.url}   (in another shell: npx progress watch ${address.url})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${options.redisUrl}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));
