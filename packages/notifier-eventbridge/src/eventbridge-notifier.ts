@@ -3,7 +3,7 @@ import { silentLogger, type Logger, type ProgressEvent, type ProgressSink, type 
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
-import { resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
+import { MAX_TIMER_MS, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
 /** Counters of {@link EventBridgeNotifier.stats}. */
@@ -150,7 +150,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
    * {@link flush}, reporting what is still queued or in flight when `timeoutMs` has passed (those
    * events stay queued and keep being retried). Never rejects.
    *
-   * @param timeoutMs @default `flushTimeoutMs`
+   * @param timeoutMs @default `flushTimeoutMs`; `Infinity` waits for as long as it takes.
    */
   async drain(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<FlushReport> {
     if (this.#closed || this.#isIdle()) return { complete: true, undelivered: [] };
@@ -161,7 +161,8 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const complete = await new Promise<boolean>((resolve) => {
       waiter = () => resolve(true);
       this.#idleWaiters.push(waiter);
-      timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      // A delay past setTimeout's limit would fire at once: Infinity (or more) means no timeout.
+      if (!(timeoutMs > MAX_TIMER_MS)) timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs || 0));
     });
     clearTimeout(timer);
     this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);

@@ -88,6 +88,9 @@ export interface ResolvedOptions {
 
 const PKG = '[@progress/notifier-eventbridge]';
 
+/** The longest delay `setTimeout` keeps; a longer one fires at once (after 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function invalid(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `${PKG} ${message}`);
 }
@@ -124,7 +127,7 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   const retry: ResolvedRetryOptions = {
     maxAttempts: int(r.maxAttempts, 'retry.maxAttempts', DEFAULT_RETRY.maxAttempts, 1),
     baseDelayMs: int(r.baseDelayMs, 'retry.baseDelayMs', DEFAULT_RETRY.baseDelayMs, 0),
-    maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0),
+    maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0, MAX_TIMER_MS),
     retryableEntryCodes: [...codes],
   };
   return {
@@ -133,12 +136,12 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
     eventTypes,
     maxBatchEntries: int(options.maxBatchEntries, 'maxBatchEntries', 10, 1, 10),
     maxBatchBytes: int(options.maxBatchBytes, 'maxBatchBytes', 256 * 1024, 256, 1024 * 1024),
-    lingerMs: int(options.lingerMs, 'lingerMs', 5, 0),
+    lingerMs: int(options.lingerMs, 'lingerMs', 5, 0, MAX_TIMER_MS),
     maxConcurrentRequests: int(options.maxConcurrentRequests, 'maxConcurrentRequests', 4, 1, 64),
     maxQueue: int(options.maxQueue, 'maxQueue', 10_000, 1),
     dropPolicy,
     retry,
-    requestTimeoutMs: int(options.requestTimeoutMs, 'requestTimeoutMs', 10_000, 1),
-    flushTimeoutMs: int(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0),
+    requestTimeoutMs: int(options.requestTimeoutMs, 'requestTimeoutMs', 10_000, 1, MAX_TIMER_MS),
+    flushTimeoutMs: int(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0, MAX_TIMER_MS),
   };
 }

@@ -158,6 +158,11 @@ describe('options and lifecycle', () => {
       { busName: 'b', region: 'us-east-1', eventTypes: ['task.nope' as never] },
       { busName: 'b', region: 'us-east-1', dropPolicy: 'drop-all' as never },
       { busName: 'b', region: 'us-east-1', retry: { maxAttempts: 0 } },
+      // setTimeout fires at once past 2^31-1 ms: every request would be aborted after 1 ms.
+      { busName: 'b', region: 'us-east-1', requestTimeoutMs: 2 ** 31 },
+      { busName: 'b', region: 'us-east-1', flushTimeoutMs: 2 ** 31 },
+      { busName: 'b', region: 'us-east-1', lingerMs: 2 ** 31 },
+      { busName: 'b', region: 'us-east-1', retry: { maxDelayMs: 2 ** 31 } },
     ];
     for (const options of bad) {
       let error: unknown;
@@ -169,6 +174,14 @@ describe('options and lifecycle', () => {
       expect(isProgressError(error, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
       expect((error as Error).message).toMatch(/^\[@progress\/notifier-eventbridge\] /);
     }
+  });
+
+  it('drain(Infinity) waits for delivery instead of giving up at once', async () => {
+    const { mock, notifier } = setup();
+    mock.on(PutEventsCommand).callsFake((input: { Entries?: unknown[] }) => new Promise((resolve) => setTimeout(() => resolve(ok(input)), 30)));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(Infinity)).toEqual({ complete: true, undelivered: [] });
+    expect(notifier.stats()).toMatchObject({ sent: 1, queued: 0, inFlight: 0 });
   });
 
   it('destroys the client it created, not one it was given', async () => {
