@@ -149,6 +149,9 @@ export class ProgressWebSocketServer implements ProgressSink {
     const starting = this.#starting;
     this.#starting = undefined;
     if (starting) await starting.catch(() => undefined);
+    // From here on a handshake that completes (an async authenticate) is refused, not let in behind
+    // the list of clients being closed below (it would stay open and hold http.close() forever).
+    this.#address = undefined;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     this.#stopWatchAll();

@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ProgressTracker } from '@progress/core';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { TestClient } from './helpers.js';
+
+let server: ProgressWebSocketServer | undefined;
+const trackers: ProgressTracker[] = [];
+const clients: TestClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.ws.terminate();
+  await server?.stop();
+  server = undefined;
+  await Promise.all(trackers.splice(0).map((t) => t.close()));
+});
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Resolves what `p` resolves within `ms`, else 'timeout'. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('lifecycle', () => {
+  it('stop() refuses a handshake whose authenticate resolves while stopping, and does not wait for it', async () => {
+    const gate = deferred<unknown>();
+    const called = deferred();
+    server = new ProgressWebSocketServer({
+      port: 0,
+      authenticate: () => {
+        called.resolve();
+        return gate.promise;
+      },
+    });
+    const { url } = await server.start();
+    const connecting = TestClient.connect(url).then(
+      (c) => {
+        clients.push(c);
+        return c.closed;
+      },
+      () => 'refused' as const,
+    );
+    await called.promise;
+    const stopping = server.stop();
+    gate.resolve({ user: 'late' });
+    expect(await within(stopping, 5000)).toBe(undefined);
+    // The late client was never let in (or, at worst, was closed by stop()).
+    expect(await within(connecting, 5000)).not.toBe('timeout');
+    expect(server.getStats().clients).toBe(0);
+  });
+});
