@@ -44,6 +44,18 @@ export const DEMO_TASKS: TaskSpec[] = [
   { taskId: 'cleanup', taskName: 'Clean up old launch templates', taskType: 'cleanup' },
 ];
 
+/** What each step of a stepped task is called, for the terminal and the dashboard. */
+const STEPS: Record<string, string[]> = {
+  'check-addons': ['vpc-cni 1.18 supports 1.31', 'coredns 1.11 supports 1.31', 'kube-proxy 1.31 available'],
+  'control-plane': ['snapshot etcd', 'update API servers', 'update controllers', 'health check'],
+  'vpc-cni': ['update manifest', 'roll out daemonset'],
+  coredns: ['update manifest', 'roll out deployment'],
+  'kube-proxy': ['update manifest', 'roll out daemonset'],
+  'ng-system': ['ip-10-0-1-11', 'ip-10-0-1-12', 'ip-10-0-1-13'],
+  'ng-apps': ['ip-10-0-3-14', 'ip-10-0-3-15', 'ip-10-0-3-17', 'ip-10-0-3-18', 'ip-10-0-3-19'],
+  validation: ['smoke tests', 'workload health', 'error rates'],
+};
+
 const PHASES: Record<string, string> = {
   preflight: 'Pre-flight',
   'control-plane': 'Control plane',
@@ -74,7 +86,8 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
         await step();
         await t.retryTask(id, 'Retrying after the node drain timeout');
       }
-      await t.advanceTask(id, { completedSteps: s, currentStep: id.startsWith('ng-') || id === 'control-plane' ? `node ${s} of ${total}` : `step ${s} of ${total}` });
+      const name = STEPS[id]?.[s - 1] ?? `step ${s}`;
+      await t.advanceTask(id, { completedSteps: s, currentStep: id.startsWith('ng-') ? `drained and replaced ${name}` : name });
     }
   }
   await step();
