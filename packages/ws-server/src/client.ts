@@ -98,10 +98,15 @@ export class ClientConnection {
     return this.sendFrame(textFrame(text));
   }
 
-  /** Resolves once the socket has drained its buffer (or closed). */
+  /**
+   * Resolves once the socket has drained its buffer (or closed). Node emits 'drain' only after a
+   * write passed the socket's high-water mark; below it (a small `maxBufferedBytes`), waiting for
+   * the next turn of the event loop (after the uncork) is enough.
+   */
   drained(): Promise<void> {
     const socket = this.#socket;
     if (!socket || !this.open || this.bufferedAmount === 0) return Promise.resolve();
+    if (!socket.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
       const done = () => {
         socket.off('drain', done);

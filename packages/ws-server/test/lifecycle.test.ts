@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient } from './helpers.js';
+import { TestClient, expectConsecutive, openTracker } from './helpers.js';
 
 let server: ProgressWebSocketServer | undefined;
 const trackers: ProgressTracker[] = [];
@@ -13,6 +13,12 @@ afterEach(async () => {
   server = undefined;
   await Promise.all(trackers.splice(0).map((t) => t.close()));
 });
+
+async function connect(url: string): Promise<TestClient> {
+  const c = await TestClient.connect(url);
+  clients.push(c);
+  return c;
+}
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
@@ -57,5 +63,26 @@ describe('lifecycle', () => {
     // The late client was never let in (or, at worst, was closed by stop()).
     expect(await within(connecting, 5000)).not.toBe('timeout');
     expect(server.getStats().clients).toBe(0);
+  });
+
+  it('a replay to a healthy client finishes when maxBufferedBytes is below the socket high-water mark', async () => {
+    server = new ProgressWebSocketServer({ port: 0, maxBufferedBytes: 24_000 });
+    const { url } = await server.start();
+    const t = await openTracker('small-buffer');
+    trackers.push(t);
+    server.track(t);
+    await t.startUpgrade();
+    await t.addTask('t', 'T');
+    for (let i = 0; i < 30; i++) {
+      const burst: Promise<unknown>[] = [];
+      for (let k = 0; k < 10; k++) burst.push(t.updateTaskProgress('t', ((i * 10 + k) % 99) + 1));
+      await Promise.all(burst);
+    }
+    const last = t.durableProgress.lastSeq;
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'small-buffer', sinceSeq: 0 });
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length === last, 10_000, 'the whole replay');
+    expectConsecutive(c.seqs('small-buffer'), 1, last);
+    expect(c.closeCode).toBeUndefined();
   });
 });
