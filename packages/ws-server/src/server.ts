@@ -357,8 +357,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       client.subs.delete(upgradeId);
       this.#dropSub(previous);
     }
-    const topic = this.#topic(upgradeId);
-    await topic.ensureLoaded();
+    const topic = await this.#loadedTopic(upgradeId, () => client.open);
     if (!client.open) return this.#maybeRelease(topic);
     const sub = new Subscription(client, upgradeId, false, this.#o.maxBufferedBytes);
     client.subs.set(upgradeId, sub);
@@ -389,8 +388,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     for (const id of ids) {
       if (w.closed) return;
       if (!this.#authorized(client, id)) continue;
-      const topic = this.#topic(id);
-      await topic.ensureLoaded();
+      const topic = await this.#loadedTopic(id, () => !w.closed);
       this.#attachWildcard(w, topic);
     }
   }
@@ -444,6 +442,19 @@ export class ProgressWebSocketServer implements ProgressSink {
       this.#topics.set(upgradeId, topic);
     }
     return topic;
+  }
+
+  /**
+   * The topic of an upgrade, loaded. A topic may be released while its load is pending (a `*`
+   * client left and watchAll stopped): then the one now in the map is used, so that a subscriber
+   * never ends up on a topic the server no longer knows (whose store watch nobody would stop).
+   */
+  async #loadedTopic(upgradeId: string, wanted: () => boolean): Promise<Topic> {
+    for (;;) {
+      const topic = this.#topic(upgradeId);
+      await topic.ensureLoaded();
+      if (this.#topics.get(upgradeId) === topic || !wanted()) return topic;
+    }
   }
 
   #dropSub(sub: Subscription): void {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProgressTracker } from '@progress/core';
+import type { ProgressTracker, UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, expectConsecutive, openTracker } from './helpers.js';
+import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { WatchableMemoryStore } from './watchable-store.js';
 
 let server: ProgressWebSocketServer | undefined;
 const trackers: ProgressTracker[] = [];
@@ -84,5 +85,53 @@ describe('lifecycle', () => {
     await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length === last, 10_000, 'the whole replay');
     expectConsecutive(c.seqs('small-buffer'), 1, last);
     expect(c.closeCode).toBeUndefined();
+  });
+
+  it('a subscribe whose load outlives the release of its topic still ends up on the shared topic (no leaked store watch)', async () => {
+    class GatedStore extends WatchableMemoryStore {
+      gate: Promise<void> | undefined;
+      readonly loading = deferred();
+      override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+        if (upgradeId === 'later' && this.gate) {
+          this.loading.resolve();
+          await this.gate;
+        }
+        return super.load(upgradeId);
+      }
+    }
+    const store = new GatedStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot');
+
+    const gate = deferred();
+    store.gate = gate.promise;
+    const a = await connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'later' });
+    await store.loading.promise;
+    // The "*" client leaves while a's load is pending: the server stops watchAll and forgets idle topics.
+    await star.close();
+    await sleep(20);
+    gate.resolve();
+    await a.next((m) => m.type === 'subscribed');
+    for (let i = 0; i < 100 && store.activeWatches !== 1; i++) await sleep(10);
+    expect(store.activeWatches).toBe(1); // a's watch of "later"
+
+    const later = await openTracker('later', store);
+    trackers.push(later);
+    await later.startUpgrade();
+    await a.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 2, 10_000, 'the events of "later"');
+    expectConsecutive(a.seqs('later'), 1, 2);
+
+    a.send({ type: 'unsubscribe', upgradeId: 'later' });
+    a.send({ type: 'ping' });
+    await a.next((m) => m.type === 'pong');
+    for (let i = 0; i < 100 && store.activeWatches > 0; i++) await sleep(10);
+    expect(store.activeWatches).toBe(0);
+    expect(server.getStats().topics).toBe(0);
   });
 });
