@@ -1,4 +1,4 @@
-import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import type { ProgressEvent, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
 import { corrupted } from './errors.js';
 import { seqOf } from './keys.js';
 import type { StreamEntry } from './scripts.js';
@@ -42,4 +42,29 @@ export function decodeFeedEntry(fields: string[]): { upgradeId: string; first: n
     else if (fields[i] === 'n') count = Number(fields[i + 1]);
   }
   return upgradeId && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
+}
+
+/**
+ * The `list()` row of an upgrade's meta hash: the `row` field (JSON, written when more than the fast
+ * fields change) with the `fast` field (`lastSeq|overallPercentage|updatedAt`, written by every
+ * append) laid over it when it is newer. A row written later than `fast` (by an earlier version of
+ * this package, which wrote the whole row every time) wins.
+ */
+export function decodeRow(key: string, upgradeId: string, json: string, fast: string | null): UpgradeSummaryRow {
+  let row: UpgradeSummaryRow;
+  try {
+    row = JSON.parse(json) as UpgradeSummaryRow;
+  } catch (err) {
+    throw corrupted(key, 'the field "row"', err, { upgradeId });
+  }
+  if (!row || typeof row !== 'object') throw corrupted(key, 'the field "row"', undefined, { upgradeId });
+  if (fast) {
+    const a = fast.indexOf('|');
+    const b = fast.indexOf('|', a + 1);
+    const lastSeq = Number(fast.slice(0, a));
+    const pct = Number(fast.slice(a + 1, b));
+    if (a < 0 || b < 0 || !Number.isSafeInteger(lastSeq) || !Number.isFinite(pct)) throw corrupted(key, 'the field "fast"', undefined, { upgradeId });
+    if (lastSeq >= row.lastSeq) return { ...row, lastSeq, overallPercentage: pct, updatedAt: fast.slice(b + 1) };
+  }
+  return row;
 }

@@ -17,7 +17,7 @@ import {
   type UpgradeSummaryRow,
 } from '@progress/core';
 import { Redis, type Cluster, type Command } from 'ioredis';
-import { decodeEntry, decodeSnapshot } from './codec.js';
+import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, seqOf } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -51,6 +51,18 @@ interface PipelineSink {
 
 const PKG = '[@progress/storage-redis]';
 const RESOLVED = Promise.resolve();
+/**
+ * Whether a batch can change the `list()` row beyond its fast fields (lastSeq, overallPercentage,
+ * updatedAt). In core's reducer only `upgrade.*` events change status, phase, startedAt and
+ * completedAt, and only `task.added` changes the number of tasks; every other event changes the fast
+ * fields alone. So a batch of other events sends the fast fields only (a few bytes instead of the
+ * row's ~300 and its JSON encoding), and `list()` lays them over the stored row.
+ */
+function rowChanges(events: readonly ProgressEvent[]): boolean {
+  for (const e of events) if (e.type === 'task.added' || e.type.startsWith('upgrade.')) return true;
+  return false;
+}
+
 /** Index of the deadline in a single-mode argument list: sha, numKeys, 5 keys, expectedSeq, n, deadline. */
 const DEADLINE_ARG = 9;
 
@@ -166,7 +178,8 @@ export class RedisStore implements ProgressStore {
       String(n),
       '0', // the deadline, set by #send
       snapshot,
-      JSON.stringify(toSummaryRow(state)),
+      rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '',
+      `${last}|${state.overallPercentage}|${state.updatedAt}`,
       String(score),
       terminal ? this.#ttlArg : '0',
       this.#maxEventsArg,
@@ -366,15 +379,11 @@ export class RedisStore implements ProgressStore {
     const gone: string[] = [];
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
-      const texts = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hget(this.#keys.upgrade(id).meta, 'row'))), 'could not read the upgrades');
+      const replies = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hmget(this.#keys.upgrade(id).meta, 'row', 'fast'))), 'could not read the upgrades');
       chunk.forEach((id, k) => {
-        const text = texts[k];
+        const [text, fast] = replies[k] ?? [];
         if (!text) return void gone.push(id);
-        try {
-          rows.push(JSON.parse(text) as UpgradeSummaryRow);
-        } catch (err) {
-          throw corrupted(this.#keys.upgrade(id).meta, 'the field "row"', err, { upgradeId: id });
-        }
+        rows.push(decodeRow(this.#keys.upgrade(id).meta, id, text, fast ?? null));
       });
     }
     // Upgrades that expired (retention TTL) leave their index entry behind: drop it now.

@@ -6,8 +6,9 @@ import type { Cluster, Redis } from 'ioredis';
  *
  * KEYS: events, meta, snapshot [, index, feed] (the last two only in single-node mode).
  * ARGV: expectedSeq, n, deadline (ms on the server clock, 0 = none), snapshot JSON ('' = keep),
- * row JSON, updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId,
- * then the JSON of each event (it carries the eventId, so it is all the retry check needs).
+ * row JSON ('' = keep: nothing but the fast fields changed), fast fields (`lastSeq|overallPercentage|updatedAt`),
+ * updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId, then the JSON
+ * of each event (it carries the eventId, so it is all the retry check needs).
  *
  * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
  * (idempotent retry: the entry at `expectedSeq + 1` holds exactly the first event's JSON); 0 CONFLICT;
@@ -26,7 +27,7 @@ if last ~= expected then
     if found[1] then
       local f = found[1][2]
       for j = 1, #f - 1, 2 do
-        if f[j] == 'e' and f[j + 1] == ARGV[11] then return {2, last} end
+        if f[j] == 'e' and f[j + 1] == ARGV[12] then return {2, last} end
       end
     end
   end
@@ -39,17 +40,21 @@ if deadline > 0 then
 end
 local events = KEYS[1]
 for k = 1, n do
-  redis.call('XADD', events, '0-' .. (expected + k), 'e', ARGV[10 + k])
+  redis.call('XADD', events, '0-' .. (expected + k), 'e', ARGV[11 + k])
 end
 last = expected + n
-redis.call('HSET', KEYS[2], 'lastSeq', last, 'row', ARGV[5])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6], 'row', ARGV[5])
+else
+  redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6])
+end
 local snapSeq = nil
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4])
   redis.call('HSET', KEYS[2], 'snapSeq', last)
   snapSeq = last
 end
-local maxEvents = tonumber(ARGV[8])
+local maxEvents = tonumber(ARGV[9])
 if maxEvents > 0 then
   snapSeq = snapSeq or tonumber(redis.call('HGET', KEYS[2], 'snapSeq') or '0')
   local cut = math.min(snapSeq, last - maxEvents)
@@ -59,15 +64,15 @@ if maxEvents > 0 then
     redis.call('HSET', KEYS[2], 'trimmed', cut)
   end
 end
-local ttl = tonumber(ARGV[7])
+local ttl = tonumber(ARGV[8])
 if ttl > 0 then
   redis.call('EXPIRE', events, ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
 end
 if #KEYS >= 5 then
-  if expected == 0 then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[10]) end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[10], 's', expected + 1, 'n', n)
+  if expected == 0 then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[11]) end
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'u', ARGV[11], 's', expected + 1, 'n', n)
 end
 return {1, last}
 `;

@@ -1,4 +1,4 @@
-import { isProgressError } from '@progress/core';
+import { isProgressError, toSummaryRow } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient, cleanup, collect, makeStore } from './helpers.js';
@@ -56,6 +56,44 @@ describe('RedisStore: the append command', () => {
       (e: unknown) => e,
     );
     expect(isProgressError(err, 'CONFLICT')).toBe(true);
+    await store.close();
+  });
+});
+
+describe('RedisStore: list rows', () => {
+  it('writes the row only when more than lastSeq, percentage and updatedAt change, and list() still returns the current row', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('rows-1');
+    await store.append(f.upgradeId, f.batch(3), 0, f.snapshot()); // created, started, task.added
+    const meta = store.keys.upgrade(f.upgradeId).meta;
+    const rowAfterSetup = await admin.hget(meta, 'row');
+    // Progress-only appends, one at a time: the stored row JSON stays, the fast field moves.
+    for (let i = 0; i < 5; i++) {
+      const expected = f.lastSeq;
+      const ev = f.next('task.progress', { taskId: 't1', percentage: 10 * (i + 1) });
+      await store.append(f.upgradeId, [ev], expected, f.snapshot());
+    }
+    expect(await admin.hget(meta, 'row')).toBe(rowAfterSetup);
+    expect(await admin.hget(meta, 'fast')).toBe(`8|${f.state!.overallPercentage}|${f.state!.updatedAt}`);
+    expect(await store.list()).toEqual([toSummaryRow(f.state!)]);
+    // A batch with a row-changing event (task.added) rewrites the row.
+    const expected = f.lastSeq;
+    const events = f.batch(25);
+    expect(events.some((e) => e.type === 'task.added')).toBe(true);
+    await store.append(f.upgradeId, events, expected, f.snapshot());
+    expect(JSON.parse((await admin.hget(meta, 'row'))!)).toEqual(toSummaryRow(f.state!));
+    expect(await store.list()).toEqual([toSummaryRow(f.state!)]);
+    await store.close();
+  });
+
+  it('lets a row written after the fast field (by an earlier version, which wrote no fast field) win', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('rows-2');
+    await store.append(f.upgradeId, f.batch(5), 0, f.snapshot());
+    const meta = store.keys.upgrade(f.upgradeId).meta;
+    const later = { ...toSummaryRow(f.state!), lastSeq: 9, overallPercentage: 77, updatedAt: '2030-01-01T00:00:00.000Z' };
+    await admin.hset(meta, 'row', JSON.stringify(later), 'lastSeq', '9');
+    expect(await store.list()).toEqual([later]);
     await store.close();
   });
 });
