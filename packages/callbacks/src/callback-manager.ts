@@ -44,7 +44,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   readonly #onError: CallbackManagerOptions['onError'];
   #nextId = 0;
   #pending = 0;
-  #idle: Array<() => void> = [];
+  /** Queues with calls not finished (removed ones included, while a call of theirs runs). */
+  readonly #busy = new Set<CallbackQueue>();
+  /** Each flush: the last call, per queue, it waits for. */
+  #flushes: Array<{ waitFor: Map<CallbackQueue, number>; done: () => void }> = [];
   #closing: Promise<void> | undefined;
   readonly #stats = { events: 0, calls: 0, failed: 0, timedOut: 0, dropped: 0 };
 
@@ -203,10 +206,15 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     }
   }
 
-  /** Resolves once every call handed over so far has run, failed or timed out. */
+  /**
+   * Resolves once every call handed over so far has run, failed, timed out or been dropped. Calls
+   * handed over later are not waited for, so a steady stream of events cannot hold a flush up.
+   */
   flush(): Promise<void> {
-    if (this.#pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    const waitFor = new Map<CallbackQueue, number>();
+    for (const queue of this.#busy) waitFor.set(queue, queue.lastAccepted);
+    if (waitFor.size === 0) return Promise.resolve();
+    return new Promise((done) => this.#flushes.push({ waitFor, done }));
   }
 
   /**
@@ -252,19 +260,27 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
       timeoutMs,
       maxQueueSize,
       dropNewest,
-      accepted: () => {
+      accepted: (queue) => {
         this.#pending += 1;
+        this.#busy.add(queue);
       },
       calling: () => {
         this.#stats.calls += 1;
       },
-      settled: (count) => {
+      settled: (queue, count) => {
         this.#pending -= count;
-        if (this.#pending === 0 && this.#idle.length > 0) {
-          const idle = this.#idle;
-          this.#idle = [];
-          for (const done of idle) done();
-        }
+        const from = queue.unfinishedFrom;
+        if (from > queue.lastAccepted) this.#busy.delete(queue);
+        if (this.#flushes.length === 0) return;
+        const finished: Array<() => void> = [];
+        this.#flushes = this.#flushes.filter(({ waitFor, done }) => {
+          const last = waitFor.get(queue);
+          if (last !== undefined && from > last) waitFor.delete(queue);
+          if (waitFor.size > 0) return true;
+          finished.push(done);
+          return false;
+        });
+        for (const done of finished) done();
       },
       fail: (queue, error, event, reason) => this.#report(queue, error, event, reason),
       lateRejection: (queue, err, event) => {

@@ -15,11 +15,11 @@ export interface QueueHost {
   readonly maxQueueSize: number;
   readonly dropNewest: boolean;
   /** A call was accepted (queued or run at once). */
-  accepted(): void;
+  accepted(queue: CallbackQueue): void;
   /** A call is about to run. */
   calling(): void;
-  /** `count` accepted calls are finished: run, given up on, or discarded. */
-  settled(count: number): void;
+  /** `count` accepted calls of `queue` are finished: run, given up on, or discarded. */
+  settled(queue: CallbackQueue, count: number): void;
   /** A failure to report (once). */
   fail(queue: CallbackQueue, error: unknown, event: ProgressEvent, reason: CallbackFailureReason): void;
   /** A call given up on after its timeout rejected later on. */
@@ -51,7 +51,11 @@ export class CallbackQueue {
   #removed = false;
   #busy = false;
   #overflowing = false;
-  readonly #calls = new Fifo<QueuedCall>();
+  readonly #calls = new Fifo<QueuedCall & { readonly n: number }>();
+  /** How many calls this queue accepted: call n is the n-th. */
+  #accepted = 0;
+  /** The number of the call running now. */
+  #running: number | undefined;
   readonly #host: QueueHost;
 
   constructor(host: QueueHost, id: number, kind: RegistrationKind, key: string, callback: AnyCallback) {
@@ -74,6 +78,19 @@ export class CallbackQueue {
     return this.#overflowing;
   }
 
+  /** The number of the last call accepted (calls are numbered 1, 2, ... in the order handed over). */
+  get lastAccepted(): number {
+    return this.#accepted;
+  }
+
+  /**
+   * The number of the oldest call not finished yet (`lastAccepted + 1` when none): every call
+   * before it has run, failed, timed out or been dropped. A running call is older than any waiting one.
+   */
+  get unfinishedFrom(): number {
+    return this.#running ?? this.#calls.peek()?.n ?? this.#accepted + 1;
+  }
+
   /** The callback's name, for logs. */
   get label(): string {
     return this.callback.name || 'anonymous';
@@ -86,17 +103,20 @@ export class CallbackQueue {
       let dropped: QueuedCall | undefined = call;
       if (!this.#host.dropNewest) {
         dropped = this.#calls.shift();
-        this.#host.settled(1);
-        this.#host.accepted();
-        this.#calls.push(call);
+        this.#host.settled(this, 1);
+        this.#accept(call);
       }
       this.#host.fail(this, new CallbackError('dropped', `[@progress/callbacks] callback "${this.label}": its queue is full (${this.#host.maxQueueSize}); event seq ${dropped!.event.seq} dropped`), dropped!.event, 'dropped');
       this.#overflowing = true;
       return;
     }
-    this.#host.accepted();
-    this.#calls.push(call);
+    this.#accept(call);
     this.#pump();
+  }
+
+  #accept(call: QueuedCall): void {
+    this.#calls.push({ ...call, n: ++this.#accepted });
+    this.#host.accepted(this);
   }
 
   /** Unsubscribes: queued calls are discarded; a running asynchronous call is left to finish. */
@@ -104,7 +124,7 @@ export class CallbackQueue {
     if (this.#removed) return;
     this.#removed = true;
     const discarded = this.#calls.clear();
-    if (discarded > 0) this.#host.settled(discarded);
+    if (discarded > 0) this.#host.settled(this, discarded);
   }
 
   #pump(): void {
@@ -119,25 +139,30 @@ export class CallbackQueue {
     }
   }
 
-  #run(call: QueuedCall): void {
+  #run(call: QueuedCall & { readonly n: number }): void {
     // Busy during a synchronous call too, so that an event handed over re-entrantly waits its turn.
     this.#busy = true;
+    this.#running = call.n;
     this.#host.calling();
     let result: unknown;
     try {
       result = Reflect.apply(this.callback, undefined, call.args);
     } catch (err) {
-      this.#busy = false;
-      this.#host.settled(1);
+      this.#idle();
       this.#host.fail(this, err, call.event, 'threw');
       return;
     }
     if (isThenable(result)) {
       this.#await(result, call);
     } else {
-      this.#busy = false;
-      this.#host.settled(1);
+      this.#idle();
     }
+  }
+
+  #idle(): void {
+    this.#busy = false;
+    this.#running = undefined;
+    this.#host.settled(this, 1);
   }
 
   #await(result: PromiseLike<unknown>, call: QueuedCall): void {
@@ -147,8 +172,7 @@ export class CallbackQueue {
       done = true;
       if (timer !== undefined) clearTimeout(timer);
       if (failure) this.#host.fail(this, failure.error, call.event, failure.reason);
-      this.#busy = false;
-      this.#host.settled(1);
+      this.#idle();
       this.#pump();
     };
     const { timeoutMs } = this.#host;

@@ -250,6 +250,52 @@ describe('CallbackManager: flush and close', () => {
     expect(manager.close()).toBe(manager.close());
   });
 
+  it('flush waits for the calls handed over before it, not for later ones (a busy callback cannot starve it)', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const gates = new Map<number, ReturnType<typeof deferred<void>>>();
+    manager.addEventCallback((e) => {
+      const gate = deferred();
+      gates.set(e.seq, gate);
+      return gate.promise;
+    });
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.startUpgrade(); // 2: waiting behind 1
+    let flushed = false;
+    const flushing = manager.flush().then(() => {
+      flushed = true;
+    });
+    await tracker.addTask('t1', 'Task 1'); // 3: handed over after the flush
+    gates.get(1)!.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([flushed, [...gates.keys()]]).toEqual([false, [1, 2]]); // 2 runs now
+    gates.get(2)!.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    // Every call handed over before the flush is done; 3 is running and need not end first.
+    expect([flushed, [...gates.keys()]]).toEqual([true, [1, 2, 3]]);
+    await flushing;
+    gates.get(3)!.resolve();
+    await tracker.close();
+  });
+
+  it('flush waits for a call still running when a full queue drops the ones behind it', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 1 });
+    const gate = deferred();
+    manager.addEventCallback((e) => (e.seq === 1 ? gate.promise : undefined));
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.startUpgrade(); // 2: waiting
+    let flushed = false;
+    const flushing = manager.flush().then(() => {
+      flushed = true;
+    });
+    for (let i = 0; i < 3; i++) await tracker.addTask(`t${i}`, `Task ${i}`); // each drops the one waiting
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(flushed).toBe(false); // 1, handed over before the flush, still runs
+    gate.resolve();
+    await flushing;
+    expect(manager.getStats()).toMatchObject({ dropped: 3, pending: 0 });
+    await tracker.close();
+  });
+
   it('the tracker flush waits for asynchronous callbacks (the tracker flushes its sinks)', async () => {
     const manager = new CallbackManager();
     const done: number[] = [];
