@@ -281,28 +281,32 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
   const o = resolveOptions(options);
   const logger = o.logger ?? silentLogger;
   const { store, owned: ownsStore } = makeStore(o.storage, logger);
-  const callbacks = new CallbackManager({ logger, ...(o.callbackTimeoutMs !== undefined ? { timeoutMs: o.callbackTimeoutMs } : {}) });
-  const notifier = o.eventBridge
-    ? new EventBridgeNotifier({
-        busName: o.eventBridge.busName,
-        ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
-        ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
-        ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
-        logger,
-      })
-    : undefined;
+  let callbacks: CallbackManager | undefined;
+  let notifier: EventBridgeNotifier | undefined;
   let websocket: ProgressWebSocketServer | undefined;
   let ownsWebsocket = false;
-  if (o.webSocket !== undefined) {
-    if (isServer(o.webSocket)) websocket = o.webSocket;
-    else {
-      websocket = new ProgressWebSocketServer({ logger, ...o.webSocket });
-      ownsWebsocket = true;
-    }
-  }
-  const sinks: ProgressSink[] = [callbacks, ...(notifier ? [notifier] : []), ...o.sinks];
   let engine: ProgressTracker;
   try {
+    // Any of these may refuse its options after the store (a Redis connection) is made: release
+    // what was made before rethrowing, so that a failed call leaves nothing open.
+    callbacks = new CallbackManager({ logger, ...(o.callbackTimeoutMs !== undefined ? { timeoutMs: o.callbackTimeoutMs } : {}) });
+    notifier = o.eventBridge
+      ? new EventBridgeNotifier({
+          busName: o.eventBridge.busName,
+          ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
+          ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
+          ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
+          logger,
+        })
+      : undefined;
+    if (o.webSocket !== undefined) {
+      if (isServer(o.webSocket)) websocket = o.webSocket;
+      else {
+        websocket = new ProgressWebSocketServer({ logger, ...o.webSocket });
+        ownsWebsocket = true;
+      }
+    }
+    const sinks: ProgressSink[] = [callbacks, ...(notifier ? [notifier] : []), ...o.sinks];
     engine = await ProgressTracker.open({
       upgradeId: o.upgradeId,
       planId: o.planId,
@@ -314,7 +318,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
       ...(o.now !== undefined ? { now: o.now } : {}),
     });
   } catch (err) {
-    await callbacks.close().catch(() => {});
+    await callbacks?.close().catch(() => {});
     await notifier?.close().catch(() => {});
     if (ownsStore) await store.close().catch(() => {});
     throw err;
