@@ -1,10 +1,24 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { createConnection } from 'node:net';
 import { createProgressTracker, isProgressError } from '../src/index.js';
-import { cleanupTempDirs, uniqueId } from './helpers.js';
+import { runDemo } from '../src/cli/demo.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { Capture, cleanupTempDirs, freePort, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
 const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
 
 describe('failures half-way', () => {
   it('createProgressTracker releases the store it made when a later component cannot be built', async () => {
@@ -19,5 +33,28 @@ describe('failures half-way', () => {
     await expect(made).rejects.toSatisfy((e) => isProgressError(e, 'INVALID_ARGUMENT'));
     await new Promise((r) => setTimeout(r, 200));
     expect(sockets()).toBe(before);
+  });
+
+  it('runDemo closes its tracker (server, lock) when it fails mid-run', async () => {
+    const dir = tempDir('demo-fail');
+    const port = await freePort();
+    const view = new LiveView({ out: new Capture() as unknown as NodeJS.WriteStream });
+    const run = runDemo({
+      directory: dir,
+      port,
+      speed: 1000,
+      lingerSeconds: 0,
+      view,
+      signal: new AbortController().signal,
+      print: (line) => {
+        if (line.startsWith('Upgrade completed')) throw new Error('stdout is gone');
+      },
+    });
+    await expect(run).rejects.toThrow('stdout is gone');
+    expect(await refused(port)).toBe(true);
+    // The JSON lock was released: the same upgrade opens again.
+    const again = await createProgressTracker({ upgradeId: 'eks-demo', planId: 'eks-1.31-plan', clusterName: 'x', storagePath: dir });
+    expect(again.progress.status).toBe('completed');
+    await again.close();
   });
 });

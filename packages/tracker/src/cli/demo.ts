@@ -139,7 +139,10 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && cause?.code !== 'EADDRINUSE') throw err;
     if (options.port !== undefined) throw err;
     t = await open(upgradeId, 0);
-    address = await t.startWebSocketServer();
+    address = await t.startWebSocketServer().catch(async (again: unknown) => {
+      await t.close();
+      throw again;
+    });
     options.print(`port 8765 is taken; using ${address.port}`);
   }
   const dashboard = `http://${options.host ?? '127.0.0.1'}:${address.port}/`;
@@ -176,7 +179,11 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     options.print(`Upgrade ${summary.status} in ${((summary.durationMs ?? 0) / 1000).toFixed(1)}s: ${summary.completedTasks}/${summary.totalTasks} tasks.`);
   } catch (err) {
     options.view.finish();
-    if (!options.signal.aborted) throw err;
+    if (!options.signal.aborted) {
+      // The caller gets no tracker to close: close it here, or its server keeps the process alive.
+      await t.close().catch(() => {});
+      throw err;
+    }
     return t;
   }
   const linger = options.lingerSeconds ?? Infinity;
