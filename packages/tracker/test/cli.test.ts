@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { RedisStore, createProgressTracker, type ProgressEvent } from '../src/index.js';
+import { ProgressWebSocketServer, RedisStore, createProgressTracker, createReadToken, readTokenAuth, type ProgressEvent } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { Capture, cleanupTempDirs, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
 
@@ -160,5 +160,28 @@ describe('progress watch', () => {
     expect(out).toContain('reconnected');
     // The snapshot covered 1..3; every later event exactly once, in order.
     expect(seqsOf(out, 'live')).toEqual([4, 5, 6, 7, 8, 9]);
+  });
+});
+
+describe('progress watch --token', () => {
+  it('is accepted by a server that uses readTokenAuth (token in the subprotocol, as a browser sends it)', async () => {
+    const secret = 'a-watch-test-secret-long-enough-0123456789';
+    const server = new ProgressWebSocketServer({ port: 0, ...readTokenAuth({ secret }) });
+    const { url } = await server.start();
+    const t = await createProgressTracker({ upgradeId: 'guarded', planId: 'p', clusterName: 'c', webSocket: server });
+    try {
+      await t.startUpgrade();
+      await t.addTask('a', 'A');
+      await t.completeTask('a');
+      await t.completeUpgrade();
+      const token = createReadToken({ secret, upgradeIds: ['guarded'] });
+      const result = await run('watch', url, 'guarded', '--token', token);
+      expect(result.err).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.out).toContain('COMPLETED');
+    } finally {
+      await t.close();
+      await server.stop();
+    }
   });
 });

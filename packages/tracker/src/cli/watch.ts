@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { applyEventInPlace, isTerminal, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
 import { storeError } from './sources.js';
@@ -99,8 +100,11 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
   let connectedOnce = false;
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
+      // The token goes where readTokenAuth looks for it (the subprotocol `progress-token.<token>`,
+      // beside `progress.v1`, which the server answers), and as a bearer header for custom hooks.
       const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
-      const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
+      const protocols = options.token ? [PROGRESS_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${options.token}`] : [];
+      const ws = new WebSocket(url, protocols, { headers, handshakeTimeout: 5000 });
       const onAbort = () => {
         ws.close(1000);
         resolve('aborted');
