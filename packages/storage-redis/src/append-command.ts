@@ -21,13 +21,21 @@ interface CommandSink {
  * arguments are re-sent as EVAL on the client: NOSCRIPT means the script did not run, so this cannot
  * apply an append twice.
  */
-export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: string[]): Promise<AppendReply> {
+export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
   const command = new Command('evalsha', args);
   via.sendCommand(command);
-  return (command.promise as Promise<AppendReply>).catch((err: unknown) => {
-    if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-    const retry = new Command('eval', [APPEND_LUA, ...args.slice(1)]);
-    (redis as CommandSink).sendCommand(retry);
-    return retry.promise as Promise<AppendReply>;
-  });
+  // One reaction on the command's own promise (no .catch() in between: every promise hop is time on
+  // the sequential path).
+  (command.promise as Promise<AppendReply>).then(
+    (reply) => settle(undefined, reply),
+    (err: unknown) => {
+      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) return settle(err);
+      const retry = new Command('eval', [APPEND_LUA, ...args.slice(1)]);
+      (redis as CommandSink).sendCommand(retry);
+      (retry.promise as Promise<AppendReply>).then(
+        (reply) => settle(undefined, reply),
+        (e: unknown) => settle(e),
+      );
+    },
+  );
 }

@@ -227,10 +227,7 @@ export class RedisStore implements ProgressStore {
     for (const p of batch) {
       p.expiresAt = expiresAt;
       p.args[at] = deadline;
-      sendAppend(this.#redis, via, p.args).then(
-        (reply) => this.#settle(p, undefined, reply),
-        (err: unknown) => this.#settle(p, err),
-      );
+      sendAppend(this.#redis, via, p.args, (err, reply) => this.#settle(p, err, reply));
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.
     if (pipeline) void pipeline.exec().catch(() => {});
