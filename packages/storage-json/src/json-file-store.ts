@@ -176,7 +176,12 @@ export class JsonFileStore implements ProgressStore {
     if (result.lastSeq === 0) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
       if (legacy && legacy.length > 0) {
-        return { seq: legacy.length, offset: result.endOffset, prefix: { data: encodeEvents(legacy), count: legacy.length } };
+        // The import goes to disk alone and atomically (temp file, fsync, rename, fsync of the
+        // folder) before any new event: a crash leaves all of the imported history or none of it,
+        // never a torn part that the next writer would cut back to.
+        const data = encodeEvents(legacy);
+        await writeFileAtomic(paths.events, data, this.#sync);
+        return { seq: legacy.length, offset: data.length };
       }
     }
     return { seq: result.lastSeq, offset: result.endOffset };
@@ -212,7 +217,6 @@ export class JsonFileStore implements ProgressStore {
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     const paths = this.#paths(upgradeId);
     const writer = this.#open.get(upgradeId);
-    if (writer?.hasPrefix) return replayEvents((await this.#legacyEvents(upgradeId, paths)) ?? []);
     const snap = await this.#readSnapshot(upgradeId, paths);
     let state: UpgradeProgress | undefined = snap?.state;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
@@ -238,24 +242,22 @@ export class JsonFileStore implements ProgressStore {
     if (!(limit > 0)) return;
     const writer = this.#open.get(upgradeId);
     let sent = 0;
-    if (!writer?.hasPrefix) {
-      const header = await this.#snapshotHeader(paths);
-      const useSnap = header && header.lastSeq <= afterSeq;
-      const result: ScanResult = { endOffset: 0, lastSeq: 0 };
-      const from = {
-        upgradeId,
-        path: paths.events,
-        start: useSnap ? header.offset : 0,
-        firstSeq: useSnap ? header.lastSeq + 1 : 1,
-        skipThroughSeq: afterSeq,
-        ...(writer ? { end: writer.offset } : {}),
-      };
-      for await (const event of scanLog(from, result)) {
-        yield event;
-        if (++sent >= limit) return;
-      }
-      if (result.lastSeq > 0 || useSnap) return;
+    const header = await this.#snapshotHeader(paths);
+    const useSnap = header && header.lastSeq <= afterSeq;
+    const result: ScanResult = { endOffset: 0, lastSeq: 0 };
+    const from = {
+      upgradeId,
+      path: paths.events,
+      start: useSnap ? header.offset : 0,
+      firstSeq: useSnap ? header.lastSeq + 1 : 1,
+      skipThroughSeq: afterSeq,
+      ...(writer ? { end: writer.offset } : {}),
+    };
+    for await (const event of scanLog(from, result)) {
+      yield event;
+      if (++sent >= limit) return;
     }
+    if (result.lastSeq > 0 || useSnap) return;
     for (const event of (await this.#legacyEvents(upgradeId, paths)) ?? []) {
       if (event.seq <= afterSeq) continue;
       yield event;

@@ -10,8 +10,6 @@ import { encodeSnapshot } from './record-codec.js';
 export interface WriterStart {
   seq: number;
   offset: number;
-  /** Lines of imported legacy events, written in front of the first batch. */
-  prefix?: { data: Buffer; count: number };
 }
 
 interface Pending {
@@ -35,7 +33,6 @@ export class LogWriter {
   readonly #sync: boolean;
   readonly #logger: Logger;
   #handle: FileHandle | undefined;
-  #prefix: { data: Buffer; count: number } | undefined;
   /** Seq and byte offset of what is durable. */
   #seq: number;
   #offset: number;
@@ -57,7 +54,6 @@ export class LogWriter {
     this.#seq = start.seq;
     this.#offset = start.offset;
     this.#projected = start.seq;
-    this.#prefix = start.prefix;
   }
 
   /** The last durable seq. */
@@ -73,11 +69,6 @@ export class LogWriter {
   /** How many writes (each with its sync) this writer made: fewer than appends when group commit kicks in. */
   get commits(): number {
     return this.#commits;
-  }
-
-  /** True while imported legacy events wait to be written with the first batch. */
-  get hasPrefix(): boolean {
-    return this.#prefix !== undefined;
   }
 
   /** Set when the log could not be brought back to a known state after a failed write. */
@@ -135,10 +126,9 @@ export class LogWriter {
     while (this.#queue.length > 0) {
       const batch = this.#queue;
       this.#queue = [];
-      const prefix = this.#prefix;
-      const parts: Buffer[] = prefix ? [prefix.data] : [];
-      let count = 0; // the prefix's events are already counted in #seq
-      let length = prefix ? prefix.data.length : 0;
+      const parts: Buffer[] = [];
+      let count = 0;
+      let length = 0;
       for (const p of batch) {
         parts.push(p.data);
         count += p.count;
@@ -158,7 +148,7 @@ export class LogWriter {
         continue;
       }
       // Offsets of each append's end, for its snapshot.
-      let end = this.#offset + (prefix ? prefix.data.length : 0);
+      let end = this.#offset;
       let seq = this.#seq;
       for (const p of batch) {
         end += p.data.length;
@@ -166,7 +156,6 @@ export class LogWriter {
         if (p.snapshot !== undefined) this.#snapshot(p.snapshot, seq, end);
       }
       this.#commits++;
-      this.#prefix = undefined;
       this.#offset += buf.length;
       this.#seq += count;
       for (const p of batch) p.resolve();

@@ -196,3 +196,23 @@ describe('legacy files of the Python module', () => {
     await store.close();
   });
 });
+
+describe('importing a legacy file is crash-safe', () => {
+  it('writes the imported history to disk on its own before any new event, so a torn first write cannot cut it', async () => {
+    const { store, dir } = await storeWith(fixture('steps-1'));
+    const imported = await collect(store.readEvents('steps-1', 0));
+    expect(imported.length).toBeGreaterThan(3);
+    const state = (await store.load('steps-1'))!;
+    // An append the store refuses still opens the writer, which makes the import durable first.
+    const ahead = { ...imported[imported.length - 1]!, eventId: 'x', seq: imported.length + 2 };
+    await expect(store.append('steps-1', [ahead], imported.length + 1, state)).rejects.toMatchObject({ code: 'CONFLICT' });
+    const log = join(dir, 'upgrades', 'steps-1', 'events.jsonl');
+    const lines = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
+    expect(lines).toHaveLength(imported.length);
+    // A process killed now (no close) leaves a log that a new store reads back whole.
+    const again = new JsonFileStore({ directory: dir });
+    expect((await collect(again.readEvents('steps-1', 0))).map((e) => e.eventId)).toEqual(imported.map((e) => e.eventId));
+    await again.close();
+    await store.close();
+  });
+});
