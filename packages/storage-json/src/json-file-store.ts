@@ -313,10 +313,20 @@ export class JsonFileStore implements ProgressStore {
     if (other !== false) {
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${other ? ` by pid ${other.pid} on host "${other.hostname}"` : ''}`, { upgradeId });
     }
+    // Hold the writer lock while the folder goes: a writer that took it between the check above and
+    // the rename below would otherwise have its open log moved away under it.
+    if (!held && (await exists(paths.dir))) await this.#lock(upgradeId, paths, false);
     await this.#dropWriter(upgradeId);
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
-    if (logSize === 0 && !legacy) return false;
+    if (logSize === 0 && !legacy) {
+      const ours = this.#locks.get(upgradeId);
+      if (!held && ours) {
+        this.#locks.delete(upgradeId);
+        await releaseLock(paths.lock, ours.token, upgradeId, this.#opts.logger);
+      }
+      return false;
+    }
     this.#locks.delete(upgradeId);
     const grave = join(upgradesDir(this.#root), `~deleted-${upgradeId}-${randomBytes(4).toString('hex')}`);
     const moved = await rename(paths.dir, grave).then(

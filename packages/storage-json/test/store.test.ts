@@ -211,3 +211,30 @@ describe('writing', () => {
     await store.close();
   });
 });
+
+describe('delete against a concurrent writer', () => {
+  it('never lets an append and a delete of the same upgrade both succeed (the delete holds the lock)', async () => {
+    const dir = await tempDir('delete-race');
+    let both = 0;
+    for (let round = 0; round < 40; round++) {
+      const id = `race-${round}`;
+      const f = new EventFactory(id);
+      const seed = new JsonFileStore({ directory: dir, durability: 'none' });
+      await seed.append(id, f.batch(3), 0, f.state!);
+      await seed.close();
+      const writer = new JsonFileStore({ directory: dir, durability: 'none' });
+      const deleter = new JsonFileStore({ directory: dir, durability: 'none' });
+      const next = f.batch(1);
+      // The delete starts first; the append joins a varying number of event-loop turns later, so
+      // that some rounds land in the delete's window between its lock check and its rename.
+      const deleting = deleter.delete(id);
+      for (let i = 0; i < round % 10; i++) await new Promise((r) => setImmediate(r));
+      const [appended, deleted] = await Promise.allSettled([writer.append(id, next, 3, f.state!), deleting]);
+      if (appended.status === 'fulfilled' && deleted.status === 'fulfilled' && deleted.value === true) both++;
+      await writer.close();
+      await deleter.close();
+    }
+    // Both succeeding means the writer acknowledged an event into a folder the delete moved away.
+    expect(both).toBe(0);
+  });
+});
