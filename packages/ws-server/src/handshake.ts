@@ -23,8 +23,8 @@ export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): 
   }
   if (pathname !== o.path) return o.server ? { kind: 'ignore' } : { kind: 'refuse', status: 404 };
   const origin = req.headers.origin;
-  if (o.allowedOrigins && origin !== undefined && !o.allowedOrigins.has(origin.toLowerCase())) {
-    o.logger.info({ origin }, 'refused a WebSocket from an origin that is not allowed');
+  if (origin !== undefined && !originAllowed(origin, req.headers.host, o)) {
+    o.logger.info({ origin, host: req.headers.host }, 'refused a WebSocket from an origin that is not allowed');
     return { kind: 'refuse', status: 403 };
   }
   if (!o.authenticate) return { kind: 'accept', principal: true };
@@ -37,4 +37,35 @@ export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): 
   }
   if (principal === undefined || principal === null || principal === false) return { kind: 'refuse', status: 401 };
   return { kind: 'accept', principal };
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** The hostname of a Host header value (`host[:port]`, `[v6]:port`), lower-cased. */
+function hostnameOf(host: string): string {
+  const h = host.toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const colon = h.lastIndexOf(':');
+  return colon >= 0 ? h.slice(0, colon) : h;
+}
+
+/**
+ * The origin check. With an allow-list, exact matches only; with `'*'`, any. By default the page
+ * must come from the server itself (the Origin's host:port is the request's Host), and a server
+ * listening on a loopback address takes only loopback Host names, so a page on another site, or
+ * one reaching 127.0.0.1 through a rebound DNS name, cannot connect.
+ */
+function originAllowed(origin: string, host: string | undefined, o: ResolvedOptions): boolean {
+  if (o.allowedOrigins === '*') return true;
+  if (o.allowedOrigins !== 'same-origin') return o.allowedOrigins.has(origin.toLowerCase());
+  if (!host) return false;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (url.host.toLowerCase() !== host.toLowerCase()) return false;
+  if (!o.server && LOOPBACK_HOSTS.has(o.host.toLowerCase())) return LOOPBACK_HOSTS.has(hostnameOf(host));
+  return true;
 }

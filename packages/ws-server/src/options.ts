@@ -30,8 +30,14 @@ export interface ProgressWebSocketServerOptions {
   authenticate?: (req: IncomingMessage) => unknown;
   /** Called per subscription (and per upgrade of `*`, `get_summary`, `list_upgrades`). @default allow */
   authorize?: (principal: unknown, upgradeId: string) => boolean;
-  /** Origins a browser may connect from (exact `scheme://host[:port]`); others get 403. A request without Origin passes. @default any */
-  allowedOrigins?: readonly string[];
+  /**
+   * Origins a browser may connect from (exact `scheme://host[:port]`), or `'*'` for any; others get
+   * 403. A request without Origin (not a browser) passes. @default the server's own origin only:
+   * the Origin must name the host the request was sent to, and a server on a loopback address also
+   * requires a loopback Host (no DNS rebinding), so that no other web page open in the user's
+   * browser can read progress.
+   */
+  allowedOrigins?: readonly string[] | '*';
   /** Largest client message, in bytes; larger closes with 1009. @default 65536 */
   maxPayload?: number;
   /** A client whose unsent bytes pass this is closed with 1013. @default 8 MiB */
@@ -55,7 +61,8 @@ export interface ResolvedOptions {
   store: ProgressStore | undefined;
   authenticate: ((req: IncomingMessage) => unknown) | undefined;
   authorize: ((principal: unknown, upgradeId: string) => boolean) | undefined;
-  allowedOrigins: ReadonlySet<string> | undefined;
+  /** The allowed origins; `'*'` any; `'same-origin'` the default. */
+  allowedOrigins: ReadonlySet<string> | '*' | 'same-origin';
   maxPayload: number;
   maxBufferedBytes: number;
   closeTimeoutMs: number;
@@ -84,8 +91,12 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
   }
-  if (options.allowedOrigins !== undefined && (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.some((o) => typeof o !== 'string'))) {
-    throw bad('allowedOrigins must be an array of origins');
+  if (
+    options.allowedOrigins !== undefined &&
+    options.allowedOrigins !== '*' &&
+    (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.some((o) => typeof o !== 'string'))
+  ) {
+    throw bad("allowedOrigins must be an array of origins or '*'");
   }
   const rate = options.rateLimit ?? {};
   return {
@@ -96,7 +107,8 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
     store: options.store,
     authenticate: options.authenticate,
     authorize: options.authorize,
-    allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((o) => o.toLowerCase())) : undefined,
+    allowedOrigins:
+      options.allowedOrigins === '*' ? '*' : options.allowedOrigins ? new Set(options.allowedOrigins.map((o) => o.toLowerCase())) : 'same-origin',
     maxPayload: whole(options.maxPayload, 'maxPayload', 1, 64 * 1024),
     maxBufferedBytes: whole(options.maxBufferedBytes, 'maxBufferedBytes', 1, 8 * 1024 * 1024),
     closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 1, 2000),

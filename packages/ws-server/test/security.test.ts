@@ -62,6 +62,25 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     expect(server!.getStats().handshakesRefused).toBe(1);
   });
 
+  it('by default takes only its own origin, and only loopback Host names on a loopback address (no DNS rebinding)', async () => {
+    const { url, port } = await start();
+    await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
+    await expect(connect(url, { origin: `http://127.0.0.1:${port + 1}` })).rejects.toSatisfy((e) => status(e) === 403);
+    await (await connect(url, { origin: `http://127.0.0.1:${port}` })).next((m) => m.type === 'welcome');
+    await (await connect(url)).next((m) => m.type === 'welcome');
+    // A page on rebound.example (resolving to 127.0.0.1) sends its own name as Host and Origin.
+    const rebound = await rawExchange(
+      port,
+      upgradeRequest('/ws', [`Origin: http://rebound.example:${port}`]).replace('Host: 127.0.0.1', `Host: rebound.example:${port}`),
+    );
+    expect(rebound.response).toMatch(/^HTTP\/1\.1 403 /);
+  });
+
+  it("takes any origin with allowedOrigins: '*'", async () => {
+    const { url } = await start({ allowedOrigins: '*' });
+    await (await connect(url, { origin: 'https://anywhere.example.com' })).next((m) => m.type === 'welcome');
+  });
+
   it('answers 404 to an upgrade on another path', async () => {
     const { port } = await start();
     const raw = await rawExchange(port, upgradeRequest('/elsewhere'));
