@@ -3,20 +3,40 @@ import { corrupted } from './errors.js';
 import { seqOf } from './keys.js';
 import type { StreamEntry } from './scripts.js';
 
-/** The event of a stream entry (`i` eventId, `e` JSON), checked against its entry id. */
-export function decodeEntry(key: string, entry: StreamEntry): ProgressEvent {
+/**
+ * The events of a stream entry, checked against its entry id. Two layouts: field `b`, a JSON array of
+ * contiguous events whose last seq is the entry id's (one entry per append, the current layout); or
+ * field `e`, one event whose seq is the entry id's (versions before 0.2 wrote one entry per event,
+ * some also with an `i` field, the eventId).
+ */
+export function decodeEntry(key: string, entry: StreamEntry): ProgressEvent[] {
   const [id, fields] = entry;
   const seq = seqOf(id);
   let json: string | undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'e') json = fields[i + 1];
-  let event: ProgressEvent;
-  try {
-    event = JSON.parse(json ?? '') as ProgressEvent;
-  } catch (err) {
-    throw corrupted(key, `the event at seq ${seq} (entry ${id})`, err, { seq });
+  let batch = false;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'b') {
+      json = fields[i + 1];
+      batch = true;
+    } else if (fields[i] === 'e') {
+      json = fields[i + 1];
+    }
   }
-  if (!event || typeof event !== 'object' || event.seq !== seq) throw corrupted(key, `the event at seq ${seq} (entry ${id})`, undefined, { seq });
-  return event;
+  const what = batch ? `the events up to seq ${seq} (entry ${id})` : `the event at seq ${seq} (entry ${id})`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json ?? '');
+  } catch (err) {
+    throw corrupted(key, what, err, { seq });
+  }
+  const events = (batch ? parsed : [parsed]) as ProgressEvent[];
+  if (!Array.isArray(events) || events.length === 0) throw corrupted(key, what, undefined, { seq });
+  const first = seq - events.length + 1;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
+    if (!event || typeof event !== 'object' || event.seq !== first + i) throw corrupted(key, what, undefined, { seq });
+  }
+  return events;
 }
 
 /** The state of a snapshot key. */

@@ -2,7 +2,7 @@ import { ProgressError } from '@progress/core';
 
 /** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
 export interface UpgradeKeys {
-  /** Stream of events, entry id `0-<seq>`, one field `e` (the event JSON; earlier versions also wrote `i`, the eventId). */
+  /** Stream of events: one entry per append, id `0-<seq of its last event>`, field `b` (JSON array of the events). Versions before 0.2 wrote one entry per event (id `0-<seq>`, field `e`, some also `i`); both are read. */
   events: string;
   /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON). */
   meta: string;
@@ -38,7 +38,7 @@ export class KeyLayout {
   }
 }
 
-/** The stream entry id of a seq: `0-<seq>`, so that XRANGE by seq is exact. */
+/** The stream entry id `0-<seq>`: an entry's id is the seq of its last event, so the entry holding seq s is the first with an id >= `entryId(s)`. */
 export const entryId = (seq: number): string => `0-${seq}`;
 
 /** The seq of a stream entry id `0-<seq>`. */

@@ -19,7 +19,7 @@ import {
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
-import { KeyLayout, entryId, seqOf } from './keys.js';
+import { KeyLayout, entryId } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
@@ -185,8 +185,10 @@ export class RedisStore implements ProgressStore {
       this.#maxEventsArg,
       this.#feedMaxLenArg,
       upgradeId,
+      events[0]!.eventId,
+      // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
+      JSON.stringify(events),
     );
-    for (let i = 0; i < n; i++) args.push(JSON.stringify(events[i]));
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ upgradeId, expectedSeq, n, args, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
@@ -330,7 +332,9 @@ export class RedisStore implements ProgressStore {
       if (!snapJson) throw corrupted(keys.snapshot, `the snapshot at seq ${snapSeq} (missing)`, undefined, { upgradeId });
       state = decodeSnapshot(keys.snapshot, snapJson, snapSeq);
     }
-    const events = tail.map((entry) => decodeEntry(keys.events, entry));
+    // The first entry may hold events the snapshot already covers (a batch across snapSeq).
+    const events: ProgressEvent[] = [];
+    for (const entry of tail) for (const e of decodeEntry(keys.events, entry)) if (e.seq > snapSeq) events.push(e);
     events.forEach((e, i) => {
       if (e.seq !== snapSeq + i + 1) throw corrupted(keys.events, `the event log after seq ${snapSeq + i} (seq ${e.seq} follows)`, undefined, { upgradeId });
     });
@@ -347,7 +351,9 @@ export class RedisStore implements ProgressStore {
     let next = afterSeq;
     let left = limit;
     while (left > 0) {
+      // Entries, not events: each holds one append's events, so `left` entries hold at least `left` events.
       const count = Math.min(this.#options.pageSize, left);
+      // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
       // One transaction: the trim mark and the page are consistent with each other.
       const exec = this.#redis.multi().hget(keys.meta, 'trimmed').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
       const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
@@ -358,11 +364,13 @@ export class RedisStore implements ProgressStore {
       if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
       const page = (entries ?? []) as StreamEntry[];
       for (const entry of page) {
-        if (seqOf(entry[0]) !== next + 1) throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
-        const event = decodeEntry(keys.events, entry);
-        next = event.seq;
-        left--;
-        yield event;
+        for (const event of decodeEntry(keys.events, entry)) {
+          if (event.seq <= next) continue;
+          if (event.seq !== next + 1) throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+          next = event.seq;
+          yield event;
+          if (--left === 0) return;
+        }
       }
       if (page.length < count) return;
     }

@@ -7,12 +7,16 @@ import type { Cluster, Redis } from 'ioredis';
  * KEYS: events, meta, snapshot [, index, feed] (the last two only in single-node mode).
  * ARGV: expectedSeq, n, deadline (ms on the server clock, 0 = none), snapshot JSON ('' = keep),
  * row JSON ('' = keep: nothing but the fast fields changed), fast fields (`lastSeq|overallPercentage|updatedAt`),
- * updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId, then the JSON
- * of each event (it carries the eventId, so it is all the retry check needs).
+ * updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId, the first event's
+ * eventId (for the retry check), then the batch: the JSON array of the call's events.
+ *
+ * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
+ * The entry holding seq s is therefore the first entry with an id >= `0-s`.
  *
  * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
- * (idempotent retry: the entry at `expectedSeq + 1` holds exactly the first event's JSON); 0 CONFLICT;
- * -1 refused because the deadline passed before it ran.
+ * (idempotent retry: the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
+ * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
+ * because the deadline passed before it ran.
  *
  * Seqs are written with Lua's number-to-string conversion (`%.14g`): exact for any seq below 10^14.
  */
@@ -22,12 +26,22 @@ local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 if last ~= expected then
   if last == expected + n then
-    local id = '0-' .. (expected + 1)
-    local found = redis.call('XRANGE', KEYS[1], id, id)
+    local found = redis.call('XRANGE', KEYS[1], '0-' .. (expected + 1), '+', 'COUNT', 1)
     if found[1] then
       local f = found[1][2]
       for j = 1, #f - 1, 2 do
-        if f[j] == 'e' and f[j + 1] == ARGV[12] then return {2, last} end
+        local ok, v = pcall(cjson.decode, f[j + 1])
+        if ok and type(v) == 'table' then
+          if f[j] == 'e' then v = {v} end
+          if f[j] == 'b' or f[j] == 'e' then
+            for _, ev in ipairs(v) do
+              if type(ev) == 'table' and ev.seq == expected + 1 then
+                if ev.eventId == ARGV[12] then return {2, last} end
+                break
+              end
+            end
+          end
+        end
       end
     end
   end
@@ -39,10 +53,8 @@ if deadline > 0 then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return {-1, last} end
 end
 local events = KEYS[1]
-for k = 1, n do
-  redis.call('XADD', events, '0-' .. (expected + k), 'e', ARGV[11 + k])
-end
 last = expected + n
+redis.call('XADD', events, '0-' .. last, 'b', ARGV[13])
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6], 'row', ARGV[5])
 else
@@ -82,7 +94,8 @@ export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
 
 /**
  * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries}`,
- * the tail being the events after the snapshot (at most about `snapshotEvery`). Nil when absent.
+ * the tail being the entries from the one holding `snapSeq + 1` on (the caller drops events <= snapSeq
+ * inside it; about `snapshotEvery` events). Nil when absent.
  * KEYS: events, meta, snapshot.
  */
 export const LOAD_LUA = `

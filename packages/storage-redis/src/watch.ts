@@ -2,7 +2,7 @@ import type { Logger, ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
 import { corrupted, trimmedError, unavailable } from './errors.js';
-import { entryId, seqOf, type KeyLayout } from './keys.js';
+import { entryId, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
 
@@ -83,17 +83,21 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
         if (watcher.aborted) return;
         throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
       }
+      // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
+      // one holds seq next + 1 (possibly after events already handed out, skipped here).
       for (const entry of entries ?? []) {
-        if (seqOf(entry[0]) !== next + 1) {
-          // Entries before this one are gone: retention trimmed them (or the log is damaged).
-          const trimmed = Number((await watcher.conn.hget(keys.meta, 'trimmed')) ?? 0);
-          if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
-          throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+        for (const event of decodeEntry(keys.events, entry)) {
+          if (event.seq <= next) continue;
+          if (event.seq !== next + 1) {
+            // Entries before this one are gone: retention trimmed them (or the log is damaged).
+            const trimmed = Number((await watcher.conn.hget(keys.meta, 'trimmed')) ?? 0);
+            if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+            throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+          }
+          next = event.seq;
+          yield event;
+          if (watcher.aborted) return;
         }
-        const event = decodeEntry(keys.events, entry);
-        next = event.seq;
-        yield event;
-        if (watcher.aborted) return;
       }
     }
   } finally {

@@ -12,15 +12,20 @@ afterAll(async () => {
 });
 
 describe('RedisStore: the append command', () => {
-  it('stores each event as one stream entry holding only its JSON (the eventId is inside it)', async () => {
+  it('stores each append as one stream entry, id 0-<last seq>, holding the JSON array of its events', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('layout-1');
     const events = f.batch(3);
     await store.append(f.upgradeId, events, 0, f.snapshot());
+    const more = f.batch(1);
+    await store.append(f.upgradeId, more, 3, f.snapshot());
     const entries = await admin.xrange(store.keys.upgrade(f.upgradeId).events, '-', '+');
-    expect(entries.map(([id]) => id)).toEqual(['0-1', '0-2', '0-3']);
-    expect(entries.map(([, fields]) => fields)).toEqual(events.map((e) => ['e', JSON.stringify(e)]));
-    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('3');
+    expect(entries.map(([id]) => id)).toEqual(['0-3', '0-4']);
+    expect(entries.map(([, fields]) => fields)).toEqual([
+      ['b', JSON.stringify(events)],
+      ['b', JSON.stringify(more)],
+    ]);
+    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('4');
     await store.close();
   });
 
