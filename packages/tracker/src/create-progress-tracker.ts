@@ -1,5 +1,6 @@
 import {
   MemoryStore,
+  ProgressError,
   ProgressTracker,
   silentLogger,
   type AddTaskOptions,
@@ -104,7 +105,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
    * a server with the default options when none was configured.
    */
   startWebSocketServer(): Promise<WebSocketAddress> {
-    if (this.#closing) return Promise.reject(new Error('[@progress/tracker] closed'));
+    if (this.#closing) return Promise.reject(new ProgressError('CLOSED', `[@progress/tracker] the tracker of upgrade "${this.upgradeId}" is closed`));
     if (!this.websocket) {
       this.websocket = new ProgressWebSocketServer({ logger: this.#logger });
       this.#owned.websocket = true;

@@ -1,5 +1,5 @@
-// The meta package: createProgressTracker(), and the public API of every @progress package, so that
-// one import is enough.
+// The meta package: createProgressTracker(), the CLI's renderer, and the whole public API of every
+// @progress package, so that one import is enough.
 export { createProgressTracker, ComposedProgressTracker } from './create-progress-tracker.js';
 export type { ComposedSystemInfo, WebSocketAddress } from './create-progress-tracker.js';
 export { resolveOptions } from './options.js';
@@ -9,8 +9,6 @@ export type { RenderOptions } from './render.js';
 
 // @progress/core
 export {
-  ProgressTracker,
-  MemoryStore,
   ProgressError,
   ErrorCode,
   isProgressError,
@@ -29,21 +27,31 @@ export {
   estimateCompletion,
   findCurrentTask,
   toSummaryRow,
+  assertAppend,
+  assertListFilter,
   filterRows,
+  TERMINAL_UPGRADE_STATUSES,
+  TERMINAL_TASK_STATUSES,
   isTerminal,
+  assertValidId,
   isValidId,
+  MemoryStore,
+  ProgressTracker,
 } from '@progress/core';
 export type {
+  ProgressErrorContext,
   ProgressEvent,
   TaskProgress,
   UpgradeProgress,
   ProgressSummary,
+  CurrentTaskSummary,
   UpgradeSummaryRow,
   ListFilter,
   StoreInfo,
   ProgressStore,
   ProgressSink,
   Logger,
+  MemoryStoreOptions,
   ProgressTrackerOptions,
   AddTaskOptions,
   TaskSpec,
@@ -52,14 +60,106 @@ export type {
   TrackerSystemInfo,
 } from '@progress/core';
 
-// the adapters
-export { JsonFileStore } from '@progress/storage-json';
-export type { JsonFileStoreOptions } from '@progress/storage-json';
-export { RedisStore } from '@progress/storage-redis';
-export type { RedisStoreOptions, RetentionOptions } from '@progress/storage-redis';
-export { EventBridgeNotifier, formatTimedelta } from '@progress/notifier-eventbridge';
-export type { EventBridgeNotifierOptions, NotifierStats } from '@progress/notifier-eventbridge';
-export { CallbackManager } from '@progress/callbacks';
-export type { CallbackManagerOptions, EventCallback, StatusCallback, UpgradeStatusCallback } from '@progress/callbacks';
-export { ProgressWebSocketServer, createReadToken, verifyReadToken, readTokenAuth } from '@progress/ws-server';
-export type { ProgressWebSocketServerOptions, ServerAddress } from '@progress/ws-server';
+// @progress/storage-json
+export {
+  JsonFileStore,
+  parsePythonDatetime,
+  parsePythonTimedelta,
+  importLegacyUpgrade,
+} from '@progress/storage-json';
+export type {
+  JsonFileStoreOptions,
+  Durability,
+} from '@progress/storage-json';
+
+// @progress/storage-redis
+export {
+  RedisStore,
+  KeyLayout,
+} from '@progress/storage-redis';
+export type {
+  RedisStoreOptions,
+  RetentionOptions,
+  UpgradeKeys,
+} from '@progress/storage-redis';
+
+// @progress/notifier-eventbridge
+export {
+  EventBridgeNotifier,
+  DEFAULT_EVENT_TYPES,
+  LEGACY_DETAIL_KEYS,
+  buildDetail,
+  trimDetail,
+  keptKeys,
+  formatTimedelta,
+  entrySize,
+  DEFAULT_RETRY,
+  backoffDelay,
+  classifyRequestError,
+} from '@progress/notifier-eventbridge';
+export type {
+  NotifierStats,
+  FlushReport,
+  CloseReport,
+  EventBridgeNotifierOptions,
+  DropPolicy,
+  UndeliveredEvent,
+  DeliveryFailure,
+  DeliveryFailureReason,
+  EventDetail,
+  RetryOptions,
+  RequestErrorInfo,
+} from '@progress/notifier-eventbridge';
+
+// @progress/callbacks
+export {
+  CallbackManager,
+  CallbackError,
+} from '@progress/callbacks';
+export type {
+  AnyCallback,
+  CallbackCounts,
+  CallbackErrorInfo,
+  CallbackFailureReason,
+  CallbackManagerOptions,
+  CallbackResult,
+  CallbackStats,
+  EventCallback,
+  EventTypeFilter,
+  StatusCallback,
+  Unsubscribe,
+  UpgradeStatusCallback,
+} from '@progress/callbacks';
+
+// @progress/ws-server
+export {
+  ProgressWebSocketServer,
+  PROTOCOL_VERSION,
+  clientMessageSchema,
+  parseClientMessage,
+  createReadToken,
+  verifyReadToken,
+  readTokenAuth,
+  tokenFromRequest,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  PROGRESS_SUBPROTOCOL,
+  createDashboardHandler,
+  DASHBOARD_CSP,
+  dashboardHtml,
+  DASHBOARD_SCRIPT,
+  DASHBOARD_STYLE,
+} from '@progress/ws-server';
+export type {
+  ServerAddress,
+  ProgressWebSocketServerOptions,
+  RateLimitOptions,
+  ClientMessage,
+  ServerMessage,
+  ResyncReason,
+  WireErrorCode,
+  ParseResult,
+  ReadTokenOptions,
+  ReadTokenClaims,
+  DashboardOptions,
+  ServerStats,
+} from '@progress/ws-server';

@@ -51,6 +51,7 @@ describe('createProgressTracker', () => {
     expect(t.getSystemInfo()).toMatchObject({ store: { name: 'MemoryStore' }, notifier: null, websocket: { enabled: false }, callbacks: { eventCallbacks: 0 } });
     await t.close();
     await expect(t.startTask('a')).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(t.startWebSocketServer()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
   it('keeps events in a JSON folder under storage: { json } and under the old storagePath, and resumes from it', async () => {

@@ -13,9 +13,10 @@ Usage:
       A simulated EKS upgrade: JSON store in DIR (default ./progress-demo-data), WebSocket server
       and dashboard on 127.0.0.1 (the URL is printed first), live bars in the terminal. Run it again
       on the same DIR to resume an unfinished upgrade.
-  progress watch <ws-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN]
+  progress watch <ws-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS]
       Live progress bars for an upgrade running elsewhere (the most recent one when no id is given);
-      resumes after a lost connection. Plain lines when stdout is not a terminal.
+      resumes after a lost connection; gives up when a ws:// server is never reached (default 10 s).
+      Plain lines when stdout is not a terminal.
   progress ls <json-dir | redis-url> [--json]
   progress show <json-dir | redis-url> <upgradeId> [--json]
 
@@ -62,6 +63,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         host: { type: 'string' },
         linger: { type: 'string' },
         token: { type: 'string' },
+        'connect-timeout': { type: 'string' },
       },
     });
   } catch (e) {
@@ -112,7 +114,14 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'watch': {
         const source = await parseSource(rest[0], true);
         const view = new LiveView({ out });
-        const options = { view, signal: controller.signal, follow: values.follow === true, ...(values.token ? { token: values.token } : {}) };
+        const connectTimeout = number(values['connect-timeout'], 'connect-timeout', 0, 86_400);
+        const options = {
+          view,
+          signal: controller.signal,
+          follow: values.follow === true,
+          ...(values.token ? { token: values.token } : {}),
+          ...(connectTimeout !== undefined ? { firstConnectTimeoutMs: connectTimeout * 1000 } : {}),
+        };
         let state;
         if (source.kind === 'ws') state = await watchWebSocket(source.url, rest[1], options);
         else {

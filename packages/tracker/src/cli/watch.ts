@@ -14,6 +14,8 @@ export interface WatchOptions {
   follow?: boolean;
   /** Poll interval for a JSON folder, ms. @default 200 */
   pollMs?: number;
+  /** How long to keep trying a ws:// server that was never reached, ms (after a first connection, it retries for ever). @default 10000 */
+  firstConnectTimeoutMs?: number;
 }
 
 /** The exit code for an upgrade's final status. */
@@ -98,6 +100,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
   let target = upgradeId;
   let backoff = 250;
   let connectedOnce = false;
+  const startedAt = Date.now();
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
       // The token goes where readTokenAuth looks for it (the subprotocol `progress-token.<token>`,
@@ -193,6 +196,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
     });
     if (outcome !== 'lost') break;
+    // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
+    if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
+      throw new CliError(`cannot connect to ${url}`, ExitCode.UNAVAILABLE);
+    }
     await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);
   }
