@@ -1,10 +1,11 @@
-import { createServer } from 'node:net';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
+
+export { freePort } from '../../../tools/test-utils/src/net.js';
 
 /** A fresh temp folder; `cleanup()` removes every one made. */
 const made: string[] = [];
@@ -26,17 +27,6 @@ export function legacyDir(): string {
 }
 
 export const uniqueId = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A stream that keeps what is written, for the CLI's output. */
 export class Capture extends Writable {

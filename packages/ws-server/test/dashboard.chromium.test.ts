@@ -1,20 +1,9 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { openTracker } from './helpers.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // The dashboard in a real headless Chromium (Debian's /usr/bin/chromium through playwright-core).
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium (acceptance 5)', () => {
