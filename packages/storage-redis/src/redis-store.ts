@@ -361,12 +361,17 @@ export class RedisStore implements ProgressStore {
       const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
       if (trimErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, trimErr ?? rangeErr, { upgradeId });
       const trimmed = Number(trimmedText ?? 0);
-      if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
       const page = (entries ?? []) as StreamEntry[];
+      // Retention removes whole entries, so events up to the trim mark that share an entry with kept
+      // ones are still there and are returned; only a missing event is reported as trimmed.
+      if (page.length === 0 && trimmed > next) throw trimmedError(upgradeId, next, trimmed);
       for (const entry of page) {
         for (const event of decodeEntry(keys.events, entry)) {
           if (event.seq <= next) continue;
-          if (event.seq !== next + 1) throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+          if (event.seq !== next + 1) {
+            if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+            throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+          }
           next = event.seq;
           yield event;
           if (--left === 0) return;

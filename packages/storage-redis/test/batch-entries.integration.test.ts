@@ -172,7 +172,7 @@ describe('RedisStore: one stream entry per append', () => {
     await store.close();
   });
 
-  it('trims only whole entries the snapshot covers: an entry across the cut stays, and reads before the cut are told so', async () => {
+  it('trims only whole entries the snapshot covers: an entry across the cut stays readable, and a read of removed events is told so', async () => {
     const store = makeStore(prefixes, { snapshotEvery: 10, retention: { maxEvents: 3 } });
     const f = new EventFactory('batch-trim');
     for (let i = 0; i < 4; i++) await appendBatch(store, f, 6); // entries 0-6 .. 0-24, snapshot at 24
@@ -181,7 +181,16 @@ describe('RedisStore: one stream entry per append', () => {
     expect(await admin.hget(keys.meta, 'trimmed')).toBe('21');
     expect((await admin.xrange(keys.events, '-', '+')).map(([id]) => id)).toEqual(['0-24']);
     expect(seqs(await collect(store.readEvents(f.upgradeId, 21)))).toEqual([22, 23, 24]);
-    const err = await errorOf(collect(store.readEvents(f.upgradeId, 20)));
+    // 19..21 are below the mark but still held in that entry: read and watched alike; 18 is gone.
+    expect(seqs(await collect(store.readEvents(f.upgradeId, 18)))).toEqual(range(19, 24));
+    const stop = new AbortController();
+    const watched: number[] = [];
+    for await (const e of store.watch(f.upgradeId, 18, { signal: stop.signal })) {
+      watched.push(e.seq);
+      if (e.seq === 24) stop.abort();
+    }
+    expect(watched).toEqual(range(19, 24));
+    const err = await errorOf(collect(store.readEvents(f.upgradeId, 17)));
     expect(err.code).toBe('NOT_FOUND');
     expect(err.context).toMatchObject({ reason: 'trimmed', trimmedSeq: 21 });
     const watchErr = await errorOf(collect(store.watch(f.upgradeId, 10)));
