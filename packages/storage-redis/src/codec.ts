@@ -6,7 +6,7 @@ import type { StreamEntry } from './scripts.js';
 /**
  * The events of a stream entry, checked against its entry id. Two layouts: field `b`, a JSON array of
  * contiguous events whose last seq is the entry id's (one entry per append, the current layout); or
- * field `e`, one event whose seq is the entry id's (versions before 0.2 wrote one entry per event,
+ * field `e`, one event whose seq is the entry id's (development builds before the first release wrote one entry per event,
  * some also with an `i` field, the eventId).
  */
 export function decodeEntry(key: string, entry: StreamEntry): ProgressEvent[] {

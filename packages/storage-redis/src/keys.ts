@@ -2,7 +2,7 @@ import { ProgressError } from '@progress/core';
 
 /** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
 export interface UpgradeKeys {
-  /** Stream of events: one entry per append, id `0-<seq of its last event>`, field `b` (JSON array of the events). Versions before 0.2 wrote one entry per event (id `0-<seq>`, field `e`, some also `i`); both are read. */
+  /** Stream of events: one entry per append, id `0-<seq of its last event>`, field `b` (JSON array of the events). Development builds before the first release wrote one entry per event (id `0-<seq>`, field `e`, some also `i`); both are read. */
   events: string;
   /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON). */
   meta: string;
