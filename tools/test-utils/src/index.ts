@@ -3,3 +3,5 @@ export type { TestRedis } from './redis.js';
 export { startEventBridgeEndpoint, localClientConfig } from './eventbridge-endpoint.js';
 export type { EventBridgeEndpoint, EventBridgeEndpointOptions, AcceptedEntry, RecordedRequest } from './eventbridge-endpoint.js';
 export { freePort } from './net.js';
+export { spawnScript } from './spawn.js';
+export type { Child } from './spawn.js';
