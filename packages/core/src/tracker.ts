@@ -73,8 +73,9 @@ export interface TrackerSystemInfo {
 
 interface Commit {
   events: ProgressEvent[];
-  resolve: () => void;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+  value: unknown;
 }
 
 const MAX_TEXT = 4096;
@@ -211,45 +212,73 @@ export class ProgressTracker implements AsyncDisposable {
   // ---------------------------------------------------------------- upgrade commands
 
   /** not_started -> in_progress, in the given phase. */
-  async startUpgrade(phase = 'Initialization'): Promise<ProgressEvent> {
-    assertText(phase, 'phase', 1, 256);
-    return this.#upgradeEvent('upgrade.started', 'in_progress', `Upgrade started: ${phase}`, { phase });
+  startUpgrade(phase = 'Initialization'): Promise<ProgressEvent> {
+    try {
+      assertText(phase, 'phase', 1, 256);
+      return this.#upgradeEvent('upgrade.started', 'in_progress', `Upgrade started: ${phase}`, { phase });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Records the phase the upgrade is in (while not_started, in_progress or paused). */
-  async setCurrentPhase(phase: string): Promise<ProgressEvent> {
-    assertText(phase, 'phase', 1, 256);
-    return this.#upgradeEvent('upgrade.phase_changed', this.#live.status, `Phase changed to ${phase}`, { phase });
+  setCurrentPhase(phase: string): Promise<ProgressEvent> {
+    try {
+      assertText(phase, 'phase', 1, 256);
+      return this.#upgradeEvent('upgrade.phase_changed', this.#live.status, `Phase changed to ${phase}`, { phase });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** in_progress -> completed; the overall percentage becomes 100. */
-  async completeUpgrade(message = 'Upgrade completed'): Promise<ProgressEvent> {
-    assertText(message, 'message', 0, MAX_TEXT);
-    return this.#upgradeEvent('upgrade.completed', 'completed', message, {});
+  completeUpgrade(message = 'Upgrade completed'): Promise<ProgressEvent> {
+    try {
+      assertText(message, 'message', 0, MAX_TEXT);
+      return this.#upgradeEvent('upgrade.completed', 'completed', message, {});
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** -> failed, with the error message. */
-  async failUpgrade(errorMessage: string): Promise<ProgressEvent> {
-    assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
-    return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${errorMessage}`, { errorMessage });
+  failUpgrade(errorMessage: string): Promise<ProgressEvent> {
+    try {
+      assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
+      return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${errorMessage}`, { errorMessage });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** in_progress -> paused. Tasks keep their statuses. */
-  async pauseUpgrade(reason?: string): Promise<ProgressEvent> {
-    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
-    return this.#upgradeEvent('upgrade.paused', 'paused', reason ? `Upgrade paused: ${reason}` : 'Upgrade paused', reason ? { reason } : {});
+  pauseUpgrade(reason?: string): Promise<ProgressEvent> {
+    try {
+      if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+      return this.#upgradeEvent('upgrade.paused', 'paused', reason ? `Upgrade paused: ${reason}` : 'Upgrade paused', reason ? { reason } : {});
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** paused -> in_progress. */
-  async resumeUpgrade(message = 'Upgrade resumed'): Promise<ProgressEvent> {
-    assertText(message, 'message', 0, MAX_TEXT);
-    return this.#upgradeEvent('upgrade.resumed', 'in_progress', message, {});
+  resumeUpgrade(message = 'Upgrade resumed'): Promise<ProgressEvent> {
+    try {
+      assertText(message, 'message', 0, MAX_TEXT);
+      return this.#upgradeEvent('upgrade.resumed', 'in_progress', message, {});
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** -> cancelled. Tasks keep their statuses. */
-  async cancelUpgrade(reason?: string): Promise<ProgressEvent> {
-    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
-    return this.#upgradeEvent('upgrade.cancelled', 'cancelled', reason ? `Upgrade cancelled: ${reason}` : 'Upgrade cancelled', reason ? { reason } : {});
+  cancelUpgrade(reason?: string): Promise<ProgressEvent> {
+    try {
+      if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+      return this.#upgradeEvent('upgrade.cancelled', 'cancelled', reason ? `Upgrade cancelled: ${reason}` : 'Upgrade cancelled', reason ? { reason } : {});
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // ---------------------------------------------------------------- task commands
@@ -295,15 +324,19 @@ export class ProgressTracker implements AsyncDisposable {
         details: { taskName: spec.taskName, parentTaskId: spec.parentTaskId ?? null, totalSteps: spec.totalSteps ?? null, weight: spec.weight ?? 1 },
       }),
     );
-    await this.#commit(events);
+    await this.#commit(events, undefined);
     return specs.map((spec) => copyTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
   }
 
   /** not_started -> in_progress. */
-  async startTask(taskId: string, message = 'Task started'): Promise<ProgressEvent> {
-    assertText(message, 'message', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.started');
-    return this.#taskEvent(task, 'task.started', 'in_progress', message, { percentage: task.percentage });
+  startTask(taskId: string, message = 'Task started'): Promise<ProgressEvent> {
+    try {
+      assertText(message, 'message', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.started');
+      return this.#taskEvent(task, 'task.started', 'in_progress', message, { percentage: task.percentage });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -311,71 +344,99 @@ export class ProgressTracker implements AsyncDisposable {
    *
    * @param details JSON-serializable data recorded on the event.
    */
-  async updateTaskProgress(taskId: string, percentage: number, message?: string, details?: Record<string, unknown>): Promise<ProgressEvent> {
-    assertPercentage(percentage);
-    if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
-    const copy = toDetails(details);
-    const task = this.#task(taskId, 'task.progress');
-    return this.#taskEvent(task, 'task.progress', 'in_progress', message ?? `Progress: ${percentage}%`, { percentage, details: copy });
+  updateTaskProgress(taskId: string, percentage: number, message?: string, details?: Record<string, unknown>): Promise<ProgressEvent> {
+    try {
+      assertPercentage(percentage);
+      if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
+      const copy = toDetails(details);
+      const task = this.#task(taskId, 'task.progress');
+      return this.#taskEvent(task, 'task.progress', 'in_progress', message ?? `Progress: ${percentage}%`, { percentage, details: copy });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
    * Moves a task on by steps: `completedSteps` (default one more than before) out of `totalSteps`;
    * the percentage follows when the task has `totalSteps`. Starts a not_started task.
    */
-  async advanceTask(taskId: string, options: AdvanceTaskOptions = {}): Promise<ProgressEvent> {
-    if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] advanceTask options must be an object');
-    if (options.currentStep !== undefined) assertText(options.currentStep, 'currentStep', 0, 256);
-    if (options.message !== undefined) assertText(options.message, 'message', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.progress');
-    const completedSteps = options.completedSteps ?? task.completedSteps + 1;
-    assertCount(completedSteps, 'completedSteps');
-    if (task.totalSteps !== null && completedSteps > task.totalSteps) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] task "${taskId}" has ${task.totalSteps} steps; completedSteps ${completedSteps} is too many`, {
-        context: { upgradeId: this.upgradeId, taskId, completedSteps, totalSteps: task.totalSteps },
-      });
+  advanceTask(taskId: string, options: AdvanceTaskOptions = {}): Promise<ProgressEvent> {
+    try {
+      if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] advanceTask options must be an object');
+      if (options.currentStep !== undefined) assertText(options.currentStep, 'currentStep', 0, 256);
+      if (options.message !== undefined) assertText(options.message, 'message', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.progress');
+      const completedSteps = options.completedSteps ?? task.completedSteps + 1;
+      assertCount(completedSteps, 'completedSteps');
+      if (task.totalSteps !== null && completedSteps > task.totalSteps) {
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] task "${taskId}" has ${task.totalSteps} steps; completedSteps ${completedSteps} is too many`, {
+          context: { upgradeId: this.upgradeId, taskId, completedSteps, totalSteps: task.totalSteps },
+        });
+      }
+      const details: Record<string, unknown> = { completedSteps };
+      if (options.currentStep !== undefined) details.currentStep = options.currentStep;
+      const percentage = task.totalSteps !== null ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
+      const label = task.totalSteps !== null ? `${completedSteps}/${task.totalSteps}` : String(completedSteps);
+      const message = options.message ?? (options.currentStep ? `Step ${label}: ${options.currentStep}` : `Step ${label}`);
+      return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const details: Record<string, unknown> = { completedSteps };
-    if (options.currentStep !== undefined) details.currentStep = options.currentStep;
-    const percentage = task.totalSteps !== null ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
-    const label = task.totalSteps !== null ? `${completedSteps}/${task.totalSteps}` : String(completedSteps);
-    const message = options.message ?? (options.currentStep ? `Step ${label}: ${options.currentStep}` : `Step ${label}`);
-    return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
   }
 
   /** not_started | in_progress -> completed (100%). */
-  async completeTask(taskId: string, message = 'Task completed'): Promise<ProgressEvent> {
-    assertText(message, 'message', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.completed');
-    return this.#taskEvent(task, 'task.completed', 'completed', message, { percentage: 100 });
+  completeTask(taskId: string, message = 'Task completed'): Promise<ProgressEvent> {
+    try {
+      assertText(message, 'message', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.completed');
+      return this.#taskEvent(task, 'task.completed', 'completed', message, { percentage: 100 });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** not_started | in_progress -> failed. The event's message is `Task failed: ${errorMessage}`. */
-  async failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
-    assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
-    const task = this.#task(taskId, 'task.failed');
-    return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${errorMessage}`, { details: { errorMessage } });
+  failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
+    try {
+      assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
+      const task = this.#task(taskId, 'task.failed');
+      return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${errorMessage}`, { details: { errorMessage } });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** failed -> in_progress, `retryCount + 1`. */
-  async retryTask(taskId: string, message?: string): Promise<ProgressEvent> {
-    if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.retried');
-    return this.#taskEvent(task, 'task.retried', 'in_progress', message ?? `Task retried (attempt ${task.retryCount + 2})`, {});
+  retryTask(taskId: string, message?: string): Promise<ProgressEvent> {
+    try {
+      if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.retried');
+      return this.#taskEvent(task, 'task.retried', 'in_progress', message ?? `Task retried (attempt ${task.retryCount + 2})`, {});
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** not_started -> skipped (left out of every mean). */
-  async skipTask(taskId: string, reason?: string): Promise<ProgressEvent> {
-    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.skipped');
-    return this.#taskEvent(task, 'task.skipped', 'skipped', reason ? `Task skipped: ${reason}` : 'Task skipped', { details: reason ? { reason } : {} });
+  skipTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    try {
+      if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.skipped');
+      return this.#taskEvent(task, 'task.skipped', 'skipped', reason ? `Task skipped: ${reason}` : 'Task skipped', { details: reason ? { reason } : {} });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** not_started | in_progress -> cancelled (left out of every mean). */
-  async cancelTask(taskId: string, reason?: string): Promise<ProgressEvent> {
-    if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
-    const task = this.#task(taskId, 'task.cancelled');
-    return this.#taskEvent(task, 'task.cancelled', 'cancelled', reason ? `Task cancelled: ${reason}` : 'Task cancelled', { details: reason ? { reason } : {} });
+  cancelTask(taskId: string, reason?: string): Promise<ProgressEvent> {
+    try {
+      if (reason !== undefined) assertText(reason, 'reason', 0, MAX_TEXT);
+      const task = this.#task(taskId, 'task.cancelled');
+      return this.#taskEvent(task, 'task.cancelled', 'cancelled', reason ? `Task cancelled: ${reason}` : 'Task cancelled', { details: reason ? { reason } : {} });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // ---------------------------------------------------------------- queries
@@ -518,7 +579,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#assertOpen();
     assertUpgradeTransition(this.#live, type);
     const ev = this.#record(type, status, message, { details });
-    return this.#commit([ev]).then(() => ev);
+    return this.#commit([ev], ev);
   }
 
   #taskEvent(
@@ -529,7 +590,7 @@ export class ProgressTracker implements AsyncDisposable {
     extra: { percentage?: number | undefined; details?: Record<string, unknown> },
   ): Promise<ProgressEvent> {
     const ev = this.#record(type, status, message, { taskId: task.taskId, taskType: task.taskType, percentage: extra.percentage, details: extra.details ?? {} });
-    return this.#commit([ev]).then(() => ev);
+    return this.#commit([ev], ev);
   }
 
   /** Makes the next event and folds it into the live state. Validation is done by then. */
@@ -548,9 +609,10 @@ export class ProgressTracker implements AsyncDisposable {
     return ev;
   }
 
-  #commit(events: ProgressEvent[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ events, resolve, reject });
+  /** Queues `events` for the next write; resolves with `value` once they are durable. */
+  #commit<T>(events: ProgressEvent[], value: T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ events, resolve: resolve as (value: unknown) => void, reject, value });
       if (!this.#writing && !this.#scheduled) {
         this.#scheduled = true;
         // Wait one microtask, so that the commands issued in the same tick go out in one write.
@@ -581,7 +643,7 @@ export class ProgressTracker implements AsyncDisposable {
         applyEventInPlace(this.#durable, ev);
         this.#emit(ev);
       }
-      for (const c of batch) c.resolve();
+      for (const c of batch) c.resolve(c.value);
     }
     this.#writing = false;
     const idle = this.#idle;

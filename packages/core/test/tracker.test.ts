@@ -304,6 +304,18 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     await t.close();
   });
 
+  it('rejects (never throws synchronously) from every command', async () => {
+    const t = await open();
+    const calls = [() => t.updateTaskProgress('nope', 50), () => t.startUpgrade(''), () => t.addTask('../x', 'x'), () => t.failTask('a', '')];
+    for (const call of calls) {
+      let result: unknown;
+      expect(() => (result = call())).not.toThrow();
+      expect(result).toBeInstanceOf(Promise);
+      await expect(result).rejects.toMatchObject({ name: 'ProgressError' });
+    }
+    await t.close();
+  });
+
   it('refuses commands after close with CLOSED', async () => {
     const t = await open();
     await t.close();
