@@ -107,14 +107,19 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   };
 }
 
-/** The URL without user name and password, for `info()` and logs. */
+/**
+ * The URL without user name, password and query, for `info()` and logs. ioredis reads every query
+ * parameter as an option (`?password=...`, `?username=...`), so the query can hold credentials too.
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     parsed.username = '';
     parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
+    return url.replace(/\/\/[^@/]*@/, '//').replace(/[?#].*$/, '');
   }
 }
