@@ -35,9 +35,17 @@ class WatchConnection {
 
   constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
     const base = ctx.redis;
+    // No commandTimeout on this connection (a client passed in may have one): XREAD BLOCK waits up to
+    // watchBlockMs by design, and a shorter timeout would fail every quiet watch.
     this.conn = (base as { isCluster?: boolean }).isCluster
-      ? (base as Cluster).duplicate()
-      : (base as Redis).duplicate({ connectionName: `${ctx.options.connectionName}:watch`, maxRetriesPerRequest: null, enableOfflineQueue: true, enableAutoPipelining: false });
+      ? (base as Cluster).duplicate([], { redisOptions: { ...(base as Cluster).options.redisOptions, commandTimeout: undefined } })
+      : (base as Redis).duplicate({
+          connectionName: `${ctx.options.connectionName}:watch`,
+          maxRetriesPerRequest: null,
+          enableOfflineQueue: true,
+          enableAutoPipelining: false,
+          commandTimeout: undefined,
+        });
     this.conn.on('error', (err: unknown) => ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)'));
     this.#ending = new Promise<undefined>((resolve) => {
       this.#endNow = () => resolve(undefined);

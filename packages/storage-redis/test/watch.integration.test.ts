@@ -2,7 +2,8 @@ import { EventFactory } from '@progress/core/testing';
 import type { ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../src/index.js';
-import { adminClient, cleanup, makeStore } from './helpers.js';
+import { Redis } from 'ioredis';
+import { adminClient, cleanup, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -148,5 +149,27 @@ describe('RedisStore.watchAll', () => {
     expect((await iterator.next()).done).toBe(true);
     await admin.quit();
     await store.close();
+  });
+});
+
+describe('RedisStore.watch on a client passed in', () => {
+  it('keeps waiting on a quiet upgrade when the client has a commandTimeout shorter than the XREAD block', async () => {
+    const client = new Redis(redisUrl(), { commandTimeout: 150 });
+    const store = makeStore(prefixes, { redis: client, watchBlockMs: 1000 });
+    const f = new EventFactory('quiet-timeout');
+    const stop = new AbortController();
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const ev of store.watch(f.upgradeId, 0, { signal: stop.signal })) {
+        seen.push(ev.seq);
+        if (ev.seq === 2) stop.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 400));
+    await appendBatch(store, f, 2);
+    await done;
+    expect(seen).toEqual([1, 2]);
+    await store.close();
+    await client.quit();
   });
 });
