@@ -14,7 +14,8 @@ import type { Cluster, Redis } from 'ioredis';
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
  *
  * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
- * (idempotent retry: the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
+ * (idempotent retry: the stored seq is at least `expectedSeq + n`, since later appends may have run
+ * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
  * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
  * because the deadline passed before it ran.
  *
@@ -25,7 +26,7 @@ local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '0')
 local expected = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 if last ~= expected then
-  if last == expected + n then
+  if last >= expected + n then
     local found = redis.call('XRANGE', KEYS[1], '0-' .. (expected + 1), '+', 'COUNT', 1)
     if found[1] then
       local f = found[1][2]

@@ -52,6 +52,25 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  it('recognises a re-sent append even when a later append of the same upgrade ran after it (both replies lost)', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('retry-later');
+    const first = f.batch(3);
+    const firstState = f.snapshot();
+    const second = f.batch(2);
+    // Issued together (one pipeline), both applied; ioredis re-sends both after a lost connection.
+    await Promise.all([store.append(f.upgradeId, first, 0, firstState), store.append(f.upgradeId, second, 3, f.snapshot())]);
+    await store.append(f.upgradeId, first, 0, firstState);
+    await store.append(f.upgradeId, second, 3, f.snapshot());
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.eventId)).toEqual([...first, ...second].map((e) => e.eventId));
+    // Other events at the first append's seqs are still a conflict.
+    const other = new EventFactory('retry-later');
+    const err = await codeOf(store.append(f.upgradeId, other.batch(3), 0, other.snapshot()));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.context.storedSeq).toBe(5);
+    await store.close();
+  });
+
   it('sends appends of several upgrades issued together in one pipeline', async () => {
     const client = new Redis(redisUrl());
     let pipelines = 0;
