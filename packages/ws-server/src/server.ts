@@ -262,7 +262,26 @@ export class ProgressWebSocketServer implements ProgressSink {
     });
     ws.on('error', (err) => this.#o.logger.debug({ err, client: client.id }, 'client connection error'));
     ws.once('close', () => this.#onClose(client));
+    this.#closeOnExpiry(client, principal);
     client.send({ type: 'welcome', protocol: PROTOCOL_VERSION, serverId: this.serverId });
+  }
+
+  /**
+   * A principal that carries a numeric `exp` (seconds since the epoch, as read tokens and JWT claims
+   * do) is good until then: the connection is closed with 1008 when it passes, so that a
+   * subscription never outlives the credentials that opened it. (An `exp` more than 24 days away is
+   * not timed.)
+   */
+  #closeOnExpiry(client: ClientConnection, principal: unknown): void {
+    const exp = principal && typeof principal === 'object' ? (principal as { exp?: unknown }).exp : undefined;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
+    const delay = exp * 1000 - Date.now();
+    if (delay > 2 ** 31 - 1) return;
+    const timer = setTimeout(() => {
+      this.#o.logger.info({ client: client.id }, 'closing a connection whose credentials expired');
+      client.close(1008, 'credentials expired');
+    }, Math.max(0, delay));
+    client.ws.once('close', () => clearTimeout(timer));
   }
 
   #onClose(client: ClientConnection): void {

@@ -37,6 +37,16 @@ async function stillServes(url: string): Promise<void> {
   await c.next((m) => m.type === 'pong');
 }
 
+describe('credentials that expire', () => {
+  it('closes a connection with 1008 when the read token that opened it expires', async () => {
+    const { url } = await start(readTokenAuth({ secret: SECRET }));
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 1 });
+    const client = await connect(`${url}?token=${token}`);
+    await client.next((m) => m.type === 'welcome');
+    expect(await client.closed).toBe(1008);
+  });
+});
+
 describe('handshake: authenticate (401) and origins (403)', () => {
   it('answers 401 before any frame when authenticate refuses, and accepts what it accepts', async () => {
     const { url, port } = await start({ authenticate: (req: IncomingMessage) => (req.headers.authorization === 'Bearer good' ? { user: 'ann' } : undefined) });
