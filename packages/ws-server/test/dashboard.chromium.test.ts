@@ -81,4 +81,14 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium (accep
     expect(dialogs).toEqual([]);
     expect(problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(p))).toEqual([]);
   }, 60_000);
+
+  it('keeps working with a malformed hash in the URL', async () => {
+    const page = await chromium.context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    await page.goto(`http://127.0.0.1:${port}/#%E0`);
+    await expect.poll(() => page.textContent('#conn')).toBe('live');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });

@@ -7,7 +7,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   var wsPath = document.querySelector('meta[name="progress-ws-path"]').getAttribute('content') || '/ws';
   var token = new URLSearchParams(location.search).get('token');
   var wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + wsPath + (token ? '?token=' + encodeURIComponent(token) : '');
-  var ws = null, retry = 0, selected = decodeURIComponent(location.hash.slice(1)) || null, state = null, rows = [], events = [], listTimer = null;
+  // A malformed hash (#%E0) must not stop the page: it just selects nothing.
+  var hashId = function () { try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return ''; } };
+  var ws = null, retry = 0, selected = hashId() || null, state = null, rows = [], events = [], listTimer = null;
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -232,7 +234,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }
   listTimer = setInterval(function () { send({ type: 'list_upgrades' }); }, 5000);
   setInterval(function () { if (state && state.status === 'in_progress') schedule(); }, 1000);
-  window.addEventListener('hashchange', function () { var id = decodeURIComponent(location.hash.slice(1)); if (id && id !== selected) select(id); });
+  window.addEventListener('hashchange', function () { var id = hashId(); if (id && id !== selected) select(id); });
   connect();
   void listTimer;
 })();
