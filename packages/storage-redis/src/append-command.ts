@@ -11,6 +11,22 @@ interface CommandSink {
   sendCommand(command: Command): unknown;
 }
 
+const self = function (this: unknown): unknown {
+  return this;
+};
+
+/**
+ * Marks an argument list as flat. ioredis' `Command` constructor copies its arguments with
+ * `args.flat()`, which V8 runs slowly: about 3 us for the append's 20 strings, more than the rest of
+ * the store's client work on the sequential path together. Ours are flat strings already, so the
+ * array answers `flat()` with itself (an own property; `Array.prototype` is untouched). Should a
+ * future ioredis stop calling `flat()`, nothing changes but the speed.
+ */
+function alreadyFlat(args: string[]): string[] {
+  if (!Object.hasOwn(args, 'flat')) Object.defineProperty(args, 'flat', { value: self, enumerable: false });
+  return args;
+}
+
 /**
  * The append script as one prepared EVALSHA command, sent straight to the client. This skips
  * ioredis' `defineCommand` wrapper, which copies the arguments twice more and adds a closure and a
@@ -22,7 +38,7 @@ interface CommandSink {
  * apply an append twice.
  */
 export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
-  const command = new Command('evalsha', args);
+  const command = new Command('evalsha', alreadyFlat(args));
   via.sendCommand(command);
   // One reaction on the command's own promise (no .catch() in between: every promise hop is time on
   // the sequential path).

@@ -50,8 +50,9 @@ const contenders: Record<string, () => Promise<void>> = {
   },
 };
 const res: Record<string, number[]> = {};
-for (let it = 0; it < 7; it++) for (const [name, fn] of Object.entries(contenders).filter(([n]) => !process.env.ONLY || process.env.ONLY.split(",").includes(n))) { const t0 = performance.now(); await fn(); (res[name] ??= []).push(((performance.now() - t0) * 1000) / N); }
-for (const [name, xs] of Object.entries(res)) console.log(name.padEnd(10), 'median us/event', xs.sort((a, b) => a - b)[3]!.toFixed(1), xs.map((x) => x.toFixed(0)).join(' '));
+const cpu: Record<string, number[]> = {};
+for (let it = 0; it < 7; it++) for (const [name, fn] of Object.entries(contenders).filter(([n]) => !process.env.ONLY || process.env.ONLY.split(",").includes(n))) { const c0 = process.cpuUsage(); const t0 = performance.now(); await fn(); (res[name] ??= []).push(((performance.now() - t0) * 1000) / N); const c = process.cpuUsage(c0); (cpu[name] ??= []).push((c.user + c.system) / N); }
+for (const [name, xs] of Object.entries(res)) console.log(name.padEnd(11), 'median us/event', xs.sort((a, b) => a - b)[3]!.toFixed(1), xs.map((x) => x.toFixed(0)).join(' '), '| client cpu us/event', cpu[name]!.sort((a, b) => a - b)[3]!.toFixed(1));
 await t.close(); await store.close(); await queue.obliterate({ force: true }).catch(() => {}); await queue.close(); await bullConn.quit();
 for (const key of await r.keys(`ab:${run}:*`)) await r.del(key);
 await r.quit();
