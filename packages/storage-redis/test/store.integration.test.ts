@@ -123,9 +123,25 @@ describe('RedisStore: appends', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect((await direct.load(f.upgradeId))?.lastSeq).toBe(2);
     expect(await admin.hget(`${keyPrefix}{deadline}:meta`, 'lastSeq')).toBe('2');
+    // The feed entry the refused script wrote to read the clock was taken back out.
+    const feed = await admin.xrange(`${keyPrefix}feed`, '-', '+');
+    expect(feed.map(([, fields]) => fields)).toEqual([['u', 'deadline', 's', '1', 'n', '2']]);
     await direct.close();
     await store.close();
     await proxy.close();
+  });
+
+  it('accepts an append in time although the feed ids run ahead of the server clock (a clock stepped back)', async () => {
+    const keyPrefix = freshPrefix('clock');
+    const store = makeStore(prefixes, { keyPrefix, commandTimeoutMs: 1000 });
+    const f = new EventFactory('clock');
+    // A feed entry an hour ahead: every new feed id is at least that, far past any deadline.
+    await admin.xadd(`${keyPrefix}feed`, `${Date.now() + 3_600_000}-0`, 'u', 'other', 's', '1', 'n', '1');
+    await appendBatch(store, f, 2);
+    await appendBatch(store, f, 1);
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(await admin.xlen(`${keyPrefix}feed`)).toBe(3);
+    await store.close();
   });
 
   it('rejects with STORE_UNAVAILABLE when Redis cannot be reached at all', async () => {
