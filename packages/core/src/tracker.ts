@@ -8,6 +8,8 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, toDetails } from './validation.js';
 
+const RESOLVED = Promise.resolve();
+
 /** Options of {@link ProgressTracker.open}. */
 export interface ProgressTrackerOptions {
   /** The operation's id: 1..128 characters of `[A-Za-z0-9_.:-]`. */
@@ -615,14 +617,18 @@ export class ProgressTracker implements AsyncDisposable {
       this.#queue.push({ events, resolve: resolve as (value: unknown) => void, reject, value });
       if (!this.#writing && !this.#scheduled) {
         this.#scheduled = true;
-        // Wait one microtask, so that the commands issued in the same tick go out in one write.
-        queueMicrotask(() => {
-          this.#scheduled = false;
-          void this.#drain();
-        });
+        // Wait one microtask, so that the commands issued in the same tick go out in one write. (A
+        // resolved promise's reaction rather than queueMicrotask, which wraps every call in an
+        // AsyncResource: measurable on the one-awaited-call-at-a-time path.)
+        void RESOLVED.then(this.#startDrain);
       }
     });
   }
+
+  readonly #startDrain = (): void => {
+    this.#scheduled = false;
+    void this.#drain();
+  };
 
   async #drain(): Promise<void> {
     if (this.#writing) return;
