@@ -409,7 +409,9 @@ export class RedisStore implements ProgressStore {
    * closed when the iteration ends). It waits through connection losses (ioredis reconnects and
    * resumes from the last seq read). It ends when `signal` aborts, the loop breaks, or the store
    * closes. Throws `NOT_FOUND` (`context.reason = 'trimmed'`) when the events after `afterSeq` were
-   * removed by retention: load the state and resume from its `lastSeq`.
+   * removed by retention: load the state and resume from its `lastSeq`; and `NOT_FOUND`
+   * (`context.reason = 'deleted'`) when the upgrade is deleted, expires, or is deleted and created
+   * again while watched (its new events are never handed out as the old one's continuation).
    */
   watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);

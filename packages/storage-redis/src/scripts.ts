@@ -78,6 +78,8 @@ if ARGV[5] ~= '' then
 else
   redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6])
 end
+-- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
+if expected == 0 then redis.call('HSET', KEYS[2], 'epoch', ARGV[12]) end
 local snapSeq = nil
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4])

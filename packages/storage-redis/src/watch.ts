@@ -1,7 +1,7 @@
 import type { Logger, ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, trimmedError, unavailable } from './errors.js';
+import { corrupted, goneError, trimmedError, unavailable } from './errors.js';
 import { entryId, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -59,6 +59,34 @@ class WatchConnection {
     return this.#ended || this.#signals.some((s) => s.aborted);
   }
 
+  /**
+   * XREAD BLOCK on one stream, and in the same pipeline HMGET of `fields` from `metaKey`: Redis
+   * runs the HMGET the moment the XREAD returns, so the upgrade's meta comes with the entries
+   * without another round trip. With `before`, one more HMGET goes first, answered at once (the
+   * meta when the watcher starts). (All keys carry the upgrade's hash tag: one slot, one node.)
+   */
+  async xreadWithMeta(
+    key: string,
+    after: string,
+    count: number,
+    blockMs: number,
+    metaKey: string,
+    fields: string[],
+    before: boolean,
+  ): Promise<{ entries: StreamEntry[] | undefined; meta: Array<string | null>; metaBefore: Array<string | null> | undefined } | undefined> {
+    const pipeline = this.conn.pipeline();
+    if (before) pipeline.hmget(metaKey, ...fields);
+    const exec = pipeline.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after).hmget(metaKey, ...fields).exec();
+    exec.catch(() => {});
+    const results = await Promise.race([exec, this.#ending]);
+    if (!results) return undefined;
+    for (const [err] of results) if (err) throw err;
+    const replies = results.map(([, reply]) => reply);
+    const metaBefore = before ? (replies.shift() as Array<string | null>) : undefined;
+    const [reply, meta] = replies as [XReadReply, Array<string | null>];
+    return { entries: reply?.[0]?.[1], meta, metaBefore };
+  }
+
   async xread(key: string, after: string, count: number, blockMs: number): Promise<StreamEntry[] | undefined> {
     const read = this.conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after) as Promise<XReadReply>;
     read.catch(() => {});
@@ -83,22 +111,47 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
   const watcher = new WatchConnection(ctx, signal);
   try {
     let next = afterSeq;
+    /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
+    let epoch: string | null | undefined;
+    /** Checks the meta (as it was at one moment) against what this watcher follows; throws when the upgrade is gone. */
+    const check = ([lastText, epochNow]: Array<string | null>): boolean => {
+      if (lastText === null) {
+        if (next > 0 || epoch !== undefined) throw goneError(upgradeId, next, 'it was deleted or expired');
+        return false; // not created yet: wait for it
+      }
+      if (epoch !== undefined && epochNow !== epoch) throw goneError(upgradeId, next, 'it was deleted and created again');
+      if (Number(lastText) < next) throw goneError(upgradeId, next, `its log ends at seq ${lastText}, before the watched seq (it was deleted, and perhaps created again)`);
+      epoch = epochNow;
+      return true;
+    };
+    let first = true;
     while (!watcher.aborted) {
-      let entries: StreamEntry[] | undefined;
+      let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
       try {
-        entries = await watcher.xread(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs);
+        read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
       } catch (err) {
         if (watcher.aborted) return;
+        // ioredis does not re-send a pipeline cut by a lost connection (it aborts it): read again
+        // from the last seq handed out; the new pipeline waits in the offline queue for the reconnect.
+        if (err instanceof Error && err.name === 'AbortError') continue;
         throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
       }
+      if (!read) return;
+      // The meta when the watch started (first round), then as it was right after these entries
+      // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
+      // has vanished, restarted behind us, or has another epoch.
+      if (read.metaBefore) check(read.metaBefore);
+      first = false;
+      if (!check(read.meta)) continue;
+      const trimmedText = read.meta[2];
       // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
       // one holds seq next + 1 (possibly after events already handed out, skipped here).
-      for (const entry of entries ?? []) {
+      for (const entry of read.entries ?? []) {
         for (const event of decodeEntry(keys.events, entry)) {
           if (event.seq <= next) continue;
           if (event.seq !== next + 1) {
             // Entries before this one are gone: retention trimmed them (or the log is damaged).
-            const trimmed = Number((await watcher.conn.hget(keys.meta, 'trimmed')) ?? 0);
+            const trimmed = Number(trimmedText ?? 0);
             if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
             throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
           }

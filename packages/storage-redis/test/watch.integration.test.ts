@@ -1,5 +1,5 @@
 import { EventFactory } from '@progress/core/testing';
-import type { ProgressEvent } from '@progress/core';
+import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../src/index.js';
 import { Redis } from 'ioredis';
@@ -63,6 +63,51 @@ describe('RedisStore.watch', () => {
     await store.close();
     await done;
     await writer.close();
+  });
+
+  it('ends with NOT_FOUND (reason deleted) when the upgrade it follows is deleted', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 100 });
+    const f = new EventFactory('gone-1');
+    await appendBatch(store, f, 3);
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const ev of store.watch('gone-1', 0)) seen.push(ev.seq);
+    })().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await until(() => seen.length === 3);
+    expect(await store.delete('gone-1')).toBe(true);
+    const err = (await done) as ProgressError;
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect(err.context).toMatchObject({ upgradeId: 'gone-1', reason: 'deleted', afterSeq: 3 });
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+
+  it('never hands out the events of an upgrade deleted and created again under the same id as the continuation of the old one', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const f = new EventFactory('gone-2');
+    await appendBatch(writer, f, 3);
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const ev of store.watch('gone-2', 0)) seen.push(ev.seq);
+    })().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await until(() => seen.length === 3);
+    // Within one XREAD BLOCK: deleted, created again, and past the watched seq at once.
+    await writer.delete('gone-2');
+    const again = new EventFactory('gone-2');
+    await appendBatch(writer, again, 6);
+    const err = (await done) as ProgressError;
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect(err.context.reason).toBe('deleted');
+    expect(seen).toEqual([1, 2, 3]);
+    await writer.close();
+    await store.close();
   });
 
   it('ends at once when the loop breaks, releasing its connection', async () => {
