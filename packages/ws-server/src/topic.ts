@@ -326,7 +326,14 @@ export class Topic {
       }
     } catch (err) {
       if (ac.signal.aborted) return;
-      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'store watch failed; retrying');
+      if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') {
+        // Deleted, expired, or created again: start over from what the store holds now (nothing,
+        // or the new upgrade), and tell every subscriber so; the next watch follows from there.
+        this.#host.logger.info({ upgradeId: this.upgradeId }, 'the upgrade was deleted in the store; resyncing subscribers');
+        await this.#restart(store);
+      } else {
+        this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'store watch failed; retrying');
+      }
     }
     if (ac.signal.aborted || this.#watch !== ac) return;
     this.#watch = undefined;
@@ -334,6 +341,17 @@ export class Topic {
       this.#retry = undefined;
       this.syncWatch();
     }, WATCH_RETRY_MS);
+  }
+
+  async #restart(store: ProgressStore): Promise<void> {
+    try {
+      this.#storeState = await store.load(this.upgradeId);
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not reload an upgrade from the store');
+      return;
+    }
+    this.#snapshot = undefined;
+    for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
   }
 
   #stopWatch(): void {
