@@ -422,7 +422,9 @@ export class RedisStore implements ProgressStore {
   /**
    * The new events of every upgrade, from the moment of this call, each upgrade's in seq order
    * (read from the feed stream; a gap in one upgrade's seqs is filled from its own stream, and
-   * duplicates are dropped). Ends like {@link watch}.
+   * duplicates are dropped; events retention removed before they were read are skipped, so that
+   * upgrade's seqs jump and `readEvents` from the last one seen reports `NOT_FOUND` 'trimmed').
+   * Ends like {@link watch}.
    */
   watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
     this.#assertOpen();

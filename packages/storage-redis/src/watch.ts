@@ -1,4 +1,4 @@
-import type { Logger, ProgressEvent } from '@progress/core';
+import { isProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
 import { corrupted, goneError, trimmedError, unavailable } from './errors.js';
@@ -194,9 +194,21 @@ async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: P
     seen.set(upgradeId, seq);
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
   };
-  const collect = async (upgradeId: string, after: number, limit: number): Promise<ProgressEvent[]> => {
+  const collect = async (upgradeId: string, after: number, to: number): Promise<ProgressEvent[]> => {
     const out: ProgressEvent[] = [];
-    for await (const event of ctx.readEvents(upgradeId, after, limit)) out.push(event);
+    try {
+      for await (const event of ctx.readEvents(upgradeId, after, to - after)) out.push(event);
+    } catch (err) {
+      // Retention removed events of this upgrade before this follower read them: one upgrade's
+      // trim must not end the feed of every other one. Go on from the trim mark; the consumer sees
+      // the seq jump, and readEvents from its last seq tells it NOT_FOUND 'trimmed' (the
+      // ws-server answers with a resync).
+      if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
+      const trimmed = Number(err.context.trimmedSeq);
+      ctx.logger.warn({ upgradeId, afterSeq: after, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
+      if (trimmed >= to) return out;
+      return collect(upgradeId, Math.max(after, trimmed), to);
+    }
     return out;
   };
   try {
@@ -233,7 +245,7 @@ async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: P
         const after = prev === undefined || pointer.first === 1 ? pointer.first - 1 : prev;
         ranges.set(pointer.upgradeId, { after, to });
       }
-      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to - r.after).then((events) => ({ upgradeId, events })));
+      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events })));
       for (const { upgradeId, events } of await Promise.all(reads)) {
         for (const event of events) {
           mark(upgradeId, event.seq);

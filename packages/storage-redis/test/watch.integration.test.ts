@@ -197,6 +197,35 @@ describe('RedisStore.watchAll', () => {
   });
 });
 
+describe('RedisStore.watchAll and retention', () => {
+  it('goes on past an upgrade whose unread events were trimmed (a seq jump there), and keeps following the others', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200, snapshotEvery: 10, retention: { maxEvents: 3 } });
+    const trimmed = new EventFactory('all-trim');
+    const other = new EventFactory('all-other');
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    await appendBatch(store, trimmed, 3);
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 3; i++) seen.push((await iterator.next()).value!);
+    // While the follower does not read: 30 more events, one append each; the snapshot at 30 lets
+    // retention remove everything up to 30 before the follower gets to it.
+    for (let i = 0; i < 30; i++) await appendBatch(store, trimmed, 1);
+    await appendBatch(store, other, 2);
+    const admin = adminClient();
+    const cut = Number(await admin.hget(store.keys.upgrade('all-trim').meta, 'trimmed'));
+    await admin.quit();
+    expect(cut).toBe(30);
+    while (!seen.some((e) => e.upgradeId === 'all-other' && e.seq === 2)) seen.push((await iterator.next()).value!);
+    const seqs = (id: string) => seen.filter((e) => e.upgradeId === id).map((e) => e.seq);
+    expect(seqs('all-trim')).toEqual([1, 2, 3, ...Array.from({ length: 33 - cut }, (_, i) => cut + 1 + i)]);
+    expect(seqs('all-other')).toEqual([1, 2]);
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await store.close();
+  });
+});
+
 describe('RedisStore.watch on a client passed in', () => {
   it('keeps waiting on a quiet upgrade when the client has a commandTimeout shorter than the XREAD block', async () => {
     const client = new Redis(redisUrl(), { commandTimeout: 150 });
