@@ -396,9 +396,22 @@ export class RedisStore implements ProgressStore {
         rows.push(decodeRow(this.#keys.upgrade(id).meta, id, text, fast ?? null));
       });
     }
-    // Upgrades that expired (retention TTL) leave their index entry behind: drop it now.
-    if (gone.length > 0) await this.#redis.zrem(this.#keys.index, ...gone).catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
+    // Upgrades that expired (retention TTL) leave their index entry behind: drop it now, each only
+    // if still gone (one created again under the same id meanwhile stays listed).
+    if (gone.length > 0) await this.#prune(gone).catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
     return filterRows(rows, filter);
+  }
+
+  async #prune(gone: string[]): Promise<void> {
+    const metas = gone.map((id) => this.#keys.upgrade(id).meta);
+    if (!this.#cluster) {
+      await this.#redis.progressPruneV1(1 + metas.length, this.#keys.index, ...metas, ...gone);
+      return;
+    }
+    // Cluster: the check and the removal cannot be one script across slots; check each right before.
+    const exists = await Promise.all(metas.map((meta) => this.#redis.exists(meta)));
+    const still = gone.filter((_, i) => exists[i] === 0);
+    if (still.length > 0) await this.#redis.zrem(this.#keys.index, ...still);
   }
 
   // -------------------------------------------------------------------------------------- watch

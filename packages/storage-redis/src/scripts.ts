@@ -132,6 +132,20 @@ if #KEYS >= 4 then redis.call('ZREM', KEYS[4], ARGV[1]) end
 return existed
 `;
 
+/**
+ * Drops index entries of upgrades that are gone (expired by retention), each only if its meta is
+ * still missing now: an upgrade created again under the same id since `list()` read it stays.
+ * KEYS: index, then the meta key of each candidate; ARGV: the candidates' ids. Returns how many went.
+ * Single-node mode only (the keys span slots).
+ */
+export const PRUNE_LUA = `
+local n = 0
+for i = 1, #ARGV do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n
+`;
+
 /** A stream entry as ioredis returns it: `[id, [field, value, ...]]`. */
 export type StreamEntry = [id: string, fields: string[]];
 
@@ -142,6 +156,7 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
 export interface ScriptCommands {
   progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
   progressDeleteV1(numKeys: number, ...args: string[]): Promise<number>;
+  progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
 }
 
 /** Registers the scripts on a client (idempotent) and returns it typed with them. */
@@ -149,5 +164,6 @@ export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptC
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
   if (typeof c.progressDeleteV1 !== 'function') client.defineCommand('progressDeleteV1', { lua: DELETE_LUA });
+  if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   return client as C & ScriptCommands;
 }

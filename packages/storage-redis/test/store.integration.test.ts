@@ -209,4 +209,25 @@ describe('RedisStore: retention', () => {
     expect(await admin.zcard(store.keys.index)).toBe(0);
     await store.close();
   });
+
+  it.each(['single', 'cluster'] as const)('list() prunes an index entry only while its upgrade is still gone (%s mode)', async (mode) => {
+    const store = makeStore(prefixes, { mode });
+    const f = new EventFactory('listed');
+    await appendBatch(store, f, 2);
+    if (mode === 'cluster') await new Promise((r) => setTimeout(r, 50)); // the index follow-up
+    await admin.zadd(store.keys.index, 1, 'expired');
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['listed']);
+    expect(await admin.zrange(store.keys.index, 0, -1)).toEqual(['listed']);
+    // The check and the removal are one step: an id whose meta exists again (created anew after
+    // list() read it as gone) stays in the index.
+    await admin.zadd(store.keys.index, 1, 'gone-a', 2, 'back-b');
+    await admin.hset(store.keys.upgrade('back-b').meta, 'lastSeq', '1');
+    if (mode === 'single') {
+      const metas = ['gone-a', 'back-b'].map((id) => store.keys.upgrade(id).meta);
+      const client = store.client as unknown as { progressPruneV1(n: number, ...args: string[]): Promise<number> };
+      expect(await client.progressPruneV1(3, store.keys.index, ...metas, 'gone-a', 'back-b')).toBe(1);
+      expect(await admin.zrange(store.keys.index, 0, -1)).toEqual(['back-b', 'listed']);
+    }
+    await store.close();
+  });
 });
