@@ -168,11 +168,14 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
 
 const SEEN_LIMIT = 100_000;
 
-/** See `RedisStore.watchAll`. The start point is taken at the call, not at the first `next()`. */
+/**
+ * See `RedisStore.watchAll`. The start point is taken at the call (on the store's connection), not
+ * at the first `next()`; the dedicated connection opens when the iteration starts, so an iterable
+ * that is never iterated holds none.
+ */
 export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): AsyncIterable<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return (async function* () {})();
-  const watcher = new WatchConnection(ctx, signal);
-  const start = (watcher.conn.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>).then(
+  const start = (ctx.redis.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>).then(
     (top) => top[0]?.[0] ?? '0-0',
     (err: unknown) => err as Error,
   );
@@ -181,12 +184,14 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
     [Symbol.asyncIterator]() {
       if (used) throw new Error('[@progress/storage-redis] a watchAll() iterable can be iterated once');
       used = true;
-      return followFeed(ctx, watcher, start);
+      return followFeed(ctx, signal, start);
     },
   };
 }
 
-async function* followFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
+async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
+  if (signal?.aborted || ctx.stop.aborted) return;
+  const watcher = new WatchConnection(ctx, signal);
   /** The last seq handed out per upgrade (bounded: the oldest entries are forgotten first). */
   const seen = new Map<string, number>();
   const mark = (upgradeId: string, seq: number): void => {

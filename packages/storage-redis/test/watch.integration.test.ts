@@ -197,6 +197,26 @@ describe('RedisStore.watchAll', () => {
   });
 });
 
+describe('RedisStore.watchAll connections', () => {
+  it('takes its start point at the call but opens its connection only when iterated', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('all-lazy');
+    await appendBatch(store, f, 2); // before the call: not seen
+    const stop = new AbortController();
+    const iterable = store.watchAll({ signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.info().watchers).toBe(0);
+    await appendBatch(store, f, 1); // after the call, before the iteration: seen
+    const iterator = iterable[Symbol.asyncIterator]();
+    expect((await iterator.next()).value?.seq).toBe(3);
+    expect(store.info().watchers).toBe(1);
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
+
 describe('RedisStore.watchAll and retention', () => {
   it('goes on past an upgrade whose unread events were trimmed (a seq jump there), and keeps following the others', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200, snapshotEvery: 10, retention: { maxEvents: 3 } });
