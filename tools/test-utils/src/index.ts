@@ -5,3 +5,5 @@ export type { EventBridgeEndpoint, EventBridgeEndpointOptions, AcceptedEntry, Re
 export { freePort } from './net.js';
 export { spawnScript } from './spawn.js';
 export type { Child } from './spawn.js';
+export { startRedisCluster } from './redis-cluster.js';
+export type { TestRedisCluster } from './redis-cluster.js';
