@@ -167,7 +167,9 @@ export class RedisStore implements ProgressStore {
     const matches = state.lastSeq === last;
     const terminal = matches && isTerminal(state.status);
     const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
-    const score = Date.parse(state.updatedAt) || Date.now();
+    // The index score (the first append's time): only the first append (single mode) or the
+    // cluster follow-up uses it, so the date is not parsed on every call.
+    const score = expectedSeq === 0 || this.#cluster ? Date.parse(state.updatedAt) || Date.now() : 0;
     const keys = this.#keys.upgrade(upgradeId);
     // One array, in the order EVALSHA takes it, so nothing is copied again before ioredis encodes it.
     const args: string[] = this.#cluster
@@ -188,6 +190,8 @@ export class RedisStore implements ProgressStore {
       events[0]!.eventId,
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       JSON.stringify(events),
+      String(last),
+      String(expectedSeq + 1),
     );
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ upgradeId, expectedSeq, n, args, score, expiresAt: Infinity, settled: false, resolve, reject });

@@ -8,12 +8,14 @@ import type { Cluster, Redis } from 'ioredis';
  * ARGV: expectedSeq, n, deadline (ms on the server clock, 0 = none), snapshot JSON ('' = keep),
  * row JSON ('' = keep: nothing but the fast fields changed), fast fields (`lastSeq|overallPercentage|updatedAt`),
  * updatedAt (ms), ttl seconds (0 = none), maxEvents (0 = none), feedMaxLen, upgradeId, the first event's
- * eventId (for the retry check), then the batch: the JSON array of the call's events.
+ * eventId (for the retry check), the batch (the JSON array of the call's events), the new lastSeq
+ * (`expectedSeq + n`) and the first seq (`expectedSeq + 1`). Numbers are decimal strings without
+ * leading zeros (what `String(n)` gives).
  *
  * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
  *
- * Returns `{code, storedSeq}`: 1 appended; 2 already appended by an earlier attempt of this same call
+ * Returns `{code, storedSeq}` (`{1}` alone on success): 1 appended; 2 already appended by an earlier attempt of this same call
  * (idempotent retry: the stored seq is at least `expectedSeq + n`, since later appends may have run
  * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
  * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
@@ -22,19 +24,23 @@ import type { Cluster, Redis } from 'ioredis';
  * The deadline is read off the feed entry's id in single-node mode (see the script); a Cluster append,
  * which has no feed key, asks TIME.
  *
- * Seqs are written with Lua's number-to-string conversion (`%.14g`): exact for any seq below 10^14.
+ * Seqs are written as the strings the client sends; the rare paths that compute with them (retry
+ * check, retention) use Lua numbers, exact for any seq below 2^53.
  */
 export const APPEND_LUA = `
 local function pastDeadline(deadline)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline
 end
-local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '0')
-local expected = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-if last ~= expected then
+local lastText = redis.call('HGET', KEYS[2], 'lastSeq') or '0'
+-- The common path compares and writes seqs as the strings the client sent (ARGV[1], ARGV[14],
+-- ARGV[15]): no number parsing or formatting, which showed up in Redis' profile.
+if lastText ~= ARGV[1] then
+  local last = tonumber(lastText)
+  local expected = tonumber(ARGV[1])
+  local n = tonumber(ARGV[2])
   if last >= expected + n then
-    local found = redis.call('XRANGE', KEYS[1], '0-' .. (expected + 1), '+', 'COUNT', 1)
+    local found = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[15], '+', 'COUNT', 1)
     if found[1] then
       local f = found[1][2]
       for j = 1, #f - 1, 2 do
@@ -55,54 +61,57 @@ if last ~= expected then
   end
   return {0, last}
 end
-local deadline = tonumber(ARGV[3])
+local deadline = ARGV[3]
 if #KEYS >= 5 then
   -- The feed entry's id carries the server clock: its ms is never below the time now, so an id at or
   -- before the deadline proves the script runs in time, with no TIME call (one command less on the
   -- hot path). Past it, TIME decides (the id can run ahead after the clock stepped back), and a
-  -- refusal takes the entry back out: nobody can have read it.
-  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'u', ARGV[11], 's', expected + 1, 'n', n)
-  if deadline > 0 and tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1)) > deadline and pastDeadline(deadline) then
-    redis.call('XDEL', KEYS[5], id)
-    return {-1, last}
+  -- refusal takes the entry back out: nobody can have read it. (Both are decimal strings without
+  -- leading zeros: the longer is the larger, and equal lengths compare digit by digit.)
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'u', ARGV[11], 's', ARGV[15], 'n', ARGV[2])
+  if deadline ~= '0' then
+    local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+    if (#ms > #deadline or (#ms == #deadline and ms > deadline)) and pastDeadline(tonumber(deadline)) then
+      redis.call('XDEL', KEYS[5], id)
+      return {-1, tonumber(lastText)}
+    end
   end
-  if expected == 0 then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[11]) end
-elseif deadline > 0 and pastDeadline(deadline) then
-  return {-1, last}
+  if ARGV[1] == '0' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[11]) end
+elseif deadline ~= '0' and pastDeadline(tonumber(deadline)) then
+  return {-1, tonumber(lastText)}
 end
 local events = KEYS[1]
-last = expected + n
-redis.call('XADD', events, '0-' .. last, 'b', ARGV[13])
+local newLast = ARGV[14]
+redis.call('XADD', events, '0-' .. newLast, 'b', ARGV[13])
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6], 'row', ARGV[5])
+  redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', ARGV[6], 'row', ARGV[5])
 else
-  redis.call('HSET', KEYS[2], 'lastSeq', last, 'fast', ARGV[6])
+  redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', ARGV[6])
 end
 -- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
-if expected == 0 then redis.call('HSET', KEYS[2], 'epoch', ARGV[12]) end
+if ARGV[1] == '0' then redis.call('HSET', KEYS[2], 'epoch', ARGV[12]) end
 local snapSeq = nil
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4])
-  redis.call('HSET', KEYS[2], 'snapSeq', last)
-  snapSeq = last
+  redis.call('HSET', KEYS[2], 'snapSeq', newLast)
+  snapSeq = tonumber(newLast)
 end
-local maxEvents = tonumber(ARGV[9])
-if maxEvents > 0 then
+if ARGV[9] ~= '0' then
+  local last = tonumber(newLast)
   snapSeq = snapSeq or tonumber(redis.call('HGET', KEYS[2], 'snapSeq') or '0')
-  local cut = math.min(snapSeq, last - maxEvents)
+  local cut = math.min(snapSeq, last - tonumber(ARGV[9]))
   local trimmed = tonumber(redis.call('HGET', KEYS[2], 'trimmed') or '0')
   if cut > trimmed then
     redis.call('XTRIM', events, 'MINID', '0-' .. (cut + 1))
     redis.call('HSET', KEYS[2], 'trimmed', cut)
   end
 end
-local ttl = tonumber(ARGV[8])
-if ttl > 0 then
-  redis.call('EXPIRE', events, ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
+if ARGV[8] ~= '0' then
+  redis.call('EXPIRE', events, ARGV[8])
+  redis.call('EXPIRE', KEYS[2], ARGV[8])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
 end
-return {1, last}
+return {1}
 `;
 
 /** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */

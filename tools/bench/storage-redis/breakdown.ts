@@ -35,7 +35,7 @@ const contenders: Record<string, () => Promise<void>> = {
   },
   rawScript: async () => {
     const id = `ab:${run}:raw${++k}`;
-    for (let i = 0; i < N; i++) await r.evalsha(sha, 5, `${id}:e`, `${id}:m`, `${id}:s`, `ab:${run}:index`, `ab:${run}:feed`, String(i), '1', '0', '', '', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, '1764338400000', '0', '0', '10000', id, String(sample.eventId), `[${ev}]`);
+    for (let i = 0; i < N; i++) await r.evalsha(sha, 5, `${id}:e`, `${id}:m`, `${id}:s`, `ab:${run}:index`, `ab:${run}:feed`, String(i), '1', '0', '', '', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, '1764338400000', '0', '0', '10000', id, String(sample.eventId), `[${ev}]`, String(i + 1), String(i + 1));
   },
   storeDirect: async () => {
     const id = `sd${++k}`;
