@@ -50,10 +50,12 @@ function weightedMean(tasks: readonly TaskProgress[]): number | undefined {
 /** Recomputes the percentages that depend on `taskId`: its ancestors', then the upgrade's. */
 function recompute(state: UpgradeProgress, taskId: string | null): void {
   const index = indexOf(state.tasks);
-  const seen = new Set<string>();
+  // Guards against a parent cycle in loaded data; made only when there is a parent to walk to
+  // (most tasks have none, and this runs for every event).
+  let seen: Set<string> | undefined;
   let id = taskId;
-  while (id !== null && !seen.has(id)) {
-    seen.add(id);
+  while (id !== null) {
+    if (seen?.has(id)) break;
     const task = state.tasks[id];
     if (!task) break;
     const children = index.children.get(id);
@@ -62,6 +64,7 @@ function recompute(state: UpgradeProgress, taskId: string | null): void {
       const mean = weightedMean(children);
       if (mean !== undefined) task.percentage = mean;
     }
+    if (task.parentTaskId !== null) (seen ??= new Set()).add(id);
     id = task.parentTaskId;
   }
   state.overallPercentage = state.status === 'completed' ? 100 : (weightedMean(index.top) ?? 0);

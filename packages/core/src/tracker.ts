@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { ProgressError, isProgressError } from './errors.js';
 import { silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
 import { MemoryStore } from './memory-store.js';
@@ -6,6 +5,7 @@ import type { EventType, ProgressEvent, ProgressStatus, ProgressSummary, StoreIn
 import { applyEventInPlace, cloneState } from './reducer.js';
 import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
+import { fastUUID } from './uuid.js';
 import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, toDetails } from './validation.js';
 
 const RESOLVED = Promise.resolve();
@@ -717,21 +717,11 @@ function event(
   details: Record<string, unknown>,
   fields: { taskId?: string; taskType?: TaskType; percentage?: number | undefined } = {},
 ): ProgressEvent {
-  const ev: { -readonly [K in keyof ProgressEvent]: ProgressEvent[K] } = { eventId: flatUUID(), seq, upgradeId, type, timestamp, status, message, details };
+  const ev: { -readonly [K in keyof ProgressEvent]: ProgressEvent[K] } = { eventId: fastUUID(), seq, upgradeId, type, timestamp, status, message, details };
   if (fields.taskId !== undefined) ev.taskId = fields.taskId;
   if (fields.taskType !== undefined) ev.taskType = fields.taskType;
   if (fields.percentage !== undefined) ev.percentage = fields.percentage;
   return ev;
-}
-
-/**
- * `randomUUID()` returns a string built by 20 concatenations (a rope of ~17 cons strings, about
- * 490 bytes of heap); reading a character flattens it in place to one 36-byte string (about 60 bytes).
- */
-function flatUUID(): string {
-  const id = randomUUID();
-  id.charCodeAt(0);
-  return id;
 }
 
 function copyTask(task: TaskProgress): TaskProgress {
