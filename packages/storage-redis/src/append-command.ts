@@ -3,8 +3,8 @@ import { APPEND_LUA, APPEND_SHA } from './scripts.js';
 
 export { APPEND_SHA };
 
-/** What the append script replies: `[code, storedSeq]`. */
-export type AppendReply = [code: number, storedSeq: number];
+/** What the append script replies: `[1]` appended, `[2 | 0 | -1, storedSeq]` (retry, conflict, late), `[-2, error]` (damaged stream). */
+export type AppendReply = [code: number, storedSeq?: number | string];
 
 /** Anything ioredis can hand a prepared command to (a client, a Cluster or a pipeline). */
 interface CommandSink {

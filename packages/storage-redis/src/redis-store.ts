@@ -167,8 +167,8 @@ export class RedisStore implements ProgressStore {
     const matches = state.lastSeq === last;
     const terminal = matches && isTerminal(state.status);
     const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
-    // The index score (the first append's time): only the first append (single mode) or the
-    // cluster follow-up uses it, so the date is not parsed on every call.
+    // The index score: the first append's time in single mode (only that append uses it), the
+    // latest append's in cluster mode (the follow-up re-scores on every append).
     const score = expectedSeq === 0 || this.#cluster ? Date.parse(state.updatedAt) || Date.now() : 0;
     const keys = this.#keys.upgrade(upgradeId);
     // One array, in the order EVALSHA takes it, so nothing is copied again before ioredis encodes it.
@@ -291,6 +291,8 @@ export class RedisStore implements ProgressStore {
           context: { ...context, storedSeq: Number(stored) },
         }),
       );
+    } else if (code === -2) {
+      p.reject(corrupted(this.#keys.upgrade(p.upgradeId).events, `the event stream (it disagrees with lastSeq ${p.expectedSeq}; Redis: ${String(stored)}; nothing was appended)`, undefined, context));
     } else if (code === -1) {
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": the append reached Redis after its deadline and was not applied`, { context }));
     } else {

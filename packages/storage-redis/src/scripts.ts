@@ -19,13 +19,14 @@ import type { Cluster, Redis } from 'ioredis';
  * (idempotent retry: the stored seq is at least `expectedSeq + n`, since later appends may have run
  * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
  * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
- * because the deadline passed before it ran.
+ * because the deadline passed before it ran; -2 (with Redis' error) the events entry could not be
+ * written because the stream disagrees with `lastSeq` (damage): nothing is written.
  *
  * The deadline is read off the feed entry's id in single-node mode (see the script); a Cluster append,
  * which has no feed key, asks TIME.
  *
  * Seqs are written as the strings the client sends; the rare paths that compute with them (retry
- * check, retention) use Lua numbers, exact for any seq below 2^53.
+ * check, retention) use Lua numbers and write them with `%d`, exact for any seq below 2^53.
  */
 export const APPEND_LUA = `
 local function pastDeadline(deadline)
@@ -62,27 +63,34 @@ if lastText ~= ARGV[1] then
   return {0, last}
 end
 local deadline = ARGV[3]
+local feedId = nil
 if #KEYS >= 5 then
   -- The feed entry's id carries the server clock: its ms is never below the time now, so an id at or
   -- before the deadline proves the script runs in time, with no TIME call (one command less on the
   -- hot path). Past it, TIME decides (the id can run ahead after the clock stepped back), and a
-  -- refusal takes the entry back out: nobody can have read it. (Both are decimal strings without
-  -- leading zeros: the longer is the larger, and equal lengths compare digit by digit.)
+  -- refusal takes the entry back out: nobody can have read it.
   local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'u', ARGV[11], 's', ARGV[15], 'n', ARGV[2])
   if deadline ~= '0' then
     local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
-    if (#ms > #deadline or (#ms == #deadline and ms > deadline)) and pastDeadline(tonumber(deadline)) then
+    if tonumber(ms) > tonumber(deadline) and pastDeadline(tonumber(deadline)) then
       redis.call('XDEL', KEYS[5], id)
       return {-1, tonumber(lastText)}
     end
   end
-  if ARGV[1] == '0' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[11]) end
+  feedId = id
 elseif deadline ~= '0' and pastDeadline(tonumber(deadline)) then
   return {-1, tonumber(lastText)}
 end
 local events = KEYS[1]
 local newLast = ARGV[14]
-redis.call('XADD', events, '0-' .. newLast, 'b', ARGV[13])
+-- The stream disagreeing with lastSeq (an entry at or past the new id) is damage, not a conflict:
+-- report it with nothing written (the feed entry is taken back out).
+local added = redis.pcall('XADD', events, '0-' .. newLast, 'b', ARGV[13])
+if type(added) == 'table' and added.err then
+  if feedId then redis.call('XDEL', KEYS[5], feedId) end
+  return {-2, added.err}
+end
+if feedId and ARGV[1] == '0' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[11]) end
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', ARGV[6], 'row', ARGV[5])
 else
@@ -102,8 +110,8 @@ if ARGV[9] ~= '0' then
   local cut = math.min(snapSeq, last - tonumber(ARGV[9]))
   local trimmed = tonumber(redis.call('HGET', KEYS[2], 'trimmed') or '0')
   if cut > trimmed then
-    redis.call('XTRIM', events, 'MINID', '0-' .. (cut + 1))
-    redis.call('HSET', KEYS[2], 'trimmed', cut)
+    redis.call('XTRIM', events, 'MINID', string.format('0-%d', cut + 1))
+    redis.call('HSET', KEYS[2], 'trimmed', string.format('%d', cut))
   end
 end
 if ARGV[8] ~= '0' then

@@ -2,7 +2,7 @@ import { isProgressError, type Logger, type ProgressEvent } from '@progress/core
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
 import { corrupted, goneError, trimmedError, unavailable } from './errors.js';
-import { entryId, type KeyLayout } from './keys.js';
+import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
 
@@ -114,13 +114,15 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
     /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
     let epoch: string | null | undefined;
     /** Checks the meta (as it was at one moment) against what this watcher follows; throws when the upgrade is gone. */
-    const check = ([lastText, epochNow]: Array<string | null>): boolean => {
+    // `upTo`: the highest seq the meta must cover (the watched seq, or the last one just read: the
+    // meta is read after the entries, so for the same upgrade its lastSeq is at least that).
+    const check = ([lastText, epochNow]: Array<string | null>, upTo: number, entries: number): boolean => {
       if (lastText === null) {
-        if (next > 0 || epoch !== undefined) throw goneError(upgradeId, next, 'it was deleted or expired');
+        if (upTo > 0 || epoch !== undefined || entries > 0) throw goneError(upgradeId, next, 'it was deleted or expired');
         return false; // not created yet: wait for it
       }
       if (epoch !== undefined && epochNow !== epoch) throw goneError(upgradeId, next, 'it was deleted and created again');
-      if (Number(lastText) < next) throw goneError(upgradeId, next, `its log ends at seq ${lastText}, before the watched seq (it was deleted, and perhaps created again)`);
+      if (Number(lastText) < upTo) throw goneError(upgradeId, next, `its log ends at seq ${lastText}, before seq ${upTo} (it was deleted, and perhaps created again)`);
       epoch = epochNow;
       return true;
     };
@@ -140,13 +142,15 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
       // The meta when the watch started (first round), then as it was right after these entries
       // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
       // has vanished, restarted behind us, or has another epoch.
-      if (read.metaBefore) check(read.metaBefore);
+      if (read.metaBefore) check(read.metaBefore, next, 0);
       first = false;
-      if (!check(read.meta)) continue;
+      const entries = read.entries ?? [];
+      const lastRead = entries.length > 0 ? seqOf(entries[entries.length - 1]![0]) : 0;
+      if (!check(read.meta, Math.max(next, lastRead), entries.length)) continue;
       const trimmedText = read.meta[2];
       // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
       // one holds seq next + 1 (possibly after events already handed out, skipped here).
-      for (const entry of read.entries ?? []) {
+      for (const entry of entries) {
         for (const event of decodeEntry(keys.events, entry)) {
           if (event.seq <= next) continue;
           if (event.seq !== next + 1) {
@@ -204,6 +208,7 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
     try {
       for await (const event of ctx.readEvents(upgradeId, after, to - after)) out.push(event);
     } catch (err) {
+      // (The events read before the gap are kept; the read goes on after the trim mark.)
       // Retention removed events of this upgrade before this follower read them: one upgrade's
       // trim must not end the feed of every other one. Go on from the trim mark; the consumer sees
       // the seq jump, and readEvents from its last seq tells it NOT_FOUND 'trimmed' (the
@@ -212,7 +217,7 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       const trimmed = Number(err.context.trimmedSeq);
       ctx.logger.warn({ upgradeId, afterSeq: after, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
       if (trimmed >= to) return out;
-      return collect(upgradeId, Math.max(after, trimmed), to);
+      return out.concat(await collect(upgradeId, Math.max(out.at(-1)?.seq ?? after, trimmed), to));
     }
     return out;
   };

@@ -3,18 +3,25 @@
 // nodes, where a script may only touch one slot and a pipeline may only hold one node's commands.
 import { describeProgressStore, EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
+import { spawnSync } from 'node:child_process';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
 import { collect, freshPrefix } from './helpers.js';
 
+// The cluster is made of redis-server processes this test starts, so it needs the binary even when
+// REDIS_URL points the other tests at a server elsewhere (.ci/run installs it).
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+if (!hasRedisServer) console.warn('[storage-redis] skipping the Redis Cluster tests: redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)');
+const describeCluster = describe.skipIf(!hasRedisServer);
+
 let cluster: TestRedisCluster;
 const clients: Cluster[] = [];
 const stores: RedisStore[] = [];
 
 beforeAll(async () => {
-  cluster = await startRedisCluster(3);
+  if (hasRedisServer) cluster = await startRedisCluster(3);
 }, 60_000);
 
 afterAll(async () => {
@@ -35,20 +42,22 @@ function clusterStore(keyPrefix = freshPrefix('cluster'), options: { snapshotEve
   return store;
 }
 
-describeProgressStore(
-  'RedisStore on a 3-node Redis Cluster',
-  {
-    create: () => clusterStore(),
-    reopen: async (store) => {
-      await store.close();
-      return clusterStore((store as RedisStore).keys.prefix);
+describeCluster('RedisStore on a 3-node Redis Cluster: conformance', () => {
+  describeProgressStore(
+    'RedisStore on a 3-node Redis Cluster',
+    {
+      create: () => clusterStore(),
+      reopen: async (store) => {
+        await store.close();
+        return clusterStore((store as RedisStore).keys.prefix);
+      },
+      second: (store) => clusterStore((store as RedisStore).keys.prefix),
     },
-    second: (store) => clusterStore((store as RedisStore).keys.prefix),
-  },
-  { describe, it },
-);
+    { describe, it },
+  );
+});
 
-describe('RedisStore on a 3-node Redis Cluster', () => {
+describeCluster('RedisStore on a 3-node Redis Cluster', () => {
   it('knows it is on a Cluster, and spreads upgrades over every node', async () => {
     const store = clusterStore();
     expect(store.info().mode).toBe('cluster');

@@ -110,6 +110,24 @@ describe('RedisStore.watch', () => {
     await store.close();
   });
 
+  it('ends with NOT_FOUND, not a busy loop, on events whose meta is gone (an orphaned stream)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 100 });
+    const f = new EventFactory('orphan');
+    await appendBatch(store, f, 2);
+    const admin = adminClient();
+    await admin.del(store.keys.upgrade('orphan').meta);
+    await admin.quit();
+    const err = await (async () => {
+      for await (const _ of store.watch('orphan', 0)) void _;
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect((err as ProgressError).context.reason).toBe('deleted');
+    await store.close();
+  });
+
   it('ends at once when the loop breaks, releasing its connection', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('brk');
