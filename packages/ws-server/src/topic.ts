@@ -330,7 +330,7 @@ export class Topic {
         // Deleted, expired, or created again: start over from what the store holds now (nothing,
         // or the new upgrade), and tell every subscriber so; the next watch follows from there.
         this.#host.logger.info({ upgradeId: this.upgradeId }, 'the upgrade was deleted in the store; resyncing subscribers');
-        await this.#restart(store);
+        await this.#restart(store, ac.signal);
       } else {
         this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'store watch failed; retrying');
       }
@@ -343,13 +343,19 @@ export class Topic {
     }, WATCH_RETRY_MS);
   }
 
-  async #restart(store: ProgressStore): Promise<void> {
+  async #restart(store: ProgressStore, signal: AbortSignal): Promise<void> {
+    let state: UpgradeProgress | undefined;
     try {
-      this.#storeState = await store.load(this.upgradeId);
+      state = await store.load(this.upgradeId);
     } catch (err) {
       this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not reload an upgrade from the store');
       return;
     }
+    // Stopped meanwhile (no direct subscriber left, or a tracker of this process took over).
+    if (signal.aborted || !this.storeBacked) return;
+    this.#storeState = state;
+    // Events of the old upgrade waiting for a gap to be filled must not land on the new one.
+    this.#pending = [];
     this.#snapshot = undefined;
     for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
   }
