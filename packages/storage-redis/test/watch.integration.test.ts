@@ -28,6 +28,16 @@ const until = async (check: () => boolean, ms = 5000) => {
   }
 };
 
+/** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
+async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
+  try {
+    for await (const ev of iterable) each(ev);
+    return undefined;
+  } catch (err) {
+    return err as ProgressError;
+  }
+}
+
 describe('RedisStore.watch', () => {
   it('replays after afterSeq, then follows live appends, in order, and ends when the signal aborts', async () => {
     const store = makeStore(prefixes, { pageSize: 7, watchBlockMs: 200 });
@@ -70,17 +80,12 @@ describe('RedisStore.watch', () => {
     const f = new EventFactory('gone-1');
     await appendBatch(store, f, 3);
     const seen: number[] = [];
-    const done = (async () => {
-      for await (const ev of store.watch('gone-1', 0)) seen.push(ev.seq);
-    })().then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const done = endOf(store.watch('gone-1', 0), (ev) => seen.push(ev.seq));
     await until(() => seen.length === 3);
     expect(await store.delete('gone-1')).toBe(true);
-    const err = (await done) as ProgressError;
+    const err = await done;
     expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
-    expect(err.context).toMatchObject({ upgradeId: 'gone-1', reason: 'deleted', afterSeq: 3 });
+    expect(err!.context).toMatchObject({ upgradeId: 'gone-1', reason: 'deleted', afterSeq: 3 });
     expect(store.info().watchers).toBe(0);
     await store.close();
   });
@@ -91,20 +96,15 @@ describe('RedisStore.watch', () => {
     const f = new EventFactory('gone-2');
     await appendBatch(writer, f, 3);
     const seen: number[] = [];
-    const done = (async () => {
-      for await (const ev of store.watch('gone-2', 0)) seen.push(ev.seq);
-    })().then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const done = endOf(store.watch('gone-2', 0), (ev) => seen.push(ev.seq));
     await until(() => seen.length === 3);
     // Within one XREAD BLOCK: deleted, created again, and past the watched seq at once.
     await writer.delete('gone-2');
     const again = new EventFactory('gone-2');
     await appendBatch(writer, again, 6);
-    const err = (await done) as ProgressError;
+    const err = await done;
     expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
-    expect(err.context.reason).toBe('deleted');
+    expect(err!.context.reason).toBe('deleted');
     expect(seen).toEqual([1, 2, 3]);
     await writer.close();
     await store.close();
@@ -117,14 +117,9 @@ describe('RedisStore.watch', () => {
     const admin = adminClient();
     await admin.del(store.keys.upgrade('orphan').meta);
     await admin.quit();
-    const err = await (async () => {
-      for await (const _ of store.watch('orphan', 0)) void _;
-    })().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await endOf(store.watch('orphan', 0));
     expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
-    expect((err as ProgressError).context.reason).toBe('deleted');
+    expect(err!.context.reason).toBe('deleted');
     await store.close();
   });
 
