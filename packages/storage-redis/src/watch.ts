@@ -61,8 +61,8 @@ class WatchConnection {
 
   /**
    * XREAD BLOCK on one stream, and in the same pipeline HMGET of `fields` from `metaKey`: Redis
-   * runs the HMGET the moment the XREAD returns, so the upgrade's meta comes with the entries
-   * without another round trip. With `before`, one more HMGET goes first, answered at once (the
+   * runs the HMGET right after the XREAD returns (other clients' commands may run in between when
+   * it had blocked), so the upgrade's meta comes with the entries without another round trip. With `before`, one more HMGET goes first, answered at once (the
    * meta when the watcher starts). (All keys carry the upgrade's hash tag: one slot, one node.)
    */
   async xreadWithMeta(
@@ -113,9 +113,12 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
     let next = afterSeq;
     /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
     let epoch: string | null | undefined;
-    /** Checks the meta (as it was at one moment) against what this watcher follows; throws when the upgrade is gone. */
-    // `upTo`: the highest seq the meta must cover (the watched seq, or the last one just read: the
-    // meta is read after the entries, so for the same upgrade its lastSeq is at least that).
+    /**
+     * Checks the meta (as it was at one moment) against what this watcher follows; throws when the
+     * upgrade is gone, returns false when it does not exist yet. `upTo` is the highest seq the meta
+     * must cover: the watched seq, or the last one just read (the meta is read after the entries,
+     * so for the same upgrade its lastSeq is at least that).
+     */
     const check = ([lastText, epochNow]: Array<string | null>, upTo: number, entries: number): boolean => {
       if (lastText === null) {
         if (upTo > 0 || epoch !== undefined || entries > 0) throw goneError(upgradeId, next, 'it was deleted or expired');
