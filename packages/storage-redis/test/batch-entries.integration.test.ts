@@ -1,8 +1,8 @@
-import { isProgressError, replayEvents, type ProgressError, type ProgressEvent } from '@progress/core';
+import { replayEvents, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../src/index.js';
-import { adminClient, cleanup, collect, makeStore } from './helpers.js';
+import { adminClient, cleanup, collect, errorOf, makeStore } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -31,15 +31,6 @@ async function appendBatch(store: RedisStore, f: EventFactory, n: number): Promi
 const seqs = (events: ProgressEvent[]): number[] => events.map((e) => e.seq);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-const errorOf = async (promise: Promise<unknown>): Promise<ProgressError> => {
-  try {
-    await promise;
-  } catch (err) {
-    if (isProgressError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-};
 
 /** Writes `f`'s next `n` events in the layout of versions before 0.2: one entry per event, field `e` (with `i` when `withId`). */
 async function appendLegacy(store: RedisStore, f: EventFactory, n: number, withId: boolean): Promise<void> {

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
+import type { EventFactory } from '@progress/core/testing';
 import { Redis } from 'ioredis';
 import { RedisStore, type RedisStoreOptions } from '../src/index.js';
 
@@ -39,4 +41,23 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);
   return out;
+}
+
+/** Appends the factory's next `n` events in one call, at its current seq; returns them. */
+export async function appendBatch(store: RedisStore, f: EventFactory, n: number): Promise<ProgressEvent[]> {
+  const expected = f.lastSeq;
+  const events = f.batch(n);
+  await store.append(f.upgradeId, events, expected, f.snapshot());
+  return events;
+}
+
+/** The ProgressError a promise rejects with (any other rejection, or none, fails the test). */
+export async function errorOf(promise: Promise<unknown>): Promise<ProgressError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isProgressError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
 }

@@ -1,10 +1,9 @@
-import { isProgressError, type ProgressError } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
-import { adminClient, cleanup, collect, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -13,23 +12,6 @@ afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
 });
-
-async function appendBatch(store: RedisStore, f: EventFactory, n: number) {
-  const expected = f.lastSeq;
-  const events = f.batch(n);
-  await store.append(f.upgradeId, events, expected, f.snapshot());
-  return events;
-}
-
-const codeOf = async (promise: Promise<unknown>): Promise<ProgressError> => {
-  try {
-    await promise;
-  } catch (err) {
-    if (isProgressError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-};
 
 describe('RedisStore: appends', () => {
   it('treats a retried append (same events, same expectedSeq) as success and stores it once', async () => {
@@ -46,7 +28,7 @@ describe('RedisStore: appends', () => {
     // The same seqs with other events are a conflict, not a retry.
     const other = new EventFactory('retry-1');
     other.batch(3);
-    const err = await codeOf(store.append(f.upgradeId, other.batch(4), 3, other.snapshot()));
+    const err = await errorOf(store.append(f.upgradeId, other.batch(4), 3, other.snapshot()));
     expect(err.code).toBe('CONFLICT');
     expect(err.context.storedSeq).toBe(7);
     await store.close();
@@ -65,7 +47,7 @@ describe('RedisStore: appends', () => {
     expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.eventId)).toEqual([...first, ...second].map((e) => e.eventId));
     // Other events at the first append's seqs are still a conflict.
     const other = new EventFactory('retry-later');
-    const err = await codeOf(store.append(f.upgradeId, other.batch(3), 0, other.snapshot()));
+    const err = await errorOf(store.append(f.upgradeId, other.batch(3), 0, other.snapshot()));
     expect(err.code).toBe('CONFLICT');
     expect(err.context.storedSeq).toBe(5);
     await store.close();
@@ -114,7 +96,7 @@ describe('RedisStore: appends', () => {
     await appendBatch(store, f, 2);
     proxy.hold();
     const started = Date.now();
-    const err = await codeOf(appendBatch(store, f, 1));
+    const err = await errorOf(appendBatch(store, f, 1));
     expect(err.code).toBe('STORE_UNAVAILABLE');
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     proxy.release();
@@ -139,7 +121,7 @@ describe('RedisStore: appends', () => {
     const keys = store.keys.upgrade('damage');
     await admin.xadd(keys.events, '0-10', 'b', '[]'); // an entry past lastSeq (3): damage
     const feedBefore = await admin.xlen(`${keyPrefix}feed`);
-    const err = await codeOf(appendBatch(store, f, 2));
+    const err = await errorOf(appendBatch(store, f, 2));
     expect(err.code).toBe('DATA_CORRUPTED');
     expect(err.message).toContain('nothing was appended');
     expect(await admin.hget(keys.meta, 'lastSeq')).toBe('3');
@@ -163,11 +145,11 @@ describe('RedisStore: appends', () => {
   it('rejects with STORE_UNAVAILABLE when Redis cannot be reached at all', async () => {
     const store = new RedisStore({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 200 });
     const f = new EventFactory('nowhere');
-    const err = await codeOf(appendBatch(store, f, 1));
+    const err = await errorOf(appendBatch(store, f, 1));
     expect(err.code).toBe('STORE_UNAVAILABLE');
-    expect((await codeOf(store.load('nowhere'))).code).toBe('STORE_UNAVAILABLE');
+    expect((await errorOf(store.load('nowhere'))).code).toBe('STORE_UNAVAILABLE');
     await store.close();
-    expect((await codeOf(store.load('nowhere'))).code).toBe('CLOSED');
+    expect((await errorOf(store.load('nowhere'))).code).toBe('CLOSED');
   });
 
   it('tells its URL without credentials, and refuses bad options', async () => {
@@ -192,10 +174,10 @@ describe('RedisStore: retention', () => {
     expect(await store.load(f.upgradeId)).toEqual(f.state);
     const kept = await collect(store.readEvents(f.upgradeId, 27));
     expect(kept.map((e) => e.seq)).toEqual([28, 29, 30, 31, 32]);
-    const err = await codeOf(collect(store.readEvents(f.upgradeId, 3)));
+    const err = await errorOf(collect(store.readEvents(f.upgradeId, 3)));
     expect(err.code).toBe('NOT_FOUND');
     expect(err.context).toMatchObject({ reason: 'trimmed', upgradeId: 'trim', trimmedSeq: 27 });
-    const watchErr = await codeOf(collect(store.watch(f.upgradeId, 0)));
+    const watchErr = await errorOf(collect(store.watch(f.upgradeId, 0)));
     expect(watchErr.context.reason).toBe('trimmed');
     // Nothing after the snapshot is trimmed, however small maxEvents is.
     const g = new EventFactory('trim-2');

@@ -1,9 +1,8 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RedisStore } from '../src/index.js';
 import { Redis } from 'ioredis';
-import { adminClient, cleanup, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -12,13 +11,6 @@ afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
 });
-
-async function appendBatch(store: RedisStore, f: EventFactory, n: number): Promise<ProgressEvent[]> {
-  const expected = f.lastSeq;
-  const events = f.batch(n);
-  await store.append(f.upgradeId, events, expected, f.snapshot());
-  return events;
-}
 
 const until = async (check: () => boolean, ms = 5000) => {
   const end = Date.now() + ms;
