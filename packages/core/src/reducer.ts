@@ -91,10 +91,19 @@ function createState(event: ProgressEvent): UpgradeProgress {
     overallPercentage: 0,
     currentPhase: null,
     errorMessage: null,
-    tasks: {},
+    tasks: taskRecord(),
     metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? { ...(metadata as Record<string, unknown>) } : {},
     lastSeq: event.seq,
   };
+}
+
+/**
+ * A state's `tasks` record, without a prototype: task ids are free text within the id pattern, so
+ * `constructor`, `toString` or `__proto__` are ids like any other, and every plain `tasks[id]`
+ * lookup finds only real tasks (and assigning `tasks['__proto__']` stores a task).
+ */
+function taskRecord(): Record<string, TaskProgress> {
+  return Object.create(null) as Record<string, TaskProgress>;
 }
 
 function corrupted(state: UpgradeProgress | undefined, event: ProgressEvent, why: string): ProgressError {
@@ -235,7 +244,7 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
  * metadata is copied with `structuredClone`.
  */
 export function cloneState(state: Readonly<UpgradeProgress>): UpgradeProgress {
-  const tasks: Record<string, TaskProgress> = {};
+  const tasks = taskRecord();
   for (const [id, task] of Object.entries(state.tasks)) tasks[id] = { ...task, recentEvents: task.recentEvents.slice() };
   return { ...state, tasks, metadata: structuredClone(state.metadata) };
 }
