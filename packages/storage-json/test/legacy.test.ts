@@ -113,6 +113,22 @@ describe('legacy files of the Python module', () => {
     await store.close();
   });
 
+  it('imports a task recorded as paused (a status only an upgrade can reach) without inventing an event for it', async () => {
+    const doc = JSON.parse(await readFile(fixture('paused-1'), 'utf8')) as { upgrade_id: string; tasks: Record<string, { status: string }> };
+    doc.upgrade_id = 'paused-task-1';
+    doc.tasks['later']!.status = 'paused';
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    await writeFile(join(dir, 'progress', 'upgrade_paused-task-1.json'), JSON.stringify(doc));
+    const store = new JsonFileStore({ directory: dir });
+    const state = (await store.load('paused-task-1'))!;
+    expect(state.tasks['later']!.status).toBe('not_started');
+    const events = await collect(store.readEvents('paused-task-1', 0));
+    expect(events.map((e) => e.type)).not.toContain('task.paused');
+    expect(replayEvents(events)).toEqual(state);
+    await store.close();
+  });
+
   it('imports naive datetimes, nested metadata, a skipped task and the duration', async () => {
     const { store } = await storeWith(fixture('metadata-1'));
     const state = (await store.load('metadata-1'))!;

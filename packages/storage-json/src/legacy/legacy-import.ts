@@ -115,13 +115,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       if (!isObj(raw)) throw bad(`has event ${n} of task "${id}" that is not an object`);
       const s = status(raw.status, `tasks.${id}.events[${n}].status`);
       const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallbackTime;
-      const type: EventType | undefined =
-        s === 'in_progress' ? (cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress')
-        : s === 'completed' ? 'task.completed'
-        : s === 'failed' ? 'task.failed'
-        : s === 'skipped' ? 'task.skipped'
-        : s === 'cancelled' ? 'task.cancelled'
-        : undefined;
+      const type = taskEventType(s, cur);
       if (!type) continue;
       const details: Obj = isObj(raw.details) ? { ...raw.details } : {};
       if (type === 'task.failed') details.errorMessage = strOr(details.error_message, strOr(t.error_message, strOr(raw.message, 'Task failed')));
@@ -141,9 +135,9 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       if (pct !== undefined) lastPct = pct;
     }
     // Reach the recorded final status, and the recorded percentage and steps of a running task.
-    if (cur !== tStatus && tStatus !== 'not_started') {
-      const type: EventType =
-        tStatus === 'in_progress' ? (cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress') : (`task.${tStatus}` as EventType);
+    const finalType = cur !== tStatus ? taskEventType(tStatus, cur) : undefined;
+    if (finalType) {
+      const type = finalType;
       const details: Obj = tStatus === 'failed' ? { errorMessage: strOr(t.error_message, 'Task failed') } : {};
       const ts = tStatus === 'in_progress' ? (tStarted ?? startedAt ?? fallbackTime) : (tCompleted ?? tStarted ?? startedAt ?? fallbackTime);
       mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
@@ -238,4 +232,26 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (d.percentage !== undefined) ev.percentage = d.percentage;
     return ev;
   });
+}
+
+/**
+ * The event that moves a task from status `cur` into status `s`, as the old module recorded it;
+ * undefined for a status no task event leads to (`not_started`, and `paused`, which only an
+ * upgrade can be in).
+ */
+function taskEventType(s: ProgressStatus, cur: ProgressStatus): EventType | undefined {
+  switch (s) {
+    case 'in_progress':
+      return cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress';
+    case 'completed':
+      return 'task.completed';
+    case 'failed':
+      return 'task.failed';
+    case 'skipped':
+      return 'task.skipped';
+    case 'cancelled':
+      return 'task.cancelled';
+    default:
+      return undefined;
+  }
 }
