@@ -8,6 +8,7 @@ import {
   assertListFilter,
   filterRows,
   isProgressError,
+  isTerminal,
   isValidId,
   replayEvents,
   toSummaryRow,
@@ -33,8 +34,6 @@ interface HeldLock {
   /** Taken by `acquire()` (a tracker), not only by an append. */
   explicit: boolean;
 }
-
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * A {@link ProgressStore} in plain files: per upgrade an append-only JSON Lines log with a CRC-32 per
@@ -357,7 +356,7 @@ export class JsonFileStore implements ProgressStore {
     const deleted: string[] = [];
     for (const row of await this.list()) {
       const ended = Date.parse(row.completedAt ?? row.updatedAt);
-      if (!TERMINAL.has(row.status) || !(ended < cutoff)) continue;
+      if (!isTerminal(row.status) || !(ended < cutoff)) continue;
       try {
         if (await this.delete(row.upgradeId)) deleted.push(row.upgradeId);
       } catch (err) {
@@ -379,15 +378,16 @@ export class JsonFileStore implements ProgressStore {
     try {
       for (const name of readdirSync(upgradesDir(this.#root))) {
         if (!isValidId(name)) continue;
+        const paths = this.#paths(name, false);
         try {
-          const size = statSync(join(upgradesDir(this.#root), name, 'events.jsonl')).size;
+          const size = statSync(paths.events).size;
           if (size > 0) upgrades++;
           logBytes += size;
         } catch {
           // no log yet
         }
         try {
-          snapshotBytes += statSync(join(upgradesDir(this.#root), name, 'snapshot.json')).size;
+          snapshotBytes += statSync(paths.snapshot).size;
         } catch {
           // no snapshot yet
         }
@@ -429,7 +429,7 @@ export class JsonFileStore implements ProgressStore {
         const held = this.#locks.get(id);
         this.#locks.delete(id);
         if (held) {
-          await releaseLock(upgradePaths(this.#root, id).lock, held.token, id, this.#opts.logger).catch((err: unknown) =>
+          await releaseLock(this.#paths(id, false).lock, held.token, id, this.#opts.logger).catch((err: unknown) =>
             this.#opts.logger.warn({ err, upgradeId: id }, 'releasing a lock failed'),
           );
         }
