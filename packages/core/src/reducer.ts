@@ -245,8 +245,13 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
  */
 export function cloneState(state: Readonly<UpgradeProgress>): UpgradeProgress {
   const tasks = taskRecord();
-  for (const [id, task] of Object.entries(state.tasks)) tasks[id] = { ...task, recentEvents: task.recentEvents.slice() };
+  for (const [id, task] of Object.entries(state.tasks)) tasks[id] = cloneTask(task);
   return { ...state, tasks, metadata: structuredClone(state.metadata) };
+}
+
+/** A copy of a task that shares only its (immutable) events. @internal */
+export function cloneTask(task: Readonly<TaskProgress>): TaskProgress {
+  return { ...task, recentEvents: task.recentEvents.slice() };
 }
 
 /**

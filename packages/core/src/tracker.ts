@@ -2,7 +2,7 @@ import { ProgressError, isProgressError } from './errors.js';
 import { silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
 import { MemoryStore } from './memory-store.js';
 import type { EventType, ProgressEvent, ProgressStatus, ProgressSummary, StoreInfo, TaskProgress, TaskType, UpgradeProgress } from './model.js';
-import { applyEventInPlace, cloneState } from './reducer.js';
+import { applyEventInPlace, cloneState, cloneTask } from './reducer.js';
 import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { fastUUID } from './uuid.js';
@@ -327,7 +327,7 @@ export class ProgressTracker implements AsyncDisposable {
       }),
     );
     await this.#commit(events, undefined);
-    return specs.map((spec) => copyTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
+    return specs.map((spec) => cloneTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
   }
 
   /** not_started -> in_progress. */
@@ -452,7 +452,7 @@ export class ProgressTracker implements AsyncDisposable {
   getTaskProgress(taskId: string): TaskProgress | undefined {
     const task = Object.hasOwn(this.#live.tasks, taskId) ? this.#live.tasks[taskId] : undefined;
     if (!task) return undefined;
-    const copy = copyTask(task);
+    const copy = cloneTask(task);
     copy.recentEvents = copy.recentEvents.slice(-5);
     return copy;
   }
@@ -460,7 +460,7 @@ export class ProgressTracker implements AsyncDisposable {
   /** A copy of the first in_progress task, or `undefined`. */
   getCurrentTask(): TaskProgress | undefined {
     const task = findCurrentTask(this.#live);
-    return task && copyTask(task);
+    return task && cloneTask(task);
   }
 
   /** The overall percentage (0..100). */
@@ -722,8 +722,4 @@ function event(
   if (fields.taskType !== undefined) ev.taskType = fields.taskType;
   if (fields.percentage !== undefined) ev.percentage = fields.percentage;
   return ev;
-}
-
-function copyTask(task: TaskProgress): TaskProgress {
-  return { ...task, recentEvents: task.recentEvents.slice() };
 }

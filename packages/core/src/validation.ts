@@ -9,7 +9,7 @@ const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
  * @throws ProgressError `INVALID_ARGUMENT` naming `what` and the value.
  */
 export function assertValidId(value: unknown, what = 'id'): asserts value is string {
-  if (typeof value !== 'string' || !ID_PATTERN.test(value) || value === '.' || value === '..') {
+  if (!isValidId(value)) {
     throw new ProgressError(
       'INVALID_ARGUMENT',
       `[@progress/core] ${what} ${describe(value)} is not valid: use 1 to 128 characters of A-Z a-z 0-9 _ . : - (not "." or "..")`,
