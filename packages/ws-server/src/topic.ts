@@ -39,7 +39,7 @@ export class Topic {
   #pending: ProgressEvent[] = [];
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
-  #snapshot: { seq: number; text: string } | undefined;
+  #snapshot: { seq: number; frame: Buffer } | undefined;
 
   constructor(
     readonly upgradeId: string,
@@ -207,21 +207,25 @@ export class Topic {
     }
   }
 
-  /** The serialized `snapshot` message of the current state (cached per seq). */
-  snapshot(): { seq: number; text: string } | undefined {
+  /**
+   * The `snapshot` message of the current state as a complete WebSocket frame, cached per seq: the
+   * largest message is serialized and framed once, however many clients subscribe or resync at
+   * that seq (as `dispatch` does for events).
+   */
+  #snapshotFrame(): { seq: number; frame: Buffer } | undefined {
     const state = this.state;
     if (!state) return undefined;
     if (this.#snapshot?.seq !== state.lastSeq) {
-      this.#snapshot = { seq: state.lastSeq, text: JSON.stringify({ type: 'snapshot', upgradeId: this.upgradeId, seq: state.lastSeq, data: state }) };
+      this.#snapshot = { seq: state.lastSeq, frame: textFrame(JSON.stringify({ type: 'snapshot', upgradeId: this.upgradeId, seq: state.lastSeq, data: state })) };
     }
     return this.#snapshot;
   }
 
   /** Sends the snapshot to a subscriber and moves it to the snapshot's seq. */
   sendSnapshot(sub: Subscription): void {
-    const snap = this.snapshot();
+    const snap = this.#snapshotFrame();
     if (snap) {
-      sub.client.sendText(snap.text);
+      sub.client.sendFrame(snap.frame);
       sub.lastSent = snap.seq;
     }
   }
