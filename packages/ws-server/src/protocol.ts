@@ -1,13 +1,11 @@
 import { z } from 'zod';
-import type { ProgressEvent, ProgressSummary, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
+import { isValidId, type ProgressEvent, type ProgressSummary, type UpgradeProgress, type UpgradeSummaryRow } from '@progress/core';
 
 /** The version of the wire protocol this server speaks, sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
 
-const upgradeIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 characters of [A-Za-z0-9_.:-]')
-  .refine((s) => s !== '.' && s !== '..', 'must not be "." or ".."');
+// Core's id rule (the one the stores use), not a copy of it.
+const upgradeIdSchema = z.string().refine(isValidId, 'must be 1..128 characters of [A-Za-z0-9_.:-], not "." or ".."');
 
 const seqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
