@@ -247,7 +247,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['callbacks', () => this.callbacks.close()],
         ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close() : undefined)],
-        ['websocket', async () => (this.websocket && this.#owned.websocket && this.#listening ? this.websocket.stop() : undefined)],
+        ['websocket', () => this.stopWebSocketServer()],
         ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
       ];
       for (const [name, step] of steps) {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
+import { TERMINAL_TASK_STATUSES, isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore } from '@progress/storage-redis';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
@@ -68,7 +68,7 @@ const PHASES: Record<string, string> = {
 /** Runs one leaf task to its end, from wherever it stands (so a restarted demo resumes). */
 async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () => Promise<void>): Promise<void> {
   const id = task.taskId;
-  if (task.status === 'completed' || task.status === 'skipped' || task.status === 'cancelled') return;
+  if (TERMINAL_TASK_STATUSES.includes(task.status)) return;
   if (task.status === 'failed') await t.retryTask(id, 'Retrying after the node drain timeout');
   if (task.status === 'not_started') await t.startTask(id);
   const total = task.totalSteps;
