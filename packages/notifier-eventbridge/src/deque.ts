@@ -27,12 +27,10 @@ export class Deque<T> {
     return item;
   }
 
-  /** Every item, oldest first, leaving the queue empty. */
-  drain(): T[] {
-    const out = this.#items.slice(this.#head) as T[];
+  /** Empties the queue. */
+  clear(): void {
     this.#items = [];
     this.#head = 0;
-    return out;
   }
 
   *[Symbol.iterator](): Iterator<T> {

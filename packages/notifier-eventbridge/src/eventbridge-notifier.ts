@@ -83,7 +83,6 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #freshBytes = 0;
   #retry: Item[] = [];
   readonly #inFlight = new Set<Flight>();
-  #inFlightEntries = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #immediate: ReturnType<typeof setImmediate> | undefined;
@@ -188,8 +187,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       const undelivered = this.#pendingRefs();
       for (const flight of this.#inFlight) flight.controller.abort();
       this.#inFlight.clear();
-      this.#inFlightEntries = 0;
-      this.#fresh.drain();
+      this.#fresh.clear();
       this.#freshBytes = 0;
       this.#retry = [];
       for (const done of this.#idleWaiters.splice(0)) done();
@@ -211,7 +209,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
 
   /** The counters, and what is queued and in flight now. */
   stats(): NotifierStats {
-    return { ...this.#counters, queued: this.#queued(), inFlight: this.#inFlightEntries };
+    let inFlight = 0;
+    for (const flight of this.#inFlight) inFlight += flight.items.length;
+    return { ...this.#counters, queued: this.#queued(), inFlight };
   }
 
   // ---------------------------------------------------------------- formatting
@@ -308,7 +308,6 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #send(items: Item[]): void {
     const flight: Flight = { items, controller: new AbortController() };
     this.#inFlight.add(flight);
-    this.#inFlightEntries += items.length;
     this.#counters.requests += 1;
     this.#lastSendAt = Date.now();
     for (const item of items) item.attempts += 1;
@@ -331,7 +330,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       .catch((err: unknown) => this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer'))
       .finally(() => {
         clearTimeout(timer);
-        if (this.#inFlight.delete(flight)) this.#inFlightEntries -= items.length;
+        this.#inFlight.delete(flight);
         this.#pump();
         this.#checkIdle();
       });
