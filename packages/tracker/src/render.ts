@@ -68,7 +68,9 @@ function treeOrder(tasks: Record<string, TaskProgress>): TaskProgress[] {
   const children = new Map<string | null, TaskProgress[]>();
   for (const t of all) {
     const key = t.parentTaskId !== null && tasks[t.parentTaskId] ? t.parentTaskId : null;
-    children.set(key, [...(children.get(key) ?? []), t]);
+    const siblings = children.get(key);
+    if (siblings) siblings.push(t);
+    else children.set(key, [t]);
   }
   const out: TaskProgress[] = [];
   const walk = (key: string | null) => {
@@ -97,9 +99,10 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   );
   lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${eta.slice(11, 19)}Z` : ''}`);
   const tasks = treeOrder(state.tasks);
-  const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t) => t.taskName.length + 2 * depthOf(t, state.tasks))));
-  for (const task of tasks) {
-    const indent = '  '.repeat(depthOf(task, state.tasks));
+  const depths = tasks.map((t) => depthOf(t, state.tasks));
+  const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t, i) => t.taskName.length + 2 * depths[i]!)));
+  for (const [i, task] of tasks.entries()) {
+    const indent = '  '.repeat(depths[i]!);
     const name = safeText(`${indent}${task.taskName}`).slice(0, nameWidth).padEnd(nameWidth);
     const steps = task.totalSteps !== null ? ` ${task.completedSteps}/${task.totalSteps}` : '';
     const extra = task.status === 'failed' && task.errorMessage ? `  ${safeText(task.errorMessage)}` : task.currentStep ? `  ${safeText(task.currentStep)}` : '';
