@@ -32,8 +32,9 @@ interface PendingAppend {
   upgradeId: string;
   expectedSeq: number;
   n: number;
-  /** The whole EVALSHA argument list; the deadline (at {@link DEADLINE_ARG}) is filled in at send time. */
+  /** The whole EVALSHA argument list; the head (at `headAt`) gets its deadline in front at send time. */
   args: string[];
+  headAt: number;
   /** Cluster mode: the follow-up index write. */
   score: number;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
@@ -62,9 +63,6 @@ function rowChanges(events: readonly ProgressEvent[]): boolean {
   for (const e of events) if (e.type === 'task.added' || e.type.startsWith('upgrade.')) return true;
   return false;
 }
-
-/** Index of the deadline in a single-mode argument list: sha, numKeys, 5 keys, expectedSeq, n, deadline. */
-const DEADLINE_ARG = 9;
 
 /**
  * A {@link ProgressStore} on Redis: per upgrade a stream of events and a snapshot, appended
@@ -166,35 +164,33 @@ export class RedisStore implements ProgressStore {
     const every = this.#options.snapshotEvery;
     const matches = state.lastSeq === last;
     const terminal = matches && isTerminal(state.status);
+    // A terminal append always writes a snapshot, so the TTL reaches the snapshot key too.
     const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
     // The index score: the first append's time in single mode (only that append uses it), the
     // latest append's in cluster mode (the follow-up re-scores on every append).
-    const score = expectedSeq === 0 || this.#cluster ? Date.parse(state.updatedAt) || Date.now() : 0;
+    const score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
     const keys = this.#keys.upgrade(upgradeId);
-    // One array, in the order EVALSHA takes it, so nothing is copied again before ioredis encodes it.
-    const args: string[] = this.#cluster
-      ? [APPEND_SHA, '3', keys.events, keys.meta, keys.snapshot]
-      : [APPEND_SHA, '5', keys.events, keys.meta, keys.snapshot, this.#keys.index, this.#keys.feed];
+    const index = !this.#cluster && expectedSeq === 0;
+    const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
+    // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, the head
+    // (its deadline is put in front by #send), the batch, then the row and snapshot when written.
+    const args: string[] = [APPEND_SHA, '', keys.events, keys.meta];
+    if (!this.#cluster) args.push(this.#keys.feed);
+    if (index) args.push(this.#keys.index);
+    if (snapshot) args.push(keys.snapshot);
+    const headAt = args.length;
+    args[1] = String(headAt - 2);
+    const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
     args.push(
-      String(expectedSeq),
-      String(n),
-      '0', // the deadline, set by #send
-      snapshot,
-      rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '',
-      `${last}|${state.overallPercentage}|${state.updatedAt}`,
-      String(score),
-      terminal ? this.#ttlArg : '0',
-      this.#maxEventsArg,
-      this.#feedMaxLenArg,
-      upgradeId,
-      events[0]!.eventId,
+      `|${flags}|${expectedSeq}|${n}|${last}|${expectedSeq + 1}|${this.#feedMaxLenArg}|${terminal ? this.#ttlArg : '0'}|${this.#maxEventsArg}|${score}|${Buffer.byteLength(fast)}|${upgradeId}|${fast}${events[0]!.eventId}`,
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       JSON.stringify(events),
-      String(last),
-      String(expectedSeq + 1),
     );
+    const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
+    if (row || snapshot) args.push(row);
+    if (snapshot) args.push(snapshot);
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ upgradeId, expectedSeq, n, args, score, expiresAt: Infinity, settled: false, resolve, reject });
+      this.#pending.push({ upgradeId, expectedSeq, n, args, headAt, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
@@ -226,13 +222,13 @@ export class RedisStore implements ProgressStore {
     // Our answer comes at the deadline plus the clock's uncertainty, when Redis can no longer run it.
     const expiresAt = sentAt + timeout + this.#clock.errorMs;
     this.#armSweep(expiresAt);
-    const at = this.#cluster ? DEADLINE_ARG - 2 : DEADLINE_ARG;
     // A Cluster pipeline must stay within one slot, so cluster mode sends each append on its own.
     const pipeline = batch.length === 1 || this.#cluster ? undefined : (this.#redis.pipeline() as unknown as PipelineSink);
     const via = pipeline ?? this.#redis;
     for (const p of batch) {
       p.expiresAt = expiresAt;
-      p.args[at] = deadline;
+      // Sent once: a re-send after a lost connection is the same command, with the same deadline.
+      p.args[p.headAt] = deadline + p.args[p.headAt]!;
       sendAppend(this.#redis, via, p.args, (err, reply) => this.#settle(p, err, reply));
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.
@@ -275,14 +271,19 @@ export class RedisStore implements ProgressStore {
     p.settled = true;
     this.#unsettled.delete(p);
     if (this.#unsettled.size === 0) for (const done of this.#drained.splice(0)) done();
+    if (reply === 1 && err === undefined) {
+      if (this.#cluster) this.#followUp(p);
+      p.resolve();
+      return;
+    }
     const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
     if (err !== undefined) {
       p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
       return;
     }
-    const [code, stored] = reply ?? [NaN, NaN];
-    if (code === 1 || code === 2) {
-      if (code === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
+    const [code, stored] = Array.isArray(reply) ? reply : [NaN];
+    if (code === 2) {
+      this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       if (this.#cluster) this.#followUp(p);
       p.resolve();
     } else if (code === 0) {
@@ -296,7 +297,7 @@ export class RedisStore implements ProgressStore {
     } else if (code === -1) {
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": the append reached Redis after its deadline and was not applied`, { context }));
     } else {
-      p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": unexpected reply ${JSON.stringify(reply)} from the append script`, { context }));
+      p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": unexpected reply ${JSON.stringify(reply) ?? String(reply)} from the append script`, { context }));
     }
   }
 

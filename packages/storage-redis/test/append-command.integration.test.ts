@@ -44,6 +44,23 @@ describe('RedisStore: the append command', () => {
     await store.close();
   });
 
+  it('packs the call into a head whose free-text parts need no escaping: an eventId and updatedAt holding | are stored, retried and listed intact', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('head-1');
+    await store.append(f.upgradeId, f.batch(3), 0, f.snapshot());
+    const odd = { ...f.next('task.progress', { taskId: 't1', percentage: 42 }), eventId: 'id|with|bars,and,commas|é' };
+    const state = { ...f.snapshot(), updatedAt: '2026|11|28 é' };
+    await store.append(f.upgradeId, [odd], 3, state);
+    // The same call again (a retry after a lost reply) is recognised by its eventId: stored once.
+    await store.append(f.upgradeId, [odd], 3, state);
+    const stored = await collect(store.readEvents(f.upgradeId, 0));
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(stored[3]!.eventId).toBe('id|with|bars,and,commas|é');
+    const [row] = await store.list();
+    expect(row).toMatchObject({ upgradeId: f.upgradeId, lastSeq: 4, overallPercentage: state.overallPercentage, updatedAt: '2026|11|28 é' });
+    await store.close();
+  });
+
   it('recognises a retried append against entries written in the earlier layout (fields i and e)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('legacy-1');

@@ -27,7 +27,6 @@ await t.startUpgrade();
 await t.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
 const sample = JSON.parse(JSON.stringify(await t.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
 const ev = JSON.stringify(sample);
-const row = JSON.stringify({ upgradeId: 'u1', planId: 'plan', clusterName: 'bench', status: 'in_progress', overallPercentage: 12.5, currentPhase: null, createdAt: '2026-11-28T14:00:00.000Z', updatedAt: '2026-11-28T14:00:00.000Z', startedAt: '2026-11-28T14:00:00.000Z', completedAt: null, totalTasks: 10, lastSeq: 100 });
 const contenders: Record<string, () => Promise<void>> = {
   bull: async () => {
     const job = await queue.add('x', {});
@@ -35,7 +34,7 @@ const contenders: Record<string, () => Promise<void>> = {
   },
   rawScript: async () => {
     const id = `ab:${run}:raw${++k}`;
-    for (let i = 0; i < N; i++) await r.evalsha(sha, 5, `${id}:e`, `${id}:m`, `${id}:s`, `ab:${run}:index`, `ab:${run}:feed`, String(i), '1', '0', '', '', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, '1764338400000', '0', '0', '10000', id, String(sample.eventId), `[${ev}]`, String(i + 1), String(i + 1));
+    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|10000|0|0|0|${`${i + 1}|12.5|2026-11-28T14:00:00.000Z`.length}|${id}|${i + 1}|12.5|2026-11-28T14:00:00.000Z${String(sample.eventId)}`, `[${ev}]`);
   },
   storeDirect: async () => {
     const id = `sd${++k}`;
