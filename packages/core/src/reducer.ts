@@ -233,8 +233,17 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
     default:
       throw corrupted(state, event, 'has an unknown type');
   }
-  task.recentEvents.push(event);
-  if (task.recentEvents.length > RECENT_EVENTS_LIMIT) task.recentEvents.shift();
+  const recent = task.recentEvents;
+  if (recent.length < RECENT_EVENTS_LIMIT) {
+    recent.push(event);
+  } else {
+    // Full: slide the window by one in place (shift() then push() reallocates or trims the array on
+    // every event once the task is busy).
+    const last = recent.length - 1;
+    for (let i = 0; i < last; i++) recent[i] = recent[i + 1]!;
+    recent[last] = event;
+    if (recent.length > RECENT_EVENTS_LIMIT) recent.splice(0, recent.length - RECENT_EVENTS_LIMIT);
+  }
   recompute(state, taskId);
   return state;
 }

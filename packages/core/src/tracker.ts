@@ -570,9 +570,14 @@ export class ProgressTracker implements AsyncDisposable {
 
   #task(taskId: string, type: EventType): TaskProgress {
     this.#assertOpen();
-    assertValidId(taskId, 'taskId');
-    const task = Object.hasOwn(this.#live.tasks, taskId) ? this.#live.tasks[taskId] : undefined;
-    if (!task) throw this.#taskNotFound(taskId);
+    // A string that names a task is a valid id (it was checked when the task was added): the id
+    // pattern is only tested for the error, off the hot path.
+    const tasks = this.#live.tasks;
+    const task = typeof taskId === 'string' && Object.hasOwn(tasks, taskId) ? tasks[taskId] : undefined;
+    if (!task) {
+      assertValidId(taskId, 'taskId');
+      throw this.#taskNotFound(taskId);
+    }
     assertTaskTransition(this.#live, task, type);
     return task;
   }
@@ -652,6 +657,7 @@ export class ProgressTracker implements AsyncDisposable {
       for (const c of batch) c.resolve(c.value);
     }
     this.#writing = false;
+    if (this.#idle.length === 0) return;
     const idle = this.#idle;
     this.#idle = [];
     for (const done of idle) done();

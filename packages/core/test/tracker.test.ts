@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressStatus, ProgressTracker, TaskType, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
 import { expectCode, manualClock } from './helpers.js';
 
 const open = (extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
@@ -107,6 +107,32 @@ describe('ProgressTracker: the old module behaviour', () => {
     expect(t.getProgressSummary().currentPhase).toBe('Node groups');
     const phases = (await events(t)).filter((e) => e.type === 'upgrade.phase_changed').map((e) => e.details.phase);
     expect(phases).toEqual(['Planning', 'Node groups']);
+    await t.close();
+  });
+
+  it('keeps the last RECENT_EVENTS_LIMIT events of a busy task, oldest first, in the live, durable and replayed state', async () => {
+    const t = await open();
+    await t.addTask('t1', 'Task');
+    for (let i = 1; i <= RECENT_EVENTS_LIMIT + 7; i++) await t.updateTaskProgress('t1', i % 101, `step ${i}`);
+    const expected = Array.from({ length: RECENT_EVENTS_LIMIT }, (_, i) => `step ${i + 8}`);
+    expect(t.progress.tasks.t1!.recentEvents.map((e) => e.message)).toEqual(expected);
+    expect(t.durableProgress.tasks.t1!.recentEvents.map((e) => e.message)).toEqual(expected);
+    const replayed = replayEvents(await events(t))!;
+    expect(replayed.tasks.t1!.recentEvents.map((e) => e.message)).toEqual(expected);
+    await t.close();
+  });
+
+  it('trims a loaded task holding more than RECENT_EVENTS_LIMIT recent events on its next event', async () => {
+    const t = await open();
+    await t.addTask('t1', 'Task');
+    await t.updateTaskProgress('t1', 1, 'first');
+    const state = cloneState(t.progress);
+    const extra = Array.from({ length: RECENT_EVENTS_LIMIT + 3 }, () => state.tasks.t1!.recentEvents[0]!);
+    state.tasks.t1!.recentEvents = extra;
+    const next: ProgressEvent = { ...state.tasks.t1!.recentEvents[0]!, eventId: 'e-next', seq: state.lastSeq + 1, message: 'next', type: 'task.progress', percentage: 5 };
+    applyEventInPlace(state, next);
+    expect(state.tasks.t1!.recentEvents).toHaveLength(RECENT_EVENTS_LIMIT);
+    expect(state.tasks.t1!.recentEvents.at(-1)!.message).toBe('next');
     await t.close();
   });
 
