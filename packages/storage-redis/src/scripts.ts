@@ -11,13 +11,14 @@ import type { Cluster, Redis } from 'ioredis';
  * KEYS: events, meta, then, each only when its flag says so: feed (single-node mode), index (single
  * mode, first append), snapshot (when a snapshot is written).
  *
- * ARGV[1], the head: `deadline|flags|expectedSeq|n|newLastSeq|firstSeq|feedMaxLen|ttl|maxEvents|score|fastBytes|upgradeId|<fast><eventId>`:
+ * ARGV[1], the head: `deadline|flags|expectedSeq|n|newLastSeq|firstSeq|fastBytes|rare|upgradeId|<fast><eventId>`:
  * the deadline in ms on the server clock (0 = none); flags, the sum of 1 (feed key given), 2 (index
- * key given) and 4 (snapshot key given); ttl seconds (0 = none); maxEvents (0 = none); score, the
- * index score; fast, the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`),
- * `fastBytes` long; then the first event's eventId (for the retry check and the epoch) to the end, so
- * that neither needs escaping. Numbers are decimal strings without leading zeros (what `String(n)`
- * gives); an upgrade id cannot hold `|`.
+ * key given) and 4 (snapshot key given); `rare`, empty or `feedMaxLen,ttl,maxEvents,score` when one
+ * of them is not 0 (feedMaxLen: trim the feed to about this many entries now; ttl seconds; maxEvents
+ * kept; score, the index score); fast, the list row's fields every append moves
+ * (`lastSeq|overallPercentage|updatedAt`), `fastBytes` long; then the first event's eventId (for the
+ * retry check and the epoch) to the end, so that neither needs escaping. Numbers are decimal strings
+ * without leading zeros (what `String(n)` gives); an upgrade id cannot hold `|`.
  * ARGV[2]: the batch (the JSON array of the call's events). ARGV[3], optional: the list row JSON
  * (absent or '' = keep). ARGV[4], optional: the snapshot JSON.
  *
@@ -41,21 +42,30 @@ export const APPEND_LUA = `
 -- The head. Lua's pattern matcher costs ~0.1 us per capture and ~8 ns per character it scans: it
 -- captures the short numbers; the rest is cut out by position.
 local head = ARGV[1]
-local deadline, flags, expectedText, nText, newLast, firstText, feedMaxLen, ttl, maxEvents, score, fastLen, at =
-  string.match(head, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()')
+local deadline, flags, expectedText, nText, newLast, firstText, fastLen, rare, at =
+  string.match(head, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|()')
 if not deadline then return redis.error_reply('ERR progress append: malformed head') end
+local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
+if rare ~= '' then
+  feedMaxLen, ttl, maxEvents, score = string.match(rare, '^(%d+),(%d+),(%d+),(%d+)$')
+  if not feedMaxLen then return redis.error_reply('ERR progress append: malformed head') end
+end
 local bar = string.find(head, '|', at, true)
 if not bar then return redis.error_reply('ERR progress append: malformed head') end
 local upgradeId = string.sub(head, at, bar - 1)
 local fastEnd = bar + tonumber(fastLen)
 local fast = string.sub(head, bar + 1, fastEnd)
 local eventId = string.sub(head, fastEnd + 1)
-flags = tonumber(flags)
-local k = 3
 local feedKey, indexKey, snapKey
-if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
-if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
-if flags >= 4 then snapKey = KEYS[k] end
+if flags == '1' then
+  feedKey = KEYS[3]
+elseif flags ~= '0' then
+  flags = tonumber(flags)
+  local k = 3
+  if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
+  if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
+  if flags >= 4 then snapKey = KEYS[k] end
+end
 local function pastDeadline()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
@@ -94,7 +104,13 @@ if feedKey then
   -- before the deadline proves the script runs in time, with no TIME call (one command less on the
   -- hot path). Past it, TIME decides (the id can run ahead after the clock stepped back), and a
   -- refusal takes the entry back out: nobody can have read it.
-  local id = redis.call('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'u', upgradeId, 's', firstText, 'n', nText)
+  -- Trimmed only when the client asks (every few appends): the trim costs more than the entry.
+  local id
+  if feedMaxLen ~= '0' then
+    id = redis.call('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'u', upgradeId, 's', firstText, 'n', nText)
+  else
+    id = redis.call('XADD', feedKey, '*', 'u', upgradeId, 's', firstText, 'n', nText)
+  end
   if deadline ~= '0' then
     local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
     -- Compared as text when the lengths agree (any ms from 2001 to 2286 has 13 digits).

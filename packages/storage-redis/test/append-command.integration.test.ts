@@ -61,6 +61,23 @@ describe('RedisStore: the append command', () => {
     await store.close();
   });
 
+  it('keeps the watchAll() feed near feedMaxLen although it trims only every few appends', async () => {
+    const store = makeStore(prefixes, { feedMaxLen: 10 });
+    const factories = Array.from({ length: 4 }, (_, i) => new EventFactory(`feed-trim-${i}`));
+    for (let round = 0; round < 250; round++) {
+      for (const f of factories) {
+        const expected = f.lastSeq;
+        await store.append(f.upgradeId, f.batch(1), expected, f.snapshot());
+      }
+    }
+    // 1,000 appends. MAXLEN ~ drops whole nodes (100 entries by default), and the trim runs on every
+    // 32nd append: the feed holds at most about 10 + 100 + 32 entries, never the 1,000 written.
+    const length = await admin.xlen(store.keys.feed);
+    expect(length).toBeGreaterThan(0);
+    expect(length).toBeLessThanOrEqual(150);
+    await store.close();
+  });
+
   it('recognises a retried append against entries written in the earlier layout (fields i and e)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('legacy-1');
