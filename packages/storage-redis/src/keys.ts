@@ -31,19 +31,10 @@ export class KeyLayout {
     this.feed = `${prefix}feed`;
   }
 
-  /** The last upgrades' keys: a writer appends to the same few upgrades again and again. */
-  #recent = new Map<string, UpgradeKeys>();
-
   /** The keys of one upgrade (the id must be valid already). */
   upgrade(upgradeId: string): UpgradeKeys {
-    let keys = this.#recent.get(upgradeId);
-    if (keys === undefined) {
-      const base = `${this.prefix}{${upgradeId}}:`;
-      keys = Object.freeze({ events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` });
-      if (this.#recent.size >= 64) this.#recent.clear();
-      this.#recent.set(upgradeId, keys);
-    }
-    return keys;
+    const base = `${this.prefix}{${upgradeId}}:`;
+    return { events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` };
   }
 }
 

@@ -19,7 +19,7 @@ import {
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
-import { KeyLayout, entryId } from './keys.js';
+import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
@@ -92,8 +92,17 @@ export class RedisStore implements ProgressStore {
   readonly #logger: Logger;
   readonly #clock: ServerClock;
   readonly #stop = new AbortController();
-  /** Appends handed to Redis (or waiting for the clock) and not yet answered. */
-  readonly #unsettled = new Set<PendingAppend>();
+  /**
+   * Appends handed to Redis (or waiting for the clock), in order; answered ones leave lazily (a Set
+   * add and delete per append showed on the sequential path). `#unsettled` counts the unanswered.
+   */
+  #inFlight: PendingAppend[] = [];
+  #unsettled = 0;
+  /** Keys of upgrades whose id was checked: a writer appends to the same few upgrades again and again. */
+  readonly #checkedKeys = new Map<string, UpgradeKeys>();
+  /** The last deadline sent, and its text (String() of a 13-digit number is not free). */
+  #deadlineMs = NaN;
+  #deadlineText = '';
   #drained: Array<() => void> = [];
   /** Follow-up writes of cluster mode. */
   readonly #followUps = new Set<Promise<void>>();
@@ -156,8 +165,16 @@ export class RedisStore implements ProgressStore {
   // ------------------------------------------------------------------------------------- writes
 
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    let keys = this.#checkedKeys.get(upgradeId);
     try {
-      this.#check(upgradeId);
+      if (keys === undefined) {
+        this.#check(upgradeId);
+        keys = this.#keys.upgrade(upgradeId);
+        if (this.#checkedKeys.size >= 64) this.#checkedKeys.clear();
+        this.#checkedKeys.set(upgradeId, keys);
+      } else {
+        this.#assertOpen();
+      }
       assertAppend('@progress/storage-redis', upgradeId, events, expectedSeq);
     } catch (err) {
       return Promise.reject(err);
@@ -173,7 +190,6 @@ export class RedisStore implements ProgressStore {
     // The index score: the first append's time in single mode (only that append uses it), the
     // latest append's in cluster mode (the follow-up re-scores on every append).
     const score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
-    const keys = this.#keys.upgrade(upgradeId);
     const index = !this.#cluster && expectedSeq === 0;
     const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
     // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, the head
@@ -213,7 +229,8 @@ export class RedisStore implements ProgressStore {
     this.#scheduled = false;
     const batch = this.#pending;
     this.#pending = [];
-    for (const p of batch) this.#unsettled.add(p);
+    for (const p of batch) this.#inFlight.push(p);
+    this.#unsettled += batch.length;
     const offset = this.#clock.known;
     if (offset !== undefined) return this.#send(batch, offset);
     this.#clock.offset().then(
@@ -227,7 +244,12 @@ export class RedisStore implements ProgressStore {
   #send(batch: PendingAppend[], offset: number): void {
     const timeout = this.#options.commandTimeoutMs;
     const sentAt = Date.now();
-    const deadline = String(sentAt + offset + timeout);
+    const deadlineMs = sentAt + offset + timeout;
+    if (deadlineMs !== this.#deadlineMs) {
+      this.#deadlineMs = deadlineMs;
+      this.#deadlineText = String(deadlineMs);
+    }
+    const deadline = this.#deadlineText;
     // Our answer comes at the deadline plus the clock's uncertainty, when Redis can no longer run it.
     const expiresAt = sentAt + timeout + this.#clock.errorMs;
     this.#armSweep(expiresAt);
@@ -258,7 +280,8 @@ export class RedisStore implements ProgressStore {
     this.#sweepAt = undefined;
     const now = Date.now();
     let next = Infinity;
-    for (const p of this.#unsettled) {
+    for (const p of this.#inFlight.slice()) {
+      if (p.settled) continue;
       if (p.expiresAt <= now) {
         this.#settle(
           p,
@@ -278,8 +301,12 @@ export class RedisStore implements ProgressStore {
   #settle(p: PendingAppend, err: unknown, reply?: AppendReply): void {
     if (p.settled) return;
     p.settled = true;
-    this.#unsettled.delete(p);
-    if (this.#unsettled.size === 0) for (const done of this.#drained.splice(0)) done();
+    if (--this.#unsettled === 0) {
+      if (this.#inFlight.length >= 64) this.#inFlight = [];
+      if (this.#drained.length > 0) for (const done of this.#drained.splice(0)) done();
+    } else if (this.#inFlight.length >= 1024 && this.#inFlight.length > 4 * this.#unsettled) {
+      this.#inFlight = this.#inFlight.filter((q) => !q.settled);
+    }
     if (reply === 1 && err === undefined) {
       if (this.#cluster) this.#followUp(p);
       p.resolve();
@@ -501,7 +528,7 @@ export class RedisStore implements ProgressStore {
       this.#stop.abort();
       await new Promise<void>((resolve) => queueMicrotask(resolve));
       // Every append handed over is answered by Redis or by the sweeper (deadline) in bounded time.
-      if (this.#pending.length > 0 || this.#unsettled.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+      if (this.#pending.length > 0 || this.#unsettled > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
       while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
       if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
       for (const conn of this.#watchers) conn.disconnect();
