@@ -18,6 +18,7 @@ import {
 } from '@progress/core';
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
+import { eventsToJson } from './event-json.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -209,7 +210,7 @@ export class RedisStore implements ProgressStore {
     args.push(
       `|${flags}|${expectedSeq}|${n}|${last}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}${events[0]!.eventId}`,
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
-      JSON.stringify(events),
+      eventsToJson(events),
     );
     const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
     if (row || snapshot) args.push(row);

@@ -1,0 +1,71 @@
+import type { ProgressEvent } from '@progress/core';
+
+/** Characters `JSON.stringify` escapes in a string: `"`, `\`, controls, and (lone) surrogates. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** The keys of an event, in the order the tracker writes them; the last three are optional. */
+const KEYS = ['eventId', 'seq', 'upgradeId', 'type', 'timestamp', 'status', 'message', 'details', 'taskId', 'taskType', 'percentage'] as const;
+const REQUIRED = 8;
+
+const plainText = (value: unknown): value is string => typeof value === 'string' && !NEEDS_ESCAPE.test(value);
+const finite = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+/** True when `value` is a plain object with no enumerable key (it serializes as `{}`). */
+function emptyPlainObject(value: object): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const _ in value) return false;
+  return true;
+}
+
+/**
+ * The JSON of one event when it has exactly the tracker's shape (a plain object with the keys of
+ * {@link KEYS} in that order, text that needs no escaping, finite numbers); otherwise `undefined`.
+ */
+function eventJson(ev: ProgressEvent): string | undefined {
+  if (ev === null || typeof ev !== 'object' || Object.getPrototypeOf(ev) !== Object.prototype || (ev as { toJSON?: unknown }).toJSON !== undefined) return undefined;
+  // Own and inherited enumerable keys, in JSON.stringify's order (no integer-like keys here).
+  let at = 0;
+  for (const key in ev) {
+    while (at < KEYS.length && KEYS[at] !== key) {
+      if (at < REQUIRED) return undefined;
+      at++;
+    }
+    if (at === KEYS.length) return undefined;
+    at++;
+  }
+  if (at < REQUIRED) return undefined;
+  const { eventId, seq, upgradeId, type, timestamp, status, message, details, taskId, taskType, percentage } = ev;
+  if (!plainText(eventId) || !finite(seq) || !plainText(upgradeId) || !plainText(type) || !plainText(timestamp) || !plainText(status) || !plainText(message)) return undefined;
+  if (details === null || typeof details !== 'object') return undefined;
+  let json = `{"eventId":"${eventId}","seq":${seq},"upgradeId":"${upgradeId}","type":"${type}","timestamp":"${timestamp}","status":"${status}","message":"${message}","details":${emptyPlainObject(details) ? '{}' : JSON.stringify(details)}`;
+  if (taskId !== undefined) {
+    if (!plainText(taskId)) return undefined;
+    json += `,"taskId":"${taskId}"`;
+  }
+  if (taskType !== undefined) {
+    if (!plainText(taskType)) return undefined;
+    json += `,"taskType":"${taskType}"`;
+  }
+  if (percentage !== undefined) {
+    if (!finite(percentage)) return undefined;
+    json += `,"percentage":${percentage}`;
+  }
+  return `${json}}`;
+}
+
+/**
+ * `JSON.stringify(events)`, byte for byte, in about half the time for events of the tracker's
+ * shape: every append serializes its events, and `JSON.stringify` was the largest single cost of
+ * the sequential path (2.3 us per event in a loop, 6 us between round trips on the 2-core machine).
+ * Anything else (other keys or key order, a prototype, a `toJSON`, text that needs escaping,
+ * non-finite numbers) goes to `JSON.stringify` whole.
+ */
+export function eventsToJson(events: readonly ProgressEvent[]): string {
+  let json = '[';
+  for (let i = 0; i < events.length; i++) {
+    const one = eventJson(events[i]!);
+    if (one === undefined) return JSON.stringify(events);
+    json += i === 0 ? one : `,${one}`;
+  }
+  return `${json}]`;
+}
