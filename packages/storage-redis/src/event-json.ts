@@ -8,6 +8,20 @@ const KEYS = ['eventId', 'seq', 'upgradeId', 'type', 'timestamp', 'status', 'mes
 const REQUIRED = 8;
 
 const plainText = (value: unknown): value is string => typeof value === 'string' && !NEEDS_ESCAPE.test(value);
+
+/**
+ * The text fields that repeat from event to event (the upgrade, type, status, task, message, the
+ * timestamp within a millisecond): the last value of each found plain is remembered, so the regular
+ * expression runs on new values only. Strings are immutable: an equal string is as plain.
+ */
+const lastPlain = { upgradeId: '', type: '', timestamp: '', status: '', message: '', taskId: '', taskType: '' };
+type Repeating = keyof typeof lastPlain;
+function plainRepeating(field: Repeating, value: unknown): value is string {
+  if (value === lastPlain[field] && value !== '') return true;
+  if (!plainText(value)) return false;
+  lastPlain[field] = value;
+  return true;
+}
 const finite = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 
 /** True when `value` is a plain object with no enumerable key (it serializes as `{}`). */
@@ -35,15 +49,25 @@ function eventJson(ev: ProgressEvent): string | undefined {
   }
   if (at < REQUIRED) return undefined;
   const { eventId, seq, upgradeId, type, timestamp, status, message, details, taskId, taskType, percentage } = ev;
-  if (!plainText(eventId) || !finite(seq) || !plainText(upgradeId) || !plainText(type) || !plainText(timestamp) || !plainText(status) || !plainText(message)) return undefined;
+  if (
+    !plainText(eventId) ||
+    !finite(seq) ||
+    !plainRepeating('upgradeId', upgradeId) ||
+    !plainRepeating('type', type) ||
+    !plainRepeating('timestamp', timestamp) ||
+    !plainRepeating('status', status) ||
+    !plainRepeating('message', message)
+  ) {
+    return undefined;
+  }
   if (details === null || typeof details !== 'object') return undefined;
   let json = `{"eventId":"${eventId}","seq":${seq},"upgradeId":"${upgradeId}","type":"${type}","timestamp":"${timestamp}","status":"${status}","message":"${message}","details":${emptyPlainObject(details) ? '{}' : JSON.stringify(details)}`;
   if (taskId !== undefined) {
-    if (!plainText(taskId)) return undefined;
+    if (!plainRepeating('taskId', taskId)) return undefined;
     json += `,"taskId":"${taskId}"`;
   }
   if (taskType !== undefined) {
-    if (!plainText(taskType)) return undefined;
+    if (!plainRepeating('taskType', taskType)) return undefined;
     json += `,"taskType":"${taskType}"`;
   }
   if (percentage !== undefined) {
