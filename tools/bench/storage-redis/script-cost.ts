@@ -1,0 +1,40 @@
+// Redis' own cost of one append script call (INFO commandstats, usec per EVALSHA), beside a script
+// doing what BullMQ's updateProgress does (EXISTS, HGET, HSET, XADD MAXLEN ~) and an empty one, on
+// the sequential path (one call at a time, one event). Client work does not count. Use a private Redis:
+//   redis-server --port 6390 --save '' --daemonize yes
+//   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/script-cost.ts
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { APPEND_LUA } from '../../../packages/storage-redis/src/scripts.js';
+
+const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
+const run = `script-cost:${randomUUID().slice(0, 8)}`;
+const event = JSON.stringify({ eventId: randomUUID(), seq: 1, upgradeId: 'u1', type: 'task.progress', timestamp: '2026-11-28T14:00:00.000Z', status: 'in_progress', message: 'step', details: {}, taskId: 't1', taskType: 'upgrade_step', percentage: 50 });
+const scripts: Record<string, string> = {
+  'append script (ours)': APPEND_LUA,
+  'BullMQ-like: EXISTS, HGET, HSET, XADD MAXLEN ~': `redis.call('EXISTS', KEYS[2]) redis.call('HGET', KEYS[2], 'x') redis.call('HSET', KEYS[2], 'p', ARGV[2]) redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'event', 'progress', 'jobId', 'j1', 'data', ARGV[2]) return 0`,
+  'return 1 (the cost of calling a script)': 'return 1',
+};
+const shas = Object.fromEntries(await Promise.all(Object.entries(scripts).map(async ([name, lua]) => [name, (await r.script('LOAD', lua)) as string])));
+const evalshaStats = async (): Promise<[number, number]> => {
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await r.info('commandstats'));
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+};
+const N = 4000;
+const results: Record<string, number[]> = {};
+for (let round = 0; round < 5; round++) {
+  for (const name of Object.keys(scripts)) {
+    const id = `${run}:{u${round}:${Object.keys(scripts).indexOf(name)}}`;
+    const before = await evalshaStats();
+    for (let i = 0; i < N; i++) {
+      const fast = `${i + 1}|12.5|2026-11-28T14:00:00.000Z`;
+      // The head as RedisStore sends it (see APPEND_LUA): no deadline, the feed key, one event.
+      await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${fast.length}||u1|${fast}e${i}`, `[${event}]`);
+    }
+    const after = await evalshaStats();
+    (results[name] ??= []).push((after[1] - before[1]) / (after[0] - before[0]));
+  }
+}
+for (const [name, xs] of Object.entries(results)) console.log(`${name.padEnd(48)} ${[...xs].sort((a, b) => a - b)[2]!.toFixed(1).padStart(5)} us per call (runs: ${xs.map((x) => x.toFixed(1)).join(', ')})`);
+for (const key of await r.keys(`${run}:*`)) await r.del(key);
+await r.quit();
