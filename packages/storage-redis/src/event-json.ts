@@ -1,6 +1,9 @@
 import type { ProgressEvent } from '@progress/core';
 
-/** Characters `JSON.stringify` escapes in a string: `"`, `\`, controls, and (lone) surrogates. */
+/**
+ * Characters that send a string to `JSON.stringify`: `"`, `\`, controls (it escapes them), and any
+ * surrogate (it escapes lone ones; text with paired ones, such as emoji, simply takes the slow path).
+ */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 /** The keys of an event, in the order the tracker writes them; the last three are optional. */
@@ -19,7 +22,8 @@ type Repeating = keyof typeof lastPlain;
 function plainRepeating(field: Repeating, value: unknown): value is string {
   if (value === lastPlain[field] && value !== '') return true;
   if (!plainText(value)) return false;
-  lastPlain[field] = value;
+  // Short values only: a long message is not worth keeping alive.
+  if (value.length <= 256) lastPlain[field] = value;
   return true;
 }
 const finite = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
@@ -31,24 +35,37 @@ function emptyPlainObject(value: object): boolean {
   return true;
 }
 
+/** Whether Object.prototype has an enumerable key (polluted): for-in would then list inherited keys. */
+function prototypePolluted(): boolean {
+  for (const _ in Object.prototype) return true;
+  return false;
+}
+
 /**
  * The JSON of one event when it has exactly the tracker's shape (a plain object with the keys of
  * {@link KEYS} in that order, text that needs no escaping, finite numbers); otherwise `undefined`.
  */
 function eventJson(ev: ProgressEvent): string | undefined {
   if (ev === null || typeof ev !== 'object' || Object.getPrototypeOf(ev) !== Object.prototype || (ev as { toJSON?: unknown }).toJSON !== undefined) return undefined;
-  // Own and inherited enumerable keys, in JSON.stringify's order (no integer-like keys here).
+  // The enumerable keys (own ones: Object.prototype is checked by the caller), in JSON.stringify's
+  // order (no integer-like keys here). `seen` marks the optional ones present, so that a
+  // non-enumerable property (which JSON.stringify leaves out) is never read.
   let at = 0;
+  let seen = 0;
   for (const key in ev) {
     while (at < KEYS.length && KEYS[at] !== key) {
       if (at < REQUIRED) return undefined;
       at++;
     }
     if (at === KEYS.length) return undefined;
+    seen |= 1 << at;
     at++;
   }
   if (at < REQUIRED) return undefined;
-  const { eventId, seq, upgradeId, type, timestamp, status, message, details, taskId, taskType, percentage } = ev;
+  const { eventId, seq, upgradeId, type, timestamp, status, message, details } = ev;
+  const taskId = seen & (1 << 8) ? ev.taskId : undefined;
+  const taskType = seen & (1 << 9) ? ev.taskType : undefined;
+  const percentage = seen & (1 << 10) ? ev.percentage : undefined;
   if (
     !plainText(eventId) ||
     !finite(seq) ||
@@ -60,8 +77,16 @@ function eventJson(ev: ProgressEvent): string | undefined {
   ) {
     return undefined;
   }
-  if (details === null || typeof details !== 'object') return undefined;
-  let json = `{"eventId":"${eventId}","seq":${seq},"upgradeId":"${upgradeId}","type":"${type}","timestamp":"${timestamp}","status":"${status}","message":"${message}","details":${emptyPlainObject(details) ? '{}' : JSON.stringify(details)}`;
+  // details with a toJSON of its own (called with the key "details" inside the event, "" alone) and
+  // details whose JSON is not text (a toJSON returning undefined) go to JSON.stringify whole.
+  if (details === null || typeof details !== 'object' || (details as { toJSON?: unknown }).toJSON !== undefined) return undefined;
+  let detailsJson = '{}';
+  if (!emptyPlainObject(details)) {
+    const text = JSON.stringify(details) as string | undefined;
+    if (typeof text !== 'string') return undefined;
+    detailsJson = text;
+  }
+  let json = `{"eventId":"${eventId}","seq":${seq},"upgradeId":"${upgradeId}","type":"${type}","timestamp":"${timestamp}","status":"${status}","message":"${message}","details":${detailsJson}`;
   if (taskId !== undefined) {
     if (!plainRepeating('taskId', taskId)) return undefined;
     json += `,"taskId":"${taskId}"`;
@@ -81,10 +106,11 @@ function eventJson(ev: ProgressEvent): string | undefined {
  * `JSON.stringify(events)`, byte for byte, in about half the time for events of the tracker's
  * shape: every append serializes its events, and `JSON.stringify` was the largest single cost of
  * the sequential path (2.3 us per event in a loop, 6 us between round trips on the 2-core machine).
- * Anything else (other keys or key order, a prototype, a `toJSON`, text that needs escaping,
- * non-finite numbers) goes to `JSON.stringify` whole.
+ * Anything else (other keys or key order, a prototype, a `toJSON` on the event or its details, text
+ * that needs escaping, non-finite numbers, a polluted Object.prototype) goes to `JSON.stringify` whole.
  */
 export function eventsToJson(events: readonly ProgressEvent[]): string {
+  if (prototypePolluted()) return JSON.stringify(events);
   let json = '[';
   for (let i = 0; i < events.length; i++) {
     const one = eventJson(events[i]!);

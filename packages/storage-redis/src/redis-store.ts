@@ -45,6 +45,8 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
+const NO_ARGS: string[] = [];
+
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
 
@@ -202,13 +204,16 @@ export class RedisStore implements ProgressStore {
     const headAt = args.length;
     args[1] = String(headAt - 2);
     const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
-    // The feed is trimmed (MAXLEN ~) on every FEED_TRIM_EVERY-th append only: trimming on each cost
-    // ~2 us of Redis time per append, and `~` only drops whole nodes (100 entries) anyway.
-    const trim = !this.#cluster && ++this.#feedAppends % FEED_TRIM_EVERY === 0;
+    // The feed is trimmed (MAXLEN ~) on a store's first append and every FEED_TRIM_EVERY-th after it:
+    // trimming on each cost ~2 us of Redis time per append, and `~` only drops whole nodes (100
+    // entries) anyway. Trimming on the first one keeps it bounded under many short-lived stores.
+    const trim = !this.#cluster && this.#feedAppends++ % FEED_TRIM_EVERY === 0;
     const ttl = terminal ? this.#ttlArg : '0';
     const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || score !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${score}` : '';
     args.push(
-      `|${flags}|${expectedSeq}|${n}|${last}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}${events[0]!.eventId}`,
+      // fast and the eventId are cut out by position; the | between them keeps a lone surrogate at
+      // the end of one from pairing with one at the start of the other (which would shift the bytes).
+      `|${flags}|${expectedSeq}|${n}|${last}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}|${events[0]!.eventId}`,
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       eventsToJson(events),
     );
@@ -245,7 +250,9 @@ export class RedisStore implements ProgressStore {
   #send(batch: PendingAppend[], offset: number): void {
     const timeout = this.#options.commandTimeoutMs;
     const sentAt = Date.now();
-    const deadlineMs = sentAt + offset + timeout;
+    // At least 1: 0 means "no deadline" to the script (a server clock far behind ours must not turn
+    // the deadline off, nor make it negative, which the head cannot carry).
+    const deadlineMs = Math.max(1, sentAt + offset + timeout);
     if (deadlineMs !== this.#deadlineMs) {
       this.#deadlineMs = deadlineMs;
       this.#deadlineText = String(deadlineMs);
@@ -302,6 +309,8 @@ export class RedisStore implements ProgressStore {
   #settle(p: PendingAppend, err: unknown, reply?: AppendReply): void {
     if (p.settled) return;
     p.settled = true;
+    // An answered append may stay in #inFlight for a while: drop its arguments (the batch JSON, maybe a snapshot).
+    p.args = NO_ARGS;
     if (--this.#unsettled === 0) {
       if (this.#inFlight.length >= 64) this.#inFlight = [];
       if (this.#drained.length > 0) for (const done of this.#drained.splice(0)) done();

@@ -11,16 +11,16 @@ import type { Cluster, Redis } from 'ioredis';
  * KEYS: events, meta, then, each only when its flag says so: feed (single-node mode), index (single
  * mode, first append), snapshot (when a snapshot is written).
  *
- * ARGV[1], the head: `deadline|flags|expectedSeq|n|newLastSeq|firstSeq|fastBytes|rare|upgradeId|<fast><eventId>`:
+ * ARGV[1], the head: `deadline|flags|expectedSeq|n|newLastSeq|firstSeq|fastBytes|rare|upgradeId|<fast>|<eventId>`:
  * the deadline in ms on the server clock (0 = none); flags, the sum of 1 (feed key given), 2 (index
  * key given) and 4 (snapshot key given); `rare`, empty or `feedMaxLen,ttl,maxEvents,score` when one
  * of them is not 0 (feedMaxLen: trim the feed to about this many entries now; ttl seconds; maxEvents
  * kept; score, the index score); fast, the list row's fields every append moves
- * (`lastSeq|overallPercentage|updatedAt`), `fastBytes` long; then the first event's eventId (for the
- * retry check and the epoch) to the end, so that neither needs escaping. Numbers are decimal strings
+ * (`lastSeq|overallPercentage|updatedAt`), `fastBytes` long, a `|`, then the first event's eventId
+ * (for the retry check and the epoch) to the end, so that neither needs escaping. Numbers are decimal strings
  * without leading zeros (what `String(n)` gives); an upgrade id cannot hold `|`.
  * ARGV[2]: the batch (the JSON array of the call's events). ARGV[3], optional: the list row JSON
- * (absent or '' = keep). ARGV[4], optional: the snapshot JSON.
+ * (absent or '' = keep). ARGV[4]: the snapshot JSON, read only when the snapshot key is given (flag 4).
  *
  * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
@@ -55,7 +55,7 @@ if not bar then return redis.error_reply('ERR progress append: malformed head') 
 local upgradeId = string.sub(head, at, bar - 1)
 local fastEnd = bar + tonumber(fastLen)
 local fast = string.sub(head, bar + 1, fastEnd)
-local eventId = string.sub(head, fastEnd + 1)
+local eventId = string.sub(head, fastEnd + 2)
 local feedKey, indexKey, snapKey
 if flags == '1' then
   feedKey = KEYS[3]

@@ -1,7 +1,7 @@
 import { isProgressError, toSummaryRow } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, cleanup, collect, makeStore } from './helpers.js';
+import { adminClient, cleanup, collect, freshPrefix, makeStore } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -76,6 +76,25 @@ describe('RedisStore: the append command', () => {
     expect(length).toBeGreaterThan(0);
     expect(length).toBeLessThanOrEqual(150);
     await store.close();
+  });
+
+  it('keeps the feed near feedMaxLen under many short-lived stores (each trims on its first append)', async () => {
+    const keyPrefix = freshPrefix('short-lived');
+    let feed = '';
+    for (let w = 0; w < 60; w++) {
+      const store = makeStore(prefixes, { keyPrefix, feedMaxLen: 10 });
+      feed = store.keys.feed;
+      const f = new EventFactory(`short-${w}`);
+      for (let i = 0; i < 5; i++) {
+        const expected = f.lastSeq;
+        await store.append(f.upgradeId, f.batch(1), expected, f.snapshot());
+      }
+      await store.close();
+    }
+    // 300 appends by 60 stores: without a trim on each store's first append, none would trim.
+    const length = await admin.xlen(feed);
+    expect(length).toBeGreaterThan(0);
+    expect(length).toBeLessThanOrEqual(150);
   });
 
   it('recognises a retried append against entries written in the earlier layout (fields i and e)', async () => {

@@ -19,6 +19,8 @@ const details = fc.oneof(
   { weight: 4, arbitrary: fc.constant({}) },
   { weight: 3, arbitrary: fc.object({ maxDepth: 2 }) },
   { weight: 1, arbitrary: fc.constantFrom(null, undefined, [], [1, 'a'], new Date(0), Object.create(null) as object, { toJSON: () => 'x' }) },
+  // toJSON on the details: returning undefined, depending on its key, or not enumerable.
+  { weight: 1, arbitrary: fc.constantFrom({ toJSON: () => undefined }, { toJSON: (key: string) => key }, Object.defineProperty({}, 'toJSON', { value: () => 'x' }) as object) },
 );
 const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 3 });
 /** Mostly undefined: a perturbation applied to about one event in eight. */
@@ -48,9 +50,11 @@ const event = fc
       extra: sometimes(fc.tuple(fc.constantFrom('extra', 'toJSON', '0', 'seq2'), value)),
       odd: sometimes(fc.tuple(fc.constantFrom(...Object.keys(base)), value)),
       proto: fc.oneof({ weight: 12, arbitrary: fc.constant('plain') }, { weight: 1, arbitrary: fc.constantFrom('null', 'class') }),
+      // A key made non-enumerable (JSON.stringify leaves it out).
+      hidden: sometimes(fc.constantFrom('taskId', 'taskType', 'percentage', 'message', 'details')),
     }),
   )
-  .map(({ base, keepUndefined, drop, swap, extra, odd, proto }) => {
+  .map(({ base, keepUndefined, drop, swap, extra, odd, proto, hidden }) => {
     let entries = Object.entries(base).filter(([k, v]) => k !== drop && (keepUndefined || v !== undefined));
     if (swap && entries.length > 1) {
       const [i, j] = [swap[0] % entries.length, swap[1] % entries.length];
@@ -60,6 +64,7 @@ const event = fc
     if (extra) entries.push([extra[0], extra[0] === 'toJSON' ? () => 'replaced' : extra[1]]);
     const target = proto === 'null' ? (Object.create(null) as Record<string, unknown>) : proto === 'class' ? (new (class Event {})() as Record<string, unknown>) : {};
     for (const [k, v] of entries) target[k] = v;
+    if (hidden && Object.hasOwn(target, hidden)) Object.defineProperty(target, hidden, { enumerable: false });
     return target;
   });
 
@@ -93,6 +98,19 @@ describe('eventsToJson', () => {
       }),
       { numRuns: 4000 },
     );
+  });
+
+  it('equals JSON.stringify while Object.prototype has an enumerable key', () => {
+    const f = new EventFactory('json-2');
+    const events = f.batch(5).map((e) => ({ ...e }));
+    delete (events[4] as { percentage?: number }).percentage;
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.percentage = 7;
+    try {
+      expect(eventsToJson(events)).toBe(JSON.stringify(events));
+    } finally {
+      delete proto.percentage;
+    }
   });
 
   it('takes the generic path for values that are not objects', () => {

@@ -34,7 +34,7 @@ const contenders: Record<string, () => Promise<void>> = {
   },
   rawScript: async () => {
     const id = `ab:${run}:raw${++k}`;
-    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${`${i + 1}|12.5|2026-11-28T14:00:00.000Z`.length}||${id}|${i + 1}|12.5|2026-11-28T14:00:00.000Z${String(sample.eventId)}`, `[${ev}]`);
+    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${`${i + 1}|12.5|2026-11-28T14:00:00.000Z`.length}||${id}|${i + 1}|12.5|2026-11-28T14:00:00.000Z|${String(sample.eventId)}`, `[${ev}]`);
   },
   storeDirect: async () => {
     const id = `sd${++k}`;

@@ -23,7 +23,7 @@ const append = (await r.script('LOAD', APPEND_LUA)) as string;
 /** The append's head (see APPEND_LUA) for burst i of 100 events: no deadline, the feed key only. */
 const head = (i: number): string => {
   const fast = `${(i + 1) * 100}|1|x`;
-  return `0|1|${i * 100}|100|${(i + 1) * 100}|${i * 100 + 1}|${fast.length}||u|${fast}e`;
+  return `0|1|${i * 100}|100|${(i + 1) * 100}|${i * 100 + 1}|${fast.length}||u|${fast}|e`;
 };
 const contenders: Record<string, (key: string, i: number) => Promise<unknown>> = {
   'EVALSHA "return 1" with a 25 KB argument': () => r.evalsha(returnOne, 0, batch),

@@ -29,7 +29,7 @@ for (let round = 0; round < 5; round++) {
     for (let i = 0; i < N; i++) {
       const fast = `${i + 1}|12.5|2026-11-28T14:00:00.000Z`;
       // The head as RedisStore sends it (see APPEND_LUA): no deadline, the feed key, one event.
-      await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${fast.length}||u1|${fast}e${i}`, `[${event}]`);
+      await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${fast.length}||u1|${fast}|e${i}`, `[${event}]`);
     }
     const after = await evalshaStats();
     (results[name] ??= []).push((after[1] - before[1]) / (after[0] - before[0]));
