@@ -68,10 +68,16 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
   }
   const copy = { ...(value as Record<string, unknown>) };
   for (const _ in copy) {
+    let json: string | undefined;
     try {
-      JSON.stringify(copy);
+      json = JSON.stringify(copy) as string | undefined;
     } catch (cause) {
       throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
+    }
+    // A toJSON of its own can turn the object into anything (or nothing): the stored event would
+    // then lack its details, or hold something that is not an object.
+    if (typeof json !== 'string' || json.charCodeAt(0) !== 0x7b) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
     }
     break;
   }
