@@ -430,6 +430,42 @@ describe('ProgressTracker: durability and sinks', () => {
     await t.close();
   });
 
+  it('keeps the durable state equal to the stored events over hundreds of commands, through rollbacks and late subscribers', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    await t.startUpgrade();
+    await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B', parentTaskId: 'a' }, { taskId: 'c', taskName: 'C' }]);
+    const stored = async (): Promise<UpgradeProgress> => {
+      const events: ProgressEvent[] = [];
+      for await (const e of store.readEvents('test-upgrade-123', 0)) events.push(e);
+      return replayEvents(events)!;
+    };
+    // Sequentially and in small bursts, reading in between.
+    for (let i = 0; i < 600; i++) {
+      if (i % 97 === 0) expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(await stored()));
+      if (i % 50 === 0) await Promise.all([t.updateTaskProgress('b', (i + 1) % 100), t.updateTaskProgress('c', i % 100), t.updateTaskProgress('b', i % 100)]);
+      else await t.updateTaskProgress(i % 2 ? 'b' : 'c', i % 100);
+    }
+    expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(await stored()));
+    expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(t.progress));
+    // A failed write rolls the live state back to the durable one, which holds every acknowledged event.
+    for (let i = 0; i < 40; i++) await t.updateTaskProgress('c', i);
+    const original = store.append.bind(store);
+    store.append = () => Promise.reject(new Error('disk full'));
+    await expect(t.updateTaskProgress('c', 77)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    store.append = original;
+    expect(t.progress.tasks.c!.percentage).toBe(39);
+    expect(JSON.stringify(t.progress)).toBe(JSON.stringify(await stored()));
+    // A subscriber that arrives after the lag built up gets the exact state after each event.
+    for (let i = 0; i < 30; i++) await t.updateTaskProgress('b', i);
+    const seen: string[] = [];
+    t.subscribe((_, state) => seen.push(JSON.stringify(state)));
+    await t.updateTaskProgress('b', 55);
+    expect(seen).toEqual([JSON.stringify(await stored())]);
+    expect(t.getSystemInfo()).toMatchObject({ durableSeq: t.progress.lastSeq, pendingEvents: 0 });
+    await t.close();
+  });
+
   it('reports CONFLICT when another writer moved the stored seq', async () => {
     const store = new MemoryStore();
     const t = await open({ store });
