@@ -40,6 +40,8 @@ export class Topic {
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
   #snapshot: { seq: number; frame: Buffer } | undefined;
+  /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
+  #generation = 0;
 
   constructor(
     readonly upgradeId: string,
@@ -240,15 +242,19 @@ export class Topic {
   async catchUp(sub: Subscription, afterSeq: number, fromClient: boolean): Promise<void> {
     sub.replaying = true;
     sub.lastSent = afterSeq;
+    const generation = this.#generation;
     try {
       if (fromClient && afterSeq > this.lastSeq) {
         if (!this.exists) return this.#resync(sub, 'ahead');
         const fresh = this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined;
+        if (this.#generation !== generation) return this.#restartReplay(sub);
         if (!fresh || afterSeq > fresh.lastSeq) return this.#resync(sub, 'ahead');
       }
       for (let round = 0; round < 5; round++) {
         const result = await this.#replay(sub);
         if (result === 'closed') return;
+        // Deleted (and maybe created again) while replaying: what was sent and held is of the old upgrade.
+        if (this.#generation !== generation) return this.#restartReplay(sub);
         if (result !== 'ok') return this.#resync(sub, result);
         if (this.#drain(sub)) return;
       }
@@ -297,6 +303,12 @@ export class Topic {
     }
     sub.replaying = false;
     return true;
+  }
+
+  /** A replay overtaken by a deletion: drop what it held, and start the subscriber from the store's state now. */
+  #restartReplay(sub: Subscription): void {
+    sub.take();
+    this.#resync(sub, 'gap');
   }
 
   #resync(sub: Subscription, reason: ResyncReason): void {
@@ -361,6 +373,8 @@ export class Topic {
     // Events of the old upgrade waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
     this.#snapshot = undefined;
+    // Subscribers replaying now are resynced when their replay returns (they see the generation move).
+    this.#generation++;
     for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
   }
 

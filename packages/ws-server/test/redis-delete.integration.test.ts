@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ProgressEvent, ProgressStore } from '@progress/core';
 import { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
@@ -47,5 +48,86 @@ describe('ws-server over Redis: an upgrade deleted while subscribers follow it',
     const snap = after.find((m) => m.type === 'snapshot')!;
     expect(snap.data.lastSeq).toBeGreaterThanOrEqual(1);
     expectConsecutive(after.filter((m) => m.type === 'progress_event').map((m) => m.data.seq), snap.seq + 1, again.progress.lastSeq);
+  }, 30_000);
+
+  it('resyncs a subscriber whose replay was under way when the upgrade was deleted and created again', async () => {
+    const url = process.env.REDIS_URL;
+    if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
+    const serving = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
+    const writing = new RedisStore({ url, keyPrefix });
+    closers.push(() => serving.close(), () => writing.close());
+    const first = await openTracker('u-mid', writing);
+    await first.startUpgrade();
+    await first.addTask('t', 'T');
+    for (let i = 1; i <= 4; i++) await first.updateTaskProgress('t', i * 10);
+    await first.close();
+
+    // The served store, with replays that stop after their first event until the test lets them go.
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gated = false;
+    let held = false;
+    const store: ProgressStore = {
+      load: (id) => serving.load(id),
+      append: (id, events, expected, state) => serving.append(id, events, expected, state),
+      list: (filter) => serving.list(filter),
+      delete: (id) => serving.delete(id),
+      info: () => serving.info(),
+      close: async () => {},
+      watch: (id, after, options) => serving.watch(id, after, options),
+      async *readEvents(id: string, after: number, limit?: number): AsyncIterable<ProgressEvent> {
+        let sent = 0;
+        for await (const event of serving.readEvents(id, after, limit)) {
+          yield event;
+          if (++sent === 1 && gated) {
+            held = true;
+            await gate;
+          }
+        }
+      },
+    };
+    const server = new ProgressWebSocketServer({ port: 0, store });
+    closers.push(() => server.stop());
+    const { url: wsUrl } = await server.start();
+    const follower = await TestClient.connect(wsUrl);
+    closers.push(() => follower.close());
+    follower.send({ type: 'subscribe', upgradeId: 'u-mid' });
+    await follower.next((m) => m.type === 'snapshot');
+    await follower.until(() => serving.info().watchers === 1, 5000, 'the store watch');
+
+    // A second client asks for the whole history; its replay stops after seq 1.
+    gated = true;
+    const replaying = await TestClient.connect(wsUrl);
+    closers.push(() => replaying.close());
+    replaying.send({ type: 'subscribe', upgradeId: 'u-mid', sinceSeq: 0 });
+    await replaying.until(() => held, 5000, 'the replay to be under way');
+
+    await writing.delete('u-mid');
+    const again = await openTracker('u-mid', writing);
+    closers.push(() => again.close());
+    await again.startUpgrade();
+    await again.addTask('t', 'T');
+    for (let i = 1; i <= 6; i++) await again.updateTaskProgress('t', i * 5);
+    // The follower is resynced by the server's watch; then the replay goes on.
+    await follower.next((m) => m.type === 'resync', 0, 10_000);
+    release();
+
+    const resync = await replaying.next((m) => m.type === 'resync', 0, 10_000);
+    expect(resync).toMatchObject({ upgradeId: 'u-mid' });
+    // After the resync: the new upgrade's snapshot, then its events up to the last, none of the old one.
+    const last = again.progress.lastSeq;
+    const afterResync = (): typeof replaying.messages => replaying.messages.slice(replaying.messages.indexOf(resync));
+    await replaying.until(
+      () => afterResync().some((m) => (m.type === 'snapshot' && m.seq === last) || (m.type === 'progress_event' && m.data.seq === last)),
+      10_000,
+      'the new upgrade up to its last event',
+    );
+    const after = afterResync();
+    const snap = after.find((m) => m.type === 'snapshot')!;
+    const events = after.filter((m) => m.type === 'progress_event');
+    expectConsecutive(events.map((m) => m.data.seq), snap.seq + 1, last);
+    // What it holds at the end is the new upgrade's task at 30% (the old one ended at 40%).
+    const final = events.at(-1)?.data.percentage ?? snap.data.tasks.t.percentage;
+    expect(final).toBe(30);
   }, 30_000);
 });
