@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ProgressEvent, ProgressStore } from '@progress/core';
+import type { ProgressEvent, ProgressStore, ProgressTracker } from '@progress/core';
 import { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
@@ -12,17 +12,35 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close();
 });
 
+/** A store the server reads (short watch blocks) and one a tracker writes, with an upgrade at `progress` steps. */
+async function storesWithUpgrade(upgradeId: string, progress: number): Promise<{ serving: RedisStore; writing: RedisStore }> {
+  const url = process.env.REDIS_URL;
+  if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
+  const serving = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
+  const writing = new RedisStore({ url, keyPrefix });
+  closers.push(() => serving.close(), () => writing.close());
+  const first = await openTracker(upgradeId, writing);
+  await first.startUpgrade();
+  await first.addTask('t', 'T');
+  for (let i = 1; i <= progress; i++) await first.updateTaskProgress('t', i * 10);
+  await first.close();
+  return { serving, writing };
+}
+
+/** Deletes the upgrade and creates it again under the same id, with `progress` steps of `step`%. */
+async function recreate(writing: RedisStore, upgradeId: string, progress: number, step: number): Promise<ProgressTracker> {
+  await writing.delete(upgradeId);
+  const again = await openTracker(upgradeId, writing);
+  closers.push(() => again.close());
+  await again.startUpgrade();
+  await again.addTask('t', 'T');
+  for (let i = 1; i <= progress; i++) await again.updateTaskProgress('t', i * step);
+  return again;
+}
+
 describe('ws-server over Redis: an upgrade deleted while subscribers follow it', () => {
   it('resyncs them, and follows the upgrade created again under the same id from its seq 1', async () => {
-    const url = process.env.REDIS_URL;
-    if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
-    const serving = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
-    const writing = new RedisStore({ url, keyPrefix });
-    closers.push(() => serving.close(), () => writing.close());
-    const first = await openTracker('u-del', writing);
-    await first.startUpgrade();
-    await first.addTask('t', 'T');
-    await first.close();
+    const { serving, writing } = await storesWithUpgrade('u-del', 0);
 
     const server = new ProgressWebSocketServer({ port: 0, store: serving });
     closers.push(() => server.stop());
@@ -34,12 +52,7 @@ describe('ws-server over Redis: an upgrade deleted while subscribers follow it',
     await client.until(() => serving.info().watchers === 1, 5000, 'the store watch');
     await new Promise((r) => setTimeout(r, 50));
 
-    await writing.delete('u-del');
-    const again = await openTracker('u-del', writing);
-    closers.push(() => again.close());
-    await again.startUpgrade();
-    await again.addTask('t', 'T');
-    for (let i = 1; i <= 5; i++) await again.updateTaskProgress('t', i * 10);
+    const again = await recreate(writing, 'u-del', 5, 10);
     const resync = await client.next((m) => m.type === 'resync', 0, 10_000);
     expect(resync).toMatchObject({ upgradeId: 'u-del', reason: 'gap' });
     // After the resync: the new upgrade's snapshot, then its later events, none of the old one.
@@ -51,16 +64,7 @@ describe('ws-server over Redis: an upgrade deleted while subscribers follow it',
   }, 30_000);
 
   it('resyncs a subscriber whose replay was under way when the upgrade was deleted and created again', async () => {
-    const url = process.env.REDIS_URL;
-    if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
-    const serving = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
-    const writing = new RedisStore({ url, keyPrefix });
-    closers.push(() => serving.close(), () => writing.close());
-    const first = await openTracker('u-mid', writing);
-    await first.startUpgrade();
-    await first.addTask('t', 'T');
-    for (let i = 1; i <= 4; i++) await first.updateTaskProgress('t', i * 10);
-    await first.close();
+    const { serving, writing } = await storesWithUpgrade('u-mid', 4);
 
     // The served store, with replays that stop after their first event until the test lets them go.
     let release = (): void => {};
@@ -102,12 +106,7 @@ describe('ws-server over Redis: an upgrade deleted while subscribers follow it',
     replaying.send({ type: 'subscribe', upgradeId: 'u-mid', sinceSeq: 0 });
     await replaying.until(() => held, 5000, 'the replay to be under way');
 
-    await writing.delete('u-mid');
-    const again = await openTracker('u-mid', writing);
-    closers.push(() => again.close());
-    await again.startUpgrade();
-    await again.addTask('t', 'T');
-    for (let i = 1; i <= 6; i++) await again.updateTaskProgress('t', i * 5);
+    const again = await recreate(writing, 'u-mid', 6, 5);
     // The follower is resynced by the server's watch; then the replay goes on.
     await follower.next((m) => m.type === 'resync', 0, 10_000);
     release();
