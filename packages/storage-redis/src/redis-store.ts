@@ -23,7 +23,7 @@ import { closedError, corrupted, trimmedError, unavailable, withTimeout } from '
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, sendAppend, type AppendReply } from './append-command.js';
-import { defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
+import { appendHead, defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
 
@@ -211,9 +211,7 @@ export class RedisStore implements ProgressStore {
     const ttl = terminal ? this.#ttlArg : '0';
     const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || score !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${score}` : '';
     args.push(
-      // fast and the eventId are cut out by position; the | between them keeps a lone surrogate at
-      // the end of one from pairing with one at the start of the other (which would shift the bytes).
-      `|${flags}|${expectedSeq}|${n}|${last}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}|${events[0]!.eventId}`,
+      appendHead(flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId),
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       eventsToJson(events),
     );
@@ -288,7 +286,8 @@ export class RedisStore implements ProgressStore {
     this.#sweepAt = undefined;
     const now = Date.now();
     let next = Infinity;
-    for (const p of this.#inFlight.slice()) {
+    // #settle replaces the list rather than changing it, so this loop may settle as it goes.
+    for (const p of this.#inFlight) {
       if (p.settled) continue;
       if (p.expiresAt <= now) {
         this.#settle(

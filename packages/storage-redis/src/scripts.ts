@@ -167,6 +167,18 @@ end
 return 1
 `;
 
+/**
+ * The head of an append (ARGV[1] of {@link APPEND_LUA}) without its deadline, which the sender puts
+ * in front when it sends (`${deadline}${head}`; 0 = none). `rare` is '' or
+ * `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's `lastSeq|overallPercentage|updatedAt`.
+ * The one place that writes the format the script parses. The `|` between `fast` and the eventId
+ * keeps a lone surrogate at the end of one from pairing with one at the start of the other (which
+ * would shift the bytes the script cuts by).
+ */
+export function appendHead(flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string): string {
+  return `|${flags}|${expectedSeq}|${n}|${expectedSeq + n}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}|${eventId}`;
+}
+
 /** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */
 export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { APPEND_LUA } from '../../../packages/storage-redis/src/scripts.js';
+import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 // PATCH_QM=1 measures core with queueMicrotask replaced by a resolved-promise reaction (a proposed core change).
 if (process.env.PATCH_QM) { const done = Promise.resolve(); globalThis.queueMicrotask = (f: () => void) => void done.then(f); }
@@ -34,7 +34,7 @@ const contenders: Record<string, () => Promise<void>> = {
   },
   rawScript: async () => {
     const id = `ab:${run}:raw${++k}`;
-    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${`${i + 1}|12.5|2026-11-28T14:00:00.000Z`.length}||${id}|${i + 1}|12.5|2026-11-28T14:00:00.000Z|${String(sample.eventId)}`, `[${ev}]`);
+    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0${appendHead(1, i, 1, '', id, `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, String(sample.eventId))}`, `[${ev}]`);
   },
   storeDirect: async () => {
     const id = `sd${++k}`;

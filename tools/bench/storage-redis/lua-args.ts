@@ -6,7 +6,7 @@
 // The MULTI variant is a measurement only: it skips what a safe version needs (see README.md).
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { APPEND_LUA } from '../../../packages/storage-redis/src/scripts.js';
+import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
 
 const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
 const run = `lua-args:${randomUUID().slice(0, 8)}`;
@@ -21,10 +21,7 @@ const returnOne = (await r.script('LOAD', 'return 1')) as string;
 const append = (await r.script('LOAD', APPEND_LUA)) as string;
 
 /** The append's head (see APPEND_LUA) for burst i of 100 events: no deadline, the feed key only. */
-const head = (i: number): string => {
-  const fast = `${(i + 1) * 100}|1|x`;
-  return `0|1|${i * 100}|100|${(i + 1) * 100}|${i * 100 + 1}|${fast.length}||u|${fast}|e`;
-};
+const head = (i: number): string => `0${appendHead(1, i * 100, 100, '', 'u', `${(i + 1) * 100}|1|x`, 'e')}`;
 const contenders: Record<string, (key: string, i: number) => Promise<unknown>> = {
   'EVALSHA "return 1" with a 25 KB argument': () => r.evalsha(returnOne, 0, batch),
   'plain XADD of the 25 KB': (key) => r.xadd(key, '*', 'b', batch),

@@ -5,7 +5,7 @@
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/script-cost.ts
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { APPEND_LUA } from '../../../packages/storage-redis/src/scripts.js';
+import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
 
 const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
 const run = `script-cost:${randomUUID().slice(0, 8)}`;
@@ -27,9 +27,9 @@ for (let round = 0; round < 5; round++) {
     const id = `${run}:{u${round}:${Object.keys(scripts).indexOf(name)}}`;
     const before = await evalshaStats();
     for (let i = 0; i < N; i++) {
-      const fast = `${i + 1}|12.5|2026-11-28T14:00:00.000Z`;
-      // The head as RedisStore sends it (see APPEND_LUA): no deadline, the feed key, one event.
-      await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, `0|1|${i}|1|${i + 1}|${i + 1}|${fast.length}||u1|${fast}|e${i}`, `[${event}]`);
+      // The head as RedisStore sends it: no deadline (0), the feed key (flags 1), one event.
+      const head = `0${appendHead(1, i, 1, '', 'u1', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${i}`)}`;
+      await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, head, `[${event}]`);
     }
     const after = await evalshaStats();
     (results[name] ??= []).push((after[1] - before[1]) / (after[0] - before[0]));
