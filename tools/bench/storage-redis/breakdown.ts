@@ -1,57 +1,247 @@
-// Where the sequential path's time goes, in one process, interleaved 7 times (medians and all runs):
-//   bull        BullMQ job.updateProgress (one EVALSHA, ~485 bytes)
-//   rawScript   our append script through plain ioredis evalsha, arguments prebuilt (server + bytes)
-//   storeDirect RedisStore.append of prebuilt events (adds the store's client work)
-//   tracker     ProgressTracker.updateTaskProgress on RedisStore (adds core's work)
-// Run: REDIS_URL=redis://127.0.0.1:6379 npx tsx --conditions=@progress/source tools/bench/storage-redis/breakdown.ts
-// ONLY=bull,tracker picks contenders. Best on a private Redis (redis-server --port 6390 --save '').
-import { randomUUID } from 'node:crypto';
-import { ProgressTracker } from '@progress/core';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
-import { RedisStore } from '../../../packages/storage-redis/src/index.js';
-// PATCH_QM=1 measures core with queueMicrotask replaced by a resolved-promise reaction (a proposed core change).
-if (process.env.PATCH_QM) { const done = Promise.resolve(); globalThis.queueMicrotask = (f: () => void) => void done.then(f); }
-const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const N = 5000;
-const run = randomUUID().slice(0, 6);
+// Where the sequential path's time goes: each layer, one awaited call at a time, finely interleaved
+// (ROUNDS rounds of CHUNK calls per contender, the order reversed every other round) so that the
+// machine's drifting background load weighs on all alike. Per contender: mean us per call, its
+// rate against BullMQ's (ratio of the totals, and the median of the per-round ratios), and this
+// process's CPU per call (user, system).
+//   bull         BullMQ job.updateProgress (one EVALSHA)
+//   script       our append script through plain ioredis evalsha, arguments prebuilt: Redis' work and the bytes
+//   store        RedisStore.append of prebuilt events: adds the store's client work
+//   tracker      ProgressTracker.updateTaskProgress on RedisStore: adds core's work (what index.ts measures)
+//   core+script  the tracker on a store that acknowledges at once, then one `script` round trip:
+//                core's cost between round trips, without the store
+// WHATIF=1 adds what-if variants of the script's common path (not the shipped script; see README.md):
+//   noFeed       no feed entry, the clock from TIME
+//   seqKey       also lastSeq and the fast fields in one string key, read and written by SET ... GET
+//   seqKeyNoClock  also no deadline check at all
+// Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
+//   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/breakdown.ts
+// ONLY=bull,tracker picks contenders (bull always runs: it is the yardstick).
+import { randomUUID } from "node:crypto";
+import {
+  MemoryStore,
+  ProgressTracker,
+  type ProgressStore,
+} from "@progress/core";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { RedisStore } from "../../../packages/storage-redis/src/index.js";
+import {
+  APPEND_LUA,
+  appendHead,
+} from "../../../packages/storage-redis/src/scripts.js";
+
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const ROUNDS = Number(process.env.ROUNDS ?? 30);
+const CHUNK = Number(process.env.CHUNK ?? 400);
+const run = randomUUID().slice(0, 8);
+const prefix = `breakdown:${run}:`;
 const r = new Redis(url);
-const sha = (await r.script('LOAD', APPEND_LUA)) as string;
-const store = new RedisStore({ url, keyPrefix: `ab:${run}:` });
-const bullConn = new Redis(url, { maxRetriesPerRequest: null });
-const queue = new Queue('ab', { connection: bullConn, prefix: `ab-bull-${run}` });
-let k = 0;
-const t = await ProgressTracker.open({ upgradeId: 'u0', planId: 'plan', clusterName: 'bench', store });
-await t.startUpgrade();
-await t.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
-const sample = JSON.parse(JSON.stringify(await t.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
-const ev = JSON.stringify(sample);
-const contenders: Record<string, () => Promise<void>> = {
-  bull: async () => {
-    const job = await queue.add('x', {});
-    for (let i = 0; i < N; i++) await job.updateProgress({ ...sample, seq: i });
+
+// Shared setup: a tracker on RedisStore with 10 tasks, one of its events as the sample payload.
+const store = new RedisStore({ url, keyPrefix: prefix });
+const tracker = await ProgressTracker.open({
+  upgradeId: "u0",
+  planId: "plan",
+  clusterName: "bench",
+  store,
+});
+await tracker.startUpgrade();
+await tracker.addTasks(
+  Array.from({ length: 10 }, (_, i) => ({
+    taskId: `t${i}`,
+    taskName: `Task ${i}`,
+  }))
+);
+const sample = JSON.parse(
+  JSON.stringify(await tracker.updateTaskProgress("t1", 50, "Progress: 50%"))
+) as Record<string, unknown>;
+const sampleJson = JSON.stringify(sample);
+
+// A tracker whose store acknowledges at once (setup goes to a MemoryStore).
+const RESOLVED = Promise.resolve();
+const memory = new MemoryStore();
+let setupAppends = 0;
+const instantStore: ProgressStore = {
+  load: (id) => memory.load(id),
+  readEvents: (id, after, limit) => memory.readEvents(id, after, limit),
+  list: (filter) => memory.list(filter),
+  delete: (id) => memory.delete(id),
+  info: () => memory.info(),
+  close: () => memory.close(),
+  append: (id, events, expected, state) =>
+    setupAppends++ < 3 ? memory.append(id, events, expected, state) : RESOLVED,
+};
+const coreOnly = await ProgressTracker.open({
+  upgradeId: "c0",
+  planId: "plan",
+  clusterName: "bench",
+  store: instantStore,
+});
+await coreOnly.startUpgrade();
+await coreOnly.addTasks(
+  Array.from({ length: 10 }, (_, i) => ({
+    taskId: `t${i}`,
+    taskName: `Task ${i}`,
+  }))
+);
+
+// What-if scripts: the common path only (no retry check, retention or snapshot), for measuring.
+const headFields = `local h = ARGV[1]
+local deadline, expected, newLast, at = string.match(h, '^(%d+)|(%d+)|(%d+)|()')`;
+const seqKeyCheck = `local old = redis.call('SET', KEYS[2], string.sub(h, at), 'GET')
+if old and string.sub(old, 1, #expected + 1) ~= expected .. '|' then redis.call('SET', KEYS[2], old) return {0, old} end`;
+const clockCheck = `local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 > tonumber(deadline) then return {-1, 0} end`;
+const WHATIFS: Record<string, string> = {
+  noFeed: `${headFields}
+local last = redis.call('HGET', KEYS[2], 'lastSeq') or '0'
+if last ~= expected then return {0, last} end
+${clockCheck}
+redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
+redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', string.sub(h, at))
+return 1`,
+  seqKey: `${headFields}
+${seqKeyCheck}
+${clockCheck}
+redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
+return 1`,
+  seqKeyNoClock: `${headFields}
+${seqKeyCheck}
+redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
+return 1`,
+};
+
+const appendSha = (await r.script("LOAD", APPEND_LUA)) as string;
+const deadline = String(Date.now() + 3_600_000);
+let upgrades = 0;
+/** One awaited script call per event, arguments as RedisStore sends them (`packed`: the what-ifs' short head). */
+const scriptCalls = (sha: string, packed: boolean) => {
+  const id = `${prefix}{s${++upgrades}}`;
+  let seq = 0;
+  return async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++, seq++) {
+      const fast = `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`;
+      const head = packed
+        ? `${deadline}|${seq}|${seq + 1}|${fast}`
+        : `${deadline}${appendHead(1, seq, 1, "", id, fast, `e${seq}`)}`;
+      await r.evalsha(
+        sha,
+        3,
+        `${id}:events`,
+        `${id}:meta`,
+        `${prefix}feed`,
+        head,
+        `[${sampleJson}]`
+      );
+    }
+  };
+};
+
+const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
+const queue = new Queue("breakdown", {
+  connection: bullConnection,
+  prefix: `breakdown-bull-${run}`,
+});
+const job = await queue.add("x", {});
+const storeState = { ...(tracker.progress as object), lastSeq: 0 } as {
+  lastSeq: number;
+} & Record<string, unknown>;
+let storeSeq = 0;
+const rawScript = scriptCalls(appendSha, false);
+const contenders: Record<string, (n: number) => Promise<void>> = {
+  bull: async (n) => {
+    for (let i = 0; i < n; i++) await job.updateProgress({ ...sample, seq: i });
   },
-  rawScript: async () => {
-    const id = `ab:${run}:raw${++k}`;
-    for (let i = 0; i < N; i++) await r.evalsha(sha, 3, `${id}:e`, `${id}:m`, `ab:${run}:feed`, `0${appendHead(1, i, 1, '', id, `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, String(sample.eventId))}`, `[${ev}]`);
-  },
-  storeDirect: async () => {
-    const id = `sd${++k}`;
-    const state = { ...(t.progress as object), lastSeq: 0 } as { lastSeq: number } & Record<string, unknown>;
-    for (let i = 0; i < N; i++) {
-      state.lastSeq = i + 1;
-      await store.append(id, [{ ...(sample as object), upgradeId: id, seq: i + 1, eventId: `e${i}` } as never], i, state as never);
+  script: rawScript,
+  store: async (n) => {
+    for (let i = 0; i < n; i++, storeSeq++) {
+      storeState.lastSeq = storeSeq + 1;
+      await store.append(
+        "sd",
+        [
+          {
+            ...sample,
+            upgradeId: "sd",
+            seq: storeSeq + 1,
+            eventId: `e${storeSeq}`,
+          } as never,
+        ],
+        storeSeq,
+        storeState as never
+      );
     }
   },
-  tracker: async () => {
-    for (let i = 0; i < N; i++) await t.updateTaskProgress(`t${i % 10}`, i % 100, 'step');
+  tracker: async (n) => {
+    for (let i = 0; i < n; i++)
+      await tracker.updateTaskProgress(`t${i % 10}`, i % 100, "step");
+  },
+  "core+script": async (n) => {
+    for (let i = 0; i < n; i++) {
+      await coreOnly.updateTaskProgress(`t${i % 10}`, i % 100, "step");
+      await rawScript(1);
+    }
   },
 };
-const res: Record<string, number[]> = {};
-const cpu: Record<string, number[]> = {};
-for (let it = 0; it < 7; it++) for (const [name, fn] of Object.entries(contenders).filter(([n]) => !process.env.ONLY || process.env.ONLY.split(",").includes(n))) { const c0 = process.cpuUsage(); const t0 = performance.now(); await fn(); (res[name] ??= []).push(((performance.now() - t0) * 1000) / N); const c = process.cpuUsage(c0); (cpu[name] ??= []).push((c.user + c.system) / N); }
-for (const [name, xs] of Object.entries(res)) console.log(name.padEnd(11), 'median us/event', xs.sort((a, b) => a - b)[3]!.toFixed(1), xs.map((x) => x.toFixed(0)).join(' '), '| client cpu us/event', cpu[name]!.sort((a, b) => a - b)[3]!.toFixed(1));
-await t.close(); await store.close(); await queue.obliterate({ force: true }).catch(() => {}); await queue.close(); await bullConn.quit();
-for (const key of await r.keys(`ab:${run}:*`)) await r.del(key);
+if (process.env.WHATIF) {
+  for (const [name, lua] of Object.entries(WHATIFS))
+    contenders[name] = scriptCalls(
+      (await r.script("LOAD", lua)) as string,
+      true
+    );
+}
+const only = process.env.ONLY?.split(",");
+const names = Object.keys(contenders).filter(
+  (name) => name === "bull" || !only || only.includes(name)
+);
+
+const wall: Record<string, number[]> = {};
+const user: Record<string, number[]> = {};
+const system: Record<string, number[]> = {};
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 ? [...names].reverse() : names;
+  for (const name of order) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await contenders[name]!(CHUNK);
+    (wall[name] ??= []).push(((performance.now() - t0) * 1000) / CHUNK);
+    const cpu = process.cpuUsage(cpu0);
+    (user[name] ??= []).push(cpu.user / CHUNK);
+    (system[name] ??= []).push(cpu.system / CHUNK);
+  }
+}
+const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+console.log(
+  `sequential, one awaited call at a time: ${ROUNDS} rounds x ${CHUNK} calls per contender, on ${url}`
+);
+console.log(
+  `${"contender".padEnd(14)} ${"us/call".padStart(8)} ${"rate/BullMQ".padStart(
+    12
+  )} ${"(median)".padStart(9)} ${"cpu user".padStart(9)} ${"cpu sys".padStart(
+    8
+  )}`
+);
+for (const name of names) {
+  const ratios = wall[name]!.map((us, i) => wall.bull![i]! / us);
+  console.log(
+    `${name.padEnd(14)} ${(sum(wall[name]!) / ROUNDS)
+      .toFixed(1)
+      .padStart(8)} ${(sum(wall.bull!) / sum(wall[name]!))
+      .toFixed(3)
+      .padStart(12)} ${median(ratios).toFixed(3).padStart(9)} ${median(
+      user[name]!
+    )
+      .toFixed(1)
+      .padStart(9)} ${median(system[name]!).toFixed(1).padStart(8)}`
+  );
+}
+
+await tracker.close();
+await coreOnly.close();
+await store.close();
+await queue.obliterate({ force: true }).catch(() => {});
+await queue.close();
+await bullConnection.quit();
+for (const key of await r.keys(`${prefix}*`)) await r.del(key);
 await r.quit();
