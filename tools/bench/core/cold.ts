@@ -6,21 +6,11 @@
 //   node --cpu-prof --cpu-prof-interval=50 --import tsx tools/bench/core/cold.ts
 // (without --conditions, core's built dist/ gives line numbers), and read the lines that touch
 // memory first: they carry the cost.
-import { MemoryStore, ProgressTracker, type ProgressStore } from '@progress/core';
+import { ProgressTracker } from '@progress/core';
+import { instantStore } from './instant-store.js';
 
-const RESOLVED = Promise.resolve();
-const memory = new MemoryStore();
-let appends = 0;
-const store: ProgressStore = {
-  load: (id) => memory.load(id),
-  readEvents: (id, after, limit) => memory.readEvents(id, after, limit),
-  list: (filter) => memory.list(filter),
-  delete: (id) => memory.delete(id),
-  info: () => memory.info(),
-  close: () => memory.close(),
-  // Setup goes to the MemoryStore; the measured commands are acknowledged at once.
-  append: (id, events, expected, state) => (appends++ < 3 ? memory.append(id, events, expected, state) : RESOLVED),
-};
+// Setup goes to a MemoryStore; the measured commands are acknowledged at once.
+const store = instantStore();
 const tracker = await ProgressTracker.open({ upgradeId: 'u0', planId: 'plan', clusterName: 'bench', store });
 await tracker.startUpgrade();
 await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));

@@ -16,21 +16,15 @@
 // Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/breakdown.ts
 // ONLY=bull,tracker picks contenders (bull always runs: it is the yardstick).
-import { randomUUID } from "node:crypto";
-import {
-  MemoryStore,
-  ProgressTracker,
-  type ProgressStore,
-} from "@progress/core";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
-import { RedisStore } from "../../../packages/storage-redis/src/index.js";
-import {
-  APPEND_LUA,
-  appendHead,
-} from "../../../packages/storage-redis/src/scripts.js";
+import { randomUUID } from 'node:crypto';
+import { ProgressTracker } from '@progress/core';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { instantStore } from '../core/instant-store.js';
 
-const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROUNDS = Number(process.env.ROUNDS ?? 30);
 const CHUNK = Number(process.env.CHUNK ?? 400);
 const run = randomUUID().slice(0, 8);
@@ -39,51 +33,17 @@ const r = new Redis(url);
 
 // Shared setup: a tracker on RedisStore with 10 tasks, one of its events as the sample payload.
 const store = new RedisStore({ url, keyPrefix: prefix });
-const tracker = await ProgressTracker.open({
-  upgradeId: "u0",
-  planId: "plan",
-  clusterName: "bench",
-  store,
-});
+const tracker = await ProgressTracker.open({ upgradeId: 'u0', planId: 'plan', clusterName: 'bench', store });
 await tracker.startUpgrade();
-await tracker.addTasks(
-  Array.from({ length: 10 }, (_, i) => ({
-    taskId: `t${i}`,
-    taskName: `Task ${i}`,
-  }))
-);
-const sample = JSON.parse(
-  JSON.stringify(await tracker.updateTaskProgress("t1", 50, "Progress: 50%"))
-) as Record<string, unknown>;
+await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+const sample = JSON.parse(JSON.stringify(await tracker.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
 const sampleJson = JSON.stringify(sample);
 
 // A tracker whose store acknowledges at once (setup goes to a MemoryStore).
-const RESOLVED = Promise.resolve();
-const memory = new MemoryStore();
-let setupAppends = 0;
-const instantStore: ProgressStore = {
-  load: (id) => memory.load(id),
-  readEvents: (id, after, limit) => memory.readEvents(id, after, limit),
-  list: (filter) => memory.list(filter),
-  delete: (id) => memory.delete(id),
-  info: () => memory.info(),
-  close: () => memory.close(),
-  append: (id, events, expected, state) =>
-    setupAppends++ < 3 ? memory.append(id, events, expected, state) : RESOLVED,
-};
-const coreOnly = await ProgressTracker.open({
-  upgradeId: "c0",
-  planId: "plan",
-  clusterName: "bench",
-  store: instantStore,
-});
+const instant = instantStore();
+const coreOnly = await ProgressTracker.open({ upgradeId: 'c0', planId: 'plan', clusterName: 'bench', store: instant });
 await coreOnly.startUpgrade();
-await coreOnly.addTasks(
-  Array.from({ length: 10 }, (_, i) => ({
-    taskId: `t${i}`,
-    taskName: `Task ${i}`,
-  }))
-);
+await coreOnly.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
 
 // What-if scripts: the common path only (no retry check, retention or snapshot), for measuring.
 const headFields = `local h = ARGV[1]
@@ -111,7 +71,7 @@ redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
 return 1`,
 };
 
-const appendSha = (await r.script("LOAD", APPEND_LUA)) as string;
+const appendSha = (await r.script('LOAD', APPEND_LUA)) as string;
 const deadline = String(Date.now() + 3_600_000);
 let upgrades = 0;
 /** One awaited script call per event, arguments as RedisStore sends them (`packed`: the what-ifs' short head). */
@@ -121,31 +81,16 @@ const scriptCalls = (sha: string, packed: boolean) => {
   return async (n: number): Promise<void> => {
     for (let i = 0; i < n; i++, seq++) {
       const fast = `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`;
-      const head = packed
-        ? `${deadline}|${seq}|${seq + 1}|${fast}`
-        : `${deadline}${appendHead(1, seq, 1, "", id, fast, `e${seq}`)}`;
-      await r.evalsha(
-        sha,
-        3,
-        `${id}:events`,
-        `${id}:meta`,
-        `${prefix}feed`,
-        head,
-        `[${sampleJson}]`
-      );
+      const head = packed ? `${deadline}|${seq}|${seq + 1}|${fast}` : `${deadline}${appendHead(1, seq, 1, '', id, fast, `e${seq}`)}`;
+      await r.evalsha(sha, 3, `${id}:events`, `${id}:meta`, `${prefix}feed`, head, `[${sampleJson}]`);
     }
   };
 };
 
 const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
-const queue = new Queue("breakdown", {
-  connection: bullConnection,
-  prefix: `breakdown-bull-${run}`,
-});
-const job = await queue.add("x", {});
-const storeState = { ...(tracker.progress as object), lastSeq: 0 } as {
-  lastSeq: number;
-} & Record<string, unknown>;
+const queue = new Queue('breakdown', { connection: bullConnection, prefix: `breakdown-bull-${run}` });
+const job = await queue.add('x', {});
+const storeState = { ...(tracker.progress as object), lastSeq: 0 } as { lastSeq: number } & Record<string, unknown>;
 let storeSeq = 0;
 const rawScript = scriptCalls(appendSha, false);
 const contenders: Record<string, (n: number) => Promise<void>> = {
@@ -156,43 +101,24 @@ const contenders: Record<string, (n: number) => Promise<void>> = {
   store: async (n) => {
     for (let i = 0; i < n; i++, storeSeq++) {
       storeState.lastSeq = storeSeq + 1;
-      await store.append(
-        "sd",
-        [
-          {
-            ...sample,
-            upgradeId: "sd",
-            seq: storeSeq + 1,
-            eventId: `e${storeSeq}`,
-          } as never,
-        ],
-        storeSeq,
-        storeState as never
-      );
+      await store.append('sd', [{ ...sample, upgradeId: 'sd', seq: storeSeq + 1, eventId: `e${storeSeq}` } as never], storeSeq, storeState as never);
     }
   },
   tracker: async (n) => {
-    for (let i = 0; i < n; i++)
-      await tracker.updateTaskProgress(`t${i % 10}`, i % 100, "step");
+    for (let i = 0; i < n; i++) await tracker.updateTaskProgress(`t${i % 10}`, i % 100, 'step');
   },
-  "core+script": async (n) => {
+  'core+script': async (n) => {
     for (let i = 0; i < n; i++) {
-      await coreOnly.updateTaskProgress(`t${i % 10}`, i % 100, "step");
+      await coreOnly.updateTaskProgress(`t${i % 10}`, i % 100, 'step');
       await rawScript(1);
     }
   },
 };
 if (process.env.WHATIF) {
-  for (const [name, lua] of Object.entries(WHATIFS))
-    contenders[name] = scriptCalls(
-      (await r.script("LOAD", lua)) as string,
-      true
-    );
+  for (const [name, lua] of Object.entries(WHATIFS)) contenders[name] = scriptCalls((await r.script('LOAD', lua)) as string, true);
 }
-const only = process.env.ONLY?.split(",");
-const names = Object.keys(contenders).filter(
-  (name) => name === "bull" || !only || only.includes(name)
-);
+const only = process.env.ONLY?.split(',');
+const names = Object.keys(contenders).filter((name) => name === 'bull' || !only || only.includes(name));
 
 const wall: Record<string, number[]> = {};
 const user: Record<string, number[]> = {};
@@ -209,31 +135,16 @@ for (let round = 0; round < ROUNDS; round++) {
     (system[name] ??= []).push(cpu.system / CHUNK);
   }
 }
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-console.log(
-  `sequential, one awaited call at a time: ${ROUNDS} rounds x ${CHUNK} calls per contender, on ${url}`
-);
-console.log(
-  `${"contender".padEnd(14)} ${"us/call".padStart(8)} ${"rate/BullMQ".padStart(
-    12
-  )} ${"(median)".padStart(9)} ${"cpu user".padStart(9)} ${"cpu sys".padStart(
-    8
-  )}`
-);
+console.log(`sequential, one awaited call at a time: ${ROUNDS} rounds x ${CHUNK} calls per contender, on ${url}`);
+console.log(`${'contender'.padEnd(14)} ${'us/call'.padStart(8)} ${'rate/BullMQ'.padStart(12)} ${'(median)'.padStart(9)} ${'cpu user'.padStart(9)} ${'cpu sys'.padStart(8)}`);
+const cell = (value: number, digits: number, width: number): string => value.toFixed(digits).padStart(width);
 for (const name of names) {
   const ratios = wall[name]!.map((us, i) => wall.bull![i]! / us);
+  const total = sum(wall[name]!);
   console.log(
-    `${name.padEnd(14)} ${(sum(wall[name]!) / ROUNDS)
-      .toFixed(1)
-      .padStart(8)} ${(sum(wall.bull!) / sum(wall[name]!))
-      .toFixed(3)
-      .padStart(12)} ${median(ratios).toFixed(3).padStart(9)} ${median(
-      user[name]!
-    )
-      .toFixed(1)
-      .padStart(9)} ${median(system[name]!).toFixed(1).padStart(8)}`
+    `${name.padEnd(14)} ${cell(total / ROUNDS, 1, 8)} ${cell(sum(wall.bull!) / total, 3, 12)} ${cell(median(ratios), 3, 9)} ${cell(median(user[name]!), 1, 9)} ${cell(median(system[name]!), 1, 8)}`
   );
 }
 
