@@ -15,9 +15,12 @@ const runId = randomUUID().slice(0, 8);
 const keyPrefix = `bench:storage-redis:${runId}:`;
 const bullPrefix = `bench-bull-${runId}`;
 const now = (): number => performance.timeOrigin + performance.now();
-const SEQ = 4_000;
-const BURSTS = 150;
-const ITERATIONS = 5;
+// Per round and contender; ROUNDS rounds. Short rounds, many of them, alternating: the 2-core
+// machine's background load drifts within seconds, and a contender that ran through a slow patch
+// alone would decide the comparison (5 runs of 4,000 moved the sequential ratio by +-7%).
+const SEQ = 1_000;
+const BURSTS = 40;
+const ROUNDS = 20;
 
 interface Row {
   name: string;
@@ -34,16 +37,22 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-/** Runs the contenders in turn, ITERATIONS times (so that background load weighs on all), medians. */
+/**
+ * Runs the contenders in turn, ROUNDS times, the order reversed every other round (so that the
+ * background load weighs on all alike). Each contender's rate is its events over its time in all
+ * rounds (the harmonic mean of its rounds' rates, each round having the same count).
+ */
 async function alternate(contenders: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
   const rates: Record<string, number[]> = {};
-  for (let i = 0; i < ITERATIONS; i++) {
-    for (const [label, fn] of Object.entries(contenders)) (rates[label] ??= []).push(await fn());
+  const labels = Object.keys(contenders);
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const label of i % 2 ? [...labels].reverse() : labels) (rates[label] ??= []).push(await contenders[label]!());
   }
   const out: Record<string, number> = {};
   for (const [label, list] of Object.entries(rates)) {
-    process.stderr.write(`  ${label}: ${list.map(fmt).join(', ')} events/s\n`);
-    out[label] = median(list);
+    out[label] = list.length / list.reduce((sum, r) => sum + 1 / r, 0);
+    const sorted = [...list].sort((a, b) => a - b);
+    process.stderr.write(`  ${label}: ${fmt(out[label])} events/s over ${ROUNDS} rounds (rounds: min ${fmt(sorted[0]!)}, median ${fmt(median(list))}, max ${fmt(sorted.at(-1)!)})\n`);
   }
   return out;
 }
@@ -220,7 +229,7 @@ async function cleanup(): Promise<void> {
 }
 
 try {
-  process.stderr.write(`storage-redis bench on ${url} (median of ${ITERATIONS})\n`);
+  process.stderr.write(`storage-redis bench on ${url} (${ROUNDS} alternating rounds)\n`);
   if (!process.env.BENCH_SKIP_THROUGHPUT) {
     const probe = await openTracker();
     sampleEvent = JSON.parse(JSON.stringify(await probe.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
