@@ -35,9 +35,28 @@ const takesFlat = ((): boolean => {
   }
 })();
 
-function prepared(name: string, args: string[]): Command {
-  return new Command(name, takesFlat ? (new FlatArgs(args) as unknown as string[]) : args);
+/**
+ * An append's command, which the client's own `commandTimeout` (an option of a client passed in)
+ * does not time out. ioredis would reject it after that time while the command stays queued and may
+ * still run: the append would be reported failed and then be stored. The store bounds the wait
+ * itself, with a deadline Redis checks (`commandTimeoutMs`), so that a rejected append never runs.
+ */
+class AppendCommand extends Command {
+  override setTimeout(): void {}
 }
+
+/**
+ * The client's key prefix (ioredis' `keyPrefix` option), which every command the client builds
+ * gets and a prepared command must be given: without it the appends would go to other keys than
+ * the reads. ioredis prefixes the keys in place, so it gets a copy: `args` stays as built (the
+ * NOSCRIPT retry is made from it).
+ */
+function prepared(name: string, args: string[], keyPrefix: string | undefined): Command {
+  const list = keyPrefix ? args.slice() : args;
+  return new AppendCommand(name, takesFlat ? (new FlatArgs(list) as unknown as string[]) : list, keyPrefix ? { keyPrefix } : undefined);
+}
+
+const keyPrefixOf = (client: Redis | Cluster): string | undefined => (client as { options?: { keyPrefix?: string } }).options?.keyPrefix || undefined;
 
 /**
  * The append script as one prepared EVALSHA command, sent straight to the client. This skips
@@ -50,7 +69,8 @@ function prepared(name: string, args: string[]): Command {
  * apply an append twice.
  */
 export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
-  const command = prepared('evalsha', args);
+  const keyPrefix = keyPrefixOf(redis);
+  const command = prepared('evalsha', args, keyPrefix);
   via.sendCommand(command);
   // One reaction on the command's own promise (no .catch() in between: every promise hop is time on
   // the sequential path).
@@ -58,7 +78,7 @@ export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: strin
     (reply) => settle(undefined, reply),
     (err: unknown) => {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) return settle(err);
-      const retry = prepared('eval', [APPEND_LUA, ...args.slice(1)]);
+      const retry = prepared('eval', [APPEND_LUA, ...args.slice(1)], keyPrefix);
       (redis as CommandSink).sendCommand(retry);
       (retry.promise as Promise<AppendReply>).then(
         (reply) => settle(undefined, reply),

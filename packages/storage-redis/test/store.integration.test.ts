@@ -73,6 +73,45 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it("bounds an append by its own deadline, not by the commandTimeout of a client passed in (never failed, then stored)", async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const client = new Redis(proxy.url, { commandTimeout: 100 });
+    const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 5_000 });
+    const f = new EventFactory('client-timeout');
+    await appendBatch(store, f, 2);
+    proxy.hold();
+    const pending = appendBatch(store, f, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.release();
+    // ioredis' own timeout would have rejected it at 100 ms while the command stayed queued.
+    await expect(pending).resolves.toHaveLength(1);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3);
+    await store.close();
+    await client.quit();
+    await proxy.close();
+  });
+
+  it('writes and reads under the keyPrefix of a client passed in, like every other command of that client', async () => {
+    const clientPrefix = freshPrefix('client-prefix');
+    prefixes.add(clientPrefix);
+    const client = new Redis(redisUrl(), { keyPrefix: clientPrefix });
+    const store = makeStore(prefixes, { redis: client });
+    const f = new EventFactory('client-prefix');
+    await appendBatch(store, f, 2);
+    // Redis loses the script: the EVAL re-sent in its place gets the prefix once, not twice.
+    await admin.script('FLUSH');
+    await appendBatch(store, f, 1);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3);
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+    // Every key under the client's prefix, none without it.
+    const { events, meta } = store.keys.upgrade(f.upgradeId);
+    expect(await admin.exists(clientPrefix + events, clientPrefix + meta, clientPrefix + store.keys.feed, clientPrefix + store.keys.index)).toBe(4);
+    expect(await admin.exists(events, meta, store.keys.feed, store.keys.index)).toBe(0);
+    await store.close();
+    await client.quit();
+  });
+
   it('stores a reply-lost append once: ioredis re-sends it and the script recognises it', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const store = makeStore(prefixes, { url: proxy.url });
