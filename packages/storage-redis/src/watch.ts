@@ -248,15 +248,20 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           continue;
         }
         const to = pointer.first + pointer.count - 1;
+        // seq 1 again: the id was deleted and reused (perhaps after earlier entries of this page).
+        // The old upgrade's stream is gone; read the new one from its start.
+        if (pointer.first === 1) {
+          ranges.set(pointer.upgradeId, { after: 0, to });
+          continue;
+        }
         const range = ranges.get(pointer.upgradeId);
         if (range) {
           range.to = Math.max(range.to, to);
           continue;
         }
+        // Unknown upgrade: start at this entry.
         const prev = seen.get(pointer.upgradeId);
-        // Unknown upgrade: start at this entry. seq 1 again: the id was deleted and reused.
-        const after = prev === undefined || pointer.first === 1 ? pointer.first - 1 : prev;
-        ranges.set(pointer.upgradeId, { after, to });
+        ranges.set(pointer.upgradeId, { after: prev ?? pointer.first - 1, to });
       }
       const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events })));
       for (const { upgradeId, events } of await Promise.all(reads)) {

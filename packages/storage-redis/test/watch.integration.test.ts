@@ -202,6 +202,29 @@ describe('RedisStore.watchAll', () => {
   });
 });
 
+describe('RedisStore.watchAll and re-created upgrades', () => {
+  it('follows an upgrade deleted and created again between two reads of the feed from its new start', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const old = new EventFactory('again');
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    await appendBatch(store, old, 3);
+    for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    // While the follower does not read, all of this lands in one page of the feed.
+    await appendBatch(store, old, 1);
+    expect(await store.delete('again')).toBe(true);
+    const renewed = new EventFactory('again');
+    const expected = [...(await appendBatch(store, renewed, 2)), ...(await appendBatch(store, renewed, 1)), ...(await appendBatch(store, renewed, 1))];
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 4; i++) seen.push((await iterator.next()).value!);
+    expect(seen.map((e) => [e.seq, e.eventId])).toEqual(expected.map((e) => [e.seq, e.eventId]));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await store.close();
+  });
+});
+
 describe('RedisStore.watchAll connections', () => {
   it('takes its start point at the call but opens its connection only when iterated', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
