@@ -34,6 +34,9 @@ const round2 = (n: number): number => Math.round(n * 100) / 100;
 /** Skipped and cancelled tasks are left out of every mean. */
 const counts = (task: TaskProgress): boolean => task.status !== 'skipped' && task.status !== 'cancelled';
 
+/** The smallest positive double with full precision (below it, products lose digits). */
+const MIN_NORMAL = 2.2250738585072014e-308;
+
 /** Weighted mean of the given tasks' percentages, or `undefined` when none counts. */
 function weightedMean(tasks: readonly TaskProgress[]): number | undefined {
   let sum = 0;
@@ -43,6 +46,25 @@ function weightedMean(tasks: readonly TaskProgress[]): number | undefined {
     if (!counts(task)) continue;
     sum += task.percentage * task.weight;
     weights += task.weight;
+  }
+  if (weights === 0) return undefined;
+  // Weights are any finite number > 0: huge ones overflow the sums (Infinity, then NaN), tiny ones
+  // lose precision. Then the mean is taken again with the weights scaled by the largest.
+  if (sum < Infinity && weights < Infinity && weights >= MIN_NORMAL) return round2(sum / weights);
+  return scaledMean(tasks);
+}
+
+function scaledMean(tasks: readonly TaskProgress[]): number | undefined {
+  let max = 0;
+  for (const task of tasks) if (counts(task) && task.weight > max) max = task.weight;
+  if (!(max > 0 && max < Infinity)) return undefined;
+  let sum = 0;
+  let weights = 0;
+  for (const task of tasks) {
+    if (!counts(task)) continue;
+    const weight = task.weight / max;
+    sum += task.percentage * weight;
+    weights += weight;
   }
   return weights > 0 ? round2(sum / weights) : undefined;
 }

@@ -211,6 +211,30 @@ describe('ProgressTracker: model rules', () => {
     await t.close();
   });
 
+  it('derives finite percentages from any weight it accepts, however large or small', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTasks([
+      { taskId: 'big', taskName: 'Big', weight: Number.MAX_VALUE },
+      { taskId: 'b1', taskName: 'B1', parentTaskId: 'big', weight: 1e308 },
+      { taskId: 'b2', taskName: 'B2', parentTaskId: 'big', weight: 1e308 },
+      { taskId: 'tiny', taskName: 'Tiny', weight: Number.MAX_VALUE },
+      { taskId: 't1', taskName: 'T1', parentTaskId: 'tiny', weight: 5e-324 },
+      { taskId: 't2', taskName: 'T2', parentTaskId: 'tiny', weight: 5e-324 },
+    ]);
+    await t.updateTaskProgress('b1', 50);
+    await t.completeTask('b2');
+    await t.updateTaskProgress('t1', 12.34);
+    await t.updateTaskProgress('t2', 56.78);
+    // big = (50 + 100) / 2 = 75 (the plain sums overflow); tiny = (12.34 + 56.78) / 2 = 34.56 (the
+    // plain products, below the smallest normal double, keep two digits: 34.5); overall =
+    // (75 + 34.56) / 2 = 54.78, with weights whose sum overflows.
+    expect(t.progress.tasks.big!.percentage).toBe(75);
+    expect(t.progress.tasks.tiny!.percentage).toBe(34.56);
+    expect(t.progress.overallPercentage).toBe(54.78);
+    await t.close();
+  });
+
   it('moves a task by steps and derives its percentage', async () => {
     const t = await open();
     await t.addTask('drain', 'Drain', 'upgrade_step', { totalSteps: 4 });
