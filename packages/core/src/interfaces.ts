@@ -27,6 +27,9 @@ export interface ProgressStore {
    * @param state The state after these events, which the store may keep as a snapshot. It is only
    * valid during the synchronous part of the call: a store that keeps it must copy or serialize it
    * before its first `await`.
+   *
+   * Bad arguments (events that do not follow `expectedSeq`, a state that is not one) reject with an
+   * `INVALID_ARGUMENT` {@link ProgressError}, never a synchronous throw, and store nothing.
    */
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void>;
   /**

@@ -2,7 +2,7 @@ import { ProgressError } from './errors.js';
 import type { ProgressStore } from './interfaces.js';
 import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSummaryRow } from './model.js';
 import { cloneState, replayEvents } from './reducer.js';
-import { assertAppend, filterRows } from './store-helpers.js';
+import { assertAppend, assertAppendState, filterRows } from './store-helpers.js';
 import { toSummaryRow } from './summary.js';
 import { assertCount, assertValidId } from './validation.js';
 
@@ -57,6 +57,7 @@ export class MemoryStore implements ProgressStore {
   async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     this.#check(upgradeId);
     assertAppend('MemoryStore', upgradeId, events, expectedSeq);
+    assertAppendState('MemoryStore', upgradeId, state);
     let entry = this.#upgrades.get(upgradeId);
     const stored = entry?.events.length ?? 0;
     if (stored !== expectedSeq) {

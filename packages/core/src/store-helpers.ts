@@ -1,5 +1,5 @@
 import { ProgressError } from './errors.js';
-import { PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type UpgradeSummaryRow } from './model.js';
+import { PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
 import { describe } from './validation.js';
 
 /**
@@ -25,6 +25,22 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
         { context: { upgradeId, expectedSeq } },
       );
     }
+  }
+}
+
+/**
+ * Checks the `state` argument of `append` (the upgrade's state after the events, which a store may
+ * write as a snapshot): an object with a whole `lastSeq`. Every store checks it before it changes
+ * anything, so that a bad one is refused the same way everywhere.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function assertAppendState(store: string, upgradeId: string, state: unknown): asserts state is UpgradeProgress {
+  const lastSeq = state !== null && typeof state === 'object' ? (state as { lastSeq?: unknown }).lastSeq : undefined;
+  if (typeof lastSeq !== 'number' || !Number.isSafeInteger(lastSeq) || lastSeq < 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] upgrade "${upgradeId}": state must be the upgrade's state after the events (an object with a whole lastSeq), got ${describe(state)}`, {
+      context: { upgradeId },
+    });
   }
 }
 

@@ -5,9 +5,11 @@ import { resolve as resolvePath, join } from 'node:path';
 import {
   applyEventInPlace,
   assertAppend,
+  assertAppendState,
   assertListFilter,
   filterRows,
   isProgressError,
+  ProgressError,
   isTerminal,
   isValidId,
   replayEvents,
@@ -112,11 +114,21 @@ export class JsonFileStore implements ProgressStore {
   async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     this.#paths(upgradeId);
     assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
+    assertAppendState('@progress/storage-json', upgradeId, state);
     // Serialize now: `state` is only valid until the first await.
-    const data = encodeEvents(events);
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
-    const snapshot = state && state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
+    let data: Buffer;
+    let snapshot: string | undefined;
+    try {
+      data = encodeEvents(events);
+      snapshot = state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
+    } catch (cause) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-json] upgrade "${upgradeId}": the events or the state could not be written as JSON (${(cause as Error)?.message ?? String(cause)})`, {
+        cause,
+        context: { upgradeId, expectedSeq },
+      });
+    }
     let writer = await this.#writer(upgradeId);
     while (writer.broken) {
       // A failed write left the log in an unknown state: open it again (a torn tail is cut then).

@@ -156,6 +156,18 @@ describe('paths and permissions', () => {
 });
 
 describe('writing', () => {
+  it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT, and stores nothing', async () => {
+    const store = new JsonFileStore({ directory: await tempDir() });
+    const f = new EventFactory('unserializable');
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    const [event] = f.batch(1);
+    const bad = { ...event!, details: { count: 10n } };
+    await expect(store.append(f.upgradeId, [bad as never], 2, f.snapshot())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(store.append(f.upgradeId, [event!], 2, null as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await store.close();
+  });
+
   it('commits appends that arrive during a write together, and keeps concurrent upgrades apart', async () => {
     const dir = await tempDir('group');
     const store = new JsonFileStore({ directory: dir });

@@ -1,9 +1,11 @@
 import {
   ProgressError,
   assertAppend,
+  assertAppendState,
   assertListFilter,
   assertValidId,
   filterRows,
+  isProgressError,
   isTerminal,
   replayEvents,
   silentLogger,
@@ -169,6 +171,12 @@ export class RedisStore implements ProgressStore {
 
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     let keys = this.#checkedKeys.get(upgradeId);
+    // The PendingAppend's fields, made in the try below: any error there (bad arguments, events or a
+    // state that JSON cannot represent) is a rejection, and nothing was sent.
+    let n: number;
+    let score: number;
+    let args: string[];
+    let headAt: number;
     try {
       if (keys === undefined) {
         this.#check(upgradeId);
@@ -179,45 +187,52 @@ export class RedisStore implements ProgressStore {
         this.#assertOpen();
       }
       assertAppend('@progress/storage-redis', upgradeId, events, expectedSeq);
+      assertAppendState('@progress/storage-redis', upgradeId, state);
+      // Serialize now: `state` is only valid during this synchronous part.
+      n = events.length;
+      const last = expectedSeq + n;
+      const every = this.#options.snapshotEvery;
+      const matches = state.lastSeq === last;
+      const terminal = matches && isTerminal(state.status);
+      // A terminal append always writes a snapshot, so the TTL reaches the snapshot key too.
+      const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
+      // The index score: the first append's time in single mode (only that append uses it), the
+      // latest append's in cluster mode (the follow-up re-scores on every append).
+      score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
+      const index = !this.#cluster && expectedSeq === 0;
+      const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
+      // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, the head
+      // (its deadline is put in front by #send), the batch, then the row and snapshot when written.
+      args = [APPEND_SHA, '', keys.events, keys.meta];
+      if (!this.#cluster) args.push(this.#keys.feed);
+      if (index) args.push(this.#keys.index);
+      if (snapshot) args.push(keys.snapshot);
+      headAt = args.length;
+      args[1] = String(headAt - 2);
+      const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
+      // The feed is trimmed (MAXLEN ~) on a store's first append and every FEED_TRIM_EVERY-th after it:
+      // trimming on each cost ~2 us of Redis time per append, and `~` only drops whole nodes (100
+      // entries) anyway. Trimming on the first one keeps it bounded under many short-lived stores.
+      const trim = !this.#cluster && this.#feedAppends++ % FEED_TRIM_EVERY === 0;
+      const ttl = terminal ? this.#ttlArg : '0';
+      const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || score !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${score}` : '';
+      args.push(
+        appendHead(flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId),
+        // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
+        eventsToJson(events),
+      );
+      const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
+      if (row || snapshot) args.push(row);
+      if (snapshot) args.push(snapshot);
     } catch (err) {
-      return Promise.reject(err);
+      if (isProgressError(err)) return Promise.reject(err);
+      return Promise.reject(
+        new ProgressError('INVALID_ARGUMENT', `${PKG} upgrade "${upgradeId}": the events or the state could not be written as JSON (${(err as Error)?.message ?? String(err)})`, {
+          cause: err,
+          context: { upgradeId, expectedSeq },
+        }),
+      );
     }
-    // Serialize now: `state` is only valid during this synchronous part.
-    const n = events.length;
-    const last = expectedSeq + n;
-    const every = this.#options.snapshotEvery;
-    const matches = state.lastSeq === last;
-    const terminal = matches && isTerminal(state.status);
-    // A terminal append always writes a snapshot, so the TTL reaches the snapshot key too.
-    const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
-    // The index score: the first append's time in single mode (only that append uses it), the
-    // latest append's in cluster mode (the follow-up re-scores on every append).
-    const score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
-    const index = !this.#cluster && expectedSeq === 0;
-    const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
-    // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, the head
-    // (its deadline is put in front by #send), the batch, then the row and snapshot when written.
-    const args: string[] = [APPEND_SHA, '', keys.events, keys.meta];
-    if (!this.#cluster) args.push(this.#keys.feed);
-    if (index) args.push(this.#keys.index);
-    if (snapshot) args.push(keys.snapshot);
-    const headAt = args.length;
-    args[1] = String(headAt - 2);
-    const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
-    // The feed is trimmed (MAXLEN ~) on a store's first append and every FEED_TRIM_EVERY-th after it:
-    // trimming on each cost ~2 us of Redis time per append, and `~` only drops whole nodes (100
-    // entries) anyway. Trimming on the first one keeps it bounded under many short-lived stores.
-    const trim = !this.#cluster && this.#feedAppends++ % FEED_TRIM_EVERY === 0;
-    const ttl = terminal ? this.#ttlArg : '0';
-    const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || score !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${score}` : '';
-    args.push(
-      appendHead(flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId),
-      // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
-      eventsToJson(events),
-    );
-    const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
-    if (row || snapshot) args.push(row);
-    if (snapshot) args.push(snapshot);
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ upgradeId, expectedSeq, n, args, headAt, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {

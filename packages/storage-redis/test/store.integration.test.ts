@@ -112,6 +112,19 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('unserializable');
+    await appendBatch(store, f, 2);
+    const [event] = f.batch(1);
+    const bad = { ...event!, details: { count: 10n } };
+    const sent = store.append(f.upgradeId, [bad as never], 2, f.snapshot());
+    await expect(sent).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(store.append(f.upgradeId, [event!], 2, undefined as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await store.close();
+  });
+
   it('stores a reply-lost append once: ioredis re-sends it and the script recognises it', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const store = makeStore(prefixes, { url: proxy.url });
