@@ -28,6 +28,7 @@ export {
   findCurrentTask,
   toSummaryRow,
   assertAppend,
+  assertAppendState,
   assertListFilter,
   filterRows,
   TERMINAL_UPGRADE_STATUSES,
