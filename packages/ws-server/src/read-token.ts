@@ -52,7 +52,9 @@ export function createReadToken(options: ReadTokenOptions): string {
   if (!Array.isArray(options.upgradeIds) || options.upgradeIds.some((id) => typeof id !== 'string' || id.length === 0)) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] upgradeIds must be an array of non-empty strings');
   }
-  const claims: ReadTokenClaims = { upgradeIds: [...options.upgradeIds], exp: Math.floor((options.now ?? Date.now)() / 1000) + ttl };
+  // Rounded up to the second: the token lives at least ttlSeconds (rounded down, a 1 s token made
+  // late in a second could expire before it reached the server).
+  const claims: ReadTokenClaims = { upgradeIds: [...options.upgradeIds], exp: Math.ceil(((options.now ?? Date.now)() + ttl * 1000) / 1000) };
   const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
   return `${payload}.${sign(payload, options.secret).toString('base64url')}`;
 }

@@ -136,6 +136,13 @@ describe('authorize and read tokens', () => {
     expect(() => createReadToken({ secret: 'short', upgradeIds: ['u1'] })).toThrow(/secret/);
   });
 
+  it('makes a token that lives at least ttlSeconds, even when made late in a second', () => {
+    const made = 1_000_000_000_999;
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 1, now: () => made });
+    expect(verifyReadToken(token, SECRET, () => made + 999)).toBeDefined();
+    expect(verifyReadToken(token, SECRET, () => made + 2_001)).toBeUndefined();
+  });
+
   it('authenticates a token from the query or a subprotocol, and scopes it to its upgrades', async () => {
     const t1 = await openTracker('u1');
     const t2 = await openTracker('u2');
