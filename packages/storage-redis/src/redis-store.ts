@@ -250,29 +250,31 @@ export class RedisStore implements ProgressStore {
     this.#pending = [];
     for (const p of batch) this.#inFlight.push(p);
     this.#unsettled += batch.length;
+    // The wait is counted from here, also when the server clock must be measured first: an append
+    // is answered within commandTimeoutMs (plus the clock's uncertainty) either way.
+    const flushedAt = Date.now();
     const offset = this.#clock.known;
-    if (offset !== undefined) return this.#send(batch, offset);
+    if (offset !== undefined) return this.#send(batch, offset, flushedAt);
     this.#clock.offset().then(
-      (measured) => this.#send(batch, measured),
+      (measured) => this.#send(batch, measured, flushedAt),
       (err: unknown) => {
         for (const p of batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
       },
     );
   };
 
-  #send(batch: PendingAppend[], offset: number): void {
+  #send(batch: PendingAppend[], offset: number, startedAt: number): void {
     const timeout = this.#options.commandTimeoutMs;
-    const sentAt = Date.now();
     // At least 1: 0 means "no deadline" to the script (a server clock far behind ours must not turn
     // the deadline off, nor make it negative, which the head cannot carry).
-    const deadlineMs = Math.max(1, sentAt + offset + timeout);
+    const deadlineMs = Math.max(1, startedAt + offset + timeout);
     if (deadlineMs !== this.#deadlineMs) {
       this.#deadlineMs = deadlineMs;
       this.#deadlineText = String(deadlineMs);
     }
     const deadline = this.#deadlineText;
     // Our answer comes at the deadline plus the clock's uncertainty, when Redis can no longer run it.
-    const expiresAt = sentAt + timeout + this.#clock.errorMs;
+    const expiresAt = startedAt + timeout + this.#clock.errorMs;
     this.#armSweep(expiresAt);
     // A Cluster pipeline must stay within one slot, so cluster mode sends each append on its own.
     const pipeline = batch.length === 1 || this.#cluster ? undefined : (this.#redis.pipeline() as unknown as PipelineSink);

@@ -165,6 +165,30 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it('counts the wait from the append, also when the server clock must be read first: a late append is refused', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('clock-first');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 1_000 });
+    const f = new EventFactory('clock-first');
+    await store.load(f.upgradeId); // connected; the server clock is read by the first append
+    proxy.hold();
+    const started = Date.now();
+    const outcome = errorOf(appendBatch(store, f, 2));
+    // The clock read (TIME) waits 600 ms, then the append itself until 1,600 ms after the call.
+    // The deadline is 1,000 ms after the call, give or take half the clock read's round trip
+    // (+300 ms here: its request was held, its reply was not), so at most 1,300 ms: Redis refuses
+    // the append. Counted from the clock read, it would be 1,900 ms, and the append stored.
+    await new Promise((r) => setTimeout(r, 600 - (Date.now() - started)));
+    proxy.release();
+    proxy.hold();
+    await new Promise((r) => setTimeout(r, 1_600 - (Date.now() - started)));
+    proxy.release();
+    expect((await outcome).code).toBe('STORE_UNAVAILABLE');
+    expect(await admin.hget(`${keyPrefix}{clock-first}:meta`, 'lastSeq')).toBeNull();
+    await store.close();
+    await proxy.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
