@@ -264,7 +264,16 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         ranges.set(pointer.upgradeId, { after: prev ?? pointer.first - 1, to });
       }
       const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events })));
-      for (const { upgradeId, events } of await Promise.all(reads)) {
+      let pages: Array<{ upgradeId: string; events: ProgressEvent[] }>;
+      try {
+        pages = await Promise.all(reads);
+      } catch (err) {
+        // The store closed (or the caller stopped) while these reads were in flight: end, as the
+        // XREAD above does, rather than throw what the closing connection answered.
+        if (watcher.aborted) return;
+        throw err;
+      }
+      for (const { upgradeId, events } of pages) {
         for (const event of events) {
           mark(upgradeId, event.seq);
           yield event;

@@ -2,7 +2,8 @@ import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { adminClient, appendBatch, cleanup, makeStore, redisUrl } from './helpers.js';
+import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -222,6 +223,29 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
     stop.abort();
     expect((await iterator.next()).done).toBe(true);
     await store.close();
+  });
+});
+
+describe('RedisStore.watchAll and close()', () => {
+  it('ends quietly when the store closes while it reads the events a feed entry points to', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('close-read');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 5_000 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const iterator = store.watchAll()[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await new Promise((r) => setTimeout(r, 300)); // its XREAD now waits in Redis
+    // The feed entry wakes the XREAD (replies pass the proxy); the read of the events it points to
+    // does not reach Redis: the store closes while that read is in flight.
+    proxy.hold();
+    await appendBatch(writer, new EventFactory('close-read'), 3);
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = store.close();
+    await expect(first).resolves.toEqual({ done: true, value: undefined });
+    proxy.release();
+    await closing;
+    await writer.close();
+    await proxy.close();
   });
 });
 
