@@ -117,6 +117,8 @@ export class RedisStore implements ProgressStore {
   readonly #onReady = (): void => this.#clock.invalidate();
   #pending: PendingAppend[] = [];
   #scheduled = false;
+  /** Flushed batches waiting for the server clock, in flush order (see #flush). */
+  #awaitingClock: Array<{ batch: PendingAppend[]; flushedAt: number }> = [];
   #closing: Promise<void> | undefined;
   /** Option values as the append script takes them (strings made once). */
   readonly #ttlArg: string;
@@ -254,11 +256,19 @@ export class RedisStore implements ProgressStore {
     // is answered within commandTimeoutMs (plus the clock's uncertainty) either way.
     const flushedAt = Date.now();
     const offset = this.#clock.known;
-    if (offset !== undefined) return this.#send(batch, offset, flushedAt);
+    // Batches that wait for the clock go out first, in order: a later one sent ahead of them would
+    // reach Redis first (a CONFLICT for the next append of the same upgrade).
+    if (offset !== undefined && this.#awaitingClock.length === 0) return this.#send(batch, offset, flushedAt);
+    this.#awaitingClock.push({ batch, flushedAt });
+    if (this.#awaitingClock.length > 1) return;
     this.#clock.offset().then(
-      (measured) => this.#send(batch, measured, flushedAt),
+      (measured) => {
+        for (const waiting of this.#awaitingClock.splice(0)) this.#send(waiting.batch, measured, waiting.flushedAt);
+      },
       (err: unknown) => {
-        for (const p of batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
+        for (const waiting of this.#awaitingClock.splice(0)) {
+          for (const p of waiting.batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
+        }
       },
     );
   };

@@ -189,6 +189,22 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it('sends appends in the order they were made while the server clock is being read', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('clock-order');
+    const first = f.batch(2);
+    const firstState = f.snapshot();
+    const second = f.batch(1);
+    const a = store.append(f.upgradeId, first, 0, firstState);
+    await new Promise((r) => setImmediate(r)); // the first append waits for the clock read (TIME)
+    // A reply that comes right behind TIME's makes the second append in the same tick as the clock
+    // becomes known, before the first one has been sent.
+    const b = (store.client as Redis).ping().then(() => store.append(f.upgradeId, second, 2, f.snapshot()));
+    await Promise.all([a, b]);
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.eventId)).toEqual([...first, ...second].map((e) => e.eventId));
+    await store.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
