@@ -83,6 +83,10 @@ describeCluster('RedisStore on a 3-node Redis Cluster', () => {
     const keyPrefix = freshPrefix('cluster-live');
     const writer = clusterStore(keyPrefix);
     const reader = clusterStore(keyPrefix, { watchBlockMs: 200 });
+    // watchAll() starts at the end of the feed as the reader's connection reads it: connected first,
+    // it reads it at once, before the writer's first append (else, under load, a Cluster client
+    // still discovering its slots could read it after the first entries, and those were missed).
+    await reader.list();
     const stop = new AbortController();
     const all = reader.watchAll({ signal: stop.signal });
     const fromAll: ProgressEvent[] = [];
