@@ -65,6 +65,19 @@ export class MemoryStore implements ProgressStore {
         context: { upgradeId, expectedSeq, storedSeq: stored },
       });
     }
+    // The snapshot is copied before anything is stored: a state that cannot be copied changes nothing.
+    const last = events[events.length - 1]!.seq;
+    let snapshot: UpgradeProgress | undefined;
+    if (state.lastSeq === last && Math.floor(last / this.#snapshotEvery) > Math.floor(expectedSeq / this.#snapshotEvery)) {
+      try {
+        snapshot = cloneState(state);
+      } catch (cause) {
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] MemoryStore: upgrade "${upgradeId}": the state could not be copied (${(cause as Error)?.message ?? String(cause)})`, {
+          cause,
+          context: { upgradeId, expectedSeq },
+        });
+      }
+    }
     if (!entry) {
       entry = { events: [], snapshot: undefined };
       this.#upgrades.set(upgradeId, entry);
@@ -73,10 +86,7 @@ export class MemoryStore implements ProgressStore {
       Object.freeze(event.details);
       entry.events.push(Object.freeze(event));
     }
-    const last = events[events.length - 1]!.seq;
-    if (state.lastSeq === last && Math.floor(last / this.#snapshotEvery) > Math.floor(expectedSeq / this.#snapshotEvery)) {
-      entry.snapshot = cloneState(state);
-    }
+    if (snapshot) entry.snapshot = snapshot;
   }
 
   async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {

@@ -1,5 +1,5 @@
 import { ProgressError } from './errors.js';
-import { PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
+import { PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type ProgressStatus, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
 import { describe } from './validation.js';
 
 /**
@@ -30,17 +30,31 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
 
 /**
  * Checks the `state` argument of `append` (the upgrade's state after the events, which a store may
- * write as a snapshot): an object with a whole `lastSeq`. Every store checks it before it changes
- * anything, so that a bad one is refused the same way everywhere.
+ * write as a snapshot and from which it takes the `list()` row): an object with a whole `lastSeq`,
+ * a known `status`, a finite `overallPercentage`, a string `updatedAt` and a `tasks` object. Every
+ * store checks it before it changes anything, so that a bad one is refused the same way everywhere.
  *
  * @throws ProgressError `INVALID_ARGUMENT`
  */
 export function assertAppendState(store: string, upgradeId: string, state: unknown): asserts state is UpgradeProgress {
-  const lastSeq = state !== null && typeof state === 'object' ? (state as { lastSeq?: unknown }).lastSeq : undefined;
-  if (typeof lastSeq !== 'number' || !Number.isSafeInteger(lastSeq) || lastSeq < 0) {
-    throw new ProgressError('INVALID_ARGUMENT', `[${store}] upgrade "${upgradeId}": state must be the upgrade's state after the events (an object with a whole lastSeq), got ${describe(state)}`, {
-      context: { upgradeId },
-    });
+  const s = state !== null && typeof state === 'object' ? (state as Partial<Record<keyof UpgradeProgress, unknown>>) : undefined;
+  if (
+    !s ||
+    typeof s.lastSeq !== 'number' ||
+    !Number.isSafeInteger(s.lastSeq) ||
+    s.lastSeq < 0 ||
+    !PROGRESS_STATUSES.includes(s.status as ProgressStatus) ||
+    typeof s.overallPercentage !== 'number' ||
+    !Number.isFinite(s.overallPercentage) ||
+    typeof s.updatedAt !== 'string' ||
+    s.tasks === null ||
+    typeof s.tasks !== 'object'
+  ) {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[${store}] upgrade "${upgradeId}": state must be the upgrade's state after the events (lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
+      { context: { upgradeId } },
+    );
   }
 }
 

@@ -199,7 +199,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
       // The state after the events (a store may write it as a snapshot) must be one.
-      for (const state of [undefined, null, {}, { lastSeq: -1 }, 'state']) {
+      const good = g.state!;
+      const halfFormed = [{ lastSeq: 6 }, { ...good, tasks: null }, { ...good, overallPercentage: Number.NaN }, { ...good, updatedAt: undefined }, { ...good, status: 'bogus' }];
+      for (const state of [undefined, null, {}, { lastSeq: -1 }, 'state', ...halfFormed]) {
         await rejectsWith(store.append(f.upgradeId, events, 3, state as never), 'INVALID_ARGUMENT');
       }
       await rejectsWith(store.load('../escape'), 'INVALID_ARGUMENT');
