@@ -199,11 +199,11 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return;
   const watcher = new WatchConnection(ctx, signal);
-  /** The last seq handed out per upgrade (bounded: the oldest entries are forgotten first). */
-  const seen = new Map<string, number>();
-  const mark = (upgradeId: string, seq: number): void => {
+  /** The last event handed out per upgrade, its seq and id (bounded: the oldest entries are forgotten first). */
+  const seen = new Map<string, { seq: number; eventId: string }>();
+  const mark = (upgradeId: string, event: ProgressEvent): void => {
     seen.delete(upgradeId);
-    seen.set(upgradeId, seq);
+    seen.set(upgradeId, { seq: event.seq, eventId: event.eventId });
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
   };
   const collect = async (upgradeId: string, after: number, to: number): Promise<ProgressEvent[]> => {
@@ -240,7 +240,7 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       last = entries[entries.length - 1]![0];
       // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
       // together), from the last seq handed out (which also fills a gap left by a lost entry).
-      const ranges = new Map<string, { after: number; to: number }>();
+      const ranges = new Map<string, { after: number; to: number; restartOf?: { seq: number; eventId: string } | undefined }>();
       for (const [id, fields] of entries) {
         const pointer = decodeFeedEntry(fields);
         if (!pointer) {
@@ -248,10 +248,13 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           continue;
         }
         const to = pointer.first + pointer.count - 1;
-        // seq 1 again: the id was deleted and reused (perhaps after earlier entries of this page).
-        // The old upgrade's stream is gone; read the new one from its start.
-        if (pointer.first === 1) {
-          ranges.set(pointer.upgradeId, { after: 0, to });
+        const prev = seen.get(pointer.upgradeId);
+        // seq 1 again, for an upgrade already followed (perhaps earlier in this page): either it was
+        // deleted and created again, or the entry is a repeat (a cluster-mode follow-up re-sent
+        // after a lost reply). Read from the start, at least up to the last seq handed out: if that
+        // event is still there with the same id, it is the same upgrade (see below).
+        if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
+          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0), restartOf: prev });
           continue;
         }
         const range = ranges.get(pointer.upgradeId);
@@ -260,11 +263,10 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           continue;
         }
         // Unknown upgrade: start at this entry.
-        const prev = seen.get(pointer.upgradeId);
-        ranges.set(pointer.upgradeId, { after: prev ?? pointer.first - 1, to });
+        ranges.set(pointer.upgradeId, { after: prev?.seq ?? pointer.first - 1, to });
       }
-      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events })));
-      let pages: Array<{ upgradeId: string; events: ProgressEvent[] }>;
+      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events, restartOf: r.restartOf })));
+      let pages: Array<{ upgradeId: string; events: ProgressEvent[]; restartOf: { seq: number; eventId: string } | undefined }>;
       try {
         pages = await Promise.all(reads);
       } catch (err) {
@@ -273,9 +275,16 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         if (watcher.aborted) return;
         throw err;
       }
-      for (const { upgradeId, events } of pages) {
-        for (const event of events) {
-          mark(upgradeId, event.seq);
+      for (const { upgradeId, events, restartOf } of pages) {
+        let fresh = events;
+        if (restartOf) {
+          // The event last handed out is still there, the same one: a repeated entry, not a new
+          // upgrade; only what follows it is new.
+          const kept = events.find((e) => e.seq === restartOf.seq);
+          if (kept?.eventId === restartOf.eventId) fresh = events.filter((e) => e.seq > restartOf.seq);
+        }
+        for (const event of fresh) {
+          mark(upgradeId, event);
           yield event;
           if (watcher.aborted) return;
         }

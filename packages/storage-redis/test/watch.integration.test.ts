@@ -226,6 +226,33 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
   });
 });
 
+describe('RedisStore.watchAll and repeated feed entries', () => {
+  it('hands out nothing twice when a feed entry for seq 1 comes again (a follow-up re-sent after a lost reply)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const f = new EventFactory('repeat');
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    const created = await appendBatch(store, f, 3);
+    for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    // While the follower does not read: the first append's feed entry again, then a new append.
+    await admin.xadd(store.keys.feed, '*', 'u', 'repeat', 's', '1', 'n', String(created.length));
+    const next = await appendBatch(store, f, 2);
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 2; i++) seen.push((await iterator.next()).value!);
+    expect(seen.map((e) => [e.seq, e.eventId])).toEqual(next.map((e) => [e.seq, e.eventId]));
+    // And across pages: the repeated entry alone, read on its own, hands out nothing.
+    await admin.xadd(store.keys.feed, '*', 'u', 'repeat', 's', '1', 'n', String(created.length));
+    const more = await appendBatch(store, f, 1);
+    expect((await iterator.next()).value!.eventId).toBe(more[0]!.eventId);
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await store.close();
+  });
+});
+
 describe('RedisStore.watchAll and close()', () => {
   it('ends quietly when the store closes while it reads the events a feed entry points to', async () => {
     const proxy = await startRedisProxy(redisUrl());
