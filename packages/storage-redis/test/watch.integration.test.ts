@@ -2,6 +2,7 @@ import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
@@ -20,6 +21,14 @@ const until = async (check: () => boolean, ms = 5000) => {
     await new Promise((r) => setTimeout(r, 10));
   }
 };
+
+/** Starts a watchAll() and iterates it by hand; resolves once its start point is taken. */
+async function followAll(store: RedisStore): Promise<{ stop: AbortController; iterator: AsyncIterator<ProgressEvent> }> {
+  const stop = new AbortController();
+  const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+  await new Promise((r) => setTimeout(r, 50));
+  return { stop, iterator };
+}
 
 /** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
 async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
@@ -182,9 +191,7 @@ describe('RedisStore.watchAll', () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
     const f = new EventFactory('gap');
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50));
+    const { stop, iterator } = await followAll(store);
     await appendBatch(store, f, 3);
     const seen: number[] = [];
     for (let i = 0; i < 3; i++) seen.push((await iterator.next()).value!.seq);
@@ -207,9 +214,7 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
   it('follows an upgrade deleted and created again between two reads of the feed from its new start', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const old = new EventFactory('again');
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50));
+    const { stop, iterator } = await followAll(store);
     await appendBatch(store, old, 3);
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
     // While the follower does not read, all of this lands in one page of the feed.
@@ -231,9 +236,7 @@ describe('RedisStore.watchAll and repeated feed entries', () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
     const f = new EventFactory('repeat');
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50));
+    const { stop, iterator } = await followAll(store);
     const created = await appendBatch(store, f, 3);
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
     // While the follower does not read: the first append's feed entry again, then a new append.
@@ -301,9 +304,7 @@ describe('RedisStore.watchAll and retention', () => {
     const store = makeStore(prefixes, { watchBlockMs: 200, snapshotEvery: 10, retention: { maxEvents: 3 } });
     const trimmed = new EventFactory('all-trim');
     const other = new EventFactory('all-other');
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50));
+    const { stop, iterator } = await followAll(store);
     await appendBatch(store, trimmed, 3);
     const seen: ProgressEvent[] = [];
     for (let i = 0; i < 3; i++) seen.push((await iterator.next()).value!);
