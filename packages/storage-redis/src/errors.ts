@@ -2,10 +2,15 @@ import { ProgressError, isProgressError, type ProgressErrorContext } from '@prog
 
 const PKG = '[@progress/storage-redis]';
 
-/** `STORE_UNAVAILABLE` for a failed or timed-out command (a ProgressError passes through). */
+/**
+ * `STORE_UNAVAILABLE` for a failed or timed-out command (a ProgressError passes through), or
+ * `DATA_CORRUPTED` when Redis answered WRONGTYPE: one of the upgrade's keys holds another kind of
+ * value, which no retry mends.
+ */
 export function unavailable(what: string, cause: unknown, context: ProgressErrorContext = {}): ProgressError {
   if (isProgressError(cause)) return cause;
   const reason = cause instanceof Error ? cause.message : String(cause);
+  if (reason.includes('WRONGTYPE')) return new ProgressError('DATA_CORRUPTED', `${PKG} ${what}: a key holds another kind of value (${reason})`, { cause, context });
   return new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: ${reason}`, { cause, context });
 }
 

@@ -205,6 +205,17 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  it('reports a key that holds another kind of value as DATA_CORRUPTED, and writes nothing', async () => {
+    const keyPrefix = freshPrefix('wrongtype');
+    const store = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('wrongtype');
+    await admin.set(store.keys.upgrade(f.upgradeId).meta, 'not a hash');
+    expect((await errorOf(appendBatch(store, f, 2))).code).toBe('DATA_CORRUPTED');
+    expect((await errorOf(store.load(f.upgradeId))).code).toBe('DATA_CORRUPTED');
+    expect(await admin.exists(store.keys.upgrade(f.upgradeId).events, store.keys.feed, store.keys.index)).toBe(0);
+    await store.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
