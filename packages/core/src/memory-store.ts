@@ -2,7 +2,7 @@ import { ProgressError } from './errors.js';
 import type { ProgressStore } from './interfaces.js';
 import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSummaryRow } from './model.js';
 import { cloneState, replayEvents } from './reducer.js';
-import { assertAppend, assertAppendState, filterRows } from './store-helpers.js';
+import { appendInputError, assertAppend, assertAppendState, filterRows } from './store-helpers.js';
 import { toSummaryRow } from './summary.js';
 import { assertCount, assertValidId } from './validation.js';
 
@@ -72,10 +72,7 @@ export class MemoryStore implements ProgressStore {
       try {
         snapshot = cloneState(state);
       } catch (cause) {
-        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] MemoryStore: upgrade "${upgradeId}": the state could not be copied (${(cause as Error)?.message ?? String(cause)})`, {
-          cause,
-          context: { upgradeId, expectedSeq },
-        });
+        throw appendInputError('MemoryStore', upgradeId, expectedSeq, 'the state could not be copied', cause);
       }
     }
     if (!entry) {

@@ -58,6 +58,17 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
   }
 }
 
+/**
+ * `INVALID_ARGUMENT` for an append whose events or state a store could not serialize or copy (`why`
+ * says which, `cause` is what threw): nothing was stored. Every store refuses such input alike.
+ */
+export function appendInputError(store: string, upgradeId: string, expectedSeq: number, why: string, cause: unknown): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[${store}] upgrade "${upgradeId}": ${why} (${(cause as Error)?.message ?? String(cause)})`, {
+    cause,
+    context: { upgradeId, expectedSeq },
+  });
+}
+
 /** Checks a list filter; throws `INVALID_ARGUMENT` for a bad one. */
 export function assertListFilter(filter: ListFilter | undefined): void {
   if (filter === undefined) return;

@@ -3,13 +3,13 @@ import { readdirSync, statSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import { resolve as resolvePath, join } from 'node:path';
 import {
+  appendInputError,
   applyEventInPlace,
   assertAppend,
   assertAppendState,
   assertListFilter,
   filterRows,
   isProgressError,
-  ProgressError,
   isTerminal,
   isValidId,
   replayEvents,
@@ -124,10 +124,7 @@ export class JsonFileStore implements ProgressStore {
       data = encodeEvents(events);
       snapshot = state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
     } catch (cause) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-json] upgrade "${upgradeId}": the events or the state could not be written as JSON (${(cause as Error)?.message ?? String(cause)})`, {
-        cause,
-        context: { upgradeId, expectedSeq },
-      });
+      throw appendInputError('@progress/storage-json', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', cause);
     }
     let writer = await this.#writer(upgradeId);
     while (writer.broken) {

@@ -1,5 +1,6 @@
 import {
   ProgressError,
+  appendInputError,
   assertAppend,
   assertAppendState,
   assertListFilter,
@@ -227,13 +228,7 @@ export class RedisStore implements ProgressStore {
       if (row || snapshot) args.push(row);
       if (snapshot) args.push(snapshot);
     } catch (err) {
-      if (isProgressError(err)) return Promise.reject(err);
-      return Promise.reject(
-        new ProgressError('INVALID_ARGUMENT', `${PKG} upgrade "${upgradeId}": the events or the state could not be written as JSON (${(err as Error)?.message ?? String(err)})`, {
-          cause: err,
-          context: { upgradeId, expectedSeq },
-        }),
-      );
+      return Promise.reject(isProgressError(err) ? err : appendInputError('@progress/storage-redis', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', err));
     }
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ upgradeId, expectedSeq, n, args, headAt, score, expiresAt: Infinity, settled: false, resolve, reject });

@@ -27,6 +27,7 @@ export {
   estimateCompletion,
   findCurrentTask,
   toSummaryRow,
+  appendInputError,
   assertAppend,
   assertAppendState,
   assertListFilter,
