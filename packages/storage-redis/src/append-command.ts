@@ -56,7 +56,8 @@ function prepared(name: string, args: string[], keyPrefix: string | undefined): 
   return new AppendCommand(name, takesFlat ? (new FlatArgs(list) as unknown as string[]) : list, keyPrefix ? { keyPrefix } : undefined);
 }
 
-const keyPrefixOf = (client: Redis | Cluster): string | undefined => (client as { options?: { keyPrefix?: string } }).options?.keyPrefix || undefined;
+/** The client's `keyPrefix` option (a Cluster copies its nodes' into its own), or undefined. */
+export const keyPrefixOf = (client: Redis | Cluster): string | undefined => (client as { options?: { keyPrefix?: string } }).options?.keyPrefix || undefined;
 
 /**
  * The append script as one prepared EVALSHA command, sent straight to the client. This skips
@@ -66,10 +67,10 @@ const keyPrefixOf = (client: Redis | Cluster): string | undefined => (client as 
  * `args` is `[APPEND_SHA, numKeys, ...keys, ...argv]` ({@link APPEND_SHA} first), built once by
  * the caller. When Redis does not know the script (NOSCRIPT: a restarted or flushed server), the same
  * arguments are re-sent as EVAL on the client: NOSCRIPT means the script did not run, so this cannot
- * apply an append twice.
+ * apply an append twice. `keyPrefix` is the client's own ({@link keyPrefixOf}, read once by the
+ * store), put in front of the keys as the client does for its other commands.
  */
-export function sendAppend(redis: Redis | Cluster, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
-  const keyPrefix = keyPrefixOf(redis);
+export function sendAppend(redis: Redis | Cluster, keyPrefix: string | undefined, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
   const command = prepared('evalsha', args, keyPrefix);
   via.sendCommand(command);
   // One reaction on the command's own promise (no .catch() in between: every promise hop is time on

@@ -25,7 +25,7 @@ import { eventsToJson } from './event-json.js';
 import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
-import { APPEND_SHA, sendAppend, type AppendReply } from './append-command.js';
+import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { appendHead, defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
@@ -94,6 +94,8 @@ export class RedisStore implements ProgressStore {
   readonly #owns: boolean;
   readonly #url: string;
   readonly #cluster: boolean;
+  /** The client's own `keyPrefix` (a client passed in), which appends must carry like its other commands. */
+  readonly #clientKeyPrefix: string | undefined;
   readonly #keys: KeyLayout;
   readonly #logger: Logger;
   readonly #clock: ServerClock;
@@ -156,6 +158,7 @@ export class RedisStore implements ProgressStore {
       this.#redis = defineScripts(redis);
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
+    this.#clientKeyPrefix = keyPrefixOf(this.#redis);
     this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs);
     this.#redis.on('ready', this.#onReady);
   }
@@ -288,7 +291,7 @@ export class RedisStore implements ProgressStore {
       p.expiresAt = expiresAt;
       // Sent once: a re-send after a lost connection is the same command, with the same deadline.
       p.args[p.headAt] = deadline + p.args[p.headAt]!;
-      sendAppend(this.#redis, via, p.args, (err, reply) => this.#settle(p, err, reply));
+      sendAppend(this.#redis, this.#clientKeyPrefix, via, p.args, (err, reply) => this.#settle(p, err, reply));
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.
     if (pipeline) void pipeline.exec().catch(() => {});
