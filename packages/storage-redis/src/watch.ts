@@ -149,7 +149,19 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
       first = false;
       const entries = read.entries ?? [];
       const lastRead = entries.length > 0 ? seqOf(entries[entries.length - 1]![0]) : 0;
+      const firstSight = epoch === undefined;
       if (!check(read.meta, Math.max(next, lastRead), entries.length)) continue;
+      // A watch started before its upgrade existed learns the epoch from the meta read after the
+      // entries. The upgrade may have been deleted and created again in between (other clients'
+      // commands can run after the XREAD returns): entries from its start must then carry that
+      // epoch, or they belong to the deleted one, and are read again (nothing was handed out yet).
+      if (firstSight && next === 0 && entries.length > 0 && read.meta[1] !== null) {
+        const start = decodeEntry(keys.events, entries[0]!)[0]!;
+        if (start.seq === 1 && start.eventId !== read.meta[1]) {
+          epoch = undefined;
+          continue;
+        }
+      }
       const trimmedText = read.meta[2];
       // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
       // one holds seq next + 1 (possibly after events already handed out, skipped here).

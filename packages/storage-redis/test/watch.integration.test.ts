@@ -112,6 +112,57 @@ describe('RedisStore.watch', () => {
     await store.close();
   });
 
+  it('never mixes the first events of an upgrade deleted between its read and its meta with the next one (a watch started before it existed)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const seen: ProgressEvent[] = [];
+    const done = endOf(store.watch('mix', 0), (ev) => seen.push(ev));
+    // The watcher waits in XREAD BLOCK for an upgrade that does not exist yet.
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const keys = store.keys.upgrade('mix');
+    const a = new EventFactory('mix');
+    const [a1] = a.batch(1);
+    const b = new EventFactory('mix');
+    const [b1, b2] = b.batch(2);
+    // One pipeline, run by Redis in one go: the first append serves the watcher's XREAD at once, and
+    // the delete and the new upgrade's appends run before the watcher's meta read.
+    const admin = adminClient();
+    await admin
+      .pipeline()
+      .xadd(keys.events, '0-1', 'b', JSON.stringify([a1]))
+      .hset(keys.meta, 'lastSeq', '1', 'epoch', a1!.eventId)
+      .del(keys.events, keys.meta)
+      .xadd(keys.events, '0-1', 'b', JSON.stringify([b1]))
+      .xadd(keys.events, '0-2', 'b', JSON.stringify([b2]))
+      .hset(keys.meta, 'lastSeq', '2', 'epoch', b1!.eventId)
+      .exec();
+    await admin.quit();
+    await until(() => seen.length >= 2);
+    await new Promise((r) => setTimeout(r, 100));
+    // One upgrade's log, from its start: the deleted one's event is not followed by the new one's.
+    expect(seen.map((ev) => ev.eventId)).toEqual([b1!.eventId, b2!.eventId]);
+    await store.close();
+    expect(await done).toBeUndefined();
+  });
+
+  it('reports the trimmed start of an upgrade created after the watch began (NOT_FOUND, reason trimmed), not a busy loop', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const done = endOf(store.watch('late-trim', 0));
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const keys = store.keys.upgrade('late-trim');
+    const f = new EventFactory('late-trim');
+    const [e1, , e3] = f.batch(3);
+    // Created and trimmed by retention before the watcher's first read: the log starts at seq 3.
+    const admin = adminClient();
+    await admin.pipeline().xadd(keys.events, '0-3', 'b', JSON.stringify([e3])).hset(keys.meta, 'lastSeq', '3', 'epoch', e1!.eventId, 'trimmed', '2').exec();
+    await admin.quit();
+    const err = await done;
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect(err!.context).toMatchObject({ reason: 'trimmed', afterSeq: 0, trimmedSeq: 2 });
+    await store.close();
+  });
+
   it('ends with NOT_FOUND, not a busy loop, on events whose meta is gone (an orphaned stream)', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 100 });
     const f = new EventFactory('orphan');
