@@ -174,9 +174,11 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
             if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
             throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
           }
+          // Checked before each event, not after: a reply that came in the tick close() was called
+          // would otherwise still hand out its first event.
+          if (watcher.aborted) return;
           next = event.seq;
           yield event;
-          if (watcher.aborted) return;
         }
       }
     }
@@ -296,9 +298,10 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           if (kept?.eventId === restartOf.eventId) fresh = events.filter((e) => e.seq > restartOf.seq);
         }
         for (const event of fresh) {
+          // Before each event: reads on a client passed in are still answered after close().
+          if (watcher.aborted) return;
           mark(upgradeId, event);
           yield event;
-          if (watcher.aborted) return;
         }
       }
     }

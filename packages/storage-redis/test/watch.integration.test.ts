@@ -328,6 +328,28 @@ describe('RedisStore.watchAll and close()', () => {
     await writer.close();
     await proxy.close();
   });
+
+  it('hands out nothing after close() when a client passed in answers the read later', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('close-read-own');
+    const client = new Redis(proxy.url);
+    const store = makeStore(prefixes, { redis: client, keyPrefix, watchBlockMs: 5_000 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const iterator = store.watchAll()[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.hold();
+    await appendBatch(writer, new EventFactory('close-read-own'), 3);
+    await new Promise((r) => setTimeout(r, 100));
+    // The store closes while the read is held; the client stays open (it is the caller's), so the
+    // read is answered after close() returned.
+    await store.close();
+    proxy.release();
+    await expect(first).resolves.toEqual({ done: true, value: undefined });
+    client.disconnect();
+    await writer.close();
+    await proxy.close();
+  });
 });
 
 describe('RedisStore.watchAll connections', () => {
