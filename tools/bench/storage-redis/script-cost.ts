@@ -1,6 +1,10 @@
 // Redis' own cost of one append script call (INFO commandstats, usec per EVALSHA), beside a script
 // doing what BullMQ's updateProgress does (EXISTS, HGET, HSET, XADD MAXLEN ~) and an empty one, on
-// the sequential path (one call at a time, one event). Client work does not count. Use a private Redis:
+// the sequential path (one call at a time, one event, a deadline 10 s ahead as the store sends).
+// The "pieces" rows run the append script's common path cut short after each step (the head
+// parsed; then HGET; then HSET; then the events XADD), to show what each step adds; the full script
+// adds the feed XADD and the deadline check to the last of them. Client work does not count. Use a
+// private Redis:
 //   redis-server --port 6390 --save '' --daemonize yes
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/script-cost.ts
 import { randomUUID } from 'node:crypto';
@@ -15,6 +19,19 @@ const scripts: Record<string, string> = {
   'BullMQ-like: EXISTS, HGET, HSET, XADD MAXLEN ~': `redis.call('EXISTS', KEYS[2]) redis.call('HGET', KEYS[2], 'x') redis.call('HSET', KEYS[2], 'p', ARGV[2]) redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'event', 'progress', 'jobId', 'j1', 'data', ARGV[2]) return 0`,
   'return 1 (the cost of calling a script)': 'return 1',
 };
+// The append script up to (not including) its first Redis command: the head parsed.
+const PARSED = APPEND_LUA.slice(0, APPEND_LUA.indexOf('local function pastDeadline'));
+const pieces: Array<[string, string]> = [
+  ['pieces: head parsed', ''],
+  ['pieces: + HGET lastSeq', "local l = redis.call('HGET', KEYS[2], 'lastSeq')"],
+  ['pieces: + HSET lastSeq, fast', "redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast)"],
+  ['pieces: + XADD of the events', "redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])"],
+];
+let body = PARSED;
+for (const [name, step] of pieces) {
+  body += `\n${step}`;
+  scripts[name] = `${body}\nreturn 1`;
+}
 const shas = Object.fromEntries(await Promise.all(Object.entries(scripts).map(async ([name, lua]) => [name, (await r.script('LOAD', lua)) as string])));
 const evalshaStats = async (): Promise<[number, number]> => {
   const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await r.info('commandstats'));
@@ -27,8 +44,8 @@ for (let round = 0; round < 5; round++) {
     const id = `${run}:{u${round}:${Object.keys(scripts).indexOf(name)}}`;
     const before = await evalshaStats();
     for (let i = 0; i < N; i++) {
-      // The head as RedisStore sends it: no deadline (0), the feed key (flags 1), one event.
-      const head = `0${appendHead(1, i, 1, '', 'u1', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${i}`)}`;
+      // The head as RedisStore sends it: a deadline 10 s ahead, the feed key (flags 1), one event.
+      const head = `${Date.now() + 10_000}${appendHead(1, i, 1, '', 'u1', `${i + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${i}`)}`;
       await r.evalsha(shas[name]!, 3, `${id}:events`, `${id}:meta`, `${run}:feed`, head, `[${event}]`);
     }
     const after = await evalshaStats();
