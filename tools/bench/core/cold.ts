@@ -6,14 +6,12 @@
 //   node --cpu-prof --cpu-prof-interval=50 --import tsx tools/bench/core/cold.ts
 // (without --conditions, core's built dist/ gives line numbers), and read the lines that touch
 // memory first: they carry the cost.
-import { ProgressTracker } from '@progress/core';
+import { openBenchTracker } from './bench-tracker.js';
 import { instantStore } from './instant-store.js';
 
 // Setup goes to a MemoryStore; the measured commands are acknowledged at once.
 const store = instantStore();
-const tracker = await ProgressTracker.open({ upgradeId: 'u0', planId: 'plan', clusterName: 'bench', store });
-await tracker.startUpgrade();
-await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+const tracker = await openBenchTracker(store, 'u0');
 
 const evict = new Uint8Array(Number(process.env.MB ?? 5) << 20);
 const N = 3000;

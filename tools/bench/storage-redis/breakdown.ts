@@ -17,11 +17,11 @@
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/breakdown.ts
 // ONLY=bull,tracker picks contenders (bull always runs: it is the yardstick).
 import { randomUUID } from 'node:crypto';
-import { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { openBenchTracker } from '../core/bench-tracker.js';
 import { instantStore } from '../core/instant-store.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -33,17 +33,13 @@ const r = new Redis(url);
 
 // Shared setup: a tracker on RedisStore with 10 tasks, one of its events as the sample payload.
 const store = new RedisStore({ url, keyPrefix: prefix });
-const tracker = await ProgressTracker.open({ upgradeId: 'u0', planId: 'plan', clusterName: 'bench', store });
-await tracker.startUpgrade();
-await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+const tracker = await openBenchTracker(store, 'u0');
 const sample = JSON.parse(JSON.stringify(await tracker.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
 const sampleJson = JSON.stringify(sample);
 
 // A tracker whose store acknowledges at once (setup goes to a MemoryStore).
 const instant = instantStore();
-const coreOnly = await ProgressTracker.open({ upgradeId: 'c0', planId: 'plan', clusterName: 'bench', store: instant });
-await coreOnly.startUpgrade();
-await coreOnly.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+const coreOnly = await openBenchTracker(instant, 'c0');
 
 // What-if scripts: the common path only (no retry check, retention or snapshot), for measuring.
 const headFields = `local h = ARGV[1]

@@ -9,6 +9,7 @@ import { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { openBenchTracker } from '../core/bench-tracker.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const runId = randomUUID().slice(0, 8);
@@ -61,12 +62,7 @@ async function alternate(contenders: Record<string, () => Promise<number>>): Pro
 
 const store = new RedisStore({ url, keyPrefix, connectionName: 'bench-store' });
 let upgrades = 0;
-async function openTracker(): Promise<ProgressTracker> {
-  const tracker = await ProgressTracker.open({ upgradeId: `u${++upgrades}`, planId: 'plan', clusterName: 'bench', store });
-  await tracker.startUpgrade();
-  await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
-  return tracker;
-}
+const openTracker = (): Promise<ProgressTracker> => openBenchTracker(store, `u${++upgrades}`);
 
 async function trackerSequential(): Promise<number> {
   const tracker = await openTracker();

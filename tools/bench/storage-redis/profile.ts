@@ -2,10 +2,11 @@
 // (INFO commandstats deltas). Use a private Redis so other clients do not pollute the counters:
 //   REDIS_URL=redis://127.0.0.1:6390 node --cpu-prof --import tsx --conditions=@progress/source tools/bench/storage-redis/profile.ts
 import { randomUUID } from 'node:crypto';
-import { ProgressTracker } from '@progress/core';
+import type { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { openBenchTracker } from '../core/bench-tracker.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const only = process.env.ONLY ?? 'ours,bull';
@@ -49,12 +50,7 @@ async function serverCpu(): Promise<number> {
 }
 
 let k = 0;
-async function open(): Promise<ProgressTracker> {
-  const t = await ProgressTracker.open({ upgradeId: `u${++k}`, planId: 'plan', clusterName: 'bench', store });
-  await t.startUpgrade();
-  await t.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
-  return t;
-}
+const open = (): Promise<ProgressTracker> => openBenchTracker(store, `u${++k}`);
 const probe = await open();
 const sample = JSON.parse(JSON.stringify(await probe.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
 for (let r = 0; r < 3; r++) {

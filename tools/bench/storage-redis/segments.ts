@@ -13,10 +13,11 @@
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/segments.ts
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ProgressTracker } from '@progress/core';
+import type { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { openBenchTracker } from '../core/bench-tracker.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const N = Number(process.env.N ?? 4000);
@@ -48,12 +49,7 @@ const store = new RedisStore({ redis: ourClient, keyPrefix: `segments:${run}:` }
 const queue = new Queue('segments', { connection: bullClient, prefix: `segments-bull-${run}` });
 
 let upgrades = 0;
-async function openTracker(): Promise<ProgressTracker> {
-  const tracker = await ProgressTracker.open({ upgradeId: `u${++upgrades}`, planId: 'plan', clusterName: 'bench', store });
-  await tracker.startUpgrade();
-  await tracker.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
-  return tracker;
-}
+const openTracker = (): Promise<ProgressTracker> => openBenchTracker(store, `u${++upgrades}`);
 // BullMQ's payload: one of our events (the same bytes and information), as in index.ts.
 const probe = await openTracker();
 const sample = JSON.parse(JSON.stringify(await probe.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
