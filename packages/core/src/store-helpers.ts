@@ -30,9 +30,10 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
 
 /**
  * Checks the `state` argument of `append` (the upgrade's state after the events, which a store may
- * write as a snapshot and from which it takes the `list()` row): an object with a whole `lastSeq`,
- * a known `status`, a finite `overallPercentage`, a string `updatedAt` and a `tasks` object. Every
- * store checks it before it changes anything, so that a bad one is refused the same way everywhere.
+ * write as a snapshot and from which it takes the `list()` row): an object of this `upgradeId` with
+ * a whole `lastSeq`, a known `status`, a finite `overallPercentage`, a string `updatedAt` and a
+ * `tasks` object. Every store checks it before it changes anything, so that a bad one is refused
+ * the same way everywhere.
  *
  * @throws ProgressError `INVALID_ARGUMENT`
  */
@@ -40,6 +41,7 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
   const s = state !== null && typeof state === 'object' ? (state as Partial<Record<keyof UpgradeProgress, unknown>>) : undefined;
   if (
     !s ||
+    s.upgradeId !== upgradeId ||
     typeof s.lastSeq !== 'number' ||
     !Number.isSafeInteger(s.lastSeq) ||
     s.lastSeq < 0 ||
@@ -52,7 +54,7 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
   ) {
     throw new ProgressError(
       'INVALID_ARGUMENT',
-      `[${store}] upgrade "${upgradeId}": state must be the upgrade's state after the events (lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
+      `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events (upgradeId, lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
       { context: { upgradeId } },
     );
   }
