@@ -126,14 +126,23 @@ elseif deadline ~= '0' and pastDeadline() then
   return {-1, tonumber(lastText)}
 end
 local events = KEYS[1]
+-- The first append indexes the upgrade. An index key holding another kind of value fails it with
+-- nothing written (the feed entry is taken back out): a script's writes are not rolled back.
+if indexKey then
+  local indexed = redis.pcall('ZADD', indexKey, score, upgradeId)
+  if type(indexed) == 'table' and indexed.err then
+    if feedId then redis.call('XDEL', feedKey, feedId) end
+    return redis.error_reply(indexed.err)
+  end
+end
 -- The stream disagreeing with lastSeq (an entry at or past the new id) is damage, not a conflict:
--- report it with nothing written (the feed entry is taken back out).
+-- report it with nothing written (the feed and index entries are taken back out).
 local added = redis.pcall('XADD', events, '0-' .. newLast, 'b', ARGV[2])
 if type(added) == 'table' and added.err then
   if feedId then redis.call('XDEL', feedKey, feedId) end
+  if indexKey then redis.call('ZREM', indexKey, upgradeId) end
   return {-2, added.err}
 end
-if indexKey then redis.call('ZADD', indexKey, score, upgradeId) end
 local row = ARGV[3]
 if row and row ~= '' then
   redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast, 'row', row)

@@ -216,6 +216,22 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  it('writes nothing either when the index key holds another kind of value, and appends once it is repaired', async () => {
+    const keyPrefix = freshPrefix('wrongtype-index');
+    const store = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('wrongtype-index');
+    await admin.set(store.keys.index, 'not a sorted set');
+    const events = f.batch(2);
+    expect((await errorOf(store.append(f.upgradeId, events, 0, f.snapshot()))).code).toBe('DATA_CORRUPTED');
+    expect(await admin.exists(store.keys.upgrade(f.upgradeId).events, store.keys.upgrade(f.upgradeId).meta)).toBe(0);
+    expect(await admin.xlen(store.keys.feed)).toBe(0);
+    await admin.del(store.keys.index);
+    await store.append(f.upgradeId, events, 0, f.snapshot());
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2]);
+    expect(await admin.zscore(store.keys.index, f.upgradeId)).not.toBeNull();
+    await store.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
