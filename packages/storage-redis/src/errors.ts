@@ -28,9 +28,9 @@ export function trimmedError(upgradeId: string, afterSeq: number, trimmedSeq: nu
   );
 }
 
-/** `NOT_FOUND` (`context.reason = 'deleted'`): the upgrade a watcher follows is gone (deleted, expired, or re-created). */
-export function goneError(upgradeId: string, afterSeq: number, why: string): ProgressError {
-  return new ProgressError('NOT_FOUND', `${PKG} upgrade "${upgradeId}": ${why} while watched after seq ${afterSeq}; load it again to start over`, {
+/** `NOT_FOUND` (`context.reason = 'deleted'`): the upgrade a reader follows is gone (deleted, expired, or re-created). */
+export function goneError(upgradeId: string, afterSeq: number, why: string, doing: 'watched' | 'read' = 'watched'): ProgressError {
+  return new ProgressError('NOT_FOUND', `${PKG} upgrade "${upgradeId}": ${why} while ${doing} after seq ${afterSeq}; load it again to start over`, {
     context: { upgradeId, reason: 'deleted', afterSeq },
   });
 }

@@ -22,7 +22,7 @@ import {
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
 import { eventsToJson } from './event-json.js';
-import { closedError, corrupted, trimmedError, unavailable, withTimeout } from './errors.js';
+import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -427,16 +427,21 @@ export class RedisStore implements ProgressStore {
     const keys = this.#keys.upgrade(upgradeId);
     let next = afterSeq;
     let left = limit;
+    /** The upgrade's epoch (the eventId of its seq 1) on the first page: another one on a later page means it was deleted (and perhaps created again) in between. */
+    let epoch: string | null | undefined;
     while (left > 0) {
       // Entries, not events: each holds one append's events, so `left` entries hold at least `left` events.
       const count = Math.min(this.#options.pageSize, left);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
-      // One transaction: the trim mark and the page are consistent with each other.
-      const exec = this.#redis.multi().hget(keys.meta, 'trimmed').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
+      // One transaction: the trim mark, the epoch and the page are consistent with each other.
+      const exec = this.#redis.multi().hmget(keys.meta, 'trimmed', 'epoch').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
       const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
-      const [trimErr, trimmedText] = results?.[0] ?? [new Error('transaction aborted')];
+      const [metaErr, meta] = results?.[0] ?? [new Error('transaction aborted')];
       const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
-      if (trimErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, trimErr ?? rangeErr, { upgradeId });
+      if (metaErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, metaErr ?? rangeErr, { upgradeId });
+      const [trimmedText, epochNow] = meta as Array<string | null>;
+      if (epoch === undefined) epoch = epochNow ?? null;
+      else if ((epochNow ?? null) !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
       const trimmed = Number(trimmedText ?? 0);
       const page = (entries ?? []) as StreamEntry[];
       // Retention removes whole entries, so events up to the trim mark that share an entry with kept

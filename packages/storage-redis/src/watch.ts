@@ -189,6 +189,15 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
 
 const SEEN_LIMIT = 100_000;
 
+/** What watchAll reads of one upgrade for a page of the feed: events after `after`, up to `to`, checked against `prev` (the last one handed out). */
+interface Range {
+  after: number;
+  to: number;
+  prev: { seq: number; eventId: string } | undefined;
+  /** Read from seq 1 (a feed entry for seq 1 again): all of it is new unless `prev` is still there. */
+  fromStart: boolean;
+}
+
 /**
  * See `RedisStore.watchAll`. The start point is taken at the call (on the store's connection), not
  * at the first `next()`; the dedicated connection opens when the iteration starts, so an iterable
@@ -230,6 +239,9 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       // trim must not end the feed of every other one. Go on from the trim mark; the consumer sees
       // the seq jump, and readEvents from its last seq tells it NOT_FOUND 'trimmed' (the
       // ws-server answers with a resync).
+      // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
+      // the rest, if any, comes with that upgrade's own feed entries.
+      if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return out;
       if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
       const trimmed = Number(err.context.trimmedSeq);
       ctx.logger.warn({ upgradeId, afterSeq: after, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
@@ -254,7 +266,7 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       last = entries[entries.length - 1]![0];
       // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
       // together), from the last seq handed out (which also fills a gap left by a lost entry).
-      const ranges = new Map<string, { after: number; to: number; restartOf?: { seq: number; eventId: string } | undefined }>();
+      const ranges = new Map<string, Range>();
       for (const [id, fields] of entries) {
         const pointer = decodeFeedEntry(fields);
         if (!pointer) {
@@ -266,9 +278,9 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         // seq 1 again, for an upgrade already followed (perhaps earlier in this page): either it was
         // deleted and created again, or the entry is a repeat (a cluster-mode follow-up re-sent
         // after a lost reply). Read from the start, at least up to the last seq handed out: if that
-        // event is still there with the same id, it is the same upgrade (see below).
+        // event is still there with the same id, it is the same upgrade (see `fresh`).
         if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
-          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0), restartOf: prev });
+          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0), prev, fromStart: true });
           continue;
         }
         const range = ranges.get(pointer.upgradeId);
@@ -276,11 +288,29 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           range.to = Math.max(range.to, to);
           continue;
         }
-        // Unknown upgrade: start at this entry.
-        ranges.set(pointer.upgradeId, { after: prev?.seq ?? pointer.first - 1, to });
+        // A followed upgrade: read from the last event handed out, to check it is still there, the
+        // same one (an entry may point into an upgrade deleted and created again since). An unknown
+        // one: start at this entry.
+        ranges.set(pointer.upgradeId, prev ? { after: prev.seq - 1, to, prev, fromStart: false } : { after: pointer.first - 1, to, prev, fromStart: false });
       }
-      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => collect(upgradeId, r.after, r.to).then((events) => ({ upgradeId, events, restartOf: r.restartOf })));
-      let pages: Array<{ upgradeId: string; events: ProgressEvent[]; restartOf: { seq: number; eventId: string } | undefined }>;
+      /** The events of `r` not handed out yet, of the upgrade as it is now. */
+      const fresh = async (upgradeId: string, r: Range): Promise<ProgressEvent[]> => {
+        const events = await collect(upgradeId, r.after, r.to);
+        const prev = r.prev;
+        if (!prev) return events;
+        const kept = events.find((e) => e.seq === prev.seq);
+        // The event last handed out is still there, the same one: only what follows it is new.
+        if (kept?.eventId === prev.eventId) return events.filter((e) => e.seq > prev.seq);
+        if (r.fromStart) return events;
+        // Not there (deleted, or trimmed by retention): what follows it, if anything, is new.
+        if (!kept) return events.filter((e) => e.seq > prev.seq);
+        // Another event at that seq: the upgrade was deleted and created again; its events from its start.
+        return collect(upgradeId, 0, r.to);
+      };
+      const reads = [...ranges]
+        .filter(([, r]) => r.to > (r.fromStart ? 0 : (r.prev?.seq ?? r.after)))
+        .map(([upgradeId, r]) => fresh(upgradeId, r).then((events) => ({ upgradeId, events })));
+      let pages: Array<{ upgradeId: string; events: ProgressEvent[] }>;
       try {
         pages = await Promise.all(reads);
       } catch (err) {
@@ -289,15 +319,8 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         if (watcher.aborted) return;
         throw err;
       }
-      for (const { upgradeId, events, restartOf } of pages) {
-        let fresh = events;
-        if (restartOf) {
-          // The event last handed out is still there, the same one: a repeated entry, not a new
-          // upgrade; only what follows it is new.
-          const kept = events.find((e) => e.seq === restartOf.seq);
-          if (kept?.eventId === restartOf.eventId) fresh = events.filter((e) => e.seq > restartOf.seq);
-        }
-        for (const event of fresh) {
+      for (const { upgradeId, events } of pages) {
+        for (const event of events) {
           // Before each event: reads on a client passed in are still answered after close().
           if (watcher.aborted) return;
           mark(upgradeId, event);

@@ -284,6 +284,35 @@ describe('RedisStore: appends', () => {
   });
 });
 
+describe('RedisStore: readEvents across a delete', () => {
+  it('ends with NOT_FOUND (reason deleted) when the upgrade is deleted, or deleted and created again, between two pages', async () => {
+    for (const recreate of [false, true]) {
+      const store = makeStore(prefixes, { pageSize: 1 });
+      const old = new EventFactory('paged');
+      for (let i = 0; i < 3; i++) await appendBatch(store, old, 1);
+      const seen: string[] = [];
+      const err = await errorOf(
+        (async () => {
+          for await (const ev of store.readEvents('paged', 0)) {
+            seen.push(ev.eventId);
+            if (seen.length > 1) continue;
+            await store.delete('paged');
+            if (recreate) {
+              const fresh = new EventFactory('paged');
+              for (let i = 0; i < 4; i++) await appendBatch(store, fresh, 1);
+            }
+          }
+        })(),
+      );
+      expect(err.code).toBe('NOT_FOUND');
+      expect(err.context).toMatchObject({ upgradeId: 'paged', reason: 'deleted', afterSeq: 1 });
+      // Only the first page was handed out: nothing of the new upgrade followed it.
+      expect(seen).toHaveLength(1);
+      await store.close();
+    }
+  });
+});
+
 describe('RedisStore: retention', () => {
   it('trims only events covered by the snapshot, and tells a reader of trimmed events so', async () => {
     const store = makeStore(prefixes, { snapshotEvery: 10, retention: { maxEvents: 5 } });

@@ -308,6 +308,28 @@ describe('RedisStore.watchAll and repeated feed entries', () => {
 });
 
 describe('RedisStore.watchAll and close()', () => {
+  it('hands out an upgrade deleted and created again while its consumer was slow from its new start, not as the old one\'s continuation', async () => {
+    const store = makeStore(prefixes, { pageSize: 1, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const { stop, iterator } = await followAll(store);
+    const old = new EventFactory('slow-recreate');
+    await appendBatch(writer, old, 1);
+    await appendBatch(writer, old, 1);
+    expect((await iterator.next()).value.seq).toBe(1);
+    // The consumer is slow: the upgrade is deleted and created again before it asks for more.
+    await writer.delete('slow-recreate');
+    const fresh = new EventFactory('slow-recreate');
+    const written: ProgressEvent[] = [];
+    for (let i = 0; i < 3; i++) written.push(...(await appendBatch(writer, fresh, 1)));
+    const got: ProgressEvent[] = [];
+    while (got.length < 3) got.push((await iterator.next()).value as ProgressEvent);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    await iterator.return?.();
+    await writer.close();
+    await store.close();
+  });
+
   it('ends quietly when the store closes while it reads the events a feed entry points to', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('close-read');
