@@ -65,26 +65,32 @@ export const keyPrefixOf = (client: Redis | Cluster): string | undefined => (cli
  * promise per call; on the sequential path that was a measurable part of the client's time.
  *
  * `args` is `[APPEND_SHA, numKeys, ...keys, ...argv]` ({@link APPEND_SHA} first), built once by
- * the caller. When Redis does not know the script (NOSCRIPT: a restarted or flushed server), the same
- * arguments are re-sent as EVAL on the client: NOSCRIPT means the script did not run, so this cannot
- * apply an append twice. `keyPrefix` is the client's own ({@link keyPrefixOf}, read once by the
- * store), put in front of the keys as the client does for its other commands.
+ * the caller. The same arguments are sent again on the client:
+ * - when Redis does not know the script (NOSCRIPT: a restarted or flushed server), as EVAL: NOSCRIPT
+ *   means the script did not run, so this cannot apply an append twice;
+ * - when ioredis aborts the command because the connection closed after a part of its pipeline was
+ *   answered (it re-sends a lone command or a pipeline answered in none of its parts itself, but not
+ *   this). The append may have run: the script recognises a re-sent append (by its first event id)
+ *   and refuses one past its deadline, so the append is applied once and answered truly.
+ *
+ * `keyPrefix` is the client's own ({@link keyPrefixOf}, read once by the store), put in front of
+ * the keys as the client does for its other commands.
  */
 export function sendAppend(redis: Redis | Cluster, keyPrefix: string | undefined, via: CommandSink, args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
-  const command = prepared('evalsha', args, keyPrefix);
+  send(redis, keyPrefix, via, 'evalsha', args, settle);
+}
+
+function send(redis: Redis | Cluster, keyPrefix: string | undefined, via: CommandSink, name: 'evalsha' | 'eval', args: string[], settle: (err: unknown, reply?: AppendReply) => void): void {
+  const command = prepared(name, args, keyPrefix);
   via.sendCommand(command);
   // One reaction on the command's own promise (no .catch() in between: every promise hop is time on
   // the sequential path).
   (command.promise as Promise<AppendReply>).then(
     (reply) => settle(undefined, reply),
     (err: unknown) => {
-      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) return settle(err);
-      const retry = prepared('eval', [APPEND_LUA, ...args.slice(1)], keyPrefix);
-      (redis as CommandSink).sendCommand(retry);
-      (retry.promise as Promise<AppendReply>).then(
-        (reply) => settle(undefined, reply),
-        (e: unknown) => settle(e),
-      );
+      if (err instanceof Error && err.name === 'AbortError') return send(redis, keyPrefix, redis as CommandSink, name, args, settle);
+      if (name === 'evalsha' && err instanceof Error && err.message.includes('NOSCRIPT')) return send(redis, keyPrefix, redis as CommandSink, 'eval', [APPEND_LUA, ...args.slice(1)], settle);
+      settle(err);
     },
   );
 }

@@ -73,6 +73,22 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it('acknowledges the appends of a pipeline cut after its first reply once (ioredis aborts the rest; they may have run)', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 5_000 });
+    const factories = [new EventFactory('cut-1'), new EventFactory('cut-2'), new EventFactory('cut-3')];
+    for (const f of factories) await appendBatch(store, f, 1); // connected, clock measured
+    proxy.cutAfterFirstLine();
+    // One tick: one pipeline. Redis runs all three; only the first reply gets through.
+    const results = await Promise.allSettled(factories.map((f) => appendBatch(store, f, 1)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    for (const f of factories) expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2]);
+    // The next appends follow on: nothing was reported failed that was stored.
+    for (const f of factories) await appendBatch(store, f, 1);
+    await store.close();
+    await proxy.close();
+  });
+
   it("bounds an append by its own deadline, not by the commandTimeout of a client passed in (never failed, then stored)", async () => {
     const proxy = await startRedisProxy(redisUrl());
     const client = new Redis(proxy.url, { commandTimeout: 100 });

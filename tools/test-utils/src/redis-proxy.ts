@@ -14,6 +14,11 @@ export interface RedisProxy {
   release(): void;
   /** The next reply from Redis is not delivered: the connection is cut instead (once). */
   dropNextReply(): void;
+  /**
+   * The next data from Redis is delivered only up to the end of its first line (one simple reply,
+   * such as `:1`), then the connection is cut (once): a pipeline answered in part.
+   */
+  cutAfterFirstLine(): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -25,6 +30,7 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let holding = false;
   let dropReply = false;
+  let cutAfterLine = false;
   let connections = 0;
   const held: Array<() => void> = [];
   const server: Server = createServer((client) => {
@@ -41,10 +47,15 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
       if (holding) held.push(() => upstream.write(chunk));
       else upstream.write(chunk);
     });
-    upstream.on('data', (chunk) => {
+    upstream.on('data', (chunk: Buffer) => {
       if (dropReply) {
         dropReply = false;
         cut();
+        return;
+      }
+      if (cutAfterLine) {
+        cutAfterLine = false;
+        client.write(chunk.subarray(0, chunk.indexOf('\r\n') + 2), cut);
         return;
       }
       client.write(chunk);
@@ -66,6 +77,9 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     },
     dropNextReply: () => {
       dropReply = true;
+    },
+    cutAfterFirstLine: () => {
+      cutAfterLine = true;
     },
     get connections() {
       return connections;
