@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isIPv4 } from 'node:net';
 import type { ResolvedOptions } from './options.js';
 
 /** What to do with an HTTP upgrade request. */
@@ -23,7 +24,7 @@ export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): 
   }
   if (pathname !== o.path) return o.server ? { kind: 'ignore' } : { kind: 'refuse', status: 404 };
   const origin = req.headers.origin;
-  if (origin !== undefined && !originAllowed(origin, req.headers.host, o)) {
+  if (origin !== undefined && !originAllowed(origin, req, o)) {
     o.logger.info({ origin, host: req.headers.host }, 'refused a WebSocket from an origin that is not allowed');
     return { kind: 'refuse', status: 403 };
   }
@@ -39,7 +40,23 @@ export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): 
   return { kind: 'accept', principal };
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+/** True for an IPv4 address in 127.0.0.0/8. */
+function isLoopbackV4(address: string): boolean {
+  return isIPv4(address) && address.startsWith('127.');
+}
+
+/** True for an address of the loopback interface: 127.0.0.0/8, `::1`, or 127.x mapped into IPv6 (`::ffff:127.0.0.1`). */
+function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.toLowerCase();
+  if (a.startsWith('::ffff:')) return isLoopbackV4(a.slice(7));
+  return a === '::1' || isLoopbackV4(a);
+}
+
+/** True for a loopback host name, as a Host header names it (without the port): `localhost`, 127.x.x.x, `[::1]`. */
+function isLoopbackHostname(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || isLoopbackV4(hostname);
+}
 
 /** The hostname of a Host header value (`host[:port]`, `[v6]:port`), lower-cased. */
 function hostnameOf(host: string): string {
@@ -51,13 +68,15 @@ function hostnameOf(host: string): string {
 
 /**
  * The origin check. With an allow-list, exact matches only; with `'*'`, any. By default the page
- * must come from the server itself (the Origin's host:port is the request's Host), and a server
- * listening on a loopback address takes only loopback Host names, so a page on another site, or
- * one reaching 127.0.0.1 through a rebound DNS name, cannot connect.
+ * must come from the server itself (the Origin's host:port is the request's Host), and a request
+ * that arrived on a loopback address (whatever the server listens on, standalone or attached) must
+ * name a loopback Host, so a page on another site, or one reaching 127.0.0.1 through a rebound DNS
+ * name, cannot connect.
  */
-function originAllowed(origin: string, host: string | undefined, o: ResolvedOptions): boolean {
+function originAllowed(origin: string, req: IncomingMessage, o: ResolvedOptions): boolean {
   if (o.allowedOrigins === '*') return true;
   if (o.allowedOrigins !== 'same-origin') return o.allowedOrigins.has(origin.toLowerCase());
+  const host = req.headers.host;
   if (!host) return false;
   let url: URL;
   try {
@@ -66,6 +85,7 @@ function originAllowed(origin: string, host: string | undefined, o: ResolvedOpti
     return false;
   }
   if (url.host.toLowerCase() !== host.toLowerCase()) return false;
-  if (!o.server && LOOPBACK_HOSTS.has(o.host.toLowerCase())) return LOOPBACK_HOSTS.has(hostnameOf(host));
+  // Decided by the connection, not by the options: a server on 0.0.0.0 or attached to an http.Server is reached on 127.0.0.1 too.
+  if (isLoopbackAddress(req.socket.localAddress)) return isLoopbackHostname(hostnameOf(host));
   return true;
 }

@@ -33,9 +33,10 @@ export interface ProgressWebSocketServerOptions {
   /**
    * Origins a browser may connect from (exact `scheme://host[:port]`), or `'*'` for any; others get
    * 403. A request without Origin (not a browser) passes. @default the server's own origin only:
-   * the Origin must name the host the request was sent to, and a server on a loopback address also
-   * requires a loopback Host (no DNS rebinding), so that no other web page open in the user's
-   * browser can read progress.
+   * the Origin must name the host the request was sent to, and a connection made to a loopback
+   * address (whatever `host` is, and also with `server`) also requires a loopback Host name:
+   * `localhost`, 127.x.x.x or `[::1]` (no DNS rebinding), so that no other web page open in the
+   * user's browser can read progress. Behind a reverse proxy on the same machine, list its public origin.
    */
   allowedOrigins?: readonly string[] | '*';
   /** Largest client message, in bytes; larger closes with 1009. @default 65536 */
@@ -48,6 +49,14 @@ export interface ProgressWebSocketServerOptions {
   heartbeatMs?: number;
   /** Per-connection rate limit. @default see {@link RateLimitOptions} */
   rateLimit?: RateLimitOptions;
+  /**
+   * How many upgrades one connection may be subscribed to at once (`*` not counted). A subscribe
+   * beyond it gets an `error` `RATE_LIMITED` and the connection stays; subscribing again to an
+   * upgrade already subscribed to replaces that subscription and is not counted twice. It bounds what
+   * one client makes the server hold: each subscription to a store-backed upgrade no other client
+   * follows runs a store `watch()`, which on a RedisStore is a Redis connection of its own. @default 100
+   */
+  maxSubscriptionsPerClient?: number;
   /** A pino-compatible logger. @default silent */
   logger?: Logger;
 }
@@ -68,6 +77,7 @@ export interface ResolvedOptions {
   closeTimeoutMs: number;
   heartbeatMs: number;
   rateLimit: Required<RateLimitOptions>;
+  maxSubscriptionsPerClient: number;
   logger: Logger;
 }
 
@@ -118,6 +128,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
       burst: whole(rate.burst, 'rateLimit.burst', 1, 40),
       maxViolations: whole(rate.maxViolations, 'rateLimit.maxViolations', 1, 50),
     },
+    maxSubscriptionsPerClient: whole(options.maxSubscriptionsPerClient, 'maxSubscriptionsPerClient', 1, 100),
     logger: options.logger ?? silentLogger,
   };
 }

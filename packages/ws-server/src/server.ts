@@ -372,6 +372,13 @@ export class ProgressWebSocketServer implements ProgressSink {
   async #subscribe(client: ClientConnection, upgradeId: string, sinceSeq: number | undefined): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
     const previous = client.subs.get(upgradeId);
+    // Messages of a client run one at a time, so no other subscribe of it is between here and subs.set.
+    if (!previous && client.subs.size >= this.#o.maxSubscriptionsPerClient) {
+      this.#o.logger.debug({ client: client.id, upgradeId }, 'refused a subscribe past maxSubscriptionsPerClient');
+      const max = this.#o.maxSubscriptionsPerClient;
+      client.send({ type: 'error', code: 'RATE_LIMITED', message: `at most ${max} subscriptions per connection; unsubscribe from one before subscribing to "${upgradeId}"` });
+      return;
+    }
     if (previous) {
       client.subs.delete(upgradeId);
       this.#dropSub(previous);

@@ -1,10 +1,12 @@
 import { createServer } from 'node:http';
+import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingMessage } from 'node:http';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { TestClient, openTracker, sleep } from './helpers.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
+import { WatchableMemoryStore } from './watchable-store.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 let server: ProgressWebSocketServer | undefined;
@@ -30,6 +32,21 @@ async function connect(url: string, options?: Parameters<typeof TestClient.conne
 function status(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
 }
+/** Connects to `address` as a page served from `http://${host}` does (a rebound DNS name, or a loopback one): Host and Origin name `host`. */
+async function asPageOf(host: string, port: number, address = '127.0.0.1'): Promise<TestClient> {
+  const c = await connect(`ws://${address.includes(':') ? `[${address}]` : address}:${port}/ws`, { headers: { host }, origin: `http://${host}` });
+  await c.next((m) => m.type === 'welcome');
+  return c;
+}
+/** The first address of this machine that is not a loopback one, if any. */
+function outsideAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && !i.internal && i.family === 'IPv4')?.address;
+}
+const hasIpv6 = Object.values(networkInterfaces())
+  .flat()
+  .some((i) => i?.internal && i.family === 'IPv6');
 /** The server still serves: a fresh client gets welcome and pong. */
 async function stillServes(url: string): Promise<void> {
   const c = await connect(url);
@@ -84,6 +101,48 @@ describe('handshake: authenticate (401) and origins (403)', () => {
       upgradeRequest('/ws', [`Origin: http://rebound.example:${port}`]).replace('Host: 127.0.0.1', `Host: rebound.example:${port}`),
     );
     expect(rebound.response).toMatch(/^HTTP\/1\.1 403 /);
+  });
+
+  it('takes only loopback Host names on a loopback connection also when listening on 0.0.0.0 or ::, or attached to an http.Server', async () => {
+    const http = createServer((_req, res) => res.end('app'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    try {
+      const ports: Array<[string, number]> = [];
+      const any = new ProgressWebSocketServer({ port: 0, host: '0.0.0.0' });
+      ports.push(['0.0.0.0', (await any.start()).port]);
+      const attached = new ProgressWebSocketServer({ server: http });
+      ports.push(['attached', (await attached.start()).port]);
+      const dual = hasIpv6 ? new ProgressWebSocketServer({ port: 0, host: '::' }) : undefined; // 127.0.0.1 arrives as ::ffff:127.0.0.1
+      if (dual) ports.push(['::', (await dual.start()).port]);
+      try {
+        for (const [label, port] of ports) {
+          // A page on rebound.example, whose name now resolves to 127.0.0.1, sends its own name as Host and Origin.
+          await expect(asPageOf(`rebound.example:${port}`, port), label).rejects.toSatisfy((e) => status(e) === 403);
+          for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `127.3.2.1:${port}`, `[::1]:${port}`]) await asPageOf(host, port);
+        }
+      } finally {
+        await Promise.all(clients.splice(0).map((c) => c.close()));
+        await Promise.all([any.stop(), attached.stop(), dual?.stop()]);
+      }
+    } finally {
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
+  });
+
+  it('takes a Host that is not loopback on a connection to another address, and any listed origin on a loopback one', async () => {
+    const { port } = await start({ host: '0.0.0.0' });
+    const outside = outsideAddress();
+    if (outside) {
+      await asPageOf(`ops.example:${port}`, port, outside);
+      await expect(connect(`ws://${outside}:${port}/ws`, { origin: 'http://evil.example' })).rejects.toSatisfy((e) => status(e) === 403);
+    }
+    await server!.stop();
+    const listed = await start({ allowedOrigins: ['http://ops.example'] });
+    await asPageOf('ops.example', listed.port);
+    await expect(asPageOf(`rebound.example:${listed.port}`, listed.port)).rejects.toSatisfy((e) => status(e) === 403);
   });
 
   it("takes any origin with allowedOrigins: '*'", async () => {
@@ -198,6 +257,60 @@ describe('limits', () => {
     expect(c.closeCode).toBeUndefined();
     for (let i = 0; i < 20; i++) c.send({ type: 'ping' });
     expect(await c.closed).toBe(1008);
+  });
+  it('refuses a subscribe past maxSubscriptionsPerClient with RATE_LIMITED and starts no store watch for it; the connection stays', async () => {
+    // Each subscription to a store-backed upgrade runs a store watch (on Redis, a connection of its own).
+    const store = new WatchableMemoryStore();
+    const { url } = await start({ store, maxSubscriptionsPerClient: 3 });
+    const c = await connect(url);
+    for (let i = 1; i <= 5; i++) c.send({ type: 'subscribe', upgradeId: `nope-${i}` });
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong');
+    expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['nope-1', 'nope-2', 'nope-3']);
+    expect(c.ofType('error')).toEqual([
+      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
+      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
+    ]);
+    expect(store.activeWatches).toBe(3);
+    expect(server!.getStats().topics).toBe(3);
+
+    // Subscribing again to an upgrade replaces its subscription (no new slot); an unsubscribe frees one.
+    const from = c.messages.length;
+    c.send({ type: 'subscribe', upgradeId: 'nope-1' });
+    c.send({ type: 'unsubscribe', upgradeId: 'nope-2' });
+    c.send({ type: 'subscribe', upgradeId: 'nope-4' });
+    c.send({ type: 'subscribe', upgradeId: 'nope-5' });
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong', from);
+    const later = c.messages.slice(from);
+    expect(later.filter((m) => m.type === 'subscribed').map((m) => m.upgradeId)).toEqual(['nope-1', 'nope-4']);
+    expect(later.filter((m) => m.type === 'error').map((m) => m.code)).toEqual(['RATE_LIMITED']);
+    expect(store.activeWatches).toBe(3);
+    expect(c.closeCode).toBeUndefined();
+
+    // The limit is per client.
+    const other = await connect(url);
+    other.send({ type: 'subscribe', upgradeId: 'nope-5' });
+    await other.next((m) => m.type === 'subscribed' && m.upgradeId === 'nope-5');
+  });
+
+  it('takes 100 subscriptions per client by default', async () => {
+    const { url } = await start({ store: new WatchableMemoryStore(), rateLimit: { messagesPerSecond: 1000, burst: 200 } });
+    const c = await connect(url);
+    for (let i = 1; i <= 101; i++) c.send({ type: 'subscribe', upgradeId: `u-${i}` });
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong');
+    expect(c.ofType('subscribed')).toHaveLength(100);
+    expect(c.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 100 subscriptions') }]);
+  });
+
+  it('refuses a maxSubscriptionsPerClient that is not a whole number >= 1 with INVALID_ARGUMENT', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
+      expect(() => new ProgressWebSocketServer({ maxSubscriptionsPerClient: bad as number })).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('[@progress/ws-server] maxSubscriptionsPerClient') }),
+      );
+    }
+    expect(() => new ProgressWebSocketServer({ maxSubscriptionsPerClient: 1 })).not.toThrow();
   });
 });
 
