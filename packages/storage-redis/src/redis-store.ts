@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   ProgressError,
   appendInputError,
@@ -131,6 +132,9 @@ export class RedisStore implements ProgressStore {
 
   /** @param options See {@link RedisStoreOptions}; every option has a default. */
   constructor(options: RedisStoreOptions = {}) {
+    // Every watcher listens for the store closing (and removes its listener when it ends): any
+    // number of them is expected, not a leak.
+    setMaxListeners(0, this.#stop.signal);
     this.#options = resolveOptions(options);
     this.#keys = new KeyLayout(this.#options.keyPrefix);
     this.#ttlArg = String(this.#options.ttlSeconds);

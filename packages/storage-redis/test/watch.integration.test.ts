@@ -176,6 +176,22 @@ describe('RedisStore.watch', () => {
     await store.close();
   });
 
+  it('runs many watchers on one store without a MaxListenersExceededWarning (each listens to the store closing)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const ends = Array.from({ length: 12 }, (_, i) => endOf(store.watch(`many-${i}`, 0)));
+    await until(() => store.info().watchers === 12);
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    await store.close();
+    expect(await Promise.all(ends)).toEqual(Array.from({ length: 12 }, () => undefined));
+  });
+
   it('ends at once when the loop breaks, releasing its connection', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('brk');
