@@ -28,6 +28,19 @@ export function trimmedError(upgradeId: string, afterSeq: number, trimmedSeq: nu
   );
 }
 
+/**
+ * `NOT_FOUND` (`context.reason = 'trimmed'`, no `upgradeId`): a `watchAll()` follower fell more than
+ * about `feedMaxLen` entries behind, and the feed was trimmed past the last entry it read: it cannot
+ * tell what it missed. Start a new `watchAll()` and load the upgrades again.
+ */
+export function feedTrimmedError(lastEntryId: string): ProgressError {
+  return new ProgressError(
+    'NOT_FOUND',
+    `${PKG} watchAll fell behind: the feed was trimmed past entry ${lastEntryId}, the last one it read, so appends may have been missed (raise feedMaxLen, or read faster); start a new watchAll() and load the upgrades again`,
+    { context: { reason: 'trimmed', feedEntryId: lastEntryId } },
+  );
+}
+
 /** `NOT_FOUND` (`context.reason = 'deleted'`): the upgrade a reader follows is gone (deleted, expired, or re-created). */
 export function goneError(upgradeId: string, afterSeq: number, why: string, doing: 'watched' | 'read' = 'watched'): ProgressError {
   return new ProgressError('NOT_FOUND', `${PKG} upgrade "${upgradeId}": ${why} while ${doing} after seq ${afterSeq}; load it again to start over`, {

@@ -1,7 +1,7 @@
 import { isProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, goneError, trimmedError, unavailable } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, trimmedError, unavailable } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -87,11 +87,19 @@ class WatchConnection {
     return { entries: reply?.[0]?.[1], meta, metaBefore };
   }
 
-  async xread(key: string, after: string, count: number, blockMs: number): Promise<StreamEntry[] | undefined> {
-    const read = this.conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after) as Promise<XReadReply>;
-    read.catch(() => {});
-    const reply = await Promise.race([read, this.#ending]);
-    return reply?.[0]?.[1];
+  /**
+   * XREAD BLOCK on the feed after `after`, and in the same pipeline XRANGE of the entry `after`
+   * itself: whether it is still there when the XREAD returns. The feed is trimmed from its start, so
+   * while that entry is there, none after it was trimmed away unread.
+   */
+  async xreadFeed(key: string, after: string, count: number, blockMs: number): Promise<{ entries: StreamEntry[] | undefined; afterKept: boolean } | undefined> {
+    const exec = this.conn.pipeline().xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after).xrange(key, after, after).exec();
+    exec.catch(() => {});
+    const results = await Promise.race([exec, this.#ending]);
+    if (!results) return undefined;
+    for (const [err] of results) if (err) throw err;
+    const [[, reply], [, kept]] = results as [[null, XReadReply], [null, StreamEntry[]]];
+    return { entries: reply?.[0]?.[1], afterKept: kept.length > 0 };
   }
 
   end(): void {
@@ -255,14 +263,21 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
     if (watcher.aborted) return;
     if (last instanceof Error) throw unavailable('watchAll failed', last);
     while (!watcher.aborted) {
-      let entries: StreamEntry[] | undefined;
+      let read: Awaited<ReturnType<WatchConnection['xreadFeed']>>;
       try {
-        entries = await watcher.xread(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
+        read = await watcher.xreadFeed(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
       } catch (err) {
         if (watcher.aborted) return;
+        // ioredis does not re-send a pipeline cut by a lost connection: read again from `last`.
+        if (err instanceof Error && err.name === 'AbortError') continue;
         throw unavailable('watchAll failed', err);
       }
+      if (!read) return;
+      const entries = read.entries;
       if (!entries?.length) continue;
+      // The entry read last is gone: this follower fell so far behind that the feed (capped at about
+      // feedMaxLen entries) was trimmed past it, and entries it never read may have gone with it.
+      if (!read.afterKept && last !== '0-0') throw feedTrimmedError(last);
       last = entries[entries.length - 1]![0];
       // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
       // together), from the last seq handed out (which also fills a gap left by a lost entry).

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
-import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -342,6 +342,26 @@ describe('RedisStore.watchAll and close()', () => {
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
     stop.abort();
     await iterator.return?.();
+    await writer.close();
+    await store.close();
+  });
+
+  it('ends with NOT_FOUND (reason trimmed) when it fell so far behind that the feed was trimmed past it, instead of skipping appends', async () => {
+    const writer = makeStore(prefixes, { feedMaxLen: 10 });
+    const store = makeStore(prefixes, { keyPrefix: writer.keys.prefix, watchBlockMs: 200 });
+    await appendBatch(writer, new EventFactory('behind-0'), 1); // the feed is not empty at the start point
+    const iterator = store.watchAll()[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    // Not read for 300 appends: the feed (about feedMaxLen entries, trimmed by whole nodes of 100) drops the first ones.
+    const f = new EventFactory('behind');
+    for (let i = 0; i < 300; i++) await appendBatch(writer, f, 1);
+    const err = await errorOf(
+      (async () => {
+        for (;;) if ((await iterator.next()).done) return;
+      })(),
+    );
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.context.reason).toBe('trimmed');
     await writer.close();
     await store.close();
   });
