@@ -28,7 +28,7 @@ import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { appendHead, defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
-import { ServerClock } from './server-clock.js';
+import { localNow, ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
 
 type Client = (Redis | Cluster) & ScriptCommands;
@@ -256,7 +256,7 @@ export class RedisStore implements ProgressStore {
     this.#unsettled += batch.length;
     // The wait is counted from here, also when the server clock must be measured first: an append
     // is answered within commandTimeoutMs (plus the clock's uncertainty) either way.
-    const flushedAt = Date.now();
+    const flushedAt = localNow();
     const offset = this.#clock.known;
     // Batches that wait for the clock go out first, in order: a later one sent ahead of them would
     // reach Redis first (a CONFLICT for the next append of the same upgrade).
@@ -279,7 +279,7 @@ export class RedisStore implements ProgressStore {
     const timeout = this.#options.commandTimeoutMs;
     // At least 1: 0 means "no deadline" to the script (a server clock far behind ours must not turn
     // the deadline off, nor make it negative, which the head cannot carry).
-    const deadlineMs = Math.max(1, startedAt + offset + timeout);
+    const deadlineMs = Math.max(1, Math.floor(startedAt + offset + timeout));
     if (deadlineMs !== this.#deadlineMs) {
       this.#deadlineMs = deadlineMs;
       this.#deadlineText = String(deadlineMs);
@@ -306,14 +306,14 @@ export class RedisStore implements ProgressStore {
     if (this.#sweepAt !== undefined && this.#sweepAt <= at) return;
     if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
     this.#sweepAt = at;
-    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()) + 1);
+    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, at - localNow()) + 1);
     this.#sweepTimer.unref();
   }
 
   #sweep(): void {
     this.#sweepTimer = undefined;
     this.#sweepAt = undefined;
-    const now = Date.now();
+    const now = localNow();
     let next = Infinity;
     // #settle replaces the list rather than changing it, so this loop may settle as it goes.
     for (const p of this.#inFlight) {
@@ -369,6 +369,8 @@ export class RedisStore implements ProgressStore {
     } else if (code === -2) {
       p.reject(corrupted(this.#keys.upgrade(p.upgradeId).events, `the event stream (it disagrees with lastSeq ${p.expectedSeq}; Redis: ${String(stored)}; nothing was appended)`, undefined, context));
     } else if (code === -1) {
+      // Late by Redis' clock: perhaps ours moved against it since it was read (a resumed VM); read it again.
+      this.#clock.invalidate();
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": the append reached Redis after its deadline and was not applied`, { context }));
     } else {
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": unexpected reply ${JSON.stringify(reply) ?? String(reply)} from the append script`, { context }));

@@ -2,6 +2,13 @@ import type { Cluster, Redis } from 'ioredis';
 import { withTimeout } from './errors.js';
 
 /**
+ * Local time in ms for deadlines: the wall clock at process start plus a monotonic clock since. An
+ * NTP step or a resumed VM moves `Date.now()`, and a deadline computed from it (with an offset read
+ * before the step) would let Redis run an append after the caller was told it failed.
+ */
+export const localNow = (): number => performance.timeOrigin + performance.now();
+
+/**
  * Knows the Redis server's clock relative to ours, so that an append can carry a deadline on the
  * server's clock: the script refuses to run after it, so a command that sat in a queue during an
  * outage never lands after the caller was told `STORE_UNAVAILABLE`.
@@ -28,7 +35,7 @@ export class ServerClock {
     return this.#offset;
   }
 
-  /** Server ms minus local ms; measured on first use and after every reconnect. */
+  /** Server ms minus local ms ({@link localNow}); measured on first use, after every reconnect, and after a refused late append. */
   offset(): Promise<number> {
     if (this.#offset !== undefined) return Promise.resolve(this.#offset);
     this.#measuring ??= this.#measure().finally(() => {
@@ -43,9 +50,9 @@ export class ServerClock {
   }
 
   async #measure(): Promise<number> {
-    const before = Date.now();
+    const before = localNow();
     const [sec, usec] = await withTimeout(this.#redis.time(), this.#timeoutMs, 'could not read the server clock');
-    const after = Date.now();
+    const after = localNow();
     const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     this.#rtt = after - before;
     this.#offset = server - Math.round((before + after) / 2);

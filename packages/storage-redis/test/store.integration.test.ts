@@ -181,6 +181,49 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it('never applies a rejected append later, also when the local wall clock stepped forward after the server clock was read', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('clock-step');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 300 });
+    const f = new EventFactory('clock-step');
+    await appendBatch(store, f, 1); // connected, server clock read
+    const realNow = Date.now;
+    Date.now = () => realNow() + 60_000; // an NTP step, or a VM resumed: one minute forward
+    try {
+      proxy.hold();
+      expect((await errorOf(appendBatch(store, f, 1))).code).toBe('STORE_UNAVAILABLE');
+      proxy.release();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('1');
+    } finally {
+      Date.now = realNow;
+    }
+    await store.close();
+    await proxy.close();
+  });
+
+  it('reads the server clock again after Redis refused an append as late, so a local clock that fell behind (a resumed VM) heals', async () => {
+    const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
+    const f = new EventFactory('clock-behind');
+    await appendBatch(store, f, 1); // server clock read
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() - 60_000; // the monotonic clock stood still for a minute
+    try {
+      // Its deadline is a minute in the past by Redis' clock: refused, and not applied.
+      const err = await errorOf(appendBatch(store, f, 1));
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toContain('after its deadline');
+      // The next one reads the clock again and goes through.
+      const retry = new EventFactory('clock-behind');
+      retry.batch(1);
+      await appendBatch(store, retry, 1);
+      expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    } finally {
+      performance.now = realNow;
+    }
+    await store.close();
+  });
+
   it('counts the wait from the append, also when the server clock must be read first: a late append is refused', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('clock-first');
