@@ -156,6 +156,22 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it('recognises a re-sent append whose events hold a lone surrogate (text cut inside an emoji), which Redis\' JSON decoder refuses', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url });
+    const f = new EventFactory('lone-surrogate');
+    await appendBatch(store, f, 1);
+    const events = [f.next('upgrade.phase_changed', { message: 'cut \ud83d', details: { phase: 'p1' } }), f.next('upgrade.phase_changed', { details: { phase: 'p2' } })];
+    proxy.dropNextReply();
+    await store.append(f.upgradeId, events, 1, f.snapshot());
+    expect(proxy.connections).toBeGreaterThan(1);
+    const stored = await collect(store.readEvents(f.upgradeId, 0));
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(stored[1]!.message).toBe('cut \ud83d');
+    await store.close();
+    await proxy.close();
+  });
+
   it('rejects with STORE_UNAVAILABLE after commandTimeoutMs, and Redis never applies that append later', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('deadline');
