@@ -529,6 +529,9 @@ export class ProgressWebSocketServer implements ProgressSink {
       this.#watchAllRetry = setTimeout(() => {
         this.#watchAllRetry = undefined;
         this.#syncWatchAll();
+        // The new watchAll starts from now: what came between the failure and now is read from the
+        // store for every upgrade served (after the start point was taken, so nothing falls between).
+        if (this.#watchAll) for (const topic of this.#topics.values()) if (topic.storeBacked) topic.refill();
       }, 1000);
     })();
   }

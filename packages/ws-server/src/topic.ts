@@ -69,6 +69,16 @@ export class Topic {
     return !this.tracker && this.#host.store !== undefined && this.#sinkState === undefined;
   }
 
+  /**
+   * Reads what the store holds after this topic's last seq and hands it out: after the store's
+   * `watchAll()` failed, events it never delivered would otherwise wait for the next event of this
+   * upgrade to show the gap (and the last events of an upgrade never would).
+   */
+  refill(): void {
+    if (this.tracker || !this.#storeFed) return;
+    void this.#fill();
+  }
+
   /** Loads a store-backed topic's state once (no-op for a tracked one). */
   ensureLoaded(): Promise<void> {
     if (!this.storeBacked) return Promise.resolve();

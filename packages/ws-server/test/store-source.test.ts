@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProgressTracker } from '@progress/core';
+import { ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
@@ -65,6 +65,39 @@ describe('a store with watch() as the source', () => {
     await star.close();
     for (let i = 0; i < 50 && store.activeWatches > 0; i++) await sleep(10);
     expect(store.activeWatches).toBe(0);
+  });
+
+  it('catches up what "*" subscribers missed while watchAll was down, also when no later event reveals the gap', async () => {
+    /** Its watchAll() can be made to fail on the next event, which it never hands out (a feed trimmed under it). */
+    class FailingStore extends WatchableMemoryStore {
+      failNext = false;
+      override async *watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+        for await (const ev of super.watchAll(options)) {
+          if (this.failNext) {
+            this.failNext = false;
+            throw new ProgressError('NOT_FOUND', 'the feed was trimmed past this follower', { context: { reason: 'trimmed' } });
+          }
+          yield ev;
+        }
+      }
+    }
+    const store = new FailingStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    await writer.addTask('t', 'T');
+    server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await writer.updateTaskProgress('t', 10);
+    await star.until(() => star.seqs('u1').includes(4));
+    store.failNext = true;
+    await writer.updateTaskProgress('t', 50); // lost with the failing watchAll
+    await writer.completeTask('t'); // while no watchAll runs; the last event of this upgrade
+    await star.until(() => star.seqs('u1').includes(6), 5_000, 'seq 6 after watchAll came back');
+    expectConsecutive(star.seqs('u1'), 4, 6);
   });
 
   it('moves a subscriber from the tracker to the store when the tracker is untracked, without a gap', async () => {
