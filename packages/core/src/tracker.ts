@@ -109,8 +109,10 @@ export class ProgressTracker implements AsyncDisposable {
   readonly #ownsStore: boolean;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #sinks: ProgressSink[];
-  readonly #listeners = new Set<ProgressListener>();
+  // Copy-on-write: add and remove replace these arrays, never mutate them, so #emit iterates the
+  // ones there were when the event was emitted, whatever a sink or listener adds or removes meanwhile.
+  #sinks: readonly ProgressSink[];
+  #listeners: readonly ProgressListener[] = [];
   #live: UpgradeProgress;
   #durable: UpgradeProgress;
   #lastTime: number;
@@ -474,31 +476,35 @@ export class ProgressTracker implements AsyncDisposable {
     return estimateCompletion(this.#live, this.#now());
   }
 
-  /** The stored events after `afterSeq`, for replay (delegates to the store). */
+  /** The stored events after `afterSeq`, at most `limit` of them, for replay (delegates to the store). */
   readEvents(afterSeq = 0, limit?: number): AsyncIterable<ProgressEvent> {
     assertCount(afterSeq, 'afterSeq');
+    if (limit !== undefined) assertCount(limit, 'limit');
     return this.#store.readEvents(this.upgradeId, afterSeq, limit);
   }
 
   /**
    * Calls `listener` with every durable event from now on, in seq order. A throwing listener is
-   * logged and isolated. Returns the function that unsubscribes.
+   * logged and isolated. Returns the function that unsubscribes. (Un)subscribing while an event is
+   * being handed out takes effect from the next event.
    */
   subscribe(listener: ProgressListener): () => void {
     if (typeof listener !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] subscribe needs a function');
-    this.#listeners.add(listener);
+    if (!this.#listeners.includes(listener)) this.#listeners = [...this.#listeners, listener];
     return () => {
-      this.#listeners.delete(listener);
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
     };
   }
 
-  /** Adds a sink after opening (the ws-server's `track()` does). Returns the function that removes it. */
+  /**
+   * Adds a sink after opening (the ws-server's `track()` does). Returns the function that removes it.
+   * Adding or removing a sink while an event is being handed out takes effect from the next event.
+   */
   addSink(sink: ProgressSink): () => void {
     if (!sink || typeof sink.handle !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a sink needs a handle(event, state) method');
-    if (!this.#sinks.includes(sink)) this.#sinks.push(sink);
+    if (!this.#sinks.includes(sink)) this.#sinks = [...this.#sinks, sink];
     return () => {
-      const at = this.#sinks.indexOf(sink);
-      if (at >= 0) this.#sinks.splice(at, 1);
+      this.#sinks = this.#sinks.filter((s) => s !== sink);
     };
   }
 
@@ -513,7 +519,7 @@ export class ProgressTracker implements AsyncDisposable {
       closed: this.closed,
       store: this.#store.info(),
       sinks: this.#sinks.map((s) => s.name),
-      subscribers: this.#listeners.size,
+      subscribers: this.#listeners.length,
     };
   }
 
@@ -541,7 +547,7 @@ export class ProgressTracker implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.flush();
-      this.#listeners.clear();
+      this.#listeners = [];
       try {
         await this.#store.release?.(this.upgradeId);
       } catch (err) {

@@ -58,30 +58,35 @@ export function assertWeight(value: unknown): asserts value is number {
 }
 
 /**
- * Checks that `value` is a plain, JSON-serializable object and returns a shallow copy (so that the
- * caller mutating it later does not change a recorded event).
+ * Checks that `value` is a plain, JSON-serializable object and returns a deep copy made from its
+ * JSON, so that the caller mutating it later, at any depth, does not change a recorded event, and
+ * the event holds what a store that keeps JSON gives back. A value that throws while it is read (a
+ * getter, a Proxy trap, a toJSON) is refused like any other bad input.
  */
 export function toDetails(value: unknown, what = 'details'): Record<string, unknown> {
   if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
-  }
-  const copy = { ...(value as Record<string, unknown>) };
-  for (const _ in copy) {
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(copy) as string | undefined;
-    } catch (cause) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
+  let notAnObject = false;
+  let json: string | undefined;
+  try {
+    notAnObject = typeof value !== 'object' || Array.isArray(value);
+    if (!notAnObject) {
+      // The fast path: an object without keys has nothing to copy (for...in allocates nothing).
+      let empty = true;
+      for (const _ in value) {
+        empty = false;
+        break;
+      }
+      if (empty) return {};
+      json = JSON.stringify(value) as string | undefined;
+      // A toJSON of its own can turn the object into anything (or nothing): the stored event would
+      // then lack its details, or hold something that is not an object.
+      if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) return JSON.parse(json) as Record<string, unknown>;
     }
-    // A toJSON of its own can turn the object into anything (or nothing): the stored event would
-    // then lack its details, or hold something that is not an object.
-    if (typeof json !== 'string' || json.charCodeAt(0) !== 0x7b) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
-    }
-    break;
+  } catch (cause) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
   }
-  return copy;
+  if (notAnObject) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
+  throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
 }
 
 /** A short, safe rendering of a value for an error message. */

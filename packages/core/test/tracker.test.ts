@@ -357,6 +357,76 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     await t.close();
   });
 
+  it('keeps recorded details and metadata apart from the objects passed in, however deep', async () => {
+    const store = new MemoryStore();
+    const meta = { nodes: ['a'], owner: { team: 'x' } };
+    const t = await open({ store, metadata: meta });
+    await t.addTask('t1', 'T1');
+    const info = { node: 'ip-1', tags: ['drain'] };
+    const ev = await t.updateTaskProgress('t1', 10, 'drained', { info });
+    info.node = 'CHANGED-LATER';
+    info.tags.push('CHANGED-LATER');
+    meta.nodes.push('CHANGED-LATER');
+    meta.owner.team = 'CHANGED-LATER';
+    const expectedDetails = { info: { node: 'ip-1', tags: ['drain'] } };
+    expect(ev.details).toEqual(expectedDetails);
+    expect(t.progress.tasks.t1!.recentEvents.at(-1)!.details).toEqual(expectedDetails);
+    expect(t.durableProgress.tasks.t1!.recentEvents.at(-1)!.details).toEqual(expectedDetails);
+    const stored = await events(t);
+    expect(stored.at(-1)!.details).toEqual(expectedDetails);
+    expect(stored[0]!.details).toMatchObject({ metadata: { nodes: ['a'], owner: { team: 'x' } } });
+    expect(t.progress.metadata).toEqual({ nodes: ['a'], owner: { team: 'x' } });
+    await t.close();
+  });
+
+  it('refuses details and metadata that throw when read, with INVALID_ARGUMENT and no change', async () => {
+    const store = new MemoryStore();
+    const t = await open({ store });
+    await t.startUpgrade();
+    await t.addTask('t1', 'Task');
+    const state = JSON.stringify(t.progress);
+    const stored = store.info().events;
+    const boom = (): never => {
+      throw new Error('boom');
+    };
+    const getter = {
+      get x() {
+        return boom();
+      },
+    };
+    const nested = {
+      deep: {
+        get x() {
+          return boom();
+        },
+      },
+    };
+    const proxy = new Proxy({}, { ownKeys: boom });
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    for (const details of [getter, nested, proxy, revoked]) await expectCode(() => t.updateTaskProgress('t1', 5, 'm', details), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ upgradeId: 'other', metadata: getter }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ upgradeId: 'other', metadata: proxy }), 'INVALID_ARGUMENT');
+    expect(JSON.stringify(t.progress)).toBe(state);
+    expect(store.info().events).toBe(stored);
+    await t.close();
+  });
+
+  it('refuses a bad readEvents limit with INVALID_ARGUMENT', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    for (const limit of [-1, 'x', 1.5, Number.NaN, null]) expect(() => t.readEvents(0, limit as number), String(limit)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const read = async (limit?: number) => {
+      const out: number[] = [];
+      for await (const e of t.readEvents(0, limit)) out.push(e.seq);
+      return out;
+    };
+    expect(await read()).toEqual([1, 2]);
+    expect(await read(1)).toEqual([1]);
+    expect(await read(0)).toEqual([]);
+    await t.close();
+  });
+
   it('rejects (never throws synchronously) from every command', async () => {
     const t = await open();
     const calls = [() => t.updateTaskProgress('nope', 50), () => t.startUpgrade(''), () => t.addTask('../x', 'x'), () => t.failTask('a', '')];
@@ -419,6 +489,34 @@ describe('ProgressTracker: durability and sinks', () => {
     expect(calls).toEqual(['1:upgrade.created:1', '2:upgrade.started:2']);
     await new Promise((r) => setTimeout(r, 0));
     expect(warnings.length).toBe(4);
+    await t.close();
+  });
+
+  it('hands each event to the sinks and subscribers there were when it was emitted, whatever they add or remove meanwhile', async () => {
+    const t = await open();
+    const seen: string[] = [];
+    let removeOnce = () => {};
+    removeOnce = t.addSink({ name: 'one-shot', handle: (e) => void (e.type === 'upgrade.started' && removeOnce()) });
+    t.addSink({ name: 'b', handle: (e) => void seen.push(`b:${e.seq}`) });
+    let offA = () => {};
+    const a = (e: ProgressEvent) => {
+      seen.push(`a:${e.seq}`);
+      // Unsubscribes and subscribes again (once: the old code looped): called once for this event, not twice.
+      if (e.seq !== 2 || seen.filter((s) => s === 'a:2').length > 1) return;
+      offA();
+      offA = t.subscribe(a);
+    };
+    offA = t.subscribe(a);
+    const offC = t.subscribe((e) => {
+      seen.push(`c:${e.seq}`);
+      if (e.seq === 2) t.subscribe((late) => void seen.push(`late:${late.seq}`));
+      if (e.seq === 3) offC();
+    });
+    await t.startUpgrade();
+    await t.setCurrentPhase('P2');
+    await t.setCurrentPhase('P3');
+    expect(seen).toEqual(['b:2', 'a:2', 'c:2', 'b:3', 'c:3', 'a:3', 'late:3', 'b:4', 'a:4', 'late:4']);
+    expect(t.getSystemInfo()).toMatchObject({ sinks: ['b'], subscribers: 2 });
     await t.close();
   });
 
