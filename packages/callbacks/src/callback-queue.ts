@@ -46,8 +46,6 @@ export class CallbackQueue {
   /** `'*'` or an event type for `event`; a status otherwise. */
   readonly key: string;
   readonly callback: AnyCallback;
-  /** True when the callback declares the `state` parameter (or its arity is unknown). */
-  readonly wantsState: boolean;
   #removed = false;
   #busy = false;
   #overflowing = false;
@@ -64,8 +62,6 @@ export class CallbackQueue {
     this.kind = kind;
     this.key = key;
     this.callback = callback;
-    const stateParam = kind === 'status' ? 3 : 2;
-    this.wantsState = kind === 'upgradeStatus' || callback.length === 0 || callback.length >= stateParam;
   }
 
   /** True once unsubscribed. */

@@ -10,14 +10,14 @@ export type CallbackResult = unknown;
  * Called with every event (`addEventCallback`, `on('*')`) or the events of one type (`on(type)`).
  *
  * `state` is a copy of the durable state right after the event, shared by every callback of that
- * event (treat it as read-only). It is made only when some callback declares a second parameter
- * (or a rest parameter); a callback declared as `(event) => ...` costs no copy.
+ * event (treat it as read-only), and made only for an event that some callback takes. Every
+ * callback is given it, whatever parameters it declares (a default value, `arguments[1]`).
  */
 export type EventCallback = (event: ProgressEvent, state: Readonly<UpgradeProgress>) => CallbackResult;
 
 /**
  * Called when a task enters a status (`addStatusCallback`), with a copy of the task after the
- * event, the event, and the state (copied as for {@link EventCallback}, when declared).
+ * event, the event, and the state (copied as for {@link EventCallback}).
  */
 export type StatusCallback = (task: Readonly<TaskProgress>, event: ProgressEvent, state: Readonly<UpgradeProgress>) => CallbackResult;
 

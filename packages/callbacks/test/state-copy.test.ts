@@ -1,7 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import type { TaskProgress, UpgradeProgress } from '@progress/core';
+import { describe, expect, it, vi } from 'vitest';
+import { cloneState, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import type * as Core from '@progress/core';
 import { CallbackManager } from '../src/index.js';
 import { deferred, openTracker } from './helpers.js';
+
+// Counts the manager's copies of the state (the tracker's own copies do not go through the package entry).
+vi.mock('@progress/core', async (original) => {
+  const core = await original<typeof Core>();
+  return { ...core, cloneState: vi.fn(core.cloneState) };
+});
 
 describe('CallbackManager: what callbacks are given', () => {
   it('gives a copy of the state that later events do not change, shared by the callbacks of one event', async () => {
@@ -24,24 +31,39 @@ describe('CallbackManager: what callbacks are given', () => {
     for (const seq of [1, 2, 3, 4]) expect(second.get(seq)).toBe(first.get(seq));
   });
 
-  it('copies the state only for callbacks that declare it', async () => {
+  it('gives the state to every event and status callback, whatever parameters it declares, copying it once per event and only for an event a callback takes', async () => {
     const manager = new CallbackManager();
-    const args: unknown[][] = [];
-    manager.addEventCallback(function (this: unknown, _event) {
+    const got: Array<[string, number, unknown]> = [];
+    manager.addEventCallback((e, state = null as unknown as UpgradeProgress) => void got.push(['default', e.seq, state]));
+    manager.addEventCallback(function (e) {
       // eslint-disable-next-line prefer-rest-params
-      args.push([...arguments]);
+      got.push(['arguments', e.seq, arguments[1]]);
     });
+    manager.addEventCallback((e) => void got.push(['one', e.seq, undefined]));
+    manager.addStatusCallback('in_progress', (task, e, state = null as unknown as UpgradeProgress) => void got.push(['status', e.seq, state]));
+    vi.mocked(cloneState).mockClear();
     const tracker = await openTracker(manager);
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.startTask('t1');
+    expect(vi.mocked(cloneState).mock.calls.length).toBe(3);
+    manager.clearAllCallbacks();
+    manager.on('task.completed', () => {});
+    await tracker.completeTask('t1');
+    // An event that no callback takes costs no copy.
+    await tracker.addTask('t2', 'Task 2');
     await tracker.close();
-    expect(args).toHaveLength(1);
-    expect(args[0]![1]).toBeUndefined();
-
-    const rest = new CallbackManager();
-    const restArgs: unknown[][] = [];
-    rest.addEventCallback((...a: unknown[]) => void restArgs.push(a)); // arity unknown: gets the state
-    const tracker2 = await openTracker(rest);
-    await tracker2.close();
-    expect(restArgs[0]![1]).toMatchObject({ lastSeq: 1 });
+    expect(vi.mocked(cloneState).mock.calls.length).toBe(4);
+    const bySeq = (seq: number) => got.filter(([, s]) => s === seq);
+    expect(bySeq(3).map(([who]) => who)).toEqual(['default', 'arguments', 'one', 'status']);
+    for (const seq of [1, 2, 3]) {
+      const states = bySeq(seq)
+        .filter(([who]) => who !== 'one')
+        .map(([, , state]) => state);
+      expect(states.length).toBeGreaterThan(0);
+      for (const state of states) expect(state, `seq ${seq}`).toMatchObject({ lastSeq: seq });
+      // One copy per event, shared by its callbacks.
+      expect(new Set(states).size).toBe(1);
+    }
   });
 
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
