@@ -84,6 +84,29 @@ function bad(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] ${message}`);
 }
 
+/** The methods every `ProgressStore` has. */
+const STORE_METHODS = ['load', 'append', 'readEvents', 'list', 'delete', 'info', 'close'] as const;
+
+/** Checks `storage` against the forms of {@link StorageOption}. */
+function assertStorage(storage: unknown): asserts storage is StorageOption {
+  if (storage === 'memory') return;
+  if (storage !== null && typeof storage === 'object' && !Array.isArray(storage)) {
+    const record = storage as Record<string, unknown>;
+    if (STORE_METHODS.every((method) => typeof record[method] === 'function')) return;
+    // Exactly one of json and redis, a non-empty string.
+    const { json, redis } = record;
+    const target = json === undefined ? redis : redis === undefined ? json : undefined;
+    if (typeof target === 'string' && target) return;
+  }
+  throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}`);
+}
+
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object of none of these forms';
+}
+
 /**
  * Folds the old module's option names (camelCase and snake_case) into the new ones. Giving both the
  * old and the new name of one option with different values is an error.
@@ -98,6 +121,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     (o as unknown as Record<string, unknown>)[camel] = value;
   }
   let storage = o.storage;
+  if (storage !== undefined) assertStorage(storage);
   if (o.storagePath !== undefined) {
     if (typeof o.storagePath !== 'string' || !o.storagePath) throw bad('storagePath must be a folder path');
     if (storage !== undefined && !(typeof storage === 'object' && 'json' in storage && storage.json === o.storagePath)) {

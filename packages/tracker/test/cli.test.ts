@@ -1,4 +1,6 @@
+import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { ProgressWebSocketServer, RedisStore, createProgressTracker, createReadToken, readTokenAuth, type ProgressEvent } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { Capture, cleanupTempDirs, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
@@ -170,6 +172,36 @@ describe('progress watch', () => {
     const seen = seqsOf(out, 'live');
     expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => 10 - seen.length + i));
     expect(seen).toEqual(expect.arrayContaining([6, 7, 8, 9]));
+  });
+});
+
+describe('progress watch: a bad upgrade id', () => {
+  it('is refused before connecting, with exit code 2, as for a JSON folder', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await server.start();
+    try {
+      const result = await run('watch', url, 'bad id!');
+      expect(result).toMatchObject({ code: 2, err: expect.stringContaining('upgradeId "bad id!" is not valid') });
+      expect(await run('watch', tempDir('watch-bad-id'), 'bad id!')).toMatchObject({ code: 2, err: result.err });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('ends with exit code 2 when the server answers INVALID_MESSAGE', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    server.on('connection', (ws) => {
+      ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'fake' }));
+      ws.on('message', () => ws.send(JSON.stringify({ type: 'error', code: 'INVALID_MESSAGE', message: 'upgradeId is not valid here' })));
+    });
+    try {
+      const result = await run('watch', `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, 'fine-here');
+      expect(result).toMatchObject({ code: 2, err: expect.stringContaining('upgradeId is not valid here') });
+    } finally {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isProgressError } from '@progress/core';
+import { MemoryStore, isProgressError } from '@progress/core';
+import { createProgressTracker } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 
 const base = { upgradeId: 'u1', planId: 'p1', clusterName: 'c1' };
@@ -13,6 +14,24 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ ...base, storage: { json: '/data' } }).storage).toEqual({ json: '/data' });
     expect(resolveOptions({ ...base, storagePath: '/data' }).storage).toEqual({ json: '/data' });
     expect(resolveOptions({ ...base, storage_path: '/data' } as never).storage).toEqual({ json: '/data' });
+  });
+
+  it('storage: exactly the documented forms; anything else is INVALID_ARGUMENT naming them', async () => {
+    const store = new MemoryStore();
+    expect(resolveOptions({ ...base, storage: 'memory' }).storage).toBe('memory');
+    expect(resolveOptions({ ...base, storage: { redis: 'redis://127.0.0.1:6379' } }).storage).toEqual({ redis: 'redis://127.0.0.1:6379' });
+    expect(resolveOptions({ ...base, storage: store }).storage).toBe(store);
+    const bad = ['./data', 'redis', 'json', '', 42, null, true, [], {}, { json: '' }, { json: 42 }, { redis: '' }, { redis: null }, { json: '/a', redis: 'redis://x' }, { append: 'no' }];
+    for (const storage of bad) {
+      let caught: unknown;
+      try {
+        await createProgressTracker({ ...base, storage: storage as never });
+      } catch (err) {
+        caught = err;
+      }
+      expect(isProgressError(caught, 'INVALID_ARGUMENT'), `${JSON.stringify(storage)}: ${String(caught)}`).toBe(true);
+      expect((caught as Error).message).toMatch(/^\[@progress\/tracker\] storage must be 'memory', \{ json: dir \}, \{ redis: url \} or a ProgressStore, got /);
+    }
   });
 
   it('eventBridge.busName / eventBridgeBusName / eventbridge_bus_name, and region / awsRegion / aws_region', () => {

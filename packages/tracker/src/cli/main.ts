@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { openStore, parseSource, storeError } from './sources.js';
@@ -113,6 +114,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       case 'watch': {
         const source = await parseSource(rest[0], true);
+        // Checked here for every source: a ws:// server would only answer INVALID_MESSAGE.
+        if (rest[1] !== undefined) assertValidId(rest[1], 'upgradeId');
         const view = new LiveView({ out });
         const connectTimeout = number(values['connect-timeout'], 'connect-timeout', 0, 86_400);
         const options = {

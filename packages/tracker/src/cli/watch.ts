@@ -180,10 +180,15 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
             break;
           case 'error':
             options.view.say(`server: ${msg.code}: ${msg.message}`);
-            if (msg.code === 'FORBIDDEN') {
+            if (msg.code === 'FORBIDDEN' || msg.code === 'INVALID_MESSAGE') {
+              // Asking again would get the same answer: give up instead of waiting for ever.
               options.signal.removeEventListener('abort', onAbort);
               ws.close(1000);
-              reject(new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND));
+              reject(
+                msg.code === 'FORBIDDEN'
+                  ? new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND)
+                  : new CliError(`the server refused the request for "${target ?? 'the upgrade list'}": ${msg.message}`, ExitCode.USAGE),
+              );
             }
             break;
           default:
