@@ -21,16 +21,22 @@ async function connect(url: string): Promise<TestClient> {
   return c;
 }
 
+/** A server on `store`, which holds upgrade u1 (started, one task "t") written by a tracker the server does not track. */
+async function serveStartedUpgrade(store: WatchableMemoryStore): Promise<{ writer: ProgressTracker; url: string }> {
+  const writer = await openTracker('u1', store);
+  trackers.push(writer);
+  await writer.startUpgrade();
+  await writer.addTask('t', 'T');
+  server = new ProgressWebSocketServer({ port: 0, store });
+  const { url } = await server.start();
+  return { writer, url };
+}
+
 // The store path with an in-process store that can watch (the Redis test runs the same across processes).
 describe('a store with watch() as the source', () => {
   it('serves upgrades written by a tracker it does not track: snapshot, replay, live, "*", one shared watch', async () => {
     const store = new WatchableMemoryStore();
-    const writer = await openTracker('u1', store);
-    trackers.push(writer);
-    await writer.startUpgrade();
-    await writer.addTask('t', 'T');
-    server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await server.start();
+    const { writer, url } = await serveStartedUpgrade(store);
 
     const a = await connect(url);
     const b = await connect(url);
@@ -82,12 +88,7 @@ describe('a store with watch() as the source', () => {
       }
     }
     const store = new FailingStore();
-    const writer = await openTracker('u1', store);
-    trackers.push(writer);
-    await writer.startUpgrade();
-    await writer.addTask('t', 'T');
-    server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await server.start();
+    const { writer, url } = await serveStartedUpgrade(store);
     const star = await connect(url);
     star.send({ type: 'subscribe', upgradeId: '*' });
     expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
