@@ -529,11 +529,31 @@ export class ProgressWebSocketServer implements ProgressSink {
       this.#watchAllRetry = setTimeout(() => {
         this.#watchAllRetry = undefined;
         this.#syncWatchAll();
-        // The new watchAll starts from now: what came between the failure and now is read from the
-        // store for every upgrade served (after the start point was taken, so nothing falls between).
-        if (this.#watchAll) for (const topic of this.#topics.values()) if (topic.storeBacked) topic.refill();
+        if (this.#watchAll) void this.#catchUpAfterWatchAll();
       }, 1000);
     })();
+  }
+
+  /**
+   * The new watchAll starts from now: what came between the failure and now is read from the store
+   * (after the new start point was taken, so nothing falls between): the later events of every
+   * upgrade served, and the upgrades that appeared meanwhile, which `*` subscribers then get as for
+   * a new upgrade.
+   */
+  async #catchUpAfterWatchAll(): Promise<void> {
+    for (const topic of this.#topics.values()) if (topic.storeBacked) topic.refill();
+    let ids: string[];
+    try {
+      ids = (await this.#o.store!.list()).map((row) => row.upgradeId);
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'could not list the store after watchAll came back');
+      return;
+    }
+    for (const id of ids) {
+      if (this.#wildcards.size === 0) return;
+      if (this.#topics.has(id)) continue;
+      this.#attachWildcards(await this.#loadedTopic(id, () => this.#wildcards.size > 0));
+    }
   }
 
   #stopWatchAll(): void {

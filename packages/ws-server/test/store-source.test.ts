@@ -73,7 +73,7 @@ describe('a store with watch() as the source', () => {
     expect(store.activeWatches).toBe(0);
   });
 
-  it('catches up what "*" subscribers missed while watchAll was down, also when no later event reveals the gap', async () => {
+  it('catches up what "*" subscribers missed while watchAll was down: later events of served upgrades, and upgrades that appeared', async () => {
     /** Its watchAll() can be made to fail on the next event, which it never hands out (a feed trimmed under it). */
     class FailingStore extends WatchableMemoryStore {
       failNext = false;
@@ -97,8 +97,12 @@ describe('a store with watch() as the source', () => {
     store.failNext = true;
     await writer.updateTaskProgress('t', 50); // lost with the failing watchAll
     await writer.completeTask('t'); // while no watchAll runs; the last event of this upgrade
+    const born = await openTracker('u2', store); // an upgrade that appears while no watchAll runs
+    trackers.push(born);
+    await born.startUpgrade();
     await star.until(() => star.seqs('u1').includes(6), 5_000, 'seq 6 after watchAll came back');
     expectConsecutive(star.seqs('u1'), 4, 6);
+    expect((await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u2', 0, 5_000)).seq).toBe(2);
   });
 
   it('moves a subscriber from the tracker to the store when the tracker is untracked, without a gap', async () => {
