@@ -479,7 +479,7 @@ export class ProgressTracker implements AsyncDisposable {
   /** The stored events after `afterSeq`, at most `limit` of them, for replay (delegates to the store). */
   readEvents(afterSeq = 0, limit?: number): AsyncIterable<ProgressEvent> {
     assertCount(afterSeq, 'afterSeq');
-    if (limit !== undefined) assertCount(limit, 'limit');
+    if (limit !== undefined && limit !== Infinity) assertCount(limit, 'limit');
     return this.#store.readEvents(this.upgradeId, afterSeq, limit);
   }
 

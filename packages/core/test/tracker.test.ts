@@ -424,6 +424,7 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     expect(await read()).toEqual([1, 2]);
     expect(await read(1)).toEqual([1]);
     expect(await read(0)).toEqual([]);
+    expect(await read(Infinity)).toEqual([1, 2]); // what the stores take as "no limit"
     await t.close();
   });
 

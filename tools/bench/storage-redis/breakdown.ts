@@ -86,7 +86,7 @@ const scriptCalls = (sha: string, packed: boolean) => {
 const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
 const queue = new Queue('breakdown', { connection: bullConnection, prefix: `breakdown-bull-${run}` });
 const job = await queue.add('x', {});
-const storeState = { ...(tracker.progress as object), lastSeq: 0 } as { lastSeq: number } & Record<string, unknown>;
+const storeState = { ...(tracker.progress as object), upgradeId: 'sd', lastSeq: 0 } as { lastSeq: number } & Record<string, unknown>;
 let storeSeq = 0;
 const rawScript = scriptCalls(appendSha, false);
 const contenders: Record<string, (n: number) => Promise<void>> = {
