@@ -426,7 +426,12 @@ export class RedisStore implements ProgressStore {
     return state;
   }
 
-  async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+  readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    return this.#readEvents(upgradeId, afterSeq, limit);
+  }
+
+  /** `readEvents`, telling `onEpoch` the upgrade's epoch (null: no meta) as its first page read it (for watchAll). */
+  async *#readEvents(upgradeId: string, afterSeq: number, limit: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
     if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw new ProgressError('INVALID_ARGUMENT', `${PKG} limit must be a whole number >= 0, got ${String(limit)}`);
@@ -446,8 +451,10 @@ export class RedisStore implements ProgressStore {
       const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
       if (metaErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, metaErr ?? rangeErr, { upgradeId });
       const [trimmedText, epochNow] = meta as Array<string | null>;
-      if (epoch === undefined) epoch = epochNow ?? null;
-      else if ((epochNow ?? null) !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
+      if (epoch === undefined) {
+        epoch = epochNow ?? null;
+        onEpoch?.(epoch);
+      } else if ((epochNow ?? null) !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
       const trimmed = Number(trimmedText ?? 0);
       const page = (entries ?? []) as StreamEntry[];
       // Retention removes whole entries, so events up to the trim mark that share an entry with kept
@@ -539,7 +546,7 @@ export class RedisStore implements ProgressStore {
       options: this.#options,
       logger: this.#logger,
       stop: this.#stop.signal,
-      readEvents: (id, after, limit) => this.readEvents(id, after, limit),
+      readEvents: (id, after, limit, onEpoch) => this.#readEvents(id, after, limit ?? Infinity, onEpoch),
       track: (conn) => {
         this.#watchers.add(conn);
         return () => this.#watchers.delete(conn);

@@ -14,7 +14,8 @@ export interface WatchContext {
   logger: Logger;
   /** Aborts when the store closes. */
   stop: AbortSignal;
-  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent>;
+  /** The store's `readEvents`; `onEpoch` hears the upgrade's epoch (null: no meta) as its first page read it. */
+  readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent>;
   /** Registers a watcher connection, so that close() can end it; returns the unregister function. */
   track(conn: Redis | Cluster): () => void;
 }
@@ -197,12 +198,18 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
 
 const SEEN_LIMIT = 100_000;
 
-/** What watchAll reads of one upgrade for a page of the feed: events after `after`, up to `to`, checked against `prev` (the last one handed out). */
+/** What watchAll last handed out of an upgrade: its seq, and the upgrade's epoch then (null when unknown). */
+interface Seen {
+  seq: number;
+  epoch: string | null;
+}
+
+/** What watchAll reads of one upgrade for a page of the feed: events after `after`, up to `to`, checked against `prev`. */
 interface Range {
   after: number;
   to: number;
-  prev: { seq: number; eventId: string } | undefined;
-  /** Read from seq 1 (a feed entry for seq 1 again): all of it is new unless `prev` is still there. */
+  prev: Seen | undefined;
+  /** Read from seq 1 (a feed entry for seq 1 again): all of it is new unless the epoch is still `prev`'s. */
   fromStart: boolean;
 }
 
@@ -231,32 +238,42 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
   if (signal?.aborted || ctx.stop.aborted) return;
   const watcher = new WatchConnection(ctx, signal);
   /** The last event handed out per upgrade, its seq and id (bounded: the oldest entries are forgotten first). */
-  const seen = new Map<string, { seq: number; eventId: string }>();
-  const mark = (upgradeId: string, event: ProgressEvent): void => {
+  const seen = new Map<string, Seen>();
+  const mark = (upgradeId: string, event: ProgressEvent, epoch: string | null): void => {
     seen.delete(upgradeId);
-    seen.set(upgradeId, { seq: event.seq, eventId: event.eventId });
+    seen.set(upgradeId, { seq: event.seq, epoch });
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
   };
-  const collect = async (upgradeId: string, after: number, to: number): Promise<ProgressEvent[]> => {
+  /** The events of an upgrade after `after` up to `to`, and its epoch as the first page read it (null: no meta). */
+  const collect = async (upgradeId: string, after: number, to: number): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
     const out: ProgressEvent[] = [];
-    try {
-      for await (const event of ctx.readEvents(upgradeId, after, to - after)) out.push(event);
-    } catch (err) {
-      // (The events read before the gap are kept; the read goes on after the trim mark.)
-      // Retention removed events of this upgrade before this follower read them: one upgrade's
-      // trim must not end the feed of every other one. Go on from the trim mark; the consumer sees
-      // the seq jump, and readEvents from its last seq tells it NOT_FOUND 'trimmed' (the
-      // ws-server answers with a resync).
-      // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
-      // the rest, if any, comes with that upgrade's own feed entries.
-      if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return out;
-      if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
-      const trimmed = Number(err.context.trimmedSeq);
-      ctx.logger.warn({ upgradeId, afterSeq: after, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
-      if (trimmed >= to) return out;
-      return out.concat(await collect(upgradeId, Math.max(out.at(-1)?.seq ?? after, trimmed), to));
+    let epoch: string | null = null;
+    let told = false;
+    const onEpoch = (e: string | null): void => {
+      if (told) return;
+      told = true;
+      epoch = e;
+    };
+    let from = after;
+    for (;;) {
+      try {
+        for await (const event of ctx.readEvents(upgradeId, from, to - from, onEpoch)) out.push(event);
+        return { events: out, epoch };
+      } catch (err) {
+        // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
+        // the rest, if any, comes with that upgrade's own feed entries.
+        if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch };
+        // Retention removed events of this upgrade before this follower read them: one upgrade's
+        // trim must not end the feed of every other one. Go on from the trim mark (the events read
+        // before the gap are kept); the consumer sees the seq jump, and readEvents from its last seq
+        // tells it NOT_FOUND 'trimmed' (the ws-server answers with a resync).
+        if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
+        const trimmed = Number(err.context.trimmedSeq);
+        ctx.logger.warn({ upgradeId, afterSeq: from, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
+        if (trimmed >= to) return { events: out, epoch };
+        from = Math.max(out.at(-1)?.seq ?? from, trimmed);
+      }
     }
-    return out;
   };
   try {
     let last = await start;
@@ -292,10 +309,10 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         const prev = seen.get(pointer.upgradeId);
         // seq 1 again, for an upgrade already followed (perhaps earlier in this page): either it was
         // deleted and created again, or the entry is a repeat (a cluster-mode follow-up re-sent
-        // after a lost reply). Read from the start, at least up to the last seq handed out: if that
-        // event is still there with the same id, it is the same upgrade (see `fresh`).
+        // after a lost reply). Read from the start, at least up to the last seq handed out: the
+        // epoch tells which (see `fresh`).
         if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
-          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0), prev, fromStart: true });
+          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0, ranges.get(pointer.upgradeId)?.to ?? 0), prev, fromStart: true });
           continue;
         }
         const range = ranges.get(pointer.upgradeId);
@@ -303,29 +320,25 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
           range.to = Math.max(range.to, to);
           continue;
         }
-        // A followed upgrade: read from the last event handed out, to check it is still there, the
-        // same one (an entry may point into an upgrade deleted and created again since). An unknown
-        // one: start at this entry.
-        ranges.set(pointer.upgradeId, prev ? { after: prev.seq - 1, to, prev, fromStart: false } : { after: pointer.first - 1, to, prev, fromStart: false });
+        // A followed upgrade: from the last event handed out (the epoch then tells whether it is
+        // still the same upgrade: an entry may point into one deleted and created again since). An
+        // unknown one: from this entry.
+        ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false });
       }
-      /** The events of `r` not handed out yet, of the upgrade as it is now. */
-      const fresh = async (upgradeId: string, r: Range): Promise<ProgressEvent[]> => {
-        const events = await collect(upgradeId, r.after, r.to);
+      /** The events of `r` not handed out yet, of the upgrade as it is now, and its epoch. */
+      const fresh = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
+        const read = await collect(upgradeId, r.after, r.to);
         const prev = r.prev;
-        if (!prev) return events;
-        const kept = events.find((e) => e.seq === prev.seq);
-        // The event last handed out is still there, the same one: only what follows it is new.
-        if (kept?.eventId === prev.eventId) return events.filter((e) => e.seq > prev.seq);
-        if (r.fromStart) return events;
-        // Not there (deleted, or trimmed by retention): what follows it, if anything, is new.
-        if (!kept) return events.filter((e) => e.seq > prev.seq);
-        // Another event at that seq: the upgrade was deleted and created again; its events from its start.
-        return collect(upgradeId, 0, r.to);
+        // Unknown before, or an epoch that cannot be compared (none recorded, or the upgrade is gone):
+        // what was read is new.
+        if (!prev || prev.epoch === null || read.epoch === null) return r.fromStart && prev ? { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch } : read;
+        // The same upgrade: what follows the last event handed out is new.
+        if (read.epoch === prev.epoch) return { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch };
+        // Deleted and created again: the new upgrade's events from its start.
+        return r.fromStart ? read : collect(upgradeId, 0, r.to);
       };
-      const reads = [...ranges]
-        .filter(([, r]) => r.to > (r.fromStart ? 0 : (r.prev?.seq ?? r.after)))
-        .map(([upgradeId, r]) => fresh(upgradeId, r).then((events) => ({ upgradeId, events })));
-      let pages: Array<{ upgradeId: string; events: ProgressEvent[] }>;
+      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => fresh(upgradeId, r).then((page) => ({ upgradeId, ...page })));
+      let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }>;
       try {
         pages = await Promise.all(reads);
       } catch (err) {
@@ -334,11 +347,11 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         if (watcher.aborted) return;
         throw err;
       }
-      for (const { upgradeId, events } of pages) {
+      for (const { upgradeId, events, epoch } of pages) {
         for (const event of events) {
           // Before each event: reads on a client passed in are still answered after close().
           if (watcher.aborted) return;
-          mark(upgradeId, event);
+          mark(upgradeId, event, epoch);
           yield event;
         }
       }
