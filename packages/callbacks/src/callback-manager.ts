@@ -171,8 +171,8 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   /**
    * Hands an event to every matching callback (the tracker calls this). Synchronous callbacks that
    * are idle run now; the others get the call queued. `state` is copied here, because it is only
-   * valid during this call: once per event, shared by its callbacks, and only when a callback takes
-   * the event. Ignored once closed.
+   * valid during this call: once per event, shared by its callbacks, and only when a callback that
+   * may read it takes the event. Ignored once closed.
    */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
     if (this.#closing) {
@@ -190,7 +190,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
       if (queue.id >= limit) break;
       if (queue.kind === 'event') {
         if (queue.key !== '*' && queue.key !== event.type) continue;
-        queue.push({ event, args: [event, copyOfState()] });
+        queue.push({ event, args: [event, queue.wantsState ? copyOfState() : undefined] });
       } else if (queue.kind === 'status') {
         if (queue.key !== event.status) continue;
         if (!taskLooked) {
@@ -199,7 +199,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
           taskCopy = task && { ...task, recentEvents: task.recentEvents.slice() };
         }
         if (taskCopy === undefined) continue;
-        queue.push({ event, args: [taskCopy, event, copyOfState()] });
+        queue.push({ event, args: [taskCopy, event, queue.wantsState ? copyOfState() : undefined] });
       } else {
         if (queue.key !== event.status || !isUpgradeStatusChange(event)) continue;
         queue.push({ event, args: [copyOfState(), event] });

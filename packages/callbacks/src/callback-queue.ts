@@ -1,6 +1,7 @@
 import type { ProgressEvent } from '@progress/core';
 import { CallbackError } from './callback-error.js';
 import { Fifo } from './fifo.js';
+import { mayReadArgument } from './arity.js';
 import type { AnyCallback, CallbackFailureReason } from './types.js';
 
 /** One call waiting for its callback: the event and the arguments, copied when it was handed over. */
@@ -46,6 +47,8 @@ export class CallbackQueue {
   /** `'*'` or an event type for `event`; a status otherwise. */
   readonly key: string;
   readonly callback: AnyCallback;
+  /** Whether the callback may read the state argument: when it certainly cannot, no copy is made for it. */
+  readonly wantsState: boolean;
   #removed = false;
   #busy = false;
   #overflowing = false;
@@ -62,6 +65,7 @@ export class CallbackQueue {
     this.kind = kind;
     this.key = key;
     this.callback = callback;
+    this.wantsState = kind === 'upgradeStatus' || mayReadArgument(callback as (...args: never[]) => unknown, kind === 'status' ? 2 : 1);
   }
 
   /** True once unsubscribed. */

@@ -10,8 +10,9 @@ export type CallbackResult = unknown;
  * Called with every event (`addEventCallback`, `on('*')`) or the events of one type (`on(type)`).
  *
  * `state` is a copy of the durable state right after the event, shared by every callback of that
- * event (treat it as read-only), and made only for an event that some callback takes. Every
- * callback is given it, whatever parameters it declares (a default value, `arguments[1]`).
+ * event (treat it as read-only), and made only for an event that some callback that may read it
+ * takes. Every such callback is given it (declared with or without a default value, a rest
+ * parameter, `arguments[1]`); an arrow `(event) => ...` cannot read it and costs no copy.
  */
 export type EventCallback = (event: ProgressEvent, state: Readonly<UpgradeProgress>) => CallbackResult;
 
