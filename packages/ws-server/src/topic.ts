@@ -34,6 +34,8 @@ export class Topic {
   #sinkState: Readonly<UpgradeProgress> | undefined;
   #storeState: UpgradeProgress | undefined;
   #storeFed = false;
+  /** A refill came while a fill was running: fill once more when it is done. */
+  #fillAgain = false;
   #loading: Promise<void> | undefined;
   #busy = false;
   #pending: ProgressEvent[] = [];
@@ -76,7 +78,9 @@ export class Topic {
    */
   refill(): void {
     if (this.tracker || !this.#storeFed) return;
-    void this.#fill();
+    // A fill running now may have read before what was missed: it fills again when it is done.
+    if (this.#busy) this.#fillAgain = true;
+    else void this.#fill();
   }
 
   /** Loads a store-backed topic's state once (no-op for a tracked one). */
@@ -187,6 +191,10 @@ export class Topic {
       }
     }
     this.#busy = false;
+    if (this.#fillAgain && this.#storeFed) {
+      this.#fillAgain = false;
+      return this.#fill();
+    }
     this.#drainPending();
   }
 

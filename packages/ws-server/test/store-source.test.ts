@@ -32,6 +32,40 @@ async function serveStartedUpgrade(store: WatchableMemoryStore): Promise<{ write
   return { writer, url };
 }
 
+/**
+ * A store whose watchAll() can lose the next event (a feed entry lost) or fail on it (a feed trimmed
+ * under it, the event never handed out), and whose reads can be held after they have read (a page
+ * read but not yet returned).
+ */
+class FlakyFeedStore extends WatchableMemoryStore {
+  dropNext = false;
+  failNext = false;
+  gate: Promise<void> | undefined;
+  reads = 0;
+
+  override async *watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    for await (const ev of super.watchAll(options)) {
+      if (this.failNext) {
+        this.failNext = false;
+        throw new ProgressError('NOT_FOUND', 'the feed was trimmed past this follower', { context: { reason: 'trimmed' } });
+      }
+      if (this.dropNext) {
+        this.dropNext = false;
+        continue;
+      }
+      yield ev;
+    }
+  }
+
+  override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    const page: ProgressEvent[] = [];
+    for await (const ev of super.readEvents(upgradeId, afterSeq, limit)) page.push(ev);
+    this.reads++;
+    if (this.gate) await this.gate;
+    yield* page;
+  }
+}
+
 // The store path with an in-process store that can watch (the Redis test runs the same across processes).
 describe('a store with watch() as the source', () => {
   it('serves upgrades written by a tracker it does not track: snapshot, replay, live, "*", one shared watch', async () => {
@@ -74,20 +108,7 @@ describe('a store with watch() as the source', () => {
   });
 
   it('catches up what "*" subscribers missed while watchAll was down: later events of served upgrades, and upgrades that appeared', async () => {
-    /** Its watchAll() can be made to fail on the next event, which it never hands out (a feed trimmed under it). */
-    class FailingStore extends WatchableMemoryStore {
-      failNext = false;
-      override async *watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
-        for await (const ev of super.watchAll(options)) {
-          if (this.failNext) {
-            this.failNext = false;
-            throw new ProgressError('NOT_FOUND', 'the feed was trimmed past this follower', { context: { reason: 'trimmed' } });
-          }
-          yield ev;
-        }
-      }
-    }
-    const store = new FailingStore();
+    const store = new FlakyFeedStore();
     const { writer, url } = await serveStartedUpgrade(store);
     const star = await connect(url);
     star.send({ type: 'subscribe', upgradeId: '*' });
@@ -103,6 +124,31 @@ describe('a store with watch() as the source', () => {
     await star.until(() => star.seqs('u1').includes(6), 5_000, 'seq 6 after watchAll came back');
     expectConsecutive(star.seqs('u1'), 4, 6);
     expect((await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u2', 0, 5_000)).seq).toBe(2);
+  });
+
+  it('catches up after watchAll came back also when a gap fill was running then (it fills again)', async () => {
+    const store = new FlakyFeedStore();
+    const { writer, url } = await serveStartedUpgrade(store);
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    let release!: () => void;
+    store.gate = new Promise((resolve) => (release = resolve));
+    store.dropNext = true;
+    await writer.updateTaskProgress('t', 10); // seq 4, lost by the feed
+    await writer.updateTaskProgress('t', 20); // seq 5 shows the gap: the server fills it, and its read is held
+    for (let i = 0; i < 200 && store.reads === 0; i++) await sleep(10);
+    expect(store.reads).toBe(1);
+    store.failNext = true;
+    await writer.updateTaskProgress('t', 30); // seq 6: watchAll fails
+    await writer.completeTask('t'); // seq 7, while no watchAll runs
+    // watchAll comes back (and the catch-up runs) while the fill's read is still held.
+    for (let i = 0; i < 300 && store.activeWatches !== 0; i++) await sleep(10);
+    for (let i = 0; i < 300 && store.activeWatches === 0; i++) await sleep(10);
+    expect(store.activeWatches).toBe(1);
+    release();
+    await star.until(() => star.seqs('u1').includes(7), 5_000, 'seq 7');
+    expectConsecutive(star.seqs('u1'), 4, 7);
   });
 
   it('moves a subscriber from the tracker to the store when the tracker is untracked, without a gap', async () => {
