@@ -1,4 +1,5 @@
 import { Command, type Cluster, type Redis } from 'ioredis';
+import { isPipelineAbort } from './errors.js';
 import { APPEND_LUA, APPEND_SHA } from './scripts.js';
 
 export { APPEND_SHA };
@@ -88,7 +89,7 @@ function send(redis: Redis | Cluster, keyPrefix: string | undefined, via: Comman
   (command.promise as Promise<AppendReply>).then(
     (reply) => settle(undefined, reply),
     (err: unknown) => {
-      if (err instanceof Error && err.name === 'AbortError') return send(redis, keyPrefix, redis as CommandSink, name, args, settle);
+      if (isPipelineAbort(err)) return send(redis, keyPrefix, redis as CommandSink, name, args, settle);
       if (name === 'evalsha' && err instanceof Error && err.message.includes('NOSCRIPT')) return send(redis, keyPrefix, redis as CommandSink, 'eval', [APPEND_LUA, ...args.slice(1)], settle);
       settle(err);
     },

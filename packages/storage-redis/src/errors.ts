@@ -14,6 +14,13 @@ export function unavailable(what: string, cause: unknown, context: ProgressError
   return new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: ${reason}`, { cause, context });
 }
 
+/**
+ * True for ioredis' AbortError: a command of a pipeline answered only in part when the connection
+ * closed. ioredis does not send it again (it re-sends lone commands and unanswered pipelines
+ * itself), and it may have run: the caller decides whether to send it again.
+ */
+export const isPipelineAbort = (err: unknown): boolean => err instanceof Error && err.name === 'AbortError';
+
 /** `DATA_CORRUPTED` naming the key and the record. */
 export function corrupted(key: string, record: string, cause?: unknown, context: ProgressErrorContext = {}): ProgressError {
   return new ProgressError('DATA_CORRUPTED', `${PKG} key "${key}": ${record} is damaged`, { cause, context });

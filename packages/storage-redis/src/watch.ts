@@ -1,7 +1,7 @@
 import { isProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, trimmedError, unavailable } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isPipelineAbort, trimmedError, unavailable } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -147,7 +147,7 @@ export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterS
         if (watcher.aborted) return;
         // ioredis does not re-send a pipeline cut by a lost connection (it aborts it): read again
         // from the last seq handed out; the new pipeline waits in the offline queue for the reconnect.
-        if (err instanceof Error && err.name === 'AbortError') continue;
+        if (isPipelineAbort(err)) continue;
         throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
       }
       if (!read) return;
@@ -286,7 +286,7 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       } catch (err) {
         if (watcher.aborted) return;
         // ioredis does not re-send a pipeline cut by a lost connection: read again from `last`.
-        if (err instanceof Error && err.name === 'AbortError') continue;
+        if (isPipelineAbort(err)) continue;
         throw unavailable('watchAll failed', err);
       }
       if (!read) return;
