@@ -66,6 +66,16 @@ class FlakyFeedStore extends WatchableMemoryStore {
   }
 }
 
+/** A server on a FlakyFeedStore holding u1 (see serveStartedUpgrade), and a `*` client that has its snapshot (seq 3). */
+async function followAllOfFlakyStore(): Promise<{ store: FlakyFeedStore; writer: ProgressTracker; star: TestClient }> {
+  const store = new FlakyFeedStore();
+  const { writer, url } = await serveStartedUpgrade(store);
+  const star = await connect(url);
+  star.send({ type: 'subscribe', upgradeId: '*' });
+  expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+  return { store, writer, star };
+}
+
 // The store path with an in-process store that can watch (the Redis test runs the same across processes).
 describe('a store with watch() as the source', () => {
   it('serves upgrades written by a tracker it does not track: snapshot, replay, live, "*", one shared watch', async () => {
@@ -108,11 +118,7 @@ describe('a store with watch() as the source', () => {
   });
 
   it('catches up what "*" subscribers missed while watchAll was down: later events of served upgrades, and upgrades that appeared', async () => {
-    const store = new FlakyFeedStore();
-    const { writer, url } = await serveStartedUpgrade(store);
-    const star = await connect(url);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    const { store, writer, star } = await followAllOfFlakyStore();
     await writer.updateTaskProgress('t', 10);
     await star.until(() => star.seqs('u1').includes(4));
     store.failNext = true;
@@ -127,11 +133,7 @@ describe('a store with watch() as the source', () => {
   });
 
   it('catches up after watchAll came back also when a gap fill was running then (it fills again)', async () => {
-    const store = new FlakyFeedStore();
-    const { writer, url } = await serveStartedUpgrade(store);
-    const star = await connect(url);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    const { store, writer, star } = await followAllOfFlakyStore();
     let release!: () => void;
     store.gate = new Promise((resolve) => (release = resolve));
     store.dropNext = true;
