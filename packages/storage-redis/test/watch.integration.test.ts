@@ -296,6 +296,28 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
     expect((await iterator.next()).done).toBe(true);
     await store.close();
   });
+
+  it('hands out an upgrade deleted and created again while its consumer was slow from its new start, not as the old one\'s continuation', async () => {
+    const store = makeStore(prefixes, { pageSize: 1, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const { stop, iterator } = await followAll(store);
+    const old = new EventFactory('slow-recreate');
+    await appendBatch(writer, old, 1);
+    await appendBatch(writer, old, 1);
+    expect((await iterator.next()).value.seq).toBe(1);
+    // The consumer is slow: the upgrade is deleted and created again before it asks for more.
+    await writer.delete('slow-recreate');
+    const fresh = new EventFactory('slow-recreate');
+    const written: ProgressEvent[] = [];
+    for (let i = 0; i < 3; i++) written.push(...(await appendBatch(writer, fresh, 1)));
+    const got: ProgressEvent[] = [];
+    while (got.length < 3) got.push((await iterator.next()).value as ProgressEvent);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    await iterator.return?.();
+    await writer.close();
+    await store.close();
+  });
 });
 
 describe('RedisStore.watchAll and repeated feed entries', () => {
@@ -324,48 +346,6 @@ describe('RedisStore.watchAll and repeated feed entries', () => {
 });
 
 describe('RedisStore.watchAll and close()', () => {
-  it('hands out an upgrade deleted and created again while its consumer was slow from its new start, not as the old one\'s continuation', async () => {
-    const store = makeStore(prefixes, { pageSize: 1, watchBlockMs: 200 });
-    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
-    const { stop, iterator } = await followAll(store);
-    const old = new EventFactory('slow-recreate');
-    await appendBatch(writer, old, 1);
-    await appendBatch(writer, old, 1);
-    expect((await iterator.next()).value.seq).toBe(1);
-    // The consumer is slow: the upgrade is deleted and created again before it asks for more.
-    await writer.delete('slow-recreate');
-    const fresh = new EventFactory('slow-recreate');
-    const written: ProgressEvent[] = [];
-    for (let i = 0; i < 3; i++) written.push(...(await appendBatch(writer, fresh, 1)));
-    const got: ProgressEvent[] = [];
-    while (got.length < 3) got.push((await iterator.next()).value as ProgressEvent);
-    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
-    stop.abort();
-    await iterator.return?.();
-    await writer.close();
-    await store.close();
-  });
-
-  it('ends with NOT_FOUND (reason trimmed) when it fell so far behind that the feed was trimmed past it, instead of skipping appends', async () => {
-    const writer = makeStore(prefixes, { feedMaxLen: 10 });
-    const store = makeStore(prefixes, { keyPrefix: writer.keys.prefix, watchBlockMs: 200 });
-    await appendBatch(writer, new EventFactory('behind-0'), 1); // the feed is not empty at the start point
-    const iterator = store.watchAll()[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50));
-    // Not read for 300 appends: the feed (about feedMaxLen entries, trimmed by whole nodes of 100) drops the first ones.
-    const f = new EventFactory('behind');
-    for (let i = 0; i < 300; i++) await appendBatch(writer, f, 1);
-    const err = await errorOf(
-      (async () => {
-        for (;;) if ((await iterator.next()).done) return;
-      })(),
-    );
-    expect(err.code).toBe('NOT_FOUND');
-    expect(err.context.reason).toBe('trimmed');
-    await writer.close();
-    await store.close();
-  });
-
   it('ends quietly when the store closes while it reads the events a feed entry points to', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('close-read');
@@ -453,6 +433,26 @@ describe('RedisStore.watchAll and retention', () => {
     expect(seqs('all-other')).toEqual([1, 2]);
     stop.abort();
     expect((await iterator.next()).done).toBe(true);
+    await store.close();
+  });
+
+  it('ends with NOT_FOUND (reason trimmed) when it fell so far behind that the feed was trimmed past it, instead of skipping appends', async () => {
+    const writer = makeStore(prefixes, { feedMaxLen: 10 });
+    const store = makeStore(prefixes, { keyPrefix: writer.keys.prefix, watchBlockMs: 200 });
+    await appendBatch(writer, new EventFactory('behind-0'), 1); // the feed is not empty at the start point
+    const iterator = store.watchAll()[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50));
+    // Not read for 300 appends: the feed (about feedMaxLen entries, trimmed by whole nodes of 100) drops the first ones.
+    const f = new EventFactory('behind');
+    for (let i = 0; i < 300; i++) await appendBatch(writer, f, 1);
+    const err = await errorOf(
+      (async () => {
+        for (;;) if ((await iterator.next()).done) return;
+      })(),
+    );
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.context.reason).toBe('trimmed');
+    await writer.close();
     await store.close();
   });
 });
