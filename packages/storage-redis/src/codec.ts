@@ -51,18 +51,33 @@ export function decodeSnapshot(key: string, json: string, snapSeq: number): Upgr
   return state;
 }
 
-/** The pointer of one feed entry: `u` upgradeId, `s` first seq, `n` count; undefined when damaged. */
+/**
+ * The pointer of one feed entry: field `p`, `<first seq>|<count>|<upgradeId>` (one field: the append
+ * script's cheapest entry), or the earlier layout's fields `u` upgradeId, `s` first seq, `n` count;
+ * undefined when damaged.
+ */
 export function decodeFeedEntry(fields: string[]): { upgradeId: string; first: number; count: number } | undefined {
   let upgradeId: string | undefined;
   let first = NaN;
   let count = NaN;
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'u') upgradeId = fields[i + 1];
-    else if (fields[i] === 's') first = Number(fields[i + 1]);
-    else if (fields[i] === 'n') count = Number(fields[i + 1]);
+    const value = fields[i + 1]!;
+    if (fields[i] === 'p') {
+      const a = value.indexOf('|');
+      const b = a < 0 ? -1 : value.indexOf('|', a + 1);
+      if (b < 0) return undefined;
+      first = Number(value.slice(0, a));
+      count = Number(value.slice(a + 1, b));
+      upgradeId = value.slice(b + 1);
+    } else if (fields[i] === 'u') upgradeId = value;
+    else if (fields[i] === 's') first = Number(value);
+    else if (fields[i] === 'n') count = Number(value);
   }
   return upgradeId && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
 }
+
+/** The feed entry's field value for an append of `count` events from seq `first` (see {@link decodeFeedEntry}). */
+export const feedPointer = (upgradeId: string, first: number, count: number): string => `${first}|${count}|${upgradeId}`;
 
 /**
  * The `list()` row of an upgrade's meta hash: the `row` field (JSON, written when more than the fast

@@ -21,7 +21,7 @@ import {
   type UpgradeSummaryRow,
 } from '@progress/core';
 import { Redis, type Cluster, type Command } from 'ioredis';
-import { decodeEntry, decodeRow, decodeSnapshot } from './codec.js';
+import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { eventsToJson } from './event-json.js';
 import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
@@ -381,7 +381,7 @@ export class RedisStore implements ProgressStore {
   #followUp(p: PendingAppend): void {
     const done = Promise.all([
       this.#redis.zadd(this.#keys.index, p.score, p.upgradeId),
-      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'u', p.upgradeId, 's', String(p.expectedSeq + 1), 'n', String(p.n)),
+      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'p', feedPointer(p.upgradeId, p.expectedSeq + 1, p.n)),
     ]).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { feedPointer } from './codec.js';
 
 /**
  * Appends events to one upgrade, atomically with the seq check.
@@ -11,14 +12,20 @@ import type { Cluster, Redis } from 'ioredis';
  * KEYS: events, meta, then, each only when its flag says so: feed (single-node mode), index (single
  * mode, first append), snapshot (when a snapshot is written).
  *
- * ARGV[1], the head: `deadline|flags|expectedSeq|n|newLastSeq|firstSeq|fastBytes|rare|upgradeId|<fast>|<eventId>`:
- * the deadline in ms on the server clock (0 = none); flags, the sum of 1 (feed key given), 2 (index
- * key given) and 4 (snapshot key given); `rare`, empty or `feedMaxLen,ttl,maxEvents,score` when one
- * of them is not 0 (feedMaxLen: trim the feed to about this many entries now; ttl seconds; maxEvents
- * kept; score, the index score); fast, the list row's fields every append moves
- * (`lastSeq|overallPercentage|updatedAt`), `fastBytes` long, a `|`, then the first event's eventId
- * (for the retry check and the epoch) to the end, so that neither needs escaping. Numbers are decimal strings
- * without leading zeros (what `String(n)` gives); an upgrade id cannot hold `|`.
+ * ARGV[1], the head: `deadline|flags|expectedSeq|newLastSeq|fastBytes|feedBytes|<fast><feed><rest>`:
+ * - the deadline in ms on the server clock (0 = none);
+ * - flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given) and 8 (`rare`
+ *   given, below);
+ * - fast, `fastBytes` long: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
+ * - feed, `feedBytes` long (0 without a feed key): the feed entry's one field, `<first seq>|<n>|<upgradeId>`;
+ * - rest: `<rare>|` when flag 8 is set, then `<upgradeId>|<eventId of the first event>` to the end.
+ *   `rare` is `feedMaxLen,ttl,maxEvents,score` (feedMaxLen: trim the feed to about this many entries
+ *   now; ttl seconds; maxEvents kept; score, the index score).
+ * The common path only captures the four numbers and cuts fast and feed out by length: Lua's pattern
+ * matcher costs ~0.1 us per capture, and the rest is read only on the paths that need it (the first
+ * append, a retry, a conflict, retention). Numbers are decimal strings without leading zeros (what
+ * `String(n)` gives); an upgrade id cannot hold `|`; the eventId comes last, so that neither needs
+ * escaping.
  * ARGV[2]: the batch (the JSON array of the call's events). ARGV[3], optional: the list row JSON
  * (absent or '' = keep). ARGV[4]: the snapshot JSON, read only when the snapshot key is given (flag 4).
  *
@@ -39,44 +46,48 @@ import type { Cluster, Redis } from 'ioredis';
  * check, retention) use Lua numbers and write them with `%d`, exact for any seq below 2^53.
  */
 export const APPEND_LUA = `
--- The head. Lua's pattern matcher costs ~0.1 us per capture and ~8 ns per character it scans: it
--- captures the short numbers; the rest is cut out by position.
 local head = ARGV[1]
-local deadline, flags, expectedText, nText, newLast, firstText, fastLen, rare, at =
-  string.match(head, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|()')
+local deadline, flags, expectedText, newLast, fastLen, feedLen, at = string.match(head, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()')
 if not deadline then return redis.error_reply('ERR progress append: malformed head') end
-local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
-if rare ~= '' then
-  feedMaxLen, ttl, maxEvents, score = string.match(rare, '^(%d+),(%d+),(%d+),(%d+)$')
-  if not feedMaxLen then return redis.error_reply('ERR progress append: malformed head') end
-end
-local bar = string.find(head, '|', at, true)
-if not bar then return redis.error_reply('ERR progress append: malformed head') end
-local upgradeId = string.sub(head, at, bar - 1)
-local fastEnd = bar + tonumber(fastLen)
-local fast = string.sub(head, bar + 1, fastEnd)
-local eventId = string.sub(head, fastEnd + 2)
+local feedAt = at + tonumber(fastLen)
+local fast = string.sub(head, at, feedAt - 1)
+local restAt = feedAt + tonumber(feedLen)
 local feedKey, indexKey, snapKey
-if flags == '1' then
-  feedKey = KEYS[3]
-elseif flags ~= '0' then
+if flags ~= '1' and flags ~= '0' then
   flags = tonumber(flags)
   local k = 3
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
-  if flags >= 4 then snapKey = KEYS[k] end
-end
-local function pastDeadline()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+  if math.floor(flags / 4) % 2 == 1 then snapKey = KEYS[k] end
+elseif flags == '1' then
+  feedKey = KEYS[3]
 end
 local lastText = redis.call('HGET', KEYS[2], 'lastSeq') or '0'
+-- The rest of the head, read only where it is needed: anything but a plain append (flags other than
+-- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
+local rare = type(flags) == 'number' or expectedText == '0'
+local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
+local upgradeId, eventId
+if rare or lastText ~= expectedText then
+  local rest = string.sub(head, restAt)
+  if type(flags) == 'number' and flags >= 8 then
+    local bar
+    feedMaxLen, ttl, maxEvents, score, bar = string.match(rest, '^(%d+),(%d+),(%d+),(%d+)|()')
+    if not feedMaxLen then return redis.error_reply('ERR progress append: malformed head') end
+    rest = string.sub(rest, bar)
+  end
+  local bar = string.find(rest, '|', 1, true)
+  if not bar then return redis.error_reply('ERR progress append: malformed head') end
+  upgradeId = string.sub(rest, 1, bar - 1)
+  eventId = string.sub(rest, bar + 1)
+end
 -- The common path compares and writes seqs as the strings the client sent: no number parsing or
 -- formatting, which showed up in Redis' profile.
 if lastText ~= expectedText then
   local last = tonumber(lastText)
   local expected = tonumber(expectedText)
-  if last >= expected + tonumber(nText) then
+  local firstText = string.format('%d', expected + 1)
+  if last >= tonumber(newLast) then
     local found = redis.call('XRANGE', KEYS[1], '0-' .. firstText, '+', 'COUNT', 1)
     if found[1] then
       local f = found[1][2]
@@ -102,32 +113,35 @@ if lastText ~= expectedText then
   end
   return {0, last}
 end
+-- The deadline. In single-node mode the feed entry's id carries the server clock: its ms is never
+-- below the time now, so an id at or before the deadline proves the script runs in time, with no TIME
+-- call (one command less on the hot path). Past it, TIME decides (the id can run ahead after the
+-- clock stepped back), and a refusal takes the entry back out: nobody can have read it. A Cluster
+-- append (no feed key) asks TIME.
 local feedId = nil
+local suspect = false
 if feedKey then
-  -- The feed entry's id carries the server clock: its ms is never below the time now, so an id at or
-  -- before the deadline proves the script runs in time, with no TIME call (one command less on the
-  -- hot path). Past it, TIME decides (the id can run ahead after the clock stepped back), and a
-  -- refusal takes the entry back out: nobody can have read it.
   -- Trimmed only when the client asks (every few appends): the trim costs more than the entry.
-  local id
+  local feed = string.sub(head, feedAt, restAt - 1)
   if feedMaxLen ~= '0' then
-    id = redis.call('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'u', upgradeId, 's', firstText, 'n', nText)
+    feedId = redis.call('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'p', feed)
   else
-    id = redis.call('XADD', feedKey, '*', 'u', upgradeId, 's', firstText, 'n', nText)
+    feedId = redis.call('XADD', feedKey, '*', 'p', feed)
   end
   if deadline ~= '0' then
-    local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+    local ms = string.sub(feedId, 1, string.find(feedId, '-', 1, true) - 1)
     -- Compared as text when the lengths agree (any ms from 2001 to 2286 has 13 digits).
-    local late
-    if #ms == #deadline then late = ms > deadline else late = tonumber(ms) > tonumber(deadline) end
-    if late and pastDeadline() then
-      redis.call('XDEL', feedKey, id)
-      return {-1, tonumber(lastText)}
-    end
+    if #ms == #deadline then suspect = ms > deadline else suspect = tonumber(ms) > tonumber(deadline) end
   end
-  feedId = id
-elseif deadline ~= '0' and pastDeadline() then
-  return {-1, tonumber(lastText)}
+else
+  suspect = deadline ~= '0'
+end
+if suspect then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline) then
+    if feedId then redis.call('XDEL', feedKey, feedId) end
+    return {-1, tonumber(lastText)}
+  end
 end
 local events = KEYS[1]
 -- The first append indexes the upgrade. An index key holding another kind of value fails it with
@@ -153,6 +167,7 @@ if row and row ~= '' then
 else
   redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast)
 end
+if not rare then return 1 end
 -- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
 if expectedText == '0' then redis.call('HSET', KEYS[2], 'epoch', eventId) end
 local snapSeq = nil
@@ -182,14 +197,18 @@ return 1
 
 /**
  * The head of an append (ARGV[1] of {@link APPEND_LUA}) without its deadline, which the sender puts
- * in front when it sends (`${deadline}${head}`; 0 = none). `rare` is '' or
- * `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's `lastSeq|overallPercentage|updatedAt`.
- * The one place that writes the format the script parses. The `|` between `fast` and the eventId
- * keeps a lone surrogate at the end of one from pairing with one at the start of the other (which
- * would shift the bytes the script cuts by).
+ * in front when it sends (`${deadline}${head}`; 0 = none). `flags` is the keys' flags (1, 2, 4; the
+ * 8 for `rare` is added here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list
+ * row's `lastSeq|overallPercentage|updatedAt`; `feed` whether the feed key is given (then the head
+ * carries the feed entry's field). The one place that writes the format the script parses. The
+ * lengths are in bytes (what Lua's `string.sub` counts); the `|` before the eventId keeps a lone
+ * surrogate at the end of the upgrade id from pairing with one at its start.
  */
 export function appendHead(flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string): string {
-  return `|${flags}|${expectedSeq}|${n}|${expectedSeq + n}|${expectedSeq + 1}|${Buffer.byteLength(fast)}|${rare}|${upgradeId}|${fast}|${eventId}`;
+  const last = expectedSeq + n;
+  const feed = flags & 1 ? feedPointer(upgradeId, expectedSeq + 1, n) : '';
+  const rest = rare ? `${rare}|${upgradeId}|${eventId}` : `${upgradeId}|${eventId}`;
+  return `|${rare ? flags + 8 : flags}|${expectedSeq}|${last}|${Buffer.byteLength(fast)}|${Buffer.byteLength(feed)}|${fast}${feed}${rest}`;
 }
 
 /** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */

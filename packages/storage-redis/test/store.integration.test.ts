@@ -191,7 +191,7 @@ describe('RedisStore: appends', () => {
     expect(await admin.hget(`${keyPrefix}{deadline}:meta`, 'lastSeq')).toBe('2');
     // The feed entry the refused script wrote to read the clock was taken back out.
     const feed = await admin.xrange(`${keyPrefix}feed`, '-', '+');
-    expect(feed.map(([, fields]) => fields)).toEqual([['u', 'deadline', 's', '1', 'n', '2']]);
+    expect(feed.map(([, fields]) => fields)).toEqual([['p', '1|2|deadline']]);
     await direct.close();
     await store.close();
     await proxy.close();

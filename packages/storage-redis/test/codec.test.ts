@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { decodeFeedEntry, feedPointer } from '../src/codec.js';
+
+describe('decodeFeedEntry', () => {
+  it('reads the one-field layout the append script writes, whatever the upgrade id holds', () => {
+    expect(decodeFeedEntry(['p', feedPointer('u1', 3, 2)])).toEqual({ upgradeId: 'u1', first: 3, count: 2 });
+    expect(decodeFeedEntry(['p', feedPointer('büro-\ud83d\ude00', 1, 100)])).toEqual({ upgradeId: 'büro-\ud83d\ude00', first: 1, count: 100 });
+  });
+
+  it('reads the earlier layout (u, s, n)', () => {
+    expect(decodeFeedEntry(['u', 'u1', 's', '7', 'n', '1'])).toEqual({ upgradeId: 'u1', first: 7, count: 1 });
+  });
+
+  it('calls an entry damaged rather than guessing', () => {
+    for (const fields of [['p', ''], ['p', '3|2'], ['p', '3|2|'], ['p', '0|1|u1'], ['p', '1|0|u1'], ['p', 'x|1|u1'], ['p', '1.5|1|u1'], ['u', 'u1', 's', '1'], []]) {
+      expect(decodeFeedEntry(fields), JSON.stringify(fields)).toBeUndefined();
+    }
+  });
+});
