@@ -11,11 +11,14 @@ export type HandshakeVerdict =
   /** Accept, with the principal `authenticate` returned (`true` without a hook). */
   | { kind: 'accept'; principal: unknown };
 
+const TIMED_OUT = Symbol('timed out');
+
 /**
  * Checks an upgrade request in order: path (404, or ignored when attached), origin allow-list (403;
- * a request without Origin passes), `authenticate` (401 when it returns nothing or throws).
+ * a request without Origin passes), `authenticate` (401 when it returns nothing or throws, 503 when
+ * it has not answered within `handshakeTimeoutMs`). Synchronous unless an `authenticate` hook runs.
  */
-export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): Promise<HandshakeVerdict> {
+export function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): HandshakeVerdict | Promise<HandshakeVerdict> {
   let pathname: string;
   try {
     pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -29,12 +32,26 @@ export async function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): 
     return { kind: 'refuse', status: 403 };
   }
   if (!o.authenticate) return { kind: 'accept', principal: true };
+  return authenticate(req, o, o.authenticate);
+}
+
+/** Runs the `authenticate` hook, within `handshakeTimeoutMs`. */
+async function authenticate(req: IncomingMessage, o: ResolvedOptions, hook: (req: IncomingMessage) => unknown): Promise<HandshakeVerdict> {
   let principal: unknown;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    principal = await o.authenticate(req);
+    // A hook that never settles would otherwise hold the socket (and stop()) for ever.
+    const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, o.handshakeTimeoutMs, TIMED_OUT)));
+    principal = await Promise.race([hook(req), timeout]);
   } catch (err) {
     o.logger.warn({ err }, 'authenticate threw; refusing the connection');
     return { kind: 'refuse', status: 401 };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (principal === TIMED_OUT) {
+    o.logger.warn({ timeoutMs: o.handshakeTimeoutMs }, 'authenticate did not answer in time; refusing the connection');
+    return { kind: 'refuse', status: 503 };
   }
   if (principal === undefined || principal === null || principal === false) return { kind: 'refuse', status: 401 };
   return { kind: 'accept', principal };

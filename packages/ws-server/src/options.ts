@@ -25,9 +25,16 @@ export interface ProgressWebSocketServerOptions {
   store?: ProgressStore;
   /**
    * Called at the HTTP upgrade: return a principal (any value) to accept, `undefined`/`false`/`null`
-   * to answer 401 before any frame. May be async. @default everyone is accepted
+   * to answer 401 before any frame. May be async; one that has not answered within
+   * `handshakeTimeoutMs` gets a 503. @default everyone is accepted
    */
   authenticate?: (req: IncomingMessage) => unknown;
+  /**
+   * How long an async `authenticate` may take before the handshake is answered 503 and its socket
+   * released, so that a stuck auth backend cannot make the server hold connections (nor `stop()`
+   * wait) for ever. @default 10000
+   */
+  handshakeTimeoutMs?: number;
   /** Called per subscription (and per upgrade of `*`, `get_summary`, `list_upgrades`). @default allow */
   authorize?: (principal: unknown, upgradeId: string) => boolean;
   /**
@@ -57,6 +64,14 @@ export interface ProgressWebSocketServerOptions {
    * follows runs a store `watch()`, which on a RedisStore is a Redis connection of its own. @default 100
    */
   maxSubscriptionsPerClient?: number;
+  /**
+   * How many upgrades the server keeps only for later subscribers: upgrades that no tracked tracker
+   * serves and nobody follows, whose last state it would otherwise hold for the life of the process
+   * (a tracker that lists the server in its `sinks`, or one untracked when it closed). Beyond it the
+   * least recently updated is forgotten; a later subscriber then gets it from `store`, or `exists:
+   * false` without one. Upgrades followed or tracked are not counted. @default 100
+   */
+  maxRetainedUpgrades?: number;
   /** A pino-compatible logger. @default silent */
   logger?: Logger;
 }
@@ -69,6 +84,7 @@ export interface ResolvedOptions {
   path: string;
   store: ProgressStore | undefined;
   authenticate: ((req: IncomingMessage) => unknown) | undefined;
+  handshakeTimeoutMs: number;
   authorize: ((principal: unknown, upgradeId: string) => boolean) | undefined;
   /** The allowed origins; `'*'` any; `'same-origin'` the default. */
   allowedOrigins: ReadonlySet<string> | '*' | 'same-origin';
@@ -78,6 +94,7 @@ export interface ResolvedOptions {
   heartbeatMs: number;
   rateLimit: Required<RateLimitOptions>;
   maxSubscriptionsPerClient: number;
+  maxRetainedUpgrades: number;
   logger: Logger;
 }
 
@@ -108,6 +125,9 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   ) {
     throw bad("allowedOrigins must be an array of origins or '*'");
   }
+  const handshakeTimeoutMs = whole(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 10_000);
+  // Node fires a longer timer at once.
+  if (handshakeTimeoutMs > 2 ** 31 - 1) throw bad(`handshakeTimeoutMs must be <= ${2 ** 31 - 1}, got ${handshakeTimeoutMs}`);
   const rate = options.rateLimit ?? {};
   return {
     port,
@@ -116,6 +136,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
     path,
     store: options.store,
     authenticate: options.authenticate,
+    handshakeTimeoutMs,
     authorize: options.authorize,
     allowedOrigins:
       options.allowedOrigins === '*' ? '*' : options.allowedOrigins ? new Set(options.allowedOrigins.map((o) => o.toLowerCase())) : 'same-origin',
@@ -129,6 +150,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
       maxViolations: whole(rate.maxViolations, 'rateLimit.maxViolations', 1, 50),
     },
     maxSubscriptionsPerClient: whole(options.maxSubscriptionsPerClient, 'maxSubscriptionsPerClient', 1, 100),
+    maxRetainedUpgrades: whole(options.maxRetainedUpgrades, 'maxRetainedUpgrades', 0, 100),
     logger: options.logger ?? silentLogger,
   };
 }

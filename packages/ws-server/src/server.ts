@@ -60,7 +60,11 @@ export class ProgressWebSocketServer implements ProgressSink {
   readonly #o: ResolvedOptions;
   readonly #wss: WebSocketServer;
   readonly #clients = new Set<ClientConnection>();
+  /** Sockets whose handshake is being judged (an async `authenticate` runs). */
+  readonly #handshaking = new Set<Duplex>();
   readonly #topics = new Map<string, Topic>();
+  /** The topics kept only for later subscribers (see {@link #retain}), least recently updated first. */
+  readonly #retained = new Map<string, Topic>();
   readonly #trackers = new Map<ProgressTracker, () => void>();
   readonly #wildcards = new Set<WildcardSubscription>();
   readonly #stats: ServerStats = emptyStats();
@@ -155,6 +159,9 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     this.#stopWatchAll();
+    // Their authenticate may still be running: answered now, they hold neither the HTTP server's close nor a socket.
+    for (const socket of this.#handshaking) this.#refuse(socket, 503);
+    this.#handshaking.clear();
     const closing = [...this.#clients].map(
       (client) =>
         new Promise<void>((resolve) => {
@@ -168,6 +175,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       topic.close();
       if (!topic.tracker) this.#topics.delete(topic.upgradeId);
     }
+    this.#retained.clear();
     const server = this.#o.server ?? this.#http;
     server?.off('upgrade', this.#onUpgrade);
     if (this.#http) {
@@ -190,6 +198,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       const removeSink = tracker.addSink(this);
       this.#trackers.set(tracker, removeSink);
       const topic = this.#topic(tracker.upgradeId);
+      this.#retained.delete(topic.upgradeId);
       topic.useTracker(tracker);
       this.#attachWildcards(topic);
     }
@@ -211,7 +220,10 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   /** The sink side: a durable event of a tracker that has this server as a sink. */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
-    this.#topic(event.upgradeId).fromSink(event, state);
+    const topic = this.#topic(event.upgradeId);
+    topic.fromSink(event, state);
+    // A tracker that lists this server in its sinks never says when it is gone.
+    if (this.#idle(topic)) this.#retain(topic);
   }
 
   /** Resolves once the frames of the current tick are handed to the sockets. */
@@ -239,11 +251,19 @@ export class ProgressWebSocketServer implements ProgressSink {
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const onError = (err: Error) => this.#o.logger.debug({ err }, 'handshake socket error');
     socket.on('error', onError);
-    const verdict = await judgeHandshake(req, this.#o);
+    let verdict = judgeHandshake(req, this.#o);
+    if (verdict instanceof Promise) {
+      // An authenticate hook runs: stop() answers this socket meanwhile instead of waiting for it.
+      this.#handshaking.add(socket);
+      verdict = await verdict.finally(() => this.#handshaking.delete(socket));
+    }
     if (verdict.kind === 'ignore') return void socket.off('error', onError);
+    // Gone, or already answered by stop().
+    if (socket.destroyed || socket.writableEnded) return;
     if (verdict.kind === 'refuse') return this.#refuse(socket, verdict.status);
-    if (socket.destroyed || !this.#address) return void socket.destroy();
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, verdict.principal));
+    if (!this.#address) return void socket.destroy();
+    const principal = verdict.principal;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, principal));
   }
 
   #refuse(socket: Duplex, status: number): void {
@@ -388,6 +408,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     const sub = new Subscription(client, upgradeId, false, this.#o.maxBufferedBytes);
     client.subs.set(upgradeId, sub);
     client.send({ type: 'subscribed', upgradeId, exists: topic.exists });
+    this.#retained.delete(upgradeId);
     topic.subs.add(sub);
     if (sinceSeq === undefined) topic.sendSnapshot(sub);
     else void topic.catchUp(sub, sinceSeq, true);
@@ -433,6 +454,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     const sub = new Subscription(w.client, id, true, this.#o.maxBufferedBytes);
     w.children.set(id, sub);
     topic.sendSnapshot(sub);
+    this.#retained.delete(id);
     topic.subs.add(sub);
   }
 
@@ -503,9 +525,31 @@ export class ProgressWebSocketServer implements ProgressSink {
   /** Forgets a topic nobody needs: no tracker, no subscriber, no `*` subscriber fed by watchAll. */
   #maybeRelease(topic: Topic): void {
     if (topic.tracker || topic.subs.size > 0 || (this.#watchAll && topic.storeBacked)) return;
-    if (!topic.storeBacked && topic.exists) return; // a sink-only upgrade: keep its state for later subscribers
+    if (this.#idle(topic)) return this.#retain(topic);
     topic.close();
     this.#topics.delete(topic.upgradeId);
+  }
+
+  /** An upgrade known only from what it was sent as a sink (or its tracker's last state), that nobody follows. */
+  #idle(topic: Topic): boolean {
+    return !topic.tracker && topic.subs.size === 0 && !topic.storeBacked && topic.exists;
+  }
+
+  /**
+   * Keeps an idle topic's state for later subscribers, within `maxRetainedUpgrades`: without a
+   * bound, a long-running server would hold the last state of every upgrade it was ever sent. The
+   * least recently updated beyond it are forgotten (a sink-fed one comes back whole with its next event).
+   */
+  #retain(topic: Topic): void {
+    this.#retained.delete(topic.upgradeId);
+    this.#retained.set(topic.upgradeId, topic);
+    for (const [id, old] of this.#retained) {
+      if (this.#retained.size <= this.#o.maxRetainedUpgrades) break;
+      this.#retained.delete(id);
+      if (this.#topics.get(id) !== old || !this.#idle(old)) continue;
+      old.close();
+      this.#topics.delete(id);
+    }
   }
 
   #syncWatchAll(): void {

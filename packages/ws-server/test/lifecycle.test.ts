@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProgressTracker, UpgradeProgress } from '@progress/core';
+import { ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { halfOpenExchange, rawExchange, upgradeRequest } from './raw.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 let server: ProgressWebSocketServer | undefined;
@@ -15,8 +16,8 @@ afterEach(async () => {
   await Promise.all(trackers.splice(0).map((t) => t.close()));
 });
 
-async function connect(url: string): Promise<TestClient> {
-  const c = await TestClient.connect(url);
+async function connect(url: string, options?: Parameters<typeof TestClient.connect>[1]): Promise<TestClient> {
+  const c = await TestClient.connect(url, options);
   clients.push(c);
   return c;
 }
@@ -64,6 +65,91 @@ describe('lifecycle', () => {
     // The late client was never let in (or, at worst, was closed by stop()).
     expect(await within(connecting, 5000)).not.toBe('timeout');
     expect(server.getStats().clients).toBe(0);
+  });
+
+  it('answers 503 to a handshake whose authenticate never settles once handshakeTimeoutMs passed, and keeps serving', async () => {
+    server = new ProgressWebSocketServer({ port: 0, handshakeTimeoutMs: 50, authenticate: (req) => (req.headers.authorization === 'Bearer good' ? { user: 'ann' } : new Promise(() => {})) });
+    const { url, port } = await server.start();
+    const stuck = await rawExchange(port, upgradeRequest('/ws'), 10_000);
+    expect(stuck.response).toMatch(/^HTTP\/1\.1 503 /);
+    expect(stuck.closed).toBe(true);
+    expect(server.getStats().handshakesRefused).toBe(1);
+    const ok = await connect(url, { headers: { authorization: 'Bearer good' } });
+    await ok.next((m) => m.type === 'welcome');
+    for (const bad of [0, 1.5, 2 ** 31]) expect(() => new ProgressWebSocketServer({ handshakeTimeoutMs: bad })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('stop() answers 503 to a handshake whose authenticate never settles, instead of waiting for it for ever', async () => {
+    const called = deferred();
+    server = new ProgressWebSocketServer({
+      port: 0,
+      authenticate: () => {
+        called.resolve();
+        return new Promise(() => {});
+      },
+    });
+    const { port } = await server.start();
+    const stuck = rawExchange(port, upgradeRequest('/ws'), 10_000);
+    await called.promise;
+    expect(await within(server.stop(), 5000)).toBe(undefined);
+    const { response, closed } = await stuck;
+    expect(response).toMatch(/^HTTP\/1\.1 503 /);
+    expect(closed).toBe(true);
+  });
+
+  it('releases the socket of a refused handshake whose peer keeps its side open, so stop() does not wait for it', async () => {
+    server = new ProgressWebSocketServer({ port: 0, allowedOrigins: ['https://dash.example.com'] });
+    const { port } = await server.start();
+    const peers = [halfOpenExchange(port, upgradeRequest('/elsewhere')), halfOpenExchange(port, upgradeRequest('/ws', ['Origin: https://evil.example.com']))];
+    try {
+      expect(await peers[0]!.response).toMatch(/^HTTP\/1\.1 404 /);
+      expect(await peers[1]!.response).toMatch(/^HTTP\/1\.1 403 /);
+      // The peers still hold their side; the server's close() waits for every socket it accepted.
+      expect(await within(server.stop(), 5000)).toBe(undefined);
+    } finally {
+      for (const p of peers) p.destroy();
+    }
+  });
+
+  it('keeps at most maxRetainedUpgrades upgrades that no tracker serves and nobody follows (sink-only or untracked), the least recently updated forgotten first', async () => {
+    server = new ProgressWebSocketServer({ port: 0, maxRetainedUpgrades: 2 });
+    const { url } = await server.start();
+    // A long-running server: upgrades come and go, each fed only as a sink, or tracked and untracked when it closes.
+    for (const id of ['r1', 'r2', 'r3', 'r4']) {
+      const t = await ProgressTracker.open({ upgradeId: id, planId: 'p', clusterName: 'c', sinks: [server] });
+      await t.startUpgrade();
+      await t.close();
+    }
+    const tracked = await openTracker('r5');
+    server.track(tracked);
+    await tracked.startUpgrade();
+    server.untrack(tracked);
+    await tracked.close();
+    expect(server.getStats().topics).toBe(2);
+
+    // The two most recent are still served to later subscribers; the older ones are forgotten.
+    const c = await connect(url);
+    for (const id of ['r4', 'r5', 'r1']) c.send({ type: 'subscribe', upgradeId: id });
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong');
+    expect(c.ofType('subscribed').map((m) => [m.upgradeId, m.exists])).toEqual([
+      ['r4', true],
+      ['r5', true],
+      ['r1', false],
+    ]);
+    expect(c.ofType('snapshot').map((m) => [m.upgradeId, m.seq])).toEqual([
+      ['r4', 2],
+      ['r5', 2],
+    ]);
+    // Followed upgrades are not counted against the limit, and are kept again once nobody follows them.
+    const r6 = await ProgressTracker.open({ upgradeId: 'r6', planId: 'p', clusterName: 'c', sinks: [server] });
+    trackers.push(r6);
+    await r6.startUpgrade();
+    expect(server.getStats().topics).toBe(4);
+    await c.close();
+    for (let i = 0; i < 100 && server.getStats().clients > 0; i++) await sleep(10);
+    expect(server.getStats().topics).toBe(2);
+    expect(() => new ProgressWebSocketServer({ maxRetainedUpgrades: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   it('a replay to a healthy client finishes when maxBufferedBytes is below the socket high-water mark', async () => {

@@ -85,3 +85,17 @@ export function closeCodeIn(data: Buffer): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * Sends `request` from a peer that never closes its side (allowHalfOpen): `response` resolves with
+ * what came back once the server ended its side.
+ */
+export function halfOpenExchange(port: number, request: string): { response: Promise<string>; destroy: () => void } {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  socket.on('error', () => undefined);
+  socket.on('data', (d) => chunks.push(d));
+  socket.on('connect', () => socket.write(request));
+  const response = new Promise<string>((resolve) => socket.once('end', () => resolve(Buffer.concat(chunks).toString('latin1'))));
+  return { response, destroy: () => socket.destroy() };
+}
