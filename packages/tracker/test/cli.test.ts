@@ -205,6 +205,27 @@ describe('progress watch: a bad upgrade id', () => {
   });
 });
 
+describe('progress watch: a server that breaks the protocol', () => {
+  it('ends with exit code 4 and a message, not a crash, on a frame that is not a message or an event that does not apply', async () => {
+    const frames = ['null', JSON.stringify({ type: 'progress_event', upgradeId: 'odd', data: { seq: 1, upgradeId: 'odd', type: 'task.progress', taskId: 'a', status: 'in_progress', details: {} } })];
+    for (const frame of frames) {
+      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      await new Promise((resolve) => server.once('listening', resolve));
+      server.on('connection', (ws) => {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'fake' }));
+        ws.on('message', () => ws.send(frame));
+      });
+      try {
+        const result = await run('watch', `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, 'odd');
+        expect(result, frame).toMatchObject({ code: 4, err: expect.stringContaining('the server sent a message this client cannot use') });
+      } finally {
+        for (const ws of server.clients) ws.terminate();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+  });
+});
+
 describe('progress watch --token', () => {
   it('is accepted by a server that uses readTokenAuth (token in the subprotocol, as a browser sends it)', async () => {
     const secret = 'a-watch-test-secret-long-enough-0123456789';

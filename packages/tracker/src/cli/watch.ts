@@ -24,10 +24,15 @@ export function exitCodeFor(state: Readonly<UpgradeProgress> | undefined): numbe
   return state.status === 'failed' || state.status === 'cancelled' ? ExitCode.UPGRADE_FAILED : ExitCode.OK;
 }
 
-/** Folds an event into the state when it is the next one; says whether it was. */
-function fold(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress | undefined {
-  if (state && event.seq <= state.lastSeq) return undefined;
-  return applyEventInPlace(state, event);
+/**
+ * Folds an event into the state and shows it, when it is not one already seen (a replay after a
+ * reconnect or a poll may repeat some). Returns the state to go on with.
+ */
+function fold(state: UpgradeProgress | undefined, event: ProgressEvent, view: LiveView): UpgradeProgress {
+  if (state && event.seq <= state.lastSeq) return state;
+  const next = applyEventInPlace(state, event);
+  view.update(next, event);
+  return next;
 }
 
 async function pickUpgrade(store: ProgressStore, upgradeId: string | undefined): Promise<string> {
@@ -55,22 +60,14 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   if (done() || options.signal.aborted) return state;
   if (store.watch) {
     for await (const event of store.watch(id, state?.lastSeq ?? 0, { signal: options.signal })) {
-      const next = fold(state, event);
-      if (!next) continue;
-      state = next;
-      options.view.update(state, event);
+      state = fold(state, event, options.view);
       if (done()) break;
     }
     return state;
   }
   while (!options.signal.aborted && !done()) {
     try {
-      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) {
-        const next = fold(state, event);
-        if (!next) continue;
-        state = next;
-        options.view.update(state, event);
-      }
+      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) state = fold(state, event, options.view);
     } catch (err) {
       options.view.say(`read failed (${(err as Error).message}); retrying`);
     }
@@ -78,6 +75,12 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
     await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
   }
   return state;
+}
+
+/** Enough of an {@link UpgradeProgress} to fold events into and draw. */
+function isState(data: unknown): data is UpgradeProgress {
+  const s = data as Partial<UpgradeProgress> | null;
+  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.lastSeq) && typeof s.status === 'string' && typeof s.tasks === 'object' && s.tasks !== null;
 }
 
 interface ServerMessage {
@@ -120,6 +123,11 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         ws.close(1000);
         resolve(result);
       };
+      const fail = (err: CliError) => {
+        options.signal.removeEventListener('abort', onAbort);
+        ws.close(1000);
+        reject(err);
+      };
       const subscribe = () => {
         if (!target) return ws.send(JSON.stringify({ type: 'list_upgrades' }));
         ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq } : { type: 'subscribe', upgradeId: target }));
@@ -141,58 +149,60 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         } catch {
           return;
         }
-        switch (msg.type) {
-          case 'welcome':
-            subscribe();
-            break;
-          case 'upgrades': {
-            const rows = (msg.data as Array<{ upgradeId: string }> | undefined) ?? [];
-            if (rows[0]) {
-              target = rows[0].upgradeId;
+        try {
+          if (!msg || typeof msg !== 'object') throw new TypeError('not a JSON object');
+          switch (msg.type) {
+            case 'welcome':
               subscribe();
-            } else setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), 500);
-            break;
-          }
-          case 'snapshot':
-            if (msg.upgradeId !== target) break;
-            state = msg.data as UpgradeProgress;
-            options.view.update(state);
-            if (isTerminal(state.status) && !options.follow) finish('ended');
-            break;
-          case 'progress_event': {
-            if (msg.upgradeId !== target) break;
-            const event = msg.data as ProgressEvent;
-            if (state && event.seq > state.lastSeq + 1) {
-              // Never show a gap: ask again from what we have.
-              ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq }));
+              break;
+            case 'upgrades': {
+              const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
+              if (rows[0]) {
+                target = rows[0].upgradeId;
+                subscribe();
+              } else setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), 500);
               break;
             }
-            const next = fold(state, event);
-            if (!next) break;
-            state = next;
-            options.view.update(state, event);
-            if (isTerminal(state.status) && !options.follow) finish('ended');
-            break;
-          }
-          case 'resync':
-            options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
-            state = undefined;
-            break;
-          case 'error':
-            options.view.say(`server: ${msg.code}: ${msg.message}`);
-            if (msg.code === 'FORBIDDEN' || msg.code === 'INVALID_MESSAGE') {
-              // Asking again would get the same answer: give up instead of waiting for ever.
-              options.signal.removeEventListener('abort', onAbort);
-              ws.close(1000);
-              reject(
-                msg.code === 'FORBIDDEN'
-                  ? new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND)
-                  : new CliError(`the server refused the request for "${target ?? 'the upgrade list'}": ${msg.message}`, ExitCode.USAGE),
-              );
+            case 'snapshot':
+              if (msg.upgradeId !== target) break;
+              if (!isState(msg.data)) throw new TypeError('a snapshot without an upgrade state');
+              state = msg.data;
+              options.view.update(state);
+              if (isTerminal(state.status) && !options.follow) finish('ended');
+              break;
+            case 'progress_event': {
+              if (msg.upgradeId !== target) break;
+              const event = msg.data as ProgressEvent;
+              if (state && event.seq > state.lastSeq + 1) {
+                // Never show a gap: ask again from what we have.
+                ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq }));
+                break;
+              }
+              state = fold(state, event, options.view);
+              if (isTerminal(state.status) && !options.follow) finish('ended');
+              break;
             }
-            break;
-          default:
-            break;
+            case 'resync':
+              options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
+              state = undefined;
+              break;
+            case 'error':
+              options.view.say(`server: ${msg.code}: ${msg.message}`);
+              if (msg.code === 'FORBIDDEN' || msg.code === 'INVALID_MESSAGE') {
+                // Asking again would get the same answer: give up instead of waiting for ever.
+                fail(
+                  msg.code === 'FORBIDDEN'
+                    ? new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND)
+                    : new CliError(`the server refused the request for "${target ?? 'the upgrade list'}": ${msg.message}`, ExitCode.USAGE),
+                );
+              }
+              break;
+            default:
+              break;
+          }
+        } catch (err) {
+          // A frame of a server that breaks the protocol (or of another version) must not crash the command.
+          fail(new CliError(`the server sent a message this client cannot use (${(err as Error).message})`, ExitCode.UNAVAILABLE));
         }
       });
       ws.on('close', () => finish('lost'));
