@@ -146,6 +146,97 @@ describe('legacy files of the Python module', () => {
     await store.close();
   });
 
+  it('keeps the history in order for a task the Python module started again (its started_at is then the last start)', async () => {
+    // The old module's start_task() sets started_at to now on every call, and fail_task() leaves
+    // completed_at alone: a task started, failed, started again and completed records the second
+    // start as started_at; one started, completed, started again and failed keeps the old completed_at.
+    const doc = JSON.parse(await readFile(REAL, 'utf8')) as { upgrade_id: string; tasks: Record<string, Record<string, unknown>> };
+    doc.upgrade_id = 'restarted-1';
+    const ev = (taskId: string, s: string, status: string, message: string) => ({
+      event_id: `00000000-0000-4000-8000-${taskId.replace('task-', '')}${s.replace('.', '')}`.slice(0, 36),
+      timestamp: `2025-10-20 05:25:${s}+00:00`,
+      task_id: taskId,
+      task_type: 'upgrade_step',
+      status,
+      message,
+      details: {},
+      percentage: 0.0,
+    });
+    Object.assign(doc.tasks['task-1']!, {
+      status: 'completed',
+      started_at: '2025-10-20 05:25:03.000000+00:00',
+      completed_at: '2025-10-20 05:25:04.000000+00:00',
+      error_message: 'boom',
+      events: [
+        ev('task-1', '01.000000', 'in_progress', 'Task started'),
+        ev('task-1', '02.000000', 'failed', 'Task failed: boom'),
+        ev('task-1', '03.000000', 'in_progress', 'Task started'),
+        ev('task-1', '04.000000', 'completed', 'Task completed'),
+      ],
+    });
+    Object.assign(doc.tasks['task-2']!, {
+      status: 'failed',
+      started_at: '2025-10-20 05:25:07.000000+00:00',
+      completed_at: '2025-10-20 05:25:06.000000+00:00',
+      error_message: 'again',
+      events: [
+        ev('task-2', '05.000000', 'in_progress', 'Task started'),
+        ev('task-2', '06.000000', 'completed', 'Task completed'),
+        ev('task-2', '07.000000', 'in_progress', 'Task started'),
+        ev('task-2', '08.000000', 'failed', 'Task failed: again'),
+      ],
+    });
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    await writeFile(join(dir, 'progress', 'upgrade_restarted-1.json'), JSON.stringify(doc));
+    const store = new JsonFileStore({ directory: dir });
+    const state = (await store.load('restarted-1'))!;
+    const events = await collect(store.readEvents('restarted-1', 0));
+    const of = (taskId: string) => events.filter((e) => e.taskId === taskId && e.type !== 'task.added').map((e) => [e.type, e.timestamp.slice(17)]);
+    expect(of('task-1')).toEqual([
+      ['task.started', '01.000Z'],
+      ['task.failed', '02.000Z'],
+      ['task.retried', '03.000Z'],
+      ['task.completed', '04.000Z'],
+    ]);
+    expect(of('task-2')).toEqual([
+      ['task.started', '05.000Z'],
+      ['task.completed', '06.000Z'],
+      ['task.progress', '07.000Z'],
+      ['task.failed', '08.000Z'],
+    ]);
+    const t1 = state.tasks['task-1']!;
+    expect([t1.status, t1.startedAt, t1.completedAt, t1.durationMs, t1.retryCount]).toEqual(['completed', '2025-10-20T05:25:01.000Z', '2025-10-20T05:25:04.000Z', 3000, 1]);
+    const t2 = state.tasks['task-2']!;
+    expect([t2.status, t2.startedAt, t2.completedAt, t2.errorMessage]).toEqual(['failed', '2025-10-20T05:25:05.000Z', '2025-10-20T05:25:08.000Z', 'again']);
+    await store.close();
+  });
+
+  it('loads a file with the NaN and Infinity that Python json.dump writes for float values (allow_nan is its default)', async () => {
+    // The old module saved with json.dump(progress.model_dump(), f, indent=2, default=str): a float
+    // nan or inf in metadata or in an event's details went out as a bare NaN / Infinity / -Infinity.
+    const text = (await readFile(REAL, 'utf8'))
+      .replace('"upgrade_id": "test-upgrade-123"', '"upgrade_id": "nan-1"')
+      .replace(
+        '"error_message": "Test error"',
+        '"error_message": "Test error",\n    "eta_seconds": Infinity,\n    "ratio": NaN,\n    "floor": -Infinity,\n    "note": "NaN, Infinity and -Infinity stay text here"',
+      )
+      .replace('"details": {},', '"details": {"rate": NaN, "limit": Infinity},');
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    const path = join(dir, 'progress', 'upgrade_nan-1.json');
+    await writeFile(path, text);
+    const store = new JsonFileStore({ directory: dir });
+    const state = (await store.load('nan-1'))!;
+    expect([state.status, state.errorMessage, Object.keys(state.tasks).length]).toEqual(['failed', 'Test error', 3]);
+    expect(state.metadata).toEqual({ error_message: 'Test error', eta_seconds: null, ratio: null, floor: null, note: 'NaN, Infinity and -Infinity stay text here' });
+    const started = state.tasks['task-1']!.recentEvents.find((e) => e.eventId === 'dff8b2af-1018-4b0f-b0e8-be9667094e9e')!;
+    expect(started.details).toEqual({ rate: null, limit: null });
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['nan-1']);
+    expect(await readFile(path, 'utf8')).toBe(text);
+    await store.close();
+  });
+
   it('lets a tracker continue a legacy upgrade in the new format, never touching the old file', async () => {
     const { store, dir } = await storeWith(fixture('steps-1'), fixture('parents-1'));
     const legacyPath = join(dir, 'progress', 'upgrade_steps-1.json');

@@ -3,6 +3,7 @@ import type { ProgressEvent } from '@progress/core';
 import { storeError } from '../errors.js';
 import { isCode } from '../fs-utils.js';
 import { importLegacyUpgrade } from './legacy-import.js';
+import { parsePythonJson } from './python-json.js';
 
 /**
  * Reads a file of the old Python module and returns the events it imports as, or `undefined` when
@@ -22,7 +23,7 @@ export async function readLegacyEvents(path: string, upgradeId: string): Promise
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parsePythonJson(text);
   } catch (err) {
     throw storeError('DATA_CORRUPTED', `upgrade "${upgradeId}": legacy file ${path} is not valid JSON; it is left as it is`, { upgradeId, file: path }, err);
   }

@@ -122,7 +122,10 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       const pct = numOr(raw.percentage);
       mine.push({
         type,
-        timestamp: type === 'task.started' && tStarted ? tStarted : ts,
+        // The old module set started_at just before recording the start, and again on every later
+        // start_task(): a started_at after this event is a restart's, and would put the start after
+        // what followed it.
+        timestamp: type === 'task.started' && tStarted && tStarted <= ts ? tStarted : ts,
         status: s,
         message: strOr(raw.message, type),
         taskId: id,
@@ -161,7 +164,11 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     // The event that ended the task carries the recorded end time and duration.
     const last = mine[mine.length - 1];
     if (last && last.status === tStatus && ENDED.includes(tStatus)) {
-      if (tCompleted) last.timestamp = tCompleted;
+      // Only a completed_at that fits between the event before and this one is this end's: the old
+      // fail_task() left completed_at alone, so a task completed, started again and failed still
+      // carries the first completion's time.
+      const before = mine[mine.length - 2]?.timestamp;
+      if (tCompleted && tCompleted <= last.timestamp && (before === undefined || tCompleted >= before)) last.timestamp = tCompleted;
       Object.assign(last.details, duration(t.duration));
     }
     for (const d of mine) {
