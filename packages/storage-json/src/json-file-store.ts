@@ -31,6 +31,21 @@ import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from 
 import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
 import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
 
+/**
+ * Refuses (`INVALID_ARGUMENT`, before anything is written) an event that the log's reader would
+ * take for damage: without a string `eventId` or `type` the line reads back as a bad shape, and
+ * without a `details` object it cannot be replayed. Stored, such a line would be an acknowledged
+ * event that load() skips as a torn tail, and once another line follows it, an upgrade that no
+ * longer opens at all.
+ */
+function assertReadable(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number): void {
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i] as Partial<Record<keyof ProgressEvent, unknown>>;
+    if (typeof e.eventId === 'string' && e.eventId.length > 0 && typeof e.type === 'string' && e.details !== null && typeof e.details === 'object' && !Array.isArray(e.details)) continue;
+    throw storeError('INVALID_ARGUMENT', `upgrade "${upgradeId}": event ${i} (seq ${expectedSeq + i + 1}) needs a string eventId and type and a details object`, { upgradeId, expectedSeq });
+  }
+}
+
 interface HeldLock {
   token: string;
   /** Taken by `acquire()` (a tracker), not only by an append. */
@@ -115,6 +130,7 @@ export class JsonFileStore implements ProgressStore {
     this.#paths(upgradeId);
     assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
     assertAppendState('@progress/storage-json', upgradeId, state);
+    assertReadable(upgradeId, events, expectedSeq);
     // Serialize now: `state` is only valid until the first await.
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
@@ -247,7 +263,9 @@ export class JsonFileStore implements ProgressStore {
   async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
     const paths = this.#paths(upgradeId);
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw storeError('INVALID_ARGUMENT', `afterSeq must be a whole number >= 0, got ${String(afterSeq)}`, { upgradeId });
-    if (!(limit > 0)) return;
+    // A bad limit is refused, as RedisStore does, rather than read as "no events" (-1, NaN) or rounded up (2.5).
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw storeError('INVALID_ARGUMENT', `limit must be a whole number >= 0, got ${String(limit)}`, { upgradeId });
+    if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
     let sent = 0;
     const header = await this.#snapshotHeader(paths);

@@ -130,6 +130,23 @@ describe('paths and permissions', () => {
     await store.close();
   });
 
+  it('refuses a readEvents limit that is not a whole number >= 0 with INVALID_ARGUMENT, as RedisStore does', async () => {
+    const dir = await tempDir('limit');
+    const store = new JsonFileStore({ directory: dir });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(5), 0, f.state!);
+    const read = async (limit: number): Promise<number[]> => {
+      const seqs: number[] = [];
+      for await (const e of store.readEvents('u1', 0, limit)) seqs.push(e.seq);
+      return seqs;
+    };
+    for (const limit of [-1, 2.5, Number.NaN, '3' as unknown as number]) await expect(read(limit)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await read(0)).toEqual([]);
+    expect(await read(2)).toEqual([1, 2]);
+    expect(await read(Infinity)).toEqual([1, 2, 3, 4, 5]);
+    await store.close();
+  });
+
   it('creates files 0600 and folders 0700', async () => {
     const dir = await tempDir('perms');
     const root = join(dir, 'data');
@@ -166,6 +183,27 @@ describe('writing', () => {
     await expect(store.append(f.upgradeId, [event!], 2, null as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
     await store.close();
+  });
+
+  it('refuses events its own reader would reject (no eventId, a type or details of the wrong kind), so an acknowledged append always reads back', async () => {
+    const dir = await tempDir('shape');
+    const store = new JsonFileStore({ directory: dir });
+    const f = new EventFactory('shape');
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    const log = join(dir, 'upgrades', 'shape', 'events.jsonl');
+    const before = await readFile(log);
+    const [event] = f.batch(1);
+    const { eventId: _eventId, ...noId } = event!;
+    for (const bad of [noId, { ...event!, eventId: 42 }, { ...event!, type: 7 }, { ...event!, details: undefined }, { ...event!, details: 'x' }]) {
+      await expect(store.append(f.upgradeId, [bad as never], 2, f.snapshot())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(await readFile(log)).toEqual(before);
+    await store.append(f.upgradeId, [event!], 2, f.snapshot());
+    await store.append(f.upgradeId, f.batch(1), 3, f.snapshot());
+    await store.close();
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load(f.upgradeId))?.lastSeq).toBe(4);
+    await reader.close();
   });
 
   it('commits appends that arrive during a write together, and keeps concurrent upgrades apart', async () => {
