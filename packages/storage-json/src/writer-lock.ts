@@ -139,16 +139,24 @@ async function writeWhole(path: string, owner: LockOwner): Promise<void> {
   }
 }
 
-/** Gives the lock back, unless someone else holds it now (then it is left alone and logged). */
+/**
+ * Gives the lock back, unless someone else holds it now (then it is left alone and logged). The
+ * token stays held until the file is gone: forgotten earlier, another store of this process could
+ * take the file for a dead process's (same pid, unknown token) and take it over, and this release
+ * would then unlink that store's lock.
+ */
 export async function releaseLock(path: string, token: string, upgradeId: string, logger: Logger): Promise<void> {
-  heldTokens.delete(token);
-  const owner = await readOwner(path);
-  if (owner && owner.token === token) {
-    await unlink(path).catch((err: unknown) => {
-      if (!isCode(err, 'ENOENT')) throw err;
-    });
-  } else if (owner !== undefined) {
-    logger.warn({ upgradeId, lock: path, owner }, 'writer lock is no longer ours; left in place');
+  try {
+    const owner = await readOwner(path);
+    if (owner && owner.token === token) {
+      await unlink(path).catch((err: unknown) => {
+        if (!isCode(err, 'ENOENT')) throw err;
+      });
+    } else if (owner !== undefined) {
+      logger.warn({ upgradeId, lock: path, owner }, 'writer lock is no longer ours; left in place');
+    }
+  } finally {
+    heldTokens.delete(token);
   }
 }
 
