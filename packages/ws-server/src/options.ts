@@ -65,6 +65,15 @@ export interface ProgressWebSocketServerOptions {
    */
   maxSubscriptionsPerClient?: number;
   /**
+   * How many upgrades the whole server follows from its `store` at once with a store `watch()` (on a
+   * RedisStore, each is a Redis connection of its own). A subscribe that would start one more gets
+   * an `error` `RATE_LIMITED` and the connection stays; one to an upgrade already followed is
+   * served. Without this bound, clients together (100 connections of 100 subscriptions) could open
+   * enough Redis connections to reach Redis' `maxclients` and lock every writer out. `*`
+   * subscribers share one `watchAll()` and are not counted. @default 1000
+   */
+  maxWatchedUpgrades?: number;
+  /**
    * How many upgrades the server keeps only for later subscribers: upgrades that no tracked tracker
    * serves and nobody follows, whose last state it would otherwise hold for the life of the process
    * (a tracker that lists the server in its `sinks`, or one untracked when it closed). Beyond it the
@@ -94,6 +103,7 @@ export interface ResolvedOptions {
   heartbeatMs: number;
   rateLimit: Required<RateLimitOptions>;
   maxSubscriptionsPerClient: number;
+  maxWatchedUpgrades: number;
   maxRetainedUpgrades: number;
   logger: Logger;
 }
@@ -150,6 +160,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
       maxViolations: whole(rate.maxViolations, 'rateLimit.maxViolations', 1, 50),
     },
     maxSubscriptionsPerClient: whole(options.maxSubscriptionsPerClient, 'maxSubscriptionsPerClient', 1, 100),
+    maxWatchedUpgrades: whole(options.maxWatchedUpgrades, 'maxWatchedUpgrades', 1, 1000),
     maxRetainedUpgrades: whole(options.maxRetainedUpgrades, 'maxRetainedUpgrades', 0, 100),
     logger: options.logger ?? silentLogger,
   };

@@ -239,7 +239,14 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   /** Counters, for diagnostics and tests. */
   getStats(): ServerStats {
-    return { ...this.#stats, clients: this.#clients.size, topics: this.#topics.size };
+    return { ...this.#stats, clients: this.#clients.size, topics: this.#topics.size, watchedUpgrades: this.#watchedUpgrades() };
+  }
+
+  /** The upgrades followed from the store with a store `watch()` now (see `maxWatchedUpgrades`). */
+  #watchedUpgrades(): number {
+    let n = 0;
+    for (const topic of this.#topics.values()) if (topic.watching) n++;
+    return n;
   }
 
   // ---------------------------------------------------------------- handshake
@@ -405,6 +412,14 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
     const topic = await this.#loadedTopic(upgradeId, () => client.open);
     if (!client.open) return this.#maybeRelease(topic);
+    // Checked here, with no await before the watch starts below, so that concurrent subscribes of
+    // several clients cannot together pass the bound.
+    if (topic.wouldWatch && this.#watchedUpgrades() >= this.#o.maxWatchedUpgrades) {
+      const max = this.#o.maxWatchedUpgrades;
+      this.#o.logger.warn({ client: client.id, upgradeId, maxWatchedUpgrades: max }, 'refused a subscribe past maxWatchedUpgrades');
+      client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later` });
+      return this.#maybeRelease(topic);
+    }
     const sub = new Subscription(client, upgradeId, false, this.#o.maxBufferedBytes);
     client.subs.set(upgradeId, sub);
     client.send({ type: 'subscribed', upgradeId, exists: topic.exists });

@@ -4,6 +4,8 @@ export interface ServerStats {
   clients: number;
   /** Upgrades with a live source or a subscriber now. */
   topics: number;
+  /** Upgrades followed from the store with a store `watch()` now (at most `maxWatchedUpgrades`). */
+  watchedUpgrades: number;
   /** Live events serialized and framed (once each, whatever the number of clients). */
   eventsFramed: number;
   /** Frames written to clients. */
@@ -18,5 +20,5 @@ export interface ServerStats {
 
 /** A zeroed {@link ServerStats}. */
 export function emptyStats(): ServerStats {
-  return { clients: 0, topics: 0, eventsFramed: 0, framesSent: 0, slowClientsClosed: 0, rateLimited: 0, handshakesRefused: 0 };
+  return { clients: 0, topics: 0, watchedUpgrades: 0, eventsFramed: 0, framesSent: 0, slowClientsClosed: 0, rateLimited: 0, handshakesRefused: 0 };
 }

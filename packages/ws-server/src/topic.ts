@@ -338,6 +338,16 @@ export class Topic {
     sub.replaying = false;
   }
 
+  /** Whether this topic runs a store `watch()` now, or will again after a failed one (its retry is pending). */
+  get watching(): boolean {
+    return this.#watch !== undefined || this.#retry !== undefined;
+  }
+
+  /** Whether one more direct subscriber would make this topic start a store `watch()`. */
+  get wouldWatch(): boolean {
+    return !this.watching && this.storeBacked && this.#host.store?.watch !== undefined;
+  }
+
   /** Runs one store `watch()` while a direct subscriber listens to a store-backed upgrade. */
   syncWatch(): void {
     const store = this.#host.store;

@@ -304,6 +304,45 @@ describe('limits', () => {
     expect(c.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 100 subscriptions') }]);
   });
 
+  it('follows at most maxWatchedUpgrades upgrades from the store for all clients together; past it a subscribe gets RATE_LIMITED', async () => {
+    // Per-client limits alone let many clients together open a Redis connection per upgrade id they name.
+    const store = new WatchableMemoryStore();
+    const { url } = await start({ store, maxWatchedUpgrades: 3 });
+    const a = await connect(url);
+    const b = await connect(url);
+    for (const id of ['u-1', 'u-2']) a.send({ type: 'subscribe', upgradeId: id });
+    a.send({ type: 'ping' });
+    await a.next((m) => m.type === 'pong');
+    for (const id of ['u-3', 'u-4', 'u-1']) b.send({ type: 'subscribe', upgradeId: id });
+    b.send({ type: 'ping' });
+    await b.next((m) => m.type === 'pong');
+    // u-4 would be a fourth watch; u-1 is followed already and costs nothing more.
+    expect(b.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['u-3', 'u-1']);
+    expect(b.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 upgrades') }]);
+    expect(store.activeWatches).toBe(3);
+    expect(server!.getStats().watchedUpgrades).toBe(3);
+    expect(b.closeCode).toBeUndefined();
+
+    // An upgrade nobody follows any more frees its watch.
+    const from = b.messages.length;
+    const fromA = a.messages.length;
+    a.send({ type: 'unsubscribe', upgradeId: 'u-2' });
+    a.send({ type: 'ping' });
+    await a.next((m) => m.type === 'pong', fromA);
+    b.send({ type: 'subscribe', upgradeId: 'u-4' });
+    await b.next((m) => m.type === 'subscribed' && m.upgradeId === 'u-4', from);
+    expect(store.activeWatches).toBe(3);
+    expect(server!.getStats().watchedUpgrades).toBe(3);
+  });
+
+  it('refuses a maxWatchedUpgrades that is not a whole number >= 1 with INVALID_ARGUMENT', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
+      expect(() => new ProgressWebSocketServer({ maxWatchedUpgrades: bad as number })).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('[@progress/ws-server] maxWatchedUpgrades') }),
+      );
+    }
+  });
+
   it('refuses a maxSubscriptionsPerClient that is not a whole number >= 1 with INVALID_ARGUMENT', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
       expect(() => new ProgressWebSocketServer({ maxSubscriptionsPerClient: bad as number })).toThrow(
