@@ -41,7 +41,8 @@ async function authenticate(req: IncomingMessage, o: ResolvedOptions, hook: (req
   let timer: NodeJS.Timeout | undefined;
   try {
     // A hook that never settles would otherwise hold the socket (and stop()) for ever.
-    const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, o.handshakeTimeoutMs, TIMED_OUT)));
+    // Unref'd: after stop() has answered the socket, a hook still hanging must not keep the process alive.
+    const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, o.handshakeTimeoutMs, TIMED_OUT).unref()));
     principal = await Promise.race([hook(req), timeout]);
   } catch (err) {
     o.logger.warn({ err }, 'authenticate threw; refusing the connection');

@@ -556,14 +556,17 @@ export class ProgressWebSocketServer implements ProgressSink {
    * least recently updated beyond it are forgotten (a sink-fed one comes back whole with its next event).
    */
   #retain(topic: Topic): void {
-    this.#retained.delete(topic.upgradeId);
     this.#retained.set(topic.upgradeId, topic);
-    for (const [id, old] of this.#retained) {
-      if (this.#retained.size <= this.#o.maxRetainedUpgrades) break;
-      this.#retained.delete(id);
-      if (this.#topics.get(id) !== old || !this.#idle(old)) continue;
-      old.close();
-      this.#topics.delete(id);
+    while (this.#retained.size > this.#o.maxRetainedUpgrades) {
+      // The least recently updated goes (by its state's updatedAt; among equals the one kept longest),
+      // not the one retained longest: an upgrade a subscriber just left may have ended long ago, while
+      // one fed as a sink now is running.
+      let oldest: Topic | undefined;
+      for (const kept of this.#retained.values()) if (!oldest || (kept.state?.updatedAt ?? '') < (oldest.state?.updatedAt ?? '')) oldest = kept;
+      this.#retained.delete(oldest!.upgradeId);
+      if (this.#topics.get(oldest!.upgradeId) !== oldest || !this.#idle(oldest!)) continue;
+      oldest!.close();
+      this.#topics.delete(oldest!.upgradeId);
     }
   }
 

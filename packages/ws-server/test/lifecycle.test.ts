@@ -80,6 +80,7 @@ describe('lifecycle', () => {
   });
 
   it('stop() answers 503 to a handshake whose authenticate never settles, instead of waiting for it for ever', async () => {
+    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const called = deferred();
     server = new ProgressWebSocketServer({
       port: 0,
@@ -95,6 +96,8 @@ describe('lifecycle', () => {
     const { response, closed } = await stuck;
     expect(response).toMatch(/^HTTP\/1\.1 503 /);
     expect(closed).toBe(true);
+    // The hook still hangs, and its handshake timer must not keep the process alive after stop().
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(timersBefore);
   });
 
   it('releases the socket of a refused handshake whose peer keeps its side open, so stop() does not wait for it', async () => {
@@ -150,6 +153,41 @@ describe('lifecycle', () => {
     for (let i = 0; i < 100 && server.getStats().clients > 0; i++) await sleep(10);
     expect(server.getStats().topics).toBe(2);
     expect(() => new ProgressWebSocketServer({ maxRetainedUpgrades: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('forgets the least recently updated retained upgrade, not the one a subscriber left last', async () => {
+    server = new ProgressWebSocketServer({ port: 0, maxRetainedUpgrades: 2 });
+    const { url } = await server.start();
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const open = (upgradeId: string) => ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', sinks: [server!], now: () => clock });
+    for (const id of ['old1', 'old2']) {
+      const t = await open(id);
+      await t.startUpgrade();
+      await t.close();
+      clock += 1000;
+    }
+    // A dashboard follows the two finished ones while a sink-only upgrade runs and moves on.
+    const dashboard = await connect(url);
+    for (const id of ['old1', 'old2']) dashboard.send({ type: 'subscribe', upgradeId: id });
+    dashboard.send({ type: 'ping' });
+    await dashboard.next((m) => m.type === 'pong');
+    const live = await open('live');
+    trackers.push(live);
+    await live.startUpgrade();
+    clock += 1000;
+    await live.addTask('t1', 'Task');
+    // The dashboard leaves: old1 and old2 are retained again, after live, but updated before it.
+    await dashboard.close();
+    for (let i = 0; i < 100 && server.getStats().clients > 0; i++) await sleep(10);
+    const later = await connect(url);
+    for (const id of ['live', 'old1', 'old2']) later.send({ type: 'subscribe', upgradeId: id });
+    later.send({ type: 'ping' });
+    await later.next((m) => m.type === 'pong');
+    expect(later.ofType('subscribed').map((m) => [m.upgradeId, m.exists])).toEqual([
+      ['live', true],
+      ['old1', false],
+      ['old2', true],
+    ]);
   });
 
   it('a replay to a healthy client finishes when maxBufferedBytes is below the socket high-water mark', async () => {
