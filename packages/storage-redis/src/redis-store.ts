@@ -225,7 +225,10 @@ export class RedisStore implements ProgressStore {
       // entries) anyway. Trimming on the first one keeps it bounded under many short-lived stores.
       const trim = !this.#cluster && this.#feedAppends++ % FEED_TRIM_EVERY === 0;
       const ttl = terminal ? this.#ttlArg : '0';
-      const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || score !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${score}` : '';
+      // The script uses the score only with the index key (single mode, first append); a cluster append's
+      // score goes to the follow-up, and sending it would make every such append parse the rare fields.
+      const indexScore = index ? score : 0;
+      const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || indexScore !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${indexScore}` : '';
       args.push(
         appendHead(flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId),
         // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
