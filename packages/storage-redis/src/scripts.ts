@@ -199,8 +199,8 @@ return 1
  * The head of an append (ARGV[1] of {@link APPEND_LUA}) without its deadline, which the sender puts
  * in front when it sends (`${deadline}${head}`; 0 = none). `flags` is the keys' flags (1, 2, 4; the
  * 8 for `rare` is added here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list
- * row's `lastSeq|overallPercentage|updatedAt`; `feed` whether the feed key is given (then the head
- * carries the feed entry's field). The one place that writes the format the script parses. The
+ * row's `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) the head carries the
+ * feed entry's field. The one place that writes the format the script parses. The
  * lengths are in bytes (what Lua's `string.sub` counts); the `|` before the eventId keeps a lone
  * surrogate at the end of the upgrade id from pairing with one at its start.
  */
