@@ -63,7 +63,7 @@ export class ProgressWebSocketServer implements ProgressSink {
   /** Sockets whose handshake is being judged (an async `authenticate` runs). */
   readonly #handshaking = new Set<Duplex>();
   readonly #topics = new Map<string, Topic>();
-  /** The topics kept only for later subscribers (see {@link #retain}), least recently updated first. */
+  /** The topics kept only for later subscribers (see {@link #retain}). */
   readonly #retained = new Map<string, Topic>();
   readonly #trackers = new Map<ProgressTracker, () => void>();
   readonly #wildcards = new Set<WildcardSubscription>();
