@@ -15,7 +15,7 @@ export { silentLogger } from './interfaces.js';
 export type { ProgressStore, ProgressSink, Logger } from './interfaces.js';
 export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reducer.js';
 export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';
-export { appendInputError, assertAppend, assertAppendState, assertListFilter, filterRows } from './store-helpers.js';
+export { appendInputError, assertAppend, assertAppendState, assertListFilter, assertReadEvents, filterRows } from './store-helpers.js';
 export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';
 export { assertValidId, isValidId } from './validation.js';
 export { MemoryStore } from './memory-store.js';

@@ -61,6 +61,22 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
 }
 
 /**
+ * Checks the arguments of `readEvents`: `afterSeq` a whole number >= 0, `limit` one too or
+ * `Infinity` (the default). Stores refuse a bad one alike rather than read it as "no events" (-1,
+ * NaN) or round it (2.5).
+ *
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function assertReadEvents(store: string, upgradeId: string, afterSeq: number, limit: number): void {
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] afterSeq must be a whole number >= 0, got ${describe(afterSeq)}`, { context: { upgradeId } });
+  }
+  if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] limit must be a whole number >= 0, got ${describe(limit)}`, { context: { upgradeId } });
+  }
+}
+
+/**
  * `INVALID_ARGUMENT` for an append whose events or state a store could not serialize or copy (`why`
  * says which, `cause` is what threw): nothing was stored. Every store refuses such input alike.
  */

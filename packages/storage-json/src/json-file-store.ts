@@ -8,6 +8,7 @@ import {
   assertAppend,
   assertAppendState,
   assertListFilter,
+  assertReadEvents,
   filterRows,
   isProgressError,
   isTerminal,
@@ -28,20 +29,20 @@ import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } f
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
-import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
+import { decodeSnapshot, encodeEvents, hasEventShape, type Snapshot } from './record-codec.js';
 import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
 
 /**
  * Refuses (`INVALID_ARGUMENT`, before anything is written) an event that the log's reader would
- * take for damage: without a string `eventId` or `type` the line reads back as a bad shape, and
- * without a `details` object it cannot be replayed. Stored, such a line would be an acknowledged
- * event that load() skips as a torn tail, and once another line follows it, an upgrade that no
- * longer opens at all.
+ * take for damage: one without the shape {@link hasEventShape} reads back (a string `eventId` or
+ * `type`), an empty `eventId`, or no `details` object, without which it cannot be replayed. Stored,
+ * such a line would be an acknowledged event that load() skips as a torn tail, and once another line
+ * follows it, an upgrade that no longer opens at all.
  */
 function assertReadable(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number): void {
   for (let i = 0; i < events.length; i++) {
-    const e = events[i] as Partial<Record<keyof ProgressEvent, unknown>>;
-    if (typeof e.eventId === 'string' && e.eventId.length > 0 && typeof e.type === 'string' && e.details !== null && typeof e.details === 'object' && !Array.isArray(e.details)) continue;
+    const e = events[i];
+    if (hasEventShape(e) && e.eventId.length > 0 && e.details !== null && typeof e.details === 'object' && !Array.isArray(e.details)) continue;
     throw storeError('INVALID_ARGUMENT', `upgrade "${upgradeId}": event ${i} (seq ${expectedSeq + i + 1}) needs a string eventId and type and a details object`, { upgradeId, expectedSeq });
   }
 }
@@ -262,9 +263,7 @@ export class JsonFileStore implements ProgressStore {
   /** The stored events after `afterSeq`, read from the log (never past what is durable here). */
   async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
     const paths = this.#paths(upgradeId);
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw storeError('INVALID_ARGUMENT', `afterSeq must be a whole number >= 0, got ${String(afterSeq)}`, { upgradeId });
-    // A bad limit is refused, as RedisStore does, rather than read as "no events" (-1, NaN) or rounded up (2.5).
-    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw storeError('INVALID_ARGUMENT', `limit must be a whole number >= 0, got ${String(limit)}`, { upgradeId });
+    assertReadEvents('@progress/storage-json', upgradeId, afterSeq, limit);
     if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
     let sent = 0;

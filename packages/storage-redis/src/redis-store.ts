@@ -5,6 +5,7 @@ import {
   assertAppend,
   assertAppendState,
   assertListFilter,
+  assertReadEvents,
   assertValidId,
   filterRows,
   isProgressError,
@@ -436,8 +437,7 @@ export class RedisStore implements ProgressStore {
   /** `readEvents`, telling `onEpoch` the upgrade's epoch (null: no meta) as its first page read it (for watchAll). */
   async *#readEvents(upgradeId: string, afterSeq: number, limit: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
-    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw new ProgressError('INVALID_ARGUMENT', `${PKG} limit must be a whole number >= 0, got ${String(limit)}`);
+    assertReadEvents('@progress/storage-redis', upgradeId, afterSeq, limit);
     const keys = this.#keys.upgrade(upgradeId);
     let next = afterSeq;
     let left = limit;

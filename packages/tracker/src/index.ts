@@ -31,6 +31,7 @@ export {
   assertAppend,
   assertAppendState,
   assertListFilter,
+  assertReadEvents,
   filterRows,
   TERMINAL_UPGRADE_STATUSES,
   TERMINAL_TASK_STATUSES,
