@@ -66,10 +66,14 @@ export function decodeEventLine(line: Buffer): ProgressEvent | LineProblem {
   } catch {
     return 'json';
   }
-  if (!event || typeof event !== 'object') return 'shape';
+  return hasEventShape(event) ? event : 'shape';
+}
+
+/** The shape a line's event must have to be read back (the writer refuses events without it). */
+export function hasEventShape(event: unknown): event is ProgressEvent {
+  if (!event || typeof event !== 'object') return false;
   const e = event as Partial<ProgressEvent>;
-  if (typeof e.seq !== 'number' || typeof e.upgradeId !== 'string' || typeof e.type !== 'string' || typeof e.eventId !== 'string') return 'shape';
-  return event as ProgressEvent;
+  return typeof e.seq === 'number' && typeof e.upgradeId === 'string' && typeof e.type === 'string' && typeof e.eventId === 'string';
 }
 
 /** What `snapshot.json` says besides the state. */
