@@ -116,16 +116,19 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         resolve('aborted');
       };
       options.signal.addEventListener('abort', onAbort, { once: true });
-      const finish = (result: 'ended' | 'lost') => {
+      /** Stops listening (frames still in flight are not drawn) and closes the socket. */
+      const detach = () => {
         options.signal.removeEventListener('abort', onAbort);
         ws.removeAllListeners();
         ws.on('error', () => {});
         ws.close(1000);
+      };
+      const finish = (result: 'ended' | 'lost') => {
+        detach();
         resolve(result);
       };
       const fail = (err: CliError) => {
-        options.signal.removeEventListener('abort', onAbort);
-        ws.close(1000);
+        detach();
         reject(err);
       };
       const subscribe = () => {
