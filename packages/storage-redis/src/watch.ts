@@ -237,7 +237,7 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return;
   const watcher = new WatchConnection(ctx, signal);
-  /** The last event handed out per upgrade, its seq and id (bounded: the oldest entries are forgotten first). */
+  /** The last seq handed out per upgrade, with the epoch the upgrade had then (bounded: the oldest entries are forgotten first). */
   const seen = new Map<string, Seen>();
   const mark = (upgradeId: string, event: ProgressEvent, epoch: string | null): void => {
     seen.delete(upgradeId);
