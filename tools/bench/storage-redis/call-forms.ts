@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { redisCpuSeconds } from './redis-stats.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6390';
 const ROUNDS = Number(process.env.ROUNDS ?? 30);
@@ -73,10 +74,7 @@ const contenders: Record<string, (n: number) => Promise<void>> = {
   'evalsha unpacked': form('evalsha unpacked'),
   'fcall unpacked': form('fcall unpacked'),
 };
-const redisCpuUs = async (): Promise<number> => {
-  const info = await r.info('cpu');
-  return (Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])) * 1e6;
-};
+const redisCpuUs = async (): Promise<number> => (await redisCpuSeconds(r)) * 1e6;
 const names = Object.keys(contenders);
 const wall: Record<string, number> = {};
 const cpu: Record<string, number> = {};

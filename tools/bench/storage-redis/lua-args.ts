@@ -7,16 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { redisCpuSeconds } from './redis-stats.js';
 
 const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
 const run = `lua-args:${randomUUID().slice(0, 8)}`;
 const event = JSON.stringify({ type: 'task.progress', seq: 1, eventId: randomUUID(), message: 'step', pad: 'p'.repeat(150) });
 const batch = `[${Array.from({ length: 100 }, () => event).join(',')}]`; // about 25 KB, a burst of 100
 const N = 2000;
-const cpu = async (): Promise<number> => {
-  const t = await r.info('cpu');
-  return Number(/used_cpu_user:([\d.]+)/.exec(t)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(t)![1]);
-};
+const cpu = (): Promise<number> => redisCpuSeconds(r);
 const returnOne = (await r.script('LOAD', 'return 1')) as string;
 const append = (await r.script('LOAD', APPEND_LUA)) as string;
 

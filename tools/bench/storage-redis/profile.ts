@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
+import { commandStats, redisCpuSeconds } from './redis-stats.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const only = process.env.ONLY ?? 'ours,bull';
@@ -17,12 +18,7 @@ const admin = new Redis(url);
 const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
 const queue = new Queue('prof', { connection: bullConnection, prefix: `prof-bull-${runId}` });
 
-async function stats(): Promise<Map<string, { calls: number; usec: number }>> {
-  const text = await admin.info('commandstats');
-  const out = new Map<string, { calls: number; usec: number }>();
-  for (const m of text.matchAll(/cmdstat_(\S+):calls=(\d+),usec=(\d+)/g)) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
-  return out;
-}
+const stats = (): ReturnType<typeof commandStats> => commandStats(admin);
 async function measure(label: string, fn: () => Promise<number>): Promise<void> {
   const before = await stats();
   const cpu0 = await serverCpu();
@@ -44,10 +40,7 @@ async function measure(label: string, fn: () => Promise<number>): Promise<void> 
   console.log(`${label}: ${Math.round((n / ms) * 1000)} events/s, ${((ms * 1000) / n).toFixed(1)} us/event (client cpu ${clientUs.toFixed(1)} us, redis cpu ${serverUs.toFixed(1)} us); ${parts.join('; ')}`);
 }
 
-async function serverCpu(): Promise<number> {
-  const text = await admin.info('cpu');
-  return Number(/used_cpu_user:([\d.]+)/.exec(text)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(text)![1]);
-}
+const serverCpu = (): Promise<number> => redisCpuSeconds(admin);
 
 let k = 0;
 const open = (): Promise<ProgressTracker> => openBenchTracker(store, `u${++k}`);

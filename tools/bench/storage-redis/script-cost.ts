@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { commandStats } from './redis-stats.js';
 
 const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
 const run = `script-cost:${randomUUID().slice(0, 8)}`;
@@ -84,8 +85,8 @@ return 1`,
 for (const [name, w] of Object.entries(whatIfs)) scripts[name] = w.lua;
 const shas = Object.fromEntries(await Promise.all(Object.entries(scripts).map(async ([name, lua]) => [name, (await r.script('LOAD', lua)) as string])));
 const evalshaStats = async (): Promise<[number, number]> => {
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await r.info('commandstats'));
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  const evalsha = (await commandStats(r)).get('evalsha');
+  return [evalsha?.calls ?? 0, evalsha?.usec ?? 0];
 };
 const N = 4000;
 const results: Record<string, number[]> = {};

@@ -18,6 +18,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
+import { commandStats, redisCpuSeconds } from './redis-stats.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const N = Number(process.env.N ?? 4000);
@@ -55,10 +56,9 @@ const probe = await openTracker();
 const sample = JSON.parse(JSON.stringify(await probe.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
 
 async function redisCounters(): Promise<{ calls: number; usec: number; cpu: number }> {
-  const [stats, cpu] = await Promise.all([admin.info('commandstats'), admin.info('cpu')]);
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
-  const seconds = Number(/used_cpu_user:([\d.]+)/.exec(cpu)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(cpu)![1]);
-  return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0), cpu: seconds * 1e6 };
+  const [stats, seconds] = await Promise.all([commandStats(admin), redisCpuSeconds(admin)]);
+  const evalsha = stats.get('evalsha');
+  return { calls: evalsha?.calls ?? 0, usec: evalsha?.usec ?? 0, cpu: seconds * 1e6 };
 }
 
 interface Parts {
