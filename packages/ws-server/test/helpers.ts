@@ -69,6 +69,16 @@ export class TestClient {
     return found!;
   }
 
+  /**
+   * Sends a ping and waits for its pong: the server answers a connection's messages in order, so
+   * every message sent before this one has then been answered.
+   */
+  async answered(): Promise<void> {
+    const from = this.messages.length;
+    this.send({ type: 'ping' });
+    await this.next((m) => m.type === 'pong', from);
+  }
+
   ofType(type: string, upgradeId?: string): Msg[] {
     return this.messages.filter((m) => m.type === type && (upgradeId === undefined || m.upgradeId === upgradeId));
   }

@@ -133,8 +133,7 @@ describe('lifecycle', () => {
     // The two most recent are still served to later subscribers; the older ones are forgotten.
     const c = await connect(url);
     for (const id of ['r4', 'r5', 'r1']) c.send({ type: 'subscribe', upgradeId: id });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     expect(c.ofType('subscribed').map((m) => [m.upgradeId, m.exists])).toEqual([
       ['r4', true],
       ['r5', true],
@@ -169,8 +168,7 @@ describe('lifecycle', () => {
     // A dashboard follows the two finished ones while a sink-only upgrade runs and moves on.
     const dashboard = await connect(url);
     for (const id of ['old1', 'old2']) dashboard.send({ type: 'subscribe', upgradeId: id });
-    dashboard.send({ type: 'ping' });
-    await dashboard.next((m) => m.type === 'pong');
+    await dashboard.answered();
     const live = await open('live');
     trackers.push(live);
     await live.startUpgrade();
@@ -181,8 +179,7 @@ describe('lifecycle', () => {
     for (let i = 0; i < 100 && server.getStats().clients > 0; i++) await sleep(10);
     const later = await connect(url);
     for (const id of ['live', 'old1', 'old2']) later.send({ type: 'subscribe', upgradeId: id });
-    later.send({ type: 'ping' });
-    await later.next((m) => m.type === 'pong');
+    await later.answered();
     expect(later.ofType('subscribed').map((m) => [m.upgradeId, m.exists])).toEqual([
       ['live', true],
       ['old1', false],
@@ -252,8 +249,7 @@ describe('lifecycle', () => {
     expectConsecutive(a.seqs('later'), 1, 2);
 
     a.send({ type: 'unsubscribe', upgradeId: 'later' });
-    a.send({ type: 'ping' });
-    await a.next((m) => m.type === 'pong');
+    await a.answered();
     for (let i = 0; i < 100 && store.activeWatches > 0; i++) await sleep(10);
     expect(store.activeWatches).toBe(0);
     expect(server.getStats().topics).toBe(0);

@@ -112,8 +112,7 @@ describe('protocol v1', () => {
     c.send({ type: 'subscribe', upgradeId: '../etc' });
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: -1 });
     c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     const errors = c.ofType('error');
     expect(errors).toHaveLength(6);
     expect(errors.every((e) => e.code === 'INVALID_MESSAGE' && typeof e.message === 'string')).toBe(true);
@@ -129,11 +128,9 @@ describe('protocol v1', () => {
     await t.startUpgrade();
     await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
     c.send({ type: 'unsubscribe', upgradeId: 'u1' });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     await t.setCurrentPhase('Later');
-    c.send({ type: 'ping' });
-    await c.until((ms) => ms.filter((m) => m.type === 'pong').length === 2);
+    await c.answered();
     expect(c.seqs('u1')).toEqual([2]);
   });
 

@@ -50,8 +50,7 @@ const hasIpv6 = Object.values(networkInterfaces())
 /** The server still serves: a fresh client gets welcome and pong. */
 async function stillServes(url: string): Promise<void> {
   const c = await connect(url);
-  c.send({ type: 'ping' });
-  await c.next((m) => m.type === 'pong');
+  await c.answered();
 }
 
 describe('credentials that expire', () => {
@@ -171,8 +170,7 @@ describe('authorize and read tokens', () => {
     await c.next((m) => m.type === 'upgrades');
     await c.next((m) => m.type === 'subscribed' && m.upgradeId === '*');
     await t.startUpgrade();
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     expect(c.ofType('error').map((e) => e.code)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
     expect(c.ofType('upgrades')[0]!.data).toEqual([]);
     expect(c.ofType('snapshot')).toHaveLength(0);
@@ -264,8 +262,7 @@ describe('limits', () => {
     const { url } = await start({ store, maxSubscriptionsPerClient: 3 });
     const c = await connect(url);
     for (let i = 1; i <= 5; i++) c.send({ type: 'subscribe', upgradeId: `nope-${i}` });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['nope-1', 'nope-2', 'nope-3']);
     expect(c.ofType('error')).toEqual([
       { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
@@ -280,8 +277,7 @@ describe('limits', () => {
     c.send({ type: 'unsubscribe', upgradeId: 'nope-2' });
     c.send({ type: 'subscribe', upgradeId: 'nope-4' });
     c.send({ type: 'subscribe', upgradeId: 'nope-5' });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong', from);
+    await c.answered();
     const later = c.messages.slice(from);
     expect(later.filter((m) => m.type === 'subscribed').map((m) => m.upgradeId)).toEqual(['nope-1', 'nope-4']);
     expect(later.filter((m) => m.type === 'error').map((m) => m.code)).toEqual(['RATE_LIMITED']);
@@ -298,8 +294,7 @@ describe('limits', () => {
     const { url } = await start({ store: new WatchableMemoryStore(), rateLimit: { messagesPerSecond: 1000, burst: 200 } });
     const c = await connect(url);
     for (let i = 1; i <= 101; i++) c.send({ type: 'subscribe', upgradeId: `u-${i}` });
-    c.send({ type: 'ping' });
-    await c.next((m) => m.type === 'pong');
+    await c.answered();
     expect(c.ofType('subscribed')).toHaveLength(100);
     expect(c.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 100 subscriptions') }]);
   });
@@ -311,11 +306,9 @@ describe('limits', () => {
     const a = await connect(url);
     const b = await connect(url);
     for (const id of ['u-1', 'u-2']) a.send({ type: 'subscribe', upgradeId: id });
-    a.send({ type: 'ping' });
-    await a.next((m) => m.type === 'pong');
+    await a.answered();
     for (const id of ['u-3', 'u-4', 'u-1']) b.send({ type: 'subscribe', upgradeId: id });
-    b.send({ type: 'ping' });
-    await b.next((m) => m.type === 'pong');
+    await b.answered();
     // u-4 would be a fourth watch; u-1 is followed already and costs nothing more.
     expect(b.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['u-3', 'u-1']);
     expect(b.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 upgrades') }]);
@@ -325,10 +318,8 @@ describe('limits', () => {
 
     // An upgrade nobody follows any more frees its watch.
     const from = b.messages.length;
-    const fromA = a.messages.length;
     a.send({ type: 'unsubscribe', upgradeId: 'u-2' });
-    a.send({ type: 'ping' });
-    await a.next((m) => m.type === 'pong', fromA);
+    await a.answered();
     b.send({ type: 'subscribe', upgradeId: 'u-4' });
     await b.next((m) => m.type === 'subscribed' && m.upgradeId === 'u-4', from);
     expect(store.activeWatches).toBe(3);
