@@ -8,6 +8,7 @@ import { assertTaskTransition, assertUpgradeTransition } from './transitions.js'
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
 import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, toDetails } from './validation.js';
+import { assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -478,8 +479,7 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** The stored events after `afterSeq`, at most `limit` of them, for replay (delegates to the store). */
   readEvents(afterSeq = 0, limit?: number): AsyncIterable<ProgressEvent> {
-    assertCount(afterSeq, 'afterSeq');
-    if (limit !== undefined && limit !== Infinity) assertCount(limit, 'limit');
+    assertReadEvents('@progress/core', this.upgradeId, afterSeq, limit === undefined ? Infinity : limit);
     return this.#store.readEvents(this.upgradeId, afterSeq, limit);
   }
 
