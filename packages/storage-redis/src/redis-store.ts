@@ -28,7 +28,7 @@ import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeo
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
-import { appendHead, defineScripts, type ScriptCommands, type StreamEntry } from './scripts.js';
+import { defineScripts, pushAppendArgs, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
 
@@ -38,9 +38,9 @@ interface PendingAppend {
   upgradeId: string;
   expectedSeq: number;
   n: number;
-  /** The whole EVALSHA argument list; the head (at `headAt`) gets its deadline in front at send time. */
+  /** The whole EVALSHA argument list; the deadline (ARGV[1], at `deadlineAt`) is filled in at send time. */
   args: string[];
-  headAt: number;
+  deadlineAt: number;
   /** Cluster mode: the follow-up index write. */
   score: number;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
@@ -187,7 +187,7 @@ export class RedisStore implements ProgressStore {
     let n: number;
     let score: number;
     let args: string[];
-    let headAt: number;
+    let deadlineAt: number;
     try {
       if (keys === undefined) {
         this.#check(upgradeId);
@@ -212,14 +212,14 @@ export class RedisStore implements ProgressStore {
       score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
       const index = !this.#cluster && expectedSeq === 0;
       const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
-      // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, the head
-      // (its deadline is put in front by #send), the batch, then the row and snapshot when written.
+      // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, ARGV 1-7
+      // (the deadline is filled in by #send), the batch, then the row and snapshot when written.
       args = [APPEND_SHA, '', keys.events, keys.meta];
       if (!this.#cluster) args.push(this.#keys.feed);
       if (index) args.push(this.#keys.index);
       if (snapshot) args.push(keys.snapshot);
-      headAt = args.length;
-      args[1] = String(headAt - 2);
+      deadlineAt = args.length;
+      args[1] = String(deadlineAt - 2);
       const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
       // The feed is trimmed (MAXLEN ~) on a store's first append and every FEED_TRIM_EVERY-th after it:
       // trimming on each cost ~2 us of Redis time per append, and `~` only drops whole nodes (100
@@ -230,11 +230,9 @@ export class RedisStore implements ProgressStore {
       // score goes to the follow-up, and sending it would make every such append parse the rare fields.
       const indexScore = index ? score : 0;
       const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || indexScore !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${indexScore}` : '';
-      args.push(
-        appendHead(flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId),
-        // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
-        eventsToJson(events),
-      );
+      pushAppendArgs(args, flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId);
+      // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
+      args.push(eventsToJson(events));
       const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
       if (row || snapshot) args.push(row);
       if (snapshot) args.push(snapshot);
@@ -242,7 +240,7 @@ export class RedisStore implements ProgressStore {
       return Promise.reject(isProgressError(err) ? err : appendInputError('@progress/storage-redis', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', err));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ upgradeId, expectedSeq, n, args, headAt, score, expiresAt: Infinity, settled: false, resolve, reject });
+      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
@@ -282,7 +280,7 @@ export class RedisStore implements ProgressStore {
   #send(batch: PendingAppend[], offset: number, startedAt: number): void {
     const timeout = this.#options.commandTimeoutMs;
     // At least 1: 0 means "no deadline" to the script (a server clock far behind ours must not turn
-    // the deadline off, nor make it negative, which the head cannot carry).
+    // the deadline off), and the script reads digits only.
     const deadlineMs = Math.max(1, Math.floor(startedAt + offset + timeout));
     if (deadlineMs !== this.#deadlineMs) {
       this.#deadlineMs = deadlineMs;
@@ -298,7 +296,7 @@ export class RedisStore implements ProgressStore {
     for (const p of batch) {
       p.expiresAt = expiresAt;
       // Sent once: a re-send after a lost connection is the same command, with the same deadline.
-      p.args[p.headAt] = deadline + p.args[p.headAt]!;
+      p.args[p.deadlineAt] = deadline;
       sendAppend(this.#redis, this.#clientKeyPrefix, via, p.args, (err, reply) => this.#settle(p, err, reply));
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.

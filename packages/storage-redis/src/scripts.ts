@@ -5,29 +5,36 @@ import { feedPointer } from './codec.js';
 /**
  * Appends events to one upgrade, atomically with the seq check.
  *
- * The call is packed into few arguments, because every argument costs: ioredis encodes each one on
- * its own, Redis parses each into an object and pushes each into Lua (`tools/bench/storage-redis`
- * measured about 0.7 us of round trip per argument, on a path where a whole append costs ~100 us).
- *
  * KEYS: events, meta, then, each only when its flag says so: feed (single-node mode), index (single
  * mode, first append), snapshot (when a snapshot is written).
  *
- * ARGV[1], the head: `deadline|flags|expectedSeq|newLastSeq|fastBytes|feedBytes|<fast><feed><rest>`:
- * - the deadline in ms on the server clock (0 = none);
- * - flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given) and 8 (`rare`
- *   given, below);
- * - fast, `fastBytes` long: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
- * - feed, `feedBytes` long (0 without a feed key): the feed entry's one field, `<first seq>|<n>|<upgradeId>`;
- * - rest: `<rare>|` when flag 8 is set, then `<upgradeId>|<eventId of the first event>` to the end.
- *   `rare` is `feedMaxLen,ttl,maxEvents,score` (feedMaxLen: trim the feed to about this many entries
- *   now; ttl seconds; maxEvents kept; score, the index score).
- * The common path only captures the four numbers and cuts fast and feed out by length: Lua's pattern
- * matcher costs ~0.1 us per capture, and the rest is read only on the paths that need it (the first
- * append, a retry, a conflict, retention). Numbers are decimal strings without leading zeros (what
- * `String(n)` gives); an upgrade id cannot hold `|`; the eventId comes last, so that neither needs
- * escaping.
- * ARGV[2]: the batch (the JSON array of the call's events). ARGV[3], optional: the list row JSON
- * (absent or '' = keep). ARGV[4]: the snapshot JSON, read only when the snapshot key is given (flag 4).
+ * ARGV, each value its own argument, so that the script's common path reads them without parsing:
+ * 1. the deadline in ms on the server clock (0 = none);
+ * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given) and 8 (`rare`
+ *    given, in ARGV[7]);
+ * 3. expectedSeq; 4. the new lastSeq;
+ * 5. fast: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
+ * 6. feed: the feed entry's one field, `<first seq>|<n>|<upgradeId>` ('' without a feed key);
+ * 7. rest: `<rare>|` when flag 8 is set, then `<upgradeId>|<eventId of the first event>` to the end.
+ *    `rare` is `feedMaxLen,ttl,maxEvents,score` (feedMaxLen: trim the feed to about this many entries
+ *    now; ttl seconds; maxEvents kept; score, the index score). Read only on the paths that need it
+ *    (the first append, a retry, a conflict, retention). An upgrade id cannot hold `|`; the eventId
+ *    comes last, so that neither needs escaping;
+ * 8. the batch (the JSON array of the call's events);
+ * 9. optional: the list row JSON (absent or '' = keep);
+ * 10. the snapshot JSON, read only when the snapshot key is given (flag 4).
+ * Numbers are decimal strings without leading zeros (what `String(n)` gives).
+ *
+ * (Until 2026-11-28 the small values were packed into one head string, because ioredis encodes every
+ * argument on its own. Since the store hands ioredis its argument array as is (`append-command.ts`),
+ * separate arguments are cheaper: Redis runs ~5% fewer instructions per append without the pattern
+ * that cut the head apart (`tools/bench/storage-redis/instructions.ts`).)
+ *
+ * The values are trusted to be as the store sends them (the deadline is `String()` of a whole
+ * number, and 13 digits of it compare as text). What a bad value gets: a deadline of another length
+ * that is not all digits, an error reply; a seq that is not a number, a Lua error; a new seq Redis
+ * cannot take as a stream id, the damage reply (-2) below. In each case nothing is written (a feed
+ * entry already added is taken back out).
  *
  * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
@@ -46,38 +53,36 @@ import { feedPointer } from './codec.js';
  * check, retention) use Lua numbers and write them with `%d`, exact for any seq below 2^53.
  */
 export const APPEND_LUA = `
-local head = ARGV[1]
-local deadline, flags, expectedText, newLast, fastLen, feedLen, at = string.match(head, '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|()')
-if not deadline then return redis.error_reply('ERR progress append: malformed head') end
-local feedAt = at + tonumber(fastLen)
-local fast = string.sub(head, at, feedAt - 1)
-local restAt = feedAt + tonumber(feedLen)
+local rcall = redis.call
+if not ARGV[8] then return redis.error_reply('ERR progress append: too few arguments') end
+local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- The rest (ARGV[7]) is read only where it is needed: anything but a plain append (flags other than
+-- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
+local rare = expectedText == '0'
 local feedKey, indexKey, snapKey
-if flags ~= '1' and flags ~= '0' then
+if flags == '1' then
+  feedKey = KEYS[3]
+elseif flags ~= '0' then
+  rare = true
   flags = tonumber(flags)
   local k = 3
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 4) % 2 == 1 then snapKey = KEYS[k] end
-elseif flags == '1' then
-  feedKey = KEYS[3]
 end
-local lastText = redis.call('HGET', KEYS[2], 'lastSeq') or '0'
--- The rest of the head, read only where it is needed: anything but a plain append (flags other than
--- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
-local rare = type(flags) == 'number' or expectedText == '0'
+local lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
 local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
 if rare or lastText ~= expectedText then
-  local rest = string.sub(head, restAt)
+  local rest = ARGV[7]
   if type(flags) == 'number' and flags >= 8 then
     local bar
     feedMaxLen, ttl, maxEvents, score, bar = string.match(rest, '^(%d+),(%d+),(%d+),(%d+)|()')
-    if not feedMaxLen then return redis.error_reply('ERR progress append: malformed head') end
+    if not feedMaxLen then return redis.error_reply('ERR progress append: malformed rare values') end
     rest = string.sub(rest, bar)
   end
   local bar = string.find(rest, '|', 1, true)
-  if not bar then return redis.error_reply('ERR progress append: malformed head') end
+  if not bar then return redis.error_reply('ERR progress append: malformed upgrade and event id') end
   upgradeId = string.sub(rest, 1, bar - 1)
   eventId = string.sub(rest, bar + 1)
 end
@@ -88,7 +93,7 @@ if lastText ~= expectedText then
   local expected = tonumber(expectedText)
   local firstText = string.format('%d', expected + 1)
   if last >= tonumber(newLast) then
-    local found = redis.call('XRANGE', KEYS[1], '0-' .. firstText, '+', 'COUNT', 1)
+    local found = rcall('XRANGE', KEYS[1], '0-' .. firstText, '+', 'COUNT', 1)
     if found[1] then
       local f = found[1][2]
       for j = 1, #f - 1, 2 do
@@ -122,24 +127,33 @@ local feedId = nil
 local suspect = false
 if feedKey then
   -- Trimmed only when the client asks (every few appends): the trim costs more than the entry.
-  local feed = string.sub(head, feedAt, restAt - 1)
   if feedMaxLen ~= '0' then
-    feedId = redis.call('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'p', feed)
+    feedId = rcall('XADD', feedKey, 'MAXLEN', '~', feedMaxLen, '*', 'p', ARGV[6])
   else
-    feedId = redis.call('XADD', feedKey, '*', 'p', feed)
+    feedId = rcall('XADD', feedKey, '*', 'p', ARGV[6])
   end
   if deadline ~= '0' then
-    local ms = string.sub(feedId, 1, string.find(feedId, '-', 1, true) - 1)
-    -- Compared as text when the lengths agree (any ms from 2001 to 2286 has 13 digits).
-    if #ms == #deadline then suspect = ms > deadline else suspect = tonumber(ms) > tonumber(deadline) end
+    if #deadline == 13 and string.byte(feedId, 14) == 45 then
+      -- Both ms have 13 digits (any time from 2001 to 2286): the whole id compares as text. Only an
+      -- id that compares greater has its ms cut out: it may be the deadline itself, which is in time.
+      suspect = feedId > deadline and string.sub(feedId, 1, 13) > deadline
+    else
+      -- (Digits only: tonumber would also take 'nan' and 'inf', which no time is past.)
+      if not string.find(deadline, '^%d+$') then
+        rcall('XDEL', feedKey, feedId)
+        return redis.error_reply('ERR progress append: malformed deadline')
+      end
+      suspect = tonumber(string.sub(feedId, 1, string.find(feedId, '-', 1, true) - 1)) > tonumber(deadline)
+    end
   end
 else
   suspect = deadline ~= '0'
+  if suspect and not string.find(deadline, '^%d+$') then return redis.error_reply('ERR progress append: malformed deadline') end
 end
 if suspect then
-  local t = redis.call('TIME')
+  local t = rcall('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline) then
-    if feedId then redis.call('XDEL', feedKey, feedId) end
+    if feedId then rcall('XDEL', feedKey, feedId) end
     return {-1, tonumber(lastText)}
   end
 end
@@ -149,66 +163,71 @@ local events = KEYS[1]
 if indexKey then
   local indexed = redis.pcall('ZADD', indexKey, score, upgradeId)
   if type(indexed) == 'table' and indexed.err then
-    if feedId then redis.call('XDEL', feedKey, feedId) end
+    if feedId then rcall('XDEL', feedKey, feedId) end
     return redis.error_reply(indexed.err)
   end
 end
 -- The stream disagreeing with lastSeq (an entry at or past the new id) is damage, not a conflict:
 -- report it with nothing written (the feed and index entries are taken back out).
-local added = redis.pcall('XADD', events, '0-' .. newLast, 'b', ARGV[2])
-if type(added) == 'table' and added.err then
-  if feedId then redis.call('XDEL', feedKey, feedId) end
-  if indexKey then redis.call('ZREM', indexKey, upgradeId) end
+local entry = '0-' .. newLast
+local added = redis.pcall('XADD', events, entry, 'b', ARGV[8])
+if added ~= entry and type(added) == 'table' then
+  if feedId then rcall('XDEL', feedKey, feedId) end
+  if indexKey then rcall('ZREM', indexKey, upgradeId) end
   return {-2, added.err}
 end
-local row = ARGV[3]
+local row = ARGV[9]
 if row and row ~= '' then
-  redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast, 'row', row)
+  rcall('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast, 'row', row)
 else
-  redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast)
+  rcall('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast)
 end
 if not rare then return 1 end
 -- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
-if expectedText == '0' then redis.call('HSET', KEYS[2], 'epoch', eventId) end
+if expectedText == '0' then rcall('HSET', KEYS[2], 'epoch', eventId) end
 local snapSeq = nil
 if snapKey then
-  redis.call('SET', snapKey, ARGV[4])
-  redis.call('HSET', KEYS[2], 'snapSeq', newLast)
+  rcall('SET', snapKey, ARGV[10])
+  rcall('HSET', KEYS[2], 'snapSeq', newLast)
   snapSeq = tonumber(newLast)
 end
 if maxEvents ~= '0' then
   local last = tonumber(newLast)
-  snapSeq = snapSeq or tonumber(redis.call('HGET', KEYS[2], 'snapSeq') or '0')
+  snapSeq = snapSeq or tonumber(rcall('HGET', KEYS[2], 'snapSeq') or '0')
   local cut = math.min(snapSeq, last - tonumber(maxEvents))
-  local trimmed = tonumber(redis.call('HGET', KEYS[2], 'trimmed') or '0')
+  local trimmed = tonumber(rcall('HGET', KEYS[2], 'trimmed') or '0')
   if cut > trimmed then
-    redis.call('XTRIM', events, 'MINID', string.format('0-%d', cut + 1))
-    redis.call('HSET', KEYS[2], 'trimmed', string.format('%d', cut))
+    rcall('XTRIM', events, 'MINID', string.format('0-%d', cut + 1))
+    rcall('HSET', KEYS[2], 'trimmed', string.format('%d', cut))
   end
 end
 if ttl ~= '0' then
-  redis.call('EXPIRE', events, ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  if snapKey then redis.call('EXPIRE', snapKey, ttl) end
+  rcall('EXPIRE', events, ttl)
+  rcall('EXPIRE', KEYS[2], ttl)
+  if snapKey then rcall('EXPIRE', snapKey, ttl) end
 end
 -- A number, not a table: building the reply table is measurable on this path.
 return 1
 `;
 
 /**
- * The head of an append (ARGV[1] of {@link APPEND_LUA}) without its deadline, which the sender puts
- * in front when it sends (`${deadline}${head}`; 0 = none). `flags` is the keys' flags (1, 2, 4; the
- * 8 for `rare` is added here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list
- * row's `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) the head carries the
- * feed entry's field. The one place that writes the format the script parses. The
- * lengths are in bytes (what Lua's `string.sub` counts); the `|` before the eventId keeps a lone
- * surrogate at the end of the upgrade id from pairing with one at its start.
+ * Pushes an append's ARGV 1-7 (see {@link APPEND_LUA}) onto `args`, with '' for the deadline, which
+ * the sender fills in when it sends. `flags` is the keys' flags (1, 2, 4; the 8 for `rare` is added
+ * here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's
+ * `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) it adds the feed entry's
+ * field. The one place that writes the values the script reads; the `|` before the eventId keeps a
+ * lone surrogate at the end of the upgrade id from pairing with one at its start.
  */
-export function appendHead(flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string): string {
-  const last = expectedSeq + n;
-  const feed = flags & 1 ? feedPointer(upgradeId, expectedSeq + 1, n) : '';
-  const rest = rare ? `${rare}|${upgradeId}|${eventId}` : `${upgradeId}|${eventId}`;
-  return `|${rare ? flags + 8 : flags}|${expectedSeq}|${last}|${Buffer.byteLength(fast)}|${Buffer.byteLength(feed)}|${fast}${feed}${rest}`;
+export function pushAppendArgs(args: string[], flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string): void {
+  args.push(
+    '',
+    String(rare ? flags + 8 : flags),
+    String(expectedSeq),
+    String(expectedSeq + n),
+    fast,
+    flags & 1 ? feedPointer(upgradeId, expectedSeq + 1, n) : '',
+    rare ? `${rare}|${upgradeId}|${eventId}` : `${upgradeId}|${eventId}`,
+  );
 }
 
 /** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */

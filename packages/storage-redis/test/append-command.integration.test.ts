@@ -1,6 +1,7 @@
 import { isProgressError, toSummaryRow } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { APPEND_LUA, pushAppendArgs } from '../src/scripts.js';
 import { adminClient, cleanup, collect, freshPrefix, makeStore } from './helpers.js';
 
 const prefixes = new Set<string>();
@@ -44,7 +45,7 @@ describe('RedisStore: the append command', () => {
     await store.close();
   });
 
-  it('packs the call into a head whose free-text parts need no escaping: an eventId and updatedAt holding | are stored, retried and listed intact', async () => {
+  it('passes free text that needs no escaping: an eventId and updatedAt holding | are stored, retried and listed intact', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('head-1');
     await store.append(f.upgradeId, f.batch(3), 0, f.snapshot());
@@ -58,6 +59,29 @@ describe('RedisStore: the append command', () => {
     expect(stored[3]!.eventId).toBe('id|with|bars,and,commas|é');
     const [row] = await store.list();
     expect(row).toMatchObject({ upgradeId: f.upgradeId, lastSeq: 4, overallPercentage: state.overallPercentage, updatedAt: '2026|11|28 é' });
+    await store.close();
+  });
+
+  it('refuses a deadline that is not a number with nothing written, also after it added the feed entry', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('bad-deadline-1');
+    await store.append(f.upgradeId, f.batch(1), 0, f.snapshot());
+    const keys = store.keys.upgrade(f.upgradeId);
+    const feedBefore = await admin.xlen(store.keys.feed);
+    const event = f.batch(1);
+    // As the store sends it, with the deadline's slot left as built ('') or filled with junk; flags
+    // 1 (single mode: the feed entry comes first) and 0 (cluster mode: the deadline is read first).
+    for (const [flags, deadline] of [[1, ''], [1, 'NaN'], [0, ''], [0, 'soon']] as const) {
+      const args = flags ? [keys.events, keys.meta, store.keys.feed] : [keys.events, keys.meta];
+      const at = args.length;
+      pushAppendArgs(args, flags, 1, 1, '', f.upgradeId, `2|50|${f.snapshot().updatedAt}`, event[0]!.eventId);
+      args[at] = deadline;
+      args.push(JSON.stringify(event));
+      await expect(admin.eval(APPEND_LUA, at, ...args)).rejects.toThrow(/malformed deadline/);
+    }
+    expect(await admin.xlen(store.keys.feed)).toBe(feedBefore);
+    expect(await admin.hget(keys.meta, 'lastSeq')).toBe('1');
+    expect(await admin.xlen(keys.events)).toBe(1);
     await store.close();
   });
 

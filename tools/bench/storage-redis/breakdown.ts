@@ -9,10 +9,8 @@
 //   tracker      ProgressTracker.updateTaskProgress on RedisStore: adds core's work (what index.ts measures)
 //   core+script  the tracker on a store that acknowledges at once, then one `script` round trip:
 //                core's cost between round trips, without the store
-// WHATIF=1 adds what-if variants of the script's common path (not the shipped script; see README.md):
-//   noFeed       no feed entry, the clock from TIME
-//   seqKey       also lastSeq and the fast fields in one string key, read and written by SET ... GET
-//   seqKeyNoClock  also no deadline check at all
+// (The what-if scripts this tool measured until 2026-11-28 are rows of instructions.ts now, which
+// counts Redis' instructions: a difference of a few percent is lost in this tool's timing noise.)
 // Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/breakdown.ts
 // ONLY=bull,tracker picks contenders (bull always runs: it is the yardstick).
@@ -20,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
-import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { APPEND_LUA, pushAppendArgs } from '../../../packages/storage-redis/src/scripts.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
 import { instantStore } from '../core/instant-store.js';
 
@@ -41,44 +39,19 @@ const sampleJson = JSON.stringify(sample);
 const instant = instantStore();
 const coreOnly = await openBenchTracker(instant, 'c0');
 
-// What-if scripts: the common path only (no retry check, retention or snapshot), for measuring.
-const headFields = `local h = ARGV[1]
-local deadline, expected, newLast, at = string.match(h, '^(%d+)|(%d+)|(%d+)|()')`;
-const seqKeyCheck = `local old = redis.call('SET', KEYS[2], string.sub(h, at), 'GET')
-if old and string.sub(old, 1, #expected + 1) ~= expected .. '|' then redis.call('SET', KEYS[2], old) return {0, old} end`;
-const clockCheck = `local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 > tonumber(deadline) then return {-1, 0} end`;
-const WHATIFS: Record<string, string> = {
-  noFeed: `${headFields}
-local last = redis.call('HGET', KEYS[2], 'lastSeq') or '0'
-if last ~= expected then return {0, last} end
-${clockCheck}
-redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
-redis.call('HSET', KEYS[2], 'lastSeq', newLast, 'fast', string.sub(h, at))
-return 1`,
-  seqKey: `${headFields}
-${seqKeyCheck}
-${clockCheck}
-redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
-return 1`,
-  seqKeyNoClock: `${headFields}
-${seqKeyCheck}
-redis.call('XADD', KEYS[1], '0-' .. newLast, 'b', ARGV[2])
-return 1`,
-};
-
 const appendSha = (await r.script('LOAD', APPEND_LUA)) as string;
 const deadline = String(Date.now() + 3_600_000);
 let upgrades = 0;
-/** One awaited script call per event, arguments as RedisStore sends them (`packed`: the what-ifs' short head). */
-const scriptCalls = (sha: string, packed: boolean) => {
+/** One awaited script call per event, arguments as RedisStore sends them. */
+const scriptCalls = (sha: string) => {
   const id = `${prefix}{s${++upgrades}}`;
   let seq = 0;
   return async (n: number): Promise<void> => {
     for (let i = 0; i < n; i++, seq++) {
-      const fast = `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`;
-      const head = packed ? `${deadline}|${seq}|${seq + 1}|${fast}` : `${deadline}${appendHead(1, seq, 1, '', id, fast, `e${seq}`)}`;
-      await r.evalsha(sha, 3, `${id}:events`, `${id}:meta`, `${prefix}feed`, head, `[${sampleJson}]`);
+      const args = [`${id}:events`, `${id}:meta`, `${prefix}feed`];
+      pushAppendArgs(args, 1, seq, 1, '', id, `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${seq}`);
+      args[3] = deadline;
+      await r.evalsha(sha, 3, ...args, `[${sampleJson}]`);
     }
   };
 };
@@ -88,7 +61,7 @@ const queue = new Queue('breakdown', { connection: bullConnection, prefix: `brea
 const job = await queue.add('x', {});
 const storeState = { ...(tracker.progress as object), upgradeId: 'sd', lastSeq: 0 } as { lastSeq: number } & Record<string, unknown>;
 let storeSeq = 0;
-const rawScript = scriptCalls(appendSha, false);
+const rawScript = scriptCalls(appendSha);
 const contenders: Record<string, (n: number) => Promise<void>> = {
   bull: async (n) => {
     for (let i = 0; i < n; i++) await job.updateProgress({ ...sample, seq: i });
@@ -110,9 +83,6 @@ const contenders: Record<string, (n: number) => Promise<void>> = {
     }
   },
 };
-if (process.env.WHATIF) {
-  for (const [name, lua] of Object.entries(WHATIFS)) contenders[name] = scriptCalls((await r.script('LOAD', lua)) as string, true);
-}
 const only = process.env.ONLY?.split(',');
 const names = Object.keys(contenders).filter((name) => name === 'bull' || !only || only.includes(name));
 

@@ -6,7 +6,7 @@
 // The MULTI variant is a measurement only: it skips what a safe version needs (see README.md).
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { APPEND_LUA, appendHead } from '../../../packages/storage-redis/src/scripts.js';
+import { APPEND_LUA, pushAppendArgs } from '../../../packages/storage-redis/src/scripts.js';
 import { redisCpuSeconds } from './redis-stats.js';
 
 const r = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6390');
@@ -18,16 +18,21 @@ const cpu = (): Promise<number> => redisCpuSeconds(r);
 const returnOne = (await r.script('LOAD', 'return 1')) as string;
 const append = (await r.script('LOAD', APPEND_LUA)) as string;
 
-/** The append's head (see APPEND_LUA) for burst i of 100 events: no deadline, the feed key only. */
-const head = (i: number): string => `0${appendHead(1, i * 100, 100, '', 'u', `${(i + 1) * 100}|1|x`, 'e')}`;
+/** The append's ARGV 1-7 (see APPEND_LUA) for burst i of 100 events: no deadline, the feed key only. */
+const small = (i: number): string[] => {
+  const args: string[] = [];
+  pushAppendArgs(args, 1, i * 100, 100, '', 'u', `${(i + 1) * 100}|1|x`, 'e');
+  args[0] = '0';
+  return args;
+};
 const contenders: Record<string, (key: string, i: number) => Promise<unknown>> = {
   'EVALSHA "return 1" with a 25 KB argument': () => r.evalsha(returnOne, 0, batch),
   'plain XADD of the 25 KB': (key) => r.xadd(key, '*', 'b', batch),
-  'append script, batch inside (today)': (key, i) => r.evalsha(append, 3, `${key}:{u}:e`, `${key}:{u}:m`, `${key}:f`, head(i), batch),
+  'append script, batch inside (today)': (key, i) => r.evalsha(append, 3, `${key}:{u}:e`, `${key}:{u}:m`, `${key}:f`, ...small(i), batch),
   'append script without the batch + XADD in MULTI': (key, i) =>
     r
       .multi()
-      .evalsha(append, 3, `${key}:{u}:e`, `${key}:{u}:m`, `${key}:f`, head(i), '[]')
+      .evalsha(append, 3, `${key}:{u}:e`, `${key}:{u}:m`, `${key}:f`, ...small(i), '[]')
       .xadd(`${key}:{u}:e2`, `0-${(i + 1) * 100}`, 'b', batch)
       .exec(),
 };
