@@ -2,7 +2,7 @@ import { ProgressError } from './errors.js';
 import type { ProgressStore } from './interfaces.js';
 import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSummaryRow } from './model.js';
 import { cloneState, replayEvents } from './reducer.js';
-import { appendInputError, assertAppend, assertAppendState, filterRows } from './store-helpers.js';
+import { appendInputError, assertAppend, assertAppendState, assertReadEvents, filterRows } from './store-helpers.js';
 import { toSummaryRow } from './summary.js';
 import { assertCount, assertValidId } from './validation.js';
 
@@ -88,7 +88,7 @@ export class MemoryStore implements ProgressStore {
 
   async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
-    assertCount(afterSeq, 'afterSeq');
+    assertReadEvents('MemoryStore', upgradeId, afterSeq, limit);
     const events = this.#upgrades.get(upgradeId)?.events ?? [];
     const end = Math.min(events.length, afterSeq + limit);
     for (let i = afterSeq; i < end; i++) yield events[i]!;

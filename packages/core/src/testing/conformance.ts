@@ -224,6 +224,15 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.deepEqual(await collect(store.readEvents(f.upgradeId, n + 5)), []);
     }), timeout);
 
+    it('refuses a bad afterSeq or limit for readEvents with INVALID_ARGUMENT', withStore(async (store) => {
+      const f = new EventFactory(uid('read-args'));
+      await appendAll(store, f, [3]);
+      for (const afterSeq of [-1, 1.5, Number.NaN, Infinity]) await rejectsWith(collect(store.readEvents(f.upgradeId, afterSeq)), 'INVALID_ARGUMENT');
+      for (const limit of [-1, 2.5, Number.NaN]) await rejectsWith(collect(store.readEvents(f.upgradeId, 0, limit)), 'INVALID_ARGUMENT');
+      assert.deepEqual(await collect(store.readEvents(f.upgradeId, 0, 0)), []);
+      assert.equal((await collect(store.readEvents(f.upgradeId, 0, Infinity))).length, 3);
+    }), timeout);
+
     it('gives the same state and events after a reopen, and appends on from there', withStore(async (store, opened) => {
       const f = new EventFactory(uid('reopen'));
       const all = await appendAll(store, f, [2, 300, 1, 999, 5]);
