@@ -145,15 +145,19 @@ export class CallbackQueue {
     this.#running = call.n;
     this.#host.calling();
     let result: unknown;
+    let thenable: boolean;
     try {
       result = Reflect.apply(this.callback, undefined, call.args);
+      // Inside the try: reading `then` can throw too (a revoked Proxy, a throwing getter), and must
+      // not escape into the tracker's sink call with this queue left busy.
+      thenable = isThenable(result);
     } catch (err) {
       this.#idle();
       this.#host.fail(this, err, call.event, 'threw');
       return;
     }
-    if (isThenable(result)) {
-      this.#await(result, call);
+    if (thenable) {
+      this.#await(result as PromiseLike<unknown>, call);
     } else {
       this.#idle();
     }

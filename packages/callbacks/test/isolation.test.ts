@@ -151,6 +151,26 @@ describe('CallbackManager: failing callbacks', () => {
     await tracker.close();
   });
 
+  it('reports a callback whose result throws when its then is read (a revoked Proxy), and goes on with the others', async () => {
+    const errors: CallbackErrorInfo[] = [];
+    const manager = new CallbackManager({ onError: (_err, info) => void errors.push(info) });
+    manager.addEventCallback(() => {
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      return proxy as unknown as void;
+    });
+    const seen: number[] = [];
+    manager.addEventCallback((e) => void seen.push(e.seq));
+    const tracker = await openTracker(manager); // 1
+    await tracker.startUpgrade(); // 2
+    await tracker.addTask('t1', 'Task 1'); // 3
+    await tracker.flush();
+    expect(seen).toEqual([1, 2, 3]);
+    expect(errors.map((i) => `${i.reason}:${i.event.seq}`)).toEqual(['threw:1', 'threw:2', 'threw:3']);
+    expect(manager.getStats()).toMatchObject({ pending: 0 });
+    await tracker.close();
+  });
+
   it('contains an onError hook that throws or rejects, and logs it', async () => {
     const logger = recordingLogger();
     let hookCalls = 0;
