@@ -40,12 +40,20 @@ export interface CloseReport extends FlushReport {
 }
 
 interface Item {
+  /** The order `handle()` took it in (1, 2, ...): a flush waits for the items up to its call's. */
+  no: number;
   entry: PutEventsRequestEntry;
   size: number;
   ref: UndeliveredEvent;
   attempts: number;
   queuedAt: number;
   readyAt: number;
+}
+
+/** A flush waiting for the items up to `upTo`. */
+interface FlushWaiter {
+  upTo: number;
+  settle: (report: FlushReport) => void;
 }
 
 interface Flight {
@@ -90,7 +98,10 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #lastSendAt = -Infinity;
   #requestFailures = 0;
   #flushing = 0;
-  #idleWaiters: Array<() => void> = [];
+  /** The number of the last item taken (see Item.no). */
+  #lastNo = 0;
+  /** Flushes waiting: each for the items up to `upTo`. */
+  #waiters: FlushWaiter[] = [];
   #closing: Promise<CloseReport> | undefined;
   #closed = false;
   #lastDropLog = -Infinity;
@@ -132,12 +143,16 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     }
     this.#fresh.push(item);
     this.#freshBytes += item.size;
+    // A flush may have waited for the item just dropped for this one.
+    this.#checkWaiters();
     this.#schedulePump();
   }
 
   /**
    * Waits until everything handed to `handle()` so far has been delivered or given up on, or until
-   * `timeoutMs` has passed. Never rejects. {@link drain} does the same and says what is still pending.
+   * `timeoutMs` has passed; events handed in after the call (by other trackers sharing this
+   * notifier) are not waited for. Never rejects. {@link drain} does the same and says what is still
+   * pending.
    *
    * @param timeoutMs @default `flushTimeoutMs`
    */
@@ -146,27 +161,29 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   }
 
   /**
-   * {@link flush}, reporting what is still queued or in flight when `timeoutMs` has passed (those
-   * events stay queued and keep being retried). Never rejects.
+   * {@link flush}, reporting what of it is still queued or in flight when `timeoutMs` has passed
+   * (those events stay queued and keep being retried), or was abandoned by a `close()` meanwhile.
+   * Never rejects.
    *
    * @param timeoutMs @default `flushTimeoutMs`; `Infinity` waits for as long as it takes.
    */
   async drain(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<FlushReport> {
-    if (this.#closed || this.#isIdle()) return { complete: true, undelivered: [] };
+    const upTo = this.#lastNo;
+    if (this.#closed || this.#oldestPending() > upTo) return { complete: true, undelivered: [] };
     this.#flushing += 1;
     this.#pump();
-    let waiter: (() => void) | undefined;
+    let waiter: FlushWaiter | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const complete = await new Promise<boolean>((resolve) => {
-      waiter = () => resolve(true);
-      this.#idleWaiters.push(waiter);
+    const report = await new Promise<FlushReport>((resolve) => {
+      waiter = { upTo, settle: resolve };
+      this.#waiters.push(waiter);
       // A delay past setTimeout's limit would fire at once: Infinity (or more) means no timeout.
-      if (!(timeoutMs > MAX_TIMER_MS)) timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs || 0));
+      if (!(timeoutMs > MAX_TIMER_MS)) timer = setTimeout(() => resolve({ complete: false, undelivered: this.#pendingRefs(upTo) }), Math.max(0, timeoutMs || 0));
     });
     clearTimeout(timer);
-    this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);
+    this.#waiters = this.#waiters.filter((w) => w !== waiter);
     this.#flushing -= 1;
-    return { complete, undelivered: complete ? [] : this.#pendingRefs() };
+    return report;
   }
 
   /**
@@ -185,12 +202,16 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       this.#closed = true;
       this.#clearTimers();
       const undelivered = this.#pendingRefs();
+      // Flushes still waiting (called beside this close) learn which of their events were abandoned.
+      for (const { upTo, settle } of this.#waiters.splice(0)) {
+        const theirs = this.#pendingRefs(upTo);
+        settle({ complete: theirs.length === 0, undelivered: theirs });
+      }
       for (const flight of this.#inFlight) flight.controller.abort();
       this.#inFlight.clear();
       this.#fresh.clear();
       this.#freshBytes = 0;
       this.#retry = [];
-      for (const done of this.#idleWaiters.splice(0)) done();
       if (undelivered.length > 0) {
         this.#counters.failed += undelivered.length;
         this.#logger.warn({ undelivered: undelivered.length, busName: this.#opts.busName }, 'eventbridge notifier closed with undelivered events');
@@ -233,7 +254,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       return undefined;
     }
     const now = Date.now();
-    return { entry, size, ref, attempts: 0, queuedAt: now, readyAt: now };
+    return { no: ++this.#lastNo, entry, size, ref, attempts: 0, queuedAt: now, readyAt: now };
   }
 
   // ---------------------------------------------------------------- sending
@@ -332,7 +353,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
         clearTimeout(timer);
         this.#inFlight.delete(flight);
         this.#pump();
-        this.#checkIdle();
+        this.#checkWaiters();
       });
   }
 
@@ -426,20 +447,28 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     return this.#fresh.length + this.#retry.length;
   }
 
-  #isIdle(): boolean {
-    return this.#fresh.length === 0 && this.#retry.length === 0 && this.#inFlight.size === 0;
+  /** The lowest number of an item queued or in flight (Infinity when none is). */
+  #oldestPending(): number {
+    // Fresh items are in the order they were taken: the first is the oldest of them.
+    let oldest = this.#fresh.peek()?.no ?? Infinity;
+    for (const item of this.#retry) if (item.no < oldest) oldest = item.no;
+    for (const flight of this.#inFlight) for (const item of flight.items) if (item.no < oldest) oldest = item.no;
+    return oldest;
   }
 
-  #checkIdle(): void {
-    if (!this.#isIdle()) return;
-    for (const done of this.#idleWaiters.splice(0)) done();
+  /** Settles the flushes whose items are all delivered or given up on. */
+  #checkWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const oldest = this.#oldestPending();
+    for (const waiter of this.#waiters) if (waiter.upTo < oldest) waiter.settle({ complete: true, undelivered: [] });
   }
 
-  #pendingRefs(): UndeliveredEvent[] {
+  /** The events queued or in flight, up to item number `upTo`. */
+  #pendingRefs(upTo = Infinity): UndeliveredEvent[] {
     const refs: UndeliveredEvent[] = [];
-    for (const flight of this.#inFlight) for (const item of flight.items) refs.push(item.ref);
-    for (const item of this.#retry) refs.push(item.ref);
-    for (const item of this.#fresh) refs.push(item.ref);
+    for (const flight of this.#inFlight) for (const item of flight.items) if (item.no <= upTo) refs.push(item.ref);
+    for (const item of this.#retry) if (item.no <= upTo) refs.push(item.ref);
+    for (const item of this.#fresh) if (item.no <= upTo) refs.push(item.ref);
     return refs.sort((a, b) => (a.upgradeId === b.upgradeId ? a.seq - b.seq : a.upgradeId < b.upgradeId ? -1 : 1));
   }
 

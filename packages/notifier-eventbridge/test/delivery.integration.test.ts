@@ -146,4 +146,41 @@ describe('EventBridgeNotifier against a local endpoint (real SDK client)', () =>
     expect(notifier.stats()).toMatchObject({ queued: 0, dropped: before.dropped + 1 });
     expect(await notifier.shutdown()).toBe(closed);
   });
+  it('flush() waits for the events handed in before it, not for those another tracker hands in meanwhile', async () => {
+    // Entries of upgrade "b" are throttled for good (retried until close); "a"'s are accepted, after
+    // 300 ms, so that b's are already being retried while the flush still waits for a's.
+    const endpoint = await endpointWith({
+      latencyMs: (ctx) => (JSON.stringify(ctx.body).includes('upgrade_id\\":\\"a\\"') ? 300 : 0),
+      failEntry: (entry) => (entry.Detail?.includes('"upgrade_id":"b"') ? 'ThrottlingException' : undefined),
+    });
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url), flushTimeoutMs: 200, retry: { baseDelayMs: 1, maxDelayMs: 20, maxAttempts: 1_000_000 } });
+    cleanups.push(() => notifier.shutdown());
+    const a = await trackerWith(notifier, 'a', 1);
+    const b = await trackerWith(notifier, 'b', 1);
+    const aEvents = [await a.startUpgrade(), await a.setCurrentPhase('one')];
+    const flushed = notifier.drain(10_000);
+    // Handed in after the flush began: not its business, although they never get through.
+    await b.startUpgrade();
+    await b.setCurrentPhase('two');
+    await notifier.flush(0); // hands b's to the sender at once
+    const report = await flushed;
+    expect(report).toEqual({ complete: true, undelivered: [] });
+    const accepted = new Set(endpoint.entries.map((e) => e.detail!.event_id));
+    for (const e of aEvents) expect(accepted.has(e.eventId)).toBe(true);
+    expect(endpoint.failedEntries.some((e) => e.Detail?.includes('"upgrade_id":"b"'))).toBe(true);
+  });
+
+  it('a drain() waiting beside shutdown() reports the events shutdown() abandoned', async () => {
+    const gone = await startEventBridgeEndpoint();
+    await gone.close(); // nothing listens on this port any more
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(gone.url), flushTimeoutMs: 200, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 1_000 } });
+    const tracker = await trackerWith(notifier, 'u-abandoned', 1);
+    await tracker.startUpgrade();
+    await tracker.setCurrentPhase('one');
+    const drained = notifier.drain(30_000);
+    const closed = await notifier.shutdown();
+    const report = await drained;
+    expect(closed.undelivered.length).toBe(2);
+    expect(report).toEqual({ complete: false, undelivered: closed.undelivered });
+  });
 });
