@@ -298,9 +298,23 @@ export function applyEvent(state: Readonly<UpgradeProgress> | undefined, event: 
 /**
  * Folds `events` into a copy of `initial` (or from nothing, when the first event is
  * `upgrade.created`). `replayEvents(allEvents)` gives exactly the live state of the tracker.
+ *
+ * @throws ProgressError `DATA_CORRUPTED` for an event that cannot follow, or cannot be folded.
  */
 export function replayEvents(events: Iterable<ProgressEvent>, initial?: Readonly<UpgradeProgress>): UpgradeProgress | undefined {
   let state = initial === undefined ? undefined : cloneState(initial);
-  for (const event of events) state = applyEventInPlace(state, event);
+  for (const event of events) {
+    try {
+      state = applyEventInPlace(state, event);
+    } catch (err) {
+      // Stored events are read back from outside (a file, Redis): one the reducer cannot fold (a
+      // field of the wrong type) is damage, reported as such rather than as a bare TypeError.
+      if (err instanceof ProgressError) throw err;
+      throw new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${String(event?.upgradeId)}": event seq ${String(event?.seq)} cannot be folded (${(err as Error)?.message ?? String(err)})`, {
+        cause: err,
+        context: { upgradeId: event?.upgradeId, seq: event?.seq, lastSeq: state?.lastSeq },
+      });
+    }
+  }
   return state;
 }

@@ -4,7 +4,9 @@ import { describe } from './validation.js';
 
 /**
  * Checks the arguments of `append` the same way in every store: a non-empty array of events of this
- * upgrade with consecutive seqs starting at `expectedSeq + 1`.
+ * upgrade with consecutive seqs starting at `expectedSeq + 1`, each with a non-empty string
+ * `eventId`, a string `type` and `timestamp`, and a `details` object: what a store needs to read the
+ * event back and fold it, so that no store acknowledges an event it cannot load.
  *
  * @param store The store's name, for the message.
  * @throws ProgressError `INVALID_ARGUMENT`
@@ -22,6 +24,14 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
       throw new ProgressError(
         'INVALID_ARGUMENT',
         `[${store}] upgrade "${upgradeId}": event ${i} must have upgradeId "${upgradeId}" and seq ${expectedSeq + i + 1}, got "${event?.upgradeId}" seq ${event?.seq}`,
+        { context: { upgradeId, expectedSeq } },
+      );
+    }
+    const d = event.details as unknown;
+    if (typeof event.eventId !== 'string' || event.eventId === '' || typeof event.type !== 'string' || typeof event.timestamp !== 'string' || d === null || typeof d !== 'object' || Array.isArray(d)) {
+      throw new ProgressError(
+        'INVALID_ARGUMENT',
+        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId, a string type and timestamp, and a details object`,
         { context: { upgradeId, expectedSeq } },
       );
     }

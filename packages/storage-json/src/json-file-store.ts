@@ -29,23 +29,8 @@ import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } f
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
-import { decodeSnapshot, encodeEvents, hasEventShape, type Snapshot } from './record-codec.js';
+import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
 import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
-
-/**
- * Refuses (`INVALID_ARGUMENT`, before anything is written) an event that the log's reader would
- * take for damage: one without the shape {@link hasEventShape} reads back (a string `eventId` or
- * `type`), an empty `eventId`, or no `details` object, without which it cannot be replayed. Stored,
- * such a line would be an acknowledged event that load() skips as a torn tail, and once another line
- * follows it, an upgrade that no longer opens at all.
- */
-function assertReadable(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number): void {
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i];
-    if (hasEventShape(e) && e.eventId.length > 0 && e.details !== null && typeof e.details === 'object' && !Array.isArray(e.details)) continue;
-    throw storeError('INVALID_ARGUMENT', `upgrade "${upgradeId}": event ${i} (seq ${expectedSeq + i + 1}) needs a string eventId and type and a details object`, { upgradeId, expectedSeq });
-  }
-}
 
 interface HeldLock {
   token: string;
@@ -129,9 +114,10 @@ export class JsonFileStore implements ProgressStore {
    */
   async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     this.#paths(upgradeId);
+    // Also refuses events the log's reader would take for damage (no eventId, type or details object):
+    // stored, such a line would be an acknowledged event that load() skips as a torn tail.
     assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
     assertAppendState('@progress/storage-json', upgradeId, state);
-    assertReadable(upgradeId, events, expectedSeq);
     // Serialize now: `state` is only valid until the first await.
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
