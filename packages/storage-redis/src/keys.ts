@@ -19,7 +19,7 @@ export class KeyLayout {
   readonly prefix: string;
   /** Sorted set: member upgradeId, score the ms of its first append (list() sorts by the rows). */
   readonly index: string;
-  /** Stream: one entry per append, fields `u` (upgradeId), `s` (first seq), `n` (count): a pointer into the upgrade's stream. */
+  /** Stream: one entry per append, one field `p` = `<first seq>|<count>|<upgradeId>`: a pointer into the upgrade's stream (see `feedPointer`). */
   readonly feed: string;
 
   constructor(prefix: string) {

@@ -39,12 +39,13 @@ export interface RedisStoreOptions {
   feedMaxLen?: number;
   /**
    * Bounded wait of a command: an append not acknowledged within this time rejects with
-   * `STORE_UNAVAILABLE`, and Redis refuses to run it afterwards (a server-side deadline). @default 10000
+   * `STORE_UNAVAILABLE`, and Redis refuses to run it afterwards (a server-side deadline). At most
+   * {@link MAX_WAIT_MS}. @default 10000
    */
   commandTimeoutMs?: number;
-  /** Events per XRANGE / XREAD page. @default 500 */
+  /** Stream entries per XRANGE / XREAD page (an entry holds one append's events). @default 500 */
   pageSize?: number;
-  /** XREAD BLOCK timeout of a watcher, ms (it loops; this only bounds one call). @default 5000 */
+  /** XREAD BLOCK timeout of a watcher, ms (it loops; this only bounds one call). At most {@link MAX_WAIT_MS}. @default 5000 */
   watchBlockMs?: number;
   /**
    * `single`: the index and the feed are written inside the append script (atomic). `cluster`:
@@ -69,13 +70,19 @@ export interface ResolvedOptions {
   watchBlockMs: number;
 }
 
-function whole(value: unknown, what: string, min: number, fallback: number): number {
+/** The longest wait the store arms a timer for (setTimeout fires at once past 2^31 - 1 ms), with room for the clock's uncertainty. */
+export const MAX_WAIT_MS = 2_000_000_000;
+
+function whole(value: unknown, what: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${what} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${what} must be a whole number ${range}, got ${JSON.stringify(value)}`);
   }
   return value;
 }
+
+const invalid = (message: string): ProgressError => new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${message}`);
 
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
@@ -83,11 +90,23 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (options.url !== undefined && options.redis !== undefined) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
   }
-  if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) {
-    throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] url must start with redis:// or rediss://');
+  if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url) || !URL.canParse(options.url))) {
+    throw invalid('url must be a valid redis:// or rediss:// URL');
   }
   if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] mode must be 'single' or 'cluster', got ${JSON.stringify(options.mode)}`);
+    throw invalid(`mode must be 'single' or 'cluster', got ${JSON.stringify(options.mode)}`);
+  }
+  if (options.redis !== undefined) {
+    const client = options.redis as unknown as Record<string, unknown> | null;
+    if (client === null || typeof client !== 'object' || typeof client.defineCommand !== 'function' || typeof client.sendCommand !== 'function' || typeof client.duplicate !== 'function') {
+      throw invalid('redis must be an ioredis client (Redis or Cluster)');
+    }
+    if (options.mode === 'single' && client.isCluster === true) throw invalid("an ioredis Cluster needs mode 'cluster' (an upgrade's keys and the index live in different slots)");
+  }
+  if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
+  const logger = options.logger as unknown as Record<string, unknown> | undefined | null;
+  if (logger !== undefined && (logger === null || typeof logger !== 'object' || ['debug', 'info', 'warn', 'error'].some((level) => typeof logger[level] !== 'function'))) {
+    throw invalid('logger must have debug, info, warn and error methods');
   }
   const name = options.connectionName ?? 'progress-redis-store';
   if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {
@@ -101,9 +120,9 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     ttlSeconds: whole(retention.ttlSeconds, 'retention.ttlSeconds', 1, 0),
     maxEvents: whole(retention.maxEvents, 'retention.maxEvents', 1, 0),
     feedMaxLen: whole(options.feedMaxLen, 'feedMaxLen', 1, 10_000),
-    commandTimeoutMs: whole(options.commandTimeoutMs, 'commandTimeoutMs', 1, 10_000),
+    commandTimeoutMs: whole(options.commandTimeoutMs, 'commandTimeoutMs', 1, 10_000, MAX_WAIT_MS),
     pageSize: whole(options.pageSize, 'pageSize', 1, 500),
-    watchBlockMs: whole(options.watchBlockMs, 'watchBlockMs', 1, 5_000),
+    watchBlockMs: whole(options.watchBlockMs, 'watchBlockMs', 1, 5_000, MAX_WAIT_MS),
   };
 }
 

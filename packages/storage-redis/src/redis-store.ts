@@ -150,15 +150,20 @@ export class RedisStore implements ProgressStore {
       const url = options.url ?? 'redis://127.0.0.1:6379';
       this.#owns = true;
       this.#url = redactUrl(url);
-      const redis = new Redis(url, {
-        connectionName: this.#options.connectionName,
-        // Never drop a command because of reconnects: our own deadline bounds the wait, and commands
-        // in flight are re-sent after a reconnect (the append script makes that idempotent).
-        maxRetriesPerRequest: null,
-        enableOfflineQueue: true,
-        autoResendUnfulfilledCommands: true,
-        retryStrategy: (times) => Math.min(20 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 20),
-      });
+      let redis: Redis;
+      try {
+        redis = new Redis(url, {
+          connectionName: this.#options.connectionName,
+          // Never drop a command because of reconnects: our own deadline bounds the wait, and commands
+          // in flight are re-sent after a reconnect (the append script makes that idempotent).
+          maxRetriesPerRequest: null,
+          enableOfflineQueue: true,
+          autoResendUnfulfilledCommands: true,
+          retryStrategy: (times) => Math.min(20 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 20),
+        });
+      } catch (err) {
+        throw new ProgressError('INVALID_ARGUMENT', `${PKG} url ${this.#url} is not one ioredis can use: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      }
       redis.on('error', (err: unknown) => this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)'));
       this.#redis = defineScripts(redis);
     }
@@ -381,10 +386,13 @@ export class RedisStore implements ProgressStore {
 
   /** Cluster mode: the index and the feed live in other slots, so they follow the script. */
   #followUp(p: PendingAppend): void {
-    const done = Promise.all([
+    // Bounded like every other command: close() waits for these, and ioredis would hold them for
+    // as long as Redis stays unreachable.
+    const writes = Promise.all([
       this.#redis.zadd(this.#keys.index, p.score, p.upgradeId),
       this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'p', feedPointer(p.upgradeId, p.expectedSeq + 1, p.n)),
-    ]).then(
+    ]);
+    const done = this.#bounded(writes, `upgrade "${p.upgradeId}": could not update the index or feed`, p.upgradeId).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
     );
@@ -525,7 +533,7 @@ export class RedisStore implements ProgressStore {
   watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
-    return watchUpgrade(this.#watchContext(), upgradeId, afterSeq, options.signal);
+    return watchUpgrade(this.#watchContext(), upgradeId, afterSeq, signalOf(options));
   }
 
   /**
@@ -537,7 +545,7 @@ export class RedisStore implements ProgressStore {
    */
   watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
     this.#assertOpen();
-    return watchAllUpgrades(this.#watchContext(), options.signal);
+    return watchAllUpgrades(this.#watchContext(), signalOf(options));
   }
 
   #watchContext(): WatchContext {
@@ -610,6 +618,19 @@ export class RedisStore implements ProgressStore {
   #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string): Promise<T> {
     return withTimeout(promise, this.#options.commandTimeoutMs, what, upgradeId === undefined ? {} : { upgradeId });
   }
+}
+
+/** The `signal` of watch options; `INVALID_ARGUMENT` for options that are not an object or a signal that is not an AbortSignal. */
+function signalOf(options: unknown): AbortSignal | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', `${PKG} watch options must be an object, got ${String(options)}`);
+  const { signal } = options as { signal?: unknown };
+  if (signal === undefined) return undefined;
+  const s = signal as Partial<AbortSignal> | null;
+  if (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
+    throw new ProgressError('INVALID_ARGUMENT', `${PKG} options.signal must be an AbortSignal, got ${String(signal)}`);
+  }
+  return signal as AbortSignal;
 }
 
 function describeClient(client: Redis | Cluster): string {

@@ -60,6 +60,12 @@ class WatchConnection {
     return this.#ended || this.#signals.some((s) => s.aborted);
   }
 
+  /** `promise`, or undefined once the watcher ends (for a command on another connection, which a
+   * disconnect() while it waits to reconnect would leave pending for good). */
+  until<T>(promise: Promise<T>): Promise<T | undefined> {
+    return Promise.race([promise, this.#ending]);
+  }
+
   /**
    * XREAD BLOCK on one stream, and in the same pipeline HMGET of `fields` from `metaKey`: Redis
    * runs the HMGET right after the XREAD returns (other clients' commands may run in between when
@@ -263,6 +269,12 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
         // the rest, if any, comes with that upgrade's own feed entries.
         if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch };
+        // The store's connection closed while a page was read (ioredis does not re-send a pipeline
+        // answered in part): read on from the last event read, as the XREAD above does.
+        if (isProgressError(err, 'STORE_UNAVAILABLE') && isPipelineAbort(err.cause) && !watcher.aborted) {
+          from = out.at(-1)?.seq ?? from;
+          continue;
+        }
         // Retention removed events of this upgrade before this follower read them: one upgrade's
         // trim must not end the feed of every other one. Go on from the trim mark (the events read
         // before the gap are kept); the consumer sees the seq jump, and readEvents from its last seq
@@ -276,8 +288,10 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
     }
   };
   try {
-    let last = await start;
-    if (watcher.aborted) return;
+    // The start point was asked on the store's connection: if Redis is unreachable, ioredis holds
+    // that command until it reconnects, so stopping must not wait for it.
+    let last = await watcher.until(start);
+    if (last === undefined || watcher.aborted) return;
     if (last instanceof Error) throw unavailable('watchAll failed', last);
     while (!watcher.aborted) {
       let read: Awaited<ReturnType<WatchConnection['xreadFeed']>>;

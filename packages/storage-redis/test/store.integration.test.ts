@@ -89,6 +89,18 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it('closes in bounded time in cluster mode when the link stalls right after an append was acknowledged (its index and feed writes wait)', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, mode: 'cluster', commandTimeoutMs: 300 });
+    const f = new EventFactory('followup-stall');
+    await appendBatch(store, f, 2);
+    proxy.holdAfterNextReply(); // the script's reply passes; the follow-up's index and feed writes are held
+    await appendBatch(store, f, 1);
+    await store.close(); // without a bound, it waited for those writes for as long as the link stalled
+    proxy.release();
+    await proxy.close();
+  });
+
   it("bounds an append by its own deadline, not by the commandTimeout of a client passed in (never failed, then stored)", async () => {
     const proxy = await startRedisProxy(redisUrl());
     const client = new Redis(proxy.url, { commandTimeout: 100 });
@@ -356,6 +368,20 @@ describe('RedisStore: appends', () => {
     expect(() => new RedisStore({ keyPrefix: 'a{b}' })).toThrow(/keyPrefix/);
     expect(() => new RedisStore({ snapshotEvery: 0 })).toThrow(/snapshotEvery/);
     expect(() => new RedisStore({ url: 'http://x' })).toThrow(/url/);
+    // Every bad option is an INVALID_ARGUMENT from the constructor, not a TypeError later.
+    const cluster = Object.assign(new Redis(redisUrl(), { lazyConnect: true }), { isCluster: true });
+    const bad: unknown[] = [
+      { url: 'redis://127.0.0.1:99999' },
+      { commandTimeoutMs: 2 ** 31 },
+      { watchBlockMs: 2 ** 31 },
+      { redis: {} },
+      { redis: cluster, mode: 'single' },
+      { retention: 5 },
+      { logger: {} },
+      { logger: { debug() {}, info() {}, warn() {} } },
+    ];
+    for (const options of bad) expect(() => new RedisStore(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    cluster.disconnect();
   });
 });
 

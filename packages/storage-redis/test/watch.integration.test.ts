@@ -227,6 +227,22 @@ describe('RedisStore.watch', () => {
   });
 });
 
+describe('RedisStore.watch options', () => {
+  it('refuses options that are not an object and a signal that is not an AbortSignal, holding no connection', async () => {
+    const store = makeStore(prefixes);
+    for (const options of [null, 5, 'x']) {
+      expect(() => store.watch('u1', 0, options as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => store.watchAll(options as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    for (const signal of ['x', 5, {}, null]) {
+      expect(() => store.watch('u1', 0, { signal } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => store.watchAll({ signal } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
+
 describe('RedisStore.watchAll', () => {
   it.each(['single', 'cluster'] as const)('gives the new events of every upgrade from the call on, each upgrade in seq order (%s mode)', async (mode) => {
     const store = makeStore(prefixes, { watchBlockMs: 200, mode });
@@ -385,6 +401,52 @@ describe('RedisStore.watchAll and close()', () => {
     proxy.release();
     await expect(first).resolves.toEqual({ done: true, value: undefined });
     client.disconnect();
+    await writer.close();
+    await proxy.close();
+  });
+});
+
+describe('RedisStore.watchAll while Redis is unreachable', () => {
+  it('ends when aborted before its start point could be read', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 60_000 });
+    await store.list(); // connected
+    proxy.hold(); // from here on nothing reaches Redis: the start point's XREVRANGE waits
+    const stop = new AbortController();
+    const ended = endOf(store.watchAll({ signal: stop.signal }));
+    await new Promise((r) => setTimeout(r, 50));
+    stop.abort();
+    expect(await ended).toBeUndefined();
+    proxy.release();
+    await store.close();
+    await proxy.close();
+  });
+});
+
+describe('RedisStore.watchAll and a cut connection', () => {
+  it('reads on when the store connection is cut while it reads the events a feed entry points to', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('all-cut');
+    prefixes.add(keyPrefix);
+    const reader = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    await reader.list(); // the reader's own connection is the proxy's first
+    const seen: number[] = [];
+    const stop = new AbortController();
+    const ended = endOf(reader.watchAll({ signal: stop.signal }), (e) => void seen.push(e.seq));
+    await new Promise((r) => setTimeout(r, 100));
+    // The next reply on the reader store's own connection (the proxy's first), the page read of the
+    // events a feed entry points to, is cut after its first line (a pipeline answered in part).
+    const f = new EventFactory('all-cut-1');
+    for (let i = 0; i < 5; i++) {
+      proxy.cutAfterFirstLine(1);
+      await appendBatch(writer, f, 2);
+      await until(() => seen.length === 2 * (i + 1));
+    }
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    stop.abort();
+    expect(await ended).toBeUndefined();
+    await reader.close();
     await writer.close();
     await proxy.close();
   });

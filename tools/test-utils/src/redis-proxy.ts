@@ -12,13 +12,16 @@ export interface RedisProxy {
   hold(): void;
   /** Forward what was held, and everything from now on. */
   release(): void;
+  /** Deliver the next reply from Redis, then {@link hold} (a link that stalls right after a reply). */
+  holdAfterNextReply(): void;
   /** The next reply from Redis is not delivered: the connection is cut instead (once). */
   dropNextReply(): void;
   /**
    * The next data from Redis is delivered only up to the end of its first line (one simple reply,
-   * such as `:1`), then the connection is cut (once): a pipeline answered in part.
+   * such as `:1`), then the connection is cut (once): a pipeline answered in part. With
+   * `connection` (1 for the first client connection accepted, 2 for the second...), only on that one.
    */
-  cutAfterFirstLine(): void;
+  cutAfterFirstLine(connection?: number): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -30,11 +33,12 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let holding = false;
   let dropReply = false;
-  let cutAfterLine = false;
+  let cutAfterLine: number | boolean = false;
+  let holdAfterReply = false;
   let connections = 0;
   const held: Array<() => void> = [];
   const server: Server = createServer((client) => {
-    connections++;
+    const index = ++connections;
     const upstream = connect({ host: hostname, port: Number(port) || 6379 });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -53,12 +57,16 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
         cut();
         return;
       }
-      if (cutAfterLine) {
+      if (cutAfterLine === true || cutAfterLine === index) {
         cutAfterLine = false;
         client.write(chunk.subarray(0, chunk.indexOf('\r\n') + 2), cut);
         return;
       }
       client.write(chunk);
+      if (holdAfterReply) {
+        holdAfterReply = false;
+        holding = true;
+      }
     });
     client.on('error', cut).on('close', cut);
     upstream.on('error', cut).on('close', cut);
@@ -75,11 +83,14 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
       holding = false;
       for (const send of held.splice(0)) send();
     },
+    holdAfterNextReply: () => {
+      holdAfterReply = true;
+    },
     dropNextReply: () => {
       dropReply = true;
     },
-    cutAfterFirstLine: () => {
-      cutAfterLine = true;
+    cutAfterFirstLine: (connection?: number) => {
+      cutAfterLine = connection ?? true;
     },
     get connections() {
       return connections;
