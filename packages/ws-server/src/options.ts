@@ -124,7 +124,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   const port = whole(options.port, 'port', 0, 8765);
   if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
   const path = options.path ?? '/ws';
-  if (typeof path !== 'string' || !path.startsWith('/')) throw bad('path must start with "/"');
+  if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path)) throw bad('path must start with "/" and hold no query, fragment or space');
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
   }
@@ -135,9 +135,27 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   ) {
     throw bad("allowedOrigins must be an array of origins or '*'");
   }
-  const handshakeTimeoutMs = whole(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 10_000);
   // Node fires a longer timer at once.
-  if (handshakeTimeoutMs > 2 ** 31 - 1) throw bad(`handshakeTimeoutMs must be <= ${2 ** 31 - 1}, got ${handshakeTimeoutMs}`);
+  const timer = (value: unknown, what: string, min: number, fallback: number): number => {
+    const ms = whole(value, what, min, fallback);
+    if (ms > 2 ** 31 - 1) throw bad(`${what} must be <= ${2 ** 31 - 1}, got ${ms}`);
+    return ms;
+  };
+  const handshakeTimeoutMs = timer(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 10_000);
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) throw bad(`host must be a non-empty string, got ${JSON.stringify(options.host)}`);
+  const server = options.server as unknown as Record<string, unknown> | undefined | null;
+  if (server !== undefined && (server === null || typeof server !== 'object' || typeof server.on !== 'function' || typeof server.address !== 'function')) {
+    throw bad('server must be a node:http or node:https server');
+  }
+  const store = options.store as unknown as Record<string, unknown> | undefined | null;
+  if (store !== undefined && (store === null || typeof store !== 'object' || ['load', 'readEvents', 'list'].some((m) => typeof store[m] !== 'function'))) {
+    throw bad('store must be a ProgressStore (load, readEvents, list)');
+  }
+  const logger = options.logger as unknown as Record<string, unknown> | undefined | null;
+  if (logger !== undefined && (logger === null || typeof logger !== 'object' || ['debug', 'info', 'warn', 'error'].some((level) => typeof logger[level] !== 'function'))) {
+    throw bad('logger must have debug, info, warn and error methods');
+  }
+  if (options.rateLimit !== undefined && (options.rateLimit === null || typeof options.rateLimit !== 'object')) throw bad('rateLimit must be an object');
   const rate = options.rateLimit ?? {};
   return {
     port,
@@ -152,8 +170,8 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
       options.allowedOrigins === '*' ? '*' : options.allowedOrigins ? new Set(options.allowedOrigins.map((o) => o.toLowerCase())) : 'same-origin',
     maxPayload: whole(options.maxPayload, 'maxPayload', 1, 64 * 1024),
     maxBufferedBytes: whole(options.maxBufferedBytes, 'maxBufferedBytes', 1, 8 * 1024 * 1024),
-    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 1, 2000),
-    heartbeatMs: whole(options.heartbeatMs, 'heartbeatMs', 0, 30_000),
+    closeTimeoutMs: timer(options.closeTimeoutMs, 'closeTimeoutMs', 1, 2000),
+    heartbeatMs: timer(options.heartbeatMs, 'heartbeatMs', 0, 30_000),
     rateLimit: {
       messagesPerSecond: whole(rate.messagesPerSecond, 'rateLimit.messagesPerSecond', 1, 20),
       burst: whole(rate.burst, 'rateLimit.burst', 1, 40),

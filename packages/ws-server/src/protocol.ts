@@ -37,7 +37,7 @@ export type ServerMessage =
 export type ResyncReason = 'trimmed' | 'ahead' | 'gap' | 'unavailable';
 
 /** The codes of `error` frames. */
-export type WireErrorCode = 'INVALID_MESSAGE' | 'FORBIDDEN' | 'RATE_LIMITED' | 'NOT_FOUND';
+export type WireErrorCode = 'INVALID_MESSAGE' | 'FORBIDDEN' | 'RATE_LIMITED' | 'NOT_FOUND' | 'STORE_UNAVAILABLE';
 
 /** The result of {@link parseClientMessage}. */
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; message: string };

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import {
   ProgressError,
   filterRows,
+  isProgressError,
   summarize,
   toSummaryRow,
   type ProgressEvent,
@@ -72,6 +73,8 @@ export class ProgressWebSocketServer implements ProgressSink {
   #http: Server | undefined;
   #address: ServerAddress | undefined;
   #starting: Promise<ServerAddress> | undefined;
+  /** Ends a start() waiting for an attached server to listen. */
+  #cancelStart: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #watchAll: AbortController | undefined;
   #watchAllRetry: NodeJS.Timeout | undefined;
@@ -133,15 +136,51 @@ export class ProgressWebSocketServer implements ProgressSink {
         throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] cannot listen on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`, { cause: err });
       });
     } else if (!attached.listening) {
-      await new Promise<void>((resolve) => attached.once('listening', () => resolve()));
+      // Until the app's server listens; its listen error, or stop(), ends the wait (a start() that
+      // never settled held stop() for ever).
+      await new Promise<void>((resolve, reject) => {
+        const done = (err?: unknown): void => {
+          attached.off('listening', done);
+          attached.off('error', done);
+          this.#cancelStart = undefined;
+          if (err === undefined) resolve();
+          else reject(err);
+        };
+        attached.once('listening', done);
+        attached.once('error', done);
+        this.#cancelStart = () => done(new ProgressError('CLOSED', '[@progress/ws-server] stopped before the attached server listened'));
+      }).catch((err: unknown) => {
+        attached.off('upgrade', this.#onUpgrade);
+        if (isProgressError(err)) throw err;
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] the attached server failed to listen: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      });
+    }
+    try {
+      this.#address = this.#addressOf(server, attached !== undefined);
+    } catch (err) {
+      // Undo what this start did: nothing may stay listening or attached after a rejected start().
+      server.off('upgrade', this.#onUpgrade);
+      if (this.#http) {
+        const http = this.#http;
+        this.#http = undefined;
+        http.close();
+        http.closeAllConnections();
+      }
+      throw err;
     }
     if (this.#o.heartbeatMs > 0) this.#heartbeat = setInterval(() => this.#beat(), this.#o.heartbeatMs);
-    const addr = server.address() as AddressInfo;
-    const host = attached ? addr.address : this.#o.host;
-    const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-    this.#address = { port: addr.port, url: `ws://${shown}:${addr.port}${this.#o.path}` };
     this.#o.logger.info({ url: this.#address.url }, 'progress WebSocket server listening');
     return this.#address;
+  }
+
+  /** The address `server` listens on: a TCP port, or a unix socket or Windows pipe (port 0, a ws+unix: URL). */
+  #addressOf(server: Server, attached: boolean): ServerAddress {
+    const addr = server.address() as AddressInfo | string | null;
+    if (addr === null) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] the server does not listen');
+    if (typeof addr === 'string') return { port: 0, url: `ws+unix://${addr}:${this.#o.path}` };
+    const host = attached ? addr.address : this.#o.host;
+    const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    return { port: addr.port, url: `ws://${shown}:${addr.port}${this.#o.path}` };
   }
 
   /**
@@ -152,6 +191,7 @@ export class ProgressWebSocketServer implements ProgressSink {
   async stop(): Promise<void> {
     const starting = this.#starting;
     this.#starting = undefined;
+    this.#cancelStart?.();
     if (starting) await starting.catch(() => undefined);
     // From here on a handshake that completes (an async authenticate) is refused, not let in behind
     // the list of clients being closed below (it would stay open and hold http.close() forever).
@@ -264,7 +304,13 @@ export class ProgressWebSocketServer implements ProgressSink {
       this.#handshaking.add(socket);
       verdict = await verdict.finally(() => this.#handshaking.delete(socket));
     }
-    if (verdict.kind === 'ignore') return void socket.off('error', onError);
+    if (verdict.kind === 'ignore') {
+      socket.off('error', onError);
+      // Another path of an attached server: its own 'upgrade' listener answers. With none (Node
+      // then leaves the socket to us), answer 404 as a server of our own would, rather than hold it.
+      if ((this.#o.server?.listenerCount('upgrade') ?? 0) <= 1 && !socket.destroyed) this.#refuse(socket, 404);
+      return;
+    }
     // Gone, or already answered by stop().
     if (socket.destroyed || socket.writableEnded) return;
     if (verdict.kind === 'refuse') return this.#refuse(socket, verdict.status);
@@ -351,7 +397,10 @@ export class ProgressWebSocketServer implements ProgressSink {
       })
       .catch((err: unknown) => {
         this.#o.logger.warn({ err, client: client.id }, 'a client message failed');
-        client.send({ type: 'error', code: 'NOT_FOUND', message: 'the request could not be served' });
+        // A failing store is not "no such upgrade": the client may try again later. (The store's
+        // message stays in the log: it may name hosts and keys.)
+        if (isProgressError(err, 'NOT_FOUND')) client.send({ type: 'error', code: 'NOT_FOUND', message: 'not found' });
+        else client.send({ type: 'error', code: 'STORE_UNAVAILABLE', message: 'the store could not serve the request; try again later' });
       });
   }
 

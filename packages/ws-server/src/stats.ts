@@ -14,7 +14,7 @@ export interface ServerStats {
   slowClientsClosed: number;
   /** Messages refused by the rate limit. */
   rateLimited: number;
-  /** Handshakes refused (401, 403, 400, 404). */
+  /** Handshakes the server refused: 401, 403 or 404, and 503 while stopping or when `authenticate` timed out (a malformed handshake, which the `ws` library answers 400 itself, is not counted). */
   handshakesRefused: number;
 }
 

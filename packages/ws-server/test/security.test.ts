@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingMessage } from 'node:http';
 import type { ProgressTracker } from '@progress/core';
@@ -416,5 +417,88 @@ describe('attached to an existing http.Server', () => {
         http.closeAllConnections();
       });
     }
+  });
+
+  it('answers 404 to an upgrade on another path when the app has no upgrade listener of its own, and leaves it to the app when it has one', async () => {
+    const http = createServer((_req, res) => res.writeHead(200).end('app'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    try {
+      server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
+      const { port } = await server.start();
+      // Alone on 'upgrade': a request nobody else answers would hold its socket for ever.
+      const alone = await rawExchange(port, upgradeRequest('/other'));
+      expect(alone.response).toMatch(/^HTTP\/1\.1 404/);
+      expect(alone.closed).toBe(true);
+      // With the app's own listener, the other path is the app's.
+      http.on('upgrade', (req, socket) => {
+        if (req.url === '/other') socket.end('HTTP/1.1 418 I am the app\r\n\r\n');
+      });
+      const app = await rawExchange(port, upgradeRequest('/other'));
+      expect(app.response).toMatch(/^HTTP\/1\.1 418/);
+    } finally {
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
+  });
+
+  it('start() rejects when the attached server fails to listen, and stop() does not wait for a server that never listens', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const http = createServer();
+    try {
+      server = new ProgressWebSocketServer({ server: http });
+      const started = server.start();
+      http.listen((taken.address() as { port: number }).port, '127.0.0.1');
+      await expect(started).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(http.listenerCount('upgrade')).toBe(0);
+      // Never listening: stop() ends the wait (start() rejects CLOSED) instead of hanging on it.
+      const idle = new ProgressWebSocketServer({ server: createServer() });
+      const waiting = idle.start();
+      await idle.stop();
+      await expect(waiting).rejects.toMatchObject({ code: 'CLOSED' });
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('attaches to a server listening on a unix socket and serves it there', async () => {
+    const path = join(tmpdir(), `progress-ws-${process.pid}-${Date.now()}.sock`);
+    const http = createServer();
+    await new Promise<void>((r) => http.listen(path, () => r()));
+    try {
+      server = new ProgressWebSocketServer({ server: http });
+      const { url, port } = await server.start();
+      expect({ url, port }).toEqual({ url: `ws+unix://${path}:/ws`, port: 0 });
+      const c = await connect(url, { headers: { host: 'localhost' } });
+      await c.next((m) => m.type === 'welcome');
+      await c.close();
+    } finally {
+      await server?.stop();
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
+  });
+});
+
+describe('options', () => {
+  it('refuses bad options with INVALID_ARGUMENT from the constructor, not a TypeError or a 1 ms timer later', () => {
+    const bad: unknown[] = [
+      { heartbeatMs: 2 ** 31 },
+      { closeTimeoutMs: 2 ** 31 },
+      { host: 4321 },
+      { host: '' },
+      { store: {} },
+      { server: {} },
+      { logger: {} },
+      { logger: 'debug' },
+      { rateLimit: 5 },
+      { path: '/ws?x=1' },
+      { path: '/ws#x' },
+    ];
+    for (const options of bad) expect(() => new ProgressWebSocketServer(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });

@@ -171,3 +171,27 @@ describe('a store with watch() as the source', () => {
     expectConsecutive(c.seqs('u1'), 2, 4);
   });
 });
+
+describe('a failing store', () => {
+  it('answers STORE_UNAVAILABLE, not NOT_FOUND, when the store cannot serve a request, and keeps the connection', async () => {
+    class DownStore extends WatchableMemoryStore {
+      override async list(): Promise<never> {
+        throw new ProgressError('STORE_UNAVAILABLE', 'redis is down');
+      }
+      override async load(): Promise<never> {
+        throw new ProgressError('STORE_UNAVAILABLE', 'redis is down');
+      }
+    }
+    server = new ProgressWebSocketServer({ port: 0, store: new DownStore() });
+    const { url } = await server.start();
+    const c = await connect(url);
+    c.send({ type: 'list_upgrades' });
+    const listed = await c.next((m) => m.type === 'error');
+    expect(listed).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(listed.message).not.toContain('redis is down');
+    c.send({ type: 'get_summary', upgradeId: 'u1' });
+    expect(await c.next((m) => m.type === 'error' && m !== listed)).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    c.send({ type: 'ping' });
+    await c.next((m) => m.type === 'pong');
+  });
+});
