@@ -107,6 +107,7 @@ export class Topic {
 
   /** A tracker of this process now writes this upgrade: it becomes the source. */
   useTracker(tracker: ProgressTracker): void {
+    const before = this.state;
     this.tracker = tracker;
     this.#stopWatch();
     this.#storeFed = false;
@@ -115,18 +116,35 @@ export class Topic {
     this.#loading = undefined;
     this.#pending = [];
     this.#snapshot = undefined;
-    const seq = tracker.durableProgress.lastSeq;
-    for (const sub of this.subs) if (!sub.closed && !sub.replaying && sub.lastSent < seq) void this.catchUp(sub, sub.lastSent, false);
+    const now = tracker.durableProgress;
+    // Another run under the same id (created anew: its seqs start again at 1): what subscribers
+    // have is of the old one, and the new one's events must not land on it. A replay running now
+    // sees the generation move and starts over.
+    if (before !== undefined && before.createdAt !== now.createdAt) {
+      this.#generation++;
+      for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
+      return;
+    }
+    for (const sub of this.subs) {
+      if (sub.closed || sub.replaying) continue;
+      // Ahead of the new source: it cannot be the same history.
+      if (sub.lastSent > now.lastSeq) this.#resync(sub, 'gap');
+      else if (sub.lastSent < now.lastSeq) void this.catchUp(sub, sub.lastSent, false);
+    }
   }
 
-  /** The tracker is gone: keep its last state, and follow the store again when it can be followed. */
+  /**
+   * The tracker is gone: keep its last state, and follow the store again when it can be followed
+   * (also with nobody subscribed now: another process may go on writing the upgrade, and a later
+   * subscriber must get what the store holds then, not this last state).
+   */
   dropTracker(): void {
     if (!this.tracker) return;
     const last = cloneState(this.tracker.durableProgress);
     this.tracker = undefined;
     this.#sinkState = last;
     this.#snapshot = undefined;
-    if (this.#host.store?.watch && this.subs.size > 0) {
+    if (this.#host.store?.watch) {
       this.#sinkState = undefined;
       this.#storeState = last;
       this.#storeFed = true;

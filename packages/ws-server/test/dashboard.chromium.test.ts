@@ -91,4 +91,17 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium (accep
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  it('follows a task whose id is __proto__ live, as the server does', async () => {
+    const page = await chromium.context.newPage();
+    await page.goto(`http://127.0.0.1:${port}/#eks-upgrade-1`);
+    await expect.poll(() => page.textContent('#conn')).toBe('live');
+    await expect.poll(() => page.locator('[data-task-id="plan"]').count()).toBe(1);
+    await tracker.addTask('__proto__', 'A task whose id is __proto__');
+    await tracker.startTask('__proto__');
+    await tracker.updateTaskProgress('__proto__', 40);
+    await expect.poll(() => page.locator('[data-task-id="__proto__"]').count()).toBe(1);
+    await expect.poll(() => page.getAttribute('#overall', 'aria-valuenow')).toBe(String(tracker.durableProgress.overallPercentage));
+    await page.close();
+  });
 });

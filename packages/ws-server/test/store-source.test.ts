@@ -195,3 +195,55 @@ describe('a failing store', () => {
     await c.next((m) => m.type === 'pong');
   });
 });
+
+describe('a tracker that comes and goes', () => {
+  it('resyncs a subscriber when another run of the same upgrade id is tracked (its seqs start again at 1)', async () => {
+    server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await server.start();
+    const first = await openTracker('u1');
+    const untrackFirst = server.track(first);
+    await first.startUpgrade();
+    for (let i = 0; i < 5; i++) await first.addTask(`old-${i}`, `Old ${i}`);
+    await first.failUpgrade('first run failed'); // seq 8
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(8);
+    await first.close();
+    untrackFirst();
+    const second = await openTracker('u1'); // a fresh store: seq 1 again
+    trackers.push(second);
+    server.track(second);
+    await second.startUpgrade(); // 2
+    await second.addTask('new', 'New'); // 3
+    await second.completeTask('new'); // 4
+    await second.completeUpgrade(); // 5
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 5));
+    const after = c.messages.slice(c.messages.findIndex((m) => m.type === 'resync'));
+    expect(after[0]).toMatchObject({ type: 'resync', upgradeId: 'u1' });
+    expect(after[1]).toMatchObject({ type: 'snapshot', upgradeId: 'u1' });
+    const events = after.filter((m) => m.type === 'progress_event').map((m) => m.data.seq as number);
+    expectConsecutive([after[1]!.seq as number, ...events], after[1]!.seq as number, 5);
+    expect(after.filter((m) => m.type === 'progress_event').at(-1)!.data.type).toBe('upgrade.completed');
+  });
+
+  it('serves what the store holds to a later subscriber after the tracker was untracked and another process wrote on', async () => {
+    const store = new WatchableMemoryStore();
+    server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await server.start();
+    const local = await openTracker('u1', store);
+    const untrack = server.track(local);
+    await local.startUpgrade();
+    await local.addTask('a', 'A'); // seq 3
+    await local.close();
+    untrack(); // as the meta package does on close; nobody subscribed
+    const other = await openTracker('u1', store); // another process goes on with u1
+    trackers.push(other);
+    await other.completeTask('a'); // seq 4 (task.started and completed: at least one more)
+    const stored = (await store.load('u1'))!.lastSeq;
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(stored);
+    await other.addTask('late', 'Late');
+    expect((await c.next((m) => m.type === 'progress_event')).data.seq).toBe(stored + 1);
+  });
+});

@@ -201,6 +201,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       case 'snapshot':
         if (m.upgradeId !== selected) break;
         state = m.data;
+        // Task ids are free text ('__proto__' and 'constructor' are ids like any other): keep them in
+        // an object without a prototype, so that every lookup and assignment is of a real task.
+        var own = Object.create(null);
+        Object.keys(state.tasks || {}).forEach(function (k) { own[k] = state.tasks[k]; });
+        state.tasks = own;
         var all = [];
         Object.keys(state.tasks).forEach(function (k) { all = all.concat(state.tasks[k].recentEvents || []); });
         all.sort(function (a, b) { return a.seq - b.seq; });
@@ -209,7 +214,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         break;
       case 'progress_event':
         if (m.upgradeId !== selected) break;
-        if (!state) { state = { upgradeId: m.upgradeId, planId: '', clusterName: '', status: 'not_started', tasks: {}, overallPercentage: 0, currentPhase: null, lastSeq: 0 }; }
+        if (!state) { state = { upgradeId: m.upgradeId, planId: '', clusterName: '', status: 'not_started', tasks: Object.create(null), overallPercentage: 0, currentPhase: null, lastSeq: 0 }; }
         if (m.data.seq <= state.lastSeq) break;
         if (m.data.type === 'upgrade.created') { state.planId = m.data.details.planId; state.clusterName = m.data.details.clusterName; state.createdAt = m.data.timestamp; }
         apply(state, m.data);
