@@ -92,8 +92,10 @@ export interface TaskProgress {
   taskType: TaskType;
   parentTaskId: string | null;
   status: ProgressStatus;
+  /** When the current attempt started: a retry starts the task again, as the old module's start_task() did. */
   startedAt: string | null;
   completedAt: string | null;
+  /** From `startedAt` (the current attempt) to `completedAt`. */
   durationMs: number | null;
   /** 0..100: see DESIGN section 3 for how it is derived. */
   percentage: number;

@@ -243,6 +243,9 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
       break;
     case 'task.retried':
       task.retryCount += 1;
+      // A retry starts the task again: its times are the new attempt's (as the old module's
+      // start_task() set started_at anew), so durationMs and the notifier's duration are its own.
+      task.startedAt = ts;
       task.completedAt = null;
       task.durationMs = null;
       task.errorMessage = null;

@@ -49,6 +49,22 @@ describe('ProgressTracker: the old module behaviour', () => {
     await f.close();
   });
 
+  it('times a retried task from its retry: the attempt that completed it, as the old module did', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.startUpgrade();
+    await t.addTask('flaky', 'Flaky');
+    await t.startTask('flaky');
+    clock.advance(120_000);
+    await t.failTask('flaky', 'timeout');
+    clock.advance(5_000);
+    const retried = await t.retryTask('flaky');
+    clock.advance(10_000);
+    await t.completeTask('flaky');
+    expect(t.progress.tasks.flaky).toMatchObject({ startedAt: retried.timestamp, durationMs: 10_000, retryCount: 1 });
+    await t.close();
+  });
+
   it('adds tasks one at a time and many in one commit', async () => {
     const t = await open();
     const task = await t.addTask('task-1', 'First Task', TaskType.UPGRADE_STEP);
@@ -88,8 +104,9 @@ describe('ProgressTracker: the old module behaviour', () => {
     let summary = t.getProgressSummary();
     expect(summary).toMatchObject({ totalTasks: 3, completedTasks: 2, failedTasks: 1, activeTasks: 0, failedTaskNames: ['Third Task'] });
     expect(summary.currentTask).toEqual({ taskId: 'task-3', taskName: 'Third Task', status: 'failed', percentage: 0 });
-    await t.retryTask('task-3');
-    expect(t.progress.tasks['task-3']).toMatchObject({ status: 'in_progress', retryCount: 1, errorMessage: null });
+    const retried = await t.retryTask('task-3');
+    // A retry starts the task again: the attempt's own start, as the old module's start_task() set it.
+    expect(t.progress.tasks['task-3']).toMatchObject({ status: 'in_progress', retryCount: 1, errorMessage: null, startedAt: retried.timestamp, completedAt: null, durationMs: null });
     await t.completeTask('task-3');
     summary = t.getProgressSummary();
     expect(summary.overallPercentage).toBe(100);

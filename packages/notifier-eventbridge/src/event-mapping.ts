@@ -88,8 +88,13 @@ export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgres
   switch (event.type) {
     case 'task.started':
       return { ...taskBase, ...ids };
-    case 'task.completed':
-      return { ...taskBase, duration: duration(task?.durationMs ?? null), ...ids, duration_ms: task?.durationMs ?? null };
+    case 'task.completed': {
+      // Completed without having been started: the old module had no start time and sent null (the
+      // state gives it both times and 0 ms). Such a task's events are its task.added and this one.
+      const ran = task?.recentEvents.some((e) => e.type === 'task.started' || e.type === 'task.progress' || e.type === 'task.failed' || e.type === 'task.retried') ?? true;
+      const ms = ran ? (task?.durationMs ?? null) : null;
+      return { ...taskBase, duration: duration(ms), ...ids, duration_ms: ms };
+    }
     case 'task.failed':
       return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: task?.durationMs ?? null };
     case 'task.retried':

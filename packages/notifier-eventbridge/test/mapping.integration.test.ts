@@ -107,6 +107,29 @@ describe('the old module\'s DetailTypes and details, over the real SDK client', 
     expect(added.map((d) => d!.task_id)).toEqual(['cp', 'nodes', 'skip-me', 'cancel-me']);
   });
 
+  it('sends a task.completed duration as the old module did: the last attempt after a retry, null for a task never started', async () => {
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
+    const c = clock();
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-dur', planId: 'p', clusterName: 'prod', sinks: [notifier], now: c.now });
+    await tracker.startUpgrade();
+    await tracker.addTask('flaky', 'Flaky step');
+    await tracker.startTask('flaky');
+    c.advance(120_000);
+    await tracker.failTask('flaky', 'timeout');
+    c.advance(5_000);
+    await tracker.retryTask('flaky'); // the old module called start_task() again: a new started_at
+    c.advance(10_000);
+    const retried = await tracker.completeTask('flaky');
+    await tracker.addTask('instant', 'Never started');
+    const instant = await tracker.completeTask('instant');
+    await tracker.close();
+    await notifier.close();
+    const detail = (seq: number) => endpoint.entries.find((e) => e.detail!.seq === seq)!.detail!;
+    expect(detail(retried.seq)).toMatchObject({ task_id: 'flaky', duration: '0:00:10', duration_ms: 10_000 });
+    expect(detail(instant.seq)).toMatchObject({ task_id: 'instant', duration: null, duration_ms: null });
+  });
+
   it('sends upgrade.failed and upgrade.cancelled with their details', async () => {
     endpoint.reset();
     const client = localClient(endpoint.url);

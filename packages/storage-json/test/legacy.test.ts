@@ -206,9 +206,38 @@ describe('legacy files of the Python module', () => {
       ['task.failed', '08.000Z'],
     ]);
     const t1 = state.tasks['task-1']!;
-    expect([t1.status, t1.startedAt, t1.completedAt, t1.durationMs, t1.retryCount]).toEqual(['completed', '2025-10-20T05:25:01.000Z', '2025-10-20T05:25:04.000Z', 3000, 1]);
+    // The retry starts the task again: its times are the second attempt's, as the file's started_at says.
+    expect([t1.status, t1.startedAt, t1.completedAt, t1.durationMs, t1.retryCount]).toEqual(['completed', '2025-10-20T05:25:03.000Z', '2025-10-20T05:25:04.000Z', 1000, 1]);
     const t2 = state.tasks['task-2']!;
     expect([t2.status, t2.startedAt, t2.completedAt, t2.errorMessage]).toEqual(['failed', '2025-10-20T05:25:05.000Z', '2025-10-20T05:25:08.000Z', 'again']);
+    await store.close();
+  });
+
+  it('gives each imported task failure its own error (the old module wrote it only into the message), and no start to an upgrade that failed before it started', async () => {
+    const doc = JSON.parse(await readFile(REAL, 'utf8')) as { upgrade_id: string; tasks: Record<string, Record<string, unknown>> };
+    doc.upgrade_id = 'failures-1';
+    const ev = (s: string, status: string, message: string) => ({ timestamp: `2025-10-20 05:25:${s}+00:00`, task_id: 'task-1', task_type: 'upgrade_step', status, message, details: {}, percentage: 0.0 });
+    Object.assign(doc.tasks['task-1']!, {
+      status: 'failed',
+      started_at: '2025-10-20 05:25:03.000000+00:00',
+      completed_at: '2025-10-20 05:25:04.000000+00:00',
+      error_message: 'timeout again',
+      events: [ev('01.000000', 'in_progress', 'Task started'), ev('02.000000', 'failed', 'Task failed: timeout'), ev('03.000000', 'in_progress', 'Task started'), ev('04.000000', 'failed', 'Task failed: timeout again')],
+    });
+    const unstarted = { upgrade_id: 'preflight-1', plan_id: 'p', cluster_name: 'c', status: 'failed', started_at: null, completed_at: null, duration: null, overall_percentage: 0.0, current_phase: null, tasks: {}, metadata: { error_message: 'preflight failed' } };
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    await writeFile(join(dir, 'progress', 'upgrade_failures-1.json'), JSON.stringify(doc));
+    await writeFile(join(dir, 'progress', 'upgrade_preflight-1.json'), JSON.stringify(unstarted));
+    const store = new JsonFileStore({ directory: dir });
+    const failures = (await collect(store.readEvents('failures-1', 0))).filter((e) => e.type === 'task.failed');
+    expect(failures.map((e) => e.details.errorMessage)).toEqual(['timeout', 'timeout again']);
+    // Replayed up to the first failure, the task has that failure's error.
+    const events = await collect(store.readEvents('failures-1', 0));
+    expect(replayEvents(events.filter((e) => e.seq <= failures[0]!.seq))!.tasks['task-1']!.errorMessage).toBe('timeout');
+    const preflight = (await store.load('preflight-1'))!;
+    expect(preflight).toMatchObject({ status: 'failed', startedAt: null, currentPhase: null, errorMessage: 'preflight failed' });
+    expect((await collect(store.readEvents('preflight-1', 0))).map((e) => e.type)).toEqual(['upgrade.created', 'upgrade.failed']);
     await store.close();
   });
 

@@ -34,9 +34,10 @@ interface Draft {
 /**
  * Turns a file of the old Python module (`progress/upgrade_<id>.json`: snake_case, Python `str()`
  * datetimes and timedeltas) into the events that rebuild it: `upgrade.created` (with the metadata),
- * `upgrade.started` (with the phase), `task.added` per task (parents first), each task's recorded
- * events as `task.*` events (keeping their ids, messages and details), whatever event it takes to
- * reach each task's recorded final status, and the upgrade's final status event. Task start and end
+ * `upgrade.started` (with the phase, when the upgrade had started), `task.added` per task (parents
+ * first), each task's recorded events as `task.*` events (keeping their ids, messages and details),
+ * whatever event it takes to reach each task's recorded final status, and the upgrade's final
+ * status event. Task start and end
  * events carry the task's recorded `started_at` / `completed_at`, so the loaded state has the old
  * times to the millisecond. Python durations are kept as `legacyDuration` / `legacyDurationMs` in the
  * details of the event that ends the task or upgrade.
@@ -118,7 +119,12 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       const type = taskEventType(s, cur);
       if (!type) continue;
       const details: Obj = isObj(raw.details) ? { ...raw.details } : {};
-      if (type === 'task.failed') details.errorMessage = strOr(details.error_message, strOr(t.error_message, strOr(raw.message, 'Task failed')));
+      // Each failure's own error: the old module's fail_task() wrote it only into the message
+      // ("Task failed: <error>", details empty), and error_message holds the last failure's.
+      if (type === 'task.failed') {
+        const fromMessage = typeof raw.message === 'string' && raw.message.startsWith('Task failed: ') ? raw.message.slice('Task failed: '.length) : undefined;
+        details.errorMessage = strOr(details.error_message, strOr(fromMessage, strOr(t.error_message, strOr(raw.message, 'Task failed'))));
+      }
       const pct = numOr(raw.percentage);
       mine.push({
         type,
@@ -191,7 +197,9 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       details: { planId: strOr(doc.plan_id, upgradeId), clusterName: strOr(doc.cluster_name, 'unknown'), metadata, legacyFile: basename(file) },
     },
   ];
-  if (upStatus !== 'not_started' || startedAt) {
+  // Started when it has a start time or a status only a started upgrade has: the old module could
+  // fail or cancel an upgrade that never started (a failed pre-flight), and so can ours.
+  if (startedAt || (upStatus !== 'not_started' && upStatus !== 'failed' && upStatus !== 'cancelled')) {
     drafts.push({ type: 'upgrade.started', timestamp: startedAt ?? createdAt, status: 'in_progress', message: `Upgrade started: ${phase ?? 'Initialization'}`, details: { phase: phase ?? 'Initialization' } });
   } else if (phase) {
     drafts.push({ type: 'upgrade.phase_changed', timestamp: createdAt, status: 'not_started', message: `Phase changed to ${phase}`, details: { phase } });
