@@ -1,8 +1,20 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
-import { ProgressWebSocketServer, RedisStore, createProgressTracker, createReadToken, readTokenAuth, type ProgressEvent } from '../src/index.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  MemoryStore,
+  ProgressError,
+  ProgressWebSocketServer,
+  RedisStore,
+  createProgressTracker,
+  createReadToken,
+  readTokenAuth,
+  type ProgressEvent,
+  type UpgradeProgress,
+} from '../src/index.js';
 import { main } from '../src/cli/main.js';
+import { redact } from '../src/cli/sources.js';
 import { Capture, cleanupTempDirs, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
@@ -245,6 +257,210 @@ describe('progress watch --token', () => {
     } finally {
       await t.close();
       await server.stop();
+    }
+  });
+});
+
+describe('progress watch <dashboard URL>#<upgradeId>', () => {
+  it('watches the upgrade the #fragment selects unless an id is given, and refuses a bad URL or fragment with exit code 2', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { port } = await server.start();
+    const selected = await createProgressTracker({ upgradeId: 'from-hash', planId: 'p', clusterName: 'c', webSocket: server });
+    const given = await createProgressTracker({ upgradeId: 'given-id', planId: 'p', clusterName: 'c', webSocket: server });
+    try {
+      await selected.startUpgrade();
+      await selected.completeUpgrade();
+      await given.startUpgrade();
+      await given.failUpgrade('drain timeout');
+      // As the browser shows it, with a token in the query that must reach the server.
+      const fromHash = await run('watch', `http://127.0.0.1:${port}/?token=x#from-hash`);
+      expect(fromHash).toMatchObject({ code: 0, err: '' });
+      expect(fromHash.out).toMatch(/from-hash .*COMPLETED/);
+      // Percent-decoded as the dashboard decodes it, on a ws:// URL too.
+      expect(await run('watch', `ws://127.0.0.1:${port}/ws#from%2Dhash`)).toMatchObject({ code: 0, err: '' });
+      const explicit = await run('watch', `http://127.0.0.1:${port}/#from-hash`, 'given-id');
+      expect(explicit).toMatchObject({ code: 1, err: '' });
+      expect(explicit.out).toMatch(/given-id .*FAILED/);
+      expect(await run('watch', `http://127.0.0.1:${port}/#bad id!`)).toMatchObject({ code: 2, err: expect.stringContaining('upgradeId "bad id!" is not valid') });
+      expect(await run('watch', `http://127.0.0.1:${port}/#%E0`)).toMatchObject({ code: 2, err: expect.stringContaining('#fragment') });
+      expect(await run('watch', 'ws://[::1/ws')).toMatchObject({ code: 2, err: expect.stringContaining('not a valid URL') });
+    } finally {
+      await selected.close();
+      await given.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('progress watch --token that is not a subprotocol name', () => {
+  it('is sent as a bearer header only, and a server that checks the header lets it in', async () => {
+    const token = 'c2VjcmV0/dG9rZW4+Zm9vYmFy==';
+    const offered: Array<string | undefined> = [];
+    const server = new ProgressWebSocketServer({
+      port: 0,
+      authenticate: (req) => {
+        offered.push(req.headers['sec-websocket-protocol']);
+        return req.headers.authorization === `Bearer ${token}` ? { user: 'ops' } : undefined;
+      },
+    });
+    const { url } = await server.start();
+    const t = await createProgressTracker({ upgradeId: 'bearer', planId: 'p', clusterName: 'c', webSocket: server });
+    try {
+      await t.startUpgrade();
+      await t.completeUpgrade();
+      const result = await run('watch', url, 'bearer', '--token', token);
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).toContain('COMPLETED');
+      expect(offered).toEqual([undefined]);
+      // A token a header cannot carry is a usage error, not a failed connection.
+      expect(await run('watch', url, 'bearer', '--token', 'two words')).toMatchObject({ code: 2, err: expect.stringContaining('--token') });
+      expect(offered).toHaveLength(1);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('progress: what a command does not take', () => {
+  it('refuses extra arguments and options of another command, naming them, with exit code 2', async () => {
+    const dir = tempDir('cli-extra');
+    const ls = await run('ls', dir, 'extra', 'args', '--follow', '--speed', '3');
+    expect(ls.code).toBe(2);
+    expect(ls.err).toContain('unexpected arguments "extra" "args"');
+    expect(ls.err).toContain('--follow, --speed do not apply to ls');
+    expect(ls.out).toBe('');
+    expect(await run('show', dir, 'a', 'b')).toMatchObject({ code: 2, err: expect.stringContaining('unexpected argument "b"') });
+    expect(await run('watch', dir, 'a', 'b', '--json')).toMatchObject({ code: 2, err: expect.stringContaining('--json does not apply to watch') });
+    expect(await run('demo', 'now', '--dir', dir, '--speed', '1000', '--linger', '0', '--port', '0')).toMatchObject({ code: 2, err: expect.stringContaining('unexpected argument "now"') });
+    expect(await run('ls', dir, '--token', 't')).toMatchObject({ code: 2, err: expect.stringContaining('--token does not apply to ls') });
+    expect((await run('ls', dir, '--json')).code).toBe(0);
+  });
+
+  it('refuses a number that is not plain decimal digits, and an empty value', async () => {
+    const dir = tempDir('cli-numbers');
+    // Each would start a demo if accepted: a temp folder, fast, not lingering, on a free port.
+    const demo = (...args: string[]) => run('demo', '--dir', dir, '--linger', '0', ...args);
+    for (const [name, value] of [
+      ['port', ''],
+      ['port', '0x0'],
+      ['port', ' 0'],
+      ['port', '0e0'],
+      ['port', '0.0'],
+      ['speed', '1e3'],
+      ['speed', '+1000'],
+      ['speed', '.5'],
+      ['speed', ''],
+    ] as const) {
+      const args = name === 'port' ? ['--speed', '1000', '--port', value] : ['--port', '0', '--speed', value];
+      expect(await demo(...args), `--${name} ${JSON.stringify(value)}`).toMatchObject({ code: 2, err: expect.stringContaining(`--${name}`) });
+    }
+    expect(await run('demo', '--dir', dir, '--host', '')).toMatchObject({ code: 2, err: expect.stringContaining('--host needs a value') });
+    expect(await run('watch', dir, '--token', '')).toMatchObject({ code: 2, err: expect.stringContaining('--token needs a value') });
+    expect(await run('watch', dir, '--connect-timeout', '0x1')).toMatchObject({ code: 2, err: expect.stringContaining('--connect-timeout') });
+  });
+});
+
+describe('progress --help and the README', () => {
+  it('document the same commands and options, --host included', async () => {
+    const help = (await run('--help')).out;
+    expect(help).toContain('[--host HOST]');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const synopsis = help.split('\n').filter((line) => /^ {2}progress \w/.test(line));
+    expect(synopsis.length).toBe(4);
+    for (const line of synopsis) expect(readme).toContain(line.trim());
+  });
+});
+
+describe('progress: the Redis password in messages', () => {
+  it('is redacted in the user part and in the query', () => {
+    expect(redact('redis://default:s3cr3t@127.0.0.1:6379/2')).toBe('redis://default:***@127.0.0.1:6379/2');
+    expect(redact('redis://127.0.0.1:6379?password=s3cr3t&db=2')).not.toContain('s3cr3t');
+  });
+});
+
+/** A `ws` server that welcomes a client and answers each of its messages with what `answer` returns. */
+async function fakeServer(answer: (msg: { type: string; upgradeId?: string }, n: number) => object[]): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const requests: string[] = [];
+  server.on('connection', (ws: WebSocket) => {
+    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'fake' }));
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString()) as { type: string; upgradeId?: string };
+      requests.push(msg.type);
+      for (const frame of answer(msg, requests.length)) ws.send(JSON.stringify(frame));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
+    requests,
+    close: async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A store whose reads fail with `code`, as a store that is down does (or one that says NOT_FOUND). */
+class FailingStore extends MemoryStore {
+  constructor(readonly code: 'STORE_UNAVAILABLE' | 'NOT_FOUND') {
+    super();
+  }
+  override list(): Promise<never> {
+    return Promise.reject(new ProgressError(this.code, 'redis is down'));
+  }
+  override load(): Promise<never> {
+    return Promise.reject(new ProgressError(this.code, 'redis is down'));
+  }
+}
+
+describe('progress watch: a server that cannot serve the request', () => {
+  it('ends with exit code 4 when a ws-server cannot list its store (it answers STORE_UNAVAILABLE, or NOT_FOUND)', async () => {
+    for (const code of ['STORE_UNAVAILABLE', 'NOT_FOUND'] as const) {
+      const server = new ProgressWebSocketServer({ port: 0, store: new FailingStore(code) });
+      const { url } = await server.start();
+      try {
+        const list = await run('watch', url);
+        expect(list, code).toMatchObject({ code: 4, err: expect.stringContaining(`the server could not serve the upgrade list: ${code}`) });
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+
+  it('ends with exit code 4 on STORE_UNAVAILABLE or NOT_FOUND for the upgrade asked for', async () => {
+    for (const code of ['STORE_UNAVAILABLE', 'NOT_FOUND']) {
+      const fake = await fakeServer(() => [{ type: 'error', code, message: 'the store is unavailable' }]);
+      try {
+        expect(await run('watch', fake.url, 'u1'), code).toMatchObject({ code: 4, err: expect.stringContaining(`could not serve "u1": ${code}: the store is unavailable`) });
+        expect(await run('watch', fake.url), code).toMatchObject({ code: 4, err: expect.stringContaining('could not serve the upgrade list') });
+      } finally {
+        await fake.close();
+      }
+    }
+  });
+
+  it('asks again after RATE_LIMITED a few times, then gives up with exit code 4', async () => {
+    const t = await createProgressTracker({ upgradeId: 'limited', planId: 'p', clusterName: 'c' });
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    const state: UpgradeProgress = structuredClone(t.progress);
+    await t.close();
+    const limited = { type: 'error', code: 'RATE_LIMITED', message: 'too many messages; slow down' };
+    const served = (id: string | undefined) => [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: state.lastSeq, data: state }];
+    const passing = await fakeServer((msg, n) => (n < 3 ? [limited] : served(msg.upgradeId)));
+    const never = await fakeServer(() => [limited]);
+    try {
+      const result = await run('watch', passing.url, 'limited');
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).toContain('COMPLETED');
+      expect(passing.requests).toEqual(['subscribe', 'subscribe', 'subscribe']);
+      expect(await run('watch', never.url, 'limited')).toMatchObject({ code: 4, err: expect.stringContaining('RATE_LIMITED 4 times') });
+      expect(never.requests).toEqual(['subscribe', 'subscribe', 'subscribe', 'subscribe']);
+    } finally {
+      await passing.close();
+      await never.close();
     }
   });
 });

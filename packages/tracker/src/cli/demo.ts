@@ -1,10 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import { isIPv4, isIPv6 } from 'node:net';
 import { TERMINAL_TASK_STATUSES, isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore } from '@progress/storage-redis';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
+import { redact } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -17,6 +19,7 @@ export interface DemoOptions {
   speed?: number;
   /** @default 8765 (a free one when taken) */
   port?: number;
+  /** Address to listen on; `0.0.0.0` or `::` for every interface. @default '127.0.0.1' */
   host?: string;
   view: LiveView;
   signal: AbortSignal;
@@ -95,6 +98,18 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
 }
 
 /**
+ * The host:port a browser on this machine can open, from the address the server reports (IPv6 in
+ * brackets). A wildcard address (`0.0.0.0`, `::`) is no host to browse to: the server's same-origin
+ * check refuses a page whose Host is not a loopback name when the connection arrives on loopback,
+ * so the loopback address of the same family is printed instead.
+ */
+function browsableHost(listenHost: string, reported: URL, port: number): string {
+  if (isIPv4(listenHost) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0') return `127.0.0.1:${port}`;
+  if (isIPv6(listenHost) && new URL(`http://[${listenHost}]/`).hostname === '[::]') return `[::1]:${port}`;
+  return `${reported.hostname}:${port}`;
+}
+
+/**
  * `progress demo`: a simulated EKS upgrade written to a JSON folder (or Redis), served live by the
  * WebSocket server and dashboard, with bars in the terminal. Run it again on the same folder and it
  * resumes the unfinished upgrade where it stopped.
@@ -145,10 +160,12 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     });
     options.print(`port 8765 is taken; using ${address.port}`);
   }
-  const dashboard = `http://${options.host ?? '127.0.0.1'}:${address.port}/`;
-  options.print(`Dashboard: ${dashboard}`);
-  options.print(`WebSocket: ${address.url}   (in another shell: npx progress watch ${address.url})`);
-  options.print(options.redisUrl ? `Storage:   Redis ${options.redisUrl}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
+  const reported = new URL(address.url);
+  const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
+  const webSocket = `ws://${host}${reported.pathname}`;
+  options.print(`Dashboard: http://${host}/`);
+  options.print(`WebSocket: ${webSocket}   (in another shell: npx progress watch ${webSocket})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${redact(options.redisUrl)}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));

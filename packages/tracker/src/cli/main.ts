@@ -3,21 +3,22 @@ import { parseArgs } from 'node:util';
 import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { openStore, parseSource, storeError } from './sources.js';
+import { openStore, parseSource, storeError, upgradeIdFromFragment } from './sources.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
 
 const USAGE = `progress: track long-running, multi-step operations
 
 Usage:
-  progress demo [--dir DIR | --redis URL] [--speed N] [--port N] [--linger SECONDS]
+  progress demo [--dir DIR | --redis URL] [--speed N] [--port N] [--host HOST] [--linger SECONDS]
       A simulated EKS upgrade: JSON store in DIR (default ./progress-demo-data), WebSocket server
-      and dashboard on 127.0.0.1 (the URL is printed first), live bars in the terminal. Run it again
-      on the same DIR to resume an unfinished upgrade.
-  progress watch <ws-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS]
-      Live progress bars for an upgrade running elsewhere (the most recent one when no id is given);
-      resumes after a lost connection; gives up when a ws:// server is never reached (default 10 s).
-      Plain lines when stdout is not a terminal.
+      and dashboard on HOST (default 127.0.0.1; 0.0.0.0 or :: to be reached from other machines; the
+      URL is printed first), live bars in the terminal. Run it again on the same DIR to resume an
+      unfinished upgrade.
+  progress watch <ws-url | dashboard-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS]
+      Live progress bars for an upgrade running elsewhere (the id given, else the one after # in a
+      dashboard URL, else the most recent one); resumes after a lost connection; gives up when a
+      ws:// server is never reached (default 10 s). Plain lines when stdout is not a terminal.
   progress ls <json-dir | redis-url> [--json]
   progress show <json-dir | redis-url> <upgradeId> [--json]
 
@@ -38,12 +39,40 @@ function version(): string {
   }
 }
 
-function number(value: string | undefined, name: string, min: number, max: number): number | undefined {
+/**
+ * Reads a numeric option. Plain decimal digits only (a fraction only where `fraction`): Number()
+ * also reads '' (an unset variable) as 0, and '0x10', ' 8 ', '1e3', which no one means for a port.
+ */
+function number(value: string | undefined, name: string, min: number, max: number, fraction = false): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) throw new CliError(`--${name} must be a number from ${min} to ${max}, got ${value}`);
+  const n = (fraction ? /^\d+(\.\d+)?$/ : /^\d+$/).test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new CliError(`--${name} must be a ${fraction ? 'number' : 'whole number'} from ${min} to ${max} in decimal digits, got ${JSON.stringify(value)}`);
   return n;
 }
+
+/** What each command takes: its options and how many positionals after the command. Anything else is refused, not ignored. */
+const COMMANDS: Record<string, { options: readonly string[]; positionals: number }> = {
+  demo: { options: ['dir', 'redis', 'speed', 'port', 'host', 'linger'], positionals: 0 },
+  watch: { options: ['follow', 'token', 'connect-timeout'], positionals: 2 },
+  ls: { options: ['json'], positionals: 1 },
+  show: { options: ['json'], positionals: 2 },
+};
+
+/** Refuses what `command` does not take, naming it: an argument that is silently ignored looks like one that worked. */
+function checkArguments(command: string, values: Record<string, string | boolean | undefined>, rest: readonly string[]): void {
+  const spec = COMMANDS[command];
+  if (!spec) return;
+  const problems: string[] = [];
+  const extra = rest.slice(spec.positionals);
+  if (extra.length) problems.push(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.map((a) => JSON.stringify(a)).join(' ')}`);
+  const foreign = Object.keys(values).filter((name) => !spec.options.includes(name));
+  if (foreign.length) problems.push(`${foreign.map((name) => `--${name}`).join(', ')} ${foreign.length > 1 ? 'do' : 'does'} not apply to ${command}`);
+  if (problems.length) throw new CliError(`${command}: ${problems.join('; ')}\n\n${USAGE}`);
+  for (const [name, value] of Object.entries(values)) if (value === '') throw new CliError(`--${name} needs a value, got an empty string`);
+}
+
+/** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 
 /** Runs the `progress` command with `argv` (without node and the script); resolves the exit code. */
 export async function main(argv: string[], out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
@@ -82,6 +111,14 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     return command || values.help ? ExitCode.OK : ExitCode.USAGE;
   }
 
+  try {
+    checkArguments(command, values, rest);
+    if (values.token !== undefined && !HEADER_TOKEN.test(values.token)) throw new CliError('--token must be printable ASCII without spaces');
+  } catch (e) {
+    err.write(`progress: ${(e as Error).message}\n`);
+    return ExitCode.USAGE;
+  }
+
   const controller = new AbortController();
   let interrupted = false;
   const onSignal = () => {
@@ -101,10 +138,10 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         const tracker = await runDemo({
           ...(values.dir ? { directory: values.dir } : {}),
           ...(values.redis ? { redisUrl: values.redis } : {}),
-          speed: number(values.speed, 'speed', 0.01, 1000) ?? 1,
+          speed: number(values.speed, 'speed', 0.01, 1000, true) ?? 1,
           ...(values.port !== undefined ? { port: number(values.port, 'port', 0, 65535)! } : {}),
           ...(values.host ? { host: values.host } : {}),
-          lingerSeconds: number(values.linger, 'linger', 0, 1e9) ?? (out.isTTY ? Infinity : 0),
+          lingerSeconds: number(values.linger, 'linger', 0, 1e9, true) ?? (out.isTTY ? Infinity : 0),
           view,
           signal: controller.signal,
           print: (line) => view.say(line),
@@ -114,10 +151,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       case 'watch': {
         const source = await parseSource(rest[0], true);
+        // An id on the command line wins over the one a dashboard URL selects after its #.
+        const upgradeId = rest[1] ?? (source.kind === 'ws' && source.fragment ? upgradeIdFromFragment(source.fragment) : undefined);
         // Checked here for every source: a ws:// server would only answer INVALID_MESSAGE.
-        if (rest[1] !== undefined) assertValidId(rest[1], 'upgradeId');
+        if (upgradeId !== undefined) assertValidId(upgradeId, 'upgradeId');
         const view = new LiveView({ out });
-        const connectTimeout = number(values['connect-timeout'], 'connect-timeout', 0, 86_400);
+        const connectTimeout = number(values['connect-timeout'], 'connect-timeout', 0, 86_400, true);
         const options = {
           view,
           signal: controller.signal,
@@ -126,11 +165,11 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           ...(connectTimeout !== undefined ? { firstConnectTimeoutMs: connectTimeout * 1000 } : {}),
         };
         let state;
-        if (source.kind === 'ws') state = await watchWebSocket(source.url, rest[1], options);
+        if (source.kind === 'ws') state = await watchWebSocket(source.url, upgradeId, options);
         else {
           const store = await openStore(source);
           try {
-            state = await watchStore(store, rest[1], options);
+            state = await watchStore(store, upgradeId, options);
           } finally {
             await store.close();
           }

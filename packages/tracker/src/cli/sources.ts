@@ -5,10 +5,10 @@ import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
 
-/** What a `<source>` argument names. */
-export type Source = { kind: 'json'; directory: string } | { kind: 'redis'; url: string } | { kind: 'ws'; url: string };
+/** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
+export type Source = { kind: 'json'; directory: string } | { kind: 'redis'; url: string } | { kind: 'ws'; url: string; fragment?: string };
 
-/** Reads a `<source>` argument: a ws:// or wss:// URL, a redis:// or rediss:// URL, or a folder. */
+/** Reads a `<source>` argument: a ws:// or wss:// URL (or a dashboard's http(s):// URL), a redis:// or rediss:// URL, or a folder. */
 export async function parseSource(spec: string | undefined, allowWs: boolean): Promise<Source> {
   if (!spec) throw new CliError('missing <source>: a JSON folder or a redis:// URL' + (allowWs ? ' or a ws:// URL' : ''));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
@@ -19,14 +19,20 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
       throw new CliError(`not a valid URL: ${spec}`);
     }
     if (url.protocol === 'redis:' || url.protocol === 'rediss:') return { kind: 'redis', url: spec };
-    if ((url.protocol === 'ws:' || url.protocol === 'wss:') && allowWs) return { kind: 'ws', url: spec };
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && allowWs) {
-      // A dashboard URL: its WebSocket endpoint is /ws on the same host.
-      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-      url.pathname = '/ws';
-      return { kind: 'ws', url: url.toString() };
+    if (['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol) && allowWs) {
+      // A URL copied from the dashboard ends with `#<upgradeId>`. The fragment is never sent to a
+      // server, and ws refuses a URL that has one, at connect time (exit 4): it is taken off here.
+      const fragment = url.hash.slice(1);
+      url.hash = '';
+      if (url.protocol === 'http:' || url.protocol === 'https:') {
+        // A dashboard URL: its WebSocket endpoint is /ws on the same host (the query, `?token=`, kept).
+        url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+        url.pathname = '/ws';
+      }
+      if (!url.hostname) throw new CliError(`no host in the URL ${spec}`);
+      return { kind: 'ws', url: url.toString(), ...(fragment ? { fragment } : {}) };
     }
-    throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, ' : ''}redis:// or a folder)`);
+    throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, http:// (a dashboard), ' : ''}redis:// or a folder)`);
   }
   const directory = resolve(spec);
   const info = await stat(directory).catch(() => undefined);
@@ -51,11 +57,21 @@ export async function openStore(source: Source): Promise<ProgressStore> {
   throw new CliError('a ws:// URL can only be watched');
 }
 
-/** A URL without its password, for messages. */
+/** The upgrade id a dashboard URL's `#fragment` selects, percent-decoded as the dashboard decodes it. */
+export function upgradeIdFromFragment(fragment: string): string {
+  try {
+    return decodeURIComponent(fragment);
+  } catch {
+    throw new CliError(`the #fragment of the URL is not an upgrade id: #${fragment}`);
+  }
+}
+
+/** A URL without its password (in the user part, or in the query, where ioredis reads `?password=` too), for messages. */
 export function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) if (/password/i.test(key)) u.searchParams.set(key, '***');
     return u.toString();
   } catch {
     return url;

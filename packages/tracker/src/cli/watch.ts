@@ -83,6 +83,15 @@ function isState(data: unknown): data is UpgradeProgress {
   return typeof s === 'object' && s !== null && Number.isSafeInteger(s.lastSeq) && typeof s.status === 'string' && typeof s.tasks === 'object' && s.tasks !== null;
 }
 
+/**
+ * RFC 7230 `token` characters, the only ones a WebSocket subprotocol name may hold (ws refuses any
+ * other before connecting). A base64 token (`/`, `=`) cannot travel as `progress-token.<token>`.
+ */
+const SUBPROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Waits before asking again after `RATE_LIMITED`, one per retry; then the command gives up. */
+const RATE_LIMIT_RETRY_MS = [500, 1000, 2000];
+
 interface ServerMessage {
   type: string;
   upgradeId?: string;
@@ -103,14 +112,29 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
   let target = upgradeId;
   let backoff = 250;
   let connectedOnce = false;
+  let rateLimited = 0;
   const startedAt = Date.now();
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
       // The token goes where readTokenAuth looks for it (the subprotocol `progress-token.<token>`,
-      // beside `progress.v1`, which the server answers), and as a bearer header for custom hooks.
+      // beside `progress.v1`, which the server answers) when it can be a subprotocol name, and
+      // always as a bearer header, for custom hooks.
       const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
-      const protocols = options.token ? [PROGRESS_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${options.token}`] : [];
-      const ws = new WebSocket(url, protocols, { headers, handshakeTimeout: 5000 });
+      const protocols = options.token && SUBPROTOCOL_SAFE.test(options.token) ? [PROGRESS_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${options.token}`] : [];
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(url, protocols, { headers, handshakeTimeout: 5000 });
+      } catch (err) {
+        // ws checks the URL and the subprotocols before connecting: what it refuses is the command line's fault.
+        reject(new CliError(`cannot use ${url}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
+        return;
+      }
+      /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
+      let again: NodeJS.Timeout | undefined;
+      const askAgain = (ms: number) => {
+        clearTimeout(again);
+        again = setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), ms);
+      };
       const onAbort = () => {
         ws.close(1000);
         resolve('aborted');
@@ -119,6 +143,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       /** Stops listening (frames still in flight are not drawn) and closes the socket. */
       const detach = () => {
         options.signal.removeEventListener('abort', onAbort);
+        clearTimeout(again);
         ws.removeAllListeners();
         ws.on('error', () => {});
         ws.close(1000);
@@ -158,12 +183,16 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
             case 'welcome':
               subscribe();
               break;
+            case 'subscribed':
+              rateLimited = 0;
+              break;
             case 'upgrades': {
+              rateLimited = 0;
               const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
               if (rows[0]) {
                 target = rows[0].upgradeId;
                 subscribe();
-              } else setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), 500);
+              } else askAgain(500);
               break;
             }
             case 'snapshot':
@@ -189,17 +218,26 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
               state = undefined;
               break;
-            case 'error':
+            case 'error': {
               options.view.say(`server: ${msg.code}: ${msg.message}`);
-              if (msg.code === 'FORBIDDEN' || msg.code === 'INVALID_MESSAGE') {
-                // Asking again would get the same answer: give up instead of waiting for ever.
-                fail(
-                  msg.code === 'FORBIDDEN'
-                    ? new CliError(`the server refused access to "${target}": ${msg.message}`, ExitCode.NOT_FOUND)
-                    : new CliError(`the server refused the request for "${target ?? 'the upgrade list'}": ${msg.message}`, ExitCode.USAGE),
-                );
+              const asked = target ? `"${target}"` : 'the upgrade list';
+              // The only requests this client sends are a subscribe and list_upgrades, so an error
+              // answers one of them. Asking again at once would get the same answer: give up
+              // instead of waiting for ever, except after a rate limit, which passes.
+              if (msg.code === 'FORBIDDEN') fail(new CliError(`the server refused access to ${asked}: ${msg.message}`, ExitCode.NOT_FOUND));
+              else if (msg.code === 'INVALID_MESSAGE') fail(new CliError(`the server refused the request for ${asked}: ${msg.message}`, ExitCode.USAGE));
+              else if (msg.code === 'STORE_UNAVAILABLE' || msg.code === 'NOT_FOUND') {
+                // Its store failed (a ws-server older than STORE_UNAVAILABLE says NOT_FOUND "the request
+                // could not be served"), or said NOT_FOUND. Not a "not yet": a subscribe to an upgrade
+                // that does not exist yet is answered `subscribed` and waits. Nothing else will come.
+                fail(new CliError(`the server could not serve ${asked}: ${msg.code}: ${msg.message}`, ExitCode.UNAVAILABLE));
+              } else if (msg.code === 'RATE_LIMITED') {
+                const wait = RATE_LIMIT_RETRY_MS[rateLimited++];
+                if (wait === undefined) fail(new CliError(`the server kept refusing ${asked} (RATE_LIMITED ${rateLimited} times): ${msg.message}`, ExitCode.UNAVAILABLE));
+                else askAgain(wait);
               }
               break;
+            }
             default:
               break;
           }

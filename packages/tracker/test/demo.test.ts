@@ -1,0 +1,108 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { isTerminal } from '@progress/core';
+import { RedisStore } from '../src/index.js';
+import { runDemo, type DemoOptions } from '../src/cli/demo.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+
+/**
+ * Runs the demo until it has printed where it serves, and hands back what it printed; `stop()`
+ * interrupts it (as Ctrl+C does) and closes it.
+ */
+async function startDemo(options: Partial<DemoOptions>): Promise<{ lines: string[]; stop(): Promise<void> }> {
+  const lines: string[] = [];
+  const controller = new AbortController();
+  let printed!: () => void;
+  const ready = new Promise<void>((resolve) => (printed = resolve));
+  const running = runDemo({
+    ...(options.redisUrl ? {} : { directory: tempDir('demo-out') }),
+    port: 0,
+    speed: 1000,
+    lingerSeconds: 600,
+    view: new LiveView({ out: new Capture() as unknown as NodeJS.WriteStream }),
+    signal: controller.signal,
+    print: (line) => {
+      lines.push(line);
+      if (line.startsWith('Upgrade:')) printed();
+    },
+    ...options,
+  });
+  await Promise.race([ready, running]);
+  return {
+    lines,
+    stop: async () => {
+      controller.abort();
+      await (await running).close();
+    },
+  };
+}
+
+/** Opens a WebSocket as the dashboard page at `page` does (same Origin); resolves 'open' or why it failed. */
+function connectAsPage(page: string): Promise<string> {
+  const { origin, host } = new URL(page);
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://${host}/ws`, ['progress.v1'], { origin });
+    ws.once('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(`HTTP ${res.statusCode}`);
+      ws.terminate();
+    });
+    ws.once('error', (err) => resolve(err.message));
+  });
+}
+
+describe('progress demo --host', () => {
+  for (const [host, shown] of [
+    ['::1', '[::1]'],
+    ['0.0.0.0', '127.0.0.1'],
+    ['::', '[::1]'],
+  ] as const) {
+    it(`--host ${host}: prints a dashboard URL a browser can open, whose WebSocket the server accepts`, async () => {
+      const demo = await startDemo({ host });
+      try {
+        const dashboard = demo.lines.find((l) => l.startsWith('Dashboard: '))!.slice('Dashboard: '.length);
+        expect(dashboard).toMatch(new RegExp(`^http://${shown.replace(/[[\]]/g, '\\$&')}:\\d+/$`));
+        const page = await fetch(dashboard);
+        expect(page.status).toBe(200);
+        expect(await connectAsPage(dashboard)).toBe('open');
+        const webSocket = /^WebSocket: (\S+)/.exec(demo.lines.find((l) => l.startsWith('WebSocket: '))!)![1]!;
+        expect(webSocket).toBe(`${dashboard.replace('http:', 'ws:')}ws`);
+      } finally {
+        await demo.stop();
+      }
+    });
+  }
+});
+
+describe('progress demo --redis', () => {
+  it('does not print the Redis password', async () => {
+    const url = new URL(process.env.REDIS_URL!);
+    url.username = 'default';
+    url.password = 's3cr3t-demo-pass';
+    // The demo takes the first unfinished `eks-demo*` upgrade of this Redis: only one it made is deleted afterwards.
+    const probe = new RedisStore({ url: process.env.REDIS_URL! });
+    const existed = new Set<string>();
+    for (const id of ['eks-demo', ...Array.from({ length: 20 }, (_, i) => `eks-demo-${i + 2}`)]) {
+      const state = await probe.load(id);
+      if (state) existed.add(id);
+      if (!state || !isTerminal(state.status)) break;
+    }
+    const demo = await startDemo({ redisUrl: url.toString() });
+    await demo.stop();
+    try {
+      const storage = demo.lines.find((l) => l.startsWith('Storage:'))!;
+      expect(storage).toContain('default:***@');
+      expect(demo.lines.join('\n')).not.toContain('s3cr3t-demo-pass');
+    } finally {
+      const upgradeId = /^Upgrade:\s+(\S+)/.exec(demo.lines.find((l) => l.startsWith('Upgrade:'))!)![1]!;
+      if (!existed.has(upgradeId)) await probe.delete(upgradeId);
+      await probe.close();
+    }
+  });
+});
