@@ -187,8 +187,10 @@ export class CallbackQueue {
         finish({ error, reason: 'timeout' });
       }, timeoutMs);
     }
-    // Promise.resolve: a hostile thenable cannot throw into us, and `then` runs on a clean stack.
-    Promise.resolve(result).then(
+    // Adopted through a new promise's resolve: a hostile thenable (a throwing `then` getter or method,
+    // a native promise with its own `then` or a throwing `constructor`, which Promise.resolve reads)
+    // rejects it instead of throwing into us, and `then` runs on a clean stack.
+    new Promise<unknown>((resolve) => resolve(result)).then(
       () => {
         if (!done) finish();
       },

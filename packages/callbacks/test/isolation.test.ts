@@ -171,6 +171,26 @@ describe('CallbackManager: failing callbacks', () => {
     await tracker.close();
   });
 
+  it('reports a callback returning a promise whose then or constructor throws, and goes on with the others', async () => {
+    for (const hostile of [
+      () => Object.defineProperty(Promise.resolve(), 'then', { value: () => { throw new Error('hostile then'); } }),
+      () => Object.defineProperty(Promise.resolve(), 'constructor', { get: () => { throw new Error('hostile constructor'); } }),
+    ]) {
+      const errors: CallbackErrorInfo[] = [];
+      const manager = new CallbackManager({ timeoutMs: Infinity, onError: (_err, info) => void errors.push(info) });
+      manager.addEventCallback(() => hostile() as unknown as void);
+      const seen: number[] = [];
+      manager.addEventCallback((e) => void seen.push(e.seq));
+      const tracker = await openTracker(manager); // 1
+      await tracker.startUpgrade(); // 2
+      await tracker.addTask('t1', 'Task 1'); // 3
+      await tracker.flush();
+      expect(seen).toEqual([1, 2, 3]);
+      expect(errors.map((i) => i.event.seq)).toEqual([1, 2, 3]);
+      await tracker.close();
+    }
+  });
+
   it('contains an onError hook that throws or rejects, and logs it', async () => {
     const logger = recordingLogger();
     let hookCalls = 0;
