@@ -9,6 +9,7 @@ import {
   assertAppendState,
   assertListFilter,
   assertReadEvents,
+  cloneState,
   filterRows,
   isProgressError,
   isTerminal,
@@ -229,7 +230,9 @@ export class JsonFileStore implements ProgressStore {
     const paths = this.#paths(upgradeId);
     const writer = this.#open.get(upgradeId);
     const snap = await this.#readSnapshot(upgradeId, paths);
-    let state: UpgradeProgress | undefined = snap?.state;
+    // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
+    // or `__proto__`, added after the snapshot, are then folded as the ids they are.
+    let state: UpgradeProgress | undefined = snap ? cloneState(snap.state) : undefined;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
     const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(writer ? { end: writer.offset } : {}) };
     for await (const event of scanLog(from, result)) {

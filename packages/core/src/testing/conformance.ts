@@ -397,6 +397,26 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await t2.close();
     }), timeout);
 
+    it('loads tasks whose ids name Object.prototype members, added after a snapshot, and after a reopen', withStore(async (store, opened) => {
+      const upgradeId = uid('proto-ids');
+      const t1 = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store });
+      await t1.startUpgrade();
+      // Seqs 1-7 (a store that snapshots every 7, as the suite runs some, writes one at 7), then the
+      // tasks at 8-11: folded onto the snapshot read back, before the next one.
+      for (let i = 0; i < 5; i++) await t1.addTask(`t${i}`, `Task ${i}`);
+      for (const id of ['constructor', 'toString', '__proto__']) await t1.addTask(id, `Task ${id}`);
+      await t1.startTask('__proto__');
+      const live = json(t1.progress);
+      await t1.close();
+      const loaded = (await store.load(upgradeId))!;
+      assert.deepEqual(Object.keys(loaded.tasks).slice(-3), ['constructor', 'toString', '__proto__']);
+      const again = await reopen(store, opened);
+      const t2 = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store: again });
+      assert.deepEqual(json(t2.progress), live);
+      await t2.completeTask('constructor');
+      await t2.close();
+    }), timeout);
+
     it('closes idempotently', async () => {
       const store = await factory.create();
       await store.close();

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyEventInPlace, isTerminal, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { applyEventInPlace, cloneState, isTerminal, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
@@ -198,7 +198,9 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
             case 'snapshot':
               if (msg.upgradeId !== target) break;
               if (!isState(msg.data)) throw new TypeError('a snapshot without an upgrade state');
-              state = msg.data;
+              // A copy whose tasks record has no prototype, as the reducer keeps it: JSON.parse gave
+              // a plain object, on which a task "constructor" or "__proto__" added later would not fold.
+              state = cloneState(msg.data);
               options.view.update(state);
               if (isTerminal(state.status) && !options.follow) finish('ended');
               break;
