@@ -28,6 +28,10 @@ import { Topic, type TopicHost } from './topic.js';
 
 const MAX_FRAGMENTS = 1024;
 
+/** The 'upgrade' listener of every server of this module, with its path: several may share one app server. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what listeners() returns
+const UPGRADE_PATHS = new WeakMap<Function, string>();
+
 /** What {@link ProgressWebSocketServer.start} resolves. */
 export interface ServerAddress {
   /** The port listened on (the one picked when `port` was 0). */
@@ -82,6 +86,7 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   constructor(options: ProgressWebSocketServerOptions = {}) {
     this.#o = resolveOptions(options);
+    UPGRADE_PATHS.set(this.#onUpgrade, this.#o.path);
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.#o.maxPayload,
@@ -306,9 +311,11 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
     if (verdict.kind === 'ignore') {
       socket.off('error', onError);
-      // Another path of an attached server: its own 'upgrade' listener answers. With none (Node
-      // then leaves the socket to us), answer 404 as a server of our own would, rather than hold it.
-      if ((this.#o.server?.listenerCount('upgrade') ?? 0) <= 1 && !socket.destroyed) this.#refuse(socket, 404);
+      // Another path of an attached server: the app's own 'upgrade' listener answers. With none
+      // (Node then leaves the socket to the listeners), answer 404 as a server of our own would,
+      // rather than hold it: once, by the first progress server attached, and only when no other
+      // progress server attached there serves that path.
+      if (!socket.destroyed && this.#answersStrayUpgrade(req)) this.#refuse(socket, 404);
       return;
     }
     // Gone, or already answered by stop().
@@ -317,6 +324,19 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (!this.#address) return void socket.destroy();
     const principal = verdict.principal;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, principal));
+  }
+
+  #answersStrayUpgrade(req: IncomingMessage): boolean {
+    const listeners = this.#o.server?.listeners('upgrade') ?? [];
+    if (listeners.some((l) => !UPGRADE_PATHS.has(l))) return false;
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      pathname = '';
+    }
+    if (listeners.some((l) => UPGRADE_PATHS.get(l) === pathname)) return false;
+    return listeners[0] === this.#onUpgrade;
   }
 
   #refuse(socket: Duplex, status: number): void {
@@ -524,7 +544,9 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   async #summary(client: ClientConnection, upgradeId: string): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
-    let state: Readonly<UpgradeProgress> | undefined = this.#topics.get(upgradeId)?.state;
+    const topic = this.#topics.get(upgradeId);
+    await topic?.ensureLoaded();
+    let state: Readonly<UpgradeProgress> | undefined = topic?.state;
     if (!state && this.#o.store) state = await this.#o.store.load(upgradeId);
     if (!state) {
       client.send({ type: 'error', code: 'NOT_FOUND', message: `no upgrade "${upgradeId}"` });

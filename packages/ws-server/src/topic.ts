@@ -44,6 +44,12 @@ export class Topic {
   #snapshot: { seq: number; frame: Buffer } | undefined;
   /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
   #generation = 0;
+  /**
+   * Set when a tracker was untracked with nobody subscribed and the store can watch: the tracker's
+   * last state is kept, but the next reader asks the store first, which may hold more of the same
+   * upgrade (another process went on writing it) or nothing (the tracker wrote to another store).
+   */
+  #askStore = false;
 
   constructor(
     readonly upgradeId: string,
@@ -85,9 +91,37 @@ export class Topic {
 
   /** Loads a store-backed topic's state once (no-op for a tracked one). */
   ensureLoaded(): Promise<void> {
+    if (this.#askStore) {
+      this.#loading ??= this.#adoptStore();
+      return this.#loading;
+    }
     if (!this.storeBacked) return Promise.resolve();
     this.#loading ??= this.#load();
     return this.#loading;
+  }
+
+  /** See #askStore: follows the store when it holds this upgrade (the same one, as far or further). */
+  async #adoptStore(): Promise<void> {
+    let stored: UpgradeProgress | undefined;
+    try {
+      stored = await this.#host.store!.load(this.upgradeId);
+    } catch (err) {
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
+    }
+    this.#askStore = false;
+    this.#loading = undefined;
+    const last = this.#sinkState;
+    if (this.tracker || !stored || !last || stored.createdAt !== last.createdAt || stored.lastSeq < last.lastSeq) {
+      this.#pending = [];
+      return;
+    }
+    this.#sinkState = undefined;
+    this.#storeState = stored;
+    this.#storeFed = true;
+    this.#loading = Promise.resolve();
+    this.#snapshot = undefined;
+    this.#drainPending();
+    this.syncWatch();
   }
 
   async #load(): Promise<void> {
@@ -109,6 +143,7 @@ export class Topic {
   useTracker(tracker: ProgressTracker): void {
     const before = this.state;
     this.tracker = tracker;
+    this.#askStore = false;
     this.#stopWatch();
     this.#storeFed = false;
     this.#storeState = undefined;
@@ -134,9 +169,8 @@ export class Topic {
   }
 
   /**
-   * The tracker is gone: keep its last state, and follow the store again when it can be followed
-   * (also with nobody subscribed now: another process may go on writing the upgrade, and a later
-   * subscriber must get what the store holds then, not this last state).
+   * The tracker is gone: keep its last state, and follow the store again when it can be followed.
+   * With nobody subscribed now, the next reader asks the store first (see #askStore).
    */
   dropTracker(): void {
     if (!this.tracker) return;
@@ -144,7 +178,9 @@ export class Topic {
     this.tracker = undefined;
     this.#sinkState = last;
     this.#snapshot = undefined;
-    if (this.#host.store?.watch) {
+    this.#loading = undefined;
+    if (this.#host.store?.watch && this.subs.size === 0) this.#askStore = true;
+    else if (this.#host.store?.watch) {
       this.#sinkState = undefined;
       this.#storeState = last;
       this.#storeFed = true;
@@ -164,7 +200,8 @@ export class Topic {
 
   /** An event from the store (watch, watchAll): applied in seq order, gaps filled from the store. */
   ingest(event: ProgressEvent): void {
-    if (this.tracker) return;
+    // A tracker of this process, or a kept last state that is not the store's: not for the store's events.
+    if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
     if (this.#busy || !this.#storeFed) {
       this.#pending.push(event);
       if (!this.#storeFed) void this.ensureLoaded();

@@ -443,6 +443,31 @@ describe('attached to an existing http.Server', () => {
     }
   });
 
+  it('answers 404 once to a path no server attached to the app serves, and lets each serve its own path', async () => {
+    const http = createServer((_req, res) => res.writeHead(200).end('app'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const other = new ProgressWebSocketServer({ server: http, path: '/b' });
+    try {
+      server = new ProgressWebSocketServer({ server: http, path: '/a' });
+      const { port } = await server.start();
+      await other.start();
+      const stray = await rawExchange(port, upgradeRequest('/c'));
+      expect(stray.response).toMatch(/^HTTP\/1\.1 404/);
+      expect(stray.response.match(/HTTP\/1\.1/g)).toHaveLength(1);
+      for (const path of ['/a', '/b']) {
+        const c = await connect(`ws://127.0.0.1:${port}${path}`);
+        await c.next((m) => m.type === 'welcome');
+        await c.close();
+      }
+    } finally {
+      await other.stop();
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
+  });
+
   it('start() rejects when the attached server fails to listen, and stop() does not wait for a server that never listens', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));

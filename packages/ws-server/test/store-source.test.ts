@@ -247,3 +247,22 @@ describe('a tracker that comes and goes', () => {
     expect((await c.next((m) => m.type === 'progress_event')).data.seq).toBe(stored + 1);
   });
 });
+
+describe('a tracker untracked with nobody subscribed', () => {
+  it('keeps its last state for later subscribers when it wrote to another store than the server\'s', async () => {
+    server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
+    const { url } = await server.start();
+    const local = await openTracker('local-1'); // its own memory store
+    const untrack = server.track(local);
+    await local.startUpgrade();
+    await local.completeUpgrade(); // seq 3
+    await local.close();
+    untrack();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'local-1' });
+    expect(await c.next((m) => m.type === 'subscribed')).toMatchObject({ exists: true });
+    expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ seq: 3, data: { status: 'completed' } });
+    c.send({ type: 'get_summary', upgradeId: 'local-1' });
+    expect((await c.next((m) => m.type === 'progress_summary')).data).toMatchObject({ status: 'completed' });
+  });
+});
