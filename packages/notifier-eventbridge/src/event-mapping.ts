@@ -85,23 +85,23 @@ export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgres
   const taskId = event.taskId ?? '';
   const task = Object.hasOwn(state.tasks, taskId) ? state.tasks[taskId] : undefined;
   const taskBase: EventDetail = { ...base, task_id: taskId, task_name: task?.taskName ?? text(d.taskName) ?? taskId };
+  // The task's duration; null for a task that ended without ever being started, which the old module
+  // had no start time for (the state gives it both times and 0 ms). Such a task's events before
+  // this one are its task.added only.
+  const ran = task?.recentEvents ? task.recentEvents.some((e) => e.seq !== event.seq && e.type !== 'task.added') : true;
+  const ms = ran ? (task?.durationMs ?? null) : null;
   switch (event.type) {
     case 'task.started':
       return { ...taskBase, ...ids };
-    case 'task.completed': {
-      // Completed without having been started: the old module had no start time and sent null (the
-      // state gives it both times and 0 ms). Such a task's events are its task.added and this one.
-      const ran = task?.recentEvents.some((e) => e.type === 'task.started' || e.type === 'task.progress' || e.type === 'task.failed' || e.type === 'task.retried') ?? true;
-      const ms = ran ? (task?.durationMs ?? null) : null;
+    case 'task.completed':
       return { ...taskBase, duration: duration(ms), ...ids, duration_ms: ms };
-    }
     case 'task.failed':
-      return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: task?.durationMs ?? null };
+      return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: ms };
     case 'task.retried':
       return { ...taskBase, retry_count: task?.retryCount ?? null, ...ids };
     case 'task.skipped':
     case 'task.cancelled':
-      return { ...taskBase, reason: text(d.reason), ...ids, duration_ms: task?.durationMs ?? null };
+      return { ...taskBase, reason: text(d.reason), ...ids, duration_ms: ms };
     case 'task.added':
       return { ...taskBase, task_type: event.taskType ?? null, parent_task_id: text(d.parentTaskId), ...ids };
     case 'task.progress':

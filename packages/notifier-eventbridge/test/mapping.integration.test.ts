@@ -107,7 +107,7 @@ describe('the old module\'s DetailTypes and details, over the real SDK client', 
     expect(added.map((d) => d!.task_id)).toEqual(['cp', 'nodes', 'skip-me', 'cancel-me']);
   });
 
-  it('sends a task.completed duration as the old module did: the last attempt after a retry, null for a task never started', async () => {
+  it('sends a task\'s duration as the old module did: the last attempt after a retry, null for a task that ended without a start', async () => {
     endpoint.reset();
     const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
     const c = clock();
@@ -123,11 +123,14 @@ describe('the old module\'s DetailTypes and details, over the real SDK client', 
     const retried = await tracker.completeTask('flaky');
     await tracker.addTask('instant', 'Never started');
     const instant = await tracker.completeTask('instant');
+    await tracker.addTask('doomed', 'Failed before it started');
+    const doomed = await tracker.failTask('doomed', 'precondition');
     await tracker.close();
     await notifier.close();
     const detail = (seq: number) => endpoint.entries.find((e) => e.detail!.seq === seq)!.detail!;
     expect(detail(retried.seq)).toMatchObject({ task_id: 'flaky', duration: '0:00:10', duration_ms: 10_000 });
     expect(detail(instant.seq)).toMatchObject({ task_id: 'instant', duration: null, duration_ms: null });
+    expect(detail(doomed.seq)).toMatchObject({ task_id: 'doomed', error_message: 'precondition', duration_ms: null });
   });
 
   it('sends upgrade.failed and upgrade.cancelled with their details', async () => {

@@ -198,9 +198,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.append(f.upgradeId, gap, 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
-      // Events the store could not read back or fold: no eventId (or an empty one), no type or
-      // timestamp, details that are not an object.
-      const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
+      // Events the store could not read back or fold: no eventId (or an empty one), an unknown type,
+      // a task event without a taskId, no timestamp, details that are not an object.
+      const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
       for (const change of unreadable) {
         await rejectsWith(store.append(f.upgradeId, [{ ...events[0]!, ...change } as never, ...events.slice(1)], 3, g.state!), 'INVALID_ARGUMENT');
       }
