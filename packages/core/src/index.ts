@@ -11,7 +11,7 @@ export type {
   ListFilter,
   StoreInfo,
 } from './model.js';
-export { silentLogger } from './interfaces.js';
+export { isLogger, silentLogger } from './interfaces.js';
 export type { ProgressStore, ProgressSink, Logger } from './interfaces.js';
 export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reducer.js';
 export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';

@@ -78,6 +78,13 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/** Whether `value` can serve as a {@link Logger}: an object with `debug`, `info`, `warn` and `error` methods. */
+export function isLogger(value: unknown): value is Logger {
+  if (value === null || typeof value !== 'object') return false;
+  const l = value as Record<string, unknown>;
+  return typeof l.debug === 'function' && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
+}
+
 /** A logger that says nothing: the default of every @progress package. */
 export const silentLogger: Logger = Object.freeze({
   debug() {},

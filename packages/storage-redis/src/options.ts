@@ -1,4 +1,4 @@
-import { ProgressError, type Logger } from '@progress/core';
+import { ProgressError, isLogger, type Logger } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
@@ -104,10 +104,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     if (options.mode === 'single' && client.isCluster === true) throw invalid("an ioredis Cluster needs mode 'cluster' (an upgrade's keys and the index live in different slots)");
   }
   if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
-  const logger = options.logger as unknown as Record<string, unknown> | undefined | null;
-  if (logger !== undefined && (logger === null || typeof logger !== 'object' || ['debug', 'info', 'warn', 'error'].some((level) => typeof logger[level] !== 'function'))) {
-    throw invalid('logger must have debug, info, warn and error methods');
-  }
+  if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
   const name = options.connectionName ?? 'progress-redis-store';
   if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] connectionName must be 1..100 printable characters without spaces');

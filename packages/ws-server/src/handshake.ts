@@ -19,13 +19,7 @@ const TIMED_OUT = Symbol('timed out');
  * it has not answered within `handshakeTimeoutMs`). Synchronous unless an `authenticate` hook runs.
  */
 export function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): HandshakeVerdict | Promise<HandshakeVerdict> {
-  let pathname: string;
-  try {
-    pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-  } catch {
-    pathname = '';
-  }
-  if (pathname !== o.path) return o.server ? { kind: 'ignore' } : { kind: 'refuse', status: 404 };
+  if (requestPath(req) !== o.path) return o.server ? { kind: 'ignore' } : { kind: 'refuse', status: 404 };
   const origin = req.headers.origin;
   if (origin !== undefined && !originAllowed(origin, req, o)) {
     o.logger.info({ origin, host: req.headers.host }, 'refused a WebSocket from an origin that is not allowed');
@@ -33,6 +27,15 @@ export function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): Handsh
   }
   if (!o.authenticate) return { kind: 'accept', principal: true };
   return authenticate(req, o, o.authenticate);
+}
+
+/** The path of a request's URL, without its query; '' when the URL does not parse (it matches no endpoint path). */
+export function requestPath(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '';
+  }
 }
 
 /** Runs the `authenticate` hook, within `handshakeTimeoutMs`. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { ProgressError, silentLogger, type Logger, type ProgressStore } from '@progress/core';
+import { ProgressError, isLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
 
 /** Per-connection message-rate limit (a token bucket). */
 export interface RateLimitOptions {
@@ -151,10 +151,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   if (store !== undefined && (store === null || typeof store !== 'object' || ['load', 'readEvents', 'list'].some((m) => typeof store[m] !== 'function'))) {
     throw bad('store must be a ProgressStore (load, readEvents, list)');
   }
-  const logger = options.logger as unknown as Record<string, unknown> | undefined | null;
-  if (logger !== undefined && (logger === null || typeof logger !== 'object' || ['debug', 'info', 'warn', 'error'].some((level) => typeof logger[level] !== 'function'))) {
-    throw bad('logger must have debug, info, warn and error methods');
-  }
+  if (options.logger !== undefined && !isLogger(options.logger)) throw bad('logger must have debug, info, warn and error methods');
   if (options.rateLimit !== undefined && (options.rateLimit === null || typeof options.rateLimit !== 'object')) throw bad('rateLimit must be an object');
   const rate = options.rateLimit ?? {};
   return {

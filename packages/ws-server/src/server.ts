@@ -17,7 +17,7 @@ import {
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ClientConnection } from './client.js';
 import { createDashboardHandler } from './dashboard/handler.js';
-import { judgeHandshake } from './handshake.js';
+import { judgeHandshake, requestPath } from './handshake.js';
 import { rejectUpgrade } from './http-reject.js';
 import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
 import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult } from './protocol.js';
@@ -329,12 +329,7 @@ export class ProgressWebSocketServer implements ProgressSink {
   #answersStrayUpgrade(req: IncomingMessage): boolean {
     const listeners = this.#o.server?.listeners('upgrade') ?? [];
     if (listeners.some((l) => !UPGRADE_PATHS.has(l))) return false;
-    let pathname: string;
-    try {
-      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    } catch {
-      pathname = '';
-    }
+    const pathname = requestPath(req);
     if (listeners.some((l) => UPGRADE_PATHS.get(l) === pathname)) return false;
     return listeners[0] === this.#onUpgrade;
   }
