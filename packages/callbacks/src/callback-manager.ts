@@ -1,4 +1,4 @@
-import { ProgressError, cloneState, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, cloneState, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
 import type {
@@ -59,8 +59,8 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   constructor(options: CallbackManagerOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalid('options must be an object');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > 2 ** 31 - 1)) {
-      throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most 2147483647) or Infinity, got ${String(timeoutMs)}`);
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS)) {
+      throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${String(timeoutMs)}`);
     }
     const maxQueueSize = options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE;
     if (typeof maxQueueSize !== 'number' || !Number.isSafeInteger(maxQueueSize) || maxQueueSize < 1) {

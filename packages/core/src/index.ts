@@ -17,7 +17,7 @@ export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reduc
 export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';
 export { appendInputError, assertAppend, assertAppendState, assertListFilter, assertReadEvents, filterRows } from './store-helpers.js';
 export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';
-export { assertValidId, isValidId } from './validation.js';
+export { MAX_TIMER_MS, assertValidId, isValidId } from './validation.js';
 export { MemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
 export { ProgressTracker } from './tracker.js';

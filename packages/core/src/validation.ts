@@ -2,6 +2,9 @@ import { ProgressError } from './errors.js';
 
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+/** The longest delay `setTimeout` keeps, 2^31 - 1 ms; a longer one fires at once (after 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Checks an upgrade, plan or task id: 1..128 characters of `[A-Za-z0-9_.:-]`, not `.` or `..`, so
  * that an id is safe as a file name, a Redis key part and a URL segment.

@@ -1,9 +1,9 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
-import { MAX_TIMER_MS, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
+import { resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
 /** Counters of {@link EventBridgeNotifier.stats}. */

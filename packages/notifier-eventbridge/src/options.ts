@@ -1,5 +1,5 @@
 import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
-import { EVENT_TYPES, ProgressError, type EventType, type Logger } from '@progress/core';
+import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, type EventType, type Logger } from '@progress/core';
 import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
 import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 
@@ -88,8 +88,6 @@ export interface ResolvedOptions {
 
 const PKG = '[@progress/notifier-eventbridge]';
 
-/** The longest delay `setTimeout` keeps; a longer one fires at once (after 1 ms). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function invalid(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `${PKG} ${message}`);

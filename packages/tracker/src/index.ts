@@ -19,6 +19,7 @@ export {
   EVENT_TYPES,
   RECENT_EVENTS_LIMIT,
   silentLogger,
+  MAX_TIMER_MS,
   isLogger,
   applyEvent,
   applyEventInPlace,

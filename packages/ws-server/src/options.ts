@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { ProgressError, isLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, isLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
 
 /** Per-connection message-rate limit (a token bucket). */
 export interface RateLimitOptions {
@@ -138,7 +138,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   // Node fires a longer timer at once.
   const timer = (value: unknown, what: string, min: number, fallback: number): number => {
     const ms = whole(value, what, min, fallback);
-    if (ms > 2 ** 31 - 1) throw bad(`${what} must be <= ${2 ** 31 - 1}, got ${ms}`);
+    if (ms > MAX_TIMER_MS) throw bad(`${what} must be <= ${MAX_TIMER_MS}, got ${ms}`);
     return ms;
   };
   const handshakeTimeoutMs = timer(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 10_000);

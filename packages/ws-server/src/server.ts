@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
+  MAX_TIMER_MS,
   ProgressError,
   filterRows,
   isProgressError,
@@ -364,7 +365,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     const exp = principal && typeof principal === 'object' ? (principal as { exp?: unknown }).exp : undefined;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
     const delay = exp * 1000 - Date.now();
-    if (delay > 2 ** 31 - 1) return;
+    if (delay > MAX_TIMER_MS) return;
     const timer = setTimeout(() => {
       this.#o.logger.info({ client: client.id }, 'closing a connection whose credentials expired');
       client.close(1008, 'credentials expired');
