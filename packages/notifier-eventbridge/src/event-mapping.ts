@@ -88,20 +88,25 @@ export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgres
   // The task's duration; null for a task that ended without ever being started, which the old module
   // had no start time for (the state gives it both times and 0 ms). Such a task's events before
   // this one are its task.added only.
-  const ran = task?.recentEvents ? task.recentEvents.some((e) => e.seq !== event.seq && e.type !== 'task.added') : true;
-  const ms = ran ? (task?.durationMs ?? null) : null;
+  // (Read only by the events that end a task: this runs in the tracker's sink call.)
+  const endedMs = (): number | null => {
+    const ran = task?.recentEvents ? task.recentEvents.some((e) => e.seq !== event.seq && e.type !== 'task.added') : true;
+    return ran ? (task?.durationMs ?? null) : null;
+  };
   switch (event.type) {
     case 'task.started':
       return { ...taskBase, ...ids };
-    case 'task.completed':
+    case 'task.completed': {
+      const ms = endedMs();
       return { ...taskBase, duration: duration(ms), ...ids, duration_ms: ms };
+    }
     case 'task.failed':
-      return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: ms };
+      return { ...taskBase, error_message: text(d.errorMessage) ?? task?.errorMessage ?? event.message, ...ids, duration_ms: endedMs() };
     case 'task.retried':
       return { ...taskBase, retry_count: task?.retryCount ?? null, ...ids };
     case 'task.skipped':
     case 'task.cancelled':
-      return { ...taskBase, reason: text(d.reason), ...ids, duration_ms: ms };
+      return { ...taskBase, reason: text(d.reason), ...ids, duration_ms: endedMs() };
     case 'task.added':
       return { ...taskBase, task_type: event.taskType ?? null, parent_task_id: text(d.parentTaskId), ...ids };
     case 'task.progress':
