@@ -24,7 +24,16 @@
 //     common path only     HGET lastSeq, the feed XADD and the deadline check, XADD, HSET
 //     no feed              no feed entry and no deadline check (what watchAll() and the deadline cost)
 //     no feed, TIME        no feed entry; the deadline checked with TIME (the feed id gives the clock today)
+//     no feed, TIME as text  the same, TIME's seconds compared with the deadline's as text (its
+//                          microseconds converted only within the deadline's second)
 //     return 1             a script that does nothing, called with these arguments
+//     return 1, 5 args     the same with BullMQ's count of arguments (3 keys, 2 values): what
+//                          Redis pays per argument before a script runs
+//   what-if designs        scripts that take other arguments (one event each, as above):
+//     lease clock          the deadline as a key the store would keep set to expire at it (EXISTS
+//                          instead of the feed entry's id or TIME), no feed entry
+//     lease, feed on demand  the same, and the feed written only while it exists (a watchAll()
+//                          would create it and keep it alive); measured with no feed
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -110,7 +119,38 @@ ${TAIL}`,
 local t = rcall('TIME')
 if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return {-1} end
 ${TAIL}`,
+  'what-if: no feed, TIME as text': `${HEAD}
+local t = rcall('TIME')
+local s = string.sub(ARGV[1], 1, 10)
+if t[1] >= s and (t[1] > s or tonumber(t[2]) >= tonumber(string.sub(ARGV[1], 11)) * 1000) then return {-1} end
+${TAIL}`,
   'what-if: return 1': 'return 1',
+};
+
+// Designs not shipped, whose arguments differ from the shipped script's: [lua, keys and arguments
+// for upgrade `id` at seq `seq`]. They count what the common path of each would cost Redis.
+const DESIGNS: Record<string, [string, (id: string, seq: number) => string[]]> = {
+  'what-if design: lease clock, no feed': [
+    `local rcall = redis.call
+if rcall('HGET', KEYS[2], 'lastSeq') ~= ARGV[1] then return {0} end
+if rcall('EXISTS', KEYS[3]) == 0 then return {-1} end
+rcall('XADD', KEYS[1], '0-' .. ARGV[2], 'b', ARGV[5])
+rcall('HSET', KEYS[2], 'lastSeq', ARGV[2], 'fast', ARGV[3])
+return 1`,
+    (id, seq) => ['3', `${id}:events`, `${id}:meta`, `instructions:${run}:lease`, String(seq), String(seq + 1), `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`, `${id}|e${seq}`, `[${event}]`],
+  ],
+  'what-if design: lease, feed on demand': [
+    `local rcall = redis.call
+if rcall('HGET', KEYS[2], 'lastSeq') ~= ARGV[1] then return {0} end
+-- The lease counted twice: 2 or 3 = in time, 1 or 3 = a feed to write.
+local n = rcall('EXISTS', KEYS[3], KEYS[3], KEYS[4])
+if n < 2 then return {-1} end
+if n == 3 then rcall('XADD', KEYS[4], '*', 'p', ARGV[4]) end
+rcall('XADD', KEYS[1], '0-' .. ARGV[2], 'b', ARGV[6])
+rcall('HSET', KEYS[2], 'lastSeq', ARGV[2], 'fast', ARGV[3])
+return 1`,
+    (id, seq) => ['4', `${id}:events`, `${id}:meta`, `instructions:${run}:lease`, `instructions:${run}:no-feed`, String(seq), String(seq + 1), `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`, `${seq + 1}|1|${id}`, `${id}|e${seq}`, `[${event}]`],
+  ],
 };
 
 const event = JSON.stringify({ eventId: randomUUID(), seq: 1, upgradeId: 'u1', type: 'task.progress', timestamp: '2026-11-28T14:00:00.000Z', status: 'in_progress', message: 'step', details: {}, taskId: 't1', taskType: 'upgrade_step', percentage: 50 });
@@ -156,6 +196,23 @@ try {
     // Seed lastSeq = 0 for the what-ifs that check it, which never write the first append's meta.
     await r.hset(`instructions:${run}:{s${upgrades}}:meta`, 'lastSeq', '0');
     results.push([name, await measure(name, calls)]);
+  }
+  const returnOne = (await r.script('LOAD', 'return 1')) as string;
+  results.push(['what-if: return 1, 5 args', await measure('return 1, 5 args', () => r.evalsha(returnOne, 3, 'k1', 'k2', 'k3', '1', `[${event}]`))]);
+  await r.set(`instructions:${run}:lease`, '1');
+  for (const [name, [lua, argsFor]] of Object.entries(DESIGNS)) {
+    const sha = (await r.script('LOAD', lua)) as string;
+    const id = `instructions:${run}:{d${++upgrades}}`;
+    await r.hset(`${id}:meta`, 'lastSeq', '0');
+    let seq = 0;
+    results.push([
+      name,
+      await measure(name, async () => {
+        const reply = await r.evalsha(sha, ...(argsFor(id, seq) as [string, ...string[]]));
+        if (reply !== 1) throw new Error(`${name} replied ${JSON.stringify(reply)}`);
+        seq++;
+      }),
+    ]);
   }
 } finally {
   await queue.close().catch(() => {});
