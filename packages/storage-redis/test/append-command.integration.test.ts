@@ -85,6 +85,49 @@ describe('RedisStore: the append command', () => {
     await store.close();
   });
 
+  it('checks the deadline by TIME to the millisecond (cluster mode), also within the deadline\'s second and for other lengths', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('time-deadline-1');
+    await store.append(f.upgradeId, f.batch(1), 0, f.snapshot());
+    const keys = store.keys.upgrade(f.upgradeId);
+    const serverMs = async (): Promise<number> => {
+      const [sec, usec] = await admin.time();
+      return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    };
+    let stored = 1;
+    /** Sends one event as a cluster-mode append (flags 0: no feed key, the deadline checked by TIME). */
+    const send = async (deadline: string): Promise<unknown> => {
+      const event = { ...f.batch(1)[0]!, seq: stored + 1 };
+      const args = [keys.events, keys.meta];
+      const at = args.length;
+      pushAppendArgs(args, 0, stored, 1, '', f.upgradeId, `${stored + 1}|50|${f.snapshot().updatedAt}`, event.eventId);
+      args[at] = deadline;
+      args.push(JSON.stringify([event]));
+      const reply = await admin.eval(APPEND_LUA, at, ...args);
+      if (reply === 1) stored++;
+      return reply;
+    };
+    // Start early in a second, so that the within-second cases below stay within it.
+    let now = await serverMs();
+    if (now % 1000 > 400) await new Promise((resolve) => setTimeout(resolve, 1010 - (now % 1000)));
+    now = await serverMs();
+    const second = Math.floor(now / 1000) * 1000;
+    expect(now - second).toBeLessThan(600);
+    // Within the deadline's second: its last ms is ahead; a ms already past is late.
+    expect(await send(String(second + 999))).toBe(1);
+    if (now - second >= 1) expect(await send(String(now - 1))).toEqual([-1, 2]);
+    // Seconds apart, either way.
+    expect(await send(String(second - 1000))).toEqual([-1, 2]);
+    expect(await send(String(second + 60_000))).toBe(1);
+    // 12 and 14 digits (before 2001, after 2286) take the numeric path.
+    expect(await send('999999999999')).toEqual([-1, 3]);
+    expect(await send('10000000000000')).toBe(1);
+    expect(stored).toBe(4);
+    expect(await admin.hget(keys.meta, 'lastSeq')).toBe('4');
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    await store.close();
+  });
+
   it('keeps the watchAll() feed near feedMaxLen although it trims only every few appends', async () => {
     const store = makeStore(prefixes, { feedMaxLen: 10 });
     const factories = Array.from({ length: 4 }, (_, i) => new EventFactory(`feed-trim-${i}`));

@@ -17,6 +17,7 @@
 //                          list rows, feed trims)
 //   script                 the shipped append script with prebuilt arguments: one event, a deadline,
 //                          the feed key (what the tracker sends on most calls)
+//   script, cluster mode   the same in cluster mode: no feed key, the deadline checked with TIME
 //   script via FCALL       the same script as a Redis 7 function (FUNCTION LOAD, then FCALL)
 //   what-if rows           scripts that are not shipped, called with the same arguments; they skip
 //                          what the shipped one does besides the common path (retries, conflicts,
@@ -156,14 +157,14 @@ return 1`,
 const event = JSON.stringify({ eventId: randomUUID(), seq: 1, upgradeId: 'u1', type: 'task.progress', timestamp: '2026-11-28T14:00:00.000Z', status: 'in_progress', message: 'step', details: {}, taskId: 't1', taskType: 'upgrade_step', percentage: 50 });
 let upgrades = 0;
 /** One awaited append script call per event, its arguments as RedisStore sends them. */
-function scriptCalls(send: (args: string[]) => Promise<unknown>): () => Promise<unknown> {
+function scriptCalls(send: (args: string[]) => Promise<unknown>, cluster = false): () => Promise<unknown> {
   const id = `instructions:${run}:{s${++upgrades}}`;
-  const keys = [`${id}:events`, `${id}:meta`, `instructions:${run}:feed`];
+  const keys = cluster ? [`${id}:events`, `${id}:meta`] : [`${id}:events`, `${id}:meta`, `instructions:${run}:feed`];
   let seq = 0;
   return async () => {
     const args = [...keys];
     const deadlineAt = args.length;
-    pushAppendArgs(args, 1, seq, 1, '', id, `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${seq}`);
+    pushAppendArgs(args, cluster ? 0 : 1, seq, 1, '', id, `${seq + 1}|12.5|2026-11-28T14:00:00.000Z`, `e${seq}`);
     args[deadlineAt] = String(Date.now() + 10_000);
     args.push(`[${event}]`);
     const reply = await send(args);
@@ -187,6 +188,7 @@ try {
   results.push(['tracker.updateTaskProgress on RedisStore', await measure('tracker', () => tracker.updateTaskProgress(`t${t % 10}`, t++ % 100, 'step'))]);
   const sha = (await r.script('LOAD', APPEND_LUA)) as string;
   results.push(['append script, prebuilt arguments', await measure('script', scriptCalls((args) => r.evalsha(sha, 3, ...args)))]);
+  results.push(['append script, cluster mode (TIME)', await measure('script cluster', scriptCalls((args) => r.evalsha(sha, 2, ...args), true))]);
   const library = `progress_instructions_${run}`;
   await r.call('FUNCTION', 'LOAD', `#!lua name=${library}\nredis.register_function('${library}_append', function(KEYS, ARGV)\n${APPEND_LUA}\nend)`);
   results.push(['append script via FCALL', await measure('fcall', scriptCalls((args) => r.call('FCALL', `${library}_append`, 3, ...args)))]);
