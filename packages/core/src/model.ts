@@ -56,6 +56,10 @@ export type EventType = (typeof EventType)[keyof typeof EventType];
 /** Every event type, in declaration order. */
 export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
 
+/** The known event types and statuses, for checks on the hot paths (not exported by the package). */
+export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
+export const KNOWN_STATUSES: ReadonlySet<string> = new Set(Object.values(ProgressStatus));
+
 /**
  * One recorded fact about an upgrade. Events are immutable; the state of an upgrade is the fold of
  * its events (see {@link applyEvent}).

@@ -1,5 +1,5 @@
 import { ProgressError } from './errors.js';
-import { RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type UpgradeProgress } from './model.js';
+import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type UpgradeProgress } from './model.js';
 
 /** Children of each task and the top-level tasks, derived from `parentTaskId` and cached per tasks record. */
 interface TaskIndex {
@@ -151,9 +151,26 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
   if (state === undefined) throw corrupted(state, event, 'comes before upgrade.created');
   if (event.upgradeId !== state.upgradeId) throw corrupted(state, event, `belongs to upgrade "${state.upgradeId}"`);
   if (event.seq !== state.lastSeq + 1) throw corrupted(state, event, `does not follow seq ${state.lastSeq}`);
+  // Checked before anything changes: a damaged event must not leave the state half folded.
+  if (!KNOWN_EVENT_TYPES.has(event.type)) throw corrupted(state, event, 'has an unknown type');
+  if (!KNOWN_STATUSES.has(event.status)) throw corrupted(state, event, `has an unknown status "${String(event.status)}"`);
+  const d = event.details;
+  const taskId = event.taskId;
+  let task: TaskProgress | undefined;
+  let parentTaskId: string | null = null;
+  if (event.type.startsWith('task.')) {
+    if (taskId === undefined) throw corrupted(state, event, 'has no taskId');
+    if (event.type === 'task.added') {
+      if (state.tasks[taskId]) throw corrupted(state, event, `adds task "${taskId}" twice`);
+      parentTaskId = str(d.parentTaskId);
+      if (parentTaskId !== null && !state.tasks[parentTaskId]) throw corrupted(state, event, `names unknown parent "${parentTaskId}"`);
+    } else {
+      task = state.tasks[taskId];
+      if (!task) throw corrupted(state, event, `names unknown task "${taskId}"`);
+    }
+  }
   state.lastSeq = event.seq;
   state.updatedAt = event.timestamp;
-  const d = event.details;
   const ts = event.timestamp;
 
   if (event.type.startsWith('upgrade.')) {
@@ -180,15 +197,11 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
     return state;
   }
 
-  const taskId = event.taskId;
-  if (taskId === undefined) throw corrupted(state, event, 'has no taskId');
-  if (event.type === 'task.added') {
-    if (state.tasks[taskId]) throw corrupted(state, event, `adds task "${taskId}" twice`);
-    const parentTaskId = str(d.parentTaskId);
-    if (parentTaskId !== null && !state.tasks[parentTaskId]) throw corrupted(state, event, `names unknown parent "${parentTaskId}"`);
-    const task: TaskProgress = {
-      taskId,
-      taskName: str(d.taskName) ?? taskId,
+  if (task === undefined) {
+    // task.added (checked above).
+    const added: TaskProgress = {
+      taskId: taskId!,
+      taskName: str(d.taskName) ?? taskId!,
       taskType: event.taskType ?? 'upgrade_step',
       parentTaskId,
       status: event.status,
@@ -205,14 +218,12 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
       recentEvents: [event],
     };
     const index = indexOf(state.tasks);
-    state.tasks[taskId] = task;
-    addToIndex(index, task);
+    state.tasks[taskId!] = added;
+    addToIndex(index, added);
     recompute(state, parentTaskId);
     return state;
   }
 
-  const task = state.tasks[taskId];
-  if (!task) throw corrupted(state, event, `names unknown task "${taskId}"`);
   task.status = event.status;
   switch (event.type) {
     case 'task.started':
@@ -269,7 +280,7 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
     recent[last] = event;
     if (recent.length > RECENT_EVENTS_LIMIT) recent.splice(0, recent.length - RECENT_EVENTS_LIMIT);
   }
-  recompute(state, taskId);
+  recompute(state, task.taskId);
   return state;
 }
 

@@ -1,13 +1,11 @@
 import { ProgressError } from './errors.js';
-import { EVENT_TYPES, PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type ProgressStatus, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
+import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type ProgressStatus, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
 import { describe } from './validation.js';
-
-const KNOWN_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 /**
  * Checks the arguments of `append` the same way in every store: a non-empty array of events of this
  * upgrade with consecutive seqs starting at `expectedSeq + 1`, each with a non-empty string
- * `eventId`, a known `type` (a `task.*` one with a string `taskId`), a string `timestamp` and a
+ * `eventId`, a known `type` (a `task.*` one with a string `taskId`), a known `status`, a string `timestamp` and a
  * `details` object: what a store needs to read the event back and what the reducer needs to place
  * it. (Whether the event may follow the state, such as a task added twice, is the tracker's check;
  * a store does not fold what it stores.)
@@ -35,7 +33,8 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
     if (
       typeof event.eventId !== 'string' ||
       event.eventId === '' ||
-      !KNOWN_TYPES.has(event.type) ||
+      !KNOWN_EVENT_TYPES.has(event.type) ||
+      !KNOWN_STATUSES.has(event.status) ||
       (event.type.startsWith('task.') && typeof event.taskId !== 'string') ||
       typeof event.timestamp !== 'string' ||
       d === null ||
@@ -44,7 +43,7 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
     ) {
       throw new ProgressError(
         'INVALID_ARGUMENT',
-        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId, a known type (with a taskId for a task.* one), a string timestamp and a details object`,
+        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId, a known type (with a taskId for a task.* one) and status, a string timestamp and a details object`,
         { context: { upgradeId, expectedSeq } },
       );
     }

@@ -153,6 +153,32 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
+  it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice', async () => {
+    const t = await open();
+    await t.addTask('t1', 'Task');
+    await t.updateTaskProgress('t1', 10, 'ten');
+    const base = { ...t.progress.tasks.t1!.recentEvents.at(-1)!, eventId: 'e-damaged', seq: t.progress.lastSeq + 1 };
+    const damaged: ProgressEvent[] = [
+      { ...base, type: 'upgrade.exploded' as never, taskId: undefined, status: 'failed' },
+      { ...base, type: 'task.exploded' as never },
+      { ...base, type: 'upgrade.phase_changed', taskId: undefined, status: 'bogus' as never },
+      { ...base, type: 'task.progress', status: 'bogus' as never },
+      { ...base, type: 'task.progress', taskId: 'nope' },
+      { ...base, type: 'task.progress', taskId: undefined },
+      { ...base, type: 'task.added', taskId: 't1', details: { taskName: 'again' } },
+      { ...base, type: 'task.added', taskId: 't2', details: { taskName: 'orphan', parentTaskId: 'nope' } },
+    ];
+    const stored = await events(t);
+    for (const event of damaged) {
+      const state = cloneState(t.progress);
+      const before = JSON.stringify(state);
+      expect(() => applyEventInPlace(state, event), event.type).toThrow(expect.objectContaining({ code: 'DATA_CORRUPTED' }));
+      expect(JSON.stringify(state), `${event.type} ${String(event.status)} ${String(event.taskId)}`).toBe(before);
+      expect(() => replayEvents([...stored, event])).toThrow(expect.objectContaining({ code: 'DATA_CORRUPTED' }));
+    }
+    await t.close();
+  });
+
   it('gives task details with the last 5 recent events, and undefined for unknown tasks', async () => {
     const t = await open();
     await t.addTask('t1', 'Task');

@@ -198,9 +198,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.append(f.upgradeId, gap, 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
-      // Events the store could not read back or fold: no eventId (or an empty one), an unknown type,
+      // Events the store could not read back or fold: no eventId (or an empty one), an unknown type or status,
       // a task event without a taskId, no timestamp, details that are not an object.
-      const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
+      const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { status: 'bogus' }, { status: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
       for (const change of unreadable) {
         await rejectsWith(store.append(f.upgradeId, [{ ...events[0]!, ...change } as never, ...events.slice(1)], 3, g.state!), 'INVALID_ARGUMENT');
       }
@@ -325,7 +325,11 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
         await store.append(f.upgradeId, [last], f.lastSeq - 1, f.state!);
       }
       const rows = (await store.list()).filter((r) => ids.includes(r.upgradeId));
-      assert.equal(rows.length, 3);
+      // The most recently updated first (the factories' clocks: the last upgrade's events are the latest).
+      assert.deepEqual(
+        rows.map((r) => r.upgradeId),
+        [ids[2], ids[1], ids[0]],
+      );
       const byId = new Map(rows.map((r) => [r.upgradeId, r]));
       assert.equal(byId.get(ids[0]!)?.status, 'in_progress');
       assert.equal(byId.get(ids[1]!)?.status, 'completed');
@@ -340,7 +344,37 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.ok(two.every((r) => r.status === 'completed' || r.status === 'failed'));
       assert.equal((await store.list({ limit: 1 })).length, 1);
       assert.equal((await store.list({ clusterName: 'no-such-cluster' })).length, 0);
+      const cluster = await store.list({ clusterName: 'cluster-1' });
+      assert.ok(ids.every((id) => cluster.some((r) => r.upgradeId === id)) && cluster.every((r) => r.clusterName === 'cluster-1'));
       await rejectsWith(store.list({ status: 'bogus' as ProgressStatus }), 'INVALID_ARGUMENT');
+    }), timeout);
+
+    it('copies the state it is given: changing it once append was called changes nothing stored', withStore(async (store) => {
+      const f = new EventFactory(uid('state-copy'));
+      // Changes every field a snapshot or a list row holds, in place.
+      const scribble = (state: UpgradeProgress): void => {
+        for (const task of Object.values(state.tasks)) Object.assign(task, { status: 'failed', percentage: -1, recentEvents: [] });
+        Object.assign(state, { status: 'failed', lastSeq: 1, currentPhase: 'scribbled', overallPercentage: -1, updatedAt: '1970-01-01T00:00:00.000Z', tasks: {} });
+      };
+      // Sizes that cross the snapshot points of usual settings, then the terminal append (which
+      // stores may snapshot at once).
+      for (const n of [1, 3, 50, 97, 200, 5, 1]) {
+        const expected = f.lastSeq;
+        const events = f.batch(n);
+        const state = f.snapshot();
+        const pending = store.append(f.upgradeId, events, expected, state);
+        scribble(state);
+        await pending;
+      }
+      const last = f.next('upgrade.completed', { status: 'completed' });
+      const state = f.snapshot();
+      const pending = store.append(f.upgradeId, [last], f.lastSeq - 1, state);
+      scribble(state);
+      await pending;
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state));
+      const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
+      assert.equal(row?.status, 'completed');
+      assert.equal(row?.lastSeq, f.lastSeq);
     }), timeout);
 
     it('loads the right state across many appends (snapshots and tails)', withStore(async (store, opened) => {
