@@ -85,6 +85,21 @@ export function isLogger(value: unknown): value is Logger {
   return typeof l.debug === 'function' && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
 }
 
+/**
+ * `logger` with every method wrapped so that it cannot throw: a logger that fails (a closed
+ * transport, a method it lacks) must not fail the command or the cleanup that logs.
+ */
+export function safeLogger(logger: Logger): Logger {
+  const call = (level: keyof Logger) => (obj: object, msg?: string): void => {
+    try {
+      logger[level](obj, msg);
+    } catch {
+      // Nowhere left to report it.
+    }
+  };
+  return { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') };
+}
+
 /** A logger that says nothing: the default of every @progress package. */
 export const silentLogger: Logger = Object.freeze({
   debug() {},

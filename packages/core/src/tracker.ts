@@ -1,5 +1,5 @@
 import { ProgressError, isProgressError } from './errors.js';
-import { silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
+import { isLogger, safeLogger, silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
 import { MemoryStore } from './memory-store.js';
 import type { EventType, ProgressEvent, ProgressStatus, ProgressSummary, StoreInfo, TaskProgress, TaskType, UpgradeProgress } from './model.js';
 import { applyEventInPlace, cloneState, cloneTask } from './reducer.js';
@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, toDetails } from './validation.js';
+import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, describe, toDetails } from './validation.js';
 import { assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -129,7 +129,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#live = cloneState(state);
     this.#store = store;
     this.#ownsStore = ownsStore;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#now = options.now ?? Date.now;
     this.#sinks = [...(options.sinks ?? [])];
     this.#lastTime = Date.parse(state.updatedAt) || 0;
@@ -154,16 +154,28 @@ export class ProgressTracker implements AsyncDisposable {
     if (options.store !== undefined && (typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] store must implement ProgressStore');
     }
+    if (options.logger !== undefined && !isLogger(options.logger)) {
+      throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] logger must have debug, info, warn and error methods (pino-compatible)');
+    }
+    if (options.now !== undefined && typeof options.now !== 'function') throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] now must be a function returning ms since the epoch, got ${describe(options.now)}`);
     const store = options.store ?? new MemoryStore();
-    const logger = options.logger ?? silentLogger;
+    const logger = options.logger ? safeLogger(options.logger) : silentLogger;
     const { upgradeId } = options;
-    await store.acquire?.(upgradeId);
+    // What the store throws that is not a ProgressError (a driver's error) is STORE_UNAVAILABLE,
+    // as for every command.
+    const storeFailed = (err: unknown): unknown =>
+      isProgressError(err) ? err : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${upgradeId}": the store could not open it`, { cause: err, context: { upgradeId } });
+    try {
+      await store.acquire?.(upgradeId);
+    } catch (err) {
+      throw storeFailed(err);
+    }
     let created: ProgressEvent | undefined;
     let state: UpgradeProgress | undefined;
     try {
       state = await store.load(upgradeId);
       if (!state) {
-        const timestamp = new Date((options.now ?? Date.now)()).toISOString();
+        const timestamp = isoTimestamp(clockTime(options.now ?? Date.now));
         created = event(upgradeId, 1, 'upgrade.created', timestamp, 'not_started', 'Upgrade created', {
           planId: options.planId,
           clusterName: options.clusterName,
@@ -182,7 +194,7 @@ export class ProgressTracker implements AsyncDisposable {
       }
     } catch (err) {
       await store.release?.(upgradeId).catch(() => {});
-      throw err;
+      throw storeFailed(err);
     }
     if (!created && (state.planId !== options.planId || state.clusterName !== options.clusterName)) {
       logger.warn(
@@ -348,7 +360,9 @@ export class ProgressTracker implements AsyncDisposable {
   /**
    * Records a task's percentage (0..100). Starts a not_started task.
    *
-   * @param details JSON-serializable data recorded on the event.
+   * @param details JSON-serializable data recorded on the event. A number `completedSteps` and a
+   * string `currentStep` in it move the task's steps as {@link advanceTask} does, and are checked
+   * as it checks them.
    */
   updateTaskProgress(taskId: string, percentage: number, message?: string, details?: Record<string, unknown>): Promise<ProgressEvent> {
     try {
@@ -356,6 +370,9 @@ export class ProgressTracker implements AsyncDisposable {
       if (message !== undefined) assertText(message, 'message', 0, MAX_TEXT);
       const copy = toDetails(details);
       const task = this.#task(taskId, 'task.progress');
+      // The reducer takes these two from any task.progress event.
+      if (typeof copy.completedSteps === 'number') this.#assertSteps(task, copy.completedSteps, 'details.completedSteps');
+      if (typeof copy.currentStep === 'string') assertText(copy.currentStep, 'details.currentStep', 0, 256);
       return this.#taskEvent(task, 'task.progress', 'in_progress', message ?? `Progress: ${percentage}%`, { percentage, details: copy });
     } catch (err) {
       return Promise.reject(err);
@@ -373,12 +390,7 @@ export class ProgressTracker implements AsyncDisposable {
       if (options.message !== undefined) assertText(options.message, 'message', 0, MAX_TEXT);
       const task = this.#task(taskId, 'task.progress');
       const completedSteps = options.completedSteps ?? task.completedSteps + 1;
-      assertCount(completedSteps, 'completedSteps');
-      if (task.totalSteps !== null && completedSteps > task.totalSteps) {
-        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] task "${taskId}" has ${task.totalSteps} steps; completedSteps ${completedSteps} is too many`, {
-          context: { upgradeId: this.upgradeId, taskId, completedSteps, totalSteps: task.totalSteps },
-        });
-      }
+      this.#assertSteps(task, completedSteps, 'completedSteps');
       const details: Record<string, unknown> = { completedSteps };
       if (options.currentStep !== undefined) details.currentStep = options.currentStep;
       const percentage = task.totalSteps !== null ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
@@ -387,6 +399,16 @@ export class ProgressTracker implements AsyncDisposable {
       return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
     } catch (err) {
       return Promise.reject(err);
+    }
+  }
+
+  /** A whole `completedSteps` >= 0, and no more than the task's `totalSteps` when it has them. */
+  #assertSteps(task: TaskProgress, completedSteps: number, name: string): void {
+    assertCount(completedSteps, name);
+    if (task.totalSteps !== null && completedSteps > task.totalSteps) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] task "${task.taskId}" has ${task.totalSteps} steps; ${name} ${completedSteps} is too many`, {
+        context: { upgradeId: this.upgradeId, taskId: task.taskId, completedSteps, totalSteps: task.totalSteps },
+      });
     }
   }
 
@@ -614,7 +636,7 @@ export class ProgressTracker implements AsyncDisposable {
     message: string,
     fields: { taskId?: string; taskType?: TaskType; percentage?: number | undefined; details: Record<string, unknown> },
   ): ProgressEvent {
-    const time = Math.max(this.#now(), this.#lastTime);
+    const time = Math.max(clockTime(this.#now), this.#lastTime);
     // Events within the same millisecond share the string.
     if (time !== this.#lastTime || this.#lastIso === '') this.#lastIso = isoTimestamp(time);
     this.#lastTime = time;
@@ -723,6 +745,15 @@ export class ProgressTracker implements AsyncDisposable {
     if (!this.#writing && !this.#scheduled && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
+}
+
+/** Reads the clock option: a finite number of ms, or `INVALID_ARGUMENT` (before anything changes). */
+function clockTime(now: () => number): number {
+  const time = now();
+  if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > 8.64e15) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] the now() option returned ${describe(time)}, not a time in ms since the epoch`);
+  }
+  return time;
 }
 
 function event(

@@ -342,6 +342,78 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     await expectCode(() => open({ sinks: [{} as never] }), 'INVALID_ARGUMENT');
   });
 
+  it('refuses a logger without the four methods, and a clock that is not one, before it takes the lock', async () => {
+    const store = new MemoryStore();
+    for (const logger of [{ warn() {} }, 'console', null]) await expectCode(() => open({ store, logger: logger as never }), 'INVALID_ARGUMENT');
+    await expectCode(() => open({ store, now: 'soon' as never }), 'INVALID_ARGUMENT');
+    for (const now of [() => Number.NaN, () => '2026' as never, () => 1e17]) await expectCode(() => open({ store, now }), 'INVALID_ARGUMENT');
+    // Nothing was created, and the lock is free.
+    expect(await store.load('test-upgrade-123')).toBeUndefined();
+    let time = Date.parse('2026-11-29T00:00:00.000Z');
+    const t = await open({ store, now: () => time });
+    await t.addTask('a', 'A');
+    time = Number.NaN;
+    await expectCode(() => t.updateTaskProgress('a', 5), 'INVALID_ARGUMENT');
+    expect(t.progress.lastSeq).toBe(2);
+    time = Date.parse('2026-11-29T00:00:01.000Z');
+    await t.updateTaskProgress('a', 5);
+    await t.close();
+  });
+
+  it('keeps working when the logger throws: a failed append rejects, rolls back and closes; a failing sink is isolated', async () => {
+    const store = new MemoryStore();
+    const throwing = () => {
+      throw new Error('log transport closed');
+    };
+    const logger = { debug: throwing, info: throwing, warn: throwing, error: throwing };
+    const t = await open({ store, logger, sinks: [{ name: 'broken', handle: throwing }] });
+    await t.startUpgrade();
+    const original = store.append.bind(store);
+    store.append = () => Promise.reject(new Error('disk full'));
+    await expectCode(() => t.addTask('a', 'A'), 'STORE_UNAVAILABLE');
+    store.append = original;
+    expect(t.getSystemInfo()).toMatchObject({ durableSeq: 2, pendingEvents: 0 });
+    await t.addTask('a', 'A');
+    expect(t.progress.lastSeq).toBe(3);
+    await t.close();
+    // The lock was released: the upgrade opens again, and the planId warning's logger throws too.
+    const again = await open({ store, logger, planId: 'another-plan' });
+    await again.close();
+  });
+
+  it('reports a store that fails while opening as STORE_UNAVAILABLE, with its error as the cause, and frees the lock', async () => {
+    const store = new MemoryStore();
+    const cause = new Error('ECONNREFUSED');
+    const load = store.load.bind(store);
+    store.load = () => Promise.reject(cause);
+    const err = await open({ store }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', cause });
+    store.load = load;
+    const acquire = store.acquire.bind(store);
+    store.acquire = () => Promise.reject(cause);
+    expect(await open({ store }).catch((e: unknown) => e)).toMatchObject({ code: 'STORE_UNAVAILABLE', cause });
+    store.acquire = acquire;
+    const t = await open({ store });
+    await t.close();
+  });
+
+  it('checks completedSteps and currentStep given in updateTaskProgress details as advanceTask does', async () => {
+    const t = await open();
+    await t.addTask('a', 'A', 'upgrade_step', { totalSteps: 4 });
+    for (const details of [{ completedSteps: 999 }, { completedSteps: -7.5 }, { completedSteps: 5 }, { currentStep: 'x'.repeat(257) }]) {
+      await expectCode(() => t.updateTaskProgress('a', 10, 'm', details), 'INVALID_ARGUMENT');
+    }
+    expect(t.progress.tasks.a).toMatchObject({ completedSteps: 0, currentStep: null, percentage: 0 });
+    await t.updateTaskProgress('a', 50, 'm', { completedSteps: 2, currentStep: 'node-2', other: 'kept' });
+    expect(t.progress.tasks.a).toMatchObject({ completedSteps: 2, currentStep: 'node-2', percentage: 50 });
+    await t.advanceTask('a');
+    expect(t.progress.tasks.a!.completedSteps).toBe(3);
+    // Values the reducer does not take as steps are plain details.
+    await t.updateTaskProgress('a', 80, 'm', { completedSteps: ['x'], currentStep: 7 });
+    expect(t.progress.tasks.a).toMatchObject({ completedSteps: 3, currentStep: 'node-2' });
+    await t.close();
+  });
+
   it('refuses every bad command without touching state or store', async () => {
     const store = new MemoryStore();
     const t = await open({ store });
