@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { assertCount, assertPercentage, assertText, assertValidId, assertWeight, describe, toDetails } from './validation.js';
+import { MAX_TIMER_MS, assertCount, assertPercentage, assertText, assertValidId, assertWeight, describe, toDetails } from './validation.js';
 import { assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -30,6 +30,12 @@ export interface ProgressTrackerOptions {
   logger?: Logger;
   /** The clock, in ms since the epoch (for tests). Event timestamps never go backwards. @default Date.now */
   now?: () => number;
+  /**
+   * How long `flush()` and `close()` wait for each sink's `flush()`, in ms; a sink that takes
+   * longer is logged and left behind, so that one stuck sink cannot hold the close (and the store's
+   * lock) for ever. @default 30000
+   */
+  sinkFlushTimeoutMs?: number;
 }
 
 /** Options of {@link ProgressTracker.addTask}. */
@@ -110,6 +116,7 @@ export class ProgressTracker implements AsyncDisposable {
   readonly #ownsStore: boolean;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #sinkFlushTimeoutMs: number;
   // Copy-on-write: add and remove replace these arrays, never mutate them, so #emit iterates the
   // ones there were when the event was emitted, whatever a sink or listener adds or removes meanwhile.
   #sinks: readonly ProgressSink[];
@@ -131,6 +138,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#ownsStore = ownsStore;
     this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#sinkFlushTimeoutMs = options.sinkFlushTimeoutMs ?? 30_000;
     this.#sinks = [...(options.sinks ?? [])];
     this.#lastTime = Date.parse(state.updatedAt) || 0;
   }
@@ -157,6 +165,7 @@ export class ProgressTracker implements AsyncDisposable {
     if (options.logger !== undefined && !isLogger(options.logger)) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] logger must have debug, info, warn and error methods (pino-compatible)');
     }
+    if (options.sinkFlushTimeoutMs !== undefined) assertTimeout(options.sinkFlushTimeoutMs, 'sinkFlushTimeoutMs');
     if (options.now !== undefined && typeof options.now !== 'function') throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] now must be a function returning ms since the epoch, got ${describe(options.now)}`);
     const store = options.store ?? new MemoryStore();
     const logger = options.logger ? safeLogger(options.logger) : silentLogger;
@@ -552,10 +561,19 @@ export class ProgressTracker implements AsyncDisposable {
     await this.#whenIdle();
     await Promise.all(
       this.#sinks.map(async (sink) => {
+        if (typeof sink.flush !== 'function') return;
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await sink.flush?.();
+          const timedOut = new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(resolve, this.#sinkFlushTimeoutMs, 'timeout');
+          });
+          if ((await Promise.race([sink.flush(), timedOut])) === 'timeout') {
+            this.#logger.warn({ upgradeId: this.upgradeId, sink: sink.name, timeoutMs: this.#sinkFlushTimeoutMs }, 'sink flush timed out; going on without it');
+          }
         } catch (err) {
           this.#logger.warn({ err, upgradeId: this.upgradeId, sink: sink.name }, 'sink flush failed');
+        } finally {
+          clearTimeout(timer);
         }
       }),
     );
@@ -744,6 +762,13 @@ export class ProgressTracker implements AsyncDisposable {
   #whenIdle(): Promise<void> {
     if (!this.#writing && !this.#scheduled && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
+  }
+}
+
+/** A timeout option: a whole number of ms from 1 to {@link MAX_TIMER_MS}. */
+function assertTimeout(value: unknown, name: string): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${name} must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${describe(value)}`);
   }
 }
 

@@ -346,6 +346,7 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     const store = new MemoryStore();
     for (const logger of [{ warn() {} }, 'console', null]) await expectCode(() => open({ store, logger: logger as never }), 'INVALID_ARGUMENT');
     await expectCode(() => open({ store, now: 'soon' as never }), 'INVALID_ARGUMENT');
+    for (const sinkFlushTimeoutMs of [0, 1.5, 2 ** 31, '10' as never]) await expectCode(() => open({ store, sinkFlushTimeoutMs }), 'INVALID_ARGUMENT');
     for (const now of [() => Number.NaN, () => '2026' as never, () => 1e17]) await expectCode(() => open({ store, now }), 'INVALID_ARGUMENT');
     // Nothing was created, and the lock is free.
     expect(await store.load('test-upgrade-123')).toBeUndefined();

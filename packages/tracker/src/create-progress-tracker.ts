@@ -111,28 +111,37 @@ export class ComposedProgressTracker implements AsyncDisposable {
       this.#owned.websocket = true;
       this.#untrack = this.websocket.track(this.engine);
     }
-    const server = this.websocket;
-    this.#listening ??= server.start().then(
+    if (this.#listening) return this.#listening;
+    // A stop while this start is pending makes it stale: it must not set the address afterwards.
+    const listening: Promise<WebSocketAddress> = this.websocket.start().then(
       (address) => {
-        this.#address = { port: address.port, url: address.url };
-        return this.#address;
+        const where = { port: address.port, url: address.url };
+        if (this.#listening === listening) this.#address = where;
+        return where;
       },
       (err: unknown) => {
-        this.#listening = undefined;
+        if (this.#listening === listening) this.#listening = undefined;
         throw err;
       },
     );
-    return this.#listening;
+    this.#listening = listening;
+    return listening;
   }
 
-  /** Stops the WebSocket server this tracker made (a shared server is only detached from). */
+  /**
+   * Stops the WebSocket server this tracker made, also when it was started through
+   * `tracker.websocket.start()` (a shared server is only detached from, in `close()`).
+   */
   async stopWebSocketServer(): Promise<void> {
     const listening = this.#listening;
     this.#listening = undefined;
     this.#address = undefined;
-    if (!this.websocket || !listening) return;
-    await listening.catch(() => {});
-    if (this.#owned.websocket) await this.websocket.stop();
+    // A shared server's start is not waited for: it may wait for its app's http.Server.
+    if (!this.websocket || !this.#owned.websocket) return;
+    // stop() first: it also ends a start still waiting for an attached http.Server to listen, which
+    // then rejects; waiting for that start first would wait for the app's server.
+    await this.websocket.stop();
+    await listening?.catch(() => {});
   }
 
   /** The engine's info plus the components'. */
@@ -317,6 +326,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
       sinks,
       logger,
       ...(o.now !== undefined ? { now: o.now } : {}),
+      ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
     });
   } catch (err) {
     await callbacks?.close().catch(() => {});

@@ -39,6 +39,8 @@ export interface CreateProgressTrackerOptions {
   logger?: Logger;
   /** The clock (tests). */
   now?: () => number;
+  /** How long closing waits for each sink's `flush()` (the engine's option). @default 30000 */
+  sinkFlushTimeoutMs?: number;
 
   /** The old module's name for `storage: { json: storagePath }`. */
   storagePath?: string;
@@ -78,6 +80,7 @@ export interface ResolvedOptions {
   callbackTimeoutMs?: number;
   logger?: Logger;
   now?: () => number;
+  sinkFlushTimeoutMs?: number;
 }
 
 function bad(message: string): ProgressError {
@@ -100,6 +103,9 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
   }
   throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}`);
 }
+
+/** An options object: not null, not an array, not a primitive. */
+const isPlainOptions = (value: unknown): value is object => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -130,6 +136,10 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     storage = { json: o.storagePath };
   }
   let eventBridge = o.eventBridge;
+  if (eventBridge !== undefined && !isPlainOptions(eventBridge)) throw bad(`eventBridge must be an object such as { busName }, got ${shown(eventBridge)}`);
+  if (o.webSocket !== undefined && !isServer(o.webSocket) && !isPlainOptions(o.webSocket)) {
+    throw bad(`webSocket must be a ProgressWebSocketServer or its options object (webSocketPort takes a port), got ${shown(o.webSocket)}`);
+  }
   if (o.eventBridgeBusName !== undefined || o.awsRegion !== undefined) {
     if (o.eventBridgeBusName === undefined && !eventBridge) throw bad('awsRegion needs eventBridgeBusName (or eventBridge.busName)');
     eventBridge = { ...(eventBridge ?? { busName: o.eventBridgeBusName! }) };
@@ -173,6 +183,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     ...(o.callbackTimeoutMs !== undefined ? { callbackTimeoutMs: o.callbackTimeoutMs } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),
+    ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import {
@@ -167,6 +168,48 @@ describe('createProgressTracker with the WebSocket server', () => {
     await t.stopWebSocketServer();
     expect(t.getSystemInfo().websocket.listening).toBe(false);
     await t.close();
+  });
+
+  it('stops a server it made when closed, also one started through tracker.websocket.start(), and never reports a stopped one', async () => {
+    const t = await createProgressTracker({ ...base(), webSocket: { port: 0 } });
+    const address = await t.websocket!.start();
+    await t.close();
+    expect(t.websocket!.address).toBeUndefined();
+    // Nothing listens there any more.
+    await expect(wsClient(address.url)).rejects.toThrow();
+    // A stop while a start is pending: the address is not set afterwards.
+    const u = await createProgressTracker({ ...base(), webSocket: { port: 0 } });
+    const starting = u.startWebSocketServer();
+    await u.stopWebSocketServer();
+    await starting.catch(() => {});
+    expect(u.getSystemInfo().websocket).toMatchObject({ listening: false, url: null });
+    await u.close();
+  });
+
+  it('closes while an attached http.Server it was given has not started listening: the pending start rejects', async () => {
+    const http = createServer();
+    const t = await createProgressTracker({ ...base(), webSocket: { server: http } });
+    const starting = t.startWebSocketServer();
+    await t.close();
+    await expect(starting).rejects.toMatchObject({ code: 'CLOSED' });
+    // Also stopWebSocketServer() alone.
+    const u = await createProgressTracker({ ...base(), webSocket: { server: http } });
+    const again = u.startWebSocketServer();
+    await u.stopWebSocketServer();
+    await expect(again).rejects.toMatchObject({ code: 'CLOSED' });
+    await u.close();
+  });
+
+  it('closes although a sink never finishes its flush(), after sinkFlushTimeoutMs, and stops the server and store', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (_: object, msg?: string) => warnings.push(msg ?? ''), error() {} };
+    const stuck = { name: 'stuck', handle() {}, flush: () => new Promise<void>(() => {}) };
+    const t = await createProgressTracker({ ...base(), webSocket: { port: 0 }, sinks: [stuck], logger, sinkFlushTimeoutMs: 200 });
+    await t.startWebSocketServer();
+    await t.startUpgrade();
+    await t.close();
+    expect(warnings).toContain('sink flush timed out; going on without it');
+    expect(t.getSystemInfo().websocket.listening).toBe(false);
   });
 
   it('takes the old enableWebSocket + webSocketPort', async () => {

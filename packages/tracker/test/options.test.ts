@@ -67,6 +67,17 @@ describe('resolveOptions: every option of the old constructor, under its new nam
       { ...base, enableWebSocket: false, webSocket: { port: 1 } },
       { ...base, webSocket: { port: 1 }, webSocketPort: 2 },
       { ...base, sinks: 'no' },
+      // A port where the options go, and other values that are no options (they used to give a
+      // server on 8765, or a TypeError for null).
+      { ...base, webSocket: 9000 },
+      { ...base, webSocket: 'x' },
+      { ...base, webSocket: null },
+      { ...base, webSocket: true },
+      { ...base, webSocket: [] },
+      { ...base, eventBridge: null },
+      { ...base, eventBridge: null, eventBridgeBusName: 'b' },
+      { ...base, eventBridge: null, awsRegion: 'eu-west-1' },
+      { ...base, eventBridge: 'bus' },
     ];
     for (const options of bad) {
       let caught: unknown;
