@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import { resolve as resolvePath, join } from 'node:path';
 import {
@@ -28,7 +28,7 @@ import { ensureDir, exists, fsyncDir, isCode, writeFileAtomic } from './fs-utils
 import { readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
-import { scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
+import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
 import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
 import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
@@ -256,7 +256,7 @@ export class JsonFileStore implements ProgressStore {
     if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
     let sent = 0;
-    const header = await this.#snapshotHeader(paths);
+    const header = await this.#snapshotHeader(upgradeId, paths, writer?.offset);
     const useSnap = header && header.lastSeq <= afterSeq;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
     const from = {
@@ -284,15 +284,19 @@ export class JsonFileStore implements ProgressStore {
     this.#assertOpen();
     assertListFilter(filter);
     const ids = new Set<string>();
-    for (const dir of [upgradesDir(this.#root), legacyDir(this.#root)]) {
-      let names: string[] = [];
+    for (const [dir, legacy] of [[upgradesDir(this.#root), false], [legacyDir(this.#root), true]] as const) {
+      let entries: Dirent[] = [];
       try {
-        names = await readdir(dir);
+        entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         if (!isCode(err, 'ENOENT')) throw err;
       }
-      for (const name of names) {
-        const id = dir.endsWith('progress') ? legacyIdOf(name) : name;
+      for (const entry of entries) {
+        // An upgrade is a folder: a stray file there (a `.DS_Store` from a Finder window, a note
+        // someone left) has a name that passes the id check, and loading it as an upgrade would
+        // fail with ENOTDIR and take every other upgrade down with it.
+        if (legacy ? entry.isDirectory() : !entry.isDirectory()) continue;
+        const id = legacy ? legacyIdOf(entry.name) : entry.name;
         if (id !== undefined && isValidId(id)) ids.add(id);
       }
     }
@@ -305,6 +309,8 @@ export class JsonFileStore implements ProgressStore {
             const state = await this.load(id);
             if (state) rows.push(toSummaryRow(state));
           } catch (err) {
+            // Deleted since the readdir above: it is simply not there any more.
+            if (isCode(err, 'ENOENT') || isCode((err as { cause?: unknown } | undefined)?.cause, 'ENOENT')) return;
             if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
             this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
           }
@@ -325,7 +331,8 @@ export class JsonFileStore implements ProgressStore {
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.token);
     if (other !== false) {
-      throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${other ? ` by pid ${other.pid} on host "${other.hostname}"` : ''}`, { upgradeId });
+      const who = other ? ` by pid ${other.pid} on host "${other.hostname}"; if that writer is really gone, delete ${paths.lock}` : '';
+      throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and
     // the rename below would otherwise have its open log moved away under it.
@@ -478,8 +485,15 @@ export class JsonFileStore implements ProgressStore {
     return undefined;
   }
 
-  /** The seq and offset of the snapshot, from its first bytes only (for readEvents). */
-  async #snapshotHeader(paths: UpgradePaths): Promise<{ lastSeq: number; offset: number } | undefined> {
+  /**
+   * The seq and offset of the snapshot, from its first bytes only (for readEvents), when the log
+   * agrees with them. The header is read without the snapshot's checksum, which covers the whole
+   * file, so a damaged header would make readEvents skip events, or report sound lines as damaged.
+   * It is used only when the line starting at `offset` is the sound event `lastSeq + 1`, or, when no
+   * such line is there (`offset` is the end of the log, or a torn last line starts there), the line
+   * ending at `offset` is the sound event `lastSeq`; otherwise the log is read from its start.
+   */
+  async #snapshotHeader(upgradeId: string, paths: UpgradePaths, end: number | undefined): Promise<{ lastSeq: number; offset: number } | undefined> {
     let handle;
     try {
       handle = await open(paths.snapshot, 'r');
@@ -487,15 +501,37 @@ export class JsonFileStore implements ProgressStore {
       if (isCode(err, 'ENOENT')) return undefined;
       throw err;
     }
+    let header;
     try {
       const buf = Buffer.alloc(128);
       const { bytesRead } = await handle.read(buf, 0, 128, 0);
       const m = /^\{"v":1,"lastSeq":(\d+),"offset":(\d+),/.exec(buf.toString('latin1', 0, bytesRead));
       if (!m) return undefined;
-      const header = { lastSeq: Number(m[1]), offset: Number(m[2]) };
-      return (await this.#endsLine(paths.events, header.offset)) ? header : undefined;
+      header = { lastSeq: Number(m[1]), offset: Number(m[2]) };
     } finally {
       await handle.close();
+    }
+    if (!Number.isSafeInteger(header.lastSeq) || !Number.isSafeInteger(header.offset) || header.offset < 1) return undefined;
+    let log;
+    try {
+      log = await open(paths.events, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const size = end ?? (await log.stat()).size;
+      if (header.offset > size) return undefined;
+      const fits = (e: ProgressEvent | undefined, seq: number): boolean => e !== undefined && e.seq === seq && e.upgradeId === upgradeId;
+      const next = await eventAt(log, header.offset, size);
+      if (next !== undefined) {
+        const nl = Buffer.alloc(1);
+        const { bytesRead } = await log.read(nl, 0, 1, header.offset - 1);
+        return fits(next, header.lastSeq + 1) && bytesRead === 1 && nl[0] === 0x0a ? header : undefined;
+      }
+      // No sound line starts there; eventBefore checks that the byte before `offset` is a newline.
+      return fits(await eventBefore(log, header.offset), header.lastSeq) ? header : undefined;
+    } finally {
+      await log.close();
     }
   }
 

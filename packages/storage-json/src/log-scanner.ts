@@ -109,3 +109,40 @@ export async function scanToEnd(from: ScanFrom, onEvent?: (e: ProgressEvent) => 
   for await (const e of scanLog(from, result)) onEvent?.(e);
   return result;
 }
+
+const decoded = (line: Buffer): ProgressEvent | undefined => {
+  const event = decodeEventLine(line);
+  return typeof event === 'string' ? undefined : event;
+};
+
+/**
+ * The event on the line that starts at byte `start` of an open log, read on its own (4 KiB first,
+ * more only for a longer line): `undefined` when no complete, sound line starts there before `end`.
+ */
+export async function eventAt(handle: FileHandle, start: number, end: number): Promise<ProgressEvent | undefined> {
+  for (let size = 4096; ; size *= 4) {
+    const want = Math.min(size, end - start);
+    if (want <= 0) return undefined;
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await handle.read(buf, 0, want, start);
+    const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+    if (nl >= 0) return decoded(buf.subarray(0, nl));
+    if (bytesRead < want || want === end - start) return undefined;
+  }
+}
+
+/**
+ * The event on the line that ends just before byte `end` of an open log (its newline is the byte at
+ * `end - 1`), read backwards on its own: `undefined` when there is no such complete, sound line.
+ */
+export async function eventBefore(handle: FileHandle, end: number): Promise<ProgressEvent | undefined> {
+  if (end < 2) return undefined;
+  for (let size = 4096; ; size *= 4) {
+    const from = Math.max(0, end - size);
+    const buf = Buffer.allocUnsafe(end - from);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, from);
+    if (bytesRead !== buf.length || buf[buf.length - 1] !== 0x0a) return undefined;
+    const nl = buf.lastIndexOf(0x0a, buf.length - 2);
+    if (nl >= 0 || from === 0) return decoded(buf.subarray(nl + 1, buf.length - 1));
+  }
+}

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,4 +14,22 @@ export async function tempDir(label = 'json-store'): Promise<string> {
 /** Removes every folder made by {@link tempDir} (call in afterAll). */
 export async function removeTempDirs(): Promise<void> {
   await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+}
+
+/**
+ * What a lock written by process `pid` records about it on Linux (boot id, PID namespace, start
+ * time), read here from /proc on its own; empty where there is no /proc.
+ */
+export async function procIdentity(pid: number | 'self' = 'self'): Promise<{ bootId?: string; pidNs?: string; startTime?: number }> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return {
+      bootId: (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
+      pidNs: await readlink(`/proc/${pid}/ns/pid`),
+      // Field 22; the command name in parentheses (field 2) may hold spaces and parentheses.
+      startTime: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]),
+    };
+  } catch {
+    return {};
+  }
 }

@@ -44,6 +44,32 @@ describe('Python str() values', () => {
     expect(parsePythonTimedelta('2 days, 1:00:00')).toBe(176_400_000);
     expect(parsePythonTimedelta('1:2')).toBeUndefined();
   });
+
+  it('refuses impossible datetimes and timedeltas instead of rolling them over into other times', () => {
+    for (const v of [
+      '2025-02-31 10:00:00+00:00',
+      '2025-02-29 10:00:00',
+      '2025-04-31 10:00:00',
+      '2025-10-00 10:00:00',
+      '2025-00-10 10:00:00',
+      '0000-01-01 00:00:00',
+      '2025-10-20 24:00:00',
+      '2025-10-20 05:60:00',
+      '2025-10-20 05:25:60',
+      '2025-10-20 05:25:01.056236+99:00',
+      '2025-10-20 05:25:01+24:00',
+      '2025-10-20 05:25:01-05:60',
+      '2025-10-20 05:25:01+05:30:60',
+    ]) {
+      expect(parsePythonDatetime(v), v).toBeUndefined();
+    }
+    expect(parsePythonDatetime('2024-02-29 23:59:59.999999')).toBe('2024-02-29T23:59:59.999Z');
+    expect(parsePythonDatetime('2025-10-20 05:25:01+23:59')).toBe('2025-10-19T05:26:01.000Z');
+    expect(parsePythonDatetime('2025-10-20 05:25:01-05:30:15')).toBe('2025-10-20T10:55:16.000Z');
+    expect(parsePythonDatetime('0025-01-01 00:00:00')).toBe('0025-01-01T00:00:00.000Z');
+    for (const v of ['0:99:99', '0:60:00', '0:00:60', '1 day, 3:07:61']) expect(parsePythonTimedelta(v), v).toBeUndefined();
+    expect(parsePythonTimedelta('1 day, 23:59:59.999999')).toBe(172_799_999.999);
+  });
 });
 
 describe('legacy files of the Python module', () => {
@@ -322,12 +348,15 @@ describe('legacy files of the Python module', () => {
     await writeFile(path, '{"upgrade_id": "broken-1", "status": "in_pro');
     const bad = join(dir, 'progress', 'upgrade_baddate-1.json');
     await writeFile(bad, JSON.stringify({ upgrade_id: 'baddate-1', status: 'in_progress', started_at: 'last tuesday' }));
+    // A datetime that looks right but cannot be: February 31st used to load as March 3rd.
+    await writeFile(join(dir, 'progress', 'upgrade_feb31-1.json'), JSON.stringify({ upgrade_id: 'feb31-1', status: 'completed', started_at: '2025-02-28 10:00:00+00:00', completed_at: '2025-02-31 10:00:00+00:00' }));
     const store = new JsonFileStore({ directory: dir });
     await expect(store.load('broken-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('upgrade_broken-1.json') });
     await expect(store.load('baddate-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('started_at') });
+    await expect(store.load('feb31-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringMatching(/upgrade_feb31-1\.json.*completed_at.*2025-02-31/) });
     await expect(ProgressTracker.open({ upgradeId: 'broken-1', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
     expect(await readFile(path, 'utf8')).toBe('{"upgrade_id": "broken-1", "status": "in_pro');
-    expect(await readdir(join(dir, 'progress'))).toHaveLength(2);
+    expect(await readdir(join(dir, 'progress'))).toHaveLength(3);
     expect(await store.list()).toEqual([]);
     await store.close();
   });

@@ -93,6 +93,55 @@ describe('damage in the middle of a log', () => {
   });
 });
 
+describe('a damaged snapshot header in readEvents', () => {
+  // readEvents reads only the snapshot's first bytes (seq and offset), which its checksum covers
+  // only together with the whole state: it must not skip events or report sound lines as damaged.
+  const cases: Array<[string, number, (snap: string, logSize: number) => string, number, number[]]> = [
+    // 25 events in batches of 7: the snapshot is at seq 21.
+    ['a lastSeq too low', 25, (t) => t.replace('"lastSeq":21,', '"lastSeq":19,'), 19, [20, 21, 22, 23, 24, 25]],
+    ['a lastSeq too high', 25, (t) => t.replace('"lastSeq":21,', '"lastSeq":23,'), 23, [24, 25]],
+    ['an offset at the end of the log', 25, (t, size) => t.replace(/"offset":\d+,/, `"offset":${size},`), 21, [22, 23, 24, 25]],
+    ['an offset inside a line', 25, (t) => t.replace(/"offset":(\d+),/, (_, n: string) => `"offset":${Number(n) - 5},`), 21, [22, 23, 24, 25]],
+    // 20 events: the snapshot is at the end of the log (the reviewer's case).
+    ['a lastSeq too low, at the end of the log', 20, (t) => t.replace('"lastSeq":20,', '"lastSeq":19,'), 19, [20]],
+    ['a lastSeq too high, at the end of the log', 20, (t) => t.replace('"lastSeq":20,', '"lastSeq":21,'), 19, [20]],
+  ];
+  for (const [name, n, damage, after, expected] of cases) {
+    it(`(${name}) is ignored and the log read from its start`, async () => {
+      const { dir, log } = await seeded(n, 10);
+      const snap = join(dir, 'upgrades', 'u1', 'snapshot.json');
+      const text = await readFile(snap, 'utf8');
+      const damaged = damage(text, (await readFile(log)).length);
+      expect(damaged).not.toBe(text);
+      await writeFile(snap, damaged);
+      const store = new JsonFileStore({ directory: dir });
+      expect((await collect(store.readEvents('u1', after))).map((e) => e.seq)).toEqual(expected);
+      expect((await collect(store.readEvents('u1', 0))).map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect((await store.load('u1'))!.lastSeq).toBe(n);
+      await store.close();
+    });
+  }
+
+  it('is still used when it fits the log, before more lines or at its end', async () => {
+    const { dir, log } = await seeded(25, 10);
+    // Damage before the snapshot shows whether a read started from it.
+    await damageLine(log, 3);
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 10 });
+    expect((await collect(store.readEvents('u1', 21))).map((e) => e.seq)).toEqual([22, 23, 24, 25]);
+    await expect(collect(store.readEvents('u1', 0))).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('line 3 of') });
+    const f = new EventFactory('u1');
+    f.state = (await store.load('u1'))!;
+    await store.append('u1', f.batch(5), 25, f.state!);
+    await store.close();
+    // The new snapshot (written after the append, by close at the latest) is at seq 30, the end of the log.
+    expect(JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')).lastSeq).toBe(30);
+    const reader = new JsonFileStore({ directory: dir });
+    expect(await collect(reader.readEvents('u1', 30))).toEqual([]);
+    expect(await collect(reader.readEvents('u1', 31))).toEqual([]);
+    await reader.close();
+  });
+});
+
 describe('a torn last line', () => {
   for (const [name, tail] of [
     ['without a newline', (line: string) => line.slice(0, Math.floor(line.length / 2))],

@@ -7,7 +7,7 @@ import { ProgressTracker } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
-import { removeTempDirs, tempDir } from './helpers.js';
+import { procIdentity, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -60,9 +60,12 @@ describe('the writer lock', () => {
     const store = new JsonFileStore({ directory: dir });
     const dead = spawn(process.execPath, ['-e', '']);
     await new Promise((r) => dead.once('exit', r));
+    // Locks of this boot and PID namespace: only those can be judged (see writer-lock.test.ts).
+    const me = await procIdentity();
     const owners = [
-      { pid: dead.pid, hostname: hostname(), token: 'dead', createdAt: 'then' },
-      { pid: process.pid, hostname: hostname(), token: 'not-ours', createdAt: 'then' },
+      { pid: dead.pid, hostname: hostname(), token: 'dead', createdAt: 'then', ...me },
+      { pid: process.pid, hostname: hostname(), token: 'not-ours', createdAt: 'then', ...me },
+      { pid: process.pid, hostname: hostname(), token: 'earlier-life', createdAt: 'then', ...me, startTime: (me.startTime ?? 1) - 1 },
       '',
     ];
     for (const [i, owner] of owners.entries()) {
@@ -79,10 +82,11 @@ describe('the writer lock', () => {
   it('lets exactly one of many racing stores take over a dead lock', async () => {
     const dir = await tempDir('lock-race');
     const stores = Array.from({ length: 8 }, () => new JsonFileStore({ directory: dir }));
+    const me = await procIdentity();
     for (let round = 0; round < 60; round++) {
       const id = `race-${round}`;
       await mkdir(join(dir, 'upgrades', id), { recursive: true });
-      await writeFile(lockPath(dir, id), JSON.stringify({ pid: process.pid, hostname: hostname(), token: `earlier-life-${round}`, createdAt: 'then' }));
+      await writeFile(lockPath(dir, id), JSON.stringify({ pid: process.pid, hostname: hostname(), token: `earlier-life-${round}`, createdAt: 'then', ...me }));
       const results = await Promise.allSettled(stores.map((s) => s.acquire(id)));
       const won = results.filter((r) => r.status === 'fulfilled').length;
       const lost = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'CONFLICT').length;
@@ -258,6 +262,48 @@ describe('writing', () => {
     expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-held', 'old-running']);
     await held.close();
     await expect(store.deleteCompletedOlderThan(-1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await store.close();
+  });
+});
+
+describe('list and retention over a folder that holds more than upgrades', () => {
+  it('skip stray files in upgrades/ (a .DS_Store, a note) and folders in progress/, instead of failing for every upgrade', async () => {
+    const dir = await tempDir('stray');
+    const store = new JsonFileStore({ directory: dir });
+    const t = await open(store);
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    await t.close();
+    // Names that pass the id check: loaded as upgrades, they failed with ENOTDIR (STORE_UNAVAILABLE).
+    await writeFile(join(dir, 'upgrades', '.DS_Store'), 'x');
+    await writeFile(join(dir, 'upgrades', 'notes.txt'), 'x');
+    await mkdir(join(dir, 'progress', 'upgrade_folder-1.json'), { recursive: true });
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['u1']);
+    expect(await store.deleteCompletedOlderThan(0, Date.now() + 60_000)).toEqual(['u1']);
+    expect(await store.list()).toEqual([]);
+    await store.close();
+  });
+
+  it('leave out an upgrade deleted while list() reads the folder', async () => {
+    const dir = await tempDir('list-delete');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    const ids = Array.from({ length: 40 }, (_, i) => `d${i}`);
+    for (const id of ids) {
+      const t = await open(store, id);
+      await t.startUpgrade();
+      await t.close();
+    }
+    const other = new JsonFileStore({ directory: dir, durability: 'none' });
+    const deleting = (async () => {
+      for (const id of ids) await other.delete(id);
+    })();
+    for (let round = 0; round < 20; round++) {
+      const rows = await store.list();
+      expect(rows.every((r) => ids.includes(r.upgradeId))).toBe(true);
+    }
+    await deleting;
+    expect(await store.list()).toEqual([]);
+    await other.close();
     await store.close();
   });
 });

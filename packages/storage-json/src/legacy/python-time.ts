@@ -9,15 +9,30 @@ const DATETIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,
 export function parsePythonDatetime(value: string): string | undefined {
   const m = DATETIME.exec(value.trim());
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, frac = '', zone = 'Z'] = m;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const frac = m[7] ?? '';
+  const zone = m[8] ?? 'Z';
   const ms = Number(frac.padEnd(3, '0').slice(0, 3));
-  let offsetMinutes = 0;
+  let offsetMs = 0;
   if (zone !== 'Z') {
-    const z = /^([+-])(\d{2}):?(\d{2})?/.exec(zone)!;
-    offsetMinutes = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3] ?? 0));
+    const z = /^([+-])(\d{2}):?(\d{2})?:?(\d{2}(?:\.\d+)?)?$/.exec(zone);
+    if (!z) return undefined;
+    const [oh, om, os] = [Number(z[2]), Number(z[3] ?? 0), Number(z[4] ?? 0)];
+    // Python allows offsets strictly inside ±24 h, with minutes and seconds below 60.
+    if (om > 59 || os >= 60) return undefined;
+    offsetMs = (z[1] === '-' ? -1 : 1) * Math.floor((oh * 3600 + om * 60 + os) * 1000);
+    if (Math.abs(offsetMs) >= 86_400_000) return undefined;
   }
-  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms) - offsetMinutes * 60_000;
-  if (!Number.isFinite(utc) || Number(mo) < 1 || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return undefined;
+  // Date.UTC rolls impossible fields over (Feb 31 is Mar 3, second 60 the next minute, day 0 the
+  // last of the month before): a value is good only if every field reads back unchanged. The year is
+  // set on its own because Date.UTC takes 0..99 as 1900..1999.
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, ms);
+  const fields = [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()];
+  if (y < 1 || fields.some((f, i) => f !== [y, mo, d, h, mi, s][i])) return undefined;
+  const utc = date.getTime() - offsetMs;
+  if (!Number.isFinite(utc) || Math.abs(utc) > 8.64e15) return undefined;
   return new Date(utc).toISOString();
 }
 
@@ -32,6 +47,8 @@ export function parsePythonTimedelta(value: string): number | undefined {
   const m = TIMEDELTA.exec(value.trim());
   if (!m) return undefined;
   const [, days = '0', h, mi, s, frac = ''] = m;
+  // str(timedelta) writes minutes and seconds as 0..59: anything else is not one it wrote.
+  if (Number(mi) > 59 || Number(s) > 59) return undefined;
   const micros = Number(frac.padEnd(6, '0'));
   const seconds = Number(days) * 86_400 + Number(h) * 3600 + Number(mi) * 60 + Number(s);
   // Whole microseconds first, so -1 day + 23:59:59.947690 comes out exact.

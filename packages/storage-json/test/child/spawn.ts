@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Runs a test/child script in a new node process, with tsx and the source condition. */
-export function spawnChild(script: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', join(here, script), ...args], {
+/** Runs a test/child script in a new node process, with tsx and the source condition; under `wrapper` (a command and its arguments, e.g. `unshare --pid --fork`) when given. */
+export function spawnChild(script: string, args: string[], wrapper: string[] = []): ChildProcess {
+  const node = [process.execPath, '--import', 'tsx', '--conditions=@progress/source', join(here, script), ...args];
+  const [command, ...rest] = [...wrapper, ...node] as [string, ...string[]];
+  return spawn(command, rest, {
     cwd: join(here, '..', '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
