@@ -97,7 +97,8 @@ describe('lifecycle', () => {
     expect(response).toMatch(/^HTTP\/1\.1 503 /);
     expect(closed).toBe(true);
     // The hook still hangs, and its handshake timer must not keep the process alive after stop().
-    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(timersBefore);
+    // (At most as many as before: a timer of an earlier test may have ended meanwhile.)
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(timersBefore);
   });
 
   it('releases the socket of a refused handshake whose peer keeps its side open, so stop() does not wait for it', async () => {

@@ -1,4 +1,4 @@
-import { MemoryStore, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 
 /**
  * A test-only MemoryStore with `watch()` and `watchAll()`, standing for a store shared between
@@ -6,6 +6,7 @@ import { MemoryStore, type ProgressEvent, type UpgradeProgress } from '@progress
  */
 export class WatchableMemoryStore extends MemoryStore {
   readonly #listeners = new Set<(events: readonly ProgressEvent[]) => void>();
+  readonly #deletions = new Set<(upgradeId: string) => void>();
   /** How many watch()/watchAll() iterations run now. */
   activeWatches = 0;
 
@@ -14,10 +15,22 @@ export class WatchableMemoryStore extends MemoryStore {
     for (const listener of this.#listeners) listener(events);
   }
 
+  /** Deletes the upgrade; its watches end as RedisStore's do: `NOT_FOUND` with `reason: 'deleted'`. */
+  override async delete(upgradeId: string): Promise<boolean> {
+    const deleted = await super.delete(upgradeId);
+    if (deleted) for (const listener of this.#deletions) listener(upgradeId);
+    return deleted;
+  }
+
   async *watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
-    yield* this.#follow(options.signal, (ev) => ev.upgradeId === upgradeId, async function* (store) {
-      yield* store.readEvents(upgradeId, afterSeq);
-    });
+    yield* this.#follow(
+      options.signal,
+      (ev) => ev.upgradeId === upgradeId,
+      async function* (store) {
+        yield* store.readEvents(upgradeId, afterSeq);
+      },
+      upgradeId,
+    );
   }
 
   async *watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
@@ -28,15 +41,23 @@ export class WatchableMemoryStore extends MemoryStore {
     signal: AbortSignal | undefined,
     match: (ev: ProgressEvent) => boolean,
     replay: ((store: MemoryStore) => AsyncIterable<ProgressEvent>) | undefined,
+    upgradeId?: string,
   ): AsyncIterable<ProgressEvent> {
     const queue: ProgressEvent[] = [];
     let wake: (() => void) | undefined;
+    let deleted = false;
     const listener = (events: readonly ProgressEvent[]) => {
       for (const ev of events) if (match(ev)) queue.push(ev);
       wake?.();
     };
+    const onDelete = (id: string) => {
+      if (id !== upgradeId) return;
+      deleted = true;
+      wake?.();
+    };
     const onAbort = () => wake?.();
     this.#listeners.add(listener);
+    this.#deletions.add(onDelete);
     signal?.addEventListener('abort', onAbort);
     this.activeWatches++;
     try {
@@ -48,6 +69,7 @@ export class WatchableMemoryStore extends MemoryStore {
         }
       }
       while (!signal?.aborted) {
+        if (deleted) throw new ProgressError('NOT_FOUND', `upgrade "${upgradeId}" was deleted`, { context: { upgradeId, reason: 'deleted' } });
         while (queue.length > 0) {
           const ev = queue.shift()!;
           if (replay && ev.seq <= last) continue;
@@ -61,6 +83,7 @@ export class WatchableMemoryStore extends MemoryStore {
     } finally {
       this.activeWatches--;
       this.#listeners.delete(listener);
+      this.#deletions.delete(onDelete);
       signal?.removeEventListener('abort', onAbort);
     }
   }

@@ -26,7 +26,8 @@ export interface DashboardOptions {
 
 /**
  * An HTTP handler serving the dashboard: `dashboard.js` and `dashboard.css` by their last path
- * segment, the page for any other GET (so it can be mounted under a prefix), 405 for other methods.
+ * segment, 204 (no icon) for `favicon.ico`, the page for a path ending in `/` or `/index.html` (so it
+ * can be mounted under a prefix), 404 for anything else, 405 for other methods.
  */
 export function createDashboardHandler(options: DashboardOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const html = dashboardHtml(options.wsPath ?? '/ws');
@@ -40,6 +41,11 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
       pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     } catch {
       // keep '/'
+    }
+    // Browsers ask for it on every page load: a 404 would be logged in the console each time.
+    if (pathname.endsWith('/favicon.ico')) {
+      res.writeHead(204, SECURITY_HEADERS).end();
+      return;
     }
     const [type, body] = pathname.endsWith('/dashboard.js')
       ? ['text/javascript; charset=utf-8', DASHBOARD_SCRIPT]

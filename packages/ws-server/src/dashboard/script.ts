@@ -1,6 +1,7 @@
 /**
  * The dashboard's script, served as `dashboard.js`. Plain ES2017, no build step. It writes data
- * with `textContent` only (never `innerHTML`), reconnects with backoff and resumes from its last seq.
+ * with `textContent` only (never `innerHTML`), reconnects with backoff and takes a fresh snapshot on
+ * every (re)subscribe.
  */
 export const DASHBOARD_SCRIPT = String.raw`(function () {
   'use strict';
@@ -9,7 +10,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   var wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + wsPath + (token ? '?token=' + encodeURIComponent(token) : '');
   // A malformed hash (#%E0) must not stop the page: it just selects nothing.
   var hashId = function () { try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return ''; } };
-  var ws = null, retry = 0, selected = hashId() || null, state = null, rows = [], events = [], listTimer = null;
+  var ws = null, retry = 0, closeReason = null, selected = hashId() || null, state = null, rows = [], events = [], listTimer = null;
+  // A connection proves useful by staying open this long: only then does the backoff start again from
+  // its shortest delay. A server that answers and then closes at once (expired credentials, a policy
+  // refusal: 1008) would otherwise be reconnected to every few hundred ms for ever.
+  var HEALTHY_MS = 5000;
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -42,23 +47,67 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     return (h ? h + 'h ' : '') + (h || m ? m + 'm ' : '') + (s % 60) + 's';
   }
 
-  // ---- a small reducer: enough to follow live events between snapshots
-  function recompute(s) {
-    var tasks = s.tasks, ids = Object.keys(tasks);
-    function mean(list) {
-      var w = 0, sum = 0;
-      list.forEach(function (t) { if (t.status === 'skipped' || t.status === 'cancelled') return; var wt = t.weight || 1; w += wt; sum += wt * value(t); });
-      return w ? sum / w : 0;
+  // ---- a small reducer: enough to follow live events between snapshots. It follows core's
+  // (packages/core/src/reducer.ts) so that the numbers shown live are the ones a snapshot would show:
+  // the same weighted mean, and only the ancestors of the task an event changed are recomputed.
+  // Children of each task and the top-level tasks, made once per tasks record (a snapshot brings a
+  // new one) and kept up to date by task.added: finding them by a scan of every task, for every task,
+  // on every event, made a page of 1000 tasks fall tens of seconds behind.
+  var indexes = new WeakMap();
+  function indexOf(tasks) {
+    var index = indexes.get(tasks);
+    if (!index) {
+      index = { children: new Map(), top: [] };
+      Object.keys(tasks).forEach(function (k) { addToIndex(index, tasks[k]); });
+      indexes.set(tasks, index);
     }
-    function children(id) { return ids.map(function (k) { return tasks[k]; }).filter(function (t) { return t.parentTaskId === id; }); }
-    function value(t) {
-      if (t.status === 'completed') return 100;
-      var kids = children(t.taskId);
-      if (kids.length) { t.percentage = Math.round(mean(kids) * 100) / 100; }
-      return t.percentage || 0;
+    return index;
+  }
+  function addToIndex(index, t) {
+    if (t.parentTaskId === null || t.parentTaskId === undefined) { index.top.push(t); return; }
+    var siblings = index.children.get(t.parentTaskId);
+    if (siblings) siblings.push(t); else index.children.set(t.parentTaskId, [t]);
+  }
+  function round2(n) { return Math.round(n * 100) / 100; }
+  function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
+  // Skipped and cancelled tasks are left out of every mean.
+  function counts(t) { return t.status !== 'skipped' && t.status !== 'cancelled'; }
+  // The smallest positive double with full precision (below it, products lose digits).
+  var MIN_NORMAL = 2.2250738585072014e-308;
+  // Weighted mean of the tasks' percentages, or undefined when none counts: then a parent keeps its
+  // own percentage (as core does), it does not drop to 0.
+  function weightedMean(list) {
+    var sum = 0, weights = 0;
+    for (var i = 0; i < list.length; i++) { var t = list[i]; if (!counts(t)) continue; sum += t.percentage * t.weight; weights += t.weight; }
+    if (weights === 0) return undefined;
+    // Weights are any finite number > 0: huge ones overflow the sums (Infinity, then NaN), tiny ones
+    // lose precision. Then the mean is taken again with the weights scaled by the largest.
+    if (sum < Infinity && weights < Infinity && weights >= MIN_NORMAL) return round2(sum / weights);
+    return scaledMean(list);
+  }
+  function scaledMean(list) {
+    var max = 0, sum = 0, weights = 0, i, t;
+    for (i = 0; i < list.length; i++) { t = list[i]; if (counts(t) && t.weight > max) max = t.weight; }
+    if (!(max > 0 && max < Infinity)) return undefined;
+    for (i = 0; i < list.length; i++) { t = list[i]; if (!counts(t)) continue; var w = t.weight / max; sum += t.percentage * w; weights += w; }
+    return weights > 0 ? round2(sum / weights) : undefined;
+  }
+  // Recomputes the percentages that depend on taskId: its ancestors', then the upgrade's.
+  function recompute(s, taskId) {
+    var index = indexOf(s.tasks), seen = null, id = taskId;
+    while (id !== null && id !== undefined) {
+      // Guards against a parent cycle in the data.
+      if (seen && seen.has(id)) break;
+      var t = s.tasks[id];
+      if (!t) break;
+      var kids = index.children.get(id);
+      if (t.status === 'completed') t.percentage = 100;
+      else if (kids) { var mean = weightedMean(kids); if (mean !== undefined) t.percentage = mean; }
+      (seen = seen || new Set()).add(id);
+      id = t.parentTaskId;
     }
-    var top = ids.map(function (k) { return tasks[k]; }).filter(function (t) { return !t.parentTaskId; });
-    s.overallPercentage = s.status === 'completed' ? 100 : Math.round(mean(top) * 100) / 100;
+    var top = weightedMean(index.top);
+    s.overallPercentage = s.status === 'completed' ? 100 : (top === undefined ? 0 : top);
   }
   function apply(s, e) {
     var d = e.details || {};
@@ -70,11 +119,21 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       if (e.type === 'upgrade.started' && !s.startedAt) s.startedAt = e.timestamp;
       if (e.type === 'upgrade.completed' || e.type === 'upgrade.failed' || e.type === 'upgrade.cancelled') s.completedAt = e.timestamp;
       if (e.type === 'upgrade.failed') s.errorMessage = d.errorMessage || e.message;
+      recompute(s, null);
     } else if (e.taskId) {
       var t = s.tasks[e.taskId];
       if (e.type === 'task.added') {
-        t = s.tasks[e.taskId] = { taskId: e.taskId, taskName: d.taskName || e.taskId, taskType: e.taskType, parentTaskId: d.parentTaskId || null,
-          status: 'not_started', percentage: 0, weight: d.weight || 1, totalSteps: d.totalSteps || null, completedSteps: 0, currentStep: null, errorMessage: null, recentEvents: [] };
+        // A task is added once (core refuses it twice): a second one would leave the first in the index.
+        if (t) return;
+        var parent = typeof d.parentTaskId === 'string' ? d.parentTaskId : null;
+        // The index first: made after the task is in the record (the first event after a snapshot), it
+        // would hold the task already, and adding it again would count it twice.
+        var index = indexOf(s.tasks);
+        t = s.tasks[e.taskId] = { taskId: e.taskId, taskName: d.taskName || e.taskId, taskType: e.taskType, parentTaskId: parent,
+          status: e.status, percentage: 0, weight: num(d.weight) === null ? 1 : num(d.weight), totalSteps: num(d.totalSteps), completedSteps: 0, currentStep: null, errorMessage: null, recentEvents: [] };
+        addToIndex(index, t);
+        recompute(s, parent);
+        return;
       }
       if (!t) return;
       t.status = e.status;
@@ -84,8 +143,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       if (typeof d.completedSteps === 'number') t.completedSteps = d.completedSteps;
       if (e.type === 'task.failed') t.errorMessage = d.errorMessage || e.message;
       if (e.type === 'task.retried') t.errorMessage = null;
+      recompute(s, t.taskId);
     }
-    recompute(s);
   }
 
   // ---- rendering (textContent only)
@@ -111,11 +170,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     d.appendChild(el('span', 'v', value));
     parent.appendChild(d);
   }
+  // Never throws: a time that is not one (NaN, or past the range of a Date) is shown as '-' (it used to
+  // go through toISOString(), whose RangeError stopped the whole detail view from rendering).
   function eta(s) {
     var p = s.overallPercentage;
-    if (s.status !== 'in_progress' || !s.startedAt || p <= 0 || p >= 100) return '-';
+    if (s.status !== 'in_progress' || !s.startedAt || !(p > 0 && p < 100)) return '-';
     var spent = Math.max(0, Date.now() - Date.parse(s.startedAt));
-    return fmtTime(new Date(Date.now() + spent * (100 - p) / p).toISOString());
+    var at = Date.now() + spent * (100 - p) / p;
+    return isFinite(at) ? fmtTime(at) : '-';
   }
   function renderDetail() {
     var ov = $('overview'), tasksEl = $('tasks');
@@ -141,6 +203,15 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (state.errorMessage) ov.appendChild(el('p', 'err', state.errorMessage));
     var ids = Object.keys(state.tasks);
     if (!ids.length) tasksEl.appendChild(el('p', 'empty', 'No tasks'));
+    // Each task's children, in one pass (a scan of every task per row made a render O(n^2)). A task
+    // whose parent is not in the state is shown at the top level.
+    var kids = new Map(), roots = [];
+    ids.forEach(function (k) {
+      var t = state.tasks[k], p = t.parentTaskId;
+      if (p === null || p === undefined || !state.tasks[p]) { roots.push(t); return; }
+      var list = kids.get(p);
+      if (list) list.push(t); else kids.set(p, [t]);
+    });
     function addTask(t, depth) {
       var row = el('div', 'task');
       row.setAttribute('data-task-id', t.taskId);
@@ -153,9 +224,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = (depth * 18) + 'px'; row.appendChild(st); }
       if (t.errorMessage) row.appendChild(el('span', 'err', t.errorMessage));
       tasksEl.appendChild(row);
-      ids.forEach(function (k) { if (state.tasks[k].parentTaskId === t.taskId && depth < 8) addTask(state.tasks[k], depth + 1); });
+      if (depth < 8) (kids.get(t.taskId) || []).forEach(function (c) { addTask(c, depth + 1); });
     }
-    ids.forEach(function (k) { var t = state.tasks[k]; if (!t.parentTaskId || !state.tasks[t.parentTaskId]) addTask(t, 0); });
+    roots.forEach(function (t) { addTask(t, 0); });
     renderEvents();
   }
   function renderEvents() {
@@ -183,17 +254,26 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     renderList();
     renderDetail();
   }
+  // Always without sinceSeq, also on a reconnect: the server then sends a snapshot of what it has now,
+  // which replaces the state. A seq does not name a run: while the page was away the id may have been
+  // started again (a new run, seqs from 1 again), and once that run is past the page's seq the server
+  // cannot tell, and would replay the new run's events on top of the old run's state. Spotting the new
+  // run in the page (an upgrade.created, an unknown task, another createdAt in the list) misses the
+  // common case of a plan run again with the same task ids and events past the created one. A
+  // snapshot is one state's worth of JSON, once per reconnect.
   function subscribe() {
     if (!selected) return;
-    var msg = { type: 'subscribe', upgradeId: selected };
-    if (state) msg.sinceSeq = state.lastSeq;
-    send(msg);
+    send({ type: 'subscribe', upgradeId: selected });
   }
+  // The selected upgrade does not exist (or no longer): show that, rather than the state of before.
+  function drop() { state = null; events = []; schedule(); }
   function onMessage(ev) {
     var m;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
-      case 'welcome': retry = 0; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      case 'welcome': setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
+      case 'subscribed': if (m.upgradeId === selected && m.exists === false) drop(); break;
       case 'upgrades':
         rows = Array.isArray(m.data) ? m.data : [];
         if (!selected && rows.length) select(rows[0].upgradeId); else renderList();
@@ -214,7 +294,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         break;
       case 'progress_event':
         if (m.upgradeId !== selected) break;
-        if (!state) { state = { upgradeId: m.upgradeId, planId: '', clusterName: '', status: 'not_started', tasks: Object.create(null), overallPercentage: 0, currentPhase: null, lastSeq: 0 }; }
+        // upgrade.created starts a run: nothing of a state kept from an earlier run under this id may
+        // stay (the server sends resync and a snapshot first; this is a second guard).
+        if (!state || m.data.type === 'upgrade.created') {
+          state = { upgradeId: m.upgradeId, planId: '', clusterName: '', status: 'not_started', tasks: Object.create(null), overallPercentage: 0, currentPhase: null, lastSeq: 0 };
+          events = [];
+        }
         if (m.data.seq <= state.lastSeq) break;
         if (m.data.type === 'upgrade.created') { state.planId = m.data.details.planId; state.clusterName = m.data.details.clusterName; state.createdAt = m.data.timestamp; }
         apply(state, m.data);
@@ -222,15 +307,27 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         if (events.length > 15) events.shift();
         schedule();
         break;
-      case 'resync': if (m.upgradeId === selected) { state = null; events = []; } break;
+      // The snapshot that follows replaces the state; without one (the upgrade is gone) the page must
+      // not go on showing the old one.
+      case 'resync': if (m.upgradeId === selected) drop(); break;
       case 'error': setConn('error: ' + m.message, true); break;
     }
   }
   function connect() {
-    setConn(retry ? 'reconnecting' : 'connecting', false);
+    setConn((retry ? 'reconnecting' : 'connecting') + (closeReason ? ' (' + closeReason + ')' : ''), false);
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
+    var openedAt = 0;
+    ws.onopen = function () { openedAt = Date.now(); };
     ws.onmessage = onMessage;
-    ws.onclose = function () { setConn('disconnected', false); later(); };
+    ws.onclose = function (e) {
+      // Not on welcome: a server that closes right after it would have the backoff start over each time.
+      if (openedAt && Date.now() - openedAt >= HEALTHY_MS) retry = 0;
+      // 1008 is the server refusing this client (credentials expired, rate limit): say why, since
+      // reconnecting alone may not cure it (a bare "disconnected" gave the user nothing to act on).
+      closeReason = e && e.code === 1008 ? (e.reason || 'policy violation') + ', code 1008' : null;
+      setConn('disconnected' + (closeReason ? ' (' + closeReason + ')' : ''), false);
+      later();
+    };
   }
   function later() {
     ws = null;

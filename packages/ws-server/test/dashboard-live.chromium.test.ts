@@ -1,0 +1,367 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core';
+import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { openTracker } from './helpers.js';
+import { WatchableMemoryStore } from './watchable-store.js';
+
+// The dashboard's live state in a real headless Chromium: what it shows after reconnects, resyncs and
+// many live events must be what core computes (its reducer is the reference), and it must back off
+// from a server that refuses it.
+
+/** Watches a page: its errors, and the frames it sends. */
+function watchPage(page: Page): { problems: string[]; sent: string[] } {
+  const problems: string[] = [];
+  const sent: string[] = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(msg.text());
+  });
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+  return { problems, sent };
+}
+
+/** The problems that are not the connection refusals a reconnect test causes on purpose. */
+const realProblems = (problems: string[]): string[] => problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(p));
+
+/** What the page shows: each task row's bar, the overall bar, the facts. (Page code as text: this package's tests have no DOM types.) */
+const SHOWN = `(() => {
+  const tasks = {};
+  for (const row of document.querySelectorAll('[data-task-id]')) tasks[row.getAttribute('data-task-id')] = row.querySelector('[role=progressbar]').getAttribute('aria-valuenow');
+  const facts = {};
+  for (const d of document.querySelectorAll('.facts > div')) facts[d.firstChild.textContent] = d.lastChild.textContent;
+  const overall = document.querySelector('#overall');
+  return { overall: overall ? overall.getAttribute('aria-valuenow') : null, tasks, facts, overview: document.querySelector('#overview').textContent };
+})()`;
+
+async function shown(page: Page): Promise<{ overall: string | null; tasks: Record<string, string | null>; facts: Record<string, string>; overview: string }> {
+  return page.evaluate(SHOWN);
+}
+
+/** What core holds, in the page's terms (a bar's aria-valuenow is the percentage clamped to 0..100). */
+function expected(tracker: ProgressTracker): { overall: string; tasks: Record<string, string> } {
+  const state = tracker.durableProgress;
+  const tasks: Record<string, string> = {};
+  for (const task of Object.values(state.tasks)) tasks[task.taskId] = String(task.percentage);
+  return { overall: String(state.overallPercentage), tasks };
+}
+
+/** Waits until the page has applied every event the tracker wrote (its Seq fact). */
+async function caughtUp(page: Page, tracker: ProgressTracker, timeout = 15_000): Promise<void> {
+  await expect.poll(async () => (await shown(page)).facts['Seq'], { timeout }).toBe(String(tracker.durableProgress.lastSeq));
+}
+
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chromium', () => {
+  let chromium: TestChromium;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    chromium = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+    await chromium?.close();
+  });
+
+  async function newPage(): Promise<Page> {
+    const page = await chromium.context.newPage();
+    cleanup.push(() => page.close());
+    return page;
+  }
+
+  async function serve(options: ConstructorParameters<typeof ProgressWebSocketServer>[0] = {}): Promise<{ server: ProgressWebSocketServer; port: number }> {
+    const server = new ProgressWebSocketServer({ port: 0, ...options });
+    const { port } = await server.start();
+    cleanup.push(() => server.stop());
+    return { server, port };
+  }
+
+  async function tracker(upgradeId: string, store?: MemoryStore): Promise<ProgressTracker> {
+    const t = await openTracker(upgradeId, store);
+    cleanup.push(() => t.close());
+    return t;
+  }
+
+  it('shows the new run after a reconnect when the upgrade id was started again meanwhile', async () => {
+    const port = await freePort();
+    const { server } = await serve({ port });
+    let run = await tracker('u-rerun', new MemoryStore());
+    server.track(run);
+    await run.startUpgrade('Run 1');
+    for (let i = 0; i < 5; i++) await run.addTask(`t${i}`, `Task ${i}`);
+    for (let i = 0; i < 5; i++) await run.completeTask(`t${i}`);
+    const page = await newPage();
+    const { problems, sent } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-rerun`);
+    await caughtUp(page, run);
+    const oldSeq = run.durableProgress.lastSeq;
+
+    // While the page is away the plan is run again under the same id: the same task ids, and more
+    // events than the first run had, so the page's last seq names an event of the new run.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    server.untrack(run);
+    await run.close();
+    run = await tracker('u-rerun', new MemoryStore());
+    server.track(run);
+    await run.startUpgrade('Run 2');
+    for (let i = 0; i < 8; i++) await run.addTask(`t${i}`, `Task ${i}`, 'upgrade_step', { weight: i + 1 });
+    for (let i = 0; i < 3; i++) await run.updateTaskProgress(`t${i}`, 10 * (i + 1));
+    expect(run.durableProgress.lastSeq).toBeGreaterThan(oldSeq);
+    await server.start();
+
+    await expect.poll(() => page.textContent('#conn'), { timeout: 15_000 }).toBe('live');
+    await caughtUp(page, run);
+    const now = await shown(page);
+    const want = expected(run);
+    expect(now.tasks).toEqual(want.tasks);
+    expect(now.overall).toBe(want.overall);
+    expect(now.facts['Phase']).toBe('Run 2');
+    // The page takes a snapshot on every subscribe: a seq names no run.
+    const subscribes = sent.map((f) => JSON.parse(f) as Record<string, unknown>).filter((m) => m['type'] === 'subscribe');
+    expect(subscribes).toHaveLength(2);
+    expect(subscribes.every((m) => !('sinceSeq' in m))).toBe(true);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  it('shows "Waiting for" when a resync comes without a snapshot (the upgrade was deleted)', async () => {
+    const store = new WatchableMemoryStore();
+    const writer = await tracker('u-deleted', store);
+    await writer.startUpgrade('Phase A');
+    await writer.addTask('a', 'Task A');
+    await writer.updateTaskProgress('a', 40);
+    const { port } = await serve({ store });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-deleted`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ a: '40' });
+
+    // Deleted in the store: the server sends resync, and no snapshot (there is none).
+    await store.delete('u-deleted');
+    await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toBe('Waiting for u-deleted\u2026');
+    expect(await page.locator('[data-task-id]').count()).toBe(0);
+    expect(await page.locator('#events li').count()).toBe(0);
+    expect(realProblems(problems)).toEqual([]);
+  });
+
+  it('shows "Waiting for" after reconnecting to a server without the upgrade, then follows it when it appears', async () => {
+    const port = await freePort();
+    const first = await serve({ port });
+    const old = await tracker('u-gone');
+    first.server.track(old);
+    await old.startUpgrade('Phase A');
+    await old.addTask('a', 'Task A');
+    await old.updateTaskProgress('a', 40);
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-gone`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ a: '40' });
+
+    // The process serving it restarts without it.
+    await first.server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    const second = await serve({ port });
+    await expect.poll(() => page.textContent('#overview'), { timeout: 15_000 }).toBe('Waiting for u-gone\u2026');
+    expect(await page.locator('[data-task-id]').count()).toBe(0);
+
+    // It appears: the page follows it from seq 1.
+    const again = await tracker('u-gone');
+    second.server.track(again);
+    await again.startUpgrade('Phase B');
+    await again.addTask('b', 'Task B');
+    await again.updateTaskProgress('b', 20);
+    await caughtUp(page, again);
+    const now = await shown(page);
+    expect(now.tasks).toEqual(expected(again).tasks);
+    expect(now.overall).toBe(expected(again).overall);
+    expect(now.facts['Phase']).toBe('Phase B');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  it("keeps a parent's own percentage when all its children are skipped or cancelled, as core does", async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-skipped');
+    server.track(t);
+    await t.startUpgrade('P1');
+    await t.addTask('parent', 'Parent');
+    await t.addTask('c1', 'Child 1', 'upgrade_step', { parentTaskId: 'parent' });
+    await t.addTask('c2', 'Child 2', 'upgrade_step', { parentTaskId: 'parent' });
+    await t.addTask('other', 'Other');
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-skipped`);
+    await caughtUp(page, t);
+    // Live, after the snapshot: the page's own reducer computes these. A task added first (the page
+    // then makes its index of the snapshot's tasks) must count once.
+    await t.addTask('late', 'Late');
+    await t.updateTaskProgress('c1', 60);
+    await t.skipTask('c2');
+    await t.cancelTask('c1');
+    await t.updateTaskProgress('other', 20);
+    await caughtUp(page, t);
+    const now = await shown(page);
+    expect(t.durableProgress.tasks['parent']!.percentage).toBe(60);
+    expect(now.tasks).toEqual(expected(t).tasks);
+    expect(now.overall).toBe(expected(t).overall);
+    expect(now.facts['Overall']).toBe(`${Math.round(t.durableProgress.overallPercentage * 10) / 10}%`);
+    expect(problems).toEqual([]);
+  });
+
+  it('follows huge (valid) weights as core does, and keeps rendering (no NaN, no RangeError from the ETA)', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-weights');
+    server.track(t);
+    await t.startUpgrade('P1');
+    await t.addTask('a', 'A', 'upgrade_step', { weight: 1e308 });
+    await t.addTask('b', 'B', 'upgrade_step', { weight: 1e308 });
+    await t.addTask('small', 'Small', 'upgrade_step', { weight: 1 });
+    await t.addTask('p', 'Parent', 'upgrade_step', { weight: 1e308 });
+    await t.addTask('p1', 'P1', 'upgrade_step', { parentTaskId: 'p', weight: 1.5e308 });
+    await t.addTask('p2', 'P2', 'upgrade_step', { parentTaskId: 'p', weight: 1e-310 });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-weights`);
+    await caughtUp(page, t);
+    await t.updateTaskProgress('a', 80);
+    await t.updateTaskProgress('small', 50);
+    await t.updateTaskProgress('p1', 30);
+    await t.updateTaskProgress('p2', 90);
+    await caughtUp(page, t);
+    const now = await shown(page);
+    expect(Number.isFinite(t.durableProgress.overallPercentage)).toBe(true);
+    expect(now.tasks).toEqual(expected(t).tasks);
+    expect(now.overall).toBe(expected(t).overall);
+    expect(now.facts['Overall']).toBe(`${Math.round(t.durableProgress.overallPercentage * 10) / 10}%`);
+    expect(now.facts['ETA']).not.toBe(undefined);
+    expect(problems).toEqual([]);
+  });
+
+  it('computes what core computes over 1500 tasks in a tree under hundreds of live events', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-many');
+    server.track(t);
+    await t.startUpgrade('Big');
+    // 50 groups of 5 subgroups of 5 leaves: 1550 tasks, weighted, three levels deep.
+    const groups: TaskSpec[] = [];
+    const subgroups: TaskSpec[] = [];
+    const leaves: TaskSpec[] = [];
+    for (let g = 0; g < 50; g++) {
+      groups.push({ taskId: `g${g}`, taskName: `Group ${g}`, weight: (g % 4) + 1 });
+      for (let s = 0; s < 5; s++) {
+        subgroups.push({ taskId: `g${g}.${s}`, taskName: `Subgroup ${g}.${s}`, parentTaskId: `g${g}`, weight: (s % 2) + 1 });
+        for (let l = 0; l < 5; l++) leaves.push({ taskId: `g${g}.${s}.${l}`, taskName: `Leaf ${g}.${s}.${l}`, parentTaskId: `g${g}.${s}`, weight: (l % 3) + 1 });
+      }
+    }
+    await t.addTasks(groups);
+    await t.addTasks(subgroups);
+    await t.addTasks(leaves);
+    const page = await newPage();
+    const { problems, sent } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-many`);
+    await caughtUp(page, t, 60_000);
+
+    // The first live event adds a task (the page indexes the snapshot's tasks then: it must count once).
+    await t.addTask('first-live', 'First live', 'upgrade_step', { parentTaskId: 'g0', weight: 3 });
+    await t.updateTaskProgress('first-live', 50);
+    // Live events of every kind, spread over the tree; a few tasks added live, and a subgroup whose
+    // leaves all end skipped or cancelled.
+    const ended = new Set(['completed', 'skipped', 'cancelled']);
+    for (let k = 0; k < 800; k++) {
+      // 311 leaves (a prime), spread over every group, each reached two or three times.
+      const id = leaves[((k * 7) % 311) * 4]!.taskId;
+      const status = t.durableProgress.tasks[id]!.status;
+      if (ended.has(status)) continue;
+      if (status === 'failed') await t.retryTask(id);
+      else if (status === 'not_started' && k % 11 === 0) await t.skipTask(id);
+      else if (k % 7 === 0) await t.completeTask(id);
+      else if (k % 13 === 0) await t.cancelTask(id);
+      else if (k % 19 === 0) await t.failTask(id, 'boom');
+      else await t.updateTaskProgress(id, ((k * 7) % 99) + 1);
+      if (k % 100 === 0) await t.addTask(`live${k}`, `Live ${k}`, 'upgrade_step', { parentTaskId: `g${k % 50}.${k % 5}`, weight: 2 });
+    }
+    await t.skipTask('g49.4.0').catch(() => undefined);
+    for (let l = 1; l < 5; l++) await t.cancelTask(`g49.4.${l}`).catch(() => undefined);
+    await t.updateTaskProgress('g3', 12);
+    await t.completeTask('g4.1');
+    await t.updateTaskProgress('g4.1.3', 5).catch(() => undefined);
+
+    await caughtUp(page, t, 60_000);
+    const now = await shown(page);
+    const want = expected(t);
+    expect(Object.keys(want.tasks).length).toBeGreaterThan(1500);
+    expect(now.tasks).toEqual(want.tasks);
+    expect(now.overall).toBe(want.overall);
+    // All of it live: one subscribe, no reload, no snapshot since.
+    expect(sent.filter((f) => f.includes('"subscribe"'))).toHaveLength(1);
+    expect(problems).toEqual([]);
+  }, 120_000);
+
+  it('serves favicon.ico as 204 with the security headers: no 404 in the console', async () => {
+    const { port } = await serve();
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    const favicon = await page.evaluate(async () => {
+      const res = await fetch('/favicon.ico');
+      return { status: res.status, body: await res.text(), csp: res.headers.get('content-security-policy'), nosniff: res.headers.get('x-content-type-options') };
+    });
+    expect(favicon).toEqual({ status: 204, body: '', csp: expect.stringContaining("default-src 'none'") as unknown, nosniff: 'nosniff' });
+    expect(problems).toEqual([]);
+  });
+
+  it('backs off from a server that closes right after welcome (expired credentials, 1008), says why, and starts over after a useful connection', async () => {
+    const port = await freePort();
+    // A principal whose exp has passed: the server closes with 1008 right after welcome.
+    const refusing = await serve({ port, authenticate: () => ({ sub: 'x', exp: Math.floor(Date.now() / 1000) - 1 }) });
+    const page = await newPage();
+    // Counts the page's sockets and their closes (an init script is not subject to the page's CSP).
+    await page.addInitScript(`(() => {
+      const counts = { opened: 0, closed: 0 };
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(url, protocols) {
+          super(url, protocols);
+          counts.opened++;
+          this.addEventListener('close', () => counts.closed++);
+        }
+      };
+      window.sockets = counts;
+    })()`);
+    // The page's timers and clock run only when the test says: the delays are checked, not timed.
+    await page.clock.install();
+    await page.clock.pauseAt(Date.now() + 1000);
+    const sockets = () => page.evaluate<{ opened: number; closed: number }>('({ ...window.sockets })');
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(sockets, { timeout: 10_000 }).toEqual({ opened: 1, closed: 1 });
+    expect(await page.textContent('#conn')).toBe('disconnected (credentials expired, code 1008)');
+
+    // The k-th retry waits 250 * 2^(k-1) ms plus up to 250 ms of jitter: welcome does not reset it.
+    for (let k = 1; k <= 4; k++) {
+      const delay = 250 * 2 ** (k - 1);
+      await page.clock.runFor(delay - 1);
+      expect(await sockets()).toEqual({ opened: k, closed: k });
+      await page.clock.runFor(251);
+      expect((await sockets()).opened).toBe(k + 1);
+      expect(await page.textContent('#conn')).toMatch(/^(reconnecting \(credentials expired, code 1008\)|live|disconnected \(credentials expired, code 1008\))$/);
+      await expect.poll(sockets, { timeout: 10_000 }).toEqual({ opened: k + 1, closed: k + 1 });
+    }
+
+    // A server that serves it: the connection stays open long enough to count as useful, so when it
+    // goes the next attempt comes after the shortest delay again.
+    await refusing.server.stop();
+    const good = await serve({ port });
+    await page.clock.runFor(4000 + 250);
+    expect((await sockets()).opened).toBe(6);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    await page.clock.runFor(5000);
+    await good.server.stop();
+    await expect.poll(sockets, { timeout: 10_000 }).toEqual({ opened: 6, closed: 6 });
+    expect(await page.textContent('#conn')).toBe('disconnected');
+    await page.clock.runFor(500);
+    expect((await sockets()).opened).toBe(7);
+  }, 60_000);
+});
