@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  JsonFileStore,
   MemoryStore,
   ProgressError,
   ProgressWebSocketServer,
@@ -184,6 +185,36 @@ describe('progress watch', () => {
     const seen = seqsOf(out, 'live');
     expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => 10 - seen.length + i));
     expect(seen).toEqual(expect.arrayContaining([6, 7, 8, 9]));
+  });
+
+  it('shows the new run, not its events on the old one, when the id was started again while the server was away', async () => {
+    const port = await freePort();
+    const dir = tempDir('watch-ws-run');
+    const first = await createProgressTracker({ upgradeId: 'again', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: { port } });
+    const { url } = await first.startWebSocketServer();
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    const watching = run('watch', url, 'again');
+    await new Promise((r) => setTimeout(r, 300));
+    await first.updateTaskProgress('a', 10);
+    await new Promise((r) => setTimeout(r, 200));
+    await first.close();
+    // A new run under the same id, with the same task, written past the seq the watcher holds (4).
+    const store = new JsonFileStore({ directory: dir });
+    await store.delete('again');
+    await store.close();
+    const second = await createProgressTracker({ upgradeId: 'again', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: { port } });
+    await second.startUpgrade();
+    await second.addTask('a', 'A');
+    for (const p of [20, 30, 40, 50]) await second.updateTaskProgress('a', p);
+    await second.startWebSocketServer();
+    await second.completeTask('a');
+    await second.completeUpgrade();
+    const { code, out } = await watching;
+    await second.close();
+    expect(code).toBe(0);
+    // The server told the stale resume apart by its createdAt and sent the new run's snapshot.
+    expect(out).toContain('resync');
   });
 });
 

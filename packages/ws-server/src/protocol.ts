@@ -11,7 +11,10 @@ const seqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** The schema every client frame is validated with (unknown keys are ignored). */
 export const clientMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('subscribe'), upgradeId: z.union([z.literal('*'), upgradeIdSchema]), sinceSeq: seqSchema.optional() }),
+  // `createdAt` (with `sinceSeq`): the run the client's state is of. A seq alone does not name a run:
+  // an id started again has seqs from 1 again, and its events after the client's seq would be
+  // replayed onto the old run's state. Another run than the one there is now gets a resync.
+  z.object({ type: z.literal('subscribe'), upgradeId: z.union([z.literal('*'), upgradeIdSchema]), sinceSeq: seqSchema.optional(), createdAt: z.string().max(64).optional() }),
   z.object({ type: z.literal('unsubscribe'), upgradeId: z.union([z.literal('*'), upgradeIdSchema]) }),
   z.object({ type: z.literal('get_summary'), upgradeId: upgradeIdSchema }),
   z.object({ type: z.literal('list_upgrades') }),
@@ -59,6 +62,9 @@ export function parseClientMessage(text: string): ParseResult {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
     return { ok: false, message: `invalid message: ${where}${issue?.message ?? 'unknown shape'}` };
+  }
+  if (parsed.data.type === 'subscribe' && parsed.data.createdAt !== undefined && parsed.data.sinceSeq === undefined) {
+    return { ok: false, message: 'invalid message: createdAt names the run of the state sinceSeq resumes; it takes a sinceSeq' };
   }
   if (parsed.data.type === 'subscribe' && parsed.data.upgradeId === '*' && parsed.data.sinceSeq !== undefined) {
     return { ok: false, message: 'invalid message: a subscription to "*" takes no sinceSeq' };

@@ -428,7 +428,7 @@ export class ProgressWebSocketServer implements ProgressSink {
         return;
       case 'subscribe':
         if (message.upgradeId === '*') return this.#subscribeAll(client);
-        return this.#subscribe(client, message.upgradeId, message.sinceSeq);
+        return this.#subscribe(client, message.upgradeId, message.sinceSeq, message.createdAt);
       case 'unsubscribe':
         if (message.upgradeId === '*') {
           if (client.wildcard) this.#dropWildcard(client.wildcard);
@@ -461,7 +461,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     client.send({ type: 'error', code: 'FORBIDDEN', message: `not allowed to read upgrade "${upgradeId}"` });
   }
 
-  async #subscribe(client: ClientConnection, upgradeId: string, sinceSeq: number | undefined): Promise<void> {
+  async #subscribe(client: ClientConnection, upgradeId: string, sinceSeq: number | undefined, createdAt?: string): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
     const previous = client.subs.get(upgradeId);
     // Messages of a client run one at a time, so no other subscribe of it is between here and subs.set.
@@ -491,7 +491,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#retained.delete(upgradeId);
     topic.subs.add(sub);
     if (sinceSeq === undefined) topic.sendSnapshot(sub);
-    else void topic.catchUp(sub, sinceSeq, true);
+    else void topic.catchUp(sub, sinceSeq, true, createdAt);
     topic.syncWatch();
   }
 

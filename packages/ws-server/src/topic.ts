@@ -311,12 +311,19 @@ export class Topic {
    * and a snapshot when the history is gone.
    *
    * @param fromClient The client asked for `afterSeq` (it may be beyond what exists).
+   * @param createdAt The run the client's state is of (`subscribe`'s `createdAt`): another run than
+   *   this one's gets a resync, even when its seq fits this one.
    */
-  async catchUp(sub: Subscription, afterSeq: number, fromClient: boolean): Promise<void> {
+  async catchUp(sub: Subscription, afterSeq: number, fromClient: boolean, createdAt?: string): Promise<void> {
     sub.replaying = true;
     sub.lastSent = afterSeq;
     const generation = this.#generation;
     try {
+      if (fromClient && createdAt !== undefined && this.exists) {
+        const now = this.state ?? (this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined);
+        if (this.#generation !== generation) return this.#restartReplay(sub);
+        if (now !== undefined && now.createdAt !== createdAt) return this.#resync(sub, 'gap');
+      }
       if (fromClient && afterSeq > this.lastSeq) {
         if (!this.exists) return this.#resync(sub, 'ahead');
         const fresh = this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined;

@@ -122,4 +122,40 @@ describe('resume from a sequence number (acceptance 1)', () => {
     await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
     expect(c.seqs('u1')).toEqual([4]);
   });
+
+  it('sends resync then the snapshot of the run there is now when the client resumes another run (createdAt), though its seq fits', async () => {
+    const store = new MemoryStore();
+    const url = await setup(store);
+    await writeUntil(tracker!, 10);
+    const oldRun = tracker!.durableProgress.createdAt;
+    // The id is started again (a new run, seqs from 1) and written past the old run's seq.
+    await tracker!.close();
+    await store.delete('u1');
+    await new Promise((r) => setTimeout(r, 5));
+    tracker = await openTracker('u1', store);
+    server!.track(tracker);
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'The same task, run again');
+    await writeUntil(tracker, 20);
+    expect(tracker.durableProgress.createdAt).not.toBe(oldRun);
+    // A client that held the old run at seq 10.
+    const stale = await connect(url);
+    stale.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 10, createdAt: oldRun });
+    const snap = await stale.next((m) => m.type === 'snapshot');
+    expect(stale.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'gap' });
+    expect(snap.data.createdAt).toBe(tracker.durableProgress.createdAt);
+    expect(stale.ofType('progress_event')).toHaveLength(0);
+    // One that holds this run resumes as before, and one without createdAt too (older clients).
+    for (const msg of [{ createdAt: tracker.durableProgress.createdAt }, {}]) {
+      const current = await connect(url);
+      current.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 15, ...msg });
+      await current.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 5, 10_000, 'events 16..20');
+      expectConsecutive(current.seqs('u1'), 16, 20);
+      expect(current.ofType('resync')).toHaveLength(0);
+    }
+    // createdAt belongs to a resume: without sinceSeq it is a bad message.
+    const bad = await connect(url);
+    bad.send({ type: 'subscribe', upgradeId: 'u1', createdAt: oldRun });
+    expect((await bad.next((m) => m.type === 'error')).code).toBe('INVALID_MESSAGE');
+  });
 });

@@ -158,7 +158,9 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       };
       const subscribe = () => {
         if (!target) return ws.send(JSON.stringify({ type: 'list_upgrades' }));
-        ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq } : { type: 'subscribe', upgradeId: target }));
+        // createdAt names the run the state is of: if the id was started again while we were away,
+        // the server answers resync and a snapshot rather than the new run's events after our seq.
+        ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt } : { type: 'subscribe', upgradeId: target }));
       };
       ws.on('unexpected-response', (_req, res) => {
         options.signal.removeEventListener('abort', onAbort);
@@ -209,7 +211,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               const event = msg.data as ProgressEvent;
               if (state && event.seq > state.lastSeq + 1) {
                 // Never show a gap: ask again from what we have.
-                ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq }));
+                ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt }));
                 break;
               }
               state = fold(state, event, options.view);
