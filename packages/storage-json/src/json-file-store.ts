@@ -31,10 +31,10 @@ import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
 import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
-import { releaseLock, lockedByOther, takeLock } from './writer-lock.js';
+import { forgetLock, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
 
 interface HeldLock {
-  token: string;
+  lease: WriterLease;
   /** Taken by `acquire()` (a tracker), not only by an append. */
   explicit: boolean;
 }
@@ -78,6 +78,9 @@ export class JsonFileStore implements ProgressStore {
   async acquire(upgradeId: string): Promise<void> {
     const paths = this.#paths(upgradeId);
     const held = this.#locks.get(upgradeId);
+    // Taken over while we stalled: only release() (or close()) lets go of it, so that acquiring again
+    // starts from the log as the other writer left it.
+    if (held?.lease.lost) throw held.lease.lost;
     if (held?.explicit) throw storeError('CONFLICT', `upgrade "${upgradeId}" is already open for writing in this store`, { upgradeId });
     if (held) {
       held.explicit = true;
@@ -93,17 +96,17 @@ export class JsonFileStore implements ProgressStore {
     const held = this.#locks.get(upgradeId);
     if (!held) return;
     this.#locks.delete(upgradeId);
-    await releaseLock(paths.lock, held.token, upgradeId, this.#opts.logger);
+    await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger);
   }
 
   async #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
     await ensureDir(paths.dir, this.#sync);
-    const token = await takeLock(paths.lock, upgradeId, this.#opts.logger);
+    const lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
     if (this.#closed) {
-      await releaseLock(paths.lock, token, upgradeId, this.#opts.logger);
+      await releaseLock(paths.lock, lease, upgradeId, this.#opts.logger);
       throw this.#closedError();
     }
-    this.#locks.set(upgradeId, { token, explicit });
+    this.#locks.set(upgradeId, { lease, explicit });
   }
 
   // ------------------------------------------------------------------ write
@@ -166,25 +169,31 @@ export class JsonFileStore implements ProgressStore {
     const paths = this.#paths(upgradeId);
     const implicit = !this.#locks.has(upgradeId);
     if (implicit) await this.#lock(upgradeId, paths, false);
+    const lease = this.#locks.get(upgradeId)!.lease;
     try {
-      const start = await this.#locateEnd(upgradeId, paths);
-      return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger });
+      const start = await this.#locateEnd(upgradeId, paths, lease);
+      // Every write checks the lease first: a writer whose lock was taken over while its event loop
+      // or disk stalled gets CONFLICT and writes nothing.
+      return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger, guard: () => lease.check() });
     } catch (err) {
       const held = this.#locks.get(upgradeId);
       if (implicit && held) {
         // Not release(): that would wait for this very opening.
         this.#locks.delete(upgradeId);
-        await releaseLock(paths.lock, held.token, upgradeId, this.#opts.logger).catch(() => {});
+        await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger).catch(() => {});
       }
       throw err;
     }
   }
 
   /** The writer's start: end of the good log (a torn last line cut off: we hold the lock), or the legacy import. */
-  async #locateEnd(upgradeId: string, paths: UpgradePaths): Promise<WriterStart> {
+  async #locateEnd(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<WriterStart> {
     const snap = await this.#readSnapshot(upgradeId, paths);
     const result = await scanToEnd({ upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1 });
-    if (result.torn) await this.#cutTornTail(upgradeId, paths, result);
+    if (result.torn) {
+      await lease.check();
+      await this.#cutTornTail(upgradeId, paths, result);
+    }
     if (result.lastSeq === 0) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
       if (legacy && legacy.length > 0) {
@@ -192,6 +201,7 @@ export class JsonFileStore implements ProgressStore {
         // folder) before any new event: a crash leaves all of the imported history or none of it,
         // never a torn part that the next writer would cut back to.
         const data = encodeEvents(legacy);
+        await lease.check();
         await writeFileAtomic(paths.events, data, this.#sync);
         return { seq: legacy.length, offset: data.length };
       }
@@ -329,7 +339,7 @@ export class JsonFileStore implements ProgressStore {
   async delete(upgradeId: string): Promise<boolean> {
     const paths = this.#paths(upgradeId);
     const held = this.#locks.get(upgradeId);
-    const other = await lockedByOther(paths.lock, held?.token);
+    const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
       const who = other ? ` by pid ${other.pid} on host "${other.hostname}"; if that writer is really gone, delete ${paths.lock}` : '';
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
@@ -340,23 +350,31 @@ export class JsonFileStore implements ProgressStore {
     await this.#dropWriter(upgradeId);
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
+    const ours = this.#locks.get(upgradeId);
     if (logSize === 0 && !legacy) {
-      const ours = this.#locks.get(upgradeId);
       if (!held && ours) {
         this.#locks.delete(upgradeId);
-        await releaseLock(paths.lock, ours.token, upgradeId, this.#opts.logger);
+        await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger);
       }
       return false;
     }
+    // Not the folder of a writer that took the lock over while we stalled.
+    if (ours) await ours.lease.check();
     this.#locks.delete(upgradeId);
     const grave = join(upgradesDir(this.#root), `~deleted-${upgradeId}-${randomBytes(4).toString('hex')}`);
-    const moved = await rename(paths.dir, grave).then(
-      () => true,
-      (err: unknown) => {
-        if (isCode(err, 'ENOENT')) return false;
-        throw err;
-      },
-    );
+    let moved: boolean;
+    try {
+      moved = await rename(paths.dir, grave).then(
+        () => true,
+        (err: unknown) => {
+          if (isCode(err, 'ENOENT')) return false;
+          throw err;
+        },
+      );
+    } finally {
+      // The lock file went with the folder (or stays held by no one, when the rename failed).
+      if (ours) await forgetLock(ours.lease);
+    }
     if (await exists(paths.legacy)) {
       await ensureDir(paths.dir, this.#sync);
       await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
@@ -451,7 +469,7 @@ export class JsonFileStore implements ProgressStore {
         const held = this.#locks.get(id);
         this.#locks.delete(id);
         if (held) {
-          await releaseLock(this.#paths(id, false).lock, held.token, id, this.#opts.logger).catch((err: unknown) =>
+          await releaseLock(this.#paths(id, false).lock, held.lease, id, this.#opts.logger).catch((err: unknown) =>
             this.#opts.logger.warn({ err, upgradeId: id }, 'releasing a lock failed'),
           );
         }

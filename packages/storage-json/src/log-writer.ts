@@ -32,6 +32,7 @@ export class LogWriter {
   readonly #paths: UpgradePaths;
   readonly #sync: boolean;
   readonly #logger: Logger;
+  readonly #guard: () => Promise<void> | undefined;
   #handle: FileHandle | undefined;
   /** Seq and byte offset of what is durable. */
   #seq: number;
@@ -46,11 +47,17 @@ export class LogWriter {
   #closed = false;
   #commits = 0;
 
-  constructor(upgradeId: string, paths: UpgradePaths, start: WriterStart, options: { sync: boolean; logger: Logger }) {
+  /**
+   * @param options.guard Called before each write to the log or the snapshot: `undefined` to go on, or
+   *   a promise that rejects when this writer must not write (its writer lock was taken over). It is
+   *   the writer lock's lease check, which is a clock compare unless the lease lapsed.
+   */
+  constructor(upgradeId: string, paths: UpgradePaths, start: WriterStart, options: { sync: boolean; logger: Logger; guard?: () => Promise<void> | undefined }) {
     this.upgradeId = upgradeId;
     this.#paths = paths;
     this.#sync = options.sync;
     this.#logger = options.logger;
+    this.#guard = options.guard ?? (() => undefined);
     this.#seq = start.seq;
     this.#offset = start.offset;
     this.#projected = start.seq;
@@ -135,6 +142,15 @@ export class LogWriter {
         length += p.data.length;
       }
       const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
+      const guarding = this.#guard();
+      if (guarding) {
+        try {
+          await guarding;
+        } catch (err) {
+          this.#refuse(err, batch);
+          continue;
+        }
+      }
       try {
         const file = this.#handle ?? (await this.#file());
         let done = 0;
@@ -182,6 +198,14 @@ export class LogWriter {
     for (const p of [...batch, ...behind]) p.reject(error);
   }
 
+  /** The lock forbade the write: nothing was written, so the batch and what queued behind it are only rejected (the log is not cut back: it may be another writer's now). */
+  #refuse(err: unknown, batch: Pending[]): void {
+    const behind = this.#queue;
+    this.#queue = [];
+    this.#projected = this.#seq;
+    for (const p of [...batch, ...behind]) p.reject(err);
+  }
+
   /**
    * Queues a snapshot. At most one waits behind the one being written: a newer one replaces it, so a
    * fast writer never piles up snapshot writes.
@@ -194,6 +218,9 @@ export class LogWriter {
       const next = this.#nextSnapshot!;
       this.#nextSnapshot = undefined;
       try {
+        // An old snapshot over the one of the writer that took the lock over would only cost replay
+        // time, but the lock says who writes this folder.
+        await this.#guard();
         await writeFileAtomic(this.#paths.snapshot, encodeSnapshot({ v: 1, lastSeq: next.lastSeq, offset: next.offset }, next.stateJson), this.#sync);
       } catch (err) {
         this.#logger.warn({ err, upgradeId: this.upgradeId, lastSeq: next.lastSeq }, 'snapshot write failed; load() replays more of the log until the next one');

@@ -1,4 +1,4 @@
-import { silentLogger, type Logger } from '@progress/core';
+import { MAX_TIMER_MS, silentLogger, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 
 /** How durable an acknowledged append is. */
@@ -16,25 +16,44 @@ export interface JsonFileStoreOptions {
   durability?: Durability;
   /** Write `snapshot.json` every this many events, so that opening replays at most this many. @default 1000 */
   snapshotEvery?: number;
+  /**
+   * The writer lock's lease (ms). The holder stamps the lock file's mtime every third of it; a lock
+   * whose pid cannot be checked from here (another PID namespace of this boot: a restarted container
+   * of the same pod) is taken over once it goes this long without a stamp, and a holder that could
+   * not stamp it for half of it checks the file before it writes again. From 1000 to `MAX_TIMER_MS`.
+   * @default 30000
+   */
+  lockLeaseMs?: number;
   /** A pino-compatible logger. @default silent */
   logger?: Logger;
 }
+
+/**
+ * The shortest lease: below a second, ordinary pauses of a busy process (a GC, a slow fsync, a
+ * loaded 2-core node) would lapse a live holder's lease often, making it read the lock file before
+ * its writes, or make it look dead to a taker with a clock-rounded mtime.
+ */
+export const MIN_LOCK_LEASE_MS = 1000;
 
 /** The options with their defaults, checked. */
 export interface ResolvedOptions {
   directory: string;
   durability: Durability;
   snapshotEvery: number;
+  lockLeaseMs: number;
   logger: Logger;
 }
 
 /** Checks the options and fills in the defaults; throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw storeError('INVALID_ARGUMENT', 'JsonFileStore needs an options object with a directory');
-  const { directory, durability = 'fsync', snapshotEvery = 1000, logger = silentLogger } = options;
+  const { directory, durability = 'fsync', snapshotEvery = 1000, lockLeaseMs = 30_000, logger = silentLogger } = options;
   if (typeof directory !== 'string' || directory.length === 0) throw storeError('INVALID_ARGUMENT', 'directory must be a non-empty string');
   if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);
   if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${String(snapshotEvery)}`);
+  if (!Number.isSafeInteger(lockLeaseMs) || lockLeaseMs < MIN_LOCK_LEASE_MS || lockLeaseMs > MAX_TIMER_MS) {
+    throw storeError('INVALID_ARGUMENT', `lockLeaseMs must be a whole number of ms from ${MIN_LOCK_LEASE_MS} to ${MAX_TIMER_MS}, got ${String(lockLeaseMs)}`);
+  }
   if (!logger || typeof logger.warn !== 'function') throw storeError('INVALID_ARGUMENT', 'logger must be pino-compatible (debug, info, warn, error)');
-  return { directory, durability, snapshotEvery, logger };
+  return { directory, durability, snapshotEvery, lockLeaseMs, logger };
 }

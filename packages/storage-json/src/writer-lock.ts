@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readFile, readlink, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, readlink, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { Logger } from '@progress/core';
+import { performance } from 'node:perf_hooks';
+import { MAX_TIMER_MS, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 import { isCode } from './fs-utils.js';
 import { FILE_MODE } from './layout.js';
@@ -19,6 +20,14 @@ export interface LockOwner {
   pidNs?: string;
   /** Field 22 of the writer's `/proc/<pid>/stat`: its start time in clock ticks after boot (Linux). */
   startTime?: number;
+  /** The writer's lease (ms): it stamps the file's mtime every third of it while it holds the lock. */
+  leaseMs?: number;
+}
+
+/** A lock file as read: its owner (`null` when empty or garbled) and the mtime its holder last stamped. */
+interface LockFile {
+  owner: LockOwner | null;
+  mtimeMs: number;
 }
 
 /** What this process can tell about itself, read once. */
@@ -69,7 +78,7 @@ async function startTimeOf(pid: number): Promise<number | undefined> {
   return stat === undefined ? undefined : parseStartTime(stat);
 }
 
-async function newOwner(token: string): Promise<LockOwner> {
+async function newOwner(token: string, leaseMs: number): Promise<LockOwner> {
   const me = await selfIdentity();
   return {
     pid: process.pid,
@@ -79,17 +88,11 @@ async function newOwner(token: string): Promise<LockOwner> {
     ...(me.bootId !== undefined ? { bootId: me.bootId } : {}),
     ...(me.pidNs !== undefined ? { pidNs: me.pidNs } : {}),
     ...(me.startTime !== undefined ? { startTime: me.startTime } : {}),
+    leaseMs,
   };
 }
 
-async function readOwner(path: string): Promise<LockOwner | null | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return undefined;
-    throw err;
-  }
+function parseOwner(text: string): LockOwner | null {
   try {
     const owner = JSON.parse(text) as Partial<LockOwner>;
     if (typeof owner.pid === 'number' && typeof owner.hostname === 'string' && typeof owner.token === 'string') return owner as LockOwner;
@@ -99,46 +102,103 @@ async function readOwner(path: string): Promise<LockOwner | null | undefined> {
   return null;
 }
 
-/** Whether a lock's writer is provably gone; when it is not, `why` says what kept us from checking it (nothing when it was seen alive). */
-type Verdict = { dead: true } | { dead: false; why?: string };
+/** Owner and mtime of a lock file, both from one open file: read by path one after the other, they could come from two locks. */
+async function readLock(path: string): Promise<LockFile | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+  try {
+    const text = await handle.readFile('utf8');
+    const { mtimeMs } = await handle.stat();
+    return { owner: parseOwner(text), mtimeMs };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Same lock file: the same token, or both empty or garbled. */
+const sameLock = (a: LockFile | undefined, b: LockFile | undefined): boolean =>
+  a !== undefined && b !== undefined && (a.owner === null ? b.owner === null : b.owner !== null && a.owner.token === b.owner.token);
 
 /**
- * Whether the process that wrote `owner` is provably gone. A pid means something only in its own
- * PID namespace on its own boot of its own machine: in another container with the same hostname
- * (often pid 1 there too), `kill(pid, 0)` would reach an unrelated process or none, and either answer
- * could hand a live writer's lock to a second writer. So a lock is judged only when it carries the
- * same hostname, boot id and PID namespace as ours, and is then dead when its pid is gone (ESRCH) or
- * now belongs to a process that started at another time (the pid was reused). A lock written
- * without these fields (an older or foreign writer) is never judged where we have them. Without
- * `/proc` (not Linux) neither side has them, and hostname + pid is all there is to go by.
+ * The mtime a holder stamps on its lock: now, rounded up to a whole second. Some filesystems keep
+ * mtimes to the second and cut the rest off, which would make a lock just stamped look up to a second
+ * older to a taker; rounded up, it can only look younger than it is (its lease runs up to a second longer).
  */
-async function judge(owner: LockOwner | null): Promise<Verdict> {
+function stampNow(): Date {
+  return new Date(Math.ceil(Date.now() / 1000) * 1000);
+}
+
+/** Whether a lock's writer is provably gone (`reason` says how we know); when it is not, `why` says what kept us from checking it (nothing when it was seen alive). */
+type Verdict = { dead: true; reason: string } | { dead: false; why?: string };
+
+/**
+ * Whether the process that wrote a lock is provably gone. A pid means something only in its own PID
+ * namespace on its own boot of its own machine: in another container with the same hostname (often
+ * pid 1 there too), `kill(pid, 0)` would reach an unrelated process or none, and either answer could
+ * hand a live writer's lock to a second writer. So:
+ *
+ * - another hostname: never judged (hostnames identify machines; theirs may be alive);
+ * - the same hostname and another boot id: dead, as that boot ended and took all its processes with it;
+ * - the same boot and PID namespace: dead when its pid is gone (ESRCH) or now belongs to a process
+ *   that started at another time (the pid was reused);
+ * - the same boot but another PID namespace (a restarted container of the same pod, or a live
+ *   sidecar: the pid cannot tell them apart), or a lock without the namespace or start time: by its
+ *   lease. Its holder stamps the file's mtime every third of its lease, so the lock is dead once its
+ *   mtime is older than the lease (the longer of the holder's and ours). One kernel, so one clock.
+ *
+ * A lock without a boot id (an older or foreign writer, which stamps no lease) is never judged where
+ * we have one. Without `/proc` (not Linux) neither side has these fields, and hostname + pid is all
+ * there is to go by.
+ */
+async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
+  const { owner } = file;
   // Written by link() of a complete file, a lock is never seen half-written while its owner lives;
   // an empty or garbled one is what a power loss leaves.
-  if (owner === null) return { dead: true };
+  if (owner === null) return { dead: true, reason: 'the lock file is empty or garbled (left by a power loss)' };
   if (owner.hostname !== hostname()) return { dead: false, why: 'it was written on another host' };
   const me = await selfIdentity();
   if (owner.bootId !== me.bootId) {
-    return { dead: false, why: owner.bootId === undefined ? 'the lock has no boot id (an older or foreign writer)' : 'it was written on another boot, or on another machine with the same hostname' };
+    // Another boot: this machine rebooted since (its writer is gone), or another machine shares the
+    // folder under this hostname (its writer may live, and stamps its lease). The lease tells them
+    // apart: a lock left before a reboot has not been stamped since, and a boot takes longer than
+    // a lease more often than not; a live writer elsewhere keeps stamping.
+    if (owner.bootId !== undefined && me.bootId !== undefined) return byLease(file, owner, leaseMs, 'it has another boot id (this machine rebooted since, or another machine has this hostname)');
+    return { dead: false, why: owner.bootId === undefined ? 'the lock has no boot id (an older or foreign writer)' : 'it has a boot id, and this process cannot read its own' };
   }
-  if (owner.pidNs !== me.pidNs) {
-    return { dead: false, why: owner.pidNs === undefined ? 'the lock has no PID namespace (an older or foreign writer)' : 'its writer runs in another PID namespace (another container?)' };
-  }
-  if (owner.startTime === undefined && me.startTime !== undefined) return { dead: false, why: 'the lock has no process start time (an older or foreign writer)' };
+  let unsure: string | undefined;
+  if (owner.pidNs !== me.pidNs) unsure = owner.pidNs === undefined ? 'the lock has no PID namespace' : 'its writer runs in another PID namespace (another container?)';
+  else if (owner.startTime === undefined && me.startTime !== undefined) unsure = 'the lock has no process start time';
+  else if (owner.pidNs === undefined && me.bootId !== undefined) unsure = 'neither the lock nor this process has a PID namespace to compare';
+  // The lease needs a boot id on both sides: only then are both clocks the same one.
+  if (unsure !== undefined) return me.bootId !== undefined ? byLease(file, owner, leaseMs, unsure) : { dead: false, why: unsure };
   // Same pid in the same namespace and boot: this process, or an earlier one that had its pid.
-  if (owner.pid === process.pid) return heldTokens.has(owner.token) ? { dead: false } : { dead: true };
+  if (owner.pid === process.pid) return heldTokens.has(owner.token) ? { dead: false } : { dead: true, reason: 'it has our pid and a token this process does not hold (an earlier process with our pid)' };
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
-    return isCode(err, 'ESRCH') ? { dead: true } : { dead: false };
+    return isCode(err, 'ESRCH') ? { dead: true, reason: 'its pid is gone' } : { dead: false };
   }
   // The pid is taken. By the writer only if it started when the writer did; the start time is
   // only read where /proc shows our namespace's pids, and a pid we cannot read counts as alive.
   if (me.procIsOurs && owner.startTime !== undefined) {
     const started = await startTimeOf(owner.pid);
-    if (started !== undefined && started !== owner.startTime) return { dead: true };
+    if (started !== undefined && started !== owner.startTime) return { dead: true, reason: 'its pid now belongs to a process that started at another time' };
   }
   return { dead: false };
+}
+
+/** A lock of this boot whose pid cannot be checked: dead once its holder has not stamped it for a whole lease. */
+function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: string): Verdict {
+  // The holder keeps to its own lease: a taker with a shorter one must not cut it short.
+  const lease = Math.max(leaseMs, Number.isSafeInteger(owner.leaseMs) && owner.leaseMs! > 0 && owner.leaseMs! <= MAX_TIMER_MS ? owner.leaseMs! : 0);
+  const age = Math.round(Date.now() - file.mtimeMs);
+  if (age > lease) return { dead: true, reason: `its lease ran out: not refreshed for ${age} ms, more than its lease of ${lease} ms (${unsure})` };
+  return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago, and it is taken over once it goes ${lease} ms without` };
 }
 
 function conflict(upgradeId: string, path: string, owner: LockOwner | null, why?: string): Error {
@@ -149,45 +209,166 @@ function conflict(upgradeId: string, path: string, owner: LockOwner | null, why?
 }
 
 /**
- * Takes the exclusive writer lock of an upgrade: a file holding pid, hostname, a random token and,
- * on Linux, the boot id, PID namespace and start time of this process, created whole (written to a
- * temp file opened with O_EXCL, then hard-linked into place, which fails when the lock exists). A
- * lock whose owner is provably dead (see {@link judge}) is taken over under a second O_EXCL file,
- * after checking again that it is still the same dead lock.
+ * The writer lock this process holds on an upgrade, and its lease. While held, an unref'd timer
+ * stamps the lock file's mtime every third of the lease, through a descriptor of our own lock file:
+ * once another writer has renamed its lock over ours, the stamps land on our orphaned file, never on
+ * theirs. Before each write, {@link check} makes sure no one could have taken the lock over since: a
+ * clock compare while the lease was refreshed less than half a lease ago, a look at the file otherwise.
+ */
+export class WriterLease {
+  readonly token: string;
+  readonly leaseMs: number;
+  readonly #path: string;
+  readonly #upgradeId: string;
+  readonly #logger: Logger;
+  readonly #handle: FileHandle;
+  readonly #timer: NodeJS.Timeout;
+  /** `performance.now()` when the last stamp that counts was made (taken before the stamp's time, so never later than it). */
+  #refreshedAt: number;
+  #beating = false;
+  #checking: Promise<void> | undefined;
+  #lost: Error | undefined;
+  #stopped: Promise<void> | undefined;
+
+  constructor(path: string, upgradeId: string, token: string, handle: FileHandle, refreshedAt: number, leaseMs: number, logger: Logger) {
+    this.#path = path;
+    this.#upgradeId = upgradeId;
+    this.token = token;
+    this.#handle = handle;
+    this.#refreshedAt = refreshedAt;
+    this.leaseMs = leaseMs;
+    this.#logger = logger;
+    this.#timer = setInterval(() => void this.#beat(), Math.floor(leaseMs / 3));
+    // A held lock must not keep the process alive; its lease runs out once the process is gone.
+    this.#timer.unref();
+  }
+
+  /** The `CONFLICT` of a lock that was taken over, once that was seen. */
+  get lost(): Error | undefined {
+    return this.#lost;
+  }
+
+  /**
+   * To be called before each write under this lock: `undefined` (go on) while the lease was refreshed
+   * less than half a lease ago, by the monotonic clock. Otherwise (the event loop or the disk stalled)
+   * a taker may have found the lock stale: the lock is stamped and read again, and the promise
+   * resolves when it still holds our token, or rejects with `CONFLICT` when it does not (for good:
+   * every later check rejects too). Half a lease is the margin left for the write itself to land.
+   */
+  check(): Promise<void> | undefined {
+    if (this.#lost) return Promise.reject(this.#lost);
+    if (performance.now() - this.#refreshedAt < this.leaseMs / 2) return undefined;
+    this.#checking ??= this.#confirm().finally(() => (this.#checking = undefined));
+    return this.#checking;
+  }
+
+  /** The timer's stamp. It renews the lease only when it landed within half a lease of the last one: later, a taker may have seen the lock stale first, and only {@link check} can tell. */
+  async #beat(): Promise<void> {
+    if (this.#beating || this.#lost || this.#stopped) return;
+    this.#beating = true;
+    const last = this.#refreshedAt;
+    const at = performance.now();
+    try {
+      await this.#handle.utimes(stampNow(), stampNow());
+      if (performance.now() - last < this.leaseMs / 2) this.#refreshedAt = Math.max(this.#refreshedAt, at);
+    } catch (err) {
+      if (!this.#stopped) this.#logger.warn({ err, upgradeId: this.#upgradeId, lock: this.#path }, 'could not refresh the writer lock\'s lease');
+    } finally {
+      this.#beating = false;
+    }
+  }
+
+  async #confirm(): Promise<void> {
+    const at = performance.now();
+    const since = Math.round(at - this.#refreshedAt);
+    // Stamp first, then read: a taker checks the mtime again under its mutex just before it renames
+    // its lock over ours, so once the read below still shows our token, a takeover that had not got
+    // that far sees a fresh lock and gives up.
+    let file: LockFile | undefined;
+    try {
+      await this.#handle.utimes(stampNow(), stampNow());
+      file = await readLock(this.#path);
+    } catch (err) {
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${this.#upgradeId}": cannot check the writer lock ${this.#path}`, { upgradeId: this.#upgradeId, lock: this.#path }, err);
+    }
+    if (file?.owner?.token === this.token) {
+      this.#refreshedAt = Math.max(this.#refreshedAt, at);
+      return;
+    }
+    if (this.#lost) throw this.#lost;
+    const owner = file?.owner ?? null;
+    const by = file === undefined ? `${this.#path} is gone` : owner ? `it is now held by pid ${owner.pid} on host "${owner.hostname}" (since ${owner.createdAt})` : `${this.#path} no longer holds our token`;
+    this.#lost = storeError(
+      'CONFLICT',
+      `upgrade "${this.#upgradeId}": the writer lock was taken over after this writer's lease lapsed (not refreshed for ${since} ms, lease ${this.leaseMs} ms): ${by}; nothing was written, and this store writes no more to the upgrade until it is released`,
+      { upgradeId: this.#upgradeId, lock: this.#path, owner },
+    );
+    this.#logger.error({ upgradeId: this.#upgradeId, lock: this.#path, owner, sinceRefreshMs: since, leaseMs: this.leaseMs }, 'the writer lock was taken over; this store stops writing the upgrade');
+    void this.stop();
+    throw this.#lost;
+  }
+
+  /** Stops the stamps and closes the descriptor. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      clearInterval(this.#timer);
+      await this.#handle.close().catch(() => {});
+    })();
+    return this.#stopped;
+  }
+}
+
+/**
+ * Takes the exclusive writer lock of an upgrade: a file holding pid, hostname, a random token, the
+ * lease and, on Linux, the boot id, PID namespace and start time of this process, created whole
+ * (written to a temp file opened with O_EXCL, then hard-linked into place, which fails when the lock
+ * exists). A lock whose owner is provably dead (see {@link judge}) is taken over under a second
+ * O_EXCL file, after checking again that it is still the same dead lock.
  *
- * @returns the token of the lock, for {@link releaseLock}.
+ * @returns the held lock, whose lease is kept fresh until {@link releaseLock}.
  * @throws ProgressError `CONFLICT` when a live owner, or one that cannot be checked from here, holds it.
  */
-export async function takeLock(path: string, upgradeId: string, logger: Logger): Promise<string> {
-  const owner = await newOwner(randomUUID());
+export async function takeLock(path: string, upgradeId: string, logger: Logger, leaseMs: number): Promise<WriterLease> {
+  const owner = await newOwner(randomUUID(), leaseMs);
   const tmp = `${path}.${owner.token}.tmp`;
+  const at = performance.now();
   await writeWhole(tmp, owner);
+  // Opened before it becomes the lock: the descriptor stays on our file whatever is renamed over it later.
+  let handle: FileHandle | undefined = await open(tmp, 'r').catch(async (err: unknown) => {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  });
+  const held = (): WriterLease => {
+    heldTokens.add(owner.token);
+    const lease = new WriterLease(path, upgradeId, owner.token, handle!, at, leaseMs, logger);
+    handle = undefined;
+    return lease;
+  };
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await link(tmp, path);
-        heldTokens.add(owner.token);
-        return owner.token;
+        return held();
       } catch (err) {
         if (!isCode(err, 'EEXIST')) throw err;
       }
-      const current = await readOwner(path);
+      const current = await readLock(path);
       if (current === undefined) continue; // released meanwhile: try again
-      const verdict = await judge(current);
-      if (!verdict.dead) throw conflict(upgradeId, path, current, verdict.why);
-      if (await takeOver(path, current, tmp, upgradeId)) {
-        heldTokens.add(owner.token);
-        logger.warn({ upgradeId, lock: path, previousOwner: current }, 'took over the writer lock of a dead process');
-        return owner.token;
+      const verdict = await judge(current, leaseMs);
+      if (!verdict.dead) throw conflict(upgradeId, path, current.owner, verdict.why);
+      if (await takeOver(path, current, tmp, upgradeId, leaseMs)) {
+        logger.warn({ upgradeId, lock: path, previousOwner: current.owner, reason: verdict.reason }, `took over the writer lock of a dead writer: ${verdict.reason}`);
+        return held();
       }
     }
     throw conflict(upgradeId, path, null);
   } finally {
+    await handle?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
   }
 }
 
-async function takeOver(path: string, stale: LockOwner | null, tmp: string, upgradeId: string): Promise<boolean> {
+async function takeOver(path: string, stale: LockFile, tmp: string, upgradeId: string, leaseMs: number): Promise<boolean> {
   const mutex = `${path}.takeover`;
   // The mutex is made whole before it appears (temp file, then link), and its token is known as ours
   // while we hold it: a racing store, here or in another process, sees a live owner, never an empty
@@ -197,24 +378,24 @@ async function takeOver(path: string, stale: LockOwner | null, tmp: string, upgr
   heldTokens.add(token);
   let held = false;
   try {
-    await writeWhole(mutexTmp, await newOwner(token));
+    await writeWhole(mutexTmp, await newOwner(token, leaseMs));
     try {
       await link(mutexTmp, mutex);
       held = true;
     } catch (err) {
       if (!isCode(err, 'EEXIST')) throw err;
-      const other = await readOwner(mutex);
+      const other = await readLock(mutex);
       if (other === undefined) return false;
-      const verdict = await judge(other);
-      if (!verdict.dead) throw conflict(upgradeId, mutex, other, verdict.why);
+      const verdict = await judge(other, leaseMs);
+      if (!verdict.dead) throw conflict(upgradeId, mutex, other.owner, verdict.why);
       // Left by a takeover that died: remove it only if it is still that one.
-      const again = await readOwner(mutex);
-      if (again === null ? other === null : again !== undefined && other !== null && again.token === other.token) await unlink(mutex).catch(() => {});
+      if (sameLock(other, await readLock(mutex))) await unlink(mutex).catch(() => {});
       return false;
     }
-    const again = await readOwner(path);
-    const same = again === undefined ? false : again === null ? stale === null : stale !== null && again.token === stale.token;
-    if (!same) return false;
+    // Still the same lock, and still dead: a holder whose lease we judged run out may have stamped it
+    // since (its event loop or disk had stalled); it then goes on writing, so we must not.
+    const again = await readLock(path);
+    if (!sameLock(stale, again) || !(await judge(again!, leaseMs)).dead) return false;
     await rename(tmp, path);
     return true;
   } finally {
@@ -224,11 +405,12 @@ async function takeOver(path: string, stale: LockOwner | null, tmp: string, upgr
   }
 }
 
-/** Writes an owner record to a new file (O_EXCL, 0600). */
+/** Writes an owner record to a new file (O_EXCL, 0600), stamped as its lease's first refresh. */
 async function writeWhole(path: string, owner: LockOwner): Promise<void> {
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
   try {
     await handle.writeFile(`${JSON.stringify(owner)}\n`);
+    await handle.utimes(stampNow(), stampNow());
   } finally {
     await handle.close();
   }
@@ -240,10 +422,11 @@ async function writeWhole(path: string, owner: LockOwner): Promise<void> {
  * take the file for a dead process's (same pid, unknown token) and take it over, and this release
  * would then unlink that store's lock.
  */
-export async function releaseLock(path: string, token: string, upgradeId: string, logger: Logger): Promise<void> {
+export async function releaseLock(path: string, lease: WriterLease, upgradeId: string, logger: Logger): Promise<void> {
   try {
-    const owner = await readOwner(path);
-    if (owner && owner.token === token) {
+    await lease.stop();
+    const owner = (await readLock(path))?.owner;
+    if (owner && owner.token === lease.token) {
       await unlink(path).catch((err: unknown) => {
         if (!isCode(err, 'ENOENT')) throw err;
       });
@@ -251,14 +434,20 @@ export async function releaseLock(path: string, token: string, upgradeId: string
       logger.warn({ upgradeId, lock: path, owner }, 'writer lock is no longer ours; left in place');
     }
   } finally {
-    heldTokens.delete(token);
+    heldTokens.delete(lease.token);
   }
 }
 
+/** Forgets a lock whose file went away with its folder (delete): stops its lease and its token. */
+export async function forgetLock(lease: WriterLease): Promise<void> {
+  await lease.stop();
+  heldTokens.delete(lease.token);
+}
+
 /** Whether the lock is held by a live owner other than `token` (for delete and retention). */
-export async function lockedByOther(path: string, token: string | undefined): Promise<LockOwner | null | false> {
-  const owner = await readOwner(path);
-  if (owner === undefined) return false;
-  if (owner !== null && owner.token === token) return false;
-  return (await judge(owner)).dead ? false : owner;
+export async function lockedByOther(path: string, token: string | undefined, leaseMs: number): Promise<LockOwner | null | false> {
+  const file = await readLock(path);
+  if (file === undefined) return false;
+  if (file.owner !== null && file.owner.token === token) return false;
+  return (await judge(file, leaseMs)).dead ? false : file.owner;
 }

@@ -1,5 +1,6 @@
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { Logger } from '@progress/core';
 import { join } from 'node:path';
 
 const made: string[] = [];
@@ -32,4 +33,11 @@ export async function procIdentity(pid: number | 'self' = 'self'): Promise<{ boo
   } catch {
     return {};
   }
+}
+
+/** A logger that keeps what it is given, for tests that check a warning or an error. */
+export function recordingLogger(): Logger & { lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }> } {
+  const lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }> = [];
+  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

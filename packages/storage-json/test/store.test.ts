@@ -173,6 +173,10 @@ describe('paths and permissions', () => {
     expect(() => new JsonFileStore({ directory: '' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new JsonFileStore({ directory: '/tmp/x', durability: 'maybe' as 'none' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new JsonFileStore({ directory: '/tmp/x', snapshotEvery: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    for (const lockLeaseMs of [999, 1500.5, 2 ** 31, Number.NaN, '30000' as unknown as number]) {
+      expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs }), String(lockLeaseMs)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('lockLeaseMs') }));
+    }
+    for (const lockLeaseMs of [1000, 2 ** 31 - 1]) expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs })).not.toThrow();
   });
 });
 

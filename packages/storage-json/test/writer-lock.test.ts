@@ -1,13 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { parseStartTime } from '../src/writer-lock.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
-import { procIdentity, removeTempDirs, tempDir } from './helpers.js';
+import { procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -25,11 +26,34 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-async function writeLock(dir: string, id: string, owner: object): Promise<string> {
+/** Writes a lock file; `ageMs` sets its mtime that long ago (the holder's last stamp of its lease). */
+async function writeLock(dir: string, id: string, owner: object, ageMs = 0): Promise<string> {
   await mkdir(join(dir, 'upgrades', id), { recursive: true });
   const text = `${JSON.stringify(owner)}\n`;
-  await writeFile(lockPath(dir, id), text);
+  // Renamed into place, as a taker does: a new file, not ours rewritten.
+  await writeFile(`${lockPath(dir, id)}.test.tmp`, text);
+  const at = new Date(Date.now() - ageMs);
+  await utimes(`${lockPath(dir, id)}.test.tmp`, at, at);
+  await rename(`${lockPath(dir, id)}.test.tmp`, lockPath(dir, id));
   return text;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Blocks the event loop, as a long GC pause or a stuck synchronous call would: no timer runs meanwhile. */
+const stall = (ms: number) => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Polls `attempt` until it resolves, or throws its last error after `timeoutMs`. */
+async function eventually<T>(attempt: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
 }
 
 describe('the writer lock across PID namespaces, boots and pid reuse', () => {
@@ -44,7 +68,7 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     await store.close();
   });
 
-  it.runIf(hasProc)('never takes over a lock from another PID namespace or boot, or one without those fields, even when its pid looks dead or is ours', async () => {
+  it.runIf(hasProc)('never takes over a fresh lock from another PID namespace, or one without those fields, even when its pid looks dead or is ours', async () => {
     const dir = await tempDir('lock-foreign');
     const me = await procIdentity();
     const dead = await deadPid();
@@ -54,8 +78,6 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
       'other-ns-dead-pid': { ...base, pid: dead, token: 'a', pidNs: 'pid:[1]' },
       // Its writer is pid 1 there, or has the pid this process has here.
       'other-ns-our-pid': { ...base, pid: process.pid, token: 'b', pidNs: 'pid:[1]' },
-      // Another machine that shares the disk and the hostname, or an earlier boot.
-      'other-boot': { ...base, pid: dead, token: 'c', bootId: '00000000-0000-4000-8000-000000000000' },
       // An older writer, or a foreign one: no boot id, namespace or start time to go by.
       'no-fields': { pid: dead, hostname: hostname(), token: 'd', createdAt: 'then' },
       'no-start-time': { ...base, pid: dead, token: 'e', startTime: undefined },
@@ -149,5 +171,159 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     } finally {
       await kill(a);
     }
+  });
+});
+
+describe('a lock left by a reboot, or by a container whose lease ran out', () => {
+  it.runIf(hasProc)('takes over a lock from another boot (another boot id) once its lease ran out, even when its pid is alive here, and logs a warning', async () => {
+    const dir = await tempDir('lock-reboot');
+    const me = await procIdentity();
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, logger });
+    const otherBoot = '00000000-0000-4000-8000-000000000000';
+    const beforeReboot = { pid: process.pid, hostname: hostname(), token: 'before-reboot', createdAt: 'then', ...me, bootId: otherBoot };
+    // Stamped a moment ago: another machine with this hostname may be writing (its pid means nothing here).
+    const fresh = await writeLock(dir, 'u1', beforeReboot, 1_000);
+    await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('another boot id') });
+    expect(await readFile(lockPath(dir), 'utf8')).toBe(fresh);
+    // Not stamped for longer than a lease (what a reboot leaves), by a pid that is alive here (ours): taken over.
+    await writeLock(dir, 'u1', beforeReboot, 31_000);
+    await store.acquire('u1');
+    expect(JSON.parse(await readFile(lockPath(dir), 'utf8'))).toMatchObject({ pid: process.pid, ...me });
+    const warning = logger.lines.find((l) => l.level === 'warn' && /took over the writer lock/.test(l.msg ?? ''));
+    expect(warning?.obj).toMatchObject({ upgradeId: 'u1', lock: lockPath(dir), previousOwner: { token: 'before-reboot' }, reason: expect.stringContaining('rebooted') });
+    // Retention too deletes such an upgrade instead of skipping it as held.
+    await writeLock(dir, 'u2', { pid: process.pid, hostname: hostname(), token: 'before-reboot-2', createdAt: 'then', ...me, bootId: otherBoot }, 31_000);
+    await writeFile(join(dir, 'upgrades', 'u2', 'events.jsonl'), '');
+    await expect(store.delete('u2')).resolves.toBe(false);
+    // Another host keeps its lock, whatever its boot id: hostnames tell machines apart, boot ids only boots.
+    const text = await writeLock(dir, 'u3', { pid: process.pid, hostname: 'some-other-host', token: 'x', createdAt: 'then', ...me, bootId: otherBoot });
+    await expect(store.acquire('u3')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('another host') });
+    expect(await readFile(lockPath(dir, 'u3'), 'utf8')).toBe(text);
+    await store.close();
+  });
+
+  it.runIf(hasProc)('takes over a lock of this boot that cannot be checked by pid once its lease ran out, and refuses it while the lease runs', async () => {
+    const dir = await tempDir('lock-lease');
+    const me = await procIdentity();
+    const dead = await deadPid();
+    const base = { hostname: hostname(), createdAt: 'then', ...me };
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, logger });
+    const expired: Record<string, object> = {
+      // A restarted container of the same pod: same boot, a new PID namespace; its pid means nothing here.
+      'other-ns': { ...base, pid: process.pid, token: 'a', pidNs: 'pid:[1]' },
+      'other-ns-dead-pid': { ...base, pid: dead, token: 'b', pidNs: 'pid:[1]', leaseMs: 30_000 },
+      'no-pid-ns': { ...base, pid: dead, token: 'c', pidNs: undefined },
+      'no-start-time': { ...base, pid: process.pid, token: 'd', startTime: undefined },
+    };
+    for (const [id, owner] of Object.entries(expired)) {
+      // Fresh: refused, saying when it would be taken over.
+      const text = await writeLock(dir, id, owner, 2_000);
+      const message = expect.stringMatching(/cannot be checked from here: .*its lease was refreshed \d+ ms ago, and it is taken over once it goes 30000 ms without/);
+      await expect(store.acquire(id), id).rejects.toMatchObject({ code: 'CONFLICT', message });
+      await expect(store.delete(id), id).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(await readFile(lockPath(dir, id), 'utf8'), id).toBe(text);
+      // Not stamped for longer than the lease: its holder is gone.
+      await writeLock(dir, id, owner, 31_000);
+      await store.acquire(id);
+      expect(JSON.parse(await readFile(lockPath(dir, id), 'utf8')), id).toMatchObject({ pid: process.pid, leaseMs: 30_000, ...me });
+      const warning = logger.lines.find((l) => l.level === 'warn' && (l.obj.previousOwner as { token?: string } | undefined)?.token === (owner as { token: string }).token);
+      expect(warning?.obj.reason, id).toMatch(/its lease ran out: not refreshed for \d+ ms, more than its lease of 30000 ms/);
+    }
+    const kept: Record<string, [object, number, JsonFileStore?]> = {
+      // The holder's own lease is longer than ours: it stamps only every third of it.
+      'longer-holder-lease': [{ ...base, pid: dead, token: 'e', pidNs: 'pid:[1]', leaseMs: 120_000 }, 60_000],
+      // Ours is longer than the holder's: we wait for ours.
+      'longer-own-lease': [{ ...base, pid: dead, token: 'f', pidNs: 'pid:[1]', leaseMs: 1_000 }, 45_000, new JsonFileStore({ directory: dir, lockLeaseMs: 60_000 })],
+      // No boot id: an older or foreign writer, which never stamps a lease, however old its mtime.
+      'no-boot-id': [{ pid: dead, hostname: hostname(), token: 'g', createdAt: 'then' }, 3_600_000],
+    };
+    for (const [id, [owner, age, taker = store]] of Object.entries(kept)) {
+      const text = await writeLock(dir, id, owner, age);
+      await expect(taker.acquire(id), id).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(await readFile(lockPath(dir, id), 'utf8'), id).toBe(text);
+      if (taker !== store) await taker.close();
+    }
+    await store.close();
+  });
+
+  it('keeps its lock while it lives in another PID namespace, stamping its lease, and loses it to us once it is killed and the lease has run out (pidns)', async (ctx) => {
+    ctx.skip(!canUnshare, NO_UNSHARE);
+    const dir = await tempDir('lock-lease-pidns');
+    const child = spawnChild('lock-try.ts', [dir, 'u1', '1000'], UNSHARE);
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, logger });
+    try {
+      expect(await waitForLine(child, /^(locked|refused) /)).toBe('locked 1');
+      // Alive: refused for more than two leases in a row (a lock it did not stamp would go stale
+      // within two, its mtime being rounded up to the second), as it keeps stamping it.
+      const until = Date.now() + 2_500;
+      while (Date.now() < until) {
+        await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('another PID namespace') });
+        await sleep(200);
+      }
+      expect(JSON.parse(await readFile(lockPath(dir), 'utf8'))).toMatchObject({ pid: 1, leaseMs: 1000 });
+      await kill(child);
+      await eventually(() => store.acquire('u1'));
+      expect(JSON.parse(await readFile(lockPath(dir), 'utf8')).pid).toBe(process.pid);
+      expect(logger.lines.find((l) => l.level === 'warn')?.obj).toMatchObject({ previousOwner: { pid: 1 }, reason: expect.stringContaining('its lease ran out') });
+    } finally {
+      await kill(child);
+      await store.close();
+    }
+  });
+});
+
+describe('a holder whose lease lapsed', () => {
+  const LEASE = 1000;
+
+  it('gets CONFLICT and writes nothing when its lock was taken over meanwhile, and writes no more to that upgrade', async () => {
+    const dir = await tempDir('lease-lost');
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE, logger, snapshotEvery: 1 });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    const before = await readFile(log);
+    // Written after the append, in the background.
+    const snapshot = await eventually(() => readFile(join(dir, 'upgrades', 'u1', 'snapshot.json')));
+    // Taken over by a writer in another container, as one may once our stamps stopped for a whole
+    // lease; the stall below is only as long as it takes for this holder to see its lease lapsed.
+    const taker = { pid: 1, hostname: hostname(), token: 'taker', createdAt: 'now', ...(await procIdentity()), pidNs: 'pid:[1]', leaseMs: LEASE };
+    const text = await writeLock(dir, 'u1', taker);
+    const next = f.batch(1);
+    const state = f.snapshot();
+    stall(LEASE / 2 + 100);
+    const message = expect.stringMatching(/the writer lock was taken over .*now held by pid 1 on host/);
+    await expect(store.append('u1', next, 2, state)).rejects.toMatchObject({ code: 'CONFLICT', message });
+    // For good: not only until the next stamp of the timer.
+    await sleep(LEASE / 2);
+    await expect(store.append('u1', next, 2, state)).rejects.toMatchObject({ code: 'CONFLICT', message });
+    expect(await readFile(log)).toEqual(before);
+    expect(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'))).toEqual(snapshot);
+    expect(logger.lines.some((l) => l.level === 'error' && /taken over/.test(l.msg ?? ''))).toBe(true);
+    await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message });
+    // Its release leaves the taker's lock alone.
+    await store.release('u1');
+    expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
+    await store.close();
+  });
+
+  it('goes on writing, and stamps its lock again, when the lock is still its own', async () => {
+    const dir = await tempDir('lease-kept');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    // Stale on disk too, as a stalled holder's lock is: the check stamps it again.
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lockPath(dir), old, old);
+    stall(LEASE / 2 + 100);
+    await store.append('u1', f.batch(1), 2, f.state!);
+    expect((await stat(lockPath(dir))).mtimeMs).toBeGreaterThan(old.getTime() + 30_000);
+    await store.close();
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load('u1'))?.lastSeq).toBe(3);
+    await reader.close();
   });
 });
