@@ -344,12 +344,21 @@ export class ProgressTracker implements AsyncDisposable {
       }
       ids.add(spec.taskId);
     }
+    // The clock is read once, before the first event is recorded: one that failed on a later read
+    // would leave the events before it in the live state.
+    const now = clockTime(this.#now);
     const events = specs.map((spec) =>
-      this.#record('task.added', 'not_started', `Task added: ${spec.taskName}`, {
-        taskId: spec.taskId,
-        taskType: spec.taskType ?? 'upgrade_step',
-        details: { taskName: spec.taskName, parentTaskId: spec.parentTaskId ?? null, totalSteps: spec.totalSteps ?? null, weight: spec.weight ?? 1 },
-      }),
+      this.#record(
+        'task.added',
+        'not_started',
+        `Task added: ${spec.taskName}`,
+        {
+          taskId: spec.taskId,
+          taskType: spec.taskType ?? 'upgrade_step',
+          details: { taskName: spec.taskName, parentTaskId: spec.parentTaskId ?? null, totalSteps: spec.totalSteps ?? null, weight: spec.weight ?? 1 },
+        },
+        now,
+      ),
     );
     await this.#commit(events, undefined);
     return specs.map((spec) => cloneTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
@@ -653,8 +662,9 @@ export class ProgressTracker implements AsyncDisposable {
     status: ProgressStatus,
     message: string,
     fields: { taskId?: string; taskType?: TaskType; percentage?: number | undefined; details: Record<string, unknown> },
+    now = clockTime(this.#now),
   ): ProgressEvent {
-    const time = Math.max(clockTime(this.#now), this.#lastTime);
+    const time = Math.max(now, this.#lastTime);
     // Events within the same millisecond share the string.
     if (time !== this.#lastTime || this.#lastIso === '') this.#lastIso = isoTimestamp(time);
     this.#lastTime = time;

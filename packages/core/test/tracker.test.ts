@@ -358,6 +358,15 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
     expect(t.progress.lastSeq).toBe(2);
     time = Date.parse('2026-11-29T00:00:01.000Z');
     await t.updateTaskProgress('a', 5);
+    // addTasks reads the clock once, before it records anything: a clock that would fail on a later
+    // read cannot leave the first tasks in the live state behind an error.
+    let reads = 0;
+    const flaky = await open({ store: new MemoryStore(), now: () => (reads++ === 0 ? Date.now() : Number.NaN) });
+    reads = 0;
+    await flaky.addTasks([{ taskId: 'x', taskName: 'X' }, { taskId: 'y', taskName: 'Y' }]);
+    expect(reads).toBe(1);
+    expect(JSON.stringify(flaky.progress)).toBe(JSON.stringify(flaky.durableProgress));
+    await flaky.close();
     await t.close();
   });
 

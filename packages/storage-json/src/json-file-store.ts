@@ -304,8 +304,8 @@ export class JsonFileStore implements ProgressStore {
       for (const entry of entries) {
         // An upgrade is a folder: a stray file there (a `.DS_Store` from a Finder window, a note
         // someone left) has a name that passes the id check, and loading it as an upgrade would
-        // fail with ENOTDIR and take every other upgrade down with it.
-        if (legacy ? entry.isDirectory() : !entry.isDirectory()) continue;
+        // fail with ENOTDIR and take every other upgrade down with it. (A link to a folder is one.)
+        if (legacy ? entry.isDirectory() : !entry.isDirectory() && !(entry.isSymbolicLink() && (await stat(join(dir, entry.name)).catch(() => undefined))?.isDirectory())) continue;
         const id = legacy ? legacyIdOf(entry.name) : entry.name;
         if (id !== undefined && isValidId(id)) ids.add(id);
       }

@@ -281,13 +281,19 @@ export class WriterLease {
   async #confirm(): Promise<void> {
     const at = performance.now();
     const since = Math.round(at - this.#refreshedAt);
-    // Stamp first, then read: a taker checks the mtime again under its mutex just before it renames
-    // its lock over ours, so once the read below still shows our token, a takeover that had not got
-    // that far sees a fresh lock and gives up.
+    // Stamp, then read, under the takeover mutex: a taker holds it from its last "still the same,
+    // still stale" read until its rename, so our stamp and read land either before that read (the
+    // taker then sees a fresh lock and gives up) or after the rename (we then see its token). Without
+    // the mutex, a confirm landing between the taker's read and its rename would let both write.
     let file: LockFile | undefined;
     try {
-      await this.#handle.utimes(stampNow(), stampNow());
-      file = await readLock(this.#path);
+      const release = await holdMutex(`${this.#path}.takeover`, this.leaseMs);
+      try {
+        await this.#handle.utimes(stampNow(), stampNow());
+        file = await readLock(this.#path);
+      } finally {
+        await release();
+      }
     } catch (err) {
       throw storeError('STORE_UNAVAILABLE', `upgrade "${this.#upgradeId}": cannot check the writer lock ${this.#path}`, { upgradeId: this.#upgradeId, lock: this.#path }, err);
     }
@@ -403,6 +409,45 @@ async function takeOver(path: string, stale: LockFile, tmp: string, upgradeId: s
     if (held) await unlink(mutex).catch(() => {});
     heldTokens.delete(token);
   }
+}
+
+/**
+ * Takes the takeover mutex for a holder's check of its own lock, waiting while a live taker holds it
+ * (a takeover takes two reads and a rename) and removing one left by a dead taker; gives up with an
+ * error after `leaseMs`. Resolves with the function that gives it back.
+ */
+async function holdMutex(mutex: string, leaseMs: number): Promise<() => Promise<void>> {
+  const token = randomUUID();
+  const tmp = `${mutex}.${token}.tmp`;
+  heldTokens.add(token);
+  try {
+    await writeWhole(tmp, await newOwner(token, leaseMs));
+    const until = performance.now() + leaseMs;
+    for (;;) {
+      try {
+        await link(tmp, mutex);
+        break;
+      } catch (err) {
+        if (!isCode(err, 'EEXIST')) throw err;
+      }
+      const other = await readLock(mutex);
+      if (other !== undefined && (await judge(other, leaseMs)).dead) {
+        if (sameLock(other, await readLock(mutex))) await unlink(mutex).catch(() => {});
+        continue;
+      }
+      if (performance.now() > until) throw new Error(`${mutex} stayed held for ${leaseMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } catch (err) {
+    heldTokens.delete(token);
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+  return async () => {
+    await unlink(mutex).catch(() => {});
+    heldTokens.delete(token);
+  };
 }
 
 /** Writes an owner record to a new file (O_EXCL, 0600), stamped as its lease's first refresh. */

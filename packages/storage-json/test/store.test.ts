@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -282,6 +282,14 @@ describe('list and retention over a folder that holds more than upgrades', () =>
     await writeFile(join(dir, 'upgrades', '.DS_Store'), 'x');
     await writeFile(join(dir, 'upgrades', 'notes.txt'), 'x');
     await mkdir(join(dir, 'progress', 'upgrade_folder-1.json'), { recursive: true });
+    // A link to an upgrade's folder (kept elsewhere) is an upgrade; a link to a file is not.
+    const elsewhere = await tempDir('stray-linked');
+    const linked = await open(new JsonFileStore({ directory: elsewhere }), 'linked');
+    await linked.close();
+    await symlink(join(elsewhere, 'upgrades', 'linked'), join(dir, 'upgrades', 'linked'));
+    await symlink(join(dir, 'upgrades', 'notes.txt'), join(dir, 'upgrades', 'note-link'));
+    expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['linked', 'u1']);
+    await rm(join(dir, 'upgrades', 'linked'));
     expect((await store.list()).map((r) => r.upgradeId)).toEqual(['u1']);
     expect(await store.deleteCompletedOlderThan(0, Date.now() + 60_000)).toEqual(['u1']);
     expect(await store.list()).toEqual([]);

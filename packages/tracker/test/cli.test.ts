@@ -194,10 +194,15 @@ describe('progress watch', () => {
     const { url } = await first.startWebSocketServer();
     await first.startUpgrade();
     await first.addTask('a', 'A');
-    const watching = run('watch', url, 'again');
-    await new Promise((r) => setTimeout(r, 300));
+    const out = new Capture();
+    const err = new Capture();
+    const watching = main(['watch', url, 'again'], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    // Its first snapshot drawn, then one live event.
+    for (let i = 0; i < 200 && !out.text.includes('again'); i++) await new Promise((r) => setTimeout(r, 25));
     await first.updateTaskProgress('a', 10);
-    await new Promise((r) => setTimeout(r, 200));
+    // The watcher holds the old run at seq 4 before the server goes away.
+    for (let i = 0; i < 200 && !seqsOf(out.text, 'again').includes(4); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(seqsOf(out.text, 'again')).toContain(4);
     await first.close();
     // A new run under the same id, with the same task, written past the seq the watcher holds (4).
     const store = new JsonFileStore({ directory: dir });
@@ -210,11 +215,11 @@ describe('progress watch', () => {
     await second.startWebSocketServer();
     await second.completeTask('a');
     await second.completeUpgrade();
-    const { code, out } = await watching;
+    const code = await watching;
     await second.close();
     expect(code).toBe(0);
     // The server told the stale resume apart by its createdAt and sent the new run's snapshot.
-    expect(out).toContain('resync');
+    expect(out.text).toContain('resync');
   });
 });
 
