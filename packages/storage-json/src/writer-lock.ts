@@ -143,7 +143,9 @@ type Verdict = { dead: true; reason: string } | { dead: false; why?: string };
  * hand a live writer's lock to a second writer. So:
  *
  * - another hostname: never judged (hostnames identify machines; theirs may be alive);
- * - the same hostname and another boot id: dead, as that boot ended and took all its processes with it;
+ * - the same hostname and another boot id: by its lease (below). That boot ended, taking its
+ *   processes with it, unless another machine shares the folder under this hostname, whose live
+ *   writer keeps stamping;
  * - the same boot and PID namespace: dead when its pid is gone (ESRCH) or now belongs to a process
  *   that started at another time (the pid was reused);
  * - the same boot but another PID namespace (a restarted container of the same pod, or a live
@@ -376,28 +378,12 @@ export async function takeLock(path: string, upgradeId: string, logger: Logger, 
 
 async function takeOver(path: string, stale: LockFile, tmp: string, upgradeId: string, leaseMs: number): Promise<boolean> {
   const mutex = `${path}.takeover`;
-  // The mutex is made whole before it appears (temp file, then link), and its token is known as ours
-  // while we hold it: a racing store, here or in another process, sees a live owner, never an empty
-  // or foreign-looking file that it would remove as a dead one's.
-  const token = randomUUID();
-  const mutexTmp = `${mutex}.${token}.tmp`;
-  heldTokens.add(token);
-  let held = false;
+  const attempt = await tryMutex(mutex, leaseMs);
+  if (!attempt.held) {
+    if (attempt.verdict && !attempt.verdict.dead) throw conflict(upgradeId, mutex, attempt.holder!.owner, attempt.verdict.why);
+    return false;
+  }
   try {
-    await writeWhole(mutexTmp, await newOwner(token, leaseMs));
-    try {
-      await link(mutexTmp, mutex);
-      held = true;
-    } catch (err) {
-      if (!isCode(err, 'EEXIST')) throw err;
-      const other = await readLock(mutex);
-      if (other === undefined) return false;
-      const verdict = await judge(other, leaseMs);
-      if (!verdict.dead) throw conflict(upgradeId, mutex, other.owner, verdict.why);
-      // Left by a takeover that died: remove it only if it is still that one.
-      if (sameLock(other, await readLock(mutex))) await unlink(mutex).catch(() => {});
-      return false;
-    }
     // Still the same lock, and still dead: a holder whose lease we judged run out may have stamped it
     // since (its event loop or disk had stalled); it then goes on writing, so we must not.
     const again = await readLock(path);
@@ -405,49 +391,65 @@ async function takeOver(path: string, stale: LockFile, tmp: string, upgradeId: s
     await rename(tmp, path);
     return true;
   } finally {
-    await unlink(mutexTmp).catch(() => {});
-    if (held) await unlink(mutex).catch(() => {});
-    heldTokens.delete(token);
+    await attempt.release();
   }
 }
 
 /**
  * Takes the takeover mutex for a holder's check of its own lock, waiting while a live taker holds it
- * (a takeover takes two reads and a rename) and removing one left by a dead taker; gives up with an
- * error after `leaseMs`. Resolves with the function that gives it back.
+ * (a takeover takes two reads and a rename) and trying again at once after one left by a dead taker
+ * was removed; gives up with an error after `leaseMs`. Resolves with the function that gives it back.
  */
 async function holdMutex(mutex: string, leaseMs: number): Promise<() => Promise<void>> {
+  const until = performance.now() + leaseMs;
+  for (;;) {
+    const attempt = await tryMutex(mutex, leaseMs);
+    if (attempt.held) return attempt.release;
+    if (attempt.verdict?.dead) continue;
+    if (performance.now() > until) throw new Error(`${mutex} stayed held for ${leaseMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One try at a takeover mutex: held (with its release), or who holds it and how it was judged. */
+type MutexAttempt = { held: true; release: () => Promise<void> } | { held: false; holder?: LockFile; verdict?: Verdict };
+
+/**
+ * One try at the takeover mutex `mutex`, the one place that takes it (for a takeover and for a
+ * holder's check of its lease). The mutex is made whole before it appears (temp file, then link),
+ * and its token is known as ours while we hold it: a racing store, here or in another process, sees
+ * a live owner, never an empty or foreign-looking file that it would remove as a dead one's. A mutex
+ * left by a taker that died is removed, only if it is still that one; the caller may then try again.
+ */
+async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
   const token = randomUUID();
   const tmp = `${mutex}.${token}.tmp`;
   heldTokens.add(token);
+  let held = false;
   try {
     await writeWhole(tmp, await newOwner(token, leaseMs));
-    const until = performance.now() + leaseMs;
-    for (;;) {
-      try {
-        await link(tmp, mutex);
-        break;
-      } catch (err) {
-        if (!isCode(err, 'EEXIST')) throw err;
-      }
-      const other = await readLock(mutex);
-      if (other !== undefined && (await judge(other, leaseMs)).dead) {
-        if (sameLock(other, await readLock(mutex))) await unlink(mutex).catch(() => {});
-        continue;
-      }
-      if (performance.now() > until) throw new Error(`${mutex} stayed held for ${leaseMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      await link(tmp, mutex);
+      held = true;
+      return {
+        held: true,
+        release: async () => {
+          await unlink(mutex).catch(() => {});
+          heldTokens.delete(token);
+        },
+      };
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw err;
     }
-  } catch (err) {
-    heldTokens.delete(token);
-    throw err;
+    const holder = await readLock(mutex);
+    if (holder === undefined) return { held: false };
+    const verdict = await judge(holder, leaseMs);
+    if (verdict.dead && sameLock(holder, await readLock(mutex))) await unlink(mutex).catch(() => {});
+    return { held: false, holder, verdict };
   } finally {
     await unlink(tmp).catch(() => {});
+    if (!held) heldTokens.delete(token);
   }
-  return async () => {
-    await unlink(mutex).catch(() => {});
-    heldTokens.delete(token);
-  };
 }
 
 /** Writes an owner record to a new file (O_EXCL, 0600), stamped as its lease's first refresh. */
