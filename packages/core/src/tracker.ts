@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { MAX_TIMER_MS, assertCount, assertPercentage, assertText, assertValidId, assertWeight, describe, toDetails } from './validation.js';
+import { assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, toDetails } from './validation.js';
 import { assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -772,13 +772,6 @@ export class ProgressTracker implements AsyncDisposable {
   #whenIdle(): Promise<void> {
     if (!this.#writing && !this.#scheduled && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
-  }
-}
-
-/** A timeout option: a whole number of ms from 1 to {@link MAX_TIMER_MS}. */
-function assertTimeout(value: unknown, name: string): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${name} must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${describe(value)}`);
   }
 }
 

@@ -53,6 +53,13 @@ export function assertCount(value: unknown, what: string, positive = false): ass
   }
 }
 
+/** Checks a timeout option: a whole number of ms from 1 to {@link MAX_TIMER_MS}. */
+export function assertTimeout(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${name} must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${describe(value)}`);
+  }
+}
+
 /** Checks a weight: a finite number > 0. */
 export function assertWeight(value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
