@@ -13,6 +13,7 @@ import {
   readTokenAuth,
   type ProgressEvent,
   type UpgradeProgress,
+  type UpgradeSummaryRow,
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { redact } from '../src/cli/sources.js';
@@ -438,42 +439,95 @@ async function fakeServer(answer: (msg: { type: string; upgradeId?: string }, n:
   };
 }
 
-/** A store whose reads fail with `code`, as a store that is down does (or one that says NOT_FOUND). */
+/**
+ * A store whose next `failLists` lists and `failLoads` loads fail with `code`, as a store that is down
+ * does (or one that says NOT_FOUND), and then work again.
+ */
 class FailingStore extends MemoryStore {
+  failLists = 0;
+  failLoads = 0;
   constructor(readonly code: 'STORE_UNAVAILABLE' | 'NOT_FOUND') {
     super();
   }
-  override list(): Promise<never> {
+  override list(filter?: Parameters<MemoryStore['list']>[0]): Promise<UpgradeSummaryRow[]> {
+    if (this.failLists <= 0) return super.list(filter);
+    this.failLists--;
     return Promise.reject(new ProgressError(this.code, 'redis is down'));
   }
-  override load(): Promise<never> {
+  override load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    if (this.failLoads <= 0) return super.load(upgradeId);
+    this.failLoads--;
     return Promise.reject(new ProgressError(this.code, 'redis is down'));
   }
 }
 
+/** A FailingStore holding upgrade `upgradeId`, completed. */
+async function failingStoreWith(code: 'STORE_UNAVAILABLE' | 'NOT_FOUND', upgradeId: string): Promise<FailingStore> {
+  const store = new FailingStore(code);
+  const t = await createProgressTracker({ upgradeId, planId: 'p', clusterName: 'c', storage: store });
+  await t.startUpgrade();
+  await t.completeUpgrade();
+  await t.close();
+  return store;
+}
+
 describe('progress watch: a server that cannot serve the request', () => {
-  it('ends with exit code 4 when a ws-server cannot list its store (it answers STORE_UNAVAILABLE, or NOT_FOUND)', async () => {
+  it('says so and lists again when a ws-server cannot list its store (it answers STORE_UNAVAILABLE, or NOT_FOUND), until it can', async () => {
     for (const code of ['STORE_UNAVAILABLE', 'NOT_FOUND'] as const) {
-      const server = new ProgressWebSocketServer({ port: 0, store: new FailingStore(code) });
+      const store = await failingStoreWith(code, 'listed');
+      store.failLists = 2;
+      const server = new ProgressWebSocketServer({ port: 0, store });
       const { url } = await server.start();
       try {
         const list = await run('watch', url);
-        expect(list, code).toMatchObject({ code: 4, err: expect.stringContaining(`the server could not serve the upgrade list: ${code}`) });
+        expect(list, code).toMatchObject({ code: 0, err: '' });
+        expect(list.out, code).toContain(`server: ${code}:`);
+        expect(list.out.match(/the server could not serve the upgrade list; asking again in \S+ s/g), code).toHaveLength(2);
+        expect(list.out, code).toContain('COMPLETED');
+        expect(store.failLists, code).toBe(0);
       } finally {
         await server.stop();
       }
     }
   });
 
-  it('ends with exit code 4 on STORE_UNAVAILABLE or NOT_FOUND for the upgrade asked for', async () => {
-    for (const code of ['STORE_UNAVAILABLE', 'NOT_FOUND']) {
-      const fake = await fakeServer(() => [{ type: 'error', code, message: 'the store is unavailable' }]);
+  it('says so and subscribes again when a ws-server cannot load the upgrade asked for, until it can, rather than exit', async () => {
+    for (const code of ['STORE_UNAVAILABLE', 'NOT_FOUND'] as const) {
+      const store = await failingStoreWith(code, 'u1');
+      store.failLoads = 2;
+      const server = new ProgressWebSocketServer({ port: 0, store });
+      const { url } = await server.start();
       try {
-        expect(await run('watch', fake.url, 'u1'), code).toMatchObject({ code: 4, err: expect.stringContaining(`could not serve "u1": ${code}: the store is unavailable`) });
-        expect(await run('watch', fake.url), code).toMatchObject({ code: 4, err: expect.stringContaining('could not serve the upgrade list') });
+        const watched = await run('watch', url, 'u1');
+        expect(watched, code).toMatchObject({ code: 0, err: '' });
+        expect(watched.out, code).toContain(`server: ${code}:`);
+        expect(watched.out, code).toContain('the server could not serve "u1"; asking again in 0.5 s');
+        expect(watched.out, code).toContain('the server could not serve "u1"; asking again in 1 s');
+        expect(watched.out, code).toContain('COMPLETED');
+        expect(store.failLoads, code).toBe(0);
       } finally {
-        await fake.close();
+        await server.stop();
       }
+    }
+  });
+
+  it('asks again, one request at a time, after any other error a failing store gives (DATA_CORRUPTED)', async () => {
+    const t = await createProgressTracker({ upgradeId: 'damaged', planId: 'p', clusterName: 'c' });
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    const state: UpgradeProgress = structuredClone(t.progress);
+    await t.close();
+    const corrupted = { type: 'error', code: 'DATA_CORRUPTED', upgradeId: 'damaged', message: 'could not read upgrade "damaged" from the store; try again later' };
+    const served = (id: string | undefined) => [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: state.lastSeq, data: state }];
+    const fake = await fakeServer((msg, n) => (n < 3 ? [corrupted] : served(msg.upgradeId)));
+    try {
+      const result = await run('watch', fake.url, 'damaged');
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).toContain('server: DATA_CORRUPTED: could not read upgrade "damaged"');
+      expect(result.out).toContain('COMPLETED');
+      expect(fake.requests).toEqual(['subscribe', 'subscribe', 'subscribe']);
+    } finally {
+      await fake.close();
     }
   });
 

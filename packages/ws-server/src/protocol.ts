@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isValidId, type ProgressEvent, type ProgressSummary, type UpgradeProgress, type UpgradeSummaryRow } from '@progress/core';
+import { isValidId, type ErrorCode, type ProgressEvent, type ProgressSummary, type UpgradeProgress, type UpgradeSummaryRow } from '@progress/core';
 
 /** The version of the wire protocol this server speaks, sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -34,13 +34,18 @@ export type ServerMessage =
   | { type: 'progress_summary'; upgradeId: string; data: ProgressSummary }
   | { type: 'upgrades'; data: UpgradeSummaryRow[] }
   | { type: 'pong' }
-  | { type: 'error'; code: WireErrorCode; message: string };
+  // `upgradeId`: the upgrade (or '*') a request named when the store failed to serve it; an addition
+  // to protocol v1 that older clients ignore.
+  | { type: 'error'; code: WireErrorCode; message: string; upgradeId?: string };
 
 /** Why a `resync` was sent: the history after `sinceSeq` is gone, or `sinceSeq` is beyond it. */
 export type ResyncReason = 'trimmed' | 'ahead' | 'gap' | 'unavailable';
 
-/** The codes of `error` frames. */
-export type WireErrorCode = 'INVALID_MESSAGE' | 'FORBIDDEN' | 'RATE_LIMITED' | 'NOT_FOUND' | 'STORE_UNAVAILABLE';
+/**
+ * The codes of `error` frames: the protocol's own, and for a request the store failed to serve, the
+ * store's ProgressError code (STORE_UNAVAILABLE when it threw something else).
+ */
+export type WireErrorCode = 'INVALID_MESSAGE' | 'FORBIDDEN' | 'RATE_LIMITED' | 'NOT_FOUND' | 'STORE_UNAVAILABLE' | ErrorCode;
 
 /** The result of {@link parseClientMessage}. */
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; message: string };

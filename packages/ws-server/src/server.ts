@@ -21,7 +21,7 @@ import { createDashboardHandler } from './dashboard/handler.js';
 import { judgeHandshake, requestPath } from './handshake.js';
 import { rejectUpgrade } from './http-reject.js';
 import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
-import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult } from './protocol.js';
+import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult, type ServerMessage, type WireErrorCode } from './protocol.js';
 import { PROGRESS_SUBPROTOCOL } from './read-token.js';
 import { emptyStats, type ServerStats } from './stats.js';
 import { Subscription, WildcardSubscription } from './subscription.js';
@@ -104,6 +104,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       stats: this.#stats,
       maxBufferedBytes: this.#o.maxBufferedBytes,
       attachWildcards: (topic) => this.#attachWildcards(topic),
+      loadFailed: (topic, err) => this.#loadFailed(topic, err),
     };
   }
 
@@ -413,10 +414,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       })
       .catch((err: unknown) => {
         this.#o.logger.warn({ err, client: client.id }, 'a client message failed');
-        // A failing store is not "no such upgrade": the client may try again later. (The store's
-        // message stays in the log: it may name hosts and keys.)
-        if (isProgressError(err, 'NOT_FOUND')) client.send({ type: 'error', code: 'NOT_FOUND', message: 'not found' });
-        else client.send({ type: 'error', code: 'STORE_UNAVAILABLE', message: 'the store could not serve the request; try again later' });
+        client.send(storeFailure(err, 'the store could not serve the request'));
       });
   }
 
@@ -475,7 +473,15 @@ export class ProgressWebSocketServer implements ProgressSink {
       client.subs.delete(upgradeId);
       this.#dropSub(previous);
     }
-    const topic = await this.#loadedTopic(upgradeId, () => client.open);
+    let topic: Topic;
+    try {
+      topic = await this.#loadedTopic(upgradeId, () => client.open);
+    } catch (err) {
+      // The store could not say whether the upgrade exists: an error, never `exists: false`, and no
+      // subscription (nor anything of the failed load) is kept, so a later subscribe asks the store again.
+      client.send(storeFailure(err, `could not read upgrade "${upgradeId}" from the store`, upgradeId));
+      return;
+    }
     if (!client.open) return this.#maybeRelease(topic);
     // Checked here, with no await before the watch starts below, so that concurrent subscribes of
     // several clients cannot together pass the bound.
@@ -499,23 +505,40 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (client.wildcard) this.#dropWildcard(client.wildcard);
     const w = new WildcardSubscription(client);
     client.wildcard = w;
+    // In the set before the listing, so that watchAll runs from before it (see the README); it is
+    // given nothing until `subscribed` went out (see WildcardSubscription.ready).
     this.#wildcards.add(w);
-    client.send({ type: 'subscribed', upgradeId: '*', exists: true });
     this.#syncWatchAll();
     const ids = new Set<string>();
-    for (const topic of this.#topics.values()) if (topic.exists) ids.add(topic.upgradeId);
     const store = this.#o.store;
     if (store?.watchAll) {
       try {
         for (const row of await store.list()) ids.add(row.upgradeId);
       } catch (err) {
+        // Not "the store holds nothing": the client is told, and holds no `*` subscription (it may
+        // subscribe again), rather than get the upgrades of this process alone as if they were all.
         this.#o.logger.warn({ err }, 'could not list the store for a "*" subscription');
+        if (client.wildcard === w) client.wildcard = undefined;
+        this.#dropWildcard(w);
+        client.send(storeFailure(err, 'could not list the upgrades of the store', '*'));
+        return;
       }
     }
+    if (w.closed) return;
+    client.send({ type: 'subscribed', upgradeId: '*', exists: true });
+    w.ready = true;
+    // After the listing: the topics that became readable meanwhile are among them.
+    for (const topic of this.#topics.values()) if (topic.exists) ids.add(topic.upgradeId);
     for (const id of ids) {
       if (w.closed) return;
       if (!this.#authorized(client, id)) continue;
-      const topic = await this.#loadedTopic(id, () => !w.closed);
+      let topic: Topic;
+      try {
+        topic = await this.#loadedTopic(id, () => !w.closed);
+      } catch {
+        // Told to the client and loaded again later (see #loadFailed); the others go on.
+        continue;
+      }
       this.#attachWildcard(w, topic);
     }
   }
@@ -526,7 +549,8 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   #attachWildcard(w: WildcardSubscription, topic: Topic): void {
     const id = topic.upgradeId;
-    if (w.closed || w.children.has(id) || !topic.exists) return;
+    if (w.closed || !w.ready || w.children.has(id) || !topic.exists) return;
+    w.unreadable.delete(id);
     if (!this.#authorized(w.client, id)) {
       w.children.set(id, deniedSub(w, id));
       return;
@@ -540,10 +564,17 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   async #summary(client: ClientConnection, upgradeId: string): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
-    const topic = this.#topics.get(upgradeId);
-    await topic?.ensureLoaded();
-    let state: Readonly<UpgradeProgress> | undefined = topic?.state;
-    if (!state && this.#o.store) state = await this.#o.store.load(upgradeId);
+    let state: Readonly<UpgradeProgress> | undefined;
+    try {
+      const topic = this.#topics.get(upgradeId);
+      await topic?.ensureLoaded();
+      state = topic?.state;
+      if (!state && this.#o.store) state = await this.#o.store.load(upgradeId);
+    } catch (err) {
+      this.#o.logger.warn({ err, client: client.id, upgradeId }, 'could not summarize an upgrade');
+      client.send(storeFailure(err, `could not read upgrade "${upgradeId}" from the store`, upgradeId));
+      return;
+    }
     if (!state) {
       client.send({ type: 'error', code: 'NOT_FOUND', message: `no upgrade "${upgradeId}"` });
       return;
@@ -582,8 +613,36 @@ export class ProgressWebSocketServer implements ProgressSink {
   async #loadedTopic(upgradeId: string, wanted: () => boolean): Promise<Topic> {
     for (;;) {
       const topic = this.#topic(upgradeId);
-      await topic.ensureLoaded();
+      try {
+        await topic.ensureLoaded();
+      } catch (err) {
+        // Unless a tracker of this process (or one that has the server as a sink) took the upgrade over
+        // while the store failed: it is the source now.
+        if (!topic.loaded) {
+          // Nothing of the failed load is kept: the topic goes unless something else holds it (another
+          // waiter on the same load may have released it already, and another topic taken its place).
+          if (this.#topics.get(upgradeId) === topic) this.#maybeRelease(topic);
+          throw err;
+        }
+      }
       if (this.#topics.get(upgradeId) === topic || !wanted()) return topic;
+    }
+  }
+
+  /**
+   * A topic's store load failed. A `*` subscriber is owed every upgrade of the store, and no one
+   * asks for this one by name: it is told (once, until the upgrade is given to it) with an `error`
+   * naming the upgrade, and the topic loads again later, until `*` subscribers have it.
+   */
+  #loadFailed(topic: Topic, err: unknown): void {
+    const upgradeId = topic.upgradeId;
+    this.#o.logger.warn({ err, upgradeId }, 'could not load an upgrade from the store');
+    if (topic.loaded || this.#wildcards.size === 0 || !this.#o.store?.watchAll) return;
+    topic.reloadLater();
+    for (const w of this.#wildcards) {
+      if (w.closed || !w.ready || w.children.has(upgradeId) || w.unreadable.has(upgradeId) || !this.#authorized(w.client, upgradeId)) continue;
+      w.unreadable.add(upgradeId);
+      w.client.send(storeFailure(err, `could not read upgrade "${upgradeId}" from the store (it is sent once it can be read)`, upgradeId));
     }
   }
 
@@ -681,7 +740,14 @@ export class ProgressWebSocketServer implements ProgressSink {
     for (const id of ids) {
       if (this.#wildcards.size === 0) return;
       if (this.#topics.has(id)) continue;
-      this.#attachWildcards(await this.#loadedTopic(id, () => this.#wildcards.size > 0));
+      let topic: Topic;
+      try {
+        topic = await this.#loadedTopic(id, () => this.#wildcards.size > 0);
+      } catch {
+        // Told to the `*` subscribers and loaded again later (see #loadFailed).
+        continue;
+      }
+      this.#attachWildcards(topic);
     }
   }
 
@@ -692,6 +758,20 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#watchAllRetry = undefined;
     for (const topic of [...this.#topics.values()]) this.#maybeRelease(topic);
   }
+}
+
+/** The protocol's own codes: they name this server's refusal of a request, not a store's failure. */
+const PROTOCOL_CODES: ReadonlySet<string> = new Set(['INVALID_MESSAGE', 'FORBIDDEN', 'RATE_LIMITED']);
+
+/**
+ * The `error` answering a request the store failed to serve: the store's ProgressError code
+ * (STORE_UNAVAILABLE, DATA_CORRUPTED, ...), else STORE_UNAVAILABLE, and the upgrade the request named,
+ * if one. Never "no such upgrade": the client may try again later. The store's own message stays in
+ * the log: it may name hosts and keys.
+ */
+function storeFailure(err: unknown, what: string, upgradeId?: string): ServerMessage {
+  const code: WireErrorCode = isProgressError(err) && !PROTOCOL_CODES.has(err.code) ? err.code : 'STORE_UNAVAILABLE';
+  return { type: 'error', code, message: `${what}; try again later`, ...(upgradeId === undefined ? {} : { upgradeId }) };
 }
 
 /** A closed placeholder, so that an upgrade a `*` client may not read is not asked about again. */

@@ -48,6 +48,10 @@ export class Subscription {
 export class WildcardSubscription {
   readonly children = new Map<string, Subscription>();
   closed = false;
+  /** Set once `subscribed` was sent (the store's listing succeeded): no snapshot may precede it. */
+  ready = false;
+  /** The upgrades this client was told the store could not read, and does not have yet: told once. */
+  readonly unreadable = new Set<string>();
 
   constructor(readonly client: ClientConnection) {}
 }

@@ -12,9 +12,17 @@ export interface TopicHost {
   readonly maxBufferedBytes: number;
   /** A topic became readable or took a new event: give the `*` subscribers their part. */
   attachWildcards(topic: Topic): void;
+  /**
+   * The store failed to load a topic (the load rejects to those waiting on it, and nothing of it is
+   * kept): log it, and have the topic load again later when `*` subscribers are owed it.
+   */
+  loadFailed(topic: Topic, err: unknown): void;
 }
 
 const WATCH_RETRY_MS = 1000;
+/** The first wait before loading again after a failed load (see {@link Topic.reloadLater}); it doubles up to RELOAD_MAX_MS. */
+const RELOAD_MIN_MS = 1000;
+const RELOAD_MAX_MS = 10_000;
 
 /** The JSON of a `progress_event` frame. */
 export function progressEventText(event: ProgressEvent): string {
@@ -41,6 +49,9 @@ export class Topic {
   #pending: ProgressEvent[] = [];
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
+  /** The next load after a failed one (see {@link reloadLater}), and the wait before it. */
+  #reload: NodeJS.Timeout | undefined;
+  #reloadMs = 0;
   #snapshot: { seq: number; frame: Buffer } | undefined;
   /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
   #generation = 0;
@@ -72,6 +83,11 @@ export class Topic {
     return this.state?.lastSeq ?? 0;
   }
 
+  /** True when {@link ensureLoaded} has nothing to read from the store (loaded, or served by a tracker or as a sink). */
+  get loaded(): boolean {
+    return !this.#askStore && (!this.storeBacked || this.#storeFed);
+  }
+
   /** True while this topic follows the store (no tracker of this process writes it). */
   get storeBacked(): boolean {
     return !this.tracker && this.#host.store !== undefined && this.#sinkState === undefined;
@@ -89,15 +105,49 @@ export class Topic {
     else void this.#fill();
   }
 
-  /** Loads a store-backed topic's state once (no-op for a tracked one). */
+  /**
+   * Loads a store-backed topic's state once (no-op for a tracked one). Rejects with the store's error
+   * when the store fails, to every caller waiting on that load, and keeps nothing of it: a failure is
+   * not an upgrade that does not exist, and the next call asks the store again.
+   */
   ensureLoaded(): Promise<void> {
     if (this.#askStore) {
-      this.#loading ??= this.#adoptStore();
+      this.#loading ??= this.#settled(this.#adoptStore());
       return this.#loading;
     }
     if (!this.storeBacked) return Promise.resolve();
-    this.#loading ??= this.#load();
+    this.#loading ??= this.#settled(this.#load());
     return this.#loading;
+  }
+
+  /** A load that, when it fails, is forgotten (unless another took its place meanwhile), so that the next reader tries again. */
+  #settled(load: Promise<void>): Promise<void> {
+    const loading: Promise<void> = load.catch((err: unknown) => {
+      if (this.#loading === loading) this.#loading = undefined;
+      throw err;
+    });
+    return loading;
+  }
+
+  /**
+   * Loads again after a while, after a failed load that `*` subscribers are owed (nobody asks for the
+   * topic by name then, and an upgrade that writes no more events would never be asked for again).
+   * The wait doubles from RELOAD_MIN_MS up to RELOAD_MAX_MS while loads fail.
+   */
+  reloadLater(): void {
+    if (this.#reload) return;
+    this.#reloadMs = Math.min(RELOAD_MAX_MS, this.#reloadMs === 0 ? RELOAD_MIN_MS : this.#reloadMs * 2);
+    this.#reload = setTimeout(() => {
+      this.#reload = undefined;
+      // A failure calls loadFailed again, which asks for the next try.
+      this.ensureLoaded().catch(() => undefined);
+    }, this.#reloadMs);
+  }
+
+  #stopReload(): void {
+    if (this.#reload) clearTimeout(this.#reload);
+    this.#reload = undefined;
+    this.#reloadMs = 0;
   }
 
   /** See #askStore: follows the store when it holds this upgrade (the same one, as far or further). */
@@ -106,13 +156,20 @@ export class Topic {
     try {
       stored = await this.#host.store!.load(this.upgradeId);
     } catch (err) {
-      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
+      // Not "the store does not hold it": the kept state may be behind what the store holds, and
+      // serving it as current (and never asking again) would hide that. The next reader asks again.
+      this.#pending = [];
+      this.#host.loadFailed(this, err);
+      throw err;
     }
     this.#askStore = false;
     this.#loading = undefined;
+    this.#stopReload();
     const last = this.#sinkState;
     if (this.tracker || !stored || !last || stored.createdAt !== last.createdAt || stored.lastSeq < last.lastSeq) {
       this.#pending = [];
+      // `*` subscribers that were told this upgrade could not be read get it now.
+      if (this.exists) this.#host.attachWildcards(this);
       return;
     }
     this.#sinkState = undefined;
@@ -122,6 +179,7 @@ export class Topic {
     this.#snapshot = undefined;
     this.#drainPending();
     this.syncWatch();
+    this.#host.attachWildcards(this);
   }
 
   async #load(): Promise<void> {
@@ -130,8 +188,14 @@ export class Topic {
     try {
       this.#storeState = await store.load(this.upgradeId);
     } catch (err) {
-      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
+      // Not "the upgrade does not exist": nothing is cached, and every caller waiting on this load
+      // gets the error. The events held for it are dropped: the next load reads them from the store.
+      this.#busy = false;
+      this.#pending = [];
+      this.#host.loadFailed(this, err);
+      throw err;
     }
+    this.#stopReload();
     this.#storeFed = true;
     this.#snapshot = undefined;
     this.#busy = false;
@@ -145,6 +209,7 @@ export class Topic {
     this.tracker = tracker;
     this.#askStore = false;
     this.#stopWatch();
+    this.#stopReload();
     this.#storeFed = false;
     this.#storeState = undefined;
     this.#sinkState = undefined;
@@ -204,7 +269,8 @@ export class Topic {
     if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
     if (this.#busy || !this.#storeFed) {
       this.#pending.push(event);
-      if (!this.#storeFed) void this.ensureLoaded();
+      // A failed load is reported by loadFailed; the next event (or a reload) tries again.
+      if (!this.#storeFed) this.ensureLoaded().catch(() => undefined);
       return;
     }
     const last = this.lastSeq;
@@ -478,6 +544,7 @@ export class Topic {
   /** Releases the watch and timers. */
   close(): void {
     this.#stopWatch();
+    this.#stopReload();
     for (const sub of this.subs) sub.closed = true;
     this.subs.clear();
   }

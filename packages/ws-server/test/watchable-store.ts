@@ -1,4 +1,4 @@
-import { MemoryStore, ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, type ListFilter, type ProgressEvent, type ProgressStore, type StoreInfo, type UpgradeProgress, type UpgradeSummaryRow } from '@progress/core';
 
 /**
  * A test-only MemoryStore with `watch()` and `watchAll()`, standing for a store shared between
@@ -86,5 +86,63 @@ export class WatchableMemoryStore extends MemoryStore {
       this.#deletions.delete(onDelete);
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+}
+
+/**
+ * The server's view of a shared store whose reads can fail, as a RedisStore's do while Redis cannot be
+ * reached from the server: `load()` of the upgrades in `down` ('*': every one) and, with `listDown`,
+ * `list()` throw what `error` makes (a ProgressError STORE_UNAVAILABLE by default). The rest goes to
+ * the shared store, which the writers use directly (other processes, whose Redis works). A wrapper and
+ * not a subclass: MemoryStore's own `list()`, and a tracker's open, call `load()`.
+ */
+export class UnreliableStore implements ProgressStore {
+  /** The upgrades whose `load()` fails now; '*' for every one. */
+  readonly down = new Set<string>();
+  listDown = false;
+  error: () => unknown = () => new ProgressError('STORE_UNAVAILABLE', 'connect ECONNREFUSED 10.0.0.7:6379');
+  /** While set, a `load()` waits for it, then reads (or fails). */
+  gate: Promise<void> | undefined;
+  /** The `load()` calls made, failed or not. */
+  loads = 0;
+
+  constructor(readonly shared: WatchableMemoryStore) {}
+
+  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    this.loads++;
+    if (this.gate) await this.gate;
+    if (this.down.has('*') || this.down.has(upgradeId)) throw this.error();
+    return this.shared.load(upgradeId);
+  }
+
+  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    if (this.listDown) throw this.error();
+    return this.shared.list(filter);
+  }
+
+  append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    return this.shared.append(upgradeId, events, expectedSeq, state);
+  }
+
+  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    return this.shared.readEvents(upgradeId, afterSeq, limit);
+  }
+
+  delete(upgradeId: string): Promise<boolean> {
+    return this.shared.delete(upgradeId);
+  }
+
+  info(): StoreInfo {
+    return this.shared.info();
+  }
+
+  async close(): Promise<void> {}
+
+  watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
+    return this.shared.watch(upgradeId, afterSeq, options);
+  }
+
+  watchAll(options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
+    return this.shared.watchAll(options);
   }
 }

@@ -92,6 +92,13 @@ const SUBPROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Waits before asking again after `RATE_LIMITED`, one per retry; then the command gives up. */
 const RATE_LIMIT_RETRY_MS = [500, 1000, 2000];
 
+/**
+ * The first wait before asking again after the server could not serve a request (its store failed);
+ * it doubles up to STORE_RETRY_MAX_MS, and the command asks for as long as it runs (as it reconnects).
+ */
+const STORE_RETRY_MS = 500;
+const STORE_RETRY_MAX_MS = 10_000;
+
 interface ServerMessage {
   type: string;
   upgradeId?: string;
@@ -113,6 +120,8 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
   let backoff = 250;
   let connectedOnce = false;
   let rateLimited = 0;
+  /** Requests in a row the server could not serve (see STORE_RETRY_MS). */
+  let unserved = 0;
   const startedAt = Date.now();
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
@@ -187,9 +196,11 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               break;
             case 'subscribed':
               rateLimited = 0;
+              unserved = 0;
               break;
             case 'upgrades': {
               rateLimited = 0;
+              unserved = 0;
               const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
               if (rows[0]) {
                 target = rows[0].upgradeId;
@@ -226,19 +237,22 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               options.view.say(`server: ${msg.code}: ${msg.message}`);
               const asked = target ? `"${target}"` : 'the upgrade list';
               // The only requests this client sends are a subscribe and list_upgrades, so an error
-              // answers one of them. Asking again at once would get the same answer: give up
-              // instead of waiting for ever, except after a rate limit, which passes.
+              // answers one of them. A refusal gives up (asking again would get the same answer); a
+              // rate limit passes, and so may a failing store.
               if (msg.code === 'FORBIDDEN') fail(new CliError(`the server refused access to ${asked}: ${msg.message}`, ExitCode.NOT_FOUND));
               else if (msg.code === 'INVALID_MESSAGE') fail(new CliError(`the server refused the request for ${asked}: ${msg.message}`, ExitCode.USAGE));
-              else if (msg.code === 'STORE_UNAVAILABLE' || msg.code === 'NOT_FOUND') {
-                // Its store failed (a ws-server older than STORE_UNAVAILABLE says NOT_FOUND "the request
-                // could not be served"), or said NOT_FOUND. Not a "not yet": a subscribe to an upgrade
-                // that does not exist yet is answered `subscribed` and waits. Nothing else will come.
-                fail(new CliError(`the server could not serve ${asked}: ${msg.code}: ${msg.message}`, ExitCode.UNAVAILABLE));
-              } else if (msg.code === 'RATE_LIMITED') {
+              else if (msg.code === 'RATE_LIMITED') {
                 const wait = RATE_LIMIT_RETRY_MS[rateLimited++];
                 if (wait === undefined) fail(new CliError(`the server kept refusing ${asked} (RATE_LIMITED ${rateLimited} times): ${msg.message}`, ExitCode.UNAVAILABLE));
                 else askAgain(wait);
+              } else {
+                // The server could not serve it now: its store failed (STORE_UNAVAILABLE, DATA_CORRUPTED,
+                // ...; a ws-server older than STORE_UNAVAILABLE says NOT_FOUND). Not "no such upgrade": a
+                // subscribe to one that does not exist yet is answered `subscribed` and waits. Ask again,
+                // on this connection, as a lost connection is reconnected to.
+                const wait = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_MS * 2 ** unserved++);
+                options.view.say(`the server could not serve ${asked}; asking again in ${wait / 1000} s`);
+                askAgain(wait);
               }
               break;
             }

@@ -11,6 +11,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // A malformed hash (#%E0) must not stop the page: it just selects nothing.
   var hashId = function () { try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return ''; } };
   var ws = null, retry = 0, closeReason = null, selected = hashId() || null, state = null, rows = [], events = [], listTimer = null;
+  // A subscribe the server could not serve (its store failed): the message shown, and the one pending
+  // subscribe again (its timer) with its backoff, which doubles from SUB_RETRY_MS up to SUB_RETRY_MAX_MS.
+  var subError = null, subTimer = null, subRetry = 0;
+  var SUB_RETRY_MS = 500, SUB_RETRY_MAX_MS = 10000;
   // A connection proves useful by staying open this long: only then does the backoff start again from
   // its shortest delay. A server that answers and then closes at once (expired credentials, a policy
   // refusal: 1008) would otherwise be reconnected to every few hundred ms for ever.
@@ -182,7 +186,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function renderDetail() {
     var ov = $('overview'), tasksEl = $('tasks');
     clear(ov); clear(tasksEl);
-    if (!state) { ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); tasksEl.appendChild(el('p', 'empty', 'No tasks')); renderEvents(); return; }
+    // Not "Waiting for": the store could not say whether the upgrade exists.
+    if (subError) ov.appendChild(el('p', 'err sub-error', subError));
+    if (!state) { if (!subError) ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); tasksEl.appendChild(el('p', 'empty', 'No tasks')); renderEvents(); return; }
     var head = el('div', 'row');
     head.appendChild(el('h2', 'title', state.upgradeId));
     head.appendChild(badge(state.status));
@@ -247,7 +253,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // ---- protocol
   function select(id) {
     if (selected && selected !== id) send({ type: 'unsubscribe', upgradeId: selected });
-    if (selected !== id) { state = null; events = []; }
+    if (selected !== id) { state = null; events = []; stopSubRetry(); }
     selected = id;
     history.replaceState(null, '', '#' + encodeURIComponent(id));
     subscribe();
@@ -262,8 +268,24 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // common case of a plan run again with the same task ids and events past the created one. A
   // snapshot is one state's worth of JSON, once per reconnect.
   function subscribe() {
+    // One subscribe at a time: a retry pending is this one.
+    if (subTimer) { clearTimeout(subTimer); subTimer = null; }
     if (!selected) return;
     send({ type: 'subscribe', upgradeId: selected });
+  }
+  // The subscribe to the selected upgrade was refused for a reason that may pass (its store failed, a
+  // limit): show why, and subscribe again later on the same socket. A leave (select) or a close stops it.
+  function retrySubscribe(m) {
+    subError = 'Cannot show ' + selected + ': ' + m.message + ' (' + m.code + '); retrying\u2026';
+    schedule();
+    if (subTimer) clearTimeout(subTimer);
+    var id = selected, delay = Math.min(SUB_RETRY_MAX_MS, SUB_RETRY_MS * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
+    subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
+  }
+  function stopSubRetry() {
+    if (subTimer) clearTimeout(subTimer);
+    subTimer = null; subRetry = 0;
+    if (subError) { subError = null; schedule(); }
   }
   // The selected upgrade does not exist (or no longer): show that, rather than the state of before.
   function drop() { state = null; events = []; schedule(); }
@@ -273,8 +295,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     switch (m.type) {
       case 'welcome': setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
-      case 'subscribed': if (m.upgradeId === selected && m.exists === false) drop(); break;
+      case 'subscribed':
+        if (m.upgradeId !== selected) break;
+        stopSubRetry();
+        if (m.exists === false) drop();
+        break;
       case 'upgrades':
+        // A list answered: an error shown from an earlier request (the store was down) is over.
+        setConn('live', true);
         rows = Array.isArray(m.data) ? m.data : [];
         if (!selected && rows.length) select(rows[0].upgradeId); else renderList();
         break;
@@ -310,7 +338,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       // The snapshot that follows replaces the state; without one (the upgrade is gone) the page must
       // not go on showing the old one.
       case 'resync': if (m.upgradeId === selected) drop(); break;
-      case 'error': setConn('error: ' + m.message, true); break;
+      case 'error':
+        // One naming another upgrade answers a subscribe of an upgrade since left.
+        if (m.upgradeId !== undefined && m.upgradeId !== selected) break;
+        // One naming the selected upgrade answers its subscribe (the server's store failed): that is
+        // not "does not exist", and it may pass. FORBIDDEN will not.
+        if (m.upgradeId !== undefined && m.code !== 'FORBIDDEN') retrySubscribe(m);
+        else setConn('error: ' + m.message, true);
+        break;
     }
   }
   function connect() {
@@ -326,6 +361,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       // reconnecting alone may not cure it (a bare "disconnected" gave the user nothing to act on).
       closeReason = e && e.code === 1008 ? (e.reason || 'policy violation') + ', code 1008' : null;
       setConn('disconnected' + (closeReason ? ' (' + closeReason + ')' : ''), false);
+      // The welcome of the next connection subscribes afresh.
+      stopSubRetry();
       later();
     };
   }

@@ -35,6 +35,7 @@ section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; col
 .task { display: grid; grid-template-columns: minmax(160px, 1fr) 90px 2fr 48px; gap: 10px; align-items: center; padding: 6px 0; border-top: 1px solid var(--line); }
 .task .name { word-break: break-word; } .task .pct { text-align: right; font-variant-numeric: tabular-nums; }
 .task .err { grid-column: 1 / -1; color: var(--bad); font-size: 12px; }
+.sub-error { color: var(--bad); }
 #events { list-style: none; margin: 0; padding: 0; font-size: 13px; max-height: 320px; overflow: auto; }
 #events li { display: grid; grid-template-columns: 54px 90px 140px 1fr; gap: 8px; padding: 4px 0; border-top: 1px solid var(--line); }
 #events .seq { color: var(--muted); font-variant-numeric: tabular-nums; }

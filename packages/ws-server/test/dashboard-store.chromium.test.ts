@@ -1,0 +1,214 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import type { ProgressTracker } from '@progress/core';
+import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { openTracker } from './helpers.js';
+import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
+
+// The dashboard in a real headless Chromium when the server's store cannot be read: it says so (not
+// "Waiting for"), and subscribes again on the same socket until it is served. Its own Chromium: the
+// last test runs the page's clock by hand, and a clock is installed for the whole browser context.
+
+/** Watches a page: its errors, and the frames it sends. */
+function watchPage(page: Page): { problems: string[]; sent: string[] } {
+  const problems: string[] = [];
+  const sent: string[] = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(msg.text());
+  });
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+  return { problems, sent };
+}
+
+/** The problems that are not the connection refusals a reconnect test causes on purpose. */
+const realProblems = (problems: string[]): string[] => problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(p));
+
+/** What the page shows: each task row's bar, and the Seq fact. (Page code as text: this package's tests have no DOM types.) */
+const SHOWN = `(() => {
+  const tasks = {};
+  for (const row of document.querySelectorAll('[data-task-id]')) tasks[row.getAttribute('data-task-id')] = row.querySelector('[role=progressbar]').getAttribute('aria-valuenow');
+  let seq = null;
+  for (const d of document.querySelectorAll('.facts > div')) if (d.firstChild.textContent === 'Seq') seq = d.lastChild.textContent;
+  return { tasks, seq };
+})()`;
+
+async function shown(page: Page): Promise<{ tasks: Record<string, string | null>; seq: string | null }> {
+  return page.evaluate(SHOWN);
+}
+
+/** Waits until the page has applied every event the tracker wrote (its Seq fact). */
+async function caughtUp(page: Page, tracker: ProgressTracker): Promise<void> {
+  await expect.poll(async () => (await shown(page)).seq, { timeout: 15_000 }).toBe(String(tracker.durableProgress.lastSeq));
+}
+
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over a store that fails', () => {
+  let chromium: TestChromium;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    chromium = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+    await chromium?.close();
+  });
+
+  async function newPage(): Promise<Page> {
+    const page = await chromium.context.newPage();
+    cleanup.push(() => page.close());
+    return page;
+  }
+
+  async function serve(options: ConstructorParameters<typeof ProgressWebSocketServer>[0] = {}): Promise<{ server: ProgressWebSocketServer; port: number }> {
+    const server = new ProgressWebSocketServer({ port: 0, ...options });
+    const { port } = await server.start();
+    cleanup.push(() => server.stop());
+    return { server, port };
+  }
+
+  async function tracker(upgradeId: string, store: WatchableMemoryStore): Promise<ProgressTracker> {
+    const t = await openTracker(upgradeId, store);
+    cleanup.push(() => t.close());
+    return t;
+  }
+
+  it("shows why an upgrade cannot be shown while the server's store fails, not \"Waiting for\", then the upgrade once the store is back", async () => {
+    const shared = new WatchableMemoryStore();
+    const writer = await tracker('u-store', shared);
+    await writer.startUpgrade('Phase A');
+    await writer.addTask('a', 'Task A');
+    await writer.updateTaskProgress('a', 40);
+    const store = new UnreliableStore(shared);
+    store.down.add('u-store');
+    const { port } = await serve({ store });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-store`);
+    await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toContain('STORE_UNAVAILABLE');
+    expect(await page.textContent('#overview')).toContain('u-store');
+    expect(await page.textContent('#overview')).not.toContain('Waiting for');
+    expect(await page.textContent('#conn')).toBe('live'); // the socket is fine; it is not reconnected
+
+    store.down.clear();
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 15_000 }).toEqual({ a: '40' });
+    expect(await page.textContent('#overview')).not.toContain('STORE_UNAVAILABLE');
+    await writer.updateTaskProgress('a', 70);
+    await caughtUp(page, writer);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  // Last in this file: it installs a clock for the whole browser context.
+  it('subscribes again after a doubling backoff up to 10 s, one subscribe at a time, and stops when the socket closes or the user leaves the upgrade', async () => {
+    const shared = new WatchableMemoryStore();
+    for (const id of ['u-a', 'u-b']) {
+      const t = await tracker(id, shared);
+      await t.startUpgrade();
+      await t.addTask(`${id}-task`, 'Task');
+    }
+    const store = new UnreliableStore(shared);
+    store.down.add('u-a');
+    // Each load waits until the test lets it fail: no answer reaches the page while its clock runs.
+    const hold = (): (() => void) => {
+      let release!: () => void;
+      store.gate = new Promise((resolve) => (release = resolve));
+      return release;
+    };
+    let release = hold();
+    const port = await freePort();
+    const { server } = await serve({ port, store });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    const errors: string[] = [];
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => String(f.payload).includes('"type":"error"') && errors.push(String(f.payload))));
+    // The frames the page sends, counted in the page as it sends them: a frame sent while the clock
+    // ran is counted once runFor returns (playwright's framesent events may come later).
+    await page.addInitScript(`(() => {
+      const sent = [];
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
+      window.sentFrames = sent;
+    })()`);
+    const sentTo = async (upgradeId: string, type = 'subscribe'): Promise<number> =>
+      (await page.evaluate<string[]>('window.sentFrames')).filter((f) => f.includes(`"type":"${type}"`) && f.includes(`"upgradeId":"${upgradeId}"`)).length;
+    const subscribes = (): Promise<number> => sentTo('u-a');
+    // The page's timers and clock run only when the test says: the delays are checked, not timed.
+    await page.clock.install();
+    await page.clock.pauseAt(Date.now() + 1000);
+    await page.goto(`http://127.0.0.1:${port}/#u-a`);
+    await expect.poll(() => store.loads, { timeout: 10_000 }).toBe(1);
+
+    // The k-th subscribe again waits 500 * 2^(k-1) ms, at most 10 s, plus up to 250 ms of jitter.
+    for (let k = 1; k <= 6; k++) {
+      const failing = release;
+      release = hold();
+      failing();
+      await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(k);
+      const delay = Math.min(10_000, 500 * 2 ** (k - 1));
+      await page.clock.runFor(delay - 1);
+      expect(await subscribes()).toBe(k);
+      if (k === 1) expect(await page.textContent('#overview')).toContain('STORE_UNAVAILABLE');
+      await page.clock.runFor(251);
+      await expect.poll(() => store.loads, { timeout: 10_000 }).toBe(k + 1);
+      await expect.poll(subscribes, { timeout: 10_000 }).toBe(k + 1);
+    }
+    store.gate = undefined;
+    release();
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(7); // the 8th subscribe is due 10 s on
+
+    // The socket closes meanwhile: that stops the subscribe again (the page no longer says it is
+    // retrying), and the next connection subscribes on its welcome and starts the backoff over.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    await page.clock.runFor(20);
+    expect(await page.textContent('#overview')).not.toContain('retrying');
+    await server.start();
+    await page.clock.runFor(600);
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(8);
+    expect(await subscribes()).toBe(8);
+    await page.clock.runFor(499);
+    expect(await subscribes()).toBe(8);
+    await page.clock.runFor(251);
+    await expect.poll(subscribes, { timeout: 10_000 }).toBe(9);
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(9);
+    store.down.clear();
+    await page.clock.runFor(1250);
+    await expect
+      .poll(
+        async () => {
+          await page.clock.runFor(20);
+          return (await shown(page)).tasks;
+        },
+        { timeout: 10_000 },
+      )
+      .toEqual({ 'u-a-task': '0' });
+    expect(await subscribes()).toBe(10);
+    await page.clock.runFor(30_000);
+    expect(await subscribes()).toBe(10);
+
+    // The store fails again; the user leaves the upgrade while its subscribe again is pending.
+    store.down.add('u-a');
+    await page.evaluate(`location.hash = '#u-b'`);
+    await expect.poll(() => sentTo('u-b'), { timeout: 10_000 }).toBe(1);
+    await page.evaluate(`location.hash = '#u-a'`);
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(10);
+    expect(await subscribes()).toBe(11);
+    await page.evaluate(`location.hash = '#u-b'`);
+    await expect
+      .poll(
+        async () => {
+          await page.clock.runFor(20);
+          return (await shown(page)).tasks;
+        },
+        { timeout: 10_000 },
+      )
+      .toEqual({ 'u-b-task': '0' });
+    await page.clock.runFor(30_000);
+    expect(await subscribes()).toBe(11);
+    expect(await page.textContent('#overview')).not.toContain('STORE_UNAVAILABLE');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+});
