@@ -55,6 +55,14 @@ async function alternate(contenders: Record<string, () => Promise<number>>): Pro
     const sorted = [...list].sort((a, b) => a - b);
     process.stderr.write(`  ${label}: ${fmt(out[label])} events/s over ${ROUNDS} rounds (rounds: min ${fmt(sorted[0]!)}, median ${fmt(median(list))}, max ${fmt(sorted.at(-1)!)})\n`);
   }
+  // The first two contenders' ratio within each round (they ran back to back): how far the machine's
+  // noise moves the comparison. Information only; the targets use the rates above.
+  const [a, b] = labels;
+  if (a !== undefined && b !== undefined) {
+    const ratios = rates[a]!.map((r, i) => r / rates[b]![i]!).sort((x, y) => x - y);
+    const q = (p: number): string => ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))]!.toFixed(2);
+    process.stderr.write(`  ${a} / ${b}, per round: median ${q(0.5)}x, middle half ${q(0.25)}x-${q(0.75)}x, all ${q(0)}x-${q(1)}x\n`);
+  }
   return out;
 }
 
