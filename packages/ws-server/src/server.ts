@@ -535,8 +535,9 @@ export class ProgressWebSocketServer implements ProgressSink {
       let topic: Topic;
       try {
         topic = await this.#loadedTopic(id, () => !w.closed);
-      } catch {
-        // Told to the client and loaded again later (see #loadFailed); the others go on.
+      } catch (err) {
+        // Told to the `*` subscribers and loaded again later (see #loadFailed); the others go on.
+        this.#wildcardLoadFailed(id, err);
         continue;
       }
       this.#attachWildcard(w, topic);
@@ -544,6 +545,9 @@ export class ProgressWebSocketServer implements ProgressSink {
   }
 
   #attachWildcards(topic: Topic): void {
+    // A topic released while it loaded (its successor in the map is the one watchAll feeds): a `*`
+    // subscriber attached to it would never get another event of that upgrade.
+    if (this.#topics.get(topic.upgradeId) !== topic) return;
     for (const w of this.#wildcards) this.#attachWildcard(w, topic);
   }
 
@@ -629,15 +633,22 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
   }
 
+  /** A load of upgrade `upgradeId` made for the `*` subscribers failed (see {@link #loadFailed}). */
+  #wildcardLoadFailed(upgradeId: string, err: unknown): void {
+    const topic = this.#topics.get(upgradeId);
+    if (topic) this.#loadFailed(topic, err);
+  }
+
   /**
-   * A topic's store load failed. A `*` subscriber is owed every upgrade of the store, and no one
-   * asks for this one by name: it is told (once, until the upgrade is given to it) with an `error`
-   * naming the upgrade, and the topic loads again later, until `*` subscribers have it.
+   * A store load made for the `*` subscribers failed (a load for a subscriber by name is answered to
+   * that subscriber alone). A `*` subscriber is owed every upgrade of the store, and no one asks for
+   * this one by name: it is told (once, until the upgrade is given to it) with an `error` naming the
+   * upgrade, and the topic loads again later, until `*` subscribers have it. A topic no longer in the
+   * map (released while it loaded) is left alone: its successor is the one that counts.
    */
   #loadFailed(topic: Topic, err: unknown): void {
     const upgradeId = topic.upgradeId;
-    this.#o.logger.warn({ err, upgradeId }, 'could not load an upgrade from the store');
-    if (topic.loaded || this.#wildcards.size === 0 || !this.#o.store?.watchAll) return;
+    if (this.#topics.get(upgradeId) !== topic || topic.loaded || this.#wildcards.size === 0 || !this.#o.store?.watchAll) return;
     topic.reloadLater();
     for (const w of this.#wildcards) {
       if (w.closed || !w.ready || w.children.has(upgradeId) || w.unreadable.has(upgradeId) || !this.#authorized(w.client, upgradeId)) continue;
@@ -743,8 +754,9 @@ export class ProgressWebSocketServer implements ProgressSink {
       let topic: Topic;
       try {
         topic = await this.#loadedTopic(id, () => this.#wildcards.size > 0);
-      } catch {
+      } catch (err) {
         // Told to the `*` subscribers and loaded again later (see #loadFailed).
+        this.#wildcardLoadFailed(id, err);
         continue;
       }
       this.#attachWildcards(topic);

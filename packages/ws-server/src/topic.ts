@@ -13,8 +13,8 @@ export interface TopicHost {
   /** A topic became readable or took a new event: give the `*` subscribers their part. */
   attachWildcards(topic: Topic): void;
   /**
-   * The store failed to load a topic (the load rejects to those waiting on it, and nothing of it is
-   * kept): log it, and have the topic load again later when `*` subscribers are owed it.
+   * A load made for the `*` subscribers (an event of watchAll for a topic not loaded yet, or a reload)
+   * failed: tell them, and have the topic load again later while they are owed it.
    */
   loadFailed(topic: Topic, err: unknown): void;
 }
@@ -139,8 +139,8 @@ export class Topic {
     this.#reloadMs = Math.min(RELOAD_MAX_MS, this.#reloadMs === 0 ? RELOAD_MIN_MS : this.#reloadMs * 2);
     this.#reload = setTimeout(() => {
       this.#reload = undefined;
-      // A failure calls loadFailed again, which asks for the next try.
-      this.ensureLoaded().catch(() => undefined);
+      // A failure goes to loadFailed again, which asks for the next try.
+      this.ensureLoaded().catch((err: unknown) => this.#host.loadFailed(this, err));
     }, this.#reloadMs);
   }
 
@@ -159,7 +159,7 @@ export class Topic {
       // Not "the store does not hold it": the kept state may be behind what the store holds, and
       // serving it as current (and never asking again) would hide that. The next reader asks again.
       this.#pending = [];
-      this.#host.loadFailed(this, err);
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
       throw err;
     }
     this.#askStore = false;
@@ -192,7 +192,7 @@ export class Topic {
       // gets the error. The events held for it are dropped: the next load reads them from the store.
       this.#busy = false;
       this.#pending = [];
-      this.#host.loadFailed(this, err);
+      this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
       throw err;
     }
     this.#stopReload();
@@ -269,8 +269,9 @@ export class Topic {
     if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
     if (this.#busy || !this.#storeFed) {
       this.#pending.push(event);
-      // A failed load is reported by loadFailed; the next event (or a reload) tries again.
-      if (!this.#storeFed) this.ensureLoaded().catch(() => undefined);
+      // An event of watchAll, for the `*` subscribers: a failed load is theirs to hear of (loadFailed),
+      // and while a reload waits, events do not load again (that would bypass its backoff).
+      if (!this.#storeFed && this.#reload === undefined) this.ensureLoaded().catch((err: unknown) => this.#host.loadFailed(this, err));
       return;
     }
     const last = this.lastSeq;

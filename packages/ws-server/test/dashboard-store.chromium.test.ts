@@ -101,6 +101,31 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
+  it('keeps showing a refusal after the next list, and clears a store error of the list once a list is answered', async () => {
+    const shared = new WatchableMemoryStore();
+    const secret = await tracker('secret', shared);
+    await secret.startUpgrade();
+    const store = new UnreliableStore(shared);
+    const { port } = await serve({ store, authorize: (_principal, id) => id !== 'secret' });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#secret`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toContain('not allowed');
+    // An upgrade that appears now shows in the list the page asks for next (every 5 s): that list answered
+    // must not hide why the selected upgrade is not shown.
+    const open = await tracker('open', shared);
+    await open.startUpgrade();
+    await expect.poll(() => page.textContent('#upgrades'), { timeout: 15_000 }).toContain('open');
+    expect(await page.textContent('#conn')).toContain('not allowed');
+
+    // A list the store cannot serve shows its error, and the next list answered clears it.
+    store.listDown = true;
+    await expect.poll(() => page.textContent('#conn'), { timeout: 15_000 }).toContain('could not serve');
+    store.listDown = false;
+    await expect.poll(() => page.textContent('#conn'), { timeout: 15_000 }).toBe('live');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   // Last in this file: it installs a clock for the whole browser context.
   it('subscribes again after a doubling backoff up to 10 s, one subscribe at a time, and stops when the socket closes or the user leaves the upgrade', async () => {
     const shared = new WatchableMemoryStore();

@@ -254,3 +254,103 @@ describe('a "*" subscription over a store that fails', () => {
     expect(star.ofType('error', 'u3')).toHaveLength(1);
   });
 });
+
+describe('failed loads and the "*" subscribers (found by review)', () => {
+  it('a "*" subscriber that comes back while a load fails follows the upgrade live once it is read (not a topic the server let go)', async () => {
+    const shared = new WatchableMemoryStore();
+    const writer = await writeStarted(shared, 'u1');
+    const store = new UnreliableStore(shared);
+    let open!: () => void;
+    store.gate = new Promise((resolve) => (open = resolve));
+    const url = await serve(store);
+
+    // A subscribes '*'; the load of u1 waits on the gate. A leaves: watchAll stops and the topic goes.
+    const a = await connect(url);
+    a.send({ type: 'subscribe', upgradeId: '*' });
+    await a.next((m) => m.type === 'subscribed');
+    await eventually(() => store.loads === 1);
+    await a.close();
+    await eventually(() => server!.getStats().topics === 0);
+    expect(server!.getStats().topics).toBe(0);
+    // B subscribes '*': a new topic, whose load waits too. Both loads fail, then the store is back.
+    const b = await connect(url);
+    b.send({ type: 'subscribe', upgradeId: '*' });
+    await b.next((m) => m.type === 'subscribed');
+    await eventually(() => store.loads === 2);
+    store.down.add('u1');
+    store.gate = undefined;
+    open();
+    await b.next((m) => m.type === 'error' && m.upgradeId === 'u1');
+    store.down.clear();
+
+    expect(await b.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1', 0, 15_000)).toMatchObject({ seq: 3 });
+    await writer.updateTaskProgress('t', 10);
+    expect((await b.next((m) => m.type === 'progress_event' && m.upgradeId === 'u1')).data.seq).toBe(4);
+    // The released topic's reload would have read the store after stop().
+    await b.close();
+    await server!.stop();
+    server = undefined;
+    const loads = store.loads;
+    await sleep(1500);
+    expect(store.loads).toBe(loads);
+  }, 30_000);
+
+  it('a "*" subscriber that comes back while a load is slow follows the upgrade live (not the topic the server let go)', async () => {
+    const shared = new WatchableMemoryStore();
+    const writer = await writeStarted(shared, 'u1');
+    const store = new UnreliableStore(shared);
+    let open!: () => void;
+    store.gate = new Promise((resolve) => (open = resolve));
+    const url = await serve(store);
+    const a = await connect(url);
+    a.send({ type: 'subscribe', upgradeId: '*' });
+    await a.next((m) => m.type === 'subscribed');
+    await eventually(() => store.loads === 1);
+    await a.close();
+    await eventually(() => server!.getStats().topics === 0);
+    const b = await connect(url);
+    b.send({ type: 'subscribe', upgradeId: '*' });
+    await b.next((m) => m.type === 'subscribed');
+    await eventually(() => store.loads === 2);
+    // Both loads succeed; the released topic's finishes first.
+    store.gate = undefined;
+    open();
+    expect(await b.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1')).toMatchObject({ seq: 3 });
+    await writer.updateTaskProgress('t', 10);
+    expect((await b.next((m) => m.type === 'progress_event' && m.upgradeId === 'u1')).data.seq).toBe(4);
+  });
+
+  it('events of an upgrade whose load fails do not each load it again: the reload keeps its backoff', async () => {
+    const shared = new WatchableMemoryStore();
+    const writer = await writeStarted(shared, 'u2');
+    const store = new UnreliableStore(shared);
+    store.error = () => new ProgressError('DATA_CORRUPTED', 'bad json at key progress:u2');
+    store.down.add('u2');
+    const star = await connect(await serve(store));
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect(await star.next((m) => m.upgradeId === 'u2')).toMatchObject({ type: 'error', code: 'DATA_CORRUPTED' });
+    const loads = store.loads;
+    for (let i = 1; i <= 100; i++) await writer.updateTaskProgress('t', i / 2);
+    await star.answered();
+    // At most the one reload its backoff allows meanwhile (1 s), not one per event.
+    expect(store.loads - loads).toBeLessThanOrEqual(1);
+    expect(star.ofType('error', 'u2')).toHaveLength(1);
+  });
+
+  it('a subscribe by name that fails is answered to that subscriber alone, not to the "*" subscribers', async () => {
+    const shared = new WatchableMemoryStore();
+    await writeStarted(shared, 'real');
+    const store = new UnreliableStore(shared);
+    const url = await serve(store);
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'real');
+    store.down.add('*');
+    const c = await connect(url);
+    for (let i = 0; i < 5; i++) c.send({ type: 'subscribe', upgradeId: `ghost-${i}` });
+    for (let i = 0; i < 5; i++) await c.next((m) => m.type === 'error' && m.upgradeId === `ghost-${i}`);
+    // A `*` error would have gone out before the subscriber's own; the pong comes after anything sent before it.
+    await star.answered();
+    expect(star.ofType('error')).toEqual([]);
+  });
+});

@@ -14,6 +14,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // A subscribe the server could not serve (its store failed): the message shown, and the one pending
   // subscribe again (its timer) with its backoff, which doubles from SUB_RETRY_MS up to SUB_RETRY_MAX_MS.
   var subError = null, subTimer = null, subRetry = 0;
+  // The status shows an error of a request the store failed to serve (the list): the next list
+  // answered ends it. A refusal (FORBIDDEN, RATE_LIMITED, INVALID_MESSAGE) stays shown.
+  var storeError = false;
+  function refusal(code) { return code === 'FORBIDDEN' || code === 'RATE_LIMITED' || code === 'INVALID_MESSAGE'; }
   var SUB_RETRY_MS = 500, SUB_RETRY_MAX_MS = 10000;
   // A connection proves useful by staying open this long: only then does the backoff start again from
   // its shortest delay. A server that answers and then closes at once (expired credentials, a policy
@@ -293,7 +297,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var m;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
-      case 'welcome': setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      case 'welcome': storeError = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
       case 'subscribed':
         if (m.upgradeId !== selected) break;
@@ -301,8 +305,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         if (m.exists === false) drop();
         break;
       case 'upgrades':
-        // A list answered: an error shown from an earlier request (the store was down) is over.
-        setConn('live', true);
+        // A list answered: the store error shown for an earlier one is over (not a refusal: that stays).
+        if (storeError) { storeError = false; setConn('live', true); }
         rows = Array.isArray(m.data) ? m.data : [];
         if (!selected && rows.length) select(rows[0].upgradeId); else renderList();
         break;
@@ -344,7 +348,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         // One naming the selected upgrade answers its subscribe (the server's store failed): that is
         // not "does not exist", and it may pass. FORBIDDEN will not.
         if (m.upgradeId !== undefined && m.code !== 'FORBIDDEN') retrySubscribe(m);
-        else setConn('error: ' + m.message, true);
+        else { storeError = !refusal(m.code); setConn('error: ' + m.message, true); }
         break;
     }
   }
