@@ -1,44 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core';
-import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { openTracker } from './helpers.js';
+import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 // The dashboard's live state in a real headless Chromium: what it shows after reconnects, resyncs and
 // many live events must be what core computes (its reducer is the reference), and it must back off
 // from a server that refuses it.
-
-/** Watches a page: its errors, and the frames it sends. */
-function watchPage(page: Page): { problems: string[]; sent: string[] } {
-  const problems: string[] = [];
-  const sent: string[] = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(msg.text());
-  });
-  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
-  return { problems, sent };
-}
-
-/** The problems that are not the connection refusals a reconnect test causes on purpose. */
-const realProblems = (problems: string[]): string[] => problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(p));
-
-/** What the page shows: each task row's bar, the overall bar, the facts. (Page code as text: this package's tests have no DOM types.) */
-const SHOWN = `(() => {
-  const tasks = {};
-  for (const row of document.querySelectorAll('[data-task-id]')) tasks[row.getAttribute('data-task-id')] = row.querySelector('[role=progressbar]').getAttribute('aria-valuenow');
-  const facts = {};
-  for (const d of document.querySelectorAll('.facts > div')) facts[d.firstChild.textContent] = d.lastChild.textContent;
-  const overall = document.querySelector('#overall');
-  return { overall: overall ? overall.getAttribute('aria-valuenow') : null, tasks, facts, overview: document.querySelector('#overview').textContent };
-})()`;
-
-async function shown(page: Page): Promise<{ overall: string | null; tasks: Record<string, string | null>; facts: Record<string, string>; overview: string }> {
-  return page.evaluate(SHOWN);
-}
 
 /** What core holds, in the page's terms (a bar's aria-valuenow is the percentage clamped to 0..100). */
 function expected(tracker: ProgressTracker): { overall: string; tasks: Record<string, string> } {
@@ -48,42 +17,8 @@ function expected(tracker: ProgressTracker): { overall: string; tasks: Record<st
   return { overall: String(state.overallPercentage), tasks };
 }
 
-/** Waits until the page has applied every event the tracker wrote (its Seq fact). */
-async function caughtUp(page: Page, tracker: ProgressTracker, timeout = 15_000): Promise<void> {
-  await expect.poll(async () => (await shown(page)).facts['Seq'], { timeout }).toBe(String(tracker.durableProgress.lastSeq));
-}
-
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chromium', () => {
-  let chromium: TestChromium;
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    chromium = await launchChromium();
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-    await chromium?.close();
-  });
-
-  async function newPage(): Promise<Page> {
-    const page = await chromium.context.newPage();
-    cleanup.push(() => page.close());
-    return page;
-  }
-
-  async function serve(options: ConstructorParameters<typeof ProgressWebSocketServer>[0] = {}): Promise<{ server: ProgressWebSocketServer; port: number }> {
-    const server = new ProgressWebSocketServer({ port: 0, ...options });
-    const { port } = await server.start();
-    cleanup.push(() => server.stop());
-    return { server, port };
-  }
-
-  async function tracker(upgradeId: string, store?: MemoryStore): Promise<ProgressTracker> {
-    const t = await openTracker(upgradeId, store);
-    cleanup.push(() => t.close());
-    return t;
-  }
+  const { newPage, serve, tracker } = dashboardSuite();
 
   it('shows the new run after a reconnect when the upgrade id was started again meanwhile', async () => {
     const port = await freePort();

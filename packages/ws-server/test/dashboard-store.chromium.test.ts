@@ -1,80 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
-import type { ProgressTracker } from '@progress/core';
-import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
+import { describe, expect, it } from 'vitest';
+import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { openTracker } from './helpers.js';
+import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The dashboard in a real headless Chromium when the server's store cannot be read: it says so (not
 // "Waiting for"), and subscribes again on the same socket until it is served. Its own Chromium: the
 // last test runs the page's clock by hand, and a clock is installed for the whole browser context.
 
-/** Watches a page: its errors, and the frames it sends. */
-function watchPage(page: Page): { problems: string[]; sent: string[] } {
-  const problems: string[] = [];
-  const sent: string[] = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(msg.text());
-  });
-  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
-  return { problems, sent };
-}
-
-/** The problems that are not the connection refusals a reconnect test causes on purpose. */
-const realProblems = (problems: string[]): string[] => problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(p));
-
-/** What the page shows: each task row's bar, and the Seq fact. (Page code as text: this package's tests have no DOM types.) */
-const SHOWN = `(() => {
-  const tasks = {};
-  for (const row of document.querySelectorAll('[data-task-id]')) tasks[row.getAttribute('data-task-id')] = row.querySelector('[role=progressbar]').getAttribute('aria-valuenow');
-  let seq = null;
-  for (const d of document.querySelectorAll('.facts > div')) if (d.firstChild.textContent === 'Seq') seq = d.lastChild.textContent;
-  return { tasks, seq };
-})()`;
-
-async function shown(page: Page): Promise<{ tasks: Record<string, string | null>; seq: string | null }> {
-  return page.evaluate(SHOWN);
-}
-
-/** Waits until the page has applied every event the tracker wrote (its Seq fact). */
-async function caughtUp(page: Page, tracker: ProgressTracker): Promise<void> {
-  await expect.poll(async () => (await shown(page)).seq, { timeout: 15_000 }).toBe(String(tracker.durableProgress.lastSeq));
-}
-
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over a store that fails', () => {
-  let chromium: TestChromium;
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    chromium = await launchChromium();
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-    await chromium?.close();
-  });
-
-  async function newPage(): Promise<Page> {
-    const page = await chromium.context.newPage();
-    cleanup.push(() => page.close());
-    return page;
-  }
-
-  async function serve(options: ConstructorParameters<typeof ProgressWebSocketServer>[0] = {}): Promise<{ server: ProgressWebSocketServer; port: number }> {
-    const server = new ProgressWebSocketServer({ port: 0, ...options });
-    const { port } = await server.start();
-    cleanup.push(() => server.stop());
-    return { server, port };
-  }
-
-  async function tracker(upgradeId: string, store: WatchableMemoryStore): Promise<ProgressTracker> {
-    const t = await openTracker(upgradeId, store);
-    cleanup.push(() => t.close());
-    return t;
-  }
+  const { newPage, serve, tracker } = dashboardSuite();
 
   it("shows why an upgrade cannot be shown while the server's store fails, not \"Waiting for\", then the upgrade once the store is back", async () => {
     const shared = new WatchableMemoryStore();
@@ -199,17 +134,14 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
     await page.clock.runFor(251);
     await expect.poll(subscribes, { timeout: 10_000 }).toBe(9);
     await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(9);
+    // The tasks shown, the page's clock run on a little before each look (its timers render).
+    const tasksAsTimeRuns = async (): Promise<Record<string, string | null>> => {
+      await page.clock.runFor(20);
+      return (await shown(page)).tasks;
+    };
     store.down.clear();
     await page.clock.runFor(1250);
-    await expect
-      .poll(
-        async () => {
-          await page.clock.runFor(20);
-          return (await shown(page)).tasks;
-        },
-        { timeout: 10_000 },
-      )
-      .toEqual({ 'u-a-task': '0' });
+    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ 'u-a-task': '0' });
     expect(await subscribes()).toBe(10);
     await page.clock.runFor(30_000);
     expect(await subscribes()).toBe(10);
@@ -222,15 +154,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
     await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(10);
     expect(await subscribes()).toBe(11);
     await page.evaluate(`location.hash = '#u-b'`);
-    await expect
-      .poll(
-        async () => {
-          await page.clock.runFor(20);
-          return (await shown(page)).tasks;
-        },
-        { timeout: 10_000 },
-      )
-      .toEqual({ 'u-b-task': '0' });
+    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ 'u-b-task': '0' });
     await page.clock.runFor(30_000);
     expect(await subscribes()).toBe(11);
     expect(await page.textContent('#overview')).not.toContain('STORE_UNAVAILABLE');

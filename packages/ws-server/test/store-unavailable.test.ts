@@ -255,30 +255,41 @@ describe('a "*" subscription over a store that fails', () => {
   });
 });
 
+/**
+ * A `*` subscriber (A) whose load of the store's one upgrade waits on a gate leaves (watchAll stops,
+ * the topic goes), and another (B) subscribes `*`, its load waiting too. Returns B and what opens the gate.
+ */
+async function starComesBackWhileLoading(store: UnreliableStore, url: string): Promise<{ b: TestClient; open: () => void }> {
+  let open!: () => void;
+  store.gate = new Promise((resolve) => (open = resolve));
+  const a = await connect(url);
+  a.send({ type: 'subscribe', upgradeId: '*' });
+  await a.next((m) => m.type === 'subscribed');
+  await eventually(() => store.loads === 1);
+  await a.close();
+  await eventually(() => server!.getStats().topics === 0);
+  expect(server!.getStats().topics).toBe(0);
+  const b = await connect(url);
+  b.send({ type: 'subscribe', upgradeId: '*' });
+  await b.next((m) => m.type === 'subscribed');
+  await eventually(() => store.loads === 2);
+  return {
+    b,
+    open: () => {
+      store.gate = undefined;
+      open();
+    },
+  };
+}
+
 describe('failed loads and the "*" subscribers (found by review)', () => {
   it('a "*" subscriber that comes back while a load fails follows the upgrade live once it is read (not a topic the server let go)', async () => {
     const shared = new WatchableMemoryStore();
     const writer = await writeStarted(shared, 'u1');
     const store = new UnreliableStore(shared);
-    let open!: () => void;
-    store.gate = new Promise((resolve) => (open = resolve));
-    const url = await serve(store);
-
-    // A subscribes '*'; the load of u1 waits on the gate. A leaves: watchAll stops and the topic goes.
-    const a = await connect(url);
-    a.send({ type: 'subscribe', upgradeId: '*' });
-    await a.next((m) => m.type === 'subscribed');
-    await eventually(() => store.loads === 1);
-    await a.close();
-    await eventually(() => server!.getStats().topics === 0);
-    expect(server!.getStats().topics).toBe(0);
-    // B subscribes '*': a new topic, whose load waits too. Both loads fail, then the store is back.
-    const b = await connect(url);
-    b.send({ type: 'subscribe', upgradeId: '*' });
-    await b.next((m) => m.type === 'subscribed');
-    await eventually(() => store.loads === 2);
+    const { b, open } = await starComesBackWhileLoading(store, await serve(store));
+    // Both loads fail, then the store is back.
     store.down.add('u1');
-    store.gate = undefined;
     open();
     await b.next((m) => m.type === 'error' && m.upgradeId === 'u1');
     store.down.clear();
@@ -299,21 +310,8 @@ describe('failed loads and the "*" subscribers (found by review)', () => {
     const shared = new WatchableMemoryStore();
     const writer = await writeStarted(shared, 'u1');
     const store = new UnreliableStore(shared);
-    let open!: () => void;
-    store.gate = new Promise((resolve) => (open = resolve));
-    const url = await serve(store);
-    const a = await connect(url);
-    a.send({ type: 'subscribe', upgradeId: '*' });
-    await a.next((m) => m.type === 'subscribed');
-    await eventually(() => store.loads === 1);
-    await a.close();
-    await eventually(() => server!.getStats().topics === 0);
-    const b = await connect(url);
-    b.send({ type: 'subscribe', upgradeId: '*' });
-    await b.next((m) => m.type === 'subscribed');
-    await eventually(() => store.loads === 2);
+    const { b, open } = await starComesBackWhileLoading(store, await serve(store));
     // Both loads succeed; the released topic's finishes first.
-    store.gate = undefined;
     open();
     expect(await b.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1')).toMatchObject({ seq: 3 });
     await writer.updateTaskProgress('t', 10);
