@@ -387,13 +387,15 @@ export class Topic {
     const generation = this.#generation;
     try {
       if (fromClient && createdAt !== undefined && this.exists) {
-        const now = this.state ?? (this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined);
+        // A store that cannot be read cannot confirm the run: the catch below resyncs ('unavailable').
+        const now = this.state ?? (this.storeBacked ? await this.#host.store!.load(this.upgradeId) : undefined);
         if (this.#generation !== generation) return this.#restartReplay(sub);
         if (now !== undefined && now.createdAt !== createdAt) return this.#resync(sub, 'gap');
       }
       if (fromClient && afterSeq > this.lastSeq) {
         if (!this.exists) return this.#resync(sub, 'ahead');
-        const fresh = this.storeBacked ? await this.#host.store!.load(this.upgradeId).catch(() => undefined) : undefined;
+        // Not 'ahead' when the store cannot be read: the catch below says 'unavailable'.
+        const fresh = this.storeBacked ? await this.#host.store!.load(this.upgradeId) : undefined;
         if (this.#generation !== generation) return this.#restartReplay(sub);
         if (!fresh || afterSeq > fresh.lastSeq) return this.#resync(sub, 'ahead');
       }

@@ -203,6 +203,23 @@ describe('an untracked upgrade asked of a store that fails', () => {
   });
 });
 
+describe('a resume whose seq the server cannot check', () => {
+  it('is resynced as "unavailable", not "ahead", when the store cannot be read to check a seq past what the server knows', async () => {
+    const shared = new WatchableMemoryStore();
+    await writeStarted(shared, 'u1');
+    const store = new UnreliableStore(shared);
+    const url = await serve(store);
+    const first = await connect(url);
+    first.send({ type: 'subscribe', upgradeId: 'u1' });
+    await first.next((m) => m.type === 'snapshot');
+    store.down.add('u1');
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 10 });
+    expect(await c.next((m) => m.type === 'resync')).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'unavailable' });
+    expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ upgradeId: 'u1', seq: 3 });
+  });
+});
+
 describe('a "*" subscription over a store that fails', () => {
   it('gets an error instead of `subscribed` when the store cannot list, holds no subscription, and lists again on the next subscribe', async () => {
     const shared = new WatchableMemoryStore();
