@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
+import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
 import { TestClient } from './helpers.js';
 
 const closers: Array<() => Promise<unknown>> = [];
@@ -36,7 +37,8 @@ describe('ws-server over Redis: the connections clients can make it open', () =>
     if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
     const connectionName = `ws-conn-${randomUUID().slice(0, 8)}`;
     const store = new RedisStore({ url, keyPrefix: `${connectionName}:`, connectionName, watchBlockMs: 200 });
-    closers.push(() => store.close());
+    // Run in reverse: the keys go once the store is closed.
+    closers.push(() => deleteKeys(url, `${connectionName}:`), () => store.close());
     const server = new ProgressWebSocketServer({ port: 0, store, maxWatchedUpgrades: 3 });
     closers.push(() => server.stop());
     const { url: wsUrl } = await server.start();

@@ -3,6 +3,7 @@ import type { ProgressEvent, ProgressStore, ProgressTracker } from '@progress/co
 import { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
+import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
 import { TestClient, expectConsecutive, openTracker } from './helpers.js';
 
 const keyPrefix = `ws-del-${randomUUID().slice(0, 8)}:`;
@@ -10,6 +11,7 @@ const closers: Array<() => Promise<unknown>> = [];
 
 afterAll(async () => {
   for (const close of closers.reverse()) await close();
+  if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, keyPrefix);
 });
 
 /** A store the server reads (short watch blocks) and one a tracker writes, with an upgrade at `progress` steps. */

@@ -2,13 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestClient, expectConsecutive } from './helpers.js';
 import { spawnFixture, type Child } from './spawn.js';
+import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
 
 const children: Child[] = [];
 const clients: TestClient[] = [];
+/** The key prefixes the tests wrote under, deleted after them. */
+const prefixes: string[] = [];
 
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(children.splice(0).map((c) => c.stop()));
+  for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
 });
 
 // Acceptance 4: two ws-server processes reading one Redis serve the same upgrade, written by a third.
@@ -17,6 +21,7 @@ describe('ws-server processes over one Redis', () => {
     const redisUrl = process.env.REDIS_URL;
     if (!redisUrl) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
     const keyPrefix = `ws-it-${randomUUID().slice(0, 8)}:`;
+    prefixes.push(keyPrefix);
     const upgradeId = 'u-redis';
     const servers = [spawnFixture('server-process', { url: redisUrl, keyPrefix }), spawnFixture('server-process', { url: redisUrl, keyPrefix })];
     children.push(...servers);

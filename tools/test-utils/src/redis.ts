@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { Redis } from 'ioredis';
 import { freePort } from './net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,4 +81,22 @@ function missing(cause: unknown): Error {
       'so that the test setup can start one itself.',
     { cause },
   );
+}
+
+/**
+ * Deletes every key under `prefix` on the Redis at `url`: a test that writes to a developer's own
+ * Redis (the default when one answers on 6379) leaves nothing behind.
+ */
+export async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { connectionName: 'progress-test-cleanup', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
 }
