@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { EventFactory } from '@progress/core/testing';
 import { Redis } from 'ioredis';
+import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore, type RedisStoreOptions } from '../src/index.js';
 
 /** The Redis of the tests (the global setup sets REDIS_URL). */
@@ -19,14 +20,7 @@ export const adminClient = (): Redis => new Redis(redisUrl(), { connectionName: 
 
 /** Deletes every key under the prefixes. */
 export async function cleanup(admin: Redis, prefixes: Iterable<string>): Promise<void> {
-  for (const prefix of prefixes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.del(...keys);
-    } while (cursor !== '0');
-  }
+  for (const prefix of prefixes) await deleteKeysWith(admin, prefix);
 }
 
 /** A store on the test Redis with a fresh prefix (recorded in `prefixes` for cleanup). */

@@ -44,11 +44,9 @@ export async function caughtUp(page: Page, tracker: ProgressTracker, timeout = 1
 
 /** Call inside a `describe`: its Chromium, and what its tests open, each closed after the file's tests (in reverse order). */
 export function dashboardSuite(): {
-  chromium: () => TestChromium;
   newPage(): Promise<Page>;
   serve(options?: ConstructorParameters<typeof ProgressWebSocketServer>[0]): Promise<{ server: ProgressWebSocketServer; port: number }>;
   tracker(upgradeId: string, store?: MemoryStore): Promise<ProgressTracker>;
-  cleanup: Array<() => Promise<unknown>>;
 } {
   let chromium: TestChromium;
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -60,8 +58,6 @@ export function dashboardSuite(): {
     await chromium?.close();
   });
   return {
-    chromium: () => chromium,
-    cleanup,
     async newPage() {
       const page = await chromium.context.newPage();
       cleanup.push(() => page.close());

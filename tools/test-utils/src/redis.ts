@@ -90,13 +90,18 @@ function missing(cause: unknown): Error {
 export async function deleteKeys(url: string, prefix: string): Promise<void> {
   const admin = new Redis(url, { connectionName: 'progress-test-cleanup', lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWith(admin, prefix);
   } finally {
     admin.disconnect();
   }
+}
+
+/** {@link deleteKeys} on a connection the caller holds. */
+export async function deleteKeysWith(admin: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await admin.del(...keys);
+  } while (cursor !== '0');
 }
