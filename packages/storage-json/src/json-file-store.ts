@@ -186,7 +186,7 @@ export class JsonFileStore implements ProgressStore {
     }
   }
 
-  /** The writer's start: end of the good log (a torn last line cut off: we hold the lock), or the legacy import. */
+  /** The writer's start: end of the good log (a torn last write cut off: we hold the lock), or the legacy import. */
   async #locateEnd(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<WriterStart> {
     const snap = await this.#readSnapshot(upgradeId, paths);
     const result = await scanToEnd({ upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1 });
@@ -229,7 +229,7 @@ export class JsonFileStore implements ProgressStore {
     }
     this.#opts.logger.warn(
       { upgradeId, file: paths.events, line: torn.line, offset: torn.offset, length: torn.length, reason: torn.reason, head: bytes.toString('utf8') },
-      'cut a torn last line off the log (an append that was never acknowledged)',
+      'cut the torn end of the last write off the log (it was never acknowledged)',
     );
   }
 

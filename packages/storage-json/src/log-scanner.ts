@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ProgressEvent } from '@progress/core';
 import { corruptedLine } from './errors.js';
 import { isCode } from './fs-utils.js';
-import { decodeEventLine } from './record-codec.js';
+import { decodeEventLine, writeOffsetOf } from './record-codec.js';
 
 const CHUNK = 1 << 20;
 
@@ -27,14 +27,47 @@ export interface ScanResult {
   endOffset: number;
   /** The seq of the last good line (`firstSeq - 1` when none). */
   lastSeq: number;
-  /** A torn last line (no newline, or a bad final line): where it starts and how long it is. */
+  /**
+   * A torn tail: a bad last line (no newline, or damaged), or the damaged rest of the last write (see
+   * {@link scanLog}). Where it starts, how long it is, and the line (seq) it starts at.
+   */
   torn?: { offset: number; length: number; line: number; reason: string };
 }
 
+/** The first damaged line of a scan, and what the scan found after it. */
+interface Damage {
+  offset: number;
+  line: number;
+  reason: string;
+  /** Lines, sound or not, after the damaged one. */
+  after: number;
+  /** Why the bytes from the damaged line on cannot be a torn last write, once that is known. */
+  refused?: string;
+  /**
+   * The write offsets the torn write may have begun at: the damaged line's own offset (the write
+   * began with it), or the write of the sound line before it, when that write began within the scan
+   * (a write that began before the scan's start holds a snapshot's offset, so it was durable).
+   */
+  writes: [number, number];
+  /** The write offset every sound line after the damaged one carries (-2 while none was seen). */
+  write: number;
+  /** The seq of the last sound line after the damaged one (they must rise). */
+  seq: number;
+}
+
 /**
- * Reads the events of `events.jsonl` in order, checking each line's checksum, seq and upgrade. A bad
- * final line (torn by a crash) ends the scan and is reported in `result.torn`; a bad line anywhere
- * else throws `DATA_CORRUPTED` naming the file and line. A missing file reads as empty.
+ * Reads the events of `events.jsonl` in order, checking each line's checksum, seq and upgrade, and
+ * yields them. A bad line stops the events; the scan reads on to the end, to tell a torn tail from
+ * damage:
+ * - a bad last line (no newline, or damaged) is torn: a crash cut the last write short;
+ * - so are the damaged line and everything after it when they all lie in the last write, and the
+ *   damage is what a crash leaves: every damaged line holds zero bytes (blocks the file system had
+ *   allocated but not yet written), and every sound line after the first damaged one carries the
+ *   same write offset, at or before the damage (one write, begun before it, and not acknowledged:
+ *   the writer acknowledges a write once all of it is durable, and starts the next one only then);
+ * - anything else (a flipped byte, a sound line of a later write, a line of another format) throws
+ *   `DATA_CORRUPTED` naming the file and the first damaged line.
+ * A torn tail is reported in `result.torn`. A missing file reads as empty.
  */
 export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerator<ProgressEvent> {
   const start = from.start ?? 0;
@@ -56,7 +89,11 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     let carry: Buffer = Buffer.alloc(0);
     let carryOffset = start;
     let seq = firstSeq;
-    let suspect: { offset: number; length: number; line: number; reason: string } | undefined;
+    let damage: Damage | undefined;
+    // The line before the current one (in `prevData`), for the write offset it carries.
+    let prevData: Buffer | undefined;
+    let prevAt = 0;
+    let prevEnd = 0;
     while (pos < limit) {
       const want = Math.min(CHUNK, limit - pos);
       const buf = Buffer.allocUnsafe(want);
@@ -69,18 +106,29 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
         const nl = data.indexOf(0x0a, at);
         if (nl < 0) break;
         const lineOffset = carryOffset + at;
-        if (suspect) throw corruptedLine(from.upgradeId, from.path, suspect.line, suspect.reason);
-        if (seq <= skip) {
+        if (damage) {
+          afterDamage(damage, data.subarray(at, nl), from.upgradeId);
+        } else if (seq <= skip) {
+          prevData = data;
+          prevAt = at;
+          prevEnd = nl;
           seq++;
           result.endOffset = lineOffset + nl - at + 1;
           result.lastSeq = seq - 1;
         } else {
-          const decoded = decodeEventLine(data.subarray(at, nl));
+          const line = data.subarray(at, nl);
+          const decoded = decodeEventLine(line);
           if (typeof decoded === 'string') {
-            suspect = { offset: lineOffset, length: nl - at + 1, line: seq, reason: `bad ${decoded}` };
+            const before = prevData ? writeOffsetOf(prevData.subarray(prevAt, prevEnd)) : -1;
+            damage = { offset: lineOffset, line: seq, reason: `bad ${decoded}`, after: 0, writes: [lineOffset, before >= start ? before : lineOffset], write: -2, seq: seq - 1 };
+            prevData = undefined;
+            if (line.indexOf(0) < 0) damage.refused = 'no zero bytes';
           } else {
             if (decoded.seq !== seq) throw corruptedLine(from.upgradeId, from.path, seq, `holds seq ${decoded.seq} where seq ${seq} belongs`);
             if (decoded.upgradeId !== from.upgradeId) throw corruptedLine(from.upgradeId, from.path, seq, `belongs to upgrade "${decoded.upgradeId}"`);
+            prevData = data;
+            prevAt = at;
+            prevEnd = nl;
             seq++;
             result.endOffset = lineOffset + nl - at + 1;
             result.lastSeq = decoded.seq;
@@ -92,15 +140,38 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       carryOffset += at;
       carry = Buffer.from(data.subarray(at));
     }
-    if (carry.length > 0) {
-      if (suspect) throw corruptedLine(from.upgradeId, from.path, suspect.line, suspect.reason);
+    if (damage) {
+      // Bytes after the last newline are the end of the last write, cut short: anything goes there.
+      if (carry.length > 0) damage.after++;
+      // A damaged last line on its own is torn whatever its damage (the write it was in ends there).
+      const refused = damage.after === 0 ? undefined : (damage.refused ?? (damage.write === -2 || damage.writes.includes(damage.write) ? undefined : 'a sound line after it belongs to another write'));
+      if (refused !== undefined) throw corruptedLine(from.upgradeId, from.path, damage.line, damage.reason);
+      const end = carryOffset + carry.length;
+      const reason = damage.after === 0 ? damage.reason : `${damage.reason}, then ${damage.after} more line(s) of the same write`;
+      result.torn = { offset: damage.offset, length: end - damage.offset, line: damage.line, reason };
+    } else if (carry.length > 0) {
       result.torn = { offset: carryOffset, length: carry.length, line: seq, reason: 'no newline at the end' };
-    } else if (suspect) {
-      result.torn = suspect;
     }
   } finally {
     await handle.close();
   }
+}
+
+/** Checks one line after the first damaged one: is it still part of a torn last write? */
+function afterDamage(damage: Damage, line: Buffer, upgradeId: string): void {
+  damage.after++;
+  if (damage.refused !== undefined) return;
+  const decoded = decodeEventLine(line);
+  if (typeof decoded === 'string') {
+    if (line.indexOf(0) < 0) damage.refused = `a line after it is damaged without zero bytes (bad ${decoded})`;
+    return;
+  }
+  const write = writeOffsetOf(line);
+  if (write < 0) damage.refused = 'a sound line after it has no write offset';
+  else if (damage.write !== -2 && write !== damage.write) damage.refused = 'sound lines after it belong to different writes';
+  else if (decoded.upgradeId !== upgradeId || decoded.seq <= damage.seq) damage.refused = 'a sound line after it is out of place';
+  damage.write = write;
+  damage.seq = decoded.seq;
 }
 
 /** Runs a scan to its end, collecting nothing but the result (and the events when asked). */

@@ -4,7 +4,7 @@ import type { Logger } from '@progress/core';
 import { storeError } from './errors.js';
 import { fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
 import { FILE_MODE, type UpgradePaths } from './layout.js';
-import { encodeSnapshot } from './record-codec.js';
+import { encodeSnapshot, stampWriteOffset } from './record-codec.js';
 
 /** Where a writer starts: the end of the good part of the log, as found by a scan. */
 export interface WriterStart {
@@ -152,6 +152,9 @@ export class LogWriter {
         }
       }
       try {
+        // Every line of the write names where it begins: after a crash, the lines of a torn last write
+        // are told from acknowledged ones by it (see log-scanner.ts).
+        stampWriteOffset(buf, this.#offset);
         const file = this.#handle ?? (await this.#file());
         let done = 0;
         while (done < buf.length) {

@@ -2,23 +2,38 @@ import type { ProgressEvent, UpgradeProgress } from '@progress/core';
 import { crc32, crc32Hex } from './checksum.js';
 
 const LINE_HEAD = '{"c":"';
+const LINE_WRITE = '","w":"';
 const LINE_MID = '","e":';
-/** Bytes before the event JSON in a line: `{"c":"` + 8 hex digits + `","e":`. */
-const EVENT_START = LINE_HEAD.length + 8 + LINE_MID.length;
+/** Hex digits of a line's write offset: any offset below 2^52 (4 PiB). */
+const WRITE_DIGITS = 13;
+/** Where a line's write offset starts: after `{"c":"` and the checksum's 8 hex digits, and `","w":"`. */
+const WRITE_AT = LINE_HEAD.length + 8 + LINE_WRITE.length;
+/** Bytes before the event JSON in a line: `{"c":"` + 8 hex digits + `","w":"` + 13 hex digits + `","e":`. */
+const EVENT_START = WRITE_AT + WRITE_DIGITS + LINE_MID.length;
+/** The same in lines written before the write offset existed: `{"c":"` + 8 hex digits + `","e":`. */
+const EVENT_START_V0 = LINE_HEAD.length + 8 + LINE_MID.length;
 const HEX8 = /^[0-9a-f]{8}$/;
+const HEX_WRITE = /^[0-9a-f]{13}$/;
+const ZERO_WRITE = '0'.repeat(WRITE_DIGITS);
 
 /**
- * One line of `events.jsonl`: `{"c":"<crc32 of the event JSON>","e":<event JSON>}` and a newline.
- * The checksum covers the exact bytes of the event JSON, so a torn or flipped byte is detected.
+ * One line of `events.jsonl`: `{"c":"<crc32 of the event JSON>","w":"<write offset>","e":<event JSON>}`
+ * and a newline. The checksum covers the exact bytes of the event JSON, so a torn or flipped byte is
+ * detected. The write offset (13 lowercase hex digits) is the byte offset in the log where the write
+ * that holds the line begins: every line of one write carries the same one. After a crash it tells
+ * the lines of the last write, which was never acknowledged, from the ones before it (see
+ * `log-scanner.ts`). It is not in the checksum: the writer stamps it when it knows where the write
+ * goes ({@link stampWriteOffset}), and a tear cannot damage it alone (it sits between the checksum
+ * and the event, which the checksum covers). Encoded here as 0 (a write at the start of the file).
  */
 export function encodeEventLine(event: ProgressEvent): string {
   const json = JSON.stringify(event);
-  return `${LINE_HEAD}${crc32Hex(json)}${LINE_MID}${json}}\n`;
+  return `${LINE_HEAD}${crc32Hex(json)}${LINE_WRITE}${ZERO_WRITE}${LINE_MID}${json}}\n`;
 }
 
 let scratch = Buffer.allocUnsafe(1 << 16);
-/** `{"c":"00000000","e":` as bytes: the head of every line, its 8 hex digits filled in place. */
-const HEAD_BYTES = Buffer.from(`${LINE_HEAD}00000000${LINE_MID}`, 'latin1');
+/** `{"c":"00000000","w":"0000000000000","e":` as bytes: the head of every line, its hex digits filled in place. */
+const HEAD_BYTES = Buffer.from(`${LINE_HEAD}00000000${LINE_WRITE}${ZERO_WRITE}${LINE_MID}`, 'latin1');
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 
 /**
@@ -50,15 +65,43 @@ export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
   return Buffer.from(scratch.subarray(0, pos));
 }
 
+/**
+ * Stamps `offset` as the write offset of every line in `lines` (whole lines of {@link encodeEvents}),
+ * in place: the writer calls it once it knows where in the log the write that holds them goes.
+ */
+export function stampWriteOffset(lines: Buffer, offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= 2 ** (4 * WRITE_DIGITS)) throw new RangeError(`write offset ${offset} does not fit ${WRITE_DIGITS} hex digits`);
+  const digits = Buffer.from(offset.toString(16).padStart(WRITE_DIGITS, '0'), 'latin1');
+  for (let at = 0; at < lines.length; ) {
+    digits.copy(lines, at + WRITE_AT);
+    const nl = lines.indexOf(0x0a, at + EVENT_START);
+    if (nl < 0) break;
+    at = nl + 1;
+  }
+}
+
+/**
+ * The write offset a sound line carries (see {@link encodeEventLine}); -1 for a line written before
+ * lines carried one. Only for a line that {@link decodeEventLine} accepted.
+ */
+export function writeOffsetOf(line: Buffer): number {
+  if (line.toString('latin1', WRITE_AT - LINE_WRITE.length, WRITE_AT) !== LINE_WRITE) return -1;
+  return parseInt(line.toString('latin1', WRITE_AT, WRITE_AT + WRITE_DIGITS), 16);
+}
+
 /** Why a line could not be decoded. */
 export type LineProblem = 'format' | 'checksum' | 'json' | 'shape';
 
 /** The event of a line (without its newline), or the reason it is damaged. */
 export function decodeEventLine(line: Buffer): ProgressEvent | LineProblem {
-  if (line.length < EVENT_START + 2 || line[line.length - 1] !== 0x7d /* } */) return 'format';
-  const head = line.toString('latin1', 0, EVENT_START);
+  if (line.length < EVENT_START_V0 + 2 || line[line.length - 1] !== 0x7d /* } */) return 'format';
+  // The line's format: with the write offset, or from before it (`","e":` right after the checksum).
+  const start = line.toString('latin1', WRITE_AT - LINE_WRITE.length, WRITE_AT) === LINE_WRITE ? EVENT_START : EVENT_START_V0;
+  if (line.length < start + 2) return 'format';
+  const head = line.toString('latin1', 0, start);
   if (!head.startsWith(LINE_HEAD) || !head.endsWith(LINE_MID) || !HEX8.test(head.slice(LINE_HEAD.length, LINE_HEAD.length + 8))) return 'format';
-  const body = line.subarray(EVENT_START, line.length - 1);
+  if (start === EVENT_START && !HEX_WRITE.test(head.slice(WRITE_AT, WRITE_AT + WRITE_DIGITS))) return 'format';
+  const body = line.subarray(start, line.length - 1);
   if (crc32Hex(body) !== head.slice(LINE_HEAD.length, LINE_HEAD.length + 8)) return 'checksum';
   let event: unknown;
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventFactory } from '@progress/core/testing';
-import { decodeEventLine, decodeSnapshot, encodeEventLine, encodeEvents, encodeSnapshot } from '../src/record-codec.js';
+import { decodeEventLine, decodeSnapshot, encodeEventLine, encodeEvents, encodeSnapshot, stampWriteOffset, writeOffsetOf } from '../src/record-codec.js';
 
 describe('the line and snapshot formats', () => {
   it('encodes a batch exactly as line by line, unicode and big details included, and decodes it back', () => {
@@ -25,6 +25,28 @@ describe('the line and snapshot formats', () => {
     expect(decodeEventLine(line.subarray(0, 50))).toBe('format');
     expect(decodeEventLine(Buffer.from('{"c":"00000000","e":{}}'))).toBe('checksum');
     expect(decodeEventLine(Buffer.from(encodeEventLine({ seq: 'x' } as never).trimEnd()))).toBe('shape');
+  });
+
+  it('stamps the write offset on every line of a write, outside the checksum, and still reads lines written without one', () => {
+    const f = new EventFactory('codec');
+    const events = f.batch(3);
+    const buf = encodeEvents(events);
+    const lines = (b: Buffer): Buffer[] => b.toString('latin1').split('\n').slice(0, -1).map((l) => Buffer.from(l, 'latin1'));
+    expect(lines(buf).map(writeOffsetOf)).toEqual([0, 0, 0]);
+    stampWriteOffset(buf, 0xabcdef12345);
+    expect(buf.toString('latin1')).toContain('"w":"00abcdef12345","e":{');
+    expect(lines(buf).map(writeOffsetOf)).toEqual([0xabcdef12345, 0xabcdef12345, 0xabcdef12345]);
+    expect(lines(buf).map(decodeEventLine)).toEqual(JSON.parse(JSON.stringify(events)));
+    expect(() => stampWriteOffset(buf, 2 ** 52)).toThrow(RangeError);
+    // A line as written before lines had a write offset.
+    const old = Buffer.from(encodeEventLine(events[0]!).trimEnd().replace(/"w":"0{13}",/, ''));
+    expect(old.toString()).toMatch(/^\{"c":"[0-9a-f]{8}","e":\{/);
+    expect(decodeEventLine(old)).toEqual(JSON.parse(JSON.stringify(events[0])));
+    expect(writeOffsetOf(old)).toBe(-1);
+    // A write offset that is not 13 hex digits makes the line unreadable.
+    const line = lines(buf)[0]!.toString('latin1');
+    expect(decodeEventLine(Buffer.from(line.replace('"w":"00abcdef12345"', '"w":"00abcdef1234g"')))).toBe('format');
+    expect(decodeEventLine(Buffer.from(line.replace('"w":"00abcdef12345"', '"w":"0abcdef12345"')))).toBe('format');
   });
 
   it('round-trips a snapshot and refuses a damaged one', () => {

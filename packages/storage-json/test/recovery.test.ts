@@ -1,7 +1,7 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressTracker, type ProgressEvent } from '@progress/core';
+import { ProgressTracker, replayEvents, silentLogger, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
@@ -173,4 +173,155 @@ describe('a torn last line', () => {
       await store.close();
     });
   }
+});
+
+describe('a torn last write', () => {
+  // A power loss during a write can leave blocks of it that the file system had allocated but not
+  // written: zeros in the middle of the write, with sound lines of the same write after them.
+  const BLOCK = 512;
+  const up = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+  /** The byte offset each line of `buf` starts at. */
+  const lineStarts = (buf: Buffer): number[] => {
+    const starts = [0];
+    for (let at = buf.indexOf(0x0a); at >= 0 && at < buf.length - 1; at = buf.indexOf(0x0a, at + 1)) starts.push(at + 1);
+    return starts;
+  };
+
+  /** `seeded(n)`, then one more write of `last` events: where that write begins. */
+  async function withLastWrite(n: number, last: number): Promise<{ dir: string; f: EventFactory; log: string; write: number }> {
+    const s = await seeded(n);
+    const write = (await readFile(s.log)).length;
+    const store = new JsonFileStore({ directory: s.dir, durability: 'none' });
+    await store.append('u1', s.f.batch(last), n, s.f.state!);
+    await store.close();
+    return { ...s, write };
+  }
+
+  /** Zeros bytes `from` (inclusive) to `to` of the file at `path`. */
+  async function zero(path: string, from: number, to: number): Promise<Buffer> {
+    const buf = await readFile(path);
+    buf.fill(0, from, to);
+    await writeFile(path, buf);
+    return buf;
+  }
+
+  /** The seq of the line holding byte `offset`: the first damaged line. */
+  const lineAt = (buf: Buffer, offset: number): number => lineStarts(buf).filter((s) => s <= offset).length;
+
+  /** Readers leave the file alone and see the events before `firstBad`; the writer cuts the rest and goes on after them. */
+  async function expectCutAt(dir: string, log: string, f: EventFactory, firstBad: number): Promise<void> {
+    const torn = await readFile(log);
+    const good = firstBad - 1;
+    const all = await collect(new JsonFileStore({ directory: dir, snapshotEvery: 1000 }).readEvents('u1', 0));
+    expect(all.map((e) => e.seq)).toEqual(Array.from({ length: good }, (_, i) => i + 1));
+    const reader = new JsonFileStore({ directory: dir });
+    expect(JSON.parse(JSON.stringify(await reader.load('u1')))).toEqual(JSON.parse(JSON.stringify(replayEvents(all))));
+    await reader.close();
+    expect(await readFile(log)).toEqual(torn);
+    expect(f.lastSeq).toBeGreaterThan(good);
+
+    const warnings: unknown[] = [];
+    const logger = { ...silentLogger, warn: (obj: unknown) => void warnings.push(obj) };
+    const store = new JsonFileStore({ directory: dir, logger });
+    const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
+    expect(tracker.progress.lastSeq).toBe(good);
+    await tracker.updateTaskProgress('t1', 99);
+    await tracker.close();
+    await store.close();
+    expect(warnings).toContainEqual(expect.objectContaining({ line: firstBad, offset: lineStarts(torn)[firstBad - 1], length: torn.length - lineStarts(torn)[firstBad - 1]! }));
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.map((l) => JSON.parse(l).e.seq)).toEqual(Array.from({ length: good + 1 }, (_, i) => i + 1));
+  }
+
+  it('(zeros in its middle, sound lines of it after them) is cut from the first damaged line', async () => {
+    const { dir, log, f, write } = await withLastWrite(21, 30);
+    const from = up(write + 1);
+    const buf = await zero(log, from, from + BLOCK);
+    await expectCutAt(dir, log, f, lineAt(buf, from));
+  });
+
+  it('(zeros from its first byte) is cut where it begins', async () => {
+    const { dir, log, f, write } = await withLastWrite(21, 30);
+    await zero(log, write, up(write + 1) + BLOCK);
+    await expectCutAt(dir, log, f, 22);
+  });
+
+  it('(zeros up to its end) is cut from the first damaged line', async () => {
+    const { dir, log, f, write } = await withLastWrite(21, 30);
+    const buf = await readFile(log);
+    const from = up(write + BLOCK);
+    await zero(log, from, buf.length);
+    await expectCutAt(dir, log, f, lineAt(buf, from));
+  });
+
+  for (const [name, change] of [
+    // Zeros in a write that a later one follows: that write was acknowledged, so this is damage.
+    [
+      'zeros in an earlier write',
+      async (log: string) => {
+        const from = up(lineStarts(await readFile(log))[8]!);
+        await zero(log, from, from + BLOCK);
+      },
+    ],
+    // Zeros across the end of the write before the last one, into the last: the last write's sound
+    // lines show it began after the damage, which was then in an acknowledged write.
+    [
+      'zeros from the write before the last into the last',
+      async (log: string, write: number) => {
+        const from = lineStarts(await readFile(log))[20]! + 10;
+        expect(up(from + 1) + BLOCK).toBeGreaterThan(write + 10);
+        await zero(log, from, up(from + 1) + BLOCK);
+      },
+    ],
+    // A flipped byte is no tear, even in the last write.
+    ['a flipped byte in the last write, sound lines after it', (log: string) => damageLine(log, 30)],
+    // Lines without a write offset (as written before lines had one) cannot show they are of the same write.
+    [
+      'zeros in the last write, then lines without a write offset',
+      async (log: string, write: number) => {
+        const from = up(write + 1);
+        const buf = await zero(log, from, from + BLOCK);
+        const end = buf.indexOf(0x0a, from + BLOCK);
+        const rest = buf.subarray(end + 1).toString('latin1').replace(/"w":"[0-9a-f]{13}",/g, '');
+        await writeFile(log, Buffer.concat([buf.subarray(0, end + 1), Buffer.from(rest, 'latin1')]));
+      },
+    ],
+  ] as const) {
+    it(`(${name}) is refused with DATA_CORRUPTED and left as it is`, async () => {
+      const { dir, log, f, write } = await withLastWrite(21, 30);
+      await change(log, write);
+      const before = await readFile(log);
+      const store = new JsonFileStore({ directory: dir });
+      const expected = { code: 'DATA_CORRUPTED', message: expect.stringMatching(/line \d+ of .*events\.jsonl is damaged/) };
+      await expect(store.load('u1')).rejects.toMatchObject(expected);
+      await expect(collect(store.readEvents('u1', 0))).rejects.toMatchObject(expected);
+      await expect(ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject(expected);
+      expect(f.lastSeq).toBe(51);
+      await store.close();
+      expect(await readFile(log)).toEqual(before);
+    });
+  }
+
+  it('(zeros after a snapshot that lies inside the write) is refused: that write was durable', async () => {
+    const { dir, f, log } = await seeded(10, 12);
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 12, durability: 'none' });
+    // Three appends at once: the first goes out alone, the next two together, in one write. The
+    // second crosses seq 12, so the snapshot's offset is inside that write.
+    const batches = [1, 2, 10].map((n) => ({ events: f.batch(n), state: structuredClone(f.state!) }));
+    await Promise.all(batches.map((b) => store.append('u1', b.events, b.events[0]!.seq - 1, b.state)));
+    await store.close();
+    const buf = await readFile(log);
+    const starts = lineStarts(buf);
+    const writeOf = (seq: number): string => /"w":"([0-9a-f]{13})"/.exec(buf.toString('latin1', starts[seq - 1], starts[seq]))![1]!;
+    expect(writeOf(12)).toBe(writeOf(23));
+    expect(writeOf(11)).not.toBe(writeOf(12));
+    expect(JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')).offset).toBe(starts[13]);
+    const from = up(starts[15]!);
+    await zero(log, from, from + BLOCK);
+    const reader = new JsonFileStore({ directory: dir });
+    await expect(reader.load('u1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await reader.close();
+  });
 });
