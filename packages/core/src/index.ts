@@ -14,6 +14,7 @@ export type {
 export { isLogger, silentLogger } from './interfaces.js';
 export type { ProgressStore, ProgressSink, Logger } from './interfaces.js';
 export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reducer.js';
+export { eventToJson, eventsToJson } from './event-json.js';
 export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';
 export { appendInputError, assertAppend, assertAppendState, assertListFilter, assertReadEvents, filterRows } from './store-helpers.js';
 export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';

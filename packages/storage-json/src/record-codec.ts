@@ -1,4 +1,4 @@
-import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { eventToJson, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { crc32, crc32Hex } from './checksum.js';
 
 const LINE_HEAD = '{"c":"';
@@ -27,7 +27,7 @@ const ZERO_WRITE = '0'.repeat(WRITE_DIGITS);
  * and the event, which the checksum covers). Encoded here as 0 (a write at the start of the file).
  */
 export function encodeEventLine(event: ProgressEvent): string {
-  const json = JSON.stringify(event);
+  const json = eventToJson(event);
   return `${LINE_HEAD}${crc32Hex(json)}${LINE_WRITE}${ZERO_WRITE}${LINE_MID}${json}}\n`;
 }
 
@@ -43,7 +43,7 @@ const HEX = Buffer.from('0123456789abcdef', 'latin1');
 export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
   let pos = 0;
   for (const event of events) {
-    const json = JSON.stringify(event);
+    const json = eventToJson(event);
     const need = pos + EVENT_START + json.length * 3 + 2;
     if (need > scratch.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));

@@ -7,6 +7,7 @@ import {
   assertListFilter,
   assertReadEvents,
   assertValidId,
+  eventsToJson,
   filterRows,
   isProgressError,
   isTerminal,
@@ -23,7 +24,6 @@ import {
 } from '@progress/core';
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { eventsToJson } from './event-json.js';
 import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
