@@ -1,10 +1,11 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import { replayEvents, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
+import { encodeEvents, stampWriteOffset } from '../src/record-codec.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -17,13 +18,14 @@ async function collect(it: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[
 
 const json = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
-type Op = { kind: 'append'; size: number } | { kind: 'reopen' } | { kind: 'tear'; bytes: number };
+type Op = { kind: 'append'; size: number } | { kind: 'reopen' } | { kind: 'tear'; bytes: number } | { kind: 'zeroed'; size: number; zeros: number };
 
-it('loads the live state and replays any seq, whatever the batches, snapshots, reopens and torn tails', async () => {
+it('loads the live state and replays any seq, whatever the batches, snapshots, reopens, torn tails and torn writes', async () => {
   const op: fc.Arbitrary<Op> = fc.oneof(
     { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), size: fc.integer({ min: 1, max: 40 }) }) },
     { weight: 2, arbitrary: fc.constant({ kind: 'reopen' as const }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('tear' as const), bytes: fc.integer({ min: 1, max: 300 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('zeroed' as const), size: fc.integer({ min: 1, max: 20 }), zeros: fc.integer({ min: 1, max: 4000 }) }) },
   );
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 25 }), fc.array(op, { minLength: 1, maxLength: 12 }), fc.nat(), async (snapshotEvery, ops, pick) => {
@@ -32,6 +34,9 @@ it('loads the live state and replays any seq, whatever the batches, snapshots, r
       let store = new JsonFileStore({ directory, snapshotEvery, durability: 'none' });
       const f = new EventFactory('p1');
       const all: ProgressEvent[] = [];
+      // Whether the log ends torn: a writer cuts that off before it writes, so a crash cannot leave
+      // another torn write behind it until an append has opened a writer.
+      let torn = false;
       try {
         for (const o of ops) {
           if (o.kind === 'append') {
@@ -39,10 +44,22 @@ it('loads the live state and replays any seq, whatever the batches, snapshots, r
             const events = f.batch(o.size);
             await store.append('p1', events, expected, f.state!);
             all.push(...events);
+            torn = false;
           } else {
             await store.close();
             // A crash mid-append leaves part of a line (no newline) at the end.
-            if (o.kind === 'tear' && all.length > 0) await appendFile(log, '{"c":"12345678","e":{"seq":'.concat('9'.repeat(o.bytes)));
+            const tear = o.kind !== 'reopen' && all.length > 0 && !torn;
+            if (tear) torn = true;
+            if (tear && o.kind === 'tear') await appendFile(log, '{"c":"12345678","e":{"seq":'.concat('9'.repeat(o.bytes)));
+            // A power loss mid-write can leave the start of a write as zeros (blocks allocated, not
+            // written) and the rest of it sound: none of that write was acknowledged.
+            if (tear && o.kind === 'zeroed') {
+              const ghost = new EventFactory('p1');
+              ghost.state = structuredClone(f.state!);
+              const lines = encodeEvents(ghost.batch(o.size));
+              stampWriteOffset(lines, (await stat(log)).size);
+              await appendFile(log, lines.fill(0, 0, Math.min(o.zeros, lines.length)));
+            }
             store = new JsonFileStore({ directory, snapshotEvery, durability: 'none' });
           }
           const loaded = await store.load('p1');
