@@ -569,13 +569,18 @@ export class ProgressWebSocketServer implements ProgressSink {
   async #summary(client: ClientConnection, upgradeId: string): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
     let state: Readonly<UpgradeProgress> | undefined;
+    // A topic's load logs its own failure; a load of the store here is logged here.
+    let logged = true;
     try {
       const topic = this.#topics.get(upgradeId);
       await topic?.ensureLoaded();
       state = topic?.state;
-      if (!state && this.#o.store) state = await this.#o.store.load(upgradeId);
+      if (!state && this.#o.store) {
+        logged = false;
+        state = await this.#o.store.load(upgradeId);
+      }
     } catch (err) {
-      this.#o.logger.warn({ err, client: client.id, upgradeId }, 'could not summarize an upgrade');
+      if (!logged) this.#o.logger.warn({ err, client: client.id, upgradeId }, 'could not summarize an upgrade');
       client.send(storeFailure(err, `could not read upgrade "${upgradeId}" from the store`, upgradeId));
       return;
     }

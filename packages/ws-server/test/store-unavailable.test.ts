@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProgressError, type ProgressTracker } from '@progress/core';
+import { ProgressError, silentLogger, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { TestClient, openTracker, sleep, type Msg } from './helpers.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
@@ -152,7 +152,8 @@ describe('an untracked upgrade asked of a store that fails', () => {
   it('is not served from the state kept of its tracker as if current: an error, and the store is asked again', async () => {
     const shared = new WatchableMemoryStore();
     const store = new UnreliableStore(shared);
-    const url = await serve(store);
+    const warnings: string[] = [];
+    const url = await serve(store, { logger: { ...silentLogger, warn: (_: unknown, msg?: string) => void warnings.push(msg ?? '') } });
     const local = await openTracker('u1', shared);
     const untrack = server!.track(local);
     await local.startUpgrade();
@@ -169,9 +170,12 @@ describe('an untracked upgrade asked of a store that fails', () => {
     c.send({ type: 'subscribe', upgradeId: 'u1' });
     expect(await c.next((m) => m.upgradeId === 'u1')).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE', upgradeId: 'u1' });
     const asked = c.messages.length;
+    const warned = warnings.length;
     c.send({ type: 'get_summary', upgradeId: 'u1' });
     expect(await c.next((m) => m.upgradeId === 'u1', asked)).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE', upgradeId: 'u1' });
     expect(c.ofType('snapshot')).toEqual([]);
+    // The failed load is logged once, by the topic that tried it.
+    expect(warnings.slice(warned)).toEqual(['could not load an upgrade from the store']);
 
     store.down.clear();
     const from = c.messages.length;
