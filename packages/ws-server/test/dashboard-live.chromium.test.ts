@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
@@ -16,6 +17,26 @@ function expected(tracker: ProgressTracker): { overall: string; tasks: Record<st
   for (const task of Object.values(state.tasks)) tasks[task.taskId] = String(task.percentage);
   return { overall: String(state.overallPercentage), tasks };
 }
+
+/** The task ids in the order the page lists them: depth first, children in the order they were added (at most 8 levels below the top). */
+function treeOrder(tracker: ProgressTracker): string[] {
+  const tasks = tracker.durableProgress.tasks;
+  const kids = new Map<string | null, string[]>();
+  for (const task of Object.values(tasks)) {
+    const parent = task.parentTaskId !== null && tasks[task.parentTaskId] ? task.parentTaskId : null;
+    kids.set(parent, [...(kids.get(parent) ?? []), task.taskId]);
+  }
+  const out: string[] = [];
+  const walk = (id: string, depth: number): void => {
+    out.push(id);
+    if (depth < 8) for (const child of kids.get(id) ?? []) walk(child, depth + 1);
+  };
+  for (const id of kids.get(null) ?? []) walk(id, 0);
+  return out;
+}
+
+/** The task ids of the rows the page shows, in order. */
+const rowIds = (page: Page): Promise<string[]> => page.evaluate(`[...document.querySelectorAll('[data-task-id]')].map((r) => r.getAttribute('data-task-id'))`);
 
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chromium', () => {
   const { newPage, serve, tracker } = dashboardSuite();
@@ -229,10 +250,50 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(Object.keys(want.tasks).length).toBeGreaterThan(1500);
     expect(now.tasks).toEqual(want.tasks);
     expect(now.overall).toBe(want.overall);
+    // The rows in tree order, the tasks added live under their parents.
+    expect(await rowIds(page)).toEqual(treeOrder(t));
     // All of it live: one subscribe, no reload, no snapshot since.
     expect(sent.filter((f) => f.includes('"subscribe"'))).toHaveLength(1);
     expect(problems).toEqual([]);
   }, 120_000);
+
+  it('rebuilds only the rows whose task changed, keeps the rest, and puts rows added live in tree order', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-rows');
+    server.track(t);
+    await t.startUpgrade('Rows');
+    await t.addTasks([
+      { taskId: 'a', taskName: 'A' },
+      { taskId: 'b', taskName: 'B' },
+      { taskId: 'a1', taskName: 'A1', parentTaskId: 'a' },
+    ]);
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-rows`);
+    await caughtUp(page, t);
+    expect(await rowIds(page)).toEqual(['a', 'a1', 'b']);
+    // The row nodes as they are now, kept by the page itself (evaluated as text: CSP allows no eval).
+    const keep = `window.__rows = Object.fromEntries([...document.querySelectorAll('[data-task-id]')].map((r) => [r.getAttribute('data-task-id'), r]))`;
+    const same = `Object.fromEntries([...document.querySelectorAll('[data-task-id]')].map((r) => [r.getAttribute('data-task-id'), window.__rows[r.getAttribute('data-task-id')] === r]))`;
+    await page.evaluate(keep);
+
+    await t.updateTaskProgress('b', 40);
+    await caughtUp(page, t);
+    expect((await shown(page)).tasks).toEqual({ a: '0', a1: '0', b: '40' });
+    expect(await page.evaluate(same)).toEqual({ a: true, a1: true, b: false });
+
+    // A child added live goes under its parent; its parent's row changes only if what it shows does.
+    await page.evaluate(keep);
+    await t.addTask('a2', 'A2', 'upgrade_step', { parentTaskId: 'a' });
+    await caughtUp(page, t);
+    expect(await rowIds(page)).toEqual(['a', 'a1', 'a2', 'b']);
+    expect(await page.evaluate(same)).toEqual({ a: true, a1: true, a2: false, b: true });
+    await t.updateTaskProgress('a2', 50); // a: 25% now
+    await caughtUp(page, t);
+    expect(await page.evaluate(same)).toEqual({ a: false, a1: true, a2: false, b: true });
+    expect((await shown(page)).tasks).toEqual({ a: '25', a1: '0', a2: '50', b: '40' });
+    expect(problems).toEqual([]);
+  });
 
   it('serves favicon.ico as 204 with the security headers: no 404 in the console', async () => {
     const { port } = await serve();

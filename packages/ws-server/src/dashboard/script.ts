@@ -187,12 +187,50 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var at = Date.now() + spent * (100 - p) / p;
     return isFinite(at) ? fmtTime(at) : '-';
   }
+  // The task rows stay between renders, by task id, each with the text of what it shows: a render
+  // builds only the rows whose task changed and moves only rows out of place. Building every row on
+  // every frame took a page of 2,000 tasks about 450 ms a frame, so it fell behind and stopped
+  // answering clicks while events came in.
+  var taskRows = new Map();
+  function noTasks(tasksEl) { clear(tasksEl); taskRows = new Map(); tasksEl.appendChild(el('p', 'empty', 'No tasks')); }
+  function taskRow(t, depth) {
+    var row = el('div', 'task');
+    row.setAttribute('data-task-id', t.taskId);
+    var name = el('span', 'name', t.taskName);
+    name.style.paddingLeft = (depth * 18) + 'px';
+    row.appendChild(name);
+    row.appendChild(badge(t.status));
+    row.appendChild(bar(t.percentage, t.status));
+    row.appendChild(el('span', 'pct', pct(t.percentage)));
+    if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = (depth * 18) + 'px'; row.appendChild(st); }
+    if (t.errorMessage) row.appendChild(el('span', 'err', t.errorMessage));
+    return row;
+  }
+  // Shows the rows of 'order' (tasks with their depth), in that order, and nothing else.
+  function renderTasks(tasksEl, order) {
+    var next = new Map(), nodes = new Set(), i;
+    for (i = 0; i < order.length; i++) {
+      var t = order[i].t, depth = order[i].depth;
+      var key = [t.taskName, t.status, t.percentage, t.currentStep || '', t.errorMessage || '', depth].join('\u0000');
+      var had = taskRows.get(t.taskId);
+      var row = had && had.key === key ? had : { key: key, node: taskRow(t, depth) };
+      next.set(t.taskId, row);
+      nodes.add(row.node);
+    }
+    for (var c = tasksEl.firstChild, after; c; c = after) { after = c.nextSibling; if (!nodes.has(c)) tasksEl.removeChild(c); }
+    var at = tasksEl.firstChild;
+    next.forEach(function (row) {
+      if (at === row.node) at = at.nextSibling;
+      else tasksEl.insertBefore(row.node, at);
+    });
+    taskRows = next;
+  }
   function renderDetail() {
     var ov = $('overview'), tasksEl = $('tasks');
-    clear(ov); clear(tasksEl);
+    clear(ov);
     // Not "Waiting for": the store could not say whether the upgrade exists.
     if (subError) ov.appendChild(el('p', 'err sub-error', subError));
-    if (!state) { if (!subError) ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); tasksEl.appendChild(el('p', 'empty', 'No tasks')); renderEvents(); return; }
+    if (!state) { if (!subError) ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); noTasks(tasksEl); renderEvents(); return; }
     var head = el('div', 'row');
     head.appendChild(el('h2', 'title', state.upgradeId));
     head.appendChild(badge(state.status));
@@ -212,7 +250,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     ov.appendChild(facts);
     if (state.errorMessage) ov.appendChild(el('p', 'err', state.errorMessage));
     var ids = Object.keys(state.tasks);
-    if (!ids.length) tasksEl.appendChild(el('p', 'empty', 'No tasks'));
+    if (!ids.length) { noTasks(tasksEl); renderEvents(); return; }
     // Each task's children, in one pass (a scan of every task per row made a render O(n^2)). A task
     // whose parent is not in the state is shown at the top level.
     var kids = new Map(), roots = [];
@@ -222,21 +260,13 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       var list = kids.get(p);
       if (list) list.push(t); else kids.set(p, [t]);
     });
+    var order = [];
     function addTask(t, depth) {
-      var row = el('div', 'task');
-      row.setAttribute('data-task-id', t.taskId);
-      var name = el('span', 'name', t.taskName);
-      name.style.paddingLeft = (depth * 18) + 'px';
-      row.appendChild(name);
-      row.appendChild(badge(t.status));
-      row.appendChild(bar(t.percentage, t.status));
-      row.appendChild(el('span', 'pct', pct(t.percentage)));
-      if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = (depth * 18) + 'px'; row.appendChild(st); }
-      if (t.errorMessage) row.appendChild(el('span', 'err', t.errorMessage));
-      tasksEl.appendChild(row);
+      order.push({ t: t, depth: depth });
       if (depth < 8) (kids.get(t.taskId) || []).forEach(function (c) { addTask(c, depth + 1); });
     }
     roots.forEach(function (t) { addTask(t, 0); });
+    renderTasks(tasksEl, order);
     renderEvents();
   }
   function renderEvents() {
