@@ -14,6 +14,22 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** fdatasyncs a file, when it exists: what any process wrote to it is then durable. */
+export async function datasyncFile(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, 'r+');
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return;
+    throw err;
+  }
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** True when `path` exists. */
 export async function exists(path: string): Promise<boolean> {
   try {

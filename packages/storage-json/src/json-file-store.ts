@@ -24,7 +24,7 @@ import {
   type UpgradeSummaryRow,
 } from '@progress/core';
 import { corruptedLine, storeError } from './errors.js';
-import { ensureDir, exists, fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
+import { datasyncFile, ensureDir, exists, fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
 import { readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
@@ -193,6 +193,11 @@ export class JsonFileStore implements ProgressStore {
     if (result.torn) {
       await lease.check();
       await this.#cutTornTail(upgradeId, paths, result);
+    } else if (this.#sync && result.endOffset > 0) {
+      // A writer that was killed may have left sound lines that were never synced (nor acknowledged)
+      // in the page cache. This writer's O_DSYNC writes sync only their own bytes: synced once now,
+      // those lines cannot turn into zeros ahead of acknowledged ones at a later power loss.
+      await datasyncFile(paths.events);
     }
     if (result.lastSeq === 0) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
@@ -219,14 +224,7 @@ export class JsonFileStore implements ProgressStore {
       await handle.close();
     }
     await truncate(paths.events, torn.offset);
-    if (this.#sync) {
-      const h = await open(paths.events, 'r+');
-      try {
-        await h.datasync();
-      } finally {
-        await h.close();
-      }
-    }
+    if (this.#sync) await datasyncFile(paths.events);
     this.#opts.logger.warn(
       { upgradeId, file: paths.events, line: torn.line, offset: torn.offset, length: torn.length, reason: torn.reason, head: bytes.toString('utf8') },
       'cut the torn end of the last write off the log (it was never acknowledged)',
@@ -244,7 +242,7 @@ export class JsonFileStore implements ProgressStore {
     // or `__proto__`, added after the snapshot, are then folded as the ids they are.
     let state: UpgradeProgress | undefined = snap ? cloneState(snap.state) : undefined;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
-    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(writer ? { end: writer.offset } : {}) };
+    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(writer ? { end: writer.offset, durable: writer.offset } : {}) };
     for await (const event of scanLog(from, result)) {
       try {
         state = applyEventInPlace(state, event);
@@ -275,11 +273,28 @@ export class JsonFileStore implements ProgressStore {
       start: useSnap ? header.offset : 0,
       firstSeq: useSnap ? header.lastSeq + 1 : 1,
       skipThroughSeq: afterSeq,
+      // What this store's writer wrote, and the snapshot's part of the log, were acknowledged.
+      durable: Math.max(header?.offset ?? 0, writer?.offset ?? 0),
       ...(writer ? { end: writer.offset } : {}),
     };
-    for await (const event of scanLog(from, result)) {
-      yield event;
-      if (++sent >= limit) return;
+    let last = afterSeq;
+    try {
+      for await (const event of scanLog(from, result)) {
+        last = event.seq;
+        yield event;
+        if (++sent >= limit) return;
+      }
+    } catch (err) {
+      // Skipped lines are counted, not read: damage among them (the zeros of a torn last write)
+      // shows only further on, as a line out of place. Read with them, the log tells a torn write
+      // from damage; what was already yielded is not yielded again.
+      if (!isProgressError(err, 'DATA_CORRUPTED') || from.skipThroughSeq < from.firstSeq) throw err;
+      for await (const event of scanLog({ ...from, skipThroughSeq: 0 }, result)) {
+        if (event.seq <= last) continue;
+        last = event.seq;
+        yield event;
+        if (++sent >= limit) return;
+      }
     }
     if (result.lastSeq > 0 || useSnap) return;
     for (const event of (await this.#legacyEvents(upgradeId, paths)) ?? []) {

@@ -19,6 +19,11 @@ export interface ScanFrom {
   end?: number;
   /** Count lines with a seq up to this one without decoding them. @default 0 */
   skipThroughSeq?: number;
+  /**
+   * The log is known durable below this byte offset (a snapshot's offset, a writer's durable end):
+   * damage there is never a torn write. `start` is durable too. @default 0
+   */
+  durable?: number;
 }
 
 /** What a scan found past its last good line. */
@@ -73,6 +78,8 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
   const start = from.start ?? 0;
   const firstSeq = from.firstSeq ?? 1;
   const skip = from.skipThroughSeq ?? 0;
+  // Below this the log was acknowledged: a torn write begins at or after it.
+  const floor = Math.max(start, from.durable ?? 0);
   result.endOffset = start;
   result.lastSeq = firstSeq - 1;
   delete result.torn;
@@ -120,9 +127,10 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
           const decoded = decodeEventLine(line);
           if (typeof decoded === 'string') {
             const before = prevData ? writeOffsetOf(prevData.subarray(prevAt, prevEnd)) : -1;
-            damage = { offset: lineOffset, line: seq, reason: `bad ${decoded}`, after: 0, writes: [lineOffset, before >= start ? before : lineOffset], write: -2, seq: seq - 1 };
+            damage = { offset: lineOffset, line: seq, reason: `bad ${decoded}`, after: 0, writes: [lineOffset, before >= floor ? before : lineOffset], write: -2, seq: seq - 1 };
             prevData = undefined;
-            if (line.indexOf(0) < 0) damage.refused = 'no zero bytes';
+            if (lineOffset < floor) damage.refused = 'it lies where the log is known durable';
+            else if (line.indexOf(0) < 0) damage.refused = 'no zero bytes';
           } else {
             if (decoded.seq !== seq) throw corruptedLine(from.upgradeId, from.path, seq, `holds seq ${decoded.seq} where seq ${seq} belongs`);
             if (decoded.upgradeId !== from.upgradeId) throw corruptedLine(from.upgradeId, from.path, seq, `belongs to upgrade "${decoded.upgradeId}"`);
@@ -143,13 +151,15 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     if (damage) {
       // Bytes after the last newline are the end of the last write, cut short: anything goes there.
       if (carry.length > 0) damage.after++;
-      // A damaged last line on its own is torn whatever its damage (the write it was in ends there).
-      const refused = damage.after === 0 ? undefined : (damage.refused ?? (damage.write === -2 || damage.writes.includes(damage.write) ? undefined : 'a sound line after it belongs to another write'));
+      // A damaged last line on its own is torn whatever its damage (the write it was in ends there),
+      // unless it lies where the log is known durable.
+      const refused = damage.after === 0 && damage.offset >= floor ? undefined : (damage.refused ?? (damage.write === -2 || damage.writes.includes(damage.write) ? undefined : 'a sound line after it belongs to another write'));
       if (refused !== undefined) throw corruptedLine(from.upgradeId, from.path, damage.line, damage.reason);
       const end = carryOffset + carry.length;
       const reason = damage.after === 0 ? damage.reason : `${damage.reason}, then ${damage.after} more line(s) of the same write`;
       result.torn = { offset: damage.offset, length: end - damage.offset, line: damage.line, reason };
     } else if (carry.length > 0) {
+      if (carryOffset < floor) throw corruptedLine(from.upgradeId, from.path, seq, 'no newline at its end, where the log is known durable');
       result.torn = { offset: carryOffset, length: carry.length, line: seq, reason: 'no newline at the end' };
     }
   } finally {

@@ -318,10 +318,47 @@ describe('a torn last write', () => {
     expect(writeOf(12)).toBe(writeOf(23));
     expect(writeOf(11)).not.toBe(writeOf(12));
     expect(JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')).offset).toBe(starts[13]);
-    const from = up(starts[15]!);
+    const snapped = Buffer.from(buf);
+    for (const [where, at] of [
+      ['after the snapshot', up(starts[15]!)],
+      ['before the snapshot', starts[11]! + 40],
+    ] as const) {
+      await writeFile(log, snapped);
+      await zero(log, at, at + BLOCK);
+      const reader = new JsonFileStore({ directory: dir });
+      // load() reads from the snapshot on: the damage before it is reported by a read from the start.
+      if (where === 'after the snapshot') await expect(reader.load('u1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+      else expect((await reader.load('u1'))!.lastSeq).toBe(23);
+      await expect(collect(reader.readEvents('u1', 0)), where).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+      await reader.close();
+    }
+  });
+
+  it('(zeros in what this store acknowledged) is refused by its own readers, which know what is durable', async () => {
+    const { dir, f, log } = await seeded(21);
+    const write = (await readFile(log)).length;
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    await store.append('u1', f.batch(30), 21, f.state!); // the writer stays open: all of it was acknowledged
+    const from = up(write + 1);
     await zero(log, from, from + BLOCK);
+    await expect(store.load('u1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await expect(collect(store.readEvents('u1', 0))).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await store.close();
+  });
+
+  it('(zeros over lines a read skips) is still told from damage by a read that starts inside it', async () => {
+    const { dir, log, f, write } = await withLastWrite(21, 30);
+    const buf = await readFile(log);
+    const starts = lineStarts(buf);
+    // Zeros over the newline between lines 24 and 25: line 24 is the first damaged one.
+    const at = starts[24]! - 100;
+    expect(at).toBeGreaterThan(write);
+    await zero(log, at, at + 200);
     const reader = new JsonFileStore({ directory: dir });
-    await expect(reader.load('u1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    expect((await collect(reader.readEvents('u1', 30))).map((e) => e.seq)).toEqual([]);
+    expect((await collect(reader.readEvents('u1', 22))).map((e) => e.seq)).toEqual([23]);
+    expect((await collect(reader.readEvents('u1', 22, 1))).map((e) => e.seq)).toEqual([23]);
     await reader.close();
+    await expectCutAt(dir, log, f, 24);
   });
 });
