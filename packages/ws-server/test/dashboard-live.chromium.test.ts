@@ -18,7 +18,7 @@ function expected(tracker: ProgressTracker): { overall: string; tasks: Record<st
   return { overall: String(state.overallPercentage), tasks };
 }
 
-/** The task ids in the order the page lists them: depth first, children in the order they were added (at most 8 levels below the top). */
+/** The task ids in the order the page lists them: depth first, children in the state's key order (the order they were added, integer-like ids first), at most 8 levels below the top. */
 function treeOrder(tracker: ProgressTracker): string[] {
   const tasks = tracker.durableProgress.tasks;
   const kids = new Map<string | null, string[]>();
@@ -293,6 +293,33 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(await page.evaluate(same)).toEqual({ a: false, a1: true, a2: false, b: true });
     expect((await shown(page)).tasks).toEqual({ a: '25', a1: '0', a2: '50', b: '40' });
     expect(problems).toEqual([]);
+  });
+
+  it('shows a row anew when its text moves from one field to another, even where the joined text is the same', async () => {
+    const port = await freePort();
+    const { server } = await serve({ port });
+    const t = await tracker('u-fields');
+    server.track(t);
+    await t.startUpgrade('Fields');
+    await t.addTask('x', 'X');
+    await t.advanceTask('x', { currentStep: 'a\u0000b' });
+    await t.failTask('x', 'c');
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-fields`);
+    await caughtUp(page, t);
+    const texts = `[...document.querySelectorAll('[data-task-id="x"] .muted, [data-task-id="x"] .err')].map((e) => e.textContent)`;
+    expect(await page.evaluate(texts)).toEqual(['a\u0000b', 'c']);
+    // While the page is away: the step and the error change so that, joined, they read the same.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    await t.retryTask('x');
+    await t.advanceTask('x', { currentStep: 'a' });
+    await t.failTask('x', 'b\u0000c');
+    await server.start();
+    await caughtUp(page, t);
+    expect(await page.evaluate(texts)).toEqual(['a', 'b\u0000c']);
+    expect(realProblems(problems)).toEqual([]);
   });
 
   it('serves favicon.ico as 204 with the security headers: no 404 in the console', async () => {

@@ -211,7 +211,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var next = new Map(), nodes = new Set(), i;
     for (i = 0; i < order.length; i++) {
       var t = order[i].t, depth = order[i].depth;
-      var key = [t.taskName, t.status, t.percentage, t.currentStep || '', t.errorMessage || '', depth].join('\u0000');
+      // Exactly what the row shows, as JSON: no two different rows can share a key (a joined string
+      // let text move from one field to the next, and null and undefined look alike).
+      var key = JSON.stringify([t.taskName == null ? '' : String(t.taskName), String(t.status), Number(t.percentage) || 0, t.currentStep ? String(t.currentStep) : '', t.errorMessage ? String(t.errorMessage) : '', depth]);
       var had = taskRows.get(t.taskId);
       var row = had && had.key === key ? had : { key: key, node: taskRow(t, depth) };
       next.set(t.taskId, row);
