@@ -273,8 +273,10 @@ export class JsonFileStore implements ProgressStore {
       start: useSnap ? header.offset : 0,
       firstSeq: useSnap ? header.lastSeq + 1 : 1,
       skipThroughSeq: afterSeq,
-      // What this store's writer wrote, and the snapshot's part of the log, were acknowledged.
-      durable: Math.max(header?.offset ?? 0, writer?.offset ?? 0),
+      // What this store's writer wrote, and the snapshot's part of the log, were acknowledged. (A
+      // header that does not fit the log, say for damage just before its offset, is not one to read
+      // from; the snapshot itself, checksum and all, still tells what was durable.)
+      durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, writer?.offset ?? 0),
       ...(writer ? { end: writer.offset } : {}),
     };
     let last = afterSeq;

@@ -109,13 +109,17 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       pos += bytesRead;
       const data = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
       let at = 0;
+      // The next zero byte, while lines are skipped: a skipped line is counted, not decoded, and one
+      // holding zeros (blocks of a torn write, its newline intact) must be decoded to be seen.
+      let zero = seq <= skip ? data.indexOf(0) : -1;
       for (;;) {
         const nl = data.indexOf(0x0a, at);
         if (nl < 0) break;
         const lineOffset = carryOffset + at;
+        if (zero >= 0 && zero < at) zero = data.indexOf(0, at);
         if (damage) {
           afterDamage(damage, data.subarray(at, nl), from.upgradeId);
-        } else if (seq <= skip) {
+        } else if (seq <= skip && !(zero >= 0 && zero < nl)) {
           prevData = data;
           prevAt = at;
           prevEnd = nl;

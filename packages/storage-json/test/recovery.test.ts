@@ -346,6 +346,38 @@ describe('a torn last write', () => {
     await store.close();
   });
 
+  it('(zeros inside a long line a read skips, its newline intact) is seen by that read too', async () => {
+    const { dir, f, log } = await seeded(21);
+    const write = (await readFile(log)).length;
+    const writer = new JsonFileStore({ directory: dir, durability: 'none' });
+    const taskId = Object.keys(f.state!.tasks)[0]!;
+    const long = Array.from({ length: 30 }, (_, i) => f.next('task.progress', { taskId, message: 'm'.repeat(3000), percentage: i }));
+    await writer.append('u1', long, 21, f.state!);
+    await writer.close();
+    const line25 = lineStarts(await readFile(log))[24]!;
+    expect(line25).toBeGreaterThan(write);
+    const at = up(line25 + 1000);
+    await zero(log, at, at + BLOCK);
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load('u1'))!.lastSeq).toBe(24);
+    expect((await collect(reader.readEvents('u1', 23))).map((e) => e.seq)).toEqual([24]);
+    // Never the events after the damage, which the writer cuts when it opens.
+    expect((await collect(reader.readEvents('u1', 25))).map((e) => e.seq)).toEqual([]);
+    await reader.close();
+  });
+
+  it('(zeros in the line before a sound snapshot at the end of the log) is refused by a read from the start', async () => {
+    const { dir, log } = await seeded(20, 10);
+    const snap = JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')) as { lastSeq: number; offset: number };
+    const buf = await readFile(log);
+    expect([snap.lastSeq, snap.offset]).toEqual([20, buf.length]);
+    await zero(log, lineStarts(buf)[19]! + 30, buf.length - 2);
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load('u1'))!.lastSeq).toBe(20);
+    await expect(collect(reader.readEvents('u1', 0))).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('line 20 of') });
+    await reader.close();
+  });
+
   it('(zeros over lines a read skips) is still told from damage by a read that starts inside it', async () => {
     const { dir, log, f, write } = await withLastWrite(21, 30);
     const buf = await readFile(log);
