@@ -30,7 +30,7 @@ import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } f
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
-import { decodeSnapshot, encodeEvents, type Snapshot } from './record-codec.js';
+import { DURABLE_WRITE, decodeSnapshot, encodeEvents, stampWriteOffset, type Snapshot } from './record-codec.js';
 import { forgetLock, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
 
 interface HeldLock {
@@ -206,6 +206,7 @@ export class JsonFileStore implements ProgressStore {
         // folder) before any new event: a crash leaves all of the imported history or none of it,
         // never a torn part that the next writer would cut back to.
         const data = encodeEvents(legacy);
+        stampWriteOffset(data, DURABLE_WRITE);
         await lease.check();
         await writeFileAtomic(paths.events, data, this.#sync);
         return { seq: legacy.length, offset: data.length };

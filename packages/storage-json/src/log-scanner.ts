@@ -50,8 +50,9 @@ interface Damage {
   refused?: string;
   /**
    * The write offsets the torn write may have begun at: the damaged line's own offset (the write
-   * began with it), or the write of the sound line before it, when that write began within the scan
-   * (a write that began before the scan's start holds a snapshot's offset, so it was durable).
+   * began with it), or the write of the sound line before it, when that write began at or above the
+   * floor (below it the log is known durable) and before the damage (the legacy import's lines carry
+   * an offset past any line: they were durable before anything was acknowledged).
    */
   writes: [number, number];
   /** The write offset every sound line after the damaged one carries (-2 while none was seen). */
@@ -131,7 +132,7 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
           const decoded = decodeEventLine(line);
           if (typeof decoded === 'string') {
             const before = prevData ? writeOffsetOf(prevData.subarray(prevAt, prevEnd)) : -1;
-            damage = { offset: lineOffset, line: seq, reason: `bad ${decoded}`, after: 0, writes: [lineOffset, before >= floor ? before : lineOffset], write: -2, seq: seq - 1 };
+            damage = { offset: lineOffset, line: seq, reason: `bad ${decoded}`, after: 0, writes: [lineOffset, before >= floor && before < lineOffset ? before : lineOffset], write: -2, seq: seq - 1 };
             prevData = undefined;
             if (lineOffset < floor) damage.refused = 'it lies where the log is known durable';
             else if (line.indexOf(0) < 0) damage.refused = 'no zero bytes';

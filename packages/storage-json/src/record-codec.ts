@@ -66,6 +66,13 @@ export function encodeEvents(events: readonly ProgressEvent[]): Buffer {
 }
 
 /**
+ * The write offset of lines made durable before anything was acknowledged (the legacy import, written
+ * to a temp file, synced and renamed into place): it names no write a crash can tear, so damage among
+ * such lines is never taken for a torn last write.
+ */
+export const DURABLE_WRITE = 2 ** (4 * WRITE_DIGITS) - 1;
+
+/**
  * Stamps `offset` as the write offset of every line in `lines` (whole lines of {@link encodeEvents}),
  * in place: the writer calls it once it knows where in the log the write that holds them goes.
  */

@@ -380,4 +380,24 @@ describe('importing a legacy file is crash-safe', () => {
     await again.close();
     await store.close();
   });
+
+  it('never takes damage in the imported history for a torn write: all of it was durable before anything was acknowledged', async () => {
+    const { store, dir } = await storeWith(fixture('steps-1'));
+    const imported = await collect(store.readEvents('steps-1', 0));
+    expect(imported.length).toBeGreaterThan(3);
+    const state = (await store.load('steps-1'))!;
+    const ahead = { ...imported[imported.length - 1]!, eventId: 'x', seq: imported.length + 2 };
+    await expect(store.append('steps-1', [ahead], imported.length + 1, state)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await store.close();
+    const log = join(dir, 'upgrades', 'steps-1', 'events.jsonl');
+    const buf = await readFile(log);
+    const second = buf.indexOf(0x0a) + 1;
+    buf.fill(0, second + 20, second + 60);
+    await writeFile(log, buf);
+    const again = new JsonFileStore({ directory: dir });
+    await expect(again.load('steps-1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('line 2 of') });
+    await expect(ProgressTracker.open({ upgradeId: 'steps-1', planId: 'p', clusterName: 'c', store: again })).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await again.close();
+    expect(await readFile(log)).toEqual(buf);
+  });
 });
