@@ -25,6 +25,8 @@ export {
   applyEventInPlace,
   cloneState,
   replayEvents,
+  eventToJson,
+  eventsToJson,
   summarize,
   estimateCompletion,
   findCurrentTask,
