@@ -41,7 +41,9 @@ export interface ComposedSystemInfo extends TrackerSystemInfo {
 function makeStore(storage: StorageOption, logger: Logger): { store: ProgressStore; owned: boolean } {
   if (storage === 'memory') return { store: new MemoryStore(), owned: true };
   if ('json' in storage && typeof storage.json === 'string') return { store: new JsonFileStore({ directory: storage.json, logger }), owned: true };
-  if ('redis' in storage && typeof storage.redis === 'string') return { store: new RedisStore({ url: storage.redis, logger }), owned: true };
+  if ('redis' in storage && typeof storage.redis === 'string') {
+    return { store: new RedisStore({ url: storage.redis, logger, ...(storage.keyPrefix !== undefined ? { keyPrefix: storage.keyPrefix } : {}) }), owned: true };
+  }
   return { store: storage as ProgressStore, owned: false };
 }
 

@@ -3,7 +3,7 @@ import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge'
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
 /** Where the meta tracker keeps events. */
-export type StorageOption = 'memory' | { json: string } | { redis: string } | ProgressStore;
+export type StorageOption = 'memory' | { json: string } | { redis: string; keyPrefix?: string } | ProgressStore;
 
 /** EventBridge settings of the meta tracker. */
 export interface EventBridgeOption {
@@ -96,9 +96,10 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
   if (storage !== null && typeof storage === 'object' && !Array.isArray(storage)) {
     const record = storage as Record<string, unknown>;
     if (STORE_METHODS.every((method) => typeof record[method] === 'function')) return;
-    // Exactly one of json and redis, a non-empty string.
-    const { json, redis } = record;
+    // Exactly one of json and redis, a non-empty string; a key prefix with redis only (RedisStore checks it).
+    const { json, redis, keyPrefix } = record;
     const target = json === undefined ? redis : redis === undefined ? json : undefined;
+    if (keyPrefix !== undefined && (redis === undefined || typeof keyPrefix !== 'string')) throw bad(`storage.keyPrefix is a string, and goes with { redis: url } only, got ${shown(storage)}`);
     if (typeof target === 'string' && target) return;
   }
   throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}`);

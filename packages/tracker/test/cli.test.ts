@@ -7,7 +7,6 @@ import {
   MemoryStore,
   ProgressError,
   ProgressWebSocketServer,
-  RedisStore,
   createProgressTracker,
   createReadToken,
   readTokenAuth,
@@ -17,7 +16,7 @@ import {
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { redact } from '../src/cli/sources.js';
-import { Capture, cleanupTempDirs, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
+import { Capture, cleanupTempDirs, deleteKeys, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -28,7 +27,7 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.text, err: err.text };
 }
 
-async function seed(storage: { json: string } | { redis: string }, upgradeId: string, finish: 'complete' | 'fail' | 'none' = 'complete') {
+async function seed(storage: { json: string } | { redis: string; keyPrefix?: string }, upgradeId: string, finish: 'complete' | 'fail' | 'none' = 'complete') {
   const t = await createProgressTracker({ upgradeId, planId: 'plan-7', clusterName: 'prod-eu', storage });
   await t.startUpgrade('Nodes');
   await t.addTasks([{ taskId: 'cp', taskName: 'Control plane' }, { taskId: 'ng', taskName: 'Node groups', totalSteps: 2 }]);
@@ -61,21 +60,32 @@ describe('progress ls / show', () => {
     expect(state).toMatchObject({ status: 'completed', lastSeq: 8 });
   });
 
-  it('reads a Redis URL', async () => {
+  it('reads a Redis URL, under the key prefix --prefix names', async () => {
     const url = process.env.REDIS_URL!;
     const id = uniqueId('cli-redis');
-    await seed({ redis: url }, id);
+    const prefix = `${uniqueId('cli')}:`;
+    await seed({ redis: url, keyPrefix: prefix }, id);
     try {
-      const ls = await run('ls', url, '--json');
+      const ls = await run('ls', url, '--json', '--prefix', prefix);
       expect(ls.code).toBe(0);
-      expect((JSON.parse(ls.out) as Array<{ upgradeId: string }>).some((r) => r.upgradeId === id)).toBe(true);
-      const show = await run('show', url, id);
+      expect((JSON.parse(ls.out) as Array<{ upgradeId: string }>).map((r) => r.upgradeId)).toEqual([id]);
+      const show = await run('show', url, id, '--prefix', prefix);
       expect(show.out).toContain('COMPLETED');
+      // Without it, the default prefix (progress:), which does not hold this upgrade.
+      expect((JSON.parse((await run('ls', url, '--json')).out) as Array<{ upgradeId: string }>).some((r) => r.upgradeId === id)).toBe(false);
+      expect(await run('show', url, id)).toMatchObject({ code: 3, err: expect.stringContaining(`no upgrade "${id}"`) });
     } finally {
-      const store = new RedisStore({ url });
-      await store.delete(id);
-      await store.close();
+      await deleteKeys(url, prefix);
     }
+  });
+
+  it('takes --prefix with a redis:// source only, and a prefix RedisStore can use', async () => {
+    const dir = tempDir('cli-prefix');
+    expect(await run('ls', dir, '--prefix', 'acme:')).toMatchObject({ code: 2, err: expect.stringContaining('--prefix is the key prefix of a Redis store: it goes with a redis:// source, not a folder') });
+    expect(await run('watch', 'ws://127.0.0.1:1/ws', '--prefix', 'acme:')).toMatchObject({ code: 2, err: expect.stringContaining('not a ws:// URL') });
+    expect(await run('ls', process.env.REDIS_URL!, '--prefix', 'has space')).toMatchObject({ code: 2, err: expect.stringContaining('keyPrefix must be a string of at most 256 characters without braces or spaces') });
+    expect(await run('ls', process.env.REDIS_URL!, '--prefix', '')).toMatchObject({ code: 2, err: expect.stringContaining('--prefix needs a value') });
+    expect(await run('demo', '--prefix', 'acme:')).toMatchObject({ code: 2, err: expect.stringContaining('--prefix goes with --redis') });
   });
 
   it("reads the old module's files", async () => {
@@ -140,8 +150,9 @@ describe('progress watch', () => {
   it('follows a Redis URL through watch()', async () => {
     const url = process.env.REDIS_URL!;
     const id = uniqueId('watch-redis');
-    const t = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url } });
-    const watching = run('watch', url, id);
+    const keyPrefix = `${uniqueId('cli-watch')}:`;
+    const t = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    const watching = run('watch', url, id, '--prefix', keyPrefix);
     await new Promise((r) => setTimeout(r, 100));
     await t.startUpgrade();
     await t.addTask('a', 'A');
@@ -152,8 +163,8 @@ describe('progress watch', () => {
     const seen = seqsOf(out, id);
     expect(seen.length).toBeGreaterThan(0);
     expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => 6 - seen.length + i));
-    await t.storage.delete(id);
     await t.close();
+    await deleteKeys(url, keyPrefix);
   });
 
   it('follows a ws:// URL and resumes after the server restarts, without gaps or repeats', async () => {

@@ -16,7 +16,7 @@ import {
   isProgressError,
   type ProgressEvent,
 } from '../src/index.js';
-import { cleanupTempDirs, legacyDir, tempDir, uniqueId, wsClient } from './helpers.js';
+import { cleanupTempDirs, deleteKeys, legacyDir, tempDir, uniqueId, wsClient } from './helpers.js';
 
 const base = () => ({ upgradeId: uniqueId('meta'), planId: 'plan-1', clusterName: 'cluster-1' });
 
@@ -78,17 +78,24 @@ describe('createProgressTracker', () => {
     await t.close();
   });
 
-  it('keeps events in Redis under storage: { redis }', async () => {
+  it('keeps events in Redis under storage: { redis, keyPrefix }', async () => {
     const ids = base();
-    const t = await createProgressTracker({ ...ids, storage: { redis: process.env.REDIS_URL! } });
+    const url = process.env.REDIS_URL!;
+    const keyPrefix = `${uniqueId('compose')}:`;
+    const t = await createProgressTracker({ ...ids, storage: { redis: url, keyPrefix } });
     expect(t.storage).toBeInstanceOf(RedisStore);
     await t.startUpgrade();
     await t.addTask('a', 'A');
-    const reader = new RedisStore({ url: process.env.REDIS_URL! });
-    expect((await reader.load(ids.upgradeId))?.lastSeq).toBe(3);
-    await t.close();
-    await reader.delete(ids.upgradeId);
-    await reader.close();
+    const reader = new RedisStore({ url, keyPrefix });
+    const other = new RedisStore({ url });
+    try {
+      expect((await reader.load(ids.upgradeId))?.lastSeq).toBe(3);
+      expect(await other.load(ids.upgradeId)).toBeUndefined();
+    } finally {
+      await t.close();
+      await Promise.all([reader.close(), other.close()]);
+      await deleteKeys(url, keyPrefix);
+    }
   });
 
   it('refuses bad options with INVALID_ARGUMENT and an engine error as it is', async () => {

@@ -1,10 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { isTerminal } from '@progress/core';
 import { RedisStore } from '../src/index.js';
 import { runDemo, type DemoOptions } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
-import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, deleteKeys, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -81,28 +80,23 @@ describe('progress demo --host', () => {
 });
 
 describe('progress demo --redis', () => {
-  it('does not print the Redis password', async () => {
+  it('does not print the Redis password, and keeps its upgrade under the key prefix given', async () => {
     const url = new URL(process.env.REDIS_URL!);
     url.username = 'default';
     url.password = 's3cr3t-demo-pass';
-    // The demo takes the first unfinished `eks-demo*` upgrade of this Redis: only one it made is deleted afterwards.
-    const probe = new RedisStore({ url: process.env.REDIS_URL! });
-    const existed = new Set<string>();
-    for (const id of ['eks-demo', ...Array.from({ length: 20 }, (_, i) => `eks-demo-${i + 2}`)]) {
-      const state = await probe.load(id);
-      if (state) existed.add(id);
-      if (!state || !isTerminal(state.status)) break;
-    }
-    const demo = await startDemo({ redisUrl: url.toString() });
+    const keyPrefix = `${uniqueId('demo')}:`;
+    const demo = await startDemo({ redisUrl: url.toString(), keyPrefix });
     await demo.stop();
+    const reader = new RedisStore({ url: process.env.REDIS_URL!, keyPrefix });
     try {
       const storage = demo.lines.find((l) => l.startsWith('Storage:'))!;
       expect(storage).toContain('default:***@');
+      expect(storage).toContain(`key prefix ${keyPrefix}`);
       expect(demo.lines.join('\n')).not.toContain('s3cr3t-demo-pass');
+      expect((await reader.list()).map((r) => r.upgradeId)).toEqual(['eks-demo']);
     } finally {
-      const upgradeId = /^Upgrade:\s+(\S+)/.exec(demo.lines.find((l) => l.startsWith('Upgrade:'))!)![1]!;
-      if (!existed.has(upgradeId)) await probe.delete(upgradeId);
-      await probe.close();
+      await reader.close();
+      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
     }
   });
 });

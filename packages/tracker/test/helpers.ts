@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 
 export { freePort } from '../../../tools/test-utils/src/net.js';
+export { deleteKeys } from '../../../tools/test-utils/src/redis.js';
 
 /** A fresh temp folder; `cleanup()` removes every one made. */
 const made: string[] = [];

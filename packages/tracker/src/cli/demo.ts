@@ -15,6 +15,8 @@ export interface DemoOptions {
   directory?: string;
   /** Use Redis instead of the JSON folder. */
   redisUrl?: string;
+  /** The Redis store's key prefix (with `redisUrl`). @default 'progress:' */
+  keyPrefix?: string;
   /** 2 runs twice as fast. @default 1 */
   speed?: number;
   /** @default 8765 (a free one when taken) */
@@ -118,7 +120,8 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const speed = options.speed ?? 1;
   const stepMs = Math.max(1, Math.round(450 / speed));
   const directory = resolve(options.directory ?? 'progress-demo-data');
-  const storage = options.redisUrl ? { redis: options.redisUrl } : { json: directory };
+  const prefix = options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {};
+  const storage = options.redisUrl ? { redis: options.redisUrl, ...prefix } : { json: directory };
   if (!options.redisUrl) await mkdir(directory, { recursive: true, mode: 0o700 });
 
   const open = (upgradeId: string, port: number) =>
@@ -132,7 +135,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     });
 
   // The unfinished demo upgrade in this storage, or the next fresh id.
-  const probe = options.redisUrl ? new RedisStore({ url: options.redisUrl }) : new JsonFileStore({ directory });
+  const probe = options.redisUrl ? new RedisStore({ url: options.redisUrl, ...prefix }) : new JsonFileStore({ directory });
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {
@@ -165,7 +168,8 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const webSocket = `ws://${host}${reported.pathname}`;
   options.print(`Dashboard: http://${host}/`);
   options.print(`WebSocket: ${webSocket}   (in another shell: npx progress watch ${webSocket})`);
-  options.print(options.redisUrl ? `Storage:   Redis ${redact(options.redisUrl)}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
+  const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
+  options.print(options.redisUrl ? `Storage:   Redis ${redact(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));

@@ -3,24 +3,25 @@ import { parseArgs } from 'node:util';
 import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { openStore, parseSource, storeError, upgradeIdFromFragment } from './sources.js';
+import { openStore, parseSource, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
 
 const USAGE = `progress: track long-running, multi-step operations
 
 Usage:
-  progress demo [--dir DIR | --redis URL] [--speed N] [--port N] [--host HOST] [--linger SECONDS]
+  progress demo [--dir DIR | --redis URL [--prefix PREFIX]] [--speed N] [--port N] [--host HOST] [--linger SECONDS]
       A simulated EKS upgrade: JSON store in DIR (default ./progress-demo-data), WebSocket server
       and dashboard on HOST (default 127.0.0.1; 0.0.0.0 or :: to be reached from other machines; the
       URL is printed first), live bars in the terminal. Run it again on the same DIR to resume an
       unfinished upgrade.
-  progress watch <ws-url | dashboard-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS]
+  progress watch <ws-url | dashboard-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS] [--prefix PREFIX]
       Live progress bars for an upgrade running elsewhere (the id given, else the one after # in a
       dashboard URL, else the most recent one); resumes after a lost connection; gives up when a
       ws:// server is never reached (default 10 s). Plain lines when stdout is not a terminal.
-  progress ls <json-dir | redis-url> [--json]
-  progress show <json-dir | redis-url> <upgradeId> [--json]
+  progress ls <json-dir | redis-url> [--json] [--prefix PREFIX]
+  progress show <json-dir | redis-url> <upgradeId> [--json] [--prefix PREFIX]
+      --prefix: the key prefix of a Redis store (its keyPrefix; default progress:).
 
 Options:
   -h, --help      this text
@@ -52,10 +53,10 @@ function number(value: string | undefined, name: string, min: number, max: numbe
 
 /** What each command takes: its options and how many positionals after the command. Anything else is refused, not ignored. */
 const COMMANDS: Record<string, { options: readonly string[]; positionals: number }> = {
-  demo: { options: ['dir', 'redis', 'speed', 'port', 'host', 'linger'], positionals: 0 },
-  watch: { options: ['follow', 'token', 'connect-timeout'], positionals: 2 },
-  ls: { options: ['json'], positionals: 1 },
-  show: { options: ['json'], positionals: 2 },
+  demo: { options: ['dir', 'redis', 'prefix', 'speed', 'port', 'host', 'linger'], positionals: 0 },
+  watch: { options: ['follow', 'token', 'connect-timeout', 'prefix'], positionals: 2 },
+  ls: { options: ['json', 'prefix'], positionals: 1 },
+  show: { options: ['json', 'prefix'], positionals: 2 },
 };
 
 /** Refuses what `command` does not take, naming it: an argument that is silently ignored looks like one that worked. */
@@ -69,6 +70,13 @@ function checkArguments(command: string, values: Record<string, string | boolean
   if (foreign.length) problems.push(`${foreign.map((name) => `--${name}`).join(', ')} ${foreign.length > 1 ? 'do' : 'does'} not apply to ${command}`);
   if (problems.length) throw new CliError(`${command}: ${problems.join('; ')}\n\n${USAGE}`);
   for (const [name, value] of Object.entries(values)) if (value === '') throw new CliError(`--${name} needs a value, got an empty string`);
+}
+
+/** The source with the Redis key prefix `--prefix` gave, which only a redis:// source takes. */
+function withPrefix(source: Source, prefix: string | undefined): Source {
+  if (prefix === undefined) return source;
+  if (source.kind !== 'redis') throw new CliError(`--prefix is the key prefix of a Redis store: it goes with a redis:// source, not ${source.kind === 'json' ? 'a folder' : 'a ws:// URL'}`);
+  return { ...source, keyPrefix: prefix };
 }
 
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
@@ -88,6 +96,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         follow: { type: 'boolean' },
         dir: { type: 'string' },
         redis: { type: 'string' },
+        prefix: { type: 'string' },
         speed: { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
@@ -133,11 +142,13 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'demo': {
         const { runDemo } = await import('./demo.js');
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
+        if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
         if (values.redis) await parseSource(values.redis, false);
         const view = new LiveView({ out });
         const tracker = await runDemo({
           ...(values.dir ? { directory: values.dir } : {}),
           ...(values.redis ? { redisUrl: values.redis } : {}),
+          ...(values.prefix !== undefined ? { keyPrefix: values.prefix } : {}),
           speed: number(values.speed, 'speed', 0.01, 1000, true) ?? 1,
           ...(values.port !== undefined ? { port: number(values.port, 'port', 0, 65535)! } : {}),
           ...(values.host ? { host: values.host } : {}),
@@ -150,7 +161,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         return interrupted ? ExitCode.INTERRUPTED : ExitCode.OK;
       }
       case 'watch': {
-        const source = await parseSource(rest[0], true);
+        const source = withPrefix(await parseSource(rest[0], true), values.prefix);
         // An id on the command line wins over the one a dashboard URL selects after its #.
         const upgradeId = rest[1] ?? (source.kind === 'ws' && source.fragment ? upgradeIdFromFragment(source.fragment) : undefined);
         // Checked here for every source: a ws:// server would only answer INVALID_MESSAGE.
@@ -179,7 +190,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       case 'ls':
       case 'show': {
-        const source = await parseSource(rest[0], false);
+        const source = withPrefix(await parseSource(rest[0], false), values.prefix);
         const store = await openStore(source);
         try {
           const text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);

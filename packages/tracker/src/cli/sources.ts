@@ -6,7 +6,7 @@ import { RedisStore } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
-export type Source = { kind: 'json'; directory: string } | { kind: 'redis'; url: string } | { kind: 'ws'; url: string; fragment?: string };
+export type Source = { kind: 'json'; directory: string } | { kind: 'redis'; url: string; keyPrefix?: string } | { kind: 'ws'; url: string; fragment?: string };
 
 /** Reads a `<source>` argument: a ws:// or wss:// URL (or a dashboard's http(s):// URL), a redis:// or rediss:// URL, or a folder. */
 export async function parseSource(spec: string | undefined, allowWs: boolean): Promise<Source> {
@@ -45,7 +45,12 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
 export async function openStore(source: Source): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory });
   if (source.kind === 'redis') {
-    const store = new RedisStore({ url: source.url, commandTimeoutMs: 3000 });
+    let store: RedisStore;
+    try {
+      store = new RedisStore({ url: source.url, commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) });
+    } catch (err) {
+      throw new CliError(`cannot open Redis at ${redact(source.url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
+    }
     try {
       await store.list({ limit: 1 });
     } catch (err) {
