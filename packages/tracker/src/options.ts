@@ -96,10 +96,13 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
   if (storage !== null && typeof storage === 'object' && !Array.isArray(storage)) {
     const record = storage as Record<string, unknown>;
     if (STORE_METHODS.every((method) => typeof record[method] === 'function')) return;
-    // Exactly one of json and redis, a non-empty string; a key prefix with redis only (RedisStore checks it).
+    // Exactly one of json and redis, a non-empty string; a key prefix with redis only, not empty (its
+    // keys would be named `index` and `feed` at the top of the database; RedisStore checks the rest).
     const { json, redis, keyPrefix } = record;
     const target = json === undefined ? redis : redis === undefined ? json : undefined;
-    if (keyPrefix !== undefined && (redis === undefined || typeof keyPrefix !== 'string')) throw bad(`storage.keyPrefix is a string, and goes with { redis: url } only, got ${shown(storage)}`);
+    if (keyPrefix !== undefined && (redis === undefined || typeof keyPrefix !== 'string' || !keyPrefix)) {
+      throw bad(`storage.keyPrefix is a non-empty string, and goes with { redis: url } only, got ${shown(storage)}`);
+    }
     if (typeof target === 'string' && target) return;
   }
   throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}`);

@@ -86,6 +86,15 @@ describe('progress ls / show', () => {
     expect(await run('ls', process.env.REDIS_URL!, '--prefix', 'has space')).toMatchObject({ code: 2, err: expect.stringContaining('keyPrefix must be a string of at most 256 characters without braces or spaces') });
     expect(await run('ls', process.env.REDIS_URL!, '--prefix', '')).toMatchObject({ code: 2, err: expect.stringContaining('--prefix needs a value') });
     expect(await run('demo', '--prefix', 'acme:')).toMatchObject({ code: 2, err: expect.stringContaining('--prefix goes with --redis') });
+    const refused = await run('demo', '--redis', process.env.REDIS_URL!, '--prefix', 'has space');
+    expect(refused).toMatchObject({ code: 2, err: expect.stringContaining('cannot open Redis at') });
+    expect(refused.err).toContain('keyPrefix must be a string of at most 256 characters without braces or spaces');
+    // A URL the parser refuses is named without its password.
+    for (const argv of [['ls', 'redis://default:TOPSECRET@127.0.0.1:99999', '--prefix', 'acme:'], ['demo', '--redis', 'redis://127.0.0.1:99999?password=TOPSECRET']]) {
+      const bad = await run(...argv);
+      expect(bad).toMatchObject({ code: 2, err: expect.stringContaining('not a valid URL: redis://') });
+      expect(bad.err).not.toContain('TOPSECRET');
+    }
   });
 
   it("reads the old module's files", async () => {

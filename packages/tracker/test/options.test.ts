@@ -23,9 +23,9 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ ...base, storage: { redis: 'redis://127.0.0.1:6379', keyPrefix: 'acme:' } }).storage).toEqual({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'acme:' });
     expect(resolveOptions({ ...base, storage: store }).storage).toBe(store);
     // A key prefix goes with Redis only, as a string (RedisStore checks what it holds).
-    for (const storage of [{ json: '/a', keyPrefix: 'x:' }, { redis: 'redis://x', keyPrefix: 5 }, { keyPrefix: 'x:' }]) {
+    for (const storage of [{ json: '/a', keyPrefix: 'x:' }, { redis: 'redis://x', keyPrefix: 5 }, { redis: 'redis://x', keyPrefix: '' }, { keyPrefix: 'x:' }]) {
       expect(() => resolveOptions({ ...base, storage: storage as never }), JSON.stringify(storage)).toThrow(
-        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('storage.keyPrefix is a string, and goes with { redis: url } only') }),
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('storage.keyPrefix is a non-empty string, and goes with { redis: url } only') }),
       );
     }
     const bad = ['./data', 'redis', 'json', '', 42, null, true, [], {}, { json: '' }, { json: 42 }, { redis: '' }, { redis: null }, { json: '/a', redis: 'redis://x' }, { append: 'no' }];

@@ -4,9 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { TERMINAL_TASK_STATUSES, isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
-import { RedisStore } from '@progress/storage-redis';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
-import { redact } from './sources.js';
+import { redact, redisStore } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -135,7 +134,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     });
 
   // The unfinished demo upgrade in this storage, or the next fresh id.
-  const probe = options.redisUrl ? new RedisStore({ url: options.redisUrl, ...prefix }) : new JsonFileStore({ directory });
+  const probe = options.redisUrl ? redisStore(options.redisUrl, prefix) : new JsonFileStore({ directory });
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {

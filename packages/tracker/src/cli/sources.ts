@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isProgressError, type ProgressStore } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
-import { RedisStore } from '@progress/storage-redis';
+import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
@@ -16,7 +16,7 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
     try {
       url = new URL(spec);
     } catch {
-      throw new CliError(`not a valid URL: ${spec}`);
+      throw new CliError(`not a valid URL: ${redact(spec)}`);
     }
     if (url.protocol === 'redis:' || url.protocol === 'rediss:') return { kind: 'redis', url: spec };
     if (['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol) && allowWs) {
@@ -29,7 +29,7 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
         url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
         url.pathname = '/ws';
       }
-      if (!url.hostname) throw new CliError(`no host in the URL ${spec}`);
+      if (!url.hostname) throw new CliError(`no host in the URL ${redact(spec)}`);
       return { kind: 'ws', url: url.toString(), ...(fragment ? { fragment } : {}) };
     }
     throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, http:// (a dashboard), ' : ''}redis:// or a folder)`);
@@ -41,16 +41,20 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
   return { kind: 'json', directory };
 }
 
+/** A RedisStore on `url`; options it refuses (a bad key prefix) are a usage error naming the URL without its password. */
+export function redisStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'redis'> = {}): RedisStore {
+  try {
+    return new RedisStore({ url, ...options });
+  } catch (err) {
+    throw new CliError(`cannot open Redis at ${redact(url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
+  }
+}
+
 /** Opens the store a json or redis source names. */
 export async function openStore(source: Source): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory });
   if (source.kind === 'redis') {
-    let store: RedisStore;
-    try {
-      store = new RedisStore({ url: source.url, commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) });
-    } catch (err) {
-      throw new CliError(`cannot open Redis at ${redact(source.url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
-    }
+    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) });
     try {
       await store.list({ limit: 1 });
     } catch (err) {
@@ -76,10 +80,11 @@ export function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) if (/password/i.test(key)) u.searchParams.set(key, '***');
+    for (const key of [...u.searchParams.keys()]) if (/password|token/i.test(key)) u.searchParams.set(key, '***');
     return u.toString();
   } catch {
-    return url;
+    // Not a URL the parser takes (a port out of range): what could be a secret goes, the user part and the query.
+    return url.replace(/\/\/[^@/?#]*@/, '//***@').replace(/\?.*$/, '?***');
   }
 }
 
