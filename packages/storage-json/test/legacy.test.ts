@@ -363,33 +363,31 @@ describe('legacy files of the Python module', () => {
 });
 
 describe('importing a legacy file is crash-safe', () => {
-  it('writes the imported history to disk on its own before any new event, so a torn first write cannot cut it', async () => {
+  /** A store on the steps-1 fixture whose writer has written the import (an append it refuses still opens the writer, which makes the import durable first). */
+  async function imported(): Promise<{ store: JsonFileStore; dir: string; events: ProgressEvent[]; log: string }> {
     const { store, dir } = await storeWith(fixture('steps-1'));
-    const imported = await collect(store.readEvents('steps-1', 0));
-    expect(imported.length).toBeGreaterThan(3);
+    const events = await collect(store.readEvents('steps-1', 0));
+    expect(events.length).toBeGreaterThan(3);
     const state = (await store.load('steps-1'))!;
-    // An append the store refuses still opens the writer, which makes the import durable first.
-    const ahead = { ...imported[imported.length - 1]!, eventId: 'x', seq: imported.length + 2 };
-    await expect(store.append('steps-1', [ahead], imported.length + 1, state)).rejects.toMatchObject({ code: 'CONFLICT' });
-    const log = join(dir, 'upgrades', 'steps-1', 'events.jsonl');
+    const ahead = { ...events[events.length - 1]!, eventId: 'x', seq: events.length + 2 };
+    await expect(store.append('steps-1', [ahead], events.length + 1, state)).rejects.toMatchObject({ code: 'CONFLICT' });
+    return { store, dir, events, log: join(dir, 'upgrades', 'steps-1', 'events.jsonl') };
+  }
+
+  it('writes the imported history to disk on its own before any new event, so a torn first write cannot cut it', async () => {
+    const { store, dir, events, log } = await imported();
     const lines = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
-    expect(lines).toHaveLength(imported.length);
+    expect(lines).toHaveLength(events.length);
     // A process killed now (no close) leaves a log that a new store reads back whole.
     const again = new JsonFileStore({ directory: dir });
-    expect((await collect(again.readEvents('steps-1', 0))).map((e) => e.eventId)).toEqual(imported.map((e) => e.eventId));
+    expect((await collect(again.readEvents('steps-1', 0))).map((e) => e.eventId)).toEqual(events.map((e) => e.eventId));
     await again.close();
     await store.close();
   });
 
   it('never takes damage in the imported history for a torn write: all of it was durable before anything was acknowledged', async () => {
-    const { store, dir } = await storeWith(fixture('steps-1'));
-    const imported = await collect(store.readEvents('steps-1', 0));
-    expect(imported.length).toBeGreaterThan(3);
-    const state = (await store.load('steps-1'))!;
-    const ahead = { ...imported[imported.length - 1]!, eventId: 'x', seq: imported.length + 2 };
-    await expect(store.append('steps-1', [ahead], imported.length + 1, state)).rejects.toMatchObject({ code: 'CONFLICT' });
+    const { store, dir, log } = await imported();
     await store.close();
-    const log = join(dir, 'upgrades', 'steps-1', 'events.jsonl');
     const buf = await readFile(log);
     const second = buf.indexOf(0x0a) + 1;
     buf.fill(0, second + 20, second + 60);
