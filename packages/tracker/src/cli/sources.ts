@@ -75,7 +75,7 @@ export function upgradeIdFromFragment(fragment: string): string {
   }
 }
 
-/** A URL without its password (in the user part, or in the query, where ioredis reads `?password=` too), for messages. */
+/** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
 export function redact(url: string): string {
   try {
     const u = new URL(url);
