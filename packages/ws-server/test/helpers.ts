@@ -1,5 +1,7 @@
+import { afterEach } from 'vitest';
 import { ProgressTracker, type ProgressStore } from '@progress/core';
 import { WebSocket, type ClientOptions } from 'ws';
+import type { ProgressWebSocketServer } from '../src/index.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Msg = Record<string, any>;
@@ -93,6 +95,42 @@ export class TestClient {
     this.ws.close();
     await this.closed;
   }
+}
+
+/** What the tests of a file open: see {@link closedAfterEach}. */
+export interface Opened {
+  /** The test's server, stopped after it. */
+  server: ProgressWebSocketServer | undefined;
+  /** Trackers, closed after the test. */
+  readonly trackers: ProgressTracker[];
+  /** Clients, closed after the test. */
+  readonly clients: TestClient[];
+  /** Connects a client, closed after the test. */
+  connect(url: string, options?: Parameters<typeof TestClient.connect>[1]): Promise<TestClient>;
+}
+
+/**
+ * The server, trackers and clients the tests of a file open, closed after each test: the clients,
+ * then the server, then the trackers. Call once, at the top of the file.
+ */
+export function closedAfterEach(): Opened {
+  const opened: Opened = {
+    server: undefined,
+    trackers: [],
+    clients: [],
+    async connect(url, options) {
+      const c = await TestClient.connect(url, options);
+      opened.clients.push(c);
+      return c;
+    },
+  };
+  afterEach(async () => {
+    await Promise.all(opened.clients.splice(0).map((c) => c.close()));
+    await opened.server?.stop();
+    opened.server = undefined;
+    await Promise.all(opened.trackers.splice(0).map((t) => t.close()));
+  });
+  return opened;
 }
 
 export async function openTracker(upgradeId: string, store?: ProgressStore): Promise<ProgressTracker> {

@@ -1,34 +1,20 @@
 import { createServer } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IncomingMessage } from 'node:http';
-import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
-import { TestClient, openTracker, sleep } from './helpers.js';
+import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
-let server: ProgressWebSocketServer | undefined;
-const trackers: ProgressTracker[] = [];
-const clients: TestClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server?.stop();
-  server = undefined;
-  await Promise.all(trackers.splice(0).map((t) => t.close()));
-});
+const opened = closedAfterEach();
+const { trackers, clients, connect } = opened;
 
 async function start(options: ProgressWebSocketServerOptions = {}): Promise<{ url: string; port: number }> {
-  server = new ProgressWebSocketServer({ port: 0, ...options });
-  return server.start();
-}
-async function connect(url: string, options?: Parameters<typeof TestClient.connect>[1]): Promise<TestClient> {
-  const c = await TestClient.connect(url, options);
-  clients.push(c);
-  return c;
+  opened.server = new ProgressWebSocketServer({ port: 0, ...options });
+  return opened.server.start();
 }
 function status(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
@@ -86,7 +72,7 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
     await (await connect(url, { origin: 'https://dash.example.com' })).next((m) => m.type === 'welcome');
     await (await connect(url)).next((m) => m.type === 'welcome');
-    expect(server!.getStats().handshakesRefused).toBe(1);
+    expect(opened.server!.getStats().handshakesRefused).toBe(1);
   });
 
   it('by default takes only its own origin, and only loopback Host names on a loopback address (no DNS rebinding)', async () => {
@@ -139,7 +125,7 @@ describe('handshake: authenticate (401) and origins (403)', () => {
       await asPageOf(`ops.example:${port}`, port, outside);
       await expect(connect(`ws://${outside}:${port}/ws`, { origin: 'http://evil.example' })).rejects.toSatisfy((e) => status(e) === 403);
     }
-    await server!.stop();
+    await opened.server!.stop();
     const listed = await start({ allowedOrigins: ['http://ops.example'] });
     await asPageOf('ops.example', listed.port);
     await expect(asPageOf(`rebound.example:${listed.port}`, listed.port)).rejects.toSatisfy((e) => status(e) === 403);
@@ -162,7 +148,7 @@ describe('authorize and read tokens', () => {
     const t = await openTracker('secret');
     trackers.push(t);
     const { url } = await start({ authorize: (_p, id) => id !== 'secret' });
-    server!.track(t);
+    opened.server!.track(t);
     const c = await connect(url);
     c.send({ type: 'subscribe', upgradeId: 'secret' });
     c.send({ type: 'get_summary', upgradeId: 'secret' });
@@ -206,8 +192,8 @@ describe('authorize and read tokens', () => {
     const t2 = await openTracker('u2');
     trackers.push(t1, t2);
     const { url } = await start(readTokenAuth({ secret: SECRET }));
-    server!.track(t1);
-    server!.track(t2);
+    opened.server!.track(t1);
+    opened.server!.track(t2);
     const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60 });
     await expect(connect(url)).rejects.toSatisfy((e) => status(e) === 401);
     const expired = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 1, now: () => Date.now() - 5000 });
@@ -270,7 +256,7 @@ describe('limits', () => {
       { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
     ]);
     expect(store.activeWatches).toBe(3);
-    expect(server!.getStats().topics).toBe(3);
+    expect(opened.server!.getStats().topics).toBe(3);
 
     // Subscribing again to an upgrade replaces its subscription (no new slot); an unsubscribe frees one.
     const from = c.messages.length;
@@ -314,7 +300,7 @@ describe('limits', () => {
     expect(b.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['u-3', 'u-1']);
     expect(b.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 upgrades') }]);
     expect(store.activeWatches).toBe(3);
-    expect(server!.getStats().watchedUpgrades).toBe(3);
+    expect(opened.server!.getStats().watchedUpgrades).toBe(3);
     expect(b.closeCode).toBeUndefined();
 
     // An upgrade nobody follows any more frees its watch.
@@ -324,7 +310,7 @@ describe('limits', () => {
     b.send({ type: 'subscribe', upgradeId: 'u-4' });
     await b.next((m) => m.type === 'subscribed' && m.upgradeId === 'u-4', from);
     expect(store.activeWatches).toBe(3);
-    expect(server!.getStats().watchedUpgrades).toBe(3);
+    expect(opened.server!.getStats().watchedUpgrades).toBe(3);
   });
 
   it('refuses a maxWatchedUpgrades that is not a whole number >= 1 with INVALID_ARGUMENT', () => {
@@ -394,13 +380,13 @@ describe('ws CVE inputs and floods do not hurt the server', () => {
 describe('attached to an existing http.Server', () => {
   it('takes only its upgrade path and exposes dashboardHandler', async () => {
     const http = createServer((req, res) => {
-      if (req.url?.startsWith('/progress/')) return server!.dashboardHandler(req, res);
+      if (req.url?.startsWith('/progress/')) return opened.server!.dashboardHandler(req, res);
       res.writeHead(200).end('app');
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     try {
-      server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
-      const { url, port } = await server.start();
+      opened.server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
+      const { url, port } = await opened.server.start();
       expect(url).toBe(`ws://127.0.0.1:${port}/progress/ws`);
       const c = await connect(url);
       await c.next((m) => m.type === 'welcome');
@@ -409,7 +395,7 @@ describe('attached to an existing http.Server', () => {
       expect(await page.text()).toContain('content="/progress/ws"');
       expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('app');
       await c.close();
-      await server.stop();
+      await opened.server.stop();
       expect(http.listening).toBe(true);
     } finally {
       await new Promise<void>((r) => {
@@ -423,8 +409,8 @@ describe('attached to an existing http.Server', () => {
     const http = createServer((_req, res) => res.writeHead(200).end('app'));
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     try {
-      server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
-      const { port } = await server.start();
+      opened.server = new ProgressWebSocketServer({ server: http, path: '/progress/ws' });
+      const { port } = await opened.server.start();
       // Alone on 'upgrade': a request nobody else answers would hold its socket for ever.
       const alone = await rawExchange(port, upgradeRequest('/other'));
       expect(alone.response).toMatch(/^HTTP\/1\.1 404/);
@@ -448,8 +434,8 @@ describe('attached to an existing http.Server', () => {
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     const other = new ProgressWebSocketServer({ server: http, path: '/b' });
     try {
-      server = new ProgressWebSocketServer({ server: http, path: '/a' });
-      const { port } = await server.start();
+      opened.server = new ProgressWebSocketServer({ server: http, path: '/a' });
+      const { port } = await opened.server.start();
       await other.start();
       const stray = await rawExchange(port, upgradeRequest('/c'));
       expect(stray.response).toMatch(/^HTTP\/1\.1 404/);
@@ -473,8 +459,8 @@ describe('attached to an existing http.Server', () => {
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
     const http = createServer();
     try {
-      server = new ProgressWebSocketServer({ server: http });
-      const started = server.start();
+      opened.server = new ProgressWebSocketServer({ server: http });
+      const started = opened.server.start();
       http.listen((taken.address() as { port: number }).port, '127.0.0.1');
       await expect(started).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       expect(http.listenerCount('upgrade')).toBe(0);
@@ -493,14 +479,14 @@ describe('attached to an existing http.Server', () => {
     const http = createServer();
     await new Promise<void>((r) => http.listen(path, () => r()));
     try {
-      server = new ProgressWebSocketServer({ server: http });
-      const { url, port } = await server.start();
+      opened.server = new ProgressWebSocketServer({ server: http });
+      const { url, port } = await opened.server.start();
       expect({ url, port }).toEqual({ url: `ws+unix://${path}:/ws`, port: 0 });
       const c = await connect(url, { headers: { host: 'localhost' } });
       await c.next((m) => m.type === 'welcome');
       await c.close();
     } finally {
-      await server?.stop();
+      await opened.server?.stop();
       await new Promise<void>((r) => {
         http.close(() => r());
         http.closeAllConnections();

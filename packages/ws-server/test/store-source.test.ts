@@ -1,25 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
-let server: ProgressWebSocketServer | undefined;
-const trackers: ProgressTracker[] = [];
-const clients: TestClient[] = [];
+const opened = closedAfterEach();
+const { trackers, connect } = opened;
 
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server?.stop();
-  server = undefined;
-  await Promise.all(trackers.splice(0).map((t) => t.close()));
-});
-
-async function connect(url: string): Promise<TestClient> {
-  const c = await TestClient.connect(url);
-  clients.push(c);
-  return c;
-}
 
 /** A server on `store`, which holds upgrade u1 (started, one task "t") written by a tracker the server does not track. */
 async function serveStartedUpgrade(store: WatchableMemoryStore): Promise<{ writer: ProgressTracker; url: string }> {
@@ -27,8 +14,8 @@ async function serveStartedUpgrade(store: WatchableMemoryStore): Promise<{ write
   trackers.push(writer);
   await writer.startUpgrade();
   await writer.addTask('t', 'T');
-  server = new ProgressWebSocketServer({ port: 0, store });
-  const { url } = await server.start();
+  opened.server = new ProgressWebSocketServer({ port: 0, store });
+  const { url } = await opened.server.start();
   return { writer, url };
 }
 
@@ -157,14 +144,14 @@ describe('a store with watch() as the source', () => {
     const store = new WatchableMemoryStore();
     const writer = await openTracker('u1', store);
     trackers.push(writer);
-    server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await server.start();
-    server.track(writer);
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    opened.server.track(writer);
     const c = await connect(url);
     c.send({ type: 'subscribe', upgradeId: 'u1' });
     await c.next((m) => m.type === 'snapshot');
     await writer.startUpgrade();
-    server.untrack(writer);
+    opened.server.untrack(writer);
     await writer.addTask('t', 'T');
     await writer.updateTaskProgress('t', 10);
     await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 3);
@@ -182,8 +169,8 @@ describe('a failing store', () => {
         throw new ProgressError('STORE_UNAVAILABLE', 'redis is down');
       }
     }
-    server = new ProgressWebSocketServer({ port: 0, store: new DownStore() });
-    const { url } = await server.start();
+    opened.server = new ProgressWebSocketServer({ port: 0, store: new DownStore() });
+    const { url } = await opened.server.start();
     const c = await connect(url);
     c.send({ type: 'list_upgrades' });
     const listed = await c.next((m) => m.type === 'error');
@@ -198,10 +185,10 @@ describe('a failing store', () => {
 
 describe('a tracker that comes and goes', () => {
   it('resyncs a subscriber when another run of the same upgrade id is tracked (its seqs start again at 1)', async () => {
-    server = new ProgressWebSocketServer({ port: 0 });
-    const { url } = await server.start();
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
     const first = await openTracker('u1');
-    const untrackFirst = server.track(first);
+    const untrackFirst = opened.server.track(first);
     await first.startUpgrade();
     for (let i = 0; i < 5; i++) await first.addTask(`old-${i}`, `Old ${i}`);
     await first.failUpgrade('first run failed'); // seq 8
@@ -212,7 +199,7 @@ describe('a tracker that comes and goes', () => {
     untrackFirst();
     const second = await openTracker('u1'); // a fresh store: seq 1 again
     trackers.push(second);
-    server.track(second);
+    opened.server.track(second);
     await second.startUpgrade(); // 2
     await second.addTask('new', 'New'); // 3
     await second.completeTask('new'); // 4
@@ -228,10 +215,10 @@ describe('a tracker that comes and goes', () => {
 
   it('serves what the store holds to a later subscriber after the tracker was untracked and another process wrote on', async () => {
     const store = new WatchableMemoryStore();
-    server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await server.start();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
     const local = await openTracker('u1', store);
-    const untrack = server.track(local);
+    const untrack = opened.server.track(local);
     await local.startUpgrade();
     await local.addTask('a', 'A'); // seq 3
     await local.close();
@@ -250,10 +237,10 @@ describe('a tracker that comes and goes', () => {
 
 describe('a tracker untracked with nobody subscribed', () => {
   it('keeps its last state for later subscribers when it wrote to another store than the server\'s', async () => {
-    server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
-    const { url } = await server.start();
+    opened.server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
+    const { url } = await opened.server.start();
     const local = await openTracker('local-1'); // its own memory store
-    const untrack = server.track(local);
+    const untrack = opened.server.track(local);
     await local.startUpgrade();
     await local.completeUpgrade(); // seq 3
     await local.close();

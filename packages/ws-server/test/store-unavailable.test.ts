@@ -1,29 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ProgressError, silentLogger, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
-import { TestClient, openTracker, sleep, type Msg } from './helpers.js';
+import { closedAfterEach, openTracker, sleep, type Msg, type TestClient } from './helpers.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // A store that cannot be read (Redis unreachable from the server, a timeout, damaged data) is not an
 // upgrade that does not exist: the client is told so, nothing of the failure is kept, and the next
 // request reads the store again.
 
-let server: ProgressWebSocketServer | undefined;
-const trackers: ProgressTracker[] = [];
-const clients: TestClient[] = [];
+const opened = closedAfterEach();
+const { trackers, connect } = opened;
 
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server?.stop();
-  server = undefined;
-  await Promise.all(trackers.splice(0).map((t) => t.close()));
-});
-
-async function connect(url: string): Promise<TestClient> {
-  const c = await TestClient.connect(url);
-  clients.push(c);
-  return c;
-}
 
 /** Upgrade `upgradeId` started with one task "t" (seq 3) in `shared`, by a tracker the server does not track. */
 async function writeStarted(shared: WatchableMemoryStore, upgradeId: string): Promise<ProgressTracker> {
@@ -36,8 +23,8 @@ async function writeStarted(shared: WatchableMemoryStore, upgradeId: string): Pr
 
 /** A server whose store is `store` (reads that fail on demand over a shared store). */
 async function serve(store: UnreliableStore, options: ProgressWebSocketServerOptions = {}): Promise<string> {
-  server = new ProgressWebSocketServer({ port: 0, store, ...options });
-  return (await server.start()).url;
+  opened.server = new ProgressWebSocketServer({ port: 0, store, ...options });
+  return (await opened.server.start()).url;
 }
 
 /** The messages about `upgradeId`, from index `from`. */
@@ -64,7 +51,7 @@ describe('a subscribe whose store load fails', () => {
     await c.answered(); // the connection stays
     expect(about(c, 'u1')).toEqual([refused]);
     // No subscription, no topic kept, no store watch started for it.
-    expect(server!.getStats()).toMatchObject({ topics: 0, watchedUpgrades: 0 });
+    expect(opened.server!.getStats()).toMatchObject({ topics: 0, watchedUpgrades: 0 });
     expect(shared.activeWatches).toBe(0);
 
     store.down.clear();
@@ -103,7 +90,7 @@ describe('a subscribe whose store load fails', () => {
     for (const c of [a, b]) expect(await c.next((m) => m.upgradeId === 'u1')).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE', upgradeId: 'u1' });
     await a.answered();
     await b.answered();
-    expect(server!.getStats()).toMatchObject({ topics: 0, watchedUpgrades: 0 });
+    expect(opened.server!.getStats()).toMatchObject({ topics: 0, watchedUpgrades: 0 });
 
     store.gate = undefined;
     store.down.clear();
@@ -155,7 +142,7 @@ describe('an untracked upgrade asked of a store that fails', () => {
     const warnings: string[] = [];
     const url = await serve(store, { logger: { ...silentLogger, warn: (_: unknown, msg?: string) => void warnings.push(msg ?? '') } });
     const local = await openTracker('u1', shared);
-    const untrack = server!.track(local);
+    const untrack = opened.server!.track(local);
     await local.startUpgrade();
     await local.addTask('a', 'A'); // seq 3
     await local.close();
@@ -189,7 +176,7 @@ describe('an untracked upgrade asked of a store that fails', () => {
     const store = new UnreliableStore(new WatchableMemoryStore());
     const url = await serve(store);
     const local = await openTracker('local-1'); // its own memory store, not the server's
-    const untrack = server!.track(local);
+    const untrack = opened.server!.track(local);
     await local.startUpgrade();
     await local.completeUpgrade(); // seq 3
     await local.close();
@@ -288,8 +275,8 @@ async function starComesBackWhileLoading(store: UnreliableStore, url: string): P
   await a.next((m) => m.type === 'subscribed');
   await eventually(() => store.loads === 1);
   await a.close();
-  await eventually(() => server!.getStats().topics === 0);
-  expect(server!.getStats().topics).toBe(0);
+  await eventually(() => opened.server!.getStats().topics === 0);
+  expect(opened.server!.getStats().topics).toBe(0);
   const b = await connect(url);
   b.send({ type: 'subscribe', upgradeId: '*' });
   await b.next((m) => m.type === 'subscribed');
@@ -320,8 +307,8 @@ describe('failed loads and the "*" subscribers (found by review)', () => {
     expect((await b.next((m) => m.type === 'progress_event' && m.upgradeId === 'u1')).data.seq).toBe(4);
     // The released topic's reload would have read the store after stop().
     await b.close();
-    await server!.stop();
-    server = undefined;
+    await opened.server!.stop();
+    opened.server = undefined;
     const loads = store.loads;
     await sleep(1500);
     expect(store.loads).toBe(loads);
