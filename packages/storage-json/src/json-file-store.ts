@@ -280,24 +280,9 @@ export class JsonFileStore implements ProgressStore {
       durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, writer?.offset ?? 0),
       ...(writer ? { end: writer.offset } : {}),
     };
-    let last = afterSeq;
-    try {
-      for await (const event of scanLog(from, result)) {
-        last = event.seq;
-        yield event;
-        if (++sent >= limit) return;
-      }
-    } catch (err) {
-      // Skipped lines are counted, not read: damage among them (the zeros of a torn last write)
-      // shows only further on, as a line out of place. Read with them, the log tells a torn write
-      // from damage; what was already yielded is not yielded again.
-      if (!isProgressError(err, 'DATA_CORRUPTED') || from.skipThroughSeq < from.firstSeq) throw err;
-      for await (const event of scanLog({ ...from, skipThroughSeq: 0 }, result)) {
-        if (event.seq <= last) continue;
-        last = event.seq;
-        yield event;
-        if (++sent >= limit) return;
-      }
+    for await (const event of scanLog(from, result)) {
+      yield event;
+      if (++sent >= limit) return;
     }
     if (result.lastSeq > 0 || useSnap) return;
     for (const event of (await this.#legacyEvents(upgradeId, paths)) ?? []) {

@@ -111,7 +111,8 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       const data = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
       let at = 0;
       // The next zero byte, while lines are skipped: a skipped line is counted, not decoded, and one
-      // holding zeros (blocks of a torn write, its newline intact) must be decoded to be seen.
+      // holding zeros (blocks of a torn write, whether its newline survived or the zeros merged it
+      // with the next line) must be decoded to be seen.
       let zero = seq <= skip ? data.indexOf(0) : -1;
       for (;;) {
         const nl = data.indexOf(0x0a, at);
