@@ -132,7 +132,9 @@ export class ProgressTracker implements AsyncDisposable {
   #closing: Promise<void> | undefined;
 
   private constructor(state: UpgradeProgress, store: ProgressStore, ownsStore: boolean, options: ProgressTrackerOptions) {
-    this.#durable = state;
+    // Both are copies: a store may hand back an object it keeps (or one parsed from JSON, whose
+    // `tasks` has Object.prototype, where a task id like "constructor" would seem to exist already).
+    this.#durable = cloneState(state);
     this.#live = cloneState(state);
     this.#store = store;
     this.#ownsStore = ownsStore;
@@ -712,9 +714,27 @@ export class ProgressTracker implements AsyncDisposable {
         this.#fail(batch, err, events);
         continue;
       }
-      for (const ev of events) {
-        applyEventInPlace(this.#durable, ev);
-        this.#emit(ev);
+      try {
+        for (const ev of events) {
+          applyEventInPlace(this.#durable, ev);
+          this.#emit(ev);
+        }
+      } catch (err) {
+        // Cannot happen while both states fold the same events from copies of one state. Should it,
+        // the loop must not die with #writing set (every later command, flush() and close() would
+        // wait for ever). The events are stored, so their commands resolve. The durable state stops
+        // before the one that failed: the commands queued since were recorded on top of events it
+        // does not hold, and are refused; the next write gets CONFLICT (the store is ahead), until
+        // the tracker is reopened.
+        this.#logger.error({ err, upgradeId: this.upgradeId, lastSeq: this.#durable.lastSeq }, 'stored events could not be folded into the durable state; reopen the tracker');
+        const behind = this.#queue;
+        this.#queue = [];
+        this.#live = cloneState(this.#durable);
+        const error = new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${this.upgradeId}": stored events after seq ${this.#durable.lastSeq} could not be folded into the tracker's state; reopen the tracker`, {
+          cause: err,
+          context: { upgradeId: this.upgradeId, lastSeq: this.#durable.lastSeq },
+        });
+        for (const c of behind) c.reject(error);
       }
       for (const c of batch) c.resolve(c.value);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressTracker, replayEvents, type ProgressEvent } from '../src/index.js';
+import { MemoryStore, ProgressTracker, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
 
 describe('task ids that name Object.prototype members', () => {
   it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__'])('"%s" is a task like any other: added, updated, replayed', async (id) => {
@@ -18,6 +18,28 @@ describe('task ids that name Object.prototype members', () => {
     // A state that went through JSON (a stored snapshot) is read back the same way.
     const fromJson = replayEvents([], JSON.parse(JSON.stringify(replayed)))!;
     expect(Object.keys(fromJson.tasks)).toEqual([id]);
+    await tracker.close();
+  });
+});
+
+describe('a store whose load() hands back a state parsed from JSON (tasks with Object.prototype)', () => {
+  class JsonLoadStore extends MemoryStore {
+    override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+      const state = await super.load(upgradeId);
+      return state && (JSON.parse(JSON.stringify(state)) as UpgradeProgress);
+    }
+  }
+
+  it.each(['constructor', 'toString', '__proto__'])('a reopened tracker adds task "%s", and its write loop goes on', async (id) => {
+    const store = new JsonLoadStore();
+    const first = await ProgressTracker.open({ upgradeId: 'u-json', planId: 'p', clusterName: 'c', store });
+    await first.startUpgrade();
+    await first.close();
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-json', planId: 'p', clusterName: 'c', store });
+    await tracker.addTask(id, 'A task');
+    await tracker.updateTaskProgress(id, 30);
+    expect(Object.keys(tracker.durableProgress.tasks)).toEqual([id]);
+    expect(tracker.durableProgress.lastSeq).toBe(4);
     await tracker.close();
   });
 });

@@ -448,6 +448,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const t2 = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store: again });
       assert.deepEqual(json(t2.progress), live);
       await t2.completeTask('constructor');
+      // A task added after the reopen, on the state the store loaded.
+      await t2.addTask('hasOwnProperty', 'Task hasOwnProperty');
+      assert.equal(t2.durableProgress.tasks.hasOwnProperty?.taskName, 'Task hasOwnProperty');
       await t2.close();
     }), timeout);
 
