@@ -1,11 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
+import type * as Reducer from '../src/reducer.js';
 
 // The reducer, with a switch that makes it refuse one event the next time it is folded: set once the
 // live state has folded it, that is the durable state's fold. Both states fold the same events from
 // copies of one state, so only a defect can make them disagree; this stands in for one.
 const refuse = vi.hoisted(() => ({ eventId: undefined as string | undefined }));
 vi.mock('../src/reducer.js', async (importOriginal) => {
-  const reducer = await importOriginal<typeof import('../src/reducer.js')>();
+  const reducer = await importOriginal<typeof Reducer>();
   return {
     ...reducer,
     applyEventInPlace: (state: Parameters<typeof reducer.applyEventInPlace>[0], event: Parameters<typeof reducer.applyEventInPlace>[1]) => {

@@ -449,8 +449,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.deepEqual(json(t2.progress), live);
       await t2.completeTask('constructor');
       // A task added after the reopen, on the state the store loaded.
-      await t2.addTask('hasOwnProperty', 'Task hasOwnProperty');
-      assert.equal(t2.durableProgress.tasks.hasOwnProperty?.taskName, 'Task hasOwnProperty');
+      const added: string = 'hasOwnProperty';
+      await t2.addTask(added, `Task ${added}`);
+      assert.equal(t2.durableProgress.tasks[added]?.taskName, `Task ${added}`);
       await t2.close();
     }), timeout);
 
