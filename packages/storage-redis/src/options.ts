@@ -128,14 +128,8 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
  * parameter as an option (`?password=...`, `?username=...`), so the query can hold credentials too.
  */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    parsed.search = '';
-    parsed.hash = '';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//').replace(/[?#].*$/, '');
-  }
+  // Not through `new URL()`: a password may hold '/', '?', '#' or '@' unescaped, which the parser
+  // takes for the path, query or fragment (or refuses). The user part runs from '//' to the last
+  // '@'; the query and the fragment go too (ioredis reads a password from the query).
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1').replace(/[?#][^]*$/, '');
 }

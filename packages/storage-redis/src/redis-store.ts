@@ -125,6 +125,8 @@ export class RedisStore implements ProgressStore {
   /** Flushed batches waiting for the server clock, in flush order (see #flush). */
   #awaitingClock: Array<{ batch: PendingAppend[]; flushedAt: number }> = [];
   #closing: Promise<void> | undefined;
+  /** Set when Redis refused the URL's database: every call fails with it from then on. */
+  #misconfigured: ProgressError | undefined;
   /** Option values as the append script takes them (strings made once). */
   readonly #ttlArg: string;
   readonly #maxEventsArg: string;
@@ -150,6 +152,7 @@ export class RedisStore implements ProgressStore {
       const url = options.url ?? 'redis://127.0.0.1:6379';
       this.#owns = true;
       this.#url = redactUrl(url);
+      assertDatabase(url, this.#url);
       let redis: Redis;
       try {
         redis = new Redis(url, {
@@ -164,7 +167,19 @@ export class RedisStore implements ProgressStore {
       } catch (err) {
         throw new ProgressError('INVALID_ARGUMENT', `${PKG} url ${this.#url} is not one ioredis can use: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       }
-      redis.on('error', (err: unknown) => this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)'));
+      redis.on('error', (err: unknown) => {
+        // ioredis selects the URL's database when it connects, and on a refusal ("DB index is out of
+        // range") only emits this error and goes on in database 0: the commands queued meanwhile would
+        // run there. The error comes before the connection is ready (the reply to SELECT precedes the
+        // ready check's), so closing here keeps every command of this store out of database 0.
+        if ((err as { command?: { name?: unknown } } | null)?.command?.name === 'select') {
+          this.#misconfigured ??= new ProgressError('INVALID_ARGUMENT', `${PKG} Redis at ${this.#url} refused to select its database: ${(err as Error).message}`, { cause: err });
+          this.#logger.error({ err, url: this.#url }, 'Redis refused to select the database of the URL; the store is unusable');
+          redis.disconnect();
+          return;
+        }
+        this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
+      });
       this.#redis = defineScripts(redis);
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
@@ -359,6 +374,7 @@ export class RedisStore implements ProgressStore {
     }
     const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
     if (err !== undefined) {
+      if (this.#misconfigured) return p.reject(this.#misconfigured);
       p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
       return;
     }
@@ -608,6 +624,7 @@ export class RedisStore implements ProgressStore {
 
   #assertOpen(): void {
     if (this.#closing) throw closedError();
+    if (this.#misconfigured) throw this.#misconfigured;
   }
 
   #check(upgradeId: string): void {
@@ -616,7 +633,11 @@ export class RedisStore implements ProgressStore {
   }
 
   #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string): Promise<T> {
-    return withTimeout(promise, this.#options.commandTimeoutMs, what, upgradeId === undefined ? {} : { upgradeId });
+    const bounded = withTimeout(promise, this.#options.commandTimeoutMs, what, upgradeId === undefined ? {} : { upgradeId });
+    // A command queued before Redis refused the database fails with "Connection is closed": say why.
+    return bounded.catch((err: unknown) => {
+      throw this.#misconfigured ?? err;
+    });
   }
 }
 
@@ -631,6 +652,24 @@ function signalOf(options: unknown): AbortSignal | undefined {
     throw new ProgressError('INVALID_ARGUMENT', `${PKG} options.signal must be an AbortSignal, got ${String(signal)}`);
   }
   return signal as AbortSignal;
+}
+
+/**
+ * Refuses a redis:// URL whose database (the path, else `?db=`, as ioredis reads them) is not a
+ * whole number: ioredis would send `SELECT NaN`, which Redis refuses, and go on in database 0.
+ */
+function assertDatabase(url: string, shown: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return; // ioredis says what is wrong with it
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return;
+  const db = parsed.pathname.length > 1 ? parsed.pathname.slice(1) : parsed.searchParams.get('db');
+  if (db !== null && !/^\d{1,9}$/.test(db)) {
+    throw new ProgressError('INVALID_ARGUMENT', `${PKG} the database of the url ${shown} must be a whole number (the path /N or ?db=N), got ${JSON.stringify(db)}`);
+  }
 }
 
 function describeClient(client: Redis | Cluster): string {

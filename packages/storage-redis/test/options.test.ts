@@ -10,4 +10,21 @@ describe('RedisStore.info()', () => {
     expect(store.info().url).toBe('redis://127.0.0.1:1/2');
     await store.close();
   });
+
+  it.each(['redis://:Pw/S3cret@127.0.0.1:1/2', 'redis://:Pw#S3cret@127.0.0.1:1/2', 'redis://:Pw?S3cret@127.0.0.1:1/2', 'redis://u:Pw@S3c/r?et@127.0.0.1:1/2'])(
+    'never shows a password written with a character URLs reserve (%s), in info() or in the error',
+    async (url) => {
+      let shown: string;
+      try {
+        const store = new RedisStore({ url, commandTimeoutMs: 100 });
+        shown = JSON.stringify(store.info());
+        expect(store.info().url).toBe('redis://127.0.0.1:1/2');
+        await store.close();
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+        shown = (err as Error).message;
+      }
+      expect(shown).not.toMatch(/Pw|S3c/);
+    },
+  );
 });

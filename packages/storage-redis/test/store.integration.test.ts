@@ -471,3 +471,37 @@ describe('RedisStore: retention', () => {
     await store.close();
   });
 });
+
+describe('RedisStore: the database of the url', () => {
+  const withDb = (db: string, query = false): string => {
+    const url = new URL(redisUrl());
+    if (query) url.searchParams.set('db', db);
+    else url.pathname = `/${db}`;
+    return url.toString();
+  };
+
+  it.each([
+    ['abc', false],
+    ['1x', false],
+    ['0/', false],
+    ['-1', true],
+  ])('refuses a database that is not a whole number (%s) at construction', (db, query) => {
+    expect(() => new RedisStore({ url: withDb(db, query) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('a database Redis refuses (out of range) fails every call with INVALID_ARGUMENT, and nothing reaches database 0', async () => {
+    const keyPrefix = freshPrefix('db');
+    prefixes.add(keyPrefix);
+    // Redis' default is 16 databases; 9999 is refused by any usual configuration.
+    const store = new RedisStore({ url: withDb('9999'), keyPrefix, commandTimeoutMs: 2000 });
+    const f = new EventFactory('u-db');
+    // Issued at once, while the connection is still being set up: these queue behind the SELECT.
+    const append = errorOf(appendBatch(store, f, 1));
+    const list = errorOf(store.list());
+    expect(await append).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('refused to select its database') });
+    expect(await list).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await errorOf(store.load('u-db'))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await admin.keys(`${keyPrefix}*`)).toEqual([]);
+    await store.close();
+  });
+});
