@@ -434,6 +434,53 @@ describe('progress: the Redis password in messages', () => {
     expect(redact('redis://default:s3cr3t@127.0.0.1:6379/2')).toBe('redis://default:***@127.0.0.1:6379/2');
     expect(redact('redis://127.0.0.1:6379?password=s3cr3t&db=2')).not.toContain('s3cr3t');
   });
+
+  it('is redacted when written unescaped with a character URLs reserve, where the URL parser fails or misreads it', async () => {
+    for (const url of ['redis://:Ab/Cd+eF=@127.0.0.1:6379', 'redis://:Ab#Cd@127.0.0.1:6379', 'redis://:Ab?Cd@127.0.0.1:6379', 'redis://u:Ab@Cd@127.0.0.1:6379/0']) {
+      expect(redact(url)).toMatch(/^redis:\/\/u?:\*\*\*@127\.0\.0\.1:6379/);
+      for (const argv of [['ls', url], ['demo', '--redis', url]]) {
+        const result = await run(...argv);
+        expect(result.code).not.toBe(0);
+        expect(result.err).not.toMatch(/Ab|Cd/);
+      }
+    }
+    expect(redact('ws://user:pw@127.0.0.1:1/ws?token=s3cretTOK&x=1')).toBe('ws://user:***@127.0.0.1:1/ws?token=***&x=1');
+  });
+
+  it('is redacted, with the token, in what watch prints about a server it cannot reach', async () => {
+    const closed = await freePort();
+    const result = await run('watch', `http://user:pw1@127.0.0.1:${closed}/?token=s3cretTOK#u1`, '--connect-timeout', '0.5');
+    expect(result).toMatchObject({ code: 4, err: expect.stringContaining('cannot connect to ws://user:***@127.0.0.1:') });
+    expect(result.out + result.err).not.toMatch(/pw1|s3cretTOK/);
+  });
+});
+
+describe('progress: a Redis database the URL names', () => {
+  it('is a usage error when it is not a number, or when Redis refuses it; never database 0 instead', async () => {
+    const url = new URL(process.env.REDIS_URL!);
+    url.pathname = '/abc';
+    expect(await run('ls', url.toString())).toMatchObject({ code: 2, err: expect.stringContaining('must be a whole number') });
+    url.pathname = '/9999';
+    expect(await run('ls', url.toString())).toMatchObject({ code: 2, err: expect.stringContaining('refused to select its database') });
+  });
+});
+
+describe('progress ls / show: text a writer stored', () => {
+  it('is printed without its control characters (terminal escapes)', async () => {
+    const dir = tempDir('cli-escapes');
+    const t = await createProgressTracker({ upgradeId: 'u-esc', planId: 'p', clusterName: 'prod\u001b[2J\u001b]0;OWNED\u0007', storage: { json: dir } });
+    await t.startUpgrade('phase\u001b[31mRED');
+    await t.addTask('a', 'task\u001b[1A\u001b[2Kfake line');
+    await t.close();
+    const ls = await run('ls', dir);
+    const show = await run('show', dir, 'u-esc');
+    for (const out of [ls.out, show.out]) {
+      // eslint-disable-next-line no-control-regex
+      expect(out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    }
+    expect(ls.out).toContain('prod [2J ]0;OWNED');
+    expect(show.out).toContain('task [1A [2Kfake line');
+  });
 });
 
 /** A `ws` server that welcomes a client and answers each of its messages with what `answer` returns. */
@@ -537,13 +584,15 @@ describe('progress watch: a server that cannot serve the request', () => {
     await t.completeUpgrade();
     const state: UpgradeProgress = structuredClone(t.progress);
     await t.close();
-    const corrupted = { type: 'error', code: 'DATA_CORRUPTED', upgradeId: 'damaged', message: 'could not read upgrade "damaged" from the store; try again later' };
+    // (A control character in the message, as a hostile server could send: it is printed as a space.)
+    const corrupted = { type: 'error', code: 'DATA_CORRUPTED', upgradeId: 'damaged', message: 'could not read upgrade "damaged" from the store;\u001b[2J try again later' };
     const served = (id: string | undefined) => [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: state.lastSeq, data: state }];
     const fake = await fakeServer((msg, n) => (n < 3 ? [corrupted] : served(msg.upgradeId)));
     try {
       const result = await run('watch', fake.url, 'damaged');
       expect(result).toMatchObject({ code: 0, err: '' });
-      expect(result.out).toContain('server: DATA_CORRUPTED: could not read upgrade "damaged"');
+      expect(result.out).toContain('server: DATA_CORRUPTED: could not read upgrade "damaged" from the store; [2J try again later');
+      expect(result.out).not.toContain('\u001b');
       expect(result.out).toContain('COMPLETED');
       expect(fake.requests).toEqual(['subscribe', 'subscribe', 'subscribe']);
     } finally {

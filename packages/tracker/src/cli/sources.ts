@@ -59,7 +59,8 @@ export async function openStore(source: Source): Promise<ProgressStore> {
       await store.list({ limit: 1 });
     } catch (err) {
       await store.close().catch(() => {});
-      throw new CliError(`cannot reach Redis at ${redact(source.url)}: ${(err as Error).message}`, ExitCode.UNAVAILABLE);
+      // INVALID_ARGUMENT: Redis refused the URL's database.
+      throw new CliError(`cannot reach Redis at ${redact(source.url)}: ${(err as Error).message}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
     }
     return store;
   }
@@ -77,15 +78,17 @@ export function upgradeIdFromFragment(fragment: string): string {
 
 /** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
 export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) if (/password|token/i.test(key)) u.searchParams.set(key, '***');
-    return u.toString();
-  } catch {
-    // Not a URL the parser takes (a port out of range): what could be a secret goes, the user part and the query.
-    return url.replace(/\/\/[^@/?#]*@/, '//***@').replace(/\?.*$/, '?***');
+  // Not through `new URL()`: a password may hold '/', '?', '#' or '@' unescaped, which the parser
+  // then takes for the path, query or fragment (or refuses, or reads part of it as the port). The
+  // user part runs from '//' to the last '@': the password after its first ':' goes, and every query
+  // parameter named like a password or token.
+  const user = /^([a-z][a-z0-9+.-]*:\/\/)([^]*)@/i.exec(url);
+  let out = url;
+  if (user) {
+    const colon = user[2]!.indexOf(':');
+    out = `${user[1]}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${url.slice(user[0].length)}`;
   }
+  return out.replace(/([?&][^=&#]*(?:password|token)[^=&#]*=)[^&#]*/gi, '$1***');
 }
 
 /** Maps a store error to a CLI error with the right exit code. */

@@ -1,5 +1,5 @@
 import type { ProgressEvent, UpgradeProgress } from '@progress/core';
-import { renderEventLine, renderProgress } from '../render.js';
+import { renderEventLine, renderProgress, safeText } from '../render.js';
 
 /** Where and how a live view prints. */
 export interface LiveViewOptions {
@@ -37,10 +37,10 @@ export class LiveView {
     return this.#tty;
   }
 
-  /** Prints a line above the live area. */
+  /** Prints a line above the live area. Control characters become spaces: a line may quote a server or a store. */
   say(text: string): void {
     this.#clear();
-    this.#out.write(`${text}\n`);
+    this.#out.write(`${safeText(text)}\n`);
     this.#lines = 0;
     if (this.#state && this.#tty) this.#draw();
   }
