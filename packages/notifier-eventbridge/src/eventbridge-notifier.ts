@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { MAX_TIMER_MS, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
@@ -111,7 +111,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   /** @throws ProgressError `INVALID_ARGUMENT` for bad options. */
   constructor(options: EventBridgeNotifierOptions) {
     this.#opts = resolveOptions(options);
-    this.#logger = options.logger ?? silentLogger;
+    // Wrapped: a logger that throws (a closed transport) must not lose an event's retry, its count or
+    // its report (the log calls come before the bookkeeping they describe), nor fail handle() or close().
+    this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#onError = options.onError;
     if (options.client) {
       this.#client = options.client;

@@ -1,5 +1,5 @@
 import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
-import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, type EventType, type Logger } from '@progress/core';
+import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, isLogger, type EventType, type Logger } from '@progress/core';
 import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
 import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 
@@ -111,9 +111,13 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
     throw invalid('give a client, or a region (or clientConfig.region) for the client the notifier creates');
   }
   if (options.client !== undefined && (typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
+  if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
+  if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError must be a function');
+  const types: unknown = options.eventTypes ?? DEFAULT_EVENT_TYPES;
+  if (typeof types !== 'object' || types === null || typeof (types as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') throw invalid('eventTypes must be an array (or another iterable) of event types');
   const known = new Set<string>(EVENT_TYPES);
   const eventTypes = new Set<EventType>();
-  for (const type of options.eventTypes ?? DEFAULT_EVENT_TYPES) {
+  for (const type of types as Iterable<EventType>) {
     if (!known.has(type)) throw invalid(`unknown event type "${String(type)}" in eventTypes`);
     eventTypes.add(type);
   }
@@ -124,7 +128,7 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (!Array.isArray(codes) || codes.some((c) => typeof c !== 'string')) throw invalid('retry.retryableEntryCodes must be an array of strings');
   const retry: ResolvedRetryOptions = {
     maxAttempts: int(r.maxAttempts, 'retry.maxAttempts', DEFAULT_RETRY.maxAttempts, 1),
-    baseDelayMs: int(r.baseDelayMs, 'retry.baseDelayMs', DEFAULT_RETRY.baseDelayMs, 0),
+    baseDelayMs: int(r.baseDelayMs, 'retry.baseDelayMs', DEFAULT_RETRY.baseDelayMs, 0, MAX_TIMER_MS),
     maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0, MAX_TIMER_MS),
     retryableEntryCodes: [...codes],
   };

@@ -149,6 +149,32 @@ describe('the bounded queue', () => {
   });
 });
 
+describe('a logger that throws (a closed transport)', () => {
+  it('loses no retry, count or report, and fails neither handle() nor close()', async () => {
+    const fail = (): never => {
+      throw new Error('transport closed');
+    };
+    const logger = { debug: fail, info: fail, warn: fail, error: fail };
+    const { mock, notifier, failures, calls } = setup({ logger, retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+    mock.on(PutEventsCommand).callsFake(() => {
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    });
+    notifier.handle(fakeEvent(1), fakeState);
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    // Every attempt was made, and the events given up on are counted and reported.
+    expect(calls()).toHaveLength(3);
+    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 2, queued: 0, inFlight: 0 });
+    expect(failures.flatMap((f) => f.events.map((e) => [f.reason, e.seq]))).toEqual([
+      ['retries_exhausted', 1],
+      ['retries_exhausted', 2],
+    ]);
+    await notifier.close();
+    expect(() => notifier.handle(fakeEvent(3), fakeState)).not.toThrow();
+    expect(notifier.stats()).toMatchObject({ dropped: 1 });
+  });
+});
+
 describe('options and lifecycle', () => {
   it('refuses bad options with INVALID_ARGUMENT', () => {
     const bad: Array<Partial<EventBridgeNotifierOptions>> = [
@@ -163,6 +189,11 @@ describe('options and lifecycle', () => {
       { busName: 'b', region: 'us-east-1', flushTimeoutMs: 2 ** 31 },
       { busName: 'b', region: 'us-east-1', lingerMs: 2 ** 31 },
       { busName: 'b', region: 'us-east-1', retry: { maxDelayMs: 2 ** 31 } },
+      { busName: 'b', region: 'us-east-1', retry: { baseDelayMs: 2 ** 31 } },
+      { busName: 'b', region: 'us-east-1', eventTypes: 5 as never },
+      { busName: 'b', region: 'us-east-1', eventTypes: {} as never },
+      { busName: 'b', region: 'us-east-1', logger: { info() {}, debug() {} } as never },
+      { busName: 'b', region: 'us-east-1', onError: 'x' as never },
     ];
     for (const options of bad) {
       let error: unknown;

@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, silentLogger, type Logger } from '@progress/core';
+import { MAX_TIMER_MS, isLogger, safeLogger, silentLogger, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 
 /** How durable an acknowledged append is. */
@@ -54,6 +54,7 @@ export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   if (!Number.isSafeInteger(lockLeaseMs) || lockLeaseMs < MIN_LOCK_LEASE_MS || lockLeaseMs > MAX_TIMER_MS) {
     throw storeError('INVALID_ARGUMENT', `lockLeaseMs must be a whole number of ms from ${MIN_LOCK_LEASE_MS} to ${MAX_TIMER_MS}, got ${String(lockLeaseMs)}`);
   }
-  if (!logger || typeof logger.warn !== 'function') throw storeError('INVALID_ARGUMENT', 'logger must be pino-compatible (debug, info, warn, error)');
-  return { directory, durability, snapshotEvery, lockLeaseMs, logger };
+  if (!isLogger(logger)) throw storeError('INVALID_ARGUMENT', 'logger must be pino-compatible (debug, info, warn, error)');
+  // Wrapped: a logger that throws (a closed transport) must not fail an append, a lock release or a close.
+  return { directory, durability, snapshotEvery, lockLeaseMs, logger: logger === silentLogger ? logger : safeLogger(logger) };
 }

@@ -91,6 +91,22 @@ describe('damage in the middle of a log', () => {
     expect(JSON.parse(JSON.stringify(await store.load('u1')))).toEqual(JSON.parse(JSON.stringify(f.state)));
     await store.close();
   });
+
+  it('replays it with a logger that throws (a closed transport) too: the warning cannot fail the load', async () => {
+    const { dir, f } = await seeded(25, 10);
+    const snap = join(dir, 'upgrades', 'u1', 'snapshot.json');
+    await writeFile(snap, (await readFile(snap, 'utf8')).replace('"upgradeId":"u1"', '"upgradeId":"u2"'));
+    const warned: unknown[] = [];
+    const fail = (): never => {
+      throw new Error('transport closed');
+    };
+    const logger = { debug: fail, info: fail, error: fail, warn: (obj: unknown) => (warned.push(obj), fail()) };
+    const store = new JsonFileStore({ directory: dir, logger });
+    expect(JSON.parse(JSON.stringify(await store.load('u1')))).toEqual(JSON.parse(JSON.stringify(f.state)));
+    expect(warned).toHaveLength(1);
+    await store.close();
+    expect(() => new JsonFileStore({ directory: dir, logger: { warn() {} } as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
 });
 
 describe('a damaged snapshot header in readEvents', () => {

@@ -12,6 +12,7 @@ import {
   isProgressError,
   isTerminal,
   replayEvents,
+  safeLogger,
   silentLogger,
   toSummaryRow,
   type ListFilter,
@@ -143,7 +144,8 @@ export class RedisStore implements ProgressStore {
     this.#ttlArg = String(this.#options.ttlSeconds);
     this.#maxEventsArg = String(this.#options.maxEvents);
     this.#feedMaxLenArg = String(this.#options.feedMaxLen);
-    this.#logger = options.logger ?? silentLogger;
+    // Wrapped: a logger that throws (a closed transport) must not leave an append unanswered or fail a cleanup.
+    this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     if (options.redis) {
       this.#owns = false;
       this.#redis = defineScripts(options.redis);

@@ -28,3 +28,17 @@ describe('RedisStore.info()', () => {
     },
   );
 });
+
+describe('RedisStore with a logger that throws (a closed transport)', () => {
+  it('still answers: the connection errors it logs cannot escape as uncaught exceptions', async () => {
+    let calls = 0;
+    const fail = (): never => {
+      calls++;
+      throw new Error('transport closed');
+    };
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 300, logger: { debug: fail, info: fail, warn: fail, error: fail } });
+    await expect(store.list()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await store.close();
+    expect(calls).toBeGreaterThan(0);
+  });
+});

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { MAX_TIMER_MS, ProgressError, isLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, isLogger, safeLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
 
 /** Per-connection message-rate limit (a token bucket). */
 export interface RateLimitOptions {
@@ -177,6 +177,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
     maxSubscriptionsPerClient: whole(options.maxSubscriptionsPerClient, 'maxSubscriptionsPerClient', 1, 100),
     maxWatchedUpgrades: whole(options.maxWatchedUpgrades, 'maxWatchedUpgrades', 1, 1000),
     maxRetainedUpgrades: whole(options.maxRetainedUpgrades, 'maxRetainedUpgrades', 0, 100),
-    logger: options.logger ?? silentLogger,
+    // Wrapped: a logger that throws (a closed transport) must not break a connection's handling or the cleanup that logs.
+    logger: options.logger ? safeLogger(options.logger) : silentLogger,
   };
 }

@@ -256,3 +256,29 @@ describe('lifecycle', () => {
     expect(server.getStats().topics).toBe(0);
   });
 });
+
+describe('a logger that throws (a closed transport)', () => {
+  it('fails neither start(), a client, the events served nor stop()', async () => {
+    let calls = 0;
+    const fail = (): never => {
+      calls++;
+      throw new Error('transport closed');
+    };
+    server = new ProgressWebSocketServer({ port: 0, logger: { debug: fail, info: fail, warn: fail, error: fail } });
+    const { url } = await server.start();
+    const tracker = await openTracker('logged');
+    trackers.push(tracker);
+    server.track(tracker);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'logged' });
+    await c.answered();
+    await tracker.startUpgrade();
+    await c.until((messages) => messages.some((m) => m.type === 'progress_event' && m.data.seq === 2), 5000, 'event seq 2');
+    // A bad message is answered as always, although its log line fails.
+    c.send('{not json');
+    await c.until((messages) => messages.some((m) => m.type === 'error' && m.code === 'INVALID_MESSAGE'), 5000, 'INVALID_MESSAGE');
+    await server.stop();
+    server = undefined;
+    expect(calls).toBeGreaterThan(0);
+  });
+});
