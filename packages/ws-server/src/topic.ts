@@ -52,6 +52,14 @@ export class Topic {
   /** The next load after a failed one (see {@link reloadLater}), and the wait before it. */
   #reload: NodeJS.Timeout | undefined;
   #reloadMs = 0;
+  /**
+   * The next reload of the store's state after its events stopped fitting ours (another run under
+   * the same id, or an event that does not apply), the wait after it, and whether one runs now.
+   * Events that come while one waits are dropped (the reload reads past them); while it runs, held.
+   */
+  #refit: NodeJS.Timeout | undefined;
+  #refitMs = 0;
+  #refitting = false;
   #snapshot: { seq: number; frame: Buffer } | undefined;
   /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
   #generation = 0;
@@ -274,6 +282,11 @@ export class Topic {
       if (!this.#storeFed && this.#reload === undefined) this.ensureLoaded().catch((err: unknown) => this.#host.loadFailed(this, err));
       return;
     }
+    if (this.#refit) return;
+    // Another run under this id (deleted and created again): its seqs start again at 1, and none of
+    // them belongs on the state held here. A store watch() ends with NOT_FOUND then (see #restart);
+    // watchAll() just hands out the new run's events.
+    if (event.type === 'upgrade.created' && this.#storeState !== undefined && event.timestamp !== this.#storeState.createdAt) return this.#refitLater('it was created again');
     const last = this.lastSeq;
     if (event.seq <= last) return;
     if (event.seq > last + 1) {
@@ -288,10 +301,58 @@ export class Topic {
     try {
       this.#storeState = applyEventInPlace(this.#storeState, event);
     } catch (err) {
-      this.#host.logger.warn({ err, upgradeId: this.upgradeId, seq: event.seq }, 'an event from the store does not apply; ignored');
+      // Not ignored: the next event would look like a gap, the fill would read this one again, and
+      // fail again, for ever. The state held here does not fit the store's history: reload it.
+      return this.#refitLater('an event from the store does not apply to the state held', err);
+    }
+    this.#refitMs = 0;
+    this.dispatch(event);
+  }
+
+  /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
+  #refitLater(why: string, err?: unknown): void {
+    this.#pending = [];
+    if (this.#refit || this.#refitting) return;
+    this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
+    const wait = this.#refitMs;
+    this.#refitMs = Math.min(RELOAD_MAX_MS, wait === 0 ? RELOAD_MIN_MS : wait * 2);
+    this.#refit = setTimeout(() => {
+      this.#refit = undefined;
+      void this.#refitNow();
+    }, wait);
+  }
+
+  async #refitNow(): Promise<void> {
+    const store = this.#host.store;
+    if (!store || !this.storeBacked || !this.#storeFed) return;
+    // A fill or load runs: let it end first (what it applies is replaced by the reload anyway).
+    if (this.#busy) {
+      this.#refit = setTimeout(() => {
+        this.#refit = undefined;
+        void this.#refitNow();
+      }, 10);
       return;
     }
-    this.dispatch(event);
+    this.#refitting = true;
+    this.#busy = true;
+    let state: UpgradeProgress | undefined;
+    try {
+      state = await store.load(this.upgradeId);
+    } catch (err) {
+      this.#busy = false;
+      this.#refitting = false;
+      return this.#refitLater('could not reload it from the store', err);
+    }
+    this.#busy = false;
+    this.#refitting = false;
+    // A tracker of this process took over meanwhile: it is the source now.
+    if (!this.storeBacked) return;
+    this.#storeState = state;
+    this.#snapshot = undefined;
+    // Replays running now are resynced when they return (they see the generation move).
+    this.#generation++;
+    for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
+    this.#drainPending();
   }
 
   async #fill(): Promise<void> {
@@ -548,6 +609,8 @@ export class Topic {
   close(): void {
     this.#stopWatch();
     this.#stopReload();
+    if (this.#refit) clearTimeout(this.#refit);
+    this.#refit = undefined;
     for (const sub of this.subs) sub.closed = true;
     this.subs.clear();
   }
