@@ -17,8 +17,12 @@ import type { Subscription, WildcardSubscription } from './subscription.js';
 export class ClientConnection {
   readonly subs = new Map<string, Subscription>();
   wildcard: WildcardSubscription | undefined;
-  /** Set by a pong, cleared by each heartbeat. */
+  /** Set by the pong that answers the last ping, cleared by each heartbeat. */
   alive = true;
+  /** The payload of the last ping, which its pong echoes. */
+  ping: Buffer | undefined;
+  /** Bytes of live frames held for this client's subscriptions while they replay, all of them together. */
+  #heldBytes = 0;
   /** The chain that runs this client's messages in order. */
   queue: Promise<void> = Promise.resolve();
   readonly #socket: Socket | undefined;
@@ -78,8 +82,23 @@ export class ClientConnection {
       socket.write(frame);
     }
     this.#stats.framesSent++;
-    if (this.ws.bufferedAmount > this.#options.maxBufferedBytes) this.closeSlow();
+    if (this.ws.bufferedAmount + this.#heldBytes > this.#options.maxBufferedBytes) this.closeSlow();
     return true;
+  }
+
+  /**
+   * Counts a frame held for one of this client's subscriptions: what one client makes the server
+   * keep, held frames of every subscription and its socket's buffer together, stays within
+   * `maxBufferedBytes` (past it, the client is closed as slow).
+   */
+  hold(bytes: number): void {
+    this.#heldBytes += bytes;
+    if (this.ws.bufferedAmount + this.#heldBytes > this.#options.maxBufferedBytes) this.closeSlow();
+  }
+
+  /** Held frames that were sent or dropped. */
+  release(bytes: number): void {
+    this.#heldBytes -= bytes;
   }
 
   /** Hands the frames written this tick to the kernel (called once per tick by {@link scheduleUncork}). */

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -347,8 +347,10 @@ export class ProgressWebSocketServer implements ProgressSink {
     const client = new ClientConnection(this.#nextClientId++, ws, principal, this.#o, this.#stats);
     this.#clients.add(client);
     ws.on('message', (data, isBinary) => this.#onMessage(client, data, isBinary));
-    ws.on('pong', () => {
-      client.alive = true;
+    // Only the answer to the last ping counts: pongs a peer sends unasked (it may read nothing at
+    // all) would keep a dead reader connected, with what it is owed piling up.
+    ws.on('pong', (data) => {
+      if (client.ping !== undefined && data.equals(client.ping)) client.alive = true;
     });
     ws.on('error', (err) => this.#o.logger.debug({ err, client: client.id }, 'client connection error'));
     ws.once('close', () => this.#onClose(client));
@@ -359,18 +361,23 @@ export class ProgressWebSocketServer implements ProgressSink {
   /**
    * A principal that carries a numeric `exp` (seconds since the epoch, as read tokens and JWT claims
    * do) is good until then: the connection is closed with 1008 when it passes, so that a
-   * subscription never outlives the credentials that opened it. (An `exp` more than 24 days away is
-   * not timed.)
+   * subscription never outlives the credentials that opened it. An `exp` further away than a timer
+   * can wait (about 24.8 days) is waited for in steps.
    */
   #closeOnExpiry(client: ClientConnection, principal: unknown): void {
     const exp = principal && typeof principal === 'object' ? (principal as { exp?: unknown }).exp : undefined;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
-    const delay = exp * 1000 - Date.now();
-    if (delay > MAX_TIMER_MS) return;
-    const timer = setTimeout(() => {
-      this.#o.logger.info({ client: client.id }, 'closing a connection whose credentials expired');
-      client.close(1008, 'credentials expired');
-    }, Math.max(0, delay));
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      const delay = exp * 1000 - Date.now();
+      // setTimeout fires at once past MAX_TIMER_MS: wait the longest it can, then look again.
+      if (delay > MAX_TIMER_MS) return void (timer = setTimeout(arm, MAX_TIMER_MS));
+      timer = setTimeout(() => {
+        this.#o.logger.info({ client: client.id }, 'closing a connection whose credentials expired');
+        client.close(1008, 'credentials expired');
+      }, Math.max(0, delay));
+    };
+    arm();
     client.ws.once('close', () => clearTimeout(timer));
   }
 
@@ -391,7 +398,8 @@ export class ProgressWebSocketServer implements ProgressSink {
       }
       client.alive = false;
       try {
-        client.ws.ping();
+        client.ping = randomBytes(8);
+        client.ws.ping(client.ping);
       } catch {
         client.terminate();
       }
@@ -401,7 +409,9 @@ export class ProgressWebSocketServer implements ProgressSink {
   #onMessage(client: ClientConnection, data: RawData, isBinary: boolean): void {
     if (!client.open) return;
     if (!client.takeToken()) {
-      client.send({ type: 'error', code: 'RATE_LIMITED', message: 'too many messages; slow down' });
+      // In the order of the messages, as every answer (the refusals are counted, and the connection
+      // closed past maxViolations, at once).
+      client.queue = client.queue.then(() => void client.send({ type: 'error', code: 'RATE_LIMITED', message: 'too many messages; slow down' }));
       return;
     }
     const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
@@ -491,7 +501,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later` });
       return this.#maybeRelease(topic);
     }
-    const sub = new Subscription(client, upgradeId, false, this.#o.maxBufferedBytes);
+    const sub = new Subscription(client, upgradeId, false);
     client.subs.set(upgradeId, sub);
     client.send({ type: 'subscribed', upgradeId, exists: topic.exists });
     this.#retained.delete(upgradeId);
@@ -559,7 +569,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       w.children.set(id, deniedSub(w, id));
       return;
     }
-    const sub = new Subscription(w.client, id, true, this.#o.maxBufferedBytes);
+    const sub = new Subscription(w.client, id, true);
     w.children.set(id, sub);
     topic.sendSnapshot(sub);
     this.#retained.delete(id);
@@ -664,6 +674,8 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   #dropSub(sub: Subscription): void {
     sub.closed = true;
+    // What it held counts against the client no more.
+    sub.take();
     const topic = this.#topics.get(sub.upgradeId);
     if (!topic) return;
     topic.subs.delete(sub);
@@ -793,7 +805,7 @@ function storeFailure(err: unknown, what: string, upgradeId?: string): ServerMes
 
 /** A closed placeholder, so that an upgrade a `*` client may not read is not asked about again. */
 function deniedSub(w: WildcardSubscription, upgradeId: string): Subscription {
-  const sub = new Subscription(w.client, upgradeId, true, 0);
+  const sub = new Subscription(w.client, upgradeId, true);
   sub.closed = true;
   return sub;
 }

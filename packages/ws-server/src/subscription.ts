@@ -25,19 +25,19 @@ export class Subscription {
     readonly upgradeId: string,
     /** True for the per-upgrade part of a `*` subscription. */
     readonly wildcard: boolean,
-    private readonly maxBufferedBytes: number,
   ) {}
 
-  /** Holds a live frame during a replay; closes a client whose held frames pass the limit. */
+  /** Holds a live frame during a replay; the client counts it against its limit (with its other subscriptions' and its socket's). */
   hold(seq: number, frame: Buffer): void {
     this.buffer.push({ seq, frame });
     this.bufferBytes += frame.length;
-    if (this.bufferBytes > this.maxBufferedBytes) this.client.closeSlow();
+    this.client.hold(frame.length);
   }
 
-  /** Takes the held frames. */
+  /** Takes the held frames (also to drop them). */
   take(): Pending[] {
     const held = this.buffer;
+    this.client.release(this.bufferBytes);
     this.buffer = [];
     this.bufferBytes = 0;
     return held;

@@ -1,12 +1,13 @@
 import { createServer } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
-import { WatchableMemoryStore } from './watchable-store.js';
+import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const opened = closedAfterEach();
@@ -47,6 +48,39 @@ describe('credentials that expire', () => {
     const client = await connect(`${url}?token=${token}`);
     await client.next((m) => m.type === 'welcome');
     expect(await client.closed).toBe(1008);
+  });
+
+  it('closes it too when the token expires further away than a timer can wait (30 days)', async () => {
+    const { url } = await start({ heartbeatMs: 0, ...readTokenAuth({ secret: SECRET }) });
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 30 * 24 * 3600 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const client = await connect(`${url}?token=${token}`);
+      await client.next((m) => m.type === 'welcome');
+      await vi.advanceTimersByTimeAsync(29 * 24 * 3600 * 1000);
+      expect(client.closeCode).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(2 * 24 * 3600 * 1000);
+      vi.useRealTimers();
+      expect(await client.closed).toBe(1008);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('heartbeat', () => {
+  it('terminates a peer that reads nothing although it sends pongs unasked: only the answer to the ping counts', async () => {
+    const { url } = await start({ heartbeatMs: 50 });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    (c.ws as unknown as { _socket: Socket })._socket.pause();
+    const pongs = setInterval(() => c.ws.pong(), 20);
+    try {
+      for (let i = 0; i < 100 && opened.server!.getStats().clients > 0; i++) await sleep(20);
+      expect(opened.server!.getStats().clients).toBe(0);
+    } finally {
+      clearInterval(pongs);
+    }
   });
 });
 
@@ -243,6 +277,22 @@ describe('limits', () => {
     for (let i = 0; i < 20; i++) c.send({ type: 'ping' });
     expect(await c.closed).toBe(1008);
   });
+  it('answers RATE_LIMITED in the order of the messages, behind the answer a slow store holds up', async () => {
+    const store = new UnreliableStore(new WatchableMemoryStore());
+    let open!: () => void;
+    store.gate = new Promise<void>((resolve) => (open = resolve));
+    const { url } = await start({ store, rateLimit: { messagesPerSecond: 1, burst: 2, maxViolations: 50 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    c.send({ type: 'ping' });
+    c.send({ type: 'ping' }); // over the rate
+    await sleep(100);
+    open();
+    await c.until((ms) => ms.length === 4, 5000, 'three answers');
+    expect(c.messages.slice(1).map((m) => (m.type === 'error' ? `error:${m.code}` : m.type))).toEqual(['subscribed', 'pong', 'error:RATE_LIMITED']);
+  });
+
   it('refuses a subscribe past maxSubscriptionsPerClient with RATE_LIMITED and starts no store watch for it; the connection stays', async () => {
     // Each subscription to a store-backed upgrade runs a store watch (on Redis, a connection of its own).
     const store = new WatchableMemoryStore();
@@ -512,4 +562,32 @@ describe('options', () => {
     ];
     for (const options of bad) expect(() => new ProgressWebSocketServer(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
+});
+
+describe('what one client can make the server hold', () => {
+  it('is maxBufferedBytes for all its subscriptions together: a client that stops reading during replays of several upgrades is closed (1013)', async () => {
+    const LIMIT = 256 * 1024;
+    const { url } = await start({ maxBufferedBytes: LIMIT, heartbeatMs: 0 });
+    const pad = 'p'.repeat(4000);
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+    for (const id of ids) {
+      const t = await openTracker(id);
+      trackers.push(t);
+      opened.server!.track(t);
+      await t.startUpgrade();
+      await t.addTask('t', 'T');
+      for (let i = 0; i < 1500; i++) await t.updateTaskProgress('t', 1 + (i % 98), undefined, { pad });
+    }
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    for (const id of ids) c.send({ type: 'subscribe', upgradeId: id, sinceSeq: 0 });
+    await sleep(50);
+    // It stops reading: the replays stall, and the live events are held for it.
+    (c.ws as unknown as { _socket: Socket })._socket.pause();
+    await sleep(500);
+    // ~200 KB of live events per upgrade: under the limit for each subscription, far over it together.
+    for (let i = 0; i < 48 && opened.server!.getStats().slowClientsClosed === 0; i++) for (const t of trackers) await t.updateTaskProgress('t', 1 + (i % 98), undefined, { pad });
+    expect(opened.server!.getStats().slowClientsClosed).toBe(1);
+    c.ws.terminate(); // its paused socket would hold the close handshake for ws' 30 s
+  }, 60_000);
 });
