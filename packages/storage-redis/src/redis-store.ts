@@ -186,7 +186,7 @@ export class RedisStore implements ProgressStore {
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
-    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs);
+    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms));
     this.#redis.on('ready', this.#onReady);
   }
 
@@ -323,6 +323,26 @@ export class RedisStore implements ProgressStore {
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.
     if (pipeline) void pipeline.exec().catch(() => {});
+  }
+
+  /**
+   * The Redis server's clock went back by `ms` since the offset the appends in flight were sent
+   * with: their deadlines on its clock are `ms` further away in real time, so they are given up on
+   * that much later (before it, Redis could still run one the caller was told had failed).
+   */
+  #serverClockWentBack(ms: number): void {
+    this.#logger.warn({ url: this.#url, ms }, "the Redis server's clock went back; appends in flight wait that much longer for their deadline");
+    let earliest = Infinity;
+    for (const p of this.#inFlight) {
+      if (p.settled || p.expiresAt === Infinity) continue;
+      p.expiresAt += ms;
+      earliest = Math.min(earliest, p.expiresAt);
+    }
+    if (earliest === Infinity) return;
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    this.#sweepAt = undefined;
+    this.#armSweep(earliest);
   }
 
   /** One timer for every append in flight (unref'd: a socket in use keeps the process alive anyway). */

@@ -8,21 +8,33 @@ import { withTimeout } from './errors.js';
  */
 export const localNow = (): number => performance.timeOrigin + performance.now();
 
+/** How old a measured offset may get, while in use, before it is measured again (in the background). */
+export const CLOCK_REFRESH_MS = 1000;
+
 /**
  * Knows the Redis server's clock relative to ours, so that an append can carry a deadline on the
  * server's clock: the script refuses to run after it, so a command that sat in a queue during an
  * outage never lands after the caller was told `STORE_UNAVAILABLE`.
+ *
+ * The offset is measured on first use, after every reconnect and after a refused late append, and
+ * again in the background once it is older than {@link CLOCK_REFRESH_MS} while appends use it: the
+ * Redis host's clock may be stepped (NTP). When it went back, `onStepBack` hears by how much, so
+ * that appends sent with the old offset wait that much longer before they are given up on (their
+ * deadline on the server's clock is that much further away now).
  */
 export class ServerClock {
   readonly #redis: Redis | Cluster;
   readonly #timeoutMs: number;
+  readonly #onStepBack: (ms: number) => void;
   #offset: number | undefined;
+  #measuredAt = 0;
   #rtt = 0;
   #measuring: Promise<number> | undefined;
 
-  constructor(redis: Redis | Cluster, timeoutMs: number) {
+  constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}) {
     this.#redis = redis;
     this.#timeoutMs = timeoutMs;
+    this.#onStepBack = onStepBack;
   }
 
   /** The uncertainty of the offset, ms (half the round trip of the measurement, plus slack). */
@@ -30,18 +42,19 @@ export class ServerClock {
     return Math.ceil(this.#rtt / 2) + 50;
   }
 
-  /** The offset when known (no await on the hot path). */
+  /** The offset when known (no await on the hot path); one older than {@link CLOCK_REFRESH_MS} is still given, and measured again meanwhile. */
   get known(): number | undefined {
+    if (this.#offset !== undefined && this.#measuring === undefined && localNow() - this.#measuredAt > CLOCK_REFRESH_MS) {
+      // A failure keeps the offset: Redis is unreachable then, and the appends' own deadlines bound them.
+      void this.#start().catch(() => {});
+    }
     return this.#offset;
   }
 
   /** Server ms minus local ms ({@link localNow}); measured on first use, after every reconnect, and after a refused late append. */
   offset(): Promise<number> {
     if (this.#offset !== undefined) return Promise.resolve(this.#offset);
-    this.#measuring ??= this.#measure().finally(() => {
-      this.#measuring = undefined;
-    });
-    return this.#measuring;
+    return this.#start();
   }
 
   /** Forget the offset (the connection was re-established, possibly to another server). */
@@ -49,13 +62,25 @@ export class ServerClock {
     this.#offset = undefined;
   }
 
+  #start(): Promise<number> {
+    this.#measuring ??= this.#measure().finally(() => {
+      this.#measuring = undefined;
+    });
+    return this.#measuring;
+  }
+
   async #measure(): Promise<number> {
     const before = localNow();
     const [sec, usec] = await withTimeout(this.#redis.time(), this.#timeoutMs, 'could not read the server clock');
     const after = localNow();
     const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const previous = this.#offset;
+    const previousError = this.errorMs;
     this.#rtt = after - before;
     this.#offset = server - Math.round((before + after) / 2);
+    this.#measuredAt = after;
+    // Beyond what the two measurements' uncertainty explains: the server's clock went back.
+    if (previous !== undefined && previous - this.#offset > previousError + this.errorMs) this.#onStepBack(previous - this.#offset);
     return this.#offset;
   }
 }

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
+import { CLOCK_REFRESH_MS } from '../src/server-clock.js';
 import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
@@ -226,6 +227,36 @@ describe('RedisStore: appends', () => {
     } finally {
       Date.now = realNow;
     }
+    await store.close();
+    await proxy.close();
+  });
+
+  it("never applies a rejected append later, also when Redis' clock went back after it was read: the clock is read again while appends go on", async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('server-step');
+    const warned: Array<{ ms?: number }> = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (obj: object) => void warned.push(obj) };
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 300, logger });
+    const client = store.client as Redis;
+    const time = client.time.bind(client);
+    // Redis' clock reads 5 s ahead when the store measures it, and is stepped back (NTP) after.
+    client.time = (async () => {
+      const [sec, usec] = await time();
+      return [String(Number(sec) + 5), usec];
+    }) as typeof client.time;
+    const f = new EventFactory('server-step');
+    await appendBatch(store, f, 1); // the offset read 5 s too far ahead
+    client.time = time;
+    await new Promise((r) => setTimeout(r, CLOCK_REFRESH_MS + 50));
+    await appendBatch(store, f, 1); // an append that finds the offset old reads the clock again (in the background)
+    await new Promise((r) => setTimeout(r, 100));
+    // It saw the step back (appends in flight then would have waited that much longer).
+    expect(warned.map((w) => Math.round((w.ms ?? 0) / 1000))).toEqual([5]);
+    proxy.hold();
+    expect((await errorOf(appendBatch(store, f, 1))).code).toBe('STORE_UNAVAILABLE');
+    proxy.release();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('2');
     await store.close();
     await proxy.close();
   });
