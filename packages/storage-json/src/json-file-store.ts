@@ -59,6 +59,12 @@ export class JsonFileStore implements ProgressStore {
   readonly #writers = new Map<string, Promise<LogWriter>>();
   readonly #open = new Map<string, LogWriter>();
   readonly #locks = new Map<string, HeldLock>();
+  /**
+   * A release() or delete() running now, per upgrade: acquire() and the opening of a writer wait for
+   * it. Opened meanwhile, a writer would borrow the lock being let go, and go on writing without one
+   * after it (over another writer's lines).
+   */
+  readonly #lettingGo = new Map<string, Promise<unknown>>();
   readonly #pathCache = new Map<string, UpgradePaths>();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -77,6 +83,7 @@ export class JsonFileStore implements ProgressStore {
   /** Takes the upgrade's writer lock (`CONFLICT` when another writer, here or elsewhere, holds it). */
   async acquire(upgradeId: string): Promise<void> {
     const paths = this.#paths(upgradeId);
+    await this.#lettingGo.get(upgradeId);
     const held = this.#locks.get(upgradeId);
     // Taken over while we stalled: only release() (or close()) lets go of it, so that acquiring again
     // starts from the log as the other writer left it.
@@ -90,13 +97,32 @@ export class JsonFileStore implements ProgressStore {
   }
 
   /** Gives the writer lock back after the pending writes; the next append takes it again. */
+  // async: a bad id rejects. What runs before the first await runs at the call.
   async release(upgradeId: string): Promise<void> {
     const paths = this.#paths(upgradeId, false);
-    await this.#dropWriter(upgradeId);
-    const held = this.#locks.get(upgradeId);
-    if (!held) return;
-    this.#locks.delete(upgradeId);
-    await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger);
+    // The writer open now goes (after its pending writes); one opened from here on waits for this.
+    const writer = this.#detachWriter(upgradeId);
+    await this.#lettingGoOf(upgradeId, async () => {
+      await closeWriter(writer);
+      const held = this.#locks.get(upgradeId);
+      if (!held) return;
+      this.#locks.delete(upgradeId);
+      await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger);
+    });
+  }
+
+  /** Runs `letGo` (a release or delete) after any other of the upgrade's, with acquire() and writer openings waiting for it. */
+  #lettingGoOf<T>(upgradeId: string, letGo: () => Promise<T>): Promise<T> {
+    const run = (this.#lettingGo.get(upgradeId) ?? Promise.resolve()).then(letGo);
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#lettingGo.set(upgradeId, done);
+    void done.then(() => {
+      if (this.#lettingGo.get(upgradeId) === done) this.#lettingGo.delete(upgradeId);
+    });
+    return run;
   }
 
   async #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
@@ -167,6 +193,8 @@ export class JsonFileStore implements ProgressStore {
 
   async #openWriter(upgradeId: string): Promise<LogWriter> {
     const paths = this.#paths(upgradeId);
+    await this.#lettingGo.get(upgradeId);
+    this.#assertOpen();
     const implicit = !this.#locks.has(upgradeId);
     if (implicit) await this.#lock(upgradeId, paths, false);
     const lease = this.#locks.get(upgradeId)!.lease;
@@ -341,16 +369,23 @@ export class JsonFileStore implements ProgressStore {
    */
   async delete(upgradeId: string): Promise<boolean> {
     const paths = this.#paths(upgradeId);
+    // As in release(): the writer open now goes; one opened from here on waits for the delete.
+    const writer = this.#detachWriter(upgradeId);
+    return await this.#lettingGoOf(upgradeId, () => this.#delete(upgradeId, paths, writer));
+  }
+
+  async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
+      await closeWriter(writer);
       const who = other ? ` by pid ${other.pid} on host "${other.hostname}"; if that writer is really gone, delete ${paths.lock}` : '';
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and
     // the rename below would otherwise have its open log moved away under it.
     if (!held && (await exists(paths.dir))) await this.#lock(upgradeId, paths, false);
-    await this.#dropWriter(upgradeId);
+    await closeWriter(writer);
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
     const ours = this.#locks.get(upgradeId);
@@ -466,6 +501,8 @@ export class JsonFileStore implements ProgressStore {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      // A release or delete running now finishes first (it holds a lock this would let go under it).
+      await Promise.all(this.#lettingGo.values());
       const ids = new Set([...this.#writers.keys(), ...this.#locks.keys()]);
       for (const id of ids) {
         await this.#dropWriter(id).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId: id }, 'closing a writer failed'));
@@ -484,12 +521,15 @@ export class JsonFileStore implements ProgressStore {
   // ------------------------------------------------------------------ internals
 
   async #dropWriter(upgradeId: string): Promise<void> {
+    await closeWriter(this.#detachWriter(upgradeId));
+  }
+
+  /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with {@link closeWriter}. */
+  #detachWriter(upgradeId: string): Promise<LogWriter> | undefined {
     const pending = this.#writers.get(upgradeId);
-    if (!pending) return;
     this.#writers.delete(upgradeId);
     this.#open.delete(upgradeId);
-    const writer = await pending.catch(() => undefined);
-    await writer?.close();
+    return pending;
   }
 
   async #readSnapshot(upgradeId: string, paths: UpgradePaths): Promise<Snapshot | undefined> {
@@ -598,4 +638,10 @@ export class JsonFileStore implements ProgressStore {
     }
     return paths;
   }
+}
+
+/** Closes a writer taken out of the store (after its pending writes); one that failed to open is nothing to close. */
+async function closeWriter(pending: Promise<LogWriter> | undefined): Promise<void> {
+  const writer = await pending?.catch(() => undefined);
+  await writer?.close();
 }

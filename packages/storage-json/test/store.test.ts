@@ -346,3 +346,54 @@ describe('delete against a concurrent writer', () => {
     expect(both).toBe(0);
   });
 });
+
+describe('an append made while the same store lets the upgrade go', () => {
+  it('during release(): waits for it and takes the lock again, never writing on with the lock being let go', async () => {
+    const dir = await tempDir('release-race');
+    const a = new JsonFileStore({ directory: dir, durability: 'none' });
+    const b = new JsonFileStore({ directory: dir, durability: 'none' });
+    const f = new EventFactory('u1');
+    await a.append('u1', f.batch(2), 0, f.state!);
+    const releasing = a.release('u1');
+    const during = f.batch(1);
+    await a.append('u1', during, 2, f.state!);
+    await releasing;
+    // A holds the lock again (it wrote seq 3 under it): B cannot write.
+    await expect(stat(lockPath(dir))).resolves.toBeTruthy();
+    const fb = new EventFactory('u1');
+    fb.state = (await b.load('u1'))!;
+    await expect(b.append('u1', fb.batch(1), 3, fb.state)).rejects.toMatchObject({ code: 'CONFLICT' });
+    const next = f.batch(1);
+    await a.append('u1', next, 3, f.state!);
+    const lines = (await readFile(join(dir, 'upgrades', 'u1', 'events.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { e: { eventId: string } }).e.eventId)).toEqual([...(await collectIds(a, 'u1'))]);
+    expect(lines).toHaveLength(4);
+    expect((JSON.parse(lines[3]!) as { e: { eventId: string } }).e.eventId).toBe(next[0]!.eventId);
+    await a.close();
+    await b.close();
+  });
+
+  it('during delete(): waits for it, then writes to the upgrade as the delete left it (gone)', async () => {
+    const dir = await tempDir('delete-during');
+    const a = new JsonFileStore({ directory: dir, durability: 'none' });
+    const f = new EventFactory('u1');
+    await a.append('u1', f.batch(3), 0, f.state!);
+    const deleting = a.delete('u1');
+    const appending = a.append('u1', f.batch(1), 3, f.state!);
+    expect(await deleting).toBe(true);
+    await expect(appending).rejects.toMatchObject({ code: 'CONFLICT' });
+    // The id starts again from seq 1, in this store and in any other.
+    const again = new EventFactory('u1');
+    await a.append('u1', again.batch(1), 0, again.state!);
+    const other = new JsonFileStore({ directory: dir, durability: 'none' });
+    expect((await other.load('u1'))?.lastSeq).toBe(1);
+    await other.close();
+    await a.close();
+  });
+});
+
+async function collectIds(store: JsonFileStore, id: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const e of store.readEvents(id, 0)) ids.push(e.eventId);
+  return ids;
+}

@@ -21,6 +21,7 @@ export {
   silentLogger,
   MAX_TIMER_MS,
   isLogger,
+  safeLogger,
   applyEvent,
   applyEventInPlace,
   cloneState,
