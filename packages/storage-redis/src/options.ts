@@ -128,8 +128,26 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
  * parameter as an option (`?password=...`, `?username=...`), so the query can hold credentials too.
  */
 export function redactUrl(url: string): string {
-  // Not through `new URL()`: a password may hold '/', '?', '#' or '@' unescaped, which the parser
-  // takes for the path, query or fragment (or refuses). The user part runs from '//' to the last
-  // '@'; the query and the fragment go too (ioredis reads a password from the query).
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1').replace(/[?#][^]*$/, '');
+  // As ioredis reads it (WHATWG URL), unless it has a user part and an '@' after it: then the
+  // password itself may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the
+  // host, path or query. What the parser refuses or may have misread loses the values of secret
+  // query parameters (an '@' in them is theirs), then the user part, from '//' to the last '@' left,
+  // then the query and fragment (ioredis reads `?password=` and `?username=` there).
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed && !((parsed.username || parsed.password) && /@/.test(parsed.pathname + parsed.search + parsed.hash))) {
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
+    return parsed.toString();
+  }
+  return url
+    .replace(/([?&][^=&#]*(?:password|token|user)[^=&#]*=)[^&#]*/gi, '$1')
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1')
+    .replace(/[?#][^]*$/, '');
 }

@@ -63,6 +63,8 @@ interface PipelineSink {
 }
 
 const PKG = '[@progress/storage-redis]';
+/** What Redis answers a SELECT of a database it does not have (7.x: "DB index is out of range"; older: "invalid DB index"). */
+const DATABASE_REFUSED = /DB index is out of range|invalid DB index|value is not an integer/i;
 const RESOLVED = Promise.resolve();
 /**
  * Whether a batch can change the `list()` row beyond its fast fields (lastSeq, overallPercentage,
@@ -175,6 +177,13 @@ export class RedisStore implements ProgressStore {
         // run there. The error comes before the connection is ready (the reply to SELECT precedes the
         // ready check's), so closing here keeps every command of this store out of database 0.
         if ((err as { command?: { name?: unknown } } | null)?.command?.name === 'select') {
+          // Only a refusal of the database itself is for good. Another one (maxclients reached, BUSY
+          // with a script) passes: a new connection selects again before it is ready.
+          if (!DATABASE_REFUSED.test((err as Error).message)) {
+            this.#logger.warn({ err, url: this.#url }, 'Redis could not select the database of the URL now; connecting again');
+            redis.disconnect(true);
+            return;
+          }
           this.#misconfigured ??= new ProgressError('INVALID_ARGUMENT', `${PKG} Redis at ${this.#url} refused to select its database: ${(err as Error).message}`, { cause: err });
           this.#logger.error({ err, url: this.#url }, 'Redis refused to select the database of the URL; the store is unusable');
           redis.disconnect();

@@ -11,7 +11,14 @@ describe('RedisStore.info()', () => {
     await store.close();
   });
 
-  it.each(['redis://:Pw/S3cret@127.0.0.1:1/2', 'redis://:Pw#S3cret@127.0.0.1:1/2', 'redis://:Pw?S3cret@127.0.0.1:1/2', 'redis://u:Pw@S3c/r?et@127.0.0.1:1/2'])(
+  it.each([
+    'redis://:Pw/S3cret@127.0.0.1:1/2',
+    'redis://:Pw#S3cret@127.0.0.1:1/2',
+    'redis://:Pw?S3cret@127.0.0.1:1/2',
+    'redis://u:Pw@S3c/r?et@127.0.0.1:1/2',
+    'redis://127.0.0.1:1/2?password=Pw@S3c',
+    'redis://127.0.0.1:1/2?name=ops@example.com&password=Pw@S3c',
+  ])(
     'never shows a password written with a character URLs reserve (%s), in info() or in the error',
     async (url) => {
       let shown: string;

@@ -1,6 +1,7 @@
 import { EventFactory } from '@progress/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
 import { CLOCK_REFRESH_MS } from '../src/server-clock.js';
@@ -518,6 +519,26 @@ describe('RedisStore: the database of the url', () => {
     ['-1', true],
   ])('refuses a database that is not a whole number (%s) at construction', (db, query) => {
     expect(() => new RedisStore({ url: withDb(db, query) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('a SELECT refused for another reason (Redis at maxclients) is not taken for a bad database: the store connects again', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('db-busy');
+    prefixes.add(keyPrefix);
+    proxy.refuseNextConnection();
+    const url = new URL(proxy.url);
+    url.pathname = '/1';
+    const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 5000 });
+    const f = new EventFactory('u-db-busy');
+    await appendBatch(store, f, 2);
+    expect((await store.load('u-db-busy'))?.lastSeq).toBe(2);
+    expect(proxy.connections).toBeGreaterThanOrEqual(2);
+    const db1 = new Redis(url.toString().replace(proxy.url, redisUrl()));
+    expect(await db1.keys(`${keyPrefix}*`)).not.toEqual([]);
+    await deleteKeysWith(db1, keyPrefix);
+    await db1.quit();
+    await store.close();
+    await proxy.close();
   });
 
   it('a database Redis refuses (out of range) fails every call with INVALID_ARGUMENT, and nothing reaches database 0', async () => {

@@ -445,6 +445,10 @@ describe('progress: the Redis password in messages', () => {
       }
     }
     expect(redact('ws://user:pw@127.0.0.1:1/ws?token=s3cretTOK&x=1')).toBe('ws://user:***@127.0.0.1:1/ws?token=***&x=1');
+    // An '@' in the query is the query's: a password there is masked, another value is left alone.
+    expect(redact('redis://127.0.0.1:6379/0?password=abc@SECRET')).toBe('redis://127.0.0.1:6379/0?password=***');
+    expect(redact('redis://127.0.0.1:6379/0?name=ops@example.com')).toBe('redis://127.0.0.1:6379/0?name=ops@example.com');
+    expect(redact('redis://[::1]:6379/0')).toBe('redis://[::1]:6379/0');
   });
 
   it('is redacted, with the token, in what watch prints about a server it cannot reach', async () => {

@@ -22,6 +22,11 @@ export interface RedisProxy {
    * `connection` (1 for the first client connection accepted, 2 for the second...), only on that one.
    */
   cutAfterFirstLine(connection?: number): void;
+  /**
+   * The next client connection is answered with `reply` (a RESP error line) and closed, without
+   * reaching Redis: what Redis does to a connection past `maxclients`.
+   */
+  refuseNextConnection(reply?: string): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -36,9 +41,18 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   let cutAfterLine: number | boolean = false;
   let holdAfterReply = false;
   let connections = 0;
+  let refuseWith: string | undefined;
   const held: Array<() => void> = [];
   const server: Server = createServer((client) => {
     const index = ++connections;
+    if (refuseWith !== undefined) {
+      const reply = refuseWith;
+      refuseWith = undefined;
+      client.on('error', () => {});
+      // Answered once the client has written (its first command gets the error), then closed.
+      client.once('data', () => client.write(reply, () => client.destroy()));
+      return;
+    }
     const upstream = connect({ host: hostname, port: Number(port) || 6379 });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -76,6 +90,9 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   const proxyPort = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `redis://127.0.0.1:${proxyPort}`,
+    refuseNextConnection: (reply = '-ERR max number of clients reached\r\n') => {
+      refuseWith = reply;
+    },
     hold: () => {
       holding = true;
     },

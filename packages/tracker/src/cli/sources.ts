@@ -78,17 +78,30 @@ export function upgradeIdFromFragment(fragment: string): string {
 
 /** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
 export function redact(url: string): string {
-  // Not through `new URL()`: a password may hold '/', '?', '#' or '@' unescaped, which the parser
-  // then takes for the path, query or fragment (or refuses, or reads part of it as the port). The
-  // user part runs from '//' to the last '@': the password after its first ':' goes, and every query
-  // parameter named like a password or token.
-  const user = /^([a-z][a-z0-9+.-]*:\/\/)([^]*)@/i.exec(url);
-  let out = url;
-  if (user) {
-    const colon = user[2]!.indexOf(':');
-    out = `${user[1]}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${url.slice(user[0].length)}`;
+  const secretParams = (text: string): string => text.replace(/([?&][^=&#]*(?:password|token)[^=&#]*=)[^&#]*/gi, '$1***');
+  // As ioredis and ws read it (WHATWG URL), unless it has a user part and an '@' after it: then the
+  // password itself may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the
+  // host, path or query.
+  const parsed = parsedUrl(url);
+  if (parsed && !((parsed.username || parsed.password) && /@/.test(parsed.pathname + parsed.search + parsed.hash))) {
+    if (parsed.password) parsed.password = '***';
+    return secretParams(parsed.toString());
   }
-  return out.replace(/([?&][^=&#]*(?:password|token)[^=&#]*=)[^&#]*/gi, '$1***');
+  // What the parser refuses, or may have misread: the query's secrets first (an '@' in them is
+  // theirs), then the user part, from '//' to the last '@' left; the password after its first ':' goes.
+  const masked = secretParams(url);
+  const user = /^([a-z][a-z0-9+.-]*:\/\/)([^]*)@/i.exec(masked);
+  if (!user) return masked;
+  const colon = user[2]!.indexOf(':');
+  return `${user[1]}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${masked.slice(user[0].length)}`;
+}
+
+function parsedUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Maps a store error to a CLI error with the right exit code. */
