@@ -459,6 +459,20 @@ describe('progress: the Redis password in messages', () => {
   });
 });
 
+describe('progress watch: what a server says when it refuses', () => {
+  it.each(['FORBIDDEN', 'INVALID_MESSAGE'])('a %s message is printed without its control characters', async (code) => {
+    const fake = await fakeServer(() => [{ type: 'error', code, upgradeId: 'u1', message: 'nope\u001b[2J\u001b]0;OWNED\u0007' }]);
+    try {
+      const result = await run('watch', fake.url, 'u1');
+      expect(result.code).not.toBe(0);
+      expect(result.err).toContain('nope [2J ]0;OWNED ');
+      expect(result.err + result.out).not.toContain('\u001b');
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('progress: a Redis database the URL names', () => {
   it('is a usage error when it is not a number, or when Redis refuses it; never database 0 instead', async () => {
     const url = new URL(process.env.REDIS_URL!);

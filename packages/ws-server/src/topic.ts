@@ -60,6 +60,8 @@ export class Topic {
   #refit: NodeJS.Timeout | undefined;
   #refitMs = 0;
   #refitting = false;
+  /** Set by close(): a reload in flight then changes nothing and arms no timer. */
+  #closed = false;
   #snapshot: { seq: number; frame: Buffer } | undefined;
   /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
   #generation = 0;
@@ -312,7 +314,7 @@ export class Topic {
   /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
   #refitLater(why: string, err?: unknown): void {
     this.#pending = [];
-    if (this.#refit || this.#refitting) return;
+    if (this.#closed || this.#refit || this.#refitting) return;
     this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
     const wait = this.#refitMs;
     this.#refitMs = Math.min(RELOAD_MAX_MS, wait === 0 ? RELOAD_MIN_MS : wait * 2);
@@ -324,7 +326,7 @@ export class Topic {
 
   async #refitNow(): Promise<void> {
     const store = this.#host.store;
-    if (!store || !this.storeBacked || !this.#storeFed) return;
+    if (this.#closed || !store || !this.storeBacked || !this.#storeFed) return;
     // A fill or load runs: let it end first (what it applies is replaced by the reload anyway).
     if (this.#busy) {
       this.#refit = setTimeout(() => {
@@ -345,8 +347,8 @@ export class Topic {
     }
     this.#busy = false;
     this.#refitting = false;
-    // A tracker of this process took over meanwhile: it is the source now.
-    if (!this.storeBacked) return;
+    // Closed meanwhile, or a tracker of this process took over (it is the source now).
+    if (this.#closed || !this.storeBacked) return;
     this.#storeState = state;
     this.#snapshot = undefined;
     // Replays running now are resynced when they return (they see the generation move).
@@ -607,6 +609,7 @@ export class Topic {
 
   /** Releases the watch and timers. */
   close(): void {
+    this.#closed = true;
     this.#stopWatch();
     this.#stopReload();
     if (this.#refit) clearTimeout(this.#refit);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type Msg, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
@@ -94,4 +94,45 @@ describe("'*' over a store: an upgrade deleted and created again", () => {
     expect(store.reads - before).toBe(0);
     expect(warned.length).toBeLessThan(5);
   });
+
+  it('a reload in flight when the server stops changes nothing after, and arms no timer to load again', async () => {
+    const store = new GatedStore();
+    const first = await openTracker('u1', store);
+    await first.startUpgrade();
+    await first.close();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    // Created again: the new run's upgrade.created starts a reload, whose load() is held.
+    await store.delete('u1');
+    const again = await openTracker('u1', store);
+    trackers.push(again);
+    let open!: () => void;
+    store.gate = new Promise<void>((resolve) => (open = resolve));
+    await again.startUpgrade();
+    await sleep(50);
+    const loadsAtStop = store.loads;
+    await opened.server.stop();
+    opened.server = undefined;
+    // The held load fails now (the store went away after the server): nothing may load again.
+    store.failing = true;
+    open();
+    await sleep(1500);
+    expect(store.loads).toBe(loadsAtStop);
+  });
 });
+
+/** A store whose load() can be held, and made to fail. */
+class GatedStore extends WatchableMemoryStore {
+  loads = 0;
+  gate: Promise<void> | undefined;
+  failing = false;
+  override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    this.loads++;
+    if (this.gate) await this.gate;
+    if (this.failing) throw new ProgressError('CLOSED', 'store closed');
+    return super.load(upgradeId);
+  }
+}

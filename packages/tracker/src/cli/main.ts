@@ -4,6 +4,7 @@ import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { openStore, parseSource, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
 
@@ -205,7 +206,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     }
   } catch (e) {
     const error = e instanceof CliError ? e : storeError(e);
-    err.write(`progress: ${error.message}\n`);
+    // A message may quote a server or a store: their control characters become spaces (its own line breaks stay).
+    err.write(`progress: ${error.message.split('\n').map(safeText).join('\n')}\n`);
     return error.exitCode;
   } finally {
     process.off('SIGINT', onSignal);
