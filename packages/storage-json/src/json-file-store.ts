@@ -65,6 +65,12 @@ export class JsonFileStore implements ProgressStore {
    * after it (over another writer's lines).
    */
   readonly #lettingGo = new Map<string, Promise<unknown>>();
+  /**
+   * Where the log must be cut back to, per upgrade, before it is read to write again: a failed write
+   * whose own cut failed too left the lines of rejected events there, which the scan would take for
+   * stored ones. The lock stays held meanwhile, so that nobody else reads them either.
+   */
+  readonly #uncut = new Map<string, number>();
   readonly #pathCache = new Map<string, UpgradePaths>();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -106,6 +112,7 @@ export class JsonFileStore implements ProgressStore {
       await closeWriter(writer);
       const held = this.#locks.get(upgradeId);
       if (!held) return;
+      await this.#lastCut(upgradeId, paths, held.lease);
       this.#locks.delete(upgradeId);
       await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger);
     });
@@ -161,8 +168,11 @@ export class JsonFileStore implements ProgressStore {
     }
     let writer = await this.#writer(upgradeId);
     while (writer.broken) {
-      // A failed write left the log in an unknown state: open it again (a torn tail is cut then).
-      if (this.#open.get(upgradeId) === writer) await this.#dropWriter(upgradeId);
+      // A failed write whose cut failed too: open the log again, cut back to the durable end first.
+      if (this.#open.get(upgradeId) === writer) {
+        this.#uncut.set(upgradeId, writer.durableOffset);
+        await this.#dropWriter(upgradeId);
+      }
       writer = await this.#writer(upgradeId);
     }
     return writer.append(data, events.length, expectedSeq, snapshot);
@@ -199,19 +209,44 @@ export class JsonFileStore implements ProgressStore {
     if (implicit) await this.#lock(upgradeId, paths, false);
     const lease = this.#locks.get(upgradeId)!.lease;
     try {
+      await this.#cutBack(upgradeId, paths, lease);
       const start = await this.#locateEnd(upgradeId, paths, lease);
       // Every write checks the lease first: a writer whose lock was taken over while its event loop
       // or disk stalled gets CONFLICT and writes nothing.
       return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger, guard: () => lease.check() });
     } catch (err) {
       const held = this.#locks.get(upgradeId);
-      if (implicit && held) {
+      // A cut still owed keeps the lock (see #uncut).
+      if (implicit && held && !this.#uncut.has(upgradeId)) {
         // Not release(): that would wait for this very opening.
         this.#locks.delete(upgradeId);
         await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger).catch(() => {});
       }
       throw err;
     }
+  }
+
+  /** Before the lock goes: the cut owed, if any; when it fails again, nothing more can be done than say so. */
+  async #lastCut(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<void> {
+    if (!this.#uncut.has(upgradeId)) return;
+    await this.#cutBack(upgradeId, paths, lease).catch((err: unknown) =>
+      this.#opts.logger.error({ err, upgradeId }, 'letting the writer lock go with the lines of rejected events still in the log: a reader may take them for stored ones'),
+    );
+    this.#uncut.delete(upgradeId);
+  }
+
+  /** Cuts the log back to where a broken writer's durable lines end, when that is owed (see #uncut). */
+  async #cutBack(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<void> {
+    const offset = this.#uncut.get(upgradeId);
+    if (offset === undefined) return;
+    await lease.check();
+    try {
+      await truncate(paths.events, offset);
+      if (this.#sync) await datasyncFile(paths.events);
+    } catch (err) {
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not cut ${paths.events} back to its last stored event after a failed write`, { upgradeId, file: paths.events }, err);
+    }
+    this.#uncut.delete(upgradeId);
   }
 
   /** The writer's start: end of the good log (a torn last write cut off: we hold the lock), or the legacy import. */
@@ -424,7 +459,8 @@ export class JsonFileStore implements ProgressStore {
 
   /**
    * Retention: deletes every upgrade that ended (completed, failed, cancelled) more than `ageMs` ago.
-   * Upgrades held by another writer are skipped (logged).
+   * Upgrades held by another writer are skipped (logged): in another store, or open in this one (a
+   * tracker that has not been closed).
    *
    * @returns the ids deleted.
    */
@@ -435,6 +471,11 @@ export class JsonFileStore implements ProgressStore {
     for (const row of await this.list()) {
       const ended = Date.parse(row.completedAt ?? row.updatedAt);
       if (!isTerminal(row.status) || !(ended < cutoff)) continue;
+      // Open for writing in this store (acquire(): a tracker): delete() would not count that lock as another writer's.
+      if (this.#locks.get(row.upgradeId)?.explicit) {
+        this.#opts.logger.warn({ upgradeId: row.upgradeId }, 'retention skipped an upgrade open for writing in this store');
+        continue;
+      }
       try {
         if (await this.delete(row.upgradeId)) deleted.push(row.upgradeId);
       } catch (err) {
@@ -508,6 +549,7 @@ export class JsonFileStore implements ProgressStore {
         await this.#dropWriter(id).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId: id }, 'closing a writer failed'));
         const held = this.#locks.get(id);
         this.#locks.delete(id);
+        if (held) await this.#lastCut(id, this.#paths(id, false), held.lease);
         if (held) {
           await releaseLock(this.#paths(id, false).lock, held.lease, id, this.#opts.logger).catch((err: unknown) =>
             this.#opts.logger.warn({ err, upgradeId: id }, 'releasing a lock failed'),

@@ -68,6 +68,11 @@ export class LogWriter {
     return this.#seq;
   }
 
+  /** Where the durable log ends: what a failed write left past it was never acknowledged. */
+  get durableOffset(): number {
+    return this.#offset;
+  }
+
   /** Byte length of the durable part of the log. */
   get offset(): number {
     return this.#offset;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -262,9 +262,15 @@ describe('writing', () => {
     const held = await ProgressTracker.open({ upgradeId: 'old-held', planId: 'p', clusterName: 'c', store: new JsonFileStore({ directory: dir }), now: () => now - 9 * day });
     await held.startUpgrade();
     await held.completeUpgrade();
+    // Open in this very store (a tracker not closed yet): held too.
+    const open = await ProgressTracker.open({ upgradeId: 'old-open', planId: 'p', clusterName: 'c', store, now: () => now - 9 * day });
+    await open.startUpgrade();
+    await open.failUpgrade('boom');
     expect((await store.deleteCompletedOlderThan(7 * day, now)).sort()).toEqual(['old-done', 'old-failed']);
-    expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-held', 'old-running']);
+    expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-held', 'old-open', 'old-running']);
     await held.close();
+    await open.close();
+    expect((await store.deleteCompletedOlderThan(7 * day, now)).sort()).toEqual(['old-held', 'old-open']);
     await expect(store.deleteCompletedOlderThan(-1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await store.close();
   });
@@ -397,3 +403,48 @@ async function collectIds(store: JsonFileStore, id: string): Promise<string[]> {
   for await (const e of store.readEvents(id, 0)) ids.push(e.eventId);
   return ids;
 }
+
+describe('a failed write whose cut back fails too', () => {
+  it('never lets the rejected events count as stored: the log is cut back before it is written again', async () => {
+    const dir = await tempDir('failed-cut');
+    // The FileHandle prototype, to inject a disk error: the write's bytes land, then EIO (as an
+    // O_DSYNC write whose sync fails), and the ftruncate that would cut them back fails as well.
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown>; truncate: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const { write, truncate } = proto;
+    let failing = false;
+    const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      const written = await write.apply(this, args);
+      if (failing) throw eio('write');
+      return written;
+    };
+    proto.truncate = async function (this: unknown, ...args: unknown[]) {
+      if (failing) throw eio('ftruncate');
+      return truncate.apply(this, args);
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      const durable = structuredClone(f.state!);
+      failing = true;
+      const rejected = f.batch(2);
+      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      // The tracker goes back to its durable state (seq 3) and writes on from there.
+      f.state = durable;
+      const next = f.batch(1);
+      await store.append('u1', next, 3, f.state);
+      const ids = await collectIds(store, 'u1');
+      expect(ids).toHaveLength(4);
+      expect(ids[3]).toBe(next[0]!.eventId);
+      expect(ids).not.toContain(rejected[0]!.eventId);
+      await store.close();
+    } finally {
+      proto.write = write;
+      proto.truncate = truncate;
+    }
+  });
+});
