@@ -1,4 +1,4 @@
-import type { ProgressEvent, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
+import { isValidId, type ProgressEvent, type UpgradeProgress, type UpgradeSummaryRow } from '@progress/core';
 import { corrupted } from './errors.js';
 import { seqOf } from './keys.js';
 import type { StreamEntry } from './scripts.js';
@@ -73,7 +73,8 @@ export function decodeFeedEntry(fields: string[]): { upgradeId: string; first: n
     else if (fields[i] === 's') first = Number(value);
     else if (fields[i] === 'n') count = Number(value);
   }
-  return upgradeId && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
+  // An id the store would refuse is damage like a bad seq: skipped, not the end of every upgrade's feed.
+  return isValidId(upgradeId) && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
 }
 
 /** The feed entry's field value for an append of `count` events from seq `first` (see {@link decodeFeedEntry}). */

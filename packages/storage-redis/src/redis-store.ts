@@ -453,7 +453,7 @@ export class RedisStore implements ProgressStore {
     const args = [keys.events, keys.meta, keys.snapshot];
     if (!this.#cluster) args.push(this.#keys.index);
     const existed = await this.#bounded(this.#redis.progressDeleteV1(args.length, ...args, upgradeId), `upgrade "${upgradeId}": could not delete`, upgradeId);
-    if (this.#cluster) await this.#bounded(this.#redis.zrem(this.#keys.index, upgradeId), 'could not update the index', upgradeId);
+    if (this.#cluster) await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId);
     return existed === 1;
   }
 
@@ -549,7 +549,7 @@ export class RedisStore implements ProgressStore {
     }
     // Upgrades that expired (retention TTL) leave their index entry behind: drop it now, each only
     // if still gone (one created again under the same id meanwhile stays listed).
-    if (gone.length > 0) await this.#prune(gone).catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
+    if (gone.length > 0) await this.#bounded(this.#prune(gone), 'could not prune the index').catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
     return filterRows(rows, filter);
   }
 
@@ -562,7 +562,27 @@ export class RedisStore implements ProgressStore {
     // Cluster: the check and the removal cannot be one script across slots; check each right before.
     const exists = await Promise.all(metas.map((meta) => this.#redis.exists(meta)));
     const still = gone.filter((_, i) => exists[i] === 0);
-    if (still.length > 0) await this.#redis.zrem(this.#keys.index, ...still);
+    if (still.length > 0) await this.#unindex(still);
+  }
+
+  /**
+   * Cluster mode: takes upgrades out of the index, then puts back any that exists again by then. An
+   * upgrade created again between the caller's check and the ZREM would otherwise stay unlisted
+   * until its next append (a finished one never has one): its script runs before its own follow-up
+   * ZADD, so the check after the ZREM sees it.
+   */
+  async #unindex(ids: string[]): Promise<void> {
+    await this.#redis.zrem(this.#keys.index, ...ids);
+    const fast = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.upgrade(id).meta, 'fast')));
+    await Promise.all(
+      ids.map((id, i) => {
+        const f = fast[i];
+        if (f === null || f === undefined) return undefined;
+        // The score is the latest append's time, as the follow-ups write it (`fast` ends with updatedAt).
+        const score = Date.parse(f.slice(f.indexOf('|', f.indexOf('|') + 1) + 1)) || Date.now();
+        return this.#redis.zadd(this.#keys.index, score, id);
+      }),
+    );
   }
 
   // -------------------------------------------------------------------------------------- watch

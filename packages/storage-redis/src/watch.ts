@@ -261,6 +261,8 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       epoch = e;
     };
     let from = after;
+    /** The wait before reading again after Redis did not answer (doubles up to 2 s). */
+    let stalled = 100;
     for (;;) {
       try {
         for await (const event of ctx.readEvents(upgradeId, from, to - from, onEpoch)) out.push(event);
@@ -272,6 +274,17 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         // The store's connection closed while a page was read (ioredis does not re-send a pipeline
         // answered in part): read on from the last event read, as the XREAD above does.
         if (isProgressError(err, 'STORE_UNAVAILABLE') && isPipelineAbort(err.cause) && !watcher.aborted) {
+          from = out.at(-1)?.seq ?? from;
+          continue;
+        }
+        // Redis did not answer within commandTimeoutMs (a stall, an outage): wait it out and read on
+        // from the last event read, as watch() does. Ending here would leave the consumer to start
+        // again from "now", without the events of this page and those after it.
+        if (isProgressError(err, 'STORE_UNAVAILABLE') && !watcher.aborted) {
+          ctx.logger.warn({ err, upgradeId, afterSeq: out.at(-1)?.seq ?? from, waitMs: stalled }, 'watchAll: could not read the events of an upgrade; reading again');
+          await watcher.until(new Promise((resolve) => setTimeout(resolve, stalled).unref()));
+          stalled = Math.min(2000, stalled * 2);
+          if (watcher.aborted) return { events: out, epoch };
           from = out.at(-1)?.seq ?? from;
           continue;
         }

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeFeedEntry, feedPointer } from '../src/codec.js';
 
 describe('decodeFeedEntry', () => {
-  it('reads the one-field layout the append script writes, whatever the upgrade id holds', () => {
+  it('reads the one-field layout the append script writes, whatever valid id it names', () => {
     expect(decodeFeedEntry(['p', feedPointer('u1', 3, 2)])).toEqual({ upgradeId: 'u1', first: 3, count: 2 });
-    expect(decodeFeedEntry(['p', feedPointer('büro-\ud83d\ude00', 1, 100)])).toEqual({ upgradeId: 'büro-\ud83d\ude00', first: 1, count: 100 });
+    expect(decodeFeedEntry(['p', feedPointer('eks.prod-1:2026_11', 1, 100)])).toEqual({ upgradeId: 'eks.prod-1:2026_11', first: 1, count: 100 });
   });
 
   it('reads the earlier layout (u, s, n)', () => {
@@ -12,7 +12,7 @@ describe('decodeFeedEntry', () => {
   });
 
   it('calls an entry damaged rather than guessing', () => {
-    for (const fields of [['p', ''], ['p', '3|2'], ['p', '3|2|'], ['p', '0|1|u1'], ['p', '1|0|u1'], ['p', 'x|1|u1'], ['p', '1.5|1|u1'], ['u', 'u1', 's', '1'], []]) {
+    for (const fields of [['p', ''], ['p', '3|2'], ['p', '3|2|'], ['p', '0|1|u1'], ['p', '1|0|u1'], ['p', 'x|1|u1'], ['p', '1.5|1|u1'], ['u', 'u1', 's', '1'], [], ['p', '1|1|not an id'], ['p', '1|1|büro'], ['p', '1|1|..']]) {
       expect(decodeFeedEntry(fields), JSON.stringify(fields)).toBeUndefined();
     }
   });

@@ -417,6 +417,52 @@ describe('RedisStore: appends', () => {
   });
 });
 
+describe('RedisStore in cluster mode: the index and an upgrade created again meanwhile', () => {
+  /** A store whose client runs `between` right before its next ZREM: another process's work in that window. */
+  function hookedStore(keyPrefix: string, between: () => Promise<void>): RedisStore {
+    const store = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
+    const client = store.client as Redis;
+    const zrem = client.zrem.bind(client);
+    (client as unknown as { zrem: (...args: unknown[]) => Promise<number> }).zrem = async (...args: unknown[]) => {
+      await between();
+      return (zrem as (...a: unknown[]) => Promise<number>)(...args);
+    };
+    return store;
+  }
+
+  it('delete() leaves listed an upgrade created again between its script and its index removal', async () => {
+    const keyPrefix = freshPrefix('cluster-delete');
+    const writer = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
+    let f = new EventFactory('again');
+    await appendBatch(writer, f, 2);
+    const deleter = hookedStore(keyPrefix, async () => {
+      f = new EventFactory('again');
+      await appendBatch(writer, f, 3);
+    });
+    expect(await deleter.delete('again')).toBe(true);
+    expect((await writer.load('again'))?.lastSeq).toBe(3);
+    expect((await writer.list()).map((r) => r.upgradeId)).toEqual(['again']);
+    await deleter.close();
+    await writer.close();
+  });
+
+  it('list() does not prune an upgrade created again between its check and its index removal', async () => {
+    const keyPrefix = freshPrefix('cluster-prune');
+    const writer = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
+    const f = new EventFactory('expired');
+    await appendBatch(writer, f, 2);
+    // Expired (retention): its keys go, its index entry stays behind for list() to prune.
+    await admin.del(...Object.values(writer.keys.upgrade('expired')));
+    const lister = hookedStore(keyPrefix, async () => {
+      await appendBatch(writer, new EventFactory('expired'), 1);
+    });
+    expect(await lister.list()).toEqual([]);
+    expect((await writer.list()).map((r) => r.upgradeId)).toEqual(['expired']);
+    await lister.close();
+    await writer.close();
+  });
+});
+
 describe('RedisStore: readEvents across a delete', () => {
   it('ends with NOT_FOUND (reason deleted) when the upgrade is deleted, or deleted and created again, between two pages', async () => {
     for (const recreate of [false, true]) {

@@ -270,6 +270,20 @@ describe('RedisStore.watchAll', () => {
     await store.close();
   });
 
+  it('skips a damaged feed entry naming an id the store refuses, and keeps following the others', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const f = new EventFactory('after-bad');
+    const { stop, iterator } = await followAll(store);
+    await admin.xadd(store.keys.feed, '*', 'p', '1|1|not an id');
+    await appendBatch(store, f, 2);
+    expect([(await iterator.next()).value!.seq, (await iterator.next()).value!.seq]).toEqual([1, 2]);
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await store.close();
+  });
+
   it('fills a gap in an upgrade from its own stream when a feed entry was lost', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
@@ -446,6 +460,39 @@ describe('RedisStore.watchAll and a cut connection', () => {
     expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     stop.abort();
     expect(await ended).toBeUndefined();
+    await reader.close();
+    await writer.close();
+    await proxy.close();
+  });
+});
+
+describe('RedisStore.watchAll through a stall', () => {
+  it('waits out a stall longer than commandTimeoutMs while it reads the events a feed entry points to, then hands them out', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('all-stall');
+    prefixes.add(keyPrefix);
+    const reader = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 200, commandTimeoutMs: 300 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    await reader.list();
+    const seen: number[] = [];
+    const stop = new AbortController();
+    let failure: ProgressError | undefined;
+    const ended = endOf(reader.watchAll({ signal: stop.signal }), (e) => void seen.push(e.seq)).then((err) => (failure = err));
+    await new Promise((r) => setTimeout(r, 100));
+    const f = new EventFactory('all-stall-1');
+    await appendBatch(writer, f, 2);
+    await until(() => seen.length === 2);
+    // The link stalls (what the reader sends is held) for four times commandTimeoutMs while the
+    // next append's feed entry arrives (the XREAD was sent before the stall).
+    proxy.hold();
+    await appendBatch(writer, f, 2);
+    await new Promise((r) => setTimeout(r, 1200));
+    proxy.release();
+    await until(() => seen.length === 4 || failure !== undefined);
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4]);
+    stop.abort();
+    await ended;
     await reader.close();
     await writer.close();
     await proxy.close();
