@@ -3,7 +3,7 @@ import { MAX_TIMER_MS, safeLogger, silentLogger, type Logger, type ProgressEvent
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
-import { resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
+import { environmentRegion, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
 /** Counters of {@link EventBridgeNotifier.stats}. */
@@ -120,7 +120,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       this.#ownsClient = false;
     } else {
       const config = options.clientConfig ?? {};
-      this.#client = new EventBridgeClient({ maxAttempts: 1, ...config, region: options.region ?? config.region });
+      this.#client = new EventBridgeClient({ maxAttempts: 1, ...config, region: options.region ?? config.region ?? environmentRegion() });
       this.#ownsClient = true;
     }
   }

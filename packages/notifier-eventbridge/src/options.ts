@@ -107,8 +107,9 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
-  if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined) {
-    throw invalid('give a client, or a region (or clientConfig.region) for the client the notifier creates');
+  if (options.region !== undefined && (typeof options.region !== 'string' || options.region.length === 0)) throw invalid(`region must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
+  if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
+    throw invalid('give a client, or a region (or clientConfig.region, or AWS_REGION in the environment) for the client the notifier creates');
   }
   if (options.client !== undefined && (typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
@@ -146,4 +147,9 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
     requestTimeoutMs: int(options.requestTimeoutMs, 'requestTimeoutMs', 10_000, 1, MAX_TIMER_MS),
     flushTimeoutMs: int(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0, MAX_TIMER_MS),
   };
+}
+
+/** The region the environment names (`AWS_REGION`, else `AWS_DEFAULT_REGION`), as the AWS CLI and SDKs read it. */
+export function environmentRegion(): string | undefined {
+  return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
 }

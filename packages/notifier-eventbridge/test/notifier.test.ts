@@ -194,6 +194,8 @@ describe('options and lifecycle', () => {
       { busName: 'b', region: 'us-east-1', eventTypes: {} as never },
       { busName: 'b', region: 'us-east-1', logger: { info() {}, debug() {} } as never },
       { busName: 'b', region: 'us-east-1', onError: 'x' as never },
+      { busName: 'b', region: '' },
+      { busName: 'b', region: 5 as never },
     ];
     for (const options of bad) {
       let error: unknown;
@@ -204,6 +206,29 @@ describe('options and lifecycle', () => {
       }
       expect(isProgressError(error, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
       expect((error as Error).message).toMatch(/^\[@progress\/notifier-eventbridge\] /);
+    }
+  });
+
+  it('takes the region of the client it creates from the environment when none is given (AWS_REGION, else AWS_DEFAULT_REGION)', async () => {
+    const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+    const restore = () => {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    };
+    try {
+      delete process.env.AWS_REGION;
+      delete process.env.AWS_DEFAULT_REGION;
+      expect(() => new EventBridgeNotifier({ busName: 'b' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      process.env.AWS_DEFAULT_REGION = 'eu-central-1';
+      const fromDefault = new EventBridgeNotifier({ busName: 'b' });
+      await fromDefault.close();
+      process.env.AWS_REGION = 'eu-west-1';
+      const fromRegion = new EventBridgeNotifier({ busName: 'b' });
+      await fromRegion.close();
+    } finally {
+      restore();
     }
   });
 

@@ -8,7 +8,7 @@ export type StorageOption = 'memory' | { json: string } | { redis: string; keyPr
 /** EventBridge settings of the meta tracker. */
 export interface EventBridgeOption {
   busName: string;
-  /** @default the SDK's (AWS_REGION) */
+  /** @default `AWS_REGION`, else `AWS_DEFAULT_REGION`, from the environment (the notifier refuses none at all) */
   region?: string;
   /** @default 'eks-upgrade-agent' */
   source?: string;
