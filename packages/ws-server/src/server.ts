@@ -476,7 +476,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (!previous && client.subs.size >= this.#o.maxSubscriptionsPerClient) {
       this.#o.logger.debug({ client: client.id, upgradeId }, 'refused a subscribe past maxSubscriptionsPerClient');
       const max = this.#o.maxSubscriptionsPerClient;
-      client.send({ type: 'error', code: 'RATE_LIMITED', message: `at most ${max} subscriptions per connection; unsubscribe from one before subscribing to "${upgradeId}"` });
+      client.send({ type: 'error', code: 'RATE_LIMITED', message: `at most ${max} subscriptions per connection; unsubscribe from one before subscribing to "${upgradeId}"`, upgradeId });
       return;
     }
     if (previous) {
@@ -498,7 +498,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (topic.wouldWatch && this.#watchedUpgrades() >= this.#o.maxWatchedUpgrades) {
       const max = this.#o.maxWatchedUpgrades;
       this.#o.logger.warn({ client: client.id, upgradeId, maxWatchedUpgrades: max }, 'refused a subscribe past maxWatchedUpgrades');
-      client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later` });
+      client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later`, upgradeId });
       return this.#maybeRelease(topic);
     }
     const sub = new Subscription(client, upgradeId, false);

@@ -1,3 +1,4 @@
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core';
@@ -386,5 +387,64 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(await page.textContent('#conn')).toBe('disconnected');
     await page.clock.runFor(500);
     expect((await sockets()).opened).toBe(7);
+  }, 60_000);
+});
+
+/** A TCP relay in front of the server whose connections can be frozen: a path that drops everything and never closes (a NAT that forgot it, a laptop that slept). Connections made after the freeze pass. */
+async function freezableRelay(target: number): Promise<{ port: number; freeze(): void; close(): void }> {
+  const pairs: Array<{ a: Socket; b: Socket; frozen: boolean }> = [];
+  const relay = createServer((a) => {
+    const pair = { a, b: connect(target, '127.0.0.1'), frozen: false };
+    pairs.push(pair);
+    a.on('data', (d) => void (pair.frozen || pair.b.write(d)));
+    pair.b.on('data', (d) => void (pair.frozen || a.write(d)));
+    // A close is never passed on once frozen: the page hears nothing at all.
+    a.on('close', () => void (pair.frozen || pair.b.destroy()));
+    pair.b.on('close', () => void (pair.frozen || a.destroy()));
+    a.on('error', () => {});
+    pair.b.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (relay.address() as AddressInfo).port,
+    freeze: () => pairs.forEach((p) => (p.frozen = true)),
+    close: () => {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      relay.close();
+    },
+  };
+}
+
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that stops answering', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  it('is given up after 15 s without a message (no close ever comes) and the page connects again and catches up', async () => {
+    const { server, port } = await serve({});
+    const t = await tracker('u-half', new MemoryStore());
+    server.track(t);
+    await t.startUpgrade('P');
+    await t.addTask('a', 'A');
+    await t.updateTaskProgress('a', 10);
+    const relay = await freezableRelay(port);
+    try {
+      const page = await newPage();
+      await page.clock.install();
+      await page.goto(`http://127.0.0.1:${relay.port}/#u-half`);
+      await caughtUp(page, t);
+      relay.freeze();
+      await t.updateTaskProgress('a', 90);
+      await page.clock.runFor(16_000);
+      await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toMatch(/no answer|reconnecting|live/);
+      // The reconnect timer (a backoff of less than a second) runs on the page's clock too.
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      expect((await shown(page)).tasks['a']).toContain('90');
+      expect(await page.getAttribute('#conn', 'class')).toBe('live');
+    } finally {
+      relay.close();
+    }
   }, 60_000);
 });

@@ -302,8 +302,9 @@ describe('limits', () => {
     await c.answered();
     expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['nope-1', 'nope-2', 'nope-3']);
     expect(c.ofType('error')).toEqual([
-      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
-      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions') },
+      // Each names the upgrade whose subscribe it refuses: the refusal may pass (after an unsubscribe).
+      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions'), upgradeId: 'nope-4' },
+      { type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 subscriptions'), upgradeId: 'nope-5' },
     ]);
     expect(store.activeWatches).toBe(3);
     expect(opened.server!.getStats().topics).toBe(3);
@@ -333,7 +334,7 @@ describe('limits', () => {
     for (let i = 1; i <= 101; i++) c.send({ type: 'subscribe', upgradeId: `u-${i}` });
     await c.answered();
     expect(c.ofType('subscribed')).toHaveLength(100);
-    expect(c.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 100 subscriptions') }]);
+    expect(c.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 100 subscriptions'), upgradeId: 'u-101' }]);
   });
 
   it('follows at most maxWatchedUpgrades upgrades from the store for all clients together; past it a subscribe gets RATE_LIMITED', async () => {
@@ -348,7 +349,7 @@ describe('limits', () => {
     await b.answered();
     // u-4 would be a fourth watch; u-1 is followed already and costs nothing more.
     expect(b.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['u-3', 'u-1']);
-    expect(b.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 upgrades') }]);
+    expect(b.ofType('error')).toEqual([{ type: 'error', code: 'RATE_LIMITED', message: expect.stringContaining('at most 3 upgrades'), upgradeId: 'u-4' }]);
     expect(store.activeWatches).toBe(3);
     expect(opened.server!.getStats().watchedUpgrades).toBe(3);
     expect(b.closeCode).toBeUndefined();

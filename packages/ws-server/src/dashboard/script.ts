@@ -23,6 +23,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // its shortest delay. A server that answers and then closes at once (expired credentials, a policy
   // refusal: 1008) would otherwise be reconnected to every few hundred ms for ever.
   var HEALTHY_MS = 5000;
+  // The page asks for the list every LIST_MS, and the server answers each: a connection that brought
+  // nothing for STALE_MS is dead without knowing it (a NAT or a proxy dropped it, a laptop slept), and
+  // no close would ever come to say so.
+  var LIST_MS = 5000, STALE_MS = 15000;
+  var lastHeard = 0;
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -327,6 +332,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function drop() { state = null; events = []; schedule(); }
   function onMessage(ev) {
     var m;
+    lastHeard = Date.now();
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
       case 'welcome': storeError = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
@@ -388,7 +394,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     setConn((retry ? 'reconnecting' : 'connecting') + (closeReason ? ' (' + closeReason + ')' : ''), false);
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
     var openedAt = 0;
-    ws.onopen = function () { openedAt = Date.now(); };
+    ws.onopen = function () { openedAt = lastHeard = Date.now(); };
     ws.onmessage = onMessage;
     ws.onclose = function (e) {
       // Not on welcome: a server that closes right after it would have the backoff start over each time.
@@ -402,12 +408,25 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       later();
     };
   }
+  // A connection that stopped answering: let it go without waiting for a close, and connect again.
+  function abandon() {
+    var dead = ws;
+    dead.onclose = null; dead.onmessage = null;
+    try { dead.close(); } catch (e) { /* closing already */ }
+    closeReason = 'no answer for ' + Math.round(STALE_MS / 1000) + ' s';
+    setConn('disconnected (' + closeReason + ')', false);
+    stopSubRetry();
+    later();
+  }
   function later() {
     ws = null;
     var delay = Math.min(5000, 250 * Math.pow(2, retry++)) + Math.floor(Math.random() * 250);
     setTimeout(connect, delay);
   }
-  listTimer = setInterval(function () { send({ type: 'list_upgrades' }); }, 5000);
+  listTimer = setInterval(function () {
+    if (ws && ws.readyState === 1 && Date.now() - lastHeard > STALE_MS) return abandon();
+    send({ type: 'list_upgrades' });
+  }, LIST_MS);
   setInterval(function () { if (state && state.status === 'in_progress') schedule(); }, 1000);
   window.addEventListener('hashchange', function () { var id = hashId(); if (id && id !== selected) select(id); });
   connect();
