@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, silentLogger, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
+import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -96,14 +97,10 @@ describe('damage in the middle of a log', () => {
     const { dir, f } = await seeded(25, 10);
     const snap = join(dir, 'upgrades', 'u1', 'snapshot.json');
     await writeFile(snap, (await readFile(snap, 'utf8')).replace('"upgradeId":"u1"', '"upgradeId":"u2"'));
-    const warned: unknown[] = [];
-    const fail = (): never => {
-      throw new Error('transport closed');
-    };
-    const logger = { debug: fail, info: fail, error: fail, warn: (obj: unknown) => (warned.push(obj), fail()) };
+    const { logger, calls } = throwingLogger();
     const store = new JsonFileStore({ directory: dir, logger });
     expect(JSON.parse(JSON.stringify(await store.load('u1')))).toEqual(JSON.parse(JSON.stringify(f.state)));
-    expect(warned).toHaveLength(1);
+    expect(calls.map((c) => c.level)).toEqual(['warn']);
     await store.close();
     expect(() => new JsonFileStore({ directory: dir, logger: { warn() {} } as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });

@@ -7,3 +7,4 @@ export { spawnScript } from './spawn.js';
 export type { Child } from './spawn.js';
 export { startRedisCluster } from './redis-cluster.js';
 export type { TestRedisCluster } from './redis-cluster.js';
+export { throwingLogger, type LoggedCall } from './logger.js';
