@@ -89,7 +89,7 @@ export class JsonFileStore implements ProgressStore {
   /** Takes the upgrade's writer lock (`CONFLICT` when another writer, here or elsewhere, holds it). */
   async acquire(upgradeId: string): Promise<void> {
     const paths = this.#paths(upgradeId);
-    await this.#lettingGo.get(upgradeId);
+    while (this.#lettingGo.has(upgradeId)) await this.#lettingGo.get(upgradeId);
     const held = this.#locks.get(upgradeId);
     // Taken over while we stalled: only release() (or close()) lets go of it, so that acquiring again
     // starts from the log as the other writer left it.
@@ -109,7 +109,7 @@ export class JsonFileStore implements ProgressStore {
     // The writer open now goes (after its pending writes); one opened from here on waits for this.
     const writer = this.#detachWriter(upgradeId);
     await this.#lettingGoOf(upgradeId, async () => {
-      await closeWriter(writer);
+      await this.#closeWriter(upgradeId, writer);
       const held = this.#locks.get(upgradeId);
       if (!held) return;
       await this.#lastCut(upgradeId, paths, held.lease);
@@ -169,10 +169,7 @@ export class JsonFileStore implements ProgressStore {
     let writer = await this.#writer(upgradeId);
     while (writer.broken) {
       // A failed write whose cut failed too: open the log again, cut back to the durable end first.
-      if (this.#open.get(upgradeId) === writer) {
-        this.#uncut.set(upgradeId, writer.durableOffset);
-        await this.#dropWriter(upgradeId);
-      }
+      if (this.#open.get(upgradeId) === writer) await this.#dropWriter(upgradeId);
       writer = await this.#writer(upgradeId);
     }
     return writer.append(data, events.length, expectedSeq, snapshot);
@@ -203,6 +200,8 @@ export class JsonFileStore implements ProgressStore {
 
   async #openWriter(upgradeId: string): Promise<LogWriter> {
     const paths = this.#paths(upgradeId);
+    // The let-go queued when this opening began: not one queued after it, which takes this opening out
+    // and waits for it (a delete() right behind an append).
     await this.#lettingGo.get(upgradeId);
     this.#assertOpen();
     const implicit = !this.#locks.has(upgradeId);
@@ -244,6 +243,8 @@ export class JsonFileStore implements ProgressStore {
       await truncate(paths.events, offset);
       if (this.#sync) await datasyncFile(paths.events);
     } catch (err) {
+      // No log (deleted): nothing left to cut.
+      if (isCode(err, 'ENOENT')) return void this.#uncut.delete(upgradeId);
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not cut ${paths.events} back to its last stored event after a failed write`, { upgradeId, file: paths.events }, err);
     }
     this.#uncut.delete(upgradeId);
@@ -410,20 +411,22 @@ export class JsonFileStore implements ProgressStore {
   }
 
   async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
+    // First, as release() does: the lock of a writer opened just before counts as this store's.
+    await this.#closeWriter(upgradeId, writer);
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
-      await closeWriter(writer);
       const who = other ? ` by pid ${other.pid} on host "${other.hostname}"; if that writer is really gone, delete ${paths.lock}` : '';
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and
     // the rename below would otherwise have its open log moved away under it.
     if (!held && (await exists(paths.dir))) await this.#lock(upgradeId, paths, false);
-    await closeWriter(writer);
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
     const ours = this.#locks.get(upgradeId);
+    // The log goes (or is empty): no cut is owed to it any more.
+    this.#uncut.delete(upgradeId);
     if (logSize === 0 && !legacy) {
       if (!held && ours) {
         this.#locks.delete(upgradeId);
@@ -563,7 +566,17 @@ export class JsonFileStore implements ProgressStore {
   // ------------------------------------------------------------------ internals
 
   async #dropWriter(upgradeId: string): Promise<void> {
-    await closeWriter(this.#detachWriter(upgradeId));
+    await this.#closeWriter(upgradeId, this.#detachWriter(upgradeId));
+  }
+
+  /**
+   * Closes a writer taken out of the store (after its pending writes; one that failed to open is
+   * nothing to close). One whose failed write could not be cut back leaves that cut owed (#uncut).
+   */
+  async #closeWriter(upgradeId: string, pending: Promise<LogWriter> | undefined): Promise<void> {
+    const writer = await pending?.catch(() => undefined);
+    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.durableOffset);
+    await writer?.close();
   }
 
   /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with {@link closeWriter}. */
@@ -680,10 +693,4 @@ export class JsonFileStore implements ProgressStore {
     }
     return paths;
   }
-}
-
-/** Closes a writer taken out of the store (after its pending writes); one that failed to open is nothing to close. */
-async function closeWriter(pending: Promise<LogWriter> | undefined): Promise<void> {
-  const writer = await pending?.catch(() => undefined);
-  await writer?.close();
 }

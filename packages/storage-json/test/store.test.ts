@@ -354,6 +354,26 @@ describe('delete against a concurrent writer', () => {
 });
 
 describe('an append made while the same store lets the upgrade go', () => {
+  it('release(), an append, then delete(): the delete counts the append\'s lock as this store\'s, and closes its writer', async () => {
+    const dir = await tempDir('release-append-delete');
+    const a = new JsonFileStore({ directory: dir, durability: 'none' });
+    const f = new EventFactory('u1');
+    await a.append('u1', f.batch(2), 0, f.state!);
+    const releasing = a.release('u1');
+    const appending = a.append('u1', f.batch(1), 2, f.state!);
+    const deleting = a.delete('u1');
+    await releasing;
+    const [appended, deleted] = await Promise.allSettled([appending, deleting]);
+    expect(deleted).toMatchObject({ status: 'fulfilled', value: true });
+    // The delete came after the append: the append landed before it, or finds the id gone.
+    if (appended.status === 'rejected') expect(appended.reason).toMatchObject({ code: 'CONFLICT' });
+    await a.close();
+    const b = new JsonFileStore({ directory: dir, durability: 'none' });
+    const again = new EventFactory('u1');
+    await b.append('u1', again.batch(1), 0, again.state!);
+    await b.close();
+  });
+
   it('during release(): waits for it and takes the lock again, never writing on with the lock being let go', async () => {
     const dir = await tempDir('release-race');
     const a = new JsonFileStore({ directory: dir, durability: 'none' });
@@ -404,7 +424,73 @@ async function collectIds(store: JsonFileStore, id: string): Promise<string[]> {
   return ids;
 }
 
+/** Makes every FileHandle write land and then fail with EIO, and every ftruncate fail, while `failing()` says so (a disk failing under a write and its cut back). */
+async function diskFailing(dir: string, failing: () => boolean): Promise<() => void> {
+  const probe = await openFile(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown>; truncate: (...args: unknown[]) => Promise<unknown> };
+  await probe.close();
+  const { write, truncate } = proto;
+  const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
+  proto.write = async function (this: unknown, ...args: unknown[]) {
+    const written = await write.apply(this, args);
+    if (failing()) throw eio('write');
+    return written;
+  };
+  proto.truncate = async function (this: unknown, ...args: unknown[]) {
+    if (failing()) throw eio('ftruncate');
+    return truncate.apply(this, args);
+  };
+  return () => {
+    proto.write = write;
+    proto.truncate = truncate;
+  };
+}
+
 describe('a failed write whose cut back fails too', () => {
+  it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
+    const dir = await tempDir('failed-cut-release');
+    let failing = false;
+    const restore = await diskFailing(dir, () => failing);
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      failing = true;
+      await expect(store.append('u1', f.batch(2), 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      // The tracker rejects the command and closes: release() (or the store closes).
+      if (letGo === 'release') await store.release('u1');
+      else await store.close();
+      const other = new JsonFileStore({ directory: dir });
+      expect((await other.load('u1'))?.lastSeq).toBe(3);
+      await other.close();
+      await store.close();
+    } finally {
+      restore();
+    }
+  });
+
+  it('leaves the id usable from seq 1 after a delete', async () => {
+    const dir = await tempDir('failed-cut-delete');
+    let failing = false;
+    const restore = await diskFailing(dir, () => failing);
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      failing = true;
+      await expect(store.append('u1', f.batch(2), 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      expect(await store.delete('u1')).toBe(true);
+      const again = new EventFactory('u1');
+      await store.append('u1', again.batch(1), 0, again.state!);
+      expect((await store.load('u1'))?.lastSeq).toBe(1);
+      await store.close();
+    } finally {
+      restore();
+    }
+  });
+
   it('never lets the rejected events count as stored: the log is cut back before it is written again', async () => {
     const dir = await tempDir('failed-cut');
     // The FileHandle prototype, to inject a disk error: the write's bytes land, then EIO (as an
