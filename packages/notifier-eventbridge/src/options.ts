@@ -107,7 +107,9 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
-  if (options.region !== undefined && (typeof options.region !== 'string' || options.region.length === 0)) throw invalid(`region must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
+  for (const [what, region] of [['region', options.region], ['clientConfig.region', options.clientConfig?.region]] as const) {
+    if (region !== undefined && (typeof region !== 'string' || region.length === 0)) throw invalid(`${what} must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(region) ?? String(region)}`);
+  }
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
     throw invalid('give a client, or a region (or clientConfig.region, or AWS_REGION in the environment) for the client the notifier creates');
   }

@@ -197,6 +197,8 @@ describe('options and lifecycle', () => {
       { busName: 'b', region: 'us-east-1', onError: 'x' as never },
       { busName: 'b', region: '' },
       { busName: 'b', region: 5 as never },
+      { busName: 'b', clientConfig: { region: '' } },
+      { busName: 'b', clientConfig: { region: 5 as never } },
     ];
     for (const options of bad) {
       let error: unknown;

@@ -128,9 +128,9 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
  * parameter as an option (`?password=...`, `?username=...`), so the query can hold credentials too.
  */
 export function redactUrl(url: string): string {
-  // As ioredis reads it (WHATWG URL), unless it has a user part and an '@' after it: then the
-  // password itself may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the
-  // host, path or query. What the parser refuses or may have misread loses the values of secret
+  // As ioredis reads it (WHATWG URL), unless an '@' is left outside the user part it found: then a
+  // password may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the host,
+  // port, path, query or fragment. When in doubt, too much is masked rather than too little. What the parser refuses or may have misread loses the values of secret
   // query parameters (an '@' in them is theirs), then the user part, from '//' to the last '@' left,
   // then the query and fragment (ioredis reads `?password=` and `?username=` there).
   let parsed: URL | undefined;
@@ -139,7 +139,7 @@ export function redactUrl(url: string): string {
   } catch {
     parsed = undefined;
   }
-  if (parsed && !((parsed.username || parsed.password) && /@/.test(parsed.pathname + parsed.search + parsed.hash))) {
+  if (parsed && !/@/.test(parsed.host + parsed.pathname + parsed.search + parsed.hash)) {
     parsed.username = '';
     parsed.password = '';
     parsed.search = '';

@@ -719,7 +719,8 @@ function assertDatabase(url: string, shown: string): void {
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return;
   const db = parsed.pathname.length > 1 ? parsed.pathname.slice(1) : parsed.searchParams.get('db');
   if (db !== null && !/^\d{1,9}$/.test(db)) {
-    throw new ProgressError('INVALID_ARGUMENT', `${PKG} the database of the url ${shown} must be a whole number (the path /N or ?db=N), got ${JSON.stringify(db)}`);
+    // The value is not shown: when the URL holds an unescaped password, the parser may have taken it for the path.
+    throw new ProgressError('INVALID_ARGUMENT', `${PKG} the database of the url ${shown} must be a whole number (the path /N or ?db=N)`);
   }
 }
 

@@ -18,7 +18,9 @@ describe('RedisStore.info()', () => {
     'redis://:Pw?S3cret@127.0.0.1:1/2',
     'redis://u:Pw@S3c/r?et@127.0.0.1:1/2',
     'redis://127.0.0.1:1/2?password=Pw@S3c',
-    'redis://127.0.0.1:1/2?name=ops@example.com&password=Pw@S3c',
+    'redis://default:#Pw@S3c@127.0.0.1:1/2',
+    'redis://default:/Pw@S3c@127.0.0.1:1/2',
+    'redis://default:8080/Pw@127.0.0.1:1/2',
   ])(
     'never shows a password written with a character URLs reserve (%s), in info() or in the error',
     async (url) => {

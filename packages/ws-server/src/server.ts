@@ -465,6 +465,11 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
   }
 
+  #refuseWatch(client: ClientConnection, upgradeId: string): void {
+    const max = this.#o.maxWatchedUpgrades;
+    client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later`, upgradeId });
+  }
+
   #forbidden(client: ClientConnection, upgradeId: string): void {
     client.send({ type: 'error', code: 'FORBIDDEN', message: `not allowed to read upgrade "${upgradeId}"` });
   }
@@ -478,6 +483,12 @@ export class ProgressWebSocketServer implements ProgressSink {
       const max = this.#o.maxSubscriptionsPerClient;
       client.send({ type: 'error', code: 'RATE_LIMITED', message: `at most ${max} subscriptions per connection; unsubscribe from one before subscribing to "${upgradeId}"`, upgradeId });
       return;
+    }
+    // An upgrade nobody follows yet would need one more store watch: refused before its load when the
+    // server follows as many as it may (a page that retries would otherwise load it each time).
+    if (!previous && !this.#topics.has(upgradeId) && this.#o.store?.watch && this.#watchedUpgrades() >= this.#o.maxWatchedUpgrades) {
+      this.#o.logger.debug({ client: client.id, upgradeId }, 'refused a subscribe past maxWatchedUpgrades');
+      return this.#refuseWatch(client, upgradeId);
     }
     if (previous) {
       client.subs.delete(upgradeId);
@@ -496,9 +507,8 @@ export class ProgressWebSocketServer implements ProgressSink {
     // Checked here, with no await before the watch starts below, so that concurrent subscribes of
     // several clients cannot together pass the bound.
     if (topic.wouldWatch && this.#watchedUpgrades() >= this.#o.maxWatchedUpgrades) {
-      const max = this.#o.maxWatchedUpgrades;
-      this.#o.logger.warn({ client: client.id, upgradeId, maxWatchedUpgrades: max }, 'refused a subscribe past maxWatchedUpgrades');
-      client.send({ type: 'error', code: 'RATE_LIMITED', message: `the server follows at most ${max} upgrades from its store at once; subscribe to "${upgradeId}" again later`, upgradeId });
+      this.#o.logger.warn({ client: client.id, upgradeId, maxWatchedUpgrades: this.#o.maxWatchedUpgrades }, 'refused a subscribe past maxWatchedUpgrades');
+      this.#refuseWatch(client, upgradeId);
       return this.#maybeRelease(topic);
     }
     const sub = new Subscription(client, upgradeId, false);

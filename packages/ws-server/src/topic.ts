@@ -60,8 +60,8 @@ export class Topic {
   #refit: NodeJS.Timeout | undefined;
   #refitMs = 0;
   #refitting = false;
-  /** Set by close(): a reload in flight then changes nothing and arms no timer. */
-  #closed = false;
+  /** Moves at close(): a reload begun before it changes nothing after it and arms no timer. (A topic the server keeps across stop() and start() is used again: not a flag that stays set.) */
+  #lifetime = 0;
   #snapshot: { seq: number; frame: Buffer } | undefined;
   /** Moves when the upgrade was deleted (and maybe created again): a replay begun before is void. */
   #generation = 0;
@@ -314,7 +314,7 @@ export class Topic {
   /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
   #refitLater(why: string, err?: unknown): void {
     this.#pending = [];
-    if (this.#closed || this.#refit || this.#refitting) return;
+    if (this.#refit || this.#refitting) return;
     this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
     const wait = this.#refitMs;
     this.#refitMs = Math.min(RELOAD_MAX_MS, wait === 0 ? RELOAD_MIN_MS : wait * 2);
@@ -326,7 +326,8 @@ export class Topic {
 
   async #refitNow(): Promise<void> {
     const store = this.#host.store;
-    if (this.#closed || !store || !this.storeBacked || !this.#storeFed) return;
+    if (!store || !this.storeBacked || !this.#storeFed) return;
+    const lifetime = this.#lifetime;
     // A fill or load runs: let it end first (what it applies is replaced by the reload anyway).
     if (this.#busy) {
       this.#refit = setTimeout(() => {
@@ -343,12 +344,13 @@ export class Topic {
     } catch (err) {
       this.#busy = false;
       this.#refitting = false;
+      if (lifetime !== this.#lifetime) return;
       return this.#refitLater('could not reload it from the store', err);
     }
     this.#busy = false;
     this.#refitting = false;
     // Closed meanwhile, or a tracker of this process took over (it is the source now).
-    if (this.#closed || !this.storeBacked) return;
+    if (lifetime !== this.#lifetime || !this.storeBacked) return;
     this.#storeState = state;
     this.#snapshot = undefined;
     // Replays running now are resynced when they return (they see the generation move).
@@ -609,7 +611,7 @@ export class Topic {
 
   /** Releases the watch and timers. */
   close(): void {
-    this.#closed = true;
+    this.#lifetime++;
     this.#stopWatch();
     this.#stopReload();
     if (this.#refit) clearTimeout(this.#refit);

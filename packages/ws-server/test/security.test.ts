@@ -340,6 +340,9 @@ describe('limits', () => {
   it('follows at most maxWatchedUpgrades upgrades from the store for all clients together; past it a subscribe gets RATE_LIMITED', async () => {
     // Per-client limits alone let many clients together open a Redis connection per upgrade id they name.
     const store = new WatchableMemoryStore();
+    const loaded: string[] = [];
+    const load = store.load.bind(store);
+    store.load = (id: string) => (loaded.push(id), load(id));
     const { url } = await start({ store, maxWatchedUpgrades: 3 });
     const a = await connect(url);
     const b = await connect(url);
@@ -353,6 +356,8 @@ describe('limits', () => {
     expect(store.activeWatches).toBe(3);
     expect(opened.server!.getStats().watchedUpgrades).toBe(3);
     expect(b.closeCode).toBeUndefined();
+    // Refused before the store is read: a client that asks again (the dashboard does) costs no load.
+    expect(loaded.filter((id) => id === 'u-4')).toEqual([]);
 
     // An upgrade nobody follows any more frees its watch.
     const from = b.messages.length;

@@ -95,6 +95,32 @@ describe("'*' over a store: an upgrade deleted and created again", () => {
     expect(warned.length).toBeLessThan(5);
   });
 
+  it('a tracked upgrade kept across stop() and start(), untracked and then created again in the store, is resynced to the new run', async () => {
+    const store = new WatchableMemoryStore();
+    const first = await openTracker('u1', store);
+    await first.startUpgrade();
+    await first.addTask('t', 'T');
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    opened.server.track(first);
+    await opened.server.start();
+    // Trackers stay tracked over a stop(), so start() may be called again: its topic is used again.
+    await opened.server.stop();
+    const { url } = await opened.server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    opened.server.untrack(first);
+    await first.close();
+    await store.delete('u1');
+    const again = await openTracker('u1', store);
+    trackers.push(again);
+    await again.startUpgrade();
+    await again.addTask('t', 'T');
+    for (let i = 1; i <= 4; i++) await again.updateTaskProgress('t', i);
+    const want = { createdAt: again.progress.createdAt, seq: again.progress.lastSeq };
+    await star.until(() => view(star, 'u1')?.seq === want.seq && view(star, 'u1')?.createdAt === want.createdAt, 5000, 'the new run at its last seq');
+  });
+
   it('a reload in flight when the server stops changes nothing after, and arms no timer to load again', async () => {
     const store = new GatedStore();
     const first = await openTracker('u1', store);

@@ -79,11 +79,11 @@ export function upgradeIdFromFragment(fragment: string): string {
 /** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
 export function redact(url: string): string {
   const secretParams = (text: string): string => text.replace(/([?&][^=&#]*(?:password|token)[^=&#]*=)[^&#]*/gi, '$1***');
-  // As ioredis and ws read it (WHATWG URL), unless it has a user part and an '@' after it: then the
-  // password itself may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the
-  // host, path or query.
+  // As ioredis and ws read it (WHATWG URL), unless an '@' is left outside the user part it found: then
+  // a password may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the host,
+  // port, path, query or fragment. When in doubt, too much is masked rather than too little.
   const parsed = parsedUrl(url);
-  if (parsed && !((parsed.username || parsed.password) && /@/.test(parsed.pathname + parsed.search + parsed.hash))) {
+  if (parsed && !/@/.test(parsed.host + parsed.pathname + parsed.search + parsed.hash)) {
     if (parsed.password) parsed.password = '***';
     return secretParams(parsed.toString());
   }

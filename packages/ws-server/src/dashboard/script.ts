@@ -23,11 +23,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // its shortest delay. A server that answers and then closes at once (expired credentials, a policy
   // refusal: 1008) would otherwise be reconnected to every few hundred ms for ever.
   var HEALTHY_MS = 5000;
-  // The page asks for the list every LIST_MS, and the server answers each: a connection that brought
-  // nothing for STALE_MS is dead without knowing it (a NAT or a proxy dropped it, a laptop slept), and
-  // no close would ever come to say so.
-  var LIST_MS = 5000, STALE_MS = 15000;
-  var lastHeard = 0;
+  // The page asks for the list every LIST_MS, and the server answers each: a connection on which a
+  // request has gone unanswered (no message at all) for staleMs is dead without knowing it (a NAT or a
+  // proxy dropped it, a laptop slept), and no close would ever come to say so. Counted from the
+  // request, not from the last message: a background tab's timers run once a minute. The window
+  // doubles after each connection given up (a slow link bringing one large snapshot), up to
+  // STALE_MAX_MS, and starts over once a connection has been delivering for HEALTHY_MS.
+  var LIST_MS = 5000, STALE_MIN_MS = 15000, STALE_MAX_MS = 120000;
+  var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0;
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -320,7 +323,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     subError = 'Cannot show ' + selected + ': ' + m.message + ' (' + m.code + '); retrying\u2026';
     schedule();
     if (subTimer) clearTimeout(subTimer);
-    var id = selected, delay = Math.min(SUB_RETRY_MAX_MS, SUB_RETRY_MS * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
+    // A limit of the server (RATE_LIMITED) passes when others let go: asked again more slowly.
+    var limited = m.code === 'RATE_LIMITED';
+    var id = selected, delay = Math.min(limited ? 60000 : SUB_RETRY_MAX_MS, (limited ? 5000 : SUB_RETRY_MS) * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
     subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
   }
   function stopSubRetry() {
@@ -332,7 +337,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function drop() { state = null; events = []; schedule(); }
   function onMessage(ev) {
     var m;
-    lastHeard = Date.now();
+    unansweredSince = 0;
+    if (openedAt && Date.now() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
       case 'welcome': storeError = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
@@ -393,8 +399,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function connect() {
     setConn((retry ? 'reconnecting' : 'connecting') + (closeReason ? ' (' + closeReason + ')' : ''), false);
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
-    var openedAt = 0;
-    ws.onopen = function () { openedAt = lastHeard = Date.now(); };
+    openedAt = 0;
+    unansweredSince = 0;
+    ws.onopen = function () { openedAt = Date.now(); };
     ws.onmessage = onMessage;
     ws.onclose = function (e) {
       // Not on welcome: a server that closes right after it would have the backoff start over each time.
@@ -413,7 +420,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var dead = ws;
     dead.onclose = null; dead.onmessage = null;
     try { dead.close(); } catch (e) { /* closing already */ }
-    closeReason = 'no answer for ' + Math.round(STALE_MS / 1000) + ' s';
+    closeReason = 'no answer for ' + Math.round(staleMs / 1000) + ' s';
+    staleMs = Math.min(STALE_MAX_MS, staleMs * 2);
     setConn('disconnected (' + closeReason + ')', false);
     stopSubRetry();
     later();
@@ -424,7 +432,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     setTimeout(connect, delay);
   }
   listTimer = setInterval(function () {
-    if (ws && ws.readyState === 1 && Date.now() - lastHeard > STALE_MS) return abandon();
+    if (ws && ws.readyState === 1) {
+      if (unansweredSince && Date.now() - unansweredSince > staleMs) return abandon();
+      if (!unansweredSince) unansweredSince = Date.now();
+    }
     send({ type: 'list_upgrades' });
   }, LIST_MS);
   setInterval(function () { if (state && state.status === 'in_progress') schedule(); }, 1000);
