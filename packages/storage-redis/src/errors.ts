@@ -63,7 +63,7 @@ export function closedError(): ProgressError {
 /** Rejects with `STORE_UNAVAILABLE` when `promise` does not settle within `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, context: ProgressErrorContext = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context })), ms);
+    const timer = setTimeout(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context: { ...context, reason: 'timeout' } })), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);

@@ -63,8 +63,12 @@ interface PipelineSink {
 }
 
 const PKG = '[@progress/storage-redis]';
-/** What Redis answers a SELECT of a database it does not have (7.x: "DB index is out of range"; older: "invalid DB index"). */
-const DATABASE_REFUSED = /DB index is out of range|invalid DB index|value is not an integer/i;
+/**
+ * What Redis answers a SELECT that will never pass: a database it does not have (7.x: "DB index is
+ * out of range"; older: "invalid DB index"), an ACL that denies SELECT (NOPERM), a Cluster node
+ * (SELECT is not allowed), a proxy without the command.
+ */
+const DATABASE_REFUSED = /DB index is out of range|invalid DB index|value is not an integer|^NOPERM|not allowed in cluster mode|unknown command/i;
 const RESOLVED = Promise.resolve();
 /**
  * Whether a batch can change the `list()` row beyond its fast fields (lastSeq, overallPercentage,

@@ -255,17 +255,24 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
     const out: ProgressEvent[] = [];
     let epoch: string | null = null;
     let told = false;
+    /** A read again (after a cut or a stall) found another epoch: the upgrade was deleted and created again meanwhile. */
+    let recreated = false;
     const onEpoch = (e: string | null): void => {
-      if (told) return;
-      told = true;
-      epoch = e;
+      if (!told) {
+        told = true;
+        epoch = e;
+      } else if (e !== epoch) recreated = true;
     };
     let from = after;
     /** The wait before reading again after Redis did not answer (doubles up to 2 s). */
     let stalled = 100;
     for (;;) {
       try {
-        for await (const event of ctx.readEvents(upgradeId, from, to - from, onEpoch)) out.push(event);
+        for await (const event of ctx.readEvents(upgradeId, from, to - from, onEpoch)) {
+          // What was read before is of one upgrade; the new one's events come with its own feed entries.
+          if (recreated) break;
+          out.push(event);
+        }
         return { events: out, epoch };
       } catch (err) {
         // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
@@ -279,8 +286,9 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
         }
         // Redis did not answer within commandTimeoutMs (a stall, an outage): wait it out and read on
         // from the last event read, as watch() does. Ending here would leave the consumer to start
-        // again from "now", without the events of this page and those after it.
-        if (isProgressError(err, 'STORE_UNAVAILABLE') && !watcher.aborted) {
+        // again from "now", without the events of this page and those after it. (Only a timeout: an
+        // error that does not pass by waiting, a closed client's, ends the feed.)
+        if (isProgressError(err, 'STORE_UNAVAILABLE') && err.context.reason === 'timeout' && !watcher.aborted) {
           ctx.logger.warn({ err, upgradeId, afterSeq: out.at(-1)?.seq ?? from, waitMs: stalled }, 'watchAll: could not read the events of an upgrade; reading again');
           await watcher.until(new Promise((resolve) => setTimeout(resolve, stalled).unref()));
           stalled = Math.min(2000, stalled * 2);

@@ -587,6 +587,23 @@ describe('RedisStore: the database of the url', () => {
     await proxy.close();
   });
 
+  it('an ACL that denies SELECT is a refusal for good too (INVALID_ARGUMENT), not a reason to connect again and again', async () => {
+    const user = `nosel-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-select');
+    try {
+      const keyPrefix = freshPrefix('db-acl');
+      prefixes.add(keyPrefix);
+      const url = new URL(withDb('1'));
+      url.username = user;
+      url.password = 'pw';
+      const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 2000 });
+      expect(await errorOf(store.list())).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('NOPERM') });
+      await store.close();
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   it('a database Redis refuses (out of range) fails every call with INVALID_ARGUMENT, and nothing reaches database 0', async () => {
     const keyPrefix = freshPrefix('db');
     prefixes.add(keyPrefix);

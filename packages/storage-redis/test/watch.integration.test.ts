@@ -499,6 +499,24 @@ describe('RedisStore.watchAll through a stall', () => {
   });
 });
 
+describe('RedisStore.watchAll and errors that waiting does not cure', () => {
+  it('ends with STORE_UNAVAILABLE when the client passed in was closed by its owner, rather than retrying for ever', async () => {
+    const keyPrefix = freshPrefix('all-closed-client');
+    prefixes.add(keyPrefix);
+    const client = new Redis(redisUrl());
+    const reader = makeStore(prefixes, { redis: client, keyPrefix, watchBlockMs: 200, commandTimeoutMs: 300 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const stop = new AbortController();
+    const ended = endOf(reader.watchAll({ signal: stop.signal }));
+    await new Promise((r) => setTimeout(r, 100));
+    client.disconnect();
+    await appendBatch(writer, new EventFactory('closed-1'), 1);
+    expect(await ended).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await reader.close();
+    await writer.close();
+  });
+});
+
 describe('RedisStore.watchAll connections', () => {
   it('takes its start point at the call but opens its connection only when iterated', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
