@@ -107,8 +107,13 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
-  for (const [what, region] of [['region', options.region], ['clientConfig.region', options.clientConfig?.region]] as const) {
-    if (region !== undefined && (typeof region !== 'string' || region.length === 0)) throw invalid(`${what} must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(region) ?? String(region)}`);
+  if (options.region !== undefined && (typeof options.region !== 'string' || options.region.length === 0)) {
+    throw invalid(`region must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
+  }
+  // The SDK's own option: a string, or a provider function (which the SDK calls).
+  const configRegion: unknown = options.clientConfig?.region;
+  if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || configRegion.length === 0)) {
+    throw invalid(`clientConfig.region must be a non-empty string or a provider function, got ${JSON.stringify(configRegion) ?? String(configRegion)}`);
   }
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
     throw invalid('give a client, or a region (or clientConfig.region, or AWS_REGION in the environment) for the client the notifier creates');

@@ -230,6 +230,9 @@ describe('options and lifecycle', () => {
       process.env.AWS_REGION = 'eu-west-1';
       const fromRegion = new EventBridgeNotifier({ busName: 'b' });
       await fromRegion.close();
+      // The SDK's clientConfig.region may also be a provider function.
+      const fromProvider = new EventBridgeNotifier({ busName: 'b', clientConfig: { region: async () => 'eu-west-1' } });
+      await fromProvider.close();
     } finally {
       restore();
     }

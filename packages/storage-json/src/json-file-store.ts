@@ -575,12 +575,16 @@ export class JsonFileStore implements ProgressStore {
    */
   async #closeWriter(upgradeId: string, pending: Promise<LogWriter> | undefined): Promise<void> {
     const writer = await pending?.catch(() => undefined);
-    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.durableOffset);
+    // After close(): it waits for the write in flight, which may fail and leave its cut owed then.
     await writer?.close();
+    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.durableOffset);
   }
 
   /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with {@link closeWriter}. */
   #detachWriter(upgradeId: string): Promise<LogWriter> | undefined {
+    // Owed at once (not only once it is closed): a writer opened right after must cut first.
+    const open = this.#open.get(upgradeId);
+    if (open?.cutOwed) this.#uncut.set(upgradeId, open.durableOffset);
     const pending = this.#writers.get(upgradeId);
     this.#writers.delete(upgradeId);
     this.#open.delete(upgradeId);

@@ -470,6 +470,56 @@ describe('a failed write whose cut back fails too', () => {
     }
   });
 
+  it.each(['release', 'close'] as const)('leaves no rejected event when it happens to an append in flight as the store lets go (%s)', async (letGo) => {
+    const dir = await tempDir('failed-cut-inflight');
+    let failing = false;
+    const restore = await diskFailing(dir, () => failing);
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      failing = true;
+      const appending = store.append('u1', f.batch(2), 3, f.state!);
+      await new Promise((resolve) => setImmediate(resolve));
+      const lettingGo = letGo === 'release' ? store.release('u1') : store.close();
+      await expect(appending).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      await lettingGo;
+      const other = new JsonFileStore({ directory: dir });
+      expect((await other.load('u1'))?.lastSeq).toBe(3);
+      await other.close();
+      await store.close();
+    } finally {
+      restore();
+    }
+  });
+
+  it('leaves no rejected event when two appends made together find the broken writer', async () => {
+    const dir = await tempDir('failed-cut-together');
+    let failing = false;
+    const restore = await diskFailing(dir, () => failing);
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      const durable = structuredClone(f.state!);
+      failing = true;
+      const rejected = f.batch(2);
+      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      f.state = durable;
+      const next = f.batch(1);
+      const results = await Promise.allSettled([store.append('u1', next, 3, f.state), store.append('u1', next, 3, f.state)]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const ids = await collectIds(store, 'u1');
+      expect(ids).toHaveLength(4);
+      expect(ids).not.toContain(rejected[0]!.eventId);
+      await store.close();
+    } finally {
+      restore();
+    }
+  });
+
   it('leaves the id usable from seq 1 after a delete', async () => {
     const dir = await tempDir('failed-cut-delete');
     let failing = false;

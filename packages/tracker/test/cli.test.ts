@@ -456,6 +456,10 @@ describe('progress: the Redis password in messages', () => {
       ['redis://default:?hunter2@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
       ['redis://default:8080/abc@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
       ['rediss://admin:1234#xyz@[::1]:6380/2', 'rediss://admin:***@[::1]:6380/2'],
+      // Without `scheme://` (ioredis takes it), and a parameter name written percent-encoded.
+      ['user:s3cret@h:6379', 'user:***@h:6379'],
+      ['//:s3cret@h:6379', '//:***@h:6379'],
+      ['redis://h/0?pass%77ord=s3cret', 'redis://h/0?pass%77ord=***'],
     ]) {
       expect(redact(url!)).toBe(shown);
     }

@@ -78,7 +78,8 @@ export function upgradeIdFromFragment(fragment: string): string {
 
 /** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
 export function redact(url: string): string {
-  const secretParams = (text: string): string => text.replace(/([?&][^=&#]*(?:password|token)[^=&#]*=)[^&#]*/gi, '$1***');
+  // Parameter names are matched as ioredis reads them, percent-decoded (`?pass%77ord=` is a password).
+  const secretParams = (text: string): string => text.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, lead: string, key: string) => (/password|token/i.test(decodedKey(key)) ? `${lead}${key}=***` : whole));
   // As ioredis and ws read it (WHATWG URL), unless an '@' is left outside the user part it found: then
   // a password may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the host,
   // port, path, query or fragment. When in doubt, too much is masked rather than too little.
@@ -90,10 +91,19 @@ export function redact(url: string): string {
   // What the parser refuses, or may have misread: the query's secrets first (an '@' in them is
   // theirs), then the user part, from '//' to the last '@' left; the password after its first ':' goes.
   const masked = secretParams(url);
-  const user = /^([a-z][a-z0-9+.-]*:\/\/)([^]*)@/i.exec(masked);
+  // With or without `scheme://` (ioredis takes `user:pass@host:6379` too).
+  const user = /^([a-z][a-z0-9+.-]*:\/\/|\/\/)?([^]*)@/i.exec(masked);
   if (!user) return masked;
   const colon = user[2]!.indexOf(':');
-  return `${user[1]}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${masked.slice(user[0].length)}`;
+  return `${user[1] ?? ''}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${masked.slice(user[0].length)}`;
+}
+
+function decodedKey(key: string): string {
+  try {
+    return decodeURIComponent(key);
+  } catch {
+    return key;
+  }
 }
 
 function parsedUrl(url: string): URL | undefined {
