@@ -103,8 +103,8 @@ export class JsonFileStore implements ProgressStore {
   }
 
   /** Gives the writer lock back after the pending writes; the next append takes it again. */
-  // async: a bad id rejects. What runs before the first await runs at the call.
   async release(upgradeId: string): Promise<void> {
+    // (async: a bad id rejects. What comes before the first await runs at the call.)
     const paths = this.#paths(upgradeId, false);
     // The writer open now goes (after its pending writes); one opened from here on waits for this.
     const writer = this.#detachWriter(upgradeId);
@@ -302,12 +302,14 @@ export class JsonFileStore implements ProgressStore {
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     const paths = this.#paths(upgradeId);
     const writer = this.#open.get(upgradeId);
+    // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
+    const end = writer?.offset ?? this.#uncut.get(upgradeId);
     const snap = await this.#readSnapshot(upgradeId, paths);
     // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
     // or `__proto__`, added after the snapshot, are then folded as the ids they are.
     let state: UpgradeProgress | undefined = snap ? cloneState(snap.state) : undefined;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
-    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(writer ? { end: writer.offset, durable: writer.offset } : {}) };
+    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(end !== undefined ? { end, durable: end } : {}) };
     for await (const event of scanLog(from, result)) {
       try {
         state = applyEventInPlace(state, event);
@@ -328,8 +330,9 @@ export class JsonFileStore implements ProgressStore {
     assertReadEvents('@progress/storage-json', upgradeId, afterSeq, limit);
     if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
+    const end = writer?.offset ?? this.#uncut.get(upgradeId);
     let sent = 0;
-    const header = await this.#snapshotHeader(upgradeId, paths, writer?.offset);
+    const header = await this.#snapshotHeader(upgradeId, paths, end);
     const useSnap = header && header.lastSeq <= afterSeq;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
     const from = {
@@ -341,8 +344,8 @@ export class JsonFileStore implements ProgressStore {
       // What this store's writer wrote, and the snapshot's part of the log, were acknowledged. (A
       // header that does not fit the log, say for damage just before its offset, is not one to read
       // from; the snapshot itself, checksum and all, still tells what was durable.)
-      durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, writer?.offset ?? 0),
-      ...(writer ? { end: writer.offset } : {}),
+      durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, end ?? 0),
+      ...(end !== undefined ? { end } : {}),
     };
     for await (const event of scanLog(from, result)) {
       yield event;
@@ -577,14 +580,14 @@ export class JsonFileStore implements ProgressStore {
     const writer = await pending?.catch(() => undefined);
     // After close(): it waits for the write in flight, which may fail and leave its cut owed then.
     await writer?.close();
-    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.durableOffset);
+    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.offset);
   }
 
-  /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with {@link closeWriter}. */
+  /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with #closeWriter. */
   #detachWriter(upgradeId: string): Promise<LogWriter> | undefined {
     // Owed at once (not only once it is closed): a writer opened right after must cut first.
     const open = this.#open.get(upgradeId);
-    if (open?.cutOwed) this.#uncut.set(upgradeId, open.durableOffset);
+    if (open?.cutOwed) this.#uncut.set(upgradeId, open.offset);
     const pending = this.#writers.get(upgradeId);
     this.#writers.delete(upgradeId);
     this.#open.delete(upgradeId);

@@ -68,14 +68,9 @@ export class LogWriter {
     return this.#seq;
   }
 
-  /** Whether a failed write's cut back failed too: what it left past {@link durableOffset} must still go. */
+  /** Whether a failed write's cut back failed too: what it left past {@link offset} must still go. */
   get cutOwed(): boolean {
     return this.#broken !== undefined;
-  }
-
-  /** Where the durable log ends: what a failed write left past it was never acknowledged. */
-  get durableOffset(): number {
-    return this.#offset;
   }
 
   /** Byte length of the durable part of the log. */
