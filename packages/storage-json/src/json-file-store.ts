@@ -70,7 +70,9 @@ export class JsonFileStore implements ProgressStore {
    * whose own cut failed too left the lines of rejected events there, which the scan would take for
    * stored ones. The lock stays held meanwhile, so that nobody else reads them either.
    */
-  readonly #uncut = new Map<string, number>();
+  readonly #uncut = new Map<string, { offset: number; lease: WriterLease | undefined }>();
+  /** The lease each open writer writes under: a cut it leaves owed is made only under that same lease. */
+  readonly #leaseOf = new WeakMap<LogWriter, WriterLease>();
   readonly #pathCache = new Map<string, UpgradePaths>();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -109,12 +111,15 @@ export class JsonFileStore implements ProgressStore {
     // The writer open now goes (after its pending writes); one opened from here on waits for this.
     const writer = this.#detachWriter(upgradeId);
     await this.#lettingGoOf(upgradeId, async () => {
-      await this.#closeWriter(upgradeId, writer);
+      // A failing close (a disk that fails) must not keep the lock: it is logged, and the lock goes.
+      await this.#closeWriter(upgradeId, writer).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, 'closing a writer failed'));
       const held = this.#locks.get(upgradeId);
       if (!held) return;
       await this.#lastCut(upgradeId, paths, held.lease);
       this.#locks.delete(upgradeId);
-      await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger);
+      await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger).catch((err: unknown) => {
+        throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not release the writer lock ${paths.lock}`, { upgradeId, lock: paths.lock }, err);
+      });
     });
   }
 
@@ -212,7 +217,9 @@ export class JsonFileStore implements ProgressStore {
       const start = await this.#locateEnd(upgradeId, paths, lease);
       // Every write checks the lease first: a writer whose lock was taken over while its event loop
       // or disk stalled gets CONFLICT and writes nothing.
-      return new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger, guard: () => lease.check() });
+      const writer = new LogWriter(upgradeId, paths, start, { sync: this.#sync, logger: this.#opts.logger, guard: () => lease.check() });
+      this.#leaseOf.set(writer, lease);
+      return writer;
     } catch (err) {
       const held = this.#locks.get(upgradeId);
       // A cut still owed keeps the lock (see #uncut).
@@ -236,8 +243,16 @@ export class JsonFileStore implements ProgressStore {
 
   /** Cuts the log back to where a broken writer's durable lines end, when that is owed (see #uncut). */
   async #cutBack(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<void> {
-    const offset = this.#uncut.get(upgradeId);
-    if (offset === undefined) return;
+    const owed = this.#uncut.get(upgradeId);
+    if (owed === undefined) return;
+    // Only under the lock the failed write was made under: once that lock went, another writer may
+    // have written past the offset, and cutting there would remove its acknowledged events.
+    if (owed.lease !== lease) {
+      this.#uncut.delete(upgradeId);
+      this.#opts.logger.error({ upgradeId }, 'a cut owed after a failed write was not made before its lock went: the lines of rejected events may be in the log');
+      return;
+    }
+    const offset = owed.offset;
     await lease.check();
     try {
       await truncate(paths.events, offset);
@@ -303,7 +318,7 @@ export class JsonFileStore implements ProgressStore {
     const paths = this.#paths(upgradeId);
     const writer = this.#open.get(upgradeId);
     // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
-    const end = writer?.offset ?? this.#uncut.get(upgradeId);
+    const end = writer?.offset ?? this.#uncut.get(upgradeId)?.offset;
     const snap = await this.#readSnapshot(upgradeId, paths);
     // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
     // or `__proto__`, added after the snapshot, are then folded as the ids they are.
@@ -330,7 +345,7 @@ export class JsonFileStore implements ProgressStore {
     assertReadEvents('@progress/storage-json', upgradeId, afterSeq, limit);
     if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
-    const end = writer?.offset ?? this.#uncut.get(upgradeId);
+    const end = writer?.offset ?? this.#uncut.get(upgradeId)?.offset;
     let sent = 0;
     const header = await this.#snapshotHeader(upgradeId, paths, end);
     const useSnap = header && header.lastSeq <= afterSeq;
@@ -415,7 +430,7 @@ export class JsonFileStore implements ProgressStore {
 
   async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
     // First, as release() does: the lock of a writer opened just before counts as this store's.
-    await this.#closeWriter(upgradeId, writer);
+    await this.#closeWriter(upgradeId, writer).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, 'closing a writer failed'));
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
@@ -578,16 +593,27 @@ export class JsonFileStore implements ProgressStore {
    */
   async #closeWriter(upgradeId: string, pending: Promise<LogWriter> | undefined): Promise<void> {
     const writer = await pending?.catch(() => undefined);
-    // After close(): it waits for the write in flight, which may fail and leave its cut owed then.
-    await writer?.close();
-    if (writer?.cutOwed) this.#uncut.set(upgradeId, writer.offset);
+    if (!writer) return;
+    const owedBefore = writer.cutOwed;
+    try {
+      // It waits for the write in flight, which may fail and leave its cut owed then.
+      await writer.close();
+    } finally {
+      // Recorded once (not again after a detach recorded it, and #lastCut may have made it since).
+      if (writer.cutOwed && !owedBefore) this.#owe(upgradeId, writer);
+    }
+  }
+
+  /** Records the cut a broken writer leaves owed, with the lease it wrote under. */
+  #owe(upgradeId: string, writer: LogWriter): void {
+    this.#uncut.set(upgradeId, { offset: writer.offset, lease: this.#leaseOf.get(writer) });
   }
 
   /** Takes the upgrade's writer (or its opening) out of the store, so that the next append opens another; close it with #closeWriter. */
   #detachWriter(upgradeId: string): Promise<LogWriter> | undefined {
     // Owed at once (not only once it is closed): a writer opened right after must cut first.
     const open = this.#open.get(upgradeId);
-    if (open?.cutOwed) this.#uncut.set(upgradeId, open.offset);
+    if (open?.cutOwed) this.#owe(upgradeId, open);
     const pending = this.#writers.get(upgradeId);
     this.#writers.delete(upgradeId);
     this.#open.delete(upgradeId);

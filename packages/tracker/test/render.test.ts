@@ -1,0 +1,24 @@
+import { ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { describe, expect, it } from 'vitest';
+import { renderEventLine, renderProgress } from '../src/render.js';
+
+// What a server or a store sends is printed to a terminal: none of its fields may carry control
+// characters there (a hostile server could clear the screen, retitle the terminal or forge lines).
+const ESC = '\u001b]0;PWNED\u0007\u001b[2J';
+
+describe('renderProgress and renderEventLine', () => {
+  it('print every field of a state and of an event without its control characters', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    await tracker.updateTaskProgress('t', 10);
+    const state = structuredClone(tracker.progress) as UpgradeProgress;
+    await tracker.close();
+    (state as { status: string }).status = `in_progress${ESC}`;
+    const recent = state.tasks.t!.recentEvents;
+    recent[recent.length - 1] = { ...recent[recent.length - 1]!, type: `task.progress${ESC}` as ProgressEvent['type'], timestamp: `2026-11-29T08:00:00.000Z${ESC}` };
+    const text = renderProgress(state, { recentEvents: 5 }).join('\n') + renderEventLine(recent[recent.length - 1]!, state);
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
+    expect(text).toContain('PWNED');
+  });
+});
