@@ -3,7 +3,7 @@ import { mkdir, open as openFile, readFile, readdir, rm, stat, symlink, writeFil
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressTracker } from '@progress/core';
+import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
@@ -446,18 +446,36 @@ async function diskFailing(dir: string, failing: () => boolean): Promise<() => v
   };
 }
 
+/**
+ * A store holding seq 1-3 of u1 after its append of seq 4-5 failed, and the cut back of that write
+ * failed too (the disk failing for that append only). `restore` puts the disk back.
+ */
+async function afterFailedCut(label: string): Promise<{ dir: string; store: JsonFileStore; f: EventFactory; rejected: ProgressEvent[]; restore: () => void }> {
+  const dir = await tempDir(label);
+  let failing = false;
+  const restore = await diskFailing(dir, () => failing);
+  try {
+    const store = new JsonFileStore({ directory: dir });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(3), 0, f.state!);
+    const durable = structuredClone(f.state!);
+    failing = true;
+    const rejected = f.batch(2);
+    await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    failing = false;
+    // The tracker goes back to its durable state (seq 3) and writes on from there.
+    f.state = durable;
+    return { dir, store, f, rejected, restore };
+  } catch (err) {
+    restore();
+    throw err;
+  }
+}
+
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
-    const dir = await tempDir('failed-cut-release');
-    let failing = false;
-    const restore = await diskFailing(dir, () => failing);
+    const { dir, store, restore } = await afterFailedCut('failed-cut-release');
     try {
-      const store = new JsonFileStore({ directory: dir });
-      const f = new EventFactory('u1');
-      await store.append('u1', f.batch(3), 0, f.state!);
-      failing = true;
-      await expect(store.append('u1', f.batch(2), 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      failing = false;
       // The tracker rejects the command and closes: release() (or the store closes).
       if (letGo === 'release') await store.release('u1');
       else await store.close();
@@ -495,21 +513,10 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('leaves no rejected event when two appends made together find the broken writer', async () => {
-    const dir = await tempDir('failed-cut-together');
-    let failing = false;
-    const restore = await diskFailing(dir, () => failing);
+    const { store, f, rejected, restore } = await afterFailedCut('failed-cut-together');
     try {
-      const store = new JsonFileStore({ directory: dir });
-      const f = new EventFactory('u1');
-      await store.append('u1', f.batch(3), 0, f.state!);
-      const durable = structuredClone(f.state!);
-      failing = true;
-      const rejected = f.batch(2);
-      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      failing = false;
-      f.state = durable;
       const next = f.batch(1);
-      const results = await Promise.allSettled([store.append('u1', next, 3, f.state), store.append('u1', next, 3, f.state)]);
+      const results = await Promise.allSettled([store.append('u1', next, 3, f.state!), store.append('u1', next, 3, f.state!)]);
       expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
       const ids = await collectIds(store, 'u1');
       expect(ids).toHaveLength(4);
@@ -521,16 +528,8 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('leaves the id usable from seq 1 after a delete', async () => {
-    const dir = await tempDir('failed-cut-delete');
-    let failing = false;
-    const restore = await diskFailing(dir, () => failing);
+    const { store, restore } = await afterFailedCut('failed-cut-delete');
     try {
-      const store = new JsonFileStore({ directory: dir });
-      const f = new EventFactory('u1');
-      await store.append('u1', f.batch(3), 0, f.state!);
-      failing = true;
-      await expect(store.append('u1', f.batch(2), 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      failing = false;
       expect(await store.delete('u1')).toBe(true);
       const again = new EventFactory('u1');
       await store.append('u1', again.batch(1), 0, again.state!);
@@ -542,45 +541,17 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('never lets the rejected events count as stored: the log is cut back before it is written again', async () => {
-    const dir = await tempDir('failed-cut');
-    // The FileHandle prototype, to inject a disk error: the write's bytes land, then EIO (as an
-    // O_DSYNC write whose sync fails), and the ftruncate that would cut them back fails as well.
-    const probe = await openFile(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown>; truncate: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const { write, truncate } = proto;
-    let failing = false;
-    const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
-    proto.write = async function (this: unknown, ...args: unknown[]) {
-      const written = await write.apply(this, args);
-      if (failing) throw eio('write');
-      return written;
-    };
-    proto.truncate = async function (this: unknown, ...args: unknown[]) {
-      if (failing) throw eio('ftruncate');
-      return truncate.apply(this, args);
-    };
+    const { store, f, rejected, restore } = await afterFailedCut('failed-cut');
     try {
-      const store = new JsonFileStore({ directory: dir });
-      const f = new EventFactory('u1');
-      await store.append('u1', f.batch(3), 0, f.state!);
-      const durable = structuredClone(f.state!);
-      failing = true;
-      const rejected = f.batch(2);
-      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      failing = false;
-      // The tracker goes back to its durable state (seq 3) and writes on from there.
-      f.state = durable;
       const next = f.batch(1);
-      await store.append('u1', next, 3, f.state);
+      await store.append('u1', next, 3, f.state!);
       const ids = await collectIds(store, 'u1');
       expect(ids).toHaveLength(4);
       expect(ids[3]).toBe(next[0]!.eventId);
       expect(ids).not.toContain(rejected[0]!.eventId);
       await store.close();
     } finally {
-      proto.write = write;
-      proto.truncate = truncate;
+      restore();
     }
   });
 });
