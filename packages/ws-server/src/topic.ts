@@ -318,10 +318,14 @@ export class Topic {
     this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
     const wait = this.#refitMs;
     this.#refitMs = Math.min(RELOAD_MAX_MS, wait === 0 ? RELOAD_MIN_MS : wait * 2);
+    this.#refitIn(wait);
+  }
+
+  #refitIn(ms: number): void {
     this.#refit = setTimeout(() => {
       this.#refit = undefined;
       void this.#refitNow();
-    }, wait);
+    }, ms);
   }
 
   async #refitNow(): Promise<void> {
@@ -329,13 +333,7 @@ export class Topic {
     if (!store || !this.storeBacked || !this.#storeFed) return;
     const lifetime = this.#lifetime;
     // A fill or load runs: let it end first (what it applies is replaced by the reload anyway).
-    if (this.#busy) {
-      this.#refit = setTimeout(() => {
-        this.#refit = undefined;
-        void this.#refitNow();
-      }, 10);
-      return;
-    }
+    if (this.#busy) return this.#refitIn(10);
     this.#refitting = true;
     this.#busy = true;
     let state: UpgradeProgress | undefined;
@@ -351,11 +349,8 @@ export class Topic {
     this.#refitting = false;
     // Closed meanwhile, or a tracker of this process took over (it is the source now).
     if (lifetime !== this.#lifetime || !this.storeBacked) return;
-    this.#storeState = state;
-    this.#snapshot = undefined;
-    // Replays running now are resynced when they return (they see the generation move).
-    this.#generation++;
-    for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
+    this.#startOver(state);
+    // What came while it loaded follows the reloaded state (what it already holds is dropped).
     this.#drainPending();
   }
 
@@ -593,9 +588,14 @@ export class Topic {
     }
     // Stopped meanwhile (no direct subscriber left, or a tracker of this process took over).
     if (signal.aborted || !this.storeBacked) return;
-    this.#storeState = state;
     // Events of the old upgrade waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
+    this.#startOver(state);
+  }
+
+  /** Follows the store from `state` (as it holds the upgrade now, or undefined), resyncing every subscriber to it. */
+  #startOver(state: UpgradeProgress | undefined): void {
+    this.#storeState = state;
     this.#snapshot = undefined;
     // Subscribers replaying now are resynced when their replay returns (they see the generation move).
     this.#generation++;
