@@ -345,17 +345,8 @@ export class RedisStore implements ProgressStore {
    */
   #serverClockWentBack(ms: number): void {
     this.#logger.warn({ url: this.#url, ms }, "the Redis server's clock went back; appends in flight wait that much longer for their deadline");
-    let earliest = Infinity;
-    for (const p of this.#inFlight) {
-      if (p.settled || p.expiresAt === Infinity) continue;
-      p.expiresAt += ms;
-      earliest = Math.min(earliest, p.expiresAt);
-    }
-    if (earliest === Infinity) return;
-    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = undefined;
-    this.#sweepAt = undefined;
-    this.#armSweep(earliest);
+    // The sweep timer armed for the old expiries stays: when it fires, #sweep finds them not due yet and arms itself for the new ones.
+    for (const p of this.#inFlight) if (!p.settled) p.expiresAt += ms;
   }
 
   /** One timer for every append in flight (unref'd: a socket in use keeps the process alive anyway). */
