@@ -40,10 +40,10 @@ export function bar(percentage: number, width = 30): string {
   return '█'.repeat(full) + '░'.repeat(width - full);
 }
 
-/** Strips control characters, so that names from elsewhere cannot move the terminal's cursor. */
-export function safeText(text: string): string {
+/** Strips control characters, so that names from elsewhere cannot move the terminal's cursor. Takes any value (a field a server sent may not be the string it should be). */
+export function safeText(text: unknown): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
+  return String(text).replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
 }
 
 function paint(status: ProgressStatus, text: string, color: boolean): string {
@@ -94,7 +94,7 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   const eta = estimateCompletion(state, options.now ?? Date.now());
   lines.push(
     `${safeText(state.upgradeId)}  cluster ${safeText(state.clusterName)}  plan ${safeText(state.planId)}  ` +
-      paint(state.status, safeText(String(state.status)).toUpperCase(), color) +
+      paint(state.status, safeText(state.status).toUpperCase(), color) +
       (state.currentPhase ? `  phase: ${safeText(state.currentPhase)}` : ''),
   );
   lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${eta.slice(11, 19)}Z` : ''}`);
@@ -112,7 +112,7 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   const recent = (options.recentEvents ?? 5) > 0 ? lastEvents(state, options.recentEvents ?? 5) : [];
   if (recent.length) {
     lines.push('recent:');
-    for (const e of recent) lines.push(`  #${e.seq} ${safeText(String(e.timestamp)).slice(11, 19)} ${safeText(String(e.type)).padEnd(16)} ${safeText(e.message)}`);
+    for (const e of recent) lines.push(`  #${e.seq} ${safeText(e.timestamp).slice(11, 19)} ${safeText(e.type).padEnd(16)} ${safeText(e.message)}`);
   }
   if (state.status === 'failed' && state.errorMessage) lines.push(paint('failed', `error: ${safeText(state.errorMessage)}`, color));
   return lines;
@@ -132,5 +132,5 @@ export function renderEventLine(event: ProgressEvent, state?: Readonly<UpgradePr
   const p = event.percentage !== undefined ? ` ${event.percentage}%` : '';
   const overall = state ? ` overall=${state.overallPercentage}%` : '';
   // Every field may come from a server or a store: none may reach the terminal with its control characters.
-  return `${safeText(String(event.timestamp))} #${event.seq} ${safeText(event.upgradeId)} ${safeText(String(event.type))}${task} ${safeText(String(event.status))}${p} ${safeText(event.message)}${overall}`;
+  return `${safeText(event.timestamp)} #${event.seq} ${safeText(event.upgradeId)} ${safeText(event.type)}${task} ${safeText(event.status)}${p} ${safeText(event.message)}${overall}`;
 }

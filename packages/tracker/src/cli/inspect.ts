@@ -5,7 +5,7 @@ import { storeError } from './sources.js';
 
 /** A cell: stored text, with control characters (terminal escapes a writer could plant) made spaces. */
 const pad = (text: string, n: number): string => {
-  const s = safeText(String(text));
+  const s = safeText(text);
   return s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n);
 };
 
@@ -15,7 +15,7 @@ export function formatRows(rows: readonly UpgradeSummaryRow[]): string {
   const header = `${pad('UPGRADE', 28)} ${pad('CLUSTER', 20)} ${pad('STATUS', 12)} ${'DONE'.padStart(7)} ${pad('PHASE', 20)} ${pad('TASKS', 5)} UPDATED`;
   const lines = rows.map(
     (r) =>
-      `${pad(r.upgradeId, 28)} ${pad(r.clusterName, 20)} ${pad(r.status, 12)} ${`${r.overallPercentage.toFixed(1)}%`.padStart(7)} ${pad(r.currentPhase ?? '-', 20)} ${pad(String(r.totalTasks), 5)} ${safeText(String(r.updatedAt))}`,
+      `${pad(r.upgradeId, 28)} ${pad(r.clusterName, 20)} ${pad(r.status, 12)} ${`${r.overallPercentage.toFixed(1)}%`.padStart(7)} ${pad(r.currentPhase ?? '-', 20)} ${pad(String(r.totalTasks), 5)} ${safeText(r.updatedAt)}`,
   );
   return [header, ...lines].join('\n');
 }
