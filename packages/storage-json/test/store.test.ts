@@ -447,10 +447,10 @@ async function diskFailing(dir: string, failing: () => boolean): Promise<() => v
 }
 
 /**
- * A store holding seq 1-3 of u1 after its append of seq 4-5 failed, and the cut back of that write
- * failed too (the disk failing for that append only). `restore` puts the disk back.
+ * Runs `test` on a store holding seq 1-3 of u1 after its append of seq 4-5 failed, and the cut back
+ * of that write failed too (the disk failing for that append only); the disk is put back after.
  */
-async function afterFailedCut(label: string): Promise<{ dir: string; store: JsonFileStore; f: EventFactory; rejected: ProgressEvent[]; restore: () => void }> {
+async function withFailedCut(label: string, test: (t: { dir: string; store: JsonFileStore; f: EventFactory; rejected: ProgressEvent[] }) => Promise<void>): Promise<void> {
   const dir = await tempDir(label);
   let failing = false;
   const restore = await diskFailing(dir, () => failing);
@@ -465,17 +465,15 @@ async function afterFailedCut(label: string): Promise<{ dir: string; store: Json
     failing = false;
     // The tracker goes back to its durable state (seq 3) and writes on from there.
     f.state = durable;
-    return { dir, store, f, rejected, restore };
-  } catch (err) {
+    await test({ dir, store, f, rejected });
+  } finally {
     restore();
-    throw err;
   }
 }
 
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
-    const { dir, store, restore } = await afterFailedCut('failed-cut-release');
-    try {
+    await withFailedCut('failed-cut-release', async ({ dir, store }) => {
       // The tracker rejects the command and closes: release() (or the store closes).
       if (letGo === 'release') await store.release('u1');
       else await store.close();
@@ -483,9 +481,7 @@ describe('a failed write whose cut back fails too', () => {
       expect((await other.load('u1'))?.lastSeq).toBe(3);
       await other.close();
       await store.close();
-    } finally {
-      restore();
-    }
+    });
   });
 
   it.each(['release', 'close'] as const)('leaves no rejected event when it happens to an append in flight as the store lets go (%s)', async (letGo) => {
@@ -513,8 +509,7 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('leaves no rejected event when two appends made together find the broken writer', async () => {
-    const { store, f, rejected, restore } = await afterFailedCut('failed-cut-together');
-    try {
+    await withFailedCut('failed-cut-together', async ({ store, f, rejected }) => {
       const next = f.batch(1);
       const results = await Promise.allSettled([store.append('u1', next, 3, f.state!), store.append('u1', next, 3, f.state!)]);
       expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
@@ -522,27 +517,21 @@ describe('a failed write whose cut back fails too', () => {
       expect(ids).toHaveLength(4);
       expect(ids).not.toContain(rejected[0]!.eventId);
       await store.close();
-    } finally {
-      restore();
-    }
+    });
   });
 
   it('leaves the id usable from seq 1 after a delete', async () => {
-    const { store, restore } = await afterFailedCut('failed-cut-delete');
-    try {
+    await withFailedCut('failed-cut-delete', async ({ store }) => {
       expect(await store.delete('u1')).toBe(true);
       const again = new EventFactory('u1');
       await store.append('u1', again.batch(1), 0, again.state!);
       expect((await store.load('u1'))?.lastSeq).toBe(1);
       await store.close();
-    } finally {
-      restore();
-    }
+    });
   });
 
   it('never lets the rejected events count as stored: the log is cut back before it is written again', async () => {
-    const { store, f, rejected, restore } = await afterFailedCut('failed-cut');
-    try {
+    await withFailedCut('failed-cut', async ({ store, f, rejected }) => {
       const next = f.batch(1);
       await store.append('u1', next, 3, f.state!);
       const ids = await collectIds(store, 'u1');
@@ -550,8 +539,6 @@ describe('a failed write whose cut back fails too', () => {
       expect(ids[3]).toBe(next[0]!.eventId);
       expect(ids).not.toContain(rejected[0]!.eventId);
       await store.close();
-    } finally {
-      restore();
-    }
+    });
   });
 });
