@@ -19,6 +19,7 @@ export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './
 export { appendInputError, assertAppend, assertAppendState, assertListFilter, assertReadEvents, filterRows } from './store-helpers.js';
 export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';
 export { MAX_TIMER_MS, assertValidId, isValidId } from './validation.js';
+export { redactUrl } from './redact-url.js';
 export { MemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
 export { ProgressTracker } from './tracker.js';

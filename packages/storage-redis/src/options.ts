@@ -122,32 +122,3 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     watchBlockMs: whole(options.watchBlockMs, 'watchBlockMs', 1, 5_000, MAX_WAIT_MS),
   };
 }
-
-/**
- * The URL without user name, password and query, for `info()` and logs. ioredis reads every query
- * parameter as an option (`?password=...`, `?username=...`), so the query can hold credentials too.
- */
-export function redactUrl(url: string): string {
-  // As ioredis reads it (WHATWG URL), unless an '@' is left outside the user part it found: then a
-  // password may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the host,
-  // port, path, query or fragment. When in doubt, too much is masked rather than too little. What the parser refuses or may have misread loses the values of secret
-  // query parameters (an '@' in them is theirs), then the user part, from '//' to the last '@' left,
-  // then the query and fragment (ioredis reads `?password=` and `?username=` there).
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed && !/@/.test(parsed.host + parsed.pathname + parsed.search + parsed.hash)) {
-    parsed.username = '';
-    parsed.password = '';
-    parsed.search = '';
-    parsed.hash = '';
-    return parsed.toString();
-  }
-  return url
-    .replace(/([?&][^=&#]*(?:password|token|user)[^=&#]*=)[^&#]*/gi, '$1')
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1')
-    .replace(/[?#][^]*$/, '');
-}

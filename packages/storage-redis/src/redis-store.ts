@@ -10,6 +10,7 @@ import {
   eventsToJson,
   filterRows,
   isProgressError,
+  redactUrl,
   isTerminal,
   replayEvents,
   safeLogger,
@@ -27,7 +28,7 @@ import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeout } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
-import { redactUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, pushAppendArgs, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';

@@ -8,7 +8,7 @@ describe('RedisStore.info()', () => {
     const text = JSON.stringify(store.info());
     expect(text).not.toContain('secret1');
     expect(text).not.toContain('secret2');
-    expect(store.info().url).toBe('redis://127.0.0.1:1/2');
+    expect(store.info().url).toBe('redis://user:***@127.0.0.1:1/2?password=***&username=admin');
     await store.close();
   });
 
@@ -21,6 +21,8 @@ describe('RedisStore.info()', () => {
     'redis://default:#Pw@S3c@127.0.0.1:1/2',
     'redis://default:/Pw@S3c@127.0.0.1:1/2',
     'redis://default:8080/Pw@127.0.0.1:1/2',
+    // ioredis decodes parameter names: this is a password, and its value's tail was once shown as the host.
+    'redis://:x@127.0.0.1:1/2?pass%77ord=Pw@S3c',
   ])(
     'never shows a password written with a character URLs reserve (%s), in info() or in the error',
     async (url) => {
@@ -28,7 +30,7 @@ describe('RedisStore.info()', () => {
       try {
         const store = new RedisStore({ url, commandTimeoutMs: 100 });
         shown = JSON.stringify(store.info());
-        expect(store.info().url).toBe('redis://127.0.0.1:1/2');
+        expect(store.info().url).toMatch(/^redis:\/\/([a-z]*:\*\*\*@)?127\.0\.0\.1:1\/2(\?[a-z%0-9]+=\*\*\*)?$/);
         await store.close();
       } catch (err) {
         expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });

@@ -393,7 +393,7 @@ describe('RedisStore: appends', () => {
   it('tells its URL without credentials, and refuses bad options', async () => {
     const store = new RedisStore({ url: 'redis://user:secret@127.0.0.1:1/2', commandTimeoutMs: 100 });
     const info = store.info();
-    expect(info.url).toBe('redis://127.0.0.1:1/2');
+    expect(info.url).toBe('redis://user:***@127.0.0.1:1/2');
     expect(JSON.stringify(info)).not.toContain('secret');
     expect(info).toMatchObject({ name: 'RedisStore', durable: true, mode: 'single', keyPrefix: 'progress:' });
     await store.close();

@@ -22,6 +22,7 @@ export {
   MAX_TIMER_MS,
   isLogger,
   safeLogger,
+  redactUrl,
   applyEvent,
   applyEventInPlace,
   cloneState,

@@ -15,7 +15,6 @@ import {
   type UpgradeSummaryRow,
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
-import { redact } from '../src/cli/sources.js';
 import { Capture, cleanupTempDirs, deleteKeys, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
@@ -430,38 +429,14 @@ describe('progress --help and the README', () => {
 });
 
 describe('progress: the Redis password in messages', () => {
-  it('is redacted in the user part and in the query', () => {
-    expect(redact('redis://default:s3cr3t@127.0.0.1:6379/2')).toBe('redis://default:***@127.0.0.1:6379/2');
-    expect(redact('redis://127.0.0.1:6379?password=s3cr3t&db=2')).not.toContain('s3cr3t');
-  });
-
+  // The masking itself is core's redactUrl (tested there); these check that the CLI uses it.
   it('is redacted when written unescaped with a character URLs reserve, where the URL parser fails or misreads it', async () => {
     for (const url of ['redis://:Ab/Cd+eF=@127.0.0.1:6379', 'redis://:Ab#Cd@127.0.0.1:6379', 'redis://:Ab?Cd@127.0.0.1:6379', 'redis://u:Ab@Cd@127.0.0.1:6379/0']) {
-      expect(redact(url)).toMatch(/^redis:\/\/u?:\*\*\*@127\.0\.0\.1:6379/);
       for (const argv of [['ls', url], ['demo', '--redis', url]]) {
         const result = await run(...argv);
         expect(result.code).not.toBe(0);
         expect(result.err).not.toMatch(/Ab|Cd/);
       }
-    }
-    expect(redact('ws://user:pw@127.0.0.1:1/ws?token=s3cretTOK&x=1')).toBe('ws://user:***@127.0.0.1:1/ws?token=***&x=1');
-    // A password in the query is masked with the '@' in it.
-    expect(redact('redis://127.0.0.1:6379/0?password=abc@SECRET')).toBe('redis://127.0.0.1:6379/0?password=***');
-    expect(redact('redis://[::1]:6379/0')).toBe('redis://[::1]:6379/0');
-    // A password that starts with a character the parser reads as the end of the host (it then finds
-    // no user part at all), or with digits it reads as a port: an '@' is left outside a user part.
-    for (const [url, shown] of [
-      ['redis://default:#Sup3rSecret@redis.example.com:6379/0', 'redis://default:***@redis.example.com:6379/0'],
-      ['redis://default:/k3yBase64+x@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
-      ['redis://default:?hunter2@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
-      ['redis://default:8080/abc@redis.example.com:6379', 'redis://default:***@redis.example.com:6379'],
-      ['rediss://admin:1234#xyz@[::1]:6380/2', 'rediss://admin:***@[::1]:6380/2'],
-      // Without `scheme://` (ioredis takes it), and a parameter name written percent-encoded.
-      ['user:s3cret@h:6379', 'user:***@h:6379'],
-      ['//:s3cret@h:6379', '//:***@h:6379'],
-      ['redis://h/0?pass%77ord=s3cret', 'redis://h/0?pass%77ord=***'],
-    ]) {
-      expect(redact(url!)).toBe(shown);
     }
   });
 

@@ -2,10 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
-import { TERMINAL_TASK_STATUSES, isTerminal, type TaskProgress, type TaskSpec } from '@progress/core';
+import { TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
-import { redact, redisStore } from './sources.js';
+import { redisStore } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -168,7 +168,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   options.print(`Dashboard: http://${host}/`);
   options.print(`WebSocket: ${webSocket}   (in another shell: npx progress watch ${webSocket})`);
   const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
-  options.print(options.redisUrl ? `Storage:   Redis ${redact(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));

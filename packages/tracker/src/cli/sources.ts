@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isProgressError, type ProgressStore } from '@progress/core';
+import { isProgressError, redactUrl, type ProgressStore } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
@@ -16,7 +16,7 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
     try {
       url = new URL(spec);
     } catch {
-      throw new CliError(`not a valid URL: ${redact(spec)}`);
+      throw new CliError(`not a valid URL: ${redactUrl(spec)}`);
     }
     if (url.protocol === 'redis:' || url.protocol === 'rediss:') return { kind: 'redis', url: spec };
     if (['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol) && allowWs) {
@@ -29,7 +29,7 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
         url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
         url.pathname = '/ws';
       }
-      if (!url.hostname) throw new CliError(`no host in the URL ${redact(spec)}`);
+      if (!url.hostname) throw new CliError(`no host in the URL ${redactUrl(spec)}`);
       return { kind: 'ws', url: url.toString(), ...(fragment ? { fragment } : {}) };
     }
     throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, http:// (a dashboard), ' : ''}redis:// or a folder)`);
@@ -46,7 +46,7 @@ export function redisStore(url: string, options: Omit<RedisStoreOptions, 'url' |
   try {
     return new RedisStore({ url, ...options });
   } catch (err) {
-    throw new CliError(`cannot open Redis at ${redact(url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
+    throw new CliError(`cannot open Redis at ${redactUrl(url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
   }
 }
 
@@ -60,7 +60,7 @@ export async function openStore(source: Source): Promise<ProgressStore> {
     } catch (err) {
       await store.close().catch(() => {});
       // INVALID_ARGUMENT: Redis refused the URL's database.
-      throw new CliError(`cannot reach Redis at ${redact(source.url)}: ${(err as Error).message}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
+      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}: ${(err as Error).message}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
     }
     return store;
   }
@@ -73,44 +73,6 @@ export function upgradeIdFromFragment(fragment: string): string {
     return decodeURIComponent(fragment);
   } catch {
     throw new CliError(`the #fragment of the URL is not an upgrade id: #${fragment}`);
-  }
-}
-
-/** A URL without its secrets, for messages: the password (in the user part, or in the query, where ioredis reads `?password=` too) and a `token` in the query. */
-export function redact(url: string): string {
-  // Parameter names are matched as ioredis reads them, percent-decoded (`?pass%77ord=` is a password).
-  const secretParams = (text: string): string => text.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, lead: string, key: string) => (/password|token/i.test(decodedKey(key)) ? `${lead}${key}=***` : whole));
-  // As ioredis and ws read it (WHATWG URL), unless an '@' is left outside the user part it found: then
-  // a password may hold '/', '?', '#' or '@' unescaped, and the parser took part of it for the host,
-  // port, path, query or fragment. When in doubt, too much is masked rather than too little.
-  const parsed = parsedUrl(url);
-  if (parsed && !/@/.test(parsed.host + parsed.pathname + parsed.search + parsed.hash)) {
-    if (parsed.password) parsed.password = '***';
-    return secretParams(parsed.toString());
-  }
-  // What the parser refuses, or may have misread: the query's secrets first (an '@' in them is
-  // theirs), then the user part, from '//' to the last '@' left; the password after its first ':' goes.
-  const masked = secretParams(url);
-  // With or without `scheme://` (ioredis takes `user:pass@host:6379` too).
-  const user = /^([a-z][a-z0-9+.-]*:\/\/|\/\/)?([^]*)@/i.exec(masked);
-  if (!user) return masked;
-  const colon = user[2]!.indexOf(':');
-  return `${user[1] ?? ''}${colon < 0 ? user[2] : `${user[2]!.slice(0, colon)}:***`}@${masked.slice(user[0].length)}`;
-}
-
-function decodedKey(key: string): string {
-  try {
-    return decodeURIComponent(key);
-  } catch {
-    return key;
-  }
-}
-
-function parsedUrl(url: string): URL | undefined {
-  try {
-    return new URL(url);
-  } catch {
-    return undefined;
   }
 }
 

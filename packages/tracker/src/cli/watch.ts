@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyEventInPlace, cloneState, isTerminal, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { applyEventInPlace, cloneState, isTerminal, redactUrl, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
-import { redact, storeError } from './sources.js';
+import { storeError } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** What `watch` needs to know. */
@@ -135,7 +135,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         ws = new WebSocket(url, protocols, { headers, handshakeTimeout: 5000 });
       } catch (err) {
         // ws checks the URL and the subprotocols before connecting: what it refuses is the command line's fault.
-        reject(new CliError(`cannot use ${redact(url)}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
+        reject(new CliError(`cannot use ${redactUrl(url)}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
         return;
       }
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
@@ -178,7 +178,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
       ws.on('open', () => {
         backoff = 250;
-        if (connectedOnce) options.view.say(`reconnected to ${redact(url)}; resuming after seq ${state?.lastSeq ?? 0}`);
+        if (connectedOnce) options.view.say(`reconnected to ${redactUrl(url)}; resuming after seq ${state?.lastSeq ?? 0}`);
         connectedOnce = true;
       });
       ws.on('message', (raw) => {
@@ -266,13 +266,13 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
       ws.on('close', () => finish('lost'));
       ws.on('error', (err) => {
-        if (!connectedOnce) options.view.say(`cannot connect to ${redact(url)}: ${err.message}; retrying`);
+        if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${err.message}; retrying`);
       });
     });
     if (outcome !== 'lost') break;
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
     if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
-      throw new CliError(`cannot connect to ${redact(url)}`, ExitCode.UNAVAILABLE);
+      throw new CliError(`cannot connect to ${redactUrl(url)}`, ExitCode.UNAVAILABLE);
     }
     await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);
