@@ -177,24 +177,7 @@ export class RedisStore implements ProgressStore {
         throw new ProgressError('INVALID_ARGUMENT', `${PKG} url ${this.#url} is not one ioredis can use: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       }
       redis.on('error', (err: unknown) => {
-        // ioredis selects the URL's database when it connects, and on a refusal ("DB index is out of
-        // range") only emits this error and goes on in database 0: the commands queued meanwhile would
-        // run there. The error comes before the connection is ready (the reply to SELECT precedes the
-        // ready check's), so closing here keeps every command of this store out of database 0.
-        if ((err as { command?: { name?: unknown } } | null)?.command?.name === 'select') {
-          // Only a refusal of the database itself is for good. Another one (maxclients reached, BUSY
-          // with a script) passes: a new connection selects again before it is ready.
-          if (!DATABASE_REFUSED.test((err as Error).message)) {
-            this.#logger.warn({ err, url: this.#url }, 'Redis could not select the database of the URL now; connecting again');
-            redis.disconnect(true);
-            return;
-          }
-          this.#misconfigured ??= new ProgressError('INVALID_ARGUMENT', `${PKG} Redis at ${this.#url} refused to select its database: ${(err as Error).message}`, { cause: err });
-          this.#logger.error({ err, url: this.#url }, 'Redis refused to select the database of the URL; the store is unusable');
-          redis.disconnect();
-          return;
-        }
-        this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
+        if (this.#selectFailure(err, redis) === undefined) this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
       });
       this.#redis = defineScripts(redis);
     }
@@ -611,6 +594,34 @@ export class RedisStore implements ProgressStore {
     return watchAllUpgrades(this.#watchContext(), signalOf(options));
   }
 
+  /**
+   * What a connection's error means when it is the answer to SELECT; undefined for any other error.
+   * ioredis selects the URL's database when it connects, and on a refusal ("DB index is out of range")
+   * only emits this error and goes on in database 0: the commands queued meanwhile would run there.
+   * The error comes before the connection is ready (the reply to SELECT precedes the ready check's),
+   * so closing the connection here keeps every command of it out of database 0.
+   * - A refusal of the database itself is for good: the store fails every call from now on, and the
+   *   answer is that error (a watcher ends with it).
+   * - Another refusal (maxclients reached, BUSY with a script) passes: the connection connects again,
+   *   and selects again before it is ready. The answer is null.
+   * Used for the store's own connection and for every watch connection (a Redis restarted with fewer
+   * databases refuses them all).
+   */
+  #selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined {
+    if ((err as { command?: { name?: unknown } } | null)?.command?.name !== 'select') return undefined;
+    if (!DATABASE_REFUSED.test((err as Error).message)) {
+      this.#logger.warn({ err, url: this.#url }, 'Redis could not select the database of the URL now; connecting again');
+      conn.disconnect(true);
+      return null;
+    }
+    if (!this.#misconfigured) {
+      this.#misconfigured = new ProgressError('INVALID_ARGUMENT', `${PKG} Redis at ${this.#url} refused to select its database: ${(err as Error).message}`, { cause: err });
+      this.#logger.error({ err, url: this.#url }, 'Redis refused to select the database of the URL; the store is unusable');
+    }
+    conn.disconnect();
+    return this.#misconfigured;
+  }
+
   #watchContext(): WatchContext {
     return {
       redis: this.#redis,
@@ -619,6 +630,7 @@ export class RedisStore implements ProgressStore {
       logger: this.#logger,
       stop: this.#stop.signal,
       readEvents: (id, after, limit, onEpoch) => this.#readEvents(id, after, limit ?? Infinity, onEpoch),
+      selectFailure: (err, conn) => this.#selectFailure(err, conn),
       track: (conn) => {
         this.#watchers.add(conn);
         return () => this.#watchers.delete(conn);

@@ -1,4 +1,4 @@
-import { isProgressError, type Logger, type ProgressEvent } from '@progress/core';
+import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isPipelineAbort, trimmedError, unavailable } from './errors.js';
@@ -16,6 +16,8 @@ export interface WatchContext {
   stop: AbortSignal;
   /** The store's `readEvents`; `onEpoch` hears the upgrade's epoch (null: no meta) as its first page read it. */
   readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent>;
+  /** What an error of a watch connection means if it is the answer to SELECT (see `RedisStore`): the error to end with (the database is refused), null (it connects again), undefined (not a SELECT error). */
+  selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined;
   /** Registers a watcher connection, so that close() can end it; returns the unregister function. */
   track(conn: Redis | Cluster): () => void;
 }
@@ -33,6 +35,8 @@ class WatchConnection {
   readonly #ending: Promise<undefined>;
   #endNow: () => void = () => {};
   #ended = false;
+  /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
+  #failure: ProgressError | undefined;
 
   constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
     const base = ctx.redis;
@@ -47,13 +51,28 @@ class WatchConnection {
           enableAutoPipelining: false,
           commandTimeout: undefined,
         });
-    this.conn.on('error', (err: unknown) => ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)'));
+    // A watch connection selects the URL's database too: a database Redis refuses ends the watcher with the
+    // store's error, rather than following database 0 (where the upgrade looks deleted).
+    this.conn.on('error', (err: unknown) => {
+      const refused = ctx.selectFailure(err, this.conn);
+      if (refused) {
+        this.#failure ??= refused;
+        this.end();
+      } else if (refused === undefined) {
+        ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)');
+      }
+    });
     this.#ending = new Promise<undefined>((resolve) => {
       this.#endNow = () => resolve(undefined);
     });
     this.#untrack = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
     for (const s of this.#signals) s.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Throws why the connection ended on its own, if it did. */
+  throwIfFailed(): void {
+    if (this.#failure) throw this.#failure;
   }
 
   get aborted(): boolean {
@@ -122,83 +141,88 @@ class WatchConnection {
 /** See `RedisStore.watch`. */
 export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return;
-  const keys = ctx.keys.upgrade(upgradeId);
   const watcher = new WatchConnection(ctx, signal);
   try {
-    let next = afterSeq;
-    /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
-    let epoch: string | null | undefined;
-    /**
-     * Checks the meta (as it was at one moment) against what this watcher follows; throws when the
-     * upgrade is gone, returns false when it does not exist yet. `upTo` is the highest seq the meta
-     * must cover: the watched seq, or the last one just read (the meta is read after the entries,
-     * so for the same upgrade its lastSeq is at least that).
-     */
-    const check = ([lastText, epochNow]: Array<string | null>, upTo: number, entries: number): boolean => {
-      if (lastText === null) {
-        if (upTo > 0 || epoch !== undefined || entries > 0) throw goneError(upgradeId, next, 'it was deleted or expired');
-        return false; // not created yet: wait for it
-      }
-      if (epoch !== undefined && epochNow !== epoch) throw goneError(upgradeId, next, 'it was deleted and created again');
-      if (Number(lastText) < upTo) throw goneError(upgradeId, next, `its log ends at seq ${lastText}, before seq ${upTo} (it was deleted, and perhaps created again)`);
-      epoch = epochNow;
-      return true;
-    };
-    let first = true;
-    while (!watcher.aborted) {
-      let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
-      try {
-        read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
-      } catch (err) {
-        if (watcher.aborted) return;
-        // ioredis does not re-send a pipeline cut by a lost connection (it aborts it): read again
-        // from the last seq handed out; the new pipeline waits in the offline queue for the reconnect.
-        if (isPipelineAbort(err)) continue;
-        throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
-      }
-      if (!read) return;
-      // The meta when the watch started (first round), then as it was right after these entries
-      // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
-      // has vanished, restarted behind us, or has another epoch.
-      if (read.metaBefore) check(read.metaBefore, next, 0);
-      first = false;
-      const entries = read.entries ?? [];
-      const lastRead = entries.length > 0 ? seqOf(entries[entries.length - 1]![0]) : 0;
-      const firstSight = epoch === undefined;
-      if (!check(read.meta, Math.max(next, lastRead), entries.length)) continue;
-      // A watch started before its upgrade existed learns the epoch from the meta read after the
-      // entries. The upgrade may have been deleted and created again in between (other clients'
-      // commands can run after the XREAD returns): entries from its start must then carry that
-      // epoch, or they belong to the deleted one, and are read again (nothing was handed out yet).
-      if (firstSight && next === 0 && entries.length > 0 && read.meta[1] !== null) {
-        const start = decodeEntry(keys.events, entries[0]!)[0]!;
-        if (start.seq === 1 && start.eventId !== read.meta[1]) {
-          epoch = undefined;
-          continue;
-        }
-      }
-      const trimmedText = read.meta[2];
-      // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
-      // one holds seq next + 1 (possibly after events already handed out, skipped here).
-      for (const entry of entries) {
-        for (const event of decodeEntry(keys.events, entry)) {
-          if (event.seq <= next) continue;
-          if (event.seq !== next + 1) {
-            // Entries before this one are gone: retention trimmed them (or the log is damaged).
-            const trimmed = Number(trimmedText ?? 0);
-            if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
-            throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
-          }
-          // Checked before each event, not after: a reply that came in the tick close() was called
-          // would otherwise still hand out its first event.
-          if (watcher.aborted) return;
-          next = event.seq;
-          yield event;
-        }
-      }
-    }
+    yield* followUpgrade(ctx, watcher, upgradeId, afterSeq);
   } finally {
     watcher.end();
+  }
+  watcher.throwIfFailed();
+}
+
+async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgradeId: string, afterSeq: number): AsyncGenerator<ProgressEvent> {
+  const keys = ctx.keys.upgrade(upgradeId);
+  let next = afterSeq;
+  /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
+  let epoch: string | null | undefined;
+  /**
+   * Checks the meta (as it was at one moment) against what this watcher follows; throws when the
+   * upgrade is gone, returns false when it does not exist yet. `upTo` is the highest seq the meta
+   * must cover: the watched seq, or the last one just read (the meta is read after the entries,
+   * so for the same upgrade its lastSeq is at least that).
+   */
+  const check = ([lastText, epochNow]: Array<string | null>, upTo: number, entries: number): boolean => {
+    if (lastText === null) {
+      if (upTo > 0 || epoch !== undefined || entries > 0) throw goneError(upgradeId, next, 'it was deleted or expired');
+      return false; // not created yet: wait for it
+    }
+    if (epoch !== undefined && epochNow !== epoch) throw goneError(upgradeId, next, 'it was deleted and created again');
+    if (Number(lastText) < upTo) throw goneError(upgradeId, next, `its log ends at seq ${lastText}, before seq ${upTo} (it was deleted, and perhaps created again)`);
+    epoch = epochNow;
+    return true;
+  };
+  let first = true;
+  while (!watcher.aborted) {
+    let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
+    try {
+      read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
+    } catch (err) {
+      if (watcher.aborted) return;
+      // ioredis does not re-send a pipeline cut by a lost connection (it aborts it): read again
+      // from the last seq handed out; the new pipeline waits in the offline queue for the reconnect.
+      if (isPipelineAbort(err)) continue;
+      throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+    }
+    if (!read) return;
+    // The meta when the watch started (first round), then as it was right after these entries
+    // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
+    // has vanished, restarted behind us, or has another epoch.
+    if (read.metaBefore) check(read.metaBefore, next, 0);
+    first = false;
+    const entries = read.entries ?? [];
+    const lastRead = entries.length > 0 ? seqOf(entries[entries.length - 1]![0]) : 0;
+    const firstSight = epoch === undefined;
+    if (!check(read.meta, Math.max(next, lastRead), entries.length)) continue;
+    // A watch started before its upgrade existed learns the epoch from the meta read after the
+    // entries. The upgrade may have been deleted and created again in between (other clients'
+    // commands can run after the XREAD returns): entries from its start must then carry that
+    // epoch, or they belong to the deleted one, and are read again (nothing was handed out yet).
+    if (firstSight && next === 0 && entries.length > 0 && read.meta[1] !== null) {
+      const start = decodeEntry(keys.events, entries[0]!)[0]!;
+      if (start.seq === 1 && start.eventId !== read.meta[1]) {
+        epoch = undefined;
+        continue;
+      }
+    }
+    const trimmedText = read.meta[2];
+    // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
+    // one holds seq next + 1 (possibly after events already handed out, skipped here).
+    for (const entry of entries) {
+      for (const event of decodeEntry(keys.events, entry)) {
+        if (event.seq <= next) continue;
+        if (event.seq !== next + 1) {
+          // Entries before this one are gone: retention trimmed them (or the log is damaged).
+          const trimmed = Number(trimmedText ?? 0);
+          if (trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+          throw corrupted(keys.events, `the event log after seq ${next} (entry ${entry[0]} follows)`, undefined, { upgradeId });
+        }
+        // Checked before each event, not after: a reply that came in the tick close() was called
+        // would otherwise still hand out its first event.
+        if (watcher.aborted) return;
+        next = event.seq;
+        yield event;
+      }
+    }
   }
 }
 
@@ -243,6 +267,15 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return;
   const watcher = new WatchConnection(ctx, signal);
+  try {
+    yield* readFeed(ctx, watcher, start);
+  } finally {
+    watcher.end();
+  }
+  watcher.throwIfFailed();
+}
+
+async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
   /** The last seq handed out per upgrade, with the epoch the upgrade had then (bounded: the oldest entries are forgotten first). */
   const seen = new Map<string, Seen>();
   const mark = (upgradeId: string, event: ProgressEvent, epoch: string | null): void => {
@@ -308,90 +341,86 @@ async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, s
       }
     }
   };
-  try {
-    // The start point was asked on the store's connection: if Redis is unreachable, ioredis holds
-    // that command until it reconnects, so stopping must not wait for it.
-    let last = await watcher.until(start);
-    if (last === undefined || watcher.aborted) return;
-    if (last instanceof Error) throw unavailable('watchAll failed', last);
-    while (!watcher.aborted) {
-      let read: Awaited<ReturnType<WatchConnection['xreadFeed']>>;
-      try {
-        read = await watcher.xreadFeed(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
-      } catch (err) {
+  // The start point was asked on the store's connection: if Redis is unreachable, ioredis holds
+  // that command until it reconnects, so stopping must not wait for it.
+  let last = await watcher.until(start);
+  if (last === undefined || watcher.aborted) return;
+  if (last instanceof Error) throw unavailable('watchAll failed', last);
+  while (!watcher.aborted) {
+    let read: Awaited<ReturnType<WatchConnection['xreadFeed']>>;
+    try {
+      read = await watcher.xreadFeed(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
+    } catch (err) {
+      if (watcher.aborted) return;
+      // ioredis does not re-send a pipeline cut by a lost connection: read again from `last`.
+      if (isPipelineAbort(err)) continue;
+      throw unavailable('watchAll failed', err);
+    }
+    if (!read) return;
+    const entries = read.entries;
+    if (!entries?.length) continue;
+    // The entry read last is gone: this follower fell so far behind that the feed (capped at about
+    // feedMaxLen entries) was trimmed past it, and entries it never read may have gone with it.
+    if (!read.afterKept && last !== '0-0') throw feedTrimmedError(last);
+    last = entries[entries.length - 1]![0];
+    // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
+    // together), from the last seq handed out (which also fills a gap left by a lost entry).
+    const ranges = new Map<string, Range>();
+    for (const [id, fields] of entries) {
+      const pointer = decodeFeedEntry(fields);
+      if (!pointer) {
+        ctx.logger.warn({ key: ctx.keys.feed, id }, 'damaged feed entry skipped');
+        continue;
+      }
+      const to = pointer.first + pointer.count - 1;
+      const prev = seen.get(pointer.upgradeId);
+      // seq 1 again, for an upgrade already followed (perhaps earlier in this page): either it was
+      // deleted and created again, or the entry is a repeat (a cluster-mode follow-up re-sent
+      // after a lost reply). Read from the start, at least up to the last seq handed out: the
+      // epoch tells which (see `fresh`).
+      if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
+        ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0, ranges.get(pointer.upgradeId)?.to ?? 0), prev, fromStart: true });
+        continue;
+      }
+      const range = ranges.get(pointer.upgradeId);
+      if (range) {
+        range.to = Math.max(range.to, to);
+        continue;
+      }
+      // A followed upgrade: from the last event handed out (the epoch then tells whether it is
+      // still the same upgrade: an entry may point into one deleted and created again since). An
+      // unknown one: from this entry.
+      ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false });
+    }
+    /** The events of `r` not handed out yet, of the upgrade as it is now, and its epoch. */
+    const fresh = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
+      const read = await collect(upgradeId, r.after, r.to);
+      const prev = r.prev;
+      // Unknown before, or an epoch that cannot be compared (none recorded, or the upgrade is gone):
+      // what was read is new.
+      if (!prev || prev.epoch === null || read.epoch === null) return r.fromStart && prev ? { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch } : read;
+      // The same upgrade: what follows the last event handed out is new.
+      if (read.epoch === prev.epoch) return { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch };
+      // Deleted and created again: the new upgrade's events from its start.
+      return r.fromStart ? read : collect(upgradeId, 0, r.to);
+    };
+    const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => fresh(upgradeId, r).then((page) => ({ upgradeId, ...page })));
+    let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }>;
+    try {
+      pages = await Promise.all(reads);
+    } catch (err) {
+      // The store closed (or the caller stopped) while these reads were in flight: end, as the
+      // XREAD above does, rather than throw what the closing connection answered.
+      if (watcher.aborted) return;
+      throw err;
+    }
+    for (const { upgradeId, events, epoch } of pages) {
+      for (const event of events) {
+        // Before each event: reads on a client passed in are still answered after close().
         if (watcher.aborted) return;
-        // ioredis does not re-send a pipeline cut by a lost connection: read again from `last`.
-        if (isPipelineAbort(err)) continue;
-        throw unavailable('watchAll failed', err);
-      }
-      if (!read) return;
-      const entries = read.entries;
-      if (!entries?.length) continue;
-      // The entry read last is gone: this follower fell so far behind that the feed (capped at about
-      // feedMaxLen entries) was trimmed past it, and entries it never read may have gone with it.
-      if (!read.afterKept && last !== '0-0') throw feedTrimmedError(last);
-      last = entries[entries.length - 1]![0];
-      // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent
-      // together), from the last seq handed out (which also fills a gap left by a lost entry).
-      const ranges = new Map<string, Range>();
-      for (const [id, fields] of entries) {
-        const pointer = decodeFeedEntry(fields);
-        if (!pointer) {
-          ctx.logger.warn({ key: ctx.keys.feed, id }, 'damaged feed entry skipped');
-          continue;
-        }
-        const to = pointer.first + pointer.count - 1;
-        const prev = seen.get(pointer.upgradeId);
-        // seq 1 again, for an upgrade already followed (perhaps earlier in this page): either it was
-        // deleted and created again, or the entry is a repeat (a cluster-mode follow-up re-sent
-        // after a lost reply). Read from the start, at least up to the last seq handed out: the
-        // epoch tells which (see `fresh`).
-        if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
-          ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0, ranges.get(pointer.upgradeId)?.to ?? 0), prev, fromStart: true });
-          continue;
-        }
-        const range = ranges.get(pointer.upgradeId);
-        if (range) {
-          range.to = Math.max(range.to, to);
-          continue;
-        }
-        // A followed upgrade: from the last event handed out (the epoch then tells whether it is
-        // still the same upgrade: an entry may point into one deleted and created again since). An
-        // unknown one: from this entry.
-        ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false });
-      }
-      /** The events of `r` not handed out yet, of the upgrade as it is now, and its epoch. */
-      const fresh = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
-        const read = await collect(upgradeId, r.after, r.to);
-        const prev = r.prev;
-        // Unknown before, or an epoch that cannot be compared (none recorded, or the upgrade is gone):
-        // what was read is new.
-        if (!prev || prev.epoch === null || read.epoch === null) return r.fromStart && prev ? { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch } : read;
-        // The same upgrade: what follows the last event handed out is new.
-        if (read.epoch === prev.epoch) return { events: read.events.filter((e) => e.seq > prev.seq), epoch: read.epoch };
-        // Deleted and created again: the new upgrade's events from its start.
-        return r.fromStart ? read : collect(upgradeId, 0, r.to);
-      };
-      const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => fresh(upgradeId, r).then((page) => ({ upgradeId, ...page })));
-      let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }>;
-      try {
-        pages = await Promise.all(reads);
-      } catch (err) {
-        // The store closed (or the caller stopped) while these reads were in flight: end, as the
-        // XREAD above does, rather than throw what the closing connection answered.
-        if (watcher.aborted) return;
-        throw err;
-      }
-      for (const { upgradeId, events, epoch } of pages) {
-        for (const event of events) {
-          // Before each event: reads on a client passed in are still answered after close().
-          if (watcher.aborted) return;
-          mark(upgradeId, event, epoch);
-          yield event;
-        }
+        mark(upgradeId, event, epoch);
+        yield event;
       }
     }
-  } finally {
-    watcher.end();
   }
 }

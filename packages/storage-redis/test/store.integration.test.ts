@@ -604,6 +604,49 @@ describe('RedisStore: the database of the url', () => {
     }
   });
 
+  it('a watcher whose connection Redis no longer lets select the database ends with INVALID_ARGUMENT, rather than follow database 0', async () => {
+    const user = `nosel-w-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const db1 = new Redis(withDb('1'));
+    const keyPrefix = freshPrefix('db-watch');
+    try {
+      const url = new URL(withDb('1'));
+      url.username = user;
+      url.password = 'pw';
+      const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 2000, watchBlockMs: 200 });
+      const f = new EventFactory('u-dbw');
+      await appendBatch(store, f, 2);
+      const one = store.watch('u-dbw', 0)[Symbol.asyncIterator]();
+      const all = store.watchAll()[Symbol.asyncIterator]();
+      expect((await one.next()).value).toMatchObject({ seq: 1 });
+      const fromAll = all.next();
+      await appendBatch(store, f, 1);
+      expect((await fromAll).value).toMatchObject({ seq: 3 });
+      // What a Redis restarted with fewer databases answers too: every connection of the store
+      // reconnects, and its SELECT is refused.
+      await admin.call('ACL', 'SETUSER', user, '-select');
+      await admin.call('CLIENT', 'KILL', 'USER', user);
+      const endOf = async (it: AsyncIterator<unknown>): Promise<unknown> => {
+        for (;;) {
+          try {
+            if ((await it.next()).done) return 'done';
+          } catch (err) {
+            return err;
+          }
+        }
+      };
+      for (const ended of await Promise.all([endOf(one), endOf(all)])) {
+        expect(ended).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('refused to select its database') });
+      }
+      expect(await errorOf(store.list())).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await store.close();
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+      await deleteKeysWith(db1, keyPrefix);
+      await db1.quit();
+    }
+  });
+
   it('a database Redis refuses (out of range) fails every call with INVALID_ARGUMENT, and nothing reaches database 0', async () => {
     const keyPrefix = freshPrefix('db');
     prefixes.add(keyPrefix);
