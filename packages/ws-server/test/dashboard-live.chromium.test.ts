@@ -390,10 +390,19 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
   }, 60_000);
 });
 
-/** A TCP relay in front of the server whose connections can be frozen: a path that drops everything and never closes (a NAT that forgot it, a laptop that slept). Connections made after the freeze pass. */
-async function freezableRelay(target: number): Promise<{ port: number; freeze(): void; close(): void }> {
+/**
+ * A TCP relay in front of the server whose connections can be frozen: a path that drops everything and never closes (a NAT that forgot it, a laptop that slept). Connections made after the freeze pass,
+ * unless `swallow(true)`: then they are accepted and never answered (a peer that takes the TCP connection and never answers the handshake), for good.
+ */
+async function freezableRelay(target: number): Promise<{ port: number; freeze(): void; swallow(on: boolean): void; readonly swallowed: number; close(): void }> {
   const pairs: Array<{ a: Socket; b: Socket; frozen: boolean }> = [];
+  const swallowed: Socket[] = [];
+  let swallowing = false;
   const relay = createServer((a) => {
+    if (swallowing) {
+      swallowed.push(a.on('error', () => {}));
+      return;
+    }
     const pair = { a, b: connect(target, '127.0.0.1'), frozen: false };
     pairs.push(pair);
     a.on('data', (d) => void (pair.frozen || pair.b.write(d)));
@@ -408,11 +417,18 @@ async function freezableRelay(target: number): Promise<{ port: number; freeze():
   return {
     port: (relay.address() as AddressInfo).port,
     freeze: () => pairs.forEach((p) => (p.frozen = true)),
+    swallow: (on) => {
+      swallowing = on;
+    },
+    get swallowed() {
+      return swallowed.length;
+    },
     close: () => {
       for (const p of pairs) {
         p.a.destroy();
         p.b.destroy();
       }
+      for (const a of swallowed) a.destroy();
       relay.close();
     },
   };
@@ -444,6 +460,38 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
       await caughtUp(page, t);
       expect((await shown(page)).tasks['a']).toContain('90');
       expect(await page.getAttribute('#conn', 'class')).toBe('live');
+    } finally {
+      relay.close();
+    }
+  }, 60_000);
+
+  it('a connection that never gets past CONNECTING (the handshake unanswered) is given up on the same clock, not left to the browser', async () => {
+    const { server, port } = await serve({});
+    const t = await tracker('u-conn', new MemoryStore());
+    server.track(t);
+    await t.startUpgrade('P');
+    await t.addTask('a', 'A');
+    const relay = await freezableRelay(port);
+    try {
+      const page = await newPage();
+      await page.clock.install();
+      await page.goto(`http://127.0.0.1:${relay.port}/#u-conn`);
+      await caughtUp(page, t);
+      relay.freeze();
+      relay.swallow(true);
+      await t.updateTaskProgress('a', 70);
+      // The frozen connection is given up (as above), and the next one is swallowed.
+      await page.clock.runFor(26_000);
+      await page.clock.runFor(2000);
+      await expect.poll(() => relay.swallowed, { timeout: 5000 }).toBe(1);
+      relay.swallow(false);
+      // The window doubled to 30 s with the first connection given up; the list timer looks every 5 s.
+      await page.clock.runFor(36_000);
+      await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toMatch(/no answer for 30 s|live/);
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      expect((await shown(page)).tasks['a']).toContain('70');
+      expect(relay.swallowed).toBe(1);
     } finally {
       relay.close();
     }

@@ -30,7 +30,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // doubles after each connection given up (a slow link bringing one large snapshot), up to
   // STALE_MAX_MS, and starts over once a connection has been delivering for HEALTHY_MS.
   var LIST_MS = 5000, STALE_MIN_MS = 15000, STALE_MAX_MS = 120000;
-  var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0;
+  // A connection that stays CONNECTING as long (a peer that took the TCP connection and never answers
+  // the handshake) is given up the same way: the browser's own limit is minutes.
+  var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0, connectingSince = 0;
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -401,6 +403,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
     openedAt = 0;
     unansweredSince = 0;
+    connectingSince = Date.now();
     ws.onopen = function () { openedAt = Date.now(); };
     ws.onmessage = onMessage;
     ws.onclose = function (e) {
@@ -432,6 +435,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     setTimeout(connect, delay);
   }
   listTimer = setInterval(function () {
+    if (ws && ws.readyState === 0 && Date.now() - connectingSince > staleMs) return abandon();
     if (ws && ws.readyState === 1) {
       if (unansweredSince && Date.now() - unansweredSince > staleMs) return abandon();
       if (!unansweredSince) unansweredSince = Date.now();
