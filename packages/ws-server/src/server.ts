@@ -701,9 +701,15 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#syncWatchAll();
   }
 
-  /** Forgets a topic nobody needs: no tracker, no subscriber, no `*` subscriber fed by watchAll. */
+  /**
+   * Forgets a topic nobody needs: no tracker, no subscriber, and no `*` subscriber fed by watchAll
+   * (whose next event of it would otherwise load its state again, and which is told of an upgrade
+   * whose load failed once it can be read). One the store was read and found not to hold goes even
+   * then: a client subscribing to made-up ids and leaving them would make the server keep a topic for
+   * each; watchAll makes it again if the upgrade appears.
+   */
   #maybeRelease(topic: Topic): void {
-    if (topic.tracker || topic.subs.size > 0 || (this.#watchAll && topic.storeBacked)) return;
+    if (topic.tracker || topic.subs.size > 0 || (this.#watchAll && topic.storeBacked && (topic.exists || !topic.loaded))) return;
     if (this.#idle(topic)) return this.#retain(topic);
     topic.close();
     this.#topics.delete(topic.upgradeId);

@@ -465,7 +465,13 @@ export class Topic {
         // Deleted (and maybe created again) while replaying: what was sent and held is of the old upgrade.
         if (this.#generation !== generation) return this.#restartReplay(sub);
         if (result !== 'ok') return this.#resync(sub, result);
-        if (this.#drain(sub)) return;
+        if (this.#drain(sub)) {
+          // The source ended before the state this topic holds, and nothing held follows: an upgrade
+          // sent to this server as a sink (or kept after its tracker went) that the store does not
+          // hold. No replay can bring the subscriber there: the snapshot does.
+          if (sub.lastSent < this.lastSeq) this.#resync(sub, 'unavailable');
+          return;
+        }
       }
       this.#resync(sub, 'gap');
     } catch (err) {

@@ -253,3 +253,63 @@ describe('a tracker untracked with nobody subscribed', () => {
     expect((await c.next((m) => m.type === 'progress_summary')).data).toMatchObject({ status: 'completed' });
   });
 });
+
+describe('a subscriber resuming an upgrade the server\'s store does not hold', () => {
+  // The upgrade reached the server as a sink, or its tracker was untracked: the server holds its
+  // state, the store none of its events. A replay from the store would hand out nothing.
+  const resumes = async (c: TestClient, upgradeId: string, lastSeq: number): Promise<void> => {
+    c.send({ type: 'subscribe', upgradeId, sinceSeq: 1 });
+    expect(await c.next((m) => m.type === 'resync' && m.upgradeId === upgradeId)).toMatchObject({ reason: 'unavailable' });
+    expect(await c.next((m) => m.type === 'snapshot' && m.upgradeId === upgradeId)).toMatchObject({ seq: lastSeq });
+  };
+
+  it('gets resync (unavailable) and the snapshot when the upgrade comes as a sink', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
+    const { url } = await opened.server.start();
+    const sinkFed = await openTracker('sink-1'); // its own memory store; the server is one of its sinks
+    trackers.push(sinkFed);
+    sinkFed.addSink(opened.server);
+    await sinkFed.startUpgrade();
+    await sinkFed.addTask('t', 'T');
+    await sinkFed.startTask('t');
+    await resumes(await connect(url), 'sink-1', sinkFed.durableProgress.lastSeq);
+  });
+
+  it('gets resync (unavailable) and the snapshot when the upgrade\'s tracker was untracked', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
+    const { url } = await opened.server.start();
+    const local = await openTracker('local-2');
+    trackers.push(local);
+    const untrack = opened.server.track(local);
+    await local.startUpgrade();
+    await local.addTask('t', 'T');
+    untrack();
+    await resumes(await connect(url), 'local-2', local.durableProgress.lastSeq);
+  });
+});
+
+describe('what a "*" subscriber keeps', () => {
+  it('no topic of an upgrade that does not exist: subscribing to made-up ids and leaving them leaves nothing behind', async () => {
+    const store = new WatchableMemoryStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    opened.server = new ProgressWebSocketServer({ port: 0, store, rateLimit: { messagesPerSecond: 1000, burst: 1000 } });
+    const { url } = await opened.server.start();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'subscribed');
+    const before = opened.server.getStats().topics;
+    for (let i = 0; i < 50; i++) {
+      c.send({ type: 'subscribe', upgradeId: `made-up-${i}` });
+      c.send({ type: 'unsubscribe', upgradeId: `made-up-${i}` });
+    }
+    await c.answered();
+    expect(opened.server.getStats().topics).toBe(before);
+    // One of them appearing later is served to the "*" subscriber all the same.
+    const late = await openTracker('made-up-7', store);
+    trackers.push(late);
+    await late.startUpgrade();
+    await c.until(() => c.seqs('made-up-7').includes(2), 5000, 'the new upgrade to reach "*"');
+  });
+});
