@@ -1,4 +1,4 @@
-import { ProgressError, isProgressError, type ProgressErrorContext } from '@progress/core';
+import { ProgressError, isProgressError, type Logger, type ProgressErrorContext } from '@progress/core';
 
 const PKG = '[@progress/storage-redis]';
 
@@ -9,9 +9,48 @@ const PKG = '[@progress/storage-redis]';
  */
 export function unavailable(what: string, cause: unknown, context: ProgressErrorContext = {}): ProgressError {
   if (isProgressError(cause)) return cause;
+  withoutSecrets(cause);
   const reason = cause instanceof Error ? cause.message : String(cause);
   if (reason.includes('WRONGTYPE')) return new ProgressError('DATA_CORRUPTED', `${PKG} ${what}: a key holds another kind of value (${reason})`, { cause, context });
   return new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: ${reason}`, { cause, context });
+}
+
+/** Commands whose arguments hold credentials: `AUTH [user] password`, `HELLO 3 AUTH user password`. */
+const SECRET_COMMAND = /^(auth|hello)$/i;
+
+/**
+ * Masks the credentials an ioredis error carries: a refused `AUTH` (a wrong password) comes with
+ * `err.command = { name: 'auth', args: [user, password] }`, which a logger's error serializer
+ * prints and a `cause` hands to the caller. Changes the error in place (and its causes and
+ * `previousErrors`), and returns it.
+ */
+export function withoutSecrets<T>(err: T): T {
+  let e: unknown = err;
+  for (let depth = 0; e !== null && typeof e === 'object' && depth < 5; depth++) {
+    const command = (e as { command?: unknown }).command as { name?: unknown; args?: unknown } | null | undefined;
+    if (command && typeof command === 'object' && typeof command.name === 'string' && SECRET_COMMAND.test(command.name)) {
+      try {
+        (e as { command: unknown }).command = { name: command.name, args: Array.isArray(command.args) ? command.args.map(() => '***') : [] };
+      } catch {
+        // A frozen error: nothing this store can mask.
+      }
+    }
+    const previous = (e as { previousErrors?: unknown }).previousErrors;
+    if (Array.isArray(previous)) for (const p of previous) withoutSecrets(p);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return err;
+}
+
+/** `logger` with the credentials of every `err` it is handed masked ({@link withoutSecrets}). */
+export function scrubbingLogger(logger: Logger): Logger {
+  const scrub =
+    (level: keyof Logger) =>
+    (obj: object, msg?: string): void => {
+      if (obj !== null && typeof obj === 'object' && 'err' in obj) withoutSecrets((obj as { err?: unknown }).err);
+      logger[level](obj, msg);
+    };
+  return { debug: scrub('debug'), info: scrub('info'), warn: scrub('warn'), error: scrub('error') };
 }
 
 /**

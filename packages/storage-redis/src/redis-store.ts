@@ -26,7 +26,7 @@ import {
 } from '@progress/core';
 import { Redis, type Cluster, type Command } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { closedError, corrupted, goneError, trimmedError, unavailable, withTimeout } from './errors.js';
+import { closedError, corrupted, goneError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -152,7 +152,8 @@ export class RedisStore implements ProgressStore {
     this.#maxEventsArg = String(this.#options.maxEvents);
     this.#feedMaxLenArg = String(this.#options.feedMaxLen);
     // Wrapped: a logger that throws (a closed transport) must not leave an append unanswered or fail a cleanup.
-    this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
+    // Scrubbed: a refused AUTH error carries the password (see withoutSecrets).
+    this.#logger = options.logger ? scrubbingLogger(safeLogger(options.logger)) : silentLogger;
     if (options.redis) {
       this.#owns = false;
       this.#redis = defineScripts(options.redis);
@@ -177,6 +178,8 @@ export class RedisStore implements ProgressStore {
         throw new ProgressError('INVALID_ARGUMENT', `${PKG} url ${this.#url} is not one ioredis can use: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       }
       redis.on('error', (err: unknown) => {
+        // The same error may reject the commands queued meanwhile: mask a refused AUTH's password first.
+        withoutSecrets(err);
         if (this.#selectFailure(err, redis) === undefined) this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
       });
       this.#redis = defineScripts(redis);

@@ -1,7 +1,7 @@
 import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isPipelineAbort, trimmedError, unavailable } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isPipelineAbort, trimmedError, unavailable, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -54,6 +54,7 @@ class WatchConnection {
     // A watch connection selects the URL's database too: a database Redis refuses ends the watcher with the
     // store's error, rather than following database 0 (where the upgrade looks deleted).
     this.conn.on('error', (err: unknown) => {
+      withoutSecrets(err);
       const refused = ctx.selectFailure(err, this.conn);
       if (refused) {
         this.#failure ??= refused;

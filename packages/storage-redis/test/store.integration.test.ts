@@ -663,3 +663,37 @@ describe('RedisStore: the database of the url', () => {
     await store.close();
   });
 });
+
+describe('RedisStore: a password Redis refuses', () => {
+  /** Every enumerable property of an error and its causes, as pino's error serializer prints them. */
+  const serialized = (value: unknown): string =>
+    JSON.stringify(value, (_key, v: unknown) => {
+      if (!(v instanceof Error)) return v;
+      const own: Record<string, unknown> = { message: v.message, stack: v.stack, cause: v.cause };
+      for (const key of Object.keys(v)) own[key] = (v as unknown as Record<string, unknown>)[key];
+      return own;
+    });
+
+  it('is in none of its errors (nor their causes) and none of its logs', async () => {
+    const user = `auth-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>right-pw', '~*', '&*', '+@all');
+    try {
+      const logged: unknown[] = [];
+      const record = (obj: object, msg?: string): void => void logged.push({ obj, msg });
+      const url = new URL(redisUrl());
+      url.username = user;
+      url.password = 'Wr0ngSecretPw';
+      const store = new RedisStore({ url: url.toString(), keyPrefix: freshPrefix('auth'), commandTimeoutMs: 1500, logger: { debug: record, info: record, warn: record, error: record } });
+      const f = new EventFactory('u-auth');
+      const errors = await Promise.all([errorOf(store.list()), errorOf(store.append('u-auth', f.batch(1), 0, f.snapshot())), errorOf(store.load('u-auth'))]);
+      await store.close();
+      // What Redis said reached the caller and the log (the proof that the refused AUTH was seen)...
+      expect(serialized(errors) + serialized(logged)).toMatch(/WRONGPASS|invalid username-password/);
+      // ...without the password.
+      expect(serialized(errors)).not.toContain('Wr0ngSecretPw');
+      expect(serialized(logged)).not.toContain('Wr0ngSecretPw');
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+});
