@@ -8,7 +8,7 @@ import { assertTaskTransition, assertUpgradeTransition } from './transitions.js'
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
 import { assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, toDetails } from './validation.js';
-import { assertReadEvents } from './store-helpers.js';
+import { assertAppendState, assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -213,7 +213,18 @@ export class ProgressTracker implements AsyncDisposable {
         'upgrade already stored with another planId or clusterName; the stored values are kept',
       );
     }
-    const tracker = new ProgressTracker(state, store, options.store === undefined, options);
+    let tracker: ProgressTracker;
+    try {
+      // A state the store hands back that is not one (a store's bug, a damaged record it did not
+      // catch) is refused here, with the upgrade let go, rather than fail later in the reducer.
+      if (!created) assertLoadedState(upgradeId, state);
+      tracker = new ProgressTracker(state, store, options.store === undefined, options);
+    } catch (err) {
+      await store.release?.(upgradeId).catch(() => {});
+      throw isProgressError(err)
+        ? err
+        : new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${upgradeId}": the state the store loaded cannot be used (${err instanceof Error ? err.message : String(err)})`, { cause: err, context: { upgradeId } });
+    }
     if (created) tracker.#emit(created);
     return tracker;
   }
@@ -796,6 +807,18 @@ export class ProgressTracker implements AsyncDisposable {
 }
 
 /** Reads the clock option: a finite number of ms, or `INVALID_ARGUMENT` (before anything changes). */
+/** `DATA_CORRUPTED` unless `state`, loaded from a store, has the shape every store checks before it writes one. */
+function assertLoadedState(upgradeId: string, state: unknown): asserts state is UpgradeProgress {
+  try {
+    assertAppendState('@progress/core', upgradeId, state);
+  } catch (err) {
+    throw new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${upgradeId}": the store loaded a state that is not one: ${(err as Error).message.replace(/^\[@progress\/core\] upgrade "[^]*?": /, '')}`, {
+      cause: err,
+      context: { upgradeId },
+    });
+  }
+}
+
 function clockTime(now: () => number): number {
   const time = now();
   if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > 8.64e15) {

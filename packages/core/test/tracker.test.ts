@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
 import { expectCode, manualClock } from './helpers.js';
 
 const open = (extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
@@ -745,5 +745,23 @@ describe('ProgressTracker: durability and sinks', () => {
       info = t.getSystemInfo();
     }
     expect(info).toMatchObject({ upgradeId: 'test-upgrade-123', lastSeq: 1, durableSeq: 1, pendingEvents: 0, closed: false, sinks: ['noop'], store: { name: 'MemoryStore' } });
+  });
+});
+
+describe('ProgressTracker.open over a store that loads what is not a state', () => {
+  it.each([
+    ['no tasks', { upgradeId: 'u-bad', lastSeq: 3, status: 'in_progress', overallPercentage: 0, updatedAt: '2026-01-01T00:00:00.000Z' }],
+    ['another upgrade', { upgradeId: 'other', lastSeq: 3, status: 'in_progress', overallPercentage: 0, updatedAt: '2026-01-01T00:00:00.000Z', tasks: {} }],
+    ['a string', 'not a state'],
+  ])('refuses it with DATA_CORRUPTED (%s) and lets the upgrade go', async (_what, loaded) => {
+    const inner = new MemoryStore();
+    const store: ProgressStore = Object.assign(Object.create(inner) as MemoryStore, {
+      acquire: (id: string) => inner.acquire(id),
+      release: (id: string) => inner.release(id),
+      load: async () => loaded as never,
+    });
+    await expect(ProgressTracker.open({ upgradeId: 'u-bad', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('u-bad') });
+    // The writer lock was let go: another open can take it.
+    await expect(inner.acquire('u-bad')).resolves.toBeUndefined();
   });
 });
