@@ -338,9 +338,15 @@ export class ProgressTracker implements AsyncDisposable {
     this.#assertOpen();
     if (!Array.isArray(specs) || specs.length === 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] addTasks needs a non-empty array of tasks');
     assertUpgradeTransition(this.#live, 'task.added');
-    const ids = new Set<string>();
-    for (const spec of specs) {
+    // Each spec's fields are read once, into a copy that is checked and recorded: a getter (or a
+    // proxy) answering otherwise on a second read must not record what was not checked.
+    const copies: TaskSpec[] = Array.from(specs, (spec) => {
       if (!spec || typeof spec !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] each task must be an object');
+      const { taskId, taskName, taskType, parentTaskId, totalSteps, weight } = spec;
+      return { taskId, taskName, taskType, parentTaskId, totalSteps, weight };
+    });
+    const ids = new Set<string>();
+    for (const spec of copies) {
       assertValidId(spec.taskId, 'taskId');
       assertText(spec.taskName, 'taskName', 1, 256);
       if (spec.taskType !== undefined) assertText(spec.taskType, 'taskType', 1, 128);
@@ -360,7 +366,7 @@ export class ProgressTracker implements AsyncDisposable {
     // The clock is read once, before the first event is recorded: one that failed on a later read
     // would leave the events before it in the live state.
     const now = clockTime(this.#now);
-    const events = specs.map((spec) =>
+    const events = copies.map((spec) =>
       this.#record(
         'task.added',
         'not_started',
@@ -374,7 +380,7 @@ export class ProgressTracker implements AsyncDisposable {
       ),
     );
     await this.#commit(events, undefined);
-    return specs.map((spec) => cloneTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
+    return copies.map((spec) => cloneTask(this.#durable.tasks[spec.taskId] ?? this.#live.tasks[spec.taskId]!));
   }
 
   /** not_started -> in_progress. */

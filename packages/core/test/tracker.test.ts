@@ -765,3 +765,27 @@ describe('ProgressTracker.open over a store that loads what is not a state', () 
     await expect(inner.acquire('u-bad')).resolves.toBeUndefined();
   });
 });
+
+describe('addTasks with specs whose fields answer differently on each read', () => {
+  it('records what it checked: each field is read once', async () => {
+    const t = await ProgressTracker.open({ upgradeId: 'u-getter', planId: 'p', clusterName: 'c' });
+    await t.addTask('p', 'Parent');
+    let reads = 0;
+    // A valid parent on the first read, an unknown one on any later read.
+    const shifty = {
+      taskId: 'b',
+      taskName: 'B',
+      get parentTaskId(): string {
+        return ++reads === 1 ? 'p' : 'nope';
+      },
+    };
+    const [a, b] = await t.addTasks([{ taskId: 'a', taskName: 'A' }, shifty]);
+    expect(reads).toBe(1);
+    expect(a).toMatchObject({ taskId: 'a' });
+    expect(b).toMatchObject({ taskId: 'b', parentTaskId: 'p' });
+    // The live state is the durable one: the next command goes through.
+    expect(t.progress).toEqual(t.durableProgress);
+    await expect(t.startTask('a')).resolves.toMatchObject({ seq: t.progress.lastSeq });
+    await t.close();
+  });
+});
