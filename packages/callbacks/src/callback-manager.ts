@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, ProgressError, cloneState, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, cloneState, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
 import type {
@@ -49,6 +49,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   /** Each flush: the last call, per queue, it waits for. */
   #flushes: Array<{ waitFor: Map<CallbackQueue, number>; done: () => void }> = [];
   #closing: Promise<void> | undefined;
+  /** True while `handle` hands an event to the callbacks: a `handle` called meanwhile (from a synchronous callback) waits in {@link #deferred}. */
+  #delivering = false;
+  /** Events handed over during another one's delivery, with a copy of their state, delivered in turn once it is done. */
+  readonly #deferred: Array<{ event: ProgressEvent; state: UpgradeProgress }> = [];
   readonly #stats = { events: 0, calls: 0, failed: 0, timedOut: 0, dropped: 0 };
 
   /**
@@ -69,6 +73,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     const dropPolicy = options.dropPolicy ?? 'oldest';
     if (dropPolicy !== 'oldest' && dropPolicy !== 'newest') throw invalid(`dropPolicy must be 'oldest' or 'newest', got ${String(dropPolicy)}`);
     if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError must be a function');
+    if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
     this.#logger = options.logger ?? silentLogger;
     this.#onError = options.onError;
     this.#host = this.#makeHost(timeoutMs, maxQueueSize, dropPolicy === 'newest');
@@ -180,6 +185,22 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
       return;
     }
     this.#stats.events += 1;
+    // Handed over from inside a synchronous callback: delivered once the event being delivered is,
+    // so that a callback later in the list, idle now, does not get it before that one.
+    if (this.#delivering) {
+      this.#deferred.push({ event, state: cloneState(state) });
+      return;
+    }
+    this.#delivering = true;
+    try {
+      this.#deliver(event, state);
+      for (let next = this.#deferred.shift(); next; next = this.#deferred.shift()) this.#deliver(next.event, next.state);
+    } finally {
+      this.#delivering = false;
+    }
+  }
+
+  #deliver(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
     // Callbacks added while this event is being delivered start with the next one.
     const limit = this.#nextId;
     let stateCopy: UpgradeProgress | undefined;

@@ -242,6 +242,9 @@ describe('CallbackManager: argument validation', () => {
     expect(code(() => new CallbackManager({ maxQueueSize: 1.5 }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ dropPolicy: 'random' as never }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ onError: 'log' as never }))).toBe('INVALID_ARGUMENT');
+    // A logger that is not one would swallow every line.
+    expect(code(() => new CallbackManager({ logger: 42 as never }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new CallbackManager({ logger: {} as never }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ timeoutMs: Infinity }))).toBeUndefined();
   });
 });

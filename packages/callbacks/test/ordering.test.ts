@@ -97,6 +97,30 @@ describe('CallbackManager: ordering', () => {
     await tracker.close();
   });
 
+  it('an event handed over from inside a synchronous callback reaches every callback after the event being delivered', async () => {
+    // Two real consecutive events of one upgrade, and the state after each.
+    const got: Array<{ event: ProgressEvent; seq: number }> = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void got.push({ event, seq: event.seq }));
+    await source.startUpgrade();
+    await source.setCurrentPhase('Drain');
+    const [second, third] = got.map((g) => g.event);
+    const manager = new CallbackManager();
+    const seenA: number[] = [];
+    const seenB: number[] = [];
+    manager.addEventCallback((e, state) => {
+      seenA.push(e.seq);
+      // A re-entrant hand-over, while B has not had this event yet.
+      if (e.seq === second!.seq) manager.handle(third!, state!);
+    });
+    manager.addEventCallback((e) => void seenB.push(e.seq));
+    manager.handle(second!, source.durableProgress);
+    await manager.flush();
+    expect(seenA).toEqual([second!.seq, third!.seq]);
+    expect(seenB).toEqual([second!.seq, third!.seq]);
+    await source.close();
+  });
+
   it('calls the callbacks of one event in registration order', async () => {
     const manager = new CallbackManager();
     const order: string[] = [];
