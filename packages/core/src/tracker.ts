@@ -121,6 +121,9 @@ export class ProgressTracker implements AsyncDisposable {
   // ones there were when the event was emitted, whatever a sink or listener adds or removes meanwhile.
   #sinks: readonly ProgressSink[];
   #listeners: readonly ProgressListener[] = [];
+  /** How many registrations each listener and each sink has (see #registration). */
+  readonly #listenerCounts = new Map<ProgressListener, number>();
+  readonly #sinkCounts = new Map<ProgressSink, number>();
   #live: UpgradeProgress;
   #durable: UpgradeProgress;
   #lastTime: number;
@@ -141,7 +144,9 @@ export class ProgressTracker implements AsyncDisposable {
     this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#now = options.now ?? Date.now;
     this.#sinkFlushTimeoutMs = options.sinkFlushTimeoutMs ?? 30_000;
-    this.#sinks = [...(options.sinks ?? [])];
+    // A sink given twice is one sink, as with addSink: it gets each event once.
+    this.#sinks = [...new Set(options.sinks ?? [])];
+    for (const sink of this.#sinks) this.#sinkCounts.set(sink, 1);
     this.#lastTime = Date.parse(state.updatedAt) || 0;
   }
 
@@ -550,9 +555,9 @@ export class ProgressTracker implements AsyncDisposable {
   subscribe(listener: ProgressListener): () => void {
     if (typeof listener !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] subscribe needs a function');
     if (!this.#listeners.includes(listener)) this.#listeners = [...this.#listeners, listener];
-    return () => {
+    return this.#registration(this.#listenerCounts, listener, () => {
       this.#listeners = this.#listeners.filter((l) => l !== listener);
-    };
+    });
   }
 
   /**
@@ -562,8 +567,27 @@ export class ProgressTracker implements AsyncDisposable {
   addSink(sink: ProgressSink): () => void {
     if (!sink || typeof sink.handle !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a sink needs a handle(event, state) method');
     if (!this.#sinks.includes(sink)) this.#sinks = [...this.#sinks, sink];
-    return () => {
+    return this.#registration(this.#sinkCounts, sink, () => {
       this.#sinks = this.#sinks.filter((s) => s !== sink);
+    });
+  }
+
+  /**
+   * Counts one more registration of `item` (a listener or sink is called once per event however
+   * often it is registered) and returns its remover: each remover takes away its own registration
+   * once, and `remove` runs when the last one goes. Two parts of a program that register the same
+   * function each keep it until they remove it.
+   */
+  #registration<T>(counts: Map<T, number>, item: T, remove: () => void): () => void {
+    counts.set(item, (counts.get(item) ?? 0) + 1);
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      const left = (counts.get(item) ?? 1) - 1;
+      if (left > 0) return void counts.set(item, left);
+      counts.delete(item);
+      remove();
     };
   }
 
@@ -616,6 +640,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.flush();
       this.#listeners = [];
+      this.#listenerCounts.clear();
       try {
         await this.#store.release?.(this.upgradeId);
       } catch (err) {

@@ -789,3 +789,27 @@ describe('addTasks with specs whose fields answer differently on each read', () 
     await t.close();
   });
 });
+
+describe('a listener or sink registered twice', () => {
+  it('is called once per event, and stays until each registration is taken away', async () => {
+    const sinkSeen: number[] = [];
+    const sink = { name: 'twice', handle: (e: ProgressEvent) => void sinkSeen.push(e.seq) };
+    const t = await ProgressTracker.open({ upgradeId: 'u-twice', planId: 'p', clusterName: 'c', sinks: [sink, sink] });
+    const seen: number[] = [];
+    const listener = (e: ProgressEvent): void => void seen.push(e.seq);
+    const off1 = t.subscribe(listener);
+    const off2 = t.subscribe(listener);
+    const removeSink = t.addSink(sink);
+    await t.startUpgrade(); // seq 2
+    off1();
+    off1(); // a remover counts once
+    removeSink();
+    await t.setCurrentPhase('Two'); // seq 3: still registered once each
+    off2();
+    await t.setCurrentPhase('Three'); // seq 4: the listener is gone, the sink given to open() stays
+    expect(seen).toEqual([2, 3]);
+    expect(sinkSeen).toEqual([1, 2, 3, 4]);
+    expect(t.getSystemInfo()).toMatchObject({ sinks: ['twice'], subscribers: 0 });
+    await t.close();
+  });
+});
