@@ -487,6 +487,8 @@ export class JsonFileStore implements ProgressStore {
    */
   async deleteCompletedOlderThan(ageMs: number, now: number = Date.now()): Promise<string[]> {
     if (typeof ageMs !== 'number' || !Number.isFinite(ageMs) || ageMs < 0) throw storeError('INVALID_ARGUMENT', `ageMs must be a number >= 0, got ${String(ageMs)}`);
+    // `now` far off (Infinity, a date in the seconds) would delete every ended upgrade, however recent.
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw storeError('INVALID_ARGUMENT', `now must be a finite number of ms since the epoch, got ${String(now)}`);
     const cutoff = now - ageMs;
     const deleted: string[] = [];
     for (const row of await this.list()) {

@@ -272,6 +272,9 @@ describe('writing', () => {
     await open.close();
     expect((await store.deleteCompletedOlderThan(7 * day, now)).sort()).toEqual(['old-held', 'old-open']);
     await expect(store.deleteCompletedOlderThan(-1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // A `now` that is no time refuses too, and deletes nothing (Infinity would reach every ended upgrade).
+    for (const bad of [Infinity, Number.NaN, '1' as never]) await expect(store.deleteCompletedOlderThan(0, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-running']);
     await store.close();
   });
 });
