@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -118,6 +119,21 @@ describe('progress ls / show', () => {
     expect((await run('--version')).out).toMatch(/^\d+\.\d+\.\d+/);
     const closed = await freePort();
     expect(await run('watch', `ws://127.0.0.1:${closed}/ws`, 'x', '--connect-timeout', '0.5')).toMatchObject({ code: 4, err: expect.stringContaining('cannot connect') });
+  });
+
+  it('ls lists what it can read, names on stderr the upgrade it left out as damaged, and exits 4', async () => {
+    const dir = tempDir('cli-damaged');
+    await seed({ json: dir }, 'up-good');
+    await seed({ json: dir }, 'up-bad');
+    // One byte of a stored line changed: its checksum no longer matches.
+    const log = join(dir, 'upgrades', 'up-bad', 'events.jsonl');
+    writeFileSync(log, readFileSync(log, 'utf8').replace('Nodes', 'Nodez'));
+    const ls = await run('ls', dir);
+    expect(ls.out).toMatch(/up-good\s+prod-eu\s+completed/);
+    expect(ls.out).not.toContain('up-bad');
+    expect(ls.err).toMatch(/progress: upgrade left out of list\(\): its data is damaged \(upgrade "up-bad"\): .*damaged/);
+    expect(ls.code).toBe(4);
+    expect(await run('show', dir, 'up-bad')).toMatchObject({ code: 4, err: expect.stringContaining('damaged') });
   });
 });
 

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium } from '../../../tools/test-utils/src/chromium.js';
 import { main } from '../src/cli/main.js';
 import { LiveView } from '../src/cli/terminal.js';
-import { createProgressTracker } from '../src/index.js';
+import { JsonFileStore, createProgressTracker } from '../src/index.js';
 import { Capture, cleanupTempDirs, freePort, tempDir } from './helpers.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -88,6 +90,22 @@ describe('progress demo', () => {
     // The second demo went on with the same upgrade: no second upgrade.created, no second task.added.
     expect(second.output()).not.toMatch(/task\.added/);
   }, 120_000);
+
+  it('stops as on Ctrl-C when its stdout is closed by the reader (| head -1), and lets the upgrade go', async () => {
+    const dir = tempDir('demo-epipe');
+    const demo = startDemo(['--dir', dir, '--port', '0', '--speed', '2', '--linger', '0']);
+    await demo.waitFor(/Dashboard: /);
+    // The reader goes away: the demo's next write fails with EPIPE.
+    demo.child.stdout!.destroy();
+    expect(await demo.exited).toBe(130);
+    expect(demo.output()).not.toMatch(/Unhandled|EPIPE/);
+    expect(existsSync(join(dir, 'upgrades', 'eks-demo', 'writer.lock'))).toBe(false);
+    // The upgrade is there to be resumed: another writer opens it at once.
+    const store = new JsonFileStore({ directory: dir });
+    await store.acquire('eks-demo');
+    expect((await store.load('eks-demo'))?.status).toBe('in_progress');
+    await store.close();
+  }, 60_000);
 });
 
 describe('live bars in a terminal', () => {

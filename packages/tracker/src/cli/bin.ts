@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { main } from './main.js';
 
+// A write to stdout after its reader went away (`| head -1`) fails with EPIPE, also once main() is
+// done with it: main() stops on the first one; the later ones change nothing.
+process.stdout.on('error', () => {});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

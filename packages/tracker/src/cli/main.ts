@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { openStore, parseSource, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { openStore, parseSource, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
@@ -138,6 +138,13 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The reader of stdout went away (`| head -1`: EPIPE): stop as on Ctrl-C, so that the tracker and
+  // store close as they should (the demo's writer lock goes), rather than die of an unhandled error.
+  const onOutputError = () => {
+    interrupted = true;
+    controller.abort();
+  };
+  out.on('error', onOutputError);
   try {
     switch (command) {
       case 'demo': {
@@ -192,14 +199,17 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'ls':
       case 'show': {
         const source = withPrefix(await parseSource(rest[0], false), values.prefix);
-        const store = await openStore(source);
+        const logger = stderrLogger(err);
+        const store = await openStore(source, logger);
         try {
           const text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);
           out.write(`${text}\n`);
         } finally {
           await store.close();
         }
-        return ExitCode.OK;
+        // What the store reported as an error (an upgrade left out of the list as damaged) is on
+        // stderr; the list printed is not the whole source.
+        return logger.errors > 0 ? ExitCode.UNAVAILABLE : ExitCode.OK;
       }
       default:
         throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
@@ -212,6 +222,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    out.off('error', onOutputError);
   }
 }
 

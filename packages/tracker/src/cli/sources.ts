@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isProgressError, redactUrl, type ProgressStore } from '@progress/core';
+import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@progress/core';
+import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
@@ -50,11 +51,37 @@ export function redisStore(url: string, options: Omit<RedisStoreOptions, 'url' |
   }
 }
 
-/** Opens the store a json or redis source names. */
-export async function openStore(source: Source): Promise<ProgressStore> {
-  if (source.kind === 'json') return new JsonFileStore({ directory: source.directory });
+/**
+ * A logger for the stores the CLI opens: their warnings and errors go to `err` as `progress: ...`
+ * lines (control characters made spaces: they may quote stored text), and `errors` counts the
+ * errors. A store that leaves a damaged upgrade out of `list()` says so here, and `ls` exits 4.
+ */
+export function stderrLogger(err: NodeJS.WritableStream): Logger & { readonly errors: number } {
+  let errors = 0;
+  const line = (obj: object, msg?: string): void => {
+    const { err: cause, upgradeId } = obj as { err?: unknown; upgradeId?: unknown };
+    const reason = cause instanceof Error ? cause.message : cause === undefined ? '' : String(cause);
+    err.write(`progress: ${safeText(`${msg ?? 'store'}${typeof upgradeId === 'string' ? ` (upgrade "${upgradeId}")` : ''}${reason ? `: ${reason}` : ''}`)}\n`);
+  };
+  return {
+    get errors() {
+      return errors;
+    },
+    debug: () => {},
+    info: () => {},
+    warn: line,
+    error: (obj, msg) => {
+      errors++;
+      line(obj, msg);
+    },
+  };
+}
+
+/** Opens the store a json or redis source names; `logger` hears what the store logs. */
+export async function openStore(source: Source, logger?: Logger): Promise<ProgressStore> {
+  if (source.kind === 'json') return new JsonFileStore({ directory: source.directory, ...(logger ? { logger } : {}) });
   if (source.kind === 'redis') {
-    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) });
+    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), ...(logger ? { logger } : {}) });
     try {
       await store.list({ limit: 1 });
     } catch (err) {
