@@ -25,8 +25,11 @@ const SECRET_COMMAND = /^(auth|hello)$/i;
  * `previousErrors`), and returns it.
  */
 export function withoutSecrets<T>(err: T): T {
-  let e: unknown = err;
-  for (let depth = 0; e !== null && typeof e === 'object' && depth < 5; depth++) {
+  // Errors link to each other (a cause, ioredis' previousErrors) and may link in a circle.
+  const seen = new Set<object>();
+  const visit = (e: unknown, depth: number): void => {
+    if (e === null || typeof e !== 'object' || seen.has(e) || depth > 5) return;
+    seen.add(e);
     const command = (e as { command?: unknown }).command as { name?: unknown; args?: unknown } | null | undefined;
     if (command && typeof command === 'object' && typeof command.name === 'string' && SECRET_COMMAND.test(command.name)) {
       try {
@@ -36,9 +39,10 @@ export function withoutSecrets<T>(err: T): T {
       }
     }
     const previous = (e as { previousErrors?: unknown }).previousErrors;
-    if (Array.isArray(previous)) for (const p of previous) withoutSecrets(p);
-    e = (e as { cause?: unknown }).cause;
-  }
+    if (Array.isArray(previous)) for (const p of previous.slice(0, 20)) visit(p, depth + 1);
+    visit((e as { cause?: unknown }).cause, depth + 1);
+  };
+  visit(err, 0);
   return err;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { RedisStore } from '../src/index.js';
+import { withoutSecrets } from '../src/errors.js';
 
 describe('RedisStore.info()', () => {
   it('never shows credentials, not even those ioredis takes from the query string', async () => {
@@ -48,5 +49,21 @@ describe('RedisStore with a logger that throws (a closed transport)', () => {
     await expect(store.list()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await store.close();
     expect(calls.length).toBeGreaterThan(0);
+  });
+});
+
+describe('withoutSecrets', () => {
+  it("masks a refused AUTH's arguments through causes and previousErrors, also when they link in a circle", () => {
+    const auth = Object.assign(new Error('WRONGPASS'), { command: { name: 'auth', args: ['user', 'pw-1'] } });
+    const hello = Object.assign(new Error('WRONGPASS'), { command: { name: 'HELLO', args: ['3', 'AUTH', 'user', 'pw-2'] } });
+    const outer = Object.assign(new Error('failed', { cause: auth }), { previousErrors: [hello] });
+    // A circle: what ioredis' errors can form (an error among its own previousErrors, a cause back).
+    (hello as { cause?: unknown }).cause = outer;
+    (outer as unknown as { previousErrors: unknown[] }).previousErrors.push(outer);
+    expect(withoutSecrets(outer)).toBe(outer);
+    expect(auth.command).toEqual({ name: 'auth', args: ['***', '***'] });
+    expect(hello.command).toEqual({ name: 'HELLO', args: ['***', '***', '***', '***'] });
+    const other = Object.assign(new Error('x'), { command: { name: 'get', args: ['key'] } });
+    expect(withoutSecrets(other).command).toEqual({ name: 'get', args: ['key'] });
   });
 });
