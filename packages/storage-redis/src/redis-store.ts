@@ -188,6 +188,9 @@ export class RedisStore implements ProgressStore {
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
     this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms));
     this.#redis.on('ready', this.#onReady);
+    // A node joining a Cluster (a replica promoted after a failover) may be a master whose clock the
+    // offset does not cover yet: measure again before the next append.
+    this.#redis.on('+node', this.#onReady);
   }
 
   /** The ioredis client (or Cluster) the store uses. */
@@ -673,6 +676,7 @@ export class RedisStore implements ProgressStore {
       for (const conn of this.#watchers) conn.disconnect();
       this.#watchers.clear();
       this.#redis.off('ready', this.#onReady);
+      this.#redis.off('+node', this.#onReady);
       if (this.#owns) {
         const redis = this.#redis;
         if (redis.status === 'ready') await withTimeout(redis.quit(), 1000, 'quit').catch(() => {});

@@ -16,6 +16,8 @@ export const CLOCK_REFRESH_MS = 1000;
  * server's clock: the script refuses to run after it, so a command that sat in a queue during an
  * outage never lands after the caller was told `STORE_UNAVAILABLE`.
  *
+ * On a Cluster, every master's clock is read and the lowest offset kept (see `#measure`).
+ *
  * The offset is measured on first use, after every reconnect and after a refused late append, and
  * again in the background once it is older than {@link CLOCK_REFRESH_MS} while appends use it: the
  * Redis host's clock may be stepped (NTP). When it went back, `onStepBack` hears by how much, so
@@ -70,17 +72,36 @@ export class ServerClock {
   }
 
   async #measure(): Promise<number> {
-    const before = localNow();
-    const [sec, usec] = await withTimeout(this.#redis.time(), this.#timeoutMs, 'could not read the server clock');
-    const after = localNow();
-    const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     const previous = this.#offset;
     const previousError = this.errorMs;
-    this.#rtt = after - before;
-    this.#offset = server - Math.round((before + after) / 2);
-    this.#measuredAt = after;
+    let { offset, rtt, at } = await this.#read(this.#redis);
+    // A Cluster runs each upgrade's script on the master of its slot, on that master's clock, and
+    // TIME above went to any one node. The masters' clocks may differ: the offset must be one no
+    // master's clock is behind, or a master whose clock runs behind the one measured would run an
+    // append after its caller was told it failed. So every master is read, and the lowest offset
+    // kept: a deadline on it comes no later on any master (on a master ahead, earlier: an append
+    // refused as late, never one run late).
+    const cluster = this.#redis as Cluster;
+    if (cluster.isCluster) {
+      for (const read of await Promise.all(cluster.nodes('master').map((node) => this.#read(node)))) {
+        if (read.offset - Math.ceil(read.rtt / 2) < offset - Math.ceil(rtt / 2)) ({ offset, rtt } = read);
+        at = Math.max(at, read.at);
+      }
+    }
+    this.#rtt = rtt;
+    this.#offset = offset;
+    this.#measuredAt = at;
     // Beyond what the two measurements' uncertainty explains: the server's clock went back.
     if (previous !== undefined && previous - this.#offset > previousError + this.errorMs) this.#onStepBack(previous - this.#offset);
     return this.#offset;
+  }
+
+  /** One reading of `redis`' clock: its offset from ours, the round trip it took, and when it ended. */
+  async #read(redis: Redis | Cluster): Promise<{ offset: number; rtt: number; at: number }> {
+    const before = localNow();
+    const [sec, usec] = await withTimeout(redis.time(), this.#timeoutMs, 'could not read the server clock');
+    const after = localNow();
+    const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };
   }
 }

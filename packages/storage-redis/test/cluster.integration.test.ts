@@ -4,7 +4,8 @@
 import { describeProgressStore, EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
-import { Cluster } from 'ioredis';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
@@ -118,4 +119,78 @@ describeCluster('RedisStore on a 3-node Redis Cluster', () => {
     expect(await writer.delete('live')).toBe(true);
     expect(await writer.load('live')).toBeUndefined();
   });
+
+  it("never runs an append after its caller was told it failed, though the masters' clocks differ", async () => {
+    // Two of the three masters are reached through proxies that move their TIME 5 s ahead: to a
+    // store, their clocks run 5 s ahead of the third's. A deadline computed on such a clock lets a
+    // master whose clock is behind it run an append up to 5 s after its caller gave up.
+    const proxies = await Promise.all(cluster.nodes.slice(1).map((n) => timeAheadProxy(n.port, 5)));
+    const natMap = Object.fromEntries(proxies.map((p) => [`127.0.0.1:${p.target}`, { host: '127.0.0.1', port: p.port }]));
+    const admins = cluster.nodes.map((n) => new Redis(n.port, n.host));
+    try {
+      // Several stores, each measuring the clock on its own: one that read a single master would
+      // read a skewed one two times in three.
+      const keyPrefix = freshPrefix('cluster-clock');
+      const skewed = Array.from({ length: 6 }, () => {
+        const client = new Cluster(cluster.nodes, { natMap, redisOptions: { maxRetriesPerRequest: null } });
+        clients.push(client);
+        const store = new RedisStore({ redis: client, keyPrefix, commandTimeoutMs: 800 });
+        stores.push(store);
+        return store;
+      });
+      const factories = skewed.map((_, i) => new EventFactory(`clock-skew-${i}`));
+      for (const [i, store] of skewed.entries()) await store.append(factories[i]!.upgradeId, factories[i]!.batch(1), 0, factories[i]!.snapshot());
+      expect(proxies.reduce((n, p) => n + p.rewritten, 0)).toBeGreaterThan(0);
+      // Every master stalls past the appends' deadlines: each append is given up on...
+      await Promise.all(admins.map((a) => a.call('CLIENT', 'PAUSE', '2000', 'ALL')));
+      const outcomes = await Promise.all(skewed.map((store, i) => store.append(factories[i]!.upgradeId, factories[i]!.batch(1), 1, factories[i]!.snapshot()).then(() => 'stored', (e: unknown) => (e as { code?: string }).code)));
+      expect(outcomes).toEqual(skewed.map(() => 'STORE_UNAVAILABLE'));
+      // ...and once the masters go on, none of them runs.
+      await new Promise((r) => setTimeout(r, 2500));
+      const stored = await Promise.all(skewed.map(async (store, i) => (await store.load(factories[i]!.upgradeId))?.lastSeq));
+      expect(stored).toEqual(skewed.map(() => 1));
+    } finally {
+      for (const a of admins) a.disconnect();
+      for (const p of proxies) p.close();
+    }
+  }, 30_000);
 });
+
+/**
+ * A TCP proxy to the Redis on `target` that moves every TIME reply `seconds` ahead (a reply shaped
+ * as TIME's: two bulk strings, 10 and at most 6 digits), as if that Redis' clock ran ahead.
+ */
+async function timeAheadProxy(target: number, seconds: number): Promise<{ port: number; target: number; rewritten: number; close(): void }> {
+  const sockets = new Set<Socket>();
+  const state = { rewritten: 0 };
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d: Buffer) => {
+      const text = d.toString('latin1').replace(/\*2\r\n\$10\r\n(\d{10})\r\n\$(\d)\r\n(\d{1,6})\r\n/g, (_whole, sec: string, len: string, usec: string) => {
+        state.rewritten++;
+        return `*2\r\n$10\r\n${Number(sec) + seconds}\r\n$${len}\r\n${usec}\r\n`;
+      });
+      client.write(Buffer.from(text, 'latin1'));
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    target,
+    get rewritten() {
+      return state.rewritten;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
