@@ -21,8 +21,8 @@ const SECRET_COMMAND = /^(auth|hello)$/i;
 /**
  * Masks the credentials an ioredis error carries: a refused `AUTH` (a wrong password) comes with
  * `err.command = { name: 'auth', args: [user, password] }`, which a logger's error serializer
- * prints and a `cause` hands to the caller. Changes the error in place (and its causes and
- * `previousErrors`), and returns it.
+ * prints and a `cause` hands to the caller. Changes the error in place (and the errors it links to:
+ * its cause, `previousErrors`, a Cluster's `lastNodeError`, ...), and returns it.
  */
 export function withoutSecrets<T>(err: T): T {
   // Errors link to each other (a cause, ioredis' previousErrors) and may link in a circle.
@@ -38,9 +38,17 @@ export function withoutSecrets<T>(err: T): T {
         // A frozen error: nothing this store can mask.
       }
     }
-    const previous = (e as { previousErrors?: unknown }).previousErrors;
-    if (Array.isArray(previous)) for (const p of previous.slice(0, 20)) visit(p, depth + 1);
+    // The errors it links to: `cause`, ioredis' `previousErrors`, a Cluster's `lastNodeError`
+    // (where a refused AUTH of a node ends up), and any other property holding an error or a list
+    // of them.
     visit((e as { cause?: unknown }).cause, depth + 1);
+    for (const value of Object.values(e)) {
+      if (Array.isArray(value)) {
+        for (const item of value.slice(0, 20)) if (item instanceof Error) visit(item, depth + 1);
+      } else if (value instanceof Error) {
+        visit(value, depth + 1);
+      }
+    }
   };
   visit(err, 0);
   return err;

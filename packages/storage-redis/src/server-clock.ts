@@ -81,9 +81,15 @@ export class ServerClock {
     // append after its caller was told it failed. So every master is read, and the lowest offset
     // kept: a deadline on it comes no later on any master (on a master ahead, earlier: an append
     // refused as late, never one run late).
+    // A master that does not answer soon is left out this time (the next reading, a second later
+    // while appends go on, tries it again): one master down must not stop the appends to the others,
+    // nor hold them up for long.
     const cluster = this.#redis as Cluster;
     if (cluster.isCluster) {
-      for (const read of await Promise.all(cluster.nodes('master').map((node) => this.#read(node)))) {
+      const soon = Math.min(Math.ceil(this.#timeoutMs / 4), 1000);
+      for (const settled of await Promise.allSettled(cluster.nodes('master').map((node) => this.#read(node, soon)))) {
+        if (settled.status === 'rejected') continue;
+        const read = settled.value;
         if (read.offset - Math.ceil(read.rtt / 2) < offset - Math.ceil(rtt / 2)) ({ offset, rtt } = read);
         at = Math.max(at, read.at);
       }
@@ -97,9 +103,9 @@ export class ServerClock {
   }
 
   /** One reading of `redis`' clock: its offset from ours, the round trip it took, and when it ended. */
-  async #read(redis: Redis | Cluster): Promise<{ offset: number; rtt: number; at: number }> {
+  async #read(redis: Redis | Cluster, timeoutMs = this.#timeoutMs): Promise<{ offset: number; rtt: number; at: number }> {
     const before = localNow();
-    const [sec, usec] = await withTimeout(redis.time(), this.#timeoutMs, 'could not read the server clock');
+    const [sec, usec] = await withTimeout(redis.time(), timeoutMs, 'could not read the server clock');
     const after = localNow();
     const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };

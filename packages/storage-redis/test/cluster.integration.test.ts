@@ -194,3 +194,32 @@ async function timeAheadProxy(target: number, seconds: number): Promise<{ port: 
     },
   };
 }
+
+describeCluster('RedisStore on a Redis Cluster with a master down', () => {
+  it('goes on appending to the upgrades of the masters that answer', async () => {
+    // Slots stay served while a master is down only without full coverage.
+    const partial = await startRedisCluster(3, ['--cluster-require-full-coverage', 'no']);
+    const [a, , dead] = partial.nodes as [{ host: string; port: number }, { host: string; port: number }, { host: string; port: number }];
+    const admin = new Redis(a.port, a.host);
+    const client = new Cluster(partial.nodes.slice(0, 2), { redisOptions: { maxRetriesPerRequest: null } });
+    client.on('error', () => {}).on('node error', () => {});
+    try {
+      // An upgrade whose slot is on a master that stays up (the third holds the slots from 10,924).
+      let upgradeId = '';
+      for (let i = 0; !upgradeId; i++) if (Number(await admin.call('CLUSTER', 'KEYSLOT', `alive-${i}`)) < 10_924) upgradeId = `alive-${i}`;
+      const killer = new Redis(dead.port, dead.host, { retryStrategy: () => null });
+      killer.on('error', () => {});
+      await killer.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+      killer.disconnect();
+      const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('cluster-down'), commandTimeoutMs: 2000 });
+      const f = new EventFactory(upgradeId);
+      await store.append(upgradeId, f.batch(2), 0, f.snapshot());
+      expect((await store.load(upgradeId))?.lastSeq).toBe(2);
+      await store.close();
+    } finally {
+      client.disconnect();
+      admin.disconnect();
+      await partial.stop();
+    }
+  }, 30_000);
+});

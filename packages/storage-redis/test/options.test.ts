@@ -63,6 +63,11 @@ describe('withoutSecrets', () => {
     expect(withoutSecrets(outer)).toBe(outer);
     expect(auth.command).toEqual({ name: 'auth', args: ['***', '***'] });
     expect(hello.command).toEqual({ name: 'HELLO', args: ['***', '***', '***', '***'] });
+    // A Cluster's ClusterAllFailedError keeps the node's error as `lastNodeError`.
+    const nodeAuth = Object.assign(new Error('WRONGPASS'), { command: { name: 'auth', args: ['pw-3'] } });
+    const allFailed = Object.assign(new Error('Failed to refresh slots cache.'), { lastNodeError: nodeAuth });
+    withoutSecrets(allFailed);
+    expect(nodeAuth.command).toEqual({ name: 'auth', args: ['***'] });
     const other = Object.assign(new Error('x'), { command: { name: 'get', args: ['key'] } });
     expect(withoutSecrets(other).command).toEqual({ name: 'get', args: ['key'] });
   });

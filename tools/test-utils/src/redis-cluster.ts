@@ -17,10 +17,10 @@ const SLOTS = 16384;
 /**
  * Starts `masters` redis-server processes in cluster mode on free ports, gives each an equal range
  * of the 16,384 slots (CLUSTER ADDSLOTSRANGE), joins them (CLUSTER MEET) and waits until every
- * node reports `cluster_state:ok`. Needs `redis-server` 7 or later on PATH; throws a message
- * saying so when it is missing.
+ * node reports `cluster_state:ok`. `extraArgs` go to every redis-server. Needs `redis-server` 7 or
+ * later on PATH; throws a message saying so when it is missing.
  */
-export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+export async function startRedisCluster(masters = 3, extraArgs: readonly string[] = []): Promise<TestRedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'progress-redis-cluster-'));
   const children: ChildProcess[] = [];
   const admins: Redis[] = [];
@@ -45,7 +45,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       ports.push(port);
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
         { stdio: 'ignore' },
       );
       children.push(child);
@@ -53,6 +53,8 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     }
     for (const port of ports) {
       const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // A node a test stops on purpose: its admin connection's error is expected.
+      admin.on('error', () => {});
       admins.push(admin);
       await until(async () => admin.connect().then(() => true, () => false), `redis-server (cluster mode) to answer on 127.0.0.1:${port}`, children);
     }
