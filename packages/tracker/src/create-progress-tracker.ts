@@ -66,8 +66,6 @@ export class ComposedProgressTracker implements AsyncDisposable {
   readonly #owned: { store: boolean; websocket: boolean; notifier: boolean };
   readonly #logger: Logger;
   #untrack: (() => void) | undefined;
-  #listening: Promise<WebSocketAddress> | undefined;
-  #address: WebSocketAddress | undefined;
   #closing: Promise<void> | undefined;
 
   /** @internal Use {@link createProgressTracker}. */
@@ -113,21 +111,9 @@ export class ComposedProgressTracker implements AsyncDisposable {
       this.#owned.websocket = true;
       this.#untrack = this.websocket.track(this.engine);
     }
-    if (this.#listening) return this.#listening;
-    // A stop while this start is pending makes it stale: it must not set the address afterwards.
-    const listening: Promise<WebSocketAddress> = this.websocket.start().then(
-      (address) => {
-        const where = { port: address.port, url: address.url };
-        if (this.#listening === listening) this.#address = where;
-        return where;
-      },
-      (err: unknown) => {
-        if (this.#listening === listening) this.#listening = undefined;
-        throw err;
-      },
-    );
-    this.#listening = listening;
-    return listening;
+    // The server's own start() is idempotent, waits for a stop in progress, and rejects when a stop
+    // overtakes it: the address is always the server's own.
+    return this.websocket.start().then((address) => ({ port: address.port, url: address.url }));
   }
 
   /**
@@ -135,15 +121,10 @@ export class ComposedProgressTracker implements AsyncDisposable {
    * `tracker.websocket.start()` (a shared server is only detached from, in `close()`).
    */
   async stopWebSocketServer(): Promise<void> {
-    const listening = this.#listening;
-    this.#listening = undefined;
-    this.#address = undefined;
-    // A shared server's start is not waited for: it may wait for its app's http.Server.
+    // A shared server is only detached from, in close().
     if (!this.websocket || !this.#owned.websocket) return;
-    // stop() first: it also ends a start still waiting for an attached http.Server to listen, which
-    // then rejects; waiting for that start first would wait for the app's server.
+    // It also ends a start still waiting for an attached http.Server to listen (that start rejects).
     await this.websocket.stop();
-    await listening?.catch(() => {});
   }
 
   /** The engine's info plus the components'. */
@@ -152,7 +133,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
       ...this.engine.getSystemInfo(),
       notifier: this.notifier ? this.notifier.stats() : null,
       callbacks: this.callbacks.getCallbackCounts(),
-      websocket: { enabled: this.websocket !== undefined, listening: this.#address !== undefined, url: this.#address?.url ?? null },
+      websocket: { enabled: this.websocket !== undefined, listening: this.websocket?.address !== undefined, url: this.websocket?.address?.url ?? null },
     };
   }
 

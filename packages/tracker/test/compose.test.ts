@@ -219,6 +219,24 @@ describe('createProgressTracker with the WebSocket server', () => {
     expect(t.getSystemInfo().websocket.listening).toBe(false);
   });
 
+  it("reports the server's own address, however it was started or stopped, and starts it again after a stop made elsewhere", async () => {
+    const shared = new ProgressWebSocketServer({ port: 0 });
+    const started = await shared.start();
+    const t = await createProgressTracker({ ...base(), webSocket: shared });
+    // Started by its owner: listening, before this tracker asked.
+    expect(t.getSystemInfo().websocket).toEqual({ enabled: true, listening: true, url: started.url });
+    await shared.stop();
+    expect(t.getSystemInfo().websocket).toMatchObject({ listening: false, url: null });
+    // Stopped elsewhere: startWebSocketServer() starts it again, at an address that answers.
+    const again = await t.startWebSocketServer();
+    expect(t.getSystemInfo().websocket).toEqual({ enabled: true, listening: true, url: again.url });
+    const client = await wsClient(again.url);
+    await client.next('welcome');
+    client.ws.close();
+    await t.close();
+    await shared.stop();
+  });
+
   it('takes the old enableWebSocket + webSocketPort', async () => {
     const t = await createProgressTracker({ ...base(), enableWebSocket: true, webSocketPort: 0 });
     const { port } = await t.startWebSocketServer();

@@ -78,6 +78,10 @@ export class ProgressWebSocketServer implements ProgressSink {
   #http: Server | undefined;
   #address: ServerAddress | undefined;
   #starting: Promise<ServerAddress> | undefined;
+  /** The stop in progress, or the last one (never rejects): a start waits for it. */
+  #stopping: Promise<void> = Promise.resolve();
+  /** How many times stop() was called: a start overtaken by a stop sees it change. */
+  #stops = 0;
   /** Ends a start() waiting for an attached server to listen. */
   #cancelStart: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -115,14 +119,30 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   /**
    * Listens (or attaches to `server`) and starts the heartbeat. Idempotent. With `server`, resolves
-   * once that server listens.
+   * once that server listens. Called while a `stop()` runs, it starts once that stop is done; a
+   * `stop()` called before it listens makes it reject with `CLOSED`.
    */
   start(): Promise<ServerAddress> {
-    this.#starting ??= this.#start().catch((err: unknown) => {
-      this.#starting = undefined;
-      throw err;
-    });
-    return this.#starting;
+    if (this.#starting) return this.#starting;
+    // After the stop in progress, if any (a start during a stop would listen while that stop closes
+    // the clients, and the stop would then close this start's server instead of its own). A stop
+    // called meanwhile overtakes this start: it rejects with CLOSED, and nothing of it stays open.
+    const stops = this.#stops;
+    const starting: Promise<ServerAddress> = this.#stopping
+      .then(() => {
+        if (this.#stops !== stops) throw stoppedError();
+        return this.#start();
+      })
+      .then((address) => {
+        if (this.#stops !== stops) throw stoppedError();
+        return address;
+      })
+      .catch((err: unknown) => {
+        if (this.#starting === starting) this.#starting = undefined;
+        throw err;
+      });
+    this.#starting = starting;
+    return starting;
   }
 
   async #start(): Promise<ServerAddress> {
@@ -193,12 +213,20 @@ export class ProgressWebSocketServer implements ProgressSink {
   /**
    * Closes every connection (1001), stops watching the store and releases every timer; closes the
    * HTTP server it created (an attached one is left running). Trackers stay tracked, so `start()`
-   * may be called again.
+   * may be called again. Stops run one after the other, each closing what a start before it opened.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     const starting = this.#starting;
     this.#starting = undefined;
+    this.#stops++;
     this.#cancelStart?.();
+    // One after the other: a stop called during another closes what a start in between opened.
+    const stopping = this.#stopping.then(() => this.#stop(starting));
+    this.#stopping = stopping.catch(() => {});
+    return stopping;
+  }
+
+  async #stop(starting: Promise<ServerAddress> | undefined): Promise<void> {
     if (starting) await starting.catch(() => undefined);
     // From here on a handshake that completes (an async authenticate) is refused, not let in behind
     // the list of clients being closed below (it would stay open and hold http.close() forever).
@@ -824,4 +852,9 @@ function deniedSub(w: WildcardSubscription, upgradeId: string): Subscription {
   const sub = new Subscription(w.client, upgradeId, true);
   sub.closed = true;
   return sub;
+}
+
+/** A start() overtaken by a stop(). */
+function stoppedError(): ProgressError {
+  return new ProgressError('CLOSED', '[@progress/ws-server] stopped before it was listening');
 }

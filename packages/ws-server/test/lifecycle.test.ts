@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
@@ -255,6 +256,48 @@ describe('lifecycle', () => {
     for (let i = 0; i < 100 && store.activeWatches > 0; i++) await sleep(10);
     expect(store.activeWatches).toBe(0);
     expect(server.getStats().topics).toBe(0);
+  });
+});
+
+describe('start() and stop() called without waiting for each other', () => {
+  /** Whether anything accepts a TCP connection on `port` of 127.0.0.1. */
+  const listening = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+
+  it('a start() during a stop() listens once that stop is done, and the last stop() leaves nothing listening', async () => {
+    server = new ProgressWebSocketServer({ port: 0 });
+    const first = await server.start();
+    const c = await connect(first.url); // a client, so that the stop takes a while
+    const stopping = server.stop();
+    const restarting = server.start();
+    await stopping;
+    const second = await restarting;
+    expect(await listening(second.port)).toBe(true);
+    const again = await connect(second.url);
+    await again.next((m) => m.type === 'welcome');
+    await server.stop();
+    expect(c.closeCode).toBe(1001);
+    expect(await listening(first.port)).toBe(false);
+    expect(await listening(second.port)).toBe(false);
+  });
+
+  it('a start() overtaken by a stop() rejects with CLOSED and leaves nothing listening', async () => {
+    server = new ProgressWebSocketServer({ port: 0 });
+    const starting = server.start();
+    const stopped = server.stop();
+    await expect(starting).rejects.toMatchObject({ code: 'CLOSED' });
+    await stopped;
+    expect(server.address).toBeUndefined();
+    // It can be started again.
+    const address = await server.start();
+    expect(await listening(address.port)).toBe(true);
   });
 });
 
