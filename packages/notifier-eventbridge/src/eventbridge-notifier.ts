@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { MAX_TIMER_MS, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
@@ -189,18 +189,26 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   }
 
   /**
-   * Stops taking events, flushes (for at most `flushTimeoutMs`), then aborts what is still in
-   * flight, releases every timer and destroys the client if the notifier created it. What was not
-   * delivered is logged and handed to `onError`; {@link shutdown} also returns it. Idempotent.
+   * Stops taking events, flushes (for at most `timeoutMs`), then aborts what is still in flight,
+   * releases every timer and destroys the client if the notifier created it. What was not delivered
+   * is logged and handed to `onError`; {@link shutdown} also returns it. Idempotent (the first
+   * call's `timeoutMs` holds).
+   *
+   * @param timeoutMs @default `flushTimeoutMs`. 0 gives up at once on what is not delivered yet
+   *   (after a flush that already waited, as `tracker.close()` does).
+   * @throws ProgressError `INVALID_ARGUMENT` for a `timeoutMs` that is not a number >= 0.
    */
-  async close(): Promise<void> {
-    await this.shutdown();
+  async close(timeoutMs?: number): Promise<void> {
+    await this.shutdown(timeoutMs);
   }
 
   /** {@link close}, resolving with what was not delivered and the final counters. Idempotent. */
-  shutdown(): Promise<CloseReport> {
+  shutdown(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<CloseReport> {
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+      return Promise.reject(new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] the close timeout must be a number of ms >= 0, got ${String(timeoutMs)}`));
+    }
     this.#closing ??= (async () => {
-      const report = await this.drain(this.#opts.flushTimeoutMs);
+      const report = await this.drain(timeoutMs);
       this.#closed = true;
       this.#clearTimers();
       const undelivered = this.#pendingRefs();

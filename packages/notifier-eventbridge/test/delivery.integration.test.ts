@@ -170,6 +170,19 @@ describe('EventBridgeNotifier against a local endpoint (real SDK client)', () =>
     expect(endpoint.failedEntries.some((e) => e.Detail?.includes('"upgrade_id":"b"'))).toBe(true);
   });
 
+  it('shutdown(timeoutMs) waits that long instead of flushTimeoutMs (0: gives up at once), and refuses a timeout that is not one', async () => {
+    const gone = await startEventBridgeEndpoint();
+    await gone.close();
+    // flushTimeoutMs far beyond the test's own timeout: only the given one can end the wait.
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(gone.url), flushTimeoutMs: 600_000, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 1_000 } });
+    const tracker = await trackerWith(notifier, 'u-close-now', 1);
+    await tracker.startUpgrade();
+    for (const bad of [-1, Number.NaN, '5' as never]) await expect(notifier.shutdown(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(notifier.stats().queued + notifier.stats().inFlight).toBe(1); // a refused call changed nothing
+    const closed = await notifier.shutdown(0);
+    expect(closed).toMatchObject({ complete: false, undelivered: [expect.objectContaining({ upgradeId: 'u-close-now', type: 'upgrade.started' })] });
+  });
+
   it('a drain() waiting beside shutdown() reports the events shutdown() abandoned', async () => {
     const gone = await startEventBridgeEndpoint();
     await gone.close(); // nothing listens on this port any more

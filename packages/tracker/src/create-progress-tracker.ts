@@ -238,7 +238,9 @@ export class ComposedProgressTracker implements AsyncDisposable {
       this.#untrack?.();
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['callbacks', () => this.callbacks.close()],
-        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close() : undefined)],
+        // The engine's close() flushed it already, for up to its flush timeout: what is still not
+        // delivered is given up on now, not waited for a second time.
+        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(0) : undefined)],
         ['websocket', () => this.stopWebSocketServer()],
         ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
       ];

@@ -135,6 +135,29 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     client.destroy();
   });
 
+  it('closes its notifier after the one flush the engine waited for, not after a second one', async () => {
+    const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
+    const client = new EventBridgeClient(localClientConfig(silent.url));
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client }, sinkFlushTimeoutMs: 200 });
+      const drains: Array<number | undefined> = [];
+      const notifier = t.notifier!;
+      const drain = notifier.drain.bind(notifier);
+      notifier.drain = (timeoutMs?: number) => {
+        drains.push(timeoutMs);
+        return drain(timeoutMs);
+      };
+      await t.startUpgrade();
+      await t.close();
+      // The engine's flush (the notifier's own timeout), then the close, which gives up at once.
+      expect(drains).toEqual([undefined, 0]);
+      expect(notifier.stats()).toMatchObject({ failed: 1, queued: 0, inFlight: 0 });
+    } finally {
+      client.destroy();
+      await silent.close();
+    }
+  });
+
   it('sends them under the old names eventBridgeBusName + awsRegion too', async () => {
     const saved = { ...process.env };
     Object.assign(process.env, { AWS_ENDPOINT_URL_EVENTBRIDGE: endpoint.url, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
