@@ -178,8 +178,17 @@ async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
   else if (owner.pidNs === undefined && me.bootId !== undefined) unsure = 'neither the lock nor this process has a PID namespace to compare';
   // The lease needs a boot id on both sides: only then are both clocks the same one.
   if (unsure !== undefined) return me.bootId !== undefined ? byLease(file, owner, leaseMs, unsure) : { dead: false, why: unsure };
-  // Same pid in the same namespace and boot: this process, or an earlier one that had its pid.
-  if (owner.pid === process.pid) return heldTokens.has(owner.token) ? { dead: false } : { dead: true, reason: 'it has our pid and a token this process does not hold (an earlier process with our pid)' };
+  // Same pid in the same namespace and boot: this process, or an earlier one that had its pid (a
+  // container's pid 1 after a restart). A token this copy of the module holds is ours. Another one
+  // may still be this very process: a worker thread, or another copy of this module, holds its own
+  // tokens. The start time tells: the same one is this process, whose lock is alive.
+  if (owner.pid === process.pid) {
+    if (heldTokens.has(owner.token)) return { dead: false };
+    if (owner.startTime !== undefined && me.startTime !== undefined) {
+      return owner.startTime === me.startTime ? { dead: false } : { dead: true, reason: 'it has our pid and was taken by a process that started at another time (an earlier process with our pid)' };
+    }
+    return { dead: true, reason: 'it has our pid and a token this process does not hold (an earlier process with our pid)' };
+  }
   try {
     process.kill(owner.pid, 0);
   } catch (err) {

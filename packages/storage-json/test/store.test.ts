@@ -64,7 +64,7 @@ describe('the writer lock', () => {
     const me = await procIdentity();
     const owners = [
       { pid: dead.pid, hostname: hostname(), token: 'dead', createdAt: 'then', ...me },
-      { pid: process.pid, hostname: hostname(), token: 'not-ours', createdAt: 'then', ...me },
+      // Our pid, taken by a process that started at another time (a container's pid 1 before a restart).
       { pid: process.pid, hostname: hostname(), token: 'earlier-life', createdAt: 'then', ...me, startTime: (me.startTime ?? 1) - 1 },
       '',
     ];
@@ -86,7 +86,7 @@ describe('the writer lock', () => {
     for (let round = 0; round < 60; round++) {
       const id = `race-${round}`;
       await mkdir(join(dir, 'upgrades', id), { recursive: true });
-      await writeFile(lockPath(dir, id), JSON.stringify({ pid: process.pid, hostname: hostname(), token: `earlier-life-${round}`, createdAt: 'then', ...me }));
+      await writeFile(lockPath(dir, id), JSON.stringify({ pid: process.pid, hostname: hostname(), token: `earlier-life-${round}`, createdAt: 'then', ...me, startTime: (me.startTime ?? 1) - 1 }));
       const results = await Promise.allSettled(stores.map((s) => s.acquire(id)));
       const won = results.filter((r) => r.status === 'fulfilled').length;
       const lost = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'CONFLICT').length;

@@ -125,6 +125,17 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     }
   });
 
+  it.runIf(hasProc)('is not taken over by a worker thread of the same process (same pid, a copy of the module that does not know its token)', async () => {
+    const dir = await tempDir('lock-thread');
+    const child = spawnChild('thread-lock.ts', [dir]);
+    try {
+      expect(await waitForLine(child, /^worker: /)).toBe('worker: refused CONFLICT');
+      expect(await waitForLine(child, /^main: /)).toBe('main: appended');
+    } finally {
+      kill(child);
+    }
+  });
+
   it('reads the start time after the last parenthesis of /proc/<pid>/stat', () => {
     const tail = 'S 1 2 3 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 3133440 381';
     expect(parseStartTime(`123 (node) ${tail}`)).toBe(98765);
