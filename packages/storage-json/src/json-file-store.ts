@@ -58,6 +58,8 @@ export class JsonFileStore implements ProgressStore {
   readonly #root: string;
   readonly #writers = new Map<string, Promise<LogWriter>>();
   readonly #open = new Map<string, LogWriter>();
+  /** Writers taken out of the store (release, delete) whose close is not done: readers stop at their durable end meanwhile. */
+  readonly #closingWriters = new Map<string, LogWriter>();
   readonly #locks = new Map<string, HeldLock>();
   /**
    * A release() or delete() running now, per upgrade: acquire() and the opening of a writer wait for
@@ -318,7 +320,7 @@ export class JsonFileStore implements ProgressStore {
     const paths = this.#paths(upgradeId);
     const writer = this.#open.get(upgradeId);
     // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
-    const end = writer?.offset ?? this.#uncut.get(upgradeId)?.offset;
+    const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
     const snap = await this.#readSnapshot(upgradeId, paths);
     // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
     // or `__proto__`, added after the snapshot, are then folded as the ids they are.
@@ -345,7 +347,7 @@ export class JsonFileStore implements ProgressStore {
     assertReadEvents('@progress/storage-json', upgradeId, afterSeq, limit);
     if (limit === 0) return;
     const writer = this.#open.get(upgradeId);
-    const end = writer?.offset ?? this.#uncut.get(upgradeId)?.offset;
+    const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
     let sent = 0;
     const header = await this.#snapshotHeader(upgradeId, paths, end);
     const useSnap = header && header.lastSeq <= afterSeq;
@@ -603,6 +605,7 @@ export class JsonFileStore implements ProgressStore {
     } finally {
       // Recorded once (not again after a detach recorded it, and #lastCut may have made it since).
       if (writer.cutOwed && !owedBefore) this.#owe(upgradeId, writer);
+      if (this.#closingWriters.get(upgradeId) === writer) this.#closingWriters.delete(upgradeId);
     }
   }
 
@@ -616,6 +619,8 @@ export class JsonFileStore implements ProgressStore {
     // Owed at once (not only once it is closed): a writer opened right after must cut first.
     const open = this.#open.get(upgradeId);
     if (open?.cutOwed) this.#owe(upgradeId, open);
+    // Its write in flight is not acknowledged yet: this store's readers must not read it meanwhile.
+    if (open) this.#closingWriters.set(upgradeId, open);
     const pending = this.#writers.get(upgradeId);
     this.#writers.delete(upgradeId);
     this.#open.delete(upgradeId);

@@ -474,6 +474,44 @@ async function withFailedCut(label: string, test: (t: { dir: string; store: Json
   }
 }
 
+describe('a write in flight as the store lets go of its writer', () => {
+  it.each(['release', 'delete'] as const)("is not read by this store's readers before it is acknowledged (%s)", async (letGo) => {
+    const dir = await tempDir('inflight-read');
+    // Writes land on disk, then wait for the gate before they are answered.
+    let holding = false;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const { write } = proto;
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      const written = await write.apply(this, args);
+      if (holding) await gate;
+      return written;
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      holding = true;
+      const appending = store.append('u1', f.batch(2), 3, f.state!);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // its bytes are on disk now
+      const lettingGo = letGo === 'release' ? store.release('u1') : store.delete('u1').catch((e: unknown) => e);
+      expect((await store.load('u1'))?.lastSeq).toBe(3);
+      expect((await collectIds(store, 'u1')).length).toBe(3);
+      holding = false;
+      open();
+      await appending;
+      await lettingGo;
+      if (letGo === 'release') expect((await store.load('u1'))?.lastSeq).toBe(5);
+      await store.close();
+    } finally {
+      proto.write = write;
+    }
+  });
+});
+
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
     await withFailedCut('failed-cut-release', async ({ dir, store }) => {
