@@ -441,7 +441,18 @@ export class JsonFileStore implements ProgressStore {
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and
     // the rename below would otherwise have its open log moved away under it.
-    if (!held && (await exists(paths.dir))) await this.#lock(upgradeId, paths, false);
+    if (!held && (await exists(paths.dir))) {
+      try {
+        await this.#lock(upgradeId, paths, false);
+      } catch (err) {
+        // Its folder went between the look above and the lock: deleted by another store (retention
+        // running in two processes). Nothing is left to delete here.
+        if (isCode(err, 'ENOENT') || isCode((err as { cause?: unknown } | undefined)?.cause, 'ENOENT')) {
+          if (!(await exists(paths.dir))) return false;
+        }
+        throw err;
+      }
+    }
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
     const ours = this.#locks.get(upgradeId);
@@ -471,13 +482,15 @@ export class JsonFileStore implements ProgressStore {
       // The lock file went with the folder (or stays held by no one, when the rename failed).
       if (ours) await forgetLock(ours.lease);
     }
-    if (await exists(paths.legacy)) {
+    const hides = await exists(paths.legacy);
+    if (hides) {
       await ensureDir(paths.dir, this.#sync);
       await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
     }
     if (this.#sync) await fsyncDir(upgradesDir(this.#root));
     if (moved) await rm(grave, { recursive: true, force: true });
-    return true;
+    // Not moved: another store deleted the folder first (and only a legacy file was hidden here).
+    return moved || hides;
   }
 
   /**
@@ -504,8 +517,11 @@ export class JsonFileStore implements ProgressStore {
       try {
         if (await this.delete(row.upgradeId)) deleted.push(row.upgradeId);
       } catch (err) {
-        if (!isProgressError(err, 'CONFLICT')) throw err;
-        this.#opts.logger.warn({ err, upgradeId: row.upgradeId }, 'retention skipped an upgrade held by a writer');
+        if (isProgressError(err, 'CLOSED')) throw err;
+        // One upgrade that cannot be deleted now (held by a writer, a file system error) does not
+        // stop the others: the next run tries it again.
+        if (isProgressError(err, 'CONFLICT')) this.#opts.logger.warn({ err, upgradeId: row.upgradeId }, 'retention skipped an upgrade held by a writer');
+        else this.#opts.logger.error({ err, upgradeId: row.upgradeId }, 'retention could not delete an upgrade; going on with the others');
       }
     }
     return deleted;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
-import { procIdentity, removeTempDirs, tempDir } from './helpers.js';
+import { procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -276,6 +277,31 @@ describe('writing', () => {
     for (const bad of [Infinity, Number.NaN, '1' as never]) await expect(store.deleteCompletedOlderThan(0, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-running']);
     await store.close();
+  });
+});
+
+describe('retention run by several stores at once (several processes on one folder)', () => {
+  it('deletes each ended upgrade once, and none of the runs fails on a folder another one deleted', async () => {
+    const dir = await tempDir('retention-race');
+    const seed = new JsonFileStore({ directory: dir, durability: 'none' });
+    for (let i = 0; i < 40; i++) {
+      const t = await ProgressTracker.open({ upgradeId: `u${i}`, planId: 'p', clusterName: 'c', store: seed });
+      await t.startUpgrade();
+      await t.completeUpgrade();
+      await t.close();
+    }
+    await seed.close();
+    for (let round = 0; round < 2; round++) {
+      const logger = recordingLogger();
+      const stores = [0, 1, 2].map(() => new JsonFileStore({ directory: dir, durability: 'none', logger }));
+      const runs = await Promise.all(stores.map((s) => s.deleteCompletedOlderThan(0, Date.now() + 1000)));
+      const deleted = runs.flat().sort();
+      // Round 0 deletes them all, each once; round 1 finds nothing.
+      expect(deleted).toEqual(round === 0 ? Array.from({ length: 40 }, (_, i) => `u${i}`).sort() : []);
+      expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+      await Promise.all(stores.map((s) => s.close()));
+    }
+    expect(readdirSync(join(dir, 'upgrades')).filter((name) => !name.startsWith('~'))).toEqual([]);
   });
 });
 
