@@ -140,8 +140,14 @@ export class JsonFileStore implements ProgressStore {
   }
 
   async #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
-    await ensureDir(paths.dir, this.#sync);
-    const lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
+    let lease: WriterLease;
+    try {
+      await ensureDir(paths.dir, this.#sync);
+      lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
+    } catch (err) {
+      // CONFLICT as it is; the file system failing (a full disk, a read-only mount) is STORE_UNAVAILABLE.
+      throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot take the writer lock ${paths.lock}`, { upgradeId, lock: paths.lock }, err);
+    }
     if (this.#closed) {
       await releaseLock(paths.lock, lease, upgradeId, this.#opts.logger);
       throw this.#closedError();
@@ -230,7 +236,7 @@ export class JsonFileStore implements ProgressStore {
         this.#locks.delete(upgradeId);
         await releaseLock(paths.lock, held.lease, upgradeId, this.#opts.logger).catch(() => {});
       }
-      throw err;
+      throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot open its log ${paths.events} for writing`, { upgradeId, file: paths.events }, err);
     }
   }
 

@@ -349,7 +349,11 @@ export async function takeLock(path: string, upgradeId: string, logger: Logger, 
   const owner = await newOwner(randomUUID(), leaseMs);
   const tmp = `${path}.${owner.token}.tmp`;
   const at = performance.now();
-  await writeWhole(tmp, owner);
+  // A write that fails (a full disk) leaves no temp file behind.
+  await writeWhole(tmp, owner).catch(async (err: unknown) => {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  });
   // Opened before it becomes the lock: the descriptor stays on our file whatever is renamed over it later.
   let handle: FileHandle | undefined = await open(tmp, 'r').catch(async (err: unknown) => {
     await unlink(tmp).catch(() => {});

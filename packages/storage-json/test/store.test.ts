@@ -500,6 +500,36 @@ async function withFailedCut(label: string, test: (t: { dir: string; store: Json
   }
 }
 
+describe('a full disk when the writer lock is taken', () => {
+  it('is STORE_UNAVAILABLE for acquire() and append(), and leaves no temp file of the lock behind', async () => {
+    const dir = await tempDir('lock-enospc');
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { writeFile: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const { writeFile: original } = proto;
+    let full = true;
+    proto.writeFile = async function (this: unknown, ...args: unknown[]) {
+      if (full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return original.apply(this, args);
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      const events = f.batch(1);
+      await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', cause: { code: 'ENOSPC' } });
+      await expect(store.append('u1', events, 0, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect((await readdir(join(dir, 'upgrades', 'u1'))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+      // Space again: the lock is taken, the append stored.
+      full = false;
+      await store.append('u1', events, 0, f.state!);
+      expect((await store.load('u1'))?.lastSeq).toBe(1);
+      await store.close();
+    } finally {
+      proto.writeFile = original;
+    }
+  });
+});
+
 describe('a write in flight as the store lets go of its writer', () => {
   it.each(['release', 'delete'] as const)("is not read by this store's readers before it is acknowledged (%s)", async (letGo) => {
     const dir = await tempDir('inflight-read');
