@@ -1,5 +1,5 @@
 import type { ProgressEvent, ProgressStatus, TaskProgress, UpgradeProgress } from '@progress/core';
-import { estimateCompletion } from '@progress/core';
+import { ProgressError, estimateCompletion } from '@progress/core';
 
 /** How {@link renderProgress} draws. */
 export interface RenderOptions {
@@ -88,6 +88,13 @@ function treeOrder(tasks: Record<string, TaskProgress>): TaskProgress[] {
  * under its parent) and the last events. Pure: the CLI's `demo` and `watch` print it.
  */
 export function renderProgress(state: Readonly<UpgradeProgress>, options: RenderOptions = {}): string[] {
+  const whole = (value: unknown, name: string, min: number, max: number): void => {
+    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max)) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: ${name} must be a whole number from ${min} to ${max}, got ${String(value)}`);
+    }
+  };
+  whole(options.barWidth, 'barWidth', 1, 1000);
+  whole(options.recentEvents, 'recentEvents', 0, 1000);
   const color = options.color ?? false;
   const width = options.barWidth ?? 30;
   const lines: string[] = [];

@@ -21,4 +21,15 @@ describe('renderProgress and renderEventLine', () => {
     expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
     expect(text).toContain('PWNED');
   });
+
+  it('refuses a bar width or a count of recent events that is not a whole number in range', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    const state = tracker.progress;
+    for (const options of [{ barWidth: -1 }, { barWidth: 0 }, { barWidth: 2.5 }, { barWidth: Number.NaN }, { recentEvents: 0.5 }, { recentEvents: -1 }, { recentEvents: Infinity }]) {
+      expect(() => renderProgress(state, options), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(renderProgress(state, { barWidth: 1, recentEvents: 0 }).join('\n')).not.toContain('recent:');
+    await tracker.close();
+  });
 });
