@@ -129,8 +129,12 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     const dir = await tempDir('lock-thread');
     const child = spawnChild('thread-lock.ts', [dir]);
     try {
-      expect(await waitForLine(child, /^worker: /)).toBe('worker: refused CONFLICT');
-      expect(await waitForLine(child, /^main: /)).toBe('main: appended');
+      // Both lines may come in one chunk: the whole output, once the child is done.
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect(out.trim().split('\n')).toEqual(['worker: refused CONFLICT', 'main: appended']);
     } finally {
       kill(child);
     }
