@@ -202,6 +202,10 @@ export class JsonFileStore implements ProgressStore {
       p.then(
         (w) => {
           if (this.#writers.get(upgradeId) === p) this.#open.set(upgradeId, w);
+          // Taken out of the store while it opened (a release() or delete() right behind the first
+          // append): its first write may be in flight already, and #closeWriter closes it. Until
+          // then, this store's readers stop at its durable end, as for one detached when open.
+          else this.#closingWriters.set(upgradeId, w);
         },
         () => {
           if (this.#writers.get(upgradeId) === p) this.#writers.delete(upgradeId);
@@ -484,10 +488,14 @@ export class JsonFileStore implements ProgressStore {
           throw err;
         },
       );
-    } finally {
-      // The lock file went with the folder (or stays held by no one, when the rename failed).
-      if (ours) await forgetLock(ours.lease);
+    } catch (err) {
+      // The folder stays, and so would our lock file, held by no one: give it back, so that this
+      // store (and any other) can take it again at once, and a later run try the delete again.
+      if (ours) await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger).catch(() => forgetLock(ours.lease));
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not delete its folder ${paths.dir}`, { upgradeId, file: paths.dir }, err);
     }
+    // The lock file went with the folder.
+    if (ours) await forgetLock(ours.lease);
     const hides = await exists(paths.legacy);
     if (hides) {
       await ensureDir(paths.dir, this.#sync);

@@ -181,11 +181,14 @@ async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
   // Same pid in the same namespace and boot: this process, or an earlier one that had its pid (a
   // container's pid 1 after a restart). A token this copy of the module holds is ours. Another one
   // may still be this very process: a worker thread, or another copy of this module, holds its own
-  // tokens. The start time tells: the same one is this process, whose lock is alive.
+  // tokens. The start time tells: another one is an earlier process; the same one is this process,
+  // whose lock lives while its holder stamps it (a worker thread that ended, or a lock left by a
+  // failed delete, goes stale with its lease).
   if (owner.pid === process.pid) {
     if (heldTokens.has(owner.token)) return { dead: false };
     if (owner.startTime !== undefined && me.startTime !== undefined) {
-      return owner.startTime === me.startTime ? { dead: false } : { dead: true, reason: 'it has our pid and was taken by a process that started at another time (an earlier process with our pid)' };
+      if (owner.startTime !== me.startTime) return { dead: true, reason: 'it has our pid and was taken by a process that started at another time (an earlier process with our pid)' };
+      return byLease(file, owner, leaseMs, 'it is held in this very process, by another thread or another copy of this module');
     }
     return { dead: true, reason: 'it has our pid and a token this process does not hold (an earlier process with our pid)' };
   }

@@ -500,6 +500,44 @@ async function withFailedCut(label: string, test: (t: { dir: string; store: Json
   }
 }
 
+describe('the first write of a writer still opening as the store lets go of it', () => {
+  it.each(['release', 'delete'] as const)("is not read by this store's readers before it is acknowledged, nor after it failed (%s)", async (letGo) => {
+    const dir = await tempDir('opening-inflight');
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const { write } = proto;
+    // The events' write lands on disk, waits for the gate, then fails (and is cut back).
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      const events = Buffer.isBuffer(args[0]) && (args[0] as Buffer).includes('eventId');
+      const written = await write.apply(this, args);
+      if (events) {
+        await gate;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+      return written;
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      const appending = store.append('u1', f.batch(2), 0, f.state!).then(() => 'stored', (e: { code?: string }) => `rejected ${e.code}`);
+      // Called while the writer is still being opened (its lock, its scan of the log).
+      const lettingGo = letGo === 'release' ? store.release('u1') : store.delete('u1').catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 100)); // the append's bytes are on disk now, unacknowledged
+      expect(await store.load('u1')).toBeUndefined();
+      open();
+      expect(await appending).toBe('rejected STORE_UNAVAILABLE');
+      await lettingGo;
+      expect(await store.load('u1')).toBeUndefined();
+      await store.close();
+    } finally {
+      proto.write = write;
+    }
+  });
+});
+
 describe('a full disk when the writer lock is taken', () => {
   it('is STORE_UNAVAILABLE for acquire() and append(), and leaves no temp file of the lock behind', async () => {
     const dir = await tempDir('lock-enospc');

@@ -140,6 +140,21 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     }
   });
 
+  it.runIf(hasProc)('takes over a lock of this very process that no one stamps any more (a worker thread that ended), once its lease ran out', async () => {
+    const dir = await tempDir('lock-orphan');
+    const me = await procIdentity();
+    const owner = { pid: process.pid, hostname: hostname(), token: 'a-thread-that-ended', createdAt: 'then', ...me, leaseMs: 1000 };
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: 1000 });
+    // Stamped just now: its holder (another thread) lives.
+    await writeLock(dir, 'fresh', owner);
+    await expect(store.acquire('fresh')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('held in this very process') });
+    // Not stamped for longer than its lease: its holder is gone.
+    await writeLock(dir, 'stale', owner, 5_000);
+    await store.acquire('stale');
+    expect(JSON.parse(await readFile(lockPath(dir, 'stale'), 'utf8'))).toMatchObject({ pid: process.pid, ...me });
+    await store.close();
+  });
+
   it('reads the start time after the last parenthesis of /proc/<pid>/stat', () => {
     const tail = 'S 1 2 3 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 3133440 381';
     expect(parseStartTime(`123 (node) ${tail}`)).toBe(98765);

@@ -1,0 +1,43 @@
+// A delete whose rename of the folder fails (EBUSY: a process has it as its working directory on
+// some systems, a file system that refuses). Its own file: node:fs/promises is mocked here.
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+const refuse = { rename: false };
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...real,
+    rename: async (from: string, to: string) => {
+      if (refuse.rename && String(to).includes('~deleted-')) throw Object.assign(new Error(`EBUSY: resource busy or locked, rename '${from}'`), { code: 'EBUSY' });
+      return real.rename(from, to);
+    },
+  };
+});
+
+const { ProgressTracker } = await import('@progress/core');
+const { JsonFileStore } = await import('../src/index.js');
+const { removeTempDirs, tempDir } = await import('./helpers.js');
+
+afterAll(removeTempDirs);
+
+describe('a delete whose folder cannot be moved away', () => {
+  it('is STORE_UNAVAILABLE, gives the lock back, and a later delete (or retention run) deletes it', async () => {
+    const dir = await tempDir('delete-ebusy');
+    const store = new JsonFileStore({ directory: dir });
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    await t.close();
+    refuse.rename = true;
+    await expect(store.delete('u1')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', cause: { code: 'EBUSY' } });
+    refuse.rename = false;
+    // At once: no lock is left behind, for this store or another.
+    const other = new JsonFileStore({ directory: dir });
+    await other.acquire('u1');
+    await other.release('u1');
+    await other.close();
+    expect(await store.deleteCompletedOlderThan(0, Date.now() + 1000)).toEqual(['u1']);
+    expect(await store.load('u1')).toBeUndefined();
+    await store.close();
+  });
+});
