@@ -1,10 +1,11 @@
 // A delete whose rename of the folder fails (EBUSY: a process has it as its working directory on
 // some systems, a file system that refuses). Its own file: node:fs/promises is mocked here.
+import type * as FsPromises from 'node:fs/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const refuse = { rename: false };
 vi.mock('node:fs/promises', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const real = await importOriginal<typeof FsPromises>();
   return {
     ...real,
     rename: async (from: string, to: string) => {
