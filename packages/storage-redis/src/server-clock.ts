@@ -32,6 +32,8 @@ export class ServerClock {
   #measuredAt = 0;
   #rtt = 0;
   #measuring: Promise<number> | undefined;
+  /** A Cluster's masters (host:port) and the last reading of each, for a master that does not answer in time. */
+  #masters = new Map<string, { offset: number; rtt: number }>();
 
   constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}) {
     this.#redis = redis;
@@ -81,18 +83,26 @@ export class ServerClock {
     // append after its caller was told it failed. So every master is read, and the lowest offset
     // kept: a deadline on it comes no later on any master (on a master ahead, earlier: an append
     // refused as late, never one run late).
-    // A master that does not answer soon is left out this time (the next reading, a second later
-    // while appends go on, tries it again): one master down must not stop the appends to the others,
-    // nor hold them up for long.
+    // A master that does not answer soon counts with its last reading (a busy master is slow to
+    // answer, and it is the one whose appends queue): one master down or slow must neither stop nor
+    // hold up the appends to the others, nor raise the offset past its clock. One never read yet is
+    // left out until it answers (the next reading, a second later while appends go on).
     const cluster = this.#redis as Cluster;
     if (cluster.isCluster) {
       const soon = Math.min(Math.ceil(this.#timeoutMs / 4), 1000);
-      for (const settled of await Promise.allSettled(cluster.nodes('master').map((node) => this.#read(node, soon)))) {
-        if (settled.status === 'rejected') continue;
-        const read = settled.value;
+      const masters = cluster.nodes('master');
+      const readings = await Promise.allSettled(masters.map((node) => this.#read(node, soon)));
+      const known = new Map<string, { offset: number; rtt: number }>();
+      for (const [i, node] of masters.entries()) {
+        const key = `${node.options?.host}:${node.options?.port}`;
+        const settled = readings[i]!;
+        const read = settled.status === 'fulfilled' ? settled.value : this.#masters.get(key);
+        if (!read) continue;
+        known.set(key, { offset: read.offset, rtt: read.rtt });
         if (read.offset - Math.ceil(read.rtt / 2) < offset - Math.ceil(rtt / 2)) ({ offset, rtt } = read);
-        at = Math.max(at, read.at);
+        if (settled.status === 'fulfilled') at = Math.max(at, settled.value.at);
       }
+      this.#masters = known;
     }
     this.#rtt = rtt;
     this.#offset = offset;
