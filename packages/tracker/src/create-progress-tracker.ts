@@ -47,6 +47,9 @@ function makeStore(storage: StorageOption, logger: Logger): { store: ProgressSto
   return { store: storage as ProgressStore, owned: false };
 }
 
+/** How long closing waits for EventBridge delivery, in all, unless `eventBridge.flushTimeoutMs` says otherwise (the notifier's own default). */
+const NOTIFIER_FLUSH_TIMEOUT_MS = 10_000;
+
 /**
  * The old module's `ProgressTracker`, composed: the whole engine API of `@progress/core`, the
  * components as properties (`storage`, `notifier`, `callbacks`, `websocket`) and the old module's
@@ -65,6 +68,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
   websocket: ProgressWebSocketServer | undefined;
   readonly #owned: { store: boolean; websocket: boolean; notifier: boolean };
   readonly #logger: Logger;
+  readonly #notifierFlushTimeoutMs: number;
   #untrack: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -76,6 +80,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     callbacks: CallbackManager;
     websocket: ProgressWebSocketServer | undefined;
     owned: { store: boolean; websocket: boolean; notifier: boolean };
+    notifierFlushTimeoutMs?: number;
     logger: Logger;
   }) {
     this.engine = parts.engine;
@@ -84,6 +89,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     this.callbacks = parts.callbacks;
     this.websocket = parts.websocket;
     this.#owned = parts.owned;
+    this.#notifierFlushTimeoutMs = parts.notifierFlushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS;
     this.#logger = parts.logger;
     if (this.websocket) this.#untrack = this.websocket.track(this.engine);
   }
@@ -234,13 +240,15 @@ export class ComposedProgressTracker implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      const started = performance.now();
       await this.engine.close();
+      // The engine flushed the notifier (for up to sinkFlushTimeoutMs): its close waits for what is
+      // left of its own flush timeout, counted from here, not a whole one again.
+      const notifierLeftMs = Math.max(0, Math.round(this.#notifierFlushTimeoutMs - (performance.now() - started)));
       this.#untrack?.();
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['callbacks', () => this.callbacks.close()],
-        // The engine's close() flushed it already, for up to its flush timeout: what is still not
-        // delivered is given up on now, not waited for a second time.
-        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(0) : undefined)],
+        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(notifierLeftMs) : undefined)],
         ['websocket', () => this.stopWebSocketServer()],
         ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
       ];
@@ -291,6 +299,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
           ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
           ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
           ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
+          flushTimeoutMs: o.eventBridge.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS,
           logger,
         })
       : undefined;
@@ -326,6 +335,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     callbacks,
     websocket,
     owned: { store: ownsStore, websocket: ownsWebsocket, notifier: true },
+    notifierFlushTimeoutMs: o.eventBridge?.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS,
     logger,
   });
 }

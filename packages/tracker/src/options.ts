@@ -14,6 +14,8 @@ export interface EventBridgeOption {
   source?: string;
   /** A ready client, e.g. pointed at a local endpoint; it is not destroyed on close. */
   client?: EventBridgeNotifierOptions['client'];
+  /** How long `close()` waits for delivery, in all, before it gives up on what is left (the notifier's `flushTimeoutMs`). @default 10000 */
+  flushTimeoutMs?: number;
 }
 
 /** Options of {@link createProgressTracker}: the engine's, the components', and the old module's names. */

@@ -135,11 +135,16 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     client.destroy();
   });
 
-  it('closes its notifier after the one flush the engine waited for, not after a second one', async () => {
+  it('waits for EventBridge within one flush timeout in all: not a second one after the engine gave up, and not cut short by sinkFlushTimeoutMs', async () => {
+    // An endpoint that never answers: the engine's flush gives up after sinkFlushTimeoutMs, and the
+    // notifier's close waits only for what is left of its flush timeout.
     const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
-    const client = new EventBridgeClient(localClientConfig(silent.url));
+    const silentClient = new EventBridgeClient(localClientConfig(silent.url));
+    // One that answers after 1.5 s: delivered, though sinkFlushTimeoutMs is shorter.
+    const slow = await startEventBridgeEndpoint({ latencyMs: 1500 });
+    const slowClient = new EventBridgeClient(localClientConfig(slow.url));
     try {
-      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client }, sinkFlushTimeoutMs: 200 });
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client: silentClient, flushTimeoutMs: 500 }, sinkFlushTimeoutMs: 200 });
       const drains: Array<number | undefined> = [];
       const notifier = t.notifier!;
       const drain = notifier.drain.bind(notifier);
@@ -149,12 +154,22 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       };
       await t.startUpgrade();
       await t.close();
-      // The engine's flush (the notifier's own timeout), then the close, which gives up at once.
-      expect(drains).toEqual([undefined, 0]);
+      // The engine's flush (the notifier's own timeout, cut at 200 ms), then the close with the rest.
+      expect(drains).toHaveLength(2);
+      expect(drains[0]).toBeUndefined();
+      expect(drains[1]).toBeGreaterThanOrEqual(0);
+      expect(drains[1]).toBeLessThanOrEqual(300);
       expect(notifier.stats()).toMatchObject({ failed: 1, queued: 0, inFlight: 0 });
+
+      const u = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client: slowClient }, sinkFlushTimeoutMs: 300 });
+      await u.startUpgrade();
+      await u.close();
+      expect(u.notifier!.stats()).toMatchObject({ sent: 1, failed: 0 });
     } finally {
-      client.destroy();
+      silentClient.destroy();
+      slowClient.destroy();
       await silent.close();
+      await slow.close();
     }
   });
 
