@@ -266,10 +266,21 @@ export class Topic {
 
   /** An event handed to the server as a sink. */
   fromSink(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
-    if (this.tracker) return this.dispatch(event);
+    // Only the tracked tracker's: another one of the same upgrade id (an older run not untracked yet,
+    // a second writer) hands its own events and state, which are not this topic's history.
+    if (this.tracker) return state === this.tracker.durableProgress ? this.dispatch(event) : undefined;
     if (this.#storeFed) return this.ingest(event);
     // A tracker that has the server as a sink without track(): its state object is its durable state.
+    const before = this.#sinkState;
     this.#sinkState = state;
+    // Another run under the same id (created anew: its seqs start again at 1). What subscribers have
+    // is of the old one: they are sent the new one's state, as when another run is tracked.
+    if (before !== undefined && before.createdAt !== state.createdAt) {
+      this.#generation++;
+      this.#snapshot = undefined;
+      for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
+      return;
+    }
     this.dispatch(event);
   }
 

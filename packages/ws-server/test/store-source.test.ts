@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
+import { ProgressError, ProgressTracker, type ProgressEvent } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
@@ -232,6 +232,55 @@ describe('a tracker that comes and goes', () => {
     expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(stored);
     await other.addTask('late', 'Late');
     expect((await c.next((m) => m.type === 'progress_event')).data.seq).toBe(stored + 1);
+  });
+});
+
+describe('two runs of one upgrade id at once', () => {
+  it('the events of an older run still tracked do not reach the subscribers of the run tracked last', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const old = await openTracker('two-runs');
+    trackers.push(old);
+    opened.server.track(old);
+    await old.startUpgrade();
+    await old.addTask('old-task', 'Old');
+    await sleep(5); // another createdAt
+    const fresh = await openTracker('two-runs');
+    trackers.push(fresh);
+    opened.server.track(fresh);
+    await fresh.startUpgrade();
+    await fresh.addTask('fresh-first', 'Fresh first');
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'two-runs' });
+    expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ seq: 3, data: { createdAt: fresh.durableProgress.createdAt } });
+    await old.updateTaskProgress('old-task', 50, 'from the old run'); // its seq 4
+    await fresh.addTask('new-task', 'New'); // the new run's seq 4
+    await c.until(() => c.seqs('two-runs').includes(4), 5000, 'the new run\'s seq 4');
+    expect(c.ofType('progress_event', 'two-runs').map((m) => [m.data.seq, m.data.taskId])).toEqual([[4, 'new-task']]);
+  });
+
+  it('a new run of an upgrade the server is a sink of (not tracked) resyncs its subscribers to the new run', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const run1 = await ProgressTracker.open({ upgradeId: 'sink-runs', planId: 'p', clusterName: 'c', sinks: [opened.server] });
+    await run1.startUpgrade();
+    for (let i = 0; i < 5; i++) await run1.addTask(`old${i}`, `Old ${i}`);
+    await run1.close();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'sink-runs' });
+    expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ seq: 7 });
+    await sleep(5); // another createdAt
+    const run2 = await ProgressTracker.open({ upgradeId: 'sink-runs', planId: 'p', clusterName: 'c', sinks: [opened.server] });
+    trackers.push(run2);
+    await run2.startUpgrade();
+    for (let i = 0; i < 8; i++) await run2.addTask(`new${i}`, `New ${i}`);
+    await c.until(() => c.seqs('sink-runs').includes(run2.durableProgress.lastSeq), 5000, 'the new run\'s last event');
+    expect(c.ofType('resync', 'sink-runs')).toEqual([expect.objectContaining({ reason: 'gap' })]);
+    // After the resync: the new run's snapshot (seq 1), then every one of its events in order.
+    const snapshots = c.ofType('snapshot', 'sink-runs');
+    expect(snapshots.at(-1)).toMatchObject({ seq: 1, data: { createdAt: run2.durableProgress.createdAt } });
+    const after = c.messages.slice(c.messages.indexOf(snapshots.at(-1)!));
+    expect(after.filter((m) => m.type === 'progress_event').map((m) => m.data.seq)).toEqual(Array.from({ length: run2.durableProgress.lastSeq - 1 }, (_, i) => i + 2));
   });
 });
 
