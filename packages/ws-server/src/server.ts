@@ -646,7 +646,11 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
     for (const topic of this.#topics.values()) {
       const state = topic.state;
-      if (state && (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq)) rows.set(topic.upgradeId, toSummaryRow(state));
+      if (!state) continue;
+      // A topic that follows the store, of an upgrade the store no longer lists: deleted (or expired)
+      // there, which a `*` subscription's watchAll does not report. The store is the one to believe.
+      if (this.#o.store && topic.storeBacked && !rows.has(topic.upgradeId)) continue;
+      if (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));
   }

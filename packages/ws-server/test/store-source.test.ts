@@ -235,6 +235,21 @@ describe('a tracker that comes and goes', () => {
   });
 });
 
+describe('an upgrade deleted from the store while a "*" subscriber follows it', () => {
+  it('is not listed any more', async () => {
+    const store = new WatchableMemoryStore();
+    const { writer, url } = await serveStartedUpgrade(store);
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    await writer.close();
+    expect(await store.delete('u1')).toBe(true);
+    const other = await connect(url);
+    other.send({ type: 'list_upgrades' });
+    expect((await other.next((m) => m.type === 'upgrades')).data).toEqual([]);
+  });
+});
+
 describe('two runs of one upgrade id at once', () => {
   it('the events of an older run still tracked do not reach the subscribers of the run tracked last', async () => {
     opened.server = new ProgressWebSocketServer({ port: 0 });
