@@ -837,7 +837,6 @@ export class ProgressTracker implements AsyncDisposable {
   }
 }
 
-/** Reads the clock option: a finite number of ms, or `INVALID_ARGUMENT` (before anything changes). */
 /** `DATA_CORRUPTED` unless `state`, loaded from a store, has the shape every store checks before it writes one. */
 function assertLoadedState(upgradeId: string, state: unknown): asserts state is UpgradeProgress {
   try {
@@ -850,6 +849,7 @@ function assertLoadedState(upgradeId: string, state: unknown): asserts state is 
   }
 }
 
+/** Reads the clock option: a finite number of ms, or `INVALID_ARGUMENT` (before anything changes). */
 function clockTime(now: () => number): number {
   const time = now();
   if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > 8.64e15) {

@@ -195,7 +195,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
    * call's `timeoutMs` holds).
    *
    * @param timeoutMs @default `flushTimeoutMs`. 0 gives up at once on what is not delivered yet
-   *   (after a flush that already waited, as `tracker.close()` does).
+   *   (after a flush that already waited: `tracker.close()` passes what is left of its budget).
    * @throws ProgressError `INVALID_ARGUMENT` for a `timeoutMs` that is not a number >= 0.
    */
   async close(timeoutMs?: number): Promise<void> {
