@@ -466,9 +466,9 @@ export class JsonFileStore implements ProgressStore {
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
     const ours = this.#locks.get(upgradeId);
-    // The log goes (or is empty): no cut is owed to it any more.
-    this.#uncut.delete(upgradeId);
     if (logSize === 0 && !legacy) {
+      // The log is empty: no cut is owed to it any more.
+      this.#uncut.delete(upgradeId);
       if (!held && ours) {
         this.#locks.delete(upgradeId);
         await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger);
@@ -489,12 +489,19 @@ export class JsonFileStore implements ProgressStore {
         },
       );
     } catch (err) {
-      // The folder stays, and so would our lock file, held by no one: give it back, so that this
+      // The folder stays. A lock held before this delete (a tracker open in this store) stays held,
+      // with any cut still owed. One this delete took would stay held by no one: the cut it owes is
+      // made first (rejected events must not become readable), then it is given back, so that this
       // store (and any other) can take it again at once, and a later run try the delete again.
-      if (ours) await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger).catch(() => forgetLock(ours.lease));
+      if (held) this.#locks.set(upgradeId, held);
+      else if (ours) {
+        await this.#lastCut(upgradeId, paths, ours.lease);
+        await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger).catch(() => forgetLock(ours.lease));
+      }
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not delete its folder ${paths.dir}`, { upgradeId, file: paths.dir }, err);
     }
-    // The lock file went with the folder.
+    // The log went (with the lock file): no cut is owed to it any more.
+    this.#uncut.delete(upgradeId);
     if (ours) await forgetLock(ours.lease);
     const hides = await exists(paths.legacy);
     if (hides) {
