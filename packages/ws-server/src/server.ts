@@ -644,12 +644,20 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (this.#o.store) {
       for (const row of await this.#o.store.list()) rows.set(row.upgradeId, row);
     }
+    // A topic that follows the store, of an upgrade the store did not list: deleted (or expired)
+    // there, which a `*` subscription's watchAll does not report, or created while the store listed.
+    // The store is asked again for those (few) upgrades: the one to believe.
+    const unlisted = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && !rows.has(topic.upgradeId));
+    const gone = new Set<string>();
+    await Promise.all(
+      unlisted.map(async (topic) => {
+        const now = await this.#o.store!.load(topic.upgradeId).catch(() => topic.state);
+        if (!now) gone.add(topic.upgradeId);
+      }),
+    );
     for (const topic of this.#topics.values()) {
       const state = topic.state;
-      if (!state) continue;
-      // A topic that follows the store, of an upgrade the store no longer lists: deleted (or expired)
-      // there, which a `*` subscription's watchAll does not report. The store is the one to believe.
-      if (this.#o.store && topic.storeBacked && !rows.has(topic.upgradeId)) continue;
+      if (!state || gone.has(topic.upgradeId)) continue;
       if (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));

@@ -272,15 +272,22 @@ export class Topic {
     if (this.#storeFed) return this.ingest(event);
     // A tracker that has the server as a sink without track(): its state object is its durable state.
     const before = this.#sinkState;
-    this.#sinkState = state;
-    // Another run under the same id (created anew: its seqs start again at 1). What subscribers have
-    // is of the old one: they are sent the new one's state, as when another run is tracked.
-    if (before !== undefined && before.createdAt !== state.createdAt) {
-      this.#generation++;
-      this.#snapshot = undefined;
-      for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
-      return;
+    if (before !== undefined && state !== before) {
+      // Another tracker of this id. An older run (one still closing after a new one started) is not
+      // served: it would take the subscribers back to it. A newer run (created anew: its seqs start
+      // again at 1), also one created in the same millisecond (it starts with seq 1 again, or below
+      // the seq held), replaces it: subscribers are sent its state, as when another run is tracked.
+      // A tracker reopened on the same run goes on from the seq held: nothing to do.
+      if (state.createdAt < before.createdAt) return;
+      if (state.createdAt > before.createdAt || event.type === 'upgrade.created' || event.seq <= before.lastSeq) {
+        this.#sinkState = state;
+        this.#generation++;
+        this.#snapshot = undefined;
+        for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
+        return;
+      }
     }
+    this.#sinkState = state;
     this.dispatch(event);
   }
 

@@ -299,6 +299,81 @@ describe('two runs of one upgrade id at once', () => {
   });
 });
 
+describe('runs of an upgrade the server is a sink of (not tracked)', () => {
+  it('an older run still writing after a new one started does not take the subscribers back to it', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const run1 = await ProgressTracker.open({ upgradeId: 'flip', planId: 'p', clusterName: 'c', sinks: [opened.server] });
+    trackers.push(run1);
+    await run1.startUpgrade();
+    await run1.addTask('old', 'Old');
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'flip' });
+    await c.next((m) => m.type === 'snapshot');
+    await sleep(5); // another createdAt
+    const run2 = await ProgressTracker.open({ upgradeId: 'flip', planId: 'p', clusterName: 'c', sinks: [opened.server] });
+    trackers.push(run2);
+    await run2.startUpgrade(); // seq 2 of the new run
+    await run1.updateTaskProgress('old', 50, 'the old run, closing'); // seq 4 of the old run
+    await run2.addTask('new', 'New'); // seq 3 of the new run
+    await c.until(() => c.seqs('flip').includes(3), 5000, 'the new run\'s seq 3');
+    const snapshots = c.ofType('snapshot', 'flip');
+    expect(snapshots.at(-1)).toMatchObject({ data: { createdAt: run2.durableProgress.createdAt } });
+    expect(c.ofType('resync', 'flip')).toHaveLength(1);
+    c.send({ type: 'get_summary', upgradeId: 'flip' });
+    expect((await c.next((m) => m.type === 'progress_summary')).data).toMatchObject({ lastSeq: 3 });
+  });
+
+  it('a new run created in the same millisecond as the old one still resyncs the subscribers', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const now = () => Date.parse('2026-01-01T00:00:00.000Z');
+    const run1 = await ProgressTracker.open({ upgradeId: 'same-ms', planId: 'p', clusterName: 'c', sinks: [opened.server], now });
+    await run1.startUpgrade();
+    await run1.addTask('old', 'Old');
+    await run1.close();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'same-ms' });
+    await c.next((m) => m.type === 'snapshot');
+    const run2 = await ProgressTracker.open({ upgradeId: 'same-ms', planId: 'p', clusterName: 'c', sinks: [opened.server], now });
+    trackers.push(run2);
+    await run2.startUpgrade();
+    await run2.addTask('n1', 'N1');
+    await run2.addTask('n2', 'N2');
+    await c.until(() => c.seqs('same-ms').includes(4), 5000, 'the new run\'s seq 4');
+    expect(c.ofType('resync', 'same-ms')).toHaveLength(1);
+    expect(c.ofType('progress_event', 'same-ms').map((m) => m.data.taskId ?? m.data.type)).toEqual(['upgrade.started', 'n1', 'n2']);
+  });
+});
+
+describe('list_upgrades while the store lists', () => {
+  it('lists an upgrade created meanwhile that a "*" subscriber already follows', async () => {
+    class SlowListStore extends WatchableMemoryStore {
+      listDelayMs = 0;
+      override async list(filter?: Parameters<WatchableMemoryStore['list']>[0]) {
+        const rows = await super.list(filter);
+        if (this.listDelayMs) await sleep(this.listDelayMs);
+        return rows;
+      }
+    }
+    const store = new SlowListStore();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'subscribed');
+    store.listDelayMs = 300;
+    const other = await connect(url);
+    other.send({ type: 'list_upgrades' }); // the store lists now (nothing yet) and answers 300 ms later
+    await sleep(20);
+    const writer = await openTracker('late', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'late');
+    expect((await other.next((m) => m.type === 'upgrades')).data.map((r: { upgradeId: string }) => r.upgradeId)).toEqual(['late']);
+  });
+});
+
 describe('a tracker untracked with nobody subscribed', () => {
   it('keeps its last state for later subscribers when it wrote to another store than the server\'s', async () => {
     opened.server = new ProgressWebSocketServer({ port: 0, store: new WatchableMemoryStore() });
