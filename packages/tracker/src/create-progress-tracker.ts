@@ -243,12 +243,13 @@ export class ComposedProgressTracker implements AsyncDisposable {
       const started = performance.now();
       await this.engine.close();
       // The engine flushed the notifier (for up to sinkFlushTimeoutMs): its close waits for what is
-      // left of its own flush timeout, counted from here, not a whole one again.
-      const notifierLeftMs = Math.max(0, Math.round(this.#notifierFlushTimeoutMs - (performance.now() - started)));
+      // left of its own flush timeout, counted from the start of this close when that step runs (the
+      // callbacks' close before it may take a while), not a whole one again.
+      const notifierLeftMs = (): number => Math.max(0, Math.round(this.#notifierFlushTimeoutMs - (performance.now() - started)));
       this.#untrack?.();
       const steps: Array<[string, () => Promise<unknown>]> = [
         ['callbacks', () => this.callbacks.close()],
-        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(notifierLeftMs) : undefined)],
+        ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(notifierLeftMs()) : undefined)],
         ['websocket', () => this.stopWebSocketServer()],
         ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
       ];

@@ -173,6 +173,31 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     }
   });
 
+  it("counts the callbacks' close in the notifier's budget: nothing is left for it after a callback that outlasts the flush timeout", async () => {
+    const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
+    const client = new EventBridgeClient(localClientConfig(silent.url));
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client, flushTimeoutMs: 1000 }, sinkFlushTimeoutMs: 200 });
+      const drains: Array<number | undefined> = [];
+      const notifier = t.notifier!;
+      const drain = notifier.drain.bind(notifier);
+      notifier.drain = (timeoutMs?: number) => {
+        drains.push(timeoutMs);
+        return drain(timeoutMs);
+      };
+      // A callback busy for 1.2 s: the callbacks' close waits for it, past the notifier's 1 s.
+      t.addEventCallback(async () => {
+        await new Promise((r) => setTimeout(r, 1200));
+      });
+      await t.startUpgrade();
+      await t.close();
+      expect(drains).toEqual([undefined, 0]);
+    } finally {
+      client.destroy();
+      await silent.close();
+    }
+  });
+
   it('sends them under the old names eventBridgeBusName + awsRegion too', async () => {
     const saved = { ...process.env };
     Object.assign(process.env, { AWS_ENDPOINT_URL_EVENTBRIDGE: endpoint.url, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
