@@ -15,10 +15,9 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { open: openFile } = await import('node:fs/promises');
 const { ProgressTracker } = await import('@progress/core');
 const { JsonFileStore } = await import('../src/index.js');
-const { removeTempDirs, tempDir } = await import('./helpers.js');
+const { fileHandlePrototype, removeTempDirs, tempDir } = await import('./helpers.js');
 
 afterAll(removeTempDirs);
 
@@ -49,9 +48,7 @@ describe('a delete whose folder cannot be moved away', () => {
     const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
     await t.startUpgrade();
     // The write of one task lands and fails, and so does its cut back: the cut is owed.
-    const probe = await openFile(`${dir}/probe`, 'w');
-    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown>; truncate: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const { write, truncate } = proto;
     let failing = true;
     proto.write = async function (this: unknown, ...args: unknown[]) {

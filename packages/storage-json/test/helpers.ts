@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Logger } from '@progress/core';
 import { join } from 'node:path';
@@ -40,4 +40,21 @@ export function recordingLogger(): Logger & { lines: Array<{ level: string; obj:
   const lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }> = [];
   const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** The methods of node's FileHandle that tests replace (every file write of the store goes through them). */
+export interface FileHandleMethods {
+  write: (...args: unknown[]) => Promise<unknown>;
+  writeFile: (...args: unknown[]) => Promise<unknown>;
+  truncate: (...args: unknown[]) => Promise<unknown>;
+}
+
+/**
+ * FileHandle's prototype, for tests that make the store's writes fail or wait (a full disk, a disk
+ * failing under a write, a write in flight): they replace a method and put it back after.
+ */
+export async function fileHandlePrototype(dir: string): Promise<FileHandleMethods> {
+  const probe = await open(join(dir, 'probe'), 'w');
+  await probe.close();
+  return Object.getPrototypeOf(probe) as FileHandleMethods;
 }

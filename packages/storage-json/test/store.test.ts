@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
-import { procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
+import { fileHandlePrototype, procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -455,9 +455,7 @@ async function collectIds(store: JsonFileStore, id: string): Promise<string[]> {
 
 /** Makes every FileHandle write land and then fail with EIO, and every ftruncate fail, while `failing()` says so (a disk failing under a write and its cut back). */
 async function diskFailing(dir: string, failing: () => boolean): Promise<() => void> {
-  const probe = await openFile(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown>; truncate: (...args: unknown[]) => Promise<unknown> };
-  await probe.close();
+  const proto = await fileHandlePrototype(dir);
   const { write, truncate } = proto;
   const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
   proto.write = async function (this: unknown, ...args: unknown[]) {
@@ -505,9 +503,7 @@ describe('the first write of a writer still opening as the store lets go of it',
     const dir = await tempDir('opening-inflight');
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const probe = await openFile(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const { write } = proto;
     // The events' write lands on disk, waits for the gate, then fails (and is cut back).
     proto.write = async function (this: unknown, ...args: unknown[]) {
@@ -541,9 +537,7 @@ describe('the first write of a writer still opening as the store lets go of it',
 describe('a full disk when the writer lock is taken', () => {
   it('is STORE_UNAVAILABLE for acquire() and append(), and leaves no temp file of the lock behind', async () => {
     const dir = await tempDir('lock-enospc');
-    const probe = await openFile(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { writeFile: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const { writeFile: original } = proto;
     let full = true;
     proto.writeFile = async function (this: unknown, ...args: unknown[]) {
@@ -575,9 +569,7 @@ describe('a write in flight as the store lets go of its writer', () => {
     let holding = false;
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const probe = await openFile(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const { write } = proto;
     proto.write = async function (this: unknown, ...args: unknown[]) {
       const written = await write.apply(this, args);

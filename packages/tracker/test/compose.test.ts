@@ -110,6 +110,17 @@ describe('createProgressTracker', () => {
   });
 });
 
+/** The timeout of each drain() of `notifier` from now on (its flush() and close() drain), in order. */
+function drainTimeouts(notifier: EventBridgeNotifier): Array<number | undefined> {
+  const timeouts: Array<number | undefined> = [];
+  const drain = notifier.drain.bind(notifier);
+  notifier.drain = (timeoutMs?: number) => {
+    timeouts.push(timeoutMs);
+    return drain(timeoutMs);
+  };
+  return timeouts;
+}
+
 describe('createProgressTracker with EventBridge (the real SDK client against a local endpoint)', () => {
   let endpoint: EventBridgeEndpoint;
   beforeAll(async () => {
@@ -145,13 +156,8 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     const slowClient = new EventBridgeClient(localClientConfig(slow.url));
     try {
       const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client: silentClient, flushTimeoutMs: 500 }, sinkFlushTimeoutMs: 200 });
-      const drains: Array<number | undefined> = [];
       const notifier = t.notifier!;
-      const drain = notifier.drain.bind(notifier);
-      notifier.drain = (timeoutMs?: number) => {
-        drains.push(timeoutMs);
-        return drain(timeoutMs);
-      };
+      const drains = drainTimeouts(notifier);
       await t.startUpgrade();
       await t.close();
       // The engine's flush (the notifier's own timeout, cut at 200 ms), then the close with the rest.
@@ -178,13 +184,8 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     const client = new EventBridgeClient(localClientConfig(silent.url));
     try {
       const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client, flushTimeoutMs: 1000 }, sinkFlushTimeoutMs: 200 });
-      const drains: Array<number | undefined> = [];
       const notifier = t.notifier!;
-      const drain = notifier.drain.bind(notifier);
-      notifier.drain = (timeoutMs?: number) => {
-        drains.push(timeoutMs);
-        return drain(timeoutMs);
-      };
+      const drains = drainTimeouts(notifier);
       // A callback busy for 1.2 s: the callbacks' close waits for it, past the notifier's 1 s.
       t.addEventCallback(async () => {
         await new Promise((r) => setTimeout(r, 1200));
