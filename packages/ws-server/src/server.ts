@@ -657,7 +657,8 @@ export class ProgressWebSocketServer implements ProgressSink {
     );
     for (const topic of this.#topics.values()) {
       const state = topic.state;
-      if (!state || gone.has(topic.upgradeId)) continue;
+      // (Gone only while it still follows the store: a tracker of this process may have taken it over meanwhile.)
+      if (!state || (gone.has(topic.upgradeId) && topic.storeBacked)) continue;
       if (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));

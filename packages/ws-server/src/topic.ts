@@ -277,8 +277,10 @@ export class Topic {
       // served: it would take the subscribers back to it. A newer run (created anew: its seqs start
       // again at 1), also one created in the same millisecond (it starts with seq 1 again, or below
       // the seq held), replaces it: subscribers are sent its state, as when another run is tracked.
-      // A tracker reopened on the same run goes on from the seq held: nothing to do.
-      if (state.createdAt < before.createdAt) return;
+      // A tracker reopened on the same run goes on from the seq held: nothing to do. (A run's
+      // `upgrade.created` is a new run whatever its time says: a clock stepped back may date it
+      // before the old one, and an old run still closing never sends one.)
+      if (state.createdAt < before.createdAt && event.type !== 'upgrade.created') return;
       if (state.createdAt > before.createdAt || event.type === 'upgrade.created' || event.seq <= before.lastSeq) {
         this.#sinkState = state;
         this.#generation++;

@@ -346,6 +346,50 @@ describe('runs of an upgrade the server is a sink of (not tracked)', () => {
   });
 });
 
+describe('runs of a sink-fed upgrade: clocks and reopened trackers', () => {
+  it('a new run dated before the old one (a clock stepped back) is still served: its upgrade.created resyncs', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const t0 = Date.parse('2026-01-01T00:00:10.000Z');
+    const run1 = await ProgressTracker.open({ upgradeId: 'back', planId: 'p', clusterName: 'c', sinks: [opened.server], now: () => t0 });
+    await run1.startUpgrade();
+    await run1.addTask('old', 'Old');
+    await run1.close();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'back' });
+    await c.next((m) => m.type === 'snapshot');
+    const run2 = await ProgressTracker.open({ upgradeId: 'back', planId: 'p', clusterName: 'c', sinks: [opened.server], now: () => t0 - 5000 });
+    trackers.push(run2);
+    await run2.startUpgrade();
+    await run2.addTask('n1', 'N1');
+    await run2.addTask('n2', 'N2');
+    await c.until(() => c.seqs('back').includes(4), 5000, 'the new run\'s seq 4');
+    expect(c.ofType('resync', 'back')).toHaveLength(1);
+    c.send({ type: 'get_summary', upgradeId: 'back' });
+    expect((await c.next((m) => m.type === 'progress_summary')).data).toMatchObject({ lastSeq: 4 });
+  });
+
+  it('a tracker reopened on the same run after the first closed is served on from the seq held, without a resync', async () => {
+    const store = new WatchableMemoryStore();
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const first = await ProgressTracker.open({ upgradeId: 're', planId: 'p', clusterName: 'c', sinks: [opened.server], store });
+    await first.startUpgrade();
+    await first.addTask('t1', 'T1');
+    await first.close();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 're' });
+    await c.next((m) => m.type === 'snapshot');
+    const again = await ProgressTracker.open({ upgradeId: 're', planId: 'p', clusterName: 'c', sinks: [opened.server], store });
+    trackers.push(again);
+    await again.addTask('t2', 'T2');
+    await again.addTask('t3', 'T3');
+    await c.until(() => c.seqs('re').includes(5), 5000, 'seq 5');
+    expect(c.seqs('re')).toEqual([4, 5]);
+    expect(c.ofType('resync', 're')).toHaveLength(0);
+  });
+});
+
 describe('list_upgrades while the store lists', () => {
   it('lists an upgrade created meanwhile that a "*" subscriber already follows', async () => {
     class SlowListStore extends WatchableMemoryStore {
@@ -371,6 +415,36 @@ describe('list_upgrades while the store lists', () => {
     await writer.startUpgrade();
     await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'late');
     expect((await other.next((m) => m.type === 'upgrades')).data.map((r: { upgradeId: string }) => r.upgradeId)).toEqual(['late']);
+  });
+
+  it('lists an upgrade deleted in the store that a tracker of this process took over while the store was asked again', async () => {
+    class SlowLoadStore extends WatchableMemoryStore {
+      loadDelayMs = 0;
+      override async load(id: string) {
+        const state = await super.load(id);
+        if (this.loadDelayMs) await sleep(this.loadDelayMs);
+        return state;
+      }
+    }
+    const store = new SlowLoadStore();
+    const writer = await openTracker('x', store);
+    await writer.startUpgrade();
+    await writer.close();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'x');
+    await store.delete('x'); // watchAll does not report it: the topic keeps its state
+    store.loadDelayMs = 300;
+    const other = await connect(url);
+    other.send({ type: 'list_upgrades' });
+    await sleep(100); // the server asks the store again about 'x', which answers "gone" 300 ms later
+    const local = await openTracker('x'); // a new run of x in this process, on its own store
+    trackers.push(local);
+    opened.server.track(local);
+    await local.startUpgrade();
+    expect((await other.next((m) => m.type === 'upgrades')).data.map((r: { upgradeId: string }) => r.upgradeId)).toEqual(['x']);
   });
 });
 
