@@ -44,6 +44,9 @@ export async function exists(path: string): Promise<boolean> {
 /** `err.code === code` for a Node system error. */
 export const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | undefined)?.code === code;
 
+/** {@link isCode} of the error or of its `cause` (a file system error this store wrapped in a `ProgressError`). */
+export const isCodeOrCause = (err: unknown, code: string): boolean => isCode(err, code) || isCode((err as { cause?: unknown } | undefined)?.cause, code);
+
 /**
  * Creates `dir` (and missing parents) with mode 0700; with `sync`, fsyncs the parent of every folder
  * it created so the new entries are durable. Returns true when it created `dir`.

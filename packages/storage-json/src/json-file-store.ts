@@ -24,7 +24,7 @@ import {
   type UpgradeSummaryRow,
 } from '@progress/core';
 import { corruptedLine, storeError } from './errors.js';
-import { datasyncFile, ensureDir, exists, fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
+import { datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCause, writeFileAtomic } from './fs-utils.js';
 import { readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
@@ -417,7 +417,7 @@ export class JsonFileStore implements ProgressStore {
             if (state) rows.push(toSummaryRow(state));
           } catch (err) {
             // Deleted since the readdir above: it is simply not there any more.
-            if (isCode(err, 'ENOENT') || isCode((err as { cause?: unknown } | undefined)?.cause, 'ENOENT')) return;
+            if (isCodeOrCause(err, 'ENOENT')) return;
             if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
             this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
           }
@@ -457,7 +457,7 @@ export class JsonFileStore implements ProgressStore {
       } catch (err) {
         // Its folder went between the look above and the lock: deleted by another store (retention
         // running in two processes). Nothing is left to delete here.
-        if (isCode(err, 'ENOENT') || isCode((err as { cause?: unknown } | undefined)?.cause, 'ENOENT')) {
+        if (isCodeOrCause(err, 'ENOENT')) {
           if (!(await exists(paths.dir))) return false;
         }
         throw err;

@@ -139,16 +139,24 @@ class WatchConnection {
   }
 }
 
-/** See `RedisStore.watch`. */
-export async function* watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
+/**
+ * Runs `follow` on a dedicated connection, ended with it; then throws why the connection ended on
+ * its own, if it did (a consumer that stops early hears nothing of it).
+ */
+async function* onConnection(ctx: WatchContext, signal: AbortSignal | undefined, follow: (watcher: WatchConnection) => AsyncGenerator<ProgressEvent>): AsyncGenerator<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return;
   const watcher = new WatchConnection(ctx, signal);
   try {
-    yield* followUpgrade(ctx, watcher, upgradeId, afterSeq);
+    yield* follow(watcher);
   } finally {
     watcher.end();
   }
   watcher.throwIfFailed();
+}
+
+/** See `RedisStore.watch`. */
+export function watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
+  return onConnection(ctx, signal, (watcher) => followUpgrade(ctx, watcher, upgradeId, afterSeq));
 }
 
 async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgradeId: string, afterSeq: number): AsyncGenerator<ProgressEvent> {
@@ -260,20 +268,9 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
     [Symbol.asyncIterator]() {
       if (used) throw new Error('[@progress/storage-redis] a watchAll() iterable can be iterated once');
       used = true;
-      return followFeed(ctx, signal, start);
+      return onConnection(ctx, signal, (watcher) => readFeed(ctx, watcher, start));
     },
   };
-}
-
-async function* followFeed(ctx: WatchContext, signal: AbortSignal | undefined, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
-  if (signal?.aborted || ctx.stop.aborted) return;
-  const watcher = new WatchConnection(ctx, signal);
-  try {
-    yield* readFeed(ctx, watcher, start);
-  } finally {
-    watcher.end();
-  }
-  watcher.throwIfFailed();
 }
 
 async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {

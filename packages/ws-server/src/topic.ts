@@ -230,11 +230,7 @@ export class Topic {
     // Another run under the same id (created anew: its seqs start again at 1): what subscribers
     // have is of the old one, and the new one's events must not land on it. A replay running now
     // sees the generation move and starts over.
-    if (before !== undefined && before.createdAt !== now.createdAt) {
-      this.#generation++;
-      for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
-      return;
-    }
+    if (before !== undefined && before.createdAt !== now.createdAt) return this.#resyncAll();
     for (const sub of this.subs) {
       if (sub.closed || sub.replaying) continue;
       // Ahead of the new source: it cannot be the same history.
@@ -283,10 +279,7 @@ export class Topic {
       if (state.createdAt < before.createdAt && event.type !== 'upgrade.created') return;
       if (state.createdAt > before.createdAt || event.type === 'upgrade.created' || event.seq <= before.lastSeq) {
         this.#sinkState = state;
-        this.#generation++;
-        this.#snapshot = undefined;
-        for (const sub of this.subs) if (!sub.closed && !sub.replaying) this.#resync(sub, 'gap');
-        return;
+        return this.#resyncAll();
       }
     }
     this.#sinkState = state;
@@ -622,8 +615,16 @@ export class Topic {
   /** Follows the store from `state` (as it holds the upgrade now, or undefined), resyncing every subscriber to it. */
   #startOver(state: UpgradeProgress | undefined): void {
     this.#storeState = state;
+    this.#resyncAll();
+  }
+
+  /**
+   * The state held now is another history than the one subscribers have (another run, a reload):
+   * each is sent `resync` and the state. Subscribers replaying now are resynced when their replay
+   * returns (they see the generation move).
+   */
+  #resyncAll(): void {
     this.#snapshot = undefined;
-    // Subscribers replaying now are resynced when their replay returns (they see the generation move).
     this.#generation++;
     for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, 'gap');
   }
