@@ -19,8 +19,27 @@ const SLOTS = 16384;
  * of the 16,384 slots (CLUSTER ADDSLOTSRANGE), joins them (CLUSTER MEET) and waits until every
  * node reports `cluster_state:ok`. `extraArgs` go to every redis-server. Needs `redis-server` 7 or
  * later on PATH; throws a message saying so when it is missing.
+ *
+ * Each node's cluster bus gets a free port of its own (`--cluster-port`): by default it listens on
+ * the node's port + 10,000, which redis-server refuses above port 55,535 (a free port is up to
+ * 60,999 here) and which another process may hold. A port taken between the pick and the listen
+ * makes a node exit at once: the whole start is then tried again on new ports (three times).
  */
 export async function startRedisCluster(masters = 3, extraArgs: readonly string[] = []): Promise<TestRedisCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(masters, extraArgs);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 3) throw err;
+    }
+  }
+}
+
+/** A node exited while starting although redis-server runs: most likely its port was taken meanwhile. */
+class PortTaken extends Error {}
+const lastWords = new WeakMap<ChildProcess, () => string>();
+
+async function startOnce(masters: number, extraArgs: readonly string[]): Promise<TestRedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'progress-redis-cluster-'));
   const children: ChildProcess[] = [];
   const admins: Redis[] = [];
@@ -40,14 +59,33 @@ export async function startRedisCluster(masters = 3, extraArgs: readonly string[
   };
   try {
     const ports: number[] = [];
+    const busPorts: number[] = [];
+    const taken = new Set<number>();
+    const pick = async (): Promise<number> => {
+      for (;;) {
+        const port = await freePort();
+        if (!taken.has(port)) return taken.add(port), port;
+      }
+    };
     for (let i = 0; i < masters; i++) {
-      const port = await freePort();
+      const port = await pick();
+      const bus = await pick();
       ports.push(port);
+      busPorts.push(bus);
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
-        { stdio: 'ignore' },
+        [
+          ...['--port', String(port), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
+          ...['--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
       );
+      // Its last words, for the error when it exits while starting (redis-server logs to stdout).
+      let said = '';
+      const keep = (chunk: Buffer): void => void (said = (said + chunk.toString()).slice(-400));
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      lastWords.set(child, () => said.trim().split('\n').at(-1) ?? '');
       children.push(child);
       child.once('error', () => {});
     }
@@ -60,7 +98,7 @@ export async function startRedisCluster(masters = 3, extraArgs: readonly string[
     }
     const per = Math.ceil(SLOTS / masters);
     await Promise.all(admins.map((admin, i) => admin.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(SLOTS, (i + 1) * per) - 1))));
-    for (const port of ports.slice(1)) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(port));
+    for (let i = 1; i < masters; i++) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[i]), String(busPorts[i]));
     await until(
       async () => {
         for (const admin of admins) if (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
@@ -79,9 +117,14 @@ export async function startRedisCluster(masters = 3, extraArgs: readonly string[
 async function until(check: () => Promise<boolean>, what: string, children: ChildProcess[]): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
+    if (children.some((c) => c.pid === undefined)) {
+      throw new Error('redis-server could not be started: the cluster tests need redis-server 7 or later on PATH (Debian/Ubuntu: apt-get install redis-server)');
+    }
     const failed = children.find((c) => c.exitCode !== null);
-    if (failed || children.some((c) => c.pid === undefined)) {
-      throw new Error(`redis-server could not start in cluster mode (exit code ${failed?.exitCode}): the cluster tests need redis-server 7 or later on PATH (Debian/Ubuntu: apt-get install redis-server)`);
+    if (failed) {
+      throw new PortTaken(
+        `redis-server exited while starting in cluster mode (exit code ${failed.exitCode}: "${lastWords.get(failed)?.() ?? ''}"); the cluster tests need redis-server 7 or later on PATH and free loopback ports`,
+      );
     }
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`timed out after 20 s waiting for ${what}`);
