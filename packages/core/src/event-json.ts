@@ -1,3 +1,4 @@
+import { ProgressError } from './errors.js';
 import type { ProgressEvent } from './model.js';
 
 /**
@@ -108,10 +109,15 @@ function eventJson(ev: ProgressEvent): string | undefined {
  * of an append (2.3 us per event in a loop, 6 us between round trips on the 2-core machine). Anything
  * else (other keys or key order, a prototype, a `toJSON` on the event or its details, text that needs
  * escaping, non-finite numbers, a polluted Object.prototype) goes to `JSON.stringify`, which also
- * throws what it throws (a BigInt, a cycle).
+ * throws what it throws (a BigInt, a cycle). Where `JSON.stringify` gives no text at all (undefined,
+ * a function), this throws a `ProgressError` `INVALID_ARGUMENT` rather than return undefined.
  */
 export function eventToJson(event: ProgressEvent): string {
-  return (prototypePolluted() ? undefined : eventJson(event)) ?? JSON.stringify(event);
+  const json = (prototypePolluted() ? undefined : eventJson(event)) ?? (JSON.stringify(event) as string | undefined);
+  // JSON.stringify gives undefined (no text at all) for undefined, a function, a symbol, or a toJSON
+  // that returns one of them: a store would write the text "undefined" or nothing.
+  if (json === undefined) throw new ProgressError('INVALID_ARGUMENT', `an event must be a JSON object, got ${event === null ? 'null' : typeof event} with no JSON text`);
+  return json;
 }
 
 /** `JSON.stringify(events)`, byte for byte, as {@link eventToJson} for each event. */

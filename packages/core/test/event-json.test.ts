@@ -124,6 +124,13 @@ describe('eventsToJson and eventToJson', () => {
     }
   });
 
+  it('refuses a value that has no JSON text, one by one (JSON.stringify would give undefined)', () => {
+    for (const value of [undefined, () => 1, Symbol('s'), { toJSON: () => undefined }]) {
+      expect(() => eventToJson(value as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(eventToJson(null as never)).toBe('null');
+  });
+
   it('takes the generic path for values that are not objects', () => {
     for (const events of [[null], [undefined], [1], ['x'], [[1, 2]]]) expect(eventsToJson(events as never)).toBe(JSON.stringify(events));
   });
