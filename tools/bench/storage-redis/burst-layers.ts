@@ -1,0 +1,115 @@
+// Where the burst path's time goes: bursts of 100 concurrent tracker commands (awaited together, as
+// index.ts's burst row), layer by layer, finely interleaved (ROUNDS rounds of BURSTS bursts per
+// contender, the order reversed every other round). Per contender: mean us per event, its rate
+// against BullMQ's bursts (ratio of the totals, and the median of the per-round ratios), and this
+// process's CPU per event (user, system).
+//   bull        BullMQ job.updateProgress, 100 at once (ioredis pipelines them: 100 EVALSHAs in one write)
+//   core        the tracker on a store that acknowledges at once: core's own work, no I/O
+//   core+ping   the same store answering each append after one PING round trip: core between round trips
+//   core+json   also the batch's JSON made (eventsToJson) before the PING: the serializer, cold
+//   core+xadd   the JSON sent as one plain XADD instead of the PING: the bytes over the socket and into
+//               a stream, with no script
+//   tracker     the tracker on RedisStore (what index.ts measures): adds the append script (the seq
+//               check, the feed entry, the row) and the store's own client work
+// Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
+//   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/burst-layers.ts
+import { randomUUID } from 'node:crypto';
+import { eventsToJson, MemoryStore, type ProgressEvent, type ProgressStore, type ProgressTracker } from '@progress/core';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { openBenchTracker } from '../core/bench-tracker.js';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ROUNDS = Number(process.env.ROUNDS ?? 20);
+const BURSTS = Number(process.env.BURSTS ?? 20);
+const run = randomUUID().slice(0, 8);
+const prefix = `burst-layers:${run}:`;
+const r = new Redis(url);
+
+/**
+ * A store whose setup appends (open, startUpgrade, addTasks) go to a MemoryStore and whose later
+ * appends are answered after `step(events)`: nothing is kept.
+ */
+function steppedStore(step: (events: readonly ProgressEvent[]) => Promise<unknown> | undefined): ProgressStore {
+  const memory = new MemoryStore();
+  let appends = 0;
+  return {
+    load: (id) => memory.load(id),
+    readEvents: (id, after, limit) => memory.readEvents(id, after, limit),
+    list: (filter) => memory.list(filter),
+    delete: (id) => memory.delete(id),
+    info: () => memory.info(),
+    close: () => memory.close(),
+    append: async (id, events, expected, state) => {
+      if (appends++ < 2) return memory.append(id, events, expected, state);
+      await step(events);
+    },
+  };
+}
+
+let xaddSeq = 0;
+const stores: Record<string, ProgressStore> = {
+  core: steppedStore(() => undefined),
+  'core+ping': steppedStore(() => r.ping()),
+  'core+json': steppedStore((events) => {
+    eventsToJson(events);
+    return r.ping();
+  }),
+  'core+xadd': steppedStore((events) => r.xadd(`${prefix}xadd`, `0-${++xaddSeq}`, 'b', eventsToJson(events))),
+  tracker: new RedisStore({ url, keyPrefix: prefix }),
+};
+const trackers: Record<string, ProgressTracker> = {};
+for (const [name, store] of Object.entries(stores)) trackers[name] = await openBenchTracker(store, `u-${name.replace('+', '-')}`);
+const sample = JSON.parse(JSON.stringify(await trackers.tracker!.updateTaskProgress('t1', 50, 'Progress: 50%'))) as Record<string, unknown>;
+
+const bullConnection = new Redis(url, { maxRetriesPerRequest: null });
+const queue = new Queue('burst-layers', { connection: bullConnection, prefix: `burst-layers-bull-${run}` });
+const job = await queue.add('x', {});
+
+const bursts = (command: (i: number) => Promise<unknown>) => async (): Promise<void> => {
+  for (let b = 0; b < BURSTS; b++) {
+    const burst: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 100; i++) burst.push(command(i));
+    await Promise.all(burst);
+  }
+};
+const contenders: Record<string, () => Promise<void>> = { bull: bursts((i) => job.updateProgress({ ...sample, seq: i, percentage: i % 100 })) };
+for (const [name, tracker] of Object.entries(trackers)) contenders[name] = bursts((i) => tracker.updateTaskProgress(`t${i % 10}`, i, 'step'));
+
+const names = Object.keys(contenders);
+const events = BURSTS * 100;
+const wall: Record<string, number[]> = {};
+const user: Record<string, number[]> = {};
+const system: Record<string, number[]> = {};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const name of round % 2 ? [...names].reverse() : names) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await contenders[name]!();
+    (wall[name] ??= []).push(((performance.now() - t0) * 1000) / events);
+    const cpu = process.cpuUsage(cpu0);
+    (user[name] ??= []).push(cpu.user / events);
+    (system[name] ??= []).push(cpu.system / events);
+  }
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+console.log(`bursts of 100 commands awaited together: ${ROUNDS} rounds x ${BURSTS} bursts per contender, on ${url}`);
+console.log(`${'contender'.padEnd(10)} ${'us/event'.padStart(9)} ${'rate/BullMQ'.padStart(12)} ${'(median)'.padStart(9)} ${'cpu user'.padStart(9)} ${'cpu sys'.padStart(8)}`);
+const cell = (value: number, digits: number, width: number): string => value.toFixed(digits).padStart(width);
+for (const name of names) {
+  const ratios = wall[name]!.map((us, i) => wall.bull![i]! / us);
+  const total = sum(wall[name]!);
+  console.log(
+    `${name.padEnd(10)} ${cell(total / ROUNDS, 2, 9)} ${cell(sum(wall.bull!) / total, 2, 12)} ${cell(median(ratios), 2, 9)} ${cell(median(user[name]!), 2, 9)} ${cell(median(system[name]!), 2, 8)}`,
+  );
+}
+
+for (const tracker of Object.values(trackers)) await tracker.close();
+for (const store of Object.values(stores)) await store.close();
+await queue.obliterate({ force: true }).catch(() => {});
+await queue.close();
+await bullConnection.quit();
+for (const key of await r.keys(`${prefix}*`)) await r.del(key);
+await r.quit();
