@@ -109,6 +109,7 @@ export class ProgressWebSocketServer implements ProgressSink {
       maxBufferedBytes: this.#o.maxBufferedBytes,
       attachWildcards: (topic) => this.#attachWildcards(topic),
       loadFailed: (topic, err) => this.#loadFailed(topic, err),
+      gone: (topic) => this.#gone(topic),
     };
   }
 
@@ -524,6 +525,10 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
     let topic: Topic;
     try {
+      // A topic loaded before may hold a run the store holds no more (see Topic.confirmRun): asked
+      // before the answer, which must be the store's. (A fresh load just read it.)
+      const known = this.#topics.get(upgradeId);
+      if (known?.loaded) await this.#confirmRun(known);
       topic = await this.#loadedTopic(upgradeId, () => client.open);
     } catch (err) {
       // The store could not say whether the upgrade exists: an error, never `exists: false`, and no
@@ -621,9 +626,13 @@ export class ProgressWebSocketServer implements ProgressSink {
     let logged = true;
     try {
       const topic = this.#topics.get(upgradeId);
-      await topic?.ensureLoaded();
+      if (topic) {
+        await topic.ensureLoaded();
+        // The store's word, not what the topic holds: it may be deleted, expired or another run there.
+        await this.#confirmRun(topic);
+      }
       state = topic?.state;
-      if (!state && this.#o.store) {
+      if (!state && this.#o.store && !topic?.storeBacked) {
         logged = false;
         state = await this.#o.store.load(upgradeId);
       }
@@ -644,22 +653,19 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (this.#o.store) {
       for (const row of await this.#o.store.list()) rows.set(row.upgradeId, row);
     }
-    // A topic that follows the store, of an upgrade the store did not list: deleted (or expired)
-    // there, which a `*` subscription's watchAll does not report, or created while the store listed.
-    // The store is asked again for those (few) upgrades: the one to believe.
-    const unlisted = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && !rows.has(topic.upgradeId));
-    const gone = new Set<string>();
-    await Promise.all(
-      unlisted.map(async (topic) => {
-        const now = await this.#o.store!.load(topic.upgradeId).catch(() => topic.state);
-        if (!now) gone.add(topic.upgradeId);
-      }),
-    );
+    // A topic that follows the store, of an upgrade the store did not list or lists as another run:
+    // deleted, expired or created again there (which a `*` subscription's watchAll does not report,
+    // and a store watch only later), or created while the store listed. The store is asked again for
+    // those (few) upgrades, and the topic starts over when it holds another run or none.
+    const unsure = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && rows.get(topic.upgradeId)?.createdAt !== topic.state.createdAt);
+    await Promise.all(unsure.map((topic) => this.#confirmRun(topic)));
     for (const topic of this.#topics.values()) {
       const state = topic.state;
-      // (Gone only while it still follows the store: a tracker of this process may have taken it over meanwhile.)
-      if (!state || (gone.has(topic.upgradeId) && topic.storeBacked)) continue;
-      if (topic.tracker || !rows.has(topic.upgradeId) || rows.get(topic.upgradeId)!.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
+      if (!state) continue;
+      const row = rows.get(topic.upgradeId);
+      // Another run than the store lists, still (the store could not be asked): the store's row stands.
+      if (row && topic.storeBacked && row.createdAt !== state.createdAt) continue;
+      if (topic.tracker || !row || row.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));
   }
@@ -697,6 +703,31 @@ export class ProgressWebSocketServer implements ProgressSink {
       }
       if (this.#topics.get(upgradeId) === topic || !wanted()) return topic;
     }
+  }
+
+  /**
+   * The store holds `topic`'s upgrade no more (see {@link TopicHost.gone}). Its `*` subscribers (told
+   * by the topic's resync) let go of it, so that a server with a dashboard open does not keep every
+   * upgrade that ever expired; watchAll brings it back to them if it is created again.
+   */
+  #gone(topic: Topic): void {
+    if (this.#topics.get(topic.upgradeId) !== topic) return;
+    for (const w of this.#wildcards) {
+      const sub = w.children.get(topic.upgradeId);
+      if (!sub) continue;
+      w.children.delete(topic.upgradeId);
+      this.#dropSub(sub);
+    }
+    this.#maybeRelease(topic);
+  }
+
+  /**
+   * {@link Topic.confirmRun}, where a store that cannot be read leaves the topic's state standing: it
+   * is the store's last word, which the topic's watch keeps following (and a resume past it is still
+   * resynced as 'unavailable').
+   */
+  #confirmRun(topic: Topic): Promise<void> {
+    return topic.confirmRun().catch((err: unknown) => this.#o.logger.warn({ err, upgradeId: topic.upgradeId }, 'could not ask the store whether it still holds an upgrade; answering from the state held'));
   }
 
   /** A load of upgrade `upgradeId` made for the `*` subscribers failed (see {@link #loadFailed}). */
@@ -750,7 +781,11 @@ export class ProgressWebSocketServer implements ProgressSink {
    * each; watchAll makes it again if the upgrade appears.
    */
   #maybeRelease(topic: Topic): void {
-    if (topic.tracker || topic.subs.size > 0 || (this.#watchAll && topic.storeBacked && (topic.exists || !topic.loaded))) return;
+    if (topic.tracker || topic.subs.size > 0) return;
+    // One released while it loaded, whose successor is in the map now (its subscriber left before the
+    // load answered): it closes, and the successor, which others may follow, stays.
+    if (this.#topics.get(topic.upgradeId) !== topic) return topic.close();
+    if (this.#watchAll && topic.storeBacked && (topic.exists || !topic.loaded)) return;
     if (this.#idle(topic)) return this.#retain(topic);
     topic.close();
     this.#topics.delete(topic.upgradeId);

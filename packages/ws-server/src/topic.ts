@@ -17,6 +17,8 @@ export interface TopicHost {
    * failed: tell them, and have the topic load again later while they are owed it.
    */
   loadFailed(topic: Topic, err: unknown): void;
+  /** The store holds this upgrade no more (deleted, expired): `*` subscribers let go of it, and it goes unless someone follows it by name. */
+  gone(topic: Topic): void;
 }
 
 const WATCH_RETRY_MS = 1000;
@@ -616,6 +618,37 @@ export class Topic {
   #startOver(state: UpgradeProgress | undefined): void {
     this.#storeState = state;
     this.#resyncAll();
+    if (state === undefined) this.#host.gone(this);
+  }
+
+  /**
+   * Asks the store whether it still holds the run this topic serves, before an answer that must be
+   * the store's (`get_summary`, `list_upgrades`, a new subscriber's `subscribed` and snapshot): a `*`
+   * subscription's watchAll reports no deletion or expiry, and a store watch learns of a run created
+   * again under the same id only when its block times out. When the store holds another run, or
+   * none, the topic starts over from what it holds (every subscriber resynced). Rejects with the
+   * store's error, having changed nothing. A no-op for a topic that does not follow the store or has
+   * not loaded it yet (its load reads the store anyway).
+   */
+  async confirmRun(): Promise<void> {
+    const store = this.#host.store;
+    if (!store || !this.storeBacked || !this.#storeFed) return;
+    const lifetime = this.#lifetime;
+    const generation = this.#generation;
+    const stored = await store.load(this.upgradeId);
+    // Closed, taken over by a tracker, or started over meanwhile: what was read is no news.
+    if (lifetime !== this.#lifetime || generation !== this.#generation || !this.storeBacked || !this.#storeFed) return;
+    // The same run (perhaps further on: the watch brings that): nothing to do.
+    if (stored?.createdAt === this.#storeState?.createdAt) return;
+    this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
+    // Events of the old run waiting for a gap to be filled must not land on the new one.
+    this.#pending = [];
+    this.#startOver(stored);
+    // A store watch follows the old run from its last seq: it starts again from the new state's.
+    if (lifetime === this.#lifetime && this.#watch) {
+      this.#stopWatch();
+      this.syncWatch();
+    }
   }
 
   /**
