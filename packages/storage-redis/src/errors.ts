@@ -114,7 +114,13 @@ export function closedError(): ProgressError {
 /** Rejects with `STORE_UNAVAILABLE` when `promise` does not settle within `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, context: ProgressErrorContext = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context: { ...context, reason: 'timeout' } })), ms);
+    // Given up on after the I/O of the loop's turn (setImmediate): Node runs due timers before it reads
+    // the sockets, so after the event loop was blocked past `ms` an answer already received would
+    // otherwise be reported as none.
+    const timer = setTimeout(
+      () => setImmediate(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context: { ...context, reason: 'timeout' } }))),
+      ms,
+    );
     promise.then(
       (value) => {
         clearTimeout(timer);

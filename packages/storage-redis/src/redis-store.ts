@@ -351,6 +351,14 @@ export class RedisStore implements ProgressStore {
   #sweep(): void {
     this.#sweepTimer = undefined;
     this.#sweepAt = undefined;
+    // After the I/O of this turn of the event loop: Node runs due timers before it reads the sockets,
+    // so after the loop was blocked (a long GC pause, synchronous work, a suspended VM) past an
+    // append's wait, a reply already received would otherwise be reported as none, and the tracker
+    // would take back events Redis holds.
+    setImmediate(() => this.#sweepNow());
+  }
+
+  #sweepNow(): void {
     const now = localNow();
     let next = Infinity;
     // #settle replaces the list rather than changing it, so this loop may settle as it goes.
@@ -437,7 +445,19 @@ export class RedisStore implements ProgressStore {
     const keys = this.#keys.upgrade(upgradeId);
     const args = [keys.events, keys.meta, keys.snapshot];
     if (!this.#cluster) args.push(this.#keys.index);
-    const existed = await this.#bounded(this.#redis.progressDeleteV1(args.length, ...args, upgradeId), `upgrade "${upgradeId}": could not delete`, upgradeId);
+    // With a deadline on the server clock, as an append has: a delete this store gives up on (and
+    // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
+    const startedAt = localNow();
+    const timeout = this.#options.commandTimeoutMs;
+    const offset = await this.#bounded(this.#clock.offset(), `upgrade "${upgradeId}": could not delete (the server clock could not be read)`, upgradeId);
+    const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
+    const waitMs = Math.max(1, startedAt + timeout + this.#clock.errorMs - localNow());
+    const existed = await this.#bounded(this.#redis.progressDeleteV2(args.length, ...args, upgradeId, deadline), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs);
+    if (existed === -1) {
+      // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
+      this.#clock.invalidate();
+      throw new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${upgradeId}": the delete reached Redis after its deadline and was not applied`, { context: { upgradeId } });
+    }
     if (this.#cluster) await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId);
     return existed === 1;
   }
@@ -698,8 +718,8 @@ export class RedisStore implements ProgressStore {
     assertValidId(upgradeId, 'upgradeId');
   }
 
-  #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string): Promise<T> {
-    const bounded = withTimeout(promise, this.#options.commandTimeoutMs, what, upgradeId === undefined ? {} : { upgradeId });
+  #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string, ms = this.#options.commandTimeoutMs): Promise<T> {
+    const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId });
     // A command queued before Redis refused the database fails with "Connection is closed": say why.
     return bounded.catch((err: unknown) => {
       throw this.#misconfigured ?? err;

@@ -259,8 +259,18 @@ local tail = redis.call('XRANGE', KEYS[1], string.format('0-%d', snapSeq + 1), '
 return {meta[1], string.format('%d', snapSeq), snap, tail}
 `;
 
-/** Deletes one upgrade. KEYS: events, meta, snapshot [, index]; ARGV: upgradeId. Returns 1 when it existed. */
+/**
+ * Deletes one upgrade. KEYS: events, meta, snapshot [, index]; ARGV: upgradeId, deadline (ms on the
+ * server clock, a whole number; '0' = none). Returns 1 when it existed, 0 when it did not, -1 when
+ * the deadline had passed (nothing deleted): a delete the caller was told failed (timed out) must
+ * not run later, after the upgrade went on and more of it was acknowledged.
+ */
 export const DELETE_LUA = `
+local deadline = tonumber(ARGV[2] or '0') or 0
+if deadline > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return -1 end
+end
 local existed = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 if #KEYS >= 4 then redis.call('ZREM', KEYS[4], ARGV[1]) end
@@ -290,7 +300,7 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
 /** The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). The append is sent by `append-command.ts`. */
 export interface ScriptCommands {
   progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
-  progressDeleteV1(numKeys: number, ...args: string[]): Promise<number>;
+  progressDeleteV2(numKeys: number, ...args: string[]): Promise<number>;
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
 }
 
@@ -298,7 +308,7 @@ export interface ScriptCommands {
 export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptCommands {
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
-  if (typeof c.progressDeleteV1 !== 'function') client.defineCommand('progressDeleteV1', { lua: DELETE_LUA });
+  if (typeof c.progressDeleteV2 !== 'function') client.defineCommand('progressDeleteV2', { lua: DELETE_LUA });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   return client as C & ScriptCommands;
 }

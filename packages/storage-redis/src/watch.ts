@@ -142,16 +142,32 @@ class WatchConnection {
 /**
  * Runs `follow` on a dedicated connection, ended with it; then throws why the connection ended on
  * its own, if it did (a consumer that stops early hears nothing of it).
+ *
+ * The iterator's `return()` ends the connection first: a generator queues `return()` behind a
+ * pending `next()`, which on a quiet upgrade waits in XREAD BLOCK round after round for good. A
+ * consumer with its own timeout (`Promise.race([it.next(), timer])`, then `it.return()`) would
+ * otherwise never see its `return()` settle, and the connection would stay open until the store closes.
  */
-async function* onConnection(ctx: WatchContext, signal: AbortSignal | undefined, follow: (watcher: WatchConnection) => AsyncGenerator<ProgressEvent>): AsyncGenerator<ProgressEvent> {
-  if (signal?.aborted || ctx.stop.aborted) return;
-  const watcher = new WatchConnection(ctx, signal);
-  try {
-    yield* follow(watcher);
-  } finally {
-    watcher.end();
+function onConnection(ctx: WatchContext, signal: AbortSignal | undefined, follow: (watcher: WatchConnection) => AsyncGenerator<ProgressEvent>): AsyncGenerator<ProgressEvent> {
+  let watcher: WatchConnection | undefined;
+  async function* run(): AsyncGenerator<ProgressEvent> {
+    if (signal?.aborted || ctx.stop.aborted) return;
+    const conn = new WatchConnection(ctx, signal);
+    watcher = conn;
+    try {
+      yield* follow(conn);
+    } finally {
+      conn.end();
+    }
+    conn.throwIfFailed();
   }
-  watcher.throwIfFailed();
+  const generator = run();
+  const finish = generator.return.bind(generator);
+  generator.return = (value) => {
+    watcher?.end();
+    return finish(value);
+  };
+  return generator;
 }
 
 /** See `RedisStore.watch`. */

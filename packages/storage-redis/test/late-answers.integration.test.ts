@@ -1,0 +1,111 @@
+// What a caller is told when an answer is late, and what it leaves behind: a delete reported failed
+// never runs later, an append Redis answered in time is not reported failed after the event loop was
+// blocked, and a watch consumer's return() ends the watch while a next() waits. (Found by a review on
+// 2026-11-29; each test failed before the fix.)
+import { EventFactory } from '@progress/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+
+const prefixes = new Set<string>();
+const admin = adminClient();
+
+afterAll(async () => {
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a delete() under a stall', () => {
+  it('a delete() rejected with STORE_UNAVAILABLE (timeout) never runs later, wiping events acknowledged after it', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('late-delete');
+    // An operator's store whose link to Redis stalls, and the tracker's store (another process) that does not.
+    const operator = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 300 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('late-delete');
+    await appendBatch(writer, f, 3);
+    await operator.load(f.upgradeId); // connected
+    proxy.hold();
+    const err = await errorOf(operator.delete(f.upgradeId));
+    expect(err.code).toBe('STORE_UNAVAILABLE');
+    // Told the delete failed, the upgrade goes on: the tracker appends and is acknowledged.
+    await appendBatch(writer, f, 2);
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(5);
+    proxy.release();
+    await sleep(200);
+    // The delete that was reported as failed ran after all, and took the acknowledged seq 4..5 with it.
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(5);
+    await operator.close();
+    await writer.close();
+    await proxy.close();
+  });
+});
+
+describe('an append whose reply arrived while the event loop was blocked', () => {
+  it('does not report an append Redis acknowledged in time as failed when the event loop was blocked past the timeout', async () => {
+    const keyPrefix = freshPrefix('stall');
+    const store = makeStore(prefixes, { keyPrefix, commandTimeoutMs: 200 });
+    const f = new EventFactory('loop-stall');
+    await appendBatch(store, f, 1); // connected, server clock known
+    const events = f.batch(1);
+    const outcome = store.append(f.upgradeId, events, 1, f.snapshot()).then(
+      () => 'acknowledged',
+      (e: { code?: string }) => e.code,
+    );
+    // Let the append go out (it is flushed in a microtask), then block the event loop (a long GC
+    // pause, synchronous work, a suspended VM) for longer than commandTimeoutMs. Redis answers within
+    // a millisecond: the reply waits in the socket.
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    const until = performance.now() + 400;
+    while (performance.now() < until) {
+      // busy
+    }
+    // The append is stored in Redis...
+    const stored = (await new Promise<string | null>((resolve) => setTimeout(() => resolve(admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')), 50)));
+    expect(stored).toBe('2');
+    // ...so the caller must not be told it failed (the tracker would roll back events that are durable).
+    expect(await outcome).toBe('acknowledged');
+    await store.close();
+  });
+});
+
+describe('a watch consumer that stops while a next() is pending', () => {
+  it('return() while next() waits on a quiet upgrade ends the watch promptly and releases its connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('quiet');
+    await appendBatch(store, f, 1);
+    // What Promise.race([it.next(), timeout]) followed by it.return() does (a consumer with its own timeout).
+    const it = store.watch(f.upgradeId, 1)[Symbol.asyncIterator]();
+    const pending = it.next();
+    await sleep(100);
+    expect(store.info().watchers).toBe(1);
+    const returned = it.return!(undefined).then(() => 'returned');
+    const outcome = await Promise.race([returned, sleep(2_000).then(() => 'still waiting')]);
+    const watchers = store.info().watchers;
+    await store.close(); // ends it for good (so that this test cannot hang)
+    await Promise.allSettled([pending, returned]);
+    // The XREAD loop goes on forever (each quiet round re-blocks), so return() never resolves and the
+    // dedicated connection stays open until the store closes.
+    expect(outcome).toBe('returned');
+    expect(watchers).toBe(0);
+  });
+
+  it('return() while next() waits on a quiet watchAll() ends it promptly and releases its connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('quiet-all');
+    await appendBatch(store, f, 1);
+    const it = store.watchAll()[Symbol.asyncIterator]();
+    const pending = it.next(); // nothing comes: the store writes nothing from here
+    await sleep(300);
+    expect(store.info().watchers).toBe(1);
+    const returned = it.return!(undefined).then(() => 'returned');
+    const outcome = await Promise.race([returned, sleep(2_000).then(() => 'still waiting')]);
+    const watchers = store.info().watchers;
+    await store.close();
+    await Promise.allSettled([pending, returned]);
+    expect(outcome).toBe('returned');
+    expect(watchers).toBe(0);
+  });
+});
