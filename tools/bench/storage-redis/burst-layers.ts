@@ -11,6 +11,8 @@
 //               a stream, with no script
 //   tracker     the tracker on RedisStore (what index.ts measures): adds the append script (the seq
 //               check, the feed entry, the row) and the store's own client work
+//   no-snap     the same with snapshots off (snapshotEvery 1e9): what the snapshot every 1,000 events
+//               costs (JSON.stringify of a ~53 KB state, and its trip through the script's arguments)
 // Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/burst-layers.ts
 import { randomUUID } from 'node:crypto';
@@ -58,6 +60,7 @@ const stores: Record<string, ProgressStore> = {
   }),
   'core+xadd': steppedStore((events) => r.xadd(`${prefix}xadd`, `0-${++xaddSeq}`, 'b', eventsToJson(events))),
   tracker: new RedisStore({ url, keyPrefix: prefix }),
+  'no-snap': new RedisStore({ url, keyPrefix: `${prefix}n:`, snapshotEvery: 1e9 }),
 };
 const trackers: Record<string, ProgressTracker> = {};
 for (const [name, store] of Object.entries(stores)) trackers[name] = await openBenchTracker(store, `u-${name.replace('+', '-')}`);
