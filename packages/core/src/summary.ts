@@ -17,7 +17,11 @@ export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.
   if (state.status !== 'in_progress' || state.startedAt === null || pct <= 0 || pct >= 100) return undefined;
   const started = Date.parse(state.startedAt);
   const spent = Math.max(0, now - started);
-  return new Date(now + (spent * (100 - pct)) / pct).toISOString();
+  const end = now + (spent * (100 - pct)) / pct;
+  // Past what a Date holds (+-8.64e15 ms: an upgrade started at a placeholder such as year 1, at
+  // little progress), or no number at all: no estimate, rather than a RangeError from a query.
+  if (!Number.isFinite(end) || Math.abs(end) > 8.64e15) return undefined;
+  return new Date(end).toISOString();
 }
 
 /** The summary of DESIGN section 4, JSON-serializable. */

@@ -100,7 +100,8 @@ const MAX_TEXT = 4096;
  * nothing.
  *
  * When the store fails an append, the events of that write and every command queued behind it are
- * rejected (`STORE_UNAVAILABLE`, or `CONFLICT` when another writer moved the upgrade), the
+ * rejected (`STORE_UNAVAILABLE`, `CONFLICT` when another writer moved the upgrade, or the store's
+ * own `INVALID_ARGUMENT` / `DATA_CORRUPTED` for events or a state it refuses to write), the
  * in-memory state goes back to the last durable state, and the tracker stays usable: the next
  * command writes from the last durable seq. A resolved command is never lost; a rejected one was not
  * acknowledged.
@@ -435,7 +436,8 @@ export class ProgressTracker implements AsyncDisposable {
       this.#assertSteps(task, completedSteps, 'completedSteps');
       const details: Record<string, unknown> = { completedSteps };
       if (options.currentStep !== undefined) details.currentStep = options.currentStep;
-      const percentage = task.totalSteps !== null ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
+      // (A stored task may say 0 steps, from an import or an older writer: no percentage then, not 0/0.)
+      const percentage = task.totalSteps !== null && task.totalSteps > 0 ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
       const label = task.totalSteps !== null ? `${completedSteps}/${task.totalSteps}` : String(completedSteps);
       const message = options.message ?? (options.currentStep ? `Step ${label}: ${options.currentStep}` : `Step ${label}`);
       return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
@@ -790,7 +792,7 @@ export class ProgressTracker implements AsyncDisposable {
   /** A failed write: reject it and everything queued behind it, and go back to the durable state. */
   #fail(batch: Commit[], err: unknown, events: ProgressEvent[]): void {
     const error =
-      isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'STORE_UNAVAILABLE' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED')
+      isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'STORE_UNAVAILABLE' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED' || err.code === 'INVALID_ARGUMENT')
         ? err
         : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store could not append seq ${events[0]!.seq}..${events[events.length - 1]!.seq}`, {
             cause: err,

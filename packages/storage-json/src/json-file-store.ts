@@ -479,15 +479,19 @@ export class JsonFileStore implements ProgressStore {
     if (ours) await ours.lease.check();
     this.#locks.delete(upgradeId);
     const grave = join(upgradesDir(this.#root), `~deleted-${upgradeId}-${randomBytes(4).toString('hex')}`);
+    // With a legacy file, the folder stays (it holds the marker that hides that file); else it goes whole.
+    const legacyFile = await exists(paths.legacy);
     let moved: boolean;
     try {
-      moved = await rename(paths.dir, grave).then(
-        () => true,
-        (err: unknown) => {
-          if (isCode(err, 'ENOENT')) return false;
-          throw err;
-        },
-      );
+      moved = legacyFile
+        ? await this.#emptyHidingLegacy(paths, grave)
+        : await rename(paths.dir, grave).then(
+            () => true,
+            (err: unknown) => {
+              if (isCode(err, 'ENOENT')) return false;
+              throw err;
+            },
+          );
     } catch (err) {
       // The folder stays. A lock held before this delete (a tracker open in this store) stays held,
       // with any cut still owed. One this delete took would stay held by no one: the cut it owes is
@@ -500,18 +504,47 @@ export class JsonFileStore implements ProgressStore {
       }
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not delete its folder ${paths.dir}`, { upgradeId, file: paths.dir }, err);
     }
-    // The log went (with the lock file): no cut is owed to it any more.
+    // The log went (with the lock file, when the folder went): no cut is owed to it any more.
     this.#uncut.delete(upgradeId);
-    if (ours) await forgetLock(ours.lease);
-    const hides = await exists(paths.legacy);
-    if (hides) {
-      await ensureDir(paths.dir, this.#sync);
-      await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
+    if (ours) {
+      if (legacyFile) await releaseLock(paths.lock, ours.lease, upgradeId, this.#opts.logger).catch(() => forgetLock(ours.lease));
+      else await forgetLock(ours.lease);
     }
-    if (this.#sync) await fsyncDir(upgradesDir(this.#root));
-    if (moved) await rm(grave, { recursive: true, force: true });
+    try {
+      if (this.#sync) await fsyncDir(upgradesDir(this.#root));
+      if (moved) await rm(grave, { recursive: true, force: true });
+    } catch (err) {
+      // Deleted already (what is left is a folder no reader looks in): the error still says so.
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}" is deleted, but its old files could not be removed from ${grave}`, { upgradeId, file: grave }, err);
+    }
     // Not moved: another store deleted the folder first (and only a legacy file was hidden here).
-    return moved || hides;
+    return moved || legacyFile;
+  }
+
+  /**
+   * Deletes the upgrade of a legacy file: first the marker that hides the legacy file is written in
+   * its folder, which stays; then the upgrade's own files leave the folder for `grave`, the snapshot
+   * first (a log without its snapshot is whole; the log holds the imported history too). A crash or
+   * a failure at any point leaves the upgrade as acknowledged, or deleted: never the legacy file's
+   * older state, which moving the folder away before writing the marker in a new one showed until
+   * the marker was written (and for good after a crash there). Returns whether `grave` was made.
+   */
+  async #emptyHidingLegacy(paths: UpgradePaths, grave: string): Promise<boolean> {
+    await ensureDir(paths.dir, this.#sync);
+    if (!(await exists(paths.legacyHidden))) await writeFileAtomic(paths.legacyHidden, `${JSON.stringify({ deletedAt: new Date().toISOString() })}\n`, this.#sync);
+    const files = [
+      [paths.snapshot, 'snapshot.json'],
+      [paths.events, 'events.jsonl'],
+    ] as const;
+    if (!(await exists(paths.snapshot)) && !(await exists(paths.events))) return false;
+    await ensureDir(grave, false);
+    for (const [from, name] of files) {
+      await rename(from, join(grave, name)).catch((err: unknown) => {
+        if (!isCode(err, 'ENOENT')) throw err;
+      });
+    }
+    if (this.#sync) await fsyncDir(paths.dir);
+    return true;
   }
 
   /**

@@ -12,6 +12,8 @@ const ENDED: readonly ProgressStatus[] = ['completed', 'failed', 'skipped', 'can
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const strOr = (v: unknown, fallback: string): string => (typeof v === 'string' && v.length > 0 ? v : fallback);
 const numOr = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+/** A task's total_steps as the API takes it (a whole number >= 1), else null: 0 steps would make every step 0/0%. */
+const wholeSteps = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : null);
 
 /** A UUID-shaped id derived from the upgrade and seq, so that importing twice gives the same events. */
 function derivedId(upgradeId: string, seq: number): string {
@@ -88,7 +90,8 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
 
   const allTimes: string[] = [];
   for (const v of [startedAt, completedAt]) if (v) allTimes.push(v);
-  const taskDrafts: Draft[] = [];
+  /** Each task's events, in the order the task recorded them. */
+  const taskLists: Draft[][] = [];
   const added: Draft[] = [];
   let order = 0;
   const seqOf = new Map<Draft, number>();
@@ -105,7 +108,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       message: `Task added: ${strOr(t.task_name, id)}`,
       taskId: id,
       taskType,
-      details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: numOr(t.total_steps) ?? null, weight: 1 },
+      details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: wholeSteps(t.total_steps), weight: 1 },
     });
     const mine: Draft[] = [];
     let cur: ProgressStatus = 'not_started';
@@ -181,9 +184,9 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       allTimes.push(d.timestamp);
       seqOf.set(d, order++);
     }
-    taskDrafts.push(...mine);
+    taskLists.push(mine);
   }
-  taskDrafts.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : seqOf.get(a)! - seqOf.get(b)!));
+  const taskDrafts = mergeByTime(taskLists, seqOf);
 
   const createdAt = allTimes.length > 0 ? allTimes.reduce((a, b) => (a < b ? a : b)) : fallbackTime;
   const lastTime = allTimes.length > 0 ? allTimes.reduce((a, b) => (a > b ? a : b)) : createdAt;
@@ -268,5 +271,27 @@ function taskEventType(s: ProgressStatus, cur: ProgressStatus): EventType | unde
       return 'task.cancelled';
     default:
       return undefined;
+  }
+}
+
+/**
+ * The tasks' events in one list by time (ties in the order they were read), each task's own events
+ * kept in the order it recorded them: the old module's wall clock could step back (a task completed
+ * a second before it started), and sorting a task's events by time would fold its completion before
+ * its start. A merge of lists that are each in time order is the same as sorting them all.
+ */
+function mergeByTime(lists: Draft[][], order: Map<Draft, number>): Draft[] {
+  const merged: Draft[] = [];
+  const at = lists.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < lists.length; i++) {
+      const d = lists[i]![at[i]!];
+      if (d === undefined) continue;
+      const b = best < 0 ? undefined : lists[best]![at[best]!]!;
+      if (b === undefined || d.timestamp < b.timestamp || (d.timestamp === b.timestamp && order.get(d)! < order.get(b)!)) best = i;
+    }
+    if (best < 0) return merged;
+    merged.push(lists[best]![at[best]!++]!);
   }
 }
