@@ -449,9 +449,9 @@ export class RedisStore implements ProgressStore {
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
     const startedAt = localNow();
     const timeout = this.#options.commandTimeoutMs;
-    const offset = await this.#bounded(this.#clock.offset(), `upgrade "${upgradeId}": could not delete (the server clock could not be read)`, upgradeId);
+    const offset = await this.#bounded(this.#clock.fresh(), `upgrade "${upgradeId}": could not delete (the server clock could not be read)`, upgradeId);
     const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
-    const waitMs = Math.max(1, startedAt + timeout + this.#clock.errorMs - localNow());
+    const waitMs = Math.max(1, Math.ceil(startedAt + timeout + this.#clock.errorMs - localNow()));
     const existed = await this.#bounded(this.#redis.progressDeleteV2(args.length, ...args, upgradeId, deadline), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs);
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.

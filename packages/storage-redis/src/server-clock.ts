@@ -61,6 +61,16 @@ export class ServerClock {
     return this.#start();
   }
 
+  /**
+   * The offset, measured again first when older than {@link CLOCK_REFRESH_MS}: for a command sent
+   * now and then (a delete), which does not keep the offset fresh as a stream of appends does; an
+   * offset read long ago would miss a step of the server's clock since.
+   */
+  fresh(): Promise<number> {
+    if (this.#offset !== undefined && localNow() - this.#measuredAt <= CLOCK_REFRESH_MS) return Promise.resolve(this.#offset);
+    return this.#start();
+  }
+
   /** Forget the offset (the connection was re-established, possibly to another server). */
   invalidate(): void {
     this.#offset = undefined;

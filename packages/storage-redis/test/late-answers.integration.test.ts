@@ -3,7 +3,7 @@
 // blocked, and a watch consumer's return() ends the watch while a next() waits. (Found by a review on
 // 2026-11-29; each test failed before the fix.)
 import { EventFactory } from '@progress/core/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
@@ -13,6 +13,10 @@ const admin = adminClient();
 afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,9 +31,14 @@ describe('a delete() under a stall', () => {
     const f = new EventFactory('late-delete');
     await appendBatch(writer, f, 3);
     await operator.load(f.upgradeId); // connected
+    await sleep(50);
+    // The operator's store has read the server clock (a delete reads it first): the stall below holds
+    // the delete command itself, not the clock's reading.
+    expect(await operator.delete('some-other-upgrade')).toBe(false);
     proxy.hold();
     const err = await errorOf(operator.delete(f.upgradeId));
     expect(err.code).toBe('STORE_UNAVAILABLE');
+    expect(err.message).toMatch(/could not delete: no answer from Redis/);
     // Told the delete failed, the upgrade goes on: the tracker appends and is acknowledged.
     await appendBatch(writer, f, 2);
     expect((await writer.load(f.upgradeId))?.lastSeq).toBe(5);
@@ -41,6 +50,43 @@ describe('a delete() under a stall', () => {
     await writer.close();
     await proxy.close();
   });
+});
+
+describe("a delete's deadline after the Redis server's clock went back", () => {
+  it('a delete reported failed (timeout) does not run later when the Redis clock stepped back after the store read it', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('late-delete-step');
+    // An operator's store: it deletes, never appends (so its clock offset is never measured again).
+    const operator = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 300 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('late-delete-step');
+    await appendBatch(writer, f, 3);
+    await operator.load(f.upgradeId); // connected (and its 'ready', which forgets the clock, is past)
+    await sleep(50);
+    expect(await operator.delete('some-other-upgrade')).toBe(false); // the operator's store has read the server clock
+    // The Redis host's clock is stepped back by 5 s (NTP), long after that reading: relative to ours,
+    // the same as our clock moving 5 s ahead of it.
+    const now = performance.now.bind(performance);
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => now() + 5000);
+    await sleep(1100); // past CLOCK_REFRESH_MS: an append would measure the clock again now
+
+    proxy.hold(); // the operator's link stalls
+    const err = await errorOf(operator.delete(f.upgradeId));
+    expect(err.code).toBe('STORE_UNAVAILABLE'); // told it failed...
+    await appendBatch(writer, f, 2); // ...the upgrade goes on, acknowledged up to seq 5
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(5);
+    proxy.release();
+    await sleep(300);
+    const after = (await writer.load(f.upgradeId))?.lastSeq;
+    spy.mockRestore();
+    await operator.close();
+    await writer.close();
+    await proxy.close();
+    // The delete read the clock again (its reading was over a second old): its deadline was on the
+    // server's clock as it is now. (With the old reading it came 5 s late, and ran on release.)
+    expect(after).toBe(5);
+  }, 20_000);
+
 });
 
 describe('an append whose reply arrived while the event loop was blocked', () => {
