@@ -529,7 +529,11 @@ export class ProgressWebSocketServer implements ProgressSink {
       // before the answer, which must be the store's. (A fresh load just read it.)
       const known = this.#topics.get(upgradeId);
       if (known?.loaded) await this.#confirmRun(known);
-      topic = await this.#loadedTopic(upgradeId, () => client.open);
+      // The topic in the map when this resumes, synchronously up to the subscriber's adding below: one
+      // released between #loadedTopic's look and here (another client's confirmRun found the upgrade
+      // gone) would get a subscriber, and a store watch, that nothing ends.
+      do topic = await this.#loadedTopic(upgradeId, () => client.open);
+      while (client.open && this.#topics.get(upgradeId) !== topic);
     } catch (err) {
       // The store could not say whether the upgrade exists: an error, never `exists: false`, and no
       // subscription (nor anything of the failed load) is kept, so a later subscribe asks the store again.
@@ -606,7 +610,8 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   #attachWildcard(w: WildcardSubscription, topic: Topic): void {
     const id = topic.upgradeId;
-    if (w.closed || !w.ready || w.children.has(id) || !topic.exists) return;
+    // (Not to a topic released since it was loaded: the upgrade was found gone; watchAll brings it back.)
+    if (w.closed || !w.ready || w.children.has(id) || !topic.exists || this.#topics.get(id) !== topic) return;
     w.unreadable.delete(id);
     if (!this.#authorized(w.client, id)) {
       w.children.set(id, deniedSub(w, id));

@@ -22,6 +22,8 @@ export interface TopicHost {
 }
 
 const WATCH_RETRY_MS = 1000;
+/** How long {@link Topic.confirmRun} waits for a load or reload of the store running now to end. */
+const CONFIRM_WAIT_MS = 2000;
 /** The first wait before loading again after a failed load (see {@link Topic.reloadLater}); it doubles up to RELOAD_MAX_MS. */
 const RELOAD_MIN_MS = 1000;
 const RELOAD_MAX_MS = 10_000;
@@ -47,7 +49,17 @@ export class Topic {
   /** A refill came while a fill was running: fill once more when it is done. */
   #fillAgain = false;
   #loading: Promise<void> | undefined;
-  #busy = false;
+  #busyNow = false;
+  /** Who waits for a load, fill or reload of the store to end (see {@link confirmRun}). */
+  #idleWaiters: Array<() => void> = [];
+  /** A load, fill or reload of the store runs now. */
+  get #busy(): boolean {
+    return this.#busyNow;
+  }
+  set #busy(value: boolean) {
+    this.#busyNow = value;
+    if (!value) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
   #pending: ProgressEvent[] = [];
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -351,6 +363,7 @@ export class Topic {
     if (this.#busy) return this.#refitIn(10);
     this.#refitting = true;
     this.#busy = true;
+    const generation = this.#generation;
     let state: UpgradeProgress | undefined;
     try {
       state = await store.load(this.upgradeId);
@@ -364,7 +377,9 @@ export class Topic {
     this.#refitting = false;
     // Closed meanwhile, or a tracker of this process took over (it is the source now).
     if (lifetime !== this.#lifetime || !this.storeBacked) return;
-    this.#startOver(state);
+    // Started over meanwhile (the watch found the upgrade deleted and read the store again): that
+    // read may be the later one; this one would take the topic back to it. Held events follow on.
+    if (generation === this.#generation) this.#startOver(state);
     // What came while it loaded follows the reloaded state (what it already holds is dropped).
     this.#drainPending();
   }
@@ -634,15 +649,37 @@ export class Topic {
     const store = this.#host.store;
     if (!store || !this.storeBacked || !this.#storeFed) return;
     const lifetime = this.#lifetime;
+    // A load, fill or reload of the store running now ends first (it may start the topic over, and
+    // it drains the events held meanwhile); then the store is asked. Not waited for beyond a while:
+    // the state held is answered then.
+    const until = Date.now() + CONFIRM_WAIT_MS;
+    while (this.#busy && lifetime === this.#lifetime && Date.now() < until) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+        this.#idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.#busy || lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return;
     const generation = this.#generation;
+    const held = this.#storeState;
+    const heldSeq = this.lastSeq;
     const stored = await store.load(this.upgradeId);
-    // Closed, taken over by a tracker, or started over meanwhile: what was read is no news.
-    if (lifetime !== this.#lifetime || generation !== this.#generation || !this.storeBacked || !this.#storeFed) return;
+    // What was read is no news when anything moved meanwhile: closed, taken over by a tracker (even
+    // if given back), started over, a reload begun, or events applied (a read sent before them may
+    // be answered after them).
+    if (lifetime !== this.#lifetime || generation !== this.#generation || !this.storeBacked || !this.#storeFed || this.#busy) return;
+    if (held !== this.#storeState || heldSeq !== this.lastSeq) return;
     // The same run (perhaps further on: the watch brings that): nothing to do.
     if (stored?.createdAt === this.#storeState?.createdAt) return;
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
     // Events of the old run waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
+    // A reload waiting to run (the state held did not fit the store's history) is done by this one.
+    if (this.#refit) clearTimeout(this.#refit);
+    this.#refit = undefined;
     this.#startOver(stored);
     // A store watch follows the old run from its last seq: it starts again from the new state's.
     if (lifetime === this.#lifetime && this.#watch) {
@@ -672,6 +709,7 @@ export class Topic {
   /** Releases the watch and timers. */
   close(): void {
     this.#lifetime++;
+    for (const wake of this.#idleWaiters.splice(0)) wake();
     this.#stopWatch();
     this.#stopReload();
     if (this.#refit) clearTimeout(this.#refit);

@@ -95,8 +95,8 @@ describe('ws-server over Redis: get_summary and list_upgrades answer what the st
     await sleep(1000);
 
     const { rows, summary } = await ask(wsUrl, 'del-1');
-    expect(rows.map((r) => r.upgradeId)).toEqual([]); // the store holds nothing: passes
-    // Fails: the server answers the deleted upgrade's summary (status in_progress, lastSeq 5), forever.
+    expect(rows.map((r) => r.upgradeId)).toEqual([]); // the store holds nothing
+    // Before the fix: the server answers the deleted upgrade's summary (status in_progress, lastSeq 5), forever.
     expect(summary).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
   }, 20_000);
 
@@ -117,12 +117,12 @@ describe('ws-server over Redis: get_summary and list_upgrades answer what the st
     expect(await serving.load('ttl-3')).toBeUndefined();
 
     const { rows, summary } = await ask(wsUrl, 'ttl-1');
-    expect(rows).toEqual([]); // passes
+    expect(rows).toEqual([]);
     const late = await connect(wsUrl);
     late.send({ type: 'subscribe', upgradeId: 'ttl-2' });
     const subscribed = await late.next((m) => m.type === 'subscribed');
     await late.answered();
-    // Fails on all three: get_summary answers the expired upgrade as completed, a new subscriber is
+    // Before the fix, all three failed: get_summary answers the expired upgrade as completed, a new subscriber is
     // told it exists and gets its snapshot, and the server holds a topic per expired upgrade.
     expect({
       summary: summary.type === 'error' ? summary.code : summary.type,
@@ -147,7 +147,7 @@ describe('ws-server over Redis: get_summary and list_upgrades answer what the st
     await sleep(300);
 
     const { rows, summary } = await ask(wsUrl, 'again-1');
-    // Fails: both describe the deleted run (createdAt old.createdAt, lastSeq 9, task at 60%) for up to
+    // Before the fix: both describe the deleted run (createdAt old.createdAt, lastSeq 9, task at 60%) for up to
     // watchBlockMs (5 s by default) after the new run was written.
     expect({ createdAt: rows[0]?.createdAt, rowSeq: rows[0]?.lastSeq, summarySeq: (summary.data as { lastSeq?: number } | undefined)?.lastSeq }).toEqual({
       createdAt: now.createdAt,
@@ -178,7 +178,7 @@ describe('ws-server over Redis: the resume of a run that was replaced', () => {
     await back.next((m) => m.type === 'resync' || m.type === 'progress_event', 0, 5000);
     await sleep(500);
     const afterSubscribed = back.messages.slice(back.messages.findIndex((m) => m.type === 'subscribed') + 1);
-    // Fails: it gets progress_event 5..8 of the NEW run (task at 95%), which it folds onto the old
+    // Before the fix: it gets progress_event 5..8 of the NEW run (task at 95%), which it folds onto the old
     // run's state, then `resync unavailable` with a snapshot of the DELETED run at seq 20.
     expect(afterSubscribed[0]).toMatchObject({ type: 'resync', upgradeId: 'run-1', reason: 'gap' });
     const snapshot = afterSubscribed.find((m) => m.type === 'snapshot');
@@ -187,7 +187,7 @@ describe('ws-server over Redis: the resume of a run that was replaced', () => {
 });
 
 describe('ws-server over Redis: store watches are released', () => {
-  it('a subscriber that leaves while its load is pending does not make the server forget the topic another subscriber follows (its Redis watch outlives unsubscribe and stop())', async () => {
+  it('a subscriber that leaves while its load is pending does not make the server forget the topic another subscriber follows (whose Redis watch outlived unsubscribe and stop())', async () => {
     const { serving, writing, name } = stores({}, { watchBlockMs: 200 });
     const admin = new Redis(redisUrl());
     closers.push(async () => admin.quit());
@@ -246,7 +246,7 @@ describe('ws-server over Redis: store watches are released', () => {
     await b.close();
     await server.stop();
     await sleep(300);
-    // Fails: { counted: 0, afterStop: 1 }: the watch connection stays open in Redis after stop().
+    // Before the fix: { counted: 0, afterStop: 1 }: the watch connection stays open in Redis after stop().
     expect({ counted, afterStop: await watchConnections(admin, name) }).toEqual({ counted: 1, afterStop: 0 });
   }, 20_000);
 });
