@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, ProgressError, cloneState, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, cloneState, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
 import type {
@@ -64,14 +64,14 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     if (options === null || typeof options !== 'object') throw invalid('options must be an object');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS)) {
-      throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${String(timeoutMs)}`);
+      throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${describeValue(timeoutMs)}`);
     }
     const maxQueueSize = options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE;
     if (typeof maxQueueSize !== 'number' || !Number.isSafeInteger(maxQueueSize) || maxQueueSize < 1) {
-      throw invalid(`maxQueueSize must be a whole number >= 1, got ${String(maxQueueSize)}`);
+      throw invalid(`maxQueueSize must be a whole number >= 1, got ${describeValue(maxQueueSize)}`);
     }
     const dropPolicy = options.dropPolicy ?? 'oldest';
-    if (dropPolicy !== 'oldest' && dropPolicy !== 'newest') throw invalid(`dropPolicy must be 'oldest' or 'newest', got ${String(dropPolicy)}`);
+    if (dropPolicy !== 'oldest' && dropPolicy !== 'newest') throw invalid(`dropPolicy must be 'oldest' or 'newest', got ${describeValue(dropPolicy)}`);
     if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError must be a function');
     if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
     this.#logger = options.logger ?? silentLogger;

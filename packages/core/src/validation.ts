@@ -99,7 +99,11 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
   throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
 }
 
-/** A short, safe rendering of a value for an error message. */
+/**
+ * A short, safe rendering of a value for an error message: a string quoted (so that `"8765"` from an
+ * environment variable does not read as the number it looks like), a number as it is, anything else
+ * by its kind. Exported from the package as `describeValue`.
+ */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);

@@ -1,5 +1,5 @@
 import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
-import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, isLogger, type EventType, type Logger } from '@progress/core';
+import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, describeValue, isLogger, type EventType, type Logger } from '@progress/core';
 import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
 import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 
@@ -96,7 +96,7 @@ function invalid(message: string): ProgressError {
 function int(value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${name} must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? 'inf' : max}, not ${String(value)}`);
+    throw invalid(`${name} must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? 'inf' : max}, not ${describeValue(value)}`);
   }
   return value;
 }
@@ -116,7 +116,7 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
     throw invalid(`clientConfig.region must be a non-empty string or a provider function, got ${JSON.stringify(configRegion) ?? String(configRegion)}`);
   }
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
-    throw invalid('give a client, or a region (or clientConfig.region, or AWS_REGION in the environment) for the client the notifier creates');
+    throw invalid('give a client, or a region (the `region` option, `clientConfig.region`, or AWS_REGION or AWS_DEFAULT_REGION in the environment) for the client the notifier creates');
   }
   if (options.client !== undefined && (typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');

@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, isLogger, safeLogger, silentLogger, type Logger } from '@progress/core';
+import { MAX_TIMER_MS, describeValue, isLogger, safeLogger, silentLogger, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 
 /** How durable an acknowledged append is. */
@@ -50,9 +50,9 @@ export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   const { directory, durability = 'fsync', snapshotEvery = 1000, lockLeaseMs = 30_000, logger = silentLogger } = options;
   if (typeof directory !== 'string' || directory.length === 0) throw storeError('INVALID_ARGUMENT', 'directory must be a non-empty string');
   if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);
-  if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${String(snapshotEvery)}`);
+  if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${describeValue(snapshotEvery)}`);
   if (!Number.isSafeInteger(lockLeaseMs) || lockLeaseMs < MIN_LOCK_LEASE_MS || lockLeaseMs > MAX_TIMER_MS) {
-    throw storeError('INVALID_ARGUMENT', `lockLeaseMs must be a whole number of ms from ${MIN_LOCK_LEASE_MS} to ${MAX_TIMER_MS}, got ${String(lockLeaseMs)}`);
+    throw storeError('INVALID_ARGUMENT', `lockLeaseMs must be a whole number of ms from ${MIN_LOCK_LEASE_MS} to ${MAX_TIMER_MS}, got ${describeValue(lockLeaseMs)}`);
   }
   if (!isLogger(logger)) throw storeError('INVALID_ARGUMENT', 'logger must be pino-compatible (debug, info, warn, error)');
   // Wrapped: a logger that throws (a closed transport) must not fail an append, a lock release or a close.

@@ -43,6 +43,7 @@ export {
   TERMINAL_TASK_STATUSES,
   isTerminal,
   assertValidId,
+  describeValue,
   isValidId,
   MemoryStore,
   ProgressTracker,

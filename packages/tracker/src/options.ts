@@ -1,4 +1,4 @@
-import { ProgressError, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import { ProgressError, describeValue, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
@@ -164,7 +164,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   let webSocket = o.webSocket;
   if (o.enableWebSocket !== undefined && typeof o.enableWebSocket !== 'boolean') throw bad('enableWebSocket must be true or false');
   if (o.webSocketPort !== undefined && (!Number.isInteger(o.webSocketPort) || o.webSocketPort < 0 || o.webSocketPort > 65535)) {
-    throw bad(`webSocketPort must be a port number (0 picks a free one), got ${String(o.webSocketPort)}`);
+    throw bad(`webSocketPort must be a port number (0 picks a free one), got ${describeValue(o.webSocketPort)}`);
   }
   if (o.enableWebSocket === false && webSocket !== undefined) throw bad('enableWebSocket is false but webSocket is given');
   if (o.enableWebSocket || (o.webSocketPort !== undefined && o.enableWebSocket !== false)) {

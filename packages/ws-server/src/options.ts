@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { MAX_TIMER_MS, ProgressError, isLogger, safeLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, describeValue, isLogger, safeLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
 
 /** Per-connection message-rate limit (a token bucket). */
 export interface RateLimitOptions {
@@ -114,7 +114,7 @@ function bad(message: string): ProgressError {
 
 function whole(value: unknown, name: string, min: number, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw bad(`${name} must be a whole number >= ${min}, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw bad(`${name} must be a whole number >= ${min}, got ${describeValue(value)}`);
   return value;
 }
 

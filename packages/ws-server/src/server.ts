@@ -161,7 +161,10 @@ export class ProgressWebSocketServer implements ProgressSink {
       }).catch((err: unknown) => {
         server.off('upgrade', this.#onUpgrade);
         this.#http = undefined;
-        throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] cannot listen on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`, { cause: err });
+        // A port another process holds is a conflict over it, not bad input (a CLI exits 4, not 2 for
+        // bad usage); a host that is not this machine's, or a port it may not take, is bad input.
+        const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        throw new ProgressError(taken ? 'CONFLICT' : 'INVALID_ARGUMENT', `[@progress/ws-server] cannot listen on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`, { cause: err });
       });
     } else if (!attached.listening) {
       // Until the app's server listens; its listen error, or stop(), ends the wait (a start() that

@@ -28,6 +28,8 @@ export interface DemoOptions {
   lingerSeconds?: number;
   /** Where the first lines go (the URL). */
   print: (line: string) => void;
+  /** How to run `progress` in another shell, for the hints it prints. @default 'npx progress' */
+  command?: string;
 }
 
 /** The simulated EKS upgrade: a dozen tasks with parents and steps. */
@@ -166,9 +168,10 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
   const webSocket = `ws://${host}${reported.pathname}`;
   options.print(`Dashboard: http://${host}/`);
-  options.print(`WebSocket: ${webSocket}   (in another shell: npx progress watch ${webSocket})`);
+  const progress = options.command ?? 'npx progress';
+  options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
   const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
-  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (npx progress ls ${directory})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${directory})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));

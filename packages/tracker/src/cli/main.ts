@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { assertValidId } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
@@ -80,6 +81,18 @@ function withPrefix(source: Source, prefix: string | undefined): Source {
   return { ...source, keyPrefix: prefix };
 }
 
+/**
+ * How to run this CLI again from another shell, for the demo's hints: `npx progress` when it runs
+ * from an installed package (its bin is linked), else `node <its script>` (in this repository,
+ * `npm run demo` runs `packages/tracker/dist/cli/bin.js`, whose bin npm did not link: the build
+ * comes after the install, and `npx progress` there would fetch another package of that name).
+ */
+export function selfCommand(script: string | undefined = process.argv[1], cwd: string = process.cwd()): string {
+  if (!script || /[\\/]node_modules[\\/]/.test(script) || !/[\\/]cli[\\/]bin\.js$/.test(script)) return 'npx progress';
+  const path = relative(cwd, script);
+  return `node ${path.startsWith('..') ? script : path}`;
+}
+
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 
@@ -117,7 +130,9 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     return ExitCode.OK;
   }
   if (values.help || !command || command === 'help') {
-    out.write(`${USAGE}\n`);
+    // Asked for: on stdout. No command at all is a usage error: on stderr, as every other one.
+    if (command || values.help) out.write(`${USAGE}\n`);
+    else err.write(`${USAGE}\n`);
     return command || values.help ? ExitCode.OK : ExitCode.USAGE;
   }
 
@@ -164,12 +179,17 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           view,
           signal: controller.signal,
           print: (line) => view.say(line),
+          command: selfCommand(),
         });
         await tracker.close();
         return interrupted ? ExitCode.INTERRUPTED : ExitCode.OK;
       }
       case 'watch': {
         const source = withPrefix(await parseSource(rest[0], true), values.prefix);
+        const wsOnly = (['token', 'connect-timeout'] as const).filter((name) => values[name] !== undefined);
+        if (source.kind !== 'ws' && wsOnly.length > 0) {
+          throw new CliError(`${wsOnly.map((name) => `--${name}`).join(' and ')} ${wsOnly.length > 1 ? 'go' : 'goes'} with a ws:// source, not ${source.kind === 'json' ? 'a folder' : 'a redis:// URL'}`);
+        }
         // An id on the command line wins over the one a dashboard URL selects after its #.
         const upgradeId = rest[1] ?? (source.kind === 'ws' && source.fragment ? upgradeIdFromFragment(source.fragment) : undefined);
         // Checked here for every source: a ws:// server would only answer INVALID_MESSAGE.

@@ -1,0 +1,96 @@
+// What the README promises a new user, found not kept by a review on 2026-11-29 (each test failed
+// before the fix): options that do not apply are refused, a port in use is not bad usage, a string
+// value is shown as a string, and the demo's hints name a command that works.
+import { createServer, type Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
+import { main, selfCommand } from '../src/cli/main.js';
+import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await main(argv, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+  return { code, out: out.text, err: err.text };
+}
+
+async function seededFolder(): Promise<string> {
+  const dir = tempDir('cli-promises');
+  const t = await createProgressTracker({ upgradeId: 'done', planId: 'p', clusterName: 'c', storage: { json: dir } });
+  await t.startUpgrade();
+  await t.completeUpgrade();
+  await t.close();
+  return dir;
+}
+
+describe('progress watch: options that do not apply to the source are refused, not ignored', () => {
+  it('watch <json-dir> --token is refused with exit 2 (as --prefix with a folder is)', async () => {
+    const dir = await seededFolder();
+    const r = await run('watch', dir, 'done', '--token', 'abc');
+    expect(r.code).toBe(2); // it was 0: the token was silently ignored
+    expect(r.err).toMatch(/--token goes with a ws:\/\/ source/);
+  });
+
+  it('watch <json-dir> --connect-timeout is refused with exit 2', async () => {
+    const dir = await seededFolder();
+    const r = await run('watch', dir, 'done', '--connect-timeout', '5');
+    expect(r.code).toBe(2); // it was 0
+  });
+});
+
+describe('a port already in use is not bad usage', () => {
+  it('demo --port <taken> does not exit 2 and says the port is in use', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const r = await run('demo', '--dir', tempDir('cli-promises-demo'), '--port', String(port), '--speed', '1000', '--linger', '0');
+      expect(r.err).toMatch(/in use/);
+      expect(r.code).toBe(4); // it was 2 (ws-server reported EADDRINUSE as INVALID_ARGUMENT)
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('ProgressWebSocketServer.start() on a taken port rejects with a code other than INVALID_ARGUMENT', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    const server = new ProgressWebSocketServer({ port });
+    try {
+      const error = await server.start().then(() => undefined, (e: unknown) => e as { code?: string });
+      expect(error?.code).toBe('CONFLICT');
+    } finally {
+      await server.stop();
+      holder.close();
+    }
+  });
+});
+
+describe('error messages quote a bad string value', () => {
+  it('a string port is shown as a string, not as a valid-looking number', () => {
+    expect(() => new ProgressWebSocketServer({ port: '8765' as unknown as number })).toThrow(/"8765"/);
+  });
+  it('createProgressTracker({ webSocketPort: "8765" }) says it got a string', async () => {
+    await expect(createProgressTracker({ upgradeId: 'u', planId: 'p', clusterName: 'c', webSocketPort: '8765' as unknown as number })).rejects.toThrow(/"8765"/);
+  });
+});
+
+describe("the demo's hints and the usage", () => {
+  it('name a command that runs: node and the script in this repository, npx progress from an installed package', () => {
+    expect(selfCommand('/repo/packages/tracker/dist/cli/bin.js', '/repo')).toBe('node packages/tracker/dist/cli/bin.js');
+    expect(selfCommand('/elsewhere/packages/tracker/dist/cli/bin.js', '/repo')).toBe('node /elsewhere/packages/tracker/dist/cli/bin.js');
+    expect(selfCommand('/app/node_modules/@progress/tracker/dist/cli/bin.js', '/app')).toBe('npx progress');
+    expect(selfCommand('/app/node_modules/.bin/progress', '/app')).toBe('npx progress');
+  });
+
+  it('progress with no command prints the usage on stderr (exit 2), and on stdout when asked for', async () => {
+    const bare = await run();
+    expect({ code: bare.code, out: bare.out, usage: bare.err.includes('progress demo') }).toEqual({ code: 2, out: '', usage: true });
+    const asked = await run('--help');
+    expect({ code: asked.code, err: asked.err, usage: asked.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
+  });
+});
