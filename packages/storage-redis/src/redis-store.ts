@@ -127,7 +127,12 @@ export class RedisStore implements ProgressStore {
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepAt: number | undefined;
   readonly #watchers = new Set<Redis | Cluster>();
-  readonly #onReady = (): void => this.#clock.invalidate();
+  readonly #onReady = (): void => {
+    this.#connectionError = undefined;
+    this.#clock.invalidate();
+  };
+  /** Why the connection the store created is down (its last error since it was last ready), for the timeout errors. */
+  #connectionError: string | undefined;
   #pending: PendingAppend[] = [];
   #scheduled = false;
   /** Flushed batches waiting for the server clock, in flush order (see #flush). */
@@ -180,6 +185,7 @@ export class RedisStore implements ProgressStore {
       redis.on('error', (err: unknown) => {
         // The same error may reject the commands queued meanwhile: mask a refused AUTH's password first.
         withoutSecrets(err);
+        if (redis.status !== 'ready') this.#connectionError = (err as Error)?.message ?? String(err);
         if (this.#selectFailure(err, redis) === undefined) this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
       });
       this.#redis = defineScripts(redis);
@@ -296,7 +302,7 @@ export class RedisStore implements ProgressStore {
       },
       (err: unknown) => {
         for (const waiting of this.#awaitingClock.splice(0)) {
-          for (const p of waiting.batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
+          for (const p of waiting.batch) this.#settle(p, this.#withConnectionError(unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId })));
         }
       },
     );
@@ -369,7 +375,7 @@ export class RedisStore implements ProgressStore {
           p,
           new ProgressError(
             'STORE_UNAVAILABLE',
-            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${this.#options.commandTimeoutMs} ms; not acknowledged (Redis refuses to run it after its deadline)`,
+            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${this.#options.commandTimeoutMs} ms; not acknowledged (Redis refuses to run it after its deadline)${this.#connectionError === undefined ? '' : `; the connection is down: ${this.#connectionError}`}`,
             { context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, timeoutMs: this.#options.commandTimeoutMs } },
           ),
         );
@@ -722,8 +728,18 @@ export class RedisStore implements ProgressStore {
     const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId });
     // A command queued before Redis refused the database fails with "Connection is closed": say why.
     return bounded.catch((err: unknown) => {
-      throw this.#misconfigured ?? err;
+      throw this.#misconfigured ?? this.#withConnectionError(err);
     });
+  }
+
+  /**
+   * A timeout while the connection is down says why it is down (`connect ECONNREFUSED ...`): "no
+   * answer within 3000 ms" alone does not tell a Redis that is not running from a slow one.
+   */
+  #withConnectionError(err: unknown): unknown {
+    const reason = this.#connectionError;
+    if (reason === undefined || !isProgressError(err, 'STORE_UNAVAILABLE') || err.context.reason !== 'timeout') return err;
+    return new ProgressError('STORE_UNAVAILABLE', `${err.message} (the connection is down: ${reason})`, { cause: err.cause, context: err.context });
   }
 }
 

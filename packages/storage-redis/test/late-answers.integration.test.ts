@@ -4,7 +4,9 @@
 // 2026-11-29; each test failed before the fix.)
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { freePort } from '../../../tools/test-utils/src/net.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { RedisStore } from '../src/index.js';
 import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
@@ -153,5 +155,20 @@ describe('a watch consumer that stops while a next() is pending', () => {
     await Promise.allSettled([pending, returned]);
     expect(outcome).toBe('returned');
     expect(watchers).toBe(0);
+  });
+});
+
+describe('a Redis that does not answer because nothing listens', () => {
+  it('times out with the reason the connection is down (ECONNREFUSED), for a read and for an append', async () => {
+    const port = await freePort(); // nothing listens there
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: freshPrefix('refused'), commandTimeoutMs: 400 });
+    const read = await errorOf(store.load('u'));
+    const f = new EventFactory('refused');
+    const write = await errorOf(store.append(f.upgradeId, f.batch(1), 0, f.snapshot()));
+    await store.close();
+    for (const err of [read, write]) {
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toMatch(/the connection is down: connect ECONNREFUSED/);
+    }
   });
 });
