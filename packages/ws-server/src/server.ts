@@ -570,10 +570,15 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#wildcards.add(w);
     this.#syncWatchAll();
     const ids = new Set<string>();
+    /** The run the store listed for each id (its createdAt). */
+    const listed = new Map<string, string>();
     const store = this.#o.store;
     if (store?.watchAll) {
       try {
-        for (const row of await store.list()) ids.add(row.upgradeId);
+        for (const row of await store.list()) {
+          ids.add(row.upgradeId);
+          listed.set(row.upgradeId, row.createdAt);
+        }
       } catch (err) {
         // Not "the store holds nothing": the client is told, and holds no `*` subscription (it may
         // subscribe again), rather than get the upgrades of this process alone as if they were all.
@@ -594,6 +599,10 @@ export class ProgressWebSocketServer implements ProgressSink {
       if (!this.#authorized(client, id)) continue;
       let topic: Topic;
       try {
+        const known = this.#topics.get(id);
+        // A topic the store did not list as the same run (deleted, expired or created again since the
+        // topic loaded it) is asked about first, as for a subscribe by name.
+        if (known?.loaded && known.storeBacked && store?.watchAll && listed.get(id) !== known.state?.createdAt) await this.#confirmRun(known);
         topic = await this.#loadedTopic(id, () => !w.closed);
       } catch (err) {
         // Told to the `*` subscribers and loaded again later (see #loadFailed); the others go on.
@@ -635,9 +644,11 @@ export class ProgressWebSocketServer implements ProgressSink {
     try {
       const topic = this.#topics.get(upgradeId);
       if (topic) {
+        const loaded = topic.loaded;
         await topic.ensureLoaded();
         // The store's word, not what the topic holds: it may be deleted, expired or another run there.
-        await this.#confirmRun(topic);
+        // (A load just made, or joined, read it.)
+        if (loaded) await this.#confirmRun(topic);
       }
       state = topic?.state;
       if (!state && this.#o.store && !topic?.storeBacked) {

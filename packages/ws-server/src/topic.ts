@@ -49,6 +49,11 @@ export class Topic {
   /** A refill came while a fill was running: fill once more when it is done. */
   #fillAgain = false;
   #loading: Promise<void> | undefined;
+  /** How many store events were handed to {@link ingest} (see {@link confirmRun}). */
+  #ingested = 0;
+  /** The confirming read in flight, and the one that follows it for those who asked meanwhile (see {@link confirmRun}). */
+  #confirming: Promise<void> | undefined;
+  #confirmQueued: Promise<void> | undefined;
   #busyNow = false;
   /** Who waits for a load, fill or reload of the store to end (see {@link confirmRun}). */
   #idleWaiters: Array<() => void> = [];
@@ -304,6 +309,8 @@ export class Topic {
   ingest(event: ProgressEvent): void {
     // A tracker of this process, or a kept last state that is not the store's: not for the store's events.
     if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
+    // (Counted whether applied, held or dropped: a confirming read sent before it is no news after it.)
+    this.#ingested++;
     if (this.#busy || !this.#storeFed) {
       this.#pending.push(event);
       // An event of watchAll, for the `*` subscribers: a failed load is theirs to hear of (loadFailed),
@@ -645,7 +652,29 @@ export class Topic {
    * store's error, having changed nothing. A no-op for a topic that does not follow the store or has
    * not loaded it yet (its load reads the store anyway).
    */
-  async confirmRun(): Promise<void> {
+  confirmRun(): Promise<void> {
+    // Shared: a caller gets a read sent after it asked. One in flight is too early for a new caller,
+    // who joins the next (which everybody asking meanwhile shares): at most two reads per burst.
+    if (this.#confirmQueued) return this.#confirmQueued;
+    const run = (): Promise<void> => {
+      const read: Promise<void> = this.#confirmOnce().finally(() => {
+        if (this.#confirming === read) this.#confirming = undefined;
+      });
+      this.#confirming = read;
+      return read;
+    };
+    if (!this.#confirming) return run();
+    const queued = this.#confirming
+      .catch(() => undefined)
+      .then(() => {
+        this.#confirmQueued = undefined;
+        return run();
+      });
+    this.#confirmQueued = queued;
+    return queued;
+  }
+
+  async #confirmOnce(): Promise<void> {
     const store = this.#host.store;
     if (!store || !this.storeBacked || !this.#storeFed) return;
     const lifetime = this.#lifetime;
@@ -666,12 +695,14 @@ export class Topic {
     const generation = this.#generation;
     const held = this.#storeState;
     const heldSeq = this.lastSeq;
+    const ingested = this.#ingested;
+    const refit = this.#refit;
     const stored = await store.load(this.upgradeId);
     // What was read is no news when anything moved meanwhile: closed, taken over by a tracker (even
-    // if given back), started over, a reload begun, or events applied (a read sent before them may
-    // be answered after them).
+    // if given back), started over, a reload begun or armed, or store events came (applied, held or
+    // dropped for a reload: a read sent before them may be answered after them).
     if (lifetime !== this.#lifetime || generation !== this.#generation || !this.storeBacked || !this.#storeFed || this.#busy) return;
-    if (held !== this.#storeState || heldSeq !== this.lastSeq) return;
+    if (held !== this.#storeState || heldSeq !== this.lastSeq || ingested !== this.#ingested || refit !== this.#refit) return;
     // The same run (perhaps further on: the watch brings that): nothing to do.
     if (stored?.createdAt === this.#storeState?.createdAt) return;
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');

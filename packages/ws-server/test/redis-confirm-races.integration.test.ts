@@ -175,9 +175,12 @@ describe('ws-server over Redis: a topic released while a subscribe chose it', ()
       await writing.delete(id);
       const b = await connect(wsUrl);
       b.send({ type: 'get_summary', upgradeId: id });
-      await issuedB.promise;
       await sleep(20);
+      // B's confirming read is sent once A's has answered (confirming reads of a topic are shared,
+      // each caller getting one sent after it asked): A's answer is let go, then B's, k microtasks
+      // after B's was sent.
       gateA.resolve();
+      await issuedB.promise;
       for (let i = 0; i < k; i++) await Promise.resolve();
       gateB.resolve();
       await a.next((m) => m.type === 'subscribed');
