@@ -1,13 +1,15 @@
-import { MemoryStore, type ProgressStore } from '@progress/core';
+import { MemoryStore, type ProgressEvent, type ProgressStore } from '@progress/core';
 
 const RESOLVED = Promise.resolve();
 
 /**
  * A store that acknowledges every append at once and keeps nothing, after its first `setupAppends`
  * (which go to a MemoryStore, so that `ProgressTracker.open`, `startUpgrade` and `addTasks` work):
- * with it, a benchmark measures core's own work per command and nothing of a store's.
+ * with it, a benchmark measures core's own work per command and nothing of a store's. With `step`,
+ * each later append is acknowledged when the promise `step(events)` gives settles (a round trip of
+ * one's choosing: `burst-layers.ts`).
  */
-export function instantStore(setupAppends = 3): ProgressStore {
+export function instantStore(setupAppends = 3, step?: (events: readonly ProgressEvent[]) => Promise<unknown> | undefined): ProgressStore {
   const memory = new MemoryStore();
   let appends = 0;
   return {
@@ -17,6 +19,10 @@ export function instantStore(setupAppends = 3): ProgressStore {
     delete: (id) => memory.delete(id),
     info: () => memory.info(),
     close: () => memory.close(),
-    append: (id, events, expected, state) => (appends++ < setupAppends ? memory.append(id, events, expected, state) : RESOLVED),
+    append: (id, events, expected, state) => {
+      if (appends++ < setupAppends) return memory.append(id, events, expected, state);
+      const stepped = step?.(events);
+      return stepped ? stepped.then(() => undefined) : RESOLVED;
+    },
   };
 }

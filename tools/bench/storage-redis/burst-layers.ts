@@ -16,11 +16,12 @@
 // Run on a private Redis: redis-server --port 6390 --save '' --daemonize yes
 //   REDIS_URL=redis://127.0.0.1:6390 npx tsx --conditions=@progress/source tools/bench/storage-redis/burst-layers.ts
 import { randomUUID } from 'node:crypto';
-import { eventsToJson, MemoryStore, type ProgressEvent, type ProgressStore, type ProgressTracker } from '@progress/core';
+import { eventsToJson, type ProgressStore, type ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
+import { instantStore } from '../core/instant-store.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
@@ -29,36 +30,15 @@ const run = randomUUID().slice(0, 8);
 const prefix = `burst-layers:${run}:`;
 const r = new Redis(url);
 
-/**
- * A store whose setup appends (open, startUpgrade, addTasks) go to a MemoryStore and whose later
- * appends are answered after `step(events)`: nothing is kept.
- */
-function steppedStore(step: (events: readonly ProgressEvent[]) => Promise<unknown> | undefined): ProgressStore {
-  const memory = new MemoryStore();
-  let appends = 0;
-  return {
-    load: (id) => memory.load(id),
-    readEvents: (id, after, limit) => memory.readEvents(id, after, limit),
-    list: (filter) => memory.list(filter),
-    delete: (id) => memory.delete(id),
-    info: () => memory.info(),
-    close: () => memory.close(),
-    append: async (id, events, expected, state) => {
-      if (appends++ < 2) return memory.append(id, events, expected, state);
-      await step(events);
-    },
-  };
-}
-
 let xaddSeq = 0;
 const stores: Record<string, ProgressStore> = {
-  core: steppedStore(() => undefined),
-  'core+ping': steppedStore(() => r.ping()),
-  'core+json': steppedStore((events) => {
+  core: instantStore(),
+  'core+ping': instantStore(3, () => r.ping()),
+  'core+json': instantStore(3, (events) => {
     eventsToJson(events);
     return r.ping();
   }),
-  'core+xadd': steppedStore((events) => r.xadd(`${prefix}xadd`, `0-${++xaddSeq}`, 'b', eventsToJson(events))),
+  'core+xadd': instantStore(3, (events) => r.xadd(`${prefix}xadd`, `0-${++xaddSeq}`, 'b', eventsToJson(events))),
   tracker: new RedisStore({ url, keyPrefix: prefix }),
   'no-snap': new RedisStore({ url, keyPrefix: `${prefix}n:`, snapshotEvery: 1e9 }),
 };
