@@ -609,7 +609,9 @@ export class ProgressWebSocketServer implements ProgressSink {
         this.#wildcardLoadFailed(id, err);
         continue;
       }
-      this.#attachWildcard(w, topic);
+      // Gone by now (the check above released it, and this load found nothing): not kept.
+      if (!topic.exists) this.#maybeRelease(topic);
+      else this.#attachWildcard(w, topic);
     }
   }
 
@@ -642,14 +644,20 @@ export class ProgressWebSocketServer implements ProgressSink {
     // A topic's load logs its own failure; a load of the store here is logged here.
     let logged = true;
     try {
-      const topic = this.#topics.get(upgradeId);
-      if (topic) {
+      let topic = this.#topics.get(upgradeId);
+      // The topic in the map when the answer is made: one released meanwhile (its last `*` subscriber
+      // left) holds a state nothing updates, and its check was dropped with it.
+      for (let tries = 0; topic && tries < 3; tries++) {
         const loaded = topic.loaded;
         await topic.ensureLoaded();
         // The store's word, not what the topic holds: it may be deleted, expired or another run there.
         // (A load just made, or joined, read it.)
         if (loaded) await this.#confirmRun(topic);
+        const now = this.#topics.get(upgradeId);
+        if (now === topic) break;
+        topic = now;
       }
+      if (topic && this.#topics.get(upgradeId) !== topic) topic = undefined;
       state = topic?.state;
       if (!state && this.#o.store && !topic?.storeBacked) {
         logged = false;

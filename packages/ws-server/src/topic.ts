@@ -24,6 +24,8 @@ export interface TopicHost {
 const WATCH_RETRY_MS = 1000;
 /** How long {@link Topic.confirmRun} waits for a load or reload of the store running now to end. */
 const CONFIRM_WAIT_MS = 2000;
+/** How many reads {@link Topic.confirmRun} makes at most when each comes back overtaken by the topic's own moves. */
+const CONFIRM_READS = 3;
 /** The first wait before loading again after a failed load (see {@link Topic.reloadLater}); it doubles up to RELOAD_MAX_MS. */
 const RELOAD_MIN_MS = 1000;
 const RELOAD_MAX_MS = 10_000;
@@ -674,9 +676,18 @@ export class Topic {
     return queued;
   }
 
+  /**
+   * One confirmation: reads again when a read comes back overtaken (the topic moved while it was in
+   * flight), so that the caller's answer is not the state held before its request for want of a read
+   * that counted. A topic that keeps moving gets its events live anyway: after a few tries, it is answered.
+   */
   async #confirmOnce(): Promise<void> {
+    for (let attempt = 0; attempt < CONFIRM_READS; attempt++) if ((await this.#confirmRead()) !== 'overtaken') return;
+  }
+
+  async #confirmRead(): Promise<'done' | 'overtaken'> {
     const store = this.#host.store;
-    if (!store || !this.storeBacked || !this.#storeFed) return;
+    if (!store || !this.storeBacked || !this.#storeFed) return 'done';
     const lifetime = this.#lifetime;
     // A load, fill or reload of the store running now ends first (it may start the topic over, and
     // it drains the events held meanwhile); then the store is asked. Not waited for beyond a while:
@@ -691,20 +702,21 @@ export class Topic {
         });
       });
     }
-    if (this.#busy || lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return;
+    if (this.#busy || lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return 'done';
     const generation = this.#generation;
     const held = this.#storeState;
     const heldSeq = this.lastSeq;
     const ingested = this.#ingested;
     const refit = this.#refit;
     const stored = await store.load(this.upgradeId);
-    // What was read is no news when anything moved meanwhile: closed, taken over by a tracker (even
-    // if given back), started over, a reload begun or armed, or store events came (applied, held or
-    // dropped for a reload: a read sent before them may be answered after them).
-    if (lifetime !== this.#lifetime || generation !== this.#generation || !this.storeBacked || !this.#storeFed || this.#busy) return;
-    if (held !== this.#storeState || heldSeq !== this.lastSeq || ingested !== this.#ingested || refit !== this.#refit) return;
+    // Closed, or taken over by a tracker (even if given back): nothing for this topic to confirm.
+    if (lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return 'done';
+    // What was read is no news when the topic moved meanwhile: started over, a reload begun or armed,
+    // or store events came (applied, held or dropped for a reload: a read sent before them may be
+    // answered after them). It is read again.
+    if (generation !== this.#generation || this.#busy || held !== this.#storeState || heldSeq !== this.lastSeq || ingested !== this.#ingested || refit !== this.#refit) return 'overtaken';
     // The same run (perhaps further on: the watch brings that): nothing to do.
-    if (stored?.createdAt === this.#storeState?.createdAt) return;
+    if (stored?.createdAt === this.#storeState?.createdAt) return 'done';
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
     // Events of the old run waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
@@ -717,6 +729,7 @@ export class Topic {
       this.#stopWatch();
       this.syncWatch();
     }
+    return 'done';
   }
 
   /**
