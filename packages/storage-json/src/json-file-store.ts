@@ -39,6 +39,9 @@ interface HeldLock {
   explicit: boolean;
 }
 
+/** How old a `~deleted-*` folder must be for a later delete of its upgrade to remove it (see `#removeOldGraves`). */
+const OLD_GRAVE_MS = 60_000;
+
 /**
  * A {@link ProgressStore} in plain files: per upgrade an append-only JSON Lines log with a CRC-32 per
  * line (`upgrades/<id>/events.jsonl`), an atomic `snapshot.json` every `snapshotEvery` events, and an
@@ -513,6 +516,7 @@ export class JsonFileStore implements ProgressStore {
     try {
       if (this.#sync) await fsyncDir(upgradesDir(this.#root));
       if (moved) await rm(grave, { recursive: true, force: true });
+      await this.#removeOldGraves(upgradeId);
     } catch (err) {
       // Deleted already (what is left is a folder no reader looks in): the error still says so.
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}" is deleted, but its old files could not be removed from ${grave}`, { upgradeId, file: grave }, err);
@@ -538,13 +542,39 @@ export class JsonFileStore implements ProgressStore {
     ] as const;
     if (!(await exists(paths.snapshot)) && !(await exists(paths.events))) return false;
     await ensureDir(grave, false);
-    for (const [from, name] of files) {
-      await rename(from, join(grave, name)).catch((err: unknown) => {
-        if (!isCode(err, 'ENOENT')) throw err;
-      });
+    try {
+      for (const [from, name] of files) {
+        await rename(from, join(grave, name)).catch((err: unknown) => {
+          if (!isCode(err, 'ENOENT')) throw err;
+        });
+      }
+    } catch (err) {
+      // The log stays (a reader holds it, EBUSY): the upgrade is not deleted. Its snapshot goes back
+      // to it (opening stays snapshot + tail), and no copy of it is left in `grave`.
+      await rename(join(grave, 'snapshot.json'), paths.snapshot).catch(() => undefined);
+      await rm(grave, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
     }
     if (this.#sync) await fsyncDir(paths.dir);
     return true;
+  }
+
+  /**
+   * Removes what earlier deletes of `upgradeId` left in `upgrades/` (a `~deleted-<id>-<8 hex>` folder
+   * whose removal a crash cut short): the old log and snapshot of a deleted upgrade stay on disk
+   * otherwise. Only names of exactly that shape (`~deleted-a-` is not the start of another id's), and
+   * only folders a minute old or more: a delete running now in another process fills its own.
+   */
+  async #removeOldGraves(upgradeId: string): Promise<void> {
+    const prefix = `~deleted-${upgradeId}-`;
+    const names = await readdir(upgradesDir(this.#root)).catch(() => [] as string[]);
+    for (const name of names) {
+      if (name.length !== prefix.length + 8 || !name.startsWith(prefix) || !/^[0-9a-f]{8}$/.test(name.slice(prefix.length))) continue;
+      const path = join(upgradesDir(this.#root), name);
+      const age = await stat(path).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if (age < OLD_GRAVE_MS) continue;
+      await rm(path, { recursive: true, force: true }).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, "could not remove an earlier delete's folder"));
+    }
   }
 
   /**
