@@ -2,87 +2,16 @@
 // Redis (REDIS_URL). The served store wraps a RedisStore so that one load's reply can be held (what
 // is read is what Redis held when the command ran) and loads can be counted. (Found by a second
 // review on 2026-11-29; each test failed before the fix.)
-import { randomUUID } from 'node:crypto';
-import type { ProgressStore, UpgradeProgress } from '@progress/core';
-import { RedisStore } from '@progress/storage-redis';
+import type { ProgressStore } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, openTracker, sleep } from './helpers.js';
+import { openTracker, sleep, type TestClient } from './helpers.js';
+import { Harness, holdNextLoad } from './two-processes.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-const prefixes: string[] = [];
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
-});
-
-type LoadHook = (id: string, read: Promise<UpgradeProgress | undefined>) => Promise<UpgradeProgress | undefined>;
-
-function setup(): { writing: RedisStore; store: ProgressStore; hooks: { load?: LoadHook }; loads: Map<string, number> } {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set');
-  const name = `ws-confirm2-${randomUUID().slice(0, 8)}`;
-  const keyPrefix = `${name}:`;
-  prefixes.push(keyPrefix);
-  const serving = new RedisStore({ url, keyPrefix, connectionName: name, watchBlockMs: 200 });
-  const writing = new RedisStore({ url, keyPrefix, connectionName: `${name}-writer` });
-  closers.push(() => serving.close(), () => writing.close());
-  const hooks: { load?: LoadHook } = {};
-  const loads = new Map<string, number>();
-  const store: ProgressStore = {
-    load: (id) => {
-      loads.set(id, (loads.get(id) ?? 0) + 1);
-      const read = serving.load(id); // sent to Redis now
-      return hooks.load ? hooks.load(id, read) : read;
-    },
-    append: (id, events, expected, state) => serving.append(id, events, expected, state),
-    list: (filter) => serving.list(filter),
-    delete: (id) => serving.delete(id),
-    info: () => serving.info(),
-    close: async () => {},
-    readEvents: (id, after, limit) => serving.readEvents(id, after, limit),
-    watch: (id, after, options) => serving.watch(id, after, options),
-    watchAll: (options) => serving.watchAll(options),
-  };
-  return { writing, store, hooks, loads };
-}
-
-async function serve(store: ProgressStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
-  const server = new ProgressWebSocketServer({ port: 0, store });
-  closers.push(() => server.stop());
-  const { url: wsUrl } = await server.start();
-  return { server, wsUrl };
-}
-
-async function connect(wsUrl: string): Promise<TestClient> {
-  const client = await TestClient.connect(wsUrl);
-  closers.push(async () => client.ws.terminate());
-  return client;
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => {};
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** Holds the reply of the next load of `id` until `gate` resolves; `issued` resolves once it was sent. */
-function holdNextLoad(hooks: { load?: LoadHook }, id: string): { gate: ReturnType<typeof deferred>; issued: ReturnType<typeof deferred> } {
-  const gate = deferred();
-  const issued = deferred();
-  hooks.load = (loaded, read) => {
-    if (loaded !== id) return read;
-    hooks.load = undefined;
-    issued.resolve();
-    return read.then(async (value) => {
-      await gate.promise;
-      return value;
-    });
-  };
-  return { gate, issued };
-}
+const harness = new Harness();
+afterAll(() => harness.cleanup());
+const setup = (): ReturnType<Harness['setup']> => harness.setup();
+const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
+const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
 
 describe('ws-server over Redis: a confirming read and a reload armed while it was in flight', () => {
   it("a '*' subscriber gets an upgrade created again while a get_summary's confirming read (\"none\") was in flight (the read cancelled the reload its upgrade.created armed)", async () => {

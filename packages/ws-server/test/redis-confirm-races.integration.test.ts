@@ -2,81 +2,17 @@
 // sockets and a real Redis (REDIS_URL). The served store wraps a RedisStore so that the reply of one
 // load can be delivered late (a slow link, a large reply queued before it): what is read is what
 // Redis held when the command ran. (Found by a review on 2026-11-29; each test failed before the fix.)
-import { randomUUID } from 'node:crypto';
-import type { ProgressStore, UpgradeProgress } from '@progress/core';
-import { RedisStore } from '@progress/storage-redis';
+import type { ProgressStore } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, openTracker, sleep } from './helpers.js';
+import { openTracker, sleep, type TestClient } from './helpers.js';
+import { Harness, deferred, redisUrl, watchConnections } from './two-processes.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-const prefixes: string[] = [];
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
-});
-
-function redisUrl(): string {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set');
-  return url;
-}
-
-type LoadHook = (id: string, read: Promise<UpgradeProgress | undefined>) => Promise<UpgradeProgress | undefined>;
-
-/** Two RedisStores on one keyPrefix (serving: the ws-server's, writing: another process's), and the served store with a load hook. */
-function setup(servingOptions: object = {}): { serving: RedisStore; writing: RedisStore; store: ProgressStore; name: string; hooks: { load?: LoadHook } } {
-  const url = redisUrl();
-  const name = `ws-confirm-${randomUUID().slice(0, 8)}`;
-  const keyPrefix = `${name}:`;
-  prefixes.push(keyPrefix);
-  const serving = new RedisStore({ url, keyPrefix, connectionName: name, watchBlockMs: 200, ...servingOptions });
-  const writing = new RedisStore({ url, keyPrefix, connectionName: `${name}-writer` });
-  closers.push(() => serving.close(), () => writing.close());
-  const hooks: { load?: LoadHook } = {};
-  const store: ProgressStore = {
-    load: (id) => {
-      const read = serving.load(id); // sent to Redis now
-      return hooks.load ? hooks.load(id, read) : read;
-    },
-    append: (id, events, expected, state) => serving.append(id, events, expected, state),
-    list: (filter) => serving.list(filter),
-    delete: (id) => serving.delete(id),
-    info: () => serving.info(),
-    close: async () => {},
-    readEvents: (id, after, limit) => serving.readEvents(id, after, limit),
-    watch: (id, after, options) => serving.watch(id, after, options),
-    watchAll: (options) => serving.watchAll(options),
-  };
-  return { serving, writing, store, name, hooks };
-}
-
-async function serve(store: ProgressStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
-  const server = new ProgressWebSocketServer({ port: 0, store });
-  closers.push(() => server.stop());
-  const { url: wsUrl } = await server.start();
-  return { server, wsUrl };
-}
-
-async function connect(wsUrl: string): Promise<TestClient> {
-  const client = await TestClient.connect(wsUrl);
-  closers.push(async () => client.ws.terminate());
-  return client;
-}
-
-async function watchConnections(admin: Redis, name: string): Promise<number> {
-  const list = (await admin.call('CLIENT', 'LIST')) as string;
-  return list.split('\n').filter((line) => line.includes(` name=${name}:watch `)).length;
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => {};
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+const harness = new Harness();
+afterAll(() => harness.cleanup());
+const setup = (): ReturnType<Harness['setup']> => harness.setup();
+const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
+const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
 
 describe('ws-server over Redis: a confirming read that arrives after the topic moved on', () => {
   it('a get_summary whose confirming load answers after the watch brought the newly created upgrade does not wipe it (it answered NOT_FOUND and resynced subscribers to nothing)', async () => {
@@ -132,7 +68,7 @@ describe('ws-server over Redis: a topic released while a subscribe chose it', ()
   it("a subscribe that lands on a topic released by another client's confirmRun (deleted upgrade) leaves no store watch running after unsubscribe and stop()", async () => {
     const { writing, store, name, hooks } = setup();
     const admin = new Redis(redisUrl());
-    closers.push(async () => admin.quit());
+    harness.onCleanup(async () => admin.quit());
     const { server, wsUrl } = await serve(store);
     const star = await connect(wsUrl); // a dashboard on '*': keeps every upgrade's topic
     star.send({ type: 'subscribe', upgradeId: '*' });

@@ -2,56 +2,19 @@
 // the same Redis and keyPrefix, as a second machine would be): its answers follow the run the store
 // holds after a delete, an expiry or a run created again under the same id, and its store watches
 // are released. (Found by a review on 2026-11-29; each test failed before the fix.)
-import { randomUUID } from 'node:crypto';
 import type { ProgressStore } from '@progress/core';
-import { RedisStore } from '@progress/storage-redis';
+import type { RedisStore, RedisStoreOptions } from '@progress/storage-redis';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, openTracker, sleep } from './helpers.js';
+import { openTracker, sleep, type TestClient } from './helpers.js';
+import { Harness, holdNextLoad, redisUrl, watchConnections, type TwoProcesses } from './two-processes.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-const prefixes: string[] = [];
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
-});
-
-function redisUrl(): string {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set: the global setup should have started a Redis');
-  return url;
-}
-
-/**
- * Two RedisStores on one Redis and keyPrefix: `writing` for the tracker (the agent's process),
- * `serving` for the ws-server (another machine). `serving` keeps the default watchBlockMs unless given.
- */
-function stores(options: object = {}, servingOptions: object = {}): { serving: RedisStore; writing: RedisStore; name: string } {
-  const url = redisUrl();
-  const name = `ws-runs-${randomUUID().slice(0, 8)}`;
-  const keyPrefix = `${name}:`;
-  prefixes.push(keyPrefix);
-  const serving = new RedisStore({ url, keyPrefix, connectionName: name, ...options, ...servingOptions });
-  const writing = new RedisStore({ url, keyPrefix, connectionName: `${name}-writer`, ...options });
-  closers.push(() => serving.close(), () => writing.close());
-  return { serving, writing, name };
-}
-
-async function serve(store: ProgressStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
-  const server = new ProgressWebSocketServer({ port: 0, store });
-  closers.push(() => server.stop());
-  const { url: wsUrl } = await server.start();
-  return { server, wsUrl };
-}
-
-async function connect(wsUrl: string): Promise<TestClient> {
-  const client = await TestClient.connect(wsUrl);
-  closers.push(async () => client.ws.terminate());
-  return client;
-}
+const harness = new Harness();
+afterAll(() => harness.cleanup());
+const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
+/** The two stores, the server's with the default watch block (5 s) unless given. */
+const stores = (both: Partial<RedisStoreOptions> = {}, serving: Partial<RedisStoreOptions> = {}): TwoProcesses => harness.setup({ both, serving });
 
 /** Writes upgrade `id` in the writer's store: created, started, task added, `steps` progress events; closed. */
 async function writeUpgrade(store: RedisStore, id: string, steps: number, step = 1): Promise<{ createdAt: string; lastSeq: number }> {
@@ -73,12 +36,6 @@ async function ask(wsUrl: string, id: string): Promise<{ rows: Array<Record<stri
   const rows = c.messages.find((m) => m.type === 'upgrades')!.data as Array<Record<string, unknown>>;
   const summary = c.messages.find((m) => m.type === 'progress_summary' || m.type === 'error')!;
   return { rows, summary };
-}
-
-/** The watch connections of the serving store that Redis holds now (CLIENT LIST). */
-async function watchConnections(admin: Redis, name: string): Promise<number> {
-  const list = (await admin.call('CLIENT', 'LIST')) as string;
-  return list.split('\n').filter((line) => line.includes(` name=${name}:watch `)).length;
 }
 
 describe('ws-server over Redis: get_summary and list_upgrades answer what the store holds', () => {
@@ -188,42 +145,19 @@ describe('ws-server over Redis: the resume of a run that was replaced', () => {
 
 describe('ws-server over Redis: store watches are released', () => {
   it('a subscriber that leaves while its load is pending does not make the server forget the topic another subscriber follows (whose Redis watch outlived unsubscribe and stop())', async () => {
-    const { serving, writing, name } = stores({}, { watchBlockMs: 200 });
+    const { writing, store, name, hooks } = stores({}, { watchBlockMs: 200 });
     const admin = new Redis(redisUrl());
-    closers.push(async () => admin.quit());
-    // The served store, with one load of "slow" held until the test lets it go (a slow Redis reply).
-    let gate: Promise<void> | undefined;
-    let release = (): void => {};
-    let loading = (): void => {};
-    const loadStarted = new Promise<void>((resolve) => (loading = resolve));
-    const store: ProgressStore = {
-      load: async (id) => {
-        if (id === 'slow' && gate) {
-          const held = gate;
-          gate = undefined;
-          loading();
-          await held;
-        }
-        return serving.load(id);
-      },
-      append: (id, events, expected, state) => serving.append(id, events, expected, state),
-      list: (filter) => serving.list(filter),
-      delete: (id) => serving.delete(id),
-      info: () => serving.info(),
-      close: async () => {},
-      readEvents: (id, after, limit) => serving.readEvents(id, after, limit),
-      watch: (id, after, options) => serving.watch(id, after, options),
-      watchAll: (options) => serving.watchAll(options),
-    };
+    harness.onCleanup(async () => admin.quit());
     const { server, wsUrl } = await serve(store);
     const star = await connect(wsUrl); // a dashboard on '*'
     star.send({ type: 'subscribe', upgradeId: '*' });
     await star.next((m) => m.type === 'subscribed');
 
-    gate = new Promise<void>((resolve) => (release = resolve));
+    // One load of "slow" answers late (a slow Redis reply), when the test lets it go.
+    const held = holdNextLoad(hooks, 'slow');
     const a = await connect(wsUrl);
     a.send({ type: 'subscribe', upgradeId: 'slow' });
-    await loadStarted;
+    await held.issued.promise;
     await star.close(); // the '*' client leaves while a's load is pending: watchAll stops, idle topics go
     await sleep(50);
     const b = await connect(wsUrl);
@@ -233,7 +167,7 @@ describe('ws-server over Redis: store watches are released', () => {
     expect(await watchConnections(admin, name)).toBe(1); // b's watch of "slow"
 
     await a.close(); // a leaves before its load answers
-    release();
+    held.gate.resolve();
     await sleep(200);
     // b is still followed live (its topic's watch runs) ...
     const tracker = await openTracker('slow', writing);
