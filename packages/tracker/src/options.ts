@@ -119,12 +119,64 @@ function shown(value: unknown): string {
   return Array.isArray(value) ? 'an array' : 'an object of none of these forms';
 }
 
+/** Every option name {@link createProgressTracker} takes (a key of {@link CreateProgressTrackerOptions}, or an old snake_case one). */
+const KNOWN: ReadonlySet<string> = new Set<string>([
+  ...(Object.keys({
+    upgradeId: 0,
+    planId: 0,
+    clusterName: 0,
+    metadata: 0,
+    storage: 0,
+    eventBridge: 0,
+    webSocket: 0,
+    sinks: 0,
+    callbackTimeoutMs: 0,
+    logger: 0,
+    now: 0,
+    sinkFlushTimeoutMs: 0,
+    storagePath: 0,
+    eventBridgeBusName: 0,
+    awsRegion: 0,
+    enableWebSocket: 0,
+    webSocketPort: 0,
+  } satisfies Record<keyof CreateProgressTrackerOptions, 0>) as string[]),
+  ...Object.keys(SNAKE),
+]);
+
+/** The known option name nearest to `name` (at most two edits away), for the error of a misspelt one. */
+function nearest(name: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of KNOWN) {
+    const d = editDistance(name.toLowerCase(), known.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /**
  * Folds the old module's option names (camelCase and snake_case) into the new ones. Giving both the
- * old and the new name of one option with different values is an error.
+ * old and the new name of one option with different values is an error, and so is an option name it
+ * does not know (a misspelt `storge` would otherwise leave the store in memory without a word; the
+ * old module's Python refused an unknown keyword argument too).
  */
 export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOptions {
   if (!input || typeof input !== 'object') throw bad('createProgressTracker() needs an options object');
+  for (const key of Object.keys(input)) {
+    if (KNOWN.has(key)) continue;
+    const guess = nearest(key);
+    throw bad(`unknown option ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`);
+  }
   const o: CreateProgressTrackerOptions = { ...input };
   for (const [snake, camel] of Object.entries(SNAKE)) {
     const value = (input as unknown as Record<string, unknown>)[snake];

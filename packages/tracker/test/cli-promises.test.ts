@@ -94,3 +94,14 @@ describe("the demo's hints and the usage", () => {
     expect({ code: asked.code, err: asked.err, usage: asked.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
   });
 });
+
+describe('createProgressTracker options', () => {
+  it('refuses an option name it does not know, naming the nearest one it does (a misspelt storage left the store in memory)', async () => {
+    const base = { upgradeId: 'u', planId: 'p', clusterName: 'c' };
+    await expect(createProgressTracker({ ...base, storge: 'memory' } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('unknown option "storge" (did you mean "storage"?)') });
+    await expect(createProgressTracker({ ...base, colour: true } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/unknown option "colour"$/) });
+    // The old module's snake_case names are known.
+    const t = await createProgressTracker({ upgrade_id: 'u2', plan_id: 'p', cluster_name: 'c' } as never);
+    await t.close();
+  });
+});
