@@ -651,15 +651,28 @@ export class ProgressWebSocketServer implements ProgressSink {
         const loaded = topic.loaded;
         await topic.ensureLoaded();
         // The store's word, not what the topic holds: it may be deleted, expired or another run there.
-        // (A load just made, or joined, read it.)
-        if (loaded) await this.#confirmRun(topic);
+        // (A load just made, or joined, read it.) A store that cannot be read leaves a state held
+        // standing (the store's last word); with none held, the request gets the store's error: not
+        // an answer that says the upgrade does not exist.
+        const current = topic;
+        // (Over a store that cannot watch, the store is read below instead.)
+        if (loaded && this.#o.store?.watch) {
+          logged = false;
+          await current.confirmRun().catch((err: unknown) => {
+            if (!current.state) throw err;
+            this.#o.logger.warn({ err, upgradeId }, 'could not ask the store whether it still holds an upgrade; answering from the state held');
+          });
+          logged = true;
+        }
         const now = this.#topics.get(upgradeId);
         if (now === topic) break;
         topic = now;
       }
       if (topic && this.#topics.get(upgradeId) !== topic) topic = undefined;
       state = topic?.state;
-      if (!state && this.#o.store && !topic?.storeBacked) {
+      // A store that cannot watch: nothing keeps a topic's state current, the store's is the answer.
+      const stale = topic?.storeBacked === true && !this.#o.store?.watch;
+      if ((!state || stale) && this.#o.store && (!topic?.storeBacked || stale)) {
         logged = false;
         state = await this.#o.store.load(upgradeId);
       }

@@ -51,8 +51,12 @@ export class Topic {
   /** A refill came while a fill was running: fill once more when it is done. */
   #fillAgain = false;
   #loading: Promise<void> | undefined;
-  /** How many store events were handed to {@link ingest} (see {@link confirmRun}). */
-  #ingested = 0;
+  /**
+   * How many store events {@link ingest} did not apply in order (held, dropped for a reload, or of
+   * another run): a confirming read sent before one may be older than what the topic knows (see
+   * {@link confirmRun}). Events of the run held, applied in order, tell nothing a read could contradict.
+   */
+  #unordered = 0;
   /** The confirming read in flight, and the one that follows it for those who asked meanwhile (see {@link confirmRun}). */
   #confirming: Promise<void> | undefined;
   #confirmQueued: Promise<void> | undefined;
@@ -311,23 +315,29 @@ export class Topic {
   ingest(event: ProgressEvent): void {
     // A tracker of this process, or a kept last state that is not the store's: not for the store's events.
     if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
-    // (Counted whether applied, held or dropped: a confirming read sent before it is no news after it.)
-    this.#ingested++;
     if (this.#busy || !this.#storeFed) {
+      this.#unordered++;
       this.#pending.push(event);
       // An event of watchAll, for the `*` subscribers: a failed load is theirs to hear of (loadFailed),
       // and while a reload waits, events do not load again (that would bypass its backoff).
       if (!this.#storeFed && this.#reload === undefined) this.ensureLoaded().catch((err: unknown) => this.#host.loadFailed(this, err));
       return;
     }
-    if (this.#refit) return;
+    if (this.#refit) {
+      this.#unordered++;
+      return;
+    }
     // Another run under this id (deleted and created again): its seqs start again at 1, and none of
     // them belongs on the state held here. A store watch() ends with NOT_FOUND then (see #restart);
     // watchAll() just hands out the new run's events.
-    if (event.type === 'upgrade.created' && this.#storeState !== undefined && event.timestamp !== this.#storeState.createdAt) return this.#refitLater('it was created again');
+    if (event.type === 'upgrade.created' && this.#storeState !== undefined && event.timestamp !== this.#storeState.createdAt) {
+      this.#unordered++;
+      return this.#refitLater('it was created again');
+    }
     const last = this.lastSeq;
     if (event.seq <= last) return;
     if (event.seq > last + 1) {
+      this.#unordered++;
       this.#pending.push(event);
       void this.#fill();
       return;
@@ -705,16 +715,16 @@ export class Topic {
     if (this.#busy || lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return 'done';
     const generation = this.#generation;
     const held = this.#storeState;
-    const heldSeq = this.lastSeq;
-    const ingested = this.#ingested;
+    const unordered = this.#unordered;
     const refit = this.#refit;
     const stored = await store.load(this.upgradeId);
     // Closed, or taken over by a tracker (even if given back): nothing for this topic to confirm.
     if (lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return 'done';
     // What was read is no news when the topic moved meanwhile: started over, a reload begun or armed,
-    // or store events came (applied, held or dropped for a reload: a read sent before them may be
-    // answered after them). It is read again.
-    if (generation !== this.#generation || this.#busy || held !== this.#storeState || heldSeq !== this.lastSeq || ingested !== this.#ingested || refit !== this.#refit) return 'overtaken';
+    // a state where there was none, or store events it did not apply in order (a read sent before them
+    // may be answered after them). It is read again. (Events of the run held, applied in order, do not
+    // count: a busy upgrade would have every read overtaken.)
+    if (generation !== this.#generation || this.#busy || held !== this.#storeState || unordered !== this.#unordered || refit !== this.#refit) return 'overtaken';
     // The same run (perhaps further on: the watch brings that): nothing to do.
     if (stored?.createdAt === this.#storeState?.createdAt) return 'done';
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
