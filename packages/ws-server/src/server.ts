@@ -531,12 +531,20 @@ export class ProgressWebSocketServer implements ProgressSink {
       // A topic loaded before may hold a run the store holds no more (see Topic.confirmRun): asked
       // before the answer, which must be the store's. (A fresh load just read it.)
       const known = this.#topics.get(upgradeId);
+      // A load in flight was sent before this request: joined, it is checked once it is done.
+      let joining = known !== undefined && known.loadInFlight;
       if (known?.loaded) await this.#confirmRun(known);
-      // The topic in the map when this resumes, synchronously up to the subscriber's adding below: one
-      // released between #loadedTopic's look and here (another client's confirmRun found the upgrade
-      // gone) would get a subscriber, and a store watch, that nothing ends.
-      do topic = await this.#loadedTopic(upgradeId, () => client.open);
-      while (client.open && this.#topics.get(upgradeId) !== topic);
+      for (;;) {
+        // The topic in the map when this resumes, synchronously up to the subscriber's adding below:
+        // one released between #loadedTopic's look and here (another client's confirmRun found the
+        // upgrade gone) would get a subscriber, and a store watch, that nothing ends.
+        do topic = await this.#loadedTopic(upgradeId, () => client.open);
+        while (client.open && this.#topics.get(upgradeId) !== topic);
+        if (!joining || topic !== known || !client.open) break;
+        joining = false;
+        await this.#confirmRun(topic);
+        if (this.#topics.get(upgradeId) === topic) break;
+      }
     } catch (err) {
       // The store could not say whether the upgrade exists: an error, never `exists: false`, and no
       // subscription (nor anything of the failed load) is kept, so a later subscribe asks the store again.
@@ -570,14 +578,14 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#wildcards.add(w);
     this.#syncWatchAll();
     const ids = new Set<string>();
-    /** The run the store listed for each id (its createdAt). */
-    const listed = new Map<string, string>();
+    /** The run the store listed for each id (its createdAt and lastSeq). */
+    const listed = new Map<string, { createdAt: string; lastSeq: number }>();
     const store = this.#o.store;
     if (store?.watchAll) {
       try {
         for (const row of await store.list()) {
           ids.add(row.upgradeId);
-          listed.set(row.upgradeId, row.createdAt);
+          listed.set(row.upgradeId, { createdAt: row.createdAt, lastSeq: row.lastSeq });
         }
       } catch (err) {
         // Not "the store holds nothing": the client is told, and holds no `*` subscription (it may
@@ -602,7 +610,8 @@ export class ProgressWebSocketServer implements ProgressSink {
         const known = this.#topics.get(id);
         // A topic the store did not list as the same run (deleted, expired or created again since the
         // topic loaded it) is asked about first, as for a subscribe by name.
-        if (known?.loaded && known.storeBacked && store?.watchAll && listed.get(id) !== known.state?.createdAt) await this.#confirmRun(known);
+        const row = listed.get(id);
+        if (known?.loaded && known.storeBacked && store?.watchAll && (row === undefined || row.createdAt !== known.state?.createdAt || row.lastSeq < (known.state?.lastSeq ?? 0))) await this.#confirmRun(known);
         topic = await this.#loadedTopic(id, () => !w.closed);
       } catch (err) {
         // Told to the `*` subscribers and loaded again later (see #loadFailed); the others go on.
@@ -648,10 +657,11 @@ export class ProgressWebSocketServer implements ProgressSink {
       // The topic in the map when the answer is made: one released meanwhile (its last `*` subscriber
       // left) holds a state nothing updates, and its check was dropped with it.
       for (let tries = 0; topic && tries < 3; tries++) {
-        const loaded = topic.loaded;
+        // Loaded, or a load in flight (sent before this request) to join: either is checked after.
+        const loaded = topic.loaded || topic.loadInFlight;
         await topic.ensureLoaded();
         // The store's word, not what the topic holds: it may be deleted, expired or another run there.
-        // (A load just made, or joined, read it.) A store that cannot be read leaves a state held
+        // (A load this request made read it.) A store that cannot be read leaves a state held
         // standing (the store's last word); with none held, the request gets the store's error: not
         // an answer that says the upgrade does not exist.
         const current = topic;
@@ -697,14 +707,18 @@ export class ProgressWebSocketServer implements ProgressSink {
     // deleted, expired or created again there (which a `*` subscription's watchAll does not report,
     // and a store watch only later), or created while the store listed. The store is asked again for
     // those (few) upgrades, and the topic starts over when it holds another run or none.
-    const unsure = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && rows.get(topic.upgradeId)?.createdAt !== topic.state.createdAt);
+    // (A row behind the state held, of the same createdAt, is another run of the same millisecond.)
+    const unsure = [...this.#topics.values()].filter((topic) => {
+      const row = rows.get(topic.upgradeId);
+      return this.#o.store && topic.state && topic.storeBacked && (row?.createdAt !== topic.state.createdAt || row.lastSeq < topic.state.lastSeq);
+    });
     await Promise.all(unsure.map((topic) => this.#confirmRun(topic)));
     for (const topic of this.#topics.values()) {
       const state = topic.state;
       if (!state) continue;
       const row = rows.get(topic.upgradeId);
       // Another run than the store lists, still (the store could not be asked): the store's row stands.
-      if (row && topic.storeBacked && row.createdAt !== state.createdAt) continue;
+      if (row && topic.storeBacked && (row.createdAt !== state.createdAt || row.lastSeq < state.lastSeq)) continue;
       if (topic.tracker || !row || row.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));

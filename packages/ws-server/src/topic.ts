@@ -123,6 +123,11 @@ export class Topic {
     return !this.#askStore && (!this.storeBacked || this.#storeFed);
   }
 
+  /** True while a load of the store runs that a caller of {@link ensureLoaded} would join (it was sent before that caller asked). */
+  get loadInFlight(): boolean {
+    return !this.loaded && this.#loading !== undefined;
+  }
+
   /** True while this topic follows the store (no tracker of this process writes it). */
   get storeBacked(): boolean {
     return !this.tracker && this.#host.store !== undefined && this.#sinkState === undefined;
@@ -715,6 +720,7 @@ export class Topic {
     if (this.#busy || lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return 'done';
     const generation = this.#generation;
     const held = this.#storeState;
+    const heldSeq = this.lastSeq;
     const unordered = this.#unordered;
     const refit = this.#refit;
     const stored = await store.load(this.upgradeId);
@@ -725,8 +731,10 @@ export class Topic {
     // may be answered after them). It is read again. (Events of the run held, applied in order, do not
     // count: a busy upgrade would have every read overtaken.)
     if (generation !== this.#generation || this.#busy || held !== this.#storeState || unordered !== this.#unordered || refit !== this.#refit) return 'overtaken';
-    // The same run (perhaps further on: the watch brings that): nothing to do.
-    if (stored?.createdAt === this.#storeState?.createdAt) return 'done';
+    // The same run (perhaps further on: the watch brings that): nothing to do. A run never goes back:
+    // one behind the state held when the read was sent is another run created in the same millisecond.
+    // (Behind the state held now is not: in-order events came while the read was out.)
+    if (stored?.createdAt === this.#storeState?.createdAt && (stored?.lastSeq ?? 0) >= heldSeq) return 'done';
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
     // Events of the old run waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
