@@ -2,79 +2,20 @@
 // real sockets, a real Redis (REDIS_URL). The served store wraps a RedisStore so that its loads can
 // be counted, delayed, or failed (as an unreachable Redis fails them). (Found by a fourth review on
 // 2026-11-29; each test failed before the fix.)
-import { randomUUID } from 'node:crypto';
-import { ProgressError, type ProgressStore, type UpgradeProgress } from '@progress/core';
-import { RedisStore } from '@progress/storage-redis';
+import type { ProgressStore } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer } from '../src/index.js';
-import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, openTracker, sleep } from './helpers.js';
+import { openTracker, sleep, type TestClient } from './helpers.js';
+import { Harness } from './two-processes.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-const prefixes: string[] = [];
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  for (const prefix of prefixes) await deleteKeys(process.env.REDIS_URL!, prefix);
-});
-
-interface Hooks {
-  /** Loads of each upgrade id sent to Redis. */
-  loads: Map<string, number>;
-  /** When set, every load rejects as a store that cannot be reached does. */
-  down: boolean;
-  /** Added to every load's reply: the round trip to a Redis across a network. */
-  latencyMs: number;
-}
-
-function setup(): { writing: RedisStore; store: ProgressStore; hooks: Hooks } {
-  const url = process.env.REDIS_URL;
-  if (!url) throw new Error('REDIS_URL is not set');
-  const name = `ws-confirm4-${randomUUID().slice(0, 8)}`;
-  const keyPrefix = `${name}:`;
-  prefixes.push(keyPrefix);
-  const serving = new RedisStore({ url, keyPrefix, connectionName: name, watchBlockMs: 200 });
-  const writing = new RedisStore({ url, keyPrefix, connectionName: `${name}-writer` });
-  closers.push(
-    () => serving.close(),
-    () => writing.close(),
-  );
-  const hooks: Hooks = { loads: new Map(), down: false, latencyMs: 0 };
-  const store: ProgressStore = {
-    load: (id): Promise<UpgradeProgress | undefined> => {
-      if (hooks.down) return Promise.reject(new ProgressError('STORE_UNAVAILABLE', 'connect ECONNREFUSED (test)'));
-      hooks.loads.set(id, (hooks.loads.get(id) ?? 0) + 1);
-      const read = serving.load(id);
-      return hooks.latencyMs === 0 ? read : read.then(async (value) => (await sleep(hooks.latencyMs), value));
-    },
-    append: (id, events, expected, state) => serving.append(id, events, expected, state),
-    list: (filter) => serving.list(filter),
-    delete: (id) => serving.delete(id),
-    info: () => serving.info(),
-    close: async () => {},
-    readEvents: (id, after, limit) => serving.readEvents(id, after, limit),
-    watch: (id, after, options) => serving.watch(id, after, options),
-    watchAll: (options) => serving.watchAll(options),
-  };
-  return { writing, store, hooks };
-}
-
-async function serve(store: ProgressStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
-  const server = new ProgressWebSocketServer({ port: 0, store });
-  closers.push(() => server.stop());
-  const { url: wsUrl } = await server.start();
-  return { server, wsUrl };
-}
-
-async function connect(wsUrl: string): Promise<TestClient> {
-  const client = await TestClient.connect(wsUrl);
-  closers.push(async () => client.ws.terminate());
-  return client;
-}
+const harness = new Harness();
+afterAll(() => harness.cleanup());
+const setup = (): ReturnType<Harness['setup']> => harness.setup();
+const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
+const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
 
 describe('ws-server over Redis: get_summary of a busy upgrade', () => {
   it('a get_summary of an upgrade written at a few hundred events per second makes at most two store loads (README: "at most two loads for any number of requests at once")', async () => {
-    const { writing, store, hooks } = setup();
+    const { writing, store, loads, faults } = setup();
     const { wsUrl } = await serve(store);
     const star = await connect(wsUrl); // a dashboard with '*' open: watchAll feeds the topic
     star.send({ type: 'subscribe', upgradeId: '*' });
@@ -94,17 +35,17 @@ describe('ws-server over Redis: get_summary of a busy upgrade', () => {
       }
     })();
     await sleep(1000);
-    hooks.latencyMs = 5; // a Redis a few ms away (another host, a managed service)
+    faults.latencyMs = 5; // a Redis a few ms away (another host, a managed service)
 
     const g = await connect(wsUrl);
     const results: number[] = [];
     for (let round = 0; round < 5; round++) {
-      const before = hooks.loads.get('busy') ?? 0;
+      const before = loads.get('busy') ?? 0;
       const from = g.messages.length;
       g.send({ type: 'get_summary', upgradeId: 'busy' });
       const answer = await g.next((m) => m.type === 'progress_summary' || m.type === 'error', from);
       expect(answer.type).toBe('progress_summary');
-      results.push((hooks.loads.get('busy') ?? 0) - before);
+      results.push((loads.get('busy') ?? 0) - before);
       await sleep(100);
     }
     writing_ = false;
@@ -115,7 +56,7 @@ describe('ws-server over Redis: get_summary of a busy upgrade', () => {
     expect(Math.max(...results), `loads per get_summary: ${results.join(', ')}`).toBeLessThanOrEqual(2);
   }, 30_000);
   it('ten get_summary requests at once of a busy upgrade make at most two store loads in all (README: "at most two loads for any number of requests at once")', async () => {
-    const { writing, store, hooks } = setup();
+    const { writing, store, loads, faults } = setup();
     const { wsUrl } = await serve(store);
     const star = await connect(wsUrl);
     star.send({ type: 'subscribe', upgradeId: '*' });
@@ -133,30 +74,30 @@ describe('ws-server over Redis: get_summary of a busy upgrade', () => {
       }
     })();
     await sleep(500);
-    hooks.latencyMs = 5;
+    faults.latencyMs = 5;
     const clients = await Promise.all(Array.from({ length: 10 }, () => connect(wsUrl)));
-    const before = hooks.loads.get('busy10') ?? 0;
+    const before = loads.get('busy10') ?? 0;
     for (const c of clients) c.send({ type: 'get_summary', upgradeId: 'busy10' });
     await Promise.all(clients.map((c) => c.next((m) => m.type === 'progress_summary' || m.type === 'error')));
-    const loads = (hooks.loads.get('busy10') ?? 0) - before;
+    const made = (loads.get('busy10') ?? 0) - before;
     on = false;
     await writer;
     await t.close();
     // (It was 6: two shared reads, each read three times.)
-    expect(loads).toBeLessThanOrEqual(2);
+    expect(made).toBeLessThanOrEqual(2);
   }, 30_000);
 });
 
 describe('ws-server over Redis: get_summary while the store cannot be read', () => {
   it('a get_summary of an upgrade a client waits for (subscribed, exists: false) is answered with the store error, not NOT_FOUND, while the store is down', async () => {
-    const { store, hooks } = setup();
+    const { store, faults } = setup();
     const { wsUrl } = await serve(store);
     const waiter = await connect(wsUrl); // follows an upgrade that does not exist yet
     waiter.send({ type: 'subscribe', upgradeId: 'later' });
     const subscribed = await waiter.next((m) => m.type === 'subscribed');
     expect(subscribed.exists).toBe(false);
 
-    hooks.down = true; // Redis unreachable
+    faults.down = true; // Redis unreachable
     const g = await connect(wsUrl);
     g.send({ type: 'get_summary', upgradeId: 'later' });
     const answer = await g.next((m) => m.type === 'progress_summary' || m.type === 'error');
@@ -164,13 +105,13 @@ describe('ws-server over Redis: get_summary while the store cannot be read', () 
     // the upgrade does not exist. (The check's failure was swallowed and the topic's "nothing" answered
     // as NOT_FOUND.)
     expect(answer).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE', upgradeId: 'later' });
-    hooks.down = false;
+    faults.down = false;
   }, 20_000);
 });
 
 describe('ws-server over Redis: get_summary over a store without watch()', () => {
   it('a get_summary of an upgrade a client is subscribed to answers what the store holds now, not the state at that subscribe (the check read it, and threw it away)', async () => {
-    const { writing, store, hooks } = setup();
+    const { writing, store, loads } = setup();
     // A store that cannot watch (as a JSON file store): snapshots and replays, no live events.
     const { watch: _watch, watchAll: _watchAll, ...plain } = store;
     const { wsUrl } = await serve(plain as ProgressStore);
@@ -186,10 +127,10 @@ describe('ws-server over Redis: get_summary over a store without watch()', () =>
     const seq = t.progress.lastSeq;
 
     const g = await connect(wsUrl);
-    const before = hooks.loads.get('nowatch') ?? 0;
+    const before = loads.get('nowatch') ?? 0;
     g.send({ type: 'get_summary', upgradeId: 'nowatch' });
     const answer = await g.next((m) => m.type === 'progress_summary' || m.type === 'error');
-    expect(hooks.loads.get('nowatch')! - before).toBe(1); // the store is read once: it holds seq 6
+    expect(loads.get('nowatch')! - before).toBe(1); // the store is read once: it holds seq 6
     await t.close();
     // (It was 3, in_progress: the topic's state at the viewer's subscribe.)
     expect(answer.data.lastSeq).toBe(seq);

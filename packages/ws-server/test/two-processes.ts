@@ -4,12 +4,12 @@
 // test can hold the reply of one load (what is read is what Redis held when the command ran) and
 // count the loads.
 import { randomUUID } from 'node:crypto';
-import type { ProgressStore, UpgradeProgress } from '@progress/core';
+import { ProgressError, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import type { Redis } from 'ioredis';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient } from './helpers.js';
+import { TestClient, sleep } from './helpers.js';
 
 export type LoadHook = (id: string, read: Promise<UpgradeProgress | undefined>) => Promise<UpgradeProgress | undefined>;
 
@@ -22,6 +22,8 @@ export interface TwoProcesses {
   name: string;
   hooks: { load?: LoadHook };
   loads: Map<string, number>;
+  /** `down`: every load rejects as an unreachable Redis fails it; `latencyMs`: added to every load's reply. */
+  faults: { down: boolean; latencyMs: number };
 }
 
 /** Everything a test file opened, closed (and its keys deleted) by {@link cleanup} in its `afterAll`. */
@@ -40,10 +42,13 @@ export class Harness {
     this.#closers.push(() => serving.close(), () => writing.close());
     const hooks: { load?: LoadHook } = {};
     const loads = new Map<string, number>();
+    const faults = { down: false, latencyMs: 0 };
     const store: ProgressStore = {
       load: (id) => {
+        if (faults.down) return Promise.reject(new ProgressError('STORE_UNAVAILABLE', 'connect ECONNREFUSED (test)'));
         loads.set(id, (loads.get(id) ?? 0) + 1);
-        const read = serving.load(id); // sent to Redis now
+        let read = serving.load(id); // sent to Redis now
+        if (faults.latencyMs > 0) read = read.then(async (value) => (await sleep(faults.latencyMs), value));
         return hooks.load ? hooks.load(id, read) : read;
       },
       append: (id, events, expected, state) => serving.append(id, events, expected, state),
@@ -55,7 +60,7 @@ export class Harness {
       watch: (id, after, watchOptions) => serving.watch(id, after, watchOptions),
       watchAll: (watchOptions) => serving.watchAll(watchOptions),
     };
-    return { serving, writing, store, name, hooks, loads };
+    return { serving, writing, store, name, hooks, loads, faults };
   }
 
   async serve(store: ProgressStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
