@@ -63,6 +63,8 @@ export class JsonFileStore implements ProgressStore {
   readonly #open = new Map<string, LogWriter>();
   /** Writers taken out of the store (release, delete) whose close is not done: readers stop at their durable end meanwhile. */
   readonly #closingWriters = new Map<string, LogWriter>();
+  /** What earlier deletes left behind, by upgrade id (see `#findGraves`), once a delete has looked. */
+  #graves: Promise<Map<string, string[]>> | undefined;
   readonly #locks = new Map<string, HeldLock>();
   /**
    * A release() or delete() running now, per upgrade: acquire() and the opening of a writer wait for
@@ -562,19 +564,35 @@ export class JsonFileStore implements ProgressStore {
   /**
    * Removes what earlier deletes of `upgradeId` left in `upgrades/` (a `~deleted-<id>-<8 hex>` folder
    * whose removal a crash cut short): the old log and snapshot of a deleted upgrade stay on disk
-   * otherwise. Only names of exactly that shape (`~deleted-a-` is not the start of another id's), and
-   * only folders a minute old or more: a delete running now in another process fills its own.
+   * otherwise. Only folders a minute old or more: a delete running now in another process fills its own.
    */
   async #removeOldGraves(upgradeId: string): Promise<void> {
-    const prefix = `~deleted-${upgradeId}-`;
-    const names = await readdir(upgradesDir(this.#root)).catch(() => [] as string[]);
-    for (const name of names) {
-      if (name.length !== prefix.length + 8 || !name.startsWith(prefix) || !/^[0-9a-f]{8}$/.test(name.slice(prefix.length))) continue;
+    const graves = await (this.#graves ??= this.#findGraves());
+    const young: string[] = [];
+    for (const name of graves.get(upgradeId) ?? []) {
       const path = join(upgradesDir(this.#root), name);
       const age = await stat(path).then((st) => Date.now() - st.mtimeMs, () => 0);
-      if (age < OLD_GRAVE_MS) continue;
-      await rm(path, { recursive: true, force: true }).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, "could not remove an earlier delete's folder"));
+      if (age < OLD_GRAVE_MS) young.push(name);
+      else await rm(path, { recursive: true, force: true }).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, "could not remove an earlier delete's folder"));
     }
+    // (One too young now is looked at again by the next delete of the upgrade.)
+    if (young.length > 0) graves.set(upgradeId, young);
+    else graves.delete(upgradeId);
+  }
+
+  /**
+   * The `~deleted-<id>-<8 hex>` folders in `upgrades/`, by id: read once per store (they are what a
+   * crash left, not made while it runs), so that retention deleting n upgrades does not read the
+   * folder n times. A name of exactly that shape only: `~deleted-a-` is not the start of another id's.
+   */
+  async #findGraves(): Promise<Map<string, string[]>> {
+    const graves = new Map<string, string[]>();
+    for (const name of await readdir(upgradesDir(this.#root)).catch(() => [] as string[])) {
+      const id = name.slice('~deleted-'.length, -9);
+      if (!name.startsWith('~deleted-') || name[name.length - 9] !== '-' || !/^[0-9a-f]{8}$/.test(name.slice(-8)) || !isValidId(id)) continue;
+      graves.set(id, [...(graves.get(id) ?? []), name]);
+    }
+    return graves;
   }
 
   /**
