@@ -664,14 +664,10 @@ export class ProgressWebSocketServer implements ProgressSink {
         // (A load this request made read it.) A store that cannot be read leaves a state held
         // standing (the store's last word); with none held, the request gets the store's error: not
         // an answer that says the upgrade does not exist.
-        const current = topic;
         // (Over a store that cannot watch, the store is read below instead.)
         if (loaded && this.#o.store?.watch) {
           logged = false;
-          await current.confirmRun().catch((err: unknown) => {
-            if (!current.state) throw err;
-            this.#o.logger.warn({ err, upgradeId }, 'could not ask the store whether it still holds an upgrade; answering from the state held');
-          });
+          await this.#confirmRun(topic, true);
           logged = true;
         }
         const now = this.#topics.get(upgradeId);
@@ -778,10 +774,14 @@ export class ProgressWebSocketServer implements ProgressSink {
   /**
    * {@link Topic.confirmRun}, where a store that cannot be read leaves the topic's state standing: it
    * is the store's last word, which the topic's watch keeps following (and a resume past it is still
-   * resynced as 'unavailable').
+   * resynced as 'unavailable'). With `needsState`, a topic that holds none rejects with the store's
+   * error instead: there is nothing to answer from (`get_summary` must not say the upgrade does not exist).
    */
-  #confirmRun(topic: Topic): Promise<void> {
-    return topic.confirmRun().catch((err: unknown) => this.#o.logger.warn({ err, upgradeId: topic.upgradeId }, 'could not ask the store whether it still holds an upgrade; answering from the state held'));
+  #confirmRun(topic: Topic, needsState = false): Promise<void> {
+    return topic.confirmRun().catch((err: unknown) => {
+      if (needsState && !topic.state) throw err;
+      this.#o.logger.warn({ err, upgradeId: topic.upgradeId }, 'could not ask the store whether it still holds an upgrade; answering from the state held');
+    });
   }
 
   /** A load of upgrade `upgradeId` made for the `*` subscribers failed (see {@link #loadFailed}). */
