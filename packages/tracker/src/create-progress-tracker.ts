@@ -284,6 +284,8 @@ export class ComposedProgressTracker implements AsyncDisposable {
 export async function createProgressTracker(options: CreateProgressTrackerOptions): Promise<ComposedProgressTracker> {
   const o = resolveOptions(options);
   const logger = o.logger ?? silentLogger;
+  // The notifier's flush timeout, which close() also counts what is left of.
+  const notifierFlushTimeoutMs = o.eventBridge?.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS;
   const { store, owned: ownsStore } = makeStore(o.storage, logger);
   let callbacks: CallbackManager | undefined;
   let notifier: EventBridgeNotifier | undefined;
@@ -300,7 +302,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
           ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
           ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
           ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
-          flushTimeoutMs: o.eventBridge.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS,
+          flushTimeoutMs: notifierFlushTimeoutMs,
           logger,
         })
       : undefined;
@@ -336,7 +338,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     callbacks,
     websocket,
     owned: { store: ownsStore, websocket: ownsWebsocket, notifier: true },
-    notifierFlushTimeoutMs: o.eventBridge?.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS,
+    notifierFlushTimeoutMs,
     logger,
   });
 }
