@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { MAX_TIMER_MS, ProgressError, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, describeValue, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, trimDetail } from './event-mapping.js';
@@ -205,7 +205,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   /** {@link close}, resolving with what was not delivered and the final counters. Idempotent. */
   shutdown(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<CloseReport> {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
-      return Promise.reject(new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] the close timeout must be a number of ms >= 0, got ${String(timeoutMs)}`));
+      return Promise.reject(new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] the close timeout must be a number of ms >= 0, got ${describeValue(timeoutMs)}`));
     }
     this.#closing ??= (async () => {
       const report = await this.drain(timeoutMs);
