@@ -5,24 +5,16 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
-import { main, selfCommand } from '../src/cli/main.js';
-import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+import { selfCommand } from '../src/cli/main.js';
+import { cleanupTempDirs, completedUpgrade, runCli, tempDir } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new Capture();
-  const err = new Capture();
-  const code = await main(argv, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
-  return { code, out: out.text, err: err.text };
-}
+const run = runCli;
 
 async function seededFolder(): Promise<string> {
   const dir = tempDir('cli-promises');
-  const t = await createProgressTracker({ upgradeId: 'done', planId: 'p', clusterName: 'c', storage: { json: dir } });
-  await t.startUpgrade();
-  await t.completeUpgrade();
-  await t.close();
+  await completedUpgrade('done', { json: dir });
   return dir;
 }
 

@@ -16,16 +16,11 @@ import {
   type UpgradeSummaryRow,
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
-import { Capture, cleanupTempDirs, deleteKeys, freePort, legacyDir, tempDir, uniqueId } from './helpers.js';
+import { Capture, cleanupTempDirs, completedUpgrade, deleteKeys, freePort, legacyDir, runCli, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new Capture();
-  const err = new Capture();
-  const code = await main(argv, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
-  return { code, out: out.text, err: err.text };
-}
+const run = runCli;
 
 async function seed(storage: { json: string } | { redis: string; keyPrefix?: string }, upgradeId: string, finish: 'complete' | 'fail' | 'none' = 'complete') {
   const t = await createProgressTracker({ upgradeId, planId: 'plan-7', clusterName: 'prod-eu', storage });
@@ -554,10 +549,7 @@ class FailingStore extends MemoryStore {
 /** A FailingStore holding upgrade `upgradeId`, completed. */
 async function failingStoreWith(code: 'STORE_UNAVAILABLE' | 'NOT_FOUND', upgradeId: string): Promise<FailingStore> {
   const store = new FailingStore(code);
-  const t = await createProgressTracker({ upgradeId, planId: 'p', clusterName: 'c', storage: store });
-  await t.startUpgrade();
-  await t.completeUpgrade();
-  await t.close();
+  await completedUpgrade(upgradeId, store);
   return store;
 }
 

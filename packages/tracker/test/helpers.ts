@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
+import { main } from '../src/cli/main.js';
+import { createProgressTracker, type StorageOption } from '../src/index.js';
 
 export { freePort } from '../../../tools/test-utils/src/net.js';
 export { deleteKeys } from '../../../tools/test-utils/src/redis.js';
@@ -66,4 +68,20 @@ export async function wsClient(url: string): Promise<{ ws: WebSocket; messages: 
     }
   };
   return { ws, messages, next };
+}
+
+/** Runs the `progress` command with `argv`, its output captured: the exit code and what it wrote. */
+export async function runCli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Capture();
+  const err = new Capture();
+  const code = await main(argv, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+  return { code, out: out.text, err: err.text };
+}
+
+/** Records upgrade `upgradeId` in `storage`, started and completed, and closes its tracker. */
+export async function completedUpgrade(upgradeId: string, storage: StorageOption): Promise<void> {
+  const t = await createProgressTracker({ upgradeId, planId: 'p', clusterName: 'c', storage });
+  await t.startUpgrade();
+  await t.completeUpgrade();
+  await t.close();
 }
