@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
+import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { selfCommand } from '../src/cli/main.js';
 import { cleanupTempDirs, completedUpgrade, runCli, tempDir } from './helpers.js';
 
@@ -39,9 +39,38 @@ describe('a port already in use is not bad usage', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as AddressInfo).port;
     try {
-      const r = await run('demo', '--dir', tempDir('cli-promises-demo'), '--port', String(port), '--speed', '1000', '--linger', '0');
+      const dir = tempDir('cli-promises-demo');
+      const r = await run('demo', '--dir', dir, '--port', String(port), '--speed', '1000', '--linger', '0');
       expect(r.err).toMatch(/in use/);
       expect(r.code).toBe(4); // it was 2 (ws-server reported EADDRINUSE as INVALID_ARGUMENT)
+      // Nothing recorded: the upgrade was created before the server failed to start (found 2026-11-29).
+      const store = new JsonFileStore({ directory: dir });
+      try {
+        expect(await store.list()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('demo without --port, 8765 taken: says so, serves on a free port, and records one upgrade', async () => {
+    const holder: Server = createServer();
+    // Held here, or by something else on this machine: taken either way.
+    await new Promise<void>((resolve) => holder.once('error', () => resolve()).listen(8765, '127.0.0.1', resolve));
+    try {
+      const dir = tempDir('cli-promises-demo-default');
+      const r = await run('demo', '--dir', dir, '--speed', '1000', '--linger', '0');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/port 8765 is taken; using \d+/);
+      expect(r.out).not.toMatch(/using 8765\b/);
+      const store = new JsonFileStore({ directory: dir });
+      try {
+        expect((await store.list()).map((row) => [row.upgradeId, row.status])).toEqual([['eks-demo', 'completed']]);
+      } finally {
+        await store.close();
+      }
     } finally {
       holder.close();
     }

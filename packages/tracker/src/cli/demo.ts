@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { createServer, isIPv4, isIPv6 } from 'node:net';
 import { TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
+import { CliError, ExitCode } from './errors.js';
 import { redisStore } from './sources.js';
 import type { LiveView } from './terminal.js';
 
@@ -113,6 +114,18 @@ function browsableHost(listenHost: string, reported: URL, port: number): string 
 }
 
 /**
+ * False when `port` on `host` is taken (EADDRINUSE); true when a listen succeeds or fails for
+ * another reason (an unknown host, a port that needs root), which the server's start then reports.
+ */
+function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'EADDRINUSE'));
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
  * `progress demo`: a simulated EKS upgrade written to a JSON folder (or Redis), served live by the
  * WebSocket server and dashboard, with bars in the terminal. Run it again on the same folder and it
  * resumes the unfinished upgrade where it stopped.
@@ -148,7 +161,14 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     await probe.close();
   }
 
-  let t = await open(upgradeId, options.port ?? 8765);
+  // A port in use is found before the tracker opens, so that a demo that cannot serve records
+  // nothing (opening creates the upgrade). The server's own start below still decides.
+  let port = options.port ?? 8765;
+  if (port !== 0 && !(await portFree(port, options.host ?? '127.0.0.1'))) {
+    if (options.port !== undefined) throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}:${port}: the port is in use`, ExitCode.UNAVAILABLE);
+    port = 0;
+  }
+  let t = await open(upgradeId, port);
   let address;
   try {
     address = await t.startWebSocketServer();
@@ -157,13 +177,14 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     const cause = (err as { cause?: { code?: string } }).cause;
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && cause?.code !== 'EADDRINUSE') throw err;
     if (options.port !== undefined) throw err;
-    t = await open(upgradeId, 0);
+    port = 0;
+    t = await open(upgradeId, port);
     address = await t.startWebSocketServer().catch(async (again: unknown) => {
       await t.close();
       throw again;
     });
-    options.print(`port 8765 is taken; using ${address.port}`);
   }
+  if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
   const reported = new URL(address.url);
   const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
   const webSocket = `ws://${host}${reported.pathname}`;
