@@ -81,9 +81,18 @@ export function stderrLogger(err: NodeJS.WritableStream): Logger & { readonly er
 export async function openStore(source: Source, logger?: Logger): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory, ...(logger ? { logger } : {}) });
   if (source.kind === 'redis') {
-    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), ...(logger ? { logger } : {}) });
+    // What the store logs during the probe is not passed on: a failure is the error below (it was
+    // printed twice, the store's log line and then the CLI's), and on success the command's own
+    // reads log what they find (a damaged upgrade the probe saw would be reported twice too).
+    let probing = true;
+    const quiet = (level: keyof Logger) => (obj: object, msg?: string) => {
+      if (!probing) logger?.[level](obj, msg);
+    };
+    const gated: Logger = { debug: quiet('debug'), info: quiet('info'), warn: quiet('warn'), error: quiet('error') };
+    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), ...(logger ? { logger: gated } : {}) });
     try {
       await store.list({ limit: 1 });
+      probing = false;
     } catch (err) {
       await store.close().catch(() => {});
       // INVALID_ARGUMENT: Redis refused the URL's database.
