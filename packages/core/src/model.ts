@@ -129,7 +129,7 @@ export interface UpgradeProgress {
   overallPercentage: number;
   currentPhase: string | null;
   errorMessage: string | null;
-  /** Tasks by id, in the order they were added. */
+  /** Tasks by id, in the order they were added; ids that look like integers ("1", "10") first, in numeric order (JavaScript's key order). */
   tasks: Record<string, TaskProgress>;
   metadata: Record<string, unknown>;
   /** The seq of the last event folded into this state. */

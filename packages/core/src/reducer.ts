@@ -19,14 +19,37 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
   return index;
 }
 
+/**
+ * Adds `task` where `Object.values(tasks)` lists it, so that an index built live and one rebuilt
+ * from a loaded state hold the same order, and means summed over them (floating point) agree to
+ * the last bit: a state from a snapshot and its tail equals the live one. JavaScript lists
+ * integer-like keys ("1", "10") first, in numeric order, then the others in the order they were added.
+ */
 function addToIndex(index: TaskIndex, task: TaskProgress): void {
-  if (task.parentTaskId === null) {
-    index.top.push(task);
-    return;
+  let list: TaskProgress[];
+  if (task.parentTaskId === null) list = index.top;
+  else {
+    const siblings = index.children.get(task.parentTaskId);
+    if (!siblings) return void index.children.set(task.parentTaskId, [task]);
+    list = siblings;
   }
-  const siblings = index.children.get(task.parentTaskId);
-  if (siblings) siblings.push(task);
-  else index.children.set(task.parentTaskId, [task]);
+  const at = arrayIndex(task.taskId);
+  if (at === undefined) return void list.push(task);
+  let i = 0;
+  while (i < list.length) {
+    const other = arrayIndex(list[i]!.taskId);
+    if (other === undefined || other > at) break;
+    i++;
+  }
+  list.splice(i, 0, task);
+}
+
+/** The number of an integer-like key (an array index, which objects list first), else undefined. */
+function arrayIndex(key: string): number | undefined {
+  const c = key.charCodeAt(0);
+  if (c < 48 || c > 57 || (c === 48 && key.length > 1) || key.length > 10 || !/^\d+$/.test(key)) return undefined;
+  const n = Number(key);
+  return n < 4294967295 ? n : undefined;
 }
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;

@@ -1,0 +1,69 @@
+// Task ids that look like integers ("1", "10") are valid ids, and JavaScript lists such keys first,
+// in numeric order, whatever order they were added in. Found by a review on 2026-11-29: the
+// reducer's index of tasks was built in the order tasks were added when applied live, and in
+// `Object.values` order when rebuilt from a loaded state, so means summed in floating point could
+// differ in the last digit: a state loaded from a snapshot and its tail was not the live state.
+import { describe, expect, it } from 'vitest';
+import { MemoryStore, ProgressTracker, replayEvents, type ProgressEvent } from '../src/index.js';
+
+async function all(iterable: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of iterable) out.push(e);
+  return out;
+}
+
+describe('task ids that look like integers', () => {
+  it('snapshot + tail gives the same state as the full replay and the live tracker (top-level tasks)', async () => {
+    const store = new MemoryStore({ snapshotEvery: 10 });
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store }); // seq 1
+    await t.startUpgrade(); // 2
+    await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B' }, { taskId: 'c', taskName: 'C' }, { taskId: '1', taskName: 'Step 1' }]); // 3-6
+    await t.updateTaskProgress('a', 0.1); // 7
+    await t.updateTaskProgress('b', 100); // 8
+    await t.updateTaskProgress('c', 12.5); // 9
+    await t.updateTaskProgress('1', 0.1); // 10: the store snapshots here
+    await t.setCurrentPhase('Nodes'); // 11: the tail
+    const live = t.progress;
+    const replayed = replayEvents(await all(store.readEvents('u1', 0)))!;
+    const loaded = (await store.load('u1'))!;
+    expect(replayed.overallPercentage).toBe(live.overallPercentage);
+    expect(loaded.overallPercentage).toBe(live.overallPercentage); // they were 28.18 and 28.17
+    expect(loaded).toEqual(live);
+    await t.close();
+  });
+
+  it('the same for a parent mean over children with integer-like ids added out of numeric order', async () => {
+    const store = new MemoryStore({ snapshotEvery: 9 });
+    const t = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c', store }); // 1
+    await t.startUpgrade(); // 2
+    await t.addTasks([
+      { taskId: 'nodes', taskName: 'Nodes' },
+      { taskId: 'x', taskName: 'X', parentTaskId: 'nodes' },
+      { taskId: 'y', taskName: 'Y', parentTaskId: 'nodes' },
+      { taskId: 'z', taskName: 'Z', parentTaskId: 'nodes' },
+      { taskId: '1', taskName: 'One', parentTaskId: 'nodes' },
+    ]); // 3-7
+    await t.updateTaskProgress('x', 0.1); // 8
+    await t.updateTaskProgress('y', 100); // 9: snapshot
+    await t.updateTaskProgress('z', 12.5); // 10
+    await t.updateTaskProgress('1', 0.1); // 11
+    const live = t.progress;
+    const loaded = (await store.load('u2'))!;
+    const replayed = replayEvents(await all(store.readEvents('u2', 0)))!;
+    expect(loaded.tasks.nodes!.percentage).toBe(live.tasks.nodes!.percentage);
+    expect(replayed.tasks.nodes!.percentage).toBe(live.tasks.nodes!.percentage);
+    expect(loaded).toEqual(live);
+    await t.close();
+  });
+
+  it('are listed first, in numeric order (object key order, as documented), by the state and the summary alike', async () => {
+    const t = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
+    await t.startUpgrade();
+    await t.addTasks([{ taskId: 'preflight', taskName: 'Pre-flight' }, { taskId: '10', taskName: 'Ten' }, { taskId: '2', taskName: 'Two' }]);
+    await Promise.all([t.startTask('preflight'), t.startTask('10'), t.startTask('2')]);
+    expect(Object.keys(t.progress.tasks)).toEqual(['2', '10', 'preflight']);
+    expect(t.getCurrentTask()?.taskId).toBe('2');
+    expect(t.getProgressSummary()).toMatchObject({ currentTask: { taskId: '2' }, activeTaskNames: ['Two', 'Ten', 'Pre-flight'] });
+    await t.close();
+  });
+});
