@@ -132,7 +132,8 @@ export class ProgressTracker implements AsyncDisposable {
   #queue: Commit[] = [];
   #writing = false;
   #scheduled = false;
-  #idle: Array<() => void> = [];
+  /** flush() calls waiting for the events up to `seq` to be stored or refused. */
+  #flushes: FlushWaiter[] = [];
   #closing: Promise<void> | undefined;
 
   private constructor(state: UpgradeProgress, store: ProgressStore, ownsStore: boolean, options: ProgressTrackerOptions) {
@@ -429,17 +430,19 @@ export class ProgressTracker implements AsyncDisposable {
   advanceTask(taskId: string, options: AdvanceTaskOptions = {}): Promise<ProgressEvent> {
     try {
       if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] advanceTask options must be an object');
-      if (options.currentStep !== undefined) assertText(options.currentStep, 'currentStep', 0, 256);
-      if (options.message !== undefined) assertText(options.message, 'message', 0, MAX_TEXT);
+      // Each option read once: what is checked is what is recorded (a getter may answer differently).
+      const { currentStep, message: given, completedSteps: steps } = options;
+      if (currentStep !== undefined) assertText(currentStep, 'currentStep', 0, 256);
+      if (given !== undefined) assertText(given, 'message', 0, MAX_TEXT);
       const task = this.#task(taskId, 'task.progress');
-      const completedSteps = options.completedSteps ?? task.completedSteps + 1;
+      const completedSteps = steps ?? task.completedSteps + 1;
       this.#assertSteps(task, completedSteps, 'completedSteps');
       const details: Record<string, unknown> = { completedSteps };
-      if (options.currentStep !== undefined) details.currentStep = options.currentStep;
+      if (currentStep !== undefined) details.currentStep = currentStep;
       // (A stored task may say 0 steps, from an import or an older writer: no percentage then, not 0/0.)
       const percentage = task.totalSteps !== null && task.totalSteps > 0 ? Math.round((completedSteps / task.totalSteps) * 10_000) / 100 : undefined;
       const label = task.totalSteps !== null ? `${completedSteps}/${task.totalSteps}` : String(completedSteps);
-      const message = options.message ?? (options.currentStep ? `Step ${label}: ${options.currentStep}` : `Step ${label}`);
+      const message = given ?? (currentStep ? `Step ${label}: ${currentStep}` : `Step ${label}`);
       return this.#taskEvent(task, 'task.progress', 'in_progress', message, { percentage, details });
     } catch (err) {
       return Promise.reject(err);
@@ -612,7 +615,7 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** Resolves once every accepted command is durable (or rejected) and every sink has flushed. */
   async flush(): Promise<void> {
-    await this.#whenIdle();
+    await this.#whenDurable();
     await Promise.all(
       this.#sinks.map(async (sink) => {
         if (typeof sink.flush !== 'function') return;
@@ -781,12 +784,28 @@ export class ProgressTracker implements AsyncDisposable {
         for (const c of behind) c.reject(error);
       }
       for (const c of batch) c.resolve(c.value);
+      this.#settleFlushes();
     }
     this.#writing = false;
-    if (this.#idle.length === 0) return;
-    const idle = this.#idle;
-    this.#idle = [];
-    for (const done of idle) done();
+    this.#settleFlushes();
+  }
+
+  /**
+   * Resolves the flush() calls whose events are now stored, or refused: after a failed write the
+   * live state went back to the durable one, so no accepted event is left waiting. Run after each
+   * write, so that a flush() issued while commands keep coming resolves once the events accepted
+   * before it are durable, not when the stream of commands stops.
+   */
+  #settleFlushes(): void {
+    if (this.#flushes.length === 0) return;
+    const stored = this.#durable.lastSeq;
+    const settled = this.#live.lastSeq <= stored;
+    const waiting: FlushWaiter[] = [];
+    for (const f of this.#flushes) {
+      if (settled || f.seq <= stored) f.done();
+      else waiting.push(f);
+    }
+    this.#flushes = waiting;
   }
 
   /** A failed write: reject it and everything queued behind it, and go back to the durable state. */
@@ -822,7 +841,11 @@ export class ProgressTracker implements AsyncDisposable {
     }
     for (const listener of this.#listeners) {
       try {
-        listener(ev, state);
+        // An async listener's rejection is caught as a throw is: it must not end the process.
+        const result: unknown = listener(ev, state);
+        if (result && typeof (result as Promise<void>).then === 'function') {
+          (result as Promise<void>).then(undefined, (err: unknown) => this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq }, 'subscriber threw'));
+        }
       } catch (err) {
         this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq }, 'subscriber threw');
       }
@@ -833,9 +856,11 @@ export class ProgressTracker implements AsyncDisposable {
     this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq, type: ev.type, sink: sink.name }, 'sink failed to handle an event');
   }
 
-  #whenIdle(): Promise<void> {
-    if (!this.#writing && !this.#scheduled && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+  /** Resolves once every event accepted so far is stored or refused. */
+  #whenDurable(): Promise<void> {
+    const seq = this.#live.lastSeq;
+    if (seq <= this.#durable.lastSeq) return Promise.resolve();
+    return new Promise((resolve) => this.#flushes.push({ seq, done: resolve }));
   }
 }
 
@@ -851,9 +876,20 @@ function assertLoadedState(upgradeId: string, state: unknown): asserts state is 
   }
 }
 
+/** A flush() call waiting for the events up to `seq`. */
+interface FlushWaiter {
+  seq: number;
+  done: () => void;
+}
+
 /** Reads the clock option: a finite number of ms, or `INVALID_ARGUMENT` (before anything changes). */
 function clockTime(now: () => number): number {
-  const time = now();
+  let time: unknown;
+  try {
+    time = now();
+  } catch (err) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] the now() option threw: ${(err as Error)?.message ?? describe(err)}`, { cause: err });
+  }
   if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > 8.64e15) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] the now() option returned ${describe(time)}, not a time in ms since the epoch`);
   }
