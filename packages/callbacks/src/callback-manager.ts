@@ -1,5 +1,6 @@
 import { MAX_TIMER_MS, ProgressError, cloneState, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
+import { CallbackError } from './callback-error.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
 import type {
   AnyCallback,
@@ -242,10 +243,43 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   /**
    * Stops taking events (later ones are ignored; adding a callback throws `CLOSED`) and resolves
    * once every call already handed over has run, failed or timed out. Idempotent.
+   *
+   * @param timeoutMs How long to wait at most (default: until every call is done). Calls that each
+   * take up to `timeoutMs` of the options, queued behind a callback that hangs, would otherwise hold
+   * a close up for their number times that. When it runs out, the calls still queued are not run:
+   * each is reported to `onError` as `dropped`, with one log line for all; a call running then is
+   * left to finish on its own.
+   * @throws ProgressError `INVALID_ARGUMENT` (as a rejection) for a `timeoutMs` that is not a number of ms >= 0.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.flush();
-    return this.#closing;
+  close(timeoutMs?: number): Promise<void> {
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0 || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS))) {
+      return Promise.reject(invalid(`close() timeoutMs must be a number of milliseconds >= 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${describeValue(timeoutMs)}`));
+    }
+    const closing = (this.#closing ??= this.flush());
+    if (timeoutMs === undefined || timeoutMs === Infinity) return closing;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#dropQueued();
+        resolve();
+      }, timeoutMs);
+      void closing.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** close() ran out of time: the calls still queued are not run. */
+  #dropQueued(): void {
+    let dropped = 0;
+    for (const queue of [...this.#busy]) {
+      for (const call of queue.takeQueued()) {
+        dropped += 1;
+        const error = new CallbackError('dropped', `[@progress/callbacks] callback "${queue.label}": closed before its call for event seq ${call.event.seq} ran; not run`);
+        this.#report(queue, error, call.event, 'dropped', false);
+      }
+    }
+    if (dropped > 0) this.#log('warn', { dropped }, 'callbacks closed before these queued calls ran; they were dropped');
   }
 
   /** `await using callbacks = new CallbackManager()` closes it. */
@@ -314,13 +348,13 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     };
   }
 
-  #report(queue: CallbackQueue, error: unknown, event: ProgressEvent, reason: CallbackFailureReason): void {
+  #report(queue: CallbackQueue, error: unknown, event: ProgressEvent, reason: CallbackFailureReason, log = true): void {
     if (reason === 'timeout') this.#stats.timedOut += 1;
     else if (reason === 'dropped') this.#stats.dropped += 1;
     else this.#stats.failed += 1;
     const fields = { err: error, upgradeId: event.upgradeId, seq: event.seq, type: event.type, callback: queue.label, reason };
     // Log one line per overflow episode, not one per dropped event (onError still hears of each).
-    if (reason !== 'dropped' || !queue.overflowing) {
+    if (log && (reason !== 'dropped' || !queue.overflowing)) {
       this.#log('warn', fields, MESSAGES[reason]);
     }
     const onError = this.#onError;

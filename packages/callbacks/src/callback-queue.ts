@@ -127,6 +127,14 @@ export class CallbackQueue {
     if (discarded > 0) this.#host.settled(this, discarded);
   }
 
+  /** Takes the calls still waiting out of the queue (a running one is left to finish) and returns them. */
+  takeQueued(): QueuedCall[] {
+    const taken: QueuedCall[] = [];
+    for (let call = this.#calls.shift(); call !== undefined; call = this.#calls.shift()) taken.push(call);
+    if (taken.length > 0) this.#host.settled(this, taken.length);
+    return taken;
+  }
+
   #pump(): void {
     while (!this.#busy && !this.#removed) {
       const call = this.#calls.shift();

@@ -360,3 +360,51 @@ describe('CallbackManager: a broken logger', () => {
     await tracker.close();
   });
 });
+
+describe('CallbackManager.close(timeoutMs)', () => {
+  it('waits at most timeoutMs: the calls still queued then are dropped (onError hears of each, one log line), the running one is left', async () => {
+    const errors: CallbackErrorInfo[] = [];
+    const logger = recordingLogger();
+    const manager = new CallbackManager({ timeoutMs: 60_000, logger, onError: (_err, info) => void errors.push(info) });
+    const hang = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return hang.promise;
+    });
+    const tracker = await openTracker(manager); // 1: hangs
+    await tracker.startUpgrade(); // 2
+    await tracker.addTask('t1', 'Task 1'); // 3
+    await manager.close(50);
+    expect(seen).toEqual([1]);
+    expect(errors.map((info) => [info.reason, info.event.seq])).toEqual([
+      ['dropped', 2],
+      ['dropped', 3],
+    ]);
+    expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', obj: { dropped: 2 }, msg: 'callbacks closed before these queued calls ran; they were dropped' }]);
+    expect(manager.getStats()).toMatchObject({ dropped: 2, pending: 1 });
+    hang.resolve();
+    await manager.close(); // the running call finishes: nothing else is left
+    expect(manager.getStats()).toMatchObject({ pending: 0 });
+    expect(seen).toEqual([1]);
+    await tracker.close();
+  });
+
+  it('resolves as close() does when the calls finish in time, and refuses a bad timeout with INVALID_ARGUMENT', async () => {
+    const manager = new CallbackManager();
+    const seen: number[] = [];
+    manager.addEventCallback(async (e) => {
+      await new Promise((r) => setTimeout(r, 5));
+      seen.push(e.seq);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await manager.close(10_000);
+    expect(seen).toEqual([1, 2]);
+    for (const bad of [-1, Number.NaN, '5' as unknown as number]) {
+      const err = await manager.close(bad).catch((e: unknown) => e);
+      expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    }
+    await tracker.close();
+  });
+});

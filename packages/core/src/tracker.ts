@@ -33,10 +33,13 @@ export interface ProgressTrackerOptions {
   /**
    * How long `flush()` and `close()` wait for each sink's `flush()`, in ms; a sink that takes
    * longer is logged and left behind, so that one stuck sink cannot hold the close (and the store's
-   * lock) for ever. @default 30000
+   * lock) for ever. @default {@link DEFAULT_SINK_FLUSH_TIMEOUT_MS}
    */
   sinkFlushTimeoutMs?: number;
 }
+
+/** How long `flush()` and `close()` wait for each sink's `flush()` unless told otherwise: 30 s. */
+export const DEFAULT_SINK_FLUSH_TIMEOUT_MS = 30_000;
 
 /** Options of {@link ProgressTracker.addTask}. */
 export interface AddTaskOptions {
@@ -145,7 +148,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#ownsStore = ownsStore;
     this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#sinkFlushTimeoutMs = options.sinkFlushTimeoutMs ?? 30_000;
+    this.#sinkFlushTimeoutMs = options.sinkFlushTimeoutMs ?? DEFAULT_SINK_FLUSH_TIMEOUT_MS;
     // A sink given twice is one sink, as with addSink: it gets each event once.
     this.#sinks = [...new Set(options.sinks ?? [])];
     for (const sink of this.#sinks) this.#sinkCounts.set(sink, 1);

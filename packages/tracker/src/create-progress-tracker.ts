@@ -1,4 +1,5 @@
 import {
+  DEFAULT_SINK_FLUSH_TIMEOUT_MS,
   MemoryStore,
   ProgressError,
   ProgressTracker,
@@ -69,6 +70,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
   readonly #owned: { store: boolean; websocket: boolean; notifier: boolean };
   readonly #logger: Logger;
   readonly #notifierFlushTimeoutMs: number;
+  readonly #sinkFlushTimeoutMs: number;
   #untrack: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -81,6 +83,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     websocket: ProgressWebSocketServer | undefined;
     owned: { store: boolean; websocket: boolean; notifier: boolean };
     notifierFlushTimeoutMs?: number;
+    sinkFlushTimeoutMs?: number;
     logger: Logger;
   }) {
     this.engine = parts.engine;
@@ -90,6 +93,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     this.websocket = parts.websocket;
     this.#owned = parts.owned;
     this.#notifierFlushTimeoutMs = parts.notifierFlushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS;
+    this.#sinkFlushTimeoutMs = parts.sinkFlushTimeoutMs ?? DEFAULT_SINK_FLUSH_TIMEOUT_MS;
     this.#logger = parts.logger;
     if (this.websocket) this.#untrack = this.websocket.track(this.engine);
   }
@@ -248,7 +252,10 @@ export class ComposedProgressTracker implements AsyncDisposable {
       const notifierLeftMs = (): number => Math.max(0, Math.round(this.#notifierFlushTimeoutMs - (performance.now() - started)));
       this.#untrack?.();
       const steps: Array<[string, () => Promise<unknown>]> = [
-        ['callbacks', () => this.callbacks.close()],
+        // The engine waited for the callbacks (a sink) for up to sinkFlushTimeoutMs: their close waits
+        // for what is left of it, not for every call queued behind one that hangs (each up to
+        // callbackTimeoutMs); the calls left are dropped, and onError hears of each.
+        ['callbacks', () => this.callbacks.close(Math.max(0, Math.round(this.#sinkFlushTimeoutMs - (performance.now() - started))))],
         ['notifier', async () => (this.notifier && this.#owned.notifier ? this.notifier.close(notifierLeftMs()) : undefined)],
         ['websocket', () => this.stopWebSocketServer()],
         ['store', async () => (this.#owned.store ? this.storage.close() : undefined)],
@@ -339,6 +346,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     websocket,
     owned: { store: ownsStore, websocket: ownsWebsocket, notifier: true },
     notifierFlushTimeoutMs,
+    ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
     logger,
   });
 }

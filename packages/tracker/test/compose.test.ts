@@ -183,10 +183,11 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
     const client = new EventBridgeClient(localClientConfig(silent.url));
     try {
-      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client, flushTimeoutMs: 1000 }, sinkFlushTimeoutMs: 200 });
+      // (sinkFlushTimeoutMs bounds the wait for the callbacks too: 2 s lets this one finish.)
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client, flushTimeoutMs: 1000 }, sinkFlushTimeoutMs: 2000 });
       const notifier = t.notifier!;
       const drains = drainTimeouts(notifier);
-      // A callback busy for 1.2 s: the callbacks' close waits for it, past the notifier's 1 s.
+      // A callback busy for 1.2 s: the close waits for it, past the notifier's 1 s.
       t.addEventCallback(async () => {
         await new Promise((r) => setTimeout(r, 1200));
       });
