@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { assertValidId } from '@progress/core';
+import { assertValidId, redactUrl } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { openStore, parseSource, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
@@ -166,6 +166,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         const { runDemo } = await import('./demo.js');
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
         if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
+        if (values.redis && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
         if (values.redis) await parseSource(values.redis, false);
         const view = new LiveView({ out });
         const tracker = await runDemo({

@@ -172,9 +172,11 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt } : { type: 'subscribe', upgradeId: target }));
       };
       ws.on('unexpected-response', (_req, res) => {
-        options.signal.removeEventListener('abort', onAbort);
         const code = res.statusCode ?? 0;
-        reject(new CliError(`the server refused the connection: HTTP ${code}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
+        // With this listener ws leaves the request to us: fail() closes it (a proxy answering 401 with
+        // keep-alive held the socket, and the handshake timeout then logged "retrying" after the error).
+        res.resume();
+        fail(new CliError(`the server refused the connection: HTTP ${code}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
       });
       ws.on('open', () => {
         backoff = 250;

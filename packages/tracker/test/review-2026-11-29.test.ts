@@ -1,0 +1,72 @@
+// Found by a review on 2026-11-29; each test failed before its fix.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createProgressTracker } from '../src/index.js';
+import { main } from '../src/cli/main.js';
+import { Capture, cleanupTempDirs, runCli } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('close() with a callback that hangs', () => {
+  it('waits for the callbacks no longer than sinkFlushTimeoutMs: the calls still queued then are dropped, and said so', async () => {
+    const warnings: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (obj: object, msg?: string) => void warnings.push({ obj: obj as Record<string, unknown>, msg }) };
+    const t = await createProgressTracker({ upgradeId: 'hung-cb', planId: 'p', clusterName: 'c', callbackTimeoutMs: 200, sinkFlushTimeoutMs: 300, logger });
+    let calls = 0;
+    // A webhook whose HTTP call never answers: each call times out after 200 ms, and the next runs.
+    t.addEventCallback(() => {
+      calls++;
+      return new Promise(() => {});
+    });
+    await t.startUpgrade();
+    await t.addTasks(Array.from({ length: 10 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` })));
+    for (let i = 0; i < 10; i++) await t.startTask(`t${i}`);
+    const events = t.progress.lastSeq - 1; // every event after upgrade.created
+    await t.close();
+    const { dropped } = t.callbacks.getStats();
+    // Before, close() waited for all 21 calls, one after the other (21 x 200 ms).
+    expect(calls).toBeLessThan(events);
+    expect(dropped).toBe(events - calls);
+    expect(warnings).toContainEqual({ obj: { dropped }, msg: 'callbacks closed before these queued calls ran; they were dropped' });
+  }, 20_000);
+});
+
+describe('progress watch ws://: a handshake the server refuses', () => {
+  it('closes the connection when it gives up, and prints nothing after its final error', async () => {
+    let closed: Promise<void> | undefined;
+    const server: Server = createServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket: Socket) => {
+      // 'end': the client closed its side (an HTTP server's sockets are half-open: 'close' waits for ours).
+      closed = new Promise((resolve) => socket.on('end', () => resolve()));
+      // A proxy's 401 on a connection it keeps alive (nginx auth_request does this).
+      socket.write('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const out = new Capture();
+      const err = new Capture();
+      const code = await main(['watch', `ws://127.0.0.1:${port}/ws`, 'u1'], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+      expect(code).toBe(4);
+      expect(err.text).toContain('HTTP 401');
+      // The client closes it; before, it stayed open until the 5 s handshake timeout, which then
+      // printed "...; retrying" after the final error.
+      const byClient = await Promise.race([closed!.then(() => true), sleep(4000).then(() => false)]);
+      expect(byClient).toBe(true);
+      expect(out.text).toBe('');
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 20_000);
+});
+
+describe('progress demo --redis with something that is not a redis:// URL', () => {
+  it('is a usage error about the URL (exit 2), not "no such folder" (exit 3)', async () => {
+    const r = await runCli('demo', '--redis', '127.0.0.1:6379', '--linger', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--redis takes a redis:\/\/ or rediss:\/\/ URL/);
+  });
+});
