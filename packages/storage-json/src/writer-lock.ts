@@ -71,11 +71,28 @@ export function parseStartTime(stat: string): number | undefined {
   return field !== undefined && /^\d+$/.test(field) ? Number(field) : undefined;
 }
 
-/** The start time of a pid of our namespace, or `undefined` when it cannot be read. */
-async function startTimeOf(pid: number): Promise<number | undefined> {
+/** The state (field 3: `R`, `S`, `Z`...) in the text of a `/proc/<pid>/stat`, counted from the last `)` as {@link parseStartTime} does. */
+export function parseState(stat: string): string | undefined {
+  const close = stat.lastIndexOf(')');
+  return close < 0 ? undefined : stat.slice(close + 1).trim().split(/\s+/)[0];
+}
+
+/** What `/proc/<pid>/stat` tells of a pid of our namespace (its state and start time), or `undefined` when it cannot be read. */
+async function procStat(pid: number): Promise<{ state: string | undefined; startTime: number | undefined } | undefined> {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat === undefined ? undefined : parseStartTime(stat);
+  return stat === undefined ? undefined : { state: parseState(stat), startTime: parseStartTime(stat) };
+}
+
+/**
+ * Whether a pid in state `Z` is a process that has exited whole. `Z` alone does not say so: a
+ * process whose main thread called pthread_exit() shows `Z` for its pid while its other threads run
+ * on; its `Threads:` count in `/proc/<pid>/status` is then above 1. A count that cannot be read
+ * counts as alive.
+ */
+async function exitedWhole(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+  return status !== undefined && /^Threads:\s*1\s*$/m.test(status);
 }
 
 async function newOwner(token: string, leaseMs: number): Promise<LockOwner> {
@@ -146,8 +163,8 @@ type Verdict = { dead: true; reason: string } | { dead: false; why?: string };
  * - the same hostname and another boot id: by its lease (below). That boot ended, taking its
  *   processes with it, unless another machine shares the folder under this hostname, whose live
  *   writer keeps stamping;
- * - the same boot and PID namespace: dead when its pid is gone (ESRCH) or now belongs to a process
- *   that started at another time (the pid was reused);
+ * - the same boot and PID namespace: dead when its pid is gone (ESRCH), is a zombie (exited, not
+ *   reaped), or now belongs to a process that started at another time (the pid was reused);
  * - the same boot but another PID namespace (a restarted container of the same pod, or a live
  *   sidecar: the pid cannot tell them apart), or a lock without the namespace or start time: by its
  *   lease. Its holder stamps the file's mtime every third of its lease, so the lock is dead once its
@@ -197,11 +214,17 @@ async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
   } catch (err) {
     return isCode(err, 'ESRCH') ? { dead: true, reason: 'its pid is gone' } : { dead: false };
   }
-  // The pid is taken. By the writer only if it started when the writer did; the start time is
-  // only read where /proc shows our namespace's pids, and a pid we cannot read counts as alive.
-  if (me.procIsOurs && owner.startTime !== undefined) {
-    const started = await startTimeOf(owner.pid);
-    if (started !== undefined && started !== owner.startTime) return { dead: true, reason: 'its pid now belongs to a process that started at another time' };
+  // The pid is taken. /proc is read only where it shows our namespace's pids; a pid we cannot read
+  // counts as alive.
+  if (me.procIsOurs) {
+    const proc = await procStat(owner.pid);
+    // kill(pid, 0) succeeds for a zombie too: a process that exited (a SIGKILLed writer) and that its
+    // parent has not reaped, which lasts for ever under a parent that never reaps (a container whose
+    // pid 1 is a shell script or `sleep`, not an init). It holds its pid and start time, but runs no
+    // more. (`X`, dying, is seen only for an instant.)
+    if (proc?.state === 'X' || (proc?.state === 'Z' && (await exitedWhole(owner.pid)))) return { dead: true, reason: 'its process has exited (a zombie: its parent has not reaped it)' };
+    // By the writer only if it started when the writer did.
+    if (owner.startTime !== undefined && proc?.startTime !== undefined && proc.startTime !== owner.startTime) return { dead: true, reason: 'its pid now belongs to a process that started at another time' };
   }
   return { dead: false };
 }
