@@ -61,12 +61,24 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (typeof v === 'string' && (PROGRESS_STATUSES as readonly string[]).includes(v)) return v as ProgressStatus;
     throw bad(`has an unknown status in ${field}: ${JSON.stringify(v)}`);
   };
+  /**
+   * A percentage: a finite number in 0..100, or `undefined` for none (null, or NaN and Infinity,
+   * which load as null). One outside 0..100 is not one the API takes or the old module's own
+   * operations made, and it would carry the overall percentage out of 0..100 with it.
+   */
+  const percentage = (v: unknown, field: string): number | undefined => {
+    const n = numOr(v);
+    if (n !== undefined && (n < 0 || n > 100)) throw bad(`has a percentage outside 0..100 in ${field}: ${JSON.stringify(v)}`);
+    return n;
+  };
   const duration = (v: unknown): Obj => {
     const ms = typeof v === 'string' ? parsePythonTimedelta(v) : undefined;
     return ms === undefined ? {} : { legacyDuration: v, legacyDurationMs: ms };
   };
 
   const upStatus = status(doc.status ?? 'not_started', 'status');
+  // A known status, but not an upgrade's: loaded, it would pass for in_progress.
+  if (upStatus === 'skipped') throw bad(`has a status only a task can have in status: ${JSON.stringify(doc.status)}`);
   const startedAt = time(doc.started_at, 'started_at');
   const completedAt = time(doc.completed_at, 'completed_at');
   const metadata = isObj(doc.metadata) ? doc.metadata : {};
@@ -128,13 +140,14 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         const fromMessage = typeof raw.message === 'string' && raw.message.startsWith('Task failed: ') ? raw.message.slice('Task failed: '.length) : undefined;
         details.errorMessage = strOr(details.error_message, strOr(fromMessage, strOr(t.error_message, strOr(raw.message, 'Task failed'))));
       }
-      const pct = numOr(raw.percentage);
+      const pct = percentage(raw.percentage, `tasks.${id}.events[${n}].percentage`);
+      const prev = mine[mine.length - 1];
       mine.push({
         type,
         // The old module set started_at just before recording the start, and again on every later
         // start_task(): a started_at after this event is a restart's, and would put the start after
-        // what followed it.
-        timestamp: type === 'task.started' && tStarted && tStarted <= ts ? tStarted : ts,
+        // what followed it; one before the event ahead of a restart is an earlier start's.
+        timestamp: (type === 'task.started' || type === 'task.retried') && tStarted && tStarted <= ts && (prev === undefined || tStarted >= prev.timestamp) ? tStarted : ts,
         status: s,
         message: strOr(raw.message, type),
         taskId: id,
@@ -144,7 +157,9 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         ...(typeof raw.event_id === 'string' ? { eventId: raw.event_id } : {}),
       });
       cur = s;
-      if (pct !== undefined) lastPct = pct;
+      // The percentage the task has now (a retry keeps the one it had, its own is not applied).
+      if (type === 'task.completed') lastPct = 100;
+      else if (pct !== undefined && type !== 'task.retried') lastPct = pct;
     }
     // Reach the recorded final status, and the recorded percentage and steps of a running task.
     const finalType = cur !== tStatus ? taskEventType(tStatus, cur) : undefined;
@@ -155,7 +170,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
       cur = tStatus;
     }
-    const pct = numOr(t.percentage);
+    const pct = percentage(t.percentage, `tasks.${id}.percentage`);
     const steps = numOr(t.completed_steps) ?? 0;
     const step = typeof t.current_step === 'string' ? t.current_step : undefined;
     if (tStatus === 'in_progress' && ((pct !== undefined && pct !== lastPct) || steps > 0 || step !== undefined)) {
@@ -260,7 +275,9 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
 function taskEventType(s: ProgressStatus, cur: ProgressStatus): EventType | undefined {
   switch (s) {
     case 'in_progress':
-      return cur === 'not_started' ? 'task.started' : cur === 'failed' ? 'task.retried' : 'task.progress';
+      // Started again after it ended (the old start_task() took any task): a retry, which starts
+      // the task anew (its times are the new run's), as the file's started_at is the last start.
+      return cur === 'not_started' ? 'task.started' : ENDED.includes(cur) ? 'task.retried' : 'task.progress';
     case 'completed':
       return 'task.completed';
     case 'failed':

@@ -1,0 +1,103 @@
+// Found on 2026-11-29: legacy files whose values do not fit loaded as something else. An upgrade
+// status only a task can have ("skipped") loaded as in_progress; a task percentage of 250 gave an
+// overall percentage of 250; and a task the old module completed, started again and failed kept the
+// first run's start, with a duration spanning both runs and a task.progress on a completed task.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { JsonFileStore } from '../src/index.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+/** Loads `doc` as the legacy file of upgrade u1: its state (or the error's code and message) and its events. */
+async function load(doc: object): Promise<{ state: UpgradeProgress | { code: string; message: string } | undefined; events: ProgressEvent[]; file: string }> {
+  const dir = await tempDir('legacy-values');
+  await mkdir(join(dir, 'progress'));
+  const file = join(dir, 'progress', 'upgrade_u1.json');
+  await writeFile(file, JSON.stringify(doc));
+  const store = new JsonFileStore({ directory: dir });
+  try {
+    const state = await store.load('u1').catch((e: { code: string; message: string }) => ({ code: e.code, message: e.message }));
+    const events: ProgressEvent[] = [];
+    if (state && !('code' in state)) for await (const e of store.readEvents('u1', 0)) events.push(e);
+    return { state, events, file };
+  } finally {
+    await store.close();
+  }
+}
+
+const base = { upgrade_id: 'u1', plan_id: 'p', cluster_name: 'c', started_at: '2025-10-20 05:25:00+00:00' };
+const at = (m: string) => `2025-10-20 05:${m}+00:00`;
+const task = (fields: object) => ({ a: { task_id: 'a', task_name: 'A', status: 'in_progress', started_at: base.started_at, ...fields } });
+
+describe('legacy values that do not fit', () => {
+  it('refuses an upgrade status only a task can have ("skipped") with DATA_CORRUPTED naming the field, instead of loading it as in_progress', async () => {
+    const { state, file } = await load({ ...base, status: 'skipped' });
+    expect(state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has a status only a task can have in status: "skipped"`) });
+  });
+
+  it('refuses a percentage outside 0..100, of a task or of one of its events, with DATA_CORRUPTED naming the field', async () => {
+    const big = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 250.0 }) });
+    expect(big.state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${big.file} has a percentage outside 0..100 in tasks.a.percentage: 250`) });
+    const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: -5.0 }];
+    const negative = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 0.0, events }) });
+    expect(negative.state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('tasks.a.events[0].percentage: -5') });
+    // The ends of the range, and no percentage at all (null, or a NaN that loads as null), are fine.
+    for (const percentage of [0.0, 100.0, 42.5, null]) {
+      const { state } = await load({ ...base, status: 'in_progress', tasks: task({ percentage }) });
+      expect(state, String(percentage)).toMatchObject({ status: 'in_progress', overallPercentage: percentage ?? 0 });
+    }
+  });
+
+  it('imports a task completed, started again and failed as a retry: the file\'s started_at (the last start) is its start', async () => {
+    const { state, events } = await load({
+      ...base,
+      status: 'in_progress',
+      tasks: task({
+        status: 'failed',
+        // Set just before the restart was recorded, as the old start_task() did; completed_at is the first run's.
+        started_at: at('26:59.500000'),
+        completed_at: at('26:00'),
+        error_message: 'boom',
+        events: [
+          { status: 'in_progress', timestamp: at('25:00'), message: 'Task started' },
+          { status: 'completed', timestamp: at('26:00'), message: 'Task completed' },
+          { status: 'in_progress', timestamp: at('27:00'), message: 'Task started' },
+          { status: 'failed', timestamp: at('28:00'), message: 'Task failed: boom' },
+        ],
+      }),
+    });
+    const a = (state as UpgradeProgress).tasks.a!;
+    expect([a.status, a.startedAt, a.completedAt, a.durationMs, a.retryCount, a.errorMessage]).toEqual(['failed', '2025-10-20T05:26:59.500Z', '2025-10-20T05:28:00.000Z', 60_500, 1, 'boom']);
+    const of = events.filter((e) => e.taskId === 'a' && e.type !== 'task.added').map((e) => [e.type, e.timestamp.slice(14)]);
+    expect(of).toEqual([
+      ['task.started', '25:00.000Z'],
+      ['task.completed', '26:00.000Z'],
+      ['task.retried', '26:59.500Z'],
+      ['task.failed', '28:00.000Z'],
+    ]);
+  });
+
+  it('imports a task completed and started again, still running, as a retry with its recorded percentage (not the completion\'s 100)', async () => {
+    const { state } = await load({
+      ...base,
+      status: 'in_progress',
+      tasks: task({
+        started_at: at('27:00'),
+        completed_at: at('26:00'),
+        percentage: 0.0,
+        // Each event with the task's percentage at the time, as the old module recorded it.
+        events: [
+          { status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 },
+          { status: 'completed', timestamp: at('26:00'), message: 'Task completed', percentage: 100.0 },
+          { status: 'in_progress', timestamp: at('27:00'), message: 'Task started', percentage: 0.0 },
+        ],
+      }),
+    });
+    const a = (state as UpgradeProgress).tasks.a!;
+    expect([a.status, a.startedAt, a.completedAt, a.durationMs, a.retryCount, a.percentage]).toEqual(['in_progress', '2025-10-20T05:27:00.000Z', null, null, 1, 0]);
+    expect((state as UpgradeProgress).overallPercentage).toBe(0);
+  });
+});
