@@ -23,9 +23,10 @@ import {
   type UpgradeProgress,
   type UpgradeSummaryRow,
 } from '@progress/core';
+import { caseConflict, differOnlyInCase, foundUnderOtherCase, isCaseConflict } from './case-collision.js';
 import { corruptedLine, storeError } from './errors.js';
 import { datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCause, writeFileAtomic } from './fs-utils.js';
-import { readLegacyEvents } from './legacy/legacy-file.js';
+import { legacyIdInFile, readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
@@ -81,6 +82,8 @@ export class JsonFileStore implements ProgressStore {
   /** The lease each open writer writes under: a cut it leaves owed is made only under that same lease. */
   readonly #leaseOf = new WeakMap<LogWriter, WriterLease>();
   readonly #pathCache = new Map<string, UpgradePaths>();
+  /** Legacy files list() found with an id it cannot load, each warned about once (list() may run every few seconds). */
+  readonly #unloadable = new Set<string>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -410,6 +413,7 @@ export class JsonFileStore implements ProgressStore {
         if (legacy ? entry.isDirectory() : !entry.isDirectory() && !(entry.isSymbolicLink() && (await stat(join(dir, entry.name)).catch(() => undefined))?.isDirectory())) continue;
         const id = legacy ? legacyIdOf(entry.name) : entry.name;
         if (id !== undefined && isValidId(id)) ids.add(id);
+        else if (legacy && id !== undefined) this.#warnUnloadable(join(dir, entry.name), id);
       }
     }
     const rows: UpgradeSummaryRow[] = [];
@@ -423,6 +427,9 @@ export class JsonFileStore implements ProgressStore {
           } catch (err) {
             // Deleted since the readdir above: it is simply not there any more.
             if (isCodeOrCause(err, 'ENOENT')) return;
+            // A folder holding the log of an id that differs only in case (renamed by hand: list() reads
+            // the names as they are on disk) takes no more down with it than damage does.
+            if (isCaseConflict(err)) return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
             if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
             this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
           }
@@ -430,6 +437,23 @@ export class JsonFileStore implements ProgressStore {
       );
     }
     return filterRows(rows, filter);
+  }
+
+  /**
+   * A legacy file whose id is not a valid one (the old module took any string, `prod upgrade 42`
+   * too) is not loaded: ids are the names of files and folders here, and every call refuses such an
+   * id, so no row of it could be opened, continued or deleted. Loading it under another id (spaces
+   * made `_`) could give two files one id. Said once per file and store, instead of leaving it out
+   * silently while info() counts it.
+   */
+  #warnUnloadable(file: string, id: string): void {
+    if (this.#unloadable.has(file)) return;
+    if (this.#unloadable.size >= 10_000) this.#unloadable.clear();
+    this.#unloadable.add(file);
+    this.#opts.logger.warn(
+      { file, upgradeId: id },
+      `legacy file ${file} is not loaded: its upgrade id ${JSON.stringify(id)} is not a valid id (1..128 characters of [A-Za-z0-9_.:-], not . or ..); rename it to upgrade_<a valid id>.json to load it under that id`,
+    );
   }
 
   // ------------------------------------------------------------------ delete and retention
@@ -448,6 +472,10 @@ export class JsonFileStore implements ProgressStore {
   async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
     // First, as release() does: the lock of a writer opened just before counts as this store's.
     await this.#closeWriter(upgradeId, writer).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, 'closing a writer failed'));
+    // Never another upgrade's files: on a file system that ignores case, `upg-1` names the folder
+    // (and legacy file) of `UPG-1`. Looked at before the lock too, so that a live writer of that other
+    // upgrade gives false, not CONFLICT.
+    if (await this.#belongsToOther(upgradeId, paths)) return false;
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
@@ -467,6 +495,16 @@ export class JsonFileStore implements ProgressStore {
         }
         throw err;
       }
+    }
+    // Again under the lock: the folder may hold another upgrade's log since the look above (deleted,
+    // then made again by that upgrade), and from here on no one else writes to it.
+    if (await this.#belongsToOther(upgradeId, paths)) {
+      const taken = this.#locks.get(upgradeId);
+      if (!held && taken) {
+        this.#locks.delete(upgradeId);
+        await releaseLock(paths.lock, taken.lease, upgradeId, this.#opts.logger);
+      }
+      return false;
     }
     const logSize = await stat(paths.events).then((s) => s.size, () => 0);
     const legacy = !(await exists(paths.legacyHidden)) && (await exists(paths.legacy));
@@ -525,6 +563,44 @@ export class JsonFileStore implements ProgressStore {
     }
     // Not moved: another store deleted the folder first (and only a legacy file was hidden here).
     return moved || legacyFile;
+  }
+
+  /**
+   * Whether the files `upgradeId` names hold another upgrade (logged as a warning): the folder's log
+   * (its first line) or snapshot names another id, or, with neither, the legacy file is another id's
+   * that differs only in case, found under that other name. A folder that tells nothing (no log yet,
+   * or a damaged first line and snapshot) is taken for this id's, as before.
+   */
+  async #belongsToOther(upgradeId: string, paths: UpgradePaths): Promise<boolean> {
+    let other = await this.#folderOwner(paths);
+    let file = paths.dir;
+    if (other === undefined) {
+      const inFile = await legacyIdInFile(paths.legacy);
+      // A legacy file's id is its name: only one found under another case of that name is another's.
+      if (inFile !== undefined && differOnlyInCase(inFile, upgradeId) && (await foundUnderOtherCase(paths.legacy))) [other, file] = [inFile, paths.legacy];
+    }
+    if (other === undefined || other === upgradeId) return false;
+    const why = differOnlyInCase(other, upgradeId) && (await foundUnderOtherCase(file)) ? ': the two ids differ only in case, which this file system does not tell apart' : '';
+    this.#opts.logger.warn({ upgradeId, holds: other, file }, `delete("${upgradeId}") left ${file} alone: it holds upgrade "${other}"${why}`);
+    return true;
+  }
+
+  /** The id of the upgrade whose log (its first line) or snapshot is in the folder; `undefined` when neither tells. */
+  async #folderOwner(paths: UpgradePaths): Promise<string | undefined> {
+    const handle = await open(paths.events, 'r').catch(() => undefined);
+    if (handle) {
+      try {
+        const size = (await handle.stat()).size;
+        const first = size > 0 ? await eventAt(handle, 0, size) : undefined;
+        if (first) return first.upgradeId;
+      } catch {
+        // unreadable: the snapshot may tell
+      } finally {
+        await handle.close();
+      }
+    }
+    const text = await readFile(paths.snapshot, 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : decodeSnapshot(text)?.state.upgradeId;
   }
 
   /**
@@ -754,6 +830,8 @@ export class JsonFileStore implements ProgressStore {
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read ${paths.snapshot}`, { upgradeId, file: paths.snapshot }, err);
     }
     const snap = decodeSnapshot(text);
+    // Another id's that differs only in case: not damage (see scanLog), and replaying its log instead would only find the same.
+    if (snap && differOnlyInCase(snap.state.upgradeId, upgradeId)) throw await caseConflict(upgradeId, snap.state.upgradeId, paths.dir);
     if (snap && snap.state.upgradeId === upgradeId && (await this.#endsLine(paths.events, snap.offset))) return snap;
     this.#opts.logger.warn({ upgradeId, file: paths.snapshot }, 'snapshot is damaged or does not fit the log; replaying the whole log instead');
     return undefined;

@@ -1,5 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { ProgressEvent } from '@progress/core';
+import { caseConflict, differOnlyInCase } from './case-collision.js';
 import { corruptedLine } from './errors.js';
 import { isCode } from './fs-utils.js';
 import { decodeEventLine, writeOffsetOf } from './record-codec.js';
@@ -139,7 +141,12 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
             else if (line.indexOf(0) < 0) damage.refused = 'no zero bytes';
           } else {
             if (decoded.seq !== seq) throw corruptedLine(from.upgradeId, from.path, seq, `holds seq ${decoded.seq} where seq ${seq} belongs`);
-            if (decoded.upgradeId !== from.upgradeId) throw corruptedLine(from.upgradeId, from.path, seq, `belongs to upgrade "${decoded.upgradeId}"`);
+            if (decoded.upgradeId !== from.upgradeId) {
+              // The folder of another id that differs only in case: one folder for both on a file
+              // system that ignores case. Not damage: CONFLICT, saying so.
+              if (differOnlyInCase(decoded.upgradeId, from.upgradeId)) throw await caseConflict(from.upgradeId, decoded.upgradeId, dirname(from.path));
+              throw corruptedLine(from.upgradeId, from.path, seq, `belongs to upgrade "${decoded.upgradeId}"`);
+            }
             prevData = data;
             prevAt = at;
             prevEnd = nl;
