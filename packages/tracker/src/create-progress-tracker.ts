@@ -304,14 +304,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     // what was made before rethrowing, so that a failed call leaves nothing open.
     callbacks = new CallbackManager({ logger, ...(o.callbackTimeoutMs !== undefined ? { timeoutMs: o.callbackTimeoutMs } : {}) });
     notifier = o.eventBridge
-      ? new EventBridgeNotifier({
-          busName: o.eventBridge.busName,
-          ...(o.eventBridge.region !== undefined ? { region: o.eventBridge.region } : {}),
-          ...(o.eventBridge.source !== undefined ? { source: o.eventBridge.source } : {}),
-          ...(o.eventBridge.client !== undefined ? { client: o.eventBridge.client } : {}),
-          flushTimeoutMs: notifierFlushTimeoutMs,
-          logger,
-        })
+      ? new EventBridgeNotifier({ logger, ...o.eventBridge, flushTimeoutMs: notifierFlushTimeoutMs })
       : undefined;
     if (o.webSocket !== undefined) {
       if (isServer(o.webSocket)) websocket = o.webSocket;

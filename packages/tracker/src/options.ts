@@ -6,17 +6,12 @@ import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@p
 export type StorageOption = 'memory' | { json: string } | { redis: string; keyPrefix?: string } | ProgressStore;
 
 /** EventBridge settings of the meta tracker. */
-export interface EventBridgeOption {
-  busName: string;
-  /** @default `AWS_REGION`, else `AWS_DEFAULT_REGION`, from the environment (the notifier refuses none at all) */
-  region?: string;
-  /** @default 'eks-upgrade-agent' */
-  source?: string;
-  /** A ready client, e.g. pointed at a local endpoint; it is not destroyed on close. */
-  client?: EventBridgeNotifierOptions['client'];
-  /** How long `close()` waits for delivery, in all, before it gives up on what is left (the notifier's `flushTimeoutMs`). @default 10000 */
-  flushTimeoutMs?: number;
-}
+/**
+ * The EventBridge notifier's options (`busName` and any of `EventBridgeNotifierOptions`: `region`,
+ * `source`, `client`, `eventTypes`, `retry`, `onError`, ...). `logger` defaults to the tracker's, and
+ * `flushTimeoutMs` (how long `close()` waits for delivery, in all) to 10000.
+ */
+export type EventBridgeOption = EventBridgeNotifierOptions;
 
 /** Options of {@link createProgressTracker}: the engine's, the components', and the old module's names. */
 export interface CreateProgressTrackerOptions {
@@ -143,11 +138,70 @@ const KNOWN: ReadonlySet<string> = new Set<string>([
   ...Object.keys(SNAKE),
 ]);
 
+/** Every option name of the EventBridge notifier, which `eventBridge` takes. */
+const EVENT_BRIDGE_KNOWN: ReadonlySet<string> = new Set(
+  Object.keys({
+    busName: 0,
+    source: 0,
+    client: 0,
+    region: 0,
+    clientConfig: 0,
+    eventTypes: 0,
+    maxBatchEntries: 0,
+    maxBatchBytes: 0,
+    lingerMs: 0,
+    maxConcurrentRequests: 0,
+    maxQueue: 0,
+    dropPolicy: 0,
+    retry: 0,
+    requestTimeoutMs: 0,
+    flushTimeoutMs: 0,
+    logger: 0,
+    onError: 0,
+  } satisfies Record<keyof EventBridgeNotifierOptions, 0>),
+);
+
+/** Every option name of the WebSocket server, which `webSocket` takes (when it is not a server). */
+const WEB_SOCKET_KNOWN: ReadonlySet<string> = new Set(
+  Object.keys({
+    port: 0,
+    host: 0,
+    server: 0,
+    path: 0,
+    store: 0,
+    authenticate: 0,
+    handshakeTimeoutMs: 0,
+    authorize: 0,
+    allowedOrigins: 0,
+    maxPayload: 0,
+    maxBufferedBytes: 0,
+    closeTimeoutMs: 0,
+    heartbeatMs: 0,
+    rateLimit: 0,
+    maxSubscriptionsPerClient: 0,
+    maxWatchedUpgrades: 0,
+    maxRetainedUpgrades: 0,
+    logger: 0,
+  } satisfies Record<keyof ProgressWebSocketServerOptions, 0>),
+);
+
+/**
+ * `INVALID_ARGUMENT` for a key of `value` not in `known`, naming the nearest known one: a misspelt
+ * option (`regoin`, `prot`) would otherwise be left out without a word.
+ */
+function assertKnownKeys(value: object, known: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(value)) {
+    if (known.has(key)) continue;
+    const guess = nearest(key, known);
+    throw bad(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ''}`);
+  }
+}
+
 /** The known option name nearest to `name` (at most two edits away), for the error of a misspelt one. */
-function nearest(name: string): string | undefined {
+function nearest(name: string, among: ReadonlySet<string> = KNOWN): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
-  for (const known of KNOWN) {
+  for (const known of among) {
     const d = editDistance(name.toLowerCase(), known.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [known, d];
   }
@@ -172,11 +226,7 @@ function editDistance(a: string, b: string): number {
  */
 export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOptions {
   if (!input || typeof input !== 'object') throw bad('createProgressTracker() needs an options object');
-  for (const key of Object.keys(input)) {
-    if (KNOWN.has(key)) continue;
-    const guess = nearest(key);
-    throw bad(`unknown option ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`);
-  }
+  assertKnownKeys(input, KNOWN, '');
   const o: CreateProgressTrackerOptions = { ...input };
   for (const [snake, camel] of Object.entries(SNAKE)) {
     const value = (input as unknown as Record<string, unknown>)[snake];
@@ -195,9 +245,11 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   }
   let eventBridge = o.eventBridge;
   if (eventBridge !== undefined && !isPlainOptions(eventBridge)) throw bad(`eventBridge must be an object such as { busName }, got ${shown(eventBridge)}`);
+  if (eventBridge !== undefined) assertKnownKeys(eventBridge, EVENT_BRIDGE_KNOWN, 'eventBridge.');
   if (o.webSocket !== undefined && !isServer(o.webSocket) && !isPlainOptions(o.webSocket)) {
     throw bad(`webSocket must be a ProgressWebSocketServer or its options object (webSocketPort takes a port), got ${shown(o.webSocket)}`);
   }
+  if (o.webSocket !== undefined && !isServer(o.webSocket)) assertKnownKeys(o.webSocket, WEB_SOCKET_KNOWN, 'webSocket.');
   if (o.eventBridgeBusName !== undefined || o.awsRegion !== undefined) {
     if (o.eventBridgeBusName === undefined && !eventBridge) throw bad('awsRegion needs eventBridgeBusName (or eventBridge.busName)');
     eventBridge = { ...(eventBridge ?? { busName: o.eventBridgeBusName! }) };

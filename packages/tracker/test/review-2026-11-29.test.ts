@@ -2,7 +2,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createProgressTracker } from '../src/index.js';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { localClientConfig, startEventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { createProgressTracker, isProgressError, type EventBridgeOption, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { Capture, cleanupTempDirs, runCli } from './helpers.js';
 
@@ -68,5 +70,36 @@ describe('progress demo --redis with something that is not a redis:// URL', () =
     const r = await runCli('demo', '--redis', '127.0.0.1:6379', '--linger', '0');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--redis takes a redis:\/\/ or rediss:\/\/ URL/);
+  });
+});
+
+describe('createProgressTracker: the options of eventBridge and webSocket', () => {
+  const base = { planId: 'p', clusterName: 'c' };
+
+  it('passes every notifier option on (eventTypes here), which were dropped without a word', async () => {
+    const endpoint = await startEventBridgeEndpoint();
+    const client = new EventBridgeClient({ ...localClientConfig(endpoint.url), maxAttempts: 1 });
+    try {
+      const t = await createProgressTracker({ ...base, upgradeId: 'eb-types', eventBridge: { busName: 'b', client, eventTypes: ['task.progress'] } });
+      await t.startUpgrade();
+      await t.addTask('a', 'A');
+      await t.updateTaskProgress('a', 50, 'half');
+      await t.close();
+      expect(endpoint.entries.map((e) => e.DetailType)).toEqual(['task.progress']);
+    } finally {
+      client.destroy();
+      await endpoint.close();
+    }
+  });
+
+  it('refuses a name neither takes, naming the nearest, before anything is made', async () => {
+    const eventBridge = { busName: 'b', regoin: 'eu-west-1' } as unknown as EventBridgeOption;
+    const refused = await createProgressTracker({ ...base, upgradeId: 'eb-typo', eventBridge }).catch((e: unknown) => e);
+    expect(isProgressError(refused, 'INVALID_ARGUMENT')).toBe(true);
+    expect((refused as Error).message).toContain('unknown option "eventBridge.regoin" (did you mean "eventBridge.region"?)');
+    const webSocket = { prot: 0 } as unknown as ProgressWebSocketServerOptions;
+    const refusedWs = await createProgressTracker({ ...base, upgradeId: 'ws-typo', webSocket }).catch((e: unknown) => e);
+    expect(isProgressError(refusedWs, 'INVALID_ARGUMENT')).toBe(true);
+    expect((refusedWs as Error).message).toContain('unknown option "webSocket.prot" (did you mean "webSocket.port"?)');
   });
 });
