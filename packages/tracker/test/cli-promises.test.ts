@@ -1,7 +1,9 @@
 // What the README promises a new user, found not kept by a review on 2026-11-29 (each test failed
 // before the fix): options that do not apply are refused, a port in use is not bad usage, a string
 // value is shown as a string, and the demo's hints name a command that works.
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
@@ -53,6 +55,28 @@ describe('a port already in use is not bad usage', () => {
     } finally {
       holder.close();
     }
+  });
+
+  it('demo --host it cannot listen on: exit 2, and nothing recorded', async () => {
+    const dir = tempDir('cli-promises-demo-host');
+    const r = await run('demo', '--dir', dir, '--host', '999.1.1.1', '--port', '0', '--speed', '1000', '--linger', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot listen on 999\.1\.1\.1:0/);
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      expect(await store.list()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('demo --dir naming a file: exit 2, "not a folder", as ls says it', async () => {
+    const file = join(tempDir('cli-promises-demo-file'), 'a-file');
+    await writeFile(file, 'x');
+    const r = await run('demo', '--dir', file, '--port', '0', '--speed', '1000', '--linger', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`not a folder: ${file}`);
+    expect(await run('ls', file)).toMatchObject({ code: 2, err: expect.stringContaining(`not a folder: ${file}`) });
   });
 
   it('demo without --port, 8765 taken: says so, serves on a free port, and records one upgrade', async () => {

@@ -113,15 +113,12 @@ function browsableHost(listenHost: string, reported: URL, port: number): string 
   return `${reported.hostname}:${port}`;
 }
 
-/**
- * False when `port` on `host` is taken (EADDRINUSE); true when a listen succeeds or fails for
- * another reason (an unknown host, a port that needs root), which the server's start then reports.
- */
-function portFree(port: number, host: string): Promise<boolean> {
+/** Why a server could not listen on `host`:`port` now (EADDRINUSE, an unknown host, a port that needs root), or undefined when it could. */
+function listenProblem(port: number, host: string): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
     const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'EADDRINUSE'));
-    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(true)));
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(undefined)));
   });
 }
 
@@ -136,7 +133,12 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const directory = resolve(options.directory ?? 'progress-demo-data');
   const prefix = options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {};
   const storage = options.redisUrl ? { redis: options.redisUrl, ...prefix } : { json: directory };
-  if (!options.redisUrl) await mkdir(directory, { recursive: true, mode: 0o700 });
+  if (!options.redisUrl) {
+    await mkdir(directory, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      // A file where the folder should be: said as `ls` says it, not as a raw EEXIST (exit 4).
+      throw err.code === 'EEXIST' || err.code === 'ENOTDIR' ? new CliError(`not a folder: ${directory}`, ExitCode.USAGE) : err;
+    });
+  }
 
   const open = (upgradeId: string, port: number) =>
     createProgressTracker({
@@ -161,13 +163,17 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     await probe.close();
   }
 
-  // A port in use is found before the tracker opens, so that a demo that cannot serve records
-  // nothing (opening creates the upgrade). The server's own start below still decides.
+  // A port in use or a host it cannot listen on is found before the tracker opens, so that a demo
+  // that cannot serve records nothing (opening creates the upgrade). The server's start still decides.
+  const listenHost = options.host ?? '127.0.0.1';
   let port = options.port ?? 8765;
-  if (port !== 0 && !(await portFree(port, options.host ?? '127.0.0.1'))) {
-    if (options.port !== undefined) throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}:${port}: the port is in use`, ExitCode.UNAVAILABLE);
+  let problem = await listenProblem(port, listenHost);
+  if (problem?.code === 'EADDRINUSE' && options.port === undefined) {
     port = 0;
+    problem = await listenProblem(port, listenHost);
   }
+  if (problem?.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${listenHost}:${port}: the port is in use`, ExitCode.UNAVAILABLE);
+  if (problem) throw new CliError(`cannot listen on ${listenHost}:${port}: ${problem.message}`, ExitCode.USAGE);
   let t = await open(upgradeId, port);
   let address;
   try {
