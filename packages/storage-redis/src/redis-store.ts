@@ -30,7 +30,7 @@ import { closedError, corrupted, goneError, scrubbingLogger, trimmedError, unava
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
-import { defineScripts, pushAppendArgs, type ScriptCommands, type StreamEntry } from './scripts.js';
+import { defineScripts, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
 
@@ -145,6 +145,8 @@ export class RedisStore implements ProgressStore {
   readonly #maxEventsArg: string;
   readonly #feedMaxLenArg: string;
   #feedAppends = 0;
+  /** False once Redis refused a script declared read-only (before Redis 7): load() sends the undeclared one from then on. */
+  #readOnlyScripts = true;
 
   /** @param options See {@link RedisStoreOptions}; every option has a default. */
   constructor(options: RedisStoreOptions = {}) {
@@ -464,7 +466,15 @@ export class RedisStore implements ProgressStore {
       this.#clock.invalidate();
       throw new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${upgradeId}": the delete reached Redis after its deadline and was not applied`, { context: { upgradeId } });
     }
-    if (this.#cluster) await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId);
+    // Cluster mode: the index is in another slot, updated after the script. The upgrade is deleted by
+    // now, so a failure here is not the delete's: reported, it would tell the caller that a delete
+    // that happened had not (and a delete reported failed must have changed nothing). The entry left
+    // behind is harmless: list() drops an entry whose upgrade is gone.
+    if (this.#cluster) {
+      await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId).catch((err: unknown) =>
+        this.#logger.warn({ err, upgradeId }, 'could not take a deleted upgrade out of the index (the upgrade is deleted; list() drops the entry)'),
+      );
+    }
     return existed === 1;
   }
 
@@ -473,7 +483,7 @@ export class RedisStore implements ProgressStore {
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
-    const reply = await this.#bounded(this.#redis.progressLoadV1(3, keys.events, keys.meta, keys.snapshot), `upgrade "${upgradeId}": could not load`, upgradeId);
+    const reply = await this.#bounded(this.#loadScript(keys), `upgrade "${upgradeId}": could not load`, upgradeId);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;
     const lastSeq = Number(lastText);
@@ -492,6 +502,25 @@ export class RedisStore implements ProgressStore {
     state = replayEvents(events, state);
     if (!state || state.lastSeq !== lastSeq) throw corrupted(keys.meta, `lastSeq ${lastSeq} (the log ends at ${state?.lastSeq ?? 0})`, undefined, { upgradeId });
     return state;
+  }
+
+  /**
+   * The load script, declared read-only so that it runs while Redis pauses writes (`CLIENT PAUSE
+   * WRITE`, as during a failover: a script not so declared waits for the pause to end, and load()
+   * would time out). Redis before 7 cannot compile the declaration (nothing ran): then the same
+   * script without it, for this store from then on.
+   */
+  async #loadScript(keys: UpgradeKeys): Promise<LoadReply> {
+    if (this.#readOnlyScripts) {
+      try {
+        return await this.#redis.progressLoadReadOnlyV1(3, keys.events, keys.meta, keys.snapshot);
+      } catch (err) {
+        if (!isScriptFlagsRefusal(err)) throw err;
+        this.#readOnlyScripts = false;
+        this.#logger.info({ err, url: this.#url }, 'Redis does not take read-only script declarations (before Redis 7): load() waits out write pauses');
+      }
+    }
+    return this.#redis.progressLoadV1(3, keys.events, keys.meta, keys.snapshot);
   }
 
   readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {

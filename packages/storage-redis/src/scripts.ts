@@ -33,8 +33,8 @@ import { feedPointer } from './codec.js';
  * The values are trusted to be as the store sends them (the deadline is `String()` of a whole
  * number, and 13 digits of it compare as text). What a bad value gets: a deadline of another length
  * that is not all digits, an error reply; a seq that is not a number, a Lua error; a new seq Redis
- * cannot take as a stream id, the damage reply (-2) below. In each case nothing is written (a feed
- * entry already added is taken back out).
+ * cannot take as a stream id, Redis' error. In each case nothing is written (a feed entry already
+ * added is taken back out).
  *
  * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
@@ -44,7 +44,9 @@ import { feedPointer } from './codec.js';
  * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
  * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
  * because the deadline passed before it ran; -2 (with Redis' error) the events entry could not be
- * written because the stream disagrees with `lastSeq` (damage): nothing is written.
+ * written because the stream disagrees with `lastSeq`, or the key is not a stream (damage): nothing
+ * is written. Any other refusal of that write (OOM, MISCONF: in cluster mode it is the script's
+ * first write) is an error reply, with nothing written.
  *
  * The deadline is read off the feed entry's id in single-node mode (see the script); a Cluster append,
  * which has no feed key, asks TIME.
@@ -178,13 +180,18 @@ if indexKey then
   end
 end
 -- The stream disagreeing with lastSeq (an entry at or past the new id) is damage, not a conflict:
--- report it with nothing written (the feed and index entries are taken back out).
+-- report it with nothing written (the feed and index entries are taken back out). So is a key of
+-- another type. Any other refusal is Redis' own, not damage: in cluster mode this XADD is the
+-- script's first write, which Redis refuses when it is out of memory (OOM) or cannot persist
+-- (MISCONF). It is passed on as an error, with nothing written either.
 local entry = '0-' .. newLast
 local added = redis.pcall('XADD', events, entry, 'b', ARGV[8])
 if added ~= entry and type(added) == 'table' then
   if feedId then rcall('XDEL', feedKey, feedId) end
   if indexKey then rcall('ZREM', indexKey, upgradeId) end
-  return {-2, added.err}
+  local err = tostring(added.err)
+  if string.find(err, 'equal or smaller than the target stream top item', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then return {-2, err} end
+  return redis.error_reply(err)
 end
 local row = ARGV[9]
 if row and row ~= '' then
@@ -260,6 +267,21 @@ return {meta[1], string.format('%d', snapSeq), snap, tail}
 `;
 
 /**
+ * {@link LOAD_LUA} declared read-only (Redis 7 and later): Redis runs it while writes are paused
+ * (`CLIENT PAUSE ... WRITE`, which a failover issues), when it holds every script that does not say
+ * it only reads. Redis before 7 does not know the shebang line and refuses to compile the script
+ * ({@link isScriptFlagsRefusal}): the store then sends {@link LOAD_LUA}. (The delete and prune
+ * scripts write, and stay undeclared.)
+ */
+export const LOAD_READ_ONLY_LUA = `#!lua flags=no-writes${LOAD_LUA}`;
+
+/**
+ * Whether `err` is a Redis before 7 refusing a script with a shebang line (flags): "ERR Error
+ * compiling script (new function): user_script:1: unexpected symbol near '#'".
+ */
+export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Error && /Error compiling script/i.test(err.message);
+
+/**
  * Deletes one upgrade. KEYS: events, meta, snapshot [, index]; ARGV: upgradeId, deadline (ms on the
  * server clock, a whole number; '0' = none). Returns 1 when it existed, 0 when it did not, -1 when
  * the deadline had passed (nothing deleted): a delete the caller was told failed (timed out) must
@@ -300,6 +322,7 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
 /** The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). The append is sent by `append-command.ts`. */
 export interface ScriptCommands {
   progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
+  progressLoadReadOnlyV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
   progressDeleteV2(numKeys: number, ...args: string[]): Promise<number>;
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
 }
@@ -308,6 +331,7 @@ export interface ScriptCommands {
 export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptCommands {
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
+  if (typeof c.progressLoadReadOnlyV1 !== 'function') client.defineCommand('progressLoadReadOnlyV1', { lua: LOAD_READ_ONLY_LUA });
   if (typeof c.progressDeleteV2 !== 'function') client.defineCommand('progressDeleteV2', { lua: DELETE_LUA });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   return client as C & ScriptCommands;

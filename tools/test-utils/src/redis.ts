@@ -39,6 +39,16 @@ export async function ensureRedis(): Promise<TestRedis> {
   if (await answersPing('127.0.0.1', 6379)) {
     return { url: 'redis://127.0.0.1:6379', started: false, stop: async () => {} };
   }
+  return startRedisServer();
+}
+
+/**
+ * Starts a `redis-server` of its own on a free port (no persistence), stopped by `stop()`: for the
+ * tests when no Redis answers, and for a test that changes what the whole server does (`maxmemory`,
+ * `CLIENT PAUSE`), which on a shared Redis would fail the test files running meanwhile. Throws a
+ * message that says what is missing when there is no `redis-server`.
+ */
+export async function startRedisServer(): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'progress-redis-'));
   let child: ChildProcess;
