@@ -72,6 +72,17 @@ export function scrubbingLogger(logger: Logger): Logger {
  */
 export const isPipelineAbort = (err: unknown): boolean => err instanceof Error && err.name === 'AbortError';
 
+/**
+ * True for what a command gets when its connection is lost: ioredis' AbortError (above), or
+ * "Connection is closed.". A Cluster fails with the latter the commands in flight on a node
+ * connection that closed (its connections to the nodes do not reconnect: the Cluster makes new ones),
+ * re-sending only lone commands and read-only pipelines, and those only while it is `ready` (not
+ * after all its connections closed, nor with `retryDelayOnFailover: 0`); a transaction never. A
+ * plain Redis fails with it the commands of a connection that will not reconnect (quit, or its
+ * retryStrategy gave up): callers that read again check that the client is not `end`.
+ */
+export const isConnectionLoss = (err: unknown): boolean => isPipelineAbort(err) || (err instanceof Error && err.message === 'Connection is closed.');
+
 /** `DATA_CORRUPTED` naming the key and the record. */
 export function corrupted(key: string, record: string, cause?: unknown, context: ProgressErrorContext = {}): ProgressError {
   return new ProgressError('DATA_CORRUPTED', `${PKG} key "${key}": ${record} is damaged`, { cause, context });

@@ -1,7 +1,7 @@
 import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isPipelineAbort, trimmedError, unavailable, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, trimmedError, unavailable, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -78,6 +78,27 @@ class WatchConnection {
 
   get aborted(): boolean {
     return this.#ended || this.#signals.some((s) => s.aborted);
+  }
+
+  /**
+   * Whether a read cut by a lost connection (see `isConnectionLoss`) is sent again: not once the
+   * watcher ended (its own disconnect() cuts its reads too), nor when `client` (this connection, or
+   * the store's for reads on it) has ended for good (`end`: quit, or a retryStrategy that gave up),
+   * where every read would fail again at once.
+   */
+  readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
+    return isConnectionLoss(err) && !this.aborted && client.status !== 'end';
+  }
+
+  /**
+   * Waits before the `attempt`-th read again in a row after lost connections: not before the first,
+   * then 20 ms doubling to 1 s. A client without an offline queue fails a read at once while it
+   * reconnects, and reading again in a loop of rejections would starve the event loop (and the
+   * reconnect with it). Ends early when the watcher ends.
+   */
+  async backOff(attempt: number): Promise<void> {
+    if (attempt <= 1) return;
+    await this.until(new Promise((resolve) => setTimeout(resolve, Math.min(1000, 10 * 2 ** (attempt - 1))).unref()));
   }
 
   /** `promise`, or undefined once the watcher ends (for a command on another connection, which a
@@ -197,17 +218,24 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     return true;
   };
   let first = true;
+  /** Reads cut by a lost connection in a row. */
+  let lost = 0;
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
     try {
       read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
     } catch (err) {
       if (watcher.aborted) return;
-      // ioredis does not re-send a pipeline cut by a lost connection (it aborts it): read again
-      // from the last seq handed out; the new pipeline waits in the offline queue for the reconnect.
-      if (isPipelineAbort(err)) continue;
+      // ioredis does not re-send a pipeline cut by a lost connection (it aborts it; a Cluster fails
+      // it with "Connection is closed."): read again from the last seq handed out; the new pipeline
+      // waits in the offline queue for the reconnect.
+      if (watcher.readsAgainAfter(err)) {
+        await watcher.backOff(++lost);
+        continue;
+      }
       throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
     }
+    lost = 0;
     if (!read) return;
     // The meta when the watch started (first round), then as it was right after these entries
     // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
@@ -313,6 +341,9 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
     let from = after;
     /** The wait before reading again after Redis did not answer (doubles up to 2 s). */
     let stalled = 100;
+    /** Reads cut by a lost connection in a row (without an event read in between), and how many events were read at the last one. */
+    let lost = 0;
+    let readAtLoss = 0;
     for (;;) {
       try {
         for await (const event of ctx.readEvents(upgradeId, from, to - from, onEpoch)) {
@@ -326,8 +357,14 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         // the rest, if any, comes with that upgrade's own feed entries.
         if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch };
         // The store's connection closed while a page was read (ioredis does not re-send a pipeline
-        // answered in part): read on from the last event read, as the XREAD above does.
-        if (isProgressError(err, 'STORE_UNAVAILABLE') && isPipelineAbort(err.cause) && !watcher.aborted) {
+        // answered in part; a Cluster does not re-send a transaction, and fails it with "Connection
+        // is closed."): read on from the last event read, as the XREAD above does. Not on a client
+        // that has ended (a client passed in, quit by its owner): that read would fail again at once.
+        if (isProgressError(err, 'STORE_UNAVAILABLE') && watcher.readsAgainAfter(err.cause, ctx.redis)) {
+          if (out.length > readAtLoss) lost = 0;
+          readAtLoss = out.length;
+          await watcher.backOff(++lost);
+          if (watcher.aborted) return { events: out, epoch };
           from = out.at(-1)?.seq ?? from;
           continue;
         }
@@ -360,16 +397,23 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   let last = await watcher.until(start);
   if (last === undefined || watcher.aborted) return;
   if (last instanceof Error) throw unavailable('watchAll failed', last);
+  /** Reads cut by a lost connection in a row. */
+  let lost = 0;
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadFeed']>>;
     try {
       read = await watcher.xreadFeed(ctx.keys.feed, last, ctx.options.pageSize, ctx.options.watchBlockMs);
     } catch (err) {
       if (watcher.aborted) return;
-      // ioredis does not re-send a pipeline cut by a lost connection: read again from `last`.
-      if (isPipelineAbort(err)) continue;
+      // ioredis does not re-send a pipeline cut by a lost connection (nor does a Cluster, see
+      // isConnectionLoss): read again from `last`.
+      if (watcher.readsAgainAfter(err)) {
+        await watcher.backOff(++lost);
+        continue;
+      }
       throw unavailable('watchAll failed', err);
     }
+    lost = 0;
     if (!read) return;
     const entries = read.entries;
     if (!entries?.length) continue;

@@ -1,3 +1,4 @@
+import { EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,4 +99,62 @@ describe('RedisStore under connection loss', () => {
     expect(watched.map((e) => e.eventId)).toEqual(stored.map((e) => e.eventId));
     await store.close();
   }, 120_000);
+});
+
+// A review repro of 2026-11-29, kept: watch() was tested under killed connections, watchAll() was not.
+// (A real Redis Cluster under lost connections: cluster-connection-loss.integration.test.ts.)
+describe('RedisStore.watchAll under connection loss', () => {
+  it.each(['single', 'cluster'] as const)('hands out every stored event once, in order per upgrade, while connections are killed (%s mode)', async (mode) => {
+    const name = `wa-kill-${randomUUID().slice(0, 8)}`;
+    const writer = makeStore(prefixes, { connectionName: `${name}-w`, commandTimeoutMs: 3000, mode });
+    const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, connectionName: `${name}-r`, watchBlockMs: 100, pageSize: 7, mode });
+    await reader.list(); // connected: the start point is the end of the feed now
+    const stop = new AbortController();
+    const seen: ProgressEvent[] = [];
+    let ended: unknown;
+    const following = (async () => {
+      for await (const ev of reader.watchAll({ signal: stop.signal })) seen.push(ev);
+    })().catch((err: unknown) => (ended = err));
+    await reader.list(); // the start point was taken (same connection)
+    let killing = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (killing) {
+        await new Promise((r) => setTimeout(r, 15 + Math.random() * 30));
+        kills += await killConnections(name);
+      }
+    })();
+    const factories = ['a', 'b', 'c'].map((id) => new EventFactory(id));
+    for (let round = 0; round < 150; round++) {
+      await Promise.all(
+        factories.map(async (f) => {
+          const expected = f.lastSeq;
+          const events = f.batch(1 + (round % 3));
+          try {
+            await writer.append(f.upgradeId, events, expected, f.snapshot());
+          } catch (err) {
+            // Not acknowledged (perhaps stored anyway): go on from what Redis holds.
+            if (!isProgressError(err)) throw err;
+            const stored = await writer.load(f.upgradeId);
+            f.state = stored;
+          }
+        }),
+      );
+    }
+    killing = false;
+    await killer;
+    const stored = new Map<string, string[]>();
+    for (const f of factories) stored.set(f.upgradeId, (await collect(writer.readEvents(f.upgradeId, 0))).map((e) => e.eventId));
+    const total = [...stored.values()].reduce((n, ids) => n + ids.length, 0);
+    const deadline = Date.now() + 20_000;
+    while (seen.length < total && ended === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    await following;
+    expect(ended).toBeUndefined();
+    expect(kills).toBeGreaterThan(10);
+    for (const f of factories) expect(seen.filter((e) => e.upgradeId === f.upgradeId).map((e) => e.eventId)).toEqual(stored.get(f.upgradeId));
+    expect(seen).toHaveLength(total);
+    await writer.close();
+    await reader.close();
+  }, 90_000);
 });

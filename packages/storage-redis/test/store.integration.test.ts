@@ -1,4 +1,5 @@
 import { EventFactory } from '@progress/core/testing';
+import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
@@ -138,6 +139,34 @@ describe('RedisStore: appends', () => {
     const { events, meta } = store.keys.upgrade(f.upgradeId);
     expect(await admin.exists(clientPrefix + events, clientPrefix + meta, clientPrefix + store.keys.feed, clientPrefix + store.keys.index)).toBe(4);
     expect(await admin.exists(events, meta, store.keys.feed, store.keys.index)).toBe(0);
+    await store.close();
+    await client.quit();
+  });
+
+  it('watch(), watchAll() and delete() work under the keyPrefix of a client passed in', async () => {
+    // (A review repro of 2026-11-29, kept: the watchers duplicate the client, which carries its prefix.)
+    const clientPrefix = freshPrefix('client-prefix-watch');
+    prefixes.add(clientPrefix);
+    const client = new Redis(redisUrl(), { keyPrefix: clientPrefix });
+    const store = makeStore(prefixes, { redis: client, watchBlockMs: 200 });
+    const f = new EventFactory('client-prefix-watch');
+    await appendBatch(store, f, 2);
+    const stop = new AbortController();
+    const watching = store.watch(f.upgradeId, 0, { signal: stop.signal })[Symbol.asyncIterator]();
+    const following = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await store.list(); // after the watchAll() start point (same connection)
+    await appendBatch(store, f, 2);
+    const seqs = async (iterator: AsyncIterator<ProgressEvent>, n: number): Promise<number[]> => {
+      const out: number[] = [];
+      while (out.length < n) out.push(((await iterator.next()).value as ProgressEvent).seq);
+      return out;
+    };
+    expect(await seqs(watching, 4)).toEqual([1, 2, 3, 4]);
+    expect(await seqs(following, 2)).toEqual([3, 4]);
+    stop.abort();
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    expect(await admin.exists(clientPrefix + store.keys.upgrade(f.upgradeId).meta)).toBe(0);
     await store.close();
     await client.quit();
   });
@@ -460,6 +489,34 @@ describe('RedisStore in cluster mode: the index and an upgrade created again mea
     expect((await writer.list()).map((r) => r.upgradeId)).toEqual(['expired']);
     await lister.close();
     await writer.close();
+  });
+});
+
+// Found on 2026-11-29 (review): in cluster mode delete() reported STORE_UNAVAILABLE when the index
+// update that follows its script failed, although the script had deleted the upgrade; README: a
+// delete reported failed has changed nothing.
+describe('RedisStore in cluster mode: delete() and the index update after it', () => {
+  it('reports a delete whose script ran as done though the index update after it fails, and list() drops the entry left behind', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, mode: 'cluster', commandTimeoutMs: 500 });
+    const f = new EventFactory('deleted-unindexed');
+    await appendBatch(store, f, 3);
+    const keys = store.keys.upgrade(f.upgradeId);
+    // The follow-up (index, feed) is sent as the append resolves: indexed once it has run.
+    while ((await admin.zscore(store.keys.index, f.upgradeId)) === null) await new Promise((r) => setTimeout(r, 10));
+    // A delete of another id first: the server clock is fresh, so the next delete sends its script first.
+    expect(await store.delete('never-created')).toBe(false);
+    proxy.holdAfterNextReply(); // the delete script's reply passes; the index update after it stalls
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(await admin.exists(keys.meta, keys.events, keys.snapshot)).toBe(0);
+    expect(await admin.zscore(store.keys.index, f.upgradeId)).not.toBeNull(); // left behind
+    const lister = makeStore(prefixes, { keyPrefix: store.keys.prefix, mode: 'cluster' });
+    expect(await lister.list()).toEqual([]);
+    expect(await admin.zscore(store.keys.index, f.upgradeId)).toBeNull();
+    proxy.release();
+    await lister.close();
+    await store.close();
+    await proxy.close();
   });
 });
 

@@ -1,0 +1,163 @@
+// Watchers on a real Redis Cluster whose connections are lost.
+//
+// Found on 2026-11-29 (review): on a Cluster, watchAll() ended with STORE_UNAVAILABLE "watchAll
+// failed: Connection is closed." (and "could not read events: Connection is closed."; watch() with
+// "watch failed: ...") when connections were killed, in about 4 of 5 runs of a test that killed the
+// reader's connections every 30-70 ms. A Cluster fails the commands in flight on a node connection
+// that closed with "Connection is closed.", not the AbortError the watchers took for "read again",
+// and re-sends them itself only for a read-only pipeline while it is `ready` (not once all its
+// connections closed, nor with `retryDelayOnFailover: 0`), never for the MULTI of readEvents. The
+// README promises that a watcher never throws because of a lost connection.
+//
+// These tests cut the connections at chosen moments instead of at random: a watcher's XREAD while
+// it is blocked in Redis (CLIENT KILL), and the store's connection while watchAll() reads an
+// upgrade's events on it (its node held by DEBUG SLEEP, the socket closed under the read).
+import { EventFactory } from '@progress/core/testing';
+import type { ProgressEvent } from '@progress/core';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
+import { feedPointer } from '../src/codec.js';
+import { RedisStore } from '../src/index.js';
+import { freshPrefix } from './helpers.js';
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const describeCluster = describe.skipIf(!hasRedisServer);
+
+let cluster: TestRedisCluster;
+let admins: Redis[] = [];
+const clients: Cluster[] = [];
+const stores: RedisStore[] = [];
+
+beforeAll(async () => {
+  if (!hasRedisServer) return;
+  // DEBUG SLEEP holds a node while a read is in flight on it.
+  cluster = await startRedisCluster(3, ['--enable-debug-command', 'local']);
+  admins = cluster.nodes.map((n) => new Redis(n.port, n.host));
+}, 60_000);
+
+afterAll(async () => {
+  for (const store of stores) await store.close();
+  for (const client of clients) client.disconnect();
+  for (const admin of admins) admin.disconnect();
+  await cluster?.stop();
+});
+
+/**
+ * A Cluster client and a store on it. `retryDelayOnFailover: 0` (an ordinary Cluster option) turns
+ * off ioredis' own re-send of a read-only pipeline whose connection closed: the store must read
+ * again itself, as it must anyway when the Cluster lost all its connections (not `ready`).
+ */
+function clusterStore(keyPrefix: string, connectionName: string, options: { watchBlockMs?: number; commandTimeoutMs?: number } = {}): { store: RedisStore; client: Cluster } {
+  const client = new Cluster(cluster.nodes, { retryDelayOnFailover: 0, redisOptions: { maxRetriesPerRequest: null, connectionName } });
+  clients.push(client);
+  const store = new RedisStore({ redis: client, keyPrefix, ...options });
+  stores.push(store);
+  return { store, client };
+}
+
+/** The connections named `name` that wait in a blocked XREAD, on any node. */
+async function blockedReads(name: string): Promise<Array<{ admin: Redis; id: string }>> {
+  const found: Array<{ admin: Redis; id: string }> = [];
+  for (const admin of admins) {
+    for (const line of ((await admin.call('CLIENT', 'LIST')) as string).split('\n')) {
+      const id = /\bid=(\d+)/.exec(line)?.[1];
+      if (id && line.includes(` name=${name} `) && /\bcmd=xread\b/.test(line) && /\bflags=\S*b/.test(line)) found.push({ admin, id });
+    }
+  }
+  return found;
+}
+
+/** Polls `check` every 20 ms until it holds; throws saying what was awaited after 15 s (a bound for a stuck test, not a timing assertion). */
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describeCluster('RedisStore watchers on a Redis Cluster whose connections are lost', () => {
+  it('watch() and watchAll() read again when the connection of their blocked XREAD is killed', async () => {
+    const prefix = freshPrefix('cluster-loss');
+    const name = `cl-reader-${randomUUID().slice(0, 8)}`;
+    const { store: writer } = clusterStore(prefix, `cl-writer-${randomUUID().slice(0, 8)}`);
+    const { store: reader } = clusterStore(prefix, name, { watchBlockMs: 10_000 });
+    await reader.list(); // connected: watchAll() starts from the end of the feed at once
+    const f = new EventFactory('killed-xread');
+    const stop = new AbortController();
+    const watched: ProgressEvent[] = [];
+    const followed: ProgressEvent[] = [];
+    const errors: string[] = [];
+    const watching = (async () => {
+      for await (const e of reader.watch(f.upgradeId, 0, { signal: stop.signal })) watched.push(e);
+    })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
+    const following = (async () => {
+      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
+    })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+    for (let round = 1; round <= 3; round++) {
+      // Both watchers wait in XREAD BLOCK (10 s): kill both connections there.
+      await until(`both watchers to block in XREAD (round ${round})`, async () => errors.length > 0 || (await blockedReads(name)).length === 2);
+      for (const { admin, id } of await blockedReads(name)) await admin.call('CLIENT', 'KILL', 'ID', id);
+      const expected = f.lastSeq;
+      const events = f.batch(1);
+      await writer.append(f.upgradeId, events, expected, f.snapshot());
+      await until(`seq ${round} to reach both watchers`, () => errors.length > 0 || (watched.length >= round && followed.length >= round));
+    }
+    stop.abort();
+    await Promise.all([watching, following]);
+    expect(errors).toEqual([]);
+    expect(watched.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(followed.map((e) => e.seq)).toEqual([1, 2, 3]);
+  }, 60_000);
+
+  it("watchAll() reads an upgrade's events again when the store's connection closes during that read", async () => {
+    const prefix = freshPrefix('cluster-loss');
+    const name = `cl-reader-${randomUUID().slice(0, 8)}`;
+    const { store: writer, client: writerClient } = clusterStore(prefix, `cl-writer-${randomUUID().slice(0, 8)}`);
+    const { store: reader, client: readerClient } = clusterStore(prefix, name, { watchBlockMs: 10_000, commandTimeoutMs: 10_000 });
+    await reader.list();
+    /** The node holding `key`'s slot (`host:port`). */
+    const nodeOf = async (key: string): Promise<string> => readerClient.slots[Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', key))]![0]!;
+    // An upgrade whose slot is on another node than the feed: that node can be held while the
+    // watcher's XREAD on the feed is answered.
+    const feedNode = await nodeOf(reader.keys.feed);
+    let upgradeId = '';
+    for (let i = 0; !upgradeId; i++) if ((await nodeOf(reader.keys.upgrade(`held-${i}`).events)) !== feedNode) upgradeId = `held-${i}`;
+    const upgradeNode = await nodeOf(reader.keys.upgrade(upgradeId).events);
+    const f = new EventFactory(upgradeId);
+    const events = f.batch(3);
+    await writer.append(upgradeId, events, 0, f.snapshot());
+
+    const stop = new AbortController();
+    const iterator = reader.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await until('the watchAll() XREAD to block', async () => (await blockedReads(name)).length === 1);
+    // Hold the upgrade's node, then point the feed at the upgrade's events: the watcher's read of
+    // them (a MULTI on the store's connection) waits on the held node.
+    const sleeper = new Redis(Number(upgradeNode.split(':')[1]), '127.0.0.1');
+    await sleeper.ping();
+    const sleeping = sleeper.call('DEBUG', 'SLEEP', '1');
+    await new Promise((r) => setTimeout(r, 100));
+    await writerClient.xadd(writer.keys.feed, '*', 'p', feedPointer(upgradeId, 1, 3));
+    const held = readerClient.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === upgradeNode)!;
+    await until("the watcher's read of the upgrade to be in flight", () => held.commandQueue.length > 0);
+    // The connection closes under the read (the Cluster fails it with "Connection is closed.").
+    held.stream.destroy();
+    const seqs: number[] = [];
+    let r = await first;
+    while (!r.done) {
+      seqs.push(r.value.seq);
+      if (seqs.length === 3) break;
+      r = await iterator.next();
+    }
+    expect(seqs).toEqual([1, 2, 3]);
+    expect(seqs).toEqual(events.map((e) => e.seq));
+    stop.abort();
+    await iterator.return?.(undefined);
+    await sleeping;
+    sleeper.disconnect();
+  }, 60_000);
+});
