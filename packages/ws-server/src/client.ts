@@ -23,6 +23,11 @@ export class ClientConnection {
   ping: Buffer | undefined;
   /** Bytes of live frames held for this client's subscriptions while they replay, all of them together. */
   #heldBytes = 0;
+  /** Bytes written to the socket by {@link sendFrame}, all told: where each frame ends in the stream. */
+  #written = 0;
+  /** The last frame written that is larger than half of `maxBufferedBytes` (see {@link #excused}): its length, and where it ends. */
+  #bigLength = 0;
+  #bigEnd = 0;
   /** The chain that runs this client's messages in order. */
   queue: Promise<void> = Promise.resolve();
   readonly #socket: Socket | undefined;
@@ -81,8 +86,13 @@ export class ClientConnection {
       }
       socket.write(frame);
     }
+    this.#written += frame.length;
+    if (frame.length > this.#options.maxBufferedBytes / 2) {
+      this.#bigLength = frame.length;
+      this.#bigEnd = this.#written;
+    }
     this.#stats.framesSent++;
-    if (this.ws.bufferedAmount + this.#heldBytes > this.#options.maxBufferedBytes) this.closeSlow();
+    this.#checkBacklog();
     return true;
   }
 
@@ -93,7 +103,31 @@ export class ClientConnection {
    */
   hold(bytes: number): void {
     this.#heldBytes += bytes;
-    if (this.ws.bufferedAmount + this.#heldBytes > this.#options.maxBufferedBytes) this.closeSlow();
+    this.#checkBacklog();
+  }
+
+  /**
+   * Closes the client as slow when what it was not sent yet, held frames included, passes
+   * `maxBufferedBytes`, not counting the unsent part of the last frame larger than half the limit (a
+   * snapshot of a big upgrade): a snapshot larger than the limit could otherwise never be sent, and a
+   * client reading one at a normal speed would be closed by the next event, and reconnect to be
+   * closed again. What comes beside it counts: a client that does not read it is closed once that
+   * passes the limit, so one client holds the server to at most the limit and one frame (whose bytes,
+   * a snapshot's, are shared with every client sent the same one).
+   */
+  #checkBacklog(): void {
+    if (this.ws.bufferedAmount + this.#heldBytes - this.#excused() > this.#options.maxBufferedBytes) this.closeSlow();
+  }
+
+  /**
+   * The bytes of the last large frame (see {@link #bigLength}) still in the socket's buffer. The buffer
+   * is sent in order: what left it is what was written before its unsent bytes. (ws's own frames, a
+   * pong or a close, are not in #written: they make this a few bytes too large at most.)
+   */
+  #excused(): number {
+    if (this.#bigLength === 0) return 0;
+    const sent = this.#written - this.ws.bufferedAmount;
+    return Math.max(0, Math.min(this.#bigLength, this.#bigEnd - sent));
   }
 
   /** Held frames that were sent or dropped. */

@@ -508,6 +508,10 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   async #subscribe(client: ClientConnection, upgradeId: string, sinceSeq: number | undefined, createdAt?: string): Promise<void> {
     if (!this.#authorized(client, upgradeId)) return this.#forbidden(client, upgradeId);
+    // Subscribes one after the other to big upgrades (their snapshots) wait for the socket to drain
+    // above half of maxBufferedBytes, as a replay does, rather than have the client closed as slow.
+    if (client.bufferedAmount > this.#o.maxBufferedBytes / 2) await client.drained();
+    if (!client.open) return;
     const previous = client.subs.get(upgradeId);
     // Messages of a client run one at a time, so no other subscribe of it is between here and subs.set.
     if (!previous && client.subs.size >= this.#o.maxSubscriptionsPerClient) {
@@ -581,7 +585,9 @@ export class ProgressWebSocketServer implements ProgressSink {
     /** The run the store listed for each id (its createdAt and lastSeq). */
     const listed = new Map<string, { createdAt: string; lastSeq: number }>();
     const store = this.#o.store;
-    if (store?.watchAll) {
+    // Also over a store that cannot watchAll (JsonFileStore): its upgrades get their snapshot, as a
+    // subscribe by name does, though no live event of the store follows (see the README).
+    if (store) {
       try {
         for (const row of await store.list()) {
           ids.add(row.upgradeId);
@@ -602,20 +608,37 @@ export class ProgressWebSocketServer implements ProgressSink {
     w.ready = true;
     // After the listing: the topics that became readable meanwhile are among them.
     for (const topic of this.#topics.values()) if (topic.exists) ids.add(topic.upgradeId);
+    const half = this.#o.maxBufferedBytes / 2;
     for (const id of ids) {
       if (w.closed) return;
       if (!this.#authorized(client, id)) continue;
+      // A snapshot per upgrade, each written at once (the loads below answer within microtasks when
+      // the topics are loaded): without a turn for the socket to drain, a healthy client would be closed
+      // as slow once they passed maxBufferedBytes together. As a replay does, it waits above half of it.
+      if (client.bufferedAmount > half) await client.drained();
+      if (w.closed) return;
       let topic: Topic;
       try {
         const known = this.#topics.get(id);
         // A topic the store did not list as the same run (deleted, expired or created again since the
         // topic loaded it) is asked about first, as for a subscribe by name.
+        // So is one the store lists further on when the store cannot watch: nothing brings the topic
+        // those events, and the snapshot must be what the store holds (see Topic.confirmRun).
         const row = listed.get(id);
-        if (known?.loaded && known.storeBacked && store?.watchAll && (row === undefined || row.createdAt !== known.state?.createdAt || row.lastSeq < (known.state?.lastSeq ?? 0))) await this.#confirmRun(known);
+        const heldSeq = known?.state?.lastSeq ?? 0;
+        if (known?.loaded && known.storeBacked && store && (row === undefined || row.createdAt !== known.state?.createdAt || row.lastSeq < heldSeq || (!store.watch && row.lastSeq > heldSeq))) {
+          await this.#confirmRun(known);
+        }
         topic = await this.#loadedTopic(id, () => !w.closed);
       } catch (err) {
         // Told to the `*` subscribers and loaded again later (see #loadFailed); the others go on.
-        this.#wildcardLoadFailed(id, err);
+        if (store?.watchAll) this.#wildcardLoadFailed(id, err);
+        // A store that cannot watchAll: the topic was not kept (nothing would bring this upgrade to `*`
+        // later), so this client is told, once; subscribing to `*` again asks the store again.
+        else if (!w.closed && !w.unreadable.has(id)) {
+          w.unreadable.add(id);
+          client.send(storeFailure(err, `could not read upgrade "${id}" from the store (subscribe to "*" again for it)`, id));
+        }
         continue;
       }
       // Gone by now (the check above released it, and this load found nothing): not kept.

@@ -85,6 +85,14 @@ export class Topic {
   #refit: NodeJS.Timeout | undefined;
   #refitMs = 0;
   #refitting = false;
+  /**
+   * The next gap fill after one that could read neither the events nor the state (the store is
+   * down), and the wait before it (RELOAD_MIN_MS doubling up to RELOAD_MAX_MS). Until it runs, the
+   * events that show the gap stay in #pending: filling again at once would loop in microtasks, with
+   * nothing else running, for as long as the store stays down.
+   */
+  #fillRetry: NodeJS.Timeout | undefined;
+  #fillMs = 0;
   /** Moves at close(): a reload begun before it changes nothing after it and arms no timer. (A topic the server keeps across stop() and start() is used again: not a flag that stays set.) */
   #lifetime = 0;
   #snapshot: { seq: number; frame: Buffer } | undefined;
@@ -250,6 +258,7 @@ export class Topic {
     this.#askStore = false;
     this.#stopWatch();
     this.#stopReload();
+    this.#stopFillRetry();
     this.#storeFed = false;
     this.#storeState = undefined;
     this.#sinkState = undefined;
@@ -344,7 +353,8 @@ export class Topic {
     if (event.seq > last + 1) {
       this.#unordered++;
       this.#pending.push(event);
-      void this.#fill();
+      // While a fill waits to try again (see #fillRetry), the events wait with it.
+      if (this.#fillRetry === undefined) void this.#fill();
       return;
     }
     this.#apply(event);
@@ -410,8 +420,14 @@ export class Topic {
 
   async #fill(): Promise<void> {
     if (this.#busy) return;
+    // A fill asked for meanwhile (refill) runs now: the retry it would have been is this one.
+    if (this.#fillRetry) clearTimeout(this.#fillRetry);
+    this.#fillRetry = undefined;
     this.#busy = true;
     const store = this.#host.store!;
+    const lifetime = this.#lifetime;
+    const from = this.lastSeq;
+    let failed = false;
     try {
       for await (const event of store.readEvents(this.upgradeId, this.lastSeq)) {
         if (event.seq === this.lastSeq + 1) this.#apply(event);
@@ -423,15 +439,44 @@ export class Topic {
         this.#snapshot = undefined;
         for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, isTrimmed(err) ? 'trimmed' : 'gap');
       } catch (loadErr) {
-        this.#host.logger.warn({ err: loadErr, upgradeId: this.upgradeId }, 'could not reload an upgrade from the store');
+        this.#host.logger.warn({ err: loadErr, upgradeId: this.upgradeId, waitMs: Math.min(RELOAD_MAX_MS, this.#fillMs * 2 || RELOAD_MIN_MS) }, 'could not reload an upgrade from the store; filling the gap later');
+        failed = true;
       }
     }
     this.#busy = false;
+    if (failed) {
+      // The store answered nothing: the events held still show the gap, and draining them now would
+      // start this fill again at once, for ever (each failure answers within microtasks, and the
+      // server would do nothing else). They stay held, in order, and the fill is tried again later.
+      this.#fillAgain = false;
+      if (lifetime === this.#lifetime && this.storeBacked && this.#storeFed) {
+        this.#fillMs = Math.min(RELOAD_MAX_MS, this.#fillMs === 0 ? RELOAD_MIN_MS : this.#fillMs * 2);
+        this.#fillRetry = setTimeout(() => {
+          this.#fillRetry = undefined;
+          if (this.storeBacked && this.#storeFed) void this.#fill();
+        }, this.#fillMs);
+      }
+      return;
+    }
+    this.#fillMs = 0;
     if (this.#fillAgain && this.#storeFed) {
       this.#fillAgain = false;
       return this.#fill();
     }
+    // The store was read and holds nothing after our last seq, yet it delivered a later event: a hole
+    // in its history. Draining would show the gap again and read again at once, for ever; the state
+    // is reloaded instead (subscribers resynced), as for an event that does not fit.
+    const next = this.#pending.reduce((min, e) => Math.min(min, e.seq), Infinity);
+    if (this.lastSeq === from && next !== Infinity && next > this.lastSeq + 1 && lifetime === this.#lifetime && this.storeBacked) {
+      return this.#refitLater(`the store holds no event ${this.lastSeq + 1} but delivered ${next}`);
+    }
     this.#drainPending();
+  }
+
+  #stopFillRetry(): void {
+    if (this.#fillRetry) clearTimeout(this.#fillRetry);
+    this.#fillRetry = undefined;
+    this.#fillMs = 0;
   }
 
   #drainPending(): void {
@@ -734,7 +779,18 @@ export class Topic {
     // The same run (perhaps further on: the watch brings that): nothing to do. A run never goes back:
     // one behind the state held when the read was sent is another run created in the same millisecond.
     // (Behind the state held now is not: in-order events came while the read was out.)
-    if (stored?.createdAt === this.#storeState?.createdAt && (stored?.lastSeq ?? 0) >= heldSeq) return 'done';
+    if (stored?.createdAt === this.#storeState?.createdAt && (stored?.lastSeq ?? 0) >= heldSeq) {
+      // A store that cannot watch brings this topic none of the events it took since the topic loaded:
+      // the state it holds now is the answer, as get_summary's is (a new subscriber's snapshot must not
+      // depend on whether another client holds the topic). The subscribers that have it already keep
+      // what they have (no live events over such a store); an event this topic sends later catches them
+      // up from the store (see dispatch).
+      if (stored !== undefined && !store.watch && stored.lastSeq > this.lastSeq) {
+        this.#storeState = stored;
+        this.#snapshot = undefined;
+      }
+      return 'done';
+    }
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
     // Events of the old run waiting for a gap to be filled must not land on the new one.
     this.#pending = [];
@@ -774,6 +830,7 @@ export class Topic {
     for (const wake of this.#idleWaiters.splice(0)) wake();
     this.#stopWatch();
     this.#stopReload();
+    this.#stopFillRetry();
     if (this.#refit) clearTimeout(this.#refit);
     this.#refit = undefined;
     for (const sub of this.subs) sub.closed = true;

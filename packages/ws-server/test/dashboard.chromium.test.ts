@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProgressTracker } from '@progress/core';
+import { ProgressTracker } from '@progress/core';
 import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { ProgressWebSocketServer } from '../src/index.js';
+import { dashboardSuite, watchPage } from './dashboard-page.js';
 import { openTracker } from './helpers.js';
 
 // The dashboard in a real headless Chromium (Debian's /usr/bin/chromium through playwright-core).
@@ -104,4 +105,37 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium (accep
     await expect.poll(() => page.getAttribute('#overall', 'aria-valuenow')).toBe(String(tracker.durableProgress.overallPercentage));
     await page.close();
   });
+});
+
+// Every field the page shows, not only a task's name, written as text. (From a review on 2026-11-29,
+// which found no defect there; kept as a regression test.)
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: hostile text in every field', () => {
+  const { newPage, serve } = dashboardSuite();
+
+  it('shows the cluster, phase, task names and types, messages, steps and errors as text', async () => {
+    const { server, port } = await serve();
+    const h = (what: string) => `<img src=x onerror="window.__x=(window.__x||[]).concat('${what}')">`;
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: h('cluster') });
+    try {
+      server.track(t);
+      await t.startUpgrade(h('phase'));
+      await t.addTask('a', h('name'), h('type'));
+      await t.startTask('a', h('startmsg'));
+      await t.updateTaskProgress('a', 40, h('progmsg'), { currentStep: h('step') });
+      await t.addTask('b', 'B');
+      await t.failTask('b', h('taskerr'));
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      await page.goto(`http://127.0.0.1:${port}/#u1`);
+      await page.waitForSelector('[data-task-id="a"]');
+      await t.failUpgrade(h('upgerr'));
+      await expect.poll(() => page.textContent('#overview')).toContain('upgerr');
+      expect(await page.textContent('body')).toContain(h('cluster'));
+      expect(await page.evaluate('window.__x')).toBeUndefined();
+      expect(await page.locator('img').count()).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
 });

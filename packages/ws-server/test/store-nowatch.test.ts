@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MemoryStore,
+  ProgressError,
+  type ListFilter,
+  type ProgressEvent,
+  type ProgressStore,
+  type StoreInfo,
+  type UpgradeProgress,
+  type UpgradeSummaryRow,
+} from '@progress/core';
+import { ProgressWebSocketServer } from '../src/index.js';
+import { closedAfterEach, openTracker } from './helpers.js';
+
+// A store without watch()/watchAll() (JsonFileStore): stored upgrades get snapshots and replays, but no
+// live events. The answers depended on whether another client was connected: a new subscriber of an
+// upgrade another client held got the state loaded for that client (get_summary on the same connection
+// answered from a fresh load), and `*` sent no stored upgrade at all. (Found by a review on 2026-11-29;
+// each test failed before the fix.)
+
+const opened = closedAfterEach();
+
+/** A store that cannot watch, over a MemoryStore the writers share; its `load()` of the upgrades in `down` fails. */
+class NoWatchStore implements ProgressStore {
+  readonly down = new Set<string>();
+  constructor(readonly shared = new MemoryStore()) {}
+  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    if (this.down.has(upgradeId)) throw new ProgressError('STORE_UNAVAILABLE', 'EIO: i/o error, open /var/lib/progress/u.json');
+    return this.shared.load(upgradeId);
+  }
+  list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    return this.shared.list(filter);
+  }
+  append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    return this.shared.append(upgradeId, events, expectedSeq, state);
+  }
+  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    return this.shared.readEvents(upgradeId, afterSeq, limit);
+  }
+  delete(upgradeId: string): Promise<boolean> {
+    return this.shared.delete(upgradeId);
+  }
+  info(): StoreInfo {
+    return this.shared.info();
+  }
+  async close(): Promise<void> {}
+}
+
+/** Upgrade `upgradeId` with task "t" (seq 3), written to `store` by another process's tracker (not tracked by the server). */
+async function written(store: NoWatchStore, upgradeId: string) {
+  const writer = await openTracker(upgradeId, store.shared);
+  opened.trackers.push(writer);
+  await writer.startUpgrade();
+  await writer.addTask('t', 'T');
+  return writer;
+}
+
+describe('a server store that cannot watch', () => {
+  it('gives a new subscriber, and get_summary, what the store holds now, also while another client holds the upgrade', async () => {
+    const store = new NoWatchStore();
+    const writer = await written(store, 'u1');
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const a = await opened.connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await writer.startTask('t');
+    await writer.updateTaskProgress('t', 50); // seq 5, which the server is not told of
+
+    const b = await opened.connect(url);
+    b.send({ type: 'subscribe', upgradeId: 'u1' });
+    b.send({ type: 'get_summary', upgradeId: 'u1' });
+    const snapshot = await b.next((m) => m.type === 'snapshot');
+    const summary = await b.next((m) => m.type === 'progress_summary');
+    expect(snapshot.seq).toBe(5);
+    expect(snapshot.data.tasks.t.percentage).toBe(50);
+    expect(summary.data.lastSeq).toBe(5);
+    // The same for a resume: the events after its seq, up to what the store holds.
+    const r = await opened.connect(url);
+    r.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3 });
+    await r.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 2, 10_000, 'seqs 4 and 5');
+    await r.answered();
+    expect(r.seqs('u1')).toEqual([4, 5]);
+    expect(r.ofType('resync')).toEqual([]);
+    // The first subscriber keeps what it was sent: no live events over such a store.
+    await a.answered();
+    expect(a.ofType('snapshot').map((m) => m.seq)).toEqual([3]);
+    expect(a.ofType('resync')).toEqual([]);
+  });
+
+  it('"*" sends the snapshot of each stored upgrade the client may read (as the store holds it now), and an error naming one it cannot load', async () => {
+    const store = new NoWatchStore();
+    const w1 = await written(store, 'u1');
+    await written(store, 'u2');
+    await written(store, 'secret');
+    await written(store, 'broken');
+    opened.server = new ProgressWebSocketServer({ port: 0, store, authorize: (_p, upgradeId) => upgradeId !== 'secret' });
+    const { url } = await opened.server.start();
+    // u1 held by another client at seq 3, then written further.
+    const a = await opened.connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    await a.next((m) => m.type === 'snapshot');
+    await w1.startTask('t'); // seq 4
+    store.down.add('broken');
+
+    const c = await opened.connect(url);
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'subscribed');
+    await c.answered();
+    const snapshots = c.ofType('snapshot');
+    expect(snapshots.map((m) => m.upgradeId).sort()).toEqual(['u1', 'u2']);
+    expect(snapshots.find((m) => m.upgradeId === 'u1')!.seq).toBe(4);
+    expect(c.ofType('error')).toEqual([expect.objectContaining({ code: 'STORE_UNAVAILABLE', upgradeId: 'broken' })]);
+    expect(JSON.stringify(c.messages)).not.toContain('/var/lib');
+
+    // Subscribing again asks the store again.
+    store.down.clear();
+    const from = c.messages.length;
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'subscribed', from);
+    await c.answered();
+    expect(c.messages.slice(from).filter((m) => m.type === 'snapshot').map((m) => m.upgradeId).sort()).toEqual(['broken', 'u1', 'u2']);
+  });
+});
