@@ -1,80 +1,144 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { isProgressError } from '@progress/core';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventBridgeNotifier, backoffDelay, classifyRequestError, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import {
+  localClientConfig,
+  startEventBridgeEndpoint,
+  type EventBridgeEndpoint,
+  type EventBridgeEndpointOptions,
+  type RecordedRequest,
+  type WireEntry,
+} from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
+import { EventBridgeNotifier, backoffDelay, classifyRequestError, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState, idsOf } from './fixtures.js';
+import { localClient } from './helpers.js';
 
-const open: EventBridgeNotifier[] = [];
+// Every case runs the real SDK client over HTTP against the local endpoint: failures, slowness and
+// requests that stay in flight are the endpoint's knobs (failRequest, failEntry, latencyMs, hold).
+
+const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
-  for (const n of open.splice(0)) await n.close();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-function setup(options: Partial<EventBridgeNotifierOptions> = {}) {
-  const client = new EventBridgeClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
-  const mock = mockClient(client);
-  const failures: DeliveryFailure[] = [];
-  const notifier = new EventBridgeNotifier({ busName: 'bus', client, retry: { baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f), ...options });
-  open.push(notifier);
-  const calls = () => mock.commandCalls(PutEventsCommand).map((c) => c.args[0].input);
-  return { client, mock, notifier, failures, calls };
+async function endpointWith(options: EventBridgeEndpointOptions = {}): Promise<EventBridgeEndpoint> {
+  const endpoint = await startEventBridgeEndpoint(options);
+  cleanups.push(() => endpoint.close());
+  return endpoint;
 }
 
-const ok = (input: { Entries?: unknown[] }) => ({ FailedEntryCount: 0, Entries: (input.Entries ?? []).map((_, i) => ({ EventId: `e${i}` })) });
-const awsError = (name: string, status: number) => Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode: status }, $fault: status >= 500 ? 'server' : 'client' });
+async function setup(options: Partial<EventBridgeNotifierOptions> = {}, endpointOptions: EventBridgeEndpointOptions = {}) {
+  const endpoint = await endpointWith(endpointOptions);
+  const client = localClient(endpoint.url);
+  cleanups.push(async () => client.destroy());
+  const failures: DeliveryFailure[] = [];
+  const notifier = new EventBridgeNotifier({ busName: 'bus', client, retry: { baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f), ...options });
+  cleanups.push(() => notifier.close());
+  return { endpoint, client, notifier, failures };
+}
+
+/** The event ids of a request's entries, as they came over the wire. */
+const idsIn = (request: RecordedRequest): string[] => idsOf({ Entries: request.entries });
+const idsOfSeqs = (...seqs: number[]): string[] => seqs.map((s) => fakeEvent(s).eventId);
+/** The AWS size of an entry as it came over the wire (`Time` in epoch seconds there). */
+const wireSize = (e: WireEntry): number =>
+  entrySize({ Source: e.Source, DetailType: e.DetailType, Detail: e.Detail, Resources: e.Resources, Time: e.Time === undefined ? undefined : new Date(e.Time * 1000) });
+const turn = () => new Promise((r) => setImmediate(r));
+/** What `client.send()` threw (undefined when it did not). */
+const errorOf = (client: EventBridgeClient): Promise<unknown> =>
+  client.send(new PutEventsCommand({ Entries: [{ Source: 's', DetailType: 'd', Detail: '{}', EventBusName: 'bus' }] })).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
 
 describe('retry decisions', () => {
   it('retries only the throttled and internal-failure entries; reports the others and never resends a delivered one', async () => {
-    const { mock, notifier, failures, calls } = setup();
-    mock.on(PutEventsCommand).callsFakeOnce(() => ({
-      FailedEntryCount: 3,
-      Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'slow down' }, { ErrorCode: 'InternalFailure' }, { ErrorCode: 'MalformedDetail', ErrorMessage: 'bad' }, { EventId: 'ok' }],
-    })).callsFake(ok);
+    const firstAnswer = [{ errorCode: 'ThrottlingException', errorMessage: 'slow down' }, 'InternalFailure', { errorCode: 'MalformedDetail', errorMessage: 'bad' }];
+    const { endpoint, notifier, failures } = await setup({}, { failEntry: (_entry, { requestIndex, positionInRequest }) => (requestIndex === 0 ? firstAnswer[positionInRequest] : undefined) });
     for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
-    const [first, second, ...rest] = calls();
+    const [first, second, ...rest] = endpoint.requests;
     expect(rest).toEqual([]);
-    expect(idsOf(first!)).toEqual([1, 2, 3, 4].map((s) => fakeEvent(s).eventId));
-    expect(idsOf(second!)).toEqual([1, 2].map((s) => fakeEvent(s).eventId));
+    expect(idsIn(first!)).toEqual(idsOfSeqs(1, 2, 3, 4));
+    expect(idsIn(second!)).toEqual(idsOfSeqs(1, 2));
+    // The retried entries go out as they first did.
+    expect(second!.entries).toEqual(first!.entries.slice(0, 2));
+    expect(endpoint.failedEntries.map((e) => [e.ErrorCode, JSON.parse(e.Detail!).seq])).toEqual([
+      ['ThrottlingException', 1],
+      ['InternalFailure', 2],
+      ['MalformedDetail', 3],
+    ]);
+    // Each delivered event was accepted once: 4 at the first request, 1 and 2 at the second.
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([4, 1, 2]);
     expect(failures).toEqual([{ reason: 'rejected', errorCode: 'MalformedDetail', errorMessage: 'bad', events: [{ eventId: fakeEvent(3).eventId, upgradeId: 'u1', seq: 3, type: 'task.started' }] }]);
     expect(notifier.stats()).toMatchObject({ sent: 3, failed: 1, retried: 2, requests: 2, queued: 0, inFlight: 0 });
   });
 
   it('gives an entry up after retry.maxAttempts attempts', async () => {
-    const { mock, notifier, failures, calls } = setup({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
-    mock.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'x' }] });
+    const { endpoint, notifier, failures } = await setup({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } }, { failEntry: () => ({ errorCode: 'ThrottlingException', errorMessage: 'x' }) });
     notifier.handle(fakeEvent(1), fakeState);
-    await notifier.drain(5000);
-    expect(calls()).toHaveLength(3);
-    expect(failures.map((f) => [f.reason, f.errorCode])).toEqual([['retries_exhausted', 'ThrottlingException']]);
-    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 1, retried: 2 });
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1), idsOfSeqs(1), idsOfSeqs(1)]);
+    expect(endpoint.entries).toEqual([]);
+    expect(failures.map((f) => [f.reason, f.errorCode, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([['retries_exhausted', 'ThrottlingException', 'x', [1]]]);
+    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 1, retried: 2, requests: 3 });
   });
 
   it('retries whole requests on 5xx, throttling and network errors, not on other 4xx', async () => {
-    const { mock, notifier, failures, calls } = setup();
-    mock
-      .on(PutEventsCommand)
-      .rejectsOnce(awsError('InternalException', 500))
-      .rejectsOnce(awsError('ThrottlingException', 400))
-      .rejectsOnce(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))
-      .callsFakeOnce(ok)
-      .rejectsOnce(awsError('AccessDeniedException', 400));
+    const answers = [
+      { status: 500, errorType: 'InternalException' },
+      { status: 400, errorType: 'ThrottlingException' },
+      { hangUp: true }, // a network error: no HTTP status (ECONNRESET)
+      undefined,
+      { status: 400, errorType: 'AccessDeniedException', message: 'not yours' },
+    ];
+    const { endpoint, notifier, failures } = await setup({}, { failRequest: ({ index }) => answers[index] });
     notifier.handle(fakeEvent(1), fakeState);
-    await notifier.drain(5000);
-    expect(calls()).toHaveLength(4);
-    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 3, failed: 0 });
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map((r) => [r.status, r.hungUp ?? false])).toEqual([
+      [500, false],
+      [400, false],
+      [0, true],
+      [200, false],
+    ]);
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1), idsOfSeqs(1), idsOfSeqs(1), idsOfSeqs(1)]);
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 3, failed: 0, requests: 4 });
     notifier.handle(fakeEvent(2), fakeState);
-    await notifier.drain(5000);
-    expect(calls()).toHaveLength(5);
-    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([['rejected', 'AccessDeniedException', [2]]]);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(5);
+    expect(endpoint.requests[4]).toMatchObject({ status: 400 });
+    expect(failures.map((f) => [f.reason, f.errorCode, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([['rejected', 'AccessDeniedException', 'not yours', [2]]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 3, failed: 1, requests: 5 });
   });
 
-  it('classifies errors and spreads the backoff with full jitter', () => {
-    expect(classifyRequestError(awsError('ResourceNotFoundException', 400))).toMatchObject({ retryable: false, status: 400 });
-    expect(classifyRequestError(awsError('ServiceUnavailable', 503)).retryable).toBe(true);
-    expect(classifyRequestError(awsError('TooManyRequestsException', 429)).retryable).toBe(true);
-    expect(classifyRequestError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toMatchObject({ retryable: true, code: 'ECONNRESET' });
+  it('classifies the errors the real client throws, and spreads the backoff with full jitter', async () => {
+    const answers = [
+      { status: 400, errorType: 'ResourceNotFoundException' },
+      { status: 503, errorType: 'ServiceUnavailable' },
+      { status: 429, errorType: 'TooManyRequestsException' },
+      { status: 400, errorType: 'ThrottlingException' },
+      { status: 400, errorType: 'ValidationException' },
+      { hangUp: true },
+    ];
+    const endpoint = await endpointWith({ failRequest: ({ index }) => answers[index] });
+    const client = localClient(endpoint.url);
+    cleanups.push(async () => client.destroy());
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: false, status: 400, code: 'ResourceNotFoundException' });
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: true, status: 503, code: 'ServiceUnavailable' });
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: true, status: 429, code: 'TooManyRequestsException' });
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: true, status: 400, code: 'ThrottlingException' });
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: false, status: 400, code: 'ValidationException' });
+    expect(classifyRequestError(await errorOf(client))).toMatchObject({ retryable: true, status: undefined, code: 'ECONNRESET' });
+    expect(await errorOf(client)).toBeUndefined(); // then it answers
+    // Nothing listening: the connection is refused.
+    const gone = await startEventBridgeEndpoint();
+    await gone.close();
+    const refused = localClient(gone.url);
+    cleanups.push(async () => refused.destroy());
+    expect(classifyRequestError(await errorOf(refused))).toMatchObject({ retryable: true, status: undefined, code: 'ECONNREFUSED' });
+
     const retry = { baseDelayMs: 100, maxDelayMs: 1000 };
     expect(backoffDelay(1, retry, () => 0.999)).toBe(99);
     expect(backoffDelay(3, retry, () => 0.5)).toBe(200);
@@ -91,30 +155,32 @@ describe('size accounting', () => {
   });
 
   it('splits batches by bytes as well as by count', async () => {
-    const { mock, notifier, calls } = setup({ maxBatchBytes: 1000 });
-    mock.on(PutEventsCommand).callsFake(ok);
+    const { endpoint, notifier } = await setup({ maxBatchBytes: 1000 });
     const state = fakeState;
     for (let seq = 1; seq <= 5; seq++) notifier.handle(fakeEvent(seq, 'task.progress', { pad: 'x'.repeat(200) }), state);
     notifier.handle(fakeEvent(6), state); // not sent: task.progress is off by default, task.started on
-    await notifier.drain(5000);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
     // task.progress is off by default: only the task.started event goes.
-    expect(calls().map((c) => c.Entries!.length)).toEqual([1]);
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(6)]);
 
-    const wide = setup({ maxBatchBytes: 1000, eventTypes: ['task.progress'] });
-    wide.mock.on(PutEventsCommand).callsFake(ok);
+    const wide = await setup({ maxBatchBytes: 1000, eventTypes: ['task.progress'] });
     for (let seq = 1; seq <= 5; seq++) wide.notifier.handle(fakeEvent(seq, 'task.progress', { pad: 'x'.repeat(200) }), state);
-    await wide.notifier.drain(5000);
-    const sizes = wide.calls().map((c) => c.Entries!.reduce((n, e) => n + entrySize(e), 0));
-    expect(wide.calls().map((c) => c.Entries!.length)).toEqual([2, 2, 1]);
+    expect(await wide.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(wide.endpoint.requests.map((r) => r.entries.length)).toEqual([2, 2, 1]);
+    expect(wide.endpoint.requests.flatMap(idsIn)).toEqual(idsOfSeqs(1, 2, 3, 4, 5));
+    expect(wide.endpoint.requests.every((r) => r.entries.every((e) => e.Time !== undefined))).toBe(true);
+    const sizes = wide.endpoint.requests.map((r) => r.entries.reduce((n, e) => n + wireSize(e), 0));
     expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
+    // Three of them would not fit: the split is by bytes, not by count.
+    expect(wireSize(wide.endpoint.requests[0]!.entries[0]!) * 3).toBeGreaterThan(1000);
   });
 
   it('trims an entry over maxBatchBytes and gives up on one that cannot fit even trimmed', async () => {
-    const { mock, notifier, failures, calls } = setup({ maxBatchBytes: 400, eventTypes: ['task.progress'] });
-    mock.on(PutEventsCommand).callsFake(ok);
+    const { endpoint, notifier, failures } = await setup({ maxBatchBytes: 400, eventTypes: ['task.progress'] });
     notifier.handle(fakeEvent(1, 'task.progress', { pad: 'x'.repeat(500) }), fakeState);
-    await notifier.drain(5000);
-    expect(JSON.parse(calls()[0]!.Entries![0]!.Detail!)).toStrictEqual({
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries).toHaveLength(1);
+    expect(endpoint.entries[0]!.detail).toStrictEqual({
       upgrade_id: 'u1',
       cluster_name: 'prod',
       task_id: 't1',
@@ -123,53 +189,63 @@ describe('size accounting', () => {
       seq: 1,
       truncated: true,
     });
-    const tiny = setup({ maxBatchBytes: 256, eventTypes: ['task.progress'] });
+    expect(wireSize(endpoint.entries[0]!)).toBeLessThanOrEqual(400);
+    expect(notifier.stats()).toMatchObject({ sent: 1, trimmed: 1, failed: 0 });
+    const tiny = await setup({ maxBatchBytes: 256, eventTypes: ['task.progress'] });
     const longName = { ...fakeState, clusterName: 'c'.repeat(300) };
     tiny.notifier.handle(fakeEvent(1, 'task.progress'), longName);
     expect(tiny.failures.map((f) => [f.reason, f.errorCode])).toEqual([['too_large', 'EntryTooLarge']]);
     expect(tiny.notifier.stats()).toMatchObject({ failed: 1, trimmed: 1, queued: 0 });
+    expect(await tiny.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(tiny.endpoint.requests).toEqual([]); // never sent
     expect(failures).toEqual([]);
   });
 });
 
 describe('the bounded queue', () => {
-  const hang = () => new Promise(() => {});
   it.each([
     ['drop-oldest', [1, 7, 8, 9, 10]],
     ['drop-newest', [1, 2, 3, 4, 5]],
   ] as const)('%s keeps the right events and counts the drops', async (dropPolicy, kept) => {
-    const { mock, notifier, failures } = setup({ maxQueue: 4, maxConcurrentRequests: 1, maxBatchEntries: 1, dropPolicy, flushTimeoutMs: 0 });
-    mock.on(PutEventsCommand).callsFake(hang);
+    // The endpoint holds every request: seq 1's stays in flight until the close aborts it.
+    const { endpoint, notifier, failures } = await setup({ maxQueue: 4, maxConcurrentRequests: 1, maxBatchEntries: 1, dropPolicy, flushTimeoutMs: 0 }, { hold: () => true });
     notifier.handle(fakeEvent(1), fakeState);
-    await new Promise((r) => setImmediate(r)); // seq 1 goes out and hangs
+    await endpoint.waitForRequests(1); // seq 1 went out and hangs
+    expect(endpoint.held).toBe(1);
     for (let seq = 2; seq <= 10; seq++) notifier.handle(fakeEvent(seq), fakeState);
-    expect(notifier.stats()).toMatchObject({ queued: 4, inFlight: 1, dropped: 5 });
+    expect(notifier.stats()).toMatchObject({ queued: 4, inFlight: 1, dropped: 5, requests: 1 });
     expect(failures.filter((f) => f.reason === 'dropped')).toHaveLength(5);
     const closed = await notifier.shutdown();
     expect(closed.undelivered.map((u) => u.seq)).toEqual(kept);
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1)]);
+    expect(endpoint.entries).toEqual([]);
   });
 });
 
 describe('a logger that throws (a closed transport)', () => {
   it('loses no retry, count or report, and fails neither handle() nor close()', async () => {
-    const { logger } = throwingLogger();
-    const { mock, notifier, failures, calls } = setup({ logger, retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
-    mock.on(PutEventsCommand).callsFake(() => {
-      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-    });
+    const { logger, calls } = throwingLogger();
+    // Every request's connection is dropped unanswered: a network error, retried until maxAttempts.
+    // No backoff: both events are retried together (with jitter, either could go first), and the
+    // order of the reports is fixed.
+    const { endpoint, notifier, failures } = await setup({ logger, retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 } }, { failRequest: () => ({ hangUp: true }) });
     notifier.handle(fakeEvent(1), fakeState);
     notifier.handle(fakeEvent(2), fakeState);
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
-    // Every attempt was made (each event three times: the retries' jitter may split them over
-    // requests), and the events given up on are counted and reported.
-    const attempts = calls().flatMap((input) => idsOf(input));
+    // Every attempt was made (each event three times), and the events given up on are counted and reported.
+    const attempts = endpoint.requests.flatMap(idsIn);
     expect(attempts.filter((id) => id === fakeEvent(1).eventId)).toHaveLength(3);
     expect(attempts.filter((id) => id === fakeEvent(2).eventId)).toHaveLength(3);
-    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 2, queued: 0, inFlight: 0 });
-    expect(failures.flatMap((f) => f.events.map((e) => [f.reason, e.seq]))).toEqual([
-      ['retries_exhausted', 1],
-      ['retries_exhausted', 2],
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1, 2), idsOfSeqs(1, 2), idsOfSeqs(1, 2)]);
+    expect(endpoint.requests.every((r) => r.hungUp)).toBe(true);
+    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 2, queued: 0, inFlight: 0, requests: endpoint.requests.length });
+    expect(failures.flatMap((f) => f.events.map((e) => [f.reason, f.errorCode, e.seq]))).toEqual([
+      ['retries_exhausted', 'ECONNRESET', 1],
+      ['retries_exhausted', 'ECONNRESET', 2],
     ]);
+    // The logger was called (and threw) for every retry and give-up.
+    expect(calls.filter((c) => c.msg === 'PutEvents request failed; retrying')).toHaveLength(endpoint.requests.length);
+    expect(calls.filter((c) => c.msg === 'eventbridge entries given up on')).toHaveLength(2);
     await notifier.close();
     expect(() => notifier.handle(fakeEvent(3), fakeState)).not.toThrow();
     expect(notifier.stats()).toMatchObject({ dropped: 1 });
@@ -213,6 +289,17 @@ describe('options and lifecycle', () => {
   });
 
   it('takes the region of the client it creates from the environment when none is given (AWS_REGION, else AWS_DEFAULT_REGION)', async () => {
+    const endpoint = await endpointWith();
+    // The client the notifier creates, pointed at the endpoint; the region is the SigV4 scope it signs with.
+    const { credentials } = localClientConfig(endpoint.url);
+    const signedRegion = async (options: Partial<EventBridgeNotifierOptions> = {}): Promise<string | undefined> => {
+      const notifier = new EventBridgeNotifier({ busName: 'b', clientConfig: { endpoint: endpoint.url, credentials }, retry: { maxAttempts: 1 }, ...options });
+      notifier.handle(fakeEvent(1), fakeState);
+      expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+      expect(notifier.stats()).toMatchObject({ sent: 1 });
+      await notifier.close();
+      return /Credential=[^/]+\/\d{8}\/([^/]+)\/events\/aws4_request/.exec(String(endpoint.requests.at(-1)!.headers.authorization))?.[1];
+    };
     const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
     const restore = () => {
       for (const [key, value] of Object.entries(saved)) {
@@ -227,67 +314,93 @@ describe('options and lifecycle', () => {
       process.env.AWS_DEFAULT_REGION = 'eu-central-1';
       const fromDefault = new EventBridgeNotifier({ busName: 'b' });
       await fromDefault.close();
+      expect(await signedRegion()).toBe('eu-central-1');
       process.env.AWS_REGION = 'eu-west-1';
       const fromRegion = new EventBridgeNotifier({ busName: 'b' });
       await fromRegion.close();
+      expect(await signedRegion()).toBe('eu-west-1');
       // The SDK's clientConfig.region may also be a provider function.
-      const fromProvider = new EventBridgeNotifier({ busName: 'b', clientConfig: { region: async () => 'eu-west-1' } });
+      const fromProvider = new EventBridgeNotifier({ busName: 'b', clientConfig: { region: async () => 'ap-south-1' } });
       await fromProvider.close();
+      expect(await signedRegion({ clientConfig: { endpoint: endpoint.url, credentials, region: async () => 'ap-south-1' } })).toBe('ap-south-1');
+      // The region option wins over the environment.
+      expect(await signedRegion({ region: 'sa-east-1' })).toBe('sa-east-1');
     } finally {
       restore();
     }
+    expect(endpoint.requests).toHaveLength(4);
   });
 
   it('drain(Infinity) waits for delivery instead of giving up at once', async () => {
-    const { mock, notifier } = setup();
-    mock.on(PutEventsCommand).callsFake((input: { Entries?: unknown[] }) => new Promise((resolve) => setTimeout(() => resolve(ok(input)), 30)));
+    const { endpoint, notifier } = await setup({}, { latencyMs: 30 });
     notifier.handle(fakeEvent(1), fakeState);
     expect(await notifier.drain(Infinity)).toEqual({ complete: true, undelivered: [] });
     expect(notifier.stats()).toMatchObject({ sent: 1, queued: 0, inFlight: 0 });
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
   });
 
   it('destroys the client it created, not one it was given', async () => {
-    const given = setup();
+    const given = await setup();
     const destroyGiven = vi.spyOn(given.client, 'destroy');
+    given.notifier.handle(fakeEvent(1), fakeState);
     await given.notifier.close();
     expect(destroyGiven).not.toHaveBeenCalled();
-    const own = new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1' });
+    // The given client still works.
+    expect(await errorOf(given.client)).toBeUndefined();
+    expect(given.endpoint.entries).toHaveLength(2);
+
+    const endpoint = await endpointWith();
+    const own = new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', clientConfig: { endpoint: endpoint.url, credentials: localClientConfig(endpoint.url).credentials } });
+    cleanups.push(() => own.close());
+    own.handle(fakeEvent(1), fakeState);
+    expect(await own.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.connections).toBeGreaterThan(0); // the SDK keeps its connection alive
     const destroyOwn = vi.spyOn(EventBridgeClient.prototype, 'destroy');
-    await own.close();
-    expect(destroyOwn).toHaveBeenCalledTimes(1);
-    destroyOwn.mockRestore();
+    try {
+      await own.close();
+      expect(destroyOwn).toHaveBeenCalledTimes(1);
+    } finally {
+      destroyOwn.mockRestore();
+    }
+    // Destroying the client closed its connection (the server alone would keep it for 5 s: Node's keepAliveTimeout).
+    await vi.waitFor(() => expect(endpoint.connections).toBe(0), { timeout: 2000 });
   });
 
   it('holds a partial batch while a request is in flight, sends a full one at once, and everything on flush', async () => {
-    const { mock, notifier, calls } = setup({ lingerMs: 60_000 });
-    let release: (() => void) | undefined;
-    mock
-      .on(PutEventsCommand)
-      .callsFakeOnce((input: { Entries?: unknown[] }) => new Promise((resolve) => (release = () => resolve(ok(input)))))
-      .callsFake(ok);
-    const turn = () => new Promise((r) => setImmediate(r));
+    // The endpoint holds the first request (seq 1) until released: it stays in flight meanwhile.
+    const { endpoint, notifier } = await setup({ lingerMs: 60_000 }, { hold: ({ index }) => index === 0 });
     notifier.handle(fakeEvent(1), fakeState);
     await turn();
-    expect(calls().map((c) => c.Entries!.length)).toEqual([1]); // alone, at once
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 0 }); // alone, at once
+    await endpoint.waitForRequests(1);
+    expect(endpoint.requests.map((r) => r.entries.length)).toEqual([1]);
     for (let seq = 2; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
     await turn();
-    expect(calls()).toHaveLength(1); // 3 entries wait for more (lingerMs) while seq 1 is in flight
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 3 }); // 3 entries wait for more (lingerMs) while seq 1 is in flight
     for (let seq = 5; seq <= 14; seq++) notifier.handle(fakeEvent(seq), fakeState);
     await turn();
-    expect(calls().map((c) => c.Entries!.length)).toEqual([1, 10]); // a full batch does not wait
-    expect(notifier.stats()).toMatchObject({ queued: 3, inFlight: 1, sent: 10 });
+    expect(notifier.stats()).toMatchObject({ requests: 2, inFlight: 11, queued: 3 }); // a full batch does not wait
+    await endpoint.waitForEntries(10);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ queued: 3, inFlight: 1, sent: 10 }), { timeout: 5000 });
+    // The answer of the full batch did not send the 3 either: seq 1 is still in flight.
+    expect(notifier.stats()).toMatchObject({ requests: 2 });
+    expect(endpoint.requests.map((r) => r.entries.length)).toEqual([1, 10]);
+    expect(endpoint.held).toBe(1);
     const flushed = notifier.drain(5000);
-    release!();
+    expect(endpoint.release()).toBe(1);
     expect(await flushed).toEqual({ complete: true, undelivered: [] });
-    expect(calls().map((c) => c.Entries!.length)).toEqual([1, 10, 3]);
-    expect(calls().flatMap((c) => idsOf(c))).toEqual(Array.from({ length: 14 }, (_, i) => fakeEvent(i + 1).eventId));
+    expect(endpoint.requests.map((r) => r.entries.length)).toEqual([1, 10, 3]);
+    expect(endpoint.requests.flatMap(idsIn)).toEqual(Array.from({ length: 14 }, (_, i) => fakeEvent(i + 1).eventId));
+    expect(notifier.stats()).toMatchObject({ sent: 14, requests: 3, queued: 0, inFlight: 0 });
   });
 
   it('sends one event at once when nothing is in flight', async () => {
-    const { mock, notifier, calls } = setup({ lingerMs: 60_000 });
-    mock.on(PutEventsCommand).callsFake(ok);
+    const { endpoint, notifier } = await setup({ lingerMs: 60_000 });
     notifier.handle(fakeEvent(1), fakeState);
-    await new Promise((r) => setImmediate(r));
-    expect(calls()).toHaveLength(1);
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 0 });
+    // It arrives without a flush (lingerMs would hold it for a minute).
+    await endpoint.waitForEntries(1);
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1)]);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** One entry of a PutEvents request, as the SDK put it on the wire (AWS JSON 1.1). */
 export interface WireEntry {
@@ -27,9 +27,14 @@ export interface RecordedRequest {
   body: unknown;
   /** The entries of a PutEvents body. */
   entries: WireEntry[];
-  /** The HTTP status answered. */
+  /** The HTTP status answered (0 while unanswered, or when the connection was hung up instead). */
   status: number;
+  /** True when the request was held (see `hold`) before being processed. */
+  held?: boolean;
+  /** True when the connection was destroyed instead of answered (see {@link RequestFailure.hangUp}). */
+  hungUp?: boolean;
   receivedAt: number;
+  /** When the answer was sent (or the connection hung up). */
   answeredAt?: number;
 }
 
@@ -64,6 +69,11 @@ export interface RequestFailure {
   /** The AWS error type (`__type`), e.g. `ThrottlingException`. @default InternalException / ThrottlingException for 400 */
   errorType?: string;
   message?: string;
+  /**
+   * Destroy the connection instead of answering: the client sees a network error (`ECONNRESET`,
+   * "socket hang up") with no HTTP status. `status`, `errorType` and `message` are then ignored.
+   */
+  hangUp?: boolean;
 }
 
 /** Fail one entry with this code (e.g. `ThrottlingException`, `InternalFailure`, `MalformedDetail`). */
@@ -76,6 +86,12 @@ export interface EntryFailure {
 export interface EventBridgeEndpointOptions {
   /** Delay before every answer, in ms (or per request). @default 0 */
   latencyMs?: number | ((ctx: RequestContext) => number);
+  /**
+   * Decide per request to hold it (after `latencyMs`) until `release()` is called: a request that
+   * stays in flight for as long as the test wants, without a timer. Held requests are then
+   * answered as any other (`failRequest`, `failEntry`).
+   */
+  hold?: (ctx: RequestContext) => boolean | undefined;
   /** Decide per request to answer an error (return undefined to process it normally). */
   failRequest?: (ctx: RequestContext) => RequestFailure | number | undefined | false;
   /**
@@ -102,12 +118,20 @@ export interface EventBridgeEndpoint {
   failedEntries: FailedWireEntry[];
   /** Requests received whose answer has not been sent yet. */
   readonly pending: number;
+  /** Requests held now (see `hold`). */
+  readonly held: number;
+  /** TCP connections open now (a keep-alive client keeps one open between requests). */
+  readonly connections: number;
   /** Changes knobs (merged into the current ones). */
   set(options: Omit<EventBridgeEndpointOptions, 'host' | 'port'>): void;
   /** Forgets what was recorded (counters included). */
   reset(): void;
+  /** Processes every request held now (see `hold`); returns how many there were. */
+  release(): number;
   /** Resolves when `count` entries have been accepted (rejects after `timeoutMs`). */
   waitForEntries(count: number, timeoutMs?: number): Promise<void>;
+  /** Resolves when `count` requests have been received (answered or not; rejects after `timeoutMs`). */
+  waitForRequests(count: number, timeoutMs?: number): Promise<void>;
   /** Stops listening and drops every open connection. */
   close(): Promise<void>;
 }
@@ -134,18 +158,36 @@ export async function startEventBridgeEndpoint(options: EventBridgeEndpointOptio
   let requestCount = 0;
   let entryCount = 0;
   let pending = 0;
+  let closing = false;
   const requests: RecordedRequest[] = [];
   const entries: AcceptedEntry[] = [];
   const failedEntries: FailedWireEntry[] = [];
-  let waiters: Array<{ count: number; resolve: () => void }> = [];
+  const heldRequests: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  let waiters: Array<{ reached: () => boolean; resolve: () => void }> = [];
 
   const notify = (): void => {
     const still: typeof waiters = [];
     for (const w of waiters) {
-      if (entries.length >= w.count) w.resolve();
+      if (w.reached()) w.resolve();
       else still.push(w);
     }
     waiters = still;
+  };
+
+  const waitUntil = (reached: () => boolean, timeoutMs: number, describe: () => string): Promise<void> => {
+    if (reached()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters = waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`[test-utils] eventbridge endpoint: ${describe()} after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      waiters.push({ reached, resolve: done });
+    });
   };
 
   const server: Server = createServer((req, res) => {
@@ -175,22 +217,39 @@ export async function startEventBridgeEndpoint(options: EventBridgeEndpointOptio
           receivedAt: Date.now(),
         };
         requests.push(record);
+        notify();
         const ctx: RequestContext = { index: record.index, target, body, headers: req.headers };
         const latency = typeof knobs.latencyMs === 'function' ? knobs.latencyMs(ctx) : (knobs.latencyMs ?? 0);
         if (latency > 0) await sleep(latency);
+        if (knobs.hold?.(ctx) && !closing) {
+          record.held = true;
+          await new Promise<void>((resolve) => heldRequests.push(resolve));
+          if (closing) {
+            // Released by close(): never answered nor processed.
+            pending -= 1;
+            return;
+          }
+        }
         const answer = (status: number, payload: unknown, errorType?: string): void => {
           record.status = status;
           record.answeredAt = Date.now();
           pending -= 1;
           const headers: Record<string, string> = { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() };
           if (errorType) headers['x-amzn-errortype'] = errorType;
-          if (res.destroyed) return;
+          if (res.destroyed || closing) return;
           res.writeHead(status, headers);
           res.end(JSON.stringify(payload));
         };
         const failure = knobs.failRequest?.(ctx);
         if (failure !== undefined && failure !== false) {
           const f: RequestFailure = typeof failure === 'number' ? { status: failure } : failure;
+          if (f.hangUp) {
+            record.hungUp = true;
+            record.answeredAt = Date.now();
+            pending -= 1;
+            res.destroy();
+            return;
+          }
           const status = f.status ?? 500;
           const errorType = f.errorType ?? (status === 400 ? 'ThrottlingException' : 'InternalException');
           answer(status, { __type: errorType, message: f.message ?? `injected failure of request ${record.index}` }, errorType);
@@ -229,6 +288,11 @@ export async function startEventBridgeEndpoint(options: EventBridgeEndpointOptio
     });
   });
 
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -245,6 +309,12 @@ export async function startEventBridgeEndpoint(options: EventBridgeEndpointOptio
     get pending() {
       return pending;
     },
+    get held() {
+      return heldRequests.length;
+    },
+    get connections() {
+      return sockets.size;
+    },
     set(next) {
       Object.assign(knobs, next);
     },
@@ -255,21 +325,21 @@ export async function startEventBridgeEndpoint(options: EventBridgeEndpointOptio
       requestCount = 0;
       entryCount = 0;
     },
+    release() {
+      const held = heldRequests.splice(0);
+      for (const resolve of held) resolve();
+      return held.length;
+    },
     waitForEntries(count, timeoutMs = 10_000) {
-      if (entries.length >= count) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters = waiters.filter((w) => w.resolve !== done);
-          reject(new Error(`[test-utils] eventbridge endpoint: ${entries.length} of ${count} entries after ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiters.push({ count, resolve: done });
-      });
+      return waitUntil(() => entries.length >= count, timeoutMs, () => `${entries.length} of ${count} entries`);
+    },
+    waitForRequests(count, timeoutMs = 10_000) {
+      return waitUntil(() => requests.length >= count, timeoutMs, () => `${requests.length} of ${count} requests`);
     },
     close() {
+      closing = true;
+      // Held requests end without an answer nor processing (their connections are dropped below).
+      for (const resolve of heldRequests.splice(0)) resolve();
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
