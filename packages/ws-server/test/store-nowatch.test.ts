@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MemoryStore,
-  ProgressError,
-  type ListFilter,
-  type ProgressEvent,
-  type ProgressStore,
-  type StoreInfo,
-  type UpgradeProgress,
-  type UpgradeSummaryRow,
-} from '@progress/core';
+import { MemoryStore, ProgressError } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, openTracker } from './helpers.js';
+import { UnreliableStore } from './watchable-store.js';
 
 // A store without watch()/watchAll() (JsonFileStore): stored upgrades get snapshots and replays, but no
 // live events. The answers depended on whether another client was connected: a new subscriber of an
@@ -20,34 +12,8 @@ import { closedAfterEach, openTracker } from './helpers.js';
 
 const opened = closedAfterEach();
 
-/** A store that cannot watch, over a MemoryStore the writers share; its `load()` of the upgrades in `down` fails. */
-class NoWatchStore implements ProgressStore {
-  readonly down = new Set<string>();
-  constructor(readonly shared = new MemoryStore()) {}
-  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
-    if (this.down.has(upgradeId)) throw new ProgressError('STORE_UNAVAILABLE', 'EIO: i/o error, open /var/lib/progress/u.json');
-    return this.shared.load(upgradeId);
-  }
-  list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
-    return this.shared.list(filter);
-  }
-  append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
-    return this.shared.append(upgradeId, events, expectedSeq, state);
-  }
-  readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
-    return this.shared.readEvents(upgradeId, afterSeq, limit);
-  }
-  delete(upgradeId: string): Promise<boolean> {
-    return this.shared.delete(upgradeId);
-  }
-  info(): StoreInfo {
-    return this.shared.info();
-  }
-  async close(): Promise<void> {}
-}
-
 /** Upgrade `upgradeId` with task "t" (seq 3), written to `store` by another process's tracker (not tracked by the server). */
-async function written(store: NoWatchStore, upgradeId: string) {
+async function written(store: UnreliableStore, upgradeId: string) {
   const writer = await openTracker(upgradeId, store.shared);
   opened.trackers.push(writer);
   await writer.startUpgrade();
@@ -57,7 +23,7 @@ async function written(store: NoWatchStore, upgradeId: string) {
 
 describe('a server store that cannot watch', () => {
   it('gives a new subscriber, and get_summary, what the store holds now, also while another client holds the upgrade', async () => {
-    const store = new NoWatchStore();
+    const store = new UnreliableStore(new MemoryStore());
     const writer = await written(store, 'u1');
     opened.server = new ProgressWebSocketServer({ port: 0, store });
     const { url } = await opened.server.start();
@@ -89,7 +55,7 @@ describe('a server store that cannot watch', () => {
   });
 
   it('"*" sends the snapshot of each stored upgrade the client may read (as the store holds it now), and an error naming one it cannot load', async () => {
-    const store = new NoWatchStore();
+    const store = new UnreliableStore(new MemoryStore());
     const w1 = await written(store, 'u1');
     await written(store, 'u2');
     await written(store, 'secret');
@@ -102,6 +68,7 @@ describe('a server store that cannot watch', () => {
     await a.next((m) => m.type === 'snapshot');
     await w1.startTask('t'); // seq 4
     store.down.add('broken');
+    store.error = () => new ProgressError('STORE_UNAVAILABLE', 'EIO: i/o error, open /var/lib/progress/broken.json');
 
     const c = await opened.connect(url);
     c.send({ type: 'subscribe', upgradeId: '*' });

@@ -106,7 +106,14 @@ export class UnreliableStore implements ProgressStore {
   /** The `load()` calls made, failed or not. */
   loads = 0;
 
-  constructor(readonly shared: WatchableMemoryStore) {}
+  /** The shared store's watch() and watchAll(), when it has them: over a plain MemoryStore, none (as a JsonFileStore). */
+  readonly watch: ProgressStore['watch'];
+  readonly watchAll: ProgressStore['watchAll'];
+
+  constructor(readonly shared: MemoryStore & Pick<ProgressStore, 'watch' | 'watchAll'>) {
+    this.watch = shared.watch ? (upgradeId, afterSeq, options) => shared.watch!(upgradeId, afterSeq, options) : undefined;
+    this.watchAll = shared.watchAll ? (options) => shared.watchAll!(options) : undefined;
+  }
 
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.loads++;
@@ -137,12 +144,4 @@ export class UnreliableStore implements ProgressStore {
   }
 
   async close(): Promise<void> {}
-
-  watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
-    return this.shared.watch(upgradeId, afterSeq, options);
-  }
-
-  watchAll(options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
-    return this.shared.watchAll(options);
-  }
 }
