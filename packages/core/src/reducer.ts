@@ -13,7 +13,15 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
   let index = indexes.get(tasks);
   if (!index) {
     index = { children: new Map(), top: [] };
-    for (const task of Object.values(tasks)) addToIndex(index, task);
+    // Object.values lists the tasks in the index's order already (see addToIndex): pushed as they come.
+    for (const task of Object.values(tasks)) {
+      if (task.parentTaskId === null) index.top.push(task);
+      else {
+        const siblings = index.children.get(task.parentTaskId);
+        if (siblings) siblings.push(task);
+        else index.children.set(task.parentTaskId, [task]);
+      }
+    }
     indexes.set(tasks, index);
   }
   return index;
@@ -35,13 +43,18 @@ function addToIndex(index: TaskIndex, task: TaskProgress): void {
   }
   const at = arrayIndex(task.taskId);
   if (at === undefined) return void list.push(task);
-  let i = 0;
-  while (i < list.length) {
-    const other = arrayIndex(list[i]!.taskId);
-    if (other === undefined || other > at) break;
-    i++;
+  // The integer-like ids are the list's head, in numeric order: a binary search for the first entry
+  // that is not one below `at` (a scan would make n adds O(n^2)).
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const other = arrayIndex(list[mid]!.taskId);
+    if (other !== undefined && other < at) lo = mid + 1;
+    else hi = mid;
   }
-  list.splice(i, 0, task);
+  if (lo === list.length) list.push(task);
+  else list.splice(lo, 0, task);
 }
 
 /** The number of an integer-like key (an array index, which objects list first), else undefined. */

@@ -521,7 +521,7 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** The summary of DESIGN section 4, JSON-serializable. */
   getProgressSummary(): ProgressSummary {
-    return summarize(this.#live, this.#now());
+    return summarize(this.#live, clockTime(this.#now));
   }
 
   /** A copy of a task with its last 5 events, or `undefined`. */
@@ -546,7 +546,7 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** When the upgrade should be done (ISO), from elapsed time and percentage; or `undefined`. */
   getEstimatedCompletionTime(): string | undefined {
-    return estimateCompletion(this.#live, this.#now());
+    return estimateCompletion(this.#live, clockTime(this.#now));
   }
 
   /** The stored events after `afterSeq`, at most `limit` of them, for replay (delegates to the store). */

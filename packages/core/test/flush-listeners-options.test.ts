@@ -126,4 +126,23 @@ describe('options read once, a clock that throws', () => {
     fail = false;
     await t.close();
   });
+
+  it('the queries that read the clock say the same: getProgressSummary() and getEstimatedCompletionTime()', async () => {
+    let fail = false;
+    const t = await ProgressTracker.open({
+      upgradeId: 'u3',
+      planId: 'p',
+      clusterName: 'c',
+      now: () => {
+        if (fail) throw new Error('clock broke');
+        return Date.now();
+      },
+    });
+    await t.startUpgrade();
+    fail = true;
+    expect(() => t.getProgressSummary()).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => t.getEstimatedCompletionTime()).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    fail = false;
+    await t.close();
+  });
 });
