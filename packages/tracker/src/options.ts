@@ -197,6 +197,20 @@ function assertKnownKeys(value: object, known: ReadonlySet<string>, where: strin
   }
 }
 
+/**
+ * The options of `value` among `known`, each read once by name (a getter of a settings class counts,
+ * which a spread would lose) and left out when undefined (`logger: undefined` must not replace the
+ * tracker's own).
+ */
+function knownOptions(value: object, known: ReadonlySet<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of known) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
 /** The known option name nearest to `name` (at most two edits away), for the error of a misspelt one. */
 function nearest(name: string, among: ReadonlySet<string> = KNOWN): string | undefined {
   let best: string | undefined;
@@ -245,7 +259,10 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   }
   let eventBridge = o.eventBridge;
   if (eventBridge !== undefined && !isPlainOptions(eventBridge)) throw bad(`eventBridge must be an object such as { busName }, got ${shown(eventBridge)}`);
-  if (eventBridge !== undefined) assertKnownKeys(eventBridge, EVENT_BRIDGE_KNOWN, 'eventBridge.');
+  if (eventBridge !== undefined) {
+    assertKnownKeys(eventBridge, EVENT_BRIDGE_KNOWN, 'eventBridge.');
+    eventBridge = knownOptions(eventBridge, EVENT_BRIDGE_KNOWN) as unknown as EventBridgeOption;
+  }
   if (o.webSocket !== undefined && !isServer(o.webSocket) && !isPlainOptions(o.webSocket)) {
     throw bad(`webSocket must be a ProgressWebSocketServer or its options object (webSocketPort takes a port), got ${shown(o.webSocket)}`);
   }
@@ -265,7 +282,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   if (eventBridge !== undefined && (typeof eventBridge !== 'object' || typeof eventBridge.busName !== 'string' || !eventBridge.busName)) {
     throw bad('eventBridge.busName must be a non-empty string');
   }
-  let webSocket = o.webSocket;
+  let webSocket = o.webSocket !== undefined && !isServer(o.webSocket) ? (knownOptions(o.webSocket, WEB_SOCKET_KNOWN) as ProgressWebSocketServerOptions) : o.webSocket;
   if (o.enableWebSocket !== undefined && typeof o.enableWebSocket !== 'boolean') throw bad('enableWebSocket must be true or false');
   if (o.webSocketPort !== undefined && (!Number.isInteger(o.webSocketPort) || o.webSocketPort < 0 || o.webSocketPort > 65535)) {
     throw bad(`webSocketPort must be a port number (0 picks a free one), got ${describeValue(o.webSocketPort)}`);

@@ -103,3 +103,31 @@ describe('createProgressTracker: the options of eventBridge and webSocket', () =
     expect((refusedWs as Error).message).toContain('unknown option "webSocket.prot" (did you mean "webSocket.port"?)');
   });
 });
+
+describe('createProgressTracker: eventBridge and webSocket options read by name', () => {
+  it('takes a busName from a settings class getter, and an undefined logger leaves the tracker one in place', async () => {
+    class BusSettings {
+      readonly client = new EventBridgeClient({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', credentials: { accessKeyId: 't', secretAccessKey: 't' }, maxAttempts: 1 });
+      readonly flushTimeoutMs = 300;
+      readonly logger = undefined;
+      get busName(): string {
+        return 'upgrades';
+      }
+    }
+    const settings = new BusSettings();
+    const lines: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (_o: object, m?: string) => void lines.push(`warn ${m}`), error: (_o: object, m?: string) => void lines.push(`error ${m}`) };
+    try {
+      // Before: the options were spread into the notifier's, which lost the getter (no busName) and
+      // let logger: undefined replace the tracker's logger.
+      const t = await createProgressTracker({ planId: 'p', clusterName: 'c', upgradeId: 'eb-getter', logger, eventBridge: settings as unknown as EventBridgeOption });
+      expect(t.notifier).toBeDefined();
+      await t.startUpgrade();
+      await t.close();
+      // Nothing listens on port 1: the notifier says so, through the tracker's logger.
+      expect(lines.length).toBeGreaterThan(0);
+    } finally {
+      settings.client.destroy();
+    }
+  }, 20_000);
+});
