@@ -248,7 +248,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
    * take up to `timeoutMs` of the options, queued behind a callback that hangs, would otherwise hold
    * a close up for their number times that. When it runs out, the calls still queued are not run:
    * each is reported to `onError` as `dropped`, with one log line for all; a call running then is
-   * left to finish on its own.
+   * given up on (reported as `timeout`; what it does later is ignored), so that no timer is left.
    * @throws ProgressError `INVALID_ARGUMENT` (as a rejection) for a `timeoutMs` that is not a number of ms >= 0.
    */
   close(timeoutMs?: number): Promise<void> {
@@ -269,7 +269,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     });
   }
 
-  /** close() ran out of time: the calls still queued are not run. */
+  /**
+   * close() ran out of time: the calls still queued are not run, and the ones running are given up
+   * on (reported as timed out, their timers cleared: nothing of this manager outlives its close).
+   */
   #dropQueued(): void {
     let dropped = 0;
     for (const queue of [...this.#busy]) {
@@ -278,6 +281,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
         const error = new CallbackError('dropped', `[@progress/callbacks] callback "${queue.label}": closed before its call for event seq ${call.event.seq} ran; not run`);
         this.#report(queue, error, call.event, 'dropped', false);
       }
+      queue.abandonRunning('close() gave up waiting');
     }
     if (dropped > 0) this.#log('warn', { dropped }, 'callbacks closed before these queued calls ran; they were dropped');
   }

@@ -131,8 +131,19 @@ export class CallbackQueue {
   takeQueued(): QueuedCall[] {
     const taken: QueuedCall[] = [];
     for (let call = this.#calls.shift(); call !== undefined; call = this.#calls.shift()) taken.push(call);
+    // Emptied by a close, not drained: no "no longer dropping" line to come.
+    this.#overflowing = false;
     if (taken.length > 0) this.#host.settled(this, taken.length);
     return taken;
+  }
+
+  /**
+   * Gives up on the call running now, if it is an asynchronous one: reported as timed out (`why`),
+   * its timer cleared, the queue idle. What it does later is ignored (a rejection is logged at debug,
+   * as after a timeout). For a close that ran out of time: no timer of ours outlives it.
+   */
+  abandonRunning(why: string): void {
+    this.#abandon?.(why);
   }
 
   #pump(): void {
@@ -146,6 +157,9 @@ export class CallbackQueue {
       this.#host.recovered(this);
     }
   }
+
+  /** Set while an asynchronous call runs: gives up on it (see {@link abandonRunning}). */
+  #abandon: ((why: string) => void) | undefined;
 
   #run(call: QueuedCall & { readonly n: number }): void {
     // Busy during a synchronous call too, so that an event handed over re-entrantly waits its turn.
@@ -182,10 +196,14 @@ export class CallbackQueue {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = (failure?: { error: unknown; reason: CallbackFailureReason }): void => {
       done = true;
+      this.#abandon = undefined;
       if (timer !== undefined) clearTimeout(timer);
       if (failure) this.#host.fail(this, failure.error, call.event, failure.reason);
       this.#idle();
       this.#pump();
+    };
+    this.#abandon = (why) => {
+      if (!done) finish({ error: new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" had not settled (event seq ${call.event.seq}, ${call.event.type}) when ${why}`), reason: 'timeout' });
     };
     const { timeoutMs } = this.#host;
     if (Number.isFinite(timeoutMs)) {

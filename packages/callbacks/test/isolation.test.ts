@@ -362,7 +362,7 @@ describe('CallbackManager: a broken logger', () => {
 });
 
 describe('CallbackManager.close(timeoutMs)', () => {
-  it('waits at most timeoutMs: the calls still queued then are dropped (onError hears of each, one log line), the running one is left', async () => {
+  it('waits at most timeoutMs: the calls still queued then are dropped (onError hears of each, one log line), the running one is given up on', async () => {
     const errors: CallbackErrorInfo[] = [];
     const logger = recordingLogger();
     const manager = new CallbackManager({ timeoutMs: 60_000, logger, onError: (_err, info) => void errors.push(info) });
@@ -375,17 +375,26 @@ describe('CallbackManager.close(timeoutMs)', () => {
     const tracker = await openTracker(manager); // 1: hangs
     await tracker.startUpgrade(); // 2
     await tracker.addTask('t1', 'Task 1'); // 3
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
     await manager.close(50);
     expect(seen).toEqual([1]);
     expect(errors.map((info) => [info.reason, info.event.seq])).toEqual([
       ['dropped', 2],
       ['dropped', 3],
+      ['timeout', 1],
     ]);
-    expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', obj: { dropped: 2 }, msg: 'callbacks closed before these queued calls ran; they were dropped' }]);
-    expect(manager.getStats()).toMatchObject({ dropped: 2, pending: 1 });
-    hang.resolve();
-    await manager.close(); // the running call finishes: nothing else is left
-    expect(manager.getStats()).toMatchObject({ pending: 0 });
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'callback timed out; its queue moved on',
+      'callbacks closed before these queued calls ran; they were dropped',
+    ]);
+    expect(manager.getStats()).toMatchObject({ dropped: 2, timedOut: 1, pending: 0 });
+    // The running call's own timeout timer (60 s) is cleared: it would keep the process alive.
+    expect(timers()).toBeLessThan(before);
+    hang.reject(new Error('late'));
+    await manager.close();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(errors).toHaveLength(3); // nothing reported after the close
     expect(seen).toEqual([1]);
     await tracker.close();
   });
