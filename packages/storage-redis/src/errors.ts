@@ -83,6 +83,16 @@ export const isPipelineAbort = (err: unknown): boolean => err instanceof Error &
  */
 export const isConnectionLoss = (err: unknown): boolean => isPipelineAbort(err) || (err instanceof Error && err.message === 'Connection is closed.');
 
+/**
+ * True for what ioredis answers a command with while its connection is down and it will not queue
+ * the command until the reconnect: `MaxRetriesPerRequestError` (its default gives up on a queued
+ * command after 20 reconnect attempts, about 10 s) or, with `enableOfflineQueue: false`, "Stream
+ * isn't writeable". A client passed in may have either setting: a watcher reads again after them, as
+ * after a lost connection.
+ */
+export const isOfflineRefusal = (err: unknown): boolean =>
+  err instanceof Error && (err.name === 'MaxRetriesPerRequestError' || err.message.includes('enableOfflineQueue options is false'));
+
 /** `DATA_CORRUPTED` naming the key and the record. */
 export function corrupted(key: string, record: string, cause?: unknown, context: ProgressErrorContext = {}): ProgressError {
   return new ProgressError('DATA_CORRUPTED', `${PKG} key "${key}": ${record} is damaged`, { cause, context });

@@ -1,7 +1,7 @@
 import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeEntry, decodeFeedEntry } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, trimmedError, unavailable, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -81,13 +81,14 @@ class WatchConnection {
   }
 
   /**
-   * Whether a read cut by a lost connection (see `isConnectionLoss`) is sent again: not once the
+   * Whether a read cut by a lost connection (see `isConnectionLoss`), or refused while it is down
+   * (`isOfflineRefusal`: a client passed in that does not queue commands that long), is sent again: not once the
    * watcher ended (its own disconnect() cuts its reads too), nor when `client` (this connection, or
    * the store's for reads on it) has ended for good (`end`: quit, or a retryStrategy that gave up),
    * where every read would fail again at once.
    */
   readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
-    return isConnectionLoss(err) && !this.aborted && client.status !== 'end';
+    return (isConnectionLoss(err) || isOfflineRefusal(err)) && !this.aborted && client.status !== 'end';
   }
 
   /**

@@ -27,6 +27,13 @@ export interface RedisProxy {
    * reaching Redis: what Redis does to a connection past `maxclients`.
    */
   refuseNextConnection(reply?: string): void;
+  /**
+   * An outage of one client: cuts client connection `connection` (1 for the first accepted...) and
+   * closes every new one at once until {@link up}; the other connections open now stay up.
+   */
+  down(connection: number): void;
+  /** Ends the outage of {@link down}: new connections reach Redis again. */
+  up(): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -42,9 +49,16 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   let holdAfterReply = false;
   let connections = 0;
   let refuseWith: string | undefined;
+  let refusing = false;
+  const byIndex = new Map<number, () => void>();
   const held: Array<() => void> = [];
   const server: Server = createServer((client) => {
     const index = ++connections;
+    if (refusing) {
+      client.on('error', () => {});
+      client.destroy();
+      return;
+    }
     if (refuseWith !== undefined) {
       const reply = refuseWith;
       refuseWith = undefined;
@@ -58,9 +72,11 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     pairs.add(pair);
     const cut = () => {
       pairs.delete(pair);
+      byIndex.delete(index);
       client.destroy();
       upstream.destroy();
     };
+    byIndex.set(index, cut);
     client.on('data', (chunk) => {
       if (holding) held.push(() => upstream.write(chunk));
       else upstream.write(chunk);
@@ -105,6 +121,13 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     },
     dropNextReply: () => {
       dropReply = true;
+    },
+    down: (connection: number) => {
+      refusing = true;
+      byIndex.get(connection)?.();
+    },
+    up: () => {
+      refusing = false;
     },
     cutAfterFirstLine: (connection?: number) => {
       cutAfterLine = connection ?? true;
