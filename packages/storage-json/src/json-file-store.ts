@@ -17,6 +17,7 @@ import {
   replayEvents,
   toSummaryRow,
   type ListFilter,
+  type ProgressError,
   type ProgressEvent,
   type ProgressStore,
   type StoreInfo,
@@ -427,9 +428,16 @@ export class JsonFileStore implements ProgressStore {
           } catch (err) {
             // Deleted since the readdir above: it is simply not there any more.
             if (isCodeOrCause(err, 'ENOENT')) return;
-            // A folder holding the log of an id that differs only in case (renamed by hand: list() reads
-            // the names as they are on disk) takes no more down with it than damage does.
-            if (isCaseConflict(err)) return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
+            // A folder whose name on disk is another case of the id whose log it holds: made by the
+            // other id first (a deleted legacy upgrade's folder, which stays for its marker), on a file
+            // system that ignores case. Listed under the id of its log, which loads it there; on one
+            // that does not (renamed by hand), that id finds no folder and it is left out, logged.
+            if (isCaseConflict(err)) {
+              const owner = String((err as ProgressError).context.caseOf);
+              const state = ids.has(owner) ? undefined : await this.load(owner).catch(() => undefined);
+              if (state?.upgradeId === owner) return void rows.push(toSummaryRow(state));
+              return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
+            }
             if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
             this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
           }

@@ -181,6 +181,39 @@ describe('on a case-insensitive file system (a FUSE passthrough)', () => {
     await store.close();
   });
 
+  it('lists, and retention deletes, UPG-1 whose folder kept the name upg-1 from a deleted legacy upgrade upg-1', async (ctx) => {
+    // Found by a review on 2026-11-29: list() reads the name on disk, upg-1, whose load is CONFLICT;
+    // UPG-1 was in no list, and retention (which goes by list()) never deleted it.
+    ctx.skip(!mount, why);
+    const dir = await storeDir();
+    await mkdir(join(dir, 'progress'));
+    const text = (await readFile(join(import.meta.dirname, 'fixtures', 'upgrade_test-upgrade-123.json'), 'utf8')).replace('"upgrade_id": "test-upgrade-123"', '"upgrade_id": "upg-1"');
+    await writeFile(join(dir, 'progress', 'upgrade_upg-1.json'), text);
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    expect(await store.delete('upg-1')).toBe(true); // its folder stays, for the marker that hides the legacy file
+    expect(await readdir(join(dir, 'upgrades'))).toEqual(['upg-1']);
+    const t = await open(store, 'UPG-1');
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    await t.close();
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['UPG-1']);
+    expect(await store.deleteCompletedOlderThan(0, Date.now() + 1000)).toEqual(['UPG-1']);
+    expect(await store.list()).toEqual([]);
+    await store.close();
+  });
+
+  it('lists UPG-1 whose folder was made by acquire("upg-1") and release("upg-1"), with no events', async (ctx) => {
+    ctx.skip(!mount, why);
+    const store = new JsonFileStore({ directory: await storeDir(), durability: 'none' });
+    await store.acquire('upg-1');
+    await store.release('upg-1');
+    const t = await open(store, 'UPG-1');
+    await t.startUpgrade();
+    await t.close();
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['UPG-1']);
+    await store.close();
+  });
+
   it('does not import, or hide, the legacy file of UPG-1 as upg-1', async (ctx) => {
     ctx.skip(!mount, why);
     const dir = await storeDir();

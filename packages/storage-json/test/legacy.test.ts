@@ -227,17 +227,20 @@ describe('legacy files of the Python module', () => {
     ]);
     // Started again after it completed: a retry too (2026-11-29: it was a task.progress on a completed
     // task, which kept the first run's start and gave a duration spanning both runs).
+    // The restart records percentage 0 (start_task() set it): a progress event carries it, or the
+    // task would keep the completion's 100 (found by a review on 2026-11-29).
     expect(of('task-2')).toEqual([
       ['task.started', '05.000Z'],
       ['task.completed', '06.000Z'],
       ['task.retried', '07.000Z'],
+      ['task.progress', '07.000Z'],
       ['task.failed', '08.000Z'],
     ]);
     const t1 = state.tasks['task-1']!;
     // The retry starts the task again: its times are the second attempt's, as the file's started_at says.
     expect([t1.status, t1.startedAt, t1.completedAt, t1.durationMs, t1.retryCount]).toEqual(['completed', '2025-10-20T05:25:03.000Z', '2025-10-20T05:25:04.000Z', 1000, 1]);
     const t2 = state.tasks['task-2']!;
-    expect([t2.status, t2.startedAt, t2.completedAt, t2.durationMs, t2.retryCount, t2.errorMessage]).toEqual(['failed', '2025-10-20T05:25:07.000Z', '2025-10-20T05:25:08.000Z', 1000, 1, 'again']);
+    expect([t2.status, t2.startedAt, t2.completedAt, t2.durationMs, t2.retryCount, t2.errorMessage, t2.percentage]).toEqual(['failed', '2025-10-20T05:25:07.000Z', '2025-10-20T05:25:08.000Z', 1000, 1, 'again', 0]);
     await store.close();
   });
 

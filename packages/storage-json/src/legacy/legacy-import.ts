@@ -157,9 +157,17 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         ...(typeof raw.event_id === 'string' ? { eventId: raw.event_id } : {}),
       });
       cur = s;
-      // The percentage the task has now (a retry keeps the one it had, its own is not applied).
+      // The percentage the task has now. A retry keeps the one it had (its own is not applied), but
+      // the old module's start_task() set the percentage the restart records (0 after a completion):
+      // a progress event carries it, or a task completed, started again and failed would load at 100%.
       if (type === 'task.completed') lastPct = 100;
-      else if (pct !== undefined && type !== 'task.retried') lastPct = pct;
+      else if (type !== 'task.retried') {
+        if (pct !== undefined) lastPct = pct;
+      } else if (pct !== undefined && pct !== lastPct) {
+        const retried = mine[mine.length - 1]!;
+        mine.push({ type: 'task.progress', timestamp: retried.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType: retried.taskType, percentage: pct, details: {} });
+        lastPct = pct;
+      }
     }
     // Reach the recorded final status, and the recorded percentage and steps of a running task.
     const finalType = cur !== tStatus ? taskEventType(tStatus, cur) : undefined;
