@@ -782,12 +782,14 @@ export class Topic {
     if (stored?.createdAt === this.#storeState?.createdAt && (stored?.lastSeq ?? 0) >= heldSeq) {
       // A store that cannot watch brings this topic none of the events it took since the topic loaded:
       // the state it holds now is the answer, as get_summary's is (a new subscriber's snapshot must not
-      // depend on whether another client holds the topic). The subscribers that have it already keep
-      // what they have (no live events over such a store); an event this topic sends later catches them
-      // up from the store (see dispatch).
+      // depend on whether another client holds the topic). The subscribers it holds are brought up to
+      // it from the store now: the events in between may be a sink's still on their way (the store has
+      // them before the tracker hands them to its sinks), which this topic, past them, would drop, and
+      // for the last event of an upgrade nothing later would catch them up.
       if (stored !== undefined && !store.watch && stored.lastSeq > this.lastSeq) {
         this.#storeState = stored;
         this.#snapshot = undefined;
+        for (const sub of this.subs) if (!sub.closed && !sub.replaying && sub.lastSent > 0 && sub.lastSent < stored.lastSeq) void this.catchUp(sub, sub.lastSent, false);
       }
       return 'done';
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressError } from '@progress/core';
+import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, openTracker } from './helpers.js';
+import { closedAfterEach, openTracker, sleep } from './helpers.js';
 import { UnreliableStore } from './watchable-store.js';
 
 // A store without watch()/watchAll() (JsonFileStore): stored upgrades get snapshots and replays, but no
@@ -11,6 +11,15 @@ import { UnreliableStore } from './watchable-store.js';
 // each test failed before the fix.)
 
 const opened = closedAfterEach();
+
+/** A MemoryStore whose append resolves `delayMs` after the events are readable (as a JsonFileStore's write before its fsync). */
+class SlowAppendStore extends MemoryStore {
+  delayMs = 0;
+  override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(upgradeId, events, expectedSeq, state);
+    if (this.delayMs > 0) await sleep(this.delayMs);
+  }
+}
 
 /** Upgrade `upgradeId` with task "t" (seq 3), written to `store` by another process's tracker (not tracked by the server). */
 async function written(store: UnreliableStore, upgradeId: string) {
@@ -87,5 +96,42 @@ describe('a server store that cannot watch', () => {
     await c.next((m) => m.type === 'subscribed', from);
     await c.answered();
     expect(c.messages.slice(from).filter((m) => m.type === 'snapshot').map((m) => m.upgradeId).sort()).toEqual(['broken', 'u1', 'u2']);
+  });
+
+  // Found by a second review on 2026-11-29: taking on the store's newer state dropped, as already
+  // held, a sink's event that was still on its way; the subscribers held never got it.
+  it('brings the subscribers it holds up to the state it takes on, so a sink event still on its way is not lost to them', async () => {
+    const shared = new SlowAppendStore();
+    const store = new UnreliableStore(shared); // no watch(), no watchAll()
+    // seq 1..3 written earlier (by this process before a restart, or another run of the tool).
+    const first = await openTracker('u1', shared);
+    await first.startUpgrade();
+    await first.addTask('t', 'T');
+    await first.close();
+
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const a = await opened.connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+
+    // The tracker goes on with the server as a sink (README: "A tracker that lists the server in sinks
+    // without track() is served too (live and snapshots)").
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'plan-1', clusterName: 'prod-cluster', store: shared, sinks: [opened.server] });
+    opened.trackers.push(t);
+    await t.startTask('t'); // seq 4, live to a
+    await a.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 4), 5000, 'seq 4');
+
+    shared.delayMs = 200;
+    const done = t.completeTask('t'); // seq 5: in the store at once, handed to the sink 200 ms later
+    await sleep(20);
+    const b = await opened.connect(url);
+    b.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await b.next((m) => m.type === 'snapshot')).seq).toBe(5);
+    await done;
+    await sleep(300);
+    await a.answered();
+    // Expected: a gets seq 5 (it was sent seq 4 live, and nothing else tells it 5 happened).
+    expect(a.seqs('u1')).toEqual([4, 5]);
   });
 });
