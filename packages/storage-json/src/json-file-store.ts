@@ -418,6 +418,8 @@ export class JsonFileStore implements ProgressStore {
       }
     }
     const rows: UpgradeSummaryRow[] = [];
+    /** The upgrades listed under the id of their log, their folder having another case of it on disk. */
+    const owners = new Set<string>();
     const all = [...ids];
     for (let i = 0; i < all.length; i += 16) {
       await Promise.all(
@@ -434,7 +436,10 @@ export class JsonFileStore implements ProgressStore {
             // that does not (renamed by hand), that id finds no folder and it is left out, logged.
             if (isCaseConflict(err)) {
               const owner = String((err as ProgressError).context.caseOf);
-              const state = ids.has(owner) ? undefined : await this.load(owner).catch(() => undefined);
+              // Once: two names on disk may lead to one owner (loads run 16 at a time: marked before the await).
+              const first = !ids.has(owner) && !owners.has(owner);
+              owners.add(owner);
+              const state = first ? await this.load(owner).catch(() => undefined) : undefined;
               if (state?.upgradeId === owner) return void rows.push(toSummaryRow(state));
               return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
             }

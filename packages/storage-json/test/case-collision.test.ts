@@ -214,6 +214,27 @@ describe('on a case-insensitive file system (a FUSE passthrough)', () => {
     await store.close();
   });
 
+  // Found by a third review on 2026-11-29: listed twice, once per name on disk that led to it.
+  it('lists UPG-1 once when two other casings of its id (a folder and a legacy file) both resolve to its folder', async (ctx) => {
+    ctx.skip(!mount, why);
+    const dir = await storeDir();
+    // A legacy upgrade Upg-1, never touched by the new store.
+    await mkdir(join(dir, 'progress'), { recursive: true });
+    const text = (await readFile(join(import.meta.dirname, 'fixtures', 'upgrade_test-upgrade-123.json'), 'utf8')).replace('"upgrade_id": "test-upgrade-123"', '"upgrade_id": "Upg-1"');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    // The folder gets the name upg-1 (as in the test above), then UPG-1 writes into it.
+    await store.acquire('upg-1');
+    await store.release('upg-1');
+    const t = await open(store, 'UPG-1');
+    await t.startUpgrade();
+    await t.close();
+    // Then the old module writes the file of its upgrade Upg-1.
+    await writeFile(join(dir, 'progress', 'upgrade_Upg-1.json'), text);
+    expect(await readdir(join(dir, 'upgrades'))).toEqual(['upg-1']);
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual(['UPG-1']);
+    await store.close();
+  });
+
   it('does not import, or hide, the legacy file of UPG-1 as upg-1', async (ctx) => {
     ctx.skip(!mount, why);
     const dir = await storeDir();

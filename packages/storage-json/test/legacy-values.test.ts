@@ -100,4 +100,31 @@ describe('legacy values that do not fit', () => {
     expect([a.status, a.startedAt, a.completedAt, a.durationMs, a.retryCount, a.percentage]).toEqual(['in_progress', '2025-10-20T05:27:00.000Z', null, null, 1, 0]);
     expect((state as UpgradeProgress).overallPercentage).toBe(0);
   });
+
+  // Found by reviews on 2026-11-29: the restart records 0 (start_task() set it), or no percentage at
+  // all with the task's own 0; either way the failed task loaded at the completion's 100.
+  it.each([
+    ['the restart records 0', 0.0, 0.0],
+    ['the restart records none, the task 0', null, null],
+  ])('loads a task completed, started again and failed at the percentage the file records (%s)', async (_label, restartPct, failPct) => {
+    const { state } = await load({
+      ...base,
+      status: 'in_progress',
+      tasks: task({
+        status: 'failed',
+        percentage: 0.0,
+        started_at: at('27:00'),
+        completed_at: at('26:00'),
+        error_message: 'boom',
+        events: [
+          { status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 },
+          { status: 'completed', timestamp: at('26:00'), message: 'Task completed', percentage: 100.0 },
+          { status: 'in_progress', timestamp: at('27:00'), message: 'Task started', percentage: restartPct },
+          { status: 'failed', timestamp: at('28:00'), message: 'Task failed: boom', percentage: failPct },
+        ],
+      }),
+    });
+    const s = state as UpgradeProgress;
+    expect([s.tasks.a!.status, s.tasks.a!.retryCount, s.tasks.a!.percentage, s.overallPercentage]).toEqual(['failed', 1, 0, 0]);
+  });
 });

@@ -202,6 +202,7 @@ describe('legacy files of the Python module', () => {
     });
     Object.assign(doc.tasks['task-2']!, {
       status: 'failed',
+      percentage: 0.0, // what the old module held after start_task() set 0 and fail_task() left it
       started_at: '2025-10-20 05:25:07.000000+00:00',
       completed_at: '2025-10-20 05:25:06.000000+00:00',
       error_message: 'again',

@@ -193,6 +193,13 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}) },
       });
     }
+    // A failed task loads at the percentage the file records (a restart without a percentage of its
+    // own left the completion's 100): carried by a progress event just before the failure.
+    const ending = mine[mine.length - 1];
+    if (tStatus === 'failed' && pct !== undefined && pct !== lastPct && ending?.type === 'task.failed' && mine.length > 1) {
+      mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: {} });
+      lastPct = pct;
+    }
     // The event that ended the task carries the recorded end time and duration.
     const last = mine[mine.length - 1];
     if (last && last.status === tStatus && ENDED.includes(tStatus)) {
