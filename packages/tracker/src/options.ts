@@ -205,6 +205,9 @@ function assertKnownKeys(value: object, known: ReadonlySet<string>, where: strin
 function knownOptions(value: object, known: ReadonlySet<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of known) {
+    // Only a name it holds (its own or inherited, a getter too): a strict settings object may throw
+    // when asked for one it does not.
+    if (!(key in value)) continue;
     const v = (value as Record<string, unknown>)[key];
     if (v !== undefined) out[key] = v;
   }
@@ -316,5 +319,5 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
 
 /** True for a ready server rather than its options. */
 export function isServer(value: unknown): value is ProgressWebSocketServer {
-  return !!value && typeof value === 'object' && typeof (value as { track?: unknown }).track === 'function' && typeof (value as { start?: unknown }).start === 'function';
+  return !!value && typeof value === 'object' && 'track' in value && 'start' in value && typeof (value as { track?: unknown }).track === 'function' && typeof (value as { start?: unknown }).start === 'function';
 }

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { localClientConfig, startEventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { createProgressTracker, isProgressError, type EventBridgeOption, type ProgressWebSocketServerOptions } from '../src/index.js';
+import { resolveOptions } from '../src/options.js';
 import { main } from '../src/cli/main.js';
 import { Capture, cleanupTempDirs, runCli } from './helpers.js';
 
@@ -130,4 +131,26 @@ describe('createProgressTracker: eventBridge and webSocket options read by name'
       settings.client.destroy();
     }
   }, 20_000);
+});
+
+/** A settings object that throws on a name it does not hold (as strict config objects do). */
+const strict = <T extends object>(target: T): T =>
+  new Proxy(target, {
+    get(t, key) {
+      if (typeof key === 'string' && !(key in t)) throw new Error(`no setting "${key}"`);
+      return (t as Record<PropertyKey, unknown>)[key];
+    },
+  });
+
+describe('createProgressTracker: a strict settings object (found by a third review on 2026-11-29)', () => {
+  const base = { upgradeId: 'u1', planId: 'p', clusterName: 'c' };
+  it('takes a strict eventBridge settings object holding only the options it gives', () => {
+    const o = resolveOptions({ ...base, eventBridge: strict({ busName: 'bus', region: 'eu-west-1' }) });
+    expect(o.eventBridge).toMatchObject({ busName: 'bus', region: 'eu-west-1' });
+  });
+
+  it('takes a strict webSocket settings object holding only the options it gives', () => {
+    const o = resolveOptions({ ...base, webSocket: strict({ port: 0, path: '/ws' }) });
+    expect(o.webSocket).toMatchObject({ port: 0, path: '/ws' });
+  });
 });
