@@ -1,0 +1,123 @@
+// Retry decisions, timeouts, backoff and the limits of a request of retries, over the real SDK client
+// and the local endpoint. Found by a review on 2026-11-29 (breaking the notifier's src in each of
+// these ways, every other test of the package still passed): a 502/504 or a 429 under another name
+// not retried, requestTimeoutMs not applied, no backoff or pause, more than 10 entries or
+// maxBatchBytes in a request of retries, a batch full by bytes waiting lingerMs. The backoff cases
+// check that a wait happened (a lower bound the timers enforce), not how fast anything was.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { EventBridgeNotifier, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
+import { localClient } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function setup(options: Partial<EventBridgeNotifierOptions> = {}, endpointOptions: EventBridgeEndpointOptions = {}) {
+  const endpoint: EventBridgeEndpoint = await startEventBridgeEndpoint(endpointOptions);
+  cleanups.push(() => endpoint.close());
+  const client = localClient(endpoint.url);
+  cleanups.push(async () => client.destroy());
+  const failures: DeliveryFailure[] = [];
+  const notifier = new EventBridgeNotifier({ busName: 'bus', client, retry: { baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f), ...options });
+  cleanups.push(() => notifier.close(0));
+  return { endpoint, notifier, failures };
+}
+const seqsIn = (r: RecordedRequest): number[] => r.entries.map((e) => JSON.parse(e.Detail!).seq as number);
+
+describe('whole-request errors', () => {
+  it.each([
+    ['a 502 whose error type is not a known throttling name', { status: 502, errorType: 'BadGateway' }],
+    ['a 504 without an AWS error type of its own', { status: 504, errorType: 'GatewayTimeout' }],
+    ['a 429 under another name', { status: 429, errorType: 'RateExceeded' }],
+  ])('retries %s', async (_label, failure) => {
+    const { endpoint, notifier, failures } = await setup({}, { failRequest: ({ index }) => (index === 0 ? failure : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 0 });
+  });
+});
+
+describe('requestTimeoutMs', () => {
+  it('aborts a request that gets no answer, and sends its entries again', async () => {
+    const { endpoint, notifier, failures } = await setup({ requestTimeoutMs: 200 }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(3000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+  });
+});
+
+describe('backoff', () => {
+  it('waits its backoff before sending a throttled entry again', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const { endpoint, notifier } = await setup({ retry: { baseDelayMs: 300, maxDelayMs: 300 } }, { failEntry: (_e, { requestIndex }) => (requestIndex === 0 ? 'ThrottlingException' : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    const [first, second] = endpoint.requests;
+    expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(250);
+  });
+
+  it('pauses every send, fresh events included, after a failed request', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const { endpoint, notifier } = await setup({ lingerMs: 0, retry: { baseDelayMs: 300, maxDelayMs: 300 } }, { failRequest: ({ index }) => (index === 0 ? { status: 500, errorType: 'InternalException' } : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 1, inFlight: 0 }));
+    notifier.handle(fakeEvent(2), fakeState); // during the pause
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1, 2]]);
+  });
+});
+
+describe('retried entries are batched within the limits', () => {
+  it('never sends more than maxBatchEntries entries, nor more than maxBatchBytes, in a request of retries', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    // Two requests of 10 in flight at once, held, then both fail (500): their 20 entries wait out the
+    // same pause and are all ready together.
+    const { endpoint, notifier } = await setup(
+      { lingerMs: 0, maxConcurrentRequests: 2, retry: { baseDelayMs: 200, maxDelayMs: 200 } },
+      { hold: ({ index }) => index < 2, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    for (let seq = 1; seq <= 20; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await endpoint.waitForRequests(2);
+    expect(endpoint.release()).toBe(2);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries).toHaveLength(20);
+    expect(Math.max(...endpoint.requests.map((r) => r.entries.length))).toBeLessThanOrEqual(10);
+  });
+
+  it('keeps a request of retries within maxBatchBytes', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const pad = { pad: 'x'.repeat(300) };
+    const { endpoint, notifier } = await setup(
+      { lingerMs: 0, maxConcurrentRequests: 2, maxBatchBytes: 1000, eventTypes: ['task.progress'], retry: { baseDelayMs: 200, maxDelayMs: 200 } },
+      { hold: ({ index }) => index < 2, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq, 'task.progress', pad), fakeState);
+    await endpoint.waitForRequests(2);
+    expect(endpoint.release()).toBe(2);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    const size = (r: RecordedRequest) => r.entries.reduce((n, e) => n + entrySize({ Source: e.Source, DetailType: e.DetailType, Detail: e.Detail, Resources: e.Resources, Time: new Date(0) }), 0);
+    expect(Math.max(...endpoint.requests.map(size))).toBeLessThanOrEqual(1000);
+    expect(endpoint.entries).toHaveLength(4);
+  });
+});
+
+describe('a batch full by bytes', () => {
+  it('goes at once while a request is in flight, without waiting lingerMs', async () => {
+    const { endpoint, notifier } = await setup({ lingerMs: 60_000, maxBatchBytes: 1000, eventTypes: ['task.started', 'task.progress'] }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    for (let seq = 2; seq <= 6; seq++) notifier.handle(fakeEvent(seq, 'task.progress', { pad: 'x'.repeat(300) }), fakeState);
+    await endpoint.waitForRequests(2, 2000);
+    expect(endpoint.requests.length).toBeGreaterThanOrEqual(2);
+    endpoint.release();
+  });
+});
