@@ -127,4 +127,37 @@ describe('legacy values that do not fit', () => {
     const s = state as UpgradeProgress;
     expect([s.tasks.a!.status, s.tasks.a!.retryCount, s.tasks.a!.percentage, s.overallPercentage]).toEqual(['failed', 1, 0, 0]);
   });
+
+  // Found by a fourth review on 2026-11-29: the percentage a failure (or a skip, a cancel) records is
+  // not applied by the reducer, yet it counted as the task's; a task with no events never got its
+  // percentage; and the progress event put before a failure cost it the file's completed_at.
+  const ev = (ts: string, status: string, message: string, percentage: number | null) => ({ timestamp: `2025-10-20 05:25:${ts}+00:00`, status, message, details: {}, percentage });
+  const loaded = async (doc: object): Promise<UpgradeProgress> => (await load(doc)).state as UpgradeProgress;
+  it('a progress update without an event (as steps-1 shows), then a failure that records the task percentage: loads at the file\'s percentage', async () => {
+    const s = await loaded({
+      ...base,
+      status: 'in_progress',
+      tasks: { a: { task_id: 'a', status: 'failed', percentage: 50.0, started_at: '2025-10-20 05:25:01+00:00', error_message: 'x',
+        events: [ev('01.000000', 'in_progress', 'Task started', 0.0), ev('02.000000', 'in_progress', 'Step 1/4', 25.0), ev('05.000000', 'failed', 'Task failed: x', 50.0)] } },
+    });
+    expect([s.tasks.a!.status, s.tasks.a!.percentage, s.overallPercentage]).toEqual(['failed', 50, 50]);
+  });
+
+  it('a failed task with no events but a percentage loads at that percentage', async () => {
+    const s = await loaded({ ...base, status: 'in_progress', tasks: { a: { task_id: 'a', status: 'failed', percentage: 30.0, error_message: 'x' } } });
+    expect([s.tasks.a!.status, s.tasks.a!.percentage]).toEqual(['failed', 30]);
+  });
+
+  it('the progress event inserted before a failure does not cost the failure its recorded completed_at', async () => {
+    const doc = (percentage: number) => ({
+      ...base,
+      status: 'in_progress',
+      tasks: { a: { task_id: 'a', status: 'failed', percentage, started_at: '2025-10-20 05:25:01+00:00', completed_at: '2025-10-20 05:25:04.869989+00:00', error_message: 'x',
+        events: [ev('01.000000', 'in_progress', 'Task started', 0.0), ev('04.870030', 'failed', 'Task failed: x', 0.0)] } },
+    });
+    const zero = (await loaded(doc(0))).tasks.a!;
+    expect(zero.completedAt).toBe('2025-10-20T05:25:04.869Z'); // the file's completed_at
+    const forty = (await loaded(doc(40))).tasks.a!;
+    expect([forty.percentage, forty.completedAt]).toEqual([40, '2025-10-20T05:25:04.869Z']);
+  });
 });

@@ -157,13 +157,14 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         ...(typeof raw.event_id === 'string' ? { eventId: raw.event_id } : {}),
       });
       cur = s;
-      // The percentage the task has now. A retry keeps the one it had (its own is not applied), but
+      // The percentage the task has now, as the reducer applies it: a start's or a progress event's;
+      // 100 on completion; a failure's, skip's or cancel's not at all. A retry keeps the one it had, but
       // the old module's start_task() set the percentage the restart records (0 after a completion):
       // a progress event carries it, or a task completed, started again and failed would load at 100%.
       if (type === 'task.completed') lastPct = 100;
-      else if (type !== 'task.retried') {
+      else if (type === 'task.started' || type === 'task.progress') {
         if (pct !== undefined) lastPct = pct;
-      } else if (pct !== undefined && pct !== lastPct) {
+      } else if (type === 'task.retried' && pct !== undefined && pct !== lastPct) {
         const retried = mine[mine.length - 1]!;
         mine.push({ type: 'task.progress', timestamp: retried.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType: retried.taskType, percentage: pct, details: {} });
         lastPct = pct;
@@ -194,9 +195,13 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       });
     }
     // A failed task loads at the percentage the file records (a restart without a percentage of its
-    // own left the completion's 100): carried by a progress event just before the failure.
+    // own left the completion's 100; the old module did not record every progress update as an event):
+    // carried by a progress event just before the failure, which takes the file's completed_at first
+    // (the rule below would no longer find it between the events around the failure).
     const ending = mine[mine.length - 1];
-    if (tStatus === 'failed' && pct !== undefined && pct !== lastPct && ending?.type === 'task.failed' && mine.length > 1) {
+    if (tStatus === 'failed' && pct !== undefined && pct !== lastPct && ending?.type === 'task.failed') {
+      const before = mine[mine.length - 2]?.timestamp;
+      if (tCompleted && tCompleted <= ending.timestamp && (before === undefined || tCompleted >= before)) ending.timestamp = tCompleted;
       mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: {} });
       lastPct = pct;
     }
