@@ -1,6 +1,6 @@
 // Found on 2026-11-29: legacy files whose values do not fit loaded as something else. An upgrade
 // status only a task can have ("skipped") loaded as in_progress; a task percentage of 250 gave an
-// overall percentage of 250; and a task the old module completed, started again and failed kept the
+// overall percentage of 250 (now brought to 100); and a task the old module completed, started again and failed kept the
 // first run's start, with a duration spanning both runs and a task.progress on a completed task.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,16 +38,21 @@ describe('legacy values that do not fit', () => {
     expect(state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has a status only a task can have in status: "skipped"`) });
   });
 
-  it('refuses a percentage outside 0..100, of a task or of one of its events, with DATA_CORRUPTED naming the field', async () => {
+  it('brings a percentage outside 0..100, of a task or of one of its events, to the nearest end, keeping the recorded value: the file still loads', async () => {
+    // (The old module took any number: 5 of 4 steps made 125. Refusing such a file, as this release
+    // first did, would leave an old upgrade unloadable.)
     const big = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 250.0 }) });
-    expect(big.state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${big.file} has a percentage outside 0..100 in tasks.a.percentage: 250`) });
+    expect(big.state).toMatchObject({ overallPercentage: 100, tasks: { a: { percentage: 100 } } });
+    expect(big.events.find((e) => e.taskId === 'a' && e.type === 'task.progress')?.details).toMatchObject({ legacyPercentage: 250 });
     const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: -5.0 }];
     const negative = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 0.0, events }) });
-    expect(negative.state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('tasks.a.events[0].percentage: -5') });
-    // The ends of the range, and no percentage at all (null, or a NaN that loads as null), are fine.
+    expect(negative.state).toMatchObject({ overallPercentage: 0, tasks: { a: { percentage: 0 } } });
+    expect(negative.events.find((e) => e.type === 'task.started')).toMatchObject({ percentage: 0, details: { legacyPercentage: -5 } });
+    // The ends of the range, and no percentage at all (null, or a NaN that loads as null), are as they are.
     for (const percentage of [0.0, 100.0, 42.5, null]) {
-      const { state } = await load({ ...base, status: 'in_progress', tasks: task({ percentage }) });
+      const { state, events } = await load({ ...base, status: 'in_progress', tasks: task({ percentage }) });
       expect(state, String(percentage)).toMatchObject({ status: 'in_progress', overallPercentage: percentage ?? 0 });
+      expect(events.some((e) => 'legacyPercentage' in e.details)).toBe(false);
     }
   });
 

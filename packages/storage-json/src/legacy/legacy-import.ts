@@ -62,15 +62,17 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     throw bad(`has an unknown status in ${field}: ${JSON.stringify(v)}`);
   };
   /**
-   * A percentage: a finite number in 0..100, or `undefined` for none (null, or NaN and Infinity,
-   * which load as null). One outside 0..100 is not one the API takes or the old module's own
-   * operations made, and it would carry the overall percentage out of 0..100 with it.
+   * A percentage in 0..100, or `undefined` for none (null, or NaN and Infinity, which load as null).
+   * One outside 0..100 (the old module took any number: 5 of 4 steps made 125) is brought to the
+   * nearest end, so that it cannot carry the overall percentage out of 0..100, and the file still
+   * loads; the event keeps the recorded value in `details.legacyPercentage`.
    */
-  const percentage = (v: unknown, field: string): number | undefined => {
+  const percentage = (v: unknown): number | undefined => {
     const n = numOr(v);
-    if (n !== undefined && (n < 0 || n > 100)) throw bad(`has a percentage outside 0..100 in ${field}: ${JSON.stringify(v)}`);
-    return n;
+    return n === undefined ? undefined : Math.min(100, Math.max(0, n));
   };
+  /** `{ legacyPercentage }` when the file's value was brought into 0..100, else nothing. */
+  const keptPercentage = (v: unknown, pct: number | undefined): Obj => (pct !== undefined && v !== pct ? { legacyPercentage: v } : {});
   const duration = (v: unknown): Obj => {
     const ms = typeof v === 'string' ? parsePythonTimedelta(v) : undefined;
     return ms === undefined ? {} : { legacyDuration: v, legacyDurationMs: ms };
@@ -140,7 +142,8 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         const fromMessage = typeof raw.message === 'string' && raw.message.startsWith('Task failed: ') ? raw.message.slice('Task failed: '.length) : undefined;
         details.errorMessage = strOr(details.error_message, strOr(fromMessage, strOr(t.error_message, strOr(raw.message, 'Task failed'))));
       }
-      const pct = percentage(raw.percentage, `tasks.${id}.events[${n}].percentage`);
+      const pct = percentage(raw.percentage);
+      Object.assign(details, keptPercentage(raw.percentage, pct));
       const prev = mine[mine.length - 1];
       mine.push({
         type,
@@ -179,7 +182,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
       cur = tStatus;
     }
-    const pct = percentage(t.percentage, `tasks.${id}.percentage`);
+    const pct = percentage(t.percentage);
     const steps = numOr(t.completed_steps) ?? 0;
     const step = typeof t.current_step === 'string' ? t.current_step : undefined;
     if (tStatus === 'in_progress' && ((pct !== undefined && pct !== lastPct) || steps > 0 || step !== undefined)) {
@@ -191,7 +194,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         taskId: id,
         taskType,
         ...(pct !== undefined ? { percentage: pct } : {}),
-        details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}) },
+        details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}), ...keptPercentage(t.percentage, pct) },
       });
     }
     // A failed task loads at the percentage the file records (a restart without a percentage of its
@@ -202,7 +205,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (tStatus === 'failed' && pct !== undefined && pct !== lastPct && ending?.type === 'task.failed') {
       const before = mine[mine.length - 2]?.timestamp;
       if (tCompleted && tCompleted <= ending.timestamp && (before === undefined || tCompleted >= before)) ending.timestamp = tCompleted;
-      mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: {} });
+      mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: keptPercentage(t.percentage, pct) });
       lastPct = pct;
     }
     // The event that ended the task carries the recorded end time and duration.
