@@ -25,9 +25,13 @@ export class ClientConnection {
   #heldBytes = 0;
   /** Bytes written to the socket by {@link sendFrame}, all told: where each frame ends in the stream. */
   #written = 0;
-  /** The last frame written that is larger than half of `maxBufferedBytes` (see {@link #excused}): its length, and where it ends. */
-  #bigLength = 0;
-  #bigEnd = 0;
+  /**
+   * The last frame written that is larger than half of `maxBufferedBytes` (see {@link #excused}), and
+   * where each copy of it written since ends in the stream: one buffer sent to several subscriptions
+   * at once (a resync of an upgrade followed by name and through `*`) is one buffer in memory.
+   */
+  #big: Buffer | undefined;
+  #bigEnds: number[] = [];
   /** The chain that runs this client's messages in order. */
   queue: Promise<void> = Promise.resolve();
   readonly #socket: Socket | undefined;
@@ -88,8 +92,11 @@ export class ClientConnection {
     }
     this.#written += frame.length;
     if (frame.length > this.#options.maxBufferedBytes / 2) {
-      this.#bigLength = frame.length;
-      this.#bigEnd = this.#written;
+      if (frame !== this.#big) {
+        this.#big = frame;
+        this.#bigEnds = [];
+      }
+      this.#bigEnds.push(this.#written);
     }
     this.#stats.framesSent++;
     this.#checkBacklog();
@@ -109,7 +116,7 @@ export class ClientConnection {
   /**
    * Closes the client as slow when what it was not sent yet, held frames included, passes
    * `maxBufferedBytes`, not counting the unsent part of the last frame larger than half the limit (a
-   * snapshot of a big upgrade): a snapshot larger than the limit could otherwise never be sent, and a
+   * snapshot of a big upgrade; each copy of that one buffer written since): a snapshot larger than the limit could otherwise never be sent, and a
    * client reading one at a normal speed would be closed by the next event, and reconnect to be
    * closed again. What comes beside it counts: a client that does not read it is closed once that
    * passes the limit, so one client holds the server to at most the limit and one frame (whose bytes,
@@ -120,14 +127,19 @@ export class ClientConnection {
   }
 
   /**
-   * The bytes of the last large frame (see {@link #bigLength}) still in the socket's buffer. The buffer
-   * is sent in order: what left it is what was written before its unsent bytes. (ws's own frames, a
-   * pong or a close, are not in #written: they make this a few bytes too large at most.)
+   * The bytes of the copies of the last large frame (see {@link #big}) still in the socket's buffer.
+   * The buffer is sent in order: what left it is what was written before its unsent bytes. (ws's own
+   * frames, a pong or a close, are not in #written: they make this a few bytes too large at most.)
    */
   #excused(): number {
-    if (this.#bigLength === 0) return 0;
+    const big = this.#big;
+    if (big === undefined) return 0;
     const sent = this.#written - this.ws.bufferedAmount;
-    return Math.max(0, Math.min(this.#bigLength, this.#bigEnd - sent));
+    // Copies sent whole are done with.
+    while (this.#bigEnds.length > 0 && this.#bigEnds[0]! <= sent) this.#bigEnds.shift();
+    let unsent = 0;
+    for (const end of this.#bigEnds) unsent += Math.min(big.length, end - sent);
+    return unsent;
   }
 
   /** Held frames that were sent or dropped. */

@@ -565,10 +565,19 @@ export class Topic {
         if (this.#generation !== generation) return this.#restartReplay(sub);
         if (result !== 'ok') return this.#resync(sub, result);
         if (this.#drain(sub)) {
-          // The source ended before the state this topic holds, and nothing held follows: an upgrade
-          // sent to this server as a sink (or kept after its tracker went) that the store does not
-          // hold. No replay can bring the subscriber there: the snapshot does.
-          if (sub.lastSent < this.lastSeq) this.#resync(sub, 'unavailable');
+          if (sub.lastSent < this.lastSeq) {
+            // The topic moved past what this replay read from a store that cannot watch (it took on
+            // the store's newer state for another subscriber, while a sink's event was on its way):
+            // the store has the rest, read it again.
+            if (!this.tracker && this.#host.store && !this.#host.store.watch && round < 4) {
+              sub.replaying = true;
+              continue;
+            }
+            // The source ended before the state this topic holds, and nothing held follows: an upgrade
+            // sent to this server as a sink (or kept after its tracker went) that the store does not
+            // hold. No replay can bring the subscriber there: the snapshot does.
+            this.#resync(sub, 'unavailable');
+          }
           return;
         }
       }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep } from './helpers.js';
-import { UnreliableStore } from './watchable-store.js';
+import { SlowAppendStore, UnreliableStore } from './watchable-store.js';
 
 // A store without watch()/watchAll() (JsonFileStore): stored upgrades get snapshots and replays, but no
 // live events. The answers depended on whether another client was connected: a new subscriber of an
@@ -12,13 +12,27 @@ import { UnreliableStore } from './watchable-store.js';
 
 const opened = closedAfterEach();
 
-/** A MemoryStore whose append resolves `delayMs` after the events are readable (as a JsonFileStore's write before its fsync). */
-class SlowAppendStore extends MemoryStore {
-  delayMs = 0;
-  override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
-    await super.append(upgradeId, events, expectedSeq, state);
-    if (this.delayMs > 0) await sleep(this.delayMs);
-  }
+
+/**
+ * Upgrade u1 written to `shared` up to seq 3, a server on `store` with client `a` subscribed to it,
+ * then a tracker of this process going on with the server as a sink, without track() (README: "A
+ * tracker that lists the server in sinks without track() is served too"): seq 4 reaches `a` live.
+ */
+async function sinkFed(shared: SlowAppendStore, store: UnreliableStore) {
+  const first = await openTracker('u1', shared);
+  await first.startUpgrade();
+  await first.addTask('t', 'T');
+  await first.close();
+  opened.server = new ProgressWebSocketServer({ port: 0, store });
+  const { url } = await opened.server.start();
+  const a = await opened.connect(url);
+  a.send({ type: 'subscribe', upgradeId: 'u1' });
+  expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+  const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'plan-1', clusterName: 'prod-cluster', store: shared, sinks: [opened.server] });
+  opened.trackers.push(t);
+  await t.startTask('t');
+  await a.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 4), 5000, 'seq 4');
+  return { url, a, t };
 }
 
 /** Upgrade `upgradeId` with task "t" (seq 3), written to `store` by another process's tracker (not tracked by the server). */
@@ -28,6 +42,23 @@ async function written(store: UnreliableStore, upgradeId: string) {
   await writer.startUpgrade();
   await writer.addTask('t', 'T');
   return writer;
+}
+
+/** No watch (as JsonFileStore); readEvents reads what the store holds when called (as a file read), then waits for `gate`. */
+class GatedReadStore extends UnreliableStore {
+  gateReads: Promise<void> | undefined;
+  reads = 0;
+  override readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    this.reads++;
+    const inner = this.shared.readEvents(upgradeId, afterSeq, limit);
+    const gate = this.gateReads;
+    return (async function* () {
+      const all: ProgressEvent[] = [];
+      for await (const e of inner) all.push(e);
+      if (gate) await gate;
+      yield* all;
+    })();
+  }
 }
 
 describe('a server store that cannot watch', () => {
@@ -102,25 +133,7 @@ describe('a server store that cannot watch', () => {
   // held, a sink's event that was still on its way; the subscribers held never got it.
   it('brings the subscribers it holds up to the state it takes on, so a sink event still on its way is not lost to them', async () => {
     const shared = new SlowAppendStore();
-    const store = new UnreliableStore(shared); // no watch(), no watchAll()
-    // seq 1..3 written earlier (by this process before a restart, or another run of the tool).
-    const first = await openTracker('u1', shared);
-    await first.startUpgrade();
-    await first.addTask('t', 'T');
-    await first.close();
-
-    opened.server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await opened.server.start();
-    const a = await opened.connect(url);
-    a.send({ type: 'subscribe', upgradeId: 'u1' });
-    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
-
-    // The tracker goes on with the server as a sink (README: "A tracker that lists the server in sinks
-    // without track() is served too (live and snapshots)").
-    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'plan-1', clusterName: 'prod-cluster', store: shared, sinks: [opened.server] });
-    opened.trackers.push(t);
-    await t.startTask('t'); // seq 4, live to a
-    await a.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 4), 5000, 'seq 4');
+    const { url, a, t } = await sinkFed(shared, new UnreliableStore(shared)); // no watch(), no watchAll()
 
     shared.delayMs = 200;
     const done = t.completeTask('t'); // seq 5: in the store at once, handed to the sink 200 ms later
@@ -133,5 +146,37 @@ describe('a server store that cannot watch', () => {
     await a.answered();
     // Expected: a gets seq 5 (it was sent seq 4 live, and nothing else tells it 5 happened).
     expect(a.seqs('u1')).toEqual([4, 5]);
+  });
+
+  // Found by a fourth review on 2026-11-29: a subscriber whose replay read the store before the topic
+  // took on its newer state was told `resync unavailable`, though the store held the rest.
+  it('a subscriber replaying when another subscribe adopts the store\'s newer state gets the events, not a resync "unavailable"', async () => {
+    const shared = new SlowAppendStore();
+    const store = new GatedReadStore(shared);
+    const { url, t } = await sinkFed(shared, store);
+
+    // c resumes from seq 3: its replay reads [4] and is still sending it...
+    let open!: () => void;
+    store.gateReads = new Promise<void>((r) => (open = r));
+    const c = await opened.connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3 });
+    await c.next((m) => m.type === 'subscribed');
+    const readsBefore = store.reads;
+    expect(readsBefore).toBeGreaterThan(0);
+
+    // ...when seq 5 is in the store (its sink call still on its way) and b's subscribe adopts it.
+    shared.delayMs = 300;
+    const done = t.completeTask('t');
+    await sleep(20);
+    const b = await opened.connect(url);
+    b.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await b.next((m) => m.type === 'snapshot')).seq).toBe(5);
+    open();
+    store.gateReads = undefined;
+    await done;
+    await sleep(400);
+    await c.answered();
+    expect(c.ofType('resync')).toEqual([]);
+    expect(c.seqs('u1')).toEqual([4, 5]);
   });
 });

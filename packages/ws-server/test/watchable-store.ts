@@ -145,3 +145,12 @@ export class UnreliableStore implements ProgressStore {
 
   async close(): Promise<void> {}
 }
+
+/** A MemoryStore whose append resolves `delayMs` after the events are readable (as a JsonFileStore's write before its fsync: a tracker's sinks hear of them only then). */
+export class SlowAppendStore extends MemoryStore {
+  delayMs = 0;
+  override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(upgradeId, events, expectedSeq, state);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+  }
+}
