@@ -71,6 +71,7 @@ describe('progress demo --redis with something that is not a redis:// URL', () =
     const r = await runCli('demo', '--redis', '127.0.0.1:6379', '--linger', '0');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--redis takes a redis:\/\/ or rediss:\/\/ URL/);
+    expect(await runCli('demo', '--redis', '', '--linger', '0')).toMatchObject({ code: 2, err: expect.stringMatching(/--redis needs a value/) });
   });
 });
 

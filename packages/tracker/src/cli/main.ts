@@ -166,7 +166,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         const { runDemo } = await import('./demo.js');
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
         if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
-        if (values.redis && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
+        if (values.redis !== undefined && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
         if (values.redis) await parseSource(values.redis, false);
         const view = new LiveView({ out });
         const tracker = await runDemo({
