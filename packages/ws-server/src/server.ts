@@ -625,8 +625,7 @@ export class ProgressWebSocketServer implements ProgressSink {
         // So is one the store lists further on when the store cannot watch: nothing brings the topic
         // those events, and the snapshot must be what the store holds (see Topic.confirmRun).
         const row = listed.get(id);
-        const heldSeq = known?.state?.lastSeq ?? 0;
-        if (known?.loaded && known.storeBacked && store && (row === undefined || row.createdAt !== known.state?.createdAt || row.lastSeq < heldSeq || (!store.watch && row.lastSeq > heldSeq))) {
+        if (known?.loaded && known.storeBacked && store && (listsOtherRun(row, known.state) || (!store.watch && row!.lastSeq > (known.state?.lastSeq ?? 0)))) {
           await this.#confirmRun(known);
         }
         topic = await this.#loadedTopic(id, () => !w.closed);
@@ -727,17 +726,14 @@ export class ProgressWebSocketServer implements ProgressSink {
     // and a store watch only later), or created while the store listed. The store is asked again for
     // those (few) upgrades, and the topic starts over when it holds another run or none.
     // (A row behind the state held, of the same createdAt, is another run of the same millisecond.)
-    const unsure = [...this.#topics.values()].filter((topic) => {
-      const row = rows.get(topic.upgradeId);
-      return this.#o.store && topic.state && topic.storeBacked && (row?.createdAt !== topic.state.createdAt || row.lastSeq < topic.state.lastSeq);
-    });
+    const unsure = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && listsOtherRun(rows.get(topic.upgradeId), topic.state));
     await Promise.all(unsure.map((topic) => this.#confirmRun(topic)));
     for (const topic of this.#topics.values()) {
       const state = topic.state;
       if (!state) continue;
       const row = rows.get(topic.upgradeId);
       // Another run than the store lists, still (the store could not be asked): the store's row stands.
-      if (row && topic.storeBacked && (row.createdAt !== state.createdAt || row.lastSeq < state.lastSeq)) continue;
+      if (row && topic.storeBacked && listsOtherRun(row, state)) continue;
       if (topic.tracker || !row || row.lastSeq < state.lastSeq) rows.set(topic.upgradeId, toSummaryRow(state));
     }
     return filterRows([...rows.values()].filter((row) => this.#authorized(client, row.upgradeId)));
@@ -982,4 +978,12 @@ function deniedSub(w: WildcardSubscription, upgradeId: string): Subscription {
 /** A start() overtaken by a stop(). */
 function stoppedError(): ProgressError {
   return new ProgressError('CLOSED', '[@progress/ws-server] stopped before it was listening');
+}
+
+/**
+ * Whether a store's list row is not of the run `state` is of: none, created at another time, or
+ * behind it (another run created in the same millisecond: a run never goes back).
+ */
+function listsOtherRun(row: { createdAt: string; lastSeq: number } | undefined, state: Readonly<UpgradeProgress> | undefined): boolean {
+  return row === undefined || row.createdAt !== state?.createdAt || row.lastSeq < (state?.lastSeq ?? 0);
 }

@@ -29,6 +29,8 @@ const CONFIRM_READS = 3;
 /** The first wait before loading again after a failed load (see {@link Topic.reloadLater}); it doubles up to RELOAD_MAX_MS. */
 const RELOAD_MIN_MS = 1000;
 const RELOAD_MAX_MS = 10_000;
+/** The wait after `ms` in a backoff: RELOAD_MIN_MS first, then doubling up to RELOAD_MAX_MS. */
+const nextWait = (ms: number): number => Math.min(RELOAD_MAX_MS, ms === 0 ? RELOAD_MIN_MS : ms * 2);
 
 /** The JSON of a `progress_event` frame. */
 export function progressEventText(event: ProgressEvent): string {
@@ -184,7 +186,7 @@ export class Topic {
    */
   reloadLater(): void {
     if (this.#reload) return;
-    this.#reloadMs = Math.min(RELOAD_MAX_MS, this.#reloadMs === 0 ? RELOAD_MIN_MS : this.#reloadMs * 2);
+    this.#reloadMs = nextWait(this.#reloadMs);
     this.#reload = setTimeout(() => {
       this.#reload = undefined;
       // A failure goes to loadFailed again, which asks for the next try.
@@ -378,7 +380,7 @@ export class Topic {
     if (this.#refit || this.#refitting) return;
     this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
     const wait = this.#refitMs;
-    this.#refitMs = Math.min(RELOAD_MAX_MS, wait === 0 ? RELOAD_MIN_MS : wait * 2);
+    this.#refitMs = nextWait(wait);
     this.#refitIn(wait);
   }
 
@@ -439,7 +441,7 @@ export class Topic {
         this.#snapshot = undefined;
         for (const sub of this.subs) if (!sub.replaying) this.#resync(sub, isTrimmed(err) ? 'trimmed' : 'gap');
       } catch (loadErr) {
-        this.#host.logger.warn({ err: loadErr, upgradeId: this.upgradeId, waitMs: Math.min(RELOAD_MAX_MS, this.#fillMs * 2 || RELOAD_MIN_MS) }, 'could not reload an upgrade from the store; filling the gap later');
+        this.#host.logger.warn({ err: loadErr, upgradeId: this.upgradeId, waitMs: nextWait(this.#fillMs) }, 'could not reload an upgrade from the store; filling the gap later');
         failed = true;
       }
     }
@@ -450,7 +452,7 @@ export class Topic {
       // server would do nothing else). They stay held, in order, and the fill is tried again later.
       this.#fillAgain = false;
       if (lifetime === this.#lifetime && this.storeBacked && this.#storeFed) {
-        this.#fillMs = Math.min(RELOAD_MAX_MS, this.#fillMs === 0 ? RELOAD_MIN_MS : this.#fillMs * 2);
+        this.#fillMs = nextWait(this.#fillMs);
         this.#fillRetry = setTimeout(() => {
           this.#fillRetry = undefined;
           if (this.storeBacked && this.#storeFed) void this.#fill();
