@@ -1,4 +1,5 @@
 import type { ProgressSummary, TaskProgress, UpgradeProgress, UpgradeSummaryRow } from './model.js';
+import { MAX_DATE_MS } from './validation.js';
 
 /** The first in_progress task, or `undefined`. */
 export function findCurrentTask(state: Readonly<UpgradeProgress>): TaskProgress | undefined {
@@ -20,7 +21,7 @@ export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.
   const end = now + (spent * (100 - pct)) / pct;
   // Past what a Date holds (+-8.64e15 ms: an upgrade started at a placeholder such as year 1, at
   // little progress), or no number at all: no estimate, rather than a RangeError from a query.
-  if (!Number.isFinite(end) || Math.abs(end) > 8.64e15) return undefined;
+  if (!Number.isFinite(end) || Math.abs(end) > MAX_DATE_MS) return undefined;
   return new Date(end).toISOString();
 }
 

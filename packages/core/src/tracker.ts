@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, toDetails } from './validation.js';
+import { MAX_DATE_MS, assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, toDetails } from './validation.js';
 import { assertAppendState, assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -893,7 +893,7 @@ function clockTime(now: () => number): number {
   } catch (err) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] the now() option threw: ${(err as Error)?.message ?? describe(err)}`, { cause: err });
   }
-  if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > 8.64e15) {
+  if (typeof time !== 'number' || !Number.isFinite(time) || Math.abs(time) > MAX_DATE_MS) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] the now() option returned ${describe(time)}, not a time in ms since the epoch`);
   }
   return time;

@@ -5,6 +5,9 @@ const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** The longest delay `setTimeout` keeps, 2^31 - 1 ms; a longer one fires at once (after 1 ms). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The farthest time from the epoch a `Date` holds, in ms either way (a later one is an Invalid Date, and toISOString() throws). */
+export const MAX_DATE_MS = 8.64e15;
+
 /**
  * Checks an upgrade, plan or task id: 1..128 characters of `[A-Za-z0-9_.:-]`, not `.` or `..`, so
  * that an id is safe as a file name, a Redis key part and a URL segment.
