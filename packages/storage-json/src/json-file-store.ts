@@ -587,13 +587,15 @@ export class JsonFileStore implements ProgressStore {
   async #belongsToOther(upgradeId: string, paths: UpgradePaths): Promise<boolean> {
     let other = await this.#folderOwner(paths);
     let file = paths.dir;
+    /** Whether `file` was found under another case of its name (read once: it lists the whole folder). */
+    let underOtherCase: boolean | undefined;
     if (other === undefined) {
       const inFile = await legacyIdInFile(paths.legacy);
       // A legacy file's id is its name: only one found under another case of that name is another's.
-      if (inFile !== undefined && differOnlyInCase(inFile, upgradeId) && (await foundUnderOtherCase(paths.legacy))) [other, file] = [inFile, paths.legacy];
+      if (inFile !== undefined && differOnlyInCase(inFile, upgradeId) && (underOtherCase = await foundUnderOtherCase(paths.legacy))) [other, file] = [inFile, paths.legacy];
     }
     if (other === undefined || other === upgradeId) return false;
-    const why = differOnlyInCase(other, upgradeId) && (await foundUnderOtherCase(file)) ? ': the two ids differ only in case, which this file system does not tell apart' : '';
+    const why = differOnlyInCase(other, upgradeId) && (underOtherCase ?? (await foundUnderOtherCase(file))) ? ': the two ids differ only in case, which this file system does not tell apart' : '';
     this.#opts.logger.warn({ upgradeId, holds: other, file }, `delete("${upgradeId}") left ${file} alone: it holds upgrade "${other}"${why}`);
     return true;
   }
