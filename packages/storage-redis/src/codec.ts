@@ -77,6 +77,15 @@ export function decodeFeedEntry(fields: string[]): { upgradeId: string; first: n
   return isValidId(upgradeId) && Number.isSafeInteger(first) && first >= 1 && Number.isSafeInteger(count) && count >= 1 ? { upgradeId, first, count } : undefined;
 }
 
+/** Whether stream entry id `a` (`<ms>-<seq>`, as Redis writes it: no leading zeros) comes before `b`; exact for any size. */
+export function streamIdBefore(a: string, b: string): boolean {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  const before = (x: string, y: string): number => (x.length === y.length ? (x < y ? -1 : x > y ? 1 : 0) : x.length < y.length ? -1 : 1);
+  const ms = before(a.slice(0, da), b.slice(0, db));
+  return ms < 0 || (ms === 0 && before(a.slice(da + 1), b.slice(db + 1)) < 0);
+}
+
 /** The feed entry's field value for an append of `count` events from seq `first` (see {@link decodeFeedEntry}). */
 export const feedPointer = (upgradeId: string, first: number, count: number): string => `${first}|${count}|${upgradeId}`;
 

@@ -527,8 +527,8 @@ export class RedisStore implements ProgressStore {
     return this.#readEvents(upgradeId, afterSeq, limit);
   }
 
-  /** `readEvents`, telling `onEpoch` the upgrade's epoch (null: no meta) as its first page read it (for watchAll). */
-  async *#readEvents(upgradeId: string, afterSeq: number, limit: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent> {
+  /** `readEvents`, telling `onEpoch` the upgrade's epoch (null: no meta) and the id of its first feed entry (null: not recorded) as its first page read them (for watchAll). */
+  async *#readEvents(upgradeId: string, afterSeq: number, limit: number, onEpoch?: (epoch: string | null, born: string | null) => void): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
     assertReadEvents('@progress/storage-redis', upgradeId, afterSeq, limit);
     const keys = this.#keys.upgrade(upgradeId);
@@ -541,15 +541,15 @@ export class RedisStore implements ProgressStore {
       const count = Math.min(this.#options.pageSize, left);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
       // One transaction: the trim mark, the epoch and the page are consistent with each other.
-      const exec = this.#redis.multi().hmget(keys.meta, 'trimmed', 'epoch').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
+      const exec = this.#redis.multi().hmget(keys.meta, 'trimmed', 'epoch', 'born').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
       const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
       const [metaErr, meta] = results?.[0] ?? [new Error('transaction aborted')];
       const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
       if (metaErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, metaErr ?? rangeErr, { upgradeId });
-      const [trimmedText, epochNow] = meta as Array<string | null>;
+      const [trimmedText, epochNow, born] = meta as Array<string | null>;
       if (epoch === undefined) {
         epoch = epochNow ?? null;
-        onEpoch?.(epoch);
+        onEpoch?.(epoch, born ?? null);
       } else if ((epochNow ?? null) !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
       const trimmed = Number(trimmedText ?? 0);
       const page = (entries ?? []) as StreamEntry[];

@@ -201,7 +201,11 @@ else
 end
 if not rare then return 1 end
 -- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
-if expectedText == '0' then rcall('HSET', KEYS[2], 'epoch', eventId) end
+-- With it, in single-node mode, the id of this first append's feed entry ('born'): a feed entry
+-- older than that points into an earlier upgrade under this id, whose events are gone.
+if expectedText == '0' then
+  if feedId then rcall('HSET', KEYS[2], 'epoch', eventId, 'born', feedId) else rcall('HSET', KEYS[2], 'epoch', eventId) end
+end
 local snapSeq = nil
 if snapKey then
   rcall('SET', snapKey, ARGV[10])

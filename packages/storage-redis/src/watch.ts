@@ -1,6 +1,6 @@
 import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
-import { decodeEntry, decodeFeedEntry } from './codec.js';
+import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
@@ -14,8 +14,8 @@ export interface WatchContext {
   logger: Logger;
   /** Aborts when the store closes. */
   stop: AbortSignal;
-  /** The store's `readEvents`; `onEpoch` hears the upgrade's epoch (null: no meta) as its first page read it. */
-  readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null) => void): AsyncIterable<ProgressEvent>;
+  /** The store's `readEvents`; `onEpoch` hears the upgrade's epoch (null: no meta) and its first feed entry's id (null: not recorded) as its first page read them. */
+  readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null, born: string | null) => void): AsyncIterable<ProgressEvent>;
   /** What an error of a watch connection means if it is the answer to SELECT (see `RedisStore`): the error to end with (the database is refused), null (it connects again), undefined (not a SELECT error). */
   selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined;
   /** Registers a watcher connection, so that close() can end it; returns the unregister function. */
@@ -288,6 +288,13 @@ interface Seen {
   epoch: string | null;
 }
 
+/** The events `collect` read of an upgrade, with its epoch and first feed entry's id as its first page read them (null: no meta, not recorded). */
+interface Collected {
+  events: ProgressEvent[];
+  epoch: string | null;
+  born: string | null;
+}
+
 /** What watchAll reads of one upgrade for a page of the feed: events after `after`, up to `to`, checked against `prev`. */
 interface Range {
   after: number;
@@ -295,6 +302,8 @@ interface Range {
   prev: Seen | undefined;
   /** Read from seq 1 (a feed entry for seq 1 again): all of it is new unless the epoch is still `prev`'s. */
   fromStart: boolean;
+  /** The id of the range's last feed entry: one older than the upgrade's first (`born`) points into an earlier upgrade under the id. */
+  lastId: string;
 }
 
 /**
@@ -326,17 +335,19 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
     seen.set(upgradeId, { seq: event.seq, epoch });
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
   };
-  /** The events of an upgrade after `after` up to `to`, and its epoch as the first page read it (null: no meta). */
-  const collect = async (upgradeId: string, after: number, to: number): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
+  /** The events of an upgrade after `after` up to `to`, with its epoch and its first feed entry's id as the first page read them (null: no meta, not recorded). */
+  const collect = async (upgradeId: string, after: number, to: number): Promise<Collected> => {
     const out: ProgressEvent[] = [];
     let epoch: string | null = null;
+    let born: string | null = null;
     let told = false;
     /** A read again (after a cut or a stall) found another epoch: the upgrade was deleted and created again meanwhile. */
     let recreated = false;
-    const onEpoch = (e: string | null): void => {
+    const onEpoch = (e: string | null, b: string | null): void => {
       if (!told) {
         told = true;
         epoch = e;
+        born = b;
       } else if (e !== epoch) recreated = true;
     };
     let from = after;
@@ -352,11 +363,11 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
           if (recreated) break;
           out.push(event);
         }
-        return { events: out, epoch };
+        return { events: out, epoch, born };
       } catch (err) {
         // Deleted (and perhaps created again) between two pages: what was read is of one upgrade;
         // the rest, if any, comes with that upgrade's own feed entries.
-        if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch };
+        if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch, born };
         // The store's connection closed while a page was read (ioredis does not re-send a pipeline
         // answered in part; a Cluster does not re-send a transaction, and fails it with "Connection
         // is closed."): read on from the last event read, as the XREAD above does. Not on a client
@@ -365,7 +376,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
           if (out.length > readAtLoss) lost = 0;
           readAtLoss = out.length;
           await watcher.backOff(++lost);
-          if (watcher.aborted) return { events: out, epoch };
+          if (watcher.aborted) return { events: out, epoch, born };
           from = out.at(-1)?.seq ?? from;
           continue;
         }
@@ -377,7 +388,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
           ctx.logger.warn({ err, upgradeId, afterSeq: out.at(-1)?.seq ?? from, waitMs: stalled }, 'watchAll: could not read the events of an upgrade; reading again');
           await watcher.until(new Promise((resolve) => setTimeout(resolve, stalled).unref()));
           stalled = Math.min(2000, stalled * 2);
-          if (watcher.aborted) return { events: out, epoch };
+          if (watcher.aborted) return { events: out, epoch, born };
           from = out.at(-1)?.seq ?? from;
           continue;
         }
@@ -388,7 +399,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
         const trimmed = Number(err.context.trimmedSeq);
         ctx.logger.warn({ upgradeId, afterSeq: from, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
-        if (trimmed >= to) return { events: out, epoch };
+        if (trimmed >= to) return { events: out, epoch, born };
         from = Math.max(out.at(-1)?.seq ?? from, trimmed);
       }
     }
@@ -438,22 +449,28 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
       // after a lost reply). Read from the start, at least up to the last seq handed out: the
       // epoch tells which (see `fresh`).
       if (pointer.first === 1 && (prev !== undefined || ranges.has(pointer.upgradeId))) {
-        ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0, ranges.get(pointer.upgradeId)?.to ?? 0), prev, fromStart: true });
+        ranges.set(pointer.upgradeId, { after: 0, to: Math.max(to, prev?.seq ?? 0, ranges.get(pointer.upgradeId)?.to ?? 0), prev, fromStart: true, lastId: id });
         continue;
       }
       const range = ranges.get(pointer.upgradeId);
       if (range) {
         range.to = Math.max(range.to, to);
+        range.lastId = id;
         continue;
       }
       // A followed upgrade: from the last event handed out (the epoch then tells whether it is
       // still the same upgrade: an entry may point into one deleted and created again since). An
       // unknown one: from this entry.
-      ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false });
+      ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false, lastId: id });
     }
     /** The events of `r` not handed out yet, of the upgrade as it is now, and its epoch. */
     const fresh = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
       const read = await collect(upgradeId, r.after, r.to);
+      // Every entry of the range is older than the upgrade's first append: they point into an
+      // earlier upgrade under this id, deleted since, whose events are gone. What the stream holds is
+      // the new upgrade's, and comes with its own entries, from seq 1 (single-node mode: a store
+      // before 2026-11-29, or a Cluster, records no `born`, and the epoch decides alone).
+      if (read.born !== null && streamIdBefore(r.lastId, read.born)) return { events: [], epoch: read.epoch };
       const prev = r.prev;
       // Unknown before, or an epoch that cannot be compared (none recorded, or the upgrade is gone):
       // what was read is new.

@@ -348,6 +348,29 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
     await writer.close();
     await store.close();
   });
+  it('hands out an upgrade deleted and created again from its new start when the follower, which had handed out none of it, was still behind the old one\'s entries', async () => {
+    // One feed entry per page: the follower reads the old upgrade's entry (seqs 4-6) alone, after
+    // the id was deleted and created again with more events than that.
+    const store = makeStore(prefixes, { pageSize: 1, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const old = new EventFactory('behind-recreate');
+    await appendBatch(writer, old, 3);
+    // The follower starts after the old upgrade's first entry: it never hands out any of the old one.
+    const { stop, iterator } = await followAll(store);
+    await appendBatch(writer, old, 3);
+    expect(await writer.delete('behind-recreate')).toBe(true);
+    const fresh = new EventFactory('behind-recreate');
+    const written = [...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 1))];
+    // Another upgrade's event last: once it comes, everything before it in the feed was read.
+    const [marker] = await appendBatch(writer, new EventFactory('behind-marker'), 1);
+    const got: ProgressEvent[] = [];
+    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    await iterator.return?.();
+    await writer.close();
+    await store.close();
+  });
 });
 
 describe('RedisStore.watchAll and repeated feed entries', () => {
