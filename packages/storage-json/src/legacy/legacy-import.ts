@@ -14,6 +14,17 @@ const strOr = (v: unknown, fallback: string): string => (typeof v === 'string' &
 const numOr = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 /** A task's total_steps as the API takes it (a whole number >= 1), else null: 0 steps would make every step 0/0%. */
 const wholeSteps = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : null);
+/**
+ * The most retries a task's `retry_count` is imported as: each is an event, replayed on every load
+ * (the old module never counted retries itself; a larger count is not one a run made).
+ */
+const MAX_IMPORTED_RETRIES = 100;
+/**
+ * A task's `retry_count` as a number of retries: a whole number of 0 or more as it is (at most
+ * {@link MAX_IMPORTED_RETRIES}); a negative or fractional one brought to the nearest whole number of 0 or more below it;
+ * anything else (a string, a boolean; null, or a NaN that loads as null) 0.
+ */
+const retriesOf = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.min(MAX_IMPORTED_RETRIES, Math.max(0, Math.floor(v))) : 0);
 
 /** A UUID-shaped id derived from the upgrade and seq, so that importing twice gives the same events. */
 function derivedId(upgradeId: string, seq: number): string {
@@ -41,8 +52,10 @@ interface Draft {
  * whatever event it takes to reach each task's recorded final status, and the upgrade's final
  * status event. Task start and end
  * events carry the task's recorded `started_at` / `completed_at`, so the loaded state has the old
- * times to the millisecond. Python durations are kept as `legacyDuration` / `legacyDurationMs` in the
- * details of the event that ends the task or upgrade.
+ * times to the millisecond. A restart (after an end, or while running, told by the file's `started_at`)
+ * is a `task.retried`, and a task's `retry_count` the number of `task.retried` it loads with (the
+ * retries its events do not record are added at its start). Python durations are kept as
+ * `legacyDuration` / `legacyDurationMs` in the details of the event that ends the task or upgrade.
  *
  * @param file The file's path, for messages and `details.legacyFile`.
  * @param fallbackTime ISO time for `upgrade.created` when the file holds no time at all.
@@ -115,7 +128,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     const tCompleted = time(t.completed_at, `tasks.${id}.completed_at`);
     const tStatus = status(t.status ?? 'not_started', `tasks.${id}.status`);
     const parent = typeof t.parent_task_id === 'string' && placed.has(t.parent_task_id) ? t.parent_task_id : null;
-    added.push({
+    const addedDraft: Draft = {
       type: 'task.added',
       timestamp: '',
       status: 'not_started',
@@ -123,18 +136,28 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       taskId: id,
       taskType,
       details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: wholeSteps(t.total_steps), weight: 1 },
-    });
+    };
+    added.push(addedDraft);
     const mine: Draft[] = [];
     let cur: ProgressStatus = 'not_started';
     let lastPct: number | undefined;
+    /** When the task's current run started: its last task.started or task.retried so far ('' for none). */
+    let runStart = '';
     const recorded = Array.isArray(t.events) ? t.events : [];
     for (let n = 0; n < recorded.length; n++) {
       const raw: unknown = recorded[n];
       if (!isObj(raw)) throw bad(`has event ${n} of task "${id}" that is not an object`);
       const s = status(raw.status, `tasks.${id}.events[${n}].status`);
       const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallbackTime;
-      const type = taskEventType(s, cur);
+      const prev = mine[mine.length - 1];
+      let type = taskEventType(s, cur);
       if (!type) continue;
+      // Started again while it was running: the old start_task() took a running task too, and set
+      // started_at anew just before recording the start, as an event like a progress update. The file's
+      // started_at, when it is later than this run's start, is that last start's: the first event at or
+      // after it (and not before the event ahead of it) is the restart. Imported as a retry, which
+      // starts the task again here (its start and duration are the last run's, as the file has them).
+      if (type === 'task.progress' && tStarted && tStarted <= ts && prev !== undefined && tStarted >= prev.timestamp && tStarted > runStart) type = 'task.retried';
       const details: Obj = isObj(raw.details) ? { ...raw.details } : {};
       // Each failure's own error: the old module's fail_task() wrote it only into the message
       // ("Task failed: <error>", details empty), and error_message holds the last failure's.
@@ -144,7 +167,6 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       }
       const pct = percentage(raw.percentage);
       Object.assign(details, keptPercentage(raw.percentage, pct));
-      const prev = mine[mine.length - 1];
       mine.push({
         type,
         // The old module set started_at just before recording the start, and again on every later
@@ -160,6 +182,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         ...(typeof raw.event_id === 'string' ? { eventId: raw.event_id } : {}),
       });
       cur = s;
+      if (type === 'task.started' || type === 'task.retried') runStart = mine[mine.length - 1]!.timestamp;
       // The percentage the task has now, as the reducer applies it: a start's or a progress event's;
       // 100 on completion; a failure's, skip's or cancel's not at all. A retry keeps the one it had, but
       // the old module's start_task() set the percentage the restart records (0 after a completion):
@@ -218,6 +241,32 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       if (tCompleted && tCompleted <= last.timestamp && (before === undefined || tCompleted >= before)) last.timestamp = tCompleted;
       Object.assign(last.details, duration(t.duration));
     }
+    // The retries the file counts (retry_count) and its events do not record (each restart recorded is
+    // one already): that many task.retried at the task's first start, where they change nothing but
+    // the count (a retry here starts the task again, at the same time); before its end for a task
+    // that ended without a recorded start. A task never started cannot be retried here. Whenever the
+    // count loaded is not the file's, task.added keeps the file's value in details.legacyRetryCount.
+    let retries = mine.filter((d) => d.type === 'task.retried').length;
+    const missing = retriesOf(t.retry_count) - retries;
+    if (missing > 0) {
+      const startAt = mine.findIndex((d) => d.type === 'task.started' || d.type === 'task.retried');
+      const at = startAt >= 0 ? startAt + 1 : mine[0]?.type === 'task.completed' || mine[0]?.type === 'task.failed' ? 0 : -1;
+      if (at >= 0) {
+        const anchor = mine[startAt >= 0 ? startAt : 0]!;
+        const synthesized = Array.from({ length: missing }, (_, i): Draft => ({
+          type: 'task.retried',
+          timestamp: anchor.timestamp,
+          status: 'in_progress',
+          message: `Imported retry ${retries + i + 1} of ${retries + missing} (retry_count)`,
+          taskId: id,
+          taskType,
+          details: {},
+        }));
+        mine.splice(at, 0, ...synthesized);
+        retries += missing;
+      }
+    }
+    if (t.retry_count !== undefined && t.retry_count !== null && t.retry_count !== retries) addedDraft.details.legacyRetryCount = t.retry_count;
     for (const d of mine) {
       allTimes.push(d.timestamp);
       seqOf.set(d, order++);
