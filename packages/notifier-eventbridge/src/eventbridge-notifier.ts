@@ -106,6 +106,8 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #closed = false;
   #lastDropLog = -Infinity;
   #dropsSinceLog = 0;
+  #dropWhy = '';
+  #dropLogTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #counters = { sent: 0, failed: 0, retried: 0, dropped: 0, trimmed: 0, requests: 0 };
 
   /** @throws ProgressError `INVALID_ARGUMENT` for bad options. */
@@ -211,6 +213,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       const report = await this.drain(timeoutMs);
       this.#closed = true;
       this.#clearTimers();
+      this.#logDrops();
       const undelivered = this.#pendingRefs();
       // Flushes still waiting (called beside this close) learn which of their events were abandoned.
       for (const { upTo, settle } of this.#waiters.splice(0)) {
@@ -373,6 +376,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const failedCount = out.FailedEntryCount ?? 0;
     const rejected = new Map<string, { message: string; refs: UndeliveredEvent[] }>();
     const now = Date.now();
+    let unanswered = 0;
     items.forEach((item, i) => {
       const result = results[i];
       const code = result?.ErrorCode;
@@ -383,10 +387,20 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
           group.refs.push(item.ref);
           rejected.set(code, group);
         }
-      } else if (result?.EventId || failedCount === 0) this.#counters.sent += 1;
-      else this.#retryItem(item, now, 'MissingResult', 'the answer has no result for this entry');
+      } else if (result?.EventId) this.#counters.sent += 1;
+      else {
+        // No result for this entry (a short Entries array, or one with neither EventId nor ErrorCode):
+        // nothing says it was delivered, even when FailedEntryCount is 0. Retried (at least once), then
+        // reported as MissingResult when the answers keep lacking it.
+        unanswered += 1;
+        this.#retryItem(item, now, 'MissingResult', 'the PutEvents answer has no result for this entry');
+      }
     });
+    if (unanswered > 0) {
+      this.#logger.warn({ unanswered, entries: items.length, results: results.length, failedEntryCount: failedCount }, 'PutEvents answer without a result for some entries; retrying them');
+    }
     for (const [code, { message, refs }] of rejected) this.#giveUp(refs, 'rejected', code, message);
+    this.#sortRetries();
   }
 
   #onRequestError(items: Item[], err: unknown): void {
@@ -406,6 +420,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#pausedUntil = Math.max(this.#pausedUntil, now + backoffDelay(this.#requestFailures, this.#opts.retry));
     this.#logger.warn({ err, code: info.code, status: info.status, entries: items.length, failures: this.#requestFailures }, 'PutEvents request failed; retrying');
     for (const item of items) this.#retryItem(item, now, info.code, info.message);
+    this.#sortRetries();
   }
 
   #retryItem(item: Item, now: number, code: string, message: string): void {
@@ -416,6 +431,14 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     item.readyAt = now + backoffDelay(item.attempts, this.#opts.retry);
     this.#retry.push(item);
     this.#counters.retried += 1;
+  }
+
+  /**
+   * Keeps the retries in the order `handle()` took them: requests answer in any order, and both the
+   * drop-oldest policy (which drops `#retry[0]`) and the order of resent entries rely on it.
+   */
+  #sortRetries(): void {
+    this.#retry.sort((a, b) => a.no - b.no);
   }
 
   // ---------------------------------------------------------------- bookkeeping
@@ -429,13 +452,28 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #drop(ref: UndeliveredEvent, why: string): void {
     this.#counters.dropped += 1;
     this.#dropsSinceLog += 1;
+    this.#dropWhy = why;
     const now = Date.now();
-    if (now - this.#lastDropLog >= DROP_LOG_INTERVAL_MS) {
-      this.#logger.warn({ dropped: this.#dropsSinceLog, totalDropped: this.#counters.dropped, maxQueue: this.#opts.maxQueue, policy: this.#opts.dropPolicy, why }, 'eventbridge notifier dropped events');
-      this.#lastDropLog = now;
-      this.#dropsSinceLog = 0;
+    if (now - this.#lastDropLog >= DROP_LOG_INTERVAL_MS) this.#logDrops();
+    else if (this.#dropLogTimer === undefined) {
+      // The drops of this interval are logged when it ends (or at close), even if no other drop
+      // comes then: otherwise a burst would be logged as its first drop alone. Unref'd: a log line
+      // is no reason to keep the process alive.
+      this.#dropLogTimer = setTimeout(() => this.#logDrops(), this.#lastDropLog + DROP_LOG_INTERVAL_MS - now);
+      this.#dropLogTimer.unref?.();
     }
     this.#report({ reason: 'dropped', errorMessage: why, events: [ref] });
+  }
+
+  /** Logs the drops not logged yet (at most every 10 s; see #drop). */
+  #logDrops(): void {
+    clearTimeout(this.#dropLogTimer);
+    this.#dropLogTimer = undefined;
+    if (this.#dropsSinceLog === 0) return;
+    const dropped = this.#dropsSinceLog;
+    this.#lastDropLog = Date.now();
+    this.#dropsSinceLog = 0;
+    this.#logger.warn({ dropped, totalDropped: this.#counters.dropped, maxQueue: this.#opts.maxQueue, policy: this.#opts.dropPolicy, why: this.#dropWhy }, 'eventbridge notifier dropped events');
   }
 
   #report(failure: DeliveryFailure): void {

@@ -30,16 +30,32 @@ export function backoffDelay(failedAttempts: number, retry: Pick<ResolvedRetryOp
   return Math.floor(random() * exp);
 }
 
-const THROTTLING_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'ThrottledException',
-  'TooManyRequestsException',
+/**
+ * Error names retried as throttling or transient: those the AWS SDK's own retry strategy treats so
+ * (`THROTTLING_ERROR_CODES` and `TRANSIENT_ERROR_CODES` of `@smithy/service-error-classification`,
+ * whatever the HTTP status they come with), plus the server-side failures of EventBridge's JSON.
+ */
+const RETRYABLE_NAMES = new Set([
+  // Throttling, as the SDK names it.
+  'BandwidthLimitExceeded',
+  'EC2ThrottledException',
+  'LimitExceededException',
+  'PriorRequestNotComplete',
+  'ProvisionedThroughputExceededException',
   'RequestLimitExceeded',
   'RequestThrottled',
   'RequestThrottledException',
-  'ProvisionedThroughputExceededException',
   'SlowDown',
+  'ThrottledException',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'TransactionInProgressException',
+  // Transient, as the SDK names it: a server that timed out reading the request.
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  // Server-side failures (usually with a 5xx, retried under any status).
   'InternalFailure',
   'InternalException',
   'ServiceUnavailable',
@@ -56,16 +72,22 @@ export interface RequestErrorInfo {
 }
 
 /**
- * Classifies an error thrown by `client.send()`: throttling, 5xx, 429 and network errors (no HTTP
- * status: refused, reset, timed out, aborted) are retryable; any other answer (4xx: access denied,
- * unknown bus, validation) is not.
+ * Classifies an error thrown by `client.send()`. Retryable: throttling and transient errors (by the
+ * names the AWS SDK's retry strategy knows), 5xx, 429, network errors (no HTTP status: refused,
+ * reset, timed out, aborted), an error the SDK marks retryable (`$retryable`, the Smithy
+ * `@retryable` trait of a modeled error), and one after which the SDK corrected its clock skew
+ * (`$metadata.clockSkewCorrected`: the next request is signed with the corrected time). Any other
+ * answer (4xx: access denied, unknown bus, validation) is not.
  */
 export function classifyRequestError(err: unknown): RequestErrorInfo {
-  const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown }; $retryable?: unknown };
+  const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown }; $retryable?: unknown };
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const code = typeof e.code === 'string' && status === undefined ? e.code : name;
   const message = typeof e.message === 'string' ? e.message : String(err);
-  const retryable = status === undefined || status >= 500 || status === 429 || THROTTLING_NAMES.has(name) || e.$retryable !== undefined;
+  // `$retryable` is an own property of every SDK error, undefined unless the error's model is
+  // @retryable (then `{}` or `{ throttling: true }`): the SDK's own test is `!== undefined` too.
+  const retryable =
+    status === undefined || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || e.$metadata?.clockSkewCorrected === true;
   return { retryable, code, message, status };
 }

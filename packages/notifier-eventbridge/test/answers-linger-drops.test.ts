@@ -1,0 +1,260 @@
+// Paths a review on 2026-11-29 found without a test: an answer without a result for some entries,
+// the linger while a request is in flight, the drop-oldest order and what a drop reports, and the
+// retry decision on the SDK's `$retryable` flag and throttling errors. Every case runs the real SDK
+// client over HTTP against the local endpoint (behind a rewriting proxy for the answers the endpoint
+// never gives); none asserts a timing.
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { createHook } from 'node:async_hooks';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { EventBridgeNotifier, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
+import { localClient, recordingLogger, startRewritingProxy, type Rewrites } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function setup(options: Partial<EventBridgeNotifierOptions> = {}, endpointOptions: EventBridgeEndpointOptions = {}, rewrites?: Rewrites) {
+  const endpoint: EventBridgeEndpoint = await startEventBridgeEndpoint(endpointOptions);
+  cleanups.push(() => endpoint.close());
+  let url = endpoint.url;
+  if (rewrites) {
+    const proxy = await startRewritingProxy(endpoint.url, rewrites);
+    cleanups.push(() => proxy.close());
+    url = proxy.url;
+  }
+  const client = localClient(url);
+  cleanups.push(async () => client.destroy());
+  const failures: DeliveryFailure[] = [];
+  const { logger, calls } = recordingLogger();
+  const notifier = new EventBridgeNotifier({ busName: 'bus', client, logger, retry: { baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f), ...options });
+  cleanups.push(() => notifier.close(0));
+  return { endpoint, client, notifier, failures, logs: calls };
+}
+
+const seqsIn = (r: RecordedRequest): number[] => r.entries.map((e) => JSON.parse(e.Detail!).seq as number);
+const firstSeq = (body: unknown): number => JSON.parse((body as { Entries: Array<{ Detail: string }> }).Entries[0]!.Detail).seq as number;
+const turn = () => new Promise((r) => setImmediate(r));
+/**
+ * Counts the timers created from now on that are still pending (neither fired nor cleared), by
+ * async_hooks (process.getActiveResourcesInfo() miscounts when timers of one duration share a list).
+ */
+function trackTimers(): { pending: () => number; settled: () => Promise<number> } {
+  const live = new Set<number>();
+  const hook = createHook({
+    init: (id, type) => void (type === 'Timeout' && live.add(id)),
+    destroy: (id) => void live.delete(id),
+  }).enable();
+  cleanups.push(async () => void hook.disable());
+  return {
+    pending: () => live.size,
+    // Polled on setImmediate, which makes no timer; a destroy is reported a few turns after the clear.
+    settled: async () => {
+      for (let i = 0; i < 10_000 && live.size > 0; i++) await new Promise((r) => setImmediate(r));
+      return live.size;
+    },
+  };
+}
+
+describe('an answer without a result for some entries', () => {
+  it('does not count them as sent, even with FailedEntryCount 0: they are sent again, and a warning says so', async () => {
+    // Request 0 gets a result for its first entry only; request 1 an empty result ({}) for its first.
+    const body = (answer: { FailedEntryCount?: number; Entries?: Array<Record<string, unknown>> }, index: number) =>
+      index === 0 ? { FailedEntryCount: 0, Entries: answer.Entries!.slice(0, 1) } : index === 1 ? { FailedEntryCount: 0, Entries: [{}, ...answer.Entries!.slice(1)] } : answer;
+    const { endpoint, notifier, failures, logs } = await setup({}, {}, { body });
+    for (let seq = 1; seq <= 3; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1, 2, 3], [2, 3], [2]]);
+    expect(notifier.stats()).toMatchObject({ sent: 3, retried: 3, failed: 0, queued: 0, inFlight: 0 });
+    expect(failures).toEqual([]);
+    expect(logs.filter((c) => c.level === 'warn' && /without a result/.test(c.msg ?? '')).map((c) => c.obj.unanswered)).toEqual([2, 1]);
+  });
+
+  it('reports them (MissingResult) when no answer ever has a result for them, instead of losing them without a word', async () => {
+    const { endpoint, notifier, failures } = await setup({ retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }, {}, { body: () => ({ FailedEntryCount: 0, Entries: [] }) });
+    notifier.handle(fakeEvent(1), fakeState);
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
+    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([
+      ['retries_exhausted', 'MissingResult', [1]],
+      ['retries_exhausted', 'MissingResult', [2]],
+    ]);
+    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 2, retried: 2, queued: 0, inFlight: 0 });
+  });
+});
+
+describe('linger while a request is in flight', () => {
+  it('batches the events that arrive meanwhile into the next request, in order, without a flush; nothing is lost', async () => {
+    const { endpoint, notifier, failures } = await setup({ lingerMs: 500 }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 is in flight, held
+    // Three events in three turns of the event loop, each one alone would go at once if idle.
+    notifier.handle(fakeEvent(2), fakeState);
+    await turn();
+    notifier.handle(fakeEvent(3), fakeState);
+    await turn();
+    notifier.handle(fakeEvent(4), fakeState);
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 3 });
+    // The linger ends while seq 1 is still in flight: 2, 3 and 4 go together, in order.
+    await endpoint.waitForRequests(2);
+    expect(endpoint.held).toBe(1);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2, 3, 4]]);
+    await endpoint.waitForEntries(3);
+    notifier.handle(fakeEvent(5), fakeState); // arrives while seq 1 is still in flight
+    const drained = notifier.drain(5000);
+    expect(endpoint.release()).toBe(1);
+    expect(await drained).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2, 3, 4], [5]]);
+    expect(endpoint.entries.map((e) => e.detail!.seq as number).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+    expect(notifier.stats()).toMatchObject({ sent: 5, requests: 3, queued: 0, inFlight: 0, dropped: 0, failed: 0 });
+    expect(failures).toEqual([]);
+  });
+
+  it('leaves no timer behind when closed while a partial batch lingers behind a request in flight and drops wait to be logged', async () => {
+    const { endpoint, notifier, failures, logs } = await setup({ lingerMs: 60_000, requestTimeoutMs: 60_000, maxQueue: 1 }, { hold: () => true });
+    const timers = trackTimers();
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    for (let seq = 2; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState); // drops 2 and 3
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 1, dropped: 2 });
+    expect(timers.pending()).toBeGreaterThanOrEqual(3); // the linger, the request timeout, the next drop log
+    const report = await notifier.shutdown(0);
+    expect(report.undelivered.map((u) => u.seq)).toEqual([1, 4]);
+    expect(report.stats).toMatchObject({ queued: 0, inFlight: 0, failed: 2, dropped: 2 });
+    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([
+      ['dropped', [2]],
+      ['dropped', [3]],
+      ['closed', [1, 4]],
+    ]);
+    expect(logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped)).toEqual([1, 1]);
+    expect(await timers.settled()).toBe(0);
+  });
+});
+
+describe('drop-oldest', () => {
+  it('drops the oldest waiting events, reports each, and sends the newest, in order', async () => {
+    const { endpoint, notifier, failures, logs } = await setup({ maxQueue: 3, maxConcurrentRequests: 1 }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 in flight: the only slot is taken
+    for (let seq = 2; seq <= 8; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(notifier.stats()).toMatchObject({ queued: 3, inFlight: 1, dropped: 4 });
+    expect(failures.map((f) => [f.reason, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([2, 3, 4, 5].map((seq) => ['dropped', 'queue full', [seq]]));
+    const drained = notifier.drain(5000);
+    endpoint.release();
+    expect(await drained).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [6, 7, 8]]);
+    expect(notifier.stats()).toMatchObject({ sent: 4, dropped: 4, failed: 0, queued: 0, inFlight: 0 });
+    // The logger hears of every drop by close at the latest (at most a warning every 10 s).
+    await notifier.close();
+    const warned = logs.filter((c) => c.msg === 'eventbridge notifier dropped events');
+    expect(warned.reduce((n, c) => n + (c.obj.dropped as number), 0)).toBe(4);
+    expect(warned.at(-1)!.obj).toMatchObject({ totalDropped: 4, policy: 'drop-oldest', why: 'queue full' });
+  });
+
+  it('drops the oldest retry first, in the order handle() took them, whichever request failed first', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999); // long backoffs: the retries stay queued
+    const { endpoint, notifier, failures } = await setup(
+      { maxQueue: 4, maxBatchEntries: 2, maxConcurrentRequests: 2, lingerMs: 0, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
+      // The request of [1, 2] is held (whichever of the two arrives first), then both fail.
+      { hold: ({ index, body }) => index < 2 && firstSeq(body) === 1, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] failed at once
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 2, inFlight: 2 }));
+    expect(endpoint.release()).toBe(1); // [1, 2] fails after [3, 4]
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 4, inFlight: 0, queued: 4 }));
+    notifier.handle(fakeEvent(5), fakeState);
+    notifier.handle(fakeEvent(6), fakeState);
+    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([
+      ['dropped', [1]],
+      ['dropped', [2]],
+    ]);
+    const report = await notifier.shutdown(0);
+    expect(report.undelivered.map((u) => u.seq)).toEqual([3, 4, 5, 6]);
+  });
+
+  it('logs the count of a burst of drops when its 10 s are up, even if no other drop comes', async () => {
+    const { endpoint, notifier, logs } = await setup({ maxQueue: 1, maxConcurrentRequests: 1, requestTimeoutMs: 3_600_000 }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    for (let seq = 2; seq <= 6; seq++) notifier.handle(fakeEvent(seq), fakeState); // drops 2, 3, 4, 5
+    const dropLogs = () => logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped);
+    expect(dropLogs()).toEqual([1]); // the first at once, the rest wait for the interval
+    vi.advanceTimersByTime(10_000);
+    expect(dropLogs()).toEqual([1, 3]);
+    vi.useRealTimers();
+    expect(notifier.stats()).toMatchObject({ dropped: 4 });
+  });
+});
+
+describe('the retry decision on SDK errors', () => {
+  /** Marks the errors of this name `$retryable`, as the SDK does for an error modeled @retryable. */
+  const markRetryable = (client: EventBridgeClient, name: string, trait: object) =>
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          if ((err as Error).name === name) Object.assign(err as object, { $retryable: trait });
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'markRetryable' },
+    );
+
+  it.each([
+    ['a modeled retryable error', {}],
+    ['a modeled retryable throttling error', { throttling: true }],
+  ])('retries %s ($retryable) whatever its status; gives up the same error unmarked', async (_label, trait) => {
+    const answers = [{ status: 400, errorType: 'ConcurrentModificationException' }, undefined, { status: 400, errorType: 'OtherException' }];
+    const { endpoint, client, notifier, failures } = await setup({}, { failRequest: ({ index }) => answers[index] });
+    markRetryable(client, 'ConcurrentModificationException', trait);
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+    expect(failures).toEqual([]);
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1], [2]]);
+    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([['rejected', 'OtherException', [2]]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 1, queued: 0, inFlight: 0 });
+  });
+
+  it.each(['LimitExceededException', 'BandwidthLimitExceeded', 'PriorRequestNotComplete', 'TransactionInProgressException', 'RequestTimeoutException', 'RequestTimeout'])(
+    'retries %s, which the SDK retries as throttling or transient, under a 400',
+    async (errorType) => {
+      const { endpoint, notifier, failures } = await setup({}, { failRequest: ({ index }) => (index === 0 ? { status: 400, errorType } : undefined) });
+      notifier.handle(fakeEvent(1), fakeState);
+      expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+      expect(failures).toEqual([]);
+      expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+      expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 0 });
+    },
+  );
+
+  it('retries a request the SDK failed for clock skew once it has corrected its clock', async () => {
+    // The server's clock is 30 min ahead of ours: the first request is refused (Signature expired),
+    // the SDK corrects its offset from the Date header and says so; the next request is signed right.
+    const { endpoint, notifier, failures } = await setup(
+      {},
+      { failRequest: ({ index }) => (index === 0 ? { status: 400, errorType: 'InvalidSignatureException', message: 'Signature expired: the request is more than 5 minutes old' } : undefined) },
+      { date: () => new Date(Date.now() + 30 * 60_000).toUTCString() },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+  });
+});
