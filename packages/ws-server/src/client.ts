@@ -23,6 +23,13 @@ export class ClientConnection {
   ping: Buffer | undefined;
   /** Bytes of live frames held for this client's subscriptions while they replay, all of them together. */
   #heldBytes = 0;
+  /**
+   * The last frame held that is larger than half of `maxBufferedBytes` (see {@link #excused}), and how
+   * many holds of it are not released yet: a live event's frame, one buffer shared with every client
+   * it is sent to, held by each subscription of this client that replays.
+   */
+  #bigHeld: Buffer | undefined;
+  #bigHolds = 0;
   /** Bytes written to the socket by {@link sendFrame}, all told: where each frame ends in the stream. */
   #written = 0;
   /**
@@ -106,45 +113,64 @@ export class ClientConnection {
   /**
    * Counts a frame held for one of this client's subscriptions: what one client makes the server
    * keep, held frames of every subscription and its socket's buffer together, stays within
-   * `maxBufferedBytes` (past it, the client is closed as slow).
+   * `maxBufferedBytes` (past it, the client is closed as slow), but for the last large frame held
+   * (see {@link #checkBacklog}).
    */
-  hold(bytes: number): void {
-    this.#heldBytes += bytes;
+  hold(frame: Buffer): void {
+    this.#heldBytes += frame.length;
+    if (frame.length > this.#options.maxBufferedBytes / 2) {
+      if (frame !== this.#bigHeld) {
+        this.#bigHeld = frame;
+        this.#bigHolds = 0;
+      }
+      this.#bigHolds++;
+    }
     this.#checkBacklog();
   }
 
   /**
    * Closes the client as slow when what it was not sent yet, held frames included, passes
-   * `maxBufferedBytes`, not counting the unsent part of the last frame larger than half the limit (a
-   * snapshot of a big upgrade; each copy of that one buffer written since): a snapshot larger than the limit could otherwise never be sent, and a
-   * client reading one at a normal speed would be closed by the next event, and reconnect to be
-   * closed again. What comes beside it counts: a client that does not read it is closed once that
-   * passes the limit, so one client holds the server to at most the limit and one frame (whose bytes,
-   * a snapshot's, are shared with every client sent the same one).
+   * `maxBufferedBytes`, not counting the unsent part of the last frame larger than half the limit
+   * written (a snapshot of a big upgrade, or a big event; each copy of that one buffer written since)
+   * nor the last one held during a replay (a big live event; each hold of that one buffer): a snapshot
+   * larger than the limit could otherwise never be sent, a client reading one at a normal speed would
+   * be closed by the next event, and reconnect to be closed again; and a big live event that comes
+   * during a replay would close a client that would have read it a moment later, when it is sent. What
+   * comes beside them counts: a client that does not read is closed once that passes the limit, so one
+   * client holds the server to at most the limit and those two frames (a snapshot's or a live event's
+   * bytes are shared with every client sent the same one).
    */
   #checkBacklog(): void {
     if (this.ws.bufferedAmount + this.#heldBytes - this.#excused() > this.#options.maxBufferedBytes) this.closeSlow();
   }
 
   /**
-   * The bytes of the copies of the last large frame (see {@link #big}) still in the socket's buffer.
-   * The buffer is sent in order: what left it is what was written before its unsent bytes. (ws's own
-   * frames, a pong or a close, are not in #written: they make this a few bytes too large at most.)
+   * The bytes of the copies of the last large frame written (see {@link #big}) still in the socket's
+   * buffer, and of the holds of the last large frame held (see {@link #bigHeld}). The buffer is sent in
+   * order: what left it is what was written before its unsent bytes. (ws's own frames, a pong or a
+   * close, are not in #written: they make this a few bytes too large at most.)
    */
   #excused(): number {
+    const held = this.#bigHeld === undefined ? 0 : this.#bigHolds * this.#bigHeld.length;
     const big = this.#big;
-    if (big === undefined) return 0;
+    if (big === undefined) return held;
     const sent = this.#written - this.ws.bufferedAmount;
     // Copies sent whole are done with.
     while (this.#bigEnds.length > 0 && this.#bigEnds[0]! <= sent) this.#bigEnds.shift();
     let unsent = 0;
     for (const end of this.#bigEnds) unsent += Math.min(big.length, end - sent);
-    return unsent;
+    return unsent + held;
   }
 
-  /** Held frames that were sent or dropped. */
-  release(bytes: number): void {
-    this.#heldBytes -= bytes;
+  /** A held frame that was sent or dropped. */
+  release(frame: Buffer): void {
+    this.#heldBytes -= frame.length;
+    // A hold from before this frame became the last large one held again was not counted in #bigHolds:
+    // that may make the count too small (the frame counted in full), never too large.
+    if (frame === this.#bigHeld && --this.#bigHolds <= 0) {
+      this.#bigHeld = undefined;
+      this.#bigHolds = 0;
+    }
   }
 
   /** Hands the frames written this tick to the kernel (called once per tick by {@link scheduleUncork}). */

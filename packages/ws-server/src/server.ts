@@ -33,6 +33,9 @@ const MAX_FRAGMENTS = 1024;
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what listeners() returns
 const UPGRADE_PATHS = new WeakMap<Function, string>();
 
+/** A server's topic of an upgrade, for {@link heldForStore} (set by the class, which alone reads its private fields). */
+let topicOf: (server: ProgressWebSocketServer, upgradeId: string) => Topic | undefined;
+
 /** What {@link ProgressWebSocketServer.start} resolves. */
 export interface ServerAddress {
   /** The port listened on (the one picked when `port` was 0). */
@@ -952,6 +955,18 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#watchAllRetry = undefined;
     for (const topic of [...this.#topics.values()]) this.#maybeRelease(topic);
   }
+
+  static {
+    topicOf = (server, upgradeId) => server.#topics.get(upgradeId);
+  }
+}
+
+/**
+ * The store events a server holds now for an upgrade while it waits for the store (see `Topic.held`):
+ * for this package's tests, which assert that they stay bounded. Not exported by the package.
+ */
+export function heldForStore(server: ProgressWebSocketServer, upgradeId: string): { events: number; bytes: number } | undefined {
+  return topicOf(server, upgradeId)?.held;
 }
 
 /** The protocol's own codes: they name this server's refusal of a request, not a store's failure. */

@@ -31,13 +31,13 @@ export class Subscription {
   hold(seq: number, frame: Buffer): void {
     this.buffer.push({ seq, frame });
     this.bufferBytes += frame.length;
-    this.client.hold(frame.length);
+    this.client.hold(frame);
   }
 
   /** Takes the held frames (also to drop them). */
   take(): Pending[] {
     const held = this.buffer;
-    this.client.release(this.bufferBytes);
+    for (const { frame } of held) this.client.release(frame);
     this.buffer = [];
     this.bufferBytes = 0;
     return held;

@@ -73,7 +73,14 @@ export class Topic {
     this.#busyNow = value;
     if (!value) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
+  /** Store events held until the load, fill or reload they wait for ends (see {@link #holdEvent}), and their bytes as frames. */
   #pending: ProgressEvent[] = [];
+  #pendingBytes = 0;
+  /**
+   * Held events were dropped (see {@link #holdEvent}) while a load or reload of the store was out: it
+   * may have read the store before them, so the state is reloaded once more when it ends.
+   */
+  #reloadAgain = false;
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
   /** The next load after a failed one (see {@link reloadLater}), and the wait before it. */
@@ -91,7 +98,8 @@ export class Topic {
    * The next gap fill after one that could read neither the events nor the state (the store is
    * down), and the wait before it (RELOAD_MIN_MS doubling up to RELOAD_MAX_MS). Until it runs, the
    * events that show the gap stay in #pending: filling again at once would loop in microtasks, with
-   * nothing else running, for as long as the store stays down.
+   * nothing else running, for as long as the store stays down. (Not for ever: past a bound they are
+   * dropped, and a reload of the state takes the place of the fill, see {@link #holdEvent}.)
    */
   #fillRetry: NodeJS.Timeout | undefined;
   #fillMs = 0;
@@ -208,7 +216,8 @@ export class Topic {
     } catch (err) {
       // Not "the store does not hold it": the kept state may be behind what the store holds, and
       // serving it as current (and never asking again) would hide that. The next reader asks again.
-      this.#pending = [];
+      this.#dropPending();
+      this.#reloadAgain = false;
       this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
       throw err;
     }
@@ -217,7 +226,8 @@ export class Topic {
     this.#stopReload();
     const last = this.#sinkState;
     if (this.tracker || !stored || !last || stored.createdAt !== last.createdAt || stored.lastSeq < last.lastSeq) {
-      this.#pending = [];
+      this.#dropPending();
+      this.#reloadAgain = false;
       // `*` subscribers that were told this upgrade could not be read get it now.
       if (this.exists) this.#host.attachWildcards(this);
       return;
@@ -230,6 +240,7 @@ export class Topic {
     this.#drainPending();
     this.syncWatch();
     this.#host.attachWildcards(this);
+    this.#reloadIfDropped();
   }
 
   async #load(): Promise<void> {
@@ -241,7 +252,8 @@ export class Topic {
       // Not "the upgrade does not exist": nothing is cached, and every caller waiting on this load
       // gets the error. The events held for it are dropped: the next load reads them from the store.
       this.#busy = false;
-      this.#pending = [];
+      this.#dropPending();
+      this.#reloadAgain = false;
       this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not load an upgrade from the store');
       throw err;
     }
@@ -251,6 +263,7 @@ export class Topic {
     this.#busy = false;
     this.#drainPending();
     if (this.exists) this.#host.attachWildcards(this);
+    this.#reloadIfDropped();
   }
 
   /** A tracker of this process now writes this upgrade: it becomes the source. */
@@ -265,7 +278,8 @@ export class Topic {
     this.#storeState = undefined;
     this.#sinkState = undefined;
     this.#loading = undefined;
-    this.#pending = [];
+    this.#dropPending();
+    this.#reloadAgain = false;
     this.#snapshot = undefined;
     const now = tracker.durableProgress;
     // Another run under the same id (created anew: its seqs start again at 1): what subscribers
@@ -333,7 +347,7 @@ export class Topic {
     if (this.tracker || (!this.storeBacked && !this.#askStore)) return;
     if (this.#busy || !this.#storeFed) {
       this.#unordered++;
-      this.#pending.push(event);
+      this.#holdEvent(event);
       // An event of watchAll, for the `*` subscribers: a failed load is theirs to hear of (loadFailed),
       // and while a reload waits, events do not load again (that would bypass its backoff).
       if (!this.#storeFed && this.#reload === undefined) this.ensureLoaded().catch((err: unknown) => this.#host.loadFailed(this, err));
@@ -354,7 +368,7 @@ export class Topic {
     if (event.seq <= last) return;
     if (event.seq > last + 1) {
       this.#unordered++;
-      this.#pending.push(event);
+      this.#holdEvent(event);
       // While a fill waits to try again (see #fillRetry), the events wait with it.
       if (this.#fillRetry === undefined) void this.#fill();
       return;
@@ -376,7 +390,7 @@ export class Topic {
 
   /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
   #refitLater(why: string, err?: unknown): void {
-    this.#pending = [];
+    this.#dropPending();
     if (this.#refit || this.#refitting) return;
     this.#host.logger.warn({ err, upgradeId: this.upgradeId, waitMs: this.#refitMs }, `${why}; reloading it from the store and resyncing subscribers`);
     const wait = this.#refitMs;
@@ -407,6 +421,8 @@ export class Topic {
       this.#busy = false;
       this.#refitting = false;
       if (lifetime !== this.#lifetime) return;
+      // The next reload reads past whatever was dropped meanwhile.
+      this.#reloadAgain = false;
       return this.#refitLater('could not reload it from the store', err);
     }
     this.#busy = false;
@@ -418,6 +434,7 @@ export class Topic {
     if (generation === this.#generation) this.#startOver(state);
     // What came while it loaded follows the reloaded state (what it already holds is dropped).
     this.#drainPending();
+    this.#reloadIfDropped();
   }
 
   async #fill(): Promise<void> {
@@ -451,7 +468,8 @@ export class Topic {
       // start this fill again at once, for ever (each failure answers within microtasks, and the
       // server would do nothing else). They stay held, in order, and the fill is tried again later.
       this.#fillAgain = false;
-      if (lifetime === this.#lifetime && this.storeBacked && this.#storeFed) {
+      // Not when a reload waits (held events were dropped): it reads the store, and backs off, instead.
+      if (lifetime === this.#lifetime && this.storeBacked && this.#storeFed && this.#refit === undefined) {
         this.#fillMs = nextWait(this.#fillMs);
         this.#fillRetry = setTimeout(() => {
           this.#fillRetry = undefined;
@@ -481,9 +499,58 @@ export class Topic {
     this.#fillMs = 0;
   }
 
+  /**
+   * Holds a store event until the load, fill or reload it waits for ends. What is held is bounded: a
+   * store that cannot be read for minutes under a busy upgrade would otherwise grow the server's
+   * memory for as long. Past half of `maxBufferedBytes` (counted as the frames they make: draining
+   * more would write more than that to every subscriber at once, which closes it as slow) the held
+   * events are dropped and the state is reloaded from the store instead, each subscriber sent
+   * `resync` and the snapshot (see {@link #refitLater}): the store holds them, and nothing is sent
+   * out of order. Until the reload is done, the events that come are dropped (while it waits) or held
+   * (while it reads), as for any reload.
+   */
+  #holdEvent(event: ProgressEvent): void {
+    this.#pending.push(event);
+    this.#pendingBytes += Buffer.byteLength(progressEventText(event));
+    if (this.#pendingBytes <= this.#host.maxBufferedBytes / 2) return;
+    const why = `${this.#pending.length} events held for the store (${this.#pendingBytes} bytes) passed half of maxBufferedBytes; dropped them`;
+    this.#dropPending();
+    if (!this.#storeFed) {
+      // Nothing of the store is served yet: the next load reads past them, but one out now may have
+      // read before them (it reloads once more when it is done).
+      if (this.#loading !== undefined) this.#reloadAgain = true;
+      this.#host.logger.warn({ upgradeId: this.upgradeId }, why);
+      return;
+    }
+    // The reload replaces the fill that waited to try again (and it backs off the same way).
+    this.#stopFillRetry();
+    if (this.#refitting) {
+      this.#reloadAgain = true;
+      this.#host.logger.warn({ upgradeId: this.upgradeId }, `${why}; reloading the upgrade again once the reload running now is done`);
+    } else this.#refitLater(why);
+  }
+
+  /** Lets go of the held events. */
+  #dropPending(): void {
+    this.#pending = [];
+    this.#pendingBytes = 0;
+  }
+
+  /** After a load or reload: one more when held events were dropped while it was out (see #reloadAgain). */
+  #reloadIfDropped(): void {
+    if (!this.#reloadAgain) return;
+    this.#reloadAgain = false;
+    if (this.storeBacked && this.#storeFed) this.#refitLater('events held for the store were dropped while it was being read');
+  }
+
+  /** The store events held now (see {@link #holdEvent}): how many, and their bytes as frames. */
+  get held(): { events: number; bytes: number } {
+    return { events: this.#pending.length, bytes: this.#pendingBytes };
+  }
+
   #drainPending(): void {
     const pending = this.#pending;
-    this.#pending = [];
+    this.#dropPending();
     pending.sort((a, b) => a.seq - b.seq);
     for (const event of pending) this.ingest(event);
   }
@@ -705,7 +772,7 @@ export class Topic {
     // Stopped meanwhile (no direct subscriber left, or a tracker of this process took over).
     if (signal.aborted || !this.storeBacked) return;
     // Events of the old upgrade waiting for a gap to be filled must not land on the new one.
-    this.#pending = [];
+    this.#dropPending();
     this.#startOver(state);
   }
 
@@ -806,7 +873,7 @@ export class Topic {
     }
     this.#host.logger.info({ upgradeId: this.upgradeId }, 'the store holds another run of this upgrade, or none; resyncing subscribers');
     // Events of the old run waiting for a gap to be filled must not land on the new one.
-    this.#pending = [];
+    this.#dropPending();
     // A reload waiting to run (the state held did not fit the store's history) is done by this one.
     if (this.#refit) clearTimeout(this.#refit);
     this.#refit = undefined;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
+import { heldForStore } from '../src/server.js';
 import { closedAfterEach, expectConsecutive, openTracker, sleep } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
@@ -61,12 +62,12 @@ class FlakyStore extends WatchableMemoryStore {
 }
 
 /** A server over `store`, with a client subscribed to u1, written by a tracker the server does not track (seq 3). */
-async function subscribed(store: FlakyStore) {
+async function subscribed(store: FlakyStore, maxBufferedBytes?: number) {
   const writer = await openTracker('u1', store);
   opened.trackers.push(writer);
   await writer.startUpgrade();
   await writer.addTask('t', 'T');
-  opened.server = new ProgressWebSocketServer({ port: 0, store });
+  opened.server = new ProgressWebSocketServer({ port: 0, store, ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }) });
   const { url } = await opened.server.start();
   const c = await opened.connect(url);
   c.send({ type: 'subscribe', upgradeId: 'u1' });
@@ -135,5 +136,54 @@ describe('a gap fill the store cannot serve', () => {
     expect((await c.next((m) => m.type === 'progress_event', from)).data.seq).toBe(6);
     expect(await timerTurns(100)).toBeGreaterThan(0);
     expect(store.reads).toBeLessThan(10);
+  });
+
+  // The events that come while the fill waits were held with no limit: a store down for minutes under
+  // a busy upgrade grew the server's memory for as long. (Found by a review on 2026-11-29; this test
+  // failed before the fix: 120 events, some 240 KB, were held.)
+  it('holds at most half of maxBufferedBytes of events while it waits, then reloads the state and resyncs the subscribers once the store answers', async () => {
+    const LIMIT = 64 * 1024;
+    const store = new FlakyStore();
+    const { writer, c } = await subscribed(store, LIMIT);
+    const server = opened.server!;
+    store.down = true;
+    store.dropNext = true;
+    await writer.startTask('t'); // seq 4, lost by the watch
+    await writer.updateTaskProgress('t', 1); // seq 5 shows the gap; the fill's read and reload fail
+    for (let i = 0; i < 500 && (heldForStore(server, 'u1')?.events ?? 0) === 0; i++) await sleep(10);
+    expect(heldForStore(server, 'u1')!.events).toBeGreaterThan(0);
+
+    // A busy upgrade while the store stays down: 120 events of 2 KB, four times the bound together.
+    const pad = 'h'.repeat(2000);
+    let most = 0;
+    for (let i = 0; i < 120; i++) {
+      await writer.updateTaskProgress('t', 2 + (i % 90), undefined, { pad, i }); // seqs 6..125
+      most = Math.max(most, heldForStore(server, 'u1')!.bytes);
+    }
+    expect(120 * pad.length).toBeGreaterThan(2 * LIMIT);
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(LIMIT / 2);
+    expect(heldForStore(server, 'u1')!.events).toBeLessThan(LIMIT / 2 / pad.length);
+    expect(store.down).toBe(true); // the valve was not reached
+    await c.answered();
+    // Nothing of the upgrade was sent meanwhile: the subscriber has what it had.
+    expect(c.ofType('progress_event')).toEqual([]);
+
+    // The store answers again: a resync and the snapshot of what it holds, then live events.
+    store.down = false;
+    const last = writer.durableProgress.lastSeq;
+    expect(last).toBe(125);
+    const snapshot = await c.next((m) => m.type === 'snapshot' && m.seq === last, 1, 20_000);
+    expect(c.ofType('resync')).toEqual([expect.objectContaining({ upgradeId: 'u1', reason: 'gap' })]);
+    expect(snapshot.data).toEqual(JSON.parse(JSON.stringify(writer.durableProgress)));
+    const from = c.messages.length;
+    await writer.updateTaskProgress('t', 99); // seq 126, live
+    await c.next((m) => m.type === 'progress_event' && m.data.seq === last + 1, from);
+    await c.answered();
+    // Every event sent follows the snapshot, in order; none from before it.
+    expect(c.messages.findIndex((m) => m.type === 'progress_event')).toBeGreaterThan(c.messages.indexOf(snapshot));
+    expectConsecutive(c.seqs('u1'), last + 1, last + 1);
+    expect(heldForStore(server, 'u1')).toEqual({ events: 0, bytes: 0 });
+    expect(c.closeCode).toBeUndefined();
   });
 });
