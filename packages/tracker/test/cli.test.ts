@@ -251,6 +251,8 @@ describe('progress watch', () => {
     expect(code).toBe(0);
     // The server told the stale resume apart by its createdAt and sent the new run's snapshot.
     expect(out.text).toContain('resync');
+    // Said as watching a folder says it.
+    expect(out.text).toContain('upgrade "again" was created again; following the new run from its start');
   });
 });
 

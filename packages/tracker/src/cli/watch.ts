@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { applyEventInPlace, cloneState, isTerminal, redactUrl, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
@@ -44,10 +45,26 @@ async function pickUpgrade(store: ProgressStore, upgradeId: string | undefined):
   return rows[0].upgradeId;
 }
 
+/** The first stored event of an upgrade: its `upgrade.created`, whose timestamp is the run's `createdAt`. */
+async function firstEvent(store: ProgressStore, upgradeId: string): Promise<ProgressEvent | undefined> {
+  for await (const event of store.readEvents(upgradeId, 0, 1)) return event;
+  return undefined;
+}
+
+/** The line both `watch` sources print when the id they follow has been started again (deleted, then created anew). */
+export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgradeId}" was created again; following the new run from its start`;
+
 /**
  * Follows an upgrade in a store: through `watch()` when the store has it (Redis), else by reading
  * the events after the last seen seq every `pollMs` (a JSON folder written by another process).
  * Resolves with the final state (or the last one seen, when interrupted).
+ *
+ * A folder's upgrade may be deleted and created again under the same id while it is watched: the
+ * new run's seqs start again at 1, and its events past the seq held would be folded onto the old
+ * run's state. Each poll, after reading the new events, reads the log's first event, which names
+ * the run (its timestamp is the run's `createdAt`, its id is the run's own): another run, or none,
+ * drops the state, says so, and reads the new run from its first event, as `watch ws://` shows the
+ * new run's snapshot after the server's `resync`.
  */
 export async function watchStore(store: ProgressStore, upgradeId: string | undefined, options: WatchOptions): Promise<UpgradeProgress | undefined> {
   const id = await pickUpgrade(store, upgradeId);
@@ -65,9 +82,36 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
     }
     return state;
   }
+  /** The id of the followed run's first event, once read: a run created again within the same millisecond has the same `createdAt`. */
+  let runEventId: string | undefined;
+  /** The followed run was deleted: the next one to appear is the id created again. */
+  let deleted = false;
   while (!options.signal.aborted && !done()) {
     try {
-      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) state = fold(state, event, options.view);
+      const events: ProgressEvent[] = [];
+      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) events.push(event);
+      if (state) {
+        // Read after the events: when the run there now is still the one held, they are of it (runs
+        // only replace each other, an old one never comes back); otherwise they are dropped.
+        const first = await firstEvent(store, id);
+        if (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId)) {
+          state = undefined;
+          runEventId = undefined;
+          if (first === undefined) {
+            deleted = true;
+            options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+          } else {
+            // Straight on to the new run's events, without waiting for the next poll.
+            options.view.say(createdAgainLine(id));
+            continue;
+          }
+        } else runEventId = first.eventId;
+      }
+      if (deleted && events.length > 0) {
+        deleted = false;
+        options.view.say(createdAgainLine(id));
+      }
+      for (const event of events) state = fold(state, event, options.view);
     } catch (err) {
       options.view.say(`read failed (${(err as Error).message}); retrying`);
     }
@@ -99,6 +143,22 @@ const RATE_LIMIT_RETRY_MS = [500, 1000, 2000];
 const STORE_RETRY_MS = 500;
 const STORE_RETRY_MAX_MS = 10_000;
 
+/**
+ * What a proxy or load balancer in front of the ws-server answers the upgrade request with while the
+ * server behind it is down or restarting (Bad Gateway, Service Unavailable, Gateway Timeout): the
+ * command reconnects with its backoff, as after a refused connection. Any other answer (401, 403,
+ * 404, ...) would be the same next time: it ends the command.
+ */
+const RETRIED_STATUS = new Set([502, 503, 504]);
+
+/** `401 Unauthorized`, with a hint where one helps. */
+function describeStatus(code: number): string {
+  const text = `HTTP ${code}${STATUS_CODES[code] ? ` ${STATUS_CODES[code]}` : ''}`;
+  if (code === 401 || code === 403) return `${text} (check --token)`;
+  if (code === 404) return `${text} (no WebSocket endpoint at this URL)`;
+  return text;
+}
+
 interface ServerMessage {
   type: string;
   upgradeId?: string;
@@ -116,12 +176,21 @@ interface ServerMessage {
  */
 export async function watchWebSocket(url: string, upgradeId: string | undefined, options: WatchOptions & { token?: string }): Promise<UpgradeProgress | undefined> {
   let state: UpgradeProgress | undefined;
+  /** The run a `resync` dropped (its createdAt): a snapshot or first event of another run means the id was created again. */
+  let droppedRun: string | undefined;
+  /** Says so when the run of `createdAt` is another than the one a resync dropped, as watching a folder does. */
+  const noteRun = (createdAt: string) => {
+    if (droppedRun !== undefined && createdAt !== droppedRun && target) options.view.say(createdAgainLine(target));
+    droppedRun = undefined;
+  };
   let target = upgradeId;
   let backoff = 250;
   let connectedOnce = false;
   let rateLimited = 0;
   /** Requests in a row the server could not serve (see STORE_RETRY_MS). */
   let unserved = 0;
+  /** Why the last attempt to connect failed (`HTTP 503 ...`), for the final error when it is never reached. */
+  let lastFailure: string | undefined;
   const startedAt = Date.now();
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
@@ -176,10 +245,18 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         // With this listener ws leaves the request to us: fail() closes it (a proxy answering 401 with
         // keep-alive held the socket, and the handshake timeout then logged "retrying" after the error).
         res.resume();
-        fail(new CliError(`the server refused the connection: HTTP ${code}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
+        if (RETRIED_STATUS.has(code)) {
+          // The server behind a proxy is down or restarting: try again, as after a refused connection.
+          lastFailure = describeStatus(code);
+          options.view.say(`${connectedOnce ? 'reconnecting' : 'connecting'} to ${redactUrl(url)}: ${lastFailure}; retrying`);
+          finish('lost');
+          return;
+        }
+        fail(new CliError(`the server refused the connection: ${describeStatus(code)}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
       });
       ws.on('open', () => {
         backoff = 250;
+        lastFailure = undefined;
         if (connectedOnce) options.view.say(`reconnected to ${redactUrl(url)}; resuming after seq ${state?.lastSeq ?? 0}`);
         connectedOnce = true;
       });
@@ -216,6 +293,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               // A copy whose tasks record has no prototype, as the reducer keeps it: JSON.parse gave
               // a plain object, on which a task "constructor" or "__proto__" added later would not fold.
               state = cloneState(msg.data);
+              noteRun(state.createdAt);
               options.view.update(state);
               if (isTerminal(state.status) && !options.follow) finish('ended');
               break;
@@ -227,12 +305,14 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
                 ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt }));
                 break;
               }
+              if (!state && event.seq === 1 && event.type === 'upgrade.created') noteRun(event.timestamp);
               state = fold(state, event, options.view);
               if (isTerminal(state.status) && !options.follow) finish('ended');
               break;
             }
             case 'resync':
               options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
+              droppedRun = state?.createdAt ?? droppedRun;
               state = undefined;
               break;
             case 'error': {
@@ -268,13 +348,14 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
       ws.on('close', () => finish('lost'));
       ws.on('error', (err) => {
+        lastFailure = err.message;
         if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${err.message}; retrying`);
       });
     });
     if (outcome !== 'lost') break;
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
     if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
-      throw new CliError(`cannot connect to ${redactUrl(url)}`, ExitCode.UNAVAILABLE);
+      throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${lastFailure})` : ''}`, ExitCode.UNAVAILABLE);
     }
     await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);

@@ -1,0 +1,239 @@
+// `progress watch` across a restart of what it watches, driving the real command (a child process,
+// run from source through tsx, as a user runs it): a ws-server restarting behind an HTTP proxy, and
+// an upgrade deleted and created again under the same id in a JSON folder.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { JsonFileStore, createProgressTracker } from '../src/index.js';
+import { cleanupTempDirs, freePort, tempDir } from './helpers.js';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  cleanupTempDirs();
+});
+
+const seqsOf = (text: string, id: string): number[] => [...text.matchAll(new RegExp(`#(\\d+) ${id} `, 'g'))].map((m) => Number(m[1]));
+
+/** Starts `progress <args>` as a user would (from source, through tsx), stdout not a terminal. */
+function startCli(args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
+    cwd: packageDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  /** Waits until `test(stdout)` holds; throws with what was printed when it does not in time, or the command ended. */
+  const waitFor = async (what: string, test: (out: string) => boolean, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!test(out)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed ${what} (exit ${child.exitCode}); stdout:\n${out}\nstderr:\n${err}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  /**
+   * Calls `write` (an event of `id`) until the command prints an event line of `id`: what was written
+   * before it read its first state is in that state, not printed. Resolves with the seq printed first.
+   */
+  const started = async (id: string, write: () => Promise<unknown>) => {
+    const deadline = Date.now() + 20_000;
+    while (seqsOf(out, id).length === 0) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed an event (exit ${child.exitCode}); stdout:\n${out}\nstderr:\n${err}`);
+      await write();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return seqsOf(out, id)[0]!;
+  };
+  return { child, exited, waitFor, started, out: () => out, err: () => err };
+}
+
+/**
+ * An HTTP proxy in front of a ws-server, as nginx or a load balancer is: it passes each upgrade
+ * request on to `target`, and answers 502 when nothing listens there (the server restarting). The
+ * answers in `script` go first, one per request: a status code, or 'reset' (the connection reset).
+ */
+async function startProxy(target: number) {
+  const script: Array<number | 'reset'> = [];
+  let requests = 0;
+  const server: Server = createServer((_req, res) => res.writeHead(404).end());
+  const answer = (socket: Socket, code: number) => socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    requests++;
+    socket.on('error', () => {});
+    const scripted = script.shift();
+    if (scripted === 'reset') return void socket.resetAndDestroy();
+    if (scripted !== undefined) return void answer(socket, scripted);
+    const upstream = connect(target, '127.0.0.1');
+    let connected = false;
+    upstream.on('connect', () => {
+      connected = true;
+      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on('error', () => (connected ? socket.destroy() : answer(socket, 502)));
+    upstream.on('close', () => connected && socket.destroy());
+    socket.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
+    script,
+    get requests() {
+      return requests;
+    },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('progress watch ws:// behind a proxy, while the server restarts', () => {
+  it('retries when the proxy answers 502, 503 or 504 (or resets the connection), and resumes once the server is back', async () => {
+    const wsPort = await freePort();
+    const dir = tempDir('watch-proxy');
+    const t = await createProgressTracker({ upgradeId: 'proxied', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: { port: wsPort } });
+    await t.startWebSocketServer();
+    const proxy = await startProxy(wsPort);
+    try {
+      await t.startUpgrade();
+      await t.addTask('a', 'A');
+      const cli = startCli(['watch', proxy.url, 'proxied']);
+      let p = 0;
+      const firstSeen = await cli.started('proxied', () => t.updateTaskProgress('a', Math.min(++p, 99)));
+      // The server goes away behind the proxy: a reset, then 503 and 504 from the proxy, then 502s
+      // (nothing listens behind it) until the server is back.
+      proxy.script.push('reset', 503, 504);
+      const before = proxy.requests;
+      await t.stopWebSocketServer();
+      await t.updateTaskProgress('a', Math.min(++p, 99));
+      const during = t.progress.lastSeq;
+      for (let i = 0; i < 400 && proxy.requests < before + 4; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(proxy.requests).toBeGreaterThanOrEqual(before + 4);
+      expect(cli.child.exitCode).toBeNull();
+      await t.startWebSocketServer();
+      await t.updateTaskProgress('a', Math.min(++p, 99));
+      await t.completeTask('a');
+      await t.completeUpgrade();
+      const code = await cli.exited;
+      expect(cli.err()).toBe('');
+      expect(code).toBe(0);
+      expect(cli.out()).toMatch(/HTTP 503 Service Unavailable; retrying/);
+      expect(cli.out()).toContain('reconnected');
+      // Every event after the first snapshot, once and in order, the one written during the outage too.
+      const last = t.progress.lastSeq;
+      expect(seqsOf(cli.out(), 'proxied')).toEqual(Array.from({ length: last - firstSeen + 1 }, (_, i) => firstSeen + i));
+      expect(firstSeen).toBeLessThan(during);
+    } finally {
+      await t.close();
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it.each([
+    [401, 4, 'Unauthorized'],
+    [403, 4, 'Forbidden'],
+    [404, 3, 'Not Found'],
+  ])('gives up at once when the proxy answers %i on a reconnect, with exit code %i', async (status, exitCode, text) => {
+    const wsPort = await freePort();
+    const t = await createProgressTracker({ upgradeId: 'refused', planId: 'p', clusterName: 'c', storage: 'memory', webSocket: { port: wsPort } });
+    await t.startWebSocketServer();
+    const proxy = await startProxy(wsPort);
+    try {
+      await t.startUpgrade();
+      await t.addTask('a', 'A');
+      const cli = startCli(['watch', proxy.url, 'refused']);
+      let p = 0;
+      await cli.started('refused', () => t.updateTaskProgress('a', Math.min(++p, 99)));
+      const before = proxy.requests;
+      proxy.script.push(status, status, status);
+      await t.stopWebSocketServer();
+      expect(await cli.exited).toBe(exitCode);
+      expect(cli.err()).toContain(`the server refused the connection: HTTP ${status} ${text}`);
+      // Not asked again: the first answer was final.
+      expect(proxy.requests).toBe(before + 1);
+    } finally {
+      await t.close();
+      await proxy.close();
+    }
+  }, 60_000);
+});
+
+describe('progress watch <folder> --follow, when the upgrade is deleted and created again', () => {
+  it('says so and follows the new run from its first event, not its events on the old run', async () => {
+    const dir = tempDir('watch-again');
+    const id = 'again';
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storagePath: dir });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    const cli = startCli(['watch', dir, id, '--follow']);
+    let p = 0;
+    await cli.started(id, () => first.updateTaskProgress('a', Math.min(++p, 99)));
+    await first.completeTask('a');
+    await first.completeUpgrade();
+    await first.close();
+    const oldLast = first.progress.lastSeq;
+    await cli.waitFor(`the old run to its end (seq ${oldLast})`, (out) => seqsOf(out, id).includes(oldLast));
+    const oldRun = cli.out().length;
+    // A new run under the same id, longer than the old one: its events 7.. would fit the seqs the watcher holds.
+    const store = new JsonFileStore({ directory: dir });
+    expect(await store.delete(id)).toBe(true);
+    await store.close();
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storagePath: dir });
+    await second.startUpgrade();
+    await second.addTasks([{ taskId: 'b', taskName: 'B' }, { taskId: 'c', taskName: 'C' }]);
+    for (let i = 0; i <= oldLast; i++) await second.updateTaskProgress('b', i);
+    await second.close();
+    const lastSeq = second.progress.lastSeq;
+    expect(lastSeq).toBeGreaterThan(oldLast);
+    await cli.waitFor(`the new run to seq ${lastSeq}`, (out) => seqsOf(out.slice(oldRun), id).includes(lastSeq));
+    cli.child.kill('SIGINT');
+    expect(await cli.exited).toBe(130);
+    const after = cli.out().slice(oldRun);
+    expect(after).toMatch(new RegExp(`upgrade "${id}" was created again; following the new run from its start`));
+    // After that line: the new run from seq 1, every event once, in order.
+    const newRun = after.slice(after.indexOf('created again'));
+    expect(seqsOf(newRun, id)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+    expect(newRun).toContain('upgrade.created');
+  }, 60_000);
+
+  it('without --follow: says the upgrade was deleted, waits for it, and ends with the new run', async () => {
+    const dir = tempDir('watch-deleted');
+    const id = 'gone';
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storagePath: dir });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    const cli = startCli(['watch', dir, id]);
+    let p = 0;
+    await cli.started(id, () => first.updateTaskProgress('a', Math.min(++p, 99)));
+    await first.close();
+    const store = new JsonFileStore({ directory: dir });
+    expect(await store.delete(id)).toBe(true);
+    await store.close();
+    await cli.waitFor('that it was deleted', (out) => out.includes(`upgrade "${id}" was deleted; waiting for it to be created again`));
+    const oldRun = cli.out().length;
+    // Before, the watcher said nothing and waited for seqs past the old run's, for ever: the new run ends at seq 3.
+    const second = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storagePath: dir });
+    await second.startUpgrade();
+    await second.failUpgrade('boom');
+    await second.close();
+    expect(await cli.exited).toBe(1);
+    const after = cli.out().slice(oldRun);
+    expect(after).toContain(`upgrade "${id}" was created again; following the new run from its start`);
+    expect(seqsOf(after, id)).toEqual([1, 2, 3]);
+    expect(cli.err()).toBe('');
+  }, 60_000);
+});
