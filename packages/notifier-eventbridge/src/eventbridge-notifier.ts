@@ -345,6 +345,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#counters.requests += 1;
     this.#lastSendAt = Date.now();
     for (const item of items) item.attempts += 1;
+    const offsetAtSend = this.#clockOffset();
     const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
     let request: Promise<PutEventsCommandOutput>;
     try {
@@ -358,7 +359,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
           if (this.#inFlight.has(flight)) this.#onAnswer(items, out);
         },
         (err: unknown) => {
-          if (this.#inFlight.has(flight)) this.#onRequestError(items, err);
+          if (this.#inFlight.has(flight)) this.#onRequestError(items, err, offsetAtSend);
         },
       )
       .catch((err: unknown) => this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer'))
@@ -390,7 +391,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       } else if (result?.EventId) this.#counters.sent += 1;
       else {
         // No result for this entry (a short Entries array, or one with neither EventId nor ErrorCode):
-        // nothing says it was delivered, even when FailedEntryCount is 0. Retried (at least once), then
+        // nothing says it was delivered, even when FailedEntryCount is 0. Retried (within retry.maxAttempts), then
         // reported as MissingResult when the answers keep lacking it.
         unanswered += 1;
         this.#retryItem(item, now, 'MissingResult', 'the PutEvents answer has no result for this entry');
@@ -403,8 +404,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#sortRetries();
   }
 
-  #onRequestError(items: Item[], err: unknown): void {
-    const info = classifyRequestError(err);
+  #onRequestError(items: Item[], err: unknown, offsetAtSend: number | undefined): void {
+    const offsetNow = this.#clockOffset();
+    const info = classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
     if (!info.retryable) {
       this.#logger.error({ err, busName: this.#opts.busName, entries: items.length }, 'eventbridge rejected a PutEvents request; its entries are given up on');
       this.#giveUp(
@@ -455,10 +457,11 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#dropWhy = why;
     const now = Date.now();
     if (now - this.#lastDropLog >= DROP_LOG_INTERVAL_MS) this.#logDrops();
-    else if (this.#dropLogTimer === undefined) {
+    else if (this.#dropLogTimer === undefined && !this.#closed) {
       // The drops of this interval are logged when it ends (or at close), even if no other drop
       // comes then: otherwise a burst would be logged as its first drop alone. Unref'd: a log line
-      // is no reason to keep the process alive.
+      // is no reason to keep the process alive. Not after close, which released every timer: the
+      // drops of a closed notifier (each one reported to onError) are logged at most every 10 s.
       this.#dropLogTimer = setTimeout(() => this.#logDrops(), this.#lastDropLog + DROP_LOG_INTERVAL_MS - now);
       this.#dropLogTimer.unref?.();
     }
@@ -518,6 +521,12 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     for (const item of this.#retry) if (item.no <= upTo) refs.push(item.ref);
     for (const item of this.#fresh) if (item.no <= upTo) refs.push(item.ref);
     return refs.sort((a, b) => (a.upgradeId === b.upgradeId ? a.seq - b.seq : a.upgradeId < b.upgradeId ? -1 : 1));
+  }
+
+  /** The client's clock offset (`config.systemClockOffset`, which the SDK corrects by the server's Date header), if it has one. */
+  #clockOffset(): number | undefined {
+    const offset = (this.#client.config as { systemClockOffset?: unknown } | undefined)?.systemClockOffset;
+    return typeof offset === 'number' ? offset : undefined;
   }
 
   #arm(at: number): void {

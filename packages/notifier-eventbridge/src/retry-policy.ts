@@ -62,6 +62,9 @@ const RETRYABLE_NAMES = new Set([
   'ServiceUnavailableException',
 ]);
 
+/** The least clock correction that says a request was signed with a skewed time (the SDK's own threshold). */
+const CLOCK_SKEW_CORRECTION_MS = 240_000;
+
 /** What we know of a failed PutEvents request. */
 export interface RequestErrorInfo {
   retryable: boolean;
@@ -78,8 +81,16 @@ export interface RequestErrorInfo {
  * `@retryable` trait of a modeled error), and one after which the SDK corrected its clock skew
  * (`$metadata.clockSkewCorrected`: the next request is signed with the corrected time). Any other
  * answer (4xx: access denied, unknown bus, validation) is not.
+ *
+ * @param clockCorrectionMs How far the client's clock offset (`config.systemClockOffset`) moved
+ *   between the request's signing and its error, when known. The SDK re-measures the offset from
+ *   the `Date` header of every error, to the millisecond against a header to the second, and sets
+ *   `clockSkewCorrected` whenever the offset is 4 min or more and moved at all: on a host whose clock
+ *   is off by minutes, every error (an unknown bus, access denied) has the flag. With this argument the
+ *   flag counts only when the correction itself is of minutes, i.e. the request was signed with a
+ *   time the server could refuse.
  */
-export function classifyRequestError(err: unknown): RequestErrorInfo {
+export function classifyRequestError(err: unknown, clockCorrectionMs?: number): RequestErrorInfo {
   const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown }; $retryable?: unknown };
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const name = typeof e.name === 'string' ? e.name : 'Error';
@@ -87,7 +98,7 @@ export function classifyRequestError(err: unknown): RequestErrorInfo {
   const message = typeof e.message === 'string' ? e.message : String(err);
   // `$retryable` is an own property of every SDK error, undefined unless the error's model is
   // @retryable (then `{}` or `{ throttling: true }`): the SDK's own test is `!== undefined` too.
-  const retryable =
-    status === undefined || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || e.$metadata?.clockSkewCorrected === true;
+  const skewCorrected = e.$metadata?.clockSkewCorrected === true && (clockCorrectionMs === undefined || Math.abs(clockCorrectionMs) >= CLOCK_SKEW_CORRECTION_MS);
+  const retryable = status === undefined || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || skewCorrected;
   return { retryable, code, message, status };
 }

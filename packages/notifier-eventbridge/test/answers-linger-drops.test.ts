@@ -139,6 +139,17 @@ describe('linger while a request is in flight', () => {
     expect(logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped)).toEqual([1, 1]);
     expect(await timers.settled()).toBe(0);
   });
+
+  it('arms no timer for the events handed in after close (dropped, reported, logged at most every 10 s)', async () => {
+    const { notifier, failures, logs } = await setup();
+    await notifier.close(0);
+    const timers = trackTimers();
+    for (let seq = 1; seq <= 3; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(failures.map((f) => [f.reason, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([1, 2, 3].map((seq) => ['dropped', 'the notifier is closed', [seq]]));
+    expect(logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped)).toEqual([1]);
+    expect(notifier.stats()).toMatchObject({ dropped: 3, queued: 0, inFlight: 0 });
+    expect(await timers.settled()).toBe(0);
+  });
 });
 
 describe('drop-oldest', () => {
@@ -256,5 +267,46 @@ describe('the retry decision on SDK errors', () => {
     expect(failures).toEqual([]);
     expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
     expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+  });
+
+  it('gives up at once a permanent refusal on a host whose clock the SDK has corrected by minutes (the SDK flags every such error clockSkewCorrected)', async () => {
+    // The server's clock is 30 min ahead: the first answer corrects the client's offset. The SDK then
+    // re-measures the offset from every error's Date header (to the second) and flags each error whose
+    // offset moved by a millisecond: an unknown bus must still be rejected, not retried maxAttempts times.
+    const { endpoint, client, notifier, failures } = await setup(
+      {},
+      { failRequest: ({ index }) => (index >= 1 ? { status: 400, errorType: 'ResourceNotFoundException', message: 'Event bus bus does not exist.' } : undefined) },
+      { date: () => new Date(Date.now() + 30 * 60_000).toUTCString() },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(client.config.systemClockOffset).toBeGreaterThan(29 * 60_000);
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2]]);
+    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([['rejected', 'ResourceNotFoundException', [2]]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, failed: 1, retried: 0 });
+  });
+
+  it('retries every request signed before the clock correction, the concurrent ones too', async () => {
+    // Two requests in flight, both signed with the skewed clock: the first refusal corrects the
+    // offset, the second is refused for the same skew and must be retried as well.
+    const { endpoint, notifier, failures } = await setup(
+      { maxBatchEntries: 1, maxConcurrentRequests: 2, lingerMs: 0 },
+      {
+        hold: ({ index }) => index < 2,
+        failRequest: ({ index }) => (index < 2 ? { status: 400, errorType: 'InvalidSignatureException', message: 'Signature expired: the request is more than 5 minutes old' } : undefined),
+      },
+      { date: () => new Date(Date.now() + 30 * 60_000).toUTCString() },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    notifier.handle(fakeEvent(2), fakeState);
+    await endpoint.waitForRequests(2);
+    const drained = notifier.drain(5000);
+    expect(endpoint.release()).toBe(2);
+    expect(await drained).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.entries.map((e) => e.detail!.seq as number).sort((a, b) => a - b)).toEqual([1, 2]);
+    expect(notifier.stats()).toMatchObject({ sent: 2, retried: 2, failed: 0 });
   });
 });
