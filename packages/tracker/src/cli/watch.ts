@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyEventInPlace, cloneState, isTerminal, redactUrl, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
@@ -75,13 +75,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   else options.view.say(`waiting for upgrade "${id}" to appear...`);
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
   if (done() || options.signal.aborted) return state;
-  if (store.watch) {
-    for await (const event of store.watch(id, state?.lastSeq ?? 0, { signal: options.signal })) {
-      state = fold(state, event, options.view);
-      if (done()) break;
-    }
-    return state;
-  }
+  if (store.watch) return followWatch(store as ProgressStore & Required<Pick<ProgressStore, 'watch'>>, id, state, options);
   /** The id of the followed run's first event, once read: a run created again within the same millisecond has the same `createdAt`. */
   let runEventId: string | undefined;
   /** The followed run was deleted: the next one to appear is the id created again. */
@@ -117,6 +111,71 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
     }
     if (done()) break;
     await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
+  }
+  return state;
+}
+
+/**
+ * Follows an upgrade through the store's `watch()` (Redis). The watch ends with `NOT_FOUND` when the
+ * upgrade is deleted (reason `deleted`, also when it was created again under the same id) or when
+ * the events after the seq held were removed by retention (reason `trimmed`): as a folder does, a
+ * deleted upgrade is waited for and a new run followed from its first event, each said in a line;
+ * trimmed events are a resync, as from a ws-server: the state is loaded again and followed from it.
+ */
+async function followWatch(
+  store: ProgressStore & Required<Pick<ProgressStore, 'watch'>>,
+  id: string,
+  loaded: UpgradeProgress | undefined,
+  options: WatchOptions,
+): Promise<UpgradeProgress | undefined> {
+  let state = loaded;
+  const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
+  /** The upgrade was deleted: its next run's first event says it was created again. */
+  let deleted = false;
+  /** When the last watch ended as NOT_FOUND: two in a row within a second wait a little (a store that keeps answering so must not spin). */
+  let lastEnd = 0;
+  while (!options.signal.aborted) {
+    try {
+      for await (const event of store.watch(id, state?.lastSeq ?? 0, { signal: options.signal })) {
+        if (deleted) {
+          deleted = false;
+          options.view.say(createdAgainLine(id));
+        }
+        state = fold(state, event, options.view);
+        if (done()) return state;
+      }
+      return state;
+    } catch (err) {
+      const reason = isProgressError(err, 'NOT_FOUND') ? err.context.reason : undefined;
+      if (reason !== 'deleted' && reason !== 'trimmed') throw err;
+      if (Date.now() - lastEnd < 1000) await sleep(200, undefined, { signal: options.signal }).catch(() => {});
+      lastEnd = Date.now();
+      if (reason === 'trimmed') {
+        options.view.say('resync: history gone; reloading the snapshot');
+        state = await store.load(id).catch((e: unknown) => {
+          throw storeError(e);
+        });
+        if (state) {
+          options.view.update(state);
+          if (done()) return state;
+        } else {
+          deleted = true;
+          options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+        }
+        continue;
+      }
+      // Deleted, perhaps created again: a new run is followed from its first event, never folded
+      // onto the old run's state.
+      state = undefined;
+      const now = await store.load(id).catch((e: unknown) => {
+        throw storeError(e);
+      });
+      if (now) options.view.say(createdAgainLine(id));
+      else {
+        deleted = true;
+        options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+      }
+    }
   }
   return state;
 }
