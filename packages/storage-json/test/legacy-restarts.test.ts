@@ -107,6 +107,16 @@ describe('legacy retry_count', () => {
     const a = ended.state.tasks.a!;
     expect([a.status, a.retryCount, a.startedAt, a.completedAt, a.durationMs, a.errorMessage]).toEqual(['failed', 1, '2025-10-20T05:25:02.000Z', '2025-10-20T05:25:02.000Z', 0, 'x']);
     expect(ofTask(ended.events).map(([type]) => type)).toEqual(['task.retried', 'task.failed']);
+    // As the old module wrote such a task: with its percentage (0.0 by default), which a progress
+    // event just before the failure carries. Found by a review: the retries were dropped (retryCount 0).
+    const withPct = await load(upgrade({ status: 'failed', error_message: 'x', percentage: 0.0, retry_count: 1, events: [ev('25:02.000000', 'failed', 'Task failed: x')] }));
+    const b = withPct.state.tasks.a!;
+    expect([b.status, b.retryCount, b.startedAt, b.completedAt, b.durationMs, b.percentage, b.errorMessage]).toEqual(['failed', 1, '2025-10-20T05:25:02.000Z', '2025-10-20T05:25:02.000Z', 0, 0, 'x']);
+    expect(ofTask(withPct.events).map(([type]) => type)).toEqual(['task.retried', 'task.progress', 'task.failed']);
+    expect(addedDetails(withPct.events)).not.toHaveProperty('legacyRetryCount');
+    // No event at all, failed at 30%: the same.
+    const bare = await load(upgrade({ status: 'failed', error_message: 'x', percentage: 30.0, completed_at: at('25:02.000000'), retry_count: 2, events: [] }));
+    expect([bare.state.tasks.a!.status, bare.state.tasks.a!.retryCount, bare.state.tasks.a!.percentage, bare.state.tasks.a!.completedAt]).toEqual(['failed', 2, 30, '2025-10-20T05:25:02.000Z']);
     // A task that never started cannot have been retried here (a retry starts it): it stays not
     // started, and the file's retry_count is kept.
     const never = await load(upgrade({ status: 'not_started', retry_count: 2 }));

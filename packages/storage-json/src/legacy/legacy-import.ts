@@ -250,7 +250,10 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     const missing = retriesOf(t.retry_count) - retries;
     if (missing > 0) {
       const startAt = mine.findIndex((d) => d.type === 'task.started' || d.type === 'task.retried');
-      const at = startAt >= 0 ? startAt + 1 : mine[0]?.type === 'task.completed' || mine[0]?.type === 'task.failed' ? 0 : -1;
+      // Ended without a recorded start: its first event starts it here (a completion or failure, or the
+      // progress event that carries a failed task's recorded percentage, 0 included, just before it).
+      const first = mine[0]?.type;
+      const at = startAt >= 0 ? startAt + 1 : first === 'task.completed' || first === 'task.failed' || first === 'task.progress' ? 0 : -1;
       if (at >= 0) {
         const anchor = mine[startAt >= 0 ? startAt : 0]!;
         const synthesized = Array.from({ length: missing }, (_, i): Draft => ({
