@@ -16,11 +16,11 @@ afterAll(async () => {
 
 const seqsOf = (text: string, id: string): number[] => [...text.matchAll(new RegExp(`#(\\d+) ${id} `, 'g'))].map((m) => Number(m[1]));
 
-/** Runs `progress watch <redis url> <id> --prefix <prefix> [...more]` in this process; its output is readable while it runs. */
-function watch(id: string, keyPrefix: string, ...more: string[]) {
+/** Runs `progress watch <source> <id> --prefix <prefix>` in this process; its output is readable while it runs. */
+function watch(id: string, keyPrefix: string, source = url) {
   const out = new Capture();
   const err = new Capture();
-  const exited = main(['watch', url, id, '--prefix', keyPrefix, ...more], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+  const exited = main(['watch', source, id, '--prefix', keyPrefix], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
   const waitFor = async (what: string, test: (text: string) => boolean) => {
     const deadline = Date.now() + 15_000;
     while (!test(out.text)) {
@@ -79,16 +79,7 @@ describe('progress watch redis://, when the upgrade is deleted and created again
     const writer = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: new RedisStore({ url, keyPrefix, snapshotEvery: 2, retention: { maxEvents: 2 } }) });
     await writer.startUpgrade();
     await writer.addTask('a', 'A');
-    const out = new Capture();
-    const err = new Capture();
-    const exited = main(['watch', proxy.url, id, '--prefix', keyPrefix], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
-    const waitFor = async (what: string, test: (text: string) => boolean) => {
-      const deadline = Date.now() + 15_000;
-      while (!test(out.text)) {
-        if (Date.now() > deadline) throw new Error(`progress watch never printed ${what}; stdout:\n${out.text}\nstderr:\n${err.text}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
+    const { out, err, exited, waitFor } = watch(id, keyPrefix, proxy.url);
     for (let p = 1; seqsOf(out.text, id).length === 0; p++) {
       await writer.updateTaskProgress('a', p);
       await new Promise((r) => setTimeout(r, 100));
