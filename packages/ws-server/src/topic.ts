@@ -81,6 +81,13 @@ export class Topic {
    * may have read the store before them, so the state is reloaded once more when it ends.
    */
   #reloadAgain = false;
+  /**
+   * The wait before the reload that follows a load or reload overrun by events (see #reloadAgain):
+   * RELOAD_MIN_MS after the first of a row, doubling up to RELOAD_MAX_MS, back to none once one is not
+   * overrun. Not #refitMs, which each event applied in order resets: a busy upgrade whose slow store
+   * is overrun on every read would otherwise be read back to back, every subscriber resynced each time.
+   */
+  #dropMs = 0;
   #watch: AbortController | undefined;
   #retry: NodeJS.Timeout | undefined;
   /** The next load after a failed one (see {@link reloadLater}), and the wait before it. */
@@ -210,6 +217,7 @@ export class Topic {
 
   /** See #askStore: follows the store when it holds this upgrade (the same one, as far or further). */
   async #adoptStore(): Promise<void> {
+    const lifetime = this.#lifetime;
     let stored: UpgradeProgress | undefined;
     try {
       stored = await this.#host.store!.load(this.upgradeId);
@@ -240,11 +248,12 @@ export class Topic {
     this.#drainPending();
     this.syncWatch();
     this.#host.attachWildcards(this);
-    this.#reloadIfDropped();
+    this.#reloadIfDropped(lifetime);
   }
 
   async #load(): Promise<void> {
     const store = this.#host.store!;
+    const lifetime = this.#lifetime;
     this.#busy = true;
     try {
       this.#storeState = await store.load(this.upgradeId);
@@ -263,7 +272,7 @@ export class Topic {
     this.#busy = false;
     this.#drainPending();
     if (this.exists) this.#host.attachWildcards(this);
-    this.#reloadIfDropped();
+    this.#reloadIfDropped(lifetime);
   }
 
   /** A tracker of this process now writes this upgrade: it becomes the source. */
@@ -434,7 +443,7 @@ export class Topic {
     if (generation === this.#generation) this.#startOver(state);
     // What came while it loaded follows the reloaded state (what it already holds is dropped).
     this.#drainPending();
-    this.#reloadIfDropped();
+    this.#reloadIfDropped(lifetime);
   }
 
   async #fill(): Promise<void> {
@@ -536,11 +545,25 @@ export class Topic {
     this.#pendingBytes = 0;
   }
 
-  /** After a load or reload: one more when held events were dropped while it was out (see #reloadAgain). */
-  #reloadIfDropped(): void {
-    if (!this.#reloadAgain) return;
+  /**
+   * After a load or reload begun in `lifetime`: one more when held events were dropped while it was
+   * out (see #reloadAgain). Not for a topic closed meanwhile (the server stopped, or let it go while
+   * it loaded): its reload would read a store that may be closed, and try again for ever.
+   */
+  #reloadIfDropped(lifetime: number): void {
+    if (!this.#reloadAgain) {
+      this.#dropMs = 0;
+      return;
+    }
     this.#reloadAgain = false;
-    if (this.storeBacked && this.#storeFed) this.#refitLater('events held for the store were dropped while it was being read');
+    if (lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return;
+    // The events that come until it runs are dropped (the reload reads past them).
+    this.#dropPending();
+    if (this.#refit || this.#refitting) return;
+    const wait = this.#dropMs;
+    this.#dropMs = nextWait(wait);
+    this.#host.logger.warn({ upgradeId: this.upgradeId, waitMs: wait }, 'events held for the store were dropped while it was being read; reloading it from the store and resyncing subscribers');
+    this.#refitIn(wait);
   }
 
   /** The store events held now (see {@link #holdEvent}): how many, and their bytes as frames. */
@@ -913,6 +936,9 @@ export class Topic {
     this.#stopFillRetry();
     if (this.#refit) clearTimeout(this.#refit);
     this.#refit = undefined;
+    // A load or reload out now reloads nothing after it (see #reloadIfDropped), and what was held goes.
+    this.#reloadAgain = false;
+    this.#dropPending();
     for (const sub of this.subs) sub.closed = true;
     this.subs.clear();
   }
