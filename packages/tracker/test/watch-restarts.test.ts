@@ -2,8 +2,10 @@
 // run from source through tsx, as a user runs it): a ws-server restarting behind an HTTP proxy, and
 // an upgrade deleted and created again under the same id in a JSON folder.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
@@ -235,5 +237,37 @@ describe('progress watch <folder> --follow, when the upgrade is deleted and crea
     expect(after).toContain(`upgrade "${id}" was created again; following the new run from its start`);
     expect(seqsOf(after, id)).toEqual([1, 2, 3]);
     expect(cli.err()).toBe('');
+  }, 60_000);
+});
+
+describe('progress watch <folder>, an upgrade whose first log line is damaged below its snapshot', () => {
+  it('follows it to its end as before: the first event names no run then, the events after the snapshot are still its own', async () => {
+    const dir = tempDir('watch-damaged-first');
+    const id = 'dmg';
+    // Snapshots every 3 events: the damaged line 1 lies below one, so the store still opens the upgrade.
+    const store = () => new JsonFileStore({ directory: dir, snapshotEvery: 3, durability: 'none' });
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: store() });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    for (let i = 1; i < 8; i++) await first.updateTaskProgress('a', i);
+    await first.close();
+    const log = join(dir, 'upgrades', id, 'events.jsonl');
+    const text = readFileSync(log, 'latin1');
+    const at = text.indexOf('"message":"') + '"message":"'.length;
+    writeFileSync(log, `${text.slice(0, at)}${text[at] === 'X' ? 'Y' : 'X'}${text.slice(at + 1)}`, 'latin1');
+    const cli = startCli(['watch', dir, id]);
+    // The same run goes on (its writer opens from the snapshot) and ends.
+    const second = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: store() });
+    let p = 10;
+    const firstSeen = await cli.started(id, () => second.updateTaskProgress('a', Math.min(++p, 99)));
+    await second.completeTask('a');
+    await second.completeUpgrade();
+    await second.close();
+    const last = second.progress.lastSeq;
+    await cli.waitFor(`seq ${last}`, (out) => seqsOf(out, id).includes(last));
+    expect(await cli.exited).toBe(0);
+    expect(seqsOf(cli.out(), id)).toEqual(Array.from({ length: last - firstSeen + 1 }, (_, i) => firstSeen + i));
+    expect(cli.out()).not.toContain('read failed');
+    expect(cli.out()).not.toContain('created again');
   }, 60_000);
 });

@@ -51,6 +51,20 @@ async function firstEvent(store: ProgressStore, upgradeId: string): Promise<Prog
   return undefined;
 }
 
+/**
+ * {@link firstEvent}, or `'unreadable'` when that event is damaged (`DATA_CORRUPTED`): a log whose
+ * first line rotted below a snapshot still opens, and its events after the snapshot still read, so
+ * the run held goes on (a new run's log would start with a sound line). Any other error is thrown.
+ */
+async function firstEventOrUnreadable(store: ProgressStore, upgradeId: string): Promise<ProgressEvent | undefined | 'unreadable'> {
+  try {
+    return await firstEvent(store, upgradeId);
+  } catch (err) {
+    if (isProgressError(err, 'DATA_CORRUPTED')) return 'unreadable';
+    throw err;
+  }
+}
+
 /** The line both `watch` sources print when the id they follow has been started again (deleted, then created anew). */
 export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgradeId}" was created again; following the new run from its start`;
 
@@ -64,7 +78,8 @@ export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgra
  * run's state. Each poll, after reading the new events, reads the log's first event, which names
  * the run (its timestamp is the run's `createdAt`, its id is the run's own): another run, or none,
  * drops the state, says so, and reads the new run from its first event, as `watch ws://` shows the
- * new run's snapshot after the server's `resync`.
+ * new run's snapshot after the server's `resync`. A first event that is damaged (below a snapshot,
+ * where the store still opens the upgrade) names no run: the run held goes on, as it did before.
  */
 export async function watchStore(store: ProgressStore, upgradeId: string | undefined, options: WatchOptions): Promise<UpgradeProgress | undefined> {
   const id = await pickUpgrade(store, upgradeId);
@@ -87,8 +102,9 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
       if (state) {
         // Read after the events: when the run there now is still the one held, they are of it (runs
         // only replace each other, an old one never comes back); otherwise they are dropped.
-        const first = await firstEvent(store, id);
-        if (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId)) {
+        // (A damaged first event names no run: the run there is taken as the one held.)
+        const first = await firstEventOrUnreadable(store, id);
+        if (first !== 'unreadable' && (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId))) {
           state = undefined;
           runEventId = undefined;
           if (first === undefined) {
@@ -99,7 +115,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
             options.view.say(createdAgainLine(id));
             continue;
           }
-        } else runEventId = first.eventId;
+        } else if (first !== 'unreadable') runEventId = first.eventId;
       }
       if (deleted && events.length > 0) {
         deleted = false;
