@@ -4,7 +4,7 @@ import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSumm
 import { cloneState, replayEvents } from './reducer.js';
 import { appendInputError, assertAppend, assertAppendState, assertReadEvents, filterRows } from './store-helpers.js';
 import { toSummaryRow } from './summary.js';
-import { assertCount, assertValidId } from './validation.js';
+import { assertCount, assertValidId, readOptions } from './validation.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -28,8 +28,8 @@ export class MemoryStore implements ProgressStore {
   readonly #snapshotEvery: number;
   #closed = false;
 
-  constructor(options: MemoryStoreOptions = {}) {
-    const every = options.snapshotEvery ?? 1000;
+  constructor(options?: MemoryStoreOptions) {
+    const every = readOptions<MemoryStoreOptions>(options, ['snapshotEvery'], 'MemoryStore options').snapshotEvery ?? 1000;
     assertCount(every, 'snapshotEvery', true);
     this.#snapshotEvery = every;
   }
@@ -43,6 +43,8 @@ export class MemoryStore implements ProgressStore {
   }
 
   async release(upgradeId: string): Promise<void> {
+    // Checked like every other method (but allowed once closed: close() let go of every lock).
+    assertValidId(upgradeId, 'upgradeId');
     this.#locks.delete(upgradeId);
   }
 

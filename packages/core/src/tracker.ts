@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { MAX_DATE_MS, assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, toDetails } from './validation.js';
+import { MAX_DATE_MS, assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, readOptions, toDetails } from './validation.js';
 import { assertAppendState, assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -93,6 +93,12 @@ interface Commit {
 
 const MAX_TEXT = 4096;
 
+/** The option names each method knows: any other is refused (see readOptions). */
+const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
+const TASK_SPEC_KEYS = ['taskId', 'taskName', 'taskType', 'parentTaskId', 'totalSteps', 'weight'] as const satisfies readonly (keyof TaskSpec)[];
+const ADD_TASK_OPTIONS = ['parentTaskId', 'totalSteps', 'weight'] as const satisfies readonly (keyof AddTaskOptions)[];
+const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const satisfies readonly (keyof AdvanceTaskOptions)[];
+
 /**
  * The engine: validates commands, records them as events, makes them durable in a
  * {@link ProgressStore} (appends that arrive while a write is in flight are committed together) and
@@ -162,11 +168,15 @@ export class ProgressTracker implements AsyncDisposable {
    * @throws ProgressError `INVALID_ARGUMENT` for bad options, `CONFLICT` when another writer holds
    * the upgrade, `STORE_UNAVAILABLE` / `DATA_CORRUPTED` from the store.
    */
-  static async open(options: ProgressTrackerOptions): Promise<ProgressTracker> {
-    if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] ProgressTracker.open() needs an options object');
-    assertValidId(options.upgradeId, 'upgradeId');
-    assertValidId(options.planId, 'planId');
-    assertText(options.clusterName, 'clusterName', 1, 256);
+  static async open(input: ProgressTrackerOptions): Promise<ProgressTracker> {
+    if (!input || typeof input !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] ProgressTracker.open() needs an options object');
+    // Each option read once, and a misspelt one refused: `sink: [...]` or `stores: ...` left out
+    // without a word would lose every event to nobody, or to a MemoryStore gone with the process.
+    const o = readOptions<ProgressTrackerOptions>(input, OPEN_OPTIONS, 'ProgressTracker.open() options');
+    assertValidId(o.upgradeId, 'upgradeId');
+    assertValidId(o.planId, 'planId');
+    assertText(o.clusterName, 'clusterName', 1, 256);
+    const options: ProgressTrackerOptions = { ...o, upgradeId: o.upgradeId, planId: o.planId, clusterName: o.clusterName };
     const metadata = toDetails(options.metadata, 'metadata');
     if (options.sinks !== undefined && (!Array.isArray(options.sinks) || options.sinks.some((s) => !s || typeof s.handle !== 'function'))) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
@@ -338,8 +348,9 @@ export class ProgressTracker implements AsyncDisposable {
    *
    * @throws ProgressError `DUPLICATE_TASK`, `TASK_NOT_FOUND` (unknown parent), `INVALID_ARGUMENT`.
    */
-  async addTask(taskId: string, taskName: string, taskType: TaskType = 'upgrade_step', options: AddTaskOptions = {}): Promise<TaskProgress> {
-    const [task] = await this.addTasks([{ ...options, taskId, taskName, taskType }]);
+  async addTask(taskId: string, taskName: string, taskType: TaskType = 'upgrade_step', options?: AddTaskOptions): Promise<TaskProgress> {
+    // A string here is most likely a parent id given in the place of the options: refused, not a top-level task.
+    const [task] = await this.addTasks([{ ...readOptions<AddTaskOptions>(options, ADD_TASK_OPTIONS, 'addTask options'), taskId, taskName, taskType }]);
     return task!;
   }
 
@@ -350,10 +361,10 @@ export class ProgressTracker implements AsyncDisposable {
     assertUpgradeTransition(this.#live, 'task.added');
     // Each spec's fields are read once, into a copy that is checked and recorded: a getter (or a
     // proxy) answering otherwise on a second read must not record what was not checked.
-    const copies: TaskSpec[] = Array.from(specs, (spec) => {
+    const copies = Array.from(specs, (spec): TaskSpec => {
       if (!spec || typeof spec !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] each task must be an object');
-      const { taskId, taskName, taskType, parentTaskId, totalSteps, weight } = spec;
-      return { taskId, taskName, taskType, parentTaskId, totalSteps, weight };
+      const { taskId, taskName, taskType, parentTaskId, totalSteps, weight } = readOptions<TaskSpec>(spec, TASK_SPEC_KEYS, 'a task of addTasks');
+      return { taskId: taskId!, taskName: taskName!, taskType, parentTaskId, totalSteps, weight };
     });
     const ids = new Set<string>();
     for (const spec of copies) {
@@ -430,11 +441,10 @@ export class ProgressTracker implements AsyncDisposable {
    * Moves a task on by steps: `completedSteps` (default one more than before) out of `totalSteps`;
    * the percentage follows when the task has `totalSteps`. Starts a not_started task.
    */
-  advanceTask(taskId: string, options: AdvanceTaskOptions = {}): Promise<ProgressEvent> {
+  advanceTask(taskId: string, options?: AdvanceTaskOptions): Promise<ProgressEvent> {
     try {
-      if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] advanceTask options must be an object');
       // Each option read once: what is checked is what is recorded (a getter may answer differently).
-      const { currentStep, message: given, completedSteps: steps } = options;
+      const { currentStep, message: given, completedSteps: steps } = readOptions<AdvanceTaskOptions>(options, ADVANCE_OPTIONS, 'advanceTask options');
       if (currentStep !== undefined) assertText(currentStep, 'currentStep', 0, 256);
       if (given !== undefined) assertText(given, 'message', 0, MAX_TEXT);
       const task = this.#task(taskId, 'task.progress');

@@ -103,6 +103,41 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
 }
 
 /**
+ * Reads an options argument once: `undefined` or `null` (no options) gives `{}`; anything else must
+ * be an object (not an array or a function) whose own keys are all in `known`. Returns a copy holding each known option
+ * it has (its own or inherited, a getter too) that is not `undefined`, read once, so that what is
+ * checked is what is used. A misspelt option (`sink` for `sinks`, `parentId` for `parentTaskId`)
+ * would otherwise be left out without a word: a tracker without its sinks, a task at the top level.
+ * A getter or Proxy trap that throws is refused like any other bad input.
+ *
+ * @param what Names the argument in the message, e.g. `ProgressTracker.open() options`.
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function readOptions<T extends object>(value: unknown, known: readonly (keyof T & string)[], what: string): Partial<T> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be an object, got ${describe(value)}`);
+  }
+  const out: Record<string, unknown> = {};
+  try {
+    for (const key of Object.keys(value)) {
+      if (!(known as readonly string[]).includes(key)) {
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, { context: { option: key } });
+      }
+    }
+    for (const key of known) {
+      if (!(key in value)) continue;
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = v;
+    }
+  } catch (cause) {
+    if (cause instanceof ProgressError) throw cause;
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} could not be read`, { cause });
+  }
+  return out as Partial<T>;
+}
+
+/**
  * A short, safe rendering of a value for an error message: a string quoted (so that `"8765"` from an
  * environment variable does not read as the number it looks like), a number as it is, anything else
  * by its kind. Exported from the package as `describeValue`.

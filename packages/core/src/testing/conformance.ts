@@ -186,6 +186,10 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.append(f.upgradeId, fresh.batch(1), 0, fresh.state!), 'CONFLICT');
       assert.deepEqual(json(await store.load(f.upgradeId)), before);
       assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 10);
+      // Nor its list row: a refused append must not leave its state there either.
+      const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
+      assert.equal(row?.lastSeq, 10);
+      assert.equal(row?.updatedAt, before?.updatedAt);
     }), timeout);
 
     it('refuses malformed appends with INVALID_ARGUMENT and stores nothing', withStore(async (store) => {
@@ -215,6 +219,69 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.load(''), 'INVALID_ARGUMENT');
       await rejectsWith(store.load('x'.repeat(129)), 'INVALID_ARGUMENT');
       assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 3);
+    }), timeout);
+
+    it('refuses a bad upgrade id in every method with INVALID_ARGUMENT, before it touches anything', withStore(async (store) => {
+      // Ids end up in file names, keys and URLs: a store that checks them in load() alone lets
+      // append('../x') or delete('../x') reach outside its data.
+      for (const bad of ['../escape', 'a/b', 'a\\b', '', '.', '..', 'x'.repeat(129), 'sp ace', 'ünï']) {
+        const f = new EventFactory(bad);
+        const events = f.batch(2);
+        await rejectsWith(store.append(bad, events, 0, f.state!), 'INVALID_ARGUMENT');
+        await rejectsWith(store.load(bad), 'INVALID_ARGUMENT');
+        await rejectsWith(collect(store.readEvents(bad, 0)), 'INVALID_ARGUMENT');
+        await rejectsWith(store.delete(bad), 'INVALID_ARGUMENT');
+        if (store.acquire) await rejectsWith(store.acquire(bad), 'INVALID_ARGUMENT');
+        if (store.release) await rejectsWith(store.release(bad), 'INVALID_ARGUMENT');
+      }
+      assert.ok(!(await store.list()).some((r) => !/^[A-Za-z0-9_.:-]{1,128}$/.test(r.upgradeId)));
+    }), timeout);
+
+    it('never mixes two upgrades whose ids differ only in case or punctuation', withStore(async (store) => {
+      // A store that maps ids to names (a case-insensitive file system, a key or file name that
+      // replaces "." or ":") may refuse the second id with CONFLICT, but must never hand one
+      // upgrade's events or state out as the other's.
+      const base = uid('ids');
+      const pairs = [[`${base}-case`, `${base}-CASE`], [`${base}.dot`, `${base}_dot`], [`${base}:colon`, `${base}_colon`], [`${base}-dash`, `${base}_dash`]] as const;
+      for (const [first, second] of pairs) {
+        const a = new EventFactory(first);
+        await appendAll(store, a, [3]);
+        const b = new EventFactory(second);
+        let separate = true;
+        try {
+          await appendAll(store, b, [2]);
+        } catch (err) {
+          assert.ok(isProgressError(err, 'CONFLICT'), `appending to "${second}" after "${first}": CONFLICT or success, got ${String(err)}`);
+          separate = false;
+        }
+        const own = async (id: string): Promise<{ state: UpgradeProgress | undefined; events: ProgressEvent[] } | 'conflict'> => {
+          try {
+            return { state: await store.load(id), events: await collect(store.readEvents(id, 0)) };
+          } catch (err) {
+            assert.ok(isProgressError(err, 'CONFLICT'), `reading "${id}": CONFLICT at most, got ${String(err)}`);
+            return 'conflict';
+          }
+        };
+        const mine = await own(first);
+        assert.notEqual(mine, 'conflict', `"${first}" was stored first and reads back`);
+        if (mine !== 'conflict') {
+          assert.deepEqual(json(mine.state), json(a.state), `"${first}" keeps its own state`);
+          assert.deepEqual(mine.events.map((e) => [e.upgradeId, e.seq]), [[first, 1], [first, 2], [first, 3]]);
+        }
+        const theirs = await own(second);
+        if (separate) {
+          assert.notEqual(theirs, 'conflict', `"${second}" was stored and reads back`);
+          if (theirs !== 'conflict') {
+            assert.deepEqual(json(theirs.state), json(b.state), `"${second}" has its own state`);
+            assert.deepEqual(theirs.events.map((e) => [e.upgradeId, e.seq]), [[second, 1], [second, 2]]);
+          }
+        } else if (theirs !== 'conflict') {
+          assert.equal(theirs.state, undefined, `"${second}" was refused, so it holds nothing`);
+          assert.deepEqual(theirs.events, []);
+        }
+        const rows = (await store.list()).filter((r) => r.upgradeId === first || r.upgradeId === second);
+        assert.deepEqual(rows.map((r) => [r.upgradeId, r.lastSeq]).sort(), (separate ? [[first, 3], [second, 2]] : [[first, 3]]).sort());
+      }
     }), timeout);
 
     it('replays after any seq, with and without a limit', withStore(async (store) => {
@@ -459,6 +526,26 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const store = await factory.create();
       await store.close();
       await store.close();
+    }, timeout);
+
+    it('refuses every call after close with CLOSED', async () => {
+      // A store that goes on after close() (a client that reconnects by itself, a handle reopened on
+      // demand) would take writes from a tracker its owner believes stopped.
+      const store = await factory.create();
+      const f = new EventFactory(uid('closed'));
+      try {
+        await appendAll(store, f, [3]);
+      } finally {
+        await store.close();
+      }
+      const expected = f.lastSeq;
+      const more = f.batch(2);
+      await rejectsWith(store.append(f.upgradeId, more, expected, f.state!), 'CLOSED');
+      await rejectsWith(store.load(f.upgradeId), 'CLOSED');
+      await rejectsWith(collect(store.readEvents(f.upgradeId, 0)), 'CLOSED');
+      await rejectsWith(store.list(), 'CLOSED');
+      await rejectsWith(store.delete(f.upgradeId), 'CLOSED');
+      if (store.acquire) await rejectsWith(store.acquire(uid('closed-lock')), 'CLOSED');
     }, timeout);
   });
 }

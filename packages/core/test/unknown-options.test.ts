@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { expectCode } from './helpers.js';
+
+const base = { upgradeId: 'opts', planId: 'p', clusterName: 'c' };
+const throwing = new Proxy({}, { ownKeys: () => { throw new Error('trap'); }, get: () => { throw new Error('trap'); } });
+
+describe('option objects: a misspelt or unreadable option is refused, never left out without a word', () => {
+  it('ProgressTracker.open refuses an unknown option before it touches the store', async () => {
+    const store = new MemoryStore();
+    const seen: ProgressEvent[] = [];
+    // `sink` for `sinks`: the tracker would run with no sink at all.
+    await expectCode(() => ProgressTracker.open({ ...base, store, sink: [{ name: 's', handle: (e: ProgressEvent) => void seen.push(e) }] } as never), 'INVALID_ARGUMENT');
+    // `stores` for `store`: every event would go to a MemoryStore, gone with the process.
+    await expectCode(() => ProgressTracker.open({ ...base, stores: store } as never), 'INVALID_ARGUMENT');
+    await expectCode(() => ProgressTracker.open(throwing as never), 'INVALID_ARGUMENT');
+    expect(await store.load('opts')).toBeUndefined();
+    // Not locked either: the same upgrade opens right after.
+    const t = await ProgressTracker.open({ ...base, store, logger: undefined, sinkFlushTimeoutMs: undefined });
+    expect(t.progress.lastSeq).toBe(1);
+    await t.close();
+  });
+
+  it('accepts options given by a settings object with getters on its prototype', async () => {
+    class Settings {
+      get upgradeId() { return 'opts-class'; }
+      get planId() { return 'p'; }
+      get clusterName() { return 'c'; }
+    }
+    const t = await ProgressTracker.open(new Settings());
+    expect(t.progress.upgradeId).toBe('opts-class');
+    await t.close();
+  });
+
+  it('addTask, addTasks and advanceTask refuse an unknown option or options that are not an object, and change nothing', async () => {
+    const store = new MemoryStore();
+    const t = await ProgressTracker.open({ ...base, store });
+    await t.addTask('parent', 'Parent');
+    await t.addTask('steps', 'Steps', 'upgrade_step', { totalSteps: 4 });
+    const before = JSON.stringify(t.progress);
+    // A parent id given where the options go, or under another name, would make a top-level task.
+    await expectCode(() => t.addTask('child', 'Child', 'upgrade_step', 'parent' as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.addTask('child', 'Child', 'upgrade_step', { parentId: 'parent' } as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.addTask('child', 'Child', 'upgrade_step', throwing as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.addTasks([{ taskId: 'child', taskName: 'Child', parent: 'parent' } as never]), 'INVALID_ARGUMENT');
+    await expectCode(() => t.addTasks([throwing as never]), 'INVALID_ARGUMENT');
+    await expectCode(() => t.advanceTask('steps', { steps: 3 } as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.advanceTask('steps', [] as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.advanceTask('steps', throwing as never), 'INVALID_ARGUMENT');
+    expect(JSON.stringify(t.progress)).toBe(before);
+    expect((await store.load('opts'))?.lastSeq).toBe(t.progress.lastSeq);
+    // The known names, and undefined values, still work.
+    const child = await t.addTask('child', 'Child', undefined, { parentTaskId: 'parent', weight: undefined });
+    expect(child.parentTaskId).toBe('parent');
+    await t.advanceTask('steps', { completedSteps: 2, currentStep: undefined });
+    expect(t.progress.tasks.steps?.percentage).toBe(50);
+    // null is no options, as undefined is.
+    expect((await t.addTask('plain', 'Plain', 'upgrade_step', null as never)).parentTaskId).toBeNull();
+    await t.advanceTask('steps', null as never);
+    expect(t.progress.tasks.steps?.completedSteps).toBe(3);
+    await t.close();
+  });
+
+  it('MemoryStore refuses unknown or unreadable options', () => {
+    for (const options of [{ snapshotevery: 5 }, 5, 'x', throwing]) {
+      let caught: unknown;
+      try {
+        new MemoryStore(options as never);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toMatchObject({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
+    }
+    expect(new MemoryStore(undefined).info().snapshotEvery).toBe(1000);
+    expect(new MemoryStore(null as never).info().snapshotEvery).toBe(1000);
+  });
+});
