@@ -41,6 +41,9 @@ interface HeldLock {
   explicit: boolean;
 }
 
+/** The temp files of `writeFileAtomic` in an upgrade's folder (`<file>.<12 hex>.tmp`), for the files only the lock holder writes. */
+const LEFT_TEMP = /^(?:snapshot\.json|events\.jsonl|legacy-deleted)\.[0-9a-f]{12}\.tmp$/;
+
 /** How old a `~deleted-*` folder must be for a later delete of its upgrade to remove it (see `#removeOldGraves`). */
 const OLD_GRAVE_MS = 60_000;
 
@@ -288,6 +291,7 @@ export class JsonFileStore implements ProgressStore {
 
   /** The writer's start: end of the good log (a torn last write cut off: we hold the lock), or the legacy import. */
   async #locateEnd(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<WriterStart> {
+    await this.#removeLeftTempFiles(upgradeId, paths);
     const snap = await this.#readSnapshot(upgradeId, paths);
     const result = await scanToEnd({ upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1 });
     if (result.torn) {
@@ -313,6 +317,24 @@ export class JsonFileStore implements ProgressStore {
       }
     }
     return { seq: result.lastSeq, offset: result.endOffset };
+  }
+
+  /**
+   * Removes the temp files of atomic writes (a snapshot, the legacy import, the legacy marker) that a
+   * writer killed in the middle of one left in the folder: each is as large as the state, and a writer
+   * killed often (OOM kills, evictions) would otherwise pile them up for as long as the upgrade lives.
+   * Only the lock holder writes them, and we hold the lock now, so none of them is being written. The
+   * lock's own temp files are left alone: another store makes those while it tries to take the lock.
+   */
+  async #removeLeftTempFiles(upgradeId: string, paths: UpgradePaths): Promise<void> {
+    const names = await readdir(paths.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!LEFT_TEMP.test(name)) continue;
+      await rm(join(paths.dir, name), { force: true }).then(
+        () => this.#opts.logger.warn({ upgradeId, file: join(paths.dir, name) }, 'removed a temp file a killed writer left behind'),
+        (err: unknown) => this.#opts.logger.warn({ err, upgradeId, file: join(paths.dir, name) }, 'could not remove a temp file a killed writer left behind'),
+      );
+    }
   }
 
   async #cutTornTail(upgradeId: string, paths: UpgradePaths, result: ScanResult): Promise<void> {
@@ -443,6 +465,11 @@ export class JsonFileStore implements ProgressStore {
               if (state?.upgradeId === owner) return void rows.push(toSummaryRow(state));
               return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
             }
+            // Files this process may not read (a folder another user made, 0700 as every folder here):
+            // like damage, one such upgrade must not hide the others, nor stop every retention run.
+            if (isProgressError(err, 'STORE_UNAVAILABLE') && (isCodeOrCause(err, 'EACCES') || isCodeOrCause(err, 'EPERM'))) {
+              return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): this process may not read its files');
+            }
             if (!isProgressError(err, 'DATA_CORRUPTED')) throw err;
             this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its data is damaged');
           }
@@ -479,7 +506,10 @@ export class JsonFileStore implements ProgressStore {
     const paths = this.#paths(upgradeId);
     // As in release(): the writer open now goes; one opened from here on waits for the delete.
     const writer = this.#detachWriter(upgradeId);
-    return await this.#lettingGoOf(upgradeId, () => this.#delete(upgradeId, paths, writer));
+    return await this.#lettingGoOf(upgradeId, () => this.#delete(upgradeId, paths, writer)).catch((err: unknown) => {
+      // A file system error on the way (the lock or a file this process may not read): said as the store's.
+      throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not delete it from ${paths.dir}`, { upgradeId, file: paths.dir }, err);
+    });
   }
 
   async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
@@ -496,8 +526,10 @@ export class JsonFileStore implements ProgressStore {
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and
-    // the rename below would otherwise have its open log moved away under it.
-    if (!held && (await exists(paths.dir))) {
+    // the rename below would otherwise have its open log moved away under it. A legacy upgrade with
+    // no folder yet too: a writer importing it meanwhile would have its log, acknowledged events and
+    // all, moved out of the folder the marker is written in.
+    if (!held && ((await exists(paths.dir)) || (await exists(paths.legacy)))) {
       try {
         await this.#lock(upgradeId, paths, false);
       } catch (err) {
@@ -866,7 +898,7 @@ export class JsonFileStore implements ProgressStore {
       handle = await open(paths.snapshot, 'r');
     } catch (err) {
       if (isCode(err, 'ENOENT')) return undefined;
-      throw err;
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read ${paths.snapshot}`, { upgradeId, file: paths.snapshot }, err);
     }
     let header;
     try {

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ProgressEvent } from '@progress/core';
 import { caseConflict, differOnlyInCase } from './case-collision.js';
-import { corruptedLine } from './errors.js';
+import { corruptedLine, storeError } from './errors.js';
 import { isCode } from './fs-utils.js';
 import { decodeEventLine, writeOffsetOf } from './record-codec.js';
 
@@ -91,7 +91,7 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     handle = await open(from.path, 'r');
   } catch (err) {
     if (isCode(err, 'ENOENT')) return;
-    throw err;
+    throw storeError('STORE_UNAVAILABLE', `upgrade "${from.upgradeId}": cannot read ${from.path}`, { upgradeId: from.upgradeId, file: from.path }, err);
   }
   try {
     const limit = from.end ?? (await handle.stat()).size;

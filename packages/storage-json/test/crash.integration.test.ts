@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, type ProgressEvent } from '@progress/core';
@@ -58,4 +58,6 @@ it(`loses no acknowledged event and leaves no gap when the writer is SIGKILLed (
   await store.close();
   const lines = (await readFile(join(dir, 'upgrades', 'crash-1', 'events.jsonl'), 'utf8')).trim().split('\n');
   expect(lines.length).toBe(before + 3);
+  // What the killed writers left of their snapshot writes went with the next writer.
+  expect((await readdir(join(dir, 'upgrades', 'crash-1'))).filter((n) => n.endsWith('.tmp'))).toEqual([]);
 }, 60_000);

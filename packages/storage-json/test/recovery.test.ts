@@ -1,4 +1,4 @@
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, silentLogger, type ProgressEvent } from '@progress/core';
@@ -405,5 +405,34 @@ describe('a torn last write', () => {
     expect((await collect(reader.readEvents('u1', 22, 1))).map((e) => e.seq)).toEqual([23]);
     await reader.close();
     await expectCutAt(dir, log, f, 24);
+  });
+});
+
+describe('temp files left by a writer killed in the middle of an atomic write', () => {
+  it('are removed by the next writer that holds the lock (the lock-taking temp files of other stores are left alone)', async () => {
+    const { dir, f } = await seeded(10, 4);
+    const folder = join(dir, 'upgrades', 'u1');
+    // What writeFileAtomic leaves when the process dies between creating its temp file and the rename.
+    const left = ['snapshot.json.0123456789ab.tmp', 'snapshot.json.ba9876543210.tmp', 'events.jsonl.00000000abcd.tmp', 'legacy-deleted.abcdefabcdef.tmp'];
+    for (const name of left) await writeFile(join(folder, name), '{"v":1,"lastSeq":8,"offset":');
+    const takingLock = 'writer.lock.3b241101-e2bb-4255-8caf-4136c566a962.tmp';
+    await writeFile(join(folder, takingLock), '{}');
+
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load('u1'))!.lastSeq).toBe(10);
+    await reader.close();
+    // A reader leaves them: the lock holder may be writing them.
+    expect((await readdir(folder)).filter((n) => left.includes(n)).sort()).toEqual([...left].sort());
+
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 4 });
+    const expected = f.lastSeq;
+    await store.append('u1', f.batch(3), expected, f.state!);
+    await store.close();
+    const names = await readdir(folder);
+    expect(names.filter((n) => left.includes(n))).toEqual([]);
+    expect(names).toContain(takingLock);
+    const again = new JsonFileStore({ directory: dir });
+    expect((await again.load('u1'))!.lastSeq).toBe(13);
+    await again.close();
   });
 });
