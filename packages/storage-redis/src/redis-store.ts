@@ -24,7 +24,7 @@ import {
   type UpgradeProgress,
   type UpgradeSummaryRow,
 } from '@progress/core';
-import { Redis, type Cluster, type Command } from 'ioredis';
+import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { closedError, corrupted, goneError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
@@ -43,6 +43,8 @@ interface PendingAppend {
   /** The whole EVALSHA argument list; the deadline (ARGV[1], at `deadlineAt`) is filled in at send time. */
   args: string[];
   deadlineAt: number;
+  /** The snapshot, when one is written: sent first to its staged key, which the script renames over the snapshot (see APPEND_LUA). */
+  staged: { key: string; json: string } | undefined;
   /** Cluster mode: the follow-up index write. */
   score: number;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
@@ -53,6 +55,9 @@ interface PendingAppend {
 }
 
 const NO_ARGS: string[] = [];
+
+/** How long a staged snapshot lives past the append's deadline, should its append never run (see `#stage`). */
+const STAGED_TTL_MS = 60_000;
 
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
@@ -221,6 +226,7 @@ export class RedisStore implements ProgressStore {
     let score: number;
     let args: string[];
     let deadlineAt: number;
+    let staged: PendingAppend['staged'];
     try {
       if (keys === undefined) {
         this.#check(upgradeId);
@@ -246,11 +252,15 @@ export class RedisStore implements ProgressStore {
       const index = !this.#cluster && expectedSeq === 0;
       const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
       // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, ARGV 1-7
-      // (the deadline is filled in by #send), the batch, then the row and snapshot when written.
+      // (the deadline is filled in by #send), the batch, then the row when written.
       args = [APPEND_SHA, '', keys.events, keys.meta];
       if (!this.#cluster) args.push(this.#keys.feed);
       if (index) args.push(this.#keys.index);
-      if (snapshot) args.push(keys.snapshot);
+      if (snapshot) {
+        // This attempt's own staged key (its last event's id): a stale writer's cannot overwrite it.
+        staged = { key: `${keys.snapshot}:${events[n - 1]!.eventId}`, json: snapshot };
+        args.push(keys.snapshot, staged.key);
+      }
       deadlineAt = args.length;
       args[1] = String(deadlineAt - 2);
       const fast = `${last}|${state.overallPercentage}|${state.updatedAt}`;
@@ -267,13 +277,12 @@ export class RedisStore implements ProgressStore {
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       args.push(eventsToJson(events));
       const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
-      if (row || snapshot) args.push(row);
-      if (snapshot) args.push(snapshot);
+      if (row) args.push(row);
     } catch (err) {
       return Promise.reject(isProgressError(err) ? err : appendInputError('@progress/storage-redis', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', err));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, score, expiresAt: Infinity, settled: false, resolve, reject });
+      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
@@ -330,10 +339,24 @@ export class RedisStore implements ProgressStore {
       p.expiresAt = expiresAt;
       // Sent once: a re-send after a lost connection is the same command, with the same deadline.
       p.args[p.deadlineAt] = deadline;
+      if (p.staged) this.#stage(via, p.upgradeId, p.staged);
       sendAppend(this.#redis, this.#clientKeyPrefix, via, p.args, (err, reply) => this.#settle(p, err, reply));
     }
     // Each command's promise settles on its own; exec()'s aggregate result is not needed.
     if (pipeline) void pipeline.exec().catch(() => {});
+  }
+
+  /**
+   * Sends a snapshot to its staged key, ahead of its append on the same connection (see APPEND_LUA):
+   * a plain `SET` with a TTL that outlives the append's deadline, so that a staged key whose append
+   * never runs goes by itself. Its failure is the append's to find (no staged key: no snapshot this
+   * time), so it is only logged.
+   */
+  #stage(via: PipelineSink | Redis | Cluster, upgradeId: string, staged: { key: string; json: string }): void {
+    const ttl = String(this.#options.commandTimeoutMs + STAGED_TTL_MS);
+    const command = new Command('set', [staged.key, staged.json, 'PX', ttl], this.#clientKeyPrefix ? { keyPrefix: this.#clientKeyPrefix } : undefined);
+    command.promise.catch((err: unknown) => this.#logger.debug({ err, upgradeId }, 'could not stage a snapshot; the append goes on without one'));
+    (via as PipelineSink).sendCommand(command);
   }
 
   /**
@@ -393,6 +416,7 @@ export class RedisStore implements ProgressStore {
     p.settled = true;
     // An answered append may stay in #inFlight for a while: drop its arguments (the batch JSON, maybe a snapshot).
     p.args = NO_ARGS;
+    p.staged = undefined;
     if (--this.#unsettled === 0) {
       if (this.#inFlight.length >= 64) this.#inFlight = [];
       if (this.#drained.length > 0) for (const done of this.#drained.splice(0)) done();

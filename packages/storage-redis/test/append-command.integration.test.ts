@@ -225,3 +225,83 @@ describe('RedisStore: list rows', () => {
     await store.close();
   });
 });
+
+describe('RedisStore: the snapshot, staged with a plain SET and renamed by the append script', () => {
+  /** The staged snapshot keys left in Redis for `snapshotKey`. */
+  const stagedLeft = (snapshotKey: string): Promise<string[]> => admin.keys(`${snapshotKey}:*`);
+
+  it('holds the state at snapSeq, with no TTL, and leaves no staged key behind', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 3 });
+    const f = new EventFactory('staged-1');
+    const keys = store.keys.upgrade(f.upgradeId);
+    await store.append(f.upgradeId, f.batch(3), 0, f.snapshot());
+    const atThree = f.snapshot();
+    await store.append(f.upgradeId, f.batch(2), 3, f.snapshot());
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBe('3');
+    expect(JSON.parse((await admin.get(keys.snapshot))!)).toEqual(JSON.parse(JSON.stringify(atThree)));
+    expect(await admin.pttl(keys.snapshot)).toBe(-1);
+    // The next one replaces it, and again nothing staged stays.
+    await store.append(f.upgradeId, f.batch(1), 5, f.snapshot());
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBe('6');
+    expect(JSON.parse((await admin.get(keys.snapshot))!)).toMatchObject({ lastSeq: 6 });
+    expect(await admin.pttl(keys.snapshot)).toBe(-1);
+    expect(await stagedLeft(keys.snapshot)).toEqual([]);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(6);
+    await store.close();
+  });
+
+  it('writes no snapshot for an append refused with CONFLICT (a stale writer), and deletes its staged key', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 3 });
+    const stale = makeStore(prefixes, { keyPrefix: store.keys.prefix, snapshotEvery: 3 });
+    const f = new EventFactory('staged-conflict');
+    const keys = store.keys.upgrade(f.upgradeId);
+    await store.append(f.upgradeId, f.batch(3), 0, f.snapshot());
+    const kept = await admin.get(keys.snapshot);
+    // Another run of the same id, from seq 0: its 3 events would snapshot at 3 too.
+    const other = new EventFactory('staged-conflict');
+    const err = await stale.append(other.upgradeId, other.batch(3), 0, other.snapshot()).catch((e: unknown) => e);
+    expect(isProgressError(err, 'CONFLICT')).toBe(true);
+    expect(await admin.get(keys.snapshot)).toBe(kept);
+    expect(await stagedLeft(keys.snapshot)).toEqual([]);
+    await stale.close();
+    await store.close();
+  });
+
+  it('stores an append whose staged snapshot is missing (its SET lost with a connection) without a snapshot: snapSeq stays', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 1000 });
+    const f = new EventFactory('staged-missing');
+    const keys = store.keys.upgrade(f.upgradeId);
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    const event = f.batch(1);
+    // As the store sends an append that writes a snapshot (flag 4: the snapshot and staged keys), but
+    // the staged key was never written.
+    const args = [keys.events, keys.meta, store.keys.feed, keys.snapshot, `${keys.snapshot}:${event[0]!.eventId}`];
+    const at = args.length;
+    pushAppendArgs(args, 1 + 4, 2, 1, '', f.upgradeId, `3|50|${f.snapshot().updatedAt}`, event[0]!.eventId);
+    args[at] = String(Date.now() + 60_000);
+    args.push(JSON.stringify(event));
+    expect(await admin.eval(APPEND_LUA, at, ...args)).toBe(1);
+    expect(await admin.hget(keys.meta, 'lastSeq')).toBe('3');
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBeNull();
+    expect(await admin.exists(keys.snapshot)).toBe(0);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3);
+    await store.close();
+  });
+
+  it('gives the snapshot the retention TTL on a terminal append, as the events and meta', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 1000, retention: { ttlSeconds: 120 } });
+    const f = new EventFactory('staged-ttl');
+    const keys = store.keys.upgrade(f.upgradeId);
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    const done = f.next('upgrade.completed', { status: 'completed' });
+    await store.append(f.upgradeId, [done], 2, f.snapshot());
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBe('3');
+    for (const key of [keys.events, keys.meta, keys.snapshot]) {
+      const ttl = await admin.ttl(key);
+      expect(ttl, key).toBeGreaterThan(60);
+      expect(ttl, key).toBeLessThanOrEqual(120);
+    }
+    expect(await stagedLeft(keys.snapshot)).toEqual([]);
+    await store.close();
+  });
+});
