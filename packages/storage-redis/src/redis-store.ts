@@ -350,12 +350,13 @@ export class RedisStore implements ProgressStore {
    * Sends a snapshot to its staged key, ahead of its append on the same connection (see APPEND_LUA):
    * a plain `SET` with a TTL that outlives the append's deadline, so that a staged key whose append
    * never runs goes by itself. Its failure is the append's to find (no staged key: no snapshot this
-   * time), so it is only logged.
+   * time), so it is only logged: as a warning, since a SET refused every time (an ACL key pattern
+   * that leaves out `:snapshot:<eventId>`) would stop the snapshots, and `maxEvents` with them.
    */
   #stage(via: PipelineSink | Redis | Cluster, upgradeId: string, staged: { key: string; json: string }): void {
     const ttl = String(this.#options.commandTimeoutMs + STAGED_TTL_MS);
     const command = new Command('set', [staged.key, staged.json, 'PX', ttl], this.#clientKeyPrefix ? { keyPrefix: this.#clientKeyPrefix } : undefined);
-    command.promise.catch((err: unknown) => this.#logger.debug({ err, upgradeId }, 'could not stage a snapshot; the append goes on without one'));
+    command.promise.catch((err: unknown) => this.#logger.warn({ err, upgradeId }, 'could not stage a snapshot; the append goes on without one'));
     (via as PipelineSink).sendCommand(command);
   }
 
