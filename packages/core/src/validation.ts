@@ -104,7 +104,9 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
 
 /**
  * Reads an options argument once: `undefined` or `null` (no options) gives `{}`; anything else must
- * be an object (not an array or a function) whose own keys are all in `known`. Returns a copy holding each known option
+ * be an object (not an array or a function); a plain one (a literal, or without prototype) must have
+ * no own key that is not in `known`, while a class instance is read by the known names alone (its
+ * own fields are its state, not options). Returns a copy holding each known option
  * it has (its own or inherited, a getter too) that is not `undefined`, read once, so that what is
  * checked is what is used. A misspelt option (`sink` for `sinks`, `parentId` for `parentTaskId`)
  * would otherwise be left out without a word: a tracker without its sinks, a task at the top level.
@@ -120,7 +122,12 @@ export function readOptions<T extends object>(value: unknown, known: readonly (k
   }
   const out: Record<string, unknown> = {};
   try {
-    for (const key of Object.keys(value)) {
+    // Only a plain object's own keys are all options (a literal, where a misspelling is made): an
+    // instance of a class that gives its options by getters keeps its own state in its own fields
+    // (`constructor(private env)`), which are not options, and is read by the known names alone.
+    const proto = Object.getPrototypeOf(value) as unknown;
+    const plain = proto === Object.prototype || proto === null;
+    for (const key of plain ? Object.keys(value) : []) {
       if (!(known as readonly string[]).includes(key)) {
         throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, { context: { option: key } });
       }

@@ -32,6 +32,27 @@ describe('option objects: a misspelt or unreadable option is refused, never left
     await t.close();
   });
 
+  it('accepts a settings class whose getters read its own fields (its state, not options), and still refuses a misspelt literal', async () => {
+    class Settings {
+      constructor(private readonly env: Record<string, string>) {}
+      get upgradeId() { return this.env.UPGRADE_ID!; }
+      get planId() { return 'p'; }
+      get clusterName() { return this.env.CLUSTER!; }
+    }
+    const t = await ProgressTracker.open(new Settings({ UPGRADE_ID: 'opts-fields', CLUSTER: 'prod' }));
+    expect(t.progress.upgradeId).toBe('opts-fields');
+    class Steps {
+      constructor(readonly done: number) {}
+      get completedSteps() { return this.done; }
+    }
+    await t.addTask('steps', 'Steps', 'upgrade_step', { totalSteps: 4 });
+    await t.advanceTask('steps', new Steps(2));
+    expect(t.progress.tasks.steps?.completedSteps).toBe(2);
+    await expectCode(() => t.advanceTask('steps', { completedStep: 3 } as never), 'INVALID_ARGUMENT');
+    await expectCode(() => t.advanceTask('steps', Object.assign(Object.create(null) as object, { completedStep: 3 }) as never), 'INVALID_ARGUMENT');
+    await t.close();
+  });
+
   it('addTask, addTasks and advanceTask refuse an unknown option or options that are not an object, and change nothing', async () => {
     const store = new MemoryStore();
     const t = await ProgressTracker.open({ ...base, store });
