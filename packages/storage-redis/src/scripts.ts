@@ -80,11 +80,9 @@ elseif flags ~= '0' then
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 4) % 2 == 1 then snapKey = KEYS[k]; stagedKey = KEYS[k + 1] end
 end
--- A refused append leaves no staged snapshot behind (its TTL would, a while later).
-local function refuse(reply)
-  if stagedKey then rcall('DEL', stagedKey) end
-  return reply
-end
+-- A refused append leaves no staged snapshot behind (its TTL would, a while later): each refusal
+-- below deletes it first. (Written out at each return: a local function would be a closure made on
+-- every call, ~1,200 instructions on the common path.)
 local lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
 local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
@@ -93,11 +91,11 @@ if rare or lastText ~= expectedText then
   if type(flags) == 'number' and flags >= 8 then
     local bar
     feedMaxLen, ttl, maxEvents, score, bar = string.match(rest, '^(%d+),(%d+),(%d+),(%d+)|()')
-    if not feedMaxLen then return refuse(redis.error_reply('ERR progress append: malformed rare values')) end
+    if not feedMaxLen then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed rare values') end
     rest = string.sub(rest, bar)
   end
   local bar = string.find(rest, '|', 1, true)
-  if not bar then return refuse(redis.error_reply('ERR progress append: malformed upgrade and event id')) end
+  if not bar then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed upgrade and event id') end
   upgradeId = string.sub(rest, 1, bar - 1)
   eventId = string.sub(rest, bar + 1)
 end
@@ -118,20 +116,20 @@ if lastText ~= expectedText then
             if f[j] == 'e' then v = {v} end
             for _, ev in ipairs(v) do
               if type(ev) == 'table' and ev.seq == expected + 1 then
-                if ev.eventId == eventId then return refuse({2, last}) end
+                if ev.eventId == eventId then if stagedKey then rcall('DEL', stagedKey) end return {2, last} end
                 break
               end
             end
           elseif not ok and string.find(f[j + 1], '{"eventId":"' .. eventId .. '","seq":' .. firstText .. ',', 1, true) then
             -- cjson refuses some JSON that JSON.stringify writes (a lone surrogate, deep nesting):
             -- then the event is found by its start as the client writes it (eventId, then seq).
-            return refuse({2, last})
+            if stagedKey then rcall('DEL', stagedKey) end return {2, last}
           end
         end
       end
     end
   end
-  return refuse({0, last})
+  if stagedKey then rcall('DEL', stagedKey) end return {0, last}
 end
 -- The deadline. In single-node mode the feed entry's id carries the server clock: its ms is never
 -- below the time now, so an id at or before the deadline proves the script runs in time, with no TIME
@@ -156,14 +154,14 @@ if feedKey then
       -- (Digits only: tonumber would also take 'nan' and 'inf', which no time is past.)
       if not string.find(deadline, '^%d+$') then
         rcall('XDEL', feedKey, feedId)
-        return refuse(redis.error_reply('ERR progress append: malformed deadline'))
+        if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed deadline')
       end
       suspect = tonumber(string.sub(feedId, 1, string.find(feedId, '-', 1, true) - 1)) > tonumber(deadline)
     end
   end
 else
   suspect = deadline ~= '0'
-  if suspect and not string.find(deadline, '^%d+$') then return refuse(redis.error_reply('ERR progress append: malformed deadline')) end
+  if suspect and not string.find(deadline, '^%d+$') then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed deadline') end
 end
 if suspect then
   local t = rcall('TIME')
@@ -179,7 +177,7 @@ if suspect then
   end
   if late then
     if feedId then rcall('XDEL', feedKey, feedId) end
-    return refuse({-1, tonumber(lastText)})
+    if stagedKey then rcall('DEL', stagedKey) end return {-1, tonumber(lastText)}
   end
 end
 local events = KEYS[1]
@@ -189,7 +187,7 @@ if indexKey then
   local indexed = redis.pcall('ZADD', indexKey, score, upgradeId)
   if type(indexed) == 'table' and indexed.err then
     if feedId then rcall('XDEL', feedKey, feedId) end
-    return refuse(redis.error_reply(indexed.err))
+    if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply(indexed.err)
   end
 end
 -- The stream disagreeing with lastSeq (an entry at or past the new id) is damage, not a conflict:
@@ -203,8 +201,8 @@ if added ~= entry and type(added) == 'table' then
   if feedId then rcall('XDEL', feedKey, feedId) end
   if indexKey then rcall('ZREM', indexKey, upgradeId) end
   local err = tostring(added.err)
-  if string.find(err, 'equal or smaller than the target stream top item', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then return refuse({-2, err}) end
-  return refuse(redis.error_reply(err))
+  if string.find(err, 'equal or smaller than the target stream top item', 1, true) or string.find(err, 'WRONGTYPE', 1, true) then if stagedKey then rcall('DEL', stagedKey) end return {-2, err} end
+  if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply(err)
 end
 local row = ARGV[9]
 if row and row ~= '' then
