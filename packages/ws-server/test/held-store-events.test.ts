@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressError, type UpgradeProgress } from '@progress/core';
+import type { UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type Msg } from './helpers.js';
-import { WatchableMemoryStore } from './watchable-store.js';
+import { GatedLoadStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The store events a topic holds while it waits for the store are bounded: past half of
 // maxBufferedBytes they are dropped, and a load or reload that was out meanwhile is followed by one
@@ -27,23 +27,9 @@ function strictView(messages: Msg[], upgradeId: string): number | undefined {
   return at;
 }
 
-/** A store whose load() can be held (`gate`), and made to fail: a load fails when `failing` was set at the time it was asked for. */
-class GatedStore extends WatchableMemoryStore {
-  loads = 0;
-  gate: Promise<void> | undefined;
-  failing = false;
-  override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
-    this.loads++;
-    const failing = this.failing;
-    if (this.gate) await this.gate;
-    if (failing) throw new ProgressError('CLOSED', 'store closed');
-    return super.load(upgradeId);
-  }
-}
-
 describe('store events dropped while a load is out', () => {
   it('a load in flight when the server stops, that dropped events, reloads nothing after the stop and arms no timer', async () => {
-    const store = new GatedStore();
+    const store = new GatedLoadStore();
     const first = await openTracker('u1', store);
     opened.trackers.push(first);
     await first.startUpgrade();
@@ -67,7 +53,7 @@ describe('store events dropped while a load is out', () => {
     await opened.server.stop();
     opened.server = undefined;
     // The held load answers after the stop; the store goes away then: nothing may load again.
-    store.failing = true;
+    store.failing = 'asked';
     open();
     await sleep(1500);
     expect(store.loads).toBe(loadsAtStop);

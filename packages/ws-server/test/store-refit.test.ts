@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type Msg, type TestClient } from './helpers.js';
-import { WatchableMemoryStore } from './watchable-store.js';
+import { GatedLoadStore, WatchableMemoryStore } from './watchable-store.js';
 
 // A '*' subscriber over a store follows upgrades through the store's watchAll() only. These are the
 // cases where the store's events stop fitting the state the server holds.
@@ -122,7 +122,7 @@ describe("'*' over a store: an upgrade deleted and created again", () => {
   });
 
   it('a reload in flight when the server stops changes nothing after, and arms no timer to load again', async () => {
-    const store = new GatedStore();
+    const store = new GatedLoadStore();
     const first = await openTracker('u1', store);
     await first.startUpgrade();
     await first.close();
@@ -143,22 +143,10 @@ describe("'*' over a store: an upgrade deleted and created again", () => {
     await opened.server.stop();
     opened.server = undefined;
     // The held load fails now (the store went away after the server): nothing may load again.
-    store.failing = true;
+    store.failing = 'answered';
     open();
     await sleep(1500);
     expect(store.loads).toBe(loadsAtStop);
   });
 });
 
-/** A store whose load() can be held, and made to fail. */
-class GatedStore extends WatchableMemoryStore {
-  loads = 0;
-  gate: Promise<void> | undefined;
-  failing = false;
-  override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
-    this.loads++;
-    if (this.gate) await this.gate;
-    if (this.failing) throw new ProgressError('CLOSED', 'store closed');
-    return super.load(upgradeId);
-  }
-}

@@ -154,3 +154,21 @@ export class SlowAppendStore extends MemoryStore {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
   }
 }
+
+/**
+ * A {@link WatchableMemoryStore} whose load() can be held (`gate`, the one set when it is asked) and
+ * made to fail with `CLOSED`: `failing = 'asked'` fails the loads asked for from then on (one held now
+ * still answers), `'answered'` also the one held now, when it answers.
+ */
+export class GatedLoadStore extends WatchableMemoryStore {
+  loads = 0;
+  gate: Promise<void> | undefined;
+  failing: false | 'asked' | 'answered' = false;
+  override async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    this.loads++;
+    const failingWhenAsked = this.failing !== false;
+    if (this.gate) await this.gate;
+    if (failingWhenAsked || this.failing === 'answered') throw new ProgressError('CLOSED', 'store closed');
+    return super.load(upgradeId);
+  }
+}
