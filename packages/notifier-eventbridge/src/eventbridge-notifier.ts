@@ -378,6 +378,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const rejected = new Map<string, { message: string; refs: UndeliveredEvent[] }>();
     const now = Date.now();
     let unanswered = 0;
+    let unansweredGivenUp = 0;
     items.forEach((item, i) => {
       const result = results[i];
       const code = result?.ErrorCode;
@@ -394,11 +395,14 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
         // nothing says it was delivered, even when FailedEntryCount is 0. Retried (within retry.maxAttempts), then
         // reported as MissingResult when the answers keep lacking it.
         unanswered += 1;
-        this.#retryItem(item, now, 'MissingResult', 'the PutEvents answer has no result for this entry');
+        if (!this.#retryItem(item, now, 'MissingResult', 'the PutEvents answer has no result for this entry')) unansweredGivenUp += 1;
       }
     });
     if (unanswered > 0) {
-      this.#logger.warn({ unanswered, entries: items.length, results: results.length, failedEntryCount: failedCount }, 'PutEvents answer without a result for some entries; retrying them');
+      this.#logger.warn(
+        { unanswered, retried: unanswered - unansweredGivenUp, givenUp: unansweredGivenUp, entries: items.length, results: results.length, failedEntryCount: failedCount },
+        unansweredGivenUp === unanswered ? 'PutEvents answer without a result for some entries; out of attempts, given up' : 'PutEvents answer without a result for some entries; retrying them',
+      );
     }
     for (const [code, { message, refs }] of rejected) this.#giveUp(refs, 'rejected', code, message);
     this.#sortRetries();
@@ -425,14 +429,16 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#sortRetries();
   }
 
-  #retryItem(item: Item, now: number, code: string, message: string): void {
+  /** Queues `item` to be sent again after its backoff; false when it is out of attempts and was given up instead. */
+  #retryItem(item: Item, now: number, code: string, message: string): boolean {
     if (item.attempts >= this.#opts.retry.maxAttempts) {
       this.#giveUp([item.ref], 'retries_exhausted', code, message);
-      return;
+      return false;
     }
     item.readyAt = now + backoffDelay(item.attempts, this.#opts.retry);
     this.#retry.push(item);
     this.#counters.retried += 1;
+    return true;
   }
 
   /**

@@ -75,7 +75,7 @@ describe('an answer without a result for some entries', () => {
   });
 
   it('reports them (MissingResult) when no answer ever has a result for them, instead of losing them without a word', async () => {
-    const { endpoint, notifier, failures } = await setup({ retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }, {}, { body: () => ({ FailedEntryCount: 0, Entries: [] }) });
+    const { endpoint, notifier, failures, logs } = await setup({ retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }, {}, { body: () => ({ FailedEntryCount: 0, Entries: [] }) });
     notifier.handle(fakeEvent(1), fakeState);
     notifier.handle(fakeEvent(2), fakeState);
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
@@ -88,6 +88,12 @@ describe('an answer without a result for some entries', () => {
       ['retries_exhausted', 'MissingResult', [2]],
     ]);
     expect(notifier.stats()).toMatchObject({ sent: 0, failed: 2, retried: 2, queued: 0, inFlight: 0 });
+    // The first answer's entries are retried, the second's given up: the warnings say which.
+    const warned = logs.filter((c) => c.level === 'warn' && /without a result/.test(c.msg ?? ''));
+    expect(warned.map((c) => [c.obj.retried, c.obj.givenUp, c.msg])).toEqual([
+      [2, 0, 'PutEvents answer without a result for some entries; retrying them'],
+      [0, 2, 'PutEvents answer without a result for some entries; out of attempts, given up'],
+    ]);
   });
 });
 
