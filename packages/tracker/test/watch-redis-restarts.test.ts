@@ -5,7 +5,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisStore, createProgressTracker } from '../src/index.js';
 import { main } from '../src/cli/main.js';
-import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { createdAgainLine, watchStore } from '../src/cli/watch.js';
+import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { Capture, deleteKeys, uniqueId } from './helpers.js';
 
 const url = process.env.REDIS_URL!;
@@ -103,6 +105,177 @@ describe('progress watch redis://, when the upgrade is deleted and created again
     expect(seqs.at(-1)).toBe(last);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => last - seqs.length + 1 + i));
     expect(err.text).toBe('');
+    await proxy.close();
+  }, 30_000);
+});
+
+/**
+ * A real RedisStore whose `watch()` runs `before(call)` first (the call's number, from 1): what
+ * another process did between the watcher's reads, put exactly there.
+ */
+function withBeforeWatch(store: RedisStore, before: (call: number) => Promise<void>): RedisStore {
+  let calls = 0;
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'watch') {
+        return (upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }) =>
+          (async function* () {
+            await before(++calls);
+            yield* target.watch(upgradeId, afterSeq, options);
+          })();
+      }
+      const value = Reflect.get(target, key, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** A whole run of `id` written with retention (2 events kept): its first events are gone before a watcher reads them. */
+async function trimmedRun(id: string, keyPrefix: string, status: 'complete' | 'fail'): Promise<number> {
+  const tracker = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storage: new RedisStore({ url, keyPrefix, snapshotEvery: 2, retention: { maxEvents: 2 } }) });
+  await tracker.startUpgrade();
+  await tracker.addTask('b', 'B');
+  for (let p = 1; p <= 30; p++) await tracker.updateTaskProgress('b', p);
+  if (status === 'fail') await tracker.failUpgrade('boom');
+  else {
+    await tracker.completeTask('b');
+    await tracker.completeUpgrade();
+  }
+  const last = tracker.progress.lastSeq;
+  await tracker.close();
+  return last;
+}
+
+describe('watchStore on Redis, when a new run under the id is reached through a resync', () => {
+  it('says the upgrade was created again when the run it waited for is reloaded after a trim', async () => {
+    const id = uniqueId('redis-wait-trim');
+    const keyPrefix = `${uniqueId('cli-redis-wait-trim')}:`;
+    prefixes.push(keyPrefix);
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    await first.close();
+    const out = new Capture();
+    const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
+    // The first watch follows the run and sees it deleted; by the time the watch that waits for
+    // the id again reads, a new run was written whose first events retention removed.
+    const store = withBeforeWatch(real, async (call) => {
+      if (call === 1) expect(await real.delete(id)).toBe(true);
+      if (call === 2) await trimmedRun(id, keyPrefix, 'fail');
+    });
+    const state = await watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    await real.close();
+    expect(state?.status).toBe('failed');
+    expect(state?.planId).toBe('p2');
+    const text = out.text;
+    expect(text).toContain(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+    expect(text).toContain('resync: history gone; reloading the snapshot');
+    // The new run is announced, though none of its events was read.
+    expect(text).toContain(createdAgainLine(id));
+  }, 30_000);
+
+  it('says the upgrade was created again when the state reloaded after a trim is of another run', async () => {
+    const id = uniqueId('redis-trim-other');
+    const keyPrefix = `${uniqueId('cli-redis-trim-other')}:`;
+    prefixes.push(keyPrefix);
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    await first.close();
+    const out = new Capture();
+    const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
+    // Between the watcher's load and its watch, the run is deleted and a longer one written whose
+    // events after the seq held were removed by retention: the watch ends 'trimmed', not 'deleted'.
+    const store = withBeforeWatch(real, async (call) => {
+      if (call !== 1) return;
+      expect(await real.delete(id)).toBe(true);
+      await trimmedRun(id, keyPrefix, 'complete');
+    });
+    const state = await watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    await real.close();
+    expect(state?.status).toBe('completed');
+    expect(state?.planId).toBe('p2');
+    expect(out.text).toContain('resync: history gone; reloading the snapshot');
+    expect(out.text).toContain(createdAgainLine(id));
+  }, 30_000);
+});
+
+/**
+ * Once the watch has its own connection through `proxy` (the second one), takes the store's first
+ * connection down (its load fails while the watch goes on) and deletes the upgrade.
+ */
+async function downThenDelete(proxy: RedisProxy, id: string, keyPrefix: string): Promise<void> {
+  while (proxy.connections < 2) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  proxy.down(1);
+  const direct = new RedisStore({ url, keyPrefix });
+  await direct.delete(id);
+  await direct.close();
+}
+
+/** Waits until `watching` says it reads again; fails at once when it ended instead. */
+async function untilRetrying(watching: Promise<unknown>, out: Capture): Promise<void> {
+  let ended: string | undefined;
+  watching.then(
+    () => (ended = 'ended'),
+    (e: Error) => (ended = `failed: ${e.message}`),
+  );
+  const deadline = Date.now() + 15_000;
+  while (!out.text.includes('retrying')) {
+    if (ended !== undefined || Date.now() > deadline) throw new Error(`watchStore never said it reads again (${ended ?? 'still waiting'}); stdout:\n${out.text}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('watchStore on Redis, when the reload after a deleted upgrade fails', () => {
+  it('says so and reads again until Redis answers, then follows the new run', async () => {
+    const id = uniqueId('redis-reload-down');
+    const keyPrefix = `${uniqueId('cli-redis-reload-down')}:`;
+    prefixes.push(keyPrefix);
+    const proxy = await startRedisProxy(url);
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    await first.close();
+    const out = new Capture();
+    // Through the proxy: the store's own connection (the first one) can be taken down while the watch's stays up.
+    const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
+    const store = withBeforeWatch(real, async (call) => {
+      if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+    });
+    const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    await untilRetrying(watching, out);
+    proxy.up();
+    const last = await trimmedRun(id, keyPrefix, 'fail');
+    const state = await watching;
+    await real.close();
+    await proxy.close();
+    expect(state?.status).toBe('failed');
+    expect(state?.lastSeq).toBe(last);
+    expect(out.text).toContain(createdAgainLine(id));
+  }, 30_000);
+
+  it('ends as interrupted, not as a failure, when stopped while the reload keeps failing', async () => {
+    const id = uniqueId('redis-reload-abort');
+    const keyPrefix = `${uniqueId('cli-redis-reload-abort')}:`;
+    prefixes.push(keyPrefix);
+    const proxy = await startRedisProxy(url);
+    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    await first.startUpgrade();
+    await first.close();
+    const out = new Capture();
+    const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
+    const store = withBeforeWatch(real, async (call) => {
+      if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+    });
+    const stop = new AbortController();
+    const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: stop.signal });
+    await untilRetrying(watching, out);
+    stop.abort();
+    // Ends with the last state seen (the CLI exits 130 on Ctrl-C), not with the load's error (exit 4).
+    await expect(watching).resolves.toMatchObject({ upgradeId: id });
+    proxy.up();
+    await real.close();
     await proxy.close();
   }, 30_000);
 });

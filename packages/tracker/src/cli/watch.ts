@@ -131,12 +131,37 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   return state;
 }
 
+/** The first wait before loading an upgrade again after a load failed during `watch` (Redis down); it doubles up to RELOAD_RETRY_MAX_MS. */
+const RELOAD_RETRY_MS = 250;
+const RELOAD_RETRY_MAX_MS = 5000;
+
+/**
+ * Loads the upgrade for {@link followWatch} after its watch ended: a failure (Redis down, as the watch
+ * itself rides out) is said and retried with backoff for as long as the command runs, as a folder's
+ * read is. `'aborted'` once the signal aborts.
+ */
+async function reload(store: ProgressStore, id: string, options: WatchOptions): Promise<UpgradeProgress | undefined | 'aborted'> {
+  let wait = RELOAD_RETRY_MS;
+  while (!options.signal.aborted) {
+    try {
+      return await store.load(id);
+    } catch (err) {
+      if (options.signal.aborted) break;
+      options.view.say(`reading upgrade "${id}" failed (${(err as Error).message}); retrying`);
+      await sleep(wait, undefined, { signal: options.signal }).catch(() => {});
+      wait = Math.min(RELOAD_RETRY_MAX_MS, wait * 2);
+    }
+  }
+  return 'aborted';
+}
+
 /**
  * Follows an upgrade through the store's `watch()` (Redis). The watch ends with `NOT_FOUND` when the
  * upgrade is deleted (reason `deleted`, also when it was created again under the same id) or when
  * the events after the seq held were removed by retention (reason `trimmed`): as a folder does, a
  * deleted upgrade is waited for and a new run followed from its first event, each said in a line;
- * trimmed events are a resync, as from a ws-server: the state is loaded again and followed from it.
+ * trimmed events are a resync, as from a ws-server: the state is loaded again and followed from it
+ * (a state of another run than the one held, or of one waited for, is a run created again, and said so).
  */
 async function followWatch(
   store: ProgressStore & Required<Pick<ProgressStore, 'watch'>>,
@@ -146,17 +171,22 @@ async function followWatch(
 ): Promise<UpgradeProgress | undefined> {
   let state = loaded;
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
-  /** The upgrade was deleted: its next run's first event says it was created again. */
+  /** The upgrade was deleted: its next run's first event (or state, after a resync) says it was created again. */
   let deleted = false;
   /** When the last watch ended as NOT_FOUND: two in a row within a second wait a little (a store that keeps answering so must not spin). */
   let lastEnd = 0;
+  const saysDeleted = () => {
+    deleted = true;
+    options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+  };
+  const saysCreatedAgain = () => {
+    deleted = false;
+    options.view.say(createdAgainLine(id));
+  };
   while (!options.signal.aborted) {
     try {
       for await (const event of store.watch(id, state?.lastSeq ?? 0, { signal: options.signal })) {
-        if (deleted) {
-          deleted = false;
-          options.view.say(createdAgainLine(id));
-        }
+        if (deleted) saysCreatedAgain();
         state = fold(state, event, options.view);
         if (done()) return state;
       }
@@ -165,32 +195,28 @@ async function followWatch(
       const reason = isProgressError(err, 'NOT_FOUND') ? err.context.reason : undefined;
       if (reason !== 'deleted' && reason !== 'trimmed') throw err;
       if (Date.now() - lastEnd < 1000) await sleep(200, undefined, { signal: options.signal }).catch(() => {});
+      if (options.signal.aborted) break;
       lastEnd = Date.now();
+      if (reason === 'trimmed') options.view.say('resync: history gone; reloading the snapshot');
+      const now = await reload(store, id, options);
+      if (now === 'aborted') break;
       if (reason === 'trimmed') {
-        options.view.say('resync: history gone; reloading the snapshot');
-        state = await store.load(id).catch((e: unknown) => {
-          throw storeError(e);
-        });
+        // The state held names its run by createdAt: a reloaded one of another run (deleted and
+        // created again before this watch began) is a new run, as is any after a deletion.
+        const held = state;
+        state = now;
         if (state) {
+          if (deleted || (held !== undefined && held.createdAt !== state.createdAt)) saysCreatedAgain();
           options.view.update(state);
           if (done()) return state;
-        } else {
-          deleted = true;
-          options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
-        }
+        } else saysDeleted();
         continue;
       }
       // Deleted, perhaps created again: a new run is followed from its first event, never folded
       // onto the old run's state.
       state = undefined;
-      const now = await store.load(id).catch((e: unknown) => {
-        throw storeError(e);
-      });
-      if (now) options.view.say(createdAgainLine(id));
-      else {
-        deleted = true;
-        options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
-      }
+      if (now) saysCreatedAgain();
+      else saysDeleted();
     }
   }
   return state;
