@@ -18,6 +18,28 @@ afterAll(async () => {
 
 const seqsOf = (text: string, id: string): number[] => [...text.matchAll(new RegExp(`#(\\d+) ${id} `, 'g'))].map((m) => Number(m[1]));
 
+/** A fresh upgrade id, and a key prefix whose keys are removed after this file. */
+function fresh(label: string): { id: string; keyPrefix: string } {
+  const keyPrefix = `${uniqueId(`cli-${label}`)}:`;
+  prefixes.push(keyPrefix);
+  return { id: uniqueId(label), keyPrefix };
+}
+
+/** The first run of `id`, written by a tracker that is closed again: started, with task `a` unless `withTask` is false. */
+async function firstRun(id: string, keyPrefix: string, withTask = true): Promise<void> {
+  const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+  await first.startUpgrade();
+  if (withTask) await first.addTask('a', 'A');
+  await first.close();
+}
+
+/** Runs `watchStore` on `store` (the CLI's follow of a Redis source), its lines written into `out`. */
+function watchInto(store: RedisStore, id: string, signal = new AbortController().signal) {
+  const out = new Capture();
+  const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal });
+  return { out, watching };
+}
+
 /** Runs `progress watch <source> <id> --prefix <prefix>` in this process; its output is readable while it runs. */
 function watch(id: string, keyPrefix: string, source = url) {
   const out = new Capture();
@@ -35,9 +57,7 @@ function watch(id: string, keyPrefix: string, source = url) {
 
 describe('progress watch redis://, when the upgrade is deleted and created again', () => {
   it('says it was deleted, waits for it, and follows the new run from its first event to its end', async () => {
-    const id = uniqueId('redis-again');
-    const keyPrefix = `${uniqueId('cli-redis-again')}:`;
-    prefixes.push(keyPrefix);
+    const { id, keyPrefix } = fresh('redis-again');
     const storage = { redis: url, keyPrefix };
     const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage });
     await first.startUpgrade();
@@ -73,9 +93,7 @@ describe('progress watch redis://, when the upgrade is deleted and created again
   }, 30_000);
 
   it('reloads the state when the events after the seq it holds were removed by retention, and follows on', async () => {
-    const id = uniqueId('redis-trim');
-    const keyPrefix = `${uniqueId('cli-redis-trim')}:`;
-    prefixes.push(keyPrefix);
+    const { id, keyPrefix } = fresh('redis-trim');
     // The watcher reaches Redis through a proxy that can hold its requests.
     const proxy = await startRedisProxy(url);
     const writer = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: new RedisStore({ url, keyPrefix, snapshotEvery: 2, retention: { maxEvents: 2 } }) });
@@ -148,14 +166,8 @@ async function trimmedRun(id: string, keyPrefix: string, status: 'complete' | 'f
 
 describe('watchStore on Redis, when a new run under the id is reached through a resync', () => {
   it('says the upgrade was created again when the run it waited for is reloaded after a trim', async () => {
-    const id = uniqueId('redis-wait-trim');
-    const keyPrefix = `${uniqueId('cli-redis-wait-trim')}:`;
-    prefixes.push(keyPrefix);
-    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
-    await first.startUpgrade();
-    await first.addTask('a', 'A');
-    await first.close();
-    const out = new Capture();
+    const { id, keyPrefix } = fresh('redis-wait-trim');
+    await firstRun(id, keyPrefix);
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // The first watch follows the run and sees it deleted; by the time the watch that waits for
     // the id again reads, a new run was written whose first events retention removed.
@@ -163,7 +175,8 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
       if (call === 1) expect(await real.delete(id)).toBe(true);
       if (call === 2) await trimmedRun(id, keyPrefix, 'fail');
     });
-    const state = await watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    const { out, watching } = watchInto(store, id);
+    const state = await watching;
     await real.close();
     expect(state?.status).toBe('failed');
     expect(state?.planId).toBe('p2');
@@ -175,14 +188,8 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
   }, 30_000);
 
   it('says the upgrade was created again when the state reloaded after a trim is of another run', async () => {
-    const id = uniqueId('redis-trim-other');
-    const keyPrefix = `${uniqueId('cli-redis-trim-other')}:`;
-    prefixes.push(keyPrefix);
-    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
-    await first.startUpgrade();
-    await first.addTask('a', 'A');
-    await first.close();
-    const out = new Capture();
+    const { id, keyPrefix } = fresh('redis-trim-other');
+    await firstRun(id, keyPrefix);
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // Between the watcher's load and its watch, the run is deleted and a longer one written whose
     // events after the seq held were removed by retention: the watch ends 'trimmed', not 'deleted'.
@@ -191,7 +198,8 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
       expect(await real.delete(id)).toBe(true);
       await trimmedRun(id, keyPrefix, 'complete');
     });
-    const state = await watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    const { out, watching } = watchInto(store, id);
+    const state = await watching;
     await real.close();
     expect(state?.status).toBe('completed');
     expect(state?.planId).toBe('p2');
@@ -229,21 +237,15 @@ async function untilRetrying(watching: Promise<unknown>, out: Capture): Promise<
 
 describe('watchStore on Redis, when the reload after a deleted upgrade fails', () => {
   it('says so and reads again until Redis answers, then follows the new run', async () => {
-    const id = uniqueId('redis-reload-down');
-    const keyPrefix = `${uniqueId('cli-redis-reload-down')}:`;
-    prefixes.push(keyPrefix);
+    const { id, keyPrefix } = fresh('redis-reload-down');
     const proxy = await startRedisProxy(url);
-    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
-    await first.startUpgrade();
-    await first.addTask('a', 'A');
-    await first.close();
-    const out = new Capture();
+    await firstRun(id, keyPrefix);
     // Through the proxy: the store's own connection (the first one) can be taken down while the watch's stays up.
     const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
     const store = withBeforeWatch(real, async (call) => {
       if (call === 1) void downThenDelete(proxy, id, keyPrefix);
     });
-    const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: new AbortController().signal });
+    const { out, watching } = watchInto(store, id);
     await untilRetrying(watching, out);
     proxy.up();
     const last = await trimmedRun(id, keyPrefix, 'fail');
@@ -256,20 +258,15 @@ describe('watchStore on Redis, when the reload after a deleted upgrade fails', (
   }, 30_000);
 
   it('ends as interrupted, not as a failure, when stopped while the reload keeps failing', async () => {
-    const id = uniqueId('redis-reload-abort');
-    const keyPrefix = `${uniqueId('cli-redis-reload-abort')}:`;
-    prefixes.push(keyPrefix);
+    const { id, keyPrefix } = fresh('redis-reload-abort');
     const proxy = await startRedisProxy(url);
-    const first = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
-    await first.startUpgrade();
-    await first.close();
-    const out = new Capture();
+    await firstRun(id, keyPrefix, false);
     const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
     const store = withBeforeWatch(real, async (call) => {
       if (call === 1) void downThenDelete(proxy, id, keyPrefix);
     });
     const stop = new AbortController();
-    const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: stop.signal });
+    const { out, watching } = watchInto(store, id, stop.signal);
     await untilRetrying(watching, out);
     stop.abort();
     // Ends with the last state seen (the CLI exits 130 on Ctrl-C), not with the load's error (exit 4).
