@@ -27,17 +27,27 @@ function strictView(messages: Msg[], upgradeId: string): number | undefined {
   return at;
 }
 
+/**
+ * Upgrade u1 started on `store`, a server on it (`maxBufferedBytes` LIMIT), and a client subscribed to
+ * `*` that has u1's snapshot.
+ */
+async function serveWithStar(store: WatchableMemoryStore): Promise<{ server: ProgressWebSocketServer; star: Awaited<ReturnType<typeof opened.connect>> }> {
+  const first = await openTracker('u1', store);
+  opened.trackers.push(first);
+  await first.startUpgrade();
+  const server = new ProgressWebSocketServer({ port: 0, store, maxBufferedBytes: LIMIT });
+  opened.server = server;
+  const { url } = await server.start();
+  const star = await opened.connect(url);
+  star.send({ type: 'subscribe', upgradeId: '*' });
+  await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+  return { server, star };
+}
+
 describe('store events dropped while a load is out', () => {
   it('a load in flight when the server stops, that dropped events, reloads nothing after the stop and arms no timer', async () => {
     const store = new GatedLoadStore();
-    const first = await openTracker('u1', store);
-    opened.trackers.push(first);
-    await first.startUpgrade();
-    opened.server = new ProgressWebSocketServer({ port: 0, store, maxBufferedBytes: LIMIT });
-    const { url } = await opened.server.start();
-    const star = await opened.connect(url);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    const { server } = await serveWithStar(store);
     // A new upgrade: its first event makes the server load it, and that load is held while more
     // events than the bound come (they are dropped: the load is followed by a reload).
     const second = await openTracker('u2', store);
@@ -50,7 +60,7 @@ describe('store events dropped while a load is out', () => {
     for (let i = 0; i < 10; i++) await second.updateTaskProgress('t', 1 + i, undefined, { pad, i });
     await sleep(50);
     const loadsAtStop = store.loads;
-    await opened.server.stop();
+    await server.stop();
     opened.server = undefined;
     // The held load answers after the stop; the store goes away then: nothing may load again.
     store.failing = 'asked';
@@ -79,14 +89,7 @@ class SlowAnswerStore extends WatchableMemoryStore {
 describe('store events dropped while a reload is out, again and again', () => {
   it('each reload overrun by events is followed by the next after a wait that grows, not at once, and the subscriber ends with the store\'s state', async () => {
     const store = new SlowAnswerStore();
-    const first = await openTracker('u1', store);
-    opened.trackers.push(first);
-    await first.startUpgrade();
-    opened.server = new ProgressWebSocketServer({ port: 0, store, maxBufferedBytes: LIMIT });
-    const { url } = await opened.server.start();
-    const star = await opened.connect(url);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    const { star } = await serveWithStar(store);
     const writer = await openTracker('u2', store);
     opened.trackers.push(writer);
     const pad = 'p'.repeat(2000);
