@@ -65,6 +65,9 @@ async function firstEventOrUnreadable(store: ProgressStore, upgradeId: string): 
   }
 }
 
+/** The line the store sources of `watch` print when the upgrade they follow is gone, until it is created again. */
+export const deletedLine = (upgradeId: string): string => `upgrade "${upgradeId}" was deleted; waiting for it to be created again...`;
+
 /** The line both `watch` sources print when the id they follow has been started again (deleted, then created anew). */
 export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgradeId}" was created again; following the new run from its start`;
 
@@ -109,7 +112,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
           runEventId = undefined;
           if (first === undefined) {
             deleted = true;
-            options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+            options.view.say(deletedLine(id));
           } else {
             // Straight on to the new run's events, without waiting for the next poll.
             options.view.say(createdAgainLine(id));
@@ -177,7 +180,7 @@ async function followWatch(
   let lastEnd = 0;
   const saysDeleted = () => {
     deleted = true;
-    options.view.say(`upgrade "${id}" was deleted; waiting for it to be created again...`);
+    options.view.say(deletedLine(id));
   };
   const saysCreatedAgain = () => {
     deleted = false;
