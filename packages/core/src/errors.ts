@@ -6,7 +6,8 @@
  * - `DUPLICATE_TASK`: `addTask` with an id that is already taken.
  * - `INVALID_TRANSITION`: a command not allowed in the current status (see DESIGN section 3).
  * - `CONFLICT`: another writer holds the upgrade, or the stored seq moved under us.
- * - `STORE_UNAVAILABLE`: the store could not make an event durable; the event is not acknowledged.
+ * - `STORE_UNAVAILABLE`: the store could not make an event durable; the event is not acknowledged
+ *   (it may still turn out stored, when the store lost only its answer: see `ProgressTracker`).
  * - `DATA_CORRUPTED`: stored data is damaged; the message names the file or key and the record.
  * - `NOT_FOUND`: an upgrade or other resource that does not exist.
  * - `CLOSED`: the tracker, store or sink was closed.

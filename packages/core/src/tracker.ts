@@ -93,6 +93,14 @@ interface Commit {
 
 const MAX_TEXT = 4096;
 
+/**
+ * How many events of writes whose outcome is unknown the tracker keeps for a later adoption (see
+ * #adoptOrFail): beyond it the oldest writes are forgotten (the latest one is always kept).
+ */
+const MAX_UNSURE_EVENTS = 10_000;
+/** How long the tracker waits for the store's readEvents when it checks for a write to adopt. */
+const ADOPT_READ_TIMEOUT_MS = 10_000;
+
 /** The option names each method knows: any other is refused (see readOptions). */
 const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
 const TASK_SPEC_KEYS = ['taskId', 'taskName', 'taskType', 'parentTaskId', 'totalSteps', 'weight'] as const satisfies readonly (keyof TaskSpec)[];
@@ -114,6 +122,21 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * in-memory state goes back to the last durable state, and the tracker stays usable: the next
  * command writes from the last durable seq. A resolved command is never lost; a rejected one was not
  * acknowledged.
+ *
+ * A failure other than `CONFLICT`, `INVALID_ARGUMENT`, `DATA_CORRUPTED` or `CLOSED` (a driver's
+ * timeout, a lost connection: `STORE_UNAVAILABLE` to the caller) leaves the outcome unknown: the
+ * store may have kept the write and lost only its answer. The tracker remembers the events of such
+ * writes until a write succeeds. When a later write then gets `CONFLICT`, it reads the store after
+ * its durable seq; if the store holds exactly one of those writes (the same event ids at the same
+ * seqs, and nothing after them), that write is adopted: its events become durable, go to the sinks
+ * and subscribers in seq order, and `progress` moves to the new durable state. The write that found
+ * it, and every command queued behind it, are refused with `STORE_UNAVAILABLE` (`context.reason`
+ * `'adopted'`, with `adoptedFromSeq` / `adoptedToSeq`): they were checked against a state without
+ * the adopted events, so they are not retried; the next command succeeds. Check `progress` before
+ * retrying a refused command: its first attempt may be among the adopted events (a second
+ * `startTask` is then `INVALID_TRANSITION`). Events of anyone else (other ids), or a store that
+ * cannot be read (within 10 s), leave the `CONFLICT` as it was. `close()` makes the same check
+ * when such a write is still remembered, so that the sinks get its events before they flush.
  *
  * @example
  * await using tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod' });
@@ -144,6 +167,12 @@ export class ProgressTracker implements AsyncDisposable {
   /** flush() calls waiting for the events up to `seq` to be stored or refused. */
   #flushes: FlushWaiter[] = [];
   #closing: Promise<void> | undefined;
+  /**
+   * The events of the writes that failed with an unknown outcome since the last durable write,
+   * oldest first; `undefined` when there are none (see #adoptOrFail). Each was written at the
+   * durable seq, so the store holds at most one of them.
+   */
+  #unsure: ProgressEvent[][] | undefined;
 
   private constructor(state: UpgradeProgress, store: ProgressStore, ownsStore: boolean, options: ProgressTrackerOptions) {
     // Both are copies: a store may hand back an object it keeps (or one parsed from JSON, whose
@@ -650,12 +679,16 @@ export class ProgressTracker implements AsyncDisposable {
   }
 
   /**
-   * Stops taking commands (`CLOSED`), waits for pending writes, flushes the sinks and releases the
-   * store's lock. Sinks and a store passed in are not closed (they may be shared); the default
-   * MemoryStore is. Idempotent.
+   * Stops taking commands (`CLOSED`), waits for pending writes (and adopts a write of unknown
+   * outcome the store kept: see the class notes), flushes the sinks and releases the store's lock.
+   * Sinks and a store passed in are not closed (they may be shared); the default MemoryStore is.
+   * Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#whenDurable();
+      // A write of unknown outcome the store kept: its events go to the sinks before they flush.
+      await this.#adoptBeforeClose();
       await this.flush();
       this.#listeners = [];
       this.#listenerCounts.clear();
@@ -771,9 +804,13 @@ export class ProgressTracker implements AsyncDisposable {
         // Every queued event is in this batch, so the live state is the state after them.
         await this.#store.append(this.upgradeId, events, expectedSeq, this.#live);
       } catch (err) {
-        this.#fail(batch, err, events);
+        // The store is ahead of us after a write whose outcome was unknown: it may hold that write.
+        if (this.#unsure !== undefined && isProgressError(err, 'CONFLICT')) await this.#adoptOrFail(batch, err, events);
+        else this.#fail(batch, err, events);
         continue;
       }
+      // Stored: no earlier unknown write can be in the store at these seqs.
+      if (this.#unsure !== undefined) this.#unsure = undefined;
       try {
         for (const ev of events) {
           applyEventInPlace(this.#durable, ev);
@@ -823,20 +860,171 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** A failed write: reject it and everything queued behind it, and go back to the durable state. */
   #fail(batch: Commit[], err: unknown, events: ProgressEvent[]): void {
+    const known = isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED' || err.code === 'INVALID_ARGUMENT');
     const error =
-      isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'STORE_UNAVAILABLE' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED' || err.code === 'INVALID_ARGUMENT')
+      known || isProgressError(err, 'STORE_UNAVAILABLE')
         ? err
         : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store could not append seq ${events[0]!.seq}..${events[events.length - 1]!.seq}`, {
             cause: err,
             context: { upgradeId: this.upgradeId },
           });
     this.#logger.error({ err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq }, 'append failed; events not acknowledged');
+    // These codes say that nothing was stored; anything else (a timeout, a lost connection) may have
+    // come after the store kept the write: remembered, so that the next CONFLICT can tell.
+    if (!known) this.#rememberUnsure(events);
+    this.#rollBack(batch, error);
+  }
+
+  /** Rejects `batch` with `error` and everything queued behind it, and goes back to the durable state. */
+  #rollBack(batch: Commit[], error: unknown): void {
     const behind = this.#queue;
     this.#queue = [];
     this.#live = cloneState(this.#durable);
     for (const c of batch) c.reject(error);
     for (const c of behind) {
       c.reject(new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": an earlier event could not be stored, so this one was not either`, { cause: error }));
+    }
+  }
+
+  /** Keeps the events of a write whose outcome is unknown, within MAX_UNSURE_EVENTS. */
+  #rememberUnsure(events: ProgressEvent[]): void {
+    const unsure = (this.#unsure ??= []);
+    unsure.push(events);
+    let count = 0;
+    for (const w of unsure) count += w.length;
+    while (count > MAX_UNSURE_EVENTS && unsure.length > 1) count -= unsure.shift()!.length;
+  }
+
+  /**
+   * A write got `CONFLICT` while writes of unknown outcome are remembered: the store is ahead of the
+   * durable seq, by another writer's events or by one of those writes, stored after all. When it is
+   * one of ours (#findStored), adopts it (#adopt), and refuses this write (recorded on a state
+   * without those events, so not retried) and everything queued behind it, leaving the tracker to
+   * go on from the new durable seq. Anything else is the CONFLICT it was. Never throws: #drain must
+   * go on.
+   */
+  async #adoptOrFail(batch: Commit[], conflict: unknown, events: ProgressEvent[]): Promise<void> {
+    const from = this.#durable.lastSeq;
+    const found = await this.#findStored();
+    if (!Array.isArray(found)) return this.#fail(batch, found ?? conflict, events);
+    const failed = this.#adopt(found);
+    if (failed) return this.#rollBack(batch, failed);
+    const to = this.#durable.lastSeq;
+    this.#rollBack(
+      batch,
+      new ProgressError(
+        'STORE_UNAVAILABLE',
+        `[@progress/core] upgrade "${this.upgradeId}": an earlier append reported as failed had been stored after all (seq ${from + 1}..${to}); its events are now durable, and this command was not stored: check progress, and retry it if it is still wanted`,
+        { cause: conflict, context: { upgradeId: this.upgradeId, reason: 'adopted', adoptedFromSeq: from + 1, adoptedToSeq: to } },
+      ),
+    );
+  }
+
+  /**
+   * On close, with writes of unknown outcome remembered and nothing else left to write: adopts the
+   * one the store holds, if any, so that the sinks get its events before they are flushed.
+   */
+  async #adoptBeforeClose(): Promise<void> {
+    if (this.#unsure === undefined || this.#writing || this.#queue.length > 0) return;
+    // Holds the write loop while the store is read (no command is taken once closing).
+    this.#writing = true;
+    try {
+      const found = await this.#findStored();
+      if (Array.isArray(found) && !this.#adopt(found)) this.#live = cloneState(this.#durable);
+    } finally {
+      this.#writing = false;
+      this.#settleFlushes();
+    }
+  }
+
+  /**
+   * Reads the store after the durable seq for one of the remembered writes of unknown outcome.
+   * Resolves with its events as the store holds them when it holds exactly one of those writes
+   * (the same event ids at the same seqs, nothing after them: a store appends all or nothing, so a
+   * part of a write is someone else's) and they fold onto the durable state. Otherwise with
+   * `undefined` when the store holds something else (the writes are forgotten: none of them can
+   * be stored after the durable seq); with `undefined` too, logged and the writes kept for the
+   * next time, when the store cannot be read; with a `DATA_CORRUPTED` error, the writes kept, when
+   * the events read back cannot be folded. Never rejects.
+   */
+  async #findStored(): Promise<ProgressEvent[] | ProgressError | undefined> {
+    const unsure = this.#unsure!;
+    const from = this.#durable.lastSeq;
+    let stored: ProgressEvent[];
+    let match: ProgressEvent[] | undefined;
+    try {
+      let longest = 0;
+      for (const w of unsure) longest = Math.max(longest, w.length);
+      stored = await this.#readTail(from, longest + 1);
+      match = unsure.find((w) => w.length === stored.length && w.every((ev, i) => stored[i]?.eventId === ev.eventId && stored[i]?.seq === ev.seq));
+    } catch (err) {
+      this.#logger.warn({ err, upgradeId: this.upgradeId, lastSeq: from }, 'the store could not be read to check for an earlier write of unknown outcome; not adopted (a CONFLICT stays one)');
+      return undefined;
+    }
+    if (match === undefined) {
+      this.#unsure = undefined;
+      return undefined;
+    }
+    try {
+      // Folded into a copy first: events the tracker cannot fold leave the durable state as it was.
+      const check = cloneState(this.#durable);
+      for (const ev of stored) applyEventInPlace(check, ev);
+    } catch (err) {
+      this.#logger.error({ err, upgradeId: this.upgradeId, lastSeq: from }, 'an earlier write found in the store cannot be folded; not adopted');
+      return new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${this.upgradeId}": the store holds an earlier write of this tracker (seq ${from + 1}..${from + stored.length}) whose events it read back cannot be folded; the next write checks again (reopen the tracker if this persists)`, {
+        cause: err,
+        context: { upgradeId: this.upgradeId, lastSeq: from },
+      });
+    }
+    return stored;
+  }
+
+  /**
+   * Makes `stored` (found by #findStored) durable: folds them into the durable state and hands them
+   * to the sinks and subscribers, in order. Returns the error to refuse commands with when a fold
+   * fails after all.
+   */
+  #adopt(stored: ProgressEvent[]): ProgressError | undefined {
+    this.#unsure = undefined;
+    const from = this.#durable.lastSeq;
+    try {
+      for (const ev of stored) {
+        applyEventInPlace(this.#durable, ev);
+        this.#emit(ev);
+      }
+    } catch (err) {
+      // Cannot happen: a copy folded them. Should it, the durable state stops before the event
+      // that failed, and the write loop goes on (as after a failed fold of a write of ours).
+      this.#logger.error({ err, upgradeId: this.upgradeId, lastSeq: this.#durable.lastSeq }, 'adopted events could not be folded into the durable state; reopen the tracker');
+      return new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${this.upgradeId}": stored events after seq ${this.#durable.lastSeq} could not be folded into the tracker's state; reopen the tracker`, {
+        cause: err,
+        context: { upgradeId: this.upgradeId, lastSeq: this.#durable.lastSeq },
+      });
+    }
+    this.#logger.warn({ upgradeId: this.upgradeId, fromSeq: from + 1, toSeq: this.#durable.lastSeq }, 'an append reported as failed had been stored; its events are adopted');
+    return undefined;
+  }
+
+  /** The stored events after `afterSeq`, at most `limit`, or a rejection when the store does not answer in time. */
+  async #readTail(afterSeq: number, limit: number): Promise<ProgressEvent[]> {
+    const read = (async () => {
+      const out: ProgressEvent[] = [];
+      for await (const ev of this.#store.readEvents(this.upgradeId, afterSeq, limit)) {
+        out.push(ev);
+        if (out.length >= limit) break;
+      }
+      return out;
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store did not answer readEvents within ${ADOPT_READ_TIMEOUT_MS} ms`, { context: { upgradeId: this.upgradeId } }));
+      }, ADOPT_READ_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([read, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,322 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryStore, ProgressTracker, type ProgressEvent, type ProgressStore } from '../src/index.js';
+import { expectCode } from './helpers.js';
+
+const UPGRADE = 'u-unknown';
+
+/**
+ * A MemoryStore whose append, on the calls listed in `storeThenThrow`, stores the events and then
+ * throws (an ack lost after the write landed: a driver timeout, a dropped connection).
+ */
+function lyingStore(options: { storeThenThrow?: number[]; throwOnly?: number[] } = {}) {
+  const inner = new MemoryStore();
+  let calls = 0;
+  const store: ProgressStore & { inner: MemoryStore; readFails: boolean; readHangs: boolean; reads: number } = {
+    inner,
+    readFails: false,
+    readHangs: false,
+    reads: 0,
+    acquire: (id) => inner.acquire(id),
+    release: (id) => inner.release(id),
+    load: (id) => inner.load(id),
+    async append(id, events, expectedSeq, state) {
+      calls++;
+      if (options.throwOnly?.includes(calls)) throw new Error('connection reset before the write');
+      await inner.append(id, events, expectedSeq, state);
+      if (options.storeThenThrow?.includes(calls)) throw new Error('socket timeout (the write landed)');
+    },
+    readEvents(id, afterSeq, limit) {
+      store.reads++;
+      if (store.readHangs) return { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<ProgressEvent>>(() => {}) }) };
+      if (store.readFails) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('read refused')) }) };
+      return inner.readEvents(id, afterSeq, limit);
+    },
+    list: (filter) => inner.list(filter),
+    delete: (id) => inner.delete(id),
+    info: () => inner.info(),
+    close: () => inner.close(),
+  };
+  return store;
+}
+
+async function stored(store: ProgressStore): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of store.readEvents(UPGRADE, 0)) out.push(e);
+  return out;
+}
+
+const open = (store: ProgressStore, extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
+  ProgressTracker.open({ upgradeId: UPGRADE, planId: 'p', clusterName: 'c', store, ...extra });
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('an append the store kept but reported as failed', () => {
+  it('is adopted on the next write: that write is refused STORE_UNAVAILABLE, the one after it succeeds with contiguous seqs', async () => {
+    // Append calls: 1 = upgrade.created (open), 2 = addTask, 3 = startTask (stored, then throws).
+    const store = lyingStore({ storeThenThrow: [3] });
+    const t = await open(store);
+    await t.addTask('a', 'A');
+    await expectCode(() => t.startTask('a'), 'STORE_UNAVAILABLE');
+    // The outcome was unknown: the tracker went back to what it knew to be durable.
+    expect(t.progress.lastSeq).toBe(2);
+    expect(t.progress.tasks.a!.status).toBe('not_started');
+    // The next write finds the store ahead, holding exactly the write that "failed": it is adopted.
+    let refused: unknown;
+    await t.updateTaskProgress('a', 10).catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: UPGRADE, reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 3 } });
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(t.progress.lastSeq).toBe(3);
+    expect(t.progress.tasks.a!.status).toBe('in_progress');
+    // The tracker is usable again: the next command is stored right after the adopted event.
+    const ev = await t.updateTaskProgress('a', 20);
+    expect(ev.seq).toBe(4);
+    expect((await stored(store)).map((e) => `${e.seq}:${e.type}`)).toEqual(['1:upgrade.created', '2:task.added', '3:task.started', '4:task.progress']);
+    expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(await store.load(UPGRADE)));
+    // Retrying the adopted command itself is now refused for what it is: already done.
+    await expectCode(() => t.startTask('a'), 'INVALID_TRANSITION');
+    await t.close();
+  });
+
+  it('hands the adopted events to sinks and subscribers once, in seq order, with the durable state after each', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const sink: string[] = [];
+    const t = await open(store, { sinks: [{ name: 'rec', handle: (e, s) => void sink.push(`${e.seq}:${e.type}:${s.lastSeq}`) }] });
+    const heard: string[] = [];
+    t.subscribe((e, s) => heard.push(`${e.seq}:${e.type}:${s.lastSeq}`));
+    // One write of several commands (group commit), stored then reported failed.
+    const first = await Promise.allSettled([t.startUpgrade(), t.addTask('a', 'A'), t.addTask('b', 'B')]);
+    expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(t.progress.lastSeq).toBe(1);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    await t.startTask('b');
+    await t.flush();
+    const expected = ['1:upgrade.created:1', '2:upgrade.started:2', '3:task.added:3', '4:task.added:4', '5:task.started:5'];
+    expect(sink).toEqual(expected);
+    expect(heard).toEqual(expected.slice(1));
+    expect((await stored(store)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    await t.close();
+  });
+
+  it('is found among several failed writes: the one stored before later ones failed without reaching the store', async () => {
+    // 2 = stored then throws; 3 = throws before the store is reached (the store would have said CONFLICT).
+    const store = lyingStore({ storeThenThrow: [2], throwOnly: [3] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade('one'), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.startUpgrade('two'), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.startUpgrade('three'), 'STORE_UNAVAILABLE');
+    expect(t.progress.currentPhase).toBe('one');
+    const ev = await t.setCurrentPhase('four');
+    expect(ev.seq).toBe(3);
+    expect((await stored(store)).map((e) => e.details.phase)).toEqual([undefined, 'one', 'four']);
+    await t.close();
+  });
+
+  it('rejects the commands queued while the store is read, settles flush(), and lets close() finish', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    const inner = store.readEvents.bind(store);
+    let reading!: () => void;
+    const readStarted = new Promise<void>((resolve) => (reading = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let readCalled = false;
+    store.readEvents = (id, afterSeq, limit) => {
+      readCalled = true;
+      reading();
+      return (async function* () {
+        await gate;
+        yield* inner(id, afterSeq, limit);
+      })();
+    };
+    const conflicted = t.setCurrentPhase('A');
+    await Promise.race([readStarted, conflicted.then(() => {}, () => {})]);
+    expect(readCalled).toBe(true);
+    // Recorded on top of the refused write, while the store is read.
+    const behind = t.setCurrentPhase('B');
+    const flushed = t.flush();
+    const closed = t.close();
+    release();
+    const results = await Promise.allSettled([conflicted, behind]);
+    expect(results.map((r) => r.status === 'rejected' && (r.reason as { code: string }).code)).toEqual(['STORE_UNAVAILABLE', 'STORE_UNAVAILABLE']);
+    await flushed;
+    await closed;
+    expect(t.durableProgress.status).toBe('in_progress');
+    expect((await stored(store.inner)).map((e) => e.seq)).toEqual([1, 2]);
+    await expectCode(() => t.setCurrentPhase('C'), 'CLOSED');
+  });
+
+  it('is adopted on close when no later write came, so that the sinks get its events before they flush', async () => {
+    const store = lyingStore({ storeThenThrow: [3] });
+    const seen: string[] = [];
+    let flushedAfter = '';
+    const sink = { name: 'rec', handle: (e: ProgressEvent) => void seen.push(`${e.seq}:${e.type}`), flush: async () => void (flushedAfter = seen.at(-1)!) };
+    const t = await open(store, { sinks: [sink] });
+    await t.startUpgrade();
+    await expectCode(() => t.completeUpgrade(), 'STORE_UNAVAILABLE');
+    expect(t.progress.status).toBe('in_progress');
+    await t.close();
+    expect(seen).toEqual(['1:upgrade.created', '2:upgrade.started', '3:upgrade.completed']);
+    expect(flushedAfter).toBe('3:upgrade.completed');
+    expect(t.durableProgress.status).toBe('completed');
+    expect(t.progress.status).toBe('completed');
+  });
+
+  it('closes without adopting when the failed write is not in the store, or the store does not answer', async () => {
+    const store = lyingStore({ throwOnly: [2] });
+    const seen: number[] = [];
+    const t = await open(store, { sinks: [{ name: 'rec', handle: (e) => void seen.push(e.seq) }] });
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    await t.close();
+    expect(seen).toEqual([1]);
+    expect(store.reads).toBe(1);
+
+    vi.useFakeTimers();
+    const hanging = lyingStore({ storeThenThrow: [2] });
+    const u = await open(hanging);
+    await expectCode(() => u.startUpgrade(), 'STORE_UNAVAILABLE');
+    hanging.readHangs = true;
+    let closed = false;
+    const closing = u.close().then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(60_000);
+    await closing;
+    expect(closed).toBe(true);
+    expect(u.durableProgress.lastSeq).toBe(1);
+  });
+
+  it('stays CONFLICT when the store holds another writer\'s events after the durable seq', async () => {
+    const store = lyingStore({ throwOnly: [2] });
+    const t = await open(store);
+    // Our write fails before reaching the store; another writer (no lock) then appends seq 2.
+    await expectCode(() => t.startUpgrade('ours'), 'STORE_UNAVAILABLE');
+    const [created] = await stored(store);
+    await store.inner.append(UPGRADE, [{ ...created!, eventId: 'foreign', seq: 2, type: 'upgrade.started', status: 'in_progress', details: { phase: 'theirs' } }], 1, t.progress);
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    expect(t.durableProgress.lastSeq).toBe(1);
+    await expectCode(() => t.setCurrentPhase('Y'), 'CONFLICT');
+    await t.close();
+  });
+
+  it('stays CONFLICT when the store holds our failed write followed by another writer\'s event', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade('ours'), 'STORE_UNAVAILABLE');
+    const [, ours] = await stored(store);
+    await store.inner.append(UPGRADE, [{ ...ours!, eventId: 'foreign', seq: 3, type: 'upgrade.phase_changed', details: { phase: 'theirs' } }], 2, t.progress);
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    expect(t.durableProgress.lastSeq).toBe(1);
+    await t.close();
+  });
+
+  it('stays CONFLICT when the store holds only the first part of a failed write (an append is all or nothing: not ours)', async () => {
+    const store = lyingStore({ throwOnly: [2] });
+    const t = await open(store);
+    const original = store.append.bind(store);
+    let calls = 0;
+    store.append = async (id, events, expectedSeq, state) => {
+      // A store that breaks the contract: keeps the first event of the second write, then fails.
+      if (++calls === 2) {
+        await store.inner.append(id, events.slice(0, 1), expectedSeq, state);
+        throw new Error('half written');
+      }
+      return original(id, events, expectedSeq, state);
+    };
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    const burst = await Promise.allSettled([t.addTask('a', 'A'), t.addTask('b', 'B')]);
+    expect(burst.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await expectCode(() => t.startUpgrade(), 'CONFLICT');
+    expect(t.durableProgress.lastSeq).toBe(1);
+    await t.close();
+  });
+
+  it('refuses with DATA_CORRUPTED, the durable state unchanged, a failed write the store reads back as events it cannot fold', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    const inner = store.readEvents.bind(store);
+    store.readEvents = (id, afterSeq, limit) =>
+      (async function* () {
+        for await (const e of inner(id, afterSeq, limit)) yield { ...e, status: 'bogus' as ProgressEvent['status'] };
+      })();
+    const seen: number[] = [];
+    t.subscribe((e) => seen.push(e.seq));
+    await expectCode(() => t.setCurrentPhase('X'), 'DATA_CORRUPTED');
+    expect(t.durableProgress.lastSeq).toBe(1);
+    expect(t.progress.lastSeq).toBe(1);
+    expect(seen).toEqual([]);
+    // Still remembered: once the store reads back what it holds, the write is adopted.
+    store.readEvents = inner;
+    await expectCode(() => t.setCurrentPhase('Y'), 'STORE_UNAVAILABLE');
+    expect(seen).toEqual([2]);
+    expect((await t.setCurrentPhase('Z')).seq).toBe(3);
+    await t.close();
+  });
+
+  it('stays CONFLICT, logged, when the store cannot be read; adopts once it can', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const errors: object[] = [];
+    const t = await open(store, { logger: { debug() {}, info() {}, warn: (o) => void errors.push(o), error: (o) => void errors.push(o) } });
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    store.readFails = true;
+    errors.length = 0;
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    expect(errors.some((o) => (o as { err?: Error }).err?.message === 'read refused')).toBe(true);
+    expect(t.durableProgress.lastSeq).toBe(1);
+    // The failed write is still remembered: once the store answers, it is adopted.
+    store.readFails = false;
+    await expectCode(() => t.setCurrentPhase('Y'), 'STORE_UNAVAILABLE');
+    expect((await t.setCurrentPhase('Z')).seq).toBe(3);
+    await t.close();
+  });
+
+  it('stays CONFLICT when reading the store does not answer, rather than hang', async () => {
+    vi.useFakeTimers();
+    const store = lyingStore({ storeThenThrow: [2] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    store.readHangs = true;
+    let outcome: unknown;
+    const pending = t.setCurrentPhase('X').catch((err: unknown) => (outcome = err));
+    await vi.advanceTimersByTimeAsync(60_000);
+    await pending;
+    expect(outcome).toMatchObject({ code: 'CONFLICT' });
+    expect(store.reads).toBe(1);
+    vi.useRealTimers();
+    store.readHangs = false;
+    await expectCode(() => t.setCurrentPhase('Y'), 'STORE_UNAVAILABLE');
+    await t.close();
+  });
+
+  it('does not read the store on a CONFLICT when no write of unknown outcome is remembered', async () => {
+    const store = lyingStore();
+    const t = await open(store);
+    await t.startUpgrade();
+    const [created] = await stored(store);
+    await store.inner.append(UPGRADE, [{ ...created!, eventId: 'foreign', seq: 3, type: 'upgrade.phase_changed', status: 'in_progress', details: { phase: 'theirs' } }], 2, t.progress);
+    store.reads = 0;
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    expect(store.reads).toBe(0);
+    await t.close();
+  });
+
+  it('forgets a failed write once a later write succeeds', async () => {
+    // 2 throws before the store; 3 succeeds; then another writer appends exactly the events of 2.
+    const store = lyingStore({ throwOnly: [2] });
+    const t = await open(store);
+    let lost: ProgressEvent[] = [];
+    const original = store.append.bind(store);
+    store.append = async (id, events, expectedSeq, state) => {
+      if (lost.length === 0) lost = events.map((e) => ({ ...e }));
+      return original(id, events, expectedSeq, state);
+    };
+    await expectCode(() => t.startUpgrade('lost'), 'STORE_UNAVAILABLE');
+    await t.startUpgrade('kept');
+    store.reads = 0;
+    await store.inner.append(UPGRADE, [{ ...lost[0]!, seq: 3, type: 'upgrade.phase_changed' }], 2, t.progress);
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    expect(store.reads).toBe(0);
+    await t.close();
+  });
+});
