@@ -46,9 +46,29 @@ export interface ProgressStore {
   info(): StoreInfo;
   /** Releases connections, handles and timers. */
   close(): Promise<void>;
-  /** Cross-process: replay after `afterSeq`, then follow new events as they are appended anywhere. */
+  /**
+   * Cross-process: replays the stored events after `afterSeq`, then follows new ones as they are
+   * appended anywhere (by this store or by another one over the same data), in seq order, without
+   * gaps or duplicates. An upgrade that does not exist yet can be watched from `afterSeq = 0`: its
+   * events come from seq 1 once it is created.
+   *
+   * The iteration ends (it returns: no error, and no further event) when `signal` aborts (at once,
+   * with no event, for a signal already aborted), when the loop breaks, and when the store closes.
+   * A bad upgrade id or an `afterSeq` that is not a whole number >= 0 is refused with
+   * `INVALID_ARGUMENT`, and a call after `close()` with `CLOSED`: thrown by the call or by the
+   * iteration's first `next()` (a `for await` inside a `try` catches either). A store may end the
+   * iteration with an error when the upgrade cannot be followed on (RedisStore: `NOT_FOUND` when it
+   * is deleted, or when the events after `afterSeq` were removed by retention).
+   *
+   * Optional: a store without it (MemoryStore, JsonFileStore) serves only the trackers of its own
+   * process. The conformance suite checks all of the above when a store has it.
+   */
   watch?(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent>;
-  /** The new events of every upgrade, from now on. */
+  /**
+   * The new events of every upgrade from the call on, upgrades created later included, each
+   * upgrade's in seq order (events of different upgrades may interleave). Ends like {@link watch}
+   * (on `signal`, a loop that breaks, `close()`); a call after `close()` is refused with `CLOSED`.
+   */
   watchAll?(options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent>;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, assertValidId, filterRows, toSummaryRow, type ListFilter, type UpgradeSummaryRow, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
-import { describeProgressStore, type StoreFactory } from '../src/testing/index.js';
+import { describeProgressStore, type ConformanceOptions, type StoreFactory } from '../src/testing/index.js';
+import { WatchableMemoryStore } from './watchable-memory-store.js';
 
 /**
  * A store that keeps each upgrade under a name made from its id, as a file or key name might be,
@@ -78,9 +79,9 @@ class EverOpenStore extends MemoryStore {
 }
 
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
-async function failedCases(factory: StoreFactory): Promise<string[]> {
+async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
-  describeProgressStore('under test', factory, { describe: (_name, fn) => fn(), it: (name, fn) => void cases.push({ name, fn }) });
+  describeProgressStore('under test', factory, { describe: (_name, fn) => fn(), it: (name, fn) => void cases.push({ name, fn }) }, options);
   const failed: string[] = [];
   for (const c of cases) {
     try {
@@ -120,5 +121,110 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {
     expect(await failedCases(naming((id) => id.replace(/[.:]/g, '_')))).toContain('never mixes two upgrades whose ids differ only in case or punctuation');
+  });
+});
+
+/** A watchable store that tails from the current seq instead of replaying after afterSeq. */
+class NoReplayStore extends WatchableMemoryStore {
+  override watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
+    const load = this.load(upgradeId);
+    const tail = (async function* (store: NoReplayStore) {
+      yield* WatchableMemoryStore.prototype.watch.call(store, upgradeId, Math.max(afterSeq, (await load)?.lastSeq ?? 0), options);
+    })(this);
+    return tail;
+  }
+}
+
+/** Reads on from the last event handed out, included: it comes twice. */
+class RepeatingStore extends WatchableMemoryStore {
+  protected override readOnFrom(seq: number): number {
+    return Math.max(0, seq - 1);
+  }
+}
+
+/** Goes on after its signal aborts (ends only when the store closes). */
+class DeafStore extends WatchableMemoryStore {
+  protected override listens = false;
+}
+
+/** Leaves its iterations waiting when it closes. */
+class StaysOpenWatchStore extends WatchableMemoryStore {
+  protected override endsOnClose = false;
+}
+
+/** Throws when its signal aborts, rather than end the iteration. */
+class ThrowsOnAbortStore extends WatchableMemoryStore {
+  protected override aborted(): void {
+    throw new Error('aborted');
+  }
+}
+
+/** watchAll follows only the upgrades that existed when it started. */
+class KnownOnlyStore extends WatchableMemoryStore {
+  protected override follows(upgradeId: string, known: ReadonlySet<string>): boolean {
+    return known.has(upgradeId);
+  }
+}
+
+/** Lets a promise reject unhandled when its signal aborts (the iteration itself ends as it should). */
+class LeakyAbortStore extends WatchableMemoryStore {
+  override watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
+    options?.signal?.addEventListener('abort', () => void Promise.reject(new Error('a rejection nobody handles')), { once: true });
+    return super.watch(upgradeId, afterSeq, options);
+  }
+}
+
+/** Takes any afterSeq, reading a bad one as 0. */
+class LaxAfterSeqStore extends WatchableMemoryStore {
+  override watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
+    return super.watch(upgradeId, Number.isSafeInteger(afterSeq) && afterSeq >= 0 ? afterSeq : 0, options);
+  }
+}
+
+describe('the conformance suite catches a broken watch() or watchAll()', () => {
+  // Short waits: a case that waits for an event that never comes fails after 300 ms.
+  const watching = (make: () => WatchableMemoryStore) => failedCases({ create: make, reopen: (store) => store }, { waitTimeout: 300 });
+  const REPLAY = 'watch replays the events after afterSeq, then follows appends of this store and of a second one, without gaps or duplicates';
+  const LATER = 'watch of an upgrade that does not exist yet hands out its events from seq 1 once it is created';
+  const ABORT = 'watch ends when its signal aborts (already aborted, during the replay, while it waits) or its loop breaks';
+  const CLOSE = 'watch and watchAll end when the store closes (while they wait, or during a replay)';
+  const ALL = 'watchAll hands out the new events of every upgrade, also of upgrades created after it started, each in seq order';
+  const ALL_ABORT = 'watchAll ends when its signal aborts (already aborted, while it waits)';
+  const ARGS = 'refuses a bad upgrade id or afterSeq for watch with INVALID_ARGUMENT';
+
+  it('passes a sound one, and runs its watch cases', async () => {
+    expect(await watching(() => new WatchableMemoryStore({ snapshotEvery: 7 }))).toEqual([]);
+  });
+
+  it('fails a watch that does not replay the events after afterSeq', async () => {
+    expect(await watching(() => new NoReplayStore())).toContain(REPLAY);
+  });
+
+  it('fails a watch that hands out an event twice', async () => {
+    expect(await watching(() => new RepeatingStore())).toEqual(expect.arrayContaining([REPLAY, LATER]));
+  });
+
+  it('fails a watch or watchAll that goes on after its signal aborts, without hanging', async () => {
+    expect(await watching(() => new DeafStore())).toEqual(expect.arrayContaining([ABORT, ALL_ABORT]));
+  });
+
+  it('fails a watch that throws when its signal aborts', async () => {
+    expect(await watching(() => new ThrowsOnAbortStore())).toEqual(expect.arrayContaining([ABORT, ALL_ABORT]));
+  });
+
+  it('fails a watch that leaves a rejection unhandled when its signal aborts', async () => {
+    expect(await watching(() => new LeakyAbortStore())).toEqual(expect.arrayContaining([REPLAY, LATER, ABORT]));
+  });
+
+  it('fails iterations that go on waiting once the store closed, without hanging', async () => {
+    expect(await watching(() => new StaysOpenWatchStore())).toEqual([CLOSE]);
+  });
+
+  it('fails a watchAll that does not learn of upgrades created after it started', async () => {
+    expect(await watching(() => new KnownOnlyStore())).toEqual([ALL, ALL_ABORT]);
+  });
+
+  it('fails a watch that takes a bad afterSeq', async () => {
+    expect(await watching(() => new LaxAfterSeqStore())).toEqual([ARGS]);
   });
 });

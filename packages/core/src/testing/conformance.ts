@@ -34,6 +34,12 @@ export interface ConformanceOptions {
   largeDetailsBytes?: number;
   /** Timeout of each case, ms. @default 30000 */
   timeout?: number;
+  /**
+   * How long a `watch()` / `watchAll()` case waits for one event, or for an iteration to end, before
+   * it fails (a broken store fails the case rather than hang the suite), ms. Keep it below `timeout`.
+   * @default 10000
+   */
+  waitTimeout?: number;
 }
 
 /** Builds consecutive valid events for one upgrade, keeping the state they fold to. */
@@ -121,9 +127,114 @@ async function appendAll(store: ProgressStore, factory: EventFactory, sizes: num
 const uid = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
 
 /**
+ * `promise`, or an assertion error once `ms` pass. A rejection of `promise` after that is handled
+ * here: the case has failed already, and it must not surface as an unhandled rejection.
+ */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  promise.catch(() => {});
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `${what} within ${ms} ms` })), ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads a `watch()` / `watchAll()` iteration by hand, every wait bounded. */
+class Follower {
+  readonly #it: AsyncIterator<ProgressEvent>;
+  readonly #ms: number;
+  readonly what: string;
+  /** A `next()` already asked for (see `pull`). */
+  #pending: Promise<IteratorResult<ProgressEvent>> | undefined;
+
+  constructor(iterable: AsyncIterable<ProgressEvent>, ms: number, what: string) {
+    this.#it = iterable[Symbol.asyncIterator]();
+    this.#ms = ms;
+    this.what = what;
+  }
+
+  #next(): Promise<IteratorResult<ProgressEvent>> {
+    const next = this.#pending ?? this.#it.next();
+    this.#pending = undefined;
+    return next;
+  }
+
+  /** Asks for the next event now, so that the iteration waits while the case goes on. */
+  pull(): void {
+    this.#pending ??= this.#it.next();
+    this.#pending.catch(() => {});
+  }
+
+  /** The next `n` events. */
+  async take(n: number): Promise<ProgressEvent[]> {
+    const out: ProgressEvent[] = [];
+    while (out.length < n) {
+      const r = await within(this.#next(), this.#ms, `${this.what}: event ${out.length + 1} of ${n} did not come`);
+      assert.ok(!r.done, `${this.what}: the iteration ended after ${out.length} of ${n} events`);
+      out.push(r.value);
+    }
+    return out;
+  }
+
+  /** Waits for the iteration to end: it must return, with no further event and no error. */
+  async ends(): Promise<void> {
+    const r = await within(this.#next(), this.#ms, `${this.what}: the iteration did not end`);
+    assert.equal(r.done, true, `${this.what}: expected the end, got ${r.done ? '' : `${r.value.upgradeId} seq ${r.value.seq}`}`);
+  }
+
+  /** Ends the iteration whatever state it is in (cleanup: errors and a hanging `return()` are ignored). */
+  async stop(): Promise<void> {
+    this.#pending = undefined;
+    await within(Promise.resolve(this.#it.return?.()), this.#ms, `${this.what}: return() did not settle`).catch(() => {});
+  }
+}
+
+/** The events of each upgrade, in the order they came (as JSON: for deepEqual, which ignores the order of the upgrades). */
+function byUpgrade(events: ProgressEvent[]): Record<string, ProgressEvent[]> {
+  const out: Record<string, ProgressEvent[]> = {};
+  for (const e of events) (out[e.upgradeId] ??= []).push(e);
+  return json(out);
+}
+
+/** What a watch case may use besides its store; every signal and iteration it makes ends with the case. */
+interface Watching {
+  /** A controller aborted when the case ends. */
+  controller(): AbortController;
+  /** Reads `iterable` by hand; stopped when the case ends. */
+  follow(iterable: AsyncIterable<ProgressEvent>, what: string): Follower;
+  /** The factory's second store over the same data (closed with the case), or the store itself when it has none. */
+  second(): Promise<ProgressStore>;
+}
+
+/** Listens for unhandled rejections while a case runs (a watcher that rejects where nobody listens). */
+function unhandledRejections(): { check(): Promise<void>; off(): void } {
+  const seen: unknown[] = [];
+  const listener = (reason: unknown): void => void seen.push(reason);
+  const proc = (globalThis as { process?: { on?(e: string, l: (r: unknown) => void): void; off?(e: string, l: (r: unknown) => void): void } }).process;
+  proc?.on?.('unhandledRejection', listener);
+  const off = (): void => proc?.off?.('unhandledRejection', listener);
+  return {
+    async check() {
+      // A rejection is reported as unhandled after the microtasks of its turn: let one more turn pass.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      off();
+      assert.deepEqual(seen.map((r) => String((r as Error)?.stack ?? r)), [], 'no unhandled rejection while the case ran');
+    },
+    off,
+  };
+}
+
+/**
  * The conformance suite every {@link ProgressStore} runs: ordering, no gaps, `CONFLICT` on a stale
  * `expectedSeq`, replay after any seq, reopen returns the same state, concurrent appenders, large
- * details, unicode, delete, list, the writer lock, and a whole tracker on top.
+ * details, unicode, delete, list, the writer lock, a whole tracker on top, and, for a store that has
+ * them, `watch()` and `watchAll()` as {@link ProgressStore} documents them (every wait bounded by
+ * `waitTimeout`).
  *
  * @example
  * import { describe, it } from 'vitest';
@@ -143,6 +254,68 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await fn(store, opened);
     } finally {
       for (const s of opened.reverse()) await s.close().catch(() => {});
+    }
+  };
+  const waitMs = options.waitTimeout ?? 10_000;
+  /**
+   * Runs `fn` with a fresh store when `has(store)` (returns at once otherwise: a store without
+   * `watch` / `watchAll` passes these cases, as one without a lock passes the lock case), then ends
+   * every iteration the case started and checks that none rejected unhandled.
+   */
+  const withWatching = (has: (store: ProgressStore) => boolean, fn: (store: ProgressStore, w: Watching) => Promise<void>) =>
+    withStore(async (store, opened) => {
+      if (!has(store)) return;
+      const unhandled = unhandledRejections();
+      const controllers: AbortController[] = [];
+      const followers: Follower[] = [];
+      const w: Watching = {
+        controller() {
+          const c = new AbortController();
+          controllers.push(c);
+          return c;
+        },
+        follow(iterable, what) {
+          const f = new Follower(iterable, waitMs, what);
+          followers.push(f);
+          return f;
+        },
+        async second() {
+          if (!factory.second) return store;
+          const other = await factory.second(store);
+          opened.push(other);
+          return other;
+        },
+      };
+      try {
+        await fn(store, w);
+      } catch (err) {
+        unhandled.off();
+        throw err;
+      } finally {
+        for (const c of controllers) c.abort();
+        for (const f of followers) await f.stop();
+      }
+      await unhandled.check();
+    });
+  /** `start()` is refused with `code`: thrown by the call, or by the iteration's first `next()` (bounded). */
+  const refused = async (start: (signal: AbortSignal) => AsyncIterable<ProgressEvent>, code: ErrorCode, what: string): Promise<void> => {
+    const stop = new AbortController();
+    let follower: Follower | undefined;
+    try {
+      await assert.rejects(
+        (async () => {
+          follower = new Follower(start(stop.signal), waitMs, what);
+          const [event] = await follower.take(1);
+          assert.fail(`${what}: expected ProgressError ${code}, got an event (${event!.upgradeId} seq ${event!.seq})`);
+        })(),
+        (err: unknown) => {
+          assert.ok(isProgressError(err, code), `${what}: expected ProgressError ${code}, got ${String((err as Error)?.stack ?? err)}`);
+          return true;
+        },
+      );
+    } finally {
+      stop.abort();
+      await follower?.stop();
     }
   };
   const reopen = async (store: ProgressStore, opened: ProgressStore[]) => {
@@ -546,6 +719,189 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.list(), 'CLOSED');
       await rejectsWith(store.delete(f.upgradeId), 'CLOSED');
       if (store.acquire) await rejectsWith(store.acquire(uid('closed-lock')), 'CLOSED');
+      if (store.watch) await refused((signal) => store.watch!(f.upgradeId, 0, { signal }), 'CLOSED', 'watch() after close');
+      if (store.watchAll) await refused((signal) => store.watchAll!({ signal }), 'CLOSED', 'watchAll() after close');
     }, timeout);
+  });
+
+  // The optional readers. Every wait is bounded by `waitTimeout`: a store that never hands out an
+  // event, or never ends, fails its case instead of hanging the suite.
+  describe(`${name}: watch() and watchAll() (when the store has them)`, () => {
+    const hasWatch = (store: ProgressStore): boolean => typeof store.watch === 'function';
+    const hasWatchAll = (store: ProgressStore): boolean => typeof store.watchAll === 'function';
+
+    it('watch replays the events after afterSeq, then follows appends of this store and of a second one, without gaps or duplicates', withWatching(hasWatch, async (store, w) => {
+      const f = new EventFactory(uid('watch'));
+      const all = await appendAll(store, f, [3, 5]);
+      const stop = w.controller();
+      const fromStart = w.follow(store.watch!(f.upgradeId, 0, { signal: stop.signal }), 'watch from seq 0');
+      const fromMiddle = w.follow(store.watch!(f.upgradeId, 4, { signal: stop.signal }), 'watch from seq 4');
+      assert.deepEqual(json(await fromStart.take(8)), json(all));
+      assert.deepEqual(json(await fromMiddle.take(4)), json(all.slice(4)));
+      const other = await w.second();
+      const followers = [fromStart, fromMiddle];
+      // A reader in another process (the second store) follows the writes of this one.
+      if (other !== store && other.watch) {
+        const remote = w.follow(other.watch(f.upgradeId, 6, { signal: stop.signal }), 'watch from seq 6 on the second store');
+        assert.deepEqual(json(await remote.take(2)), json(all.slice(6)));
+        followers.push(remote);
+      }
+      // Appended while they wait: by this store, by the second one, by this one again. Each event comes
+      // once, right after the last one handed out (a duplicate or a gap shows as the wrong event here).
+      for (const [writer, n] of [[store, 2], [other, 3], [store, 1]] as const) {
+        for (const x of followers) x.pull();
+        const more = await appendAll(writer, f, [n]);
+        for (const x of followers) assert.deepEqual(json(await x.take(n)), json(more), `${x.what}: the events appended after seq ${more[0]!.seq - 1}`);
+      }
+      stop.abort();
+      for (const x of followers) await x.ends();
+    }), timeout);
+
+    it('watch misses nothing and repeats nothing when appends race its start', withWatching(hasWatch, async (store, w) => {
+      // A store that replays, then subscribes (or subscribes, then replays without skipping what it
+      // handed out) loses or repeats the events appended in between.
+      const f = new EventFactory(uid('watch-race'));
+      const before = await appendAll(store, f, [2]);
+      const other = await w.second();
+      const stop = w.controller();
+      const followers = [w.follow(store.watch!(f.upgradeId, 1, { signal: stop.signal }), 'watch from seq 1 started as appends began')];
+      if (other !== store && other.watch) followers.push(w.follow(other.watch(f.upgradeId, 0, { signal: stop.signal }), 'watch from seq 0 on the second store started as appends began'));
+      for (const x of followers) x.pull();
+      const appended: ProgressEvent[] = [];
+      for (let i = 0; i < 12; i++) appended.push(...(await appendAll(i % 2 === 0 ? store : other, f, [1 + (i % 3)])));
+      assert.deepEqual(json(await followers[0]!.take(1 + appended.length)), json([before[1]!, ...appended]), followers[0]!.what);
+      if (followers[1]) assert.deepEqual(json(await followers[1].take(2 + appended.length)), json([...before, ...appended]), followers[1].what);
+      stop.abort();
+      for (const x of followers) await x.ends();
+    }), timeout);
+
+    it('watch of an upgrade that does not exist yet hands out its events from seq 1 once it is created', withWatching(hasWatch, async (store, w) => {
+      const f = new EventFactory(uid('watch-later'));
+      const stop = w.controller();
+      const early = w.follow(store.watch!(f.upgradeId, 0, { signal: stop.signal }), 'watch started before the upgrade existed');
+      const other = await w.second();
+      const followers = [early];
+      if (other !== store && other.watch) followers.push(w.follow(other.watch(f.upgradeId, 0, { signal: stop.signal }), 'watch on the second store started before the upgrade existed'));
+      for (const x of followers) x.pull();
+      const first = await appendAll(store, f, [3]);
+      for (const x of followers) assert.deepEqual(json(await x.take(3)), json(first), x.what);
+      for (const x of followers) x.pull();
+      const more = await appendAll(other, f, [2]);
+      for (const x of followers) assert.deepEqual(json(await x.take(2)), json(more), x.what);
+      stop.abort();
+      for (const x of followers) await x.ends();
+    }), timeout);
+
+    it('watch ends when its signal aborts (already aborted, during the replay, while it waits) or its loop breaks', withWatching(hasWatch, async (store, w) => {
+      const f = new EventFactory(uid('watch-abort'));
+      const all = await appendAll(store, f, [5]);
+      const already = new AbortController();
+      already.abort();
+      await w.follow(store.watch!(f.upgradeId, 0, { signal: already.signal }), 'watch with a signal already aborted').ends();
+      const midway = w.controller();
+      const replaying = w.follow(store.watch!(f.upgradeId, 0, { signal: midway.signal }), 'watch aborted during its replay');
+      assert.deepEqual(json(await replaying.take(2)), json(all.slice(0, 2)));
+      midway.abort();
+      await replaying.ends();
+      const waiting = w.controller();
+      const idle = w.follow(store.watch!(f.upgradeId, 0, { signal: waiting.signal }), 'watch aborted while it waits for events');
+      await idle.take(5);
+      idle.pull();
+      waiting.abort();
+      await idle.ends();
+      // A loop that breaks ends the iteration (its return() settles), without a signal.
+      let seen = 0;
+      await within(
+        (async () => {
+          for await (const event of store.watch!(f.upgradeId, 0)) {
+            seen = event.seq;
+            if (seen === 3) break;
+          }
+        })(),
+        waitMs,
+        'a for await loop over watch() that breaks did not end',
+      );
+      assert.equal(seen, 3);
+    }), timeout);
+
+    it('watch and watchAll end when the store closes (while they wait, or during a replay)', withWatching((s) => hasWatch(s) || hasWatchAll(s), async (store, w) => {
+      const f = new EventFactory(uid('watch-close'));
+      const all = await appendAll(store, f, [3]);
+      const followers: Follower[] = [];
+      if (store.watch) {
+        const one = w.follow(store.watch(f.upgradeId, 0), 'watch when the store closes');
+        assert.deepEqual(json(await one.take(3)), json(all));
+        const none = w.follow(store.watch(uid('watch-never'), 0), 'watch of an upgrade never created when the store closes');
+        followers.push(one, none);
+      }
+      if (store.watchAll) followers.push(w.follow(store.watchAll(), 'watchAll when the store closes'));
+      for (const x of followers) x.pull();
+      // And one in the middle of its replay: it hands out nothing more.
+      if (store.watch) {
+        const replaying = w.follow(store.watch(f.upgradeId, 0), 'watch in the middle of its replay when the store closes');
+        assert.deepEqual(json(await replaying.take(1)), json(all.slice(0, 1)));
+        followers.push(replaying);
+      }
+      await within(store.close(), waitMs, 'close() with watchers waiting did not settle');
+      for (const x of followers) await x.ends();
+    }), timeout);
+
+    it('watchAll hands out the new events of every upgrade, also of upgrades created after it started, each in seq order', withWatching(hasWatchAll, async (store, w) => {
+      const a = new EventFactory(uid('all-a'));
+      await appendAll(store, a, [3]);
+      const stop = w.controller();
+      const every = w.follow(store.watchAll!({ signal: stop.signal }), 'watchAll');
+      every.pull();
+      // a's first three events came before the start: only the new ones are handed out.
+      const b = new EventFactory(uid('all-b'));
+      const first = [...(await appendAll(store, a, [2])), ...(await appendAll(store, b, [3]))];
+      assert.deepEqual(byUpgrade(await every.take(first.length)), byUpgrade(first));
+      // Then from another store over the same data (when the factory makes one): a new upgrade too.
+      const other = await w.second();
+      const c = new EventFactory(uid('all-c'));
+      every.pull();
+      const second = [...(await appendAll(other, c, [2])), ...(await appendAll(other, b, [2])), ...(await appendAll(store, a, [1])), ...(await appendAll(store, c, [1]))];
+      assert.deepEqual(byUpgrade(await every.take(second.length)), byUpgrade(second));
+      // Several upgrades appended at the same time, by both stores: each upgrade's events in seq order.
+      every.pull();
+      const together = [uid('all-d'), uid('all-e'), uid('all-f'), uid('all-g')].map((id) => new EventFactory(id));
+      const third = (await Promise.all(together.map((g, i) => appendAll(i % 2 === 0 ? store : other, g, [2, 1, 3])))).flat();
+      assert.deepEqual(byUpgrade(await every.take(third.length)), byUpgrade(third));
+      // Nothing twice, nothing more: the next event handed out is the next one appended.
+      every.pull();
+      const last = await appendAll(store, b, [1]);
+      assert.deepEqual(json(await every.take(1)), json(last));
+      stop.abort();
+      await every.ends();
+    }), timeout);
+
+    it('watchAll ends when its signal aborts (already aborted, while it waits)', withWatching(hasWatchAll, async (store, w) => {
+      const already = new AbortController();
+      already.abort();
+      await w.follow(store.watchAll!({ signal: already.signal }), 'watchAll with a signal already aborted').ends();
+      // Connected first (any read): a store may take the start point once its connection is up
+      // (RedisStore on a Cluster still discovering its slots), and this case wants the first events.
+      await store.list();
+      const stop = w.controller();
+      const every = w.follow(store.watchAll!({ signal: stop.signal }), 'watchAll aborted while it waits for events');
+      every.pull();
+      const f = new EventFactory(uid('all-abort'));
+      const events = await appendAll(store, f, [2]);
+      assert.deepEqual(json(await every.take(2)), json(events));
+      every.pull();
+      stop.abort();
+      await every.ends();
+    }), timeout);
+
+    it('refuses a bad upgrade id or afterSeq for watch with INVALID_ARGUMENT', withWatching(hasWatch, async (store) => {
+      const f = new EventFactory(uid('watch-args'));
+      await appendAll(store, f, [3]);
+      for (const bad of ['../escape', 'a/b', 'a\\b', '', '.', '..', 'x'.repeat(129), 'sp ace', 'ünï']) {
+        await refused((signal) => store.watch!(bad, 0, { signal }), 'INVALID_ARGUMENT', `watch(${JSON.stringify(bad)}, 0)`);
+      }
+      for (const afterSeq of [-1, 1.5, Number.NaN, Infinity, -Infinity]) {
+        await refused((signal) => store.watch!(f.upgradeId, afterSeq, { signal }), 'INVALID_ARGUMENT', `watch(id, ${afterSeq})`);
+      }
+    }), timeout);
   });
 }
