@@ -22,7 +22,7 @@ export { MAX_TIMER_MS, assertValidId, describe as describeValue, isValidId } fro
 export { redactUrl } from './redact-url.js';
 export { MemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
-export { DEFAULT_SINK_FLUSH_TIMEOUT_MS, ProgressTracker } from './tracker.js';
+export { DEFAULT_SINK_FLUSH_TIMEOUT_MS, DEFAULT_STORE_TIMEOUT_MS, ProgressTracker } from './tracker.js';
 export type {
   ProgressTrackerOptions,
   AddTaskOptions,

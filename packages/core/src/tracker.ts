@@ -36,10 +36,30 @@ export interface ProgressTrackerOptions {
    * lock) for ever. @default {@link DEFAULT_SINK_FLUSH_TIMEOUT_MS}
    */
   sinkFlushTimeoutMs?: number;
+  /**
+   * How long the tracker waits for the store to answer one call, in ms: each `append` (a write of
+   * one or more commands), and `acquire` and `load` in `open()`, `release` in `close()`. A store
+   * that does not answer in time (a hung network filesystem, a driver without a timeout) is given
+   * up on: the write is refused with `STORE_UNAVAILABLE` (`context.reason` `'timeout'`), as are the
+   * commands queued behind it, and the next command writes again. The outcome of such a write is
+   * unknown (the store may still complete it), so it is handled as every write of unknown outcome
+   * (see {@link ProgressTracker}): adopted by the next write should it land after all. Set it above
+   * the store's own timeouts, so that a store that reports its failures gets the chance to.
+   * `Infinity` waits for ever (a hung store then holds every command, `flush()` and `close()`).
+   * @default {@link DEFAULT_STORE_TIMEOUT_MS}
+   */
+  storeTimeoutMs?: number;
 }
 
 /** How long `flush()` and `close()` wait for each sink's `flush()` unless told otherwise: 30 s. */
 export const DEFAULT_SINK_FLUSH_TIMEOUT_MS = 30_000;
+
+/**
+ * How long the tracker waits for one call to the store unless told otherwise: 60 s. A healthy store
+ * answers in milliseconds, and the stores of this family give up on their own well before (the
+ * JSON store's lock lease, 30 s; the Redis store's command timeout, 10 s): this ends a hang.
+ */
+export const DEFAULT_STORE_TIMEOUT_MS = 60_000;
 
 /** Options of {@link ProgressTracker.addTask}. */
 export interface AddTaskOptions {
@@ -102,7 +122,7 @@ const MAX_UNSURE_EVENTS = 10_000;
 const ADOPT_READ_TIMEOUT_MS = 10_000;
 
 /** The option names each method knows: any other is refused (see readOptions). */
-const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
+const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs', 'storeTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
 const TASK_SPEC_KEYS = ['taskId', 'taskName', 'taskType', 'parentTaskId', 'totalSteps', 'weight'] as const satisfies readonly (keyof TaskSpec)[];
 const ADD_TASK_OPTIONS = ['parentTaskId', 'totalSteps', 'weight'] as const satisfies readonly (keyof AddTaskOptions)[];
 const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const satisfies readonly (keyof AdvanceTaskOptions)[];
@@ -138,6 +158,14 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * cannot be read (within 10 s), leave the `CONFLICT` as it was. `close()` makes the same check
  * when such a write is still remembered, so that the sinks get its events before they flush.
  *
+ * A store that does not answer an append within `storeTimeoutMs` (60 s by default) is given up on:
+ * that write and the commands queued behind it are refused with `STORE_UNAVAILABLE`
+ * (`context.reason` `'timeout'`), and the next command writes again. The store may still complete
+ * the append: it is a write of unknown outcome like the others, adopted by the next write that
+ * finds it stored; its late answer itself changes nothing (a late `CONFLICT`, when a later write
+ * took its seqs first, is only logged). `acquire` and `load` in `open()`, and `release` in
+ * `close()`, are bounded alike, so that `flush()` and `close()` end whatever the store does.
+ *
  * @example
  * await using tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod' });
  * await tracker.startUpgrade();
@@ -150,6 +178,18 @@ export class ProgressTracker implements AsyncDisposable {
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #sinkFlushTimeoutMs: number;
+  readonly #storeTimeoutMs: number;
+  /**
+   * One timer for every append (not one per append: the sequential path is the hot one). Each
+   * append re-arms it as it starts (refresh()), so it fires `storeTimeoutMs` after the start of the
+   * latest append: if that append is still in flight then (#inFlight), it is given up on
+   * (#storeTimedOut); otherwise the timer stays idle until the next append. It keeps the process
+   * alive only while the write loop runs (so that even a hang that holds no socket or file ends in
+   * a refusal, not in a process that exits with the command unsettled), never once it is idle.
+   */
+  #storeTimer: NodeJS.Timeout | undefined;
+  /** The commands of the append in flight, until it settles or is given up on. */
+  #inFlight: Commit[] | undefined;
   // Copy-on-write: add and remove replace these arrays, never mutate them, so #emit iterates the
   // ones there were when the event was emitted, whatever a sink or listener adds or removes meanwhile.
   #sinks: readonly ProgressSink[];
@@ -184,6 +224,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#logger = options.logger ? safeLogger(options.logger) : silentLogger;
     this.#now = options.now ?? Date.now;
     this.#sinkFlushTimeoutMs = options.sinkFlushTimeoutMs ?? DEFAULT_SINK_FLUSH_TIMEOUT_MS;
+    this.#storeTimeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     // A sink given twice is one sink, as with addSink: it gets each event once.
     this.#sinks = [...new Set(options.sinks ?? [])];
     for (const sink of this.#sinks) this.#sinkCounts.set(sink, 1);
@@ -217,6 +258,7 @@ export class ProgressTracker implements AsyncDisposable {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] logger must have debug, info, warn and error methods (pino-compatible)');
     }
     if (options.sinkFlushTimeoutMs !== undefined) assertTimeout(options.sinkFlushTimeoutMs, 'sinkFlushTimeoutMs');
+    if (options.storeTimeoutMs !== undefined) assertTimeout(options.storeTimeoutMs, 'storeTimeoutMs', true);
     if (options.now !== undefined && typeof options.now !== 'function') throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] now must be a function returning ms since the epoch, got ${describe(options.now)}`);
     const store = options.store ?? new MemoryStore();
     const logger = options.logger ? safeLogger(options.logger) : silentLogger;
@@ -225,15 +267,25 @@ export class ProgressTracker implements AsyncDisposable {
     // as for every command.
     const storeFailed = (err: unknown): unknown =>
       isProgressError(err) ? err : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${upgradeId}": the store could not open it`, { cause: err, context: { upgradeId } });
+    // Every call to the store is bounded (storeTimeoutMs): a store that does not answer must not
+    // hold open() for ever. What such a call does later is logged, and changes nothing here.
+    const timeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    const lateLog = (what: string) => (err: unknown) => logger.warn({ err, upgradeId, timeoutMs }, `the store answered ${what} after open() gave up on it`);
+    const release = () => boundedCall(() => store.release?.(upgradeId), timeoutMs, upgradeId, 'release (the writer lock)').catch(() => {});
     try {
-      await store.acquire?.(upgradeId);
+      await boundedCall(() => store.acquire?.(upgradeId), timeoutMs, upgradeId, 'acquire (the writer lock)', (err) => {
+        lateLog('acquire')(err);
+        // It took the lock after all, for a tracker that will never be: given back, or no one
+        // could open the upgrade again.
+        if (err === undefined) void release();
+      });
     } catch (err) {
       throw storeFailed(err);
     }
     let created: ProgressEvent | undefined;
     let state: UpgradeProgress | undefined;
     try {
-      state = await store.load(upgradeId);
+      state = await boundedCall(() => store.load(upgradeId), timeoutMs, upgradeId, 'load', lateLog('load'));
       if (!state) {
         const timestamp = isoTimestamp(clockTime(options.now ?? Date.now));
         created = event(upgradeId, 1, 'upgrade.created', timestamp, 'not_started', 'Upgrade created', {
@@ -243,17 +295,18 @@ export class ProgressTracker implements AsyncDisposable {
         });
         state = applyEventInPlace(undefined, created);
         try {
-          await store.append(upgradeId, [created], 0, state);
+          // Given up on, it may still land: the next open() then loads it, as one created elsewhere.
+          await boundedCall(() => store.append(upgradeId, [created!], 0, state!), timeoutMs, upgradeId, 'the append of seq 1 (upgrade.created)', lateLog('the append of upgrade.created'));
         } catch (err) {
           // Another process created it between our load and append: use theirs.
           if (!isProgressError(err, 'CONFLICT')) throw err;
           created = undefined;
-          state = await store.load(upgradeId);
+          state = await boundedCall(() => store.load(upgradeId), timeoutMs, upgradeId, 'load', lateLog('load'));
           if (!state) throw err;
         }
       }
     } catch (err) {
-      await store.release?.(upgradeId).catch(() => {});
+      await release();
       throw storeFailed(err);
     }
     if (!created && (state.planId !== options.planId || state.clusterName !== options.clusterName)) {
@@ -269,7 +322,7 @@ export class ProgressTracker implements AsyncDisposable {
       if (!created) assertLoadedState(upgradeId, state);
       tracker = new ProgressTracker(state, store, options.store === undefined, options);
     } catch (err) {
-      await store.release?.(upgradeId).catch(() => {});
+      await release();
       throw isProgressError(err)
         ? err
         : new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${upgradeId}": the state the store loaded cannot be used (${err instanceof Error ? err.message : String(err)})`, { cause: err, context: { upgradeId } });
@@ -680,7 +733,8 @@ export class ProgressTracker implements AsyncDisposable {
 
   /**
    * Stops taking commands (`CLOSED`), waits for pending writes (and adopts a write of unknown
-   * outcome the store kept: see the class notes), flushes the sinks and releases the store's lock.
+   * outcome the store kept: see the class notes), flushes the sinks and releases the store's lock
+   * (waiting for each store call at most `storeTimeoutMs`, for each sink `sinkFlushTimeoutMs`).
    * Sinks and a store passed in are not closed (they may be shared); the default MemoryStore is.
    * Idempotent.
    */
@@ -689,13 +743,17 @@ export class ProgressTracker implements AsyncDisposable {
       await this.#whenDurable();
       // A write of unknown outcome the store kept: its events go to the sinks before they flush.
       await this.#adoptBeforeClose();
+      // No append starts from here on.
+      clearTimeout(this.#storeTimer);
+      this.#storeTimer = undefined;
       await this.flush();
       this.#listeners = [];
       this.#listenerCounts.clear();
       try {
-        await this.#store.release?.(this.upgradeId);
+        await boundedCall(() => this.#store.release?.(this.upgradeId), this.#storeTimeoutMs, this.upgradeId, 'release (the writer lock)');
       } catch (err) {
-        this.#logger.warn({ err, upgradeId: this.upgradeId }, 'store release failed');
+        const timedOut = isProgressError(err, 'STORE_UNAVAILABLE') && err.context.reason === 'timeout';
+        this.#logger.warn({ err, upgradeId: this.upgradeId }, timedOut ? 'store release did not answer in time; closed without it' : 'store release failed');
       }
       if (this.#ownsStore) await this.#store.close();
     })();
@@ -800,15 +858,24 @@ export class ProgressTracker implements AsyncDisposable {
         for (const c of batch) for (const ev of c.events) events.push(ev);
       }
       const expectedSeq = this.#durable.lastSeq;
+      // Watched by the store timer: an append still in flight storeTimeoutMs after it started is
+      // given up on (#storeTimedOut), and this loop then waits on it no more.
+      this.#inFlight = batch;
+      this.#armStoreTimer();
       try {
         // Every queued event is in this batch, so the live state is the state after them.
         await this.#store.append(this.upgradeId, events, expectedSeq, this.#live);
       } catch (err) {
+        // Given up on: refused already, and another write loop may be running since.
+        if (this.#inFlight !== batch) return this.#settledLate(events, err);
+        this.#inFlight = undefined;
         // The store is ahead of us after a write whose outcome was unknown: it may hold that write.
         if (this.#unsure !== undefined && isProgressError(err, 'CONFLICT')) await this.#adoptOrFail(batch, err, events);
         else this.#fail(batch, err, events);
         continue;
       }
+      if (this.#inFlight !== batch) return this.#settledLate(events, undefined);
+      this.#inFlight = undefined;
       // Stored: no earlier unknown write can be in the store at these seqs.
       if (this.#unsure !== undefined) this.#unsure = undefined;
       try {
@@ -837,7 +904,53 @@ export class ProgressTracker implements AsyncDisposable {
       this.#settleFlushes();
     }
     this.#writing = false;
+    // Idle: the timer may fire once more (and find nothing in flight), but holds the process no longer.
+    this.#storeTimer?.unref();
     this.#settleFlushes();
+  }
+
+  /** Re-arms the store timer for the append starting now (creates it the first time). */
+  #armStoreTimer(): void {
+    const timer = this.#storeTimer;
+    if (timer !== undefined) timer.refresh().ref();
+    else if (this.#storeTimeoutMs !== Infinity) this.#storeTimer = setTimeout(this.#storeTimedOut, this.#storeTimeoutMs);
+  }
+
+  /**
+   * The store timer fired: `storeTimeoutMs` have passed since the latest append started. When it
+   * is still in flight, it is given up on: refused, with the commands queued behind it, as a write
+   * of unknown outcome (the store may complete it yet: remembered for adoption), and the write loop
+   * is let go, so that the next command writes again. The append's own answer, whenever it comes,
+   * goes to #settledLate.
+   */
+  readonly #storeTimedOut = (): void => {
+    const batch = this.#inFlight;
+    if (batch === undefined) return;
+    this.#inFlight = undefined;
+    const events = batch.length === 1 ? batch[0]!.events : batch.flatMap((c) => c.events);
+    const fromSeq = events[0]!.seq;
+    const toSeq = events[events.length - 1]!.seq;
+    const timeoutMs = this.#storeTimeoutMs;
+    const error = new ProgressError(
+      'STORE_UNAVAILABLE',
+      `[@progress/core] upgrade "${this.upgradeId}": the store did not answer the append of seq ${fromSeq}..${toSeq} within ${timeoutMs} ms (storeTimeoutMs); not acknowledged, though the store may still complete it`,
+      { context: { upgradeId: this.upgradeId, reason: 'timeout', timeoutMs, fromSeq, toSeq } },
+    );
+    this.#fail(batch, error, events);
+    this.#writing = false;
+    this.#settleFlushes();
+  };
+
+  /**
+   * The answer of an append given up on (#storeTimedOut), come after all: accounted for already,
+   * so it changes nothing. Stored, it is adopted by the next write (which gets CONFLICT); refused
+   * (CONFLICT when a later write took its seqs), there is nothing to do.
+   */
+  #settledLate(events: ProgressEvent[], err: unknown): void {
+    this.#logger.info(
+      { err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq, stored: err === undefined },
+      'an append given up on after storeTimeoutMs was answered late; nothing changes (a late success is adopted by the next write)',
+    );
   }
 
   /**
@@ -1075,6 +1188,45 @@ function assertLoadedState(upgradeId: string, state: unknown): asserts state is 
       context: { upgradeId },
     });
   }
+}
+
+/**
+ * Calls the store, bounded by `timeoutMs` (`Infinity`: unbounded): rejects with `STORE_UNAVAILABLE`
+ * (`context.reason` `'timeout'`) when the store has not answered by then, and hands what the call
+ * does later to `late` (`undefined` for a success), so that it is never an unhandled rejection. A
+ * timer per call: for open() and close(), not for the appends of the write loop, which share one.
+ */
+function boundedCall<T>(call: () => Promise<T> | T, timeoutMs: number, upgradeId: string, what: string, late?: (err: unknown) => void): Promise<T> {
+  let pending: Promise<T>;
+  try {
+    pending = Promise.resolve(call());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (timeoutMs === Infinity) return pending;
+  return new Promise<T>((resolve, reject) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      reject(
+        new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${upgradeId}": the store did not answer ${what} within ${timeoutMs} ms (storeTimeoutMs); its outcome is unknown`, {
+          context: { upgradeId, reason: 'timeout', timeoutMs },
+        }),
+      );
+    }, timeoutMs);
+    pending.then(
+      (value) => {
+        if (timedOut) return late?.(undefined);
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        if (timedOut) return late?.(err ?? new Error('rejected without a reason'));
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** A flush() call waiting for the events up to `seq`. */

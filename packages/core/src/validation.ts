@@ -56,10 +56,14 @@ export function assertCount(value: unknown, what: string, positive = false): ass
   }
 }
 
-/** Checks a timeout option: a whole number of ms from 1 to {@link MAX_TIMER_MS}. */
-export function assertTimeout(value: unknown, name: string): asserts value is number {
+/**
+ * Checks a timeout option: a whole number of ms from 1 to {@link MAX_TIMER_MS}, or, with
+ * `unbounded`, `Infinity` (no timeout).
+ */
+export function assertTimeout(value: unknown, name: string, unbounded = false): asserts value is number {
+  if (unbounded && value === Infinity) return;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${name} must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${describe(value)}`);
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${name} must be a whole number of ms from 1 to ${MAX_TIMER_MS}${unbounded ? ', or Infinity (no bound)' : ''}, got ${describe(value)}`);
   }
 }
 

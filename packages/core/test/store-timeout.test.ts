@@ -1,0 +1,346 @@
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryStore, ProgressTracker, cloneState, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { expectCode } from './helpers.js';
+
+const UPGRADE = 'u-hung';
+
+/** An append the store has not answered yet: `land()` makes it reach the store now, `fail()` rejects it without. */
+interface HungAppend {
+  events: readonly ProgressEvent[];
+  land(): Promise<void>;
+  fail(err: unknown): void;
+}
+
+/**
+ * A MemoryStore whose append never settles on the calls listed in `hang` (a hung network
+ * filesystem, a driver without a timeout) until the test lands or fails it; `delayMs` makes every
+ * other append take that long (fake timers), and `hangAcquire` / `hangLoad` / `hangRelease` make
+ * those never settle (the acquire's `landAcquire()` lets it take the lock late).
+ */
+function hangingStore(options: { hang?: number[]; delayMs?: number; hangAcquire?: boolean; hangLoad?: boolean; hangRelease?: boolean } = {}) {
+  const inner = new MemoryStore();
+  let calls = 0;
+  const hung: HungAppend[] = [];
+  let landAcquire: (() => Promise<void>) | undefined;
+  const store: ProgressStore & { inner: MemoryStore; hung: HungAppend[]; landAcquire: () => Promise<void> } = {
+    inner,
+    hung,
+    landAcquire: () => landAcquire!(),
+    acquire: (id) => {
+      if (!options.hangAcquire) return inner.acquire(id);
+      return new Promise<void>((resolve, reject) => {
+        landAcquire = () => inner.acquire(id).then(resolve, reject);
+      });
+    },
+    release: (id) => (options.hangRelease ? new Promise<void>(() => {}) : inner.release(id)),
+    load: (id) => (options.hangLoad ? new Promise<undefined>(() => {}) : inner.load(id)),
+    append(id, events, expectedSeq, state) {
+      calls++;
+      // Copied at the call, as the store contract says: the tracker's state moves on.
+      const copy: UpgradeProgress = cloneState(state);
+      if (options.hang?.includes(calls)) {
+        return new Promise<void>((resolve, reject) => {
+          hung.push({ events, land: () => inner.append(id, events, expectedSeq, copy).then(resolve, reject), fail: reject });
+        });
+      }
+      if (options.delayMs) return new Promise<void>((resolve) => setTimeout(resolve, options.delayMs)).then(() => inner.append(id, events, expectedSeq, copy));
+      return inner.append(id, events, expectedSeq, copy);
+    },
+    readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
+    list: (filter) => inner.list(filter),
+    delete: (id) => inner.delete(id),
+    info: () => inner.info(),
+    close: () => inner.close(),
+  };
+  return store;
+}
+
+/** Follows a promise without awaiting it: what it settled with, if it has. */
+function watch<T>(promise: Promise<T>) {
+  const w: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => Object.assign(w, { settled: true, value }),
+    (error: unknown) => Object.assign(w, { settled: true, error }),
+  );
+  return w;
+}
+
+async function stored(store: ProgressStore): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of store.readEvents(UPGRADE, 0)) out.push(`${e.seq}:${e.type}`);
+  return out;
+}
+
+const open = (store: ProgressStore, extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
+  ProgressTracker.open({ upgradeId: UPGRADE, planId: 'p', clusterName: 'c', store, ...extra });
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('a store whose append never settles', () => {
+  it('refuses that write and the commands queued behind it with STORE_UNAVAILABLE after the default bound, settles flush(), and the next command writes', async () => {
+    vi.useFakeTimers();
+    // Append calls: 1 = upgrade.created (open), 2 = startUpgrade, 3 = addTask (never answered).
+    const store = hangingStore({ hang: [3] });
+    const t = await open(store);
+    await t.startUpgrade();
+    const hung = watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(store.hung).toHaveLength(1);
+    // Queued behind the write in flight (group commit), and a flush() waiting for both.
+    const behind = watch(t.addTask('b', 'B'));
+    const flushed = watch(t.flush());
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(hung.settled && behind.settled && flushed.settled).toBe(true);
+    expect(hung.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: UPGRADE, reason: 'timeout', timeoutMs: 60_000, fromSeq: 3, toSeq: 3 } });
+    expect((hung.error as Error).message).toMatch(/within 60000 ms \(storeTimeoutMs\)/);
+    expect(behind.error).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(t.progress.lastSeq).toBe(2);
+    expect(t.progress.tasks.a).toBeUndefined();
+    // The tracker goes on from the durable seq: the store answers this one.
+    const task = await t.addTask('a', 'A');
+    expect(task.status).toBe('not_started');
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added']);
+    await t.close();
+    // No timer of the tracker outlives the close.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('lets close() end while the append hangs, and with it every command it waits for', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [2] });
+    const seen: string[] = [];
+    const t = await open(store, { storeTimeoutMs: 5000, sinks: [{ name: 'rec', handle: (e) => void seen.push(`${e.seq}:${e.type}`) }] });
+    const started = watch(t.startUpgrade());
+    await vi.advanceTimersByTimeAsync(0);
+    const closed = watch(t.close());
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(started.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', timeoutMs: 5000 } });
+    // close() also checked the store for the write (the adoption check): it is not there.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed.settled).toBe(true);
+    expect(closed.error).toBeUndefined();
+    expect(seen).toEqual(['1:upgrade.created']);
+    expect(vi.getTimerCount()).toBe(0);
+    // The lock was released: another tracker can open the upgrade.
+    const u = await open(store.inner);
+    expect(u.progress.lastSeq).toBe(1);
+    await u.close();
+  });
+
+  it('adopts the write given up on (two commands, one write) when it lands later, before the next write', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [3] });
+    const seen: string[] = [];
+    const t = await open(store, { storeTimeoutMs: 1000, sinks: [{ name: 'rec', handle: (e, s) => void seen.push(`${e.seq}:${e.type}:${s.lastSeq}`) }] });
+    await t.startUpgrade();
+    // Issued in one tick: one append of seq 3..4.
+    const hung = [watch(t.addTask('a', 'A')), watch(t.addTask('b', 'B'))];
+    await vi.advanceTimersByTimeAsync(1000);
+    for (const h of hung) expect(h.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', fromSeq: 3, toSeq: 4 } });
+    expect(store.hung[0]!.events.map((e) => e.seq)).toEqual([3, 4]);
+    // The store completes it now, after the tracker gave up: the late answer changes nothing.
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(2);
+    expect(t.progress.lastSeq).toBe(2);
+    expect(seen).toEqual(['1:upgrade.created:1', '2:upgrade.started:2']);
+    // The next write finds the store ahead by exactly that write: adopted.
+    let refused: unknown;
+    await t.setCurrentPhase('Drain').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 4 } });
+    expect(t.progress.tasks.a?.status).toBe('not_started');
+    expect(t.progress.tasks.b?.status).toBe('not_started');
+    expect((await t.startTask('a')).seq).toBe(5);
+    expect(seen).toEqual(['1:upgrade.created:1', '2:upgrade.started:2', '3:task.added:3', '4:task.added:4', '5:task.started:5']);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:task.added', '5:task.started']);
+    await t.close();
+  });
+
+  it('ignores the write given up on when it lands after the next write (the store refuses it: CONFLICT)', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [3] });
+    const seen: number[] = [];
+    const logged: object[] = [];
+    const logger = { debug() {}, info: (o: object) => void logged.push(o), warn: (o: object) => void logged.push(o), error() {} };
+    const t = await open(store, { storeTimeoutMs: 1000, logger, sinks: [{ name: 'rec', handle: (e) => void seen.push(e.seq) }] });
+    await t.startUpgrade();
+    const hung = watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(hung.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
+    // The next write lands first, at the seq of the one given up on.
+    const phase = await t.setCurrentPhase('Drain');
+    expect(phase.seq).toBe(3);
+    // Then the store gets to the old one: stale expected seq, so the store refuses it.
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(logged.some((o) => (o as { err?: { code?: string } }).err?.code === 'CONFLICT')).toBe(true);
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(t.progress.tasks.a).toBeUndefined();
+    expect((await t.addTask('a', 'A')).status).toBe('not_started');
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:upgrade.phase_changed', '4:task.added']);
+    await t.close();
+  });
+
+  it('takes a late failure of the write given up on quietly: no unhandled rejection, no change', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      vi.useFakeTimers();
+      const store = hangingStore({ hang: [2] });
+      const t = await open(store, { storeTimeoutMs: 1000 });
+      const hung = watch(t.startUpgrade());
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(hung.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
+      vi.useRealTimers();
+      store.hung[0]!.fail(new Error('EIO: the late answer'));
+      // Long enough for an unhandled rejection to be reported (after the microtasks of the tick).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+      expect(t.durableProgress.lastSeq).toBe(1);
+      expect((await t.startUpgrade()).seq).toBe(2);
+      await t.close();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('waits for a slow store within the bound, however many writes follow one another', async () => {
+    vi.useFakeTimers();
+    // Each append takes 40 s, under a 60 s bound: three in a row take 120 s, and none is given up on.
+    const store = hangingStore({ delayMs: 40_000 });
+    const opening = watch(open(store));
+    await vi.advanceTimersByTimeAsync(40_000);
+    const t = opening.value!;
+    const results = [watch(t.startUpgrade())];
+    await vi.advanceTimersByTimeAsync(40_000);
+    results.push(watch(t.setCurrentPhase('A')));
+    await vi.advanceTimersByTimeAsync(40_000);
+    results.push(watch(t.setCurrentPhase('B')));
+    await vi.advanceTimersByTimeAsync(40_000);
+    expect(results.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
+    expect(results.map((r) => (r.value as ProgressEvent | undefined)?.seq)).toEqual([2, 3, 4]);
+    const closed = watch(t.close());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed.settled).toBe(true);
+  });
+
+  it('waits for ever with storeTimeoutMs: Infinity (no timer)', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [2] });
+    const t = await open(store, { storeTimeoutMs: Infinity });
+    const hung = watch(t.startUpgrade());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(10 * 24 * 3600_000);
+    expect(hung.settled).toBe(false);
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(hung.value).toMatchObject({ seq: 2 });
+    await t.close();
+  });
+});
+
+/** Runs test/child/hung-append.ts in a node process of its own: its exit code and output. */
+function runChild(mode: 'hang' | 'idle'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', join(here, 'child', 'hung-append.ts'), mode], { cwd: join(here, '..'), timeout: 25_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('the store timer in a process of its own', () => {
+  it('keeps the process alive while a write hangs, so that the command is refused rather than left unsettled at exit', async () => {
+    // A hang that holds no socket or file: were the timer not to hold the process, node would exit
+    // (code 13, a top-level await never settled) without the command ever being answered.
+    const { code, stdout, stderr } = await runChild('hang');
+    expect(stderr).toBe('');
+    expect(stdout.split('\n').filter(Boolean)).toEqual(['refused STORE_UNAVAILABLE timeout', 'next stored']);
+    expect(code).toBe(0);
+  });
+
+  it('does not hold the process once idle: a tracker left open does not delay the exit by the bound', async () => {
+    // The default bound is 60 s; the child is killed (and this fails) after 25 s.
+    const { code, stdout } = await runChild('idle');
+    expect(stdout.split('\n').filter(Boolean)).toEqual(['stored', 'next stored']);
+    expect(code).toBe(0);
+  });
+});
+
+describe('a store that does not answer open() or close()', () => {
+  it('refuses open() with STORE_UNAVAILABLE when acquire hangs, and lets go of a lock it takes late', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hangAcquire: true });
+    const opening = watch(open(store, { storeTimeoutMs: 2000 }));
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: UPGRADE, reason: 'timeout', timeoutMs: 2000 } });
+    expect((opening.error as Error).message).toMatch(/acquire/);
+    // The store takes the lock after all: given back, so that the upgrade can be opened again.
+    await store.landAcquire();
+    await vi.advanceTimersByTimeAsync(0);
+    const t = await open(store.inner);
+    await t.close();
+  });
+
+  it('refuses open() with STORE_UNAVAILABLE when load hangs, and releases the lock', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hangLoad: true });
+    const opening = watch(open(store, { storeTimeoutMs: 2000 }));
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
+    expect((opening.error as Error).message).toMatch(/load/);
+    const t = await open(store.inner);
+    await t.close();
+  });
+
+  it('refuses open() with STORE_UNAVAILABLE when the first append (upgrade.created) hangs, and releases the lock', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [1] });
+    const opening = watch(open(store, { storeTimeoutMs: 2000 }));
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
+    // The created event lands late: the next open() loads it rather than create the upgrade again.
+    await store.hung[0]!.land();
+    const t = await open(store.inner);
+    expect(await stored(store.inner)).toEqual(['1:upgrade.created']);
+    await t.close();
+  });
+
+  it('ends close() when release hangs, and says so', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hangRelease: true });
+    const warned: string[] = [];
+    const t = await open(store, { storeTimeoutMs: 2000, logger: { debug() {}, info() {}, warn: (_o, msg) => void warned.push(msg ?? ''), error() {} } });
+    await t.startUpgrade();
+    const closed = watch(t.close());
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(closed.settled).toBe(true);
+    expect(closed.error).toBeUndefined();
+    expect(warned.some((m) => /release/.test(m))).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('the storeTimeoutMs option', () => {
+  it('takes a whole number of ms from 1 to 2^31 - 1, or Infinity; refuses anything else with INVALID_ARGUMENT before it takes the lock', async () => {
+    const store = new MemoryStore();
+    for (const storeTimeoutMs of [0, -1, 1.5, 2 ** 31, Number.NaN, -Infinity, '60000' as never, null as never]) {
+      await expectCode(() => open(store, { storeTimeoutMs }), 'INVALID_ARGUMENT');
+    }
+    expect(await store.load(UPGRADE)).toBeUndefined();
+    for (const storeTimeoutMs of [1, 2 ** 31 - 1, Infinity]) {
+      const t = await open(store, { storeTimeoutMs });
+      await t.setCurrentPhase(`phase ${storeTimeoutMs}`);
+      await t.close();
+    }
+  });
+});
