@@ -324,6 +324,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
       logger,
       ...(o.now !== undefined ? { now: o.now } : {}),
       ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
+      ...(o.storeTimeoutMs !== undefined ? { storeTimeoutMs: o.storeTimeoutMs } : {}),
     });
   } catch (err) {
     await callbacks?.close().catch(() => {});

@@ -38,6 +38,11 @@ export interface CreateProgressTrackerOptions {
   now?: () => number;
   /** How long closing waits for each sink's `flush()` (the engine's option). @default 30000 */
   sinkFlushTimeoutMs?: number;
+  /**
+   * How long the engine waits for the store to answer one call (an append, the lock, the load)
+   * before it refuses the command with `STORE_UNAVAILABLE` (the engine's option). @default 60000
+   */
+  storeTimeoutMs?: number;
 
   /** The old module's name for `storage: { json: storagePath }`. */
   storagePath?: string;
@@ -78,6 +83,7 @@ export interface ResolvedOptions {
   logger?: Logger;
   now?: () => number;
   sinkFlushTimeoutMs?: number;
+  storeTimeoutMs?: number;
 }
 
 function bad(message: string): ProgressError {
@@ -129,6 +135,7 @@ const KNOWN: ReadonlySet<string> = new Set<string>([
     logger: 0,
     now: 0,
     sinkFlushTimeoutMs: 0,
+    storeTimeoutMs: 0,
     storagePath: 0,
     eventBridgeBusName: 0,
     awsRegion: 0,
@@ -314,6 +321,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),
     ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
+    ...(o.storeTimeoutMs !== undefined ? { storeTimeoutMs: o.storeTimeoutMs } : {}),
   };
 }
 

@@ -97,3 +97,29 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     }
   });
 });
+
+describe('storeTimeoutMs: passed to the engine', () => {
+  it('refuses a command the store never answers with STORE_UNAVAILABLE after storeTimeoutMs, and the next command works', async () => {
+    const inner = new MemoryStore();
+    let hang = false;
+    const store = Object.assign(Object.create(null) as object, {
+      acquire: (id: string) => inner.acquire(id),
+      release: (id: string) => inner.release(id),
+      load: (id: string) => inner.load(id),
+      append: (...args: Parameters<MemoryStore['append']>) => (hang ? new Promise<void>(() => {}) : inner.append(...args)),
+      readEvents: (id: string, afterSeq: number, limit?: number) => inner.readEvents(id, afterSeq, limit),
+      list: () => inner.list(),
+      delete: (id: string) => inner.delete(id),
+      info: () => inner.info(),
+      close: () => inner.close(),
+    }) as MemoryStore;
+    expect(resolveOptions({ ...base, storeTimeoutMs: 100 }).storeTimeoutMs).toBe(100);
+    const t = await createProgressTracker({ ...base, storage: store, storeTimeoutMs: 100 });
+    hang = true;
+    await expect(t.startUpgrade()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', timeoutMs: 100 } });
+    hang = false;
+    expect((await t.startUpgrade()).seq).toBe(2);
+    await t.close();
+    await expect(createProgressTracker({ ...base, storeTimeoutMs: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
