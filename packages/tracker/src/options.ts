@@ -93,6 +93,9 @@ function bad(message: string): ProgressError {
 /** The methods every `ProgressStore` has. */
 const STORE_METHODS = ['load', 'append', 'readEvents', 'list', 'delete', 'info', 'close'] as const;
 
+/** The keys of the `{ json }` and `{ redis, keyPrefix }` forms of {@link StorageOption}. */
+const STORAGE_KNOWN: ReadonlySet<string> = new Set(['json', 'redis', 'keyPrefix']);
+
 /** Checks `storage` against the forms of {@link StorageOption}. */
 function assertStorage(storage: unknown): asserts storage is StorageOption {
   if (storage === 'memory') return;
@@ -101,6 +104,9 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
     if (STORE_METHODS.every((method) => typeof record[method] === 'function')) return;
     // Exactly one of json and redis, a non-empty string; a key prefix with redis only, not empty (its
     // keys would be named `index` and `feed` at the top of the database; RedisStore checks the rest).
+    // Beside json or redis, a key it does not know (a misspelt `keyprefix`) would be left out without
+    // a word: the upgrade would be written under the default prefix, beside another tenant's.
+    if ('json' in record || 'redis' in record) assertKnownKeys(record, STORAGE_KNOWN, 'storage.');
     const { json, redis, keyPrefix } = record;
     const target = json === undefined ? redis : redis === undefined ? json : undefined;
     if (keyPrefix !== undefined && (redis === undefined || typeof keyPrefix !== 'string' || !keyPrefix)) {

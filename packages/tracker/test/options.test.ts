@@ -41,6 +41,20 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     }
   });
 
+  it('storage: a key the { json } or { redis } form does not take is refused, naming the one meant, not left out', () => {
+    // A misspelt keyPrefix used to be dropped: the upgrade went under the default `progress:` prefix.
+    const cases: Array<[object, string]> = [
+      [{ redis: 'redis://127.0.0.1:6379', keyprefix: 'acme:' }, 'unknown option "storage.keyprefix" (did you mean "storage.keyPrefix"?)'],
+      [{ redis: 'redis://127.0.0.1:6379', prefix: 'acme:' }, 'unknown option "storage.prefix"'],
+      [{ json: '/data', durability: 'none' }, 'unknown option "storage.durability"'],
+    ];
+    for (const [storage, message] of cases) {
+      expect(() => resolveOptions({ ...base, storage: storage as never }), JSON.stringify(storage)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: `[@progress/tracker] ${message}` }),
+      );
+    }
+  });
+
   it('eventBridge.busName / eventBridgeBusName / eventbridge_bus_name, and region / awsRegion / aws_region', () => {
     expect(resolveOptions({ ...base, eventBridge: { busName: 'bus', region: 'eu-west-1' } }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
     expect(resolveOptions({ ...base, eventBridgeBusName: 'bus', awsRegion: 'eu-west-1' }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
