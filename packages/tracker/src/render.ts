@@ -98,13 +98,14 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   const color = options.color ?? false;
   const width = options.barWidth ?? 30;
   const lines: string[] = [];
-  const eta = estimateCompletion(state, options.now ?? Date.now());
+  const now = options.now ?? Date.now();
+  const eta = estimateCompletion(state, now);
   lines.push(
     `${safeText(state.upgradeId)}  cluster ${safeText(state.clusterName)}  plan ${safeText(state.planId)}  ` +
       paint(state.status, safeText(state.status).toUpperCase(), color) +
       (state.currentPhase ? `  phase: ${safeText(state.currentPhase)}` : ''),
   );
-  lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${eta.slice(11, 19)}Z` : ''}`);
+  lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${etaText(eta, now)}` : ''}`);
   const tasks = treeOrder(state.tasks);
   const depths = tasks.map((t) => depthOf(t, state.tasks));
   const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t, i) => t.taskName.length + 2 * depths[i]!)));
@@ -123,6 +124,17 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   }
   if (state.status === 'failed' && state.errorMessage) lines.push(paint('failed', `error: ${safeText(state.errorMessage)}`, color));
   return lines;
+}
+
+/**
+ * The ETA as its UTC time of day (`14:05:09Z`), with its date in front when that is not today's
+ * (`2026-12-03 14:05:09Z`): a time alone for an ETA days away read as later today.
+ */
+function etaText(eta: string, now: number): string {
+  const t = eta.indexOf('T');
+  const today = new Date(now).toISOString();
+  const time = `${eta.slice(t + 1, t + 9)}Z`;
+  return eta.slice(0, t) === today.slice(0, today.indexOf('T')) ? time : `${eta.slice(0, t)} ${time}`;
 }
 
 /** The last `n` task events held in the state's task windows, by seq. */

@@ -22,6 +22,20 @@ describe('renderProgress and renderEventLine', () => {
     expect(text).toContain('PWNED');
   });
 
+  it('prints the ETA with its date when it is not today, so an ETA days away does not read as later today', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    await tracker.updateTaskProgress('t', 10);
+    const state = { ...structuredClone(tracker.progress), startedAt: '2026-11-28T12:00:00.000Z' } as UpgradeProgress;
+    await tracker.close();
+    // 10% in one day: nine more days. It printed "eta 12:00:00Z", as if at noon today.
+    const overall = (now: string) => renderProgress(state, { now: Date.parse(now) })[1]!;
+    expect(overall('2026-11-29T12:00:00.000Z')).toMatch(/ eta 2026-12-08 12:00:00Z$/);
+    // 10% in 10 minutes: 90 more, the same day: the time alone.
+    expect(renderProgress({ ...state, startedAt: '2026-11-29T10:00:00.000Z' }, { now: Date.parse('2026-11-29T10:10:00.000Z') })[1]).toMatch(/ eta 11:40:00Z$/);
+  });
+
   it('refuses a bar width or a count of recent events that is not a whole number in range', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
