@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { RedisStore } from '../src/index.js';
 import { runDemo, type DemoOptions } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
+import { CliError } from '../src/cli/errors.js';
 import { Capture, cleanupTempDirs, deleteKeys, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
@@ -97,6 +98,65 @@ describe('progress demo --redis', () => {
     } finally {
       await reader.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+});
+
+describe('progress demo --redis, Redis not answering', () => {
+  it('says it cannot reach Redis, naming the URL without its password, as ls does (exit 4)', async () => {
+    let caught: unknown;
+    try {
+      await runDemo({
+        redisUrl: 'redis://:s3cr3t@127.0.0.1:1',
+        port: 0,
+        speed: 1000,
+        lingerSeconds: 0,
+        view: new LiveView({ out: new Capture() as unknown as NodeJS.WriteStream }),
+        signal: new AbortController().signal,
+        print: () => {},
+      });
+    } catch (err) {
+      caught = err;
+    }
+    // It was the first load's failure after its 10 s command timeout, naming the upgrade, not Redis.
+    expect(caught).toBeInstanceOf(CliError);
+    expect(caught).toMatchObject({ exitCode: 4, message: expect.stringMatching(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /) });
+  });
+});
+
+describe('progress demo --linger', () => {
+  it('keeps serving for a linger longer than a timer can hold (about 24.8 days), with no TimeoutOverflowWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const lines: string[] = [];
+    const controller = new AbortController();
+    let lingering!: () => void;
+    const serving = new Promise<void>((resolve) => (lingering = resolve));
+    let ended = false;
+    const running = runDemo({
+      directory: tempDir('demo-linger'),
+      port: 0,
+      speed: 1000,
+      lingerSeconds: 3_000_000,
+      view: new LiveView({ out: new Capture() as unknown as NodeJS.WriteStream }),
+      signal: controller.signal,
+      print: (line) => {
+        lines.push(line);
+        if (line.startsWith('Serving the dashboard')) lingering();
+      },
+    }).finally(() => (ended = true));
+    try {
+      await Promise.race([serving, running]);
+      expect(lines).toContain('Serving the dashboard for 3000000s more.');
+      // A setTimeout past 2^31 - 1 ms fired after 1 ms: the demo ended at once instead of serving.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(ended).toBe(false);
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+      controller.abort();
+      await (await running).close();
     }
   });
 });

@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { createServer, isIPv4, isIPv6 } from 'node:net';
-import { TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
+import { MAX_TIMER_MS, TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
 import { CliError, ExitCode } from './errors.js';
-import { redisStore } from './sources.js';
+import { openStore } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -151,7 +151,9 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     });
 
   // The unfinished demo upgrade in this storage, or the next fresh id.
-  const probe = options.redisUrl ? redisStore(options.redisUrl, prefix) : new JsonFileStore({ directory });
+  // A Redis that does not answer is said as `ls` says it (`cannot reach Redis at ...`, exit 4), after
+  // openStore's short probe, rather than as the first load's failure after its 10 s command timeout.
+  const probe = options.redisUrl ? await openStore({ kind: 'redis', url: options.redisUrl, ...prefix }) : new JsonFileStore({ directory });
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {
@@ -239,7 +241,12 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const linger = options.lingerSeconds ?? Infinity;
   if (linger > 0) {
     options.print(Number.isFinite(linger) ? `Serving the dashboard for ${linger}s more.` : 'The dashboard stays up; Ctrl+C to stop.');
-    await sleep(Number.isFinite(linger) ? linger * 1000 : 2 ** 31 - 1, undefined, { signal: options.signal }).catch(() => {});
+    // In steps a timer can hold: a longer setTimeout fires at once (Node's TimeoutOverflowWarning),
+    // which ended a `--linger` past about 24.8 days straight away, and Ctrl-C's wait after that long.
+    const until = Date.now() + linger * 1000;
+    while (!options.signal.aborted && Date.now() < until) {
+      await sleep(Math.min(MAX_TIMER_MS, until - Date.now()), undefined, { signal: options.signal }).catch(() => {});
+    }
   }
   return t;
 }
