@@ -256,6 +256,92 @@ describe('progress watch', () => {
   });
 });
 
+describe('progress watch: an upgrade that does not exist yet', () => {
+  it('says it waits for it from a ws:// server too, as from a folder, then follows it once it appears', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await server.start();
+    const out = new Capture();
+    const err = new Capture();
+    const watching = main(['watch', url, 'later'], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    try {
+      // The server answers `subscribed` with exists: false and nothing more: a mistyped id was an empty screen.
+      for (let i = 0; i < 200 && !out.text.includes('waiting'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(out.text).toBe('waiting for upgrade "later" to appear...\n');
+      const t = await createProgressTracker({ upgradeId: 'later', planId: 'p', clusterName: 'c', webSocket: server });
+      await t.startUpgrade();
+      await t.completeUpgrade();
+      expect(await watching).toBe(0);
+      await t.close();
+      expect(out.text).toContain('#3 later upgrade.completed');
+      // Said once: not again for the events that follow.
+      expect(out.text.split('waiting for upgrade').length).toBe(2);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('says so, once, when no id is given and the ws:// server serves no upgrade yet, then follows the first one', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await server.start();
+    const out = new Capture();
+    const err = new Capture();
+    const watching = main(['watch', url], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    try {
+      // An empty list was asked for again every 0.5 s without a word.
+      for (let i = 0; i < 200 && !out.text.includes('waiting'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(out.text).toBe('no upgrades on this server yet; waiting for one to appear...\n');
+      // Asked again at least once more before the upgrade appears: still said once.
+      await new Promise((r) => setTimeout(r, 700));
+      expect(out.text).toBe('no upgrades on this server yet; waiting for one to appear...\n');
+      const t = await createProgressTracker({ upgradeId: 'first', planId: 'p', clusterName: 'c', webSocket: server });
+      await t.startUpgrade();
+      await t.completeUpgrade();
+      expect(await watching).toBe(0);
+      await t.close();
+      expect(out.text).toContain('first');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('progress watch: an upgrade deleted while the ws:// server was away', () => {
+  it('says it was deleted and waits for it, as from a folder, rather than that a snapshot is coming', async () => {
+    const port = await freePort();
+    const dir = tempDir('watch-ws-deleted');
+    const first = await createProgressTracker({ upgradeId: 'gone', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: { port } });
+    const { url } = await first.startWebSocketServer();
+    await first.startUpgrade();
+    await first.addTask('a', 'A');
+    const out = new Capture();
+    const err = new Capture();
+    const watching = main(['watch', url, 'gone'], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    for (let i = 0; i < 200 && !out.text.includes('gone'); i++) await new Promise((r) => setTimeout(r, 25));
+    await first.close();
+    const store = new JsonFileStore({ directory: dir });
+    await store.delete('gone');
+    await store.close();
+    // The server back, without the upgrade: the resume is answered `subscribed` (exists: false), then
+    // `resync` without a snapshot (none comes while the upgrade does not exist).
+    const server = new ProgressWebSocketServer({ port, store: new JsonFileStore({ directory: dir }) });
+    await server.start();
+    try {
+      for (let i = 0; i < 400 && !out.text.includes('was deleted'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(out.text).toContain('upgrade "gone" was deleted; waiting for it to be created again...');
+      // It said "reloading the snapshot", and then nothing came.
+      expect(out.text).not.toContain('reloading the snapshot');
+      const second = await createProgressTracker({ upgradeId: 'gone', planId: 'p', clusterName: 'c', storagePath: dir, webSocket: server });
+      await second.startUpgrade();
+      await second.completeUpgrade();
+      expect(await watching).toBe(0);
+      await second.close();
+      expect(out.text).toContain('upgrade "gone" was created again; following the new run from its start');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('progress watch: a bad upgrade id', () => {
   it('is refused before connecting, with exit code 2, as for a JSON folder', async () => {
     const server = new ProgressWebSocketServer({ port: 0 });
@@ -471,6 +557,22 @@ describe('progress watch: what a server says when it refuses', () => {
       expect(result.err + result.out).not.toContain('\u001b');
     } finally {
       await fake.close();
+    }
+  });
+});
+
+describe('progress watch wss:// to a server that does not speak TLS', () => {
+  it('gives up with a one-line error, exit code 4', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await server.start();
+    try {
+      const result = await run('watch', url.replace('ws://', 'wss://'), 'u1', '--connect-timeout', '0');
+      expect(result.code).toBe(4);
+      // OpenSSL's message ends with a line break: the last line of the error was a lone ")".
+      expect(result.err).toMatch(/^progress: cannot connect to wss:\/\/127\.0\.0\.1:\d+\/ws \([^\n]+\)\n$/);
+      expect(result.out).toMatch(/^cannot connect to wss:[^\n]+[^ ]; retrying\n$/);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -65,6 +65,9 @@ async function firstEventOrUnreadable(store: ProgressStore, upgradeId: string): 
   }
 }
 
+/** The line every source of `watch` prints when the upgrade it is to follow does not exist (yet). */
+export const waitingLine = (upgradeId: string): string => `waiting for upgrade "${upgradeId}" to appear...`;
+
 /** The line the store sources of `watch` print when the upgrade they follow is gone, until it is created again. */
 export const deletedLine = (upgradeId: string): string => `upgrade "${upgradeId}" was deleted; waiting for it to be created again...`;
 
@@ -90,7 +93,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
     throw storeError(err);
   });
   if (state) options.view.update(state);
-  else options.view.say(`waiting for upgrade "${id}" to appear...`);
+  else options.view.say(waitingLine(id));
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
   if (done() || options.signal.aborted) return state;
   if (store.watch) return followWatch(store as ProgressStore & Required<Pick<ProgressStore, 'watch'>>, id, state, options);
@@ -271,6 +274,7 @@ interface ServerMessage {
   code?: string;
   message?: string;
   reason?: string;
+  exists?: unknown;
 }
 
 /**
@@ -295,6 +299,8 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
   let unserved = 0;
   /** Why the last attempt to connect failed (`HTTP 503 ...`), for the final error when it is never reached. */
   let lastFailure: string | undefined;
+  /** The server listed no upgrade: said once, not at every list it is asked for again. */
+  let saidNoUpgrades = false;
   const startedAt = Date.now();
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
@@ -311,6 +317,8 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         reject(new CliError(`cannot use ${redactUrl(url)}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
         return;
       }
+      /** The last `subscribed` of this connection said the upgrade followed does not exist. */
+      let absent = false;
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
       let again: NodeJS.Timeout | undefined;
       const askAgain = (ms: number) => {
@@ -380,6 +388,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
             case 'subscribed':
               rateLimited = 0;
               unserved = 0;
+              // Nothing else comes until the upgrade appears: said, as a folder or a Redis URL says it,
+              // so that a mistyped id is not an empty screen for ever.
+              absent = target !== undefined && msg.upgradeId === target && msg.exists === false;
+              if (absent && !state) options.view.say(waitingLine(target!));
               break;
             case 'upgrades': {
               rateLimited = 0;
@@ -388,7 +400,12 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               if (rows[0]) {
                 target = rows[0].upgradeId;
                 subscribe();
-              } else askAgain(500);
+              } else {
+                // Asked again until one appears: said, so that an empty server is not an empty screen.
+                if (!saidNoUpgrades) options.view.say('no upgrades on this server yet; waiting for one to appear...');
+                saidNoUpgrades = true;
+                askAgain(500);
+              }
               break;
             }
             case 'snapshot':
@@ -415,7 +432,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               break;
             }
             case 'resync':
-              options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
+              // After `subscribed` said the upgrade does not exist, no snapshot follows: it was deleted
+              // while we were away, and is waited for (its new run's first event says so), as from a folder.
+              if (absent && target !== undefined) options.view.say(deletedLine(target));
+              else options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
               droppedRun = state?.createdAt ?? droppedRun;
               state = undefined;
               break;
@@ -452,8 +472,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
       ws.on('close', () => finish('lost'));
       ws.on('error', (err) => {
-        lastFailure = err.message;
-        if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${err.message}; retrying`);
+        // One line: OpenSSL's messages (a wss:// URL to a plain ws server) end with a line break,
+        // which split the final error in two.
+        lastFailure = err.message.trim().replace(/\s*\n\s*/g, ' ');
+        if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${lastFailure}; retrying`);
       });
     });
     if (outcome !== 'lost') break;
