@@ -417,6 +417,32 @@ export class JsonFileStore implements ProgressStore {
     }
   }
 
+  /**
+   * The old Python module's file of an upgrade held only as that file (no new-format log or
+   * snapshot yet, not deleted here), with its size, modification time and inode; `undefined` for
+   * any other upgrade (one with a log, a deleted one, an unknown one).
+   *
+   * The events of such an upgrade are derived from the whole file on every read, and the old module
+   * may still be rewriting it: a rewrite can change events at seqs already read (a task that starts,
+   * a task added ahead of others), so reading "the events after the last seq" does not follow it. A
+   * reader that follows an upgrade (`progress watch <folder>`) reads such an upgrade whole again
+   * when these values change, and cheaply checks them otherwise.
+   *
+   * @example
+   * const file = await store.legacyFileStat('u1'); // { path, size, mtimeMs, ino } or undefined
+   */
+  async legacyFileStat(upgradeId: string): Promise<{ path: string; size: number; mtimeMs: number; ino: number } | undefined> {
+    const paths = this.#paths(upgradeId);
+    // As load() and readEvents() decide: the log (its first event, or a snapshot) wins over the file.
+    if (this.#open.has(upgradeId) || (await exists(paths.snapshot)) || ((await stat(paths.events).catch(() => undefined))?.size ?? 0) > 0) return undefined;
+    if (await exists(paths.legacyHidden)) return undefined;
+    const info = await stat(paths.legacy).catch((err: unknown) => {
+      if (isCode(err, 'ENOENT')) return undefined;
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read legacy file ${paths.legacy}`, { upgradeId, file: paths.legacy }, err);
+    });
+    return info?.isFile() ? { path: paths.legacy, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino } : undefined;
+  }
+
   /** Every upgrade (new and legacy), from snapshots and tails, filtered by core's `filterRows`. A damaged upgrade is logged and left out. */
   async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
     this.#assertOpen();

@@ -347,6 +347,32 @@ describe('legacy files of the Python module', () => {
     await store.close();
   });
 
+  it('tells, through legacyFileStat(), an upgrade held only as a legacy file and when that file changed, for a reader that follows it', async () => {
+    const { store, dir } = await storeWith(fixture('steps-1'), fixture('paused-1'));
+    const legacyPath = join(dir, 'progress', 'upgrade_steps-1.json');
+    const first = await store.legacyFileStat('steps-1');
+    expect(first).toMatchObject({ path: legacyPath, size: (await readFile(legacyPath)).length });
+    expect(await store.legacyFileStat('steps-1')).toEqual(first);
+    // The old module rewrites the file in place: the same inode, another size and mtime.
+    const text = await readFile(legacyPath, 'utf8');
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(legacyPath, `${text}\n`);
+    const rewritten = (await store.legacyFileStat('steps-1'))!;
+    expect(rewritten.ino).toBe(first!.ino);
+    expect([rewritten.size, rewritten.mtimeMs]).not.toEqual([first!.size, first!.mtimeMs]);
+    // Not one held only as a legacy file: unknown, imported into a log by a writer, deleted (hidden).
+    expect(await store.legacyFileStat('nope')).toBeUndefined();
+    const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'p', clusterName: 'c', store });
+    await tracker.advanceTask('drain', { currentStep: 'node-3' });
+    expect(await store.legacyFileStat('steps-1')).toBeUndefined();
+    await tracker.close();
+    expect(await store.legacyFileStat('steps-1')).toBeUndefined();
+    expect(await store.legacyFileStat('paused-1')).toBeDefined();
+    expect(await store.delete('paused-1')).toBe(true);
+    expect(await store.legacyFileStat('paused-1')).toBeUndefined();
+    await store.close();
+  });
+
   it('refuses a damaged legacy file with DATA_CORRUPTED naming it, and leaves it as it was', async () => {
     const dir = await tempDir('legacy-bad');
     await mkdir(join(dir, 'progress'));
