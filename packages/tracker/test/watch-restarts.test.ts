@@ -2,13 +2,14 @@
 // run from source through tsx, as a user runs it): a ws-server restarting behind an HTTP proxy, and
 // an upgrade deleted and created again under the same id in a JSON folder.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
+import { renderProgress } from '../src/render.js';
 import { cleanupTempDirs, freePort, tempDir } from './helpers.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -269,5 +270,165 @@ describe('progress watch <folder>, an upgrade whose first log line is damaged be
     expect(seqsOf(cli.out(), id)).toEqual(Array.from({ length: last - firstSeen + 1 }, (_, i) => firstSeen + i));
     expect(cli.out()).not.toContain('read failed');
     expect(cli.out()).not.toContain('created again');
+  }, 60_000);
+});
+
+/** A Python `str()` datetime, as the old module wrote them: `2025-10-20 05:25:00.100000+00:00`. */
+const pyTime = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('Z', '000+00:00');
+
+/** A task of the old module's file, not started. */
+const pyTask = (id: string, name = id) => ({
+  task_id: id,
+  task_name: name,
+  task_type: 'upgrade_step',
+  parent_task_id: null,
+  status: 'not_started',
+  started_at: null as string | null,
+  completed_at: null as string | null,
+  duration: null,
+  percentage: 0,
+  current_step: null,
+  total_steps: null,
+  completed_steps: 0,
+  error_message: null,
+  retry_count: 0,
+  events: [] as Array<Record<string, unknown>>,
+});
+
+/** An event the old module recorded in a task's `events`. */
+const pyEvent = (taskId: string, ms: number, status: string, message: string, percentage: number) => ({
+  event_id: `${taskId}-${ms}`,
+  timestamp: pyTime(ms),
+  task_id: taskId,
+  task_type: 'upgrade_step',
+  status,
+  message,
+  details: {},
+  percentage,
+});
+
+describe('progress watch <folder> on a file of the old Python module that it still rewrites', () => {
+  /** `<dir>/progress/upgrade_<id>.json`, and a save() that rewrites it in place, as the old module's save() did. */
+  const legacyFolder = (label: string, id: string, doc: Record<string, unknown>) => {
+    const dir = tempDir(label);
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const save = () => writeFileSync(file, JSON.stringify(doc, null, 2));
+    save();
+    return { dir, file, save };
+  };
+
+  it('says nothing false when a file without times is rewritten (its createdAt was its mtime), and still says a deletion and a new file', async () => {
+    const id = 'no-times';
+    const doc = { upgrade_id: id, plan_id: 'p', cluster_name: 'c', status: 'not_started', started_at: null, completed_at: null, duration: null, overall_percentage: 0, current_phase: null, tasks: { a: pyTask('a') } as Record<string, ReturnType<typeof pyTask>>, metadata: {} };
+    const { dir, file, save } = legacyFolder('watch-legacy-mtime', id, doc);
+    const cli = startCli(['watch', dir, id]);
+    // Each rewrite adds a task: no time in the file, so every import took the file's new mtime as createdAt.
+    let n = 0;
+    await cli.started(id, async () => {
+      doc.tasks[`t${++n}`] = pyTask(`t${n}`);
+      save();
+    });
+    doc.tasks.last = pyTask('last');
+    save();
+    await cli.waitFor('the task added last', (out) => / task\.added last /.test(out));
+    const rewrites = cli.out();
+    expect(rewrites).not.toContain('created again');
+    expect(rewrites).not.toContain('was deleted');
+    // Every task added after the first line, each once.
+    expect(rewrites.match(/ task\.added last /g)).toHaveLength(1);
+    // Deleted for real, then a new file (a new run, cancelled): both said, once.
+    rmSync(file);
+    await cli.waitFor('that it was deleted', (out) => out.includes(`upgrade "${id}" was deleted; waiting for it to be created again`));
+    doc.tasks = { z: pyTask('z') };
+    doc.status = 'cancelled';
+    save();
+    expect(await cli.exited).toBe(1);
+    const after = cli.out().slice(rewrites.length);
+    expect(after.match(/was created again/g)).toHaveLength(1);
+    expect(after.indexOf('was deleted')).toBeLessThan(after.indexOf('created again'));
+    expect(after).toMatch(/#2 no-times task\.added z /);
+    expect(after).toContain('CANCELLED');
+    expect(cli.err()).toBe('');
+  }, 60_000);
+
+  it('shows the file as it is after each rewrite (a task started, a status, a percentage, a task added ahead), ending in the state load() gives', async () => {
+    const id = 'test-upgrade-123';
+    // The real file of the old module, taken back to a run in progress: task-1 running, task-2 not started.
+    const doc = JSON.parse(readFileSync(new URL('../../storage-json/test/fixtures/upgrade_test-upgrade-123.json', import.meta.url), 'utf8')) as Record<string, unknown> & { tasks: Record<string, ReturnType<typeof pyTask>> };
+    const t0 = Date.parse('2025-10-20T05:25:00.000Z');
+    Object.assign(doc, { status: 'in_progress', started_at: pyTime(t0), completed_at: null, duration: null, overall_percentage: 0 });
+    doc.tasks = { 'task-1': pyTask('task-1', 'First Task'), 'task-2': pyTask('task-2', 'Second Task') };
+    const [t1, t2] = [doc.tasks['task-1']!, doc.tasks['task-2']!];
+    Object.assign(t1, { status: 'in_progress', started_at: pyTime(t0 + 100) });
+    t1.events.push(pyEvent('task-1', t0 + 100, 'in_progress', 'Task started', 0));
+    const { dir, save } = legacyFolder('watch-legacy-rewrites', id, doc);
+    const cli = startCli(['watch', dir, id]);
+    let p = 0;
+    await cli.started(id, async () => {
+      t1.percentage = Math.min(++p, 99);
+      t1.events.push(pyEvent('task-1', t0 + 100 + p, 'in_progress', `at ${t1.percentage}`, t1.percentage));
+      save();
+    });
+    // task-1 completes and task-2 starts.
+    Object.assign(t1, { status: 'completed', completed_at: pyTime(t0 + 400), percentage: 100 });
+    t1.events.push(pyEvent('task-1', t0 + 400, 'completed', 'Task completed', 100));
+    Object.assign(t2, { status: 'in_progress', started_at: pyTime(t0 + 500) });
+    t2.events.push(pyEvent('task-2', t0 + 500, 'in_progress', 'Task started', 0));
+    save();
+    await cli.waitFor('task-2 started', (out) => / task\.started task-2 /.test(out));
+    // A task added: its task.added goes ahead of every task's events (the seqs already shown change).
+    doc.tasks['task-3'] = pyTask('task-3', 'Third Task');
+    save();
+    await cli.waitFor('task-3 added', (out) => / task\.added task-3 /.test(out));
+    // A percentage the old module set without an event.
+    t2.percentage = 50;
+    save();
+    await cli.waitFor('task-2 at 50%', (out) => / task-2 in_progress 50% /.test(out));
+    // The rest of the run, and its end.
+    const t3 = doc.tasks['task-3']!;
+    Object.assign(t2, { status: 'completed', completed_at: pyTime(t0 + 700), percentage: 100 });
+    t2.events.push(pyEvent('task-2', t0 + 700, 'completed', 'Task completed', 100));
+    Object.assign(t3, { status: 'completed', started_at: pyTime(t0 + 800), completed_at: pyTime(t0 + 900), percentage: 100 });
+    t3.events.push(pyEvent('task-3', t0 + 800, 'in_progress', 'Task started', 0), pyEvent('task-3', t0 + 900, 'completed', 'Task completed', 100));
+    Object.assign(doc, { status: 'completed', completed_at: pyTime(t0 + 1000), overall_percentage: 100 });
+    save();
+    expect(await cli.exited).toBe(0);
+    const out = cli.out();
+    expect(out).not.toContain('created again');
+    expect(out).toContain(`the legacy file of upgrade "${id}" was rewritten`);
+    // The state it ends with (drawn last) is the file's, as load() gives it.
+    const store = new JsonFileStore({ directory: dir });
+    const loaded = (await store.load(id))!;
+    await store.close();
+    expect(loaded.status).toBe('completed');
+    expect(Object.keys(loaded.tasks)).toEqual(['task-1', 'task-2', 'task-3']);
+    expect(out.endsWith(`${renderProgress(loaded, { color: false, recentEvents: 0 }).join('\n')}\n`)).toBe(true);
+    expect(cli.err()).toBe('');
+  }, 60_000);
+
+  it('follows the upgrade on into its log once a tracker takes it over (imports the file, then appends)', async () => {
+    const id = 'steps-1';
+    const doc = JSON.parse(readFileSync(new URL('../../storage-json/test/fixtures/upgrade_steps-1.json', import.meta.url), 'utf8')) as { tasks: Record<string, { percentage: number }> };
+    const { dir, save } = legacyFolder('watch-legacy-import', id, doc);
+    const cli = startCli(['watch', dir, id]);
+    // Followed as a legacy file first: the old module moves `drain` on.
+    let p = 50;
+    await cli.started(id, async () => {
+      doc.tasks.drain!.percentage = Math.min(++p, 99);
+      save();
+    });
+    const t = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storagePath: dir });
+    const imported = t.progress.lastSeq;
+    await t.updateTaskProgress('drain', 99);
+    for (const task of Object.values(t.progress.tasks)) if (task.status === 'in_progress') await t.completeTask(task.taskId);
+    await t.completeUpgrade();
+    await t.close();
+    expect(await cli.exited).toBe(0);
+    // Every event the tracker appended after its import, once and in order; nothing said of runs.
+    const last = t.progress.lastSeq;
+    expect(seqsOf(cli.out(), id).filter((seq) => seq > imported)).toEqual(Array.from({ length: last - imported }, (_, i) => imported + 1 + i));
+    expect(cli.out()).not.toMatch(/created again|was deleted|read failed/);
+    expect(cli.err()).toBe('');
   }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
@@ -68,11 +69,72 @@ async function firstEventOrUnreadable(store: ProgressStore, upgradeId: string): 
 /** The line every source of `watch` prints when the upgrade it is to follow does not exist (yet). */
 export const waitingLine = (upgradeId: string): string => `waiting for upgrade "${upgradeId}" to appear...`;
 
+/**
+ * The events of an upgrade a JSON folder holds only as a file of the old Python module, with that
+ * file's identity, size and mtime when they were read (taken before the read: a rewrite during it
+ * changes them, and the next poll reads it again); `undefined` for any other upgrade.
+ */
+interface LegacyRead {
+  events: ProgressEvent[];
+  stamp: string;
+}
+
+async function readLegacy(store: ProgressStore, id: string): Promise<LegacyRead | undefined> {
+  if (!(store instanceof JsonFileStore)) return undefined;
+  const file = await store.legacyFileStat(id);
+  if (!file) return undefined;
+  return { events: await readAll(store, id), stamp: stampOf(file) };
+}
+
+const stampOf = (file: { ino: number; size: number; mtimeMs: number }): string => `${file.ino}:${file.size}:${file.mtimeMs}`;
+
+async function readAll(store: ProgressStore, id: string): Promise<ProgressEvent[]> {
+  const events: ProgressEvent[] = [];
+  for await (const event of store.readEvents(id, 0)) events.push(event);
+  return events;
+}
+
+/**
+ * What an event says, without its id and time: the events a legacy file's import derives from the
+ * file's fields get ids from their seq and times from the file's earliest time (or its mtime, when
+ * it holds none), which a rewrite can change without anything having happened to them.
+ */
+const said = (event: ProgressEvent): string => JSON.stringify({ ...event, eventId: undefined, timestamp: undefined });
+
+/**
+ * Shows an upgrade held only as a legacy file, read whole again after a rewrite (`events`), when
+ * `shown` is what was shown of it before: the state is replayed from `events` (the file's current
+ * state, as `load()` gives it), and the events from the first that differs from `shown` on are
+ * printed, after a line saying so when a rewrite changed (or took away) events already shown (the
+ * old module rewrites the file in place: a task that starts, a status, a task added ahead of others'
+ * events).
+ * Returns the state, or `undefined` for no events.
+ */
+function showLegacy(id: string, shown: readonly ProgressEvent[], events: readonly ProgressEvent[], view: LiveView): UpgradeProgress | undefined {
+  let same = 0;
+  while (same < shown.length && same < events.length && said(shown[same]!) === said(events[same]!)) same++;
+  if (same < shown.length) view.say(`the legacy file of upgrade "${id}" was rewritten: its events from #${same + 1} on changed`);
+  // Folded whole first: a file that does not fold (a read failed) shows nothing, and is read again.
+  replayEvents(events);
+  let state: UpgradeProgress | undefined;
+  for (const event of events) {
+    state = applyEventInPlace(state, event);
+    if (event.seq > same) view.update(state, event);
+  }
+  if (state) view.update(state);
+  return state;
+}
+
 /** The line the store sources of `watch` print when the upgrade they follow is gone, until it is created again. */
 export const deletedLine = (upgradeId: string): string => `upgrade "${upgradeId}" was deleted; waiting for it to be created again...`;
 
 /** The line both `watch` sources print when the id they follow has been started again (deleted, then created anew). */
 export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgradeId}" was created again; following the new run from its start`;
+
+/** Throws a store's error as the CLI's. */
+const cliError = (err: unknown): never => {
+  throw storeError(err);
+};
 
 /**
  * Follows an upgrade in a store: through `watch()` when the store has it (Redis), else by reading
@@ -86,12 +148,21 @@ export const createdAgainLine = (upgradeId: string): string => `upgrade "${upgra
  * drops the state, says so, and reads the new run from its first event, as `watch ws://` shows the
  * new run's snapshot after the server's `resync`. A first event that is damaged (below a snapshot,
  * where the store still opens the upgrade) names no run: the run held goes on, as it did before.
+ *
+ * An upgrade a folder holds only as a file of the old Python module is followed otherwise: its
+ * events are derived from the whole file, which the old module may still be rewriting in place, so
+ * a rewrite can change events already read and their first event's time (the file's mtime, for a
+ * file that holds no time). Each poll looks at the file's size and mtime alone; when they changed,
+ * the file is read whole again and shown as it is now (see {@link showLegacy}). Its first event
+ * names no run then: the file gone is the upgrade deleted, and a file there again after that is it
+ * created again; a rewrite in place says neither. Once a writer imported it into a log, the log is
+ * followed as any other.
  */
 export async function watchStore(store: ProgressStore, upgradeId: string | undefined, options: WatchOptions): Promise<UpgradeProgress | undefined> {
   const id = await pickUpgrade(store, upgradeId);
-  let state = await store.load(id).catch((err: unknown) => {
-    throw storeError(err);
-  });
+  /** The upgrade is held only as a legacy file (or was at the last poll): what was last read of it. */
+  let legacy = store.watch ? undefined : await readLegacy(store, id).catch(cliError);
+  let state = legacy ? replayEvents(legacy.events) : await store.load(id).catch(cliError);
   if (state) options.view.update(state);
   else options.view.say(waitingLine(id));
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
@@ -101,33 +172,72 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   let runEventId: string | undefined;
   /** The followed run was deleted: the next one to appear is the id created again. */
   let deleted = false;
+  const json = store instanceof JsonFileStore ? store : undefined;
   while (!options.signal.aborted && !done()) {
     try {
-      const events: ProgressEvent[] = [];
-      for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) events.push(event);
-      if (state) {
-        // Read after the events: when the run there now is still the one held, they are of it (runs
-        // only replace each other, an old one never comes back); otherwise they are dropped.
-        // (A damaged first event names no run: the run there is taken as the one held.)
-        const first = await firstEventOrUnreadable(store, id);
-        if (first !== 'unreadable' && (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId))) {
-          state = undefined;
-          runEventId = undefined;
-          if (first === undefined) {
-            deleted = true;
-            options.view.say(deletedLine(id));
-          } else {
-            // Straight on to the new run's events, without waiting for the next poll.
-            options.view.say(createdAgainLine(id));
+      const file = await json?.legacyFileStat(id);
+      if (file || legacy) {
+        // Held only as a legacy file, or was at the last poll: its events are derived from the whole
+        // file, which the old module rewrites in place, so the events after the last seq are not
+        // what changed. Read whole again when the file changed (or the upgrade left it: imported
+        // into a log by a writer, or deleted), and shown as it is now.
+        const stamp = file ? stampOf(file) : undefined;
+        if (stamp === undefined || stamp !== legacy?.stamp) {
+          const events = await readAll(store, id).catch(async (err: unknown) => {
+            // Read while the old module rewrote it (it truncates the file, then writes it): read again
+            // at the next poll without a word. A file that stays as it is and does not load is said.
+            const now = await json?.legacyFileStat(id).catch(() => undefined);
+            if (stamp !== undefined && now && stampOf(now) !== stamp) return undefined;
+            throw err;
+          });
+          if (events === undefined) {
+            await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
             continue;
           }
-        } else if (first !== 'unreadable') runEventId = first.eventId;
+          if (events.length === 0) {
+            if (state) {
+              state = undefined;
+              deleted = true;
+              options.view.say(deletedLine(id));
+            }
+          } else {
+            if (deleted) {
+              deleted = false;
+              options.view.say(createdAgainLine(id));
+            }
+            state = showLegacy(id, state ? (legacy?.events ?? []) : [], events, options.view);
+          }
+          // Followed from here by its events after the last seq when it is a log now.
+          legacy = stamp === undefined ? undefined : { events, stamp };
+          runEventId = undefined;
+        }
+      } else {
+        const events: ProgressEvent[] = [];
+        for await (const event of store.readEvents(id, state?.lastSeq ?? 0)) events.push(event);
+        if (state) {
+          // Read after the events: when the run there now is still the one held, they are of it (runs
+          // only replace each other, an old one never comes back); otherwise they are dropped.
+          // (A damaged first event names no run: the run there is taken as the one held.)
+          const first = await firstEventOrUnreadable(store, id);
+          if (first !== 'unreadable' && (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId))) {
+            state = undefined;
+            runEventId = undefined;
+            if (first === undefined) {
+              deleted = true;
+              options.view.say(deletedLine(id));
+            } else {
+              // Straight on to the new run's events, without waiting for the next poll.
+              options.view.say(createdAgainLine(id));
+              continue;
+            }
+          } else if (first !== 'unreadable') runEventId = first.eventId;
+        }
+        if (deleted && events.length > 0) {
+          deleted = false;
+          options.view.say(createdAgainLine(id));
+        }
+        for (const event of events) state = fold(state, event, options.view);
       }
-      if (deleted && events.length > 0) {
-        deleted = false;
-        options.view.say(createdAgainLine(id));
-      }
-      for (const event of events) state = fold(state, event, options.view);
     } catch (err) {
       options.view.say(`read failed (${(err as Error).message}); retrying`);
     }
