@@ -115,7 +115,8 @@ const MAX_TEXT = 4096;
 
 /**
  * How many events of writes whose outcome is unknown the tracker keeps for a later adoption (see
- * #adoptOrFail): beyond it the oldest writes are forgotten (the latest one is always kept).
+ * #adoptOrFail): beyond it the writes between the first and the latest are forgotten (see
+ * #rememberUnsure), then the first; the latest one is always kept.
  */
 const MAX_UNSURE_EVENTS = 10_000;
 /** How long the tracker waits for the store's readEvents when it checks for a write to adopt. */
@@ -149,7 +150,8 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * writes until a write succeeds. When a later write then gets `CONFLICT`, it reads the store after
  * its durable seq; if the store holds exactly one of those writes (the same event ids at the same
  * seqs, and nothing after them), that write is adopted: its events become durable, go to the sinks
- * and subscribers in seq order, and `progress` moves to the new durable state. The write that found
+ * and subscribers in seq order, and `progress` moves to the new durable state (a command a sink or
+ * subscriber issues on one of them is recorded after them, and written next). The write that found
  * it, and every command queued behind it, are refused with `STORE_UNAVAILABLE` (`context.reason`
  * `'adopted'`, with `adoptedFromSeq` / `adoptedToSeq`): they were checked against a state without
  * the adopted events, so they are not retried; the next command succeeds. Check `progress` before
@@ -926,6 +928,16 @@ export class ProgressTracker implements AsyncDisposable {
   readonly #storeTimedOut = (): void => {
     const batch = this.#inFlight;
     if (batch === undefined) return;
+    // Given up on after the I/O of this turn of the loop: Node runs the due timers before it reads
+    // what came in, so after the process was blocked past the bound (an execSync, a big parse), an
+    // answer already received would otherwise count as none, and be refused (then adopted).
+    setImmediate(() => {
+      if (this.#inFlight === batch) this.#giveUp(batch);
+    });
+  };
+
+  /** Refuses the append in flight, `batch`, after the store timer fired (see #storeTimedOut). */
+  #giveUp(batch: Commit[]): void {
     this.#inFlight = undefined;
     const events = batch.length === 1 ? batch[0]!.events : batch.flatMap((c) => c.events);
     const fromSeq = events[0]!.seq;
@@ -939,7 +951,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#fail(batch, error, events);
     this.#writing = false;
     this.#settleFlushes();
-  };
+  }
 
   /**
    * The answer of an append given up on (#storeTimedOut), come after all: accounted for already,
@@ -993,9 +1005,23 @@ export class ProgressTracker implements AsyncDisposable {
     const behind = this.#queue;
     this.#queue = [];
     this.#live = cloneState(this.#durable);
+    this.#refuse(batch, behind, error);
+  }
+
+  /** Rejects `batch` with `error`, and `behind` (the commands queued behind it) for its sake. */
+  #refuse(batch: Commit[], behind: Commit[], error: unknown): void {
     for (const c of batch) c.reject(error);
+    if (behind.length === 0) return;
+    // The tracker's own reasons (`'timeout'`, `'adopted'`, with their seqs) go to the commands
+    // queued behind too: a caller decides on a retry by them (after an adoption, check `progress`).
+    const why = isProgressError(error, 'STORE_UNAVAILABLE') && error.context.reason !== undefined ? error.context : undefined;
     for (const c of behind) {
-      c.reject(new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": an earlier event could not be stored, so this one was not either`, { cause: error }));
+      c.reject(
+        new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": an earlier event could not be stored, so this one was not either`, {
+          cause: error,
+          context: { ...why, upgradeId: this.upgradeId },
+        }),
+      );
     }
   }
 
@@ -1005,7 +1031,13 @@ export class ProgressTracker implements AsyncDisposable {
     unsure.push(events);
     let count = 0;
     for (const w of unsure) count += w.length;
-    while (count > MAX_UNSURE_EVENTS && unsure.length > 1) count -= unsure.shift()!.length;
+    // Over the bound, the writes in between go first. The store keeps at most one of them, the
+    // first to reach it: most likely the first (in flight when the store went away: its answer
+    // lost, or given up on and landed late; an offline queue sends them in order) or the latest (in
+    // flight when it came back); those in between failed while it was away. Forgetting the first
+    // would leave a CONFLICT on every write once the store is back, until the tracker is reopened.
+    while (count > MAX_UNSURE_EVENTS && unsure.length > 2) count -= unsure.splice(1, 1)[0]!.length;
+    if (count > MAX_UNSURE_EVENTS && unsure.length > 1) unsure.shift();
   }
 
   /**
@@ -1020,11 +1052,17 @@ export class ProgressTracker implements AsyncDisposable {
     const from = this.#durable.lastSeq;
     const found = await this.#findStored();
     if (!Array.isArray(found)) return this.#fail(batch, found ?? conflict, events);
+    // Taken out before the adopted events go out (#adopt moves the live state to them): a sink or
+    // subscriber that reacts to one with a command records it on top of them, and this loop writes
+    // it next, as after any write; it is not refused with these, recorded on a state without them.
+    const behind = this.#queue;
+    this.#queue = [];
     const failed = this.#adopt(found);
-    if (failed) return this.#rollBack(batch, failed);
+    if (failed) return this.#rollBack([...batch, ...behind], failed);
     const to = this.#durable.lastSeq;
-    this.#rollBack(
+    this.#refuse(
       batch,
+      behind,
       new ProgressError(
         'STORE_UNAVAILABLE',
         `[@progress/core] upgrade "${this.upgradeId}": an earlier append reported as failed had been stored after all (seq ${from + 1}..${to}); its events are now durable, and this command was not stored: check progress, and retry it if it is still wanted`,
@@ -1043,7 +1081,7 @@ export class ProgressTracker implements AsyncDisposable {
     this.#writing = true;
     try {
       const found = await this.#findStored();
-      if (Array.isArray(found) && !this.#adopt(found)) this.#live = cloneState(this.#durable);
+      if (Array.isArray(found)) this.#adopt(found);
     } finally {
       this.#writing = false;
       this.#settleFlushes();
@@ -1093,14 +1131,20 @@ export class ProgressTracker implements AsyncDisposable {
   }
 
   /**
-   * Makes `stored` (found by #findStored) durable: folds them into the durable state and hands them
-   * to the sinks and subscribers, in order. Returns the error to refuse commands with when a fold
-   * fails after all.
+   * Makes `stored` (found by #findStored) durable: moves the live state to the state after them,
+   * folds them into the durable state and hands them to the sinks and subscribers, in order (the
+   * caller has taken the queued commands out). Returns the error to refuse commands with when a
+   * fold fails after all.
    */
   #adopt(stored: ProgressEvent[]): ProgressError | undefined {
     this.#unsure = undefined;
     const from = this.#durable.lastSeq;
     try {
+      // The live state first, as a write's events are in it before they go out: a command issued
+      // by a sink or subscriber on an adopted event is checked against, and follows, all of them.
+      const live = cloneState(this.#durable);
+      for (const ev of stored) applyEventInPlace(live, ev);
+      this.#live = live;
       for (const ev of stored) {
         applyEventInPlace(this.#durable, ev);
         this.#emit(ev);
@@ -1108,6 +1152,7 @@ export class ProgressTracker implements AsyncDisposable {
     } catch (err) {
       // Cannot happen: a copy folded them. Should it, the durable state stops before the event
       // that failed, and the write loop goes on (as after a failed fold of a write of ours).
+      this.#live = cloneState(this.#durable);
       this.#logger.error({ err, upgradeId: this.upgradeId, lastSeq: this.#durable.lastSeq }, 'adopted events could not be folded into the durable state; reopen the tracker');
       return new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${this.upgradeId}": stored events after seq ${this.#durable.lastSeq} could not be folded into the tracker's state; reopen the tracker`, {
         cause: err,

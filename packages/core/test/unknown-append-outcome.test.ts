@@ -99,6 +99,62 @@ describe('an append the store kept but reported as failed', () => {
     await t.close();
   });
 
+  it('stores a command that a subscriber issues in reply to an adopted event, right after the adopted events', async () => {
+    // Append calls: 1 = upgrade.created (open), 2 = addTasks, 3 = completeTask (stored, then throws).
+    const store = lyingStore({ storeThenThrow: [3] });
+    const t = await open(store);
+    await t.addTasks([
+      { taskId: 'a', taskName: 'A' },
+      { taskId: 'b', taskName: 'B' },
+    ]);
+    // "When a completes, start b": the reply is recorded while the event is handed out.
+    const replies: Promise<ProgressEvent>[] = [];
+    t.subscribe((e) => {
+      if (e.type === 'task.completed' && e.taskId === 'a') replies.push(t.startTask('b'));
+    });
+    await expectCode(() => t.completeTask('a'), 'STORE_UNAVAILABLE');
+    expect(replies).toHaveLength(0);
+    // The next write finds seq 4 stored and adopts it: the subscriber hears task.completed now.
+    await expectCode(() => t.setCurrentPhase('X'), 'STORE_UNAVAILABLE');
+    expect(replies).toHaveLength(1);
+    // Its reply was checked against the adopted state, not the refused one, and is stored after it.
+    const started = await replies[0]!;
+    expect(started.seq).toBe(5);
+    expect(t.durableProgress.tasks.b!.status).toBe('in_progress');
+    expect(t.progress.lastSeq).toBe(5);
+    expect(t.progress.currentPhase).not.toBe('X');
+    expect((await stored(store)).map((e) => `${e.seq}:${e.type}`)).toEqual(['1:upgrade.created', '2:task.added', '3:task.added', '4:task.completed', '5:task.started']);
+    expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(await store.load(UPGRADE)));
+    await t.close();
+  });
+
+  it('gives the commands queued behind the write that adopted the reason and seqs it gives that write', async () => {
+    const store = lyingStore({ storeThenThrow: [2] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    const inner = store.readEvents.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let reading!: () => void;
+    const readStarted = new Promise<void>((resolve) => (reading = resolve));
+    store.readEvents = (id, afterSeq, limit) => {
+      reading();
+      return (async function* () {
+        await gate;
+        yield* inner(id, afterSeq, limit);
+      })();
+    };
+    const first = t.setCurrentPhase('A').then(() => undefined, (err: unknown) => err);
+    await readStarted;
+    const behind = t.setCurrentPhase('B').then(() => undefined, (err: unknown) => err);
+    release();
+    const adopted = { code: 'STORE_UNAVAILABLE', context: { upgradeId: UPGRADE, reason: 'adopted', adoptedFromSeq: 2, adoptedToSeq: 2 } };
+    expect(await first).toMatchObject(adopted);
+    // A caller that checks the reason before a retry must not be told less for a queued command.
+    expect(await behind).toMatchObject(adopted);
+    await t.close();
+  });
+
   it('is found among several failed writes: the one stored before later ones failed without reaching the store', async () => {
     // 2 = stored then throws; 3 = throws before the store is reached (the store would have said CONFLICT).
     const store = lyingStore({ storeThenThrow: [2], throwOnly: [3] });
@@ -110,6 +166,36 @@ describe('an append the store kept but reported as failed', () => {
     const ev = await t.setCurrentPhase('four');
     expect(ev.seq).toBe(3);
     expect((await stored(store)).map((e) => e.details.phase)).toEqual([undefined, 'one', 'four']);
+    await t.close();
+  });
+
+  it('still finds the first failed write after a long outage of failed writes past the 10,000-event bound', async () => {
+    // 2 = stored, then the connection drops (the answer is lost); 3..13 = the outage: each write
+    // fails before it reaches the store (11 writes of 1,000 events: 11,000 events remembered).
+    const outage = Array.from({ length: 11 }, (_, i) => i + 3);
+    const store = lyingStore({ storeThenThrow: [2], throwOnly: outage });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    const tasks = Array.from({ length: 1000 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` }));
+    for (let i = 0; i < outage.length; i++) await expectCode(() => t.addTasks(tasks), 'STORE_UNAVAILABLE');
+    // The store is back, and holds the first write: adopted, not CONFLICT until the tracker is reopened.
+    let refused: unknown;
+    await t.setCurrentPhase('X').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 2, adoptedToSeq: 2 } });
+    expect((await t.setCurrentPhase('Y')).seq).toBe(3);
+    await t.close();
+  });
+
+  it('still finds the latest failed write past the 10,000-event bound (the one in flight when the store came back)', async () => {
+    const outage = Array.from({ length: 11 }, (_, i) => i + 2);
+    const store = lyingStore({ throwOnly: outage, storeThenThrow: [13] });
+    const t = await open(store);
+    const tasks = Array.from({ length: 1000 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` }));
+    for (let i = 0; i < outage.length; i++) await expectCode(() => t.addTasks(tasks), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    let refused: unknown;
+    await t.setCurrentPhase('X').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 2, adoptedToSeq: 2 } });
     await t.close();
   });
 
