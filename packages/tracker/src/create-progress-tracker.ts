@@ -24,7 +24,7 @@ import { EventBridgeNotifier } from '@progress/notifier-eventbridge';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore } from '@progress/storage-redis';
 import { ProgressWebSocketServer } from '@progress/ws-server';
-import { isServer, resolveOptions, type CreateProgressTrackerOptions, type StorageOption } from './options.js';
+import { isServer, isStore, resolveOptions, type CreateProgressTrackerOptions, type StorageOption } from './options.js';
 
 /** Where the WebSocket server listens. */
 export interface WebSocketAddress {
@@ -41,11 +41,14 @@ export interface ComposedSystemInfo extends TrackerSystemInfo {
 
 function makeStore(storage: StorageOption, logger: Logger): { store: ProgressStore; owned: boolean } {
   if (storage === 'memory') return { store: new MemoryStore(), owned: true };
+  // A store first: one of the user's own may also have a `json` or `redis` key (resolveOptions took it as a store).
+  if (isStore(storage)) return { store: storage, owned: false };
   if ('json' in storage && typeof storage.json === 'string') return { store: new JsonFileStore({ directory: storage.json, logger }), owned: true };
   if ('redis' in storage && typeof storage.redis === 'string') {
     return { store: new RedisStore({ url: storage.redis, logger, ...(storage.keyPrefix !== undefined ? { keyPrefix: storage.keyPrefix } : {}) }), owned: true };
   }
-  return { store: storage as ProgressStore, owned: false };
+  // Not reached: resolveOptions checked the form.
+  throw new ProgressError('INVALID_ARGUMENT', "[@progress/tracker] storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore");
 }
 
 /** How long closing waits for EventBridge delivery, in all, unless `eventBridge.flushTimeoutMs` says otherwise (the notifier's own default). */

@@ -93,6 +93,16 @@ function bad(message: string): ProgressError {
 /** The methods every `ProgressStore` has. */
 const STORE_METHODS = ['load', 'append', 'readEvents', 'list', 'delete', 'info', 'close'] as const;
 
+/**
+ * Whether `storage` is a `ProgressStore` (it has every method of one), which is used as it is: a
+ * store of its own may also have a `json` or `redis` key, which does not make it one of those forms.
+ */
+export function isStore(storage: unknown): storage is ProgressStore {
+  if (storage === null || typeof storage !== 'object') return false;
+  const record = storage as Record<string, unknown>;
+  return STORE_METHODS.every((method) => typeof record[method] === 'function');
+}
+
 /** The keys of the `{ json }` and `{ redis, keyPrefix }` forms of {@link StorageOption}. */
 const STORAGE_KNOWN: ReadonlySet<string> = new Set(['json', 'redis', 'keyPrefix']);
 
@@ -101,7 +111,7 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
   if (storage === 'memory') return;
   if (storage !== null && typeof storage === 'object' && !Array.isArray(storage)) {
     const record = storage as Record<string, unknown>;
-    if (STORE_METHODS.every((method) => typeof record[method] === 'function')) return;
+    if (isStore(storage)) return;
     // Exactly one of json and redis, a non-empty string; a key prefix with redis only, not empty (its
     // keys would be named `index` and `feed` at the top of the database; RedisStore checks the rest).
     // Beside json or redis, a key it does not know (a misspelt `keyprefix`) would be left out without
@@ -268,7 +278,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   if (storage !== undefined) assertStorage(storage);
   if (o.storagePath !== undefined) {
     if (typeof o.storagePath !== 'string' || !o.storagePath) throw bad('storagePath must be a folder path');
-    if (storage !== undefined && !(typeof storage === 'object' && 'json' in storage && storage.json === o.storagePath)) {
+    if (storage !== undefined && !(typeof storage === 'object' && !isStore(storage) && 'json' in storage && storage.json === o.storagePath)) {
       throw bad('give either storage or storagePath, not both');
     }
     storage = { json: o.storagePath };

@@ -1,3 +1,6 @@
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, isProgressError } from '@progress/core';
 import { createProgressTracker } from '../src/index.js';
@@ -53,6 +56,35 @@ describe('resolveOptions: every option of the old constructor, under its new nam
         expect.objectContaining({ code: 'INVALID_ARGUMENT', message: `[@progress/tracker] ${message}` }),
       );
     }
+  });
+
+  it('storage: a ProgressStore of its own that also has a json or redis key is that store, not a new JsonFileStore or RedisStore', async () => {
+    // resolveOptions took it as a store (it has every method), and the tracker then opened a store
+    // of its own in the folder (or at the URL) that key happened to name.
+    const dir = join(tmpdir(), `progress-options-${process.pid}-${Date.now()}`);
+    class NamedStore extends MemoryStore {
+      constructor(readonly json?: string, readonly redis?: string) {
+        super();
+      }
+    }
+    try {
+      for (const store of [new NamedStore(dir), new NamedStore(undefined, 'redis://127.0.0.1:1')]) {
+        expect(resolveOptions({ ...base, storage: store }).storage).toBe(store);
+        const t = await createProgressTracker({ ...base, storage: store });
+        try {
+          expect(t.storage).toBe(store);
+          await t.startUpgrade();
+          expect((await store.load('u1'))?.status).toBe('in_progress');
+        } finally {
+          await t.close();
+        }
+      }
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // storagePath beside such a store is two stores given, as beside any other.
+    expect(() => resolveOptions({ ...base, storage: new NamedStore(dir), storagePath: dir })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: '[@progress/tracker] give either storage or storagePath, not both' }));
   });
 
   it('eventBridge.busName / eventBridgeBusName / eventbridge_bus_name, and region / awsRegion / aws_region', () => {
