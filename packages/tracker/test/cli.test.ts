@@ -342,6 +342,42 @@ describe('progress watch: an upgrade deleted while the ws:// server was away', (
   });
 });
 
+describe('progress watch: a resync after the upgrade appeared on the same connection', () => {
+  it('says a resync, not that the upgrade was deleted: `subscribed` said exists: false only before it appeared', async () => {
+    const t = await createProgressTracker({ upgradeId: 'appears', planId: 'p', clusterName: 'c' });
+    await t.startUpgrade();
+    const started: UpgradeProgress = structuredClone(t.progress);
+    await t.completeUpgrade();
+    const events: ProgressEvent[] = [];
+    for await (const event of t.readEvents(0)) events.push(event);
+    await t.close();
+    const [created, start, completed] = events;
+    // The server subscribes the client to an upgrade that does not exist yet, the upgrade appears
+    // (its first events), and then the server resyncs it (a reload of the same run, a gap it could
+    // not fill from its store) and sends its snapshot: no `subscribed` comes in between.
+    const fake = await fakeServer((msg) => [
+      { type: 'subscribed', upgradeId: msg.upgradeId, exists: false },
+      { type: 'progress_event', upgradeId: msg.upgradeId, data: created },
+      { type: 'resync', upgradeId: msg.upgradeId, reason: 'gap' },
+      { type: 'snapshot', upgradeId: msg.upgradeId, seq: started.lastSeq, data: started },
+      { type: 'progress_event', upgradeId: msg.upgradeId, data: completed },
+    ]);
+    try {
+      expect(start?.type).toBe('upgrade.started');
+      const result = await run('watch', fake.url, 'appears');
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).toContain('waiting for upgrade "appears" to appear...');
+      // It said the upgrade was deleted and waited for it to be created again, then showed its snapshot.
+      expect(result.out).not.toContain('was deleted');
+      expect(result.out).toContain('resync: gap; reloading the snapshot');
+      expect(result.out).toContain('COMPLETED');
+      expect(fake.requests).toEqual(['subscribe']);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('progress watch: a bad upgrade id', () => {
   it('is refused before connecting, with exit code 2, as for a JSON folder', async () => {
     const server = new ProgressWebSocketServer({ port: 0 });

@@ -77,16 +77,40 @@ export const waitingLine = (upgradeId: string): string => `waiting for upgrade "
 interface LegacyRead {
   events: ProgressEvent[];
   stamp: string;
+  /** The stamp was taken too soon after the file's mtime to tell a later rewrite (see {@link isRacy}): read again at the next poll. */
+  racy: boolean;
 }
 
-async function readLegacy(store: ProgressStore, id: string): Promise<LegacyRead | undefined> {
+async function readLegacy(store: ProgressStore, id: string, options: WatchOptions): Promise<LegacyRead | undefined> {
   if (!(store instanceof JsonFileStore)) return undefined;
-  const file = await store.legacyFileStat(id);
-  if (!file) return undefined;
-  return { events: await readAll(store, id), stamp: stampOf(file) };
+  for (;;) {
+    const statAt = Date.now();
+    const file = await store.legacyFileStat(id);
+    if (!file) return undefined;
+    try {
+      return { events: await readAll(store, id), stamp: stampOf(file), racy: isRacy(file, statAt) };
+    } catch (err) {
+      // Read while the old module rewrote it (it truncates the file, then writes it): read again once
+      // it changed, as each poll does, or while too recent to tell. A file that stays as it is fails.
+      const now = await store.legacyFileStat(id).catch(() => undefined);
+      if (options.signal.aborted || (now && stampOf(now) === stampOf(file) && !isRacy(now, Date.now()))) throw err;
+      await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
+    }
+  }
 }
 
 const stampOf = (file: { ino: number; size: number; mtimeMs: number }): string => `${file.ino}:${file.size}:${file.mtimeMs}`;
+
+/**
+ * Whether a legacy file stat'ed at `statAt` may still be rewritten without its stamp changing: a
+ * file system stamps mtimes with its own granularity (a second on HFS+, ext3 and many NFS servers,
+ * two on FAT, a few ms where the kernel's clock is coarse), so a rewrite of the same size within the
+ * tick of the mtime leaves size, mtime and inode as they were. Such a stamp is not trusted, as git
+ * does not trust a "racily clean" entry: the file is read again at each poll until its mtime is
+ * older than a tick could be (2 s for an mtime in whole seconds, else 100 ms), after which any
+ * rewrite changes it.
+ */
+const isRacy = (file: { mtimeMs: number }, statAt: number): boolean => statAt - file.mtimeMs < (file.mtimeMs % 1000 === 0 ? 2000 : 100);
 
 async function readAll(store: ProgressStore, id: string): Promise<ProgressEvent[]> {
   const events: ProgressEvent[] = [];
@@ -152,16 +176,16 @@ const cliError = (err: unknown): never => {
  * An upgrade a folder holds only as a file of the old Python module is followed otherwise: its
  * events are derived from the whole file, which the old module may still be rewriting in place, so
  * a rewrite can change events already read and their first event's time (the file's mtime, for a
- * file that holds no time). Each poll looks at the file's size and mtime alone; when they changed,
- * the file is read whole again and shown as it is now (see {@link showLegacy}). Its first event
- * names no run then: the file gone is the upgrade deleted, and a file there again after that is it
+ * file that holds no time). Each poll looks at the file's size, mtime and inode alone; when they
+ * changed (or were too recent to tell, see {@link isRacy}), the file is read whole again and shown
+ * as it is now (see {@link showLegacy}). Its first event names no run then: the file gone is the upgrade deleted, and a file there again after that is it
  * created again; a rewrite in place says neither. Once a writer imported it into a log, the log is
  * followed as any other.
  */
 export async function watchStore(store: ProgressStore, upgradeId: string | undefined, options: WatchOptions): Promise<UpgradeProgress | undefined> {
   const id = await pickUpgrade(store, upgradeId);
   /** The upgrade is held only as a legacy file (or was at the last poll): what was last read of it. */
-  let legacy = store.watch ? undefined : await readLegacy(store, id).catch(cliError);
+  let legacy = store.watch ? undefined : await readLegacy(store, id, options).catch(cliError);
   let state = legacy ? replayEvents(legacy.events) : await store.load(id).catch(cliError);
   if (state) options.view.update(state);
   else options.view.say(waitingLine(id));
@@ -175,6 +199,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   const json = store instanceof JsonFileStore ? store : undefined;
   while (!options.signal.aborted && !done()) {
     try {
+      const statAt = Date.now();
       const file = await json?.legacyFileStat(id);
       if (file || legacy) {
         // Held only as a legacy file, or was at the last poll: its events are derived from the whole
@@ -182,12 +207,13 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
         // what changed. Read whole again when the file changed (or the upgrade left it: imported
         // into a log by a writer, or deleted), and shown as it is now.
         const stamp = file ? stampOf(file) : undefined;
-        if (stamp === undefined || stamp !== legacy?.stamp) {
+        if (stamp === undefined || stamp !== legacy?.stamp || legacy.racy) {
           const events = await readAll(store, id).catch(async (err: unknown) => {
             // Read while the old module rewrote it (it truncates the file, then writes it): read again
             // at the next poll without a word. A file that stays as it is and does not load is said.
+            // (A stamp too recent to tell a rewrite may hide one: read again too, said once it settles.)
             const now = await json?.legacyFileStat(id).catch(() => undefined);
-            if (stamp !== undefined && now && stampOf(now) !== stamp) return undefined;
+            if (stamp !== undefined && now && (stampOf(now) !== stamp || isRacy(now, Date.now()))) return undefined;
             throw err;
           });
           if (events === undefined) {
@@ -208,7 +234,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
             state = showLegacy(id, state ? (legacy?.events ?? []) : [], events, options.view);
           }
           // Followed from here by its events after the last seq when it is a log now.
-          legacy = stamp === undefined ? undefined : { events, stamp };
+          legacy = stamp === undefined ? undefined : { events, stamp, racy: isRacy(file!, statAt) };
           runEventId = undefined;
         }
       } else {
@@ -427,7 +453,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
         reject(new CliError(`cannot use ${redactUrl(url)}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
         return;
       }
-      /** The last `subscribed` of this connection said the upgrade followed does not exist. */
+      /**
+       * The last `subscribed` of this connection said the upgrade followed does not exist, and no
+       * snapshot or event of it came since (after one, a resync is the server's, not a deletion).
+       */
       let absent = false;
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
       let again: NodeJS.Timeout | undefined;
@@ -524,6 +553,8 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               // A copy whose tasks record has no prototype, as the reducer keeps it: JSON.parse gave
               // a plain object, on which a task "constructor" or "__proto__" added later would not fold.
               state = cloneState(msg.data);
+              // It exists now: a later resync on this connection is not the deletion `absent` says.
+              absent = false;
               noteRun(state.createdAt);
               options.view.update(state);
               if (isTerminal(state.status) && !options.follow) finish('ended');
@@ -538,6 +569,7 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
               }
               if (!state && event.seq === 1 && event.type === 'upgrade.created') noteRun(event.timestamp);
               state = fold(state, event, options.view);
+              absent = false;
               if (isTerminal(state.status) && !options.follow) finish('ended');
               break;
             }

@@ -1,0 +1,156 @@
+// `watchStore` on an upgrade a JSON folder holds only as a file of the old Python module, which that
+// module may still be rewriting while it is watched (in process: the races are staged on the file).
+import { mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { UpgradeProgress } from '@progress/core';
+import { JsonFileStore } from '../src/index.js';
+import { watchStore } from '../src/cli/watch.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+
+/** A file of the old module: one task, in progress or completed, padded with spaces to `size` bytes. */
+function legacyText(id: string, status: 'in_progress' | 'completed', size?: number): string {
+  const done = status === 'completed';
+  const doc = {
+    upgrade_id: id,
+    plan_id: 'p',
+    cluster_name: 'c',
+    status,
+    started_at: '2025-10-20 05:25:00.000000+00:00',
+    completed_at: done ? '2025-10-20 05:26:00.000000+00:00' : null,
+    duration: null,
+    overall_percentage: done ? 100 : 40,
+    current_phase: null,
+    tasks: {
+      a: {
+        task_id: 'a',
+        task_name: 'A',
+        task_type: 'upgrade_step',
+        parent_task_id: null,
+        status,
+        started_at: '2025-10-20 05:25:00.100000+00:00',
+        completed_at: done ? '2025-10-20 05:25:59.000000+00:00' : null,
+        duration: null,
+        percentage: done ? 100 : 40,
+        current_step: null,
+        total_steps: null,
+        completed_steps: 0,
+        error_message: null,
+        retry_count: 0,
+        events: [],
+      },
+    },
+    metadata: {},
+  };
+  const text = JSON.stringify(doc);
+  return size === undefined ? text : text.padEnd(size, ' ');
+}
+
+/** Runs `watchStore` on a folder, its lines written into `out`; `stop()` ends it and gives what it resolved with. */
+function watchFolder(dir: string, id: string, onError?: (err: unknown) => void) {
+  const out = new Capture();
+  const ac = new AbortController();
+  const store = new JsonFileStore({ directory: dir });
+  let ended: UpgradeProgress | undefined | 'running' = 'running';
+  const watching = watchStore(store, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: ac.signal, pollMs: 20 }).then(
+    (state) => (ended = state),
+    (err: unknown) => {
+      if (!onError) throw err;
+      onError(err);
+      return undefined;
+    },
+  );
+  return {
+    out,
+    get ended() {
+      return ended;
+    },
+    async stop() {
+      ac.abort();
+      const state = await watching;
+      await store.close();
+      return state;
+    },
+  };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('watchStore on a legacy file the old module rewrites within one tick of the file system clock', () => {
+  it('reads it again while its mtime is too recent to tell a rewrite of the same size, so the last rewrite is not missed', async () => {
+    const id = 'racy';
+    const dir = tempDir('watch-legacy-racy');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const running = legacyText(id, 'in_progress');
+    const completed = legacyText(id, 'completed');
+    const size = Math.max(running.length, completed.length);
+    // A file system whose mtimes have a granularity of a second (HFS+, ext3, NFS, FAT's two): every
+    // write within the same second gives the file the same mtime, as utimes() sets it here.
+    const tick = Math.floor(Date.now() / 1000);
+    writeFileSync(file, legacyText(id, 'in_progress', size));
+    utimesSync(file, tick, tick);
+    const before = statSync(file);
+    const w = watchFolder(dir, id);
+    try {
+      // Read and shown in progress, polled a few times.
+      await pause(200);
+      expect(w.ended).toBe('running');
+      // The old module's last rewrite (the upgrade completed) within the same second, in place, of
+      // the same size: size, mtime and inode as they were when it was last read.
+      writeFileSync(file, legacyText(id, 'completed', size));
+      utimesSync(file, tick, tick);
+      const after = statSync(file);
+      expect([after.ino, after.size, after.mtimeMs]).toEqual([before.ino, before.size, before.mtimeMs]);
+      for (let i = 0; i < 150 && w.ended === 'running'; i++) await pause(20);
+      // It kept the state it read first, and waited for a change that had already come.
+      expect(w.ended === 'running' ? 'still running' : w.ended?.status).toBe('completed');
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe('watchStore started while the old module rewrites its file (truncated, then written)', () => {
+  it('reads it again once written, rather than failing on the empty file it found', async () => {
+    const id = 'torn';
+    const dir = tempDir('watch-legacy-torn');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    // The moment between the old module's truncate and its write: an empty file, just modified (in
+    // the second the file system stamps, as on one that keeps whole seconds).
+    const tick = Math.floor(Date.now() / 1000);
+    writeFileSync(file, '');
+    utimesSync(file, tick, tick);
+    let failed: unknown;
+    const w = watchFolder(dir, id, (err) => (failed = err));
+    try {
+      await pause(100);
+      // It ended at once with "legacy file ... is not valid JSON", as for a file that stays damaged.
+      expect(failed).toBeUndefined();
+      writeFileSync(file, legacyText(id, 'completed'));
+      for (let i = 0; i < 150 && w.ended === 'running' && failed === undefined; i++) await pause(20);
+      expect(failed).toBeUndefined();
+      expect(w.ended === 'running' ? 'still running' : w.ended?.status).toBe('completed');
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('still fails at once on a file that stays damaged', async () => {
+    const id = 'damaged';
+    const dir = tempDir('watch-legacy-damaged');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    writeFileSync(file, '{"upgrade_id": "damaged", ');
+    utimesSync(file, 1_600_000_000, 1_600_000_000);
+    let failed: unknown;
+    const w = watchFolder(dir, id, (err) => (failed = err));
+    for (let i = 0; i < 150 && failed === undefined; i++) await pause(20);
+    await w.stop();
+    expect((failed as Error | undefined)?.message).toMatch(/legacy file .* is not valid JSON/);
+  });
+});
