@@ -43,7 +43,7 @@ export interface ProgressTrackerOptions {
    * up on: the write is refused with `STORE_UNAVAILABLE` (`context.reason` `'timeout'`), as are the
    * commands queued behind it, and the next command writes again. The outcome of such a write is
    * unknown (the store may still complete it), so it is handled as every write of unknown outcome
-   * (see {@link ProgressTracker}): adopted by the next write should it land after all. Set it above
+   * (see {@link ProgressTracker}): adopted should it land after all. Set it above
    * the store's own timeouts, so that a store that reports its failures gets the chance to.
    * `Infinity` waits for ever (a hung store then holds every command, `flush()` and `close()`).
    * @default {@link DEFAULT_STORE_TIMEOUT_MS}
@@ -163,9 +163,10 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * A store that does not answer an append within `storeTimeoutMs` (60 s by default) is given up on:
  * that write and the commands queued behind it are refused with `STORE_UNAVAILABLE`
  * (`context.reason` `'timeout'`), and the next command writes again. The store may still complete
- * the append: it is a write of unknown outcome like the others, adopted by the next write that
- * finds it stored; its late answer itself changes nothing (a late `CONFLICT`, when a later write
- * took its seqs first, is only logged). `acquire` and `load` in `open()`, and `release` in
+ * the append: it is a write of unknown outcome like the others. A late success is adopted at once
+ * when the tracker is idle (nothing written, queued or accepted since), else by the write that finds
+ * it stored; a late refusal changes nothing (a late `CONFLICT`, when a later write took its seqs
+ * first, is only logged). `acquire` and `load` in `open()`, and `release` in
  * `close()`, are bounded alike, so that `flush()` and `close()` end whatever the store does.
  *
  * @example
@@ -954,15 +955,26 @@ export class ProgressTracker implements AsyncDisposable {
   }
 
   /**
-   * The answer of an append given up on (#storeTimedOut), come after all: accounted for already,
-   * so it changes nothing. Stored, it is adopted by the next write (which gets CONFLICT); refused
-   * (CONFLICT when a later write took its seqs), there is nothing to do.
+   * The answer of an append given up on (#storeTimedOut), come after all. Refused (CONFLICT when a
+   * later write took its seqs, or any failure), it changes nothing: its commands were refused
+   * already. Stored, it is adopted here when the tracker is idle (nothing written, queued or
+   * accepted since, and still at the seq it was written at, so the store holds it right after the
+   * durable state; not while closing): the store acknowledged it, so no read is needed, and the next
+   * command is not refused for it. Otherwise the next write finds it (CONFLICT) and adopts it.
    */
   #settledLate(events: ProgressEvent[], err: unknown): void {
-    this.#logger.info(
-      { err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq, stored: err === undefined },
-      'an append given up on after storeTimeoutMs was answered late; nothing changes (a late success is adopted by the next write)',
-    );
+    const idle =
+      err === undefined && this.#closing === undefined && !this.#writing && this.#queue.length === 0 && this.#live.lastSeq === this.#durable.lastSeq && this.#durable.lastSeq === events[0]!.seq - 1;
+    if (!idle) {
+      this.#logger.info(
+        { err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq, stored: err === undefined },
+        'an append given up on after storeTimeoutMs was answered late; nothing changes (a late success is adopted by the next write)',
+      );
+      return;
+    }
+    // (#adopt logs it.)
+    this.#adopt(events);
+    this.#settleFlushes();
   }
 
   /**

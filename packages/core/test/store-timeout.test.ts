@@ -137,7 +137,7 @@ describe('a store whose append never settles', () => {
     await u.close();
   });
 
-  it('adopts the write given up on (two commands, one write) when it lands later, before the next write', async () => {
+  it('adopts the write given up on (two commands, one write) at once when it lands later while the tracker is idle', async () => {
     vi.useFakeTimers();
     const store = hangingStore({ hang: [3] });
     const seen: string[] = [];
@@ -148,21 +148,49 @@ describe('a store whose append never settles', () => {
     await vi.advanceTimersByTimeAsync(1001);
     for (const h of hung) expect(h.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', fromSeq: 3, toSeq: 4 } });
     expect(store.hung[0]!.events.map((e) => e.seq)).toEqual([3, 4]);
-    // The store completes it now, after the tracker gave up: the late answer changes nothing.
+    expect(t.durableProgress.lastSeq).toBe(2);
+    // The store completes it now, after the tracker gave up, with nothing written since: the store
+    // acknowledged it, so it is adopted at once (the sinks get it; no read of the store needed).
+    const reads = vi.spyOn(store, 'readEvents');
     await store.hung[0]!.land();
     await vi.advanceTimersByTimeAsync(0);
-    expect(t.durableProgress.lastSeq).toBe(2);
-    expect(t.progress.lastSeq).toBe(2);
-    expect(seen).toEqual(['1:upgrade.created:1', '2:upgrade.started:2']);
-    // The next write finds the store ahead by exactly that write: adopted.
-    let refused: unknown;
-    await t.setCurrentPhase('Drain').catch((err: unknown) => (refused = err));
-    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 4 } });
+    expect(reads).not.toHaveBeenCalled();
+    expect(t.durableProgress.lastSeq).toBe(4);
+    expect(t.progress.lastSeq).toBe(4);
     expect(t.progress.tasks.a?.status).toBe('not_started');
-    expect(t.progress.tasks.b?.status).toBe('not_started');
+    expect(seen).toEqual(['1:upgrade.created:1', '2:upgrade.started:2', '3:task.added:3', '4:task.added:4']);
+    // The next command is not refused for it: it is written right after.
     expect((await t.startTask('a')).seq).toBe(5);
     expect(seen).toEqual(['1:upgrade.created:1', '2:upgrade.started:2', '3:task.added:3', '4:task.added:4', '5:task.started:5']);
     expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:task.added', '5:task.started']);
+    await t.close();
+  });
+
+  it('leaves the write given up on to the write in flight when it lands while that one waits: adopted there, that one refused', async () => {
+    vi.useFakeTimers();
+    // Append 3 hangs and is given up on; append 4 (the next command) hangs too, until the test lets it go.
+    const store = hangingStore({ hang: [3, 4] });
+    const seen: number[] = [];
+    const t = await open(store, { storeTimeoutMs: 1000, sinks: [{ name: 'rec', handle: (e) => void seen.push(e.seq) }] });
+    await t.startUpgrade();
+    const first = watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1001);
+    expect(first.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', fromSeq: 3, toSeq: 3 } });
+    const next = watch(t.setCurrentPhase('Drain'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(store.hung).toHaveLength(2);
+    // The first lands while the second is in flight: not idle, so not adopted on the spot.
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(2);
+    // The second reaches the store: CONFLICT (the first holds seq 3), which finds the first and adopts it.
+    await store.hung[1]!.land().catch(() => {});
+    await vi.advanceTimersByTimeAsync(0);
+    expect(next.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 3 } });
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(seen).toEqual([1, 2, 3]);
+    expect((await t.setCurrentPhase('Drain')).seq).toBe(4);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:upgrade.phase_changed']);
     await t.close();
   });
 
