@@ -164,10 +164,12 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * that write and the commands queued behind it are refused with `STORE_UNAVAILABLE`
  * (`context.reason` `'timeout'`), and the next command writes again. The store may still complete
  * the append: it is a write of unknown outcome like the others. A late success is adopted at once
- * when the tracker is idle (nothing written, queued or accepted since), else by the write that finds
- * it stored; a late refusal changes nothing (a late `CONFLICT`, when a later write took its seqs
- * first, is only logged). `acquire` and `load` in `open()`, and `release` in
- * `close()`, are bounded alike, so that `flush()` and `close()` end whatever the store does.
+ * when the tracker is idle (nothing written, queued or accepted since, and `close()` not called),
+ * else by the write that finds it stored; once `close()` has begun, only its own check can adopt it
+ * (else it is logged as a warning: the sinks never get those events). A late refusal changes
+ * nothing (a late `CONFLICT`, when a later write took its seqs first, is only logged). `acquire`
+ * and `load` in `open()`, and `release` in `close()`, are bounded alike, so that `flush()` and
+ * `close()` end whatever the store does.
  *
  * @example
  * await using tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'prod' });
@@ -960,16 +962,25 @@ export class ProgressTracker implements AsyncDisposable {
    * already. Stored, it is adopted here when the tracker is idle (nothing written, queued or
    * accepted since, and still at the seq it was written at, so the store holds it right after the
    * durable state; not while closing): the store acknowledged it, so no read is needed, and the next
-   * command is not refused for it. Otherwise the next write finds it (CONFLICT) and adopts it.
+   * command is not refused for it. Otherwise the next write finds it (CONFLICT) and adopts it; once
+   * close() has begun, only close()'s own check can, so such a success is a warning.
    */
   #settledLate(events: ProgressEvent[], err: unknown): void {
     const idle =
       err === undefined && this.#closing === undefined && !this.#writing && this.#queue.length === 0 && this.#live.lastSeq === this.#durable.lastSeq && this.#durable.lastSeq === events[0]!.seq - 1;
     if (!idle) {
-      this.#logger.info(
-        { err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq, stored: err === undefined },
-        'an append given up on after storeTimeoutMs was answered late; nothing changes (a late success is adopted by the next write)',
-      );
+      const fromSeq = events[0]!.seq;
+      const toSeq = events[events.length - 1]!.seq;
+      const fields = { err, upgradeId: this.upgradeId, fromSeq, toSeq, stored: err === undefined };
+      const what = 'an append given up on after storeTimeoutMs was answered late';
+      // Said as it is: an operator reads this to know whether the sinks got these events.
+      if (err !== undefined) this.#logger.info(fields, `${what}: refused; nothing changes (its commands were refused already)`);
+      // Stored right after seq fromSeq - 1: the durable state got past it only by adopting it.
+      else if (this.#durable.lastSeq >= toSeq) this.#logger.info(fields, `${what}: stored, and adopted already (a check of the store found it)`);
+      // Not adopted here once closing (the sinks may be flushing already): only close()'s own check
+      // of the store can still find it, and once that is done the sinks never get these events.
+      else if (this.#closing !== undefined) this.#logger.warn(fields, `${what}: stored once close() had begun, so adopted only if the check close() makes finds it; else the store holds its events and the sinks and subscribers never get them`);
+      else this.#logger.info(fields, `${what}: stored; adopted by the write under way or queued, which finds it stored`);
       return;
     }
     // (#adopt logs it.)

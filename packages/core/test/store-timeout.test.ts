@@ -8,11 +8,17 @@ import { expectCode } from './helpers.js';
 
 const UPGRADE = 'u-hung';
 
-/** An append the store has not answered yet: `land()` makes it reach the store now, `fail()` rejects it without. */
+/**
+ * An append the store has not answered yet: `land()` makes it reach the store now, `fail()` rejects
+ * it without, `answer()` resolves it without (the store holds it already: a driver that retried).
+ */
 interface HungAppend {
   events: readonly ProgressEvent[];
+  expectedSeq: number;
+  state: UpgradeProgress;
   land(): Promise<void>;
   fail(err: unknown): void;
+  answer(): void;
 }
 
 /**
@@ -44,7 +50,7 @@ function hangingStore(options: { hang?: number[]; delayMs?: number; hangAcquire?
       const copy: UpgradeProgress = cloneState(state);
       if (options.hang?.includes(calls)) {
         return new Promise<void>((resolve, reject) => {
-          hung.push({ events, land: () => inner.append(id, events, expectedSeq, copy).then(resolve, reject), fail: reject });
+          hung.push({ events, expectedSeq, state: copy, land: () => inner.append(id, events, expectedSeq, copy).then(resolve, reject), fail: reject, answer: () => resolve() });
         });
       }
       if (options.delayMs) return new Promise<void>((resolve) => setTimeout(resolve, options.delayMs)).then(() => inner.append(id, events, expectedSeq, copy));
@@ -192,6 +198,128 @@ describe('a store whose append never settles', () => {
     expect((await t.setCurrentPhase('Drain')).seq).toBe(4);
     expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:upgrade.phase_changed']);
     await t.close();
+  });
+
+  it('writes right after them a command that a sink issues on an event adopted at once, and settles a flush() called meanwhile', async () => {
+    vi.useFakeTimers();
+    // Append 3 (seq 3..4) is given up on; append 4 (the sink's command) hangs too, until the test lets it go.
+    const store = hangingStore({ hang: [3, 4] });
+    const seen: number[] = [];
+    let flushed: ReturnType<typeof watch<void>> | undefined;
+    let started: ReturnType<typeof watch<ProgressEvent>> | undefined;
+    const t: ProgressTracker = await open(store, {
+      storeTimeoutMs: 1000,
+      sinks: [
+        {
+          name: 'rec',
+          handle: (e) => {
+            seen.push(e.seq);
+            // On seq 3, seq 4 is adopted but not yet durable: this flush() waits for it.
+            if (e.seq === 3) flushed = watch(t.flush());
+            // Outside the write loop: the command is recorded on top of the adopted events and written next.
+            if (e.seq === 4) started = watch(t.startTask('a'));
+          },
+        },
+      ],
+    });
+    await t.startUpgrade();
+    const hung = [watch(t.addTask('a', 'A')), watch(t.addTask('b', 'B'))];
+    await vi.advanceTimersByTimeAsync(1001);
+    for (const h of hung) expect(h.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    // Settled by the adoption itself, while the sink's command is still in flight.
+    expect(flushed!.settled).toBe(true);
+    expect(store.hung).toHaveLength(2);
+    expect(store.hung[1]!.expectedSeq).toBe(4);
+    expect(store.hung[1]!.events.map((e) => `${e.seq}:${e.type}`)).toEqual(['5:task.started']);
+    await store.hung[1]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(started!.value).toMatchObject({ seq: 5, type: 'task.started' });
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:task.added', '5:task.started']);
+    await t.close();
+  });
+
+  it('adopts at once the one of two appends given up on (both at one seq) that the store took; the other is refused by the store and changes nothing', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [3, 4] });
+    const seen: number[] = [];
+    const t = await open(store, { storeTimeoutMs: 1000, sinks: [{ name: 'rec', handle: (e) => void seen.push(e.seq) }] });
+    await t.startUpgrade();
+    watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1001);
+    watch(t.addTask('b', 'B'));
+    await vi.advanceTimersByTimeAsync(1001);
+    expect(store.hung.map((h) => h.expectedSeq)).toEqual([2, 2]);
+    // The second reaches the store first: adopted at once (the tracker is idle).
+    await store.hung[1]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(3);
+    // The first: its expected seq is stale, so the store refuses it.
+    await store.hung[0]!.land().catch(() => {});
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(Object.keys(t.progress.tasks)).toEqual(['b']);
+    expect(seen).toEqual([1, 2, 3]);
+    expect((await t.setCurrentPhase('Drain')).seq).toBe(4);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:upgrade.phase_changed']);
+    await t.close();
+  });
+
+  it('says that a late success found stored and adopted by a later write was adopted already, not that the next write adopts it', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [3] });
+    const logged: { level: string; msg: string }[] = [];
+    const log = (level: string) => (_o: object, msg?: string) => void logged.push({ level, msg: msg ?? '' });
+    const t = await open(store, { storeTimeoutMs: 1000, logger: { debug() {}, info: log('info'), warn: log('warn'), error() {} } });
+    await t.startUpgrade();
+    watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1001);
+    // The store kept it, but its answer is still on the way: the next write finds it (CONFLICT) and adopts it.
+    const hung = store.hung[0]!;
+    await store.inner.append(UPGRADE, hung.events, hung.expectedSeq, hung.state);
+    await expect(t.setCurrentPhase('Drain')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted' } });
+    expect(t.durableProgress.lastSeq).toBe(3);
+    // Then the answer comes: nothing left to adopt, and the log says so.
+    logged.length = 0;
+    hung.answer();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(3);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]!.msg).toMatch(/adopted already/);
+    expect(logged[0]!.msg).not.toMatch(/adopted by the next write/);
+    await t.close();
+  });
+
+  it('warns when the write given up on lands once close() has begun: stored, but not adopted, and the sinks do not get it', async () => {
+    vi.useFakeTimers();
+    const store = hangingStore({ hang: [3] });
+    const seen: number[] = [];
+    const logged: { level: string; msg: string }[] = [];
+    const log = (level: string) => (_o: object, msg?: string) => void logged.push({ level, msg: msg ?? '' });
+    let flushed!: () => void;
+    const sink = { name: 'rec', handle: (e: ProgressEvent) => void seen.push(e.seq), flush: () => new Promise<void>((resolve) => (flushed = resolve)) };
+    const t = await open(store, { storeTimeoutMs: 1000, sinks: [sink], logger: { debug() {}, info: log('info'), warn: log('warn'), error() {} } });
+    await t.startUpgrade();
+    watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1001);
+    // close() checks the store (nothing there yet), then waits for the sink's flush.
+    const closed = watch(t.close());
+    await vi.advanceTimersByTimeAsync(0);
+    logged.length = 0;
+    await store.hung[0]!.land();
+    await vi.advanceTimersByTimeAsync(0);
+    flushed();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed.settled).toBe(true);
+    // Not adopted (the sinks are being flushed): the store holds it, and the log says what that means.
+    expect(seen).toEqual([1, 2]);
+    expect(await stored(store.inner)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added']);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]!.level).toBe('warn');
+    expect(logged[0]!.msg).toMatch(/close\(\)/);
+    expect(logged[0]!.msg).not.toMatch(/adopted by the next write/);
   });
 
   it('ignores the write given up on when it lands after the next write (the store refuses it: CONFLICT)', async () => {
