@@ -972,6 +972,9 @@ export class ProgressTracker implements AsyncDisposable {
       const fromSeq = events[0]!.seq;
       const toSeq = events[events.length - 1]!.seq;
       const fields = { err, upgradeId: this.upgradeId, fromSeq, toSeq, stored: err === undefined };
+      // Stored and not adopted yet: remembered again, in case the 10,000-event bound let it go (it sat
+      // between other writes of unknown outcome), so that the check that finds it knows it as ours.
+      if (err === undefined && this.#durable.lastSeq < toSeq && !this.#unsure?.some((w) => w[0]?.eventId === events[0]!.eventId)) this.#rememberUnsure(events);
       const what = 'an append given up on after storeTimeoutMs was answered late';
       // Said as it is: an operator reads this to know whether the sinks got these events.
       if (err !== undefined) this.#logger.info(fields, `${what}: refused; nothing changes (its commands were refused already)`);

@@ -322,6 +322,45 @@ describe('a store whose append never settles', () => {
     expect(logged[0]!.msg).not.toMatch(/adopted by the next write/);
   });
 
+  it('adopts a write given up on that the 10,000-event bound let go, when its late success comes while another write is out', async () => {
+    vi.useFakeTimers();
+    // Appends 3..16 hang: 3 fails (unknown outcome), 4 is given up on, 5..15 (1,000 events each) fail,
+    // 16 is the write out when 4 lands.
+    const store = hangingStore({ hang: Array.from({ length: 14 }, (_, i) => i + 3) });
+    const t = await open(store, { storeTimeoutMs: 1000 });
+    await t.startUpgrade();
+    const failNext = async (command: Promise<unknown>) => {
+      const w = watch(command);
+      await vi.advanceTimersByTimeAsync(0);
+      store.hung.at(-1)!.fail(new Error('connection reset'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(w.error).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    };
+    await failNext(t.addTask('w1', 'W1'));
+    const givenUp = watch(t.addTask('a', 'A'));
+    await vi.advanceTimersByTimeAsync(1001);
+    expect(givenUp.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout', fromSeq: 3, toSeq: 3 } });
+    const late = store.hung.at(-1)!;
+    // A long outage after it: 11,000 events of unknown outcome, past the bound; the writes in between
+    // the first and the latest are let go first, the one given up on among them.
+    const tasks = Array.from({ length: 1000 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` }));
+    for (let i = 0; i < 11; i++) await failNext(t.addTasks(tasks));
+    // The store is back: a write goes out, and the one given up on lands and is answered meanwhile.
+    const next = watch(t.setCurrentPhase('Drain'));
+    await vi.advanceTimersByTimeAsync(0);
+    await late.land();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.durableProgress.lastSeq).toBe(2);
+    // The write out finds it (CONFLICT) and adopts it: it was remembered again on its late success.
+    await store.hung.at(-1)!.land().catch(() => {});
+    await vi.advanceTimersByTimeAsync(0);
+    expect(next.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 3 } });
+    expect(t.progress.tasks.a?.status).toBe('not_started');
+    expect((await t.setCurrentPhase('Drain')).seq).toBe(4);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:upgrade.phase_changed']);
+    await t.close();
+  });
+
   it('ignores the write given up on when it lands after the next write (the store refuses it: CONFLICT)', async () => {
     vi.useFakeTimers();
     const store = hangingStore({ hang: [3] });
