@@ -1191,17 +1191,30 @@ export class ProgressTracker implements AsyncDisposable {
 
   /** The stored events after `afterSeq`, at most `limit`, or a rejection when the store does not answer in time. */
   async #readTail(afterSeq: number, limit: number): Promise<ProgressEvent[]> {
+    const iterator = this.#store.readEvents(this.upgradeId, afterSeq, limit)[Symbol.asyncIterator]();
+    /** Ends the store's read (its cursor, its connection's command) when it is not read to its end; never throws. */
+    const stop = (): void => {
+      try {
+        void Promise.resolve(iterator.return?.()).catch(() => {});
+      } catch {
+        // A store's return() that throws: nothing more to end.
+      }
+    };
     const read = (async () => {
       const out: ProgressEvent[] = [];
-      for await (const ev of this.#store.readEvents(this.upgradeId, afterSeq, limit)) {
-        out.push(ev);
-        if (out.length >= limit) break;
+      while (out.length < limit) {
+        const next = await iterator.next();
+        if (next.done) return out;
+        out.push(next.value);
       }
+      stop();
       return out;
     })();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        // Given up on: the read is ended too, rather than left holding what the store holds for it.
+        stop();
         reject(new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store did not answer readEvents within ${ADOPT_READ_TIMEOUT_MS} ms`, { context: { upgradeId: this.upgradeId } }));
       }, ADOPT_READ_TIMEOUT_MS);
     });

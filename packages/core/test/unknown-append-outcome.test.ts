@@ -11,11 +11,12 @@ const UPGRADE = 'u-unknown';
 function lyingStore(options: { storeThenThrow?: number[]; throwOnly?: number[] } = {}) {
   const inner = new MemoryStore();
   let calls = 0;
-  const store: ProgressStore & { inner: MemoryStore; readFails: boolean; readHangs: boolean; reads: number } = {
+  const store: ProgressStore & { inner: MemoryStore; readFails: boolean; readHangs: boolean; reads: number; readsEnded: number } = {
     inner,
     readFails: false,
     readHangs: false,
     reads: 0,
+    readsEnded: 0,
     acquire: (id) => inner.acquire(id),
     release: (id) => inner.release(id),
     load: (id) => inner.load(id),
@@ -27,7 +28,17 @@ function lyingStore(options: { storeThenThrow?: number[]; throwOnly?: number[] }
     },
     readEvents(id, afterSeq, limit) {
       store.reads++;
-      if (store.readHangs) return { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<ProgressEvent>>(() => {}) }) };
+      if (store.readHangs) {
+        return {
+          [Symbol.asyncIterator]: () => ({
+            next: () => new Promise<IteratorResult<ProgressEvent>>(() => {}),
+            return: () => {
+              store.readsEnded++;
+              return Promise.resolve({ done: true as const, value: undefined });
+            },
+          }),
+        };
+      }
       if (store.readFails) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('read refused')) }) };
       return inner.readEvents(id, afterSeq, limit);
     },
@@ -369,6 +380,8 @@ describe('an append the store kept but reported as failed', () => {
     await pending;
     expect(outcome).toMatchObject({ code: 'CONFLICT' });
     expect(store.reads).toBe(1);
+    // The read given up on is ended (its iterator returned), not left holding the store's cursor.
+    expect(store.readsEnded).toBe(1);
     vi.useRealTimers();
     store.readHangs = false;
     await expectCode(() => t.setCurrentPhase('Y'), 'STORE_UNAVAILABLE');
