@@ -1290,22 +1290,30 @@ function boundedCall<T>(call: () => Promise<T> | T, timeoutMs: number, upgradeId
   if (timeoutMs === Infinity) return pending;
   return new Promise<T>((resolve, reject) => {
     let timedOut = false;
+    let settled = false;
     const timer = setTimeout(() => {
-      timedOut = true;
-      reject(
-        new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${upgradeId}": the store did not answer ${what} within ${timeoutMs} ms (storeTimeoutMs); its outcome is unknown`, {
-          context: { upgradeId, reason: 'timeout', timeoutMs },
-        }),
-      );
+      // Given up on after the I/O of this turn of the loop, as the write loop does (#storeTimedOut):
+      // after the process was blocked past the bound, an answer already received still counts.
+      setImmediate(() => {
+        if (settled) return;
+        timedOut = true;
+        reject(
+          new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${upgradeId}": the store did not answer ${what} within ${timeoutMs} ms (storeTimeoutMs); its outcome is unknown`, {
+            context: { upgradeId, reason: 'timeout', timeoutMs },
+          }),
+        );
+      });
     }, timeoutMs);
     pending.then(
       (value) => {
         if (timedOut) return late?.(undefined);
+        settled = true;
         clearTimeout(timer);
         resolve(value);
       },
       (err: unknown) => {
         if (timedOut) return late?.(err ?? new Error('rejected without a reason'));
+        settled = true;
         clearTimeout(timer);
         reject(err);
       },

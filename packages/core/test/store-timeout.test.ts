@@ -492,6 +492,44 @@ describe('the store timer after the event loop was blocked', () => {
   });
 });
 
+describe('open() after the event loop was blocked', () => {
+  it('takes a load answered while the loop was blocked past the bound, rather than refuse open()', async () => {
+    // As above, for open()'s own bounded calls: the load's answer comes through I/O, and the process
+    // blocks right after the call went out (the timer armed) for longer than storeTimeoutMs.
+    const inner = new MemoryStore();
+    let blocked = false;
+    const store: ProgressStore = {
+      acquire: (id) => inner.acquire(id),
+      release: (id) => inner.release(id),
+      load: (id) =>
+        new Promise<UpgradeProgress | undefined>((resolve, reject) => {
+          const { port1, port2 } = new MessageChannel();
+          port1.once('message', () => {
+            port1.close();
+            inner.load(id).then(resolve, reject);
+          });
+          port2.postMessage('loaded');
+          // Once the caller armed its timer (the rest of its synchronous part): blocked past the bound.
+          queueMicrotask(() => {
+            blocked = true;
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+          });
+        }),
+      append: (id, events, expectedSeq, state) => inner.append(id, events, expectedSeq, state),
+      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
+      list: (filter) => inner.list(filter),
+      delete: (id) => inner.delete(id),
+      info: () => inner.info(),
+      close: () => inner.close(),
+    };
+    const t = await open(store, { storeTimeoutMs: 50 });
+    expect(blocked).toBe(true);
+    expect(t.progress.lastSeq).toBe(1);
+    expect((await t.startUpgrade()).seq).toBe(2);
+    await t.close();
+  });
+});
+
 /** Runs test/child/hung-append.ts in a node process of its own: its exit code and output. */
 function runChild(mode: 'hang' | 'idle'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -525,7 +563,7 @@ describe('a store that does not answer open() or close()', () => {
     vi.useFakeTimers();
     const store = hangingStore({ hangAcquire: true });
     const opening = watch(open(store, { storeTimeoutMs: 2000 }));
-    await vi.advanceTimersByTimeAsync(2000);
+    await vi.advanceTimersByTimeAsync(2001); // the bound, then the turn of the loop that gives up
     expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: UPGRADE, reason: 'timeout', timeoutMs: 2000 } });
     expect((opening.error as Error).message).toMatch(/acquire/);
     // The store takes the lock after all: given back, so that the upgrade can be opened again.
@@ -539,7 +577,7 @@ describe('a store that does not answer open() or close()', () => {
     vi.useFakeTimers();
     const store = hangingStore({ hangLoad: true });
     const opening = watch(open(store, { storeTimeoutMs: 2000 }));
-    await vi.advanceTimersByTimeAsync(2000);
+    await vi.advanceTimersByTimeAsync(2001); // the bound, then the turn of the loop that gives up
     expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
     expect((opening.error as Error).message).toMatch(/load/);
     const t = await open(store.inner);
@@ -550,7 +588,7 @@ describe('a store that does not answer open() or close()', () => {
     vi.useFakeTimers();
     const store = hangingStore({ hang: [1] });
     const opening = watch(open(store, { storeTimeoutMs: 2000 }));
-    await vi.advanceTimersByTimeAsync(2000);
+    await vi.advanceTimersByTimeAsync(2001); // the bound, then the turn of the loop that gives up
     expect(opening.error).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'timeout' } });
     // The created event lands late: the next open() loads it rather than create the upgrade again.
     await store.hung[0]!.land();
@@ -566,7 +604,7 @@ describe('a store that does not answer open() or close()', () => {
     const t = await open(store, { storeTimeoutMs: 2000, logger: { debug() {}, info() {}, warn: (_o, msg) => void warned.push(msg ?? ''), error() {} } });
     await t.startUpgrade();
     const closed = watch(t.close());
-    await vi.advanceTimersByTimeAsync(2000);
+    await vi.advanceTimersByTimeAsync(2001); // the bound, then the turn of the loop that gives up
     expect(closed.settled).toBe(true);
     expect(closed.error).toBeUndefined();
     expect(warned.some((m) => /release/.test(m))).toBe(true);
