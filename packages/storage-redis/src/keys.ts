@@ -1,4 +1,4 @@
-import { ProgressError } from '@progress/core';
+import { ProgressError, describeValue } from '@progress/core';
 
 /** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
 export interface UpgradeKeys {
@@ -24,7 +24,7 @@ export class KeyLayout {
 
   constructor(prefix: string) {
     if (typeof prefix !== 'string' || prefix.length > 256 || /[{}\s]/.test(prefix)) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] keyPrefix must be a string of at most 256 characters without braces or spaces, got ${JSON.stringify(prefix)}`);
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] keyPrefix must be a string of at most 256 characters without braces or spaces, got ${describeValue(prefix)}`);
     }
     this.prefix = prefix;
     this.index = `${prefix}index`;

@@ -1,4 +1,4 @@
-import { ProgressError, isLogger, type Logger } from '@progress/core';
+import { ProgressError, describeValue, isLogger, type Logger } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
@@ -77,16 +77,52 @@ function whole(value: unknown, what: string, min: number, fallback: number, max 
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${what} must be a whole number ${range}, got ${JSON.stringify(value)}`);
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${what} must be a whole number ${range}, got ${describeValue(value)}`);
   }
   return value;
 }
 
 const invalid = (message: string): ProgressError => new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] ${message}`);
 
+// Objects checked against the interfaces, so that a new option cannot be left out of these lists.
+const OPTION_NAMES = Object.keys({
+  url: 0,
+  redis: 0,
+  keyPrefix: 0,
+  connectionName: 0,
+  snapshotEvery: 0,
+  retention: 0,
+  feedMaxLen: 0,
+  commandTimeoutMs: 0,
+  pageSize: 0,
+  watchBlockMs: 0,
+  mode: 0,
+  logger: 0,
+} satisfies Record<keyof RedisStoreOptions, 0>);
+const RETENTION_NAMES = Object.keys({ ttlSeconds: 0, maxEvents: 0 } satisfies Record<keyof RetentionOptions, 0>);
+
+/**
+ * Refuses an own key of a plain object (a literal, where a misspelling is made) that is not an
+ * option: a misspelt `keyprefix` was left out without a word, and the store wrote under the default
+ * prefix, beside another tenant's; a misspelt `retention.ttl` kept everything forever. An instance
+ * of a settings class is read by the option names alone (its own fields are its state), as core's
+ * options are.
+ */
+function assertKnownKeys(value: object, known: readonly string[], where: string): void {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return;
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    // The nearest name: the same but for case, else one that the key begins (`commandTimeout`).
+    const guess = known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => key.length >= 3 && k.toLowerCase().startsWith(key.toLowerCase()));
+    throw invalid(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`);
+  }
+}
+
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] RedisStore needs an options object');
+  assertKnownKeys(options, OPTION_NAMES, '');
   if (options.url !== undefined && options.redis !== undefined) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
   }
@@ -94,7 +130,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     throw invalid('url must be a valid redis:// or rediss:// URL');
   }
   if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
-    throw invalid(`mode must be 'single' or 'cluster', got ${JSON.stringify(options.mode)}`);
+    throw invalid(`mode must be 'single' or 'cluster', got ${describeValue(options.mode)}`);
   }
   if (options.redis !== undefined) {
     const client = options.redis as unknown as Record<string, unknown> | null;
@@ -104,6 +140,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     if (options.mode === 'single' && client.isCluster === true) throw invalid("an ioredis Cluster needs mode 'cluster' (an upgrade's keys and the index live in different slots)");
   }
   if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
+  if (options.retention !== undefined) assertKnownKeys(options.retention, RETENTION_NAMES, 'retention.');
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
   const name = options.connectionName ?? 'progress-redis-store';
   if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {

@@ -72,3 +72,51 @@ describe('withoutSecrets', () => {
     expect(withoutSecrets(other).command).toEqual({ name: 'get', args: ['key'] });
   });
 });
+
+describe('RedisStore options: unknown names', () => {
+  it('refuses a misspelt option with INVALID_ARGUMENT instead of leaving it out (keyprefix would write under the default prefix)', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ url: 'redis://127.0.0.1:1', keyprefix: 'acme:' }, /unknown option "keyprefix" \(did you mean "keyPrefix"\?\)/],
+      [{ url: 'redis://127.0.0.1:1', retention: { ttl: 60 } }, /unknown option "retention\.ttl"/],
+      [{ url: 'redis://127.0.0.1:1', retention: { maxevents: 10 } }, /unknown option "retention\.maxevents" \(did you mean "retention\.maxEvents"\?\)/],
+      [{ url: 'redis://127.0.0.1:1', commandTimeout: 100 }, /unknown option "commandTimeout" \(did you mean "commandTimeoutMs"\?\)/],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => new RedisStore(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+    }
+  });
+
+  it('reads an instance of a settings class by the option names alone (its own fields are its state)', async () => {
+    class Settings {
+      constructor(private readonly env: Record<string, string>) {}
+      get url(): string {
+        return this.env.URL!;
+      }
+    }
+    const store = new RedisStore(new Settings({ URL: 'redis://127.0.0.1:1' }) as never);
+    expect(store.info().url).toBe('redis://127.0.0.1:1');
+    await store.close();
+  });
+});
+
+describe('RedisStore options: values JSON cannot show', () => {
+  it('refuses a BigInt, a symbol or a function with INVALID_ARGUMENT that names it, not a TypeError from the message', () => {
+    const cases: unknown[] = [
+      { snapshotEvery: 10n },
+      { retention: { ttlSeconds: 60n } },
+      { mode: 1n },
+      { keyPrefix: 5n },
+      { pageSize: Symbol('x') },
+      { feedMaxLen: () => 1 },
+    ];
+    for (const options of cases) {
+      let thrown: unknown;
+      try {
+        new RedisStore({ url: 'redis://127.0.0.1:1', ...(options as object) } as never);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown, String(Object.keys(options as object))).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.not.stringMatching(/got undefined/) });
+    }
+  });
+});
