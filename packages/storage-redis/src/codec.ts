@@ -102,7 +102,11 @@ export function decodeRow(key: string, upgradeId: string, json: string, fast: st
   } catch (err) {
     throw corrupted(key, 'the field "row"', err, { upgradeId });
   }
-  if (!row || typeof row !== 'object') throw corrupted(key, 'the field "row"', undefined, { upgradeId });
+  // JSON that is not this upgrade's row (another kind of value, another upgrade's) would be listed
+  // as a row without an id, or under another one: damage, like JSON that does not parse.
+  if (!row || typeof row !== 'object' || Array.isArray(row) || row.upgradeId !== upgradeId || typeof row.status !== 'string' || typeof row.updatedAt !== 'string' || typeof row.lastSeq !== 'number') {
+    throw corrupted(key, 'the field "row"', undefined, { upgradeId });
+  }
   if (fast) {
     const a = fast.indexOf('|');
     const b = fast.indexOf('|', a + 1);

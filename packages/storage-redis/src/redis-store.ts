@@ -26,7 +26,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { closedError, corrupted, goneError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { closedError, corrupted, goneError, isConnectionLoss, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -562,6 +562,8 @@ export class RedisStore implements ProgressStore {
     /** The upgrade's epoch (the eventId of its seq 1) on the first page: another one on a later page means it was deleted (and perhaps created again) in between. */
     let epoch: string | null | undefined;
     while (left > 0) {
+      // An iteration that goes on after close() ends (a client passed in would go on reading).
+      if (epoch !== undefined) this.#assertOpen();
       // Entries, not events: each holds one append's events, so `left` entries hold at least `left` events.
       const count = Math.min(this.#options.pageSize, left);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
@@ -782,6 +784,9 @@ export class RedisStore implements ProgressStore {
     const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId });
     // A command queued before Redis refused the database fails with "Connection is closed": say why.
     return bounded.catch((err: unknown) => {
+      // A command that lost its connection to close() (one queued while connecting, which an owned
+      // client drops) failed because the store closed, not because Redis is unavailable.
+      if (this.#closing !== undefined && isConnectionLoss((err as { cause?: unknown } | null)?.cause ?? err)) throw closedError();
       throw this.#misconfigured ?? this.#withConnectionError(err);
     });
   }

@@ -549,6 +549,48 @@ describe('RedisStore: readEvents across a delete', () => {
   });
 });
 
+describe('RedisStore: list() and a damaged row', () => {
+  it.each(['{}', '[]', '{"upgradeId":"someone-else","status":"running","updatedAt":"2026-01-01T00:00:00.000Z","lastSeq":1}'])(
+    'refuses a row that is JSON but not this upgrade\'s row (%s) with DATA_CORRUPTED naming the key, rather than list it',
+    async (row) => {
+      const store = makeStore(prefixes);
+      const f = new EventFactory('rowdy');
+      await appendBatch(store, f, 2);
+      const meta = store.keys.upgrade('rowdy').meta;
+      await admin.hset(meta, 'row', row);
+      const err = await errorOf(store.list());
+      expect(err.code).toBe('DATA_CORRUPTED');
+      expect(err.message).toContain(meta);
+      await store.close();
+    },
+  );
+});
+
+describe('RedisStore: reads the store closes under', () => {
+  it.each(['owned', 'passed in'] as const)('ends a readEvents iteration that goes on after close() with CLOSED (client %s)', async (kind) => {
+    const client = kind === 'passed in' ? new Redis(redisUrl(), { maxRetriesPerRequest: null }) : undefined;
+    const store = makeStore(prefixes, { pageSize: 1, ...(client ? { redis: client } : {}) });
+    const f = new EventFactory('closing');
+    for (let i = 0; i < 3; i++) await appendBatch(store, f, 1);
+    const reading = store.readEvents(f.upgradeId, 0)[Symbol.asyncIterator]();
+    expect((await reading.next()).value).toMatchObject({ seq: 1 });
+    await store.close();
+    // Not "Redis is unavailable" (an owned connection the store quit), nor more events (a client passed in, still open).
+    expect((await errorOf(reading.next())).code).toBe('CLOSED');
+    client?.disconnect();
+  });
+
+  it('fails a read that was waiting for the connection when close() came with CLOSED, not STORE_UNAVAILABLE', async () => {
+    const store = makeStore(prefixes);
+    // Issued before the connection is up: queued, then dropped by close().
+    const listing = store.list();
+    const deleting = store.delete('never-there');
+    await store.close();
+    expect((await errorOf(listing)).code).toBe('CLOSED');
+    expect((await errorOf(deleting)).code).toBe('CLOSED');
+  });
+});
+
 describe('RedisStore: retention', () => {
   it('trims only events covered by the snapshot, and tells a reader of trimmed events so', async () => {
     const store = makeStore(prefixes, { snapshotEvery: 10, retention: { maxEvents: 5 } });
