@@ -107,6 +107,49 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
 }
 
 /**
+ * The first own key of an options object that is not in `known`, or `undefined`. Only a plain
+ * object's keys are checked (a literal, or one without prototype, where a misspelling is made): an
+ * instance of a settings class keeps its own state in its own fields, which are not options. With
+ * `everyObject`, any object's own keys are.
+ */
+export function unknownOption(value: object, known: readonly string[] | ReadonlySet<string>, everyObject = false): string | undefined {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!everyObject && proto !== Object.prototype && proto !== null) return undefined;
+  for (const key of Object.keys(value)) {
+    if (!(Array.isArray(known) ? known.includes(key) : (known as ReadonlySet<string>).has(key))) return key;
+  }
+  return undefined;
+}
+
+/**
+ * The known name nearest to a misspelt one, for a "did you mean" in its error: the one at most two
+ * edits away ignoring case (`regoin`, `keyprefix`, `commandTimeout` for `commandTimeoutMs`), else
+ * one that `name` (3 characters or more) begins (`ttl` for `ttlSeconds`); `undefined` when none is.
+ */
+export function nearestName(name: string, known: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  if (best !== undefined || lower.length < 3) return best;
+  for (const k of known) if (k.toLowerCase().startsWith(lower)) return k;
+  return undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
  * Reads an options argument once: `undefined` or `null` (no options) gives `{}`; anything else must
  * be an object (not an array or a function); a plain one (a literal, or without prototype) must have
  * no own key that is not in `known`, while a class instance is read by the known names alone (its
@@ -126,15 +169,11 @@ export function readOptions<T extends object>(value: unknown, known: readonly (k
   }
   const out: Record<string, unknown> = {};
   try {
-    // Only a plain object's own keys are all options (a literal, where a misspelling is made): an
-    // instance of a class that gives its options by getters keeps its own state in its own fields
-    // (`constructor(private env)`), which are not options, and is read by the known names alone.
-    const proto = Object.getPrototypeOf(value) as unknown;
-    const plain = proto === Object.prototype || proto === null;
-    for (const key of plain ? Object.keys(value) : []) {
-      if (!(known as readonly string[]).includes(key)) {
-        throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, { context: { option: key } });
-      }
+    // Only a plain object's own keys are all options: an instance of a class that gives its options
+    // by getters (`constructor(private env)`) is read by the known names alone.
+    const key = unknownOption(value, known);
+    if (key !== undefined) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, { context: { option: key } });
     }
     for (const key of known) {
       if (!(key in value)) continue;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { MemoryStore, ProgressTracker, nearestName, unknownOption, type ProgressEvent } from '../src/index.js';
 import { expectCode } from './helpers.js';
 
 const base = { upgradeId: 'opts', planId: 'p', clusterName: 'c' };
@@ -94,5 +94,27 @@ describe('option objects: a misspelt or unreadable option is refused, never left
     }
     expect(new MemoryStore(undefined).info().snapshotEvery).toBe(1000);
     expect(new MemoryStore(null as never).info().snapshotEvery).toBe(1000);
+  });
+});
+
+describe('unknownOption and nearestName, the check every package runs on its options', () => {
+  it('finds the first own key of a plain object that is not an option (a class instance only when asked)', () => {
+    expect(unknownOption({ a: 1, b: 2 }, ['a', 'b'])).toBeUndefined();
+    expect(unknownOption({ a: 1, sink: 2 }, ['a', 'sinks'])).toBe('sink');
+    expect(unknownOption(Object.assign(Object.create(null) as object, { x: 1 }), new Set(['a']))).toBe('x');
+    class Settings {
+      constructor(readonly env: string) {}
+    }
+    expect(unknownOption(new Settings('prod'), ['a'])).toBeUndefined();
+    expect(unknownOption(new Settings('prod'), ['a'], true)).toBe('env');
+  });
+
+  it('names the known name at most two edits away ignoring case, else one the name begins, else none', () => {
+    expect(nearestName('regoin', ['region', 'port'])).toBe('region');
+    expect(nearestName('keyprefix', ['keyPrefix', 'url'])).toBe('keyPrefix');
+    expect(nearestName('commandTimeout', ['commandTimeoutMs'])).toBe('commandTimeoutMs');
+    expect(nearestName('ttl', ['ttlSeconds', 'maxEvents'])).toBe('ttlSeconds');
+    expect(nearestName('colour', ['storage', 'sinks'])).toBeUndefined();
+    expect(nearestName('ab', ['abcdef'])).toBeUndefined();
   });
 });

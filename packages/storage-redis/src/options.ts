@@ -1,4 +1,4 @@
-import { ProgressError, describeValue, isLogger, type Logger } from '@progress/core';
+import { ProgressError, describeValue, isLogger, nearestName, unknownOption, type Logger } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
@@ -109,14 +109,10 @@ const RETENTION_NAMES = Object.keys({ ttlSeconds: 0, maxEvents: 0 } satisfies Re
  * options are.
  */
 function assertKnownKeys(value: object, known: readonly string[], where: string): void {
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) return;
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue;
-    // The nearest name: the same but for case, else one that the key begins (`commandTimeout`).
-    const guess = known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => key.length >= 3 && k.toLowerCase().startsWith(key.toLowerCase()));
-    throw invalid(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`);
-  }
+  const key = unknownOption(value, known);
+  if (key === undefined) return;
+  const guess = nearestName(key, known);
+  throw invalid(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`);
 }
 
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */

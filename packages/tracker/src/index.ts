@@ -22,6 +22,8 @@ export {
   DEFAULT_STORE_TIMEOUT_MS,
   silentLogger,
   MAX_TIMER_MS,
+  nearestName,
+  unknownOption,
   isLogger,
   safeLogger,
   redactUrl,

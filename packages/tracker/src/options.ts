@@ -1,4 +1,4 @@
-import { ProgressError, describeValue, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import { ProgressError, describeValue, nearestName, unknownOption, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
@@ -213,11 +213,12 @@ const WEB_SOCKET_KNOWN: ReadonlySet<string> = new Set(
  * option (`regoin`, `prot`) would otherwise be left out without a word.
  */
 function assertKnownKeys(value: object, known: ReadonlySet<string>, where: string): void {
-  for (const key of Object.keys(value)) {
-    if (known.has(key)) continue;
-    const guess = nearest(key, known);
-    throw bad(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ''}`);
-  }
+  // Every object's keys: the tracker's options are given as literals (a store or server instance is
+  // told apart before this is called).
+  const key = unknownOption(value, known, true);
+  if (key === undefined) return;
+  const guess = nearestName(key, known);
+  throw bad(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ''}`);
 }
 
 /**
@@ -235,27 +236,6 @@ function knownOptions(value: object, known: ReadonlySet<string>): Record<string,
     if (v !== undefined) out[key] = v;
   }
   return out;
-}
-
-/** The known option name nearest to `name` (at most two edits away), for the error of a misspelt one. */
-function nearest(name: string, among: ReadonlySet<string> = KNOWN): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const known of among) {
-    const d = editDistance(name.toLowerCase(), known.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [known, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length]!;
 }
 
 /**
