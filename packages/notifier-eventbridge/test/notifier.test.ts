@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { isProgressError } from '@progress/core';
+import { isProgressError, silentLogger, type ProgressError } from '@progress/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   localClientConfig,
@@ -286,6 +286,118 @@ describe('options and lifecycle', () => {
       expect(isProgressError(error, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
       expect((error as Error).message).toMatch(/^\[@progress\/notifier-eventbridge\] /);
     }
+  });
+
+  it('refuses an option name it does not know, also inside retry, naming the one meant, and makes no client', () => {
+    // A misspelt option was left out without a word: maxBatchByte gave 256 KB batches, retry.maxAttempt 8 attempts.
+    const cases: Array<[Record<string, unknown>, string, string | undefined]> = [
+      [{ maxBatchByte: 1024 }, 'maxBatchByte', 'maxBatchBytes'],
+      [{ lingerms: 50 }, 'lingerms', 'lingerMs'],
+      [{ regoin: 'eu-west-1' }, 'regoin', 'region'],
+      [{ onerror: () => {} }, 'onerror', 'onError'],
+      [{ eventType: ['upgrade.started'] }, 'eventType', 'eventTypes'],
+      [{ flushTimeout: 100 }, 'flushTimeout', 'flushTimeoutMs'],
+      // The SDK's name of the bus (EventBusName), beside busName or in its place.
+      [{ eventBusname: 'other' }, 'eventBusname', 'busName'],
+      [{ retry: { maxAttempt: 1 } }, 'retry.maxAttempt', 'retry.maxAttempts'],
+      [{ retry: { baseDelay: 1 } }, 'retry.baseDelay', 'retry.baseDelayMs'],
+      [{ retry: { jitter: false } }, 'retry.jitter', undefined],
+      [{ batching: { size: 5 } }, 'batching', undefined],
+    ];
+    for (const [extra, name, meant] of cases) {
+      // A getter of the SDK's own config: read only when the client is made (the config is spread into it).
+      let clientMade = false;
+      const clientConfig = {
+        region: 'eu-west-1',
+        get maxAttempts() {
+          clientMade = true;
+          return 1;
+        },
+      };
+      let error: unknown;
+      try {
+        new EventBridgeNotifier({ busName: 'b', clientConfig, ...extra } as EventBridgeNotifierOptions);
+      } catch (err) {
+        error = err;
+      }
+      expect(isProgressError(error, 'INVALID_ARGUMENT'), name).toBe(true);
+      const message = (error as Error).message;
+      expect(message).toMatch(/^\[@progress\/notifier-eventbridge\] unknown option /);
+      expect(message).toContain(JSON.stringify(name));
+      if (meant) expect(message, name).toContain(`did you mean ${JSON.stringify(meant)}?`);
+      else expect(message, name).toContain('(known: ');
+      expect((error as ProgressError).context.option).toBe(name);
+      expect(clientMade, name).toBe(false);
+    }
+    // Without busName too: the name meant is what the user needs to hear.
+    expect(() => new EventBridgeNotifier({ eventBusName: 'b', region: 'eu-west-1' } as unknown as EventBridgeNotifierOptions)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('unknown option "eventBusName" (did you mean "busName"?)') }),
+    );
+    // An object without prototype is checked too; a retry that is not an object is refused (null, like undefined, is none).
+    const bare = Object.assign(Object.create(null) as object, { busName: 'b', region: 'eu-west-1', maxBatchByte: 1024 });
+    expect(() => new EventBridgeNotifier(bare as EventBridgeNotifierOptions)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"maxBatchByte"') }));
+    for (const retry of [3, 'fast', ['maxAttempts']]) {
+      expect(() => new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', retry: retry as never }), String(retry)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('retry must be an object') }),
+      );
+    }
+  });
+
+  it('takes every documented option at once, leaves the SDK config and client unchecked, and reads a settings class by its option names', async () => {
+    const endpoint = await endpointWith();
+    const client = localClient(endpoint.url);
+    cleanups.push(async () => client.destroy());
+    const failures: DeliveryFailure[] = [];
+    const every = {
+      busName: 'bus',
+      source: 'my-agent',
+      client,
+      region: 'eu-west-1',
+      // The SDK's own options, any of them (not ours to check).
+      clientConfig: { maxAttempts: 2, useFipsEndpoint: false, customUserAgent: 'x' },
+      eventTypes: ['upgrade.started', 'task.completed'],
+      maxBatchEntries: 5,
+      maxBatchBytes: 100_000,
+      lingerMs: 1,
+      maxConcurrentRequests: 2,
+      maxQueue: 100,
+      dropPolicy: 'drop-newest',
+      retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, retryableEntryCodes: ['ThrottlingException'] },
+      requestTimeoutMs: 5000,
+      flushTimeoutMs: 5000,
+      logger: silentLogger,
+      onError: (f: DeliveryFailure) => failures.push(f),
+    } satisfies Required<EventBridgeNotifierOptions>;
+    const notifier = new EventBridgeNotifier(every);
+    cleanups.push(() => notifier.close());
+    notifier.handle(fakeEvent(1, 'task.started'), fakeState); // not in eventTypes
+    notifier.handle(fakeEvent(2, 'upgrade.started'), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries.map((e) => [e.Source, e.detail!.seq])).toEqual([['my-agent', 2]]);
+    expect(failures).toEqual([]);
+    // The client made from clientConfig, with an SDK option the notifier does not know of.
+    const own = new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', clientConfig: { ...localClientConfig(endpoint.url), customUserAgent: 'progress-test' } });
+    cleanups.push(() => own.close());
+    own.handle(fakeEvent(2), fakeState);
+    expect(await own.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    // A class instance keeps its state in its own fields, which are not options (as core's rule).
+    class Settings {
+      readonly env: Record<string, string>;
+      constructor(env: Record<string, string>) {
+        this.env = env;
+      }
+      get busName(): string {
+        return this.env.BUS!;
+      }
+      get client(): EventBridgeClient {
+        return client;
+      }
+    }
+    const fromClass = new EventBridgeNotifier(new Settings({ BUS: 'bus' }));
+    cleanups.push(() => fromClass.close());
+    fromClass.handle(fakeEvent(3), fakeState);
+    expect(await fromClass.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries).toHaveLength(3);
   });
 
   it('takes the region of the client it creates from the environment when none is given (AWS_REGION, else AWS_DEFAULT_REGION)', async () => {

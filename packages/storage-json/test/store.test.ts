@@ -4,9 +4,9 @@ import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressTracker, type ProgressEvent } from '@progress/core';
+import { ProgressTracker, isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
-import { JsonFileStore } from '../src/index.js';
+import { JsonFileStore, type Durability, type JsonFileStoreOptions } from '../src/index.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
 import { fileHandlePrototype, procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
 
@@ -178,6 +178,64 @@ describe('paths and permissions', () => {
       expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs }), String(lockLeaseMs)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('lockLeaseMs') }));
     }
     for (const lockLeaseMs of [1000, 2 ** 31 - 1]) expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs })).not.toThrow();
+  });
+
+  it('refuses an option name it does not know, naming it and the one meant, and creates nothing', async () => {
+    // A misspelt option was left out without a word: `durabilty: 'none'` gave an fsync store.
+    const root = join(await tempDir('unknown-option'), 'data');
+    const cases: Array<[Record<string, unknown>, string, string | undefined]> = [
+      [{ durabilty: 'none' }, 'durabilty', 'durability'],
+      [{ snapshotevery: 10 }, 'snapshotevery', 'snapshotEvery'],
+      [{ lockLease: 5000 }, 'lockLease', 'lockLeaseMs'],
+      [{ loger: recordingLogger() }, 'loger', 'logger'],
+      // Another store's name for it: fsync: false is durability: 'none' here.
+      [{ fsynch: false }, 'fsynch', 'durability'],
+      [{ path: '/elsewhere' }, 'path', 'directory'],
+      [{ compress: true }, 'compress', undefined],
+    ];
+    for (const [extra, name, meant] of cases) {
+      let error: unknown;
+      try {
+        new JsonFileStore({ directory: root, ...extra } as JsonFileStoreOptions);
+      } catch (err) {
+        error = err;
+      }
+      expect(isProgressError(error, 'INVALID_ARGUMENT'), name).toBe(true);
+      const message = (error as Error).message;
+      expect(message).toMatch(/^\[@progress\/storage-json\] unknown option /);
+      expect(message).toContain(JSON.stringify(name));
+      if (meant) expect(message, name).toContain(`did you mean ${JSON.stringify(meant)}?`);
+      else expect(message).toContain('known: directory, durability, snapshotEvery, lockLeaseMs, logger');
+      expect((error as ProgressError).context.option).toBe(name);
+    }
+    // An object without prototype is checked too (a misspelling is made there as in a literal).
+    const bare = Object.assign(Object.create(null) as object, { directory: root, durabilty: 'none' });
+    expect(() => new JsonFileStore(bare as JsonFileStoreOptions)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"durabilty"') }));
+    await expect(stat(root)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('takes every documented option at once, and a settings class by its option names alone', async () => {
+    const root = await tempDir('every-option');
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: root, durability: 'none', snapshotEvery: 7, lockLeaseMs: 5000, logger } satisfies Required<JsonFileStoreOptions>);
+    expect(store.info()).toMatchObject({ directory: root, durability: 'none', durable: false, snapshotEvery: 7 });
+    await store.close();
+    // A class instance keeps its state in its own fields, which are not options (as core's rule).
+    class Settings {
+      readonly env: Record<string, string>;
+      constructor(env: Record<string, string>) {
+        this.env = env;
+      }
+      get directory(): string {
+        return this.env.DATA_DIR!;
+      }
+      get durability(): Durability {
+        return this.env.FSYNC === 'off' ? 'none' : 'fsync';
+      }
+    }
+    const fromClass = new JsonFileStore(new Settings({ DATA_DIR: root, FSYNC: 'off' }));
+    expect(fromClass.info()).toMatchObject({ directory: root, durability: 'none' });
+    await fromClass.close();
   });
 });
 
