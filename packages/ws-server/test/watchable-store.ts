@@ -2,90 +2,131 @@ import { MemoryStore, ProgressError, type ListFilter, type ProgressEvent, type P
 
 /**
  * A test-only MemoryStore with `watch()` and `watchAll()`, standing for a store shared between
- * processes (as RedisStore is): a tracker that the server does not track writes through it.
+ * processes (as RedisStore is): a tracker that the server does not track writes through it. It keeps
+ * the contract `ProgressStore.watch` / `watchAll` document (and core's conformance suite checks, in
+ * `watchable-store-conformance.test.ts`): a call after `close()` is refused with `CLOSED`, a signal
+ * already aborted ends the iteration at once with no event, and `close()` ends every iteration.
  */
 export class WatchableMemoryStore extends MemoryStore {
-  readonly #listeners = new Set<(events: readonly ProgressEvent[]) => void>();
-  readonly #deletions = new Set<(upgradeId: string) => void>();
+  /** Every event appended, in append order: a watchAll() reads on in it from where it was called. */
+  readonly #log: ProgressEvent[] = [];
+  /** Wakes the iterations waiting for a change (an append, a delete, close). */
+  readonly #waiters = new Set<() => void>();
+  /** How many times each upgrade was deleted: a watch started before a delete ends with NOT_FOUND. */
+  readonly #deletions = new Map<string, number>();
+  #closed = false;
   /** How many watch()/watchAll() iterations run now. */
   activeWatches = 0;
 
   override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     await super.append(upgradeId, events, expectedSeq, state);
-    for (const listener of this.#listeners) listener(events);
+    this.#log.push(...events);
+    this.#wake();
   }
 
   /** Deletes the upgrade; its watches end as RedisStore's do: `NOT_FOUND` with `reason: 'deleted'`. */
   override async delete(upgradeId: string): Promise<boolean> {
     const deleted = await super.delete(upgradeId);
-    if (deleted) for (const listener of this.#deletions) listener(upgradeId);
+    if (deleted) {
+      this.#deletions.set(upgradeId, (this.#deletions.get(upgradeId) ?? 0) + 1);
+      this.#wake();
+    }
     return deleted;
   }
 
-  async *watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
-    yield* this.#follow(
-      options.signal,
-      (ev) => ev.upgradeId === upgradeId,
-      async function* (store) {
-        yield* store.readEvents(upgradeId, afterSeq);
-      },
-      upgradeId,
-    );
+  /** Closes the store: every iteration ends (returns), and later calls are refused with `CLOSED`. */
+  override async close(): Promise<void> {
+    this.#closed = true;
+    await super.close();
+    this.#wake();
   }
 
-  async *watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
-    yield* this.#follow(options.signal, () => true, undefined);
+  watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    return this.#watch(upgradeId, afterSeq, options.signal);
   }
 
-  async *#follow(
-    signal: AbortSignal | undefined,
-    match: (ev: ProgressEvent) => boolean,
-    replay: ((store: MemoryStore) => AsyncIterable<ProgressEvent>) | undefined,
-    upgradeId?: string,
-  ): AsyncIterable<ProgressEvent> {
-    const queue: ProgressEvent[] = [];
-    let wake: (() => void) | undefined;
-    let deleted = false;
-    const listener = (events: readonly ProgressEvent[]) => {
-      for (const ev of events) if (match(ev)) queue.push(ev);
-      wake?.();
-    };
-    const onDelete = (id: string) => {
-      if (id !== upgradeId) return;
-      deleted = true;
-      wake?.();
-    };
-    const onAbort = () => wake?.();
-    this.#listeners.add(listener);
-    this.#deletions.add(onDelete);
-    signal?.addEventListener('abort', onAbort);
+  watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    if (this.#closed) throw new ProgressError('CLOSED', 'WatchableMemoryStore is closed');
+    // The start point is taken at the call: the events appended from then on.
+    return this.#watchAll(this.#log.length, options.signal);
+  }
+
+  async *#watch(upgradeId: string, afterSeq: number, signal: AbortSignal | undefined): AsyncGenerator<ProgressEvent> {
+    // A bad id or afterSeq, or a closed store, is refused as readEvents refuses it, whatever the signal.
+    await super.readEvents(upgradeId, afterSeq, 0)[Symbol.asyncIterator]().next();
+    const deletions = this.#deletions.get(upgradeId) ?? 0;
+    let next = afterSeq;
     this.activeWatches++;
     try {
-      let last = 0;
-      if (replay) {
-        for await (const ev of replay(this)) {
-          last = ev.seq;
-          yield ev;
+      for (;;) {
+        if (this.#ended(signal)) return;
+        // Armed before the read, so that an append during it is not missed.
+        const changed = this.#changed(signal);
+        try {
+          // Read on from the last event handed out: no gap, no duplicate.
+          for await (const event of super.readEvents(upgradeId, next)) {
+            if (this.#ended(signal)) return;
+            if ((this.#deletions.get(upgradeId) ?? 0) !== deletions) break;
+            next = event.seq;
+            yield event;
+          }
+          if ((this.#deletions.get(upgradeId) ?? 0) !== deletions) {
+            throw new ProgressError('NOT_FOUND', `upgrade "${upgradeId}" was deleted`, { context: { upgradeId, reason: 'deleted' } });
+          }
+          await changed.promise;
+        } finally {
+          changed.cancel();
         }
-      }
-      while (!signal?.aborted) {
-        if (deleted) throw new ProgressError('NOT_FOUND', `upgrade "${upgradeId}" was deleted`, { context: { upgradeId, reason: 'deleted' } });
-        while (queue.length > 0) {
-          const ev = queue.shift()!;
-          if (replay && ev.seq <= last) continue;
-          last = ev.seq;
-          yield ev;
-          if (signal?.aborted) return;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
       }
     } finally {
       this.activeWatches--;
-      this.#listeners.delete(listener);
-      this.#deletions.delete(onDelete);
-      signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  async *#watchAll(start: number, signal: AbortSignal | undefined): AsyncGenerator<ProgressEvent> {
+    let i = start;
+    this.activeWatches++;
+    try {
+      for (;;) {
+        if (this.#ended(signal)) return;
+        const changed = this.#changed(signal);
+        try {
+          while (i < this.#log.length) {
+            const event = this.#log[i++]!;
+            if (this.#ended(signal)) return;
+            yield event;
+          }
+          await changed.promise;
+        } finally {
+          changed.cancel();
+        }
+      }
+    } finally {
+      this.activeWatches--;
+    }
+  }
+
+  #ended(signal: AbortSignal | undefined): boolean {
+    return this.#closed || signal?.aborted === true;
+  }
+
+  /** Settles at the next append, delete or close, or when `signal` aborts; `cancel` lets go of it. */
+  #changed(signal: AbortSignal | undefined): { promise: Promise<void>; cancel: () => void } {
+    let done!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      done = (): void => {
+        signal?.removeEventListener('abort', done);
+        this.#waiters.delete(done);
+        resolve();
+      };
+    });
+    this.#waiters.add(done);
+    signal?.addEventListener('abort', done, { once: true });
+    return { promise, cancel: done };
+  }
+
+  #wake(): void {
+    for (const done of [...this.#waiters]) done();
   }
 }
 
