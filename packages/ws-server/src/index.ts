@@ -4,7 +4,7 @@ export type { ProgressWebSocketServerOptions, RateLimitOptions } from './options
 export { PROTOCOL_VERSION, clientMessageSchema, parseClientMessage } from './protocol.js';
 export type { ClientMessage, ServerMessage, ResyncReason, WireErrorCode, ParseResult } from './protocol.js';
 export { createReadToken, verifyReadToken, readTokenAuth, tokenFromRequest, TOKEN_SUBPROTOCOL_PREFIX, PROGRESS_SUBPROTOCOL } from './read-token.js';
-export type { ReadTokenOptions, ReadTokenClaims } from './read-token.js';
+export type { ReadTokenOptions, ReadTokenAuthOptions, ReadTokenClaims } from './read-token.js';
 export { createDashboardHandler, DASHBOARD_CSP, dashboardHtml, DASHBOARD_SCRIPT, DASHBOARD_STYLE } from './dashboard/index.js';
 export type { DashboardOptions } from './dashboard/index.js';
 export type { ServerStats } from './stats.js';

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ProgressError } from '@progress/core';
+import { assertKnownOptions } from './options.js';
 
 /** Options of {@link createReadToken}. */
 export interface ReadTokenOptions {
@@ -10,6 +11,14 @@ export interface ReadTokenOptions {
   upgradeIds: readonly string[];
   /** How long the token is valid. @default 300 */
   ttlSeconds?: number;
+  /** The clock, in ms since the epoch (for tests). @default Date.now */
+  now?: () => number;
+}
+
+/** Options of {@link readTokenAuth}. */
+export interface ReadTokenAuthOptions {
+  /** The HMAC key the tokens were signed with (see {@link ReadTokenOptions.secret}). */
+  secret: string | Buffer;
   /** The clock, in ms since the epoch (for tests). @default Date.now */
   now?: () => number;
 }
@@ -31,6 +40,18 @@ function sign(payload: string, secret: string | Buffer): Buffer {
   return createHmac('sha256', secret).update(payload).digest();
 }
 
+// Objects checked against the types, so that a new option cannot be left out of these lists.
+const READ_TOKEN_NAMES = Object.keys({ secret: 0, upgradeIds: 0, ttlSeconds: 0, now: 0 } satisfies Record<keyof ReadTokenOptions, 0>);
+const READ_TOKEN_AUTH_NAMES = Object.keys({ secret: 0, now: 0 } satisfies Record<keyof ReadTokenAuthOptions, 0>);
+
+/** Refuses options that are not an object, or that have a key that is not an option (a misspelt `ttlSecond` gave 300 s). */
+function checkOptions(options: unknown, known: readonly string[], what: string): asserts options is object {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${what} must be an object`);
+  }
+  assertKnownOptions(options, known, what);
+}
+
 function checkSecret(secret: unknown): asserts secret is string | Buffer {
   if (!(typeof secret === 'string' || Buffer.isBuffer(secret)) || secret.length < 16) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] a read token secret must be a string or Buffer of at least 16 bytes');
@@ -46,6 +67,7 @@ function checkSecret(secret: unknown): asserts secret is string | Buffer {
  * new WebSocket(`ws://127.0.0.1:8765/ws?token=${token}`);
  */
 export function createReadToken(options: ReadTokenOptions): string {
+  checkOptions(options, READ_TOKEN_NAMES, 'createReadToken() options');
   checkSecret(options.secret);
   const ttl = options.ttlSeconds ?? 300;
   if (!Number.isInteger(ttl) || ttl <= 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] ttlSeconds must be a whole number > 0');
@@ -105,10 +127,11 @@ export function tokenFromRequest(req: IncomingMessage): string | undefined {
  * @example
  * new ProgressWebSocketServer({ ...readTokenAuth({ secret }) });
  */
-export function readTokenAuth(options: { secret: string | Buffer; now?: () => number }): {
+export function readTokenAuth(options: ReadTokenAuthOptions): {
   authenticate: (req: IncomingMessage) => ReadTokenClaims | undefined;
   authorize: (principal: unknown, upgradeId: string) => boolean;
 } {
+  checkOptions(options, READ_TOKEN_AUTH_NAMES, 'readTokenAuth() options');
   checkSecret(options.secret);
   const now = options.now ?? Date.now;
   return {

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProgressError } from '@progress/core';
+import { assertKnownOptions } from '../options.js';
 import { dashboardHtml } from './page.js';
 import { DASHBOARD_SCRIPT } from './script.js';
 import { DASHBOARD_STYLE } from './style.js';
@@ -24,12 +26,19 @@ export interface DashboardOptions {
   wsPath?: string;
 }
 
+const DASHBOARD_NAMES = Object.keys({ wsPath: 0 } satisfies Record<keyof DashboardOptions, 0>);
+
 /**
  * An HTTP handler serving the dashboard: `dashboard.js` and `dashboard.css` by their last path
  * segment, 204 (no icon) for `favicon.ico`, the page for a path ending in `/` or `/index.html` (so it
  * can be mounted under a prefix), 404 for anything else, 405 for other methods.
  */
 export function createDashboardHandler(options: DashboardOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] createDashboardHandler() options must be an object');
+  }
+  // A misspelt `wspath` would serve a page that connects to '/ws', which is not the endpoint.
+  assertKnownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
   const html = dashboardHtml(options.wsPath ?? '/ws');
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
