@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, ProgressError, cloneState, describeValue, isLogger, nearestName, silentLogger, unknownOption, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, assertKnownOptions, cloneState, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { CallbackError } from './callback-error.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
@@ -63,7 +63,9 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
    */
   constructor(options: CallbackManagerOptions = {}) {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalid('options must be an object');
-    assertKnownOptions(options);
+    // A misspelt `onErorr` or `timeout` was left out without a word: failures went unreported, or
+    // callbacks got the default 5 s.
+    assertKnownOptions(options, OPTION_NAMES, { source: '@progress/callbacks', what: 'CallbackManager options' });
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS)) {
       throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${describeValue(timeoutMs)}`);
@@ -398,29 +400,6 @@ const MESSAGES: Record<CallbackFailureReason, string> = {
 
 // An object checked against the interface, so that a new option cannot be left out of this list.
 const OPTION_NAMES = Object.keys({ timeoutMs: 0, maxQueueSize: 0, dropPolicy: 0, logger: 0, onError: 0 } satisfies Record<keyof CallbackManagerOptions, 0>);
-
-/**
- * Refuses an own key of a plain options object (a literal, where a misspelling is made) that is not
- * an option, naming the nearest one: a misspelt `onErorr` or `timeout` was left out without a word,
- * so failures went unreported or callbacks got the default 5 s. An instance of a settings class is
- * read by the option names alone (its own fields are its state), as core's options are.
- */
-function assertKnownOptions(options: object): void {
-  let key: string | undefined;
-  try {
-    key = unknownOption(options, OPTION_NAMES);
-  } catch (cause) {
-    // A Proxy whose trap throws.
-    throw new ProgressError('INVALID_ARGUMENT', '[@progress/callbacks] CallbackManager options could not be read', { cause });
-  }
-  if (key === undefined) return;
-  const guess = nearestName(key, OPTION_NAMES);
-  throw new ProgressError(
-    'INVALID_ARGUMENT',
-    `[@progress/callbacks] CallbackManager options: unknown option ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ` (known: ${OPTION_NAMES.join(', ')})`}`,
-    { context: { option: key } },
-  );
-}
 
 function invalid(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] ${message}`);

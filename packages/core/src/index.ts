@@ -18,7 +18,7 @@ export { eventToJson, eventsToJson } from './event-json.js';
 export { summarize, estimateCompletion, findCurrentTask, toSummaryRow } from './summary.js';
 export { appendInputError, assertAppend, assertAppendState, assertListFilter, assertReadEvents, filterRows } from './store-helpers.js';
 export { TERMINAL_UPGRADE_STATUSES, TERMINAL_TASK_STATUSES, isTerminal } from './transitions.js';
-export { MAX_TIMER_MS, assertValidId, describe as describeValue, isValidId, nearestName, unknownOption } from './validation.js';
+export { MAX_TIMER_MS, assertKnownOptions, assertValidId, describe as describeValue, isValidId, nearestName, unknownOption, type KnownOptionsCheck } from './validation.js';
 export { redactUrl } from './redact-url.js';
 export { MemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';

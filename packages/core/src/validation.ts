@@ -121,6 +121,49 @@ export function unknownOption(value: object, known: readonly string[] | Readonly
   return undefined;
 }
 
+/** How {@link assertKnownOptions} words its refusal. */
+export interface KnownOptionsCheck {
+  /** The package the message names, e.g. `'@progress/ws-server'`: `[@progress/ws-server] ...`. */
+  source: string;
+  /** Names the argument, e.g. `'ProgressWebSocketServer options'`: `... ProgressWebSocketServer options: unknown option ...`. */
+  what?: string;
+  /** Put before the key in the message and in `context.option`, for a nested object: `'retry.'`. */
+  where?: string;
+  /** A name to suggest when no known name is near, e.g. another library's name for the option. */
+  hint?: (key: string) => string | undefined;
+  /** Check every object's own keys, not only a plain object's (see {@link unknownOption}). */
+  everyObject?: boolean;
+  /** List the known names when none is near (default `true`). */
+  listKnown?: boolean;
+}
+
+/**
+ * Refuses an own key of an options object that is not in `known` (see {@link unknownOption} for
+ * which objects' keys are checked), naming the nearest known one: a misspelt option would otherwise
+ * be left out without a word, and the default the user meant to change applied instead
+ * (`keyprefix` wrote beside another tenant's keys, `allowedOrigin` left a server open to every
+ * origin). The message reads `[<source>] <what>: unknown option "retry.maxAttempt" (did you mean
+ * "retry.maxAttempts"?)`, or lists the known names when none is near; `context.option` holds the
+ * name. A Proxy trap that throws is refused as an options object that could not be read.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function assertKnownOptions(value: object, known: readonly string[] | ReadonlySet<string>, check: KnownOptionsCheck): void {
+  const { source, what, where = '', hint, everyObject = false, listKnown = true } = check;
+  let key: string | undefined;
+  try {
+    key = unknownOption(value, known, everyObject);
+  } catch (cause) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${source}] ${what ?? 'the options'}${where ? ` (${where.replace(/\.$/, '')})` : ''} could not be read`, { cause });
+  }
+  if (key === undefined) return;
+  const guess = nearestName(key, known) ?? hint?.(key);
+  const tail = guess !== undefined ? ` (did you mean ${JSON.stringify(where + guess)}?)` : listKnown ? ` (known: ${[...known].join(', ')})` : '';
+  throw new ProgressError('INVALID_ARGUMENT', `[${source}] ${what ? `${what}: ` : ''}unknown option ${JSON.stringify(where + key)}${tail}`, {
+    context: { option: where + key },
+  });
+}
+
 /**
  * The known name nearest to a misspelt one, for a "did you mean" in its error: the one at most two
  * edits away ignoring case (`regoin`, `keyprefix`, `commandTimeout` for `commandTimeoutMs`), else
@@ -171,10 +214,7 @@ export function readOptions<T extends object>(value: unknown, known: readonly (k
   try {
     // Only a plain object's own keys are all options: an instance of a class that gives its options
     // by getters (`constructor(private env)`) is read by the known names alone.
-    const key = unknownOption(value, known);
-    if (key !== undefined) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, { context: { option: key } });
-    }
+    assertKnownOptions(value, known, { source: '@progress/core', what });
     for (const key of known) {
       if (!(key in value)) continue;
       const v = (value as Record<string, unknown>)[key];

@@ -1,5 +1,5 @@
 import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
-import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, describeValue, isLogger, nearestName, unknownOption, type EventType, type Logger } from '@progress/core';
+import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, type EventType, type Logger } from '@progress/core';
 import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
 import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 
@@ -86,10 +86,11 @@ export interface ResolvedOptions {
   flushTimeoutMs: number;
 }
 
-const PKG = '[@progress/notifier-eventbridge]';
+const PKG_NAME = '@progress/notifier-eventbridge';
+const PKG = `[${PKG_NAME}]`;
 
-function invalid(message: string, context?: Record<string, unknown>): ProgressError {
-  return new ProgressError('INVALID_ARGUMENT', `${PKG} ${message}`, context ? { context } : {});
+function invalid(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `${PKG} ${message}`);
 }
 
 // Objects checked against the interfaces, so that a new option cannot be left out of these lists.
@@ -114,22 +115,8 @@ const OPTION_NAMES = Object.keys({
 } satisfies Record<keyof EventBridgeNotifierOptions, 0>);
 const RETRY_NAMES = Object.keys({ maxAttempts: 0, baseDelayMs: 0, maxDelayMs: 0, retryableEntryCodes: 0 } satisfies Record<keyof RetryOptions, 0>);
 
-/**
- * Refuses an own key of a plain object (a literal, where a misspelling is made) that is not an
- * option: a misspelt `eventBusname` or `maxBatchByte` was left out without a word, and the notifier
- * ran on the default the user meant to change; a misspelt `retry.maxAttempt` retried 8 times. An
- * instance of a settings class is read by the option names alone (its own fields are its state), as
- * core's options are. `clientConfig` (and `client`) belong to the AWS SDK and are not checked here.
- */
-function assertKnownKeys(value: object, known: readonly string[], where: string): void {
-  const key = unknownOption(value, known);
-  if (key === undefined) return;
-  // Beside a misspelling, the SDK's name of the bus: `EventBusName` (an `eventBusName`) is `busName` here.
-  const guess = nearestName(key, known) ?? (where === '' && /bus/i.test(key) ? 'busName' : undefined);
-  throw invalid(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`, {
-    option: where + key,
-  });
-}
+/** The SDK's name of the bus (`EventBusName`, an `eventBusName`) is `busName` here. */
+const sdkName = (key: string): string | undefined => (/bus/i.test(key) ? 'busName' : undefined);
 
 function int(value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -142,7 +129,9 @@ function int(value: unknown, name: string, fallback: number, min: number, max = 
 /** Validates the options and applies the defaults. Throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw invalid('EventBridgeNotifier needs an options object');
-  assertKnownKeys(options, OPTION_NAMES, '');
+  // A misspelt `maxBatchByte` or `retry.maxAttempt` was left out without a word: the notifier ran on
+  // the default the user meant to change. `clientConfig` and `client` belong to the AWS SDK: unchecked.
+  assertKnownOptions(options, OPTION_NAMES, { source: PKG_NAME, hint: sdkName });
   if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
@@ -172,7 +161,7 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (dropPolicy !== 'drop-oldest' && dropPolicy !== 'drop-newest') throw invalid(`dropPolicy must be 'drop-oldest' or 'drop-newest', not ${String(dropPolicy)}`);
   const r = options.retry ?? {};
   if (typeof r !== 'object' || Array.isArray(r)) throw invalid(`retry must be an object ({ maxAttempts, baseDelayMs, maxDelayMs, retryableEntryCodes }), got ${describeValue(r)}`);
-  assertKnownKeys(r, RETRY_NAMES, 'retry.');
+  assertKnownOptions(r, RETRY_NAMES, { source: PKG_NAME, where: 'retry.' });
   const codes = r.retryableEntryCodes ?? DEFAULT_RETRY.retryableEntryCodes;
   if (!Array.isArray(codes) || codes.some((c) => typeof c !== 'string')) throw invalid('retry.retryableEntryCodes must be an array of strings');
   const retry: ResolvedRetryOptions = {

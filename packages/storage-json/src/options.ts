@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, describeValue, isLogger, nearestName, safeLogger, silentLogger, unknownOption, type Logger } from '@progress/core';
+import { MAX_TIMER_MS, assertKnownOptions, describeValue, isLogger, safeLogger, silentLogger, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 
 /** How durable an acknowledged append is. */
@@ -54,25 +54,17 @@ const OPTION_NAMES = Object.keys({
 } satisfies Record<keyof JsonFileStoreOptions, 0>);
 
 /**
- * Refuses an own key of a plain object (a literal, where a misspelling is made) that is not an
- * option: a misspelt `durabilty: 'none'` or `snapshotevery` was left out without a word, and the
- * store ran on the default the user meant to change. An instance of a settings class is read by the
- * option names alone (its own fields are its state), as core's and RedisStore's options are.
+ * Another store's name for an option here, for an unknown name no known one is near: `fsync: false`
+ * (SQLite, LevelDB) is `durability: 'none'`; `dir`, `path` are `directory`.
  */
-function assertKnownKeys(value: object, known: readonly string[]): void {
-  const key = unknownOption(value, known);
-  if (key === undefined) return;
-  // Beside a misspelling, the names of other stores' options: `fsync: false` (SQLite, LevelDB) is `durability: 'none'` here.
-  const guess = nearestName(key, known) ?? (/sync/i.test(key) ? 'durability' : /^(dir|path|folder|root)/i.test(key) ? 'directory' : undefined);
-  throw storeError('INVALID_ARGUMENT', `unknown option ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ` (known: ${known.join(', ')})`}`, {
-    option: key,
-  });
-}
+const otherStoresName = (key: string): string | undefined => (/sync/i.test(key) ? 'durability' : /^(dir|path|folder|root)/i.test(key) ? 'directory' : undefined);
 
 /** Checks the options and fills in the defaults; throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw storeError('INVALID_ARGUMENT', 'JsonFileStore needs an options object with a directory');
-  assertKnownKeys(options, OPTION_NAMES);
+  // A misspelt `durabilty: 'none'` or `snapshotevery` was left out without a word: the store ran on
+  // the default the user meant to change.
+  assertKnownOptions(options, OPTION_NAMES, { source: '@progress/storage-json', hint: otherStoresName });
   const { directory, durability = 'fsync', snapshotEvery = 1000, lockLeaseMs = 30_000, logger = silentLogger } = options;
   if (typeof directory !== 'string' || directory.length === 0) throw storeError('INVALID_ARGUMENT', 'directory must be a non-empty string');
   if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { MAX_TIMER_MS, ProgressError, describeValue, isLogger, nearestName, safeLogger, silentLogger, unknownOption, type Logger, type ProgressStore } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, safeLogger, silentLogger, type Logger, type ProgressStore } from '@progress/core';
 
 /** Per-connection message-rate limit (a token bucket). */
 export interface RateLimitOptions {
@@ -142,36 +142,21 @@ const OPTION_NAMES = Object.keys({
 const RATE_LIMIT_NAMES = Object.keys({ messagesPerSecond: 0, burst: 0, maxViolations: 0 } satisfies Record<keyof RateLimitOptions, 0>);
 
 /**
- * Refuses an own key of a plain options object (a literal, or one without prototype, where a
- * misspelling is made) that is not in `known`, naming the nearest known one: a misspelt option was
- * left out without a word, and the default applied instead, which for `allowedOrigins`,
- * `authenticate` and `authorize` opened the server wider than asked. An instance of a settings class
- * is read by the option names alone (its own fields are its state), as core's options are.
+ * Core's check of option names ({@link assertKnownOptions}) in this package's words: a misspelt
+ * option was left out without a word, and the default applied instead, which for `allowedOrigins`,
+ * `authenticate` and `authorize` opened the server wider than asked.
  *
- * @param where Prefix of the key in the message (`'rateLimit.'`), and `what` names the argument.
+ * @param what Names the argument in the message; `where` prefixes the key (`'rateLimit.'`).
  * @throws ProgressError `INVALID_ARGUMENT`
  */
-export function assertKnownOptions(value: object, known: readonly string[], what: string, where = ''): void {
-  let key: string | undefined;
-  try {
-    key = unknownOption(value, known);
-  } catch (cause) {
-    // A Proxy whose trap throws.
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${what} could not be read`, { cause });
-  }
-  if (key === undefined) return;
-  const guess = nearestName(key, known);
-  throw new ProgressError(
-    'INVALID_ARGUMENT',
-    `[@progress/ws-server] ${what}: unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`,
-    { context: { option: where + key } },
-  );
+export function refuseUnknownOptions(value: object, known: readonly string[], what: string, where?: string): void {
+  assertKnownOptions(value, known, { source: '@progress/ws-server', what, where });
 }
 
 /** Checks the options and applies the defaults. @throws ProgressError `INVALID_ARGUMENT` */
 export function resolveOptions(options: ProgressWebSocketServerOptions = {}): ResolvedOptions {
   if (!options || typeof options !== 'object' || Array.isArray(options)) throw bad('options must be an object');
-  assertKnownOptions(options, OPTION_NAMES, 'ProgressWebSocketServer options');
+  refuseUnknownOptions(options, OPTION_NAMES, 'ProgressWebSocketServer options');
   const port = whole(options.port, 'port', 0, 8765);
   if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
   const path = options.path ?? '/ws';
@@ -204,7 +189,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   }
   if (options.logger !== undefined && !isLogger(options.logger)) throw bad('logger must have debug, info, warn and error methods');
   if (options.rateLimit !== undefined && (options.rateLimit === null || typeof options.rateLimit !== 'object' || Array.isArray(options.rateLimit))) throw bad('rateLimit must be an object');
-  if (options.rateLimit !== undefined) assertKnownOptions(options.rateLimit, RATE_LIMIT_NAMES, 'ProgressWebSocketServer options', 'rateLimit.');
+  if (options.rateLimit !== undefined) refuseUnknownOptions(options.rateLimit, RATE_LIMIT_NAMES, 'ProgressWebSocketServer options', 'rateLimit.');
   const rate = options.rateLimit ?? {};
   return {
     port,

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ProgressError } from '@progress/core';
-import { assertKnownOptions } from './options.js';
+import { refuseUnknownOptions } from './options.js';
 
 /** Options of {@link createReadToken}. */
 export interface ReadTokenOptions {
@@ -49,7 +49,7 @@ function checkOptions(options: unknown, known: readonly string[], what: string):
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${what} must be an object`);
   }
-  assertKnownOptions(options, known, what);
+  refuseUnknownOptions(options, known, what);
 }
 
 function checkSecret(secret: unknown): asserts secret is string | Buffer {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProgressError } from '@progress/core';
-import { assertKnownOptions } from '../options.js';
+import { refuseUnknownOptions } from '../options.js';
 import { dashboardHtml } from './page.js';
 import { DASHBOARD_SCRIPT } from './script.js';
 import { DASHBOARD_STYLE } from './style.js';
@@ -38,7 +38,7 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] createDashboardHandler() options must be an object');
   }
   // A misspelt `wspath` would serve a page that connects to '/ws', which is not the endpoint.
-  assertKnownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
+  refuseUnknownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
   const html = dashboardHtml(options.wsPath ?? '/ws');
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
