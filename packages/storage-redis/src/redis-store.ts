@@ -26,6 +26,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
+import { endConnection } from './connection.js';
 import { closedError, corrupted, goneError, isConnectionLoss, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -132,6 +133,8 @@ export class RedisStore implements ProgressStore {
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepAt: number | undefined;
   readonly #watchers = new Set<Redis | Cluster>();
+  /** Watcher connections ending (see #release). */
+  readonly #releasing = new Set<Promise<void>>();
   readonly #onReady = (): void => {
     this.#connectionError = undefined;
     this.#clock.invalidate();
@@ -721,7 +724,7 @@ export class RedisStore implements ProgressStore {
       selectFailure: (err, conn) => this.#selectFailure(err, conn),
       track: (conn) => {
         this.#watchers.add(conn);
-        return () => this.#watchers.delete(conn);
+        return () => this.#release(conn);
       },
     };
   }
@@ -755,17 +758,27 @@ export class RedisStore implements ProgressStore {
       if (this.#pending.length > 0 || this.#unsettled > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
       while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
       if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
-      for (const conn of this.#watchers) conn.disconnect();
-      this.#watchers.clear();
+      for (const conn of this.#watchers) this.#release(conn);
       this.#redis.off('ready', this.#onReady);
       this.#redis.off('+node', this.#onReady);
       if (this.#owns) {
         const redis = this.#redis;
         if (redis.status === 'ready') await withTimeout(redis.quit(), 1000, 'quit').catch(() => {});
-        redis.disconnect();
+        // Not disconnect() alone: see endConnection (a client waiting to reconnect kept a timer, and its queued reads, for good).
+        await endConnection(redis);
       }
+      // Resolved once no socket or timer of the store's connections is left.
+      while (this.#releasing.size > 0) await Promise.all([...this.#releasing]);
     })();
     return this.#closing;
+  }
+
+  /** Ends a watcher's connection (once), and keeps the wait for it until it has ended, for close(). */
+  #release(conn: Redis | Cluster): void {
+    if (!this.#watchers.delete(conn)) return;
+    const ending = endConnection(conn);
+    this.#releasing.add(ending);
+    void ending.then(() => this.#releasing.delete(ending));
   }
 
   // ------------------------------------------------------------------------------------ helpers

@@ -18,7 +18,10 @@ export interface WatchContext {
   readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null, born: string | null) => void): AsyncIterable<ProgressEvent>;
   /** What an error of a watch connection means if it is the answer to SELECT (see `RedisStore`): the error to end with (the database is refused), null (it connects again), undefined (not a SELECT error). */
   selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined;
-  /** Registers a watcher connection, so that close() can end it; returns the unregister function. */
+  /**
+   * Registers a watcher connection, so that close() can end it; returns the function that ends it
+   * (see `endConnection`: nothing of it is left behind, and close() waits for that).
+   */
   track(conn: Redis | Cluster): () => void;
 }
 
@@ -27,7 +30,7 @@ type XReadReply = Array<[key: string, entries: StreamEntry[]]> | null;
 /** A dedicated connection (XREAD BLOCK holds it), ended by either signal. */
 class WatchConnection {
   readonly conn: Redis | Cluster;
-  readonly #untrack: () => void;
+  readonly #release: () => void;
   readonly #signals: AbortSignal[];
   readonly #onAbort = (): void => this.end();
   /** Settles when the watcher ends: a pending XREAD is abandoned even if ioredis never rejects it
@@ -66,7 +69,7 @@ class WatchConnection {
     this.#ending = new Promise<undefined>((resolve) => {
       this.#endNow = () => resolve(undefined);
     });
-    this.#untrack = ctx.track(this.conn);
+    this.#release = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
     for (const s of this.#signals) s.addEventListener('abort', this.#onAbort, { once: true });
   }
@@ -156,8 +159,7 @@ class WatchConnection {
     this.#ended = true;
     this.#endNow();
     for (const s of this.#signals) s.removeEventListener('abort', this.#onAbort);
-    this.#untrack();
-    this.conn.disconnect();
+    this.#release();
   }
 }
 

@@ -1,0 +1,126 @@
+// close() must leave nothing of the store's connections behind: a process that closed its store
+// exits at once. ioredis' disconnect() left a timer (its disconnectTimeout, 2 s) when the client was
+// waiting to reconnect (ioredis #1247), and that client never reached `end`: a read queued on it
+// waited for its whole commandTimeoutMs and then failed with STORE_UNAVAILABLE instead of CLOSED. A
+// socket still connecting or in its handshake was only ended, not closed. (Found on 2026-11-30 with
+// `progress ls redis://127.0.0.1:1`, which printed its error and then lived on for 2 s.)
+//
+// Each case runs in its own process (test/fixtures/closing.ts), which reports
+// process.getActiveResourcesInfo() right after close() resolved: no timer and no socket. The
+// process must then also exit by itself (the bound below only keeps a failure from hanging).
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { redisUrl } from './helpers.js';
+import { spawnFixture } from './spawn.js';
+
+interface Closed {
+  status: string;
+  resources: string[];
+  read?: string;
+  watch?: string;
+  watchConnections: string[];
+}
+
+const servers: Array<{ server: Server; sockets: Set<Socket> }> = [];
+afterAll(async () => {
+  for (const { server, sockets } of servers) {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+/** A port nothing listens on (listened on, then closed). */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A server that accepts connections and never answers nor closes them (a hung Redis). */
+async function silentServer(): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  servers.push({ server, sockets });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Runs the fixture in `mode`; returns its report, what it saw alive in the meantime (every line
+ * printed after the report, until it exited) and its exit code.
+ */
+async function closeIn(mode: string, url: string): Promise<{ closed: Closed; later: string[]; code: number | null }> {
+  const child = spawnFixture('closing', { mode, url, connectionName: `test-closing-${process.pid}-${mode}` });
+  const kill = setTimeout(() => child.process.kill('SIGKILL'), 30_000);
+  try {
+    const closed = await child.next<Closed>();
+    const code = await child.exited;
+    const later: string[] = [];
+    for (;;) {
+      const line = await child.line().catch(() => undefined);
+      if (line === undefined) break;
+      later.push(...(JSON.parse(line) as { later: string[] }).later);
+    }
+    return { closed, later, code };
+  } finally {
+    clearTimeout(kill);
+  }
+}
+
+/** What would keep the process alive: timers and sockets. */
+const kept = (resources: string[]): string[] => resources.filter((r) => /Timeout|TCP|Connect|Shutdown|Write/i.test(r));
+
+describe('RedisStore.close() leaves no socket or timer behind', () => {
+  it('while its connection waits to reconnect (Redis refuses): a read queued on it fails with CLOSED', async () => {
+    const { closed, later, code } = await closeIn('refused', `redis://127.0.0.1:${await deadPort()}`);
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.status).toBe('end');
+    expect(closed.read).toBe('CLOSED');
+    expect(code).toBe(0);
+  });
+
+  it("while its first connect, and its watcher's, are still pending", async () => {
+    const { closed, later, code } = await closeIn('fresh', `redis://127.0.0.1:${await silentServer()}`);
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.status).toBe('end');
+    expect(closed.watch).toBe('resolved');
+    expect(code).toBe(0);
+  });
+
+  it('while Redis accepted the connection but does not answer its handshake', async () => {
+    const { closed, later, code } = await closeIn('silent', `redis://127.0.0.1:${await silentServer()}`);
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.status).toBe('end');
+    expect(code).toBe(0);
+  });
+
+  it("while a watcher's connection waits to reconnect", async () => {
+    const { closed, later, code } = await closeIn('watch', redisUrl());
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.status).toBe('end');
+    expect(closed.watchConnections).toEqual(['end']);
+    expect(closed.watch).toBe('resolved');
+    expect(code).toBe(0);
+  });
+
+  it("with a client passed in: ends the watcher's connection, leaves the caller's client open", async () => {
+    const { closed, later, code } = await closeIn('watch-passed-in', redisUrl());
+    // Measured after the caller quit its own client.
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.status).toBe('ready');
+    expect(closed.watchConnections).toEqual(['end']);
+    expect(closed.watch).toBe('resolved');
+    expect(code).toBe(0);
+  });
+});
