@@ -736,7 +736,8 @@ export class RedisStore implements ProgressStore {
       name: 'RedisStore',
       durable: true,
       url: this.#url,
-      keyPrefix: this.#options.keyPrefix,
+      // The prefix the keys carry in Redis: a client passed in puts its own keyPrefix in front of the store's.
+      keyPrefix: (this.#clientKeyPrefix ?? '') + this.#options.keyPrefix,
       mode: this.#cluster ? 'cluster' : 'single',
       status: this.#redis.status,
       snapshotEvery: this.#options.snapshotEvery,

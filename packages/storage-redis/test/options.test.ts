@@ -1,9 +1,25 @@
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { RedisStore } from '../src/index.js';
 import { withoutSecrets } from '../src/errors.js';
 
 describe('RedisStore.info()', () => {
+  it("reports the prefix the keys carry in Redis: a client passed in puts its own keyPrefix in front of the store's", async () => {
+    const client = new Redis({ lazyConnect: true, keyPrefix: 'app:' });
+    const store = new RedisStore({ redis: client, keyPrefix: 'acme:' });
+    expect(store.info().keyPrefix).toBe('app:acme:');
+    // The key names stay the ones given to the client, which adds its prefix itself.
+    expect(store.keys.prefix).toBe('acme:');
+    await store.close();
+    const plain = new RedisStore({ redis: new Redis({ lazyConnect: true }), keyPrefix: 'acme:' });
+    expect(plain.info().keyPrefix).toBe('acme:');
+    await plain.close();
+    const owned = new RedisStore({ url: 'redis://127.0.0.1:1', keyPrefix: 'acme:' });
+    expect(owned.info().keyPrefix).toBe('acme:');
+    await owned.close();
+  });
+
   it('never shows credentials, not even those ioredis takes from the query string', async () => {
     const store = new RedisStore({ url: 'redis://user:secret1@127.0.0.1:1/2?password=secret2&username=admin', commandTimeoutMs: 100 });
     const text = JSON.stringify(store.info());

@@ -139,6 +139,8 @@ describe('RedisStore: appends', () => {
     const { events, meta } = store.keys.upgrade(f.upgradeId);
     expect(await admin.exists(clientPrefix + events, clientPrefix + meta, clientPrefix + store.keys.feed, clientPrefix + store.keys.index)).toBe(4);
     expect(await admin.exists(events, meta, store.keys.feed, store.keys.index)).toBe(0);
+    // info() says where they are.
+    expect(store.info().keyPrefix).toBe(clientPrefix + store.keys.prefix);
     await store.close();
     await client.quit();
   });
