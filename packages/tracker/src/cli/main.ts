@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, redactUrl } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { openStore, parseSource, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { openStore, parseSource, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
@@ -20,7 +20,8 @@ Usage:
   progress watch <ws-url | dashboard-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS] [--prefix PREFIX]
       Live progress bars for an upgrade running elsewhere (the id given, else the one after # in a
       dashboard URL, else the most recent one); resumes after a lost connection; gives up when a
-      ws:// server is never reached (default 10 s). Plain lines when stdout is not a terminal.
+      ws:// server is never reached (default 10 s). A ws:// URL without a path tries /ws after a
+      404; a dashboard URL watches the endpoint its page names. Plain lines when stdout is not a terminal.
   progress ls <json-dir | redis-url> [--json] [--prefix PREFIX]
   progress show <json-dir | redis-url> <upgradeId> [--json] [--prefix PREFIX]
       --prefix: the key prefix of a Redis store (its keyPrefix; default progress:).
@@ -205,7 +206,15 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           ...(connectTimeout !== undefined ? { firstConnectTimeoutMs: connectTimeout * 1000 } : {}),
         };
         let state;
-        if (source.kind === 'ws') state = await watchWebSocket(source.url, upgradeId, options);
+        if (source.kind === 'ws') {
+          // A dashboard URL: the endpoint its page names, read within the connect timeout (5 s at most).
+          const urls = await socketUrls(source, {
+            ...(values.token ? { token: values.token } : {}),
+            signal: controller.signal,
+            ...(connectTimeout !== undefined ? { timeoutMs: Math.max(100, connectTimeout * 1000) } : {}),
+          });
+          state = await watchWebSocket(urls, upgradeId, options);
+        }
         else {
           const store = await openStore(source);
           try {

@@ -7,7 +7,22 @@ import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import { CliError, ExitCode } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
-export type Source = { kind: 'json'; directory: string } | { kind: 'redis'; url: string; keyPrefix?: string } | { kind: 'ws'; url: string; fragment?: string };
+export type Source =
+  | { kind: 'json'; directory: string }
+  | { kind: 'redis'; url: string; keyPrefix?: string }
+  | {
+      kind: 'ws';
+      /** The endpoint tried first. */
+      url: string;
+      fragment?: string;
+      /** Endpoints tried in turn when the one before is answered 404 before a first connection (see {@link socketUrls}). */
+      alternatives?: string[];
+      /** The dashboard page the URL named (http(s)://, without its `#fragment`): its meta tag names the endpoint. */
+      page?: string;
+    };
+
+/** The ws-server's endpoint unless its `path` option says otherwise (`ProgressWebSocketServerOptions.path`). */
+export const DEFAULT_WS_PATH = '/ws';
 
 /** Reads a `<source>` argument: a ws:// or wss:// URL (or a dashboard's http(s):// URL), a redis:// or rediss:// URL, or a folder. */
 export async function parseSource(spec: string | undefined, allowWs: boolean): Promise<Source> {
@@ -25,13 +40,20 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
       // server, and ws refuses a URL that has one, at connect time (exit 4): it is taken off here.
       const fragment = url.hash.slice(1);
       url.hash = '';
-      if (url.protocol === 'http:' || url.protocol === 'https:') {
-        // A dashboard URL: its WebSocket endpoint is /ws on the same host (the query, `?token=`, kept).
-        url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-        url.pathname = '/ws';
-      }
       if (!url.hostname) throw new CliError(`no host in the URL ${redactUrl(spec)}`);
-      return { kind: 'ws', url: url.toString(), ...(fragment ? { fragment } : {}) };
+      if (url.protocol === 'http:' || url.protocol === 'https:') {
+        // A dashboard URL: the page names its endpoint (see socketUrls); until it is read, the guess is
+        // `ws` beside the page, where a dashboard mounted under a prefix has it (/progress/ ->
+        // /progress/ws, / -> /ws), on the same host (the query, `?token=`, kept).
+        const page = url.toString();
+        url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+        url.pathname = besidePage(url.pathname);
+        return { kind: 'ws', url: url.toString(), page, ...(fragment ? { fragment } : {}) };
+      }
+      // A URL without a path (`ws://host:8765`, the server's address as a user copies it): the
+      // server's root is tried as given, then its default endpoint.
+      const alternatives = url.pathname === '/' ? [withPath(url, DEFAULT_WS_PATH)] : [];
+      return { kind: 'ws', url: url.toString(), ...(alternatives.length ? { alternatives } : {}), ...(fragment ? { fragment } : {}) };
     }
     throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, http:// (a dashboard), ' : ''}redis:// or a folder)`);
   }
@@ -40,6 +62,81 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
   if (!info) throw new CliError(`no such folder: ${directory}`, ExitCode.NOT_FOUND);
   if (!info.isDirectory()) throw new CliError(`not a folder: ${directory}`, ExitCode.USAGE);
   return { kind: 'json', directory };
+}
+
+/** `url` with its path replaced (its query kept). */
+function withPath(url: URL, pathname: string): string {
+  const copy = new URL(url);
+  copy.pathname = pathname;
+  return copy.toString();
+}
+
+/**
+ * The endpoint a dashboard page at `pathname` has beside it: `ws` in the page's folder (the page is
+ * served for a path ending in `/` or `/index.html`); a last segment without a slash after it is taken
+ * as a folder (`/progress` -> `/progress/ws`), as a user who left the slash off meant it.
+ */
+function besidePage(pathname: string): string {
+  const folder = pathname.endsWith('/') ? pathname : pathname.endsWith('/index.html') ? pathname.slice(0, -'index.html'.length) : `${pathname}/`;
+  return `${folder}ws`;
+}
+
+/** The endpoint path a dashboard page names in its `progress-ws-path` meta tag, unescaped; `undefined` when it names none that can be one. */
+export function wsPathOfPage(html: string): string | undefined {
+  const tag = /<meta\s[^>]*name=["']progress-ws-path["'][^>]*>/i.exec(html)?.[0];
+  const raw = tag && /\scontent=(?:"([^"]*)"|'([^']*)')/i.exec(tag);
+  if (!raw) return undefined;
+  const path = (raw[1] ?? raw[2] ?? '').replace(/&#(\d+);|&#x([0-9a-f]+);|&(amp|lt|gt|quot|apos);/gi, (_m, dec: string | undefined, hex: string | undefined, name: string | undefined) =>
+    dec !== undefined ? String.fromCodePoint(Number(dec)) : hex !== undefined ? String.fromCodePoint(parseInt(hex, 16)) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[name!.toLowerCase()]!,
+  );
+  // What the ws-server accepts as its path (options.ts): one that starts with "/", without a query, fragment or space.
+  return /^\/[^?#\s]*$/.test(path) ? path : undefined;
+}
+
+/** How long the dashboard page is waited for, ms, at most: as long as a WebSocket handshake. */
+const PAGE_TIMEOUT_MS = 5000;
+
+/**
+ * The endpoints to try, in turn, for a ws source: for a dashboard URL, first the one its page names
+ * (the `progress-ws-path` meta tag the dashboard's script connects to, on the page's host), then the
+ * one beside the page; for a ws:// URL, as parsed. The page is read once (with `token` as a bearer
+ * header, as the WebSocket request sends it), waited for `timeoutMs` at most (5 s); a page that
+ * cannot be read (the server not up yet, a proxy refusing it) or names none leaves the guess beside
+ * the page.
+ */
+export async function socketUrls(source: Extract<Source, { kind: 'ws' }>, options: { token?: string; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string[]> {
+  const guessed = [source.url, ...(source.alternatives ?? [])];
+  if (!source.page) return guessed;
+  const page = new URL(source.page);
+  const headers: Record<string, string> = {};
+  // fetch() refuses a URL with credentials: they go as the header ws sends for them (a token wins, as there).
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  else if (page.username || page.password) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(page.username)}:${decodeURIComponent(page.password)}`).toString('base64')}`;
+  page.username = '';
+  page.password = '';
+  let socket: string | undefined;
+  try {
+    const signals = [AbortSignal.timeout(Math.min(PAGE_TIMEOUT_MS, options.timeoutMs ?? PAGE_TIMEOUT_MS)), ...(options.signal ? [options.signal] : [])];
+    const res = await fetch(page, { headers, signal: AbortSignal.any(signals) });
+    const named = wsPathOfPage(res.ok ? (await res.text()).slice(0, 64 * 1024) : (await res.body?.cancel(), ''));
+    if (named !== undefined) {
+      // On the host the page came from, as the page's script connects (`location.host`): after a
+      // redirect (http:// to https://), the one it ended on, without the credentials given for the other.
+      const url = new URL(source.url);
+      const served = new URL(res.url || page);
+      if (served.origin !== page.origin) {
+        url.protocol = served.protocol === 'https:' ? 'wss:' : 'ws:';
+        url.host = served.host;
+        url.username = '';
+        url.password = '';
+      }
+      url.pathname = named;
+      socket = url.toString();
+    }
+  } catch {
+    // Not reached, or not a page: the guess.
+  }
+  return socket === undefined ? guessed : [socket, ...guessed.filter((url) => url !== socket)];
 }
 
 /** A RedisStore on `url`; options it refuses (a bad key prefix) are a usage error naming the URL without its password. */

@@ -5,7 +5,7 @@ import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
 import { CliError, ExitCode } from './errors.js';
-import { storeError } from './sources.js';
+import { DEFAULT_WS_PATH, storeError } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** What `watch` needs to know. */
@@ -398,8 +398,16 @@ const RETRIED_STATUS = new Set([502, 503, 504]);
 function describeStatus(code: number): string {
   const text = `HTTP ${code}${STATUS_CODES[code] ? ` ${STATUS_CODES[code]}` : ''}`;
   if (code === 401 || code === 403) return `${text} (check --token)`;
-  if (code === 404) return `${text} (no WebSocket endpoint at this URL)`;
   return text;
+}
+
+/** What to try after a 404 from each of `tried`: the server's default endpoint on that host, when not tried yet. */
+function notFoundHint(tried: readonly string[]): string {
+  const last = new URL(tried.at(-1)!);
+  last.pathname = DEFAULT_WS_PATH;
+  const fallback = last.toString();
+  const where = `the ws-server listens on ${DEFAULT_WS_PATH} unless its \`path\` option says otherwise`;
+  return tried.includes(fallback) ? `; ${where}: give the path it was given, or the dashboard's http:// URL` : `; ${where}: try ${redactUrl(fallback)}`;
 }
 
 interface ServerMessage {
@@ -417,8 +425,18 @@ interface ServerMessage {
  * Follows an upgrade through a ws-server: subscribes (from the snapshot, or after the last seen
  * seq when reconnecting), folds the events, and reconnects with backoff when the connection drops,
  * resuming where it stopped. Resolves with the final state.
+ *
+ * `urls` are the endpoints to try: until a first connection, one answered 404 gives way to the next
+ * (saying so), which is then the one used; the last one's 404 ends the command, naming each tried.
  */
-export async function watchWebSocket(url: string, upgradeId: string | undefined, options: WatchOptions & { token?: string }): Promise<UpgradeProgress | undefined> {
+export async function watchWebSocket(urls: string | readonly string[], upgradeId: string | undefined, options: WatchOptions & { token?: string }): Promise<UpgradeProgress | undefined> {
+  const candidates = typeof urls === 'string' ? [urls] : [...urls];
+  if (candidates.length === 0) throw new CliError('no WebSocket URL to watch');
+  let url = candidates.shift()!;
+  /** The endpoints answered 404 before the one tried now. */
+  const notFound: string[] = [];
+  /** The next attempt is another endpoint: made at once, not after the backoff. */
+  let tryNext = false;
   let state: UpgradeProgress | undefined;
   /** The run a `resync` dropped (its createdAt): a snapshot or first event of another run means the id was created again. */
   let droppedRun: string | undefined;
@@ -503,7 +521,22 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
           finish('lost');
           return;
         }
-        fail(new CliError(`the server refused the connection: ${describeStatus(code)}`, code === 404 ? ExitCode.NOT_FOUND : ExitCode.UNAVAILABLE));
+        if (code === 404 && !connectedOnce && candidates.length > 0) {
+          // Not the endpoint (a URL without the server's path): the next one, said so that the user
+          // learns the URL that works.
+          notFound.push(url);
+          url = candidates.shift()!;
+          options.view.say(`no WebSocket endpoint at ${redactUrl(notFound.at(-1)!)} (HTTP 404); trying ${redactUrl(url)}`);
+          tryNext = true;
+          finish('lost');
+          return;
+        }
+        if (code === 404) {
+          const tried = [...notFound, url];
+          fail(new CliError(`the server refused the connection: ${describeStatus(code)} (no WebSocket endpoint at ${tried.map(redactUrl).join(' nor at ')}${connectedOnce ? '' : notFoundHint(tried)})`, ExitCode.NOT_FOUND));
+          return;
+        }
+        fail(new CliError(`the server refused the connection: ${describeStatus(code)}`, ExitCode.UNAVAILABLE));
       });
       ws.on('open', () => {
         backoff = 250;
@@ -621,6 +654,10 @@ export async function watchWebSocket(url: string, upgradeId: string | undefined,
       });
     });
     if (outcome !== 'lost') break;
+    if (tryNext) {
+      tryNext = false;
+      continue;
+    }
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
     if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
       throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${lastFailure})` : ''}`, ExitCode.UNAVAILABLE);
