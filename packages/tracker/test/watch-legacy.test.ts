@@ -154,3 +154,54 @@ describe('watchStore started while the old module rewrites its file (truncated, 
     expect((failed as Error | undefined)?.message).toMatch(/legacy file .* is not valid JSON/);
   });
 });
+
+describe('watchStore on a legacy file that is damaged while watched, and stays so', () => {
+  it('says the failure once, not at every poll; again when it changes, and after a read that worked', async () => {
+    const id = 'rotting';
+    const dir = tempDir('watch-legacy-rotting');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    /** Writes the file, its mtime `at` seconds (old enough not to be read again as too recent). */
+    let at = 1_600_000_000;
+    const write = (text: string) => {
+      writeFileSync(file, text);
+      utimesSync(file, ++at, at);
+    };
+    const failures = (text: string) => text.split('\n').filter((line) => line.includes('read failed'));
+    /** Polls (every 20 ms) for `ms`, then gives the lines saying a read failed. */
+    const after = async (ms: number) => {
+      await pause(ms);
+      return failures(w.out.text);
+    };
+    write(legacyText(id, 'in_progress'));
+    const w = watchFolder(dir, id);
+    try {
+      // Read and shown (in progress), polled a few times.
+      expect(await after(200)).toEqual([]);
+      expect(w.ended).toBe('running');
+      write('{"upgrade_id": "rotting", ');
+      // Some thirty polls: one line, saying it keeps trying.
+      const once = await after(600);
+      expect(once).toHaveLength(1);
+      expect(once[0]).toMatch(/read failed \(.*legacy file .* is not valid JSON.*\); retrying every 0\.02 s until it reads/);
+      // Damaged otherwise: said again, once.
+      write('[]');
+      const changed = await after(600);
+      expect(changed).toHaveLength(2);
+      expect(changed[1]).not.toBe(changed[0]);
+      // Read again: said, and a failure after that is said again.
+      write(legacyText(id, 'in_progress'));
+      for (let i = 0; i < 150 && !w.out.text.includes('reads again'); i++) await pause(20);
+      expect(w.out.text).toContain(`upgrade "${id}" reads again; following on`);
+      // The same damage as before the read that worked.
+      write('[]');
+      const again = await after(600);
+      expect(again).toHaveLength(3);
+      expect(again[2]).toBe(again[1]);
+      expect(w.out.text.split('reads again')).toHaveLength(2);
+      expect(w.ended).toBe('running');
+    } finally {
+      await w.stop();
+    }
+  });
+});

@@ -197,6 +197,11 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   /** The followed run was deleted: the next one to appear is the id created again. */
   let deleted = false;
   const json = store instanceof JsonFileStore ? store : undefined;
+  /**
+   * The failure of the last poll (its message), said once: a file that stays damaged fails every poll,
+   * which printed a line each time. Said again when it changes, or fails again after a poll that read.
+   */
+  let failing: string | undefined;
   while (!options.signal.aborted && !done()) {
     try {
       const statAt = Date.now();
@@ -264,8 +269,12 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
         }
         for (const event of events) state = fold(state, event, options.view);
       }
+      if (failing !== undefined) options.view.say(`upgrade "${id}" reads again; following on`);
+      failing = undefined;
     } catch (err) {
-      options.view.say(`read failed (${(err as Error).message}); retrying`);
+      const message = (err as Error).message;
+      if (message !== failing) options.view.say(`read failed (${message}); retrying every ${(options.pollMs ?? 200) / 1000} s until it reads (said again only if the failure changes)`);
+      failing = message;
     }
     if (done()) break;
     await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
