@@ -541,7 +541,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
           return;
         }
         if (code === 404) {
-          const tried = [...notFound, url];
+          // After a first connection, the one URL used since (the ones that failed before it are history).
+          const tried = connectedOnce ? [url] : [...notFound, url];
           fail(new CliError(`the server refused the connection: ${describeStatus(code)} (no WebSocket endpoint at ${tried.map(redactUrl).join(' nor at ')}${connectedOnce ? '' : notFoundHint(tried)})`, ExitCode.NOT_FOUND));
           return;
         }
