@@ -1,4 +1,4 @@
-import { ProgressError, describeValue, isLogger, nearestName, unknownOption, type Logger } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, isLogger, type Logger } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
@@ -101,24 +101,12 @@ const OPTION_NAMES = Object.keys({
 } satisfies Record<keyof RedisStoreOptions, 0>);
 const RETENTION_NAMES = Object.keys({ ttlSeconds: 0, maxEvents: 0 } satisfies Record<keyof RetentionOptions, 0>);
 
-/**
- * Refuses an own key of a plain object (a literal, where a misspelling is made) that is not an
- * option: a misspelt `keyprefix` was left out without a word, and the store wrote under the default
- * prefix, beside another tenant's; a misspelt `retention.ttl` kept everything forever. An instance
- * of a settings class is read by the option names alone (its own fields are its state), as core's
- * options are.
- */
-function assertKnownKeys(value: object, known: readonly string[], where: string): void {
-  const key = unknownOption(value, known);
-  if (key === undefined) return;
-  const guess = nearestName(key, known);
-  throw invalid(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ` (known: ${known.join(', ')})`}`);
-}
-
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] RedisStore needs an options object');
-  assertKnownKeys(options, OPTION_NAMES, '');
+  // A misspelt `keyprefix` was left out without a word: the store wrote under the default prefix,
+  // beside another tenant's; a misspelt `retention.ttl` kept everything forever.
+  assertKnownOptions(options, OPTION_NAMES, { source: '@progress/storage-redis' });
   if (options.url !== undefined && options.redis !== undefined) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
   }
@@ -136,7 +124,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     if (options.mode === 'single' && client.isCluster === true) throw invalid("an ioredis Cluster needs mode 'cluster' (an upgrade's keys and the index live in different slots)");
   }
   if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
-  if (options.retention !== undefined) assertKnownKeys(options.retention, RETENTION_NAMES, 'retention.');
+  if (options.retention !== undefined) assertKnownOptions(options.retention, RETENTION_NAMES, { source: '@progress/storage-redis', where: 'retention.' });
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
   const name = options.connectionName ?? 'progress-redis-store';
   if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {

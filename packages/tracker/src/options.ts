@@ -1,4 +1,4 @@
-import { ProgressError, describeValue, nearestName, unknownOption, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
@@ -210,15 +210,12 @@ const WEB_SOCKET_KNOWN: ReadonlySet<string> = new Set(
 
 /**
  * `INVALID_ARGUMENT` for a key of `value` not in `known`, naming the nearest known one: a misspelt
- * option (`regoin`, `prot`) would otherwise be left out without a word.
+ * option (`regoin`, `prot`) would otherwise be left out without a word. Every object's keys: the
+ * tracker's options are given as literals (a store or server instance is told apart before this is
+ * called).
  */
 function assertKnownKeys(value: object, known: ReadonlySet<string>, where: string): void {
-  // Every object's keys: the tracker's options are given as literals (a store or server instance is
-  // told apart before this is called).
-  const key = unknownOption(value, known, true);
-  if (key === undefined) return;
-  const guess = nearestName(key, known);
-  throw bad(`unknown option ${JSON.stringify(where + key)}${guess ? ` (did you mean ${JSON.stringify(where + guess)}?)` : ''}`);
+  assertKnownOptions(value, known, { source: '@progress/tracker', where, everyObject: true, listKnown: false });
 }
 
 /**
