@@ -33,16 +33,17 @@ export function formatProblem(p: Problem): string {
   return `${where}: ${p.message}${block}`;
 }
 
-const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'coverage', '.git', '.nx', '.changeset']);
+/** Folders that hold no README of ours: installed or built files, and what .gitignore leaves out. */
+const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'coverage', 'tmp', 'progress-demo-data']);
 
-/** Every README.md of the repository (any case), relative to `root`, sorted. */
+/** Every README.md of the repository (any case, not in a dot folder), relative to `root`, sorted. */
 export function findReadmes(root: string): string[] {
   const found: string[] = [];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`;
       if (entry.isDirectory()) {
-        if (!SKIPPED_DIRS.has(entry.name)) walk(rel);
+        if (!SKIPPED_DIRS.has(entry.name) && !entry.name.startsWith('.')) walk(rel);
       } else if (entry.isFile() && entry.name.toLowerCase() === 'readme.md') {
         found.push(rel);
       }
