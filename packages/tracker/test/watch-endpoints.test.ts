@@ -1,10 +1,11 @@
 // Where `progress watch` looks for a ws-server's WebSocket endpoint: a ws:// URL without the server's
 // path (its address as a user copies it), and a dashboard mounted under a path prefix, each against a
 // real ws-server.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
+import { ProgressWebSocketServer, createProgressTracker, dashboardHtml } from '../src/index.js';
 import { cleanupTempDirs, runCli as run } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
@@ -111,6 +112,88 @@ describe('progress watch <dashboard URL> of a dashboard mounted under a path pre
         expect(result, page).toMatchObject({ code: 0, err: '' });
         expect(result.out).toMatch(/guessed .*COMPLETED/);
       }
+    } finally {
+      await t.close();
+      await app.close();
+    }
+  });
+});
+
+describe('progress watch <dashboard URL>: what the page read may do', () => {
+  /** A server that records every request (HTTP and WebSocket upgrade) and answers upgrades 404. */
+  async function recording(page: (req: IncomingMessage, res: ServerResponse) => void) {
+    const seen: Array<{ kind: 'http' | 'upgrade'; url: string; authorization?: string; protocol?: string }> = [];
+    const http = createServer((req, res) => {
+      seen.push({ kind: 'http', url: req.url ?? '', authorization: req.headers.authorization });
+      page(req, res);
+    });
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      seen.push({ kind: 'upgrade', url: req.url ?? '', authorization: req.headers.authorization, protocol: req.headers['sec-websocket-protocol'] });
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    return {
+      seen,
+      port: (http.address() as AddressInfo).port,
+      close: async () => {
+        http.closeAllConnections();
+        await new Promise((resolve) => http.close(resolve));
+      },
+    };
+  }
+
+  it('does not take the token to another host a redirect of the page leads to', async () => {
+    // The page the user named redirects to a page on another host (`localhost` is another origin
+    // than `127.0.0.1`), which names an endpoint of its own: neither `--token` nor `?token=` may go there.
+    const other = await recording((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(dashboardHtml('/elsewhere')));
+    const named = await recording((_req, res) => res.writeHead(302, { location: `http://localhost:${other.port}/page/` }).end());
+    try {
+      const result = await run('watch', `http://127.0.0.1:${named.port}/?token=query-secret`, 'u1', '--token', 'flag-secret', '--connect-timeout', '5');
+      expect(result.code).toBe(3);
+      expect(other.seen.filter((r) => r.kind === 'upgrade')).toEqual([]);
+      expect(JSON.stringify(other.seen)).not.toMatch(/secret/);
+      // The endpoint beside the page, on the host named, is the one tried.
+      expect(named.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url)).toEqual(['/ws?token=query-secret']);
+    } finally {
+      await named.close();
+      await other.close();
+    }
+  });
+
+  it('reads no more of the page than its head: a page that never ends is not read to the timeout', async () => {
+    // The meta tag comes first, then the body never ends: the endpoint it names is used (the read
+    // stops once it has the tag) rather than the guess beside the page after the read times out.
+    let written = 0;
+    const page = await recording((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.write(dashboardHtml('/named'));
+      const filler = Buffer.alloc(64 * 1024, 'x');
+      const pump = (): void => {
+        while (!res.destroyed && res.write(filler)) written += filler.length;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    try {
+      const result = await run('watch', `http://127.0.0.1:${page.port}/`, 'u1', '--connect-timeout', '30');
+      expect(result.code).toBe(3);
+      expect(page.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url)).toEqual(['/named', '/ws']);
+      // Not read on: the server could write no more than its socket buffers hold.
+      expect(written).toBeLessThan(32 * 1024 * 1024);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('tries /ws after a 404 at the endpoint beside a page that cannot be read, as the README says', async () => {
+    // A dashboard mounted under /progress/ by an app whose ws-server keeps its default path /ws.
+    const app = await attached('/ws', () => (_req, res) => res.writeHead(403).end());
+    const t = await serving(app.ws, 'rooted');
+    try {
+      const result = await run('watch', `http://127.0.0.1:${app.port}/progress/#rooted`);
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).toContain(`no WebSocket endpoint at ws://127.0.0.1:${app.port}/progress/ws (HTTP 404); trying ws://127.0.0.1:${app.port}/ws`);
+      expect(result.out).toMatch(/rooted .*COMPLETED/);
     } finally {
       await t.close();
       await app.close();

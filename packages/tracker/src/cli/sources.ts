@@ -45,10 +45,13 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
         // A dashboard URL: the page names its endpoint (see socketUrls); until it is read, the guess is
         // `ws` beside the page, where a dashboard mounted under a prefix has it (/progress/ ->
         // /progress/ws, / -> /ws), on the same host (the query, `?token=`, kept).
+        // After a 404 there, the ws-server's default path (`/ws`), which `/progress/` served by an app
+        // whose ws-server kept its default path has.
         const page = url.toString();
         url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
         url.pathname = besidePage(url.pathname);
-        return { kind: 'ws', url: url.toString(), page, ...(fragment ? { fragment } : {}) };
+        const alternatives = url.pathname === DEFAULT_WS_PATH ? [] : [withPath(url, DEFAULT_WS_PATH)];
+        return { kind: 'ws', url: url.toString(), page, ...(alternatives.length ? { alternatives } : {}), ...(fragment ? { fragment } : {}) };
       }
       // A URL without a path (`ws://host:8765`, the server's address as a user copies it): the
       // server's root is tried as given, then its default endpoint.
@@ -118,12 +121,15 @@ export async function socketUrls(source: Extract<Source, { kind: 'ws' }>, option
   try {
     const signals = [AbortSignal.timeout(Math.min(PAGE_TIMEOUT_MS, options.timeoutMs ?? PAGE_TIMEOUT_MS)), ...(options.signal ? [options.signal] : [])];
     const res = await fetch(page, { headers, signal: AbortSignal.any(signals) });
-    const named = wsPathOfPage(res.ok ? (await res.text()).slice(0, 64 * 1024) : (await res.body?.cancel(), ''));
+    const served = new URL(res.url || page);
+    // The endpoint goes where the token goes (`--token`, `?token=`): a page a redirect took to another
+    // host (or from https:// down to http://) names none; the guess stays on the host the user named.
+    const sameHost = served.origin === page.origin || (served.hostname === page.hostname && served.protocol === 'https:');
+    const named = res.ok && sameHost ? wsPathOfPage(await headOf(res)) : (await res.body?.cancel().catch(() => {}), undefined);
     if (named !== undefined) {
       // On the host the page came from, as the page's script connects (`location.host`): after a
-      // redirect (http:// to https://), the one it ended on, without the credentials given for the other.
+      // redirect from http:// to https:// on that host, the port it ended on, without the credentials given for the other.
       const url = new URL(source.url);
-      const served = new URL(res.url || page);
       if (served.origin !== page.origin) {
         url.protocol = served.protocol === 'https:' ? 'wss:' : 'ws:';
         url.host = served.host;
@@ -137,6 +143,35 @@ export async function socketUrls(source: Extract<Source, { kind: 'ws' }>, option
     // Not reached, or not a page: the guess.
   }
   return socket === undefined ? guessed : [socket, ...guessed.filter((url) => url !== socket)];
+}
+
+/** How much of the dashboard page is read, at most: its `<head>` holds the meta tag, a few hundred bytes in. */
+const PAGE_MAX_BYTES = 64 * 1024;
+
+/**
+ * The start of a page's body: read until the `progress-ws-path` meta tag has come, the body ends or
+ * {@link PAGE_MAX_BYTES} have been read, and the rest of it cancelled (a page that is large or never
+ * ends was read whole, held in memory, until the read timed out).
+ */
+async function headOf(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let read = 0;
+  try {
+    while (read < PAGE_MAX_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const chunk = value.subarray(0, PAGE_MAX_BYTES - read);
+      read += chunk.length;
+      text += decoder.decode(chunk, { stream: true });
+      if (wsPathOfPage(text) !== undefined) break;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return text;
 }
 
 /** A RedisStore on `url`; options it refuses (a bad key prefix) are a usage error naming the URL without its password. */
