@@ -19,6 +19,13 @@ import type { Cluster, Redis } from 'ioredis';
 export function endConnection(conn: Redis | Cluster): Promise<void> {
   if ((conn as { isCluster?: boolean }).isCluster) {
     const cluster = conn as Cluster;
+    if (cluster.status === 'reconnecting') {
+      // Every node lost (the pool empty), only the timer of the next attempt left: disconnect() clears
+      // that timer but ends the Cluster only when its pool drains, which an empty pool never does: it
+      // stayed `disconnecting`, its queued commands unanswered, and close() waited out the bound
+      // below. Ended the way ioredis ends a Cluster that has not connected yet (status `wait`).
+      cluster.status = 'wait';
+    }
     if (cluster.status !== 'end') cluster.disconnect();
     return ended(cluster);
   }

@@ -9,7 +9,10 @@
 // process.getActiveResourcesInfo() right after close() resolved: no timer and no socket. The
 // process must then also exit by itself (the bound below only keeps a failure from hanging).
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isProgressError } from '@progress/core';
+import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../src/index.js';
 import { redisUrl } from './helpers.js';
 import { spawnFixture } from './spawn.js';
 
@@ -122,5 +125,39 @@ describe('RedisStore.close() leaves no socket or timer behind', () => {
     expect(closed.watchConnections).toEqual(['end']);
     expect(closed.watch).toBe('resolved');
     expect(code).toBe(0);
+  });
+});
+
+describe('RedisStore.close() in Cluster mode', () => {
+  it("ends a watcher's Cluster that lost every node (waiting to reconnect)", async () => {
+    // A Cluster whose nodes are all gone has an empty pool and only the timer of its next attempt:
+    // disconnect() cleared the timer but left it `disconnecting` for good (it ends when its pool
+    // drains), so the commands queued on it were never answered and close() waited out its bound.
+    const duplicates: Cluster[] = [];
+    const duplicate = Cluster.prototype.duplicate;
+    Cluster.prototype.duplicate = function (this: Cluster, ...args: Parameters<Cluster['duplicate']>) {
+      const conn = duplicate.apply(this, args);
+      conn.on('error', () => {});
+      duplicates.push(conn);
+      return conn;
+    };
+    const client = new Cluster([{ host: '127.0.0.1', port: await deadPort() }], { redisOptions: { maxRetriesPerRequest: null } });
+    client.on('error', () => {});
+    try {
+      const store = new RedisStore({ redis: client, keyPrefix: `test:closing:cluster:${process.pid}:` });
+      // The watcher's Cluster finds no node: the watcher ends (STORE_UNAVAILABLE) and ends its connection.
+      const watched = await store.watch('u1', 0)[Symbol.asyncIterator]().next().then(
+        () => 'resolved',
+        (err: unknown) => (isProgressError(err) ? err.code : String(err)),
+      );
+      expect(watched).toBe('STORE_UNAVAILABLE');
+      expect(duplicates).toHaveLength(1);
+      const conn = duplicates[0]!;
+      await store.close();
+      expect(conn.status).toBe('end');
+    } finally {
+      Cluster.prototype.duplicate = duplicate;
+      client.disconnect();
+    }
   });
 });
