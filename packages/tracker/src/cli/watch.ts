@@ -416,7 +416,7 @@ function notFoundHint(tried: readonly string[]): string {
   last.pathname = DEFAULT_WS_PATH;
   const fallback = last.toString();
   const where = `the ws-server listens on ${DEFAULT_WS_PATH} unless its \`path\` option says otherwise`;
-  return tried.includes(fallback) ? `; ${where}: give the path it was given, or the dashboard's http:// URL` : `; ${where}: try ${redactUrl(fallback)}`;
+  return tried.includes(fallback) ? `; ${where}: give the path it was given (a dashboard page names it in its progress-ws-path meta tag)` : `; ${where}: try ${redactUrl(fallback)}`;
 }
 
 interface ServerMessage {
