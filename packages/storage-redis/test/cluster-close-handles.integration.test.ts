@@ -1,0 +1,95 @@
+// close-handles.integration.test.ts for a watcher's connection on a real Redis Cluster (a Cluster
+// of the store's own: a duplicate() of the Cluster passed in), closed while it waits to reconnect.
+//
+// Found on 2026-11-30: close() ended that Cluster with its disconnect() alone, which calls
+// disconnect() on each node connection. A node connection waiting to reconnect (a
+// `clusterNodeRetryStrategy`) kept ioredis' disconnect timer (2 s: ioredis #1247) and never ended,
+// the commands queued on it never answered. A Cluster that had lost all its node connections and
+// waited to reconnect itself never ended at all (`disconnecting` for good), its offline queue never
+// answered, and close() waited its bound (1 s) for it; the connections its last slots refreshes had
+// opened (to nodes that refused them) kept the disconnect timer as well.
+//
+// Each case runs in its own process (test/fixtures/closing-cluster.ts) on a cluster of its own (two
+// of them shut nodes down), which reports process.getActiveResourcesInfo() right after close()
+// resolved: no timer and no socket. The process must then also exit by itself (the bound below
+// only keeps a failure from hanging).
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
+import { spawnFixture } from './spawn.js';
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+
+interface Closed {
+  resources: string[];
+  read: string;
+  watch: string;
+  watchConnections: string[];
+  nodeConnections: string[];
+}
+
+let cluster: TestRedisCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+/**
+ * Runs the fixture in `mode` on a new cluster; returns its report, what it saw alive in the
+ * meantime (every line printed after the report, until it exited) and its exit code.
+ */
+async function closeIn(mode: string): Promise<{ closed: Closed; later: string[]; code: number | null }> {
+  cluster = await startRedisCluster(3);
+  const child = spawnFixture('closing-cluster', { mode, nodes: cluster.nodes, connectionName: `test-closing-cluster-${process.pid}-${mode}` });
+  const kill = setTimeout(() => child.process.kill('SIGKILL'), 30_000);
+  try {
+    const closed = await child.next<Closed>();
+    const code = await child.exited;
+    const later: string[] = [];
+    for (;;) {
+      const line = await child.line().catch(() => undefined);
+      if (line === undefined) break;
+      later.push(...(JSON.parse(line) as { later: string[] }).later);
+    }
+    return { closed, later, code };
+  } finally {
+    clearTimeout(kill);
+  }
+}
+
+/** What would keep the process alive: timers and sockets. */
+const kept = (resources: string[]): string[] => resources.filter((r) => /Timeout|TCP|Connect|Shutdown|Write/i.test(r));
+
+describe.skipIf(!hasRedisServer)("RedisStore.close() leaves nothing of a watcher's Cluster connection behind", () => {
+  it('while the node connection of its read waits to reconnect (connection killed): the command queued on it is rejected', async () => {
+    const { closed, later, code } = await closeIn('connection-killed');
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.read).toBe('Connection is closed.');
+    expect(closed.watch).toBe('resolved');
+    expect(closed.watchConnections).toEqual(['end']);
+    expect(closed.nodeConnections.every((s) => s === 'end')).toBe(true);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('while the node connection of its read waits to reconnect to a node that is down', async () => {
+    const { closed, later, code } = await closeIn('node-killed');
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.read).toBe('Connection is closed.');
+    expect(closed.watch).toBe('resolved');
+    expect(closed.watchConnections).toEqual(['end']);
+    expect(closed.nodeConnections.every((s) => s === 'end')).toBe(true);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('while the Cluster waits to reconnect, every node down: its offline queue is rejected', async () => {
+    const { closed, later, code } = await closeIn('all-down');
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.read).toBe('None of startup nodes is available');
+    expect(closed.watch).toBe('resolved');
+    expect(closed.watchConnections).toEqual(['end']);
+    expect(code).toBe(0);
+  }, 60_000);
+});
