@@ -15,48 +15,108 @@ import type { Cluster, Redis } from 'ioredis';
  *   connect or a close that may not come before the timer;
  * - on a client that has ended already, it arms the timer again for a socket that has closed; ioredis
  *   does that itself when the connection was closed during its handshake.
+ *
+ * A Cluster's `disconnect()` calls `disconnect()` on each of its node connections, with the same
+ * effect on one waiting to reconnect (a `clusterNodeRetryStrategy`): its timer ran, and its queued
+ * commands (the Cluster's, for that node) were never answered. Each node connection is ended here as
+ * above. A Cluster that lost all its node connections and waits to reconnect (its own retry timer,
+ * `reconnecting`) never ended at all: `disconnect()` cleared that timer and left it `disconnecting`
+ * for good (only the last node connection closing ends a Cluster, and none was left), its offline
+ * queue never answered.
  */
 export function endConnection(conn: Redis | Cluster): Promise<void> {
-  if ((conn as { isCluster?: boolean }).isCluster) {
-    const cluster = conn as Cluster;
-    if (cluster.status === 'reconnecting') {
-      // Every node lost (the pool empty), only the timer of the next attempt left: disconnect() clears
-      // that timer but ends the Cluster only when its pool drains, which an empty pool never does: it
-      // stayed `disconnecting`, its queued commands unanswered, and close() waited out the bound
-      // below. Ended the way ioredis ends a Cluster that has not connected yet (status `wait`).
-      cluster.status = 'wait';
-    }
-    if (cluster.status !== 'end') cluster.disconnect();
-    return ended(cluster);
-  }
+  if ((conn as { isCluster?: boolean }).isCluster) return endCluster(conn as Cluster);
   const redis = conn as Redis;
   endRedis(redis);
   return ended(redis);
 }
 
-function endRedis(conn: Redis): void {
-  if (conn.status === 'end') return;
-  // ioredis itself calls disconnect() again later on a connection closed during its handshake (the
-  // ready check, failing with "Connection is closed.", "recovers" with disconnect(true)): on a client
-  // that has ended, that arms the disconnect timer for a socket that closed already. Nothing is left
-  // to disconnect then.
+/**
+ * For a Cluster the store creates (a watcher's), from its creation on: the connections its slots
+ * refreshes open on a node (one CLUSTER SLOTS each, on a duplicate() of the node's connection) are
+ * disconnected by ioredis once answered, also when they have ended already (the node refused them):
+ * that arms the disconnect timer (2 s) for a socket that has closed, which kept a process alive 2 s
+ * after its store closed while the Cluster was trying to reconnect to nodes that are down. No such
+ * call does anything on a connection that has ended.
+ */
+export function guardCluster(cluster: Cluster): void {
+  cluster.on('+node', (node: Redis) => {
+    const duplicate = node.duplicate.bind(node);
+    node.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
+      const conn = duplicate(...args);
+      noDisconnectAfterEnd(conn);
+      return conn;
+    };
+  });
+}
+
+/**
+ * Makes `disconnect()` do nothing on `conn` once it has ended. ioredis itself calls disconnect()
+ * again later on a connection closed during its handshake (the ready check, failing with
+ * "Connection is closed.", "recovers" with disconnect(true)): on a client that has ended, that arms
+ * the disconnect timer for a socket that closed already. Nothing is left to disconnect then.
+ */
+function noDisconnectAfterEnd(conn: Redis): void {
   const disconnect = conn.disconnect.bind(conn);
   conn.disconnect = (reconnect?: boolean): void => {
     if (conn.status !== 'end') disconnect(reconnect);
   };
+}
+
+function endCluster(cluster: Cluster): Promise<void> {
+  if (cluster.status === 'end') return Promise.resolve();
+  // Taken before disconnect() empties the pool, calling disconnect() on each of them: ready for it
+  // as endRedis makes a connection. Then the Cluster is closing already (not `ready`) when their
+  // queued commands are rejected, which it fails at once (`Connection is closed.`) rather than
+  // trying them again later (after `retryDelayOnFailover`, a timer).
+  const nodes = cluster.nodes('all').map((node) => ({ node, stream: readyToEnd(node) }));
+  if (cluster.status === 'reconnecting') {
+    // No node connection left, only the timer of the next attempt: end it the way ioredis ends a
+    // Cluster that has not connected yet (status `wait`), which clears that timer, emits `close`
+    // and `end`, and rejects its offline queue.
+    cluster.status = 'wait';
+  }
+  cluster.disconnect();
+  for (const { node, stream } of nodes) {
+    node.disconnect(); // left in the pool by a Cluster that had not connected (nothing once ended)
+    closeSocket(stream);
+  }
+  return Promise.all([ended(cluster), ...nodes.map(({ node }) => ended(node))]).then(() => {});
+}
+
+function endRedis(conn: Redis): void {
+  if (conn.status === 'end') return;
+  const stream = readyToEnd(conn);
+  conn.disconnect();
+  closeSocket(stream);
+}
+
+type Socket = NonNullable<Redis['stream']> & { destroyed?: boolean; destroy?: () => void };
+
+/**
+ * Makes `conn` end on its next disconnect() without leaving a timer; returns its socket, to close
+ * after that disconnect() (see closeSocket).
+ */
+function readyToEnd(conn: Redis): Socket | undefined {
+  if (conn.status === 'end') return undefined;
+  noDisconnectAfterEnd(conn);
   if (conn.status === 'reconnecting') {
     // No socket (the last one closed) and no connect in flight, only the timer of the next attempt:
     // end it the way ioredis ends a client that has not connected yet (status `wait`), which clears
     // that timer, emits `close` and `end`, and rejects the queued commands, without touching the
     // closed socket (which would arm the disconnect timer).
     conn.status = 'wait';
-    conn.disconnect();
-    return;
+    return undefined;
   }
-  const stream = conn.stream as (typeof conn.stream & { destroyed?: boolean; destroy?: () => void }) | undefined;
-  conn.disconnect();
-  // A socket connecting or open: closed now rather than after a FIN the server may never send. Its
-  // `close` event clears the disconnect timer, and ioredis ends the client on it (a manual close).
+  return conn.stream as Socket | undefined;
+}
+
+/**
+ * A socket connecting or open, once its client's disconnect() ended it: closed now rather than after
+ * a FIN the server may never send. Its `close` event clears the disconnect timer, and ioredis ends
+ * the client on it (a manual close).
+ */
+function closeSocket(stream: Socket | undefined): void {
   if (stream && stream.destroyed === false) stream.destroy?.();
 }
 

@@ -1,5 +1,6 @@
 import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
+import { guardCluster } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
@@ -54,6 +55,8 @@ class WatchConnection {
           enableAutoPipelining: false,
           commandTimeout: undefined,
         });
+    // See guardCluster: no timer of its slots refreshes is left once it has ended.
+    if ((base as { isCluster?: boolean }).isCluster) guardCluster(this.conn as Cluster);
     // A watch connection selects the URL's database too: a database Redis refuses ends the watcher with the
     // store's error, rather than following database 0 (where the upgrade looks deleted).
     this.conn.on('error', (err: unknown) => {
