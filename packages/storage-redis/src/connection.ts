@@ -32,15 +32,18 @@ export function endConnection(conn: Redis | Cluster): Promise<void> {
 }
 
 /**
- * For a Cluster the store creates (a watcher's), from its creation on: the connections its slots
- * refreshes open on a node (one CLUSTER SLOTS each, on a duplicate() of the node's connection) are
- * disconnected by ioredis once answered, also when they have ended already (the node refused them):
- * that arms the disconnect timer (2 s) for a socket that has closed, which kept a process alive 2 s
- * after its store closed while the Cluster was trying to reconnect to nodes that are down. No such
- * call does anything on a connection that has ended.
+ * For a Cluster the store creates (a watcher's), from its creation on: no disconnect() does anything
+ * on a connection of it that has ended (see noDisconnectAfterEnd), neither on a node connection
+ * (closed during its handshake by a node going down, ioredis "recovers" it with disconnect(true) once
+ * its ready check failed) nor on the connections its slots refreshes open on a node (one CLUSTER
+ * SLOTS each, on a duplicate() of the node's connection), which ioredis disconnects once answered,
+ * also when the node refused them. Each of those armed the disconnect timer (2 s) for a socket that
+ * had closed, which kept a process alive for up to 2 s after its store closed while the Cluster was
+ * trying to reconnect to nodes that are down.
  */
 export function guardCluster(cluster: Cluster): void {
   cluster.on('+node', (node: Redis) => {
+    noDisconnectAfterEnd(node);
     const duplicate = node.duplicate.bind(node);
     node.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
       const conn = duplicate(...args);

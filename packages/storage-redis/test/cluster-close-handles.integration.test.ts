@@ -7,7 +7,8 @@
 // the commands queued on it never answered. A Cluster that had lost all its node connections and
 // waited to reconnect itself never ended at all (`disconnecting` for good), its offline queue never
 // answered, and close() waited its bound (1 s) for it; the connections its last slots refreshes had
-// opened (to nodes that refused them) kept the disconnect timer as well.
+// opened (to nodes that refused them) kept the disconnect timer as well (in some runs: when close()
+// comes within 2 s of a refresh).
 //
 // Each case runs in its own process (test/fixtures/closing-cluster.ts) on a cluster of its own (two
 // of them shut nodes down), which reports process.getActiveResourcesInfo() right after close()
