@@ -164,9 +164,22 @@ describe('read tokens and the dashboard handler: a name they do not know is refu
     expect(isProgressError(thrown(() => readTokenAuth(null as never)), 'INVALID_ARGUMENT')).toBe(true);
   });
 
+  it("readTokenAuth takes createReadToken's options too, so that one object serves both", () => {
+    const shared: ReadTokenOptions = { secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 600 };
+    const auth = readTokenAuth(shared);
+    const claims = auth.authenticate({ url: `/ws?token=${createReadToken(shared)}`, headers: {} } as never);
+    expect(auth.authorize(claims, 'u1')).toBe(true);
+    expect(auth.authorize(claims, 'u2')).toBe(false);
+  });
+
   it('createDashboardHandler takes every option, and refuses a misspelt one', () => {
     const all: Required<DashboardOptions> = { wsPath: '/progress/ws' };
     expect(typeof createDashboardHandler(all)).toBe('function');
     expectUnknown(() => createDashboardHandler({ wspath: '/progress/ws' } as DashboardOptions), 'wspath', 'wsPath');
+    // A wsPath that names no endpoint the page could reach (the server's own rule for its path).
+    for (const wsPath of [42, 'ws', '/ws?x=1', '/w s']) {
+      const err = thrown(() => createDashboardHandler({ wsPath } as never));
+      expect(isProgressError(err, 'INVALID_ARGUMENT') && /wsPath must start with "\/"/.test(err.message)).toBe(true);
+    }
   });
 });

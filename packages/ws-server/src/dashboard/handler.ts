@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProgressError } from '@progress/core';
+import { ProgressError, describeValue } from '@progress/core';
 import { refuseUnknownOptions } from '../options.js';
 import { dashboardHtml } from './page.js';
 import { DASHBOARD_SCRIPT } from './script.js';
@@ -39,7 +39,12 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
   }
   // A misspelt `wspath` would serve a page that connects to '/ws', which is not the endpoint.
   refuseUnknownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
-  const html = dashboardHtml(options.wsPath ?? '/ws');
+  const wsPath = options.wsPath ?? '/ws';
+  // The server's own rule for its `path`: any other value names no endpoint the page could reach.
+  if (typeof wsPath !== 'string' || !wsPath.startsWith('/') || /[?#\s]/.test(wsPath)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] createDashboardHandler() wsPath must start with "/" and hold no query, fragment or space, got ${describeValue(wsPath)}`);
+  }
+  const html = dashboardHtml(wsPath);
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n');
