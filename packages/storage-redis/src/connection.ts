@@ -42,16 +42,41 @@ export function endConnection(conn: Redis | Cluster): Promise<void> {
  * trying to reconnect to nodes that are down.
  */
 export function guardCluster(cluster: Cluster): void {
+  const opened = new Set<Redis>();
+  REFRESHERS.set(cluster, opened);
+  // The periodic slots refresh (`slotsRefreshInterval`) arms its next round when a refresh answers,
+  // whatever the Cluster's state: one in flight when the Cluster ended armed it again, and from then
+  // on every round (an empty pool: answered at once) armed the next, a timer that kept the process
+  // alive for good. Once endCluster began, a refresh's answer goes to no one.
+  const refresh = cluster.refreshSlotsCache;
+  if (typeof refresh === 'function') {
+    cluster.refreshSlotsCache = (callback?: Parameters<Cluster['refreshSlotsCache']>[0]): void => {
+      refresh.call(cluster, callback && ((...args: Parameters<NonNullable<typeof callback>>) => ENDING.has(cluster) || callback(...args)));
+    };
+  }
   cluster.on('+node', (node: Redis) => {
     noDisconnectAfterEnd(node);
     const duplicate = node.duplicate.bind(node);
     node.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
       const conn = duplicate(...args);
       noDisconnectAfterEnd(conn);
+      // Until it has ended: one still waiting for its answer when the Cluster ends is ended with it.
+      opened.add(conn);
+      conn.once('end', () => opened.delete(conn));
       return conn;
     };
   });
 }
+
+/**
+ * The connections the slots refreshes of a guarded Cluster (see guardCluster) opened and that have
+ * not ended. The Cluster's disconnect() does not end them: one waiting for its CLUSTER SLOTS (a
+ * node slow to answer) kept its socket and the refresh's timeout (`slotsRefreshTimeout`) after the
+ * store closed, and then the disconnect timer.
+ */
+const REFRESHERS = new WeakMap<Cluster, Set<Redis>>();
+/** The guarded Clusters that endCluster has begun to end. */
+const ENDING = new WeakSet<Cluster>();
 
 /**
  * Makes `disconnect()` do nothing on `conn` once it has ended. ioredis itself calls disconnect()
@@ -67,6 +92,7 @@ function noDisconnectAfterEnd(conn: Redis): void {
 }
 
 function endCluster(cluster: Cluster): Promise<void> {
+  ENDING.add(cluster);
   if (cluster.status === 'end') return Promise.resolve();
   // Taken before disconnect() empties the pool, calling disconnect() on each of them: ready for it
   // as endRedis makes a connection. Then the Cluster is closing already (not `ready`) when their
@@ -84,7 +110,10 @@ function endCluster(cluster: Cluster): Promise<void> {
     node.disconnect(); // left in the pool by a Cluster that had not connected (nothing once ended)
     closeSocket(stream);
   }
-  return Promise.all([ended(cluster), ...nodes.map(({ node }) => ended(node))]).then(() => {});
+  // After the Cluster's disconnect(): the refresh they answer then stops (the Cluster is closing).
+  const refreshers = [...(REFRESHERS.get(cluster) ?? [])];
+  for (const conn of refreshers) endRedis(conn);
+  return Promise.all([ended(cluster), ...nodes.map(({ node }) => ended(node)), ...refreshers.map(ended)]).then(() => {});
 }
 
 function endRedis(conn: Redis): void {

@@ -10,6 +10,11 @@
 // opened (to nodes that refused them) kept the disconnect timer as well (in some runs: when close()
 // comes within 2 s of a refresh).
 //
+// Found on 2026-11-29: close() while a periodic slots refresh of that Cluster (`slotsRefreshInterval`)
+// waited for its answer left the refresh's connection (a socket, and the refresh's timeout) to the
+// answer; and once answered, ioredis armed the next round of a Cluster that had ended, and every
+// round (an empty pool, answered at once) the next: the process never exited.
+//
 // Each case runs in its own process (test/fixtures/closing-cluster.ts) on a cluster of its own (two
 // of them shut nodes down), which reports process.getActiveResourcesInfo() right after close()
 // resolved: no timer and no socket. The process must then also exit by itself (the bound below
@@ -27,6 +32,7 @@ interface Closed {
   watch: string;
   watchConnections: string[];
   nodeConnections: string[];
+  refreshers: string[];
 }
 
 let cluster: TestRedisCluster | undefined;
@@ -81,6 +87,17 @@ describe.skipIf(!hasRedisServer)("RedisStore.close() leaves nothing of a watcher
     expect(closed.watch).toBe('resolved');
     expect(closed.watchConnections).toEqual(['end']);
     expect(closed.nodeConnections.every((s) => s === 'end')).toBe(true);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('while a slots refresh of it waits for its answer', async () => {
+    const { closed, later, code } = await closeIn('refreshing');
+    expect(kept(closed.resources)).toEqual([]);
+    expect(kept(later)).toEqual([]);
+    expect(closed.watch).toBe('resolved');
+    expect(closed.watchConnections).toEqual(['end']);
+    // Reached: a refresh's connection was open (waiting for its answer) when close() was called.
+    expect(closed.refreshers.length).toBeGreaterThan(0);
     expect(code).toBe(0);
   }, 60_000);
 
