@@ -42,12 +42,16 @@ export interface Extracted {
   problems: ExtractProblem[];
 }
 
-const OPENING_FENCE = /^(\s*)(`{3,}|~{3,})\s*(.*)$/;
+/** A fence, indented or opening a list item (`- ```ts`, `1. ```ts`): group 1 is all that comes before it. */
+const OPENING_FENCE = /^(\s*(?:(?:[-*+]|\d{1,9}[.)])\s+)?)(`{3,}|~{3,})\s*(.*)$/;
+/** A fence in a blockquote (`> ```ts`): its lines carry the quote's `>`, which the check does not take apart. */
+const QUOTED_FENCE = /^\s*>[\s>]*(?:`{3,}|~{3,})\s*([^\s`]*)/;
 
 /**
  * The TypeScript and JavaScript fenced code blocks of a Markdown text, with their lines. Blocks in
- * other languages (or none) are skipped. A fence may be indented (inside a list item): that
- * indentation is removed from the block's lines.
+ * other languages (or none) are skipped. A fence may be indented (inside a list item), or open a
+ * list item (`1. ```ts`): that many columns are removed from the block's lines. A ts/js block in a
+ * blockquote is reported as a problem (its lines are not taken apart from the quote's `>`).
  */
 export function extractBlocks(readme: string, markdown: string): Extracted {
   const lines = markdown.split(/\r?\n/);
@@ -102,6 +106,12 @@ export function extractBlocks(readme: string, markdown: string): Extracted {
       continue;
     }
     if (text.trim() === '') continue;
+    // Reported rather than skipped: the check must not pass on a block it never read.
+    const quoted = QUOTED_FENCE.exec(text);
+    const quotedLang = quoted ? LANGUAGES[quoted[1]!.toLowerCase()] : undefined;
+    if (quotedLang) {
+      problems.push({ readme, line: lineNo, message: `a ${quotedLang} code block in a blockquote is not checked: move it out of the quote` });
+    }
     const marker = NOT_CHECKED_MARKER.exec(text);
     if (marker) {
       settleMarker('other', lineNo);

@@ -56,6 +56,35 @@ describe('the checker', () => {
     ]);
   });
 
+  it('takes a block opened on a list item\'s first line, and refuses one it cannot read (in a blockquote) rather than skip it', () => {
+    const md = [
+      '1. Install:', // 1
+      '', // 2
+      '2. ```ts', // 3: the list item starts with the block
+      '   const a: number = 1;', // 4
+      '   ```', // 5
+      '- ~~~js', // 6
+      '  const b = 2;', // 7
+      '  ~~~', // 8
+      '', // 9
+      '> ```ts', // 10: in a blockquote
+      '> const c = 3;', // 11
+      '> ```', // 12
+      '', // 13
+      '> ```sh', // 14: not a ts/js block: left alone
+      '> ls', // 15
+      '> ```', // 16
+    ].join('\r\n');
+    const { blocks, problems } = extractBlocks('x.md', md);
+    expect(blocks.map((b) => [b.fenceLine, b.lang, b.indent, b.code])).toEqual([
+      [3, 'ts', 3, 'const a: number = 1;'],
+      [6, 'js', 2, 'const b = 2;'],
+    ]);
+    expect(problems).toEqual([
+      { readme: 'x.md', line: 10, message: 'a ts code block in a blockquote is not checked: move it out of the quote' },
+    ]);
+  });
+
   it('refuses a not-checked marker without a reason, or not right before a ts/js block', () => {
     const md = [
       '<!-- not-checked -->', // 1: no reason
