@@ -42,9 +42,11 @@ function sign(payload: string, secret: string | Buffer): Buffer {
 
 // Objects checked against the types, so that a new option cannot be left out of these lists.
 const READ_TOKEN_NAMES = Object.keys({ secret: 0, upgradeIds: 0, ttlSeconds: 0, now: 0 } satisfies Record<keyof ReadTokenOptions, 0>);
-// readTokenAuth() also takes createReadToken()'s options (and ignores the others), so that one object
-// can serve both: `{ secret, ttlSeconds }` passed to each is no misspelling.
-const READ_TOKEN_AUTH_NAMES = [...new Set([...Object.keys({ secret: 0, now: 0 } satisfies Record<keyof ReadTokenAuthOptions, 0>), ...READ_TOKEN_NAMES])];
+// readTokenAuth() also takes createReadToken()'s `ttlSeconds` (and ignores it), so that one settings
+// object can serve both: `{ secret, ttlSeconds }` passed to each is no misspelling. Not `upgradeIds`:
+// given to readTokenAuth it would read as "this server serves only these", which it is not (each
+// token's own scope decides), so it is refused.
+const READ_TOKEN_AUTH_NAMES = [...Object.keys({ secret: 0, now: 0 } satisfies Record<keyof ReadTokenAuthOptions, 0>), 'ttlSeconds'];
 
 /** Refuses options that are not an object, or that have a key that is not an option (a misspelt `ttlSecond` gave 300 s). */
 function checkOptions(options: unknown, known: readonly string[], what: string): asserts options is object {

@@ -164,12 +164,15 @@ describe('read tokens and the dashboard handler: a name they do not know is refu
     expect(isProgressError(thrown(() => readTokenAuth(null as never)), 'INVALID_ARGUMENT')).toBe(true);
   });
 
-  it("readTokenAuth takes createReadToken's options too, so that one object serves both", () => {
-    const shared: ReadTokenOptions = { secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 600 };
+  it("readTokenAuth takes createReadToken's ttlSeconds too, so that one settings object serves both, but not upgradeIds", () => {
+    const shared = { secret: SECRET, ttlSeconds: 600 };
     const auth = readTokenAuth(shared);
-    const claims = auth.authenticate({ url: `/ws?token=${createReadToken(shared)}`, headers: {} } as never);
+    const claims = auth.authenticate({ url: `/ws?token=${createReadToken({ ...shared, upgradeIds: ['u1'] })}`, headers: {} } as never);
     expect(auth.authorize(claims, 'u1')).toBe(true);
     expect(auth.authorize(claims, 'u2')).toBe(false);
+    // upgradeIds would read as the server's scope, which each token's own decides: refused.
+    const err = thrown(() => readTokenAuth({ secret: SECRET, upgradeIds: ['u1'] } as ReadTokenAuthOptions));
+    expect(isProgressError(err, 'INVALID_ARGUMENT') && /unknown option "upgradeIds"/.test(err.message)).toBe(true);
   });
 
   it('createDashboardHandler takes every option, and refuses a misspelt one', () => {
