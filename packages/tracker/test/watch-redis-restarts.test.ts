@@ -3,10 +3,10 @@
 // 'trimmed'), which ended the command with exit 3, where `watch <folder>` and `watch ws://` go on
 // with the new run or a reloaded state.
 import { afterAll, describe, expect, it } from 'vitest';
-import { RedisStore, createProgressTracker } from '../src/index.js';
+import { ProgressWebSocketServer, RedisStore, createProgressTracker } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { LiveView } from '../src/cli/terminal.js';
-import { createdAgainLine, watchStore } from '../src/cli/watch.js';
+import { createdAgainLine, deletedLine, watchStore } from '../src/cli/watch.js';
 import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { Capture, deleteKeys, uniqueId } from './helpers.js';
 
@@ -40,11 +40,11 @@ function watchInto(store: RedisStore, id: string, signal = new AbortController()
   return { out, watching };
 }
 
-/** Runs `progress watch <source> <id> --prefix <prefix>` in this process; its output is readable while it runs. */
+/** Runs `progress watch <source> <id> --prefix <prefix>` (no prefix for a ws:// source) in this process; its output is readable while it runs. */
 function watch(id: string, keyPrefix: string, source = url) {
   const out = new Capture();
   const err = new Capture();
-  const exited = main(['watch', source, id, '--prefix', keyPrefix], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+  const exited = main(['watch', source, id, ...(source.startsWith('redis') ? ['--prefix', keyPrefix] : [])], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
   const waitFor = async (what: string, test: (text: string) => boolean) => {
     const deadline = Date.now() + 15_000;
     while (!test(out.text)) {
@@ -90,6 +90,38 @@ describe('progress watch redis://, when the upgrade is deleted and created again
     expect(seqsOf(newRun, id)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
     expect(newRun).toContain('FAILED');
     expect(cli.err.text).toBe('');
+  }, 30_000);
+
+  it('through a ws-server over Redis: says the upgrade was deleted while it is gone, not "reloading the snapshot"', async () => {
+    const { id, keyPrefix } = fresh('ws-gone');
+    await firstRun(id, keyPrefix);
+    const serving = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
+    const server = new ProgressWebSocketServer({ port: 0, store: serving });
+    try {
+      const { url: wsUrl } = await server.start();
+      const cli = watch(id, keyPrefix, wsUrl);
+      // (Not on a terminal a snapshot prints nothing: the store watch the subscribe starts says it was served.)
+      await cli.waitFor('the store watch', () => serving.info().watchers === 1);
+      const store = new RedisStore({ url, keyPrefix });
+      expect(await store.delete(id)).toBe(true);
+      await store.close();
+      // The server's resync says no snapshot follows: the watcher says the upgrade is gone and waits.
+      await cli.waitFor('that it was deleted', (text) => text.includes(deletedLine(id)));
+      expect(cli.out.text).not.toContain('reloading the snapshot');
+      const second = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storage: { redis: url, keyPrefix } });
+      await second.startUpgrade();
+      await second.completeUpgrade();
+      const last = second.progress.lastSeq;
+      await second.close();
+      expect(await cli.exited).toBe(0);
+      const text = cli.out.text;
+      expect(text).toContain(createdAgainLine(id));
+      const newRun = text.slice(text.indexOf(createdAgainLine(id)));
+      expect(seqsOf(newRun, id)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+    } finally {
+      await server.stop();
+      await serving.close();
+    }
   }, 30_000);
 
   it('reloads the state when the events after the seq it holds were removed by retention, and follows on', async () => {

@@ -30,7 +30,10 @@ export type ServerMessage =
   | { type: 'subscribed'; upgradeId: string; exists: boolean }
   | { type: 'snapshot'; upgradeId: string; seq: number; data: UpgradeProgress }
   | { type: 'progress_event'; upgradeId: string; data: ProgressEvent }
-  | { type: 'resync'; upgradeId: string; reason: ResyncReason }
+  // `exists`: whether the upgrade's snapshot follows (false: it does not exist now, deleted or expired,
+  // and its events arrive from seq 1 once it is created again); an addition to protocol v1 that older
+  // clients ignore.
+  | { type: 'resync'; upgradeId: string; reason: ResyncReason; exists: boolean }
   | { type: 'progress_summary'; upgradeId: string; data: ProgressSummary }
   | { type: 'upgrades'; data: UpgradeSummaryRow[] }
   | { type: 'pong' }

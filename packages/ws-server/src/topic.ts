@@ -728,7 +728,8 @@ export class Topic {
 
   #resync(sub: Subscription, reason: ResyncReason): void {
     if (sub.closed) return;
-    sub.client.send({ type: 'resync', upgradeId: this.upgradeId, reason });
+    // Says whether a snapshot follows: a client cannot tell "no snapshot" from "not yet" otherwise.
+    sub.client.send({ type: 'resync', upgradeId: this.upgradeId, reason, exists: this.state !== undefined });
     sub.lastSent = 0;
     this.sendSnapshot(sub);
     this.#drain(sub);

@@ -65,6 +65,34 @@ describe('ws-server over Redis: an upgrade deleted while subscribers follow it',
     expectConsecutive(after.filter((m) => m.type === 'progress_event').map((m) => m.data.seq), snap.seq + 1, again.progress.lastSeq);
   }, 30_000);
 
+  it('says in the resync whether a snapshot follows: exists false for an upgrade deleted and not (yet) created again', async () => {
+    const { serving, writing } = await storesWithUpgrade('u-gone', 1);
+
+    const server = new ProgressWebSocketServer({ port: 0, store: serving });
+    closers.push(() => server.stop());
+    const client = await TestClient.connect((await server.start()).url);
+    closers.push(() => client.close());
+    client.send({ type: 'subscribe', upgradeId: 'u-gone' });
+    await client.next((m) => m.type === 'snapshot');
+    await client.until(() => serving.info().watchers === 1, 5000, 'the store watch');
+
+    // Deleted, and nothing under the id: no snapshot can follow, and the resync says so (a client
+    // such as `progress watch` then says the upgrade is gone instead of "reloading the snapshot").
+    expect(await writing.delete('u-gone')).toBe(true);
+    const gone = await client.next((m) => m.type === 'resync', 0, 10_000);
+    expect(gone).toMatchObject({ upgradeId: 'u-gone', reason: 'gap', exists: false });
+
+    // Created again: the subscriber gets its events from seq 1 (no resync needed); a resubscribe
+    // from a stale seq of the old run gets a resync that says a snapshot follows.
+    const again = await recreate(writing, 'u-gone', 2, 10);
+    await client.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === again.progress.lastSeq), 10_000, 'the new run');
+    client.send({ type: 'subscribe', upgradeId: 'u-gone', sinceSeq: 1, createdAt: '2000-01-01T00:00:00.000Z' });
+    const back = await client.next((m) => m.type === 'resync' && m !== gone, 0, 10_000);
+    expect(back).toMatchObject({ upgradeId: 'u-gone', reason: 'gap', exists: true });
+    const snap = await client.next((m) => m.type === 'snapshot' && client.messages.indexOf(m) > client.messages.indexOf(back), 0, 10_000);
+    expect(snap.seq).toBe(again.progress.lastSeq);
+  }, 30_000);
+
   it('resyncs a subscriber whose replay was under way when the upgrade was deleted and created again', async () => {
     const { serving, writing } = await storesWithUpgrade('u-mid', 4);
 

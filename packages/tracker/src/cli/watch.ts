@@ -619,7 +619,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
             case 'resync':
               // After `subscribed` said the upgrade does not exist, no snapshot follows: it was deleted
               // while we were away, and is waited for (its new run's first event says so), as from a folder.
-              if (absent && target !== undefined) options.view.say(deletedLine(target));
+              // So when the server says none follows (`exists: false`: deleted or expired while followed).
+              if ((absent || msg.exists === false) && target !== undefined) options.view.say(deletedLine(target));
               else options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
               droppedRun = state?.createdAt ?? droppedRun;
               state = undefined;
