@@ -97,7 +97,7 @@ describe('resume from a sequence number (acceptance 1)', () => {
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3 });
     const snap = await c.next((m) => m.type === 'snapshot');
     expect(c.messages.map((m) => m.type).slice(1, 4)).toEqual(['subscribed', 'resync', 'snapshot']);
-    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'trimmed' });
+    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'trimmed', exists: true });
     expect(snap.seq).toBe(20);
     expect(snap.data.lastSeq).toBe(20);
     await tracker!.updateTaskProgress('t', 5);
@@ -116,7 +116,7 @@ describe('resume from a sequence number (acceptance 1)', () => {
     const c = await connect(url);
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 999 });
     const snap = await c.next((m) => m.type === 'snapshot');
-    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'ahead' });
+    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'ahead', exists: true });
     expect(snap.seq).toBe(3);
     await tracker!.completeTask('t');
     await c.until((ms) => ms.some((m) => m.type === 'progress_event'));
@@ -142,7 +142,7 @@ describe('resume from a sequence number (acceptance 1)', () => {
     const stale = await connect(url);
     stale.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 10, createdAt: oldRun });
     const snap = await stale.next((m) => m.type === 'snapshot');
-    expect(stale.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'gap' });
+    expect(stale.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'gap', exists: true });
     expect(snap.data.createdAt).toBe(tracker.durableProgress.createdAt);
     expect(stale.ofType('progress_event')).toHaveLength(0);
     // One that holds this run resumes as before, and one without createdAt too (older clients).

@@ -207,7 +207,7 @@ describe('a resume whose seq the server cannot check', () => {
     store.down.add('u1');
     const c = await connect(url);
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 10 });
-    expect(await c.next((m) => m.type === 'resync')).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'unavailable' });
+    expect(await c.next((m) => m.type === 'resync')).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'unavailable', exists: true });
     expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ upgradeId: 'u1', seq: 3 });
   });
 });
