@@ -1,4 +1,4 @@
-import { ProgressError, assertKnownOptions, describeValue, isLogger, type Logger } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, isLogger, redactUrl, type Logger } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Retention of {@link RedisStoreOptions}. Nothing is ever trimmed silently: see the README. */
@@ -111,7 +111,10 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
   }
   if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url) || !URL.canParse(options.url))) {
-    throw invalid('url must be a valid redis:// or rediss:// URL');
+    // The value is named (its password masked), and a host:port without a scheme gets the URL meant.
+    const given = typeof options.url === 'string' ? JSON.stringify(redactUrl(options.url.length > 200 ? `${options.url.slice(0, 200)}...` : options.url)) : describeValue(options.url);
+    const meant = typeof options.url === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(options.url) && URL.canParse(`redis://${options.url}`) ? ` (did you mean ${JSON.stringify(redactUrl(`redis://${options.url}`))}?)` : '';
+    throw invalid(`url must be a valid redis:// or rediss:// URL, got ${given}${meant}`);
   }
   if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
     throw invalid(`mode must be 'single' or 'cluster', got ${describeValue(options.mode)}`);

@@ -116,6 +116,24 @@ describe('RedisStore options: unknown names', () => {
 });
 
 describe('RedisStore options: values JSON cannot show', () => {
+  it('names a url it refuses (its password masked), and the URL meant for a host:port without a scheme', () => {
+    const message = (url: unknown): string => {
+      try {
+        new RedisStore({ url } as never);
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+        return (err as Error).message;
+      }
+      throw new Error(`accepted ${String(url)}`);
+    };
+    expect(message('127.0.0.1:6430')).toMatch(/got "127\.0\.0\.1:6430" \(did you mean "redis:\/\/127\.0\.0\.1:6430"\?\)$/);
+    const secret = message('admin:S3cret@10.0.0.5:6379');
+    expect(secret).toMatch(/did you mean "redis:\/\/admin:\*\*\*@10\.0\.0\.5:6379"/);
+    expect(secret).not.toMatch(/S3cret/);
+    expect(message('http://127.0.0.1:6379')).toMatch(/got "http:\/\/127\.0\.0\.1:6379\/?"$/);
+    expect(message(6379)).toMatch(/got 6379$/);
+  });
+
   it('refuses a BigInt, a symbol or a function with INVALID_ARGUMENT that names it, not a TypeError from the message', () => {
     const cases: unknown[] = [
       { snapshotEvery: 10n },
