@@ -445,7 +445,7 @@ export class RedisStore implements ProgressStore {
       p.resolve();
     } else if (code === 0) {
       p.reject(
-        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: another writer moved it`, {
+        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: another writer moved it (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
           context: { ...context, storedSeq: Number(stored) },
         }),
       );

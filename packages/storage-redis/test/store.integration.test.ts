@@ -34,6 +34,8 @@ describe('RedisStore: appends', () => {
     const err = await errorOf(store.append(f.upgradeId, other.batch(4), 3, other.snapshot()));
     expect(err.code).toBe('CONFLICT');
     expect(err.context.storedSeq).toBe(7);
+    // It says what happened and what to do.
+    expect(err.message).toMatch(/is at seq 7 in Redis, not 3: another writer moved it \(open the upgrade again, ProgressTracker\.open, to go on from what is stored\)$/);
     await store.close();
   });
 
