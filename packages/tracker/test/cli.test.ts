@@ -69,6 +69,9 @@ describe('progress ls / show', () => {
       // Without it, the default prefix (progress:), which does not hold this upgrade.
       expect((JSON.parse((await run('ls', url, '--json')).out) as Array<{ upgradeId: string }>).some((r) => r.upgradeId === id)).toBe(false);
       expect(await run('show', url, id)).toMatchObject({ code: 3, err: expect.stringContaining(`no upgrade "${id}"`) });
+      // The prefix without its ":" finds nothing, and says which prefix was meant.
+      const bare = prefix.slice(0, -1);
+      expect(await run('ls', url, '--prefix', bare)).toMatchObject({ code: 0, out: 'no upgrades\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
     } finally {
       await deleteKeys(url, prefix);
     }

@@ -234,6 +234,10 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         try {
           const text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);
           out.write(`${text}\n`);
+          // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why.
+          if (command === 'ls' && text === 'no upgrades' && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
+            err.write(`progress: no upgrades under the key prefix "${safeText(source.keyPrefix)}"; a prefix usually ends in ":" (did you mean --prefix ${safeText(source.keyPrefix)}:?)\n`);
+          }
         } finally {
           await store.close();
         }
