@@ -161,6 +161,8 @@ describe('progress watch', () => {
     expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => 11 - seen.length + i));
     expect(out).toContain('upgrade.completed');
     expect(out).toContain('COMPLETED');
+    // The state it loaded first is a line of its own, before the events: an idle upgrade shows something.
+    expect(out.split('\n')[0]).toMatch(/^\S+ watched state \w+ at seq \d+ overall=[\d.]+% tasks=\d+\/\d+$/);
   });
 
   it('exits 1 when the watched upgrade fails', async () => {

@@ -49,7 +49,9 @@ export class LiveView {
   update(state: Readonly<UpgradeProgress>, event?: ProgressEvent): void {
     this.#state = state;
     if (!this.#tty) {
-      if (event) this.#out.write(`${renderEventLine(event, state)}\n`);
+      // A state without an event (the first snapshot, or one after a resync) gets a line too: an idle
+      // upgrade would otherwise show nothing at all until its next event.
+      this.#out.write(`${event ? renderEventLine(event, state) : renderStateLine(state)}\n`);
       return;
     }
     const now = Date.now();
@@ -81,6 +83,14 @@ export class LiveView {
     this.#out.write(`${lines.join('\n')}\n`);
     this.#lines = lines.length;
   }
+}
+
+/** One plain line for a state shown without an event: where the upgrade is, as the events that follow it are. */
+function renderStateLine(state: Readonly<UpgradeProgress>): string {
+  const tasks = Object.values(state.tasks);
+  const done = tasks.filter((t) => t.status === 'completed' || t.status === 'skipped').length;
+  const phase = state.currentPhase ? ` phase=${safeText(state.currentPhase)}` : '';
+  return `${safeText(state.updatedAt)} ${safeText(state.upgradeId)} state ${safeText(state.status)} at seq ${state.lastSeq} overall=${state.overallPercentage}%${phase} tasks=${done}/${tasks.length}`;
 }
 
 // Cuts a line to `width` visible cells, keeping ANSI colour codes out of the count.
