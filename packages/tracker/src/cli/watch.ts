@@ -141,11 +141,16 @@ function showLegacy(id: string, shown: readonly ProgressEvent[], events: readonl
   // Folded whole first: a file that does not fold (a read failed) shows nothing, and is read again.
   replayEvents(events);
   let state: UpgradeProgress | undefined;
+  let shownEvent = false;
   for (const event of events) {
     state = applyEventInPlace(state, event);
-    if (event.seq > same) view.update(state, event);
+    if (event.seq > same) {
+      view.update(state, event);
+      shownEvent = true;
+    }
   }
-  if (state) view.update(state);
+  // The state by itself only when no event showed it (plain output gives it a line of its own).
+  if (state && !shownEvent) view.update(state);
   return state;
 }
 
