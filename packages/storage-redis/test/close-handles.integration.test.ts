@@ -2,7 +2,7 @@
 // exits at once. ioredis' disconnect() left a timer (its disconnectTimeout, 2 s) when the client was
 // waiting to reconnect (ioredis #1247), and that client never reached `end`: a read queued on it
 // waited for its whole commandTimeoutMs and then failed with STORE_UNAVAILABLE instead of CLOSED. A
-// socket still connecting or in its handshake was only ended, not closed. (Found on 2026-11-30 with
+// socket still connecting or in its handshake was only ended, not closed. (Found on 2026-11-29 with
 // `progress ls redis://127.0.0.1:1`, which printed its error and then lived on for 2 s.)
 //
 // Each case runs in its own process (test/fixtures/closing.ts), which reports
@@ -14,7 +14,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/index.js';
 import { redisUrl } from './helpers.js';
-import { spawnFixture } from './spawn.js';
+import { closingReport, kept } from './spawn.js';
 
 interface Closed {
   status: string;
@@ -54,30 +54,8 @@ async function silentServer(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/**
- * Runs the fixture in `mode`; returns its report, what it saw alive in the meantime (every line
- * printed after the report, until it exited) and its exit code.
- */
-async function closeIn(mode: string, url: string): Promise<{ closed: Closed; later: string[]; code: number | null }> {
-  const child = spawnFixture('closing', { mode, url, connectionName: `test-closing-${process.pid}-${mode}` });
-  const kill = setTimeout(() => child.process.kill('SIGKILL'), 30_000);
-  try {
-    const closed = await child.next<Closed>();
-    const code = await child.exited;
-    const later: string[] = [];
-    for (;;) {
-      const line = await child.line().catch(() => undefined);
-      if (line === undefined) break;
-      later.push(...(JSON.parse(line) as { later: string[] }).later);
-    }
-    return { closed, later, code };
-  } finally {
-    clearTimeout(kill);
-  }
-}
-
-/** What would keep the process alive: timers and sockets. */
-const kept = (resources: string[]): string[] => resources.filter((r) => /Timeout|TCP|Connect|Shutdown|Write/i.test(r));
+/** Runs test/fixtures/closing.ts in `mode` on `url` (see closingReport). */
+const closeIn = (mode: string, url: string) => closingReport<Closed>('closing', { mode, url, connectionName: `test-closing-${process.pid}-${mode}` });
 
 describe('RedisStore.close() leaves no socket or timer behind', () => {
   it('while its connection waits to reconnect (Redis refuses): a read queued on it fails with CLOSED', async () => {

@@ -1,7 +1,7 @@
 // close-handles.integration.test.ts for a watcher's connection on a real Redis Cluster (a Cluster
 // of the store's own: a duplicate() of the Cluster passed in), closed while it waits to reconnect.
 //
-// Found on 2026-11-30: close() ended that Cluster with its disconnect() alone, which calls
+// Found on 2026-11-29: close() ended that Cluster with its disconnect() alone, which calls
 // disconnect() on each node connection. A node connection waiting to reconnect (a
 // `clusterNodeRetryStrategy`) kept ioredis' disconnect timer (2 s: ioredis #1247) and never ended,
 // the commands queued on it never answered. A Cluster that had lost all its node connections and
@@ -22,7 +22,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
-import { spawnFixture } from './spawn.js';
+import { closingReport, kept } from './spawn.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -41,31 +41,11 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-/**
- * Runs the fixture in `mode` on a new cluster; returns its report, what it saw alive in the
- * meantime (every line printed after the report, until it exited) and its exit code.
- */
-async function closeIn(mode: string): Promise<{ closed: Closed; later: string[]; code: number | null }> {
+/** Runs test/fixtures/closing-cluster.ts in `mode` on a new cluster (see closingReport). */
+async function closeIn(mode: string) {
   cluster = await startRedisCluster(3);
-  const child = spawnFixture('closing-cluster', { mode, nodes: cluster.nodes, connectionName: `test-closing-cluster-${process.pid}-${mode}` });
-  const kill = setTimeout(() => child.process.kill('SIGKILL'), 30_000);
-  try {
-    const closed = await child.next<Closed>();
-    const code = await child.exited;
-    const later: string[] = [];
-    for (;;) {
-      const line = await child.line().catch(() => undefined);
-      if (line === undefined) break;
-      later.push(...(JSON.parse(line) as { later: string[] }).later);
-    }
-    return { closed, later, code };
-  } finally {
-    clearTimeout(kill);
-  }
+  return closingReport<Closed>('closing-cluster', { mode, nodes: cluster.nodes, connectionName: `test-closing-cluster-${process.pid}-${mode}` });
 }
-
-/** What would keep the process alive: timers and sockets. */
-const kept = (resources: string[]): string[] => resources.filter((r) => /Timeout|TCP|Connect|Shutdown|Write/i.test(r));
 
 describe.skipIf(!hasRedisServer)("RedisStore.close() leaves nothing of a watcher's Cluster connection behind", () => {
   it('while the node connection of its read waits to reconnect (connection killed): the command queued on it is rejected', async () => {
