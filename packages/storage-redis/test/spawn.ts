@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { spawnScript, type Child } from '../../../tools/test-utils/src/spawn.js';
 
 export type { Child };
@@ -33,3 +34,10 @@ export async function closingReport<T>(name: string, config: object): Promise<{ 
 
 /** What would keep a process alive: timers and sockets. */
 export const kept = (resources: string[]): string[] => resources.filter((r) => /Timeout|TCP|Connect|Shutdown|Write/i.test(r));
+
+/** What every closing case demands: no timer or socket right after close() nor later, and an exit of the process by itself (code 0). */
+export function expectNothingLeft(report: { closed: { resources: string[] }; later: string[]; code: number | null }): void {
+  expect(kept(report.closed.resources)).toEqual([]);
+  expect(kept(report.later)).toEqual([]);
+  expect(report.code).toBe(0);
+}
