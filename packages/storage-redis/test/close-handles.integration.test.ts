@@ -13,6 +13,7 @@ import { isProgressError } from '@progress/core';
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/index.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
 import { redisUrl } from './helpers.js';
 import { closingReport, expectNothingLeft } from './spawn.js';
 
@@ -32,15 +33,6 @@ afterAll(async () => {
   }
 });
 
-/** A port nothing listens on (listened on, then closed). */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** A server that accepts connections and never answers nor closes them (a hung Redis). */
 async function silentServer(): Promise<number> {
   const sockets = new Set<Socket>();
@@ -59,7 +51,7 @@ const closeIn = (mode: string, url: string) => closingReport<Closed>('closing', 
 
 describe('RedisStore.close() leaves no socket or timer behind', () => {
   it('while its connection waits to reconnect (Redis refuses): a read queued on it fails with CLOSED', async () => {
-    const report = await closeIn('refused', `redis://127.0.0.1:${await deadPort()}`);
+    const report = await closeIn('refused', `redis://127.0.0.1:${await freePort()}`);
     const { closed } = report;
     expectNothingLeft(report);
     expect(closed.status).toBe('end');
@@ -114,7 +106,7 @@ describe('RedisStore.close() in Cluster mode', () => {
       duplicates.push(conn);
       return conn;
     };
-    const client = new Cluster([{ host: '127.0.0.1', port: await deadPort() }], { redisOptions: { maxRetriesPerRequest: null } });
+    const client = new Cluster([{ host: '127.0.0.1', port: await freePort() }], { redisOptions: { maxRetriesPerRequest: null } });
     client.on('error', () => {});
     try {
       const store = new RedisStore({ redis: client, keyPrefix: `test:closing:cluster:${process.pid}:` });

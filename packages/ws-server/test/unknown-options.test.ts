@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, isProgressError } from '@progress/core';
 import {
@@ -12,6 +11,7 @@ import {
   type ReadTokenAuthOptions,
   type ReadTokenOptions,
 } from '../src/index.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
 import { closedAfterEach } from './helpers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
@@ -36,15 +36,6 @@ function expectUnknown(fn: () => unknown, key: string, meant?: string): void {
   expect(err.message).toContain(`unknown option ${JSON.stringify(key)}`);
   if (meant) expect(err.message).toContain(`(did you mean ${JSON.stringify(meant)}?)`);
   else expect(err.message).toContain('(known: ');
-}
-
-/** A port free now (listened on, then let go). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 /** Whether `port` can be listened on now (nothing holds it). */
