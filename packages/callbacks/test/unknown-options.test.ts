@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isProgressError } from '@progress/core';
 import { CallbackManager, type CallbackManagerOptions } from '../src/index.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { openTracker } from './helpers.js';
 
 const logger = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** The error `fn` throws (it must throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('CallbackManager options: a name it does not know is refused', () => {
   it('takes every documented option at once, and uses them', async () => {

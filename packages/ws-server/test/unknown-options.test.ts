@@ -12,22 +12,13 @@ import {
   type ReadTokenOptions,
 } from '../src/index.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { closedAfterEach } from './helpers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const opened = closedAfterEach();
 const { connect } = opened;
 const logger = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** The error `fn` throws (it must throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 /** `fn` is refused with INVALID_ARGUMENT whose message names `key` and, when given, suggests `meant`. */
 function expectUnknown(fn: () => unknown, key: string, meant?: string): void {

@@ -8,3 +8,4 @@ export type { Child } from './spawn.js';
 export { startRedisCluster } from './redis-cluster.js';
 export type { TestRedisCluster } from './redis-cluster.js';
 export { throwingLogger, type LoggedCall } from './logger.js';
+export { thrown } from './thrown.js';
