@@ -4,8 +4,8 @@ import { APPEND_LUA, APPEND_SHA } from './scripts.js';
 
 export { APPEND_SHA };
 
-/** What the append script replies: `1` appended, `[2 | 0 | -1, storedSeq]` (retry, conflict, late), `[-2, error]` (damaged stream). */
-export type AppendReply = 1 | [code: number, storedSeq?: number | string];
+/** What the append script replies: `1` appended, `[2 | 0 | -1, storedSeq]` (retry, conflict, late), `[-2, error]` (damaged stream); the integers as text from a client with ioredis' `stringNumbers`. */
+export type AppendReply = 1 | '1' | [code: number | string, storedSeq?: number | string];
 
 /** Anything ioredis can hand a prepared command to (a client, a Cluster or a pipeline). */
 interface CommandSink {

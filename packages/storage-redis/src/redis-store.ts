@@ -438,20 +438,23 @@ export class RedisStore implements ProgressStore {
       p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
       return;
     }
-    const [code, stored] = Array.isArray(reply) ? reply : [NaN];
-    if (code === 2) {
-      this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
+    // Number(): a client passed in with ioredis' `stringNumbers` answers the script's integers as
+    // text ('1', ['0', '7']); taken for an unexpected reply, a stored append was reported failed.
+    const [code, stored] = Array.isArray(reply) ? reply : [reply, undefined];
+    const status = Number(code);
+    if (status === 1 || status === 2) {
+      if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       if (this.#cluster) this.#followUp(p);
       p.resolve();
-    } else if (code === 0) {
+    } else if (status === 0) {
       p.reject(
         new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: another writer moved it (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
           context: { ...context, storedSeq: Number(stored) },
         }),
       );
-    } else if (code === -2) {
+    } else if (status === -2) {
       p.reject(corrupted(this.#keys.upgrade(p.upgradeId).events, `the event stream (it disagrees with lastSeq ${p.expectedSeq}; Redis: ${String(stored)}; nothing was appended)`, undefined, context));
-    } else if (code === -1) {
+    } else if (status === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read (a resumed VM); read it again.
       this.#clock.invalidate();
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": the append reached Redis after its deadline and was not applied`, { context }));
@@ -488,7 +491,8 @@ export class RedisStore implements ProgressStore {
     const offset = await this.#bounded(this.#clock.fresh(), `upgrade "${upgradeId}": could not delete (the server clock could not be read)`, upgradeId);
     const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
     const waitMs = Math.max(1, Math.ceil(startedAt + timeout + this.#clock.errorMs - localNow()));
-    const existed = await this.#bounded(this.#redis.progressDeleteV2(args.length, ...args, upgradeId, deadline), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs);
+    // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
+    const existed = Number(await this.#bounded(this.#redis.progressDeleteV2(args.length, ...args, upgradeId, deadline), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();
@@ -631,7 +635,7 @@ export class RedisStore implements ProgressStore {
     }
     // Cluster: the check and the removal cannot be one script across slots; check each right before.
     const exists = await Promise.all(metas.map((meta) => this.#redis.exists(meta)));
-    const still = gone.filter((_, i) => exists[i] === 0);
+    const still = gone.filter((_, i) => Number(exists[i]) === 0); // '0' from a client with `stringNumbers`
     if (still.length > 0) await this.#unindex(still);
   }
 

@@ -175,6 +175,33 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it.each(['single', 'cluster'] as const)('answers appends, deletes and prunes truly with a client passed in that reads numbers as strings (ioredis stringNumbers, %s mode)', async (mode) => {
+    // Such a client answers the scripts' integer replies as text ('1', ['0', '7']): a stored append
+    // was reported STORE_UNAVAILABLE (the tracker rolled back events Redis held), a conflict too,
+    // and a delete that deleted returned false.
+    const client = new Redis(redisUrl(), { stringNumbers: true });
+    const store = makeStore(prefixes, { redis: client, mode });
+    const f = new EventFactory('string-numbers');
+    await appendBatch(store, f, 2);
+    const events = f.batch(2);
+    await store.append(f.upgradeId, events, 2, f.snapshot());
+    await store.append(f.upgradeId, events, 2, f.snapshot()); // a retry, recognised
+    const other = new EventFactory(f.upgradeId);
+    const err = await errorOf(store.append(f.upgradeId, other.batch(2), 0, other.snapshot()));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.context.storedSeq).toBe(4);
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    // An index entry whose upgrade is gone is pruned.
+    await admin.zadd(store.keys.index, 1, 'gone');
+    if (mode === 'cluster') await new Promise((r) => setTimeout(r, 50)); // the index follow-up
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+    expect(await admin.zrange(store.keys.index, 0, -1)).toEqual([f.upgradeId]);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(await store.delete(f.upgradeId)).toBe(false);
+    await store.close();
+    await client.quit();
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('unserializable');
