@@ -139,6 +139,7 @@ export class RedisStore implements ProgressStore {
     this.#connectionError = undefined;
     this.#clock.invalidate();
   };
+  readonly #offReady: () => void;
   /** Why the connection the store created is down (its last error since it was last ready), for the timeout errors. */
   #connectionError: string | undefined;
   #pending: PendingAppend[] = [];
@@ -203,10 +204,9 @@ export class RedisStore implements ProgressStore {
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
     this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms));
-    this.#redis.on('ready', this.#onReady);
-    // A node joining a Cluster (a replica promoted after a failover) may be a master whose clock the
-    // offset does not cover yet: measure again before the next append.
-    this.#redis.on('+node', this.#onReady);
+    // On 'ready', and on '+node': a node joining a Cluster (a replica promoted after a failover) may
+    // be a master whose clock the offset does not cover yet: measure again before the next append.
+    this.#offReady = onReconnect(this.#redis, this.#onReady);
   }
 
   /** The ioredis client (or Cluster) the store uses. */
@@ -764,8 +764,7 @@ export class RedisStore implements ProgressStore {
       while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
       if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
       for (const conn of this.#watchers) this.#release(conn);
-      this.#redis.off('ready', this.#onReady);
-      this.#redis.off('+node', this.#onReady);
+      this.#offReady();
       if (this.#owns) {
         const redis = this.#redis;
         if (redis.status === 'ready') await withTimeout(redis.quit(), 1000, 'quit').catch(() => {});
@@ -818,6 +817,39 @@ export class RedisStore implements ProgressStore {
     if (reason === undefined || !isProgressError(err, 'STORE_UNAVAILABLE') || err.context.reason !== 'timeout') return err;
     return new ProgressError('STORE_UNAVAILABLE', `${err.message} (the connection is down: ${reason})`, { cause: err.cause, context: err.context });
   }
+}
+
+/** Per client, the one 'ready' / '+node' listener and the stores' callbacks it calls (see onReconnect). */
+const RECONNECT = new WeakMap<Redis | Cluster, { fns: Set<() => void>; off: () => void }>();
+
+/**
+ * Calls `fn` on every 'ready' and '+node' of `client`; returns the function that stops it. One
+ * listener per client, whatever the number of stores on it: a listener per store made Node warn of
+ * a leak (MaxListenersExceededWarning) on a client shared by more than ten (a store per tenant).
+ */
+function onReconnect(client: Redis | Cluster, fn: () => void): () => void {
+  let entry = RECONNECT.get(client);
+  if (entry === undefined) {
+    const fns = new Set<() => void>();
+    const each = (): void => {
+      for (const f of [...fns]) f();
+    };
+    client.on('ready', each);
+    client.on('+node', each);
+    // Taken off the client once its last store is gone: a client passed in outlives its stores.
+    const off = (): void => {
+      client.off('ready', each);
+      client.off('+node', each);
+      RECONNECT.delete(client);
+    };
+    entry = { fns, off };
+    RECONNECT.set(client, entry);
+  }
+  const { fns, off } = entry;
+  fns.add(fn);
+  return () => {
+    if (fns.delete(fn) && fns.size === 0) off();
+  };
 }
 
 /** The `signal` of watch options; `INVALID_ARGUMENT` for options that are not an object or a signal that is not an AbortSignal. */

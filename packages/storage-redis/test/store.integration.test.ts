@@ -202,6 +202,31 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it('lets many stores share one client passed in (a store per tenant) without a false MaxListenersExceededWarning on it', async () => {
+    const client = new Redis(redisUrl());
+    const warned: Error[] = [];
+    const onWarning = (w: Error & { emitter?: unknown }): void => void (w.emitter === client && warned.push(w));
+    process.on('warning', onWarning);
+    try {
+      const stores = Array.from({ length: 12 }, () => makeStore(prefixes, { redis: client }));
+      await new Promise((r) => setTimeout(r, 20)); // warnings are emitted on a later tick
+      // Each still works, and closing some leaves the others working.
+      for (const store of stores.slice(0, 6)) await store.close();
+      for (const [i, store] of stores.slice(6).entries()) {
+        const f = new EventFactory(`tenant-${i}`);
+        await appendBatch(store, f, 2);
+        expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+        await store.close();
+      }
+      expect(warned.map((w) => w.message)).toEqual([]);
+      // Nothing of the stores is left on the client, which outlives them.
+      expect(client.listenerCount('ready') + client.listenerCount('+node')).toBe(0);
+    } finally {
+      process.off('warning', onWarning);
+      await client.quit();
+    }
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('unserializable');
