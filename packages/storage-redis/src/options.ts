@@ -125,6 +125,11 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
       throw invalid('redis must be an ioredis client (Redis or Cluster)');
     }
     if (options.mode === 'single' && client.isCluster === true) throw invalid("an ioredis Cluster needs mode 'cluster' (an upgrade's keys and the index live in different slots)");
+    // ioredis refuses every other command on it, locally: each call of the store would fail with
+    // STORE_UNAVAILABLE, as if Redis were down, and no retry mends that.
+    if ((client.condition as { subscriber?: unknown } | null | undefined)?.subscriber) {
+      throw invalid('redis is in subscriber mode (after SUBSCRIBE a connection takes only subscribe commands): pass another connection, such as redis.duplicate()');
+    }
   }
   if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
   if (options.retention !== undefined) assertKnownOptions(options.retention, RETENTION_NAMES, { source: '@progress/storage-redis', where: 'retention.' });

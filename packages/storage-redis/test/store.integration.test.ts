@@ -227,6 +227,14 @@ describe('RedisStore: appends', () => {
     }
   });
 
+  it('refuses a client passed in that is in subscriber mode with INVALID_ARGUMENT, rather than fail every call as if Redis were down', async () => {
+    const client = new Redis(redisUrl());
+    await client.subscribe('progress-test-channel');
+    // It took only (P|S)SUBSCRIBE, PING and QUIT: every call failed with STORE_UNAVAILABLE, which no retry mends.
+    expect(() => makeStore(prefixes, { redis: client })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/subscriber mode/) }));
+    await client.quit();
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('unserializable');
