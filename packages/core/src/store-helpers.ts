@@ -1,6 +1,6 @@
 import { ProgressError } from './errors.js';
 import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, PROGRESS_STATUSES, type ListFilter, type ProgressEvent, type ProgressStatus, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
-import { describe } from './validation.js';
+import { assertKnownOptions, describe } from './validation.js';
 
 /**
  * Checks the arguments of `append` the same way in every store: a non-empty array of events of this
@@ -109,10 +109,19 @@ export function appendInputError(store: string, upgradeId: string, expectedSeq: 
   });
 }
 
+// An object checked against the interface, so that a new filter key cannot be left out of this list.
+const LIST_FILTER_KEYS = Object.keys({ status: 0, clusterName: 0, limit: 0 } satisfies Record<keyof ListFilter, 0>);
+
 /** Checks a list filter; throws `INVALID_ARGUMENT` for a bad one. */
 export function assertListFilter(filter: ListFilter | undefined): void {
   if (filter === undefined) return;
   if (!filter || typeof filter !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a list filter must be an object');
+  // A misspelt key (`statuses`, `cluster`) was left out without a word: every upgrade was listed,
+  // as if unfiltered.
+  assertKnownOptions(filter, LIST_FILTER_KEYS, { source: '@progress/core', what: 'list filter' });
+  if (filter.clusterName !== undefined && typeof filter.clusterName !== 'string') {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] list clusterName must be a string, got ${describe(filter.clusterName)}`);
+  }
   const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
   for (const s of statuses) {
     if (!PROGRESS_STATUSES.includes(s)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] unknown status ${describe(s)} in list filter`);

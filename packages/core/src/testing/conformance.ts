@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { isProgressError, type ErrorCode } from '../errors.js';
 import type { ProgressStore } from '../interfaces.js';
-import type { EventType, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
+import type { EventType, ListFilter, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
 import { applyEventInPlace, cloneState } from '../reducer.js';
 import { ProgressTracker } from '../tracker.js';
 
@@ -587,6 +587,11 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const cluster = await store.list({ clusterName: 'cluster-1' });
       assert.ok(ids.every((id) => cluster.some((r) => r.upgradeId === id)) && cluster.every((r) => r.clusterName === 'cluster-1'));
       await rejectsWith(store.list({ status: 'bogus' as ProgressStatus }), 'INVALID_ARGUMENT');
+      // A misspelt filter (`statuses`, `cluster`) or a cluster that is not a string would otherwise
+      // list every upgrade, as if unfiltered.
+      await rejectsWith(store.list({ statuses: ['failed'] } as ListFilter), 'INVALID_ARGUMENT');
+      await rejectsWith(store.list({ cluster: 'cluster-1' } as ListFilter), 'INVALID_ARGUMENT');
+      await rejectsWith(store.list({ clusterName: 1 } as unknown as ListFilter), 'INVALID_ARGUMENT');
     }), timeout);
 
     it('copies the state it is given: changing it once append was called changes nothing stored', withStore(async (store) => {
