@@ -63,10 +63,31 @@ export class ProgressError extends Error {
     this.context = options.context ?? {};
   }
 
-  /** A plain object for JSON logs and wire protocols. */
+  /**
+   * A plain object for JSON logs and wire protocols. A context value JSON cannot write (the bad
+   * input itself: a circular object, a BigInt) is given by its kind, so that `JSON.stringify(err)`
+   * (an HTTP handler's `res.json({ error })`, a log line) never throws.
+   */
   toJSON(): { name: string; code: ErrorCode; message: string; context: ProgressErrorContext } {
-    return { name: this.name, code: this.code, message: this.message, context: this.context };
+    return { name: this.name, code: this.code, message: this.message, context: jsonSafe(this.context) };
   }
+}
+
+/** `context` with each value JSON cannot write replaced by a description of it (the same object when there is none). */
+function jsonSafe(context: ProgressErrorContext): ProgressErrorContext {
+  let out: ProgressErrorContext | undefined;
+  for (const key of Object.keys(context)) {
+    const value = context[key];
+    try {
+      JSON.stringify(value);
+      continue;
+    } catch {
+      // Described below.
+    }
+    out ??= { ...context };
+    out[key] = `(${typeof value === 'object' && value !== null ? 'an object' : `a ${typeof value}`} that JSON cannot hold)`;
+  }
+  return out ?? context;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, isProgressError, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
 import { expectCode, manualClock } from './helpers.js';
 
 const open = (extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
@@ -332,6 +332,29 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
 
   it.each(badIds)('refuses upgradeId %j', async (id) => {
     await expectCode(() => open({ upgradeId: id as string }), 'INVALID_ARGUMENT');
+  });
+
+  it('gives an error whose JSON can be written whatever the bad input was (a circular object, a BigInt)', async () => {
+    const t = await open();
+    await t.addTask('a', 'A');
+    // An HTTP client's error passed where the message goes: it refers to itself through its request.
+    const httpError: Record<string, unknown> = { message: 'socket hang up' };
+    httpError.request = { error: httpError };
+    const errors: unknown[] = [];
+    for (const attempt of [() => t.failTask('a', httpError as never), () => t.updateTaskProgress('a', 10n as never), () => t.addTask(5n as never, 'B')]) {
+      await attempt().then(
+        () => expect.unreachable(),
+        (err: unknown) => errors.push(err),
+      );
+    }
+    for (const err of errors) {
+      expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+      // `res.json({ error })` in an HTTP handler, a JSON log line: must not throw.
+      const json = JSON.parse(JSON.stringify(err)) as { code: string; context: Record<string, unknown> };
+      expect(json.code).toBe('INVALID_ARGUMENT');
+      expect(Object.values(json.context).every((v) => typeof v === 'string' || v === null || typeof v !== 'object')).toBe(true);
+    }
+    await t.close();
   });
 
   it('refuses bad planId and clusterName', async () => {
