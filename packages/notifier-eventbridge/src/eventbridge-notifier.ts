@@ -487,10 +487,16 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
 
   #report(failure: DeliveryFailure): void {
     if (!this.#onError) return;
+    const threw = (err: unknown): void => this.#logger.warn({ err }, 'eventbridge notifier: onError threw');
     try {
-      this.#onError(failure);
+      // An async hook (a `(failure) => void` to TypeScript) that rejects: contained as a throw is,
+      // not left as an unhandled rejection, which ends the process.
+      const result: unknown = this.#onError(failure);
+      if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof (result as PromiseLike<unknown>).then === 'function') {
+        Promise.resolve(result).then(undefined, threw);
+      }
     } catch (err) {
-      this.#logger.warn({ err }, 'eventbridge notifier: onError threw');
+      threw(err);
     }
   }
 

@@ -222,6 +222,39 @@ describe('the bounded queue', () => {
   });
 });
 
+describe('an onError that rejects (an async hook)', () => {
+  it('is contained and logged, not left as an unhandled rejection that ends the process', async () => {
+    const { logger, calls } = throwingLogger();
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      const heard: DeliveryFailure[] = [];
+      // An async hook is a `(failure) => void` to TypeScript: nothing stops a user passing one.
+      const onError = async (failure: DeliveryFailure): Promise<void> => {
+        heard.push(failure);
+        throw new Error('metrics backend down');
+      };
+      const { notifier } = await setup({ logger, onError }, { failEntry: () => 'MalformedDetail' });
+      notifier.handle(fakeEvent(1), fakeState);
+      expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+      await notifier.close();
+      notifier.handle(fakeEvent(2), fakeState);
+      // Two turns: an unhandled rejection is reported after the microtasks of the turn it happened in.
+      await turn();
+      await turn();
+      expect(heard.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([
+        ['rejected', [1]],
+        ['dropped', [2]],
+      ]);
+      expect(unhandled).toEqual([]);
+      expect(calls.filter((c) => c.msg === 'eventbridge notifier: onError threw')).toHaveLength(2);
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+  });
+});
+
 describe('a logger that throws (a closed transport)', () => {
   it('loses no retry, count or report, and fails neither handle() nor close()', async () => {
     const { logger, calls } = throwingLogger();
