@@ -486,15 +486,18 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
       return r.fromStart ? read : collect(upgradeId, 0, r.to);
     };
     const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => fresh(upgradeId, r).then((page) => ({ upgradeId, ...page })));
-    let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }>;
+    let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }> | undefined;
     try {
-      pages = await Promise.all(reads);
+      // Raced with the end of the watcher: these reads go on the store's connection, where a stalled
+      // link holds them up to commandTimeoutMs; return() or an abort must not wait for that.
+      pages = await watcher.until(Promise.all(reads));
     } catch (err) {
       // The store closed (or the caller stopped) while these reads were in flight: end, as the
       // XREAD above does, rather than throw what the closing connection answered.
       if (watcher.aborted) return;
       throw err;
     }
+    if (!pages) return;
     for (const { upgradeId, events, epoch } of pages) {
       for (const event of events) {
         // Before each event: reads on a client passed in are still answered after close().

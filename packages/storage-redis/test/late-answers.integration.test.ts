@@ -158,6 +158,35 @@ describe('a watch consumer that stops while a next() is pending', () => {
   });
 });
 
+describe('a watchAll() consumer that stops while the events of a feed entry are read on a stalled link', () => {
+  it.each(['return', 'abort'] as const)('%s() settles the pending next() promptly, not after commandTimeoutMs', async (how) => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('stop-read');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 5_000, commandTimeoutMs: 60_000 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    await store.list(); // connected: the start point is the end of the feed now
+    const stop = new AbortController();
+    const it = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    const pending = it.next();
+    await sleep(300); // its XREAD now waits in Redis
+    // The feed entry wakes the XREAD (replies pass the proxy); the read of the events it points to,
+    // on the store's connection, does not reach Redis.
+    proxy.hold();
+    await appendBatch(writer, new EventFactory('stop-read'), 3);
+    await sleep(100);
+    const stopped = how === 'return' ? it.return!(undefined) : (stop.abort(), pending);
+    const outcome = await Promise.race([Promise.all([pending, stopped]).then(() => 'settled'), sleep(2_000).then(() => 'still waiting')]);
+    proxy.release();
+    await Promise.allSettled([pending, stopped]);
+    await store.close();
+    await writer.close();
+    await proxy.close();
+    // The read went on, unbounded but by commandTimeoutMs (a minute here), before the consumer heard the end.
+    expect(outcome).toBe('settled');
+    await expect(pending).resolves.toEqual({ done: true, value: undefined });
+  });
+});
+
 describe('a Redis that does not answer because nothing listens', () => {
   it('times out with the reason the connection is down (ECONNREFUSED), for a read and for an append', async () => {
     const port = await freePort(); // nothing listens there
