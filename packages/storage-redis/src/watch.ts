@@ -1,4 +1,4 @@
-import { isProgressError, type Logger, type ProgressError, type ProgressEvent } from '@progress/core';
+import { isProgressError, ProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
 import { guardCluster } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
@@ -325,7 +325,8 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
   let used = false;
   return {
     [Symbol.asyncIterator]() {
-      if (used) throw new Error('[@progress/storage-redis] a watchAll() iterable can be iterated once');
+      // A ProgressError like every other misuse: callers tell errors apart by their code.
+      if (used) throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] a watchAll() iterable can be iterated once: call watchAll() again');
       used = true;
       return onConnection(ctx, signal, (watcher) => readFeed(ctx, watcher, start));
     },

@@ -558,6 +558,22 @@ describe('RedisStore.watchAll connections', () => {
     expect(store.info().watchers).toBe(0);
     await store.close();
   });
+
+  it('refuses a second iteration with a ProgressError (INVALID_ARGUMENT), opening no second connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const iterable = store.watchAll();
+    const iterator = iterable[Symbol.asyncIterator]();
+    let err: unknown;
+    try {
+      iterable[Symbol.asyncIterator]();
+    } catch (e) {
+      err = e;
+    }
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(store.info().watchers).toBe(0);
+    await iterator.return!(undefined);
+    await store.close();
+  });
 });
 
 describe('RedisStore.watchAll and retention', () => {
