@@ -1,8 +1,9 @@
 import { EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, cleanup, collect, makeStore } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -159,4 +160,46 @@ describe('RedisStore.watchAll under connection loss', () => {
     await writer.close();
     await reader.close();
   }, 90_000);
+});
+
+// A review repro of 2026-11-29: ioredis drops the commands in flight on a lost connection, never
+// settling them, when a client has `autoResendUnfulfilledCommands: false`; a watch connection
+// duplicated from such a client passed in waited for its XREAD for good.
+describe('watchers of a client passed in with autoResendUnfulfilledCommands: false', () => {
+  it.each(['watch', 'watchAll'] as const)('%s() reads on after its connection is killed while its XREAD blocks', async (how) => {
+    const name = `no-resend-${randomUUID().slice(0, 8)}`;
+    const client = new Redis(redisUrl(), { autoResendUnfulfilledCommands: false, maxRetriesPerRequest: null });
+    const reader = makeStore(prefixes, { redis: client, connectionName: name, watchBlockMs: 60_000 });
+    const writer = makeStore(prefixes, { keyPrefix: reader.keys.prefix });
+    await reader.list(); // connected: watchAll's start point is the end of the feed now
+    const f = new EventFactory('no-resend');
+    const stop = new AbortController();
+    const seen: number[] = [];
+    let failure: unknown;
+    const following = (async () => {
+      const iterable = how === 'watch' ? reader.watch(f.upgradeId, 0, { signal: stop.signal }) : reader.watchAll({ signal: stop.signal });
+      for await (const ev of iterable) seen.push(ev.seq);
+    })().catch((err: unknown) => (failure = err));
+    await reader.list(); // watchAll's start point was taken (same connection)
+    await appendBatch(writer, f, 2);
+    const wait = async (check: () => boolean): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while (!check() && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    };
+    await wait(() => seen.length === 2);
+    // The next XREAD blocks in Redis (a minute); then its connection is killed.
+    const blocked = async (): Promise<boolean> => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').some((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'));
+    const end = Date.now() + 10_000;
+    while (!(await blocked()) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(await killConnections(`${name}:watch`)).toBe(1);
+    await appendBatch(writer, f, 2);
+    await wait(() => seen.length === 4);
+    stop.abort();
+    await following;
+    await reader.close();
+    await writer.close();
+    client.disconnect();
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4]);
+  });
 });
