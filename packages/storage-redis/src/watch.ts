@@ -41,8 +41,10 @@ class WatchConnection {
   #ended = false;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
+  readonly #ctx: WatchContext;
 
   constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
+    this.#ctx = ctx;
     const base = ctx.redis;
     // No commandTimeout on this connection (a client passed in may have one): XREAD BLOCK waits up to
     // watchBlockMs by design, and a shorter timeout would fail every quiet watch. And re-sending on:
@@ -136,7 +138,7 @@ class WatchConnection {
     if (before) pipeline.hmget(metaKey, ...fields);
     const exec = pipeline.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after).hmget(metaKey, ...fields).exec();
     exec.catch(() => {});
-    const results = await Promise.race([exec, this.#ending]);
+    const results = await this.#answer(exec, blockMs);
     if (!results) return undefined;
     for (const [err] of results) if (err) throw err;
     const replies = results.map(([, reply]) => reply);
@@ -153,11 +155,42 @@ class WatchConnection {
   async xreadFeed(key: string, after: string, count: number, blockMs: number): Promise<{ entries: StreamEntry[] | undefined; afterKept: boolean } | undefined> {
     const exec = this.conn.pipeline().xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, after).xrange(key, after, after).exec();
     exec.catch(() => {});
-    const results = await Promise.race([exec, this.#ending]);
+    const results = await this.#answer(exec, blockMs);
     if (!results) return undefined;
     for (const [err] of results) if (err) throw err;
     const [[, reply], [, kept]] = results as [[null, XReadReply], [null, StreamEntry[]]];
     return { entries: reply?.[0]?.[1], afterKept: kept.length > 0 };
+  }
+
+  /**
+   * The answer to an XREAD BLOCK of `blockMs`, or undefined once the watcher ends. Redis answers it
+   * within `blockMs`; one still unanswered `commandTimeoutMs` later is on a dead link (a host gone
+   * without a reset, a network that drops everything: TCP keepalive tells only after hours), so the
+   * socket is dropped: ioredis connects again and re-sends the read (or aborts it, and it is read again).
+   */
+  async #answer<T>(exec: Promise<T>, blockMs: number): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    // At most a timer's limit (each option alone may be up to 2,000,000,000 ms).
+    const waitMs = Math.min(blockMs + this.#ctx.options.commandTimeoutMs, 2_147_483_647);
+    const watch = (): void => {
+      timer = setTimeout(() => {
+        if (this.#ended) return;
+        const nodes = (this.conn as { isCluster?: boolean }).isCluster ? (this.conn as Cluster).nodes('all') : [this.conn as Redis];
+        for (const node of nodes) {
+          if (node.status !== 'ready') continue;
+          this.#ctx.logger.warn({ waitMs }, 'watch: no answer from Redis on a blocking read; dropping the connection to connect again');
+          (node.stream as { destroy?: () => void } | undefined)?.destroy?.();
+        }
+        watch();
+      }, waitMs);
+      timer.unref();
+    };
+    watch();
+    try {
+      return await Promise.race([exec, this.#ending]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   end(): void {

@@ -1,9 +1,10 @@
 import { EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, collect, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -199,6 +200,72 @@ describe('watchers of a client passed in with autoResendUnfulfilledCommands: fal
     await reader.close();
     await writer.close();
     client.disconnect();
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4]);
+  });
+});
+
+/** A TCP proxy in front of Redis whose open connections can go silent both ways, without a reset (a host gone, a network that drops everything); new connections pass. */
+async function silencingProxy(target: string): Promise<{ url: string; silence(): void; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const pairs: Array<{ silent: boolean; client: Socket; upstream: Socket }> = [];
+  const server = createServer((client) => {
+    const upstream = connect({ host: hostname, port: Number(port) || 6379 });
+    const pair = { silent: false, client, upstream };
+    pairs.push(pair);
+    client.on('data', (chunk) => void (pair.silent || upstream.write(chunk)));
+    upstream.on('data', (chunk) => void (pair.silent || client.write(chunk)));
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as { port: number }).port}`,
+    silence: () => {
+      for (const pair of pairs) pair.silent = true;
+    },
+    close: async () => {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+// A review repro of 2026-11-29: an XREAD BLOCK on a link that went silent was waited for for good
+// (TCP keepalive tells only after hours); watch() stopped delivering without an error.
+describe('watch() on a link that goes silent', () => {
+  it('connects again and reads on when its blocking read is not answered within watchBlockMs + commandTimeoutMs', async () => {
+    const proxy = await silencingProxy(redisUrl());
+    const keyPrefix = freshPrefix('silent');
+    const reader = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 200, commandTimeoutMs: 500 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('silent');
+    await appendBatch(writer, f, 2);
+    const seen: number[] = [];
+    const stop = new AbortController();
+    let failure: unknown;
+    const following = (async () => {
+      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
+    })().catch((err: unknown) => (failure = err));
+    const wait = async (n: number): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while (seen.length < n && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    };
+    await wait(2);
+    proxy.silence(); // every connection open now: nothing passes, and nothing tells the client
+    await appendBatch(writer, f, 2);
+    await wait(4);
+    stop.abort();
+    await following;
+    await reader.close();
+    await writer.close();
+    await proxy.close();
     expect(failure).toBeUndefined();
     expect(seen).toEqual([1, 2, 3, 4]);
   });
