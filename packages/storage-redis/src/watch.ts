@@ -2,7 +2,7 @@ import { isProgressError, ProgressError, type Logger, type ProgressEvent } from 
 import type { Cluster, Redis } from 'ioredis';
 import { guardCluster } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -354,7 +354,9 @@ interface Range {
  */
 export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): AsyncIterable<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return (async function* () {})();
-  const start = (ctx.redis.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>).then(
+  // Bounded like every read on the store's connection: a link gone silent (or a read a client passed
+  // in dropped with a lost connection) would otherwise hold the iteration, neither started nor failed.
+  const start = withTimeout(ctx.redis.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed').then(
     (top) => top[0]?.[0] ?? '0-0',
     (err: unknown) => err as Error,
   );

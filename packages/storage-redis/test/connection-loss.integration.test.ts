@@ -270,3 +270,26 @@ describe('watch() on a link that goes silent', () => {
     expect(seen).toEqual([1, 2, 3, 4]);
   });
 });
+
+// A review repro of 2026-11-29: watchAll()'s start point, read on the store's connection, was waited
+// for without a bound; on a link gone silent the iteration neither started nor failed.
+describe('watchAll() whose start point gets no answer', () => {
+  it('ends with STORE_UNAVAILABLE after commandTimeoutMs, as when that read fails', async () => {
+    const proxy = await silencingProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 300 });
+    await store.list(); // connected
+    proxy.silence();
+    const it = store.watchAll()[Symbol.asyncIterator]();
+    const outcome = await Promise.race([
+      it.next().then(
+        () => 'ended',
+        (err: unknown) => err,
+      ),
+      new Promise((r) => setTimeout(r, 5_000)).then(() => 'still waiting'),
+    ]);
+    await it.return!(undefined);
+    await store.close();
+    await proxy.close();
+    expect(isProgressError(outcome, 'STORE_UNAVAILABLE')).toBe(true);
+  });
+});
