@@ -522,6 +522,41 @@ describe('RedisStore.watchAll through a stall', () => {
   });
 });
 
+describe('RedisStore.watchAll through a stall, on a client passed in with a commandTimeout', () => {
+  it("waits out a stall longer than the client's commandTimeout while it reads the events a feed entry points to, then hands them out", async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('all-stall-client');
+    prefixes.add(keyPrefix);
+    const client = new Redis(proxy.url, { commandTimeout: 300, maxRetriesPerRequest: null });
+    const reader = makeStore(prefixes, { redis: client, keyPrefix, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    await reader.list();
+    const seen: number[] = [];
+    const stop = new AbortController();
+    let failure: ProgressError | undefined;
+    const ended = endOf(reader.watchAll({ signal: stop.signal }), (e) => void seen.push(e.seq)).then((err) => (failure = err));
+    await new Promise((r) => setTimeout(r, 100));
+    const f = new EventFactory('all-stall-client-1');
+    await appendBatch(writer, f, 2);
+    await until(() => seen.length === 2);
+    // The link stalls for four times the client's commandTimeout while the next append's feed entry
+    // arrives: ioredis fails the read of its events with "Command timed out", a stall like any other.
+    proxy.hold();
+    await appendBatch(writer, f, 2);
+    await new Promise((r) => setTimeout(r, 1200));
+    proxy.release();
+    await until(() => seen.length === 4 || failure !== undefined);
+    stop.abort();
+    await ended;
+    await reader.close();
+    await writer.close();
+    client.disconnect();
+    await proxy.close();
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4]);
+  });
+});
+
 describe('RedisStore.watchAll and errors that waiting does not cure', () => {
   it('ends with STORE_UNAVAILABLE when the client passed in was closed by its owner, rather than retrying for ever', async () => {
     const keyPrefix = freshPrefix('all-closed-client');
