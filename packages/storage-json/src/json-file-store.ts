@@ -291,8 +291,9 @@ export class JsonFileStore implements ProgressStore {
 
   /** The writer's start: end of the good log (a torn last write cut off: we hold the lock), or the legacy import. */
   async #locateEnd(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<WriterStart> {
-    await this.#removeLeftTempFiles(upgradeId, paths);
+    // First: a log that lost acknowledged events is refused before anything in the folder changes.
     const snap = await this.#readSnapshot(upgradeId, paths);
+    await this.#removeLeftTempFiles(upgradeId, paths);
     const result = await scanToEnd({ upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1 });
     if (result.torn) {
       await lease.check();
@@ -905,9 +906,63 @@ export class JsonFileStore implements ProgressStore {
     const snap = decodeSnapshot(text);
     // Another id's that differs only in case: not damage (see scanLog), and replaying its log instead would only find the same.
     if (snap && differOnlyInCase(snap.state.upgradeId, upgradeId)) throw await caseConflict(upgradeId, snap.state.upgradeId, paths.dir);
-    if (snap && snap.state.upgradeId === upgradeId && (await this.#endsLine(paths.events, snap.offset))) return snap;
-    this.#opts.logger.warn({ upgradeId, file: paths.snapshot }, 'snapshot is damaged or does not fit the log; replaying the whole log instead');
+    if (snap && snap.state.upgradeId === upgradeId) {
+      const misfit = await this.#logMisfit(upgradeId, paths, snap);
+      if (misfit === undefined) return snap;
+      // Deleted since the snapshot was read (the log goes after it): no upgrade, as when both had gone.
+      if (misfit === 'deleted') return undefined;
+      throw await this.#logLost(upgradeId, paths, snap, misfit);
+    }
+    this.#opts.logger.warn({ upgradeId, file: paths.snapshot }, 'snapshot is damaged; replaying the whole log instead');
     return undefined;
+  }
+
+  /**
+   * Why the log does not hold what a sound snapshot of this upgrade covers (`undefined` when it
+   * does). The writer writes a snapshot only once the log's write up to its offset has returned (and
+   * is durable, with fsync durability), so a crash of the process never leaves one ahead of the log:
+   * a log that ends before the offset, or holds no line of seq `lastSeq` ending there, lost
+   * acknowledged events (a machine crash with durability 'none', a log cut back or replaced by hand).
+   * A damaged line ending there is only damage the snapshot covers: readEvents reports it.
+   */
+  async #logMisfit(upgradeId: string, paths: UpgradePaths, snap: Snapshot): Promise<string | 'deleted' | undefined> {
+    if (snap.offset === 0) return undefined;
+    let handle;
+    try {
+      handle = await open(paths.events, 'r');
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read ${paths.events}`, { upgradeId, file: paths.events }, err);
+      return (await exists(paths.snapshot)) ? 'is missing' : 'deleted';
+    }
+    try {
+      const size = (await handle.stat()).size;
+      if (size < snap.offset) return `ends at byte ${size}, before the snapshot's offset`;
+      const nl = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(nl, 0, 1, snap.offset - 1);
+      if (bytesRead !== 1 || nl[0] !== 0x0a) return `has no line ending at the snapshot's offset`;
+      const e = await eventBefore(handle, snap.offset);
+      if (e !== undefined && (e.seq !== snap.lastSeq || e.upgradeId !== upgradeId)) return `holds seq ${e.seq} of upgrade "${e.upgradeId}" on the line ending at the snapshot's offset`;
+      return undefined;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** `DATA_CORRUPTED` for a sound snapshot the log does not hold (see #logMisfit), saying how to go on from the log. */
+  async #logLost(upgradeId: string, paths: UpgradePaths, snap: Snapshot, misfit: string): Promise<ProgressError> {
+    // What the log holds, for the message (a damaged log says so in its own error, when read alone).
+    const held = await scanToEnd({ upgradeId, path: paths.events }).then(
+      (r) => r.lastSeq,
+      () => undefined,
+    );
+    const logHolds = held === undefined ? 'its own lines are damaged too' : held === 0 ? 'it holds no event' : `it holds seq 1 to ${held}`;
+    return storeError(
+      'DATA_CORRUPTED',
+      `upgrade "${upgradeId}": ${paths.snapshot} holds the state up to seq ${snap.lastSeq} (the first ${snap.offset} bytes of the log), but ${paths.events} ${misfit} (${logHolds}): ` +
+        `the log lost acknowledged events. Both files are left as they are for inspection. To go on from the log alone, move ${paths.snapshot} away: ` +
+        `${held === undefined ? "the seqs after the log's last event" : `seq ${held + 1} on`} will then be given to new events, though readers may already have seen the lost events under them`,
+      { upgradeId, file: paths.events, snapshot: paths.snapshot, snapshotLastSeq: snap.lastSeq, snapshotOffset: snap.offset, logLastSeq: held },
+    );
   }
 
   /**
@@ -957,24 +1012,6 @@ export class JsonFileStore implements ProgressStore {
       return fits(await eventBefore(log, header.offset), header.lastSeq) ? header : undefined;
     } finally {
       await log.close();
-    }
-  }
-
-  /** True when `offset` is 0 or just after a newline of the log. */
-  async #endsLine(path: string, offset: number): Promise<boolean> {
-    if (offset === 0) return true;
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch {
-      return false;
-    }
-    try {
-      const b = Buffer.alloc(1);
-      const { bytesRead } = await handle.read(b, 0, 1, offset - 1);
-      return bytesRead === 1 && b[0] === 0x0a;
-    } finally {
-      await handle.close();
     }
   }
 
