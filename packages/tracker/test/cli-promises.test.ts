@@ -1,6 +1,7 @@
 // What the README promises a new user, found not kept by a review on 2026-11-29 (each test failed
 // before the fix): options that do not apply are refused, a port in use is not bad usage, a string
 // value is shown as a string, and the demo's hints name a command that works.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -67,6 +68,24 @@ describe('a port already in use is not bad usage', () => {
       expect(await store.list()).toEqual([]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('demo --host it cannot listen on, or --port in use: the --dir folder it names is not created', async () => {
+    // Bad usage writes nothing: the folder was made before the listen check, and stayed behind empty
+    // (found 2026-11-29: `progress demo --host 999.1.1.1` left ./progress-demo-data in the working directory).
+    const dir = join(tempDir('cli-promises-demo-nodir'), 'data');
+    const r = await run('demo', '--dir', dir, '--host', '999.1.1.1', '--port', '0', '--speed', '1000', '--linger', '0');
+    expect(r.code).toBe(2);
+    expect(existsSync(dir)).toBe(false);
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = await run('demo', '--dir', dir, '--port', String((holder.address() as AddressInfo).port), '--speed', '1000', '--linger', '0');
+      expect(taken.code).toBe(4);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      holder.close();
     }
   });
 

@@ -133,6 +133,18 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const directory = resolve(options.directory ?? 'progress-demo-data');
   const prefix = options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {};
   const storage = options.redisUrl ? { redis: options.redisUrl, ...prefix } : { json: directory };
+  // A port in use or a host it cannot listen on is found before the folder is made and the tracker
+  // opens, so that a demo that cannot serve writes nothing (opening creates the upgrade; the folder
+  // stayed behind empty). The server's start still decides.
+  const listenHost = options.host ?? '127.0.0.1';
+  let port = options.port ?? 8765;
+  let problem = await listenProblem(port, listenHost);
+  if (problem?.code === 'EADDRINUSE' && options.port === undefined) {
+    port = 0;
+    problem = await listenProblem(port, listenHost);
+  }
+  if (problem?.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${listenHost}:${port}: the port is in use`, ExitCode.UNAVAILABLE);
+  if (problem) throw new CliError(`cannot listen on ${listenHost}:${port}: ${problem.message}`, ExitCode.USAGE);
   if (!options.redisUrl) {
     await mkdir(directory, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
       // A file where the folder should be: said as `ls` says it, not as a raw EEXIST (exit 4).
@@ -165,17 +177,6 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     await probe.close();
   }
 
-  // A port in use or a host it cannot listen on is found before the tracker opens, so that a demo
-  // that cannot serve records nothing (opening creates the upgrade). The server's start still decides.
-  const listenHost = options.host ?? '127.0.0.1';
-  let port = options.port ?? 8765;
-  let problem = await listenProblem(port, listenHost);
-  if (problem?.code === 'EADDRINUSE' && options.port === undefined) {
-    port = 0;
-    problem = await listenProblem(port, listenHost);
-  }
-  if (problem?.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${listenHost}:${port}: the port is in use`, ExitCode.UNAVAILABLE);
-  if (problem) throw new CliError(`cannot listen on ${listenHost}:${port}: ${problem.message}`, ExitCode.USAGE);
   let t = await open(upgradeId, port);
   let address;
   try {
