@@ -171,6 +171,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   ) {
     throw bad("allowedOrigins must be an array of origins or '*'");
   }
+  if (Array.isArray(options.allowedOrigins)) for (const origin of options.allowedOrigins) checkOrigin(origin);
   // Node fires a longer timer at once.
   const timer = (value: unknown, what: string, min: number, fallback: number): number => {
     const ms = whole(value, what, min, fallback);
@@ -217,4 +218,28 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
     // Wrapped: a logger that throws (a closed transport) must not break a connection's handling or the cleanup that logs.
     logger: options.logger ? safeLogger(options.logger) : silentLogger,
   };
+}
+
+/**
+ * Refuses an `allowedOrigins` entry that no browser sends as `Origin` (`scheme://host[:port]`, without
+ * a path, a trailing `/` or the scheme's default port), naming the origin meant: compared exactly, such
+ * an entry matched nothing, and the server refused every page with 403 without a word. The opaque
+ * origin `null` and other schemes (`chrome-extension://id`) are taken as given.
+ */
+function checkOrigin(origin: string): void {
+  if (origin === '*') throw bad(`allowedOrigins: "*" in a list matches no Origin; to take any origin, write allowedOrigins: '*'`);
+  if (origin.toLowerCase() === 'null') return;
+  let url: URL | undefined;
+  try {
+    url = new URL(origin);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !url.host) {
+    // A bare host name (`ops.example.com`, `localhost:3000`) parses as no URL, or as a scheme.
+    throw bad(`allowedOrigins: ${JSON.stringify(origin)} is not an origin (scheme://host[:port]); did you mean "https://${origin}"?`);
+  }
+  if ((url.protocol === 'http:' || url.protocol === 'https:') && url.origin !== origin.toLowerCase()) {
+    throw bad(`allowedOrigins: ${JSON.stringify(origin)} is not an origin as a browser sends it (no path, no trailing "/", no default port); did you mean "${url.origin}"?`);
+  }
 }

@@ -109,6 +109,28 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     expect(opened.server!.getStats().handshakesRefused).toBe(1);
   });
 
+  it('refuses an allowedOrigins entry that no browser sends as Origin, naming the origin meant, rather than answer every page 403', async () => {
+    // A browser's Origin is scheme://host[:port]: no path, no trailing slash, no default port. Such an
+    // entry matched nothing, and the server started and refused every page without a word.
+    for (const [entry, meant] of [
+      ['https://ops.example.com/', 'https://ops.example.com'],
+      ['https://ops.example.com:443', 'https://ops.example.com'],
+      ['http://ops.example.com:80/dashboard', 'http://ops.example.com'],
+      ['ops.example.com', 'https://ops.example.com'],
+      ['*', "allowedOrigins: '*'"],
+    ]) {
+      expect(() => new ProgressWebSocketServer({ port: 0, allowedOrigins: ['https://ok.example.com', entry!] }), entry).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(meant!) }),
+      );
+    }
+    // Origins as browsers send them pass, in any case, as do the opaque 'null' and other schemes' origins.
+    for (const entry of ['https://ops.example.com', 'HTTP://LOCALHOST:3000', 'http://[::1]:8080', 'null', 'chrome-extension://abcdefghijklmnop']) {
+      expect(() => new ProgressWebSocketServer({ port: 0, allowedOrigins: [entry] }), entry).not.toThrow();
+    }
+    const { url } = await start({ allowedOrigins: ['HTTPS://Dash.Example.com'] });
+    await (await connect(url, { origin: 'https://dash.example.com' })).next((m) => m.type === 'welcome');
+  });
+
   it('by default takes only its own origin, and only loopback Host names on a loopback address (no DNS rebinding)', async () => {
     const { url, port } = await start();
     await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
