@@ -95,8 +95,11 @@ export function verifyReadToken(token: string, secret: string | Buffer, now: () 
   const dot = token.indexOf('.');
   if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
   const payload = token.slice(0, dot);
-  const given = Buffer.from(token.slice(dot + 1), 'base64url');
-  const expected = sign(payload, secret);
+  // Compared as the text issued, not as decoded bytes: base64url decoding skips characters that are
+  // not base64 and ignores the unused low bits of the last one, so a decoded comparison took many
+  // spellings of one token (`<sig>=`, `<sig>!`, a flipped last bit) as that token.
+  const given = Buffer.from(token.slice(dot + 1));
+  const expected = Buffer.from(sign(payload, secret).toString('base64url'));
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   let claims: unknown;
   try {

@@ -236,6 +236,22 @@ describe('authorize and read tokens', () => {
     expect(() => createReadToken({ secret: 'short', upgradeIds: ['u1'] })).toThrow(/secret/);
   });
 
+  it('takes a token only in the form it was issued: no other spelling of its signature verifies', () => {
+    const now = 1_000_000_000_000;
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60, now: () => now });
+    const [payload, sig] = token.split('.') as [string, string];
+    // base64url decoding skips what is not base64 and ignores the unused low bits of the last
+    // character: each of these decoded to the same MAC and was accepted, so one token had many
+    // spellings (a deny-list or a log search by token missed them).
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // The last of the 43 characters of a 32-byte MAC carries 4 bits and 2 unused ones.
+    const lowBit = alphabet[alphabet.indexOf(sig.at(-1)!) ^ 1]!;
+    for (const spelling of [`${sig}=`, `${sig}!`, `${sig} `, `${sig.slice(0, -1)}${lowBit}`, `${sig.slice(0, 10)}*${sig.slice(10)}`]) {
+      expect(verifyReadToken(`${payload}.${spelling}`, SECRET, () => now), spelling).toBeUndefined();
+    }
+    expect(verifyReadToken(token, SECRET, () => now)).toBeDefined();
+  });
+
   it('makes a token that lives at least ttlSeconds, even when made late in a second', () => {
     const made = 1_000_000_000_999;
     const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 1, now: () => made });
