@@ -49,7 +49,9 @@ export class ClientConnection {
   #closing = false;
   #killTimer: NodeJS.Timeout | undefined;
   #tokens: number;
-  #refilledAt = Date.now();
+  // A monotonic clock: Date.now() set back (NTP, a VM restored) took the tokens of that span away,
+  // and the connection was refused every message until the wall clock caught up.
+  #refilledAt = performance.now();
   #violations = 0;
 
   constructor(
@@ -211,7 +213,7 @@ export class ClientConnection {
 
   /** Takes one message from the rate limit; false when the client is over it. */
   takeToken(): boolean {
-    const now = Date.now();
+    const now = performance.now();
     const { messagesPerSecond, burst } = this.#options.rateLimit;
     this.#tokens = Math.min(burst, this.#tokens + ((now - this.#refilledAt) / 1000) * messagesPerSecond);
     this.#refilledAt = now;

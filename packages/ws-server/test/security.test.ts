@@ -287,6 +287,22 @@ describe('authorize and read tokens', () => {
 });
 
 describe('limits', () => {
+  it('keeps its rate limit when the wall clock is set back (NTP, a VM restored): a client within the rate is served', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 2, maxViolations: 50 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    // The bucket was refilled by Date.now() differences: a clock set back an hour took an hour's
+    // tokens away, and every message of the connection was refused (then the connection closed).
+    const real = Date.now;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000);
+    try {
+      await c.answered();
+      expect(c.ofType('error')).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('closes with 1009 a message larger than maxPayload', async () => {
     const { url } = await start({ maxPayload: 1024 });
     const c = await connect(url);
