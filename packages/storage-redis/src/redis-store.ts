@@ -27,7 +27,7 @@ import {
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { endConnection } from './connection.js';
-import { closedError, corrupted, goneError, isConnectionLoss, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { closedError, corrupted, goneError, isConnectionLoss, isNoAnswer, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -156,6 +156,10 @@ export class RedisStore implements ProgressStore {
   #feedAppends = 0;
   /** False once Redis refused a script declared read-only (before Redis 7): load() sends the undeclared one from then on. */
   #readOnlyScripts = true;
+  /** The timer of the PING that checks the link after a command got no answer (see #checkLink), while one is out. */
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** A client passed in whose link looked dead was reported (once, until it answers a PING again). */
+  #deadLinkReported = false;
 
   /** @param options See {@link RedisStoreOptions}; every option has a default. */
   constructor(options: RedisStoreOptions = {}) {
@@ -315,6 +319,7 @@ export class RedisStore implements ProgressStore {
         for (const waiting of this.#awaitingClock.splice(0)) this.#send(waiting.batch, measured, waiting.flushedAt);
       },
       (err: unknown) => {
+        if (isNoAnswer(err)) this.#checkLink();
         for (const waiting of this.#awaitingClock.splice(0)) {
           for (const p of waiting.batch) this.#settle(p, this.#withConnectionError(unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId })));
         }
@@ -396,10 +401,12 @@ export class RedisStore implements ProgressStore {
   #sweepNow(): void {
     const now = localNow();
     let next = Infinity;
+    let expired = false;
     // #settle replaces the list rather than changing it, so this loop may settle as it goes.
     for (const p of this.#inFlight) {
       if (p.settled) continue;
       if (p.expiresAt <= now) {
+        expired = true;
         this.#settle(
           p,
           new ProgressError(
@@ -413,6 +420,60 @@ export class RedisStore implements ProgressStore {
       }
     }
     if (next !== Infinity) this.#armSweep(next);
+    if (expired) this.#checkLink();
+  }
+
+  /**
+   * After a command of the store got no answer in time (an append given up on by the sweep, a read
+   * or the clock's reading timed out): is the link dead? A link gone silent without a reset (a host
+   * gone, a network that drops everything both ways) leaves ioredis `ready` until TCP tells, 15
+   * minutes to hours later, and every command would time out until then, although a new connection
+   * might work at once. So a PING, bounded by commandTimeoutMs (one at a time); if it gets no answer
+   * either, the connection the store created has its socket dropped, as a watcher's (see watch.ts):
+   * ioredis connects again (retryStrategy) and re-sends what is in flight, which is safe for appends
+   * (the script refuses one past its deadline and recognises a re-sent one). Only on these timeout
+   * paths: the append path does no work for it.
+   *
+   * A client passed in is its owner's: its socket is left alone, and the dead link is only logged, as
+   * a warning, once until the client answers a PING again. A Cluster passed in is not checked: a PING
+   * goes to any one node and tells nothing of the others (the store creates no Cluster of its own:
+   * `url` is one node, also in cluster mode).
+   */
+  #checkLink(): void {
+    const redis = this.#redis;
+    if (this.#probeTimer !== undefined || this.#closing !== undefined || redis.status !== 'ready' || (redis as { isCluster?: boolean }).isCluster) return;
+    const stream = (redis as Redis).stream;
+    const waitMs = this.#options.commandTimeoutMs;
+    const done = (dead: boolean): void => {
+      if (this.#probeTimer === undefined) return;
+      clearTimeout(this.#probeTimer);
+      this.#probeTimer = undefined;
+      if (!dead) {
+        this.#deadLinkReported = false;
+        return;
+      }
+      // Not once it closes, or has connected again meanwhile (another socket): that one is not known to be dead.
+      if (this.#closing !== undefined || redis.status !== 'ready' || (redis as Redis).stream !== stream) return;
+      if (this.#owns) {
+        this.#logger.warn({ url: this.#url, waitMs }, 'no answer from Redis to a command nor to a PING (a dead link); dropping the connection to connect again');
+        this.#connectionError = `no answer to a PING within ${waitMs} ms; the connection was dropped to connect again`;
+        (stream as { destroy?: () => void } | undefined)?.destroy?.();
+      } else if (!this.#deadLinkReported) {
+        this.#deadLinkReported = true;
+        this.#logger.warn(
+          { url: this.#url, waitMs },
+          'no answer from Redis on the client passed in, to a command nor to a PING: its link looks dead (the store does not drop the socket of a client it did not create; connecting again is for its owner)',
+        );
+      }
+    };
+    // Any answer, a refusal too, is a live link; the commandTimeout of a client passed in is none.
+    redis.ping().then(
+      () => done(false),
+      (err: unknown) => done(err instanceof Error && err.message === 'Command timed out'),
+    );
+    // Given up on after the I/O of the loop's turn, as withTimeout does: a reply already received is read first.
+    this.#probeTimer = setTimeout(() => setImmediate(() => done(true)), waitMs);
+    this.#probeTimer.unref();
   }
 
   #settle(p: PendingAppend, err: unknown, reply?: AppendReply): void {
@@ -726,6 +787,7 @@ export class RedisStore implements ProgressStore {
       stop: this.#stop.signal,
       readEvents: (id, after, limit, onEpoch) => this.#readEvents(id, after, limit ?? Infinity, onEpoch),
       selectFailure: (err, conn) => this.#selectFailure(err, conn),
+      checkLink: () => this.#checkLink(),
       track: (conn) => {
         this.#watchers.add(conn);
         return () => this.#release(conn);
@@ -763,6 +825,8 @@ export class RedisStore implements ProgressStore {
       if (this.#pending.length > 0 || this.#unsettled > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
       while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
       if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+      clearTimeout(this.#probeTimer);
+      this.#probeTimer = undefined;
       for (const conn of this.#watchers) this.#release(conn);
       this.#offReady();
       if (this.#owns) {
@@ -801,6 +865,7 @@ export class RedisStore implements ProgressStore {
     const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId });
     // A command queued before Redis refused the database fails with "Connection is closed": say why.
     return bounded.catch((err: unknown) => {
+      if (isNoAnswer(err)) this.#checkLink();
       // A command that lost its connection to close() (one queued while connecting, which an owned
       // client drops) failed because the store closed, not because Redis is unavailable.
       if (this.#closing !== undefined && isConnectionLoss((err as { cause?: unknown } | null)?.cause ?? err)) throw closedError();

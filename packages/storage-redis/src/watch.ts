@@ -2,7 +2,7 @@ import { isProgressError, ProgressError, type Logger, type ProgressEvent } from 
 import type { Cluster, Redis } from 'ioredis';
 import { guardCluster } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -19,6 +19,8 @@ export interface WatchContext {
   readEvents(upgradeId: string, afterSeq: number, limit?: number, onEpoch?: (epoch: string | null, born: string | null) => void): AsyncIterable<ProgressEvent>;
   /** What an error of a watch connection means if it is the answer to SELECT (see `RedisStore`): the error to end with (the database is refused), null (it connects again), undefined (not a SELECT error). */
   selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined;
+  /** Checks the store's connection after a command on it got no answer in time (see `RedisStore`: a dead link is dropped). */
+  checkLink(): void;
   /**
    * Registers a watcher connection, so that close() can end it; returns the function that ends it
    * (see `endConnection`: nothing of it is left behind, and close() waits for that).
@@ -361,7 +363,10 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
   // in dropped with a lost connection) would otherwise hold the iteration, neither started nor failed.
   const start = withTimeout(ctx.redis.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed').then(
     (top) => top[0]?.[0] ?? '0-0',
-    (err: unknown) => err as Error,
+    (err: unknown) => {
+      if (isNoAnswer(err)) ctx.checkLink();
+      return err as Error;
+    },
   );
   let used = false;
   return {

@@ -82,6 +82,13 @@ describe('RedisStore.close() leaves no socket or timer behind', () => {
     expect(closed.watch).toBe('resolved');
   });
 
+  it.each(['dropped', 'probing'] as const)('after its connection went silent and the store checked the link (%s)', async (mode) => {
+    const report = await closeIn(mode, redisUrl());
+    const { closed } = report;
+    expectNothingLeft(report);
+    expect(closed.status).toBe('end');
+  });
+
   it("with a client passed in: ends the watcher's connection, leaves the caller's client open", async () => {
     const report = await closeIn('watch-passed-in', redisUrl());
     const { closed } = report;

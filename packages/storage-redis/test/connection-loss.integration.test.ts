@@ -1,10 +1,10 @@
 import { EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { randomUUID } from 'node:crypto';
-import { connect, createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, collect, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { silencingProxy } from './silencing-proxy.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -205,38 +205,6 @@ describe('watchers of a client passed in with autoResendUnfulfilledCommands: fal
   });
 });
 
-/** A TCP proxy in front of Redis whose open connections can go silent both ways, without a reset (a host gone, a network that drops everything); new connections pass. */
-async function silencingProxy(target: string): Promise<{ url: string; silence(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  const pairs: Array<{ silent: boolean; client: Socket; upstream: Socket }> = [];
-  const server = createServer((client) => {
-    const upstream = connect({ host: hostname, port: Number(port) || 6379 });
-    const pair = { silent: false, client, upstream };
-    pairs.push(pair);
-    client.on('data', (chunk) => void (pair.silent || upstream.write(chunk)));
-    upstream.on('data', (chunk) => void (pair.silent || client.write(chunk)));
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `redis://127.0.0.1:${(server.address() as { port: number }).port}`,
-    silence: () => {
-      for (const pair of pairs) pair.silent = true;
-    },
-    close: async () => {
-      for (const { client, upstream } of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 // A review repro of 2026-11-29: an XREAD BLOCK on a link that went silent was waited for for good
 // (TCP keepalive tells only after hours); watch() stopped delivering without an error.
 describe('watch() on a link that goes silent', () => {
@@ -292,4 +260,84 @@ describe('watchAll() whose start point gets no answer', () => {
     await proxy.close();
     expect(isProgressError(outcome, 'STORE_UNAVAILABLE')).toBe(true);
   });
+});
+
+// A review repro of 2026-11-29: the store's own connection, on a link gone silent without a reset,
+// stayed 'ready' in ioredis (TCP tells only after 15 min to 2 h): every append and read timed out
+// with STORE_UNAVAILABLE, and nothing made ioredis connect again, though a new connection would work.
+describe("the store's own connection on a link that goes silent", () => {
+  it.each(['append', 'load', 'readEvents', 'list'] as const)('connects again after a timed-out %s, and appends on with every acknowledged event stored once', async (how) => {
+    const proxy = await silencingProxy(redisUrl());
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (_: object, msg?: string) => void warnings.push(msg ?? ''), error: () => {} };
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 300, logger });
+    const f = new EventFactory(`silent-${how}`);
+    const acked: ProgressEvent[] = [...(await appendBatch(store, f, 3))];
+    proxy.silence(); // the store's connection open now: nothing passes, and nothing tells the client
+    const expected = f.lastSeq;
+    const events = f.batch(2);
+    const state = f.snapshot();
+    const attempt = async (): Promise<unknown> => {
+      if (how === 'append') return store.append(f.upgradeId, events, expected, state);
+      if (how === 'load') return store.load(f.upgradeId);
+      if (how === 'readEvents') return collect(store.readEvents(f.upgradeId, 0));
+      return store.list();
+    };
+    const first = await attempt().then(
+      () => 'answered',
+      (err: unknown) => err,
+    );
+    expect(isProgressError(first, 'STORE_UNAVAILABLE')).toBe(true);
+    // The same call again, until it is answered (generous: only eventual success is asserted).
+    let answered = false;
+    for (const end = Date.now() + 20_000; !answered && Date.now() < end; ) {
+      answered = await attempt().then(
+        () => true,
+        (err: unknown) => {
+          if (!isProgressError(err, 'STORE_UNAVAILABLE')) throw err;
+          return false;
+        },
+      );
+    }
+    expect(answered).toBe(true);
+    // Not acknowledged before (a read, or a timed-out append Redis refuses once its deadline passed): sent again.
+    if (how !== 'append') await store.append(f.upgradeId, events, expected, state);
+    acked.push(...events);
+    acked.push(...(await appendBatch(store, f, 2)));
+    const stored = await collect(store.readEvents(f.upgradeId, 0));
+    expect(stored.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(stored.map((e) => e.seq)).toEqual(acked.map((_, i) => i + 1));
+    expect(await store.load(f.upgradeId)).toEqual(JSON.parse(JSON.stringify(f.snapshot())));
+    expect(warnings.some((w) => w.includes('dropping the connection'))).toBe(true);
+    await store.close();
+    await proxy.close();
+  }, 60_000);
+});
+
+describe('a client passed in on a link that goes silent', () => {
+  it("is left to its owner: the store warns once that its link looks dead, and leaves its socket alone", async () => {
+    const proxy = await silencingProxy(redisUrl());
+    const client = new Redis(proxy.url, { maxRetriesPerRequest: null });
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (_: object, msg?: string) => void warnings.push(msg ?? ''), error: () => {} };
+    const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 300, logger });
+    await store.list(); // connected
+    const socket = client.stream;
+    proxy.silence();
+    const dead = (): number => warnings.filter((w) => w.includes('looks dead')).length;
+    for (let round = 0; round < 3; round++) {
+      expect((await errorOf(store.list())).code).toBe('STORE_UNAVAILABLE');
+      // The PING that checks the link gets no answer either (generous: only that it comes is asserted).
+      for (const end = Date.now() + 10_000; dead() === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      // Later rounds: time for their PING to go unanswered too (a second warning would show then).
+      if (round > 0) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(dead()).toBe(1);
+    expect(warnings.some((w) => w.includes('dropping the connection'))).toBe(false);
+    expect(client.status).toBe('ready');
+    expect(client.stream).toBe(socket);
+    await store.close();
+    client.disconnect();
+    await proxy.close();
+  }, 60_000);
 });
