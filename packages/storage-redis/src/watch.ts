@@ -51,15 +51,18 @@ class WatchConnection {
     // No commandTimeout on this connection (a client passed in may have one): XREAD BLOCK waits up to
     // watchBlockMs by design, and a shorter timeout would fail every quiet watch. And re-sending on:
     // with `autoResendUnfulfilledCommands: false` ioredis drops the commands in flight on a lost
-    // connection without ever settling them, and the watcher would wait for its XREAD for good.
+    // connection without ever settling them, and the watcher would wait for its XREAD for good. No
+    // socketTimeout either: below watchBlockMs, it dropped the socket of every quiet XREAD BLOCK (the
+    // watcher checks its own link: see #answer).
     this.conn = (base as { isCluster?: boolean }).isCluster
-      ? (base as Cluster).duplicate([], { redisOptions: { ...(base as Cluster).options.redisOptions, commandTimeout: undefined, autoResendUnfulfilledCommands: true } })
+      ? (base as Cluster).duplicate([], { redisOptions: { ...(base as Cluster).options.redisOptions, commandTimeout: undefined, socketTimeout: undefined, autoResendUnfulfilledCommands: true } })
       : (base as Redis).duplicate({
           connectionName: `${ctx.options.connectionName}:watch`,
           maxRetriesPerRequest: null,
           enableOfflineQueue: true,
           enableAutoPipelining: false,
           commandTimeout: undefined,
+          socketTimeout: undefined,
           autoResendUnfulfilledCommands: true,
         });
     // See guardCluster: no timer of its slots refreshes is left once it has ended.

@@ -205,6 +205,43 @@ describe('watchers of a client passed in with autoResendUnfulfilledCommands: fal
   });
 });
 
+// A review repro of 2026-11-29: a watcher's connection is a duplicate of a client passed in, and
+// inherited its `socketTimeout`, which drops a socket that receives nothing for that long: below
+// watchBlockMs, every quiet XREAD BLOCK had its connection dropped and made again. Watchers check
+// their own links (watchBlockMs + commandTimeoutMs), so they take no socketTimeout.
+describe('watchers of a client passed in with a socketTimeout below watchBlockMs', () => {
+  it.each(['watch', 'watchAll'] as const)('%s() keeps one connection through quiet blocking reads', async (how) => {
+    const name = `sock-timeout-${randomUUID().slice(0, 8)}`;
+    const client = new Redis(redisUrl(), { socketTimeout: 200, maxRetriesPerRequest: null });
+    const reader = makeStore(prefixes, { redis: client, connectionName: name, watchBlockMs: 5_000 });
+    const f = new EventFactory('sock-timeout');
+    const stop = new AbortController();
+    let failure: unknown;
+    const following = (async () => {
+      const iterable = how === 'watch' ? reader.watch(f.upgradeId, 0, { signal: stop.signal }) : reader.watchAll({ signal: stop.signal });
+      for await (const _ of iterable) void _;
+    })().catch((err: unknown) => (failure = err));
+    /** The ids of the watcher's connections that Redis sees blocked in an XREAD now. */
+    const blockedIds = async (): Promise<string[]> =>
+      ((await admin.call('CLIENT', 'LIST')) as string)
+        .split('\n')
+        .filter((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'))
+        .map((l) => /\bid=(\d+)/.exec(l)![1]!);
+    let first: string[] = [];
+    const end = Date.now() + 10_000;
+    while ((first = await blockedIds()).length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(first).toHaveLength(1);
+    // Several socketTimeouts within one blocking read (5 s): the same connection still blocks in it.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await blockedIds()).toEqual(first);
+    stop.abort();
+    await following;
+    await reader.close();
+    client.disconnect();
+    expect(failure).toBeUndefined();
+  });
+});
+
 // A review repro of 2026-11-29: an XREAD BLOCK on a link that went silent was waited for for good
 // (TCP keepalive tells only after hours); watch() stopped delivering without an error.
 describe('watch() on a link that goes silent', () => {
