@@ -36,6 +36,14 @@ export class KeyLayout {
     const base = `${this.prefix}{${upgradeId}}:`;
     return { events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` };
   }
+
+  /**
+   * String: the marker of one `delete()` call (`token` is the call's own), in the upgrade's slot,
+   * written by the delete script with a short TTL: a re-send of the call finds it (see DELETE_LUA).
+   */
+  deleteMarker(upgradeId: string, token: string): string {
+    return `${this.prefix}{${upgradeId}}:delete:${token}`;
+  }
 }
 
 /** The stream entry id `0-<seq>`: an entry's id is the seq of its last event, so the entry holding seq s is the first with an id >= `entryId(s)`. */

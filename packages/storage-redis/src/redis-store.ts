@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import {
   ProgressError,
@@ -59,6 +60,9 @@ const NO_ARGS: string[] = [];
 
 /** How long a staged snapshot lives past the append's deadline, should its append never run (see `#stage`). */
 const STAGED_TTL_MS = 60_000;
+
+/** The least a delete's marker lives (see `delete`); 10 x commandTimeoutMs when that is longer. */
+const DELETE_MARKER_MIN_TTL_MS = 60_000;
 
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
@@ -153,6 +157,8 @@ export class RedisStore implements ProgressStore {
   readonly #ttlArg: string;
   readonly #maxEventsArg: string;
   readonly #feedMaxLenArg: string;
+  /** How long a delete's marker lives (ms): past any wait for its answer, when a re-send still matters. */
+  readonly #deleteMarkerTtl: string;
   #feedAppends = 0;
   /** False once Redis refused a script declared read-only (before Redis 7): load() sends the undeclared one from then on. */
   #readOnlyScripts = true;
@@ -171,6 +177,7 @@ export class RedisStore implements ProgressStore {
     this.#ttlArg = String(this.#options.ttlSeconds);
     this.#maxEventsArg = String(this.#options.maxEvents);
     this.#feedMaxLenArg = String(this.#options.feedMaxLen);
+    this.#deleteMarkerTtl = String(Math.max(DELETE_MARKER_MIN_TTL_MS, 10 * this.#options.commandTimeoutMs));
     // Wrapped: a logger that throws (a closed transport) must not leave an append unanswered or fail a cleanup.
     // Scrubbed: a refused AUTH error carries the password (see withoutSecrets).
     this.#logger = options.logger ? scrubbingLogger(safeLogger(options.logger)) : silentLogger;
@@ -543,7 +550,10 @@ export class RedisStore implements ProgressStore {
   async delete(upgradeId: string): Promise<boolean> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
-    const args = [keys.events, keys.meta, keys.snapshot];
+    // This call's own marker: ioredis re-sends the script after a reconnect, and a re-send of one
+    // that ran (its reply lost with the connection) finds it and answers as the run did, deleting
+    // nothing (not the upgrade created again since, and not refused as late: see DELETE_LUA).
+    const args = [keys.events, keys.meta, keys.snapshot, this.#keys.deleteMarker(upgradeId, randomUUID())];
     if (!this.#cluster) args.push(this.#keys.index);
     // With a deadline on the server clock, as an append has: a delete this store gives up on (and
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
@@ -553,7 +563,7 @@ export class RedisStore implements ProgressStore {
     const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
     const waitMs = Math.max(1, Math.ceil(startedAt + timeout + this.#clock.errorMs - localNow()));
     // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
-    const existed = Number(await this.#bounded(this.#redis.progressDeleteV2(args.length, ...args, upgradeId, deadline), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
+    const existed = Number(await this.#bounded(this.#redis.progressDeleteV3(args.length, ...args, upgradeId, deadline, this.#deleteMarkerTtl), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();

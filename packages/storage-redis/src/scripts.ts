@@ -300,12 +300,22 @@ export const LOAD_READ_ONLY_LUA = `#!lua flags=no-writes${LOAD_LUA}`;
 export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Error && /Error compiling script/i.test(err.message);
 
 /**
- * Deletes one upgrade. KEYS: events, meta, snapshot [, index]; ARGV: upgradeId, deadline (ms on the
- * server clock, a whole number; '0' = none). Returns 1 when it existed, 0 when it did not, -1 when
- * the deadline had passed (nothing deleted): a delete the caller was told failed (timed out) must
- * not run later, after the upgrade went on and more of it was acknowledged.
+ * Deletes one upgrade. KEYS: events, meta, snapshot, this call's marker [, index]; ARGV: upgradeId,
+ * deadline (ms on the server clock, a whole number; '0' = none), the marker's TTL in ms. Returns 1
+ * when it existed, 0 when it did not, -1 when the deadline had passed (nothing deleted): a delete the
+ * caller was told failed (timed out) must not run later, after the upgrade went on and more of it was
+ * acknowledged.
+ *
+ * The marker (`<prefix>{id}:delete:<token>`, a token per `delete()` call, in the upgrade's slot)
+ * makes a re-sent call (ioredis re-sends the commands in flight after a reconnect, and the first
+ * run's reply may have been lost with the connection) answer what the first run answered, and
+ * delete nothing: not the upgrade created again under the id in between, and not reported as
+ * refused past the deadline when it ran in time. It is read first, before the deadline, and
+ * written (with its TTL) whenever the delete ran; it is never read as anything else.
  */
 export const DELETE_LUA = `
+local done = redis.call('GET', KEYS[4])
+if done then return tonumber(done) end
 local deadline = tonumber(ARGV[2] or '0') or 0
 if deadline > 0 then
   local t = redis.call('TIME')
@@ -313,7 +323,8 @@ if deadline > 0 then
 end
 local existed = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if #KEYS >= 4 then redis.call('ZREM', KEYS[4], ARGV[1]) end
+if #KEYS >= 5 then redis.call('ZREM', KEYS[5], ARGV[1]) end
+redis.call('SET', KEYS[4], existed, 'PX', ARGV[3])
 return existed
 `;
 
@@ -341,7 +352,7 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
 export interface ScriptCommands {
   progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
   progressLoadReadOnlyV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
-  progressDeleteV2(numKeys: number, ...args: string[]): Promise<number>;
+  progressDeleteV3(numKeys: number, ...args: string[]): Promise<number>;
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
 }
 
@@ -350,7 +361,7 @@ export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptC
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
   if (typeof c.progressLoadReadOnlyV1 !== 'function') client.defineCommand('progressLoadReadOnlyV1', { lua: LOAD_READ_ONLY_LUA });
-  if (typeof c.progressDeleteV2 !== 'function') client.defineCommand('progressDeleteV2', { lua: DELETE_LUA });
+  if (typeof c.progressDeleteV3 !== 'function') client.defineCommand('progressDeleteV3', { lua: DELETE_LUA });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   return client as C & ScriptCommands;
 }

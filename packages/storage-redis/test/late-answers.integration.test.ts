@@ -3,9 +3,10 @@
 // blocked, and a watch consumer's return() ends the watch while a next() waits. (Found by a review on
 // 2026-11-29; each test failed before the fix.)
 import { EventFactory } from '@progress/core/testing';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../tools/test-utils/src/net.js';
-import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
 import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
@@ -89,6 +90,112 @@ describe("a delete's deadline after the Redis server's clock went back", () => {
     expect(after).toBe(5);
   }, 20_000);
 
+});
+
+// Found on 2026-11-29 (review): the delete script ran again when ioredis re-sent it after a lost
+// reply (autoResendUnfulfilledCommands): it answered `false` for the upgrade it had deleted, deleted
+// an upgrade created again under the id in between, and, past its deadline, was reported as not
+// applied. Each test failed before the delete carried a token the script recognises.
+describe('a delete() whose reply was lost (ioredis re-sends it)', () => {
+  /**
+   * Has the proxy drop the reply to the store's next script (the delete's), not the reply to the
+   * clock reading a delete may send first: set when the script is handed to the socket, before its
+   * reply can come back.
+   */
+  const dropScriptReply = (store: RedisStore, proxy: RedisProxy, options?: { thenDown?: boolean }): void => {
+    const client = store.client as Redis;
+    const send = client.sendCommand;
+    client.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
+      if (args[0].name === 'evalsha') {
+        client.sendCommand = send;
+        proxy.dropNextReply(options);
+      }
+      return send.apply(this, args);
+    };
+  };
+  /** Resolves once the upgrade's meta is gone (the delete script ran), or the delete settled. */
+  const deleted = async (meta: string, deleting: Promise<unknown>): Promise<void> => {
+    let settled = false;
+    void deleting.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    while (!settled && (await admin.exists(meta)) === 1) await sleep(2);
+  };
+
+  it('resolves true: the re-sent script recognises the delete that ran', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 5_000 });
+    const f = new EventFactory('lost-delete');
+    await appendBatch(store, f, 3);
+    expect(await store.delete('some-other-upgrade')).toBe(false); // the script is known to Redis (EVALSHA runs it)
+    dropScriptReply(store, proxy);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(proxy.connections).toBeGreaterThan(1); // it was re-sent
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    // A second delete() is another call: the upgrade is gone.
+    expect(await store.delete(f.upgradeId)).toBe(false);
+    // The calls' markers are in the upgrade's slot and expire; nothing reads them as an upgrade.
+    const markers = await admin.keys(`${store.keys.prefix}{${f.upgradeId}}:delete:*`);
+    expect(markers).toHaveLength(2);
+    for (const key of markers) expect(await admin.pttl(key)).toBeGreaterThan(0);
+    expect(await store.list()).toEqual([]);
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    await store.close();
+    await proxy.close();
+  });
+
+  it('leaves alone an upgrade created again under the id between the delete and its re-send', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('lost-delete-again');
+    const operator = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 5_000 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('lost-delete-again');
+    await appendBatch(writer, f, 3);
+    expect(await operator.delete('some-other-upgrade')).toBe(false); // connected, the script known to Redis
+    dropScriptReply(operator, proxy, { thenDown: true }); // the re-send waits for up()
+    const deleting = operator.delete(f.upgradeId);
+    await deleted(writer.keys.upgrade(f.upgradeId).meta, deleting);
+    // Another tracker opens the id again, and is acknowledged.
+    const again = new EventFactory('lost-delete-again');
+    await appendBatch(writer, again, 2);
+    proxy.up();
+    expect(await deleting).toBe(true);
+    // The re-send deleted nothing: the new upgrade and its acknowledged events are there.
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(2);
+    expect((await writer.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+    await operator.close();
+    await writer.close();
+    await proxy.close();
+  });
+
+  it('resolves true when the re-send reaches Redis after the deadline (the delete ran in time)', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('lost-delete-late');
+    const store = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 5_000 });
+    const f = new EventFactory('lost-delete-late');
+    await appendBatch(store, f, 3);
+    expect(await store.delete('some-other-upgrade')).toBe(false); // server clock read, just now
+    // The Redis host's clock steps 4.5 s forward (relative to ours, the same as ours going back):
+    // the delete's deadline, on the server's clock, is then 0.5 s away while the call still waits
+    // its full commandTimeoutMs for the answer.
+    const now = performance.now.bind(performance);
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => now() - 4_500);
+    dropScriptReply(store, proxy, { thenDown: true });
+    const deleting = store.delete(f.upgradeId);
+    await deleted(store.keys.upgrade(f.upgradeId).meta, deleting); // the first run was in time, and deleted
+    await sleep(1_000); // past the deadline
+    proxy.up();
+    const result = await deleting.then(
+      (v) => v,
+      (err: unknown) => err,
+    );
+    spy.mockRestore();
+    expect(result).toBe(true);
+    expect(proxy.connections).toBeGreaterThan(1); // it was re-sent
+    await store.close();
+    await proxy.close();
+  }, 20_000);
 });
 
 describe('an append whose reply arrived while the event loop was blocked', () => {

@@ -14,8 +14,12 @@ export interface RedisProxy {
   release(): void;
   /** Deliver the next reply from Redis, then {@link hold} (a link that stalls right after a reply). */
   holdAfterNextReply(): void;
-  /** The next reply from Redis is not delivered: the connection is cut instead (once). */
-  dropNextReply(): void;
+  /**
+   * The next reply from Redis is not delivered: the connection is cut instead (once). With
+   * `thenDown`, new connections are refused from that moment until {@link up} (see {@link down}):
+   * the client's re-send of the command waits for `up()`.
+   */
+  dropNextReply(options?: { thenDown?: boolean }): void;
   /**
    * The next data from Redis is delivered only up to the end of its first line (one simple reply,
    * such as `:1`), then the connection is cut (once): a pipeline answered in part. With
@@ -45,6 +49,7 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let holding = false;
   let dropReply = false;
+  let downAfterDrop = false;
   let cutAfterLine: number | boolean = false;
   let holdAfterReply = false;
   let connections = 0;
@@ -84,6 +89,8 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     upstream.on('data', (chunk: Buffer) => {
       if (dropReply) {
         dropReply = false;
+        if (downAfterDrop) refusing = true;
+        downAfterDrop = false;
         cut();
         return;
       }
@@ -119,8 +126,9 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     holdAfterNextReply: () => {
       holdAfterReply = true;
     },
-    dropNextReply: () => {
+    dropNextReply: (options) => {
       dropReply = true;
+      downAfterDrop = options?.thenDown === true;
     },
     down: (connection: number) => {
       refusing = true;
