@@ -224,7 +224,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
  * Refuses an `allowedOrigins` entry that no browser sends as `Origin` (`scheme://host[:port]`, without
  * a path, a trailing `/` or the scheme's default port), naming the origin meant: compared exactly, such
  * an entry matched nothing, and the server refused every page with 403 without a word. The opaque
- * origin `null` and other schemes (`chrome-extension://id`) are taken as given.
+ * origin `null` and other schemes (`chrome-extension://id`, `file://`) are taken as given.
  */
 function checkOrigin(origin: string): void {
   if (origin === '*') throw bad(`allowedOrigins: "*" in a list matches no Origin; to take any origin, write allowedOrigins: '*'`);
@@ -235,8 +235,9 @@ function checkOrigin(origin: string): void {
   } catch {
     url = undefined;
   }
-  if (url === undefined || !url.host) {
-    // A bare host name (`ops.example.com`, `localhost:3000`) parses as no URL, or as a scheme.
+  // A bare host name (`ops.example.com`, `localhost:3000`) parses as no URL, or as a scheme without
+  // `//`. `file://` has no host, but is the Origin an Electron or Cordova page loaded from a file sends.
+  if (url === undefined || (!url.host && !origin.includes('://'))) {
     throw bad(`allowedOrigins: ${JSON.stringify(origin)} is not an origin (scheme://host[:port]); did you mean "https://${origin}"?`);
   }
   if ((url.protocol === 'http:' || url.protocol === 'https:') && url.origin !== origin.toLowerCase()) {

@@ -131,6 +131,13 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     await (await connect(url, { origin: 'https://dash.example.com' })).next((m) => m.type === 'welcome');
   });
 
+  it("takes 'file://' in allowedOrigins: the Origin an Electron or Cordova page loaded from a file sends", async () => {
+    // Refused as "not an origin" (it has no host) while such an app's pages connect with exactly that Origin.
+    const { url } = await start({ allowedOrigins: ['file://'] });
+    await (await connect(url, { origin: 'file://' })).next((m) => m.type === 'welcome');
+    await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
+  });
+
   it('by default takes only its own origin, and only loopback Host names on a loopback address (no DNS rebinding)', async () => {
     const { url, port } = await start();
     await expect(connect(url, { origin: 'https://evil.example.com' })).rejects.toSatisfy((e) => status(e) === 403);
