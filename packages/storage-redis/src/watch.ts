@@ -177,12 +177,16 @@ class WatchConnection {
     let timer: NodeJS.Timeout | undefined;
     // At most a timer's limit (each option alone may be up to 2,000,000,000 ms).
     const waitMs = Math.min(blockMs + this.#ctx.options.commandTimeoutMs, 2_147_483_647);
+    const nodes = (): Redis[] => ((this.conn as { isCluster?: boolean }).isCluster ? (this.conn as Cluster).nodes('all') : [this.conn as Redis]);
     const watch = (): void => {
+      // The sockets up now: on one made later (the read waited in the offline queue while the
+      // connection was down, or was re-sent after a reconnect), the read was sent later, and Redis is
+      // not late with it yet. Timed from here, such a read dropped the new, healthy connection.
+      const up = new Set(nodes().flatMap((node) => (node.status === 'ready' ? [node.stream] : [])));
       timer = setTimeout(() => {
         if (this.#ended) return;
-        const nodes = (this.conn as { isCluster?: boolean }).isCluster ? (this.conn as Cluster).nodes('all') : [this.conn as Redis];
-        for (const node of nodes) {
-          if (node.status !== 'ready') continue;
+        for (const node of nodes()) {
+          if (node.status !== 'ready' || !up.has(node.stream)) continue;
           this.#ctx.logger.warn({ waitMs }, 'watch: no answer from Redis on a blocking read; dropping the connection to connect again');
           (node.stream as { destroy?: () => void } | undefined)?.destroy?.();
         }

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 import { silencingProxy } from './silencing-proxy.js';
+import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -274,6 +275,53 @@ describe('watch() on a link that goes silent', () => {
     expect(failure).toBeUndefined();
     expect(seen).toEqual([1, 2, 3, 4]);
   });
+});
+
+// A review repro of 2026-11-29: the check of a silent link timed a blocking read from when it was
+// queued, also while its connection was down: one sent after a reconnect that took longer than
+// commandTimeoutMs was taken for a dead link before Redis was due to answer it, and the healthy new
+// connection was dropped (with a warning) right after every such outage.
+describe('watch() after an outage longer than commandTimeoutMs', () => {
+  it('keeps the connection it made again: its blocking read is timed from when it was sent', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('outage');
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (_: object, msg?: string) => void warnings.push(msg ?? ''), error: () => {} };
+    const reader = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 3_000, commandTimeoutMs: 300, logger });
+    const writer = makeStore(prefixes, { keyPrefix });
+    await reader.list(); // the store's connection: the proxy's first
+    const f = new EventFactory('outage');
+    const seen: number[] = [];
+    const stop = new AbortController();
+    let failure: unknown;
+    const following = (async () => {
+      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
+    })().catch((err: unknown) => (failure = err));
+    await appendBatch(writer, f, 2);
+    const wait = async (n: number): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while (seen.length < n && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    };
+    await wait(2);
+    expect(proxy.connections).toBe(2);
+    // The watcher's connection is cut, and no new one gets through for a second (over commandTimeoutMs):
+    // its read, sent again at once, waits in the offline queue meanwhile.
+    proxy.down(2);
+    await new Promise((r) => setTimeout(r, 1_000));
+    proxy.up();
+    // Past watchBlockMs + commandTimeoutMs after the cut, and past the first blocking read on the new connection.
+    await new Promise((r) => setTimeout(r, 5_000));
+    await appendBatch(writer, f, 2);
+    await wait(4);
+    stop.abort();
+    await following;
+    await reader.close();
+    await writer.close();
+    await proxy.close();
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(warnings.filter((w) => w.includes('no answer from Redis on a blocking read'))).toEqual([]);
+  }, 30_000);
 });
 
 // A review repro of 2026-11-29: watchAll()'s start point, read on the store's connection, was waited
