@@ -183,21 +183,27 @@ class WatchConnection {
       // connection was down, or was re-sent after a reconnect), the read was sent later, and Redis is
       // not late with it yet. Timed from here, such a read dropped the new, healthy connection.
       const up = new Set(nodes().flatMap((node) => (node.status === 'ready' ? [node.stream] : [])));
-      timer = setTimeout(() => {
-        if (this.#ended) return;
-        for (const node of nodes()) {
-          if (node.status !== 'ready' || !up.has(node.stream)) continue;
-          this.#ctx.logger.warn({ waitMs }, 'watch: no answer from Redis on a blocking read; dropping the connection to connect again');
-          (node.stream as { destroy?: () => void } | undefined)?.destroy?.();
-        }
-        watch();
-      }, waitMs);
+      // Given up on after the I/O of the loop's turn (setImmediate), as withTimeout does: after the event
+      // loop was blocked past waitMs, due timers run before the sockets are read, and an answer already
+      // received would be taken for none.
+      timer = setTimeout(() => setImmediate(dropDead, up), waitMs);
       timer.unref();
+    };
+    let answered = false;
+    const dropDead = (up: Set<unknown>): void => {
+      if (this.#ended || answered) return;
+      for (const node of nodes()) {
+        if (node.status !== 'ready' || !up.has(node.stream)) continue;
+        this.#ctx.logger.warn({ waitMs }, 'watch: no answer from Redis on a blocking read; dropping the connection to connect again');
+        (node.stream as { destroy?: () => void } | undefined)?.destroy?.();
+      }
+      watch();
     };
     watch();
     try {
       return await Promise.race([exec, this.#ending]);
     } finally {
+      answered = true;
       clearTimeout(timer);
     }
   }

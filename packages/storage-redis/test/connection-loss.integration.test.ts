@@ -324,6 +324,50 @@ describe('watch() after an outage longer than commandTimeoutMs', () => {
   }, 30_000);
 });
 
+// A review repro of 2026-11-29: after the event loop was blocked past watchBlockMs + commandTimeoutMs
+// (a long synchronous task elsewhere in the process), Node runs due timers before it reads the
+// sockets: the check of a silent link fired before the answer Redis had sent was read, and dropped
+// the healthy connection (withTimeout and the store's own check give up after the loop's I/O).
+describe('watch() after its event loop was blocked past watchBlockMs + commandTimeoutMs', () => {
+  it('reads the answer Redis sent meanwhile, and keeps its connection', async () => {
+    const name = `blocked-loop-${randomUUID().slice(0, 8)}`;
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (_: object, msg?: string) => void warnings.push(msg ?? ''), error: () => {} };
+    const keyPrefix = freshPrefix('blocked-loop');
+    const reader = makeStore(prefixes, { keyPrefix, connectionName: name, watchBlockMs: 200, commandTimeoutMs: 300, logger });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('blocked-loop');
+    const seen: number[] = [];
+    const stop = new AbortController();
+    let failure: unknown;
+    const following = (async () => {
+      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
+    })().catch((err: unknown) => (failure = err));
+    const blocked = async (): Promise<boolean> => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').some((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'));
+    // Not the first XREAD, sent while the connection was being made: one sent on it once it was up.
+    await new Promise((r) => setTimeout(r, 500));
+    for (const end = Date.now() + 10_000; !(await blocked()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+    // The XREAD blocks in Redis now; Redis answers it (nothing new) while this process cannot read. (In
+    // a check-phase callback: the next turn of the loop runs its due timers before it reads sockets.)
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        for (const end = Date.now() + 1_500; Date.now() < end; );
+        resolve();
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    await appendBatch(writer, f, 2);
+    for (const end = Date.now() + 10_000; seen.length < 2 && failure === undefined && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    stop.abort();
+    await following;
+    await reader.close();
+    await writer.close();
+    expect(failure).toBeUndefined();
+    expect(seen).toEqual([1, 2]);
+    expect(warnings.filter((w) => w.includes('no answer from Redis on a blocking read'))).toEqual([]);
+  });
+});
+
 // A review repro of 2026-11-29: watchAll()'s start point, read on the store's connection, was waited
 // for without a bound; on a link gone silent the iteration neither started nor failed.
 describe('watchAll() whose start point gets no answer', () => {
