@@ -895,7 +895,7 @@ export class JsonFileStore implements ProgressStore {
     return pending;
   }
 
-  async #readSnapshot(upgradeId: string, paths: UpgradePaths): Promise<Snapshot | undefined> {
+  async #readSnapshot(upgradeId: string, paths: UpgradePaths, again = false): Promise<Snapshot | undefined> {
     let text: string;
     try {
       text = await readFile(paths.snapshot, 'utf8');
@@ -911,7 +911,20 @@ export class JsonFileStore implements ProgressStore {
       if (misfit === undefined) return snap;
       // Deleted since the snapshot was read (the log goes after it): no upgrade, as when both had gone.
       if (misfit === 'deleted') return undefined;
-      throw await this.#logLost(upgradeId, paths, snap, misfit);
+      // The upgrade deleted and made again between the two reads (the old snapshot, then the new
+      // log): not a loss. Read once more when the snapshot changed meanwhile.
+      if (!again && (await readFile(paths.snapshot, 'utf8').catch(() => undefined)) !== text) return this.#readSnapshot(upgradeId, paths, true);
+      const lost = await this.#logLost(upgradeId, paths, snap, misfit);
+      if (this.#sync) throw lost;
+      // With durability 'none' a machine crash loses the log's last events by design (often with no
+      // snapshot to tell, too): refusing only when the snapshot's rename reached the disk would stop
+      // an agent resuming after a reboot until someone moved the file. Said as an error, and the log
+      // alone goes on, as the user chose.
+      this.#opts.logger.error(
+        { err: lost, upgradeId, file: paths.snapshot },
+        "durability 'none': the log lost events its snapshot covers (a machine crash?); going on from the log alone, whose seqs after its last event go to new events",
+      );
+      return undefined;
     }
     this.#opts.logger.warn({ upgradeId, file: paths.snapshot }, 'snapshot is damaged; replaying the whole log instead');
     return undefined;
