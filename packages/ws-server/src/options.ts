@@ -228,6 +228,8 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
  */
 function checkOrigin(origin: string): void {
   if (origin === '*') throw bad(`allowedOrigins: "*" in a list matches no Origin; to take any origin, write allowedOrigins: '*'`);
+  // A list read from the environment (`ORIGINS=a,b,` split on commas) ends with one.
+  if (origin.trim() === '') throw bad(`allowedOrigins: an empty entry matches no Origin (a list split from text with a trailing comma?); leave it out`);
   if (origin.toLowerCase() === 'null') return;
   let url: URL | undefined;
   try {

@@ -118,6 +118,8 @@ describe('handshake: authenticate (401) and origins (403)', () => {
       ['http://ops.example.com:80/dashboard', 'http://ops.example.com'],
       ['ops.example.com', 'https://ops.example.com'],
       ['*', "allowedOrigins: '*'"],
+      // An empty entry (a list read from `ORIGINS=a,b,` split on commas): said so, not "did you mean https://".
+      ['', 'an empty entry'],
     ]) {
       expect(() => new ProgressWebSocketServer({ port: 0, allowedOrigins: ['https://ok.example.com', entry!] }), entry).toThrow(
         expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(meant!) }),
