@@ -489,12 +489,25 @@ describe('RedisStore.watchAll and a cut connection', () => {
   });
 });
 
+// The link stalls (what the reader sends is held) for four times the timeout that applies while the
+// next append's feed entry arrives (the XREAD was sent before the stall): the read of its events
+// times out, by the store's commandTimeoutMs or by the commandTimeout of a client passed in (ioredis'
+// "Command timed out"), a stall like any other, waited out.
 describe('RedisStore.watchAll through a stall', () => {
-  it('waits out a stall longer than commandTimeoutMs while it reads the events a feed entry points to, then hands them out', async () => {
+  it.each([
+    ["the store's commandTimeoutMs", (url: string, keyPrefix: string) => ({ reader: makeStore(prefixes, { url, keyPrefix, watchBlockMs: 200, commandTimeoutMs: 300 }), client: undefined })],
+    [
+      'the commandTimeout of a client passed in',
+      (url: string, keyPrefix: string) => {
+        const client = new Redis(url, { commandTimeout: 300, maxRetriesPerRequest: null });
+        return { reader: makeStore(prefixes, { redis: client, keyPrefix, watchBlockMs: 200 }), client };
+      },
+    ],
+  ] as const)('waits out a stall longer than %s while it reads the events a feed entry points to, then hands them out', async (_, open) => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('all-stall');
     prefixes.add(keyPrefix);
-    const reader = makeStore(prefixes, { url: proxy.url, keyPrefix, watchBlockMs: 200, commandTimeoutMs: 300 });
+    const { reader, client } = open(proxy.url, keyPrefix);
     const writer = makeStore(prefixes, { keyPrefix });
     await reader.list();
     const seen: number[] = [];
@@ -505,42 +518,6 @@ describe('RedisStore.watchAll through a stall', () => {
     const f = new EventFactory('all-stall-1');
     await appendBatch(writer, f, 2);
     await until(() => seen.length === 2);
-    // The link stalls (what the reader sends is held) for four times commandTimeoutMs while the
-    // next append's feed entry arrives (the XREAD was sent before the stall).
-    proxy.hold();
-    await appendBatch(writer, f, 2);
-    await new Promise((r) => setTimeout(r, 1200));
-    proxy.release();
-    await until(() => seen.length === 4 || failure !== undefined);
-    expect(failure).toBeUndefined();
-    expect(seen).toEqual([1, 2, 3, 4]);
-    stop.abort();
-    await ended;
-    await reader.close();
-    await writer.close();
-    await proxy.close();
-  });
-});
-
-describe('RedisStore.watchAll through a stall, on a client passed in with a commandTimeout', () => {
-  it("waits out a stall longer than the client's commandTimeout while it reads the events a feed entry points to, then hands them out", async () => {
-    const proxy = await startRedisProxy(redisUrl());
-    const keyPrefix = freshPrefix('all-stall-client');
-    prefixes.add(keyPrefix);
-    const client = new Redis(proxy.url, { commandTimeout: 300, maxRetriesPerRequest: null });
-    const reader = makeStore(prefixes, { redis: client, keyPrefix, watchBlockMs: 200 });
-    const writer = makeStore(prefixes, { keyPrefix });
-    await reader.list();
-    const seen: number[] = [];
-    const stop = new AbortController();
-    let failure: ProgressError | undefined;
-    const ended = endOf(reader.watchAll({ signal: stop.signal }), (e) => void seen.push(e.seq)).then((err) => (failure = err));
-    await new Promise((r) => setTimeout(r, 100));
-    const f = new EventFactory('all-stall-client-1');
-    await appendBatch(writer, f, 2);
-    await until(() => seen.length === 2);
-    // The link stalls for four times the client's commandTimeout while the next append's feed entry
-    // arrives: ioredis fails the read of its events with "Command timed out", a stall like any other.
     proxy.hold();
     await appendBatch(writer, f, 2);
     await new Promise((r) => setTimeout(r, 1200));
@@ -550,7 +527,7 @@ describe('RedisStore.watchAll through a stall, on a client passed in with a comm
     await ended;
     await reader.close();
     await writer.close();
-    client.disconnect();
+    client?.disconnect();
     await proxy.close();
     expect(failure).toBeUndefined();
     expect(seen).toEqual([1, 2, 3, 4]);
