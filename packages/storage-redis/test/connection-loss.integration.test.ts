@@ -15,6 +15,19 @@ afterAll(async () => {
   await admin.quit();
 });
 
+/** Polls `check` every 10 ms until it holds or `ms` pass (the test asserts what it needs afterwards). */
+async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !(await check()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The ids of the connections named `<name>:watch` that Redis sees blocked in an XREAD now. */
+async function blockedWatchers(name: string): Promise<string[]> {
+  return ((await admin.call('CLIENT', 'LIST')) as string)
+    .split('\n')
+    .filter((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'))
+    .map((l) => /\bid=(\d+)/.exec(l)![1]!);
+}
+
 /** Kills every connection whose name starts with `name` (the store's and its watchers'). */
 async function killConnections(name: string): Promise<number> {
   const list = (await admin.call('CLIENT', 'LIST')) as string;
@@ -184,18 +197,12 @@ describe('watchers of a client passed in with autoResendUnfulfilledCommands: fal
     })().catch((err: unknown) => (failure = err));
     await reader.list(); // watchAll's start point was taken (same connection)
     await appendBatch(writer, f, 2);
-    const wait = async (check: () => boolean): Promise<void> => {
-      const end = Date.now() + 10_000;
-      while (!check() && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-    };
-    await wait(() => seen.length === 2);
+    await until(() => seen.length === 2 || failure !== undefined);
     // The next XREAD blocks in Redis (a minute); then its connection is killed.
-    const blocked = async (): Promise<boolean> => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').some((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'));
-    const end = Date.now() + 10_000;
-    while (!(await blocked()) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await until(async () => (await blockedWatchers(name)).length > 0);
     expect(await killConnections(`${name}:watch`)).toBe(1);
     await appendBatch(writer, f, 2);
-    await wait(() => seen.length === 4);
+    await until(() => seen.length === 4 || failure !== undefined);
     stop.abort();
     await following;
     await reader.close();
@@ -222,19 +229,12 @@ describe('watchers of a client passed in with a socketTimeout below watchBlockMs
       const iterable = how === 'watch' ? reader.watch(f.upgradeId, 0, { signal: stop.signal }) : reader.watchAll({ signal: stop.signal });
       for await (const _ of iterable) void _;
     })().catch((err: unknown) => (failure = err));
-    /** The ids of the watcher's connections that Redis sees blocked in an XREAD now. */
-    const blockedIds = async (): Promise<string[]> =>
-      ((await admin.call('CLIENT', 'LIST')) as string)
-        .split('\n')
-        .filter((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'))
-        .map((l) => /\bid=(\d+)/.exec(l)![1]!);
-    let first: string[] = [];
-    const end = Date.now() + 10_000;
-    while ((first = await blockedIds()).length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await until(async () => (await blockedWatchers(name)).length > 0);
+    const first = await blockedWatchers(name);
     expect(first).toHaveLength(1);
     // Several socketTimeouts within one blocking read (5 s): the same connection still blocks in it.
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await blockedIds()).toEqual(first);
+    expect(await blockedWatchers(name)).toEqual(first);
     stop.abort();
     await following;
     await reader.close();
@@ -259,14 +259,10 @@ describe('watch() on a link that goes silent', () => {
     const following = (async () => {
       for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
     })().catch((err: unknown) => (failure = err));
-    const wait = async (n: number): Promise<void> => {
-      const end = Date.now() + 10_000;
-      while (seen.length < n && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-    };
-    await wait(2);
+    await until(() => seen.length >= 2 || failure !== undefined);
     proxy.silence(); // every connection open now: nothing passes, and nothing tells the client
     await appendBatch(writer, f, 2);
-    await wait(4);
+    await until(() => seen.length >= 4 || failure !== undefined);
     stop.abort();
     await following;
     await reader.close();
@@ -298,11 +294,7 @@ describe('watch() after an outage longer than commandTimeoutMs', () => {
       for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
     })().catch((err: unknown) => (failure = err));
     await appendBatch(writer, f, 2);
-    const wait = async (n: number): Promise<void> => {
-      const end = Date.now() + 10_000;
-      while (seen.length < n && failure === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-    };
-    await wait(2);
+    await until(() => seen.length >= 2 || failure !== undefined);
     expect(proxy.connections).toBe(2);
     // The watcher's connection is cut, and no new one gets through for a second (over commandTimeoutMs):
     // its read, sent again at once, waits in the offline queue meanwhile.
@@ -312,7 +304,7 @@ describe('watch() after an outage longer than commandTimeoutMs', () => {
     // Past watchBlockMs + commandTimeoutMs after the cut, and past the first blocking read on the new connection.
     await new Promise((r) => setTimeout(r, 5_000));
     await appendBatch(writer, f, 2);
-    await wait(4);
+    await until(() => seen.length >= 4 || failure !== undefined);
     stop.abort();
     await following;
     await reader.close();
@@ -343,10 +335,9 @@ describe('watch() after its event loop was blocked past watchBlockMs + commandTi
     const following = (async () => {
       for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
     })().catch((err: unknown) => (failure = err));
-    const blocked = async (): Promise<boolean> => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').some((l) => l.includes(`name=${name}:watch`) && l.includes('cmd=xread'));
     // Not the first XREAD, sent while the connection was being made: one sent on it once it was up.
     await new Promise((r) => setTimeout(r, 500));
-    for (const end = Date.now() + 10_000; !(await blocked()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+    await until(async () => (await blockedWatchers(name)).length > 0);
     // The XREAD blocks in Redis now; Redis answers it (nothing new) while this process cannot read. (In
     // a check-phase callback: the next turn of the loop runs its due timers before it reads sockets.)
     await new Promise<void>((resolve) =>
@@ -357,7 +348,7 @@ describe('watch() after its event loop was blocked past watchBlockMs + commandTi
     );
     await new Promise((r) => setTimeout(r, 100));
     await appendBatch(writer, f, 2);
-    for (const end = Date.now() + 10_000; seen.length < 2 && failure === undefined && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    await until(() => seen.length >= 2 || failure !== undefined);
     stop.abort();
     await following;
     await reader.close();
@@ -457,7 +448,7 @@ describe('a client passed in on a link that goes silent', () => {
     for (let round = 0; round < 3; round++) {
       expect((await errorOf(store.list())).code).toBe('STORE_UNAVAILABLE');
       // The PING that checks the link gets no answer either (generous: only that it comes is asserted).
-      for (const end = Date.now() + 10_000; dead() === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      await until(() => dead() > 0);
       // Later rounds: time for their PING to go unanswered too (a second warning would show then).
       if (round > 0) await new Promise((r) => setTimeout(r, 1000));
     }
