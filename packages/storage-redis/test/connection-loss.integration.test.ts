@@ -28,6 +28,24 @@ async function blockedWatchers(name: string): Promise<string[]> {
     .map((l) => /\bid=(\d+)/.exec(l)![1]!);
 }
 
+/** Follows what `open` returns in the background: the seqs it hands out, the error it ended with (if any), and stop() (aborts it and waits for its end). */
+function follow(open: (signal: AbortSignal) => AsyncIterable<ProgressEvent>): { seen: number[]; failure: () => unknown; stop: () => Promise<void> } {
+  const seen: number[] = [];
+  const controller = new AbortController();
+  let failure: unknown;
+  const following = (async () => {
+    for await (const ev of open(controller.signal)) seen.push(ev.seq);
+  })().catch((err: unknown) => (failure = err));
+  return {
+    seen,
+    failure: () => failure,
+    stop: async () => {
+      controller.abort();
+      await following;
+    },
+  };
+}
+
 /** Kills every connection whose name starts with `name` (the store's and its watchers'). */
 async function killConnections(name: string): Promise<number> {
   const list = (await admin.call('CLIENT', 'LIST')) as string;
@@ -188,28 +206,21 @@ describe('watchers of a client passed in with autoResendUnfulfilledCommands: fal
     const writer = makeStore(prefixes, { keyPrefix: reader.keys.prefix });
     await reader.list(); // connected: watchAll's start point is the end of the feed now
     const f = new EventFactory('no-resend');
-    const stop = new AbortController();
-    const seen: number[] = [];
-    let failure: unknown;
-    const following = (async () => {
-      const iterable = how === 'watch' ? reader.watch(f.upgradeId, 0, { signal: stop.signal }) : reader.watchAll({ signal: stop.signal });
-      for await (const ev of iterable) seen.push(ev.seq);
-    })().catch((err: unknown) => (failure = err));
+    const watcher = follow((signal) => (how === 'watch' ? reader.watch(f.upgradeId, 0, { signal }) : reader.watchAll({ signal })));
     await reader.list(); // watchAll's start point was taken (same connection)
     await appendBatch(writer, f, 2);
-    await until(() => seen.length === 2 || failure !== undefined);
+    await until(() => watcher.seen.length === 2 || watcher.failure() !== undefined);
     // The next XREAD blocks in Redis (a minute); then its connection is killed.
     await until(async () => (await blockedWatchers(name)).length > 0);
     expect(await killConnections(`${name}:watch`)).toBe(1);
     await appendBatch(writer, f, 2);
-    await until(() => seen.length === 4 || failure !== undefined);
-    stop.abort();
-    await following;
+    await until(() => watcher.seen.length === 4 || watcher.failure() !== undefined);
+    await watcher.stop();
     await reader.close();
     await writer.close();
     client.disconnect();
-    expect(failure).toBeUndefined();
-    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(watcher.failure()).toBeUndefined();
+    expect(watcher.seen).toEqual([1, 2, 3, 4]);
   });
 });
 
@@ -223,23 +234,17 @@ describe('watchers of a client passed in with a socketTimeout below watchBlockMs
     const client = new Redis(redisUrl(), { socketTimeout: 200, maxRetriesPerRequest: null });
     const reader = makeStore(prefixes, { redis: client, connectionName: name, watchBlockMs: 5_000 });
     const f = new EventFactory('sock-timeout');
-    const stop = new AbortController();
-    let failure: unknown;
-    const following = (async () => {
-      const iterable = how === 'watch' ? reader.watch(f.upgradeId, 0, { signal: stop.signal }) : reader.watchAll({ signal: stop.signal });
-      for await (const _ of iterable) void _;
-    })().catch((err: unknown) => (failure = err));
+    const watcher = follow((signal) => (how === 'watch' ? reader.watch(f.upgradeId, 0, { signal }) : reader.watchAll({ signal })));
     await until(async () => (await blockedWatchers(name)).length > 0);
     const first = await blockedWatchers(name);
     expect(first).toHaveLength(1);
     // Several socketTimeouts within one blocking read (5 s): the same connection still blocks in it.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(await blockedWatchers(name)).toEqual(first);
-    stop.abort();
-    await following;
+    await watcher.stop();
     await reader.close();
     client.disconnect();
-    expect(failure).toBeUndefined();
+    expect(watcher.failure()).toBeUndefined();
   });
 });
 
@@ -253,23 +258,17 @@ describe('watch() on a link that goes silent', () => {
     const writer = makeStore(prefixes, { keyPrefix });
     const f = new EventFactory('silent');
     await appendBatch(writer, f, 2);
-    const seen: number[] = [];
-    const stop = new AbortController();
-    let failure: unknown;
-    const following = (async () => {
-      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
-    })().catch((err: unknown) => (failure = err));
-    await until(() => seen.length >= 2 || failure !== undefined);
+    const watcher = follow((signal) => reader.watch(f.upgradeId, 0, { signal }));
+    await until(() => watcher.seen.length >= 2 || watcher.failure() !== undefined);
     proxy.silence(); // every connection open now: nothing passes, and nothing tells the client
     await appendBatch(writer, f, 2);
-    await until(() => seen.length >= 4 || failure !== undefined);
-    stop.abort();
-    await following;
+    await until(() => watcher.seen.length >= 4 || watcher.failure() !== undefined);
+    await watcher.stop();
     await reader.close();
     await writer.close();
     await proxy.close();
-    expect(failure).toBeUndefined();
-    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(watcher.failure()).toBeUndefined();
+    expect(watcher.seen).toEqual([1, 2, 3, 4]);
   });
 });
 
@@ -287,14 +286,9 @@ describe('watch() after an outage longer than commandTimeoutMs', () => {
     const writer = makeStore(prefixes, { keyPrefix });
     await reader.list(); // the store's connection: the proxy's first
     const f = new EventFactory('outage');
-    const seen: number[] = [];
-    const stop = new AbortController();
-    let failure: unknown;
-    const following = (async () => {
-      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
-    })().catch((err: unknown) => (failure = err));
+    const watcher = follow((signal) => reader.watch(f.upgradeId, 0, { signal }));
     await appendBatch(writer, f, 2);
-    await until(() => seen.length >= 2 || failure !== undefined);
+    await until(() => watcher.seen.length >= 2 || watcher.failure() !== undefined);
     expect(proxy.connections).toBe(2);
     // The watcher's connection is cut, and no new one gets through for a second (over commandTimeoutMs):
     // its read, sent again at once, waits in the offline queue meanwhile.
@@ -304,14 +298,13 @@ describe('watch() after an outage longer than commandTimeoutMs', () => {
     // Past watchBlockMs + commandTimeoutMs after the cut, and past the first blocking read on the new connection.
     await new Promise((r) => setTimeout(r, 5_000));
     await appendBatch(writer, f, 2);
-    await until(() => seen.length >= 4 || failure !== undefined);
-    stop.abort();
-    await following;
+    await until(() => watcher.seen.length >= 4 || watcher.failure() !== undefined);
+    await watcher.stop();
     await reader.close();
     await writer.close();
     await proxy.close();
-    expect(failure).toBeUndefined();
-    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(watcher.failure()).toBeUndefined();
+    expect(watcher.seen).toEqual([1, 2, 3, 4]);
     expect(warnings.filter((w) => w.includes('no answer from Redis on a blocking read'))).toEqual([]);
   }, 30_000);
 });
@@ -329,12 +322,7 @@ describe('watch() after its event loop was blocked past watchBlockMs + commandTi
     const reader = makeStore(prefixes, { keyPrefix, connectionName: name, watchBlockMs: 200, commandTimeoutMs: 300, logger });
     const writer = makeStore(prefixes, { keyPrefix });
     const f = new EventFactory('blocked-loop');
-    const seen: number[] = [];
-    const stop = new AbortController();
-    let failure: unknown;
-    const following = (async () => {
-      for await (const ev of reader.watch(f.upgradeId, 0, { signal: stop.signal })) seen.push(ev.seq);
-    })().catch((err: unknown) => (failure = err));
+    const watcher = follow((signal) => reader.watch(f.upgradeId, 0, { signal }));
     // Not the first XREAD, sent while the connection was being made: one sent on it once it was up.
     await new Promise((r) => setTimeout(r, 500));
     await until(async () => (await blockedWatchers(name)).length > 0);
@@ -348,13 +336,12 @@ describe('watch() after its event loop was blocked past watchBlockMs + commandTi
     );
     await new Promise((r) => setTimeout(r, 100));
     await appendBatch(writer, f, 2);
-    await until(() => seen.length >= 2 || failure !== undefined);
-    stop.abort();
-    await following;
+    await until(() => watcher.seen.length >= 2 || watcher.failure() !== undefined);
+    await watcher.stop();
     await reader.close();
     await writer.close();
-    expect(failure).toBeUndefined();
-    expect(seen).toEqual([1, 2]);
+    expect(watcher.failure()).toBeUndefined();
+    expect(watcher.seen).toEqual([1, 2]);
     expect(warnings.filter((w) => w.includes('no answer from Redis on a blocking read'))).toEqual([]);
   });
 });
