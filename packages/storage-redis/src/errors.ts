@@ -93,13 +93,15 @@ export const isConnectionLoss = (err: unknown): boolean => isPipelineAbort(err) 
 export const isOfflineRefusal = (err: unknown): boolean =>
   err instanceof Error && (err.name === 'MaxRetriesPerRequestError' || err.message.includes('enableOfflineQueue options is false'));
 
+/** ioredis' answer to a command not answered within its client's `commandTimeout` (a client passed in may have one). */
+export const isClientTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Command timed out';
+
 /**
  * True for `STORE_UNAVAILABLE` because Redis gave no answer in time: the store's own bound
  * (`withTimeout`, `context.reason = 'timeout'`), or the `commandTimeout` of a client passed in
  * (ioredis' "Command timed out").
  */
-export const isNoAnswer = (err: unknown): boolean =>
-  isProgressError(err, 'STORE_UNAVAILABLE') && (err.context.reason === 'timeout' || (err.cause instanceof Error && err.cause.message === 'Command timed out'));
+export const isNoAnswer = (err: unknown): boolean => isProgressError(err, 'STORE_UNAVAILABLE') && (err.context.reason === 'timeout' || isClientTimeout(err.cause));
 
 /** `DATA_CORRUPTED` naming the key and the record. */
 export function corrupted(key: string, record: string, cause?: unknown, context: ProgressErrorContext = {}): ProgressError {

@@ -28,7 +28,7 @@ import {
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { endConnection } from './connection.js';
-import { closedError, corrupted, goneError, isConnectionLoss, isNoAnswer, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -476,7 +476,7 @@ export class RedisStore implements ProgressStore {
     // Any answer, a refusal too, is a live link; the commandTimeout of a client passed in is none.
     redis.ping().then(
       () => done(false),
-      (err: unknown) => done(err instanceof Error && err.message === 'Command timed out'),
+      (err: unknown) => done(isClientTimeout(err)),
     );
     // Given up on after the I/O of the loop's turn, as withTimeout does: a reply already received is read first.
     this.#probeTimer = setTimeout(() => setImmediate(() => done(true)), waitMs);

@@ -338,8 +338,6 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
 
 const SEEN_LIMIT = 100_000;
 
-/** ioredis' answer to a command not answered within its client's `commandTimeout` (a client passed in may have one). */
-const isClientTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Command timed out';
 
 /** What watchAll last handed out of an upgrade: its seq, and the upgrade's epoch then (null when unknown). */
 interface Seen {
@@ -450,7 +448,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         // watch() does. Ending here would leave the consumer to start again from "now", without the
         // events of this page and those after it. (Only a timeout: an error that does not pass by
         // waiting, a closed client's, ends the feed.)
-        if (isProgressError(err, 'STORE_UNAVAILABLE') && (err.context.reason === 'timeout' || isClientTimeout(err.cause)) && !watcher.aborted) {
+        if (isNoAnswer(err) && !watcher.aborted) {
           ctx.logger.warn({ err, upgradeId, afterSeq: out.at(-1)?.seq ?? from, waitMs: stalled }, 'watchAll: could not read the events of an upgrade; reading again');
           await watcher.until(new Promise((resolve) => setTimeout(resolve, stalled).unref()));
           stalled = Math.min(2000, stalled * 2);
