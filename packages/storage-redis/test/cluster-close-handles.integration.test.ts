@@ -48,18 +48,11 @@ async function closeIn(mode: string) {
 }
 
 describe.skipIf(!hasRedisServer)("RedisStore.close() leaves nothing of a watcher's Cluster connection behind", () => {
-  it('while the node connection of its read waits to reconnect (connection killed): the command queued on it is rejected', async () => {
-    const report = await closeIn('connection-killed');
-    const { closed } = report;
-    expectNothingLeft(report);
-    expect(closed.read).toBe('Connection is closed.');
-    expect(closed.watch).toBe('resolved');
-    expect(closed.watchConnections).toEqual(['end']);
-    expect(closed.nodeConnections.every((s) => s === 'end')).toBe(true);
-  }, 60_000);
-
-  it('while the node connection of its read waits to reconnect to a node that is down', async () => {
-    const report = await closeIn('node-killed');
+  it.each([
+    ['connection-killed', 'its connection killed'],
+    ['node-killed', 'a node that is down'],
+  ])('while the node connection of its read waits to reconnect (%s: %s): the command queued on it is rejected', async (mode) => {
+    const report = await closeIn(mode);
     const { closed } = report;
     expectNothingLeft(report);
     expect(closed.read).toBe('Connection is closed.');
