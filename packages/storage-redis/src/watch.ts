@@ -36,10 +36,12 @@ class WatchConnection {
   readonly #release: () => void;
   readonly #signals: AbortSignal[];
   readonly #onAbort = (): void => this.end();
-  /** Settles when the watcher ends: a pending XREAD is abandoned even if ioredis never rejects it
-   * (it does not when disconnect() comes while it waits to reconnect). */
-  readonly #ending: Promise<undefined>;
-  #endNow: () => void = () => {};
+  /** What end() settles: each pending `until()` with undefined, so a pending XREAD is abandoned even if
+   * ioredis never rejects it (it does not when disconnect() comes while it waits to reconnect). One
+   * entry per pending wait, removed when it settles: not a promise that lives as long as the watcher
+   * raced against every read, which kept a reaction (and with it each read's reply) per read until
+   * the watcher ended, ~1.3 KB an event for good on a watcher that runs for days. */
+  readonly #waiting = new Set<() => void>();
   #ended = false;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
@@ -78,9 +80,6 @@ class WatchConnection {
       } else if (refused === undefined) {
         ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)');
       }
-    });
-    this.#ending = new Promise<undefined>((resolve) => {
-      this.#endNow = () => resolve(undefined);
     });
     this.#release = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
@@ -121,7 +120,22 @@ class WatchConnection {
   /** `promise`, or undefined once the watcher ends (for a command on another connection, which a
    * disconnect() while it waits to reconnect would leave pending for good). */
   until<T>(promise: Promise<T>): Promise<T | undefined> {
-    return Promise.race([promise, this.#ending]);
+    return new Promise<T | undefined>((resolve, reject) => {
+      const gone = (): void => resolve(undefined);
+      promise.then(
+        (value) => {
+          this.#waiting.delete(gone);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.#waiting.delete(gone);
+          reject(err);
+        },
+      );
+      // Already ended: undefined, unless `promise` has settled (its reaction, queued above, runs first).
+      if (this.#ended) queueMicrotask(gone);
+      else this.#waiting.add(gone);
+    });
   }
 
   /**
@@ -201,7 +215,7 @@ class WatchConnection {
     };
     watch();
     try {
-      return await Promise.race([exec, this.#ending]);
+      return await this.until(exec);
     } finally {
       answered = true;
       clearTimeout(timer);
@@ -211,7 +225,8 @@ class WatchConnection {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#endNow();
+    for (const gone of this.#waiting) gone();
+    this.#waiting.clear();
     for (const s of this.#signals) s.removeEventListener('abort', this.#onAbort);
     this.#release();
   }

@@ -2,6 +2,8 @@ import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
@@ -224,6 +226,44 @@ describe('RedisStore.watch', () => {
     expect(store.info().watchers).toBe(0);
     await admin.quit();
     await store.close();
+  });
+});
+
+/** The heap in use after a full collection (gc() made reachable at run time). */
+function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
+
+describe('RedisStore.watch and watchAll memory', () => {
+  // A watcher runs for days: one that kept something of every read it handed out (each read raced
+  // against a promise that lived as long as the watcher, which kept the race's reply) would grow by
+  // the size of what it read, here ~800 KB a read.
+  it.each(['watch', 'watchAll'] as const)('%s() keeps nothing of the reads it has handed out', async (kind) => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('w-memory');
+    await appendBatch(store, f, 3);
+    const stop = new AbortController();
+    let seen = 0;
+    const iterable = kind === 'watch' ? store.watch('w-memory', f.lastSeq, { signal: stop.signal }) : store.watchAll({ signal: stop.signal });
+    const done = endOf(iterable, () => seen++);
+    const pad = 'x'.repeat(8000);
+    const round = async (): Promise<void> => {
+      const expected = f.lastSeq;
+      const events = Array.from({ length: 100 }, (_, i) => f.next('task.progress', { taskId: 't1', percentage: i, details: { pad } }));
+      await store.append('w-memory', events, expected, f.snapshot());
+      await until(() => seen === f.lastSeq - 3);
+    };
+    for (let i = 0; i < 5; i++) await round();
+    const before = heapAfterGc();
+    for (let i = 0; i < 30; i++) await round();
+    const grown = heapAfterGc() - before;
+    stop.abort();
+    expect(await done).toBeUndefined();
+    await store.close();
+    // 30 reads kept would be ~24 MB.
+    expect(grown).toBeLessThan(6e6);
   });
 });
 
