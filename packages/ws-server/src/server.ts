@@ -668,7 +668,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     const sub = new Subscription(w.client, id, true);
     w.children.set(id, sub);
     topic.sendSnapshot(sub);
-    this.#retained.delete(id);
+    // An idle topic stays among the retained (see #idle): a `*` subscriber does not hold it.
     topic.subs.add(sub);
   }
 
@@ -857,7 +857,9 @@ export class ProgressWebSocketServer implements ProgressSink {
    * each; watchAll makes it again if the upgrade appears.
    */
   #maybeRelease(topic: Topic): void {
-    if (topic.tracker || topic.subs.size > 0) return;
+    if (topic.tracker) return;
+    // `*` subscribers alone do not hold an idle topic: it is retained within the bound (see #idle).
+    if (topic.subs.size > 0 && (this.#topics.get(topic.upgradeId) !== topic || !this.#idle(topic))) return;
     // One released while it loaded, whose successor is in the map now (its subscriber left before the
     // load answered): it closes, and the successor, which others may follow, stays.
     if (this.#topics.get(topic.upgradeId) !== topic) return topic.close();
@@ -867,9 +869,15 @@ export class ProgressWebSocketServer implements ProgressSink {
     this.#topics.delete(topic.upgradeId);
   }
 
-  /** An upgrade known only from what it was sent as a sink (or its tracker's last state), that nobody follows. */
+  /**
+   * An upgrade known only from what it was sent as a sink (or its tracker's last state), that nobody
+   * follows by name. `*` subscribers do not count: a dashboard left open for weeks would otherwise make
+   * the server keep every upgrade it was ever sent; one forgotten is let go of by them (see #retain).
+   */
   #idle(topic: Topic): boolean {
-    return !topic.tracker && topic.subs.size === 0 && !topic.storeBacked && topic.exists;
+    if (topic.tracker || topic.storeBacked || !topic.exists) return false;
+    for (const sub of topic.subs) if (!sub.wildcard) return false;
+    return true;
   }
 
   /**
@@ -887,6 +895,14 @@ export class ProgressWebSocketServer implements ProgressSink {
       for (const kept of this.#retained.values()) if (!oldest || (kept.state?.updatedAt ?? '') < (oldest.state?.updatedAt ?? '')) oldest = kept;
       this.#retained.delete(oldest!.upgradeId);
       if (this.#topics.get(oldest!.upgradeId) !== oldest || !this.#idle(oldest!)) continue;
+      // Its `*` subscribers let go of it (if it is sent again, it is given to them again).
+      for (const w of this.#wildcards) {
+        const sub = w.children.get(oldest!.upgradeId);
+        if (!sub) continue;
+        w.children.delete(oldest!.upgradeId);
+        sub.closed = true;
+        sub.take();
+      }
       oldest!.close();
       this.#topics.delete(oldest!.upgradeId);
     }

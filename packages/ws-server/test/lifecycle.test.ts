@@ -157,6 +157,40 @@ describe('lifecycle', () => {
     expect(() => new ProgressWebSocketServer({ maxRetainedUpgrades: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  it('a "*" subscriber (a dashboard left open) does not make the server keep every upgrade it was sent past maxRetainedUpgrades', async () => {
+    server = new ProgressWebSocketServer({ port: 0, maxRetainedUpgrades: 2 });
+    const { url } = await server.start();
+    const dashboard = await connect(url);
+    dashboard.send({ type: 'subscribe', upgradeId: '*' });
+    await dashboard.answered();
+    // Weeks of upgrades, each fed only as a sink, or tracked and untracked when it closes.
+    for (let i = 0; i < 40; i++) {
+      const id = `w${i}`;
+      const t = await ProgressTracker.open({ upgradeId: id, planId: 'p', clusterName: 'c', ...(i % 2 === 0 ? { sinks: [server] } : {}) });
+      const untrack = i % 2 === 0 ? undefined : server.track(t);
+      await t.startUpgrade();
+      await t.close();
+      untrack?.();
+    }
+    await dashboard.answered();
+    // The dashboard was given each of them as it came.
+    expect(new Set(dashboard.ofType('snapshot').map((m) => m.upgradeId)).size).toBe(40);
+    expect(server.getStats().topics).toBe(2);
+    // What it lists is what is kept; one forgotten that is sent again is given to the dashboard again.
+    const from = dashboard.messages.length;
+    dashboard.send({ type: 'list_upgrades' });
+    const list = await dashboard.next((m) => m.type === 'upgrades', from);
+    expect(list.data.map((row: { upgradeId: string }) => row.upgradeId).sort()).toEqual(['w38', 'w39']);
+    const again = await ProgressTracker.open({ upgradeId: 'w0', planId: 'p', clusterName: 'c', sinks: [server] });
+    trackers.push(again);
+    await again.startUpgrade();
+    await dashboard.next((m) => m.type === 'snapshot' && m.upgradeId === 'w0', from);
+    await again.addTask('t1', 'Task');
+    await dashboard.next((m) => m.type === 'progress_event' && m.upgradeId === 'w0' && m.data.type === 'task.added', from);
+    // A sink-fed upgrade nobody follows by name counts against the bound too (the server is never told it ended).
+    expect(server.getStats().topics).toBe(2);
+  });
+
   it('forgets the least recently updated retained upgrade, not the one a subscriber left last', async () => {
     server = new ProgressWebSocketServer({ port: 0, maxRetainedUpgrades: 2 });
     const { url } = await server.start();
