@@ -27,7 +27,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { endConnection } from './connection.js';
+import { endConnection, transaction } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -646,7 +646,10 @@ export class RedisStore implements ProgressStore {
       const count = Math.min(this.#options.pageSize, left);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
       // One transaction: the trim mark, the epoch and the page are consistent with each other.
-      const exec = this.#redis.multi().hmget(keys.meta, 'trimmed', 'epoch', 'born').xrange(keys.events, entryId(next + 1), '+', 'COUNT', count).exec();
+      const exec = transaction(this.#redis, [
+        ['hmget', keys.meta, 'trimmed', 'epoch', 'born'],
+        ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
+      ]);
       const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
       const [metaErr, meta] = results?.[0] ?? [new Error('transaction aborted')];
       const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];

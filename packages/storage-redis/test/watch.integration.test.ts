@@ -1,12 +1,12 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
-import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -264,6 +264,39 @@ describe('RedisStore.watch and watchAll memory', () => {
     await store.close();
     // 30 reads kept would be ~24 MB.
     expect(grown).toBeLessThan(6e6);
+  });
+});
+
+describe('RedisStore reads and ioredis pipelines', () => {
+  // ioredis gives each Pipeline (and Multi) a hidden class of its own, kept until a full collection:
+  // one per read made a busy reader's young-generation collections pause it for 10-30 ms each.
+  it('reads with watch(), watchAll() and readEvents() without a pipeline once connected to one Redis', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('w-no-pipeline');
+    await appendBatch(store, f, 3); // connected
+    const stop = new AbortController();
+    const seen = { watch: 0, all: 0 };
+    const pipelines = vi.spyOn(Redis.prototype, 'pipeline');
+    const multis = vi.spyOn(Redis.prototype, 'multi');
+    try {
+      const watching = endOf(store.watch('w-no-pipeline', 3, { signal: stop.signal }), () => void seen.watch++);
+      const all = endOf(store.watchAll({ signal: stop.signal }), () => void seen.all++);
+      await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 20; i++) {
+        await appendBatch(store, f, 1);
+        await until(() => seen.watch === i + 1 && seen.all === i + 1);
+      }
+      expect((await collect(store.readEvents('w-no-pipeline', 0))).length).toBe(23);
+      stop.abort();
+      expect(await watching).toBeUndefined();
+      expect(await all).toBeUndefined();
+      expect(pipelines).not.toHaveBeenCalled();
+      expect(multis).not.toHaveBeenCalled();
+    } finally {
+      pipelines.mockRestore();
+      multis.mockRestore();
+      await store.close();
+    }
   });
 });
 
