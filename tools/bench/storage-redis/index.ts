@@ -2,20 +2,18 @@
 // same Redis. Run from the repository root:
 //   npx tsx --conditions=@progress/source tools/bench/storage-redis/index.ts
 // REDIS_URL picks the Redis (default redis://127.0.0.1:6379). Exits 1 when a target is missed.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
+import { paced, startReader } from './reader-process.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const runId = randomUUID().slice(0, 8);
 const keyPrefix = `bench:storage-redis:${runId}:`;
 const bullPrefix = `bench-bull-${runId}`;
-const now = (): number => performance.timeOrigin + performance.now();
 // Per round and contender; ROUNDS rounds. Short rounds, many of them, alternating: the 2-core
 // machine's background load drifts within seconds, and a contender that ran through a slow patch
 // alone would decide the comparison (5 runs of 4,000 moved the sequential ratio by +-7%).
@@ -152,43 +150,6 @@ async function rawBatched(): Promise<number> {
 }
 
 // ------------------------------------------------------------------ latency to another process
-
-function startReader(config: object): { ready: Promise<void>; result: Promise<number[]> } {
-  const script = fileURLToPath(new URL('./latency-reader.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', script], {
-    env: { ...process.env, BENCH_READER: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let buffer = '';
-  const lines: string[] = [];
-  const waiters: Array<(line: string) => void> = [];
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    let at: number;
-    while ((at = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, at);
-      buffer = buffer.slice(at + 1);
-      const w = waiters.shift();
-      if (w) w(line);
-      else lines.push(line);
-    }
-  });
-  const next = (): Promise<string> => (lines.length ? Promise.resolve(lines.shift()!) : new Promise((r) => waiters.push(r)));
-  return { ready: next().then(() => undefined), result: next().then((l) => JSON.parse(l) as number[]) };
-}
-
-/** Calls `send(t)` about `perSecond` times a second, `count` times in all. */
-async function paced(count: number, perSecond: number, send: (t: number) => Promise<unknown>): Promise<void> {
-  const start = performance.now();
-  const pending: Array<Promise<unknown>> = [];
-  for (let i = 0; i < count; i++) {
-    const due = start + (i * 1000) / perSecond;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(send(now()));
-  }
-  await Promise.all(pending);
-}
 
 const LATENCY_EVENTS = 3_000;
 
