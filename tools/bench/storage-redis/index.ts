@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
+import { deleteKeysWith } from '../../test-utils/src/redis.js';
 import { paced, startReader } from './reader-process.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -183,14 +184,7 @@ async function bullLatency(): Promise<number[]> {
 // ------------------------------------------------------------------ run
 
 async function cleanup(): Promise<void> {
-  for (const pattern of [`${keyPrefix}*`, `${bullPrefix}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await raw.del(...keys);
-    } while (cursor !== '0');
-  }
+  for (const prefix of [keyPrefix, `${bullPrefix}:`]) await deleteKeysWith(raw, prefix);
 }
 
 try {

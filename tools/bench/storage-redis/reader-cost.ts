@@ -9,6 +9,7 @@ import { ProgressTracker } from '@progress/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
+import { deleteKeysWith } from '../../test-utils/src/redis.js';
 import { paced, startReader, type ReaderStats } from './reader-process.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -67,14 +68,7 @@ try {
     }
   }
 } finally {
-  for (const pattern of [`${keyPrefix}*`, `${bullPrefix}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await bullConnection.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await bullConnection.del(...keys);
-    } while (cursor !== '0');
-  }
+  for (const prefix of [keyPrefix, `${bullPrefix}:`]) await deleteKeysWith(bullConnection, prefix);
   await store.close();
   await bullConnection.quit();
 }
