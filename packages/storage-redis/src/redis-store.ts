@@ -28,7 +28,7 @@ import {
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { endConnection, transaction } from './connection.js';
-import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -66,6 +66,17 @@ const DELETE_MARKER_MIN_TTL_MS = 60_000;
 
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
+
+/** The wait before the `times`-th attempt to connect again of the connection the store creates (jitter aside): 40 ms doubling to 2 s. */
+const reconnectDelay = (times: number): number => Math.min(20 * 2 ** Math.min(times, 10), 2000);
+
+/** The fewest attempts to connect again whose waits ({@link reconnectDelay}) add up to `ms` at least. */
+function attemptsWithin(ms: number): number {
+  let attempts = 0;
+  let waited = 0;
+  while (waited < ms && reconnectDelay(attempts + 1) < 2000) waited += reconnectDelay(++attempts);
+  return waited >= ms ? attempts : attempts + Math.ceil((ms - waited) / 2000);
+}
 
 /** The part of an ioredis Pipeline the store uses (`sendCommand` is public but missing from its type). */
 interface PipelineSink {
@@ -194,12 +205,19 @@ export class RedisStore implements ProgressStore {
       try {
         redis = new Redis(url, {
           connectionName: this.#options.connectionName,
-          // Never drop a command because of reconnects: our own deadline bounds the wait, and commands
-          // in flight are re-sent after a reconnect (the append script makes that idempotent).
-          maxRetriesPerRequest: null,
+          // No command dropped by a short outage: our own deadline bounds the wait, and commands in
+          // flight are re-sent after a reconnect (the append script makes that idempotent). But not
+          // kept for as long as Redis stays away either: ioredis holds every command queued
+          // meanwhile (~3 KB each, an append's batch more) until it is back, long after the store
+          // gave up on it, so a process that goes on calling the store through an outage of hours
+          // grew all that time (and sent them all at once on the reconnect). So ioredis rejects its
+          // queue every so many failed attempts: no sooner than commandTimeoutMs after the link
+          // went, when the store has given up on the commands sent before (or is about to, by the
+          // clock's uncertainty); one let go so is never sent again, as one given up on must not be.
+          maxRetriesPerRequest: attemptsWithin(this.#options.commandTimeoutMs),
           enableOfflineQueue: true,
           autoResendUnfulfilledCommands: true,
-          retryStrategy: (times) => Math.min(20 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 20),
+          retryStrategy: (times) => reconnectDelay(times) + Math.floor(Math.random() * 20),
         });
       } catch (err) {
         throw new ProgressError('INVALID_ARGUMENT', `${PKG} url ${this.#url} is not one ioredis can use: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -503,7 +521,7 @@ export class RedisStore implements ProgressStore {
     const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
     if (err !== undefined) {
       if (this.#misconfigured) return p.reject(this.#misconfigured);
-      p.reject(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context));
+      p.reject(this.#withConnectionError(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context)));
       return;
     }
     // Number(): a client passed in with ioredis' `stringNumbers` answers the script's integers as
@@ -892,7 +910,8 @@ export class RedisStore implements ProgressStore {
    */
   #withConnectionError(err: unknown): unknown {
     const reason = this.#connectionError;
-    if (reason === undefined || !isProgressError(err, 'STORE_UNAVAILABLE') || err.context.reason !== 'timeout') return err;
+    // Or a command of the store's own connection that ioredis let go after its attempts to connect again (see maxRetriesPerRequest).
+    if (reason === undefined || !isProgressError(err, 'STORE_UNAVAILABLE') || (err.context.reason !== 'timeout' && !isOfflineRefusal(err.cause))) return err;
     return new ProgressError('STORE_UNAVAILABLE', `${err.message} (the connection is down: ${reason})`, { cause: err.cause, context: err.context });
   }
 }
