@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import type { EventFactory } from '@progress/core/testing';
 import { Redis } from 'ioredis';
@@ -54,4 +56,13 @@ export async function errorOf(promise: Promise<unknown>): Promise<ProgressError>
     throw err;
   }
   throw new Error('expected a rejection');
+}
+
+/** The heap in use after a full collection (gc() made reachable at run time): for tests of what a long run keeps. */
+export function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
 }

@@ -4,19 +4,10 @@
 // caller so) long before: a process that goes on calling the store through a long outage (a
 // tracker, a dashboard's list(), `progress watch` loading again) grew by ~3 KB a call, for hours,
 // and sent all of those stale commands at once when Redis came back.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
-import { adminClient, cleanup, makeStore, redisUrl } from './helpers.js';
+import { adminClient, cleanup, heapAfterGc, makeStore, redisUrl } from './helpers.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const heapAfterGc = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const prefixes = new Set<string>();

@@ -2,11 +2,9 @@ import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
-import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, heapAfterGc, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -228,13 +226,6 @@ describe('RedisStore.watch', () => {
     await store.close();
   });
 });
-
-/** The heap in use after a full collection (gc() made reachable at run time). */
-function heapAfterGc(): number {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-  return process.memoryUsage().heapUsed;
-}
 
 describe('RedisStore.watch and watchAll memory', () => {
   // A watcher runs for days: one that kept something of every read it handed out (each read raced
