@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 
 /** A Redis command: its name and arguments. */
 export type RedisCommand = [name: string, ...args: Array<string | number>];
@@ -16,10 +16,19 @@ export type RedisCommand = [name: string, ...args: Array<string | number>];
  * Not for MULTI and EXEC before the client is `ready` (see {@link transaction}).
  */
 export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promise<unknown>> {
+  // Commands made here and handed to sendCommand, not sent by name (`conn.call`): a client passed in
+  // with `enableAutoPipelining` holds those until the next tick (MULTI aside), so a transaction's
+  // EXEC would run empty, and the client's own commands of that tick would land inside it.
+  const keyPrefix = (conn.options as { keyPrefix?: string }).keyPrefix;
+  const options = keyPrefix ? { keyPrefix, replyEncoding: 'utf8' as const } : { replyEncoding: 'utf8' as const };
   const socket = conn.status === 'ready' ? (conn.stream as Socket | undefined) : undefined;
   socket?.cork();
   try {
-    return commands.map(([name, ...args]) => conn.call(name, ...args));
+    return commands.map(([name, ...args]) => {
+      const command = new Command(name, args, options);
+      conn.sendCommand(command);
+      return command.promise as Promise<unknown>;
+    });
   } finally {
     socket?.uncork();
   }

@@ -289,6 +289,36 @@ describe('RedisStore reads and ioredis pipelines', () => {
       await store.close();
     }
   });
+
+  // ioredis auto-pipelines a command sent by name (MULTI aside) until the next tick: commands the
+  // store writes together must not go through it, or its transaction runs empty and the reads after it.
+  it('reads through a client passed in with enableAutoPipelining', async () => {
+    const client = new Redis(redisUrl(), { enableAutoPipelining: true });
+    const store = makeStore(prefixes, { redis: client, watchBlockMs: 200 });
+    const f = new EventFactory('w-auto-pipelining');
+    await appendBatch(store, f, 3);
+    const stop = new AbortController();
+    const seen = { watch: 0, all: 0 };
+    const watching = endOf(store.watch('w-auto-pipelining', 3, { signal: stop.signal }), () => void seen.watch++);
+    const all = endOf(store.watchAll({ signal: stop.signal }), () => void seen.all++);
+    await new Promise((r) => setTimeout(r, 100));
+    const ownKey = `${freshPrefix('own')}k`;
+    prefixes.add(ownKey);
+    for (let i = 0; i < 5; i++) {
+      // The client's own commands in the same tick land in none of the store's transactions.
+      const [own] = await Promise.all([client.set(ownKey, 'v'), appendBatch(store, f, 1)]);
+      expect(own).toBe('OK');
+      await until(() => seen.watch === i + 1 && seen.all === i + 1);
+    }
+    const [events, own] = await Promise.all([collect(store.readEvents('w-auto-pipelining', 0)), client.get('no-such-key-of-the-test')]);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(own).toBeNull();
+    stop.abort();
+    expect(await watching).toBeUndefined();
+    expect(await all).toBeUndefined();
+    await store.close();
+    await client.quit();
+  });
 });
 
 describe('RedisStore.watch options', () => {
