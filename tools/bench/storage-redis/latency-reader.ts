@@ -1,4 +1,5 @@
-// The reader process of the latency rows and of reader-cost.ts. Config in BENCH_READER (JSON):
+// The reader process of the latency rows and of reader-cost.ts. Config in PROGRESS_TEST (JSON, as
+// test-utils' spawnScript passes it):
 // { kind: 'watch' | 'watchAll' | 'xread' | 'bullmq', url, keyPrefix?, upgradeId?, queue?, prefix?, count }.
 // Prints "ready" once listening, then one JSON line: the latencies in ms (append -> delivery); then
 // one more: its CPU per event and its garbage collections, both from its 100th event on.
@@ -8,7 +9,7 @@ import { Redis } from 'ioredis';
 import { QueueEvents } from 'bullmq';
 import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 
-const config = JSON.parse(process.env.BENCH_READER ?? '{}') as { kind: 'watch' | 'watchAll' | 'xread' | 'bullmq'; url: string; keyPrefix: string; upgradeId: string; queue: string; prefix: string; count: number };
+const config = JSON.parse(process.env.PROGRESS_TEST ?? '{}') as { kind: 'watch' | 'watchAll' | 'xread' | 'bullmq'; url: string; keyPrefix: string; upgradeId: string; queue: string; prefix: string; count: number };
 const now = (): number => performance.timeOrigin + performance.now();
 const latencies: number[] = [];
 const WARM = 100;

@@ -1,6 +1,5 @@
 // The reader process of the latency rows (latency-reader.ts), started and paced from the bench.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawnScript } from '../../test-utils/src/spawn.js';
 
 /** What a reader process measured after its first 100 events: its CPU per event and its garbage collector's pauses. */
 export interface ReaderStats {
@@ -10,29 +9,10 @@ export interface ReaderStats {
 
 /** Starts a reader process (config: see latency-reader.ts); `ready` once it listens, `result` its latencies (ms), `stats` its costs. */
 export function startReader(config: object): { ready: Promise<void>; result: Promise<number[]>; stats: Promise<ReaderStats> } {
-  const script = fileURLToPath(new URL('./latency-reader.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', script], {
-    env: { ...process.env, BENCH_READER: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let buffer = '';
-  const lines: string[] = [];
-  const waiters: Array<(line: string) => void> = [];
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    let at: number;
-    while ((at = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, at);
-      buffer = buffer.slice(at + 1);
-      const w = waiters.shift();
-      if (w) w(line);
-      else lines.push(line);
-    }
-  });
-  const next = (): Promise<string> => (lines.length ? Promise.resolve(lines.shift()!) : new Promise((r) => waiters.push(r)));
-  const ready = next().then(() => undefined);
-  const result = ready.then(next).then((l) => JSON.parse(l) as number[]);
-  return { ready, result, stats: result.then(next).then((l) => JSON.parse(l) as ReaderStats) };
+  const child = spawnScript(new URL('./latency-reader.ts', import.meta.url), config);
+  const ready = child.line().then(() => undefined);
+  const result = ready.then(() => child.next<number[]>());
+  return { ready, result, stats: result.then(() => child.next<ReaderStats>()) };
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
