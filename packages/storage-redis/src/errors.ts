@@ -2,16 +2,24 @@ import { ProgressError, isProgressError, type Logger, type ProgressErrorContext 
 
 const PKG = '[@progress/storage-redis]';
 
+/** ioredis' answer, at once, to any command but (P|S)SUBSCRIBE, PING and QUIT on a client in subscriber mode. */
+const SUBSCRIBER_MODE = 'Connection in subscriber mode, only subscriber commands may be used';
+
 /**
  * `STORE_UNAVAILABLE` for a failed or timed-out command (a ProgressError passes through), or
  * `DATA_CORRUPTED` when Redis answered WRONGTYPE: one of the upgrade's keys holds another kind of
- * value, which no retry mends.
+ * value, which no retry mends. Or `INVALID_ARGUMENT` when a client passed in was put in subscriber
+ * mode after the store was made (the constructor refuses one that already is): no retry mends that
+ * either, and "unavailable" would send its owner looking at Redis.
  */
 export function unavailable(what: string, cause: unknown, context: ProgressErrorContext = {}): ProgressError {
   if (isProgressError(cause)) return cause;
   withoutSecrets(cause);
   const reason = cause instanceof Error ? cause.message : String(cause);
   if (reason.includes('WRONGTYPE')) return new ProgressError('DATA_CORRUPTED', `${PKG} ${what}: a key holds another kind of value (${reason})`, { cause, context });
+  if (reason === SUBSCRIBER_MODE) {
+    return new ProgressError('INVALID_ARGUMENT', `${PKG} ${what}: the client passed as \`redis\` is in subscriber mode (SUBSCRIBE was called on it), where ioredis takes no other command; give the store its own connection, such as redis.duplicate()`, { cause, context });
+  }
   return new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: ${reason}`, { cause, context });
 }
 

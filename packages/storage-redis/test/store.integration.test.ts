@@ -236,6 +236,29 @@ describe('RedisStore: appends', () => {
     await client.quit();
   });
 
+  it('answers calls on a client passed in that its owner put in subscriber mode later with INVALID_ARGUMENT, and works again once it unsubscribed', async () => {
+    const client = new Redis(redisUrl());
+    await client.ping();
+    const store = makeStore(prefixes, { redis: client });
+    const f = new EventFactory('subscribed-later');
+    try {
+      await appendBatch(store, f, 2);
+      await client.subscribe('progress-test-channel');
+      // ioredis refuses every other command on it at once: no retry mends that, so not STORE_UNAVAILABLE ("Redis is down").
+      const events = f.batch(1);
+      const refused = await errorOf(store.append(f.upgradeId, events, 2, f.snapshot()));
+      expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/subscriber mode.*duplicate\(\)/) });
+      expect(await errorOf(store.load(f.upgradeId))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await client.unsubscribe();
+      expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+      await store.append(f.upgradeId, events, 2, f.snapshot());
+      expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('unserializable');
