@@ -220,9 +220,15 @@ end
 local snapSeq = nil
 -- The staged snapshot becomes the snapshot (it keeps the staged key's TTL: PERSIST, or the retention
 -- TTL below). Missing (its SET was lost with a connection, or it expired): no snapshot this time.
+-- A non-terminal append after a terminal one (through the store API; the tracker sends none) finds
+-- the meta, and the events with it, expiring already: the snapshot follows the meta's TTL, or it
+-- would stay for good after the rest of the upgrade expired.
 if snapKey and rcall('EXISTS', stagedKey) == 1 then
   rcall('RENAME', stagedKey, snapKey)
-  if ttl == '0' then rcall('PERSIST', snapKey) end
+  if ttl == '0' then
+    local left = rcall('PTTL', KEYS[2])
+    if left > 0 then rcall('PEXPIRE', snapKey, left) else rcall('PERSIST', snapKey) end
+  end
   rcall('HSET', KEYS[2], 'snapSeq', newLast)
   snapSeq = tonumber(newLast)
 end

@@ -304,4 +304,27 @@ describe('RedisStore: the snapshot, staged with a plain SET and renamed by the a
     expect(await stagedLeft(keys.snapshot)).toEqual([]);
     await store.close();
   });
+
+  it('keeps the retention TTL on a snapshot written by an append after the terminal one (not PERSIST: it would outlive the rest)', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 5, retention: { ttlSeconds: 120 } });
+    const f = new EventFactory('staged-after-terminal');
+    const keys = store.keys.upgrade(f.upgradeId);
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    await store.append(f.upgradeId, [f.next('upgrade.completed', { status: 'completed' })], 2, f.snapshot());
+    // Through the store API (the tracker never sends one): a non-terminal append after the terminal
+    // one, across the snapshot boundary at 5. The events and meta keep their TTL, so must the snapshot.
+    const more = [f.next('upgrade.phase_changed', { details: { phase: 'Again' } }), f.next('upgrade.phase_changed', { details: { phase: 'Again' } })];
+    expect(f.state!.status).toBe('in_progress');
+    await store.append(f.upgradeId, more, 3, f.snapshot());
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBe('5');
+    const metaTtl = await admin.pttl(keys.meta);
+    expect(metaTtl).toBeGreaterThan(60_000);
+    const snapTtl = await admin.pttl(keys.snapshot);
+    expect(snapTtl).toBeGreaterThan(60_000);
+    expect(snapTtl).toBeLessThanOrEqual(120_000);
+    expect(Math.abs(snapTtl - metaTtl)).toBeLessThan(1000);
+    expect(await stagedLeft(keys.snapshot)).toEqual([]);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(5);
+    await store.close();
+  });
 });
