@@ -13,7 +13,7 @@ export type RedisCommand = [name: string, ...args: Array<string | number>];
  * ~0.6-1.2 KB of old space per pipeline. At a thousand reads a second, a watcher's young-generation
  * collections promoted ~3 MB a second and paused it 10-30 ms each, the tail of its latency.
  *
- * Not for MULTI and EXEC before the client is `ready` (see {@link transaction}).
+ * Not for MULTI and EXEC (see {@link readTogether}).
  */
 export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promise<unknown>> {
   // Commands made here and handed to sendCommand, not sent by name (`conn.call`): a client passed in
@@ -35,38 +35,26 @@ export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promi
 }
 
 /**
- * MULTI, `commands`, EXEC, answered as ioredis' `multi().exec()` answers: each command's error or
- * reply, in order. On one Redis that is connected, sent with {@link sendTogether} rather than as a
- * pipeline (see there). On a lost connection ioredis sends again only what was not answered: what
- * Redis then runs outside the transaction is never read, and its EXEC fails ("EXEC without MULTI"):
- * the whole read fails with an `AbortError`, as a pipeline answered in part does
- * (`isConnectionLoss`). A Cluster runs `multi()` (all keys in one slot).
+ * `commands` written to Redis together, so that they run one after the other: their replies in
+ * order, or the first error among them. On one Redis with {@link sendTogether}; on a Cluster as a
+ * pipeline (all keys of such a read carry one hash tag: one node).
+ *
+ * Never a MULTI ... EXEC on a connection others share: ioredis re-sends the commands a lost
+ * connection left unanswered, and when the new connection is lost again while it writes them, it
+ * queues the rest behind the commands issued meanwhile. A transaction cut in two that way opened
+ * on the connection ahead of another read's commands, whose own MULTI Redis refused (nested), and
+ * whose EXEC ran them with the first one's: that read got another upgrade's replies as its own.
+ * Reads that must agree with each other read the meta before and after instead.
  */
-export async function transaction(redis: Redis | Cluster, commands: RedisCommand[]): Promise<Array<[Error | null, unknown]>> {
-  // Not connected yet (or again): a pipeline. While ioredis connects, it writes the commands Redis
-  // takes during loading (MULTI and EXEC among them) at once and queues the others: the EXEC would
-  // run an empty transaction, and the reads after it, outside one.
-  if ((redis as { isCluster?: boolean }).isCluster || redis.status !== 'ready') {
-    const results = await (redis as Cluster).multi(commands).exec();
-    if (!results) throw new Error('transaction aborted');
-    return results;
-  }
-  const sent = sendTogether(redis as Redis, [['multi'], ...commands, ['exec']]);
-  // Only EXEC's answer is read: the others are OK and QUEUED (or replies outside a transaction).
-  for (const reply of sent) reply.catch(() => {});
-  let replies: unknown;
-  try {
-    replies = await sent[sent.length - 1]!;
-  } catch (err) {
-    if (!(err instanceof Error) || !/EXEC without MULTI/i.test(err.message)) throw err;
-    // Cut by a lost connection after Redis had answered the MULTI: what a pipeline answered in part
-    // fails with, and callers read again after (isConnectionLoss).
-    const cut = new Error(`transaction cut by a lost connection (${err.message})`, { cause: err });
-    cut.name = 'AbortError';
-    throw cut;
-  }
-  if (!Array.isArray(replies)) throw new Error('transaction aborted');
-  return replies.map((reply: unknown): [Error | null, unknown] => (reply instanceof Error ? [reply, null] : [null, reply]));
+export function readTogether(conn: Redis | Cluster, commands: RedisCommand[]): Promise<unknown[]> {
+  if (!(conn as { isCluster?: boolean }).isCluster) return Promise.all(sendTogether(conn as Redis, commands));
+  return (conn as Cluster)
+    .pipeline(commands)
+    .exec()
+    .then((results) => {
+      for (const [err] of results ?? []) if (err) throw err;
+      return (results ?? []).map(([, reply]) => reply);
+    });
 }
 
 /**

@@ -27,7 +27,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { endConnection, transaction } from './connection.js';
+import { endConnection, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -657,26 +657,48 @@ export class RedisStore implements ProgressStore {
     let left = limit;
     /** The upgrade's epoch (the eventId of its seq 1) on the first page: another one on a later page means it was deleted (and perhaps created again) in between. */
     let epoch: string | null | undefined;
+    /** Page reads in a row whose meta changed epoch between its two reads. */
+    let moved = 0;
     while (left > 0) {
       // An iteration that goes on after close() ends (a client passed in would go on reading).
       if (epoch !== undefined) this.#assertOpen();
       // Entries, not events: each holds one append's events, so `left` entries hold at least `left` events.
       const count = Math.min(this.#options.pageSize, left);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
-      // One transaction: the trim mark, the epoch and the page are consistent with each other.
-      const exec = transaction(this.#redis, [
-        ['hmget', keys.meta, 'trimmed', 'epoch', 'born'],
-        ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
-      ]);
-      const results = await this.#bounded(exec, `upgrade "${upgradeId}": could not read events`, upgradeId);
-      const [metaErr, meta] = results?.[0] ?? [new Error('transaction aborted')];
-      const [rangeErr, entries] = results?.[1] ?? [new Error('transaction aborted')];
-      if (metaErr || rangeErr) throw unavailable(`upgrade "${upgradeId}": could not read events`, metaErr ?? rangeErr, { upgradeId });
-      const [trimmedText, epochNow, born] = meta as Array<string | null>;
+      // The page between two reads of the meta, written together (not a transaction: see
+      // readTogether). The same epoch before and after: the page is of that upgrade. The trim mark
+      // read after: a gap in the page was left by a trim at or below it (the script moves it with
+      // the XTRIM).
+      const replies = await this.#bounded(
+        readTogether(this.#redis, [
+          ['hmget', keys.meta, 'epoch', 'born'],
+          ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
+          ['hmget', keys.meta, 'epoch', 'trimmed'],
+        ]),
+        `upgrade "${upgradeId}": could not read events`,
+        upgradeId,
+      );
+      const [before, entries, after] = replies as [Array<string | null>, StreamEntry[], Array<string | null>];
+      // Anything else (`QUEUED`: a transaction of a client passed in open on its connection, cut by a
+      // lost connection as above) is not this read's answer: read again, as after a lost connection.
+      if (!Array.isArray(before) || before.length !== 2 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
+        const cut = new Error(`unexpected replies ${JSON.stringify(replies).slice(0, 200)}: not this read's answers`);
+        cut.name = 'AbortError';
+        throw unavailable(`upgrade "${upgradeId}": could not read events`, cut, { upgradeId });
+      }
+      const epochNow = after[0] ?? null;
+      // Deleted (and perhaps created again) while this page was read: read it again.
+      if ((before[0] ?? null) !== epochNow) {
+        if (++moved < 5) continue;
+        throw goneError(upgradeId, next, 'it was deleted or created again on every read', 'read');
+      }
+      moved = 0;
+      const [, born] = before;
+      const [, trimmedText] = after;
       if (epoch === undefined) {
-        epoch = epochNow ?? null;
+        epoch = epochNow;
         onEpoch?.(epoch, born ?? null);
-      } else if ((epochNow ?? null) !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
+      } else if (epochNow !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
       const trimmed = Number(trimmedText ?? 0);
       const page = (entries ?? []) as StreamEntry[];
       // Retention removes whole entries, so events up to the trim mark that share an entry with kept

@@ -1,6 +1,6 @@
 import { isProgressError, ProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import type { Cluster, Redis } from 'ioredis';
-import { guardCluster, sendTogether, type RedisCommand } from './connection.js';
+import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { entryId, seqOf, type KeyLayout } from './keys.js';
@@ -138,21 +138,9 @@ class WatchConnection {
     });
   }
 
-  /**
-   * `commands` written to Redis together, so they run one after the other: their replies in order,
-   * or the first error among them. On one Redis, in one socket write, not as an ioredis pipeline (see
-   * `sendTogether`); in cluster mode a pipeline (all keys of a read carry one hash tag: one node).
-   */
+  /** `commands` written together on the watcher's connection ({@link readTogether}). */
   #together(commands: RedisCommand[]): Promise<unknown[]> {
-    const sent = (this.conn as { isCluster?: boolean }).isCluster
-      ? (this.conn as Cluster)
-          .pipeline(commands)
-          .exec()
-          .then((results) => {
-            for (const [err] of results ?? []) if (err) throw err;
-            return (results ?? []).map(([, reply]) => reply);
-          })
-      : Promise.all(sendTogether(this.conn as Redis, commands));
+    const sent = readTogether(this.conn, commands);
     // Abandoned when the watcher ends first: a late rejection is nobody's to handle.
     sent.catch(() => {});
     return sent;

@@ -259,6 +259,28 @@ describe('RedisStore: appends', () => {
     }
   });
 
+  // What ioredis can leave on a connection when a lost connection cuts a transaction in two (see
+  // connection-loss.integration.test.ts): a MULTI, and commands queued in it, ahead of the store's.
+  it('does not take replies queued in a transaction open on a client passed in for a read of its own', async () => {
+    const client = new Redis(redisUrl());
+    const store = makeStore(prefixes, { redis: client });
+    const f = new EventFactory('open-transaction');
+    try {
+      await appendBatch(store, f, 3);
+      const other = `${store.keys.prefix}{other}:meta`;
+      const opened = [client.call('multi'), client.call('hmget', other, 'a', 'b')];
+      const read = await errorOf(collect(store.readEvents(f.upgradeId, 0)));
+      expect(read).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringMatching(/not this read's answers/) });
+      expect(read.cause).toMatchObject({ name: 'AbortError' });
+      await client.call('discard');
+      expect(await Promise.all(opened)).toEqual(['OK', 'QUEUED']);
+      expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT (a rejection, not a throw), and sends nothing', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('unserializable');
