@@ -64,6 +64,9 @@ const STAGED_TTL_MS = 60_000;
 /** The least a delete's marker lives (see `delete`); 10 x commandTimeoutMs when that is longer. */
 const DELETE_MARKER_MIN_TTL_MS = 60_000;
 
+/** The most upgrades whose failed feed entries cluster mode keeps track of (see `#unfed`). */
+const UNFED_LIMIT = 10_000;
+
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
 
@@ -145,6 +148,12 @@ export class RedisStore implements ProgressStore {
   #drained: Array<() => void> = [];
   /** Follow-up writes of cluster mode. */
   readonly #followUps = new Set<Promise<void>>();
+  /**
+   * Cluster mode, per upgrade whose feed entry failed to be written: the seqs from the first to the
+   * last that such entries pointed to, until an entry that covers them is written (see #followUp).
+   * Bounded (the oldest is forgotten first).
+   */
+  readonly #unfed = new Map<string, { from: number; upTo: number }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepAt: number | undefined;
   readonly #watchers = new Set<Redis | Cluster>();
@@ -549,14 +558,48 @@ export class RedisStore implements ProgressStore {
     }
   }
 
-  /** Cluster mode: the index and the feed live in other slots, so they follow the script. */
+  /**
+   * Cluster mode: the index and the feed live in other slots, so they follow the script.
+   *
+   * The feed entry points from the first seq of this upgrade whose entry is known to have failed
+   * (see #unfed), not from this append's: an entry lost (its write refused, or cut with its
+   * connection) is covered by the next one. Else a `watchAll()` follower that had not seen the
+   * upgrade yet started it at the next entry, and never handed out what the lost one pointed to (an
+   * upgrade's first events, when it was the first append's). Followers drop what they handed out
+   * already, so such an entry costs them a longer read, nothing twice. An entry still out is not
+   * covered: most are written, and a follower that started after one was would be handed its
+   * events, appended before it started.
+   */
   #followUp(p: PendingAppend): void {
+    const first = p.expectedSeq + 1;
+    const last = p.expectedSeq + p.n;
+    const unfed = this.#unfed.get(p.upgradeId);
+    const from = unfed !== undefined && unfed.from < first ? unfed.from : first;
+    const fed = this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'p', feedPointer(p.upgradeId, from, last - from + 1));
+    // Known at the reply itself (one reaction, not after the bounded wait below): the next append's
+    // follow-up knows of a refusal answered before its script's reply on the same connection.
+    fed.then(
+      () => {
+        const u = this.#unfed.get(p.upgradeId);
+        // This entry covered the failed ones up to `last` (unless one failed after it was sent, further back).
+        if (u === undefined || from > u.from) return;
+        if (u.upTo <= last) this.#unfed.delete(p.upgradeId);
+        else u.from = Math.max(u.from, last + 1);
+      },
+      () => {
+        const u = this.#unfed.get(p.upgradeId);
+        if (u !== undefined) {
+          u.from = Math.min(u.from, from);
+          u.upTo = Math.max(u.upTo, last);
+          return;
+        }
+        if (this.#unfed.size >= UNFED_LIMIT) this.#unfed.delete(this.#unfed.keys().next().value!);
+        this.#unfed.set(p.upgradeId, { from, upTo: last });
+      },
+    );
     // Bounded like every other command: close() waits for these, and ioredis would hold them for
     // as long as Redis stays unreachable.
-    const writes = Promise.all([
-      this.#redis.zadd(this.#keys.index, p.score, p.upgradeId),
-      this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'p', feedPointer(p.upgradeId, p.expectedSeq + 1, p.n)),
-    ]);
+    const writes = Promise.all([this.#redis.zadd(this.#keys.index, p.score, p.upgradeId), fed]);
     const done = this.#bounded(writes, `upgrade "${p.upgradeId}": could not update the index or feed`, p.upgradeId).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
@@ -592,6 +635,8 @@ export class RedisStore implements ProgressStore {
     // that happened had not (and a delete reported failed must have changed nothing). The entry left
     // behind is harmless: list() drops an entry whose upgrade is gone.
     if (this.#cluster) {
+      // Feed entries not written for the deleted upgrade are not a new one's to cover.
+      this.#unfed.delete(upgradeId);
       await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId).catch((err: unknown) =>
         this.#logger.warn({ err, upgradeId }, 'could not take a deleted upgrade out of the index (the upgrade is deleted; list() drops the entry)'),
       );

@@ -9,7 +9,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
-import { collect, freshPrefix } from './helpers.js';
+import { appendBatch, collect, freshPrefix } from './helpers.js';
 
 // The cluster is made of redis-server processes this test starts, so it needs the binary even when
 // REDIS_URL points the other tests at a server elsewhere (.ci/run installs it).
@@ -120,6 +120,38 @@ describeCluster('RedisStore on a 3-node Redis Cluster', () => {
     expect(await writer.load('live')).toBeUndefined();
   });
 
+  it("hands a watchAll() follower an upgrade's first events when the feed entry of its first append was lost", async () => {
+    const keyPrefix = freshPrefix('cluster-lost-first');
+    const writer = clusterStore(keyPrefix);
+    const reader = clusterStore(keyPrefix, { watchBlockMs: 200 });
+    // An upgrade already running when the follower starts: only its later events are new to it.
+    const running = new EventFactory('lost-first-running');
+    await appendBatch(writer, running, 2);
+    // Its follow-ups are answered (a command after them on the feed's node is).
+    await writer.client.exists(writer.keys.feed);
+    const stop = new AbortController();
+    const iterator = reader.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    // The start point was asked for on the feed's node; a later command on that connection is answered after it.
+    await reader.client.exists(reader.keys.feed);
+    // Written aside, so that the feed can be taken away and put back as it was.
+    const before = await writer.client.xrange(writer.keys.feed, '-', '+');
+    // The follow-ups of the first two appends cannot write the feed (a key of another type there:
+    // WRONGTYPE, as any refused or cut write): their events are stored, their feed entries lost.
+    await writer.client.set(writer.keys.feed, 'not a stream');
+    const f = new EventFactory('lost-first');
+    const written = await appendBatch(writer, f, 3);
+    await writer.client.exists(writer.keys.feed); // the follow-up's refusal
+    written.push(...(await appendBatch(writer, f, 1)));
+    await writer.client.exists(writer.keys.feed);
+    await writer.client.del(writer.keys.feed);
+    for (const [id, fields] of before) await writer.client.xadd(writer.keys.feed, id, ...fields);
+    written.push(...(await appendBatch(writer, f, 2)));
+    const later = await appendBatch(writer, running, 1);
+    expect((await untilMarker(writer, iterator)).map((e) => [e.seq, e.eventId])).toEqual([...written, ...later].map((e) => [e.seq, e.eventId]));
+    stop.abort();
+    await iterator.return?.();
+  });
+
   it("never runs an append after its caller was told it failed, though the masters' clocks differ", async () => {
     // Two of the three masters are reached through proxies that move their TIME 5 s ahead: to a
     // store, their clocks run 5 s ahead of the third's. A deadline computed on such a clock lets a
@@ -155,6 +187,14 @@ describeCluster('RedisStore on a 3-node Redis Cluster', () => {
     }
   }, 30_000);
 });
+
+/** Appends a marker upgrade's event, then reads `iterator` up to it: everything the feed held before it. */
+async function untilMarker(writer: RedisStore, iterator: AsyncIterator<ProgressEvent>): Promise<ProgressEvent[]> {
+  const [marker] = await appendBatch(writer, new EventFactory(`marker-${Date.now()}`), 1);
+  const got: ProgressEvent[] = [];
+  for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+  return got;
+}
 
 /**
  * A TCP proxy to the Redis on `target` that moves every TIME reply `seconds` ahead (a reply shaped
