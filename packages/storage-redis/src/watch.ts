@@ -30,12 +30,42 @@ export interface WatchContext {
 
 type XReadReply = Array<[key: string, entries: StreamEntry[]]> | null;
 
+/** Per signal, its one 'abort' listener and what it ends (see {@link whenAborted}). */
+const ABORT_LISTENERS = new WeakMap<AbortSignal, { listener: () => void; ends: Set<() => void> }>();
+
+/**
+ * Calls `end` when `signal` aborts; returns what takes it back. One listener per signal, however
+ * many watchers share it: one shutdown signal for every watcher of a process is the usual way to stop
+ * them, and a listener each made Node warn of a possible leak past ten (MaxListenersExceededWarning).
+ */
+function whenAborted(signal: AbortSignal, end: () => void): () => void {
+  let entry = ABORT_LISTENERS.get(signal);
+  if (!entry) {
+    const ends = new Set<() => void>();
+    const listener = (): void => {
+      ABORT_LISTENERS.delete(signal);
+      for (const fn of ends) fn();
+    };
+    entry = { listener, ends };
+    ABORT_LISTENERS.set(signal, entry);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const { listener, ends } = entry;
+  ends.add(end);
+  return () => {
+    if (!ends.delete(end) || ends.size > 0 || ABORT_LISTENERS.get(signal)?.ends !== ends) return;
+    ABORT_LISTENERS.delete(signal);
+    signal.removeEventListener('abort', listener);
+  };
+}
+
 /** A dedicated connection (XREAD BLOCK holds it), ended by either signal. */
 class WatchConnection {
   readonly conn: Redis | Cluster;
   readonly #release: () => void;
   readonly #signals: AbortSignal[];
-  readonly #onAbort = (): void => this.end();
+  /** Takes back what `whenAborted` registered for each signal. */
+  readonly #offAbort: Array<() => void>;
   /** What end() settles: each pending `until()` with undefined, so a pending XREAD is abandoned even if
    * ioredis never rejects it (it does not when disconnect() comes while it waits to reconnect). One
    * entry per pending wait, removed when it settles: not a promise that lives as long as the watcher
@@ -83,7 +113,7 @@ class WatchConnection {
     });
     this.#release = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
-    for (const s of this.#signals) s.addEventListener('abort', this.#onAbort, { once: true });
+    this.#offAbort = this.#signals.map((s) => whenAborted(s, () => this.end()));
   }
 
   /** Throws why the connection ended on its own, if it did. */
@@ -238,7 +268,7 @@ class WatchConnection {
     this.#ended = true;
     for (const gone of this.#waiting) gone();
     this.#waiting.clear();
-    for (const s of this.#signals) s.removeEventListener('abort', this.#onAbort);
+    for (const off of this.#offAbort) off();
     this.#release();
   }
 }

@@ -1,5 +1,6 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
+import { getEventListeners } from 'node:events';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RedisStore } from '../src/index.js';
@@ -322,6 +323,38 @@ describe('RedisStore reads and ioredis pipelines', () => {
 });
 
 describe('RedisStore.watch options', () => {
+  // One shutdown signal for every watcher of a process is the usual way to stop them; one listener
+  // per watcher on it made Node warn of a possible leak past ten ("MaxListenersExceededWarning").
+  it('adds one listener to a signal that many watchers share, and none once they have ended', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const stop = new AbortController();
+    try {
+      const f = new EventFactory('w-shared-signal');
+      await appendBatch(store, f, 2);
+      const seen = new Array<number>(16).fill(0);
+      const ends = seen.map((_, i) => endOf(i % 4 === 0 ? store.watchAll({ signal: stop.signal }) : store.watch(f.upgradeId, 0, { signal: stop.signal }), () => void seen[i]!++));
+      await until(() => seen.every((n, i) => i % 4 === 0 || n === 2));
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
+      // A watcher ended by its consumer lets go of its share.
+      const one = store.watch(f.upgradeId, 0, { signal: stop.signal })[Symbol.asyncIterator]();
+      expect((await one.next()).value?.seq).toBe(1);
+      await one.return?.();
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
+      stop.abort();
+      expect(await Promise.all(ends)).toEqual(seen.map(() => undefined));
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      stop.abort();
+      await store.close();
+    }
+  });
+
   it('refuses options that are not an object and a signal that is not an AbortSignal, holding no connection', async () => {
     const store = makeStore(prefixes);
     for (const options of [null, 5, 'x']) {
