@@ -614,8 +614,7 @@ export class RedisStore implements ProgressStore {
     // This call's own marker: ioredis re-sends the script after a reconnect, and a re-send of one
     // that ran (its reply lost with the connection) finds it and answers as the run did, deleting
     // nothing (not the upgrade created again since, and not refused as late: see DELETE_LUA).
-    const args = [keys.events, keys.meta, keys.snapshot, this.#keys.deleteMarker(upgradeId, randomUUID())];
-    if (!this.#cluster) args.push(this.#keys.index);
+    const marker = this.#keys.deleteMarker(upgradeId, randomUUID());
     // With a deadline on the server clock, as an append has: a delete this store gives up on (and
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
     const startedAt = localNow();
@@ -624,7 +623,10 @@ export class RedisStore implements ProgressStore {
     const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
     const waitMs = Math.max(1, Math.ceil(startedAt + timeout + this.#clock.errorMs - localNow()));
     // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
-    const existed = Number(await this.#bounded(this.#redis.progressDeleteV3(args.length, ...args, upgradeId, deadline, this.#deleteMarkerTtl), `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
+    const deleting = this.#cluster
+      ? this.#redis.progressDeleteV4(keys.events, keys.meta, keys.snapshot, marker, upgradeId, deadline, this.#deleteMarkerTtl)
+      : this.#redis.progressDeleteIndexedV4(keys.events, keys.meta, keys.snapshot, marker, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
+    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();
@@ -679,14 +681,14 @@ export class RedisStore implements ProgressStore {
   async #loadScript(keys: UpgradeKeys): Promise<LoadReply> {
     if (this.#readOnlyScripts) {
       try {
-        return await this.#redis.progressLoadReadOnlyV1(3, keys.events, keys.meta, keys.snapshot);
+        return await this.#redis.progressLoadReadOnlyV2(keys.events, keys.meta, keys.snapshot);
       } catch (err) {
         if (!isScriptFlagsRefusal(err)) throw err;
         this.#readOnlyScripts = false;
         this.#logger.info({ err, url: this.#url }, 'Redis does not take read-only script declarations (before Redis 7): load() waits out write pauses');
       }
     }
-    return this.#redis.progressLoadV1(3, keys.events, keys.meta, keys.snapshot);
+    return this.#redis.progressLoadV2(keys.events, keys.meta, keys.snapshot);
   }
 
   readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {

@@ -354,20 +354,36 @@ export type StreamEntry = [id: string, fields: string[]];
 /** What `progressLoad` returns. */
 export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tail: StreamEntry[]] | null;
 
-/** The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on NOSCRIPT). The append is sent by `append-command.ts`. */
+/**
+ * The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on
+ * NOSCRIPT). The append is sent by `append-command.ts`.
+ *
+ * Those a Cluster runs take a fixed number of keys (defined with it, not passed first): ioredis'
+ * auto-pipelining (`enableAutoPipelining`, which the README advises for a Cluster) routes a script
+ * by its first argument, so with the number of keys first it put load() and delete() into the
+ * pipeline of the node of the slot of "3" or "4", whose check of the keys then failed them all
+ * ("All keys in the pipeline should belong to the same slots allocation group"). The names are new
+ * with that (V2, V4): a client shared with a store of an earlier version keeps that one's own.
+ */
 export interface ScriptCommands {
-  progressLoadV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
-  progressLoadReadOnlyV1(numKeys: number, ...args: string[]): Promise<LoadReply>;
-  progressDeleteV3(numKeys: number, ...args: string[]): Promise<number>;
+  /** KEYS: events, meta, snapshot. */
+  progressLoadV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
+  progressLoadReadOnlyV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
+  /** Cluster mode: KEYS events, meta, snapshot, marker; then ARGV. */
+  progressDeleteV4(...args: string[]): Promise<number>;
+  /** Single mode: KEYS events, meta, snapshot, marker, index; then ARGV. */
+  progressDeleteIndexedV4(...args: string[]): Promise<number>;
+  /** Single mode only (its keys span slots). */
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
 }
 
 /** Registers the scripts on a client (idempotent) and returns it typed with them. */
 export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptCommands {
   const c = client as C & Partial<ScriptCommands>;
-  if (typeof c.progressLoadV1 !== 'function') client.defineCommand('progressLoadV1', { lua: LOAD_LUA });
-  if (typeof c.progressLoadReadOnlyV1 !== 'function') client.defineCommand('progressLoadReadOnlyV1', { lua: LOAD_READ_ONLY_LUA });
-  if (typeof c.progressDeleteV3 !== 'function') client.defineCommand('progressDeleteV3', { lua: DELETE_LUA });
+  if (typeof c.progressLoadV2 !== 'function') client.defineCommand('progressLoadV2', { lua: LOAD_LUA, numberOfKeys: 3 });
+  if (typeof c.progressLoadReadOnlyV2 !== 'function') client.defineCommand('progressLoadReadOnlyV2', { lua: LOAD_READ_ONLY_LUA, numberOfKeys: 3 });
+  if (typeof c.progressDeleteV4 !== 'function') client.defineCommand('progressDeleteV4', { lua: DELETE_LUA, numberOfKeys: 4 });
+  if (typeof c.progressDeleteIndexedV4 !== 'function') client.defineCommand('progressDeleteIndexedV4', { lua: DELETE_LUA, numberOfKeys: 5 });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   return client as C & ScriptCommands;
 }
