@@ -715,10 +715,11 @@ export class RedisStore implements ProgressStore {
       // The page between two reads of the meta, written together (not a transaction: see
       // readTogether). The same epoch before and after: the page is of that upgrade. The trim mark
       // read after: a gap in the page was left by a trim at or below it (the script moves it with
-      // the XTRIM).
+      // the XTRIM). The one read before: an empty page is reported trimmed only by a trim before it,
+      // not by an append that came between the XRANGE and the read after and trimmed past `next`.
       const replies = await this.#bounded(
         readTogether(this.#redis, [
-          ['hmget', keys.meta, 'epoch', 'born'],
+          ['hmget', keys.meta, 'epoch', 'born', 'trimmed'],
           ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
           ['hmget', keys.meta, 'epoch', 'trimmed'],
         ]),
@@ -728,7 +729,7 @@ export class RedisStore implements ProgressStore {
       const [before, entries, after] = replies as [Array<string | null>, StreamEntry[], Array<string | null>];
       // Anything else (`QUEUED`: a transaction of a client passed in open on its connection, cut by a
       // lost connection as above) is not this read's answer: read again, as after a lost connection.
-      if (!Array.isArray(before) || before.length !== 2 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
+      if (!Array.isArray(before) || before.length !== 3 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
         const cut = new Error(`unexpected replies ${JSON.stringify(replies).slice(0, 200)}: not this read's answers`);
         cut.name = 'AbortError';
         throw unavailable(`upgrade "${upgradeId}": could not read events`, cut, { upgradeId });
@@ -740,7 +741,7 @@ export class RedisStore implements ProgressStore {
         throw goneError(upgradeId, next, 'it was deleted or created again on every read', 'read');
       }
       moved = 0;
-      const [, born] = before;
+      const [, born, trimmedBefore] = before;
       const [, trimmedText] = after;
       if (epoch === undefined) {
         epoch = epochNow;
@@ -750,7 +751,7 @@ export class RedisStore implements ProgressStore {
       const page = (entries ?? []) as StreamEntry[];
       // Retention removes whole entries, so events up to the trim mark that share an entry with kept
       // ones are still there and are returned; only a missing event is reported as trimmed.
-      if (page.length === 0 && trimmed > next) throw trimmedError(upgradeId, next, trimmed);
+      if (page.length === 0 && Number(trimmedBefore ?? 0) > next) throw trimmedError(upgradeId, next, Number(trimmedBefore));
       for (const entry of page) {
         for (const event of decodeEntry(keys.events, entry)) {
           if (event.seq <= next) continue;

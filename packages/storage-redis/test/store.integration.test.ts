@@ -724,6 +724,45 @@ describe('RedisStore: retention', () => {
     await store2.close();
   });
 
+  // A page's reads are written together but are not a transaction: Redis may run another client's
+  // append between the XRANGE and the read of the trim mark after it (when they reach it in two reads
+  // of the socket). Such an append that trims past the reader's seq must not make the page it read
+  // before look trimmed.
+  it('does not report as trimmed an empty page read just before an append that trimmed past it', async () => {
+    const writer = makeStore(prefixes, { snapshotEvery: 5, retention: { maxEvents: 1 } });
+    const client = new Redis(redisUrl());
+    const reader = makeStore(prefixes, { redis: client, keyPrefix: writer.keys.prefix });
+    const f = new EventFactory('trim-after-page');
+    try {
+      await appendBatch(writer, f, 2);
+      // The read of the meta after the page (the first HMGET after its XRANGE) reaches Redis only once `release` is called.
+      const send = client.sendCommand.bind(client);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let paged = false;
+      let held = false;
+      client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+        paged ||= command.name === 'xrange';
+        if (held || !paged || command.name !== 'hmget') return send(command, ...(rest as []));
+        held = true;
+        void released.then(() => send(command, ...(rest as [])));
+        return command.promise;
+      }) as Redis['sendCommand'];
+      const reading = collect(reader.readEvents(f.upgradeId, 2)).catch((err: unknown) => err);
+      while (!held) await new Promise((r) => setTimeout(r, 1));
+      await client.ping(); // the page's XRANGE was answered: nothing after seq 2
+      // Events 3-5, a snapshot at 5: the trim mark moves to min(5, 5 - 1) = 4, the entry of 1-2 goes.
+      await appendBatch(writer, f, 3);
+      release();
+      expect(await reading).toEqual([]);
+      expect((await collect(reader.readEvents(f.upgradeId, 2))).map((e) => e.seq)).toEqual([3, 4, 5]);
+    } finally {
+      await reader.close();
+      await writer.close();
+      client.disconnect();
+    }
+  });
+
   it('sets a TTL on every key of an upgrade once it is terminal, and list() forgets it when expired', async () => {
     const store = makeStore(prefixes, { snapshotEvery: 50, retention: { ttlSeconds: 1 } });
     const f = new EventFactory('ttl');
