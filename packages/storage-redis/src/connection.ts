@@ -17,8 +17,8 @@ export type RedisCommand = [name: string, ...args: Array<string | number>];
  */
 export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promise<unknown>> {
   // Commands made here and handed to sendCommand, not sent by name (`conn.call`): a client passed in
-  // with `enableAutoPipelining` holds those until the next tick (MULTI aside), so a transaction's
-  // EXEC would run empty, and the client's own commands of that tick would land inside it.
+  // with `enableAutoPipelining` holds those until the next tick, when it writes them with the
+  // client's own commands of that tick, and each such batch is an ioredis Pipeline (see above).
   const keyPrefix = (conn.options as { keyPrefix?: string }).keyPrefix;
   const options = keyPrefix ? { keyPrefix, replyEncoding: 'utf8' as const } : { replyEncoding: 'utf8' as const };
   const socket = conn.status === 'ready' ? (conn.stream as Socket | undefined) : undefined;

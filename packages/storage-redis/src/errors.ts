@@ -85,7 +85,7 @@ export const isPipelineAbort = (err: unknown): boolean => err instanceof Error &
  * "Connection is closed.". A Cluster fails with the latter the commands in flight on a node
  * connection that closed (its connections to the nodes do not reconnect: the Cluster makes new ones),
  * re-sending only lone commands and read-only pipelines, and those only while it is `ready` (not
- * after all its connections closed, nor with `retryDelayOnFailover: 0`); a transaction never. A
+ * after all its connections closed, nor with `retryDelayOnFailover: 0`). A
  * plain Redis fails with it the commands of a connection that will not reconnect (quit, or its
  * retryStrategy gave up): callers that read again check that the client is not `end`.
  */

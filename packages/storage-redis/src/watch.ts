@@ -44,7 +44,16 @@ function whenAborted(signal: AbortSignal, end: () => void): () => void {
     const ends = new Set<() => void>();
     const listener = (): void => {
       ABORT_LISTENERS.delete(signal);
-      for (const fn of ends) fn();
+      for (const fn of ends) {
+        try {
+          fn();
+        } catch (err) {
+          // As if it had its own listener: thrown on its own, after the others have ended.
+          process.nextTick(() => {
+            throw err;
+          });
+        }
+      }
     };
     entry = { listener, ends };
     ABORT_LISTENERS.set(signal, entry);
@@ -488,8 +497,9 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         // the rest, if any, comes with that upgrade's own feed entries.
         if (isProgressError(err, 'NOT_FOUND') && err.context.reason === 'deleted') return { events: out, epoch, born };
         // The store's connection closed while a page was read (ioredis does not re-send a pipeline
-        // answered in part; a Cluster does not re-send a transaction, and fails it with "Connection
-        // is closed."): read on from the last event read, as the XREAD above does. Not on a client
+        // answered in part; a Cluster re-sends a pipeline only while it is ready, and fails it with
+        // "Connection is closed." otherwise; a page's replies not its own, see readEvents): read on
+        // from the last event read, as the XREAD above does. Not on a client
         // that has ended (a client passed in, quit by its owner): that read would fail again at once.
         if (isProgressError(err, 'STORE_UNAVAILABLE') && watcher.readsAgainAfter(err.cause, ctx.redis)) {
           if (out.length > readAtLoss) lost = 0;
