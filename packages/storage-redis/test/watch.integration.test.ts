@@ -338,7 +338,7 @@ describe('RedisStore.watch options', () => {
       const ends = seen.map((_, i) => endOf(i % 4 === 0 ? store.watchAll({ signal: stop.signal }) : store.watch(f.upgradeId, 0, { signal: stop.signal }), () => void seen[i]!++));
       await until(() => seen.every((n, i) => i % 4 === 0 || n === 2));
       expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
-      // A watcher ended by its consumer lets go of its share.
+      // One that its consumer stops leaves the listener to the others (they still end on abort, below).
       const one = store.watch(f.upgradeId, 0, { signal: stop.signal })[Symbol.asyncIterator]();
       expect((await one.next()).value?.seq).toBe(1);
       await one.return?.();
