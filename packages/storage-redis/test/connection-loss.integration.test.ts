@@ -46,6 +46,28 @@ function follow(open: (signal: AbortSignal) => AsyncIterable<ProgressEvent>): { 
   };
 }
 
+/**
+ * Kills the connections named `name...` ({@link killConnections}) every `minMs` plus up to `spreadMs`
+ * ms until `stop()`; `kills()` counts the connections killed so far.
+ */
+function killEvery(name: string, minMs: number, spreadMs: number): { kills: () => number; stop: () => Promise<void> } {
+  let killing = true;
+  let kills = 0;
+  const loop = (async () => {
+    while (killing) {
+      await new Promise((r) => setTimeout(r, minMs + Math.random() * spreadMs));
+      kills += await killConnections(name);
+    }
+  })();
+  return {
+    kills: () => kills,
+    stop: async () => {
+      killing = false;
+      await loop;
+    },
+  };
+}
+
 /** Kills every connection whose name starts with `name` (the store's and its watchers'). */
 async function killConnections(name: string): Promise<number> {
   const list = (await admin.call('CLIENT', 'LIST')) as string;
@@ -78,14 +100,7 @@ describe('RedisStore under connection loss', () => {
       for await (const ev of store.watch(upgradeId, 0, { signal: stop.signal })) watched.push(ev);
     })();
 
-    let kills = 0;
-    let killing = true;
-    const killer = (async () => {
-      while (killing) {
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
-        kills += await killConnections(name);
-      }
-    })();
+    const killer = killEvery(name, 20, 30);
 
     const acked: ProgressEvent[] = [];
     let failures = 0;
@@ -113,8 +128,7 @@ describe('RedisStore under connection loss', () => {
         }
       }
     }
-    killing = false;
-    await killer;
+    await killer.stop();
     await tracker.close();
 
     const stored = await collect(store.readEvents(upgradeId, 0));
@@ -122,7 +136,7 @@ describe('RedisStore under connection loss', () => {
     expect(new Set(stored.map((e) => e.eventId)).size).toBe(stored.length);
     for (const ev of acked) expect(stored[ev.seq - 1]?.eventId).toBe(ev.eventId);
     if (failures === 0 && conflicts === 0) expect(stored.length).toBe(initial + 1000);
-    expect(kills).toBeGreaterThan(10);
+    expect(killer.kills()).toBeGreaterThan(10);
     expect(await store.load(upgradeId)).toEqual(JSON.parse(JSON.stringify(tracker.progress)));
 
     // The watcher saw the same log, in order, without gaps or duplicates.
@@ -150,18 +164,11 @@ describe('RedisStore.watchAll under connection loss', () => {
       for await (const ev of reader.watchAll({ signal: stop.signal })) seen.push(ev);
     })().catch((err: unknown) => (ended = err));
     await reader.list(); // the start point was taken (same connection)
-    let killing = true;
-    let kills = 0;
-    const killer = (async () => {
-      while (killing) {
-        await new Promise((r) => setTimeout(r, 15 + Math.random() * 30));
-        kills += await killConnections(name);
-      }
-    })();
+    const killer = killEvery(name, 15, 30);
     const factories = ['a', 'b', 'c'].map((id) => new EventFactory(id));
     // At least 150 rounds, and on until the connections were killed more than 10 times: on a fast
     // machine 150 rounds can end before the killer has struck often enough to test anything.
-    for (let round = 0; round < 150 || (kills <= 10 && round < 5000); round++) {
+    for (let round = 0; round < 150 || (killer.kills() <= 10 && round < 5000); round++) {
       await Promise.all(
         factories.map(async (f) => {
           const expected = f.lastSeq;
@@ -177,8 +184,7 @@ describe('RedisStore.watchAll under connection loss', () => {
         }),
       );
     }
-    killing = false;
-    await killer;
+    await killer.stop();
     const stored = new Map<string, string[]>();
     for (const f of factories) stored.set(f.upgradeId, (await collect(writer.readEvents(f.upgradeId, 0))).map((e) => e.eventId));
     const total = [...stored.values()].reduce((n, ids) => n + ids.length, 0);
@@ -187,7 +193,7 @@ describe('RedisStore.watchAll under connection loss', () => {
     stop.abort();
     await following;
     expect(ended).toBeUndefined();
-    expect(kills).toBeGreaterThan(10);
+    expect(killer.kills()).toBeGreaterThan(10);
     for (const f of factories) expect(seen.filter((e) => e.upgradeId === f.upgradeId).map((e) => e.eventId)).toEqual(stored.get(f.upgradeId));
     expect(seen).toHaveLength(total);
     await writer.close();
@@ -501,18 +507,11 @@ describe('RedisStore.readEvents under connection loss', () => {
     // Small pages: each read is several page reads, so more of them are in flight when a kill lands.
     const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, connectionName: name, pageSize: 2 });
     await reader.list();
-    let killing = true;
-    let kills = 0;
-    const killer = (async () => {
-      while (killing) {
-        await new Promise((r) => setTimeout(r, 2 + Math.random() * 10));
-        kills += await killConnections(name);
-      }
-    })();
+    const killer = killEvery(name, 2, 10);
     const wrong: string[] = [];
     let whole = 0;
     const started = Date.now();
-    while (kills < 150 && Date.now() - started < 20_000) {
+    while (killer.kills() < 150 && Date.now() - started < 20_000) {
       await Promise.all(
         [...ids, ...ids].map(async (id) => {
           try {
@@ -526,10 +525,9 @@ describe('RedisStore.readEvents under connection loss', () => {
         }),
       );
     }
-    killing = false;
-    await killer;
+    await killer.stop();
     expect(wrong).toEqual([]);
-    expect(kills).toBeGreaterThanOrEqual(150);
+    expect(killer.kills()).toBeGreaterThanOrEqual(150);
     // (ioredis re-sends plain reads cut by a lost connection: most, if not all, are whole.)
     expect(whole).toBeGreaterThan(0);
     await writer.close();
