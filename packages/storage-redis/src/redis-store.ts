@@ -748,11 +748,10 @@ export class RedisStore implements ProgressStore {
         onEpoch?.(epoch, born ?? null);
       } else if (epochNow !== epoch) throw goneError(upgradeId, next, epochNow ? 'it was deleted and created again' : 'it was deleted', 'read');
       const trimmed = Number(trimmedText ?? 0);
-      const page = (entries ?? []) as StreamEntry[];
       // Retention removes whole entries, so events up to the trim mark that share an entry with kept
       // ones are still there and are returned; only a missing event is reported as trimmed.
-      if (page.length === 0 && Number(trimmedBefore ?? 0) > next) throw trimmedError(upgradeId, next, Number(trimmedBefore));
-      for (const entry of page) {
+      if (entries.length === 0 && Number(trimmedBefore ?? 0) > next) throw trimmedError(upgradeId, next, Number(trimmedBefore));
+      for (const entry of entries) {
         for (const event of decodeEntry(keys.events, entry)) {
           if (event.seq <= next) continue;
           if (event.seq !== next + 1) {
@@ -764,7 +763,7 @@ export class RedisStore implements ProgressStore {
           if (--left === 0) return;
         }
       }
-      if (page.length < count) return;
+      if (entries.length < count) return;
     }
   }
 
