@@ -490,6 +490,16 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
        * snapshot or event of it came since (after one, a resync is the server's, not a deletion).
        */
       let absent = false;
+      /**
+       * After a gap, a subscribe from the seq held was sent and the server has not answered it
+       * `subscribed` yet: the `progress_event`, `snapshot` and `resync` frames of the upgrade that
+       * come before that answer are of the subscription it replaces (answers come in the order of the
+       * requests), still in flight when it was sent, and are ignored: the resume replays every event
+       * after the seq held. Acting on them asked again for each frame past the gap (a resubscribe per
+       * frame in flight, each answered by a replay of its own). Only after a gap: a first subscribe
+       * replaces nothing, and a server that sends frames without `subscribed` is still followed.
+       */
+      let awaitingSubscribed = false;
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
       let again: NodeJS.Timeout | undefined;
       const askAgain = (ms: number) => {
@@ -573,6 +583,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               subscribe();
               break;
             case 'subscribed':
+              // The answer to the subscribe sent last (only one is out at a time): its frames follow.
+              if (msg.upgradeId === undefined || msg.upgradeId === target) awaitingSubscribed = false;
               rateLimited = 0;
               unserved = 0;
               // Nothing else comes until the upgrade appears: said, as a folder or a Redis URL says it,
@@ -596,7 +608,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               break;
             }
             case 'snapshot':
-              if (msg.upgradeId !== target) break;
+              if (msg.upgradeId !== target || awaitingSubscribed) break;
               if (!isState(msg.data)) throw new TypeError('a snapshot without an upgrade state');
               // A copy whose tasks record has no prototype, as the reducer keeps it: JSON.parse gave
               // a plain object, on which a task "constructor" or "__proto__" added later would not fold.
@@ -608,11 +620,13 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               if (isTerminal(state.status) && !options.follow) finish('ended');
               break;
             case 'progress_event': {
-              if (msg.upgradeId !== target) break;
+              if (msg.upgradeId !== target || awaitingSubscribed) break;
               const event = msg.data as ProgressEvent;
               if (state && event.seq > state.lastSeq + 1) {
-                // Never show a gap: ask again from what we have.
-                ws.send(JSON.stringify({ type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt }));
+                // Never show a gap: ask again from what we have, once; the frames after this one
+                // until the server answers are the old subscription's (see awaitingSubscribed).
+                awaitingSubscribed = true;
+                subscribe();
                 break;
               }
               if (!state && event.seq === 1 && event.type === 'upgrade.created') noteRun(event.timestamp);
@@ -622,6 +636,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               break;
             }
             case 'resync':
+              if (awaitingSubscribed && (msg.upgradeId === undefined || msg.upgradeId === target)) break;
               // After `subscribed` said the upgrade does not exist, no snapshot follows: it was deleted
               // while we were away, and is waited for (its new run's first event says so), as from a folder.
               // So when the server says none follows (`exists: false`: deleted or expired while followed).

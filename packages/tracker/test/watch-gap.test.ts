@@ -1,0 +1,86 @@
+// `progress watch ws://...` when the events it is sent skip a seq. A ws-server never does that by
+// contract (its README: "no gap, no duplicate", a replay holds the live events, a hole it finds is a
+// `resync`), so the gap here comes from a `ws` server that speaks protocol v1 and leaves one out, as a
+// server of another version or with a bug could: the client must then ask again from what it has,
+// once, and not once for each frame of the old subscription still on the wire.
+import type { AddressInfo } from 'node:net';
+import { replayEvents, type ProgressEvent } from '@progress/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { createProgressTracker } from '../src/index.js';
+import { cleanupTempDirs, runCli as run } from './helpers.js';
+
+afterAll(() => cleanupTempDirs());
+
+/** The events of a completed upgrade `id` with a task advanced step by step: a dozen of them. */
+async function eventsOf(id: string): Promise<ProgressEvent[]> {
+  const t = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c' });
+  await t.startUpgrade();
+  await t.addTasks([{ taskId: 'ng', taskName: 'Node groups', totalSteps: 6 }]);
+  await t.startTask('ng');
+  for (let s = 1; s <= 6; s++) await t.advanceTask('ng', { completedSteps: s });
+  await t.completeTask('ng');
+  await t.completeUpgrade();
+  const events: ProgressEvent[] = [];
+  for await (const event of t.readEvents(0)) events.push(event);
+  await t.close();
+  return events;
+}
+
+/** A `ws` server speaking protocol v1 that answers each subscribe with what `answer` returns, and records the subscribes. */
+async function protocolServer(answer: (msg: { type: string; upgradeId?: string; sinceSeq?: number }) => object[]) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const requests: Array<{ type: string; sinceSeq?: number }> = [];
+  server.on('connection', (ws: WebSocket) => {
+    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'gapped' }));
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString()) as { type: string; upgradeId?: string; sinceSeq?: number };
+      requests.push({ type: msg.type, ...(msg.sinceSeq !== undefined ? { sinceSeq: msg.sinceSeq } : {}) });
+      for (const frame of answer(msg)) ws.send(JSON.stringify(frame));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
+    requests,
+    close: async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('progress watch ws://: a gap in the seqs', () => {
+  it('subscribes again once, ignores the frames of the old subscription still in flight, and shows every event once', async () => {
+    const id = 'gapped';
+    const events = await eventsOf(id);
+    expect(events.length).toBeGreaterThan(8);
+    const at = 2;
+    const event = (e: ProgressEvent) => ({ type: 'progress_event', upgradeId: id, data: e });
+    // The first subscribe: the snapshot at seq 2, then every event after it but seq 3, sent at once:
+    // all of them are on the wire before the server reads the client's next subscribe.
+    const server = await protocolServer((msg) => {
+      if (msg.type !== 'subscribe') return [];
+      if (msg.sinceSeq === undefined) {
+        return [
+          { type: 'subscribed', upgradeId: id, exists: true },
+          { type: 'snapshot', upgradeId: id, seq: at, data: replayEvents(events.slice(0, at)) },
+          ...events.slice(at + 1).map(event),
+        ];
+      }
+      // A resume: the events after the seq the client holds, without a gap.
+      return [{ type: 'subscribed', upgradeId: id, exists: true }, ...events.filter((e) => e.seq > msg.sinceSeq!).map(event)];
+    });
+    try {
+      const result = await run('watch', server.url, id);
+      expect(result).toMatchObject({ code: 0, err: '' });
+      // One subscribe, then one resume from the seq held: not one per frame that arrived after the gap.
+      expect(server.requests).toEqual([{ type: 'subscribe' }, { type: 'subscribe', sinceSeq: at }]);
+      // Every event after the snapshot, each shown once, in order.
+      const shown = [...result.out.matchAll(/ #(\d+) gapped /g)].map((m) => Number(m[1]));
+      expect(shown).toEqual(events.slice(at).map((e) => e.seq));
+    } finally {
+      await server.close();
+    }
+  });
+});
