@@ -103,6 +103,30 @@ describe('progress ls / show', () => {
     expect(JSON.parse(show.out)).toMatchObject({ status: 'failed', currentPhase: 'Test Phase', planId: 'test-plan-123' });
   });
 
+  it("says where the old module's files go when the folder given holds them itself, not in its progress/ folder", async () => {
+    // The old module wrote <dir>/progress/upgrade_<id>.json: pointed at that progress/ folder, the
+    // store looks in progress/progress/ and finds nothing; it says which folder to give.
+    const parent = legacyDir();
+    const inside = join(parent, 'progress');
+    const hint = `progress: ${inside} holds files of the old Python module (upgrade_<id>.json), which are read from the progress/ folder of the folder given: give its parent folder, ${parent}\n`;
+    expect(await run('ls', inside)).toMatchObject({ code: 0, out: 'no upgrades\n', err: hint });
+    expect(await run('show', inside, 'test-upgrade-123')).toMatchObject({ code: 3, err: `${hint}progress: no upgrade "test-upgrade-123" in this source\n` });
+    // So does watch, first: with an id, it would wait for the upgrade to appear.
+    expect(await run('watch', inside)).toMatchObject({ code: 3, err: `${hint}progress: no upgrades in this source yet; name one to wait for it\n` });
+    expect((await run('ls', inside, '--json')).err).toBe(hint);
+    // A folder of another name holding them: they belong in a progress/ folder inside the folder given.
+    const loose = tempDir('cli-loose-legacy');
+    writeFileSync(join(loose, 'upgrade_loose-1.json'), readFileSync(join(inside, 'upgrade_test-upgrade-123.json')));
+    expect(await run('ls', loose)).toMatchObject({
+      code: 0,
+      out: 'no upgrades\n',
+      err: `progress: ${loose} holds files of the old Python module (upgrade_<id>.json), which are read from the progress/ folder of the folder given: move them into ${join(loose, 'progress')}\n`,
+    });
+    // An empty folder is just empty, and the parent lists the upgrade without a word.
+    expect(await run('ls', tempDir('cli-empty'))).toMatchObject({ code: 0, out: 'no upgrades\n', err: '' });
+    expect(await run('ls', parent)).toMatchObject({ code: 0, err: '', out: expect.stringMatching(/test-upgrade-123/) });
+  });
+
   it('says clearly what is wrong, with exit codes scripts can use', async () => {
     const dir = tempDir('cli-errors');
     expect(await run('show', dir, 'nope')).toMatchObject({ code: 3, err: expect.stringContaining('no upgrade "nope"') });

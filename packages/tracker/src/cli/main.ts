@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, redactUrl } from '@progress/core';
 import { CliError, ExitCode } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { openStore, parseSource, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { legacyHint, openStore, parseSource, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
@@ -216,6 +216,10 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           state = await watchWebSocket(urls, upgradeId, options);
         }
         else {
+          // The old module's files in the folder given itself are never read from there: said first,
+          // as `watch` of an upgrade that is not there waits for it (or, without an id, finds none).
+          const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
+          if (hint) err.write(`progress: ${hint}\n`);
           const store = await openStore(source);
           try {
             state = await watchStore(store, upgradeId, options);
@@ -232,8 +236,21 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         const logger = stderrLogger(err);
         const store = await openStore(source, logger);
         try {
-          const text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);
+          let text;
+          try {
+            text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);
+          } catch (e) {
+            // An upgrade `show` does not find in a folder that holds the old module's files itself: where they are read from.
+            const hint = source.kind === 'json' && e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND ? await legacyHint(source.directory) : undefined;
+            if (hint) err.write(`progress: ${hint}\n`);
+            throw e;
+          }
           out.write(`${text}\n`);
+          // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
+          if (command === 'ls' && source.kind === 'json' && (text === 'no upgrades' || text === '[]')) {
+            const hint = await legacyHint(source.directory);
+            if (hint) err.write(`progress: ${hint}\n`);
+          }
           // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why.
           if (command === 'ls' && text === 'no upgrades' && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
             err.write(`progress: no upgrades under the key prefix "${safeText(source.keyPrefix)}"; a prefix usually ends in ":" (did you mean --prefix ${safeText(source.keyPrefix)}:?)\n`);

@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@progress/core';
 import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
@@ -233,6 +233,22 @@ export async function openStore(source: Source, logger?: Logger): Promise<Progre
     return store;
   }
   throw new CliError('a ws:// URL can only be watched');
+}
+
+/**
+ * What to say when a folder given as a source holds the old Python module's files itself: the store
+ * reads them from `<folder>/progress/upgrade_<id>.json`, where the old module wrote them, so a user
+ * who names that `progress/` folder (or a folder the files were copied into) is told "no upgrades"
+ * about a folder full of them. The hint names the folder to give instead (the parent of a folder
+ * called `progress`), or, for a folder of another name, where the files must go. `undefined` when the
+ * folder holds none (or cannot be read: the command says what it finds).
+ */
+export async function legacyHint(directory: string): Promise<string | undefined> {
+  const names = await readdir(directory).catch(() => [] as string[]);
+  // The file names the store reads (storage-json's legacyIdOf): upgrade_<id>.json.
+  if (!names.some((name) => /^upgrade_.+\.json$/.test(name))) return undefined;
+  const where = basename(directory) === 'progress' ? `give its parent folder, ${dirname(directory)}` : `move them into ${join(directory, 'progress')}`;
+  return `${safeText(directory)} holds files of the old Python module (upgrade_<id>.json), which are read from the progress/ folder of the folder given: ${safeText(where)}`;
 }
 
 /** The upgrade id a dashboard URL's `#fragment` selects, percent-decoded as the dashboard decodes it. */
