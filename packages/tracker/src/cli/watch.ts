@@ -18,6 +18,11 @@ export interface WatchOptions {
   pollMs?: number;
   /** How long to keep trying a ws:// server that was never reached, ms (after a first connection, it retries for ever). @default 10000 */
   firstConnectTimeoutMs?: number;
+  /**
+   * How often a ws:// connection is pinged, ms: one that has sent nothing (no pong, no frame) by the
+   * next ping is dropped and reconnected. 0 never pings. @default 30000 (the ws-server's heartbeatMs)
+   */
+  heartbeatMs?: number;
 }
 
 /** The exit code for an upgrade's final status. */
@@ -506,7 +511,18 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         clearTimeout(again);
         again = setTimeout(() => ws.readyState === WebSocket.OPEN && subscribe(), ms);
       };
+      /**
+       * The heartbeat: a connection whose path died without a FIN or RST (the server's host lost, a
+       * NAT or firewall that dropped the flow, a proxy that hangs) stays open for ever to the socket,
+       * and the command showed its last state for ever. It is pinged every heartbeatMs; one that sent
+       * nothing since the last ping (the server answers pings itself, as any WebSocket peer must) is
+       * cut off and reconnected, resuming after the last seq shown.
+       */
+      let beat: NodeJS.Timeout | undefined;
+      /** Something came from the server since the last ping. */
+      let heard = true;
       const onAbort = () => {
+        clearInterval(beat);
         ws.close(1000);
         resolve('aborted');
       };
@@ -514,6 +530,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       /** Stops listening (frames still in flight are not drawn) and closes the socket. */
       const detach = () => {
         options.signal.removeEventListener('abort', onAbort);
+        clearInterval(beat);
         clearTimeout(again);
         ws.removeAllListeners();
         ws.on('error', () => {});
@@ -568,8 +585,25 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         lastFailure = undefined;
         if (connectedOnce) options.view.say(`reconnected to ${redactUrl(url)}; resuming after seq ${state?.lastSeq ?? 0}`);
         connectedOnce = true;
+        const every = options.heartbeatMs ?? 30_000;
+        if (every > 0) {
+          beat = setInterval(() => {
+            if (!heard) {
+              options.view.say(`no answer from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
+              // No close handshake over a dead path: ws would wait for the server's close frame.
+              ws.terminate();
+              finish('lost');
+              return;
+            }
+            heard = false;
+            if (ws.readyState === WebSocket.OPEN) ws.ping();
+          }, every);
+        }
       });
+      ws.on('pong', () => (heard = true));
+      ws.on('ping', () => (heard = true));
       ws.on('message', (raw) => {
+        heard = true;
         let msg: ServerMessage;
         try {
           msg = JSON.parse(raw.toString()) as ServerMessage;
