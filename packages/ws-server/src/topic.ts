@@ -773,6 +773,23 @@ export class Topic {
         // or the new upgrade), and tell every subscriber so; the next watch follows from there.
         this.#host.logger.info({ upgradeId: this.upgradeId }, 'the upgrade was deleted in the store; resyncing subscribers');
         await this.#restart(store, ac.signal);
+      } else if (isTrimmed(err)) {
+        // Retention removed events after the seq held here before the watch read them (a burst
+        // under a small `maxEvents`, a server that fell behind, or the events written between the
+        // load and the watch's first read). A watch from that seq fails the same way every time:
+        // taken for a failed watch and started again from it, it left the subscribers by name
+        // waiting for good, without a resync. The fill reads the store from that seq, finds the
+        // events gone too, loads the state and resyncs every subscriber ('trimmed'); the next watch
+        // follows from the state's seq, at once (a second later, a busy upgrade would be trimmed
+        // past it again). When the fill could not move the topic (a load or fill of the store was
+        // running, or the store cannot be read), the watch is tried again after the usual wait.
+        const from = this.lastSeq;
+        this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'the store trimmed events before its watch read them; resyncing subscribers');
+        await this.#fill();
+        if (!ac.signal.aborted && this.#watch === ac && this.lastSeq > from) {
+          this.#watch = undefined;
+          return this.syncWatch();
+        }
       } else {
         this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'store watch failed; retrying');
       }
