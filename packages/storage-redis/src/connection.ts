@@ -1,4 +1,5 @@
 import { Command, type Cluster, type Redis } from 'ioredis';
+import { isConnectionLoss } from './errors.js';
 
 /** A Redis command: its name and arguments. */
 export type RedisCommand = [name: string, ...args: Array<string | number>];
@@ -55,6 +56,43 @@ export function readTogether(conn: Redis | Cluster, commands: RedisCommand[]): P
       for (const [err] of results ?? []) if (err) throw err;
       return (results ?? []).map(([, reply]) => reply);
     });
+}
+
+/** The first wait before {@link againOnConnectionLoss} sends a command again, and the longest (it doubles in between). */
+const AGAIN_FIRST_MS = 10;
+const AGAIN_MAX_MS = 250;
+
+/**
+ * `send()`, and again (after 10 ms, doubling up to 250 ms) while it fails because its connection
+ * was lost, for up to `withinMs` from this call: for commands that may run twice (the clock's TIME,
+ * the read-only load script, the delete script, which a re-run answers as its first run did).
+ *
+ * ioredis re-sends a lone command a lost connection left unanswered, but not always: a command of
+ * a pipeline answered in part (auto-pipelining, `enableAutoPipelining`, makes one of whatever a
+ * tick sends to one node) fails with an AbortError; a Cluster fails the unanswered commands of such
+ * a pipeline with "Connection is closed." too when one of its answered commands is not a read by
+ * its name (EVALSHA is not, nor the SET or ZADD of another caller), as it does any command while
+ * not `ready` or with `retryDelayOnFailover: 0`. Those failed at once, long before the caller's
+ * bound, although Redis was back a few ms later.
+ *
+ * Any other failure (a Redis error reply, the client's own `commandTimeout`) is the caller's, as is
+ * a connection loss once `withinMs` has passed, the client has ended (closed: nothing will answer),
+ * or `stop()` says so (the store closes). The caller bounds the wait itself ({@link withTimeout}):
+ * this only stops sending once that bound has passed.
+ */
+export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop: () => boolean = () => false): Promise<T> {
+  const end = performance.now() + withinMs;
+  const over = (): boolean => client.status === 'end' || stop();
+  for (let wait = AGAIN_FIRST_MS; ; wait = Math.min(2 * wait, AGAIN_MAX_MS)) {
+    try {
+      return await send();
+    } catch (err) {
+      const left = end - performance.now();
+      if (!isConnectionLoss(err) || left <= 0 || over()) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+      if (over()) throw err;
+    }
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { againOnConnectionLoss } from './connection.js';
 import { withTimeout } from './errors.js';
 
 /**
@@ -122,12 +123,25 @@ export class ServerClock {
     return this.#offset;
   }
 
-  /** One reading of `redis`' clock: its offset from ours, the round trip it took, and when it ended. */
-  async #read(redis: Redis | Cluster, timeoutMs = this.#timeoutMs): Promise<{ offset: number; rtt: number; at: number }> {
-    const before = localNow();
-    const [sec, usec] = await withTimeout(redis.time(), timeoutMs, 'could not read the server clock');
-    const after = localNow();
-    const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };
+  /**
+   * One reading of `redis`' clock: its offset from ours, the round trip it took, and when it ended.
+   * A TIME that lost its connection is sent again within `timeoutMs` (see againOnConnectionLoss): the
+   * offset is read after every reconnect, when connections are most likely to be lost again, and an
+   * append that waits for it failed at once, long before commandTimeoutMs, although Redis was back.
+   * The round trip is the answered TIME's own.
+   */
+  #read(redis: Redis | Cluster, timeoutMs = this.#timeoutMs): Promise<{ offset: number; rtt: number; at: number }> {
+    const reading = againOnConnectionLoss(
+      redis,
+      async () => {
+        const before = localNow();
+        const [sec, usec] = await redis.time();
+        const after = localNow();
+        const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+        return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };
+      },
+      timeoutMs,
+    );
+    return withTimeout(reading, timeoutMs, 'could not read the server clock');
   }
 }

@@ -161,3 +161,74 @@ describeCluster('RedisStore watchers on a Redis Cluster whose connections are lo
     sleeper.disconnect();
   }, 60_000);
 });
+
+// Found on 2026-12-01 (cluster soak, `enableAutoPipelining: true` as the README advises, the store's
+// connections killed every 20-50 ms): 25-71 appends a run failed with STORE_UNAVAILABLE "could not
+// read the server clock: Connection is closed.", and load() and delete() with "could not load /
+// could not delete: Connection is closed.", long before commandTimeoutMs. ioredis' auto-pipelining
+// puts the commands a tick sends to one node into one pipeline; a Cluster sends a pipeline whose
+// connection closed again only when every command of it that was answered is a read (by its
+// name: EVALSHA, the store's scripts, is not), and fails the unanswered rest with "Connection is
+// closed.". The clock's TIME, load()'s read-only script and delete()'s script (its re-run answers
+// as its first run did: see the delete marker) may all be sent again within their time bound.
+//
+// Made deterministic: the tick that sends the store's command also sends, through the same client,
+// a SET (answered: a write) and a BLPOP (it holds the connection, so the store's command waits
+// unanswered) on keys of the same slot, then the connection is closed. The SET stands for any write
+// answered in the same pipeline (another append's follow-up ZADD or XADD, another call's script).
+// TIME has no key: auto-pipelining groups it by the slot of its missing first argument, the text
+// "undefined", which the hash tag {undefined} shares.
+describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose connection is cut under a command', () => {
+  /**
+   * Has the store's next call of `client[method]` sent in the tick of a SET and a BLPOP (1 s) on keys
+   * of the hash tag `tag`, so that auto-pipelining puts the three into one pipeline (see above);
+   * calls `issue()`, waits until the store's command waits unanswered behind the answered SET and
+   * the blocked BLPOP, and closes that connection. Returns what `issue()` returned (its rejection
+   * handled), and the BLPOP.
+   */
+  async function cutUnder<T>(client: Cluster, method: 'time', tag: string, issue: () => Promise<T>): Promise<{ result: Promise<T>; held: Promise<unknown> }> {
+    const target = client as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const original = target[method]!;
+    let held: Promise<unknown> = Promise.resolve();
+    target[method] = function (this: unknown, ...args: unknown[]) {
+      delete target[method]; // the prototype's (time), or the one defineScripts put on the client
+      if (target[method] !== original) target[method] = original;
+      void client.set(`cut:{${tag}}:set`, 'x');
+      held = client.blpop(`cut:{${tag}}:list`, 1).catch(() => null);
+      return original.apply(this, args);
+    };
+    const result = issue();
+    result.catch(() => {});
+    const queued = (node: Redis): string[] => (node.commandQueue as unknown as { toArray(): Array<{ command: { name: string } }> }).toArray().map((c) => c.command.name);
+    const name = method === 'time' ? /^time$/ : /^eval/;
+    let cut: Redis | undefined;
+    await until(`the store's ${method} behind an answered SET and a blocked BLPOP`, () => {
+      cut = client.nodes('master').find((node) => {
+        const names = queued(node);
+        return names.length === 2 && names[0] === 'blpop' && name.test(names[1]!);
+      });
+      return cut !== undefined;
+    });
+    (cut!.stream as { destroy(): void }).destroy();
+    return { result, held };
+  }
+
+  function autoPipelined(): { store: RedisStore; client: Cluster } {
+    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
+    clients.push(client);
+    const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('cluster-cut'), commandTimeoutMs: 10_000 });
+    stores.push(store);
+    return { store, client };
+  }
+
+  it('an append reads the server clock again when the TIME of that reading loses its connection', async () => {
+    const { store, client } = autoPipelined();
+    await store.list(); // connected; the server clock is not read yet
+    const f = new EventFactory('clock-cut');
+    const events = f.batch(2);
+    const { result, held } = await cutUnder(client, 'time', 'undefined', () => store.append(f.upgradeId, events, 0, f.snapshot()));
+    await result;
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await held;
+  }, 60_000);
+});

@@ -151,6 +151,43 @@ describe('RedisStore under connection loss', () => {
 
 // A review repro of 2026-11-29, kept: watch() was tested under killed connections, watchAll() was not.
 // (A real Redis Cluster under lost connections: cluster-connection-loss.integration.test.ts.)
+// Found on 2026-12-01 (see test/cluster-connection-loss.integration.test.ts, where a Cluster soak
+// met it): an append waiting for the server clock failed at once with STORE_UNAVAILABLE "could not
+// read the server clock" when the TIME of that reading lost its connection, long before
+// commandTimeoutMs. On one Redis, ioredis re-sends a lone TIME itself; not one of a pipeline answered
+// in part, which auto-pipelining (`enableAutoPipelining` on a client passed in) makes of whatever a
+// tick sends: that TIME fails with an AbortError. Made deterministic: the tick of the TIME also sends
+// a SET (answered) and a BLPOP (it holds the connection, the TIME unanswered behind it), then the
+// connection is closed.
+describe('an append on a client passed in with enableAutoPipelining whose clock reading loses its connection', () => {
+  it('reads the server clock again, and appends', async () => {
+    const client = new Redis(redisUrl(), { enableAutoPipelining: true, maxRetriesPerRequest: null });
+    const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 10_000 });
+    await client.ping();
+    const f = new EventFactory('clock-cut');
+    const events = f.batch(2);
+    const time = client.time;
+    let held: Promise<unknown> = Promise.resolve();
+    client.time = function (this: Redis, ...args: Parameters<Redis['time']>) {
+      client.time = time;
+      void client.set(`${store.keys.prefix}cut:set`, 'x');
+      held = client.blpop(`${store.keys.prefix}cut:list`, 1).catch(() => null);
+      return time.apply(this, args);
+    } as Redis['time'];
+    const appending = store.append(f.upgradeId, events, 0, f.snapshot());
+    appending.catch(() => {});
+    const queued = (): string[] => (client.commandQueue as unknown as { toArray(): Array<{ command: { name: string } }> }).toArray().map((c) => c.command.name);
+    await until(() => queued().join() === 'blpop,time');
+    expect(queued()).toEqual(['blpop', 'time']);
+    client.stream.destroy();
+    await appending;
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await held;
+    await store.close();
+    client.disconnect();
+  });
+});
+
 describe('RedisStore.watchAll under connection loss', () => {
   it.each(['single', 'cluster'] as const)('hands out every stored event once, in order per upgrade, while connections are killed (%s mode)', async (mode) => {
     const name = `wa-kill-${randomUUID().slice(0, 8)}`;
