@@ -27,7 +27,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { endConnection, readTogether } from './connection.js';
+import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -622,10 +622,17 @@ export class RedisStore implements ProgressStore {
     const offset = await this.#bounded(this.#clock.fresh(), `upgrade "${upgradeId}": could not delete (the server clock could not be read)`, upgradeId);
     const deadline = String(Math.max(1, Math.floor(startedAt + offset + timeout)));
     const waitMs = Math.max(1, Math.ceil(startedAt + timeout + this.#clock.errorMs - localNow()));
+    // Sent again, the same command, while its connection is lost within the wait (ioredis does not
+    // re-send one of a pipeline answered in part: see againOnConnectionLoss). Safe: a run that did
+    // happen left this call's marker, so a re-run deletes nothing and answers what that run answered
+    // (not an upgrade created again meanwhile); one that did not happen runs now, or is refused as
+    // late past the same deadline, which Redis checks.
     // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
-    const deleting = this.#cluster
-      ? this.#redis.progressDeleteV4(keys.events, keys.meta, keys.snapshot, marker, upgradeId, deadline, this.#deleteMarkerTtl)
-      : this.#redis.progressDeleteIndexedV4(keys.events, keys.meta, keys.snapshot, marker, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
+    const send = (): Promise<number> =>
+      this.#cluster
+        ? this.#redis.progressDeleteV4(keys.events, keys.meta, keys.snapshot, marker, upgradeId, deadline, this.#deleteMarkerTtl)
+        : this.#redis.progressDeleteIndexedV4(keys.events, keys.meta, keys.snapshot, marker, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
+    const deleting = againOnConnectionLoss(this.#redis, send, waitMs, () => this.#closing !== undefined);
     const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
@@ -651,7 +658,9 @@ export class RedisStore implements ProgressStore {
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
-    const reply = await this.#bounded(this.#loadScript(keys), `upgrade "${upgradeId}": could not load`, upgradeId);
+    // A read: sent again while its connection is lost within the bound (see againOnConnectionLoss).
+    const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, () => this.#closing !== undefined);
+    const reply = await this.#bounded(loading, `upgrade "${upgradeId}": could not load`, upgradeId);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;
     const lastSeq = Number(lastText);

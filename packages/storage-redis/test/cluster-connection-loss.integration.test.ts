@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { feedPointer } from '../src/codec.js';
 import { RedisStore } from '../src/index.js';
-import { freshPrefix } from './helpers.js';
+import { appendBatch, freshPrefix } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
@@ -186,7 +186,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
    * the blocked BLPOP, and closes that connection. Returns what `issue()` returned (its rejection
    * handled), and the BLPOP.
    */
-  async function cutUnder<T>(client: Cluster, method: 'time', tag: string, issue: () => Promise<T>): Promise<{ result: Promise<T>; held: Promise<unknown> }> {
+  async function cutUnder<T>(client: Cluster, method: 'time' | 'progressLoadReadOnlyV2' | 'progressDeleteV4', tag: string, issue: () => Promise<T>): Promise<{ result: Promise<T>; held: Promise<unknown> }> {
     const target = client as unknown as Record<string, (...args: unknown[]) => unknown>;
     const original = target[method]!;
     let held: Promise<unknown> = Promise.resolve();
@@ -229,6 +229,27 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     const { result, held } = await cutUnder(client, 'time', 'undefined', () => store.append(f.upgradeId, events, 0, f.snapshot()));
     await result;
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await held;
+  }, 60_000);
+
+  it('load() sends its read-only script again when its connection is cut under it', async () => {
+    const { store, client } = autoPipelined();
+    const f = new EventFactory('load-cut');
+    await appendBatch(store, f, 3);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3); // the script is known to the node's connection
+    const { result, held } = await cutUnder(client, 'progressLoadReadOnlyV2', f.upgradeId, () => store.load(f.upgradeId));
+    expect((await result)?.lastSeq).toBe(3);
+    await held;
+  }, 60_000);
+
+  it('delete() sends its script again when its connection is cut under it, and deletes once', async () => {
+    const { store, client } = autoPipelined();
+    const f = new EventFactory('delete-cut');
+    await appendBatch(store, f, 3);
+    const { result, held } = await cutUnder(client, 'progressDeleteV4', f.upgradeId, () => store.delete(f.upgradeId));
+    expect(await result).toBe(true);
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    expect(await store.delete(f.upgradeId)).toBe(false);
     await held;
   }, 60_000);
 });
