@@ -77,10 +77,11 @@ export interface RequestErrorInfo {
 /**
  * Classifies an error thrown by `client.send()`. Retryable: throttling and transient errors (by the
  * names the AWS SDK's retry strategy knows), 5xx, 429, network errors (no HTTP status: refused,
- * reset, timed out, aborted), an error the SDK marks retryable (`$retryable`, the Smithy
- * `@retryable` trait of a modeled error), and one after which the SDK corrected its clock skew
- * (`$metadata.clockSkewCorrected`: the next request is signed with the corrected time). Any other
- * answer (4xx: access denied, unknown bus, validation) is not.
+ * reset, timed out, aborted), an answer cut off or unreadable after a 2xx status, an error the
+ * SDK marks retryable (`$retryable`, the Smithy `@retryable` trait of a modeled error), and one
+ * after which the SDK corrected its clock skew (`$metadata.clockSkewCorrected`: the next request
+ * is signed with the corrected time). Any other answer (4xx: access denied, unknown bus,
+ * validation) is not.
  *
  * @param clockCorrectionMs How far the client's clock offset (`config.systemClockOffset`) moved
  *   between the request's signing and its error, when known. The SDK re-measures the offset from
@@ -99,6 +100,12 @@ export function classifyRequestError(err: unknown, clockCorrectionMs?: number): 
   // `$retryable` is an own property of every SDK error, undefined unless the error's model is
   // @retryable (then `{}` or `{ throttling: true }`): the SDK's own test is `!== undefined` too.
   const skewCorrected = e.$metadata?.clockSkewCorrected === true && (clockCorrectionMs === undefined || Math.abs(clockCorrectionMs) >= CLOCK_SKEW_CORRECTION_MS);
-  const retryable = status === undefined || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || skewCorrected;
+  // An error with a 2xx status is an answer that could not be read: its body was cut off (a
+  // connection reset, or a stall that requestTimeoutMs aborted) or garbled on the way. The SDK marks
+  // it with the status it had received. Nothing in it refused the entries, and EventBridge may or
+  // may not have taken them: retried, as a network error or a timeout is (at least once). Treated as
+  // a 4xx, it gave up every entry of the request as `rejected` after one attempt.
+  const cutOff = status !== undefined && status >= 200 && status < 300;
+  const retryable = status === undefined || cutOff || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || skewCorrected;
   return { retryable, code, message, status };
 }

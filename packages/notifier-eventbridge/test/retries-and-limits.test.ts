@@ -4,6 +4,8 @@
 // not retried, requestTimeoutMs not applied, no backoff or pause, more than 10 entries or
 // maxBatchBytes in a request of retries, a batch full by bytes waiting lingerMs. The backoff cases
 // check that a wait happened (a lower bound the timers enforce), not how fast anything was.
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { EventBridgeNotifier, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
@@ -51,6 +53,65 @@ describe('requestTimeoutMs', () => {
     expect(failures).toEqual([]);
     expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
     expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+  });
+});
+
+/**
+ * A PutEvents endpoint whose first answer is cut off: a 200 with its headers and the start of its
+ * body, then nothing more (`hang`) or a dropped connection (`reset`). The later requests get a normal
+ * answer (one EventId per entry). What a proxy, a load balancer or a stalled network does to an answer.
+ */
+async function startCutOffEndpoint(mode: 'hang' | 'reset'): Promise<{ url: string; requests: string[][] }> {
+  const requests: string[][] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const entries = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { Entries: Array<{ Detail: string }> }).Entries;
+      requests.push(entries.map((e) => (JSON.parse(e.Detail) as { event_id: string }).event_id));
+      const body = JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_e, i) => ({ EventId: `id-${requests.length}-${i}` })) });
+      if (requests.length > 1) {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': String(body.length) });
+      res.write(body.slice(0, 10));
+      if (mode === 'reset') setTimeout(() => res.socket?.destroy(), 20);
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+describe('an answer cut off after its headers (200)', () => {
+  it.each([
+    ['stalls until requestTimeoutMs', 'hang'],
+    ['loses its connection', 'reset'],
+  ] as const)('that %s is retried, not given up as rejected', async (_label, mode) => {
+    const endpoint = await startCutOffEndpoint(mode);
+    const client = localClient(endpoint.url);
+    cleanups.push(async () => client.destroy());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', client, requestTimeoutMs: 300, retry: { baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f) });
+    cleanups.push(() => notifier.close(0));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.requests).toEqual([[fakeEvent(1).eventId], [fakeEvent(1).eventId]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 0 });
   });
 });
 
