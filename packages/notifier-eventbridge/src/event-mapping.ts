@@ -132,3 +132,52 @@ export function trimDetail(type: EventType, detail: EventDetail): EventDetail {
   out.truncated = true;
   return out;
 }
+
+/** What ends a text value {@link fitDetail} had to shorten. */
+export const CUT_MARK = '…[truncated]';
+
+/** The keys consumers match events on: never shortened. */
+const IDENTIFIERS = new Set(['upgrade_id', 'task_id', 'event_id']);
+
+/**
+ * The detail as JSON of at most `budget` UTF-8 bytes: whole when it fits; else {@link trimDetail}'s;
+ * else that with its longest text values shortened, longest first, each to the longest prefix that
+ * fits, ending with {@link CUT_MARK} (no surrogate pair split). Undefined when even that does not fit
+ * (the identifiers alone are too large).
+ *
+ * A failure's `error_message` is the usual case: an agent that puts a command's whole output in it
+ * (hundreds of KB) made an entry too large even trimmed, and the one event a consumer most needs,
+ * `upgrade.failed`, was given up (`too_large`) instead of being sent with the message's start.
+ */
+export function fitDetail(type: EventType, detail: EventDetail, budget: number): string | undefined {
+  const bytes = (d: EventDetail): number => Buffer.byteLength(JSON.stringify(d), 'utf8');
+  const whole = JSON.stringify(detail);
+  if (Buffer.byteLength(whole, 'utf8') <= budget) return whole;
+  const out = trimDetail(type, detail);
+  for (;;) {
+    if (bytes(out) <= budget) return JSON.stringify(out);
+    let key: string | undefined;
+    for (const [k, v] of Object.entries(out)) {
+      if (typeof v === 'string' && !IDENTIFIERS.has(k) && v !== CUT_MARK && (key === undefined || v.length > (out[key] as string).length)) key = k;
+    }
+    if (key === undefined) return undefined;
+    const full = out[key] as string;
+    // The longest prefix that fits (binary search: a longer prefix is never smaller). This path is
+    // for entries over the limit only (a few ms for a message of a few hundred KB).
+    const prefix = (n: number): string => {
+      const code = full.charCodeAt(n - 1);
+      return full.slice(0, code >= 0xd800 && code <= 0xdbff ? n - 1 : n);
+    };
+    let lo = 0;
+    let hi = full.length - 1;
+    out[key] = CUT_MARK;
+    if (bytes(out) > budget) continue; // not even the mark: the next value is cut too
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      out[key] = prefix(mid) + CUT_MARK;
+      if (bytes(out) <= budget) lo = mid;
+      else hi = mid - 1;
+    }
+    out[key] = prefix(lo) + CUT_MARK;
+  }
+}

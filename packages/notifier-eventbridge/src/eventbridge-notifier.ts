@@ -2,7 +2,7 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type 
 import { MAX_TIMER_MS, ProgressError, describeValue, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
-import { buildDetail, trimDetail } from './event-mapping.js';
+import { buildDetail, fitDetail, trimDetail } from './event-mapping.js';
 import { environmentRegion, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
@@ -257,14 +257,17 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     let size = entrySize(entry);
     if (size > maxBatchBytes) {
       const full = size;
-      entry.Detail = JSON.stringify(trimDetail(event.type, detail));
-      size = entrySize(entry);
+      // The room left for the detail: the limit less the entry's other parts.
+      const fitted = fitDetail(event.type, detail, maxBatchBytes - (size - Buffer.byteLength(entry.Detail!, 'utf8')));
       this.#counters.trimmed += 1;
+      if (fitted === undefined) {
+        entry.Detail = JSON.stringify(trimDetail(event.type, detail));
+        this.#giveUp([ref], 'too_large', 'EntryTooLarge', `entry of ${entrySize(entry)} bytes exceeds maxBatchBytes ${maxBatchBytes} even trimmed (its identifiers are never cut)`);
+        return undefined;
+      }
+      entry.Detail = fitted;
+      size = entrySize(entry);
       this.#logger.warn({ upgradeId: event.upgradeId, seq: event.seq, type: event.type, bytes: full, maxBatchBytes }, 'eventbridge entry too large: detail trimmed');
-    }
-    if (size > maxBatchBytes) {
-      this.#giveUp([ref], 'too_large', 'EntryTooLarge', `entry of ${size} bytes exceeds maxBatchBytes ${maxBatchBytes} even trimmed`);
-      return undefined;
     }
     const now = Date.now();
     return { no: ++this.#lastNo, entry, size, ref, attempts: 0, queuedAt: now, readyAt: now };

@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { isProgressError, silentLogger, type ProgressError } from '@progress/core';
+import { isProgressError, silentLogger, type ProgressError, type ProgressEvent } from '@progress/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   localClientConfig,
@@ -10,7 +10,7 @@ import {
   type WireEntry,
 } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
-import { EventBridgeNotifier, backoffDelay, classifyRequestError, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { CUT_MARK, EventBridgeNotifier, backoffDelay, classifyRequestError, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState, idsOf } from './fixtures.js';
 import { localClient } from './helpers.js';
 
@@ -175,7 +175,7 @@ describe('size accounting', () => {
     expect(wireSize(wide.endpoint.requests[0]!.entries[0]!) * 3).toBeGreaterThan(1000);
   });
 
-  it('trims an entry over maxBatchBytes and gives up on one that cannot fit even trimmed', async () => {
+  it('trims an entry over maxBatchBytes, cuts its long text when that is not enough, and gives up on one whose identifiers alone do not fit', async () => {
     const { endpoint, notifier, failures } = await setup({ maxBatchBytes: 400, eventTypes: ['task.progress'] });
     notifier.handle(fakeEvent(1, 'task.progress', { pad: 'x'.repeat(500) }), fakeState);
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
@@ -194,11 +194,43 @@ describe('size accounting', () => {
     const tiny = await setup({ maxBatchBytes: 256, eventTypes: ['task.progress'] });
     const longName = { ...fakeState, clusterName: 'c'.repeat(300) };
     tiny.notifier.handle(fakeEvent(1, 'task.progress'), longName);
-    expect(tiny.failures.map((f) => [f.reason, f.errorCode])).toEqual([['too_large', 'EntryTooLarge']]);
-    expect(tiny.notifier.stats()).toMatchObject({ failed: 1, trimmed: 1, queued: 0 });
+    // The identifiers are never cut: two of 128 characters leave no room in 256 bytes.
+    const longIds = { ...fakeEvent(2, 'task.progress'), upgradeId: 'u'.repeat(128), taskId: 't'.repeat(128) } as ProgressEvent;
+    tiny.notifier.handle(longIds, fakeState);
+    expect(tiny.failures.map((f) => [f.reason, f.errorCode, f.events[0]!.seq])).toEqual([['too_large', 'EntryTooLarge', 2]]);
     expect(await tiny.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
-    expect(tiny.endpoint.requests).toEqual([]); // never sent
+    expect(tiny.notifier.stats()).toMatchObject({ sent: 1, failed: 1, trimmed: 2, queued: 0 });
+    expect(tiny.endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+    expect(tiny.endpoint.entries[0]!.detail).toMatchObject({ upgrade_id: 'u1', task_id: 't1', truncated: true });
+    expect(tiny.endpoint.entries[0]!.detail!.cluster_name).toMatch(/^c*…\[truncated\]$/);
+    expect(wireSize(tiny.endpoint.entries[0]!)).toBeLessThanOrEqual(256);
     expect(failures).toEqual([]);
+  });
+
+  it('cuts the long text of an entry too large even trimmed (a failure message of 300 KB) rather than giving the failure up', async () => {
+    const { endpoint, notifier, failures } = await setup({ eventTypes: ['upgrade.failed', 'task.failed'] });
+    // The cut falls in a run of 4-byte characters (surrogate pairs in JS): none may be split.
+    const message = `kubectl failed: ${'line of output\n'.repeat(10_000)}${'\u{1F525}'.repeat(40_000)}`;
+    notifier.handle(fakeEvent(1, 'upgrade.failed', { errorMessage: message }), fakeState);
+    const longName = { ...fakeState, clusterName: 'c'.repeat(300_000) };
+    notifier.handle(fakeEvent(2, 'task.failed', { errorMessage: 'e'.repeat(300_000) }), longName);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.entries.map((e) => e.DetailType)).toEqual(['upgrade.failed', 'task.failed']);
+    const [upgrade, task] = endpoint.entries;
+    for (const entry of endpoint.entries) expect(wireSize(entry)).toBeLessThanOrEqual(256 * 1024);
+    // The old module's keys, the cut value a prefix of the message and marked as cut.
+    expect(Object.keys(upgrade!.detail!)).toEqual(['upgrade_id', 'cluster_name', 'error_message', 'event_id', 'seq', 'duration_ms', 'truncated']);
+    const cut = upgrade!.detail!.error_message as string;
+    expect(cut.endsWith(CUT_MARK)).toBe(true);
+    expect(message.startsWith(cut.slice(0, -CUT_MARK.length))).toBe(true);
+    expect(cut.length).toBeGreaterThan(100_000);
+    expect(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(cut)).toBe(false);
+    // Two long values: each cut as needed, the identifiers never.
+    expect(task!.detail).toMatchObject({ upgrade_id: 'u1', task_id: 't1', task_name: 'Task one', event_id: fakeEvent(2).eventId, seq: 2, truncated: true });
+    expect((task!.detail!.cluster_name as string).endsWith(CUT_MARK)).toBe(true);
+    expect((task!.detail!.error_message as string).endsWith(CUT_MARK)).toBe(true);
+    expect(notifier.stats()).toMatchObject({ sent: 2, trimmed: 2, failed: 0 });
   });
 });
 
