@@ -2,10 +2,10 @@
 // status only a task can have ("skipped") loaded as in_progress; a task percentage of 250 gave an
 // overall percentage of 250 (now brought to 100); and a task the old module completed, started again and failed kept the
 // first run's start, with a duration spanning both runs and a task.progress on a completed task.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ProgressEvent, UpgradeProgress } from '@progress/core';
+import { ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -164,5 +164,34 @@ describe('legacy values that do not fit', () => {
     expect(zero.completedAt).toBe('2025-10-20T05:25:04.869Z'); // the file's completed_at
     const forty = (await loaded(doc(40))).tasks.a!;
     expect([forty.percentage, forty.completedAt]).toEqual([40, '2025-10-20T05:25:04.869Z']);
+  });
+});
+
+describe('a legacy file with two tasks of one id', () => {
+  // Found on 2026-11-30: two entries of `tasks` whose `task_id` is the same (the old module keyed
+  // each task by its id, so only a file edited by hand has them) failed in core's reducer, with a
+  // message that named neither the file nor the keys: `[@progress/core] upgrade "u1": event seq 4
+  // (task.added) adds task "a" twice`. An operator had no way to tell which file to look at.
+  it('is refused with DATA_CORRUPTED naming the file and both entries, by load(), list() and a tracker, and nothing is written', async () => {
+    const doc = { ...base, status: 'in_progress', tasks: { a: { task_id: 'a', task_name: 'A', status: 'in_progress' }, b: { task_id: 'a', task_name: 'B', status: 'completed' } } };
+    const { state, file } = await load(doc);
+    expect(state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has two tasks with the id "a" (tasks.a and tasks.b)`) });
+    // A tracker is refused the same way, and the old file is left as it was, with no log written.
+    const dir = file.slice(0, -'/progress/upgrade_u1.json'.length);
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      await expect(ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(file) });
+      expect(await store.list()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(doc);
+    // (Opening took and gave back the writer lock in the upgrade's folder, which stays, empty.)
+    expect(await readdir(join(dir, 'upgrades', 'u1'))).toEqual([]);
+  });
+
+  it('still loads a task whose task_id differs from its key, when no other task has that id', async () => {
+    const s = await load({ ...base, status: 'in_progress', tasks: { a: { task_id: 'x', task_name: 'X', status: 'in_progress' }, b: { task_id: 'b', task_name: 'B', status: 'completed' } } });
+    expect(Object.keys((s.state as UpgradeProgress).tasks)).toEqual(['x', 'b']);
   });
 });

@@ -106,6 +106,16 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (!isObj(t)) throw bad(`has task "${key}" that is not an object`);
     return { id: strOr(t.task_id, key), t };
   });
+  // Two entries with one task_id: the old module keyed each task by its id, so only a file edited
+  // by hand has them. Imported, the second task.added would fail in core's reducer with a message
+  // that names neither this file nor the entries; said here, as for any other field that does not fit.
+  const keyOf = new Map<string, string>();
+  for (const [key, t] of Object.entries(rawTasks)) {
+    const id = strOr((t as Obj).task_id, key);
+    const first = keyOf.get(id);
+    if (first !== undefined) throw bad(`has two tasks with the id ${JSON.stringify(id)} (tasks.${first} and tasks.${key})`);
+    keyOf.set(id, key);
+  }
   const placed = new Set<string>();
   while (pending.length > 0) {
     const i = pending.findIndex(({ t }) => typeof t.parent_task_id !== 'string' || placed.has(t.parent_task_id) || !pending.some((p) => p.id === t.parent_task_id));
