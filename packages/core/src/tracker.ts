@@ -621,8 +621,11 @@ export class ProgressTracker implements AsyncDisposable {
     return summarize(this.#live, clockTime(this.#now));
   }
 
-  /** A copy of a task with its last 5 events, or `undefined`. */
+  /** A copy of a task with its last 5 events, or `undefined`. `INVALID_ARGUMENT` for a `taskId` that is not a string. */
   getTaskProgress(taskId: string): TaskProgress | undefined {
+    // Refused as every task command refuses it: Object.hasOwn would look a number or an object up by
+    // its string form, and throw a bare TypeError for an object without a prototype.
+    if (typeof taskId !== 'string') assertValidId(taskId, 'taskId');
     const task = Object.hasOwn(this.#live.tasks, taskId) ? this.#live.tasks[taskId] : undefined;
     if (!task) return undefined;
     const copy = cloneTask(task);

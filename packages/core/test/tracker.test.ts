@@ -192,6 +192,21 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
+  it('refuses a task id that is not a string in getTaskProgress with INVALID_ARGUMENT, as every task command does', async () => {
+    // Found on 2026-11-30: an object without a prototype (what a parsed query string or a
+    // `Object.create(null)` map gives) threw a bare TypeError ("Cannot convert object to primitive
+    // value") from Object.hasOwn, and a plain object or a number was looked up by its string form.
+    const t = await open();
+    await t.addTask('1', 'One');
+    const before = JSON.stringify(t.progress);
+    for (const bad of [Object.create(null), {}, 1, null, undefined, Symbol('t')]) {
+      expect(() => t.getTaskProgress(bad as string), String(typeof bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(JSON.stringify(t.progress)).toBe(before);
+    expect(t.getTaskProgress('1')?.taskName).toBe('One');
+    await t.close();
+  });
+
   it('estimates the completion time from elapsed time and percentage', async () => {
     const clock = manualClock();
     const t = await open({ now: clock.now });
