@@ -5,7 +5,7 @@ import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
-import { WatchableMemoryStore } from './watchable-store.js';
+import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The dashboard's live state in a real headless Chromium: what it shows after reconnects, resyncs and
 // many live events must be what core computes (its reducer is the reference), and it must back off
@@ -320,6 +320,71 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     await server.start();
     await caughtUp(page, t);
     expect(await page.evaluate(texts)).toEqual(['a', 'b\u0000c']);
+    expect(realProblems(problems)).toEqual([]);
+  });
+
+  it('shows no made-up state from an event of the subscription it left, while the upgrade selected again waits for its snapshot', async () => {
+    const shared = new WatchableMemoryStore();
+    const a = await tracker('u-back', shared);
+    const b = await tracker('u-other', shared);
+    for (const t of [a, b]) {
+      await t.startUpgrade('Phase');
+      await t.addTask('x', 'X');
+      await t.updateTaskProgress('x', 60);
+    }
+    const store = new UnreliableStore(shared);
+    const { port } = await serve({ store });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    // The user leaves u-back for u-other and comes back to it (two clicks) right as an event of u-back
+    // arrives: the server sent it before it heard the unsubscribe, so it reaches the page after the
+    // page selected u-back again, before the answer to its new subscribe. The clicks are made by a
+    // listener that runs before the page's own (an init script is not subject to the page's CSP).
+    // Every overview the page shows is recorded: its plan, overall percentage and task rows.
+    await page.addInitScript(`(() => {
+      window.shownStates = [];
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(url, protocols) {
+          super(url, protocols);
+          this.addEventListener('message', (ev) => {
+            const m = JSON.parse(ev.data);
+            if (!(window.switchAtSeq && m.type === 'progress_event' && m.upgradeId === 'u-back' && m.data.seq >= window.switchAtSeq)) return;
+            window.switchAtSeq = 0;
+            const row = (id) => [...document.querySelectorAll('#upgrades li')].find((li) => li.querySelector('.id').textContent === id);
+            row('u-other').click();
+            row('u-back').click();
+          });
+        }
+      };
+      const record = () => {
+        const facts = {};
+        for (const d of document.querySelectorAll('.facts > div')) facts[d.firstChild.textContent] = d.lastChild.textContent;
+        if (facts.Plan !== undefined) window.shownStates.push(facts.Plan + ' ' + facts.Overall + ' ' + document.querySelectorAll('[data-task-id]').length + ' task(s)');
+      };
+      document.addEventListener('DOMContentLoaded', () => new MutationObserver(record).observe(document.querySelector('#overview'), { childList: true }));
+    })()`);
+    await page.goto(`http://127.0.0.1:${port}/#u-back`);
+    await caughtUp(page, a);
+    await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(2);
+
+    // The store is slow to answer the new subscribe (its check of the upgrade): the page waits for it.
+    let release!: () => void;
+    store.gate = new Promise((resolve) => (release = resolve));
+    await page.evaluate(`window.switchAtSeq = ${a.durableProgress.lastSeq + 1}`);
+    await a.updateTaskProgress('x', 70);
+    await expect.poll(() => page.evaluate('window.switchAtSeq'), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => page.evaluate('location.hash'), { timeout: 10_000 }).toBe('#u-back');
+    // What the page shows meanwhile (once it has drawn what it holds: it draws on the next frame): it
+    // waits, it does not make up an upgrade of no plan, 0% and no tasks.
+    await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+    expect(await page.textContent('#overview')).toBe('Waiting for u-back\u2026');
+    store.gate = undefined;
+    release();
+    await caughtUp(page, a);
+    expect((await shown(page)).tasks).toEqual({ x: '70' });
+    const states = await page.evaluate<string[]>('window.shownStates');
+    expect(states.filter((s) => !s.startsWith('plan-1 '))).toEqual([]);
     expect(realProblems(problems)).toEqual([]);
   });
 

@@ -372,6 +372,13 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         break;
       case 'progress_event':
         if (m.upgradeId !== selected) break;
+        // Without a state, only a run's first event starts one: the server sends a snapshot before any
+        // other event, or (the upgrade did not exist) the run's events from upgrade.created on. Any
+        // other event comes from a subscription the page has left: an upgrade left and selected again
+        // gets the events the server sent before it heard the unsubscribe. Folded into an empty state,
+        // that made up an upgrade of no plan, 0% and no tasks, shown until the snapshot came (as long
+        // as a slow store took). The snapshot holds it.
+        if (!state && m.data.type !== 'upgrade.created') break;
         // upgrade.created starts a run: nothing of a state kept from an earlier run under this id may
         // stay (the server sends resync and a snapshot first; this is a second guard).
         if (!state || m.data.type === 'upgrade.created') {
