@@ -388,6 +388,28 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(realProblems(problems)).toEqual([]);
   });
 
+  it('stops saying an upgrade is not allowed once the user has selected one that is served', async () => {
+    const { server, port } = await serve({ authorize: (_principal, id) => id !== 'u-secret' });
+    for (const id of ['u-secret', 'u-open']) {
+      const t = await tracker(id);
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask('x', 'X');
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    // A link (or a hash typed) to an upgrade this user may not read: the page says so.
+    await page.goto(`http://127.0.0.1:${port}/#u-secret`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('error: not allowed to read upgrade "u-secret"');
+    // The list holds only the upgrades the user may read; the user picks one, and it is shown.
+    await expect.poll(() => page.textContent('#upgrades .id'), { timeout: 10_000 }).toBe('u-open');
+    await page.click('#upgrades li');
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    // The refusal was of the upgrade left: the page no longer says that what it shows is refused.
+    expect(await page.textContent('#conn')).toBe('live');
+    expect(realProblems(problems)).toEqual([]);
+  });
+
   it('serves favicon.ico as 204 with the security headers: no 404 in the console', async () => {
     const { port } = await serve();
     const page = await newPage();

@@ -17,6 +17,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // The status shows an error of a request the store failed to serve (the list): the next list
   // answered ends it. A refusal (FORBIDDEN, RATE_LIMITED, INVALID_MESSAGE) stays shown.
   var storeError = false;
+  // The status shows a subscribe refused (FORBIDDEN: the page asks for nothing else that can be). It
+  // stays while that upgrade is selected, and ends once one is served: it is of an upgrade left then.
+  var forbidden = false;
   function refusal(code) { return code === 'FORBIDDEN' || code === 'RATE_LIMITED' || code === 'INVALID_MESSAGE'; }
   var SUB_RETRY_MS = 500, SUB_RETRY_MAX_MS = 10000;
   // A connection proves useful by staying open this long: only then does the backoff start again from
@@ -343,11 +346,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (openedAt && Date.now() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
-      case 'welcome': storeError = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      case 'welcome': storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
       case 'subscribed':
         if (m.upgradeId !== selected) break;
         stopSubRetry();
+        if (forbidden) { forbidden = false; setConn('live', true); }
         if (m.exists === false) drop();
         break;
       case 'upgrades':
@@ -401,7 +405,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         // One naming the selected upgrade answers its subscribe (the server's store failed): that is
         // not "does not exist", and it may pass. FORBIDDEN will not.
         if (m.upgradeId !== undefined && m.code !== 'FORBIDDEN') retrySubscribe(m);
-        else { storeError = !refusal(m.code); setConn('error: ' + m.message, true); }
+        else { storeError = !refusal(m.code); forbidden = m.code === 'FORBIDDEN'; setConn('error: ' + m.message, true); }
         break;
     }
   }
