@@ -106,6 +106,8 @@ export {
   LEGACY_DETAIL_KEYS,
   buildDetail,
   trimDetail,
+  fitDetail,
+  CUT_MARK,
   keptKeys,
   formatTimedelta,
   entrySize,
