@@ -8,7 +8,9 @@ import { replayEvents, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createProgressTracker } from '../src/index.js';
-import { cleanupTempDirs, runCli as run } from './helpers.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { watchWebSocket } from '../src/cli/watch.js';
+import { Capture, cleanupTempDirs, runCli as run } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -28,16 +30,18 @@ async function eventsOf(id: string): Promise<ProgressEvent[]> {
 }
 
 /** A `ws` server speaking protocol v1 that answers each subscribe with what `answer` returns, and records the subscribes. */
-async function protocolServer(answer: (msg: { type: string; upgradeId?: string; sinceSeq?: number }) => object[]) {
+async function protocolServer(answer: (msg: { type: string; upgradeId?: string; sinceSeq?: number }, connection: number) => object[]) {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((resolve) => server.once('listening', resolve));
-  const requests: Array<{ type: string; sinceSeq?: number }> = [];
+  const requests: Array<{ type: string; sinceSeq?: number; connection: number }> = [];
+  let connections = 0;
   server.on('connection', (ws: WebSocket) => {
+    const connection = ++connections;
     ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'gapped' }));
     ws.on('message', (raw) => {
       const msg = JSON.parse(raw.toString()) as { type: string; upgradeId?: string; sinceSeq?: number };
-      requests.push({ type: msg.type, ...(msg.sinceSeq !== undefined ? { sinceSeq: msg.sinceSeq } : {}) });
-      for (const frame of answer(msg)) ws.send(JSON.stringify(frame));
+      requests.push({ type: msg.type, ...(msg.sinceSeq !== undefined ? { sinceSeq: msg.sinceSeq } : {}), connection });
+      for (const frame of answer(msg, connection)) ws.send(JSON.stringify(frame));
     });
   });
   return {
@@ -75,11 +79,47 @@ describe('progress watch ws://: a gap in the seqs', () => {
       const result = await run('watch', server.url, id);
       expect(result).toMatchObject({ code: 0, err: '' });
       // One subscribe, then one resume from the seq held: not one per frame that arrived after the gap.
-      expect(server.requests).toEqual([{ type: 'subscribe' }, { type: 'subscribe', sinceSeq: at }]);
+      expect(server.requests).toEqual([
+        { type: 'subscribe', connection: 1 },
+        { type: 'subscribe', sinceSeq: at, connection: 1 },
+      ]);
       // Every event after the snapshot, each shown once, in order.
       const shown = [...result.out.matchAll(/ #(\d+) gapped /g)].map((m) => Number(m[1]));
       expect(shown).toEqual(events.slice(at).map((e) => e.seq));
     } finally {
+      await server.close();
+    }
+  });
+
+  it('reconnects when the resume after a gap is never answered, rather than showing a frozen state for ever', async () => {
+    const id = 'gapped-mute';
+    const events = await eventsOf(id);
+    const at = 2;
+    const event = (e: ProgressEvent) => ({ type: 'progress_event', upgradeId: id, data: e });
+    // The first connection sends a gap and then answers nothing more (pings still are: ws answers
+    // them itself); the next one serves the resume.
+    const server = await protocolServer((msg, connection) => {
+      if (msg.type !== 'subscribe') return [];
+      if (connection === 1) {
+        if (msg.sinceSeq !== undefined) return [];
+        return [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: at, data: replayEvents(events.slice(0, at)) }, ...events.slice(at + 1).map(event)];
+      }
+      return [{ type: 'subscribed', upgradeId: id, exists: true }, ...events.filter((e) => e.seq > (msg.sinceSeq ?? 0)).map(event)];
+    });
+    const out = new Capture();
+    const controller = new AbortController();
+    // Generous: the alternative (no bound on the wait for `subscribed`) is never.
+    const stop = setTimeout(() => controller.abort(), 20_000);
+    try {
+      const state = await watchWebSocket(server.url, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: controller.signal, heartbeatMs: 200 }).finally(() => clearTimeout(stop));
+      expect(controller.signal.aborted, out.text).toBe(false);
+      expect(state?.status).toBe('completed');
+      expect(out.text).toMatch(/no answer to the subscribe from ws:\/\/127\.0\.0\.1:\d+\/ws within 0\.2 s; reconnecting/);
+      expect(server.requests.filter((r) => r.connection === 2)).toEqual([{ type: 'subscribe', sinceSeq: at, connection: 2 }]);
+      const shown = [...out.text.matchAll(/ #(\d+) gapped-mute /g)].map((m) => Number(m[1]));
+      expect(shown).toEqual(events.slice(at).map((e) => e.seq));
+    } finally {
+      controller.abort();
       await server.close();
     }
   });

@@ -503,8 +503,15 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
        * after the seq held. Acting on them asked again for each frame past the gap (a resubscribe per
        * frame in flight, each answered by a replay of its own). Only after a gap: a first subscribe
        * replaces nothing, and a server that sends frames without `subscribed` is still followed.
+       * A resume still unanswered at two heartbeats in a row is given up with the connection (see
+       * the heartbeat below): the frames are ignored until it is answered, so a server that never
+       * answers it would leave the command showing a frozen state for ever.
        */
       let awaitingSubscribed = false;
+      /** Resumes sent after gaps on this connection; the heartbeat compares it with the one it saw waiting. */
+      let resumes = 0;
+      /** The resume that was waiting for its answer at the last heartbeat (0: none). */
+      let waitingAtBeat = 0;
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
       let again: NodeJS.Timeout | undefined;
       const askAgain = (ms: number) => {
@@ -595,6 +602,13 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               finish('lost');
               return;
             }
+            if (awaitingSubscribed && waitingAtBeat === resumes) {
+              options.view.say(`no answer to the subscribe from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
+              ws.terminate();
+              finish('lost');
+              return;
+            }
+            waitingAtBeat = awaitingSubscribed ? resumes : 0;
             heard = false;
             if (ws.readyState === WebSocket.OPEN) ws.ping();
           }, every);
@@ -660,6 +674,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
                 // Never show a gap: ask again from what we have, once; the frames after this one
                 // until the server answers are the old subscription's (see awaitingSubscribed).
                 awaitingSubscribed = true;
+                resumes += 1;
                 subscribe();
                 break;
               }
