@@ -77,22 +77,35 @@ const AGAIN_MAX_MS = 250;
  *
  * Any other failure (a Redis error reply, the client's own `commandTimeout`) is the caller's, as is
  * a connection loss once `withinMs` has passed, the client has ended (closed: nothing will answer),
- * or `stop()` says so (the store closes). The caller bounds the wait itself ({@link withTimeout}):
- * this only stops sending once that bound has passed.
+ * or `stop` aborts (the store closes: the wait ends at once, and no timer of it is left). The caller
+ * bounds the wait itself ({@link withTimeout}): this only stops sending once that bound has passed.
  */
-export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop: () => boolean = () => false): Promise<T> {
+export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop?: AbortSignal): Promise<T> {
   const end = performance.now() + withinMs;
-  const over = (): boolean => client.status === 'end' || stop();
+  const over = (): boolean => client.status === 'end' || stop?.aborted === true;
   for (let wait = AGAIN_FIRST_MS; ; wait = Math.min(2 * wait, AGAIN_MAX_MS)) {
     try {
       return await send();
     } catch (err) {
       const left = end - performance.now();
       if (!isConnectionLoss(err) || left <= 0 || over()) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+      await pause(Math.min(wait, left), stop);
       if (over()) throw err;
     }
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the timer cleared then). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**

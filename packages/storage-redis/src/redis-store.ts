@@ -241,7 +241,7 @@ export class RedisStore implements ProgressStore {
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
-    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms));
+    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms), this.#stop.signal);
     // On 'ready', and on '+node': a node joining a Cluster (a replica promoted after a failover) may
     // be a master whose clock the offset does not cover yet: measure again before the next append.
     this.#offReady = onReconnect(this.#redis, this.#onReady);
@@ -632,7 +632,7 @@ export class RedisStore implements ProgressStore {
       this.#cluster
         ? this.#redis.progressDeleteV4(keys.events, keys.meta, keys.snapshot, marker, upgradeId, deadline, this.#deleteMarkerTtl)
         : this.#redis.progressDeleteIndexedV4(keys.events, keys.meta, keys.snapshot, marker, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
-    const deleting = againOnConnectionLoss(this.#redis, send, waitMs, () => this.#closing !== undefined);
+    const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
     const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
@@ -659,7 +659,7 @@ export class RedisStore implements ProgressStore {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
     // A read: sent again while its connection is lost within the bound (see againOnConnectionLoss).
-    const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, () => this.#closing !== undefined);
+    const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, this.#stop.signal);
     const reply = await this.#bounded(loading, `upgrade "${upgradeId}": could not load`, upgradeId);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;

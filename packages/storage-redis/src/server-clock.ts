@@ -36,10 +36,14 @@ export class ServerClock {
   /** A Cluster's masters (host:port) and the last reading of each, for a master that does not answer in time. */
   #masters = new Map<string, { offset: number; rtt: number }>();
 
-  constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}) {
+  /** Aborts when the store closes: a reading lost with its connection is not sent again after that. */
+  readonly #stop: AbortSignal | undefined;
+
+  constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}, stop?: AbortSignal) {
     this.#redis = redis;
     this.#timeoutMs = timeoutMs;
     this.#onStepBack = onStepBack;
+    this.#stop = stop;
   }
 
   /** The uncertainty of the offset, ms (half the round trip of the measurement, plus slack). */
@@ -141,6 +145,7 @@ export class ServerClock {
         return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };
       },
       timeoutMs,
+      this.#stop,
     );
     return withTimeout(reading, timeoutMs, 'could not read the server clock');
   }

@@ -5,6 +5,8 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 import { silencingProxy } from './silencing-proxy.js';
+import { againOnConnectionLoss } from '../src/connection.js';
+import { isConnectionLoss } from '../src/errors.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 
 const prefixes = new Set<string>();
@@ -184,6 +186,50 @@ describe('an append on a client passed in with enableAutoPipelining whose clock 
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
     await held;
     await store.close();
+    client.disconnect();
+  });
+});
+
+describe('againOnConnectionLoss', () => {
+  it('stops waiting to send again, and leaves no timer, once the store stops it', async () => {
+    // A real loss, made as above: a command of an auto-pipeline answered in part, its socket cut.
+    const client = new Redis(redisUrl(), { enableAutoPipelining: true, maxRetriesPerRequest: null });
+    const prefix = freshPrefix('again');
+    prefixes.add(prefix);
+    await client.ping();
+    void client.set(`${prefix}set`, 'x');
+    const held = client.blpop(`${prefix}list`, 1).catch(() => null);
+    const cut = client.time();
+    const queued = (): string[] => (client.commandQueue as unknown as { toArray(): Array<{ command: { name: string } }> }).toArray().map((c) => c.command.name);
+    await until(() => queued().join() === 'blpop,time');
+    client.stream.destroy();
+    const loss = await cut.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isConnectionLoss(loss)).toBe(true);
+    await client.ping(); // connected again: no reconnect timer of the client's is counted below
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    let sends = 0;
+    const stop = new AbortController();
+    const again = againOnConnectionLoss(
+      client,
+      () => {
+        sends += 1;
+        return Promise.reject(loss);
+      },
+      60_000,
+      stop.signal,
+    );
+    again.catch(() => {});
+    await new Promise((resolve) => setImmediate(resolve)); // the first send failed: waiting to send again
+    expect(sends).toBe(1);
+    stop.abort(); // the store closes
+    await expect(again).rejects.toBe(loss);
+    expect(sends).toBe(1);
+    expect(timers()).toBe(before);
+    await held;
     client.disconnect();
   });
 });
