@@ -75,25 +75,40 @@ const AGAIN_MAX_MS = 250;
  * not `ready` or with `retryDelayOnFailover: 0`. Those failed at once, long before the caller's
  * bound, although Redis was back a few ms later.
  *
- * Any other failure (a Redis error reply, the client's own `commandTimeout`) is the caller's, as is
- * a connection loss once `withinMs` has passed, the client has ended (closed: nothing will answer),
- * or `stop` aborts (the store closes: the wait ends at once, and no timer of it is left). The caller
- * bounds the wait itself ({@link withTimeout}): this only stops sending once that bound has passed.
+ * On a Cluster, a MOVED reply too: the command did not run. A Cluster does not reconnect a node
+ * connection that closed (unless given a `clusterNodeRetryStrategy`): it drops it from its pool until
+ * its next slots refresh, and meanwhile sends the commands for that master's slots to another node at
+ * random, which answers MOVED. It follows a MOVED itself for a lone command, and for a pipeline only
+ * when all its commands got the same answer: the commands of an auto-pipeline for several slots of
+ * that master (several upgrades) each failed with its own MOVED, and nothing refreshed the slots, so
+ * a command sent again the same way met the same fate. The slots are refreshed before it is sent again.
+ *
+ * Any other failure (another Redis error reply, the client's own `commandTimeout`) is the caller's,
+ * as is a connection loss (or MOVED) once `withinMs` has passed, the client has ended (closed:
+ * nothing will answer), or `stop` aborts (the store closes: the wait ends at once, and no timer of
+ * it is left). The caller bounds the wait itself ({@link withTimeout}): this only stops sending once
+ * that bound has passed.
  */
 export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop?: AbortSignal): Promise<T> {
   const end = performance.now() + withinMs;
   const over = (): boolean => client.status === 'end' || stop?.aborted === true;
+  const isCluster = (client as { isCluster?: boolean }).isCluster === true;
   for (let wait = AGAIN_FIRST_MS; ; wait = Math.min(2 * wait, AGAIN_MAX_MS)) {
     try {
       return await send();
     } catch (err) {
       const left = end - performance.now();
-      if (!isConnectionLoss(err) || left <= 0 || over()) throw err;
+      const moved = isCluster && isMoved(err);
+      if (!(moved || isConnectionLoss(err)) || left <= 0 || over()) throw err;
+      if (moved) (client as Cluster).refreshSlotsCache();
       await pause(Math.min(wait, left), stop);
       if (over()) throw err;
     }
   }
 }
+
+/** A Cluster node's answer for a key of a slot it does not serve (the command did not run). */
+const isMoved = (err: unknown): boolean => err instanceof Error && err.message.startsWith('MOVED ');
 
 /** Resolves after `ms`, or at once when `signal` aborts (the timer cleared then). */
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
