@@ -22,3 +22,46 @@ export class CliError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/**
+ * The command was stopped (Ctrl-C, SIGTERM, stdout closed by its reader) while it waited for its
+ * source: exit 130 without a message, as a `watch` stopped by Ctrl-C ends.
+ */
+export class Interrupted extends CliError {
+  constructor() {
+    super('interrupted', ExitCode.INTERRUPTED);
+  }
+}
+
+/**
+ * `work`, or an {@link Interrupted} rejection as soon as `signal` aborts. The CLI's signal handler
+ * only aborts its controller (a second Ctrl-C exits at once): a wait that does not listen to that
+ * signal (a store's read, which for Redis ends only at its 3 s timeout, and for a folder on a hung
+ * network file system never) would swallow the first Ctrl-C and then report the source's failure
+ * (exit 4) instead of the interruption. What `work` does after that is left to the caller's
+ * clean-up (closing the store ends it); its late rejection is not an unhandled one.
+ */
+export function untilInterrupted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(new Interrupted());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(new Interrupted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

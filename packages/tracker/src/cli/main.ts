@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { assertValidId, redactUrl } from '@progress/core';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, Interrupted, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { legacyHint, openStore, parseSource, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
@@ -220,7 +220,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           // as `watch` of an upgrade that is not there waits for it (or, without an id, finds none).
           const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
           if (hint) err.write(`progress: ${hint}\n`);
-          const store = await openStore(source);
+          const store = await openStore(source, undefined, controller.signal);
           try {
             state = await watchStore(store, upgradeId, options);
           } finally {
@@ -234,11 +234,11 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'show': {
         const source = withPrefix(await parseSource(rest[0], false), values.prefix);
         const logger = stderrLogger(err);
-        const store = await openStore(source, logger);
+        const store = await openStore(source, logger, controller.signal);
         try {
           let text;
           try {
-            text = command === 'ls' ? await listUpgrades(store, values.json === true) : await showUpgrade(store, rest[1], values.json === true);
+            text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true), controller.signal);
           } catch (e) {
             // An upgrade `show` does not find in a folder that holds the old module's files itself: where they are read from.
             const hint = source.kind === 'json' && e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND ? await legacyHint(source.directory) : undefined;
@@ -266,6 +266,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
     }
   } catch (e) {
+    // Stopped while it waited for its source: nothing to say, as a `watch` stopped by Ctrl-C.
+    if (e instanceof Interrupted) return e.exitCode;
     const error = e instanceof CliError ? e : storeError(e);
     // A message may quote a server or a store: their control characters become spaces (its own line breaks stay).
     err.write(`progress: ${error.message.split('\n').map(safeText).join('\n')}\n`);

@@ -4,7 +4,7 @@ import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@pr
 import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, Interrupted, untilInterrupted } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
 export type Source =
@@ -210,7 +210,7 @@ export function stderrLogger(err: NodeJS.WritableStream): Logger & { readonly er
 }
 
 /** Opens the store a json or redis source names; `logger` hears what the store logs. */
-export async function openStore(source: Source, logger?: Logger): Promise<ProgressStore> {
+export async function openStore(source: Source, logger?: Logger, signal?: AbortSignal): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory, ...(logger ? { logger } : {}) });
   if (source.kind === 'redis') {
     // What the store logs during the probe is not passed on: a failure is the error below (it was
@@ -223,10 +223,12 @@ export async function openStore(source: Source, logger?: Logger): Promise<Progre
     const gated: Logger = { debug: quiet('debug'), info: quiet('info'), warn: quiet('warn'), error: quiet('error') };
     const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), ...(logger ? { logger: gated } : {}) });
     try {
-      await store.list({ limit: 1 });
+      // Stopped (Ctrl-C) while Redis does not answer: interrupted now, not "cannot reach Redis" at the timeout.
+      await untilInterrupted(store.list({ limit: 1 }), signal);
       probing = false;
     } catch (err) {
       await store.close().catch(() => {});
+      if (err instanceof Interrupted) throw err;
       // INVALID_ARGUMENT: Redis refused the URL's database.
       throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}: ${(err as Error).message}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
     }

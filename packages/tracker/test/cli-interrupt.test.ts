@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// Ctrl-C (or SIGTERM) stops every command and exits 130, as the README's exit codes say. `ls` and
+// `show` (and `watch` of a redis:// URL, which first checks that Redis answers) installed the CLI's
+// signal handler but never looked at it: the first Ctrl-C was swallowed, the command went on until
+// the store's own timeout (3 s for Redis; for ever for a folder on a hung network file system), and
+// then exited 4 "cannot reach Redis" as if nobody had asked it to stop.
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const children: ChildProcess[] = [];
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  for (const socket of sockets) socket.destroy();
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+/** A "Redis" that takes connections and never answers: each command waits for its timeout. */
+async function silentRedis(): Promise<{ url: string; connected: Promise<void> }> {
+  let onConnect!: () => void;
+  const connected = new Promise<void>((resolve) => (onConnect = resolve));
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    onConnect();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, connected };
+}
+
+/** `progress <args>` as a user runs it (from source, through tsx). */
+function cli(args: string[]): { exited: Promise<number | null>; output: () => string; child: ChildProcess } {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
+    cwd: packageDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  children.push(child);
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { exited, output: () => text, child };
+}
+
+describe('Ctrl-C while a command waits for its source', () => {
+  for (const [signal, args] of [
+    ['SIGINT', ['ls']],
+    ['SIGTERM', ['show', '{url}', 'u1']],
+    ['SIGINT', ['watch', '{url}', 'u1']],
+    ['SIGINT', ['demo', '--redis', '{url}', '--port', '0']],
+  ] as const) {
+    it(`${args[0]} stops on ${signal} and exits 130 (interrupted), not 4 once Redis' timeout has passed`, async () => {
+      const redis = await silentRedis();
+      const argv = args.length === 1 ? [args[0], redis.url] : args.map((a) => (a === '{url}' ? redis.url : a));
+      const run = cli(argv);
+      // It has connected: main() is running, its signal handler is in place, the store's read is out.
+      await redis.connected;
+      run.child.kill(signal);
+      expect({ code: await run.exited, output: run.output() }).toEqual({ code: 130, output: '' });
+    }, 20_000);
+  }
+});
