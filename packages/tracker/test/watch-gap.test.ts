@@ -124,3 +124,41 @@ describe('progress watch ws://: a gap in the seqs', () => {
     }
   });
 });
+
+describe('progress watch ws://: a resume after a gap that the server answers with an error', () => {
+  it('asks again on the same connection while the server answers, rather than taking its errors for no answer', async () => {
+    const id = 'gapped-unserved';
+    const events = await eventsOf(id);
+    const at = 2;
+    const event = (e: ProgressEvent) => ({ type: 'progress_event', upgradeId: id, data: e });
+    // The first subscribe: a snapshot and the events after it but one. The resume is answered, at
+    // once each time, with the store's failure three times (the command asks again after 0.5, 1 and
+    // 2 s: longer than two heartbeats in all), and then served.
+    let refused = 0;
+    const server = await protocolServer((msg) => {
+      if (msg.type !== 'subscribe') return [];
+      if (msg.sinceSeq === undefined) {
+        return [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: at, data: replayEvents(events.slice(0, at)) }, ...events.slice(at + 1).map(event)];
+      }
+      if (refused++ < 3) return [{ type: 'error', code: 'STORE_UNAVAILABLE', message: 'could not read the store', upgradeId: id }];
+      return [{ type: 'subscribed', upgradeId: id, exists: true }, ...events.filter((e) => e.seq > (msg.sinceSeq ?? 0)).map(event)];
+    });
+    const out = new Capture();
+    const controller = new AbortController();
+    // Generous: the alternative (never served) is never.
+    const stop = setTimeout(() => controller.abort(), 20_000);
+    try {
+      const state = await watchWebSocket(server.url, id, { view: new LiveView({ out: out as unknown as NodeJS.WriteStream }), signal: controller.signal, heartbeatMs: 700 }).finally(() => clearTimeout(stop));
+      expect(controller.signal.aborted, out.text).toBe(false);
+      expect(state?.status).toBe('completed');
+      // Each refusal answered the subscribe: not "no answer", and no reconnect.
+      expect(out.text).not.toMatch(/no answer/);
+      expect(server.requests.map((r) => r.connection)).toEqual([1, 1, 1, 1, 1]);
+      const shown = [...out.text.matchAll(/ #(\d+) gapped-unserved /g)].map((m) => Number(m[1]));
+      expect(shown).toEqual(events.slice(at).map((e) => e.seq));
+    } finally {
+      controller.abort();
+      await server.close();
+    }
+  });
+});

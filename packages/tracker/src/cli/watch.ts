@@ -505,12 +505,17 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
        * replaces nothing, and a server that sends frames without `subscribed` is still followed.
        * A resume still unanswered at two heartbeats in a row is given up with the connection (see
        * the heartbeat below): the frames are ignored until it is answered, so a server that never
-       * answers it would leave the command showing a frozen state for ever.
+       * answers it would leave the command showing a frozen state for ever. An `error` answers it too
+       * (the server's store failed, a rate limit): the command asks again later, and while it waits
+       * to, no resume is out. Taken for no answer, a store down for a minute had the command drop a
+       * connection that worked every 30-60 s, saying the server did not answer.
        */
       let awaitingSubscribed = false;
-      /** Resumes sent after gaps on this connection; the heartbeat compares it with the one it saw waiting. */
+      /** Subscribes sent while awaitingSubscribed (a resume, and each asked again after an error); the heartbeat compares it with the one it saw out. */
       let resumes = 0;
-      /** The resume that was waiting for its answer at the last heartbeat (0: none). */
+      /** The last of those an `error` answered: none is out while it equals `resumes`. */
+      let refusedResume = 0;
+      /** The resume that was out, unanswered, at the last heartbeat (0: none). */
       let waitingAtBeat = 0;
       /** The one pending "ask again" of this connection (an empty list, a rate limit), dropped with it. */
       let again: NodeJS.Timeout | undefined;
@@ -553,6 +558,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       };
       const subscribe = () => {
         if (!target) return ws.send(JSON.stringify({ type: 'list_upgrades' }));
+        if (awaitingSubscribed) resumes += 1;
         // createdAt names the run the state is of: if the id was started again while we were away,
         // the server answers resync and a snapshot rather than the new run's events after our seq.
         ws.send(JSON.stringify(state ? { type: 'subscribe', upgradeId: target, sinceSeq: state.lastSeq, createdAt: state.createdAt } : { type: 'subscribe', upgradeId: target }));
@@ -602,13 +608,14 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               finish('lost');
               return;
             }
-            if (awaitingSubscribed && waitingAtBeat === resumes) {
+            const resumeOut = awaitingSubscribed && refusedResume !== resumes;
+            if (resumeOut && waitingAtBeat === resumes) {
               options.view.say(`no answer to the subscribe from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
               ws.terminate();
               finish('lost');
               return;
             }
-            waitingAtBeat = awaitingSubscribed ? resumes : 0;
+            waitingAtBeat = resumeOut ? resumes : 0;
             heard = false;
             if (ws.readyState === WebSocket.OPEN) ws.ping();
           }, every);
@@ -674,7 +681,6 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
                 // Never show a gap: ask again from what we have, once; the frames after this one
                 // until the server answers are the old subscription's (see awaitingSubscribed).
                 awaitingSubscribed = true;
-                resumes += 1;
                 subscribe();
                 break;
               }
@@ -695,6 +701,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               state = undefined;
               break;
             case 'error': {
+              // The answer to the resume out, if one is (see awaitingSubscribed): the heartbeat does not count it as unanswered.
+              refusedResume = resumes;
               options.view.say(`server: ${msg.code}: ${msg.message}`);
               const asked = target ? `"${target}"` : 'the upgrade list';
               // The only requests this client sends are a subscribe and list_upgrades, so an error
