@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnCli } from './helpers.js';
 
 // Ctrl-C (or SIGTERM) stops every command and exits 130, as the README's exit codes say. `ls` and
 // `show` (and `watch` of a redis:// URL, which first checks that Redis answers) installed the CLI's
@@ -9,7 +9,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 // the store's own timeout (3 s for Redis; for ever for a folder on a hung network file system), and
 // then exited 4 "cannot reach Redis" as if nobody had asked it to stop.
 
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -33,19 +32,11 @@ async function silentRedis(): Promise<{ url: string; connected: Promise<void> }>
   return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, connected };
 }
 
-/** `progress <args>` as a user runs it (from source, through tsx). */
-function cli(args: string[]): { exited: Promise<number | null>; output: () => string; child: ChildProcess } {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
-    cwd: packageDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  children.push(child);
-  let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { exited, output: () => text, child };
+/** `progress <args>` in a process of its own, killed after the file's tests. */
+function cli(args: string[]): ReturnType<typeof spawnCli> {
+  const run = spawnCli(args);
+  children.push(run.child);
+  return run;
 }
 
 describe('Ctrl-C while a command waits for its source', () => {

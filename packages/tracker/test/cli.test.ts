@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import {
   JsonFileStore,
   MemoryStore,
@@ -16,7 +16,7 @@ import {
   type UpgradeSummaryRow,
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
-import { Capture, cleanupTempDirs, completedUpgrade, deleteKeys, freePort, legacyDir, runCli, tempDir, uniqueId } from './helpers.js';
+import { Capture, cleanupTempDirs, completedUpgrade, deleteKeys, freePort, legacyDir, protocolServer, runCli, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -384,7 +384,7 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
     // The server subscribes the client to an upgrade that does not exist yet, the upgrade appears
     // (its first events), and then the server resyncs it (a reload of the same run, a gap it could
     // not fill from its store) and sends its snapshot: no `subscribed` comes in between.
-    const fake = await fakeServer((msg) => [
+    const fake = await protocolServer((msg) => [
       { type: 'subscribed', upgradeId: msg.upgradeId, exists: false },
       { type: 'progress_event', upgradeId: msg.upgradeId, data: created },
       { type: 'resync', upgradeId: msg.upgradeId, reason: 'gap' },
@@ -400,7 +400,7 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
       expect(result.out).not.toContain('was deleted');
       expect(result.out).toContain('resync: gap; reloading the snapshot');
       expect(result.out).toContain('COMPLETED');
-      expect(fake.requests).toEqual(['subscribe']);
+      expect(fake.requests.map((r) => r.type)).toEqual(['subscribe']);
     } finally {
       await fake.close();
     }
@@ -614,7 +614,7 @@ describe('progress: the Redis password in messages', () => {
 
 describe('progress watch: what a server says when it refuses', () => {
   it.each(['FORBIDDEN', 'INVALID_MESSAGE'])('a %s message is printed without its control characters', async (code) => {
-    const fake = await fakeServer(() => [{ type: 'error', code, upgradeId: 'u1', message: 'nope\u001b[2J\u001b]0;OWNED\u0007' }]);
+    const fake = await protocolServer(() => [{ type: 'error', code, upgradeId: 'u1', message: 'nope\u001b[2J\u001b]0;OWNED\u0007' }]);
     try {
       const result = await run('watch', fake.url, 'u1');
       expect(result.code).not.toBe(0);
@@ -672,29 +672,6 @@ describe('progress ls / show: text a writer stored', () => {
     expect(show.out).toContain('task [1A [2Kfake line');
   });
 });
-
-/** A `ws` server that welcomes a client and answers each of its messages with what `answer` returns. */
-async function fakeServer(answer: (msg: { type: string; upgradeId?: string }, n: number) => object[]): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const requests: string[] = [];
-  server.on('connection', (ws: WebSocket) => {
-    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'fake' }));
-    ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as { type: string; upgradeId?: string };
-      requests.push(msg.type);
-      for (const frame of answer(msg, requests.length)) ws.send(JSON.stringify(frame));
-    });
-  });
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
-    requests,
-    close: async () => {
-      for (const ws of server.clients) ws.terminate();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /**
  * A store whose next `failLists` lists and `failLoads` loads fail with `code`, as a store that is down
@@ -774,14 +751,14 @@ describe('progress watch: a server that cannot serve the request', () => {
     // (A control character in the message, as a hostile server could send: it is printed as a space.)
     const corrupted = { type: 'error', code: 'DATA_CORRUPTED', upgradeId: 'damaged', message: 'could not read upgrade "damaged" from the store;\u001b[2J try again later' };
     const served = (id: string | undefined) => [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: state.lastSeq, data: state }];
-    const fake = await fakeServer((msg, n) => (n < 3 ? [corrupted] : served(msg.upgradeId)));
+    const fake = await protocolServer((msg, { request: n }) => (n < 3 ? [corrupted] : served(msg.upgradeId)));
     try {
       const result = await run('watch', fake.url, 'damaged');
       expect(result).toMatchObject({ code: 0, err: '' });
       expect(result.out).toContain('server: DATA_CORRUPTED: could not read upgrade "damaged" from the store; [2J try again later');
       expect(result.out).not.toContain('\u001b');
       expect(result.out).toContain('COMPLETED');
-      expect(fake.requests).toEqual(['subscribe', 'subscribe', 'subscribe']);
+      expect(fake.requests.map((r) => r.type)).toEqual(['subscribe', 'subscribe', 'subscribe']);
     } finally {
       await fake.close();
     }
@@ -795,15 +772,15 @@ describe('progress watch: a server that cannot serve the request', () => {
     await t.close();
     const limited = { type: 'error', code: 'RATE_LIMITED', message: 'too many messages; slow down' };
     const served = (id: string | undefined) => [{ type: 'subscribed', upgradeId: id, exists: true }, { type: 'snapshot', upgradeId: id, seq: state.lastSeq, data: state }];
-    const passing = await fakeServer((msg, n) => (n < 3 ? [limited] : served(msg.upgradeId)));
-    const never = await fakeServer(() => [limited]);
+    const passing = await protocolServer((msg, { request: n }) => (n < 3 ? [limited] : served(msg.upgradeId)));
+    const never = await protocolServer(() => [limited]);
     try {
       const result = await run('watch', passing.url, 'limited');
       expect(result).toMatchObject({ code: 0, err: '' });
       expect(result.out).toContain('COMPLETED');
-      expect(passing.requests).toEqual(['subscribe', 'subscribe', 'subscribe']);
+      expect(passing.requests.map((r) => r.type)).toEqual(['subscribe', 'subscribe', 'subscribe']);
       expect(await run('watch', never.url, 'limited')).toMatchObject({ code: 4, err: expect.stringContaining('RATE_LIMITED 4 times') });
-      expect(never.requests).toEqual(['subscribe', 'subscribe', 'subscribe', 'subscribe']);
+      expect(never.requests.map((r) => r.type)).toEqual(['subscribe', 'subscribe', 'subscribe', 'subscribe']);
     } finally {
       await passing.close();
       await never.close();

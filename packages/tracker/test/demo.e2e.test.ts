@@ -1,15 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium } from '../../../tools/test-utils/src/chromium.js';
 import { main } from '../src/cli/main.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
-import { Capture, cleanupTempDirs, freePort, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, freePort, spawnCli, tempDir } from './helpers.js';
 
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
@@ -18,26 +16,18 @@ afterAll(() => {
 
 /** Starts `progress demo` as a user would (from source, through tsx), and collects its output. */
 function startDemo(args: string[]): { child: ChildProcess; output: () => string; waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', 'demo', ...args], {
-    cwd: packageDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  const { child, output, exited } = spawnCli(['demo', ...args]);
   children.push(child);
-  let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const waitFor = async (re: RegExp, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = text.match(re);
+      const m = output().match(re);
       if (m) return m;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`demo never printed ${re}; it printed:\n${text}`);
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`demo never printed ${re}; it printed:\n${output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  return { child, output: () => text, waitFor, exited };
+  return { child, output, waitFor, exited };
 }
 
 describe('progress demo', () => {

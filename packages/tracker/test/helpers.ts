@@ -1,9 +1,12 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { main } from '../src/cli/main.js';
 import { createProgressTracker, type StorageOption } from '../src/index.js';
 
@@ -84,4 +87,61 @@ export async function completedUpgrade(upgradeId: string, storage: StorageOption
   await t.startUpgrade();
   await t.completeUpgrade();
   await t.close();
+}
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), with its
+ * output collected. The caller kills it when done (`child`).
+ */
+export function spawnCli(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
+    cwd: packageDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => text, exited };
+}
+
+/** A message a client sends a ws-server (the fields the tests look at). */
+export interface ProtocolRequest {
+  type: string;
+  upgradeId?: string;
+  sinceSeq?: number;
+}
+
+/**
+ * A `ws` server speaking protocol v1: it welcomes each client and answers each of its messages with
+ * what `answer` returns, given the request's number (1 for the first, over all connections) and its
+ * connection's; it records every request (type, sinceSeq when sent, connection).
+ */
+export async function protocolServer(
+  answer: (msg: ProtocolRequest, at: { request: number; connection: number }) => object[],
+): Promise<{ url: string; requests: Array<{ type: string; sinceSeq?: number; connection: number }>; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const requests: Array<{ type: string; sinceSeq?: number; connection: number }> = [];
+  let connections = 0;
+  server.on('connection', (ws) => {
+    const connection = ++connections;
+    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'fake' }));
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString()) as ProtocolRequest;
+      requests.push({ type: msg.type, ...(msg.sinceSeq !== undefined ? { sinceSeq: msg.sinceSeq } : {}), connection });
+      for (const frame of answer(msg, { request: requests.length, connection })) ws.send(JSON.stringify(frame));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
+    requests,
+    close: async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

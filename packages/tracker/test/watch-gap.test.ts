@@ -3,14 +3,12 @@
 // `resync`), so the gap here comes from a `ws` server that speaks protocol v1 and leaves one out, as a
 // server of another version or with a bug could: the client must then ask again from what it has,
 // once, and not once for each frame of the old subscription still on the wire.
-import type { AddressInfo } from 'node:net';
 import { replayEvents, type ProgressEvent } from '@progress/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { createProgressTracker } from '../src/index.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { watchWebSocket } from '../src/cli/watch.js';
-import { Capture, cleanupTempDirs, runCli as run } from './helpers.js';
+import { Capture, cleanupTempDirs, protocolServer, runCli as run } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -27,31 +25,6 @@ async function eventsOf(id: string): Promise<ProgressEvent[]> {
   for await (const event of t.readEvents(0)) events.push(event);
   await t.close();
   return events;
-}
-
-/** A `ws` server speaking protocol v1 that answers each subscribe with what `answer` returns, and records the subscribes. */
-async function protocolServer(answer: (msg: { type: string; upgradeId?: string; sinceSeq?: number }, connection: number) => object[]) {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const requests: Array<{ type: string; sinceSeq?: number; connection: number }> = [];
-  let connections = 0;
-  server.on('connection', (ws: WebSocket) => {
-    const connection = ++connections;
-    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, serverId: 'gapped' }));
-    ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as { type: string; upgradeId?: string; sinceSeq?: number };
-      requests.push({ type: msg.type, ...(msg.sinceSeq !== undefined ? { sinceSeq: msg.sinceSeq } : {}), connection });
-      for (const frame of answer(msg, connection)) ws.send(JSON.stringify(frame));
-    });
-  });
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`,
-    requests,
-    close: async () => {
-      for (const ws of server.clients) ws.terminate();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 describe('progress watch ws://: a gap in the seqs', () => {
@@ -98,7 +71,7 @@ describe('progress watch ws://: a gap in the seqs', () => {
     const event = (e: ProgressEvent) => ({ type: 'progress_event', upgradeId: id, data: e });
     // The first connection sends a gap and then answers nothing more (pings still are: ws answers
     // them itself); the next one serves the resume.
-    const server = await protocolServer((msg, connection) => {
+    const server = await protocolServer((msg, { connection }) => {
       if (msg.type !== 'subscribe') return [];
       if (connection === 1) {
         if (msg.sinceSeq !== undefined) return [];
