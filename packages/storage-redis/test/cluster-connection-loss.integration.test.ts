@@ -254,7 +254,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
   }, 60_000);
 });
 
-// Found on 2026-12-01 (the same cluster soak, run again with the fix above): load() failed, about
+// Found on 2026-11-30 (the same cluster soak, run again with the fix above): load() failed, about
 // once in a thousand calls, with STORE_UNAVAILABLE "could not load: MOVED 6674 127.0.0.1:6481" on a
 // Cluster whose slots never moved. A Cluster does not reconnect a node connection that closed (no
 // `clusterNodeRetryStrategy` by default): it drops it from its pool until a slots refresh, and until
@@ -282,7 +282,9 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining that dr
   }
 
   it('load() of upgrades on a master whose connection the Cluster dropped is sent again, not failed with MOVED', async () => {
-    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
+    // No periodic slots refresh (ioredis' every 5 s): one landing between the drop and the commands
+    // would bring the node back, and the test would pass without the store's own refresh.
+    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, slotsRefreshInterval: 0, redisOptions: { maxRetriesPerRequest: null } });
     clients.push(client);
     const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('cluster-moved'), commandTimeoutMs: 10_000 });
     stores.push(store);
@@ -299,7 +301,9 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining that dr
   }, 60_000);
 
   it('delete() of upgrades on a master whose connection the Cluster dropped is sent again, not failed with MOVED', async () => {
-    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
+    // No periodic slots refresh (ioredis' every 5 s): one landing between the drop and the commands
+    // would bring the node back, and the test would pass without the store's own refresh.
+    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, slotsRefreshInterval: 0, redisOptions: { maxRetriesPerRequest: null } });
     clients.push(client);
     const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('cluster-moved'), commandTimeoutMs: 10_000 });
     stores.push(store);
