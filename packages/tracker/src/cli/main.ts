@@ -145,6 +145,11 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     return ExitCode.USAGE;
   }
 
+  /** A folder source that holds the old module's files itself: said on stderr, naming the folder to give (see legacyHint). */
+  const sayLegacyHint = async (source: Source): Promise<void> => {
+    const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
+    if (hint) err.write(`progress: ${hint}\n`);
+  };
   const controller = new AbortController();
   let interrupted = false;
   const onSignal = () => {
@@ -218,8 +223,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         else {
           // The old module's files in the folder given itself are never read from there: said first,
           // as `watch` of an upgrade that is not there waits for it (or, without an id, finds none).
-          const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
-          if (hint) err.write(`progress: ${hint}\n`);
+          await sayLegacyHint(source);
           const store = await openStore(source, undefined, controller.signal);
           try {
             state = await watchStore(store, upgradeId, options);
@@ -241,16 +245,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
             text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true), controller.signal);
           } catch (e) {
             // An upgrade `show` does not find in a folder that holds the old module's files itself: where they are read from.
-            const hint = source.kind === 'json' && e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND ? await legacyHint(source.directory) : undefined;
-            if (hint) err.write(`progress: ${hint}\n`);
+            if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayLegacyHint(source);
             throw e;
           }
           out.write(`${text}\n`);
           // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
-          if (command === 'ls' && source.kind === 'json' && (text === 'no upgrades' || text === '[]')) {
-            const hint = await legacyHint(source.directory);
-            if (hint) err.write(`progress: ${hint}\n`);
-          }
+          if (command === 'ls' && (text === 'no upgrades' || text === '[]')) await sayLegacyHint(source);
           // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why.
           if (command === 'ls' && text === 'no upgrades' && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
             err.write(`progress: no upgrades under the key prefix "${safeText(source.keyPrefix)}"; a prefix usually ends in ":" (did you mean --prefix ${safeText(source.keyPrefix)}:?)\n`);

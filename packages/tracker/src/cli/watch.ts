@@ -600,21 +600,17 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         connectedOnce = true;
         const every = options.heartbeatMs ?? 30_000;
         if (every > 0) {
+          /** Gives the connection up, saying what went unanswered, and reconnects. */
+          const giveUp = (what: string): void => {
+            options.view.say(`no answer ${what}from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
+            // No close handshake over a dead path: ws would wait for the server's close frame.
+            ws.terminate();
+            finish('lost');
+          };
           beat = setInterval(() => {
-            if (!heard) {
-              options.view.say(`no answer from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
-              // No close handshake over a dead path: ws would wait for the server's close frame.
-              ws.terminate();
-              finish('lost');
-              return;
-            }
+            if (!heard) return giveUp('');
             const resumeOut = awaitingSubscribed && refusedResume !== resumes;
-            if (resumeOut && waitingAtBeat === resumes) {
-              options.view.say(`no answer to the subscribe from ${redactUrl(url)} within ${every / 1000} s; reconnecting`);
-              ws.terminate();
-              finish('lost');
-              return;
-            }
+            if (resumeOut && waitingAtBeat === resumes) return giveUp('to the subscribe ');
             waitingAtBeat = resumeOut ? resumes : 0;
             heard = false;
             if (ws.readyState === WebSocket.OPEN) ws.ping();

@@ -385,7 +385,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         if (!state && m.data.type !== 'upgrade.created') break;
         // upgrade.created starts a run: nothing of a state kept from an earlier run under this id may
         // stay (the server sends resync and a snapshot first; this is a second guard).
-        if (!state || m.data.type === 'upgrade.created') {
+        if (m.data.type === 'upgrade.created') {
           state = { upgradeId: m.upgradeId, planId: '', clusterName: '', status: 'not_started', tasks: Object.create(null), overallPercentage: 0, currentPhase: null, lastSeq: 0 };
           events = [];
         }
