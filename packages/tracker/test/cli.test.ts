@@ -590,6 +590,17 @@ describe('progress --help and the README', () => {
     expect(synopsis.length).toBe(4);
     for (const line of synopsis) expect(readme).toContain(line.trim());
   });
+
+  it('explain every option the synopsis names, each on a line of its own', async () => {
+    const help = (await run('--help')).out;
+    const named = new Set([...help.matchAll(/\[--([a-z-]+)/g)].map((m) => m[1]));
+    expect(named.size).toBeGreaterThan(8);
+    // --dir, --redis and --host are explained in the demo's paragraph (its store and its address).
+    for (const name of named) {
+      if (['dir', 'redis', 'host'].includes(name)) continue;
+      expect(help, `--${name} is not explained`).toMatch(new RegExp(`^ +--${name}\\b[^\\n]* {2,}\\S|^ +--${name}:`, 'm'));
+    }
+  });
 });
 
 describe('progress: the Redis password in messages', () => {

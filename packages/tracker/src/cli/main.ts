@@ -17,13 +17,23 @@ Usage:
       and dashboard on HOST (default 127.0.0.1; 0.0.0.0 or :: to be reached from other machines; the
       URL is printed first), live bars in the terminal. Run it again on the same DIR to resume an
       unfinished upgrade.
+        --speed N         run the simulation N times faster (0.01 to 1000, default 1)
+        --port N          the port to serve on (default 8765, moving on to a free one when taken)
+        --linger SECONDS  keep the dashboard up after the upgrade ends (default: until Ctrl-C on a
+                          terminal, not at all otherwise)
   progress watch <ws-url | dashboard-url | json-dir | redis-url> [upgradeId] [--follow] [--token TOKEN] [--connect-timeout SECONDS] [--prefix PREFIX]
       Live progress bars for an upgrade running elsewhere (the id given, else the one after # in a
       dashboard URL, else the most recent one); resumes after a lost connection; gives up when a
       ws:// server is never reached (default 10 s). A ws:// URL without a path tries /ws after a
       404; a dashboard URL watches the endpoint its page names. Plain lines when stdout is not a terminal.
+        --follow                   go on after the upgrade ends (a new run under its id included)
+                                   until interrupted
+        --token TOKEN              the ws-server's access token (ws:// and dashboard URLs only)
+        --connect-timeout SECONDS  how long to try a ws:// server never reached (default 10)
   progress ls <json-dir | redis-url> [--json] [--prefix PREFIX]
   progress show <json-dir | redis-url> <upgradeId> [--json] [--prefix PREFIX]
+      A table of upgrades (ls), of one upgrade's tasks (show).
+        --json            the same as JSON, for machines
       --prefix: the key prefix of a Redis store (its keyPrefix; default progress:).
 
 Options:
