@@ -54,6 +54,8 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   #delivering = false;
   /** Events handed over during another one's delivery, with a copy of their state, delivered in turn once it is done. */
   readonly #deferred: Array<{ event: ProgressEvent; state: UpgradeProgress }> = [];
+  /** Flushes asked for during a delivery (from a callback): each takes its snapshot once the delivery is done. */
+  readonly #flushesAfterDelivery: Array<() => void> = [];
   readonly #stats = { events: 0, calls: 0, failed: 0, timedOut: 0, dropped: 0 };
 
   /**
@@ -201,6 +203,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
       for (let next = this.#deferred.shift(); next; next = this.#deferred.shift()) this.#deliver(next.event, next.state);
     } finally {
       this.#delivering = false;
+      for (let start = this.#flushesAfterDelivery.shift(); start; start = this.#flushesAfterDelivery.shift()) start();
     }
   }
 
@@ -237,6 +240,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
    * handed over later are not waited for, so a steady stream of events cannot hold a flush up.
    */
   flush(): Promise<void> {
+    // Asked from a callback while an event is being delivered (`() => { void callbacks.close(); }`):
+    // the callbacks after it, and the events handed over meanwhile, are not handed their calls yet.
+    // A snapshot taken now missed them: close() resolved, and left their timers, while they ran.
+    if (this.#delivering) return new Promise((resolve) => this.#flushesAfterDelivery.push(() => resolve(this.flush())));
     const waitFor = new Map<CallbackQueue, number>();
     for (const queue of this.#busy) waitFor.set(queue, queue.lastAccepted);
     if (waitFor.size === 0) return Promise.resolve();

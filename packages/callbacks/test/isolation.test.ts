@@ -278,6 +278,33 @@ describe('CallbackManager: flush and close', () => {
     expect(manager.close()).toBe(manager.close());
   });
 
+  it('close started from a callback (without waiting) waits for the calls of that event to the callbacks after it', async () => {
+    const manager = new CallbackManager();
+    const gate = deferred();
+    let closing: Promise<void> | undefined;
+    let closed = false;
+    manager.onUpgradeStatus('completed', () => {
+      closing = manager.close().then(() => {
+        closed = true;
+      });
+    });
+    const notified: number[] = [];
+    manager.on('upgrade.completed', async (e) => {
+      await gate.promise;
+      notified.push(e.seq);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.completeUpgrade(); // 3: the first callback closes the manager, the second is handed 3
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([closed, manager.getStats().pending]).toEqual([false, 1]);
+    gate.resolve();
+    await closing;
+    expect(notified).toEqual([3]);
+    expect(manager.getStats().pending).toBe(0);
+    await tracker.close();
+  });
+
   it('flush waits for the calls handed over before it, not for later ones (a busy callback cannot starve it)', async () => {
     const manager = new CallbackManager({ timeoutMs: Infinity });
     const gates = new Map<number, ReturnType<typeof deferred<void>>>();
