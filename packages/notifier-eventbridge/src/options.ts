@@ -146,7 +146,8 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
     throw invalid('give a client, or a region (the `region` option, `clientConfig.region`, or AWS_REGION or AWS_DEFAULT_REGION in the environment) for the client the notifier creates');
   }
-  if (options.client !== undefined && (typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
+  // null is an object to typeof: checked first, else reading its `send` threw a TypeError.
+  if (options.client !== undefined && (options.client === null || typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
   if (options.onError !== undefined && typeof options.onError !== 'function') throw invalid('onError must be a function');
   const types: unknown = options.eventTypes ?? DEFAULT_EVENT_TYPES;

@@ -340,6 +340,8 @@ describe('options and lifecycle', () => {
       { busName: 'b', region: 5 as never },
       { busName: 'b', clientConfig: { region: '' } },
       { busName: 'b', clientConfig: { region: 5 as never } },
+      // `client: config.client ?? null`: a TypeError (reading 'send' of null) instead of INVALID_ARGUMENT.
+      { busName: 'b', region: 'us-east-1', client: null as never },
     ];
     for (const options of bad) {
       let error: unknown;
