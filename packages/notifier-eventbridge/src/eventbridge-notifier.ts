@@ -64,6 +64,13 @@ interface Flight {
 const DROP_LOG_INTERVAL_MS = 10_000;
 
 /**
+ * The clock of every deadline here (linger, backoff, pause, drop log): monotonic. Date.now() set
+ * back (an NTP step, a VM restored from a snapshot) held a pause or a backoff for as long as the
+ * clock went back (nothing sent for an hour after a step of an hour), and set forward cut them short.
+ */
+const clock = (): number => performance.now();
+
+/**
  * A {@link ProgressSink} that sends progress events to an AWS EventBridge bus, under the old
  * module's DetailTypes and details (see the README's mapping table), without ever slowing the
  * tracker: `handle()` formats the entry and queues it; entries go out in batches (at most 10
@@ -269,7 +276,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       size = entrySize(entry);
       this.#logger.warn({ upgradeId: event.upgradeId, seq: event.seq, type: event.type, bytes: full, maxBatchBytes }, 'eventbridge entry too large: detail trimmed');
     }
-    const now = Date.now();
+    const now = clock();
     return { no: ++this.#lastNo, entry, size, ref, attempts: 0, queuedAt: now, readyAt: now };
   }
 
@@ -286,7 +293,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   /** Sends as many batches as the free request slots and the batching rules allow. */
   #pump(): void {
     if (this.#closed) return;
-    const now = Date.now();
+    const now = clock();
     if (now < this.#pausedUntil) {
       this.#arm(this.#pausedUntil);
       return;
@@ -346,7 +353,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const flight: Flight = { items, controller: new AbortController() };
     this.#inFlight.add(flight);
     this.#counters.requests += 1;
-    this.#lastSendAt = Date.now();
+    this.#lastSendAt = clock();
     for (const item of items) item.attempts += 1;
     const offsetAtSend = this.#clockOffset();
     const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
@@ -379,7 +386,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const results = out.Entries ?? [];
     const failedCount = out.FailedEntryCount ?? 0;
     const rejected = new Map<string, { message: string; refs: UndeliveredEvent[] }>();
-    const now = Date.now();
+    const now = clock();
     let unanswered = 0;
     let unansweredGivenUp = 0;
     items.forEach((item, i) => {
@@ -425,7 +432,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       return;
     }
     this.#requestFailures += 1;
-    const now = Date.now();
+    const now = clock();
     this.#pausedUntil = Math.max(this.#pausedUntil, now + backoffDelay(this.#requestFailures, this.#opts.retry));
     this.#logger.warn({ err, code: info.code, status: info.status, entries: items.length, failures: this.#requestFailures }, 'PutEvents request failed; retrying');
     for (const item of items) this.#retryItem(item, now, info.code, info.message);
@@ -464,7 +471,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#counters.dropped += 1;
     this.#dropsSinceLog += 1;
     this.#dropWhy = why;
-    const now = Date.now();
+    const now = clock();
     if (now - this.#lastDropLog >= DROP_LOG_INTERVAL_MS) this.#logDrops();
     else if (this.#dropLogTimer === undefined && !this.#closed) {
       // The drops of this interval are logged when it ends (or at close), even if no other drop
@@ -483,7 +490,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#dropLogTimer = undefined;
     if (this.#dropsSinceLog === 0) return;
     const dropped = this.#dropsSinceLog;
-    this.#lastDropLog = Date.now();
+    this.#lastDropLog = clock();
     this.#dropsSinceLog = 0;
     this.#logger.warn({ dropped, totalDropped: this.#counters.dropped, maxQueue: this.#opts.maxQueue, policy: this.#opts.dropPolicy, why: this.#dropWhy }, 'eventbridge notifier dropped events');
   }
@@ -552,7 +559,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       this.#timer = undefined;
       this.#timerAt = Infinity;
       this.#pump();
-    }, Math.max(0, at - Date.now()));
+    }, Math.max(0, at - clock()));
   }
 
   #clearTimers(): void {

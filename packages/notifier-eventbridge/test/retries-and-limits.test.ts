@@ -137,6 +137,23 @@ describe('backoff', () => {
   });
 });
 
+describe('a wall clock set back (NTP step, a VM restored from a snapshot)', () => {
+  it('does not hold the pause and the backoff of a failed request for as long as the clock went back', async () => {
+    // Date.now() goes back an hour right after the failure is handled (when the warning is logged):
+    // with deadlines on the wall clock, nothing was sent for an hour.
+    const realNow = Date.now.bind(Date);
+    let back = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() - back);
+    const logger = { debug() {}, info() {}, error() {}, warn: (_obj: object, msg?: string) => void (msg === 'PutEvents request failed; retrying' && (back = 3_600_000)) };
+    const { endpoint, notifier, failures } = await setup({ logger, lingerMs: 0 }, { failRequest: ({ index }) => (index === 0 ? { status: 500, errorType: 'InternalException' } : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(back).toBe(3_600_000);
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+  });
+});
+
 describe('retried entries are batched within the limits', () => {
   it('never sends more than maxBatchEntries entries, nor more than maxBatchBytes, in a request of retries', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
