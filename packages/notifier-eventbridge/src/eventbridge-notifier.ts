@@ -129,7 +129,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       this.#ownsClient = false;
     } else {
       const config = options.clientConfig ?? {};
-      this.#client = new EventBridgeClient({ maxAttempts: 1, ...config, region: options.region ?? config.region ?? environmentRegion() });
+      // `?? 1`, not a default spread over: a `maxAttempts: undefined` in clientConfig (a setting left
+      // unset) replaced the 1, and the SDK retried every failed request itself, 3 attempts inside each of ours.
+      this.#client = new EventBridgeClient({ ...config, maxAttempts: config.maxAttempts ?? 1, region: options.region ?? config.region ?? environmentRegion() });
       this.#ownsClient = true;
     }
   }

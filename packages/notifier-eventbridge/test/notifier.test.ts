@@ -510,6 +510,21 @@ describe('options and lifecycle', () => {
     expect(endpoint.requests).toHaveLength(4);
   });
 
+  it('makes its own client with maxAttempts 1 (its retries are the only ones), also for a clientConfig whose maxAttempts is left undefined', async () => {
+    // `clientConfig: { endpoint, maxAttempts: cfg.sdkAttempts }` with no sdkAttempts: the spread
+    // undefined replaced the default 1, and the SDK retried every failed request itself (3 attempts).
+    for (const [label, clientConfig] of [['no maxAttempts', {}], ['maxAttempts: undefined', { maxAttempts: undefined }]] as const) {
+      const endpoint = await endpointWith({ failRequest: ({ index }) => (index === 0 ? { status: 500, errorType: 'InternalException' } : undefined) });
+      const notifier = new EventBridgeNotifier({ busName: 'b', clientConfig: { ...localClientConfig(endpoint.url), ...clientConfig }, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+      cleanups.push(() => notifier.close());
+      notifier.handle(fakeEvent(1), fakeState);
+      expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+      // One HTTP request per request of the notifier: the failed one was retried by the notifier.
+      expect(notifier.stats(), label).toMatchObject({ sent: 1, retried: 1, requests: 2 });
+      expect(endpoint.requests.map((r) => r.status), label).toEqual([500, 200]);
+    }
+  });
+
   it('drain(Infinity) waits for delivery instead of giving up at once', async () => {
     const { endpoint, notifier } = await setup({}, { latencyMs: 30 });
     notifier.handle(fakeEvent(1), fakeState);
