@@ -4,6 +4,7 @@ import type { Page } from 'playwright-core';
 import { MemoryStore, type ProgressTracker, type TaskSpec } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
+import { createReadToken, readTokenAuth } from '../src/index.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
@@ -423,6 +424,39 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(favicon).toEqual({ status: 204, body: '', csp: expect.stringContaining("default-src 'none'") as unknown, nosniff: 'nosniff' });
     expect(problems).toEqual([]);
   });
+
+  it('keeps saying why after its read token expired: the reconnects whose handshake is refused (401) do not wipe the reason', async () => {
+    // The real flow of an expired token: the server closes with 1008 when it passes, and then answers
+    // 401 to every handshake with it (the page reconnects with the token of its URL). A page cannot see
+    // a 401, only a close (1006) of a socket that never opened: it said "reconnecting", with no reason,
+    // for as long as it was left open.
+    // (Before the next test: its clock is installed for the whole browser context, and would hold the reconnects.)
+    const secret = 'a-test-secret-that-is-long-enough-0123456789';
+    const port = await freePort();
+    await serve({ port, ...readTokenAuth({ secret }) });
+    const t = await tracker('u-token');
+    await t.startUpgrade();
+    const token = createReadToken({ secret, upgradeIds: ['u-token'], ttlSeconds: 1 });
+    const page = await newPage();
+    await page.addInitScript(`(() => {
+      const counts = { opened: 0, closed: 0 };
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(url, protocols) {
+          super(url, protocols);
+          counts.opened++;
+          this.addEventListener('close', () => counts.closed++);
+        }
+      };
+      window.sockets = counts;
+    })()`);
+    const sockets = () => page.evaluate<{ opened: number; closed: number }>('({ ...window.sockets })');
+    await page.goto(`http://127.0.0.1:${port}/?token=${token}#u-token`);
+    await expect.poll(() => page.textContent('#conn')).toBe('live');
+    // Closed with 1008 once the token expired, then two reconnects refused at the handshake.
+    await expect.poll(async () => ((s) => s.opened >= 3 && s.closed === s.opened)(await sockets()), { timeout: 20_000 }).toBe(true);
+    expect(await page.textContent('#conn')).toMatch(/^(disconnected|reconnecting) \(credentials expired, code 1008\)$/);
+  }, 60_000);
 
   it('backs off from a server that closes right after welcome (expired credentials, 1008), says why, and starts over after a useful connection', async () => {
     const port = await freePort();

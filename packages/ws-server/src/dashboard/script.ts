@@ -422,7 +422,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       if (openedAt && Date.now() - openedAt >= HEALTHY_MS) retry = 0;
       // 1008 is the server refusing this client (credentials expired, rate limit): say why, since
       // reconnecting alone may not cure it (a bare "disconnected" gave the user nothing to act on).
-      closeReason = e && e.code === 1008 ? (e.reason || 'policy violation') + ', code 1008' : null;
+      // A socket that never opened tells nothing new (its handshake was refused, which a page cannot
+      // read, or the server is down): the reason stays. Credentials that expired are closed with 1008
+      // and then refused at every handshake (401), which wiped the reason for good.
+      if (e && e.code === 1008) closeReason = (e.reason || 'policy violation') + ', code 1008';
+      else if (openedAt) closeReason = null;
       setConn('disconnected' + (closeReason ? ' (' + closeReason + ')' : ''), false);
       // The welcome of the next connection subscribes afresh.
       stopSubRetry();
