@@ -372,9 +372,12 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     // entries. The upgrade may have been deleted and created again in between (other clients'
     // commands can run after the XREAD returns): entries from its start must then carry that
     // epoch, or they belong to the deleted one, and are read again (nothing was handed out yet).
+    // The eventId as Redis stored it for the epoch: sent as UTF-8, where a lone surrogate became
+    // U+FFFD (the event's JSON keeps it escaped). Compared as decoded, such an upgrade never matched
+    // its own epoch, and the watcher read it again at once, for good, handing out nothing.
     if (firstSight && next === 0 && entries.length > 0 && read.meta[1] !== null) {
       const start = decodeEntry(keys.events, entries[0]!)[0]!;
-      if (start.seq === 1 && start.eventId !== read.meta[1]) {
+      if (start.seq === 1 && Buffer.from(start.eventId).toString() !== read.meta[1]) {
         epoch = undefined;
         continue;
       }

@@ -146,6 +146,30 @@ describe('RedisStore.watch', () => {
     expect(await done).toBeUndefined();
   });
 
+  it('hands out an upgrade created after the watch began whose first eventId holds a lone surrogate, rather than re-reading it in a busy loop', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const seen: ProgressEvent[] = [];
+    const stop = new AbortController();
+    const done = endOf(store.watch('lone-epoch', 0, { signal: stop.signal }), (ev) => seen.push(ev));
+    // The watcher waits in XREAD BLOCK for an upgrade that does not exist yet.
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const f = new EventFactory('lone-epoch');
+    // Any non-empty string is an eventId to the store API: one cut inside an emoji reaches Redis as
+    // UTF-8 (the epoch gets U+FFFD), while the event's JSON keeps it escaped.
+    const first = { ...f.batch(1)[0]!, eventId: 'cut-\ud83d' };
+    await store.append(f.upgradeId, [first], 0, f.snapshot());
+    const [second] = await appendBatch(store, f, 1);
+    await until(() => seen.length === 2);
+    expect(seen.map((ev) => [ev.seq, ev.eventId])).toEqual([
+      [1, 'cut-\ud83d'],
+      [2, second!.eventId],
+    ]);
+    stop.abort();
+    expect(await done).toBeUndefined();
+    await store.close();
+  });
+
   it('reports the trimmed start of an upgrade created after the watch began (NOT_FOUND, reason trimmed), not a busy loop', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 5000 });
     const done = endOf(store.watch('late-trim', 0));
