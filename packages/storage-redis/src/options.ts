@@ -24,7 +24,7 @@ export interface RedisStoreOptions {
   redis?: Redis | Cluster;
   /** Prefix of every key (multi-tenant use). No braces. @default 'progress:' */
   keyPrefix?: string;
-  /** `CLIENT SETNAME` of the connections the store creates (watchers add `:watch`). @default 'progress-redis-store' */
+  /** `CLIENT SETNAME` of the connections the store creates (watchers add `:watch`; a watcher of a Cluster passed in keeps the name of its `redisOptions`). @default 'progress-redis-store' */
   connectionName?: string;
   /**
    * Write the snapshot when the seq crosses a multiple of this (and on a terminal status), so that
