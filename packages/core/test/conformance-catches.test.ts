@@ -73,6 +73,23 @@ class EagerRowsStore extends MemoryStore {
   }
 }
 
+/** A sound store but for list(): it applies the limit before it sorts, so it keeps the oldest rows. */
+class OldestFirstLimitStore extends MemoryStore {
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const { limit, ...rest } = filter ?? {};
+    const rows = await super.list(rest);
+    return limit === undefined ? rows : rows.slice(-limit || rows.length).slice(0, limit);
+  }
+}
+
+/** A sound store but for list(): of a list of statuses it filters by the first one alone. */
+class FirstStatusStore extends MemoryStore {
+  override list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const status = filter?.status;
+    return super.list(Array.isArray(status) ? { ...filter, status: status[0] } : filter);
+  }
+}
+
 /** A sound store but for close(), which does nothing. */
 class EverOpenStore extends MemoryStore {
   override async close(): Promise<void> {}
@@ -117,6 +134,14 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that goes on working after close()', async () => {
     expect(await failedCases({ create: () => new EverOpenStore(), reopen: (store) => store })).toEqual(['refuses every call after close with CLOSED']);
+  });
+
+  it('fails a store whose list() keeps the oldest rows within the limit', async () => {
+    expect(await failedCases({ create: () => new OldestFirstLimitStore(), reopen: (store) => store })).toEqual(['lists every upgrade it holds, filtered, newest first']);
+  });
+
+  it('fails a store whose list() filters a list of statuses by the first one alone', async () => {
+    expect(await failedCases({ create: () => new FirstStatusStore(), reopen: (store) => store })).toEqual(['lists every upgrade it holds, filtered, newest first']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

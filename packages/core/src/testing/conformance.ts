@@ -581,8 +581,13 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const failed = await store.list({ status: 'failed' });
       assert.ok(failed.some((r) => r.upgradeId === ids[2]) && failed.every((r) => r.status === 'failed'));
       const two = await store.list({ status: ['completed', 'failed'] });
+      // Every status of the list, not only the first (an empty answer passed an every() alone).
+      assert.ok([ids[1], ids[2]].every((id) => two.some((r) => r.upgradeId === id)), 'a list of statuses lists the upgrades of each');
       assert.ok(two.every((r) => r.status === 'completed' || r.status === 'failed'));
-      assert.equal((await store.list({ limit: 1 })).length, 1);
+      // The limit keeps the most recently updated rows, cut after sorting (not the first ones found,
+      // nor the oldest). Compared with the unlimited list: the store may hold other upgrades.
+      const all = await store.list();
+      for (const limit of [1, 2]) assert.deepEqual((await store.list({ limit })).map((r) => r.upgradeId), all.slice(0, limit).map((r) => r.upgradeId), `limit ${limit}: the newest rows`);
       assert.equal((await store.list({ clusterName: 'no-such-cluster' })).length, 0);
       const cluster = await store.list({ clusterName: 'cluster-1' });
       assert.ok(ids.every((id) => cluster.some((r) => r.upgradeId === id)) && cluster.every((r) => r.clusterName === 'cluster-1'));
