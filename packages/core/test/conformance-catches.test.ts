@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, assertValidId, filterRows, toSummaryRow, type ListFilter, type UpgradeSummaryRow, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, assertAppend, assertValidId, filterRows, toSummaryRow, type ListFilter, type UpgradeSummaryRow, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
 import { describeProgressStore, type ConformanceOptions, type StoreFactory } from '../src/testing/index.js';
 import { WatchableMemoryStore } from './watchable-memory-store.js';
 
@@ -90,6 +90,18 @@ class FirstStatusStore extends MemoryStore {
   }
 }
 
+/**
+ * A sound store but for append(), which is not all or nothing: it checks the seqs first, then stores
+ * the events one at a time, so that one it refuses leaves those before it stored.
+ */
+class OneByOneStore extends MemoryStore {
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    if (!Array.isArray(events) || events.length < 2) return super.append(id, events, expectedSeq, state);
+    assertAppend('OneByOneStore', id, events.map((e, i) => ({ eventId: 'x', type: 'upgrade.started', status: 'in_progress', timestamp: '', details: {}, upgradeId: e?.upgradeId, seq: e?.seq ?? expectedSeq + i + 1 }) as ProgressEvent), expectedSeq);
+    for (let i = 0; i < events.length; i++) await super.append(id, [events[i]!], expectedSeq + i, state);
+  }
+}
+
 /** A sound store but for close(), which does nothing. */
 class EverOpenStore extends MemoryStore {
   override async close(): Promise<void> {}
@@ -142,6 +154,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose list() filters a list of statuses by the first one alone', async () => {
     expect(await failedCases({ create: () => new FirstStatusStore(), reopen: (store) => store })).toEqual(['lists every upgrade it holds, filtered, newest first']);
+  });
+
+  it('fails a store whose append() stores the events before one it refuses', async () => {
+    expect(await failedCases({ create: () => new OneByOneStore(), reopen: (store) => store })).toEqual(['refuses malformed appends with INVALID_ARGUMENT and stores nothing']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -378,8 +378,11 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       // Events the store could not read back or fold: no eventId (or an empty one), an unknown type or status,
       // a task event without a taskId, no timestamp, details that are not an object.
       const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { status: 'bogus' }, { status: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
+      // In the first event and in the last: a store that writes the events one by one as it checks
+      // them would keep the ones before a bad last event (an append is all or nothing).
       for (const change of unreadable) {
         await rejectsWith(store.append(f.upgradeId, [{ ...events[0]!, ...change } as never, ...events.slice(1)], 3, g.state!), 'INVALID_ARGUMENT');
+        await rejectsWith(store.append(f.upgradeId, [...events.slice(0, -1), { ...events[2]!, ...change } as never], 3, g.state!), 'INVALID_ARGUMENT');
       }
       // The state after the events (a store may write it as a snapshot) must be one.
       const good = g.state!;
