@@ -215,6 +215,11 @@ class LeakyAbortStore extends WatchableMemoryStore {
   }
 }
 
+/** A watch that also hands out the new events of other upgrades. */
+class LeakyWatchStore extends WatchableMemoryStore {
+  protected override leaksOthers = true;
+}
+
 /** Takes any afterSeq, reading a bad one as 0. */
 class LaxAfterSeqStore extends WatchableMemoryStore {
   override watch(upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }): AsyncIterable<ProgressEvent> {
@@ -263,6 +268,10 @@ describe('the conformance suite catches a broken watch() or watchAll()', () => {
 
   it('fails a watchAll that does not learn of upgrades created after it started', async () => {
     expect(await watching(() => new KnownOnlyStore())).toEqual([ALL, ALL_ABORT]);
+  });
+
+  it('fails a watch that hands out the events of other upgrades', async () => {
+    expect(await watching(() => new LeakyWatchStore())).toContain(REPLAY);
   });
 
   it('fails a watch that takes a bad afterSeq', async () => {

@@ -27,6 +27,8 @@ export class WatchableMemoryStore extends MemoryStore {
   }
   /** How an aborted iteration ends (a broken store throws). */
   protected aborted(): void {}
+  /** Whether a watch also hands out the new events of other upgrades (a broken store does, as one that forgets to filter a shared feed). */
+  protected leaksOthers = false;
 
   override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     await super.append(upgradeId, events, expectedSeq, state);
@@ -56,10 +58,15 @@ export class WatchableMemoryStore extends MemoryStore {
     // Checks the id, afterSeq and that the store is open, as readEvents does.
     await super.readEvents(upgradeId, afterSeq, 0)[Symbol.asyncIterator]().next();
     let next = afterSeq;
+    let logged = this.#log.length;
     for (let round = 0; ; round++) {
       if (this.#ended(signal)) return;
       // Armed before the read, so that an append during it is not missed.
       const changed = this.#changed(signal);
+      if (this.leaksOthers) {
+        for (const event of this.#log.slice(logged)) if (event.upgradeId !== upgradeId) yield event;
+        logged = this.#log.length;
+      }
       for await (const event of super.readEvents(upgradeId, round === 0 ? next : this.readOnFrom(next))) {
         if (this.#ended(signal)) return;
         next = event.seq;
