@@ -3,9 +3,17 @@ import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, PROGRESS_STATUSES, type ListFilter, 
 import { assertKnownOptions, describe } from './validation.js';
 
 /**
+ * A UTF-16 surrogate without its pair (`'\uD800'`). An eventId holding one cannot be stored as it
+ * is: UTF-8 (a file, a Redis key or argument) has no spelling for it and writes U+FFFD instead, so
+ * the id read back is another one, and a store that compares ids (Redis' check that a re-sent
+ * append is its own, its watchers' check of an upgrade's first event) never matches it.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
  * Checks the arguments of `append` the same way in every store: a non-empty array of events of this
  * upgrade with consecutive seqs starting at `expectedSeq + 1`, each with a non-empty string
- * `eventId`, a known `type` (a `task.*` one with a string `taskId`), a known `status`, a string `timestamp` and a
+ * `eventId` (well-formed: no lone surrogate), a known `type` (a `task.*` one with a string `taskId`), a known `status`, a string `timestamp` and a
  * `details` object: what a store needs to read the event back and what the reducer needs to place
  * it. (Whether the event may follow the state, such as a task added twice, is the tracker's check;
  * a store does not fold what it stores.)
@@ -33,6 +41,7 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
     if (
       typeof event.eventId !== 'string' ||
       event.eventId === '' ||
+      LONE_SURROGATE.test(event.eventId) ||
       !KNOWN_EVENT_TYPES.has(event.type) ||
       !KNOWN_STATUSES.has(event.status) ||
       (event.type.startsWith('task.') && typeof event.taskId !== 'string') ||
@@ -43,7 +52,7 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
     ) {
       throw new ProgressError(
         'INVALID_ARGUMENT',
-        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId, a known type (with a taskId for a task.* one) and status, a string timestamp and a details object`,
+        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId (no lone surrogate), a known type (with a taskId for a task.* one) and status, a string timestamp and a details object`,
         { context: { upgradeId, expectedSeq } },
       );
     }

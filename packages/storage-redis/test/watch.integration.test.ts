@@ -146,7 +146,7 @@ describe('RedisStore.watch', () => {
     expect(await done).toBeUndefined();
   });
 
-  it('hands out an upgrade created after the watch began whose first eventId holds a lone surrogate, rather than re-reading it in a busy loop', async () => {
+  it('hands out an upgrade created after the watch began whose first eventId holds a lone surrogate (as earlier releases stored one), rather than re-reading it in a busy loop', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 5000 });
     const seen: ProgressEvent[] = [];
     const stop = new AbortController();
@@ -155,10 +155,15 @@ describe('RedisStore.watch', () => {
     await until(() => store.info().watchers === 1);
     await new Promise((r) => setTimeout(r, 100));
     const f = new EventFactory('lone-epoch');
-    // Any non-empty string is an eventId to the store API: one cut inside an emoji reaches Redis as
-    // UTF-8 (the epoch gets U+FFFD), while the event's JSON keeps it escaped.
+    // Appends refuse such an eventId now (core's assertAppend); releases before that stored one cut
+    // inside an emoji as their append script did: the epoch sent as UTF-8 (U+FFFD in place of the
+    // half), the event's JSON keeping it escaped.
     const first = { ...f.batch(1)[0]!, eventId: 'cut-\ud83d' };
-    await store.append(f.upgradeId, [first], 0, f.snapshot());
+    await expect(store.append(f.upgradeId, [first], 0, f.snapshot())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const keys = store.keys.upgrade(f.upgradeId);
+    const admin = adminClient();
+    await admin.pipeline().xadd(keys.events, '0-1', 'b', JSON.stringify([first])).hset(keys.meta, 'lastSeq', '1', 'epoch', first.eventId).exec();
+    await admin.quit();
     const [second] = await appendBatch(store, f, 1);
     await until(() => seen.length === 2);
     expect(seen.map((ev) => [ev.seq, ev.eventId])).toEqual([

@@ -375,9 +375,10 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.append(f.upgradeId, gap, 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
-      // Events the store could not read back or fold: no eventId (or an empty one), an unknown type or status,
+      // Events the store could not read back or fold: no eventId (or an empty one, or one with a lone
+      // surrogate, which UTF-8 cannot hold: it would read back as another id), an unknown type or status,
       // a task event without a taskId, no timestamp, details that are not an object.
-      const unreadable = [{ eventId: undefined }, { eventId: '' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { status: 'bogus' }, { status: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
+      const unreadable = [{ eventId: undefined }, { eventId: '' }, { eventId: 'e-\ud800' }, { type: 7 }, { type: 'task.exploded' }, { type: 'task.progress', taskId: undefined }, { status: 'bogus' }, { status: undefined }, { timestamp: undefined }, { details: null }, { details: [] }, { details: 'x' }];
       // In the first event and in the last: a store that writes the events one by one as it checks
       // them would keep the ones before a bad last event (an append is all or nothing).
       for (const change of unreadable) {
