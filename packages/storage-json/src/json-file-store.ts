@@ -78,6 +78,12 @@ export class JsonFileStore implements ProgressStore {
    */
   readonly #lettingGo = new Map<string, Promise<unknown>>();
   /**
+   * Locks being taken now (an acquire(), a writer opening, a delete): close() waits for them. One
+   * that an acquire() began before close() is in no other map yet, and would otherwise be taken after
+   * close() resolved (a store opened next would get CONFLICT, a process exiting then would leave it).
+   */
+  readonly #taking = new Set<Promise<void>>();
+  /**
    * Where the log must be cut back to, per upgrade, before it is read to write again: a failed write
    * whose own cut failed too left the lines of rejected events there, which the scan would take for
    * stored ones. The lock stays held meanwhile, so that nobody else reads them either.
@@ -106,6 +112,8 @@ export class JsonFileStore implements ProgressStore {
   async acquire(upgradeId: string): Promise<void> {
     const paths = this.#paths(upgradeId);
     while (this.#lettingGo.has(upgradeId)) await this.#lettingGo.get(upgradeId);
+    // close() may have begun meanwhile, and let go of this upgrade already.
+    this.#assertOpen();
     const held = this.#locks.get(upgradeId);
     // Taken over while we stalled: only release() (or close()) lets go of it, so that acquiring again
     // starts from the log as the other writer left it.
@@ -151,7 +159,15 @@ export class JsonFileStore implements ProgressStore {
     return run;
   }
 
-  async #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
+  #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
+    const taking = this.#takeLock(upgradeId, paths, explicit);
+    this.#taking.add(taking);
+    const done = (): void => void this.#taking.delete(taking);
+    void taking.then(done, done);
+    return taking;
+  }
+
+  async #takeLock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
     let lease: WriterLease;
     try {
       await ensureDir(paths.dir, this.#sync);
@@ -837,6 +853,8 @@ export class JsonFileStore implements ProgressStore {
       this.#closed = true;
       // A release or delete running now finishes first (it holds a lock this would let go under it).
       await Promise.all(this.#lettingGo.values());
+      // A lock being taken now gives itself back once it sees the store closed (see #taking).
+      while (this.#taking.size > 0) await Promise.allSettled([...this.#taking]);
       const ids = new Set([...this.#writers.keys(), ...this.#locks.keys()]);
       for (const id of ids) {
         await this.#dropWriter(id).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId: id }, 'closing a writer failed'));
