@@ -161,6 +161,10 @@ export class ComposedProgressTracker implements AsyncDisposable {
   get durableProgress(): Readonly<UpgradeProgress> {
     return this.engine.durableProgress;
   }
+  /** True once `close()` has been called (the engine's, which this close() closes first, at once). */
+  get closed(): boolean {
+    return this.#closing !== undefined || this.engine.closed;
+  }
   startUpgrade(phase?: string): Promise<ProgressEvent> {
     return this.engine.startUpgrade(phase);
   }

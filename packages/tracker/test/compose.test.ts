@@ -55,6 +55,16 @@ describe('createProgressTracker', () => {
     await expect(t.startWebSocketServer()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
+  it("has the engine's closed: false while open, true once close() is called", async () => {
+    // It was the one member of the engine's API left out: tracker.closed read undefined, even after close().
+    const t = await createProgressTracker(base());
+    expect(t.closed).toBe(false);
+    const closing = t.close();
+    expect(t.closed).toBe(true);
+    await closing;
+    expect(t.closed).toBe(true);
+  });
+
   it('keeps events in a JSON folder under storage: { json } and under the old storagePath, and resumes from it', async () => {
     const dir = tempDir('json');
     const ids = base();
