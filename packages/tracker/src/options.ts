@@ -272,13 +272,16 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   if (o.webSocket !== undefined && !isServer(o.webSocket)) assertKnownKeys(o.webSocket, WEB_SOCKET_KNOWN, 'webSocket.');
   if (o.eventBridgeBusName !== undefined || o.awsRegion !== undefined) {
     if (o.eventBridgeBusName === undefined && !eventBridge) throw bad('awsRegion needs eventBridgeBusName (or eventBridge.busName)');
+    // Compared with the options read above (by the names the object holds), not with the object
+    // given: a strict settings object throws when asked for a name it does not hold.
+    const given: Partial<EventBridgeOption> = eventBridge ?? {};
     eventBridge = { ...(eventBridge ?? { busName: o.eventBridgeBusName! }) };
     if (o.eventBridgeBusName !== undefined) {
-      if (input.eventBridge?.busName !== undefined && input.eventBridge.busName !== o.eventBridgeBusName) throw bad('eventBridgeBusName and eventBridge.busName differ');
+      if (given.busName !== undefined && given.busName !== o.eventBridgeBusName) throw bad('eventBridgeBusName and eventBridge.busName differ');
       eventBridge.busName = o.eventBridgeBusName;
     }
     if (o.awsRegion !== undefined) {
-      if (input.eventBridge?.region !== undefined && input.eventBridge.region !== o.awsRegion) throw bad('awsRegion and eventBridge.region differ');
+      if (given.region !== undefined && given.region !== o.awsRegion) throw bad('awsRegion and eventBridge.region differ');
       eventBridge.region = o.awsRegion;
     }
   }

@@ -150,6 +150,21 @@ describe('createProgressTracker: a strict settings object (found by a third revi
     expect(o.eventBridge).toMatchObject({ busName: 'bus', region: 'eu-west-1' });
   });
 
+  it('takes a strict eventBridge settings object beside the old eventBridgeBusName / awsRegion', () => {
+    // The old names were checked against the object given, read again by names it need not hold:
+    // "no setting busName", a plain Error, instead of the options folded.
+    const o = resolveOptions({ ...base, eventBridgeBusName: 'bus', awsRegion: 'eu-west-1', eventBridge: strict({ source: 'agent' }) as unknown as EventBridgeOption });
+    expect(o.eventBridge).toMatchObject({ busName: 'bus', region: 'eu-west-1', source: 'agent' });
+    const refused = (() => {
+      try {
+        return resolveOptions({ ...base, eventBridgeBusName: 'bus', eventBridge: strict({ busName: 'other' }) });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(isProgressError(refused, 'INVALID_ARGUMENT')).toBe(true);
+  });
+
   it('takes a strict webSocket settings object holding only the options it gives', () => {
     const o = resolveOptions({ ...base, webSocket: strict({ port: 0, path: '/ws' }) });
     expect(o.webSocket).toMatchObject({ port: 0, path: '/ws' });
