@@ -164,10 +164,11 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   /**
    * Waits until everything handed to `handle()` so far has been delivered or given up on, or until
    * `timeoutMs` has passed; events handed in after the call (by other trackers sharing this
-   * notifier) are not waited for. Never rejects. {@link drain} does the same and says what is still
-   * pending.
+   * notifier) are not waited for. Never rejects, but for a bad `timeoutMs`. {@link drain} does the
+   * same and says what is still pending.
    *
    * @param timeoutMs @default `flushTimeoutMs`
+   * @throws ProgressError `INVALID_ARGUMENT` (rejects) for a `timeoutMs` that is not a number >= 0.
    */
   async flush(timeoutMs?: number): Promise<void> {
     await this.drain(timeoutMs);
@@ -176,11 +177,17 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   /**
    * {@link flush}, reporting what of it is still queued or in flight when `timeoutMs` has passed
    * (those events stay queued and keep being retried), or was abandoned by a `close()` meanwhile.
-   * Never rejects.
+   * Never rejects, but for a bad `timeoutMs`.
    *
    * @param timeoutMs @default `flushTimeoutMs`; `Infinity` waits for as long as it takes.
+   * @throws ProgressError `INVALID_ARGUMENT` (rejects) for a `timeoutMs` that is not a number >= 0.
    */
   async drain(timeoutMs: number = this.#opts.flushTimeoutMs): Promise<FlushReport> {
+    // Checked as close() checks it: a `null` (which skips a default parameter), NaN or '5' waited
+    // 0 ms and reported "incomplete", as if it had waited.
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] the flush timeout must be a number of ms >= 0, got ${describeValue(timeoutMs)}`);
+    }
     const upTo = this.#lastNo;
     if (this.#closed || this.#oldestPending() > upTo) return { complete: true, undelivered: [] };
     this.#flushing += 1;

@@ -183,6 +183,21 @@ describe('EventBridgeNotifier against a local endpoint (real SDK client)', () =>
     expect(closed).toMatchObject({ complete: false, undelivered: [expect.objectContaining({ upgradeId: 'u-close-now', type: 'upgrade.started' })] });
   });
 
+  it('drain(timeoutMs) and flush(timeoutMs) refuse a timeout that is not one, as shutdown() does, changing nothing', async () => {
+    const gone = await startEventBridgeEndpoint();
+    await gone.close();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(gone.url), flushTimeoutMs: 600_000, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 1_000 } });
+    const tracker = await trackerWith(notifier, 'u-drain-bad', 1);
+    await tracker.startUpgrade();
+    // null skips a default parameter: it waited 0 ms and said "incomplete", as if it had waited.
+    for (const bad of [null, -1, Number.NaN, '5'] as never[]) {
+      await expect(notifier.drain(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(notifier.flush(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(notifier.stats().queued + notifier.stats().inFlight).toBe(1);
+    expect(await notifier.shutdown(0)).toMatchObject({ complete: false, undelivered: [expect.objectContaining({ upgradeId: 'u-drain-bad' })] });
+  });
+
   it('a drain() waiting beside shutdown() reports the events shutdown() abandoned', async () => {
     const gone = await startEventBridgeEndpoint();
     await gone.close(); // nothing listens on this port any more
