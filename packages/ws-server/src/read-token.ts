@@ -114,10 +114,23 @@ export function verifyReadToken(token: string, secret: string | Buffer, now: () 
   return { upgradeIds, exp };
 }
 
-/** Finds a token in a request: the `token` query parameter, else a `progress-token.<token>` subprotocol. */
+/**
+ * Finds a token in a request: the `token` query parameter, else a `progress-token.<token>` subprotocol.
+ * A URL that does not parse (`//`, which node:http takes) holds no query token: the URL is what the
+ * client sent, and a throw from a request handler that reads a token would end the process.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` when `req` is not a request (no `headers` object, a `url` that is not text)
+ */
 export function tokenFromRequest(req: IncomingMessage): string | undefined {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const query = url.searchParams.get('token');
+  if (!req || typeof req !== 'object' || !req.headers || typeof req.headers !== 'object' || (req.url !== undefined && typeof req.url !== 'string')) {
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] tokenFromRequest() needs an http.IncomingMessage');
+  }
+  let query: string | null = null;
+  try {
+    query = new URL(req.url ?? '/', 'http://localhost').searchParams.get('token');
+  } catch {
+    // no query token
+  }
   if (query) return query;
   const header = req.headers['sec-websocket-protocol'];
   if (typeof header !== 'string') return undefined;
