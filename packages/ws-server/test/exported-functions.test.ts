@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isProgressError } from '@progress/core';
-import { createReadToken, readTokenAuth, tokenFromRequest } from '../src/index.js';
+import { createReadToken, dashboardHtml, readTokenAuth, tokenFromRequest } from '../src/index.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { rawExchange } from './raw.js';
 
@@ -45,5 +45,15 @@ describe('tokenFromRequest', () => {
       expect(isProgressError(err, 'INVALID_ARGUMENT'), `${JSON.stringify(req)}: ${String(err)}`).toBe(true);
       expect(isProgressError(thrown(() => readTokenAuth({ secret: SECRET }).authenticate(req as never)), 'INVALID_ARGUMENT')).toBe(true);
     }
+  });
+});
+
+describe('dashboardHtml', () => {
+  it("refuses a wsPath that names no endpoint the page could reach with INVALID_ARGUMENT, as createDashboardHandler's wsPath", () => {
+    for (const wsPath of [undefined, null, 42, 'ws', '/ws?x=1', '/ws#x', '/w s']) {
+      const err = thrown(() => dashboardHtml(wsPath as never));
+      expect(isProgressError(err, 'INVALID_ARGUMENT') && /wsPath must start with "\/"/.test(err.message), `${String(wsPath)}: ${String(err)}`).toBe(true);
+    }
+    expect(dashboardHtml('/progress/ws')).toContain('<meta name="progress-ws-path" content="/progress/ws">');
   });
 });

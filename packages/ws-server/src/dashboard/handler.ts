@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProgressError, describeValue } from '@progress/core';
+import { ProgressError } from '@progress/core';
 import { refuseUnknownOptions } from '../options.js';
-import { dashboardHtml } from './page.js';
+import { checkWsPath, dashboardHtml } from './page.js';
 import { DASHBOARD_SCRIPT } from './script.js';
 import { DASHBOARD_STYLE } from './style.js';
 
@@ -41,9 +41,7 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
   refuseUnknownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
   const wsPath = options.wsPath ?? '/ws';
   // The server's own rule for its `path`: any other value names no endpoint the page could reach.
-  if (typeof wsPath !== 'string' || !wsPath.startsWith('/') || /[?#\s]/.test(wsPath)) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] createDashboardHandler() wsPath must start with "/" and hold no query, fragment or space, got ${describeValue(wsPath)}`);
-  }
+  checkWsPath(wsPath, 'createDashboardHandler()');
   const html = dashboardHtml(wsPath);
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {

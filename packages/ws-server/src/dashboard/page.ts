@@ -1,13 +1,31 @@
+import { ProgressError, describeValue } from '@progress/core';
+
 /** Escapes text for an HTML attribute or text node. */
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**
+ * Refuses a `wsPath` that names no endpoint the page could reach (the server's own rule for its
+ * `path`): the script appends it to `ws://host` and may add `?token=`.
+ *
+ * @param what Names the caller in the message.
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function checkWsPath(wsPath: unknown, what: string): asserts wsPath is string {
+  if (typeof wsPath !== 'string' || !wsPath.startsWith('/') || /[?#\s]/.test(wsPath)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${what} wsPath must start with "/" and hold no query, fragment or space, got ${describeValue(wsPath)}`);
+  }
+}
+
+/**
  * The dashboard's HTML. Only static markup: every piece of data is written by the script with
  * `textContent`. `wsPath` (the endpoint's path) is passed in a meta tag, escaped.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` for a `wsPath` that does not start with `/` or holds a query, fragment or space
  */
 export function dashboardHtml(wsPath: string): string {
+  checkWsPath(wsPath, 'dashboardHtml()');
   return `<!doctype html>
 <html lang="en">
 <head>
