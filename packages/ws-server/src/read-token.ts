@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { ProgressError } from '@progress/core';
+import { ProgressError, describeValue } from '@progress/core';
 import { refuseUnknownOptions } from './options.js';
 
 /** Options of {@link createReadToken}. */
@@ -56,6 +56,22 @@ function checkOptions(options: unknown, known: readonly string[], what: string):
   refuseUnknownOptions(options, known, what);
 }
 
+function checkNow(now: unknown): asserts now is (() => number) | undefined {
+  if (now !== undefined && typeof now !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] now must be a function returning ms since the epoch');
+}
+
+/**
+ * The time `now()` gives, refused when it is not a finite number: compared with NaN (a clock that
+ * returns a Date, or nothing), `exp * 1000 <= now()` was false and an expired token was taken.
+ */
+function readClock(now: () => number): number {
+  const ms: unknown = now();
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] now() must return ms since the epoch, got ${describeValue(ms)}`);
+  }
+  return ms;
+}
+
 function checkSecret(secret: unknown): asserts secret is string | Buffer {
   if (!(typeof secret === 'string' || Buffer.isBuffer(secret)) || secret.length < 16) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] a read token secret must be a string or Buffer of at least 16 bytes');
@@ -73,14 +89,18 @@ function checkSecret(secret: unknown): asserts secret is string | Buffer {
 export function createReadToken(options: ReadTokenOptions): string {
   checkOptions(options, READ_TOKEN_NAMES, 'createReadToken() options');
   checkSecret(options.secret);
+  checkNow(options.now);
   const ttl = options.ttlSeconds ?? 300;
-  if (!Number.isInteger(ttl) || ttl <= 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] ttlSeconds must be a whole number > 0');
+  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] ttlSeconds must be a whole number > 0');
   if (!Array.isArray(options.upgradeIds) || options.upgradeIds.some((id) => typeof id !== 'string' || id.length === 0)) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] upgradeIds must be an array of non-empty strings');
   }
   // Rounded up to the second: the token lives at least ttlSeconds (rounded down, a 1 s token made
   // late in a second could expire before it reached the server).
-  const claims: ReadTokenClaims = { upgradeIds: [...options.upgradeIds], exp: Math.ceil(((options.now ?? Date.now)() + ttl * 1000) / 1000) };
+  const exp = Math.ceil((readClock(options.now ?? Date.now) + ttl * 1000) / 1000);
+  // Past it the expiry is not a number JSON keeps (Infinity is written null), and no token verifies.
+  if (!Number.isSafeInteger(exp)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ttlSeconds ${ttl} ends past any date a token can carry`);
+  const claims: ReadTokenClaims = { upgradeIds: [...options.upgradeIds], exp };
   const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
   return `${payload}.${sign(payload, options.secret).toString('base64url')}`;
 }
@@ -91,6 +111,7 @@ export function createReadToken(options: ReadTokenOptions): string {
  */
 export function verifyReadToken(token: string, secret: string | Buffer, now: () => number = Date.now): ReadTokenClaims | undefined {
   checkSecret(secret);
+  checkNow(now);
   if (typeof token !== 'string' || token.length > 8192) return undefined;
   const dot = token.indexOf('.');
   if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
@@ -110,7 +131,7 @@ export function verifyReadToken(token: string, secret: string | Buffer, now: () 
   if (!claims || typeof claims !== 'object') return undefined;
   const { upgradeIds, exp } = claims as Partial<ReadTokenClaims>;
   if (!Array.isArray(upgradeIds) || !upgradeIds.every((id) => typeof id === 'string') || typeof exp !== 'number') return undefined;
-  if (exp * 1000 <= now()) return undefined;
+  if (exp * 1000 <= readClock(now)) return undefined;
   return { upgradeIds, exp };
 }
 
@@ -153,6 +174,7 @@ export function readTokenAuth(options: ReadTokenAuthOptions): {
 } {
   checkOptions(options, READ_TOKEN_AUTH_NAMES, 'readTokenAuth() options');
   checkSecret(options.secret);
+  checkNow(options.now);
   const now = options.now ?? Date.now;
   return {
     authenticate: (req) => {
@@ -161,7 +183,7 @@ export function readTokenAuth(options: ReadTokenAuthOptions): {
     },
     authorize: (principal, upgradeId) => {
       const claims = principal as ReadTokenClaims | undefined;
-      if (!claims || !Array.isArray(claims.upgradeIds) || claims.exp * 1000 <= now()) return false;
+      if (!claims || !Array.isArray(claims.upgradeIds) || claims.exp * 1000 <= readClock(now)) return false;
       return claims.upgradeIds.includes('*') || claims.upgradeIds.includes(upgradeId);
     },
   };

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isProgressError } from '@progress/core';
-import { createReadToken, dashboardHtml, readTokenAuth, tokenFromRequest } from '../src/index.js';
+import { createReadToken, dashboardHtml, readTokenAuth, tokenFromRequest, verifyReadToken } from '../src/index.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { rawExchange } from './raw.js';
 
@@ -55,5 +55,48 @@ describe('dashboardHtml', () => {
       expect(isProgressError(err, 'INVALID_ARGUMENT') && /wsPath must start with "\/"/.test(err.message), `${String(wsPath)}: ${String(err)}`).toBe(true);
     }
     expect(dashboardHtml('/progress/ws')).toContain('<meta name="progress-ws-path" content="/progress/ws">');
+  });
+});
+
+describe('read tokens: the clock and the lifetime', () => {
+  const made = 1_000_000_000_000;
+  const expired = () => createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60, now: () => made });
+
+  it('refuses a `now` that is not a function with INVALID_ARGUMENT, in each of them', () => {
+    const token = expired();
+    for (const fn of [
+      () => createReadToken({ secret: SECRET, upgradeIds: ['u1'], now: 'x' as never }),
+      () => verifyReadToken(token, SECRET, 1_000 as never),
+      () => readTokenAuth({ secret: SECRET, now: Date.now() as never }),
+    ]) {
+      const err = thrown(fn);
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+    }
+  });
+
+  it('refuses to make a token that could never verify: a clock that gives no time (a Date, undefined) or a lifetime past any date', () => {
+    for (const options of [
+      { now: () => new Date() as never },
+      { now: () => undefined as never },
+      { now: () => Number.NaN },
+      { ttlSeconds: 1e308 },
+    ]) {
+      const err = thrown(() => createReadToken({ secret: SECRET, upgradeIds: ['u1'], ...options }));
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), `${JSON.stringify(options)}: ${String(err)}`).toBe(true);
+    }
+  });
+
+  it('takes no expired token when the clock gives no time: it fails closed', () => {
+    const token = expired();
+    const later = made + 120_000;
+    expect(verifyReadToken(token, SECRET, () => later)).toBeUndefined();
+    for (const broken of [() => undefined, () => Number.NaN, () => 'soon']) {
+      // Compared with NaN, `exp * 1000 <= now()` was false: the token never expired.
+      const err = thrown(() => verifyReadToken(token, SECRET, broken as never));
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+      const auth = readTokenAuth({ secret: SECRET, now: broken as never });
+      expect(() => auth.authenticate({ url: `/ws?token=${token}`, headers: {} } as never)).toThrow(/now/);
+      expect(() => auth.authorize({ upgradeIds: ['u1'], exp: made / 1000 + 60 }, 'u1')).toThrow(/now/);
+    }
   });
 });
