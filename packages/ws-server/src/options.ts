@@ -159,7 +159,8 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   refuseUnknownOptions(options, OPTION_NAMES, 'ProgressWebSocketServer options');
   const port = whole(options.port, 'port', 0, 8765);
   if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
-  const path = options.path ?? '/ws';
+  // `undefined` only: a null path is refused, as a null port or host is, not taken for the default.
+  const path = options.path === undefined ? '/ws' : options.path;
   if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path)) throw bad('path must start with "/" and hold no query, fragment or space');
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);

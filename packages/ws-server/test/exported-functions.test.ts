@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isProgressError } from '@progress/core';
-import { createReadToken, dashboardHtml, readTokenAuth, tokenFromRequest, verifyReadToken } from '../src/index.js';
+import { ProgressWebSocketServer, createDashboardHandler, createReadToken, dashboardHtml, readTokenAuth, tokenFromRequest, verifyReadToken } from '../src/index.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { rawExchange } from './raw.js';
 
@@ -98,5 +98,15 @@ describe('read tokens: the clock and the lifetime', () => {
       expect(() => auth.authenticate({ url: `/ws?token=${token}`, headers: {} } as never)).toThrow(/now/);
       expect(() => auth.authorize({ upgradeIds: ['u1'], exp: made / 1000 + 60 }, 'u1')).toThrow(/now/);
     }
+  });
+});
+
+describe('a null path', () => {
+  it('is refused with INVALID_ARGUMENT, as a null port or host is, rather than taken as the default', () => {
+    for (const fn of [() => new ProgressWebSocketServer({ path: null as never }), () => createDashboardHandler({ wsPath: null as never })]) {
+      const err = thrown(fn);
+      expect(isProgressError(err, 'INVALID_ARGUMENT') && /path must start with "\/"/i.test(err.message), String(err)).toBe(true);
+    }
+    expect(isProgressError(thrown(() => new ProgressWebSocketServer({ host: null as never })), 'INVALID_ARGUMENT')).toBe(true);
   });
 });

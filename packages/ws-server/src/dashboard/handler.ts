@@ -39,7 +39,7 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
   }
   // A misspelt `wspath` would serve a page that connects to '/ws', which is not the endpoint.
   refuseUnknownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
-  const wsPath = options.wsPath ?? '/ws';
+  const wsPath = options.wsPath === undefined ? '/ws' : options.wsPath;
   // The server's own rule for its `path`: any other value names no endpoint the page could reach.
   checkWsPath(wsPath, 'createDashboardHandler()');
   const html = dashboardHtml(wsPath);
