@@ -290,6 +290,8 @@ class WatchConnection {
  * pending `next()`, which on a quiet upgrade waits in XREAD BLOCK round after round for good. A
  * consumer with its own timeout (`Promise.race([it.next(), timer])`, then `it.return()`) would
  * otherwise never see its `return()` settle, and the connection would stay open until the store closes.
+ * `throw()` likewise (an iterator driven by hand, or an adapter that forwards its own throw()): it is
+ * queued the same way, and rejects with its error once the pending `next()` has ended (done).
  */
 function onConnection(ctx: WatchContext, signal: AbortSignal | undefined, follow: (watcher: WatchConnection) => AsyncGenerator<ProgressEvent>): AsyncGenerator<ProgressEvent> {
   let watcher: WatchConnection | undefined;
@@ -309,6 +311,11 @@ function onConnection(ctx: WatchContext, signal: AbortSignal | undefined, follow
   generator.return = (value) => {
     watcher?.end();
     return finish(value);
+  };
+  const fail = generator.throw.bind(generator);
+  generator.throw = (err) => {
+    watcher?.end();
+    return fail(err);
   };
   return generator;
 }

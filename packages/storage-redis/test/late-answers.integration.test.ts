@@ -247,6 +247,30 @@ describe('a watch consumer that stops while a next() is pending', () => {
     expect(watchers).toBe(0);
   });
 
+  it('throw() while next() waits on a quiet upgrade ends the watch promptly, rejects with its error and releases its connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('quiet-throw');
+    await appendBatch(store, f, 1);
+    // An iterator driven by hand (an adapter that forwards its own throw()): the generator queues
+    // throw() behind the pending next(), as it queues return().
+    const it = store.watch(f.upgradeId, 1)[Symbol.asyncIterator]();
+    const pending = it.next();
+    await sleep(100);
+    expect(store.info().watchers).toBe(1);
+    const stop = new Error('consumer gave up');
+    const thrown = it.throw!(stop).then(
+      () => 'resolved',
+      (err: unknown) => (err === stop ? 'rejected with its error' : err),
+    );
+    const outcome = await Promise.race([thrown, sleep(2_000).then(() => 'still waiting')]);
+    const watchers = store.info().watchers;
+    await store.close(); // ends it for good (so that this test cannot hang)
+    await Promise.allSettled([pending, thrown]);
+    expect(outcome).toBe('rejected with its error');
+    expect(watchers).toBe(0);
+    await expect(pending).resolves.toEqual({ done: true, value: undefined });
+  });
+
   it('return() while next() waits on a quiet watchAll() ends it promptly and releases its connection', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const f = new EventFactory('quiet-all');
