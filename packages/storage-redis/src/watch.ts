@@ -349,6 +349,8 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   let first = true;
   /** Reads cut by a lost connection in a row. */
   let lost = 0;
+  /** Reads in a row whose first sight of the upgrade found a meta epoch other than its seq 1's eventId. */
+  let wrongEpoch = 0;
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
     try {
@@ -374,7 +376,10 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     const entries = read.entries ?? [];
     const lastRead = entries.length > 0 ? seqOf(entries[entries.length - 1]![0]) : 0;
     const firstSight = epoch === undefined;
-    if (!check(read.meta, Math.max(next, lastRead), entries.length)) continue;
+    if (!check(read.meta, Math.max(next, lastRead), entries.length)) {
+      wrongEpoch = 0;
+      continue;
+    }
     // A watch started before its upgrade existed learns the epoch from the meta read after the
     // entries. The upgrade may have been deleted and created again in between (other clients'
     // commands can run after the XREAD returns): entries from its start must then carry that
@@ -386,9 +391,15 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
       const start = decodeEntry(keys.events, entries[0]!)[0]!;
       if (start.seq === 1 && Buffer.from(start.eventId).toString() !== read.meta[1]) {
         epoch = undefined;
-        continue;
+        // Each read again is a fresh one (the entries are there: XREAD returns at once), so a
+        // delete and re-create between the XREAD and the meta read every time is not what keeps
+        // this up: the meta's epoch is damaged, and reading again would loop at once, for good
+        // (readEvents likewise gives up after 5 reads whose epoch moved).
+        if (++wrongEpoch < 5) continue;
+        throw corrupted(keys.meta, `its epoch (not the eventId of seq 1 on ${wrongEpoch} reads in a row)`, undefined, { upgradeId });
       }
     }
+    wrongEpoch = 0;
     const trimmedText = read.meta[2];
     // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
     // one holds seq next + 1 (possibly after events already handed out, skipped here).

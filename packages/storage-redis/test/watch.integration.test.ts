@@ -175,6 +175,34 @@ describe('RedisStore.watch', () => {
     await store.close();
   });
 
+  it('ends with DATA_CORRUPTED naming the meta, not a busy loop, when an upgrade created after the watch began has an epoch that is not its first eventId (a damaged meta)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const seen: ProgressEvent[] = [];
+    const done = endOf(store.watch('bad-epoch', 0), (ev) => seen.push(ev));
+    // The watcher waits in XREAD BLOCK for an upgrade that does not exist yet.
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const keys = store.keys.upgrade('bad-epoch');
+    const f = new EventFactory('bad-epoch');
+    const [e1, e2] = f.batch(2);
+    // Its meta's epoch edited: no read ever finds the seq-1 event it names (a re-created upgrade's
+    // would match on the next read).
+    const admin = adminClient();
+    await admin
+      .pipeline()
+      .xadd(keys.events, '0-2', 'b', JSON.stringify([e1, e2]))
+      .hset(keys.meta, 'lastSeq', '2', 'epoch', 'not-its-first-event')
+      .exec();
+    await admin.quit();
+    const err = await done;
+    expect(isProgressError(err, 'DATA_CORRUPTED')).toBe(true);
+    expect(err!.message).toContain(keys.meta);
+    expect(err!.context).toMatchObject({ upgradeId: 'bad-epoch' });
+    expect(seen).toEqual([]);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+
   it('reports the trimmed start of an upgrade created after the watch began (NOT_FOUND, reason trimmed), not a busy loop', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 5000 });
     const done = endOf(store.watch('late-trim', 0));
