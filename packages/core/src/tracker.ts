@@ -742,7 +742,8 @@ export class ProgressTracker implements AsyncDisposable {
   /**
    * Stops taking commands (`CLOSED`), waits for pending writes (and adopts a write of unknown
    * outcome the store kept: see the class notes), flushes the sinks and releases the store's lock
-   * (waiting for each store call at most `storeTimeoutMs`, for each sink `sinkFlushTimeoutMs`).
+   * (waiting for each store call at most `storeTimeoutMs`, but for the `readEvents` of that check at
+   * most 10 s whatever `storeTimeoutMs` is, and for each sink `sinkFlushTimeoutMs`).
    * Sinks and a store passed in are not closed (they may be shared); the default MemoryStore is.
    * Idempotent.
    */
