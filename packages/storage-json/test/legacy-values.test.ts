@@ -167,6 +167,26 @@ describe('legacy values that do not fit', () => {
   });
 });
 
+describe('a legacy task with steps and no percentage', () => {
+  // Found on 2026-11-30: a running task that records completed_steps of total_steps but no percentage
+  // (null, or a NaN that loads as null) loaded at 0% with 2 of 4 steps done. DESIGN's rule is "the
+  // last explicit percentage or completedSteps/totalSteps", and the old module itself derived the
+  // percentage from the steps whenever it had total_steps.
+  it('loads at completed_steps / total_steps, as advanceTask would record it', async () => {
+    for (const percentage of [null, undefined]) {
+      const s = (await load({ ...base, status: 'in_progress', tasks: task({ percentage, total_steps: 3, completed_steps: 2 }) })).state as UpgradeProgress;
+      expect([s.tasks.a!.completedSteps, s.tasks.a!.totalSteps, s.tasks.a!.percentage, s.overallPercentage], String(percentage)).toEqual([2, 3, 66.67, 66.67]);
+    }
+    // After events with a percentage of their own, too: the steps are the task's latest record.
+    const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 }, { status: 'in_progress', timestamp: at('25:01'), message: 'Step 1/4', percentage: 25.0 }];
+    const s = (await load({ ...base, status: 'in_progress', tasks: task({ percentage: null, total_steps: 4, completed_steps: 2, events }) })).state as UpgradeProgress;
+    expect([s.tasks.a!.completedSteps, s.tasks.a!.percentage]).toEqual([2, 50]);
+    // An explicit percentage still wins (as the file records it), and steps without a total give none.
+    expect(((await load({ ...base, status: 'in_progress', tasks: task({ percentage: 10.0, total_steps: 4, completed_steps: 2 }) })).state as UpgradeProgress).tasks.a!.percentage).toBe(10);
+    expect(((await load({ ...base, status: 'in_progress', tasks: task({ percentage: null, total_steps: null, completed_steps: 2 }) })).state as UpgradeProgress).tasks.a!.percentage).toBe(0);
+  });
+});
+
 describe('a legacy file with two tasks of one id', () => {
   // Found on 2026-11-30: two entries of `tasks` whose `task_id` is the same (the old module keyed
   // each task by its id, so only a file edited by hand has them) failed in core's reducer, with a

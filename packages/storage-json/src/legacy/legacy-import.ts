@@ -215,8 +215,13 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
       cur = tStatus;
     }
-    const pct = percentage(t.percentage);
+    const recordedPct = percentage(t.percentage);
     const steps = numOr(t.completed_steps) ?? 0;
+    // No percentage recorded (null, or a NaN that loads as null): the steps give it, as DESIGN's rule
+    // has it ("the last explicit percentage or completedSteps/totalSteps") and as advanceTask records it
+    // (the old module, too, derived it from the steps whenever it had total_steps).
+    const total = wholeSteps(t.total_steps);
+    const pct = recordedPct ?? (total !== null && numOr(t.completed_steps) !== undefined ? percentage(Math.round((steps / total) * 10_000) / 100) : undefined);
     const step = typeof t.current_step === 'string' ? t.current_step : undefined;
     if (tStatus === 'in_progress' && ((pct !== undefined && pct !== lastPct) || steps > 0 || step !== undefined)) {
       mine.push({
@@ -227,7 +232,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
         taskId: id,
         taskType,
         ...(pct !== undefined ? { percentage: pct } : {}),
-        details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}), ...keptPercentage(t.percentage, pct) },
+        details: { completedSteps: steps, ...(step !== undefined ? { currentStep: step } : {}), ...keptPercentage(t.percentage, recordedPct) },
       });
     }
     // A failed task loads at the percentage the file records (a restart without a percentage of its
@@ -238,7 +243,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (tStatus === 'failed' && pct !== undefined && pct !== lastPct && ending?.type === 'task.failed') {
       const before = mine[mine.length - 2]?.timestamp;
       if (tCompleted && tCompleted <= ending.timestamp && (before === undefined || tCompleted >= before)) ending.timestamp = tCompleted;
-      mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: keptPercentage(t.percentage, pct) });
+      mine.splice(mine.length - 1, 0, { type: 'task.progress', timestamp: ending.timestamp, status: 'in_progress', message: 'Imported progress', taskId: id, taskType, percentage: pct, details: keptPercentage(t.percentage, recordedPct) });
       lastPct = pct;
     }
     // The event that ended the task carries the recorded end time and duration.
