@@ -187,6 +187,31 @@ describe('a legacy task with steps and no percentage', () => {
   });
 });
 
+describe('a legacy task recorded as paused', () => {
+  // Found on 2026-11-30: the old model let a task be `paused` (its status was any ProgressStatus),
+  // which tasks here have not. Such a task loaded as whatever its events said, or as not_started with
+  // its start time and percentage lost when it had none, and its `paused` events were dropped with
+  // their messages and ids. Here a task stays in_progress while its upgrade is paused: a paused task
+  // loads as in_progress, keeping `legacyStatus: "paused"`, as other values that do not fit keep theirs.
+  it('loads as in_progress with its start time and percentage, and the paused status kept in the details', async () => {
+    const { state, events } = await load({ ...base, status: 'paused', tasks: task({ status: 'paused', started_at: at('25:02'), percentage: 40.0 }) });
+    const a = (state as UpgradeProgress).tasks.a!;
+    expect([(state as UpgradeProgress).status, a.status, a.startedAt, a.percentage]).toEqual(['paused', 'in_progress', '2025-10-20T05:25:02.000Z', 40]);
+    expect(events.find((e) => e.type === 'task.added')!.details).toMatchObject({ legacyStatus: 'paused' });
+  });
+
+  it('imports its paused events as progress, with their ids, messages and percentages', async () => {
+    const events = [
+      { event_id: 'e-1', status: 'in_progress', timestamp: at('25:01'), message: 'Task started', percentage: 0.0 },
+      { event_id: 'e-2', status: 'paused', timestamp: at('25:03'), message: 'Task paused', percentage: 30.0 },
+    ];
+    const loaded = await load({ ...base, status: 'paused', tasks: task({ status: 'paused', started_at: at('25:01'), percentage: 30.0, events }) });
+    const a = (loaded.state as UpgradeProgress).tasks.a!;
+    expect([a.status, a.startedAt, a.percentage]).toEqual(['in_progress', '2025-10-20T05:25:01.000Z', 30]);
+    expect(loaded.events.find((e) => e.eventId === 'e-2')).toMatchObject({ type: 'task.progress', status: 'in_progress', message: 'Task paused', percentage: 30, details: { legacyStatus: 'paused' } });
+  });
+});
+
 describe('a legacy file with two tasks of one id', () => {
   // Found on 2026-11-30: two entries of `tasks` whose `task_id` is the same (the old module keyed
   // each task by its id, so only a file edited by hand has them) failed in core's reducer, with a

@@ -139,7 +139,7 @@ describe('legacy files of the Python module', () => {
     await store.close();
   });
 
-  it('imports a task recorded as paused (a status only an upgrade can reach) without inventing an event for it', async () => {
+  it('imports a task recorded as paused (a status only an upgrade has here) as in_progress, as a task of a paused upgrade is', async () => {
     const doc = JSON.parse(await readFile(fixture('paused-1'), 'utf8')) as { upgrade_id: string; tasks: Record<string, { status: string }> };
     doc.upgrade_id = 'paused-task-1';
     doc.tasks['later']!.status = 'paused';
@@ -148,7 +148,8 @@ describe('legacy files of the Python module', () => {
     await writeFile(join(dir, 'progress', 'upgrade_paused-task-1.json'), JSON.stringify(doc));
     const store = new JsonFileStore({ directory: dir });
     const state = (await store.load('paused-task-1'))!;
-    expect(state.tasks['later']!.status).toBe('not_started');
+    // Started when the upgrade started (the file has no start time of its own).
+    expect([state.tasks['later']!.status, state.tasks['later']!.startedAt]).toEqual(['in_progress', '2025-11-02T10:00:00.000Z']);
     const events = await collect(store.readEvents('paused-task-1', 0));
     expect(events.map((e) => e.type)).not.toContain('task.paused');
     expect(replayEvents(events)).toEqual(state);

@@ -75,6 +75,15 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     throw bad(`has an unknown status in ${field}: ${JSON.stringify(v)}`);
   };
   /**
+   * A task's status here. The old model let a task be `paused` too, which tasks here are not: one
+   * stays in_progress while its upgrade is paused. So a paused task (or event) loads as in_progress,
+   * keeping its start time, percentage and events; `legacyStatus` keeps the recorded one.
+   */
+  const taskStatus = (v: unknown, field: string): ProgressStatus => {
+    const s = status(v, field);
+    return s === 'paused' ? 'in_progress' : s;
+  };
+  /**
    * A percentage in 0..100, or `undefined` for none (null, or NaN and Infinity, which load as null).
    * One outside 0..100 (the old module took any number: 5 of 4 steps made 125) is brought to the
    * nearest end, so that it cannot carry the overall percentage out of 0..100, and the file still
@@ -136,7 +145,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     const taskType = strOr(t.task_type, 'upgrade_step');
     const tStarted = time(t.started_at, `tasks.${id}.started_at`);
     const tCompleted = time(t.completed_at, `tasks.${id}.completed_at`);
-    const tStatus = status(t.status ?? 'not_started', `tasks.${id}.status`);
+    const tStatus = taskStatus(t.status ?? 'not_started', `tasks.${id}.status`);
     const parent = typeof t.parent_task_id === 'string' && placed.has(t.parent_task_id) ? t.parent_task_id : null;
     const addedDraft: Draft = {
       type: 'task.added',
@@ -145,7 +154,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       message: `Task added: ${strOr(t.task_name, id)}`,
       taskId: id,
       taskType,
-      details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: wholeSteps(t.total_steps), weight: 1 },
+      details: { taskName: strOr(t.task_name, id), parentTaskId: parent, totalSteps: wholeSteps(t.total_steps), weight: 1, ...(t.status === 'paused' ? { legacyStatus: 'paused' } : {}) },
     };
     added.push(addedDraft);
     const mine: Draft[] = [];
@@ -157,7 +166,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     for (let n = 0; n < recorded.length; n++) {
       const raw: unknown = recorded[n];
       if (!isObj(raw)) throw bad(`has event ${n} of task "${id}" that is not an object`);
-      const s = status(raw.status, `tasks.${id}.events[${n}].status`);
+      const s = taskStatus(raw.status, `tasks.${id}.events[${n}].status`);
       const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallbackTime;
       const prev = mine[mine.length - 1];
       let type = taskEventType(s, cur);
@@ -169,6 +178,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       // starts the task again here (its start and duration are the last run's, as the file has them).
       if (type === 'task.progress' && tStarted && tStarted <= ts && prev !== undefined && tStarted >= prev.timestamp && tStarted > runStart) type = 'task.retried';
       const details: Obj = isObj(raw.details) ? { ...raw.details } : {};
+      if (raw.status === 'paused') details.legacyStatus = 'paused';
       // Each failure's own error: the old module's fail_task() wrote it only into the message
       // ("Task failed: <error>", details empty), and error_message holds the last failure's.
       if (type === 'task.failed') {
@@ -359,8 +369,8 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
 
 /**
  * The event that moves a task from status `cur` into status `s`, as the old module recorded it;
- * undefined for a status no task event leads to (`not_started`, and `paused`, which only an
- * upgrade can be in).
+ * undefined for a status no task event leads to (`not_started`; a task's `paused` is read as
+ * in_progress before it gets here).
  */
 function taskEventType(s: ProgressStatus, cur: ProgressStatus): EventType | undefined {
   switch (s) {
