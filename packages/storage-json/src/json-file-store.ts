@@ -32,7 +32,7 @@ import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } f
 import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
-import { DURABLE_WRITE, decodeSnapshot, encodeEvents, stampWriteOffset, type Snapshot } from './record-codec.js';
+import { DURABLE_WRITE, decodeSnapshot, encodeEvents, encodeSnapshot, stampWriteOffset, type Snapshot } from './record-codec.js';
 import { forgetLock, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
 
 interface HeldLock {
@@ -330,6 +330,17 @@ export class JsonFileStore implements ProgressStore {
         stampWriteOffset(data, DURABLE_WRITE);
         await lease.check();
         await writeFileAtomic(paths.events, data, this.#sync);
+        // With a snapshot of its own, as an append of that many events would have: the next boundary
+        // may be up to snapshotEvery events away, and opening, load() and list() would replay the whole
+        // import until then. Written once the import is durable (it covers all of it); a failure only
+        // costs replay time, as for the writer's snapshots.
+        if (legacy.length >= this.#opts.snapshotEvery) {
+          const header = { v: 1, lastSeq: legacy.length, offset: data.length } as const;
+          await lease.check();
+          await writeFileAtomic(paths.snapshot, encodeSnapshot(header, JSON.stringify(replayEvents(legacy))), this.#sync).catch((err: unknown) =>
+            this.#opts.logger.warn({ err, upgradeId, lastSeq: legacy.length }, 'snapshot write failed; load() replays more of the log until the next one'),
+          );
+        }
         return { seq: legacy.length, offset: data.length };
       }
     }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, type ProgressEvent } from '@progress/core';
 import { JsonFileStore, parsePythonDatetime, parsePythonTimedelta } from '../src/index.js';
+import { decodeSnapshot } from '../src/record-codec.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -320,6 +321,29 @@ describe('legacy files of the Python module', () => {
     const rows = await again.list();
     expect(rows.map((r) => r.upgradeId).sort()).toEqual(['parents-1', 'steps-1']);
     expect(rows.find((r) => r.upgradeId === 'steps-1')!.lastSeq).toBe(imported.lastSeq + 1);
+    await again.close();
+  });
+
+  it('writes a snapshot with an import of snapshotEvery events or more, so that opening replays at most that many', async () => {
+    // Found on 2026-11-30: the import was written without a snapshot, and the next one came only at the
+    // next multiple of snapshotEvery after it: a large legacy file was replayed whole on every open,
+    // load() and list() until then, against the README's "replay at most snapshotEvery events".
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    await copyFile(fixture('steps-1'), join(dir, 'progress', 'upgrade_steps-1.json'));
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 4 });
+    const imported = (await store.load('steps-1'))!;
+    expect(imported.lastSeq).toBe(6); // past 4, and 7 is no multiple of 4: no snapshot of its own
+    const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'plan-steps-1', clusterName: 'eks-steps-1', store });
+    await tracker.advanceTask('drain', { currentStep: 'node-3' });
+    const live = JSON.parse(JSON.stringify(tracker.progress));
+    await tracker.close();
+    await store.close();
+    const snap = decodeSnapshot(await readFile(join(dir, 'upgrades', 'steps-1', 'snapshot.json'), 'utf8').catch(() => ''));
+    expect(snap?.lastSeq).toBe(imported.lastSeq);
+    expect(JSON.parse(JSON.stringify(snap!.state))).toEqual(JSON.parse(JSON.stringify(imported)));
+    const again = new JsonFileStore({ directory: dir, snapshotEvery: 4 });
+    expect(JSON.parse(JSON.stringify(await again.load('steps-1')))).toEqual(live);
     await again.close();
   });
 
