@@ -33,7 +33,7 @@ import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
 import { DURABLE_WRITE, decodeSnapshot, encodeEvents, encodeSnapshot, stampWriteOffset, type Snapshot } from './record-codec.js';
-import { forgetLock, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
+import { forgetLock, leftByDeadTaker, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
 
 interface HeldLock {
   lease: WriterLease;
@@ -43,6 +43,8 @@ interface HeldLock {
 
 /** The temp files of `writeFileAtomic` in an upgrade's folder (`<file>.<12 hex>.tmp`), for the files only the lock holder writes. */
 const LEFT_TEMP = /^(?:snapshot\.json|events\.jsonl|legacy-deleted)\.[0-9a-f]{12}\.tmp$/;
+/** The temp files of taking the writer lock or its takeover mutex (`<file>.<uuid>.tmp`), which any store makes. */
+const LOCK_TEMP = /^writer\.lock(?:\.takeover)?\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 
 /** How old a `~deleted-*` folder must be for a later delete of its upgrade to remove it (see `#removeOldGraves`). */
 const OLD_GRAVE_MS = 60_000;
@@ -352,12 +354,13 @@ export class JsonFileStore implements ProgressStore {
    * writer killed in the middle of one left in the folder: each is as large as the state, and a writer
    * killed often (OOM kills, evictions) would otherwise pile them up for as long as the upgrade lives.
    * Only the lock holder writes them, and we hold the lock now, so none of them is being written. The
-   * lock's own temp files are left alone: another store makes those while it tries to take the lock.
+   * lock's own temp files are made by any store trying to take the lock: only those a taker killed
+   * meanwhile left go, once older than the lease and judged dead as a lock is (see leftByDeadTaker).
    */
   async #removeLeftTempFiles(upgradeId: string, paths: UpgradePaths): Promise<void> {
     const names = await readdir(paths.dir).catch(() => [] as string[]);
     for (const name of names) {
-      if (!LEFT_TEMP.test(name)) continue;
+      if (!LEFT_TEMP.test(name) && !(LOCK_TEMP.test(name) && (await leftByDeadTaker(join(paths.dir, name), this.#opts.lockLeaseMs).catch(() => false)))) continue;
       await rm(join(paths.dir, name), { force: true }).then(
         () => this.#opts.logger.warn({ upgradeId, file: join(paths.dir, name) }, 'removed a temp file a killed writer left behind'),
         (err: unknown) => this.#opts.logger.warn({ err, upgradeId, file: join(paths.dir, name) }, 'could not remove a temp file a killed writer left behind'),

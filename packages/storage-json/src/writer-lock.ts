@@ -229,10 +229,13 @@ async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
   return { dead: false };
 }
 
+/** The lease a lock runs by: the holder keeps to its own, so a taker with a shorter one must not cut it short. */
+const leaseOf = (owner: LockOwner | null, leaseMs: number): number =>
+  Math.max(leaseMs, owner !== null && Number.isSafeInteger(owner.leaseMs) && owner.leaseMs! > 0 && owner.leaseMs! <= MAX_TIMER_MS ? owner.leaseMs! : 0);
+
 /** A lock of this boot whose pid cannot be checked: dead once its holder has not stamped it for a whole lease. */
 function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: string): Verdict {
-  // The holder keeps to its own lease: a taker with a shorter one must not cut it short.
-  const lease = Math.max(leaseMs, Number.isSafeInteger(owner.leaseMs) && owner.leaseMs! > 0 && owner.leaseMs! <= MAX_TIMER_MS ? owner.leaseMs! : 0);
+  const lease = leaseOf(owner, leaseMs);
   const age = Math.round(Date.now() - file.mtimeMs);
   if (age > lease) return { dead: true, reason: `its lease ran out: not refreshed for ${age} ms, more than its lease of ${lease} ms (${unsure})` };
   return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago, and it is taken over once it goes ${lease} ms without` };
@@ -489,6 +492,21 @@ async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
     await unlink(tmp).catch(() => {});
     if (!held) heldTokens.delete(token);
   }
+}
+
+/**
+ * Whether `path`, a temp file of {@link takeLock} or of the takeover mutex (`<file>.<uuid>.tmp`, an
+ * owner record), was left by a taker killed between writing it and unlinking it. A live taker keeps
+ * one for milliseconds, and nothing stamps it after it is written (unless it became the lock, whose
+ * name it then shares with the lock until it is unlinked a moment later): so it is left over only
+ * once it is older than the lease (ours or its own, the longer) and its writer is judged dead as a
+ * lock's is (never one of another host). An empty or garbled one (killed while writing it) goes by
+ * its age alone.
+ */
+export async function leftByDeadTaker(path: string, leaseMs: number): Promise<boolean> {
+  const file = await readLock(path);
+  if (file === undefined || Date.now() - file.mtimeMs <= leaseOf(file.owner, leaseMs)) return false;
+  return (await judge(file, leaseMs)).dead;
 }
 
 /** Writes an owner record to a new file (O_EXCL, 0600), stamped as its lease's first refresh. */

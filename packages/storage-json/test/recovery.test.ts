@@ -1,11 +1,14 @@
-import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, silentLogger, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
-import { removeTempDirs, tempDir } from './helpers.js';
+import { procIdentity, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -434,5 +437,38 @@ describe('temp files left by a writer killed in the middle of an atomic write', 
     const again = new JsonFileStore({ directory: dir });
     expect((await again.load('u1'))!.lastSeq).toBe(13);
     await again.close();
+  });
+
+  it.runIf(existsSync('/proc/self/stat'))('removes the lock-taking temp files of a process killed while it took the lock: older than the lease, by a writer provably gone', async () => {
+    // Found on 2026-11-30: a process killed between writing its `writer.lock.<uuid>.tmp` (or the
+    // takeover mutex's) and unlinking it left the file for ever; a writer killed often at start (OOM
+    // kills, evictions) piled them up. Such a file is an owner record, judged as a lock is.
+    const { dir, f } = await seeded(10);
+    const folder = join(dir, 'upgrades', 'u1');
+    const child = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => child.once('exit', r));
+    const me = await procIdentity();
+    const owner = (pid: number, token: string, startTime = me.startTime) => `${JSON.stringify({ pid, hostname: hostname(), token, createdAt: 'then', ...me, startTime, leaseMs: 30_000 })}\n`;
+    const uuid = (n: number) => `3b241101-e2bb-4255-8caf-4136c566a96${n}`;
+    const old = new Date(Date.now() - 3600_000);
+    const files: Record<string, [string, Date]> = {
+      // Gone: a dead pid, or an empty file (killed before writing it), not stamped for an hour.
+      [`writer.lock.${uuid(1)}.tmp`]: [owner(child.pid!, uuid(1)), old],
+      [`writer.lock.takeover.${uuid(2)}.tmp`]: [owner(child.pid!, uuid(2)), old],
+      [`writer.lock.${uuid(3)}.tmp`]: ['', old],
+      // Kept: a dead pid's within the lease (judged as a lock is), a live process's, another host's.
+      [`writer.lock.${uuid(4)}.tmp`]: [owner(child.pid!, uuid(4)), new Date()],
+      [`writer.lock.${uuid(5)}.tmp`]: [owner(process.ppid, uuid(5), (await procIdentity(process.ppid)).startTime), old],
+      [`writer.lock.${uuid(6)}.tmp`]: [owner(child.pid!, uuid(6)).replace(JSON.stringify(hostname()), '"another-host"'), old],
+    };
+    for (const [name, [text, at]] of Object.entries(files)) {
+      await writeFile(join(folder, name), text);
+      await utimes(join(folder, name), at, at);
+    }
+    const store = new JsonFileStore({ directory: dir });
+    const expected = f.lastSeq;
+    await store.append('u1', f.batch(1), expected, f.state!);
+    await store.close();
+    expect((await readdir(folder)).filter((n) => n.startsWith('writer.lock')).sort()).toEqual([4, 5, 6].map((n) => `writer.lock.${uuid(n)}.tmp`));
   });
 });
