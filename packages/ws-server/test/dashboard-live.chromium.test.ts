@@ -6,6 +6,26 @@ import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { createReadToken, readTokenAuth } from '../src/index.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+
+/**
+ * Counts the page's sockets and their closes, from its first script on (an init script is not
+ * subject to the page's CSP). Returns the function that reads the counts.
+ */
+async function countSockets(page: Page): Promise<() => Promise<{ opened: number; closed: number }>> {
+  await page.addInitScript(`(() => {
+    const counts = { opened: 0, closed: 0 };
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(url, protocols) {
+        super(url, protocols);
+        counts.opened++;
+        this.addEventListener('close', () => counts.closed++);
+      }
+    };
+    window.__sockets = counts;
+  })()`);
+  return () => page.evaluate<{ opened: number; closed: number }>('({ ...window.__sockets })');
+}
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The dashboard's live state in a real headless Chromium: what it shows after reconnects, resyncs and
@@ -438,19 +458,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     await t.startUpgrade();
     const token = createReadToken({ secret, upgradeIds: ['u-token'], ttlSeconds: 1 });
     const page = await newPage();
-    await page.addInitScript(`(() => {
-      const counts = { opened: 0, closed: 0 };
-      const Native = window.WebSocket;
-      window.WebSocket = class extends Native {
-        constructor(url, protocols) {
-          super(url, protocols);
-          counts.opened++;
-          this.addEventListener('close', () => counts.closed++);
-        }
-      };
-      window.sockets = counts;
-    })()`);
-    const sockets = () => page.evaluate<{ opened: number; closed: number }>('({ ...window.sockets })');
+    const sockets = await countSockets(page);
     await page.goto(`http://127.0.0.1:${port}/?token=${token}#u-token`);
     await expect.poll(() => page.textContent('#conn')).toBe('live');
     // Closed with 1008 once the token expired, then two reconnects refused at the handshake.
@@ -463,23 +471,10 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     // A principal whose exp has passed: the server closes with 1008 right after welcome.
     const refusing = await serve({ port, authenticate: () => ({ sub: 'x', exp: Math.floor(Date.now() / 1000) - 1 }) });
     const page = await newPage();
-    // Counts the page's sockets and their closes (an init script is not subject to the page's CSP).
-    await page.addInitScript(`(() => {
-      const counts = { opened: 0, closed: 0 };
-      const Native = window.WebSocket;
-      window.WebSocket = class extends Native {
-        constructor(url, protocols) {
-          super(url, protocols);
-          counts.opened++;
-          this.addEventListener('close', () => counts.closed++);
-        }
-      };
-      window.sockets = counts;
-    })()`);
+    const sockets = await countSockets(page);
     // The page's timers and clock run only when the test says: the delays are checked, not timed.
     await page.clock.install();
     await page.clock.pauseAt(Date.now() + 1000);
-    const sockets = () => page.evaluate<{ opened: number; closed: number }>('({ ...window.sockets })');
     await page.goto(`http://127.0.0.1:${port}/`);
     await expect.poll(sockets, { timeout: 10_000 }).toEqual({ opened: 1, closed: 1 });
     expect(await page.textContent('#conn')).toBe('disconnected (credentials expired, code 1008)');
