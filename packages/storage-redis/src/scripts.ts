@@ -327,9 +327,11 @@ if deadline > 0 then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return -1 end
 end
+-- The index first: one holding another kind of value (WRONGTYPE, damage) fails the delete before
+-- anything is written (a script's writes are not rolled back), as a delete reported failed must be.
+if #KEYS >= 5 then redis.call('ZREM', KEYS[5], ARGV[1]) end
 local existed = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if #KEYS >= 5 then redis.call('ZREM', KEYS[5], ARGV[1]) end
 redis.call('SET', KEYS[4], existed, 'PX', ARGV[3])
 return existed
 `;

@@ -490,6 +490,23 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // A delete reported failed must have changed nothing: the caller keeps the upgrade (and may go on
+  // appending to it) and would not expect its events gone.
+  it('delete() deletes nothing when the index key holds another kind of value (DATA_CORRUPTED), and deletes once it is repaired', async () => {
+    const keyPrefix = freshPrefix('wrongtype-delete');
+    const store = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('wrongtype-delete');
+    await appendBatch(store, f, 3);
+    await admin.del(store.keys.index);
+    await admin.set(store.keys.index, 'not a sorted set');
+    expect((await errorOf(store.delete(f.upgradeId))).code).toBe('DATA_CORRUPTED');
+    expect(await store.load(f.upgradeId)).toEqual(f.state);
+    await admin.del(store.keys.index);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    await store.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
