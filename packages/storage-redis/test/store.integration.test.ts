@@ -1,4 +1,5 @@
 import { EventFactory } from '@progress/core/testing';
+import { readFileSync } from 'node:fs';
 import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -958,6 +959,62 @@ describe('RedisStore: a password Redis refuses', () => {
       expect(serialized(errors)).not.toContain('Wr0ngSecretPw');
       expect(serialized(logged)).not.toContain('Wr0ngSecretPw');
     } finally {
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
+// README, Failure semantics, Permissions: the commands it lists, or the categories it names, are
+// all a Redis ACL user limited to the store's keys needs. Redis checks the commands a script runs
+// too, so a list that leaves one out fails the append scripts in their middle.
+describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the README says it needs', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const paragraph = /\*\*Permissions\.\*\*([\s\S]*?)(?=\n- \*\*)/.exec(readme)?.[1] ?? '';
+  const [commandsPart, categoriesPart] = paragraph.split('the categories');
+  const commands = [...(commandsPart ?? '').matchAll(/`([A-Z]+(?:\s[A-Z]+)?)`/g)].map((m) => `+${m[1]!.toLowerCase().replace(/\s/, '|')}`);
+  const categories = /`(\+@[a-z]+(?:\s+\+@[a-z]+)*)`/.exec(categoriesPart ?? '')?.[1]?.split(/\s+/) ?? [];
+
+  it.each([
+    ['the commands', 'single', commands],
+    ['the commands', 'cluster', commands],
+    ['the categories', 'single', categories],
+  ] as const)('%s it lists (%s mode): appends with retention, load(), readEvents(), list(), delete(), watch() and watchAll() work', async (_what, mode, grants) => {
+    expect(grants).toEqual(expect.arrayContaining(grants === commands ? ['+evalsha', '+hset', '+client|setname'] : ['+@scripting', '+@fast']));
+    const keyPrefix = freshPrefix('acl');
+    prefixes.add(keyPrefix);
+    const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', `~${keyPrefix}*`, 'resetchannels', ...grants);
+    const url = new URL(redisUrl());
+    url.username = user;
+    url.password = 'pw';
+    const store = new RedisStore({ url: url.toString(), keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2, retention: { maxEvents: 1, ttlSeconds: 60 } });
+    const stop = new AbortController();
+    try {
+      const all: number[] = [];
+      const following = (async () => {
+        for await (const e of store.watchAll({ signal: stop.signal })) all.push(e.seq);
+      })();
+      await store.list(); // watchAll() reads its start first
+      const f = new EventFactory('acl-u');
+      for (let i = 0; i < 3; i++) await appendBatch(store, f, 2);
+      await store.append(f.upgradeId, [f.next('upgrade.completed', { status: 'completed' })], 6, f.snapshot());
+      expect(await store.load(f.upgradeId)).toEqual(f.state);
+      expect((await errorOf(collect(store.readEvents(f.upgradeId, 0)))).context.reason).toBe('trimmed');
+      // From seq 6 (kept: after the last snapshot), until the signal ends it.
+      expect((await collect(store.watch(f.upgradeId, 6, { signal: AbortSignal.timeout(300) }))).map((e) => e.seq)).toEqual([7]);
+      expect(await admin.ttl(store.keys.upgrade(f.upgradeId).events)).toBeGreaterThan(0);
+      // list() drops the index entry of an upgrade that is gone (a script in single mode).
+      await admin.zadd(store.keys.index, 1, 'gone');
+      expect((await store.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+      expect(await admin.zscore(store.keys.index, 'gone')).toBeNull();
+      while (!all.includes(7)) await new Promise((r) => setTimeout(r, 10));
+      expect(await store.delete(f.upgradeId)).toBe(true);
+      expect(await store.load(f.upgradeId)).toBeUndefined();
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
+      await store.close();
       await admin.call('ACL', 'DELUSER', user);
     }
   });
