@@ -46,6 +46,19 @@ export function safeText(text: unknown): string {
   return String(text).replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
 }
 
+/**
+ * Code points a terminal draws two cells wide (East Asian Wide and Fullwidth: Hangul, CJK, kana,
+ * fullwidth forms; emoji shown as emoji by default), and ones it draws in none (combining marks,
+ * format characters such as a zero-width joiner).
+ */
+const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe10-\ufe19\ufe30-\ufe6f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]|\p{Emoji_Presentation}/u;
+const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}]/u;
+
+/** The cells one code point `ch` takes in a terminal: 0, 1 or 2. */
+export function cellsOf(ch: string): number {
+  return ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
+}
+
 function paint(status: ProgressStatus, text: string, color: boolean): string {
   return color ? `${COLORS[status]}${text}${RESET}` : text;
 }

@@ -1,5 +1,5 @@
 import type { ProgressEvent, UpgradeProgress } from '@progress/core';
-import { renderEventLine, renderProgress, safeText } from '../render.js';
+import { cellsOf, renderEventLine, renderProgress, safeText } from '../render.js';
 
 /** Where and how a live view prints. */
 export interface LiveViewOptions {
@@ -93,22 +93,33 @@ function renderStateLine(state: Readonly<UpgradeProgress>): string {
   return `${safeText(state.updatedAt)} ${safeText(state.upgradeId)} state ${safeText(state.status)} at seq ${state.lastSeq} overall=${state.overallPercentage}%${phase} tasks=${done}/${tasks.length}`;
 }
 
-// Cuts a line to `width` visible cells, keeping ANSI colour codes out of the count.
+// Cuts a line to `width` visible cells, keeping ANSI colour codes out of the count. Counted in cells
+// by code point: a CJK character or an emoji takes two, and a line cut by UTF-16 unit was wider than
+// the terminal (it wrapped, and the next redraw's cursor-up left rows of the old one on the screen),
+// or ended in half a surrogate pair (printed as U+FFFD).
 function truncate(line: string, width: number): string {
   let visible = 0;
+  let full = false;
   let out = '';
-  for (let i = 0; i < line.length; i++) {
+  for (let i = 0; i < line.length; ) {
     if (line[i] === '\x1b') {
       const end = line.indexOf('m', i);
       if (end > 0) {
         out += line.slice(i, end + 1);
-        i = end;
+        i = end + 1;
         continue;
       }
     }
-    if (visible >= width) continue;
-    out += line[i];
-    visible++;
+    const ch = String.fromCodePoint(line.codePointAt(i)!);
+    i += ch.length;
+    if (full) continue;
+    const cells = cellsOf(ch);
+    if (visible + cells > width) {
+      full = true;
+      continue;
+    }
+    out += ch;
+    visible += cells;
   }
   return out;
 }
