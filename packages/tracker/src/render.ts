@@ -59,6 +59,34 @@ export function cellsOf(ch: string): number {
   return ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
 }
 
+/** The cells `text` takes in a terminal. */
+export function textCells(text: string): number {
+  let cells = 0;
+  for (const ch of text) cells += cellsOf(ch);
+  return cells;
+}
+
+/**
+ * `text` in exactly `cells` cells: cut between code points (never inside a surrogate pair, which
+ * printed U+FFFD), ending in `ellipsis` when cut, and padded with spaces. Counted in cells, not
+ * UTF-16 units: a CJK name padded by `.length` pushed the columns after it out of line.
+ */
+export function fitCells(text: string, cells: number, ellipsis = ''): string {
+  if (textCells(text) > cells) {
+    const room = cells - textCells(ellipsis);
+    let out = '';
+    let used = 0;
+    for (const ch of text) {
+      const n = cellsOf(ch);
+      if (used + n > room) break;
+      out += ch;
+      used += n;
+    }
+    text = `${out}${ellipsis}`;
+  }
+  return text + ' '.repeat(Math.max(0, cells - textCells(text)));
+}
+
 function paint(status: ProgressStatus, text: string, color: boolean): string {
   return color ? `${COLORS[status]}${text}${RESET}` : text;
 }
@@ -121,10 +149,10 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   lines.push(`overall ${bar(state.overallPercentage, width)} ${pct(state.overallPercentage)}${eta ? `  eta ${etaText(eta, now)}` : ''}`);
   const tasks = treeOrder(state.tasks);
   const depths = tasks.map((t) => depthOf(t, state.tasks));
-  const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t, i) => t.taskName.length + 2 * depths[i]!)));
+  const nameWidth = Math.min(36, Math.max(8, ...tasks.map((t, i) => textCells(safeText(t.taskName)) + 2 * depths[i]!)));
   for (const [i, task] of tasks.entries()) {
     const indent = '  '.repeat(depths[i]!);
-    const name = safeText(`${indent}${task.taskName}`).slice(0, nameWidth).padEnd(nameWidth);
+    const name = fitCells(safeText(`${indent}${task.taskName}`), nameWidth);
     const steps = task.totalSteps !== null ? ` ${task.completedSteps}/${task.totalSteps}` : '';
     const extra = task.status === 'failed' && task.errorMessage ? `  ${safeText(task.errorMessage)}` : task.currentStep ? `  ${safeText(task.currentStep)}` : '';
     const retry = task.retryCount > 0 ? ` (retry ${task.retryCount})` : '';

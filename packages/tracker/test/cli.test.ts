@@ -684,6 +684,38 @@ describe('progress ls / show: text a writer stored', () => {
   });
 });
 
+describe('progress ls / show: names in CJK or with emoji', () => {
+  /** Cells a terminal draws `text` in: a CJK character or an emoji takes two. */
+  const cells = (text: string): number => [...text].reduce((n, ch) => n + (/[\u3040-\u30ff\u4e00-\u9fff]|\p{Emoji_Presentation}/u.test(ch) ? 2 : 1), 0);
+
+  it('line up the columns in cells, and cut a long name between characters, never inside an emoji', async () => {
+    const dir = tempDir('cli-wide');
+    const t = await createProgressTracker({ upgradeId: 'u-wide', planId: 'p', clusterName: '東京本番クラスタ', storage: { json: dir } });
+    await t.startUpgrade('ノード');
+    await t.addTasks([
+      { taskId: 'a', taskName: 'Control plane' },
+      { taskId: 'b', taskName: 'ノードグループ更新' },
+      { taskId: 'c', taskName: `xy${'🎉'.repeat(20)}` },
+    ]);
+    await t.close();
+    const ls = await run('ls', dir);
+    const show = await run('show', dir, 'u-wide');
+    expect([ls.code, show.code]).toEqual([0, 0]);
+    // Every row's STATUS column (ls) and TYPE column (show) starts at the cell its header's does.
+    const at = (line: string, word: string) => cells(line.slice(0, line.indexOf(word)));
+    const [header, row] = ls.out.trim().split('\n') as [string, string];
+    expect(at(row, 'in_progress'), ls.out).toBe(at(header, 'STATUS'));
+    const table = show.out.trim().split('\n').slice(-4);
+    expect(table.map((line) => at(line, line === table[0] ? 'TYPE' : 'upgrade_step')), show.out).toEqual([56, 56, 56, 56]);
+    // The bars above the table line up too.
+    const bars = show.out.split('\n').filter((line) => line.includes('░') && !line.startsWith('overall'));
+    expect(new Set(bars.map((line) => at(line, '░'))).size, show.out).toBe(1);
+    // A cut inside a surrogate pair is printed as U+FFFD.
+    expect(show.out).not.toContain('\ufffd');
+    expect(show.out).toContain('ノードグループ更新');
+  });
+});
+
 /**
  * A store whose next `failLists` lists and `failLoads` loads fail with `code`, as a store that is down
  * does (or one that says NOT_FOUND), and then work again.

@@ -1,13 +1,10 @@
 import type { ProgressStore, UpgradeProgress, UpgradeSummaryRow } from '@progress/core';
-import { renderProgress, safeText } from '../render.js';
+import { fitCells, renderProgress, safeText } from '../render.js';
 import { CliError, ExitCode } from './errors.js';
 import { storeError } from './sources.js';
 
-/** A cell: stored text, with control characters (terminal escapes a writer could plant) made spaces. */
-const pad = (text: string, n: number): string => {
-  const s = safeText(text);
-  return s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n);
-};
+/** A cell: stored text, with control characters (terminal escapes a writer could plant) made spaces, in `n` terminal cells. */
+const pad = (text: string, n: number): string => fitCells(safeText(text), n, '…');
 
 /** A table of upgrades, for `progress ls`. */
 export function formatRows(rows: readonly UpgradeSummaryRow[]): string {
