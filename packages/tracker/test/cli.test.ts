@@ -72,6 +72,8 @@ describe('progress ls / show', () => {
       // The prefix without its ":" finds nothing, and says which prefix was meant.
       const bare = prefix.slice(0, -1);
       expect(await run('ls', url, '--prefix', bare)).toMatchObject({ code: 0, out: 'no upgrades\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
+      // With --json too: a script's empty list under a mistyped prefix is as silent.
+      expect(await run('ls', url, '--prefix', bare, '--json')).toMatchObject({ code: 0, out: '[]\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
     } finally {
       await deleteKeys(url, prefix);
     }

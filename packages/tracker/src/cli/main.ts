@@ -259,10 +259,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
             throw e;
           }
           out.write(`${text}\n`);
+          const none = command === 'ls' && (text === 'no upgrades' || text === '[]');
           // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
-          if (command === 'ls' && (text === 'no upgrades' || text === '[]')) await sayLegacyHint(source);
-          // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why.
-          if (command === 'ls' && text === 'no upgrades' && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
+          if (none) await sayLegacyHint(source);
+          // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why
+          // (with --json too: the hint is on stderr, the JSON on stdout stays as it is).
+          if (none && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
             err.write(`progress: no upgrades under the key prefix "${safeText(source.keyPrefix)}"; a prefix usually ends in ":" (did you mean --prefix ${safeText(source.keyPrefix)}:?)\n`);
           }
         } finally {
