@@ -30,4 +30,30 @@ describe('LiveView on a terminal', () => {
     expect(out.text).not.toContain('\ufffd');
     expect(out.text).toContain('東京');
   });
+
+  it('draws no more lines than the terminal has rows, so that each redraw goes back over all of them', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTasks(Array.from({ length: 30 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    const out = new Capture();
+    out.isTTY = true;
+    (out as unknown as { rows: number }).rows = 12;
+    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: false, intervalMs: 0 });
+    view.update(tracker.progress);
+    await tracker.startTask('t29');
+    view.update(tracker.progress);
+    view.finish();
+    await tracker.close();
+    // The cursor cannot go up past the top of the screen: with more lines than rows, each redraw
+    // left the lines that had scrolled off on the screen, a copy of the live area per redraw.
+    const draws = out.text.split(/\x1b\[\d+A\x1b\[0J/); // eslint-disable-line no-control-regex
+    expect(draws).toHaveLength(3);
+    // The last drawing, left on the screen as it ends, is whole.
+    expect(draws.pop()).toContain('Task 29');
+    for (const draw of draws) {
+      expect(draw.split('\n').filter((line) => line !== '').length, draw).toBeLessThanOrEqual(11);
+      expect(draw).toContain('u2  cluster c');
+    }
+    expect(draws[1]).toMatch(/more lines/);
+  });
 });

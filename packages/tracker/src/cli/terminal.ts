@@ -63,7 +63,8 @@ export class LiveView {
   finish(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#tty && this.#state) this.#draw();
+    // The last drawing is not redrawn: every line of it, however many rows the terminal has.
+    if (this.#tty && this.#state) this.#draw(true);
     else if (this.#state) this.#out.write(`${renderProgress(this.#state, { color: false, recentEvents: 0 }).join('\n')}\n`);
     this.#lines = 0;
   }
@@ -72,13 +73,20 @@ export class LiveView {
     if (this.#tty && this.#lines > 0) this.#out.write(`\x1b[${this.#lines}A\x1b[0J`);
   }
 
-  #draw(): void {
+  #draw(whole = false): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (!this.#state) return;
     this.#last = Date.now();
     const width = Math.max(40, this.#out.columns ?? 100);
-    const lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, width - 1));
+    let lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, width - 1));
+    // The cursor goes up no further than the top of the screen: with more lines than the terminal has
+    // rows, the next redraw could not go back over those that scrolled off, and each one left a copy.
+    const rows = this.#out.rows;
+    if (!whole && rows && lines.length > rows - 1) {
+      const keep = Math.max(0, rows - 2);
+      lines = [...lines.slice(0, keep), truncate(`… ${lines.length - keep} more lines (a taller terminal shows them)`, width - 1)];
+    }
     this.#clear();
     this.#out.write(`${lines.join('\n')}\n`);
     this.#lines = lines.length;
