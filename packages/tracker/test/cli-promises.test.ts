@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
+import { runDemo } from '../src/cli/demo.js';
 import { selfCommand } from '../src/cli/main.js';
-import { cleanupTempDirs, completedUpgrade, runCli, tempDir } from './helpers.js';
+import { LiveView } from '../src/cli/terminal.js';
+import { Capture, cleanupTempDirs, completedUpgrade, runCli, tempDir } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -149,6 +151,26 @@ describe("the demo's hints and the usage", () => {
     expect(selfCommand('/elsewhere/packages/tracker/dist/cli/bin.js', '/repo')).toBe('node /elsewhere/packages/tracker/dist/cli/bin.js');
     expect(selfCommand('/app/node_modules/@progress/tracker/dist/cli/bin.js', '/app')).toBe('npx progress');
     expect(selfCommand('/app/node_modules/.bin/progress', '/app')).toBe('npx progress');
+  });
+
+  it('quote a path with a space or a shell character, so that the command can be pasted into a shell', async () => {
+    expect(selfCommand("/My Projects/it's/packages/tracker/dist/cli/bin.js", '/repo')).toBe(`node '/My Projects/it'\\''s/packages/tracker/dist/cli/bin.js'`);
+    expect(selfCommand('/My Projects/progress/packages/tracker/dist/cli/bin.js', '/My Projects/progress')).toBe('node packages/tracker/dist/cli/bin.js');
+    const directory = join(tempDir('demo hint'), 'my data');
+    const lines: string[] = [];
+    const tracker = await runDemo({
+      directory,
+      port: 0,
+      speed: 1000,
+      lingerSeconds: 0,
+      view: new LiveView({ out: new Capture() as unknown as NodeJS.WriteStream }),
+      signal: new AbortController().signal,
+      print: (line) => lines.push(line),
+      command: 'npx progress',
+    });
+    await tracker.close();
+    // It printed `npx progress ls /tmp/.../my data`: two arguments, refused with exit 2.
+    expect(lines).toContain(`Storage:   ${directory}   (npx progress ls '${directory}')`);
   });
 
   it('progress with no command prints the usage on stderr (exit 2), and on stdout when asked for', async () => {

@@ -6,7 +6,7 @@ import { MAX_TIMER_MS, TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskP
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
 import { CliError, ExitCode } from './errors.js';
-import { openStore } from './sources.js';
+import { openStore, shellArg } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -201,7 +201,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const progress = options.command ?? 'npx progress';
   options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
   const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
-  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${directory})`);
+  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
   options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
   t.subscribe((event, state) => options.view.update(state, event));

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { legacyHint, openStore, parseSource, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { legacyHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
@@ -101,7 +101,7 @@ function withPrefix(source: Source, prefix: string | undefined): Source {
 export function selfCommand(script: string | undefined = process.argv[1], cwd: string = process.cwd()): string {
   if (!script || /[\\/]node_modules[\\/]/.test(script) || !/[\\/]cli[\\/]bin\.js$/.test(script)) return 'npx progress';
   const path = relative(cwd, script);
-  return `node ${path.startsWith('..') ? script : path}`;
+  return `node ${shellArg(path.startsWith('..') ? script : path)}`;
 }
 
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */

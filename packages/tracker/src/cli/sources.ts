@@ -262,6 +262,15 @@ export function upgradeIdFromFragment(fragment: string): string {
   }
 }
 
+/**
+ * `arg` as a POSIX shell reads it back as one argument: as it is when it holds only characters no
+ * shell treats specially, else in single quotes. For the commands the demo prints to be pasted: a
+ * path with a space (`/Users/me/My Projects`) was split in two, and refused as an extra argument.
+ */
+export function shellArg(arg: string): string {
+  return /^[\w./:@%+=,-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
 /** Maps a store error to a CLI error with the right exit code. */
 export function storeError(err: unknown): CliError {
   if (err instanceof CliError) return err;
