@@ -56,4 +56,20 @@ describe('LiveView on a terminal', () => {
     }
     expect(draws[1]).toMatch(/more lines/);
   });
+
+  it('cuts its lines to a terminal narrower than 40 columns too (a split pane), where they wrapped', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'Upgrade the control plane');
+    const out = new Capture();
+    out.isTTY = true;
+    out.columns = 30;
+    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: false, intervalMs: 0 });
+    view.update(tracker.progress);
+    view.finish();
+    await tracker.close();
+    const lines = out.text.split('\n').filter((line) => line !== '');
+    expect(lines.length).toBeGreaterThan(2);
+    for (const line of lines) expect(cells(line), line).toBeLessThanOrEqual(29);
+  });
 });

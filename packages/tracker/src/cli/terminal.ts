@@ -78,14 +78,17 @@ export class LiveView {
     this.#timer = undefined;
     if (!this.#state) return;
     this.#last = Date.now();
-    const width = Math.max(40, this.#out.columns ?? 100);
-    let lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, width - 1));
+    const columns = this.#out.columns || 100;
+    const width = Math.max(40, columns);
+    // Laid out for 40 columns at least, but cut to the terminal's: a line that wraps takes a row the
+    // next redraw's cursor-up does not go back over (a split pane narrower than 40 columns).
+    let lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, columns - 1));
     // The cursor goes up no further than the top of the screen: with more lines than the terminal has
     // rows, the next redraw could not go back over those that scrolled off, and each one left a copy.
     const rows = this.#out.rows;
     if (!whole && rows && lines.length > rows - 1) {
       const keep = Math.max(0, rows - 2);
-      lines = [...lines.slice(0, keep), truncate(`… ${lines.length - keep} more lines (a taller terminal shows them)`, width - 1)];
+      lines = [...lines.slice(0, keep), truncate(`… ${lines.length - keep} more lines (a taller terminal shows them)`, columns - 1)];
     }
     this.#clear();
     this.#out.write(`${lines.join('\n')}\n`);
