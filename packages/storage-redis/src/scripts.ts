@@ -131,6 +131,24 @@ if lastText ~= expectedText then
   end
   if stagedKey then rcall('DEL', stagedKey) end return {0, last}
 end
+-- The first append of an upgrade checks that its user may run what this upgrade's appends run, on
+-- its keys, before it writes anything (Redis 7's ACL check; absent before 7). Redis checks each
+-- command a script runs when it runs: refused after the XADDs, an append left its entries without
+-- their meta, and every later first append of the id failed as damage. The snapshot's and
+-- retention's commands are checked on the meta key (they run on keys of the same prefix).
+if expectedText == '0' and redis.acl_check_cmd then
+  local m, e = KEYS[2], KEYS[1]
+  local need = {{'HGET', m, 'f'}, {'HSET', m, 'f', 'v'}, {'XADD', e, '*', 'b', 'v'}, {'XRANGE', e, '-', '+'}, {'XTRIM', e, 'MINID', '0-1'},
+    {'EXPIRE', e, '1'}, {'EXPIRE', m, '1'}, {'PTTL', m}, {'PEXPIRE', m, '1'}, {'PERSIST', m}, {'EXISTS', m}, {'RENAME', m, m}, {'DEL', m}, {'TIME'}}
+  if feedKey then need[#need + 1] = {'XADD', feedKey, '*', 'p', 'v'}; need[#need + 1] = {'XDEL', feedKey, '0-1'} end
+  if indexKey then need[#need + 1] = {'ZADD', indexKey, '1', 'u'}; need[#need + 1] = {'ZREM', indexKey, 'u'} end
+  for _, c in ipairs(need) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      if stagedKey then redis.pcall('DEL', stagedKey) end
+      return redis.error_reply('NOPERM progress append: this Redis user may not run ' .. c[1] .. (c[2] and (' on ' .. c[2]) or '') .. ', which appends run (see the README, Permissions); nothing was written')
+    end
+  end
+end
 -- The deadline. In single-node mode the feed entry's id carries the server clock: its ms is never
 -- below the time now, so an id at or before the deadline proves the script runs in time, with no TIME
 -- call (one command less on the hot path). Past it, TIME decides (the id can run ahead after the
@@ -326,6 +344,17 @@ local deadline = tonumber(ARGV[2] or '0') or 0
 if deadline > 0 then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return -1 end
+end
+-- What it runs, checked against the user's ACL before anything is written (Redis 7; a command
+-- refused by the ACL in the middle would leave the upgrade half deleted).
+if redis.acl_check_cmd then
+  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}}
+  if #KEYS >= 5 then need[#need + 1] = {'ZREM', KEYS[5], 'u'} end
+  for _, c in ipairs(need) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM progress delete: this Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' (see the README, Permissions); nothing was deleted')
+    end
+  end
 end
 -- The index first: one holding another kind of value (WRONGTYPE, damage) fails the delete before
 -- anything is written (a script's writes are not rolled back), as a delete reported failed must be.

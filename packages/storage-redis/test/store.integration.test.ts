@@ -12,6 +12,16 @@ import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeS
 const prefixes = new Set<string>();
 const admin = adminClient();
 
+/** A Redis ACL user limited to the keys of `keyPrefix`, given `grants`, with the URL that logs in as it. */
+async function aclUser(keyPrefix: string, grants: readonly string[]): Promise<{ user: string; url: string }> {
+  const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
+  await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', `~${keyPrefix}*`, 'resetchannels', ...grants);
+  const url = new URL(redisUrl());
+  url.username = user;
+  url.password = 'pw';
+  return { user, url: url.toString() };
+}
+
 afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
@@ -982,12 +992,8 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
     expect(grants).toEqual(expect.arrayContaining(grants === commands ? ['+evalsha', '+hset', '+client|setname'] : ['+@scripting', '+@fast']));
     const keyPrefix = freshPrefix('acl');
     prefixes.add(keyPrefix);
-    const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', `~${keyPrefix}*`, 'resetchannels', ...grants);
-    const url = new URL(redisUrl());
-    url.username = user;
-    url.password = 'pw';
-    const store = new RedisStore({ url: url.toString(), keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2, retention: { maxEvents: 1, ttlSeconds: 60 } });
+    const { user, url } = await aclUser(keyPrefix, grants);
+    const store = new RedisStore({ url, keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2, retention: { maxEvents: 1, ttlSeconds: 60 } });
     const stop = new AbortController();
     try {
       const all: number[] = [];
@@ -1014,6 +1020,61 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
       await following;
     } finally {
       stop.abort();
+      await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
+// Redis checks each command a script runs when it runs, so an ACL that leaves one out used to fail
+// the scripts in their middle, keeping what they wrote before: a first append refused at its HSET
+// left its entries without their meta (every later first append of the id: DATA_CORRUPTED), a
+// delete refused at its DEL had taken the upgrade out of the index. Both now check first.
+describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 7)', () => {
+  const base = ['+evalsha', '+eval', '+time', '+xadd', '+xrange', '+xrevrange', '+xread', '+xdel', '+xtrim', '+hget', '+hmget', '+hset', '+exists', '+get', '+set', '+del', '+rename', '+expire', '+pexpire', '+pttl', '+persist', '+zadd', '+zrange', '+zrem', '+ping', '+client|setname', '+info'];
+
+  it.each([
+    ['single', '-hset'],
+    ['single', '-zadd'],
+    ['cluster', '-hset'],
+  ] as const)('refuses a first append (%s mode, %s) with NOPERM and writes nothing; with the grant, the same append is stored', async (mode, denied) => {
+    const keyPrefix = freshPrefix('acl-missing');
+    prefixes.add(keyPrefix);
+    const { user, url } = await aclUser(keyPrefix, [...base, denied]);
+    const store = new RedisStore({ url, keyPrefix, mode, commandTimeoutMs: 3000 });
+    try {
+      const f = new EventFactory('acl-first');
+      const events = f.batch(2);
+      const err = await errorOf(store.append(f.upgradeId, events, 0, f.snapshot()));
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      const keys = store.keys.upgrade(f.upgradeId);
+      expect(await admin.exists(keys.events, keys.meta, store.keys.feed)).toBe(0);
+      expect(await admin.zscore(store.keys.index, f.upgradeId)).toBeNull();
+      // Saying which command to grant (Redis 7.0's own refusal inside a script names none).
+      expect(err.message).toContain(`NOPERM progress append: this Redis user may not run ${denied.slice(1).toUpperCase()}`);
+      await admin.call('ACL', 'SETUSER', user, `+${denied.slice(1)}`);
+      await store.append(f.upgradeId, events, 0, f.snapshot());
+      expect(await store.load(f.upgradeId)).toEqual(f.state);
+    } finally {
+      await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
+  it('refuses a delete whose DEL the ACL denies with NOPERM, the upgrade still listed and whole', async () => {
+    const keyPrefix = freshPrefix('acl-delete');
+    prefixes.add(keyPrefix);
+    const { user, url } = await aclUser(keyPrefix, base);
+    const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000 });
+    try {
+      const f = new EventFactory('acl-delete');
+      await appendBatch(store, f, 2);
+      await admin.call('ACL', 'SETUSER', user, '-del');
+      const err = await errorOf(store.delete(f.upgradeId));
+      expect((await store.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+      expect(await store.load(f.upgradeId)).toEqual(f.state);
+      expect(err.message).toContain('NOPERM progress delete: this Redis user may not run DEL');
+    } finally {
       await store.close();
       await admin.call('ACL', 'DELUSER', user);
     }
