@@ -53,10 +53,15 @@ export function safeText(text: unknown): string {
  */
 const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe10-\ufe19\ufe30-\ufe6f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]|\p{Emoji_Presentation}/u;
 const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}]/u;
+/**
+ * Regional indicators are Emoji_Presentation, but come in pairs that a terminal draws as one flag in
+ * two cells (or as two letters, one cell each): one each, or a flag counted four pushed columns out of line.
+ */
+const REGIONAL_INDICATOR = /\p{Regional_Indicator}/u;
 
 /** The cells one code point `ch` takes in a terminal: 0, 1 or 2. */
 export function cellsOf(ch: string): number {
-  return ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
+  return ZERO_WIDTH.test(ch) ? 0 : REGIONAL_INDICATOR.test(ch) ? 1 : WIDE.test(ch) ? 2 : 1;
 }
 
 /** The cells `text` takes in a terminal. */

@@ -46,4 +46,19 @@ describe('renderProgress and renderEventLine', () => {
     expect(renderProgress(state, { barWidth: 1, recentEvents: 0 }).join('\n')).not.toContain('recent:');
     await tracker.close();
   });
+
+  it('lines up the task bars when a name holds a flag (two regional indicators, drawn in two cells)', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTasks([
+      { taskId: 'a', taskName: '\u{1f1ef}\u{1f1f5} Tokyo' },
+      { taskId: 'b', taskName: 'Osaka nodes' },
+    ]);
+    const lines = renderProgress(tracker.progress, { recentEvents: 0 }).filter((line) => line.includes('░') && !line.startsWith('overall'));
+    await tracker.close();
+    // Cells before the bar, counted as a terminal draws them: a flag (a pair of regional indicators) takes two.
+    const at = (line: string) => [...line.slice(0, line.indexOf('░'))].length;
+    // Each indicator was counted as a wide emoji: the flag's name took four cells, its bar started two before the others'.
+    expect(lines.map(at)).toEqual([at(lines[1]!), at(lines[1]!)]);
+  });
 });
