@@ -1029,7 +1029,8 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
 // Redis checks each command a script runs when it runs, so an ACL that leaves one out used to fail
 // the scripts in their middle, keeping what they wrote before: a first append refused at its HSET
 // left its entries without their meta (every later first append of the id: DATA_CORRUPTED), a
-// delete refused at its DEL had taken the upgrade out of the index. Both now check first.
+// delete refused at its ZREM or SET had deleted the upgrade (and, with the index first, one refused
+// at its DEL would take it out of the index). Both now check first.
 describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 7)', () => {
   const base = ['+evalsha', '+eval', '+time', '+xadd', '+xrange', '+xrevrange', '+xread', '+xdel', '+xtrim', '+hget', '+hmget', '+hset', '+exists', '+get', '+set', '+del', '+rename', '+expire', '+pexpire', '+pttl', '+persist', '+zadd', '+zrange', '+zrem', '+ping', '+client|setname', '+info'];
 
