@@ -141,7 +141,10 @@ if expectedText == '0' and redis.acl_check_cmd then
   local need = {{'HGET', m, 'f'}, {'HSET', m, 'f', 'v'}, {'XADD', e, '*', 'b', 'v'}, {'XRANGE', e, '-', '+'}, {'XTRIM', e, 'MINID', '0-1'},
     {'EXPIRE', e, '1'}, {'EXPIRE', m, '1'}, {'PTTL', m}, {'PEXPIRE', m, '1'}, {'PERSIST', m}, {'EXISTS', m}, {'RENAME', m, m}, {'DEL', m}, {'TIME'}}
   if feedKey then need[#need + 1] = {'XADD', feedKey, '*', 'p', 'v'}; need[#need + 1] = {'XDEL', feedKey, '0-1'} end
-  if indexKey then need[#need + 1] = {'ZADD', indexKey, '1', 'u'}; need[#need + 1] = {'ZREM', indexKey, 'u'} end
+  -- A Cluster append writes the index (and the feed) after the script, in other slots: ZADD is asked
+  -- on a key of the same prefix here, or a user without it had upgrades stored but never listed.
+  local index = indexKey or m
+  need[#need + 1] = {'ZADD', index, '1', 'u'}; need[#need + 1] = {'ZREM', index, 'u'}
   for _, c in ipairs(need) do
     if not redis.acl_check_cmd(unpack(c)) then
       if stagedKey then redis.pcall('DEL', stagedKey) end

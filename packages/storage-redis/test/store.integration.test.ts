@@ -1038,6 +1038,7 @@ describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 
     ['single', '-hset'],
     ['single', '-zadd'],
     ['cluster', '-hset'],
+    ['cluster', '-zadd'],
   ] as const)('refuses a first append (%s mode, %s) with NOPERM and writes nothing; with the grant, the same append is stored', async (mode, denied) => {
     const keyPrefix = freshPrefix('acl-missing');
     prefixes.add(keyPrefix);
