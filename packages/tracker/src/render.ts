@@ -40,10 +40,15 @@ export function bar(percentage: number, width = 30): string {
   return '█'.repeat(full) + '░'.repeat(width - full);
 }
 
-/** Strips control characters, so that names from elsewhere cannot move the terminal's cursor. Takes any value (a field a server sent may not be the string it should be). */
+/**
+ * Strips control characters, so that names from elsewhere cannot move the terminal's cursor, and the
+ * bidi marks, overrides and isolates, so that they cannot show a line in another order than it holds
+ * (a terminal or viewer that applies bidi drew `Rollback \u202eko\u202c` as "Rollback ok"). Each
+ * becomes a space. Takes any value (a field a server sent may not be the string it should be).
+ */
 export function safeText(text: unknown): string {
   // eslint-disable-next-line no-control-regex
-  return String(text).replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
+  return String(text).replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' ');
 }
 
 /**

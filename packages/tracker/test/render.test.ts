@@ -22,6 +22,17 @@ describe('renderProgress and renderEventLine', () => {
     expect(text).toContain('PWNED');
   });
 
+  it('prints names without bidi override and isolate controls, which would show a line in another order than it holds', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u4', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    // Holds "ko", drawn "ok" by a terminal or viewer that applies bidi (Trojan Source).
+    await tracker.addTask('t', 'Rollback \u202eko\u202c \u2067x\u2069 \u200fy');
+    const text = renderProgress(tracker.progress).join('\n');
+    await tracker.close();
+    expect(text).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('Rollback  ko ');
+  });
+
   it('prints the ETA with its date when it is not today, so an ETA days away does not read as later today', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
