@@ -159,6 +159,21 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
+  it('shows names without bidi override and isolate controls, which would show them in another order than they hold', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-bidi');
+    server.track(t);
+    await t.startUpgrade('P1');
+    // Holds "ko", drawn "ok" by the browser's bidi (Trojan Source): a writer could make a failure read as fine.
+    await t.addTask('t1', 'Rollback \u202eko\u202c \u2067x\u2069');
+    const page = await newPage();
+    await page.goto(`http://127.0.0.1:${port}/#u-bidi`);
+    await caughtUp(page, t);
+    const text = await page.evaluate<string>('document.body.textContent');
+    expect(text).toContain('Rollback  ko ');
+    expect(text).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+  });
+
   it("keeps a parent's own percentage when all its children are skipped or cancelled, as core does", async () => {
     const { server, port } = await serve();
     const t = await tracker('u-skipped');

@@ -38,10 +38,13 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0, connectingSince = 0;
   var $ = function (id) { return document.getElementById(id); };
 
+  // Bidi marks, overrides and isolates in text a writer sent become spaces: the browser would show
+  // it in another order than it holds ("Rollback <U+202E>ko" drawn as "Rollback ok").
+  var BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = String(text).replace(BIDI, ' ');
     return e;
   }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
