@@ -51,3 +51,11 @@ export const entryId = (seq: number): string => `0-${seq}`;
 
 /** The seq of a stream entry id `0-<seq>`. */
 export const seqOf = (id: string): number => Number(id.slice(id.indexOf('-') + 1));
+
+/**
+ * Reads of an upgrade in a row whose epoch (the meta's, the eventId of its seq 1) did not hold still
+ * before a reader gives up: it moved between a page's two meta reads (`readEvents`), or a new run's
+ * seq 1 does not carry it (`watch()`). Each is a fresh read, so a delete and re-create landing between
+ * the same two commands every time is not what keeps it up.
+ */
+export const EPOCH_READS = 5;

@@ -29,7 +29,7 @@ import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
-import { KeyLayout, entryId, type UpgradeKeys } from './keys.js';
+import { EPOCH_READS, KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
@@ -746,7 +746,7 @@ export class RedisStore implements ProgressStore {
       const epochNow = after[0] ?? null;
       // Deleted (and perhaps created again) while this page was read: read it again.
       if ((before[0] ?? null) !== epochNow) {
-        if (++moved < 5) continue;
+        if (++moved < EPOCH_READS) continue;
         throw goneError(upgradeId, next, 'it was deleted or created again on every read', 'read');
       }
       moved = 0;

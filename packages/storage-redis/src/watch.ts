@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
-import { entryId, seqOf, type KeyLayout } from './keys.js';
+import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
 
@@ -391,11 +391,9 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
       const start = decodeEntry(keys.events, entries[0]!)[0]!;
       if (start.seq === 1 && Buffer.from(start.eventId).toString() !== read.meta[1]) {
         epoch = undefined;
-        // Each read again is a fresh one (the entries are there: XREAD returns at once), so a
-        // delete and re-create between the XREAD and the meta read every time is not what keeps
-        // this up: the meta's epoch is damaged, and reading again would loop at once, for good
-        // (readEvents likewise gives up after 5 reads whose epoch moved).
-        if (++wrongEpoch < 5) continue;
+        // Read again at once (the entries are there: XREAD returns without blocking): past
+        // EPOCH_READS, the meta's epoch is damaged, and reading again would loop for good.
+        if (++wrongEpoch < EPOCH_READS) continue;
         throw corrupted(keys.meta, `its epoch (not the eventId of seq 1 on ${wrongEpoch} reads in a row)`, undefined, { upgradeId });
       }
     }
