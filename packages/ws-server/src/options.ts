@@ -112,6 +112,19 @@ function bad(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${message}`);
 }
 
+/**
+ * Refuses a path that names no WebSocket endpoint (the server's `path`, the dashboard's `wsPath`): the
+ * page appends it to `ws://host` and may add `?token=`.
+ *
+ * @param name Names the option in the message (with its function, where there is one).
+ * @throws ProgressError `INVALID_ARGUMENT`
+ */
+export function checkEndpointPath(path: unknown, name: string): asserts path is string {
+  if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path)) {
+    throw bad(`${name} must start with "/" and hold no query, fragment or space, got ${describeValue(path)}`);
+  }
+}
+
 function whole(value: unknown, name: string, min: number, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw bad(`${name} must be a whole number >= ${min}, got ${describeValue(value)}`);
@@ -161,7 +174,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
   // `undefined` only: a null path is refused, as a null port or host is, not taken for the default.
   const path = options.path === undefined ? '/ws' : options.path;
-  if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path)) throw bad('path must start with "/" and hold no query, fragment or space');
+  checkEndpointPath(path, 'path');
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
   }

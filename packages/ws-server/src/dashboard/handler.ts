@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProgressError } from '@progress/core';
-import { refuseUnknownOptions } from '../options.js';
-import { checkWsPath, dashboardHtml } from './page.js';
+import { checkEndpointPath, refuseUnknownOptions } from '../options.js';
+import { dashboardHtml } from './page.js';
 import { DASHBOARD_SCRIPT } from './script.js';
 import { DASHBOARD_STYLE } from './style.js';
 
@@ -41,7 +41,7 @@ export function createDashboardHandler(options: DashboardOptions = {}): (req: In
   refuseUnknownOptions(options, DASHBOARD_NAMES, 'createDashboardHandler() options');
   const wsPath = options.wsPath === undefined ? '/ws' : options.wsPath;
   // The server's own rule for its `path`: any other value names no endpoint the page could reach.
-  checkWsPath(wsPath, 'createDashboardHandler()');
+  checkEndpointPath(wsPath, 'createDashboardHandler() wsPath');
   const html = dashboardHtml(wsPath);
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -1,21 +1,8 @@
-import { ProgressError, describeValue } from '@progress/core';
+import { checkEndpointPath } from '../options.js';
 
 /** Escapes text for an HTML attribute or text node. */
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/**
- * Refuses a `wsPath` that names no endpoint the page could reach (the server's own rule for its
- * `path`): the script appends it to `ws://host` and may add `?token=`.
- *
- * @param what Names the caller in the message.
- * @throws ProgressError `INVALID_ARGUMENT`
- */
-export function checkWsPath(wsPath: unknown, what: string): asserts wsPath is string {
-  if (typeof wsPath !== 'string' || !wsPath.startsWith('/') || /[?#\s]/.test(wsPath)) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] ${what} wsPath must start with "/" and hold no query, fragment or space, got ${describeValue(wsPath)}`);
-  }
 }
 
 /**
@@ -25,7 +12,7 @@ export function checkWsPath(wsPath: unknown, what: string): asserts wsPath is st
  * @throws ProgressError `INVALID_ARGUMENT` for a `wsPath` that does not start with `/` or holds a query, fragment or space
  */
 export function dashboardHtml(wsPath: string): string {
-  checkWsPath(wsPath, 'dashboardHtml()');
+  checkEndpointPath(wsPath, 'dashboardHtml() wsPath');
   return `<!doctype html>
 <html lang="en">
 <head>
