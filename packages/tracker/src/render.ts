@@ -82,19 +82,21 @@ export function textCells(text: string): number {
  * UTF-16 units: a CJK name padded by `.length` pushed the columns after it out of line.
  */
 export function fitCells(text: string, cells: number, ellipsis = ''): string {
-  if (textCells(text) > cells) {
-    const room = cells - textCells(ellipsis);
+  let used = textCells(text);
+  if (used > cells) {
+    const mark = textCells(ellipsis);
     let out = '';
-    let used = 0;
+    used = 0;
     for (const ch of text) {
       const n = cellsOf(ch);
-      if (used + n > room) break;
+      if (used + n > cells - mark) break;
       out += ch;
       used += n;
     }
     text = `${out}${ellipsis}`;
+    used += mark;
   }
-  return text + ' '.repeat(Math.max(0, cells - textCells(text)));
+  return text + ' '.repeat(Math.max(0, cells - used));
 }
 
 function paint(status: ProgressStatus, text: string, color: boolean): string {
