@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+// What a user gets from npm: the tarball `npm pack` makes of each published package. `--dry-run`
+// lists it without building (dist/ is listed only when built, so it is not checked here).
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const PACKAGES = ['core', 'storage-json', 'storage-redis', 'notifier-eventbridge', 'callbacks', 'ws-server', 'tracker'];
+
+function packedFiles(pkg: string): string[] {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: path.join(root, 'packages', pkg),
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const [report] = JSON.parse(out) as [{ files: { path: string }[] }];
+  return report.files.map((f) => f.path);
+}
+
+/** Relative link targets of a Markdown text (`[text](target)`), without #fragments. */
+function relativeLinks(markdown: string): string[] {
+  const links = [...markdown.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+  return links.filter((l) => !/^[a-z][a-z0-9+.-]*:/i.test(l) && !l.startsWith('#')).map((l) => l.replace(/#.*$/, ''));
+}
+
+describe.each(PACKAGES)('the @progress/%s tarball', (pkg) => {
+  const files = packedFiles(pkg);
+
+  it('carries the license text, the README and no tests', () => {
+    // MIT asks that the notice go with every copy; package.json's "license" field alone is not it.
+    expect(files).toContain('LICENSE');
+    expect(readFileSync(path.join(root, 'packages', pkg, 'LICENSE'), 'utf8')).toBe(readFileSync(path.join(root, 'LICENSE'), 'utf8'));
+    expect(files).toContain('README.md');
+    expect(files.filter((f) => /\.test\.ts$|(^|\/)test\//.test(f))).toEqual([]);
+  });
+
+  it("links from its README only to files the tarball holds (npm's page has nothing else)", () => {
+    const readme = readFileSync(path.join(root, 'packages', pkg, 'README.md'), 'utf8');
+    const missing = relativeLinks(readme).filter((l) => !files.includes(path.posix.normalize(l)));
+    expect(missing, 'a relative link that leaves the package is broken on npmjs.com: link https://www.npmjs.com/package/@progress/<name> instead').toEqual([]);
+  });
+});
