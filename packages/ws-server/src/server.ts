@@ -7,6 +7,7 @@ import {
   ProgressError,
   filterRows,
   isProgressError,
+  isTerminal,
   summarize,
   toSummaryRow,
   type ProgressEvent,
@@ -645,7 +646,10 @@ export class ProgressWebSocketServer implements ProgressSink {
       }
       // Gone by now (the check above released it, and this load found nothing): not kept.
       if (!topic.exists) this.#maybeRelease(topic);
-      else this.#attachWildcard(w, topic);
+      else {
+        this.#attachWildcard(w, topic);
+        this.#settle(topic);
+      }
     }
   }
 
@@ -654,6 +658,14 @@ export class ProgressWebSocketServer implements ProgressSink {
     // subscriber attached to it would never get another event of that upgrade.
     if (this.#topics.get(topic.upgradeId) !== topic) return;
     for (const w of this.#wildcards) this.#attachWildcard(w, topic);
+  }
+
+  /**
+   * Retains a topic that became idle (within `maxRetainedUpgrades`), unless it was released meanwhile:
+   * one of an upgrade that ended, which `*` subscribers alone no longer hold (see #idle).
+   */
+  #settle(topic: Topic): void {
+    if (this.#topics.get(topic.upgradeId) === topic && !this.#retained.has(topic.upgradeId) && this.#idle(topic)) this.#retain(topic);
   }
 
   #attachWildcard(w: WildcardSubscription, topic: Topic): void {
@@ -863,8 +875,8 @@ export class ProgressWebSocketServer implements ProgressSink {
     // One released while it loaded, whose successor is in the map now (its subscriber left before the
     // load answered): it closes, and the successor, which others may follow, stays.
     if (this.#topics.get(topic.upgradeId) !== topic) return topic.close();
-    if (this.#watchAll && topic.storeBacked && (topic.exists || !topic.loaded)) return;
     if (this.#idle(topic)) return this.#retain(topic);
+    if (this.#watchAll && topic.storeBacked && (topic.exists || !topic.loaded)) return;
     topic.close();
     this.#topics.delete(topic.upgradeId);
   }
@@ -875,7 +887,11 @@ export class ProgressWebSocketServer implements ProgressSink {
    * the server keep every upgrade it was ever sent; one forgotten is let go of by them (see #retain).
    */
   #idle(topic: Topic): boolean {
-    if (topic.tracker || topic.storeBacked || !topic.exists) return false;
+    if (topic.tracker || !topic.exists) return false;
+    // One followed from the store only once it ended (no more events of its run; a new run under its
+    // id comes back through watchAll) and no store watch of it runs: a dashboard open for weeks on a
+    // Redis would otherwise make the server keep every upgrade the store ever held.
+    if (topic.storeBacked && (!topic.loaded || topic.watching || !isTerminal(topic.state!.status))) return false;
     for (const sub of topic.subs) if (!sub.wildcard) return false;
     return true;
   }
@@ -919,7 +935,11 @@ export class ProgressWebSocketServer implements ProgressSink {
         for await (const event of store.watchAll!({ signal: ac.signal })) {
           if (ac.signal.aborted) break;
           const topic = this.#topic(event.upgradeId);
-          if (topic.storeBacked) topic.ingest(event);
+          if (!topic.storeBacked) continue;
+          topic.ingest(event);
+          // The upgrade ended: once its last events went out (after the load they may wait for),
+          // `*` subscribers alone no longer hold it.
+          if (isTerminal(event.status) && event.type.startsWith('upgrade.')) void topic.ensureLoaded().then(() => this.#settle(topic), () => {});
         }
       } catch (err) {
         if (!ac.signal.aborted) this.#o.logger.warn({ err }, 'store watchAll failed; retrying');
@@ -961,6 +981,7 @@ export class ProgressWebSocketServer implements ProgressSink {
         continue;
       }
       this.#attachWildcards(topic);
+      this.#settle(topic);
     }
   }
 

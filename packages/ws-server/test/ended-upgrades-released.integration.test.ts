@@ -1,0 +1,79 @@
+// A server over a Redis store with a `*` subscriber (a dashboard left open) runs for weeks: it must
+// not keep the state of every upgrade that ever ended. Found by a soak of 2,000 upgrades, where the
+// server held one topic (and each `*` client one subscription) per upgrade ever run: the heap grew
+// by about 45 KB an upgrade. Each test failed before the fix (topics = every upgrade run).
+import { ProgressWebSocketServer } from '@progress/ws-server';
+import type { RedisStore } from '@progress/storage-redis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openTracker } from './helpers.js';
+import { Harness } from './two-processes.js';
+
+const harness = new Harness();
+afterAll(() => harness.cleanup());
+const RETAINED = 3;
+const UPGRADES = 10;
+
+async function serve(store: RedisStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
+  const server = new ProgressWebSocketServer({ port: 0, store, maxRetainedUpgrades: RETAINED });
+  harness.onCleanup(() => server.stop());
+  const { url: wsUrl } = await server.start();
+  return { server, wsUrl };
+}
+
+describe("ws-server over Redis: upgrades that ended are not held for '*' subscribers alone", () => {
+  it('written by another process: the server keeps at most maxRetainedUpgrades of them, and the * subscriber got every event', async () => {
+    const { serving, writing } = harness.setup();
+    const { server, wsUrl } = await serve(serving);
+    const star = await harness.connect(wsUrl);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'subscribed');
+    for (let i = 1; i <= UPGRADES; i++) {
+      const tracker = await openTracker(`ended-${i}`, writing);
+      await tracker.startUpgrade();
+      await tracker.addTask('t', 'T');
+      await tracker.completeTask('t');
+      await tracker.completeUpgrade();
+      await tracker.close();
+      await star.next((m) => m.type === 'progress_event' && m.upgradeId === `ended-${i}` && m.data.type === 'upgrade.completed');
+    }
+    // Every event of every upgrade reached the * subscriber (snapshot at 1, then 2..5), none lost to the release.
+    for (let i = 1; i <= UPGRADES; i++) {
+      const seqs = [...star.ofType('snapshot', `ended-${i}`).map((m) => m.seq as number), ...star.seqs(`ended-${i}`)];
+      expect(Math.max(...seqs)).toBe(5);
+    }
+    // Before the fix: 10 (one per upgrade ever written, for as long as the * subscriber stays).
+    expect(server.getStats().topics).toBeLessThanOrEqual(RETAINED);
+
+    // One let go of is still served by name, from the store.
+    const named = await harness.connect(wsUrl);
+    named.send({ type: 'subscribe', upgradeId: 'ended-1' });
+    const snapshot = await named.next((m) => m.type === 'snapshot' && m.upgradeId === 'ended-1');
+    expect(snapshot.seq).toBe(5);
+    // A new run under an id let go of reaches the * subscriber again.
+    expect(await writing.delete('ended-2')).toBe(true);
+    const again = await openTracker('ended-2', writing);
+    await again.startUpgrade();
+    const from = star.messages.length;
+    await star.next((m) => m.upgradeId === 'ended-2' && ((m.type === 'snapshot' && m.data.status === 'in_progress') || (m.type === 'progress_event' && m.data.type === 'upgrade.started')), from);
+    await again.close();
+  }, 30_000);
+
+  it('tracked by this server (the composed tracker with a shared server): untracked upgrades that ended are let go of too', async () => {
+    const { serving, writing } = harness.setup();
+    const { server, wsUrl } = await serve(serving);
+    const star = await harness.connect(wsUrl);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'subscribed');
+    for (let i = 1; i <= UPGRADES; i++) {
+      const tracker = await openTracker(`tracked-${i}`, writing);
+      const untrack = server.track(tracker);
+      await tracker.startUpgrade();
+      await tracker.completeUpgrade();
+      await star.next((m) => m.type === 'progress_event' && m.upgradeId === `tracked-${i}` && m.data.type === 'upgrade.completed');
+      await tracker.close();
+      untrack();
+    }
+    // Before the fix: 10.
+    expect(server.getStats().topics).toBeLessThanOrEqual(RETAINED);
+  }, 30_000);
+});
