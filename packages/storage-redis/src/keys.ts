@@ -4,7 +4,7 @@ import { ProgressError, describeValue } from '@progress/core';
 export interface UpgradeKeys {
   /** Stream of events: one entry per append, id `0-<seq of its last event>`, field `b` (JSON array of the events). Development builds before the first release wrote one entry per event (id `0-<seq>`, field `e`, some also `i`); both are read. */
   events: string;
-  /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON), `fast` (the row's fields every append moves), `epoch` (eventId of seq 1: tells a re-created upgrade from the one before), `born` (single-node mode: the feed entry id of the first append; feed entries older than it are of an earlier upgrade under the id). */
+  /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON), `fast` (the row's fields every append moves), `epoch` (eventId of seq 1: tells a re-created upgrade from the one before), `born` (single-node mode: the feed entry id of the first append; feed entries older than it are of an earlier upgrade under the id), `unfed` (cluster mode: '1' from the first append, '0' once a feed entry from seq 1 is known written). */
   meta: string;
   /** String: JSON of the state at `snapSeq`. */
   snapshot: string;
