@@ -51,8 +51,12 @@ interface PendingAppend {
   score: number;
   /** Cluster mode: the script found the upgrade's first feed entry not known written (its meta's `unfed`, see APPEND_LUA). */
   unfed: boolean;
-  /** Cluster mode: the append takes the meta's `unfed` out (flag 16, see #followUp). */
-  unmark: boolean;
+  /**
+   * Cluster mode: the upgrade's epoch (the eventId of its seq 1), for taking the meta's `unfed` out
+   * once a feed entry from seq 1 is written (see #followUp): a first append's own, or the one the
+   * script answered with the mark.
+   */
+  epoch: string | Buffer | undefined;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
   expiresAt: number;
   settled: boolean;
@@ -159,14 +163,12 @@ export class RedisStore implements ProgressStore {
    */
   readonly #unfed = new Map<string, { from: number; upTo: number }>();
   /**
-   * Cluster mode (see #followUp): upgrades whose feed entry from seq 1 this store is writing or wrote,
-   * until an append of it took the meta's `unfed` out: an append whose script still finds the mark
-   * meanwhile is not told of a lost entry. And those whose next append is to take it out (flag 16),
-   * once that entry is written. Both bounded (the oldest is forgotten first: a later append then
-   * points from seq 1 once more).
+   * Cluster mode (see #followUp): upgrades whose feed entry from seq 1 this store is writing, until
+   * the meta's `unfed` is taken out after it: an append whose script still finds the mark meanwhile
+   * is not told of a lost entry. Bounded (the oldest is forgotten first: a later append then points
+   * from seq 1 once more).
    */
   readonly #founded = new Set<string>();
-  readonly #toUnmark = new Set<string>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepAt: number | undefined;
   readonly #watchers = new Set<Redis | Cluster>();
@@ -281,7 +283,6 @@ export class RedisStore implements ProgressStore {
     let args: string[];
     let deadlineAt: number;
     let staged: PendingAppend['staged'];
-    let unmark = false;
     try {
       if (keys === undefined) {
         this.#check(upgradeId);
@@ -305,9 +306,7 @@ export class RedisStore implements ProgressStore {
       // latest append's in cluster mode (the follow-up re-scores on every append).
       score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
       const index = !this.#cluster && expectedSeq === 0;
-      // Cluster mode: this store wrote a feed entry from seq 1 since the upgrade's first append (see #followUp).
-      unmark = this.#cluster && expectedSeq > 0 && this.#toUnmark.delete(upgradeId);
-      const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0) + (unmark ? 16 : 0);
+      const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
       // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, ARGV 1-7
       // (the deadline is filled in by #send), the batch, then the row when written.
       args = [APPEND_SHA, '', keys.events, keys.meta];
@@ -339,7 +338,8 @@ export class RedisStore implements ProgressStore {
       return Promise.reject(isProgressError(err) ? err : appendInputError('@progress/storage-redis', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', err));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, unfed: false, unmark, expiresAt: Infinity, settled: false, resolve, reject });
+      const epoch = this.#cluster && expectedSeq === 0 ? events[0]!.eventId : undefined;
+      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, unfed: false, epoch, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
@@ -544,8 +544,6 @@ export class RedisStore implements ProgressStore {
       return;
     }
     const context = { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq };
-    // An append that was to take the meta's `unfed` out and is not known to have run: the next one does.
-    if (p.unmark) this.#toUnmark.add(p.upgradeId);
     if (err !== undefined) {
       if (this.#misconfigured) return p.reject(this.#misconfigured);
       p.reject(this.#withConnectionError(unavailable(`upgrade "${p.upgradeId}": could not append seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n}`, err, context)));
@@ -556,7 +554,11 @@ export class RedisStore implements ProgressStore {
     const [code, stored] = Array.isArray(reply) ? reply : [reply, undefined];
     const status = Number(code);
     if (status === 1 || status === 2 || status === 3) {
-      p.unfed = status === 3;
+      if (status === 3) {
+        p.unfed = true;
+        // As Redis stored it: the prepared command answers bulk strings as Buffers, sent back unchanged.
+        p.epoch = typeof stored === 'string' || Buffer.isBuffer(stored) ? stored : undefined;
+      }
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       if (this.#cluster) this.#followUp(p);
       p.resolve();
@@ -591,34 +593,28 @@ export class RedisStore implements ProgressStore {
    *
    * An upgrade's first entry is also lost when its writer dies between the script and the follow-up,
    * which no store knows of. So the first append's script marks the meta `unfed`, and the store that
-   * wrote an entry from seq 1 has its next append's script take the mark out (no command of its own).
-   * An append whose script still finds it (status 3), when this store has not written nor is writing
-   * such an entry itself, points its entry from seq 1: a follower that had not seen the upgrade (one
-   * started before it was created) is handed it from its start rather than from this entry. One that
-   * started after the upgrade was created is handed those events too, more than the new ones (after a
-   * lost first entry, or when the store that wrote it made no append after that); one that has seen
-   * it drops what it handed out already.
+   * wrote an entry from seq 1 takes the mark out right after (UNMARK_LUA, checking the run's epoch).
+   * An append whose script still finds it (status 3), when this store is not writing such an entry
+   * itself, points its entry from seq 1: a follower that had not seen the upgrade (one started before
+   * it was created) is handed it from its start rather than from this entry. One that started after
+   * the upgrade was created is handed those events too, more than the new ones (only after a lost
+   * first entry, or an unmark that failed); one that has seen it drops what it handed out already.
    */
   #followUp(p: PendingAppend): void {
-    // The mark is out (taken out by this append's script, or by its first run).
-    if (p.unmark) {
-      this.#founded.delete(p.upgradeId);
-      this.#toUnmark.delete(p.upgradeId);
-    }
     const first = p.expectedSeq + 1;
     const last = p.expectedSeq + p.n;
     const unfed = this.#unfed.get(p.upgradeId);
     const from = p.unfed && !this.#founded.has(p.upgradeId) ? 1 : unfed !== undefined && unfed.from < first ? unfed.from : first;
-    // From seq 1 (a first append, or one covering a lost first entry): once written, the next append
-    // takes the meta's `unfed` out.
-    const founding = from === 1;
+    // From seq 1 (a first append, or one covering a lost first entry): once written, the meta's
+    // `unfed` is taken out (of this run: its epoch is checked), so that the next writer's appends
+    // point from their own seqs again. (An upgrade stored before the mark existed has none to take out.)
+    const founding = from === 1 && p.epoch !== undefined;
     if (founding) addBounded(this.#founded, p.upgradeId);
     const fed = this.#redis.xadd(this.#keys.feed, 'MAXLEN', '~', String(this.#options.feedMaxLen), '*', 'p', feedPointer(p.upgradeId, from, last - from + 1));
     // Known at the reply itself (one reaction, not after the bounded wait below): the next append's
     // follow-up knows of a refusal answered before its script's reply on the same connection.
     fed.then(
       () => {
-        if (founding) addBounded(this.#toUnmark, p.upgradeId);
         const u = this.#unfed.get(p.upgradeId);
         // This entry covered the failed ones up to `last` (unless one failed after it was sent, further back).
         if (u === undefined || from > u.from) return;
@@ -636,9 +632,16 @@ export class RedisStore implements ProgressStore {
         this.#unfed.set(p.upgradeId, { from, upTo: last });
       },
     );
+    // Not taken out (the command failed, or the entry was not written): the next append that finds the
+    // mark points from seq 1 again, and takes it out after.
+    const unmarked = founding
+      ? fed
+          .then(() => this.#redis.progressUnmarkV1(this.#keys.upgrade(p.upgradeId).meta, p.epoch!))
+          .finally(() => this.#founded.delete(p.upgradeId))
+      : undefined;
     // Bounded like every other command: close() waits for these, and ioredis would hold them for
     // as long as Redis stays unreachable.
-    const writes = Promise.all([this.#redis.zadd(this.#keys.index, p.score, p.upgradeId), fed]);
+    const writes = Promise.all([this.#redis.zadd(this.#keys.index, p.score, p.upgradeId), fed, unmarked]);
     const done = this.#bounded(writes, `upgrade "${p.upgradeId}": could not update the index or feed`, p.upgradeId).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
@@ -686,7 +689,6 @@ export class RedisStore implements ProgressStore {
       // Feed entries not written for the deleted upgrade are not a new one's to cover.
       this.#unfed.delete(upgradeId);
       this.#founded.delete(upgradeId);
-      this.#toUnmark.delete(upgradeId);
       await this.#bounded(this.#unindex([upgradeId]), 'could not update the index', upgradeId).catch((err: unknown) =>
         this.#logger.warn({ err, upgradeId }, 'could not take a deleted upgrade out of the index (the upgrade is deleted; list() drops the entry)'),
       );

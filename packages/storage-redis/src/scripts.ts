@@ -11,9 +11,8 @@ import { feedPointer } from './codec.js';
  *
  * ARGV, each value its own argument, so that the script's common path reads them without parsing:
  * 1. the deadline in ms on the server clock (0 = none);
- * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given), 8 (`rare`
- *    given, in ARGV[7]) and 16 (cluster mode: the client wrote a feed entry of this upgrade from seq 1
- *    since its first append: set the meta's `unfed` from '1' to '0');
+ * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given) and 8 (`rare`
+ *    given, in ARGV[7]);
  * 3. expectedSeq; 4. the new lastSeq;
  * 5. fast: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
  * 6. feed: the feed entry's one field, `<first seq>|<n>|<upgradeId>` ('' without a feed key);
@@ -48,10 +47,11 @@ import { feedPointer } from './codec.js';
  * The batch is stored as ONE stream entry, id `0-<seq of its last event>`, field `b` (the JSON array).
  * The entry holding seq s is therefore the first entry with an id >= `0-s`.
  *
- * Returns 1 when appended; `{3, 0}` when appended in cluster mode while the upgrade's meta still holds
- * `unfed` = '1' (set by its first append; the first append's follow-up may never have come, its writer
- * killed in between), so that the client points this append's feed entry from seq 1 (unless it is
- * writing that entry itself); otherwise `{code, storedSeq}`: 2 already appended by an earlier attempt of this same call
+ * Returns 1 when appended; `{3, epoch}` when appended in cluster mode while the upgrade's meta still
+ * holds `unfed` = '1' (set by its first append, taken out by UNMARK_LUA once a feed entry from seq 1 is
+ * written; the first append's follow-up may never have come, its writer killed in between), so that
+ * the client points this append's feed entry from seq 1 (unless it is writing that entry itself);
+ * otherwise `{code, storedSeq}`: 2 already appended by an earlier attempt of this same call
  * (idempotent retry: the stored seq is at least `expectedSeq + n`, since later appends may have run
  * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
  * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
@@ -73,7 +73,7 @@ local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], 
 -- The rest (ARGV[7]) is read only where it is needed: anything but a plain append (flags other than
 -- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
 local rare = expectedText == '0'
-local feedKey, indexKey, snapKey, stagedKey, clearUnfed
+local feedKey, indexKey, snapKey, stagedKey
 if flags == '1' then
   feedKey = KEYS[3]
 elseif flags ~= '0' then
@@ -83,25 +83,25 @@ elseif flags ~= '0' then
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 4) % 2 == 1 then snapKey = KEYS[k]; stagedKey = KEYS[k + 1] end
-  clearUnfed = flags >= 16
 end
 -- A refused append leaves no staged snapshot behind (its TTL would, a while later): each refusal
 -- below deletes it first. (Written out at each return: a local function would be a closure made on
 -- every call, ~1,200 instructions on the common path.)
--- Cluster mode (no feed key) also reads 'unfed': set by an upgrade's first append, and taken out by
--- an append of the store that wrote a feed entry from seq 1 since (flag 16; see the return).
+-- Cluster mode (no feed key) also reads 'unfed' (set by an upgrade's first append, taken out once a
+-- feed entry from seq 1 is written) and the epoch, the client's answer while the mark is there.
 local lastText, unfed
 if feedKey then
   lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
 else
-  local m = rcall('HMGET', KEYS[2], 'lastSeq', 'unfed')
-  lastText, unfed = m[1] or '0', m[2] == '1'
+  local m = rcall('HMGET', KEYS[2], 'lastSeq', 'unfed', 'epoch')
+  lastText = m[1] or '0'
+  if m[2] == '1' then unfed = m[3] end
 end
 local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
 if rare or lastText ~= expectedText then
   local rest = ARGV[7]
-  if type(flags) == 'number' and math.floor(flags / 8) % 2 == 1 then
+  if type(flags) == 'number' and flags >= 8 then
     local bar
     feedMaxLen, ttl, maxEvents, score, bar = string.match(rest, '^(%d+),(%d+),(%d+),(%d+)|()')
     if not feedMaxLen then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed rare values') end
@@ -245,19 +245,14 @@ else
   rcall('HSET', KEYS[2], 'lastSeq', newLast, 'fast', fast)
 end
 -- Cluster mode: the upgrade's first feed entry is not known to be written (its writer may have died
--- before its follow-up): {3, 0} tells the client to point this append's entry from seq 1.
-if not rare then if unfed then return {3, 0} end return 1 end
-if clearUnfed and unfed then
-  -- HSET, not HDEL: a command the appends run already (see the README, Permissions).
-  rcall('HSET', KEYS[2], 'unfed', '0')
-  unfed = false
-end
+-- before its follow-up): {3, epoch} tells the client to point this append's entry from seq 1.
+if not rare then if unfed then return {3, unfed} end return 1 end
 -- The upgrade's epoch: a watcher that sees it change knows the upgrade was deleted and re-created.
 -- With it, in single-node mode, the id of this first append's feed entry ('born'): a feed entry
 -- older than that points into an earlier upgrade under this id, whose events are gone.
 if expectedText == '0' then
   -- In cluster mode the feed entry follows the script, and may never come (a writer killed in
-  -- between): 'unfed' stays until an entry from seq 1 is known written (flag 16; see the return).
+  -- between): 'unfed' stays until an entry from seq 1 is known written (UNMARK_LUA).
   if feedId then rcall('HSET', KEYS[2], 'epoch', eventId, 'born', feedId) else rcall('HSET', KEYS[2], 'epoch', eventId, 'unfed', '1') end
 end
 local snapSeq = nil
@@ -290,7 +285,7 @@ if ttl ~= '0' then
   rcall('EXPIRE', KEYS[2], ttl)
   if snapKey then rcall('EXPIRE', snapKey, ttl) end
 end
-if unfed then return {3, 0} end
+if unfed then return {3, unfed} end
 -- A number, not a table: building the reply table is measurable on this path.
 return 1
 `;
@@ -405,6 +400,17 @@ end
 return n
 `;
 
+/**
+ * Cluster mode: takes an upgrade's `unfed` mark out (see APPEND_LUA) once a feed entry from its seq 1
+ * is written, if the meta is still of that run: KEYS[1] meta, ARGV[1] the run's epoch (the eventId of
+ * its seq 1). A deleted upgrade's meta is not made again, and one created again under the id keeps
+ * its own mark. HSET, not HDEL: the appends run it already (see the README, Permissions).
+ */
+export const UNMARK_LUA = `
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'unfed', '0') return 1 end
+return 0
+`;
+
 /** A stream entry as ioredis returns it: `[id, [field, value, ...]]`. */
 export type StreamEntry = [id: string, fields: string[]];
 
@@ -432,6 +438,8 @@ export interface ScriptCommands {
   progressDeleteIndexedV4(...args: string[]): Promise<number>;
   /** Single mode only (its keys span slots). */
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
+  /** Cluster mode: KEYS meta; ARGV epoch. */
+  progressUnmarkV1(meta: string, epoch: string | Buffer): Promise<number>;
 }
 
 /** Registers the scripts on a client (idempotent) and returns it typed with them. */
@@ -442,5 +450,6 @@ export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptC
   if (typeof c.progressDeleteV4 !== 'function') client.defineCommand('progressDeleteV4', { lua: DELETE_LUA, numberOfKeys: 4 });
   if (typeof c.progressDeleteIndexedV4 !== 'function') client.defineCommand('progressDeleteIndexedV4', { lua: DELETE_LUA, numberOfKeys: 5 });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
+  if (typeof c.progressUnmarkV1 !== 'function') client.defineCommand('progressUnmarkV1', { lua: UNMARK_LUA, numberOfKeys: 1 });
   return client as C & ScriptCommands;
 }

@@ -3,6 +3,7 @@
 // real 3-node Redis Cluster. The writer's connection to the node of the feed and the index goes
 // through a proxy that holds what it sends, so the follow-up never arrives; then SIGKILL.
 import { ProgressTracker, type ProgressEvent } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
 import { spawnSync } from 'node:child_process';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,7 +119,7 @@ describeCluster('RedisStore on a 3-node Redis Cluster: a writer killed between i
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(events.slice(0, 3).map((e) => e.eventId)).toEqual(appended.map((a) => a.eventId));
     // The takeover's first entry points from seq 1; its next appends point from their own seq, and
-    // one of them (the first after that entry was written) takes the mark out of the meta.
+    // the mark is taken out of the meta once that entry is written.
     const meta = store.keys.upgrade(upgradeId).meta;
     await until(async () => {
       await tracker.updateTaskProgress('t1', 100, 'again');
@@ -137,4 +138,22 @@ describeCluster('RedisStore on a 3-node Redis Cluster: a writer killed between i
     await tracker.close();
     await before.close();
   }, 60_000);
+
+  it('an upgrade written by one short-lived process after another (one append each) has feed entries from their own seqs, not each from seq 1', async () => {
+    // The mark is taken out right after the entry from seq 1 is written, not by the writer's next
+    // append: a writer that appends once and exits (a job per step) never has a next one, and every
+    // later writer then pointed its entry from seq 1, each read of a follower going back to the start.
+    const keyPrefix = freshPrefix('short-lived-writers');
+    const f = new EventFactory('one-append-each');
+    for (let i = 0; i < 4; i++) {
+      const store = clusterStore(keyPrefix);
+      await store.append(f.upgradeId, f.batch(1), i, f.snapshot());
+      await store.close(); // waits for the follow-up
+    }
+    const probe = clusterStore(keyPrefix);
+    const client = probe.client as Cluster;
+    const feed = (await client.xrange(probe.keys.feed, '-', '+')).map(([, fields]) => fields[1]);
+    expect(feed).toEqual([1, 2, 3, 4].map((seq) => `${seq}|1|${f.upgradeId}`));
+    expect(await client.hget(probe.keys.upgrade(f.upgradeId).meta, 'unfed')).toBe('0');
+  }, 30_000);
 });

@@ -75,7 +75,11 @@ describe.each(['single', 'cluster'] as const)('RedisStore while Redis pauses wri
     // The pause lasts far longer than commandTimeoutMs: a read Redis holds until it ends times out.
     const s = store({ mode, commandTimeoutMs: 2000 });
     const f = new EventFactory(`paused-${mode}`);
-    await appendBatch(s, f, 3);
+    // Written by another store, closed (its cluster-mode follow-up writes done) before the pause: a
+    // write still in flight on the reader's connection when the pause starts holds what follows it.
+    const writer = store({ mode, keyPrefix: s.keys.prefix });
+    await appendBatch(writer, f, 3);
+    await writer.close();
     await admin.call('CLIENT', 'PAUSE', '20000', 'WRITE');
     try {
       const loaded = await s.load(f.upgradeId).then(
