@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Server as TlsServer } from 'node:tls';
 import {
   MAX_TIMER_MS,
   ProgressError,
@@ -41,7 +42,7 @@ let topicOf: (server: ProgressWebSocketServer, upgradeId: string) => Topic | und
 export interface ServerAddress {
   /** The port listened on (the one picked when `port` was 0). */
   port: number;
-  /** The ws:// address of the endpoint, e.g. `ws://127.0.0.1:8765/ws`. */
+  /** The address of the endpoint, e.g. `ws://127.0.0.1:8765/ws`; `wss://` when `server` is an `https.Server`. */
   url: string;
 }
 
@@ -208,14 +209,16 @@ export class ProgressWebSocketServer implements ProgressSink {
     return this.#address;
   }
 
-  /** The address `server` listens on: a TCP port, or a unix socket or Windows pipe (port 0, a ws+unix: URL). */
+  /** The address `server` listens on: a TCP port, or a unix socket or Windows pipe (port 0, a ws+unix: URL); wss for an https.Server. */
   #addressOf(server: Server, attached: boolean): ServerAddress {
     const addr = server.address() as AddressInfo | string | null;
     if (addr === null) throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] the server does not listen');
-    if (typeof addr === 'string') return { port: 0, url: `ws+unix://${addr}:${this.#o.path}` };
+    // An https.Server (a tls.Server) is reached with wss://: a ws:// URL to it is not answered.
+    const scheme = server instanceof TlsServer ? 'wss' : 'ws';
+    if (typeof addr === 'string') return { port: 0, url: `${scheme}+unix://${addr}:${this.#o.path}` };
     const host = attached ? addr.address : this.#o.host;
     const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-    return { port: addr.port, url: `ws://${shown}:${addr.port}${this.#o.path}` };
+    return { port: addr.port, url: `${scheme}://${shown}:${addr.port}${this.#o.path}` };
   }
 
   /**
