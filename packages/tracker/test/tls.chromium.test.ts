@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,30 @@ function makeCertificates(dir: string): { ca: string; other: string; key: string
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
   ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf');
   return { ca: join(dir, 'ca.pem'), other: join(dir, 'other.pem'), key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') };
+}
+
+/** The status a WebSocket handshake to `port` with these headers is answered (101 when accepted). */
+function handshakeStatus(port: number, path: string, headers: Record<string, string>, ca: Buffer): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      ca,
+      servername: 'localhost',
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode);
+    });
+    req.once('response', (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.once('error', reject);
+    req.end();
+  });
 }
 
 /** `progress <args>` in a process of its own (from source, through tsx), with `env` added. */
@@ -87,6 +111,15 @@ describe.skipIf(!hasChromium() && !process.env.CI)('the ws-server attached to an
     });
     ws.close();
     expect(welcome.type).toBe('welcome');
+  });
+
+  it('refuses, by default, a page of the same host name over plain http (another origin), as a browser on http://localhost sends to wss://localhost', async () => {
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['*'] });
+    const ca = readFileSync(certs.ca);
+    // What a browser sends for wss://localhost/progress/ws (port 443, left out of Host and Origin), from each page.
+    const from = (origin: string) => handshakeStatus(port, `/progress/ws?token=${token}`, { Host: 'localhost', Origin: origin }, ca);
+    expect(await from('https://localhost')).toBe(101);
+    expect(await from('http://localhost')).toBe(403);
   });
 
   it('serves the dashboard over https, which connects with wss:// to the prefixed path and shows live events; the CLI follows the upgrade over wss:// with the CA, and says what is wrong with the certificate without it', async () => {

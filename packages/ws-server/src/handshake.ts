@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv4 } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ResolvedOptions } from './options.js';
 
 /** What to do with an HTTP upgrade request. */
@@ -89,7 +90,8 @@ function hostnameOf(host: string): string {
 
 /**
  * The origin check. With an allow-list, exact matches only; with `'*'`, any. By default the page
- * must come from the server itself (the Origin's host:port is the request's Host), and a request
+ * must come from the server itself (the Origin's host:port is the request's Host, and its scheme
+ * https when the connection is TLS), and a request
  * that arrived on a loopback address (whatever the server listens on, standalone or attached) must
  * name a loopback Host, so a page on another site, or one reaching 127.0.0.1 through a rebound DNS
  * name, cannot connect.
@@ -106,6 +108,9 @@ function originAllowed(origin: string, req: IncomingMessage, o: ResolvedOptions)
     return false;
   }
   if (url.host.toLowerCase() !== host.toLowerCase()) return false;
+  // Over TLS (attached to an https.Server) the page must be an https one: an http page of the same
+  // name (its port 80 and the request's 443 both left out) is another origin, one a network attacker can write.
+  if ((req.socket as Partial<TLSSocket>).encrypted === true && url.protocol !== 'https:') return false;
   // Decided by the connection, not by the options: a server on 0.0.0.0 or attached to an http.Server is reached on 127.0.0.1 too.
   if (isLoopbackAddress(req.socket.localAddress)) return isLoopbackHostname(hostnameOf(host));
   return true;
