@@ -1,0 +1,201 @@
+// The README's "`rediss://` works for TLS", against a real TLS redis-server: a throwaway CA and
+// server certificate made with openssl at the start (into a temp dir removed at the end), and a
+// redis-server of the test's own serving TLS on one port (and plain text on another, for the admin
+// connection). Skipped, with the reason, when openssl or a redis-server built with TLS is missing.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EventFactory } from '@progress/core/testing';
+import type { ProgressEvent } from '@progress/core';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../tools/test-utils/src/net.js';
+import { errorOf } from './helpers.js';
+import { RedisStore } from '../src/index.js';
+
+let dir: string | undefined;
+let server: ChildProcess | undefined;
+let skipped: string | undefined;
+let tlsPort = 0;
+let admin: Redis | undefined;
+/** The private CA that signed the server's certificate, and one that did not. */
+let ca: Buffer;
+let otherCa: Buffer;
+
+function openssl(...args: string[]): void {
+  const run = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${run.stderr || run.error?.message}`);
+}
+
+/** A CA (`<name>.pem`, `<name>.key`). EC keys: made in milliseconds. */
+function makeCa(name: string): void {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`);
+}
+
+async function answersPing(port: number): Promise<boolean> {
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  if (spawnSync('openssl', ['version']).status !== 0) return void (skipped = 'openssl is not installed');
+  dir = mkdtempSync(join(tmpdir(), 'progress-redis-tls-'));
+  makeCa('ca');
+  makeCa('other');
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.cnf');
+  ca = readFileSync(join(dir, 'ca.pem'));
+  otherCa = readFileSync(join(dir, 'other.pem'));
+  const plainPort = await freePort();
+  tlsPort = await freePort();
+  let stderr = '';
+  try {
+    server = spawn(
+      'redis-server',
+      ['--port', String(plainPort), '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key',
+        '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+  } catch {
+    return void (skipped = 'redis-server is not installed');
+  }
+  server.stdout!.on('data', (d: Buffer) => (stderr += String(d)));
+  server.stderr!.on('data', (d: Buffer) => (stderr += String(d)));
+  const gone = new Promise<string>((resolve) => {
+    server!.once('error', () => resolve('redis-server is not installed'));
+    server!.once('exit', () => resolve(`redis-server would not start with TLS (a build without TLS support?): ${stderr.trim().split('\n').at(-1) ?? ''}`));
+  });
+  for (const end = Date.now() + 10_000; ; ) {
+    const why = await Promise.race([gone, answersPing(plainPort).then((ok) => (ok ? null : undefined))]);
+    if (typeof why === 'string') return void (skipped = why);
+    if (why === null) break;
+    if (Date.now() > end) throw new Error(`redis-server did not answer on 127.0.0.1:${plainPort} within 10 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  admin = new Redis({ port: plainPort, host: '127.0.0.1', connectionName: 'progress-test-admin' });
+});
+
+afterAll(async () => {
+  admin?.disconnect();
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((r) => server!.once('exit', r));
+    server.kill('SIGTERM');
+    await exited;
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Follows what `open` returns in the background: what it hands out, and stop() (aborts it, waits for its end, throws its error if it failed). */
+function follow(open: (signal: AbortSignal) => AsyncIterable<ProgressEvent>): { seen: string[]; stop: () => Promise<void> } {
+  const seen: string[] = [];
+  const controller = new AbortController();
+  let failure: unknown;
+  const following = (async () => {
+    for await (const ev of open(controller.signal)) seen.push(`${ev.upgradeId}:${ev.seq}`);
+  })().catch((err: unknown) => (failure ??= err));
+  return {
+    seen,
+    stop: async () => {
+      controller.abort();
+      await following;
+      if (failure !== undefined) throw failure;
+    },
+  };
+}
+
+async function until(check: () => boolean, ms = 4000): Promise<void> {
+  for (const end = Date.now() + ms; !check() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The local addresses Redis sees the connections named `name` on. */
+async function connectionsOf(name: string): Promise<string[]> {
+  return ((await admin!.call('CLIENT', 'LIST')) as string)
+    .split('\n')
+    .filter((l) => l.includes(` name=${name} `))
+    .map((l) => /\bladdr=(\S*)/.exec(l)![1]!);
+}
+
+describe('RedisStore over TLS (rediss://, a private CA)', () => {
+  it('appends, loads, lists and deletes; watch() and watchAll() keep the TLS settings and recover from killed connections', async (ctx) => {
+    if (skipped) return ctx.skip(skipped);
+    const client = new Redis(`rediss://127.0.0.1:${tlsPort}`, { tls: { ca }, maxRetriesPerRequest: null });
+    const store = new RedisStore({ redis: client, keyPrefix: 'tls:', connectionName: 'tls-store', commandTimeoutMs: 2000 });
+    const watched = follow((signal) => store.watch('u1', 0, { signal }));
+    const fed = follow((signal) => store.watchAll({ signal }));
+    try {
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.snapshot());
+      expect((await store.load('u1'))?.lastSeq).toBe(3);
+      expect((await store.list()).map((row) => row.upgradeId)).toEqual(['u1']);
+      await until(() => watched.seen.length === 3 && fed.seen.length === 3);
+      expect(watched.seen).toEqual(['u1:1', 'u1:2', 'u1:3']);
+      expect(fed.seen).toEqual(['u1:1', 'u1:2', 'u1:3']);
+      // The watchers' own connections (duplicates of the client) are on the TLS port too.
+      expect(await connectionsOf('tls-store:watch')).toEqual([`127.0.0.1:${tlsPort}`, `127.0.0.1:${tlsPort}`]);
+
+      // Every TLS connection killed: all of them connect again, over TLS, and go on.
+      await admin!.call('CLIENT', 'KILL', 'LADDR', `127.0.0.1:${tlsPort}`);
+      await store.append('u1', f.batch(2), 3, f.snapshot());
+      await until(() => watched.seen.length === 5 && fed.seen.length === 5);
+      expect(watched.seen).toEqual(['u1:1', 'u1:2', 'u1:3', 'u1:4', 'u1:5']);
+      expect(fed.seen).toEqual(['u1:1', 'u1:2', 'u1:3', 'u1:4', 'u1:5']);
+      expect(await store.delete('u1')).toBe(true);
+      expect(await store.list()).toEqual([]);
+    } finally {
+      await watched.stop();
+      await fed.stop();
+      await store.close();
+      client.disconnect();
+    }
+  });
+
+  it('checks the certificate by default: one no trusted CA signed is refused with STORE_UNAVAILABLE naming the TLS failure', async (ctx) => {
+    if (skipped) return ctx.skip(skipped);
+    // The store's own client (from url): Node's default CAs, which do not hold the private one.
+    const store = new RedisStore({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls-refused:', commandTimeoutMs: 1000 });
+    // A client passed in trusting another CA.
+    const client = new Redis(`rediss://127.0.0.1:${tlsPort}`, { tls: { ca: otherCa }, maxRetriesPerRequest: null });
+    client.on('error', () => {});
+    const other = new RedisStore({ redis: client, keyPrefix: 'tls-refused:', commandTimeoutMs: 1000 });
+    try {
+      const f = new EventFactory('u1');
+      const [err, otherErr] = await Promise.all([errorOf(store.append('u1', f.batch(1), 0, f.snapshot())), errorOf(other.list())]);
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toMatch(/the connection is down: self-signed certificate/);
+      expect(otherErr.code).toBe('STORE_UNAVAILABLE');
+      expect(await admin!.keys('tls-refused:*')).toEqual([]);
+    } finally {
+      await store.close();
+      await other.close();
+      client.disconnect();
+    }
+  });
+
+  it('a store made from a rediss:// url trusts the CAs of NODE_EXTRA_CA_CERTS (appends, load, watchAll)', async (ctx) => {
+    if (skipped) return ctx.skip(skipped);
+    const fixture = fileURLToPath(new URL('./fixtures/tls-url.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', fixture], {
+      cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir!, 'ca.pem'), PROGRESS_TEST: JSON.stringify({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls-url:', upgradeId: 'u2' }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += String(d)));
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise((r) => child.once('exit', r));
+    clearTimeout(kill);
+    expect({ code, result: JSON.parse(out) as unknown }).toEqual({ code: 0, result: { lastSeq: 3, fed: [1, 2, 3] } });
+    expect(await admin!.exists('tls-url:{u2}:events')).toBe(1);
+  });
+});
