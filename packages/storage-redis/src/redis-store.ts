@@ -940,6 +940,7 @@ export class RedisStore implements ProgressStore {
       readEvents: (id, after, limit, onEpoch) => this.#readEvents(id, after, limit ?? Infinity, onEpoch),
       selectFailure: (err, conn) => this.#selectFailure(err, conn),
       checkLink: () => this.#checkLink(),
+      withConnectionError: (err) => this.#withConnectionError(err),
       track: (conn) => {
         this.#watchers.add(conn);
         return () => this.#release(conn);

@@ -21,6 +21,8 @@ export interface WatchContext {
   selectFailure(err: unknown, conn: Redis | Cluster): ProgressError | null | undefined;
   /** Checks the store's connection after a command on it got no answer in time (see `RedisStore`: a dead link is dropped). */
   checkLink(): void;
+  /** `err` of a read on the store's connection, saying why that connection is down when it is (see `RedisStore`'s reads). */
+  withConnectionError(err: unknown): unknown;
   /**
    * Registers a watcher connection, so that close() can end it; returns the function that ends it
    * (see `endConnection`: nothing of it is left behind, and close() waits for that).
@@ -460,7 +462,8 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
     (top) => top[0]?.[0] ?? '0-0',
     (err: unknown) => {
       if (isNoAnswer(err)) ctx.checkLink();
-      return err as Error;
+      // Why the connection is down (a refused certificate, ECONNREFUSED), as the store's other reads say.
+      return ctx.withConnectionError(err) as Error;
     },
   );
   let used = false;

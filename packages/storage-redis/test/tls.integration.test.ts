@@ -170,9 +170,15 @@ describe('RedisStore over TLS (rediss://, a private CA)', () => {
     const other = new RedisStore({ redis: client, keyPrefix: 'tls-refused:', commandTimeoutMs: 1000 });
     try {
       const f = new EventFactory('u1');
-      const [err, otherErr] = await Promise.all([errorOf(store.append('u1', f.batch(1), 0, f.snapshot())), errorOf(other.list())]);
+      const watchAll = (async () => {
+        for await (const ev of store.watchAll()) throw new Error(`watchAll handed out ${ev.upgradeId}:${ev.seq}`);
+      })();
+      const [err, watchAllErr, otherErr] = await Promise.all([errorOf(store.append('u1', f.batch(1), 0, f.snapshot())), errorOf(watchAll), errorOf(other.list())]);
       expect(err.code).toBe('STORE_UNAVAILABLE');
       expect(err.message).toMatch(/the connection is down: self-signed certificate/);
+      // watchAll() too says why: not a bare "no answer from Redis", which reads as a slow or stopped server.
+      expect(watchAllErr.code).toBe('STORE_UNAVAILABLE');
+      expect(watchAllErr.message).toMatch(/the connection is down: self-signed certificate/);
       expect(otherErr.code).toBe('STORE_UNAVAILABLE');
       expect(await admin!.keys('tls-refused:*')).toEqual([]);
     } finally {
