@@ -2,8 +2,8 @@
 // server certificate made with openssl at the start (into a temp dir removed at the end), and a
 // redis-server of the test's own serving TLS on one port (and plain text on another, for the admin
 // connection). Skipped, with the reason, when openssl or a redis-server built with TLS is missing.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../tools/test-utils/src/net.js';
+import { makeTestCertificates, missingOpenssl } from '../../../tools/test-utils/src/tls.js';
 import { errorOf } from './helpers.js';
 import { RedisStore } from '../src/index.js';
 
@@ -23,16 +24,6 @@ let admin: Redis | undefined;
 /** The private CA that signed the server's certificate, and one that did not. */
 let ca: Buffer;
 let otherCa: Buffer;
-
-function openssl(...args: string[]): void {
-  const run = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${run.stderr || run.error?.message}`);
-}
-
-/** A CA (`<name>.pem`, `<name>.key`). EC keys: made in milliseconds. */
-function makeCa(name: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`);
-}
 
 async function answersPing(port: number): Promise<boolean> {
   const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -48,15 +39,12 @@ async function answersPing(port: number): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (spawnSync('openssl', ['version']).status !== 0) return void (skipped = 'openssl is not installed');
+  skipped = missingOpenssl();
+  if (skipped) return;
   dir = mkdtempSync(join(tmpdir(), 'progress-redis-tls-'));
-  makeCa('ca');
-  makeCa('other');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.cnf');
-  ca = readFileSync(join(dir, 'ca.pem'));
-  otherCa = readFileSync(join(dir, 'other.pem'));
+  const certs = makeTestCertificates(dir);
+  ca = readFileSync(certs.ca);
+  otherCa = readFileSync(certs.other);
   const plainPort = await freePort();
   tlsPort = await freePort();
   let stderr = '';

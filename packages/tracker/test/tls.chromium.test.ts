@@ -1,6 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { ProgressTracker } from '@progress/core';
 import { createReadToken, ProgressWebSocketServer, readTokenAuth } from '@progress/ws-server';
 import { CHROMIUM_PATH, hasChromium } from '../../../tools/test-utils/src/chromium.js';
+import { makeTestCertificates, missingOpenssl, type TestCertificates } from '../../../tools/test-utils/src/tls.js';
 import { uniqueId } from './helpers.js';
 
 // The ws-server attached to a real node:https server under a path prefix, as production puts the
@@ -21,19 +22,6 @@ import { uniqueId } from './helpers.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-chars';
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-
-/** A throwaway CA and a certificate it signed for 127.0.0.1 and localhost; `other` is a CA that signed nothing here. */
-function makeCertificates(dir: string): { ca: string; other: string; key: string; cert: string } {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const caExt = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
-  ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=progress test CA', ...caExt);
-  ssl('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=progress test CA', ...caExt);
-  ssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf');
-  return { ca: join(dir, 'ca.pem'), other: join(dir, 'other.pem'), key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') };
-}
 
 /** The status a WebSocket handshake to `port` with these headers is answered (101 when accepted). */
 function handshakeStatus(port: number, path: string, headers: Record<string, string>, ca: Buffer): Promise<number | undefined> {
@@ -73,9 +61,9 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, out, err })));
 }
 
-describe.skipIf(!hasChromium() && !process.env.CI)('the ws-server attached to an https server under /progress/, with read tokens', () => {
+describe.skipIf((!hasChromium() || missingOpenssl() !== undefined) && !process.env.CI)('the ws-server attached to an https server under /progress/, with read tokens', () => {
   let dir: string;
-  let certs: ReturnType<typeof makeCertificates>;
+  let certs: TestCertificates;
   let https: Server;
   let server: ProgressWebSocketServer;
   let port: number;
@@ -83,7 +71,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('the ws-server attached to an
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'progress-tls-'));
-    certs = makeCertificates(dir);
+    certs = makeTestCertificates(dir);
     https = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
       if (req.url?.startsWith('/progress/')) server.dashboardHandler(req, res);
       else res.writeHead(404).end();
