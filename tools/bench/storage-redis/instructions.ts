@@ -170,6 +170,9 @@ function scriptCalls(send: (args: string[]) => Promise<unknown>, cluster = false
     const reply = await send(args);
     // The what-ifs need lastSeq to start at 0 (the shipped script writes it on its first append).
     if (reply !== 1) throw new Error(`append script replied ${JSON.stringify(reply)}`);
+    // Cluster mode: the store takes the first append's `unfed` mark out once its feed entry is
+    // written (UNMARK_LUA); without that, every later append would answer {3, epoch}.
+    if (cluster && seq === 0) await r.hset(`${id}:meta`, 'unfed', '0');
     seq++;
   };
 }
