@@ -15,6 +15,7 @@ import {
   type UpgradeProgress,
   type UpgradeSummaryRow,
 } from '../src/index.js';
+import { withCertificateHint } from '../src/cli/errors.js';
 import { main } from '../src/cli/main.js';
 import { Capture, cleanupTempDirs, completedUpgrade, deleteKeys, freePort, legacyDir, protocolServer, runCli, tempDir, uniqueId } from './helpers.js';
 
@@ -829,6 +830,20 @@ describe('progress watch: a server that cannot serve the request', () => {
     } finally {
       await passing.close();
       await never.close();
+    }
+  });
+});
+
+describe('a certificate Node does not trust', () => {
+  // OpenSSL's words as the CLI met them: a wss:// dashboard and a rediss:// Redis of a private CA
+  // (the whole path over wss:// is in tls.chromium.test.ts).
+  it('is said with how to trust a private CA; other failures are said as they are', () => {
+    const hint = '; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>';
+    for (const reason of ['unable to verify the first certificate', 'the connection is down: self-signed certificate in certificate chain', 'unable to get local issuer certificate']) {
+      expect(withCertificateHint(reason)).toBe(reason + hint);
+    }
+    for (const reason of ['connect ECONNREFUSED 127.0.0.1:6379', 'certificate has expired', "Hostname/IP does not match certificate's altnames"]) {
+      expect(withCertificateHint(reason)).toBe(reason);
     }
   });
 });

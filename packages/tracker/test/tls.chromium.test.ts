@@ -165,7 +165,7 @@ describe.skipIf((!hasChromium() || missingOpenssl() !== undefined) && !process.e
     for (const env of [{}, { NODE_EXTRA_CA_CERTS: certs.other }]) {
       const refused = await cli(['watch', endpoint, id, '--token', token, '--connect-timeout', '0'], env);
       expect(refused.code).toBe(4);
-      expect(refused.err).toBe(`progress: cannot connect to ${endpoint} (unable to verify the first certificate)\n`);
+      expect(refused.err).toBe(`progress: cannot connect to ${endpoint} (unable to verify the first certificate; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>)\n`);
     }
     await tracker.close();
   });

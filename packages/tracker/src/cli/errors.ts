@@ -14,6 +14,17 @@ export const ExitCode = {
   INTERRUPTED: 130,
 } as const;
 
+/** OpenSSL's words for a certificate chain Node does not trust: a private CA's, or a self-signed one. */
+const UNTRUSTED_CERTIFICATE = /unable to verify the first certificate|self[- ]signed certificate|unable to get (local )?issuer certificate/i;
+
+/**
+ * `reason` (why a connection failed), with how to trust a private CA when it is a certificate Node
+ * does not trust: the CLI has no option of its own for it, Node reads the CA file at start.
+ */
+export function withCertificateHint(reason: string): string {
+  return UNTRUSTED_CERTIFICATE.test(reason) ? `${reason}; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>` : reason;
+}
+
 /** An error the CLI reports as one line and an exit code. */
 export class CliError extends Error {
   readonly exitCode: number;

@@ -4,7 +4,7 @@ import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@pr
 import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
-import { CliError, ExitCode, Interrupted, untilInterrupted } from './errors.js';
+import { CliError, ExitCode, Interrupted, untilInterrupted, withCertificateHint } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
 export type Source =
@@ -230,7 +230,7 @@ export async function openStore(source: Source, logger?: Logger, signal?: AbortS
       await store.close().catch(() => {});
       if (err instanceof Interrupted) throw err;
       // INVALID_ARGUMENT: Redis refused the URL's database.
-      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}: ${(err as Error).message}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
+      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}: ${withCertificateHint((err as Error).message)}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
     }
     return store;
   }

@@ -4,7 +4,7 @@ import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, 
 import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, withCertificateHint } from './errors.js';
 import { DEFAULT_WS_PATH, storeError } from './sources.js';
 import type { LiveView } from './terminal.js';
 
@@ -744,7 +744,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
     }
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
     if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
-      throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${lastFailure})` : ''}`, ExitCode.UNAVAILABLE);
+      throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${withCertificateHint(lastFailure)})` : ''}`, ExitCode.UNAVAILABLE);
     }
     await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);
