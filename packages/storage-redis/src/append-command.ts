@@ -6,11 +6,12 @@ export { APPEND_SHA };
 
 /**
  * What the append script replies: `1` appended, `[3, epoch]` appended while the cluster-mode `unfed`
- * mark is there, `[2 | 0 | -1, storedSeq]` (retry, conflict, late), `[-2, error]` (damaged stream);
+ * mark is there, `[2 | 0 | -1, storedSeq]` (retry, conflict, late; a retry also `epoch` while the mark
+ * is there), `[-2, error]` (damaged stream);
  * the integers as text from a client with ioredis' `stringNumbers`, the strings as Buffers (a
  * prepared command has no reply encoding).
  */
-export type AppendReply = 1 | '1' | [code: number | string, storedSeq?: number | string | Buffer];
+export type AppendReply = 1 | '1' | [code: number | string, storedSeq?: number | string | Buffer, epoch?: string | Buffer];
 
 /** Anything ioredis can hand a prepared command to (a client, a Cluster or a pipeline). */
 interface CommandSink {

@@ -551,13 +551,16 @@ export class RedisStore implements ProgressStore {
     }
     // Number(): a client passed in with ioredis' `stringNumbers` answers the script's integers as
     // text ('1', ['0', '7']); taken for an unexpected reply, a stored append was reported failed.
-    const [code, stored] = Array.isArray(reply) ? reply : [reply, undefined];
+    const [code, stored, retriedEpoch] = Array.isArray(reply) ? reply : [reply, undefined, undefined];
     const status = Number(code);
     if (status === 1 || status === 2 || status === 3) {
-      if (status === 3) {
+      // The mark, answered to a first attempt (3) or to a re-send of one that ran (2, with the epoch):
+      // a re-send's entry is the only one of that append, and may be the upgrade's last.
+      const epoch = status === 3 ? stored : status === 2 ? retriedEpoch : undefined;
+      if (epoch !== undefined) {
         p.unfed = true;
         // As Redis stored it: the prepared command answers bulk strings as Buffers, sent back unchanged.
-        p.epoch = typeof stored === 'string' || Buffer.isBuffer(stored) ? stored : undefined;
+        p.epoch = typeof epoch === 'string' || Buffer.isBuffer(epoch) ? epoch : undefined;
       }
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       if (this.#cluster) this.#followUp(p);

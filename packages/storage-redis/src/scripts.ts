@@ -54,7 +54,8 @@ import { feedPointer } from './codec.js';
  * otherwise `{code, storedSeq}`: 2 already appended by an earlier attempt of this same call
  * (idempotent retry: the stored seq is at least `expectedSeq + n`, since later appends may have run
  * after it and before the re-send, and the entry holding seq `expectedSeq + 1` holds the same eventId at that seq; this
- * also reads entries of the earlier one-event-per-entry layout, field `e`); 0 CONFLICT; -1 refused
+ * also reads entries of the earlier one-event-per-entry layout, field `e`; `{2, storedSeq, epoch}`
+ * while the cluster-mode `unfed` mark is there, as 3 says for a first attempt); 0 CONFLICT; -1 refused
  * because the deadline passed before it ran; -2 (with Redis' error) the events entry could not be
  * written because the stream disagrees with `lastSeq`, or the key is not a stream (damage): nothing
  * is written. Any other refusal of that write (OOM, MISCONF: in cluster mode it is the script's
@@ -129,14 +130,14 @@ if lastText ~= expectedText then
             if f[j] == 'e' then v = {v} end
             for _, ev in ipairs(v) do
               if type(ev) == 'table' and ev.seq == expected + 1 then
-                if ev.eventId == eventId then if stagedKey then rcall('DEL', stagedKey) end return {2, last} end
+                if ev.eventId == eventId then if stagedKey then rcall('DEL', stagedKey) end return {2, last, unfed} end
                 break
               end
             end
           elseif not ok and string.find(f[j + 1], '{"eventId":"' .. eventId .. '","seq":' .. firstText .. ',', 1, true) then
             -- cjson refuses some JSON that JSON.stringify writes (a lone surrogate, deep nesting):
             -- then the event is found by its start as the client writes it (eventId, then seq).
-            if stagedKey then rcall('DEL', stagedKey) end return {2, last}
+            if stagedKey then rcall('DEL', stagedKey) end return {2, last, unfed}
           end
         end
       end
