@@ -213,6 +213,14 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     return { result, held };
   }
 
+  /**
+   * Waits for the first append's follow-up to end: its last command (the `unfed` mark taken out, on
+   * the upgrade's node) must not be in that node's queue when cutUnder looks for the command to cut.
+   */
+  async function followUpDone(store: RedisStore, client: Cluster, upgradeId: string): Promise<void> {
+    await until('the first append\'s follow-up', async () => (await client.hget(store.keys.upgrade(upgradeId).meta, 'unfed')) === '0');
+  }
+
   function autoPipelined(): { store: RedisStore; client: Cluster } {
     const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
     clients.push(client);
@@ -236,6 +244,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     const { store, client } = autoPipelined();
     const f = new EventFactory('load-cut');
     await appendBatch(store, f, 3);
+    await followUpDone(store, client, f.upgradeId);
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(3); // the script is known to the node's connection
     const { result, held } = await cutUnder(client, 'progressLoadReadOnlyV2', f.upgradeId, () => store.load(f.upgradeId));
     expect((await result)?.lastSeq).toBe(3);
@@ -246,6 +255,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     const { store, client } = autoPipelined();
     const f = new EventFactory('delete-cut');
     await appendBatch(store, f, 3);
+    await followUpDone(store, client, f.upgradeId);
     const { result, held } = await cutUnder(client, 'progressDeleteV4', f.upgradeId, () => store.delete(f.upgradeId));
     expect(await result).toBe(true);
     expect(await store.load(f.upgradeId)).toBeUndefined();
