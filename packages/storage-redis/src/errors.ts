@@ -101,6 +101,15 @@ export const isConnectionLoss = (err: unknown): boolean => isPipelineAbort(err) 
 export const isOfflineRefusal = (err: unknown): boolean =>
   err instanceof Error && (err.name === 'MaxRetriesPerRequestError' || err.message.includes('enableOfflineQueue options is false'));
 
+/**
+ * True for Redis' answer to a blocked command (XREAD BLOCK) when its server stops being a master
+ * (`UNBLOCKED force unblock from blocking operation, instance state changed`): a failover demoting it
+ * (Sentinel's REPLICAOF, then CLIENT KILL of its clients), a manual REPLICAOF, or the FAILOVER
+ * command. The read did not run; read again (ioredis reconnects, through the Sentinel, to the new
+ * master; a server left a replica answers reads).
+ */
+export const isUnblocked = (err: unknown): boolean => err instanceof Error && err.message.startsWith('UNBLOCKED ');
+
 /** ioredis' answer to a command not answered within its client's `commandTimeout` (a client passed in may have one). */
 export const isClientTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Command timed out';
 

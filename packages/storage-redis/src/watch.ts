@@ -2,7 +2,7 @@ import { isProgressError, ProgressError, type Logger, type ProgressEvent } from 
 import type { Cluster, Redis } from 'ioredis';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -138,13 +138,14 @@ class WatchConnection {
 
   /**
    * Whether a read cut by a lost connection (see `isConnectionLoss`), or refused while it is down
-   * (`isOfflineRefusal`: a client passed in that does not queue commands that long), is sent again: not once the
+   * (`isOfflineRefusal`: a client passed in that does not queue commands that long), or a blocked read its server
+   * ended on becoming a replica (`isUnblocked`: a failover), is sent again: not once the
    * watcher ended (its own disconnect() cuts its reads too), nor when `client` (this connection, or
    * the store's for reads on it) has ended for good (`end`: quit, or a retryStrategy that gave up),
    * where every read would fail again at once.
    */
   readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
-    return (isConnectionLoss(err) || isOfflineRefusal(err)) && !this.aborted && client.status !== 'end';
+    return (isConnectionLoss(err) || isOfflineRefusal(err) || isUnblocked(err)) && !this.aborted && client.status !== 'end';
   }
 
   /**
