@@ -84,6 +84,12 @@ class WatchConnection {
    * the watcher ended, ~1.3 KB an event for good on a watcher that runs for days. */
   readonly #waiting = new Set<() => void>();
   #ended = false;
+  /**
+   * Counts the connection's sessions: made again ('ready'; '+node' for a Cluster), or its server made
+   * a replica under it (UNBLOCKED). A read of another session may be another server's answer (see
+   * followUpgrade: a failover to a replica that had not got every append).
+   */
+  #session = 0;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
   readonly #ctx: WatchContext;
@@ -122,9 +128,22 @@ class WatchConnection {
         ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)');
       }
     });
+    const newSession = (): void => void this.#session++;
+    this.conn.on('ready', newSession);
+    this.conn.on('+node', newSession);
     this.#release = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
     this.#offAbort = this.#signals.map((s) => whenAborted(s, () => this.end()));
+  }
+
+  /** See #session. */
+  get session(): number {
+    return this.#session;
+  }
+
+  /** A read ended with UNBLOCKED: its server stopped being a master, and may hold another history from now on. */
+  unblocked(): void {
+    this.#session++;
   }
 
   /** Throws why the connection ended on its own, if it did. */
@@ -354,12 +373,16 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   let lost = 0;
   /** Reads in a row whose first sight of the upgrade found a meta epoch other than its seq 1's eventId. */
   let wrongEpoch = 0;
+  /** The eventId of the last event handed out (seq `next`), and the session of the connection (see WatchConnection) whose reads agree with it. */
+  let lastEventId: string | undefined;
+  let trusted: number | undefined;
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
     try {
       read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
     } catch (err) {
       if (watcher.aborted) return;
+      if (isUnblocked(err)) watcher.unblocked();
       // A read cut by a lost connection that ioredis did not send again (a Cluster's pipeline fails
       // with "Connection is closed."; a command refused while offline): read again from the last seq
       // handed out; the new read waits in the offline queue for the reconnect.
@@ -401,6 +424,35 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
       }
     }
     wrongEpoch = 0;
+    // Read on a connection made again since the last event was handed out: another server may have
+    // answered, a replica promoted by a failover, which the last acknowledged appends had not reached
+    // and where the next writer wrote other events under their seqs (Redis replicates
+    // asynchronously). The event at `next` must still be the one handed out, or the watcher would go
+    // on past events that exist nowhere now, and never hand out the ones in their place.
+    const session = watcher.session;
+    if (lastEventId !== undefined && session !== trusted) {
+      let held: ProgressEvent | undefined;
+      try {
+        const found = await watcher.until(watcher.conn.xrange(keys.events, entryId(next), '+', 'COUNT', 1) as Promise<StreamEntry[]>);
+        if (found === undefined) return;
+        held = found[0] ? decodeEntry(keys.events, found[0]).find((e) => e.seq === next) : undefined;
+      } catch (err) {
+        if (watcher.aborted) return;
+        if (isUnblocked(err)) watcher.unblocked();
+        if (watcher.readsAgainAfter(err)) {
+          await watcher.backOff(++lost);
+          continue;
+        }
+        throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+      }
+      // Made again once more meanwhile: check on the next read (nothing of this one is handed out).
+      if (watcher.session !== session) continue;
+      // (Not held: trimmed by retention, which the reads below report.)
+      if (held && held.eventId !== lastEventId) {
+        throw goneError(upgradeId, next, `the event it handed out at seq ${next} is not in Redis any more (another took its place: after a failover to a replica the last acknowledged appends had not reached, or a delete and re-create)`);
+      }
+    }
+    trusted = session;
     const trimmedText = read.meta[2];
     // XREAD returns the entries with an id > 0-<next>: an entry's id is its last seq, so the first
     // one holds seq next + 1 (possibly after events already handed out, skipped here).
@@ -417,6 +469,7 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
         // would otherwise still hand out its first event.
         if (watcher.aborted) return;
         next = event.seq;
+        lastEventId = event.eventId;
         yield event;
       }
     }

@@ -38,6 +38,11 @@ export interface RedisProxy {
   down(connection: number): void;
   /** Ends the outage of {@link down}: new connections reach Redis again. */
   up(): void;
+  /**
+   * A failover: every connection open now is cut, and new ones reach `target` (a redis:// URL,
+   * another Redis: the replica promoted in place of the master).
+   */
+  failOver(target: string): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -45,7 +50,7 @@ export interface RedisProxy {
 
 /** Starts a proxy on a free port in front of `target` (a redis:// URL). */
 export async function startRedisProxy(target: string): Promise<RedisProxy> {
-  const { hostname, port } = new URL(target);
+  let { hostname, port } = new URL(target);
   const pairs = new Set<[Socket, Socket]>();
   let holding = false;
   let dropReply = false;
@@ -136,6 +141,10 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     },
     up: () => {
       refusing = false;
+    },
+    failOver: (to: string) => {
+      ({ hostname, port } = new URL(to));
+      for (const cut of [...byIndex.values()]) cut();
     },
     cutAfterFirstLine: (connection?: number) => {
       cutAfterLine = connection ?? true;
