@@ -3,7 +3,6 @@
 // server held one topic (and each `*` client one subscription) per upgrade ever run: the heap grew
 // by about 45 KB an upgrade. Each test failed before the fix (topics = every upgrade run).
 import { ProgressWebSocketServer } from '@progress/ws-server';
-import type { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTracker } from './helpers.js';
 import { Harness } from './two-processes.js';
@@ -13,20 +12,21 @@ afterAll(() => harness.cleanup());
 const RETAINED = 3;
 const UPGRADES = 10;
 
-async function serve(store: RedisStore): Promise<{ server: ProgressWebSocketServer; wsUrl: string }> {
-  const server = new ProgressWebSocketServer({ port: 0, store, maxRetainedUpgrades: RETAINED });
+/** A server over `serving` (its store), with a client subscribed to '*', and the store to write with. */
+async function servedWithStar() {
+  const { serving, writing } = harness.setup();
+  const server = new ProgressWebSocketServer({ port: 0, store: serving, maxRetainedUpgrades: RETAINED });
   harness.onCleanup(() => server.stop());
   const { url: wsUrl } = await server.start();
-  return { server, wsUrl };
+  const star = await harness.connect(wsUrl);
+  star.send({ type: 'subscribe', upgradeId: '*' });
+  await star.next((m) => m.type === 'subscribed');
+  return { server, wsUrl, star, writing };
 }
 
 describe("ws-server over Redis: upgrades that ended are not held for '*' subscribers alone", () => {
   it('written by another process: the server keeps at most maxRetainedUpgrades of them, and the * subscriber got every event', async () => {
-    const { serving, writing } = harness.setup();
-    const { server, wsUrl } = await serve(serving);
-    const star = await harness.connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const { server, wsUrl, star, writing } = await servedWithStar();
     for (let i = 1; i <= UPGRADES; i++) {
       const tracker = await openTracker(`ended-${i}`, writing);
       await tracker.startUpgrade();
@@ -61,11 +61,7 @@ describe("ws-server over Redis: upgrades that ended are not held for '*' subscri
   }, 30_000);
 
   it('tracked by this server (the composed tracker with a shared server): untracked upgrades that ended are let go of too', async () => {
-    const { serving, writing } = harness.setup();
-    const { server, wsUrl } = await serve(serving);
-    const star = await harness.connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const { server, star, writing } = await servedWithStar();
     for (let i = 1; i <= UPGRADES; i++) {
       const tracker = await openTracker(`tracked-${i}`, writing);
       const untrack = server.track(tracker);
