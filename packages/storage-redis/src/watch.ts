@@ -376,6 +376,8 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   /** The eventId of the last event handed out (seq `next`), and the session of the connection (see WatchConnection) whose reads agree with it. */
   let lastEventId: string | undefined;
   let trusted: number | undefined;
+  /** Checks in a row that found the watcher's server a replica not yet in step with its master. */
+  let unsynced = 0;
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
     try {
@@ -432,10 +434,20 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     const session = watcher.session;
     if (lastEventId !== undefined && session !== trusted) {
       let held: ProgressEvent | undefined;
+      let replica: boolean;
       try {
-        const found = await watcher.until(watcher.conn.xrange(keys.events, entryId(next), '+', 'COUNT', 1) as Promise<StreamEntry[]>);
+        // Its role first: a master made a replica (UNBLOCKED, or reconnected to by address) serves its
+        // own data until the sync with its new master replaces it, with no sign to the watcher: not
+        // checked until it is in step ('connected'). (ROLE refused, by an ACL: checked as it is.)
+        const role = (watcher.conn as { isCluster?: boolean }).isCluster ? undefined : (watcher.conn as Redis).call('ROLE').then((r) => r as unknown[], () => undefined);
+        const found = await watcher.until(Promise.all([role, watcher.conn.xrange(keys.events, entryId(next), '+', 'COUNT', 1) as Promise<StreamEntry[]>]));
         if (found === undefined) return;
-        held = found[0] ? decodeEntry(keys.events, found[0]).find((e) => e.seq === next) : undefined;
+        replica = found[0]?.[0] === 'slave';
+        if (replica && found[0]?.[3] !== 'connected') {
+          await watcher.backOff(++unsynced + 1);
+          continue;
+        }
+        held = found[1][0] ? decodeEntry(keys.events, found[1][0]).find((e) => e.seq === next) : undefined;
       } catch (err) {
         if (watcher.aborted) return;
         if (isUnblocked(err)) watcher.unblocked();
@@ -450,6 +462,12 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
       // (Not held: trimmed by retention, which the reads below report.)
       if (held && held.eventId !== lastEventId) {
         throw goneError(upgradeId, next, `the event it handed out at seq ${next} is not in Redis any more (another took its place: after a failover to a replica the last acknowledged appends had not reached, or a delete and re-create)`);
+      }
+      unsynced = 0;
+      // A replica's read may be of its data before the sync: read again from what was checked.
+      if (replica) {
+        trusted = session;
+        continue;
       }
     }
     trusted = session;
