@@ -378,21 +378,27 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   let trusted: number | undefined;
   /** Checks in a row that found the watcher's server a replica not yet in step with its master. */
   let unsynced = 0;
+  /**
+   * After a command on the watcher's connection failed: true to read again (after the back-off),
+   * false once the watcher has ended; throws what cannot be read again.
+   */
+  const readAgain = async (err: unknown): Promise<boolean> => {
+    if (watcher.aborted) return false;
+    if (isUnblocked(err)) watcher.unblocked();
+    // A read cut by a lost connection that ioredis did not send again (a Cluster's pipeline fails
+    // with "Connection is closed."; a command refused while offline): read again from the last seq
+    // handed out; the new read waits in the offline queue for the reconnect.
+    if (!watcher.readsAgainAfter(err)) throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+    await watcher.backOff(++lost);
+    return true;
+  };
   while (!watcher.aborted) {
     let read: Awaited<ReturnType<WatchConnection['xreadWithMeta']>>;
     try {
       read = await watcher.xreadWithMeta(keys.events, entryId(next), ctx.options.pageSize, ctx.options.watchBlockMs, keys.meta, ['lastSeq', 'epoch', 'trimmed'], first);
     } catch (err) {
-      if (watcher.aborted) return;
-      if (isUnblocked(err)) watcher.unblocked();
-      // A read cut by a lost connection that ioredis did not send again (a Cluster's pipeline fails
-      // with "Connection is closed."; a command refused while offline): read again from the last seq
-      // handed out; the new read waits in the offline queue for the reconnect.
-      if (watcher.readsAgainAfter(err)) {
-        await watcher.backOff(++lost);
-        continue;
-      }
-      throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+      if (await readAgain(err)) continue;
+      return;
     }
     lost = 0;
     if (!read) return;
@@ -449,13 +455,8 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
         }
         held = found[1][0] ? decodeEntry(keys.events, found[1][0]).find((e) => e.seq === next) : undefined;
       } catch (err) {
-        if (watcher.aborted) return;
-        if (isUnblocked(err)) watcher.unblocked();
-        if (watcher.readsAgainAfter(err)) {
-          await watcher.backOff(++lost);
-          continue;
-        }
-        throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
+        if (await readAgain(err)) continue;
+        return;
       }
       // Made again once more meanwhile: check on the next read (nothing of this one is handed out).
       if (watcher.session !== session) continue;
