@@ -1,5 +1,6 @@
 import { isProgressError, ProgressError, type Logger, type ProgressEvent } from '@progress/core';
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
+import { keyPrefixOf } from './append-command.js';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
@@ -90,6 +91,8 @@ class WatchConnection {
    * followUpgrade: a failover to a replica that had not got every append).
    */
   #session = 0;
+  /** On a Cluster: the node (`host:port`) that answered the last read of the slot {@link answeredBy} was told of. */
+  #node: string | undefined;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
   readonly #ctx: WatchContext;
@@ -144,6 +147,22 @@ class WatchConnection {
   /** A read ended with UNBLOCKED: its server stopped being a master, and may hold another history from now on. */
   unblocked(): void {
     this.#session++;
+  }
+
+  /**
+   * On a Cluster, after a read of `slot`: another node than the one that answered the last read
+   * starts a new session. A failover promotes a replica without any new connection when the
+   * Cluster had one to it already (it connects to the replicas CLUSTER SLOTS lists, read-only, and
+   * takes one for a master after a refresh or a MOVED without an event), so neither 'ready' nor
+   * '+node' comes. The slots cache names the node that answered: a MOVED updates it before the read
+   * is sent again. (An ASK, during a resharding, leaves it: the keys move whole, nothing to check.)
+   */
+  answeredBy(slot: number | undefined): void {
+    if (slot === undefined) return;
+    const node = (this.conn as Cluster).slots[slot]?.[0];
+    if (node === undefined) return;
+    if (this.#node !== undefined && node !== this.#node) this.#session++;
+    this.#node = node;
   }
 
   /** Throws why the connection ended on its own, if it did. */
@@ -349,6 +368,9 @@ export function watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: num
 
 async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgradeId: string, afterSeq: number): AsyncGenerator<ProgressEvent> {
   const keys = ctx.keys.upgrade(upgradeId);
+  // On a Cluster, the slot of the upgrade's keys (see WatchConnection.answeredBy), with the client's own key prefix.
+  const cluster = (watcher.conn as { isCluster?: boolean }).isCluster === true;
+  const slot = cluster ? new Command('get', [keys.events], { keyPrefix: keyPrefixOf(watcher.conn) }).getSlot() : undefined;
   let next = afterSeq;
   /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
   let epoch: string | null | undefined;
@@ -402,6 +424,7 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     }
     lost = 0;
     if (!read) return;
+    watcher.answeredBy(slot);
     // The meta when the watch started (first round), then as it was right after these entries
     // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
     // has vanished, restarted behind us, or has another epoch.

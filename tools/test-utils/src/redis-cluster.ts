@@ -9,6 +9,8 @@ import { freePort } from './net.js';
 export interface TestRedisCluster {
   /** The masters' addresses, for `new Cluster(nodes)`. */
   nodes: Array<{ host: string; port: number }>;
+  /** With `replicas: true`: the replica of each master, in the order of `nodes` (none otherwise). */
+  replicas: Array<{ host: string; port: number }>;
   stop(): Promise<void>;
 }
 
@@ -17,7 +19,9 @@ const SLOTS = 16384;
 /**
  * Starts `masters` redis-server processes in cluster mode on free ports, gives each an equal range
  * of the 16,384 slots (CLUSTER ADDSLOTSRANGE), joins them (CLUSTER MEET) and waits until every
- * node reports `cluster_state:ok`. `extraArgs` go to every redis-server. Needs `redis-server` 7 or
+ * node reports `cluster_state:ok`. `extraArgs` go to every redis-server. With `replicas: true`, one
+ * more redis-server per master is made its replica (CLUSTER REPLICATE), in step with it when this
+ * resolves (`replicas` lists them). Needs `redis-server` 7 or
  * later on PATH; throws a message saying so when it is missing.
  *
  * Each node's cluster bus gets a free port of its own (`--cluster-port`): by default it listens on
@@ -25,10 +29,10 @@ const SLOTS = 16384;
  * 60,999 here) and which another process may hold. A port taken between the pick and the listen
  * makes a node exit at once: the whole start is then tried again on new ports (three times).
  */
-export async function startRedisCluster(masters = 3, extraArgs: readonly string[] = []): Promise<TestRedisCluster> {
+export async function startRedisCluster(masters = 3, extraArgs: readonly string[] = [], options: { replicas?: boolean } = {}): Promise<TestRedisCluster> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(masters, extraArgs);
+      return await startOnce(masters, extraArgs, options.replicas === true);
     } catch (err) {
       if (!(err instanceof PortTaken) || attempt === 3) throw err;
     }
@@ -39,7 +43,7 @@ export async function startRedisCluster(masters = 3, extraArgs: readonly string[
 class PortTaken extends Error {}
 const lastWords = new WeakMap<ChildProcess, () => string>();
 
-async function startOnce(masters: number, extraArgs: readonly string[]): Promise<TestRedisCluster> {
+async function startOnce(masters: number, extraArgs: readonly string[], withReplicas: boolean): Promise<TestRedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'progress-redis-cluster-'));
   const children: ChildProcess[] = [];
   const admins: Redis[] = [];
@@ -67,7 +71,8 @@ async function startOnce(masters: number, extraArgs: readonly string[]): Promise
         if (!taken.has(port)) return taken.add(port), port;
       }
     };
-    for (let i = 0; i < masters; i++) {
+    // With replicas: one more server per master, started the same way, made its replica below.
+    for (let i = 0; i < (withReplicas ? 2 * masters : masters); i++) {
       const port = await pick();
       const bus = await pick();
       ports.push(port);
@@ -76,7 +81,8 @@ async function startOnce(masters: number, extraArgs: readonly string[]): Promise
         'redis-server',
         [
           ...['--port', String(port), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
-          ...['--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+          // A replica's first sync at once (Redis waits 5 s by default for more replicas to join it).
+          ...['--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0', '--dir', dir, ...extraArgs],
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -97,8 +103,14 @@ async function startOnce(masters: number, extraArgs: readonly string[]): Promise
       await until(async () => admin.connect().then(() => true, () => false), `redis-server (cluster mode) to answer on 127.0.0.1:${port}`, children);
     }
     const per = Math.ceil(SLOTS / masters);
-    await Promise.all(admins.map((admin, i) => admin.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(SLOTS, (i + 1) * per) - 1))));
-    for (let i = 1; i < masters; i++) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[i]), String(busPorts[i]));
+    await Promise.all(admins.slice(0, masters).map((admin, i) => admin.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(SLOTS, (i + 1) * per) - 1))));
+    for (let i = 1; i < admins.length; i++) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[i]), String(busPorts[i]));
+    for (let i = masters; i < admins.length; i++) {
+      const master = String(await admins[i - masters]!.call('CLUSTER', 'MYID'));
+      // Once the replica knows its master (gossip), and then in step with it.
+      await until(async () => (await admins[i]!.call('CLUSTER', 'REPLICATE', master)) === 'OK', `the node on port ${ports[i]} to become a replica`, children);
+      await until(async () => String(await admins[i]!.info('replication')).includes('master_link_status:up'), `the replica on port ${ports[i]} to sync`, children);
+    }
     await until(
       async () => {
         for (const admin of admins) if (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
@@ -107,7 +119,8 @@ async function startOnce(masters: number, extraArgs: readonly string[]): Promise
       'the cluster to report cluster_state:ok on every node',
       children,
     );
-    return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
+    const address = (port: number): { host: string; port: number } => ({ host: '127.0.0.1', port });
+    return { nodes: ports.slice(0, masters).map(address), replicas: ports.slice(masters).map(address), stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,0 +1,203 @@
+// RedisStore on a real Redis Cluster (three masters, a replica each) whose master fails over.
+//
+// Found on 2026-11-30 (review): after a failover that lost acknowledged appends (the master died
+// before they reached its replica, which took over, and the next writer wrote other events under
+// their seqs), watch() on a Cluster went on silently past the events it had handed out: it handed
+// out the new history's seqs 7-8 after the lost 5-6, never the new 5-6. Its check of the last event
+// handed out runs on a new session ('ready', '+node'), and a Cluster that had a connection to the
+// replica already (CLUSTER SLOTS lists replicas in step) emits neither when the replica becomes the
+// master. The README promises NOT_FOUND there (Durability, Watching).
+import { EventFactory } from '@progress/core/testing';
+import { isProgressError, type ProgressEvent } from '@progress/core';
+import { spawnSync } from 'node:child_process';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
+import { RedisStore } from '../src/index.js';
+import { freshPrefix } from './helpers.js';
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const describeCluster = describe.skipIf(!hasRedisServer);
+
+let cluster: TestRedisCluster;
+/** Admin connections: the masters', then the replicas' (replica i of master i). */
+let masters: Redis[] = [];
+let replicas: Redis[] = [];
+const clients: Cluster[] = [];
+const stores: RedisStore[] = [];
+
+beforeAll(async () => {
+  if (!hasRedisServer) return;
+  cluster = await startRedisCluster(3, [], { replicas: true });
+  const admin = (n: { host: string; port: number }): Redis => {
+    const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {});
+    return r;
+  };
+  masters = cluster.nodes.map(admin);
+  replicas = cluster.replicas.map(admin);
+}, 60_000);
+
+afterAll(async () => {
+  for (const store of stores) await store.close();
+  for (const client of clients) client.disconnect();
+  for (const admin of [...masters, ...replicas]) admin.disconnect();
+  await cluster?.stop();
+});
+
+function clusterStore(keyPrefix: string, options: { watchBlockMs?: number } = {}): RedisStore {
+  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: null } });
+  clients.push(client);
+  const store = new RedisStore({ redis: client, keyPrefix, ...options });
+  stores.push(store);
+  return store;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause(20);
+  }
+}
+
+/** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
+async function ownerOf(key: string): Promise<number> {
+  for (const admin of masters) {
+    const slots = await Promise.all([admin.call('CLUSTER', 'KEYSLOT', key), admin.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
+    if (!slots) continue;
+    const slot = Number(slots[0]);
+    const port = (slots[1] as Array<[number, number, [string, number]]>).find(([a, b]) => a <= slot && slot <= b)![2][1];
+    const master = cluster.nodes.findIndex((n) => n.port === port);
+    return master >= 0 ? master : -1 - cluster.replicas.findIndex((n) => n.port === port);
+  }
+  throw new Error('no master answers');
+}
+
+describeCluster('RedisStore across a Redis Cluster failover', () => {
+  it('a graceful CLUSTER FAILOVER while a writer appends: appends go on, each stored once; watch() and watchAll() hand out every event once, in order', async () => {
+    const prefix = freshPrefix('cluster-failover');
+    const writer = clusterStore(prefix);
+    const reader = clusterStore(prefix, { watchBlockMs: 2000 });
+    await reader.list();
+    const f = new EventFactory('failing-over');
+    const stop = new AbortController();
+    const watched: ProgressEvent[] = [];
+    const followed: ProgressEvent[] = [];
+    const errors: string[] = [];
+    const watching = (async () => {
+      for await (const e of reader.watch(f.upgradeId, 0, { signal: stop.signal })) watched.push(e);
+    })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
+    const following = (async () => {
+      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
+    })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+    const acked: ProgressEvent[] = [];
+    const failures: string[] = [];
+    let writing = true;
+    // A writer that tries a failed append again as it was (STORE_UNAVAILABLE: it did not run, or the
+    // script recognises it); a CONFLICT would mean a lost append.
+    const writes = (async () => {
+      while (writing) {
+        const expected = f.lastSeq;
+        const events = f.batch(1 + (expected % 3));
+        for (;;) {
+          try {
+            await writer.append(f.upgradeId, events, expected, f.snapshot());
+            acked.push(...events);
+            break;
+          } catch (e) {
+            failures.push(`${(e as { code?: string }).code} ${(e as Error).message}`);
+            if ((e as { code?: string }).code !== 'STORE_UNAVAILABLE') throw e;
+          }
+        }
+        await pause(5);
+      }
+    })();
+    await pause(300);
+    const owner = await ownerOf(writer.keys.upgrade(f.upgradeId).events);
+    await replicas[owner]!.call('CLUSTER', 'FAILOVER');
+    await until('the replica to take over', async () => String(await replicas[owner]!.info('replication')).includes('role:master'));
+    // Appends after it, on the new master.
+    const after = acked.length;
+    try {
+      await until('appends after the failover', () => acked.length > after + 20);
+    } finally {
+      writing = false;
+      await writes;
+    }
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && errors.length === 0 && (watched.length < acked.length || followed.length < acked.length)) await pause(50);
+    stop.abort();
+    await Promise.all([watching, following]);
+    const stored: ProgressEvent[] = [];
+    for await (const e of writer.readEvents(f.upgradeId, 0)) stored.push(e);
+    expect(stored.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(stored.map((e) => e.seq)).toEqual(acked.map((_, i) => i + 1));
+    expect(failures.filter((f) => !f.startsWith('STORE_UNAVAILABLE'))).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(watched.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(followed.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+  }, 60_000);
+});
+
+describeCluster('RedisStore.watch() across a Cluster failover that lost acknowledged appends', () => {
+  it('ends with NOT_FOUND rather than go on past events it handed out that the promoted replica never got', async () => {
+    const prefix = freshPrefix('cluster-lossy');
+    const writer = clusterStore(prefix);
+    const reader = clusterStore(prefix, { watchBlockMs: 500 });
+    const f = new EventFactory('lossy');
+    const keys = writer.keys.upgrade(f.upgradeId);
+    const owner = await ownerOf(keys.events);
+    const [master, replica] = [masters[owner]!, replicas[owner]!];
+    await writer.append(f.upgradeId, f.batch(4), 0, f.snapshot());
+    await replica.call('READONLY');
+    await until('the replica to hold seqs 1-4', async () => (await replica.hget(keys.meta, 'lastSeq')) === '4');
+    // Listed in CLUSTER SLOTS (Redis 7 lists a replica once its master heard of its replication
+    // offset), as any replica in step is: a Cluster client connects to it too (read-only).
+    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${cluster.replicas[owner]!.port},`));
+    // The replica stops copying its master (it cannot authenticate to it any more): seqs 5-6 are
+    // acknowledged by the master only, as when a master dies before its last writes reached the replica.
+    const other = new EventFactory(f.upgradeId);
+    other.state = f.snapshot();
+    await replica.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
+    await replica.call('CLIENT', 'KILL', 'TYPE', 'master');
+    await until('the replica to lose its master', async () => String(await replica.info('replication')).includes('master_link_status:down'));
+    const lost = f.batch(2);
+    await writer.append(f.upgradeId, lost, 4, f.snapshot());
+    // The watcher hands out seqs 1-6 and is not asked for more meanwhile (no read in flight).
+    const it = reader.watch(f.upgradeId, 0)[Symbol.asyncIterator]();
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 6; i++) seen.push((await it.next()).value as ProgressEvent);
+    expect(seen.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seen.slice(4).map((e) => e.eventId)).toEqual(lost.map((e) => e.eventId));
+    // The master dies; its replica takes over, without the lost seqs, and the next writer writes
+    // other events at seqs 5-8 there.
+    await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
+    await replica.call('CONFIG', 'SET', 'masterauth', '');
+    await until('the replica to serve the slot', async () => (await ownerOf(keys.events)) === -1 - owner);
+    const next = clusterStore(prefix);
+    await until('the next writer to find seq 4', async () => (await next.load(f.upgradeId))?.lastSeq === 4);
+    await next.append(f.upgradeId, other.batch(2), 4, other.snapshot());
+    await next.append(f.upgradeId, other.batch(2), 6, other.snapshot());
+    let ended: unknown;
+    const more: ProgressEvent[] = [];
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        more.push(r.value);
+        if (more.length >= 2) break;
+      }
+    } catch (err) {
+      ended = err;
+    }
+    await it.return?.();
+    expect(more).toEqual([]);
+    expect(isProgressError(ended, 'NOT_FOUND')).toBe(true);
+    expect((ended as Error).message).toContain('seq 6');
+  }, 60_000);
+});
+
