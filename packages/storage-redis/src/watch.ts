@@ -400,6 +400,8 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   let trusted: number | undefined;
   /** Checks in a row that found the watcher's server a replica not yet in step with its master. */
   let unsynced = 0;
+  /** Reads in a row that found the meta missing on a Cluster while it was there (a slot half moved: see below). */
+  let halfMoved = 0;
   /**
    * After a command on the watcher's connection failed: true to read again (after the back-off),
    * false once the watcher has ended; throws what cannot be read again.
@@ -425,6 +427,25 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     lost = 0;
     if (!read) return;
     watcher.answeredBy(slot);
+    // On a Cluster, no meta where the events are may be a slot half moved to another master (a
+    // resharding moves its keys a batch at a time): a read that finds the stream moved already is
+    // sent to the target whole (ASK), where the meta has not arrived yet. A lone read of the meta
+    // goes where it is; found there, read again once the move goes on, rather than end as deleted.
+    if (cluster && (read.meta[0] === null || read.metaBefore?.[0] === null) && (next > 0 || epoch !== undefined || (read.entries?.length ?? 0) > 0)) {
+      let meta: string | null | undefined;
+      try {
+        meta = await watcher.until(watcher.conn.hget(keys.meta, 'lastSeq'));
+      } catch (err) {
+        if (await readAgain(err)) continue;
+        return;
+      }
+      if (meta === undefined) return;
+      if (meta !== null) {
+        await watcher.backOff(++halfMoved + 1);
+        continue;
+      }
+    }
+    halfMoved = 0;
     // The meta when the watch started (first round), then as it was right after these entries
     // were read: the upgrade is gone (deleted, or expired by retention) when the log we follow
     // has vanished, restarted behind us, or has another epoch.
