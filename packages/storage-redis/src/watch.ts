@@ -489,7 +489,7 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
         // Its role first: a master made a replica (UNBLOCKED, or reconnected to by address) serves its
         // own data until the sync with its new master replaces it, with no sign to the watcher: not
         // checked until it is in step ('connected'). (ROLE refused, by an ACL: checked as it is.)
-        const role = (watcher.conn as { isCluster?: boolean }).isCluster ? undefined : (watcher.conn as Redis).call('ROLE').then((r) => r as unknown[], () => undefined);
+        const role = cluster ? undefined : (watcher.conn as Redis).call('ROLE').then((r) => r as unknown[], () => undefined);
         const found = await watcher.until(Promise.all([role, watcher.conn.xrange(keys.events, entryId(next), '+', 'COUNT', 1) as Promise<StreamEntry[]>]));
         if (found === undefined) return;
         replica = found[0]?.[0] === 'slave';
