@@ -898,6 +898,8 @@ export class RedisStore implements ProgressStore {
    * (read from the feed stream; a gap in one upgrade's seqs is filled from its own stream, and
    * duplicates are dropped; events retention removed before they were read are skipped, so that
    * upgrade's seqs jump and `readEvents` from the last one seen reports `NOT_FOUND` 'trimmed').
+   * An upgrade deleted and created again, or whose events handed out a failover lost (the next
+   * writer reused their seqs), is handed out again from seq 1 (see the README, Watching).
    * Ends like {@link watch}.
    */
   watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {

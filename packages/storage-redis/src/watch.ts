@@ -542,10 +542,13 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
 const SEEN_LIMIT = 100_000;
 
 
-/** What watchAll last handed out of an upgrade: its seq, and the upgrade's epoch then (null when unknown). */
+/** What watchAll last handed out of an upgrade: its seq and eventId, and the upgrade's epoch then (null when unknown). */
 interface Seen {
   seq: number;
+  eventId: string;
   epoch: string | null;
+  /** On a Cluster: the node (`host:port`) that served the upgrade's slot on the store's connection when that event was read. */
+  node: string | undefined;
 }
 
 /** The events `collect` read of an upgrade, with its epoch and first feed entry's id as its first page read them (null: no meta, not recorded). */
@@ -597,10 +600,17 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
   /** The last seq handed out per upgrade, with the epoch the upgrade had then (bounded: the oldest entries are forgotten first). */
   const seen = new Map<string, Seen>();
-  const mark = (upgradeId: string, event: ProgressEvent, epoch: string | null): void => {
+  const mark = (upgradeId: string, event: ProgressEvent, epoch: string | null, node: string | undefined): void => {
     seen.delete(upgradeId);
-    seen.set(upgradeId, { seq: event.seq, epoch });
+    seen.set(upgradeId, { seq: event.seq, eventId: event.eventId, epoch, node });
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
+  };
+  const cluster = (ctx.redis as { isCluster?: boolean }).isCluster === true;
+  /** On a Cluster: the node that serves the upgrade's slot on the store's connection (see WatchConnection.answeredBy). */
+  const nodeOf = (upgradeId: string): string | undefined => {
+    if (!cluster) return undefined;
+    const slot = new Command('get', [ctx.keys.upgrade(upgradeId).events], { keyPrefix: keyPrefixOf(ctx.redis) }).getSlot();
+    return slot === undefined ? undefined : (ctx.redis as Cluster).slots[slot]?.[0];
   };
   /** The events of an upgrade after `after` up to `to`, with its epoch and its first feed entry's id as the first page read them (null: no meta, not recorded). */
   const collect = async (upgradeId: string, after: number, to: number): Promise<Collected> => {
@@ -732,6 +742,26 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
       // unknown one: from this entry.
       ranges.set(pointer.upgradeId, { after: prev ? prev.seq : pointer.first - 1, to, prev, fromStart: false, lastId: id });
     }
+    /**
+     * Whether the event at the last seq handed out of the upgrade is another one now: a failover to
+     * a replica the last acknowledged appends had not reached lost it, and the next writer wrote
+     * another event under its seq (see followUpgrade). Checked only when there is cause: the
+     * upgrade's slot is served by another node than when that event was read (a Cluster: the feed may
+     * be on another master, which kept the lost appends' entries), or a feed entry points only at seqs
+     * handed out already (a repeat, or a reused seq). (In single-node mode the feed is on the same
+     * server: the entry read last is lost with the appends, and the iteration ends, see above.)
+     */
+    const replaced = async (upgradeId: string, r: Range, prev: Seen, node: string | undefined): Promise<boolean> => {
+      if (r.to > prev.seq && (node === undefined || prev.node === undefined || node === prev.node)) return false;
+      const held = (await collect(upgradeId, prev.seq - 1, prev.seq)).events.find((e) => e.seq === prev.seq);
+      // (Not held: trimmed by retention, deleted, or not written again yet: nothing to compare.)
+      if (held === undefined || held.eventId === prev.eventId) {
+        if (held !== undefined) prev.node = node;
+        return false;
+      }
+      ctx.logger.warn({ upgradeId, seq: prev.seq }, 'watchAll: the event handed out at this seq is not in Redis any more (a failover lost it); handing out the upgrade again from its start');
+      return true;
+    };
     /** The events of `r` not handed out yet, of the upgrade as it is now, and its epoch. */
     const fresh = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null }> => {
       const read = await collect(upgradeId, r.after, r.to);
@@ -749,8 +779,23 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
       // Deleted and created again: the new upgrade's events from its start.
       return r.fromStart ? read : collect(upgradeId, 0, r.to);
     };
-    const reads = [...ranges].filter(([, r]) => r.to > r.after).map(([upgradeId, r]) => fresh(upgradeId, r).then((page) => ({ upgradeId, ...page })));
-    let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null }> | undefined;
+    /** {@link fresh}, unless the events handed out last were replaced (see `replaced`); with the node that served the upgrade. */
+    const page = async (upgradeId: string, r: Range): Promise<{ events: ProgressEvent[]; epoch: string | null; node: string | undefined }> => {
+      const prev = r.prev;
+      // (A range of seqs handed out already is read only for the check below.)
+      const read = r.to > r.after ? await fresh(upgradeId, r) : { events: [], epoch: prev?.epoch ?? null };
+      // The node that answered (looked up after the read: a MOVED updates the slots before the read is sent again).
+      const node = nodeOf(upgradeId);
+      // Another history under the seqs handed out, of the same upgrade: handed out from its start,
+      // as for an upgrade deleted and created again.
+      if (prev && (prev.epoch === null || read.epoch === null || read.epoch === prev.epoch) && (await replaced(upgradeId, r, prev, node))) {
+        const again = await collect(upgradeId, 0, Math.max(r.to, prev.seq));
+        return { events: again.events, epoch: again.epoch, node };
+      }
+      return { ...read, node };
+    };
+    const reads = [...ranges].filter(([, r]) => r.to > r.after || r.prev !== undefined).map(([upgradeId, r]) => page(upgradeId, r).then((p) => ({ upgradeId, ...p })));
+    let pages: Array<{ upgradeId: string; events: ProgressEvent[]; epoch: string | null; node: string | undefined }> | undefined;
     try {
       // Raced with the end of the watcher: these reads go on the store's connection, where a stalled
       // link holds them up to commandTimeoutMs; return() or an abort must not wait for that.
@@ -762,11 +807,11 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
       throw err;
     }
     if (!pages) return;
-    for (const { upgradeId, events, epoch } of pages) {
+    for (const { upgradeId, events, epoch, node } of pages) {
       for (const event of events) {
         // Before each event: reads on a client passed in are still answered after close().
         if (watcher.aborted) return;
-        mark(upgradeId, event, epoch);
+        mark(upgradeId, event, epoch, node);
         yield event;
       }
     }

@@ -1,0 +1,223 @@
+// RedisStore.watchAll() on a real Redis Cluster (three masters, a replica each) whose master fails
+// over after acknowledging appends its replica never got.
+//
+// Found on 2026-11-30 (review): with the feed's slot on another master than the upgrade's (so the
+// feed keeps the entries of the lost appends), watchAll() handed out the lost seqs 5-6, then the
+// new history's 7-8 as their continuation, and never the new 5-6, silently. watch() ends with
+// NOT_FOUND there; watchAll() (which never ends for one upgrade: see the README) must hand out the
+// upgrade's history as it is now, from seq 1, as for an upgrade deleted and created again. In
+// single-node mode the feed entry it read last is lost with the appends, and it ends (checked too).
+import { EventFactory } from '@progress/core/testing';
+import { isProgressError, type ProgressEvent } from '@progress/core';
+import { spawnSync } from 'node:child_process';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
+import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
+import { RedisStore } from '../src/index.js';
+import { freshPrefix } from './helpers.js';
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const describeCluster = describe.skipIf(!hasRedisServer);
+
+let cluster: TestRedisCluster;
+/** Admin connections: the masters', then the replicas' (replica i of master i). */
+let masters: Redis[] = [];
+let replicas: Redis[] = [];
+const clients: Cluster[] = [];
+const stores: RedisStore[] = [];
+/** Single-node mode: a master and the replica promoted in its place. */
+let pair: TestRedis[] = [];
+const admins: Redis[] = [];
+
+beforeAll(async () => {
+  if (!hasRedisServer) return;
+  pair = await Promise.all([startRedisServer(), startRedisServer()]);
+  cluster = await startRedisCluster(3, [], { replicas: true });
+  const admin = (n: { host: string; port: number }): Redis => {
+    const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {});
+    return r;
+  };
+  masters = cluster.nodes.map(admin);
+  replicas = cluster.replicas.map(admin);
+}, 60_000);
+
+afterAll(async () => {
+  for (const store of stores) await store.close();
+  for (const client of clients) client.disconnect();
+  for (const admin of [...masters, ...replicas, ...admins]) admin.disconnect();
+  await Promise.all(pair.map((s) => s.stop()));
+  await cluster?.stop();
+});
+
+function clusterStore(keyPrefix: string, options: { watchBlockMs?: number } = {}): RedisStore {
+  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: null } });
+  clients.push(client);
+  const store = new RedisStore({ redis: client, keyPrefix, ...options });
+  stores.push(store);
+  return store;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause(20);
+  }
+}
+
+/** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
+async function ownerOf(key: string): Promise<number> {
+  for (const admin of masters) {
+    const slots = await Promise.all([admin.call('CLUSTER', 'KEYSLOT', key), admin.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
+    if (!slots) continue;
+    const slot = Number(slots[0]);
+    const port = (slots[1] as Array<[number, number, [string, number]]>).find(([a, b]) => a <= slot && slot <= b)![2][1];
+    const master = cluster.nodes.findIndex((n) => n.port === port);
+    return master >= 0 ? master : -1 - cluster.replicas.findIndex((n) => n.port === port);
+  }
+  throw new Error('no master answers');
+}
+
+describeCluster('RedisStore.watchAll() across a Cluster failover that lost acknowledged appends', () => {
+  it("hands out the upgrade's new history from seq 1 rather than go on past events the promoted replica never got (feed on another master)", async () => {
+    // Two upgrades on one master, the feed on another (which survives the failover): the next
+    // writer writes seqs 5-6 of `staged` alone first (a feed entry that points only at seqs handed
+    // out already), and seqs 5-8 of `whole` in one append (an entry that goes past them).
+    let prefix = '';
+    let writer: RedisStore;
+    const ids = { staged: 'lossy-staged', whole: '' };
+    let owner: number;
+    for (;;) {
+      prefix = freshPrefix('cluster-lossy-all');
+      writer = clusterStore(prefix);
+      owner = await ownerOf(writer.keys.upgrade(ids.staged).events);
+      if ((await ownerOf(writer.keys.feed)) !== owner) break;
+    }
+    for (let i = 0; ; i++) {
+      ids.whole = `lossy-whole-${i}`;
+      if ((await ownerOf(writer.keys.upgrade(ids.whole).events)) === owner) break;
+    }
+    const reader = clusterStore(prefix, { watchBlockMs: 500 });
+    await reader.list();
+    const [master, replica] = [masters[owner]!, replicas[owner]!];
+    const it = reader.watchAll()[Symbol.asyncIterator]();
+    const f = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };
+    for (const u of [f.staged, f.whole]) await writer.append(u.upgradeId, u.batch(4), 0, u.snapshot());
+    await replica.call('READONLY');
+    const meta = (u: EventFactory): string => writer.keys.upgrade(u.upgradeId).meta;
+    await until('the replica to hold seqs 1-4', async () => (await replica.hget(meta(f.staged), 'lastSeq')) === '4' && (await replica.hget(meta(f.whole), 'lastSeq')) === '4');
+    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${cluster.replicas[owner]!.port},`));
+    // The replica stops copying its master: seqs 5-6 are acknowledged by the master only (their
+    // feed entries are on another master, in step with its replica).
+    const other = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };
+    other.staged.state = f.staged.snapshot();
+    other.whole.state = f.whole.snapshot();
+    await replica.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
+    await replica.call('CLIENT', 'KILL', 'TYPE', 'master');
+    await until('the replica to lose its master', async () => String(await replica.info('replication')).includes('master_link_status:down'));
+    const lost = [...f.staged.batch(2), ...f.whole.batch(2)];
+    await writer.append(ids.staged, lost.slice(0, 2), 4, f.staged.snapshot());
+    await writer.append(ids.whole, lost.slice(2), 4, f.whole.snapshot());
+    // The follower hands out seqs 1-6 of both and is not asked for more meanwhile.
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 12; i++) seen.push((await it.next()).value as ProgressEvent);
+    expect(seen.filter((e) => e.seq > 4).map((e) => e.eventId)).toEqual(lost.map((e) => e.eventId));
+    // The master dies; its replica takes over without the lost seqs.
+    await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
+    await replica.call('CONFIG', 'SET', 'masterauth', '');
+    await until('the replica to serve the slot', async () => (await ownerOf(writer.keys.upgrade(ids.staged).events)) === -1 - owner);
+    const next = clusterStore(prefix);
+    await until('the next writer to find seq 4', async () => (await next.load(ids.staged))?.lastSeq === 4 && (await next.load(ids.whole))?.lastSeq === 4);
+    const more: ProgressEvent[] = [];
+    /** What it hands out next, up to the event `last` (or until nothing more comes for a while: a bound, not a timing). */
+    const upTo = async (last: string): Promise<void> => {
+      while (!more.some((e) => e.eventId === last)) {
+        const r = await Promise.race([it.next(), pause(15_000).then(() => undefined)]);
+        if (!r || r.done) break;
+        more.push(r.value);
+      }
+    };
+    const of = (id: string): ProgressEvent[] => more.filter((e) => e.upgradeId === id);
+    // `staged`: the new seqs 5-6 alone first, then 7-8.
+    const reused = other.staged.batch(2);
+    await next.append(ids.staged, reused, 4, other.staged.snapshot());
+    await upTo(reused[1]!.eventId);
+    expect(of(ids.staged).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    const later = other.staged.batch(2);
+    await next.append(ids.staged, later, 6, other.staged.snapshot());
+    await upTo(later[1]!.eventId);
+    // `whole`: seqs 5-8 in one append.
+    const whole = other.whole.batch(4);
+    await next.append(ids.whole, whole, 4, other.whole.snapshot());
+    await upTo(whole[3]!.eventId);
+    await it.return?.();
+    for (const id of [ids.staged, ids.whole]) {
+      const stored: ProgressEvent[] = [];
+      for await (const e of next.readEvents(id, 0)) stored.push(e);
+      expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(of(id).map((e) => e.eventId)).toEqual(stored.map((e) => e.eventId));
+    }
+  }, 90_000);
+});
+
+describe.skipIf(!hasRedisServer)('RedisStore.watchAll() across a failover that lost acknowledged appends, in single-node mode', () => {
+  it('ends with NOT_FOUND: the feed entry it read last was lost with the appends', async () => {
+    const [master, promoted] = pair as [TestRedis, TestRedis];
+    const prefix = freshPrefix('lossy-all-single');
+    const admin = (url: string): Redis => {
+      const r = new Redis(url);
+      r.on('error', () => {});
+      admins.push(r);
+      return r;
+    };
+    const onMaster = new RedisStore({ url: master.url, keyPrefix: prefix });
+    const onPromoted = new RedisStore({ url: promoted.url, keyPrefix: prefix });
+    stores.push(onMaster, onPromoted);
+    const f = new EventFactory('lossy-all-single');
+    await onMaster.append(f.upgradeId, f.batch(4), 0, f.snapshot());
+    const other = new EventFactory(f.upgradeId);
+    other.state = f.snapshot();
+    // The replica copies seqs 1-4 (and their feed entry), then loses its master.
+    const replica = admin(promoted.url);
+    const { port } = new URL(master.url);
+    await replica.call('REPLICAOF', '127.0.0.1', port);
+    await until('the replica to hold seqs 1-4', async () => String(await replica.info('replication')).includes('master_link_status:up') && (await replica.hget(onMaster.keys.upgrade(f.upgradeId).meta, 'lastSeq')) === '4');
+    await replica.call('REPLICAOF', 'NO', 'ONE');
+    // The follower reads the master (whose replica it stays when it is demoted, as Sentinel does).
+    const reader = new RedisStore({ url: master.url, keyPrefix: prefix, watchBlockMs: 200 });
+    stores.push(reader);
+    await reader.list();
+    const it = reader.watchAll()[Symbol.asyncIterator]();
+    const first = it.next();
+    // Seqs 5-6 (and their feed entry) on the master only; the follower hands them out.
+    const lost = f.batch(2);
+    await onMaster.append(f.upgradeId, lost, 4, f.snapshot());
+    const seen = [(await first).value as ProgressEvent, (await it.next()).value as ProgressEvent];
+    expect(seen.map((e) => e.eventId)).toEqual(lost.map((e) => e.eventId));
+    // The replica is promoted; the next writer writes other events at seqs 5-8 there, and the old
+    // master is demoted under the follower: the sync with its new master replaces its data.
+    await onPromoted.append(f.upgradeId, other.batch(2), 4, other.snapshot());
+    await onPromoted.append(f.upgradeId, other.batch(2), 6, other.snapshot());
+    await admin(master.url).call('REPLICAOF', '127.0.0.1', new URL(promoted.url).port);
+    const more: ProgressEvent[] = [];
+    let ended: unknown;
+    try {
+      for (;;) {
+        const r = await Promise.race([it.next(), pause(15_000).then(() => undefined)]);
+        if (!r || r.done) break;
+        more.push(r.value);
+      }
+    } catch (err) {
+      ended = err;
+    }
+    await it.return?.();
+    expect(more).toEqual([]);
+    expect(isProgressError(ended, 'NOT_FOUND')).toBe(true);
+    expect((ended as { context: Record<string, unknown> }).context.reason).toBe('trimmed');
+  }, 60_000);
+});
