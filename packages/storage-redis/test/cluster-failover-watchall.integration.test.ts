@@ -10,77 +10,35 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore } from '../src/index.js';
+import { replicatedCluster, until, pause } from './cluster-replicas.js';
 import { freshPrefix } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
 
-let cluster: TestRedisCluster;
-/** Admin connections: the masters', then the replicas' (replica i of master i). */
-let masters: Redis[] = [];
-let replicas: Redis[] = [];
-const clients: Cluster[] = [];
-const stores: RedisStore[] = [];
-/** Single-node mode: a master and the replica promoted in its place. */
+const rc = replicatedCluster();
+const { clusterStore, ownerOf } = rc;
+/** Single-node mode: a master and the replica promoted in its place, and what the tests made on them. */
 let pair: TestRedis[] = [];
 const admins: Redis[] = [];
+const stores: RedisStore[] = [];
 
 beforeAll(async () => {
   if (!hasRedisServer) return;
   pair = await Promise.all([startRedisServer(), startRedisServer()]);
-  cluster = await startRedisCluster(3, [], { replicas: true });
-  const admin = (n: { host: string; port: number }): Redis => {
-    const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    return r;
-  };
-  masters = cluster.nodes.map(admin);
-  replicas = cluster.replicas.map(admin);
+  await rc.start();
 }, 60_000);
 
 afterAll(async () => {
   for (const store of stores) await store.close();
-  for (const client of clients) client.disconnect();
-  for (const admin of [...masters, ...replicas, ...admins]) admin.disconnect();
+  for (const admin of admins) admin.disconnect();
   await Promise.all(pair.map((s) => s.stop()));
-  await cluster?.stop();
+  await rc.stop();
 });
-
-function clusterStore(keyPrefix: string, options: { watchBlockMs?: number } = {}): RedisStore {
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: null } });
-  clients.push(client);
-  const store = new RedisStore({ redis: client, keyPrefix, ...options });
-  stores.push(store);
-  return store;
-}
-
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await pause(20);
-  }
-}
-
-/** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
-async function ownerOf(key: string): Promise<number> {
-  for (const admin of masters) {
-    const slots = await Promise.all([admin.call('CLUSTER', 'KEYSLOT', key), admin.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
-    if (!slots) continue;
-    const slot = Number(slots[0]);
-    const port = (slots[1] as Array<[number, number, [string, number]]>).find(([a, b]) => a <= slot && slot <= b)![2][1];
-    const master = cluster.nodes.findIndex((n) => n.port === port);
-    return master >= 0 ? master : -1 - cluster.replicas.findIndex((n) => n.port === port);
-  }
-  throw new Error('no master answers');
-}
 
 describeCluster('RedisStore.watchAll() across a Cluster failover that lost acknowledged appends', () => {
   it("hands out the upgrade's new history from seq 1 rather than go on past events the promoted replica never got (feed on another master)", async () => {
@@ -103,14 +61,14 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
     }
     const reader = clusterStore(prefix, { watchBlockMs: 500 });
     await reader.list();
-    const [master, replica] = [masters[owner]!, replicas[owner]!];
+    const [master, replica] = [rc.masters[owner]!, rc.replicas[owner]!];
     const it = reader.watchAll()[Symbol.asyncIterator]();
     const f = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };
     for (const u of [f.staged, f.whole]) await writer.append(u.upgradeId, u.batch(4), 0, u.snapshot());
     await replica.call('READONLY');
     const meta = (u: EventFactory): string => writer.keys.upgrade(u.upgradeId).meta;
     await until('the replica to hold seqs 1-4', async () => (await replica.hget(meta(f.staged), 'lastSeq')) === '4' && (await replica.hget(meta(f.whole), 'lastSeq')) === '4');
-    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${cluster.replicas[owner]!.port},`));
+    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${rc.cluster.replicas[owner]!.port},`));
     // The replica stops copying its master: seqs 5-6 are acknowledged by the master only (their
     // feed entries are on another master, in step with its replica).
     const other = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };

@@ -10,71 +10,21 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
-import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
-import { RedisStore } from '../src/index.js';
+import { replicatedCluster, until, pause } from './cluster-replicas.js';
 import { freshPrefix } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
 
-let cluster: TestRedisCluster;
-/** Admin connections: the masters', then the replicas' (replica i of master i). */
-let masters: Redis[] = [];
-let replicas: Redis[] = [];
-const clients: Cluster[] = [];
-const stores: RedisStore[] = [];
+const rc = replicatedCluster();
+const { clusterStore, ownerOf } = rc;
 
 beforeAll(async () => {
-  if (!hasRedisServer) return;
-  cluster = await startRedisCluster(3, [], { replicas: true });
-  const admin = (n: { host: string; port: number }): Redis => {
-    const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    return r;
-  };
-  masters = cluster.nodes.map(admin);
-  replicas = cluster.replicas.map(admin);
+  if (hasRedisServer) await rc.start();
 }, 60_000);
 
-afterAll(async () => {
-  for (const store of stores) await store.close();
-  for (const client of clients) client.disconnect();
-  for (const admin of [...masters, ...replicas]) admin.disconnect();
-  await cluster?.stop();
-});
-
-function clusterStore(keyPrefix: string, options: { watchBlockMs?: number } = {}): RedisStore {
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: null } });
-  clients.push(client);
-  const store = new RedisStore({ redis: client, keyPrefix, ...options });
-  stores.push(store);
-  return store;
-}
-
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await pause(20);
-  }
-}
-
-/** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
-async function ownerOf(key: string): Promise<number> {
-  for (const admin of masters) {
-    const slots = await Promise.all([admin.call('CLUSTER', 'KEYSLOT', key), admin.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
-    if (!slots) continue;
-    const slot = Number(slots[0]);
-    const port = (slots[1] as Array<[number, number, [string, number]]>).find(([a, b]) => a <= slot && slot <= b)![2][1];
-    const master = cluster.nodes.findIndex((n) => n.port === port);
-    return master >= 0 ? master : -1 - cluster.replicas.findIndex((n) => n.port === port);
-  }
-  throw new Error('no master answers');
-}
+afterAll(() => rc.stop());
 
 describeCluster('RedisStore across a Redis Cluster failover', () => {
   it('a graceful CLUSTER FAILOVER while a writer appends: appends go on, each stored once; watch() and watchAll() hand out every event once, in order', async () => {
@@ -117,8 +67,8 @@ describeCluster('RedisStore across a Redis Cluster failover', () => {
     })();
     await pause(300);
     const owner = await ownerOf(writer.keys.upgrade(f.upgradeId).events);
-    await replicas[owner]!.call('CLUSTER', 'FAILOVER');
-    await until('the replica to take over', async () => String(await replicas[owner]!.info('replication')).includes('role:master'));
+    await rc.replicas[owner]!.call('CLUSTER', 'FAILOVER');
+    await until('the replica to take over', async () => String(await rc.replicas[owner]!.info('replication')).includes('role:master'));
     // Appends after it, on the new master.
     const after = acked.length;
     try {
@@ -150,13 +100,13 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
     const f = new EventFactory('lossy');
     const keys = writer.keys.upgrade(f.upgradeId);
     const owner = await ownerOf(keys.events);
-    const [master, replica] = [masters[owner]!, replicas[owner]!];
+    const [master, replica] = [rc.masters[owner]!, rc.replicas[owner]!];
     await writer.append(f.upgradeId, f.batch(4), 0, f.snapshot());
     await replica.call('READONLY');
     await until('the replica to hold seqs 1-4', async () => (await replica.hget(keys.meta, 'lastSeq')) === '4');
     // Listed in CLUSTER SLOTS (Redis 7 lists a replica once its master heard of its replication
     // offset), as any replica in step is: a Cluster client connects to it too (read-only).
-    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${cluster.replicas[owner]!.port},`));
+    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${rc.cluster.replicas[owner]!.port},`));
     // The replica stops copying its master (it cannot authenticate to it any more): seqs 5-6 are
     // acknowledged by the master only, as when a master dies before its last writes reached the replica.
     const other = new EventFactory(f.upgradeId);

@@ -1,0 +1,84 @@
+// A real Redis Cluster of three masters with a replica each, for the failover tests: its admin
+// connections, stores on it, and which node serves a key. One per test file (start in beforeAll,
+// stop in afterAll).
+import { Cluster, Redis } from 'ioredis';
+import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
+import { RedisStore } from '../src/index.js';
+
+export interface ReplicatedCluster {
+  readonly cluster: TestRedisCluster;
+  /** Admin connections: the masters', and the replicas' (replica i of master i). */
+  readonly masters: Redis[];
+  readonly replicas: Redis[];
+  /** A store on its own Cluster client (closed by stop()). */
+  clusterStore(keyPrefix: string, options?: { watchBlockMs?: number }): RedisStore;
+  /** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
+  ownerOf(key: string): Promise<number>;
+  start(): Promise<void>;
+  /** Closes the stores given out, then stops the cluster. */
+  stop(): Promise<void>;
+}
+
+export function replicatedCluster(): ReplicatedCluster {
+  let cluster: TestRedisCluster | undefined;
+  let masters: Redis[] = [];
+  let replicas: Redis[] = [];
+  const clients: Cluster[] = [];
+  const stores: RedisStore[] = [];
+  const admin = (n: { host: string; port: number }): Redis => {
+    const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {});
+    return r;
+  };
+  return {
+    get cluster() {
+      return cluster!;
+    },
+    get masters() {
+      return masters;
+    },
+    get replicas() {
+      return replicas;
+    },
+    clusterStore(keyPrefix, options = {}) {
+      const client = new Cluster(cluster!.nodes, { redisOptions: { maxRetriesPerRequest: null } });
+      clients.push(client);
+      const store = new RedisStore({ redis: client, keyPrefix, ...options });
+      stores.push(store);
+      return store;
+    },
+    async ownerOf(key) {
+      for (const a of masters) {
+        const slots = await Promise.all([a.call('CLUSTER', 'KEYSLOT', key), a.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
+        if (!slots) continue;
+        const slot = Number(slots[0]);
+        const port = (slots[1] as Array<[number, number, [string, number]]>).find(([from, to]) => from <= slot && slot <= to)![2][1];
+        const master = cluster!.nodes.findIndex((n) => n.port === port);
+        return master >= 0 ? master : -1 - cluster!.replicas.findIndex((n) => n.port === port);
+      }
+      throw new Error('no master answers');
+    },
+    async start() {
+      cluster = await startRedisCluster(3, [], { replicas: true });
+      masters = cluster.nodes.map(admin);
+      replicas = cluster.replicas.map(admin);
+    },
+    async stop() {
+      for (const store of stores) await store.close();
+      for (const client of clients) client.disconnect();
+      for (const a of [...masters, ...replicas]) a.disconnect();
+      await cluster?.stop();
+    },
+  };
+}
+
+export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `check` holds (a check that throws counts as not yet), for at most `ms`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause(20);
+  }
+}
