@@ -79,6 +79,15 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
   }
 }
 
+/**
+ * Waits for an upgrade's first append's follow-up to end: its last command (the `unfed` mark taken
+ * out, on the upgrade's node) must not be in flight when a test cuts or drops that node's connection
+ * (it would be in the node's queue, or bring a dropped node back into the Cluster's pool).
+ */
+async function followUpDone(store: RedisStore, client: Cluster, upgradeId: string): Promise<void> {
+  await until("the first append's follow-up", async () => (await client.hget(store.keys.upgrade(upgradeId).meta, 'unfed')) === '0');
+}
+
 describeCluster('RedisStore watchers on a Redis Cluster whose connections are lost', () => {
   it('watch() and watchAll() read again when the connection of their blocked XREAD is killed', async () => {
     const prefix = freshPrefix('cluster-loss');
@@ -213,14 +222,6 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     return { result, held };
   }
 
-  /**
-   * Waits for the first append's follow-up to end: its last command (the `unfed` mark taken out, on
-   * the upgrade's node) must not be in that node's queue when cutUnder looks for the command to cut.
-   */
-  async function followUpDone(store: RedisStore, client: Cluster, upgradeId: string): Promise<void> {
-    await until('the first append\'s follow-up', async () => (await client.hget(store.keys.upgrade(upgradeId).meta, 'unfed')) === '0');
-  }
-
   function autoPipelined(): { store: RedisStore; client: Cluster } {
     const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
     clients.push(client);
@@ -302,6 +303,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining that dr
     const { ids, node } = await twoOnOneMaster(client);
     const factories = ids.map((id) => new EventFactory(id));
     for (const f of factories) await appendBatch(store, f, 3);
+    for (const f of factories) await followUpDone(store, client, f.upgradeId);
     // Its connection closed: ended (no retry strategy) and dropped from the pool.
     (node.stream as { destroy(): void }).destroy();
     await until('the Cluster to drop the closed node connection', () => client.nodes('master').length === 2);
@@ -321,6 +323,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining that dr
     const { ids, node } = await twoOnOneMaster(client);
     const factories = ids.map((id) => new EventFactory(id));
     for (const f of factories) await appendBatch(store, f, 3);
+    for (const f of factories) await followUpDone(store, client, f.upgradeId);
     await store.delete('moved-none'); // the server clock read (delete() reads it first)
     (node.stream as { destroy(): void }).destroy();
     await until('the Cluster to drop the closed node connection', () => client.nodes('master').length === 2);
