@@ -13,7 +13,6 @@
 // it is blocked in Redis (CLIENT KILL), and the store's connection while watchAll() reads an
 // upgrade's events on it (its node held by DEBUG SLEEP, the socket closed under the read).
 import { EventFactory } from '@progress/core/testing';
-import type { ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
@@ -21,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { feedPointer } from '../src/codec.js';
 import { RedisStore } from '../src/index.js';
-import { appendBatch, freshPrefix } from './helpers.js';
+import { appendBatch, freshPrefix, watchBoth } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
@@ -96,16 +95,8 @@ describeCluster('RedisStore watchers on a Redis Cluster whose connections are lo
     const { store: reader } = clusterStore(prefix, name, { watchBlockMs: 10_000 });
     await reader.list(); // connected: watchAll() starts from the end of the feed at once
     const f = new EventFactory('killed-xread');
-    const stop = new AbortController();
-    const watched: ProgressEvent[] = [];
-    const followed: ProgressEvent[] = [];
-    const errors: string[] = [];
-    const watching = (async () => {
-      for await (const e of reader.watch(f.upgradeId, 0, { signal: stop.signal })) watched.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
-    const following = (async () => {
-      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
     for (let round = 1; round <= 3; round++) {
       // Both watchers wait in XREAD BLOCK (10 s): kill both connections there.
       await until(`both watchers to block in XREAD (round ${round})`, async () => errors.length > 0 || (await blockedReads(name)).length === 2);
@@ -115,8 +106,7 @@ describeCluster('RedisStore watchers on a Redis Cluster whose connections are lo
       await writer.append(f.upgradeId, events, expected, f.snapshot());
       await until(`seq ${round} to reach both watchers`, () => errors.length > 0 || (watched.length >= round && followed.length >= round));
     }
-    stop.abort();
-    await Promise.all([watching, following]);
+    await both.stop();
     expect(errors).toEqual([]);
     expect(watched.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(followed.map((e) => e.seq)).toEqual([1, 2, 3]);

@@ -12,7 +12,7 @@ import { isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicatedCluster, until, pause } from './cluster-replicas.js';
-import { freshPrefix } from './helpers.js';
+import { freshPrefix, watchBoth } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
@@ -33,16 +33,8 @@ describeCluster('RedisStore across a Redis Cluster failover', () => {
     const reader = clusterStore(prefix, { watchBlockMs: 2000 });
     await reader.list();
     const f = new EventFactory('failing-over');
-    const stop = new AbortController();
-    const watched: ProgressEvent[] = [];
-    const followed: ProgressEvent[] = [];
-    const errors: string[] = [];
-    const watching = (async () => {
-      for await (const e of reader.watch(f.upgradeId, 0, { signal: stop.signal })) watched.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
-    const following = (async () => {
-      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
     const acked: ProgressEvent[] = [];
     const failures: string[] = [];
     let writing = true;
@@ -79,8 +71,7 @@ describeCluster('RedisStore across a Redis Cluster failover', () => {
     }
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && errors.length === 0 && (watched.length < acked.length || followed.length < acked.length)) await pause(50);
-    stop.abort();
-    await Promise.all([watching, following]);
+    await both.stop();
     const stored: ProgressEvent[] = [];
     for await (const e of writer.readEvents(f.upgradeId, 0)) stored.push(e);
     expect(stored.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));

@@ -16,7 +16,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
-import { freshPrefix } from './helpers.js';
+import { freshPrefix, watchBoth } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);
@@ -75,16 +75,8 @@ describeCluster('RedisStore while the slot of an upgrade moves to another master
     await reader.list();
     const f = new EventFactory('moving');
     const keys = writer.keys.upgrade(f.upgradeId);
-    const stop = new AbortController();
-    const watched: ProgressEvent[] = [];
-    const followed: ProgressEvent[] = [];
-    const errors: string[] = [];
-    const watching = (async () => {
-      for await (const e of reader.watch(f.upgradeId, 0, { signal: stop.signal })) watched.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
-    const following = (async () => {
-      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
-    })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
     const acked: ProgressEvent[] = [];
     const append = async (n: number): Promise<void> => {
       const expected = f.lastSeq;
@@ -118,8 +110,7 @@ describeCluster('RedisStore while the slot of an upgrade moves to another master
     for (const i of [dst, src, ...[0, 1, 2].filter((k) => k !== src && k !== dst)]) await admins[i]!.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', ids[dst]!);
     await append(2); // seqs 9-10, on the target (MOVED)
     await until('both watchers to hand out seqs 1-10', () => errors.length > 0 || (watched.length >= 10 && followed.length >= 10));
-    stop.abort();
-    await Promise.all([watching, following]);
+    await both.stop();
     const log: ProgressEvent[] = [];
     for await (const e of writer.readEvents(f.upgradeId, 0)) log.push(e);
     expect(log.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));

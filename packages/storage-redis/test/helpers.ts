@@ -66,3 +66,29 @@ export function heapAfterGc(): number {
   gc();
   return process.memoryUsage().heapUsed;
 }
+
+/**
+ * A `watch(upgradeId)` and a `watchAll()` of `reader` in the background: what each hands out, their
+ * errors (`watch: CODE message`, `watchAll: ...`), and stop() (aborts both, waits for their end).
+ */
+export function watchBoth(reader: RedisStore, upgradeId: string): { watched: ProgressEvent[]; followed: ProgressEvent[]; errors: string[]; stop(): Promise<void> } {
+  const controller = new AbortController();
+  const watched: ProgressEvent[] = [];
+  const followed: ProgressEvent[] = [];
+  const errors: string[] = [];
+  const watching = (async () => {
+    for await (const e of reader.watch(upgradeId, 0, { signal: controller.signal })) watched.push(e);
+  })().catch((e: Error & { code?: string }) => errors.push(`watch: ${e.code} ${e.message}`));
+  const following = (async () => {
+    for await (const e of reader.watchAll({ signal: controller.signal })) followed.push(e);
+  })().catch((e: Error & { code?: string }) => errors.push(`watchAll: ${e.code} ${e.message}`));
+  return {
+    watched,
+    followed,
+    errors,
+    async stop() {
+      controller.abort();
+      await Promise.all([watching, following]);
+    },
+  };
+}

@@ -10,13 +10,13 @@
 // out. Skipped when redis-server is not installed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProgressTracker, isProgressError, replayEvents, type ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../tools/test-utils/src/net.js';
+import { answersPing } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore } from '../src/index.js';
 import { collect } from './helpers.js';
 
@@ -25,21 +25,6 @@ const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 let dir: string;
 let port: number;
 let server: ChildProcess | undefined;
-
-/** True once the server answers PING with PONG (not LOADING: it has replayed its AOF). */
-function pong(timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
 
 /** Starts redis-server on `port` over `dir` (the same both times: a restart replays the AOF there). */
 async function startServer(): Promise<void> {
@@ -50,7 +35,7 @@ async function startServer(): Promise<void> {
   );
   child.once('error', () => {});
   server = child;
-  for (const end = Date.now() + 15_000; !(await pong()); ) {
+  for (const end = Date.now() + 15_000; !(await answersPing('127.0.0.1', port)); ) {
     if (Date.now() > end || child.exitCode !== null) throw new Error(`redis-server did not answer on port ${port}`);
     await new Promise((r) => setTimeout(r, 20));
   }

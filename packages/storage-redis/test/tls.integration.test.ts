@@ -12,6 +12,7 @@ import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../tools/test-utils/src/net.js';
+import { answersPing } from '../../../tools/test-utils/src/redis.js';
 import { makeTestCertificates, missingOpenssl } from '../../../tools/test-utils/src/tls.js';
 import { errorOf } from './helpers.js';
 import { RedisStore } from '../src/index.js';
@@ -24,19 +25,6 @@ let admin: Redis | undefined;
 /** The private CA that signed the server's certificate, and one that did not. */
 let ca: Buffer;
 let otherCa: Buffer;
-
-async function answersPing(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 beforeAll(async () => {
   skipped = missingOpenssl();
@@ -65,7 +53,7 @@ beforeAll(async () => {
     server!.once('exit', () => resolve(`redis-server would not start with TLS (a build without TLS support?): ${stderr.trim().split('\n').at(-1) ?? ''}`));
   });
   for (const end = Date.now() + 10_000; ; ) {
-    const why = await Promise.race([gone, answersPing(plainPort).then((ok) => (ok ? null : undefined))]);
+    const why = await Promise.race([gone, answersPing('127.0.0.1', plainPort).then((ok) => (ok ? null : undefined))]);
     if (typeof why === 'string') return void (skipped = why);
     if (why === null) break;
     if (Date.now() > end) throw new Error(`redis-server did not answer on 127.0.0.1:${plainPort} within 10 s: ${stderr}`);

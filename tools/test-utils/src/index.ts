@@ -1,4 +1,4 @@
-export { deleteKeys, deleteKeysWith, ensureRedis, startRedisServer } from './redis.js';
+export { answersPing, deleteKeys, deleteKeysWith, ensureRedis, startRedisServer } from './redis.js';
 export type { TestRedis } from './redis.js';
 export { startEventBridgeEndpoint, localClientConfig } from './eventbridge-endpoint.js';
 export type { EventBridgeEndpoint, EventBridgeEndpointOptions, AcceptedEntry, RecordedRequest } from './eventbridge-endpoint.js';

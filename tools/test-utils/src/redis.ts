@@ -14,7 +14,8 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-function answersPing(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+/** True once a Redis on `host:port` answers PING with PONG (not while it loads its data: LOADING). */
+export function answersPing(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean) => {
