@@ -71,6 +71,16 @@ function whenAborted(signal: AbortSignal, end: () => void): () => void {
   };
 }
 
+/** The hash slot `client` routes `key` to (with the client's own key prefix, as its commands get it). */
+function slotOf(client: Cluster, key: string): number {
+  return new Command('get', [key], { keyPrefix: keyPrefixOf(client) }).getSlot();
+}
+
+/** The node (`host:port`) a Cluster's slots cache names for `slot` (the master it sends the slot's commands to). */
+function nodeServing(client: Cluster, slot: number | undefined): string | undefined {
+  return slot === undefined ? undefined : client.slots[slot]?.[0];
+}
+
 /** A dedicated connection (XREAD BLOCK holds it), ended by either signal. */
 class WatchConnection {
   readonly conn: Redis | Cluster;
@@ -158,8 +168,7 @@ class WatchConnection {
    * is sent again. (An ASK, during a resharding, leaves it: the keys move whole, nothing to check.)
    */
   answeredBy(slot: number | undefined): void {
-    if (slot === undefined) return;
-    const node = (this.conn as Cluster).slots[slot]?.[0];
+    const node = nodeServing(this.conn as Cluster, slot);
     if (node === undefined) return;
     if (this.#node !== undefined && node !== this.#node) this.#session++;
     this.#node = node;
@@ -370,7 +379,7 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   const keys = ctx.keys.upgrade(upgradeId);
   // On a Cluster, the slot of the upgrade's keys (see WatchConnection.answeredBy), with the client's own key prefix.
   const cluster = (watcher.conn as { isCluster?: boolean }).isCluster === true;
-  const slot = cluster ? new Command('get', [keys.events], { keyPrefix: keyPrefixOf(watcher.conn) }).getSlot() : undefined;
+  const slot = cluster ? slotOf(watcher.conn as Cluster, keys.events) : undefined;
   let next = afterSeq;
   /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
   let epoch: string | null | undefined;
@@ -607,11 +616,8 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   };
   const cluster = (ctx.redis as { isCluster?: boolean }).isCluster === true;
   /** On a Cluster: the node that serves the upgrade's slot on the store's connection (see WatchConnection.answeredBy). */
-  const nodeOf = (upgradeId: string): string | undefined => {
-    if (!cluster) return undefined;
-    const slot = new Command('get', [ctx.keys.upgrade(upgradeId).events], { keyPrefix: keyPrefixOf(ctx.redis) }).getSlot();
-    return slot === undefined ? undefined : (ctx.redis as Cluster).slots[slot]?.[0];
-  };
+  const nodeOf = (upgradeId: string): string | undefined =>
+    cluster ? nodeServing(ctx.redis as Cluster, slotOf(ctx.redis as Cluster, ctx.keys.upgrade(upgradeId).events)) : undefined;
   /** The events of an upgrade after `after` up to `to`, with its epoch and its first feed entry's id as the first page read them (null: no meta, not recorded). */
   const collect = async (upgradeId: string, after: number, to: number): Promise<Collected> => {
     const out: ProgressEvent[] = [];
