@@ -565,6 +565,8 @@ interface Collected {
   events: ProgressEvent[];
   epoch: string | null;
   born: string | null;
+  /** Retention removed the events up to `to` (or past it) before they were read. */
+  trimmed?: true;
 }
 
 /** What watchAll reads of one upgrade for a page of the feed: events after `after`, up to `to`, checked against `prev`. */
@@ -684,7 +686,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         if (!isProgressError(err, 'NOT_FOUND') || err.context.reason !== 'trimmed') throw err;
         const trimmed = Number(err.context.trimmedSeq);
         ctx.logger.warn({ upgradeId, afterSeq: from, trimmedSeq: trimmed }, 'watchAll: events removed by retention before they were read; skipping to what remains');
-        if (trimmed >= to) return { events: out, epoch, born };
+        if (trimmed >= to) return { events: out, epoch, born, trimmed: true };
         from = Math.max(out.at(-1)?.seq ?? from, trimmed);
       }
     }
@@ -759,12 +761,17 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
      */
     const replaced = async (upgradeId: string, r: Range, prev: Seen, node: string | undefined): Promise<boolean> => {
       if (r.to > prev.seq && (node === undefined || prev.node === undefined || node === prev.node)) return false;
-      const held = (await collect(upgradeId, prev.seq - 1, prev.seq)).events.find((e) => e.seq === prev.seq);
-      // (Not held: trimmed by retention, deleted, or not written again yet: nothing to compare.)
-      if (held === undefined || held.eventId === prev.eventId) {
-        if (held !== undefined) prev.node = node;
+      const read = await collect(upgradeId, prev.seq - 1, prev.seq);
+      const held = read.events.find((e) => e.seq === prev.seq);
+      if (held?.eventId === prev.eventId) {
+        prev.node = node;
         return false;
       }
+      // Not held: trimmed by retention, deleted (or created again: \`page\` tells by the epoch), or not
+      // written again yet (nothing to compare) unless this page's entries of the upgrade end below
+      // that seq: an append after it ended lower, so the history is shorter than the one handed out
+      // (lost in a failover, and the next writer has not written as far yet).
+      if (held === undefined && (read.trimmed || read.epoch === null || (prev.epoch !== null && read.epoch !== prev.epoch) || r.to >= prev.seq)) return false;
       ctx.logger.warn({ upgradeId, seq: prev.seq }, 'watchAll: the event handed out at this seq is not in Redis any more (a failover lost it); handing out the upgrade again from its start');
       return true;
     };

@@ -42,12 +42,13 @@ afterAll(async () => {
 
 describeCluster('RedisStore.watchAll() across a Cluster failover that lost acknowledged appends', () => {
   it("hands out the upgrade's new history from seq 1 rather than go on past events the promoted replica never got (feed on another master)", async () => {
-    // Two upgrades on one master, the feed on another (which survives the failover): the next
+    // Three upgrades on one master, the feed on another (which survives the failover): the next
     // writer writes seqs 5-6 of `staged` alone first (a feed entry that points only at seqs handed
-    // out already), and seqs 5-8 of `whole` in one append (an entry that goes past them).
+    // out already), seqs 5-8 of `whole` in one append (an entry that goes past them), and seq 5 of
+    // `short` alone first (a history shorter than the one handed out: nothing at seq 6 to compare).
     let prefix = '';
     let writer: RedisStore;
-    const ids = { staged: 'lossy-staged', whole: '' };
+    const ids = { staged: 'lossy-staged', whole: '', short: '' };
     let owner: number;
     for (;;) {
       prefix = freshPrefix('cluster-lossy-all');
@@ -55,34 +56,36 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
       owner = await ownerOf(writer.keys.upgrade(ids.staged).events);
       if ((await ownerOf(writer.keys.feed)) !== owner) break;
     }
-    for (let i = 0; ; i++) {
-      ids.whole = `lossy-whole-${i}`;
-      if ((await ownerOf(writer.keys.upgrade(ids.whole).events)) === owner) break;
+    for (const name of ['whole', 'short'] as const) {
+      for (let i = 0; ; i++) {
+        ids[name] = `lossy-${name}-${i}`;
+        if ((await ownerOf(writer.keys.upgrade(ids[name]).events)) === owner) break;
+      }
     }
     const reader = clusterStore(prefix, { watchBlockMs: 500 });
     await reader.list();
     const [master, replica] = [rc.masters[owner]!, rc.replicas[owner]!];
     const it = reader.watchAll()[Symbol.asyncIterator]();
-    const f = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };
-    for (const u of [f.staged, f.whole]) await writer.append(u.upgradeId, u.batch(4), 0, u.snapshot());
+    const f = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole), short: new EventFactory(ids.short) };
+    for (const u of [f.staged, f.whole, f.short]) await writer.append(u.upgradeId, u.batch(4), 0, u.snapshot());
     await replica.call('READONLY');
     const meta = (u: EventFactory): string => writer.keys.upgrade(u.upgradeId).meta;
-    await until('the replica to hold seqs 1-4', async () => (await replica.hget(meta(f.staged), 'lastSeq')) === '4' && (await replica.hget(meta(f.whole), 'lastSeq')) === '4');
+    await until('the replica to hold seqs 1-4', async () => (await Promise.all([f.staged, f.whole, f.short].map((u) => replica.hget(meta(u), 'lastSeq')))).every((s) => s === '4'));
     await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${rc.cluster.replicas[owner]!.port},`));
     // The replica stops copying its master: seqs 5-6 are acknowledged by the master only (their
     // feed entries are on another master, in step with its replica).
-    const other = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole) };
-    other.staged.state = f.staged.snapshot();
-    other.whole.state = f.whole.snapshot();
+    const other = { staged: new EventFactory(ids.staged), whole: new EventFactory(ids.whole), short: new EventFactory(ids.short) };
+    for (const name of ['staged', 'whole', 'short'] as const) other[name].state = f[name].snapshot();
     await replica.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
     await replica.call('CLIENT', 'KILL', 'TYPE', 'master');
     await until('the replica to lose its master', async () => String(await replica.info('replication')).includes('master_link_status:down'));
-    const lost = [...f.staged.batch(2), ...f.whole.batch(2)];
+    const lost = [...f.staged.batch(2), ...f.whole.batch(2), ...f.short.batch(2)];
     await writer.append(ids.staged, lost.slice(0, 2), 4, f.staged.snapshot());
-    await writer.append(ids.whole, lost.slice(2), 4, f.whole.snapshot());
-    // The follower hands out seqs 1-6 of both and is not asked for more meanwhile.
+    await writer.append(ids.whole, lost.slice(2, 4), 4, f.whole.snapshot());
+    await writer.append(ids.short, lost.slice(4), 4, f.short.snapshot());
+    // The follower hands out seqs 1-6 of the three and is not asked for more meanwhile.
     const seen: ProgressEvent[] = [];
-    for (let i = 0; i < 12; i++) seen.push((await it.next()).value as ProgressEvent);
+    for (let i = 0; i < 18; i++) seen.push((await it.next()).value as ProgressEvent);
     expect(seen.filter((e) => e.seq > 4).map((e) => e.eventId)).toEqual(lost.map((e) => e.eventId));
     // The master dies; its replica takes over without the lost seqs.
     await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
@@ -90,7 +93,7 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
     await replica.call('CONFIG', 'SET', 'masterauth', '');
     await until('the replica to serve the slot', async () => (await ownerOf(writer.keys.upgrade(ids.staged).events)) === -1 - owner);
     const next = clusterStore(prefix);
-    await until('the next writer to find seq 4', async () => (await next.load(ids.staged))?.lastSeq === 4 && (await next.load(ids.whole))?.lastSeq === 4);
+    await until('the next writer to find seq 4', async () => (await Promise.all([ids.staged, ids.whole, ids.short].map((id) => next.load(id)))).every((s) => s?.lastSeq === 4));
     const more: ProgressEvent[] = [];
     /** What it hands out next, up to the event `last` (or until nothing more comes for a while: a bound, not a timing). */
     const upTo = async (last: string): Promise<void> => {
@@ -113,8 +116,16 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
     const whole = other.whole.batch(4);
     await next.append(ids.whole, whole, 4, other.whole.snapshot());
     await upTo(whole[3]!.eventId);
+    // `short`: seq 5 alone (the upgrade handed out again, up to it), then 6-8.
+    const first = other.short.batch(1);
+    await next.append(ids.short, first, 4, other.short.snapshot());
+    await upTo(first[0]!.eventId);
+    expect(of(ids.short).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    const rest = other.short.batch(3);
+    await next.append(ids.short, rest, 5, other.short.snapshot());
+    await upTo(rest[2]!.eventId);
     await it.return?.();
-    for (const id of [ids.staged, ids.whole]) {
+    for (const id of [ids.staged, ids.whole, ids.short]) {
       const stored: ProgressEvent[] = [];
       for await (const e of next.readEvents(id, 0)) stored.push(e);
       expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
