@@ -121,6 +121,18 @@ export class Topic {
    * upgrade (another process went on writing it) or nothing (the tracker wrote to another store).
    */
   #askStore = false;
+  /**
+   * The store event applied last (its seq and eventId), and the state it was applied to: valid while
+   * that state object is still the one held (a load or reload replaces it). The store's history can
+   * change under a seq already served: a failover that lost acknowledged appends, where the next
+   * writer wrote other events under their seqs. `watchAll()` then hands the upgrade out again from
+   * seq 1 (RedisStore on a Cluster), or ends and the server reads on from the seq held (single-node
+   * mode): both would put the new history's later events on the lost ones. The fill confirms this
+   * event first (see {@link #fill}).
+   */
+  #appliedTo: UpgradeProgress | undefined;
+  #appliedSeq = 0;
+  #appliedId = '';
 
   constructor(
     readonly upgradeId: string,
@@ -374,7 +386,13 @@ export class Topic {
       return this.#refitLater('it was created again');
     }
     const last = this.lastSeq;
-    if (event.seq <= last) return;
+    if (event.seq <= last) {
+      // The upgrade handed out again from its start, of the run served here: watchAll() does that
+      // when the store's history changed under seqs it handed out. The fill confirms the event
+      // served last (a repeat of a start read before the load costs a read of one event).
+      if (event.seq === 1 && last > 1 && this.#applied() !== undefined) this.refill();
+      return;
+    }
     if (event.seq > last + 1) {
       this.#unordered++;
       this.#holdEvent(event);
@@ -388,6 +406,9 @@ export class Topic {
   #apply(event: ProgressEvent): void {
     try {
       this.#storeState = applyEventInPlace(this.#storeState, event);
+      this.#appliedTo = this.#storeState;
+      this.#appliedSeq = event.seq;
+      this.#appliedId = event.eventId;
     } catch (err) {
       // Not ignored: the next event would look like a gap, the fill would read this one again, and
       // fail again, for ever. The state held here does not fit the store's history: reload it.
@@ -395,6 +416,13 @@ export class Topic {
     }
     this.#refitMs = 0;
     this.dispatch(event);
+  }
+
+  /** The store event applied last, while the state held is still the one it was applied to and at its seq. */
+  #applied(): { seq: number; eventId: string } | undefined {
+    const state = this.#storeState;
+    if (state === undefined || this.#appliedTo !== state || state.lastSeq !== this.#appliedSeq) return undefined;
+    return { seq: this.#appliedSeq, eventId: this.#appliedId };
   }
 
   /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
@@ -455,12 +483,29 @@ export class Topic {
     const store = this.#host.store!;
     const lifetime = this.#lifetime;
     const from = this.lastSeq;
+    // Read from the event applied last, when known, to confirm the store still holds it (see #appliedTo).
+    let applied = this.#applied();
+    let confirmed = applied === undefined;
     let failed = false;
     try {
-      for await (const event of store.readEvents(this.upgradeId, this.lastSeq)) {
-        if (event.seq === this.lastSeq + 1) this.#apply(event);
+      for (;;) {
+        try {
+          for await (const event of store.readEvents(this.upgradeId, applied ? from - 1 : from)) {
+            if (!confirmed) {
+              if (event.seq !== applied!.seq || event.eventId !== applied!.eventId) break;
+              confirmed = true;
+            } else if (event.seq === this.lastSeq + 1) this.#apply(event);
+          }
+          break;
+        } catch (err) {
+          // Retention removed the event to confirm, maybe not the ones after it: read from the seq held.
+          if (confirmed || !isTrimmed(err)) throw err;
+          applied = undefined;
+          confirmed = true;
+        }
       }
     } catch (err) {
+      confirmed = true;
       this.#host.logger.warn({ err, upgradeId: this.upgradeId }, 'could not fill a gap from the store; resyncing subscribers');
       try {
         this.#storeState = await store.load(this.upgradeId);
@@ -488,6 +533,11 @@ export class Topic {
       return;
     }
     this.#fillMs = 0;
+    if (!confirmed) {
+      this.#fillAgain = false;
+      if (lifetime !== this.#lifetime || !this.storeBacked || !this.#storeFed) return;
+      return this.#refitLater(`the store no longer holds event ${from} as served (acknowledged events lost in a failover?)`);
+    }
     if (this.#fillAgain && this.#storeFed) {
       this.#fillAgain = false;
       return this.#fill();

@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { ProgressTracker, type ProgressStore } from '@progress/core';
+import { ProgressTracker, applyEventInPlace, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { ProgressWebSocketServer } from '../src/index.js';
 
@@ -95,6 +95,34 @@ export class TestClient {
     this.ws.close();
     await this.closed;
   }
+}
+
+/**
+ * Folds what a client received of one upgrade as the protocol says a client must (a snapshot
+ * replaces the state, a resync drops it until the next snapshot, an event applies on top of the seq
+ * before it), and lists every event that was not the next one: a gap handed out without a resync.
+ */
+export function foldClient(messages: Msg[], upgradeId: string): { state: UpgradeProgress | undefined; gaps: string[]; resyncs: string[] } {
+  let state: UpgradeProgress | undefined;
+  let waiting = false;
+  const gaps: string[] = [];
+  const resyncs: string[] = [];
+  for (const m of messages) {
+    if (m.upgradeId !== upgradeId) continue;
+    if (m.type === 'resync') {
+      resyncs.push(m.reason as string);
+      state = undefined;
+      waiting = true;
+    } else if (m.type === 'snapshot') {
+      state = structuredClone(m.data as UpgradeProgress);
+      waiting = false;
+    } else if (m.type === 'progress_event') {
+      const event = m.data as ProgressEvent;
+      if (waiting || (state?.lastSeq ?? 0) + 1 !== event.seq) gaps.push(`seq ${event.seq} on ${waiting ? 'a resync without its snapshot' : `seq ${state?.lastSeq}`}`);
+      else state = applyEventInPlace(state, event);
+    }
+  }
+  return { state, gaps, resyncs };
 }
 
 /** What the tests of a file open: see {@link closedAfterEach}. */

@@ -1,12 +1,11 @@
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { RedisStore } from '@progress/storage-redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, type Msg } from './helpers.js';
+import { TestClient, foldClient as fold } from './helpers.js';
 
 const keyPrefix = `ws-trim-${randomUUID().slice(0, 8)}:`;
 const closers: Array<() => Promise<unknown>> = [];
@@ -15,34 +14,6 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close();
   if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, keyPrefix);
 });
-
-/**
- * Folds what a client received of one upgrade as the protocol says a client must (a snapshot
- * replaces the state, a resync drops it until the next snapshot, an event applies on top of the seq
- * before it), and lists every event that was not the next one: a gap handed out without a resync.
- */
-function fold(messages: Msg[], upgradeId: string): { state: UpgradeProgress | undefined; gaps: string[]; resyncs: string[] } {
-  let state: UpgradeProgress | undefined;
-  let waiting = false;
-  const gaps: string[] = [];
-  const resyncs: string[] = [];
-  for (const m of messages) {
-    if (m.upgradeId !== upgradeId) continue;
-    if (m.type === 'resync') {
-      resyncs.push(m.reason as string);
-      state = undefined;
-      waiting = true;
-    } else if (m.type === 'snapshot') {
-      state = structuredClone(m.data as UpgradeProgress);
-      waiting = false;
-    } else if (m.type === 'progress_event') {
-      const event = m.data as ProgressEvent;
-      if (waiting || (state?.lastSeq ?? 0) + 1 !== event.seq) gaps.push(`seq ${event.seq} on ${waiting ? 'a resync without its snapshot' : `seq ${state?.lastSeq}`}`);
-      else state = applyEventInPlace(state, event);
-    }
-  }
-  return { state, gaps, resyncs };
-}
 
 /**
  * `n` appends of one event each, issued in one tick: the store sends them as one pipeline, and Redis
