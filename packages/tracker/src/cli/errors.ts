@@ -25,6 +25,42 @@ export function withCertificateHint(reason: string): string {
   return UNTRUSTED_CERTIFICATE.test(reason) ? `${reason}; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>` : reason;
 }
 
+/**
+ * The codes of Node's errors for a certificate it refuses (OpenSSL's verify results, and
+ * ERR_TLS_CERT_ALTNAME_INVALID for a certificate of another host name): self-signed, of a CA Node
+ * does not trust, expired or not yet valid, revoked, of another host. Connecting again meets the
+ * same certificate: the CLI gives up at once instead of retrying until its timeout.
+ */
+const CERTIFICATE_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** Whether `err` is Node's refusal of a server's certificate (see {@link CERTIFICATE_ERRORS}): one that retrying does not mend. */
+export function isCertificateError(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return err instanceof Error && typeof code === 'string' && CERTIFICATE_ERRORS.has(code);
+}
+
 /** An error the CLI reports as one line and an exit code. */
 export class CliError extends Error {
   readonly exitCode: number;

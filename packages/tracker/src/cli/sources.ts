@@ -4,7 +4,7 @@ import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@pr
 import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
-import { CliError, ExitCode, Interrupted, untilInterrupted, withCertificateHint } from './errors.js';
+import { CliError, ExitCode, Interrupted, isCertificateError, untilInterrupted, withCertificateHint } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
 export type Source =
@@ -217,16 +217,28 @@ export async function openStore(source: Source, logger?: Logger, signal?: AbortS
     // printed twice, the store's log line and then the CLI's), and on success the command's own
     // reads log what they find (a damaged upgrade the probe saw would be reported twice too).
     let probing = true;
+    /**
+     * A certificate Node refuses, as the store's connection met it during the probe: the probe ends
+     * with it at once (ioredis would connect again, and meet it again, until the probe's 3 s timeout).
+     */
+    let refuseCertificate: (err: Error) => void = () => {};
+    const refused = new Promise<never>((_resolve, reject) => (refuseCertificate = reject));
     const quiet = (level: keyof Logger) => (obj: object, msg?: string) => {
+      const cause = (obj as { err?: unknown } | null)?.err;
+      if (probing && isCertificateError(cause)) refuseCertificate(cause);
       if (!probing) logger?.[level](obj, msg);
     };
     const gated: Logger = { debug: quiet('debug'), info: quiet('info'), warn: quiet('warn'), error: quiet('error') };
-    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), ...(logger ? { logger: gated } : {}) });
+    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), logger: gated });
+    const probe = store.list({ limit: 1 });
     try {
       // Stopped (Ctrl-C) while Redis does not answer: interrupted now, not "cannot reach Redis" at the timeout.
-      await untilInterrupted(store.list({ limit: 1 }), signal);
+      await untilInterrupted(Promise.race([probe, refused]), signal);
       probing = false;
     } catch (err) {
+      probing = false;
+      // The probe left behind (a refused certificate) ends with the store's close: not an unhandled rejection.
+      probe.catch(() => {});
       await store.close().catch(() => {});
       if (err instanceof Interrupted) throw err;
       // INVALID_ARGUMENT: Redis refused the URL's database.

@@ -4,7 +4,7 @@ import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, 
 import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
-import { CliError, ExitCode, withCertificateHint } from './errors.js';
+import { CliError, ExitCode, isCertificateError, withCertificateHint } from './errors.js';
 import { DEFAULT_WS_PATH, storeError } from './sources.js';
 import type { LiveView } from './terminal.js';
 
@@ -734,7 +734,11 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         // One line: OpenSSL's messages (a wss:// URL to a plain ws server) end with a line break,
         // which split the final error in two.
         lastFailure = err.message.trim().replace(/\s*\n\s*/g, ' ');
-        if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${lastFailure}; retrying`);
+        // A certificate Node refuses is refused again on the next try: given up at once, with the
+        // error the timeout would have ended with (a server reached before may renew its certificate
+        // while it is away: that one is retried, as any lost connection).
+        if (!connectedOnce && isCertificateError(err)) fail(new CliError(`cannot connect to ${redactUrl(url)} (${withCertificateHint(lastFailure)})`, ExitCode.UNAVAILABLE));
+        else if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${lastFailure}; retrying`);
       });
     });
     if (outcome !== 'lost') break;

@@ -1,0 +1,172 @@
+// A certificate the CLI does not trust will not be trusted on the next try: `progress` gives up at
+// once, with the one-line error (and the NODE_EXTRA_CA_CERTS hint) and exit 4 it gave after its
+// retries, not after `--connect-timeout` of them (10 s by default). Against real TLS servers with a
+// certificate of a private CA made by openssl for this run: a wss:// ws-server on node:https, and a
+// redis-server serving TLS. The CLI runs in a process of its own, as a user runs it, with
+// NODE_EXTRA_CA_CERTS emptied (or naming another CA).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProgressWebSocketServer } from '@progress/ws-server';
+import { freePort } from '../../../tools/test-utils/src/net.js';
+import { answersPing } from '../../../tools/test-utils/src/redis.js';
+import { makeTestCertificates, missingOpenssl, type TestCertificates } from '../../../tools/test-utils/src/tls.js';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const HINT = '; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>';
+
+/**
+ * `progress <args>` in a process of its own (from source, through tsx), with `env` added. Killed
+ * when the test ends (a CLI still retrying when the test timed out must not outlive it).
+ */
+const children = new Set<ChildProcess>();
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
+    cwd: packageDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', NODE_EXTRA_CA_CERTS: '', ...env },
+  });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      children.delete(child);
+      resolve({ code, out, err });
+    }),
+  );
+}
+
+let dir: string | undefined;
+let certs: TestCertificates;
+const skipped = missingOpenssl();
+
+beforeAll(() => {
+  if (skipped) return;
+  dir = mkdtempSync(join(tmpdir(), 'progress-tls-refused-'));
+  certs = makeTestCertificates(dir);
+});
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(skipped !== undefined && !process.env.CI)('progress watch wss:// to a server whose certificate it does not trust', () => {
+  let https: Server;
+  let server: ProgressWebSocketServer;
+  let endpoint: string;
+
+  beforeAll(async () => {
+    https = createServer({ key: certs.key, cert: certs.cert });
+    server = new ProgressWebSocketServer({ server: https, path: '/ws' });
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+    await server.start();
+    endpoint = `wss://127.0.0.1:${(https.address() as AddressInfo).port}/ws`;
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    https?.close();
+    https?.closeAllConnections();
+  });
+
+  // The bound is the test's timeout (30 s) against --connect-timeout 60: a CLI that retried a
+  // refused certificate until then would time the test out.
+  it('gives up at once, not after --connect-timeout: the one-line error with the hint, exit 4', async () => {
+    for (const env of [{}, { NODE_EXTRA_CA_CERTS: certs.other }]) {
+      const refused = await cli(['watch', endpoint, 'u1', '--connect-timeout', '60'], env);
+      expect(refused.err).toBe(`progress: cannot connect to ${endpoint} (unable to verify the first certificate${HINT})\n`);
+      expect(refused.code).toBe(4);
+      // No "retrying": nothing is tried again.
+      expect(refused.out).not.toContain('retrying');
+    }
+  }, 30_000);
+
+  it('so too from the dashboard URL (https://) of that server', async () => {
+    const page = endpoint.replace('wss://', 'https://').replace(/\/ws$/, '/');
+    const refused = await cli(['watch', `${page}#u1`, '--connect-timeout', '60'], {});
+    expect(refused.err).toBe(`progress: cannot connect to ${endpoint} (unable to verify the first certificate${HINT})\n`);
+    expect(refused.code).toBe(4);
+  }, 30_000);
+
+  it('so too for a certificate of a trusted CA for another host name (said as it is, without the hint)', async (ctx) => {
+    // The certificate is for 127.0.0.1 and localhost; 127.0.0.2 is loopback too on Linux.
+    const other = createServer({ key: certs.key, cert: certs.cert });
+    const listening = await new Promise<boolean>((resolve) => {
+      other.once('error', () => resolve(false));
+      other.listen(0, '127.0.0.2', () => resolve(true));
+    });
+    if (!listening) return ctx.skip('cannot listen on 127.0.0.2 here');
+    try {
+      const url = `wss://127.0.0.2:${(other.address() as AddressInfo).port}/ws`;
+      const refused = await cli(['watch', url, 'u1', '--connect-timeout', '60'], { NODE_EXTRA_CA_CERTS: certs.ca });
+      expect(refused.err).toBe(`progress: cannot connect to ${url} (Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1)\n`);
+      expect(refused.code).toBe(4);
+    } finally {
+      other.close();
+      other.closeAllConnections();
+    }
+  }, 30_000);
+});
+
+describe.skipIf(skipped !== undefined && !process.env.CI)('progress ls / show / watch rediss:// to a Redis whose certificate it does not trust', () => {
+  let redis: ChildProcess | undefined;
+  let url: string;
+  let why: string | undefined;
+
+  beforeAll(async () => {
+    const plainPort = await freePort();
+    const tlsPort = await freePort();
+    url = `rediss://127.0.0.1:${tlsPort}`;
+    let output = '';
+    redis = spawn(
+      'redis-server',
+      ['--port', String(plainPort), '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key',
+        '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir!],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    redis.stdout!.on('data', (d: Buffer) => (output += String(d)));
+    redis.stderr!.on('data', (d: Buffer) => (output += String(d)));
+    const gone = new Promise<string>((resolve) => {
+      redis!.once('error', () => resolve('redis-server is not installed'));
+      redis!.once('exit', () => resolve(`redis-server would not start with TLS (a build without TLS support?): ${output.trim().split('\n').at(-1) ?? ''}`));
+    });
+    for (const end = Date.now() + 10_000; ; ) {
+      const up = await Promise.race([gone, answersPing('127.0.0.1', plainPort).then((ok) => (ok ? null : undefined))]);
+      if (typeof up === 'string') return void (why = up);
+      if (up === null) break;
+      if (Date.now() > end) throw new Error(`redis-server did not answer on 127.0.0.1:${plainPort} within 10 s: ${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+
+  afterAll(async () => {
+    if (redis && redis.exitCode === null && redis.signalCode === null) {
+      const exited = new Promise((r) => redis!.once('exit', r));
+      redis.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  // The CLI waits 3 s for Redis to answer: no --connect-timeout to make larger. What shows that it
+  // gave up on the certificate rather than on that wait is its message: the certificate's reason,
+  // not "did not answer within 3000 ms".
+  it('gives up on the certificate itself: the one-line error with the hint, exit 4', async (ctx) => {
+    if (why) return ctx.skip(why);
+    for (const args of [['ls', url], ['show', url, 'u1'], ['watch', url, 'u1']]) {
+      for (const env of [{}, { NODE_EXTRA_CA_CERTS: certs.other }]) {
+        const refused = await cli(args, env);
+        expect(refused.err).toMatch(new RegExp(`^progress: cannot reach Redis at ${url}: self-signed certificate in certificate chain${HINT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n$`));
+        expect(refused.code).toBe(4);
+      }
+    }
+  }, 60_000);
+});
