@@ -2,7 +2,7 @@
 // server certificate made with openssl at the start (into a temp dir removed at the end), and a
 // redis-server of the test's own serving TLS on one port (and plain text on another, for the admin
 // connection). Skipped, with the reason, when openssl or a redis-server built with TLS is missing.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +11,12 @@ import { EventFactory } from '@progress/core/testing';
 import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../../tools/test-utils/src/net.js';
-import { answersPing } from '../../../tools/test-utils/src/redis.js';
-import { makeTestCertificates, missingOpenssl } from '../../../tools/test-utils/src/tls.js';
+import { makeTestCertificates, missingOpenssl, startTlsRedisServer, type TlsRedisServer } from '../../../tools/test-utils/src/tls.js';
 import { errorOf } from './helpers.js';
 import { RedisStore } from '../src/index.js';
 
 let dir: string | undefined;
-let server: ChildProcess | undefined;
+let server: TlsRedisServer | undefined;
 let skipped: string | undefined;
 let tlsPort = 0;
 let admin: Redis | undefined;
@@ -33,42 +31,16 @@ beforeAll(async () => {
   const certs = makeTestCertificates(dir);
   ca = readFileSync(certs.ca);
   otherCa = readFileSync(certs.other);
-  const plainPort = await freePort();
-  tlsPort = await freePort();
-  let stderr = '';
-  try {
-    server = spawn(
-      'redis-server',
-      ['--port', String(plainPort), '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key',
-        '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-  } catch {
-    return void (skipped = 'redis-server is not installed');
-  }
-  server.stdout!.on('data', (d: Buffer) => (stderr += String(d)));
-  server.stderr!.on('data', (d: Buffer) => (stderr += String(d)));
-  const gone = new Promise<string>((resolve) => {
-    server!.once('error', () => resolve('redis-server is not installed'));
-    server!.once('exit', () => resolve(`redis-server would not start with TLS (a build without TLS support?): ${stderr.trim().split('\n').at(-1) ?? ''}`));
-  });
-  for (const end = Date.now() + 10_000; ; ) {
-    const why = await Promise.race([gone, answersPing('127.0.0.1', plainPort).then((ok) => (ok ? null : undefined))]);
-    if (typeof why === 'string') return void (skipped = why);
-    if (why === null) break;
-    if (Date.now() > end) throw new Error(`redis-server did not answer on 127.0.0.1:${plainPort} within 10 s: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  admin = new Redis({ port: plainPort, host: '127.0.0.1', connectionName: 'progress-test-admin' });
+  const started = await startTlsRedisServer(dir);
+  if (typeof started === 'string') return void (skipped = started);
+  server = started;
+  tlsPort = started.tlsPort;
+  admin = new Redis({ port: started.plainPort, host: '127.0.0.1', connectionName: 'progress-test-admin' });
 });
 
 afterAll(async () => {
   admin?.disconnect();
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -13,9 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '@progress/ws-server';
-import { freePort } from '../../../tools/test-utils/src/net.js';
-import { answersPing } from '../../../tools/test-utils/src/redis.js';
-import { makeTestCertificates, missingOpenssl, type TestCertificates } from '../../../tools/test-utils/src/tls.js';
+import { makeTestCertificates, missingOpenssl, startTlsRedisServer, type TestCertificates, type TlsRedisServer } from '../../../tools/test-utils/src/tls.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const HINT = '; to trust a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>';
@@ -118,43 +116,19 @@ describe.skipIf(skipped !== undefined && !process.env.CI)('progress watch wss://
 });
 
 describe.skipIf(skipped !== undefined && !process.env.CI)('progress ls / show / watch rediss:// to a Redis whose certificate it does not trust', () => {
-  let redis: ChildProcess | undefined;
+  let redis: TlsRedisServer | undefined;
   let url: string;
   let why: string | undefined;
 
   beforeAll(async () => {
-    const plainPort = await freePort();
-    const tlsPort = await freePort();
-    url = `rediss://127.0.0.1:${tlsPort}`;
-    let output = '';
-    redis = spawn(
-      'redis-server',
-      ['--port', String(plainPort), '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key',
-        '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir!],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    redis.stdout!.on('data', (d: Buffer) => (output += String(d)));
-    redis.stderr!.on('data', (d: Buffer) => (output += String(d)));
-    const gone = new Promise<string>((resolve) => {
-      redis!.once('error', () => resolve('redis-server is not installed'));
-      redis!.once('exit', () => resolve(`redis-server would not start with TLS (a build without TLS support?): ${output.trim().split('\n').at(-1) ?? ''}`));
-    });
-    for (const end = Date.now() + 10_000; ; ) {
-      const up = await Promise.race([gone, answersPing('127.0.0.1', plainPort).then((ok) => (ok ? null : undefined))]);
-      if (typeof up === 'string') return void (why = up);
-      if (up === null) break;
-      if (Date.now() > end) throw new Error(`redis-server did not answer on 127.0.0.1:${plainPort} within 10 s: ${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (skipped) return;
+    const started = await startTlsRedisServer(dir!);
+    if (typeof started === 'string') return void (why = started);
+    redis = started;
+    url = `rediss://127.0.0.1:${started.tlsPort}`;
   });
 
-  afterAll(async () => {
-    if (redis && redis.exitCode === null && redis.signalCode === null) {
-      const exited = new Promise((r) => redis!.once('exit', r));
-      redis.kill('SIGTERM');
-      await exited;
-    }
-  });
+  afterAll(() => redis?.stop());
 
   // The CLI waits 3 s for Redis to answer: no --connect-timeout to make larger. What shows that it
   // gave up on the certificate rather than on that wait is its message: the certificate's reason,

@@ -9,5 +9,5 @@ export { startRedisCluster } from './redis-cluster.js';
 export type { TestRedisCluster } from './redis-cluster.js';
 export { throwingLogger, type LoggedCall } from './logger.js';
 export { thrown } from './thrown.js';
-export { makeTestCertificates, missingOpenssl } from './tls.js';
-export type { TestCertificates } from './tls.js';
+export { makeTestCertificates, missingOpenssl, startTlsRedisServer } from './tls.js';
+export type { TestCertificates, TlsRedisServer } from './tls.js';
