@@ -110,6 +110,15 @@ export const isOfflineRefusal = (err: unknown): boolean =>
  */
 export const isUnblocked = (err: unknown): boolean => err instanceof Error && err.message.startsWith('UNBLOCKED ');
 
+/**
+ * True for Redis' answer to a command while it loads a dataset (`LOADING Redis is loading the
+ * dataset in memory`): a demoted master, or a replica, loading its master's RDB after a full sync
+ * (`REPLICAOF` under a watcher, Sentinel demoting a master), or a server started again over its
+ * RDB or AOF, to a client that skips ioredis' ready check (`enableReadyCheck: false`; with it,
+ * ioredis holds the commands until the load ends). The command did not run; it works once the load ends.
+ */
+export const isLoading = (err: unknown): boolean => err instanceof Error && err.message.startsWith('LOADING ');
+
 /** ioredis' answer to a command not answered within its client's `commandTimeout` (a client passed in may have one). */
 export const isClientTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Command timed out';
 

@@ -3,7 +3,7 @@ import { Command, type Cluster, type Redis } from 'ioredis';
 import { keyPrefixOf } from './append-command.js';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isNoAnswer, isOfflineRefusal, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -103,6 +103,8 @@ class WatchConnection {
   #session = 0;
   /** On a Cluster: the node (`host:port`) that answered the last read of the slot {@link answeredBy} was told of. */
   #node: string | undefined;
+  /** When the first of the reads in a row that met LOADING got it (`performance.now()`), until a read is answered: see {@link readsAgainAfter}. */
+  #loadingSince: number | undefined;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
   readonly #ctx: WatchContext;
@@ -154,7 +156,10 @@ class WatchConnection {
     return this.#session;
   }
 
-  /** A read ended with UNBLOCKED: its server stopped being a master, and may hold another history from now on. */
+  /**
+   * A read ended with UNBLOCKED (its server stopped being a master) or LOADING (its server loads a
+   * dataset: its new master's, or its own files after a restart): it may hold another history from now on.
+   */
   unblocked(): void {
     this.#session++;
   }
@@ -186,13 +191,23 @@ class WatchConnection {
   /**
    * Whether a read cut by a lost connection (see `isConnectionLoss`), or refused while it is down
    * (`isOfflineRefusal`: a client passed in that does not queue commands that long), or a blocked read its server
-   * ended on becoming a replica (`isUnblocked`: a failover), is sent again: not once the
-   * watcher ended (its own disconnect() cuts its reads too), nor when `client` (this connection, or
-   * the store's for reads on it) has ended for good (`end`: quit, or a retryStrategy that gave up),
-   * where every read would fail again at once.
+   * ended on becoming a replica (`isUnblocked`: a failover), or refused while its server loads a
+   * dataset (`isLoading`: a demoted master loading its new master's, a server started again over its
+   * files), is sent again: not once the watcher ended (its own disconnect() cuts its reads too), nor
+   * when `client` (this connection, or the store's for reads on it) has ended for good (`end`: quit,
+   * or a retryStrategy that gave up), where every read would fail again at once. LOADING for at most
+   * `commandTimeoutMs` from the first of the reads in a row that met it: a server that loads for
+   * longer ends the watcher with that error (STORE_UNAVAILABLE naming it), as any read of the store
+   * would after that bound.
    */
   readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
-    return (isConnectionLoss(err) || isOfflineRefusal(err) || isUnblocked(err)) && !this.aborted && client.status !== 'end';
+    if (this.aborted || client.status === 'end') return false;
+    if (isLoading(err)) {
+      const now = performance.now();
+      this.#loadingSince ??= now;
+      return now - this.#loadingSince < this.#ctx.options.commandTimeoutMs;
+    }
+    return isConnectionLoss(err) || isOfflineRefusal(err) || isUnblocked(err);
   }
 
   /**
@@ -315,7 +330,10 @@ class WatchConnection {
     };
     watch();
     try {
-      return await this.until(exec);
+      const reply = await this.until(exec);
+      // Answered: a LOADING met later starts its bound again (see readsAgainAfter).
+      this.#loadingSince = undefined;
+      return reply;
     } finally {
       answered = true;
       clearTimeout(timer);
@@ -417,10 +435,12 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
    */
   const readAgain = async (err: unknown): Promise<boolean> => {
     if (watcher.aborted) return false;
-    if (isUnblocked(err)) watcher.unblocked();
+    // (LOADING: the dataset loaded may be another history, a new master's, checked as after UNBLOCKED.)
+    if (isUnblocked(err) || isLoading(err)) watcher.unblocked();
     // A read cut by a lost connection that ioredis did not send again (a Cluster's pipeline fails
-    // with "Connection is closed."; a command refused while offline): read again from the last seq
-    // handed out; the new read waits in the offline queue for the reconnect.
+    // with "Connection is closed."; a command refused while offline), or refused while its server
+    // loads a dataset: read again from the last seq handed out; the new read waits in the offline
+    // queue for the reconnect.
     if (!watcher.readsAgainAfter(err)) throw unavailable(`upgrade "${upgradeId}": watch failed`, err, { upgradeId });
     await watcher.backOff(++lost);
     return true;
