@@ -144,14 +144,17 @@ export function trimmedError(upgradeId: string, afterSeq: number, trimmedSeq: nu
 }
 
 /**
- * `NOT_FOUND` (`context.reason = 'trimmed'`, no `upgradeId`): a `watchAll()` follower fell more than
- * about `feedMaxLen` entries behind, and the feed was trimmed past the last entry it read: it cannot
- * tell what it missed. Start a new `watchAll()` and load the upgrades again.
+ * `NOT_FOUND` (`context.reason = 'trimmed'`, no `upgradeId`): the feed entry a `watchAll()` follower
+ * read last is no longer in the feed, so it cannot tell what it missed. Either the feed was trimmed
+ * past it (the follower fell more than about `feedMaxLen` entries behind), or it was lost with the
+ * appends it recorded (single-node mode: a failover to a replica they had not reached); which one,
+ * the follower does not know. Start a new `watchAll()` and load the upgrades again. (The reason stays
+ * 'trimmed' for both: consumers, the ws-server among them, resync on it.)
  */
 export function feedTrimmedError(lastEntryId: string): ProgressError {
   return new ProgressError(
     'NOT_FOUND',
-    `${PKG} watchAll fell behind: the feed was trimmed past entry ${lastEntryId}, the last one it read, so appends may have been missed (raise feedMaxLen, or read faster); start a new watchAll() and load the upgrades again`,
+    `${PKG} watchAll: feed entry ${lastEntryId}, the last one it read, is no longer in the feed (trimmed by feedMaxLen while the follower was behind it, or lost with the appends it recorded in a failover to a replica they had not reached), so appends may have been missed; start a new watchAll() and load the upgrades again`,
     { context: { reason: 'trimmed', feedEntryId: lastEntryId } },
   );
 }

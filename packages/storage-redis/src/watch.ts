@@ -737,7 +737,8 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
     const entries = read.entries;
     if (!entries?.length) continue;
     // The entry read last is gone: this follower fell so far behind that the feed (capped at about
-    // feedMaxLen entries) was trimmed past it, and entries it never read may have gone with it.
+    // feedMaxLen entries) was trimmed past it, and entries it never read may have gone with it; or a
+    // failover lost it with the appends it recorded (see feedTrimmedError).
     if (!read.afterKept && last !== '0-0') throw feedTrimmedError(last);
     last = entries[entries.length - 1]![0];
     // Feed entries point into each upgrade's stream: one read per upgrade of this page (sent

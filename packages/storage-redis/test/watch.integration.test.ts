@@ -814,6 +814,7 @@ describe('RedisStore.watchAll and retention', () => {
     );
     expect(err.code).toBe('NOT_FOUND');
     expect(err.context.reason).toBe('trimmed');
+    expect(err.message).toMatch(/is no longer in the feed \(trimmed by feedMaxLen while the follower was behind it/);
     await writer.close();
     await store.close();
   });
