@@ -121,6 +121,13 @@ const MAX_TEXT = 4096;
 const MAX_UNSURE_EVENTS = 10_000;
 /** How long the tracker waits for the store's readEvents when it checks for a write to adopt. */
 const ADOPT_READ_TIMEOUT_MS = 10_000;
+/**
+ * How many of the events it made durable last the tracker keeps, to write them again should the
+ * store lose them (see #restoreLost), and for how long (ms by the tracker's clock): whichever bound
+ * leaves fewer.
+ */
+const KEPT_EVENTS = 10_000;
+const KEPT_MS = 60_000;
 
 /** The option names each method knows: any other is refused (see readOptions). */
 const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs', 'storeTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
@@ -159,6 +166,14 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  * `startTask` is then `INVALID_TRANSITION`). Events of anyone else (other ids), or a store that
  * cannot be read (within 10 s), leave the `CONFLICT` as it was. `close()` makes the same check
  * when such a write is still remembered, so that the sinks get its events before they flush.
+ *
+ * A store that lost events it had acknowledged (a Redis failover to a replica they had not reached)
+ * answers the next write with `CONFLICT` whose `context.storedSeq` is behind the durable seq. The
+ * tracker keeps the events it made durable last (at most 10,000, made durable within 60 s): when it
+ * still has those from `storedSeq` on and the store's event at `storedSeq` has the kept one's id, it
+ * appends the lost events again (same ids and seqs; the sinks and subscribers do not get them
+ * again), logs a warning, and sends the write again, once: the command succeeds. Not for a store at
+ * seq 0, nor when the check cannot be made or differs: the `CONFLICT` stays (see #restoreLost).
  *
  * A store that does not answer an append within `storeTimeoutMs` (60 s by default) is given up on:
  * that write and the commands queued behind it are refused with `STORE_UNAVAILABLE`
@@ -218,6 +233,16 @@ export class ProgressTracker implements AsyncDisposable {
    * durable seq, so the store holds at most one of them.
    */
   #unsure: ProgressEvent[][] | undefined;
+  /**
+   * The events made durable most recently, in seq order, for #restoreLost: a circular buffer of at
+   * most KEPT_EVENTS, `#keptSize` of them from index `#keptStart`, each with the tracker's time when
+   * it was made durable (`#keptTimes`, same index). Those older than KEPT_MS are let go as the next
+   * ones come in (#keep). The stores keep these objects too: the buffer costs its slots.
+   */
+  readonly #kept: (ProgressEvent | undefined)[] = [];
+  readonly #keptTimes: number[] = [];
+  #keptStart = 0;
+  #keptSize = 0;
 
   private constructor(state: UpgradeProgress, store: ProgressStore, ownsStore: boolean, options: ProgressTrackerOptions) {
     // Both are copies: a store may hand back an object it keeps (or one parsed from JSON, whose
@@ -332,7 +357,10 @@ export class ProgressTracker implements AsyncDisposable {
         ? err
         : new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${upgradeId}": the state the store loaded cannot be used (${err instanceof Error ? err.message : String(err)})`, { cause: err, context: { upgradeId } });
     }
-    if (created) tracker.#emit(created);
+    if (created) {
+      tracker.#keep([created]);
+      tracker.#emit(created);
+    }
     return tracker;
   }
 
@@ -857,6 +885,8 @@ export class ProgressTracker implements AsyncDisposable {
   async #drain(): Promise<void> {
     if (this.#writing) return;
     this.#writing = true;
+    /** The first command of the write that wrote lost events again (#restoreLost) and is retried: once per write. */
+    let restoredFor: Commit | undefined;
     while (this.#queue.length > 0) {
       const batch = this.#queue;
       this.#queue = [];
@@ -878,15 +908,37 @@ export class ProgressTracker implements AsyncDisposable {
         // Given up on: refused already, and another write loop may be running since.
         if (this.#inFlight !== batch) return this.#settledLate(events, err);
         this.#inFlight = undefined;
+        let error = err;
+        // The store is behind the durable seq: it lost acknowledged events (a failover to a replica
+        // they had not reached). Written again when this tracker still has them, then this write is
+        // retried, once, with the commands queued meanwhile (recorded on top of it).
+        const storedSeq = isProgressError(err, 'CONFLICT') ? err.context.storedSeq : undefined;
+        if (typeof storedSeq === 'number' && batch[0] !== restoredFor && Number.isSafeInteger(storedSeq) && storedSeq > 0 && storedSeq < expectedSeq) {
+          restoredFor = batch[0];
+          const restored = await this.#restoreLost(storedSeq);
+          if (restored === true) {
+            this.#queue = batch.concat(this.#queue);
+            continue;
+          }
+          if (restored !== false) {
+            error = restored.error;
+            // Not stored, nor the write behind it (never sent): refused, nothing to remember.
+            if (!isProgressError(error, 'CONFLICT')) {
+              this.#rollBack(batch, this.#storeError(error, events));
+              continue;
+            }
+          }
+        }
         // The store is ahead of us after a write whose outcome was unknown: it may hold that write.
-        if (this.#unsure !== undefined && isProgressError(err, 'CONFLICT')) await this.#adoptOrFail(batch, err, events);
-        else this.#fail(batch, err, events);
+        if (this.#unsure !== undefined && isProgressError(error, 'CONFLICT')) await this.#adoptOrFail(batch, error, events);
+        else this.#fail(batch, error, events);
         continue;
       }
       if (this.#inFlight !== batch) return this.#settledLate(events, undefined);
       this.#inFlight = undefined;
       // Stored: no earlier unknown write can be in the store at these seqs.
       if (this.#unsure !== undefined) this.#unsure = undefined;
+      this.#keep(events);
       try {
         for (const ev of events) {
           applyEventInPlace(this.#durable, ev);
@@ -1016,18 +1068,131 @@ export class ProgressTracker implements AsyncDisposable {
   /** A failed write: reject it and everything queued behind it, and go back to the durable state. */
   #fail(batch: Commit[], err: unknown, events: ProgressEvent[]): void {
     const known = isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED' || err.code === 'INVALID_ARGUMENT');
-    const error =
-      known || isProgressError(err, 'STORE_UNAVAILABLE')
-        ? err
-        : new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store could not append seq ${events[0]!.seq}..${events[events.length - 1]!.seq}`, {
-            cause: err,
-            context: { upgradeId: this.upgradeId },
-          });
+    const error = this.#storeError(err, events);
     this.#logger.error({ err, upgradeId: this.upgradeId, fromSeq: events[0]!.seq, toSeq: events[events.length - 1]!.seq }, 'append failed; events not acknowledged');
     // These codes say that nothing was stored; anything else (a timeout, a lost connection) may have
     // come after the store kept the write: remembered, so that the next CONFLICT can tell.
     if (!known) this.#rememberUnsure(events);
     this.#rollBack(batch, error);
+  }
+
+  /**
+   * What the commands of `events` are refused with for `err` of the store's append: `CONFLICT`,
+   * `CLOSED`, `DATA_CORRUPTED`, `INVALID_ARGUMENT` and `STORE_UNAVAILABLE` as they are, anything
+   * else `STORE_UNAVAILABLE`.
+   */
+  #storeError(err: unknown, events: ProgressEvent[]): unknown {
+    if (isProgressError(err) && (err.code === 'CONFLICT' || err.code === 'CLOSED' || err.code === 'DATA_CORRUPTED' || err.code === 'INVALID_ARGUMENT' || err.code === 'STORE_UNAVAILABLE')) return err;
+    return new ProgressError('STORE_UNAVAILABLE', `[@progress/core] upgrade "${this.upgradeId}": the store could not append seq ${events[0]!.seq}..${events[events.length - 1]!.seq}`, {
+      cause: err,
+      context: { upgradeId: this.upgradeId },
+    });
+  }
+
+  /**
+   * Keeps `events`, just made durable, for #restoreLost (see #kept): at most KEPT_EVENTS, and those
+   * made durable within KEPT_MS. On the path of every write: no allocation but the slots, no timer.
+   * The time is the clock's at the latest command recorded (no clock read of its own).
+   */
+  #keep(events: readonly ProgressEvent[]): void {
+    const kept = this.#kept;
+    const times = this.#keptTimes;
+    const time = this.#lastTime;
+    const oldest = time - KEPT_MS;
+    let start = this.#keptStart;
+    let size = this.#keptSize;
+    while (size > 0 && times[start]! < oldest) {
+      kept[start] = undefined;
+      if (++start === KEPT_EVENTS) start = 0;
+      size--;
+    }
+    for (const ev of events) {
+      let i = start + size;
+      if (i >= KEPT_EVENTS) i -= KEPT_EVENTS;
+      kept[i] = ev;
+      times[i] = time;
+      if (size < KEPT_EVENTS) size++;
+      else if (++start === KEPT_EVENTS) start = 0;
+    }
+    this.#keptStart = start;
+    this.#keptSize = size;
+  }
+
+  /**
+   * The kept events from seq `from` to the durable seq, when the tracker still keeps every one of
+   * them (made durable within KEPT_MS of the latest command recorded); otherwise undefined.
+   */
+  #keptFrom(from: number): ProgressEvent[] | undefined {
+    const to = this.#durable.lastSeq;
+    const count = to - from + 1;
+    if (count > this.#keptSize) return undefined;
+    let i = this.#keptStart + this.#keptSize - count;
+    if (i >= KEPT_EVENTS) i -= KEPT_EVENTS;
+    if (this.#keptTimes[i]! < this.#lastTime - KEPT_MS) return undefined;
+    const out: ProgressEvent[] = [];
+    for (let seq = from; seq <= to; seq++) {
+      const ev = this.#kept[i];
+      if (ev === undefined || ev.seq !== seq) return undefined;
+      out.push(ev);
+      if (++i === KEPT_EVENTS) i = 0;
+    }
+    return out;
+  }
+
+  /**
+   * A write got `CONFLICT` from a store at seq `storedSeq`, behind the durable seq (0 < storedSeq <
+   * durable): the store lost events it had acknowledged (a failover to a replica they had not
+   * reached yet). When the tracker still keeps every event from `storedSeq` (see #keep) and the
+   * store's event at `storedSeq` is the kept one (the same history: not another writer's, not an
+   * upgrade deleted and created again), writes the kept events after it again, as they were (same
+   * ids and seqs, expected seq `storedSeq`, the durable state), without handing them to the sinks
+   * and subscribers again (they had them). Resolves with true when they are stored again; false when
+   * they are not written (the CONFLICT stays); `{ error }` when their append failed.
+   *
+   * None of the writes of unknown outcome (#unsure) can be stored after the durable seq of a store
+   * behind it; they are kept as they are, in case one lands yet (a driver re-sending it), which the
+   * retried write then finds. The append here has an unknown outcome too when it fails so (a
+   * timeout, a lost connection), but its events are durable for the tracker already: stored late,
+   * they make the store what the tracker holds it to be; not stored, the next write finds the store
+   * behind again and writes them again. Never rejects.
+   */
+  async #restoreLost(storedSeq: number): Promise<boolean | { error: unknown }> {
+    const to = this.#durable.lastSeq;
+    const fields = { upgradeId: this.upgradeId, storedSeq, lastSeq: to };
+    const kept = this.#keptFrom(storedSeq);
+    if (kept === undefined) {
+      this.#logger.warn(
+        fields,
+        `the store is behind the events this tracker made durable (it lost acknowledged events: a failover?), and the tracker no longer keeps them all (it keeps the last ${KEPT_EVENTS} made durable within ${KEPT_MS / 1000} s): not written again (CONFLICT)`,
+      );
+      return false;
+    }
+    let found: ProgressEvent[];
+    try {
+      found = await this.#readTail(storedSeq - 1, 1);
+    } catch (err) {
+      this.#logger.warn({ err, ...fields }, 'the store is behind the events this tracker made durable, and could not be read to compare; not written again (CONFLICT)');
+      return false;
+    }
+    if (found.length !== 1 || found[0]!.seq !== storedSeq || found[0]!.eventId !== kept[0]!.eventId) {
+      this.#logger.warn({ ...fields, storedEventId: found[0]?.eventId, eventId: kept[0]!.eventId }, 'the store is behind the events this tracker made durable, with another history (another writer, or the upgrade created again); not written again (CONFLICT)');
+      return false;
+    }
+    const lost = kept.slice(1);
+    try {
+      await boundedCall(
+        () => this.#store.append(this.upgradeId, lost, storedSeq, this.#durable),
+        this.#storeTimeoutMs,
+        this.upgradeId,
+        `the append of seq ${storedSeq + 1}..${to} (acknowledged events the store had lost, written again)`,
+        (err) => this.#logger.info({ err, ...fields, stored: err === undefined }, 'the append of acknowledged events written again, given up on after storeTimeoutMs, was answered late'),
+      );
+    } catch (err) {
+      this.#logger.error({ err, ...fields, fromSeq: storedSeq + 1, toSeq: to }, 'the store had lost acknowledged events (a failover?); writing them again failed');
+      return { error: err };
+    }
+    this.#logger.warn({ upgradeId: this.upgradeId, count: lost.length, fromSeq: storedSeq + 1, toSeq: to }, 'the store had lost acknowledged events (a failover?); written again');
+    return true;
   }
 
   /** Rejects `batch` with `error` and everything queued behind it, and goes back to the durable state. */
@@ -1175,6 +1340,7 @@ export class ProgressTracker implements AsyncDisposable {
       const live = cloneState(this.#durable);
       for (const ev of stored) applyEventInPlace(live, ev);
       this.#live = live;
+      this.#keep(stored);
       for (const ev of stored) {
         applyEventInPlace(this.#durable, ev);
         this.#emit(ev);
