@@ -123,11 +123,10 @@ const MAX_UNSURE_EVENTS = 10_000;
 const ADOPT_READ_TIMEOUT_MS = 10_000;
 /**
  * How many of the events it made durable last the tracker keeps, to write them again should the
- * store lose them (see #restoreLost), and for how long (ms by the tracker's clock): whichever bound
- * leaves fewer.
+ * store lose them (see #restoreLost). A bound on memory (~1,000 event objects per tracker), not on
+ * age: a slow writer's last events may be minutes old when a failover loses them.
  */
-const KEPT_EVENTS = 10_000;
-const KEPT_MS = 60_000;
+const KEPT_EVENTS = 1_000;
 
 /** The option names each method knows: any other is refused (see readOptions). */
 const OPEN_OPTIONS = ['upgradeId', 'planId', 'clusterName', 'metadata', 'store', 'sinks', 'logger', 'now', 'sinkFlushTimeoutMs', 'storeTimeoutMs'] as const satisfies readonly (keyof ProgressTrackerOptions)[];
@@ -169,7 +168,7 @@ const ADVANCE_OPTIONS = ['completedSteps', 'currentStep', 'message'] as const sa
  *
  * A store that lost events it had acknowledged (a Redis failover to a replica they had not reached)
  * answers the next write with `CONFLICT` whose `context.storedSeq` is behind the durable seq. The
- * tracker keeps the events it made durable last (at most 10,000, made durable within 60 s): when it
+ * tracker keeps the last 1,000 events it made durable: when it
  * still has those from `storedSeq` on and the store's event at `storedSeq` has the kept one's id, it
  * appends the lost events again (same ids and seqs; the sinks and subscribers do not get them
  * again), logs a warning, and sends the write again, once: the command succeeds. Not for a store at
@@ -235,12 +234,9 @@ export class ProgressTracker implements AsyncDisposable {
   #unsure: ProgressEvent[][] | undefined;
   /**
    * The events made durable most recently, in seq order, for #restoreLost: a circular buffer of at
-   * most KEPT_EVENTS, `#keptSize` of them from index `#keptStart`, each with the tracker's time when
-   * it was made durable (`#keptTimes`, same index). Those older than KEPT_MS are let go as the next
-   * ones come in (#keep). The stores keep these objects too: the buffer costs its slots.
+   * most KEPT_EVENTS, `#keptSize` of them from index `#keptStart`.
    */
-  readonly #kept: (ProgressEvent | undefined)[] = [];
-  readonly #keptTimes: number[] = [];
+  readonly #kept: ProgressEvent[] = [];
   #keptStart = 0;
   #keptSize = 0;
 
@@ -1090,27 +1086,17 @@ export class ProgressTracker implements AsyncDisposable {
   }
 
   /**
-   * Keeps `events`, just made durable, for #restoreLost (see #kept): at most KEPT_EVENTS, and those
-   * made durable within KEPT_MS. On the path of every write: no allocation but the slots, no timer.
-   * The time is the clock's at the latest command recorded (no clock read of its own).
+   * Keeps `events`, just made durable, for #restoreLost (see #kept): the last KEPT_EVENTS. On the
+   * path of every write: no allocation but the buffer's slots.
    */
   #keep(events: readonly ProgressEvent[]): void {
     const kept = this.#kept;
-    const times = this.#keptTimes;
-    const time = this.#lastTime;
-    const oldest = time - KEPT_MS;
     let start = this.#keptStart;
     let size = this.#keptSize;
-    while (size > 0 && times[start]! < oldest) {
-      kept[start] = undefined;
-      if (++start === KEPT_EVENTS) start = 0;
-      size--;
-    }
     for (const ev of events) {
       let i = start + size;
       if (i >= KEPT_EVENTS) i -= KEPT_EVENTS;
       kept[i] = ev;
-      times[i] = time;
       if (size < KEPT_EVENTS) size++;
       else if (++start === KEPT_EVENTS) start = 0;
     }
@@ -1120,7 +1106,7 @@ export class ProgressTracker implements AsyncDisposable {
 
   /**
    * The kept events from seq `from` to the durable seq, when the tracker still keeps every one of
-   * them (made durable within KEPT_MS of the latest command recorded); otherwise undefined.
+   * them; otherwise undefined.
    */
   #keptFrom(from: number): ProgressEvent[] | undefined {
     const to = this.#durable.lastSeq;
@@ -1128,11 +1114,10 @@ export class ProgressTracker implements AsyncDisposable {
     if (count > this.#keptSize) return undefined;
     let i = this.#keptStart + this.#keptSize - count;
     if (i >= KEPT_EVENTS) i -= KEPT_EVENTS;
-    if (this.#keptTimes[i]! < this.#lastTime - KEPT_MS) return undefined;
     const out: ProgressEvent[] = [];
     for (let seq = from; seq <= to; seq++) {
       const ev = this.#kept[i];
-      if (ev === undefined || ev.seq !== seq) return undefined;
+      if (ev?.seq !== seq) return undefined;
       out.push(ev);
       if (++i === KEPT_EVENTS) i = 0;
     }
@@ -1163,7 +1148,7 @@ export class ProgressTracker implements AsyncDisposable {
     if (kept === undefined) {
       this.#logger.warn(
         fields,
-        `the store is behind the events this tracker made durable (it lost acknowledged events: a failover?), and the tracker no longer keeps them all (it keeps the last ${KEPT_EVENTS} made durable within ${KEPT_MS / 1000} s): not written again (CONFLICT)`,
+        `the store is behind the events this tracker made durable (it lost acknowledged events: a failover?), and the tracker no longer keeps them all (it keeps the last ${KEPT_EVENTS}): not written again (CONFLICT)`,
       );
       return false;
     }

@@ -171,40 +171,30 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     await t.close();
   });
 
-  it('keeps CONFLICT when the events to write again were made durable more than 60 s ago', async () => {
+  it('restores events made durable long before (a slow writer): the bound is a count, not an age', async () => {
     const clock = manualClock();
     const store = new LossyStore();
     const { t } = await tracker(store, { now: clock.now });
     await store.loseAfter(UPGRADE, 5);
-    clock.advance(60_001);
-    await expectCode(() => t.updateTaskProgress('a', 40), 'CONFLICT');
-    expect((await store.events(UPGRADE)).length).toBe(5);
-    await t.close();
-  });
-
-  it('restores within 60 s by the tracker clock', async () => {
-    const clock = manualClock();
-    const store = new LossyStore();
-    const { t } = await tracker(store, { now: clock.now });
-    await store.loseAfter(UPGRADE, 5);
-    clock.advance(59_000);
+    clock.advance(3_600_000);
     expect((await t.updateTaskProgress('a', 40)).seq).toBe(9);
+    expect((await store.events(UPGRADE)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     await t.close();
   });
 
-  it('keeps at most the last 10,000 events: restores a loss of 9,999 events, not one of 10,000', async () => {
-    for (const lost of [9_999, 10_000]) {
+  it('keeps the last 1,000 events: restores a loss of 999 events, not one of 1,000', async () => {
+    for (const lost of [999, 1_000]) {
       const store = new LossyStore();
       const t = await ProgressTracker.open({ upgradeId: UPGRADE, planId: 'p', clusterName: 'c', store });
       await t.addTask('a', 'A');
       await t.startTask('a');
-      // seqs 1-3, then a burst of 12,000 progress events (group commit), then 3 more: lastSeq 12,006.
-      await Promise.all(Array.from({ length: 12_000 }, (_, i) => t.updateTaskProgress('a', i % 100)));
+      // seqs 1-3, then a burst of 1,200 progress events (group commit), then 3 more: lastSeq 1,206.
+      await Promise.all(Array.from({ length: 1_200 }, (_, i) => t.updateTaskProgress('a', i % 100)));
       for (const p of [1, 2, 3]) await t.updateTaskProgress('a', p);
       const last = t.durableProgress.lastSeq;
       // The ring must hold seq S (compared) to the last one: lost + 1 events.
       await store.loseAfter(UPGRADE, last - lost);
-      if (lost === 9_999) {
+      if (lost === 999) {
         expect((await t.updateTaskProgress('a', 50)).seq).toBe(last + 1);
         expect((await store.events(UPGRADE)).map((e) => e.seq)).toEqual(Array.from({ length: last + 1 }, (_, i) => i + 1));
       } else {
@@ -213,7 +203,7 @@ describe('a store that lost the last events it acknowledged, the tracker still r
       }
       await t.close();
     }
-  }, 60_000);
+  });
 
   it('refuses the command with CONFLICT, without another try, when the write of the lost events itself gets CONFLICT (another writer moved it meanwhile)', async () => {
     const store = new LossyStore();

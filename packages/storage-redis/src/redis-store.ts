@@ -567,7 +567,7 @@ export class RedisStore implements ProgressStore {
       p.resolve();
     } else if (status === 0) {
       p.reject(
-        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: another writer moved it (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
+        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: ${Number(stored) < p.expectedSeq ? 'Redis lost appends it had acknowledged (a failover to a replica they had not reached?), or the upgrade was deleted and created again' : 'another writer moved it'} (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
           context: { ...context, storedSeq: Number(stored) },
         }),
       );

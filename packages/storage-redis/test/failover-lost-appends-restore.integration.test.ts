@@ -3,7 +3,7 @@
 // last appends (Sentinel's window: ~10 s). The tracker's next write found the store behind it
 // (CONFLICT, storedSeq 10 where it had made seq 20 durable), and so did every later one until the
 // tracker was reopened, after which seqs 11-20, acknowledged, were gone for good. The tracker now
-// writes them again (it keeps the events it made durable in the last 60 s) and goes on.
+// writes them again (it keeps the last 1,000 events it made durable) and goes on.
 //
 // Two real redis-servers of this test's own: the master, and its replica, cut off from it (REPLICAOF
 // NO ONE) after seq 10 and promoted. The same tracker writes before and after the failover, through

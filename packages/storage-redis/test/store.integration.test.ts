@@ -47,6 +47,13 @@ describe('RedisStore: appends', () => {
     expect(err.context.storedSeq).toBe(7);
     // It says what happened and what to do.
     expect(err.message).toMatch(/is at seq 7 in Redis, not 3: another writer moved it \(open the upgrade again, ProgressTracker\.open, to go on from what is stored\)$/);
+    // Behind the writer's seq: not another writer, Redis lost what it had acknowledged (or a re-create).
+    const ahead = new EventFactory('retry-1');
+    ahead.batch(9);
+    const behind = await errorOf(store.append(f.upgradeId, ahead.batch(1), 9, ahead.snapshot()));
+    expect(behind.code).toBe('CONFLICT');
+    expect(behind.context.storedSeq).toBe(7);
+    expect(behind.message).toMatch(/is at seq 7 in Redis, not 9: Redis lost appends it had acknowledged \(a failover to a replica they had not reached\?\), or the upgrade was deleted and created again \(open the upgrade again/);
     await store.close();
   });
 
