@@ -1159,8 +1159,10 @@ export class ProgressTracker implements AsyncDisposable {
       this.#logger.warn({ err, ...fields }, 'the store is behind the events this tracker made durable, and could not be read to compare; not written again (CONFLICT)');
       return false;
     }
-    if (found.length !== 1 || found[0]!.seq !== storedSeq || found[0]!.eventId !== kept[0]!.eventId) {
-      this.#logger.warn({ ...fields, storedEventId: found[0]?.eventId, eventId: kept[0]!.eventId }, 'the store is behind the events this tracker made durable, with another history (another writer, or the upgrade created again); not written again (CONFLICT)');
+    // (`?.`: a store's bug may hand back something that is not an event; taken for another one.)
+    const at = found[0] as ProgressEvent | null | undefined;
+    if (found.length !== 1 || at?.seq !== storedSeq || at.eventId !== kept[0]!.eventId) {
+      this.#logger.warn({ ...fields, storedEventId: at?.eventId, eventId: kept[0]!.eventId }, 'the store is behind the events this tracker made durable, with another history (another writer, or the upgrade created again); not written again (CONFLICT)');
       return false;
     }
     const lost = kept.slice(1);
