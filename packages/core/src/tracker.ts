@@ -779,6 +779,10 @@ export class ProgressTracker implements AsyncDisposable {
       // No append starts from here on.
       clearTimeout(this.#storeTimer);
       this.#storeTimer = undefined;
+      // Nor a write of lost events (#restoreLost): the kept ones go (a closed tracker is still read).
+      this.#kept.length = 0;
+      this.#keptStart = 0;
+      this.#keptSize = 0;
       await this.flush();
       this.#listeners = [];
       this.#listenerCounts.clear();
