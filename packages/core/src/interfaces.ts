@@ -9,7 +9,10 @@ import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSumm
  * - `append` is all or nothing: either every event of the call is stored, in order, or none is.
  * - `append` rejects with `CONFLICT` when the stored last seq is not `expectedSeq`, storing nothing.
  *   A store that retries an append after a lost connection must treat "already stored with the
- *   same event ids" as success, so that a retried append is never stored twice.
+ *   same event ids" as success, so that a retried append is never stored twice. When it can, it
+ *   says in `context.storedSeq` the seq it is at: a store behind the tracker's durable seq has lost
+ *   events it acknowledged (a Redis failover), and the tracker writes them again when it still
+ *   keeps them (see `ProgressTracker`); without it, the `CONFLICT` stays one.
  * - `append` resolves only once the events are as durable as the store promises (`info().durable`).
  * - When durability cannot be reached, `append` rejects with `STORE_UNAVAILABLE` (after a bounded
  *   wait), and the engine does not acknowledge those events.

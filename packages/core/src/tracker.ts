@@ -1152,7 +1152,7 @@ export class ProgressTracker implements AsyncDisposable {
     if (kept === undefined) {
       this.#logger.warn(
         fields,
-        `the store is behind the events this tracker made durable (it lost acknowledged events: a failover?), and the tracker no longer keeps them all (it keeps the last ${KEPT_EVENTS}): not written again (CONFLICT)`,
+        `the store is behind the events this tracker made durable (it lost acknowledged events: a failover?), and the tracker does not keep them all (it keeps the last ${KEPT_EVENTS} events it made durable itself since it was opened): not written again (CONFLICT)`,
       );
       return false;
     }
