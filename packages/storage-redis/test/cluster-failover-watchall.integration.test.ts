@@ -14,8 +14,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore } from '../src/index.js';
-import { replicatedCluster, until, pause } from './cluster-replicas.js';
-import { freshPrefix } from './helpers.js';
+import { replicatedCluster } from './cluster-replicas.js';
+import { freshPrefix, pause, until } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);

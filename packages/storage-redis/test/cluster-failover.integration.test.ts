@@ -11,8 +11,8 @@ import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicatedCluster, until, pause } from './cluster-replicas.js';
-import { freshPrefix, watchBoth } from './helpers.js';
+import { replicatedCluster } from './cluster-replicas.js';
+import { freshPrefix, pause, until, watchBoth } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 const describeCluster = describe.skipIf(!hasRedisServer);

@@ -71,14 +71,3 @@ export function replicatedCluster(): ReplicatedCluster {
     },
   };
 }
-
-export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `check` holds (a check that throws counts as not yet), for at most `ms`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await pause(20);
-  }
-}

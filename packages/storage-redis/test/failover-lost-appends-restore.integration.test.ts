@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore } from '../src/index.js';
-import { freshPrefix } from './helpers.js';
+import { freshPrefix, until } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -52,14 +52,6 @@ function admin(url: string): Redis {
   return r;
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe.skipIf(!hasRedisServer)('a failover that lost acknowledged appends, the tracker that wrote them still running', () => {
   it('writes them again on its next write: every acknowledged event is stored once, in order, with its id, and a watch() reader ends with that history', async () => {
     const [master, promoted] = servers as [TestRedis, TestRedis];
@@ -67,7 +59,7 @@ describe.skipIf(!hasRedisServer)('a failover that lost acknowledged appends, the
     const upgradeId = 'failover-restore';
     const replica = admin(promoted.url);
     await replica.call('REPLICAOF', '127.0.0.1', new URL(master.url).port);
-    await until(async () => String(await replica.info('replication')).includes('master_link_status:up'), 'the replica to sync');
+    await until('the replica to sync', async () => String(await replica.info('replication')).includes('master_link_status:up'));
 
     const writerLink = await startRedisProxy(master.url);
     const readerLink = await startRedisProxy(master.url);
@@ -103,7 +95,7 @@ describe.skipIf(!hasRedisServer)('a failover that lost acknowledged appends, the
     for (const p of [10, 20, 30, 40, 50]) acknowledged.push(await tracker.updateTaskProgress('a', p));
     expect(tracker.durableProgress.lastSeq).toBe(10);
     const metaKey = stores[0]!.keys.upgrade(upgradeId).meta;
-    await until(async () => (await replica.hget(metaKey, 'lastSeq')) === '10', 'the replica to hold seqs 1-10');
+    await until('the replica to hold seqs 1-10', async () => (await replica.hget(metaKey, 'lastSeq')) === '10');
     // The replica stops copying: seqs 11-20 are acknowledged by the master only.
     await replica.call('REPLICAOF', 'NO', 'ONE');
     acknowledged.push(await tracker.completeTask('a'));
@@ -111,7 +103,7 @@ describe.skipIf(!hasRedisServer)('a failover that lost acknowledged appends, the
     for (const p of [5, 15, 25, 35, 45, 55, 65]) acknowledged.push(await tracker.updateTaskProgress('b', p));
     acknowledged.push(await tracker.updateTaskProgress('b', 70, 'last one the master alone has'));
     expect(tracker.durableProgress.lastSeq).toBe(20);
-    await until(() => seen.length === 20, 'the reader to hand out seqs 1-20');
+    await until('the reader to hand out seqs 1-20', () => seen.length === 20);
     expect(await replica.hget(metaKey, 'lastSeq')).toBe('10');
 
     // The failover: the promoted replica holds seqs 1-10. The tracker's connections go to it.
@@ -125,7 +117,7 @@ describe.skipIf(!hasRedisServer)('a failover that lost acknowledged appends, the
 
     // The reader's connections go to the promoted replica too; it goes on after seq 20.
     readerLink.failOver(promoted.url);
-    await until(() => seen.length >= 24 || ended !== undefined, 'the reader to hand out seqs 21-24');
+    await until('the reader to hand out seqs 21-24', () => seen.length >= 24 || ended !== undefined);
     stop.abort();
     await following;
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore } from '../src/index.js';
-import { freshPrefix } from './helpers.js';
+import { freshPrefix, until } from './helpers.js';
 
 let servers: TestRedis[] = [];
 const proxies: RedisProxy[] = [];
@@ -33,14 +33,6 @@ function store(url: string, keyPrefix: string): RedisStore {
   const s = new RedisStore({ url, keyPrefix, watchBlockMs: 200 });
   stores.push(s);
   return s;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**
@@ -71,12 +63,12 @@ async function following(reader: RedisStore, upgradeId: string, n: number) {
   const done = (async () => {
     for await (const event of reader.watch(upgradeId, 0, { signal: stop.signal })) seen.push(event);
   })().catch((err: unknown) => (ended = err));
-  await until(() => seen.length === n, `the watcher to hand out seqs 1-${n}`);
+  await until(`the watcher to hand out seqs 1-${n}`, () => seen.length === n);
   return {
     seen,
     /** Waits for the watcher to end or hand out more, then stops it; what it ended with. */
     async outcome(): Promise<unknown> {
-      await until(() => ended !== undefined || seen.length > n, 'the watcher to read the new history, or end');
+      await until('the watcher to read the new history, or end', () => ended !== undefined || seen.length > n);
       stop.abort();
       await done;
       return ended;
@@ -114,8 +106,8 @@ describe('RedisStore.watch() across a failover that lost acknowledged appends', 
     old.on('error', () => {});
     admins.push(old);
     await old.call('REPLICAOF', '127.0.0.1', new URL(promoted.url).port);
-    await until(async () => String(await old.info('replication')).includes('master_link_status:up'), 'the demoted master to sync');
-    await until(async () => (await old.hget(metaKey, 'lastSeq')) === '8', "the new master's data");
+    await until('the demoted master to sync', async () => String(await old.info('replication')).includes('master_link_status:up'));
+    await until("the new master's data", async () => (await old.hget(metaKey, 'lastSeq')) === '8');
     const ended = await watcher.outcome();
     expect(watcher.seen.map((e) => e.eventId)).toEqual(handedOut.map((e) => e.eventId));
     expect(isProgressError(ended, 'NOT_FOUND')).toBe(true);
