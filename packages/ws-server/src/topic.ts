@@ -127,8 +127,8 @@ export class Topic {
    * change under a seq already served: a failover that lost acknowledged appends, where the next
    * writer wrote other events under their seqs. `watchAll()` then hands the upgrade out again from
    * seq 1 (RedisStore on a Cluster), or ends and the server reads on from the seq held (single-node
-   * mode): both would put the new history's later events on the lost ones. The fill confirms this
-   * event first (see {@link #fill}).
+   * mode): both would put the new history's later events on the lost ones. The fill confirms the
+   * event served last first (see {@link #served} and {@link #fill}).
    */
   #appliedTo: UpgradeProgress | undefined;
   #appliedSeq = 0;
@@ -390,7 +390,7 @@ export class Topic {
       // The upgrade handed out again from its start, of the run served here: watchAll() does that
       // when the store's history changed under seqs it handed out. The fill confirms the event
       // served last (a repeat of a start read before the load costs a read of one event).
-      if (event.seq === 1 && last > 1 && this.#applied() !== undefined) this.refill();
+      if (event.seq === 1 && last > 1 && this.#served() !== undefined) this.refill();
       return;
     }
     if (event.seq > last + 1) {
@@ -418,11 +418,19 @@ export class Topic {
     this.dispatch(event);
   }
 
-  /** The store event applied last, while the state held is still the one it was applied to and at its seq. */
-  #applied(): { seq: number; eventId: string } | undefined {
+  /**
+   * The store event at the seq served last, as the state held knows it: the event applied last (its
+   * eventId), while the state held is still the one it was applied to and at its seq; else (a state
+   * loaded or reloaded from the store, with no event applied since) that seq with its event's
+   * timestamp, which the reducer keeps as the state's `updatedAt`. A loaded state may hold events a
+   * failover lost too (a '*' client connected, or watchAll brought the upgrade, after they were
+   * written): unchecked, the new history's later events landed on them.
+   */
+  #served(): { seq: number; eventId?: string; timestamp?: string } | undefined {
     const state = this.#storeState;
-    if (state === undefined || this.#appliedTo !== state || state.lastSeq !== this.#appliedSeq) return undefined;
-    return { seq: this.#appliedSeq, eventId: this.#appliedId };
+    if (state === undefined) return undefined;
+    if (this.#appliedTo === state && state.lastSeq === this.#appliedSeq) return { seq: this.#appliedSeq, eventId: this.#appliedId };
+    return { seq: state.lastSeq, timestamp: state.updatedAt };
   }
 
   /** Reloads the store's state and resyncs every subscriber: at once the first time, then after a doubling wait while it keeps not fitting. */
@@ -483,8 +491,8 @@ export class Topic {
     const store = this.#host.store!;
     const lifetime = this.#lifetime;
     const from = this.lastSeq;
-    // Read from the event applied last, when known, to confirm the store still holds it (see #appliedTo).
-    let applied = this.#applied();
+    // Read from the event served last, to confirm the store still holds it (see #served).
+    let applied = this.#served();
     let confirmed = applied === undefined;
     let failed = false;
     try {
@@ -492,7 +500,8 @@ export class Topic {
         try {
           for await (const event of store.readEvents(this.upgradeId, applied ? from - 1 : from)) {
             if (!confirmed) {
-              if (event.seq !== applied!.seq || event.eventId !== applied!.eventId) break;
+              const same = applied!.eventId !== undefined ? event.eventId === applied!.eventId : event.timestamp === applied!.timestamp;
+              if (event.seq !== applied!.seq || !same) break;
               confirmed = true;
             } else if (event.seq === this.lastSeq + 1) this.#apply(event);
           }
