@@ -607,16 +607,7 @@ interface Range {
  */
 export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): AsyncIterable<ProgressEvent> {
   if (signal?.aborted || ctx.stop.aborted) return (async function* () {})();
-  // Bounded like every read on the store's connection: a link gone silent (or a read a client passed
-  // in dropped with a lost connection) would otherwise hold the iteration, neither started nor failed.
-  const start = withTimeout(ctx.redis.xrevrange(ctx.keys.feed, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed').then(
-    (top) => top[0]?.[0] ?? '0-0',
-    (err: unknown) => {
-      if (isNoAnswer(err)) ctx.checkLink();
-      // Why the connection is down (a refused certificate, ECONNREFUSED), as the store's other reads say.
-      return ctx.withConnectionError(err) as Error;
-    },
-  );
+  const start = feedTop(ctx);
   let used = false;
   return {
     [Symbol.asyncIterator]() {
@@ -626,6 +617,20 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
       return onConnection(ctx, signal, (watcher) => readFeed(ctx, watcher, start));
     },
   };
+}
+
+/** The id of the feed's last entry (at or before `upTo`; '0-0' for none), or why it could not be read. */
+function feedTop(ctx: WatchContext, upTo = '+'): Promise<string | Error> {
+  // Bounded like every read on the store's connection: a link gone silent (or a read a client passed
+  // in dropped with a lost connection) would otherwise hold the iteration, neither started nor failed.
+  return withTimeout(ctx.redis.xrevrange(ctx.keys.feed, upTo, '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed').then(
+    (top) => top[0]?.[0] ?? '0-0',
+    (err: unknown) => {
+      if (isNoAnswer(err)) ctx.checkLink();
+      // Why the connection is down (a refused certificate, ECONNREFUSED), as the store's other reads say.
+      return ctx.withConnectionError(err) as Error;
+    },
+  );
 }
 
 async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Promise<string | Error>): AsyncGenerator<ProgressEvent> {
@@ -714,6 +719,26 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   // The start point was asked on the store's connection: if Redis is unreachable, ioredis holds
   // that command until it reconnects, so stopping must not wait for it.
   let last = await watcher.until(start);
+  // Refused while Redis loads a dataset (LOADING: a client without the ready check on a server
+  // started again over its files, a demoted master loading its new master's): read again, as the
+  // reads below are, for up to commandTimeoutMs (see readsAgainAfter). Not the feed's last entry
+  // then: appends made between the end of the load and that read came after the call, and would be
+  // skipped. Redis takes no append while it loads, and a feed entry's id starts with the server's
+  // time in ms: the start point is the last entry at or before the server's time now (TIME is
+  // answered while it loads). (On a Cluster, TIME goes to any node: the last entry, as before.)
+  const refusal = (e: unknown): unknown => (isProgressError(e) ? e.cause : e);
+  if (last instanceof Error && isLoading(refusal(last))) {
+    let upTo = '+';
+    if (!(ctx.redis as { isCluster?: boolean }).isCluster) {
+      const time = await watcher.until(withTimeout(ctx.redis.time(), ctx.options.commandTimeoutMs, 'watchAll failed')).catch(() => undefined);
+      if (time) upTo = `${Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)}-18446744073709551615`;
+    }
+    for (let attempt = 1; last instanceof Error && isLoading(refusal(last)) && watcher.readsAgainAfter(refusal(last), ctx.redis); ) {
+      await watcher.backOff(++attempt);
+      if (watcher.aborted) return;
+      last = await watcher.until(feedTop(ctx, upTo));
+    }
+  }
   if (last === undefined || watcher.aborted) return;
   if (last instanceof Error) throw unavailable('watchAll failed', last);
   /** Reads cut by a lost connection in a row. */
