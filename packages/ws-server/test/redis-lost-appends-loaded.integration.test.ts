@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
-import { until } from '../../storage-redis/test/cluster-replicas.js';
+import { until } from '../../storage-redis/test/helpers.js';
 import { TestClient, foldClient } from './helpers.js';
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
