@@ -813,7 +813,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
         prev.node = node;
         return false;
       }
-      // Not held: trimmed by retention, deleted (or created again: \`page\` tells by the epoch), or not
+      // Not held: trimmed by retention, deleted (or created again: `page` tells by the epoch), or not
       // written again yet (nothing to compare) unless this page's entries of the upgrade end below
       // that seq: an append after it ended lower, so the history is shorter than the one handed out
       // (lost in a failover, and the next writer has not written as far yet).
