@@ -91,7 +91,7 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
     await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
     await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
     await replica.call('CONFIG', 'SET', 'masterauth', '');
-    await until('the replica to serve the slot', async () => (await ownerOf(writer.keys.upgrade(ids.staged).events)) === -1 - owner);
+    await until('the replica to serve the slot', async () => (await ownerOf(writer.keys.upgrade(ids.staged).events, replica)) === -1 - owner);
     const next = clusterStore(prefix);
     await until('the next writer to find seq 4', async () => (await Promise.all([ids.staged, ids.whole, ids.short].map((id) => next.load(id)))).every((s) => s?.lastSeq === 4));
     const more: ProgressEvent[] = [];

@@ -118,7 +118,7 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
     await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
     await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
     await replica.call('CONFIG', 'SET', 'masterauth', '');
-    await until('the replica to serve the slot', async () => (await ownerOf(keys.events)) === -1 - owner);
+    await until('the replica to serve the slot', async () => (await ownerOf(keys.events, replica)) === -1 - owner);
     const next = clusterStore(prefix);
     await until('the next writer to find seq 4', async () => (await next.load(f.upgradeId))?.lastSeq === 4);
     await next.append(f.upgradeId, other.batch(2), 4, other.snapshot());

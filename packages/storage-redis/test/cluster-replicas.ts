@@ -12,8 +12,12 @@ export interface ReplicatedCluster {
   readonly replicas: Redis[];
   /** A store on its own Cluster client (closed by stop()). */
   clusterStore(keyPrefix: string, options?: { watchBlockMs?: number }): RedisStore;
-  /** Which node serves `key`'s slot now, as the first master that answers sees it: i for master i, -1 - i for replica i. */
-  ownerOf(key: string): Promise<number>;
+  /**
+   * Which node serves `key`'s slot now, as the first master that answers sees it (or as `via` sees
+   * it: a replica that took over knows at once, the other masters once its news reached them): i for
+   * master i, -1 - i for replica i.
+   */
+  ownerOf(key: string, via?: Redis): Promise<number>;
   start(): Promise<void>;
   /** Closes the stores given out, then stops the cluster. */
   stop(): Promise<void>;
@@ -47,8 +51,8 @@ export function replicatedCluster(): ReplicatedCluster {
       stores.push(store);
       return store;
     },
-    async ownerOf(key) {
-      for (const a of masters) {
+    async ownerOf(key, via) {
+      for (const a of via ? [via] : masters) {
         const slots = await Promise.all([a.call('CLUSTER', 'KEYSLOT', key), a.call('CLUSTER', 'SLOTS')]).catch(() => undefined);
         if (!slots) continue;
         const slot = Number(slots[0]);

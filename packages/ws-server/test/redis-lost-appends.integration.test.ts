@@ -94,7 +94,7 @@ describe.skipIf(!hasRedisServer)("ws-server '*' subscribers across a failover th
     await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
     await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
     await replica.call('CONFIG', 'SET', 'masterauth', '');
-    await until('the replica to serve the slot', async () => (await rc.ownerOf(meta)) === -1 - owner);
+    await until('the replica to serve the slot', async () => (await rc.ownerOf(meta, replica)) === -1 - owner);
     const next = rc.clusterStore(prefix);
     await until('the next writer to find seq 4', async () => (await next.load(id))?.lastSeq === 4);
     // One event first (a history shorter than the one served), then three.
