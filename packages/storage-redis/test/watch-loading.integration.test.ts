@@ -6,7 +6,8 @@
 // own, kept loading for seconds with Redis' hidden `key-load-delay` (microseconds slept per key
 // loaded) over 20,000 filler keys, and `loading-process-events-interval-bytes` low enough that
 // Redis answers its clients (LOADING) while it loads. Redis' `INFO errorstats` shows that the
-// watchers did meet LOADING. Skipped when redis-server is not installed.
+// watchers did meet LOADING. Also a watchAll() called while Redis loads (its start point). Skipped
+// when redis-server is not installed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -60,14 +61,17 @@ function info(port: number, section: string): Promise<string> {
   });
 }
 
-/** Waits until the server on `port` answers and has loaded its data (and, as a replica, is in step). */
-async function loaded(port: number, replica = false): Promise<void> {
+/**
+ * Waits until the server on `port` answers and says `loading:<flag>`: 0, it has loaded its data (and,
+ * as a replica, is in step); 1, it is loading.
+ */
+async function loading(port: number, flag: 0 | 1, replica = false): Promise<void> {
   for (const end = Date.now() + 60_000; ; ) {
     const persistence = await info(port, 'persistence');
     const inStep = !replica || (await info(port, 'replication')).includes('master_link_status:up');
     // (`loading:0`, not `async_loading:0`.)
-    if (/^loading:0\r?$/m.test(persistence) && inStep) return;
-    if (Date.now() > end) throw new Error(`redis-server on port ${port} did not load within 60 s`);
+    if (new RegExp(`^loading:${flag}\\r?$`, 'm').test(persistence) && inStep) return;
+    if (Date.now() > end) throw new Error(`redis-server on port ${port} never said loading:${flag} within 60 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -77,7 +81,8 @@ async function loadingReplies(port: number): Promise<number> {
   return Number(/errorstat_LOADING:count=(\d+)/.exec(await info(port, 'errorstats'))?.[1] ?? 0);
 }
 
-async function startServer(port: number, dir: string, extra: string[] = []): Promise<ChildProcess> {
+/** A redis-server on `port` over `dir`; with `wait` (the default), once it has loaded its data. */
+async function startServer(port: number, dir: string, extra: string[] = [], wait = true): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no', '--repl-backlog-size', '16kb', ...extra],
@@ -85,7 +90,7 @@ async function startServer(port: number, dir: string, extra: string[] = []): Pro
   );
   child.once('error', () => {});
   servers.push(child);
-  await loaded(port);
+  if (wait) await loading(port, 0);
   return child;
 }
 
@@ -199,7 +204,7 @@ describe.skipIf(!hasRedisServer)('watch() and watchAll() while Redis loads its d
     const f = new EventFactory('u1');
     const written = await appendBatch(store(client(a.port)), f, 3);
     await adminB.replicaof('127.0.0.1', String(a.port));
-    await loaded(b.port, true);
+    await loading(b.port, 0, true);
     const w = follow(reader, 'u1');
     await until(w, () => w.watched.length === 3, 'the first events');
     await new Promise((r) => setTimeout(r, 300));
@@ -213,7 +218,7 @@ describe.skipIf(!hasRedisServer)('watch() and watchAll() while Redis loads its d
     await adminA.config('SET', 'loading-process-events-interval-bytes', '1024');
     const before = await loadingReplies(a.port);
     await adminA.replicaof('127.0.0.1', String(b.port));
-    await loaded(a.port, true);
+    await loading(a.port, 0, true);
     expect(await loadingReplies(a.port)).toBeGreaterThan(before);
     written.push(...(await appendBatch(writer, f, 2)));
     await until(w, () => w.watched.length >= 7 && w.followed.length >= 4, 'the events after the load');
@@ -239,5 +244,40 @@ describe.skipIf(!hasRedisServer)('watch() and watchAll() while Redis loads its d
     await startServer(port, dir, LOAD_DELAY);
     expect(await w.watching).toMatch(/^watch: STORE_UNAVAILABLE .*upgrade "u1": watch failed: LOADING /);
     expect(await w.following).toMatch(/^watchAll: STORE_UNAVAILABLE .*watchAll failed: LOADING /);
+  });
+
+  // A watchAll() CALLED while Redis loads: its start point, read at the call, is refused with LOADING
+  // too. It reads it again, and hands out what is appended once the load ends.
+  it('a watchAll() called during the load reads its start point again, and hands out what is appended once the load ends', { timeout: 120_000 }, async () => {
+    const { port, dir, child } = await newServer();
+    const admin = client(port);
+    await fill(admin);
+    const f = new EventFactory('u1');
+    await appendBatch(store(client(port)), f, 3);
+    await admin.save();
+    await kill(child);
+    servers.splice(servers.indexOf(child), 1);
+    // Started again over its RDB, loading for seconds.
+    await startServer(port, dir, LOAD_DELAY, false);
+    await loading(port, 1);
+    // A client without the ready check: its commands reach Redis while it loads.
+    const reader = store(client(port, { enableReadyCheck: false }));
+    const stop = new AbortController();
+    const followed: ProgressEvent[] = [];
+    let ended: string | undefined;
+    const following = (async () => {
+      for await (const e of reader.watchAll({ signal: stop.signal })) followed.push(e);
+    })().then(
+      () => (ended = 'done'),
+      (err: unknown) => (ended = `${(err as ProgressError).code} ${(err as ProgressError).message}`),
+    );
+    await loading(port, 0);
+    // (The writer's client has the ready check: it waits for the load.)
+    const written = await appendBatch(store(client(port)), f, 2);
+    for (const end = Date.now() + 30_000; followed.length < 2 && ended === undefined && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    await following;
+    expect(ended).toBe('done');
+    expect(followed.map((e) => e.eventId)).toEqual(written.map((e) => e.eventId));
   });
 });
