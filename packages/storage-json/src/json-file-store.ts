@@ -161,18 +161,19 @@ export class JsonFileStore implements ProgressStore {
     return run;
   }
 
-  #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
-    const taking = this.#takeLock(upgradeId, paths, explicit);
+  /** Takes the writer lock; `makeFolder` false for delete(), which must not make again a folder another store deleted. */
+  #lock(upgradeId: string, paths: UpgradePaths, explicit: boolean, makeFolder = true): Promise<void> {
+    const taking = this.#takeLock(upgradeId, paths, explicit, makeFolder);
     this.#taking.add(taking);
     const done = (): void => void this.#taking.delete(taking);
     void taking.then(done, done);
     return taking;
   }
 
-  async #takeLock(upgradeId: string, paths: UpgradePaths, explicit: boolean): Promise<void> {
+  async #takeLock(upgradeId: string, paths: UpgradePaths, explicit: boolean, makeFolder: boolean): Promise<void> {
     let lease: WriterLease;
     try {
-      await ensureDir(paths.dir, this.#sync);
+      if (makeFolder) await ensureDir(paths.dir, this.#sync);
       lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
     } catch (err) {
       // CONFLICT as it is; the file system failing (a full disk, a read-only mount) is STORE_UNAVAILABLE.
@@ -586,12 +587,16 @@ export class JsonFileStore implements ProgressStore {
     // the rename below would otherwise have its open log moved away under it. A legacy upgrade with
     // no folder yet too: a writer importing it meanwhile would have its log, acknowledged events and
     // all, moved out of the folder the marker is written in.
-    if (!held && ((await exists(paths.dir)) || (await exists(paths.legacy)))) {
+    // The folder is made for the lock only when there is none yet (a legacy upgrade): one that was
+    // there and went meanwhile was deleted by another store (retention running in two processes),
+    // and making it again would leave an empty folder behind (list() skips it; nothing removes it).
+    const folder = await exists(paths.dir);
+    if (!held && (folder || (await exists(paths.legacy)))) {
       try {
-        await this.#lock(upgradeId, paths, false);
+        await this.#lock(upgradeId, paths, false, !folder);
       } catch (err) {
-        // Its folder went between the look above and the lock: deleted by another store (retention
-        // running in two processes). Nothing is left to delete here.
+        // Its folder went between the look above and the lock: deleted by another store. Nothing is
+        // left to delete here.
         if (isCodeOrCause(err, 'ENOENT')) {
           if (!(await exists(paths.dir))) return false;
         }
