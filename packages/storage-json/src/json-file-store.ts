@@ -390,7 +390,11 @@ export class JsonFileStore implements ProgressStore {
 
   /** Snapshot + replay of the tail; the legacy file's import when the upgrade has no new-format log. */
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
-    const paths = this.#paths(upgradeId);
+    return this.#load(upgradeId, this.#paths(upgradeId));
+  }
+
+  /** load(), also while close() waits for a delete that reads the upgrade under its lock. */
+  async #load(upgradeId: string, paths: UpgradePaths): Promise<UpgradeProgress | undefined> {
     const writer = this.#open.get(upgradeId);
     // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
     const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
@@ -560,17 +564,22 @@ export class JsonFileStore implements ProgressStore {
    * Removes an upgrade's folder (log, snapshot, lock). A legacy file is never touched: a marker in a
    * fresh folder hides it from then on. `CONFLICT` when another writer holds the upgrade.
    */
-  async delete(upgradeId: string): Promise<boolean> {
+  delete(upgradeId: string): Promise<boolean> {
+    return this.#deleteIf(upgradeId);
+  }
+
+  /** delete(); with `still`, only when the upgrade, read again under the writer lock, still passes it (for retention). */
+  async #deleteIf(upgradeId: string, still?: (state: UpgradeProgress | undefined) => boolean): Promise<boolean> {
     const paths = this.#paths(upgradeId);
     // As in release(): the writer open now goes; one opened from here on waits for the delete.
     const writer = this.#detachWriter(upgradeId);
-    return await this.#lettingGoOf(upgradeId, () => this.#delete(upgradeId, paths, writer)).catch((err: unknown) => {
+    return await this.#lettingGoOf(upgradeId, () => this.#delete(upgradeId, paths, writer, still)).catch((err: unknown) => {
       // A file system error on the way (the lock or a file this process may not read): said as the store's.
       throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": could not delete it from ${paths.dir}`, { upgradeId, file: paths.dir }, err);
     });
   }
 
-  async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined): Promise<boolean> {
+  async #delete(upgradeId: string, paths: UpgradePaths, writer: Promise<LogWriter> | undefined, still?: (state: UpgradeProgress | undefined) => boolean): Promise<boolean> {
     // First, as release() does: the lock of a writer opened just before counts as this store's.
     await this.#closeWriter(upgradeId, writer).catch((err: unknown) => this.#opts.logger.warn({ err, upgradeId }, 'closing a writer failed'));
     // Never another upgrade's files: on a file system that ignores case, `upg-1` names the folder
@@ -604,8 +613,19 @@ export class JsonFileStore implements ProgressStore {
       }
     }
     // Again under the lock: the folder may hold another upgrade's log since the look above (deleted,
-    // then made again by that upgrade), and from here on no one else writes to it.
-    if (await this.#belongsToOther(upgradeId, paths)) {
+    // then made again by that upgrade), and from here on no one else writes to it. For retention, the
+    // upgrade must still be the ended one it listed: another store may have deleted that one since,
+    // and a new run been started under its id (which an unreadable upgrade may be too: it stays).
+    if (
+      (await this.#belongsToOther(upgradeId, paths)) ||
+      (still !== undefined &&
+        !still(
+          await this.#load(upgradeId, paths).catch((err: unknown) => {
+            this.#opts.logger.warn({ err, upgradeId }, 'retention skipped an upgrade it could not read again under the writer lock');
+            return undefined;
+          }),
+        ))
+    ) {
       const taken = this.#locks.get(upgradeId);
       if (!held && taken) {
         this.#locks.delete(upgradeId);
@@ -792,17 +812,17 @@ export class JsonFileStore implements ProgressStore {
     // `now` far off (Infinity, a date in the seconds) would delete every ended upgrade, however recent.
     if (typeof now !== 'number' || !Number.isFinite(now)) throw storeError('INVALID_ARGUMENT', `now must be a finite number of ms since the epoch, got ${String(now)}`);
     const cutoff = now - ageMs;
+    const old = (row: UpgradeSummaryRow): boolean => isTerminal(row.status) && Date.parse(row.completedAt ?? row.updatedAt) < cutoff;
     const deleted: string[] = [];
     for (const row of await this.list()) {
-      const ended = Date.parse(row.completedAt ?? row.updatedAt);
-      if (!isTerminal(row.status) || !(ended < cutoff)) continue;
+      if (!old(row)) continue;
       // Open for writing in this store (acquire(): a tracker): delete() would not count that lock as another writer's.
       if (this.#locks.get(row.upgradeId)?.explicit) {
         this.#opts.logger.warn({ upgradeId: row.upgradeId }, 'retention skipped an upgrade open for writing in this store');
         continue;
       }
       try {
-        if (await this.delete(row.upgradeId)) deleted.push(row.upgradeId);
+        if (await this.#deleteIf(row.upgradeId, (state) => state !== undefined && old(toSummaryRow(state)))) deleted.push(row.upgradeId);
       } catch (err) {
         if (isProgressError(err, 'CLOSED')) throw err;
         // One upgrade that cannot be deleted now (held by a writer, a file system error) does not
