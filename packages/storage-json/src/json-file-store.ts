@@ -411,6 +411,9 @@ export class JsonFileStore implements ProgressStore {
         throw corruptedLine(upgradeId, paths.events, event.seq, isProgressError(err) ? err.message : String(err), err);
       }
     }
+    // The log went after the snapshot was read and found to fit it: the upgrade was deleted meanwhile
+    // (by another store). The snapshot alone is an older state than the one stored, without its tail.
+    if (snap && result.missing) return undefined;
     if (state === undefined) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
       return legacy ? replayEvents(legacy) : undefined;

@@ -39,6 +39,8 @@ export interface ScanResult {
    * {@link scanLog}). Where it starts, how long it is, and the line (seq) it starts at.
    */
   torn?: { offset: number; length: number; line: number; reason: string };
+  /** The file was not there (read as empty). */
+  missing?: true;
 }
 
 /** The first damaged line of a scan, and what the scan found after it. */
@@ -75,7 +77,7 @@ interface Damage {
  *   the writer acknowledges a write once all of it is durable, and starts the next one only then);
  * - anything else (a flipped byte, a sound line of a later write, a line of another format) throws
  *   `DATA_CORRUPTED` naming the file and the first damaged line.
- * A torn tail is reported in `result.torn`. A missing file reads as empty.
+ * A torn tail is reported in `result.torn`. A missing file reads as empty (`result.missing`).
  */
 export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerator<ProgressEvent> {
   const start = from.start ?? 0;
@@ -86,11 +88,12 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
   result.endOffset = start;
   result.lastSeq = firstSeq - 1;
   delete result.torn;
+  delete result.missing;
   let handle: FileHandle;
   try {
     handle = await open(from.path, 'r');
   } catch (err) {
-    if (isCode(err, 'ENOENT')) return;
+    if (isCode(err, 'ENOENT')) return void (result.missing = true);
     throw storeError('STORE_UNAVAILABLE', `upgrade "${from.upgradeId}": cannot read ${from.path}`, { upgradeId: from.upgradeId, file: from.path }, err);
   }
   try {
