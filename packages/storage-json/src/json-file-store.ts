@@ -174,7 +174,13 @@ export class JsonFileStore implements ProgressStore {
     let lease: WriterLease;
     try {
       if (makeFolder) await ensureDir(paths.dir, this.#sync);
-      lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
+      lease = await takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs).catch(async (err: unknown) => {
+        // The folder went between its making and the lock: another store deleted the upgrade (its
+        // retention). Made again, as for an upgrade that was never there: the writer starts it anew.
+        if (!makeFolder || !isCode(err, 'ENOENT')) throw err;
+        await ensureDir(paths.dir, this.#sync);
+        return takeLock(paths.lock, upgradeId, this.#opts.logger, this.#opts.lockLeaseMs);
+      });
     } catch (err) {
       // CONFLICT as it is; the file system failing (a full disk, a read-only mount) is STORE_UNAVAILABLE.
       throw isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot take the writer lock ${paths.lock}`, { upgradeId, lock: paths.lock }, err);
