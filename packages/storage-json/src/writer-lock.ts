@@ -486,12 +486,28 @@ async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
     const holder = await readLock(mutex);
     if (holder === undefined) return { held: false };
     const verdict = await judge(holder, leaseMs);
-    if (verdict.dead && sameLock(holder, await readLock(mutex))) await unlink(mutex).catch(() => {});
+    if (verdict.dead) await removeDeadMutex(mutex, holder, tmp);
     return { held: false, holder, verdict };
   } finally {
     await unlink(tmp).catch(() => {});
     if (!held) heldTokens.delete(token);
   }
+}
+
+/**
+ * Removes the takeover mutex `dead` that a dead taker left, and only that one. Not unlinked by path:
+ * another store may have removed it since our look and taken a mutex of its own, which the unlink
+ * would remove, letting two takers take the lock over at once (both then write, over each other's
+ * events). It is moved to `aside` (our temp file's name) instead, which moves whatever is there now,
+ * and looked at there: a live one moved by mistake goes back at once.
+ */
+async function removeDeadMutex(mutex: string, dead: LockFile, aside: string): Promise<void> {
+  try {
+    await rename(mutex, aside);
+  } catch {
+    return; // gone already (removed by another taker, or released)
+  }
+  if (!sameLock(dead, await readLock(aside).catch(() => undefined))) await link(aside, mutex).catch(() => {});
 }
 
 /**

@@ -1,0 +1,123 @@
+// Two stores take over one dead writer lock while a dead taker's takeover mutex is still there: each
+// removes that dead mutex "only if it is still that one", but between its look and its unlink the
+// other may have removed it already and taken a mutex of its own. Its own file: node:fs/promises is
+// mocked here, to put the second taker exactly there. (The test failed before the fix: both took the
+// lock, both appended seq 3, and one of the two acknowledged events was lost.)
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type * as FsPromises from 'node:fs/promises';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+/** `beforeRemoval`: before the first unlink of `path`, or rename of it elsewhere (a removal of it either way). */
+const hooks: { beforeRemoval?: { path: string; run: () => Promise<void> }; beforeRename?: { to: string; run: () => Promise<void> } } = {};
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof FsPromises>();
+  return {
+    ...real,
+    unlink: async (...args: Parameters<typeof real.unlink>) => {
+      const armed = hooks.beforeRemoval;
+      if (armed && String(args[0]) === armed.path) {
+        hooks.beforeRemoval = undefined;
+        await armed.run();
+      }
+      return real.unlink(...args);
+    },
+    rename: async (...args: Parameters<typeof real.rename>) => {
+      const removal = hooks.beforeRemoval;
+      if (removal && String(args[0]) === removal.path) {
+        hooks.beforeRemoval = undefined;
+        await removal.run();
+      }
+      const armed = hooks.beforeRename;
+      if (armed && String(args[1]) === armed.to) {
+        hooks.beforeRename = undefined;
+        await armed.run();
+      }
+      return real.rename(...args);
+    },
+  };
+});
+
+const { EventFactory } = await import('@progress/core/testing');
+const { JsonFileStore } = await import('../src/index.js');
+const { procIdentity, removeTempDirs, tempDir } = await import('./helpers.js');
+
+afterAll(removeTempDirs);
+
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
+
+describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
+  it.runIf(existsSync('/proc/self/stat'))('give the lock to one of them only', async () => {
+    const dir = await tempDir('mutex-race');
+    const folder = join(dir, 'upgrades', 'u1');
+    const lock = join(folder, 'writer.lock');
+    // Two events stored, then the writer died in the middle of taking over: its lock and mutex are left.
+    const f = new EventFactory('u1');
+    const before = new JsonFileStore({ directory: dir, durability: 'none' });
+    await before.append('u1', f.batch(2), 0, f.state!);
+    await before.close();
+    const base = { hostname: hostname(), createdAt: 'then', ...(await procIdentity()) };
+    await writeFile(lock, `${JSON.stringify({ ...base, pid: await deadPid(), token: 'dead-lock' })}\n`);
+    await writeFile(`${lock}.takeover`, `${JSON.stringify({ ...base, pid: await deadPid(), token: 'dead-mutex' })}\n`);
+    const first = new JsonFileStore({ directory: dir, durability: 'none' });
+    const second = new JsonFileStore({ directory: dir, durability: 'none' });
+    // The first has read the dead mutex twice and is about to remove it; the second removes it first,
+    // takes a mutex of its own and is about to rename its lock into place.
+    let secondTook: Promise<unknown> | undefined;
+    let firstDone!: () => void;
+    const firstSettled = new Promise<void>((resolve) => (firstDone = resolve));
+    hooks.beforeRemoval = {
+      path: `${lock}.takeover`,
+      run: async () => {
+        await new Promise<void>((atRename) => {
+          hooks.beforeRename = {
+            to: lock,
+            run: async () => {
+              atRename();
+              // (The second goes on once the first has its answer: a lock, or CONFLICT.)
+              await firstSettled;
+            },
+          };
+          secondTook = second.acquire('u1').then(
+            () => 'held',
+            (err: { code?: string }) => err.code,
+          );
+        });
+      },
+    };
+    const firstTook = await first.acquire('u1').then(
+      () => 'held',
+      (err: { code?: string }) => err.code,
+    );
+    firstDone();
+    const results = [firstTook, await secondTook];
+    // What a holder writes is acknowledged: every acknowledged event must be read back.
+    const acknowledged: string[] = [];
+    const third = f.batch(1)[0]!;
+    await Promise.all(
+      [first, second].map(async (store, i) => {
+        if (results[i] !== 'held') return;
+        const events = [{ ...third, eventId: randomUUID() }];
+        await store.append('u1', events, 2, f.state!);
+        acknowledged.push(events[0]!.eventId);
+      }),
+    );
+    const reader = new JsonFileStore({ directory: dir, durability: 'none' });
+    const read: string[] = [];
+    for await (const e of reader.readEvents('u1', 2)) read.push(e.eventId);
+    await reader.close();
+    expect(read).toEqual(acknowledged);
+    expect(hooks.beforeRemoval).toBeUndefined();
+    expect(results.filter((r) => r === 'held')).toHaveLength(1);
+    expect(results).toContain('CONFLICT');
+    await Promise.all([first.close(), second.close()]);
+  });
+});
