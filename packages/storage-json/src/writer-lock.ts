@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, open, readFile, readlink, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readFile, readlink, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MAX_TIMER_MS, type Logger } from '@progress/core';
@@ -477,6 +477,10 @@ async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
         held: true,
         release: async () => {
           await unlink(mutex).catch(() => {});
+          // Emptied too, through our temp file's name for it (kept while held): a taker that moved it
+          // aside by mistake (see removeDeadMutex) and puts it back then puts back a dead one.
+          await truncate(tmp).catch(() => {});
+          await unlink(tmp).catch(() => {});
           heldTokens.delete(token);
         },
       };
@@ -489,8 +493,10 @@ async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
     if (verdict.dead) await removeDeadMutex(mutex, holder, tmp);
     return { held: false, holder, verdict };
   } finally {
-    await unlink(tmp).catch(() => {});
-    if (!held) heldTokens.delete(token);
+    if (!held) {
+      await unlink(tmp).catch(() => {});
+      heldTokens.delete(token);
+    }
   }
 }
 
@@ -502,12 +508,22 @@ async function tryMutex(mutex: string, leaseMs: number): Promise<MutexAttempt> {
  * and looked at there: a live one moved by mistake goes back at once.
  */
 async function removeDeadMutex(mutex: string, dead: LockFile, aside: string): Promise<void> {
-  try {
-    await rename(mutex, aside);
-  } catch {
-    return; // gone already (removed by another taker, or released)
+  for (;;) {
+    try {
+      await rename(mutex, aside);
+    } catch {
+      return; // gone already (removed by another taker, or released)
+    }
+    if (sameLock(dead, await readLock(aside).catch(() => undefined))) return;
+    if (!(await link(aside, mutex).then(() => true, () => false))) return;
+    // Its holder may have let it go while it was aside (its release empties it): then no one holds
+    // the one put back, and it goes as a dead one. (Our name for it goes first: a rename between two
+    // names of one file does nothing.)
+    const after = await readLock(aside).catch(() => undefined);
+    if (after?.owner !== null) return;
+    await unlink(aside).catch(() => {});
+    dead = after;
   }
-  if (!sameLock(dead, await readLock(aside).catch(() => undefined))) await link(aside, mutex).catch(() => {});
 }
 
 /**

@@ -5,7 +5,7 @@
 // lock, both appended seq 3, and one of the two acknowledged events was lost.)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,8 @@ import type * as FsPromises from 'node:fs/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 /** `beforeRemoval`: before the first unlink of `path`, or rename of it elsewhere (a removal of it either way). */
-const hooks: { beforeRemoval?: { path: string; run: () => Promise<void> }; beforeRename?: { to: string; run: () => Promise<void> } } = {};
+/** `beforeLink`: before the first link of a file to `to`. */
+const hooks: { beforeRemoval?: { path: string; run: () => Promise<void> }; beforeRename?: { to: string; run: () => Promise<void> }; beforeLink?: { to: string; run: () => Promise<void> } } = {};
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
   return {
@@ -38,6 +39,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
         await armed.run();
       }
       return real.rename(...args);
+    },
+    link: async (...args: Parameters<typeof real.link>) => {
+      const armed = hooks.beforeLink;
+      if (armed && String(args[1]) === armed.to) {
+        hooks.beforeLink = undefined;
+        await armed.run();
+      }
+      return real.link(...args);
     },
   };
 });
@@ -119,5 +128,67 @@ describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
     expect(results.filter((r) => r === 'held')).toHaveLength(1);
     expect(results).toContain('CONFLICT');
     await Promise.all([first.close(), second.close()]);
+  });
+
+  it.runIf(existsSync('/proc/self/stat'))('leave no takeover mutex behind when the live one moved aside by mistake is let go before it is put back', async () => {
+    const dir = await tempDir('mutex-release');
+    const folder = join(dir, 'upgrades', 'u1');
+    const lock = join(folder, 'writer.lock');
+    const mutex = `${lock}.takeover`;
+    const f = new EventFactory('u1');
+    const before = new JsonFileStore({ directory: dir, durability: 'none' });
+    await before.append('u1', f.batch(2), 0, f.state!);
+    await before.close();
+    const base = { hostname: hostname(), createdAt: 'then', ...(await procIdentity()) };
+    const deadLock = async (): Promise<void> => writeFile(lock, `${JSON.stringify({ ...base, pid: await deadPid(), token: randomUUID() })}\n`);
+    await deadLock();
+    await writeFile(mutex, `${JSON.stringify({ ...base, pid: await deadPid(), token: 'dead-mutex' })}\n`);
+    const first = new JsonFileStore({ directory: dir, durability: 'none' });
+    const second = new JsonFileStore({ directory: dir, durability: 'none' });
+    // The first is about to move the dead mutex aside; the second removes it first and takes a mutex
+    // of its own, so that the first moves the second's live one aside. Before the first puts it back,
+    // the second ends its takeover and lets its mutex go. (The test failed before the fix: the mutex
+    // was put back held by no one, and the next takeover was refused: CONFLICT, for as long as the
+    // second's process lives.)
+    let secondTook: Promise<unknown> | undefined;
+    let letSecondGo!: () => void;
+    hooks.beforeRemoval = {
+      path: mutex,
+      run: async () => {
+        await new Promise<void>((atRename) => {
+          hooks.beforeRename = {
+            to: lock,
+            run: async () => {
+              atRename();
+              await new Promise<void>((go) => (letSecondGo = go));
+            },
+          };
+          secondTook = second.acquire('u1').then(
+            () => 'held',
+            (err: { code?: string }) => err.code,
+          );
+        });
+        hooks.beforeLink = {
+          to: mutex,
+          run: async () => {
+            letSecondGo();
+            await secondTook;
+          },
+        };
+      },
+    };
+    const firstTook = await first.acquire('u1').then(
+      () => 'held',
+      (err: { code?: string }) => err.code,
+    );
+    expect(hooks.beforeLink).toBeUndefined();
+    expect([firstTook, await secondTook]).toEqual(['CONFLICT', 'held']);
+    await Promise.all([first.close(), second.close()]);
+    // No one holds the mutex now: none is left, and the next dead lock is taken over.
+    expect(readdirSync(folder).filter((name) => name.includes('takeover'))).toEqual([]);
+    await deadLock();
+    const third = new JsonFileStore({ directory: dir, durability: 'none' });
+    await third.acquire('u1');
+    await third.close();
   });
 });
