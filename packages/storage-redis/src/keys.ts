@@ -44,6 +44,15 @@ export class KeyLayout {
   deleteMarker(upgradeId: string, token: string): string {
     return `${this.prefix}{${upgradeId}}:delete:${token}`;
   }
+
+  /**
+   * Hash: the epochs (eventIds of seq 1) of the upgrade's runs `delete()` removed lately, written by
+   * the delete script with the marker's TTL: a re-sent first append of such a run stores nothing
+   * (see DELETE_LUA).
+   */
+  deletedRuns(upgradeId: string): string {
+    return `${this.prefix}{${upgradeId}}:deleted`;
+  }
 }
 
 /** The stream entry id `0-<seq>`: an entry's id is the seq of its last event, so the entry holding seq s is the first with an id >= `entryId(s)`. */

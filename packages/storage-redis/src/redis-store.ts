@@ -306,12 +306,14 @@ export class RedisStore implements ProgressStore {
       // latest append's in cluster mode (the follow-up re-scores on every append).
       score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;
       const index = !this.#cluster && expectedSeq === 0;
-      const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0);
+      // A first append also names the upgrade's deleted runs: a re-send of one's first append stores nothing (see DELETE_LUA).
+      const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0) + (expectedSeq === 0 ? 16 : 0);
       // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, ARGV 1-7
       // (the deadline is filled in by #send), the batch, then the row when written.
       args = [APPEND_SHA, '', keys.events, keys.meta];
       if (!this.#cluster) args.push(this.#keys.feed);
       if (index) args.push(this.#keys.index);
+      if (expectedSeq === 0) args.push(this.#keys.deletedRuns(upgradeId));
       if (snapshot) {
         // This attempt's own staged key (its last event's id): a stale writer's cannot overwrite it.
         staged = { key: `${keys.snapshot}:${events[n - 1]!.eventId}`, json: snapshot };
@@ -563,7 +565,8 @@ export class RedisStore implements ProgressStore {
         p.epoch = typeof epoch === 'string' || Buffer.isBuffer(epoch) ? epoch : undefined;
       }
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
-      if (this.#cluster) this.#followUp(p);
+      // Stored seq 0: the first append of a run deleted since it ran (see DELETE_LUA); no index or feed entry for it.
+      if (this.#cluster && !(status === 2 && Number(stored) === 0)) this.#followUp(p);
       p.resolve();
     } else if (status === 0) {
       p.reject(
@@ -660,6 +663,7 @@ export class RedisStore implements ProgressStore {
     // that ran (its reply lost with the connection) finds it and answers as the run did, deleting
     // nothing (not the upgrade created again since, and not refused as late: see DELETE_LUA).
     const marker = this.#keys.deleteMarker(upgradeId, randomUUID());
+    const deleted = this.#keys.deletedRuns(upgradeId);
     // With a deadline on the server clock, as an append has: a delete this store gives up on (and
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
     const startedAt = localNow();
@@ -675,8 +679,8 @@ export class RedisStore implements ProgressStore {
     // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
     const send = (): Promise<number> =>
       this.#cluster
-        ? this.#redis.progressDeleteV4(keys.events, keys.meta, keys.snapshot, marker, upgradeId, deadline, this.#deleteMarkerTtl)
-        : this.#redis.progressDeleteIndexedV4(keys.events, keys.meta, keys.snapshot, marker, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
+        ? this.#redis.progressDeleteV5(keys.events, keys.meta, keys.snapshot, marker, deleted, upgradeId, deadline, this.#deleteMarkerTtl)
+        : this.#redis.progressDeleteIndexedV5(keys.events, keys.meta, keys.snapshot, marker, deleted, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
     const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
     const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
     if (existed === -1) {

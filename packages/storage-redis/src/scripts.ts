@@ -6,13 +6,13 @@ import { feedPointer } from './codec.js';
  * Appends events to one upgrade, atomically with the seq check.
  *
  * KEYS: events, meta, then, each only when its flag says so: feed (single-node mode), index (single
- * mode, first append), and, when a snapshot is written, the snapshot key and the staged snapshot's
- * key (see below).
+ * mode, first append), the upgrade's deleted runs (first append: see DELETE_LUA), and,
+ * when a snapshot is written, the snapshot key and the staged snapshot's key (see below).
  *
  * ARGV, each value its own argument, so that the script's common path reads them without parsing:
  * 1. the deadline in ms on the server clock (0 = none);
- * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given) and 8 (`rare`
- *    given, in ARGV[7]);
+ * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given), 8 (`rare`
+ *    given, in ARGV[7]) and 16 (the deleted runs' key given);
  * 3. expectedSeq; 4. the new lastSeq;
  * 5. fast: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
  * 6. feed: the feed entry's one field, `<first seq>|<n>|<upgradeId>` ('' without a feed key);
@@ -74,7 +74,7 @@ local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], 
 -- The rest (ARGV[7]) is read only where it is needed: anything but a plain append (flags other than
 -- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
 local rare = expectedText == '0'
-local feedKey, indexKey, snapKey, stagedKey
+local feedKey, indexKey, deletedKey, snapKey, stagedKey
 if flags == '1' then
   feedKey = KEYS[3]
 elseif flags ~= '0' then
@@ -83,6 +83,7 @@ elseif flags ~= '0' then
   local k = 3
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
+  if math.floor(flags / 16) % 2 == 1 then deletedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 4) % 2 == 1 then snapKey = KEYS[k]; stagedKey = KEYS[k + 1] end
 end
 -- A refused append leaves no staged snapshot behind (its TTL would, a while later): each refusal
@@ -102,7 +103,7 @@ local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
 if rare or lastText ~= expectedText then
   local rest = ARGV[7]
-  if type(flags) == 'number' and flags >= 8 then
+  if type(flags) == 'number' and math.floor(flags / 8) % 2 == 1 then
     local bar
     feedMaxLen, ttl, maxEvents, score, bar = string.match(rest, '^(%d+),(%d+),(%d+),(%d+)|()')
     if not feedMaxLen then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed rare values') end
@@ -112,6 +113,12 @@ if rare or lastText ~= expectedText then
   if not bar then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed upgrade and event id') end
   upgradeId = string.sub(rest, 1, bar - 1)
   eventId = string.sub(rest, bar + 1)
+end
+-- A first append whose eventId is the epoch of a run delete() removed: this is a re-send of that
+-- run's first append, which ran before the delete (its reply lost with the connection). Running it
+-- again would bring the deleted upgrade back: it is answered as done (stored seq 0), storing nothing.
+if deletedKey and lastText == '0' and rcall('HGET', deletedKey, eventId) then
+  if stagedKey then rcall('DEL', stagedKey) end return {2, 0}
 end
 -- The common path compares and writes seqs as the strings the client sent: no number parsing or
 -- formatting, which showed up in Redis' profile.
@@ -293,7 +300,7 @@ return 1
 
 /**
  * Pushes an append's ARGV 1-7 (see {@link APPEND_LUA}) onto `args`, with '' for the deadline, which
- * the sender fills in when it sends. `flags` is the keys' flags (1, 2, 4; the 8 for `rare` is added
+ * the sender fills in when it sends. `flags` is the keys' flags (1, 2, 4, 16; the 8 for `rare` is added
  * here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's
  * `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) it adds the feed entry's
  * field. The one place that writes the values the script reads; the `|` before the eventId keeps a
@@ -346,7 +353,7 @@ export const LOAD_READ_ONLY_LUA = `#!lua flags=no-writes${LOAD_LUA}`;
 export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Error && /Error compiling script/i.test(err.message);
 
 /**
- * Deletes one upgrade. KEYS: events, meta, snapshot, this call's marker [, index]; ARGV: upgradeId,
+ * Deletes one upgrade. KEYS: events, meta, snapshot, this call's marker, the deleted runs [, index]; ARGV: upgradeId,
  * deadline (ms on the server clock, a whole number; '0' = none), the marker's TTL in ms. Returns 1
  * when it existed, 0 when it did not, -1 when the deadline had passed (nothing deleted): a delete the
  * caller was told failed (timed out) must not run later, after the upgrade went on and more of it was
@@ -358,6 +365,11 @@ export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Er
  * delete nothing: not the upgrade created again under the id in between, and not reported as
  * refused past the deadline when it ran in time. It is read first, before the deadline, and
  * written (with its TTL) whenever the delete ran; it is never read as anything else.
+ *
+ * The deleted run's epoch (the eventId of its seq 1) goes into the deleted runs' hash
+ * (`<prefix>{id}:deleted`, with the marker's TTL): ioredis may still re-send that run's first
+ * append, which ran before the delete and whose reply was lost, and the append script answers it
+ * as done rather than store the deleted upgrade again (see APPEND_LUA).
  */
 export const DELETE_LUA = `
 local done = redis.call('GET', KEYS[4])
@@ -370,17 +382,24 @@ end
 -- What it runs, checked against the user's ACL before anything is written (Redis 7; a command
 -- refused by the ACL in the middle would leave the upgrade half deleted).
 if redis.acl_check_cmd then
-  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}}
-  if #KEYS >= 5 then need[#need + 1] = {'ZREM', KEYS[5], 'u'} end
+  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}, {'HGET', KEYS[2], 'epoch'}, {'HSET', KEYS[5], 'f', 'v'}, {'PEXPIRE', KEYS[5], '1'}}
+  if #KEYS >= 6 then need[#need + 1] = {'ZREM', KEYS[6], 'u'} end
   for _, c in ipairs(need) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM progress delete: this Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' (see the README, Permissions); nothing was deleted')
     end
   end
 end
--- The index first: one holding another kind of value (WRONGTYPE, damage) fails the delete before
--- anything is written (a script's writes are not rolled back), as a delete reported failed must be.
-if #KEYS >= 5 then redis.call('ZREM', KEYS[5], ARGV[1]) end
+-- The deleted runs and the index first: one holding another kind of value (WRONGTYPE, damage) fails
+-- the delete before the upgrade is touched (a script's writes are not rolled back), as a delete
+-- reported failed must be. (A run recorded as deleted while it stays only stops a re-send of its
+-- first append, which finds it stored anyway.)
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if epoch then
+  redis.call('HSET', KEYS[5], epoch, '1')
+  redis.call('PEXPIRE', KEYS[5], ARGV[3])
+end
+if #KEYS >= 6 then redis.call('ZREM', KEYS[6], ARGV[1]) end
 local existed = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('SET', KEYS[4], existed, 'PX', ARGV[3])
@@ -427,16 +446,17 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
  * by its first argument, so with the number of keys first it put load() and delete() into the
  * pipeline of the node of the slot of "3" or "4", whose check of the keys then failed them all
  * ("All keys in the pipeline should belong to the same slots allocation group"). The names are new
- * with that (V2, V4): a client shared with a store of an earlier version keeps that one's own.
+ * with that (V2, V4), and with each change of their keys since (V5: the deleted runs'): a client
+ * shared with a store of an earlier version keeps that one's own.
  */
 export interface ScriptCommands {
   /** KEYS: events, meta, snapshot. */
   progressLoadV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
   progressLoadReadOnlyV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
-  /** Cluster mode: KEYS events, meta, snapshot, marker; then ARGV. */
-  progressDeleteV4(...args: string[]): Promise<number>;
-  /** Single mode: KEYS events, meta, snapshot, marker, index; then ARGV. */
-  progressDeleteIndexedV4(...args: string[]): Promise<number>;
+  /** Cluster mode: KEYS events, meta, snapshot, marker, deleted runs; then ARGV. */
+  progressDeleteV5(...args: string[]): Promise<number>;
+  /** Single mode: KEYS events, meta, snapshot, marker, deleted runs, index; then ARGV. */
+  progressDeleteIndexedV5(...args: string[]): Promise<number>;
   /** Single mode only (its keys span slots). */
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
   /** Cluster mode: KEYS meta; ARGV epoch. */
@@ -448,8 +468,8 @@ export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptC
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV2 !== 'function') client.defineCommand('progressLoadV2', { lua: LOAD_LUA, numberOfKeys: 3 });
   if (typeof c.progressLoadReadOnlyV2 !== 'function') client.defineCommand('progressLoadReadOnlyV2', { lua: LOAD_READ_ONLY_LUA, numberOfKeys: 3 });
-  if (typeof c.progressDeleteV4 !== 'function') client.defineCommand('progressDeleteV4', { lua: DELETE_LUA, numberOfKeys: 4 });
-  if (typeof c.progressDeleteIndexedV4 !== 'function') client.defineCommand('progressDeleteIndexedV4', { lua: DELETE_LUA, numberOfKeys: 5 });
+  if (typeof c.progressDeleteV5 !== 'function') client.defineCommand('progressDeleteV5', { lua: DELETE_LUA, numberOfKeys: 5 });
+  if (typeof c.progressDeleteIndexedV5 !== 'function') client.defineCommand('progressDeleteIndexedV5', { lua: DELETE_LUA, numberOfKeys: 6 });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   if (typeof c.progressUnmarkV1 !== 'function') client.defineCommand('progressUnmarkV1', { lua: UNMARK_LUA, numberOfKeys: 1 });
   return client as C & ScriptCommands;

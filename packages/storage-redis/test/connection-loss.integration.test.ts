@@ -190,6 +190,39 @@ describe('an append on a client passed in with enableAutoPipelining whose clock 
   });
 });
 
+// Found on 2026-11-30 (review): an upgrade's first append whose reply was lost ran again when
+// ioredis re-sent it after a delete() of the upgrade (the meta gone, so the seq check passed): the
+// delete had answered true, and the deleted upgrade came back, with the same events.
+describe('a first append re-sent after its upgrade was deleted', () => {
+  it.each(['single', 'cluster'] as const)('%s mode: stores nothing again, and the upgrade stays deleted', async (mode) => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('resent-first');
+    const writer = makeStore(prefixes, { keyPrefix, url: proxy.url, mode });
+    const deleter = makeStore(prefixes, { keyPrefix, mode });
+    // The writer's clock is read: its next append goes out at once.
+    await appendBatch(writer, new EventFactory('warm'), 1);
+    const f = new EventFactory('resent-first');
+    // The first append runs, its reply is lost, and the writer cannot connect again until up().
+    proxy.dropNextReply({ thenDown: true });
+    const appending = appendBatch(writer, f, 3);
+    await until(async () => (await admin.exists(writer.keys.upgrade(f.upgradeId).meta)) === 1);
+    expect(await deleter.delete(f.upgradeId)).toBe(true);
+    proxy.up();
+    // It ran (before the delete): answered as done, as a re-send of an append that ran is.
+    await appending;
+    expect(await deleter.load(f.upgradeId)).toBeUndefined();
+    expect(await collect(deleter.readEvents(f.upgradeId, 0))).toEqual([]);
+    expect((await deleter.list()).map((r) => r.upgradeId)).not.toContain(f.upgradeId);
+    // The id can be used again at once, from seq 1.
+    const again = new EventFactory('resent-first');
+    await appendBatch(deleter, again, 2);
+    expect((await deleter.load(f.upgradeId))?.lastSeq).toBe(2);
+    await writer.close();
+    await deleter.close();
+    await proxy.close();
+  });
+});
+
 describe('againOnConnectionLoss', () => {
   it('stops waiting to send again, and leaves no timer, once the store stops it', async () => {
     // A real loss, made as above: a command of an auto-pipeline answered in part, its socket cut.
