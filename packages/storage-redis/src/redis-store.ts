@@ -57,6 +57,8 @@ interface PendingAppend {
    * script answered with the mark.
    */
   epoch: string | Buffer | undefined;
+  /** A first append: its run's epoch (its first event's id), which this store knows once it is stored (see #runs). */
+  run: string | undefined;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
   expiresAt: number;
   settled: boolean;
@@ -74,6 +76,9 @@ const DELETE_MARKER_MIN_TTL_MS = 60_000;
 
 /** The most upgrades whose failed feed entries cluster mode keeps track of (see `#unfed`). */
 const UNFED_LIMIT = 10_000;
+
+/** The most upgrades whose run (epoch) a store keeps (see `#runs`). */
+const RUNS_LIMIT = 10_000;
 
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
@@ -150,6 +155,16 @@ export class RedisStore implements ProgressStore {
   #unsettled = 0;
   /** Keys of upgrades whose id was checked: a writer appends to the same few upgrades again and again. */
   readonly #checkedKeys = new Map<string, UpgradeKeys>();
+  /**
+   * The run (epoch: the eventId of seq 1) of each upgrade this store wrote from its first event or
+   * loaded last, sent with its appends: Redis has no writer lock, so a writer open while another
+   * process deletes the upgrade and creates it again, and the new run reaches its seq, would have its
+   * next append taken into the new run. The script refuses it (CONFLICT) instead. Only what this store
+   * saw itself: an upgrade it never loaded or wrote from seq 1 is appended to by seq alone, as before.
+   */
+  readonly #runs = new Map<string, string>();
+  /** Counts what changes #runs besides load(): a load answered after one of them does not set it (it may have read before). */
+  #runChanges = 0;
   /** The last deadline sent, and its text (String() of a 13-digit number is not free). */
   #deadlineMs = NaN;
   #deadlineText = '';
@@ -272,6 +287,19 @@ export class RedisStore implements ProgressStore {
     return this.#keys;
   }
 
+  /** What this store knows an upgrade's run by (see #runs); `ours` when it comes from this store's own first append. */
+  #knowRun(upgradeId: string, run: string, ours: boolean): void {
+    if (ours) this.#runChanges++;
+    if (!this.#runs.has(upgradeId) && this.#runs.size >= RUNS_LIMIT) this.#runs.delete(this.#runs.keys().next().value!);
+    this.#runs.set(upgradeId, run);
+  }
+
+  /** `ours` for this store's own first append or delete, which a load answered after it may predate. */
+  #forgetRun(upgradeId: string, ours: boolean): void {
+    if (ours) this.#runChanges++;
+    this.#runs.delete(upgradeId);
+  }
+
   // ------------------------------------------------------------------------------------- writes
 
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
@@ -331,7 +359,9 @@ export class RedisStore implements ProgressStore {
       // score goes to the follow-up, and sending it would make every such append parse the rare fields.
       const indexScore = index ? score : 0;
       const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || indexScore !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${indexScore}` : '';
-      pushAppendArgs(args, flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId);
+      // The run this store knows the upgrade by (see #runs): the script refuses the append in another.
+      const run = expectedSeq === 0 ? undefined : this.#runs.get(upgradeId);
+      pushAppendArgs(args, flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId, run);
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       args.push(eventsToJson(events));
       const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
@@ -341,7 +371,10 @@ export class RedisStore implements ProgressStore {
     }
     return new Promise<void>((resolve, reject) => {
       const epoch = this.#cluster && expectedSeq === 0 ? events[0]!.eventId : undefined;
-      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, unfed: false, epoch, expiresAt: Infinity, settled: false, resolve, reject });
+      // A first append starts a run: the one known before is not this one's (it is known again once stored).
+      const run = expectedSeq === 0 ? events[0]!.eventId : undefined;
+      if (run !== undefined) this.#forgetRun(upgradeId, true);
+      this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, unfed: false, epoch, run, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // Appends issued in this tick (several trackers' group commits) go out in one pipeline.
@@ -541,6 +574,7 @@ export class RedisStore implements ProgressStore {
       this.#inFlight = this.#inFlight.filter((q) => !q.settled);
     }
     if (reply === 1 && err === undefined) {
+      if (p.run !== undefined) this.#knowRun(p.upgradeId, p.run, true);
       if (this.#cluster) this.#followUp(p);
       p.resolve();
       return;
@@ -566,11 +600,19 @@ export class RedisStore implements ProgressStore {
       }
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       // Stored seq 0: the first append of a run deleted since it ran (see DELETE_LUA); no index or feed entry for it.
-      if (this.#cluster && !(status === 2 && Number(stored) === 0)) this.#followUp(p);
+      const gone = status === 2 && Number(stored) === 0;
+      if (p.run !== undefined && !gone) this.#knowRun(p.upgradeId, p.run, true);
+      if (this.#cluster && !gone) this.#followUp(p);
       p.resolve();
     } else if (status === 0) {
+      const why =
+        String(retriedEpoch) === 'run'
+          ? 'it was deleted and created again since this store last wrote or read it (another run of it is stored)'
+          : Number(stored) < p.expectedSeq
+            ? 'Redis lost appends it had acknowledged (a failover to a replica they had not reached?), or the upgrade was deleted and created again'
+            : 'another writer moved it';
       p.reject(
-        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: ${Number(stored) < p.expectedSeq ? 'Redis lost appends it had acknowledged (a failover to a replica they had not reached?), or the upgrade was deleted and created again' : 'another writer moved it'} (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
+        new ProgressError('CONFLICT', `${PKG} upgrade "${p.upgradeId}" is at seq ${stored} in Redis, not ${p.expectedSeq}: ${why} (open the upgrade again, ProgressTracker.open, to go on from what is stored)`, {
           context: { ...context, storedSeq: Number(stored) },
         }),
       );
@@ -664,6 +706,8 @@ export class RedisStore implements ProgressStore {
     // nothing (not the upgrade created again since, and not refused as late: see DELETE_LUA).
     const marker = this.#keys.deleteMarker(upgradeId, randomUUID());
     const deleted = this.#keys.deletedRuns(upgradeId);
+    // Whatever run this store knew is going (and a load in flight may answer from before the delete).
+    this.#forgetRun(upgradeId, true);
     // With a deadline on the server clock, as an append has: a delete this store gives up on (and
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
     const startedAt = localNow();
@@ -708,9 +752,15 @@ export class RedisStore implements ProgressStore {
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
+    const changes = this.#runChanges;
     // A read: sent again while its connection is lost within the bound (see againOnConnectionLoss).
     const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, this.#stop.signal);
     const reply = await this.#bounded(loading, `upgrade "${upgradeId}": could not load`, upgradeId);
+    // The run this store knows the upgrade by is the one read now; unless this store appended a first
+    // event or deleted meanwhile (the read may be from before): then it knows none, as one that never read it.
+    const run = reply?.[4];
+    if (changes === this.#runChanges && typeof run === 'string' && run !== '') this.#knowRun(upgradeId, run, false);
+    else this.#forgetRun(upgradeId, false);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;
     const lastSeq = Number(lastText);

@@ -12,17 +12,23 @@ import { feedPointer } from './codec.js';
  * ARGV, each value its own argument, so that the script's common path reads them without parsing:
  * 1. the deadline in ms on the server clock (0 = none);
  * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given), 8 (`rare`
- *    given, in ARGV[7]) and 16 (the deleted runs' key given);
+ *    given, in ARGV[7]), 16 (the deleted runs' key given) and 32 (the run given, in ARGV[7]);
  * 3. expectedSeq; 4. the new lastSeq;
  * 5. fast: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
  * 6. feed: the feed entry's one field, `<first seq>|<n>|<upgradeId>` ('' without a feed key);
- * 7. rest: `<rare>|` when flag 8 is set, then `<upgradeId>|<eventId of the first event>` to the end.
+ * 7. rest: `<rare>|` when flag 8 is set, then `<upgradeId>|<eventId of the first event>`, then
+ *    `|<epoch>` when flag 32 is set.
  *    `rare` is `feedMaxLen,ttl,maxEvents,score` (feedMaxLen: trim the feed to about this many entries
  *    now; ttl seconds; maxEvents kept; score, the index score). Read only on the paths that need it
  *    (the first append, a retry, a conflict, retention). An upgrade id cannot hold `|`; the eventId
  *    comes last, so that neither needs escaping;
  * 8. the batch (the JSON array of the call's events);
  * 9. optional: the list row JSON (absent or '' = keep).
+ *
+ * Flag 32 (the run given): ARGV[7] ends with `|<epoch>`, the upgrade's epoch (the eventId of its seq
+ * 1) as the client knows it, from its own first append or a load(). Another epoch in the meta (the
+ * upgrade deleted and created again since), or none, is a CONFLICT whatever the seqs
+ * (`{0, storedSeq, 'run'}`). Flags 33 and 32 are read as text, as 1 and 0 are: the common path.
  *
  * The snapshot does not travel through the script: the client writes it first, with a plain `SET`
  * and a TTL, to a staged key of this attempt's own (`<snapshot key>:<eventId of the last event>`),
@@ -75,12 +81,20 @@ local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], 
 -- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
 local rare = expectedText == '0'
 local feedKey, indexKey, deletedKey, snapKey, stagedKey
-if flags == '1' then
+-- runGiven (flag 32): ARGV[7] ends with '|' and the upgrade's epoch as the client knows it (see below).
+local runGiven = false
+if flags == '33' then
   feedKey = KEYS[3]
+  runGiven = true
+elseif flags == '1' then
+  feedKey = KEYS[3]
+elseif flags == '32' then
+  runGiven = true
 elseif flags ~= '0' then
   rare = true
   flags = tonumber(flags)
   local k = 3
+  runGiven = math.floor(flags / 32) % 2 == 1
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 16) % 2 == 1 then deletedKey = KEYS[k]; k = k + 1 end
@@ -91,13 +105,25 @@ end
 -- every call, ~1,200 instructions on the common path.)
 -- Cluster mode (no feed key) also reads 'unfed' (set by an upgrade's first append, taken out once a
 -- feed entry from seq 1 is written) and the epoch, the client's answer while the mark is there.
-local lastText, unfed
-if feedKey then
-  lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
-else
+-- With flag 32 the client names the run it writes to (the epoch it knows from its own first append
+-- or a load). Redis has no writer lock: delete() runs while a writer is open, and a new run created
+-- under the id may reach that writer's seq, so the seq alone would take the stale writer's events
+-- into the new run. Another epoch in the meta, or none, is a CONFLICT whatever the seqs.
+local lastText, unfed, epoch
+if not feedKey then
   local m = rcall('HMGET', KEYS[2], 'lastSeq', 'unfed', 'epoch')
   lastText = m[1] or '0'
+  epoch = m[3]
   if m[2] == '1' then unfed = m[3] end
+elseif runGiven then
+  local m = rcall('HMGET', KEYS[2], 'lastSeq', 'epoch')
+  lastText = m[1] or '0'
+  epoch = m[2]
+else
+  lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
+end
+if runGiven and (not epoch or string.sub(ARGV[7], -#epoch - 1) ~= '|' .. epoch) then
+  if stagedKey then rcall('DEL', stagedKey) end return {0, tonumber(lastText), 'run'}
 end
 local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
@@ -112,7 +138,8 @@ if rare or lastText ~= expectedText then
   local bar = string.find(rest, '|', 1, true)
   if not bar then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed upgrade and event id') end
   upgradeId = string.sub(rest, 1, bar - 1)
-  eventId = string.sub(rest, bar + 1)
+  -- With the run given, it follows the eventId: the meta's epoch, as checked above.
+  if runGiven then eventId = string.sub(rest, bar + 1, -#epoch - 2) else eventId = string.sub(rest, bar + 1) end
 end
 -- A first append whose eventId is the epoch of a run delete() removed: this is a re-send of that
 -- run's first append, which ran before the delete (its reply lost with the connection). Running it
@@ -306,15 +333,16 @@ return 1
  * field. The one place that writes the values the script reads; the `|` before the eventId keeps a
  * lone surrogate at the end of the upgrade id from pairing with one at its start.
  */
-export function pushAppendArgs(args: string[], flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string): void {
+export function pushAppendArgs(args: string[], flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string, run?: string): void {
+  const ids = run === undefined ? `${upgradeId}|${eventId}` : `${upgradeId}|${eventId}|${run}`;
   args.push(
     '',
-    String(rare ? flags + 8 : flags),
+    String((rare ? flags + 8 : flags) + (run === undefined ? 0 : 32)),
     String(expectedSeq),
     String(expectedSeq + n),
     fast,
     flags & 1 ? feedPointer(upgradeId, expectedSeq + 1, n) : '',
-    rare ? `${rare}|${upgradeId}|${eventId}` : `${upgradeId}|${eventId}`,
+    rare ? `${rare}|${ids}` : ids,
   );
 }
 
@@ -322,19 +350,21 @@ export function pushAppendArgs(args: string[], flags: number, expectedSeq: numbe
 export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
 
 /**
- * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries}`,
+ * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries,
+ * epoch}` (the epoch '' when the meta has none; absent from the reply of the same command defined by
+ * an earlier version of this store on a shared client),
  * the tail being the entries from the one holding `snapSeq + 1` on (the caller drops events <= snapSeq
  * inside it; about `snapshotEvery` events). Nil when absent.
  * KEYS: events, meta, snapshot.
  */
 export const LOAD_LUA = `
-local meta = redis.call('HMGET', KEYS[2], 'lastSeq', 'snapSeq')
+local meta = redis.call('HMGET', KEYS[2], 'lastSeq', 'snapSeq', 'epoch')
 if not meta[1] then return false end
 local snapSeq = tonumber(meta[2] or '0')
 local snap = ''
 if snapSeq > 0 then snap = redis.call('GET', KEYS[3]) or '' end
 local tail = redis.call('XRANGE', KEYS[1], string.format('0-%d', snapSeq + 1), '+')
-return {meta[1], string.format('%d', snapSeq), snap, tail}
+return {meta[1], string.format('%d', snapSeq), snap, tail, meta[3] or ''}
 `;
 
 /**
@@ -435,7 +465,7 @@ return 0
 export type StreamEntry = [id: string, fields: string[]];
 
 /** What `progressLoad` returns. */
-export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tail: StreamEntry[]] | null;
+export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tail: StreamEntry[], epoch?: string] | null;
 
 /**
  * The read and delete commands {@link defineScripts} adds (ioredis sends EVALSHA and falls back on

@@ -57,6 +57,40 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // Found on 2026-11-30 (review): Redis has no writer lock, so delete() runs while a writer is open;
+  // a new run created under the id then reached the stale writer's seq, and its next append went in
+  // after the new run's events (two runs mixed, the new run's own writer refused).
+  it('refuses a stale writer with CONFLICT once its upgrade was deleted and created again at its very seq, whether it wrote the run or loaded it', async () => {
+    const keyPrefix = freshPrefix('stale-run');
+    const oldWriter = makeStore(prefixes, { keyPrefix });
+    const resumed = makeStore(prefixes, { keyPrefix });
+    const other = makeStore(prefixes, { keyPrefix });
+    const old = new EventFactory('stale-run');
+    await appendBatch(oldWriter, old, 3);
+    // A writer that went on from what it loaded (a tracker opened again) knows the run as well.
+    expect((await resumed.load(old.upgradeId))?.lastSeq).toBe(3);
+    expect(await other.delete(old.upgradeId)).toBe(true);
+    const fresh = new EventFactory('stale-run');
+    const freshEvents = await appendBatch(other, fresh, 3);
+    for (const stale of [oldWriter, resumed]) {
+      const next = new EventFactory('stale-run');
+      next.batch(3);
+      const err = await errorOf(stale.append(old.upgradeId, next.batch(2), 3, next.snapshot()));
+      expect(err.code).toBe('CONFLICT');
+      expect(err.context.storedSeq).toBe(3);
+      expect(err.message).toMatch(/was deleted and created again since this store last wrote or read it/);
+    }
+    // Nothing of the old run went in; the new run's writer goes on.
+    expect((await collect(other.readEvents(old.upgradeId, 0))).map((e) => e.eventId)).toEqual(freshEvents.map((e) => e.eventId));
+    await appendBatch(other, fresh, 2);
+    expect((await other.load(old.upgradeId))?.lastSeq).toBe(5);
+    // A store that reads the new run (load) writes to it: what it knows follows the store.
+    await resumed.load(old.upgradeId);
+    await resumed.append(old.upgradeId, fresh.batch(1), 5, fresh.snapshot());
+    expect((await other.load(old.upgradeId))?.lastSeq).toBe(6);
+    await Promise.all([oldWriter.close(), resumed.close(), other.close()]);
+  });
+
   it('recognises a re-sent append even when a later append of the same upgrade ran after it (both replies lost)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('retry-later');
