@@ -59,6 +59,18 @@ export class LiveView {
     else this.#timer ??= setTimeout(() => this.#draw(), this.#interval - (now - this.#last));
   }
 
+  /**
+   * The upgrade shown is gone (deleted, or replaced by a new run not read yet): its bars leave the
+   * screen, and neither a later line nor {@link finish} draws them again as if it were still there.
+   */
+  forget(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#clear();
+    this.#lines = 0;
+    this.#state = undefined;
+  }
+
   /** Draws the last state once more and stops redrawing. */
   finish(): void {
     if (this.#timer) clearTimeout(this.#timer);

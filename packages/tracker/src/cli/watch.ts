@@ -239,6 +239,8 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
             if (state) {
               state = undefined;
               deleted = true;
+              // Its bars go with it: the last ones drawn would stay on screen, and end the command, as if current.
+              options.view.forget();
               options.view.say(deletedLine(id));
             }
           } else {
@@ -263,6 +265,7 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
           if (first !== 'unreadable' && (first === undefined || first.timestamp !== state.createdAt || (runEventId !== undefined && first.eventId !== runEventId))) {
             state = undefined;
             runEventId = undefined;
+            options.view.forget();
             if (first === undefined) {
               deleted = true;
               options.view.say(deletedLine(id));
@@ -338,6 +341,7 @@ async function followWatch(
   let lastEnd = 0;
   const saysDeleted = () => {
     deleted = true;
+    options.view.forget();
     options.view.say(deletedLine(id));
   };
   const saysCreatedAgain = () => {
@@ -376,6 +380,7 @@ async function followWatch(
       // Deleted, perhaps created again: a new run is followed from its first event, never folded
       // onto the old run's state.
       state = undefined;
+      options.view.forget();
       if (now) saysCreatedAgain();
       else saysDeleted();
     }
@@ -688,6 +693,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
             }
             case 'resync':
               if (awaitingSubscribed && (msg.upgradeId === undefined || msg.upgradeId === target)) break;
+              // The state shown is dropped with its bars: with no snapshot after it (deleted), they would stay as if current.
+              options.view.forget();
               // After `subscribed` said the upgrade does not exist, no snapshot follows: it was deleted
               // while we were away, and is waited for (its new run's first event says so), as from a folder.
               // So when the server says none follows (`exists: false`: deleted or expired while followed).
