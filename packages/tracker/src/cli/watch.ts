@@ -698,7 +698,9 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               // After `subscribed` said the upgrade does not exist, no snapshot follows: it was deleted
               // while we were away, and is waited for (its new run's first event says so), as from a folder.
               // So when the server says none follows (`exists: false`: deleted or expired while followed).
-              if ((absent || msg.exists === false) && target !== undefined) options.view.say(deletedLine(target));
+              // Not when it says one does (`exists: true`): the upgrade waited for has appeared (a server
+              // over a store that cannot watch resyncs its subscribers to it), and was never deleted.
+              if ((msg.exists === false || (msg.exists === undefined && absent)) && target !== undefined) options.view.say(deletedLine(target));
               else options.view.say(`resync: ${msg.reason ?? 'history gone'}; reloading the snapshot`);
               droppedRun = state?.createdAt ?? droppedRun;
               state = undefined;
