@@ -881,6 +881,10 @@ export class Topic {
     this.#storeState = state;
     this.#resyncAll();
     if (state === undefined) this.#host.gone(this);
+    // `*` subscribers that do not have it (it did not exist when they subscribed, or they let go of it
+    // when it was deleted) get its snapshot, as after a load: over a store without watchAll(), no
+    // event of it would ever bring it to them.
+    else this.#host.attachWildcards(this);
   }
 
   /**

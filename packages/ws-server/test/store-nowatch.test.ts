@@ -180,3 +180,57 @@ describe('a server store that cannot watch', () => {
     expect(c.seqs('u1')).toEqual([4, 5]);
   });
 });
+
+// README: over a store without watchAll(), "an upgrade it stores later comes only once some client
+// subscribes to it by name". It never came when a client already waited for it by name (`progress
+// watch ws://... u1` started before the run, a dashboard URL ending in #u1): the subscribe that found
+// it resynced the waiting subscribers to it, and gave the `*` subscribers nothing, then or later.
+describe('"*" over a server store that cannot watch, for an upgrade a client waits for by name', () => {
+  it('gets the upgrade once a subscribe by name finds it in the store', async () => {
+    const store = new UnreliableStore(new MemoryStore());
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const waiting = await opened.connect(url);
+    waiting.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect(await waiting.next((m) => m.type === 'subscribed')).toMatchObject({ exists: false });
+    const star = await opened.connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'subscribed');
+    await written(store, 'u1'); // seq 3, by a tracker the server is not told of
+
+    const b = await opened.connect(url);
+    b.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await b.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    expect((await waiting.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    expect((await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1', 0, 5000)).seq).toBe(3);
+  });
+
+  it('gets it again once a subscribe by name finds it created again after a deletion', async () => {
+    const store = new UnreliableStore(new MemoryStore());
+    const first = await written(store, 'u1');
+    await first.close();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const waiting = await opened.connect(url);
+    waiting.send({ type: 'subscribe', upgradeId: 'u1' });
+    await waiting.next((m) => m.type === 'snapshot');
+    const star = await opened.connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    expect(await store.shared.delete('u1')).toBe(true);
+    // A list finds it gone: every subscriber is told, and `*` lets go of it.
+    const lister = await opened.connect(url);
+    lister.send({ type: 'list_upgrades' });
+    await lister.next((m) => m.type === 'upgrades');
+    expect(await star.next((m) => m.type === 'resync' && m.upgradeId === 'u1')).toMatchObject({ exists: false });
+    const from = star.messages.length;
+    await sleep(5);
+    const again = await written(store, 'u1');
+    await again.startTask('t'); // seq 4 of the new run
+
+    const b = await opened.connect(url);
+    b.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await b.next((m) => m.type === 'snapshot')).seq).toBe(4);
+    expect((await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1', from, 5000)).seq).toBe(4);
+  });
+});
