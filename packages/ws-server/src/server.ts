@@ -744,7 +744,11 @@ export class ProgressWebSocketServer implements ProgressSink {
     // and a store watch only later), or created while the store listed. The store is asked again for
     // those (few) upgrades, and the topic starts over when it holds another run or none.
     // (A row behind the state held, of the same createdAt, is another run of the same millisecond.)
-    const unsure = [...this.#topics.values()].filter((topic) => this.#o.store && topic.state && topic.storeBacked && listsOtherRun(rows.get(topic.upgradeId), topic.state));
+    // So is a topic that holds none (deleted, or not there yet when it loaded) of an upgrade the store
+    // lists, when the store cannot watch: nothing else brings its subscribers to the run stored since.
+    const unsure = [...this.#topics.values()].filter(
+      (topic) => this.#o.store && (topic.state || (!this.#o.store.watch && rows.has(topic.upgradeId))) && topic.storeBacked && listsOtherRun(rows.get(topic.upgradeId), topic.state),
+    );
     await Promise.all(unsure.map((topic) => this.#confirmRun(topic)));
     for (const topic of this.#topics.values()) {
       const state = topic.state;

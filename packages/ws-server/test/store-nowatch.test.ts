@@ -234,3 +234,39 @@ describe('"*" over a server store that cannot watch, for an upgrade a client wai
     expect((await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1', from, 5000)).seq).toBe(4);
   });
 });
+
+// README: what the server holds of a store-followed upgrade is checked with the store before
+// `list_upgrades` "for an upgrade the store does not list as the same run". A subscriber whose
+// upgrade was deleted (a list found it gone and resynced it to nothing) was left there for good once
+// the upgrade was created again: the lists that followed showed the new run, and the check skipped
+// the topic, which held no state to compare. (The dashboard asks for the list every 5 s: its selected
+// upgrade stayed "does not exist" beside its own row in the list.)
+describe('list_upgrades over a server store that cannot watch, after the upgrade a client follows was deleted', () => {
+  it('brings the subscriber to the run created again under its id, which it lists', async () => {
+    const store = new UnreliableStore(new MemoryStore());
+    const first = await written(store, 'u1');
+    await first.close();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const a = await opened.connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    await a.next((m) => m.type === 'snapshot');
+    expect(await store.shared.delete('u1')).toBe(true);
+    const lister = await opened.connect(url);
+    lister.send({ type: 'list_upgrades' });
+    expect((await lister.next((m) => m.type === 'upgrades')).data).toEqual([]);
+    expect(await a.next((m) => m.type === 'resync')).toMatchObject({ upgradeId: 'u1', exists: false });
+    const from = a.messages.length;
+    await sleep(5);
+    const again = await written(store, 'u1');
+    await again.startTask('t'); // seq 4 of the new run
+
+    const at = lister.messages.length;
+    lister.send({ type: 'list_upgrades' });
+    const rows = (await lister.next((m) => m.type === 'upgrades', at)).data;
+    expect(rows).toEqual([expect.objectContaining({ upgradeId: 'u1', lastSeq: 4 })]);
+    const snapshot = await a.next((m) => m.type === 'snapshot', from, 5000);
+    expect(snapshot.seq).toBe(4);
+    expect(snapshot.data.createdAt).toBe(rows[0].createdAt);
+  });
+});
