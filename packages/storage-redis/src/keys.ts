@@ -4,7 +4,7 @@ import { ProgressError, describeValue } from '@progress/core';
 export interface UpgradeKeys {
   /** Stream of events: one entry per append, id `0-<seq of its last event>`, field `b` (JSON array of the events). Development builds before the first release wrote one entry per event (id `0-<seq>`, field `e`, some also `i`); both are read. */
   events: string;
-  /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON), `fast` (the row's fields every append moves), `epoch` (eventId of seq 1: tells a re-created upgrade from the one before), `born` (single-node mode: the feed entry id of the first append; feed entries older than it are of an earlier upgrade under the id), `unfed` (cluster mode: '1' from the first append, '0' once a feed entry from seq 1 is known written). */
+  /** Hash: `lastSeq`, `snapSeq`, `trimmed` (highest seq removed by retention), `row` (list row JSON), `fast` (the row's fields every append moves), `epoch` (eventId of seq 1: tells a re-created upgrade from the one before), `born` (single-node mode: the feed entry id of the first append; feed entries older than it are of an earlier upgrade under the id), `unfed` (cluster mode: '1' from the first append, '0' once a feed entry from seq 1 is known written), `token` (the first append's call: see `deletedRuns`). */
   meta: string;
   /** String: JSON of the state at `snapSeq`. */
   snapshot: string;
@@ -46,9 +46,9 @@ export class KeyLayout {
   }
 
   /**
-   * Hash: the epochs (eventIds of seq 1) of the upgrade's runs `delete()` removed lately, written by
-   * the delete script with the marker's TTL: a re-sent first append of such a run stores nothing
-   * (see DELETE_LUA).
+   * Hash: the epochs (eventIds of seq 1) of the upgrade's runs `delete()` removed lately, each with
+   * the token of the call that created the run, written by the delete script with the marker's TTL:
+   * a re-sent first append of such a run (the same call) stores nothing (see DELETE_LUA).
    */
   deletedRuns(upgradeId: string): string {
     return `${this.prefix}{${upgradeId}}:deleted`;

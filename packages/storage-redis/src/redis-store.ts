@@ -365,7 +365,11 @@ export class RedisStore implements ProgressStore {
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       args.push(eventsToJson(events));
       const row = rowChanges(events) ? JSON.stringify(toSummaryRow(state)) : '';
-      if (row) args.push(row);
+      // A first append also carries this call's own token (ARGV[10], after the row, '' or not): a
+      // delete of its run records it, so that only a re-send of this very call, not a new call with
+      // the same events, is answered as done after the delete (see DELETE_LUA).
+      if (expectedSeq === 0) args.push(row, randomUUID());
+      else if (row) args.push(row);
     } catch (err) {
       return Promise.reject(isProgressError(err) ? err : appendInputError('@progress/storage-redis', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', err));
     }

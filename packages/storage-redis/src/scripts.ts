@@ -23,7 +23,9 @@ import { feedPointer } from './codec.js';
  *    (the first append, a retry, a conflict, retention). An upgrade id cannot hold `|`; the eventId
  *    comes last, so that neither needs escaping;
  * 8. the batch (the JSON array of the call's events);
- * 9. optional: the list row JSON (absent or '' = keep).
+ * 9. optional: the list row JSON (absent or '' = keep);
+ * 10. a first append (flag 16): the call's own token, after the row ('' or not), kept in the meta
+ *    (`token`) with the epoch: a delete records it with the epoch (see DELETE_LUA).
  *
  * Flag 32 (the run given): ARGV[7] ends with `|<epoch>`, the upgrade's epoch (the eventId of its seq
  * 1) as the client knows it, from its own first append or a load(). Another epoch in the meta (the
@@ -141,10 +143,12 @@ if rare or lastText ~= expectedText then
   -- With the run given, it follows the eventId: the meta's epoch, as checked above.
   if runGiven then eventId = string.sub(rest, bar + 1, -#epoch - 2) else eventId = string.sub(rest, bar + 1) end
 end
--- A first append whose eventId is the epoch of a run delete() removed: this is a re-send of that
--- run's first append, which ran before the delete (its reply lost with the connection). Running it
--- again would bring the deleted upgrade back: it is answered as done (stored seq 0), storing nothing.
-if deletedKey and lastText == '0' and rcall('HGET', deletedKey, eventId) then
+-- A first append whose eventId is the epoch of a run delete() removed, with the token of the call
+-- that created that run (ARGV[10]): this is a re-send of that run's first append, which ran before
+-- the delete (its reply lost with the connection). Running it again would bring the deleted upgrade
+-- back: it is answered as done (stored seq 0), storing nothing. A new call with the same events (a
+-- re-import) has its own token, and is stored.
+if deletedKey and lastText == '0' and ARGV[10] and rcall('HGET', deletedKey, eventId) == ARGV[10] then
   if stagedKey then rcall('DEL', stagedKey) end return {2, 0}
 end
 -- The common path compares and writes seqs as the strings the client sent: no number parsing or
@@ -288,7 +292,9 @@ if not rare then if unfed then return {3, unfed} end return 1 end
 if expectedText == '0' then
   -- In cluster mode the feed entry follows the script, and may never come (a writer killed in
   -- between): 'unfed' stays until an entry from seq 1 is known written (UNMARK_LUA).
-  if feedId then rcall('HSET', KEYS[2], 'epoch', eventId, 'born', feedId) else rcall('HSET', KEYS[2], 'epoch', eventId, 'unfed', '1') end
+  -- And the token of the call (ARGV[10]), which a delete records with the epoch (see DELETE_LUA).
+  local token = ARGV[10] or ''
+  if feedId then rcall('HSET', KEYS[2], 'epoch', eventId, 'born', feedId, 'token', token) else rcall('HSET', KEYS[2], 'epoch', eventId, 'unfed', '1', 'token', token) end
 end
 local snapSeq = nil
 -- The staged snapshot becomes the snapshot (it keeps the staged key's TTL: PERSIST, or the retention
@@ -397,9 +403,10 @@ export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Er
  * written (with its TTL) whenever the delete ran; it is never read as anything else.
  *
  * The deleted run's epoch (the eventId of its seq 1) goes into the deleted runs' hash
- * (`<prefix>{id}:deleted`, with the marker's TTL): ioredis may still re-send that run's first
- * append, which ran before the delete and whose reply was lost, and the append script answers it
- * as done rather than store the deleted upgrade again (see APPEND_LUA).
+ * (`<prefix>{id}:deleted`, with the marker's TTL), with the token of the call whose first append
+ * created it: ioredis may still re-send that append, which ran before the delete and whose reply
+ * was lost, and the append script answers it as done rather than store the deleted upgrade again
+ * (see APPEND_LUA). A new call with the same events has another token, and is stored.
  */
 export const DELETE_LUA = `
 local done = redis.call('GET', KEYS[4])
@@ -412,7 +419,7 @@ end
 -- What it runs, checked against the user's ACL before anything is written (Redis 7; a command
 -- refused by the ACL in the middle would leave the upgrade half deleted).
 if redis.acl_check_cmd then
-  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}, {'HGET', KEYS[2], 'epoch'}, {'HSET', KEYS[5], 'f', 'v'}, {'PEXPIRE', KEYS[5], '1'}}
+  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}, {'HMGET', KEYS[2], 'epoch', 'token'}, {'HSET', KEYS[5], 'f', 'v'}, {'PEXPIRE', KEYS[5], '1'}}
   if #KEYS >= 6 then need[#need + 1] = {'ZREM', KEYS[6], 'u'} end
   for _, c in ipairs(need) do
     if not redis.acl_check_cmd(unpack(c)) then
@@ -424,9 +431,9 @@ end
 -- the delete before the upgrade is touched (a script's writes are not rolled back), as a delete
 -- reported failed must be. (A run recorded as deleted while it stays only stops a re-send of its
 -- first append, which finds it stored anyway.)
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if epoch then
-  redis.call('HSET', KEYS[5], epoch, '1')
+local run = redis.call('HMGET', KEYS[2], 'epoch', 'token')
+if run[1] and run[2] and run[2] ~= '' then
+  redis.call('HSET', KEYS[5], run[1], run[2])
   redis.call('PEXPIRE', KEYS[5], ARGV[3])
 end
 if #KEYS >= 6 then redis.call('ZREM', KEYS[6], ARGV[1]) end

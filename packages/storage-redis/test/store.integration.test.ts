@@ -91,6 +91,23 @@ describe('RedisStore: appends', () => {
     await Promise.all([oldWriter.close(), resumed.close(), other.close()]);
   });
 
+  // Found on 2026-11-30 (review): the delete records the deleted run's first eventId so that ioredis'
+  // re-send of that run's first append stores nothing; a new call with the same events (a re-import,
+  // test fixtures written again) was answered as done too, and nothing was stored.
+  it.each(['single', 'cluster'] as const)('stores an upgrade deleted and written again with the same events (a new call, not a re-send; %s mode)', async (mode) => {
+    const store = makeStore(prefixes, { mode });
+    const f = new EventFactory('reimport');
+    const events = f.batch(3);
+    const state = f.snapshot();
+    await store.append(f.upgradeId, events, 0, state);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    await store.append(f.upgradeId, events, 0, state);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3);
+    expect((await collect(store.readEvents(f.upgradeId, 0))).map((e) => e.eventId)).toEqual(events.map((e) => e.eventId));
+    expect((await store.list()).map((r) => r.upgradeId)).toContain(f.upgradeId);
+    await store.close();
+  });
+
   it('recognises a re-sent append even when a later append of the same upgrade ran after it (both replies lost)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('retry-later');
