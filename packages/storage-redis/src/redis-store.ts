@@ -609,8 +609,10 @@ export class RedisStore implements ProgressStore {
       if (this.#cluster && !gone) this.#followUp(p);
       p.resolve();
     } else if (status === 0) {
+      // The run check (see APPEND_LUA) also refuses an upgrade that is gone (stored seq 0): nothing was
+      // created again then, it was deleted or lost whole, as the seq check says.
       const why =
-        String(retriedEpoch) === 'run'
+        String(retriedEpoch) === 'run' && Number(stored) > 0
           ? 'it was deleted and created again since this store last wrote or read it (another run of it is stored)'
           : Number(stored) < p.expectedSeq
             ? 'Redis lost appends it had acknowledged (a failover to a replica they had not reached?), or the upgrade was deleted and created again'

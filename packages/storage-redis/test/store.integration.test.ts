@@ -91,6 +91,22 @@ describe('RedisStore: appends', () => {
     await Promise.all([oldWriter.close(), resumed.close(), other.close()]);
   });
 
+  // Found on 2026-11-30 (review): the run check answered an upgrade that is gone (nothing stored
+  // under the id: deleted, or lost whole by a failover) as "another run of it is stored".
+  it('says an upgrade that is gone, not created again, was lost or deleted: not that another run of it is stored', async () => {
+    const keyPrefix = freshPrefix('gone-run');
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('gone-run');
+    await appendBatch(writer, f, 3);
+    // Gone as a failover that lost it whole leaves it (the writer's store did not delete it).
+    await admin.del(writer.keys.upgrade(f.upgradeId).events, writer.keys.upgrade(f.upgradeId).meta);
+    const err = await errorOf(appendBatch(writer, f, 1));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.context.storedSeq).toBe(0);
+    expect(err.message).toMatch(/is at seq 0 in Redis, not 3: Redis lost appends it had acknowledged \(a failover to a replica they had not reached\?\), or the upgrade was deleted/);
+    await writer.close();
+  });
+
   // Found on 2026-11-30 (review): the delete records the deleted run's first eventId so that ioredis'
   // re-send of that run's first append stores nothing; a new call with the same events (a re-import,
   // test fixtures written again) was answered as done too, and nothing was stored.
