@@ -163,8 +163,16 @@ export class RedisStore implements ProgressStore {
    * saw itself: an upgrade it never loaded or wrote from seq 1 is appended to by seq alone, as before.
    */
   readonly #runs = new Map<string, string>();
-  /** Counts what changes #runs besides load(): a load answered after one of them does not set it (it may have read before). */
+  /** Counts what changes #runs besides load(): a first append or a delete of this store. */
   #runChanges = 0;
+  /**
+   * Per upgrade, the count (#runChanges) at this store's last first append or delete of it: a load of
+   * it answered after one does not set #runs (it may have read before). Per upgrade, so that loads
+   * of the others do. Bounded: the count of the last one forgotten (the oldest) is kept in
+   * #runChangesForgotten, and a load that started before it sets nothing.
+   */
+  readonly #runChangedAt = new Map<string, number>();
+  #runChangesForgotten = 0;
   /** The last deadline sent, and its text (String() of a 13-digit number is not free). */
   #deadlineMs = NaN;
   #deadlineText = '';
@@ -289,15 +297,28 @@ export class RedisStore implements ProgressStore {
 
   /** What this store knows an upgrade's run by (see #runs); `ours` when it comes from this store's own first append. */
   #knowRun(upgradeId: string, run: string, ours: boolean): void {
-    if (ours) this.#runChanges++;
+    if (ours) this.#runChanged(upgradeId);
     if (!this.#runs.has(upgradeId) && this.#runs.size >= RUNS_LIMIT) this.#runs.delete(this.#runs.keys().next().value!);
     this.#runs.set(upgradeId, run);
   }
 
   /** `ours` for this store's own first append or delete, which a load answered after it may predate. */
   #forgetRun(upgradeId: string, ours: boolean): void {
-    if (ours) this.#runChanges++;
+    if (ours) this.#runChanged(upgradeId);
     this.#runs.delete(upgradeId);
+  }
+
+  /** Counts a first append or delete of `upgradeId` by this store (see #runChangedAt). */
+  #runChanged(upgradeId: string): void {
+    const at = ++this.#runChanges;
+    // Taken out and set again: the map stays in count order, its first entry the oldest.
+    this.#runChangedAt.delete(upgradeId);
+    if (this.#runChangedAt.size >= RUNS_LIMIT) {
+      const [oldest, count] = this.#runChangedAt.entries().next().value!;
+      this.#runChangedAt.delete(oldest);
+      this.#runChangesForgotten = count;
+    }
+    this.#runChangedAt.set(upgradeId, at);
   }
 
   // ------------------------------------------------------------------------------------- writes
@@ -762,10 +783,11 @@ export class RedisStore implements ProgressStore {
     // A read: sent again while its connection is lost within the bound (see againOnConnectionLoss).
     const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, this.#stop.signal);
     const reply = await this.#bounded(loading, `upgrade "${upgradeId}": could not load`, upgradeId);
-    // The run this store knows the upgrade by is the one read now; unless this store appended a first
-    // event or deleted meanwhile (the read may be from before): then it knows none, as one that never read it.
+    // The run this store knows the upgrade by is the one read now; unless this store appended its first
+    // event or deleted it meanwhile (the read may be from before): then it knows none, as one that never read it.
     const run = reply?.[4];
-    if (changes === this.#runChanges && typeof run === 'string' && run !== '') this.#knowRun(upgradeId, run, false);
+    const changed = (this.#runChangedAt.get(upgradeId) ?? 0) > changes || this.#runChangesForgotten > changes;
+    if (!changed && typeof run === 'string' && run !== '') this.#knowRun(upgradeId, run, false);
     else this.#forgetRun(upgradeId, false);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;

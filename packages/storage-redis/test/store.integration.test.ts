@@ -91,6 +91,29 @@ describe('RedisStore: appends', () => {
     await Promise.all([oldWriter.close(), resumed.close(), other.close()]);
   });
 
+  // Found on 2026-11-30 (review): a load() answered after this store's first append or delete of any
+  // upgrade was not taken as what the store knows: trackers opened together with new ones (one
+  // process starting several upgrades) appended by seq alone, and a stale one went into a new run.
+  it('knows the run it loaded while it created or deleted other upgrades, and refuses a stale writer of it', async () => {
+    const keyPrefix = freshPrefix('stale-run-busy');
+    const writer = makeStore(prefixes, { keyPrefix });
+    const other = makeStore(prefixes, { keyPrefix });
+    const old = new EventFactory('stale-run-busy');
+    await appendBatch(other, old, 3);
+    // The writer opens it (load) while it creates another upgrade and deletes a third, in the same tick.
+    const created = new EventFactory('stale-run-busy-other');
+    const [loaded] = await Promise.all([writer.load(old.upgradeId), appendBatch(writer, created, 1), writer.delete('stale-run-busy-gone')]);
+    expect(loaded?.lastSeq).toBe(3);
+    expect(await other.delete(old.upgradeId)).toBe(true);
+    const fresh = new EventFactory('stale-run-busy');
+    await appendBatch(other, fresh, 3);
+    const err = await errorOf(appendBatch(writer, old, 2));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.message).toMatch(/was deleted and created again since this store last wrote or read it/);
+    expect((await other.load(old.upgradeId))?.lastSeq).toBe(3);
+    await Promise.all([writer.close(), other.close()]);
+  });
+
   // Found on 2026-11-30 (review): the run check answered an upgrade that is gone (nothing stored
   // under the id: deleted, or lost whole by a failover) as "another run of it is stored".
   it('says an upgrade that is gone, not created again, was lost or deleted: not that another run of it is stored', async () => {
