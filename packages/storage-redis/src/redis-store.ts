@@ -753,7 +753,9 @@ export class RedisStore implements ProgressStore {
         ? this.#redis.progressDeleteV5(keys.events, keys.meta, keys.snapshot, marker, deleted, upgradeId, deadline, this.#deleteMarkerTtl)
         : this.#redis.progressDeleteIndexedV5(keys.events, keys.meta, keys.snapshot, marker, deleted, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
     const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
-    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs));
+    // Forgotten again once the script has run (or failed): a load sent while it waited for the clock
+    // may have read the run it deleted.
+    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs).finally(() => this.#forgetRun(upgradeId, true)));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();

@@ -114,6 +114,28 @@ describe('RedisStore: appends', () => {
     await Promise.all([writer.close(), other.close()]);
   });
 
+  // Found on 2026-11-30 (review): a load() sent while this store's delete() waited for the server
+  // clock read the run the delete then removed, and the store kept it as the run it writes to: its
+  // append to the run another process created since was refused as a stale writer's.
+  it('does not keep, as the run it writes to, one its own delete removed after a load read it', async () => {
+    const keyPrefix = freshPrefix('own-delete-run');
+    const store = makeStore(prefixes, { keyPrefix });
+    const other = makeStore(prefixes, { keyPrefix });
+    const old = new EventFactory('own-delete-run');
+    await appendBatch(other, old, 3);
+    // The clock is known: the delete's script goes out right after the load, which reads the old run.
+    await store.load('own-delete-run-warm');
+    const [deleted, loaded] = await Promise.all([store.delete(old.upgradeId), store.load(old.upgradeId)]);
+    expect(deleted).toBe(true);
+    expect(loaded?.lastSeq).toBe(3);
+    const fresh = new EventFactory('own-delete-run');
+    await appendBatch(other, fresh, 3);
+    // Appended by seq, as to an upgrade this store never read since its delete.
+    await appendBatch(store, fresh, 1);
+    expect((await other.load(old.upgradeId))?.lastSeq).toBe(4);
+    await Promise.all([store.close(), other.close()]);
+  });
+
   // Found on 2026-11-30 (review): the run check answered an upgrade that is gone (nothing stored
   // under the id: deleted, or lost whole by a failover) as "another run of it is stored".
   it('says an upgrade that is gone, not created again, was lost or deleted: not that another run of it is stored', async () => {
