@@ -358,7 +358,8 @@ export class RedisStore implements ProgressStore {
       // A first append also names the upgrade's deleted runs: a re-send of one's first append stores nothing (see DELETE_LUA).
       const flags = (this.#cluster ? 0 : 1) + (index ? 2 : 0) + (snapshot ? 4 : 0) + (expectedSeq === 0 ? 16 : 0);
       // One array, in the order EVALSHA takes it (see APPEND_LUA): sha, numKeys, the keys, ARGV 1-7
-      // (the deadline is filled in by #send), the batch, then the row when written.
+      // (the deadline is filled in by #send), the batch, then the row when written (and, for a first
+      // append, the row or '' and the call's token).
       args = [APPEND_SHA, '', keys.events, keys.meta];
       if (!this.#cluster) args.push(this.#keys.feed);
       if (index) args.push(this.#keys.index);

@@ -80,7 +80,7 @@ local rcall = redis.call
 if not ARGV[8] then return redis.error_reply('ERR progress append: too few arguments') end
 local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 -- The rest (ARGV[7]) is read only where it is needed: anything but a plain append (flags other than
--- 0 or 1), the first append (its epoch) and a conflict or retry (the eventId).
+-- 0, 1, 32 or 33), the first append (its epoch) and a conflict or retry (the eventId).
 local rare = expectedText == '0'
 local feedKey, indexKey, deletedKey, snapKey, stagedKey
 -- runGiven (flag 32): ARGV[7] ends with '|' and the upgrade's epoch as the client knows it (see below).
@@ -336,8 +336,9 @@ return 1
  * the sender fills in when it sends. `flags` is the keys' flags (1, 2, 4, 16; the 8 for `rare` is added
  * here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's
  * `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) it adds the feed entry's
- * field. The one place that writes the values the script reads; the `|` before the eventId keeps a
- * lone surrogate at the end of the upgrade id from pairing with one at its start.
+ * field. `run`, when given (the upgrade's epoch as the store knows it), adds flag 32 and `|<run>` at
+ * the end of ARGV[7]. The one place that writes the values the script reads; the `|` before the
+ * eventId keeps a lone surrogate at the end of the upgrade id from pairing with one at its start.
  */
 export function pushAppendArgs(args: string[], flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string, run?: string): void {
   const ids = run === undefined ? `${upgradeId}|${eventId}` : `${upgradeId}|${eventId}|${run}`;
