@@ -92,20 +92,29 @@ export async function completedUpgrade(upgradeId: string, storage: StorageOption
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), with its
- * output collected. The caller kills it when done (`child`).
+ * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), stdout not
+ * a terminal, with its output collected: both streams as printed (`output`), and each on its own.
+ * The caller kills it when done (`child`).
  */
-export function spawnCli(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+export function spawnCli(args: string[]): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
     cwd: packageDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
   let text = '';
-  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    text += d.toString();
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    text += d.toString();
+    err += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => text, exited };
+  return { child, output: () => text, stdout: () => out, stderr: () => err, exited };
 }
 
 /** A message a client sends a ws-server (the fields the tests look at). */

@@ -3,16 +3,14 @@
 // the command, stopped then, ended by printing that run's progress as its final state, of an upgrade
 // that no longer exists. A JSON folder deleted from another process (and another store), and a
 // ws-server over that folder, through real processes and sockets.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { deletedLine, watchStore, watchWebSocket } from '../src/cli/watch.js';
-import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, spawnCli, tempDir } from './helpers.js';
 
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -21,23 +19,16 @@ afterAll(() => {
 
 /** Starts `progress <args>` as a user would (from source, through tsx), stdout not a terminal. */
 function startCli(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
-    cwd: packageDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  const { child, exited, stdout } = spawnCli(args);
   children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const waitFor = async (what: string, test: (out: string) => boolean) => {
     const deadline = Date.now() + 20_000;
-    while (!test(out)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed ${what} (exit ${child.exitCode}); stdout:\n${out}`);
+    while (!test(stdout())) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed ${what} (exit ${child.exitCode}); stdout:\n${stdout()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   };
-  return { child, exited, waitFor, out: () => out };
+  return { child, exited, waitFor, out: stdout };
 }
 
 /** What a terminal shows of `text`: each `ESC[<n>A ESC[0J` (the live view's redraw) takes the last n lines off. */

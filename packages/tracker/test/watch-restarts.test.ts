@@ -1,18 +1,16 @@
 // `progress watch` across a restart of what it watches, driving the real command (a child process,
 // run from source through tsx, as a user runs it): a ws-server restarting behind an HTTP proxy, and
 // an upgrade deleted and created again under the same id in a JSON folder.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
 import { renderProgress } from '../src/render.js';
-import { cleanupTempDirs, freePort, tempDir } from './helpers.js';
+import { cleanupTempDirs, freePort, spawnCli, tempDir } from './helpers.js';
 
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -23,22 +21,13 @@ const seqsOf = (text: string, id: string): number[] => [...text.matchAll(new Reg
 
 /** Starts `progress <args>` as a user would (from source, through tsx), stdout not a terminal. */
 function startCli(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
-    cwd: packageDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  const { child, exited, stdout, stderr } = spawnCli(args);
   children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   /** Waits until `test(stdout)` holds; throws with what was printed when it does not in time, or the command ended. */
   const waitFor = async (what: string, test: (out: string) => boolean, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (!test(out)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed ${what} (exit ${child.exitCode}); stdout:\n${out}\nstderr:\n${err}`);
+    while (!test(stdout())) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed ${what} (exit ${child.exitCode}); stdout:\n${stdout()}\nstderr:\n${stderr()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   };
@@ -48,14 +37,14 @@ function startCli(args: string[]) {
    */
   const started = async (id: string, write: () => Promise<unknown>) => {
     const deadline = Date.now() + 20_000;
-    while (seqsOf(out, id).length === 0) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed an event (exit ${child.exitCode}); stdout:\n${out}\nstderr:\n${err}`);
+    while (seqsOf(stdout(), id).length === 0) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`progress never printed an event (exit ${child.exitCode}); stdout:\n${stdout()}\nstderr:\n${stderr()}`);
       await write();
       await new Promise((r) => setTimeout(r, 200));
     }
-    return seqsOf(out, id)[0]!;
+    return seqsOf(stdout(), id)[0]!;
   };
-  return { child, exited, waitFor, started, out: () => out, err: () => err };
+  return { child, exited, waitFor, started, out: stdout, err: stderr };
 }
 
 /**
