@@ -161,18 +161,15 @@ export class RedisStore implements ProgressStore {
    * process deletes the upgrade and creates it again, and the new run reaches its seq, would have its
    * next append taken into the new run. The script refuses it (CONFLICT) instead. Only what this store
    * saw itself: an upgrade it never loaded or wrote from seq 1 is appended to by seq alone, as before.
+   * With each, `changedAt`: the count (#runChanges) at this store's last first append or delete of it,
+   * after which a load of it that started before does not set the run (it may have read before). Per
+   * upgrade, so that loads of the others do. Bounded (see #setRun).
    */
-  readonly #runs = new Map<string, string>();
-  /** Counts what changes #runs besides load(): a first append or a delete of this store. */
+  readonly #runs = new Map<string, { run: string | undefined; changedAt: number }>();
+  /** Counts this store's first appends and deletes (see #runs). */
   #runChanges = 0;
-  /**
-   * Per upgrade, the count (#runChanges) at this store's last first append or delete of it: a load of
-   * it answered after one does not set #runs (it may have read before). Per upgrade, so that loads
-   * of the others do. Bounded: the count of the last one forgotten (the oldest) is kept in
-   * #runChangesForgotten, and a load that started before it sets nothing.
-   */
-  readonly #runChangedAt = new Map<string, number>();
-  #runChangesForgotten = 0;
+  /** The highest `changedAt` of an entry #runs let go of for its bound: a load that started before it sets nothing. */
+  #runsForgottenAt = 0;
   /** The last deadline sent, and its text (String() of a 13-digit number is not free). */
   #deadlineMs = NaN;
   #deadlineText = '';
@@ -295,30 +292,21 @@ export class RedisStore implements ProgressStore {
     return this.#keys;
   }
 
-  /** What this store knows an upgrade's run by (see #runs); `ours` when it comes from this store's own first append. */
-  #knowRun(upgradeId: string, run: string, ours: boolean): void {
-    if (ours) this.#runChanged(upgradeId);
-    if (!this.#runs.has(upgradeId) && this.#runs.size >= RUNS_LIMIT) this.#runs.delete(this.#runs.keys().next().value!);
-    this.#runs.set(upgradeId, run);
-  }
-
-  /** `ours` for this store's own first append or delete, which a load answered after it may predate. */
-  #forgetRun(upgradeId: string, ours: boolean): void {
-    if (ours) this.#runChanged(upgradeId);
+  /**
+   * What this store knows an upgrade's run by (see #runs): `run`, or none. `ours` for this store's own
+   * first append or delete, which a load answered after it may predate.
+   */
+  #setRun(upgradeId: string, run: string | undefined, ours: boolean): void {
+    const changedAt = ours ? ++this.#runChanges : (this.#runs.get(upgradeId)?.changedAt ?? 0);
+    // Taken out and set again: the first entry is the one changed longest ago, the one let go of first.
     this.#runs.delete(upgradeId);
-  }
-
-  /** Counts a first append or delete of `upgradeId` by this store (see #runChangedAt). */
-  #runChanged(upgradeId: string): void {
-    const at = ++this.#runChanges;
-    // Taken out and set again: the map stays in count order, its first entry the oldest.
-    this.#runChangedAt.delete(upgradeId);
-    if (this.#runChangedAt.size >= RUNS_LIMIT) {
-      const [oldest, count] = this.#runChangedAt.entries().next().value!;
-      this.#runChangedAt.delete(oldest);
-      this.#runChangesForgotten = count;
+    if (run === undefined && changedAt === 0) return;
+    if (this.#runs.size >= RUNS_LIMIT) {
+      const [oldest, dropped] = this.#runs.entries().next().value!;
+      this.#runs.delete(oldest);
+      this.#runsForgottenAt = Math.max(this.#runsForgottenAt, dropped.changedAt);
     }
-    this.#runChangedAt.set(upgradeId, at);
+    this.#runs.set(upgradeId, { run, changedAt });
   }
 
   // ------------------------------------------------------------------------------------- writes
@@ -382,7 +370,7 @@ export class RedisStore implements ProgressStore {
       const indexScore = index ? score : 0;
       const rare = trim || ttl !== '0' || this.#maxEventsArg !== '0' || indexScore !== 0 ? `${trim ? this.#feedMaxLenArg : '0'},${ttl},${this.#maxEventsArg},${indexScore}` : '';
       // The run this store knows the upgrade by (see #runs): the script refuses the append in another.
-      const run = expectedSeq === 0 ? undefined : this.#runs.get(upgradeId);
+      const run = expectedSeq === 0 ? undefined : this.#runs.get(upgradeId)?.run;
       pushAppendArgs(args, flags, expectedSeq, n, rare, upgradeId, fast, events[0]!.eventId, run);
       // The whole batch as one stream entry (id 0-<last seq>): one XADD per call, not per event.
       args.push(eventsToJson(events));
@@ -399,7 +387,7 @@ export class RedisStore implements ProgressStore {
       const epoch = this.#cluster && expectedSeq === 0 ? events[0]!.eventId : undefined;
       // A first append starts a run: the one known before is not this one's (it is known again once stored).
       const run = expectedSeq === 0 ? events[0]!.eventId : undefined;
-      if (run !== undefined) this.#forgetRun(upgradeId, true);
+      if (run !== undefined) this.#setRun(upgradeId, undefined, true);
       this.#pending.push({ upgradeId, expectedSeq, n, args, deadlineAt, staged, score, unfed: false, epoch, run, expiresAt: Infinity, settled: false, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
@@ -600,7 +588,7 @@ export class RedisStore implements ProgressStore {
       this.#inFlight = this.#inFlight.filter((q) => !q.settled);
     }
     if (reply === 1 && err === undefined) {
-      if (p.run !== undefined) this.#knowRun(p.upgradeId, p.run, true);
+      if (p.run !== undefined) this.#setRun(p.upgradeId, p.run, true);
       if (this.#cluster) this.#followUp(p);
       p.resolve();
       return;
@@ -627,7 +615,7 @@ export class RedisStore implements ProgressStore {
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       // Stored seq 0: the first append of a run deleted since it ran (see DELETE_LUA); no index or feed entry for it.
       const gone = status === 2 && Number(stored) === 0;
-      if (p.run !== undefined && !gone) this.#knowRun(p.upgradeId, p.run, true);
+      if (p.run !== undefined && !gone) this.#setRun(p.upgradeId, p.run, true);
       if (this.#cluster && !gone) this.#followUp(p);
       p.resolve();
     } else if (status === 0) {
@@ -735,7 +723,7 @@ export class RedisStore implements ProgressStore {
     const marker = this.#keys.deleteMarker(upgradeId, randomUUID());
     const deleted = this.#keys.deletedRuns(upgradeId);
     // Whatever run this store knew is going (and a load in flight may answer from before the delete).
-    this.#forgetRun(upgradeId, true);
+    this.#setRun(upgradeId, undefined, true);
     // With a deadline on the server clock, as an append has: a delete this store gives up on (and
     // reports failed) never runs later, when the upgrade may have gone on and been acknowledged more.
     const startedAt = localNow();
@@ -756,7 +744,7 @@ export class RedisStore implements ProgressStore {
     const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
     // Forgotten again once the script has run (or failed): a load sent while it waited for the clock
     // may have read the run it deleted.
-    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs).finally(() => this.#forgetRun(upgradeId, true)));
+    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs).finally(() => this.#setRun(upgradeId, undefined, true)));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();
@@ -789,9 +777,8 @@ export class RedisStore implements ProgressStore {
     // The run this store knows the upgrade by is the one read now; unless this store appended its first
     // event or deleted it meanwhile (the read may be from before): then it knows none, as one that never read it.
     const run = reply?.[4];
-    const changed = (this.#runChangedAt.get(upgradeId) ?? 0) > changes || this.#runChangesForgotten > changes;
-    if (!changed && typeof run === 'string' && run !== '') this.#knowRun(upgradeId, run, false);
-    else this.#forgetRun(upgradeId, false);
+    const changed = (this.#runs.get(upgradeId)?.changedAt ?? 0) > changes || this.#runsForgottenAt > changes;
+    this.#setRun(upgradeId, !changed && typeof run === 'string' && run !== '' ? run : undefined, false);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;
     const lastSeq = Number(lastText);
