@@ -12,40 +12,35 @@ import { join } from 'node:path';
 import type * as FsPromises from 'node:fs/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-/** `beforeRemoval`: before the first unlink of `path`, or rename of it elsewhere (a removal of it either way). */
-/** `beforeLink`: before the first link of a file to `to`. */
-const hooks: { beforeRemoval?: { path: string; run: () => Promise<void> }; beforeRename?: { to: string; run: () => Promise<void> }; beforeLink?: { to: string; run: () => Promise<void> } } = {};
+/**
+ * Each runs once, before the first call that names `path`: `beforeRemoval` an unlink of it, or a
+ * rename of it elsewhere (a removal of it either way); `beforeRename` a rename to it; `beforeLink` a
+ * link of a file to it.
+ */
+type Hook = { path: string; run: () => Promise<void> };
+const hooks: { beforeRemoval?: Hook; beforeRename?: Hook; beforeLink?: Hook } = {};
+async function fire(name: keyof typeof hooks, path: unknown): Promise<void> {
+  const armed = hooks[name];
+  if (armed && String(path) === armed.path) {
+    hooks[name] = undefined;
+    await armed.run();
+  }
+}
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
   return {
     ...real,
     unlink: async (...args: Parameters<typeof real.unlink>) => {
-      const armed = hooks.beforeRemoval;
-      if (armed && String(args[0]) === armed.path) {
-        hooks.beforeRemoval = undefined;
-        await armed.run();
-      }
+      await fire('beforeRemoval', args[0]);
       return real.unlink(...args);
     },
     rename: async (...args: Parameters<typeof real.rename>) => {
-      const removal = hooks.beforeRemoval;
-      if (removal && String(args[0]) === removal.path) {
-        hooks.beforeRemoval = undefined;
-        await removal.run();
-      }
-      const armed = hooks.beforeRename;
-      if (armed && String(args[1]) === armed.to) {
-        hooks.beforeRename = undefined;
-        await armed.run();
-      }
+      await fire('beforeRemoval', args[0]);
+      await fire('beforeRename', args[1]);
       return real.rename(...args);
     },
     link: async (...args: Parameters<typeof real.link>) => {
-      const armed = hooks.beforeLink;
-      if (armed && String(args[1]) === armed.to) {
-        hooks.beforeLink = undefined;
-        await armed.run();
-      }
+      await fire('beforeLink', args[1]);
       return real.link(...args);
     },
   };
@@ -88,7 +83,7 @@ describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
       run: async () => {
         await new Promise<void>((atRename) => {
           hooks.beforeRename = {
-            to: lock,
+            path: lock,
             run: async () => {
               atRename();
               // (The second goes on once the first has its answer: a lock, or CONFLICT.)
@@ -157,7 +152,7 @@ describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
       run: async () => {
         await new Promise<void>((atRename) => {
           hooks.beforeRename = {
-            to: lock,
+            path: lock,
             run: async () => {
               atRename();
               await new Promise<void>((go) => (letSecondGo = go));
@@ -169,7 +164,7 @@ describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
           );
         });
         hooks.beforeLink = {
-          to: mutex,
+          path: mutex,
           run: async () => {
             letSecondGo();
             await secondTook;
