@@ -12,7 +12,8 @@ import { feedPointer } from './codec.js';
  * ARGV, each value its own argument, so that the script's common path reads them without parsing:
  * 1. the deadline in ms on the server clock (0 = none);
  * 2. flags, the sum of 1 (feed key given), 2 (index key given), 4 (snapshot key given), 8 (`rare`
- *    given, in ARGV[7]), 16 (the deleted runs' key given) and 32 (the run given, in ARGV[7]);
+ *    given, in ARGV[7]), 16 (the deleted runs' key given), 32 (the run given, in ARGV[7]) and 64
+ *    (that run escaped);
  * 3. expectedSeq; 4. the new lastSeq;
  * 5. fast: the list row's fields every append moves (`lastSeq|overallPercentage|updatedAt`);
  * 6. feed: the feed entry's one field, `<first seq>|<n>|<upgradeId>` ('' without a feed key);
@@ -31,6 +32,12 @@ import { feedPointer } from './codec.js';
  * 1) as the client knows it, from its own first append or a load(). Another epoch in the meta (the
  * upgrade deleted and created again since), or none, is a CONFLICT whatever the seqs
  * (`{0, storedSeq, 'run'}`). Flags 33 and 32 are read as text, as 1 and 0 are: the common path.
+ * An eventId may hold `|`, and a suffix compare can match two different epochs when one does
+ * (`x|b` and `b`, or `b` and `a|b` after an eventId `a`); between two texts without `|`, the suffix
+ * `|<epoch>` matches only the same epoch. So a run without `|` or `\x01` goes as it is (flag 32),
+ * and a meta's epoch holding `|` is another run; a run holding either goes escaped (see
+ * {@link escapeRun}; flag 64 besides, a rare path), and the script escapes the meta's epoch the same
+ * way before it compares.
  *
  * The snapshot does not travel through the script: the client writes it first, with a plain `SET`
  * and a TTL, to a staged key of this attempt's own (`<snapshot key>:<eventId of the last event>`),
@@ -83,8 +90,9 @@ local deadline, flags, expectedText, newLast, fast = ARGV[1], ARGV[2], ARGV[3], 
 -- 0, 1, 32 or 33), the first append (its epoch) and a conflict or retry (the eventId).
 local rare = expectedText == '0'
 local feedKey, indexKey, deletedKey, snapKey, stagedKey
--- runGiven (flag 32): ARGV[7] ends with '|' and the upgrade's epoch as the client knows it (see below).
-local runGiven = false
+-- runGiven (flag 32): ARGV[7] ends with '|' and the upgrade's epoch as the client knows it (see below);
+-- runEscaped (flag 64): escaped, for it holds '|' or \\1.
+local runGiven, runEscaped = false, false
 if flags == '33' then
   feedKey = KEYS[3]
   runGiven = true
@@ -97,6 +105,7 @@ elseif flags ~= '0' then
   flags = tonumber(flags)
   local k = 3
   runGiven = math.floor(flags / 32) % 2 == 1
+  runEscaped = math.floor(flags / 64) % 2 == 1
   if flags % 2 == 1 then feedKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 2) % 2 == 1 then indexKey = KEYS[k]; k = k + 1 end
   if math.floor(flags / 16) % 2 == 1 then deletedKey = KEYS[k]; k = k + 1 end
@@ -124,6 +133,13 @@ elseif runGiven then
 else
   lastText = rcall('HGET', KEYS[2], 'lastSeq') or '0'
 end
+-- The run as it is holds no '|' (the client escapes one that does): the meta's epoch holding one is
+-- another run (a suffix compare could match it: 'a|b' after an eventId 'a' ends like run 'b'). An
+-- escaped run is compared with the meta's epoch escaped the same way (see escapeRun).
+if runGiven and epoch then
+  if runEscaped then epoch = (string.gsub((string.gsub(epoch, '\\1', '\\1a')), '|', '\\1b'))
+  elseif epoch:find('|', 1, true) then epoch = nil end
+end
 if runGiven and (not epoch or string.sub(ARGV[7], -#epoch - 1) ~= '|' .. epoch) then
   if stagedKey then rcall('DEL', stagedKey) end return {0, tonumber(lastText), 'run'}
 end
@@ -140,7 +156,7 @@ if rare or lastText ~= expectedText then
   local bar = string.find(rest, '|', 1, true)
   if not bar then if stagedKey then rcall('DEL', stagedKey) end return redis.error_reply('ERR progress append: malformed upgrade and event id') end
   upgradeId = string.sub(rest, 1, bar - 1)
-  -- With the run given, it follows the eventId: the meta's epoch, as checked above.
+  -- With the run given, it follows the eventId: the meta's epoch (escaped), as checked above.
   if runGiven then eventId = string.sub(rest, bar + 1, -#epoch - 2) else eventId = string.sub(rest, bar + 1) end
 end
 -- A first append whose eventId is the epoch of a run delete() removed, with the token of the call
@@ -337,20 +353,32 @@ return 1
  * here); `rare` is '' or `feedMaxLen,ttl,maxEvents,score`; `fast` the list row's
  * `lastSeq|overallPercentage|updatedAt`. With flag 1 (the feed key given) it adds the feed entry's
  * field. `run`, when given (the upgrade's epoch as the store knows it), adds flag 32 and `|<run>` at
- * the end of ARGV[7]. The one place that writes the values the script reads; the `|` before the
- * eventId keeps a lone surrogate at the end of the upgrade id from pairing with one at its start.
+ * the end of ARGV[7] (escaped, with flag 64, when it holds `|` or `\x01`: see escapeRun). The one
+ * place that writes the values the script reads; the `|` before the eventId keeps a lone surrogate
+ * at the end of the upgrade id from pairing with one at its start.
  */
 export function pushAppendArgs(args: string[], flags: number, expectedSeq: number, n: number, rare: string, upgradeId: string, fast: string, eventId: string, run?: string): void {
-  const ids = run === undefined ? `${upgradeId}|${eventId}` : `${upgradeId}|${eventId}|${run}`;
+  const sent = run === undefined ? undefined : escapeRun(run);
+  const ids = sent === undefined ? `${upgradeId}|${eventId}` : `${upgradeId}|${eventId}|${sent}`;
   args.push(
     '',
-    String((rare ? flags + 8 : flags) + (run === undefined ? 0 : 32)),
+    String((rare ? flags + 8 : flags) + (sent === undefined ? 0 : sent === run ? 32 : 96)),
     String(expectedSeq),
     String(expectedSeq + n),
     fast,
     flags & 1 ? feedPointer(upgradeId, expectedSeq + 1, n) : '',
     rare ? `${rare}|${ids}` : ids,
   );
+}
+
+/**
+ * The run (an epoch: an eventId, any text) as the append sends it, without `|`: itself when it holds
+ * neither `|` nor `\x01`; otherwise with `\x01` written `\x01a` and `|` written `\x01b`, a code no
+ * two texts share (flag 64). APPEND_LUA escapes the meta's epoch the same way before its suffix
+ * compare (see flag 32 there).
+ */
+export function escapeRun(run: string): string {
+  return run.includes('|') || run.includes('\x01') ? run.replaceAll('\x01', '\x01a').replaceAll('|', '\x01b') : run;
 }
 
 /** The SHA1 of {@link APPEND_LUA}, for EVALSHA. */

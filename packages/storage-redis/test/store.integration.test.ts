@@ -152,6 +152,36 @@ describe('RedisStore: appends', () => {
     await writer.close();
   });
 
+  // Found on 2026-11-30: the run check compared the end of the append's ids, `|<run>`, with `|` and
+  // the meta's epoch. An eventId may hold `|`: a writer of run `x|b` passed for run `b`, and a writer
+  // of run `b` whose next event's id was `a` passed for run `a|b` (its ids ending `|a|b`).
+  it.each([
+    ['single', 'x|b', 'b', 'next'],
+    ['single', 'b', 'a|b', 'a'],
+    ['cluster', 'x|b', 'b', 'next'],
+    ['cluster', 'b', 'a|b', 'a'],
+    // Not told apart by an escape that wrote `|` as `\x01b` alone.
+    ['single', '\x01b', '|', 'next'],
+  ] as const)('tells runs apart whose first eventIds hold | (%s mode: run %j, then %j)', async (mode, oldRun, newRun, nextId) => {
+    const keyPrefix = freshPrefix('bar-run');
+    const oldWriter = makeStore(prefixes, { keyPrefix, mode });
+    const other = makeStore(prefixes, { keyPrefix, mode });
+    const withFirstId = (events: ProgressEvent[], eventId: string): ProgressEvent[] => events.map((e, i) => (i === 0 ? { ...e, eventId } : e));
+    const old = new EventFactory('bar-run');
+    await oldWriter.append(old.upgradeId, withFirstId(old.batch(3), oldRun), 0, old.snapshot());
+    expect(await other.delete(old.upgradeId)).toBe(true);
+    const fresh = new EventFactory('bar-run');
+    await other.append(old.upgradeId, withFirstId(fresh.batch(3), newRun), 0, fresh.snapshot());
+    const err = await errorOf(oldWriter.append(old.upgradeId, withFirstId(old.batch(2), nextId), 3, old.snapshot()));
+    expect(err.code).toBe('CONFLICT');
+    expect(err.message).toMatch(/was deleted and created again since this store last wrote or read it/);
+    // The new run's writer, whose run holds the same characters, goes on.
+    await other.append(old.upgradeId, withFirstId(fresh.batch(2), nextId), 3, fresh.snapshot());
+    expect((await collect(other.readEvents(old.upgradeId, 0))).map((e) => e.eventId)[0]).toBe(newRun);
+    expect((await other.load(old.upgradeId))?.lastSeq).toBe(5);
+    await Promise.all([oldWriter.close(), other.close()]);
+  });
+
   // Found on 2026-11-30 (review): the delete records the deleted run's first eventId so that ioredis'
   // re-send of that run's first append stores nothing; a new call with the same events (a re-import,
   // test fixtures written again) was answered as done too, and nothing was stored.
