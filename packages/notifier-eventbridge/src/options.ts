@@ -115,6 +115,14 @@ const OPTION_NAMES = Object.keys({
 } satisfies Record<keyof EventBridgeNotifierOptions, 0>);
 const RETRY_NAMES = Object.keys({ maxAttempts: 0, baseDelayMs: 0, maxDelayMs: 0, retryableEntryCodes: 0 } satisfies Record<keyof RetryOptions, 0>);
 
+/**
+ * A region the SDK takes: a host name label, which it signs for and puts in the endpoint's host
+ * (`isValidHostLabel` of `@smithy/core`; FIPS spellings such as `fips-us-east-1` match too). The SDK
+ * refuses any other only when a request is made, with a plain Error that has no HTTP status: the
+ * notifier would retry it as a network error, and give every event up after its attempts.
+ */
+const REGION = /^(?!-)(?!.*-$)[a-zA-Z0-9-]{1,63}$/;
+
 /** The SDK's name of the bus (`EventBusName`, an `eventBusName`) is `busName` here. */
 const sdkName = (key: string): string | undefined => (/bus/i.test(key) ? 'busName' : undefined);
 
@@ -135,16 +143,20 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (typeof options.busName !== 'string' || options.busName.length === 0 || options.busName.length > 1600) throw invalid('busName must be a non-empty string');
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
-  if (options.region !== undefined && (typeof options.region !== 'string' || options.region.length === 0)) {
-    throw invalid(`region must be a non-empty string such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
+  if (options.region !== undefined && (typeof options.region !== 'string' || !REGION.test(options.region))) {
+    throw invalid(`region must be a region name such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
   }
   // The SDK's own option: a string, or a provider function (which the SDK calls).
   const configRegion: unknown = options.clientConfig?.region;
-  if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || configRegion.length === 0)) {
-    throw invalid(`clientConfig.region must be a non-empty string or a provider function, got ${JSON.stringify(configRegion) ?? String(configRegion)}`);
+  if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || !REGION.test(configRegion))) {
+    throw invalid(`clientConfig.region must be a region name such as 'eu-west-1' or a provider function, got ${JSON.stringify(configRegion) ?? String(configRegion)}`);
   }
-  if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined && environmentRegion() === undefined) {
-    throw invalid('give a client, or a region (the `region` option, `clientConfig.region`, or AWS_REGION or AWS_DEFAULT_REGION in the environment) for the client the notifier creates');
+  if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined) {
+    const fromEnvironment = environmentRegion();
+    if (fromEnvironment === undefined) {
+      throw invalid('give a client, or a region (the `region` option, `clientConfig.region`, or AWS_REGION or AWS_DEFAULT_REGION in the environment) for the client the notifier creates');
+    }
+    if (!REGION.test(fromEnvironment)) throw invalid(`the region in the environment (AWS_REGION, else AWS_DEFAULT_REGION) must be a region name such as 'eu-west-1', got ${JSON.stringify(fromEnvironment)}`);
   }
   // null is an object to typeof: checked first, else reading its `send` threw a TypeError.
   if (options.client !== undefined && (options.client === null || typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');

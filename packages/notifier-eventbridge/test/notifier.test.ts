@@ -510,6 +510,45 @@ describe('options and lifecycle', () => {
     expect(endpoint.requests).toHaveLength(4);
   });
 
+  it('refuses a region the SDK cannot sign for (a stray space from an env file) with INVALID_ARGUMENT, from the option, clientConfig or the environment', async () => {
+    // The SDK takes such a region when the client is made, then fails every request before sending it
+    // with a plain Error (no HTTP status, no code): the notifier retried it as a network error, paused
+    // all sending, and gave every event up as retries_exhausted with the error code "Error".
+    const endpoint = await endpointWith();
+    const { credentials } = localClientConfig(endpoint.url);
+    const sdkClient = new EventBridgeClient({ endpoint: endpoint.url, credentials, region: 'eu-west-1 ', maxAttempts: 1 });
+    cleanups.push(async () => sdkClient.destroy());
+    expect(String(await errorOf(sdkClient))).toMatch(/Region not accepted/);
+    expect(endpoint.requests).toHaveLength(0);
+
+    const refused = (options: Partial<EventBridgeNotifierOptions>): unknown => {
+      try {
+        const notifier = new EventBridgeNotifier({ busName: 'b', ...options });
+        cleanups.push(() => notifier.close());
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    const saved = process.env.AWS_REGION;
+    try {
+      for (const options of [{ region: 'eu-west-1 ' }, { region: 'eu west 1' }, { region: '-eu-west-1' }, { clientConfig: { region: 'us-east-1\n' } }]) {
+        const error = refused(options);
+        expect(isProgressError(error, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
+        expect((error as ProgressError).message).toMatch(/^\[@progress\/notifier-eventbridge\] .*region/);
+      }
+      process.env.AWS_REGION = ' us-east-1';
+      expect(isProgressError(refused({}), 'INVALID_ARGUMENT')).toBe(true);
+      // An explicit region wins over the environment, so a bad AWS_REGION beside it does not matter.
+      expect(refused({ region: 'us-east-1', clientConfig: { endpoint: endpoint.url } })).toBeUndefined();
+      // The regions the SDK takes are taken (FIPS spellings included).
+      for (const region of ['us-gov-west-1', 'fips-us-east-1', 'us-east-1-fips', 'cn-north-1']) expect(refused({ region }), region).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env.AWS_REGION;
+      else process.env.AWS_REGION = saved;
+    }
+  });
+
   it('makes its own client with maxAttempts 1 (its retries are the only ones), also for a clientConfig whose maxAttempts is left undefined', async () => {
     // `clientConfig: { endpoint, maxAttempts: cfg.sdkAttempts }` with no sdkAttempts: the spread
     // undefined replaced the default 1, and the SDK retried every failed request itself (3 attempts).
