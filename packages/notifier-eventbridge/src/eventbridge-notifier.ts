@@ -365,7 +365,11 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#lastSendAt = clock();
     for (const item of items) item.attempts += 1;
     const offsetAtSend = this.#clockOffset();
-    const timer = setTimeout(() => flight.controller.abort(), this.#opts.requestTimeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      flight.controller.abort();
+    }, this.#opts.requestTimeoutMs);
     let request: Promise<PutEventsCommandOutput>;
     try {
       request = Promise.resolve(this.#client.send(new PutEventsCommand({ Entries: items.map((i) => i.entry) }), { abortSignal: flight.controller.signal }));
@@ -378,7 +382,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
           if (this.#inFlight.has(flight)) this.#onAnswer(items, out);
         },
         (err: unknown) => {
-          if (this.#inFlight.has(flight)) this.#onRequestError(items, err, offsetAtSend);
+          if (this.#inFlight.has(flight)) this.#onRequestError(items, err, offsetAtSend, timedOut);
         },
       )
       .catch((err: unknown) => this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer'))
@@ -427,9 +431,13 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#sortRetries();
   }
 
-  #onRequestError(items: Item[], err: unknown, offsetAtSend: number | undefined): void {
+  #onRequestError(items: Item[], err: unknown, offsetAtSend: number | undefined, timedOut: boolean): void {
     const offsetNow = this.#clockOffset();
-    const info = classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
+    // Aborted by our own timer: named as the timeout it is. The SDK's error for it is an `AbortError`,
+    // "Request aborted", which said neither that the request had timed out nor which setting to look at.
+    const info = timedOut
+      ? { retryable: true, code: 'RequestTimeout', message: `no answer within requestTimeoutMs (${this.#opts.requestTimeoutMs} ms): the request was aborted`, status: undefined }
+      : classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
     if (!info.retryable) {
       this.#logger.error({ err, busName: this.#opts.busName, entries: items.length }, 'eventbridge rejected a PutEvents request; its entries are given up on');
       this.#giveUp(

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { EventBridgeNotifier, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
-import { localClient } from './helpers.js';
+import { localClient, recordingLogger } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -53,6 +53,21 @@ describe('requestTimeoutMs', () => {
     expect(failures).toEqual([]);
     expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
     expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
+  });
+
+  it('names the timeout when it gives an entry up after requests that got no answer, rather than the abort it caused', async () => {
+    // Reported as errorCode "AbortError", "Request aborted" (in onError and in the retry warnings):
+    // nothing said the requests had timed out, nor which setting to look at.
+    const { logger, calls } = recordingLogger();
+    const { endpoint, notifier, failures } = await setup({ requestTimeoutMs: 100, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 }, logger }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(2);
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'RequestTimeout', errorMessage: expect.stringMatching(/requestTimeoutMs \(100 ms\)/), events: [expect.objectContaining({ seq: 1 })] }]);
+    const retrying = calls.filter((c) => c.msg === 'PutEvents request failed; retrying');
+    expect(retrying.map((c) => c.obj.code)).toEqual(['RequestTimeout', 'RequestTimeout']);
+    // The abort itself is still in the log line, for whoever wants the SDK's error.
+    expect((retrying[0]!.obj.err as Error).name).toBe('AbortError');
   });
 });
 
