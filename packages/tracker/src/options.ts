@@ -244,9 +244,13 @@ function knownOptions(value: object, known: ReadonlySet<string>): Record<string,
 export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOptions {
   if (!input || typeof input !== 'object') throw bad('createProgressTracker() needs an options object');
   assertKnownKeys(input, KNOWN, '');
-  const o: CreateProgressTrackerOptions = { ...input };
+  // Read by name, as eventBridge and webSocket are: a spread lost a settings class's getters (a
+  // `storage` getter left the events in memory without a word), and a strict settings object threw
+  // a plain Error when asked for an old name it does not hold.
+  const given = knownOptions(input, KNOWN);
+  const o = given as unknown as CreateProgressTrackerOptions;
   for (const [snake, camel] of Object.entries(SNAKE)) {
-    const value = (input as unknown as Record<string, unknown>)[snake];
+    const value = given[snake];
     if (value === undefined) continue;
     if (o[camel] !== undefined && o[camel] !== value) throw bad(`both ${snake} and ${camel} are given, with different values`);
     (o as unknown as Record<string, unknown>)[camel] = value;
