@@ -277,7 +277,8 @@ export class ProgressTracker implements AsyncDisposable {
     if (options.sinks !== undefined && (!Array.isArray(options.sinks) || options.sinks.some((s) => !s || typeof s.handle !== 'function'))) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
     }
-    if (options.store !== undefined && (typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
+    // (null too: it is not "no store", which would be a MemoryStore that loses every event with the process.)
+    if (options.store !== undefined && (options.store === null || typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] store must implement ProgressStore');
     }
     if (options.logger !== undefined && !isLogger(options.logger)) {
