@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync, type Dirent } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { resolve as resolvePath, join } from 'node:path';
 import {
   appendInputError,
@@ -404,21 +404,32 @@ export class JsonFileStore implements ProgressStore {
     const writer = this.#open.get(upgradeId);
     // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
     const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
-    const snap = await this.#readSnapshot(upgradeId, paths);
-    // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
-    // or `__proto__`, added after the snapshot, are then folded as the ids they are.
-    let state: UpgradeProgress | undefined = snap ? cloneState(snap.state) : undefined;
+    // The log the snapshot was checked against, read on through the same handle: another store may
+    // delete the upgrade meanwhile (the file stays readable) and create it again (a new log under
+    // the path, another run's, where the snapshot's offset means nothing).
+    const log: { handle?: FileHandle } = {};
+    let state: UpgradeProgress | undefined;
+    let snap: Snapshot | undefined;
     const result: ScanResult = { endOffset: 0, lastSeq: 0 };
-    const from = { upgradeId, path: paths.events, start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(end !== undefined ? { end, durable: end } : {}) };
-    for await (const event of scanLog(from, result)) {
-      try {
-        state = applyEventInPlace(state, event);
-      } catch (err) {
-        throw corruptedLine(upgradeId, paths.events, event.seq, isProgressError(err) ? err.message : String(err), err);
+    try {
+      snap = await this.#readSnapshot(upgradeId, paths, false, log);
+      // A copy whose tasks record has no prototype (as the reducer's own): task ids like `constructor`
+      // or `__proto__`, added after the snapshot, are then folded as the ids they are.
+      state = snap ? cloneState(snap.state) : undefined;
+      const from = { upgradeId, path: paths.events, ...(log.handle ? { handle: log.handle } : {}), start: snap?.offset ?? 0, firstSeq: (snap?.lastSeq ?? 0) + 1, ...(end !== undefined ? { end, durable: end } : {}) };
+      for await (const event of scanLog(from, result)) {
+        try {
+          state = applyEventInPlace(state, event);
+        } catch (err) {
+          throw corruptedLine(upgradeId, paths.events, event.seq, isProgressError(err) ? err.message : String(err), err);
+        }
       }
+    } finally {
+      await log.handle?.close();
     }
-    // The log went after the snapshot was read and found to fit it: the upgrade was deleted meanwhile
-    // (by another store). The snapshot alone is an older state than the one stored, without its tail.
+    // The log went after the snapshot was read (one at offset 0, not checked against the log): the
+    // upgrade was deleted meanwhile (by another store). The snapshot alone is an older state than the
+    // one stored, without its tail.
     if (snap && result.missing) return undefined;
     if (state === undefined) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
@@ -435,26 +446,33 @@ export class JsonFileStore implements ProgressStore {
     const writer = this.#open.get(upgradeId);
     const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
     let sent = 0;
-    const header = await this.#snapshotHeader(upgradeId, paths, end);
-    const useSnap = header && header.lastSeq <= afterSeq;
-    const result: ScanResult = { endOffset: 0, lastSeq: 0 };
-    const from = {
-      upgradeId,
-      path: paths.events,
-      start: useSnap ? header.offset : 0,
-      firstSeq: useSnap ? header.lastSeq + 1 : 1,
-      skipThroughSeq: afterSeq,
-      // What this store's writer wrote, and the snapshot's part of the log, were acknowledged. (A
-      // header that does not fit the log, say for damage just before its offset, is not one to read
-      // from; the snapshot itself, checksum and all, still tells what was durable.)
-      durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, end ?? 0),
-      ...(end !== undefined ? { end } : {}),
-    };
-    for await (const event of scanLog(from, result)) {
-      yield event;
-      if (++sent >= limit) return;
+    // The log the snapshot's header was checked against, read through the same handle (see #load).
+    const log: { handle?: FileHandle } = {};
+    try {
+      const header = await this.#snapshotHeader(upgradeId, paths, end, log);
+      const useSnap = header && header.lastSeq <= afterSeq;
+      const result: ScanResult = { endOffset: 0, lastSeq: 0 };
+      const from = {
+        upgradeId,
+        path: paths.events,
+        ...(log.handle ? { handle: log.handle } : {}),
+        start: useSnap ? header.offset : 0,
+        firstSeq: useSnap ? header.lastSeq + 1 : 1,
+        skipThroughSeq: afterSeq,
+        // What this store's writer wrote, and the snapshot's part of the log, were acknowledged. (A
+        // header that does not fit the log, say for damage just before its offset, is not one to read
+        // from; the snapshot itself, checksum and all, still tells what was durable.)
+        durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, end ?? 0),
+        ...(end !== undefined ? { end } : {}),
+      };
+      for await (const event of scanLog(from, result)) {
+        yield event;
+        if (++sent >= limit) return;
+      }
+      if (result.lastSeq > 0 || useSnap) return;
+    } finally {
+      await log.handle?.close();
     }
-    if (result.lastSeq > 0 || useSnap) return;
     for (const event of (await this.#legacyEvents(upgradeId, paths)) ?? []) {
       if (event.seq <= afterSeq) continue;
       yield event;
@@ -961,7 +979,11 @@ export class JsonFileStore implements ProgressStore {
     return pending;
   }
 
-  async #readSnapshot(upgradeId: string, paths: UpgradePaths, again = false): Promise<Snapshot | undefined> {
+  /**
+   * The upgrade's snapshot when it is sound and the log holds what it covers. With `log`, the log it
+   * was checked against is left open there (the caller closes it) for reading the tail from.
+   */
+  async #readSnapshot(upgradeId: string, paths: UpgradePaths, again = false, log?: { handle?: FileHandle }): Promise<Snapshot | undefined> {
     let text: string;
     try {
       text = await readFile(paths.snapshot, 'utf8');
@@ -973,13 +995,13 @@ export class JsonFileStore implements ProgressStore {
     // Another id's that differs only in case: not damage (see scanLog), and replaying its log instead would only find the same.
     if (snap && differOnlyInCase(snap.state.upgradeId, upgradeId)) throw await caseConflict(upgradeId, snap.state.upgradeId, paths.dir);
     if (snap && snap.state.upgradeId === upgradeId) {
-      const misfit = await this.#logMisfit(upgradeId, paths, snap);
+      const misfit = await this.#logMisfit(upgradeId, paths, snap, log);
       if (misfit === undefined) return snap;
       // Deleted since the snapshot was read (the log goes after it): no upgrade, as when both had gone.
       if (misfit === 'deleted') return undefined;
       // The upgrade deleted and made again between the two reads (the old snapshot, then the new
       // log): not a loss. Read once more when the snapshot changed meanwhile.
-      if (!again && (await readFile(paths.snapshot, 'utf8').catch(() => undefined)) !== text) return this.#readSnapshot(upgradeId, paths, true);
+      if (!again && (await readFile(paths.snapshot, 'utf8').catch(() => undefined)) !== text) return this.#readSnapshot(upgradeId, paths, true, log);
       const lost = await this.#logLost(upgradeId, paths, snap, misfit);
       if (this.#sync) throw lost;
       // With durability 'none' a machine crash loses the log's last events by design (often with no
@@ -1002,9 +1024,10 @@ export class JsonFileStore implements ProgressStore {
    * is durable, with fsync durability), so a crash of the process never leaves one ahead of the log:
    * a log that ends before the offset, or holds no line of seq `lastSeq` ending there, lost
    * acknowledged events (a machine crash with durability 'none', a log cut back or replaced by hand).
-   * A damaged line ending there is only damage the snapshot covers: readEvents reports it.
+   * A damaged line ending there is only damage the snapshot covers: readEvents reports it. With
+   * `log`, a log that fits is left open there (see #readSnapshot).
    */
-  async #logMisfit(upgradeId: string, paths: UpgradePaths, snap: Snapshot): Promise<string | 'deleted' | undefined> {
+  async #logMisfit(upgradeId: string, paths: UpgradePaths, snap: Snapshot, log?: { handle?: FileHandle }): Promise<string | 'deleted' | undefined> {
     if (snap.offset === 0) return undefined;
     let handle;
     try {
@@ -1021,9 +1044,13 @@ export class JsonFileStore implements ProgressStore {
       if (bytesRead !== 1 || nl[0] !== 0x0a) return `has no line ending at the snapshot's offset`;
       const e = await eventBefore(handle, snap.offset);
       if (e !== undefined && (e.seq !== snap.lastSeq || e.upgradeId !== upgradeId)) return `holds seq ${e.seq} of upgrade "${e.upgradeId}" on the line ending at the snapshot's offset`;
+      if (log) {
+        log.handle = handle;
+        handle = undefined;
+      }
       return undefined;
     } finally {
-      await handle.close();
+      await handle?.close();
     }
   }
 
@@ -1050,9 +1077,10 @@ export class JsonFileStore implements ProgressStore {
    * file, so a damaged header would make readEvents skip events, or report sound lines as damaged.
    * It is used only when the line starting at `offset` is the sound event `lastSeq + 1`, or, when no
    * such line is there (`offset` is the end of the log, or a torn last line starts there), the line
-   * ending at `offset` is the sound event `lastSeq`; otherwise the log is read from its start.
+   * ending at `offset` is the sound event `lastSeq`; otherwise the log is read from its start. With
+   * `log`, the log a header was found to fit is left open there (the caller closes it).
    */
-  async #snapshotHeader(upgradeId: string, paths: UpgradePaths, end: number | undefined): Promise<{ lastSeq: number; offset: number } | undefined> {
+  async #snapshotHeader(upgradeId: string, paths: UpgradePaths, end: number | undefined, log?: { handle?: FileHandle }): Promise<{ lastSeq: number; offset: number } | undefined> {
     let handle;
     try {
       handle = await open(paths.snapshot, 'r');
@@ -1071,26 +1099,34 @@ export class JsonFileStore implements ProgressStore {
       await handle.close();
     }
     if (!Number.isSafeInteger(header.lastSeq) || !Number.isSafeInteger(header.offset) || header.offset < 1) return undefined;
-    let log;
+    let file: FileHandle | undefined;
     try {
-      log = await open(paths.events, 'r');
+      file = await open(paths.events, 'r');
     } catch {
       return undefined;
     }
     try {
-      const size = end ?? (await log.stat()).size;
+      const size = end ?? (await file.stat()).size;
       if (header.offset > size) return undefined;
       const fits = (e: ProgressEvent | undefined, seq: number): boolean => e !== undefined && e.seq === seq && e.upgradeId === upgradeId;
-      const next = await eventAt(log, header.offset, size);
+      const next = await eventAt(file, header.offset, size);
+      let fit: boolean;
       if (next !== undefined) {
         const nl = Buffer.alloc(1);
-        const { bytesRead } = await log.read(nl, 0, 1, header.offset - 1);
-        return fits(next, header.lastSeq + 1) && bytesRead === 1 && nl[0] === 0x0a ? header : undefined;
+        const { bytesRead } = await file.read(nl, 0, 1, header.offset - 1);
+        fit = fits(next, header.lastSeq + 1) && bytesRead === 1 && nl[0] === 0x0a;
+      } else {
+        // No sound line starts there; eventBefore checks that the byte before `offset` is a newline.
+        fit = fits(await eventBefore(file, header.offset), header.lastSeq);
       }
-      // No sound line starts there; eventBefore checks that the byte before `offset` is a newline.
-      return fits(await eventBefore(log, header.offset), header.lastSeq) ? header : undefined;
+      if (!fit) return undefined;
+      if (log) {
+        log.handle = file;
+        file = undefined;
+      }
+      return header;
     } finally {
-      await log.close();
+      await file?.close();
     }
   }
 

@@ -13,6 +13,12 @@ export interface ScanFrom {
   upgradeId: string;
   /** The file, for reading and for error messages. */
   path: string;
+  /**
+   * The file already open, read instead of opening `path` (and left open): the very log a snapshot
+   * was checked against. Another store may delete the upgrade and create it again under the same
+   * path meanwhile; its new log is another run's, where the snapshot's offset means nothing.
+   */
+  handle?: FileHandle;
   /** Byte offset of the first line to read (just after a newline, or 0). @default 0 */
   start?: number;
   /** The seq of the line at `start` (line number = seq). @default 1 */
@@ -90,11 +96,14 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
   delete result.torn;
   delete result.missing;
   let handle: FileHandle;
-  try {
-    handle = await open(from.path, 'r');
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return void (result.missing = true);
-    throw storeError('STORE_UNAVAILABLE', `upgrade "${from.upgradeId}": cannot read ${from.path}`, { upgradeId: from.upgradeId, file: from.path }, err);
+  if (from.handle) handle = from.handle;
+  else {
+    try {
+      handle = await open(from.path, 'r');
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return void (result.missing = true);
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${from.upgradeId}": cannot read ${from.path}`, { upgradeId: from.upgradeId, file: from.path }, err);
+    }
   }
   try {
     const limit = from.end ?? (await handle.stat()).size;
@@ -179,7 +188,7 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       result.torn = { offset: carryOffset, length: carry.length, line: seq, reason: 'no newline at the end' };
     }
   } finally {
-    await handle.close();
+    if (!from.handle) await handle.close();
   }
 }
 

@@ -1,26 +1,28 @@
-// load() of an upgrade with a snapshot while another store deletes it, between the check that the log
-// holds what the snapshot covers and the read of the log's tail. Its own file: node:fs/promises is
-// mocked here, to put the other store's delete exactly there.
-// (The test failed before the fix: load() answered the snapshot's state, seq 4 and in progress, for an
-// upgrade that had completed at seq 5.)
+// load() and readEvents() of an upgrade with a snapshot while another store deletes it (and creates it
+// again), right after the reader opened the log to check it against the snapshot. Its own file:
+// node:fs/promises is mocked here, to put the other store's delete exactly there.
+// - Deleted only: load() answered the snapshot's state (in progress at seq 4) for an upgrade that had
+//   completed at seq 5: the tail was read from the log's path, gone by then.
+// - Deleted and created again, the new run past the old snapshot's offset: load() and readEvents()
+//   read the old snapshot's offset in the new run's log and answered DATA_CORRUPTED.
 import type * as FsPromises from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-const hook: { beforeOpen?: { path: string; skip: number; run: () => Promise<void> } } = {};
+/** Runs `run` once the `skip`+1-th open of `path` has opened it, before the caller reads it. */
+const hook: { afterOpen?: { path: string; skip: number; run: () => Promise<void> } } = {};
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
   return {
     ...real,
     open: async (...args: Parameters<typeof real.open>) => {
-      const armed = hook.beforeOpen;
-      if (armed && String(args[0]) === armed.path) {
-        if (armed.skip-- === 0) {
-          hook.beforeOpen = undefined;
-          await armed.run();
-        }
+      const handle = await real.open(...args);
+      const armed = hook.afterOpen;
+      if (armed && String(args[0]) === armed.path && armed.skip-- === 0) {
+        hook.afterOpen = undefined;
+        await armed.run();
       }
-      return real.open(...args);
+      return handle;
     },
   };
 });
@@ -29,28 +31,66 @@ const { ProgressTracker } = await import('@progress/core');
 const { JsonFileStore } = await import('../src/index.js');
 const { removeTempDirs, tempDir } = await import('./helpers.js');
 
+const collect = async <T>(events: AsyncIterable<T>): Promise<T[]> => {
+  const out: T[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+};
+
 afterAll(removeTempDirs);
 
-describe('load() of an upgrade another store deletes meanwhile', () => {
-  it('is the whole state or no upgrade, never the snapshot without the events after it', async () => {
+/** An upgrade completed at seq 2 + phases (a snapshot every 2 events), written by `store`. */
+async function completed(store: InstanceType<typeof JsonFileStore>, upgradeId: string, phases = ['two', 'three']): Promise<void> {
+  const t = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store });
+  await t.startUpgrade();
+  for (const phase of phases) await t.setCurrentPhase(phase);
+  await t.completeUpgrade();
+  await t.close();
+}
+
+describe('load() and readEvents() of an upgrade another store deletes meanwhile', () => {
+  it('load() is the whole state or no upgrade, never the snapshot without the events after it', async () => {
     const dir = await tempDir('load-delete-race');
     const reader = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
     const other = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
-    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store: other });
-    await t.startUpgrade();
-    await t.setCurrentPhase('two');
-    await t.setCurrentPhase('three');
-    await t.completeUpgrade();
-    await t.close();
+    await completed(other, 'u1');
     expect((await reader.load('u1'))?.lastSeq).toBe(5);
-    // The reader has read the snapshot (seq 4) and checked the log against it (the first open of the
-    // log); the other store deletes the upgrade before the reader opens the log for its tail.
-    hook.beforeOpen = { path: join(dir, 'upgrades', 'u1', 'events.jsonl'), skip: 1, run: async () => void expect(await other.delete('u1')).toBe(true) };
+    // The reader has read the snapshot (seq 4) and opened the log to check it; the other store
+    // deletes the upgrade before the reader reads the log's tail.
+    hook.afterOpen = { path: join(dir, 'upgrades', 'u1', 'events.jsonl'), skip: 0, run: async () => void expect(await other.delete('u1')).toBe(true) };
     const state = await reader.load('u1');
-    expect(hook.beforeOpen).toBeUndefined();
+    expect(hook.afterOpen).toBeUndefined();
     expect(state?.lastSeq ?? 'none').not.toBe(4);
     expect(state === undefined || state.lastSeq === 5).toBe(true);
     expect(await reader.load('u1')).toBeUndefined();
+    await Promise.all([reader.close(), other.close()]);
+  });
+
+  it.each(['load', 'readEvents'] as const)("%s() reads one run, not the old snapshot's offset in the log of the run created again", async (read) => {
+    const dir = await tempDir('load-recreate-race');
+    const reader = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    const other = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    await completed(other, 'u1');
+    const old = (await reader.load('u1'))!;
+    const oldEvents = await collect(reader.readEvents('u1', 0));
+    // Deleted, and created again with longer phase names, well past the old snapshot's offset.
+    const recreate = async () => {
+      expect(await other.delete('u1')).toBe(true);
+      await completed(other, 'u1', ['a'.repeat(200), 'b'.repeat(200), 'c'.repeat(200)]);
+    };
+    hook.afterOpen = { path: join(dir, 'upgrades', 'u1', 'events.jsonl'), skip: 0, run: recreate };
+    if (read === 'load') {
+      // The old run as a whole (what the log the reader opened holds), or the new one: never an error.
+      const state = await reader.load('u1');
+      expect([old.lastSeq, 6]).toContain(state?.lastSeq);
+      if (state?.lastSeq === old.lastSeq) expect(state).toEqual(old);
+    } else {
+      // Asked from the old snapshot's seq: the old run's event after it.
+      const events = await collect(reader.readEvents('u1', 4));
+      expect(events).toEqual(oldEvents.slice(4));
+    }
+    expect(hook.afterOpen).toBeUndefined();
+    expect((await reader.load('u1'))?.lastSeq).toBe(6);
     await Promise.all([reader.close(), other.close()]);
   });
 });
