@@ -21,6 +21,8 @@ export class ClientConnection {
   alive = true;
   /** The payload of the last ping, which its pong echoes. */
   ping: Buffer | undefined;
+  /** The bytes the socket had queued for the kernel at the last heartbeat (see {@link reading}). */
+  #queuedAtBeat = 0;
   /** Bytes of live frames held for this client's subscriptions while they replay, all of them together. */
   #heldBytes = 0;
   /**
@@ -209,6 +211,22 @@ export class ClientConnection {
       socket.on('drain', done);
       this.ws.on('close', done);
     });
+  }
+
+  /**
+   * Called once per heartbeat: whether bytes left for the peer since the last one, while some were
+   * queued then. A ping is written behind what was queued before it, so a peer reading a backlog (a
+   * snapshot larger than the socket buffers, over a slow link) cannot answer it yet, though it is not
+   * dead: the queue moves only as the peer takes the bytes. A dead peer, or one that stopped reading,
+   * takes nothing, and the queue stands still (what is written meanwhile waits behind it). Node
+   * suppresses a socket's idle timeout by the same sign: its handle's write queue changed.
+   */
+  reading(): boolean {
+    const queued = (this.#socket as { _handle?: { writeQueueSize?: unknown } } | undefined)?._handle?.writeQueueSize;
+    const now = typeof queued === 'number' ? queued : 0;
+    const before = this.#queuedAtBeat;
+    this.#queuedAtBeat = now;
+    return before > 0 && now !== before;
   }
 
   /** Takes one message from the rate limit; false when the client is over it. */

@@ -430,7 +430,11 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   #beat(): void {
     for (const client of this.#clients) {
+      const reading = client.reading();
       if (!client.alive) {
+        // Still taking what was queued before the ping: its pong comes once it has read that. No
+        // new ping meanwhile (the pong of the one sent is the one awaited).
+        if (reading) continue;
         this.#o.logger.info({ client: client.id }, 'terminating a peer that missed a heartbeat');
         client.terminate();
         continue;
