@@ -101,7 +101,9 @@ export class ProgressWebSocketServer implements ProgressSink {
       noServer: true,
       maxPayload: this.#o.maxPayload,
       // Protocol messages are small: no honest client splits one into more than a few frames.
-      ...({ maxFragments: MAX_FRAGMENTS } as object),
+      // closeTimeout: a close the peer starts is cut off as one the server starts is (ws waited 30 s
+      // for a peer that never ends its side, holding its subscriptions and the bytes queued for it).
+      ...({ maxFragments: MAX_FRAGMENTS, closeTimeout: this.#o.closeTimeoutMs } as object),
       perMessageDeflate: false,
       clientTracking: false,
       handleProtocols: (protocols) => (protocols.has(PROGRESS_SUBPROTOCOL) ? PROGRESS_SUBPROTOCOL : false),
