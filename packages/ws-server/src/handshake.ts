@@ -32,8 +32,10 @@ export function judgeHandshake(req: IncomingMessage, o: ResolvedOptions): Handsh
 
 /** The path of a request's URL, without its query; '' when the URL does not parse (it matches no endpoint path). */
 export function requestPath(req: IncomingMessage): string {
+  const url = req.url ?? '/';
   try {
-    return new URL(req.url ?? '/', 'http://localhost').pathname;
+    // A path (origin-form) is read as one: against a base, `//ws` would be a host named `ws`.
+    return (url.startsWith('/') ? new URL(`http://localhost${url}`) : new URL(url)).pathname;
   } catch {
     return '';
   }

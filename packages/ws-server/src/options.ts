@@ -173,8 +173,12 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   const port = whole(options.port, 'port', 0, 8765);
   if (port > 65535) throw bad(`port must be <= 65535, got ${port}`);
   // `undefined` only: a null path is refused, as a null port or host is, not taken for the default.
-  const path = options.path === undefined ? '/ws' : options.path;
-  checkEndpointPath(path, 'path');
+  const given = options.path === undefined ? '/ws' : options.path;
+  checkEndpointPath(given, 'path');
+  // In the form clients send it (non-ASCII and some other characters percent-encoded, dot segments
+  // resolved), which is the form a request's path is compared in: as given, `/fortschritt/über` or
+  // `/progress/./ws` matched no request, and every connection was answered 404.
+  const path = new URL(`http://localhost${given}`).pathname;
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
   }
