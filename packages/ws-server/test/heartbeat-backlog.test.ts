@@ -78,4 +78,21 @@ describe('heartbeat of a client reading a backlog', () => {
     expect(server!.getStats().slowClientsClosed).toBe(0);
     await live.answered();
   }, 30_000);
+
+  it('still terminates a client that stopped reading while new events keep being queued for it', async () => {
+    // What is written while a write waits for the peer waits behind it (in the stream, not in the
+    // socket's queue): a signal that counted those bytes would take such a peer for one reading,
+    // and never cut it off.
+    const url = await serveBig(16_000_000, 200);
+    const dead = await connect(url);
+    rawSocket(dead).pause();
+    dead.send({ type: 'subscribe', upgradeId: 'big' });
+    let pct = 1;
+    for (let i = 0; i < 150 && server!.getStats().clients > 0; i++) {
+      if (i % 3 === 0 && pct < 99) await tracker!.updateTaskProgress('t', ++pct);
+      await sleep(20);
+    }
+    expect(server!.getStats().clients).toBe(0);
+    expect(server!.getStats().slowClientsClosed).toBe(0);
+  }, 30_000);
 });
