@@ -6,6 +6,16 @@ import { buildDetail, fitDetail, trimDetail } from './event-mapping.js';
 import { environmentRegion, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
+/**
+ * Whether `err` is what aborting a request makes the SDK throw: an `AbortError` (no answer yet), or
+ * an answer with a 2xx status whose body the abort cut off (`Error`, "aborted ... Deserialization error").
+ */
+function endedByAbort(err: unknown): boolean {
+  const e = (err ?? {}) as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const status = e.$metadata?.httpStatusCode;
+  return e.name === 'AbortError' || (typeof status === 'number' && status >= 200 && status < 300);
+}
+
 /** Counters of {@link EventBridgeNotifier.stats}. */
 export interface NotifierStats {
   /** Entries EventBridge accepted. */
@@ -435,7 +445,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const offsetNow = this.#clockOffset();
     // Aborted by our own timer: named as the timeout it is. The SDK's error for it is an `AbortError`,
     // "Request aborted", which said neither that the request had timed out nor which setting to look at.
-    const info = timedOut
+    // Only an error the abort made: one the request got on its own after the timer fired (its
+    // credentials provider failing late, before anything was sent) keeps its own code and message.
+    const info = timedOut && endedByAbort(err)
       ? { retryable: true, code: 'RequestTimeout', message: `no answer within requestTimeoutMs (${this.#opts.requestTimeoutMs} ms): the request was aborted`, status: undefined }
       : classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
     if (!info.retryable) {

@@ -6,8 +6,9 @@
 // check that a wait happened (a lower bound the timers enforce), not how fast anything was.
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { EventBridgeNotifier, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 import { localClient, recordingLogger } from './helpers.js';
@@ -68,6 +69,37 @@ describe('requestTimeoutMs', () => {
     expect(retrying.map((c) => c.obj.code)).toEqual(['RequestTimeout', 'RequestTimeout']);
     // The abort itself is still in the log line, for whoever wants the SDK's error.
     expect((retrying[0]!.obj.err as Error).name).toBe('AbortError');
+  });
+
+  it('names only what its abort ended a timeout: an error the request got on its own after requestTimeoutMs keeps its own code', async () => {
+    // The client's credentials provider fails after the notifier's timer fired (its own timer is set
+    // later, for longer: Node fires it after). Nothing was sent, so the abort ended nothing; the error
+    // was reported as RequestTimeout, "the request was aborted", hiding that credentials could not be
+    // loaded (and pointing at requestTimeoutMs, which would not help).
+    const endpoint = await startEventBridgeEndpoint();
+    cleanups.push(() => endpoint.close());
+    const credentials = (): Promise<never> =>
+      new Promise((_resolve, reject) => setTimeout(() => reject(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' })), 100));
+    const client = new EventBridgeClient({ ...localClientConfig(endpoint.url), credentials, maxAttempts: 1 });
+    cleanups.push(async () => client.destroy());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', client, requestTimeoutMs: 50, retry: { maxAttempts: 1 }, onError: (f) => failures.push(f) });
+    cleanups.push(() => notifier.close(0));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(0);
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'CredentialsProviderError', errorMessage: 'Could not load credentials from any providers', events: [expect.objectContaining({ seq: 1 })] }]);
+
+    // What the abort did end is still named so: an answer whose body stalled until requestTimeoutMs.
+    const stalled = await startCutOffEndpoint('hang');
+    const stalledClient = localClient(stalled.url);
+    cleanups.push(async () => stalledClient.destroy());
+    const stalledFailures: DeliveryFailure[] = [];
+    const second = new EventBridgeNotifier({ busName: 'bus', client: stalledClient, requestTimeoutMs: 100, retry: { maxAttempts: 1 }, onError: (f) => stalledFailures.push(f) });
+    cleanups.push(() => second.close(0));
+    second.handle(fakeEvent(1), fakeState);
+    expect(await second.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(stalledFailures.map((f) => f.errorCode)).toEqual(['RequestTimeout']);
   });
 });
 
