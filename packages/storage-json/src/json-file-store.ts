@@ -998,7 +998,9 @@ export class JsonFileStore implements ProgressStore {
       const misfit = await this.#logMisfit(upgradeId, paths, snap, log);
       if (misfit === undefined) return snap;
       // Deleted since the snapshot was read (the log goes after it): no upgrade, as when both had gone.
-      if (misfit === 'deleted') return undefined;
+      // Or the log is another run's whose line of the snapshot's seq ends at its offset too: the log
+      // is read whole (through `log`, when given).
+      if (misfit === 'deleted' || misfit === 'another run') return undefined;
       // The upgrade deleted and made again between the two reads (the old snapshot, then the new
       // log): not a loss. Read once more when the snapshot changed meanwhile.
       if (!again && (await readFile(paths.snapshot, 'utf8').catch(() => undefined)) !== text) return this.#readSnapshot(upgradeId, paths, true, log);
@@ -1025,9 +1027,9 @@ export class JsonFileStore implements ProgressStore {
    * a log that ends before the offset, or holds no line of seq `lastSeq` ending there, lost
    * acknowledged events (a machine crash with durability 'none', a log cut back or replaced by hand).
    * A damaged line ending there is only damage the snapshot covers: readEvents reports it. With
-   * `log`, a log that fits is left open there (see #readSnapshot).
+   * `log`, a log that fits, or is `another run`'s, is left open there (see #readSnapshot).
    */
-  async #logMisfit(upgradeId: string, paths: UpgradePaths, snap: Snapshot, log?: { handle?: FileHandle }): Promise<string | 'deleted' | undefined> {
+  async #logMisfit(upgradeId: string, paths: UpgradePaths, snap: Snapshot, log?: { handle?: FileHandle }): Promise<string | 'deleted' | 'another run' | undefined> {
     if (snap.offset === 0) return undefined;
     let handle;
     try {
@@ -1044,11 +1046,16 @@ export class JsonFileStore implements ProgressStore {
       if (bytesRead !== 1 || nl[0] !== 0x0a) return `has no line ending at the snapshot's offset`;
       const e = await eventBefore(handle, snap.offset);
       if (e !== undefined && (e.seq !== snap.lastSeq || e.upgradeId !== upgradeId)) return `holds seq ${e.seq} of upgrade "${e.upgradeId}" on the line ending at the snapshot's offset`;
+      // The event there is not the one the snapshot's state ends with (its updatedAt is that event's
+      // timestamp): the upgrade was deleted and run again since the snapshot was read, the same way,
+      // so that the new run's line of that seq ends at the same offset (same events, same lengths).
+      // The old snapshot with the new log's tail would be the state of neither run.
+      const another = e !== undefined && e.timestamp !== snap.state.updatedAt;
       if (log) {
         log.handle = handle;
         handle = undefined;
       }
-      return undefined;
+      return another ? 'another run' : undefined;
     } finally {
       await handle?.close();
     }

@@ -5,16 +5,30 @@
 //   completed at seq 5: the tail was read from the log's path, gone by then.
 // - Deleted and created again, the new run past the old snapshot's offset: load() and readEvents()
 //   read the old snapshot's offset in the new run's log and answered DATA_CORRUPTED.
+// - Deleted and run again the same way between the reads of the snapshot and of the log: load()
+//   folded the new run's tail into the old run's snapshot.
 import type * as FsPromises from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-/** Runs `run` once the `skip`+1-th open of `path` has opened it, before the caller reads it. */
-const hook: { afterOpen?: { path: string; skip: number; run: () => Promise<void> } } = {};
+/**
+ * Runs `run` once the `skip`+1-th open of `path` has opened it, before the caller reads it; or
+ * (`afterRead`) once a readFile of `path` has read it, before the caller has the text.
+ */
+const hook: { afterOpen?: { path: string; skip: number; run: () => Promise<void> }; afterRead?: { path: string; run: () => Promise<void> } } = {};
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
   return {
     ...real,
+    readFile: async (...args: Parameters<typeof real.readFile>) => {
+      const text = await real.readFile(...args);
+      const armed = hook.afterRead;
+      if (armed && String(args[0]) === armed.path) {
+        hook.afterRead = undefined;
+        await armed.run();
+      }
+      return text;
+    },
     open: async (...args: Parameters<typeof real.open>) => {
       const handle = await real.open(...args);
       const armed = hook.afterOpen;
@@ -30,6 +44,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 const { ProgressTracker } = await import('@progress/core');
 const { JsonFileStore } = await import('../src/index.js');
 const { removeTempDirs, tempDir } = await import('./helpers.js');
+const { readFile } = await import('node:fs/promises');
 
 const collect = async <T>(events: AsyncIterable<T>): Promise<T[]> => {
   const out: T[] = [];
@@ -91,6 +106,38 @@ describe('load() and readEvents() of an upgrade another store deletes meanwhile'
     }
     expect(hook.afterOpen).toBeUndefined();
     expect((await reader.load('u1'))?.lastSeq).toBe(6);
+    await Promise.all([reader.close(), other.close()]);
+  });
+
+  it("load() does not fold the new run's tail into the old run's snapshot when the run is created again between the snapshot's read and the log's", async () => {
+    // Deleted and run again the same way, between the reader's read of the snapshot and its open of
+    // the log: the new log's line of the snapshot's seq ends at the snapshot's offset too (same events,
+    // same line lengths), so the old snapshot fit the new log. load() answered the old run's state up
+    // to seq 4 with the new run's seq 5 folded in: the old run's start, the new run's end, of neither.
+    const dir = await tempDir('load-rerun-race');
+    const reader = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    const other = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    const snapshot = join(dir, 'upgrades', 'u1', 'snapshot.json');
+    const header = async (): Promise<string> => /^\{"v":1,"lastSeq":\d+,"offset":\d+,/.exec(await readFile(snapshot, 'utf8'))![0];
+    await completed(other, 'u1');
+    const old = (await reader.load('u1'))!;
+    const oldHeader = await header();
+    hook.afterRead = {
+      path: snapshot,
+      run: async () => {
+        expect(await other.delete('u1')).toBe(true);
+        // Another millisecond: the runs' events differ in their timestamps, not in their lengths.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        await completed(other, 'u1');
+      },
+    };
+    const state = await reader.load('u1');
+    expect(hook.afterRead).toBeUndefined();
+    // The case this is about: the new run's snapshot has the old one's seq and offset.
+    expect(await header()).toBe(oldHeader);
+    const fresh = (await reader.load('u1'))!;
+    expect(fresh.createdAt).not.toBe(old.createdAt);
+    expect([old, fresh]).toContainEqual(state);
     await Promise.all([reader.close(), other.close()]);
   });
 });
