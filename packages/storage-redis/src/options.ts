@@ -131,16 +131,20 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
       throw invalid('redis is in subscriber mode (after SUBSCRIBE a connection takes only subscribe commands): pass another connection, such as redis.duplicate()');
     }
   }
-  if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object')) throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
+  if (options.retention !== undefined && (options.retention === null || typeof options.retention !== 'object' || Array.isArray(options.retention))) {
+    throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
+  }
   if (options.retention !== undefined) assertKnownOptions(options.retention, RETENTION_NAMES, { source: '@progress/storage-redis', where: 'retention.' });
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
-  const name = options.connectionName ?? 'progress-redis-store';
+  // `=== undefined`, not `??`: a null is a wrong value like any other, not the default (a null
+  // keyPrefix wrote beside every store that kept the default one). KeyLayout checks the prefix.
+  const name = options.connectionName === undefined ? 'progress-redis-store' : options.connectionName;
   if (typeof name !== 'string' || !/^[!-~]{1,100}$/.test(name)) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] connectionName must be 1..100 printable characters without spaces');
   }
   const retention = options.retention ?? {};
   return {
-    keyPrefix: options.keyPrefix ?? 'progress:',
+    keyPrefix: options.keyPrefix === undefined ? 'progress:' : options.keyPrefix,
     connectionName: name,
     snapshotEvery: whole(options.snapshotEvery, 'snapshotEvery', 1, 1000),
     ttlSeconds: whole(retention.ttlSeconds, 'retention.ttlSeconds', 1, 0),

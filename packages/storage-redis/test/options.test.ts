@@ -154,3 +154,18 @@ describe('RedisStore options: values JSON cannot show', () => {
     }
   });
 });
+
+// Found on 2026-11-30 (review): `keyPrefix: null` (a setting read from JSON or an environment
+// lookup that found nothing) was taken for "not given": the store wrote under the default prefix,
+// beside every other store that kept it, as a misspelt `keyprefix` once did. `connectionName: null`
+// was left out the same way, and `retention: []` kept everything; every other option refused them.
+describe('RedisStore options: null and other wrong types', () => {
+  it.each([
+    [{ keyPrefix: null }, /keyPrefix/],
+    [{ connectionName: null }, /connectionName/],
+    [{ retention: [] }, /retention/],
+    [{ retention: [60] }, /retention/],
+  ])('refuses %j with INVALID_ARGUMENT naming the option, rather than use its default', (options, name) => {
+    expect(() => new RedisStore({ url: 'redis://127.0.0.1:1', ...options } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(name) }));
+  });
+});
