@@ -80,6 +80,9 @@ const UNFED_LIMIT = 10_000;
 /** The most upgrades whose run (epoch) a store keeps (see `#runs`). */
 const RUNS_LIMIT = 10_000;
 
+/** Upgrades `list()` reads (and prunes from the index) per round trip. */
+const LIST_CHUNK = 500;
+
 /** How often an append trims the feed (see `append`). */
 const FEED_TRIM_EVERY = 32;
 
@@ -900,8 +903,8 @@ export class RedisStore implements ProgressStore {
     const ids = await this.#bounded(this.#redis.zrange(this.#keys.index, 0, -1), 'could not read the index of upgrades');
     const rows: UpgradeSummaryRow[] = [];
     const gone: string[] = [];
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
+    for (let i = 0; i < ids.length; i += LIST_CHUNK) {
+      const chunk = ids.slice(i, i + LIST_CHUNK);
       const replies = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hmget(this.#keys.upgrade(id).meta, 'row', 'fast'))), 'could not read the upgrades');
       chunk.forEach((id, k) => {
         const [text, fast] = replies[k] ?? [];
@@ -910,8 +913,17 @@ export class RedisStore implements ProgressStore {
       });
     }
     // Upgrades that expired (retention TTL) leave their index entry behind: drop it now, each only
-    // if still gone (one created again under the same id meanwhile stays listed).
-    if (gone.length > 0) await this.#bounded(this.#prune(gone), 'could not prune the index').catch((err: unknown) => this.#logger.debug({ err }, 'could not prune the index'));
+    // if still gone (one created again under the same id meanwhile stays listed). In chunks, each
+    // bounded: all those expired since the last list() may be many, and one call with them all (its
+    // arguments spread) overflowed the stack past ~60,000, so that none was ever pruned again.
+    for (let i = 0; i < gone.length; i += LIST_CHUNK) {
+      try {
+        await this.#bounded(this.#prune(gone.slice(i, i + LIST_CHUNK)), 'could not prune the index');
+      } catch (err) {
+        this.#logger.debug({ err }, 'could not prune the index');
+        break;
+      }
+    }
     return filterRows(rows, filter);
   }
 

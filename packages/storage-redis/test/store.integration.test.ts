@@ -960,6 +960,31 @@ describe('RedisStore: retention', () => {
     await store.close();
   });
 
+  // Found on 2026-11-30 (review): list() sent every expired upgrade's id and meta key as the
+  // arguments of one call (`progressPruneV1(...metas, ...gone)`): past ~60,000 of them (expired
+  // since the last list()), that spread overflowed the JavaScript stack ("Maximum call stack size
+  // exceeded", logged at debug), nothing was pruned, and since the index only grew from then on,
+  // every later list() read them all again and failed the same way.
+  it.each(['single', 'cluster'] as const)(
+    'list() prunes the index entries of 100,000 expired upgrades (%s mode), not only a few',
+    { timeout: 60_000 },
+    async (mode) => {
+      const store = makeStore(prefixes, { mode, commandTimeoutMs: 30_000 });
+      const f = new EventFactory('kept');
+      await appendBatch(store, f, 2);
+      if (mode === 'cluster') while ((await admin.zscore(store.keys.index, f.upgradeId)) === null) await new Promise((r) => setTimeout(r, 10));
+      const n = 100_000;
+      for (let i = 0; i < n; i += 10_000) {
+        const members: Array<string | number> = [];
+        for (let j = i; j < i + 10_000; j++) members.push(j, `expired-${j}`);
+        await admin.zadd(store.keys.index, ...members);
+      }
+      expect((await store.list()).map((r) => r.upgradeId)).toEqual(['kept']);
+      expect(await admin.zrange(store.keys.index, 0, -1)).toEqual(['kept']);
+      await store.close();
+    },
+  );
+
   it.each(['single', 'cluster'] as const)('list() prunes an index entry only while its upgrade is still gone (%s mode)', async (mode) => {
     const store = makeStore(prefixes, { mode });
     const f = new EventFactory('listed');
