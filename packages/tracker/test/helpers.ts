@@ -94,18 +94,21 @@ const packageDir = fileURLToPath(new URL('..', import.meta.url));
 /**
  * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), stdout not
  * a terminal, with its output collected: both streams as printed (`output`), and each on its own.
- * The caller kills it when done (`child`).
+ * The caller kills it when done (`child`). `options.stdout`: a file descriptor its stdout goes to instead.
  */
-export function spawnCli(args: string[]): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+export function spawnCli(
+  args: string[],
+  options: { stdout?: number } = {},
+): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
     cwd: packageDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
   let text = '';
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout?.on('data', (d: Buffer) => {
     text += d.toString();
     out += d.toString();
   });

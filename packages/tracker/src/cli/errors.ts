@@ -81,6 +81,15 @@ export class Interrupted extends CliError {
 }
 
 /**
+ * The command's error for output it could not write: its reader went away (`| head -1`, EPIPE), which
+ * stops it as Ctrl-C does (exit 130, without a word); any other failure (a full disk) is said, exit 4.
+ */
+export function outputError(err: unknown): CliError {
+  if ((err as { code?: unknown } | null)?.code === 'EPIPE') return new Interrupted();
+  return new CliError(`cannot write the output: ${err instanceof Error ? err.message : String(err)}`, ExitCode.UNAVAILABLE);
+}
+
+/**
  * `work`, or an {@link Interrupted} rejection as soon as `signal` aborts. The CLI's signal handler
  * only aborts its controller (a second Ctrl-C exits at once): a wait that does not listen to that
  * signal (a store's read, which for Redis ends only at its 3 s timeout, and for a folder on a hung

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { assertValidId, redactUrl } from '@progress/core';
-import { CliError, ExitCode, Interrupted, untilInterrupted } from './errors.js';
+import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { legacyHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
@@ -104,6 +104,37 @@ export function selfCommand(script: string | undefined = process.argv[1], cwd: s
   return `node ${shellArg(path.startsWith('..') ? script : path)}`;
 }
 
+/**
+ * Writes `text` to `out`, resolved once it is written. A write that fails (a full disk, stdout closed
+ * by its reader) rejects with the command's error for it ({@link outputError}): the output is the
+ * result a script reads, and a command that lost it exited 0. A write after a failed one fails as
+ * "destroyed": the first failure is the one said. `signal` (Ctrl-C, SIGTERM, or a failed write)
+ * stops the wait: a reader that takes nothing (a pager left open) would hold the command for ever.
+ */
+function write(out: NodeJS.WriteStream, text: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // A failed write aborts the signal too (main's onOutputError): its error, not an interruption.
+    const stop = () => reject(out.errored ? outputError(out.errored) : new Interrupted());
+    if (signal?.aborted) return stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    out.write(text, (e) => {
+      signal?.removeEventListener('abort', stop);
+      if (e) reject(outputError(out.errored ?? e));
+      else resolve();
+    });
+  });
+}
+
+/** Says why the command failed, on `err`; returns its exit code. */
+function failed(e: unknown, err: NodeJS.WriteStream): number {
+  // Stopped while it waited for its source: nothing to say, as a `watch` stopped by Ctrl-C.
+  if (e instanceof Interrupted) return e.exitCode;
+  const error = e instanceof CliError ? e : storeError(e);
+  // A message may quote a server or a store: their control characters become spaces (its own line breaks stay).
+  err.write(`progress: ${error.message.split('\n').map(safeText).join('\n')}\n`);
+  return error.exitCode;
+}
+
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 
@@ -136,15 +167,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.version) {
-    out.write(`${version()}\n`);
-    return ExitCode.OK;
-  }
+  if (values.version) return write(out, `${version()}\n`).then(() => ExitCode.OK, (e: unknown) => failed(e, err));
   if (values.help || !command || command === 'help') {
     // Asked for: on stdout. No command at all is a usage error: on stderr, as every other one.
-    if (command || values.help) out.write(`${USAGE}\n`);
-    else err.write(`${USAGE}\n`);
-    return command || values.help ? ExitCode.OK : ExitCode.USAGE;
+    if (command || values.help) return write(out, `${USAGE}\n`).then(() => ExitCode.OK, (e: unknown) => failed(e, err));
+    err.write(`${USAGE}\n`);
+    return ExitCode.USAGE;
   }
 
   try {
@@ -199,7 +227,9 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           command: selfCommand(),
         });
         await tracker.close();
-        return interrupted ? ExitCode.INTERRUPTED : ExitCode.OK;
+        // What it printed reached stdout (or the command says why not).
+        await write(out, '', controller.signal);
+        return ExitCode.OK;
       }
       case 'watch': {
         const source = withPrefix(await parseSource(rest[0], true), values.prefix);
@@ -242,7 +272,9 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           }
         }
         view.finish();
-        return interrupted ? ExitCode.INTERRUPTED : exitCodeFor(state);
+        // What it printed reached stdout (or the command says why not).
+        await write(out, '', controller.signal);
+        return exitCodeFor(state);
       }
       case 'ls':
       case 'show': {
@@ -258,7 +290,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
             if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayLegacyHint(source);
             throw e;
           }
-          out.write(`${text}\n`);
+          await write(out, `${text}\n`, controller.signal);
           const none = command === 'ls' && (text === 'no upgrades' || text === '[]');
           // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
           if (none) await sayLegacyHint(source);
@@ -278,12 +310,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
     }
   } catch (e) {
-    // Stopped while it waited for its source: nothing to say, as a `watch` stopped by Ctrl-C.
-    if (e instanceof Interrupted) return e.exitCode;
-    const error = e instanceof CliError ? e : storeError(e);
-    // A message may quote a server or a store: their control characters become spaces (its own line breaks stay).
-    err.write(`progress: ${error.message.split('\n').map(safeText).join('\n')}\n`);
-    return error.exitCode;
+    return failed(e, err);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
