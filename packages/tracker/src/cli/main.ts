@@ -125,14 +125,35 @@ function write(out: NodeJS.WriteStream, text: string, signal?: AbortSignal): Pro
   });
 }
 
-/** Says why the command failed, on `err`; returns its exit code. */
-function failed(e: unknown, err: NodeJS.WriteStream): number {
+/**
+ * Says why the command failed, on `err`; returns its exit code. `args` are the command line's
+ * arguments and option values: one that is a URL is never quoted with its password or token.
+ */
+function failed(e: unknown, err: NodeJS.WriteStream, args: readonly string[] = []): number {
   // Stopped while it waited for its source: nothing to say, as a `watch` stopped by Ctrl-C.
   if (e instanceof Interrupted) return e.exitCode;
   const error = e instanceof CliError ? e : storeError(e);
   // A message may quote a server or a store: their control characters become spaces (its own line breaks stay).
-  err.write(`progress: ${error.message.split('\n').map(safeText).join('\n')}\n`);
+  err.write(`progress: ${withoutSecrets(error.message, args).split('\n').map(safeText).join('\n')}\n`);
   return error.exitCode;
+}
+
+/**
+ * `message` with each of `args` that is a URL holding a password or token masked (as redactUrl
+ * does), as it is and as JSON quotes it. A URL put where the command takes an id or nothing
+ * (`progress demo redis://:pw@host`, which needs `--redis`; a folder and a URL in the wrong order) is
+ * quoted whole by the error that refuses it.
+ */
+function withoutSecrets(message: string, args: readonly string[]): string {
+  for (const arg of args) {
+    const masked = redactUrl(arg);
+    // Only one it masked something in: redactUrl also normalizes a URL (`ws://host:8765` -> `ws://host:8765/`).
+    if (masked.split('***').length === arg.split('***').length) continue;
+    // Replaced by functions: a replacement string's `$&` is the text it replaces (the URL, whole).
+    const quoted = JSON.stringify(masked).slice(1, -1);
+    message = message.replaceAll(arg, () => masked).replaceAll(JSON.stringify(arg).slice(1, -1), () => quoted);
+  }
+  return message;
 }
 
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
@@ -167,6 +188,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
+  const args = [...positionals, ...Object.values(values).filter((value) => typeof value === 'string')];
   if (values.version) return write(out, `${version()}\n`).then(() => ExitCode.OK, (e: unknown) => failed(e, err));
   if (values.help || !command || command === 'help') {
     // Asked for: on stdout. No command at all is a usage error: on stderr, as every other one.
@@ -179,8 +201,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     checkArguments(command, values, rest);
     if (values.token !== undefined && !HEADER_TOKEN.test(values.token)) throw new CliError('--token must be printable ASCII without spaces');
   } catch (e) {
-    err.write(`progress: ${(e as Error).message}\n`);
-    return ExitCode.USAGE;
+    return failed(e, err, args);
   }
 
   /** A folder source that holds the old module's files itself: said on stderr, naming the folder to give (see legacyHint). */
@@ -310,7 +331,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
     }
   } catch (e) {
-    return failed(e, err);
+    return failed(e, err, args);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -1,0 +1,39 @@
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupTempDirs, spawnCli, tempDir } from './helpers.js';
+
+// A URL put where the command takes an id or nothing (`progress demo redis://:pw@host`, for which
+// `--redis` is needed; no command at all; a folder and a Redis URL given in the wrong order) is
+// refused with exit 2, and the error that refuses it quoted the URL whole: the password or token went
+// to stderr (a CI log), which every other message of the CLI masks.
+
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+  cleanupTempDirs();
+});
+
+describe('progress: a URL with a password given in the wrong place', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir('misplaced');
+  });
+  for (const args of [
+    ['demo', 'redis://:S3cretPw@127.0.0.1:6379'],
+    // A `$&` in what stays of the URL is the text replaced, to String.replace: the URL again, whole.
+    ['demo', 'redis://us$&er:S3cretPw@127.0.0.1:6379'],
+    ['redis://:S3cretPw@127.0.0.1:6379'],
+    ['ls', '<dir>', 'redis://alice:S3cretPw@127.0.0.1:6379'],
+    ['show', '<dir>', 'redis://:S3cretPw@127.0.0.1:6379'],
+    ['watch', '<dir>', 'redis://:S3cretPw@127.0.0.1:6379'],
+    ['watch', '<dir>', 'ws://127.0.0.1:1/ws?token=S3cretPw'],
+  ]) {
+    it(`${args.join(' ')}: refused with exit 2, the URL named without its secret`, async () => {
+      const run = spawnCli(args.map((a) => (a === '<dir>' ? dir : a)));
+      children.push(run.child);
+      const code = await run.exited;
+      expect({ code, output: run.output() }).toMatchObject({ code: 2, output: expect.stringMatching(/^progress: .*(redis:\/\/(alice|us\$&er)?:\*\*\*@127\.0\.0\.1:6379|token=\*\*\*)/) });
+      expect(run.output()).not.toContain('S3cretPw');
+    }, 20_000);
+  }
+});
