@@ -201,8 +201,8 @@ export function lastEvents(state: Readonly<UpgradeProgress>, n: number): Progres
 /** One plain line for an event: what `watch` prints when stdout is not a terminal. */
 export function renderEventLine(event: ProgressEvent, state?: Readonly<UpgradeProgress>): string {
   const task = event.taskId ? ` ${safeText(event.taskId)}` : '';
-  const p = event.percentage !== undefined ? ` ${event.percentage}%` : '';
-  const overall = state ? ` overall=${state.overallPercentage}%` : '';
+  const p = event.percentage !== undefined ? ` ${safeText(event.percentage)}%` : '';
+  const overall = state ? ` overall=${safeText(state.overallPercentage)}%` : '';
   // Every field may come from a server or a store: none may reach the terminal with its control characters.
   return `${safeText(event.timestamp)} #${event.seq} ${safeText(event.upgradeId)} ${safeText(event.type)}${task} ${safeText(event.status)}${p} ${safeText(event.message)}${overall}`;
 }

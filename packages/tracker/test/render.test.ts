@@ -22,6 +22,19 @@ describe('renderProgress and renderEventLine', () => {
     expect(text).toContain('PWNED');
   });
 
+  it('prints an event line without the control characters of a percentage that is not a number', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    const event = await tracker.updateTaskProgress('t', 10);
+    const state = structuredClone(tracker.progress) as UpgradeProgress;
+    await tracker.close();
+    // Numbers of a server's frame are what it sent: the line printed them as they came.
+    const line = renderEventLine({ ...event, percentage: ESC as unknown as number }, { ...state, overallPercentage: ESC as unknown as number });
+    expect(line).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
+    expect(line).toContain('PWNED');
+  });
+
   it('prints names without bidi override and isolate controls, which would show a line in another order than it holds', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u4', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();

@@ -113,7 +113,7 @@ function renderStateLine(state: Readonly<UpgradeProgress>): string {
   const tasks = Object.values(state.tasks);
   const done = tasks.filter((t) => t.status === 'completed' || t.status === 'skipped').length;
   const phase = state.currentPhase ? ` phase=${safeText(state.currentPhase)}` : '';
-  return `${safeText(state.updatedAt)} ${safeText(state.upgradeId)} state ${safeText(state.status)} at seq ${state.lastSeq} overall=${state.overallPercentage}%${phase} tasks=${done}/${tasks.length}`;
+  return `${safeText(state.updatedAt)} ${safeText(state.upgradeId)} state ${safeText(state.status)} at seq ${state.lastSeq} overall=${safeText(state.overallPercentage)}%${phase} tasks=${done}/${tasks.length}`;
 }
 
 // Cuts a line to `width` visible cells, keeping ANSI colour codes out of the count. Counted in cells

@@ -391,7 +391,15 @@ async function followWatch(
 /** Enough of an {@link UpgradeProgress} to fold events into and draw. */
 function isState(data: unknown): data is UpgradeProgress {
   const s = data as Partial<UpgradeProgress> | null;
-  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.lastSeq) && typeof s.status === 'string' && typeof s.tasks === 'object' && s.tasks !== null;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    Number.isSafeInteger(s.lastSeq) &&
+    typeof s.status === 'string' &&
+    Number.isFinite(s.overallPercentage) &&
+    typeof s.tasks === 'object' &&
+    s.tasks !== null
+  );
 }
 
 /**
@@ -678,6 +686,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
             case 'progress_event': {
               if (msg.upgradeId !== target || awaitingSubscribed) break;
               const event = msg.data as ProgressEvent;
+              // The reducer takes a percentage as it comes: a string would be drawn as the task's (its text, escapes and all).
+              if (event?.percentage !== undefined && !Number.isFinite(event.percentage)) throw new TypeError('an event whose percentage is not a number');
               if (state && event.seq > state.lastSeq + 1) {
                 // Never show a gap: ask again from what we have, once; the frames after this one
                 // until the server answers are the old subscription's (see awaitingSubscribed).
