@@ -34,12 +34,21 @@ export function formatUpgrade(state: Readonly<UpgradeProgress>): string {
   return lines.join('\n');
 }
 
+/**
+ * `value` as indented JSON, with the characters {@link safeText} takes out of the text output that
+ * JSON.stringify leaves as they are (DEL, C1 controls such as U+009B, a CSI to a terminal that reads
+ * it, and bidi controls) escaped as `\uXXXX`: the JSON says the same, the terminal gets none of them.
+ */
+function safeJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** `progress ls`. */
 export async function listUpgrades(store: ProgressStore, json: boolean): Promise<string> {
   const rows = await store.list().catch((err: unknown) => {
     throw storeError(err);
   });
-  return json ? JSON.stringify(rows, null, 2) : formatRows(rows);
+  return json ? safeJson(rows) : formatRows(rows);
 }
 
 /** `progress show`. */
@@ -49,5 +58,5 @@ export async function showUpgrade(store: ProgressStore, upgradeId: string | unde
     throw storeError(err);
   });
   if (!state) throw new CliError(`no upgrade "${upgradeId}" in this source`, ExitCode.NOT_FOUND);
-  return json ? JSON.stringify(state, null, 2) : formatUpgrade(state);
+  return json ? safeJson(state) : formatUpgrade(state);
 }
