@@ -23,7 +23,7 @@ afterAll(() => {
   cleanupTempDirs();
 });
 
-function cli(args: string[], options: { stdout?: number } = {}): ReturnType<typeof spawnCli> {
+function cli(args: string[], options: { stdout?: number; stderr?: number } = {}): ReturnType<typeof spawnCli> {
   const run = spawnCli(args, options);
   children.push(run.child);
   return run;
@@ -61,4 +61,25 @@ describe('output that cannot be written', () => {
     run.child.stdout!.once('data', () => run.child.stdout!.destroy());
     expect({ code: await run.exited, stderr: run.stderr() }).toEqual({ code: 130, stderr: '' });
   }, 20_000);
+});
+
+// Nothing can be said when stderr itself fails (a full disk, its reader gone): the command's exit
+// code is all a script gets. The write's error was an unhandled 'error' event, and every command
+// that had something to say on stderr crashed with exit 1 ("the watched upgrade failed").
+describe('stderr that cannot be written', () => {
+  for (const [args, code] of [
+    [['ls', '/nonexistent-progress-folder'], 3],
+    [['ls', '--no-such-option'], 2],
+    [['show', '{dir}', 'nope'], 3],
+  ] as const) {
+    it(`${args.join(' ')} still exits ${code}`, async () => {
+      const full = openSync('/dev/full', 'w');
+      try {
+        const run = cli(args.map((a) => (a === '{dir}' ? dir : a)), { stderr: full });
+        expect(await run.exited).toBe(code);
+      } finally {
+        closeSync(full);
+      }
+    }, 20_000);
+  }
 });

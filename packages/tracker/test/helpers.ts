@@ -94,15 +94,15 @@ const packageDir = fileURLToPath(new URL('..', import.meta.url));
 /**
  * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), stdout not
  * a terminal, with its output collected: both streams as printed (`output`), and each on its own.
- * The caller kills it when done (`child`). `options.stdout`: a file descriptor its stdout goes to instead.
+ * The caller kills it when done (`child`). `options.stdout`, `options.stderr`: a file descriptor the stream goes to instead.
  */
 export function spawnCli(
   args: string[],
-  options: { stdout?: number } = {},
+  options: { stdout?: number; stderr?: number } = {},
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
     cwd: packageDir,
-    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+    stdio: ['ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
   let text = '';
@@ -112,7 +112,7 @@ export function spawnCli(
     text += d.toString();
     out += d.toString();
   });
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr?.on('data', (d: Buffer) => {
     text += d.toString();
     err += d.toString();
   });

@@ -5,6 +5,9 @@ import { main } from './main.js';
 // A write to stdout after its reader went away (`| head -1`) fails with EPIPE, also once main() is
 // done with it: main() stops on the first one; the later ones change nothing.
 process.stdout.on('error', () => {});
+// A message that cannot be written to stderr (a full disk, its reader gone) has nowhere else to go:
+// the exit code still says what happened, where the unhandled error crashed the command with exit 1.
+process.stderr.on('error', () => {});
 
 main(process.argv.slice(2)).then(
   (code) => {
