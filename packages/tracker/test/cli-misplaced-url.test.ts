@@ -37,3 +37,15 @@ describe('progress: a URL with a password given in the wrong place', () => {
     }, 20_000);
   }
 });
+
+// parseArgs quotes an option it does not know as given: an upgrade id taken from elsewhere
+// (`progress show dir "$ID"`) that starts with `--` reached stderr with its terminal escapes.
+describe('progress: an unknown option', () => {
+  it('is named without its control characters, with exit 2', async () => {
+    const run = spawnCli(['show', '.', '--\u001b]0;OWNED\u0007\u001b[2J']);
+    children.push(run.child);
+    expect(await run.exited).toBe(2);
+    expect(run.stderr()).toMatch(/^progress: Unknown option '-- \]0;OWNED {2}\[2J'/);
+    expect(run.stderr()).not.toContain('\u001b');
+  }, 20_000);
+});

@@ -183,8 +183,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       },
     });
   } catch (e) {
-    err.write(`progress: ${(e as Error).message}\n\n${USAGE}\n`);
-    return ExitCode.USAGE;
+    // parseArgs quotes the option it refuses as given: an id from elsewhere that starts with `--` may hold terminal escapes.
+    return failed(new CliError(`${(e as Error).message}\n\n${USAGE}`), err, argv);
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
