@@ -165,15 +165,16 @@ export function renderProgress(state: Readonly<UpgradeProgress>, options: Render
   for (const [i, task] of tasks.entries()) {
     const indent = '  '.repeat(depths[i]!);
     const name = fitCells(safeText(`${indent}${task.taskName}`), nameWidth);
-    const steps = task.totalSteps !== null ? ` ${task.completedSteps}/${task.totalSteps}` : '';
+    // Numbers too may come from a server's snapshot as anything: no field reaches the terminal as it came.
+    const steps = task.totalSteps !== null ? ` ${safeText(task.completedSteps)}/${safeText(task.totalSteps)}` : '';
     const extra = task.status === 'failed' && task.errorMessage ? `  ${safeText(task.errorMessage)}` : task.currentStep ? `  ${safeText(task.currentStep)}` : '';
-    const retry = task.retryCount > 0 ? ` (retry ${task.retryCount})` : '';
+    const retry = task.retryCount > 0 ? ` (retry ${safeText(task.retryCount)})` : '';
     lines.push(paint(task.status, `${ICONS[task.status]} ${name} ${bar(task.percentage, Math.round(width * 0.66))} ${pct(task.percentage)}${steps}${retry}${extra}`, color));
   }
   const recent = (options.recentEvents ?? 5) > 0 ? lastEvents(state, options.recentEvents ?? 5) : [];
   if (recent.length) {
     lines.push('recent:');
-    for (const e of recent) lines.push(`  #${e.seq} ${safeText(e.timestamp).slice(11, 19)} ${safeText(e.type).padEnd(16)} ${safeText(e.message)}`);
+    for (const e of recent) lines.push(`  #${safeText(e.seq)} ${safeText(e.timestamp).slice(11, 19)} ${safeText(e.type).padEnd(16)} ${safeText(e.message)}`);
   }
   if (state.status === 'failed' && state.errorMessage) lines.push(paint('failed', `error: ${safeText(state.errorMessage)}`, color));
   return lines;
@@ -204,5 +205,5 @@ export function renderEventLine(event: ProgressEvent, state?: Readonly<UpgradePr
   const p = event.percentage !== undefined ? ` ${safeText(event.percentage)}%` : '';
   const overall = state ? ` overall=${safeText(state.overallPercentage)}%` : '';
   // Every field may come from a server or a store: none may reach the terminal with its control characters.
-  return `${safeText(event.timestamp)} #${event.seq} ${safeText(event.upgradeId)} ${safeText(event.type)}${task} ${safeText(event.status)}${p} ${safeText(event.message)}${overall}`;
+  return `${safeText(event.timestamp)} #${safeText(event.seq)} ${safeText(event.upgradeId)} ${safeText(event.type)}${task} ${safeText(event.status)}${p} ${safeText(event.message)}${overall}`;
 }

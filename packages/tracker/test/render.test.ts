@@ -22,7 +22,7 @@ describe('renderProgress and renderEventLine', () => {
     expect(text).toContain('PWNED');
   });
 
-  it('prints an event line without the control characters of a percentage that is not a number', async () => {
+  it('prints an event line without the control characters of a seq or percentage that is not a number', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
     await tracker.addTask('t', 'T');
@@ -30,9 +30,24 @@ describe('renderProgress and renderEventLine', () => {
     const state = structuredClone(tracker.progress) as UpgradeProgress;
     await tracker.close();
     // Numbers of a server's frame are what it sent: the line printed them as they came.
-    const line = renderEventLine({ ...event, percentage: ESC as unknown as number }, { ...state, overallPercentage: ESC as unknown as number });
+    const line = renderEventLine({ ...event, seq: ESC as unknown as number, percentage: ESC as unknown as number }, { ...state, overallPercentage: ESC as unknown as number });
     expect(line).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
     expect(line).toContain('PWNED');
+  });
+
+  it("prints a task's steps and retries and a recent event's seq without their control characters", async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u6', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    await tracker.updateTaskProgress('t', 10);
+    const state = structuredClone(tracker.progress) as UpgradeProgress;
+    await tracker.close();
+    // What a server's snapshot holds in these fields is what it sent: they were printed as they came.
+    const t = state.tasks.t! as unknown as Record<string, unknown> & { recentEvents: Array<Record<string, unknown>> };
+    Object.assign(t, { totalSteps: ESC, completedSteps: ESC, retryCount: 1, recentEvents: t.recentEvents.map((e) => ({ ...e, seq: ESC })) });
+    const text = renderProgress(state, { recentEvents: 5 }).join('\n');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
+    expect(text).toContain('PWNED');
   });
 
   it('prints names without bidi override and isolate controls, which would show a line in another order than it holds', async () => {

@@ -51,3 +51,27 @@ describe('progress watch: numbers a ws-server sends that are not numbers', () =>
     }, 20_000);
   }
 });
+
+// The last drawing of the upgrade (`finish()`, and every redraw on a terminal) printed a task's steps
+// and a recent event's seq as the snapshot held them: a server's strings, escapes and all.
+describe("progress watch: a snapshot's task fields that are not numbers", () => {
+  it('never print their terminal escapes raw', async () => {
+    const { state, next } = await upgrade();
+    const tasks = (state as { tasks: Record<string, Record<string, unknown> & { recentEvents: Array<Record<string, unknown>> }> }).tasks;
+    const a = tasks.a!;
+    const snapshot = { ...state, tasks: { a: { ...a, totalSteps: ESC, completedSteps: ESC, recentEvents: a.recentEvents.map((e) => ({ ...e, seq: ESC })) } } };
+    const frames = [
+      { type: 'subscribed', upgradeId: 'u1', exists: true },
+      { type: 'snapshot', upgradeId: 'u1', data: snapshot },
+      { type: 'progress_event', upgradeId: 'u1', data: next({ type: 'upgrade.completed', status: 'completed' }) },
+    ];
+    const server = await protocolServer((msg) => (msg.type === 'subscribe' ? frames : []));
+    closers.push(server.close);
+    const run = spawnCli(['watch', server.url, 'u1']);
+    children.push(run.child);
+    const code = await run.exited;
+    expect(run.output()).not.toContain('\u001b');
+    expect(run.stdout()).toContain('OWNED');
+    expect(code).toBe(0);
+  }, 20_000);
+});
