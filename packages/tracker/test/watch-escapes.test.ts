@@ -25,6 +25,17 @@ async function upgrade(): Promise<{ state: object; next: (fields: Partial<Progre
   return { state, next };
 }
 
+/** `progress watch` of u1 on a ws-server that answers its subscribe with `frames`: its exit code, with no terminal escape in what it printed. */
+async function watchServed(frames: object[]): Promise<ReturnType<typeof spawnCli> & { code: number | null }> {
+  const server = await protocolServer((msg) => (msg.type === 'subscribe' ? frames : []));
+  closers.push(server.close);
+  const run = spawnCli(['watch', server.url, 'u1']);
+  children.push(run.child);
+  const code = await run.exited;
+  expect(run.output()).not.toContain('\u001b');
+  return { ...run, code };
+}
+
 // `watch` printed the numbers a ws-server sent as they came, without the control characters taken
 // out of every text it prints: a snapshot whose overallPercentage or an event whose percentage was a
 // string of terminal escapes reached the terminal raw (`| tee`, or a terminal's plain lines), and the
@@ -41,13 +52,8 @@ describe('progress watch: numbers a ws-server sends that are not numbers', () =>
         { type: 'progress_event', upgradeId: 'u1', data: next({ type: 'task.progress', taskId: 'a', percentage: (where === 'event' ? ESC : 50) as number }) },
         { type: 'progress_event', upgradeId: 'u1', data: next({ type: 'upgrade.completed', status: 'completed' }) },
       ];
-      const server = await protocolServer((msg) => (msg.type === 'subscribe' ? frames : []));
-      closers.push(server.close);
-      const run = spawnCli(['watch', server.url, 'u1']);
-      children.push(run.child);
-      const code = await run.exited;
-      expect(run.output()).not.toContain('\u001b');
-      expect({ code, stderr: run.stderr() }).toEqual({ code: 4, stderr: expect.stringMatching(/^progress: the server sent a message this client cannot use \(.*\)\n$/) });
+      const { code, stderr } = await watchServed(frames);
+      expect({ code, stderr: stderr() }).toEqual({ code: 4, stderr: expect.stringMatching(/^progress: the server sent a message this client cannot use \(.*\)\n$/) });
     }, 20_000);
   }
 });
@@ -65,13 +71,8 @@ describe("progress watch: a snapshot's task fields that are not numbers", () => 
       { type: 'snapshot', upgradeId: 'u1', data: snapshot },
       { type: 'progress_event', upgradeId: 'u1', data: next({ type: 'upgrade.completed', status: 'completed' }) },
     ];
-    const server = await protocolServer((msg) => (msg.type === 'subscribe' ? frames : []));
-    closers.push(server.close);
-    const run = spawnCli(['watch', server.url, 'u1']);
-    children.push(run.child);
-    const code = await run.exited;
-    expect(run.output()).not.toContain('\u001b');
-    expect(run.stdout()).toContain('OWNED');
+    const { code, stdout } = await watchServed(frames);
+    expect(stdout()).toContain('OWNED');
     expect(code).toBe(0);
   }, 20_000);
 });

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
@@ -16,10 +15,6 @@ afterEach(async () => {
   tracker = undefined;
 });
 
-function rawSocket(c: TestClient): Socket {
-  return (c.ws as unknown as { _socket: Socket })._socket;
-}
-
 describe('slow clients (acceptance 3)', () => {
   it('closes a paused client with 1013 once its buffer passes the limit, while a healthy client receives all 20,000 events of 4 KB', async () => {
     const warnings: string[] = [];
@@ -35,7 +30,7 @@ describe('slow clients (acceptance 3)', () => {
     clients.push(healthy, paused);
     for (const c of [healthy, paused]) c.send({ type: 'subscribe', upgradeId: 'big' });
     await Promise.all([healthy, paused].map((c) => c.next((m) => m.type === 'snapshot')));
-    rawSocket(paused).pause();
+    paused.socket.pause();
 
     const total = 20_000;
     const pad = 'x'.repeat(4000);
@@ -57,7 +52,7 @@ describe('slow clients (acceptance 3)', () => {
     expect(server.getStats().slowClientsClosed).toBe(1);
     expect(warnings).toContain('closing a client whose send buffer passed maxBufferedBytes');
     // Let the paused client read what was queued for it: it ends with the 1013 close frame.
-    rawSocket(paused).resume();
+    paused.socket.resume();
     expect(await paused.closed).toBe(1013);
     expect(paused.seqs('big').length).toBeLessThan(total);
     for (let i = 0; i < 100 && server.getStats().clients > 1; i++) await sleep(10);
@@ -74,7 +69,7 @@ describe('slow clients (acceptance 3)', () => {
     clients.push(paused);
     paused.send({ type: 'subscribe', upgradeId: 'u1' });
     await paused.next((m) => m.type === 'snapshot');
-    rawSocket(paused).pause();
+    paused.socket.pause();
     const pad = 'y'.repeat(8000);
     for (let i = 0; i < 2000 && server.getStats().slowClientsClosed === 0; i++) await tracker.updateTaskProgress('t', 1 + (i % 98), undefined, { pad });
     expect(server.getStats().slowClientsClosed).toBe(1);
@@ -89,7 +84,7 @@ describe('slow clients (acceptance 3)', () => {
     const dead = await TestClient.connect(url);
     clients.push(live, dead);
     await Promise.all([live, dead].map((c) => c.next((m) => m.type === 'welcome')));
-    rawSocket(dead).pause();
+    dead.socket.pause();
     for (let i = 0; i < 100 && server.getStats().clients > 1; i++) await sleep(20);
     expect(server.getStats().clients).toBe(1);
     await live.answered();

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
+import { closedAfterEach, expectConsecutive, openTracker, sleep } from './helpers.js';
 
 // A frame larger than half of maxBufferedBytes is not counted against the limit while it is being
 // sent (a big snapshot, or a big live event: the same shared buffer for every client). Held during a
@@ -55,10 +55,6 @@ class GatedPagedStore extends MemoryStore {
   }
 }
 
-function rawSocket(c: TestClient): Socket {
-  return (c.ws as unknown as { _socket: Socket })._socket;
-}
-
 /**
  * A server on an http.Server of the test (so that the test sees the server's side of each connection),
  * a tracked upgrade with `events` events of 8 KB after its first three, and a client that does not
@@ -81,7 +77,7 @@ async function replayWaiting(events: number) {
   for (let i = 0; i < events; i++) await t.updateTaskProgress('t', 1 + (i % 90), undefined, { pad, i });
   const c = await opened.connect(url);
   await c.answered();
-  rawSocket(c).pause();
+  c.socket.pause();
   c.send({ type: 'subscribe', upgradeId: 'r', sinceSeq: 0 });
   // The replay sent more than half of the limit that the client did not take: it waits for a drain.
   const mine = () => sockets.find((s) => s.writableLength > LIMIT / 2);
@@ -97,7 +93,7 @@ describe('a live event larger than half of maxBufferedBytes, held during a repla
     await t.updateTaskProgress('t', 95, undefined, { big: 'B'.repeat(BIG) }); // held: the replay has not reached it
     await t.updateTaskProgress('t', 96); // a small one after it, held too
     expect(server.getStats().slowClientsClosed).toBe(0);
-    rawSocket(c).resume();
+    c.socket.resume();
     const last = before + 2;
     await c.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === last), 30_000, `seq ${last}`);
     await c.answered();
@@ -155,7 +151,7 @@ describe('a live event larger than half of maxBufferedBytes, held during a repla
     expect(server.getStats().slowClientsClosed).toBe(1);
     // Within the limit's worth of them: the big one held opened no more room than its own.
     expect(written * 16_000).toBeLessThanOrEqual(LIMIT + 16_000);
-    rawSocket(c).resume();
+    c.socket.resume();
     expect(await c.closed).toBe(1013);
   });
 });

@@ -1,8 +1,7 @@
-import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, expectConsecutive, openTracker, type TestClient } from './helpers.js';
+import { closedAfterEach, expectConsecutive, openTracker } from './helpers.js';
 
 // Snapshots are the largest frames: a healthy client that reads at a normal speed must get them
 // whatever their size, while a client that does not read is still closed as slow. A `*` subscriber
@@ -34,10 +33,6 @@ async function serve(): Promise<{ server: ProgressWebSocketServer; url: string }
   return { server, url: (await server.start()).url };
 }
 
-function rawSocket(c: TestClient): Socket {
-  return (c.ws as unknown as { _socket: Socket })._socket;
-}
-
 const snapshotSize = (t: ProgressTracker): number => Buffer.byteLength(JSON.stringify(t.durableProgress));
 
 describe('big snapshots to a client that reads', () => {
@@ -66,7 +61,7 @@ describe('big snapshots to a client that reads', () => {
     const reading = await connect(url);
     const paused = await connect(url);
     await paused.answered();
-    rawSocket(paused).pause();
+    paused.socket.pause();
     for (const c of [reading, paused]) c.send({ type: 'subscribe', upgradeId: 'big' });
     expect((await reading.next((m) => m.type === 'snapshot')).seq).toBe(4);
     // Events of 16 KB until the client that does not read is closed (what comes beside the snapshot
@@ -82,7 +77,7 @@ describe('big snapshots to a client that reads', () => {
     expect(written * 16_000).toBeGreaterThan(LIMIT);
     expectConsecutive(reading.seqs('big'), 5, 4 + written);
     expect(reading.closeCode).toBeUndefined();
-    rawSocket(paused).resume();
+    paused.socket.resume();
     expect(await paused.closed).toBe(1013);
   });
 
@@ -91,9 +86,9 @@ describe('big snapshots to a client that reads', () => {
     for (let i = 0; i < 4; i++) await bigUpgrade(server, `b${i}`, 0.7 * LIMIT);
     const c = await connect(url);
     // In one write, so that the server reads them together (as from a client that sends them at once).
-    rawSocket(c).cork();
+    c.socket.cork();
     for (let i = 0; i < 4; i++) c.send({ type: 'subscribe', upgradeId: `b${i}` });
-    rawSocket(c).uncork();
+    c.socket.uncork();
     await c.until((ms) => ms.filter((m) => m.type === 'snapshot').length === 4, 20_000, '4 snapshots');
     await c.answered();
     expect(c.ofType('snapshot').map((m) => m.upgradeId)).toEqual(['b0', 'b1', 'b2', 'b3']);

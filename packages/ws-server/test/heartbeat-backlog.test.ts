@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
@@ -21,10 +20,6 @@ afterEach(async () => {
   server = undefined;
   tracker = undefined;
 });
-
-function rawSocket(c: TestClient): Socket {
-  return (c.ws as unknown as { _socket: Socket })._socket;
-}
 
 /** A server with a short heartbeat, serving one upgrade whose snapshot is about `bytes` long. */
 async function serveBig(bytes: number, heartbeatMs: number): Promise<string> {
@@ -53,7 +48,7 @@ describe('heartbeat of a client reading a backlog', () => {
     const url = await serveBig(32_000_000, 1500);
     const slow = await connect(url);
     // A slow link: a pause after each chunk read.
-    const socket = rawSocket(slow);
+    const socket = slow.socket;
     socket.on('data', () => {
       socket.pause();
       setTimeout(() => socket.resume(), 10);
@@ -70,7 +65,7 @@ describe('heartbeat of a client reading a backlog', () => {
     const url = await serveBig(16_000_000, 200);
     const dead = await connect(url);
     const live = await connect(url);
-    rawSocket(dead).pause();
+    dead.socket.pause();
     dead.send({ type: 'subscribe', upgradeId: 'big' });
     // The snapshot is larger than the slow-client limit's half: not counted, the heartbeat is what ends it.
     for (let i = 0; i < 500 && server!.getStats().clients > 1; i++) await sleep(20);
@@ -85,7 +80,7 @@ describe('heartbeat of a client reading a backlog', () => {
     // and never cut it off.
     const url = await serveBig(16_000_000, 200);
     const dead = await connect(url);
-    rawSocket(dead).pause();
+    dead.socket.pause();
     dead.send({ type: 'subscribe', upgradeId: 'big' });
     let pct = 1;
     for (let i = 0; i < 150 && server!.getStats().clients > 0; i++) {

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { afterEach } from 'vitest';
 import { ProgressTracker, applyEventInPlace, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { WebSocket, type ClientOptions } from 'ws';
@@ -35,6 +36,11 @@ export class TestClient {
       ws.once('error', reject);
       ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
     });
+  }
+
+  /** The client's TCP socket (to pause or cork it: a slow or dead peer as the server sees it). */
+  get socket(): Socket {
+    return (this.ws as unknown as { _socket: Socket })._socket;
   }
 
   #wake(): void {
