@@ -4,13 +4,23 @@
 // by about 45 KB an upgrade. Each test failed before the fix (topics = every upgrade run).
 import { ProgressWebSocketServer } from '@progress/ws-server';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openTracker } from './helpers.js';
+import { openTracker, sleep } from './helpers.js';
 import { Harness } from './two-processes.js';
 
 const harness = new Harness();
 afterAll(() => harness.cleanup());
 const RETAINED = 3;
 const UPGRADES = 10;
+
+/**
+ * Waits (bounded) until `server` holds at most RETAINED topics. The last upgrade's topic is retained,
+ * and the least recently updated let go of, once its state is known to be the ended one (after a
+ * load, a few promise jobs after its last event went out): counted at once, it could still be one more.
+ */
+async function letGo(server: ProgressWebSocketServer): Promise<void> {
+  for (let i = 0; i < 250 && server.getStats().topics > RETAINED; i++) await sleep(20);
+  expect(server.getStats().topics).toBeLessThanOrEqual(RETAINED);
+}
 
 /** A server over `serving` (its store), with a client subscribed to '*', and the store to write with. */
 async function servedWithStar() {
@@ -44,7 +54,7 @@ describe("ws-server over Redis: upgrades that ended are not held for '*' subscri
       expect(star.seqs(`ended-${i}`).filter((s) => s > from)).toEqual(Array.from({ length: 5 - from }, (_, k) => from + k + 1));
     }
     // Before the fix: 10 (one per upgrade ever written, for as long as the * subscriber stays).
-    expect(server.getStats().topics).toBeLessThanOrEqual(RETAINED);
+    await letGo(server);
 
     // One let go of is still served by name, from the store.
     const named = await harness.connect(wsUrl);
@@ -72,6 +82,6 @@ describe("ws-server over Redis: upgrades that ended are not held for '*' subscri
       untrack();
     }
     // Before the fix: 10.
-    expect(server.getStats().topics).toBeLessThanOrEqual(RETAINED);
+    await letGo(server);
   }, 30_000);
 });
