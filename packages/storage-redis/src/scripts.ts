@@ -136,12 +136,12 @@ end
 -- The run as it is holds no '|' (the client escapes one that does): the meta's epoch holding one is
 -- another run (a suffix compare could match it: 'a|b' after an eventId 'a' ends like run 'b'). An
 -- escaped run is compared with the meta's epoch escaped the same way (see escapeRun).
-if runGiven and epoch then
-  if runEscaped then epoch = (string.gsub((string.gsub(epoch, '\\1', '\\1a')), '|', '\\1b'))
-  elseif epoch:find('|', 1, true) then epoch = nil end
-end
-if runGiven and (not epoch or string.sub(ARGV[7], -#epoch - 1) ~= '|' .. epoch) then
-  if stagedKey then rcall('DEL', stagedKey) end return {0, tonumber(lastText), 'run'}
+if runGiven then
+  if epoch and runEscaped then epoch = (string.gsub((string.gsub(epoch, '\\1', '\\1a')), '|', '\\1b'))
+  elseif epoch and epoch:find('|', 1, true) then epoch = nil end
+  if not epoch or string.sub(ARGV[7], -#epoch - 1) ~= '|' .. epoch then
+    if stagedKey then rcall('DEL', stagedKey) end return {0, tonumber(lastText), 'run'}
+  end
 end
 local feedMaxLen, ttl, maxEvents, score = '0', '0', '0', '0'
 local upgradeId, eventId
