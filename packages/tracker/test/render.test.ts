@@ -6,48 +6,47 @@ import { renderEventLine, renderProgress } from '../src/render.js';
 // characters there (a hostile server could clear the screen, retitle the terminal or forge lines).
 const ESC = '\u001b]0;PWNED\u0007\u001b[2J';
 
+/** The state of an upgrade whose task `t` is at 10% (a copy, the tracker closed), and the event that moved it there. */
+async function taskAt10(upgradeId: string): Promise<{ state: UpgradeProgress; event: ProgressEvent }> {
+  const tracker = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c' });
+  await tracker.startUpgrade();
+  await tracker.addTask('t', 'T');
+  const event = await tracker.updateTaskProgress('t', 10);
+  const state = structuredClone(tracker.progress) as UpgradeProgress;
+  await tracker.close();
+  return { state, event };
+}
+
+/** `text` holds ESC's text, none of its control characters. */
+function expectNoControls(text: string): void {
+  expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
+  expect(text).toContain('PWNED');
+}
+
 describe('renderProgress and renderEventLine', () => {
   it('print every field of a state and of an event without its control characters', async () => {
-    const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
-    await tracker.startUpgrade();
-    await tracker.addTask('t', 'T');
-    await tracker.updateTaskProgress('t', 10);
-    const state = structuredClone(tracker.progress) as UpgradeProgress;
-    await tracker.close();
+    const { state } = await taskAt10('u1');
     (state as { status: string }).status = `in_progress${ESC}`;
     const recent = state.tasks.t!.recentEvents;
     recent[recent.length - 1] = { ...recent[recent.length - 1]!, type: `task.progress${ESC}` as ProgressEvent['type'], timestamp: `2026-11-29T08:00:00.000Z${ESC}` };
     const text = renderProgress(state, { recentEvents: 5 }).join('\n') + renderEventLine(recent[recent.length - 1]!, state);
-    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
-    expect(text).toContain('PWNED');
+    expectNoControls(text);
   });
 
   it('prints an event line without the control characters of a seq or percentage that is not a number', async () => {
-    const tracker = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c' });
-    await tracker.startUpgrade();
-    await tracker.addTask('t', 'T');
-    const event = await tracker.updateTaskProgress('t', 10);
-    const state = structuredClone(tracker.progress) as UpgradeProgress;
-    await tracker.close();
+    const { state, event } = await taskAt10('u5');
     // Numbers of a server's frame are what it sent: the line printed them as they came.
     const line = renderEventLine({ ...event, seq: ESC as unknown as number, percentage: ESC as unknown as number }, { ...state, overallPercentage: ESC as unknown as number });
-    expect(line).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
-    expect(line).toContain('PWNED');
+    expectNoControls(line);
   });
 
   it("prints a task's steps and retries and a recent event's seq without their control characters", async () => {
-    const tracker = await ProgressTracker.open({ upgradeId: 'u6', planId: 'p', clusterName: 'c' });
-    await tracker.startUpgrade();
-    await tracker.addTask('t', 'T');
-    await tracker.updateTaskProgress('t', 10);
-    const state = structuredClone(tracker.progress) as UpgradeProgress;
-    await tracker.close();
+    const { state } = await taskAt10('u6');
     // What a server's snapshot holds in these fields is what it sent: they were printed as they came.
     const t = state.tasks.t! as unknown as Record<string, unknown> & { recentEvents: Array<Record<string, unknown>> };
     Object.assign(t, { totalSteps: ESC, completedSteps: ESC, retryCount: 1, recentEvents: t.recentEvents.map((e) => ({ ...e, seq: ESC })) });
     const text = renderProgress(state, { recentEvents: 5 }).join('\n');
-    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/); // eslint-disable-line no-control-regex
-    expect(text).toContain('PWNED');
+    expectNoControls(text);
   });
 
   it('prints names without bidi override and isolate controls, which would show a line in another order than it holds', async () => {
@@ -62,12 +61,7 @@ describe('renderProgress and renderEventLine', () => {
   });
 
   it('prints the ETA with its date when it is not today, so an ETA days away does not read as later today', async () => {
-    const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
-    await tracker.startUpgrade();
-    await tracker.addTask('t', 'T');
-    await tracker.updateTaskProgress('t', 10);
-    const state = { ...structuredClone(tracker.progress), startedAt: '2026-11-28T12:00:00.000Z' } as UpgradeProgress;
-    await tracker.close();
+    const state = { ...(await taskAt10('u3')).state, startedAt: '2026-11-28T12:00:00.000Z' };
     // 10% in one day: nine more days. It printed "eta 12:00:00Z", as if at noon today.
     const overall = (now: string) => renderProgress(state, { now: Date.parse(now) })[1]!;
     expect(overall('2026-11-29T12:00:00.000Z')).toMatch(/ eta 2026-12-08 12:00:00Z$/);
