@@ -90,3 +90,80 @@ describe('slow clients (acceptance 3)', () => {
     await live.answered();
   });
 });
+
+// A ping is written behind what the server queued for the client before it: a client reading a
+// backlog (a snapshot larger than the socket buffers, over a slow link) cannot answer it before it
+// has read all that. The heartbeat took such a client for a dead peer and terminated it after one
+// interval, before the snapshot reached it; it reconnected, to be sent the snapshot and terminated
+// again. (Found by a review on 2026-11-30; the first test failed before the fix.)
+
+/** A server with a short heartbeat, serving one upgrade whose snapshot is about `bytes` long. */
+async function serveBig(bytes: number, heartbeatMs: number): Promise<string> {
+  server = new ProgressWebSocketServer({ port: 0, heartbeatMs });
+  const { url } = await server.start();
+  tracker = await openTracker('big');
+  server.track(tracker);
+  await tracker.startUpgrade();
+  await tracker.addTask('t', 'T');
+  await tracker.updateTaskProgress('t', 1, undefined, { pad: 'p'.repeat(bytes) });
+  return url;
+}
+
+async function connect(url: string): Promise<TestClient> {
+  const c = await TestClient.connect(url);
+  clients.push(c);
+  await c.next((m) => m.type === 'welcome');
+  return c;
+}
+
+describe('heartbeat of a client reading a backlog', () => {
+  it('does not terminate a client that keeps reading a snapshot that takes several heartbeats to arrive', async () => {
+    // The snapshot takes at least 32 MB / 6.4 MB/s = 5 s to read (at most 64 KiB a read, one read per
+    // 10 ms), over two heartbeats after the first ping; what the socket buffers hold once the server's
+    // queue is empty (a few MB) is read within a heartbeat.
+    const url = await serveBig(32_000_000, 1500);
+    const slow = await connect(url);
+    // A slow link: a pause after each chunk read.
+    const socket = slow.socket;
+    socket.on('data', () => {
+      socket.pause();
+      setTimeout(() => socket.resume(), 10);
+    });
+    slow.send({ type: 'subscribe', upgradeId: 'big' });
+    const snapshot = await slow.next((m) => m.type === 'snapshot', 0, 60_000);
+    expect(snapshot.seq).toBe(4);
+    await slow.answered();
+    expect(slow.closeCode).toBeUndefined();
+    expect(server!.getStats().clients).toBe(1);
+  }, 90_000);
+
+  it('still terminates a client that stopped reading with a backlog queued for it (nothing leaves for it)', async () => {
+    const url = await serveBig(16_000_000, 200);
+    const dead = await connect(url);
+    const live = await connect(url);
+    dead.socket.pause();
+    dead.send({ type: 'subscribe', upgradeId: 'big' });
+    // The snapshot is larger than the slow-client limit's half: not counted, the heartbeat is what ends it.
+    for (let i = 0; i < 500 && server!.getStats().clients > 1; i++) await sleep(20);
+    expect(server!.getStats().clients).toBe(1);
+    expect(server!.getStats().slowClientsClosed).toBe(0);
+    await live.answered();
+  }, 30_000);
+
+  it('still terminates a client that stopped reading while new events keep being queued for it', async () => {
+    // What is written while a write waits for the peer waits behind it (in the stream, not in the
+    // socket's queue): a signal that counted those bytes would take such a peer for one reading,
+    // and never cut it off.
+    const url = await serveBig(16_000_000, 200);
+    const dead = await connect(url);
+    dead.socket.pause();
+    dead.send({ type: 'subscribe', upgradeId: 'big' });
+    let pct = 1;
+    for (let i = 0; i < 150 && server!.getStats().clients > 0; i++) {
+      if (i % 3 === 0 && pct < 99) await tracker!.updateTaskProgress('t', ++pct);
+      await sleep(20);
+    }
+    expect(server!.getStats().clients).toBe(0);
+    expect(server!.getStats().slowClientsClosed).toBe(0);
+  }, 30_000);
+});
