@@ -35,7 +35,11 @@ export interface ProgressWebSocketServerOptions {
    * wait) for ever. @default 10000
    */
   handshakeTimeoutMs?: number;
-  /** Called per subscription (and per upgrade of `*`, `get_summary`, `list_upgrades`). @default allow */
+  /**
+   * Called per subscription (and per upgrade of `*`, `get_summary`, `list_upgrades`); `true` allows.
+   * Synchronous: an `async` function is refused with `INVALID_ARGUMENT`, and a promise returned is
+   * taken as a refusal (fetch what it needs in `authenticate`, into the principal). @default allow
+   */
   authorize?: (principal: unknown, upgradeId: string) => boolean;
   /**
    * Origins a browser may connect from (exact `scheme://host[:port]`), or `'*'` for any; others get
@@ -181,6 +185,11 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
   const path = new URL(`http://localhost${given}`).pathname;
   for (const hook of ['authenticate', 'authorize'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw bad(`${hook} must be a function`);
+  }
+  // Its answer is used at once (a `*` subscriber is given an upgrade as its first event goes out): a
+  // promise is no answer, and every subscription would be refused.
+  if (typeof options.authorize === 'function' && (options.authorize as { constructor?: { name?: unknown } }).constructor?.name === 'AsyncFunction') {
+    throw bad('authorize must answer synchronously (return true or false), got an async function; resolve what it needs in authenticate, into the principal');
   }
   if (
     options.allowedOrigins !== undefined &&

@@ -502,12 +502,21 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   #authorized(client: ClientConnection, upgradeId: string): boolean {
     if (!this.#o.authorize) return true;
+    let verdict: unknown;
     try {
-      return this.#o.authorize(client.principal, upgradeId) === true;
+      verdict = this.#o.authorize(client.principal, upgradeId);
     } catch (err) {
       this.#o.logger.warn({ err, upgradeId }, 'authorize threw; refusing');
       return false;
     }
+    // authorize answers synchronously. A promise is no answer: refused, and its rejection caught (left
+    // unhandled, a client's subscribe would end the process).
+    if (verdict !== null && (typeof verdict === 'object' || typeof verdict === 'function') && typeof (verdict as PromiseLike<unknown>).then === 'function') {
+      (verdict as PromiseLike<unknown>).then(undefined, () => {});
+      this.#o.logger.warn({ upgradeId }, 'authorize returned a promise; it must return true or false synchronously; refusing');
+      return false;
+    }
+    return verdict === true;
   }
 
   #refuseWatch(client: ClientConnection, upgradeId: string): void {

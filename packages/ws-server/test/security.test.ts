@@ -230,6 +230,44 @@ describe('authorize and read tokens', () => {
     expect(c.ofType('subscribed', 'secret')).toHaveLength(0);
   });
 
+  it('refuses, and does not crash the process, when authorize returns a promise (one that rejects included): it must answer synchronously', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const t = await openTracker('u1');
+      trackers.push(t);
+      const warnings: unknown[] = [];
+      const logger = { trace() {}, debug() {}, info() {}, warn: (obj: unknown, msg?: string) => void warnings.push(msg ?? obj), error() {}, fatal() {}, child: () => logger };
+      // A Promise-returning function that is not an `async` one (those are refused by the constructor).
+      const authorize = ((_p: unknown, id: string) => (id === 'u1' ? Promise.reject(new Error('auth backend down')) : Promise.resolve(true))) as never;
+      const { url } = await start({ authorize, logger: logger as never });
+      opened.server!.track(t);
+      const c = await connect(url);
+      c.send({ type: 'subscribe', upgradeId: 'u1' });
+      c.send({ type: 'get_summary', upgradeId: 'u1' });
+      c.send({ type: 'list_upgrades' });
+      c.send({ type: 'subscribe', upgradeId: '*' });
+      await c.next((m) => m.type === 'subscribed' && m.upgradeId === '*');
+      await t.startUpgrade();
+      await c.answered();
+      // Rejections are reported on a later turn.
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+      expect(c.ofType('error').map((e) => e.code)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
+      expect(c.ofType('upgrades')[0]!.data).toEqual([]);
+      expect(c.ofType('snapshot')).toHaveLength(0);
+      expect(c.ofType('progress_event')).toHaveLength(0);
+      expect(warnings.some((w) => typeof w === 'string' && /authorize returned a promise/.test(w))).toBe(true);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('refuses an async authorize with INVALID_ARGUMENT: it would refuse every subscription', () => {
+    expect(() => new ProgressWebSocketServer({ authorize: (async () => true) as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/authorize must answer synchronously/) }));
+  });
+
   it('verifies tokens: signature, expiry, shape', () => {
     let now = 1_000_000_000_000;
     const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 60, now: () => now });
