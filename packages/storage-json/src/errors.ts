@@ -1,4 +1,4 @@
-import { ProgressError, type ErrorCode, type ProgressErrorContext } from '@progress/core';
+import { isProgressError, ProgressError, type ErrorCode, type ProgressErrorContext } from '@progress/core';
 
 /** The prefix of every message of this package. */
 export const PKG = '[@progress/storage-json]';
@@ -16,4 +16,12 @@ export function corruptedLine(upgradeId: string, file: string, line: number, why
     { upgradeId, file, line },
     cause,
   );
+}
+
+/**
+ * `err` as the store's error: a `ProgressError` as it is; anything else (a read that failed after
+ * the open: EIO from a failing disk, EISDIR) as `STORE_UNAVAILABLE` naming the file, with the cause.
+ */
+export function unreadable(upgradeId: string, file: string, err: unknown): ProgressError {
+  return isProgressError(err) ? err : storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read ${file}`, { upgradeId, file }, err);
 }

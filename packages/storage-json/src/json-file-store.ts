@@ -25,7 +25,7 @@ import {
   type UpgradeSummaryRow,
 } from '@progress/core';
 import { caseConflict, differOnlyInCase, foundUnderOtherCase, isCaseConflict } from './case-collision.js';
-import { corruptedLine, storeError } from './errors.js';
+import { corruptedLine, storeError, unreadable } from './errors.js';
 import { datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCause, writeFileAtomic } from './fs-utils.js';
 import { legacyIdInFile, readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
@@ -516,7 +516,7 @@ export class JsonFileStore implements ProgressStore {
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
-        if (!isCode(err, 'ENOENT')) throw err;
+        if (!isCode(err, 'ENOENT')) throw storeError('STORE_UNAVAILABLE', `cannot read the folder ${dir}`, { file: dir }, err);
       }
       for (const entry of entries) {
         // An upgrade is a folder: a stray file there (a `.DS_Store` from a Finder window, a note
@@ -1056,6 +1056,8 @@ export class JsonFileStore implements ProgressStore {
         handle = undefined;
       }
       return another ? 'another run' : undefined;
+    } catch (err) {
+      throw unreadable(upgradeId, paths.events, err);
     } finally {
       await handle?.close();
     }
@@ -1102,6 +1104,8 @@ export class JsonFileStore implements ProgressStore {
       const m = /^\{"v":1,"lastSeq":(\d+),"offset":(\d+),/.exec(buf.toString('latin1', 0, bytesRead));
       if (!m) return undefined;
       header = { lastSeq: Number(m[1]), offset: Number(m[2]) };
+    } catch (err) {
+      throw unreadable(upgradeId, paths.snapshot, err);
     } finally {
       await handle.close();
     }
@@ -1132,6 +1136,8 @@ export class JsonFileStore implements ProgressStore {
         file = undefined;
       }
       return header;
+    } catch (err) {
+      throw unreadable(upgradeId, paths.events, err);
     } finally {
       await file?.close();
     }

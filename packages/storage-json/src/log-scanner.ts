@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ProgressEvent } from '@progress/core';
 import { caseConflict, differOnlyInCase } from './case-collision.js';
-import { corruptedLine, storeError } from './errors.js';
+import { corruptedLine, storeError, unreadable } from './errors.js';
 import { isCode } from './fs-utils.js';
 import { decodeEventLine, writeOffsetOf } from './record-codec.js';
 
@@ -106,7 +106,8 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     }
   }
   try {
-    const limit = from.end ?? (await handle.stat()).size;
+    // A read failing past the open (EIO, EISDIR) is the store's STORE_UNAVAILABLE, as a failing open is.
+    const limit = from.end ?? (await handle.stat().catch((err: unknown) => Promise.reject(unreadable(from.upgradeId, from.path, err)))).size;
     let pos = start;
     let carry: Buffer = Buffer.alloc(0);
     let carryOffset = start;
@@ -119,7 +120,7 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     while (pos < limit) {
       const want = Math.min(CHUNK, limit - pos);
       const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await handle.read(buf, 0, want, pos);
+      const { bytesRead } = await handle.read(buf, 0, want, pos).catch((err: unknown) => Promise.reject(unreadable(from.upgradeId, from.path, err)));
       if (bytesRead === 0) break;
       pos += bytesRead;
       const data = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
