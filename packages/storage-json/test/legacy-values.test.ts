@@ -33,6 +33,24 @@ const at = (m: string) => `2025-10-20 05:${m}+00:00`;
 const task = (fields: object) => ({ a: { task_id: 'a', task_name: 'A', status: 'in_progress', started_at: base.started_at, ...fields } });
 
 describe('legacy values that do not fit', () => {
+  it('reads a percentage written as a decimal string (json.dump default=str of a Decimal or a numpy float32) as that number, as the old module read it back', async () => {
+    // (It loaded as no percentage: this task at 0% where the file, and the old module, had 50%.)
+    const events = [
+      { event_id: 'e1', status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: '0.0' },
+      { event_id: 'e2', status: 'in_progress', timestamp: at('26:00'), message: 'Halfway', percentage: '50.0' },
+    ];
+    const { state, events: loaded } = await load({ ...base, status: 'in_progress', tasks: { ...task({ percentage: '50.0', events }), b: { task_id: 'b', task_name: 'B', status: 'in_progress', started_at: base.started_at, percentage: '1E+3' } } });
+    expect(state).toMatchObject({ overallPercentage: 75, tasks: { a: { percentage: 50 }, b: { percentage: 100 } } });
+    expect(loaded.find((e) => e.eventId === 'e2')).toMatchObject({ type: 'task.progress', percentage: 50, details: {} });
+    // Brought into 0..100 as a number would be, the recorded value kept.
+    expect(loaded.find((e) => e.taskId === 'b' && e.type === 'task.progress')).toMatchObject({ percentage: 100, details: { legacyPercentage: '1E+3' } });
+    // A string that is not a decimal number is still no percentage.
+    for (const bad of ['', ' ', 'nan', 'Infinity', '0x10', '50%', 'half']) {
+      const other = await load({ ...base, status: 'in_progress', tasks: task({ percentage: bad }) });
+      expect(other.state, bad).toMatchObject({ tasks: { a: { percentage: 0 } } });
+    }
+  });
+
   it('refuses an upgrade status only a task can have ("skipped") with DATA_CORRUPTED naming the field, instead of loading it as in_progress', async () => {
     const { state, file } = await load({ ...base, status: 'skipped' });
     expect(state).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has a status only a task can have in status: "skipped"`) });

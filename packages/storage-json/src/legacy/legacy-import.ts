@@ -12,6 +12,15 @@ const ENDED: readonly ProgressStatus[] = ['completed', 'failed', 'skipped', 'can
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const strOr = (v: unknown, fallback: string): string => (typeof v === 'string' && v.length > 0 ? v : fallback);
 const numOr = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+/** A decimal number written as a string (`"50.0"`, `"1E+2"`), as Python's float() reads one; not `""`, `"0x10"` or `"nan"`. */
+const DECIMAL = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+/**
+ * A percentage's number: a finite number, or one written as a decimal string. The old module saved
+ * with `json.dump(..., default=str)`, which writes a value that is not a JSON number (a `Decimal`, a
+ * numpy float32 a caller passed) as its `str()`, and its pydantic model read such a string back as
+ * the float it spells.
+ */
+const pctNumOr = (v: unknown): number | undefined => numOr(typeof v === 'string' && DECIMAL.test(v) ? Number(v) : v);
 /** A task's total_steps as the API takes it (a whole number >= 1), else null: 0 steps would make every step 0/0%. */
 const wholeSteps = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : null);
 /**
@@ -85,16 +94,17 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
   };
   /**
    * A percentage in 0..100, or `undefined` for none (null, or NaN and Infinity, which load as null).
+   * One written as a decimal string (`"50.0"`) is that number, as the old module read it back.
    * One outside 0..100 (the old module took any number: 5 of 4 steps made 125) is brought to the
    * nearest end, so that it cannot carry the overall percentage out of 0..100, and the file still
    * loads; the event keeps the recorded value in `details.legacyPercentage`.
    */
   const percentage = (v: unknown): number | undefined => {
-    const n = numOr(v);
+    const n = pctNumOr(v);
     return n === undefined ? undefined : Math.min(100, Math.max(0, n));
   };
   /** `{ legacyPercentage }` when the file's value was brought into 0..100, else nothing. */
-  const keptPercentage = (v: unknown, pct: number | undefined): Obj => (pct !== undefined && v !== pct ? { legacyPercentage: v } : {});
+  const keptPercentage = (v: unknown, pct: number | undefined): Obj => (pct !== undefined && pctNumOr(v) !== pct ? { legacyPercentage: v } : {});
   const duration = (v: unknown): Obj => {
     const ms = typeof v === 'string' ? parsePythonTimedelta(v) : undefined;
     return ms === undefined ? {} : { legacyDuration: v, legacyDurationMs: ms };
