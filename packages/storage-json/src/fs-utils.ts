@@ -52,7 +52,19 @@ export const isCodeOrCause = (err: unknown, code: string): boolean => isCode(err
  * it created so the new entries are durable. Returns true when it created `dir`.
  */
 export async function ensureDir(dir: string, sync: boolean): Promise<boolean> {
-  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  let first: string | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+      break;
+    } catch (err) {
+      // A recursive mkdir that found the folder there (EEXIST), then lost it before its check that it
+      // is a folder (another process's delete moved the upgrade's folder away in between), fails with
+      // ENOENT: the folder is made again, as one that was never there. A few tries only: ENOENT that
+      // stays (a dangling link on the path) is the caller's error.
+      if (!isCode(err, 'ENOENT') || attempt >= 5) throw err;
+    }
+  }
   if (first === undefined) return false;
   if (sync) {
     let d = dir;
