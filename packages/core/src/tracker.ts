@@ -20,7 +20,7 @@ export interface ProgressTrackerOptions {
   planId: string;
   /** Free text, 1..256 characters. Ignored like `planId` when the upgrade exists. */
   clusterName: string;
-  /** Recorded on `upgrade.created`. JSON-serializable. */
+  /** Recorded on `upgrade.created`. A JSON-serializable object, nesting at most 100 levels of objects and arrays. */
   metadata?: Record<string, unknown>;
   /** Where events are kept. @default a new {@link MemoryStore}, closed with the tracker */
   store?: ProgressStore;
@@ -530,7 +530,7 @@ export class ProgressTracker implements AsyncDisposable {
   /**
    * Records a task's percentage (0..100). Starts a not_started task.
    *
-   * @param details JSON-serializable data recorded on the event. A number `completedSteps` and a
+   * @param details JSON-serializable data recorded on the event (an object nesting at most 100 levels). A number `completedSteps` and a
    * string `currentStep` in it move the task's steps as {@link advanceTask} does, and are checked
    * as it checks them.
    */

@@ -75,15 +75,32 @@ export function assertWeight(value: unknown): asserts value is number {
 }
 
 /**
+ * How many levels of objects and arrays `details` and `metadata` may nest (the object itself is
+ * the first): far more than progress data needs, and far within what every copy and serialization
+ * of an event or a state can take.
+ */
+export const MAX_DETAILS_DEPTH = 100;
+
+/** True when `value` (parsed JSON) nests objects and arrays more than `levels` levels deep. */
+function nestsDeeper(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (levels === 0) return true;
+  for (const child of Object.values(value)) if (nestsDeeper(child, levels - 1)) return true;
+  return false;
+}
+
+/**
  * Checks that `value` is a plain, JSON-serializable object and returns a deep copy made from its
  * JSON, so that the caller mutating it later, at any depth, does not change a recorded event, and
  * the event holds what a store that keeps JSON gives back. A value that throws while it is read (a
- * getter, a Proxy trap, a toJSON) is refused like any other bad input.
+ * getter, a Proxy trap, a toJSON) is refused like any other bad input, as is one that nests deeper than
+ * {@link MAX_DETAILS_DEPTH} levels.
  */
 export function toDetails(value: unknown, what = 'details'): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   let notAnObject = false;
   let json: string | undefined;
+  let copy: Record<string, unknown> | undefined;
   try {
     notAnObject = typeof value !== 'object' || Array.isArray(value);
     if (!notAnObject) {
@@ -97,10 +114,18 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
       json = JSON.stringify(value) as string | undefined;
       // A toJSON of its own can turn the object into anything (or nothing): the stored event would
       // then lack its details, or hold something that is not an object.
-      if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) return JSON.parse(json) as Record<string, unknown>;
+      if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) copy = JSON.parse(json) as Record<string, unknown>;
     }
   } catch (cause) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
+  }
+  if (copy !== undefined) {
+    // JSON takes ~4,000 levels, structuredClone (the state copies of the tracker and of the
+    // callbacks) ~2,000: metadata in between was stored, then failed every open() of its upgrade.
+    if (nestsDeeper(copy, MAX_DETAILS_DEPTH)) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must not nest objects and arrays more than ${MAX_DETAILS_DEPTH} levels deep`);
+    }
+    return copy;
   }
   if (notAnObject) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
   throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
