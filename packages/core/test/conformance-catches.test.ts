@@ -102,6 +102,44 @@ class OneByOneStore extends MemoryStore {
   }
 }
 
+/**
+ * A sound store but for list(), which orders the upgrades by when they were first appended to
+ * (an index scored by creation time), newest first, rather than by when they were last updated.
+ */
+class CreationOrderStore extends MemoryStore {
+  readonly #created = new Map<string, number>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(id, events, expectedSeq, state);
+    if (!this.#created.has(id)) this.#created.set(id, this.#created.size);
+  }
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const { limit, ...rest } = filter ?? {};
+    const rows = (await super.list(filter === undefined ? undefined : rest)).sort((a, b) => (this.#created.get(b.upgradeId) ?? 0) - (this.#created.get(a.upgradeId) ?? 0));
+    return limit === undefined ? rows : rows.slice(0, limit);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#created.delete(id);
+    return super.delete(id);
+  }
+}
+
+/** A sound store but for list(), which knows only the upgrades appended to since it was opened: its index is not kept across a reopen. */
+class ForgetfulIndexStore extends MemoryStore {
+  readonly #known = new Set<string>();
+  /** What a restart does to it. */
+  forget(): void {
+    this.#known.clear();
+  }
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(id, events, expectedSeq, state);
+    this.#known.add(id);
+  }
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const rows = await super.list();
+    return filterRows(rows.filter((r) => this.#known.has(r.upgradeId)), filter);
+  }
+}
+
 /** A sound store but for close(), which does nothing. */
 class EverOpenStore extends MemoryStore {
   override async close(): Promise<void> {}
@@ -142,6 +180,21 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that updates its list row for an append it then refuses with CONFLICT', async () => {
     expect(await failedCases({ create: () => new EagerRowsStore(), reopen: (store) => store })).toEqual(['refuses a stale or future expectedSeq with CONFLICT and stores nothing']);
+  });
+
+  it('fails a store whose list() puts the most recently created upgrades first, not the most recently updated', async () => {
+    expect(await failedCases({ create: () => new CreationOrderStore(), reopen: (store) => store })).toEqual(['lists every upgrade it holds, filtered, newest first']);
+  });
+
+  it('fails a store whose list() no longer shows the upgrades it held before a reopen', async () => {
+    const forgetful: StoreFactory = {
+      create: () => new ForgetfulIndexStore(),
+      reopen: (store) => {
+        (store as ForgetfulIndexStore).forget();
+        return store;
+      },
+    };
+    expect(await failedCases(forgetful)).toContain('gives the same state and events after a reopen, and appends on from there');
   });
 
   it('fails a store that goes on working after close()', async () => {

@@ -489,6 +489,10 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const again = await reopen(store, opened);
       assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
       assert.deepEqual(json(await collect(again.readEvents(f.upgradeId, 0))), json(all));
+      // Its list() still shows it, as it was: an index kept only in memory would forget it.
+      const [row] = (await again.list()).filter((r) => r.upgradeId === f.upgradeId);
+      assert.equal(row?.lastSeq, all.length, 'list() after a reopen shows the upgrade held before it');
+      assert.equal(row?.updatedAt, f.state!.updatedAt);
       const more = f.batch(4);
       await again.append(f.upgradeId, more, all.length, f.state!);
       assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
@@ -561,19 +565,28 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
         ['upgrade.completed', 'completed'],
         ['upgrade.failed', 'failed'],
       ];
+      const factories: EventFactory[] = [];
       for (let i = 0; i < ids.length; i++) {
         const f = new EventFactory(ids[i]!);
+        factories.push(f);
         await appendAll(store, f, [5 + i]);
         const [type, status] = finals[i]!;
         const last = f.next(type, { status, details: type === 'upgrade.failed' ? { errorMessage: 'boom' } : { phase: 'P' } });
         await store.append(f.upgradeId, [last], f.lastSeq - 1, f.state!);
       }
+      // The first one created is updated last: the order is by update, not by creation (an index
+      // kept in creation order, newest first, would list c, b, a).
+      const a = factories[0]!;
+      const phases = [1, 2, 3].map((n) => a.next('upgrade.phase_changed', { details: { phase: `P${n}` } }));
+      await store.append(a.upgradeId, phases, a.lastSeq - phases.length, a.state!);
       const rows = (await store.list()).filter((r) => ids.includes(r.upgradeId));
-      // The most recently updated first (the factories' clocks: the last upgrade's events are the latest).
+      // The most recently updated first (the factories' clocks, 1 ms an event from the same start:
+      // a ends at +9 ms, b at +7, c at +8).
       assert.deepEqual(
         rows.map((r) => r.upgradeId),
-        [ids[2], ids[1], ids[0]],
+        [ids[0], ids[2], ids[1]],
       );
+      assert.equal(rows[0]?.updatedAt, a.state!.updatedAt);
       const byId = new Map(rows.map((r) => [r.upgradeId, r]));
       assert.equal(byId.get(ids[0]!)?.status, 'in_progress');
       assert.equal(byId.get(ids[1]!)?.status, 'completed');
