@@ -274,7 +274,8 @@ export class ProgressTracker implements AsyncDisposable {
     assertText(o.clusterName, 'clusterName', 1, 256);
     const options: ProgressTrackerOptions = { ...o, upgradeId: o.upgradeId, planId: o.planId, clusterName: o.clusterName };
     const metadata = toDetails(options.metadata, 'metadata');
-    if (options.sinks !== undefined && (!Array.isArray(options.sinks) || options.sinks.some((s) => !s || typeof s.handle !== 'function'))) {
+    // Array.from: some() skips the hole of `[a, , b]`, which then reached #emit as a sink.
+    if (options.sinks !== undefined && (!Array.isArray(options.sinks) || Array.from(options.sinks).some((s) => !s || typeof s.handle !== 'function'))) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
     }
     // (null too: it is not "no store", which would be a MemoryStore that loses every event with the process.)
