@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, assertAppend, assertValidId, filterRows, toSummaryRow, type ListFilter, type UpgradeSummaryRow, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, ProgressError, assertAppend, assertAppendState, assertReadEvents, assertValidId, filterRows, replayEvents, toSummaryRow, type ListFilter, type UpgradeSummaryRow, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
 import { describeProgressStore, type ConformanceOptions, type StoreFactory } from '../src/testing/index.js';
 import { WatchableMemoryStore } from './watchable-memory-store.js';
 
@@ -140,6 +140,71 @@ class ForgetfulIndexStore extends MemoryStore {
   }
 }
 
+/** The data of {@link OwnWritesStore}, shared by its instances (as a file or a server is). */
+class SharedData {
+  readonly events = new Map<string, ProgressEvent[]>();
+  /** Per upgrade: how many appends were stored, and by which instance the last one. */
+  readonly writes = new Map<string, { count: number; by: object }>();
+}
+
+/**
+ * A store that checks the seq, then writes after a round trip, and guards that gap only against the
+ * other instances over its data (a write of another instance since the check refuses the append,
+ * as a WATCH would): it trusts its own appends never to overlap. Two concurrent appends of one
+ * instance at the same seq are then both stored (the tracker makes them: a write given up on after
+ * `storeTimeoutMs` may still be in flight when the next one is sent).
+ */
+class OwnWritesStore implements ProgressStore {
+  readonly data: SharedData;
+  #closed = false;
+  constructor(data = new SharedData()) {
+    this.data = data;
+  }
+  #check(id: string): void {
+    if (this.#closed) throw new ProgressError('CLOSED', 'OwnWritesStore is closed');
+    assertValidId(id, 'upgradeId');
+  }
+  async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    this.#check(id);
+    assertAppend('OwnWritesStore', id, events, expectedSeq);
+    assertAppendState('OwnWritesStore', id, state);
+    const storedSeq = this.data.events.get(id)?.length ?? 0;
+    if (storedSeq !== expectedSeq) throw new ProgressError('CONFLICT', `at seq ${storedSeq}`, { context: { upgradeId: id, storedSeq } });
+    const seen = this.data.writes.get(id)?.count ?? 0;
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = this.data.writes.get(id);
+    if ((now?.count ?? 0) !== seen && now?.by !== this) throw new ProgressError('CONFLICT', 'another instance wrote meanwhile', { context: { upgradeId: id } });
+    this.data.events.set(id, [...(this.data.events.get(id) ?? []), ...events]);
+    this.data.writes.set(id, { count: (now?.count ?? 0) + 1, by: this });
+  }
+  async load(id: string): Promise<UpgradeProgress | undefined> {
+    this.#check(id);
+    return replayEvents(this.data.events.get(id) ?? []);
+  }
+  async *readEvents(id: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    this.#check(id);
+    assertReadEvents('OwnWritesStore', id, afterSeq, limit);
+    yield* (this.data.events.get(id) ?? []).slice(afterSeq, afterSeq + limit);
+  }
+  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    if (this.#closed) throw new ProgressError('CLOSED', 'OwnWritesStore is closed');
+    const rows: UpgradeSummaryRow[] = [];
+    for (const id of this.data.events.keys()) rows.push(toSummaryRow((await this.load(id))!));
+    return filterRows(rows, filter);
+  }
+  async delete(id: string): Promise<boolean> {
+    this.#check(id);
+    this.data.writes.delete(id);
+    return this.data.events.delete(id);
+  }
+  info() {
+    return { name: 'OwnWritesStore', durable: false };
+  }
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
+
 /** A sound store but for close(), which does nothing. */
 class EverOpenStore extends MemoryStore {
   override async close(): Promise<void> {}
@@ -195,6 +260,15 @@ describe('the conformance suite catches a broken store', () => {
       },
     };
     expect(await failedCases(forgetful)).toContain('gives the same state and events after a reopen, and appends on from there');
+  });
+
+  it('fails a store that stores two concurrent appends of one instance at the same seq (it guards only against other instances)', async () => {
+    const factory: StoreFactory = {
+      create: () => new OwnWritesStore(),
+      reopen: (store) => new OwnWritesStore((store as OwnWritesStore).data),
+      second: (store) => new OwnWritesStore((store as OwnWritesStore).data),
+    };
+    expect(await failedCases(factory)).toEqual(['lets exactly one of two concurrent appenders at the same seq win']);
   });
 
   it('fails a store that goes on working after close()', async () => {
