@@ -735,7 +735,7 @@ export class ProgressTracker implements AsyncDisposable {
       pendingEvents: this.#live.lastSeq - this.#durable.lastSeq,
       closed: this.closed,
       store: this.#store.info(),
-      sinks: this.#sinks.map((s) => s.name),
+      sinks: this.#sinks.map(sinkName),
       subscribers: this.#listeners.length,
     };
   }
@@ -754,10 +754,10 @@ export class ProgressTracker implements AsyncDisposable {
             timer = setTimeout(resolve, this.#sinkFlushTimeoutMs, 'timeout');
           });
           if ((await Promise.race([sink.flush(), timedOut])) === 'timeout') {
-            this.#logger.warn({ upgradeId: this.upgradeId, sink: sink.name, timeoutMs: this.#sinkFlushTimeoutMs }, 'sink flush timed out; going on without it');
+            this.#logger.warn({ upgradeId: this.upgradeId, sink: sinkName(sink), timeoutMs: this.#sinkFlushTimeoutMs }, 'sink flush timed out; going on without it');
           }
         } catch (err) {
-          this.#logger.warn({ err, upgradeId: this.upgradeId, sink: sink.name }, 'sink flush failed');
+          this.#logger.warn({ err, upgradeId: this.upgradeId, sink: sinkName(sink) }, 'sink flush failed');
         } finally {
           clearTimeout(timer);
         }
@@ -1414,7 +1414,7 @@ export class ProgressTracker implements AsyncDisposable {
   }
 
   #sinkFailed(sink: ProgressSink, ev: ProgressEvent, err: unknown): void {
-    this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq, type: ev.type, sink: sink.name }, 'sink failed to handle an event');
+    this.#logger.warn({ err, upgradeId: this.upgradeId, seq: ev.seq, type: ev.type, sink: sinkName(sink) }, 'sink failed to handle an event');
   }
 
   /** Resolves once every event accepted so far is stored or refused. */
@@ -1482,6 +1482,19 @@ function boundedCall<T>(call: () => Promise<T> | T, timeoutMs: number, upgradeId
       },
     );
   });
+}
+
+/**
+ * A sink's name, for logs and diagnostics. A getter that throws must not turn the failure of the
+ * sink being reported into the tracker's own (it escaped the hand-out of an event: the other sinks
+ * missed it and the durable state stopped short of the store).
+ */
+function sinkName(sink: ProgressSink): string {
+  try {
+    return sink.name;
+  } catch {
+    return '(a sink whose name getter threw)';
+  }
 }
 
 /** A flush() call waiting for the events up to `seq`. */
