@@ -101,6 +101,32 @@ const OPTION_NAMES = Object.keys({
 } satisfies Record<keyof RedisStoreOptions, 0>);
 const RETENTION_NAMES = Object.keys({ ttlSeconds: 0, maxEvents: 0 } satisfies Record<keyof RetentionOptions, 0>);
 
+/**
+ * The url as ioredis must get it: the scheme in lower case. Schemes are case-insensitive (RFC 3986),
+ * but ioredis turns TLS on only for a url that starts with `rediss://` as written: `REDISS://` would
+ * connect in the clear.
+ */
+export const normalizedUrl = (url: string): string => url.replace(/^rediss?(?=:\/\/)/i, (scheme) => scheme.toLowerCase());
+
+/**
+ * What the store says about a url it refuses: the URL meant, when there is one it takes (a host:port
+ * without a scheme, `redis:/host` with one slash), or how to reach a Unix socket (a path,
+ * or `unix://`, is not a Redis URL the store takes: `redis:///tmp/redis.sock` names database
+ * "tmp/redis.sock", which it refuses too).
+ */
+function urlMeant(url: string): string {
+  if (url.startsWith('/') || /^(unix|redis\+unix|redis-socket):/i.test(url)) {
+    return ' (a Unix socket is not a url the store takes: pass a client, redis: new Redis({ path }))';
+  }
+  // `redis:/host` (one slash) is a typo of the scheme; `redis:6379` is more likely a host named redis
+  // (a Compose service) than `redis:` without slashes, so the host reading goes first when it parses.
+  const scheme = /^(rediss?):(\/?)(?!\/)/i.exec(url);
+  const fixed = scheme ? `${scheme[1]!.toLowerCase()}://${url.slice(scheme[0].length)}` : undefined;
+  const candidates = scheme?.[2] ? [fixed] : /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? [] : [`redis://${url}`, fixed];
+  const meant = candidates.find((c) => c !== undefined && URL.canParse(c));
+  return meant !== undefined ? ` (did you mean ${JSON.stringify(redactUrl(meant))}?)` : '';
+}
+
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] RedisStore needs an options object');
@@ -110,11 +136,10 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (options.url !== undefined && options.redis !== undefined) {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] give either url or redis, not both');
   }
-  if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url) || !URL.canParse(options.url))) {
+  if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//i.test(options.url) || !URL.canParse(options.url))) {
     // The value is named (its password masked), and a host:port without a scheme gets the URL meant.
     const given = typeof options.url === 'string' ? JSON.stringify(redactUrl(options.url.length > 200 ? `${options.url.slice(0, 200)}...` : options.url)) : describeValue(options.url);
-    const meant = typeof options.url === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(options.url) && URL.canParse(`redis://${options.url}`) ? ` (did you mean ${JSON.stringify(redactUrl(`redis://${options.url}`))}?)` : '';
-    throw invalid(`url must be a valid redis:// or rediss:// URL, got ${given}${meant}`);
+    throw invalid(`url must be a valid redis:// or rediss:// URL, got ${given}${typeof options.url === 'string' ? urlMeant(options.url) : ''}`);
   }
   if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
     throw invalid(`mode must be 'single' or 'cluster', got ${describeValue(options.mode)}`);

@@ -30,7 +30,7 @@ import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js'
 import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, KeyLayout, entryId, type UpgradeKeys } from './keys.js';
-import { resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
+import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { defineScripts, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';
@@ -244,7 +244,7 @@ export class RedisStore implements ProgressStore {
       this.#redis = defineScripts(options.redis);
       this.#url = describeClient(options.redis);
     } else {
-      const url = options.url ?? 'redis://127.0.0.1:6379';
+      const url = normalizedUrl(options.url ?? 'redis://127.0.0.1:6379');
       this.#owns = true;
       this.#url = redactUrl(url);
       assertDatabase(url, this.#url);

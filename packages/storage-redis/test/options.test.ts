@@ -134,6 +134,49 @@ describe('RedisStore options: values JSON cannot show', () => {
     expect(message(6379)).toMatch(/got 6379$/);
   });
 
+  it('takes a scheme in capitals as the same URL (REDISS:// is TLS too), rather than refuse it with a message that shows it in lower case', async () => {
+    // Refused before, as "url must be a valid redis:// or rediss:// URL, got "rediss://127.0.0.1:1"":
+    // the value shown (normalised by the URL parser) was one the store takes.
+    for (const [given, tls] of [
+      ['REDIS://127.0.0.1:1/2', false],
+      ['Rediss://127.0.0.1:1', true],
+    ] as const) {
+      const store = new RedisStore({ url: given, commandTimeoutMs: 100 });
+      try {
+        store.client.on('error', () => {});
+        expect(store.info().url).toBe(given.toLowerCase());
+        // ioredis turns TLS on only for a url that starts with "rediss://" as written.
+        expect(Boolean((store.client as Redis).options.tls)).toBe(tls);
+        expect((store.client as Redis).options.db).toBe(given.endsWith('/2') ? 2 : 0);
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
+  it('does not suggest a URL it refuses itself: a Unix socket path, or redis:/ with one slash', () => {
+    const message = (url: string): string => {
+      try {
+        new RedisStore({ url });
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+        return (err as Error).message;
+      }
+      throw new Error(`accepted ${url}`);
+    };
+    // Was: (did you mean "redis:///tmp/redis.sock"?), a URL whose database "tmp/redis.sock" the store refuses.
+    for (const socket of ['/tmp/redis.sock', 'unix:///tmp/redis.sock', 'redis+unix:///tmp/redis.sock']) {
+      const text = message(socket);
+      expect(text).not.toMatch(/did you mean/);
+      expect(text).toMatch(/Unix socket.*new Redis\(\{ path/);
+    }
+    // Was: (did you mean "redis://redis/127.0.0.1:6379"?).
+    expect(message('redis:/127.0.0.1:6379')).toMatch(/\(did you mean "redis:\/\/127\.0\.0\.1:6379"\?\)$/);
+    // A host named redis (a Compose service) keeps its hint.
+    expect(message('redis:6379')).toMatch(/\(did you mean "redis:\/\/redis:6379"\?\)$/);
+    expect(message('rediss:127.0.0.1:6379')).toMatch(/\(did you mean "rediss:\/\/127\.0\.0\.1:6379"\?\)$/);
+  });
+
   it('refuses a BigInt, a symbol or a function with INVALID_ARGUMENT that names it, not a TypeError from the message', () => {
     const cases: unknown[] = [
       { snapshotEvery: 10n },
