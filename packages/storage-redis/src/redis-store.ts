@@ -1203,5 +1203,13 @@ function describeClient(client: Redis | Cluster): string {
   if ((client as { isCluster?: boolean }).isCluster) return 'redis-cluster';
   const o = (client as Redis).options;
   if (o.path) return `redis+unix://${o.path}`;
-  return `${o.tls ? 'rediss' : 'redis'}://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+  const scheme = o.tls ? 'rediss' : 'redis';
+  // A client made with `sentinels` asks them for the master `name`: its host and port are ioredis'
+  // defaults, which it never connects to.
+  const host = (h: string): string => (h.includes(':') ? `[${h}]` : h);
+  if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
+    const sentinels = o.sentinels.map((s) => `${host(s.host ?? 'localhost')}:${s.port ?? 26379}`).join(',');
+    return `${scheme}+sentinel://${sentinels}/${o.name ?? ''}/${o.db ?? 0}`;
+  }
+  return `${scheme}://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
 }

@@ -115,6 +115,21 @@ describe('RedisStore options: unknown names', () => {
   });
 });
 
+describe('RedisStore.info() of a client passed in', () => {
+  it('names the Sentinels and the master of a client made with sentinels, not the localhost:6379 it never connects to', async () => {
+    // Was "redis://localhost:6379/2" (ioredis' default host and port, unused with sentinels), in
+    // info() and in the errors and logs that name the store's Redis.
+    const client = new Redis({ lazyConnect: true, sentinels: [{ host: 's1.example', port: 26379 }, { host: 's2.example' }], name: 'mymaster', db: 2 });
+    const store = new RedisStore({ redis: client });
+    expect(store.info().url).toBe('redis+sentinel://s1.example:26379,s2.example:26379/mymaster/2');
+    await store.close();
+    const tls = new Redis({ lazyConnect: true, sentinels: [{ host: '10.0.0.1', port: 5000 }], name: 'm', tls: {} });
+    const other = new RedisStore({ redis: tls });
+    expect(other.info().url).toBe('rediss+sentinel://10.0.0.1:5000/m/0');
+    await other.close();
+  });
+});
+
 describe('RedisStore options: values JSON cannot show', () => {
   it('names a url it refuses (its password masked), and the URL meant for a host:port without a scheme', () => {
     const message = (url: unknown): string => {
