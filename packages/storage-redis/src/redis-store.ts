@@ -197,6 +197,12 @@ export class RedisStore implements ProgressStore {
   readonly #watchers = new Set<Redis | Cluster>();
   /** Watcher connections ending (see #release). */
   readonly #releasing = new Set<Promise<void>>();
+  /**
+   * The `delete()`, `load()` and `list()` calls in flight, which close() lets finish on a connected
+   * store (see close): their next command (after the clock's reading, after the index) would
+   * otherwise go out behind its QUIT, which Redis runs last.
+   */
+  readonly #calls = new Set<Promise<unknown>>();
   readonly #onReady = (): void => {
     this.#connectionError = undefined;
     this.#clock.invalidate();
@@ -717,7 +723,19 @@ export class RedisStore implements ProgressStore {
     void done.finally(() => this.#followUps.delete(done));
   }
 
-  async delete(upgradeId: string): Promise<boolean> {
+  delete(upgradeId: string): Promise<boolean> {
+    return this.#tracked(this.#delete(upgradeId));
+  }
+
+  /** `call`, counted among the calls close() lets finish (see #calls). */
+  #tracked<T>(call: Promise<T>): Promise<T> {
+    this.#calls.add(call);
+    const done = (): void => void this.#calls.delete(call);
+    call.then(done, done);
+    return call;
+  }
+
+  async #delete(upgradeId: string): Promise<boolean> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
     // This call's own marker: ioredis re-sends the script after a reconnect, and a re-send of one
@@ -770,7 +788,11 @@ export class RedisStore implements ProgressStore {
 
   // -------------------------------------------------------------------------------------- reads
 
-  async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+  load(upgradeId: string): Promise<UpgradeProgress | undefined> {
+    return this.#tracked(this.#load(upgradeId));
+  }
+
+  async #load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.#check(upgradeId);
     const keys = this.#keys.upgrade(upgradeId);
     const changes = this.#runChanges;
@@ -897,7 +919,11 @@ export class RedisStore implements ProgressStore {
     }
   }
 
-  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+  list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    return this.#tracked(this.#list(filter));
+  }
+
+  async #list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
     this.#assertOpen();
     assertListFilter(filter);
     const ids = await this.#bounded(this.#redis.zrange(this.#keys.index, 0, -1), 'could not read the index of upgrades');
@@ -1056,8 +1082,9 @@ export class RedisStore implements ProgressStore {
   }
 
   /**
-   * Waits for appends in flight, ends every watcher, and quits the connection the store created (a
-   * client passed in stays open). Idempotent.
+   * Waits for appends in flight (and, while connected, for the delete(), load() and list() calls
+   * made before), ends every watcher, and quits the connection the store created (a client passed
+   * in stays open). Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -1065,6 +1092,11 @@ export class RedisStore implements ProgressStore {
       await new Promise<void>((resolve) => queueMicrotask(resolve));
       // Every append handed over is answered by Redis or by the sweeper (deadline) in bounded time.
       if (this.#pending.length > 0 || this.#unsettled > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+      // So do the delete(), load() and list() calls made before, on a connected store (each is bounded
+      // by commandTimeoutMs): a delete's script, or a list's rows, sent after the QUIT below was never
+      // run, and the call failed with CLOSED though it came first. Those still waiting for a connection
+      // that is not up fail with CLOSED once it is ended, as before.
+      while (this.#calls.size > 0 && this.#redis.status === 'ready') await Promise.allSettled([...this.#calls]);
       while (this.#followUps.size > 0) await Promise.allSettled([...this.#followUps]);
       if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
       clearTimeout(this.#probeTimer);

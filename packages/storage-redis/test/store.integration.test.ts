@@ -876,6 +876,28 @@ describe('RedisStore: reads the store closes under', () => {
     expect((await errorOf(listing)).code).toBe('CLOSED');
     expect((await errorOf(deleting)).code).toBe('CLOSED');
   });
+
+  // A delete() first reads the server clock (or waits for its cached offset), and list() reads the
+  // rows after the index: their next command went out after close()'s QUIT, which Redis never ran,
+  // and each failed with CLOSED although it was called first, on a connection that was up.
+  it('finishes a delete(), a list() and a load() called before close() on a connected store, as it does an append', async () => {
+    const store = makeStore(prefixes);
+    const f = new EventFactory('closing-delete');
+    await appendBatch(store, f, 3);
+    const other = new EventFactory('closing-kept');
+    await appendBatch(store, other, 2);
+    const deleting = store.delete(f.upgradeId);
+    const listing = store.list();
+    const loading = store.load(other.upgradeId);
+    await store.close();
+    expect(await deleting).toBe(true);
+    // (With or without the upgrade being deleted: the two race.)
+    expect((await listing).map((row) => row.upgradeId)).toContain(other.upgradeId);
+    expect((await loading)?.lastSeq).toBe(2);
+    expect(await admin.exists(`${store.keys.prefix}{${f.upgradeId}}:meta`)).toBe(0);
+    // Calls after close() are still refused.
+    expect((await errorOf(store.delete(other.upgradeId))).code).toBe('CLOSED');
+  });
 });
 
 describe('RedisStore: retention', () => {
