@@ -127,6 +127,9 @@ function urlMeant(url: string): string {
   return meant !== undefined ? ` (did you mean ${JSON.stringify(redactUrl(meant))}?)` : '';
 }
 
+/** The query parameters a redis:// url means itself (ioredis reads them so, as numbers where they are). */
+const URL_PARAMS: ReadonlySet<string> = new Set(['db', 'username', 'password', 'family']);
+
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] RedisStore needs an options object');
@@ -140,6 +143,18 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     // The value is named (its password masked), and a host:port without a scheme gets the URL meant.
     const given = typeof options.url === 'string' ? JSON.stringify(redactUrl(options.url.length > 200 ? `${options.url.slice(0, 200)}...` : options.url)) : describeValue(options.url);
     throw invalid(`url must be a valid redis:// or rediss:// URL, got ${given}${typeof options.url === 'string' ? urlMeant(options.url) : ''}`);
+  }
+  if (options.url !== undefined) {
+    // ioredis copies every query parameter into its options, as text, ahead of the store's own: a
+    // `?retryStrategy=1` made each reconnect throw, a `?maxRetriesPerRequest=0` replaced the bound on
+    // what is queued through an outage, `?enableOfflineQueue=false` is the text "false" (true).
+    for (const name of new URL(options.url).searchParams.keys()) {
+      if (!URL_PARAMS.has(name)) {
+        // Named only when it looks like an option: a password with an unescaped `?` puts its tail here.
+        const shown = /^[A-Za-z][A-Za-z0-9_]{0,39}$/.test(name) ? JSON.stringify(name) : '(not shown: if it is part of a password, percent-encode the password)';
+        throw invalid(`url query parameter ${shown} is not taken (ioredis would read it as its option, as text, over the store's own); a url takes ${[...URL_PARAMS].join(', ')}: use the store's options, or pass a client (redis: new Redis(url, { ... }))`);
+      }
+    }
   }
   if (options.mode !== undefined && options.mode !== 'single' && options.mode !== 'cluster') {
     throw invalid(`mode must be 'single' or 'cluster', got ${describeValue(options.mode)}`);

@@ -192,6 +192,44 @@ describe('RedisStore options: values JSON cannot show', () => {
     expect(message('rediss:127.0.0.1:6379')).toMatch(/\(did you mean "rediss:\/\/127\.0\.0\.1:6379"\?\)$/);
   });
 
+  it("refuses a url query parameter that ioredis would take as one of its options, over the store's own", () => {
+    // ioredis copies every query parameter into its options, as text, ahead of those the store
+    // gives it: `?retryStrategy=1` made every reconnect throw "retryStrategy is not a function",
+    // `?maxRetriesPerRequest=0` took the place of the store's bound on the commands queued through an
+    // outage, `?enableOfflineQueue=false` (the text "false", which is true) and `?connectionName=`
+    // went by without a word. Only the parameters a redis:// url means itself are taken.
+    for (const [query, name] of [
+      ['retryStrategy=1', 'retryStrategy'],
+      ['maxRetriesPerRequest=0', 'maxRetriesPerRequest'],
+      ['db=2&enableOfflineQueue=false', 'enableOfflineQueue'],
+      ['connectionName=x', 'connectionName'],
+      ['keyPrefix=tenant:', 'keyPrefix'],
+      ['tls=true', 'tls'],
+    ] as const) {
+      let refused: unknown;
+      try {
+        new RedisStore({ url: `redis://127.0.0.1:1/?${query}` });
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused, query).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((refused as Error).message).toContain(`"${name}"`);
+    }
+    // A password with an unescaped `?` puts its tail in the query: refused, and not shown.
+    expect(() => new RedisStore({ url: 'redis://u:Pw@S3c/r?et@127.0.0.1:1/2' })).toThrow(/query parameter \(not shown: .*percent-encode/);
+  });
+
+  it('takes the query parameters a redis:// url means: db, username, password, family', async () => {
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1?db=3&username=u&password=p&family=4', commandTimeoutMs: 100 });
+    try {
+      store.client.on('error', () => {});
+      const o = (store.client as Redis).options;
+      expect([o.db, o.username, o.password, o.family]).toEqual([3, 'u', 'p', 4]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a BigInt, a symbol or a function with INVALID_ARGUMENT that names it, not a TypeError from the message', () => {
     const cases: unknown[] = [
       { snapshotEvery: 10n },
