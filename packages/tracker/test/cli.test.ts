@@ -582,6 +582,25 @@ describe('progress: what a command does not take', () => {
     expect(await run('watch', dir, '--token', '')).toMatchObject({ code: 2, err: expect.stringContaining('--token needs a value') });
     expect(await run('watch', dir, '--connect-timeout', '0x1')).toMatchObject({ code: 2, err: expect.stringContaining('--connect-timeout') });
   });
+
+  it('refuses an option that takes a value given twice, rather than use the last one without a word', async () => {
+    const dir = tempDir('cli-twice');
+    const other = tempDir('cli-twice-other');
+    await seed({ json: dir }, 'u1');
+    // Each would run if accepted (the demo fast, not lingering, on a free port, in the second folder).
+    for (const args of [
+      ['demo', '--dir', dir, '--dir', other, '--speed', '1000', '--linger', '0', '--port', '0'],
+      ['demo', '--dir', other, '--speed', '1000', '--speed', '0.01', '--linger', '0', '--port', '0'],
+      ['demo', '--dir', other, '--speed=1000', '--linger', '0', '--port', '0', '--port=0'],
+      ['ls', 'redis://127.0.0.1:1', '--prefix', 'a:', '--prefix', 'b:'],
+    ]) {
+      const name = args.find((a, i) => a.startsWith('--') && args.slice(i + 1).some((b) => b.split('=')[0] === a.split('=')[0]))!.split('=')[0];
+      const result = await run(...args);
+      expect(result, args.join(' ')).toMatchObject({ code: 2, out: '', err: expect.stringContaining(`${name} is given more than once`) });
+    }
+    // A switch given twice says the same thing twice: still taken.
+    expect((await run('ls', dir, '--json', '--json')).code).toBe(0);
+  });
 });
 
 describe('progress --help and the README', () => {

@@ -85,6 +85,20 @@ function checkArguments(command: string, values: Record<string, string | boolean
   for (const [name, value] of Object.entries(values)) if (value === '') throw new CliError(`--${name} needs a value, got an empty string`);
 }
 
+/**
+ * Refuses an option that takes a value given more than once (`--dir a --dir b`): parseArgs keeps the
+ * last one, and the command ran on one of the two values without a word about the other. A switch
+ * (`--json --json`) says the same thing twice and is taken.
+ */
+function checkRepeats(tokens: ReadonlyArray<{ kind: string; name?: string; value?: string | undefined }>): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.name === undefined || token.value === undefined) continue;
+    if (seen.has(token.name)) throw new CliError(`--${token.name} is given more than once: give it once`);
+    seen.add(token.name);
+  }
+}
+
 /** The source with the Redis key prefix `--prefix` gave, which only a redis:// source takes. */
 function withPrefix(source: Source, prefix: string | undefined): Source {
   if (prefix === undefined) return source;
@@ -166,6 +180,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
+      tokens: true,
       options: {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -186,7 +201,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     // parseArgs quotes the option it refuses as given: an id from elsewhere that starts with `--` may hold terminal escapes.
     return failed(new CliError(`${(e as Error).message}\n\n${USAGE}`), err, argv);
   }
-  const { values, positionals } = parsed;
+  const { values, positionals, tokens } = parsed;
   const [command, ...rest] = positionals;
   const args = [...positionals, ...Object.values(values).filter((value) => typeof value === 'string')];
   if (values.version) return write(out, `${version()}\n`).then(() => ExitCode.OK, (e: unknown) => failed(e, err));
@@ -199,6 +214,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
 
   try {
     checkArguments(command, values, rest);
+    checkRepeats(tokens);
     if (values.token !== undefined && !HEADER_TOKEN.test(values.token)) throw new CliError('--token must be printable ASCII without spaces');
   } catch (e) {
     return failed(e, err, args);
