@@ -412,11 +412,14 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     const now = clock();
     let unanswered = 0;
     let unansweredGivenUp = 0;
+    // The entries to send again, with why. They share one backoff (see #onRequestError): each drawing
+    // its own jittered delay sent the throttled entries of one answer as as many requests, in a random order.
+    const again: Array<{ item: Item; code: string; message: string; missing?: true }> = [];
     items.forEach((item, i) => {
       const result = results[i];
       const code = result?.ErrorCode;
       if (code) {
-        if (this.#opts.retry.retryableEntryCodes.includes(code)) this.#retryItem(item, now, code, result.ErrorMessage ?? '');
+        if (this.#opts.retry.retryableEntryCodes.includes(code)) again.push({ item, code, message: result.ErrorMessage ?? '' });
         else {
           const group = rejected.get(code) ?? { message: result.ErrorMessage ?? '', refs: [] };
           group.refs.push(item.ref);
@@ -428,9 +431,15 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
         // nothing says it was delivered, even when FailedEntryCount is 0. Retried (within retry.maxAttempts), then
         // reported as MissingResult when the answers keep lacking it.
         unanswered += 1;
-        if (!this.#retryItem(item, now, 'MissingResult', 'the PutEvents answer has no result for this entry')) unansweredGivenUp += 1;
+        again.push({ item, code: 'MissingResult', message: 'the PutEvents answer has no result for this entry', missing: true });
       }
     });
+    if (again.length > 0) {
+      const readyAt = now + backoffDelay(Math.max(...again.map((a) => a.item.attempts)), this.#opts.retry);
+      for (const { item, code, message, missing } of again) {
+        if (!this.#retryItem(item, now, code, message, readyAt) && missing) unansweredGivenUp += 1;
+      }
+    }
     if (unanswered > 0) {
       this.#logger.warn(
         { unanswered, retried: unanswered - unansweredGivenUp, givenUp: unansweredGivenUp, entries: items.length, results: results.length, failedEntryCount: failedCount },
@@ -462,19 +471,28 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     }
     this.#requestFailures += 1;
     const now = clock();
-    this.#pausedUntil = Math.max(this.#pausedUntil, now + backoffDelay(this.#requestFailures, this.#opts.retry));
+    // One backoff for the whole request (grown with the consecutive failures, or with its entries'
+    // attempts when other requests succeeded meanwhile): its entries wait out the pause together and
+    // go again as the request they were, in their order, ahead of the events handled since. Each
+    // entry drawing its own jittered delay split a throttled request of 10 into up to 10 requests,
+    // to an endpoint that had asked for less, in a random order, after newer events.
+    const failures = Math.max(this.#requestFailures, ...items.map((i) => i.attempts));
+    this.#pausedUntil = Math.max(this.#pausedUntil, now + backoffDelay(failures, this.#opts.retry));
     this.#logger.warn({ err, code: info.code, status: info.status, entries: items.length, failures: this.#requestFailures }, 'PutEvents request failed; retrying');
-    for (const item of items) this.#retryItem(item, now, info.code, info.message);
+    for (const item of items) this.#retryItem(item, now, info.code, info.message, this.#pausedUntil);
     this.#sortRetries();
   }
 
-  /** Queues `item` to be sent again after its backoff; false when it is out of attempts and was given up instead. */
-  #retryItem(item: Item, now: number, code: string, message: string): boolean {
+  /**
+   * Queues `item` to be sent again after its backoff (at `readyAt` when given: the pause of a failed
+   * request); false when it is out of attempts and was given up instead.
+   */
+  #retryItem(item: Item, now: number, code: string, message: string, readyAt?: number): boolean {
     if (item.attempts >= this.#opts.retry.maxAttempts) {
       this.#giveUp([item.ref], 'retries_exhausted', code, message);
       return false;
     }
-    item.readyAt = now + backoffDelay(item.attempts, this.#opts.retry);
+    item.readyAt = readyAt ?? now + backoffDelay(item.attempts, this.#opts.retry);
     this.#retry.push(item);
     this.#counters.retried += 1;
     return true;

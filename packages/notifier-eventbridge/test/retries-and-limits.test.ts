@@ -46,6 +46,56 @@ describe('whole-request errors', () => {
   });
 });
 
+describe('the entries of a failed request', () => {
+  it.each([
+    ['a 500', { status: 500, errorType: 'InternalFailure' }],
+    ['a throttled request', { status: 400, errorType: 'ThrottlingException' }],
+  ])('after %s, go again together, in their order, ahead of newer events', async (_label, failure) => {
+    // Each entry drew its own jittered delay: the 10 entries of one throttled request came back as
+    // up to 10 requests (more load on an endpoint that asked for less), in a random order, after
+    // events handled later (an upgrade.completed before the task.completed it follows). Each draw
+    // of the jitter gives another value here, so that entries drawing their own would spread.
+    let draw = 0;
+    vi.spyOn(Math, 'random').mockImplementation(() => (draw = draw < 0.9 ? draw + 0.09 : 0.01));
+    const late: { notifier?: EventBridgeNotifier } = {};
+    const { endpoint, failures, notifier } = await setup(
+      // The default backoff (the setup's is of a few ms, which hid the spread).
+      { maxConcurrentRequests: 1, retry: { baseDelayMs: 100, maxDelayMs: 20_000 } },
+      {
+        failRequest: ({ index }) => {
+          if (index !== 0) return undefined;
+          // Newer events, handled while the first request is in flight.
+          for (let seq = 11; seq <= 15; seq++) late.notifier!.handle(fakeEvent(seq), fakeState);
+          return failure;
+        },
+      },
+    );
+    late.notifier = notifier;
+    for (let seq = 1; seq <= 10; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    // The newer events too (handled after the first drain was called, which does not wait for them).
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    const first = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect(endpoint.requests.map(seqsIn)).toEqual([first, first, [11, 12, 13, 14, 15]]);
+  });
+});
+
+describe('the throttled entries of one answer', () => {
+  it('go again together, in their order', async () => {
+    let draw = 0;
+    vi.spyOn(Math, 'random').mockImplementation(() => (draw = draw < 0.9 ? draw + 0.09 : 0.01));
+    const { endpoint, notifier, failures } = await setup(
+      { maxConcurrentRequests: 1, retry: { baseDelayMs: 100, maxDelayMs: 20_000 } },
+      { failEntry: (_e, { requestIndex, positionInRequest }) => (requestIndex === 0 && positionInRequest % 3 === 2 ? 'ThrottlingException' : undefined) },
+    );
+    for (let seq = 1; seq <= 10; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [3, 6, 9]]);
+  });
+});
+
 describe('requestTimeoutMs', () => {
   it('aborts a request that gets no answer, and sends its entries again', async () => {
     const { endpoint, notifier, failures } = await setup({ requestTimeoutMs: 200 }, { hold: ({ index }) => index === 0 });
