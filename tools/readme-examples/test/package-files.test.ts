@@ -42,3 +42,31 @@ describe.each(PACKAGES)('the @progress/%s tarball', (pkg) => {
     expect(missing, 'a relative link that leaves the package is broken on npmjs.com: link https://www.npmjs.com/package/@progress/<name> instead').toEqual([]);
   });
 });
+
+// The top README's "Packages" table tells a user what each package pulls in ("Install only what you
+// use"): its "depends on" column must name every runtime dependency the package's package.json
+// declares (besides @progress/core, the peer every adapter shares), and nothing it does not.
+describe("the top README's table of packages", () => {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const rows = new Map<string, string>();
+  for (const m of readme.matchAll(/^\| \[`@progress\/([a-z-]+)`\]\([^)]*\) \|.*\| ([^|]+) \|$/gm)) rows.set(m[1]!, m[2]!.trim());
+
+  it('has a row for every published package', () => {
+    expect([...rows.keys()].sort()).toEqual([...PACKAGES].sort());
+  });
+
+  it.each(PACKAGES)('names the runtime dependencies of @progress/%s', (pkg) => {
+    const manifest = JSON.parse(readFileSync(path.join(root, 'packages', pkg, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const declared = Object.keys(manifest.dependencies ?? {}).filter((d) => !d.startsWith('@progress/'));
+    const cell = rows.get(pkg) ?? '';
+    if (cell === 'all of the above') {
+      // The meta package: its own third-party dependencies are those of the packages it composes.
+      const others = new Set([...rows].filter(([p]) => p !== pkg).flatMap(([, c]) => c.split(/,\s*/)));
+      expect(declared.filter((d) => !others.has(d))).toEqual([]);
+      return;
+    }
+    // `nothing` and Node's own modules (`node:fs`) are no npm dependency.
+    const named = cell === 'nothing' ? [] : cell.split(/,\s*/).filter((d) => !d.startsWith('node:'));
+    expect(named.sort()).toEqual(declared.sort());
+  });
+});
