@@ -70,3 +70,24 @@ describe("the top README's table of packages", () => {
     expect(named.sort()).toEqual(declared.sort());
   });
 });
+
+// notifier-eventbridge's README gives Node 20 users the `overrides` that hold the AWS SDK's own
+// dependencies at the versions tested here: they must be the lock file's, every one of them, or the
+// advice pins what CI never ran (or leaves out one that a fresh install moves to Node 22's).
+describe("notifier-eventbridge's README overrides for Node 20", () => {
+  it("are the lock file's versions of the AWS SDK client's dependencies, and its pin the package's", () => {
+    const readme = readFileSync(path.join(root, 'packages/notifier-eventbridge/README.md'), 'utf8');
+    const block = /Staying on Node 20[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block, 'the README has the json block of overrides').toBeDefined();
+    const { overrides } = JSON.parse(block!) as { overrides: Record<string, string> };
+    const lock = (JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> }).packages;
+    const locked: Record<string, string> = {};
+    for (const [key, entry] of Object.entries(lock)) {
+      const name = /^node_modules\/(@(?:aws-sdk|smithy)\/[^/]+)$/.exec(key)?.[1];
+      if (name && name !== '@aws-sdk/client-eventbridge' && entry.version) locked[name] = entry.version;
+    }
+    expect(overrides).toEqual(locked);
+    const manifest = JSON.parse(readFileSync(path.join(root, 'packages/notifier-eventbridge/package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(manifest.dependencies['@aws-sdk/client-eventbridge']).toBe(lock['node_modules/@aws-sdk/client-eventbridge']?.version);
+  });
+});
