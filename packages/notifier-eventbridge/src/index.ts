@@ -6,4 +6,4 @@ export type { EventDetail } from './event-mapping.js';
 export { formatTimedelta } from './timedelta.js';
 export { entrySize } from './entry-size.js';
 export { DEFAULT_RETRY, backoffDelay, classifyRequestError } from './retry-policy.js';
-export type { RetryOptions, RequestErrorInfo } from './retry-policy.js';
+export type { RetryOptions, ResolvedRetryOptions, RequestErrorInfo } from './retry-policy.js';
