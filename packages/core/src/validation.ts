@@ -101,20 +101,30 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
   let notAnObject = false;
   let json: string | undefined;
   let copy: Record<string, unknown> | undefined;
+  let collection: string | undefined;
   try {
     notAnObject = typeof value !== 'object' || Array.isArray(value);
     if (!notAnObject) {
-      // The fast path: an object without keys has nothing to copy (for...in allocates nothing).
-      let empty = true;
-      for (const _ in value) {
-        empty = false;
-        break;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      const plain = proto === Object.prototype || proto === null;
+      // JSON keeps none of a Map's or a Set's entries: they were recorded as {}, the data gone.
+      collection = plain ? undefined : value instanceof Map || value instanceof WeakMap ? 'Map' : value instanceof Set || value instanceof WeakSet ? 'Set' : undefined;
+      if (collection === undefined) {
+        // The fast path: a plain object without keys has nothing to copy (for...in allocates
+        // nothing). Not for any other object: a Date has no keys of its own, and its JSON is a string.
+        let empty = plain;
+        if (plain) {
+          for (const _ in value) {
+            empty = false;
+            break;
+          }
+        }
+        if (empty) return {};
+        json = JSON.stringify(value) as string | undefined;
+        // A toJSON of its own can turn the object into anything (or nothing): the stored event would
+        // then lack its details, or hold something that is not an object.
+        if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) copy = JSON.parse(json) as Record<string, unknown>;
       }
-      if (empty) return {};
-      json = JSON.stringify(value) as string | undefined;
-      // A toJSON of its own can turn the object into anything (or nothing): the stored event would
-      // then lack its details, or hold something that is not an object.
-      if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) copy = JSON.parse(json) as Record<string, unknown>;
     }
   } catch (cause) {
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
@@ -126,6 +136,9 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
       throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must not nest objects and arrays more than ${MAX_DETAILS_DEPTH} levels deep`);
     }
     return copy;
+  }
+  if (collection !== undefined) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got a ${collection} (JSON keeps none of its entries: pass Object.fromEntries(map) or an array inside an object)`);
   }
   if (notAnObject) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
   throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);

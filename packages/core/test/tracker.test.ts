@@ -486,6 +486,12 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
       // A toJSON that makes the details vanish, or turns them into something else than an object.
       [() => t.updateTaskProgress('t1', 50, 'm', { toJSON: () => undefined }), 'INVALID_ARGUMENT'],
       [() => t.updateTaskProgress('t1', 50, 'm', { toJSON: () => [1] }), 'INVALID_ARGUMENT'],
+      // Collections JSON keeps none of the entries of (recorded as {} before: the data gone without a
+      // word), and a Date (no keys of its own: it took the empty-object path and was recorded as {}).
+      [() => t.updateTaskProgress('t1', 50, 'm', new Map([['node', 'ip-10-0-0-1']]) as unknown as Record<string, unknown>), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 50, 'm', new Set(['ip-10-0-0-1']) as unknown as Record<string, unknown>), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 50, 'm', new Date() as unknown as Record<string, unknown>), 'INVALID_ARGUMENT'],
+      [() => t.updateTaskProgress('t1', 50, 'm', new Map() as unknown as Record<string, unknown>), 'INVALID_ARGUMENT'],
       [() => t.updateTaskProgress('nope', 50), 'TASK_NOT_FOUND'],
       [() => t.startTask('nope'), 'TASK_NOT_FOUND'],
       [() => t.completeTask('nope'), 'TASK_NOT_FOUND'],
