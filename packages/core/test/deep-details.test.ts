@@ -31,6 +31,19 @@ describe('metadata and details nested too deep', () => {
     await again.close();
   });
 
+  it('refuses the shortest details nested one level too deep, and takes them one level less (the walk is skipped only for JSON too short to nest so deep)', async () => {
+    const store = new MemoryStore();
+    const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c', store });
+    await tracker.addTask('t', 'T');
+    const arrays = (levels: number): unknown => JSON.parse(`${'['.repeat(levels)}${']'.repeat(levels)}`);
+    // 101 levels in 206 characters of JSON: {"a":[[...]]}.
+    await expectCode(() => tracker.updateTaskProgress('t', 10, 'deep', { a: arrays(100) }), 'INVALID_ARGUMENT');
+    await expectCode(() => tracker.updateTaskProgress('t', 10, 'deep', { '': arrays(100) }), 'INVALID_ARGUMENT');
+    const event = await tracker.updateTaskProgress('t', 10, 'deep enough', { a: arrays(99) });
+    expect(JSON.stringify(event.details)).toBe(JSON.stringify({ a: arrays(99) }));
+    await tracker.close();
+  });
+
   it('updateTaskProgress refuses such details with INVALID_ARGUMENT and changes nothing', async () => {
     const store = new MemoryStore();
     const tracker = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c', store });
