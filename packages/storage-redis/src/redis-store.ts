@@ -1241,7 +1241,8 @@ function describeClient(client: Redis | Cluster): string {
   const host = (h: string): string => (h.includes(':') ? `[${h}]` : h);
   if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
     const sentinels = o.sentinels.map((s) => `${host(s.host ?? 'localhost')}:${s.port ?? 26379}`).join(',');
-    return `${scheme}+sentinel://${sentinels}/${o.name ?? ''}/${o.db ?? 0}`;
+    // Its connection to the master is TLS only with enableTLSForSentinelMode: ioredis ignores `tls` alone there.
+    return `${o.tls && o.enableTLSForSentinelMode ? 'rediss' : 'redis'}+sentinel://${sentinels}/${o.name ?? ''}/${o.db ?? 0}`;
   }
   return `${scheme}://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
 }

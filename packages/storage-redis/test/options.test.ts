@@ -123,10 +123,16 @@ describe('RedisStore.info() of a client passed in', () => {
     const store = new RedisStore({ redis: client });
     expect(store.info().url).toBe('redis+sentinel://s1.example:26379,s2.example:26379/mymaster/2');
     await store.close();
-    const tls = new Redis({ lazyConnect: true, sentinels: [{ host: '10.0.0.1', port: 5000 }], name: 'm', tls: {} });
+    const tls = new Redis({ lazyConnect: true, sentinels: [{ host: '10.0.0.1', port: 5000 }], name: 'm', tls: {}, enableTLSForSentinelMode: true });
     const other = new RedisStore({ redis: tls });
     expect(other.info().url).toBe('rediss+sentinel://10.0.0.1:5000/m/0');
     await other.close();
+    // With sentinels, ioredis connects to the master with TLS only under enableTLSForSentinelMode:
+    // `tls` alone leaves that connection in the clear, and rediss+sentinel:// said it was encrypted.
+    const clear = new Redis({ lazyConnect: true, sentinels: [{ host: '10.0.0.1', port: 5000 }], name: 'm', tls: {} });
+    const plain = new RedisStore({ redis: clear });
+    expect(plain.info().url).toBe('redis+sentinel://10.0.0.1:5000/m/0');
+    await plain.close();
   });
 });
 
