@@ -129,6 +129,22 @@ function urlMeant(url: string): string {
 
 /** The query parameters a redis:// url means itself (ioredis reads them so, as numbers where they are). */
 const URL_PARAMS: ReadonlySet<string> = new Set(['db', 'username', 'password', 'family']);
+/**
+ * The names of ioredis' options (5.x: those with a default, then those without one), which a url's
+ * query would set, as text, over the store's. Other parameters (a provider's own, `?ssl_cert_reqs=`)
+ * mean nothing to ioredis and pass.
+ */
+const IOREDIS_OPTIONS: ReadonlySet<string> = new Set(
+  (
+    'port host family connectTimeout disconnectTimeout retryStrategy keepAlive noDelay connectionName disableClientInfo ' +
+    'clientInfoTag sentinels name role sentinelRetryStrategy sentinelReconnectStrategy natMap enableTLSForSentinelMode ' +
+    'updateSentinels failoverDetector username password db enableOfflineQueue enableReadyCheck autoResubscribe ' +
+    'autoResendUnfulfilledCommands lazyConnect keyPrefix reconnectOnError readOnly stringNumbers maxRetriesPerRequest ' +
+    'maxLoadingRetryTime enableAutoPipelining autoPipeliningIgnoredCommands sentinelMaxConnections blockingTimeoutGrace ' +
+    'tls path commandTimeout socketTimeout sentinelUsername sentinelPassword sentinelTLS sentinelCommandTimeout ' +
+    'preferredSlaves Connector scripts showFriendlyErrorStack monitor offlineQueue'
+  ).split(' '),
+);
 
 /** Applies defaults and checks every option; throws `INVALID_ARGUMENT` for a bad one. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
@@ -149,10 +165,8 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     // `?retryStrategy=1` made each reconnect throw, a `?maxRetriesPerRequest=0` replaced the bound on
     // what is queued through an outage, `?enableOfflineQueue=false` is the text "false" (true).
     for (const name of new URL(options.url).searchParams.keys()) {
-      if (!URL_PARAMS.has(name)) {
-        // Named only when it looks like an option: a password with an unescaped `?` puts its tail here.
-        const shown = /^[A-Za-z][A-Za-z0-9_]{0,39}$/.test(name) ? JSON.stringify(name) : '(not shown: if it is part of a password, percent-encode the password)';
-        throw invalid(`url query parameter ${shown} is not taken (ioredis would read it as its option, as text, over the store's own); a url takes ${[...URL_PARAMS].join(', ')}: use the store's options, or pass a client (redis: new Redis(url, { ... }))`);
+      if (IOREDIS_OPTIONS.has(name) && !URL_PARAMS.has(name)) {
+        throw invalid(`url query parameter ${JSON.stringify(name)} is not taken (ioredis would read it as its option, as text, over the store's own); of ioredis' options a url takes ${[...URL_PARAMS].join(', ')}: use the store's options, or pass a client (redis: new Redis(url, { ... }))`);
       }
     }
   }
