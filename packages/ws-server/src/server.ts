@@ -509,14 +509,18 @@ export class ProgressWebSocketServer implements ProgressSink {
       this.#o.logger.warn({ err, upgradeId }, 'authorize threw; refusing');
       return false;
     }
+    if (verdict === true) return true;
     // authorize answers synchronously. A promise is no answer: refused, and its rejection caught (left
-    // unhandled, a client's subscribe would end the process).
-    if (verdict !== null && (typeof verdict === 'object' || typeof verdict === 'function') && typeof (verdict as PromiseLike<unknown>).then === 'function') {
-      (verdict as PromiseLike<unknown>).then(undefined, () => {});
-      this.#o.logger.warn({ upgradeId }, 'authorize returned a promise; it must return true or false synchronously; refusing');
-      return false;
+    // unhandled, a client's subscribe would end the process). A thenable whose then() throws is refused too.
+    try {
+      if (verdict !== null && (typeof verdict === 'object' || typeof verdict === 'function') && typeof (verdict as PromiseLike<unknown>).then === 'function') {
+        (verdict as PromiseLike<unknown>).then(undefined, () => {});
+        this.#o.logger.warn({ upgradeId }, 'authorize returned a promise; it must return true or false synchronously; refusing');
+      }
+    } catch (err) {
+      this.#o.logger.warn({ err, upgradeId }, 'authorize returned a thenable whose then() threw; refusing');
     }
-    return verdict === true;
+    return false;
   }
 
   #refuseWatch(client: ClientConnection, upgradeId: string): void {

@@ -264,6 +264,19 @@ describe('authorize and read tokens', () => {
     }
   });
 
+  it('refuses, and answers, when authorize returns a thenable whose then() throws', async () => {
+    const t = await openTracker('u1');
+    trackers.push(t);
+    const authorize = (() => ({ then: () => { throw new Error('not a real promise'); } })) as never;
+    const { url } = await start({ authorize });
+    opened.server!.track(t);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    await c.answered();
+    // Was STORE_UNAVAILABLE: the throw escaped authorize's check as the store's failure.
+    expect(c.ofType('error').map((e) => e.code)).toEqual(['FORBIDDEN']);
+  });
+
   it('refuses an async authorize with INVALID_ARGUMENT: it would refuse every subscription', () => {
     expect(() => new ProgressWebSocketServer({ authorize: (async () => true) as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/authorize must answer synchronously/) }));
   });
