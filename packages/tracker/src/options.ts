@@ -1,4 +1,4 @@
-import { ProgressError, assertKnownOptions, describeValue, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, redactUrl, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
@@ -122,16 +122,37 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
     if (keyPrefix !== undefined && (redis === undefined || typeof keyPrefix !== 'string' || !keyPrefix)) {
       throw bad(`storage.keyPrefix is a non-empty string, and goes with { redis: url } only, got ${shown(storage)}`);
     }
-    if (typeof target === 'string' && target) return;
+    if (typeof target === 'string' && target) {
+      if (json !== undefined) assertFolder(json as string, 'storage.json');
+      return;
+    }
   }
-  throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}`);
+  // A Redis URL given as it is (`storage: process.env.REDIS_URL`): said without its password.
+  const hint = typeof storage === 'string' && /^rediss?:\/\//i.test(storage) ? ' (write { redis: url })' : '';
+  throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}${hint}`);
+}
+
+/** A URL (`redis://...`, `file:///...`), not a folder path: a scheme of two letters or more, then `://` (`C://data` is a folder). */
+const URL_LIKE = /^[a-z][a-z\d+.-]+:\/\//i;
+
+/**
+ * `INVALID_ARGUMENT` for a URL given as the folder of the JSON store: `storagePath: process.env.REDIS_URL`
+ * made a folder `./redis:/:password@host:6379` and kept the events there, without a word.
+ */
+function assertFolder(dir: string, name: string): void {
+  if (!URL_LIKE.test(dir)) return;
+  const shownUrl = JSON.stringify(redactUrl(dir));
+  if (/^rediss?:/i.test(dir)) throw bad(`${name} is a folder path, got the URL ${shownUrl}: for a Redis store, write storage: { redis: url }`);
+  if (/^file:/i.test(dir)) throw bad(`${name} is a folder path, got the URL ${shownUrl}: give the folder's path (url.fileURLToPath() makes it from a file:// URL)`);
+  throw bad(`${name} is a folder path, got the URL ${shownUrl}`);
 }
 
 /** An options object: not null, not an array, not a primitive. */
 const isPlainOptions = (value: unknown): value is object => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function shown(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  // A URL's password stays out of the error (and the logs it goes to).
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'an array' : 'an object of none of these forms';
 }
@@ -259,6 +280,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   if (storage !== undefined) assertStorage(storage);
   if (o.storagePath !== undefined) {
     if (typeof o.storagePath !== 'string' || !o.storagePath) throw bad('storagePath must be a folder path');
+    assertFolder(o.storagePath, 'storagePath');
     if (storage !== undefined && !(typeof storage === 'object' && !isStore(storage) && 'json' in storage && storage.json === o.storagePath)) {
       throw bad('give either storage or storagePath, not both');
     }

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createProgressTracker, isProgressError, resolveOptions } from '../src/index.js';
+import { uniqueId } from './helpers.js';
+
+const base = () => ({ upgradeId: uniqueId('urls'), planId: 'p', clusterName: 'c' });
+// What a URL taken for a folder path made, relative to the working directory.
+const made = ['redis:', 'rediss:', 'file:'].map((name) => join(process.cwd(), name));
+
+afterEach(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('storage given as a URL string', () => {
+  it('refuses a URL as the folder of { json } or storagePath, rather than making a folder named after it', async () => {
+    // storagePath: process.env.REDIS_URL made ./redis:/:hunter2@host:6379 and kept the events there.
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ storagePath: 'redis://:hunter2@127.0.0.1:6379' }, /\{ redis: url \}/],
+      [{ storage_path: 'rediss://user:hunter2@cache.example:6380/0' }, /\{ redis: url \}/],
+      [{ storage: { json: 'redis://:hunter2@127.0.0.1:6379' } }, /\{ redis: url \}/],
+      [{ storage: { json: 'file:///var/lib/progress' } }, /folder's path/],
+      [{ storagePath: 'file:///var/lib/progress' }, /folder's path/],
+    ];
+    for (const [options, hint] of cases) {
+      const made_ = createProgressTracker({ ...base(), ...options } as never);
+      const err: unknown = await made_.then(
+        async (t) => {
+          await t.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), `${JSON.stringify(options)}: ${String(err)}`).toBe(true);
+      expect((err as Error).message).toMatch(hint);
+      expect((err as Error).message).not.toContain('hunter2');
+    }
+    for (const dir of made) expect(existsSync(dir), dir).toBe(false);
+  });
+
+  it('keeps the password of a redis:// URL given as storage itself out of the error, and says which form it needs', () => {
+    let caught: unknown;
+    try {
+      resolveOptions({ ...base(), storage: 'redis://:hunter2@127.0.0.1:6379' as never });
+    } catch (err) {
+      caught = err;
+    }
+    expect(isProgressError(caught, 'INVALID_ARGUMENT')).toBe(true);
+    expect((caught as Error).message).not.toContain('hunter2');
+    expect((caught as Error).message).toContain('redis://:***@127.0.0.1:6379');
+    expect((caught as Error).message).toMatch(/write \{ redis: url \}/);
+  });
+
+  it('still takes folder paths that hold a colon but are not URLs', () => {
+    for (const dir of ['./data', '/var/lib/progress', 'C:\\progress', 'C:/progress', './a:b']) {
+      expect(resolveOptions({ ...base(), storage: { json: dir } }).storage).toEqual({ json: dir });
+      expect(resolveOptions({ ...base(), storagePath: dir }).storage).toEqual({ json: dir });
+    }
+  });
+});
