@@ -288,6 +288,10 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
   }
   let eventBridge = o.eventBridge;
   if (eventBridge !== undefined && !isPlainOptions(eventBridge)) throw bad(`eventBridge must be an object such as { busName }, got ${shown(eventBridge)}`);
+  // A ready notifier (a sink) given for its options was refused as an `unknown option "eventBridge.name"`.
+  if (eventBridge !== undefined && isSink(eventBridge)) {
+    throw bad('eventBridge takes the options of the EventBridgeNotifier the tracker makes ({ busName, region, ... }); a notifier of your own goes in sinks: [notifier] (and is yours to close)');
+  }
   if (eventBridge !== undefined) {
     assertKnownKeys(eventBridge, EVENT_BRIDGE_KNOWN, 'eventBridge.');
     eventBridge = knownOptions(eventBridge, EVENT_BRIDGE_KNOWN) as unknown as EventBridgeOption;
@@ -345,6 +349,14 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
     ...(o.storeTimeoutMs !== undefined ? { storeTimeoutMs: o.storeTimeoutMs } : {}),
   };
+}
+
+/** True for a ready sink (a notifier of one's own) rather than options. */
+function isSink(value: object): boolean {
+  // Asked with `in` first: a strict settings object throws when read for a name it does not hold.
+  if (!('handle' in value) || !('flush' in value)) return false;
+  const record = value as Record<string, unknown>;
+  return typeof record.handle === 'function' && typeof record.flush === 'function';
 }
 
 /** True for a ready server rather than its options. */
