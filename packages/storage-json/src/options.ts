@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, assertKnownOptions, describeValue, isLogger, safeLogger, silentLogger, type Logger } from '@progress/core';
+import { MAX_TIMER_MS, assertKnownOptions, describeValue, isLogger, redactUrl, safeLogger, silentLogger, type Logger } from '@progress/core';
 import { storeError } from './errors.js';
 
 /** How durable an acknowledged append is. */
@@ -59,6 +59,9 @@ const OPTION_NAMES = Object.keys({
  */
 const otherStoresName = (key: string): string | undefined => (/sync/i.test(key) ? 'durability' : /^(dir|path|folder|root)/i.test(key) ? 'directory' : undefined);
 
+/** A URL (`redis://...`, `file:///...`), not a folder path: a scheme of two letters or more, then `://` (`C://data` is a folder). */
+const URL_LIKE = /^[a-z][a-z\d+.-]+:\/\//i;
+
 /** Checks the options and fills in the defaults; throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw storeError('INVALID_ARGUMENT', 'JsonFileStore needs an options object with a directory');
@@ -67,6 +70,12 @@ export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   assertKnownOptions(options, OPTION_NAMES, { source: '@progress/storage-json', hint: otherStoresName });
   const { directory, durability = 'fsync', snapshotEvery = 1000, lockLeaseMs = 30_000, logger = silentLogger } = options;
   if (typeof directory !== 'string' || directory.length === 0) throw storeError('INVALID_ARGUMENT', 'directory must be a non-empty string');
+  if (URL_LIKE.test(directory)) {
+    // `directory: process.env.REDIS_URL` made a folder ./redis:/:password@host:6379 and kept the events there.
+    const shown = JSON.stringify(redactUrl(directory));
+    const hint = /^rediss?:/i.test(directory) ? ': for Redis, use RedisStore from @progress/storage-redis' : /^file:/i.test(directory) ? ": give the folder's path (url.fileURLToPath() makes it from a file:// URL)" : '';
+    throw storeError('INVALID_ARGUMENT', `directory is a folder path, got the URL ${shown}${hint}`);
+  }
   if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);
   if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${describeValue(snapshotEvery)}`);
   if (!Number.isSafeInteger(lockLeaseMs) || lockLeaseMs < MIN_LOCK_LEASE_MS || lockLeaseMs > MAX_TIMER_MS) {

@@ -203,6 +203,27 @@ describe('paths and permissions', () => {
     for (const lockLeaseMs of [1000, 2 ** 31 - 1]) expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs })).not.toThrow();
   });
 
+  it('refuses a URL as its directory (it made a folder named after it, a password included), showing it masked', () => {
+    // `directory: process.env.REDIS_URL` wrote the events under ./redis:/:hunter2@h:6379/, and
+    // 'file:///data' under ./file:/data/, without a word.
+    for (const [directory, hint] of [
+      ['redis://:hunter2@127.0.0.1:6379', /RedisStore/],
+      ['file:///var/lib/progress', /fileURLToPath/],
+      ['https://example.com/progress', /a folder path/],
+    ] as const) {
+      let refused: unknown;
+      try {
+        new JsonFileStore({ directory });
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused, directory).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(hint) });
+      expect((refused as Error).message).not.toContain('hunter2');
+    }
+    // Folder paths that hold a colon stay folders.
+    for (const directory of ['C:/progress', 'C:\\progress', './a:b', '/tmp/x:y']) expect(() => new JsonFileStore({ directory }), directory).not.toThrow();
+  });
+
   it('refuses an option name it does not know, naming it and the one meant, and creates nothing', async () => {
     // A misspelt option was left out without a word: `durabilty: 'none'` gave an fsync store.
     const root = join(await tempDir('unknown-option'), 'data');
