@@ -282,6 +282,10 @@ export class ProgressTracker implements AsyncDisposable {
     if (options.store !== undefined && (options.store === null || typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] store must implement ProgressStore');
     }
+    // The other methods the tracker calls: one missing failed later, as if the store were down (load:
+    // STORE_UNAVAILABLE from open; readEvents when it restores), or as a TypeError (info, in getSystemInfo).
+    const missing = options.store && STORE_CALLS.find((name) => typeof (options.store as unknown as Record<string, unknown>)[name] !== 'function');
+    if (missing) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] store must implement ProgressStore: it has no ${missing}()`);
     if (options.logger !== undefined && !isLogger(options.logger)) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] logger must have debug, info, warn and error methods (pino-compatible)');
     }
@@ -1496,6 +1500,9 @@ function sinkName(sink: ProgressSink): string {
     return '(a sink whose name getter threw)';
   }
 }
+
+/** The ProgressStore methods besides append that the tracker calls on a store passed in (acquire and release are optional). */
+const STORE_CALLS = ['load', 'readEvents', 'info'] as const;
 
 /** A flush() call waiting for the events up to `seq`. */
 interface FlushWaiter {
