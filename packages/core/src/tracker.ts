@@ -279,10 +279,10 @@ export class ProgressTracker implements AsyncDisposable {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
     }
     // (null too: it is not "no store", which would be a MemoryStore that loses every event with the process.)
-    if (options.store !== undefined && (options.store === null || typeof options.store !== 'object' || typeof options.store.append !== 'function')) {
+    if (options.store !== undefined && (options.store === null || typeof options.store !== 'object')) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] store must implement ProgressStore');
     }
-    // The other methods the tracker calls: one missing failed later, as if the store were down (load:
+    // Every method the tracker calls: one missing failed later, as if the store were down (load:
     // STORE_UNAVAILABLE from open; readEvents when it restores), or as a TypeError (info, in getSystemInfo).
     const missing = options.store && STORE_CALLS.find((name) => typeof (options.store as unknown as Record<string, unknown>)[name] !== 'function');
     if (missing) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] store must implement ProgressStore: it has no ${missing}()`);
@@ -1501,8 +1501,8 @@ function sinkName(sink: ProgressSink): string {
   }
 }
 
-/** The ProgressStore methods besides append that the tracker calls on a store passed in (acquire and release are optional). */
-const STORE_CALLS = ['load', 'readEvents', 'info'] as const;
+/** The ProgressStore methods the tracker calls on a store passed in (acquire and release are optional). */
+const STORE_CALLS = ['append', 'load', 'readEvents', 'info'] as const;
 
 /** A flush() call waiting for the events up to `seq`. */
 interface FlushWaiter {

@@ -13,7 +13,7 @@ describe('ProgressTracker.open({ store: null })', () => {
     // A store without load() passed the check (it looked at append only): open() then failed as if
     // the store were down, STORE_UNAVAILABLE "load failed".
     const memory = new MemoryStore();
-    for (const missing of ['load', 'readEvents', 'info'] as const) {
+    for (const missing of ['append', 'load', 'readEvents', 'info'] as const) {
       const store = { append: memory.append.bind(memory), load: memory.load.bind(memory), readEvents: memory.readEvents.bind(memory), info: memory.info.bind(memory), close: memory.close.bind(memory), list: memory.list.bind(memory), delete: memory.delete.bind(memory) };
       delete (store as Partial<typeof store>)[missing];
       const err = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p1', clusterName: 'c1', store: store as never }).catch((e: unknown) => e);
