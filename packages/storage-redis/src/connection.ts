@@ -1,4 +1,4 @@
-import { Command, type Cluster, type Redis } from 'ioredis';
+import { Command, Redis, type Cluster } from 'ioredis';
 import { isConnectionLoss } from './errors.js';
 
 /** A Redis command: its name and arguments. */
@@ -150,8 +150,8 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 export function endConnection(conn: Redis | Cluster): Promise<void> {
   if ((conn as { isCluster?: boolean }).isCluster) return endCluster(conn as Cluster);
   const redis = conn as Redis;
-  endRedis(redis);
-  return ended(redis);
+  const detector = endRedis(redis);
+  return Promise.all([ended(redis), ...detector.map(ended)]).then(() => {});
 }
 
 /**
@@ -239,11 +239,28 @@ function endCluster(cluster: Cluster): Promise<void> {
   return Promise.all([ended(cluster), ...nodes.map(({ node }) => ended(node)), ...refreshers.map(ended)]).then(() => {});
 }
 
-function endRedis(conn: Redis): void {
-  if (conn.status === 'end') return;
+/** Ends `conn` (see endConnection); returns the connections ended with it (its failover detector's, see readyToEnd). */
+function endRedis(conn: Redis): Redis[] {
+  if (conn.status === 'end') return [];
+  const detector = conn.status === 'reconnecting' ? failoverDetectorOf(conn) : [];
   const stream = readyToEnd(conn);
   conn.disconnect();
   closeSocket(stream);
+  // After its client's: a failover it reports now would make that client connect again.
+  for (const sentinel of detector) endRedis(sentinel);
+  return detector;
+}
+
+/**
+ * The connections to the sentinels of a client made with `sentinels` and `failoverDetector: true`
+ * (each subscribed to `+switch-master`, kept open while the client waits to reconnect: they tell it
+ * of the failover). ioredis closes them in its connector's disconnect(), which a client ended as
+ * readyToEnd ends one waiting to reconnect never calls: they stayed open for good, each a socket that
+ * kept the process alive, and reconnected to the sentinel whenever it restarted.
+ */
+function failoverDetectorOf(conn: Redis): Redis[] {
+  const detector = (conn as unknown as { connector?: { failoverDetector?: { sentinels?: Array<{ client?: unknown }> } | null } }).connector?.failoverDetector;
+  return (detector?.sentinels ?? []).flatMap(({ client }) => (client instanceof Redis ? [client] : []));
 }
 
 type Socket = NonNullable<Redis['stream']> & { destroyed?: boolean; destroy?: () => void };

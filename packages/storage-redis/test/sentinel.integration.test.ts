@@ -179,3 +179,43 @@ describe.skipIf(!hasRedisServer)('RedisStore with Redis Sentinel', () => {
     }
   }, 30_000);
 });
+
+describe.skipIf(!hasRedisServer)('RedisStore with Redis Sentinel: close() leaves no connection', () => {
+  it("ends the failover detector's sentinel connection of a watcher that waits to reconnect (a client made with failoverDetector)", async () => {
+    if (skipped) return console.warn(`[storage-redis] skipping the Sentinel test: ${skipped}`);
+    const s = setup!;
+    const sentinelClients = async (): Promise<number> => String(await s.sentinel.call('CLIENT', 'LIST')).split('\n').filter(Boolean).length;
+    // A long retry delay: the watcher's connection, a duplicate of this client, waits to reconnect when close() comes.
+    const client = new Redis({ sentinels: [{ host: '127.0.0.1', port: s.ports.sentinel }], name: 'mymaster', maxRetriesPerRequest: null, failoverDetector: true, retryStrategy: () => 5000 });
+    client.on('error', () => {});
+    const connectionName = `test-detector-${process.pid}`;
+    const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('sentinel-detector'), connectionName, watchBlockMs: 200 });
+    try {
+      await client.ping();
+      // The client's own failover detector subscribes once it is ready.
+      await until(async () => (await sentinelClients()) > 1, 'the client to subscribe to the sentinel');
+      await new Promise((r) => setTimeout(r, 200));
+      const base = await sentinelClients();
+      const watching = store.watch('u1', 0)[Symbol.asyncIterator]().next();
+      // The watcher's connection subscribes to the sentinel too (its failover detector).
+      await until(async () => (await sentinelClients()) === base + 1, "the watcher's failover detector to subscribe");
+      const master = String(await s.sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')).split(',')[1];
+      const admin = s.admins.find((a) => String(a.options.port) === master)!;
+      const watcherId = String(await admin.call('CLIENT', 'LIST'))
+        .split('\n')
+        .find((line) => line.includes(`name=${connectionName}:watch`))
+        ?.match(/^id=(\d+)/)?.[1];
+      expect(watcherId).toBeDefined();
+      await admin.call('CLIENT', 'KILL', 'ID', watcherId!);
+      await new Promise((r) => setTimeout(r, 100));
+      await store.close();
+      expect(await watching).toEqual({ value: undefined, done: true });
+      // Its failover detector's connection to the sentinel is gone too (it stayed open for good, with
+      // the process kept alive by it).
+      await until(async () => (await sentinelClients()) === base, "the watcher's failover detector connection to end", 3000);
+    } finally {
+      await store.close();
+      client.disconnect();
+    }
+  }, 30_000);
+});
