@@ -171,8 +171,12 @@ export function closedError(): ProgressError {
   return new ProgressError('CLOSED', `${PKG} RedisStore is closed`);
 }
 
-/** Rejects with `STORE_UNAVAILABLE` when `promise` does not settle within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, context: ProgressErrorContext = {}): Promise<T> {
+/**
+ * Rejects with `STORE_UNAVAILABLE` when `promise` does not settle within `ms`; with `CLOSED` (the timer
+ * cleared) when `stop` aborts first: a command queued on a client passed in that waits to reconnect is
+ * not the store's to cancel, and a wait for it kept the caller's process alive up to `ms` after close().
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, context: ProgressErrorContext = {}, stop?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     // Given up on after the I/O of the loop's turn (setImmediate): Node runs due timers before it reads
     // the sockets, so after the event loop was blocked past `ms` an answer already received would
@@ -181,15 +185,24 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, co
       () => setImmediate(() => reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} ${what}: no answer from Redis within ${ms} ms`, { context: { ...context, reason: 'timeout' } }))),
       ms,
     );
+    const closed = (): void => {
+      clearTimeout(timer);
+      reject(closedError());
+    };
     promise.then(
       (value) => {
         clearTimeout(timer);
+        stop?.removeEventListener('abort', closed);
         resolve(value);
       },
       (err: unknown) => {
         clearTimeout(timer);
+        stop?.removeEventListener('abort', closed);
         reject(unavailable(what, err, context));
       },
     );
+    // After the handlers above: `promise` settling later (a rejection) is still handled.
+    if (stop?.aborted) closed();
+    else stop?.addEventListener('abort', closed, { once: true });
   });
 }

@@ -151,6 +151,13 @@ export class RedisStore implements ProgressStore {
   readonly #clock: ServerClock;
   readonly #stop = new AbortController();
   /**
+   * Aborted at the end of close() when the client is not connected (a client passed in, waiting to
+   * reconnect): the store's reads still waiting for it fail with CLOSED then, and leave no timer, nor
+   * does a reading of the server clock (a delete's) still waiting. Not a delete's script, which that
+   * client may still send (see #delete).
+   */
+  readonly #ended = new AbortController();
+  /**
    * Appends handed to Redis (or waiting for the clock), in order; answered ones leave lazily (a Set
    * add and delete per append showed on the sequential path). `#unsettled` counts the unanswered.
    */
@@ -236,6 +243,8 @@ export class RedisStore implements ProgressStore {
     // Every watcher listens for the store closing (and removes its listener when it ends): any
     // number of them is expected, not a leak.
     setMaxListeners(0, this.#stop.signal);
+    // Likewise every call waiting for Redis (see withTimeout).
+    setMaxListeners(0, this.#ended.signal);
     this.#options = resolveOptions(options);
     this.#keys = new KeyLayout(this.#options.keyPrefix);
     this.#ttlArg = String(this.#options.ttlSeconds);
@@ -285,7 +294,7 @@ export class RedisStore implements ProgressStore {
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
-    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms), this.#stop.signal);
+    this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms), this.#stop.signal, this.#ended.signal);
     // On 'ready', and on '+node': a node joining a Cluster (a replica promoted after a failover) may
     // be a master whose clock the offset does not cover yet: measure again before the next append.
     this.#offReady = onReconnect(this.#redis, this.#onReady);
@@ -765,7 +774,9 @@ export class RedisStore implements ProgressStore {
     const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
     // Forgotten again once the script has run (or failed): a load sent while it waited for the clock
     // may have read the run it deleted.
-    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs).finally(() => this.#setRun(upgradeId, undefined, true)));
+    // Not given up on at close(): a client passed in that holds the script (waiting to reconnect) may
+    // still send it before its deadline, and a delete reported failed must not run later.
+    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs, true).finally(() => this.#setRun(upgradeId, undefined, true)));
     if (existed === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();
@@ -1109,6 +1120,10 @@ export class RedisStore implements ProgressStore {
         // Not disconnect() alone: see endConnection (a client waiting to reconnect kept a timer, and its queued reads, for good).
         await endConnection(redis);
       }
+      // The calls still waiting for a client passed in that is not connected (close() waited only for
+      // those on a connected client): CLOSED now, rather than STORE_UNAVAILABLE commandTimeoutMs later,
+      // each with a timer that kept the process alive that long after its owner closed the client.
+      if (this.#redis.status !== 'ready') this.#ended.abort();
       // Resolved once no socket or timer of the store's connections is left.
       while (this.#releasing.size > 0) await Promise.all([...this.#releasing]);
     })();
@@ -1135,8 +1150,9 @@ export class RedisStore implements ProgressStore {
     assertValidId(upgradeId, 'upgradeId');
   }
 
-  #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string, ms = this.#options.commandTimeoutMs): Promise<T> {
-    const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId });
+  /** `promise` within `ms` (see withTimeout); given up on with CLOSED at the end of close() unless `untilAnswered` (see #ended). */
+  #bounded<T>(promise: Promise<T>, what: string, upgradeId?: string, ms = this.#options.commandTimeoutMs, untilAnswered = false): Promise<T> {
+    const bounded = withTimeout(promise, ms, what, upgradeId === undefined ? {} : { upgradeId }, untilAnswered ? undefined : this.#ended.signal);
     // A command queued before Redis refused the database fails with "Connection is closed": say why.
     return bounded.catch((err: unknown) => {
       if (isNoAnswer(err)) this.#checkLink();

@@ -38,12 +38,15 @@ export class ServerClock {
 
   /** Aborts when the store closes: a reading lost with its connection is not sent again after that. */
   readonly #stop: AbortSignal | undefined;
+  /** Ends a reading's wait (CLOSED, its timer cleared): see `withTimeout`. */
+  readonly #ended: AbortSignal | undefined;
 
-  constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}, stop?: AbortSignal) {
+  constructor(redis: Redis | Cluster, timeoutMs: number, onStepBack: (ms: number) => void = () => {}, stop?: AbortSignal, ended?: AbortSignal) {
     this.#redis = redis;
     this.#timeoutMs = timeoutMs;
     this.#onStepBack = onStepBack;
     this.#stop = stop;
+    this.#ended = ended;
   }
 
   /** The uncertainty of the offset, ms (half the round trip of the measurement, plus slack). */
@@ -147,6 +150,6 @@ export class ServerClock {
       timeoutMs,
       this.#stop,
     );
-    return withTimeout(reading, timeoutMs, 'could not read the server clock');
+    return withTimeout(reading, timeoutMs, 'could not read the server clock', {}, this.#ended);
   }
 }

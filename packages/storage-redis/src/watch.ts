@@ -623,7 +623,8 @@ export function watchAllUpgrades(ctx: WatchContext, signal?: AbortSignal): Async
 function feedTop(ctx: WatchContext, upTo = '+'): Promise<string | Error> {
   // Bounded like every read on the store's connection: a link gone silent (or a read a client passed
   // in dropped with a lost connection) would otherwise hold the iteration, neither started nor failed.
-  return withTimeout(ctx.redis.xrevrange(ctx.keys.feed, upTo, '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed').then(
+  // Given up on when the store closes (the iteration ends then): no timer of it is left.
+  return withTimeout(ctx.redis.xrevrange(ctx.keys.feed, upTo, '-', 'COUNT', 1) as Promise<StreamEntry[]>, ctx.options.commandTimeoutMs, 'watchAll failed', {}, ctx.stop).then(
     (top) => top[0]?.[0] ?? '0-0',
     (err: unknown) => {
       if (isNoAnswer(err)) ctx.checkLink();
@@ -730,7 +731,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   if (last instanceof Error && isLoading(refusal(last))) {
     let upTo = '+';
     if (!(ctx.redis as { isCluster?: boolean }).isCluster) {
-      const time = await watcher.until(withTimeout(ctx.redis.time(), ctx.options.commandTimeoutMs, 'watchAll failed')).catch(() => undefined);
+      const time = await watcher.until(withTimeout(ctx.redis.time(), ctx.options.commandTimeoutMs, 'watchAll failed', {}, ctx.stop)).catch(() => undefined);
       if (time) upTo = `${Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)}-18446744073709551615`;
     }
     for (let attempt = 1; last instanceof Error && isLoading(refusal(last)) && watcher.readsAgainAfter(refusal(last), ctx.redis); ) {

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/index.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { redisUrl } from './helpers.js';
-import { closingReport, expectNothingLeft } from './spawn.js';
+import { closingReport, expectNothingLeft, kept } from './spawn.js';
 
 interface Closed {
   status: string;
@@ -23,6 +23,7 @@ interface Closed {
   read?: string;
   watch?: string;
   watchConnections: string[];
+  beforeCallerEnds: string[];
 }
 
 const servers: Array<{ server: Server; sockets: Set<Socket> }> = [];
@@ -97,6 +98,21 @@ describe('RedisStore.close() leaves no socket or timer behind', () => {
     expect(closed.status).toBe('ready');
     expect(closed.watchConnections).toEqual(['end']);
     expect(closed.watch).toBe('resolved');
+  });
+
+  it('with a client passed in that waits to reconnect: a read queued on it fails with CLOSED, and no wait of the store is left', async () => {
+    const report = await closeIn('refused-passed-in', `redis://127.0.0.1:${await freePort()}`);
+    const { closed } = report;
+    // Measured after the caller ended its own client.
+    expectNothingLeft(report);
+    // Before that, only the caller's client is left: its timer of the next attempt to connect. The
+    // read failed at close() (it waited until commandTimeoutMs, then failed with STORE_UNAVAILABLE),
+    // and no timer of the store's waits is left (each kept the process alive for commandTimeoutMs
+    // after the caller closed its client with disconnect(), which leaves the commands it queued unanswered).
+    expect(kept(closed.beforeCallerEnds)).toEqual(['Timeout']);
+    expect(closed.read).toBe('CLOSED');
+    expect(closed.watch).toBe('resolved');
+    expect(closed.watchConnections).toEqual(['end']);
   });
 });
 

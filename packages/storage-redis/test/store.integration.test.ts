@@ -388,6 +388,22 @@ describe('RedisStore: appends', () => {
     }
   });
 
+  it('runs many reads at once (load, list, delete, watchAll) without a MaxListenersExceededWarning (each listens to the store closing)', async () => {
+    const store = makeStore(prefixes);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      await Promise.all(Array.from({ length: 12 }, (_, i) => Promise.all([store.load(`many-${i}`), store.list(), store.delete(`many-${i}`)])));
+      for (let i = 0; i < 12; i++) store.watchAll();
+      await new Promise((r) => setTimeout(r, 20)); // warnings are emitted on a later tick
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await store.close();
+    }
+  });
+
   it('refuses a client passed in that is in subscriber mode with INVALID_ARGUMENT, rather than fail every call as if Redis were down', async () => {
     const client = new Redis(redisUrl());
     await client.subscribe('progress-test-channel');
@@ -875,6 +891,38 @@ describe('RedisStore: reads the store closes under', () => {
     await store.close();
     expect((await errorOf(listing)).code).toBe('CLOSED');
     expect((await errorOf(deleting)).code).toBe('CLOSED');
+  });
+
+  // A delete whose script a client passed in holds to send again once it connects (close() does not
+  // end that client) may still run: it is not reported CLOSED at close() (the upgrade was then deleted
+  // all the same), but answered as before, by Redis or by its deadline.
+  it('does not fail with CLOSED a delete() whose script a client passed in, waiting to reconnect, still holds: it is answered when the client sends it', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const client = new Redis(proxy.url, { maxRetriesPerRequest: null });
+    client.on('error', () => {});
+    const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 5000 });
+    try {
+      const f = new EventFactory('closing-held-delete');
+      await appendBatch(store, f, 2); // connected, and the server clock read
+      proxy.hold();
+      const deleting = store.delete(f.upgradeId).then(
+        (existed) => existed,
+        (err: unknown) => err,
+      );
+      // The script is written (held by the proxy), then the connection is cut: ioredis keeps it to send again.
+      await new Promise((r) => setTimeout(r, 50));
+      const reconnecting = new Promise((r) => client.once('reconnecting', r));
+      proxy.down(1);
+      await reconnecting;
+      await store.close();
+      proxy.release();
+      proxy.up();
+      expect(await deleting).toBe(true);
+      expect(await admin.exists(`${store.keys.prefix}{${f.upgradeId}}:meta`)).toBe(0);
+    } finally {
+      client.disconnect();
+      await proxy.close();
+    }
   });
 
   // A delete() first reads the server clock (or waits for its cached offset), and list() reads the
