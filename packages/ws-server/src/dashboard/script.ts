@@ -17,8 +17,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // The status shows an error of a request the store failed to serve (the list): the next list
   // answered ends it. A refusal (FORBIDDEN, RATE_LIMITED, INVALID_MESSAGE) stays shown.
   var storeError = false;
-  // The status shows a subscribe refused (FORBIDDEN: the page asks for nothing else that can be). It
-  // stays while that upgrade is selected, and ends once one is served: it is of an upgrade left then.
+  // The status shows a subscribe refused (FORBIDDEN: the page asks for nothing else that can be), or a
+  // message the rate limit refused (RATE_LIMITED naming no upgrade). It stays while that upgrade is
+  // selected, and ends once one is served: it is of an upgrade left then, or of a message since served.
   var forbidden = false;
   function refusal(code) { return code === 'FORBIDDEN' || code === 'RATE_LIMITED' || code === 'INVALID_MESSAGE'; }
   var SUB_RETRY_MS = 500, SUB_RETRY_MAX_MS = 10000;
@@ -336,6 +337,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var id = selected, delay = Math.min(limited ? 60000 : SUB_RETRY_MAX_MS, (limited ? 5000 : SUB_RETRY_MS) * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
     subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
   }
+  // After a message the rate limit refused: one subscribe later, slower each time it is refused again.
+  function resubscribeLater() {
+    if (subTimer) clearTimeout(subTimer);
+    var id = selected, delay = Math.min(SUB_RETRY_MAX_MS, 1000 * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
+    subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
+  }
   function stopSubRetry() {
     if (subTimer) clearTimeout(subTimer);
     subTimer = null; subRetry = 0;
@@ -410,7 +417,15 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         // One naming the selected upgrade answers its subscribe (the server's store failed): that is
         // not "does not exist", and it may pass. FORBIDDEN will not.
         if (m.upgradeId !== undefined && m.code !== 'FORBIDDEN') retrySubscribe(m);
-        else { storeError = !refusal(m.code); forbidden = m.code === 'FORBIDDEN'; setConn('error: ' + m.message, true); }
+        else {
+          storeError = !refusal(m.code);
+          forbidden = m.code === 'FORBIDDEN' || m.code === 'RATE_LIMITED';
+          setConn('error: ' + m.message, true);
+          // The rate limit names no message: the one refused may be the subscribe of the upgrade
+          // selected (a user going back and forth quickly), which would then wait for ever. Asked again
+          // once the bucket had time to refill (a subscribe served twice just sends a fresh snapshot).
+          if (m.code === 'RATE_LIMITED' && m.upgradeId === undefined && selected) resubscribeLater();
+        }
         break;
     }
   }

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
+import { dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+
+// What the dashboard does with what the server refuses of what it sends: the rate limit, which names
+// no upgrade (the refused message may have been the subscribe of the upgrade selected).
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  it('subscribes again when the rate limit refused a message, and shows the upgrade selected, not "Waiting for" for ever', async () => {
+    const { server, port } = await serve({ rateLimit: { messagesPerSecond: 1, burst: 3, maxViolations: 50 } });
+    for (const id of ['u-a', 'u-b']) {
+      const t = await tracker(id);
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask(id === 'u-a' ? 'x' : 'y', 'T');
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-a`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    // The user goes back and forth (the Back key held, quick clicks): an unsubscribe and a subscribe
+    // each, six messages where the bucket holds at most three. The last subscribe is refused.
+    await page.evaluate(`(async () => { for (const id of ['u-b', 'u-a', 'u-b']) { location.hash = id; await new Promise((r) => setTimeout(r, 10)); } })()`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toContain('too many messages');
+    // The page asks again once the bucket refilled: the upgrade selected is shown, and the refusal,
+    // which was of a message since served, is no longer said.
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 15_000 }).toEqual({ y: '0' });
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+});
