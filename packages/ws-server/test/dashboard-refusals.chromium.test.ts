@@ -29,4 +29,25 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
+
+  it('says that a hash which cannot be an upgrade id names none, sends nothing for it, and shows no error once an upgrade is picked', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-ok');
+    server.track(t);
+    await t.startUpgrade('Phase');
+    await t.addTask('x', 'X');
+    const page = await newPage();
+    const { problems, sent } = watchPage(page);
+    // A link mangled on its way (a space, a slash pasted with it): no upgrade has such an id.
+    await page.goto(`http://127.0.0.1:${port}/#u%20ok/`);
+    await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toBe('No upgrade can be named "u ok/"');
+    expect(await page.textContent('#conn')).toBe('live');
+    await expect.poll(() => page.textContent('#upgrades .id'), { timeout: 10_000 }).toBe('u-ok');
+    await page.click('#upgrades li');
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    expect(await page.textContent('#conn')).toBe('live');
+    // Nothing was sent of the id that cannot be one (the server would refuse it: INVALID_MESSAGE).
+    expect(sent.filter((f) => f.includes('u ok'))).toEqual([]);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
 });

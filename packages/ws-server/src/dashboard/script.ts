@@ -38,6 +38,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // the handshake) is given up the same way: the browser's own limit is minutes.
   var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0, connectingSince = 0;
   var $ = function (id) { return document.getElementById(id); };
+  // Core's rule for an upgrade id. A hash that breaks it (a link mangled on its way: a space, a slash)
+  // names no upgrade: the page says so and sends nothing for it. The server would refuse the subscribe
+  // (INVALID_MESSAGE), whose error the status kept showing after the user picked an upgrade served.
+  var ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+  function validId(id) { return typeof id === 'string' && ID.test(id) && id !== '.' && id !== '..'; }
 
   // Bidi marks, overrides and isolates in text a writer sent become spaces: the browser would show
   // it in another order than it holds ("Rollback <U+202E>ko" drawn as "Rollback ok").
@@ -249,7 +254,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     clear(ov);
     // Not "Waiting for": the store could not say whether the upgrade exists.
     if (subError) ov.appendChild(el('p', 'err sub-error', subError));
-    if (!state) { if (!subError) ov.appendChild(el('p', 'empty', selected ? 'Waiting for ' + selected + '\u2026' : 'Select an upgrade')); noTasks(tasksEl); renderEvents(); return; }
+    if (!state) {
+      var why = !selected ? 'Select an upgrade' : validId(selected) ? 'Waiting for ' + selected + '\u2026' : 'No upgrade can be named "' + selected + '"';
+      if (!subError) ov.appendChild(el('p', 'empty', why));
+      noTasks(tasksEl); renderEvents(); return;
+    }
     var head = el('div', 'row');
     head.appendChild(el('h2', 'title', state.upgradeId));
     head.appendChild(badge(state.status));
@@ -305,7 +314,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
 
   // ---- protocol
   function select(id) {
-    if (selected && selected !== id) send({ type: 'unsubscribe', upgradeId: selected });
+    if (selected && selected !== id && validId(selected)) send({ type: 'unsubscribe', upgradeId: selected });
     if (selected !== id) { state = null; events = []; stopSubRetry(); }
     selected = id;
     history.replaceState(null, '', '#' + encodeURIComponent(id));
@@ -323,7 +332,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function subscribe() {
     // One subscribe at a time: a retry pending is this one.
     if (subTimer) { clearTimeout(subTimer); subTimer = null; }
-    if (!selected) return;
+    if (!selected || !validId(selected)) return;
     send({ type: 'subscribe', upgradeId: selected });
   }
   // The subscribe to the selected upgrade was refused for a reason that may pass (its store failed, a
@@ -479,6 +488,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }, LIST_MS);
   setInterval(function () { if (state && state.status === 'in_progress') schedule(); }, 1000);
   window.addEventListener('hashchange', function () { var id = hashId(); if (id && id !== selected) select(id); });
+  if (selected) renderDetail();
   connect();
   void listTimer;
 })();
