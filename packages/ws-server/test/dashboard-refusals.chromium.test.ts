@@ -50,4 +50,44 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     expect(sent.filter((f) => f.includes('u ok'))).toEqual([]);
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
+
+  it('lets a keyboard pick an upgrade (Tab, Enter), and keeps the focus when the list is refreshed', async () => {
+    const { server, port } = await serve();
+    for (const id of ['u-one', 'u-two']) {
+      const t = await tracker(id);
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask(id === 'u-one' ? 'x' : 'y', 'T');
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    let lists = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => void (String(f.payload).startsWith('{"type":"upgrades"') && lists++)));
+    await page.goto(`http://127.0.0.1:${port}/#u-one`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(2);
+    const focused = (): Promise<string | null> => page.evaluate('document.activeElement && document.activeElement.closest("#upgrades li") ? document.activeElement.querySelector(".id").textContent : null');
+    // The rows are the list's order (the latest updated first): Tab goes through them.
+    const order: Array<string | null> = [];
+    for (let i = 0; i < 2; i++) {
+      await page.keyboard.press('Tab');
+      order.push(await focused());
+    }
+    expect([...order].sort()).toEqual(['u-one', 'u-two']);
+    if (order[1] !== 'u-two') await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toBe('u-two');
+    await page.keyboard.press('Enter');
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ y: '0' });
+    expect(await page.textContent('#upgrades li[aria-current="true"] .id')).toBe('u-two');
+    // The page asks for the list every 5 s and draws it anew: the row the keyboard is on keeps the focus.
+    const before = lists;
+    await expect.poll(() => lists, { timeout: 15_000 }).toBeGreaterThan(before);
+    await page.waitForTimeout(100);
+    expect(await focused()).toBe('u-two');
+    await page.keyboard.press(order[1] === 'u-two' ? 'Shift+Tab' : 'Tab');
+    expect(await focused()).toBe('u-one');
+    await page.keyboard.press('Space');
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
 });

@@ -178,12 +178,25 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }
 
   // ---- rendering (textContent only)
+  // Each row takes the keyboard's focus (Tab) and is picked with Enter or Space, as with a click; the
+  // one selected is aria-current. The list is drawn anew with every answer (every 5 s): the row that had
+  // the focus gets it back, or a keyboard user would be thrown back to the top of the page each time.
   function renderList() {
     var ul = $('upgrades');
+    var active = document.activeElement, focusedId = active && active.parentNode === ul ? active.getAttribute('data-upgrade-id') : null;
     clear(ul);
     if (!rows.length) { ul.appendChild(el('li', 'empty', 'No upgrades yet')); return; }
     rows.forEach(function (r) {
       var li = el('li', r.upgradeId === selected ? 'selected' : '');
+      li.setAttribute('data-upgrade-id', r.upgradeId);
+      li.tabIndex = 0;
+      li.setAttribute('role', 'button');
+      if (r.upgradeId === selected) li.setAttribute('aria-current', 'true');
+      li.addEventListener('keydown', function (e) {
+        if (e.key !== 'Enter' && e.key !== ' ') return;
+        e.preventDefault();
+        select(r.upgradeId);
+      });
       var top = el('div', 'row');
       top.appendChild(el('span', 'id', r.upgradeId));
       top.appendChild(badge(r.status));
@@ -192,6 +205,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       li.appendChild(bar(r.overallPercentage, r.status));
       li.addEventListener('click', function () { select(r.upgradeId); });
       ul.appendChild(li);
+      if (r.upgradeId === focusedId) li.focus();
     });
   }
   function fact(parent, label, value) {
