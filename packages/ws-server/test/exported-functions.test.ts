@@ -110,3 +110,21 @@ describe('a null path', () => {
     expect(isProgressError(thrown(() => new ProgressWebSocketServer({ host: null as never })), 'INVALID_ARGUMENT')).toBe(true);
   });
 });
+
+describe('createDashboardHandler', () => {
+  it('answers every status it serves, 405 included, with the security headers the README lists', async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { port } = await server.start();
+    try {
+      for (const request of ['GET / HTTP/1.1', 'GET /nope HTTP/1.1', 'GET /favicon.ico HTTP/1.1', 'POST / HTTP/1.1', 'DELETE /dashboard.js HTTP/1.1']) {
+        const { response } = await rawExchange(port, `${request}\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, 2000);
+        const head = response.split('\r\n\r\n')[0]!.toLowerCase();
+        for (const header of ["content-security-policy: default-src 'none'", 'x-content-type-options: nosniff', 'x-frame-options: deny', 'cache-control: no-store']) {
+          expect(head, `${request}: ${header}`).toContain(header);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
