@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { resolve as resolvePath, join } from 'node:path';
@@ -39,7 +39,16 @@ interface HeldLock {
   lease: WriterLease;
   /** Taken by `acquire()` (a tracker), not only by an append. */
   explicit: boolean;
+  /**
+   * A digest of the legacy import the last `load()` under this lock returned (the state a tracker
+   * goes on from): the import written at the first append must be that one, not the file as the old
+   * module may have rewritten it since.
+   */
+  legacyLoaded?: string;
 }
+
+/** What tells two legacy imports apart: a digest of their events. */
+const importDigest = (events: readonly ProgressEvent[]): string => createHash('sha1').update(JSON.stringify(events)).digest('hex');
 
 /** The temp files of `writeFileAtomic` in an upgrade's folder (`<file>.<12 hex>.tmp`), for the files only the lock holder writes. */
 const LEFT_TEMP = /^(?:snapshot\.json|events\.jsonl|legacy-deleted)\.[0-9a-f]{12}\.tmp$/;
@@ -331,6 +340,17 @@ export class JsonFileStore implements ProgressStore {
     }
     if (result.lastSeq === 0) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
+      // The old module rewrote its file in place on every update: one still running may have rewritten
+      // it since the load the caller goes on from. Imported as it is now, the log would hold a history
+      // other than the one the caller's state and checks came from, under the same seqs.
+      const loaded = this.#locks.get(upgradeId)?.legacyLoaded;
+      if (loaded !== undefined && legacy && legacy.length > 0 && importDigest(legacy) !== loaded) {
+        throw storeError(
+          'CONFLICT',
+          `upgrade "${upgradeId}": the legacy file ${paths.legacy} changed since it was loaded (is the old module still writing it?); nothing was written: open the upgrade again to go on from the file as it is now`,
+          { upgradeId, file: paths.legacy },
+        );
+      }
       if (legacy && legacy.length > 0) {
         // The import goes to disk alone and atomically (temp file, fsync, rename, fsync of the
         // folder) before any new event: a crash leaves all of the imported history or none of it,
@@ -396,11 +416,15 @@ export class JsonFileStore implements ProgressStore {
 
   /** Snapshot + replay of the tail; the legacy file's import when the upgrade has no new-format log. */
   async load(upgradeId: string): Promise<UpgradeProgress | undefined> {
-    return this.#load(upgradeId, this.#paths(upgradeId));
+    return this.#load(upgradeId, this.#paths(upgradeId), true);
   }
 
-  /** load(), also while close() waits for a delete that reads the upgrade under its lock. */
-  async #load(upgradeId: string, paths: UpgradePaths): Promise<UpgradeProgress | undefined> {
+  /**
+   * load(), also while close() waits for a delete that reads the upgrade under its lock. With
+   * `remember` (a caller's load, not list()'s), a legacy import loaded under this store's lock is
+   * remembered as the one the first append must write.
+   */
+  async #load(upgradeId: string, paths: UpgradePaths, remember = false): Promise<UpgradeProgress | undefined> {
     const writer = this.#open.get(upgradeId);
     // Never past the durable end: the writer's, or where a cut is owed (rejected events lie after it).
     const end = writer?.offset ?? this.#closingWriters.get(upgradeId)?.offset ?? this.#uncut.get(upgradeId)?.offset;
@@ -433,6 +457,8 @@ export class JsonFileStore implements ProgressStore {
     if (snap && result.missing) return undefined;
     if (state === undefined) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
+      const held = remember ? this.#locks.get(upgradeId) : undefined;
+      if (held) held.legacyLoaded = legacy && legacy.length > 0 ? importDigest(legacy) : undefined;
       return legacy ? replayEvents(legacy) : undefined;
     }
     return state;
@@ -536,7 +562,7 @@ export class JsonFileStore implements ProgressStore {
       await Promise.all(
         all.slice(i, i + 16).map(async (id) => {
           try {
-            const state = await this.load(id);
+            const state = await this.#load(id, this.#paths(id));
             if (state) rows.push(toSummaryRow(state));
           } catch (err) {
             // Deleted since the readdir above: it is simply not there any more.
@@ -550,7 +576,7 @@ export class JsonFileStore implements ProgressStore {
               // Once: two names on disk may lead to one owner (loads run 16 at a time: marked before the await).
               const first = !ids.has(owner) && !owners.has(owner);
               owners.add(owner);
-              const state = first ? await this.load(owner).catch(() => undefined) : undefined;
+              const state = first ? await this.#load(owner, this.#paths(owner)).catch(() => undefined) : undefined;
               if (state?.upgradeId === owner) return void rows.push(toSummaryRow(state));
               return void this.#opts.logger.error({ err, upgradeId: id }, 'upgrade left out of list(): its folder holds another upgrade, whose id differs only in case');
             }
