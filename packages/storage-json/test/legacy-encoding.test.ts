@@ -1,0 +1,51 @@
+// Found on 2026-12-01: the bytes of a legacy file were decoded leniently. A file saved with a UTF-8
+// byte order mark (a Windows editor, PowerShell's Out-File) was refused as "not valid JSON" although
+// its JSON is sound, and bytes that are not UTF-8 (a file edited in a Latin-1 editor: "café" as
+// 63 61 66 e9) loaded with U+FFFD in their place, imported for good at the first append.
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressTracker } from '@progress/core';
+import { JsonFileStore } from '../src/index.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+async function folderWith(bytes: Buffer): Promise<{ dir: string; file: string }> {
+  const dir = await tempDir('legacy-encoding');
+  await mkdir(join(dir, 'progress'));
+  const file = join(dir, 'progress', 'upgrade_u1.json');
+  await writeFile(file, bytes);
+  return { dir, file };
+}
+
+// As json.dump(..., indent=2, default=str) wrote it (ensure_ascii: "\u00e9"), with CRLF line ends.
+const doc = '{\r\n  "upgrade_id": "u1",\r\n  "plan_id": "p",\r\n  "cluster_name": "caf\\u00e9 \\ud83d\\ude80",\r\n  "status": "in_progress",\r\n  "started_at": "2025-10-20 05:25:01.056236+00:00"\r\n}\r\n';
+
+describe('the bytes of a legacy file', () => {
+  it('loads a file that starts with a UTF-8 byte order mark as the same file without it', async () => {
+    const { dir } = await folderWith(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(doc)]));
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      expect(await store.load('u1')).toMatchObject({ clusterName: 'café 🚀', status: 'in_progress', startedAt: '2025-10-20T05:25:01.056Z' });
+      expect((await store.list()).map((r) => r.upgradeId)).toEqual(['u1']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses bytes that are not UTF-8 with DATA_CORRUPTED naming the file and the byte, instead of loading U+FFFD in their place', async () => {
+    const { dir, file } = await folderWith(Buffer.from(doc.replace('caf\\u00e9', 'caf\xe9'), 'latin1'));
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      const err = await store.load('u1').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'DATA_CORRUPTED', context: { upgradeId: 'u1', file }, message: expect.stringContaining(`legacy file ${file} is not valid UTF-8 (byte 67)`) });
+      const open = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store }).catch((e: unknown) => e);
+      expect(open).toMatchObject({ code: 'DATA_CORRUPTED' });
+      // Nothing was imported.
+      expect(await readdir(join(dir, 'upgrades', 'u1')).catch(() => [])).not.toContain('events.jsonl');
+    } finally {
+      await store.close();
+    }
+  });
+});
