@@ -54,6 +54,28 @@ function makeStore(storage: StorageOption, logger: Logger): { store: ProgressSto
 /** How long closing waits for EventBridge delivery, in all, unless `eventBridge.flushTimeoutMs` says otherwise (the notifier's own default). */
 const NOTIFIER_FLUSH_TIMEOUT_MS = 10_000;
 
+/** When a close() of the tracker must be done waiting for EventBridge (`performance.now()` ms), once it has begun. */
+interface NotifierDeadline {
+  at: number | undefined;
+}
+
+/** What is left until `deadline`, in whole ms (0 once it has passed). */
+const msLeft = (deadline: number): number => Math.max(0, Math.round(deadline - performance.now()));
+
+/**
+ * The notifier as the engine sees it: its own `handle`, and a `flush` that, once close() has begun,
+ * waits only for what is left of `flushTimeoutMs` counted from the start of close(). The engine's
+ * close flushes its sinks after the store has made every accepted command durable: the notifier's
+ * own flush ran a whole `flushTimeoutMs` again from there, so a slow store's time came on top of it.
+ */
+function notifierSink(notifier: EventBridgeNotifier, deadline: NotifierDeadline): ProgressSink {
+  return {
+    name: notifier.name,
+    handle: (event, state) => notifier.handle(event, state),
+    flush: () => notifier.flush(deadline.at === undefined ? undefined : msLeft(deadline.at)),
+  };
+}
+
 /**
  * The old module's `ProgressTracker`, composed: the whole engine API of `@progress/core`, the
  * components as properties (`storage`, `notifier`, `callbacks`, `websocket`) and the old module's
@@ -74,6 +96,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
   readonly #logger: Logger;
   readonly #notifierFlushTimeoutMs: number;
   readonly #sinkFlushTimeoutMs: number;
+  readonly #notifierDeadline: NotifierDeadline;
   #untrack: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -86,6 +109,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     websocket: ProgressWebSocketServer | undefined;
     owned: { store: boolean; websocket: boolean; notifier: boolean };
     notifierFlushTimeoutMs?: number;
+    notifierDeadline?: NotifierDeadline;
     sinkFlushTimeoutMs?: number;
     logger: Logger;
   }) {
@@ -97,6 +121,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
     this.#owned = parts.owned;
     this.#notifierFlushTimeoutMs = parts.notifierFlushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS;
     this.#sinkFlushTimeoutMs = parts.sinkFlushTimeoutMs ?? DEFAULT_SINK_FLUSH_TIMEOUT_MS;
+    this.#notifierDeadline = parts.notifierDeadline ?? { at: undefined };
     this.#logger = parts.logger;
     if (this.websocket) this.#untrack = this.websocket.track(this.engine);
   }
@@ -252,11 +277,15 @@ export class ComposedProgressTracker implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const started = performance.now();
+      // Every wait for EventBridge delivery from here on counts against one flushTimeoutMs from now:
+      // the engine's flush of the notifier (after the store's last writes, however long they took)
+      // and the notifier's close below.
+      this.#notifierDeadline.at = started + this.#notifierFlushTimeoutMs;
       await this.engine.close();
       // The engine flushed the notifier (for up to sinkFlushTimeoutMs): its close waits for what is
       // left of its own flush timeout, counted from the start of this close when that step runs (the
       // callbacks' close before it may take a while), not a whole one again.
-      const notifierLeftMs = (): number => Math.max(0, Math.round(this.#notifierFlushTimeoutMs - (performance.now() - started)));
+      const notifierLeftMs = (): number => msLeft(this.#notifierDeadline.at!);
       this.#untrack?.();
       const steps: Array<[string, () => Promise<unknown>]> = [
         // The engine waited for the callbacks (a sink) for up to sinkFlushTimeoutMs: their close waits
@@ -306,6 +335,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
   let websocket: ProgressWebSocketServer | undefined;
   let ownsWebsocket = false;
   let engine: ProgressTracker;
+  const notifierDeadline: NotifierDeadline = { at: undefined };
   try {
     // Any of these may refuse its options after the store (a Redis connection) is made: release
     // what was made before rethrowing, so that a failed call leaves nothing open.
@@ -320,7 +350,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
         ownsWebsocket = true;
       }
     }
-    const sinks: ProgressSink[] = [callbacks, ...(notifier ? [notifier] : []), ...o.sinks];
+    const sinks: ProgressSink[] = [callbacks, ...(notifier ? [notifierSink(notifier, notifierDeadline)] : []), ...o.sinks];
     engine = await ProgressTracker.open({
       upgradeId: o.upgradeId,
       planId: o.planId,
@@ -347,6 +377,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     websocket,
     owned: { store: ownsStore, websocket: ownsWebsocket, notifier: true },
     notifierFlushTimeoutMs,
+    notifierDeadline,
     ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
     logger,
   });

@@ -170,9 +170,10 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       const drains = drainTimeouts(notifier);
       await t.startUpgrade();
       await t.close();
-      // The engine's flush (the notifier's own timeout, cut at 200 ms), then the close with the rest.
+      // The engine's flush (what is left of the 500 ms, cut at 200 ms), then the close with the rest.
       expect(drains).toHaveLength(2);
-      expect(drains[0]).toBeUndefined();
+      expect(drains[0]).toBeGreaterThanOrEqual(0);
+      expect(drains[0]).toBeLessThanOrEqual(500);
       expect(drains[1]).toBeGreaterThanOrEqual(0);
       expect(drains[1]).toBeLessThanOrEqual(300);
       expect(notifier.stats()).toMatchObject({ failed: 1, queued: 0, inFlight: 0 });
@@ -203,10 +204,42 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       });
       await t.startUpgrade();
       await t.close();
-      expect(drains).toEqual([undefined, 0]);
+      expect(drains).toEqual([expect.any(Number), 0]);
     } finally {
       client.destroy();
       await silent.close();
+    }
+  });
+
+  it("counts a slow store's last write in the notifier's budget: the engine's flush of it waits no longer than what is left", async () => {
+    // The engine's flush ran the notifier's own flush timeout again once the store had answered,
+    // so close() waited for delivery for the store's time plus a whole flushTimeoutMs.
+    const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
+    const client = new EventBridgeClient(localClientConfig(silent.url));
+    class SlowStore extends MemoryStore {
+      slow = false;
+      override async append(...args: Parameters<MemoryStore['append']>): Promise<void> {
+        // Longer than the flush timeout below: none of it is left once this write is durable.
+        if (this.slow) await new Promise((r) => setTimeout(r, 700));
+        return super.append(...args);
+      }
+    }
+    const store = new SlowStore();
+    try {
+      const t = await createProgressTracker({ ...base(), storage: store, eventBridge: { busName: 'upgrades', client, flushTimeoutMs: 500 } });
+      const notifier = t.notifier!;
+      const drains = drainTimeouts(notifier);
+      await t.startUpgrade();
+      store.slow = true;
+      const completed = t.completeUpgrade();
+      await t.close();
+      await completed;
+      expect(drains).toEqual([0, 0]);
+      expect(notifier.stats()).toMatchObject({ failed: 2, queued: 0, inFlight: 0 });
+    } finally {
+      client.destroy();
+      await silent.close();
+      await store.close();
     }
   });
 
