@@ -190,7 +190,9 @@ export class ProgressWebSocketServer implements ProgressSink {
       }).catch((err: unknown) => {
         attached.off('upgrade', this.#onUpgrade);
         if (isProgressError(err)) throw err;
-        throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] the attached server failed to listen: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+        // As for a server of its own: a port another process holds is a conflict, anything else bad input.
+        const taken = (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+        throw new ProgressError(taken ? 'CONFLICT' : 'INVALID_ARGUMENT', `[@progress/ws-server] the attached server failed to listen: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       });
     }
     try {

@@ -1,4 +1,5 @@
-import { createConnection } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createConnection, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
@@ -332,6 +333,49 @@ describe('start() and stop() called without waiting for each other', () => {
     // It can be started again.
     const address = await server.start();
     expect(await listening(address.port)).toBe(true);
+  });
+});
+
+describe('start() on a port another process holds', () => {
+  /** A TCP server on a free port of 127.0.0.1, holding it; its port. */
+  async function holdPort(): Promise<{ port: number; release: () => Promise<void> }> {
+    const holder = createNetServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    return { port: (holder.address() as AddressInfo).port, release: () => new Promise((resolve) => holder.close(() => resolve())) };
+  }
+
+  it('rejects with CONFLICT when it listens itself', async () => {
+    const held = await holdPort();
+    try {
+      server = new ProgressWebSocketServer({ port: held.port });
+      await expect(server.start()).rejects.toMatchObject({ code: 'CONFLICT' });
+    } finally {
+      await held.release();
+    }
+  });
+
+  it('rejects with CONFLICT, as the README says, also when the attached http.Server fails to listen on it', async () => {
+    const held = await holdPort();
+    const http = createHttpServer();
+    http.on('error', () => {}); // the app's own handler
+    try {
+      server = new ProgressWebSocketServer({ server: http });
+      const starting = server.start();
+      http.listen(held.port, '127.0.0.1');
+      await expect(starting).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(server.address).toBeUndefined();
+    } finally {
+      await held.release();
+    }
+  });
+
+  it('rejects with INVALID_ARGUMENT when the attached http.Server cannot take its address for another reason', async () => {
+    const http = createHttpServer();
+    http.on('error', () => {});
+    server = new ProgressWebSocketServer({ server: http });
+    const starting = server.start();
+    http.listen(0, '192.0.2.1'); // TEST-NET-1: no address of this machine (EADDRNOTAVAIL)
+    await expect(starting).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
 
