@@ -112,6 +112,30 @@ interface Commit {
 }
 
 const MAX_TEXT = 4096;
+/** What ends an error message cut to {@link MAX_TEXT} characters. */
+const CUT_MARK = '…[truncated]';
+
+/**
+ * The details of a failure with `errorMessage` (a string of at least one character): the message
+ * itself, or, when it is longer than {@link MAX_TEXT} (a command's whole output), its start cut to
+ * that length, ending with {@link CUT_MARK} and never splitting a character of two UTF-16 code units,
+ * plus `errorMessageLength`, the length given. Refusing it would leave the failure recorded nowhere,
+ * in the very path that reports it.
+ */
+/** Checks an error message: a string of at least one character (a longer one than MAX_TEXT is cut, not refused). */
+function assertErrorMessage(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] errorMessage must be a non-empty string, got ${describe(value)}`, { context: { errorMessage: value } });
+  }
+}
+
+function failureDetails(errorMessage: string): { errorMessage: string; errorMessageLength?: number } {
+  if (errorMessage.length <= MAX_TEXT) return { errorMessage };
+  let end = MAX_TEXT - CUT_MARK.length;
+  const last = errorMessage.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return { errorMessage: errorMessage.slice(0, end) + CUT_MARK, errorMessageLength: errorMessage.length };
+}
 
 /**
  * How many events of writes whose outcome is unknown the tracker keeps for a later adoption (see
@@ -418,11 +442,12 @@ export class ProgressTracker implements AsyncDisposable {
     }
   }
 
-  /** -> failed, with the error message. */
+  /** -> failed, with the error message (one longer than 4096 characters cut to them: see failureDetails). */
   failUpgrade(errorMessage: string): Promise<ProgressEvent> {
     try {
-      assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
-      return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${errorMessage}`, { errorMessage });
+      assertErrorMessage(errorMessage);
+      const details = failureDetails(errorMessage);
+      return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${details.errorMessage}`, details);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -600,12 +625,16 @@ export class ProgressTracker implements AsyncDisposable {
     }
   }
 
-  /** not_started | in_progress -> failed. The event's message is `Task failed: ${errorMessage}`. */
+  /**
+   * not_started | in_progress -> failed. The event's message is `Task failed: ${errorMessage}` (an
+   * error message longer than 4096 characters cut to them: see failureDetails).
+   */
   failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
     try {
-      assertText(errorMessage, 'errorMessage', 1, MAX_TEXT);
+      assertErrorMessage(errorMessage);
       const task = this.#task(taskId, 'task.failed');
-      return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${errorMessage}`, { details: { errorMessage } });
+      const details = failureDetails(errorMessage);
+      return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${details.errorMessage}`, { details });
     } catch (err) {
       return Promise.reject(err);
     }
