@@ -115,13 +115,6 @@ const MAX_TEXT = 4096;
 /** What ends an error message cut to {@link MAX_TEXT} characters. */
 const CUT_MARK = '…[truncated]';
 
-/**
- * The details of a failure with `errorMessage` (a string of at least one character): the message
- * itself, or, when it is longer than {@link MAX_TEXT} (a command's whole output), its start cut to
- * that length, ending with {@link CUT_MARK} and never splitting a character of two UTF-16 code units,
- * plus `errorMessageLength`, the length given. Refusing it would leave the failure recorded nowhere,
- * in the very path that reports it.
- */
 /** Checks an error message: a string of at least one character (a longer one than MAX_TEXT is cut, not refused). */
 function assertErrorMessage(value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
@@ -129,6 +122,13 @@ function assertErrorMessage(value: unknown): asserts value is string {
   }
 }
 
+/**
+ * The details of a failure with `errorMessage` (a string of at least one character): the message
+ * itself, or, when it is longer than {@link MAX_TEXT} (a command's whole output), its start cut to
+ * that length, ending with {@link CUT_MARK} and never splitting a character of two UTF-16 code units,
+ * plus `errorMessageLength`, the length given. Refusing it would leave the failure recorded nowhere,
+ * in the very path that reports it.
+ */
 function failureDetails(errorMessage: string): { errorMessage: string; errorMessageLength?: number } {
   if (errorMessage.length <= MAX_TEXT) return { errorMessage };
   let end = MAX_TEXT - CUT_MARK.length;
