@@ -43,3 +43,14 @@ describe('a store whose load() hands back a state parsed from JSON (tasks with O
     await tracker.close();
   });
 });
+
+describe('a task id of the wrong type', () => {
+  it('is named in the error with its article ("an object", not "a object")', async () => {
+    // addTask takes (taskId, taskName): an object in its place (the old module's dict) is refused.
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-type', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await expect(tracker.addTask({ taskId: 'a' } as unknown as string, 'A')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('taskId an object is not valid') });
+    await expect(tracker.addTask(undefined as unknown as string, 'A')).rejects.toMatchObject({ message: expect.stringContaining('taskId undefined is not valid') });
+    await tracker.close();
+  });
+});
