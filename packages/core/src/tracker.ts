@@ -1315,7 +1315,8 @@ export class ProgressTracker implements AsyncDisposable {
    * (the same event ids at the same seqs, nothing after them: a store appends all or nothing, so a
    * part of a write is someone else's) and they fold onto the durable state. Otherwise with
    * `undefined` when the store holds something else (the writes are forgotten: none of them can
-   * be stored after the durable seq); with `undefined` too, logged and the writes kept for the
+   * be stored after the durable seq), or nothing yet, or the first part of one of them (kept: it
+   * may still be on its way, see below); with `undefined` too, logged and the writes kept for the
    * next time, when the store cannot be read; with a `DATA_CORRUPTED` error, the writes kept, when
    * the events read back cannot be folded. Never rejects.
    */
@@ -1334,7 +1335,12 @@ export class ProgressTracker implements AsyncDisposable {
       return undefined;
     }
     if (match === undefined) {
-      this.#unsure = undefined;
+      // Nothing after the durable seq yet, or only the first events of one of those writes: it may
+      // still be on its way (a store refuses at the seq its queued writes will reach, as JsonFileStore
+      // does, before they can be read): kept, so that the next check (a write, close()) finds it
+      // once it lands. Anything else cannot be one of them: forgotten.
+      const onItsWay = unsure.some((w) => stored.length < w.length && stored.every((ev, i) => ev?.eventId === w[i]!.eventId && ev?.seq === w[i]!.seq));
+      if (!onItsWay) this.#unsure = undefined;
       return undefined;
     }
     try {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStore, ProgressTracker, type ProgressEvent, type ProgressStore } from '../src/index.js';
+import { MemoryStore, ProgressError, ProgressTracker, cloneState, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
 import { expectCode } from './helpers.js';
 
 const UPGRADE = 'u-unknown';
@@ -417,5 +417,81 @@ describe('an append the store kept but reported as failed', () => {
     await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
     expect(store.reads).toBe(0);
     await t.close();
+  });
+});
+
+describe('an append of unknown outcome still in flight in the store when the next write gets CONFLICT', () => {
+  /**
+   * A store whose append, on the call listed, fails (an unknown outcome, as a timeout) while its
+   * events are still on their way to the log: the next append is refused CONFLICT at the seq they
+   * will reach (as JsonFileStore checks against the seq its queued writes will reach), but
+   * readEvents does not show them until `land()`.
+   */
+  function inFlightStore(failing: number) {
+    const inner = new MemoryStore();
+    let calls = 0;
+    let inFlight: { events: ProgressEvent[]; expectedSeq: number; state: UpgradeProgress } | undefined;
+    const store: ProgressStore & { land(): Promise<void> } = {
+      acquire: (id) => inner.acquire(id),
+      release: (id) => inner.release(id),
+      load: (id) => inner.load(id),
+      async append(id, events, expectedSeq, state) {
+        calls++;
+        if (calls === failing) {
+          inFlight = { events: [...events], expectedSeq, state: cloneState(state) };
+          throw new Error('socket timeout (the write is still on its way)');
+        }
+        if (inFlight && expectedSeq === inFlight.expectedSeq) {
+          const storedSeq = inFlight.expectedSeq + inFlight.events.length;
+          throw new ProgressError('CONFLICT', `upgrade "${id}" is at seq ${storedSeq}, not ${expectedSeq}`, { context: { upgradeId: id, expectedSeq, storedSeq } });
+        }
+        await inner.append(id, events, expectedSeq, state);
+      },
+      async land() {
+        const w = inFlight!;
+        inFlight = undefined;
+        await inner.append(UPGRADE, w.events, w.expectedSeq, w.state);
+      },
+      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
+      list: (filter) => inner.list(filter),
+      delete: (id) => inner.delete(id),
+      info: () => inner.info(),
+      close: () => inner.close(),
+    };
+    return store;
+  }
+
+  it('is still adopted once it lands: the CONFLICT read that saw nothing yet does not forget it', async () => {
+    // Append calls: 1 = upgrade.created, 2 = startUpgrade, 3 = addTask (fails, still in flight).
+    const store = inFlightStore(3);
+    const seen: string[] = [];
+    const t = await open(store, { sinks: [{ name: 'rec', handle: (e) => void seen.push(`${e.seq}:${e.type}`) }] });
+    await t.startUpgrade();
+    await expectCode(() => t.addTask('a', 'A'), 'STORE_UNAVAILABLE');
+    // The store is ahead (the write is on its way) but shows nothing after seq 2 yet: CONFLICT.
+    await expectCode(() => t.setCurrentPhase('Nodes'), 'CONFLICT');
+    await store.land();
+    // Now the store holds that write of ours: it is adopted, not CONFLICT for every write from here on.
+    let refused: unknown;
+    await t.setCurrentPhase('Nodes').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 3, adoptedToSeq: 3 } });
+    expect(t.progress.tasks.a?.status).toBe('not_started');
+    const ev = await t.setCurrentPhase('Nodes');
+    expect(ev.seq).toBe(4);
+    expect(seen).toEqual(['1:upgrade.created', '2:upgrade.started', '3:task.added', '4:upgrade.phase_changed']);
+    await t.close();
+  });
+
+  it('is adopted by close() once it lands, so that the sinks get its events', async () => {
+    const store = inFlightStore(3);
+    const seen: string[] = [];
+    const t = await open(store, { sinks: [{ name: 'rec', handle: (e) => void seen.push(`${e.seq}:${e.type}`) }] });
+    await t.startUpgrade();
+    await expectCode(() => t.completeUpgrade(), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.setCurrentPhase('Nodes'), 'CONFLICT');
+    await store.land();
+    await t.close();
+    expect(seen).toEqual(['1:upgrade.created', '2:upgrade.started', '3:upgrade.completed']);
+    expect(t.durableProgress.status).toBe('completed');
   });
 });
