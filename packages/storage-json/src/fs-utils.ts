@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DIR_MODE, FILE_MODE } from './layout.js';
 
@@ -99,4 +99,27 @@ export async function writeFileAtomic(path: string, data: string | Buffer, sync:
     throw err;
   }
   if (sync) await fsyncDir(dirname(path));
+}
+
+/** `O_NOFOLLOW` where the platform has it: the store writes its own files, never the file a symbolic link in their place points to. */
+export const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/** True when `path` is a symbolic link (false when it is missing). */
+export async function isSymlink(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSymbolicLink();
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/** Cuts the file at `path` to `length` bytes; a symbolic link there fails (ELOOP) instead of cutting the file it points to. */
+export async function truncateNoFollow(path: string, length: number): Promise<void> {
+  const handle = await open(path, constants.O_WRONLY | NOFOLLOW);
+  try {
+    await handle.truncate(length);
+  } finally {
+    await handle.close();
+  }
 }

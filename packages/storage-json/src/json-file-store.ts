@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, statSync, type Dirent } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { constants, readdirSync, statSync, type Dirent } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { resolve as resolvePath, join } from 'node:path';
 import {
   appendInputError,
@@ -26,7 +26,7 @@ import {
 } from '@progress/core';
 import { caseConflict, differOnlyInCase, foundUnderOtherCase, isCaseConflict } from './case-collision.js';
 import { corruptedLine, storeError, unreadable } from './errors.js';
-import { datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCause, writeFileAtomic } from './fs-utils.js';
+import { NOFOLLOW, datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCause, isSymlink, truncateNoFollow, writeFileAtomic } from './fs-utils.js';
 import { legacyIdInFile, readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
@@ -313,7 +313,7 @@ export class JsonFileStore implements ProgressStore {
     const offset = owed.offset;
     await lease.check();
     try {
-      await truncate(paths.events, offset);
+      await truncateNoFollow(paths.events, offset);
       if (this.#sync) await datasyncFile(paths.events);
     } catch (err) {
       // No log (deleted): nothing left to cut.
@@ -325,6 +325,14 @@ export class JsonFileStore implements ProgressStore {
 
   /** The writer's start: end of the good log (a torn last write cut off: we hold the lock), or the legacy import. */
   async #locateEnd(upgradeId: string, paths: UpgradePaths, lease: WriterLease): Promise<WriterStart> {
+    // The writer cuts and appends to its log: through a link put in its place, it cut and wrote
+    // whatever file the link named (a torn "last line" of that file was cut off, then events written in).
+    if (await isSymlink(paths.events)) {
+      throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": its log ${paths.events} is a symbolic link; the store writes only a file of its own there, and leaves the link and the file it names as they are`, {
+        upgradeId,
+        file: paths.events,
+      });
+    }
     // First: a log that lost acknowledged events is refused before anything in the folder changes.
     const snap = await this.#readSnapshot(upgradeId, paths);
     await this.#removeLeftTempFiles(upgradeId, paths);
@@ -397,14 +405,14 @@ export class JsonFileStore implements ProgressStore {
 
   async #cutTornTail(upgradeId: string, paths: UpgradePaths, result: ScanResult): Promise<void> {
     const torn = result.torn!;
-    const handle = await open(paths.events, 'r');
+    const handle = await open(paths.events, constants.O_RDONLY | NOFOLLOW);
     const bytes = Buffer.alloc(Math.min(torn.length, 512));
     try {
       await handle.read(bytes, 0, bytes.length, torn.offset);
     } finally {
       await handle.close();
     }
-    await truncate(paths.events, torn.offset);
+    await truncateNoFollow(paths.events, torn.offset);
     if (this.#sync) await datasyncFile(paths.events);
     this.#opts.logger.warn(
       { upgradeId, file: paths.events, line: torn.line, offset: torn.offset, length: torn.length, reason: torn.reason, head: bytes.toString('utf8') },

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '@progress/core';
 import { storeError } from './errors.js';
-import { fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
+import { NOFOLLOW, fsyncDir, isCode, writeFileAtomic } from './fs-utils.js';
 import { FILE_MODE, type UpgradePaths } from './layout.js';
 import { encodeSnapshot, stampWriteOffset } from './record-codec.js';
 
@@ -125,10 +125,10 @@ export class LogWriter {
   async #file(): Promise<FileHandle> {
     if (this.#handle) return this.#handle;
     try {
-      this.#handle = await open(this.#paths.events, constants.O_RDWR | this.#dsync);
+      this.#handle = await open(this.#paths.events, constants.O_RDWR | NOFOLLOW | this.#dsync);
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw err;
-      this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | this.#dsync, FILE_MODE);
+      this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW | this.#dsync, FILE_MODE);
       if (this.#sync) await fsyncDir(this.#paths.dir);
     }
     return this.#handle;
