@@ -98,10 +98,61 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(now.tasks).toEqual(want.tasks);
     expect(now.overall).toBe(want.overall);
     expect(now.facts['Phase']).toBe('Run 2');
-    // The page takes a snapshot on every subscribe: a seq names no run.
+    // The page takes a snapshot on every subscribe: a seq names no run. A subscribe with a sinceSeq only
+    // follows a snapshot (for the "Recent events" it did not bring), and names that snapshot's run.
     const subscribes = sent.map((f) => JSON.parse(f) as Record<string, unknown>).filter((m) => m['type'] === 'subscribe');
-    expect(subscribes).toHaveLength(2);
-    expect(subscribes.every((m) => !('sinceSeq' in m))).toBe(true);
+    expect(subscribes.filter((m) => !('sinceSeq' in m))).toHaveLength(2);
+    const resumes = subscribes.filter((m) => 'sinceSeq' in m);
+    expect(resumes.every((m) => typeof m['createdAt'] === 'string')).toBe(true);
+    expect(resumes.at(-1)?.['createdAt']).toBe(run.durableProgress.createdAt);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  it("lists the upgrade's own events (started, phase changes, completed) after a reload and a reconnect, up to the last seq", async () => {
+    // The tasks' recentEvents of a snapshot hold task events only: the list was rebuilt from them after
+    // every (re)subscribe, so upgrade.started, the phase changes and upgrade.completed disappeared (the
+    // Seq fact said 26, the list started at #25).
+    const port = await freePort();
+    const { server } = await serve({ port });
+    const t = await tracker('u-events');
+    server.track(t);
+    await t.startUpgrade('Prepare');
+    await t.addTask('a', 'A');
+    for (let i = 1; i <= 20; i++) await t.updateTaskProgress('a', i * 4);
+    await t.setCurrentPhase('Nodes');
+    await t.completeTask('a');
+    await t.completeUpgrade();
+    const want: string[] = [];
+    for await (const e of t.readEvents(0)) want.unshift(`#${e.seq} ${e.type}`);
+    want.splice(15);
+    expect(want.slice(0, 3)).toEqual(['#26 upgrade.completed', '#25 task.completed', '#24 upgrade.phase_changed']);
+    const listed = (page: Page): Promise<string[]> =>
+      page.evaluate(`[...document.querySelectorAll('#events li')].map((li) => li.children[0].textContent + ' ' + li.children[2].textContent)`);
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-events`);
+    await caughtUp(page, t);
+    await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
+    await page.reload();
+    await caughtUp(page, t);
+    await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
+    // A reconnect takes a fresh snapshot too.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    await server.start();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 15_000 }).toBe('live');
+    await caughtUp(page, t);
+    await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
+    // An upgrade of fewer events: all of them, upgrade.created included, which does not start the state over.
+    const few = await tracker('u-few');
+    server.track(few);
+    await few.startUpgrade('One');
+    await few.addTask('b', 'B');
+    await few.setCurrentPhase('Two');
+    await page.click('#upgrades li[data-upgrade-id="u-few"]');
+    await caughtUp(page, few);
+    await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(['#4 upgrade.phase_changed', '#3 task.added', '#2 upgrade.started', '#1 upgrade.created']);
+    expect(await shown(page)).toMatchObject({ tasks: { b: '0' }, facts: { Phase: 'Two', Seq: '4' } });
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 

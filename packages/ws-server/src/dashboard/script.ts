@@ -14,6 +14,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // A subscribe the server could not serve (its store failed): the message shown, and the one pending
   // subscribe again (its timer) with its backoff, which doubles from SUB_RETRY_MS up to SUB_RETRY_MAX_MS.
   var subError = null, subTimer = null, subRetry = 0;
+  // How many events "Recent events" lists. A snapshot brings the tasks' recentEvents only: the
+  // upgrade's own events (started, phase changes, completed, ...) are in none of them. When those
+  // leave a hole in the last EVENTS seqs, the page asks for them once per subscribe (backfill): it
+  // subscribes again, resuming a few seqs back in the same run (sinceSeq and createdAt), which
+  // replays them and goes on live.
+  var EVENTS = 15, backfill = false;
   // The status shows an error of a request the store failed to serve (the list): the next list
   // answered ends it. A refusal (FORBIDDEN, RATE_LIMITED, INVALID_MESSAGE) stays shown.
   var storeError = false;
@@ -347,7 +353,29 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     // One subscribe at a time: a retry pending is this one.
     if (subTimer) { clearTimeout(subTimer); subTimer = null; }
     if (!selected || !validId(selected)) return;
+    backfill = true;
     send({ type: 'subscribe', upgradeId: selected });
+  }
+  // Puts an event in "Recent events" by its seq (a replayed one may come after later ones), once.
+  function listEvent(e) {
+    var i = events.length;
+    while (i > 0 && events[i - 1].seq > e.seq) i--;
+    if (i > 0 && events[i - 1].seq === e.seq) return false;
+    if (i === 0 && events.length >= EVENTS) return false;
+    events.splice(i, 0, e);
+    if (events.length > EVENTS) events.shift();
+    return true;
+  }
+  // After the snapshot of a subscribe: the events of the last EVENTS seqs that it did not bring.
+  function askForRecentEvents() {
+    if (!backfill) return;
+    // Once per subscribe: the snapshot of a resync that answers this (the events are gone, another
+    // run) is not asked for again.
+    backfill = false;
+    var want = Math.min(EVENTS, state.lastSeq), have = 0;
+    events.forEach(function (e) { if (e.seq > state.lastSeq - want) have++; });
+    if (have >= want || typeof state.createdAt !== 'string') return;
+    send({ type: 'subscribe', upgradeId: selected, sinceSeq: state.lastSeq - want, createdAt: state.createdAt });
   }
   // The subscribe to the selected upgrade was refused for a reason that may pass (its store failed, a
   // limit): show why, and subscribe again later on the same socket. A leave (select) or a close stops it.
@@ -406,7 +434,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         // of a frozen page for 5,000 tasks of 20 events, at every reconnect and selection).
         Object.keys(state.tasks).forEach(function (k) { Array.prototype.push.apply(all, state.tasks[k].recentEvents || []); });
         all.sort(function (a, b) { return a.seq - b.seq; });
-        events = all.slice(-15);
+        events = all.slice(-EVENTS);
+        askForRecentEvents();
         schedule();
         break;
       case 'progress_event':
@@ -418,6 +447,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         // that made up an upgrade of no plan, 0% and no tasks, shown until the snapshot came (as long
         // as a slow store took). The snapshot holds it.
         if (!state && m.data.type !== 'upgrade.created') break;
+        // One the state holds already (replayed for "Recent events", see askForRecentEvents; the
+        // upgrade.created of this very run too) is only listed.
+        if (state && m.data.seq <= state.lastSeq && (m.data.type !== 'upgrade.created' || m.data.timestamp === state.createdAt)) {
+          if (listEvent(m.data)) schedule();
+          break;
+        }
         // upgrade.created starts a run: nothing of a state kept from an earlier run under this id may
         // stay (the server sends resync and a snapshot first; this is a second guard).
         if (m.data.type === 'upgrade.created') {
@@ -427,8 +462,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         if (m.data.seq <= state.lastSeq) break;
         if (m.data.type === 'upgrade.created') { state.planId = m.data.details.planId; state.clusterName = m.data.details.clusterName; state.createdAt = m.data.timestamp; }
         apply(state, m.data);
-        events.push(m.data);
-        if (events.length > 15) events.shift();
+        listEvent(m.data);
         schedule();
         break;
       // The snapshot that follows replaces the state; without one (the upgrade is gone) the page must
