@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 
@@ -88,6 +89,67 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     expect(await focused()).toBe('u-one');
     await page.keyboard.press('Space');
     await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  // Last in this file: it installs a clock for the whole browser context.
+  it('unsubscribes again from an upgrade it left when the rate limit refused that unsubscribe: the server stops sending its events', async () => {
+    // 2 messages a second, 4 at once. The unsubscribe of an upgrade the user left can be refused too: the
+    // server kept the subscription and sent its events for as long as the connection lived (each one
+    // a place of maxSubscriptionsPerClient: after 100 such, every subscribe was refused).
+    const { server, port } = await serve({ rateLimit: { messagesPerSecond: 2, burst: 4, maxViolations: 50 } });
+    const trackers = new Map<string, ProgressTracker>();
+    for (const id of ['u-a', 'u-b', 'u-c']) {
+      const t = await tracker(id);
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask('x', 'T');
+      // The last 15 events are the task's (its recentEvents): the page asks for no more after a snapshot.
+      for (let i = 1; i <= 16; i++) await t.updateTaskProgress('x', i);
+      trackers.set(id, t);
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    const received: Array<{ upgradeId: string; seq: number }> = [];
+    page.on('websocket', (ws) =>
+      ws.on('framereceived', (f) => {
+        const m = JSON.parse(String(f.payload)) as { type: string; upgradeId: string; data: { seq: number } };
+        if (m.type === 'progress_event') received.push({ upgradeId: m.upgradeId, seq: m.data.seq });
+      }),
+    );
+    // The page's timers run only when the test says (its list every 5 s would take tokens at any time).
+    await page.clock.install();
+    await page.clock.pauseAt(Date.now() + 1000);
+    const tasksAsTimeRuns = async (): Promise<Record<string, string | null>> => {
+      await page.clock.runFor(20);
+      return (await shown(page)).tasks;
+    };
+    await page.goto(`http://127.0.0.1:${port}/#u-a`);
+    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ x: '16' });
+    await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(3);
+    // The bucket fills up again (4 tokens); then three clicks, six messages: unsubscribe u-a, subscribe
+    // u-b, unsubscribe u-b, subscribe u-c; unsubscribe u-c and subscribe u-b are refused.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await page.evaluate(`for (const id of ['u-b', 'u-c', 'u-b']) document.querySelector('#upgrades li[data-upgrade-id="' + id + '"]').click()`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toContain('too many messages');
+    // Once the bucket refilled, the page asks again (its timers run on).
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (let i = 0; i < 12; i++) await page.clock.runFor(1000);
+    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ x: '16' });
+    expect(await page.textContent('#conn')).toBe('live');
+    // An event of u-c (left) then one of u-b (shown): once u-b's has come, u-c's would have too.
+    const leaked = async (): Promise<boolean> => {
+      const c = trackers.get('u-c')!;
+      const b = trackers.get('u-b')!;
+      await c.updateTaskProgress('x', c.durableProgress.tasks['x']!.percentage + 1);
+      await b.updateTaskProgress('x', b.durableProgress.tasks['x']!.percentage + 1);
+      const seq = b.durableProgress.lastSeq;
+      await expect.poll(() => received.some((r) => r.upgradeId === 'u-b' && r.seq === seq), { timeout: 10_000 }).toBe(true);
+      return received.some((r) => r.upgradeId === 'u-c' && r.seq === c.durableProgress.lastSeq);
+    };
+    expect(await leaked()).toBe(false);
+    // The upgrade shown is followed live (no unsubscribe of it was sent again).
+    await expect.poll(async () => (await tasksAsTimeRuns())['x'], { timeout: 10_000 }).toBe(String(trackers.get('u-b')!.durableProgress.tasks['x']!.percentage));
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 });

@@ -20,6 +20,17 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // subscribes again, resuming a few seqs back in the same run (sinceSeq and createdAt), which
   // replays them and goes on live.
   var EVENTS = 15, backfill = false;
+  // The unsubscribes of upgrades left, until the page knows the server took them. The rate limit may
+  // refuse an unsubscribe as any message, and its error names none: the server then kept sending that
+  // upgrade's events for as long as the connection lived, and each such one held a place of the
+  // server's subscriptions per connection (at 100, every subscribe was refused). The server answers in
+  // the order of the messages, an unsubscribe with nothing when it takes it: the answer to a message
+  // sent after it (the list, a subscribe) says it was taken unless a refusal came first. So the page
+  // numbers what it sends and keeps, in order, the numbers of the messages that get an answer
+  // ('answerable'); each answer is of one of them, at the earliest the oldest. A refusal that names no
+  // message makes every unsubscribe not yet known to be taken one to send again (after 1 s, doubling
+  // up to 10 s); sending one twice does no harm. The upgrade selected is never unsubscribed again.
+  var sentCount = 0, answerable = [], unsubSent = new Map(), unsubAgain = new Set(), unsubTimer = null, unsubRetry = 0;
   // The status shows an error of a request the store failed to serve (the list): the next list
   // answered ends it. A refusal (FORBIDDEN, RATE_LIMITED, INVALID_MESSAGE) stays shown.
   var storeError = false;
@@ -74,7 +85,13 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     return b;
   }
   function badge(status) { return el('span', 'badge ' + String(status).replace(/[^a-z_]/g, ''), String(status).replace('_', ' ')); }
-  function send(msg) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg)); }
+  function send(msg) {
+    if (!ws || ws.readyState !== 1) return false;
+    ws.send(JSON.stringify(msg));
+    sentCount++;
+    if (msg.type === 'subscribe' || msg.type === 'list_upgrades') answerable.push(sentCount);
+    return true;
+  }
   function setConn(text, live) { var c = $('conn'); c.textContent = text; c.className = live ? 'live' : 'down'; }
   function fmtTime(iso) { if (!iso) return '-'; var d = new Date(iso); return isNaN(d) ? '-' : d.toLocaleTimeString(); }
   function fmtDuration(ms) {
@@ -334,7 +351,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
 
   // ---- protocol
   function select(id) {
-    if (selected && selected !== id && validId(selected)) send({ type: 'unsubscribe', upgradeId: selected });
+    if (selected && selected !== id && validId(selected)) unsubscribe(selected);
+    // Its subscribe below comes after any unsubscribe of it: that one is not to be sent again.
+    unsubSent.delete(id); unsubAgain.delete(id);
     if (selected !== id) { state = null; events = []; stopSubRetry(); }
     selected = id;
     history.replaceState(null, '', '#' + encodeURIComponent(id));
@@ -388,6 +407,36 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     var id = selected, delay = Math.min(limited ? 60000 : SUB_RETRY_MAX_MS, (limited ? 5000 : SUB_RETRY_MS) * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
     subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
   }
+  function unsubscribe(id) {
+    unsubAgain.delete(id);
+    if (send({ type: 'unsubscribe', upgradeId: id })) unsubSent.set(id, sentCount);
+  }
+  // An answer came (the list, or one of a subscribe): the unsubscribes sent before the oldest message
+  // awaiting one were taken (a refusal of one would have come before it).
+  function answered() {
+    var n = answerable.shift();
+    if (n === undefined) return;
+    unsubSent.forEach(function (at, id) { if (at < n) unsubSent.delete(id); });
+    if (!unsubSent.size && !unsubAgain.size) unsubRetry = 0;
+  }
+  // The rate limit refused a message: any unsubscribe not known to be taken is sent again later.
+  function unsubscribeLater() {
+    unsubSent.forEach(function (at, id) { unsubAgain.add(id); });
+    unsubSent.clear();
+    if (!unsubAgain.size || unsubTimer) return;
+    var delay = Math.min(SUB_RETRY_MAX_MS, 1000 * Math.pow(2, unsubRetry++)) + Math.floor(Math.random() * 250);
+    unsubTimer = setTimeout(function () {
+      unsubTimer = null;
+      var ids = [];
+      unsubAgain.forEach(function (id) { ids.push(id); });
+      ids.forEach(function (id) { if (id !== selected) unsubscribe(id); else unsubAgain.delete(id); });
+    }, delay);
+  }
+  // A new connection holds no subscription: nothing of the last one's is to be sent again.
+  function forgetUnsubscribes() {
+    if (unsubTimer) clearTimeout(unsubTimer);
+    unsubTimer = null; unsubRetry = 0; answerable = []; unsubSent = new Map(); unsubAgain = new Set();
+  }
   // After a message the rate limit refused: one subscribe later, slower each time it is refused again.
   function resubscribeLater() {
     if (subTimer) clearTimeout(subTimer);
@@ -410,12 +459,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       case 'welcome': storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
       case 'subscribed':
+        answered();
         if (m.upgradeId !== selected) break;
         stopSubRetry();
         if (forbidden) { forbidden = false; setConn('live', true); }
         if (m.exists === false) drop();
         break;
       case 'upgrades':
+        answered();
         // A list answered: the store error shown for an earlier one is over (not a refusal: that stays).
         if (storeError) { storeError = false; setConn('live', true); }
         rows = Array.isArray(m.data) ? m.data : [];
@@ -469,6 +520,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       // not go on showing the old one.
       case 'resync': if (m.upgradeId === selected) drop(); break;
       case 'error':
+        // What answers a subscribe (its refusal, FORBIDDEN, or its store's failure, which names it) or the
+        // list (its store's failure); the rate limit's refusal may be of an unsubscribe, which has no answer.
+        if (m.upgradeId !== undefined || (m.code !== 'RATE_LIMITED' && m.code !== 'INVALID_MESSAGE')) answered();
+        if (m.code === 'RATE_LIMITED' && m.upgradeId === undefined) unsubscribeLater();
         // One naming another upgrade answers a subscribe of an upgrade since left.
         if (m.upgradeId !== undefined && m.upgradeId !== selected) break;
         // One naming the selected upgrade answers its subscribe (the server's store failed): that is
@@ -488,6 +543,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }
   function connect() {
     setConn((retry ? 'reconnecting' : 'connecting') + (closeReason ? ' (' + closeReason + ')' : ''), false);
+    forgetUnsubscribes();
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
     openedAt = 0;
     unansweredSince = 0;
@@ -523,6 +579,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }
   function later() {
     ws = null;
+    forgetUnsubscribes();
     var delay = Math.min(5000, 250 * Math.pow(2, retry++)) + Math.floor(Math.random() * 250);
     setTimeout(connect, delay);
   }
