@@ -511,6 +511,47 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(problems).toEqual([]);
   });
 
+  it('takes ?token= out of its address (history, a copied link) and still authenticates its reconnects and a reload', async () => {
+    const secret = 'a-test-secret-that-is-long-enough-0123456789';
+    const port = await freePort();
+    const { server } = await serve({ port, ...readTokenAuth({ secret }) });
+    const t = await tracker('u-tok');
+    server.track(t);
+    await t.startUpgrade('Phase');
+    await t.addTask('x', 'X');
+    const token = createReadToken({ secret, upgradeIds: ['u-tok'], ttlSeconds: 600 });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/?view=wide&token=${token}#u-tok`);
+    await caughtUp(page, t);
+    // The address bar, and the history entry, hold everything but the token.
+    const clean = `http://127.0.0.1:${port}/?view=wide#u-tok`;
+    expect(page.url()).toBe(clean);
+    expect(await page.evaluate('location.href')).toBe(clean);
+    // The server goes away and comes back: the page reconnects with the token it read.
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).not.toBe('live');
+    await t.updateTaskProgress('x', 30);
+    await server.start();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 15_000 }).toBe('live');
+    await caughtUp(page, t);
+    // A reload (of the address without the token) authenticates too: the tab keeps it.
+    await page.reload();
+    await caughtUp(page, t);
+    expect(page.url()).toBe(clean);
+    await t.updateTaskProgress('x', 60);
+    await caughtUp(page, t);
+    // A new token in the address takes the place of the one kept.
+    const other = await tracker('u-tok2');
+    server.track(other);
+    await other.startUpgrade('Other');
+    const token2 = createReadToken({ secret, upgradeIds: ['u-tok2'], ttlSeconds: 600 });
+    await page.goto(`http://127.0.0.1:${port}/?token=${token2}#u-tok2`);
+    await caughtUp(page, other);
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/#u-tok2`);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   it('keeps saying why after its read token expired: the reconnects whose handshake is refused (401) do not wipe the reason', async () => {
     // The real flow of an expired token: the server closes with 1008 when it passes, and then answers
     // 401 to every handshake with it (the page reconnects with the token of its URL). A page cannot see

@@ -6,7 +6,29 @@
 export const DASHBOARD_SCRIPT = String.raw`(function () {
   'use strict';
   var wsPath = document.querySelector('meta[name="progress-ws-path"]').getAttribute('content') || '/ws';
-  var token = new URLSearchParams(location.search).get('token');
+  // A read token in the page's address (?token=) is taken out of it at once (history.replaceState), so
+  // that it is not left in the history, a bookmark, a copied link or a screenshot of the address bar.
+  // The tab keeps it (sessionStorage, by the page's path): its reconnects use it, and so does a reload
+  // of the address without it. A new ?token= takes its place.
+  var TOKEN_KEY = 'progress-token:' + location.pathname;
+  var token = readToken();
+  function readToken() {
+    var fromUrl = new URLSearchParams(location.search).get('token');
+    if (fromUrl === null) {
+      try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+    }
+    // The other parameters stay as they were written.
+    var kept = location.search.slice(1).split('&').filter(function (part) {
+      var name = part.split('=')[0];
+      try { name = decodeURIComponent(name.replace(/\+/g, ' ')); } catch (e) { /* kept as written */ }
+      return part !== '' && name !== 'token';
+    });
+    try { history.replaceState(history.state, '', location.pathname + (kept.length ? '?' + kept.join('&') : '') + location.hash); } catch (e) { /* the address stays */ }
+    try {
+      if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* no storage: a reload has no token */ }
+    return fromUrl;
+  }
   var wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + wsPath + (token ? '?token=' + encodeURIComponent(token) : '');
   // A malformed hash (#%E0) must not stop the page: it just selects nothing.
   var hashId = function () { try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return ''; } };
