@@ -139,3 +139,42 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: hostile text in e
     }
   }, 60_000);
 });
+
+// Text without a space (a cluster name of 256 characters, a long ARN as a phase or a message) wraps
+// where it is shown: the 280 px list of upgrades and the detail view kept their width, the text ran
+// out of them (the list's `.muted` line had no break) and the page scrolled sideways.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: long unbroken text', () => {
+  const { newPage, serve } = dashboardSuite();
+
+  it('wraps a long name, phase, step, error and message everywhere it is shown, at any width', async () => {
+    const { server, port } = await serve();
+    const long = (what: string, n: number) => `${what}-${'x'.repeat(n - what.length - 1)}`;
+    const id = long('u', 128);
+    const t = await ProgressTracker.open({ upgradeId: id, planId: long('p', 128), clusterName: long('cluster', 256) });
+    try {
+      server.track(t);
+      await t.startUpgrade(long('phase', 256));
+      await t.addTask('a', long('name', 256));
+      await t.updateTaskProgress('a', 40, long('progmsg', 300), { currentStep: long('step', 256) });
+      await t.addTask(long('b', 128), 'B');
+      await t.failTask(long('b', 128), long('taskerr', 300));
+      await t.failUpgrade(long('upgerr', 300));
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      await page.goto(`http://127.0.0.1:${port}/#${id}`);
+      await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toContain('upgerr');
+      await expect.poll(() => page.textContent('#upgrades'), { timeout: 10_000 }).toContain('cluster-');
+      await expect.poll(() => page.locator('#events li').count(), { timeout: 10_000 }).toBeGreaterThan(5);
+      // Every box as wide as it is drawn: nothing runs out of one, and the page does not scroll sideways.
+      const overflowing = `[...document.querySelectorAll('body, body *')].filter((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'hidden').map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth).concat(document.documentElement.scrollWidth > innerWidth ? ['page ' + document.documentElement.scrollWidth + '>' + innerWidth] : [])`;
+      expect(await page.evaluate(overflowing)).toEqual([]);
+      expect(await page.evaluate(`document.querySelector('nav').getBoundingClientRect().width`)).toBeLessThanOrEqual(282);
+      await page.setViewportSize({ width: 420, height: 860 });
+      await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+      expect(await page.evaluate(overflowing)).toEqual([]);
+      expect(problems).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});

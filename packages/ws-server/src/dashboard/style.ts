@@ -5,6 +5,9 @@ export const DASHBOARD_STYLE = `
 @media (prefers-color-scheme: dark) { :root { --bg: #12151b; --panel: #1b2029; --fg: #e6e9ef; --muted: #9aa3b2; --line: #2a303b; } }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg); }
+/* Text a writer sent may hold no space (a cluster name of 256 characters, an ARN): it wraps wherever it
+   is shown (inherited), and counts as narrow for the grid's columns, rather than run out of them. */
+body { overflow-wrap: anywhere; }
 header { display: flex; align-items: center; gap: 12px; padding: 12px 20px; border-bottom: 1px solid var(--line); background: var(--panel); }
 header h1 { font-size: 16px; margin: 0; font-weight: 600; }
 #conn { margin-left: auto; font-size: 12px; color: var(--muted); }
