@@ -1,6 +1,7 @@
-import { MAX_TIMER_MS, ProgressError, assertKnownOptions, cloneState, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { CallbackError } from './callback-error.js';
+import { StateHistory, frozenTask, type StateVersion } from './state-versions.js';
 import { UPGRADE_STATUS_SET, assertCallback, assertEventType, assertStatus, isUpgradeStatusChange, taskEnteringStatus } from './matching.js';
 import type {
   AnyCallback,
@@ -52,8 +53,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   #closing: Promise<void> | undefined;
   /** True while `handle` hands an event to the callbacks: a `handle` called meanwhile (from a synchronous callback) waits in {@link #deferred}. */
   #delivering = false;
-  /** Events handed over during another one's delivery, with a copy of their state, delivered in turn once it is done. */
-  readonly #deferred: Array<{ event: ProgressEvent; state: UpgradeProgress }> = [];
+  /** Events handed over during another one's delivery, with their state's version, delivered in turn once it is done. */
+  readonly #deferred: Array<{ event: ProgressEvent; version: StateVersion }> = [];
+  /** The versions of the state handed over by each tracker (keyed by its live state object, so that a tracker gone takes its history along). */
+  readonly #histories = new WeakMap<object, StateHistory>();
   /** Flushes asked for during a delivery (from a callback): each takes its snapshot once the delivery is done. */
   readonly #flushesAfterDelivery: Array<() => void> = [];
   readonly #stats = { events: 0, calls: 0, failed: 0, timedOut: 0, dropped: 0 };
@@ -161,7 +164,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
   /**
    * Calls `callback(upgrade, event)` each time the upgrade enters `status`: `upgrade.started` and
    * `upgrade.resumed` (`in_progress`), `upgrade.paused`, `upgrade.completed`, `upgrade.failed`,
-   * `upgrade.cancelled`. `upgrade` is a copy of the state after the event. Returns the function
+   * `upgrade.cancelled`. `upgrade` is a frozen copy of the state after the event. Returns the function
    * that removes it.
    *
    * @throws ProgressError `INVALID_ARGUMENT` for a status an upgrade cannot have or a non-function.
@@ -181,9 +184,10 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
 
   /**
    * Hands an event to every matching callback (the tracker calls this). Synchronous callbacks that
-   * are idle run now; the others get the call queued. `state` is copied here, because it is only
-   * valid during this call: once per event, shared by its callbacks, and only when a callback that
-   * may read it takes the event. Ignored once closed.
+   * are idle run now; the others get the call queued. What `state` changed since the previous
+   * event is recorded here, because it is only valid during this call (and only when a callback
+   * that may read it takes the event); each call is given a frozen copy made from that record.
+   * Ignored once closed.
    */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
     if (this.#closing) {
@@ -194,43 +198,64 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     // Handed over from inside a synchronous callback: delivered once the event being delivered is,
     // so that a callback later in the list, idle now, does not get it before that one.
     if (this.#delivering) {
-      this.#deferred.push({ event, state: cloneState(state) });
+      this.#deferred.push({ event, version: this.#record(state) });
       return;
     }
     this.#delivering = true;
     try {
-      this.#deliver(event, state);
-      for (let next = this.#deferred.shift(); next; next = this.#deferred.shift()) this.#deliver(next.event, next.state);
+      this.#deliver(event, state, undefined);
+      for (let next = this.#deferred.shift(); next; next = this.#deferred.shift()) this.#deliver(next.event, undefined, next.version);
     } finally {
       this.#delivering = false;
       for (let start = this.#flushesAfterDelivery.shift(); start; start = this.#flushesAfterDelivery.shift()) start();
     }
   }
 
-  #deliver(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+  /** Records `state` (the tracker's live one) as the newest version of its history. */
+  #record(state: Readonly<UpgradeProgress>): StateVersion {
+    let history = this.#histories.get(state);
+    if (history === undefined) {
+      history = new StateHistory();
+      this.#histories.set(state, history);
+    }
+    return history.record(state);
+  }
+
+  /**
+   * Hands `event` to its callbacks, with the state right after it: `live` (the tracker's, valid
+   * only now) or, for an event handed over during another one's delivery, its recorded `version`.
+   */
+  #deliver(event: ProgressEvent, live: Readonly<UpgradeProgress> | undefined, version: StateVersion | undefined): void {
     // Callbacks added while this event is being delivered start with the next one.
     const limit = this.#nextId;
-    let stateCopy: UpgradeProgress | undefined;
-    const copyOfState = (): UpgradeProgress => (stateCopy ??= cloneState(state));
-    let taskLooked = false;
-    let taskCopy: TaskProgress | undefined;
+    // Which callbacks take it, before any runs (a synchronous one may hand over the next event).
+    let takers: CallbackQueue[] | undefined;
+    let wantsState = false;
+    let wantsTask = false;
     for (const queue of this.#queues) {
       if (queue.id >= limit) break;
+      if (!matches(queue, event)) continue;
+      (takers ??= []).push(queue);
+      if (queue.wantsState) wantsState = true;
+      if (queue.kind === 'status') wantsTask = true;
+    }
+    if (takers === undefined) return;
+    // The state is recorded (what changed since the last version) only for an event that a
+    // callback that may read it takes; queued calls hold the version, not a copy of the state.
+    if (wantsState && version === undefined) version = this.#record(live!);
+    let task: Readonly<TaskProgress> | undefined;
+    if (wantsTask) {
+      const found = taskEnteringStatus(event, (id) => (version !== undefined ? version.task(id) : Object.hasOwn(live!.tasks, id) ? live!.tasks[id] : undefined));
+      task = found === undefined || version !== undefined ? found : frozenTask(found);
+    }
+    for (const queue of takers) {
       if (queue.kind === 'event') {
-        if (queue.key !== '*' && queue.key !== event.type) continue;
-        queue.push({ event, args: [event, queue.wantsState ? copyOfState() : undefined] });
+        queue.push(queue.wantsState ? { event, args: [event, undefined], version, stateAt: 1 } : { event, args: [event, undefined] });
       } else if (queue.kind === 'status') {
-        if (queue.key !== event.status) continue;
-        if (!taskLooked) {
-          taskLooked = true;
-          const task = taskEnteringStatus(event, state);
-          taskCopy = task && { ...task, recentEvents: task.recentEvents.slice() };
-        }
-        if (taskCopy === undefined) continue;
-        queue.push({ event, args: [taskCopy, event, queue.wantsState ? copyOfState() : undefined] });
+        if (task === undefined) continue;
+        queue.push(queue.wantsState ? { event, args: [task, event, undefined], version, stateAt: 2 } : { event, args: [task, event, undefined] });
       } else {
-        if (queue.key !== event.status || !isUpgradeStatusChange(event)) continue;
-        queue.push({ event, args: [copyOfState(), event] });
+        queue.push({ event, args: [undefined, event], version, stateAt: 0 });
       }
     }
   }
@@ -407,6 +432,13 @@ const MESSAGES: Record<CallbackFailureReason, string> = {
 
 // An object checked against the interface, so that a new option cannot be left out of this list.
 const OPTION_NAMES = Object.keys({ timeoutMs: 0, maxQueueSize: 0, dropPolicy: 0, logger: 0, onError: 0 } satisfies Record<keyof CallbackManagerOptions, 0>);
+
+/** Whether `queue` takes `event` (a task status callback: if the event moves a task into that status). */
+function matches(queue: CallbackQueue, event: ProgressEvent): boolean {
+  if (queue.kind === 'event') return queue.key === '*' || queue.key === event.type;
+  if (queue.kind === 'status') return queue.key === event.status;
+  return queue.key === event.status && isUpgradeStatusChange(event);
+}
 
 function invalid(message: string): ProgressError {
   return new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] ${message}`);

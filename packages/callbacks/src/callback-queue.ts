@@ -2,12 +2,21 @@ import type { ProgressEvent } from '@progress/core';
 import { CallbackError } from './callback-error.js';
 import { Fifo } from './fifo.js';
 import { mayReadArgument } from './arity.js';
+import type { StateVersion } from './state-versions.js';
 import type { AnyCallback, CallbackFailureReason } from './types.js';
 
-/** One call waiting for its callback: the event and the arguments, copied when it was handed over. */
+/**
+ * One call waiting for its callback: the event and the arguments. The state argument, when the
+ * callback takes it, is not copied when the call is handed over: the call holds the state's
+ * {@link StateVersion} (what its event changed), and the state is made from it, at index
+ * `stateAt` of `args`, right before the call.
+ */
 export interface QueuedCall {
   readonly event: ProgressEvent;
-  readonly args: readonly unknown[];
+  /** The arguments; the one at `stateAt` is filled in at call time. Owned by the call. */
+  readonly args: unknown[];
+  readonly version?: StateVersion | undefined;
+  readonly stateAt?: number;
 }
 
 /** What a queue needs from its manager: settings, bookkeeping and reporting. @internal */
@@ -169,6 +178,7 @@ export class CallbackQueue {
     let result: unknown;
     let thenable: boolean;
     try {
+      if (call.version !== undefined) call.args[call.stateAt!] = call.version.state();
       result = Reflect.apply(this.callback, undefined, call.args);
       // Inside the try: reading `then` can throw too (a revoked Proxy, a throwing getter), and must
       // not escape into the tracker's sink call with this queue left busy.

@@ -1,4 +1,4 @@
-import { EVENT_TYPES, PROGRESS_STATUSES, ProgressError, type EventType, type ProgressEvent, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { EVENT_TYPES, PROGRESS_STATUSES, ProgressError, type EventType, type ProgressEvent, type ProgressStatus, type TaskProgress } from '@progress/core';
 
 /** The task events that move a task into the status they carry. */
 const TASK_STATUS_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
@@ -24,18 +24,18 @@ const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 const STATUS_SET: ReadonlySet<string> = new Set(PROGRESS_STATUSES);
 
 /**
- * The task (in `state`, right after `event`) when `event` moves it into a new status, else
+ * The task (`taskAt(id)` gives the tasks right after `event`) when `event` moves it into a new status, else
  * `undefined`. Status-changing events count always; a `task.progress` counts only when it starts a
  * task that was not started (the engine starts a task on its first progress update without a
  * separate `task.started`); `task.added` never does.
  *
  * @internal
  */
-export function taskEnteringStatus(event: ProgressEvent, state: Readonly<UpgradeProgress>): TaskProgress | undefined {
+export function taskEnteringStatus<T extends Readonly<TaskProgress>>(event: ProgressEvent, taskAt: (taskId: string) => T | undefined): T | undefined {
   if (event.taskId === undefined) return undefined;
   const isChange = TASK_STATUS_EVENTS.has(event.type);
   if (!isChange && event.type !== 'task.progress') return undefined;
-  const task = Object.hasOwn(state.tasks, event.taskId) ? state.tasks[event.taskId] : undefined;
+  const task = taskAt(event.taskId);
   if (!task) return undefined;
   if (isChange) return task;
   const recent = task.recentEvents;

@@ -9,20 +9,21 @@ export type CallbackResult = unknown;
 /**
  * Called with every event (`addEventCallback`, `on('*')`) or the events of one type (`on(type)`).
  *
- * `state` is a copy of the durable state right after the event, shared by every callback of that
- * event (treat it as read-only), and made only for an event that some callback that may read it
- * takes. Every such callback is given it (declared with or without a default value, a rest
+ * `state` is a deeply frozen copy of the durable state right after the event, shared by the
+ * callbacks of that event that run together, and made only for an event that some callback that
+ * may read it takes. The tasks an event did not change are the same (frozen) objects as in the
+ * previous event's state. Every such callback is given it (declared with or without a default value, a rest
  * parameter, `arguments[1]`); an arrow `(event) => ...` cannot read it and costs no copy.
  */
 export type EventCallback = (event: ProgressEvent, state: Readonly<UpgradeProgress>) => CallbackResult;
 
 /**
- * Called when a task enters a status (`addStatusCallback`), with a copy of the task after the
- * event, the event, and the state (copied as for {@link EventCallback}).
+ * Called when a task enters a status (`addStatusCallback`), with a frozen copy of the task after
+ * the event, the event, and the state (as for {@link EventCallback}).
  */
 export type StatusCallback = (task: Readonly<TaskProgress>, event: ProgressEvent, state: Readonly<UpgradeProgress>) => CallbackResult;
 
-/** Called when the upgrade enters a status (`onUpgradeStatus`), with a copy of its state and the event. */
+/** Called when the upgrade enters a status (`onUpgradeStatus`), with a frozen copy of its state and the event. */
 export type UpgradeStatusCallback = (upgrade: Readonly<UpgradeProgress>, event: ProgressEvent) => CallbackResult;
 
 /** Any callback the manager holds. */

@@ -1,0 +1,196 @@
+import type { ProgressEvent, TaskProgress, UpgradeProgress } from '@progress/core';
+
+/** A task that changed (or appeared, or went) from one version to the next. */
+interface Change {
+  readonly id: string;
+  /** The task at the previous version; `undefined` when it is new. */
+  readonly before: Readonly<TaskProgress> | undefined;
+  /** The task at this version; `undefined` when it is gone. */
+  readonly after: Readonly<TaskProgress> | undefined;
+}
+
+/** The fields of a state but its tasks (frozen, `tasks: null`, in the state's key order). */
+type Top = Readonly<Omit<UpgradeProgress, 'tasks'> & { tasks: null }>;
+
+/**
+ * The state of one tracker's upgrade right after one event, as callbacks are given it, kept as
+ * what changed since the previous version: the tasks that changed (frozen copies, shared with
+ * every later version that has them unchanged) and the other fields. A call waiting in a queue
+ * holds a version, not a copy of the whole state: what it keeps alive grows with what the event
+ * changed, not with the number of tasks. The whole state is made (frozen) only when a callback is
+ * about to be called with it, and shared by every callback that takes it then.
+ *
+ * @internal
+ */
+export class StateVersion {
+  readonly #history: StateHistory;
+  readonly #top: Top;
+  /** What changed since the previous version. */
+  readonly changes: readonly Change[];
+  /** The version after this one (set when it is made): the way from this one to the newest. */
+  next: StateVersion | undefined;
+
+  constructor(history: StateHistory, top: Top, changes: readonly Change[]) {
+    this.#history = history;
+    this.#top = top;
+    this.changes = changes;
+  }
+
+  /** The task `id` at this version (frozen), or `undefined`. */
+  task(id: string): Readonly<TaskProgress> | undefined {
+    if (this.next === undefined) return this.#history.tasks.get(id);
+    const state = this.state();
+    return Object.hasOwn(state.tasks, id) ? state.tasks[id] : undefined;
+  }
+
+  /**
+   * The state at this version, deeply frozen: the newest tasks, with the changes of the later
+   * versions undone, newest first. Its unchanged tasks are the very objects of the other versions.
+   */
+  state(): Readonly<UpgradeProgress> {
+    const made = this.#history.made;
+    if (made?.version === this) return made.state;
+    let tasks: ReadonlyMap<string, Readonly<TaskProgress>> = this.#history.tasks;
+    if (this.next !== undefined) {
+      const later: StateVersion[] = [];
+      for (let v: StateVersion | undefined = this.next; v !== undefined; v = v.next) later.push(v);
+      const undone = new Map(tasks);
+      for (let i = later.length - 1; i >= 0; i--) {
+        const changes = later[i]!.changes;
+        for (let j = changes.length - 1; j >= 0; j--) {
+          const { id, before } = changes[j]!;
+          if (before === undefined) undone.delete(id);
+          else undone.set(id, before);
+        }
+      }
+      tasks = undone;
+    }
+    // As the engine's own record: no prototype, so a task id such as "__proto__" is an ordinary key.
+    const record = Object.create(null) as Record<string, TaskProgress>;
+    for (const [id, task] of tasks) record[id] = task as TaskProgress;
+    const state = Object.freeze({ ...this.#top, tasks: Object.freeze(record) }) as Readonly<UpgradeProgress>;
+    this.#history.made = { version: this, state };
+    return state;
+  }
+}
+
+/**
+ * The versions of the state of one tracker (one live state object), newest last. Only the newest
+ * one is held here; older ones live as long as a queued call holds them (each holds its way to the
+ * newest through `next`).
+ *
+ * @internal
+ */
+export class StateHistory {
+  /** The tasks at the newest version, frozen, in the state's order. */
+  readonly tasks = new Map<string, Readonly<TaskProgress>>();
+  #newest: StateVersion | undefined;
+  /**
+   * The state made last, and its version: the callbacks of one event share it. Not a WeakRef: its
+   * target would be kept until the microtask queue drains, which a run of commands on a store
+   * that answers in microtasks (MemoryStore) never lets happen.
+   */
+  made: { readonly version: StateVersion; readonly state: Readonly<UpgradeProgress> } | undefined;
+  #metadataSource: unknown;
+  #metadata: Readonly<Record<string, unknown>> = Object.freeze({});
+
+  /**
+   * Records the live state as the newest version. Its tasks are compared with the newest version's:
+   * only the ones that differ are copied (and frozen); the others are shared.
+   */
+  record(live: Readonly<UpgradeProgress>): StateVersion {
+    const changes: Change[] = [];
+    let count = 0;
+    for (const id in live.tasks) {
+      if (!Object.hasOwn(live.tasks, id)) continue;
+      count += 1;
+      const task = live.tasks[id]!;
+      const before = this.tasks.get(id);
+      if (before !== undefined && sameTask(before, task)) continue;
+      const after = frozenTask(task);
+      this.tasks.set(id, after);
+      changes.push({ id, before, after });
+    }
+    if (count !== this.tasks.size) {
+      // A task gone (the engine never removes one, but a state handed over by someone else may).
+      for (const [id, before] of this.tasks) {
+        if (!Object.hasOwn(live.tasks, id)) {
+          this.tasks.delete(id);
+          changes.push({ id, before, after: undefined });
+        }
+      }
+    }
+    // The engine sets the metadata once (a new object when it reloads): copied again only then.
+    if (live.metadata !== this.#metadataSource) {
+      this.#metadataSource = live.metadata;
+      this.#metadata = deepFreeze(structuredClone(live.metadata));
+    }
+    const top = Object.freeze({ ...live, tasks: null, metadata: this.#metadata }) as Top;
+    const version = new StateVersion(this, top, changes);
+    if (this.#newest !== undefined) this.#newest.next = version;
+    this.#newest = version;
+    return version;
+  }
+}
+
+/**
+ * True when `frozen` (a copy made earlier) still shows `live`. The engine changes a task only by
+ * folding an event of that task, which enters its `recentEvents` (a window of the last ones, so
+ * its last event is then another one), or by recomputing its percentage from its children's: so
+ * those are what is compared (with the status), not every field of every task on every event,
+ * which cost more than the whole copy this replaces (the engine's tasks have many shapes, so that
+ * each field read is a slow one).
+ */
+function sameTask(frozen: Readonly<TaskProgress>, live: Readonly<TaskProgress>): boolean {
+  const mine = frozen.recentEvents;
+  const theirs = live.recentEvents;
+  return mine.length === theirs.length && mine[mine.length - 1] === theirs[theirs.length - 1] && frozen.percentage === live.percentage && frozen.status === live.status;
+}
+
+/** How many fields a {@link TaskProgress} has. */
+const TASK_FIELDS = 16;
+
+/**
+ * A frozen copy of a task; its events are shared (events are immutable). Made as one literal, so
+ * that every copy has the same shape (a spread copies the shape of its source, and the engine's
+ * tasks have many: reading the copies' fields was then several times slower).
+ */
+export function frozenTask(task: Readonly<TaskProgress>): Readonly<TaskProgress> {
+  if (Object.keys(task).length !== TASK_FIELDS) return frozenTaskOfAnyShape(task);
+  return Object.freeze({
+    taskId: task.taskId,
+    taskName: task.taskName,
+    taskType: task.taskType,
+    parentTaskId: task.parentTaskId,
+    status: task.status,
+    startedAt: task.startedAt,
+    completedAt: task.completedAt,
+    durationMs: task.durationMs,
+    percentage: task.percentage,
+    currentStep: task.currentStep,
+    totalSteps: task.totalSteps,
+    completedSteps: task.completedSteps,
+    errorMessage: task.errorMessage,
+    retryCount: task.retryCount,
+    weight: task.weight,
+    recentEvents: Object.freeze(task.recentEvents.slice()) as ProgressEvent[],
+  });
+}
+
+/** {@link frozenTask} for a task with other fields than {@link TaskProgress}'s (a newer core). */
+function frozenTaskOfAnyShape(task: Readonly<TaskProgress>): Readonly<TaskProgress> {
+  const copy = { ...task } as Record<string, unknown>;
+  for (const key of Object.keys(copy)) {
+    const value = copy[key];
+    if (key === 'recentEvents') copy[key] = Object.freeze((value as unknown[]).slice());
+    else if (typeof value === 'object' && value !== null) copy[key] = deepFreeze(structuredClone(value));
+  }
+  return Object.freeze(copy) as unknown as Readonly<TaskProgress>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
+  return value;
+}

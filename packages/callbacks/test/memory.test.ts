@@ -1,0 +1,117 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import type { TaskProgress, UpgradeProgress } from '@progress/core';
+import { CallbackManager } from '../src/index.js';
+import { deferred, openTracker } from './helpers.js';
+
+// A full garbage collection on demand, without starting the test process with --expose-gc.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const TASKS = 50;
+const UPDATES = 400;
+
+describe('CallbackManager: memory held by queued calls', () => {
+  it('shares the unchanged tasks between the states of consecutive events (a call queued behind a hung callback does not hold a copy of every task)', async () => {
+    const manager = new CallbackManager({ timeoutMs: 600_000 });
+    const gate = deferred();
+    const states: UpgradeProgress[] = [];
+    // Hangs on its first event: every later event waits in its queue.
+    manager.addEventCallback(async (e, state) => {
+      if (e.seq === 1) await gate.promise;
+      states.push(state);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    for (let i = 0; i < UPDATES; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 99) + 1, `step ${i}`);
+    const events = tracker.durableProgress.lastSeq;
+    expect(manager.getStats().pending).toBe(events);
+    gate.resolve();
+    await tracker.close();
+    await manager.close();
+
+    expect(states).toHaveLength(events);
+    const distinct = new Set<TaskProgress>();
+    for (const state of states) for (const task of Object.values(state.tasks)) distinct.add(task);
+    // One task changes per update: TASKS + UPDATES task objects in all, where copying the whole
+    // state for every event made TASKS * UPDATES (20,000 here).
+    expect(distinct.size).toBeLessThanOrEqual(TASKS + UPDATES);
+    // Each state is still the state as of its own event.
+    for (const [i, state] of states.entries()) expect(state.lastSeq).toBe(i + 1);
+    for (const [i, state] of states.slice(events - UPDATES).entries()) {
+      expect(state.tasks[`t${i % TASKS}`]!.percentage).toBe((i % 99) + 1);
+      if (i >= TASKS) expect(state.tasks[`t${(i + 1) % TASKS}`]!.percentage).toBe(((i + 1 - TASKS) % 99) + 1);
+    }
+    expect(states.at(-1)).toEqual(tracker.durableProgress);
+  });
+
+  it('does not keep the state made for the callbacks that ran in a call queued for the same event', async () => {
+    const manager = new CallbackManager({ timeoutMs: 600_000 });
+    const gate = deferred();
+    manager.addEventCallback(async (e, _state) => {
+      if (e.seq === 1) await gate.promise;
+    });
+    const made: Array<[number, WeakRef<UpgradeProgress>]> = [];
+    // Runs at once (synchronous, idle): it is given the state, and lets go of it.
+    manager.addEventCallback((e, state) => void made.push([e.seq, new WeakRef(state)]));
+    const tracker = await openTracker(manager);
+    await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    for (let i = 0; i < 50; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, i + 1, `step ${i}`);
+    expect(manager.getStats().pending).toBe(tracker.durableProgress.lastSeq);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    // The hung callback's queue holds a call for every event after the first, each with the state
+    // of its event: made when it runs, from what its event changed. What is left is the state of
+    // the call that hangs (its own argument) and the last state made (shared by the callbacks of
+    // that event); a queued call used to hold the very copy the other callbacks were given.
+    const last = tracker.durableProgress.lastSeq;
+    expect(made.filter(([, ref]) => ref.deref() !== undefined).map(([seq]) => seq)).toEqual([1, last]);
+    gate.resolve();
+    await tracker.close();
+    await manager.close();
+  });
+
+  it('gives deeply frozen states and tasks: a callback cannot change what the others, or later events, see', async () => {
+    const manager = new CallbackManager();
+    const errors: unknown[] = [];
+    const seen: UpgradeProgress[] = [];
+    const tasks: TaskProgress[] = [];
+    const m2 = new CallbackManager({ onError: (err) => void errors.push(err) });
+    m2.addEventCallback((_e, state) => {
+      (state.tasks.t1 as { percentage: number }).percentage = 99;
+    });
+    m2.addEventCallback((_e, state) => {
+      (state as { status: string }).status = 'failed';
+    });
+    m2.addEventCallback((_e, state) => {
+      (state.tasks.t1!.recentEvents as unknown[]).push('x');
+    });
+    m2.addEventCallback((_e, state) => void seen.push(state));
+    m2.addStatusCallback('in_progress', (task, _e, state) => {
+      tasks.push(task);
+      expect(task).toBe(state.tasks[task.taskId]);
+    });
+    const tracker = await openTracker(m2);
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.startTask('t1');
+    await tracker.updateTaskProgress('t1', 10, 'ten');
+    await tracker.close();
+    await m2.close();
+    await manager.close();
+    // Four events, three callbacks that write (on the first one, t1 is not there yet: a TypeError too).
+    expect(errors).toHaveLength(12);
+    for (const err of errors) expect(err).toBeInstanceOf(TypeError);
+    expect(seen.map((s) => [s.status, s.tasks.t1?.percentage, s.tasks.t1?.recentEvents.length])).toEqual([
+      ['not_started', undefined, undefined],
+      ['not_started', 0, 1],
+      ['not_started', 0, 2],
+      ['not_started', 10, 3],
+    ]);
+    expect(tasks).toHaveLength(1);
+    expect(Object.isFrozen(tasks[0])).toBe(true);
+    expect(Object.isFrozen(seen[3]!.tasks)).toBe(true);
+    expect(Object.isFrozen(seen[3]!.metadata)).toBe(true);
+  });
+});
