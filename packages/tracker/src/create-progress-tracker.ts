@@ -329,8 +329,10 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
   const logger = o.logger ?? silentLogger;
   // The notifier's flush timeout, which close() also counts what is left of.
   const notifierFlushTimeoutMs = o.eventBridge?.flushTimeoutMs ?? NOTIFIER_FLUSH_TIMEOUT_MS;
+  // Made first: it holds nothing, and refuses a bad option (callbacks.maxQueueSize: 0) before a
+  // store (a Redis connection, a folder) is made.
+  const callbacks = new CallbackManager({ logger, ...o.callbacks });
   const { store, owned: ownsStore } = makeStore(o.storage, logger);
-  let callbacks: CallbackManager | undefined;
   let notifier: EventBridgeNotifier | undefined;
   let websocket: ProgressWebSocketServer | undefined;
   let ownsWebsocket = false;
@@ -339,7 +341,6 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
   try {
     // Any of these may refuse its options after the store (a Redis connection) is made: release
     // what was made before rethrowing, so that a failed call leaves nothing open.
-    callbacks = new CallbackManager({ logger, ...(o.callbackTimeoutMs !== undefined ? { timeoutMs: o.callbackTimeoutMs } : {}) });
     notifier = o.eventBridge
       ? new EventBridgeNotifier({ logger, ...o.eventBridge, flushTimeoutMs: notifierFlushTimeoutMs })
       : undefined;
@@ -364,7 +365,7 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
       ...(o.storeTimeoutMs !== undefined ? { storeTimeoutMs: o.storeTimeoutMs } : {}),
     });
   } catch (err) {
-    await callbacks?.close().catch(() => {});
+    await callbacks.close().catch(() => {});
     await notifier?.close().catch(() => {});
     if (ownsStore) await store.close().catch(() => {});
     throw err;

@@ -3,7 +3,7 @@
 export { createProgressTracker, ComposedProgressTracker } from './create-progress-tracker.js';
 export type { ComposedSystemInfo, WebSocketAddress } from './create-progress-tracker.js';
 export { resolveOptions } from './options.js';
-export type { CreateProgressTrackerOptions, ResolvedOptions, StorageOption, EventBridgeOption } from './options.js';
+export type { CreateProgressTrackerOptions, ResolvedOptions, StorageOption, EventBridgeOption, CallbacksOption } from './options.js';
 export { renderProgress, renderEventLine, bar } from './render.js';
 export type { RenderOptions } from './render.js';
 

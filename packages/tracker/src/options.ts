@@ -1,4 +1,5 @@
 import { ProgressError, assertKnownOptions, describeValue, redactUrl, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import type { CallbackManagerOptions } from '@progress/callbacks';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
 
@@ -12,6 +13,12 @@ export type StorageOption = 'memory' | { json: string } | { redis: string; keyPr
  * `flushTimeoutMs` (how long `close()` waits for delivery, in all) to 10000.
  */
 export type EventBridgeOption = EventBridgeNotifierOptions;
+
+/**
+ * The callbacks' options: any of `CallbackManagerOptions` (`timeoutMs`, `maxQueueSize`,
+ * `dropPolicy`, `onError`, `logger`). `logger` defaults to the tracker's.
+ */
+export type CallbacksOption = CallbackManagerOptions;
 
 /** Options of {@link createProgressTracker}: the engine's, the components', and the old module's names. */
 export interface CreateProgressTrackerOptions {
@@ -30,8 +37,13 @@ export interface CreateProgressTrackerOptions {
   webSocket?: ProgressWebSocketServerOptions | ProgressWebSocketServer;
   /** More sinks, after the built-in ones. */
   sinks?: readonly ProgressSink[];
-  /** Timeout of each callback, ms. @default the CallbackManager's */
+  /** Timeout of each callback, ms (the same as `callbacks.timeoutMs`). @default the CallbackManager's */
   callbackTimeoutMs?: number;
+  /**
+   * The options of the CallbackManager the tracker makes (`timeoutMs`, `maxQueueSize`, `dropPolicy`,
+   * `onError`, `logger`). @default the CallbackManager's, with the tracker's logger
+   */
+  callbacks?: CallbacksOption;
   /** A pino-compatible logger, handed to every component. @default silent */
   logger?: Logger;
   /** The clock (tests). */
@@ -79,7 +91,8 @@ export interface ResolvedOptions {
   eventBridge?: EventBridgeOption;
   webSocket?: ProgressWebSocketServerOptions | ProgressWebSocketServer;
   sinks: readonly ProgressSink[];
-  callbackTimeoutMs?: number;
+  /** The CallbackManager's options, `callbackTimeoutMs` folded in as `timeoutMs`. */
+  callbacks?: CallbacksOption;
   logger?: Logger;
   now?: () => number;
   sinkFlushTimeoutMs?: number;
@@ -169,6 +182,7 @@ const KNOWN: ReadonlySet<string> = new Set<string>([
     webSocket: 0,
     sinks: 0,
     callbackTimeoutMs: 0,
+    callbacks: 0,
     logger: 0,
     now: 0,
     sinkFlushTimeoutMs: 0,
@@ -203,6 +217,17 @@ const EVENT_BRIDGE_KNOWN: ReadonlySet<string> = new Set(
     logger: 0,
     onError: 0,
   } satisfies Record<keyof EventBridgeNotifierOptions, 0>),
+);
+
+/** Every option name of the CallbackManager, which `callbacks` takes. */
+const CALLBACKS_KNOWN: ReadonlySet<string> = new Set(
+  Object.keys({
+    timeoutMs: 0,
+    maxQueueSize: 0,
+    dropPolicy: 0,
+    logger: 0,
+    onError: 0,
+  } satisfies Record<keyof CallbackManagerOptions, 0>),
 );
 
 /** Every option name of the WebSocket server, which `webSocket` takes (when it is not a server). */
@@ -333,6 +358,19 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
       webSocket = { ...(webSocket ?? {}), port: port ?? o.webSocketPort ?? 8765 };
     }
   }
+  let callbacks = o.callbacks;
+  if (callbacks !== undefined && !isPlainOptions(callbacks)) throw bad(`callbacks must be an object such as { maxQueueSize, dropPolicy, onError }, got ${describeValue(callbacks)}`);
+  if (callbacks !== undefined && isSink(callbacks)) {
+    throw bad('callbacks takes the options of the CallbackManager the tracker makes ({ timeoutMs, maxQueueSize, dropPolicy, onError, logger }); a manager of your own goes in sinks: [manager] (and is yours to close)');
+  }
+  if (callbacks !== undefined) {
+    assertKnownKeys(callbacks, CALLBACKS_KNOWN, 'callbacks.');
+    callbacks = knownOptions(callbacks, CALLBACKS_KNOWN) as CallbacksOption;
+  }
+  if (o.callbackTimeoutMs !== undefined) {
+    if (callbacks?.timeoutMs !== undefined && callbacks.timeoutMs !== o.callbackTimeoutMs) throw bad('callbackTimeoutMs and callbacks.timeoutMs differ');
+    callbacks = { ...callbacks, timeoutMs: o.callbackTimeoutMs };
+  }
   if (o.sinks !== undefined && !Array.isArray(o.sinks)) throw bad('sinks must be an array');
   return {
     upgradeId: o.upgradeId,
@@ -343,7 +381,7 @@ export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOpt
     ...(eventBridge !== undefined ? { eventBridge } : {}),
     ...(webSocket !== undefined ? { webSocket } : {}),
     sinks: o.sinks ?? [],
-    ...(o.callbackTimeoutMs !== undefined ? { callbackTimeoutMs: o.callbackTimeoutMs } : {}),
+    ...(callbacks !== undefined ? { callbacks } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),
     ...(o.sinkFlushTimeoutMs !== undefined ? { sinkFlushTimeoutMs: o.sinkFlushTimeoutMs } : {}),
