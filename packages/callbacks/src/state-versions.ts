@@ -1,5 +1,8 @@
 import type { ProgressEvent, TaskProgress, UpgradeProgress } from '@progress/core';
 
+/** Versions walked by StateVersion.state(), for tests. @internal */
+export const walkStats = { steps: 0 };
+
 /** A task that changed (or appeared, or went) from one version to the next. */
 interface Change {
   readonly id: string;
@@ -44,33 +47,72 @@ export class StateVersion {
   }
 
   /**
-   * The state at this version, deeply frozen: the newest tasks, with the changes of the later
-   * versions undone, newest first. Its unchanged tasks are the very objects of the other versions.
+   * The state at this version, deeply frozen. Its tasks are made from the state made last (the
+   * callbacks of one event share it; a queue drains its versions in order, so it is most often the
+   * version just before this one): the changes between the two done or undone. Without one to start
+   * from, the newest tasks with the changes of the later versions undone. Its unchanged tasks are the
+   * very objects of the other versions.
    */
   state(): Readonly<UpgradeProgress> {
     const made = this.#history.made;
     if (made?.version === this) return made.state;
-    let tasks: ReadonlyMap<string, Readonly<TaskProgress>> = this.#history.tasks;
-    if (this.next !== undefined) {
-      const later: StateVersion[] = [];
-      for (let v: StateVersion | undefined = this.next; v !== undefined; v = v.next) later.push(v);
-      const undone = new Map(tasks);
-      for (let i = later.length - 1; i >= 0; i--) {
-        const changes = later[i]!.changes;
-        for (let j = changes.length - 1; j >= 0; j--) {
-          const { id, before } = changes[j]!;
-          if (before === undefined) undone.delete(id);
-          else undone.set(id, before);
-        }
-      }
-      tasks = undone;
-    }
+    // (#undo without a version to stop at always reaches the newest.)
+    const tasks = (made && this.#tasksFrom(made)) ?? this.#undo(this.#history.tasks, undefined)!;
     // As the engine's own record: no prototype, so a task id such as "__proto__" is an ordinary key.
     const record = Object.create(null) as Record<string, TaskProgress>;
     for (const [id, task] of tasks) record[id] = task as TaskProgress;
     const state = Object.freeze({ ...this.#top, tasks: Object.freeze(record) }) as Readonly<UpgradeProgress>;
     this.#history.made = { version: this, state };
     return state;
+  }
+
+  /**
+   * The tasks at this version from `made`'s: its later versions' changes done when it is older (a
+   * walk from it to this one), else this one's later versions' changes undone up to it.
+   */
+  #tasksFrom(made: { readonly version: StateVersion; readonly state: Readonly<UpgradeProgress> }): Map<string, Readonly<TaskProgress>> | undefined {
+    const forward: StateVersion[] = [];
+    for (let v = made.version.next; v !== undefined; v = v.next) {
+      walkStats.steps += 1;
+      forward.push(v);
+      if (v !== this) continue;
+      const tasks = new Map(Object.entries(made.state.tasks));
+      for (const version of forward) {
+        for (const { id, after } of version.changes) {
+          if (after === undefined) tasks.delete(id);
+          else tasks.set(id, after);
+        }
+      }
+      return tasks;
+    }
+    return this.#undo(new Map(Object.entries(made.state.tasks)), made.version);
+  }
+
+  /**
+   * `tasks` (those of version `at`, or the newest when `undefined`) with the changes of this one's
+   * later versions up to `at` undone, newest first; `undefined` when `at` does not come after this one.
+   */
+  #undo(tasks: ReadonlyMap<string, Readonly<TaskProgress>>, at: StateVersion | undefined): Map<string, Readonly<TaskProgress>> | undefined {
+    const later: StateVersion[] = [];
+    for (let v = this.next; ; v = v.next) {
+      if (v === undefined) {
+        if (at !== undefined) return undefined;
+        break;
+      }
+      walkStats.steps += 1;
+      later.push(v);
+      if (v === at) break;
+    }
+    const undone = new Map(tasks);
+    for (let i = later.length - 1; i >= 0; i--) {
+      const changes = later[i]!.changes;
+      for (let j = changes.length - 1; j >= 0; j--) {
+        const { id, before } = changes[j]!;
+        if (before === undefined) undone.delete(id);
+        else undone.set(id, before);
+      }
+    }
+    return undone;
   }
 }
 
