@@ -95,15 +95,16 @@ const packageDir = fileURLToPath(new URL('..', import.meta.url));
  * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), stdout not
  * a terminal, with its output collected: both streams as printed (`output`), and each on its own.
  * The caller kills it when done (`child`). `options.stdout`, `options.stderr`: a file descriptor the stream goes to instead.
+ * `options.env`: variables set (a string) or removed (undefined) in its environment.
  */
 export function spawnCli(
   args: string[],
-  options: { stdout?: number; stderr?: number } = {},
+  options: { stdout?: number; stderr?: number; env?: Record<string, string | undefined> } = {},
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
     cwd: packageDir,
     stdio: ['ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: Object.fromEntries(Object.entries({ ...process.env, NO_COLOR: '1', ...options.env }).filter(([, value]) => value !== undefined)),
   });
   let text = '';
   let out = '';

@@ -28,7 +28,8 @@ Usage:
       404; a dashboard URL watches the endpoint its page names. Plain lines when stdout is not a terminal.
         --follow                   go on after the upgrade ends (a new run under its id included)
                                    until interrupted
-        --token TOKEN              the ws-server's access token (ws:// and dashboard URLs only)
+        --token TOKEN              the ws-server's access token (ws:// and dashboard URLs only);
+                                   default: $PROGRESS_TOKEN, which keeps it out of the process list
         --connect-timeout SECONDS  how long to try a ws:// server never reached (default 10)
   progress ls <json-dir | redis-url> [--json] [--prefix PREFIX]
   progress show <json-dir | redis-url> <upgradeId> [--json] [--prefix PREFIX]
@@ -40,6 +41,10 @@ Options:
   -h, --help      this text
   -v, --version   the version
   NO_COLOR=1      no colours
+
+Environment (secrets kept off the command line, where any local user sees them in ps):
+  PROGRESS_TOKEN  watch: the ws-server's token when --token is not given (ignored with a folder or
+                  a redis:// source, and with a URL that carries its own ?token= or user:password@)
 
 Exit codes: 0 ok (watch: the upgrade completed), 1 the watched upgrade failed or was cancelled,
 2 bad usage, 3 not found, 4 source unavailable, 130 interrupted.`;
@@ -173,6 +178,26 @@ function withoutSecrets(message: string, args: readonly string[]): string {
 /** Characters a header value may hold, without spaces: the token travels as `Authorization: Bearer <token>`. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 
+/** The environment variable `watch` takes the ws-server's token from when `--token` is not given. */
+export const TOKEN_ENV = 'PROGRESS_TOKEN';
+
+/**
+ * The token from {@link TOKEN_ENV} for `source`: a command-line argument is seen by every local user
+ * (`ps`, /proc/<pid>/cmdline), the environment only by the user's own processes. Empty is unset. The
+ * variable is ambient (exported once, for every command of a shell): a source it does not go with (a
+ * folder, a Redis URL) ignores it rather than being refused as `--token` is, and so does a URL that
+ * carries credentials of its own (`?token=`, `user:password@`), which were given for this command.
+ */
+function tokenFromEnv(source: Source): string | undefined {
+  const token = process.env[TOKEN_ENV];
+  if (!token || source.kind !== 'ws') return undefined;
+  const url = new URL(source.page ?? source.url);
+  if (url.searchParams.has('token') || url.username || url.password) return undefined;
+  // The value is not quoted: it is a secret.
+  if (!HEADER_TOKEN.test(token)) throw new CliError(`${TOKEN_ENV} must be printable ASCII without spaces`);
+  return token;
+}
+
 /** Runs the `progress` command with `argv` (without node and the script); resolves the exit code. */
 export async function main(argv: string[], out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   let parsed;
@@ -278,20 +303,22 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         const upgradeId = rest[1] ?? (source.kind === 'ws' && source.fragment ? upgradeIdFromFragment(source.fragment) : undefined);
         // Checked here for every source: a ws:// server would only answer INVALID_MESSAGE.
         if (upgradeId !== undefined) assertValidId(upgradeId, 'upgradeId');
+        // --token wins over PROGRESS_TOKEN.
+        const token = values.token ?? tokenFromEnv(source);
         const view = new LiveView({ out });
         const connectTimeout = number(values['connect-timeout'], 'connect-timeout', 0, 86_400, true);
         const options = {
           view,
           signal: controller.signal,
           follow: values.follow === true,
-          ...(values.token ? { token: values.token } : {}),
+          ...(token ? { token } : {}),
           ...(connectTimeout !== undefined ? { firstConnectTimeoutMs: connectTimeout * 1000 } : {}),
         };
         let state;
         if (source.kind === 'ws') {
           // A dashboard URL: the endpoint its page names, read within the connect timeout (5 s at most).
           const urls = await socketUrls(source, {
-            ...(values.token ? { token: values.token } : {}),
+            ...(token ? { token } : {}),
             signal: controller.signal,
             ...(connectTimeout !== undefined ? { timeoutMs: Math.max(100, connectTimeout * 1000) } : {}),
           });

@@ -429,7 +429,7 @@ const RETRIED_STATUS = new Set([502, 503, 504]);
 /** `401 Unauthorized`, with a hint where one helps. */
 function describeStatus(code: number): string {
   const text = `HTTP ${code}${STATUS_CODES[code] ? ` ${STATUS_CODES[code]}` : ''}`;
-  if (code === 401 || code === 403) return `${text} (check --token)`;
+  if (code === 401 || code === 403) return `${text} (check --token or PROGRESS_TOKEN)`;
   return text;
 }
 
