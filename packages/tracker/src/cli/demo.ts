@@ -15,6 +15,8 @@ export interface DemoOptions {
   directory?: string;
   /** Use Redis instead of the JSON folder. */
   redisUrl?: string;
+  /** `redisUrl`'s password came from REDISCLI_AUTH (said when Redis refuses it). */
+  redisPasswordFromEnv?: boolean;
   /** The Redis store's key prefix (with `redisUrl`). @default 'progress:' */
   keyPrefix?: string;
   /** 2 runs twice as fast. @default 1 */
@@ -165,7 +167,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   // The unfinished demo upgrade in this storage, or the next fresh id.
   // A Redis that does not answer is said as `ls` says it (`cannot reach Redis at ...`, exit 4), after
   // openStore's short probe, rather than as the first load's failure after its 10 s command timeout.
-  const probe = options.redisUrl ? await openStore({ kind: 'redis', url: options.redisUrl, ...prefix }, undefined, options.signal) : new JsonFileStore({ directory });
+  const probe = options.redisUrl ? await openStore({ kind: 'redis', url: options.redisUrl, ...prefix, ...(options.redisPasswordFromEnv ? { passwordFromEnv: true } : {}) }, undefined, options.signal) : new JsonFileStore({ directory });
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {

@@ -45,6 +45,8 @@ Options:
 Environment (secrets kept off the command line, where any local user sees them in ps):
   PROGRESS_TOKEN  watch: the ws-server's token when --token is not given (ignored with a folder or
                   a redis:// source, and with a URL that carries its own ?token= or user:password@)
+  REDISCLI_AUTH   the Redis password (as redis-cli reads it) for a redis:// or rediss:// URL (and
+                  demo --redis) that carries none: redis://host:6379, redis://user@host:6379
 
 Exit codes: 0 ok (watch: the upgrade completed), 1 the watched upgrade failed or was cancelled,
 2 bad usage, 3 not found, 4 source unavailable, 130 interrupted.`;
@@ -273,11 +275,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
         if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
         if (values.redis !== undefined && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
-        if (values.redis) await parseSource(values.redis, false);
+        const redis = values.redis ? await parseSource(values.redis, false) : undefined;
+        if (redis?.kind === 'redis' && redis.passwordFromEnv) args.push(redis.url);
         const view = new LiveView({ out });
         const tracker = await runDemo({
           ...(values.dir ? { directory: values.dir } : {}),
-          ...(values.redis ? { redisUrl: values.redis } : {}),
+          ...(redis?.kind === 'redis' ? { redisUrl: redis.url, ...(redis.passwordFromEnv ? { redisPasswordFromEnv: true } : {}) } : {}),
           ...(values.prefix !== undefined ? { keyPrefix: values.prefix } : {}),
           speed: number(values.speed, 'speed', 0.01, 1000, true) ?? 1,
           ...(values.port !== undefined ? { port: number(values.port, 'port', 0, 65535)! } : {}),
@@ -295,6 +298,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       case 'watch': {
         const source = withPrefix(await parseSource(rest[0], true), values.prefix);
+        // The URL with the password from REDISCLI_AUTH: masked in any message that quotes it, as the URL given is.
+        if (source.kind === 'redis' && source.passwordFromEnv) args.push(source.url);
         const wsOnly = (['token', 'connect-timeout'] as const).filter((name) => values[name] !== undefined);
         if (source.kind !== 'ws' && wsOnly.length > 0) {
           throw new CliError(`${wsOnly.map((name) => `--${name}`).join(' and ')} ${wsOnly.length > 1 ? 'go' : 'goes'} with a ws:// source, not ${source.kind === 'json' ? 'a folder' : 'a redis:// URL'}`);
@@ -343,6 +348,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'ls':
       case 'show': {
         const source = withPrefix(await parseSource(rest[0], false), values.prefix);
+        if (source.kind === 'redis' && source.passwordFromEnv) args.push(source.url);
         const logger = stderrLogger(err);
         const store = await openStore(source, logger, controller.signal);
         try {

@@ -9,7 +9,14 @@ import { CliError, ExitCode, Interrupted, isCertificateError, untilInterrupted, 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
 export type Source =
   | { kind: 'json'; directory: string }
-  | { kind: 'redis'; url: string; keyPrefix?: string }
+  | {
+      kind: 'redis';
+      /** The URL the store connects with: the one given, with the password from {@link REDIS_PASSWORD_ENV} when it has none. */
+      url: string;
+      keyPrefix?: string;
+      /** The password came from {@link REDIS_PASSWORD_ENV}, not from the URL given. */
+      passwordFromEnv?: boolean;
+    }
   | {
       kind: 'ws';
       /** The endpoint tried first. */
@@ -34,7 +41,10 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
     } catch {
       throw new CliError(`not a valid URL: ${redactUrl(spec)}`);
     }
-    if (url.protocol === 'redis:' || url.protocol === 'rediss:') return { kind: 'redis', url: spec };
+    if (url.protocol === 'redis:' || url.protocol === 'rediss:') {
+      const withPassword = withEnvPassword(spec, url);
+      return { kind: 'redis', url: withPassword ?? spec, ...(withPassword !== undefined ? { passwordFromEnv: true } : {}) };
+    }
     if (['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol) && allowWs) {
       // A URL copied from the dashboard ends with `#<upgradeId>`. The fragment is never sent to a
       // server, and ws refuses a URL that has one, at connect time (exit 4): it is taken off here.
@@ -65,6 +75,27 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
   if (!info) throw new CliError(`no such folder: ${directory}`, ExitCode.NOT_FOUND);
   if (!info.isDirectory()) throw new CliError(`not a folder: ${directory}`, ExitCode.USAGE);
   return { kind: 'json', directory };
+}
+
+/** The environment variable redis-cli reads the password from, for a password kept off the command line (`ps`). */
+export const REDIS_PASSWORD_ENV = 'REDISCLI_AUTH';
+
+/**
+ * `spec` (a redis:// URL, `url` as parsed) with the password from {@link REDIS_PASSWORD_ENV}, when the
+ * variable is set (not empty) and the URL carries no password of its own (in its user info or as
+ * `?password=`, which win); else undefined. As redis-cli takes it: with the URL's user name (an ACL
+ * user), else for the default user. The password goes where ioredis reads it with the user name the
+ * URL gives: in the user info (`redis://alice:<pw>@host`, `redis://:<pw>@host`), or as `?password=`
+ * beside a `?username=` (a user info password would come with an empty user name, which wins over
+ * the query's). Percent-encoded: ioredis decodes it. Everything that shows a URL masks it (`***`).
+ */
+function withEnvPassword(spec: string, url: URL): string | undefined {
+  const password = process.env[REDIS_PASSWORD_ENV];
+  if (!password || url.password || url.searchParams.has('password')) return undefined;
+  const copy = new URL(spec);
+  if (!copy.username && copy.searchParams.has('username')) copy.search = `${copy.search}&password=${encodeURIComponent(password)}`;
+  else copy.password = encodeURIComponent(password);
+  return copy.toString();
 }
 
 /** `url` with its path replaced (its query kept). */
@@ -242,7 +273,12 @@ export async function openStore(source: Source, logger?: Logger, signal?: AbortS
       await store.close().catch(() => {});
       if (err instanceof Interrupted) throw err;
       // INVALID_ARGUMENT: Redis refused the URL's database.
-      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}: ${withCertificateHint((err as Error).message)}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
+      // Where the password came from, when from the environment: a WRONGPASS is about that one.
+      const from = source.passwordFromEnv ? ` (password from ${REDIS_PASSWORD_ENV})` : '';
+      const reason = (err as Error).message;
+      // A server that wants a password the URL did not give: where to give it, off the command line.
+      const noAuth = /\bNOAUTH\b/.test(reason) ? `; give the password in ${REDIS_PASSWORD_ENV} (or the URL)` : '';
+      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}${from}: ${withCertificateHint(reason)}${noAuth}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
     }
     return store;
   }
