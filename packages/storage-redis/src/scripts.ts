@@ -114,6 +114,30 @@ end
 -- A refused append leaves no staged snapshot behind (its TTL would, a while later): each refusal
 -- below deletes it first. (Written out at each return: a local function would be a closure made on
 -- every call, ~1,200 instructions on the common path.)
+-- The first append of an upgrade checks that its user may run what this upgrade's appends run, on
+-- its keys, before it reads or writes anything (Redis 7's ACL check; absent before 7). Redis checks
+-- each command a script runs when it runs: refused after the XADDs, an append left its entries
+-- without their meta, and every later first append of the id failed as damage; refused at its first
+-- read (HGET, or the HMGET of cluster mode and of every append that names its run), it failed with
+-- Redis 7.0's message, which names no command, or (HMGET in single mode) stored the upgrade that no
+-- later append could then write. The snapshot's and
+-- retention's commands are checked on the meta key (they run on keys of the same prefix).
+if expectedText == '0' and redis.acl_check_cmd then
+  local m, e = KEYS[2], KEYS[1]
+  local need = {{'HGET', m, 'f'}, {'HMGET', m, 'f'}, {'HSET', m, 'f', 'v'}, {'XADD', e, '*', 'b', 'v'}, {'XRANGE', e, '-', '+'}, {'XTRIM', e, 'MINID', '0-1'},
+    {'EXPIRE', e, '1'}, {'EXPIRE', m, '1'}, {'PTTL', m}, {'PEXPIRE', m, '1'}, {'PERSIST', m}, {'EXISTS', m}, {'RENAME', m, m}, {'DEL', m}, {'TIME'}}
+  if feedKey then need[#need + 1] = {'XADD', feedKey, '*', 'p', 'v'}; need[#need + 1] = {'XDEL', feedKey, '0-1'} end
+  -- A Cluster append writes the index (and the feed) after the script, in other slots: ZADD is asked
+  -- on a key of the same prefix here, or a user without it had upgrades stored but never listed.
+  local index = indexKey or m
+  need[#need + 1] = {'ZADD', index, '1', 'u'}; need[#need + 1] = {'ZREM', index, 'u'}
+  for _, c in ipairs(need) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      if stagedKey then redis.pcall('DEL', stagedKey) end
+      return redis.error_reply('NOPERM progress append: this Redis user may not run ' .. c[1] .. (c[2] and (' on ' .. c[2]) or '') .. ', which appends run (see the README, Permissions); nothing was written')
+    end
+  end
+end
 -- Cluster mode (no feed key) also reads 'unfed' (set by an upgrade's first append, taken out once a
 -- feed entry from seq 1 is written) and the epoch, the client's answer while the mark is there.
 -- With flag 32 the client names the run it writes to (the epoch it knows from its own first append
@@ -198,27 +222,6 @@ if lastText ~= expectedText then
     end
   end
   if stagedKey then rcall('DEL', stagedKey) end return {0, last}
-end
--- The first append of an upgrade checks that its user may run what this upgrade's appends run, on
--- its keys, before it writes anything (Redis 7's ACL check; absent before 7). Redis checks each
--- command a script runs when it runs: refused after the XADDs, an append left its entries without
--- their meta, and every later first append of the id failed as damage. The snapshot's and
--- retention's commands are checked on the meta key (they run on keys of the same prefix).
-if expectedText == '0' and redis.acl_check_cmd then
-  local m, e = KEYS[2], KEYS[1]
-  local need = {{'HGET', m, 'f'}, {'HSET', m, 'f', 'v'}, {'XADD', e, '*', 'b', 'v'}, {'XRANGE', e, '-', '+'}, {'XTRIM', e, 'MINID', '0-1'},
-    {'EXPIRE', e, '1'}, {'EXPIRE', m, '1'}, {'PTTL', m}, {'PEXPIRE', m, '1'}, {'PERSIST', m}, {'EXISTS', m}, {'RENAME', m, m}, {'DEL', m}, {'TIME'}}
-  if feedKey then need[#need + 1] = {'XADD', feedKey, '*', 'p', 'v'}; need[#need + 1] = {'XDEL', feedKey, '0-1'} end
-  -- A Cluster append writes the index (and the feed) after the script, in other slots: ZADD is asked
-  -- on a key of the same prefix here, or a user without it had upgrades stored but never listed.
-  local index = indexKey or m
-  need[#need + 1] = {'ZADD', index, '1', 'u'}; need[#need + 1] = {'ZREM', index, 'u'}
-  for _, c in ipairs(need) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      if stagedKey then redis.pcall('DEL', stagedKey) end
-      return redis.error_reply('NOPERM progress append: this Redis user may not run ' .. c[1] .. (c[2] and (' on ' .. c[2]) or '') .. ', which appends run (see the README, Permissions); nothing was written')
-    end
-  end
 end
 -- The deadline. In single-node mode the feed entry's id carries the server clock: its ms is never
 -- below the time now, so an id at or before the deadline proves the script runs in time, with no TIME
@@ -438,23 +441,24 @@ export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Er
  * (see APPEND_LUA). A new call with the same events has another token, and is stored.
  */
 export const DELETE_LUA = `
+-- What it runs, checked against the user's ACL before anything is read or written (Redis 7; a
+-- command refused by the ACL in the middle would leave the upgrade half deleted, and one refused
+-- first, the marker's GET, failed with Redis 7.0's message, which names no command).
+if redis.acl_check_cmd then
+  local need = {{'GET', KEYS[4]}, {'TIME'}, {'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}, {'HMGET', KEYS[2], 'epoch', 'token'}, {'HSET', KEYS[5], 'f', 'v'}, {'PEXPIRE', KEYS[5], '1'}}
+  if #KEYS >= 6 then need[#need + 1] = {'ZREM', KEYS[6], 'u'} end
+  for _, c in ipairs(need) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM progress delete: this Redis user may not run ' .. c[1] .. (c[2] and (' on ' .. c[2]) or '') .. ' (see the README, Permissions); nothing was deleted')
+    end
+  end
+end
 local done = redis.call('GET', KEYS[4])
 if done then return tonumber(done) end
 local deadline = tonumber(ARGV[2] or '0') or 0
 if deadline > 0 then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return -1 end
-end
--- What it runs, checked against the user's ACL before anything is written (Redis 7; a command
--- refused by the ACL in the middle would leave the upgrade half deleted).
-if redis.acl_check_cmd then
-  local need = {{'DEL', KEYS[1], KEYS[2], KEYS[3]}, {'EXISTS', KEYS[2]}, {'SET', KEYS[4], '1'}, {'HMGET', KEYS[2], 'epoch', 'token'}, {'HSET', KEYS[5], 'f', 'v'}, {'PEXPIRE', KEYS[5], '1'}}
-  if #KEYS >= 6 then need[#need + 1] = {'ZREM', KEYS[6], 'u'} end
-  for _, c in ipairs(need) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM progress delete: this Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' (see the README, Permissions); nothing was deleted')
-    end
-  end
 end
 -- The deleted runs and the index first: one holding another kind of value (WRONGTYPE, damage) fails
 -- the delete before the upgrade is touched (a script's writes are not rolled back), as a delete
