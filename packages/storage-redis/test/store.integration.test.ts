@@ -12,10 +12,22 @@ import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeS
 const prefixes = new Set<string>();
 const admin = adminClient();
 
-/** A Redis ACL user limited to the keys of `keyPrefix`, given `grants`, with the URL that logs in as it. */
+/** README, Failure semantics, Permissions. */
+const permissions = /\*\*Permissions\.\*\*([\s\S]*?)(?=\n- \*\*)/.exec(readFileSync(new URL('../README.md', import.meta.url), 'utf8'))?.[1] ?? '';
+
+/** The key patterns the README gives a store's ACL user (`~<prefix>...`), for `keyPrefix`. */
+const keyPatterns = (keyPrefix: string): string[] => {
+  // Those of its sentence "Limit the user to the store's keys with ..., not with `~<prefix>*`".
+  const advice = /Limit the user to the store's keys([\s\S]*?)not with/.exec(permissions)?.[1] ?? '';
+  const patterns = [...advice.matchAll(/`(~<prefix>[^`\s]*)`/g)].map((m) => m[1]!);
+  expect(patterns).not.toEqual([]);
+  return patterns.map((p) => p.replace('<prefix>', keyPrefix));
+};
+
+/** A Redis ACL user limited to the keys of `keyPrefix` (the patterns the README gives), given `grants`, with the URL that logs in as it. */
 async function aclUser(keyPrefix: string, grants: readonly string[]): Promise<{ user: string; url: string }> {
   const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
-  await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', `~${keyPrefix}*`, 'resetchannels', ...grants);
+  await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...keyPatterns(keyPrefix), 'resetchannels', ...grants);
   const url = new URL(redisUrl());
   url.username = user;
   url.password = 'pw';
@@ -1265,6 +1277,92 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
     } finally {
       stop.abort();
       await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
+// keyPrefix is for tenants: a Redis ACL user per tenant, limited to its store's keys. With the
+// pattern the README gave (`~<prefix>*`), the user of prefix `a:` could read and write every key of
+// the tenant `a:b:` (or `t1` those of `t10`): its pattern matches them.
+describe('RedisStore: tenants whose prefixes start alike, each a Redis ACL user with the key patterns the README gives', () => {
+  it.each([
+    ['a:', 'a:b:'],
+    ['t1', 't10'],
+    ['t1', 't1:'],
+  ])('the user of %s runs its store and cannot touch the keys of %s, nor the other way round', async (one, other) => {
+    const base = freshPrefix('tenants');
+    const grants = ['+@read', '+@write', '+@scripting', '+@connection', '+@fast'];
+    const tenants = await Promise.all(
+      [base + one, base + other].map(async (keyPrefix) => {
+        prefixes.add(keyPrefix);
+        const { user, url } = await aclUser(keyPrefix, grants);
+        return { user, url, keyPrefix, store: new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2 }) };
+      }),
+    );
+    try {
+      for (const { store } of tenants) {
+        const f = new EventFactory('same-id');
+        await appendBatch(store, f, 3);
+        expect(await store.load('same-id')).toEqual(f.state);
+        expect((await store.list()).map((r) => r.upgradeId)).toEqual(['same-id']);
+      }
+      for (const [mine, theirs] of [tenants, [...tenants].reverse()] as const) {
+        const raw = new Redis(mine!.url, { enableReadyCheck: false, maxRetriesPerRequest: 0 });
+        try {
+          const keys = theirs!.store.keys;
+          for (const read of [() => raw.xrange(keys.upgrade('same-id').events, '-', '+'), () => raw.hgetall(keys.upgrade('same-id').meta), () => raw.zrange(keys.index, 0, -1), () => raw.xrange(keys.feed, '-', '+')]) {
+            await expect(read()).rejects.toThrow(/NOPERM/);
+          }
+          await expect(raw.del(keys.upgrade('same-id').meta)).rejects.toThrow(/NOPERM/);
+        } finally {
+          raw.disconnect();
+        }
+      }
+      expect(await tenants[0]!.store.delete('same-id')).toBe(true);
+      expect((await tenants[1]!.store.list()).map((r) => r.upgradeId)).toEqual(['same-id']);
+    } finally {
+      for (const { store, user } of tenants) {
+        await store.close();
+        await admin.call('ACL', 'DELUSER', user);
+      }
+    }
+  });
+});
+
+describe('RedisStore: a client passed in with a keyPrefix of its own, as a Redis ACL user limited to the patterns of info().keyPrefix', () => {
+  it('appends, load(), list(), watch(), watchAll() and delete() work on the keys of both prefixes together', async () => {
+    const outer = freshPrefix('outer');
+    const keyPrefix = 'inner:';
+    prefixes.add(outer);
+    const { user, url } = await aclUser(outer + keyPrefix, ['+@read', '+@write', '+@scripting', '+@connection', '+@fast']);
+    const client = new Redis(url, { keyPrefix: outer, maxRetriesPerRequest: null, enableReadyCheck: false });
+    const store = new RedisStore({ redis: client, keyPrefix, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2 });
+    const stop = new AbortController();
+    try {
+      expect(store.info().keyPrefix).toBe(outer + keyPrefix);
+      const all: number[] = [];
+      const following = (async () => {
+        for await (const e of store.watchAll({ signal: stop.signal })) all.push(e.seq);
+      })();
+      await store.list();
+      const f = new EventFactory('nested');
+      await appendBatch(store, f, 2);
+      await appendBatch(store, f, 3);
+      expect(await store.load('nested')).toEqual(f.state);
+      expect((await store.list()).map((r) => r.upgradeId)).toEqual(['nested']);
+      expect((await collect(store.watch('nested', 0, { signal: AbortSignal.timeout(300) }))).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      while (all.length < 5) await new Promise((r) => setTimeout(r, 10));
+      expect(all).toEqual([1, 2, 3, 4, 5]);
+      expect(await admin.exists(`${outer}${keyPrefix}{nested}:meta`)).toBe(1);
+      expect(await store.delete('nested')).toBe(true);
+      expect(await admin.exists(`${outer}${keyPrefix}{nested}:meta`, `${outer}${keyPrefix}{nested}:events`)).toBe(0);
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
+      await store.close();
+      client.disconnect();
       await admin.call('ACL', 'DELUSER', user);
     }
   });
