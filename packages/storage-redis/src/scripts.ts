@@ -396,6 +396,15 @@ export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
  * KEYS: events, meta, snapshot.
  */
 export const LOAD_LUA = `
+-- What it runs, checked against the user's ACL first (Redis 7): Redis 7.0 refuses a command a script
+-- runs with a message that names none.
+if redis.acl_check_cmd then
+  for _, c in ipairs({{'HMGET', KEYS[2], 'f'}, {'GET', KEYS[3]}, {'XRANGE', KEYS[1], '-', '+'}}) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM progress load: this Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' (see the README, Permissions)')
+    end
+  end
+end
 local meta = redis.call('HMGET', KEYS[2], 'lastSeq', 'snapSeq', 'epoch')
 if not meta[1] then return false end
 local snapSeq = tonumber(meta[2] or '0')

@@ -1412,6 +1412,28 @@ describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 
     }
   });
 
+  // load() is a script too: Redis 7.0 refused a command of it with "The user executing the script
+  // can't run this command", naming none.
+  it.each(['-hmget', '-get', '-xrange'])('refuses a load() whose command the ACL denies (%s) with NOPERM naming it', async (denied) => {
+    const keyPrefix = freshPrefix('acl-load');
+    prefixes.add(keyPrefix);
+    const { user, url } = await aclUser(keyPrefix, base);
+    const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000, snapshotEvery: 2 });
+    try {
+      const f = new EventFactory('acl-load');
+      await appendBatch(store, f, 3);
+      await admin.call('ACL', 'SETUSER', user, denied);
+      const err = await errorOf(store.load(f.upgradeId));
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toContain(`NOPERM progress load: this Redis user may not run ${denied.slice(1).toUpperCase()} on `);
+      await admin.call('ACL', 'SETUSER', user, `+${denied.slice(1)}`);
+      expect(await store.load(f.upgradeId)).toEqual(f.state);
+    } finally {
+      await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   // GET: the delete's first command (its marker), which ran before the check and failed with Redis
   // 7.0's message naming no command.
   it.each(['-del', '-get'])('refuses a delete whose command the ACL denies (%s) with NOPERM naming it, the upgrade still listed and whole', async (denied) => {
