@@ -32,7 +32,7 @@ import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, i
 import { EPOCH_READS, KeyLayout, entryId, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
-import { defineScripts, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
+import { LOAD_READ_ONLY_LUA, LOAD_READ_ONLY_SHA, defineScripts, isReadOnlyEvalRefusal, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
 
@@ -233,6 +233,13 @@ export class RedisStore implements ProgressStore {
   #feedAppends = 0;
   /** False once Redis refused a script declared read-only (before Redis 7): load() sends the undeclared one from then on. */
   #readOnlyScripts = true;
+  /**
+   * Whether load() sends its script as EVALSHA_RO / EVAL_RO (Redis 7), which a user with read-only key
+   * permissions (`%R~`) may run: Redis takes the keys of EVALSHA / EVAL as written, whatever the
+   * script does. False from the start on a Cluster that sends reads to replicas (`scaleReads`), where
+   * load() stays on the master as before; false once Redis or the user's ACL refused these commands.
+   */
+  #evalReadOnly: boolean;
   /** The timer of the PING that checks the link after a command got no answer (see #checkLink), while one is out. */
   #probeTimer: NodeJS.Timeout | undefined;
   /** A client passed in whose link looked dead was reported (once, until it answers a PING again). */
@@ -293,6 +300,8 @@ export class RedisStore implements ProgressStore {
       this.#redis = defineScripts(redis);
     }
     this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
+    const scaleReads = (this.#redis as { isCluster?: boolean; options?: { scaleReads?: unknown } }).isCluster ? ((this.#redis as { options?: { scaleReads?: unknown } }).options?.scaleReads ?? 'master') : 'master';
+    this.#evalReadOnly = scaleReads === 'master';
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
     this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms), this.#stop.signal, this.#ended.signal);
     // On 'ready', and on '+node': a node joining a Cluster (a replica promoted after a failover) may
@@ -842,6 +851,15 @@ export class RedisStore implements ProgressStore {
    * script without it, for this store from then on.
    */
   async #loadScript(keys: UpgradeKeys): Promise<LoadReply> {
+    if (this.#evalReadOnly) {
+      try {
+        return await this.#loadReadOnlyEval(keys);
+      } catch (err) {
+        if (!isReadOnlyEvalRefusal(err)) throw err;
+        this.#evalReadOnly = false;
+        this.#logger.info({ err, url: this.#url }, 'Redis refuses EVALSHA_RO (before Redis 7, or an ACL without it): load() sends its script with EVALSHA, which needs write access to its keys');
+      }
+    }
     if (this.#readOnlyScripts) {
       try {
         return await this.#redis.progressLoadReadOnlyV2(keys.events, keys.meta, keys.snapshot);
@@ -852,6 +870,22 @@ export class RedisStore implements ProgressStore {
       }
     }
     return this.#redis.progressLoadV2(keys.events, keys.meta, keys.snapshot);
+  }
+
+  /**
+   * The load script as EVALSHA_RO (EVAL_RO on NOSCRIPT: a restarted or flushed Redis), prepared
+   * commands with the client's key prefix, sent to the node of the upgrade's slot.
+   */
+  #loadReadOnlyEval(keys: UpgradeKeys): Promise<LoadReply> {
+    const send = (name: 'evalsha_ro' | 'eval_ro', script: string): Promise<LoadReply> => {
+      const command = new Command(name, [script, '3', keys.events, keys.meta, keys.snapshot], { keyPrefix: this.#clientKeyPrefix, replyEncoding: 'utf8' });
+      void this.#redis.sendCommand(command);
+      return command.promise as Promise<LoadReply>;
+    };
+    return send('evalsha_ro', LOAD_READ_ONLY_SHA).catch((err: unknown) => {
+      if (err instanceof Error && err.message.includes('NOSCRIPT')) return send('eval_ro', LOAD_READ_ONLY_LUA);
+      throw err;
+    });
   }
 
   readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {

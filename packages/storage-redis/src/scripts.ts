@@ -423,6 +423,18 @@ return {meta[1], string.format('%d', snapSeq), snap, tail, meta[3] or ''}
  */
 export const LOAD_READ_ONLY_LUA = `#!lua flags=no-writes${LOAD_LUA}`;
 
+/** The SHA1 of {@link LOAD_READ_ONLY_LUA}, for EVALSHA_RO. */
+export const LOAD_READ_ONLY_SHA = createHash('sha1').update(LOAD_READ_ONLY_LUA).digest('hex');
+
+/**
+ * Whether `err` is Redis refusing `EVALSHA_RO` / `EVAL_RO` themselves: a Redis before 7 ("ERR unknown
+ * command `evalsha_ro`"), or an ACL that grants EVALSHA and EVAL but not these ("NOPERM ... no
+ * permissions to run the 'evalsha_ro' command"). Not a refusal of the keys or of a command the
+ * script runs.
+ */
+export const isReadOnlyEvalRefusal = (err: unknown): boolean =>
+  err instanceof Error && /(unknown command|permissions to run the)\W+(evalsha_ro|eval_ro)\b/i.test(err.message);
+
 /**
  * Whether `err` is a Redis before 7 refusing a script with a shebang line (flags): "ERR Error
  * compiling script (new function): user_script:1: unexpected symbol near '#'".

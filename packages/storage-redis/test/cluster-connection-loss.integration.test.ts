@@ -15,7 +15,7 @@
 import { EventFactory } from '@progress/core/testing';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Command, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { feedPointer } from '../src/codec.js';
@@ -212,8 +212,8 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     return { result, held };
   }
 
-  function autoPipelined(): { store: RedisStore; client: Cluster } {
-    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, redisOptions: { maxRetriesPerRequest: null } });
+  function autoPipelined(options: { scaleReads?: 'all' } = {}): { store: RedisStore; client: Cluster } {
+    const client = new Cluster(cluster.nodes, { enableAutoPipelining: true, ...options, redisOptions: { maxRetriesPerRequest: null } });
     clients.push(client);
     const store = new RedisStore({ redis: client, keyPrefix: freshPrefix('cluster-cut'), commandTimeoutMs: 10_000 });
     stores.push(store);
@@ -231,13 +231,47 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     await held;
   }, 60_000);
 
-  it('load() sends its read-only script again when its connection is cut under it', async () => {
-    const { store, client } = autoPipelined();
+  // scaleReads: load() sends its script as EVALSHA there (EVALSHA_RO would go to a replica), through
+  // auto-pipelining, as on a Redis before 7.
+  it('load() sends its read-only script again when its connection is cut under it (EVALSHA, scaleReads)', async () => {
+    const { store, client } = autoPipelined({ scaleReads: 'all' });
     const f = new EventFactory('load-cut');
     await appendBatch(store, f, 3);
     await followUpDone(store, client, f.upgradeId);
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(3); // the script is known to the node's connection
     const { result, held } = await cutUnder(client, 'progressLoadReadOnlyV2', f.upgradeId, () => store.load(f.upgradeId));
+    expect((await result)?.lastSeq).toBe(3);
+    await held;
+  }, 60_000);
+
+  // EVALSHA_RO goes as a prepared command straight to the node (no auto-pipeline): cut while it waits
+  // behind a blocked BLPOP on that node's connection, it fails with "Connection is closed.".
+  it('load() sends its EVALSHA_RO again when its connection is cut under it', async () => {
+    const { store, client } = autoPipelined();
+    const f = new EventFactory('load-ro-cut');
+    await appendBatch(store, f, 3);
+    await followUpDone(store, client, f.upgradeId);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(3); // the script is known to Redis
+    const original = client.sendCommand.bind(client);
+    let held: Promise<unknown> = Promise.resolve();
+    client.sendCommand = (command: Command, ...rest: unknown[]) => {
+      if (command.name === 'evalsha_ro') {
+        client.sendCommand = original;
+        const blpop = new Command('blpop', [`cut:{${f.upgradeId}}:list`, '1']);
+        held = blpop.promise.catch(() => null);
+        original(blpop);
+      }
+      return (original as (...args: unknown[]) => unknown)(command, ...rest);
+    };
+    const result = store.load(f.upgradeId);
+    result.catch(() => {});
+    const queued = (node: Redis): string[] => (node.commandQueue as unknown as { toArray(): Array<{ command: { name: string } }> }).toArray().map((c) => c.command.name);
+    let cut: Redis | undefined;
+    await until('the store\'s evalsha_ro behind a blocked BLPOP', () => {
+      cut = client.nodes('master').find((node) => queued(node).join() === 'blpop,evalsha_ro');
+      return cut !== undefined;
+    });
+    (cut!.stream as { destroy(): void }).destroy();
     expect((await result)?.lastSeq).toBe(3);
     await held;
   }, 60_000);

@@ -1237,7 +1237,7 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   const paragraph = /\*\*Permissions\.\*\*([\s\S]*?)(?=\n- \*\*)/.exec(readme)?.[1] ?? '';
   const [commandsPart, categoriesPart] = paragraph.split('the categories');
-  const commands = [...(commandsPart ?? '').matchAll(/`([A-Z]+(?:\s[A-Z]+)?)`/g)].map((m) => `+${m[1]!.toLowerCase().replace(/\s/, '|')}`);
+  const commands = [...(commandsPart ?? '').matchAll(/`([A-Z_]+(?:\s[A-Z]+)?)`/g)].map((m) => `+${m[1]!.toLowerCase().replace(/\s/, '|')}`);
   const categories = /`(\+@[a-z]+(?:\s+\+@[a-z]+)*)`/.exec(categoriesPart ?? '')?.[1]?.split(/\s+/) ?? [];
 
   it.each([
@@ -1326,6 +1326,55 @@ describe('RedisStore: tenants whose prefixes start alike, each a Redis ACL user 
         await store.close();
         await admin.call('ACL', 'DELUSER', user);
       }
+    }
+  });
+});
+
+// A reader (a dashboard, a ws-server instance) needs no write access: Redis 7's read-only key
+// patterns (`%R~`). load() ran its script with EVALSHA / EVAL, whose keys Redis counts as written
+// whatever the script does ("no permissions to access one of the keys"): it failed for such a user.
+describe('RedisStore: a reader whose Redis ACL user may only read the store\'s keys (%R~)', () => {
+  it.each(['single', 'cluster'] as const)('load(), readEvents(), list(), watch() and watchAll() work (%s mode); writes are refused', async (mode) => {
+    const keyPrefix = freshPrefix('acl-reader');
+    prefixes.add(keyPrefix);
+    const user = `reader-${Math.random().toString(36).slice(2, 8)}`;
+    const patterns = keyPatterns(keyPrefix).map((p) => `%R${p}`);
+    await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...patterns, 'resetchannels', '+@read', '+@write', '+@scripting', '+@connection', '+@fast');
+    const url = new URL(redisUrl());
+    url.username = user;
+    url.password = 'pw';
+    const writer = new RedisStore({ url: redisUrl(), keyPrefix, mode, snapshotEvery: 2 });
+    const reader = new RedisStore({ url: url.toString(), keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100 });
+    const stop = new AbortController();
+    try {
+      const all: number[] = [];
+      const following = (async () => {
+        for await (const e of reader.watchAll({ signal: stop.signal })) all.push(e.seq);
+      })();
+      await reader.list();
+      const f = new EventFactory('read-only');
+      await appendBatch(writer, f, 2);
+      await appendBatch(writer, f, 3);
+      expect(await reader.load(f.upgradeId)).toEqual(f.state);
+      // Redis lost the script (a restart, SCRIPT FLUSH): sent again as EVAL_RO, read-only too.
+      await admin.script('FLUSH');
+      expect(await reader.load(f.upgradeId)).toEqual(f.state);
+      expect(await reader.load('absent')).toBeUndefined();
+      expect((await collect(reader.readEvents(f.upgradeId, 1))).map((e) => e.seq)).toEqual([2, 3, 4, 5]);
+      expect((await reader.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+      expect((await collect(reader.watch(f.upgradeId, 3, { signal: AbortSignal.timeout(300) }))).map((e) => e.seq)).toEqual([4, 5]);
+      while (all.length < 5) await new Promise((r) => setTimeout(r, 10));
+      expect(all).toEqual([1, 2, 3, 4, 5]);
+      expect(await errorOf(reader.delete(f.upgradeId))).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('NOPERM') });
+      expect(await errorOf(appendBatch(reader, new EventFactory('by-reader'), 1))).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('NOPERM') });
+      expect(await writer.load(f.upgradeId)).toEqual(f.state);
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
+      await reader.close();
+      await writer.close();
+      await admin.call('ACL', 'DELUSER', user);
     }
   });
 });
