@@ -4,6 +4,7 @@
 import { describeProgressStore, EventFactory } from '@progress/core/testing';
 import { ProgressTracker, isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -290,4 +291,65 @@ describeCluster('RedisStore on a Redis Cluster with a master down', () => {
       await partial.stop();
     }
   }, 30_000);
+});
+
+// README, Failure semantics, Permissions, on a real Cluster: an ACL user made on every node (ACLs
+// are per node) with the commands the README lists, limited to the store's key patterns. ioredis
+// discovers the slots with CLUSTER SLOTS, which none of the README's grants held: the Cluster never
+// became ready ("Failed to refresh slots cache"), and every call of the store failed.
+describeCluster('RedisStore on a 3-node Redis Cluster as a Redis ACL user with what the README says it needs', () => {
+  const permissions = /\*\*Permissions\.\*\*([\s\S]*?)(?=\n- \*\*)/.exec(readFileSync(new URL('../README.md', import.meta.url), 'utf8'))?.[1] ?? '';
+  const [commandsPart, categoriesPart] = permissions.split('the categories');
+  const commands = [...(commandsPart ?? '').matchAll(/`([A-Z_]+(?:\s[A-Z]+)?)`/g)].map((m) => `+${m[1]!.toLowerCase().replace(/\s/, '|')}`);
+  const categories = [
+    ...(/`([+-]@[a-z]+(?:\s+[+-]@[a-z]+)*)`/.exec(categoriesPart ?? '')?.[1]?.split(/\s+/) ?? []),
+    // A command the README adds to them (`+cluster|slots`).
+    ...[...(categoriesPart ?? '').matchAll(/`(\+[a-z]+\|[a-z]+)`/g)].map((m) => m[1]!),
+  ];
+  const advice = /Limit the user to the store's keys([\s\S]*?)not with/.exec(permissions)?.[1] ?? '';
+  const patterns = (prefix: string): string[] => [...advice.matchAll(/`(~<prefix>[^`\s]*)`/g)].map((m) => m[1]!.replace('<prefix>', prefix));
+
+  it.each([
+    ['the commands', commands],
+    ['the categories', categories],
+  ] as const)('%s it lists: appends across the nodes, load(), list(), watch(), watchAll() and delete() work', async (_what, grants) => {
+    expect(grants).toEqual(expect.arrayContaining(['+cluster|slots']));
+    const keyPrefix = freshPrefix('cluster-acl');
+    const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
+    const admins = cluster.nodes.map((n) => new Redis(n.port, n.host));
+    for (const admin of admins) await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...patterns(keyPrefix), 'resetchannels', ...grants);
+    const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: null, username: user, password: 'pw', enableReadyCheck: false } });
+    clients.push(client);
+    const store = new RedisStore({ redis: client, keyPrefix, commandTimeoutMs: 5000, watchBlockMs: 100, snapshotEvery: 2 });
+    stores.push(store);
+    const stop = new AbortController();
+    try {
+      expect(await store.list()).toEqual([]);
+      const followed: string[] = [];
+      const following = (async () => {
+        for await (const e of store.watchAll({ signal: stop.signal })) followed.push(`${e.upgradeId}:${e.seq}`);
+      })();
+      const factories = ['acl-a', 'acl-b', 'acl-c', 'acl-d'].map((id) => new EventFactory(id));
+      for (const f of factories) {
+        await appendBatch(store, f, 2);
+        await appendBatch(store, f, 1);
+      }
+      for (const f of factories) expect(await store.load(f.upgradeId)).toEqual(f.state);
+      expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(factories.map((f) => f.upgradeId));
+      expect((await collect(store.watch('acl-a', 1, { signal: AbortSignal.timeout(300) }))).map((e) => e.seq)).toEqual([2, 3]);
+      const deadline = Date.now() + 15_000;
+      while (followed.length < 12 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(followed.length).toBe(12);
+      expect(await store.delete('acl-a')).toBe(true);
+      expect(await store.load('acl-a')).toBeUndefined();
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
+      for (const admin of admins) {
+        await admin.call('ACL', 'DELUSER', user);
+        admin.disconnect();
+      }
+    }
+  }, 60_000);
 });
