@@ -2,7 +2,7 @@ import type { ProgressEvent } from '@progress/core';
 import { CallbackError } from './callback-error.js';
 import { Fifo } from './fifo.js';
 import { mayReadArgument } from './arity.js';
-import type { StateVersion } from './state-versions.js';
+import type { StateCache, StateVersion } from './state-versions.js';
 import type { AnyCallback, CallbackFailureReason } from './types.js';
 
 /**
@@ -132,6 +132,7 @@ export class CallbackQueue {
   remove(): void {
     if (this.#removed) return;
     this.#removed = true;
+    this.#stateCache.made = undefined;
     const discarded = this.#calls.clear();
     if (discarded > 0) this.#host.settled(this, discarded);
   }
@@ -161,11 +162,17 @@ export class CallbackQueue {
       if (call === undefined) break;
       this.#run(call);
     }
+    // Idle with nothing queued: the state made last is no start for anything (and its version would
+    // keep every later one alive).
+    if (!this.#busy && this.#calls.length === 0) this.#stateCache.made = undefined;
     if (this.#overflowing && this.#calls.length === 0) {
       this.#overflowing = false;
       this.#host.recovered(this);
     }
   }
+
+  /** The state this queue made last, which the next one is made from while it drains (see StateVersion.state). */
+  readonly #stateCache: StateCache = {};
 
   /** Set while an asynchronous call runs: gives up on it (see {@link abandonRunning}). */
   #abandon: ((why: string) => void) | undefined;
@@ -178,7 +185,7 @@ export class CallbackQueue {
     let result: unknown;
     let thenable: boolean;
     try {
-      if (call.version !== undefined) call.args[call.stateAt!] = call.version.state();
+      if (call.version !== undefined) call.args[call.stateAt!] = call.version.state(this.#stateCache);
       result = Reflect.apply(this.callback, undefined, call.args);
       // Inside the try: reading `then` can throw too (a revoked Proxy, a throwing getter), and must
       // not escape into the tracker's sink call with this queue left busy.

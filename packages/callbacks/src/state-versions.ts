@@ -15,6 +15,20 @@ interface Change {
 /** The fields of a state but its tasks (frozen, `tasks: null`, in the state's key order). */
 type Top = Readonly<Omit<UpgradeProgress, 'tasks'> & { tasks: null }>;
 
+/** A state made for callbacks, with its version. */
+export interface MadeState {
+  readonly version: StateVersion;
+  readonly state: Readonly<UpgradeProgress>;
+}
+
+/**
+ * Where a queue keeps the state it made last, to make the next one from while it drains (emptied
+ * when it is idle: what it holds keeps alive every version after it).
+ */
+export interface StateCache {
+  made?: MadeState | undefined;
+}
+
 /**
  * The state of one tracker's upgrade right after one event, as callbacks are given it, kept as
  * what changed since the previous version: the tasks that changed (frozen copies, shared with
@@ -47,30 +61,41 @@ export class StateVersion {
   }
 
   /**
-   * The state at this version, deeply frozen. Its tasks are made from the state made last (the
-   * callbacks of one event share it; a queue drains its versions in order, so it is most often the
-   * version just before this one): the changes between the two done or undone. Without one to start
-   * from, the newest tasks with the changes of the later versions undone. Its unchanged tasks are the
-   * very objects of the other versions.
+   * The state at this version, deeply frozen. The newest version's tasks are the history's. An older
+   * one's are made from `cache`'s state, the one its queue made last (a queue drains its versions in
+   * order, so that is most often the version just before this one), else from the state made last
+   * (the callbacks of one event share it): the changes between the two done or undone. Without one
+   * to start from, the newest tasks with the changes of the later versions undone. Its unchanged
+   * tasks are the very objects of the other versions.
    */
-  state(): Readonly<UpgradeProgress> {
-    const made = this.#history.made;
-    if (made?.version === this) return made.state;
-    // (#undo without a version to stop at always reaches the newest.)
-    const tasks = (made && this.#tasksFrom(made)) ?? this.#undo(this.#history.tasks, undefined)!;
-    // As the engine's own record: no prototype, so a task id such as "__proto__" is an ordinary key.
-    const record = Object.create(null) as Record<string, TaskProgress>;
-    for (const [id, task] of tasks) record[id] = task as TaskProgress;
-    const state = Object.freeze({ ...this.#top, tasks: Object.freeze(record) }) as Readonly<UpgradeProgress>;
-    this.#history.made = { version: this, state };
-    return state;
+  state(cache?: StateCache): Readonly<UpgradeProgress> {
+    const history = this.#history;
+    let made = history.made;
+    if (made?.version !== this) {
+      const own = cache?.made;
+      if (own?.version === this) made = own;
+      else {
+        // Not from the state made last when it is another's (a callback that keeps up makes the newest
+        // one at every event): a queue behind walked its whole backlog to it and back, at each call.
+        const from = own !== undefined && own.version.#history === history ? own : made;
+        // (#undo without a version to stop at always reaches the newest.)
+        const tasks = this.next === undefined ? history.tasks : ((from && this.#tasksFrom(from)) ?? this.#undo(history.tasks, undefined)!);
+        // As the engine's own record: no prototype, so a task id such as "__proto__" is an ordinary key.
+        const record = Object.create(null) as Record<string, TaskProgress>;
+        for (const [id, task] of tasks) record[id] = task as TaskProgress;
+        made = { version: this, state: Object.freeze({ ...this.#top, tasks: Object.freeze(record) }) as Readonly<UpgradeProgress> };
+      }
+      history.made = made;
+    }
+    if (cache) cache.made = made;
+    return made.state;
   }
 
   /**
    * The tasks at this version from `made`'s: its later versions' changes done when it is older (a
    * walk from it to this one), else this one's later versions' changes undone up to it.
    */
-  #tasksFrom(made: { readonly version: StateVersion; readonly state: Readonly<UpgradeProgress> }): Map<string, Readonly<TaskProgress>> | undefined {
+  #tasksFrom(made: MadeState): Map<string, Readonly<TaskProgress>> | undefined {
     const forward: StateVersion[] = [];
     for (let v = made.version.next; v !== undefined; v = v.next) {
       walkStats.steps += 1;
@@ -132,7 +157,7 @@ export class StateHistory {
    * target would be kept until the microtask queue drains, which a run of commands on a store
    * that answers in microtasks (MemoryStore) never lets happen.
    */
-  made: { readonly version: StateVersion; readonly state: Readonly<UpgradeProgress> } | undefined;
+  made: MadeState | undefined;
   #metadataSource: unknown;
   #metadata: Readonly<Record<string, unknown>> = Object.freeze({});
 

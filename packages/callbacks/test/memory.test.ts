@@ -3,6 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { TaskProgress, UpgradeProgress } from '@progress/core';
 import { CallbackManager } from '../src/index.js';
+import { StateHistory, type StateVersion } from '../src/state-versions.js';
 import { deferred, openTracker } from './helpers.js';
 
 // A full garbage collection on demand, without starting the test process with --expose-gc.
@@ -71,6 +72,44 @@ describe('CallbackManager: memory held by queued calls', () => {
     gate.resolve();
     await tracker.close();
     await manager.close();
+  });
+
+  it('lets go of the versions of past events once the callback that was behind has caught up', async () => {
+    const manager = new CallbackManager({ timeoutMs: 600_000 });
+    const gate = deferred();
+    // Behind for a while (its first event hangs), then runs each event at once again.
+    manager.addEventCallback(async (e, _state) => {
+      if (e.seq === 1) await gate.promise;
+    });
+    // Keeps up: given the state of every event as it comes.
+    manager.addEventCallback((_e, _state) => {});
+    const recorded: Array<WeakRef<StateVersion>> = [];
+    // Not a vi.spyOn: a spy keeps every result (each version) for good.
+    const record = StateHistory.prototype.record;
+    StateHistory.prototype.record = function (this: StateHistory, live: Readonly<UpgradeProgress>) {
+      const version = record.call(this, live);
+      recorded.push(new WeakRef(version));
+      return version;
+    };
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      for (let i = 0; i < 20; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, i + 1, `step ${i}`);
+      gate.resolve();
+      await manager.flush();
+      // Caught up: from here on every call runs when its event comes.
+      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(manager.getStats().pending).toBe(0);
+      gc();
+      // No call waits for any of them: what is left is the newest few, not every version since the
+      // last one the callback that was behind was given (a chain of 200 here, growing with the run).
+      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      await tracker.close();
+    } finally {
+      StateHistory.prototype.record = record;
+      await manager.close();
+    }
   });
 
   it('gives deeply frozen states and tasks: a callback cannot change what the others, or later events, see', async () => {

@@ -3,7 +3,7 @@
 // drain of a backlog of n calls cost n^2/2 steps, on the agent's event loop).
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressTracker, type UpgradeProgress } from '@progress/core';
-import { StateHistory, walkStats, type StateVersion } from '../src/state-versions.js';
+import { StateHistory, walkStats, type StateCache, type StateVersion } from '../src/state-versions.js';
 
 async function versions(count: number): Promise<{ versions: StateVersion[]; expected: UpgradeProgress[] }> {
   const history = new StateHistory();
@@ -47,5 +47,55 @@ describe('StateVersion.state()', () => {
         expect(Object.keys(state.tasks)).toEqual(Object.keys(expected[i]!.tasks));
       }
     }
+  });
+});
+
+describe('StateVersion.state() with a callback behind and one that keeps up', () => {
+  it('costs steps in proportion to the events, not to the backlog at each event', async () => {
+    // A slow async callback has a backlog of 600 calls; a synchronous one reads the state of each
+    // new event (the newest version) while the slow one drains its backlog, one call per event.
+    const history = new StateHistory();
+    const all: StateVersion[] = [];
+    const lastSeqs: number[] = [];
+    const made: Array<[number, number]> = [];
+    let drained = 0;
+    const queue: StateCache = {};
+    const sink = {
+      name: 'recorder',
+      handle: (_event: unknown, state: Readonly<UpgradeProgress>) => {
+        const version = history.record(state);
+        all.push(version);
+        lastSeqs.push(state.lastSeq);
+        if (all.length === 600) walkStats.steps = 0;
+        if (all.length <= 600) return;
+        made.push([version.state().lastSeq, state.lastSeq]);
+        const queued = drained++;
+        // With its queue's own cache, as CallbackQueue passes it.
+        made.push([all[queued]!.state(queue).lastSeq, lastSeqs[queued]!]);
+      },
+    };
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-interleaved', planId: 'p', clusterName: 'c', store: new MemoryStore(), sinks: [sink] });
+    await tracker.startUpgrade();
+    await tracker.addTasks(Array.from({ length: 20 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    for (let i = 0; all.length < 1_200; i++) await tracker.updateTaskProgress(`t${i % 20}`, (i % 99) + 1);
+    await tracker.close();
+    for (const [got, want] of made) expect(got).toBe(want);
+    // A walk of the backlog once is fine; one per event (600 * 600 * 2 = 720,000) is not.
+    expect(walkStats.steps).toBeLessThanOrEqual(all.length * 4);
+  });
+});
+
+describe('StateVersion.state() with two callbacks behind', () => {
+  it('costs each queue one step per call, wherever the other one is', async () => {
+    const { versions: all, expected } = await versions(1_200);
+    const first: StateCache = {};
+    const second: StateCache = {};
+    walkStats.steps = 0;
+    for (let i = 0; i < 600; i++) {
+      expect(all[i]!.state(first).lastSeq).toBe(expected[i]!.lastSeq);
+      expect(all[300 + i]!.state(second).lastSeq).toBe(expected[300 + i]!.lastSeq);
+    }
+    // From each queue's own last state; from the state made last (the other queue's), 720,000.
+    expect(walkStats.steps).toBeLessThanOrEqual(1_200 * 4);
   });
 });
