@@ -733,7 +733,10 @@ export class RedisStore implements ProgressStore {
     // Bounded like every other command: close() waits for these, and ioredis would hold them for
     // as long as Redis stays unreachable.
     const writes = Promise.all([this.#redis.zadd(this.#keys.index, p.score, p.upgradeId), fed, unmarked]);
-    const done = this.#bounded(writes, `upgrade "${p.upgradeId}": could not update the index or feed`, p.upgradeId).then(
+    // Not tied to the end of close() (#ended): close() waits for every follow-up before that, so it
+    // could never end one, and its listener, added and removed per append, cost a walk of every
+    // other follow-up's in flight (Node's EventTarget keeps them in a list) on the append path.
+    const done = this.#bounded(writes, `upgrade "${p.upgradeId}": could not update the index or feed`, p.upgradeId, this.#options.commandTimeoutMs, true).then(
       () => undefined,
       (err: unknown) => this.#logger.warn({ err, upgradeId: p.upgradeId }, 'could not update the index or feed after an append (the events are stored)'),
     );
