@@ -40,9 +40,9 @@ interface HeldLock {
   /** Taken by `acquire()` (a tracker), not only by an append. */
   explicit: boolean;
   /**
-   * A digest of the legacy import the last `load()` under this lock returned (the state a tracker
+   * A digest of the legacy import the first `load()` under this lock returned (the state a tracker
    * goes on from): the import written at the first append must be that one, not the file as the old
-   * module may have rewritten it since.
+   * module may have rewritten it since (as another reader's later load of this store returned it).
    */
   legacyLoaded?: string;
 }
@@ -429,8 +429,8 @@ export class JsonFileStore implements ProgressStore {
 
   /**
    * load(), also while close() waits for a delete that reads the upgrade under its lock. With
-   * `remember` (a caller's load, not list()'s), a legacy import loaded under this store's lock is
-   * remembered as the one the first append must write.
+   * `remember` (a caller's load, not list()'s), the first legacy import loaded under this store's
+   * lock is remembered as the one the first append must write.
    */
   async #load(upgradeId: string, paths: UpgradePaths, remember = false): Promise<UpgradeProgress | undefined> {
     const writer = this.#open.get(upgradeId);
@@ -465,8 +465,11 @@ export class JsonFileStore implements ProgressStore {
     if (snap && result.missing) return undefined;
     if (state === undefined) {
       const legacy = await this.#legacyEvents(upgradeId, paths);
+      // The first import loaded under the lock (the writer's, right after acquire()): a later load() on
+      // this store (a ws-server or dashboard given it) must not make the file as rewritten since the
+      // one the first append writes.
       const held = remember ? this.#locks.get(upgradeId) : undefined;
-      if (held) held.legacyLoaded = legacy && legacy.length > 0 ? importDigest(legacy) : undefined;
+      if (held && held.legacyLoaded === undefined && legacy && legacy.length > 0) held.legacyLoaded = importDigest(legacy);
       return legacy ? replayEvents(legacy) : undefined;
     }
     return state;

@@ -76,6 +76,19 @@ describe('a legacy file the old module rewrites after a tracker loaded it', () =
     }
   });
 
+  it("is CONFLICT too when another reader of the same store (a ws-server given it) loaded the rewritten file meanwhile", async () => {
+    const { dir, file, store, tracker } = await openOnLegacy();
+    const rewritten = upgrade({ b: task('b', 'completed', [started, completed]) });
+    await writeFile(file, rewritten);
+    // Not the tracker's state: that reader's load must not become the import the tracker's append writes.
+    expect((await store.load('u1'))?.tasks.b).toMatchObject({ status: 'completed' });
+    const err = await tracker.updateTaskProgress('b', 60, 'more').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`legacy file ${file} changed since`) });
+    await tracker.close().catch(() => {});
+    expect(await readdir(join(dir, 'upgrades', 'u1'))).not.toContain('events.jsonl');
+    await store.close();
+  });
+
   it('imports the file as loaded when it did not change: the append goes on after it', async () => {
     const { dir, store, tracker } = await openOnLegacy();
     const loaded = tracker.progress.lastSeq;
