@@ -61,7 +61,7 @@ export class StateVersion {
   }
 
   /**
-   * The state at this version, deeply frozen. The newest version's tasks are the history's. An older
+   * The state at this version, frozen (not its events). The newest version's tasks are the history's. An older
    * one's are made from `cache`'s state, the one its queue made last (a queue drains its versions in
    * order, so that is most often the version just before this one), else from the state made last
    * (the callbacks of one event share it): the changes between the two done or undone. Without one

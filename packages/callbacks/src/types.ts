@@ -9,7 +9,8 @@ export type CallbackResult = unknown;
 /**
  * Called with every event (`addEventCallback`, `on('*')`) or the events of one type (`on(type)`).
  *
- * `state` is a deeply frozen copy of the durable state right after the event, shared by the
+ * `state` is a frozen copy of the durable state right after the event (its events are the tracker's
+ * own objects, to be treated as read-only), shared by the
  * callbacks of that event that run together, and made only for an event that some callback that
  * may read it takes. The tasks an event did not change are the same (frozen) objects as in the
  * previous event's state. Every such callback is given it (declared with or without a default value, a rest
