@@ -423,12 +423,18 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function retrySubscribe(m) {
     subError = 'Cannot show ' + selected + ': ' + m.message + ' (' + m.code + '); retrying\u2026';
     schedule();
-    if (subTimer) clearTimeout(subTimer);
     // A limit of the server (RATE_LIMITED) passes when others let go: asked again more slowly.
-    var limited = m.code === 'RATE_LIMITED';
-    var id = selected, delay = Math.min(limited ? 60000 : SUB_RETRY_MAX_MS, (limited ? 5000 : SUB_RETRY_MS) * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
+    subscribeLater(m.code === 'RATE_LIMITED' ? backoff(5000, 60000, subRetry++) : backoff(SUB_RETRY_MS, SUB_RETRY_MAX_MS, subRetry++));
+  }
+  // The selected upgrade's subscribe, sent again after delay ms (the one pending is replaced), unless
+  // another upgrade is selected by then.
+  function subscribeLater(delay) {
+    if (subTimer) clearTimeout(subTimer);
+    var id = selected;
     subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
   }
+  // A retry's wait: base ms doubled per attempt, at most max, plus up to 250 ms of jitter.
+  function backoff(base, max, attempt) { return Math.min(max, base * Math.pow(2, attempt)) + Math.floor(Math.random() * 250); }
   function unsubscribe(id) {
     unsubAgain.delete(id);
     if (send({ type: 'unsubscribe', upgradeId: id })) unsubSent.set(id, sentCount);
@@ -446,24 +452,17 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     unsubSent.forEach(function (at, id) { unsubAgain.add(id); });
     unsubSent.clear();
     if (!unsubAgain.size || unsubTimer) return;
-    var delay = Math.min(SUB_RETRY_MAX_MS, 1000 * Math.pow(2, unsubRetry++)) + Math.floor(Math.random() * 250);
     unsubTimer = setTimeout(function () {
       unsubTimer = null;
       var ids = [];
       unsubAgain.forEach(function (id) { ids.push(id); });
       ids.forEach(function (id) { if (id !== selected) unsubscribe(id); else unsubAgain.delete(id); });
-    }, delay);
+    }, backoff(1000, SUB_RETRY_MAX_MS, unsubRetry++));
   }
   // A new connection holds no subscription: nothing of the last one's is to be sent again.
   function forgetUnsubscribes() {
     if (unsubTimer) clearTimeout(unsubTimer);
     unsubTimer = null; unsubRetry = 0; answerable = []; unsubSent = new Map(); unsubAgain = new Set();
-  }
-  // After a message the rate limit refused: one subscribe later, slower each time it is refused again.
-  function resubscribeLater() {
-    if (subTimer) clearTimeout(subTimer);
-    var id = selected, delay = Math.min(SUB_RETRY_MAX_MS, 1000 * Math.pow(2, subRetry++)) + Math.floor(Math.random() * 250);
-    subTimer = setTimeout(function () { subTimer = null; if (selected === id) subscribe(); }, delay);
   }
   function stopSubRetry() {
     if (subTimer) clearTimeout(subTimer);
@@ -558,7 +557,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
           // The rate limit names no message: the one refused may be the subscribe of the upgrade
           // selected (a user going back and forth quickly), which would then wait for ever. Asked again
           // once the bucket had time to refill (a subscribe served twice just sends a fresh snapshot).
-          if (m.code === 'RATE_LIMITED' && m.upgradeId === undefined && selected) resubscribeLater();
+          // One subscribe later, slower each time it is refused again.
+          if (m.code === 'RATE_LIMITED' && m.upgradeId === undefined && selected) subscribeLater(backoff(1000, SUB_RETRY_MAX_MS, subRetry++));
         }
         break;
     }
@@ -602,8 +602,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function later() {
     ws = null;
     forgetUnsubscribes();
-    var delay = Math.min(5000, 250 * Math.pow(2, retry++)) + Math.floor(Math.random() * 250);
-    setTimeout(connect, delay);
+    setTimeout(connect, backoff(250, 5000, retry++));
   }
   listTimer = setInterval(function () {
     if (ws && ws.readyState === 0 && Date.now() - connectingSince > staleMs) return abandon();
