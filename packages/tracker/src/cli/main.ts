@@ -247,6 +247,13 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     return failed(e, err, args);
   }
 
+  /** parseSource, the URL with a password from REDISCLI_AUTH added to `args`: masked in any message that quotes it, as the URL given is. */
+  const parse = async (spec: string | undefined, allowWs: boolean): Promise<Source> => {
+    const parsed = await parseSource(spec, allowWs);
+    if (parsed.kind === 'redis' && parsed.passwordFromEnv) args.push(parsed.url);
+    return parsed;
+  };
+
   /** A folder source that holds the old module's files itself: said on stderr, naming the folder to give (see legacyHint). */
   const sayLegacyHint = async (source: Source): Promise<void> => {
     const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
@@ -275,8 +282,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
         if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
         if (values.redis !== undefined && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
-        const redis = values.redis ? await parseSource(values.redis, false) : undefined;
-        if (redis?.kind === 'redis' && redis.passwordFromEnv) args.push(redis.url);
+        const redis = values.redis ? await parse(values.redis, false) : undefined;
         const view = new LiveView({ out });
         const tracker = await runDemo({
           ...(values.dir ? { directory: values.dir } : {}),
@@ -297,9 +303,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         return ExitCode.OK;
       }
       case 'watch': {
-        const source = withPrefix(await parseSource(rest[0], true), values.prefix);
-        // The URL with the password from REDISCLI_AUTH: masked in any message that quotes it, as the URL given is.
-        if (source.kind === 'redis' && source.passwordFromEnv) args.push(source.url);
+        const source = withPrefix(await parse(rest[0], true), values.prefix);
         const wsOnly = (['token', 'connect-timeout'] as const).filter((name) => values[name] !== undefined);
         if (source.kind !== 'ws' && wsOnly.length > 0) {
           throw new CliError(`${wsOnly.map((name) => `--${name}`).join(' and ')} ${wsOnly.length > 1 ? 'go' : 'goes'} with a ws:// source, not ${source.kind === 'json' ? 'a folder' : 'a redis:// URL'}`);
@@ -347,8 +351,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       case 'ls':
       case 'show': {
-        const source = withPrefix(await parseSource(rest[0], false), values.prefix);
-        if (source.kind === 'redis' && source.passwordFromEnv) args.push(source.url);
+        const source = withPrefix(await parse(rest[0], false), values.prefix);
         const logger = stderrLogger(err);
         const store = await openStore(source, logger, controller.signal);
         try {
