@@ -69,9 +69,17 @@ interface FlushWaiter {
 interface Flight {
   items: Item[];
   controller: AbortController;
+  /** Clears the flight's timers (requestTimeoutMs, and the grace after its abort). */
+  stopTimers: () => void;
 }
 
 const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * How long a request aborted by `requestTimeoutMs` may take to end before it is given up on: as long
+ * again, and at least a second (an error of its own that comes meanwhile keeps its own code).
+ */
+const abortGraceMs = (requestTimeoutMs: number): number => Math.min(MAX_TIMER_MS, Math.max(requestTimeoutMs, 1000));
 
 /**
  * The clock of every deadline here (linger, backoff, pause, drop log): monotonic. Date.now() set
@@ -246,7 +254,10 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
         const theirs = this.#pendingRefs(upTo);
         settle({ complete: theirs.length === 0, undelivered: theirs });
       }
-      for (const flight of this.#inFlight) flight.controller.abort();
+      for (const flight of this.#inFlight) {
+        flight.stopTimers();
+        flight.controller.abort();
+      }
       this.#inFlight.clear();
       this.#fresh.clear();
       this.#freshBytes = 0;
@@ -369,17 +380,43 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   }
 
   #send(items: Item[]): void {
-    const flight: Flight = { items, controller: new AbortController() };
+    const { requestTimeoutMs } = this.#opts;
+    let timedOut = false;
+    const timers: { request?: ReturnType<typeof setTimeout>; grace?: ReturnType<typeof setTimeout> } = {};
+    const flight: Flight = {
+      items,
+      controller: new AbortController(),
+      stopTimers: () => {
+        clearTimeout(timers.request);
+        clearTimeout(timers.grace);
+      },
+    };
     this.#inFlight.add(flight);
     this.#counters.requests += 1;
     this.#lastSendAt = clock();
     for (const item of items) item.attempts += 1;
     const offsetAtSend = this.#clockOffset();
-    let timedOut = false;
-    const timer = setTimeout(() => {
+    timers.request = setTimeout(() => {
       timedOut = true;
       flight.controller.abort();
-    }, this.#opts.requestTimeoutMs);
+      // The SDK's abort ends the HTTP exchange only: a request still loading its credentials (an STS
+      // or a metadata endpoint that never answers: the SDK's own STS client sets no timeout) goes on
+      // until they come, if ever. It held its entries and its request slot for good, unretried and
+      // unreported. It may still end on its own for a while (its own error keeps its own code);
+      // then it is given up on, as the timeout it is, and a late end of it is ignored.
+      timers.grace = setTimeout(() => {
+        if (!this.#inFlight.has(flight)) return;
+        this.#inFlight.delete(flight);
+        try {
+          this.#onRequestError(items, undefined, offsetAtSend, true, abortGraceMs(requestTimeoutMs));
+        } catch (err) {
+          // As for an answer (see below): a timer callback that threw would end the process.
+          this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer');
+        }
+        this.#pump();
+        this.#checkWaiters();
+      }, abortGraceMs(requestTimeoutMs));
+    }, requestTimeoutMs);
     let request: Promise<PutEventsCommandOutput>;
     try {
       request = Promise.resolve(this.#client.send(new PutEventsCommand({ Entries: items.map((i) => i.entry) }), { abortSignal: flight.controller.signal }));
@@ -397,7 +434,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       )
       .catch((err: unknown) => this.#logger.error({ err }, 'eventbridge notifier: internal error while handling an answer'))
       .finally(() => {
-        clearTimeout(timer);
+        flight.stopTimers();
         this.#inFlight.delete(flight);
         this.#pump();
         this.#checkWaiters();
@@ -450,15 +487,23 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#sortRetries();
   }
 
-  #onRequestError(items: Item[], err: unknown, offsetAtSend: number | undefined, timedOut: boolean): void {
+  /**
+   * @param abandonedAfterMs Set when the request did not end when aborted, and was given up on this
+   *   long after the abort (`err` is then undefined).
+   */
+  #onRequestError(items: Item[], err: unknown, offsetAtSend: number | undefined, timedOut: boolean, abandonedAfterMs?: number): void {
     const offsetNow = this.#clockOffset();
+    const { requestTimeoutMs } = this.#opts;
     // Aborted by our own timer: named as the timeout it is. The SDK's error for it is an `AbortError`,
     // "Request aborted", which said neither that the request had timed out nor which setting to look at.
     // Only an error the abort made: one the request got on its own after the timer fired (its
     // credentials provider failing late, before anything was sent) keeps its own code and message.
-    const info = timedOut && endedByAbort(err)
-      ? { retryable: true, code: 'RequestTimeout', message: `no answer within requestTimeoutMs (${this.#opts.requestTimeoutMs} ms): the request was aborted`, status: undefined }
-      : classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
+    const info =
+      abandonedAfterMs !== undefined
+        ? { retryable: true, code: 'RequestTimeout', message: `no answer within requestTimeoutMs (${requestTimeoutMs} ms), and the request did not end when aborted (its credentials still loading?): given up on ${abandonedAfterMs} ms later`, status: undefined }
+        : timedOut && endedByAbort(err)
+          ? { retryable: true, code: 'RequestTimeout', message: `no answer within requestTimeoutMs (${requestTimeoutMs} ms): the request was aborted`, status: undefined }
+          : classifyRequestError(err, offsetAtSend === undefined || offsetNow === undefined ? undefined : offsetNow - offsetAtSend);
     if (!info.retryable) {
       this.#logger.error({ err, busName: this.#opts.busName, entries: items.length }, 'eventbridge rejected a PutEvents request; its entries are given up on');
       this.#giveUp(

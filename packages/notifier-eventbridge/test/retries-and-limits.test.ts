@@ -4,8 +4,11 @@
 // not retried, requestTimeoutMs not applied, no backoff or pause, more than 10 entries or
 // maxBatchBytes in a request of retries, a batch full by bytes waiting lingerMs. The backoff cases
 // check that a wait happened (a lower bound the timers enforce), not how fast anything was.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
@@ -150,6 +153,96 @@ describe('requestTimeoutMs', () => {
     second.handle(fakeEvent(1), fakeState);
     expect(await second.drain(5000)).toEqual({ complete: true, undelivered: [] });
     expect(stalledFailures.map((f) => f.errorCode)).toEqual(['RequestTimeout']);
+  });
+});
+
+describe('credentials loaded by the SDK (its default chain)', () => {
+  /** Sets environment variables (undefined: unset) until the end of the test. */
+  const setEnvironment = (values: Record<string, string | undefined>): void => {
+    const saved = Object.fromEntries(Object.keys(values).map((key) => [key, process.env[key]]));
+    const set = (entries: Record<string, string | undefined>): void => {
+      for (const [key, value] of Object.entries(entries)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    };
+    set(values);
+    cleanups.push(async () => set(saved));
+  };
+  /** An environment in which the SDK's default chain finds no credentials (no metadata endpoint either); returns a scratch directory. */
+  const credentialsFreeEnvironment = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), 'progress-eb-credentials-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    setEnvironment({
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: join(dir, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+      AWS_ROLE_ARN: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+    });
+    return dir;
+  };
+
+  it('a request that does not end when aborted is given up on as a timeout: the SDK aborts only the HTTP exchange, not credentials still loading (IRSA with an STS that never answers)', async () => {
+    // The SDK's default credentials chain, as on EKS with IAM roles for service accounts: a web
+    // identity token exchanged at STS, here a local STS that takes the request and never answers (the
+    // SDK's own STS client sets no timeout). The abort of requestTimeoutMs ends nothing while the
+    // credentials load: the request stayed in flight for good, its entry neither retried nor
+    // reported, its request slot taken, every flush waiting out its timeout (and with every slot so
+    // taken, nothing sent again until close).
+    const sts = createServer((req) => req.resume());
+    await new Promise<void>((resolve) => sts.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          sts.closeAllConnections();
+          sts.close(() => resolve());
+        }),
+    );
+    const dir = await credentialsFreeEnvironment();
+    await writeFile(join(dir, 'token'), 'web-identity-token');
+    setEnvironment({
+      AWS_WEB_IDENTITY_TOKEN_FILE: join(dir, 'token'),
+      AWS_ROLE_ARN: 'arn:aws:iam::123456789012:role/upgrade-agent',
+      AWS_ENDPOINT_URL_STS: `http://127.0.0.1:${(sts.address() as AddressInfo).port}`,
+    });
+    const endpoint = await startEventBridgeEndpoint();
+    cleanups.push(() => endpoint.close());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({
+      busName: 'bus',
+      region: 'us-east-1',
+      clientConfig: { endpoint: endpoint.url },
+      requestTimeoutMs: 100,
+      retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      onError: (f) => failures.push(f),
+    });
+    cleanups.push(() => notifier.close(0));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(15_000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(0);
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'RequestTimeout', errorMessage: expect.stringMatching(/requestTimeoutMs \(100 ms\)/), events: [expect.objectContaining({ seq: 1 })] }]);
+    expect(notifier.stats()).toMatchObject({ requests: 2, retried: 1, failed: 1, inFlight: 0, queued: 0 });
+  });
+
+  it('with no credentials at all, retries as a network error and reports the SDK\'s CredentialsProviderError, as the README says', async () => {
+    await credentialsFreeEnvironment();
+    const endpoint = await startEventBridgeEndpoint();
+    cleanups.push(() => endpoint.close());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', region: 'us-east-1', clientConfig: { endpoint: endpoint.url }, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 }, onError: (f) => failures.push(f) });
+    cleanups.push(() => notifier.close(0));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(10_000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(0);
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'CredentialsProviderError', errorMessage: expect.stringMatching(/Could not load credentials/), events: [expect.objectContaining({ seq: 1 })] }]);
+    expect(notifier.stats()).toMatchObject({ requests: 2, retried: 1, failed: 1 });
   });
 });
 
