@@ -41,6 +41,8 @@ export class ClientConnection {
    */
   #big: Buffer | undefined;
   #bigEnds: number[] = [];
+  /** The wait for the socket to drain that every waiter of {@link drained} shares, while one runs. */
+  #drainWait: Promise<void> | undefined;
   /** The chain that runs this client's messages in order. */
   queue: Promise<void> = Promise.resolve();
   readonly #socket: Socket | undefined;
@@ -202,15 +204,20 @@ export class ClientConnection {
     const socket = this.#socket;
     if (!socket || !this.open || this.bufferedAmount === 0) return Promise.resolve();
     if (!socket.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
-    return new Promise((resolve) => {
+    // One wait, and one listener of each event, for every replay and subscribe of this client waiting
+    // at once (a client resuming many upgrades): a listener per waiter passed Node's limit of 10, and
+    // Node printed a MaxListenersExceededWarning ("possible memory leak") each time they piled up.
+    this.#drainWait ??= new Promise<void>((resolve) => {
       const done = () => {
         socket.off('drain', done);
         this.ws.off('close', done);
+        this.#drainWait = undefined;
         resolve();
       };
       socket.on('drain', done);
       this.ws.on('close', done);
     });
+    return this.#drainWait;
   }
 
   /**

@@ -167,3 +167,44 @@ describe('heartbeat of a client reading a backlog', () => {
     expect(server!.getStats().slowClientsClosed).toBe(0);
   }, 30_000);
 });
+
+// A client resuming many upgrades at once (subscribes with sinceSeq, each a replay larger than half
+// of maxBufferedBytes) has one replay per upgrade waiting for its socket to drain. Each wait added
+// its own 'drain' listener to the socket and 'close' listener to the WebSocket: past 10, Node printed
+// "MaxListenersExceededWarning: Possible EventEmitter memory leak detected" to stderr, again each time
+// the listeners dropped back and piled up anew (dozens per reconnect). (Found by a hunt on 2026-12-01;
+// the test failed before the fix.)
+describe('replays of many upgrades to one client', () => {
+  it('wait for the socket to drain without piling up listeners (no MaxListenersExceededWarning), and deliver every event in order', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const trackers: ProgressTracker[] = [];
+    try {
+      server = new ProgressWebSocketServer({ port: 0, maxBufferedBytes: 64 * 1024, heartbeatMs: 0 });
+      const { url } = await server.start();
+      const pad = 'r'.repeat(2000);
+      const ids = Array.from({ length: 14 }, (_, k) => `resume-${k}`);
+      for (const id of ids) {
+        const t = await openTracker(id);
+        trackers.push(t);
+        server.track(t);
+        await t.startUpgrade();
+        await t.addTask('t', 'T');
+        for (let i = 0; i < 150; i++) await t.updateTaskProgress('t', (i % 99) + 1, undefined, { pad });
+      }
+      const client = await TestClient.connect(url);
+      clients.push(client);
+      for (const id of ids) client.send({ type: 'subscribe', upgradeId: id, sinceSeq: 0 });
+      await client.until((ms) => ms.filter((m) => m.type === 'progress_event').length === ids.length * 153, 30_000, 'every replayed event');
+      for (const id of ids) expectConsecutive(client.seqs(id), 1, 153);
+      expect(client.closeCode).toBeUndefined();
+      // Warnings are emitted on the next tick.
+      await sleep(10);
+      expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      for (const t of trackers) await t.close();
+    }
+  }, 60_000);
+});
