@@ -50,6 +50,8 @@ export class ClientConnection {
   readonly #stats: ServerStats;
   readonly #logger: Logger;
   #corked = false;
+  /** Bytes written to the corked socket since it was last handed to the kernel (see {@link sendFrame}). */
+  #corkedBytes = 0;
   #closing = false;
   #killTimer: NodeJS.Timeout | undefined;
   #tokens: number;
@@ -102,6 +104,16 @@ export class ClientConnection {
         scheduleUncork(this);
       }
       socket.write(frame);
+      // Handed to the kernel once they fill a write, not held corked for the rest of the tick: a burst
+      // of events in one tick (a tracker's batch, a page of store events, a producer whose awaits never
+      // leave the microtask queue) would otherwise pile up here, unsent whatever the client reads, and
+      // pass maxBufferedBytes for every client, which were then all closed as slow.
+      this.#corkedBytes += frame.length;
+      if (this.#corkedBytes >= socket.writableHighWaterMark) {
+        this.#corkedBytes = 0;
+        socket.uncork();
+        socket.cork();
+      }
     }
     this.#written += frame.length;
     if (frame.length > this.#options.maxBufferedBytes / 2) {
@@ -182,6 +194,7 @@ export class ClientConnection {
   /** Hands the frames written this tick to the kernel (called once per tick by {@link scheduleUncork}). */
   uncork(): void {
     this.#corked = false;
+    this.#corkedBytes = 0;
     this.#socket?.uncork();
   }
 

@@ -208,3 +208,42 @@ describe('replays of many upgrades to one client', () => {
     }
   }, 60_000);
 });
+
+// Frames a client is owed in one tick are written to its corked socket and handed over together on
+// the next tick (see Coalescing in the README). The slow-client check counted them as unsent while
+// they were still being written: a burst of events in one tick larger than maxBufferedBytes (a
+// tracker's batch of concurrent updates, a page of up to 500 events a store watch reads at once)
+// closed every subscriber with 1013 as too slow, however fast it read. (Found by a hunt on
+// 2026-12-01; the first test failed before the fix: the reading client was closed after 243 events.)
+describe('a burst of events in one tick', () => {
+  it('larger than maxBufferedBytes reaches a client that reads it, and a client that does not read is still closed (1013)', async () => {
+    server = new ProgressWebSocketServer({ port: 0, maxBufferedBytes: 1024 * 1024, heartbeatMs: 0 });
+    const { url } = await server.start();
+    tracker = await openTracker('burst');
+    server.track(tracker);
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    const reader = await TestClient.connect(url);
+    const paused = await TestClient.connect(url);
+    clients.push(reader, paused);
+    for (const c of [reader, paused]) c.send({ type: 'subscribe', upgradeId: 'burst' });
+    await Promise.all([reader, paused].map((c) => c.next((m) => m.type === 'snapshot')));
+    paused.socket.pause();
+    const pad = 'b'.repeat(4000);
+    // 300 events of 4 KB (1.2 MB) written in one batch: the sinks get them in one tick.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => tracker!.updateTaskProgress('t', (i % 98) + 1, undefined, { pad })));
+    await reader.until((ms) => ms.filter((m) => m.type === 'progress_event').length === 300, 30_000, 'the 300 events of the burst');
+    expectConsecutive(reader.seqs('burst'), 4, 303);
+    expect(reader.closeCode).toBeUndefined();
+    // The client that reads nothing is still closed once what the kernel does not take passes the limit.
+    for (let i = 0; i < 5000 && server.getStats().slowClientsClosed === 0; i++) {
+      await tracker.updateTaskProgress('t', (i % 98) + 1, undefined, { pad });
+      if (i % 50 === 0) await sleep(1);
+    }
+    expect(server.getStats().slowClientsClosed).toBe(1);
+    await reader.answered();
+    expect(reader.closeCode).toBeUndefined();
+    paused.socket.resume();
+    expect(await paused.closed).toBe(1013);
+  });
+});
