@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 // What a user gets from npm: the tarball `npm pack` makes of each published package. `--dry-run`
@@ -40,6 +41,34 @@ describe.each(PACKAGES)('the @progress/%s tarball', (pkg) => {
     const readme = readFileSync(path.join(root, 'packages', pkg, 'README.md'), 'utf8');
     const missing = relativeLinks(readme).filter((l) => !files.includes(path.posix.normalize(l)));
     expect(missing, 'a relative link that leaves the package is broken on npmjs.com: link https://www.npmjs.com/package/@progress/<name> instead').toEqual([]);
+  });
+});
+
+// `files` ships all of dist/, and tsc only adds to it: a module whose source was deleted or renamed
+// stayed in dist/ (its source map pointing at a src/ file the tarball no longer holds) and went out
+// with the next `npm publish` from a working copy that had built it before. The build starts from an
+// empty dist/. Checked by running the build script with a stand-in `tsc` that notes what it finds.
+describe.each(PACKAGES)('the build script of @progress/%s', (pkg) => {
+  it('empties dist/ before it compiles, so no file of a deleted source is published', () => {
+    const manifest = JSON.parse(readFileSync(path.join(root, 'packages', pkg, 'package.json'), 'utf8')) as { scripts: { build: string } };
+    const dir = mkdtempSync(path.join(tmpdir(), `progress-build-${pkg}-`));
+    try {
+      const bin = path.join(dir, 'bin');
+      mkdirSync(bin);
+      mkdirSync(path.join(dir, 'dist', 'old'), { recursive: true });
+      writeFileSync(path.join(dir, 'dist', 'renamed-module.js'), 'export const stale = 1;\n');
+      writeFileSync(path.join(dir, 'dist', 'old', 'gone.d.ts'), 'export {};\n');
+      const tsc = path.join(bin, 'tsc');
+      writeFileSync(tsc, '#!/bin/sh\nmkdir -p dist && ls -R dist > seen.txt && echo "$@" > args.txt && echo "export {};" > dist/index.js\n');
+      chmodSync(tsc, 0o755);
+      execSync(manifest.scripts.build, { cwd: dir, stdio: 'pipe', env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` } });
+      expect(readFileSync(path.join(dir, 'args.txt'), 'utf8').trim()).toBe('-p tsconfig.build.json');
+      expect(readFileSync(path.join(dir, 'seen.txt'), 'utf8')).not.toMatch(/renamed-module|gone\.d\.ts|old/);
+      expect(existsSync(path.join(dir, 'dist', 'renamed-module.js'))).toBe(false);
+      expect(existsSync(path.join(dir, 'dist', 'index.js'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
