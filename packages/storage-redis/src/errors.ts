@@ -92,6 +92,15 @@ export const isPipelineAbort = (err: unknown): boolean => err instanceof Error &
 export const isConnectionLoss = (err: unknown): boolean => isPipelineAbort(err) || (err instanceof Error && err.message === 'Connection is closed.');
 
 /**
+ * True for a Cluster node's redirection (`MOVED`, `ASK`): the command did not run there. ioredis
+ * follows one for a lone command, and for a pipeline only when every command got that same answer
+ * and the others are reads: not for a pipeline it had sent on with `ASKING` before each command
+ * after an `ASK` (a resharding), whose ASKING answers OK. Such a pipeline, a watcher's blocking read
+ * and its meta, blocked on the slot's new master, failed with MOVED when the slot moved on again.
+ */
+export const isRedirection = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
+
+/**
  * True for what ioredis answers a command with while its connection is down and it will not queue
  * the command until the reconnect: `MaxRetriesPerRequestError` (its default gives up on a queued
  * command after 20 reconnect attempts, about 10 s) or, with `enableOfflineQueue: false`, "Stream

@@ -3,7 +3,7 @@ import { Command, type Cluster, type Redis } from 'ioredis';
 import { keyPrefixOf } from './append-command.js';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isRedirection, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -198,10 +198,16 @@ class WatchConnection {
    * or a retryStrategy that gave up), where every read would fail again at once. LOADING for at most
    * `commandTimeoutMs` from the first of the reads in a row that met it: a server that loads for
    * longer ends the watcher with that error (STORE_UNAVAILABLE naming it), as any read of the store
-   * would after that bound.
+   * would after that bound. On a Cluster, a read a node redirected (`isRedirection`: MOVED, ASK) that
+   * ioredis did not follow (a read it had sent on after an ASK, when the slot moved again during a
+   * resharding) is sent again too, after a refresh of the slots.
    */
   readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
     if (this.aborted || client.status === 'end') return false;
+    if ((client as { isCluster?: boolean }).isCluster && isRedirection(err)) {
+      (client as Cluster).refreshSlotsCache();
+      return true;
+    }
     if (isLoading(err)) {
       const now = performance.now();
       this.#loadingSince ??= now;

@@ -9,6 +9,13 @@
 // the meta was missing. The append sent meanwhile is answered TRYAGAIN (its keys on both sides) and
 // ioredis sends it again until the keys have moved (up to `maxRedirections` times, 100 ms apart):
 // it is stored once, with its staged snapshot (written on the target, by ASK).
+//
+// Found on 2026-12-01 (hunt): watch() and watchAll() ended with STORE_UNAVAILABLE "MOVED ..." when
+// the slot they read moved again while their read, sent on to the target after an ASK, was blocked
+// there (a resharding and a rebalance in a row; 1,000 appends with the upgrade's, the feed's and the
+// index's slots moving back and forth ended both watchers after ~200 events). ioredis sends such a
+// pipeline on with ASKING before each command, and does not follow a MOVED for a pipeline with
+// another answer (ASKING's OK) in it: the watcher took the MOVED for a failure.
 import { EventFactory } from '@progress/core/testing';
 import type { ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
@@ -57,6 +64,38 @@ async function errorCount(admin: Redis, error: string): Promise<number> {
 /** How many times `admin`'s server ran a command (INFO commandstats; a script's calls count too). */
 async function callCount(admin: Redis, command: string): Promise<number> {
   return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(await admin.info('commandstats')))?.[1] ?? 0);
+}
+
+/** The master (index in `cluster.nodes`) that serves `slot`, as the first master sees it. */
+async function ownerOfSlot(slot: number): Promise<number> {
+  const slots = (await admins[0]!.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>;
+  const port = slots.find(([from, to]) => from <= slot && slot <= to)![2][1];
+  return cluster.nodes.findIndex((n) => n.port === port);
+}
+
+/** Starts moving `slot` to master `dst` and moves all its keys (the slot stays MIGRATING / IMPORTING); returns its source. */
+async function beginMove(slot: number, dst: number): Promise<number> {
+  const ids = await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'MYID'))));
+  const src = await ownerOfSlot(slot);
+  await admins[dst]!.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', ids[src]!);
+  await admins[src]!.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', ids[dst]!);
+  for (;;) {
+    const keys = (await admins[src]!.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '2')) as string[];
+    if (keys.length === 0) return src;
+    await admins[src]!.call('MIGRATE', '127.0.0.1', String(cluster.nodes[dst]!.port), '', '0', '5000', 'KEYS', ...keys);
+  }
+}
+
+/** Ends the move of `slot` from `src` to `dst` (CLUSTER SETSLOT NODE on every master, the target first). */
+async function endMove(slot: number, src: number, dst: number): Promise<void> {
+  const id = String(await admins[dst]!.call('CLUSTER', 'MYID'));
+  for (const i of [dst, src, ...[0, 1, 2].filter((k) => k !== src && k !== dst)]) await admins[i]!.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', id);
+}
+
+/** Moves `slot` to master `dst`, two keys at a time, as `redis-cli --cluster reshard` does. */
+async function moveSlot(slot: number, dst: number): Promise<void> {
+  if ((await ownerOfSlot(slot)) === dst) return;
+  await endMove(slot, await beginMove(slot, dst), dst);
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
@@ -122,4 +161,97 @@ describeCluster('RedisStore while the slot of an upgrade moves to another master
     expect(watched.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
     expect(followed.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
   }, 30_000);
+
+  it('a read sent on to the target after an ASK, blocked there when the slot moves on again: watch() and watchAll() read again', async () => {
+    const prefix = freshPrefix('reshard-twice');
+    const writer = clusterStore(prefix);
+    const reader = clusterStore(prefix, { watchBlockMs: 1000 });
+    await reader.list();
+    const f = new EventFactory('moving-twice');
+    const slot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', writer.keys.upgrade(f.upgradeId).events));
+    const feedSlot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', writer.keys.feed));
+    const acked: ProgressEvent[] = [];
+    const append = async (n: number): Promise<void> => {
+      const expected = f.lastSeq;
+      const events = f.batch(n);
+      await writer.append(f.upgradeId, events, expected, f.snapshot());
+      acked.push(...events);
+    };
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
+    await pause(200);
+    await append(3);
+    await until('both watchers to hand out seqs 1-3', () => errors.length > 0 || (watched.length >= 3 && followed.length >= 3));
+    // Every key of both slots moves, the slots stay MIGRATING: the watchers' reads blocked on the
+    // sources end (watchBlockMs), their next ones are answered ASK and block on the targets.
+    const [a, b] = [await ownerOfSlot(slot), await ownerOfSlot(feedSlot)];
+    const [ta, tb] = [(a + 1) % 3, (b + 1) % 3];
+    const asked = await Promise.all(admins.map((admin) => callCount(admin, 'asking')));
+    await beginMove(slot, ta);
+    await beginMove(feedSlot, tb);
+    const askedAgain = async (i: number, n: number) => (await callCount(admins[i]!, 'asking')) >= asked[i]! + n;
+    await until('both watchers to read on the targets (ASKING)', async () => (ta === tb ? await askedAgain(ta, 4) : (await askedAgain(ta, 2)) && (await askedAgain(tb, 2))));
+    await endMove(slot, a, ta);
+    await endMove(feedSlot, b, tb);
+    // The slots move on while those reads block: the targets answer them MOVED.
+    await moveSlot(slot, (a + 2) % 3);
+    await moveSlot(feedSlot, (b + 2) % 3);
+    await append(2);
+    await until('both watchers to hand out seqs 1-5', () => errors.length > 0 || (watched.length >= 5 && followed.length >= 5));
+    await both.stop();
+    expect(errors).toEqual([]);
+    expect(watched.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(followed.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+  }, 30_000);
+
+  it('1,000 events appended while the slots of the upgrade, the feed and the index move round the masters: each stored once, in order, and handed out once by watch() and watchAll()', async () => {
+    const prefix = freshPrefix('reshard-load');
+    const writer = clusterStore(prefix, { snapshotEvery: 50 });
+    const reader = clusterStore(prefix, { watchBlockMs: 300 });
+    await reader.list();
+    const f = new EventFactory('moving-round');
+    const slot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', writer.keys.upgrade(f.upgradeId).events));
+    const feedSlot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', writer.keys.feed));
+    const indexSlot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', writer.keys.index));
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
+    const acked: ProgressEvent[] = [];
+    const failures: string[] = [];
+    await pause(100);
+    const writes = (async () => {
+      while (acked.length < 1000) {
+        const expected = f.lastSeq;
+        const events = f.batch(Math.min(1 + (expected % 4), 1000 - acked.length));
+        await writer.append(f.upgradeId, events, expected, f.snapshot()).catch((e: Error & { code?: string }) => {
+          failures.push(`${e.code} ${e.message}`);
+          throw e;
+        });
+        acked.push(...events);
+      }
+    })();
+    let writing = true;
+    void writes.finally(() => (writing = false)).catch(() => {});
+    let moves = 0;
+    while (writing) {
+      await moveSlot(slot, moves % 3);
+      await moveSlot(feedSlot, (moves + 1) % 3);
+      await moveSlot(indexSlot, (moves + 2) % 3);
+      moves++;
+      await pause(20);
+    }
+    await writes;
+    await until('both watchers to hand out 1,000 events', () => errors.length > 0 || (watched.length >= 1000 && followed.length >= 1000));
+    await both.stop();
+    expect(moves).toBeGreaterThan(1);
+    expect(failures).toEqual([]);
+    const stored: ProgressEvent[] = [];
+    for await (const e of writer.readEvents(f.upgradeId, 0)) stored.push(e);
+    expect(stored.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(stored.map((e) => e.seq)).toEqual(acked.map((_, i) => i + 1));
+    expect(errors).toEqual([]);
+    expect(watched.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(followed.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(1000);
+    expect((await writer.list()).map((r) => r.upgradeId)).toEqual([f.upgradeId]);
+  }, 60_000);
 });
