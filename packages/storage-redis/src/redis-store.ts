@@ -906,6 +906,10 @@ export class RedisStore implements ProgressStore {
     let epoch: string | null | undefined;
     /** Page reads in a row whose meta changed epoch between its two reads. */
     let moved = 0;
+    /** On a Cluster, page reads in a row that found the stream and the meta apart (see below), and until when they are read again. */
+    let split = 0;
+    let splitUntil = 0;
+    const cluster = (this.#redis as { isCluster?: boolean }).isCluster === true;
     while (left > 0) {
       // An iteration that goes on after close() ends (a client passed in would go on reading).
       if (epoch !== undefined) this.#assertOpen();
@@ -919,7 +923,7 @@ export class RedisStore implements ProgressStore {
       // not by an append that came between the XRANGE and the read after and trimmed past `next`.
       const replies = await this.#bounded(
         readTogether(this.#redis, [
-          ['hmget', keys.meta, 'epoch', 'born', 'trimmed'],
+          ['hmget', keys.meta, 'epoch', 'born', 'trimmed', 'lastSeq'],
           ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
           ['hmget', keys.meta, 'epoch', 'trimmed'],
         ]),
@@ -929,7 +933,7 @@ export class RedisStore implements ProgressStore {
       const [before, entries, after] = replies as [Array<string | null>, StreamEntry[], Array<string | null>];
       // Anything else (`QUEUED`: a transaction of a client passed in open on its connection, cut by a
       // lost connection as above) is not this read's answer: read again, as after a lost connection.
-      if (!Array.isArray(before) || before.length !== 3 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
+      if (!Array.isArray(before) || before.length !== 4 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
         const cut = new Error(`unexpected replies ${JSON.stringify(replies).slice(0, 200)}: not this read's answers`);
         cut.name = 'AbortError';
         throw unavailable(`upgrade "${upgradeId}": could not read events`, cut, { upgradeId });
@@ -941,7 +945,22 @@ export class RedisStore implements ProgressStore {
         throw goneError(upgradeId, next, 'it was deleted or created again on every read', 'read');
       }
       moved = 0;
-      const [, born, trimmedBefore] = before;
+      const [, born, trimmedBefore, lastSeq] = before;
+      // On a Cluster, a page read while a resharding moves the upgrade's slot a batch of keys at a
+      // time: a read that finds one key moved already is sent to the new master whole (ASK), where
+      // the others may not be yet. The meta there without the stream read as an upgrade without
+      // events (an empty page), the stream without the meta as one without its epoch. Read again
+      // (20 ms, doubling to 250 ms) until both are found together, for up to commandTimeoutMs. (The
+      // meta is told missing by its lastSeq: one written before epochs existed has none.)
+      if (cluster && ((entries.length === 0 && lastSeq != null && Number(lastSeq) > next && Number(trimmedBefore ?? 0) <= next) || (entries.length > 0 && lastSeq == null))) {
+        const now = performance.now();
+        if (split === 0) splitUntil = now + this.#options.commandTimeoutMs;
+        if (now < splitUntil) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250, 20 * 2 ** split++)));
+          continue;
+        }
+      }
+      split = 0;
       const [, trimmedText] = after;
       if (epoch === undefined) {
         epoch = epochNow;
