@@ -10,6 +10,7 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicatedCluster } from './cluster-replicas.js';
 import { freshPrefix, pause, until, watchBoth } from './helpers.js';
@@ -142,3 +143,71 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
   }, 60_000);
 });
 
+// Last in the file: the master it kills stays dead.
+describeCluster('RedisStore when a master of a Redis Cluster dies (kill -9) and its replica is elected', () => {
+  it('appends fail with STORE_UNAVAILABLE meanwhile, within commandTimeoutMs, and go on after; each acknowledged event stored once; watch() and watchAll() hand out every event once, in order', async () => {
+    const prefix = freshPrefix('cluster-killed');
+    const writer = clusterStore(prefix, { commandTimeoutMs: 3000 });
+    const reader = clusterStore(prefix, { watchBlockMs: 500 });
+    await reader.list();
+    // An upgrade whose slot is served by a master with a replica in step (the tests above failed
+    // over masters, and shut one down): the replicas' and masters' roles may be swapped by now.
+    let f: EventFactory | undefined;
+    let victim: Redis | undefined;
+    let heir: Redis | undefined;
+    for (let i = 0; !f; i++) {
+      const candidate = new EventFactory(`killed-${i}`);
+      const owner = await ownerOf(writer.keys.upgrade(candidate.upgradeId).events);
+      const pair = owner >= 0 ? [rc.masters[owner]!, rc.replicas[owner]!] : [rc.replicas[-1 - owner]!, rc.masters[-1 - owner]!];
+      if (String(await pair[1]!.info('replication').catch(() => '')).includes('master_link_status:up')) [f, victim, heir] = [candidate, pair[0], pair[1]];
+    }
+    const both = watchBoth(reader, f.upgradeId);
+    const { watched, followed, errors } = both;
+    await pause(100);
+    const acked: ProgressEvent[] = [];
+    const failures: string[] = [];
+    let longest = 0;
+    let writing = true;
+    const writes = (async () => {
+      while (writing) {
+        const expected = f.lastSeq;
+        const events = f.batch(1 + (expected % 3));
+        for (;;) {
+          const started = Date.now();
+          try {
+            await writer.append(f.upgradeId, events, expected, f.snapshot());
+            acked.push(...events);
+            break;
+          } catch (e) {
+            longest = Math.max(longest, Date.now() - started);
+            failures.push(`${(e as { code?: string }).code} ${(e as Error).message}`);
+            if ((e as { code?: string }).code !== 'STORE_UNAVAILABLE') throw e;
+          }
+        }
+        await pause(2);
+      }
+    })();
+    try {
+      await until('appends before the kill', () => acked.length > 50);
+      process.kill(Number(/process_id:(\d+)/.exec(String(await victim!.info('server')))![1]), 'SIGKILL');
+      await until('the replica to be elected', async () => String(await heir!.info('replication')).includes('role:master'));
+      const after = acked.length;
+      await until('appends after the failover', () => acked.length > after + 30);
+    } finally {
+      writing = false;
+      await writes;
+    }
+    await until('both watchers to hand out every event', () => errors.length > 0 || (watched.length >= acked.length && followed.length >= acked.length));
+    await both.stop();
+    const stored: ProgressEvent[] = [];
+    for await (const e of writer.readEvents(f.upgradeId, 0)) stored.push(e);
+    expect(stored.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(stored.map((e) => e.seq)).toEqual(acked.map((_, i) => i + 1));
+    expect(failures.filter((f) => !f.startsWith('STORE_UNAVAILABLE'))).toEqual([]);
+    // Bounded: none waited past commandTimeoutMs (3 s) and a generous margin.
+    expect(longest).toBeLessThan(10_000);
+    expect(errors).toEqual([]);
+    expect(watched.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+    expect(followed.map((e) => e.eventId)).toEqual(acked.map((e) => e.eventId));
+  }, 60_000);
+});

@@ -11,7 +11,7 @@ export interface ReplicatedCluster {
   readonly masters: Redis[];
   readonly replicas: Redis[];
   /** A store on its own Cluster client (closed by stop()). */
-  clusterStore(keyPrefix: string, options?: { watchBlockMs?: number }): RedisStore;
+  clusterStore(keyPrefix: string, options?: { watchBlockMs?: number; commandTimeoutMs?: number }): RedisStore;
   /**
    * Which node serves `key`'s slot now, as the first master that answers sees it (or as `via` sees
    * it: a replica that took over knows at once, the other masters once its news reached them): i for
