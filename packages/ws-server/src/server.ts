@@ -34,6 +34,8 @@ const MAX_FRAGMENTS = 1024;
 /** The 'upgrade' listener of every server of this module, with its path: several may share one app server. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what listeners() returns
 const UPGRADE_PATHS = new WeakMap<Function, string>();
+/** While `*` subscribers are fed by watchAll: how often the server checks what it holds for them alone with the store (see #sweep). */
+const SWEEP_MS = 60_000;
 
 /** A server's topic of an upgrade, for {@link heldForStore} (set by the class, which alone reads its private fields). */
 let topicOf: (server: ProgressWebSocketServer, upgradeId: string) => Topic | undefined;
@@ -92,6 +94,9 @@ export class ProgressWebSocketServer implements ProgressSink {
   #heartbeat: NodeJS.Timeout | undefined;
   #watchAll: AbortController | undefined;
   #watchAllRetry: NodeJS.Timeout | undefined;
+  /** Runs #sweep while watchAll is wanted. */
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping = false;
   #nextClientId = 1;
 
   constructor(options: ProgressWebSocketServerOptions = {}) {
@@ -958,6 +963,8 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (this.#watchAll) return;
     const ac = new AbortController();
     this.#watchAll = ac;
+    // Not a handle that keeps the process alive: stop() clears it anyway.
+    this.#sweepTimer ??= setInterval(() => void this.#sweep(), SWEEP_MS).unref();
     void (async () => {
       try {
         for await (const event of store.watchAll!({ signal: ac.signal })) {
@@ -1013,11 +1020,46 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
   }
 
+  /**
+   * watchAll reports no deletion nor expiry, and `*` subscribers alone do not hold an upgrade: one
+   * deleted or expired before the server saw it end (a writer that crashed, whose upgrade retention
+   * removed; one deleted before its last events were read) was held, with each `*` subscriber's
+   * subscription to it, for as long as a `*` subscriber stayed, unless a client asked for
+   * `list_upgrades` (which checks them: the dashboard does, a relay of `*` may never). Every
+   * SWEEP_MS, what the server holds only for `*` subscribers is checked as `list_upgrades` does: a
+   * topic of an upgrade the store does not list as the same run is asked about (it starts over from
+   * what the store holds, and goes when that is nothing), and one found not to exist goes.
+   */
+  async #sweep(): Promise<void> {
+    const store = this.#o.store;
+    if (this.#sweeping || !this.#watchAll || !store) return;
+    this.#sweeping = true;
+    try {
+      const rows = new Map<string, UpgradeSummaryRow>();
+      for (const row of await store.list()) rows.set(row.upgradeId, row);
+      if (!this.#watchAll) return;
+      const unsure: Topic[] = [];
+      // (A topic with a store watch, which reports a deletion itself, or with a load in flight, is left alone.)
+      for (const topic of [...this.#topics.values()]) {
+        if (!topic.storeBacked || !topic.loaded || topic.watching) continue;
+        if (!topic.exists) this.#maybeRelease(topic);
+        else if (listsOtherRun(rows.get(topic.upgradeId), topic.state)) unsure.push(topic);
+      }
+      await Promise.all(unsure.map((topic) => this.#confirmRun(topic)));
+    } catch (err) {
+      this.#o.logger.warn({ err }, 'could not list the store to check the upgrades held for "*" subscribers');
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
   #stopWatchAll(): void {
     this.#watchAll?.abort();
     this.#watchAll = undefined;
     if (this.#watchAllRetry) clearTimeout(this.#watchAllRetry);
     this.#watchAllRetry = undefined;
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
     for (const topic of [...this.#topics.values()]) this.#maybeRelease(topic);
   }
 
