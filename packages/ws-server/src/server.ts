@@ -79,6 +79,8 @@ export class ProgressWebSocketServer implements ProgressSink {
   /** The topics kept only for later subscribers (see {@link #retain}). */
   readonly #retained = new Map<string, Topic>();
   readonly #trackers = new Map<ProgressTracker, () => void>();
+  /** Tracked trackers that are closing: untracked once their close is done (see flush). */
+  readonly #untrackOnClose = new Set<ProgressTracker>();
   readonly #wildcards = new Set<WildcardSubscription>();
   readonly #stats: ServerStats = emptyStats();
   readonly #host: TopicHost;
@@ -321,8 +323,24 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (this.#idle(topic)) this.#retain(topic);
   }
 
-  /** Resolves once the frames of the current tick are handed to the sockets. */
+  /**
+   * Resolves once the frames of the current tick are handed to the sockets. A tracked tracker that
+   * is closing is untracked once its close is done (its close flushes its sinks, this server among
+   * them): the README's `server.track(tracker)` then `tracker.close()` made the server hold every
+   * tracker it ever served, and a topic for each, for the life of the process.
+   */
   async flush(): Promise<void> {
+    for (const tracker of this.#trackers.keys()) {
+      if (!tracker.closed || this.#untrackOnClose.has(tracker)) continue;
+      this.#untrackOnClose.add(tracker);
+      // Once the close is done, not now: it may still hand this server the events it makes durable
+      // (this flush may be another tracker's). close() is idempotent: it returns the close in progress.
+      const untrack = (): void => {
+        this.#untrackOnClose.delete(tracker);
+        this.untrack(tracker);
+      };
+      tracker.close().then(untrack, untrack);
+    }
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
