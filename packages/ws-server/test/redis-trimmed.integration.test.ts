@@ -39,7 +39,7 @@ function stores(): { serving: RedisStore; writing: RedisStore } {
   return { serving, writing };
 }
 
-async function serve(store: RedisStore, options: { maxBufferedBytes?: number } = {}): Promise<{ server: ProgressWebSocketServer; url: string }> {
+async function serve(store: RedisStore, options: { maxBufferedBytes?: number; closeTimeoutMs?: number } = {}): Promise<{ server: ProgressWebSocketServer; url: string }> {
   const server = new ProgressWebSocketServer({ port: 0, store, ...options });
   closers.push(() => server.stop());
   return { server, url: (await server.start()).url };
@@ -109,7 +109,9 @@ describe('ws-server over Redis: events trimmed by retention before the server re
     const { serving, writing } = stores();
     const f = new EventFactory('u-paused');
     await burst(writing, f, 5);
-    const { server, url } = await serve(serving, { maxBufferedBytes: 256 * 1024 });
+    // A close timeout long enough that the two paused clients are not cut off (1006) before they
+    // resume to read their 1013: the second may be closed seconds after the first on a busy machine.
+    const { server, url } = await serve(serving, { maxBufferedBytes: 256 * 1024, closeTimeoutMs: 60_000 });
     const named = await connect(url);
     const star = await connect(url);
     // Reads everything: the writer goes no faster than it, so the server keeps up with the store.
