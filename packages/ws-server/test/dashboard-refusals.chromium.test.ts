@@ -92,6 +92,33 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
+  it("does not scroll the page back to the row clicked each time the list is refreshed: an operator reading a long task list stays where he scrolled", async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-long');
+    server.track(t);
+    await t.startUpgrade('Phase');
+    await t.addTasks(Array.from({ length: 300 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    let lists = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => void (String(f.payload).startsWith('{"type":"upgrades"') && lists++)));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(async () => Object.keys((await shown(page)).tasks).length, { timeout: 10_000 }).toBe(300);
+    // The user picks the upgrade with the mouse (the row takes the focus), then scrolls down its tasks.
+    await page.click('#upgrades li');
+    await page.mouse.wheel(0, 6000);
+    await expect.poll(() => page.evaluate<number>('window.scrollY')).toBeGreaterThan(3000);
+    const scrolled = await page.evaluate<number>('window.scrollY');
+    // The page asks for the list every 5 s and draws it anew: the view stays where the user put it.
+    const before = lists;
+    await expect.poll(() => lists, { timeout: 15_000 }).toBeGreaterThan(before);
+    await page.waitForTimeout(100);
+    expect(await page.evaluate<number>('window.scrollY')).toBe(scrolled);
+    // And the row keeps the focus (the keyboard goes on from it).
+    expect(await page.evaluate('document.activeElement.getAttribute("data-upgrade-id")')).toBe('u-long');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   // Last in this file: it installs a clock for the whole browser context.
   it('unsubscribes again from an upgrade it left when the rate limit refused that unsubscribe: the server stops sending its events', async () => {
     // 2 messages a second, 4 at once. The unsubscribe of an upgrade the user left can be refused too: the

@@ -226,9 +226,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // Each row takes the keyboard's focus (Tab) and is picked with Enter or Space, as with a click; the
   // one selected is aria-current. The list is drawn anew with every answer (every 5 s): the row that had
   // the focus gets it back, or a keyboard user would be thrown back to the top of the page each time.
+  // Without scrolling, once the whole list is drawn: a row clicked keeps the focus, and focus() scrolled
+  // it into view, so a user who had picked an upgrade and scrolled down its tasks was thrown back up to
+  // that row every 5 s.
   function renderList() {
     var ul = $('upgrades');
-    var active = document.activeElement, focusedId = active && active.parentNode === ul ? active.getAttribute('data-upgrade-id') : null;
+    var active = document.activeElement, focusedId = active && active.parentNode === ul ? active.getAttribute('data-upgrade-id') : null, refocus = null;
     clear(ul);
     if (!rows.length) { ul.appendChild(el('li', 'empty', 'No upgrades yet')); return; }
     rows.forEach(function (r) {
@@ -250,8 +253,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       li.appendChild(bar(r.overallPercentage, r.status));
       li.addEventListener('click', function () { select(r.upgradeId); });
       ul.appendChild(li);
-      if (r.upgradeId === focusedId) li.focus();
+      if (r.upgradeId === focusedId) refocus = li;
     });
+    if (refocus) refocus.focus({ preventScroll: true });
   }
   function fact(parent, label, value) {
     var d = el('div');
