@@ -119,6 +119,41 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
+  it('takes a click whose press and release straddle a refresh of the list: the row stays the element clicked', async () => {
+    const { server, port } = await serve();
+    const trackers: Record<string, ProgressTracker> = {};
+    for (const id of ['u-first', 'u-second']) {
+      const t = (trackers[id] = await tracker(id));
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask(id === 'u-first' ? 'x' : 'y', 'T');
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    let lists = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => void (String(f.payload).startsWith('{"type":"upgrades"') && lists++)));
+    await page.goto(`http://127.0.0.1:${port}/#u-first`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ x: '0' });
+    const row = page.locator('#upgrades li[data-upgrade-id="u-second"]');
+    const box = (await row.boundingBox())!;
+    // The press lands, the list is drawn anew (every 5 s; with a thousand upgrades that takes a while),
+    // then the release: one click on the same row, as the user sees it.
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    const before = lists;
+    await expect.poll(() => lists, { timeout: 15_000 }).toBeGreaterThan(before);
+    await page.waitForTimeout(100);
+    await page.mouse.up();
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ y: '0' });
+    expect(await page.textContent('#upgrades li[aria-current="true"] .id')).toBe('u-second');
+    // The rows kept from one answer to the next still show what the list says, in its order (the latest
+    // updated first), and only the selected one is marked.
+    await trackers['u-first']!.updateTaskProgress('x', 50);
+    const list = (): Promise<unknown> => page.evaluate('[...document.querySelectorAll("#upgrades li")].map((li) => [li.getAttribute("data-upgrade-id"), li.querySelector("[role=progressbar]").getAttribute("aria-valuenow"), li.getAttribute("aria-current")])');
+    await expect.poll(list, { timeout: 15_000 }).toEqual([['u-first', '50', null], ['u-second', '0', 'true']]);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   // Last in this file: it installs a clock for the whole browser context.
   it('unsubscribes again from an upgrade it left when the rate limit refused that unsubscribe: the server stops sending its events', async () => {
     // 2 messages a second, 4 at once. The unsubscribe of an upgrade the user left can be refused too: the

@@ -89,9 +89,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text).replace(BIDI, ' ');
+    if (text !== undefined && text !== null) e.textContent = clean(text);
     return e;
   }
+  function clean(text) { return String(text).replace(BIDI, ' '); }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   function pct(n) { return (Math.round((Number(n) || 0) * 10) / 10) + '%'; }
   function bar(value, status, big) {
@@ -224,38 +225,65 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
 
   // ---- rendering (textContent only)
   // Each row takes the keyboard's focus (Tab) and is picked with Enter or Space, as with a click; the
-  // one selected is aria-current. The list is drawn anew with every answer (every 5 s): the row that had
-  // the focus gets it back, or a keyboard user would be thrown back to the top of the page each time.
-  // Without scrolling, once the whole list is drawn: a row clicked keeps the focus, and focus() scrolled
-  // it into view, so a user who had picked an upgrade and scrolled down its tasks was thrown back up to
-  // that row every 5 s.
+  // one selected is aria-current. The list comes anew with every answer (every 5 s): each upgrade's row
+  // stays, by id, and only its text, badge and bar are updated. Drawn anew, a row pressed just before a
+  // refresh was another element than the one released on, and the click was lost (with a thousand
+  // upgrades a refresh takes a while); and the row that had the focus had to be given it back.
+  var listRows = new Map();
+  function listRow(id) {
+    var li = el('li');
+    li.setAttribute('data-upgrade-id', id);
+    li.tabIndex = 0;
+    li.setAttribute('role', 'button');
+    li.addEventListener('keydown', function (e) {
+      if (e.key !== 'Enter' && e.key !== ' ') return;
+      e.preventDefault();
+      select(id);
+    });
+    li.addEventListener('click', function () { select(id); });
+    var top = el('div', 'row'), status = el('span'), info = el('span', 'muted'), b = bar(0, '');
+    top.appendChild(el('span', 'id', id));
+    top.appendChild(status);
+    li.appendChild(top);
+    li.appendChild(info);
+    li.appendChild(b);
+    return { li: li, status: status, info: info, bar: b, key: null };
+  }
   function renderList() {
     var ul = $('upgrades');
-    var active = document.activeElement, focusedId = active && active.parentNode === ul ? active.getAttribute('data-upgrade-id') : null, refocus = null;
-    clear(ul);
-    if (!rows.length) { ul.appendChild(el('li', 'empty', 'No upgrades yet')); return; }
+    var active = document.activeElement, focused = null;
+    if (!rows.length) { clear(ul); listRows = new Map(); ul.appendChild(el('li', 'empty', 'No upgrades yet')); return; }
+    var next = new Map(), nodes = new Set();
     rows.forEach(function (r) {
-      var li = el('li', r.upgradeId === selected ? 'selected' : '');
-      li.setAttribute('data-upgrade-id', r.upgradeId);
-      li.tabIndex = 0;
-      li.setAttribute('role', 'button');
-      if (r.upgradeId === selected) li.setAttribute('aria-current', 'true');
-      li.addEventListener('keydown', function (e) {
-        if (e.key !== 'Enter' && e.key !== ' ') return;
-        e.preventDefault();
-        select(r.upgradeId);
-      });
-      var top = el('div', 'row');
-      top.appendChild(el('span', 'id', r.upgradeId));
-      top.appendChild(badge(r.status));
-      li.appendChild(top);
-      li.appendChild(el('span', 'muted', r.clusterName + (r.currentPhase ? ' \u00b7 ' + r.currentPhase : '')));
-      li.appendChild(bar(r.overallPercentage, r.status));
-      li.addEventListener('click', function () { select(r.upgradeId); });
-      ul.appendChild(li);
-      if (r.upgradeId === focusedId) refocus = li;
+      var id = String(r.upgradeId);
+      if (next.has(id)) return;
+      var row = listRows.get(id) || listRow(id);
+      var on = id === selected;
+      row.li.className = on ? 'selected' : '';
+      if (on) row.li.setAttribute('aria-current', 'true'); else row.li.removeAttribute('aria-current');
+      var key = JSON.stringify([String(r.status), String(r.clusterName), r.currentPhase ? String(r.currentPhase) : '', Number(r.overallPercentage) || 0]);
+      if (row.key !== key) {
+        row.key = key;
+        var fresh = badge(r.status), b = bar(r.overallPercentage, r.status);
+        row.status.className = fresh.className; row.status.textContent = fresh.textContent;
+        row.info.textContent = clean(r.clusterName + (r.currentPhase ? ' \u00b7 ' + r.currentPhase : ''));
+        row.bar.className = b.className; row.bar.setAttribute('aria-valuenow', b.getAttribute('aria-valuenow'));
+        row.bar.firstChild.style.width = b.firstChild.style.width;
+      }
+      if (row.li === active) focused = row.li;
+      next.set(id, row);
+      nodes.add(row.li);
     });
-    if (refocus) refocus.focus({ preventScroll: true });
+    for (var c = ul.firstChild, after; c; c = after) { after = c.nextSibling; if (!nodes.has(c)) ul.removeChild(c); }
+    var at = ul.firstChild;
+    next.forEach(function (row) {
+      if (at === row.li) at = at.nextSibling;
+      else ul.insertBefore(row.li, at);
+    });
+    listRows = next;
+    // A row moved (another upgrade updated since) loses the focus: given back without scrolling, or a
+    // user who had clicked an upgrade and scrolled down its tasks was thrown back up to that row.
+    if (focused && document.activeElement !== focused) focused.focus({ preventScroll: true });
   }
   function fact(parent, label, value) {
     var d = el('div');
