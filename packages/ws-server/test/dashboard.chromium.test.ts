@@ -3,7 +3,7 @@ import { ProgressTracker } from '@progress/core';
 import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { dashboardSuite, watchPage } from './dashboard-page.js';
+import { dashboardSuite, shown, watchPage } from './dashboard-page.js';
 import { openTracker } from './helpers.js';
 
 // The dashboard in a real headless Chromium (Debian's /usr/bin/chromium through playwright-core).
@@ -172,6 +172,48 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: long unbroken tex
       await page.setViewportSize({ width: 420, height: 860 });
       await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
       expect(await page.evaluate(overflowing)).toEqual([]);
+      expect(problems).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});
+
+// A page left open on a long upgrade: a time of another day than today is shown with its date. A
+// time of day alone read as today's: an ETA two days away, or a start of the day before, looked like
+// one a few hours off.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: times of another day', () => {
+  const { newPage, serve } = dashboardSuite();
+
+  it("shows the date of a start, an ETA and an event's time that are not today, and the time alone for today", async () => {
+    const { server, port } = await serve();
+    const DAY = 24 * 60 * 60 * 1000;
+    const started = Date.now() - 2 * DAY;
+    let clock = started;
+    const t = await ProgressTracker.open({ upgradeId: 'u-days', planId: 'p1', clusterName: 'c1', now: () => clock });
+    try {
+      server.track(t);
+      await t.startUpgrade('Nodes');
+      await t.addTask('a', 'A');
+      // Two days in, 40% done: 3 more days to go.
+      clock = Date.now();
+      await t.updateTaskProgress('a', 40);
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      await page.goto(`http://127.0.0.1:${port}/#u-days`);
+      await expect.poll(async () => (await shown(page)).facts['Overall']).toBe('40%');
+      const { facts } = await shown(page);
+      // What the page's own locale writes for those days.
+      const dateOf = (ms: number): Promise<string> => page.evaluate(`new Date(${ms}).toLocaleDateString()`);
+      expect(facts['Started']).toContain(await dateOf(started));
+      const eta = Date.parse(t.durableProgress.startedAt!) + (Date.now() - Date.parse(t.durableProgress.startedAt!)) * (100 / 40);
+      const etaDates = [await dateOf(eta - 60_000), await dateOf(eta + 60_000)];
+      expect(etaDates.some((d) => facts['ETA']!.includes(d))).toBe(true);
+      // "Recent events": the two days old ones with their date, today's with its time alone.
+      const times = (await page.evaluate('[...document.querySelectorAll("#events li")].map((li) => li.children[1].textContent)')) as string[];
+      expect(times.length).toBeGreaterThan(1);
+      expect(times[0]).toBe(await page.evaluate(`new Date(${Date.parse(t.durableProgress.updatedAt)}).toLocaleTimeString()`));
+      expect(times.at(-1)).toContain(await dateOf(started));
       expect(problems).toEqual([]);
     } finally {
       await t.close();

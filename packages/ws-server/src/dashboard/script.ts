@@ -116,7 +116,14 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     return true;
   }
   function setConn(text, live) { var c = $('conn'); c.textContent = text; c.className = live ? 'live' : 'down'; }
-  function fmtTime(iso) { if (!iso) return '-'; var d = new Date(iso); return isNaN(d) ? '-' : d.toLocaleTimeString(); }
+  // A time of another day than today comes with its date: a time of day alone reads as today's, and a
+  // page left open on a long upgrade showed an ETA days away, or a start of the day before, as hours off.
+  function fmtTime(iso) {
+    if (!iso && iso !== 0) return '-';
+    var d = new Date(iso);
+    if (isNaN(d)) return '-';
+    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+  }
   function fmtDuration(ms) {
     if (ms === null || ms === undefined || ms < 0) return '-';
     var s = Math.round(ms / 1000), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
