@@ -220,3 +220,46 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: times of another 
     }
   }, 60_000);
 });
+
+// An upgrade in progress is drawn again every second (its ETA and elapsed time move) and with every
+// event: text the user selected there (to copy the upgrade's id, its cluster, an event's message) must
+// stay selected while what it is does not change.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: text selected while an upgrade runs', () => {
+  const { newPage, serve } = dashboardSuite();
+
+  it('keeps a selection in the overview and in "Recent events" over the 1 s redraw and over live events', async () => {
+    const { server, port } = await serve();
+    const t = await openTracker('u-copy');
+    try {
+      server.track(t);
+      await t.startUpgrade('Nodes');
+      await t.addTask('a', 'A');
+      await t.updateTaskProgress('a', 10, 'the message to copy');
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      await page.goto(`http://127.0.0.1:${port}/#u-copy`);
+      await expect.poll(async () => (await shown(page)).facts['Seq']).toBe(String(t.durableProgress.lastSeq));
+      const select = (selector: string): Promise<unknown> =>
+        page.evaluate(`(() => { const r = document.createRange(); r.selectNodeContents(document.querySelector(${JSON.stringify(selector)})); const s = getSelection(); s.removeAllRanges(); s.addRange(r); return s.toString(); })()`);
+      const selected = (): Promise<unknown> => page.evaluate('getSelection().toString()');
+      // The cluster in the facts, then redraws: the 1 s one, and one for a live event (Seq and Overall move).
+      expect(await select('.facts > div:nth-child(3) .v')).toBe('prod-cluster');
+      const redraws = async (): Promise<void> => {
+        const seq = t.durableProgress.lastSeq;
+        await page.waitForTimeout(1500);
+        await t.updateTaskProgress('a', 20 + seq);
+        await expect.poll(async () => (await shown(page)).facts['Seq']).toBe(String(t.durableProgress.lastSeq));
+      };
+      await redraws();
+      expect(await selected()).toBe('prod-cluster');
+      // An event's message, over the 1 s redraw (no event since).
+      const nth = await page.evaluate('[...document.querySelectorAll("#events li")].findIndex((li) => li.textContent.includes("the message to copy")) + 1');
+      expect(await select(`#events li:nth-child(${String(nth)}) span:nth-child(4)`)).toBe('the message to copy');
+      await page.waitForTimeout(1500);
+      expect(await selected()).toBe('the message to copy');
+      expect(problems).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});

@@ -347,9 +347,35 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     });
     taskRows = next;
   }
+  // The overview and "Recent events" are drawn into a detached copy, which then patches the page's:
+  // only the text and attributes that differ are written, so that text the user selected there (an
+  // id, a cluster, a message to copy) stays selected. Drawn anew every second (the ETA and elapsed time
+  // of an upgrade in progress) and with every event, it could not be selected for longer than that.
+  function patch(into, from) {
+    var a = into.childNodes, b = from.childNodes, i, same = a.length === b.length;
+    for (i = 0; same && i < b.length; i++) same = a[i].nodeName === b[i].nodeName;
+    if (!same) { clear(into); while (from.firstChild) into.appendChild(from.firstChild); return; }
+    for (i = 0; i < b.length; i++) {
+      var x = a[i], y = b[i];
+      if (y.nodeType !== 1) { if (x.nodeValue !== y.nodeValue) x.nodeValue = y.nodeValue; continue; }
+      var j, attr;
+      for (j = x.attributes.length - 1; j >= 0; j--) { attr = x.attributes[j].name; if (!y.hasAttribute(attr)) x.removeAttribute(attr); }
+      for (j = 0; j < y.attributes.length; j++) {
+        attr = y.attributes[j];
+        // A style attribute written as one is refused by the CSP (style-src 'self'); through CSSOM it is not.
+        if (attr.name === 'style') { if (x.style.cssText !== y.style.cssText) x.style.cssText = y.style.cssText; }
+        else if (x.getAttribute(attr.name) !== attr.value) x.setAttribute(attr.name, attr.value);
+      }
+      patch(x, y);
+    }
+  }
   function renderDetail() {
-    var ov = $('overview'), tasksEl = $('tasks');
-    clear(ov);
+    var ov = document.createElement('section');
+    drawDetail(ov);
+    patch($('overview'), ov);
+  }
+  function drawDetail(ov) {
+    var tasksEl = $('tasks');
     // Not "Waiting for": the store could not say whether the upgrade exists.
     if (subError) ov.appendChild(el('p', 'err sub-error', subError));
     if (!state) {
@@ -396,8 +422,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     renderEvents();
   }
   function renderEvents() {
-    var ul = $('events');
-    clear(ul);
+    var ul = document.createElement('ul');
     events.slice().reverse().forEach(function (e) {
       var li = el('li');
       li.appendChild(el('span', 'seq', '#' + e.seq));
@@ -406,6 +431,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       li.appendChild(el('span', '', e.message));
       ul.appendChild(li);
     });
+    patch($('events'), ul);
   }
   var pending = false;
   function schedule() { if (pending) return; pending = true; requestAnimationFrame(function () { pending = false; renderDetail(); }); }
