@@ -453,6 +453,11 @@ interface ServerMessage {
   exists?: unknown;
 }
 
+/** How long ws waits for a server to answer the upgrade request, ms. */
+const HANDSHAKE_TIMEOUT_MS = 5000;
+/** The least a handshake is given before a first connection, however little of --connect-timeout is left: ws takes 0 as no timeout at all. */
+const MIN_HANDSHAKE_MS = 100;
+
 /**
  * Follows an upgrade through a ws-server: subscribes (from the snapshot, or after the last seen
  * seq when reconnecting), folds the events, and reconnects with backoff when the connection drops,
@@ -487,7 +492,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
   let lastFailure: string | undefined;
   /** The server listed no upgrade: said once, not at every list it is asked for again. */
   let saidNoUpgrades = false;
-  const startedAt = Date.now();
+  /** When a server never reached is given up (--connect-timeout). */
+  const firstConnectDeadline = Date.now() + (options.firstConnectTimeoutMs ?? 10_000);
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
       // The token goes where readTokenAuth looks for it (the subprotocol `progress-token.<token>`,
@@ -497,7 +503,11 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       const protocols = options.token && SUBPROTOCOL_SAFE.test(options.token) ? [PROGRESS_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${options.token}`] : [];
       let ws: WebSocket;
       try {
-        ws = new WebSocket(url, protocols, { headers, handshakeTimeout: 5000 });
+        // Before a first connection, a handshake the server never answers (a host that takes the
+        // connection and says nothing) is given no longer than what is left of --connect-timeout: ws
+        // waited its 5 s whatever the timeout, and `--connect-timeout 1` gave up after 5 s.
+        const handshakeTimeout = connectedOnce ? HANDSHAKE_TIMEOUT_MS : Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(MIN_HANDSHAKE_MS, firstConnectDeadline - Date.now()));
+        ws = new WebSocket(url, protocols, { headers, handshakeTimeout });
       } catch (err) {
         // ws checks the URL and the subprotocols before connecting: what it refuses is the command line's fault.
         reject(new CliError(`cannot use ${redactUrl(url)}: ${(err as Error).message}`, err instanceof SyntaxError ? ExitCode.USAGE : ExitCode.UNAVAILABLE));
@@ -766,10 +776,11 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       continue;
     }
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
-    if (!connectedOnce && Date.now() - startedAt > (options.firstConnectTimeoutMs ?? 10_000)) {
+    if (!connectedOnce && Date.now() >= firstConnectDeadline) {
       throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${withCertificateHint(lastFailure)})` : ''}`, ExitCode.UNAVAILABLE);
     }
-    await sleep(backoff, undefined, { signal: options.signal }).catch(() => {});
+    // The last try before giving up is made at the deadline, not a whole backoff (up to 5 s) after it.
+    await sleep(connectedOnce ? backoff : Math.max(0, Math.min(backoff, firstConnectDeadline - Date.now())), undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);
   }
   return state;
