@@ -1,4 +1,5 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgressTracker } from '../src/index.js';
@@ -53,6 +54,28 @@ describe('output that cannot be written', () => {
       } finally {
         closeSync(full);
       }
+    }, 20_000);
+  }
+
+  // A command that goes on after its first failed write (the demo, whose run the failure stops; a
+  // `watch` whose first line says it is retrying) found stdout's error gone by the time it ended:
+  // Node's stdout forgets it once reported ('error' emitted, the stream "undestroyed"). It took the
+  // stop for an interruption, and exited 130 without a word.
+  for (const args of [
+    ['demo', '--dir', '{fresh}', '--speed', '1000', '--port', '0'],
+    ['watch', 'ws://127.0.0.1:1/ws', 'u1', '--connect-timeout', '5'],
+  ]) {
+    it(`${args.join(' ')} to a full disk says so and exits 4, not 130 as if interrupted`, async () => {
+      const full = openSync('/dev/full', 'w');
+      const fresh = tempDir('output-demo');
+      try {
+        const run = cli(args.map((a) => (a === '{fresh}' ? fresh : a)), { stdout: full });
+        expect({ code: await run.exited, stderr: run.stderr() }).toEqual({ code: 4, stderr: 'progress: cannot write the output: ENOSPC: no space left on device, write\n' });
+      } finally {
+        closeSync(full);
+      }
+      // The demo stopped as on Ctrl-C: its writer lock went with it.
+      if (args[0] === 'demo') expect(existsSync(join(fresh, 'upgrades', 'eks-demo', 'writer.lock'))).toBe(false);
     }, 20_000);
   }
 

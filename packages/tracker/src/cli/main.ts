@@ -132,10 +132,13 @@ export function selfCommand(script: string | undefined = process.argv[1], cwd: s
  * "destroyed": the first failure is the one said. `signal` (Ctrl-C, SIGTERM, or a failed write)
  * stops the wait: a reader that takes nothing (a pager left open) would hold the command for ever.
  */
-function write(out: NodeJS.WriteStream, text: string, signal?: AbortSignal): Promise<void> {
+function write(out: NodeJS.WriteStream, text: string, signal?: AbortSignal, failure: () => unknown = () => out.errored): Promise<void> {
   return new Promise((resolve, reject) => {
     // A failed write aborts the signal too (main's onOutputError): its error, not an interruption.
-    const stop = () => reject(out.errored ? outputError(out.errored) : new Interrupted());
+    const stop = () => {
+      const failed = failure();
+      reject(failed ? outputError(failed) : new Interrupted());
+    };
     if (signal?.aborted) return stop();
     signal?.addEventListener('abort', stop, { once: true });
     out.write(text, (e) => {
@@ -270,10 +273,16 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
   process.on('SIGTERM', onSignal);
   // The reader of stdout went away (`| head -1`: EPIPE): stop as on Ctrl-C, so that the tracker and
   // store close as they should (the demo's writer lock goes), rather than die of an unhandled error.
-  const onOutputError = () => {
+  // The error is kept: Node's stdout forgets it once reported (its `errored` is cleared as it
+  // "undestroys" itself), and a command that ended after that took the stop for an interruption.
+  let outputFailure: unknown;
+  const onOutputError = (e: unknown) => {
+    outputFailure ??= e;
     interrupted = true;
     controller.abort();
   };
+  /** Why stdout failed, if it did: the first error, as said by {@link write}. */
+  const outputFailed = (): unknown => outputFailure ?? out.errored;
   out.on('error', onOutputError);
   try {
     switch (command) {
@@ -299,7 +308,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         });
         await tracker.close();
         // What it printed reached stdout (or the command says why not).
-        await write(out, '', controller.signal);
+        await write(out, '', controller.signal, outputFailed);
         return ExitCode.OK;
       }
       case 'watch': {
@@ -346,7 +355,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         }
         view.finish();
         // What it printed reached stdout (or the command says why not).
-        await write(out, '', controller.signal);
+        await write(out, '', controller.signal, outputFailed);
         return exitCodeFor(state);
       }
       case 'ls':
@@ -363,7 +372,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
             if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayLegacyHint(source);
             throw e;
           }
-          await write(out, `${text}\n`, controller.signal);
+          await write(out, `${text}\n`, controller.signal, outputFailed);
           const none = command === 'ls' && (text === 'no upgrades' || text === '[]');
           // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
           if (none) await sayLegacyHint(source);
@@ -383,7 +392,9 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
     }
   } catch (e) {
-    return failed(e, err, args);
+    // Stopped by a failed write to stdout (not a Ctrl-C): that failure is what is said.
+    const failure = e instanceof Interrupted ? outputFailed() : undefined;
+    return failed(failure ? outputError(failure) : e, err, args);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
