@@ -72,7 +72,8 @@ import { feedPointer } from './codec.js';
  * also reads entries of the earlier one-event-per-entry layout, field `e`; `{2, storedSeq, epoch}`
  * while the cluster-mode `unfed` mark is there, as 3 says for a first attempt); 0 CONFLICT; -1 refused
  * because the deadline passed before it ran; -2 (with Redis' error) the events entry could not be
- * written because the stream disagrees with `lastSeq`, or the key is not a stream (damage): nothing
+ * written because the stream disagrees with `lastSeq` (an entry at or past the new id, or no stream
+ * after the first append), or the key is not a stream (damage): nothing
  * is written. Any other refusal of that write (OOM, MISCONF: in cluster mode it is the script's
  * first write) is an error reply, with nothing written.
  *
@@ -287,8 +288,26 @@ end
 -- another type. Any other refusal is Redis' own, not damage: in cluster mode this XADD is the
 -- script's first write, which Redis refuses when it is out of memory (OOM) or cannot persist
 -- (MISCONF). It is passed on as an error, with nothing written either.
+-- After the first append the stream must be there: NOMKSTREAM (free) does not make it again. Gone
+-- while the meta stayed (evicted by a maxmemory policy, deleted by hand), a new stream would start
+-- after a hole, and the next snapshot would hide it from load(). Damage, with nothing written.
+-- (Redis before 6.2 has no NOMKSTREAM and refuses the arguments: EXISTS asks instead there.)
 local entry = '0-' .. newLast
-local added = redis.pcall('XADD', events, entry, 'b', ARGV[8])
+local added
+if expectedText == '0' then
+  added = redis.pcall('XADD', events, entry, 'b', ARGV[8])
+else
+  added = redis.pcall('XADD', events, 'NOMKSTREAM', entry, 'b', ARGV[8])
+  if type(added) == 'table' and (string.find(tostring(added.err), 'wrong number of arguments', 1, true) or string.find(tostring(added.err), 'Invalid stream ID', 1, true)) then
+    if rcall('EXISTS', events) == 1 then added = redis.pcall('XADD', events, entry, 'b', ARGV[8]) else added = false end
+  end
+end
+if not added then
+  if feedId then rcall('XDEL', feedKey, feedId) end
+  if indexKey then rcall('ZREM', indexKey, upgradeId) end
+  if stagedKey then rcall('DEL', stagedKey) end
+  return {-2, 'the stream is missing (evicted or deleted: see the README, Durability), while the meta is at lastSeq ' .. lastText}
+end
 if added ~= entry and type(added) == 'table' then
   if feedId then rcall('XDEL', feedKey, feedId) end
   if indexKey then rcall('ZREM', indexKey, upgradeId) end

@@ -1,0 +1,41 @@
+import { EventFactory } from '@progress/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore } from './helpers.js';
+
+// Redis losing some of an upgrade's keys but not the others: evicted under an `allkeys-*` or
+// `volatile-*` maxmemory policy (one key at a time), or deleted by hand. The store must not write
+// after the hole, nor hand out a log with one as if it were whole.
+
+const prefixes = new Set<string>();
+const admin = adminClient();
+
+afterAll(async () => {
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+describe('RedisStore: an upgrade that lost some of its keys', () => {
+  // Found on 2026-12-01: the append script's XADD created the stream again, so the writer's next
+  // append stored seq 10 after nothing, and the next snapshot made load() return the state as if
+  // the log were whole.
+  it.each(['single', 'cluster'] as const)('refuses an append after its event stream was lost with DATA_CORRUPTED, and writes nothing (%s mode)', async (mode) => {
+    const keyPrefix = freshPrefix('lost-stream');
+    const writer = makeStore(prefixes, { keyPrefix, mode, snapshotEvery: 5 });
+    const f = new EventFactory('lost-stream');
+    await appendBatch(writer, f, 3);
+    await appendBatch(writer, f, 6);
+    const keys = writer.keys.upgrade(f.upgradeId);
+    const feedBefore = await admin.xlen(writer.keys.feed);
+    await admin.del(keys.events);
+    const err = await errorOf(appendBatch(writer, f, 2));
+    expect(err.code).toBe('DATA_CORRUPTED');
+    expect(err.message).toContain(keys.events);
+    expect(err.message).toMatch(/missing/);
+    expect(await admin.exists(keys.events)).toBe(0);
+    expect(await admin.hget(keys.meta, 'lastSeq')).toBe('9');
+    expect(await admin.hget(keys.meta, 'snapSeq')).toBe('9');
+    expect(await admin.xlen(writer.keys.feed)).toBe(feedBefore);
+    expect(await admin.keys(`${keys.snapshot}:*`)).toEqual([]);
+    await writer.close();
+  });
+});
