@@ -982,7 +982,16 @@ export class RedisStore implements ProgressStore {
           if (--left === 0) return;
         }
       }
-      if (entries.length < count) return;
+      // The end of the stream. The meta read before the page said the upgrade held events up to
+      // lastSeq (of this epoch, still the upgrade's after the page), and appends only add to the
+      // stream, retention never takes its last entry: ending short of it, the stream lost entries
+      // the meta holds (evicted under a maxmemory policy, deleted by hand), which a shorter log
+      // would hide.
+      if (entries.length < count) {
+        const held = Number(lastSeq ?? 0);
+        if (held > next && epochNow !== null) throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${held}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
+        return;
+      }
     }
   }
 

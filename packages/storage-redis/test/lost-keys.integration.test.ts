@@ -38,4 +38,28 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     expect(await admin.keys(`${keys.snapshot}:*`)).toEqual([]);
     await writer.close();
   });
+
+  // Found on 2026-12-01: readEvents() ended at the end of what the stream held, so with the stream
+  // lost it returned no events, and with its last entries lost a log that stopped short, as if whole.
+  it.each(['events', 'tail'] as const)('readEvents() reports events the meta holds but the stream lost (%s) as DATA_CORRUPTED, not a shorter log', async (lost) => {
+    const keyPrefix = freshPrefix('lost-read');
+    const writer = makeStore(prefixes, { keyPrefix });
+    const reader = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('lost-read');
+    await appendBatch(writer, f, 3);
+    await appendBatch(writer, f, 4);
+    await appendBatch(writer, f, 2);
+    const keys = writer.keys.upgrade(f.upgradeId);
+    if (lost === 'events') await admin.del(keys.events);
+    else await admin.xdel(keys.events, '0-9', '0-7');
+    const err = await errorOf(collect(reader.readEvents(f.upgradeId, 0)));
+    expect(err.code).toBe('DATA_CORRUPTED');
+    expect(err.message).toContain(keys.events);
+    expect(err.message).toMatch(/lastSeq 9/);
+    // Nothing lost after the seq asked for: nothing to report.
+    expect(await collect(reader.readEvents(f.upgradeId, 9))).toEqual([]);
+    // A limit that stops before the hole reads what is there.
+    if (lost === 'tail') expect((await collect(reader.readEvents(f.upgradeId, 0, 3))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    await Promise.all([writer.close(), reader.close()]);
+  });
 });
