@@ -829,6 +829,9 @@ export class RedisStore implements ProgressStore {
     this.#setRun(upgradeId, !changed && typeof run === 'string' && run !== '' ? run : undefined, false);
     if (!reply) return undefined;
     const [lastText, snapText, snapJson, tail] = reply;
+    // The events without their meta (evicted under a maxmemory policy, or deleted by hand): not "no
+    // such upgrade", which a tracker would create again over them.
+    if (lastText === '') throw corrupted(keys.meta, `the meta (missing, while the event stream ${keys.events} holds entries: evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
     const lastSeq = Number(lastText);
     const snapSeq = Number(snapText);
     let state: UpgradeProgress | undefined;

@@ -408,7 +408,8 @@ export const APPEND_SHA = createHash('sha1').update(APPEND_LUA).digest('hex');
 
 /**
  * Reads what `load()` needs in one atomic step: `{lastSeq, snapSeq, snapshot JSON, tail entries,
- * epoch}` (the epoch '' when the meta has none; absent from the reply of the same command defined by
+ * epoch}` (the epoch '' when the meta has none; lastSeq '' when there is no meta but the events
+ * are there: damage; absent from the reply of the same command defined by
  * an earlier version of this store on a shared client),
  * the tail being the entries from the one holding `snapSeq + 1` on (the caller drops events <= snapSeq
  * inside it; about `snapshotEvery` events). Nil when absent.
@@ -418,14 +419,19 @@ export const LOAD_LUA = `
 -- What it runs, checked against the user's ACL first (Redis 7): Redis 7.0 refuses a command a script
 -- runs with a message that names none.
 if redis.acl_check_cmd then
-  for _, c in ipairs({{'HMGET', KEYS[2], 'f'}, {'GET', KEYS[3]}, {'XRANGE', KEYS[1], '-', '+'}}) do
+  for _, c in ipairs({{'HMGET', KEYS[2], 'f'}, {'GET', KEYS[3]}, {'XRANGE', KEYS[1], '-', '+'}, {'EXISTS', KEYS[1]}}) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM progress load: this Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' (see the README, Permissions)')
     end
   end
 end
 local meta = redis.call('HMGET', KEYS[2], 'lastSeq', 'snapSeq', 'epoch')
-if not meta[1] then return false end
+-- No meta: no upgrade, unless its events are there (the meta evicted or deleted alone): then
+-- lastSeq '' tells the client, which reports the damage rather than "no such upgrade".
+if not meta[1] then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {'', '0', '', {}, ''} end
+  return false
+end
 local snapSeq = tonumber(meta[2] or '0')
 local snap = ''
 if snapSeq > 0 then snap = redis.call('GET', KEYS[3]) or '' end

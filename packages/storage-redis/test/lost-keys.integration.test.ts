@@ -62,4 +62,26 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     if (lost === 'tail') expect((await collect(reader.readEvents(f.upgradeId, 0, 3))).map((e) => e.seq)).toEqual([1, 2, 3]);
     await Promise.all([writer.close(), reader.close()]);
   });
+
+  // Found on 2026-12-01: with the meta lost and the events there, load() answered "no such
+  // upgrade", so a tracker opening it set out to create it again over its events.
+  it.each(['single', 'cluster'] as const)('load() reports events without their meta as DATA_CORRUPTED, not as no upgrade (%s mode)', async (mode) => {
+    const keyPrefix = freshPrefix('lost-meta');
+    const writer = makeStore(prefixes, { keyPrefix, mode });
+    const reader = makeStore(prefixes, { keyPrefix, mode });
+    const f = new EventFactory('lost-meta');
+    await appendBatch(writer, f, 3);
+    const keys = writer.keys.upgrade(f.upgradeId);
+    await admin.del(keys.meta);
+    const err = await errorOf(reader.load(f.upgradeId));
+    expect(err.code).toBe('DATA_CORRUPTED');
+    expect(err.message).toContain(keys.meta);
+    expect(err.message).toContain(keys.events);
+    // delete() is the way out: then it is no upgrade, and can be created again.
+    await reader.delete(f.upgradeId);
+    expect(await reader.load(f.upgradeId)).toBeUndefined();
+    await appendBatch(reader, new EventFactory(f.upgradeId), 2);
+    expect((await reader.load(f.upgradeId))?.lastSeq).toBe(2);
+    await Promise.all([writer.close(), reader.close()]);
+  });
 });
