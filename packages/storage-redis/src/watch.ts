@@ -435,6 +435,8 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
   let unsynced = 0;
   /** Reads in a row that found the meta missing on a Cluster while it was there (a slot half moved: see below). */
   let halfMoved = 0;
+  /** The lastSeq the meta read last found (after the check), and the session (see WatchConnection) it was read in. */
+  let known: { last: number; session: number } | undefined;
   /**
    * After a command on the watcher's connection failed: true to read again (after the back-off),
    * false once the watcher has ended; throws what cannot be read again.
@@ -493,6 +495,18 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
       wrongEpoch = 0;
       continue;
     }
+    // No entry after `next`, while a meta read on the same connection before this XREAD (the one
+    // written with it, or the last round's) had the upgrade past it, and the meta still does (same
+    // epoch: checked): appends only add to the stream, and retention never takes its last entry, so
+    // the stream lost entries the meta holds (evicted under a maxmemory policy, deleted by hand).
+    // Its appends are refused from then on: waiting for them would wait for good, telling nothing.
+    if (entries.length === 0) {
+      const before = read.metaBefore ? { last: Number(read.metaBefore[0] ?? 0), session: watcher.session } : known;
+      if (before && before.session === watcher.session && before.last > next && Number(read.meta[0] ?? 0) >= before.last) {
+        throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${before.last}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
+      }
+    }
+    known = { last: Number(read.meta[0] ?? 0), session: watcher.session };
     // A watch started before its upgrade existed learns the epoch from the meta read after the
     // entries. The upgrade may have been deleted and created again in between (other clients'
     // commands can run after the XREAD returns): entries from its start must then carry that

@@ -84,4 +84,32 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     expect((await reader.load(f.upgradeId))?.lastSeq).toBe(2);
     await Promise.all([writer.close(), reader.close()]);
   });
+
+  // Found on 2026-12-01: a watch() behind the end of a stream that lost its entries (the meta still
+  // past it) waited for them for good, telling nothing: its upgrade's appends are refused from then on.
+  it.each(['events', 'tail'] as const)('watch() behind events its stream lost (%s) ends with DATA_CORRUPTED rather than wait for good', async (lost) => {
+    const keyPrefix = freshPrefix('lost-watch');
+    const writer = makeStore(prefixes, { keyPrefix });
+    const reader = makeStore(prefixes, { keyPrefix, watchBlockMs: 100 });
+    const f = new EventFactory('lost-watch');
+    await appendBatch(writer, f, 3);
+    await appendBatch(writer, f, 4);
+    await appendBatch(writer, f, 2);
+    const keys = writer.keys.upgrade(f.upgradeId);
+    if (lost === 'events') await admin.del(keys.events);
+    else await admin.xdel(keys.events, '0-9', '0-7');
+    const seen: number[] = [];
+    const stop = AbortSignal.timeout(20_000);
+    const err = await errorOf(
+      (async () => {
+        for await (const e of reader.watch(f.upgradeId, 0, { signal: stop })) seen.push(e.seq);
+      })(),
+    );
+    expect(stop.aborted).toBe(false);
+    expect(err.code).toBe('DATA_CORRUPTED');
+    expect(err.message).toContain(keys.events);
+    expect(err.message).toMatch(/lastSeq 9/);
+    expect(seen).toEqual(lost === 'events' ? [] : [1, 2, 3]);
+    await Promise.all([writer.close(), reader.close()]);
+  });
 });
