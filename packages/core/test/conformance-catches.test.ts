@@ -210,6 +210,47 @@ class EverOpenStore extends MemoryStore {
   override async close(): Promise<void> {}
 }
 
+/** A sound store but for append(), which takes an append one behind the stored seq as a retry of the last one, whatever its events. */
+class OneBehindStore extends MemoryStore {
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    const stored = (await this.load(id))?.lastSeq ?? 0;
+    if (stored > 0 && expectedSeq === stored - 1) return;
+    return super.append(id, events, expectedSeq, state);
+  }
+}
+
+/** A sound store but for append(), which writes each seq it does not hold yet (an insert that skips the rows it has), then says CONFLICT. */
+class SkipHeldSeqsStore extends MemoryStore {
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    const stored = (await this.load(id))?.lastSeq ?? 0;
+    const rest = Array.isArray(events) ? events.filter((e) => e?.seq > stored) : [];
+    if (expectedSeq < stored && rest.length > 0 && rest[0]!.seq === stored + 1) {
+      await super.append(id, rest, stored, state);
+      throw new ProgressError('CONFLICT', `at seq ${stored}`, { context: { upgradeId: id, storedSeq: stored } });
+    }
+    return super.append(id, events, expectedSeq, state);
+  }
+}
+
+/** A sound store but for its CONFLICT, which says the stored seq one too low (a 0-based index). */
+class WrongStoredSeqStore extends MemoryStore {
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    try {
+      await super.append(id, events, expectedSeq, state);
+    } catch (err) {
+      if (err instanceof ProgressError && err.code === 'CONFLICT') throw new ProgressError('CONFLICT', err.message, { context: { ...err.context, storedSeq: (err.context.storedSeq as number) - 1 } });
+      throw err;
+    }
+  }
+}
+
+/** A sound store but for append(), which puts a batch in seq order rather than refuse one out of order. */
+class SortingStore extends MemoryStore {
+  override append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    return super.append(id, Array.isArray(events) ? [...events].sort((a, b) => (a?.seq ?? 0) - (b?.seq ?? 0)) : events, expectedSeq, state);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -228,6 +269,8 @@ async function failedCases(factory: StoreFactory, options?: ConformanceOptions):
 const naming = (name: (id: string) => string, checkInLoad = false): StoreFactory => ({ create: () => new NamingStore(name, checkInLoad), reopen: (store) => store });
 /** A file-system-safe name for any string, as a store might make one. */
 const safeName = (id: string): string => (id === '' ? '_empty' : id.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)).slice(0, 128);
+
+const CONFLICT = 'refuses a stale or future expectedSeq with CONFLICT and stores nothing';
 
 describe('the conformance suite catches a broken store', () => {
   it('passes a sound one (the naming store with names equal to the ids)', async () => {
@@ -285,6 +328,22 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose append() stores the events before one it refuses', async () => {
     expect(await failedCases({ create: () => new OneByOneStore(), reopen: (store) => store })).toEqual(['refuses malformed appends with INVALID_ARGUMENT and stores nothing']);
+  });
+
+  it('fails a store that takes an append one behind the stored seq', async () => {
+    expect(await failedCases({ create: () => new OneBehindStore(), reopen: (store) => store })).toEqual([CONFLICT]);
+  });
+
+  it('fails a store that keeps the part of a stale append past the stored seq', async () => {
+    expect(await failedCases({ create: () => new SkipHeldSeqsStore(), reopen: (store) => store })).toEqual([CONFLICT]);
+  });
+
+  it('fails a store whose CONFLICT says a wrong storedSeq', async () => {
+    expect(await failedCases({ create: () => new WrongStoredSeqStore(), reopen: (store) => store })).toEqual([CONFLICT]);
+  });
+
+  it('fails a store that sorts a batch given out of order', async () => {
+    expect(await failedCases({ create: () => new SortingStore(), reopen: (store) => store })).toEqual(['refuses malformed appends with INVALID_ARGUMENT and stores nothing']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -113,6 +113,19 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<
   });
 }
 
+/**
+ * `promise` rejects with `CONFLICT`; a store that says its seq (`context.storedSeq`, which the
+ * tracker acts on) must say the right one.
+ */
+async function conflictAt(promise: Promise<unknown>, storedSeq: number, what: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isProgressError(err, 'CONFLICT'), `${what}: expected ProgressError CONFLICT, got ${String((err as Error)?.stack ?? err)}`);
+    const said = err.context?.storedSeq;
+    assert.ok(said === undefined || said === storedSeq, `${what}: context.storedSeq must be the stored seq ${storedSeq} (or absent), got ${String(said)}`);
+    return true;
+  });
+}
+
 async function appendAll(store: ProgressStore, factory: EventFactory, sizes: number[]): Promise<ProgressEvent[]> {
   const all: ProgressEvent[] = [];
   for (const size of sizes) {
@@ -347,16 +360,15 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const f = new EventFactory(uid('conflict'));
       await appendAll(store, f, [10]);
       const before = json(await store.load(f.upgradeId));
-      const stale = new EventFactory(f.upgradeId);
-      stale.batch(5);
-      const next = stale.batch(1);
-      await rejectsWith(store.append(f.upgradeId, next, 5, stale.state!), 'CONFLICT');
-      const future = new EventFactory(f.upgradeId);
-      future.batch(12);
-      const ahead = future.batch(1);
-      await rejectsWith(store.append(f.upgradeId, ahead, 12, future.state!), 'CONFLICT');
-      const fresh = new EventFactory(f.upgradeId);
-      await rejectsWith(store.append(f.upgradeId, fresh.batch(1), 0, fresh.state!), 'CONFLICT');
+      // Another writer's events (other event ids) at each expectedSeq but the stored one: far behind,
+      // one behind (an off-by-one check), behind with a batch that runs past the stored seq (a store
+      // that writes each seq it does not hold yet would keep its tail), one and two ahead, and 0.
+      for (const [expectedSeq, size] of [[5, 1], [9, 1], [9, 3], [8, 5], [11, 1], [12, 1], [0, 1], [0, 12]] as const) {
+        const other = new EventFactory(f.upgradeId);
+        if (expectedSeq > 0) other.batch(expectedSeq);
+        const events = other.batch(size);
+        await conflictAt(store.append(f.upgradeId, events, expectedSeq, other.state!), 10, `an append at expectedSeq ${expectedSeq} (${size} events) to an upgrade at seq 10`);
+      }
       assert.deepEqual(json(await store.load(f.upgradeId)), before);
       assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 10);
       // Nor its list row: a refused append must not leave its state there either.
@@ -373,6 +385,10 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const events = g.batch(3);
       const gap = [events[0]!, events[2]!];
       await rejectsWith(store.append(f.upgradeId, gap, 3, g.state!), 'INVALID_ARGUMENT');
+      // The right first and last seqs, the right count, but not consecutive: a store that checks the
+      // ends alone would store them out of order, or one seq twice.
+      await rejectsWith(store.append(f.upgradeId, [events[1]!, events[0]!, events[2]!], 3, g.state!), 'INVALID_ARGUMENT');
+      await rejectsWith(store.append(f.upgradeId, [events[0]!, { ...events[1]!, seq: 4 }, events[2]!], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append(f.upgradeId, [], 3, g.state!), 'INVALID_ARGUMENT');
       await rejectsWith(store.append('other-upgrade', events, 3, g.state!), 'INVALID_ARGUMENT');
       // Events the store could not read back or fold: no eventId (or an empty one, or one with a lone
