@@ -22,7 +22,10 @@ export interface ProgressStore {
   acquire?(upgradeId: string): Promise<void>;
   /** Called by `tracker.close()`: give the writer role back. */
   release?(upgradeId: string): Promise<void>;
-  /** The latest state (snapshot + replayed tail), or `undefined` when the store has no such upgrade. */
+  /**
+   * The latest state (snapshot + replayed tail), or `undefined` when the store has no such upgrade.
+   * The caller's own: changing it changes nothing stored (a store in memory returns a copy).
+   */
   load(upgradeId: string): Promise<UpgradeProgress | undefined>;
   /**
    * Appends `events` (consecutive seqs starting at `expectedSeq + 1`).
@@ -36,7 +39,8 @@ export interface ProgressStore {
    */
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void>;
   /**
-   * The stored events with `seq > afterSeq`, in seq order, at most `limit` of them. Throws
+   * The stored events with `seq > afterSeq`, in seq order, the first `limit` of them (fewer only at
+   * the end of the log, whatever the store's page size); changing one changes nothing stored. Throws
    * `NOT_FOUND`-coded {@link ProgressError} with `context.reason = 'trimmed'` when events after
    * `afterSeq` are no longer held (retention), so that a reader never gets a silent gap.
    */

@@ -174,7 +174,7 @@ class OwnWritesStore implements ProgressStore {
     await new Promise((resolve) => setImmediate(resolve));
     const now = this.data.writes.get(id);
     if ((now?.count ?? 0) !== seen && now?.by !== this) throw new ProgressError('CONFLICT', 'another instance wrote meanwhile', { context: { upgradeId: id } });
-    this.data.events.set(id, [...(this.data.events.get(id) ?? []), ...events]);
+    this.data.events.set(id, [...(this.data.events.get(id) ?? []), ...events.map((e) => structuredClone(e))]);
     this.data.writes.set(id, { count: (now?.count ?? 0) + 1, by: this });
   }
   async load(id: string): Promise<UpgradeProgress | undefined> {
@@ -184,7 +184,7 @@ class OwnWritesStore implements ProgressStore {
   async *readEvents(id: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
     this.#check(id);
     assertReadEvents('OwnWritesStore', id, afterSeq, limit);
-    yield* (this.data.events.get(id) ?? []).slice(afterSeq, afterSeq + limit);
+    yield* (this.data.events.get(id) ?? []).slice(afterSeq, afterSeq + limit).map((e) => structuredClone(e));
   }
   async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
     if (this.#closed) throw new ProgressError('CLOSED', 'OwnWritesStore is closed');
@@ -251,6 +251,31 @@ class SortingStore extends MemoryStore {
   }
 }
 
+/** A sound store but for readEvents(), which reads one page of 100 events at most, whatever the limit. */
+class OnePageStore extends MemoryStore {
+  override readEvents(id: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    return super.readEvents(id, afterSeq, limit === Infinity ? limit : Math.min(limit, 100));
+  }
+}
+
+/** A sound store but for load(), which hands out the state it keeps (a cache of the last append's), not a copy. */
+class CachedStateStore extends MemoryStore {
+  readonly #latest = new Map<string, UpgradeProgress>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    const copy = structuredClone(state) as UpgradeProgress;
+    await super.append(id, events, expectedSeq, state);
+    this.#latest.set(id, copy);
+  }
+  override async load(id: string): Promise<UpgradeProgress | undefined> {
+    const state = await super.load(id);
+    return state && (this.#latest.get(id) ?? state);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#latest.delete(id);
+    return super.delete(id);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -271,6 +296,7 @@ const naming = (name: (id: string) => string, checkInLoad = false): StoreFactory
 const safeName = (id: string): string => (id === '' ? '_empty' : id.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)).slice(0, 128);
 
 const CONFLICT = 'refuses a stale or future expectedSeq with CONFLICT and stores nothing';
+const COPIES = 'hands out what it holds, not its own copy: changing what load() or readEvents() returned changes nothing stored';
 
 describe('the conformance suite catches a broken store', () => {
   it('passes a sound one (the naming store with names equal to the ids)', async () => {
@@ -344,6 +370,14 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that sorts a batch given out of order', async () => {
     expect(await failedCases({ create: () => new SortingStore(), reopen: (store) => store })).toEqual(['refuses malformed appends with INVALID_ARGUMENT and stores nothing']);
+  });
+
+  it('fails a store whose readEvents() keeps a limit above its page size to one page', async () => {
+    expect(await failedCases({ create: () => new OnePageStore(), reopen: (store) => store })).toEqual(['gives the same state and events after a reopen, and appends on from there']);
+  });
+
+  it('fails a store whose load() hands out the state it keeps', async () => {
+    expect(await failedCases({ create: () => new CachedStateStore(), reopen: (store) => store })).toEqual([COPIES]);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

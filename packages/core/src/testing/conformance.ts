@@ -505,6 +505,12 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const again = await reopen(store, opened);
       assert.deepEqual(json(await again.load(f.upgradeId)), json(f.state));
       assert.deepEqual(json(await collect(again.readEvents(f.upgradeId, 0))), json(all));
+      // A limit larger than a store's page (a range read, a batch of lines) is kept whole: a reader
+      // that pages with it takes fewer events for the end of the log.
+      for (const [afterSeq, limit] of [[0, 1000], [300, 1000], [1, 1306]] as const) {
+        const page = await collect(again.readEvents(f.upgradeId, afterSeq, limit));
+        assert.deepEqual(page.map((e) => e.seq), all.slice(afterSeq, afterSeq + limit).map((e) => e.seq), `after seq ${afterSeq}, limit ${limit}`);
+      }
       // Its list() still shows it, as it was: an index kept only in memory would forget it.
       const [row] = (await again.list()).filter((r) => r.upgradeId === f.upgradeId);
       assert.equal(row?.lastSeq, all.length, 'list() after a reopen shows the upgrade held before it');
@@ -661,6 +667,34 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
       assert.equal(row?.status, 'completed');
       assert.equal(row?.lastSeq, f.lastSeq);
+    }), timeout);
+
+    it('hands out what it holds, not its own copy: changing what load() or readEvents() returned changes nothing stored', withStore(async (store) => {
+      // A store in memory that returns the objects it keeps (or caches and returns again) lets any
+      // reader (a dashboard, a tool that folds an event onto a loaded state) rewrite its data.
+      const f = new EventFactory(uid('read-copy'));
+      const all = await appendAll(store, f, [3, 5, 12]);
+      const tryTo = (change: () => void): void => {
+        try {
+          change();
+        } catch {
+          // A store may hand out frozen objects.
+        }
+      };
+      for (let round = 0; round < 2; round++) {
+        const state = (await store.load(f.upgradeId))!;
+        tryTo(() => Object.assign(state, { status: 'failed', lastSeq: 1, currentPhase: 'scribbled', overallPercentage: -1 }));
+        for (const task of Object.values(state.tasks ?? {})) tryTo(() => Object.assign(task, { status: 'failed', percentage: -1 }));
+        tryTo(() => {
+          state.tasks = {};
+        });
+        for (const event of await collect(store.readEvents(f.upgradeId, 0))) {
+          tryTo(() => Object.assign(event, { seq: -1, message: 'scribbled', status: 'failed' }));
+          tryTo(() => Object.assign(event.details, { scribbled: true }));
+        }
+        assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state), `round ${round}: load() after its result was changed`);
+        assert.deepEqual(json(await collect(store.readEvents(f.upgradeId, 0))), json(all), `round ${round}: readEvents() after its events were changed`);
+      }
     }), timeout);
 
     it('loads the right state across many appends (snapshots and tails)', withStore(async (store, opened) => {
