@@ -276,6 +276,31 @@ class CachedStateStore extends MemoryStore {
   }
 }
 
+/** A sound store but for list(), which reads a limit of 0 as no limit. */
+class ZeroLimitStore extends MemoryStore {
+  override list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    return super.list(filter?.limit === 0 ? { ...filter, limit: undefined } : filter);
+  }
+}
+
+/** A sound store but for list(), which cuts at the limit before it filters (the newest rows, then those that match). */
+class LimitThenFilterStore extends MemoryStore {
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const { limit, ...rest } = filter ?? {};
+    if (limit === undefined || (rest.status === undefined && rest.clusterName === undefined)) return super.list(filter);
+    return filterRows((await super.list()).slice(0, limit), rest);
+  }
+}
+
+/** A sound store but for list(), which filters by the status when one is given, else by the cluster: never both. */
+class OneFilterStore extends MemoryStore {
+  override list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    if (filter?.status === undefined || filter.clusterName === undefined) return super.list(filter);
+    const { clusterName: _ignored, ...rest } = filter;
+    return super.list(rest);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -297,6 +322,7 @@ const safeName = (id: string): string => (id === '' ? '_empty' : id.replace(/[^A
 
 const CONFLICT = 'refuses a stale or future expectedSeq with CONFLICT and stores nothing';
 const COPIES = 'hands out what it holds, not its own copy: changing what load() or readEvents() returned changes nothing stored';
+const LIST = 'lists every upgrade it holds, filtered, newest first';
 
 describe('the conformance suite catches a broken store', () => {
   it('passes a sound one (the naming store with names equal to the ids)', async () => {
@@ -317,7 +343,7 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store whose list() puts the most recently created upgrades first, not the most recently updated', async () => {
-    expect(await failedCases({ create: () => new CreationOrderStore(), reopen: (store) => store })).toEqual(['lists every upgrade it holds, filtered, newest first']);
+    expect(await failedCases({ create: () => new CreationOrderStore(), reopen: (store) => store })).toEqual([LIST]);
   });
 
   it('fails a store whose list() no longer shows the upgrades it held before a reopen', async () => {
@@ -378,6 +404,18 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose load() hands out the state it keeps', async () => {
     expect(await failedCases({ create: () => new CachedStateStore(), reopen: (store) => store })).toEqual([COPIES]);
+  });
+
+  it('fails a store whose list() reads limit 0 as no limit', async () => {
+    expect(await failedCases({ create: () => new ZeroLimitStore(), reopen: (store) => store })).toEqual([LIST]);
+  });
+
+  it('fails a store whose list() cuts at the limit before it filters', async () => {
+    expect(await failedCases({ create: () => new LimitThenFilterStore(), reopen: (store) => store })).toEqual([LIST]);
+  });
+
+  it('fails a store whose list() applies a status or a cluster filter, never both', async () => {
+    expect(await failedCases({ create: () => new OneFilterStore(), reopen: (store) => store })).toEqual([LIST]);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -630,6 +630,14 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       // nor the oldest). Compared with the unlimited list: the store may hold other upgrades.
       const all = await store.list();
       for (const limit of [1, 2]) assert.deepEqual((await store.list({ limit })).map((r) => r.upgradeId), all.slice(0, limit).map((r) => r.upgradeId), `limit ${limit}: the newest rows`);
+      // 0 is a limit (no rows), not "no limit".
+      assert.deepEqual(await store.list({ limit: 0 }), [], 'limit 0: no rows');
+      // The limit is applied after the filter: the newest rows of those that match, not the
+      // matching ones among the newest rows.
+      assert.deepEqual((await store.list({ status: ['completed', 'failed'], limit: 1 })).map((r) => r.upgradeId), two.slice(0, 1).map((r) => r.upgradeId), 'status and limit: the newest matching row');
+      // Every filter given applies, together.
+      assert.deepEqual(await store.list({ status: 'failed', clusterName: 'no-such-cluster' }), [], 'status and clusterName together');
+      assert.ok((await store.list({ status: 'failed', clusterName: 'cluster-1' })).some((r) => r.upgradeId === ids[2]));
       assert.equal((await store.list({ clusterName: 'no-such-cluster' })).length, 0);
       const cluster = await store.list({ clusterName: 'cluster-1' });
       assert.ok(ids.every((id) => cluster.some((r) => r.upgradeId === id)) && cluster.every((r) => r.clusterName === 'cluster-1'));
