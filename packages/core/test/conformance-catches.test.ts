@@ -301,6 +301,20 @@ class OneFilterStore extends MemoryStore {
   }
 }
 
+/** A sound store but for release(), which lets go of every lock it holds (one lock per store, not per upgrade). */
+class OneLockStore extends MemoryStore {
+  readonly #held = new Set<string>();
+  override async acquire(id: string): Promise<void> {
+    await super.acquire(id);
+    this.#held.add(id);
+  }
+  override async release(id: string): Promise<void> {
+    await super.release(id);
+    for (const other of this.#held) await super.release(other);
+    this.#held.clear();
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -416,6 +430,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose list() applies a status or a cluster filter, never both', async () => {
     expect(await failedCases({ create: () => new OneFilterStore(), reopen: (store) => store })).toEqual([LIST]);
+  });
+
+  it('fails a store whose release() lets go of the locks of other upgrades', async () => {
+    expect(await failedCases({ create: () => new OneLockStore(), reopen: (store) => store })).toEqual(['gives one writer at a time the lock, when it has one']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

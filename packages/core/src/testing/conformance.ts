@@ -717,7 +717,11 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
     it('gives one writer at a time the lock, when it has one', withStore(async (store, opened) => {
       if (!store.acquire) return;
       const id = uid('lock');
+      // Locks are per upgrade: releasing another upgrade's lock leaves this one held.
+      const neighbour = uid('lock-neighbour');
+      await store.acquire(neighbour);
       await store.acquire(id);
+      await store.release!(neighbour);
       await rejectsWith(store.acquire(id), 'CONFLICT');
       if (factory.second) {
         const other = await factory.second(store);
