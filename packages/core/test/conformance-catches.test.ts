@@ -503,10 +503,35 @@ class LaxAfterSeqStore extends WatchableMemoryStore {
   }
 }
 
+/**
+ * Subscribes when watch() is called (a feed tailed from now) but replays at the first read: the
+ * events appended in between come from both, twice.
+ */
+class SubscribeAtCallStore extends WatchableMemoryStore {
+  #shut = false;
+  override async close(): Promise<void> {
+    this.#shut = true;
+    return super.close();
+  }
+  override watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    const tail = this.watchAll(options);
+    const replay = this.readEvents(upgradeId, afterSeq);
+    const ended = (): boolean => this.#shut || options.signal?.aborted === true;
+    return (async function* () {
+      for await (const event of replay) {
+        if (ended()) return;
+        yield event;
+      }
+      for await (const event of tail) if (event.upgradeId === upgradeId) yield event;
+    })();
+  }
+}
+
 describe('the conformance suite catches a broken watch() or watchAll()', () => {
   // Short waits: a case that waits for an event that never comes fails after 300 ms.
   const watching = (make: () => WatchableMemoryStore) => failedCases({ create: make, reopen: (store) => store }, { waitTimeout: 300 });
   const REPLAY = 'watch replays the events after afterSeq, then follows appends of this store and of a second one, without gaps or duplicates';
+  const RACE = 'watch misses nothing and repeats nothing when appends race its start';
   const LATER = 'watch of an upgrade that does not exist yet hands out its events from seq 1 once it is created';
   const ABORT = 'watch ends when its signal aborts (already aborted, during the replay, while it waits) or its loop breaks';
   const CLOSE = 'watch and watchAll end when the store closes (while they wait, or during a replay)';
@@ -548,6 +573,10 @@ describe('the conformance suite catches a broken watch() or watchAll()', () => {
 
   it('fails a watch that hands out the events of other upgrades', async () => {
     expect(await watching(() => new LeakyWatchStore())).toContain(REPLAY);
+  });
+
+  it('fails a watch that subscribes at the call and replays at the first read', async () => {
+    expect(await watching(() => new SubscribeAtCallStore())).toEqual([RACE]);
   });
 
   it('fails a watch that takes a bad afterSeq', async () => {

@@ -868,6 +868,18 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       if (followers[1]) assert.deepEqual(json(await followers[1].take(2 + appended.length)), json([...before, ...appended]), followers[1].what);
       stop.abort();
       for (const x of followers) await x.ends();
+      // Made, then left unread while appends land (by both stores), then read: a store that
+      // subscribes at the call but replays at the first read hands those appends out twice, one that
+      // replays at the call and subscribes at the first read loses them.
+      const later = w.controller();
+      const idle = w.follow(store.watch!(f.upgradeId, 2, { signal: later.signal }), 'watch made, then read only after appends');
+      const meanwhile = [...(await appendAll(store, f, [2])), ...(await appendAll(other, f, [1]))];
+      assert.deepEqual(json(await idle.take(appended.length + meanwhile.length)), json([...appended, ...meanwhile]), idle.what);
+      idle.pull();
+      const last = await appendAll(store, f, [1]);
+      assert.deepEqual(json(await idle.take(1)), json(last), `${idle.what}: the next event appended, once`);
+      later.abort();
+      await idle.ends();
     }), timeout);
 
     it('watch of an upgrade that does not exist yet hands out its events from seq 1 once it is created', withWatching(hasWatch, async (store, w) => {
