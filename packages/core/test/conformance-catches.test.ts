@@ -527,6 +527,16 @@ class SubscribeAtCallStore extends WatchableMemoryStore {
   }
 }
 
+/** watchAll takes its start point at its first read, not at the call: what is appended in between is lost. */
+class StartsAtFirstReadStore extends WatchableMemoryStore {
+  override watchAll(options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
+    const all = (): AsyncIterable<ProgressEvent> => super.watchAll(options);
+    return (async function* () {
+      yield* all();
+    })();
+  }
+}
+
 describe('the conformance suite catches a broken watch() or watchAll()', () => {
   // Short waits: a case that waits for an event that never comes fails after 300 ms.
   const watching = (make: () => WatchableMemoryStore) => failedCases({ create: make, reopen: (store) => store }, { waitTimeout: 300 });
@@ -577,6 +587,10 @@ describe('the conformance suite catches a broken watch() or watchAll()', () => {
 
   it('fails a watch that subscribes at the call and replays at the first read', async () => {
     expect(await watching(() => new SubscribeAtCallStore())).toEqual([RACE]);
+  });
+
+  it('fails a watchAll that starts at its first read, not at the call', async () => {
+    expect(await watching(() => new StartsAtFirstReadStore())).toEqual([ALL]);
   });
 
   it('fails a watch that takes a bad afterSeq', async () => {

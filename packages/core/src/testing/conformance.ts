@@ -980,6 +980,13 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.deepEqual(json(await every.take(1)), json(last));
       stop.abort();
       await every.ends();
+      // Made, then left unread while this store appends: it starts at the call, not at its first read.
+      const later = w.controller();
+      const idle = w.follow(store.watchAll!({ signal: later.signal }), 'watchAll made, then read only after appends');
+      const meanwhile = [...(await appendAll(store, a, [2])), ...(await appendAll(store, c, [1]))];
+      assert.deepEqual(byUpgrade(await idle.take(meanwhile.length)), byUpgrade(meanwhile), idle.what);
+      later.abort();
+      await idle.ends();
     }), timeout);
 
     it('watchAll ends when its signal aborts (already aborted, while it waits)', withWatching(hasWatchAll, async (store, w) => {
