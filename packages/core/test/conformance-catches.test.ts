@@ -315,6 +315,22 @@ class OneLockStore extends MemoryStore {
   }
 }
 
+/** A sound store but for append(), which refuses with CONFLICT an append made while one to any upgrade is in flight. */
+class OneAppendAtATimeStore extends MemoryStore {
+  #busy = false;
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    if (this.#busy) throw new ProgressError('CONFLICT', 'another append is in flight', { context: { upgradeId: id } });
+    this.#busy = true;
+    try {
+      const copy = structuredClone(state) as UpgradeProgress;
+      await new Promise((resolve) => setImmediate(resolve));
+      await super.append(id, events, expectedSeq, copy);
+    } finally {
+      this.#busy = false;
+    }
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -434,6 +450,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose release() lets go of the locks of other upgrades', async () => {
     expect(await failedCases({ create: () => new OneLockStore(), reopen: (store) => store })).toEqual(['gives one writer at a time the lock, when it has one']);
+  });
+
+  it('fails a store that refuses an append while one to another upgrade is in flight', async () => {
+    expect(await failedCases({ create: () => new OneAppendAtATimeStore(), reopen: (store) => store })).toEqual(['takes appends to different upgrades at the same time, by one store and by two']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {
