@@ -331,6 +331,53 @@ class OneAppendAtATimeStore extends MemoryStore {
   }
 }
 
+/**
+ * Instances over one MemoryStore (as processes over one server), each sound but for load(), which
+ * hands out the state of its own last append to the upgrade when it made one, not what is stored.
+ */
+class OwnStateCacheStore implements ProgressStore {
+  readonly shared: MemoryStore;
+  readonly #mine = new Map<string, UpgradeProgress>();
+  #closed = false;
+  constructor(shared = new MemoryStore()) {
+    this.shared = shared;
+  }
+  #check(): void {
+    if (this.#closed) throw new ProgressError('CLOSED', 'OwnStateCacheStore is closed');
+  }
+  async load(id: string): Promise<UpgradeProgress | undefined> {
+    this.#check();
+    const stored = await this.shared.load(id);
+    const mine = this.#mine.get(id);
+    return stored && (mine ? (structuredClone(mine) as UpgradeProgress) : stored);
+  }
+  async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    this.#check();
+    const copy = structuredClone(state) as UpgradeProgress;
+    await this.shared.append(id, events, expectedSeq, state);
+    this.#mine.set(id, copy);
+  }
+  async *readEvents(id: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    this.#check();
+    yield* this.shared.readEvents(id, afterSeq, limit);
+  }
+  async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    this.#check();
+    return this.shared.list(filter);
+  }
+  async delete(id: string): Promise<boolean> {
+    this.#check();
+    this.#mine.delete(id);
+    return this.shared.delete(id);
+  }
+  info() {
+    return { name: 'OwnStateCacheStore', durable: false };
+  }
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -454,6 +501,15 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that refuses an append while one to another upgrade is in flight', async () => {
     expect(await failedCases({ create: () => new OneAppendAtATimeStore(), reopen: (store) => store })).toEqual(['takes appends to different upgrades at the same time, by one store and by two']);
+  });
+
+  it('fails a store whose load() serves its own last append, blind to a second store\'s writes', async () => {
+    const factory: StoreFactory = {
+      create: () => new OwnStateCacheStore(),
+      reopen: (store) => new OwnStateCacheStore((store as OwnStateCacheStore).shared),
+      second: (store) => new OwnStateCacheStore((store as OwnStateCacheStore).shared),
+    };
+    expect(await failedCases(factory)).toEqual(['reads what a second store over the same data wrote or deleted (load, readEvents, list)']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -564,6 +564,30 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       }
     }), timeout);
 
+    it('reads what a second store over the same data wrote or deleted (load, readEvents, list)', withStore(async (store, opened) => {
+      // A store that serves reads from what it wrote itself (a cache of its own appends' states or
+      // list rows) hands out another process's upgrade as it was before that process wrote.
+      if (!factory.second) return;
+      const other = await factory.second(store);
+      opened.push(other);
+      const f = new EventFactory(uid('second-writer'));
+      await appendAll(store, f, [5]);
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state));
+      await store.list();
+      // A store that takes its writer lock on append (JsonFileStore) lets it go here.
+      if (store.release) await store.release(f.upgradeId);
+      const all = [...(await collect(store.readEvents(f.upgradeId, 0))), ...(await appendAll(other, f, [3, 1]))];
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state), 'load() after the second store appended');
+      assert.deepEqual(json(await collect(store.readEvents(f.upgradeId, 0))), json(all), 'readEvents() after the second store appended');
+      const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
+      assert.equal(row?.lastSeq, 9, 'list() after the second store appended');
+      assert.equal(row?.updatedAt, f.state!.updatedAt);
+      assert.equal(await other.delete(f.upgradeId), true);
+      assert.equal(await store.load(f.upgradeId), undefined, 'load() after the second store deleted it');
+      assert.deepEqual(await collect(store.readEvents(f.upgradeId, 0)), []);
+      assert.ok(!(await store.list()).some((r) => r.upgradeId === f.upgradeId), 'list() after the second store deleted it');
+    }), timeout);
+
     it('keeps large details and unicode exactly', withStore(async (store, opened) => {
       const f = new EventFactory(uid('unicode'));
       await appendAll(store, f, [3]);
