@@ -378,6 +378,13 @@ class OwnStateCacheStore implements ProgressStore {
   }
 }
 
+/** A sound store but for list(), which returns the first page of 100 rows of its index (one SCAN, one directory batch). */
+class FirstPageListStore extends MemoryStore {
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    return (await super.list(filter)).slice(0, 100);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -500,7 +507,11 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store that refuses an append while one to another upgrade is in flight', async () => {
-    expect(await failedCases({ create: () => new OneAppendAtATimeStore(), reopen: (store) => store })).toEqual(['takes appends to different upgrades at the same time, by one store and by two']);
+    expect(await failedCases({ create: () => new OneAppendAtATimeStore(), reopen: (store) => store })).toEqual([
+      'takes appends to different upgrades at the same time, by one store and by two',
+      // (It appends to ten upgrades at a time.)
+      'lists every upgrade of many (more than a page of a scan or a directory read)',
+    ]);
   });
 
   it('fails a store whose load() serves its own last append, blind to a second store\'s writes', async () => {
@@ -510,6 +521,10 @@ describe('the conformance suite catches a broken store', () => {
       second: (store) => new OwnStateCacheStore((store as OwnStateCacheStore).shared),
     };
     expect(await failedCases(factory)).toEqual(['reads what a second store over the same data wrote or deleted (load, readEvents, list)']);
+  });
+
+  it('fails a store whose list() returns one page of its index', async () => {
+    expect(await failedCases({ create: () => new FirstPageListStore(), reopen: (store) => store })).toEqual(['lists every upgrade of many (more than a page of a scan or a directory read)']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -687,6 +687,14 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await rejectsWith(store.list({ clusterName: 1 } as unknown as ListFilter), 'INVALID_ARGUMENT');
     }), timeout);
 
+    it('lists every upgrade of many (more than a page of a scan or a directory read)', withStore(async (store) => {
+      const ids = Array.from({ length: 150 }, (_, i) => uid(`many-${String(i).padStart(3, '0')}`));
+      for (let i = 0; i < ids.length; i += 10) await Promise.all(ids.slice(i, i + 10).map((id) => appendAll(store, new EventFactory(id), [1])));
+      const listed = new Set((await store.list()).map((r) => r.upgradeId));
+      assert.deepEqual(ids.filter((id) => !listed.has(id)), [], 'every upgrade listed');
+      assert.equal((await store.list({ limit: 120 })).length, 120);
+    }), timeout);
+
     it('copies the state it is given: changing it once append was called changes nothing stored', withStore(async (store) => {
       const f = new EventFactory(uid('state-copy'));
       // Changes every field a snapshot or a list row holds, in place.
