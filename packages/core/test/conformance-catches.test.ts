@@ -385,6 +385,26 @@ class FirstPageListStore extends MemoryStore {
   }
 }
 
+/** A sound store but for its list rows, which keep the currentPhase and startedAt of the upgrade's first append (fields a row updater forgot). */
+class StaleRowFieldsStore extends MemoryStore {
+  readonly #first = new Map<string, UpgradeSummaryRow>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(id, events, expectedSeq, state);
+    if (!this.#first.has(id)) this.#first.set(id, toSummaryRow(state));
+  }
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const rows = (await super.list()).map((r) => {
+      const first = this.#first.get(r.upgradeId);
+      return first ? { ...r, currentPhase: first.currentPhase, startedAt: first.startedAt } : r;
+    });
+    return filterRows(rows, filter);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#first.delete(id);
+    return super.delete(id);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -525,6 +545,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose list() returns one page of its index', async () => {
     expect(await failedCases({ create: () => new FirstPageListStore(), reopen: (store) => store })).toEqual(['lists every upgrade of many (more than a page of a scan or a directory read)']);
+  });
+
+  it('fails a store whose list rows keep fields of an earlier append', async () => {
+    expect(await failedCases({ create: () => new StaleRowFieldsStore(), reopen: (store) => store })).toEqual([LIST]);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

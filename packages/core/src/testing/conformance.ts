@@ -4,6 +4,7 @@ import { isProgressError, type ErrorCode } from '../errors.js';
 import type { ProgressStore } from '../interfaces.js';
 import type { EventType, ListFilter, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
 import { applyEventInPlace, cloneState } from '../reducer.js';
+import { toSummaryRow } from '../summary.js';
 import { ProgressTracker } from '../tracker.js';
 
 /** The test runner's functions, passed in so that this suite imports no runner (as keyv's does). */
@@ -658,6 +659,9 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.equal(byId.get(ids[2]!)?.lastSeq, 8);
       assert.equal(byId.get(ids[0]!)?.clusterName, 'cluster-1');
       assert.equal(byId.get(ids[0]!)?.totalTasks, 1);
+      // Every field of a row is the upgrade's state now (planId, currentPhase, createdAt, startedAt,
+      // completedAt ... as toSummaryRow makes it), not a field kept from an earlier append.
+      for (const f of factories) assert.deepEqual(json(byId.get(f.upgradeId)), json(toSummaryRow(f.state!)), `the row of ${f.upgradeId}`);
       const failed = await store.list({ status: 'failed' });
       assert.ok(failed.some((r) => r.upgradeId === ids[2]) && failed.every((r) => r.status === 'failed'));
       const two = await store.list({ status: ['completed', 'failed'] });
