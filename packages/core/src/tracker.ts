@@ -780,13 +780,17 @@ export class ProgressTracker implements AsyncDisposable {
     await this.#whenDurable();
     await Promise.all(
       this.#sinks.map(async (sink) => {
-        if (typeof sink.flush !== 'function') return;
         let timer: NodeJS.Timeout | undefined;
         try {
+          // Read once, inside the try: a getter that throws (a class instance whose client is gone)
+          // is that sink's failure, not the rejection of flush() and close() (which then never
+          // released the store's lock).
+          const flush = sink.flush;
+          if (typeof flush !== 'function') return;
           const timedOut = new Promise<'timeout'>((resolve) => {
             timer = setTimeout(resolve, this.#sinkFlushTimeoutMs, 'timeout');
           });
-          if ((await Promise.race([sink.flush(), timedOut])) === 'timeout') {
+          if ((await Promise.race([Reflect.apply(flush, sink, []) as Promise<void> | undefined, timedOut])) === 'timeout') {
             this.#logger.warn({ upgradeId: this.upgradeId, sink: sinkName(sink), timeoutMs: this.#sinkFlushTimeoutMs }, 'sink flush timed out; going on without it');
           }
         } catch (err) {
