@@ -1433,7 +1433,12 @@ export class ProgressTracker implements AsyncDisposable {
 
   #emit(ev: ProgressEvent): void {
     const state = this.#durable;
-    for (const sink of this.#sinks) {
+    // Both lists as they are when the event starts going out (each is replaced, never changed, on
+    // a (un)registration): a sink that (un)subscribes a listener acts from the next event, as
+    // documented, rather than make it miss this one or get the event it was subscribed on.
+    const sinks = this.#sinks;
+    const listeners = this.#listeners;
+    for (const sink of sinks) {
       try {
         const result = sink.handle(ev, state);
         if (result && typeof (result as Promise<void>).then === 'function') {
@@ -1443,7 +1448,7 @@ export class ProgressTracker implements AsyncDisposable {
         this.#sinkFailed(sink, ev, err);
       }
     }
-    for (const listener of this.#listeners) {
+    for (const listener of listeners) {
       try {
         // An async listener's rejection is caught as a throw is: it must not end the process.
         const result: unknown = listener(ev, state);
