@@ -299,7 +299,7 @@ export class ProgressTracker implements AsyncDisposable {
     const options: ProgressTrackerOptions = { ...o, upgradeId: o.upgradeId, planId: o.planId, clusterName: o.clusterName };
     const metadata = toDetails(options.metadata, 'metadata');
     // Array.from: some() skips the hole of `[a, , b]`, which then reached #emit as a sink.
-    if (options.sinks !== undefined && (!Array.isArray(options.sinks) || Array.from(options.sinks).some((s) => !s || typeof s.handle !== 'function'))) {
+    if (options.sinks !== undefined && (!Array.isArray(options.sinks) || Array.from(options.sinks).some((s) => !isSink(s)))) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] sinks must be an array of objects with a handle(event, state) method');
     }
     // (null too: it is not "no store", which would be a MemoryStore that loses every event with the process.)
@@ -308,7 +308,7 @@ export class ProgressTracker implements AsyncDisposable {
     }
     // Every method the tracker calls: one missing failed later, as if the store were down (load:
     // STORE_UNAVAILABLE from open; readEvents when it restores), or as a TypeError (info, in getSystemInfo).
-    const missing = options.store && STORE_CALLS.find((name) => typeof (options.store as unknown as Record<string, unknown>)[name] !== 'function');
+    const missing = options.store && STORE_CALLS.find((name) => !hasMethod(options.store, name));
     if (missing) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] store must implement ProgressStore: it has no ${missing}()`);
     if (options.logger !== undefined && !isLogger(options.logger)) {
       throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] logger must have debug, info, warn and error methods (pino-compatible)');
@@ -732,7 +732,7 @@ export class ProgressTracker implements AsyncDisposable {
    * Adding or removing a sink while an event is being handed out takes effect from the next event.
    */
   addSink(sink: ProgressSink): () => void {
-    if (!sink || typeof sink.handle !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a sink needs a handle(event, state) method');
+    if (!isSink(sink)) throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] a sink needs a handle(event, state) method');
     if (!this.#sinks.includes(sink)) this.#sinks = [...this.#sinks, sink];
     return this.#registration(this.#sinkCounts, sink, () => {
       this.#sinks = this.#sinks.filter((s) => s !== sink);
@@ -1542,6 +1542,24 @@ function sinkName(sink: ProgressSink): string {
     return sink.name;
   } catch {
     return '(a sink whose name getter threw)';
+  }
+}
+
+/**
+ * Whether `value` has a `handle` method. A getter that throws (a class instance whose client is not
+ * made yet) makes it no sink: refused with `INVALID_ARGUMENT`, not with the getter's TypeError (so
+ * is a store whose method getter throws).
+ */
+function isSink(value: unknown): value is ProgressSink {
+  return !!value && hasMethod(value, 'handle');
+}
+
+/** Whether `value[name]` is a function; `false` when reading it throws (a getter). */
+function hasMethod(value: unknown, name: string): boolean {
+  try {
+    return typeof (value as Record<string, unknown>)[name] === 'function';
+  } catch {
+    return false;
   }
 }
 
