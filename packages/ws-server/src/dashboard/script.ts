@@ -231,6 +231,17 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   }
 
   // ---- rendering (textContent only)
+  // Makes the children of ul the rows of next (a Map, in its order; nodes the set of their li):
+  // others are removed, and a row already in its place is not touched (moving an element drops its
+  // focus and a selection in it).
+  function place(ul, next, nodes) {
+    for (var c = ul.firstChild, after; c; c = after) { after = c.nextSibling; if (!nodes.has(c)) ul.removeChild(c); }
+    var at = ul.firstChild;
+    next.forEach(function (row) {
+      if (at === row.li) at = at.nextSibling;
+      else ul.insertBefore(row.li, at);
+    });
+  }
   // Each row takes the keyboard's focus (Tab) and is picked with Enter or Space, as with a click; the
   // one selected is aria-current. The list comes anew with every answer (every 5 s): each upgrade's row
   // stays, by id, and only its text, badge and bar are updated. Drawn anew, a row pressed just before a
@@ -281,12 +292,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       next.set(id, row);
       nodes.add(row.li);
     });
-    for (var c = ul.firstChild, after; c; c = after) { after = c.nextSibling; if (!nodes.has(c)) ul.removeChild(c); }
-    var at = ul.firstChild;
-    next.forEach(function (row) {
-      if (at === row.li) at = at.nextSibling;
-      else ul.insertBefore(row.li, at);
-    });
+    place(ul, next, nodes);
     listRows = next;
     // A row moved (another upgrade updated since) loses the focus: given back without scrolling, or a
     // user who had clicked an upgrade and scrolled down its tasks was thrown back up to that row.
@@ -421,17 +427,30 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     renderTasks(tasksEl, order);
     renderEvents();
   }
+  // Each event's row stays, by its seq and eventId (another run may reuse the seq), and is moved as
+  // new events come on top: patched by position, every row took the text of the one before it at
+  // each event, and a message selected to copy was lost. Only its time is written again (a time of
+  // yesterday gets its date at midnight).
+  var eventRows = new Map();
   function renderEvents() {
-    var ul = document.createElement('ul');
+    var ul = $('events'), next = new Map(), nodes = new Set();
     events.slice().reverse().forEach(function (e) {
-      var li = el('li');
-      li.appendChild(el('span', 'seq', '#' + e.seq));
-      li.appendChild(el('span', 'muted', fmtTime(e.timestamp)));
-      li.appendChild(el('span', '', e.type));
-      li.appendChild(el('span', '', e.message));
-      ul.appendChild(li);
+      var key = e.seq + ' ' + e.eventId;
+      if (next.has(key)) return;
+      var row = eventRows.get(key), time = fmtTime(e.timestamp);
+      if (!row) {
+        var li = el('li'), when = el('span', 'muted', time);
+        li.appendChild(el('span', 'seq', '#' + e.seq));
+        li.appendChild(when);
+        li.appendChild(el('span', '', e.type));
+        li.appendChild(el('span', '', e.message));
+        row = { li: li, when: when };
+      } else if (row.when.textContent !== clean(time)) row.when.textContent = time;
+      next.set(key, row);
+      nodes.add(row.li);
     });
-    patch($('events'), ul);
+    place(ul, next, nodes);
+    eventRows = next;
   }
   var pending = false;
   function schedule() { if (pending) return; pending = true; requestAnimationFrame(function () { pending = false; renderDetail(); }); }
