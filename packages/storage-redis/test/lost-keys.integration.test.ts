@@ -36,6 +36,8 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     expect(await admin.hget(keys.meta, 'snapSeq')).toBe('9');
     expect(await admin.xlen(writer.keys.feed)).toBe(feedBefore);
     expect(await admin.keys(`${keys.snapshot}:*`)).toEqual([]);
+    // The snapshot covers every event lost: load() does not read them, and the state is whole.
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(9);
     await writer.close();
   });
 
@@ -60,6 +62,10 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     expect(await collect(reader.readEvents(f.upgradeId, 9))).toEqual([]);
     // A limit that stops before the hole reads what is there.
     if (lost === 'tail') expect((await collect(reader.readEvents(f.upgradeId, 0, 3))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    // No snapshot covers them (snapshotEvery is 1000): load() fails, naming lastSeq and where the log ends.
+    const loadErr = await errorOf(reader.load(f.upgradeId));
+    expect(loadErr.code).toBe('DATA_CORRUPTED');
+    expect(loadErr.message).toMatch(/lastSeq 9 \(the log ends at [03]\)/);
     await Promise.all([writer.close(), reader.close()]);
   });
 
