@@ -503,6 +503,24 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
     if (entries.length === 0) {
       const before = read.metaBefore ? { last: Number(read.metaBefore[0] ?? 0), session: watcher.session } : known;
       if (before && before.session === watcher.session && before.last > next && Number(read.meta[0] ?? 0) >= before.last) {
+        // On a Cluster, a slot half moved looks the same: with the meta moved and the stream not yet,
+        // the read got ASK for the meta and went whole to the target, where XREAD waited on no stream.
+        // A lone read of the stream's last entry goes where the stream is: past `next` there, nothing
+        // was lost; read again (each read waits on the target) until the move is done.
+        if (cluster) {
+          let top: StreamEntry[] | undefined;
+          try {
+            top = await watcher.until(watcher.conn.xrevrange(keys.events, '+', '-', 'COUNT', 1) as Promise<StreamEntry[]>);
+          } catch (err) {
+            if (await readAgain(err)) continue;
+            return;
+          }
+          if (top === undefined) return;
+          if (top[0] && seqOf(top[0][0]) > next) {
+            await watcher.backOff(2);
+            continue;
+          }
+        }
         throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${before.last}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
       }
     }
