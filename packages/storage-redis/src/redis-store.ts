@@ -29,7 +29,7 @@ import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
-import { EPOCH_READS, KeyLayout, entryId, type UpgradeKeys } from './keys.js';
+import { EPOCH_READS, KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { LOAD_READ_ONLY_LUA, LOAD_READ_ONLY_SHA, defineScripts, isReadOnlyEvalRefusal, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
@@ -955,6 +955,8 @@ export class RedisStore implements ProgressStore {
       // events (an empty page), the stream without the meta as one without its epoch. Read again
       // (20 ms, doubling to 250 ms) until both are found together, for up to commandTimeoutMs. (The
       // meta is told missing by its lastSeq: one written before epochs existed has none.)
+      /** Read as it stands after reading it again for commandTimeoutMs: a slot left half moved, or keys lost. */
+      let stuck = false;
       if (cluster && ((entries.length === 0 && lastSeq != null && Number(lastSeq) > next && Number(trimmedBefore ?? 0) <= next) || (entries.length > 0 && lastSeq == null))) {
         const now = performance.now();
         if (split === 0) splitUntil = now + this.#options.commandTimeoutMs;
@@ -962,6 +964,7 @@ export class RedisStore implements ProgressStore {
           await new Promise((resolve) => setTimeout(resolve, Math.min(250, 20 * 2 ** split++)));
           continue;
         }
+        stuck = true;
       }
       split = 0;
       const [, trimmedText] = after;
@@ -992,6 +995,16 @@ export class RedisStore implements ProgressStore {
       // would hide.
       if (entries.length < count) {
         const held = Number(lastSeq ?? 0);
+        if (held > next && epochNow !== null && stuck) {
+          // The meta without its stream for commandTimeoutMs on a Cluster: lost, or on the other
+          // master of a resharding left half done. A lone read of the stream's last entry goes where
+          // the stream is: past `next` there, nothing was lost, and the read can be made again (a
+          // timeout, which watchAll() waits out as it does a stall).
+          const top = (await this.#bounded(this.#redis.xrevrange(keys.events, '+', '-', 'COUNT', 1), `upgrade "${upgradeId}": could not read events`, upgradeId)) as StreamEntry[];
+          if (top[0] && seqOf(top[0][0]) > next) {
+            throw new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${upgradeId}": could not read events: its meta and its event stream are on two masters (a resharding half done) for longer than commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`, { context: { upgradeId, reason: 'timeout' } });
+          }
+        }
         if (held > next && epochNow !== null) throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${held}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
         return;
       }

@@ -52,7 +52,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function clusterStore(keyPrefix: string, options: { snapshotEvery?: number; watchBlockMs?: number; pageSize?: number } = {}, clusterOptions: { maxRedirections?: number } = {}): RedisStore {
+function clusterStore(keyPrefix: string, options: { snapshotEvery?: number; watchBlockMs?: number; pageSize?: number; commandTimeoutMs?: number } = {}, clusterOptions: { maxRedirections?: number } = {}): RedisStore {
   const client = new Cluster(cluster.nodes, { ...clusterOptions, redisOptions: { maxRetriesPerRequest: null } });
   clients.push(client);
   const store = new RedisStore({ redis: client, keyPrefix, ...options });
@@ -368,6 +368,46 @@ describeCluster('RedisStore while the slot of an upgrade moves to another master
       (e: Error & { code?: string }) => `${e.code} ${e.message}`,
     );
     expect(lost).toMatch(/^DATA_CORRUPTED .*lastSeq 3: entries were lost/);
+  }, 30_000);
+
+  // Found on 2026-12-01 (review): readEvents() reads a page that finds the meta without the stream
+  // again for up to commandTimeoutMs; past that, the check for a stream that lost its tail took the
+  // slot half moved for lost entries, and answered DATA_CORRUPTED "entries were lost, evicted or
+  // deleted", whose way out the README gives as delete(): an operator would delete an upgrade whose
+  // events sat whole on the other master of a resharding paused half way.
+  it('readEvents() of an upgrade whose meta moved before its stream, for longer than commandTimeoutMs, fails with STORE_UNAVAILABLE, not as lost entries', async () => {
+    const prefix = freshPrefix('reshard-stuck');
+    const writer = clusterStore(prefix);
+    const reader = clusterStore(prefix, { commandTimeoutMs: 500 });
+    const f = new EventFactory('stuck-half-moved');
+    for (let seq = 0; seq < 3; seq++) await writer.append(f.upgradeId, f.batch(1), seq, f.snapshot());
+    const keys = writer.keys.upgrade(f.upgradeId);
+    const slot = Number(await admins[0]!.call('CLUSTER', 'KEYSLOT', keys.events));
+    const ids = await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'MYID'))));
+    const src = await ownerOfSlot(slot);
+    const dst = (src + 1) % admins.length;
+    const migrate = (...moved: string[]) => admins[src]!.call('MIGRATE', '127.0.0.1', String(cluster.nodes[dst]!.port), '', '0', '5000', 'KEYS', ...moved);
+    await admins[dst]!.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', ids[src]!);
+    await admins[src]!.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', ids[dst]!);
+    await migrate(keys.meta);
+    const err = await collect(reader.readEvents(f.upgradeId, 0)).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(err?.code).toBe('STORE_UNAVAILABLE');
+    expect(err?.message).toMatch(/two masters/);
+    // A timeout, as a stall is: watchAll() waits it out and reads again.
+    expect((err as { context?: { reason?: string } } | undefined)?.context?.reason).toBe('timeout');
+    await migrate(keys.events, keys.snapshot);
+    for (const i of [dst, src, ...[0, 1, 2].filter((k) => k !== src && k !== dst)]) await admins[i]!.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', ids[dst]!);
+    expect((await collect(reader.readEvents(f.upgradeId, 0))).map((e) => e.seq)).toEqual([1, 2, 3]);
+    // A stream lost for real is still told, on a Cluster too (after the reads again).
+    await admins[dst]!.del(keys.events);
+    const lost = await collect(reader.readEvents(f.upgradeId, 0)).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(lost?.code).toBe('DATA_CORRUPTED');
   }, 30_000);
 
   it('readEvents() of an upgrade whose meta has no epoch (written before epochs existed) reads it in one page, not taken for a half moved slot', async () => {
