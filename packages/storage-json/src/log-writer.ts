@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, fstatSync, lstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '@progress/core';
 import { storeError } from './errors.js';
@@ -44,6 +44,8 @@ export class LogWriter {
   #snapshots: Promise<void> = Promise.resolve();
   #nextSnapshot: { stateJson: string; lastSeq: number; offset: number } | undefined;
   #broken: Error | undefined;
+  /** Set once the log under this writer was found changed by someone else: every later append rejects with it. */
+  #moved: Error | undefined;
   #closed = false;
   #commits = 0;
 
@@ -97,6 +99,7 @@ export class LogWriter {
    */
   append(data: Buffer, count: number, expectedSeq: number, snapshot?: string): Promise<void> {
     if (this.#broken) return Promise.reject(storeError('STORE_UNAVAILABLE', `upgrade "${this.upgradeId}": the log is not writable`, { upgradeId: this.upgradeId }, this.#broken));
+    if (this.#moved) return Promise.reject(this.#moved);
     if (this.#closed) return Promise.reject(storeError('CLOSED', `upgrade "${this.upgradeId}": the writer is closed`, { upgradeId: this.upgradeId }));
     if (expectedSeq !== this.#projected) {
       return Promise.reject(
@@ -128,6 +131,8 @@ export class LogWriter {
       this.#handle = await open(this.#paths.events, constants.O_RDWR | NOFOLLOW | this.#dsync);
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw err;
+      // Gone since the writer found its end there: made afresh, it would get our lines after a hole.
+      if (this.#offset > 0) throw this.#changed(`is gone`, 'DATA_CORRUPTED');
       this.#handle = await open(this.#paths.events, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW | this.#dsync, FILE_MODE);
       if (this.#sync) await fsyncDir(this.#paths.dir);
     }
@@ -156,11 +161,22 @@ export class LogWriter {
           continue;
         }
       }
+      let file: FileHandle;
+      try {
+        file = this.#handle ?? (await this.#file());
+        this.#assertUnchanged(file);
+      } catch (err) {
+        // Past the caller's `this.#writing ??= this.#drain()` first: refused without an await, the
+        // first batch would clear #writing before that assignment sets it, for good.
+        await Promise.resolve();
+        if (err === this.#moved) this.#refuse(err, batch);
+        else await this.#undo(err, batch);
+        continue;
+      }
       try {
         // Every line of the write names where it begins: after a crash, the lines of a torn last write
         // are told from acknowledged ones by it (see log-scanner.ts).
         stampWriteOffset(buf, this.#offset);
-        const file = this.#handle ?? (await this.#file());
         let done = 0;
         while (done < buf.length) {
           const { bytesWritten } = await file.write(buf, done, buf.length - done, this.#offset + done);
@@ -185,6 +201,39 @@ export class LogWriter {
       for (const p of batch) p.resolve();
     }
     this.#writing = undefined;
+  }
+
+  /**
+   * Checks, before a write, that the log is still the file this writer found and wrote, and ends where
+   * its last write ended. Someone else may have changed it: deleted it (a cleanup cron), cut it back
+   * or put an older copy in its place (a restore from backup), removed the whole folder, or written
+   * to it (a second writer, the lock file deleted by hand). Written at the offset kept in memory, the
+   * batch would be acknowledged in an unlinked file (gone at close), after a hole of zeros, or over
+   * another writer's lines. Two `stat` calls, no read of the log.
+   */
+  #assertUnchanged(file: FileHandle): void {
+    const own = fstatSync(file.fd);
+    let named;
+    try {
+      named = lstatSync(this.#paths.events);
+    } catch (err) {
+      if (!isCode(err, 'ENOENT') && !isCode(err, 'ENOTDIR')) throw err;
+    }
+    if (named === undefined) throw this.#changed('is gone (deleted, or its folder was)', 'DATA_CORRUPTED');
+    if (named.ino !== own.ino || named.dev !== own.dev) throw this.#changed('was replaced by another file', 'DATA_CORRUPTED');
+    if (own.size < this.#offset) throw this.#changed(`was cut back to ${own.size} bytes`, 'DATA_CORRUPTED');
+    if (own.size > this.#offset) throw this.#changed(`grew to ${own.size} bytes: another writer wrote to it (was its writer.lock deleted?)`, 'CONFLICT');
+  }
+
+  /** The error of a log changed under this writer (see {@link #assertUnchanged}), kept: every later append rejects with it. */
+  #changed(what: string, code: 'DATA_CORRUPTED' | 'CONFLICT'): Error {
+    this.#moved ??= storeError(
+      code,
+      `upgrade "${this.upgradeId}": its log ${this.#paths.events} ${what} while this writer held it at seq ${this.#seq} (byte ${this.#offset}); nothing was written, and this store writes no more to the upgrade until it is released`,
+      { upgradeId: this.upgradeId, file: this.#paths.events, seq: this.#seq, offset: this.#offset },
+    );
+    this.#logger.error({ err: this.#moved, upgradeId: this.upgradeId, file: this.#paths.events }, 'the log changed under its writer; this store stops writing the upgrade');
+    return this.#moved;
   }
 
   /** A failed write: cut the file back to the durable end, and reject the batch and what queued behind it. */
