@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, fstatSync } from 'node:fs';
 import { link, open, readFile, readlink, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -297,9 +297,23 @@ export class WriterLease {
    */
   check(): Promise<void> | undefined {
     if (this.#lost) return Promise.reject(this.#lost);
-    if (performance.now() - this.#refreshedAt < this.leaseMs / 2) return undefined;
-    this.#checking ??= this.#confirm().finally(() => (this.#checking = undefined));
+    const unlinked = this.#unlinked();
+    if (!unlinked && performance.now() - this.#refreshedAt < this.leaseMs / 2) return undefined;
+    this.#checking ??= this.#confirm(unlinked).finally(() => (this.#checking = undefined));
     return this.#checking;
+  }
+
+  /**
+   * Whether our lock file no longer has a name (one `fstat`): deleted by hand, or replaced by another
+   * writer's lock, while we held it. Its stamps then land on a file no one sees, and a second writer
+   * may have taken the lock: lease or not, we must not write on.
+   */
+  #unlinked(): boolean {
+    try {
+      return fstatSync(this.#handle.fd).nlink === 0;
+    } catch {
+      return false;
+    }
   }
 
   /** The timer's stamp. It renews the lease only when it landed within half a lease of the last one: later, a taker may have seen the lock stale first, and only {@link check} can tell. */
@@ -318,7 +332,7 @@ export class WriterLease {
     }
   }
 
-  async #confirm(): Promise<void> {
+  async #confirm(unlinked = false): Promise<void> {
     const at = performance.now();
     const since = Math.round(at - this.#refreshedAt);
     // Stamp, then read, under the takeover mutex: a taker holds it from its last "still the same,
@@ -335,18 +349,20 @@ export class WriterLease {
         await release();
       }
     } catch (err) {
-      throw storeError('STORE_UNAVAILABLE', `upgrade "${this.#upgradeId}": cannot check the writer lock ${this.#path}`, { upgradeId: this.#upgradeId, lock: this.#path }, err);
+      // Our lock deleted with its folder: no mutex to take there, and nothing left to confirm.
+      if (!(unlinked && isCode(err, 'ENOENT'))) throw storeError('STORE_UNAVAILABLE', `upgrade "${this.#upgradeId}": cannot check the writer lock ${this.#path}`, { upgradeId: this.#upgradeId, lock: this.#path }, err);
     }
-    if (file?.owner?.token === this.token) {
+    if (file?.owner?.token === this.token && !unlinked) {
       this.#refreshedAt = Math.max(this.#refreshedAt, at);
       return;
     }
     if (this.#lost) throw this.#lost;
     const owner = file?.owner ?? null;
     const by = file === undefined ? `${this.#path} is gone` : owner ? `it is now held by pid ${owner.pid} on host "${owner.hostname}" (since ${owner.createdAt})` : `${this.#path} no longer holds our token`;
+    const how = unlinked && since < this.leaseMs / 2 ? `the writer lock ${this.#path} was deleted or replaced while this writer held it` : `the writer lock was taken over after this writer's lease lapsed (not refreshed for ${since} ms, lease ${this.leaseMs} ms)`;
     this.#lost = storeError(
       'CONFLICT',
-      `upgrade "${this.#upgradeId}": the writer lock was taken over after this writer's lease lapsed (not refreshed for ${since} ms, lease ${this.leaseMs} ms): ${by}; nothing was written, and this store writes no more to the upgrade until it is released`,
+      `upgrade "${this.#upgradeId}": ${how}: ${by}; nothing was written, and this store writes no more to the upgrade until it is released`,
       { upgradeId: this.#upgradeId, lock: this.#path, owner },
     );
     this.#logger.error({ upgradeId: this.#upgradeId, lock: this.#path, owner, sinceRefreshMs: since, leaseMs: this.leaseMs }, 'the writer lock was taken over; this store stops writing the upgrade');

@@ -66,7 +66,9 @@ describe('the log changed under a live writer', () => {
   it('refuses to append once the whole upgrade folder was deleted', async () => {
     const { dir, log, store, f } = await seeded();
     await rm(join(dir, 'upgrades', 'u1'), { recursive: true });
-    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(log) });
+    // Its writer.lock went with it (CONFLICT), or the log is found gone (DATA_CORRUPTED).
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: expect.stringMatching(/^(CONFLICT|DATA_CORRUPTED)$/), message: expect.stringContaining(join(dir, 'upgrades', 'u1')) });
+    await expect(stat(log)).rejects.toMatchObject({ code: 'ENOENT' });
     await store.close();
   });
 
@@ -94,7 +96,8 @@ describe('the log changed under a live writer', () => {
     const mine = g.batch(1);
     await second.append('u1', mine, 4, g.state!);
     const before = await readFile(log);
-    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(log) });
+    // Its lock, replaced by the second's, tells it (naming writer.lock); failing that, the log grew.
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(join(dir, 'upgrades', 'u1')) });
     expect((await readFile(log)).equals(before)).toBe(true);
     const events = [];
     for await (const e of second.readEvents('u1', 0)) events.push(e);
@@ -111,6 +114,45 @@ describe('the log changed under a live writer', () => {
     await writeFile(log, await readFile(log)); // same bytes, same inode
     await store.append('u1', f.batch(1), 14, f.state!);
     expect((await store.load('u1'))?.lastSeq).toBe(15);
+    await store.close();
+  });
+});
+
+describe('the writer lock deleted under a live writer', () => {
+  it('refuses the next append with CONFLICT naming the lock file, and writes nothing', async () => {
+    const { dir, log, store, f } = await seeded();
+    const lock = join(dir, 'upgrades', 'u1', 'writer.lock');
+    await unlink(lock);
+    const before = await readFile(log);
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(lock), context: expect.objectContaining({ lock }) });
+    expect((await readFile(log)).equals(before)).toBe(true);
+    // A second store takes the lock and goes on from seq 4; the first one never writes again.
+    const second = new JsonFileStore({ directory: dir });
+    const g = new EventFactory('u1');
+    g.batch(4);
+    await second.append('u1', g.batch(1), 4, g.state!);
+    const h = new EventFactory('u1');
+    h.batch(4);
+    await expect(store.append('u1', h.batch(1), 4, h.state!)).rejects.toMatchObject({ code: 'CONFLICT' });
+    const seqs = [];
+    for await (const e of second.readEvents('u1', 0)) seqs.push(e.seq);
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    await second.close();
+    await store.close();
+  });
+
+  it('refuses once another writer\'s lock was put in its place, before that writer wrote', async () => {
+    const { dir, log, store, f } = await seeded();
+    await unlink(join(dir, 'upgrades', 'u1', 'writer.lock'));
+    const second = new JsonFileStore({ directory: dir });
+    await second.acquire('u1');
+    const before = await readFile(log);
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await readFile(log)).equals(before)).toBe(true);
+    const g = new EventFactory('u1');
+    g.batch(4);
+    await second.append('u1', g.batch(1), 4, g.state!);
+    await second.close();
     await store.close();
   });
 });
