@@ -117,6 +117,8 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
     let prevData: Buffer | undefined;
     let prevAt = 0;
     let prevEnd = 0;
+    /** Whether the last line was only counted (skipped), not decoded. */
+    let skipped = false;
     while (pos < limit) {
       const want = Math.min(CHUNK, limit - pos);
       const buf = Buffer.allocUnsafe(want);
@@ -140,10 +142,12 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
           prevData = data;
           prevAt = at;
           prevEnd = nl;
+          skipped = true;
           seq++;
           result.endOffset = lineOffset + nl - at + 1;
           result.lastSeq = seq - 1;
         } else {
+          skipped = false;
           const line = data.subarray(at, nl);
           const decoded = decodeEventLine(line);
           if (typeof decoded === 'string') {
@@ -173,6 +177,13 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       }
       carryOffset += at;
       carry = Buffer.from(data.subarray(at));
+    }
+    if (!damage && skipped && prevData) {
+      // Every line was only counted: lines removed from the middle by hand (or a log of another run
+      // with fewer lines) would read as "nothing after afterSeq" for ever, the events after the hole
+      // never reported. The last line counted must be the seq its place says.
+      const decoded = decodeEventLine(prevData.subarray(prevAt, prevEnd));
+      if (typeof decoded !== 'string' && decoded.seq !== result.lastSeq) throw corruptedLine(from.upgradeId, from.path, result.lastSeq, `holds seq ${decoded.seq} where seq ${result.lastSeq} belongs`);
     }
     if (damage) {
       // Bytes after the last newline are the end of the last write, cut short: anything goes there.

@@ -156,3 +156,31 @@ describe('the writer lock deleted under a live writer', () => {
     await store.close();
   });
 });
+
+describe('lines removed from the middle of the log', () => {
+  it('readEvents after a seq the shortened log counts up to reports the damage, never an empty tail', async () => {
+    const { dir, log, store, f } = await seeded();
+    for (let i = 0; i < 6; i++) await add(store, f, 1);
+    await store.close();
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    lines.splice(6, 2); // seq 7 and 8 gone: the log holds seq 1..6, 9, 10 on 8 lines
+    await writeFile(log, lines.join('\n'));
+    const reader = new JsonFileStore({ directory: dir });
+    const read = async (after: number): Promise<number[]> => {
+      const out = [];
+      for await (const e of reader.readEvents('u1', after)) out.push(e.seq);
+      return out;
+    };
+    const expected = { code: 'DATA_CORRUPTED', message: expect.stringContaining(log), context: expect.objectContaining({ file: log, line: 8 }) };
+    // A follower that had read up to seq 8 would otherwise see nothing new, for ever.
+    await expect(read(8)).rejects.toMatchObject(expected);
+    await expect(read(6)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', context: expect.objectContaining({ line: 7 }) });
+    await expect(read(20)).rejects.toMatchObject(expected);
+    // A sound log read past its end: nothing, as before.
+    await writeFile(log, (await readFile(log, 'utf8')).split('\n').slice(0, 6).join('\n') + '\n');
+    expect(await read(6)).toEqual([]);
+    expect(await read(20)).toEqual([]);
+    expect(await read(3)).toEqual([4, 5, 6]);
+    await reader.close();
+  });
+});
