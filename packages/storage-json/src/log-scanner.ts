@@ -178,6 +178,16 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
       carryOffset += at;
       carry = Buffer.from(data.subarray(at));
     }
+    if (from.end !== undefined && pos < from.end) {
+      // This store's writer acknowledged the log up to `end`: a shorter file was cut back (or
+      // replaced) under it, and lost acknowledged events. Read to its end, it would give an older
+      // state, or a tail that stops short, as if nothing were missing.
+      throw storeError(
+        'DATA_CORRUPTED',
+        `upgrade "${from.upgradeId}": ${from.path} ends at byte ${pos}, before the ${from.end} bytes this store's writer stored in it: it was cut back or replaced, and lost acknowledged events; the file is left as it is for inspection`,
+        { upgradeId: from.upgradeId, file: from.path, size: pos, offset: from.end },
+      );
+    }
     if (!damage && skipped && prevData) {
       // Every line was only counted: lines removed from the middle by hand (or a log of another run
       // with fewer lines) would read as "nothing after afterSeq" for ever, the events after the hole

@@ -184,3 +184,20 @@ describe('lines removed from the middle of the log', () => {
     await reader.close();
   });
 });
+
+describe('the log cut back under a live writer, read in the writer\'s own store', () => {
+  it('load() and readEvents() report the loss instead of the older state', async () => {
+    const { log, store } = await seeded();
+    const full = await readFile(log);
+    await truncate(log, full.indexOf(0x0a) + 1); // only seq 1 left of the 4 acknowledged
+    const expected = { code: 'DATA_CORRUPTED', message: expect.stringContaining(log), context: expect.objectContaining({ upgradeId: 'u1', file: log }) };
+    await expect(store.load('u1')).rejects.toMatchObject(expected);
+    const read = async (): Promise<number[]> => {
+      const out = [];
+      for await (const e of store.readEvents('u1', 0)) out.push(e.seq);
+      return out;
+    };
+    await expect(read()).rejects.toMatchObject(expected);
+    await store.close();
+  });
+});
