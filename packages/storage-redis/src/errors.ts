@@ -143,6 +143,14 @@ export function corrupted(key: string, record: string, cause?: unknown, context:
   return new ProgressError('DATA_CORRUPTED', `${PKG} key "${key}": ${record} is damaged`, { cause, context });
 }
 
+/**
+ * `DATA_CORRUPTED` for an event stream that ends at `afterSeq` while the meta is at `lastSeq`
+ * (past it): entries the meta holds were lost (evicted under a maxmemory policy, deleted by hand).
+ */
+export function lostEntriesError(eventsKey: string, afterSeq: number, lastSeq: number, upgradeId: string): ProgressError {
+  return corrupted(eventsKey, `the event log after seq ${afterSeq} (it ends there, but the meta is at lastSeq ${lastSeq}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
+}
+
 /** `NOT_FOUND` with `context.reason = 'trimmed'`: the events after `afterSeq` are no longer held. */
 export function trimmedError(upgradeId: string, afterSeq: number, trimmedSeq: number): ProgressError {
   return new ProgressError(

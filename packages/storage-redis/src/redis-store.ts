@@ -28,7 +28,7 @@ import {
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
-import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, lostEntriesError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
@@ -1005,7 +1005,7 @@ export class RedisStore implements ProgressStore {
             throw new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${upgradeId}": could not read events: its meta and its event stream are on two masters (a resharding half done) for longer than commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`, { context: { upgradeId, reason: 'timeout' } });
           }
         }
-        if (held > next && epochNow !== null) throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${held}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
+        if (held > next && epochNow !== null) throw lostEntriesError(keys.events, next, held, upgradeId);
         return;
       }
     }

@@ -3,7 +3,7 @@ import { Command, type Cluster, type Redis } from 'ioredis';
 import { keyPrefixOf } from './append-command.js';
 import { guardCluster, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
-import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isRedirection, isUnblocked, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
+import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isRedirection, isUnblocked, lostEntriesError, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
@@ -521,7 +521,7 @@ async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgra
             continue;
           }
         }
-        throw corrupted(keys.events, `the event log after seq ${next} (it ends there, but the meta is at lastSeq ${before.last}: entries were lost, evicted or deleted; see the README, Durability)`, undefined, { upgradeId });
+        throw lostEntriesError(keys.events, next, before.last, upgradeId);
       }
     }
     known = { last: Number(read.meta[0] ?? 0), session: watcher.session };
