@@ -35,6 +35,11 @@ export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promi
   }
 }
 
+/** Whether `conn` is an ioredis Cluster (a client passed in may be either; Redis' own `isCluster` is false). */
+export function isClusterClient(conn: unknown): conn is Cluster {
+  return (conn as { isCluster?: boolean }).isCluster === true;
+}
+
 /**
  * `commands` written to Redis together, so that they run one after the other: their replies in
  * order, or the first error among them. On one Redis with {@link sendTogether}; on a Cluster as a
@@ -48,7 +53,7 @@ export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promi
  * Reads that must agree with each other read the meta before and after instead.
  */
 export function readTogether(conn: Redis | Cluster, commands: RedisCommand[]): Promise<unknown[]> {
-  if (!(conn as { isCluster?: boolean }).isCluster) return Promise.all(sendTogether(conn as Redis, commands));
+  if (!isClusterClient(conn)) return Promise.all(sendTogether(conn as Redis, commands));
   return (conn as Cluster)
     .pipeline(commands)
     .exec()
@@ -92,7 +97,7 @@ const AGAIN_MAX_MS = 250;
 export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop?: AbortSignal): Promise<T> {
   const end = performance.now() + withinMs;
   const over = (): boolean => client.status === 'end' || stop?.aborted === true;
-  const isCluster = (client as { isCluster?: boolean }).isCluster === true;
+  const isCluster = isClusterClient(client);
   for (let wait = AGAIN_FIRST_MS; ; wait = Math.min(2 * wait, AGAIN_MAX_MS)) {
     try {
       return await send();
@@ -148,7 +153,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * queue never answered.
  */
 export function endConnection(conn: Redis | Cluster): Promise<void> {
-  if ((conn as { isCluster?: boolean }).isCluster) return endCluster(conn as Cluster);
+  if (isClusterClient(conn)) return endCluster(conn as Cluster);
   const redis = conn as Redis;
   const detector = endRedis(redis);
   return Promise.all([ended(redis), ...detector.map(ended)]).then(() => {});

@@ -27,7 +27,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { againOnConnectionLoss, endConnection, readTogether } from './connection.js';
+import { againOnConnectionLoss, endConnection, isClusterClient, readTogether } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, lostEntriesError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -299,8 +299,8 @@ export class RedisStore implements ProgressStore {
       });
       this.#redis = defineScripts(redis);
     }
-    this.#cluster = options.mode ? options.mode === 'cluster' : (this.#redis as { isCluster?: boolean }).isCluster === true;
-    const scaleReads = (this.#redis as { isCluster?: boolean; options?: { scaleReads?: unknown } }).isCluster ? ((this.#redis as { options?: { scaleReads?: unknown } }).options?.scaleReads ?? 'master') : 'master';
+    this.#cluster = options.mode ? options.mode === 'cluster' : isClusterClient(this.#redis);
+    const scaleReads = isClusterClient(this.#redis) ? ((this.#redis as { options?: { scaleReads?: unknown } }).options?.scaleReads ?? 'master') : 'master';
     this.#evalReadOnly = scaleReads === 'master';
     this.#clientKeyPrefix = keyPrefixOf(this.#redis);
     this.#clock = new ServerClock(this.#redis, this.#options.commandTimeoutMs, (ms) => this.#serverClockWentBack(ms), this.#stop.signal, this.#ended.signal);
@@ -567,7 +567,7 @@ export class RedisStore implements ProgressStore {
    */
   #checkLink(): void {
     const redis = this.#redis;
-    if (this.#probeTimer !== undefined || this.#closing !== undefined || redis.status !== 'ready' || (redis as { isCluster?: boolean }).isCluster) return;
+    if (this.#probeTimer !== undefined || this.#closing !== undefined || redis.status !== 'ready' || isClusterClient(redis)) return;
     const stream = (redis as Redis).stream;
     const waitMs = this.#options.commandTimeoutMs;
     const done = (dead: boolean): void => {
@@ -912,7 +912,7 @@ export class RedisStore implements ProgressStore {
     /** On a Cluster, page reads in a row that found the stream and the meta apart (see below), and until when they are read again. */
     let split = 0;
     let splitUntil = 0;
-    const cluster = (this.#redis as { isCluster?: boolean }).isCluster === true;
+    const cluster = isClusterClient(this.#redis);
     while (left > 0) {
       // An iteration that goes on after close() ends (a client passed in would go on reading).
       if (epoch !== undefined) this.#assertOpen();
@@ -1329,7 +1329,7 @@ function assertDatabase(url: string, shown: string): void {
 }
 
 function describeClient(client: Redis | Cluster): string {
-  if ((client as { isCluster?: boolean }).isCluster) return 'redis-cluster';
+  if (isClusterClient(client)) return 'redis-cluster';
   const o = (client as Redis).options;
   if (o.path) return `redis+unix://${o.path}`;
   const scheme = o.tls ? 'rediss' : 'redis';

@@ -1,7 +1,7 @@
 import { isProgressError, ProgressError, type Logger, type ProgressEvent } from '@progress/core';
 import { Command, type Cluster, type Redis } from 'ioredis';
 import { keyPrefixOf } from './append-command.js';
-import { guardCluster, readTogether, type RedisCommand } from './connection.js';
+import { guardCluster, isClusterClient, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isRedirection, isUnblocked, lostEntriesError, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
@@ -118,7 +118,7 @@ class WatchConnection {
     // connection without ever settling them, and the watcher would wait for its XREAD for good. No
     // socketTimeout either: below watchBlockMs, it dropped the socket of every quiet XREAD BLOCK (the
     // watcher checks its own link: see #answer).
-    this.conn = (base as { isCluster?: boolean }).isCluster
+    this.conn = isClusterClient(base)
       ? (base as Cluster).duplicate([], { redisOptions: { ...(base as Cluster).options.redisOptions, commandTimeout: undefined, socketTimeout: undefined, autoResendUnfulfilledCommands: true } })
       : (base as Redis).duplicate({
           connectionName: `${ctx.options.connectionName}:watch`,
@@ -130,7 +130,7 @@ class WatchConnection {
           autoResendUnfulfilledCommands: true,
         });
     // See guardCluster: no timer of its slots refreshes is left once it has ended.
-    if ((base as { isCluster?: boolean }).isCluster) guardCluster(this.conn as Cluster);
+    if (isClusterClient(base)) guardCluster(this.conn as Cluster);
     // A watch connection selects the URL's database too: a database Redis refuses ends the watcher with the
     // store's error, rather than following database 0 (where the upgrade looks deleted).
     this.conn.on('error', (err: unknown) => {
@@ -204,7 +204,7 @@ class WatchConnection {
    */
   readsAgainAfter(err: unknown, client: Redis | Cluster = this.conn): boolean {
     if (this.aborted || client.status === 'end') return false;
-    if ((client as { isCluster?: boolean }).isCluster && isRedirection(err)) {
+    if (isClusterClient(client) && isRedirection(err)) {
       (client as Cluster).refreshSlotsCache();
       return true;
     }
@@ -312,7 +312,7 @@ class WatchConnection {
     let timer: NodeJS.Timeout | undefined;
     // At most a timer's limit (each option alone may be up to 2,000,000,000 ms).
     const waitMs = Math.min(blockMs + this.#ctx.options.commandTimeoutMs, 2_147_483_647);
-    const nodes = (): Redis[] => ((this.conn as { isCluster?: boolean }).isCluster ? (this.conn as Cluster).nodes('all') : [this.conn as Redis]);
+    const nodes = (): Redis[] => (isClusterClient(this.conn) ? (this.conn as Cluster).nodes('all') : [this.conn as Redis]);
     const watch = (): void => {
       // The sockets up now: on one made later (the read waited in the offline queue while the
       // connection was down, or was re-sent after a reconnect), the read was sent later, and Redis is
@@ -402,7 +402,7 @@ export function watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: num
 async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgradeId: string, afterSeq: number): AsyncGenerator<ProgressEvent> {
   const keys = ctx.keys.upgrade(upgradeId);
   // On a Cluster, the slot of the upgrade's keys (see WatchConnection.answeredBy), with the client's own key prefix.
-  const cluster = (watcher.conn as { isCluster?: boolean }).isCluster === true;
+  const cluster = isClusterClient(watcher.conn);
   const slot = cluster ? slotOf(watcher.conn as Cluster, keys.events) : undefined;
   let next = afterSeq;
   /** The upgrade's epoch (the eventId of its seq 1) once seen: another one means it was deleted and re-created. */
@@ -680,7 +680,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
     seen.set(upgradeId, { seq: event.seq, eventId: event.eventId, epoch, node });
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value!);
   };
-  const cluster = (ctx.redis as { isCluster?: boolean }).isCluster === true;
+  const cluster = isClusterClient(ctx.redis);
   /** On a Cluster: the node that serves the upgrade's slot on the store's connection (see WatchConnection.answeredBy). */
   const nodeOf = (upgradeId: string): string | undefined =>
     cluster ? nodeServing(ctx.redis as Cluster, slotOf(ctx.redis as Cluster, ctx.keys.upgrade(upgradeId).events)) : undefined;
@@ -768,7 +768,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   const refusal = (e: unknown): unknown => (isProgressError(e) ? e.cause : e);
   if (last instanceof Error && isLoading(refusal(last))) {
     let upTo = '+';
-    if (!(ctx.redis as { isCluster?: boolean }).isCluster) {
+    if (!isClusterClient(ctx.redis)) {
       const time = await watcher.until(withTimeout(ctx.redis.time(), ctx.options.commandTimeoutMs, 'watchAll failed', {}, ctx.stop)).catch(() => undefined);
       if (time) upTo = `${Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)}-18446744073709551615`;
     }
