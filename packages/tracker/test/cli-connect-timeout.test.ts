@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnCli } from './helpers.js';
+import { silentServer, spawnCli } from './helpers.js';
 
 // `watch` of a ws-server never reached gives up after `--connect-timeout` seconds (README: "for
 // --connect-timeout seconds, default 10, then exit 4"). Against a host that takes the connection and
@@ -10,32 +9,17 @@ import { spawnCli } from './helpers.js';
 // script gave up after 5 s, and a larger one overshot by up to that much again.
 
 const children: ChildProcess[] = [];
-const servers: Server[] = [];
-const sockets: Socket[] = [];
+const closers: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
-  for (const socket of sockets) socket.destroy();
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(closers.map((close) => close()));
 });
-
-/** A server that takes connections and never answers a byte; `connected` resolves at the first. */
-async function silentServer(): Promise<{ url: string; connected: Promise<number> }> {
-  let onConnect!: (at: number) => void;
-  const connected = new Promise<number>((resolve) => (onConnect = resolve));
-  const server = createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => {});
-    onConnect(Date.now());
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`, connected };
-}
 
 describe('progress watch --connect-timeout against a server that never answers the handshake', () => {
   it('gives up after the timeout given (exit 4), not after the 5 s of a handshake', async () => {
     const server = await silentServer();
-    const run = spawnCli(['watch', server.url, 'u1', '--connect-timeout', '0.5']);
+    closers.push(server.close);
+    const run = spawnCli(['watch', `ws://127.0.0.1:${server.port}/ws`, 'u1', '--connect-timeout', '0.5']);
     children.push(run.child);
     const connectedAt = await server.connected;
     const code = await run.exited;

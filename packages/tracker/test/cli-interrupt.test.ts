@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnCli } from './helpers.js';
+import { silentServer, spawnCli } from './helpers.js';
 
 // Ctrl-C (or SIGTERM) stops every command and exits 130, as the README's exit codes say. `ls` and
 // `show` (and `watch` of a redis:// URL, which first checks that Redis answers) installed the CLI's
@@ -10,26 +9,17 @@ import { spawnCli } from './helpers.js';
 // then exited 4 "cannot reach Redis" as if nobody had asked it to stop.
 
 const children: ChildProcess[] = [];
-const servers: Server[] = [];
-const sockets: Socket[] = [];
+const closers: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
-  for (const socket of sockets) socket.destroy();
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(closers.map((close) => close()));
 });
 
 /** A "Redis" that takes connections and never answers: each command waits for its timeout. */
-async function silentRedis(): Promise<{ url: string; connected: Promise<void> }> {
-  let onConnect!: () => void;
-  const connected = new Promise<void>((resolve) => (onConnect = resolve));
-  const server = createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => {});
-    onConnect();
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, connected };
+async function silentRedis(): Promise<{ url: string; connected: Promise<number> }> {
+  const server = await silentServer();
+  closers.push(server.close);
+  return { url: `redis://127.0.0.1:${server.port}`, connected: server.connected };
 }
 
 /** `progress <args>` in a process of its own, killed after the file's tests. */

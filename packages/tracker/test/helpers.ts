@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,6 +154,30 @@ export async function protocolServer(
     requests,
     close: async () => {
       for (const ws of server.clients) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * A TCP server on 127.0.0.1 that takes connections and never answers a byte (a hung server, a
+ * firewall that accepts and drops): `connected` resolves with the time of the first connection.
+ */
+export async function silentServer(): Promise<{ port: number; connected: Promise<number>; close(): Promise<void> }> {
+  let onConnect!: (at: number) => void;
+  const connected = new Promise<number>((resolve) => (onConnect = resolve));
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    onConnect(Date.now());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connected,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };
