@@ -84,7 +84,10 @@ export interface AdvanceTaskOptions {
   completedSteps?: number;
   /** A label for the step now running. */
   currentStep?: string;
-  /** The event's message. @default the current step, or "Step n/m" */
+  /**
+   * The event's message. @default `Step n/m: <currentStep>`, or `Step n/m` without a `currentStep`
+   * (`Step n` for a task without `totalSteps`)
+   */
   message?: string;
 }
 

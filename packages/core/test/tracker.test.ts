@@ -299,14 +299,15 @@ describe('ProgressTracker: model rules', () => {
     const first = await t.advanceTask('drain', { currentStep: 'node-a' });
     expect(first).toMatchObject({ percentage: 25, message: 'Step 1/4: node-a', status: 'in_progress' });
     expect(t.progress.tasks.drain).toMatchObject({ completedSteps: 1, currentStep: 'node-a', status: 'in_progress', percentage: 25 });
-    await t.advanceTask('drain', { completedSteps: 3 });
+    // The default message (AdvanceTaskOptions.message's TSDoc): "Step n/m", with ": <currentStep>" when one is given.
+    expect((await t.advanceTask('drain', { completedSteps: 3 })).message).toBe('Step 3/4');
     expect(t.progress.tasks.drain!.percentage).toBe(75);
     await expectCode(() => t.advanceTask('drain', { completedSteps: 5 }), 'INVALID_ARGUMENT');
     await t.completeTask('drain');
     expect(t.progress.tasks.drain).toMatchObject({ completedSteps: 4, percentage: 100 });
     await t.addTask('free', 'Free');
-    await t.advanceTask('free');
-    await t.advanceTask('free');
+    expect((await t.advanceTask('free')).message).toBe('Step 1');
+    expect((await t.advanceTask('free', { currentStep: 'node-b' })).message).toBe('Step 2: node-b');
     expect(t.progress.tasks.free).toMatchObject({ completedSteps: 2, percentage: 0 });
     await t.close();
   });
