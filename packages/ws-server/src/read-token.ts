@@ -74,7 +74,9 @@ function readClock(now: () => number): number {
 
 function checkSecret(secret: unknown): asserts secret is string | Buffer {
   if (!(typeof secret === 'string' || Buffer.isBuffer(secret)) || secret.length < 16) {
-    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] a read token secret must be a string or Buffer of at least 16 bytes');
+    // A string is counted in characters (as the README says), a Buffer in bytes: a string of 15
+    // accented letters has 30 bytes, and "at least 16 bytes" told its owner it was long enough.
+    throw new ProgressError('INVALID_ARGUMENT', '[@progress/ws-server] a read token secret must be a string of at least 16 characters or a Buffer of at least 16 bytes');
   }
 }
 

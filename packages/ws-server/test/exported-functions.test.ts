@@ -86,6 +86,16 @@ describe('read tokens: the clock and the lifetime', () => {
     }
   });
 
+  it('says what a too short secret lacks: a string is counted in characters (the README\'s rule), a Buffer in bytes', () => {
+    // 15 characters, 30 bytes of UTF-8: refused as too short, by its characters. The message said
+    // "at least 16 bytes", which this string has.
+    const shortText = thrown(() => createReadToken({ secret: '\u00e9'.repeat(15), upgradeIds: ['u1'] }));
+    expect(isProgressError(shortText, 'INVALID_ARGUMENT') && /string of at least 16 characters/.test(shortText.message), String(shortText)).toBe(true);
+    const shortBuffer = thrown(() => verifyReadToken('x.y', Buffer.alloc(15)));
+    expect(isProgressError(shortBuffer, 'INVALID_ARGUMENT') && /Buffer of at least 16 bytes/.test(shortBuffer.message), String(shortBuffer)).toBe(true);
+    expect(verifyReadToken(createReadToken({ secret: '\u00e9'.repeat(16), upgradeIds: ['u1'] }), '\u00e9'.repeat(16))).toMatchObject({ upgradeIds: ['u1'] });
+  });
+
   it('takes no expired token when the clock gives no time: it fails closed', () => {
     const token = expired();
     const later = made + 120_000;
