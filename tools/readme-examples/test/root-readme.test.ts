@@ -50,5 +50,8 @@ describe('the root README', () => {
       if (needs && needs[1] > minor) tooOld.push(`${name} needs ${engines}`);
     }
     expect(tooOld, `Node.js ${named} is too old for`).toEqual([]);
+    // The repository's own engines say the same: npm warns a contributor whose Node is older.
+    const own = (manifest as { engines?: { node?: string } }).engines?.node;
+    expect(own === undefined ? undefined : lowest20(own), `the root package.json's engines (${own})`).toEqual([20, minor]);
   });
 });
