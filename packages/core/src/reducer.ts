@@ -1,30 +1,110 @@
 import { ProgressError } from './errors.js';
 import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type UpgradeProgress } from './model.js';
 
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** Skipped and cancelled tasks are left out of every mean. */
+const counts = (task: TaskProgress): boolean => task.status !== 'skipped' && task.status !== 'cancelled';
+
+/** The smallest positive double with full precision (below it, products lose digits). */
+const MIN_NORMAL = 2.2250738585072014e-308;
+
+/**
+ * One list of siblings (a task's children, or the top-level tasks) in the index's order, with the
+ * sums of their weighted mean kept in a segment tree: leaf `cap + i` holds the i-th task's
+ * `percentage * weight` (and `weight`), 0 for a task left out of the mean, and node `k` the sum of
+ * nodes `2k` and `2k + 1`. A change to one task updates its leaf and the O(log n) nodes above it, so
+ * an event costs the same however many siblings its task has (summing them all made a history's fold
+ * O(events x tasks)). The sums are a function of the leaves in order alone (a larger capacity only adds
+ * `+ 0` above them, which is exact), so a list updated live and one rebuilt from a loaded state give
+ * the same means to the last bit.
+ */
+interface Siblings {
+  tasks: TaskProgress[];
+  /** Node sums of `percentage * weight`; leaves from `sums.length / 2`. */
+  sums: Float64Array;
+  /** Node sums of `weight`, laid out as `sums`. */
+  weights: Float64Array;
+}
+
 /** Children of each task and the top-level tasks, derived from `parentTaskId` and cached per tasks record. */
 interface TaskIndex {
-  children: Map<string, TaskProgress[]>;
-  top: TaskProgress[];
+  children: Map<string, Siblings>;
+  top: Siblings;
+  /** Each task's place in its list of siblings. */
+  at: Map<TaskProgress, number>;
 }
 
 const indexes = new WeakMap<Record<string, TaskProgress>, TaskIndex>();
 
+function siblings(): Siblings {
+  // Two leaves at least: the root is then always a sum (a lone -0 leaf would pass for the sum).
+  return { tasks: [], sums: new Float64Array(4), weights: new Float64Array(4) };
+}
+
 function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
   let index = indexes.get(tasks);
   if (!index) {
-    index = { children: new Map(), top: [] };
+    index = { children: new Map(), top: siblings(), at: new Map() };
     // Object.values lists the tasks in the index's order already (see addToIndex): pushed as they come.
     for (const task of Object.values(tasks)) {
-      if (task.parentTaskId === null) index.top.push(task);
+      let list: Siblings;
+      if (task.parentTaskId === null) list = index.top;
       else {
-        const siblings = index.children.get(task.parentTaskId);
-        if (siblings) siblings.push(task);
-        else index.children.set(task.parentTaskId, [task]);
+        const found = index.children.get(task.parentTaskId);
+        if (found) list = found;
+        else index.children.set(task.parentTaskId, (list = siblings()));
       }
+      index.at.set(task, list.tasks.length);
+      list.tasks.push(task);
     }
+    rebuild(index.top);
+    for (const list of index.children.values()) rebuild(list);
     indexes.set(tasks, index);
   }
   return index;
+}
+
+/** Sets the leaf of the task at `i` from its percentage, weight and status (without the nodes above it). */
+function setLeaf(list: Siblings, i: number): void {
+  const task = list.tasks[i]!;
+  const leaf = (list.sums.length >> 1) + i;
+  const weight = counts(task) ? task.weight : 0;
+  list.sums[leaf] = weight === 0 ? 0 : task.percentage * weight;
+  list.weights[leaf] = weight;
+}
+
+/** Recomputes every leaf and node of `list`, growing the tree to hold all its tasks: O(n). */
+function rebuild(list: Siblings): void {
+  const n = list.tasks.length;
+  let cap = list.sums.length >> 1;
+  if (n > cap) {
+    while (cap < n) cap *= 2;
+    list.sums = new Float64Array(2 * cap);
+    list.weights = new Float64Array(2 * cap);
+  }
+  for (let i = 0; i < n; i++) setLeaf(list, i);
+  for (let i = n; i < cap; i++) list.sums[cap + i] = list.weights[cap + i] = 0;
+  const { sums, weights } = list;
+  for (let k = cap - 1; k >= 1; k--) {
+    sums[k] = sums[2 * k]! + sums[2 * k + 1]!;
+    weights[k] = weights[2 * k]! + weights[2 * k + 1]!;
+  }
+}
+
+/** Brings the leaf of the task at `i` and the nodes above it up to date: O(log n). */
+function update(list: Siblings, i: number): void {
+  setLeaf(list, i);
+  const { sums, weights } = list;
+  for (let k = ((sums.length >> 1) + i) >> 1; k >= 1; k >>= 1) {
+    sums[k] = sums[2 * k]! + sums[2 * k + 1]!;
+    weights[k] = weights[2 * k]! + weights[2 * k + 1]!;
+  }
+}
+
+/** The list `task` sits in. */
+function listOf(index: TaskIndex, task: TaskProgress): Siblings | undefined {
+  return task.parentTaskId === null ? index.top : index.children.get(task.parentTaskId);
 }
 
 /**
@@ -34,27 +114,51 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
  * integer-like keys ("1", "10") first, in numeric order, then the others in the order they were added.
  */
 function addToIndex(index: TaskIndex, task: TaskProgress): void {
-  let list: TaskProgress[];
+  let list: Siblings;
   if (task.parentTaskId === null) list = index.top;
   else {
-    const siblings = index.children.get(task.parentTaskId);
-    if (!siblings) return void index.children.set(task.parentTaskId, [task]);
-    list = siblings;
+    const found = index.children.get(task.parentTaskId);
+    if (found) list = found;
+    else index.children.set(task.parentTaskId, (list = siblings()));
   }
+  const tasks = list.tasks;
   const at = arrayIndex(task.taskId);
-  if (at === undefined) return void list.push(task);
-  // The integer-like ids are the list's head, in numeric order: a binary search for the first entry
-  // that is not one below `at` (a scan would make n adds O(n^2)).
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const other = arrayIndex(list[mid]!.taskId);
-    if (other !== undefined && other < at) lo = mid + 1;
-    else hi = mid;
+  let lo = tasks.length;
+  if (at !== undefined) {
+    // The integer-like ids are the list's head, in numeric order: a binary search for the first entry
+    // that is not one below `at` (a scan would make n adds O(n^2)).
+    lo = 0;
+    let hi = tasks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const other = arrayIndex(tasks[mid]!.taskId);
+      if (other !== undefined && other < at) lo = mid + 1;
+      else hi = mid;
+    }
   }
-  if (lo === list.length) list.push(task);
-  else list.splice(lo, 0, task);
+  if (lo === tasks.length) {
+    index.at.set(task, tasks.length);
+    tasks.push(task);
+    if (tasks.length > list.sums.length >> 1) rebuild(list);
+    else update(list, lo);
+    return;
+  }
+  // In the middle: the tasks after it move one place along, their leaves too.
+  tasks.splice(lo, 0, task);
+  for (let i = lo; i < tasks.length; i++) index.at.set(tasks[i]!, i);
+  rebuild(list);
+}
+
+/** The weighted mean of a list from its sums, or `undefined` when none counts. */
+function meanOf(list: Siblings): number | undefined {
+  const sum = list.sums[1]!;
+  const weights = list.weights[1]!;
+  if (weights === 0) return undefined;
+  // Weights are any finite number > 0: huge ones overflow the sums (Infinity, then NaN), tiny ones
+  // lose precision. Then the mean is taken again with the weights scaled by the largest (O(n), for
+  // such weights only).
+  if (sum < Infinity && weights < Infinity && weights >= MIN_NORMAL) return round2(sum / weights);
+  return scaledMean(list.tasks);
 }
 
 /** The number of an integer-like key (an array index, which objects list first), else undefined. */
@@ -63,31 +167,6 @@ function arrayIndex(key: string): number | undefined {
   if (c < 48 || c > 57 || (c === 48 && key.length > 1) || key.length > 10 || !/^\d+$/.test(key)) return undefined;
   const n = Number(key);
   return n < 4294967295 ? n : undefined;
-}
-
-const round2 = (n: number): number => Math.round(n * 100) / 100;
-
-/** Skipped and cancelled tasks are left out of every mean. */
-const counts = (task: TaskProgress): boolean => task.status !== 'skipped' && task.status !== 'cancelled';
-
-/** The smallest positive double with full precision (below it, products lose digits). */
-const MIN_NORMAL = 2.2250738585072014e-308;
-
-/** Weighted mean of the given tasks' percentages, or `undefined` when none counts. */
-function weightedMean(tasks: readonly TaskProgress[]): number | undefined {
-  let sum = 0;
-  let weights = 0;
-  for (let i = 0; i < tasks.length; i++) {
-    const task = tasks[i]!;
-    if (!counts(task)) continue;
-    sum += task.percentage * task.weight;
-    weights += task.weight;
-  }
-  if (weights === 0) return undefined;
-  // Weights are any finite number > 0: huge ones overflow the sums (Infinity, then NaN), tiny ones
-  // lose precision. Then the mean is taken again with the weights scaled by the largest.
-  if (sum < Infinity && weights < Infinity && weights >= MIN_NORMAL) return round2(sum / weights);
-  return scaledMean(tasks);
 }
 
 function scaledMean(tasks: readonly TaskProgress[]): number | undefined {
@@ -119,13 +198,17 @@ function recompute(state: UpgradeProgress, taskId: string | null): void {
     const children = index.children.get(id);
     if (task.status === 'completed') task.percentage = 100;
     else if (children) {
-      const mean = weightedMean(children);
+      const mean = meanOf(children);
       if (mean !== undefined) task.percentage = mean;
     }
+    // Its place in its parent's (or the upgrade's) mean, with what changed in it.
+    const list = listOf(index, task);
+    const at = index.at.get(task);
+    if (list !== undefined && at !== undefined && list.tasks[at] === task) update(list, at);
     if (task.parentTaskId !== null) (seen ??= new Set()).add(id);
     id = task.parentTaskId;
   }
-  state.overallPercentage = state.status === 'completed' ? 100 : (weightedMean(index.top) ?? 0);
+  state.overallPercentage = state.status === 'completed' ? 100 : (meanOf(index.top) ?? 0);
 }
 
 const elapsed = (from: string | null, to: string): number | null => (from === null ? null : Math.max(0, Date.parse(to) - Date.parse(from)));
