@@ -65,6 +65,16 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
   return index;
 }
 
+/**
+ * The number of tasks in `tasks`: the size of its index when the reducer keeps one (the tracker's
+ * states, folded here), else counted. `Object.keys` of a record of many tasks (a dictionary-mode
+ * object) costs ~1 ms at 10,000 and ~8 ms at 20,000 here, and the Redis store takes the count of
+ * every append that adds a task. @internal
+ */
+export function taskCount(tasks: Readonly<Record<string, TaskProgress>>): number {
+  return indexes.get(tasks)?.at.size ?? Object.keys(tasks).length;
+}
+
 /** Sets the leaf of the task at `i` from its percentage, weight and status (without the nodes above it). */
 function setLeaf(list: Siblings, i: number): void {
   const task = list.tasks[i]!;

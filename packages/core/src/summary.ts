@@ -1,4 +1,5 @@
 import type { ProgressSummary, TaskProgress, UpgradeProgress, UpgradeSummaryRow } from './model.js';
+import { taskCount } from './reducer.js';
 import { MAX_DATE_MS } from './validation.js';
 
 /** The first in_progress task, or `undefined`. */
@@ -67,7 +68,7 @@ export function toSummaryRow(state: Readonly<UpgradeProgress>): UpgradeSummaryRo
     updatedAt: state.updatedAt,
     startedAt: state.startedAt,
     completedAt: state.completedAt,
-    totalTasks: Object.keys(state.tasks).length,
+    totalTasks: taskCount(state.tasks),
     lastSeq: state.lastSeq,
   };
 }
