@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, isProgressError, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, ProgressTracker, isProgressError, replayEvents, type ProgressEvent, type TaskProgress, type UpgradeProgress } from '../src/index.js';
 
 // Random command sequences against the engine. Invariants: replaying the stored events gives exactly
 // the live (and durable) state; seq is 1..n without gaps; percentages stay in 0..100; a command that
@@ -72,13 +72,37 @@ async function stored(store: MemoryStore, id: string): Promise<ProgressEvent[]> 
   return out;
 }
 
+/**
+ * The weighted mean of `tasks` summed one by one (the README's rule, skipped and cancelled left
+ * out), or `undefined` when none counts. The reducer keeps these sums up to date event by event;
+ * this sums them afresh, so a sum it failed to update shows.
+ */
+function naiveMean(tasks: readonly TaskProgress[]): number | undefined {
+  let sum = 0;
+  let weights = 0;
+  for (const task of tasks) {
+    if (task.status === 'skipped' || task.status === 'cancelled') continue;
+    sum += task.percentage * task.weight;
+    weights += task.weight;
+  }
+  return weights === 0 ? undefined : sum / weights;
+}
+
 function checkPercentages(state: Readonly<UpgradeProgress>): void {
   expect(state.overallPercentage).toBeGreaterThanOrEqual(0);
   expect(state.overallPercentage).toBeLessThanOrEqual(100);
-  for (const task of Object.values(state.tasks)) {
+  const tasks = Object.values(state.tasks);
+  for (const task of tasks) {
     expect(task.percentage).toBeGreaterThanOrEqual(0);
     expect(task.percentage).toBeLessThanOrEqual(100);
+    // A parent is the mean of its children (kept when none counts), 100 once completed. Summed in
+    // another order the mean may round the other way at a tie: 0.01 apart at most.
+    const mean = naiveMean(tasks.filter((t) => t.parentTaskId === task.taskId));
+    if (task.status === 'completed') expect(task.percentage).toBe(100);
+    else if (mean !== undefined) expect(Math.abs(task.percentage - mean), `task ${task.taskId}`).toBeLessThanOrEqual(0.005 + 1e-9);
   }
+  const overall = state.status === 'completed' ? 100 : (naiveMean(tasks.filter((t) => t.parentTaskId === null)) ?? 0);
+  expect(Math.abs(state.overallPercentage - overall), 'overall').toBeLessThanOrEqual(0.005 + 1e-9);
 }
 
 const json = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
