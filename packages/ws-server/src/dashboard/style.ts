@@ -1,8 +1,10 @@
 /** The dashboard's stylesheet, served as `dashboard.css`. */
 export const DASHBOARD_STYLE = `
-:root { color-scheme: light dark; --bg: #f6f7f9; --panel: #fff; --fg: #1d2330; --muted: #687386; --line: #e2e6ec;
-  --accent: #2f6fdf; --ok: #1f9d55; --bad: #d64545; --warn: #c98a00; }
-@media (prefers-color-scheme: dark) { :root { --bg: #12151b; --panel: #1b2029; --fg: #e6e9ef; --muted: #9aa3b2; --line: #2a303b; } }
+/* Text is 4.5:1 or more on every background it is shown on (WCAG 1.4.3): --muted on --bg too (a selected
+   or hovered row), --bad as the text of an error message on --panel in either scheme. */
+:root { color-scheme: light dark; --bg: #f6f7f9; --panel: #fff; --fg: #1d2330; --muted: #5f6b7d; --line: #e2e6ec;
+  --accent: #2f6fdf; --ok: #1f9d55; --bad: #c53030; --warn: #c98a00; }
+@media (prefers-color-scheme: dark) { :root { --bg: #12151b; --panel: #1b2029; --fg: #e6e9ef; --muted: #9aa3b2; --line: #2a303b; --bad: #f07070; } }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg); }
 /* Text a writer sent may hold no space (a cluster name of 256 characters, an ARN): it wraps wherever it

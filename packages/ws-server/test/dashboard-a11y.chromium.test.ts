@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
+import { caughtUp, dashboardSuite, realProblems, watchPage } from './dashboard-page.js';
+
+// The dashboard for people not on a mouse and a big screen (WCAG 2.2 A/AA), in a real headless
+// Chromium: the keyboard, a screen reader's view of it, contrast, and a phone's width.
+
+/** Text shown on a background of less than 4.5:1 (WCAG 1.4.3): [text, colour, background, ratio]. Page code as text: no DOM types here. */
+const LOW_CONTRAST = `(() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const bg = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor, p = rgb(c); if (p.length < 4 || p[3] > 0) return c; } return 'rgb(255, 255, 255)'; };
+  const low = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (![...e.childNodes].some((n) => n.nodeType === 3 && n.nodeValue.trim())) continue;
+    const color = getComputedStyle(e).color, back = bg(e), a = lum(color), b = lum(back);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push([e.textContent.slice(0, 40), color, back, Math.round(ratio * 100) / 100]);
+  }
+  return low;
+})()`;
+
+/** The focused element's outline and box shadow. */
+const FOCUS_LOOK = `(() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth, s.outlineColor, s.outlineOffset, s.boxShadow].join(' '); })()`;
+const look = (page: Page, selector: string): Promise<string> =>
+  page.evaluate(`(() => { const s = getComputedStyle(document.querySelector(${JSON.stringify(selector)})); return [s.outlineStyle, s.outlineWidth, s.outlineColor, s.outlineOffset, s.boxShadow].join(' '); })()`);
+
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in Chromium', () => {
+  const suite = dashboardSuite();
+
+  /** A server with a failed task on 'eks-upgrade-1' (selected) and a second upgrade, and the page open on it. */
+  async function open(): Promise<{ page: Page; problems: string[]; port: number; server: Awaited<ReturnType<typeof suite.serve>>['server'] }> {
+    const { server, port } = await suite.serve();
+    const tracker = await suite.tracker('eks-upgrade-1');
+    server.track(tracker);
+    await tracker.startUpgrade('Control plane');
+    await tracker.addTask('plan', 'Upgrade plan', 'upgrade_plan');
+    await tracker.addTask('drain', 'Drain nodes', 'upgrade_step', { totalSteps: 4 });
+    await tracker.updateTaskProgress('drain', 30, 'node-1 drained');
+    await tracker.failTask('plan', 'quota exceeded for node group');
+    const other = await suite.tracker('other-upgrade');
+    server.track(other);
+    await other.startUpgrade('Nodes');
+    const page = await suite.newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#eks-upgrade-1`);
+    await caughtUp(page, tracker);
+    await page.waitForSelector('[data-upgrade-id="other-upgrade"]');
+    return { page, problems, port, server };
+  }
+  it('shows every text, an error message and the selected or hovered row included, at 4.5:1 or more in the light and the dark scheme', async () => {
+    const { page, problems } = await open();
+    for (const colorScheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme });
+      expect(await page.evaluate(LOW_CONTRAST), colorScheme).toEqual([]);
+      // A row under the pointer takes the selected row's background.
+      await page.hover('[data-upgrade-id="other-upgrade"]');
+      expect(await page.evaluate(LOW_CONTRAST), `${colorScheme}, hovered`).toEqual([]);
+      await page.mouse.move(0, 0);
+    }
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+});
