@@ -61,4 +61,26 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     }
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
+
+  it('shows where the keyboard focus is on the selected upgrade too', async () => {
+    const { page } = await open();
+    const focusedId = (): Promise<string | null> => page.evaluate('document.activeElement.getAttribute("data-upgrade-id")');
+    // Tab (the list's order is the server's) until the row has the focus.
+    const tabTo = async (id: string): Promise<void> => {
+      for (let i = 0; i < 6 && (await focusedId()) !== id; i++) await page.keyboard.press('Tab');
+      expect(await focusedId()).toBe(id);
+    };
+    const unfocused = await look(page, '[data-upgrade-id="eks-upgrade-1"]');
+    await tabTo('eks-upgrade-1');
+    const focused = await page.evaluate<string>(FOCUS_LOOK);
+    expect(focused).not.toMatch(/^none/);
+    // Its selection outline alone (what it shows without the focus) says nothing of where the focus is.
+    expect(focused).not.toBe(unfocused);
+    // The same after picking another upgrade with the keyboard: the focus stays on the row picked.
+    await tabTo('other-upgrade');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getAttribute('[data-upgrade-id="other-upgrade"]', 'aria-current')).toBe('true');
+    expect(await focusedId()).toBe('other-upgrade');
+    expect(await page.evaluate<string>(FOCUS_LOOK)).not.toBe(unfocused);
+  }, 60_000);
 });

@@ -23,6 +23,9 @@ section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; col
 #upgrades li { padding: 8px 10px; border-radius: 6px; cursor: pointer; display: grid; gap: 4px; }
 #upgrades li:hover { background: var(--bg); }
 #upgrades li.selected { background: var(--bg); outline: 1px solid var(--accent); }
+/* The keyboard's focus: its own ring, thicker and set off from the row. The selection's outline above
+   replaced the browser's ring, so the row picked (which keeps the focus) looked the same focused or not. */
+#upgrades li:focus-visible { outline: 2px solid var(--fg); outline-offset: 2px; }
 .row { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
 .id { font-weight: 600; word-break: break-all; }
 .muted { color: var(--muted); font-size: 12px; }
