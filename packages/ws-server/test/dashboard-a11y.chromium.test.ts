@@ -83,4 +83,12 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     expect(await focusedId()).toBe('other-upgrade');
     expect(await page.evaluate<string>(FOCUS_LOOK)).not.toBe(unfocused);
   }, 60_000);
+
+  it('reflows at 320 CSS px (a phone, or 400% zoom) without scrolling the page sideways', async () => {
+    const { page } = await open();
+    await page.setViewportSize({ width: 320, height: 640 });
+    await expect.poll(() => page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')).toBe(0);
+    // Nor does "Recent events" scroll sideways inside its own box.
+    expect(await page.evaluate('(() => { const e = document.getElementById("events"); return e.scrollWidth - e.clientWidth; })()')).toBe(0);
+  }, 60_000);
 });

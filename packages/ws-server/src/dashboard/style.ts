@@ -48,5 +48,8 @@ section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; col
 #events li { display: grid; grid-template-columns: 54px 90px 140px 1fr; gap: 8px; padding: 4px 0; border-top: 1px solid var(--line); }
 #events .seq { color: var(--muted); font-variant-numeric: tabular-nums; }
 .empty { color: var(--muted); }
-@media (max-width: 800px) { main { grid-template-columns: 1fr; } .task { grid-template-columns: 1fr 80px; } .task .bar { grid-column: 1 / -1; } }
+/* Narrow (a phone, or a zoomed page: 320 CSS px must not scroll sideways, WCAG 1.4.10): one column, and
+   an event's four columns (308 px at least) become two, its seq and time above its type and message. */
+@media (max-width: 800px) { main { grid-template-columns: 1fr; } .task { grid-template-columns: 1fr 80px; } .task .bar { grid-column: 1 / -1; }
+  #events li { grid-template-columns: auto 1fr; column-gap: 12px; row-gap: 0; } }
 `;
