@@ -91,4 +91,21 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     // Nor does "Recent events" scroll sideways inside its own box.
     expect(await page.evaluate('(() => { const e = document.getElementById("events"); return e.scrollWidth - e.clientWidth; })()')).toBe(0);
   }, 60_000);
+
+  it('names each progress bar, as a screen reader lists them', async () => {
+    const { page } = await open();
+    expect(await page.getByRole('progressbar', { name: 'Drain nodes', exact: true }).count()).toBe(1);
+    expect(await page.getByRole('progressbar', { name: 'Drain nodes', exact: true }).getAttribute('aria-valuenow')).toBe('30');
+    expect(await page.getByRole('progressbar', { name: 'Upgrade plan', exact: true }).count()).toBe(1);
+    expect(await page.getByRole('progressbar', { name: /^Overall/ }).count()).toBe(1);
+    expect(await page.getByRole('progressbar', { name: /other-upgrade/ }).count()).toBe(1);
+    // Every bar has a name; none is left nameless.
+    const bars = page.getByRole('progressbar');
+    const n = await bars.count();
+    expect(n).toBe(5);
+    const names = await page.evaluate<string[]>('[...document.querySelectorAll("[role=progressbar]")].map((b) => b.getAttribute("aria-label") || "")');
+    expect(names.filter((x) => !x)).toEqual([]);
+    // A list row's button still says how far its upgrade is (its bar's value, not its name).
+    expect(await page.getByRole('button', { name: /^other-upgrade .* 0$/ }).count()).toBe(1);
+  }, 60_000);
 });

@@ -95,8 +95,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function clean(text) { return String(text).replace(BIDI, ' '); }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   function pct(n) { return (Math.round((Number(n) || 0) * 10) / 10) + '%'; }
-  function bar(value, status, big) {
+  // A bar is named by what it measures (an upgrade, a task, "Overall progress"): a screen reader lists
+  // every bar of the page, and a nameless one said only "progress bar, 30".
+  function bar(value, status, big, name) {
     var b = el('div', 'bar' + (big ? ' big' : '') + (status ? ' ' + status : ''));
+    b.setAttribute('aria-label', clean(name));
     var f = el('div');
     var v = Math.max(0, Math.min(100, Number(value) || 0));
     f.style.width = v + '%';
@@ -259,7 +262,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       select(id);
     });
     li.addEventListener('click', function () { select(id); });
-    var top = el('div', 'row'), status = el('span'), info = el('span', 'muted'), b = bar(0, '');
+    var top = el('div', 'row'), status = el('span'), info = el('span', 'muted'), b = bar(0, '', false, id);
     top.appendChild(el('span', 'id', id));
     top.appendChild(status);
     li.appendChild(top);
@@ -282,7 +285,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       var key = JSON.stringify([String(r.status), String(r.clusterName), r.currentPhase ? String(r.currentPhase) : '', Number(r.overallPercentage) || 0]);
       if (row.key !== key) {
         row.key = key;
-        var fresh = badge(r.status), b = bar(r.overallPercentage, r.status);
+        var fresh = badge(r.status), b = bar(r.overallPercentage, r.status, false, id);
         row.status.className = fresh.className; row.status.textContent = fresh.textContent;
         row.info.textContent = clean(r.clusterName + (r.currentPhase ? ' \u00b7 ' + r.currentPhase : ''));
         row.bar.className = b.className; row.bar.setAttribute('aria-valuenow', b.getAttribute('aria-valuenow'));
@@ -326,7 +329,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     name.style.paddingLeft = (depth * 18) + 'px';
     row.appendChild(name);
     row.appendChild(badge(t.status));
-    row.appendChild(bar(t.percentage, t.status));
+    row.appendChild(bar(t.percentage, t.status, false, t.taskName));
     row.appendChild(el('span', 'pct', pct(t.percentage)));
     if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = (depth * 18) + 'px'; row.appendChild(st); }
     if (t.errorMessage) row.appendChild(el('span', 'err', t.errorMessage));
@@ -393,7 +396,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     head.appendChild(el('h2', 'title', state.upgradeId));
     head.appendChild(badge(state.status));
     ov.appendChild(head);
-    var b = bar(state.overallPercentage, state.status, true);
+    var b = bar(state.overallPercentage, state.status, true, 'Overall progress');
     b.id = 'overall';
     ov.appendChild(b);
     var facts = el('div', 'facts');
