@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
+import { freePort } from '../../../tools/test-utils/src/net.js';
 import { caughtUp, dashboardSuite, realProblems, watchPage } from './dashboard-page.js';
 
 // The dashboard for people not on a mouse and a big screen (WCAG 2.2 A/AA), in a real headless
@@ -30,8 +32,10 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
   const suite = dashboardSuite();
 
   /** A server with a failed task on 'eks-upgrade-1' (selected) and a second upgrade, and the page open on it. */
-  async function open(): Promise<{ page: Page; problems: string[]; port: number; server: Awaited<ReturnType<typeof suite.serve>>['server'] }> {
-    const { server, port } = await suite.serve();
+  async function open(
+    options: { port?: number } = {},
+  ): Promise<{ page: Page; problems: string[]; port: number; server: Awaited<ReturnType<typeof suite.serve>>['server']; tracker: ProgressTracker }> {
+    const { server, port } = await suite.serve(options);
     const tracker = await suite.tracker('eks-upgrade-1');
     server.track(tracker);
     await tracker.startUpgrade('Control plane');
@@ -47,7 +51,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     await page.goto(`http://127.0.0.1:${port}/#eks-upgrade-1`);
     await caughtUp(page, tracker);
     await page.waitForSelector('[data-upgrade-id="other-upgrade"]');
-    return { page, problems, port, server };
+    return { page, problems, port, server, tracker };
   }
   it('shows every text, an error message and the selected or hovered row included, at 4.5:1 or more in the light and the dark scheme', async () => {
     const { page, problems } = await open();
@@ -108,4 +112,50 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     // A list row's button still says how far its upgrade is (its bar's value, not its name).
     expect(await page.getByRole('button', { name: /^other-upgrade .* 0$/ }).count()).toBe(1);
   }, 60_000);
+  it('announces a lost and a restored connection once each, and the selected upgrade failing, without taking the focus', async () => {
+    const { page, problems, server, tracker } = await open({ port: await freePort() });
+    let sockets = 0;
+    page.on('websocket', () => sockets++);
+    // One polite status region (WCAG 4.1.3): what it is given is read out, the rest of the page is not.
+    const status = page.getByRole('status');
+    expect(await status.count()).toBe(1);
+    expect(await page.locator('[aria-live]:not([aria-live="off"]), [role=alert], [role=log]').count()).toBe(0);
+    // Every text it is given, from now on.
+    await page.evaluate(`(() => {
+      const region = document.querySelector('[role=status]');
+      window.__said = [];
+      new MutationObserver(() => { if (region.textContent) window.__said.push(region.textContent); }).observe(region, { childList: true, characterData: true, subtree: true });
+    })()`);
+    const said = (): Promise<string[]> => page.evaluate<string[]>('window.__said.slice()');
+    const focusedId = (): Promise<string | null> => page.evaluate('document.activeElement.getAttribute("data-upgrade-id")');
+    await page.keyboard.press('Tab');
+    const focused = await focusedId();
+    expect(focused).not.toBeNull();
+
+    await server.stop();
+    await expect.poll(said).toEqual([expect.stringMatching(/connection lost/i)]);
+    // Reconnects that fail (each shown as "reconnecting", then "disconnected") say nothing more.
+    const before = sockets;
+    await expect.poll(() => sockets, { timeout: 20_000 }).toBeGreaterThanOrEqual(before + 3);
+    expect(await said()).toHaveLength(1);
+    await server.start();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 20_000 }).toBe('live');
+    await expect.poll(said).toEqual([expect.stringMatching(/connection lost/i), expect.stringMatching(/connected/i)]);
+
+    // The selected upgrade's end, as it happens (a pause each time); its progress events say nothing.
+    await tracker.updateTaskProgress('drain', 60);
+    await tracker.pauseUpgrade('maintenance window');
+    await expect.poll(said).toHaveLength(3);
+    await tracker.resumeUpgrade();
+    await tracker.updateTaskProgress('drain', 70);
+    await tracker.pauseUpgrade();
+    await expect.poll(said).toHaveLength(4);
+    await tracker.resumeUpgrade();
+    await tracker.failUpgrade('control plane unreachable');
+    await expect.poll(said).toHaveLength(5);
+    expect((await said()).slice(2)).toEqual(['eks-upgrade-1 paused', 'eks-upgrade-1 paused', 'eks-upgrade-1 failed: control plane unreachable']);
+    // The focus never left the row that had it.
+    expect(await focusedId()).toBe(focused);
+    expect(realProblems(problems)).toEqual([]);
+  }, 90_000);
 });

@@ -24,7 +24,7 @@ export function dashboardHtml(wsPath: string): string {
 <script src="dashboard.js" defer></script>
 </head>
 <body>
-<header><h1>Progress</h1><span id="conn" class="down">connecting</span></header>
+<header><h1>Progress</h1><span id="conn" class="down">connecting</span><p id="announce" class="sr-only" role="status"></p></header>
 <main>
 <nav><h2>Upgrades</h2><ul id="upgrades"><li class="empty">No upgrades yet</li></ul></nav>
 <div id="detail">

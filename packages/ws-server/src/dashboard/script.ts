@@ -118,7 +118,27 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (msg.type === 'subscribe' || msg.type === 'list_upgrades') answerable.push(sentCount);
     return true;
   }
-  function setConn(text, live) { var c = $('conn'); c.textContent = text; c.className = live ? 'live' : 'down'; }
+  // The status region (role=status: a screen reader reads what it is given, politely, without moving
+  // the focus) is given only news: the connection lost (once, not at every reconnect that fails), back
+  // again, an error shown, the selected upgrade ending. #conn, the bars and the facts change far more
+  // often and are not read out. A text is given once: the same one again says nothing.
+  var said = '', LOST = 'Connection lost; reconnecting';
+  function announce(text) { text = clean(text); if (text === said) return; said = text; $('announce').textContent = text; }
+  function setConn(text, live) {
+    var c = $('conn'); c.textContent = text; c.className = live ? 'live' : 'down';
+    // An error shown is read out; 'live' says so only after a lost connection, and otherwise lets an
+    // error said before be said again when it comes back.
+    if (live) announce(text !== 'live' ? text : said.indexOf(LOST) === 0 ? 'Connected' : '');
+  }
+  function lost() { announce(LOST + (closeReason ? ' (' + closeReason + ')' : '')); }
+  // The selected upgrade completed, failed, was cancelled or paused since the state 'was' (its status before).
+  var ENDS = { completed: 1, failed: 1, cancelled: 1, paused: 1 };
+  // Any other change of status lets the same end be said again (paused, resumed, paused again).
+  function announceEnd(was) {
+    if (!state || state.status === was) return;
+    if (ENDS[state.status]) announce(state.upgradeId + ' ' + state.status + (state.status === 'failed' && state.errorMessage ? ': ' + state.errorMessage : ''));
+    else said = '';
+  }
   // A time of another day than today comes with its date: a time of day alone reads as today's, and a
   // page left open on a long upgrade showed an ETA days away, or a start of the day before, as hours off.
   function fmtTime(iso) {
@@ -509,6 +529,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // limit): show why, and subscribe again later on the same socket. A leave (select) or a close stops it.
   function retrySubscribe(m) {
     subError = 'Cannot show ' + selected + ': ' + m.message + ' (' + m.code + '); retrying\u2026';
+    announce(subError);
     schedule();
     // A limit of the server (RATE_LIMITED) passes when others let go: asked again more slowly.
     subscribeLater(m.code === 'RATE_LIMITED' ? backoff(5000, 60000, subRetry++) : backoff(SUB_RETRY_MS, SUB_RETRY_MAX_MS, subRetry++));
@@ -582,7 +603,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         break;
       case 'snapshot':
         if (m.upgradeId !== selected) break;
+        // The snapshot after a reconnect: the upgrade may have ended meanwhile.
+        var was = state && state.upgradeId === m.upgradeId ? state.status : null;
         state = m.data;
+        if (was) announceEnd(was);
         // Task ids are free text ('__proto__' and 'constructor' are ids like any other): keep them in
         // an object without a prototype, so that every lookup and assignment is of a real task.
         var own = Object.create(null);
@@ -620,7 +644,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         }
         if (m.data.seq <= state.lastSeq) break;
         if (m.data.type === 'upgrade.created') { state.planId = m.data.details.planId; state.clusterName = m.data.details.clusterName; state.createdAt = m.data.timestamp; }
+        var before = state.status;
         apply(state, m.data);
+        announceEnd(before);
         listEvent(m.data);
         schedule();
         break;
@@ -670,6 +696,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       if (e && e.code === 1008) closeReason = (e.reason || 'policy violation') + ', code 1008';
       else if (openedAt) closeReason = null;
       setConn('disconnected' + (closeReason ? ' (' + closeReason + ')' : ''), false);
+      lost();
       // The welcome of the next connection subscribes afresh.
       stopSubRetry();
       later();
@@ -683,6 +710,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     closeReason = 'no answer for ' + Math.round(staleMs / 1000) + ' s';
     staleMs = Math.min(STALE_MAX_MS, staleMs * 2);
     setConn('disconnected (' + closeReason + ')', false);
+    lost();
     stopSubRetry();
     later();
   }

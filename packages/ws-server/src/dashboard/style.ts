@@ -48,6 +48,8 @@ section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; col
 #events li { display: grid; grid-template-columns: 54px 90px 140px 1fr; gap: 8px; padding: 4px 0; border-top: 1px solid var(--line); }
 #events .seq { color: var(--muted); font-variant-numeric: tabular-nums; }
 .empty { color: var(--muted); }
+/* Read by a screen reader, not shown (the status region: what #conn and the overview show already). */
+.sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 /* Narrow (a phone, or a zoomed page: 320 CSS px must not scroll sideways, WCAG 1.4.10): one column, and
    an event's four columns (308 px at least) become two, its seq and time above its type and message. */
 @media (max-width: 800px) { main { grid-template-columns: 1fr; } .task { grid-template-columns: 1fr 80px; } .task .bar { grid-column: 1 / -1; }
