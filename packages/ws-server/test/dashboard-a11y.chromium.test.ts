@@ -158,4 +158,20 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     expect(await focusedId()).toBe(focused);
     expect(realProblems(problems)).toEqual([]);
   }, 90_000);
+  it('shows the progress bars in forced colours (a high-contrast theme)', async () => {
+    const { page } = await open();
+    await page.emulateMedia({ forcedColors: 'active' });
+    // The fill of each bar against what is behind the bar: the theme takes every background away, and
+    // the list's bars, which have no percentage beside them, showed nothing at all.
+    const seen = `(() => [...document.querySelectorAll('[role=progressbar]')].map((b) => {
+      let back = b.parentElement;
+      while (getComputedStyle(back).backgroundColor === 'rgba(0, 0, 0, 0)') back = back.parentElement;
+      const s = getComputedStyle(b);
+      return [b.getAttribute('aria-label'), getComputedStyle(b.firstElementChild).backgroundColor !== getComputedStyle(back).backgroundColor, s.borderTopStyle !== 'none' && s.borderTopWidth !== '0px'];
+    }))()`;
+    const bars = await page.evaluate<Array<[string, boolean, boolean]>>(seen);
+    expect(bars.length).toBe(5);
+    // Its fill differs from what is behind it, and its outline shows where 100% is.
+    expect(bars.filter(([, fill, edge]) => !fill || !edge)).toEqual([]);
+  }, 60_000);
 });

@@ -37,6 +37,9 @@ section h2.title { font-size: 18px; text-transform: none; letter-spacing: 0; col
 .bar > div { height: 100%; width: 0; background: var(--accent); transition: width .3s ease; }
 .bar.completed > div { background: var(--ok); } .bar.failed > div { background: var(--bad); }
 .bar.big { height: 14px; border-radius: 7px; }
+/* A high-contrast theme (forced colours) takes every background away, the bars' with them: the list's
+   bars, with no percentage beside them, showed nothing. The bar gets an edge, its fill the text colour. */
+@media (forced-colors: active) { .bar { border: 1px solid CanvasText; } .bar > div { forced-color-adjust: none; background: CanvasText; } }
 #detail { display: grid; gap: 16px; align-content: start; }
 .facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; margin-top: 12px; }
 .facts div { display: grid; } .facts .v { font-weight: 600; }
