@@ -174,4 +174,28 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     // Its fill differs from what is behind it, and its outline shows where 100% is.
     expect(bars.filter(([, fill, edge]) => !fill || !edge)).toEqual([]);
   }, 60_000);
+  it('draws each progress bar at 3:1 or more: its extent against the page, its fill against its track, in both schemes', async () => {
+    const { page } = await open();
+    // [name, edge against what is behind the bar, fill against the track (null at 0 or 100%)]. The list's
+    // bars have no percentage beside them: the bar is all a sighted user has (WCAG 1.4.11).
+    const ratios = `(() => {
+      const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+      const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+      const ratio = (x, y) => { const a = lum(x), b = lum(y); return Math.round((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) * 100) / 100; };
+      const opaque = (c) => { const p = rgb(c); return p.length < 4 || p[3] > 0; };
+      return [...document.querySelectorAll('[role=progressbar]')].map((b) => {
+        let back = b.parentElement;
+        while (!opaque(getComputedStyle(back).backgroundColor)) back = back.parentElement;
+        const s = getComputedStyle(b), behind = getComputedStyle(back).backgroundColor, v = Number(b.getAttribute('aria-valuenow'));
+        const edge = Math.max(ratio(s.backgroundColor, behind), s.borderTopStyle !== 'none' && s.borderTopWidth !== '0px' ? ratio(s.borderTopColor, behind) : 0);
+        return [b.getAttribute('aria-label'), edge, v > 0 && v < 100 ? ratio(getComputedStyle(b.firstElementChild).backgroundColor, s.backgroundColor) : null];
+      });
+    })()`;
+    for (const colorScheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme });
+      const bars = await page.evaluate<Array<[string, number, number | null]>>(ratios);
+      expect(bars.length).toBe(5);
+      expect(bars.filter(([, edge, fill]) => edge < 3 || (fill !== null && fill < 3)), colorScheme).toEqual([]);
+    }
+  }, 60_000);
 });
