@@ -198,4 +198,29 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
       expect(bars.filter(([, edge, fill]) => edge < 3 || (fill !== null && fill < 3)), colorScheme).toEqual([]);
     }
   }, 60_000);
+  it('keeps a deep task readable at 320 CSS px: its indent does not leave its name a letter wide', async () => {
+    const { server, port } = await suite.serve();
+    const tracker = await suite.tracker('deep-upgrade');
+    server.track(tracker);
+    await tracker.startUpgrade('Nodes');
+    // Plan, phase, node group, node, step...: 8 levels below the top, as deep as the page shows.
+    await tracker.addTask('d0', 'Upgrade the worker nodes', 'upgrade_step');
+    for (let i = 1; i <= 8; i++) await tracker.addTask(`d${i}`, `Drain node group number ${i}`, 'upgrade_step', { parentTaskId: `d${i - 1}` });
+    await tracker.updateTaskProgress('d8', 40, undefined, { currentStep: 'evicting pods from ip-10-0-0-1' });
+    const page = await suite.newPage();
+    await page.setViewportSize({ width: 320, height: 640 });
+    await page.goto(`http://127.0.0.1:${port}/#deep-upgrade`);
+    await caughtUp(page, tracker);
+    // The width left to the deepest task's name and its step, past their indent: at 18 px a level, 12 px
+    // of a 156 px column, a letter a line.
+    const room = await page.evaluate<number[]>(`(() => [...document.querySelectorAll('[data-task-id=d8] > span:not(.badge):not(.pct)')].map((e) => {
+      const s = getComputedStyle(e);
+      return e.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+    }))()`);
+    expect(room.length).toBe(2);
+    for (const px of room) expect(px).toBeGreaterThanOrEqual(90);
+    // At a desktop width a level is still 18 px.
+    await page.setViewportSize({ width: 1280, height: 860 });
+    expect(await page.evaluate('getComputedStyle(document.querySelector("[data-task-id=d1] .name")).paddingLeft')).toBe('18px');
+  }, 60_000);
 });

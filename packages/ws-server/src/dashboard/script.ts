@@ -342,16 +342,19 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // answering clicks while events came in.
   var taskRows = new Map();
   function noTasks(tasksEl) { clear(tasksEl); taskRows = new Map(); tasksEl.appendChild(el('p', 'empty', 'No tasks')); }
+  // A level of the task tree is indented 18 px, less on a narrow screen (2% of its width): at 320 CSS px
+  // (a phone, a page zoomed to 400%) 18 px a level left a task 8 levels down a name a letter wide.
+  function indent(depth) { return 'calc(' + depth + ' * min(18px, 2vw))'; }
   function taskRow(t, depth) {
     var row = el('div', 'task');
     row.setAttribute('data-task-id', t.taskId);
     var name = el('span', 'name', t.taskName);
-    name.style.paddingLeft = (depth * 18) + 'px';
+    name.style.paddingLeft = indent(depth);
     row.appendChild(name);
     row.appendChild(badge(t.status));
     row.appendChild(bar(t.percentage, t.status, false, t.taskName));
     row.appendChild(el('span', 'pct', pct(t.percentage)));
-    if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = (depth * 18) + 'px'; row.appendChild(st); }
+    if (t.currentStep) { var st = el('span', 'muted', t.currentStep); st.style.gridColumn = '1 / -1'; st.style.paddingLeft = indent(depth); row.appendChild(st); }
     if (t.errorMessage) row.appendChild(el('span', 'err', t.errorMessage));
     return row;
   }
