@@ -337,8 +337,8 @@ async function followWatch(
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
   /** The upgrade was deleted: its next run's first event (or state, after a resync) says it was created again. */
   let deleted = false;
-  /** When the last watch ended as NOT_FOUND: two in a row within a second wait a little (a store that keeps answering so must not spin). */
-  let lastEnd = 0;
+  /** When the last watch ended as NOT_FOUND (`performance.now()`): two in a row within a second wait a little (a store that keeps answering so must not spin). */
+  let lastEnd = -Infinity;
   const saysDeleted = () => {
     deleted = true;
     options.view.forget();
@@ -359,9 +359,9 @@ async function followWatch(
     } catch (err) {
       const reason = isProgressError(err, 'NOT_FOUND') ? err.context.reason : undefined;
       if (reason !== 'deleted' && reason !== 'trimmed') throw err;
-      if (Date.now() - lastEnd < 1000) await sleep(200, undefined, { signal: options.signal }).catch(() => {});
+      if (performance.now() - lastEnd < 1000) await sleep(200, undefined, { signal: options.signal }).catch(() => {});
       if (options.signal.aborted) break;
-      lastEnd = Date.now();
+      lastEnd = performance.now();
       if (reason === 'trimmed') options.view.say('resync: history gone; reloading the snapshot');
       const now = await reload(store, id, options);
       if (now === 'aborted') break;
@@ -492,8 +492,13 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
   let lastFailure: string | undefined;
   /** The server listed no upgrade: said once, not at every list it is asked for again. */
   let saidNoUpgrades = false;
-  /** When a server never reached is given up (--connect-timeout). */
-  const firstConnectDeadline = Date.now() + (options.firstConnectTimeoutMs ?? 10_000);
+  /**
+   * When a server never reached is given up (--connect-timeout), by the monotonic clock: a deadline
+   * of Date.now() moved with the wall clock, so a clock set back an hour (an NTP step, a resumed VM)
+   * kept a script's `watch` of a server that is down retrying for an hour, and one set forward gave
+   * up after the first try.
+   */
+  const firstConnectDeadline = performance.now() + (options.firstConnectTimeoutMs ?? 10_000);
   while (!options.signal.aborted) {
     const outcome = await new Promise<'ended' | 'lost' | 'aborted'>((resolve, reject) => {
       // The token goes where readTokenAuth looks for it (the subprotocol `progress-token.<token>`,
@@ -506,7 +511,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         // Before a first connection, a handshake the server never answers (a host that takes the
         // connection and says nothing) is given no longer than what is left of --connect-timeout: ws
         // waited its 5 s whatever the timeout, and `--connect-timeout 1` gave up after 5 s.
-        const handshakeTimeout = connectedOnce ? HANDSHAKE_TIMEOUT_MS : Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(MIN_HANDSHAKE_MS, firstConnectDeadline - Date.now()));
+        const handshakeTimeout = connectedOnce ? HANDSHAKE_TIMEOUT_MS : Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(MIN_HANDSHAKE_MS, firstConnectDeadline - performance.now()));
         ws = new WebSocket(url, protocols, { headers, handshakeTimeout });
       } catch (err) {
         // ws checks the URL and the subprotocols before connecting: what it refuses is the command line's fault.
@@ -776,11 +781,11 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       continue;
     }
     // Never reached: give up after a while, so that a wrong URL fails a script instead of hanging it.
-    if (!connectedOnce && Date.now() >= firstConnectDeadline) {
+    if (!connectedOnce && performance.now() >= firstConnectDeadline) {
       throw new CliError(`cannot connect to ${redactUrl(url)}${lastFailure ? ` (${withCertificateHint(lastFailure)})` : ''}`, ExitCode.UNAVAILABLE);
     }
     // The last try before giving up is made at the deadline, not a whole backoff (up to 5 s) after it.
-    await sleep(connectedOnce ? backoff : Math.max(0, Math.min(backoff, firstConnectDeadline - Date.now())), undefined, { signal: options.signal }).catch(() => {});
+    await sleep(connectedOnce ? backoff : Math.max(0, Math.min(backoff, firstConnectDeadline - performance.now())), undefined, { signal: options.signal }).catch(() => {});
     backoff = Math.min(5000, backoff * 2);
   }
   return state;
