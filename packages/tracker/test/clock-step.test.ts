@@ -1,9 +1,10 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnCli } from './helpers.js';
 
@@ -13,6 +14,7 @@ import { spawnCli } from './helpers.js';
 // clock left alone, as a real step leaves it).
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
@@ -62,4 +64,56 @@ describe.skipIf(!existsSync(LIBFAKETIME))('a wall clock that steps', () => {
     const code = await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 25_000, 'still retrying'))]);
     expect({ code, stderr: run.stderr() }).toEqual({ code: 4, stderr: expect.stringMatching(/progress: cannot connect to ws:\/\/127\.0\.0\.1:\d+\/ws \(.*\)\n$/) });
   }, 40_000);
+
+  it('the live view of a terminal keeps redrawing when the clock steps back an hour', async () => {
+    const clock = await steppableClock();
+    const dir = dirs[dirs.length - 1]!;
+    const script = join(dir, 'live-view.mts');
+    // A LiveView on a terminal (a stream that says it is one), updated once a step is made: each
+    // update must be drawn within its interval (100 ms), not an hour later.
+    await writeFile(
+      script,
+      `import { ProgressTracker } from ${JSON.stringify(join(packageDir, '../core/src/index.ts'))};
+import { LiveView } from ${JSON.stringify(join(packageDir, 'src/cli/terminal.ts'))};
+import { Writable } from 'node:stream';
+let text = '';
+const out = Object.assign(new Writable({ write(chunk, _enc, done) { text += chunk.toString(); done(); } }), { isTTY: true, columns: 120, rows: 50 });
+const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+await tracker.startUpgrade();
+await tracker.addTask('t', 'Task');
+await tracker.startTask('t');
+const view = new LiveView({ out, color: false });
+view.update(tracker.progress);
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', async (line) => {
+  const pct = Number(line.trim());
+  await tracker.advanceTask('t', { currentStep: 'step-' + pct });
+  view.update(tracker.progress);
+  const shown = performance.now();
+  const wait = setInterval(() => {
+    if (text.includes('step-' + pct)) { clearInterval(wait); process.stdout.write('drawn ' + pct + '\\n'); }
+    else if (performance.now() - shown > 10_000) { clearInterval(wait); process.stdout.write('not drawn ' + pct + '\\n'); }
+  }, 20);
+});
+process.stdout.write('ready\\n');
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', script], { cwd: packageDir, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...clock.env } });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => out.includes('ready'));
+    child.stdin.write('17\n');
+    await until(() => out.includes('drawn 17'));
+    await clock.step('-1h');
+    child.stdin.write('42\n');
+    // Before, the time since the last redraw came out an hour below zero: the redraw waited for a
+    // timer of an hour, and the bars stood still (every later update waited on that timer too).
+    await until(() => /drawn 42/.test(out));
+    expect(out).toContain('\ndrawn 42');
+    child.stdin.write('64\n');
+    await until(() => /drawn 64/.test(out));
+    expect(out).toContain('\ndrawn 64');
+  }, 60_000);
 });

@@ -22,7 +22,12 @@ export class LiveView {
   readonly #color: boolean;
   readonly #interval: number;
   #lines = 0;
-  #last = 0;
+  /**
+   * When it last drew (`performance.now()`, monotonic): with Date.now(), a wall clock set back an
+   * hour (an NTP step) made the time since the last drawing an hour below zero, and the next
+   * drawing waited on a timer of an hour, the bars standing still meanwhile.
+   */
+  #last = -Infinity;
   #timer: NodeJS.Timeout | undefined;
   #state: Readonly<UpgradeProgress> | undefined;
 
@@ -54,7 +59,7 @@ export class LiveView {
       this.#out.write(`${event ? renderEventLine(event, state) : renderStateLine(state)}\n`);
       return;
     }
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.#last >= this.#interval) this.#draw();
     else this.#timer ??= setTimeout(() => this.#draw(), this.#interval - (now - this.#last));
   }
@@ -89,7 +94,7 @@ export class LiveView {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (!this.#state) return;
-    this.#last = Date.now();
+    this.#last = performance.now();
     const columns = this.#out.columns || 100;
     const width = Math.max(40, columns);
     // Laid out for 40 columns at least, but cut to the terminal's: a line that wraps takes a row the
