@@ -696,6 +696,37 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     }
   }, 60_000);
 
+  it("is given up on the same 15 s when the browser's clock is set back an hour meanwhile (an NTP step, a laptop put right)", async () => {
+    const { server, port } = await serve({});
+    const t = await tracker('u-stepped', new MemoryStore());
+    server.track(t);
+    await t.startUpgrade('P');
+    await t.addTask('a', 'A');
+    await t.updateTaskProgress('a', 10);
+    const relay = await freezableRelay(port);
+    try {
+      const page = await newPage();
+      await page.clock.install();
+      await page.goto(`http://127.0.0.1:${relay.port}/#u-stepped`);
+      await caughtUp(page, t);
+      relay.freeze();
+      await t.updateTaskProgress('a', 90);
+      // A list request goes out unanswered, then the wall clock of the page steps back an hour (its
+      // monotonic clock, performance.now(), goes on as it does in a real step).
+      await page.clock.runFor(6000);
+      await page.clock.setSystemTime((await page.evaluate(() => Date.now())) - 3_600_000);
+      // Before, the time since the unanswered request was taken from Date.now(): an hour below zero,
+      // the dead connection was kept (shown live, frozen at 10%) for an hour.
+      await page.clock.runFor(26_000);
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      expect((await shown(page)).tasks['a']).toContain('90');
+      expect(await page.getAttribute('#conn', 'class')).toBe('live');
+    } finally {
+      relay.close();
+    }
+  }, 60_000);
+
   it('a connection that never gets past CONNECTING (the handshake unanswered) is given up on the same clock, not left to the browser', async () => {
     const { server, port } = await serve({});
     const t = await tracker('u-conn', new MemoryStore());

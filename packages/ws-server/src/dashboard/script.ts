@@ -76,6 +76,11 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // A connection that stays CONNECTING as long (a peer that took the TCP connection and never answers
   // the handshake) is given up the same way: the browser's own limit is minutes.
   var staleMs = STALE_MIN_MS, unansweredSince = 0, openedAt = 0, connectingSince = 0;
+  // These spans are timed on the monotonic clock (performance.now()), never Date.now(): a wall clock
+  // set back (an NTP step, a laptop's clock put right) made an unanswered request an hour below zero
+  // old, and a dead connection was shown live for that hour; one set forward dropped a healthy one.
+  // (A laptop that slept is still caught: its first unanswered request is given up staleMs later.)
+  var mono = function () { return performance.now(); };
   var $ = function (id) { return document.getElementById(id); };
   // Core's rule for an upgrade id. A hash that breaks it (a link mangled on its way: a space, a slash)
   // names no upgrade: the page says so and sends nothing for it. The server would refuse the subscribe
@@ -585,7 +590,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function onMessage(ev) {
     var m;
     unansweredSince = 0;
-    if (openedAt && Date.now() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
+    if (openedAt && mono() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
       case 'welcome': storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
@@ -685,12 +690,12 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     try { ws = new WebSocket(wsUrl, ['progress.v1']); } catch (e) { return later(); }
     openedAt = 0;
     unansweredSince = 0;
-    connectingSince = Date.now();
-    ws.onopen = function () { openedAt = Date.now(); };
+    connectingSince = mono();
+    ws.onopen = function () { openedAt = mono() || 1; };
     ws.onmessage = onMessage;
     ws.onclose = function (e) {
       // Not on welcome: a server that closes right after it would have the backoff start over each time.
-      if (openedAt && Date.now() - openedAt >= HEALTHY_MS) retry = 0;
+      if (openedAt && mono() - openedAt >= HEALTHY_MS) retry = 0;
       // 1008 is the server refusing this client (credentials expired, rate limit): say why, since
       // reconnecting alone may not cure it (a bare "disconnected" gave the user nothing to act on).
       // A socket that never opened tells nothing new (its handshake was refused, which a page cannot
@@ -723,10 +728,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     setTimeout(connect, backoff(250, 5000, retry++));
   }
   listTimer = setInterval(function () {
-    if (ws && ws.readyState === 0 && Date.now() - connectingSince > staleMs) return abandon();
+    if (ws && ws.readyState === 0 && mono() - connectingSince > staleMs) return abandon();
     if (ws && ws.readyState === 1) {
-      if (unansweredSince && Date.now() - unansweredSince > staleMs) return abandon();
-      if (!unansweredSince) unansweredSince = Date.now();
+      if (unansweredSince && mono() - unansweredSince > staleMs) return abandon();
+      if (!unansweredSince) unansweredSince = mono() || 1;
     }
     send({ type: 'list_upgrades' });
   }, LIST_MS);
