@@ -26,7 +26,10 @@ export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 /** A server -> client message of protocol v1. */
 export type ServerMessage =
-  | { type: 'welcome'; protocol: 1; serverId: string }
+  // `serverTime`: the server's clock when it sent the welcome (ISO 8601), so that a client whose
+  // clock is off (a laptop 10 minutes out) can tell the time since an upgrade's `startedAt` by the
+  // clock that stamped it; an addition to protocol v1 that older clients ignore.
+  | { type: 'welcome'; protocol: 1; serverId: string; serverTime: string }
   | { type: 'subscribed'; upgradeId: string; exists: boolean }
   | { type: 'snapshot'; upgradeId: string; seq: number; data: UpgradeProgress }
   | { type: 'progress_event'; upgradeId: string; data: ProgressEvent }

@@ -421,7 +421,7 @@ export class ProgressWebSocketServer implements ProgressSink {
     ws.on('error', (err) => this.#o.logger.debug({ err, client: client.id }, 'client connection error'));
     ws.once('close', () => this.#onClose(client));
     this.#closeOnExpiry(client, principal);
-    client.send({ type: 'welcome', protocol: PROTOCOL_VERSION, serverId: this.serverId });
+    client.send({ type: 'welcome', protocol: PROTOCOL_VERSION, serverId: this.serverId, serverTime: new Date().toISOString() });
   }
 
   /**

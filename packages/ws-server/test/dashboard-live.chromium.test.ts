@@ -759,3 +759,34 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     }
   }, 60_000);
 });
+
+describe.skipIf(!hasChromium() && !process.env.CI)("dashboard: a browser whose clock is off the server's", () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  for (const [what, offset] of [
+    ['10 minutes ahead', 600_000],
+    ['10 minutes behind', -600_000],
+  ] as const) {
+    it(`shows the time since the start by the server's clock, with the browser's ${what}`, async () => {
+      const { server, port } = await serve({});
+      const id = `u-skew${offset > 0 ? 'a' : 'b'}`;
+      const t = await tracker(id, new MemoryStore());
+      server.track(t);
+      await t.startUpgrade('P');
+      await t.addTask('a', 'A');
+      await t.updateTaskProgress('a', 50);
+      const page = await newPage();
+      // A laptop whose clock is off: its time runs, 10 minutes off the server's.
+      await page.clock.install({ time: Date.now() + offset });
+      await page.goto(`http://127.0.0.1:${port}/#${id}`);
+      await caughtUp(page, t);
+      // Before, Elapsed was the browser's Date.now() less the server's startedAt: 10 minutes too much
+      // (ahead), or '-' for the first 10 minutes of an upgrade (behind: below zero), and the ETA moved
+      // with it (behind: "now", whatever was left).
+      const elapsed = (await shown(page)).facts['Elapsed'];
+      expect(elapsed).toMatch(/^\d+s$/);
+      expect(Number(elapsed!.slice(0, -1))).toBeLessThan(60);
+      expect((await shown(page)).facts['ETA']).not.toBe('-');
+    }, 60_000);
+  }
+});

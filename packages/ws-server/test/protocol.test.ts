@@ -37,7 +37,8 @@ describe('protocol v1', () => {
     await t.addTask('a', 'Drain');
     const c = await client();
     await c.until((ms) => ms.length >= 1);
-    expect(c.messages[0]).toEqual({ type: 'welcome', protocol: 1, serverId: server.serverId });
+    expect(c.messages[0]).toEqual({ type: 'welcome', protocol: 1, serverId: server.serverId, serverTime: expect.any(String) });
+    expect(Math.abs(Date.parse(c.messages[0]!.serverTime as string) - Date.now())).toBeLessThan(60_000);
     c.send({ type: 'ping' });
     c.send({ type: 'list_upgrades' });
     c.send({ type: 'get_summary', upgradeId: 'u1' });

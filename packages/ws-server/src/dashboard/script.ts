@@ -81,6 +81,13 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // old, and a dead connection was shown live for that hour; one set forward dropped a healthy one.
   // (A laptop that slept is still caught: its first unanswered request is given up staleMs later.)
   var mono = function () { return performance.now(); };
+  // The server's clock, which stamped the upgrade's times: told in each welcome (serverTime), and
+  // carried on from there by the monotonic clock. The browser's own clock may be minutes off (a
+  // laptop): the time since the start, and the ETA drawn from it, were that much off, an upgrade
+  // just begun showing '-' (below zero) or 10 minutes already spent. Without serverTime (an older
+  // server), the browser's clock.
+  var serverAt = NaN, serverMonoAt = 0;
+  function serverNow() { return isFinite(serverAt) ? serverAt + (mono() - serverMonoAt) : Date.now(); }
   var $ = function (id) { return document.getElementById(id); };
   // Core's rule for an upgrade id. A hash that breaks it (a link mangled on its way: a space, a slash)
   // names no upgrade: the page says so and sends nothing for it. The server would refuse the subscribe
@@ -150,7 +157,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (!iso && iso !== 0) return '-';
     var d = new Date(iso);
     if (isNaN(d)) return '-';
-    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+    return d.toDateString() === new Date(serverNow()).toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
   }
   function fmtDuration(ms) {
     if (ms === null || ms === undefined || ms < 0) return '-';
@@ -337,8 +344,9 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   function eta(s) {
     var p = s.overallPercentage;
     if (s.status !== 'in_progress' || !s.startedAt || !(p > 0 && p < 100)) return '-';
-    var spent = Math.max(0, Date.now() - Date.parse(s.startedAt));
-    var at = Date.now() + spent * (100 - p) / p;
+    var now = serverNow();
+    var spent = Math.max(0, now - Date.parse(s.startedAt));
+    var at = now + spent * (100 - p) / p;
     return isFinite(at) ? fmtTime(at) : '-';
   }
   // The task rows stay between renders, by task id, each with the text of what it shows: a render
@@ -434,7 +442,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     fact(facts, 'Plan', state.planId);
     fact(facts, 'Started', fmtTime(state.startedAt));
     fact(facts, 'ETA', eta(state));
-    fact(facts, 'Elapsed', state.startedAt ? fmtDuration((state.completedAt ? Date.parse(state.completedAt) : Date.now()) - Date.parse(state.startedAt)) : '-');
+    fact(facts, 'Elapsed', state.startedAt ? fmtDuration((state.completedAt ? Date.parse(state.completedAt) : serverNow()) - Date.parse(state.startedAt)) : '-');
     fact(facts, 'Seq', state.lastSeq);
     ov.appendChild(facts);
     if (state.errorMessage) ov.appendChild(el('p', 'err', state.errorMessage));
@@ -593,7 +601,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (openedAt && mono() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
-      case 'welcome': storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      case 'welcome': if (typeof m.serverTime === 'string' && isFinite(Date.parse(m.serverTime))) { serverAt = Date.parse(m.serverTime); serverMonoAt = mono(); } storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
       case 'subscribed':
         answered();
