@@ -233,12 +233,41 @@ async function judge(file: LockFile, leaseMs: number): Promise<Verdict> {
 const leaseOf = (owner: LockOwner | null, leaseMs: number): number =>
   Math.max(leaseMs, owner !== null && Number.isSafeInteger(owner.leaseMs) && owner.leaseMs! > 0 && owner.leaseMs! <= MAX_TIMER_MS ? owner.leaseMs! : 0);
 
-/** A lock of this boot whose pid cannot be checked: dead once its holder has not stamped it for a whole lease. */
+/**
+ * Each lock stamp judged by its lease in this process (by token): its mtime, and when (monotonic,
+ * `performance.now()`) this process first saw that mtime on it. A stamp's age by the wall clock is
+ * wrong once that clock was set back after the stamp (an NTP step, a VM's clock put right): it lies
+ * in the future, and its dead holder's lock was refused for as long as the step, an hour for an
+ * hour. A stamp seen unchanged for a whole lease by our monotonic clock is as good a proof: a live
+ * holder stamps every third of its lease. Only the latest entries are kept.
+ */
+const seenStamps = new Map<string, { mtimeMs: number; since: number }>();
+const SEEN_STAMPS_MAX = 1024;
+
+/** How long (ms, monotonic) this process has seen this stamp of the lock unchanged. */
+function seenUnchangedFor(owner: LockOwner, mtimeMs: number): number {
+  const now = performance.now();
+  const seen = seenStamps.get(owner.token);
+  if (seen !== undefined && seen.mtimeMs === mtimeMs) return now - seen.since;
+  seenStamps.delete(owner.token);
+  seenStamps.set(owner.token, { mtimeMs, since: now });
+  if (seenStamps.size > SEEN_STAMPS_MAX) seenStamps.delete(seenStamps.keys().next().value!);
+  return 0;
+}
+
+/**
+ * A lock of this boot whose pid cannot be checked: dead once its holder has not stamped it for a
+ * whole lease, by the wall clock (the stamp's mtime), or by our monotonic clock since we first saw
+ * that stamp (a wall clock set back since the stamp makes it look younger than it is).
+ */
 function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: string): Verdict {
   const lease = leaseOf(owner, leaseMs);
   const age = Math.round(Date.now() - file.mtimeMs);
+  const seen = Math.round(seenUnchangedFor(owner, file.mtimeMs));
   if (age > lease) return { dead: true, reason: `its lease ran out: not refreshed for ${age} ms, more than its lease of ${lease} ms (${unsure})` };
-  return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago, and it is taken over once it goes ${lease} ms without` };
+  if (seen > lease) return { dead: true, reason: `its lease ran out: seen unrefreshed for ${seen} ms, more than its lease of ${lease} ms (its stamp lies ${-age} ms ahead of this clock, which was set back since) (${unsure})` };
+  const ahead = age < -1000 ? ` (its stamp lies ${-age} ms ahead of this clock, which was set back since: counted from when this process first saw it)` : '';
+  return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago${ahead}, and it is taken over once it goes ${lease} ms without` };
 }
 
 function conflict(upgradeId: string, path: string, owner: LockOwner | null, why?: string): Error {

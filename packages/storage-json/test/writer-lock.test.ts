@@ -205,6 +205,26 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
 });
 
 describe('a lock left by a reboot, or by a container whose lease ran out', () => {
+  // A wall clock set back after the holder's last stamp (an NTP step, a VM's clock an hour ahead
+  // put right) leaves that stamp in the future. The taker runs under libfaketime an hour behind the
+  // clock that stamped the lock (file times left as they are: NO_FAKE_STAT), its monotonic clock real.
+  const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+  it.runIf(hasProc && existsSync(LIBFAKETIME))('takes over a dead lock of this boot stamped by a clock since set back an hour, once it went a lease unstamped (not an hour later)', async () => {
+    const dir = await tempDir('lock-clock-back');
+    const dead = await deadPid();
+    // A container of this pod that died (another PID namespace, its pid meaningless here), its last stamp just made.
+    await writeLock(dir, 'u1', { hostname: hostname(), createdAt: 'then', ...(await procIdentity()), pid: dead, token: 'gone', pidNs: 'pid:[1]', leaseMs: 1000 });
+    const clockBack = ['env', `LD_PRELOAD=${LIBFAKETIME}`, 'FAKETIME=-1h', 'FAKETIME_DONT_FAKE_MONOTONIC=1', 'NO_FAKE_STAT=1'];
+    const child = spawnChild('lock-retry.ts', [dir, 'u1', '1000'], clockBack);
+    try {
+      // Before, the stamp's age came out an hour below zero ("refreshed 0 ms ago"), and the lock of
+      // the dead writer was refused for an hour and a lease.
+      expect(await waitForLine(child, /^(locked|gave up) /, 30_000)).toMatch(/^locked \d+$/);
+    } finally {
+      await kill(child);
+    }
+  }, 40_000);
+
   it.runIf(hasProc)('takes over a lock from another boot (another boot id) once its lease ran out, even when its pid is alive here, and logs a warning', async () => {
     const dir = await tempDir('lock-reboot');
     const me = await procIdentity();
