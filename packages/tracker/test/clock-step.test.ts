@@ -116,4 +116,16 @@ process.stdout.write('ready\\n');
     await until(() => /drawn 64/.test(out));
     expect(out).toContain('\ndrawn 64');
   }, 60_000);
+
+  it('`demo --linger` ends after its seconds when the clock steps back an hour while it lingers', async () => {
+    const clock = await steppableClock();
+    const dir = dirs[dirs.length - 1]!;
+    const run = spawnCli(['demo', '--dir', join(dir, 'demo'), '--port', '0', '--speed', '1000', '--linger', '3'], { env: clock.env });
+    children.push(run.child);
+    await until(() => run.output().includes('Serving the dashboard for 3s more.'), 60_000);
+    await clock.step('-1h');
+    // Before, it lingered until Date.now() reached a time an hour and 3 s away.
+    const code = await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 25_000, 'still serving'))]);
+    expect({ code, output: run.output() }).toMatchObject({ code: 0 });
+  }, 90_000);
 });

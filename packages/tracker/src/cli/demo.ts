@@ -246,9 +246,10 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     options.print(Number.isFinite(linger) ? `Serving the dashboard for ${linger}s more.` : 'The dashboard stays up; Ctrl+C to stop.');
     // In steps a timer can hold: a longer setTimeout fires at once (Node's TimeoutOverflowWarning),
     // which ended a `--linger` past about 24.8 days straight away, and Ctrl-C's wait after that long.
-    const until = Date.now() + linger * 1000;
-    while (!options.signal.aborted && Date.now() < until) {
-      await sleep(Math.min(MAX_TIMER_MS, until - Date.now()), undefined, { signal: options.signal }).catch(() => {});
+    // On the monotonic clock: a wall clock set back an hour (an NTP step) kept it up an hour longer.
+    const until = performance.now() + linger * 1000;
+    while (!options.signal.aborted && performance.now() < until) {
+      await sleep(Math.min(MAX_TIMER_MS, until - performance.now()), undefined, { signal: options.signal }).catch(() => {});
     }
   }
   return t;
