@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressTracker } from '@progress/core';
+import { ProgressWebSocketServer } from '@progress/ws-server';
 import { spawnCli } from './helpers.js';
 
 // The wall clock of a machine steps (an NTP step after a VM resumes, a clock an hour wrong put
@@ -17,7 +19,9 @@ const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
+const closers: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
+  for (const close of closers.reverse()) await close().catch(() => undefined);
   for (const child of children) child.kill('SIGKILL');
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
@@ -128,4 +132,33 @@ process.stdout.write('ready\\n');
     const code = await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 25_000, 'still serving'))]);
     expect({ code, output: run.output() }).toMatchObject({ code: 0 });
   }, 90_000);
+
+  it("`watch` of a ws-server gives the ETA by the server's clock when its own is 10 minutes behind (a laptop)", async () => {
+    const server = new ProgressWebSocketServer({ port: 0 });
+    const { port } = await server.start();
+    closers.push(() => server.stop());
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-eta', planId: 'p', clusterName: 'c' });
+    closers.push(() => tracker.close());
+    server.track(tracker);
+    await tracker.startUpgrade();
+    await tracker.addTask('a', 'A');
+    await tracker.startTask('a');
+    await tracker.updateTaskProgress('a', 50);
+    const clock = await steppableClock();
+    await clock.step('-10m');
+    const run = spawnCli(['watch', `ws://127.0.0.1:${port}/ws`, 'u-eta'], { env: clock.env });
+    children.push(run.child);
+    await until(() => run.output().includes('state in_progress'));
+    // Ctrl-C: the bars are drawn a last time, with the ETA.
+    run.child.kill('SIGINT');
+    await run.exited;
+    const [, day, time] = /overall .* eta (?:(\d{4}-\d\d-\d\d) )?(\d\d:\d\d:\d\d)Z/.exec(run.output()) ?? [];
+    expect(time, run.output()).toBeDefined();
+    // Half done a moment after it started: due about now by the server's clock (the one that stamped
+    // the start). Before, the watcher's own clock was taken: 10 minutes behind, the time spent came
+    // out below zero (so none), and the ETA was "now" 10 minutes early.
+    const eta = Date.parse(`${day ?? new Date().toISOString().slice(0, 10)}T${time}Z`);
+    const off = Math.abs(((eta - Date.now() + 43_200_000) % 86_400_000) - 43_200_000);
+    expect(off, run.output()).toBeLessThan(120_000);
+  }, 60_000);
 });

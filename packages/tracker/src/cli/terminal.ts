@@ -42,6 +42,12 @@ export class LiveView {
     return this.#tty;
   }
 
+  /**
+   * The clock the ETA is reckoned by (ms since the epoch): this machine's, unless the source tells
+   * its own (a ws-server's `serverTime`), whose clock stamped the upgrade's start.
+   */
+  now: () => number = Date.now;
+
   /** Prints a line above the live area. Control characters become spaces: a line may quote a server or a store. */
   say(text: string): void {
     this.#clear();
@@ -82,7 +88,7 @@ export class LiveView {
     this.#timer = undefined;
     // The last drawing is not redrawn: every line of it, however many rows the terminal has.
     if (this.#tty && this.#state) this.#draw(true);
-    else if (this.#state) this.#out.write(`${renderProgress(this.#state, { color: false, recentEvents: 0 }).join('\n')}\n`);
+    else if (this.#state) this.#out.write(`${renderProgress(this.#state, { color: false, recentEvents: 0, now: this.now() }).join('\n')}\n`);
     this.#lines = 0;
   }
 
@@ -99,7 +105,7 @@ export class LiveView {
     const width = Math.max(40, columns);
     // Laid out for 40 columns at least, but cut to the terminal's: a line that wraps takes a row the
     // next redraw's cursor-up does not go back over (a split pane narrower than 40 columns).
-    let lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)) }).map((l) => truncate(l, columns - 1));
+    let lines = renderProgress(this.#state, { color: this.#color, barWidth: Math.min(30, Math.floor(width / 4)), now: this.now() }).map((l) => truncate(l, columns - 1));
     // The cursor goes up no further than the top of the screen: with more lines than the terminal has
     // rows, the next redraw could not go back over those that scrolled off, and each one left a copy.
     const rows = this.#out.rows;

@@ -451,6 +451,7 @@ interface ServerMessage {
   message?: string;
   reason?: string;
   exists?: unknown;
+  serverTime?: unknown;
 }
 
 /** How long ws waits for a server to answer the upgrade request, ms. */
@@ -658,9 +659,19 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         try {
           if (!msg || typeof msg !== 'object') throw new TypeError('not a JSON object');
           switch (msg.type) {
-            case 'welcome':
+            case 'welcome': {
+              // The server's clock (an addition to protocol v1: an older server sends none), carried
+              // on by the monotonic one: the ETA is reckoned from the upgrade's start, which the
+              // server's side stamped. This machine's clock may be minutes off (a laptop): the time
+              // spent came out that much off, below zero (none: an ETA of "now") when behind.
+              const serverAt = typeof msg.serverTime === 'string' ? Date.parse(msg.serverTime) : NaN;
+              if (Number.isFinite(serverAt)) {
+                const at = performance.now();
+                options.view.now = () => serverAt + (performance.now() - at);
+              }
               subscribe();
               break;
+            }
             case 'subscribed':
               // The answer to the subscribe sent last (only one is out at a time): its frames follow.
               if (msg.upgradeId === undefined || msg.upgradeId === target) awaitingSubscribed = false;
