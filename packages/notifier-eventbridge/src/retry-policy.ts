@@ -88,8 +88,9 @@ export interface RequestErrorInfo {
  *   the `Date` header of every error, to the millisecond against a header to the second, and sets
  *   `clockSkewCorrected` whenever the offset is 4 min or more and moved at all: on a host whose clock
  *   is off by minutes, every error (an unknown bus, access denied) has the flag. With this argument the
- *   flag counts only when the correction itself is of minutes, i.e. the request was signed with a
- *   time the server could refuse.
+ *   correction itself decides, flagged or not: of minutes, the request was signed with a time the
+ *   server could refuse, and the next one is not. (The SDK flags none that lands on an offset under
+ *   4 min: the correction back of a host clock put right after the SDK had learnt its offset.)
  */
 export function classifyRequestError(err: unknown, clockCorrectionMs?: number): RequestErrorInfo {
   const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown }; $retryable?: unknown };
@@ -99,7 +100,11 @@ export function classifyRequestError(err: unknown, clockCorrectionMs?: number): 
   const message = typeof e.message === 'string' ? e.message : String(err);
   // `$retryable` is an own property of every SDK error, undefined unless the error's model is
   // @retryable (then `{}` or `{ throttling: true }`): the SDK's own test is `!== undefined` too.
-  const skewCorrected = e.$metadata?.clockSkewCorrected === true && (clockCorrectionMs === undefined || Math.abs(clockCorrectionMs) >= CLOCK_SKEW_CORRECTION_MS);
+  // Known, the correction decides alone: the SDK flags one only when the offset it lands on is of
+  // minutes, so a host whose clock was put right (an NTP step) after the SDK had learnt its offset
+  // got its next request refused for that offset (signed minutes ahead), the offset put back to
+  // about 0 unflagged, and the entries given up as `rejected`.
+  const skewCorrected = clockCorrectionMs === undefined ? e.$metadata?.clockSkewCorrected === true : Math.abs(clockCorrectionMs) >= CLOCK_SKEW_CORRECTION_MS;
   // An error with a 2xx status is an answer that could not be read: its body was cut off (a
   // connection reset, or a stall that requestTimeoutMs aborted) or garbled on the way. The SDK marks
   // it with the status it had received. Nothing in it refused the entries, and EventBridge may or
