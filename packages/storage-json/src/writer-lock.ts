@@ -141,13 +141,16 @@ async function readLock(path: string): Promise<LockFile | undefined> {
 const sameLock = (a: LockFile | undefined, b: LockFile | undefined): boolean =>
   a !== undefined && b !== undefined && (a.owner === null ? b.owner === null : b.owner !== null && a.owner.token === b.owner.token);
 
+/** What a stamp is rounded up to (ms): the mtime of a live holder's lock can stay the same that much longer than its stamps' spacing. */
+const STAMP_STEP_MS = 1000;
+
 /**
  * The mtime a holder stamps on its lock: now, rounded up to a whole second. Some filesystems keep
  * mtimes to the second and cut the rest off, which would make a lock just stamped look up to a second
  * older to a taker; rounded up, it can only look younger than it is (its lease runs up to a second longer).
  */
 function stampNow(): Date {
-  return new Date(Math.ceil(Date.now() / 1000) * 1000);
+  return new Date(Math.ceil(Date.now() / STAMP_STEP_MS) * STAMP_STEP_MS);
 }
 
 /** Whether a lock's writer is provably gone (`reason` says how we know); when it is not, `why` says what kept us from checking it (nothing when it was seen alive). */
@@ -265,7 +268,10 @@ function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: stri
   const age = Math.round(Date.now() - file.mtimeMs);
   const seen = Math.round(seenUnchangedFor(owner, file.mtimeMs));
   if (age > lease) return { dead: true, reason: `its lease ran out: not refreshed for ${age} ms, more than its lease of ${lease} ms (${unsure})` };
-  if (seen > lease) return { dead: true, reason: `its lease ran out: seen unrefreshed for ${seen} ms, more than its lease of ${lease} ms (its stamp lies ${-age} ms ahead of this clock, which was set back since) (${unsure})` };
+  // Seen unchanged: one mtime stands for every stamp of one whole second, so a live holder's can stay
+  // a second longer than the spacing of its stamps (up to half a lease when it is late): only a
+  // lease and that second unchanged is a holder gone.
+  if (seen > lease + STAMP_STEP_MS) return { dead: true, reason: `its lease ran out: seen unrefreshed for ${seen} ms, more than its lease of ${lease} ms and the second a stamp is rounded up by (its stamp lies ${-age} ms ahead of this clock, which was set back since) (${unsure})` };
   const ahead = age < -1000 ? ` (its stamp lies ${-age} ms ahead of this clock, which was set back since: counted from when this process first saw it)` : '';
   return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago${ahead}, and it is taken over once it goes ${lease} ms without` };
 }

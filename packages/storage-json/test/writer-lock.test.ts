@@ -225,6 +225,33 @@ describe('a lock left by a reboot, or by a container whose lease ran out', () =>
     }
   }, 40_000);
 
+  // A live holder stamps every third of its lease, rounded up to the second, and counts its lease
+  // renewed while a stamp lands within half a lease of the last (a busy process is late): one mtime
+  // can then stand for a second and half a lease, as here (stamps 480 ms apart from just after a
+  // whole second: three carry the same second). Seen unchanged for a lease alone, a live lock of a
+  // 1 s lease (the least allowed) was taken over.
+  it.runIf(hasProc)('never takes over a live lock of this boot stamped as its holder may, judged by a 1 s lease', async () => {
+    const dir = await tempDir('lock-live-lease');
+    const dead = await deadPid();
+    const stampNow = () => new Date(Math.ceil(Date.now() / 1000) * 1000);
+    await sleep(1010 - (Date.now() % 1000));
+    // A container of this pod (another PID namespace, its pid meaningless here) that goes on stamping.
+    await writeLock(dir, 'u1', { hostname: hostname(), createdAt: 'then', ...(await procIdentity()), pid: dead, token: 'alive', pidNs: 'pid:[1]', leaseMs: 1000 });
+    await utimes(lockPath(dir), stampNow(), stampNow());
+    const stamper = setInterval(() => void utimes(lockPath(dir), stampNow(), stampNow()).catch(() => {}), 480);
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: 1000 });
+    try {
+      const until = performance.now() + 3000;
+      while (performance.now() < until) {
+        await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT' });
+        await sleep(20);
+      }
+    } finally {
+      clearInterval(stamper);
+      await store.close();
+    }
+  }, 20_000);
+
   it.runIf(hasProc)('takes over a lock from another boot (another boot id) once its lease ran out, even when its pid is alive here, and logs a warning', async () => {
     const dir = await tempDir('lock-reboot');
     const me = await procIdentity();
