@@ -211,6 +211,22 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // Found on 2026-12-01 (mutation testing): a delete leaves two keys in the upgrade's slot, its
+  // call's marker and the deleted runs (README, Key layout), each meant to expire. No test failed
+  // when the script wrote either without its TTL: every delete() would have left a key for good.
+  it.each(['single', 'cluster'] as const)('leaves no key of a deleted upgrade for good: its marker and the deleted runs expire (%s mode)', async (mode) => {
+    const store = makeStore(prefixes, { mode });
+    const f = new EventFactory('delete-leaves');
+    await appendBatch(store, f, 3);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    const left = await admin.keys(`${store.keys.prefix}{${f.upgradeId}}*`);
+    expect(left).toHaveLength(2);
+    expect(left).toContain(store.keys.deletedRuns(f.upgradeId));
+    expect(left.filter((key) => key.startsWith(`${store.keys.prefix}{${f.upgradeId}}:delete:`))).toHaveLength(1);
+    for (const key of left) expect(await admin.pttl(key)).toBeGreaterThan(0);
+    await store.close();
+  });
+
   it('recognises a re-sent append even when a later append of the same upgrade ran after it (both replies lost)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('retry-later');
