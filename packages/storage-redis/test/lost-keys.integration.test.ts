@@ -118,4 +118,31 @@ describe('RedisStore: an upgrade that lost some of its keys', () => {
     expect(seen).toEqual(lost === 'events' ? [] : [1, 2, 3]);
     await Promise.all([writer.close(), reader.close()]);
   });
+
+  // Found on 2026-12-01 (mutation testing): a reader at the trim mark (the highest seq retention
+  // removed) that finds the next event missing is before a hole retention did not make: damage.
+  // Reported as trimmed, a consumer resyncs from the snapshot and the hole goes unseen. No test
+  // failed when the check read "at or past the trim mark" (>=) instead of "past it".
+  it('reports a hole right after the trim mark as DATA_CORRUPTED, not as events removed by retention (readEvents() and watch())', async () => {
+    const keyPrefix = freshPrefix('lost-at-mark');
+    const writer = makeStore(prefixes, { keyPrefix });
+    const reader = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('lost-at-mark');
+    for (let i = 0; i < 4; i++) await appendBatch(writer, f, 1);
+    const keys = writer.keys.upgrade(f.upgradeId);
+    // Retention took seq 1 (the mark), and seq 2, which it did not take, is lost.
+    await admin.xdel(keys.events, '0-1', '0-2');
+    await admin.hset(keys.meta, 'trimmed', '1');
+    const read = await errorOf(collect(reader.readEvents(f.upgradeId, 1)));
+    expect(read.code).toBe('DATA_CORRUPTED');
+    expect(read.message).toContain(keys.events);
+    const watched = await errorOf(collect(reader.watch(f.upgradeId, 1)));
+    expect(watched.code).toBe('DATA_CORRUPTED');
+    expect(watched.message).toContain(keys.events);
+    // Before the mark, the events are reported as removed by retention.
+    const trimmed = await errorOf(collect(reader.readEvents(f.upgradeId, 0)));
+    expect(trimmed.code).toBe('NOT_FOUND');
+    expect(trimmed.context.reason).toBe('trimmed');
+    await Promise.all([writer.close(), reader.close()]);
+  });
 });
