@@ -298,3 +298,21 @@ describe("the url query check's list of ioredis options", () => {
     expect(accepted).toEqual([]);
   });
 });
+
+describe('RedisStore: the connection it creates', () => {
+  // Found on 2026-12-01 (mutation testing): no test failed when the reconnect backoff's cap was
+  // 20 s instead of the 2 s the README gives: after an outage of a few seconds, the store would
+  // have waited up to 20 s to connect again to a Redis that was back, failing every append meanwhile.
+  it('connects again with the backoff the README gives: from about 40 ms, doubling, never more than about 2 s apart', async () => {
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 100 });
+    const retry = (store.client as Redis).options.retryStrategy!;
+    const waits = Array.from({ length: 60 }, (_, i) => Number(retry(i + 1)));
+    expect(waits[0]).toBeGreaterThanOrEqual(40);
+    expect(waits[0]).toBeLessThan(100);
+    for (const wait of waits) expect(wait).toBeLessThanOrEqual(2100);
+    // Doubling (jitter aside) until it reaches the cap, and at the cap from then on.
+    for (let i = 1; i < 6; i++) expect(waits[i]).toBeGreaterThan(1.5 * waits[i - 1]! - 40);
+    for (const wait of waits.slice(7)) expect(wait).toBeGreaterThanOrEqual(2000);
+    await store.close();
+  });
+});
