@@ -454,6 +454,41 @@ describe('RedisStore.watchAll', () => {
     await store.close();
   });
 
+  // Found on 2026-12-01 (mutation testing): no test failed when watchAll() went on from the first
+  // entry of each feed page rather than its last. It handed out nothing twice (events handed out are
+  // dropped), but a follower behind a backlog read the feed again for every entry of it, a page each
+  // time, and the events each entry points to: about pageSize times the reads, while it is behind.
+  it('reads a backlog of the feed a page at a time, going on after the last entry of each page', async () => {
+    const client = new Redis(redisUrl());
+    // The XREADs of the watcher's connection (a duplicate() of the client passed in).
+    let xreads = 0;
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
+      const conn = duplicate(...args);
+      const send = conn.sendCommand.bind(conn);
+      conn.sendCommand = (...sent: Parameters<Redis['sendCommand']>) => {
+        if (sent[0].name === 'xread') xreads++;
+        return send(...sent);
+      };
+      return conn;
+    };
+    const store = makeStore(prefixes, { redis: client, pageSize: 10, watchBlockMs: 200 });
+    const f = new EventFactory('all-backlog');
+    const stop = new AbortController();
+    // Its start point is read on the store's connection now, ahead of the appends below.
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    for (let i = 0; i < 40; i++) await appendBatch(store, f, 1); // 40 feed entries, one per append
+    const seqs: number[] = [];
+    for (let i = 0; i < 40; i++) seqs.push((await iterator.next()).value!.seq);
+    expect(seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // 4 pages of 10 (one more should a page come short); not one read per entry.
+    expect(xreads).toBeLessThanOrEqual(6);
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await store.close();
+    await client.quit();
+  });
+
   it('skips a damaged feed entry naming an id the store refuses, and keeps following the others', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
