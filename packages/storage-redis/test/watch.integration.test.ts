@@ -263,6 +263,21 @@ describe('RedisStore.watch', () => {
     expect(store.info().watchers).toBe(0);
     await store.close();
   });
+  // Found on 2026-12-01 (mutation testing): no test failed when watch() or watchAll() handed out the
+  // rest of a page it had read after its signal aborted: a consumer that stopped got more events.
+  it.each(['watch', 'watchAll'] as const)('%s() hands out nothing more once its signal aborts, not even the rest of a page it has read', async (kind) => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory(`abort-page-${kind}`);
+    const stop = new AbortController();
+    const iterator = (kind === 'watch' ? store.watch(f.upgradeId, 0, { signal: stop.signal }) : store.watchAll({ signal: stop.signal }))[Symbol.asyncIterator]();
+    if (kind === 'watchAll') await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await appendBatch(store, f, 3); // one entry, one feed entry: read at once
+    expect((await iterator.next()).value?.seq).toBe(1);
+    stop.abort();
+    expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    await store.close();
+  });
+
   it('ends when aborted while its connection waits to reconnect', async () => {
     const name = `watch-abort-${Date.now()}`;
     const store = makeStore(prefixes, { connectionName: name });
