@@ -627,6 +627,24 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // Found on 2026-12-01 (mutation testing): no test failed when delete() set its deadline on the
+  // local clock instead of the server's (the store runs on the same host as Redis in the tests, so
+  // the offset is ~0). On a host whose clock is behind Redis', every delete() would be refused as late.
+  it("delete() runs when the local clock is a minute behind Redis' (its deadline is on the server clock)", async () => {
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() - 60_000;
+    try {
+      const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
+      const f = new EventFactory('delete-clock-behind');
+      await appendBatch(store, f, 2);
+      expect(await store.delete(f.upgradeId)).toBe(true);
+      expect(await store.load(f.upgradeId)).toBeUndefined();
+      await store.close();
+    } finally {
+      performance.now = realNow;
+    }
+  });
+
   it('counts the wait from the append, also when the server clock must be read first: a late append is refused', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('clock-first');
