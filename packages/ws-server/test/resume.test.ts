@@ -123,6 +123,20 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(c.seqs('u1')).toEqual([4]);
   });
 
+  it('sends resync (ahead) for a sinceSeq just one past the last seq, and then the next event: none is taken as already had', async () => {
+    // A client whose last event the server never made durable (a store that lost it) holds one seq
+    // more than exists: resumed from there, the next event written under that seq would be skipped.
+    const url = await setup();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 4 });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(c.ofType('resync')[0]).toEqual({ type: 'resync', upgradeId: 'u1', reason: 'ahead', exists: true });
+    expect(snap.seq).toBe(3);
+    await tracker!.completeTask('t');
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event'), 5000, 'event 4');
+    expect(c.seqs('u1')).toEqual([4]);
+  });
+
   it('sends resync then the snapshot of the run there is now when the client resumes another run (createdAt), though its seq fits', async () => {
     const store = new MemoryStore();
     const url = await setup(store);
