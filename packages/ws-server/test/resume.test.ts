@@ -74,6 +74,29 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(again.ofType('progress_event').at(-1)!.data.message).toBe('live after the replay');
   });
 
+  it('sends once an event that came live during the replay and that the replay read from the store too', async () => {
+    // A store that answers a read late (a remote one): the live events written meanwhile are held for
+    // the subscriber, and the read, once it starts, returns them as well.
+    let slow = false;
+    class SlowReadStore extends MemoryStore {
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        if (slow) await new Promise((r) => setTimeout(r, 200));
+        yield* super.readEvents(upgradeId, afterSeq, limit);
+      }
+    }
+    const url = await setup(new SlowReadStore());
+    await writeUntil(tracker!, 10);
+    const c = await connect(url);
+    slow = true;
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 5 });
+    await c.next((m) => m.type === 'subscribed');
+    await writeUntil(tracker!, 15);
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 10, 5000, 'events 6..15');
+    await tracker!.updateTaskProgress('t', 100, 'live after the replay');
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 16), 5000, 'event 16');
+    expectConsecutive(c.seqs('u1'), 6, 16);
+  });
+
   it('replays from sinceSeq 0 the whole history', async () => {
     const url = await setup();
     await writeUntil(tracker!, 40);
