@@ -97,6 +97,25 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expectConsecutive(c.seqs('u1'), 6, 16);
   });
 
+  it('sends resync (gap) and the snapshot, not a gap, when the stored history it replays has a hole', async () => {
+    // An event the store lost (a failover that dropped an acknowledged append): the replay cannot
+    // bring the client across it, and handing out the events after it would leave the client on a gap.
+    class HoleStore extends MemoryStore {
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        for await (const e of super.readEvents(upgradeId, afterSeq, limit)) if (e.seq !== 6) yield e;
+      }
+    }
+    const url = await setup(new HoleStore());
+    await writeUntil(tracker!, 10);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 2 });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(snap.seq).toBe(10);
+    expect(c.ofType('resync')).toEqual([{ type: 'resync', upgradeId: 'u1', reason: 'gap', exists: true }]);
+    // What came before the resync is the replay up to the hole.
+    expect(c.seqs('u1')).toEqual([3, 4, 5]);
+  });
+
   it('replays from sinceSeq 0 the whole history', async () => {
     const url = await setup();
     await writeUntil(tracker!, 40);
