@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressError, ProgressTracker, type ProgressEvent } from '@progress/core';
+import { ProgressError, ProgressTracker, applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
@@ -498,6 +498,34 @@ describe('a subscriber resuming an upgrade the server\'s store does not hold', (
     await local.addTask('t', 'T');
     untrack();
     await resumes(await connect(url), 'local-2', local.durableProgress.lastSeq);
+  });
+});
+
+describe('a subscriber of an upgrade deleted in the store', () => {
+  it('gets the run created again under its id from its first event, after the resync that said it was gone', async () => {
+    const store = new WatchableMemoryStore();
+    const { writer, url } = await serveStartedUpgrade(store);
+    for (let p = 10; p <= 50; p += 10) await writer.updateTaskProgress('t', p);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(8);
+    await writer.close();
+    await store.delete('u1');
+    expect(await c.next((m) => m.type === 'resync')).toMatchObject({ upgradeId: 'u1', exists: false });
+    // The new run's seqs start again at 1, below the seq the subscriber had of the old one.
+    const again = await openTracker('u1', store);
+    trackers.push(again);
+    await again.startUpgrade();
+    await again.addTask('t2', 'T2');
+    const want = again.durableProgress;
+    // No snapshot follows a resync that says the upgrade is gone: the new run comes from its upgrade.created.
+    const afterResync = () => c.messages.slice(c.messages.findIndex((m) => m.type === 'resync') + 1).filter((m) => m.upgradeId === 'u1');
+    await c.until(() => afterResync().some((m) => m.type === 'progress_event' && m.data.seq === want.lastSeq), 10_000, `the new run up to seq ${want.lastSeq}`);
+    expect(afterResync().map((m) => m.type)).toEqual(Array.from({ length: want.lastSeq }, () => 'progress_event'));
+    expect(afterResync().map((m) => m.data.seq)).toEqual(Array.from({ length: want.lastSeq }, (_, i) => i + 1));
+    let state: UpgradeProgress | undefined;
+    for (const m of afterResync()) state = applyEventInPlace(state, m.data as ProgressEvent);
+    expect(state).toEqual(want);
   });
 });
 
