@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressError, ProgressTracker, applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, ProgressTracker, applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
+import { closedAfterEach, expectConsecutive, foldClient, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 const opened = closedAfterEach();
@@ -526,6 +526,32 @@ describe('a subscriber of an upgrade deleted in the store', () => {
     let state: UpgradeProgress | undefined;
     for (const m of afterResync()) state = applyEventInPlace(state, m.data as ProgressEvent);
     expect(state).toEqual(want);
+  });
+});
+
+describe('a subscriber waiting for an upgrade that appears mid-run', () => {
+  it('gets its state before any event when the first event the server sees is not seq 1 (a reopened tracker that has the server as a sink)', async () => {
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'late-1' });
+    expect(await c.next((m) => m.type === 'subscribed')).toMatchObject({ exists: false });
+    // Written by another process first (seqs 1..3), then reopened by one that hands it to this server.
+    const store = new MemoryStore();
+    const first = await openTracker('late-1', store);
+    await first.startUpgrade();
+    await first.addTask('t', 'T');
+    await first.close();
+    const reopened = await openTracker('late-1', store);
+    trackers.push(reopened);
+    reopened.addSink(opened.server);
+    await reopened.startTask('t');
+    const lastSeq = reopened.durableProgress.lastSeq;
+    await c.until((ms) => foldClient(ms, 'late-1').state?.lastSeq === lastSeq || foldClient(ms, 'late-1').gaps.length > 0, 5000, `seq ${lastSeq}`);
+    // Event 4 alone, on no state, is a state no client can make.
+    const { state, gaps } = foldClient(c.messages, 'late-1');
+    expect(gaps).toEqual([]);
+    expect(state).toEqual(reopened.durableProgress);
   });
 });
 
