@@ -391,6 +391,16 @@ describe('limits', () => {
     for (let i = 0; i < 20; i++) c.send({ type: 'ping' });
     expect(await c.closed).toBe(1008);
   });
+  it('closes the connection at its maxViolations-th refusal, as the README says, not one later', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 1, maxViolations: 3 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    // One message the bucket holds, then three refusals: the third closes.
+    for (let i = 0; i < 4; i++) c.send({ type: 'ping' });
+    const code = await Promise.race([c.closed, sleep(5000).then(() => 'still open')]);
+    expect(code).toBe(1008);
+  });
+
   it('answers RATE_LIMITED in the order of the messages, behind the answer a slow store holds up', async () => {
     const store = new UnreliableStore(new WatchableMemoryStore());
     let open!: () => void;
