@@ -401,6 +401,19 @@ describe('limits', () => {
     expect(code).toBe(1008);
   });
 
+  it('holds at most `burst` messages however long a connection was idle', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 10, burst: 2, maxViolations: 50 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    // Idle for a second: ten messages' worth of refill, of which the bucket keeps two.
+    await sleep(1000);
+    for (let i = 0; i < 10; i++) c.send({ type: 'ping' });
+    await c.until((ms) => ms.filter((m) => m.type === 'pong' || m.type === 'error').length === 10, 10_000, 'ten answers');
+    // Two, and what the rate refills while the ten are read (a busy machine may take a while to read them).
+    expect(c.ofType('pong').length).toBeLessThanOrEqual(4);
+    expect(c.ofType('error').every((e) => e.code === 'RATE_LIMITED')).toBe(true);
+  });
+
   it('answers RATE_LIMITED in the order of the messages, behind the answer a slow store holds up', async () => {
     const store = new UnreliableStore(new WatchableMemoryStore());
     let open!: () => void;
