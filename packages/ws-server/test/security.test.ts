@@ -96,6 +96,18 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     await ok.next((m) => m.type === 'welcome');
   });
 
+  it('answers 401 when authenticate returns false or null, as the README says, sync or async', async () => {
+    // The natural hook is a check: `(req) => req.headers.authorization === 'Bearer good'`.
+    for (const refusal of [false, null]) {
+      for (const hook of [(req: IncomingMessage) => (req.headers.authorization === 'Bearer good' ? true : refusal), async (req: IncomingMessage) => (req.headers.authorization === 'Bearer good' ? true : refusal)]) {
+        const { url } = await start({ authenticate: hook });
+        await expect(connect(url, { headers: { authorization: 'Bearer bad' } }), `${String(refusal)}, ${hook.constructor.name}`).rejects.toSatisfy((e) => status(e) === 401);
+        await (await connect(url, { headers: { authorization: 'Bearer good' } })).next((m) => m.type === 'welcome');
+        await opened.server!.stop();
+      }
+    }
+  });
+
   it('answers 401 when authenticate throws or rejects', async () => {
     const { url } = await start({ authenticate: async () => Promise.reject(new Error('boom')) });
     await expect(connect(url)).rejects.toSatisfy((e) => status(e) === 401);
