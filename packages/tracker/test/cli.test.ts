@@ -23,7 +23,7 @@ afterAll(() => cleanupTempDirs());
 
 const run = runCli;
 
-async function seed(storage: { json: string } | { redis: string; keyPrefix?: string }, upgradeId: string, finish: 'complete' | 'fail' | 'none' = 'complete') {
+async function seed(storage: { json: string } | { redis: string; keyPrefix?: string }, upgradeId: string, finish: 'complete' | 'fail' | 'cancel' | 'none' = 'complete') {
   const t = await createProgressTracker({ upgradeId, planId: 'plan-7', clusterName: 'prod-eu', storage });
   await t.startUpgrade('Nodes');
   await t.addTasks([{ taskId: 'cp', taskName: 'Control plane' }, { taskId: 'ng', taskName: 'Node groups', totalSteps: 2 }]);
@@ -33,6 +33,7 @@ async function seed(storage: { json: string } | { redis: string; keyPrefix?: str
     await t.completeTask('ng');
     await t.completeUpgrade();
   } else if (finish === 'fail') await t.failUpgrade('drain timeout');
+  else if (finish === 'cancel') await t.cancelUpgrade('called off');
   await t.close();
 }
 
@@ -196,6 +197,14 @@ describe('progress watch', () => {
     const dir = tempDir('watch-fail');
     await seed({ json: dir }, 'doomed', 'fail');
     expect((await run('watch', dir, 'doomed')).code).toBe(1);
+  });
+
+  it('exits 1 when the watched upgrade is cancelled, as the README says: a script must not take it for done', async () => {
+    const dir = tempDir('watch-cancel');
+    await seed({ json: dir }, 'called-off', 'cancel');
+    const { code, out } = await run('watch', dir, 'called-off');
+    expect(out).toContain('CANCELLED');
+    expect(code).toBe(1);
   });
 
   it('follows a Redis URL through watch()', async () => {
