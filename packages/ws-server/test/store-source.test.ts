@@ -529,6 +529,32 @@ describe('a subscriber of an upgrade deleted in the store', () => {
   });
 });
 
+describe('a "*" subscriber of an upgrade deleted in the store', () => {
+  it('is given the run created again under its id, after list_upgrades found the old one gone', async () => {
+    const store = new WatchableMemoryStore();
+    const { writer, url } = await serveStartedUpgrade(store);
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await writer.close();
+    await store.delete('u1');
+    // watchAll reports no deletion: list_upgrades asks the store, which holds it no more.
+    star.send({ type: 'list_upgrades' });
+    expect(await star.next((m) => m.type === 'resync')).toMatchObject({ upgradeId: 'u1', exists: false });
+    const from = star.messages.length;
+    const again = await openTracker('u1', store);
+    trackers.push(again);
+    await again.startUpgrade();
+    const created = again.durableProgress.createdAt;
+    // Its snapshot (or its events from upgrade.created on) reaches the "*" subscriber as for any new upgrade.
+    await star.until(
+      (ms) => ms.slice(from).some((m) => m.upgradeId === 'u1' && ((m.type === 'snapshot' && m.data.createdAt === created) || (m.type === 'progress_event' && m.data.type === 'upgrade.created'))),
+      10_000,
+      'the new run of u1',
+    );
+  });
+});
+
 describe('a subscriber waiting for an upgrade that appears mid-run', () => {
   it('gets its state before any event when the first event the server sees is not seq 1 (a reopened tracker that has the server as a sink)', async () => {
     opened.server = new ProgressWebSocketServer({ port: 0 });
