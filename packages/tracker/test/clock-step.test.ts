@@ -1,21 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '@progress/ws-server';
 import { spawnCli } from './helpers.js';
+import { LIBFAKETIME, missingFaketime } from '../../../tools/test-utils/src/faketime.js';
 
 // The wall clock of a machine steps (an NTP step after a VM resumes, a clock an hour wrong put
 // right): a deadline or an interval taken from Date.now() moves with it. These run the code in a
 // process of its own under libfaketime, whose clock the test steps while it runs (the monotonic
 // clock left alone, as a real step leaves it).
 
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
@@ -55,7 +54,9 @@ const until = async (check: () => boolean, ms = 20_000): Promise<void> => {
   }
 };
 
-describe.skipIf(!existsSync(LIBFAKETIME))('a wall clock that steps', () => {
+describe('a wall clock that steps', () => {
+  // Skipped, saying why, without libfaketime (`.ci/run` installs it).
+  beforeEach((ctx) => ctx.skip(missingFaketime() !== undefined, missingFaketime()));
   it('`watch --connect-timeout` still gives up after its seconds when the clock steps back an hour meanwhile', async () => {
     const clock = await steppableClock();
     const port = await closedPort();

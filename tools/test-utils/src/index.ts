@@ -11,3 +11,4 @@ export { throwingLogger, type LoggedCall } from './logger.js';
 export { thrown } from './thrown.js';
 export { makeTestCertificates, missingOpenssl, startTlsRedisServer } from './tls.js';
 export type { TestCertificates, TlsRedisServer } from './tls.js';
+export { LIBFAKETIME, missingFaketime } from './faketime.js';
