@@ -118,10 +118,11 @@ async function connect(url: string): Promise<TestClient> {
 
 describe('heartbeat of a client reading a backlog', () => {
   it('does not terminate a client that keeps reading a snapshot that takes several heartbeats to arrive', async () => {
-    // The snapshot takes at least 32 MB / 6.4 MB/s = 5 s to read (at most 64 KiB a read, one read per
+    // The snapshot takes at least 48 MB / 6.4 MB/s = 7.5 s to read (at most 64 KiB a read, one read per
     // 10 ms), over two heartbeats after the first ping; what the socket buffers hold once the server's
-    // queue is empty (a few MB) is read within a heartbeat.
-    const url = await serveBig(32_000_000, 1500);
+    // queue is empty (a few MB), and the parse of the snapshot, are read within a heartbeat. (With a
+    // heartbeat of 1.5 s, a machine at a load of 10 or more on 2 cores sometimes took longer.)
+    const url = await serveBig(48_000_000, 2500);
     const slow = await connect(url);
     // A slow link: a pause after each chunk read.
     const socket = slow.socket;
