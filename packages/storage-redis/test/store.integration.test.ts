@@ -312,6 +312,25 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  it("bounds the server clock reading an append waits for by its deadline too, not by the commandTimeout of a client passed in", async () => {
+    // The first append reads Redis' clock (TIME) for its deadline, as every append after a reconnect
+    // does: that read, timed out by the client at 100 ms, failed the append long before commandTimeoutMs.
+    const proxy = await startRedisProxy(redisUrl());
+    const client = new Redis(proxy.url, { commandTimeout: 100 });
+    const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 5_000 });
+    const f = new EventFactory('client-timeout-clock');
+    await client.ping();
+    proxy.hold();
+    const pending = appendBatch(store, f, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.release();
+    await expect(pending).resolves.toHaveLength(2);
+    expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+    await store.close();
+    await client.quit();
+    await proxy.close();
+  });
+
   it('writes and reads under the keyPrefix of a client passed in, like every other command of that client', async () => {
     const clientPrefix = freshPrefix('client-prefix');
     prefixes.add(clientPrefix);
