@@ -25,13 +25,20 @@ interface Siblings {
   sums: Float64Array;
   /** Node sums of `weight`, laid out as `sums`. */
   weights: Float64Array;
+  /** The numbers of the integer-like ids, which head `tasks` in numeric order (see {@link addToIndex}). */
+  nums: number[];
 }
 
 /** Children of each task and the top-level tasks, derived from `parentTaskId` and cached per tasks record. */
 interface TaskIndex {
   children: Map<string, Siblings>;
   top: Siblings;
-  /** Each task's place in its list of siblings. */
+  /**
+   * Where each task sits in its list of siblings, as a key that a task added before it leaves as it
+   * is: for a task with an integer-like id, `-1 - its number` (found in `nums` by binary search);
+   * for another, its place among the others, which only ever come after it (see {@link placeOf}).
+   * Places themselves would have to be set anew for every task after one added in the middle.
+   */
   at: Map<TaskProgress, number>;
 }
 
@@ -39,7 +46,22 @@ const indexes = new WeakMap<Record<string, TaskProgress>, TaskIndex>();
 
 function siblings(): Siblings {
   // Two leaves at least: the root is then always a sum (a lone -0 leaf would pass for the sum).
-  return { tasks: [], sums: new Float64Array(4), weights: new Float64Array(4) };
+  return { tasks: [], sums: new Float64Array(4), weights: new Float64Array(4), nums: [] };
+}
+
+/** The place in `list` of the task whose key (`TaskIndex.at`) is `key`. */
+function placeOf(list: Siblings, key: number): number {
+  const nums = list.nums;
+  if (key >= 0) return nums.length + key;
+  const num = -1 - key;
+  let lo = 0;
+  let hi = nums.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (nums[mid]! < num) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
@@ -55,7 +77,12 @@ function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
         if (found) list = found;
         else index.children.set(task.parentTaskId, (list = siblings()));
       }
-      index.at.set(task, list.tasks.length);
+      const num = arrayIndex(task.taskId);
+      if (num === undefined) index.at.set(task, list.tasks.length - list.nums.length);
+      else {
+        index.at.set(task, -1 - num);
+        list.nums.push(num);
+      }
       list.tasks.push(task);
     }
     rebuild(index.top);
@@ -132,31 +159,40 @@ function addToIndex(index: TaskIndex, task: TaskProgress): void {
     else index.children.set(task.parentTaskId, (list = siblings()));
   }
   const tasks = list.tasks;
-  const at = arrayIndex(task.taskId);
+  const num = arrayIndex(task.taskId);
   let lo = tasks.length;
-  if (at !== undefined) {
-    // The integer-like ids are the list's head, in numeric order: a binary search for the first entry
-    // that is not one below `at` (a scan would make n adds O(n^2)).
-    lo = 0;
-    let hi = tasks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const other = arrayIndex(tasks[mid]!.taskId);
-      if (other !== undefined && other < at) lo = mid + 1;
-      else hi = mid;
-    }
+  if (num === undefined) index.at.set(task, tasks.length - list.nums.length);
+  else {
+    // The integer-like ids are the list's head, in numeric order: a binary search of their numbers
+    // (a scan would make n adds O(n^2)).
+    const key = -1 - num;
+    lo = placeOf(list, key);
+    index.at.set(task, key);
+    list.nums.splice(lo, 0, num);
   }
+  const n = tasks.length + 1;
+  const cap = list.sums.length >> 1;
   if (lo === tasks.length) {
-    index.at.set(task, tasks.length);
     tasks.push(task);
-    if (tasks.length > list.sums.length >> 1) rebuild(list);
+    if (n > cap) rebuild(list);
     else update(list, lo);
     return;
   }
-  // In the middle: the tasks after it move one place along, their leaves too.
+  // In the middle: the tasks after it move one place along, and their leaves with them, as they are
+  // (a copy of numbers: reading every task again made each such add cost far more than it did when
+  // every event summed all siblings); then the nodes above the leaves that moved.
   tasks.splice(lo, 0, task);
-  for (let i = lo; i < tasks.length; i++) index.at.set(tasks[i]!, i);
-  rebuild(list);
+  if (n > cap) return rebuild(list);
+  const { sums, weights } = list;
+  sums.copyWithin(cap + lo + 1, cap + lo, cap + n - 1);
+  weights.copyWithin(cap + lo + 1, cap + lo, cap + n - 1);
+  setLeaf(list, lo);
+  for (let l = (cap + lo) >> 1, r = (cap + n - 1) >> 1; l >= 1; l >>= 1, r >>= 1) {
+    for (let k = l; k <= r; k++) {
+      sums[k] = sums[2 * k]! + sums[2 * k + 1]!;
+      weights[k] = weights[2 * k]! + weights[2 * k + 1]!;
+    }
+  }
 }
 
 /** The weighted mean of a list from its sums, or `undefined` when none counts. */
@@ -213,8 +249,11 @@ function recompute(state: UpgradeProgress, taskId: string | null): void {
     }
     // Its place in its parent's (or the upgrade's) mean, with what changed in it.
     const list = listOf(index, task);
-    const at = index.at.get(task);
-    if (list !== undefined && at !== undefined && list.tasks[at] === task) update(list, at);
+    const key = index.at.get(task);
+    if (list !== undefined && key !== undefined) {
+      const at = placeOf(list, key);
+      if (list.tasks[at] === task) update(list, at);
+    }
     if (task.parentTaskId !== null) (seen ??= new Set()).add(id);
     id = task.parentTaskId;
   }

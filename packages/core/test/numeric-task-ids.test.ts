@@ -91,6 +91,8 @@ describe('task ids that look like integers', () => {
     } finally {
       RegExp.prototype.test = test;
     }
-    expect(checks).toBeLessThan(n);
+    // O(n): each index (the tracker's durable and live states have one each) checks each id once,
+    // to keep the numbers of the integer-like ones. In O(n^2), n^2 / 2.
+    expect(checks).toBeLessThan(4 * n);
   });
 });
