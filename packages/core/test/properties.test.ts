@@ -6,7 +6,8 @@ import { MemoryStore, ProgressTracker, isProgressError, replayEvents, type Progr
 // the live (and durable) state; seq is 1..n without gaps; percentages stay in 0..100; a command that
 // throws changes nothing and stores nothing.
 
-const taskId = fc.oneof({ weight: 12, arbitrary: fc.constantFrom('a', 'b', 'c', 'd', 'e') }, { weight: 1, arbitrary: fc.constantFrom('ghost', '../x', '') });
+// Integer-like ids ('7', '10', '2') are listed first, in numeric order: a task added before its siblings.
+const taskId = fc.oneof({ weight: 12, arbitrary: fc.constantFrom('a', 'b', 'c', 'd', 'e', '7', '10', '2') }, { weight: 1, arbitrary: fc.constantFrom('ghost', '../x', '') });
 const pct = fc.oneof({ weight: 8, arbitrary: fc.double({ min: 0, max: 100, noNaN: true }) }, { weight: 1, arbitrary: fc.constantFrom(Number.NaN, -1, 101, 0, 100) });
 const rare = <T>(arb: fc.Arbitrary<T>) => ({ weight: 1, arbitrary: arb });
 const often = <T>(arb: fc.Arbitrary<T>) => ({ weight: 6, arbitrary: arb });
