@@ -271,7 +271,7 @@ function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: stri
   // Seen unchanged: one mtime stands for every stamp of one whole second, so a live holder's can stay
   // a second longer than the spacing of its stamps (up to half a lease when it is late): only a
   // lease and that second unchanged is a holder gone.
-  if (seen > lease + STAMP_STEP_MS) return { dead: true, reason: `its lease ran out: seen unrefreshed for ${seen} ms, more than its lease of ${lease} ms and the second a stamp is rounded up by (its stamp lies ${-age} ms ahead of this clock, which was set back since) (${unsure})` };
+  if (seen > lease + STAMP_STEP_MS) return { dead: true, reason: `its lease ran out: seen unrefreshed for ${seen} ms, more than its lease of ${lease} ms and the second a stamp is rounded up by (${age < 0 ? `its stamp lies ${-age} ms ahead of this clock` : `its stamp looks only ${age} ms old by this clock`}, which was set back since) (${unsure})` };
   const ahead = age < -1000 ? ` (its stamp lies ${-age} ms ahead of this clock, which was set back since: counted from when this process first saw it)` : '';
   return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago${ahead}, and it is taken over once it goes ${lease} ms without` };
 }

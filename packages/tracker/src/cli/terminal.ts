@@ -44,7 +44,8 @@ export class LiveView {
 
   /**
    * The clock the ETA is reckoned by (ms since the epoch): this machine's, unless the source tells
-   * its own (a ws-server's `serverTime`), whose clock stamped the upgrade's start.
+   * its own (a ws-server's `serverTime`): a server's clock is kept right, as the writer's that stamped
+   * the upgrade's start is; a laptop's may be minutes off.
    */
   now: () => number = Date.now;
 

@@ -81,8 +81,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // old, and a dead connection was shown live for that hour; one set forward dropped a healthy one.
   // (A laptop that slept is still caught: its first unanswered request is given up staleMs later.)
   var mono = function () { return performance.now(); };
-  // The server's clock, which stamped the upgrade's times: told in each welcome (serverTime), and
-  // carried on from there by the monotonic clock. The browser's own clock may be minutes off (a
+  // The server's clock, kept right as the writer's that stamped the upgrade's times is: told in each
+  // welcome (serverTime), and carried on from there by the monotonic clock. The browser's own clock may be minutes off (a
   // laptop): the time since the start, and the ETA drawn from it, were that much off, an upgrade
   // just begun showing '-' (below zero) or 10 minutes already spent. Without serverTime (an older
   // server), the browser's clock.
