@@ -64,19 +64,21 @@ function placeOf(list: Siblings, key: number): number {
   return lo;
 }
 
+/** The list of the tasks under `parentTaskId` (the top-level tasks for `null`), made when it has none yet. */
+function listFor(index: TaskIndex, parentTaskId: string | null): Siblings {
+  if (parentTaskId === null) return index.top;
+  let list = index.children.get(parentTaskId);
+  if (list === undefined) index.children.set(parentTaskId, (list = siblings()));
+  return list;
+}
+
 function indexOf(tasks: Record<string, TaskProgress>): TaskIndex {
   let index = indexes.get(tasks);
   if (!index) {
     index = { children: new Map(), top: siblings(), at: new Map() };
     // Object.values lists the tasks in the index's order already (see addToIndex): pushed as they come.
     for (const task of Object.values(tasks)) {
-      let list: Siblings;
-      if (task.parentTaskId === null) list = index.top;
-      else {
-        const found = index.children.get(task.parentTaskId);
-        if (found) list = found;
-        else index.children.set(task.parentTaskId, (list = siblings()));
-      }
+      const list = listFor(index, task.parentTaskId);
       const num = arrayIndex(task.taskId);
       if (num === undefined) index.at.set(task, list.tasks.length - list.nums.length);
       else {
@@ -151,13 +153,7 @@ function listOf(index: TaskIndex, task: TaskProgress): Siblings | undefined {
  * integer-like keys ("1", "10") first, in numeric order, then the others in the order they were added.
  */
 function addToIndex(index: TaskIndex, task: TaskProgress): void {
-  let list: Siblings;
-  if (task.parentTaskId === null) list = index.top;
-  else {
-    const found = index.children.get(task.parentTaskId);
-    if (found) list = found;
-    else index.children.set(task.parentTaskId, (list = siblings()));
-  }
+  const list = listFor(index, task.parentTaskId);
   const tasks = list.tasks;
   const num = arrayIndex(task.taskId);
   let lo = tasks.length;
