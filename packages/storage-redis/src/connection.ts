@@ -1,5 +1,5 @@
 import { Command, Redis, type Cluster } from 'ioredis';
-import { isConnectionLoss } from './errors.js';
+import { isClientTimeout, isConnectionLoss } from './errors.js';
 
 /** A Redis command: its name and arguments. */
 export type RedisCommand = [name: string, ...args: Array<string | number>];
@@ -88,13 +88,14 @@ const AGAIN_MAX_MS = 250;
  * that master (several upgrades) each failed with its own MOVED, and nothing refreshed the slots, so
  * a command sent again the same way met the same fate. The slots are refreshed before it is sent again.
  *
- * Any other failure (another Redis error reply, the client's own `commandTimeout`) is the caller's,
+ * Any other failure (another Redis error reply, the client's own `commandTimeout` unless
+ * `resendOnClientTimeout`: for a command that changes nothing, such as TIME) is the caller's,
  * as is a connection loss (or MOVED) once `withinMs` has passed, the client has ended (closed:
  * nothing will answer), or `stop` aborts (the store closes: the wait ends at once, and no timer of
  * it is left). The caller bounds the wait itself ({@link withTimeout}): this only stops sending once
  * that bound has passed.
  */
-export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop?: AbortSignal): Promise<T> {
+export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: () => Promise<T>, withinMs: number, stop?: AbortSignal, resendOnClientTimeout = false): Promise<T> {
   const end = performance.now() + withinMs;
   const over = (): boolean => client.status === 'end' || stop?.aborted === true;
   const isCluster = isClusterClient(client);
@@ -104,7 +105,7 @@ export async function againOnConnectionLoss<T>(client: Redis | Cluster, send: ()
     } catch (err) {
       const left = end - performance.now();
       const moved = isCluster && isMoved(err);
-      if (!(moved || isConnectionLoss(err)) || left <= 0 || over()) throw err;
+      if (!(moved || isConnectionLoss(err) || (resendOnClientTimeout && isClientTimeout(err))) || left <= 0 || over()) throw err;
       if (moved) (client as Cluster).refreshSlotsCache();
       await pause(Math.min(wait, left), stop);
       if (over()) throw err;

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { againOnConnectionLoss } from './connection.js';
-import { isClientTimeout, withTimeout } from './errors.js';
+import { withTimeout } from './errors.js';
 
 /**
  * Local time in ms for deadlines: the wall clock at process start plus a monotonic clock since. An
@@ -141,28 +141,18 @@ export class ServerClock {
     const reading = againOnConnectionLoss(
       redis,
       async () => {
-        // A client passed in may time TIME out with its own `commandTimeout`: an append waits for this
-        // reading (its first, its first after a reconnect), which then failed at that timeout, not
-        // at commandTimeoutMs (appends themselves are exempt, see AppendCommand). TIME changes
-        // nothing: it is sent again until withTimeout below gives up.
-        const until = localNow() + timeoutMs;
-        let before = localNow();
-        let reply: Awaited<ReturnType<Redis['time']>> | undefined;
-        while (reply === undefined) {
-          try {
-            reply = await redis.time();
-          } catch (err) {
-            if (!isClientTimeout(err) || localNow() >= until || this.#ended?.aborted) throw err;
-            before = localNow();
-          }
-        }
-        const [sec, usec] = reply;
+        const before = localNow();
+        const [sec, usec] = await redis.time();
         const after = localNow();
         const server = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
         return { offset: server - Math.round((before + after) / 2), rtt: after - before, at: after };
       },
       timeoutMs,
       this.#stop,
+      // A client passed in may time TIME out with its own `commandTimeout`: an append waits for this
+      // reading (its first, its first after a reconnect), which then failed at that timeout, not at
+      // commandTimeoutMs (appends themselves are exempt, see AppendCommand). TIME changes nothing.
+      true,
     );
     return withTimeout(reading, timeoutMs, 'could not read the server clock', {}, this.#ended);
   }
