@@ -82,10 +82,10 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
   // (A laptop that slept is still caught: its first unanswered request is given up staleMs later.)
   var mono = function () { return performance.now(); };
   // The server's clock, kept right as the writer's that stamped the upgrade's times is: told in each
-  // welcome (serverTime), and carried on from there by the monotonic clock. The browser's own clock may be minutes off (a
-  // laptop): the time since the start, and the ETA drawn from it, were that much off, an upgrade
-  // just begun showing '-' (below zero) or 10 minutes already spent. Without serverTime (an older
-  // server), the browser's clock.
+  // welcome (serverTime), and carried on from there by the monotonic clock. The browser's own clock
+  // may be minutes off (a laptop): the time since the start, and the ETA drawn from it, were that much
+  // off, an upgrade just begun showing '-' (below zero) or 10 minutes already spent. Without
+  // serverTime (an older server), the browser's clock.
   var serverAt = NaN, serverMonoAt = 0;
   function serverNow() { return isFinite(serverAt) ? serverAt + (mono() - serverMonoAt) : Date.now(); }
   var $ = function (id) { return document.getElementById(id); };
@@ -601,7 +601,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     if (openedAt && mono() - openedAt >= HEALTHY_MS) staleMs = STALE_MIN_MS;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     switch (m.type) {
-      case 'welcome': if (typeof m.serverTime === 'string' && isFinite(Date.parse(m.serverTime))) { serverAt = Date.parse(m.serverTime); serverMonoAt = mono(); } storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
+      case 'welcome': var told = typeof m.serverTime === 'string' ? Date.parse(m.serverTime) : NaN; if (isFinite(told)) { serverAt = told; serverMonoAt = mono(); } storeError = false; forbidden = false; setConn('live', true); send({ type: 'list_upgrades' }); subscribe(); break;
       // A snapshot follows when it exists; when not, its events arrive from seq 1 once it appears.
       case 'subscribed':
         answered();
