@@ -668,19 +668,33 @@ async function freezableRelay(target: number): Promise<{ port: number; freeze():
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that stops answering', () => {
   const { newPage, serve, tracker } = dashboardSuite();
 
-  it('is given up once a request went unanswered for 15 s (no close ever comes), and the page connects again and catches up', async () => {
+  /**
+   * A page (its clock installed) following upgrade `id`, with task 'a' at `percent` when given,
+   * through a relay it can freeze, once it has caught up. The caller closes the relay.
+   */
+  async function followThroughRelay(id: string, percent?: number) {
     const { server, port } = await serve({});
-    const t = await tracker('u-half', new MemoryStore());
+    const t = await tracker(id, new MemoryStore());
     server.track(t);
     await t.startUpgrade('P');
     await t.addTask('a', 'A');
-    await t.updateTaskProgress('a', 10);
+    if (percent !== undefined) await t.updateTaskProgress('a', percent);
     const relay = await freezableRelay(port);
     try {
       const page = await newPage();
       await page.clock.install();
-      await page.goto(`http://127.0.0.1:${relay.port}/#u-half`);
+      await page.goto(`http://127.0.0.1:${relay.port}/#${id}`);
       await caughtUp(page, t);
+      return { t, relay, page };
+    } catch (err) {
+      relay.close();
+      throw err;
+    }
+  }
+
+  it('is given up once a request went unanswered for 15 s (no close ever comes), and the page connects again and catches up', async () => {
+    const { t, relay, page } = await followThroughRelay('u-half', 10);
+    try {
       relay.freeze();
       await t.updateTaskProgress('a', 90);
       // The list is asked for every 5 s: the first one unanswered goes out within 5 s, and is 15 s old 20 s after that.
@@ -697,18 +711,8 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
   }, 60_000);
 
   it("is given up on the same 15 s when the browser's clock is set back an hour meanwhile (an NTP step, a laptop put right)", async () => {
-    const { server, port } = await serve({});
-    const t = await tracker('u-stepped', new MemoryStore());
-    server.track(t);
-    await t.startUpgrade('P');
-    await t.addTask('a', 'A');
-    await t.updateTaskProgress('a', 10);
-    const relay = await freezableRelay(port);
+    const { t, relay, page } = await followThroughRelay('u-stepped', 10);
     try {
-      const page = await newPage();
-      await page.clock.install();
-      await page.goto(`http://127.0.0.1:${relay.port}/#u-stepped`);
-      await caughtUp(page, t);
       relay.freeze();
       await t.updateTaskProgress('a', 90);
       // A list request goes out unanswered, then the wall clock of the page steps back an hour (its
@@ -728,17 +732,8 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
   }, 60_000);
 
   it('a connection that never gets past CONNECTING (the handshake unanswered) is given up on the same clock, not left to the browser', async () => {
-    const { server, port } = await serve({});
-    const t = await tracker('u-conn', new MemoryStore());
-    server.track(t);
-    await t.startUpgrade('P');
-    await t.addTask('a', 'A');
-    const relay = await freezableRelay(port);
+    const { t, relay, page } = await followThroughRelay('u-conn');
     try {
-      const page = await newPage();
-      await page.clock.install();
-      await page.goto(`http://127.0.0.1:${relay.port}/#u-conn`);
-      await caughtUp(page, t);
       relay.freeze();
       relay.swallow(true);
       await t.updateTaskProgress('a', 70);
