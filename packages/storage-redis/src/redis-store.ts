@@ -27,7 +27,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { againOnConnectionLoss, endConnection, isClusterClient, readTogether } from './connection.js';
+import { againOnConnectionLoss, endConnection, isClusterClient, readTogether, type RedisCommand } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, lostEntriesError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -918,6 +918,11 @@ export class RedisStore implements ProgressStore {
       if (epoch !== undefined) this.#assertOpen();
       // Entries, not events: each holds one append's events, so `left` entries hold at least `left` events.
       const count = Math.min(this.#options.pageSize, left);
+      // With a limit, the page ends at the entry that holds seq next + left: the entries up to that id,
+      // and the first one after it (which holds it when no entry ends there). Without this end, a
+      // read of 10 events over batches of 200 fetched 10 entries, 2,000 events.
+      const last = next + left;
+      const bounded = Number.isSafeInteger(last);
       // The entry holding seq next + 1 is the first with an id >= 0-(next + 1) (its id is its last seq).
       // The page between two reads of the meta, written together (not a transaction: see
       // readTogether). The same epoch before and after: the page is of that upgrade. The trim mark
@@ -927,16 +932,20 @@ export class RedisStore implements ProgressStore {
       const replies = await this.#bounded(
         readTogether(this.#redis, [
           ['hmget', keys.meta, 'epoch', 'born', 'trimmed', 'lastSeq'],
-          ['xrange', keys.events, entryId(next + 1), '+', 'COUNT', count],
+          ['xrange', keys.events, entryId(next + 1), bounded ? entryId(last) : '+', 'COUNT', count],
+          ...(bounded ? [['xrange', keys.events, entryId(last + 1), '+', 'COUNT', 1] as RedisCommand] : []),
           ['hmget', keys.meta, 'epoch', 'trimmed'],
         ]),
         `upgrade "${upgradeId}": could not read events`,
         upgradeId,
       );
-      const [before, entries, after] = replies as [Array<string | null>, StreamEntry[], Array<string | null>];
+      const before = replies[0] as Array<string | null>;
+      const upTo = replies[1] as StreamEntry[];
+      const beyond = (bounded ? replies[2] : []) as StreamEntry[];
+      const after = replies[replies.length - 1] as Array<string | null>;
       // Anything else (`QUEUED`: a transaction of a client passed in open on its connection, cut by a
       // lost connection as above) is not this read's answer: read again, as after a lost connection.
-      if (!Array.isArray(before) || before.length !== 4 || !Array.isArray(entries) || !Array.isArray(after) || after.length !== 2) {
+      if (!Array.isArray(before) || before.length !== 4 || !Array.isArray(upTo) || !Array.isArray(beyond) || !Array.isArray(after) || after.length !== 2) {
         const cut = new Error(`unexpected replies ${JSON.stringify(replies).slice(0, 200)}: not this read's answers`);
         cut.name = 'AbortError';
         throw unavailable(`upgrade "${upgradeId}": could not read events`, cut, { upgradeId });
@@ -949,6 +958,10 @@ export class RedisStore implements ProgressStore {
       }
       moved = 0;
       const [, born, trimmedBefore, lastSeq] = before;
+      // The entry after the limit's end counts only when the page did not stop at `count` entries before it.
+      const entries = upTo.length < count && beyond.length > 0 ? [...upTo, ...beyond] : upTo;
+      /** Whether the stream may hold more than this page: a full page, or the entry after the limit's end. */
+      const more = upTo.length === count || entries.length > upTo.length;
       // On a Cluster, a page read while a resharding moves the upgrade's slot a batch of keys at a
       // time: a read that finds one key moved already is sent to the new master whole (ASK), where
       // the others may not be yet. The meta there without the stream read as an upgrade without
@@ -993,7 +1006,7 @@ export class RedisStore implements ProgressStore {
       // stream, retention never takes its last entry: ending short of it, the stream lost entries
       // the meta holds (evicted under a maxmemory policy, deleted by hand), which a shorter log
       // would hide.
-      if (entries.length < count) {
+      if (!more) {
         const held = Number(lastSeq ?? 0);
         if (held > next && epochNow !== null && stuck) {
           // The meta without its stream for commandTimeoutMs on a Cluster: lost, or on the other

@@ -2,7 +2,8 @@ import { replayEvents, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../src/index.js';
-import { adminClient, cleanup, collect, errorOf, makeStore } from './helpers.js';
+import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { adminClient, cleanup, collect, errorOf, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -63,6 +64,41 @@ describe('RedisStore: one stream entry per append', () => {
     // The events are the ones appended, whole.
     expect(await collect(store.readEvents(f.upgradeId, 0))).toEqual(eventsOf(f));
     await store.close();
+  });
+
+  it('a read with a limit fetches the entries that hold its events, not a page of entries: readEvents(x, 10) over batches of 200 moves one or two batches', async () => {
+    const keyPrefix = `test:storage-redis:limit:${Date.now()}:`;
+    prefixes.add(keyPrefix);
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('batch-limit');
+    for (let i = 0; i < 20; i++) await appendBatch(writer, f, 200); // entries 0-200 .. 0-4000
+    await writer.close();
+    const entryBytes = JSON.stringify(eventsOf(f).slice(0, 200)).length;
+    const proxy = await startRedisProxy(redisUrl());
+    const reader = makeStore(prefixes, { keyPrefix, url: proxy.url });
+    try {
+      // Connected and the scripts loaded: what comes after is the read's.
+      expect(await reader.info()).toMatchObject({ name: 'RedisStore', closed: false });
+      const reads: Array<[number, number, number[]]> = [
+        [0, 10, range(1, 10)], // the first entry's first events
+        [150, 10, range(151, 160)], // inside an entry, no entry id in 151..160
+        [195, 10, range(196, 205)], // across two entries
+        [3990, 50, range(3991, 4000)], // the limit past the end
+      ];
+      for (const [after, limit, want] of reads) {
+        const before = proxy.bytesToClients;
+        expect(seqs(await collect(reader.readEvents(f.upgradeId, after, limit)))).toEqual(want);
+        // Two entries at most (one when the range lies inside one), and the meta: a page of
+        // `limit` entries would be 10 (2,000 events).
+        expect(proxy.bytesToClients - before).toBeLessThan(2.5 * entryBytes);
+      }
+      // Without a limit, and with one past the end, every event still comes, in order.
+      expect(await collect(reader.readEvents(f.upgradeId, 0))).toEqual(eventsOf(f));
+      expect(seqs(await collect(reader.readEvents(f.upgradeId, 3500, 1000)))).toEqual(range(3501, 4000));
+    } finally {
+      await reader.close();
+      await proxy.close();
+    }
   });
 
   it('loads the state when the snapshot falls inside an entry (only the events after it are replayed)', async () => {

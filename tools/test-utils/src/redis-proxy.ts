@@ -45,6 +45,8 @@ export interface RedisProxy {
   failOver(target: string): void;
   /** How many client connections were accepted so far. */
   readonly connections: number;
+  /** How many bytes of replies reached the clients so far (all connections). */
+  readonly bytesToClients: number;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
   let cutAfterLine: number | boolean = false;
   let holdAfterReply = false;
   let connections = 0;
+  let bytesToClients = 0;
   let refuseWith: string | undefined;
   let refusing = false;
   const byIndex = new Map<number, () => void>();
@@ -104,6 +107,7 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
         client.write(chunk.subarray(0, chunk.indexOf('\r\n') + 2), cut);
         return;
       }
+      bytesToClients += chunk.length;
       client.write(chunk);
       if (holdAfterReply) {
         holdAfterReply = false;
@@ -151,6 +155,9 @@ export async function startRedisProxy(target: string): Promise<RedisProxy> {
     },
     get connections() {
       return connections;
+    },
+    get bytesToClients() {
+      return bytesToClients;
     },
     close: async () => {
       for (const [a, b] of pairs) {
