@@ -107,6 +107,8 @@ class WatchConnection {
   #loadingSince: number | undefined;
   /** Why the connection ended on its own (its database refused), thrown once the watcher has stopped. */
   #failure: ProgressError | undefined;
+  /** When Redis first refused the connection's AUTH (`performance.now()`) in the reconnects since it was last ready: see #authFailure. */
+  #authRefusedSince: number | undefined;
   readonly #ctx: WatchContext;
 
   constructor(ctx: WatchContext, signal: AbortSignal | undefined) {
@@ -135,7 +137,7 @@ class WatchConnection {
     // store's error, rather than following database 0 (where the upgrade looks deleted).
     this.conn.on('error', (err: unknown) => {
       withoutSecrets(err);
-      const refused = ctx.selectFailure(err, this.conn);
+      const refused = ctx.selectFailure(err, this.conn) ?? this.#authFailure(err);
       if (refused) {
         this.#failure ??= refused;
         this.end();
@@ -143,12 +145,34 @@ class WatchConnection {
         ctx.logger.debug({ err }, 'watch connection error (ioredis reconnects)');
       }
     });
-    const newSession = (): void => void this.#session++;
+    const newSession = (): void => {
+      this.#session++;
+      this.#authRefusedSince = undefined;
+    };
     this.conn.on('ready', newSession);
     this.conn.on('+node', newSession);
     this.#release = ctx.track(this.conn);
     this.#signals = signal ? [ctx.stop, signal] : [ctx.stop];
     this.#offAbort = this.#signals.map((s) => whenAborted(s, () => this.end()));
+  }
+
+  /**
+   * A refused AUTH (HELLO) as the connection is made again: the ACL user deleted or disabled, its
+   * password changed. ioredis reconnects for ever and a read waits meanwhile, so a watcher would wait
+   * silently for good. Refused again `commandTimeoutMs` after the first refusal, with no connection
+   * made in between (a password put back in time lets it go on), the watcher ends with
+   * STORE_UNAVAILABLE naming Redis' answer, as any call of the store fails after that bound.
+   * Undefined for other errors and within the bound.
+   */
+  #authFailure(err: unknown): ProgressError | undefined {
+    const name = (err as { command?: { name?: unknown } } | null)?.command?.name;
+    if (name !== 'auth' && name !== 'hello') return undefined;
+    const now = performance.now();
+    this.#authRefusedSince ??= now;
+    const bound = this.#ctx.options.commandTimeoutMs;
+    if (now - this.#authRefusedSince < bound) return undefined;
+    this.#ctx.logger.error({ err }, 'Redis refused the watch connection\'s credentials for commandTimeoutMs; the watcher ends');
+    return unavailable(`watch failed: Redis refused the connection's credentials for commandTimeoutMs (${bound} ms)`, err, { reason: 'refused' });
   }
 
   /** See #session. */

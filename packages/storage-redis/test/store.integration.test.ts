@@ -7,7 +7,7 @@ import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
 import { CLOCK_REFRESH_MS } from '../src/server-clock.js';
-import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, pause, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -1231,6 +1231,76 @@ describe('RedisStore: the database of the url', () => {
       await db1.quit();
     }
   });
+
+  it('a watcher whose credentials Redis refuses (its ACL user deleted) ends with STORE_UNAVAILABLE after commandTimeoutMs, rather than wait for good', async () => {
+    const user = `gone-w-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const keyPrefix = freshPrefix('auth-watch');
+    prefixes.add(keyPrefix);
+    const url = new URL(redisUrl());
+    url.username = user;
+    url.password = 'pw';
+    const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 1500, watchBlockMs: 200 });
+    try {
+      const f = new EventFactory('u-authw');
+      await appendBatch(store, f, 2);
+      const one = store.watch('u-authw', 0)[Symbol.asyncIterator]();
+      const all = store.watchAll()[Symbol.asyncIterator]();
+      expect((await one.next()).value).toMatchObject({ seq: 1 });
+      const fromAll = all.next();
+      await appendBatch(store, f, 1);
+      expect((await fromAll).value).toMatchObject({ seq: 3 });
+      // Deleting the user closes its connections; every reconnect's AUTH is refused (WRONGPASS).
+      await admin.call('ACL', 'DELUSER', user);
+      const endOf = async (it: AsyncIterator<unknown>): Promise<unknown> => {
+        for (;;) {
+          try {
+            if ((await it.next()).done) return 'done';
+          } catch (err) {
+            return err;
+          }
+        }
+      };
+      for (const ended of await Promise.all([endOf(one), endOf(all)])) {
+        expect(ended).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('WRONGPASS') });
+        expect((ended as Error).message).toContain('commandTimeoutMs');
+        expect((ended as Error).message).not.toContain(':pw@');
+      }
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('a watcher whose credentials are refused for less than commandTimeoutMs (a password put back) goes on, without a gap', async () => {
+    const user = `rot-w-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const keyPrefix = freshPrefix('auth-rot');
+    prefixes.add(keyPrefix);
+    const url = new URL(redisUrl());
+    url.username = user;
+    url.password = 'pw';
+    const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 20_000, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    try {
+      const f = new EventFactory('u-authr');
+      await appendBatch(writer, f, 1);
+      const one = store.watch('u-authr', 0)[Symbol.asyncIterator]();
+      expect((await one.next()).value).toMatchObject({ seq: 1 });
+      await admin.call('ACL', 'SETUSER', user, 'resetpass', '>other');
+      await admin.call('CLIENT', 'KILL', 'USER', user);
+      await appendBatch(writer, f, 2);
+      // Refused a few times (ioredis reconnects after 50, 100, 150 ms...), then let in again.
+      await pause(600);
+      await admin.call('ACL', 'SETUSER', user, 'resetpass', '>pw');
+      expect((await one.next()).value).toMatchObject({ seq: 2 });
+      expect((await one.next()).value).toMatchObject({ seq: 3 });
+      await one.return?.();
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+      await writer.close();
+      await store.close();
+    }
+  }, 30_000);
 
   it('a database Redis refuses (out of range) fails every call with INVALID_ARGUMENT, and nothing reaches database 0', async () => {
     const keyPrefix = freshPrefix('db');
