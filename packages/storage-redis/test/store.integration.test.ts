@@ -793,7 +793,12 @@ describe('RedisStore: appends', () => {
     expect(info.url).toBe('redis://user:***@127.0.0.1:1/2');
     expect(JSON.stringify(info)).not.toContain('secret');
     expect(info).toMatchObject({ name: 'RedisStore', durable: true, mode: 'single', keyPrefix: 'progress:' });
+    // Retention not set is null (kept for ever), as the README says; set, as given.
+    expect(info.retention).toEqual({ ttlSeconds: null, maxEvents: null });
     await store.close();
+    const kept = new RedisStore({ url: 'redis://127.0.0.1:1', retention: { ttlSeconds: 60, maxEvents: 5 } });
+    expect(kept.info().retention).toEqual({ ttlSeconds: 60, maxEvents: 5 });
+    await kept.close();
     expect(() => new RedisStore({ keyPrefix: 'a{b}' })).toThrow(/keyPrefix/);
     expect(() => new RedisStore({ snapshotEvery: 0 })).toThrow(/snapshotEvery/);
     expect(() => new RedisStore({ url: 'http://x' })).toThrow(/url/);
