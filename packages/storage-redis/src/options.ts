@@ -16,6 +16,14 @@ export interface RetentionOptions {
   maxEvents?: number;
 }
 
+/** Replication an append waits for ({@link RedisStoreOptions.replicas}): Redis' `WAIT count timeoutMs`. */
+export interface ReplicasOptions {
+  /** How many replicas must have an append before it is acknowledged (at least 1). */
+  count: number;
+  /** How long Redis waits for them (WAIT's timeout), at most `commandTimeoutMs`. @default 1000 (or `commandTimeoutMs` when that is less) */
+  timeoutMs?: number;
+}
+
 /** Options of {@link RedisStore}. Give `url` or `redis`; with neither, `redis://127.0.0.1:6379`. */
 export interface RedisStoreOptions {
   /** A Redis URL (`redis://user:pass@host:6379/0`, `rediss://...`). The store creates and closes the client. */
@@ -53,6 +61,14 @@ export interface RedisStoreOptions {
    * a script). @default 'cluster' for an ioredis Cluster, else 'single'
    */
   mode?: 'single' | 'cluster';
+  /**
+   * Acknowledge an append only once `count` replicas have it: the store sends `WAIT count timeoutMs`
+   * on the append's connection after the script has run it. Fewer replicas in time, and the append
+   * is refused with `STORE_UNAVAILABLE` (`context.reason = 'replicas'`): stored on the master, not
+   * acknowledged (a tracker adopts it on its next write if the master still has it). Not in cluster
+   * mode. @default undefined (acknowledged once the master has run it)
+   */
+  replicas?: ReplicasOptions;
   /** A pino-compatible logger. @default silent */
   logger?: Logger;
 }
@@ -68,6 +84,9 @@ export interface ResolvedOptions {
   commandTimeoutMs: number;
   pageSize: number;
   watchBlockMs: number;
+  /** `replicas.count`, 0 without `replicas`. */
+  replicaCount: number;
+  replicaTimeoutMs: number;
 }
 
 /** The longest wait the store arms a timer for (setTimeout fires at once past 2^31 - 1 ms), with room for the clock's uncertainty. */
@@ -97,9 +116,11 @@ const OPTION_NAMES = Object.keys({
   pageSize: 0,
   watchBlockMs: 0,
   mode: 0,
+  replicas: 0,
   logger: 0,
 } satisfies Record<keyof RedisStoreOptions, 0>);
 const RETENTION_NAMES = Object.keys({ ttlSeconds: 0, maxEvents: 0 } satisfies Record<keyof RetentionOptions, 0>);
+const REPLICAS_NAMES = Object.keys({ count: 0, timeoutMs: 0 } satisfies Record<keyof ReplicasOptions, 0>);
 
 /**
  * The url as ioredis must get it: the scheme in lower case. Schemes are case-insensitive (RFC 3986),
@@ -189,6 +210,16 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     throw invalid('retention must be an object ({ ttlSeconds, maxEvents })');
   }
   if (options.retention !== undefined) assertKnownOptions(options.retention, RETENTION_NAMES, { source: '@progress/storage-redis', where: 'retention.' });
+  const replicas = options.replicas;
+  if (replicas !== undefined) {
+    if (replicas === null || typeof replicas !== 'object' || Array.isArray(replicas)) throw invalid('replicas must be an object ({ count, timeoutMs })');
+    assertKnownOptions(replicas, REPLICAS_NAMES, { source: '@progress/storage-redis', where: 'replicas.' });
+    if (replicas.count === undefined) throw invalid('replicas.count is required (how many replicas must have an append)');
+    // WAIT has no key: a Cluster would send it to any node, not to the master that ran the append.
+    if (options.mode === 'cluster' || (options.redis as { isCluster?: unknown } | undefined)?.isCluster === true) {
+      throw invalid('replicas is not supported in cluster mode (WAIT has no key, so a Cluster cannot send it to the master of the append)');
+    }
+  }
   if (options.logger !== undefined && !isLogger(options.logger)) throw invalid('logger must have debug, info, warn and error methods');
   // `=== undefined`, not `??`: a null is a wrong value like any other, not the default (a null
   // keyPrefix wrote beside every store that kept the default one). KeyLayout checks the prefix.
@@ -197,6 +228,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     throw new ProgressError('INVALID_ARGUMENT', '[@progress/storage-redis] connectionName must be 1..100 printable characters without spaces');
   }
   const retention = options.retention ?? {};
+  const commandTimeoutMs = whole(options.commandTimeoutMs, 'commandTimeoutMs', 1, 10_000, MAX_WAIT_MS);
   return {
     keyPrefix: options.keyPrefix === undefined ? 'progress:' : options.keyPrefix,
     connectionName: name,
@@ -204,8 +236,11 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     ttlSeconds: whole(retention.ttlSeconds, 'retention.ttlSeconds', 1, 0),
     maxEvents: whole(retention.maxEvents, 'retention.maxEvents', 1, 0),
     feedMaxLen: whole(options.feedMaxLen, 'feedMaxLen', 1, 10_000),
-    commandTimeoutMs: whole(options.commandTimeoutMs, 'commandTimeoutMs', 1, 10_000, MAX_WAIT_MS),
+    commandTimeoutMs,
     pageSize: whole(options.pageSize, 'pageSize', 1, 500),
     watchBlockMs: whole(options.watchBlockMs, 'watchBlockMs', 1, 5_000, MAX_WAIT_MS),
+    replicaCount: replicas === undefined ? 0 : whole(replicas.count, 'replicas.count', 1, 0, 10_000),
+    // WAIT's timeout is an int of ms to Redis; 0 would wait for ever.
+    replicaTimeoutMs: replicas === undefined ? 0 : whole(replicas.timeoutMs, 'replicas.timeoutMs', 1, Math.min(1000, commandTimeoutMs), commandTimeoutMs),
   };
 }

@@ -61,6 +61,8 @@ interface PendingAppend {
   run: string | undefined;
   /** When the sweeper rejects it (deadline + clock uncertainty), local ms. */
   expiresAt: number;
+  /** With `replicas`: 'waiting' once the script has run it and WAIT is to confirm it (see #awaitReplicas), 'confirmed' once WAIT did. */
+  replicas?: 'waiting' | 'confirmed';
   settled: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -213,7 +215,13 @@ export class RedisStore implements ProgressStore {
   readonly #onReady = (): void => {
     this.#connectionError = undefined;
     this.#clock.invalidate();
+    this.#session++;
   };
+  /** Counts the connection's 'ready' events: a WAIT vouches only for the writes of its own connection (see #awaitReplicas). */
+  #session = 0;
+  /** With `replicas`: appends the script has run, waiting for the next WAIT (see #awaitReplicas). */
+  #replicaWaits: Array<{ p: PendingAppend; reply: AppendReply; session: number }> = [];
+  #replicaWaitScheduled = false;
   readonly #offReady: () => void;
   /** Why the connection the store created is down (its last error since it was last ready), for the timeout errors. */
   #connectionError: string | undefined;
@@ -531,7 +539,10 @@ export class RedisStore implements ProgressStore {
     // #settle replaces the list rather than changing it, so this loop may settle as it goes.
     for (const p of this.#inFlight) {
       if (p.settled) continue;
-      if (p.expiresAt <= now) {
+      if (p.expiresAt <= now && p.replicas === 'waiting') {
+        // Run by the master already: what is missing is WAIT's answer (replicas.timeoutMs is at most commandTimeoutMs).
+        this.#replicasUnconfirmed(p, `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`);
+      } else if (p.expiresAt <= now) {
         expired = true;
         this.#settle(
           p,
@@ -604,6 +615,13 @@ export class RedisStore implements ProgressStore {
 
   #settle(p: PendingAppend, err: unknown, reply?: AppendReply): void {
     if (p.settled) return;
+    if (this.#options.replicaCount > 0 && err === undefined && p.replicas !== 'confirmed') {
+      const status = Number(Array.isArray(reply) ? reply[0] : reply);
+      if (status === 1 || status === 3) return this.#awaitReplicas(p, reply!);
+      // Applied by an earlier attempt (a reply lost with its connection): that write was another
+      // connection's, which a WAIT on this one does not vouch for.
+      if (status === 2) return this.#replicasUnconfirmed(p, 'it had been applied by an earlier attempt, whose connection was lost, so WAIT cannot confirm its replication');
+    }
     p.settled = true;
     // An answered append may stay in #inFlight for a while: drop its arguments (the batch JSON, maybe a snapshot).
     p.args = NO_ARGS;
@@ -668,6 +686,72 @@ export class RedisStore implements ProgressStore {
     } else {
       p.reject(new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${p.upgradeId}": unexpected reply ${JSON.stringify(reply) ?? String(reply)} from the append script`, { context }));
     }
+  }
+
+  /**
+   * With `replicas`: the script ran append `p` on the master. It is acknowledged once a `WAIT count
+   * timeoutMs` sent after it on the same connection says that `count` replicas have it (WAIT counts
+   * the replicas that have every write its connection made before it). Appends answered in the same
+   * tick share one WAIT. A connection made again between the script's answer and WAIT's (the session
+   * moved) cannot vouch for the write: such an append is refused as unconfirmed, as are those WAIT
+   * finds too few replicas for, or that it fails on. Until then `p` stays in flight: close() waits.
+   */
+  #awaitReplicas(p: PendingAppend, reply: AppendReply): void {
+    p.replicas = 'waiting';
+    // Never sent again from here: the arguments (the batch JSON, a snapshot) can go.
+    p.args = NO_ARGS;
+    p.staged = undefined;
+    this.#replicaWaits.push({ p, reply, session: this.#session });
+    if (this.#replicaWaitScheduled) return;
+    this.#replicaWaitScheduled = true;
+    void RESOLVED.then(this.#sendReplicaWait);
+  }
+
+  readonly #sendReplicaWait = (): void => {
+    this.#replicaWaitScheduled = false;
+    const waits = this.#replicaWaits;
+    this.#replicaWaits = [];
+    const session = this.#session;
+    const count = this.#options.replicaCount;
+    const timeoutMs = this.#options.replicaTimeoutMs;
+    const moved = 'the connection was made again after the append ran, so WAIT cannot confirm its replication';
+    const sent = waits.filter((w) => {
+      if (w.session === session) return true;
+      this.#replicasUnconfirmed(w.p, moved);
+      return false;
+    });
+    if (sent.length === 0) return;
+    (this.#redis as Redis).call('wait', count, timeoutMs).then(
+      (answer) => {
+        const acked = Number(answer);
+        for (const { p, reply } of sent) {
+          if (p.settled) continue;
+          if (this.#session !== session) this.#replicasUnconfirmed(p, moved);
+          else if (acked >= count) {
+            p.replicas = 'confirmed';
+            this.#settle(p, undefined, reply);
+          } else this.#replicasUnconfirmed(p, `${acked} of the ${count} replicas asked for had it within ${timeoutMs} ms (replicas.timeoutMs)`, { acked });
+        }
+      },
+      (err: unknown) => {
+        withoutSecrets(err);
+        for (const { p } of sent) this.#replicasUnconfirmed(p, `WAIT failed: ${(err as Error)?.message ?? String(err)}`, {}, err);
+      },
+    );
+  };
+
+  /** Refuses append `p`, which the master ran, as not confirmed on `replicas.count` replicas (see #awaitReplicas). */
+  #replicasUnconfirmed(p: PendingAppend, why: string, fields: { acked?: number } = {}, cause?: unknown): void {
+    if (p.settled) return;
+    this.#logger.warn({ upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, n: p.n, ...fields, err: cause }, 'append stored on the master but not confirmed on the replicas asked for; not acknowledged');
+    this.#settle(
+      p,
+      new ProgressError(
+        'STORE_UNAVAILABLE',
+        `${PKG} upgrade "${p.upgradeId}": seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} was stored on the master, but ${why}; not acknowledged (a failover may lose it; a tracker adopts it on its next write while the store holds it)`,
+        { cause, context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, reason: 'replicas', replicas: this.#options.replicaCount, ...fields } },
+      ),
+    );
   }
 
   /**
@@ -1181,6 +1265,7 @@ export class RedisStore implements ProgressStore {
       status: this.#redis.status,
       snapshotEvery: this.#options.snapshotEvery,
       retention: { ttlSeconds: this.#options.ttlSeconds || null, maxEvents: this.#options.maxEvents || null },
+      replicas: this.#options.replicaCount === 0 ? null : { count: this.#options.replicaCount, timeoutMs: this.#options.replicaTimeoutMs },
       watchers: this.#watchers.size,
       closed: this.#closing !== undefined,
     };
