@@ -934,10 +934,11 @@ export class Topic {
     // A load, fill or reload of the store running now ends first (it may start the topic over, and
     // it drains the events held meanwhile); then the store is asked. Not waited for beyond a while:
     // the state held is answered then.
-    const until = Date.now() + CONFIRM_WAIT_MS;
-    while (this.#busy && lifetime === this.#lifetime && Date.now() < until) {
+    // On the monotonic clock: a wall clock set back meanwhile would stretch the wait by as much.
+    const until = performance.now() + CONFIRM_WAIT_MS;
+    while (this.#busy && lifetime === this.#lifetime && performance.now() < until) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+        const timer = setTimeout(resolve, Math.max(0, until - performance.now()));
         this.#idleWaiters.push(() => {
           clearTimeout(timer);
           resolve();

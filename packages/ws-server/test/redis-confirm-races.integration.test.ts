@@ -4,7 +4,7 @@
 // Redis held when the command ran. (Found by a review on 2026-11-29; each test failed before the fix.)
 import type { ProgressStore } from '@progress/core';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openTracker, sleep, type TestClient } from './helpers.js';
 import { Harness, deferred, redisUrl, watchConnections } from './two-processes.js';
 
@@ -192,5 +192,47 @@ describe('ws-server over Redis: a confirming read during a reload', () => {
       starLast: 4,
       starResyncs: 1,
     });
+  }, 20_000);
+
+  it("a get_summary waiting for a hung reload is answered after its bound also when the wall clock steps back an hour meanwhile (the wait was reckoned on Date.now(): an hour more)", async () => {
+    const { writing, store, hooks } = setup();
+    const { wsUrl } = await serve(store);
+    const star = await connect(wsUrl);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await star.next((m) => m.type === 'subscribed');
+    const first = await openTracker('hung', writing);
+    await first.startUpgrade();
+    await first.close();
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'hung');
+    // A reload (the upgrade created again) whose reply does not come for the rest of the test.
+    const gate = deferred();
+    const issued = deferred();
+    hooks.load = (id, read) => {
+      if (id !== 'hung') return read;
+      hooks.load = undefined;
+      issued.resolve();
+      return read.then(async (value) => {
+        await gate.promise;
+        return value;
+      });
+    };
+    await writing.delete('hung');
+    const second = await openTracker('hung', writing);
+    await issued.promise;
+    await second.close();
+    const b = await connect(wsUrl);
+    b.send({ type: 'get_summary', upgradeId: 'hung' });
+    await sleep(100);
+    // The wall clock is set back an hour while the get_summary waits for the reload.
+    const realNow = Date.now.bind(Date);
+    const stepped = vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 3_600_000);
+    try {
+      // Answered once the wait's bound (2 s) has passed, with what the server holds.
+      const answer = await b.next((m) => m.type === 'progress_summary' || m.type === 'error', 0, 8_000);
+      expect(answer.type).toBe('progress_summary');
+    } finally {
+      stepped.mockRestore();
+      gate.resolve();
+    }
   }, 20_000);
 });
