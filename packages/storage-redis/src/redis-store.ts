@@ -539,11 +539,13 @@ export class RedisStore implements ProgressStore {
     // #settle replaces the list rather than changing it, so this loop may settle as it goes.
     for (const p of this.#inFlight) {
       if (p.settled) continue;
-      if (p.expiresAt <= now && p.replicas === 'waiting') {
-        // Run by the master already: what is missing is WAIT's answer (replicas.timeoutMs is at most commandTimeoutMs).
-        this.#replicasUnconfirmed(p, `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`);
-      } else if (p.expiresAt <= now) {
+      if (p.expiresAt <= now) {
         expired = true;
+        // Run by the master already: what is missing is WAIT's answer (replicas.timeoutMs is at most commandTimeoutMs).
+        if (p.replicas === 'waiting') {
+          this.#replicasUnconfirmed(p, `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`);
+          continue;
+        }
         this.#settle(
           p,
           new ProgressError(

@@ -154,6 +154,24 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
     }
   }, 30_000);
 
+  it('a WAIT that gets no answer within commandTimeoutMs (the link stalls after the script answered): refused as stored on the master, not as an append Redis will not run', async () => {
+    await follow();
+    const link = await startRedisProxy(master.url);
+    try {
+      const s = store({ url: link.url, commandTimeoutMs: 1500, replicas: { count: 1, timeoutMs: 500 } });
+      const tracker = await open(s, 'rep-e');
+      const before = tracker.durableProgress.lastSeq;
+      link.holdAfterNextReply();
+      const err = await errorOf(tracker.startUpgrade());
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', expectedSeq: before } });
+      expect(err.message).toContain('stored on the master, but WAIT did not answer within commandTimeoutMs (1500 ms)');
+      link.release();
+      await tracker.close();
+    } finally {
+      await link.close();
+    }
+  }, 30_000);
+
   it('asks for more replicas than the master has: each append is refused, telling how many had it', async () => {
     await follow();
     const s = store({ replicas: { count: 2, timeoutMs: 100 } });
