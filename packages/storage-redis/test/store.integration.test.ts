@@ -1194,6 +1194,17 @@ describe('RedisStore: the database of the url', () => {
     }
   });
 
+  /** How an iterator ends: 'done', or what its next() threw (values handed out before are skipped). */
+  const endOf = async (it: AsyncIterator<unknown>): Promise<unknown> => {
+    for (;;) {
+      try {
+        if ((await it.next()).done) return 'done';
+      } catch (err) {
+        return err;
+      }
+    }
+  };
+
   it('a watcher whose connection Redis no longer lets select the database ends with INVALID_ARGUMENT, rather than follow database 0', async () => {
     const user = `nosel-w-${Math.random().toString(36).slice(2, 8)}`;
     await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
@@ -1216,15 +1227,6 @@ describe('RedisStore: the database of the url', () => {
       // reconnects, and its SELECT is refused.
       await admin.call('ACL', 'SETUSER', user, '-select');
       await admin.call('CLIENT', 'KILL', 'USER', user);
-      const endOf = async (it: AsyncIterator<unknown>): Promise<unknown> => {
-        for (;;) {
-          try {
-            if ((await it.next()).done) return 'done';
-          } catch (err) {
-            return err;
-          }
-        }
-      };
       for (const ended of await Promise.all([endOf(one), endOf(all)])) {
         expect(ended).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('refused to select its database') });
       }
@@ -1257,15 +1259,6 @@ describe('RedisStore: the database of the url', () => {
       expect((await fromAll).value).toMatchObject({ seq: 3 });
       // Deleting the user closes its connections; every reconnect's AUTH is refused (WRONGPASS).
       await admin.call('ACL', 'DELUSER', user);
-      const endOf = async (it: AsyncIterator<unknown>): Promise<unknown> => {
-        for (;;) {
-          try {
-            if ((await it.next()).done) return 'done';
-          } catch (err) {
-            return err;
-          }
-        }
-      };
       for (const ended of await Promise.all([endOf(one), endOf(all)])) {
         expect(ended).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('WRONGPASS') });
         expect((ended as Error).message).toContain('commandTimeoutMs');
