@@ -6,7 +6,7 @@ import type { ProgressStore } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openTracker, sleep, type TestClient } from './helpers.js';
-import { Harness, deferred, redisUrl, watchConnections } from './two-processes.js';
+import { Harness, deferred, holdNextLoad, redisUrl, watchConnections } from './two-processes.js';
 
 const harness = new Harness();
 afterAll(() => harness.cleanup());
@@ -27,17 +27,7 @@ describe('ws-server over Redis: a confirming read that arrives after the topic m
 
     // B asks for its summary: confirmRun loads it. Redis runs that load now (nothing there yet); its
     // reply is delivered late.
-    const gate = deferred();
-    const issued = deferred();
-    hooks.load = (id, read) => {
-      if (id !== 'late') return read;
-      hooks.load = undefined;
-      issued.resolve();
-      return read.then(async (value) => {
-        await gate.promise;
-        return value;
-      });
-    };
+    const { gate, issued } = holdNextLoad(hooks, 'late');
     const b = await connect(wsUrl);
     b.send({ type: 'get_summary', upgradeId: 'late' });
     await issued.promise;
@@ -152,17 +142,7 @@ describe('ws-server over Redis: a confirming read during a reload', () => {
 
     // The upgrade is deleted and created again by another process. watchAll brings the new run's
     // `upgrade.created`: the topic reloads it (refit). That load's reply is delivered late.
-    const gate = deferred();
-    const issued = deferred();
-    hooks.load = (id, read) => {
-      if (id !== 'dbl') return read;
-      hooks.load = undefined;
-      issued.resolve();
-      return read.then(async (value) => {
-        await gate.promise;
-        return value;
-      });
-    };
+    const { gate, issued } = holdNextLoad(hooks, 'dbl');
     await writing.delete('dbl');
     const second = await openTracker('dbl', writing); // seq 1 of the new run
     await issued.promise;
@@ -205,17 +185,7 @@ describe('ws-server over Redis: a confirming read during a reload', () => {
     await first.close();
     await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'hung');
     // A reload (the upgrade created again) whose reply does not come for the rest of the test.
-    const gate = deferred();
-    const issued = deferred();
-    hooks.load = (id, read) => {
-      if (id !== 'hung') return read;
-      hooks.load = undefined;
-      issued.resolve();
-      return read.then(async (value) => {
-        await gate.promise;
-        return value;
-      });
-    };
+    const { gate, issued } = holdNextLoad(hooks, 'hung');
     await writing.delete('hung');
     const second = await openTracker('hung', writing);
     await issued.promise;
