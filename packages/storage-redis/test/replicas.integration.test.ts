@@ -25,6 +25,10 @@ beforeAll(async () => {
   replica = new Redis(replicaServer.url, { maxRetriesPerRequest: 0 });
   replica.on('error', () => {});
   replicaPid = Number(/process_id:(\d+)/.exec(await replica.info('server'))?.[1]);
+  // A full sync (after the promotion) at once, not after Redis' default 5 s wait for more replicas.
+  const admin = new Redis(master.url);
+  await admin.config('SET', 'repl-diskless-sync-delay', '0');
+  admin.disconnect();
 });
 
 /** Makes the replica copy the master again (a test may have promoted it), in step. */
