@@ -105,11 +105,19 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** Whether `value` can serve as a {@link Logger}: an object with `debug`, `info`, `warn` and `error` methods. */
+/**
+ * Whether `value` can serve as a {@link Logger}: an object with `debug`, `info`, `warn` and `error`
+ * methods. One whose methods cannot be read (a getter or Proxy trap that throws) is not one: every
+ * package's `logger` option then refuses it with `INVALID_ARGUMENT`, not with what the trap threw.
+ */
 export function isLogger(value: unknown): value is Logger {
   if (value === null || typeof value !== 'object') return false;
   const l = value as Record<string, unknown>;
-  return typeof l.debug === 'function' && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
+  try {
+    return typeof l.debug === 'function' && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
+  } catch {
+    return false;
+  }
 }
 
 /**
