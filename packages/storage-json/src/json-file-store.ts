@@ -10,6 +10,7 @@ import {
   assertListFilter,
   assertReadEvents,
   cloneState,
+  describeValue,
   filterRows,
   isProgressError,
   isTerminal,
@@ -872,9 +873,9 @@ export class JsonFileStore implements ProgressStore {
    * @returns the ids deleted.
    */
   async deleteCompletedOlderThan(ageMs: number, now: number = Date.now()): Promise<string[]> {
-    if (typeof ageMs !== 'number' || !Number.isFinite(ageMs) || ageMs < 0) throw storeError('INVALID_ARGUMENT', `ageMs must be a number >= 0, got ${String(ageMs)}`);
+    if (typeof ageMs !== 'number' || !Number.isFinite(ageMs) || ageMs < 0) throw storeError('INVALID_ARGUMENT', `ageMs must be a number >= 0, got ${describeValue(ageMs)}`);
     // `now` far off (Infinity, a date in the seconds) would delete every ended upgrade, however recent.
-    if (typeof now !== 'number' || !Number.isFinite(now)) throw storeError('INVALID_ARGUMENT', `now must be a finite number of ms since the epoch, got ${String(now)}`);
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw storeError('INVALID_ARGUMENT', `now must be a finite number of ms since the epoch, got ${describeValue(now)}`);
     const cutoff = now - ageMs;
     const old = (row: UpgradeSummaryRow): boolean => isTerminal(row.status) && Date.parse(row.completedAt ?? row.updatedAt) < cutoff;
     const deleted: string[] = [];

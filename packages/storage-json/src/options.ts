@@ -76,7 +76,7 @@ export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
     const hint = /^rediss?:/i.test(directory) ? ': for Redis, use RedisStore from @progress/storage-redis' : /^file:/i.test(directory) ? ": give the folder's path (url.fileURLToPath() makes it from a file:// URL)" : '';
     throw storeError('INVALID_ARGUMENT', `directory is a folder path, got the URL ${shown}${hint}`);
   }
-  if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${JSON.stringify(durability)}`);
+  if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${describeValue(durability)}`);
   if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${describeValue(snapshotEvery)}`);
   if (!Number.isSafeInteger(lockLeaseMs) || lockLeaseMs < MIN_LOCK_LEASE_MS || lockLeaseMs > MAX_TIMER_MS) {
     throw storeError('INVALID_ARGUMENT', `lockLeaseMs must be a whole number of ms from ${MIN_LOCK_LEASE_MS} to ${MAX_TIMER_MS}, got ${describeValue(lockLeaseMs)}`);
