@@ -144,12 +144,12 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   const source = options.source ?? 'eks-upgrade-agent';
   if (typeof source !== 'string' || source.length === 0 || source.length > 256) throw invalid('source must be a string of 1..256 characters');
   if (options.region !== undefined && (typeof options.region !== 'string' || !REGION.test(options.region))) {
-    throw invalid(`region must be a region name such as 'eu-west-1', got ${JSON.stringify(options.region) ?? String(options.region)}`);
+    throw invalid(`region must be a region name such as 'eu-west-1', got ${describeValue(options.region)}`);
   }
   // The SDK's own option: a string, or a provider function (which the SDK calls).
   const configRegion: unknown = options.clientConfig?.region;
   if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || !REGION.test(configRegion))) {
-    throw invalid(`clientConfig.region must be a region name such as 'eu-west-1' or a provider function, got ${JSON.stringify(configRegion) ?? String(configRegion)}`);
+    throw invalid(`clientConfig.region must be a region name such as 'eu-west-1' or a provider function, got ${describeValue(configRegion)}`);
   }
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined) {
     const fromEnvironment = environmentRegion();
@@ -167,11 +167,11 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   const known = new Set<string>(EVENT_TYPES);
   const eventTypes = new Set<EventType>();
   for (const type of types as Iterable<EventType>) {
-    if (!known.has(type)) throw invalid(`unknown event type "${String(type)}" in eventTypes`);
+    if (!known.has(type)) throw invalid(`unknown event type ${describeValue(type)} in eventTypes`);
     eventTypes.add(type);
   }
   const dropPolicy = options.dropPolicy ?? 'drop-oldest';
-  if (dropPolicy !== 'drop-oldest' && dropPolicy !== 'drop-newest') throw invalid(`dropPolicy must be 'drop-oldest' or 'drop-newest', not ${String(dropPolicy)}`);
+  if (dropPolicy !== 'drop-oldest' && dropPolicy !== 'drop-newest') throw invalid(`dropPolicy must be 'drop-oldest' or 'drop-newest', not ${describeValue(dropPolicy)}`);
   const r = options.retry ?? {};
   if (typeof r !== 'object' || Array.isArray(r)) throw invalid(`retry must be an object ({ maxAttempts, baseDelayMs, maxDelayMs, retryableEntryCodes }), got ${describeValue(r)}`);
   assertKnownOptions(r, RETRY_NAMES, { source: PKG_NAME, where: 'retry.' });

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { EventBridgeNotifier, type EventBridgeNotifierOptions } from '../src/index.js';
+
+// Values that a bare String() or JSON.stringify() cannot render: building the refusal's message threw
+// a TypeError of its own ("Do not know how to serialize a BigInt", "Cannot convert object to
+// primitive value") instead of the INVALID_ARGUMENT it was writing.
+const unrenderable: [string, unknown][] = [
+  ['a bigint', 10n],
+  ['an object without prototype', Object.create(null)],
+  ['an object whose toJSON throws', { toJSON() { throw new Error('toJSON'); } }],
+];
+
+describe('an option value no message can print is refused with INVALID_ARGUMENT all the same', () => {
+  for (const [option, make] of [
+    ['region', (v: unknown) => ({ busName: 'b', region: v })],
+    ['clientConfig.region', (v: unknown) => ({ busName: 'b', clientConfig: { region: v } })],
+    ['dropPolicy', (v: unknown) => ({ busName: 'b', region: 'eu-west-1', dropPolicy: v })],
+    ['eventTypes', (v: unknown) => ({ busName: 'b', region: 'eu-west-1', eventTypes: [v] })],
+  ] as const) {
+    it(option, () => {
+      for (const [what, value] of unrenderable) {
+        expect(() => new EventBridgeNotifier(make(value) as EventBridgeNotifierOptions), what).toThrow(
+          expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining(option.replace('clientConfig.', '')) }),
+        );
+      }
+    });
+  }
+});
