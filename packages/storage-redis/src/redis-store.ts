@@ -8,6 +8,7 @@ import {
   assertListFilter,
   assertReadEvents,
   assertValidId,
+  describeValue,
   eventsToJson,
   filterRows,
   isProgressError,
@@ -1190,7 +1191,7 @@ export class RedisStore implements ProgressStore {
    */
   watch(upgradeId: string, afterSeq: number, options: { signal?: AbortSignal } = {}): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${String(afterSeq)}`);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new ProgressError('INVALID_ARGUMENT', `${PKG} afterSeq must be a whole number >= 0, got ${describeValue(afterSeq)}`);
     return watchUpgrade(this.#watchContext(), upgradeId, afterSeq, signalOf(options));
   }
 
@@ -1399,12 +1400,12 @@ function onReconnect(client: Redis | Cluster, fn: () => void): () => void {
 /** The `signal` of watch options; `INVALID_ARGUMENT` for options that are not an object or a signal that is not an AbortSignal. */
 function signalOf(options: unknown): AbortSignal | undefined {
   if (options === undefined) return undefined;
-  if (options === null || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', `${PKG} watch options must be an object, got ${String(options)}`);
+  if (options === null || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', `${PKG} watch options must be an object, got ${describeValue(options)}`);
   const { signal } = options as { signal?: unknown };
   if (signal === undefined) return undefined;
   const s = signal as Partial<AbortSignal> | null;
   if (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function' || typeof s.removeEventListener !== 'function') {
-    throw new ProgressError('INVALID_ARGUMENT', `${PKG} options.signal must be an AbortSignal, got ${String(signal)}`);
+    throw new ProgressError('INVALID_ARGUMENT', `${PKG} options.signal must be an AbortSignal, got ${describeValue(signal)}`);
   }
   return signal as AbortSignal;
 }

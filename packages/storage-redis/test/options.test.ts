@@ -316,3 +316,26 @@ describe('RedisStore: the connection it creates', () => {
     await store.close();
   });
 });
+
+describe('watch() and watchAll() arguments no message can print', () => {
+  it('are refused with INVALID_ARGUMENT, not with the TypeError of building the message, and a long string is cut short', async () => {
+    const store = new RedisStore({ redis: new Redis({ lazyConnect: true }) });
+    // String() of an object without prototype threw "Cannot convert object to primitive value".
+    const bare = Object.create(null) as object;
+    const refused = expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
+    expect(() => store.watch('u1', bare as never)).toThrow(refused);
+    expect(() => store.watch('u1', 0, { signal: bare } as never)).toThrow(refused);
+    expect(() => store.watchAll({ signal: bare } as never)).toThrow(refused);
+    // A 100,000-character string was printed whole.
+    let message = '';
+    try {
+      store.watch('u1', 'x'.repeat(100_000) as never);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/afterSeq must be/);
+    expect(message.length).toBeLessThan(200);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
