@@ -6,7 +6,9 @@ import { Server as TlsServer } from 'node:tls';
 import {
   MAX_TIMER_MS,
   ProgressError,
+  describeValue,
   filterRows,
+  isValidId,
   isProgressError,
   isTerminal,
   summarize,
@@ -292,6 +294,11 @@ export class ProgressWebSocketServer implements ProgressSink {
    */
   track(tracker: ProgressTracker): () => void {
     if (!this.#trackers.has(tracker)) {
+      // Checked before anything is taken of it: a tracker not awaited (a Promise), or an object with
+      // an addSink but no valid upgradeId, made the server its sink and a topic for "undefined".
+      if (!isTracker(tracker)) {
+        throw new ProgressError('INVALID_ARGUMENT', `[@progress/ws-server] track() needs a ProgressTracker (with addSink, readEvents, durableProgress and a valid upgradeId), got ${describeValue(tracker)}`);
+      }
       const removeSink = tracker.addSink(this);
       this.#trackers.set(tracker, removeSink);
       const topic = this.#topic(tracker.upgradeId);
@@ -1126,4 +1133,15 @@ function stoppedError(): ProgressError {
  */
 function listsOtherRun(row: { createdAt: string; lastSeq: number } | undefined, state: Readonly<UpgradeProgress> | undefined): boolean {
   return row === undefined || row.createdAt !== state?.createdAt || row.lastSeq < (state?.lastSeq ?? 0);
+}
+
+/** Whether `value` has what `track()` uses of a tracker; one whose members cannot be read has not. */
+function isTracker(value: unknown): value is ProgressTracker {
+  if (value === null || typeof value !== 'object') return false;
+  const t = value as Record<string, unknown>;
+  try {
+    return typeof t.addSink === 'function' && typeof t.readEvents === 'function' && isValidId(t.upgradeId) && typeof t.durableProgress === 'object' && t.durableProgress !== null;
+  } catch {
+    return false;
+  }
 }
