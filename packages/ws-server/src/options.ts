@@ -206,7 +206,7 @@ export function resolveOptions(options: ProgressWebSocketServerOptions = {}): Re
     return ms;
   };
   const handshakeTimeoutMs = timer(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 10_000);
-  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) throw bad(`host must be a non-empty string, got ${JSON.stringify(options.host)}`);
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) throw bad(`host must be a non-empty string, got ${describeValue(options.host)}`);
   const server = options.server as unknown as Record<string, unknown> | undefined | null;
   if (server !== undefined && (server === null || typeof server !== 'object' || typeof server.on !== 'function' || typeof server.address !== 'function')) {
     throw bad('server must be a node:http or node:https server');

@@ -168,3 +168,13 @@ describe('read tokens and the dashboard handler: a name they do not know is refu
     }
   });
 });
+
+describe('an option value no message can print', () => {
+  it('host: a BigInt, or an object whose toJSON throws, is refused with INVALID_ARGUMENT (building the message threw a TypeError)', () => {
+    for (const host of [10n, { toJSON() { throw new Error('toJSON'); } }]) {
+      const err = thrown(() => new ProgressWebSocketServer({ port: 0, host } as never));
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+      expect(err.message).toContain('host must be');
+    }
+  });
+});
