@@ -1,5 +1,5 @@
 import type { ProgressEvent, ProgressStatus, TaskProgress, UpgradeProgress } from '@progress/core';
-import { ProgressError, estimateCompletion } from '@progress/core';
+import { ProgressError, describeValue, estimateCompletion } from '@progress/core';
 
 /** How {@link renderProgress} draws. */
 export interface RenderOptions {
@@ -33,8 +33,15 @@ const ICONS: Record<ProgressStatus, string> = {
   skipped: '↷',
 };
 
-/** A bar of `width` cells for 0..100, e.g. `██████░░░░`. */
+/**
+ * A bar of `width` cells for 0..100, e.g. `██████░░░░`.
+ *
+ * @param width A whole number of cells from 0 to 1000; anything else is `INVALID_ARGUMENT`.
+ */
 export function bar(percentage: number, width = 30): string {
+  if (!Number.isSafeInteger(width) || width < 0 || width > 1000) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] bar: width must be a whole number from 0 to 1000, got ${describeValue(width)}`);
+  }
   const clamped = Math.max(0, Math.min(100, Number.isFinite(percentage) ? percentage : 0));
   const full = Math.round((clamped / 100) * width);
   return '█'.repeat(full) + '░'.repeat(width - full);
