@@ -150,7 +150,7 @@ function treeOrder(tasks: Record<string, TaskProgress>): TaskProgress[] {
 export function renderProgress(state: Readonly<UpgradeProgress>, options: RenderOptions = {}): string[] {
   const whole = (value: unknown, name: string, min: number, max: number): void => {
     if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max)) {
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: ${name} must be a whole number from ${min} to ${max}, got ${String(value)}`);
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: ${name} must be a whole number from ${min} to ${max}, got ${describeValue(value)}`);
     }
   };
   whole(options.barWidth, 'barWidth', 1, 1000);

@@ -1,5 +1,6 @@
+import { ProgressTracker } from '@progress/core';
 import { describe, expect, it } from 'vitest';
-import { bar } from '../src/render.js';
+import { bar, renderProgress } from '../src/render.js';
 
 const refused = expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
 
@@ -13,4 +14,13 @@ describe('the renderer refuses a bad width with INVALID_ARGUMENT', () => {
     expect(bar(120)).toBe('█'.repeat(30));
   });
 
+  it('renderProgress(): an option no message can print (an object without prototype) is refused all the same', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'render-bad', planId: 'p', clusterName: 'c' });
+    const state = tracker.progress;
+    // String() of it threw "Cannot convert object to primitive value" while the message was built.
+    for (const option of ['barWidth', 'recentEvents']) {
+      expect(() => renderProgress(state, { [option]: Object.create(null) }), option).toThrow(refused);
+    }
+    await tracker.close();
+  });
 });
