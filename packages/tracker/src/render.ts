@@ -1,5 +1,5 @@
 import type { ProgressEvent, ProgressStatus, TaskProgress, UpgradeProgress } from '@progress/core';
-import { ProgressError, describeValue, estimateCompletion } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, estimateCompletion } from '@progress/core';
 
 /** How {@link renderProgress} draws. */
 export interface RenderOptions {
@@ -12,6 +12,9 @@ export interface RenderOptions {
   /** The clock, for the ETA. @default Date.now() */
   now?: number;
 }
+
+// An object checked against the interface, so that a new option cannot be left out of this list.
+const RENDER_OPTION_NAMES = Object.keys({ color: 0, barWidth: 0, recentEvents: 0, now: 0 } satisfies Record<keyof RenderOptions, 0>);
 
 const COLORS: Record<ProgressStatus, string> = {
   not_started: '\x1b[90m',
@@ -147,7 +150,20 @@ function treeOrder(tasks: Record<string, TaskProgress>): TaskProgress[] {
  * The progress of an upgrade as terminal lines: a header, the overall bar, a bar per task (nested
  * under its parent) and the last events. Pure: the CLI's `demo` and `watch` print it.
  */
-export function renderProgress(state: Readonly<UpgradeProgress>, options: RenderOptions = {}): string[] {
+export function renderProgress(state: Readonly<UpgradeProgress>, given: RenderOptions | null = {}): string[] {
+  // null is no options, as everywhere else; a misspelt `colour` or `barwidth` was left out without a word.
+  const options: RenderOptions = given ?? {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: options must be an object, got ${describeValue(options)}`);
+  }
+  assertKnownOptions(options, RENDER_OPTION_NAMES, { source: '@progress/tracker', what: 'renderProgress() options' });
+  if (options.color !== undefined && typeof options.color !== 'boolean') {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: color must be true or false, got ${describeValue(options.color)}`);
+  }
+  // NaN left the ETA out without a word; a BigInt threw a bare TypeError.
+  if (options.now !== undefined && (typeof options.now !== 'number' || !Number.isFinite(options.now))) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: now must be a finite number of ms since the epoch, got ${describeValue(options.now)}`);
+  }
   const whole = (value: unknown, name: string, min: number, max: number): void => {
     if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max)) {
       throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderProgress: ${name} must be a whole number from ${min} to ${max}, got ${describeValue(value)}`);

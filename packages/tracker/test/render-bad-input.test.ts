@@ -23,4 +23,19 @@ describe('the renderer refuses a bad width with INVALID_ARGUMENT', () => {
     }
     await tracker.close();
   });
+
+  it('renderProgress(): a misspelt option, options that are not an object, a color that is not a boolean or a now that is not a finite number', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'render-opts', planId: 'p', clusterName: 'c' });
+    const state = tracker.progress;
+    // `colour: true` and `barwidth: 10` were left out without a word; `now: NaN` dropped the ETA
+    // without one, and `now: 10n` threw a bare TypeError.
+    for (const options of [{ colour: true }, { barwidth: 10 }, { color: 'yes' }, { now: Number.NaN }, { now: '2026-01-01' }, { now: 10n }, 5, 'x', [], () => {}]) {
+      expect(() => renderProgress(state, options as never), String(JSON.stringify(options, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)))).toThrow(refused);
+    }
+    expect(() => renderProgress(state, { colour: true } as never)).toThrow(/did you mean "color"/);
+    // No options, or null for none, as everywhere else.
+    expect(renderProgress(state, null as never)).toEqual(renderProgress(state));
+    expect(renderProgress(state, { color: undefined, now: Date.now() })[0]).toContain('render-opts');
+    await tracker.close();
+  });
 });
