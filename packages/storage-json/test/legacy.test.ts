@@ -71,6 +71,14 @@ describe('Python str() values', () => {
     for (const v of ['0:99:99', '0:60:00', '0:00:60', '1 day, 3:07:61']) expect(parsePythonTimedelta(v), v).toBeUndefined();
     expect(parsePythonTimedelta('1 day, 23:59:59.999999')).toBe(172_799_999.999);
   });
+
+  it('answers undefined for a value that is not a string, as for any other that is not one (they threw a TypeError)', () => {
+    // A field of a JSON file read by a tool of its own: a number, null or an object where a datetime belongs.
+    for (const value of [undefined, null, 1729401901, {}, ['2025-10-20 05:25:01'], 10n, Symbol('s')]) {
+      expect(parsePythonDatetime(value as never), String(value)).toBeUndefined();
+      expect(parsePythonTimedelta(value as never), String(value)).toBeUndefined();
+    }
+  });
 });
 
 describe('legacy files of the Python module', () => {

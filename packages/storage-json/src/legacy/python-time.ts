@@ -4,9 +4,12 @@ const DATETIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,
  * Parses a Python `str(datetime)` (`2025-10-20 05:25:01.056236+00:00`) or `isoformat()` value into
  * an ISO 8601 UTC string with milliseconds (microseconds are truncated, as Python's
  * `isoformat(timespec='milliseconds')` does). A naive value (no offset) is taken as UTC, which is
- * what the old module wrote (`datetime.now(timezone.utc)`). Returns `undefined` when it is not one.
+ * what the old module wrote (`datetime.now(timezone.utc)`). Returns `undefined` when it is not one (a
+ * value that is not a string included).
  */
 export function parsePythonDatetime(value: string): string | undefined {
+  // A field of a file read by a tool may be anything: what is not a string is not one either.
+  if (typeof value !== 'string') return undefined;
   const m = DATETIME.exec(value.trim());
   if (!m) return undefined;
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
@@ -41,9 +44,10 @@ const TIMEDELTA = /^(?:(-?\d+) days?, )?(-?\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$
 /**
  * Parses a Python `str(timedelta)` into milliseconds (fractions of a ms kept):
  * `0:00:00.000780` is 0.78, `-1 day, 23:59:59.947690` is -52.31, `2 days, 1:00:00` is 176400000.
- * Returns `undefined` when it is not one.
+ * Returns `undefined` when it is not one (a value that is not a string included).
  */
 export function parsePythonTimedelta(value: string): number | undefined {
+  if (typeof value !== 'string') return undefined;
   const m = TIMEDELTA.exec(value.trim());
   if (!m) return undefined;
   const [, days = '0', h, mi, s, frac = ''] = m;
