@@ -18,6 +18,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * it. (Whether the event may follow the state, such as a task added twice, is the tracker's check;
  * a store does not fold what it stores.)
  *
+ * An event that cannot be read (a getter or Proxy trap that throws) is refused alike.
+ *
  * @param store The store's name, for the message.
  * @throws ProgressError `INVALID_ARGUMENT`
  */
@@ -29,33 +31,43 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
     throw new ProgressError('INVALID_ARGUMENT', `[${store}] append needs at least one event`, { context: { upgradeId } });
   }
   for (let i = 0; i < events.length; i++) {
-    const event = events[i]!;
-    if (!event || event.upgradeId !== upgradeId || event.seq !== expectedSeq + i + 1) {
-      throw new ProgressError(
-        'INVALID_ARGUMENT',
-        `[${store}] upgrade "${upgradeId}": event ${i} must have upgradeId "${upgradeId}" and seq ${expectedSeq + i + 1}, got "${event?.upgradeId}" seq ${event?.seq}`,
-        { context: { upgradeId, expectedSeq } },
-      );
+    try {
+      assertEvent(store, upgradeId, events[i]!, i, expectedSeq);
+    } catch (cause) {
+      // A getter or Proxy trap that throws: refused like any other bad event, in every store.
+      if (cause instanceof ProgressError) throw cause;
+      throw new ProgressError('INVALID_ARGUMENT', `[${store}] upgrade "${upgradeId}": event ${i} could not be read`, { cause, context: { upgradeId, expectedSeq } });
     }
-    const d = event.details as unknown;
-    if (
-      typeof event.eventId !== 'string' ||
-      event.eventId === '' ||
-      LONE_SURROGATE.test(event.eventId) ||
-      !KNOWN_EVENT_TYPES.has(event.type) ||
-      !KNOWN_STATUSES.has(event.status) ||
-      (event.type.startsWith('task.') && typeof event.taskId !== 'string') ||
-      typeof event.timestamp !== 'string' ||
-      d === null ||
-      typeof d !== 'object' ||
-      Array.isArray(d)
-    ) {
-      throw new ProgressError(
-        'INVALID_ARGUMENT',
-        `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId (no lone surrogate), a known type (with a taskId for a task.* one) and status, a string timestamp and a details object`,
-        { context: { upgradeId, expectedSeq } },
-      );
-    }
+  }
+}
+
+/** One event of {@link assertAppend}'s batch. */
+function assertEvent(store: string, upgradeId: string, event: ProgressEvent, i: number, expectedSeq: number): void {
+  if (!event || event.upgradeId !== upgradeId || event.seq !== expectedSeq + i + 1) {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[${store}] upgrade "${upgradeId}": event ${i} must have upgradeId "${upgradeId}" and seq ${expectedSeq + i + 1}, got ${describe(event?.upgradeId)} seq ${describe(event?.seq)}`,
+      { context: { upgradeId, expectedSeq } },
+    );
+  }
+  const d = event.details as unknown;
+  if (
+    typeof event.eventId !== 'string' ||
+    event.eventId === '' ||
+    LONE_SURROGATE.test(event.eventId) ||
+    !KNOWN_EVENT_TYPES.has(event.type) ||
+    !KNOWN_STATUSES.has(event.status) ||
+    (event.type.startsWith('task.') && typeof event.taskId !== 'string') ||
+    typeof event.timestamp !== 'string' ||
+    d === null ||
+    typeof d !== 'object' ||
+    Array.isArray(d)
+  ) {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[${store}] upgrade "${upgradeId}": event ${i} (seq ${event.seq}) needs a non-empty string eventId (no lone surrogate), a known type (with a taskId for a task.* one) and status, a string timestamp and a details object`,
+      { context: { upgradeId, expectedSeq } },
+    );
   }
 }
 
@@ -63,14 +75,30 @@ export function assertAppend(store: string, upgradeId: string, events: readonly 
  * Checks the `state` argument of `append` (the upgrade's state after the events, which a store may
  * write as a snapshot and from which it takes the `list()` row): an object of this `upgradeId` with
  * a whole `lastSeq`, a known `status`, a finite `overallPercentage`, a string `updatedAt` and a
- * `tasks` object. Every store checks it before it changes anything, so that a bad one is refused
- * the same way everywhere.
+ * `tasks` object (and one that cannot be read: a getter or Proxy trap that throws). Every store
+ * checks it before it changes anything, so that a bad one is refused the same way everywhere.
  *
  * @throws ProgressError `INVALID_ARGUMENT`
  */
 export function assertAppendState(store: string, upgradeId: string, state: unknown): asserts state is UpgradeProgress {
   const s = state !== null && typeof state === 'object' ? (state as Partial<Record<keyof UpgradeProgress, unknown>>) : undefined;
-  if (
+  let bad: boolean;
+  try {
+    bad = isBadState(s, upgradeId);
+  } catch (cause) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${store}] upgrade "${upgradeId}": the state could not be read`, { cause, context: { upgradeId } });
+  }
+  if (bad) {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events (upgradeId, lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
+      { context: { upgradeId } },
+    );
+  }
+}
+
+function isBadState(s: Partial<Record<keyof UpgradeProgress, unknown>> | undefined, upgradeId: string): boolean {
+  return (
     !s ||
     s.upgradeId !== upgradeId ||
     typeof s.lastSeq !== 'number' ||
@@ -82,13 +110,7 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
     typeof s.updatedAt !== 'string' ||
     s.tasks === null ||
     typeof s.tasks !== 'object'
-  ) {
-    throw new ProgressError(
-      'INVALID_ARGUMENT',
-      `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events (upgradeId, lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
-      { context: { upgradeId } },
-    );
-  }
+  );
 }
 
 /**

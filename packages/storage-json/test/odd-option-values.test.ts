@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -32,6 +33,23 @@ describe('an option value no message can print is refused with INVALID_ARGUMENT 
     const refusal = (bad: unknown) => store.deleteCompletedOlderThan(bad as number).then(() => undefined, (err: Error) => err.message);
     expect(await refusal({ days: 30 })).toMatch(/got an object$/);
     expect((await refusal('x'.repeat(100_000)))!.length).toBeLessThan(200);
+    await store.close();
+  });
+});
+
+describe('append of an event or a state that cannot be read', () => {
+  it('is refused with INVALID_ARGUMENT (it threw the trap\'s own error), and nothing is written', async () => {
+    const dir = await tempDir('odd-append');
+    const tracker = await ProgressTracker.open({ upgradeId: 'odd', planId: 'p', clusterName: 'c' });
+    const events: ProgressEvent[] = [];
+    for await (const e of tracker.readEvents(0)) events.push(e);
+    const state = structuredClone(tracker.progress);
+    await tracker.close();
+    const unreadable = new Proxy({}, { get: () => { throw new Error('trap'); } });
+    const store = new JsonFileStore({ directory: dir });
+    await expect(store.append('odd', [unreadable as never], 0, state)).rejects.toMatchObject({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
+    await expect(store.append('odd', events, 0, unreadable as never)).rejects.toMatchObject({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
+    expect(await store.load('odd')).toBeUndefined();
     await store.close();
   });
 });
