@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { isProgressError, type ErrorCode } from '../errors.js';
+import { ProgressError, isProgressError, type ErrorCode } from '../errors.js';
 import type { ProgressStore } from '../interfaces.js';
 import type { EventType, ListFilter, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
 import { applyEventInPlace, cloneState } from '../reducer.js';
 import { toSummaryRow } from '../summary.js';
 import { ProgressTracker } from '../tracker.js';
+import { MAX_TIMER_MS, assertKnownOptions, describe as describeValue } from '../validation.js';
 
 /** The test runner's functions, passed in so that this suite imports no runner (as keyv's does). */
 export interface TestApi {
@@ -41,6 +42,35 @@ export interface ConformanceOptions {
    * @default 10000
    */
   waitTimeout?: number;
+}
+
+const FACTORY_NAMES = Object.keys({ create: 0, reopen: 0, second: 0 } satisfies Record<keyof StoreFactory, 0>);
+const OPTION_NAMES = Object.keys({ largeDetailsBytes: 0, timeout: 0, waitTimeout: 0 } satisfies Record<keyof ConformanceOptions, 0>);
+
+/**
+ * Refuses what the suite would misread: a misspelt `second` (or option) was left out without a word,
+ * and every case that needs a second store then passed at once, as for a store that cannot have one.
+ */
+function checkArguments(factory: StoreFactory, api: TestApi, options: ConformanceOptions): void {
+  const bad = (what: string): ProgressError => new ProgressError('INVALID_ARGUMENT', `[@progress/core/testing] describeProgressStore: ${what}`);
+  if (factory === null || typeof factory !== 'object') throw bad(`the factory must be an object with create() and reopen(), got ${describeValue(factory)}`);
+  assertKnownOptions(factory, FACTORY_NAMES, { source: '@progress/core/testing', what: 'describeProgressStore factory' });
+  for (const method of FACTORY_NAMES) {
+    const fn = (factory as unknown as Record<string, unknown>)[method];
+    if (fn === undefined && method === 'second') continue;
+    if (typeof fn !== 'function') throw bad(`factory.${method} must be a function, got ${describeValue(fn)}`);
+  }
+  if (api === null || typeof api !== 'object' || typeof api.describe !== 'function' || typeof api.it !== 'function') {
+    throw bad("the runner's api must be an object with its describe and it functions ({ describe, it })");
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw bad(`options must be an object, got ${describeValue(options)}`);
+  assertKnownOptions(options, OPTION_NAMES, { source: '@progress/core/testing', what: 'describeProgressStore options' });
+  for (const [option, max] of [['largeDetailsBytes', Number.MAX_SAFE_INTEGER], ['timeout', MAX_TIMER_MS], ['waitTimeout', MAX_TIMER_MS]] as const) {
+    const value: unknown = options[option];
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > max)) {
+      throw bad(`${option} must be a whole number from 1 to ${max}, got ${describeValue(value)}`);
+    }
+  }
 }
 
 /** Builds consecutive valid events for one upgrade, keeping the state they fold to. */
@@ -256,6 +286,7 @@ function unhandledRejections(): { check(): Promise<void>; off(): void } {
  * describeProgressStore('JsonFileStore', { create: () => new JsonFileStore({ directory: fresh() }), reopen: ... }, { describe, it });
  */
 export function describeProgressStore(name: string, factory: StoreFactory, api: TestApi, options: ConformanceOptions = {}): void {
+  checkArguments(factory, api, options);
   const { describe, it } = api;
   const timeout = options.timeout ?? 30_000;
   const largeBytes = options.largeDetailsBytes ?? 512 * 1024;
