@@ -5,6 +5,7 @@ import {
   appendInputError,
   assertAppend,
   assertAppendState,
+  assertKnownOptions,
   assertListFilter,
   assertReadEvents,
   assertValidId,
@@ -1397,10 +1398,14 @@ function onReconnect(client: Redis | Cluster, fn: () => void): () => void {
   };
 }
 
-/** The `signal` of watch options; `INVALID_ARGUMENT` for options that are not an object or a signal that is not an AbortSignal. */
+const WATCH_OPTION_NAMES = ['signal'];
+
+/** The `signal` of watch options; `INVALID_ARGUMENT` for options that are not an object, an unknown option or a signal that is not an AbortSignal. */
 function signalOf(options: unknown): AbortSignal | undefined {
   if (options === undefined) return undefined;
   if (options === null || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', `${PKG} watch options must be an object, got ${describeValue(options)}`);
+  // A misspelt `signl` was left out without a word: the watch then never ended on abort.
+  assertKnownOptions(options, WATCH_OPTION_NAMES, { source: '@progress/storage-redis', what: 'watch options' });
   const { signal } = options as { signal?: unknown };
   if (signal === undefined) return undefined;
   const s = signal as Partial<AbortSignal> | null;

@@ -339,3 +339,17 @@ describe('watch() and watchAll() arguments no message can print', () => {
     await store.close();
   });
 });
+
+describe('watch() and watchAll() options', () => {
+  it('refuse a misspelt signal, which was left out without a word: the watch then never ended on abort', async () => {
+    const store = new RedisStore({ redis: new Redis({ lazyConnect: true }) });
+    const stop = new AbortController();
+    for (const options of [{ signl: stop.signal }, { abortSignal: stop.signal }, { signal: stop.signal, timeout: 5 }]) {
+      expect(() => store.watch('u1', 0, options as never)).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('unknown option') }));
+      expect(() => store.watchAll(options as never)).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('unknown option') }));
+    }
+    expect(() => store.watch('u1', 0, { signl: stop.signal } as never)).toThrow(/did you mean "signal"/);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
