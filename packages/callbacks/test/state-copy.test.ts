@@ -84,6 +84,18 @@ describe('CallbackManager: what callbacks are given', () => {
     ]);
   });
 
+  it('gives an onUpgradeStatus callback that declares only the upgrade its state, when no other callback takes the state', async () => {
+    const manager = new CallbackManager();
+    const upgrades: UpgradeProgress[] = [];
+    manager.onUpgradeStatus('in_progress', (upgrade) => void upgrades.push(upgrade));
+    manager.on('*', (e) => void e.seq);
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.close();
+    expect(upgrades).toHaveLength(1);
+    expect(upgrades[0]).toMatchObject({ lastSeq: 2, status: 'in_progress' });
+  });
+
   it('gives status callbacks a copy of the task that later events do not change', async () => {
     const manager = new CallbackManager();
     const failed: TaskProgress[] = [];
