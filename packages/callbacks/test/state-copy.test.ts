@@ -84,6 +84,22 @@ describe('CallbackManager: what callbacks are given', () => {
     ]);
   });
 
+  it("shows a parent task's percentage as its children's progress changes it, though the parent records no event of its own", async () => {
+    const manager = new CallbackManager();
+    const states = new Map<number, UpgradeProgress>();
+    manager.addEventCallback((e, state) => void states.set(e.seq, state));
+    const tracker = await openTracker(manager);
+    await tracker.addTask('p', 'Parent');
+    await tracker.addTask('c', 'Child', 'upgrade_step', { parentTaskId: 'p' });
+    await tracker.startTask('c');
+    const progressed = await tracker.updateTaskProgress('c', 50);
+    const completed = await tracker.completeTask('c');
+    await tracker.close();
+    expect(states.get(progressed.seq)!.tasks.p!.percentage).toBe(50);
+    expect(states.get(completed.seq)!.tasks.p!.percentage).toBe(100);
+    expect(states.get(completed.seq)).toEqual(tracker.durableProgress);
+  });
+
   it('gives an onUpgradeStatus callback that declares only the upgrade its state, when no other callback takes the state', async () => {
     const manager = new CallbackManager();
     const upgrades: UpgradeProgress[] = [];
