@@ -123,6 +123,24 @@ describe('CallbackManager: the old module behaviour', () => {
     expect(manager.getStats()).toMatchObject({ events: 2, calls: 0 });
   });
 
+  it('removeStatusCallback leaves an onUpgradeStatus registration of the same function and status alone', async () => {
+    const manager = new CallbackManager();
+    const heard: string[] = [];
+    // One function for a task and the upgrade entering a status (a generic notifier).
+    const notify = (subject: { status: string }): void => void heard.push(subject.status);
+    manager.addStatusCallback('failed', notify);
+    manager.onUpgradeStatus('failed', notify);
+    expect(manager.removeStatusCallback('failed', notify)).toBe(true);
+    expect(manager.getCallbackCounts()).toEqual({ eventCallbacks: 0, statusCallbacks: {}, upgradeStatusCallbacks: { failed: 1 } });
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.failTask('t1', 'boom');
+    await tracker.failUpgrade('boom');
+    await tracker.close();
+    expect(heard).toEqual(['failed']);
+  });
+
   it('removed callbacks are not called again; unsubscribe functions are idempotent', async () => {
     const manager = new CallbackManager();
     const a: number[] = [];
