@@ -332,6 +332,30 @@ describe('CallbackManager: flush and close', () => {
     await tracker.close();
   });
 
+  it('flush waits for the last call of a queue that started when the one before it ended', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const gates = new Map<number, ReturnType<typeof deferred<void>>>();
+    manager.addEventCallback((e) => {
+      const gate = deferred();
+      gates.set(e.seq, gate);
+      return gate.promise;
+    });
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.startUpgrade(); // 2: waiting behind 1, the last call handed over
+    gates.get(1)!.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([...gates.keys()]).toEqual([1, 2]); // 2 runs now
+    let flushed = false;
+    const flushing = manager.flush().then(() => {
+      flushed = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(flushed).toBe(false);
+    gates.get(2)!.resolve();
+    await flushing;
+    await tracker.close();
+  });
+
   it('flush waits for a call still running when a full queue drops the ones behind it', async () => {
     const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 1 });
     const gate = deferred();
