@@ -284,6 +284,31 @@ describe('paths and permissions', () => {
 });
 
 describe('writing', () => {
+  it('deletes no upgrade that holds no event (its folder made by acquire() and release()): false, as for one never seen', async () => {
+    const dir = await tempDir('delete-empty');
+    const store = new JsonFileStore({ directory: dir });
+    await store.acquire('u1');
+    await store.release('u1');
+    expect(await store.delete('u1')).toBe(false);
+    await store.close();
+  });
+
+  it('writes no snapshot of a state that is not the one after the events (it would read back as damaged)', async () => {
+    const dir = await tempDir('stale-state');
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 3, logger });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.snapshot());
+    const stale = f.snapshot(); // the state at seq 2, handed over with seq 3 and 4
+    await store.append('u1', f.batch(2), 2, stale);
+    await store.close();
+    expect(existsSync(join(dir, 'upgrades', 'u1', 'snapshot.json'))).toBe(false);
+    const reader = new JsonFileStore({ directory: dir, logger });
+    expect(await reader.load('u1')).toEqual(JSON.parse(JSON.stringify(f.state)));
+    await reader.close();
+    expect(logger.lines.filter((l) => l.level !== 'debug')).toEqual([]);
+  });
+
   it('refuses events that JSON cannot represent, or no state, with INVALID_ARGUMENT, and stores nothing', async () => {
     const store = new JsonFileStore({ directory: await tempDir() });
     const f = new EventFactory('unserializable');
