@@ -403,6 +403,9 @@ describe('writing', () => {
     // A `now` that is no time refuses too, and deletes nothing (Infinity would reach every ended upgrade).
     for (const bad of [Infinity, Number.NaN, '1' as never]) await expect(store.deleteCompletedOlderThan(0, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await store.list()).map((r) => r.upgradeId).sort()).toEqual(['new-done', 'old-running']);
+    // Ended exactly ageMs ago is not more than ageMs ago: kept, and deleted a millisecond later.
+    expect(await store.deleteCompletedOlderThan(day, now)).toEqual([]);
+    expect(await store.deleteCompletedOlderThan(day, now + 1)).toEqual(['new-done']);
     await store.close();
   });
 });
