@@ -728,6 +728,39 @@ describe('a write in flight as the store lets go of its writer', () => {
   });
 });
 
+describe('a failed write whose cut back succeeds', () => {
+  it('leaves the writer taking the next append at the last stored seq', async () => {
+    const dir = await tempDir('failed-write');
+    const proto = await fileHandlePrototype(dir);
+    const { write } = proto;
+    let failing = false;
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      const written = await write.apply(this, args);
+      if (failing) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      return written;
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      const durable = structuredClone(f.state!);
+      failing = true;
+      const rejected = f.batch(2);
+      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      f.state = durable;
+      const next = f.batch(1);
+      await store.append('u1', next, 3, f.state!);
+      const ids = await collectIds(store, 'u1');
+      expect(ids).toHaveLength(4);
+      expect(ids[3]).toBe(next[0]!.eventId);
+      await store.close();
+    } finally {
+      proto.write = write;
+    }
+  });
+});
+
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
     await withFailedCut('failed-cut-release', async ({ dir, store }) => {
