@@ -156,6 +156,21 @@ describe('a damaged snapshot header in readEvents', () => {
     expect(await collect(reader.readEvents('u1', 31))).toEqual([]);
     await reader.close();
   });
+
+  it("is read from when a read asks for the events after the snapshot's own seq: the log before it is not read", async () => {
+    const { dir, log } = await seeded(25, 10);
+    expect(JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')).lastSeq).toBe(21);
+    // Zeros inside line 3, its newline intact: a read that passes over that line sees them.
+    const buf = await readFile(log);
+    let at = 0;
+    for (let i = 1; i < 3; i++) at = buf.indexOf(0x0a, at) + 1;
+    buf.fill(0, at + 60, at + 80);
+    await writeFile(log, buf);
+    const store = new JsonFileStore({ directory: dir });
+    expect((await collect(store.readEvents('u1', 21))).map((e) => e.seq)).toEqual([22, 23, 24, 25]);
+    await expect(collect(store.readEvents('u1', 20))).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('line 3 of') });
+    await store.close();
+  });
 });
 
 describe('a torn last line', () => {
