@@ -319,6 +319,21 @@ describe('a torn last write', () => {
         await writeFile(log, Buffer.concat([buf.subarray(0, end + 1), Buffer.from(rest, 'latin1')]));
       },
     ],
+    // Sound lines after the zeros that do not all carry one write offset: not the rest of one write,
+    // even when the last of them carries the last write's.
+    [
+      "zeros in the last write, then a sound line of another write before the last write's own",
+      async (log: string, write: number) => {
+        const from = up(write + 1);
+        const buf = await zero(log, from, from + BLOCK);
+        const next = buf.indexOf(0x0a, from + BLOCK) + 1;
+        expect(buf.indexOf(0x0a, next)).toBeLessThan(buf.length - 1);
+        const line = buf.subarray(next, buf.indexOf(0x0a, next)).toString('latin1');
+        expect(line).toContain(`"w":"${write.toString(16).padStart(13, '0')}"`);
+        buf.write(line.replace(/"w":"[0-9a-f]{13}"/, '"w":"0000000000000"'), next, 'latin1');
+        await writeFile(log, buf);
+      },
+    ],
   ] as const) {
     it(`(${name}) is refused with DATA_CORRUPTED and left as it is`, async () => {
       const { dir, log, f, write } = await withLastWrite(21, 30);
@@ -374,6 +389,20 @@ describe('a torn last write', () => {
     await zero(log, from, from + BLOCK);
     await expect(store.load('u1')).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
     await expect(collect(store.readEvents('u1', 0))).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await store.close();
+  });
+
+  it("(the newline of what this store acknowledged last lost) is refused by its own readers, never read as a torn last line", async () => {
+    const { dir, f, log } = await seeded(21);
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    await store.append('u1', f.batch(3), 21, f.state!); // the writer stays open: all of it was acknowledged
+    const buf = await readFile(log);
+    expect(buf[buf.length - 1]).toBe(0x0a);
+    buf[buf.length - 1] = 0x20;
+    await writeFile(log, buf);
+    const expected = { code: 'DATA_CORRUPTED', message: expect.stringMatching(/line 24 of .*events\.jsonl is damaged/) };
+    await expect(store.load('u1')).rejects.toMatchObject(expected);
+    await expect(collect(store.readEvents('u1', 0))).rejects.toMatchObject(expected);
     await store.close();
   });
 
