@@ -58,5 +58,7 @@ describe('the line and snapshot formats', () => {
     expect(decodeSnapshot(text.replace('"planId":"plan-1"', '"planId":"plan-2"'))).toBeUndefined();
     expect(decodeSnapshot(text.replace('"offset":1234', '"offset":1235'))).toBeUndefined();
     expect(decodeSnapshot(text.slice(0, 100))).toBeUndefined();
+    // Sound bytes, but a state of another seq than the one the header names: not the state at lastSeq.
+    expect(decodeSnapshot(encodeSnapshot({ v: 1, lastSeq: 6, offset: 1234 }, JSON.stringify(f.state)))).toBeUndefined();
   });
 });
