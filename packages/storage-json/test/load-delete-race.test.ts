@@ -140,4 +140,27 @@ describe('load() and readEvents() of an upgrade another store deletes meanwhile'
     expect([old, fresh]).toContainEqual(state);
     await Promise.all([reader.close(), other.close()]);
   });
+
+  it('load() in an fsync store reads the snapshot again when the upgrade was deleted and created shorter between its reads of the snapshot and the log: no loss, no DATA_CORRUPTED', async () => {
+    // The old run's snapshot (seq 4) then the new run's log, which ends before that snapshot's offset:
+    // what a log that lost acknowledged events looks like, but the snapshot changed in between.
+    const dir = await tempDir('load-shorter-race');
+    const reader = new JsonFileStore({ directory: dir, snapshotEvery: 2 });
+    const other = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    const snapshot = join(dir, 'upgrades', 'u1', 'snapshot.json');
+    await completed(other, 'u1');
+    expect((await reader.load('u1'))?.lastSeq).toBe(5);
+    hook.afterRead = {
+      path: snapshot,
+      run: async () => {
+        expect(await other.delete('u1')).toBe(true);
+        await completed(other, 'u1', []);
+      },
+    };
+    const state = await reader.load('u1');
+    expect(hook.afterRead).toBeUndefined();
+    expect(state).toMatchObject({ lastSeq: 3, status: 'completed' });
+    expect(state).toEqual(await reader.load('u1'));
+    await Promise.all([reader.close(), other.close()]);
+  });
 });
