@@ -1,9 +1,10 @@
-import { copyFile, readFile, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readFile, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
+import { encodeEvents } from '../src/record-codec.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -59,6 +60,18 @@ describe('the log changed under a live writer', () => {
     await rename(old, log);
     const before = await readFile(log);
     await expect(store.append('u1', f.batch(1), 5, f.state!)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(log) });
+    expect((await readFile(log)).equals(before)).toBe(true);
+    await store.close();
+  });
+
+  it('refuses to append once another writer added lines (its writer.lock left alone), and writes nothing over them', async () => {
+    const { log, store, f } = await seeded();
+    const other = new EventFactory('u1');
+    other.state = structuredClone(f.state!);
+    const theirs = encodeEvents(other.batch(2));
+    await appendFile(log, theirs);
+    const before = await readFile(log);
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(log) });
     expect((await readFile(log)).equals(before)).toBe(true);
     await store.close();
   });
