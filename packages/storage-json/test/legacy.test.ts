@@ -355,6 +355,21 @@ describe('legacy files of the Python module', () => {
     await again.close();
   });
 
+  it('writes that snapshot for an import of exactly snapshotEvery events too', async () => {
+    const dir = await tempDir('legacy');
+    await mkdir(join(dir, 'progress'));
+    await copyFile(fixture('steps-1'), join(dir, 'progress', 'upgrade_steps-1.json'));
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 6 });
+    const imported = (await store.load('steps-1'))!;
+    expect(imported.lastSeq).toBe(6);
+    const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'plan-steps-1', clusterName: 'eks-steps-1', store });
+    await tracker.advanceTask('drain', { currentStep: 'node-3' });
+    await tracker.close();
+    await store.close();
+    const snap = decodeSnapshot(await readFile(join(dir, 'upgrades', 'steps-1', 'snapshot.json'), 'utf8').catch(() => ''));
+    expect(snap?.lastSeq).toBe(6);
+  });
+
   it('opens a tracker on an ended legacy upgrade, which then takes no more events', async () => {
     const { store } = await storeWith(REAL);
     const tracker = await ProgressTracker.open({ upgradeId: 'test-upgrade-123', planId: 'test-plan-123', clusterName: 'test-cluster', store });
