@@ -3,14 +3,15 @@
 import type * as FsPromises from 'node:fs/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-/** When set, moving the log into a `~deleted-*` folder fails as Windows does when another process (a reader, an antivirus scanner) has it open. */
-const refuse = { logRename: false };
+/** When set, moving the log (or the snapshot) into a `~deleted-*` folder fails as Windows does when another process (a reader, an antivirus scanner) has it open. */
+const refuse = { logRename: false, snapshotRename: false };
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
   return {
     ...real,
     rename: async (from: string, to: string) => {
-      if (refuse.logRename && String(from).endsWith('events.jsonl') && String(to).includes('~deleted-')) {
+      const file = String(from).endsWith('events.jsonl') ? 'log' : String(from).endsWith('snapshot.json') ? 'snapshot' : undefined;
+      if (((file === 'log' && refuse.logRename) || (file === 'snapshot' && refuse.snapshotRename)) && String(to).includes('~deleted-')) {
         throw Object.assign(new Error(`EBUSY: resource busy or locked, rename '${from}'`), { code: 'EBUSY' });
       }
       return real.rename(from, to);
@@ -120,6 +121,30 @@ describe('a delete of a legacy upgrade that fails after it moved the snapshot ou
     // (The failed delete took the snapshot away: every open replayed the whole log until the next
     // multiple of snapshotEvery, 1,000 events by default, wrote a new one.)
     expect(await readdir(join(dir, 'upgrades', 'steps-1'))).toContain('snapshot.json');
+  });
+
+  it('leaves the upgrade as acknowledged, its log in place, when the snapshot cannot be moved out', async () => {
+    // The snapshot leaves first: the log, which holds the whole upgrade, must not be out of the folder
+    // (and removed with the ~deleted-* folder) when the snapshot stays.
+    const dir = await tempDir('legacy-delete-snap-busy');
+    await mkdir(join(dir, 'progress'));
+    await copyFile(join(here, 'fixtures', 'upgrade_steps-1.json'), join(dir, 'progress', 'upgrade_steps-1.json'));
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 1 });
+    const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'p', clusterName: 'c', store });
+    await tracker.completeUpgrade();
+    const lastSeq = tracker.progress.lastSeq;
+    await tracker.close();
+    refuse.snapshotRename = true;
+    try {
+      await expect(store.delete('steps-1')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    } finally {
+      refuse.snapshotRename = false;
+    }
+    await store.close();
+    expect((await readdir(join(dir, 'upgrades', 'steps-1'))).sort()).toEqual(expect.arrayContaining(['events.jsonl', 'snapshot.json']));
+    const again = new JsonFileStore({ directory: dir });
+    expect(await again.load('steps-1')).toMatchObject({ status: 'completed', lastSeq });
+    await again.close();
   });
 
   it("a later delete removes what an earlier one left (a crash before its removal), of that upgrade's id only", async () => {
