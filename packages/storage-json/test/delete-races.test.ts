@@ -33,7 +33,9 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 
 const { ProgressTracker } = await import('@progress/core');
 const { JsonFileStore } = await import('../src/index.js');
-const { removeTempDirs, tempDir } = await import('./helpers.js');
+const { procIdentity, removeTempDirs, tempDir } = await import('./helpers.js');
+const { readFile, rename, writeFile } = await import('node:fs/promises');
+const { hostname } = await import('node:os');
 
 afterAll(removeTempDirs);
 
@@ -98,6 +100,36 @@ describe('retention against a new run of an upgrade it listed as ended', () => {
     expect(state?.status).toBe('in_progress');
     expect(state?.lastSeq).toBe(2);
     await Promise.all([retention.close(), other.close()]);
+  });
+});
+
+describe('a delete whose writer lock is taken over before it moves the folder', () => {
+  it("is CONFLICT and leaves the folder, and the new holder's lock, in place", async () => {
+    const dir = await tempDir('delete-takeover-race');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    await t.close();
+    const folder = join(dir, 'upgrades', 'u1');
+    const lock = join(folder, 'writer.lock');
+    // The delete holds the lock (it took it) and has looked at the log; a writer in another container,
+    // which found our lease run out while this process stalled, takes the lock over before the folder goes.
+    const taker = `${JSON.stringify({ pid: 1, hostname: hostname(), token: 'taker', createdAt: 'now', ...(await procIdentity()), pidNs: 'pid:[1]', leaseMs: 30_000 })}\n`;
+    hook.after = {
+      call: 'stat',
+      path: join(folder, 'events.jsonl'),
+      run: async () => {
+        await writeFile(`${lock}.taker`, taker);
+        await rename(`${lock}.taker`, lock);
+      },
+    };
+    await expect(store.delete('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/writer lock .*held by pid 1 on host/) });
+    expect(hook.after).toBeUndefined();
+    expect(readdirSync(folder)).toEqual(expect.arrayContaining(['events.jsonl', 'writer.lock']));
+    expect(await readFile(lock, 'utf8')).toBe(taker);
+    await store.close();
+    expect(await readFile(lock, 'utf8')).toBe(taker);
   });
 });
 
