@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type * as FsPromises from 'node:fs/promises';
@@ -185,5 +185,25 @@ describe('two takers of a dead lock, with a dead taker\'s mutex left', () => {
     const third = new JsonFileStore({ directory: dir, durability: 'none' });
     await third.acquire('u1');
     await third.close();
+  });
+});
+
+describe('a dead lock that goes while a taker takes it over', () => {
+  it.runIf(existsSync('/proc/self/stat'))('is no error: the taker finds it gone under the mutex, and takes the lock', async () => {
+    const dir = await tempDir('lock-gone');
+    const lock = join(dir, 'upgrades', 'u1', 'writer.lock');
+    const f = new EventFactory('u1');
+    const before = new JsonFileStore({ directory: dir, durability: 'none' });
+    await before.append('u1', f.batch(2), 0, f.state!);
+    await before.close();
+    await writeFile(lock, `${JSON.stringify({ hostname: hostname(), createdAt: 'then', ...(await procIdentity()), pid: await deadPid(), token: 'dead-lock' })}\n`);
+    // The taker judged the lock dead; before it looks again under the takeover mutex, the lock is
+    // removed (by hand, or by another taker that took it over and let it go).
+    hooks.beforeLink = { path: `${lock}.takeover`, run: () => unlink(lock) };
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    await store.acquire('u1');
+    expect(hooks.beforeLink).toBeUndefined();
+    await store.append('u1', f.batch(1), 2, f.state!);
+    await store.close();
   });
 });
