@@ -121,6 +121,34 @@ describe('CallbackManager: ordering', () => {
     await source.close();
   });
 
+  it('events handed over from inside a synchronous callback reach the callbacks in seq order', async () => {
+    const got: ProgressEvent[] = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void got.push(event));
+    await source.startUpgrade();
+    await source.setCurrentPhase('Drain');
+    await source.setCurrentPhase('Upgrade');
+    const [second, third, fourth] = got;
+    const manager = new CallbackManager();
+    const seenA: number[] = [];
+    const seenB: number[] = [];
+    manager.addEventCallback((e, state) => {
+      seenA.push(e.seq);
+      // Two re-entrant hand-overs, while B has not had this event yet.
+      if (e.seq === second!.seq) {
+        manager.handle(third!, state!);
+        manager.handle(fourth!, state!);
+      }
+    });
+    manager.addEventCallback((e) => void seenB.push(e.seq));
+    manager.handle(second!, source.durableProgress);
+    await manager.flush();
+    const seqs = [second!.seq, third!.seq, fourth!.seq];
+    expect(seenA).toEqual(seqs);
+    expect(seenB).toEqual(seqs);
+    await source.close();
+  });
+
   it('calls the callbacks of one event in registration order', async () => {
     const manager = new CallbackManager();
     const order: string[] = [];
