@@ -450,6 +450,45 @@ describe('CallbackManager.close(timeoutMs)', () => {
     await tracker.close();
   });
 
+  it('with Infinity, waits as close() does: no call is dropped', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const gate = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return e.seq === 1 ? gate.promise : undefined;
+    });
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.startUpgrade(); // 2: waiting
+    let closed = false;
+    const closing = manager.close(Infinity).then(() => {
+      closed = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(false);
+    gate.resolve();
+    await closing;
+    expect(seen).toEqual([1, 2]);
+    expect(manager.getStats()).toMatchObject({ dropped: 0, timedOut: 0, pending: 0 });
+    await tracker.close();
+  });
+
+  it('drops the calls of a full queue without a "no longer dropping" line: the queue was emptied by the close, not drained', async () => {
+    const logger = recordingLogger();
+    const manager = new CallbackManager({ timeoutMs: 60_000, maxQueueSize: 1, logger });
+    const hang = deferred();
+    manager.addEventCallback(() => hang.promise);
+    const tracker = await openTracker(manager); // 1: hangs
+    await tracker.startUpgrade(); // 2: waiting
+    await tracker.addTask('t1', 'Task 1'); // 3: drops 2
+    expect(manager.getStats()).toMatchObject({ dropped: 1 });
+    await manager.close(20);
+    expect(manager.getStats()).toMatchObject({ dropped: 2, timedOut: 1, pending: 0 });
+    expect(logger.lines.filter((l) => l.level === 'info')).toEqual([]);
+    hang.resolve();
+    await tracker.close();
+  });
+
   it('resolves as close() does when the calls finish in time, and refuses a bad timeout with INVALID_ARGUMENT', async () => {
     const manager = new CallbackManager();
     const seen: number[] = [];
