@@ -125,6 +125,24 @@ describe('linger while a request is in flight', () => {
     expect(failures).toEqual([]);
   });
 
+  it('sends a retry while another request is still in flight, rather than holding it behind that request', async () => {
+    const { endpoint, notifier, failures } = await setup(
+      { maxConcurrentRequests: 2 },
+      { hold: ({ index }) => index === 0, failRequest: ({ index }) => (index === 1 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 is in flight, held
+    notifier.handle(fakeEvent(2), fakeState); // goes in the other slot, and fails
+    // Its retry goes while seq 1 is still held: a batch of ready retries does not linger for more.
+    await endpoint.waitForRequests(3, 10_000);
+    expect(endpoint.held).toBe(1);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2], [2]]);
+    const drained = notifier.drain(5000);
+    endpoint.release();
+    expect(await drained).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+  });
+
   it('leaves no timer behind when closed while a partial batch lingers behind a request in flight and drops wait to be logged', async () => {
     const { endpoint, notifier, failures, logs } = await setup({ lingerMs: 60_000, requestTimeoutMs: 60_000, maxQueue: 1 }, { hold: () => true });
     const timers = trackTimers();
@@ -189,6 +207,44 @@ describe('drop-oldest', () => {
     await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] failed at once
     await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 2, inFlight: 2 }));
     expect(endpoint.release()).toBe(1); // [1, 2] fails after [3, 4]
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 4, inFlight: 0, queued: 4 }));
+    notifier.handle(fakeEvent(5), fakeState);
+    notifier.handle(fakeEvent(6), fakeState);
+    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([
+      ['dropped', [1]],
+      ['dropped', [2]],
+    ]);
+    const report = await notifier.shutdown(0);
+    expect(report.undelivered.map((u) => u.seq)).toEqual([3, 4, 5, 6]);
+  });
+
+  it('settles a flush at once when the events it waits for are dropped for newer ones', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999); // a long pause after the failed request: seq 1 stays queued
+    const { endpoint, notifier, failures } = await setup(
+      { maxQueue: 1, maxConcurrentRequests: 1, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
+      { failRequest: ({ index }) => (index === 0 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 1, inFlight: 0, queued: 1 }));
+    const drained = notifier.drain(5000); // waits for seq 1
+    notifier.handle(fakeEvent(2), fakeState); // the queue is full: seq 1 is dropped for it
+    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([['dropped', [1]]]);
+    // Given up on: nothing is left of what the flush waits for (it waited out the pause, and reported itself incomplete).
+    expect(await drained).toEqual({ complete: true, undelivered: [] });
+  });
+
+  it('drops the oldest throttled entry first, in the order handle() took them, whichever answer came first', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999); // long backoffs: the retries stay queued
+    const { endpoint, notifier, failures } = await setup(
+      { maxQueue: 4, maxBatchEntries: 2, maxConcurrentRequests: 2, lingerMs: 0, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
+      // The request of [1, 2] is held; every entry of the first two answers is throttled, [3, 4]'s first.
+      { hold: ({ index, body }) => index < 2 && firstSeq(body) === 1, failEntry: (_e, { requestIndex }) => (requestIndex < 2 ? 'ThrottlingException' : undefined) },
+    );
+    for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] answered at once
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 2, inFlight: 2 }));
+    expect(endpoint.release()).toBe(1);
     await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 4, inFlight: 0, queued: 4 }));
     notifier.handle(fakeEvent(5), fakeState);
     notifier.handle(fakeEvent(6), fakeState);
