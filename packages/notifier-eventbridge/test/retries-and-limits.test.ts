@@ -39,6 +39,7 @@ describe('whole-request errors', () => {
     ['a 502 whose error type is not a known throttling name', { status: 502, errorType: 'BadGateway' }],
     ['a 504 without an AWS error type of its own', { status: 504, errorType: 'GatewayTimeout' }],
     ['a 429 under another name', { status: 429, errorType: 'RateExceeded' }],
+    ['a 500 whose error type is not a known server-failure name', { status: 500, errorType: 'BackendError' }],
   ])('retries %s', async (_label, failure) => {
     const { endpoint, notifier, failures } = await setup({}, { failRequest: ({ index }) => (index === 0 ? failure : undefined) });
     notifier.handle(fakeEvent(1), fakeState);
@@ -227,7 +228,8 @@ describe('credentials loaded by the SDK (its default chain)', () => {
     notifier.handle(fakeEvent(1), fakeState);
     expect(await notifier.drain(15_000)).toEqual({ complete: true, undelivered: [] });
     expect(endpoint.requests).toHaveLength(0);
-    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'RequestTimeout', errorMessage: expect.stringMatching(/requestTimeoutMs \(100 ms\)/), events: [expect.objectContaining({ seq: 1 })] }]);
+    // Given up on as long as requestTimeoutMs after the abort, but at least 1 s.
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'RequestTimeout', errorMessage: expect.stringMatching(/requestTimeoutMs \(100 ms\).*given up on 1000 ms later/), events: [expect.objectContaining({ seq: 1 })] }]);
     expect(notifier.stats()).toMatchObject({ requests: 2, retried: 1, failed: 1, inFlight: 0, queued: 0 });
   });
 
@@ -313,6 +315,67 @@ describe('backoff', () => {
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
     const [first, second] = endpoint.requests;
     expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(250);
+  });
+
+  it('grows the backoff of a throttled entry with the attempts it has made', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    // Throttled three times: waits of up to 200, 400 and 800 ms (baseDelayMs x 2^(n-1)).
+    const { endpoint, notifier } = await setup({ retry: { baseDelayMs: 200, maxDelayMs: 10_000 } }, { failEntry: (_e, { requestIndex }) => (requestIndex < 3 ? 'ThrottlingException' : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(10_000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1], [1], [1]]);
+    const [, , third, fourth] = endpoint.requests;
+    // A lower bound the timers enforce: after the third attempt, 800 ms (200 had it not grown).
+    expect(fourth!.receivedAt - third!.answeredAt!).toBeGreaterThanOrEqual(700);
+  });
+
+  it('grows the pause with consecutive failed requests only: an answer in between starts the count again', async () => {
+    const { logger, calls } = recordingLogger();
+    const { notifier, failures } = await setup({ logger, maxConcurrentRequests: 1 }, { failRequest: ({ index }) => (index === 0 || index === 2 ? { status: 500, errorType: 'InternalException' } : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    const failed = calls.filter((c) => c.msg === 'PutEvents request failed; retrying');
+    expect(failed.map((c) => c.obj.failures)).toEqual([1, 1]);
+  });
+
+  it("grows the pause of a failed request with its entries' attempts when other requests succeeded meanwhile", async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    // Seq 1 fails twice; between its failures seq 2 is delivered, which ends the run of failed requests.
+    const { endpoint, notifier } = await setup(
+      { maxConcurrentRequests: 2, retry: { baseDelayMs: 300, maxDelayMs: 10_000 } },
+      { hold: ({ index }) => index === 1, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(2); // its second attempt is held
+    notifier.handle(fakeEvent(2), fakeState);
+    await endpoint.waitForEntries(1);
+    endpoint.release();
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1], [2], [1]]);
+    const [, second, , last] = endpoint.requests;
+    // A lower bound the timers enforce: seq 1 had made two attempts, 600 ms (300 as a first failure).
+    expect(last!.receivedAt - second!.answeredAt!).toBeGreaterThanOrEqual(500);
+  });
+
+  it('keeps the longer pause when a request fails with a shorter backoff during it', async () => {
+    let draws = 0;
+    vi.spyOn(Math, 'random').mockImplementation(() => (draws++ === 0 ? 0.999 : 0.001));
+    // Seq 2 fails first (a pause of about 2 s), then seq 1, whose backoff draws about 0 ms.
+    const { endpoint, notifier } = await setup(
+      { maxConcurrentRequests: 2, retry: { baseDelayMs: 2000, maxDelayMs: 10_000 } },
+      { hold: ({ index }) => index === 0, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 is in flight, held
+    notifier.handle(fakeEvent(2), fakeState);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 1, inFlight: 1 }));
+    endpoint.release();
+    expect(await notifier.drain(10_000)).toEqual({ complete: true, undelivered: [] });
+    // Both wait out the first pause and go again together: the second failure does not cut it short.
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2], [1, 2]]);
   });
 
   it('pauses every send, fresh events included, after a failed request', async () => {
