@@ -10,7 +10,7 @@ import {
   type WireEntry,
 } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
-import { CUT_MARK, EventBridgeNotifier, backoffDelay, classifyRequestError, entrySize, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { CUT_MARK, EventBridgeNotifier, backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState, idsOf } from './fixtures.js';
 import { localClient } from './helpers.js';
 
@@ -152,6 +152,14 @@ describe('size accounting', () => {
     const entry: PutEventsRequestEntry = { Source: 'eks-upgrade-agent', DetailType: 'task.started', Detail: '{"a":"é€"}', Resources: ['arn:x'], EventBusName: 'not counted' };
     expect(entrySize(entry)).toBe(17 + 12 + 13 + 5); // é is 2 bytes, € 3
     expect(entrySize({ ...entry, Time: new Date() })).toBe(17 + 12 + 13 + 5 + 14);
+  });
+
+  it('fitDetail keeps a detail of exactly budget bytes whole, and trims one a byte over', () => {
+    const detail = buildDetail(fakeEvent(1, 'task.failed', { errorMessage: 'x'.repeat(200) }), fakeState);
+    const whole = JSON.stringify(detail);
+    const bytes = Buffer.byteLength(whole, 'utf8');
+    expect(fitDetail('task.failed', detail, bytes)).toBe(whole);
+    expect(JSON.parse(fitDetail('task.failed', detail, bytes - 1)!)).toMatchObject({ error_message: expect.stringMatching(/…\[truncated\]$/), truncated: true });
   });
 
   it('splits batches by bytes as well as by count', async () => {
@@ -562,6 +570,18 @@ describe('options and lifecycle', () => {
       expect(notifier.stats(), label).toMatchObject({ sent: 1, retried: 1, requests: 2 });
       expect(endpoint.requests.map((r) => r.status), label).toEqual([500, 200]);
     }
+  });
+
+  it('drops the events handed in once close() is called, also while it still waits for delivery', async () => {
+    const { endpoint, notifier, failures } = await setup({}, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 is in flight, held: the close waits for it
+    const closing = notifier.shutdown(500);
+    notifier.handle(fakeEvent(2), fakeState);
+    expect(failures.map((f) => [f.reason, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([['dropped', 'the notifier is closed', [2]]]);
+    const report = await closing;
+    expect(report.undelivered.map((u) => u.seq)).toEqual([1]);
+    expect(report.stats).toMatchObject({ dropped: 1, queued: 0 });
   });
 
   it('drain(Infinity) waits for delivery instead of giving up at once', async () => {
