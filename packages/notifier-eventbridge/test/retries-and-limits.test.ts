@@ -104,9 +104,16 @@ describe('requestTimeoutMs', () => {
   it('aborts a request that gets no answer, and sends its entries again', async () => {
     const { endpoint, notifier, failures } = await setup({ requestTimeoutMs: 200 }, { hold: ({ index }) => index === 0 });
     notifier.handle(fakeEvent(1), fakeState);
-    expect(await notifier.drain(3000)).toEqual({ complete: true, undelivered: [] });
+    expect(await notifier.drain(10_000)).toEqual({ complete: true, undelivered: [] });
     expect(failures).toEqual([]);
-    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1]]);
+    // The first request the endpoint got was held, then aborted; the entry went again and was delivered.
+    // (On a loaded machine an attempt may be aborted before it reaches the endpoint: the notifier counts
+    // its attempts, the endpoint only those it received.)
+    expect(endpoint.requests[0]).toMatchObject({ held: true });
+    expect(endpoint.requests.map(seqsIn).every((seqs) => seqs.length === 1 && seqs[0] === 1)).toBe(true);
+    expect(endpoint.requests.at(-1)).toMatchObject({ status: 200 });
+    expect(notifier.stats().requests).toBeGreaterThanOrEqual(endpoint.requests.length);
+    expect(endpoint.requests.length).toBeGreaterThanOrEqual(2);
     expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1]);
   });
 
@@ -117,7 +124,9 @@ describe('requestTimeoutMs', () => {
     const { endpoint, notifier, failures } = await setup({ requestTimeoutMs: 100, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 }, logger }, { hold: () => true });
     notifier.handle(fakeEvent(1), fakeState);
     expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
-    expect(endpoint.requests).toHaveLength(2);
+    // Two attempts (the endpoint may not have received the first when the machine is loaded: it is aborted after 100 ms).
+    expect(notifier.stats().requests).toBe(2);
+    expect(endpoint.requests.length).toBeLessThanOrEqual(2);
     expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'RequestTimeout', errorMessage: expect.stringMatching(/requestTimeoutMs \(100 ms\)/), events: [expect.objectContaining({ seq: 1 })] }]);
     const retrying = calls.filter((c) => c.msg === 'PutEvents request failed; retrying');
     expect(retrying.map((c) => c.obj.code)).toEqual(['RequestTimeout', 'RequestTimeout']);
