@@ -91,6 +91,13 @@ describe('a port already in use is not bad usage', () => {
     }
   });
 
+  it('demo --dir with --redis: exit 2, and neither store is used', async () => {
+    const dir = join(tempDir('cli-promises-demo-both'), 'data');
+    const r = await run('demo', '--dir', dir, '--redis', 'redis://127.0.0.1:1', '--port', '0', '--speed', '1000', '--linger', '0');
+    expect({ code: r.code, err: r.err }).toEqual({ code: 2, err: 'progress: give --dir or --redis, not both\n' });
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('demo --dir naming a file: exit 2, "not a folder", as ls says it', async () => {
     const file = join(tempDir('cli-promises-demo-file'), 'a-file');
     await writeFile(file, 'x');
@@ -178,6 +185,9 @@ describe("the demo's hints and the usage", () => {
     expect({ code: bare.code, out: bare.out, usage: bare.err.includes('progress demo') }).toEqual({ code: 2, out: '', usage: true });
     const asked = await run('--help');
     expect({ code: asked.code, err: asked.err, usage: asked.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
+    // `progress help` too, as the README says.
+    const help = await run('help');
+    expect({ code: help.code, err: help.err, usage: help.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
   });
 });
 

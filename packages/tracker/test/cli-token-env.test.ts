@@ -64,6 +64,14 @@ describe('progress watch: the token from PROGRESS_TOKEN', () => {
     expect(result.output).not.toContain(token);
   }, 30_000);
 
+  it('loses to user:password@ in the URL (credentials given for this command)', async () => {
+    // One a header cannot carry: taken, it would be refused with exit 2.
+    const result = await watch([url.replace('ws://', 'ws://reader:S3cretPw@'), 'guarded', '--connect-timeout', '2'], { PROGRESS_TOKEN: 'two S3cretWords' });
+    expect(result).toMatchObject({ code: 4, output: expect.stringContaining('HTTP 401 Unauthorized') });
+    expect(result.output).not.toContain('PROGRESS_TOKEN must be');
+    expect(result.output).not.toContain('S3cretPw');
+  }, 30_000);
+
   it('empty, is unset: no token is sent', async () => {
     const result = await watch([url, 'guarded', '--connect-timeout', '2'], { PROGRESS_TOKEN: '' });
     expect(result).toMatchObject({ code: 4, output: expect.stringContaining('HTTP 401 Unauthorized') });

@@ -76,6 +76,8 @@ describe('progress ls / show', () => {
       expect(await run('ls', url, '--prefix', bare)).toMatchObject({ code: 0, out: 'no upgrades\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
       // With --json too: a script's empty list under a mistyped prefix is as silent.
       expect(await run('ls', url, '--prefix', bare, '--json')).toMatchObject({ code: 0, out: '[]\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
+      // A prefix that ends in ":" and holds nothing: nothing to suggest.
+      expect(await run('ls', url, '--prefix', `${uniqueId('cli-empty')}:`)).toEqual({ code: 0, out: 'no upgrades\n', err: '' });
     } finally {
       await deleteKeys(url, prefix);
     }
@@ -643,6 +645,15 @@ describe('progress: the Redis password in messages', () => {
         expect(result.code).not.toBe(0);
         expect(result.err).not.toMatch(/Ab|Cd/);
       }
+    }
+  });
+
+  it('is redacted where a message quotes the URL as JSON (a password with a quote or a backslash)', async () => {
+    const dir = tempDir('cli-json-quoted-url');
+    for (const url of ['redis://:Ab"Cd@127.0.0.1:6379', 'redis://:Ab\\Cd@127.0.0.1:6379']) {
+      const result = await run('ls', dir, url);
+      expect(result).toMatchObject({ code: 2, err: expect.stringContaining('unexpected argument "redis://') });
+      expect(result.err).not.toMatch(/Ab|Cd/);
     }
   });
 

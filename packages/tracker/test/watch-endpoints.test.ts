@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, createProgressTracker, dashboardHtml } from '../src/index.js';
+import { parseSource } from '../src/cli/sources.js';
 import { cleanupTempDirs, runCli as run } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
@@ -198,5 +199,17 @@ describe('progress watch <dashboard URL>: what the page read may do', () => {
       await t.close();
       await app.close();
     }
+  });
+});
+
+describe('progress watch <dashboard URL of its index.html>', () => {
+  it('guesses the endpoint beside the page, in its folder, not under the file', async () => {
+    expect(await parseSource('http://127.0.0.1:8765/progress/index.html#u1', true)).toEqual({
+      kind: 'ws',
+      url: 'ws://127.0.0.1:8765/progress/ws',
+      page: 'http://127.0.0.1:8765/progress/index.html',
+      alternatives: ['ws://127.0.0.1:8765/ws'],
+      fragment: 'u1',
+    });
   });
 });
