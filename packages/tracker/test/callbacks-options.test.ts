@@ -48,6 +48,20 @@ describe('createProgressTracker: the callbacks option (the CallbackManager it ma
     expect(seen).toEqual([2, 3, 4]);
   });
 
+  it("passes callbacks.logger to the CallbackManager: a callback's failure is logged there, not on the tracker's logger", async () => {
+    const recorder = (into: string[]) => ({ debug() {}, info() {}, warn: (_obj: object, msg?: string) => void into.push(msg ?? ''), error: (_obj: object, msg?: string) => void into.push(msg ?? '') });
+    const trackerLog: string[] = [];
+    const callbackLog: string[] = [];
+    const t = await createProgressTracker({ ...base, logger: recorder(trackerLog), callbacks: { logger: recorder(callbackLog) } });
+    t.addEventCallback(() => {
+      throw new Error('boom');
+    });
+    await t.startUpgrade();
+    await t.close();
+    expect(callbackLog).toContain('callback threw');
+    expect(trackerLog).not.toContain('callback threw');
+  });
+
   it('takes callbackTimeoutMs as callbacks.timeoutMs; both with different values, an unknown key, or a manager of ones own are INVALID_ARGUMENT', () => {
     expect(resolveOptions({ ...base, callbackTimeoutMs: 100 }).callbacks).toEqual({ timeoutMs: 100 });
     expect(resolveOptions({ ...base, callbacks: { timeoutMs: 100 }, callbackTimeoutMs: 100 }).callbacks).toEqual({ timeoutMs: 100 });

@@ -55,6 +55,17 @@ describe('createProgressTracker', () => {
     await expect(t.startWebSocketServer()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
+  it('leaves a store passed in open when closed: it is shared, and its owner closes it', async () => {
+    const store = new MemoryStore();
+    const options = base();
+    const t = await createProgressTracker({ ...options, storage: store });
+    expect(t.storage).toBe(store);
+    await t.startUpgrade();
+    await t.close();
+    expect((await store.list()).map((r) => r.upgradeId)).toEqual([options.upgradeId]);
+    await store.close();
+  });
+
   it("has the engine's closed: false while open, true once close() is called", async () => {
     // It was the one member of the engine's API left out: tracker.closed read undefined, even after close().
     const t = await createProgressTracker(base());
@@ -364,7 +375,10 @@ describe('createProgressTracker with the WebSocket server', () => {
     expect((list.data as Array<{ upgradeId: string }>).map((r) => r.upgradeId).sort()).toEqual([a.upgradeId, b.upgradeId].sort());
     client.ws.close();
     await a.close();
+    // A shared server is only detached from: it goes on serving the other tracker.
+    expect(server.address?.url).toBe(url);
     await b.close();
+    expect(server.address?.url).toBe(url);
     await server.stop();
   });
 });
