@@ -68,7 +68,7 @@ const CLOCK_SKEW_CORRECTION_MS = 240_000;
 /** What we know of a failed PutEvents request. */
 export interface RequestErrorInfo {
   retryable: boolean;
-  /** The AWS error name or the network error code. */
+  /** The AWS error name, or the network error code (`ECONNRESET`; also for an answer cut off after a 2xx status). */
   code: string;
   message: string;
   status: number | undefined;
@@ -96,7 +96,15 @@ export function classifyRequestError(err: unknown, clockCorrectionMs?: number): 
   const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown }; $retryable?: unknown };
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const name = typeof e.name === 'string' ? e.name : 'Error';
-  const code = typeof e.code === 'string' && status === undefined ? e.code : name;
+  // An error with a 2xx status is an answer that could not be read: its body was cut off (a
+  // connection reset, or a stall that requestTimeoutMs aborted) or garbled on the way. The SDK marks
+  // it with the status it had received. Nothing in it refused the entries, and EventBridge may or
+  // may not have taken them: retried, as a network error or a timeout is (at least once). Treated as
+  // a 4xx, it gave up every entry of the request as `rejected` after one attempt.
+  const cutOff = status !== undefined && status >= 200 && status < 300;
+  // The network error's code (ECONNRESET) for an answer cut off too: its name is a plain "Error",
+  // which was the errorCode of the entries given up after it.
+  const code = typeof e.code === 'string' && (status === undefined || cutOff) ? e.code : name;
   const message = typeof e.message === 'string' ? e.message : String(err);
   // `$retryable` is an own property of every SDK error, undefined unless the error's model is
   // @retryable (then `{}` or `{ throttling: true }`): the SDK's own test is `!== undefined` too.
@@ -105,12 +113,6 @@ export function classifyRequestError(err: unknown, clockCorrectionMs?: number): 
   // got its next request refused for that offset (signed minutes ahead), the offset put back to
   // about 0 unflagged, and the entries given up as `rejected`.
   const skewCorrected = clockCorrectionMs === undefined ? e.$metadata?.clockSkewCorrected === true : Math.abs(clockCorrectionMs) >= CLOCK_SKEW_CORRECTION_MS;
-  // An error with a 2xx status is an answer that could not be read: its body was cut off (a
-  // connection reset, or a stall that requestTimeoutMs aborted) or garbled on the way. The SDK marks
-  // it with the status it had received. Nothing in it refused the entries, and EventBridge may or
-  // may not have taken them: retried, as a network error or a timeout is (at least once). Treated as
-  // a 4xx, it gave up every entry of the request as `rejected` after one attempt.
-  const cutOff = status !== undefined && status >= 200 && status < 300;
   const retryable = status === undefined || cutOff || status >= 500 || status === 429 || RETRYABLE_NAMES.has(name) || e.$retryable !== undefined || skewCorrected;
   return { retryable, code, message, status };
 }

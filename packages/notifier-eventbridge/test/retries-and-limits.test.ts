@@ -314,6 +314,18 @@ describe('an answer cut off after its headers (200)', () => {
     expect(endpoint.requests).toEqual([[fakeEvent(1).eventId], [fakeEvent(1).eventId]]);
     expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 0 });
   });
+
+  it('that loses its connection is reported with the network error code (ECONNRESET) when given up, not as a plain "Error"', async () => {
+    const endpoint = await startCutOffEndpoint('reset');
+    const client = localClient(endpoint.url);
+    cleanups.push(async () => client.destroy());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', client, retry: { maxAttempts: 1 }, onError: (f) => failures.push(f) });
+    cleanups.push(() => notifier.close(0));
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([{ reason: 'retries_exhausted', errorCode: 'ECONNRESET', errorMessage: expect.any(String), events: [expect.objectContaining({ seq: 1 })] }]);
+  });
 });
 
 describe('backoff', () => {
