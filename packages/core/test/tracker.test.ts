@@ -222,6 +222,19 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
+  it('gives no estimate at 100% while the upgrade is still in progress (0 < percentage < 100 only)', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    clock.advance(60_000);
+    await t.completeTask('a');
+    expect(t.progress).toMatchObject({ status: 'in_progress', overallPercentage: 100 });
+    expect(t.getEstimatedCompletionTime()).toBeUndefined();
+    expect(t.getProgressSummary().estimatedCompletionAt).toBeNull();
+    await t.close();
+  });
+
   it('tells subscribers (the old callbacks) of every durable event in order, and stops on unsubscribe', async () => {
     const t = await open();
     const seen: Array<[string, number, string]> = [];
