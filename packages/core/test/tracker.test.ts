@@ -222,6 +222,22 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
+  it('never stamps an event earlier than the one before it, when the clock goes back', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.startUpgrade();
+    const before = t.progress.updatedAt;
+    clock.advance(-60_000);
+    await t.addTask('a', 'A');
+    await t.startTask('a');
+    clock.advance(120_000);
+    await t.completeTask('a');
+    const stamps = (await events(t)).map((e) => e.timestamp);
+    expect(stamps).toEqual([before, before, before, before, new Date(clock.now()).toISOString()]);
+    expect(t.progress.updatedAt).toBe(stamps[4]);
+    await t.close();
+  });
+
   it('gives no estimate at 100% while the upgrade is still in progress (0 < percentage < 100 only)', async () => {
     const clock = manualClock();
     const t = await open({ now: clock.now });
