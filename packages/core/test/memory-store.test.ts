@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../src/index.js';
+import { MemoryStore, assertAppend } from '../src/index.js';
 import { EventFactory, describeProgressStore } from '../src/testing/index.js';
 
 // MemoryStore runs the suite it ships, which also tests the suite. A small snapshotEvery makes the
@@ -17,5 +17,17 @@ describe('MemoryStore snapshots', () => {
     expect(await store.load(f.upgradeId)).toBeUndefined();
     await store.append(f.upgradeId, events, 0, f.snapshot());
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+  });
+});
+
+describe('MemoryStore append arguments', () => {
+  it('refuses an expectedSeq below 0 with INVALID_ARGUMENT (not CONFLICT), even with events numbered to follow it', async () => {
+    const store = new MemoryStore();
+    const f = new EventFactory('below-zero');
+    // Numbered from 0: what follows an expectedSeq of -1.
+    const events = f.batch(2).map((e) => ({ ...e, seq: e.seq - 1 }));
+    expect(() => assertAppend('S', f.upgradeId, events, -1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: '[S] expectedSeq must be a whole number >= 0, got -1' }));
+    await expect(store.append(f.upgradeId, events, -1, f.snapshot())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await store.load(f.upgradeId)).toBeUndefined();
   });
 });
