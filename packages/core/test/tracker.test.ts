@@ -139,6 +139,17 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
+  it('never holds more than RECENT_EVENTS_LIMIT recent events, at any event', async () => {
+    const t = await open();
+    await t.addTask('t1', 'Task');
+    for (let i = 1; i <= RECENT_EVENTS_LIMIT + 2; i++) {
+      await t.updateTaskProgress('t1', i, `step ${i}`);
+      expect(t.progress.tasks.t1!.recentEvents, `after event ${i + 1}`).toHaveLength(Math.min(i + 1, RECENT_EVENTS_LIMIT));
+      expect(t.progress.tasks.t1!.recentEvents.at(-1)!.message).toBe(`step ${i}`);
+    }
+    await t.close();
+  });
+
   it('trims a loaded task holding more than RECENT_EVENTS_LIMIT recent events on its next event', async () => {
     const t = await open();
     await t.addTask('t1', 'Task');
@@ -151,6 +162,35 @@ describe('ProgressTracker: the old module behaviour', () => {
     expect(state.tasks.t1!.recentEvents).toHaveLength(RECENT_EVENTS_LIMIT);
     expect(state.tasks.t1!.recentEvents.at(-1)!.message).toBe('next');
     await t.close();
+  });
+
+  it('gives no negative duration for events whose times go back (written by writers whose clocks differ)', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTask('a', 'A');
+    await t.startTask('a');
+    await t.addTask('b', 'B');
+    await t.failTask('b', 'boom');
+    await t.retryTask('b');
+    const stored = await events(t);
+    await t.close();
+    const earlier = new Date(Date.parse(stored.at(-1)!.timestamp) - 60_000).toISOString();
+    const next = (seq: number, type: ProgressEvent['type'], status: ProgressEvent['status'], taskId?: string): ProgressEvent => ({
+      eventId: `e${seq}`,
+      seq,
+      upgradeId: stored[0]!.upgradeId,
+      type,
+      timestamp: earlier,
+      status,
+      message: type,
+      details: {},
+      ...(taskId === undefined ? {} : { taskId }),
+    });
+    const n = stored.length;
+    const state = replayEvents([...stored, next(n + 1, 'task.completed', 'completed', 'a'), next(n + 2, 'task.cancelled', 'cancelled', 'b'), next(n + 3, 'upgrade.completed', 'completed')])!;
+    expect(state.tasks.a!.durationMs).toBe(0);
+    expect(state.tasks.b!.durationMs).toBe(0);
+    expect(state.durationMs).toBe(0);
   });
 
   it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice', async () => {
