@@ -95,4 +95,19 @@ describe('task ids that look like integers', () => {
     // to keep the numbers of the integer-like ones. In O(n^2), n^2 / 2.
     expect(checks).toBeLessThan(4 * n);
   });
+
+  it('takes "4294967295" (2^32 - 1, not an array index: listed among the other ids, in the order added) as any other id, live and loaded', async () => {
+    const store = new MemoryStore();
+    const t = await ProgressTracker.open({ upgradeId: 'u4', planId: 'p', clusterName: 'c', store });
+    await t.addTasks([{ taskId: 'x', taskName: 'X' }, { taskId: '4294967295', taskName: 'Max' }, { taskId: '4294967294', taskName: 'Index' }]);
+    expect(Object.keys(t.progress.tasks)).toEqual(['4294967294', 'x', '4294967295']);
+    await t.updateTaskProgress('x', 30);
+    await t.close();
+    const again = await ProgressTracker.open({ upgradeId: 'u4', planId: 'p', clusterName: 'c', store });
+    await again.updateTaskProgress('x', 90);
+    await again.updateTaskProgress('4294967295', 60);
+    expect(again.progress.overallPercentage).toBe(50);
+    expect(again.progress).toEqual(replayEvents(await all(store.readEvents('u4', 0))));
+    await again.close();
+  });
 });
