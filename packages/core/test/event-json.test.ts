@@ -124,6 +124,14 @@ describe('eventsToJson and eventToJson', () => {
     }
   });
 
+  it('equals JSON.stringify for an event whose own toJSON is not enumerable (for...in does not list it)', () => {
+    const f = new EventFactory('json-3');
+    const events = f.batch(3).map((e) => ({ ...e }));
+    Object.defineProperty(events[1], 'toJSON', { value: () => ({ replaced: true }) });
+    expect(eventToJson(events[1]!)).toBe('{"replaced":true}');
+    expect(eventsToJson(events)).toBe(JSON.stringify(events));
+  });
+
   it('refuses a value that has no JSON text, one by one (JSON.stringify would give undefined)', () => {
     for (const value of [undefined, () => 1, Symbol('s'), { toJSON: () => undefined }]) {
       expect(() => eventToJson(value as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
