@@ -866,6 +866,7 @@ describe('ProgressTracker.open over a store that loads what is not a state', () 
   it.each([
     ['no tasks', { upgradeId: 'u-bad', lastSeq: 3, status: 'in_progress', overallPercentage: 0, updatedAt: '2026-01-01T00:00:00.000Z' }],
     ['another upgrade', { upgradeId: 'other', lastSeq: 3, status: 'in_progress', overallPercentage: 0, updatedAt: '2026-01-01T00:00:00.000Z', tasks: {} }],
+    ['a seq below 0', { upgradeId: 'u-bad', lastSeq: -1, status: 'in_progress', overallPercentage: 0, updatedAt: '2026-01-01T00:00:00.000Z', tasks: {} }],
     ['a string', 'not a state'],
   ])('refuses it with DATA_CORRUPTED (%s) and lets the upgrade go', async (_what, loaded) => {
     const inner = new MemoryStore();
