@@ -193,7 +193,33 @@ describe('ProgressTracker: the old module behaviour', () => {
     expect(state.durationMs).toBe(0);
   });
 
-  it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice', async () => {
+  it('folds a task.added without a weight (written by another writer) with the default weight 1', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTask('a', 'A', 'upgrade_step', { weight: 3 });
+    await t.addTask('b', 'B');
+    await t.completeTask('b');
+    const stored = await events(t);
+    await t.close();
+    const base = stored.find((e) => e.taskId === 'b' && e.type === 'task.added')!;
+    const noWeight: ProgressEvent = { ...base, eventId: 'e-c', seq: stored.length + 1, taskId: 'c', details: { taskName: 'C', parentTaskId: null } };
+    const state = replayEvents([...stored, noWeight, { ...noWeight, eventId: 'e-c2', seq: stored.length + 2, type: 'task.completed', status: 'completed', percentage: 100, details: {} }])!;
+    expect(state.tasks.c!.weight).toBe(1);
+    // (3 x 0 + 1 x 100 + 1 x 100) / 5
+    expect(state.overallPercentage).toBe(40);
+  });
+
+  it('replays every stored event with readEvents() given no arguments', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    expect((await events(t)).map((e) => e.seq)).toEqual([1, 2]);
+    const all: number[] = [];
+    for await (const e of t.readEvents()) all.push(e.seq);
+    expect(all).toEqual([1, 2]);
+    await t.close();
+  });
+
+  it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice, a seq not the next one', async () => {
     const t = await open();
     await t.addTask('t1', 'Task');
     await t.updateTaskProgress('t1', 10, 'ten');
@@ -207,6 +233,9 @@ describe('ProgressTracker: the old module behaviour', () => {
       { ...base, type: 'task.progress', taskId: undefined },
       { ...base, type: 'task.added', taskId: 't1', details: { taskName: 'again' } },
       { ...base, type: 'task.added', taskId: 't2', details: { taskName: 'orphan', parentTaskId: 'nope' } },
+      // A gap, and a seq already folded.
+      { ...base, seq: base.seq + 1 },
+      { ...base, seq: base.seq - 1 },
     ];
     const stored = await events(t);
     for (const event of damaged) {
