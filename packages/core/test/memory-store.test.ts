@@ -31,3 +31,15 @@ describe('MemoryStore append arguments', () => {
     expect(await store.load(f.upgradeId)).toBeUndefined();
   });
 });
+
+describe('MemoryStore list filters', () => {
+  it('refuses a limit below 0 with INVALID_ARGUMENT, rather than leave out the last row', async () => {
+    const store = new MemoryStore();
+    for (const id of ['l1', 'l2']) {
+      const f = new EventFactory(id);
+      await store.append(id, f.batch(2), 0, f.snapshot());
+    }
+    expect(await store.list({ limit: 2 })).toHaveLength(2);
+    await expect(store.list({ limit: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
