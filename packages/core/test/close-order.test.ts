@@ -39,4 +39,18 @@ describe('close()', () => {
     await t.close();
     expect(calls).toEqual(['append 1', 'handle 1', 'append 2', 'handle 2', 'flush', 'release']);
   });
+
+  it('closes the default MemoryStore (its own), and leaves a store passed in open', async () => {
+    const own = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+    await own.close();
+    const read = async (t: ProgressTracker) => {
+      for await (const e of t.readEvents(0)) void e;
+    };
+    await expect(read(own)).rejects.toMatchObject({ code: 'CLOSED' });
+    const store = new MemoryStore();
+    const passed = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
+    await passed.close();
+    await expect(read(passed)).resolves.toBeUndefined();
+    expect(store.info().events).toBe(1);
+  });
 });
