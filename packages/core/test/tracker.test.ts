@@ -59,6 +59,8 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.failTask('flaky', 'timeout');
     clock.advance(5_000);
     const retried = await t.retryTask('flaky');
+    // The first run is attempt 1: its first retry, attempt 2.
+    expect(retried.message).toBe('Task retried (attempt 2)');
     clock.advance(10_000);
     await t.completeTask('flaky');
     expect(t.progress.tasks.flaky).toMatchObject({ startedAt: retried.timestamp, durationMs: 10_000, retryCount: 1 });
@@ -407,6 +409,10 @@ describe('ProgressTracker: model rules', () => {
     expect((await t.advanceTask('free')).message).toBe('Step 1');
     expect((await t.advanceTask('free', { currentStep: 'node-b' })).message).toBe('Step 2: node-b');
     expect(t.progress.tasks.free).toMatchObject({ completedSteps: 2, percentage: 0 });
+    // Not a whole number of percent: rounded to 2 decimals, as every percentage.
+    await t.addTask('thirds', 'Thirds', 'upgrade_step', { totalSteps: 3 });
+    expect((await t.advanceTask('thirds')).percentage).toBe(33.33);
+    expect((await t.advanceTask('thirds')).percentage).toBe(66.67);
     await t.close();
   });
 
