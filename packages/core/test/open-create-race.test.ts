@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore, ProgressTracker, type ProgressEvent, type ProgressStore } from '../src/index.js';
+
+// open() loads the upgrade, and records upgrade.created when the store has none. Another writer may
+// create it between that load and the append (a store without a writer lock, or another process):
+// the append is then CONFLICT, and open() uses the upgrade the other writer created.
+
+describe('open() when another writer creates the upgrade between its load and its append', () => {
+  it('loads and uses theirs, recording nothing of its own', async () => {
+    const inner = new MemoryStore();
+    let raced = false;
+    const store: ProgressStore = {
+      load: async (id) => {
+        const state = await inner.load(id);
+        if (!raced) {
+          raced = true;
+          // The other writer creates it now, after this load saw nothing.
+          const theirs = await ProgressTracker.open({ upgradeId: id, planId: 'their-plan', clusterName: 'their-cluster', store: inner });
+          await theirs.close();
+        }
+        return state;
+      },
+      append: (id, events, expectedSeq, state) => inner.append(id, events, expectedSeq, state),
+      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
+      list: (filter) => inner.list(filter),
+      delete: (id) => inner.delete(id),
+      info: () => inner.info(),
+      close: () => inner.close(),
+    };
+    const seen: ProgressEvent[] = [];
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'my-plan', clusterName: 'my-cluster', store, sinks: [{ name: 's', handle: (e) => void seen.push(e) }] });
+    expect(t.progress).toMatchObject({ planId: 'their-plan', clusterName: 'their-cluster', lastSeq: 1 });
+    expect(seen).toEqual([]);
+    await t.startUpgrade();
+    const stored: ProgressEvent[] = [];
+    for await (const e of inner.readEvents('u1', 0)) stored.push(e);
+    expect(stored.map((e) => e.type)).toEqual(['upgrade.created', 'upgrade.started']);
+    expect(stored[0]!.details).toMatchObject({ planId: 'their-plan' });
+    await t.close();
+  });
+});
