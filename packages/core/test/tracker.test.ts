@@ -885,6 +885,12 @@ describe('ProgressTracker: durability and sinks', () => {
     expect(again.progress).toMatchObject({ planId: 'test-plan-123', status: 'in_progress', lastSeq: 2 });
     expect(warnings).toHaveLength(1);
     await again.close();
+    // Another cluster name alone is logged alike.
+    const third = await open({ store, clusterName: 'other-cluster', logger: { debug() {}, info() {}, warn: (o) => warnings.push(o), error() {} } });
+    expect(third.progress.clusterName).toBe('test-cluster');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatchObject({ storedClusterName: 'test-cluster', clusterName: 'other-cluster' });
+    await third.close();
   });
 
   it('closes with await using and reports its system info', async () => {
