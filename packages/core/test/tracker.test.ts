@@ -211,6 +211,24 @@ describe('ProgressTracker: the old module behaviour', () => {
     expect(state.overallPercentage).toBe(40);
   });
 
+  it('folds events of another writer without the optional details: the phase kept, the message as the error', async () => {
+    const t = await open();
+    await t.setCurrentPhase('Plan');
+    await t.addTask('a', 'A');
+    const stored = await events(t);
+    await t.close();
+    const last = stored.at(-1)!;
+    const next = (seq: number, fields: Partial<ProgressEvent>): ProgressEvent => ({ ...last, eventId: `e${seq}`, seq, details: {}, ...fields });
+    const n = stored.length;
+    const state = replayEvents([
+      ...stored,
+      { ...next(n + 1, { type: 'upgrade.started', status: 'in_progress' }), taskId: undefined, taskType: undefined },
+      next(n + 2, { type: 'task.failed', status: 'failed', taskId: 'a', message: 'Task failed: disk full' }),
+    ])!;
+    expect(state.currentPhase).toBe('Plan');
+    expect(state.tasks.a!.errorMessage).toBe('Task failed: disk full');
+  });
+
   it('replays every stored event with readEvents() given no arguments', async () => {
     const t = await open();
     await t.startUpgrade();
