@@ -95,6 +95,7 @@ export {
 } from '@progress/storage-redis';
 export type {
   RedisStoreOptions,
+  ReplicasOptions,
   RetentionOptions,
   UpgradeKeys,
 } from '@progress/storage-redis';
