@@ -137,7 +137,9 @@ class WatchConnection {
     // store's error, rather than following database 0 (where the upgrade looks deleted).
     this.conn.on('error', (err: unknown) => {
       withoutSecrets(err);
-      const refused = ctx.selectFailure(err, this.conn) ?? this.#authFailure(err);
+      // null from selectFailure: a SELECT failure it handled (it warned, and connects again), not another error.
+      const select = ctx.selectFailure(err, this.conn);
+      const refused = select === undefined ? this.#authFailure(err) : select;
       if (refused) {
         this.#failure ??= refused;
         this.end();
