@@ -869,19 +869,24 @@ export class RedisStore implements ProgressStore {
     // Number(): a client passed in with ioredis' `stringNumbers` answers '1', '0' or '-1'.
     const send = (): Promise<number> =>
       this.#cluster
-        ? this.#redis.progressDeleteV5(keys.events, keys.meta, keys.snapshot, marker, deleted, upgradeId, deadline, this.#deleteMarkerTtl)
-        : this.#redis.progressDeleteIndexedV5(keys.events, keys.meta, keys.snapshot, marker, deleted, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
+        ? this.#redis.progressDeleteV6(keys.events, keys.meta, keys.snapshot, marker, deleted, upgradeId, deadline, this.#deleteMarkerTtl)
+        : this.#redis.progressDeleteIndexedV6(keys.events, keys.meta, keys.snapshot, marker, deleted, this.#keys.index, upgradeId, deadline, this.#deleteMarkerTtl);
     const deleting = againOnConnectionLoss(this.#redis, send, waitMs, this.#stop.signal);
     // Forgotten again once the script has run (or failed): a load sent while it waited for the clock
     // may have read the run it deleted.
     // Not given up on at close(): a client passed in that holds the script (waiting to reconnect) may
     // still send it before its deadline, and a delete reported failed must not run later.
-    const existed = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs, true).finally(() => this.#setRun(upgradeId, undefined, true)));
-    if (existed === -1) {
+    const reply = Number(await this.#bounded(deleting, `upgrade "${upgradeId}": could not delete`, upgradeId, waitMs, true).finally(() => this.#setRun(upgradeId, undefined, true)));
+    if (reply === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read; read it again next time.
       this.#clock.invalidate();
       throw new ProgressError('STORE_UNAVAILABLE', `${PKG} upgrade "${upgradeId}": the delete reached Redis after its deadline and was not applied`, { context: { upgradeId } });
     }
+    // 2 or 3: a re-send of this call that had run (its reply lost with its connection), answered from its marker.
+    const resent = reply >= 2;
+    const existed = resent ? reply - 2 : reply;
+    // Nothing deleted (0) leaves nothing a failover could bring back: no WAIT for it.
+    if (existed === 1 && this.#options.replicaCount > 0) await this.#awaitDeleteReplicas(upgradeId, resent);
     // Cluster mode: the index is in another slot, updated after the script. The upgrade is deleted by
     // now, so a failure here is not the delete's: reported, it would tell the caller that a delete
     // that happened had not (and a delete reported failed must have changed nothing). The entry left
@@ -895,6 +900,42 @@ export class RedisStore implements ProgressStore {
       );
     }
     return existed === 1;
+  }
+
+  /**
+   * With `replicas`: the delete script removed `upgradeId` on the master (just now: no await since
+   * its answer). Acknowledged, as an append is (see #awaitReplicas), once a `WAIT count timeoutMs`
+   * sent on the same connection says that `count` replicas have it; else refused as unconfirmed
+   * (`context.deleted`: it ran on the master). A failover to a replica it had not reached would bring
+   * the upgrade back. Its own WAIT: deletes are few, and none shares an append's tick.
+   */
+  async #awaitDeleteReplicas(upgradeId: string, resent: boolean): Promise<void> {
+    const count = this.#options.replicaCount;
+    const timeoutMs = this.#options.replicaTimeoutMs;
+    const unconfirmed = (why: string, fields: { acked?: number } = {}, cause?: unknown): ProgressError => {
+      this.#logger.warn({ upgradeId, ...fields, err: cause }, 'delete ran on the master but is not confirmed on the replicas asked for; not acknowledged');
+      return new ProgressError(
+        'STORE_UNAVAILABLE',
+        `${PKG} upgrade "${upgradeId}" was deleted on the master, but ${why}; not acknowledged (a failover may bring the upgrade back: delete it again then)`,
+        { cause, context: { upgradeId, reason: 'replicas', replicas: count, deleted: true, ...fields } },
+      );
+    };
+    // The run was an earlier connection's: a WAIT on this one does not vouch for it.
+    if (resent) throw unconfirmed('it had run on a connection since lost, so WAIT cannot confirm its replication');
+    const session = this.#session;
+    let answer: unknown;
+    try {
+      // Bounded as an append's WAIT is (replicas.timeoutMs is at most commandTimeoutMs); not given up on at close(), which waits for it.
+      answer = await withTimeout((this.#redis as Redis).call('wait', count, timeoutMs), this.#options.commandTimeoutMs, 'WAIT');
+    } catch (err) {
+      withoutSecrets(err);
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      throw unconfirmed(isProgressError(err, 'STORE_UNAVAILABLE') && err.context.reason === 'timeout' ? `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)` : `WAIT failed: ${(cause as Error)?.message ?? String(cause)}`, {}, cause);
+    }
+    // A WAIT sent again on a new connection (ioredis re-sends a command in flight) vouches for none of the old one's writes.
+    if (this.#session !== session) throw unconfirmed('the connection was made again after the delete ran, so WAIT cannot confirm its replication');
+    const acked = Number(answer);
+    if (!(acked >= count)) throw unconfirmed(`${acked} of the ${count} replicas asked for had it within ${timeoutMs} ms (replicas.timeoutMs)`, { acked });
   }
 
   // -------------------------------------------------------------------------------------- reads

@@ -471,14 +471,15 @@ export const isScriptFlagsRefusal = (err: unknown): boolean => err instanceof Er
  * deadline (ms on the server clock, a whole number; '0' = none), the marker's TTL in ms. Returns 1
  * when it existed, 0 when it did not, -1 when the deadline had passed (nothing deleted): a delete the
  * caller was told failed (timed out) must not run later, after the upgrade went on and more of it was
- * acknowledged.
+ * acknowledged. A re-send of a call that ran returns 3 or 2 (see below).
  *
  * The marker (`<prefix>{id}:delete:<token>`, a token per `delete()` call, in the upgrade's slot)
  * makes a re-sent call (ioredis re-sends the commands in flight after a reconnect, and the first
- * run's reply may have been lost with the connection) answer what the first run answered, and
- * delete nothing: not the upgrade created again under the id in between, and not reported as
- * refused past the deadline when it ran in time. It is read first, before the deadline, and
- * written (with its TTL) whenever the delete ran; it is never read as anything else.
+ * run's reply may have been lost with the connection) answer what the first run answered, plus 2
+ * (the run was an earlier connection's, which a `WAIT` on this one does not vouch for: see the
+ * store's `replicas`), and delete nothing: not the upgrade created again under the id in between,
+ * and not reported as refused past the deadline when it ran in time. It is read first, before the
+ * deadline, and written (with its TTL) whenever the delete ran; it is never read as anything else.
  *
  * The deleted run's epoch (the eventId of its seq 1) goes into the deleted runs' hash
  * (`<prefix>{id}:deleted`, with the marker's TTL), with the token of the call whose first append
@@ -500,7 +501,7 @@ if redis.acl_check_cmd then
   end
 end
 local done = redis.call('GET', KEYS[4])
-if done then return tonumber(done) end
+if done then return tonumber(done) + 2 end
 local deadline = tonumber(ARGV[2] or '0') or 0
 if deadline > 0 then
   local t = redis.call('TIME')
@@ -562,17 +563,17 @@ export type LoadReply = [lastSeq: string, snapSeq: string, snapshot: string, tai
  * by its first argument, so with the number of keys first it put load() and delete() into the
  * pipeline of the node of the slot of "3" or "4", whose check of the keys then failed them all
  * ("All keys in the pipeline should belong to the same slots allocation group"). The names are new
- * with that (V2, V4), and with each change of their keys since (V5: the deleted runs'): a client
- * shared with a store of an earlier version keeps that one's own.
+ * with that (V2, V4), and with each change of their keys or replies since (V5: the deleted runs'; V6:
+ * a re-send's reply): a client shared with a store of an earlier version keeps that one's own.
  */
 export interface ScriptCommands {
   /** KEYS: events, meta, snapshot. */
   progressLoadV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
   progressLoadReadOnlyV2(events: string, meta: string, snapshot: string): Promise<LoadReply>;
   /** Cluster mode: KEYS events, meta, snapshot, marker, deleted runs; then ARGV. */
-  progressDeleteV5(...args: string[]): Promise<number>;
+  progressDeleteV6(...args: string[]): Promise<number>;
   /** Single mode: KEYS events, meta, snapshot, marker, deleted runs, index; then ARGV. */
-  progressDeleteIndexedV5(...args: string[]): Promise<number>;
+  progressDeleteIndexedV6(...args: string[]): Promise<number>;
   /** Single mode only (its keys span slots). */
   progressPruneV1(numKeys: number, ...args: string[]): Promise<number>;
   /** Cluster mode: KEYS meta; ARGV epoch. */
@@ -584,8 +585,8 @@ export function defineScripts<C extends Redis | Cluster>(client: C): C & ScriptC
   const c = client as C & Partial<ScriptCommands>;
   if (typeof c.progressLoadV2 !== 'function') client.defineCommand('progressLoadV2', { lua: LOAD_LUA, numberOfKeys: 3 });
   if (typeof c.progressLoadReadOnlyV2 !== 'function') client.defineCommand('progressLoadReadOnlyV2', { lua: LOAD_READ_ONLY_LUA, numberOfKeys: 3 });
-  if (typeof c.progressDeleteV5 !== 'function') client.defineCommand('progressDeleteV5', { lua: DELETE_LUA, numberOfKeys: 5 });
-  if (typeof c.progressDeleteIndexedV5 !== 'function') client.defineCommand('progressDeleteIndexedV5', { lua: DELETE_LUA, numberOfKeys: 6 });
+  if (typeof c.progressDeleteV6 !== 'function') client.defineCommand('progressDeleteV6', { lua: DELETE_LUA, numberOfKeys: 5 });
+  if (typeof c.progressDeleteIndexedV6 !== 'function') client.defineCommand('progressDeleteIndexedV6', { lua: DELETE_LUA, numberOfKeys: 6 });
   if (typeof c.progressPruneV1 !== 'function') client.defineCommand('progressPruneV1', { lua: PRUNE_LUA });
   if (typeof c.progressUnmarkV1 !== 'function') client.defineCommand('progressUnmarkV1', { lua: UNMARK_LUA, numberOfKeys: 1 });
   return client as C & ScriptCommands;

@@ -185,7 +185,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
    * the blocked BLPOP, and closes that connection. Returns what `issue()` returned (its rejection
    * handled), and the BLPOP.
    */
-  async function cutUnder<T>(client: Cluster, method: 'time' | 'progressLoadReadOnlyV2' | 'progressDeleteV5', tag: string, issue: () => Promise<T>): Promise<{ result: Promise<T>; held: Promise<unknown> }> {
+  async function cutUnder<T>(client: Cluster, method: 'time' | 'progressLoadReadOnlyV2' | 'progressDeleteV6', tag: string, issue: () => Promise<T>): Promise<{ result: Promise<T>; held: Promise<unknown> }> {
     const target = client as unknown as Record<string, (...args: unknown[]) => unknown>;
     const original = target[method]!;
     let held: Promise<unknown> = Promise.resolve();
@@ -281,7 +281,7 @@ describeCluster('RedisStore on a Redis Cluster with enableAutoPipelining whose c
     const f = new EventFactory('delete-cut');
     await appendBatch(store, f, 3);
     await followUpDone(store, client, f.upgradeId);
-    const { result, held } = await cutUnder(client, 'progressDeleteV5', f.upgradeId, () => store.delete(f.upgradeId));
+    const { result, held } = await cutUnder(client, 'progressDeleteV6', f.upgradeId, () => store.delete(f.upgradeId));
     expect(await result).toBe(true);
     expect(await store.load(f.upgradeId)).toBeUndefined();
     expect(await store.delete(f.upgradeId)).toBe(false);

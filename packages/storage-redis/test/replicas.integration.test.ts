@@ -184,6 +184,89 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
     expect(tracker).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', replicas: 2, acked: 1 } });
   }, 30_000);
 
+  it('a delete is acknowledged once the replica has it; with the replica stopped it is refused (reason replicas, context.deleted), having run on the master', async () => {
+    await follow();
+    const s = store({ replicas: { count: 1, timeoutMs: 2000 } });
+    for (const id of ['rep-del-a', 'rep-del-b']) await (await open(s, id)).close();
+    const metaA = s.keys.upgrade('rep-del-a').meta;
+    await until('the replica to hold the upgrade', async () => (await replica.exists(metaA)) === 1);
+    expect(await s.delete('rep-del-a')).toBe(true);
+    // WAIT answered: the replica had the delete when the call resolved.
+    expect(await replica.exists(metaA)).toBe(0);
+
+    const metaB = s.keys.upgrade('rep-del-b').meta;
+    await until('the replica to hold the upgrade', async () => (await replica.exists(metaB)) === 1);
+    process.kill(replicaPid, 'SIGSTOP');
+    const err = await errorOf(s.delete('rep-del-b'));
+    expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', replicas: 1, acked: 0, upgradeId: 'rep-del-b', deleted: true } });
+    expect(err.message).toContain('was deleted on the master, but 0 of the 1 replicas');
+    // It ran on the master: the upgrade is gone there, and a delete again finds nothing.
+    const adminMaster = new Redis(master.url);
+    expect(await adminMaster.exists(metaB)).toBe(0);
+    adminMaster.disconnect();
+    process.kill(replicaPid, 'SIGCONT');
+    expect(await s.delete('rep-del-b')).toBe(false);
+    // A delete of an upgrade that is not there deletes nothing, and has nothing to wait for.
+    process.kill(replicaPid, 'SIGSTOP');
+    expect(await s.delete('rep-del-none')).toBe(false);
+    process.kill(replicaPid, 'SIGCONT');
+  }, 30_000);
+
+  it('a delete whose reply was lost with its connection: re-sent, answered from its marker, and refused as unconfirmed (its write was the old connection\'s)', async () => {
+    await follow();
+    const link = await startRedisProxy(master.url);
+    try {
+      const s = store({ url: link.url, replicas: { count: 1, timeoutMs: 5000 } });
+      await (await open(s, 'rep-del-c')).close();
+      link.dropNextReply();
+      const err = await errorOf(s.delete('rep-del-c'));
+      expect(link.connections).toBeGreaterThan(1);
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', upgradeId: 'rep-del-c', deleted: true } });
+      expect(err.message).toContain('it had run on a connection since lost');
+      expect(await s.load('rep-del-c')).toBeUndefined();
+    } finally {
+      await link.close();
+    }
+  }, 30_000);
+
+  it('a connection made again between a delete and its WAIT: refused as unconfirmed', async () => {
+    await follow();
+    const link = await startRedisProxy(master.url);
+    try {
+      const s = store({ url: link.url, replicas: { count: 1, timeoutMs: 5000 } });
+      await (await open(s, 'rep-del-d')).close();
+      link.holdAfterNextReply();
+      const pending = errorOf(s.delete('rep-del-d'));
+      await pause(300);
+      link.down(link.connections);
+      link.release();
+      link.up();
+      const err = await pending;
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', upgradeId: 'rep-del-d', deleted: true } });
+      expect(err.message).toContain('the connection was made again');
+      expect(await s.load('rep-del-d')).toBeUndefined();
+    } finally {
+      await link.close();
+    }
+  }, 30_000);
+
+  it('a delete whose WAIT gets no answer within commandTimeoutMs: refused as unconfirmed, having run on the master', async () => {
+    await follow();
+    const link = await startRedisProxy(master.url);
+    try {
+      const s = store({ url: link.url, commandTimeoutMs: 1500, replicas: { count: 1, timeoutMs: 500 } });
+      await (await open(s, 'rep-del-e')).close();
+      link.holdAfterNextReply();
+      const err = await errorOf(s.delete('rep-del-e'));
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', upgradeId: 'rep-del-e', deleted: true } });
+      expect(err.message).toContain('was deleted on the master, but WAIT did not answer within commandTimeoutMs (1500 ms)');
+      link.release();
+      expect(await s.load('rep-del-e')).toBeUndefined();
+    } finally {
+      await link.close();
+    }
+  }, 30_000);
+
   it('refuses bad replicas options with INVALID_ARGUMENT, before connecting', () => {
     const bad: unknown[] = [null, 1, [], {}, { count: 0 }, { count: -1 }, { count: 1.5 }, { count: '1' }, { count: 1, timeoutMs: 0 }, { count: 1, timeoutMs: 10_001 }, { count: 1, timeout: 5 }];
     for (const replicas of bad) {
