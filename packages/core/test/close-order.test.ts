@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, type ProgressSink, type ProgressStore } from '../src/index.js';
+import { MemoryStore, ProgressTracker, type ProgressSink } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 
 // close() waits for the pending writes, flushes the sinks, then releases the store's lock: the lock
 // is held while the sinks flush (a sink that takes long holds "close() (and the store's lock)", as
@@ -9,23 +10,16 @@ describe('close()', () => {
   it('writes the pending events, flushes the sinks, then releases the lock, in that order', async () => {
     const inner = new MemoryStore();
     const calls: string[] = [];
-    const store: ProgressStore = {
-      acquire: (id) => inner.acquire(id),
+    const store = delegatingStore(inner, {
       release: async (id) => {
         calls.push('release');
         await inner.release(id);
       },
-      load: (id) => inner.load(id),
       append: async (id, events, expectedSeq, state) => {
         await inner.append(id, events, expectedSeq, state);
         calls.push(`append ${events.map((e) => e.seq).join(',')}`);
       },
-      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-      list: (filter) => inner.list(filter),
-      delete: (id) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
-    };
+    });
     const sink: ProgressSink = {
       name: 'slow',
       handle: (event) => void calls.push(`handle ${event.seq}`),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, type ProgressEvent, type ProgressStore } from '../src/index.js';
+import { MemoryStore, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 
 // open() loads the upgrade, and records upgrade.created when the store has none. Another writer may
 // create it between that load and the append (a store without a writer lock, or another process):
@@ -9,7 +10,10 @@ describe('open() when another writer creates the upgrade between its load and it
   it('loads and uses theirs, recording nothing of its own', async () => {
     const inner = new MemoryStore();
     let raced = false;
-    const store: ProgressStore = {
+    // No writer lock (as a store without one): the other writer opens the upgrade while this one loads it.
+    const store = delegatingStore(inner, {
+      acquire: undefined,
+      release: undefined,
       load: async (id) => {
         const state = await inner.load(id);
         if (!raced) {
@@ -20,13 +24,7 @@ describe('open() when another writer creates the upgrade between its load and it
         }
         return state;
       },
-      append: (id, events, expectedSeq, state) => inner.append(id, events, expectedSeq, state),
-      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-      list: (filter) => inner.list(filter),
-      delete: (id) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
-    };
+    });
     const seen: ProgressEvent[] = [];
     const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'my-plan', clusterName: 'my-cluster', store, sinks: [{ name: 's', handle: (e) => void seen.push(e) }] });
     expect(t.progress).toMatchObject({ planId: 'their-plan', clusterName: 'their-cluster', lastSeq: 1 });

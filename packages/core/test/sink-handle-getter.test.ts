@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 import { expectCode } from './helpers.js';
 
 /** A sink (a class instance) whose `handle` getter throws: a wrapper around a client not made yet. */
@@ -27,17 +28,11 @@ describe('a sink whose handle getter throws', () => {
 
   it('so is a store whose method getter throws', async () => {
     const inner = new MemoryStore();
-    const store = {
-      load: (id: string) => inner.load(id),
-      readEvents: (id: string, after: number) => inner.readEvents(id, after),
-      list: () => inner.list(),
-      delete: (id: string) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
+    const store = delegatingStore(inner, {
       get append(): never {
         throw new Error('no connection yet');
       },
-    };
-    await expectCode(() => ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store: store as never }), 'INVALID_ARGUMENT');
+    });
+    await expectCode(() => ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store }), 'INVALID_ARGUMENT');
   });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStore, ProgressError, ProgressTracker, isProgressError, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, ProgressError, ProgressTracker, isProgressError, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 
 // Random commands (bursts and awaited ones) against a store that fails or delays appends at random,
 // and a close() at a random point. The promises of the README's "Durability and failure semantics":
@@ -46,10 +47,7 @@ function faultyStore(faults: readonly Fault[]) {
     if (wrapper.closing) for (const e of events) wrapper.landedLate.add(e.eventId);
   };
   const unavailable = () => new ProgressError('STORE_UNAVAILABLE', 'connection reset', { context: { upgradeId: UPGRADE } });
-  const store: ProgressStore = {
-    acquire: (id) => inner.acquire(id),
-    release: (id) => inner.release(id),
-    load: (id) => inner.load(id),
+  const store = delegatingStore(inner, {
     async append(id, events, expectedSeq, state) {
       // The first call is open()'s upgrade.created: left alone.
       const f: Fault = calls++ === 0 ? 'ok' : (faults[(calls - 2) % Math.max(faults.length, 1)] ?? 'ok');
@@ -81,12 +79,7 @@ function faultyStore(faults: readonly Fault[]) {
         pending--;
       }
     },
-    readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-    list: (filter) => inner.list(filter),
-    delete: (id) => inner.delete(id),
-    info: () => inner.info(),
-    close: () => inner.close(),
-  };
+  });
   return { store, wrapper };
 }
 

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, ProgressTracker, cloneState, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 import { expectCode } from './helpers.js';
 
 const UPGRADE = 'u-hung';
@@ -32,36 +33,31 @@ function hangingStore(options: { hang?: number[]; delayMs?: number; hangAcquire?
   let calls = 0;
   const hung: HungAppend[] = [];
   let landAcquire: (() => Promise<void>) | undefined;
-  const store: ProgressStore & { inner: MemoryStore; hung: HungAppend[]; landAcquire: () => Promise<void> } = {
-    inner,
-    hung,
-    landAcquire: () => landAcquire!(),
-    acquire: (id) => {
-      if (!options.hangAcquire) return inner.acquire(id);
-      return new Promise<void>((resolve, reject) => {
-        landAcquire = () => inner.acquire(id).then(resolve, reject);
-      });
-    },
-    release: (id) => (options.hangRelease ? new Promise<void>(() => {}) : inner.release(id)),
-    load: (id) => (options.hangLoad ? new Promise<undefined>(() => {}) : inner.load(id)),
-    append(id, events, expectedSeq, state) {
-      calls++;
-      // Copied at the call, as the store contract says: the tracker's state moves on.
-      const copy: UpgradeProgress = cloneState(state);
-      if (options.hang?.includes(calls)) {
+  const store: ProgressStore & { inner: MemoryStore; hung: HungAppend[]; landAcquire: () => Promise<void> } = Object.assign(
+    delegatingStore(inner, {
+      acquire: (id) => {
+        if (!options.hangAcquire) return inner.acquire(id);
         return new Promise<void>((resolve, reject) => {
-          hung.push({ events, expectedSeq, state: copy, land: () => inner.append(id, events, expectedSeq, copy).then(resolve, reject), fail: reject, answer: () => resolve() });
+          landAcquire = () => inner.acquire(id).then(resolve, reject);
         });
-      }
-      if (options.delayMs) return new Promise<void>((resolve) => setTimeout(resolve, options.delayMs)).then(() => inner.append(id, events, expectedSeq, copy));
-      return inner.append(id, events, expectedSeq, copy);
-    },
-    readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-    list: (filter) => inner.list(filter),
-    delete: (id) => inner.delete(id),
-    info: () => inner.info(),
-    close: () => inner.close(),
-  };
+      },
+      release: (id) => (options.hangRelease ? new Promise<void>(() => {}) : inner.release(id)),
+      load: (id) => (options.hangLoad ? new Promise<undefined>(() => {}) : inner.load(id)),
+      append(id, events, expectedSeq, state) {
+        calls++;
+        // Copied at the call, as the store contract says: the tracker's state moves on.
+        const copy: UpgradeProgress = cloneState(state);
+        if (options.hang?.includes(calls)) {
+          return new Promise<void>((resolve, reject) => {
+            hung.push({ events, expectedSeq, state: copy, land: () => inner.append(id, events, expectedSeq, copy).then(resolve, reject), fail: reject, answer: () => resolve() });
+          });
+        }
+        if (options.delayMs) return new Promise<void>((resolve) => setTimeout(resolve, options.delayMs)).then(() => inner.append(id, events, expectedSeq, copy));
+        return inner.append(id, events, expectedSeq, copy);
+      },
+    }),
+    { inner, hung, landAcquire: () => landAcquire!() },
+  );
   return store;
 }
 
@@ -455,10 +451,7 @@ describe('the store timer after the event loop was blocked', () => {
     // before it reads the I/O that came in meanwhile: the answer is there, and must count.
     const inner = new MemoryStore();
     let sent = 0;
-    const store: ProgressStore = {
-      acquire: (id) => inner.acquire(id),
-      release: (id) => inner.release(id),
-      load: (id) => inner.load(id),
+    const store = delegatingStore(inner, {
       append: (id, events, expectedSeq, state) => {
         const copy = cloneState(state);
         return new Promise<void>((resolve, reject) => {
@@ -471,12 +464,7 @@ describe('the store timer after the event loop was blocked', () => {
           sent++;
         });
       },
-      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-      list: (filter) => inner.list(filter),
-      delete: (id) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
-    };
+    });
     const t = await open(store, { storeTimeoutMs: 50 });
     const started = watch(t.startUpgrade());
     // The write loop starts one microtask after the command: the append is out, its answer on the way.
@@ -498,9 +486,7 @@ describe('open() after the event loop was blocked', () => {
     // blocks right after the call went out (the timer armed) for longer than storeTimeoutMs.
     const inner = new MemoryStore();
     let blocked = false;
-    const store: ProgressStore = {
-      acquire: (id) => inner.acquire(id),
-      release: (id) => inner.release(id),
+    const store = delegatingStore(inner, {
       load: (id) =>
         new Promise<UpgradeProgress | undefined>((resolve, reject) => {
           const { port1, port2 } = new MessageChannel();
@@ -515,13 +501,7 @@ describe('open() after the event loop was blocked', () => {
             Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
           });
         }),
-      append: (id, events, expectedSeq, state) => inner.append(id, events, expectedSeq, state),
-      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-      list: (filter) => inner.list(filter),
-      delete: (id) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
-    };
+    });
     const t = await open(store, { storeTimeoutMs: 50 });
     expect(blocked).toBe(true);
     expect(t.progress.lastSeq).toBe(1);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, isProgressError, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { MemoryStore, isProgressError, ProgressStatus, ProgressTracker, RECENT_EVENTS_LIMIT, TaskType, applyEventInPlace, cloneState, replayEvents, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 import { expectCode, manualClock } from './helpers.js';
 
 const open = (extra: Partial<Parameters<typeof ProgressTracker.open>[0]> = {}) =>
@@ -929,11 +930,7 @@ describe('ProgressTracker.open over a store that loads what is not a state', () 
     ['a string', 'not a state'],
   ])('refuses it with DATA_CORRUPTED (%s) and lets the upgrade go', async (_what, loaded) => {
     const inner = new MemoryStore();
-    const store: ProgressStore = Object.assign(Object.create(inner) as MemoryStore, {
-      acquire: (id: string) => inner.acquire(id),
-      release: (id: string) => inner.release(id),
-      load: async () => loaded as never,
-    });
+    const store = delegatingStore(inner, { load: async () => loaded as never });
     await expect(ProgressTracker.open({ upgradeId: 'u-bad', planId: 'p', clusterName: 'c', store })).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining('u-bad') });
     // The writer lock was let go: another open can take it.
     await expect(inner.acquire('u-bad')).resolves.toBeUndefined();

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, ProgressError, ProgressTracker, cloneState, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '../src/index.js';
+import { delegatingStore } from './delegating-store.js';
 import { expectCode } from './helpers.js';
 
 const UPGRADE = 'u-unknown';
@@ -11,42 +12,33 @@ const UPGRADE = 'u-unknown';
 function lyingStore(options: { storeThenThrow?: number[]; throwOnly?: number[] } = {}) {
   const inner = new MemoryStore();
   let calls = 0;
-  const store: ProgressStore & { inner: MemoryStore; readFails: boolean; readHangs: boolean; reads: number; readsEnded: number } = {
-    inner,
-    readFails: false,
-    readHangs: false,
-    reads: 0,
-    readsEnded: 0,
-    acquire: (id) => inner.acquire(id),
-    release: (id) => inner.release(id),
-    load: (id) => inner.load(id),
-    async append(id, events, expectedSeq, state) {
-      calls++;
-      if (options.throwOnly?.includes(calls)) throw new Error('connection reset before the write');
-      await inner.append(id, events, expectedSeq, state);
-      if (options.storeThenThrow?.includes(calls)) throw new Error('socket timeout (the write landed)');
-    },
-    readEvents(id, afterSeq, limit) {
-      store.reads++;
-      if (store.readHangs) {
-        return {
-          [Symbol.asyncIterator]: () => ({
-            next: () => new Promise<IteratorResult<ProgressEvent>>(() => {}),
-            return: () => {
-              store.readsEnded++;
-              return Promise.resolve({ done: true as const, value: undefined });
-            },
-          }),
-        };
-      }
-      if (store.readFails) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('read refused')) }) };
-      return inner.readEvents(id, afterSeq, limit);
-    },
-    list: (filter) => inner.list(filter),
-    delete: (id) => inner.delete(id),
-    info: () => inner.info(),
-    close: () => inner.close(),
-  };
+  const store: ProgressStore & { inner: MemoryStore; readFails: boolean; readHangs: boolean; reads: number; readsEnded: number } = Object.assign(
+    delegatingStore(inner, {
+      async append(id, events, expectedSeq, state) {
+        calls++;
+        if (options.throwOnly?.includes(calls)) throw new Error('connection reset before the write');
+        await inner.append(id, events, expectedSeq, state);
+        if (options.storeThenThrow?.includes(calls)) throw new Error('socket timeout (the write landed)');
+      },
+      readEvents(id, afterSeq, limit) {
+        store.reads++;
+        if (store.readHangs) {
+          return {
+            [Symbol.asyncIterator]: () => ({
+              next: () => new Promise<IteratorResult<ProgressEvent>>(() => {}),
+              return: () => {
+                store.readsEnded++;
+                return Promise.resolve({ done: true as const, value: undefined });
+              },
+            }),
+          };
+        }
+        if (store.readFails) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('read refused')) }) };
+        return inner.readEvents(id, afterSeq, limit);
+      },
+    }),
+    { inner, readFails: false, readHangs: false, reads: 0, readsEnded: 0 },
+  );
   return store;
 }
 
@@ -431,33 +423,29 @@ describe('an append of unknown outcome still in flight in the store when the nex
     const inner = new MemoryStore();
     let calls = 0;
     let inFlight: { events: ProgressEvent[]; expectedSeq: number; state: UpgradeProgress } | undefined;
-    const store: ProgressStore & { land(): Promise<void> } = {
-      acquire: (id) => inner.acquire(id),
-      release: (id) => inner.release(id),
-      load: (id) => inner.load(id),
-      async append(id, events, expectedSeq, state) {
-        calls++;
-        if (calls === failing) {
-          inFlight = { events: [...events], expectedSeq, state: cloneState(state) };
-          throw new Error('socket timeout (the write is still on its way)');
-        }
-        if (inFlight && expectedSeq === inFlight.expectedSeq) {
-          const storedSeq = inFlight.expectedSeq + inFlight.events.length;
-          throw new ProgressError('CONFLICT', `upgrade "${id}" is at seq ${storedSeq}, not ${expectedSeq}`, { context: { upgradeId: id, expectedSeq, storedSeq } });
-        }
-        await inner.append(id, events, expectedSeq, state);
+    const store: ProgressStore & { land(): Promise<void> } = Object.assign(
+      delegatingStore(inner, {
+        async append(id, events, expectedSeq, state) {
+          calls++;
+          if (calls === failing) {
+            inFlight = { events: [...events], expectedSeq, state: cloneState(state) };
+            throw new Error('socket timeout (the write is still on its way)');
+          }
+          if (inFlight && expectedSeq === inFlight.expectedSeq) {
+            const storedSeq = inFlight.expectedSeq + inFlight.events.length;
+            throw new ProgressError('CONFLICT', `upgrade "${id}" is at seq ${storedSeq}, not ${expectedSeq}`, { context: { upgradeId: id, expectedSeq, storedSeq } });
+          }
+          await inner.append(id, events, expectedSeq, state);
+        },
+      }),
+      {
+        async land() {
+          const w = inFlight!;
+          inFlight = undefined;
+          await inner.append(UPGRADE, w.events, w.expectedSeq, w.state);
+        },
       },
-      async land() {
-        const w = inFlight!;
-        inFlight = undefined;
-        await inner.append(UPGRADE, w.events, w.expectedSeq, w.state);
-      },
-      readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-      list: (filter) => inner.list(filter),
-      delete: (id) => inner.delete(id),
-      info: () => inner.info(),
-      close: () => inner.close(),
-    };
+    );
     return store;
   }
 

@@ -1,22 +1,15 @@
 // Run by store-timeout.test.ts in a process of its own: `hang` makes the second append a promise
 // that never settles and holds no socket, file or timer (nothing but the tracker's own timer keeps
 // the process alive); `idle` writes and ends without close(), under the default bound.
-import { MemoryStore, ProgressTracker, type ProgressStore } from '../../src/index.js';
+import { MemoryStore, ProgressTracker } from '../../src/index.js';
+import { delegatingStore } from '../delegating-store.js';
 
 const mode = process.argv[2];
 const inner = new MemoryStore();
 let calls = 0;
-const store: ProgressStore = {
-  acquire: (id) => inner.acquire(id),
-  release: (id) => inner.release(id),
-  load: (id) => inner.load(id),
+const store = delegatingStore(inner, {
   append: (id, events, expectedSeq, state) => (mode === 'hang' && ++calls === 2 ? new Promise<void>(() => {}) : inner.append(id, events, expectedSeq, state)),
-  readEvents: (id, afterSeq, limit) => inner.readEvents(id, afterSeq, limit),
-  list: (filter) => inner.list(filter),
-  delete: (id) => inner.delete(id),
-  info: () => inner.info(),
-  close: () => inner.close(),
-};
+});
 const t = await ProgressTracker.open({ upgradeId: 'u', planId: 'p', clusterName: 'c', store, ...(mode === 'hang' ? { storeTimeoutMs: 200 } : {}) });
 try {
   await t.startUpgrade();
