@@ -10,60 +10,17 @@ import { RedisStore } from '../../../packages/storage-redis/src/index.js';
 import { openBenchTracker } from '../core/bench-tracker.js';
 import { deleteKeysWith } from '../../test-utils/src/redis.js';
 import { paced, startReader } from './reader-process.js';
+import { ROUNDS, alternate, burstRound, fmt, median, pct, printRows, rate, sequentialRound, type Row } from './rounds.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const runId = randomUUID().slice(0, 8);
 const keyPrefix = `bench:storage-redis:${runId}:`;
 const bullPrefix = `bench-bull-${runId}`;
-// Per round and contender; ROUNDS rounds. Short rounds, many of them, alternating: the 2-core
-// machine's background load drifts within seconds, and a contender that ran through a slow patch
-// alone would decide the comparison (5 runs of 4,000 moved the sequential ratio by +-7%).
+// Per round and contender, ROUNDS (rounds.ts) rounds alternating.
 const SEQ = 1_000;
 const BURSTS = 40;
-const ROUNDS = 20;
 
-interface Row {
-  name: string;
-  value: string;
-  target: string;
-  result: 'PASS' | 'FAIL' | 'info';
-}
 const rows: Row[] = [];
-const rate = (n: number, ms: number): number => (n / ms) * 1000;
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-
-/**
- * Runs the contenders in turn, ROUNDS times, the order reversed every other round (so that the
- * background load weighs on all alike). Each contender's rate is its events over its time in all
- * rounds (the harmonic mean of its rounds' rates, each round having the same count).
- */
-async function alternate(contenders: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
-  const rates: Record<string, number[]> = {};
-  const labels = Object.keys(contenders);
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const label of i % 2 ? [...labels].reverse() : labels) (rates[label] ??= []).push(await contenders[label]!());
-  }
-  const out: Record<string, number> = {};
-  for (const [label, list] of Object.entries(rates)) {
-    out[label] = list.length / list.reduce((sum, r) => sum + 1 / r, 0);
-    const sorted = [...list].sort((a, b) => a - b);
-    process.stderr.write(`  ${label}: ${fmt(out[label])} events/s over ${ROUNDS} rounds (rounds: min ${fmt(sorted[0]!)}, median ${fmt(median(list))}, max ${fmt(sorted.at(-1)!)})\n`);
-  }
-  // The first two contenders' ratio within each round (they ran back to back): how far the machine's
-  // noise moves the comparison. Information only; the targets use the rates above.
-  const [a, b] = labels;
-  if (a !== undefined && b !== undefined) {
-    const ratios = rates[a]!.map((r, i) => r / rates[b]![i]!).sort((x, y) => x - y);
-    const q = (p: number): string => ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))]!.toFixed(2);
-    process.stderr.write(`  ${a} / ${b}, per round: median ${q(0.5)}x, middle half ${q(0.25)}x-${q(0.75)}x, all ${q(0)}x-${q(1)}x\n`);
-  }
-  return out;
-}
 
 // ------------------------------------------------------------------ tracker on RedisStore
 
@@ -71,27 +28,8 @@ const store = new RedisStore({ url, keyPrefix, connectionName: 'bench-store' });
 let upgrades = 0;
 const openTracker = (): Promise<ProgressTracker> => openBenchTracker(store, `u${++upgrades}`);
 
-async function trackerSequential(): Promise<number> {
-  const tracker = await openTracker();
-  const start = performance.now();
-  for (let i = 0; i < SEQ; i++) await tracker.updateTaskProgress(`t${i % 10}`, i % 100, 'step');
-  const ms = performance.now() - start;
-  await tracker.close();
-  return rate(SEQ, ms);
-}
-
-async function trackerBursts(): Promise<number> {
-  const tracker = await openTracker();
-  const start = performance.now();
-  for (let b = 0; b < BURSTS; b++) {
-    const burst: Array<Promise<unknown>> = [];
-    for (let i = 0; i < 100; i++) burst.push(tracker.updateTaskProgress(`t${i % 10}`, i, 'step'));
-    await Promise.all(burst);
-  }
-  const ms = performance.now() - start;
-  await tracker.close();
-  return rate(BURSTS * 100, ms);
-}
+const trackerSequential = (): Promise<number> => sequentialRound(openTracker, SEQ);
+const trackerBursts = (): Promise<number> => burstRound(openTracker, BURSTS);
 
 // ------------------------------------------------------------------ BullMQ
 
@@ -244,7 +182,4 @@ try {
   await raw.quit();
 }
 
-const widths = [Math.max(...rows.map((r) => r.name.length)), Math.max(...rows.map((r) => r.value.length)), Math.max(...rows.map((r) => r.target.length))];
-console.log(`${'measurement'.padEnd(widths[0]!)}  ${'value'.padStart(widths[1]!)}  ${'target'.padEnd(widths[2]!)}  result`);
-for (const r of rows) console.log(`${r.name.padEnd(widths[0]!)}  ${r.value.padStart(widths[1]!)}  ${r.target.padEnd(widths[2]!)}  ${r.result}`);
-process.exitCode = rows.some((r) => r.result === 'FAIL') ? 1 : 0;
+printRows(rows);
