@@ -88,6 +88,40 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     expect(await page.evaluate<string>(FOCUS_LOOK)).not.toBe(unfocused);
   }, 60_000);
 
+  it('moves the focus between upgrade rows with the arrow keys, Home and End, without scrolling the page or selecting', async () => {
+    const { page, server } = await open();
+    // A third upgrade: first, middle and last rows to move between.
+    const third = await suite.tracker('third-upgrade');
+    server.track(third);
+    await third.startUpgrade('Addons');
+    await page.waitForSelector('[data-upgrade-id="third-upgrade"]', { timeout: 15_000 });
+    const order = await page.evaluate<string[]>('[...document.querySelectorAll("#upgrades [data-upgrade-id]")].map((li) => li.getAttribute("data-upgrade-id"))');
+    expect(order).toHaveLength(3);
+    const focusedId = (): Promise<string | null> => page.evaluate('document.activeElement.getAttribute("data-upgrade-id")');
+    await page.focus(`[data-upgrade-id="${order[0]}"]`);
+    const scrollY = await page.evaluate<number>('window.scrollY');
+    await page.keyboard.press('ArrowDown');
+    expect(await focusedId()).toBe(order[1]);
+    await page.keyboard.press('ArrowDown');
+    expect(await focusedId()).toBe(order[2]);
+    // Past the last row: it stays there.
+    await page.keyboard.press('ArrowDown');
+    expect(await focusedId()).toBe(order[2]);
+    await page.keyboard.press('ArrowUp');
+    expect(await focusedId()).toBe(order[1]);
+    await page.keyboard.press('Home');
+    expect(await focusedId()).toBe(order[0]);
+    await page.keyboard.press('ArrowUp');
+    expect(await focusedId()).toBe(order[0]);
+    await page.keyboard.press('End');
+    expect(await focusedId()).toBe(order[2]);
+    expect(await page.evaluate<number>('window.scrollY')).toBe(scrollY);
+    // Moving the focus picks nothing: the selected upgrade is still the one in the address.
+    expect(await page.getAttribute('[data-upgrade-id="eks-upgrade-1"]', 'aria-current')).toBe('true');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getAttribute(`[data-upgrade-id="${order[2]}"]`, 'aria-current')).toBe('true');
+  }, 60_000);
+
   it('reflows at 320 CSS px (a phone, or 400% zoom) without scrolling the page sideways', async () => {
     const { page } = await open();
     await page.setViewportSize({ width: 320, height: 640 });

@@ -278,6 +278,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     });
   }
   // Each row takes the keyboard's focus (Tab) and is picked with Enter or Space, as with a click; the
+  // arrow keys, Home and End move the focus between rows (Tab through a thousand upgrades is no way
+  // to reach the last), without picking one or scrolling the page further than the row. The
   // one selected is aria-current. The list comes anew with every answer (every 5 s): each upgrade's row
   // stays, by id, and only its text, badge and bar are updated. Drawn anew, a row pressed just before a
   // refresh was another element than the one released on, and the click was lost (with a thousand
@@ -289,9 +291,16 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     li.tabIndex = 0;
     li.setAttribute('role', 'button');
     li.addEventListener('keydown', function (e) {
-      if (e.key !== 'Enter' && e.key !== ' ') return;
+      if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      var to = null;
+      if (e.key === 'ArrowDown') to = li.nextElementSibling;
+      else if (e.key === 'ArrowUp') to = li.previousElementSibling;
+      else if (e.key === 'Home') to = li.parentNode.firstElementChild;
+      else if (e.key === 'End') to = li.parentNode.lastElementChild;
+      else if (e.key !== 'Enter' && e.key !== ' ') return;
       e.preventDefault();
-      select(id);
+      if (e.key === 'Enter' || e.key === ' ') select(id);
+      else if (to) to.focus();
     });
     li.addEventListener('click', function () { select(id); });
     var top = el('div', 'row'), status = el('span'), info = el('span', 'muted'), b = bar(0, '', false, id);
