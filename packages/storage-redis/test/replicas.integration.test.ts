@@ -6,7 +6,7 @@ import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { startRedisServer, type TestRedis } from '../../../tools/test-utils/src/redis.js';
 import { RedisStore, type RedisStoreOptions } from '../src/index.js';
 import { errorOf, freshPrefix, pause, until } from './helpers.js';
@@ -54,6 +54,16 @@ function store(options: RedisStoreOptions = {}): RedisStore {
   const s = new RedisStore({ url: master.url, keyPrefix: freshPrefix('replicas'), replicas: { count: 1, timeoutMs: 300 }, ...options });
   stores.push(s);
   return s;
+}
+
+/** Runs `test` with a proxy in front of the master (to hold, drop or cut what passes), closed after. */
+async function viaProxy(test: (link: RedisProxy) => Promise<void>): Promise<void> {
+  const link = await startRedisProxy(master.url);
+  try {
+    await test(link);
+  } finally {
+    await link.close();
+  }
 }
 
 const ids = (events: readonly ProgressEvent[]): string[] => events.map((e) => `${e.seq}:${e.eventId}`);
@@ -131,8 +141,7 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
 
   it('a connection made again between the append and its WAIT: the append is refused as unconfirmed (a WAIT on the new connection vouches for none of the old one\'s writes)', async () => {
     await follow();
-    const link = await startRedisProxy(master.url);
-    try {
+    await viaProxy(async (link) => {
       const s = store({ url: link.url, replicas: { count: 1, timeoutMs: 5000 } });
       const tracker = await open(s, 'rep-d');
       await tracker.startUpgrade();
@@ -153,15 +162,12 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
       await tracker.setCurrentPhase('again');
       expect(tracker.durableProgress.lastSeq).toBe(before + 2);
       await tracker.close();
-    } finally {
-      await link.close();
-    }
+    });
   }, 30_000);
 
   it('a WAIT that gets no answer within commandTimeoutMs (the link stalls after the script answered): refused as stored on the master, not as an append Redis will not run', async () => {
     await follow();
-    const link = await startRedisProxy(master.url);
-    try {
+    await viaProxy(async (link) => {
       const s = store({ url: link.url, commandTimeoutMs: 1500, replicas: { count: 1, timeoutMs: 500 } });
       const tracker = await open(s, 'rep-e');
       const before = tracker.durableProgress.lastSeq;
@@ -171,9 +177,7 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
       expect(err.message).toContain('stored on the master, but WAIT did not answer within commandTimeoutMs (1500 ms)');
       link.release();
       await tracker.close();
-    } finally {
-      await link.close();
-    }
+    });
   }, 30_000);
 
   it('asks for more replicas than the master has: each append is refused, telling how many had it', async () => {
@@ -214,8 +218,7 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
 
   it('a delete whose reply was lost with its connection: re-sent, answered from its marker, and refused as unconfirmed (its write was the old connection\'s)', async () => {
     await follow();
-    const link = await startRedisProxy(master.url);
-    try {
+    await viaProxy(async (link) => {
       const s = store({ url: link.url, replicas: { count: 1, timeoutMs: 5000 } });
       await (await open(s, 'rep-del-c')).close();
       link.dropNextReply();
@@ -224,15 +227,12 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
       expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', upgradeId: 'rep-del-c', deleted: true } });
       expect(err.message).toContain('it had run on a connection since lost');
       expect(await s.load('rep-del-c')).toBeUndefined();
-    } finally {
-      await link.close();
-    }
+    });
   }, 30_000);
 
   it('a connection made again between a delete and its WAIT: refused as unconfirmed', async () => {
     await follow();
-    const link = await startRedisProxy(master.url);
-    try {
+    await viaProxy(async (link) => {
       const s = store({ url: link.url, replicas: { count: 1, timeoutMs: 5000 } });
       await (await open(s, 'rep-del-d')).close();
       link.holdAfterNextReply();
@@ -245,15 +245,12 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
       expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'replicas', upgradeId: 'rep-del-d', deleted: true } });
       expect(err.message).toContain('the connection was made again');
       expect(await s.load('rep-del-d')).toBeUndefined();
-    } finally {
-      await link.close();
-    }
+    });
   }, 30_000);
 
   it('a delete whose WAIT gets no answer within commandTimeoutMs: refused as unconfirmed, having run on the master', async () => {
     await follow();
-    const link = await startRedisProxy(master.url);
-    try {
+    await viaProxy(async (link) => {
       const s = store({ url: link.url, commandTimeoutMs: 1500, replicas: { count: 1, timeoutMs: 500 } });
       await (await open(s, 'rep-del-e')).close();
       link.holdAfterNextReply();
@@ -262,9 +259,7 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
       expect(err.message).toContain('was deleted on the master, but WAIT did not answer within commandTimeoutMs (1500 ms)');
       link.release();
       expect(await s.load('rep-del-e')).toBeUndefined();
-    } finally {
-      await link.close();
-    }
+    });
   }, 30_000);
 
   it('refuses bad replicas options with INVALID_ARGUMENT, before connecting', () => {
