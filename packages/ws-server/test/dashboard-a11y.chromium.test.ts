@@ -100,21 +100,12 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     const focusedId = (): Promise<string | null> => page.evaluate('document.activeElement.getAttribute("data-upgrade-id")');
     await page.focus(`[data-upgrade-id="${order[0]}"]`);
     const scrollY = await page.evaluate<number>('window.scrollY');
-    await page.keyboard.press('ArrowDown');
-    expect(await focusedId()).toBe(order[1]);
-    await page.keyboard.press('ArrowDown');
-    expect(await focusedId()).toBe(order[2]);
-    // Past the last row: it stays there.
-    await page.keyboard.press('ArrowDown');
-    expect(await focusedId()).toBe(order[2]);
-    await page.keyboard.press('ArrowUp');
-    expect(await focusedId()).toBe(order[1]);
-    await page.keyboard.press('Home');
-    expect(await focusedId()).toBe(order[0]);
-    await page.keyboard.press('ArrowUp');
-    expect(await focusedId()).toBe(order[0]);
-    await page.keyboard.press('End');
-    expect(await focusedId()).toBe(order[2]);
+    // Each key, and the row it leaves the focus on (past the last or the first row, it stays there).
+    const moves: Array<[string, number]> = [['ArrowDown', 1], ['ArrowDown', 2], ['ArrowDown', 2], ['ArrowUp', 1], ['Home', 0], ['ArrowUp', 0], ['End', 2]];
+    for (const [key, row] of moves) {
+      await page.keyboard.press(key);
+      expect(await focusedId(), key).toBe(order[row]);
+    }
     expect(await page.evaluate<number>('window.scrollY')).toBe(scrollY);
     // Moving the focus picks nothing: the selected upgrade is still the one in the address.
     expect(await page.getAttribute('[data-upgrade-id="eks-upgrade-1"]', 'aria-current')).toBe('true');
