@@ -31,7 +31,7 @@ import { NOFOLLOW, datasyncFile, ensureDir, exists, fsyncDir, isCode, isCodeOrCa
 import { legacyIdInFile, readLegacyEvents } from './legacy/legacy-file.js';
 import { legacyDir, legacyIdOf, upgradePaths, upgradesDir, type UpgradePaths } from './layout.js';
 import { LogWriter, type WriterStart } from './log-writer.js';
-import { eventAt, eventBefore, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
+import { eventAt, eventBefore, lineNear, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
 import { DURABLE_WRITE, decodeSnapshot, encodeEvents, encodeSnapshot, stampWriteOffset, type Snapshot } from './record-codec.js';
 import { forgetLock, leftByDeadTaker, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
@@ -476,7 +476,11 @@ export class JsonFileStore implements ProgressStore {
     return state;
   }
 
-  /** The stored events after `afterSeq`, read from the log (never past what is durable here). */
+  /**
+   * The stored events after `afterSeq`, read from the log (never past what is durable here): from the
+   * snapshot's offset when `afterSeq` is at or after its seq, else from a line near `afterSeq` found
+   * by probing the part of the log the snapshot covers (see `lineNear`), else from the start.
+   */
   async *readEvents(upgradeId: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
     const paths = this.#paths(upgradeId);
     assertReadEvents('@progress/storage-json', upgradeId, afterSeq, limit);
@@ -489,13 +493,17 @@ export class JsonFileStore implements ProgressStore {
     try {
       const header = await this.#snapshotHeader(upgradeId, paths, end, log);
       const useSnap = header && header.lastSeq <= afterSeq;
+      // Below the snapshot's seq: the part of the log it covers is durable and its line ending at
+      // `offset` fits (see #snapshotHeader), so a line near the sought one is found by its bytes.
+      // Without this a client resuming a few hundred events behind read the whole log each time.
+      const near = header && !useSnap && log.handle ? await lineNear(log.handle, upgradeId, { offset: header.offset, seq: header.lastSeq + 1 }, afterSeq + 1).catch(() => undefined) : undefined;
       const result: ScanResult = { endOffset: 0, lastSeq: 0 };
       const from = {
         upgradeId,
         path: paths.events,
         ...(log.handle ? { handle: log.handle } : {}),
-        start: useSnap ? header.offset : 0,
-        firstSeq: useSnap ? header.lastSeq + 1 : 1,
+        start: useSnap ? header.offset : (near?.offset ?? 0),
+        firstSeq: useSnap ? header.lastSeq + 1 : (near?.seq ?? 1),
         skipThroughSeq: afterSeq,
         // What this store's writer wrote, and the snapshot's part of the log, were acknowledged. (A
         // header that does not fit the log, say for damage just before its offset, is not one to read
@@ -503,9 +511,24 @@ export class JsonFileStore implements ProgressStore {
         durable: Math.max(header?.offset ?? (await this.#readSnapshot(upgradeId, paths))?.offset ?? 0, end ?? 0),
         ...(end !== undefined ? { end } : {}),
       };
-      for await (const event of scanLog(from, result)) {
-        yield event;
-        if (++sent >= limit) return;
+      let events = scanLog(from, result);
+      try {
+        let next = await events.next().catch((err: unknown) => {
+          // The seek landed on a line whose seq its place does not fit (lines missing or doubled
+          // below the snapshot): read from the start, as before the seek, which says what it finds.
+          if (!near || !isProgressError(err) || err.code !== 'DATA_CORRUPTED') throw err;
+          return undefined;
+        });
+        if (next === undefined) {
+          events = scanLog({ ...from, start: 0, firstSeq: 1 }, result);
+          next = await events.next();
+        }
+        for (; !next.done; next = await events.next()) {
+          yield next.value;
+          if (++sent >= limit) return;
+        }
+      } finally {
+        await events.return(undefined);
       }
       if (result.lastSeq > 0 || useSnap) return;
     } finally {

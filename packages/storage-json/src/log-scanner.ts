@@ -8,6 +8,9 @@ import { decodeEventLine, writeOffsetOf } from './record-codec.js';
 
 const CHUNK = 1 << 20;
 
+/** Lines the scans walked over (decoded, or only counted), for tests. @internal */
+export const scanStats = { lines: 0 };
+
 /** Where to scan `events.jsonl` from, and what to expect there. */
 export interface ScanFrom {
   upgradeId: string;
@@ -135,6 +138,7 @@ export async function* scanLog(from: ScanFrom, result: ScanResult): AsyncGenerat
         const nl = data.indexOf(0x0a, at);
         if (nl < 0) break;
         const lineOffset = carryOffset + at;
+        scanStats.lines++;
         if (zero >= 0 && zero < at) zero = data.indexOf(0, at);
         if (damage) {
           afterDamage(damage, data.subarray(at, nl), from.upgradeId);
@@ -273,4 +277,82 @@ export async function eventBefore(handle: FileHandle, end: number): Promise<Prog
     const nl = buf.lastIndexOf(0x0a, buf.length - 2);
     if (nl >= 0 || from === 0) return decoded(buf.subarray(nl + 1, buf.length - 1));
   }
+}
+
+/**
+ * How close a seek ({@link lineNear}) gets to the sought line, in bytes: the scan counts the lines
+ * in between (cheaply), and one more probe would cost about as much as counting them.
+ */
+const NEAR = 1 << 16;
+
+/**
+ * A line of the log below `below.offset` (the part a snapshot covers, known durable, whose line at
+ * `below.offset` holds `below.seq`) whose seq is at most `target`, some {@link NEAR} bytes or less
+ * before the line of `target` (or that line itself): its offset and seq, for a scan to start there.
+ * Found by probing bytes, aimed where the mean length of the lines puts the line (most often one
+ * probe), halving the range every other probe at worst. Every probe decodes a line (checksum and
+ * all), which must be the upgrade's and hold a seq between those of the lines probed before and
+ * after it. `undefined` when the line of `target` lies near the start, or a probe found anything
+ * else (a damaged line, another upgrade's, a seq out of place): the caller reads from the start then.
+ */
+export async function lineNear(handle: FileHandle, upgradeId: string, below: { offset: number; seq: number }, target: number): Promise<{ offset: number; seq: number } | undefined> {
+  // The line at `lo` holds `loSeq` (the log's first line, seq 1); the first line at or after `hi`
+  // holds `hiSeq`, and none after it less. So the line of `target` lies in [lo, hi).
+  let lo = 0;
+  let loSeq = 1;
+  let hi = below.offset;
+  let hiSeq = below.seq;
+  if (target <= loSeq || target >= hiSeq) return undefined;
+  let bisect = false;
+  // Near enough: the range is small, or the line at `lo` is, by the lines' mean length in it.
+  while (hi - lo > NEAR && (target - loSeq) * (hi - lo) > NEAR * (hiSeq - loSeq)) {
+    const width = hi - lo;
+    const aim = bisect ? lo + width / 2 : lo + (width * (target - loSeq)) / (hiSeq - loSeq) - NEAR / 2;
+    const at = Math.min(hi - 1, Math.max(lo + 1, Math.floor(aim)));
+    const probe = await lineFrom(handle, at, hi, below.offset);
+    if (probe === undefined) return undefined;
+    if (probe === 'none') {
+      // No line starts in [at, hi) (a line longer than that): the line of `target` lies before it.
+      hi = at;
+    } else {
+      const e = probe.event;
+      if (e === undefined || e.upgradeId !== upgradeId || e.seq <= loSeq || e.seq >= hiSeq) return undefined;
+      if (e.seq <= target) {
+        lo = probe.start;
+        loSeq = e.seq;
+      } else {
+        hi = probe.start;
+        hiSeq = e.seq;
+      }
+    }
+    // An aim that left more than half the range (lines of very different lengths): halve it next.
+    bisect = !bisect && hi - lo > width / 2;
+  }
+  return lo === 0 ? undefined : { offset: lo, seq: loSeq };
+}
+
+/**
+ * The first line that starts at or after byte `pos` (> 0) and before `limit`, just after the first
+ * newline at or after `pos - 1`, with its event (`undefined` when it is not a complete sound line
+ * ending by `end`); `'none'` when no line starts there; `undefined` when the file ends before `limit`.
+ */
+async function lineFrom(handle: FileHandle, pos: number, limit: number, end: number): Promise<{ start: number; event: ProgressEvent | undefined } | 'none' | undefined> {
+  let at = pos - 1;
+  for (let size = 4096; at < limit - 1; size = Math.min(size * 4, CHUNK)) {
+    const want = Math.min(size, end - at);
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await handle.read(buf, 0, want, at);
+    const data = buf.subarray(0, bytesRead);
+    const nl = data.indexOf(0x0a);
+    if (nl >= 0) {
+      if (at + nl >= limit - 1) return 'none';
+      const start = at + nl + 1;
+      // The whole line is most often in the bytes read already.
+      const next = data.indexOf(0x0a, nl + 1);
+      return { start, event: next >= 0 ? decoded(data.subarray(nl + 1, next)) : await eventAt(handle, start, end) };
+    }
+    if (bytesRead < want) return undefined;
+    at += want;
+  }
+  return 'none';
 }
