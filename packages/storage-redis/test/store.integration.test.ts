@@ -664,6 +664,26 @@ describe('RedisStore: appends', () => {
     }
   });
 
+  it('a delete Redis refuses as late is reported failed (STORE_UNAVAILABLE), not as "nothing to delete", and deletes nothing; the next one reads the clock again', async () => {
+    const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
+    const f = new EventFactory('delete-late');
+    await appendBatch(store, f, 2); // server clock read
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() - 60_000; // the monotonic clock stood still for a minute
+    try {
+      // Its deadline is a minute in the past by Redis' clock.
+      const err = await errorOf(store.delete(f.upgradeId));
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: f.upgradeId } });
+      expect(err.message).toContain('the delete reached Redis after its deadline and was not applied');
+      expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
+      expect(await store.delete(f.upgradeId)).toBe(true);
+    } finally {
+      performance.now = realNow;
+    }
+    expect(await store.load(f.upgradeId)).toBeUndefined();
+    await store.close();
+  });
+
   it('counts the wait from the append, also when the server clock must be read first: a late append is refused', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('clock-first');
