@@ -140,10 +140,18 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
       return;
     }
   }
-  // A Redis URL given as it is (`storage: process.env.REDIS_URL`): said without its password.
-  const hint = typeof storage === 'string' && /^rediss?:\/\//i.test(storage) ? ' (write { redis: url })' : '';
+  // A Redis URL given as it is (`storage: process.env.REDIS_URL`): said without its password. A
+  // folder path given as it is (`storage: './progress-data'`, the old module's storage_path): the
+  // form it goes in, which the list of forms alone left the user to work out.
+  const hint = typeof storage !== 'string' ? ''
+    : /^rediss?:\/\//i.test(storage) ? ' (write { redis: url })'
+    : FOLDER_LIKE.test(storage) && !URL_LIKE.test(storage) ? ` (write { json: ${JSON.stringify(storage)} }, or storagePath: ${JSON.stringify(storage)})`
+    : '';
   throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}${hint}`);
 }
+
+/** A string that names a folder: it holds a path separator, or starts with `.` or `~` (not a bare word such as `'json'`). */
+const FOLDER_LIKE = /[/\\]|^[.~]/;
 
 /** A URL (`redis://...`, `file:///...`), not a folder path: a scheme of two letters or more, then `://` (`C://data` is a folder). */
 const URL_LIKE = /^[a-z][a-z\d+.-]+:\/\//i;

@@ -51,6 +51,31 @@ describe('storage given as a URL string', () => {
     expect((caught as Error).message).toMatch(/write \{ redis: url \}/);
   });
 
+  it('says which form a bare folder path given as storage itself needs, as it does for a bare URL', () => {
+    // `storage: './progress-data'` reads naturally (the README's comment beside it says storagePath);
+    // the error listed the forms but did not say which one the path was meant for.
+    for (const dir of ['./progress-data', '/var/lib/progress', 'data/progress', 'C:\\progress']) {
+      let caught: unknown;
+      try {
+        resolveOptions({ ...base(), storage: dir as never });
+      } catch (err) {
+        caught = err;
+      }
+      expect(isProgressError(caught, 'INVALID_ARGUMENT'), dir).toBe(true);
+      expect((caught as Error).message).toContain(`(write { json: ${JSON.stringify(dir)} }, or storagePath: ${JSON.stringify(dir)})`);
+    }
+    // A word that is no path gets no such hint (`'json'` is not a folder meant).
+    for (const word of ['json', 'redis', 'Memory']) {
+      let caught: unknown;
+      try {
+        resolveOptions({ ...base(), storage: word as never });
+      } catch (err) {
+        caught = err;
+      }
+      expect((caught as Error).message, word).not.toContain('write { json:');
+    }
+  });
+
   it('still takes folder paths that hold a colon but are not URLs', () => {
     for (const dir of ['./data', '/var/lib/progress', 'C:\\progress', 'C:/progress', './a:b']) {
       expect(resolveOptions({ ...base(), storage: { json: dir } }).storage).toEqual({ json: dir });
