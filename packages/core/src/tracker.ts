@@ -494,6 +494,14 @@ export class ProgressTracker implements AsyncDisposable {
    * @throws ProgressError `DUPLICATE_TASK`, `TASK_NOT_FOUND` (unknown parent), `INVALID_ARGUMENT`.
    */
   async addTask(taskId: string, taskName: string, taskType: TaskType = 'upgrade_step', options?: AddTaskOptions): Promise<TaskProgress> {
+    // A whole task as an object (addTasks takes them so, and the old module's callers had dicts):
+    // say what to write instead, which the id rule alone did not.
+    if (taskId !== null && typeof taskId === 'object') {
+      throw new ProgressError(
+        'INVALID_ARGUMENT',
+        '[@progress/core] taskId an object is not valid: addTask takes (taskId, taskName, taskType?, options?), its fields in order; a task given as an object goes in addTasks([{ taskId, taskName, ... }])',
+      );
+    }
     // A string here is most likely a parent id given in the place of the options: refused, not a top-level task.
     const [task] = await this.addTasks([{ ...readOptions<AddTaskOptions>(options, ADD_TASK_OPTIONS, 'addTask options'), taskId, taskName, taskType }]);
     return task!;

@@ -53,4 +53,17 @@ describe('a task id of the wrong type', () => {
     await expect(tracker.addTask(undefined as unknown as string, 'A')).rejects.toMatchObject({ message: expect.stringContaining('taskId undefined is not valid') });
     await tracker.close();
   });
+
+  it('says, for a whole task given to addTask as an object, that addTask takes its fields in order and addTasks takes objects', async () => {
+    // addTasks([{ taskId, taskName }]) takes objects, so addTask({ taskId, taskName }) is an easy slip;
+    // "taskId an object is not valid: use 1 to 128 characters of ..." did not say what to write instead.
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-type-2', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    const caught: unknown = await tracker.addTask({ taskId: 'a', taskName: 'A' } as unknown as string, undefined as unknown as string).catch((err: unknown) => err);
+    expect(caught).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((caught as Error).message).toContain('addTask takes (taskId, taskName, taskType?, options?)');
+    expect((caught as Error).message).toContain('addTasks([{ taskId, taskName, ... }])');
+    expect(Object.keys(tracker.progress.tasks)).toEqual([]);
+    await tracker.close();
+  });
 });
