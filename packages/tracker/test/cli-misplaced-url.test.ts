@@ -45,7 +45,22 @@ describe('progress: an unknown option', () => {
     const run = spawnCli(['show', '.', '--\u001b]0;OWNED\u0007\u001b[2J']);
     children.push(run.child);
     expect(await run.exited).toBe(2);
-    expect(run.stderr()).toMatch(/^progress: Unknown option '-- \]0;OWNED {2}\[2J'/);
+    expect(run.stderr()).toMatch(/^progress: unknown option '-- \]0;OWNED {2}\[2J'/);
     expect(run.stderr()).not.toContain('\u001b');
+  }, 20_000);
+
+  // Node's own message ended "as in '-- "--jsn"" (a quote left open) and offered no guess.
+  it('names the option it is nearest to, and how to pass an argument that starts with -, in one sentence whose quotes close', async () => {
+    const run = spawnCli(['ls', '.', '--jsn']);
+    children.push(run.child);
+    expect(await run.exited).toBe(2);
+    const first = run.stderr().split('\n')[0]!;
+    expect(first).toBe("progress: unknown option '--jsn' (did you mean --json?); an argument that starts with '-' goes after '--' (progress show DIR -- -id)");
+    // The usage follows, as for every usage error.
+    expect(run.stderr()).toContain('Usage:');
+    const far = spawnCli(['ls', '.', '-x']);
+    children.push(far.child);
+    expect(await far.exited).toBe(2);
+    expect(far.stderr().split('\n')[0]).toBe("progress: unknown option '-x'; an argument that starts with '-' goes after '--' (progress show DIR -- -id)");
   }, 20_000);
 });

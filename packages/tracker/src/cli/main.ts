@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { assertValidId, redactUrl } from '@progress/core';
+import { assertValidId, nearestName, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
 import { legacyHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
@@ -203,33 +203,43 @@ function tokenFromEnv(source: Source): string | undefined {
   return token;
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  json: { type: 'boolean' },
+  follow: { type: 'boolean' },
+  dir: { type: 'string' },
+  redis: { type: 'string' },
+  prefix: { type: 'string' },
+  speed: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  linger: { type: 'string' },
+  token: { type: 'string' },
+  'connect-timeout': { type: 'string' },
+} as const satisfies NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/**
+ * The first option of `argv` the command does not take, said plainly, with the one it is nearest to
+ * (`--jsn`: did you mean --json?); `undefined` when there is none (parseArgs refused something
+ * else: a value missing). parseArgs' own message left a quote open and guessed nothing.
+ */
+function unknownOption(argv: string[]): string | undefined {
+  const { tokens } = parseArgs({ args: argv, allowPositionals: true, strict: false, tokens: true, options: OPTIONS });
+  const token = tokens.find((t) => t.kind === 'option' && !Object.hasOwn(OPTIONS, t.name));
+  if (token?.kind !== 'option') return undefined;
+  const guess = token.name.length > 1 ? nearestName(token.name, Object.keys(OPTIONS)) : undefined;
+  return `unknown option '${token.rawName}'${guess === undefined ? '' : ` (did you mean --${guess}?)`}; an argument that starts with '-' goes after '--' (progress show DIR -- -id)`;
+}
+
 /** Runs the `progress` command with `argv` (without node and the script); resolves the exit code. */
 export async function main(argv: string[], out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      tokens: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-        json: { type: 'boolean' },
-        follow: { type: 'boolean' },
-        dir: { type: 'string' },
-        redis: { type: 'string' },
-        prefix: { type: 'string' },
-        speed: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        linger: { type: 'string' },
-        token: { type: 'string' },
-        'connect-timeout': { type: 'string' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, tokens: true, options: OPTIONS });
   } catch (e) {
-    // parseArgs quotes the option it refuses as given: an id from elsewhere that starts with `--` may hold terminal escapes.
-    return failed(new CliError(`${(e as Error).message}\n\n${USAGE}`), err, argv);
+    // An option quoted as given: an id from elsewhere that starts with `--` may hold terminal escapes (failed() makes them spaces).
+    return failed(new CliError(`${unknownOption(argv) ?? (e as Error).message}\n\n${USAGE}`), err, argv);
   }
   const { values, positionals, tokens } = parsed;
   const [command, ...rest] = positionals;
