@@ -196,6 +196,9 @@ describe('readEvents below the snapshot', () => {
     ['damaged (a flipped byte)', (json: string) => json.replace('"message":"m', '"message":"X'), true],
     ['of another upgrade', (json: string) => json.replace('"upgradeId":"u1"', '"upgradeId":"u2"'), false],
     ['holding seqs that do not fit their place', (json: string, seq: number) => json.replace(`"seq":${seq},`, `"seq":${9000 + (seq % 1000)},`), false],
+    // A seq a sound log holds, but only on the line at the snapshot's offset: a probe must hold one
+    // strictly between those of the lines around it.
+    ['holding the seq of the line at the snapshot\'s offset', (json: string, seq: number, next: number) => json.replace(`"seq":${seq},`, `"seq":${next},`), false],
   ] as const) {
     it(`falls back to reading from the start when the lines it probes are ${name}, and still gives the right events`, async () => {
       const n = 4000;
@@ -204,7 +207,7 @@ describe('readEvents below the snapshot', () => {
       const after = snap.lastSeq - 200;
       // Every line from seq 1000 to 50 before the sought one: every probe but the nearest lands on one.
       // A read from the start only counts them (they come before the sought seq).
-      await rewriteLines(log, 1000, after - 50, edit, damage);
+      await rewriteLines(log, 1000, after - 50, (json, seq) => edit(json, seq, snap.lastSeq + 1), damage);
       const store = new JsonFileStore({ directory: dir });
       scanStats.lines = 0;
       expect(ids(await collect(store.readEvents('u1', after)))).toBe(ids(all.slice(after)));
@@ -215,6 +218,24 @@ describe('readEvents below the snapshot', () => {
       await store.close();
     });
   }
+
+  it('starts at the sought line itself when a probe lands in the long line just before it', async () => {
+    const n = 3500;
+    // Messages of 150 bytes, but seqs 1001, 2001 and 3001 of 300 KB: the probe aimed some 32 KiB
+    // before the line after one of those lands in the long line, and finds the sought line next.
+    const { dir, log, snap } = await seeded(n, 1000, 150, 0, { every: 1000, bytes: 300_000 });
+    expect(snap.lastSeq).toBeGreaterThan(2100);
+    const all = await reference(log);
+    const store = new JsonFileStore({ directory: dir });
+    for (const after of [1001, 2001]) {
+      scanStats.lines = 0;
+      expect(ids(await collect(store.readEvents('u1', after)))).toBe(ids(all.slice(after)));
+      // The scan starts at the line found (not a byte into it, which reads as damage there and sends
+      // the read back to the start).
+      expect(scanStats.lines).toBeLessThan(n - after + 100);
+    }
+    await store.close();
+  });
 
   it('reads from the start when the lines before the sought seq are numbered one short (the seek lands on one of them), and gives the right events', async () => {
     const n = 4000;
