@@ -145,6 +145,32 @@ describe('a delete() whose reply was lost (ioredis re-sends it)', () => {
     await proxy.close();
   });
 
+  // The re-send answers the first run's 0 plus 2: read back as "a re-send" and "not there", not as
+  // "there" (2 and 3 both mean a re-send; only 3 means the upgrade was deleted).
+  it('resolves false when the upgrade was not there, though it is created under the id before the re-send', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('lost-delete-none');
+    const operator = makeStore(prefixes, { url: proxy.url, keyPrefix, commandTimeoutMs: 5_000 });
+    const writer = makeStore(prefixes, { keyPrefix });
+    const f = new EventFactory('lost-delete-none');
+    expect(await operator.delete('some-other-upgrade')).toBe(false); // connected, the script known to Redis
+    dropScriptReply(operator, proxy, { thenDown: true }); // the re-send waits for up()
+    const deleting = operator.delete(f.upgradeId);
+    deleting.catch(() => {});
+    // The first run found nothing, and left its marker saying so.
+    const markers = `${operator.keys.prefix}{${f.upgradeId}}:delete:*`;
+    while ((await admin.keys(markers)).length === 0) await sleep(2);
+    await appendBatch(writer, f, 2);
+    proxy.up();
+    expect(await deleting).toBe(false);
+    expect(proxy.connections).toBeGreaterThan(1); // it was re-sent
+    // Answered from the marker: the upgrade created meanwhile was not deleted.
+    expect((await writer.load(f.upgradeId))?.lastSeq).toBe(2);
+    await operator.close();
+    await writer.close();
+    await proxy.close();
+  });
+
   it('leaves alone an upgrade created again under the id between the delete and its re-send', async () => {
     const proxy = await startRedisProxy(redisUrl());
     const keyPrefix = freshPrefix('lost-delete-again');
