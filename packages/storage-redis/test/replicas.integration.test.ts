@@ -230,6 +230,38 @@ describe.skipIf(!hasRedisServer)('RedisStore with replicas: appends acknowledged
     });
   }, 30_000);
 
+  // The re-send answers the first run's 0 (plus 2): nothing was deleted, so nothing to confirm.
+  it('a delete whose reply was lost, of an upgrade that was not there: re-sent, answered false from its marker, with no WAIT to vouch for', async () => {
+    await follow();
+    await viaProxy(async (link) => {
+      const keyPrefix = freshPrefix('replicas');
+      const s = store({ url: link.url, keyPrefix, replicas: { count: 1, timeoutMs: 5000 } });
+      const writer = store({ keyPrefix });
+      expect(await s.delete('rep-del-f-other')).toBe(false); // connected, the clock read, the script known to Redis
+      // The next script's reply (not a clock reading's) is dropped, and the re-send waits for up().
+      const client = s.client as Redis;
+      const send = client.sendCommand;
+      client.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
+        if (args[0].name === 'evalsha') {
+          client.sendCommand = send;
+          link.dropNextReply({ thenDown: true });
+        }
+        return send.apply(this, args);
+      };
+      const deleting = s.delete('rep-del-f');
+      deleting.catch(() => {});
+      const admin = new Redis(master.url);
+      while ((await admin.keys(`${s.keys.prefix}{rep-del-f}:delete:*`)).length === 0) await pause(2);
+      admin.disconnect();
+      // Created under the id between the run and its re-send: a re-send that ran again would delete it.
+      await (await open(writer, 'rep-del-f')).close();
+      link.up();
+      expect(await deleting).toBe(false);
+      expect(link.connections).toBeGreaterThan(1);
+      expect((await writer.load('rep-del-f'))?.lastSeq).toBe(1);
+    });
+  }, 30_000);
+
   it('a connection made again between a delete and its WAIT: refused as unconfirmed', async () => {
     await follow();
     await viaProxy(async (link) => {
