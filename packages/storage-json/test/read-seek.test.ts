@@ -1,11 +1,11 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { replayEvents, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { crc32Hex } from '../src/checksum.js';
-import { scanStats } from '../src/log-scanner.js';
+import { lineNear, scanStats } from '../src/log-scanner.js';
 import { encodeEvents, encodeSnapshot } from '../src/record-codec.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -284,3 +284,56 @@ describe('readEvents below the snapshot', () => {
     }
   });
 });
+
+describe('lineNear: how many reads a seek costs', () => {
+  /**
+   * The most reads one seek made (over targets spread through the log), on a log of `n` lines whose
+   * message is `length(i)` bytes long for the event at index i; checking each line found.
+   */
+  async function mostReads(n: number, length: (i: number) => number): Promise<{ most: number; size: number }> {
+    const f = new EventFactory('u1');
+    const events = f.batch(3);
+    while (events.length < n) events.push(f.next('task.progress', { taskId: 't1', percentage: events.length % 101, message: 'm'.repeat(length(events.length)) }));
+    const buf = encodeEvents(events);
+    const starts = [0];
+    for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) starts.push(at + 1);
+    const path = join(await tempDir('line-near'), 'events.jsonl');
+    await writeFile(path, buf);
+    const handle = await open(path, 'r');
+    // The real file's reads, counted.
+    const read = handle.read.bind(handle) as (...args: unknown[]) => Promise<unknown>;
+    let reads = 0;
+    handle.read = ((...args: unknown[]) => {
+      reads++;
+      return read(...args);
+    }) as typeof handle.read;
+    let most = 0;
+    try {
+      for (let target = 2; target < n; target += 97) {
+        reads = 0;
+        const near = await lineNear(handle, 'u1', { offset: starts[n - 1]!, seq: n }, target);
+        if (near && (near.offset !== starts[near.seq - 1] || near.seq > target)) expect.fail(`target ${target}: got ${JSON.stringify(near)}`);
+        most = Math.max(most, reads);
+      }
+    } finally {
+      await handle.close();
+    }
+    return { most, size: buf.length };
+  }
+
+  it('lines of about the same length: one probe, aimed by their mean length, lands near the sought line', async () => {
+    // Seqs of 1 to 5 digits: the lines differ by a few bytes.
+    const { most } = await mostReads(15_000, () => 100);
+    expect(most).toBe(1);
+  });
+
+  it('lines of very different lengths (the last 2% of 20 KB): the range halves every other probe at worst', async () => {
+    const n = 15_000;
+    const { most, size } = await mostReads(n, (i) => (i > n * 0.98 ? 20_000 : 20));
+    // Aimed by the mean length alone, probes land far off the sought line again and again (some
+    // 370 reads); halving every other probe, a seek takes at most 2 log2(size / 64 KiB) probes, of a
+    // few reads each in lines that long.
+    expect(most).toBeLessThan(6 * 2 * Math.log2(size / 65_536));
+  });
+});
+
