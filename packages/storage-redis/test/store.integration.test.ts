@@ -624,13 +624,22 @@ describe('RedisStore: appends', () => {
     await proxy.close();
   });
 
+  /** Runs `body` with the monotonic clock a minute behind (it stood still for a minute: a resumed VM), as the store reads it. */
+  async function withClockHeldBack(body: () => Promise<void>): Promise<void> {
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() - 60_000;
+    try {
+      await body();
+    } finally {
+      performance.now = realNow;
+    }
+  }
+
   it('reads the server clock again after Redis refused an append as late, so a local clock that fell behind (a resumed VM) heals', async () => {
     const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
     const f = new EventFactory('clock-behind');
     await appendBatch(store, f, 1); // server clock read
-    const realNow = performance.now.bind(performance);
-    performance.now = () => realNow() - 60_000; // the monotonic clock stood still for a minute
-    try {
+    await withClockHeldBack(async () => {
       // Its deadline is a minute in the past by Redis' clock: refused, and not applied.
       const err = await errorOf(appendBatch(store, f, 1));
       expect(err.code).toBe('STORE_UNAVAILABLE');
@@ -640,9 +649,7 @@ describe('RedisStore: appends', () => {
       retry.batch(1);
       await appendBatch(store, retry, 1);
       expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
-    } finally {
-      performance.now = realNow;
-    }
+    });
     await store.close();
   });
 
@@ -650,36 +657,28 @@ describe('RedisStore: appends', () => {
   // local clock instead of the server's (the store runs on the same host as Redis in the tests, so
   // the offset is ~0). On a host whose clock is behind Redis', every delete() would be refused as late.
   it("delete() runs when the local clock is a minute behind Redis' (its deadline is on the server clock)", async () => {
-    const realNow = performance.now.bind(performance);
-    performance.now = () => realNow() - 60_000;
-    try {
+    await withClockHeldBack(async () => {
       const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
       const f = new EventFactory('delete-clock-behind');
       await appendBatch(store, f, 2);
       expect(await store.delete(f.upgradeId)).toBe(true);
       expect(await store.load(f.upgradeId)).toBeUndefined();
       await store.close();
-    } finally {
-      performance.now = realNow;
-    }
+    });
   });
 
   it('a delete Redis refuses as late is reported failed (STORE_UNAVAILABLE), not as "nothing to delete", and deletes nothing; the next one reads the clock again', async () => {
     const store = makeStore(prefixes, { commandTimeoutMs: 1_000 });
     const f = new EventFactory('delete-late');
     await appendBatch(store, f, 2); // server clock read
-    const realNow = performance.now.bind(performance);
-    performance.now = () => realNow() - 60_000; // the monotonic clock stood still for a minute
-    try {
+    await withClockHeldBack(async () => {
       // Its deadline is a minute in the past by Redis' clock.
       const err = await errorOf(store.delete(f.upgradeId));
       expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { upgradeId: f.upgradeId } });
       expect(err.message).toContain('the delete reached Redis after its deadline and was not applied');
       expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
       expect(await store.delete(f.upgradeId)).toBe(true);
-    } finally {
-      performance.now = realNow;
-    }
+    });
     expect(await store.load(f.upgradeId)).toBeUndefined();
     await store.close();
   });
