@@ -291,16 +291,18 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
     li.tabIndex = 0;
     li.setAttribute('role', 'button');
     li.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        select(id);
+        return;
+      }
+      // With a modifier, the key is the browser's (Alt+Home, Ctrl+End).
       if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
-      var to = null;
-      if (e.key === 'ArrowDown') to = li.nextElementSibling;
-      else if (e.key === 'ArrowUp') to = li.previousElementSibling;
-      else if (e.key === 'Home') to = li.parentNode.firstElementChild;
-      else if (e.key === 'End') to = li.parentNode.lastElementChild;
-      else if (e.key !== 'Enter' && e.key !== ' ') return;
+      var to = e.key === 'ArrowDown' ? li.nextElementSibling : e.key === 'ArrowUp' ? li.previousElementSibling
+        : e.key === 'Home' ? li.parentNode.firstElementChild : e.key === 'End' ? li.parentNode.lastElementChild : undefined;
+      if (to === undefined) return;
       e.preventDefault();
-      if (e.key === 'Enter' || e.key === ' ') select(id);
-      else if (to) to.focus();
+      if (to) to.focus();
     });
     li.addEventListener('click', function () { select(id); });
     var top = el('div', 'row'), status = el('span'), info = el('span', 'muted'), b = bar(0, '', false, id);
