@@ -583,8 +583,8 @@ async function collectIds(store: JsonFileStore, id: string): Promise<string[]> {
   return ids;
 }
 
-/** Makes every FileHandle write land and then fail with EIO, and every ftruncate fail, while `failing()` says so (a disk failing under a write and its cut back). */
-async function diskFailing(dir: string, failing: () => boolean): Promise<() => void> {
+/** Makes every FileHandle write land and then fail with EIO, and (with `cutFails`) every ftruncate fail, while `failing()` says so (a disk failing under a write and its cut back). */
+async function diskFailing(dir: string, failing: () => boolean, cutFails = true): Promise<() => void> {
   const proto = await fileHandlePrototype(dir);
   const { write, truncate } = proto;
   const eio = (what: string) => Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
@@ -594,7 +594,7 @@ async function diskFailing(dir: string, failing: () => boolean): Promise<() => v
     return written;
   };
   proto.truncate = async function (this: unknown, ...args: unknown[]) {
-    if (failing()) throw eio('ftruncate');
+    if (cutFails && failing()) throw eio('ftruncate');
     return truncate.apply(this, args);
   };
   return () => {
@@ -605,12 +605,13 @@ async function diskFailing(dir: string, failing: () => boolean): Promise<() => v
 
 /**
  * Runs `test` on a store holding seq 1-3 of u1 after its append of seq 4-5 failed, and the cut back
- * of that write failed too (the disk failing for that append only); the disk is put back after.
+ * of that write failed too unless `cutFails` is false (the disk failing for that append only); the
+ * disk is put back after.
  */
-async function withFailedCut(label: string, test: (t: { dir: string; store: JsonFileStore; f: EventFactory; rejected: ProgressEvent[] }) => Promise<void>): Promise<void> {
+async function withFailedWrite(label: string, test: (t: { dir: string; store: JsonFileStore; f: EventFactory; rejected: ProgressEvent[] }) => Promise<void>, cutFails = true): Promise<void> {
   const dir = await tempDir(label);
   let failing = false;
-  const restore = await diskFailing(dir, () => failing);
+  const restore = await diskFailing(dir, () => failing, cutFails);
   try {
     const store = new JsonFileStore({ directory: dir });
     const f = new EventFactory('u1');
@@ -730,40 +731,24 @@ describe('a write in flight as the store lets go of its writer', () => {
 
 describe('a failed write whose cut back succeeds', () => {
   it('leaves the writer taking the next append at the last stored seq', async () => {
-    const dir = await tempDir('failed-write');
-    const proto = await fileHandlePrototype(dir);
-    const { write } = proto;
-    let failing = false;
-    proto.write = async function (this: unknown, ...args: unknown[]) {
-      const written = await write.apply(this, args);
-      if (failing) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-      return written;
-    };
-    try {
-      const store = new JsonFileStore({ directory: dir });
-      const f = new EventFactory('u1');
-      await store.append('u1', f.batch(3), 0, f.state!);
-      const durable = structuredClone(f.state!);
-      failing = true;
-      const rejected = f.batch(2);
-      await expect(store.append('u1', rejected, 3, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      failing = false;
-      f.state = durable;
-      const next = f.batch(1);
-      await store.append('u1', next, 3, f.state!);
-      const ids = await collectIds(store, 'u1');
-      expect(ids).toHaveLength(4);
-      expect(ids[3]).toBe(next[0]!.eventId);
-      await store.close();
-    } finally {
-      proto.write = write;
-    }
+    await withFailedWrite(
+      'failed-write',
+      async ({ store, f }) => {
+        const next = f.batch(1);
+        await store.append('u1', next, 3, f.state!);
+        const ids = await collectIds(store, 'u1');
+        expect(ids).toHaveLength(4);
+        expect(ids[3]).toBe(next[0]!.eventId);
+        await store.close();
+      },
+      false,
+    );
   });
 });
 
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
-    await withFailedCut('failed-cut-release', async ({ dir, store }) => {
+    await withFailedWrite('failed-cut-release', async ({ dir, store }) => {
       // The tracker rejects the command and closes: release() (or the store closes).
       if (letGo === 'release') await store.release('u1');
       else await store.close();
@@ -799,7 +784,7 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('leaves no rejected event when two appends made together find the broken writer', async () => {
-    await withFailedCut('failed-cut-together', async ({ store, f, rejected }) => {
+    await withFailedWrite('failed-cut-together', async ({ store, f, rejected }) => {
       const next = f.batch(1);
       const results = await Promise.allSettled([store.append('u1', next, 3, f.state!), store.append('u1', next, 3, f.state!)]);
       expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
@@ -811,7 +796,7 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('leaves the id usable from seq 1 after a delete', async () => {
-    await withFailedCut('failed-cut-delete', async ({ store }) => {
+    await withFailedWrite('failed-cut-delete', async ({ store }) => {
       expect(await store.delete('u1')).toBe(true);
       const again = new EventFactory('u1');
       await store.append('u1', again.batch(1), 0, again.state!);
@@ -821,7 +806,7 @@ describe('a failed write whose cut back fails too', () => {
   });
 
   it('never lets the rejected events count as stored: the log is cut back before it is written again', async () => {
-    await withFailedCut('failed-cut', async ({ store, f, rejected }) => {
+    await withFailedWrite('failed-cut', async ({ store, f, rejected }) => {
       const next = f.batch(1);
       await store.append('u1', next, 3, f.state!);
       const ids = await collectIds(store, 'u1');
