@@ -305,7 +305,8 @@ describe('CallbackManager: flush and close', () => {
     await tracker.close();
   });
 
-  it('flush waits for the calls handed over before it, not for later ones (a busy callback cannot starve it)', async () => {
+  /** A manager without timeouts whose event callback runs until the test resolves the gate of its event's seq. */
+  function gatedManager(): { manager: CallbackManager; gates: Map<number, ReturnType<typeof deferred<void>>> } {
     const manager = new CallbackManager({ timeoutMs: Infinity });
     const gates = new Map<number, ReturnType<typeof deferred<void>>>();
     manager.addEventCallback((e) => {
@@ -313,6 +314,11 @@ describe('CallbackManager: flush and close', () => {
       gates.set(e.seq, gate);
       return gate.promise;
     });
+    return { manager, gates };
+  }
+
+  it('flush waits for the calls handed over before it, not for later ones (a busy callback cannot starve it)', async () => {
+    const { manager, gates } = gatedManager();
     const tracker = await openTracker(manager); // 1: running
     await tracker.startUpgrade(); // 2: waiting behind 1
     let flushed = false;
@@ -333,13 +339,7 @@ describe('CallbackManager: flush and close', () => {
   });
 
   it('flush waits for the last call of a queue that started when the one before it ended', async () => {
-    const manager = new CallbackManager({ timeoutMs: Infinity });
-    const gates = new Map<number, ReturnType<typeof deferred<void>>>();
-    manager.addEventCallback((e) => {
-      const gate = deferred();
-      gates.set(e.seq, gate);
-      return gate.promise;
-    });
+    const { manager, gates } = gatedManager();
     const tracker = await openTracker(manager); // 1: running
     await tracker.startUpgrade(); // 2: waiting behind 1, the last call handed over
     gates.get(1)!.resolve();
