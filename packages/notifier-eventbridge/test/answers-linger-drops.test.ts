@@ -196,17 +196,21 @@ describe('drop-oldest', () => {
     expect(warned.at(-1)!.obj).toMatchObject({ totalDropped: 4, policy: 'drop-oldest', why: 'queue full' });
   });
 
-  it('drops the oldest retry first, in the order handle() took them, whichever request failed first', async () => {
+  // The request of [1, 2] is held (whichever of the two arrives first) and answered after [3, 4]'s:
+  // failed whole (500), or with every entry throttled.
+  it.each([
+    ['retry', 'request failed', { failRequest: ({ index }: { index: number }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) }],
+    ['throttled entry', 'answer came', { failEntry: (_e: unknown, { requestIndex }: { requestIndex: number }) => (requestIndex < 2 ? 'ThrottlingException' : undefined) }],
+  ] as const)('drops the oldest %s first, in the order handle() took them, whichever %s first', async (_what, _first, failure) => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999); // long backoffs: the retries stay queued
     const { endpoint, notifier, failures } = await setup(
       { maxQueue: 4, maxBatchEntries: 2, maxConcurrentRequests: 2, lingerMs: 0, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
-      // The request of [1, 2] is held (whichever of the two arrives first), then both fail.
-      { hold: ({ index, body }) => index < 2 && firstSeq(body) === 1, failRequest: ({ index }) => (index < 2 ? { status: 500, errorType: 'InternalException' } : undefined) },
+      { hold: ({ index, body }) => index < 2 && firstSeq(body) === 1, ...failure },
     );
     for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
-    await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] failed at once
+    await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] answered at once
     await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 2, inFlight: 2 }));
-    expect(endpoint.release()).toBe(1); // [1, 2] fails after [3, 4]
+    expect(endpoint.release()).toBe(1); // [1, 2] is answered after [3, 4]
     await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 4, inFlight: 0, queued: 4 }));
     notifier.handle(fakeEvent(5), fakeState);
     notifier.handle(fakeEvent(6), fakeState);
@@ -232,28 +236,6 @@ describe('drop-oldest', () => {
     expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([['dropped', [1]]]);
     // Given up on: nothing is left of what the flush waits for (it waited out the pause, and reported itself incomplete).
     expect(await drained).toEqual({ complete: true, undelivered: [] });
-  });
-
-  it('drops the oldest throttled entry first, in the order handle() took them, whichever answer came first', async () => {
-    vi.spyOn(Math, 'random').mockReturnValue(0.999); // long backoffs: the retries stay queued
-    const { endpoint, notifier, failures } = await setup(
-      { maxQueue: 4, maxBatchEntries: 2, maxConcurrentRequests: 2, lingerMs: 0, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
-      // The request of [1, 2] is held; every entry of the first two answers is throttled, [3, 4]'s first.
-      { hold: ({ index, body }) => index < 2 && firstSeq(body) === 1, failEntry: (_e, { requestIndex }) => (requestIndex < 2 ? 'ThrottlingException' : undefined) },
-    );
-    for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
-    await endpoint.waitForRequests(2); // [1, 2] held, [3, 4] answered at once
-    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 2, inFlight: 2 }));
-    expect(endpoint.release()).toBe(1);
-    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 4, inFlight: 0, queued: 4 }));
-    notifier.handle(fakeEvent(5), fakeState);
-    notifier.handle(fakeEvent(6), fakeState);
-    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([
-      ['dropped', [1]],
-      ['dropped', [2]],
-    ]);
-    const report = await notifier.shutdown(0);
-    expect(report.undelivered.map((u) => u.seq)).toEqual([3, 4, 5, 6]);
   });
 
   it('logs the count of a burst of drops when its 10 s are up, even if no other drop comes', async () => {
