@@ -12,6 +12,7 @@ afterAll(() => harness.cleanup());
 const setup = (): ReturnType<Harness['setup']> => harness.setup();
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 
 describe('ws-server over Redis: get_summary of a busy upgrade', () => {
   it('a get_summary of an upgrade written at a few hundred events per second makes at most two store loads (README: "at most two loads for any number of requests at once")', async () => {
@@ -58,9 +59,7 @@ describe('ws-server over Redis: get_summary of a busy upgrade', () => {
   it('ten get_summary requests at once of a busy upgrade make at most two store loads in all (README: "at most two loads for any number of requests at once")', async () => {
     const { writing, store, loads, faults } = setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
     const t = await openTracker('busy10', writing);
     await t.startUpgrade();
     await t.addTask('t', 'T');

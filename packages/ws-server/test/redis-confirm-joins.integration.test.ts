@@ -11,6 +11,7 @@ const harness = new Harness();
 afterAll(() => harness.cleanup());
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 
 /** A get_summary answer, short: NOT_FOUND, or the summary's lastSeq. */
 function short(m: Msg): string | number {
@@ -32,9 +33,7 @@ describe('ws-server over Redis: a run created again in the same millisecond', ()
   it("get_summary and list_upgrades answer the store's run, not the deleted one, when both runs share createdAt ('*' subscription only)", async () => {
     const { writing, store } = harness.setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
 
     // Run A: seq 1..3.
     const a = await open('ms', 'plan-A', writing);

@@ -12,14 +12,13 @@ afterAll(() => harness.cleanup());
 const setup = (): ReturnType<Harness['setup']> => harness.setup();
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 
 describe('ws-server over Redis: a confirming read and a reload armed while it was in flight', () => {
   it("a '*' subscriber gets an upgrade created again while a get_summary's confirming read (\"none\") was in flight (the read cancelled the reload its upgrade.created armed)", async () => {
     const { writing, store, hooks } = setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
 
     // Run A, then run B (only its upgrade.created): the '*' topic reloads B at once and its next
     // reload would wait 1 s (no event applied since).
@@ -82,9 +81,7 @@ describe("ws-server over Redis: a new '*' subscriber's first snapshots", () => {
     expect(await writing.delete('del-star')).toBe(true);
     await sleep(300);
 
-    const second = await connect(wsUrl);
-    second.send({ type: 'subscribe', upgradeId: '*' });
-    await second.next((m) => m.type === 'subscribed');
+    const second = await followAll(wsUrl);
     await second.answered();
     await sleep(200);
     // Before any list_upgrades/get_summary of it: the deleted upgrade is served as current.

@@ -13,6 +13,7 @@ afterAll(() => harness.cleanup());
 const setup = (): ReturnType<Harness['setup']> => harness.setup();
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 
 describe('ws-server over Redis: a confirming read that arrives after the topic moved on', () => {
   it('a get_summary whose confirming load answers after the watch brought the newly created upgrade does not wipe it (it answered NOT_FOUND and resynced subscribers to nothing)', async () => {
@@ -132,9 +133,7 @@ describe('ws-server over Redis: a confirming read during a reload', () => {
   it("a get_summary answered while a '*' topic reloads a re-created upgrade waits for the reload and does not take the server back to its older read (events were lost, summaries stale)", async () => {
     const { writing, store, hooks } = setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
     const first = await openTracker('dbl', writing);
     await first.startUpgrade();
     await first.close();
@@ -177,9 +176,7 @@ describe('ws-server over Redis: a confirming read during a reload', () => {
   it("a get_summary waiting for a hung reload is answered after its bound also when the wall clock steps back an hour meanwhile (the wait was reckoned on Date.now(): an hour more)", async () => {
     const { writing, store, hooks } = setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
     const first = await openTracker('hung', writing);
     await first.startUpgrade();
     await first.close();

@@ -12,6 +12,7 @@ afterAll(() => harness.cleanup());
 const setup = (): ReturnType<Harness['setup']> => harness.setup();
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -58,9 +59,7 @@ describe('ws-server over Redis: get_summary after its confirming read was overta
   it('a get_summary sent after a run was deleted is not answered with that run when its confirming read is ignored for a reload armed meanwhile', async () => {
     const { writing, store, hooks } = setup();
     const { wsUrl } = await serve(store);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
 
     // Run A, then run B (only its upgrade.created): the topic reloads B at once; its next reload waits 1 s.
     const a = await openTracker('stale', writing);
@@ -100,9 +99,7 @@ describe("ws-server over Redis: a '*' subscribe over a deleted upgrade", () => {
   it("leaves no topic of a deleted upgrade behind (the '*' subscribe's check released it, and the load that followed made an empty one)", async () => {
     const { writing, store } = setup();
     const { server, wsUrl } = await serve(store);
-    const first = await connect(wsUrl);
-    first.send({ type: 'subscribe', upgradeId: '*' });
-    await first.next((m) => m.type === 'subscribed');
+    const first = await followAll(wsUrl);
     const t = await openTracker('leak', writing);
     await t.startUpgrade();
     await t.close();
@@ -111,9 +108,7 @@ describe("ws-server over Redis: a '*' subscribe over a deleted upgrade", () => {
 
     expect(await writing.delete('leak')).toBe(true);
     await sleep(200);
-    const second = await connect(wsUrl);
-    second.send({ type: 'subscribe', upgradeId: '*' });
-    await second.next((m) => m.type === 'subscribed');
+    const second = await followAll(wsUrl);
     await second.answered();
     await sleep(1500); // past any reload or retry
 

@@ -12,6 +12,7 @@ import { Harness, holdNextLoad, redisUrl, watchConnections, type TwoProcesses } 
 const harness = new Harness();
 afterAll(() => harness.cleanup());
 const connect = (wsUrl: string): Promise<TestClient> => harness.connect(wsUrl);
+const followAll = (wsUrl: string): Promise<TestClient> => harness.followAll(wsUrl);
 const serve = (store: ProgressStore): ReturnType<Harness['serve']> => harness.serve(store);
 /** The two stores, the server's with the default watch block (5 s) unless given. */
 const stores = (both: Partial<RedisStoreOptions> = {}, serving: Partial<RedisStoreOptions> = {}): TwoProcesses => harness.setup({ both, serving });
@@ -60,9 +61,7 @@ describe('ws-server over Redis: get_summary and list_upgrades answer what the st
   it("an upgrade expired by retention (ttlSeconds) is NOT_FOUND and exists:false, and the server lets it go, while a '*' subscriber is connected", async () => {
     const { serving, writing } = stores({ retention: { ttlSeconds: 1 } });
     const { wsUrl, server } = await serve(serving);
-    const star = await connect(wsUrl);
-    star.send({ type: 'subscribe', upgradeId: '*' });
-    await star.next((m) => m.type === 'subscribed');
+    const star = await followAll(wsUrl);
     for (const id of ['ttl-1', 'ttl-2', 'ttl-3']) {
       const tracker = await openTracker(id, writing);
       await tracker.startUpgrade();

@@ -76,6 +76,14 @@ export class Harness {
     return client;
   }
 
+  /** A client subscribed to every upgrade (`'*'`), once the server said so. */
+  async followAll(wsUrl: string): Promise<TestClient> {
+    const client = await this.connect(wsUrl);
+    client.send({ type: 'subscribe', upgradeId: '*' });
+    await client.next((m) => m.type === 'subscribed');
+    return client;
+  }
+
   /** Closes at the end what a test opened itself. */
   onCleanup(close: () => Promise<unknown>): void {
     this.#closers.push(close);
