@@ -7,6 +7,29 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** A manager without timeouts whose event callback runs until the test resolves the gate of its event's seq. */
+function gatedManager(): { manager: CallbackManager; gates: Map<number, ReturnType<typeof deferred<void>>> } {
+  const manager = new CallbackManager({ timeoutMs: Infinity });
+  const gates = new Map<number, ReturnType<typeof deferred<void>>>();
+  manager.addEventCallback((e) => {
+    const gate = deferred();
+    gates.set(e.seq, gate);
+    return gate.promise;
+  });
+  return { manager, gates };
+}
+
+/** An event callback on `manager` that records each event's seq and holds the call of seq 1 until `gate` is resolved. */
+function holdFirstCall(manager: CallbackManager): { gate: ReturnType<typeof deferred<void>>; seen: number[] } {
+  const gate = deferred();
+  const seen: number[] = [];
+  manager.addEventCallback((e) => {
+    seen.push(e.seq);
+    return e.seq === 1 ? gate.promise : undefined;
+  });
+  return { gate, seen };
+}
+
 describe('CallbackManager: a hanging callback', () => {
   it('delays no other callback beyond its timeout, and its own queue moves on after it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
@@ -84,12 +107,7 @@ describe('CallbackManager: a hanging callback', () => {
   it('with timeoutMs: Infinity, waits for the callback however long it takes', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const manager = new CallbackManager({ timeoutMs: Infinity });
-    const gate = deferred();
-    const seen: number[] = [];
-    manager.addEventCallback((e) => {
-      seen.push(e.seq);
-      return e.seq === 1 ? gate.promise : undefined;
-    });
+    const { gate, seen } = holdFirstCall(manager);
     const tracker = await openTracker(manager);
     await tracker.startUpgrade();
     await vi.advanceTimersByTimeAsync(3_600_000);
@@ -305,18 +323,6 @@ describe('CallbackManager: flush and close', () => {
     await tracker.close();
   });
 
-  /** A manager without timeouts whose event callback runs until the test resolves the gate of its event's seq. */
-  function gatedManager(): { manager: CallbackManager; gates: Map<number, ReturnType<typeof deferred<void>>> } {
-    const manager = new CallbackManager({ timeoutMs: Infinity });
-    const gates = new Map<number, ReturnType<typeof deferred<void>>>();
-    manager.addEventCallback((e) => {
-      const gate = deferred();
-      gates.set(e.seq, gate);
-      return gate.promise;
-    });
-    return { manager, gates };
-  }
-
   it('flush waits for the calls handed over before it, not for later ones (a busy callback cannot starve it)', async () => {
     const { manager, gates } = gatedManager();
     const tracker = await openTracker(manager); // 1: running
@@ -452,12 +458,7 @@ describe('CallbackManager.close(timeoutMs)', () => {
 
   it('with Infinity, waits as close() does: no call is dropped', async () => {
     const manager = new CallbackManager({ timeoutMs: Infinity });
-    const gate = deferred();
-    const seen: number[] = [];
-    manager.addEventCallback((e) => {
-      seen.push(e.seq);
-      return e.seq === 1 ? gate.promise : undefined;
-    });
+    const { gate, seen } = holdFirstCall(manager);
     const tracker = await openTracker(manager); // 1: running
     await tracker.startUpgrade(); // 2: waiting
     let closed = false;
