@@ -716,25 +716,23 @@ export class RedisStore implements ProgressStore {
     const waits = this.#replicaWaits;
     this.#replicaWaits = [];
     const session = this.#session;
-    const count = this.#options.replicaCount;
-    const timeoutMs = this.#options.replicaTimeoutMs;
-    const moved = 'the connection was made again after the append ran, so WAIT cannot confirm its replication';
     const sent = waits.filter((w) => {
-      if (w.session === session) return true;
-      this.#replicasUnconfirmed(w.p, moved);
+      const short = this.#waitShortfall('append', w.session, undefined);
+      if (short === undefined) return true;
+      this.#replicasUnconfirmed(w.p, short.why);
       return false;
     });
     if (sent.length === 0) return;
-    (this.#redis as Redis).call('wait', count, timeoutMs).then(
+    (this.#redis as Redis).call('wait', this.#options.replicaCount, this.#options.replicaTimeoutMs).then(
       (answer) => {
-        const acked = Number(answer);
+        const short = this.#waitShortfall('append', session, answer);
         for (const { p, reply } of sent) {
           if (p.settled) continue;
-          if (this.#session !== session) this.#replicasUnconfirmed(p, moved);
-          else if (acked >= count) {
+          if (short !== undefined) this.#replicasUnconfirmed(p, short.why, short.fields);
+          else {
             p.replicas = 'confirmed';
             this.#settle(p, undefined, reply);
-          } else this.#replicasUnconfirmed(p, `${acked} of the ${count} replicas asked for had it within ${timeoutMs} ms (replicas.timeoutMs)`, { acked });
+          }
         }
       },
       (err: unknown) => {
@@ -743,6 +741,21 @@ export class RedisStore implements ProgressStore {
       },
     );
   };
+
+  /**
+   * Why a WAIT sent on the connection of `session` does not confirm the writes its connection made
+   * before it (an append's or a delete's), given its `answer` (`undefined`: not sent yet, only the
+   * session is checked); `undefined` when it does. A connection made again since (the session moved)
+   * cannot vouch for them: ioredis may have sent the WAIT again on the new one.
+   */
+  #waitShortfall(what: 'append' | 'delete', session: number, answer: unknown): { why: string; fields: { acked?: number } } | undefined {
+    if (this.#session !== session) return { why: `the connection was made again after the ${what} ran, so WAIT cannot confirm its replication`, fields: {} };
+    if (answer === undefined) return undefined;
+    const acked = Number(answer);
+    const count = this.#options.replicaCount;
+    if (acked >= count) return undefined;
+    return { why: `${acked} of the ${count} replicas asked for had it within ${this.#options.replicaTimeoutMs} ms (replicas.timeoutMs)`, fields: { acked } };
+  }
 
   /** Refuses append `p`, which the master ran, as not confirmed on `replicas.count` replicas (see #awaitReplicas). */
   #replicasUnconfirmed(p: PendingAppend, why: string, fields: { acked?: number } = {}, cause?: unknown): void {
@@ -932,10 +945,8 @@ export class RedisStore implements ProgressStore {
       const cause = (err as { cause?: unknown }).cause ?? err;
       throw unconfirmed(isProgressError(err, 'STORE_UNAVAILABLE') && err.context.reason === 'timeout' ? `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)` : `WAIT failed: ${(cause as Error)?.message ?? String(cause)}`, {}, cause);
     }
-    // A WAIT sent again on a new connection (ioredis re-sends a command in flight) vouches for none of the old one's writes.
-    if (this.#session !== session) throw unconfirmed('the connection was made again after the delete ran, so WAIT cannot confirm its replication');
-    const acked = Number(answer);
-    if (!(acked >= count)) throw unconfirmed(`${acked} of the ${count} replicas asked for had it within ${timeoutMs} ms (replicas.timeoutMs)`, { acked });
+    const short = this.#waitShortfall('delete', session, answer);
+    if (short !== undefined) throw unconfirmed(short.why, short.fields);
   }
 
   // -------------------------------------------------------------------------------------- reads
