@@ -1,5 +1,6 @@
 import { ProgressError } from './errors.js';
 import type { ProgressEvent } from './model.js';
+import { describe } from './validation.js';
 
 /**
  * Characters that send a string to `JSON.stringify`: `"`, `\`, controls (it escapes them), and any
@@ -120,8 +121,13 @@ export function eventToJson(event: ProgressEvent): string {
   return json;
 }
 
-/** `JSON.stringify(events)`, byte for byte, as {@link eventToJson} for each event. */
+/**
+ * `JSON.stringify(events)`, byte for byte, as {@link eventToJson} for each event.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` when `events` is not an array.
+ */
 export function eventsToJson(events: readonly ProgressEvent[]): string {
+  if (!Array.isArray(events)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] eventsToJson() needs an array of events, got ${describe(events)}`);
   if (prototypePolluted()) return JSON.stringify(events);
   let json = '[';
   for (let i = 0; i < events.length; i++) {

@@ -1,5 +1,6 @@
 import { ProgressError } from './errors.js';
 import { KNOWN_EVENT_TYPES, KNOWN_STATUSES, RECENT_EVENTS_LIMIT, type ProgressEvent, type TaskProgress, type UpgradeProgress } from './model.js';
+import { describe } from './validation.js';
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 
@@ -298,15 +299,35 @@ function corrupted(state: UpgradeProgress | undefined, event: ProgressEvent, why
   });
 }
 
+const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
+
 /**
- * Folds one event into `state`, changing it in place, and returns it. This is the engine's hot path;
- * it trusts the event (the tracker validates commands before it makes events) but refuses an event
- * that cannot follow the state (`DATA_CORRUPTED`): a wrong upgrade, a seq that is not the next one,
- * an unknown task.
- *
- * Use {@link applyEvent} for a pure fold.
+ * Refuses, as `INVALID_ARGUMENT` naming `fn`, what is not an upgrade state: an object (not an array)
+ * whose `tasks` is one. For the exported building blocks, which JavaScript (or a state parsed from
+ * JSON) can hand anything; the tracker's own states are not checked. @internal
  */
-export function applyEventInPlace(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
+export function assertStateArg(state: unknown, fn: string): asserts state is UpgradeProgress {
+  if (!isObject(state) || Array.isArray(state)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs an upgrade state, got ${describe(state)}`);
+  const { tasks } = state as { tasks?: unknown };
+  if (!isObject(tasks) || Array.isArray(tasks)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs an upgrade state, got an object whose tasks is ${describe(tasks)}`);
+  }
+}
+
+/** Refuses a task of a state that is not an object, for the building blocks that read every task. @internal */
+export function assertTaskArg(task: unknown, id: string, fn: string): asserts task is TaskProgress {
+  if (!isObject(task)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs an upgrade state, got one whose task ${JSON.stringify(id)} is ${describe(task)}`);
+}
+
+function assertEventArg(event: unknown, fn: string): asserts event is ProgressEvent {
+  if (!isObject(event)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs an event, got ${describe(event)}`);
+}
+
+/**
+ * Folds one event into `state`, changing it in place, and returns it: {@link applyEventInPlace}
+ * without its argument checks, for the tracker's hot path. @internal
+ */
+export function foldEvent(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
   if (event.type === 'upgrade.created') {
     if (state !== undefined) throw corrupted(state, event, 'creates an upgrade that already exists');
     if (event.seq !== 1) throw corrupted(state, event, 'must have seq 1');
@@ -449,13 +470,56 @@ export function applyEventInPlace(state: UpgradeProgress | undefined, event: Pro
 }
 
 /**
+ * {@link foldEvent}, with what it throws that is not a ProgressError (a field of the wrong type in a
+ * stored event) reported as the damage it is.
+ */
+function foldOrCorrupt(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
+  try {
+    return foldEvent(state, event);
+  } catch (err) {
+    if (err instanceof ProgressError) throw err;
+    throw new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${String(event?.upgradeId)}": event seq ${String(event?.seq)} cannot be folded (${(err as Error)?.message ?? String(err)})`, {
+      cause: err,
+      context: { upgradeId: event?.upgradeId, seq: event?.seq, lastSeq: state?.lastSeq },
+    });
+  }
+}
+
+/**
+ * Folds one event into `state`, changing it in place, and returns it. It trusts the event's fields
+ * (the tracker validates commands before it makes events) but refuses an event that cannot follow
+ * the state (`DATA_CORRUPTED`): a wrong upgrade, a seq that is not the next one, an unknown task.
+ *
+ * Use {@link applyEvent} for a pure fold.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` for a state or an event that is not one (nothing
+ * changed), `DATA_CORRUPTED` for an event that cannot follow or cannot be folded.
+ */
+export function applyEventInPlace(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
+  if (state !== undefined) assertStateArg(state, 'applyEventInPlace');
+  assertEventArg(event, 'applyEventInPlace');
+  return foldOrCorrupt(state, event);
+}
+
+/** {@link cloneState} of a state already checked by `fn`'s caller but for its tasks. */
+function copyState(state: Readonly<UpgradeProgress>, fn: string): UpgradeProgress {
+  const tasks = taskRecord();
+  for (const [id, task] of Object.entries(state.tasks)) {
+    assertTaskArg(task, id, fn);
+    tasks[id] = cloneTask(task);
+  }
+  return { ...state, tasks, metadata: structuredClone(state.metadata) };
+}
+
+/**
  * A deep copy of a state, sharing only the (immutable) events. Cheap enough for snapshots; the
  * metadata is copied with `structuredClone`.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` for what is not a state.
  */
 export function cloneState(state: Readonly<UpgradeProgress>): UpgradeProgress {
-  const tasks = taskRecord();
-  for (const [id, task] of Object.entries(state.tasks)) tasks[id] = cloneTask(task);
-  return { ...state, tasks, metadata: structuredClone(state.metadata) };
+  assertStateArg(state, 'cloneState');
+  return copyState(state, 'cloneState');
 }
 
 /** A copy of a task that shares only its (immutable) events. @internal */
@@ -468,31 +532,29 @@ export function cloneTask(task: Readonly<TaskProgress>): TaskProgress {
  *
  * @example
  * const state = events.reduce(applyEvent, undefined);
+ *
+ * @throws ProgressError as {@link applyEventInPlace}.
  */
 export function applyEvent(state: Readonly<UpgradeProgress> | undefined, event: ProgressEvent): UpgradeProgress {
-  return applyEventInPlace(state === undefined ? undefined : cloneState(state), event);
+  if (state !== undefined) assertStateArg(state, 'applyEvent');
+  assertEventArg(event, 'applyEvent');
+  return foldOrCorrupt(state === undefined ? undefined : copyState(state, 'applyEvent'), event);
 }
 
 /**
  * Folds `events` into a copy of `initial` (or from nothing, when the first event is
  * `upgrade.created`). `replayEvents(allEvents)` gives exactly the live state of the tracker.
  *
- * @throws ProgressError `DATA_CORRUPTED` for an event that cannot follow, or cannot be folded.
+ * @throws ProgressError `INVALID_ARGUMENT` when `events` is not iterable or `initial` is not a
+ * state; `DATA_CORRUPTED` for an event that cannot follow, or cannot be folded (one that is not an
+ * object included: the events are most often read back from outside, a file or Redis).
  */
 export function replayEvents(events: Iterable<ProgressEvent>, initial?: Readonly<UpgradeProgress>): UpgradeProgress | undefined {
-  let state = initial === undefined ? undefined : cloneState(initial);
-  for (const event of events) {
-    try {
-      state = applyEventInPlace(state, event);
-    } catch (err) {
-      // Stored events are read back from outside (a file, Redis): one the reducer cannot fold (a
-      // field of the wrong type) is damage, reported as such rather than as a bare TypeError.
-      if (err instanceof ProgressError) throw err;
-      throw new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${String(event?.upgradeId)}": event seq ${String(event?.seq)} cannot be folded (${(err as Error)?.message ?? String(err)})`, {
-        cause: err,
-        context: { upgradeId: event?.upgradeId, seq: event?.seq, lastSeq: state?.lastSeq },
-      });
-    }
+  if (!isObject(events) || typeof (events as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] replayEvents() needs an iterable of events, got ${describe(events)}`);
   }
+  if (initial !== undefined) assertStateArg(initial, 'replayEvents');
+  let state = initial === undefined ? undefined : copyState(initial, 'replayEvents');
+  for (const event of events) state = foldOrCorrupt(state, event);
   return state;
 }

@@ -167,9 +167,13 @@ export function assertListFilter(filter: ListFilter | undefined): void {
  * then the limit. Every store returns its rows through this, so they all sort and filter alike.
  */
 export function filterRows(rows: UpgradeSummaryRow[], filter?: ListFilter): UpgradeSummaryRow[] {
+  if (!Array.isArray(rows)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] filterRows() needs an array of rows, got ${describe(rows)}`);
   assertListFilter(filter);
   const statuses = filter?.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
-  const out = rows.filter((r) => (!statuses || statuses.includes(r.status)) && (filter?.clusterName === undefined || r.clusterName === filter.clusterName));
+  const out = rows.filter((r) => {
+    if (typeof r !== 'object' || r === null) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] filterRows() needs rows that are objects, got ${describe(r)}`);
+    return (!statuses || statuses.includes(r.status)) && (filter?.clusterName === undefined || r.clusterName === filter.clusterName);
+  });
   out.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : a.upgradeId.localeCompare(b.upgradeId)));
   return filter?.limit === undefined ? out : out.slice(0, filter.limit);
 }

@@ -1,10 +1,18 @@
 import type { ProgressSummary, TaskProgress, UpgradeProgress, UpgradeSummaryRow } from './model.js';
-import { taskCount } from './reducer.js';
+import { assertStateArg, assertTaskArg, taskCount } from './reducer.js';
 import { MAX_DATE_MS } from './validation.js';
 
-/** The first in_progress task, or `undefined`. */
+/**
+ * The first in_progress task, or `undefined`.
+ *
+ * @throws ProgressError `INVALID_ARGUMENT` for what is not a state (as every function here).
+ */
 export function findCurrentTask(state: Readonly<UpgradeProgress>): TaskProgress | undefined {
-  for (const task of Object.values(state.tasks)) if (task.status === 'in_progress') return task;
+  assertStateArg(state, 'findCurrentTask');
+  for (const [id, task] of Object.entries(state.tasks)) {
+    assertTaskArg(task, id, 'findCurrentTask');
+    if (task.status === 'in_progress') return task;
+  }
   return undefined;
 }
 
@@ -15,6 +23,7 @@ export function findCurrentTask(state: Readonly<UpgradeProgress>): TaskProgress 
  * @param now The current time (ms since the epoch). @default Date.now()
  */
 export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.now()): string | undefined {
+  assertStateArg(state, 'estimateCompletion');
   const pct = state.overallPercentage;
   if (state.status !== 'in_progress' || state.startedAt === null || pct <= 0 || pct >= 100) return undefined;
   const started = Date.parse(state.startedAt);
@@ -28,7 +37,10 @@ export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.
 
 /** The summary of DESIGN section 4, JSON-serializable. */
 export function summarize(state: Readonly<UpgradeProgress>, now = Date.now()): ProgressSummary {
-  const tasks = Object.values(state.tasks);
+  assertStateArg(state, 'summarize');
+  const entries = Object.entries(state.tasks);
+  for (const [id, task] of entries) assertTaskArg(task, id, 'summarize');
+  const tasks = entries.map(([, task]) => task);
   const active = tasks.filter((t) => t.status === 'in_progress');
   const failed = tasks.filter((t) => t.status === 'failed');
   const current = active[0] ?? failed[failed.length - 1];
@@ -57,6 +69,7 @@ export function summarize(state: Readonly<UpgradeProgress>, now = Date.now()): P
 
 /** The `list()` row of a state: what every store returns for it. */
 export function toSummaryRow(state: Readonly<UpgradeProgress>): UpgradeSummaryRow {
+  assertStateArg(state, 'toSummaryRow');
   return {
     upgradeId: state.upgradeId,
     planId: state.planId,

@@ -2,7 +2,7 @@ import { ProgressError, isProgressError } from './errors.js';
 import { isLogger, safeLogger, silentLogger, type Logger, type ProgressSink, type ProgressStore } from './interfaces.js';
 import { MemoryStore } from './memory-store.js';
 import type { EventType, ProgressEvent, ProgressStatus, ProgressSummary, StoreInfo, TaskProgress, TaskType, UpgradeProgress } from './model.js';
-import { applyEventInPlace, cloneState, cloneTask } from './reducer.js';
+import { cloneState, cloneTask, foldEvent } from './reducer.js';
 import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
@@ -352,7 +352,7 @@ export class ProgressTracker implements AsyncDisposable {
           clusterName: options.clusterName,
           metadata,
         });
-        state = applyEventInPlace(undefined, created);
+        state = foldEvent(undefined, created);
         try {
           // Given up on, it may still land: the next open() then loads it, as one created elsewhere.
           await boundedCall(() => store.append(upgradeId, [created!], 0, state!), timeoutMs, upgradeId, 'the append of seq 1 (upgrade.created)', lateLog('the append of upgrade.created'));
@@ -909,7 +909,7 @@ export class ProgressTracker implements AsyncDisposable {
     if (time !== this.#lastTime || this.#lastIso === '') this.#lastIso = isoTimestamp(time);
     this.#lastTime = time;
     const ev = event(this.upgradeId, this.#live.lastSeq + 1, type, this.#lastIso, status, message, fields.details, fields);
-    applyEventInPlace(this.#live, ev);
+    foldEvent(this.#live, ev);
     return ev;
   }
 
@@ -991,7 +991,7 @@ export class ProgressTracker implements AsyncDisposable {
       this.#keep(events);
       try {
         for (const ev of events) {
-          applyEventInPlace(this.#durable, ev);
+          foldEvent(this.#durable, ev);
           this.#emit(ev);
         }
       } catch (err) {
@@ -1361,7 +1361,7 @@ export class ProgressTracker implements AsyncDisposable {
     try {
       // Folded into a copy first: events the tracker cannot fold leave the durable state as it was.
       const check = cloneState(this.#durable);
-      for (const ev of stored) applyEventInPlace(check, ev);
+      for (const ev of stored) foldEvent(check, ev);
     } catch (err) {
       this.#logger.error({ err, upgradeId: this.upgradeId, lastSeq: from }, 'an earlier write found in the store cannot be folded; not adopted');
       return new ProgressError('DATA_CORRUPTED', `[@progress/core] upgrade "${this.upgradeId}": the store holds an earlier write of this tracker (seq ${from + 1}..${from + stored.length}) whose events it read back cannot be folded; the next write checks again (reopen the tracker if this persists)`, {
@@ -1385,11 +1385,11 @@ export class ProgressTracker implements AsyncDisposable {
       // The live state first, as a write's events are in it before they go out: a command issued
       // by a sink or subscriber on an adopted event is checked against, and follows, all of them.
       const live = cloneState(this.#durable);
-      for (const ev of stored) applyEventInPlace(live, ev);
+      for (const ev of stored) foldEvent(live, ev);
       this.#live = live;
       this.#keep(stored);
       for (const ev of stored) {
-        applyEventInPlace(this.#durable, ev);
+        foldEvent(this.#durable, ev);
         this.#emit(ev);
       }
     } catch (err) {

@@ -197,6 +197,7 @@ export interface KnownOptionsCheck {
  * @throws ProgressError `INVALID_ARGUMENT`
  */
 export function assertKnownOptions(value: object, known: readonly string[] | ReadonlySet<string>, check: KnownOptionsCheck): void {
+  if (typeof check !== 'object' || check === null) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] assertKnownOptions() needs a check ({ source, what }), got ${describe(check)}`);
   const { source, what, where = '', hint, everyObject = false, listKnown = true } = check;
   let key: string | undefined;
   try {

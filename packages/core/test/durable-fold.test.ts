@@ -9,12 +9,12 @@ vi.mock('../src/reducer.js', async (importOriginal) => {
   const reducer = await importOriginal<typeof Reducer>();
   return {
     ...reducer,
-    applyEventInPlace: (state: Parameters<typeof reducer.applyEventInPlace>[0], event: Parameters<typeof reducer.applyEventInPlace>[1]) => {
+    foldEvent: (state: Parameters<typeof reducer.foldEvent>[0], event: Parameters<typeof reducer.foldEvent>[1]) => {
       if (event.eventId === refuse.eventId) {
         refuse.eventId = undefined;
         throw new Error('the durable fold disagrees');
       }
-      return reducer.applyEventInPlace(state, event);
+      return reducer.foldEvent(state, event);
     },
   };
 });

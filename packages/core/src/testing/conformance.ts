@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ProgressError, isProgressError, type ErrorCode } from '../errors.js';
 import type { ProgressStore } from '../interfaces.js';
 import type { EventType, ListFilter, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
-import { applyEventInPlace, cloneState } from '../reducer.js';
+import { cloneState, foldEvent } from '../reducer.js';
 import { toSummaryRow } from '../summary.js';
 import { ProgressTracker } from '../tracker.js';
 import { MAX_TIMER_MS, assertKnownOptions, describe as describeValue } from '../validation.js';
@@ -102,7 +102,7 @@ export class EventFactory {
       ...(fields.taskId !== undefined ? { taskId: fields.taskId, taskType: 'upgrade_step' } : {}),
       ...(fields.percentage !== undefined ? { percentage: fields.percentage } : {}),
     };
-    this.state = applyEventInPlace(this.state, event);
+    this.state = foldEvent(this.state, event);
     return event;
   }
 

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import {
+  applyEvent,
+  applyEventInPlace,
+  assertKnownOptions,
+  cloneState,
+  estimateCompletion,
+  eventsToJson,
+  filterRows,
+  findCurrentTask,
+  isProgressError,
+  replayEvents,
+  summarize,
+  toSummaryRow,
+  type ProgressEvent,
+  type UpgradeProgress,
+} from '../src/index.js';
+
+// The pure building blocks are exported for stores, sinks and users folding events of their own:
+// from JavaScript (or a state parsed from JSON) they can be handed anything. What is not a state, an
+// event or a list is refused as INVALID_ARGUMENT naming the function, not as a TypeError from
+// somewhere inside it.
+
+const created: ProgressEvent = {
+  eventId: 'e1',
+  upgradeId: 'u1',
+  seq: 1,
+  type: 'upgrade.created',
+  timestamp: '2026-03-01T10:00:00.000Z',
+  status: 'not_started',
+  message: 'Upgrade created',
+  details: { planId: 'p1', clusterName: 'c1', metadata: {} },
+};
+const added: ProgressEvent = {
+  eventId: 'e2',
+  upgradeId: 'u1',
+  seq: 2,
+  type: 'task.added',
+  timestamp: '2026-03-01T10:00:01.000Z',
+  status: 'not_started',
+  message: 'Task added',
+  taskId: 'a',
+  details: { taskName: 'A' },
+};
+const state = (): UpgradeProgress => replayEvents([created, added])!;
+
+const notStates: Array<[string, unknown]> = [
+  ['null', null],
+  ['a number', 42],
+  ['a string', 'u1'],
+  ['an array', []],
+  ['an object without tasks', { upgradeId: 'u1' }],
+  ['an object whose tasks is null', { upgradeId: 'u1', tasks: null }],
+  ['an object whose tasks is an array', { upgradeId: 'u1', tasks: [] }],
+];
+
+function refused(fn: () => unknown, name: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(isProgressError(caught), `${name}: ${String(caught)}`).toBe(true);
+  expect((caught as { code: string }).code).toBe('INVALID_ARGUMENT');
+  expect((caught as Error).message).toContain(`${name}()`);
+}
+
+describe('the building blocks given what is not a state', () => {
+  const byState: Array<[string, (s: unknown) => unknown]> = [
+    ['applyEvent', (s) => applyEvent(s as UpgradeProgress, { ...added, seq: 3, taskId: 'b' })],
+    ['applyEventInPlace', (s) => applyEventInPlace(s as UpgradeProgress, { ...added, seq: 3, taskId: 'b' })],
+    ['cloneState', (s) => cloneState(s as UpgradeProgress)],
+    ['replayEvents', (s) => replayEvents([], s as UpgradeProgress)],
+    ['summarize', (s) => summarize(s as UpgradeProgress)],
+    ['estimateCompletion', (s) => estimateCompletion(s as UpgradeProgress)],
+    ['findCurrentTask', (s) => findCurrentTask(s as UpgradeProgress)],
+    ['toSummaryRow', (s) => toSummaryRow(s as UpgradeProgress)],
+  ];
+  for (const [name, call] of byState) {
+    it.each(notStates)(`${name}() refuses %s as INVALID_ARGUMENT`, (_, value) => refused(() => call(value), name));
+    it(`${name}() still takes a state`, () => {
+      expect(() => call(state())).not.toThrow();
+    });
+  }
+
+  it('a task that is not an object is refused by the functions that read every task', () => {
+    const broken = { ...state(), tasks: { a: null } } as unknown as UpgradeProgress;
+    refused(() => summarize(broken), 'summarize');
+    refused(() => findCurrentTask(broken), 'findCurrentTask');
+    refused(() => cloneState(broken), 'cloneState');
+    refused(() => applyEvent(broken, { ...added, seq: 3, taskId: 'b' }), 'applyEvent');
+  });
+});
+
+describe('the building blocks given what is not an event or a list', () => {
+  it.each([
+    ['null', null],
+    ['a string', 'task.added'],
+    ['undefined', undefined],
+  ])('applyEvent() and applyEventInPlace() refuse %s as the event, and change nothing', (_, value) => {
+    const s = state();
+    const before = JSON.stringify(s);
+    refused(() => applyEvent(s, value as unknown as ProgressEvent), 'applyEvent');
+    refused(() => applyEventInPlace(s, value as unknown as ProgressEvent), 'applyEventInPlace');
+    refused(() => applyEventInPlace(undefined, value as unknown as ProgressEvent), 'applyEventInPlace');
+    expect(JSON.stringify(s)).toBe(before);
+  });
+
+  it.each([
+    ['null', null],
+    ['a number', 3],
+    ['a string (whose characters would be folded as events)', 'abc'],
+    ['an object', {}],
+  ])('replayEvents() refuses %s as the events', (_, value) => {
+    refused(() => replayEvents(value as unknown as ProgressEvent[]), 'replayEvents');
+  });
+
+  it('replayEvents() still reports a stored event that is not one as DATA_CORRUPTED', () => {
+    let caught: unknown;
+    try {
+      replayEvents([created, null as unknown as ProgressEvent]);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isProgressError(caught, 'DATA_CORRUPTED'), String(caught)).toBe(true);
+  });
+
+  it.each([
+    ['null', null],
+    ['undefined', undefined],
+    ['an object', {}],
+  ])('eventsToJson() and filterRows() refuse %s as the list', (_, value) => {
+    refused(() => eventsToJson(value as unknown as ProgressEvent[]), 'eventsToJson');
+    refused(() => filterRows(value as unknown as []), 'filterRows');
+  });
+
+  it('filterRows() refuses a row that is not an object', () => {
+    refused(() => filterRows([null as never]), 'filterRows');
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'x'],
+  ])('assertKnownOptions() refuses %s as its check, naming itself', (_, check) => {
+    refused(() => assertKnownOptions({}, ['a'], check as never), 'assertKnownOptions');
+  });
+});
