@@ -492,11 +492,18 @@ function foldOrCorrupt(state: UpgradeProgress | undefined, event: ProgressEvent)
  *
  * Use {@link applyEvent} for a pure fold.
  *
- * @throws ProgressError `INVALID_ARGUMENT` for a state or an event that is not one (nothing
- * changed), `DATA_CORRUPTED` for an event that cannot follow or cannot be folded.
+ * @throws ProgressError `INVALID_ARGUMENT` for a state or an event that is not one, or a frozen
+ * state (nothing changed), `DATA_CORRUPTED` for an event that cannot follow or cannot be folded.
  */
 export function applyEventInPlace(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
-  if (state !== undefined) assertStateArg(state, 'applyEventInPlace');
+  if (state !== undefined) {
+    assertStateArg(state, 'applyEventInPlace');
+    // The states callbacks and sinks are handed are frozen: the fold's first write threw a TypeError,
+    // reported as an event that cannot be folded, after the writes to what was not frozen.
+    if (Object.isFrozen(state) || Object.isFrozen(state.tasks)) {
+      throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] applyEventInPlace() needs a state it can change, got a frozen one (applyEvent() folds into a copy)');
+    }
+  }
   assertEventArg(event, 'applyEventInPlace');
   return foldOrCorrupt(state, event);
 }

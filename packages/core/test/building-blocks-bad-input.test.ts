@@ -93,6 +93,20 @@ describe('the building blocks given what is not a state', () => {
   });
 });
 
+describe('applyEventInPlace() given a frozen state (as callbacks and sinks are handed)', () => {
+  it.each([
+    ['the state', (s: UpgradeProgress) => Object.freeze(s)],
+    ['its tasks', (s: UpgradeProgress) => (Object.freeze(s.tasks), s)],
+  ])('refuses it as INVALID_ARGUMENT when %s is frozen, and changes nothing; applyEvent() folds a copy', (_, freeze) => {
+    const s = freeze(state());
+    const before = JSON.stringify(s);
+    const next = { ...added, seq: 3, taskId: 'b', details: { taskName: 'B' } };
+    refused(() => applyEventInPlace(s, next), 'applyEventInPlace');
+    expect(JSON.stringify(s)).toBe(before);
+    expect(applyEvent(s, next).tasks.b).toMatchObject({ taskName: 'B' });
+  });
+});
+
 describe('the building blocks given what is not an event or a list', () => {
   it.each([
     ['null', null],
