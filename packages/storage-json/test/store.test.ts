@@ -284,6 +284,54 @@ describe('paths and permissions', () => {
 });
 
 describe('writing', () => {
+  it('leaves no temp file behind when a snapshot write fails (a full disk): only the log is read then', async () => {
+    const dir = await tempDir('snapshot-enospc');
+    const proto = await fileHandlePrototype(dir);
+    const { writeFile: original } = proto;
+    proto.writeFile = async function (this: unknown, ...args: unknown[]) {
+      if (typeof args[0] === 'string' && args[0].startsWith('{"v":1,')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      return original.apply(this, args);
+    };
+    const logger = recordingLogger();
+    try {
+      const store = new JsonFileStore({ directory: dir, snapshotEvery: 2, logger });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      await store.close();
+    } finally {
+      proto.writeFile = original;
+    }
+    expect(logger.lines.some((l) => l.level === 'warn' && /snapshot write failed/.test(l.msg ?? ''))).toBe(true);
+    expect(await readdir(join(dir, 'upgrades', 'u1'))).toEqual(['events.jsonl']);
+  });
+
+  it('writes the rest of a short write after the part that landed (a write(2) may return fewer bytes than asked)', async () => {
+    const dir = await tempDir('short-write');
+    const proto = await fileHandlePrototype(dir);
+    const { write } = proto;
+    // Every write of events lands 100 bytes at most, as a write(2) interrupted by a signal or near a full disk may.
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      const [buf, offset, length, position] = args as [Buffer, number, number, number];
+      if (Buffer.isBuffer(buf) && buf.includes('eventId')) return write.call(this, buf, offset, Math.min(length, 100), position);
+      return write.apply(this, args);
+    };
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      await store.append('u1', f.batch(2), 3, f.state!);
+      await store.close();
+    } finally {
+      proto.write = write;
+    }
+    const reader = new JsonFileStore({ directory: dir });
+    const events: ProgressEvent[] = [];
+    for await (const e of reader.readEvents('u1', 0)) events.push(e);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect((await reader.load('u1'))?.lastSeq).toBe(5);
+    await reader.close();
+  });
+
   it('deletes no upgrade that holds no event (its folder made by acquire() and release()): false, as for one never seen', async () => {
     const dir = await tempDir('delete-empty');
     const store = new JsonFileStore({ directory: dir });
