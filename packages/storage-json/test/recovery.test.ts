@@ -334,6 +334,20 @@ describe('a torn last write', () => {
         await writeFile(log, buf);
       },
     ],
+    // A sound line after the zeros whose seq does not rise past the one before it (a copy of that
+    // line): one write's lines rise, so this is not the rest of one write.
+    [
+      'zeros in the last write, then a sound line that repeats the seq before it',
+      async (log: string, write: number) => {
+        const from = up(write + 1);
+        const buf = await zero(log, from, from + BLOCK);
+        const next = buf.indexOf(0x0a, from + BLOCK) + 1;
+        const end = buf.indexOf(0x0a, next) + 1;
+        expect(buf.indexOf(0x0a, end)).toBeLessThan(buf.length - 1);
+        const line = buf.subarray(next, end);
+        await writeFile(log, Buffer.concat([buf.subarray(0, end), line, buf.subarray(buf.indexOf(0x0a, end) + 1)]));
+      },
+    ],
   ] as const) {
     it(`(${name}) is refused with DATA_CORRUPTED and left as it is`, async () => {
       const { dir, log, f, write } = await withLastWrite(21, 30);
