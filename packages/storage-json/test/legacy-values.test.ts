@@ -258,3 +258,34 @@ describe('a legacy file with two tasks of one id', () => {
     expect(Object.keys((s.state as UpgradeProgress).tasks)).toEqual(['x', 'b']);
   });
 });
+
+describe("the order and ids of a legacy file's history", () => {
+  it("merges the tasks' histories by time, whatever the number of tasks", async () => {
+    // Five tasks, each recording its own events, interleaved in time: the import must read them in
+    // time order across all of them (a merge that looked at only some of the lists' heads would not).
+    const minutes = [[1, 9], [3, 5], [2, 7], [4, 6], [0, 8]];
+    const tasks = Object.fromEntries(
+      minutes.map(([start, end], i) => {
+        const id = `t${i}`;
+        const ev = (m: number, status: string, message: string) => ({ event_id: `${id}-${m}`, status, timestamp: at(`${10 + m}:00`), message, percentage: status === 'completed' ? 100.0 : 0.0 });
+        return [id, { task_id: id, task_name: id, status: 'completed', started_at: at(`${10 + start!}:00`), completed_at: at(`${10 + end!}:00`), events: [ev(start!, 'in_progress', 'Task started'), ev(end!, 'completed', 'Task completed')] }];
+      }),
+    );
+    const { events } = await load({ ...base, status: 'in_progress', tasks });
+    const recorded = events.filter((e) => e.eventId.startsWith('t'));
+    expect(recorded).toHaveLength(10);
+    const times = recorded.map((e) => e.timestamp);
+    expect(times).toEqual([...times].sort());
+  });
+
+  it('gives an event id the file repeats (a file edited by hand) to its first event only: every event keeps an id of its own', async () => {
+    const events = [
+      { event_id: 'e1', status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 },
+      { event_id: 'e1', status: 'in_progress', timestamp: at('26:00'), message: 'Halfway', percentage: 50.0 },
+    ];
+    const { events: loaded } = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 50.0, events }) });
+    const ids = loaded.map((e) => e.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(loaded.find((e) => e.eventId === 'e1')).toMatchObject({ type: 'task.started' });
+  });
+});
