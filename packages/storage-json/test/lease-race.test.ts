@@ -37,7 +37,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 });
 
 const { JsonFileStore } = await import('../src/index.js');
-const { procIdentity, removeTempDirs, tempDir } = await import('./helpers.js');
+const { fileHandlePrototype, procIdentity, removeTempDirs, tempDir } = await import('./helpers.js');
 const { hostname } = await import('node:os');
 const { mkdir } = await import('node:fs/promises');
 const { existsSync } = await import('node:fs');
@@ -216,5 +216,47 @@ describe('a holder whose lock was taken over before its writer opened', () => {
     expect(existsSync(join(dir, 'upgrades', 'u1', 'events.jsonl'))).toBe(false);
     await Promise.all([taker.close(), holder.close()]);
     vi.useRealTimers();
+  });
+
+});
+
+describe('a holder whose lock was taken over while a snapshot of it waited', () => {
+  it('writes that snapshot no more: the folder is the new holder\'s', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const dir = await tempDir('lease-lost-snapshot');
+    const lock = join(dir, 'upgrades', 'u1', 'writer.lock');
+    const snapshot = join(dir, 'upgrades', 'u1', 'snapshot.json');
+    // The first snapshot's write waits at a gate: the next one queues behind it.
+    const proto = await fileHandlePrototype(dir);
+    const { writeFile: original } = proto;
+    const g = makeGate();
+    proto.writeFile = async function (this: unknown, ...args: unknown[]) {
+      if (typeof args[0] === 'string' && args[0].startsWith('{"v":1,"lastSeq":2,')) {
+        g.gate.reached();
+        await g.gate.open;
+      }
+      return original.apply(this, args);
+    };
+    try {
+      const holder = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none', snapshotEvery: 2 });
+      const f = new EventFactory('u1');
+      await holder.append('u1', f.batch(2), 0, f.state!);
+      await g.reached;
+      await holder.append('u1', f.batch(2), 2, f.state!);
+      // Taken over now (the holder's lock as a stale one of another container), before the queued snapshot is written.
+      const owner = JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>;
+      await writeFile(lock, `${JSON.stringify({ ...owner, pidNs: 'pid:[1]' })}\n`);
+      const old = new Date(Date.now() - 60_000);
+      await utimes(lock, old, old);
+      const taker = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none' });
+      await taker.acquire('u1');
+      g.open();
+      await holder.close();
+      expect((JSON.parse(await readFile(snapshot, 'utf8')) as { lastSeq: number }).lastSeq).toBe(2);
+      await taker.close();
+    } finally {
+      proto.writeFile = original;
+      vi.useRealTimers();
+    }
   });
 });
