@@ -49,3 +49,18 @@ describe('LogWriter.close()', () => {
     expect(await openDescriptorsOf(paths.events)).toBe(0);
   });
 });
+
+describe('LogWriter opening its log at its first write', () => {
+  it('makes no new log when the one it found its end in is gone since (it would hold our lines after a hole), and says so', async () => {
+    const dir = await tempDir('log-writer-gone');
+    const paths = upgradePaths(dir, 'u1');
+    await mkdir(paths.dir, { recursive: true });
+    // As a writer that found 4 events (300 bytes) in the log, which was deleted before its first write.
+    const writer = new LogWriter('u1', paths, { seq: 4, offset: 300 }, { sync: false, logger: silentLogger });
+    const f = new EventFactory('u1');
+    f.batch(4);
+    await expect(writer.append(encodeEvents(f.batch(1)), 1, 4)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`${paths.events} is gone`) });
+    expect(await readdir(paths.dir)).toEqual([]);
+    await writer.close();
+  });
+});
