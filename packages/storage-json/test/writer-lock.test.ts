@@ -388,6 +388,21 @@ describe('a holder whose lease lapsed', () => {
     await store.close();
   });
 
+  it('gives up its check with STORE_UNAVAILABLE after a lease when a takeover mutex stays held (a taker of another host, stuck), and writes nothing', async () => {
+    const dir = await tempDir('lease-mutex-stuck');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    const before = await readFile(log);
+    // Never judged dead from here: written on another host.
+    await writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 1, hostname: 'another-host', token: 'stuck', createdAt: 'then' })}\n`);
+    stall(LEASE / 2 + 100);
+    await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('cannot check the writer lock') });
+    expect(await readFile(log)).toEqual(before);
+    await store.close();
+  });
+
   it('goes on writing, and stamps its lock again, when the lock is still its own', async () => {
     const dir = await tempDir('lease-kept');
     const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
