@@ -403,6 +403,20 @@ describe('a holder whose lease lapsed', () => {
     await store.close();
   });
 
+  it.runIf(hasProc)('forgets the token of a lock it released: that lock file put back (a restore from backup) goes stale with its lease, as any lock of this process that it does not hold', async () => {
+    const dir = await tempDir('released-token');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
+    await store.acquire('u1');
+    const text = await readFile(lockPath(dir), 'utf8');
+    await store.release('u1');
+    expect(existsSync(lockPath(dir))).toBe(false);
+    await writeLock(dir, 'u1', JSON.parse(text) as object, 60_000);
+    // Ours by pid and start time, but held by no store here now: judged by its lease, which ran out.
+    await store.acquire('u1');
+    expect(await readFile(lockPath(dir), 'utf8')).not.toBe(text);
+    await store.close();
+  });
+
   it('goes on writing, and stamps its lock again, when the lock is still its own', async () => {
     const dir = await tempDir('lease-kept');
     const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
