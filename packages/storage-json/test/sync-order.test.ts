@@ -124,6 +124,23 @@ describe("durability 'fsync': what is synced, and when", () => {
     await store.close();
   });
 
+  it("syncs the parent of every folder it made for a new upgrade (the store's folder, upgrades/) before the first events are acknowledged", async () => {
+    const dir = await tempDir('sync-new-dirs');
+    await recordSyncs(dir);
+    const store = new JsonFileStore({ directory: dir });
+    const f = new EventFactory('u1');
+    tracing.root = dir;
+    await store.append('u1', f.batch(2), 0, f.state!);
+    const c = calls();
+    const write = c.findIndex((call) => call.startsWith('write upgrades/u1/events.jsonl'));
+    // `upgrades` was made in the store's folder, `u1` in `upgrades`: each entry is durable once its parent is synced.
+    expect(c.indexOf('sync .')).toBeGreaterThanOrEqual(0);
+    expect(c.indexOf('sync .')).toBeLessThan(write);
+    expect(c.indexOf('sync upgrades')).toBeGreaterThanOrEqual(0);
+    expect(c.indexOf('sync upgrades')).toBeLessThan(write);
+    await store.close();
+  });
+
   it('syncs a log it did not write (a killed writer may have left lines unsynced) before its first write', async () => {
     const dir = await tempDir('sync-reopen');
     await recordSyncs(dir);
