@@ -794,6 +794,47 @@ describe('a failed write whose cut back succeeds', () => {
   });
 });
 
+describe('a failed write with appends queued behind it', () => {
+  it('rejects them too (they were never written), and the writer takes the next append at the last stored seq', async () => {
+    const dir = await tempDir('failed-write-queued');
+    let failing = false;
+    const restore = await diskFailing(dir, () => failing, false);
+    try {
+      const store = new JsonFileStore({ directory: dir });
+      const f = new EventFactory('u1');
+      await store.append('u1', f.batch(3), 0, f.state!);
+      const durable = structuredClone(f.state!);
+      failing = true;
+      // The second is made while the first is in flight: it waits behind it, for the next write.
+      const first = store.append('u1', f.batch(2), 3, f.state!);
+      const second = store.append('u1', f.batch(1), 5, f.state!);
+      await expect(first).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      await expect(second).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      failing = false;
+      f.state = durable;
+      await store.append('u1', f.batch(1), 3, f.state!);
+      expect((await store.load('u1'))?.lastSeq).toBe(4);
+      await store.close();
+    } finally {
+      restore();
+    }
+  });
+});
+
+describe('a delete of an upgrade that holds no event', () => {
+  it('gives back the writer lock it took to look: another store takes it at once', async () => {
+    const dir = await tempDir('delete-empty-lock');
+    const first = new JsonFileStore({ directory: dir });
+    await first.acquire('u1');
+    await first.release('u1');
+    const deleting = new JsonFileStore({ directory: dir });
+    expect(await deleting.delete('u1')).toBe(false);
+    expect(deleting.info().locksHeld).toBe(0);
+    await first.acquire('u1');
+    await Promise.all([first.close(), deleting.close()]);
+  });
+});
+
 describe('a failed write whose cut back fails too', () => {
   it.each(['release', 'close'] as const)('leaves no rejected event for another store to read once this one lets go (%s)', async (letGo) => {
     await withFailedWrite('failed-cut-release', async ({ dir, store }) => {
