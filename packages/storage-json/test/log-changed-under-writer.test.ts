@@ -52,6 +52,15 @@ describe('the log changed under a live writer', () => {
     await store.close();
   });
 
+  it('refuses to append once events.jsonl lost only its last byte (the newline of the last event), and leaves it as it is', async () => {
+    const { log, store, f } = await seeded();
+    const full = await readFile(log);
+    await truncate(log, full.length - 1);
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`cut back to ${full.length - 1} bytes`) });
+    expect((await readFile(log)).equals(full.subarray(0, full.length - 1))).toBe(true);
+    await store.close();
+  });
+
   it('refuses to append once events.jsonl was replaced by an older copy', async () => {
     const { dir, log, store, f } = await seeded();
     const old = join(dir, 'old.jsonl');
