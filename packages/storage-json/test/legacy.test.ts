@@ -290,7 +290,7 @@ describe('legacy files of the Python module', () => {
       .replace('"upgrade_id": "test-upgrade-123"', '"upgrade_id": "nan-1"')
       .replace(
         '"error_message": "Test error"',
-        '"error_message": "Test error",\n    "eta_seconds": Infinity,\n    "ratio": NaN,\n    "floor": -Infinity,\n    "note": "NaN, Infinity and -Infinity stay text here"',
+        '"error_message": "Test error",\n    "eta_seconds": Infinity,\n    "ratio": NaN,\n    "floor": -Infinity,\n    "note": "NaN, Infinity and -Infinity stay text here, \\"NaN\\" between escaped quotes too"',
       )
       .replace('"details": {},', '"details": {"rate": NaN, "limit": Infinity},');
     const dir = await tempDir('legacy');
@@ -300,7 +300,7 @@ describe('legacy files of the Python module', () => {
     const store = new JsonFileStore({ directory: dir });
     const state = (await store.load('nan-1'))!;
     expect([state.status, state.errorMessage, Object.keys(state.tasks).length]).toEqual(['failed', 'Test error', 3]);
-    expect(state.metadata).toEqual({ error_message: 'Test error', eta_seconds: null, ratio: null, floor: null, note: 'NaN, Infinity and -Infinity stay text here' });
+    expect(state.metadata).toEqual({ error_message: 'Test error', eta_seconds: null, ratio: null, floor: null, note: 'NaN, Infinity and -Infinity stay text here, "NaN" between escaped quotes too' });
     const started = state.tasks['task-1']!.recentEvents.find((e) => e.eventId === 'dff8b2af-1018-4b0f-b0e8-be9667094e9e')!;
     expect(started.details).toEqual({ rate: null, limit: null });
     expect((await store.list()).map((r) => r.upgradeId)).toEqual(['nan-1']);
