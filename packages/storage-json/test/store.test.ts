@@ -305,6 +305,19 @@ describe('writing', () => {
     expect(await readdir(join(dir, 'upgrades', 'u1'))).toEqual(['events.jsonl']);
   });
 
+  it('writes at most one snapshot behind the one being written when appends come faster: the latest, with no failure logged', async () => {
+    const dir = await tempDir('snapshot-coalesce');
+    const logger = recordingLogger();
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 1, logger });
+    const f = new EventFactory('u1');
+    const appends = [];
+    for (let i = 0; i < 20; i++) appends.push(store.append('u1', f.batch(1), i, structuredClone(f.state!)));
+    await Promise.all(appends);
+    await store.close();
+    expect(logger.lines.filter((l) => l.level !== 'debug' && l.level !== 'info')).toEqual([]);
+    expect((JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')) as { lastSeq: number }).lastSeq).toBe(20);
+  });
+
   it('writes the rest of a short write after the part that landed (a write(2) may return fewer bytes than asked)', async () => {
     const dir = await tempDir('short-write');
     const proto = await fileHandlePrototype(dir);
