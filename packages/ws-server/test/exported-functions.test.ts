@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -108,6 +109,45 @@ describe('read tokens: the clock and the lifetime', () => {
       expect(() => auth.authenticate({ url: `/ws?token=${token}`, headers: {} } as never)).toThrow(/now/);
       expect(() => auth.authorize({ upgradeIds: ['u1'], exp: made / 1000 + 60 }, 'u1')).toThrow(/now/);
     }
+  });
+
+  it('takes a token up to the millisecond before its exp, not at it, and an authorize of its claims alike', () => {
+    const token = expired();
+    const exp = made / 1000 + 60;
+    expect(verifyReadToken(token, SECRET, () => exp * 1000 - 1)).toEqual({ upgradeIds: ['u1'], exp });
+    expect(verifyReadToken(token, SECRET, () => exp * 1000)).toBeUndefined();
+    expect(readTokenAuth({ secret: SECRET, now: () => exp * 1000 - 1 }).authorize({ upgradeIds: ['u1'], exp }, 'u1')).toBe(true);
+    expect(readTokenAuth({ secret: SECRET, now: () => exp * 1000 }).authorize({ upgradeIds: ['u1'], exp }, 'u1')).toBe(false);
+  });
+});
+
+describe('verifyReadToken: what it refuses although the signature is good', () => {
+  /** A token signed with SECRET over any claims, as createReadToken signs (it makes only good claims itself). */
+  const signed = (claims: unknown): string => {
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${payload}.${createHmac('sha256', SECRET).update(payload).digest('base64url')}`;
+  };
+  const exp = Math.ceil(Date.now() / 1000) + 600;
+
+  it('refuses claims whose upgradeIds are not all strings, or whose exp is not a number', () => {
+    expect(verifyReadToken(signed({ upgradeIds: ['u1'], exp }), SECRET)).toEqual({ upgradeIds: ['u1'], exp });
+    expect(verifyReadToken(signed({ upgradeIds: ['u1', 7], exp }), SECRET)).toBeUndefined();
+    expect(verifyReadToken(signed({ upgradeIds: [null], exp }), SECRET)).toBeUndefined();
+    expect(verifyReadToken(signed({ upgradeIds: 'u1', exp }), SECRET)).toBeUndefined();
+    expect(verifyReadToken(signed({ upgradeIds: ['u1'], exp: String(exp) }), SECRET)).toBeUndefined();
+  });
+
+  it('refuses a token longer than 8192 characters, as the README says, even one it issued', () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `upgrade-${String(i).padStart(4, '0')}`);
+    // Each id adds 17 characters of JSON, 4/3 of that in base64url: find the longest token within the bound.
+    let n = 1;
+    while (createReadToken({ secret: SECRET, upgradeIds: ids(n + 1) }).length <= 8192) n++;
+    const within = createReadToken({ secret: SECRET, upgradeIds: ids(n) });
+    const over = createReadToken({ secret: SECRET, upgradeIds: ids(n + 1) });
+    expect(within.length).toBeLessThanOrEqual(8192);
+    expect(over.length).toBeGreaterThan(8192);
+    expect(verifyReadToken(within, SECRET)?.upgradeIds).toHaveLength(n);
+    expect(verifyReadToken(over, SECRET)).toBeUndefined();
   });
 });
 

@@ -187,4 +187,18 @@ describe('parseClientMessage', () => {
     expect(parseClientMessage('{"type":"subscribe","upgradeId":".."}').ok).toBe(false);
     expect(parseClientMessage('[]').ok).toBe(false);
   });
+
+  it('checks the upgrade id of every message that names one, and bounds createdAt', () => {
+    // An id no store can hold is a bad message, not a request the server answers NOT_FOUND or passes to a store.
+    for (const type of ['get_summary', 'unsubscribe']) {
+      expect(parseClientMessage(JSON.stringify({ type, upgradeId: '../etc' })).ok, type).toBe(false);
+      expect(parseClientMessage(JSON.stringify({ type, upgradeId: '' })).ok, type).toBe(false);
+      expect(parseClientMessage(JSON.stringify({ type, upgradeId: 'u1' })).ok, type).toBe(true);
+    }
+    expect(parseClientMessage('{"type":"get_summary","upgradeId":"*"}').ok).toBe(false);
+    expect(parseClientMessage('{"type":"unsubscribe","upgradeId":"*"}').ok).toBe(true);
+    const subscribe = (createdAt: string) => parseClientMessage(JSON.stringify({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3, createdAt }));
+    expect(subscribe('2026-12-01T12:00:00.000Z'.padEnd(64, ' ')).ok).toBe(true);
+    expect(subscribe('2026-12-01T12:00:00.000Z'.padEnd(65, ' ')).ok).toBe(false);
+  });
 });
