@@ -1,4 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -6,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
+import { makeTestCertificates, missingOpenssl } from '../../../tools/test-utils/src/tls.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
@@ -121,6 +124,13 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     expect(opened.server!.getStats().handshakesRefused).toBe(1);
   });
 
+  it('compares an Origin with the allow-list without regard to case, as scheme and host are', async () => {
+    const { url } = await start({ allowedOrigins: ['https://Dash.Example.com'] });
+    await (await connect(url, { origin: 'HTTPS://DASH.EXAMPLE.COM' })).next((m) => m.type === 'welcome');
+    await (await connect(url, { origin: 'https://dash.example.com' })).next((m) => m.type === 'welcome');
+    await expect(connect(url, { origin: 'HTTPS://EVIL.EXAMPLE.COM' })).rejects.toSatisfy((e) => status(e) === 403);
+  });
+
   it('refuses an allowedOrigins entry that no browser sends as Origin, naming the origin meant, rather than answer every page 403', async () => {
     // A browser's Origin is scheme://host[:port]: no path, no trailing slash, no default port. Such an
     // entry matched nothing, and the server started and refused every page without a word.
@@ -206,6 +216,25 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     const listed = await start({ allowedOrigins: ['http://ops.example'] });
     await asPageOf('ops.example', listed.port);
     await expect(asPageOf(`rebound.example:${listed.port}`, listed.port)).rejects.toSatisfy((e) => status(e) === 403);
+  });
+
+  it('by default takes, over TLS (attached to an https.Server), only an https page of its own name: an http one is another origin', { skip: missingOpenssl() !== undefined }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'progress-ws-origin-tls-'));
+    const certs = makeTestCertificates(dir);
+    const https = createHttpsServer({ key: certs.key, cert: certs.cert });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', () => r()));
+    try {
+      opened.server = new ProgressWebSocketServer({ server: https });
+      const { url, port } = await opened.server.start();
+      const ca = readFileSync(certs.ca);
+      await (await connect(url, { ca, origin: `https://127.0.0.1:${port}` })).next((m) => m.type === 'welcome');
+      await expect(connect(url, { ca, origin: `http://127.0.0.1:${port}` })).rejects.toSatisfy((e) => status(e) === 403);
+    } finally {
+      await opened.server?.stop();
+      https.closeAllConnections();
+      await new Promise<void>((r) => https.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("takes any origin with allowedOrigins: '*'", async () => {
@@ -583,6 +612,36 @@ describe('ws CVE inputs and floods do not hurt the server', () => {
 });
 
 describe('attached to an existing http.Server', () => {
+  it('refuses a client that connects while stop() waits for the others to close: it would outlive the stop on the app server', async () => {
+    const http = createServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    let late: TestClient | undefined;
+    try {
+      // A peer that never answers the close frame holds stop() until closeTimeoutMs cuts it off.
+      opened.server = new ProgressWebSocketServer({ server: http, closeTimeoutMs: 3000 });
+      const { url, port } = await opened.server.start();
+      const peer = await rawWebSocket(port, '/ws');
+      for (let i = 0; i < 100 && opened.server.getStats().clients === 0; i++) await sleep(10);
+      const stopping = opened.server.stop();
+      for (let i = 0; i < 300 && closeCodeIn(peer.received()) === undefined; i++) await sleep(10);
+      expect(closeCodeIn(peer.received())).toBe(1001);
+      // stop() is waiting for the peer now: a new client is not let in behind the clients it closes.
+      late = await connect(url).then(
+        (c) => c,
+        () => undefined,
+      );
+      await stopping;
+      peer.socket.destroy();
+      expect(opened.server.getStats().clients).toBe(0);
+      if (late) expect(await Promise.race([late.closed, sleep(2000).then(() => 'still open')])).not.toBe('still open');
+    } finally {
+      // (An upgraded socket is no longer the app server's to close: one left open would hold its close.)
+      late?.ws.terminate();
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    }
+  });
+
   it('takes only its upgrade path and exposes dashboardHandler', async () => {
     const http = createServer((req, res) => {
       if (req.url?.startsWith('/progress/')) return opened.server!.dashboardHandler(req, res);
