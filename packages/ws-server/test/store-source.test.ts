@@ -104,6 +104,38 @@ describe('a store with watch() as the source', () => {
     expect(store.activeWatches).toBe(0);
   });
 
+  it('stops the store watch of an upgrade once its last subscriber by name leaves, though a "*" subscriber keeps it', async () => {
+    const store = new WatchableMemoryStore();
+    const { writer, url } = await serveStartedUpgrade(store);
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect((await star.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    const byName = await connect(url);
+    byName.send({ type: 'subscribe', upgradeId: 'u1' });
+    await byName.next((m) => m.type === 'snapshot');
+    expect(opened.server!.getStats().watchedUpgrades).toBe(1);
+    byName.send({ type: 'unsubscribe', upgradeId: 'u1' });
+    await byName.answered();
+    // watchAll feeds the "*" subscriber: a watch nobody needs would count against maxWatchedUpgrades.
+    expect(opened.server!.getStats().watchedUpgrades).toBe(0);
+    for (let i = 0; i < 50 && store.activeWatches > 1; i++) await sleep(10);
+    expect(store.activeWatches).toBe(1);
+    await writer.updateTaskProgress('t', 5);
+    await star.until(() => star.seqs('u1').includes(4));
+  });
+
+  it('sends resync (ahead) and the snapshot to a sinceSeq beyond what the store holds', async () => {
+    const { url } = await serveStartedUpgrade(new WatchableMemoryStore());
+    const first = await connect(url);
+    first.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await first.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    // The topic is loaded and watched now; a client resuming past it is asked the store's word.
+    const ahead = await connect(url);
+    ahead.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 99 });
+    expect(await ahead.next((m) => m.type === 'resync')).toMatchObject({ upgradeId: 'u1', reason: 'ahead', exists: true });
+    expect((await ahead.next((m) => m.type === 'snapshot')).seq).toBe(3);
+  });
+
   it('catches up what "*" subscribers missed while watchAll was down: later events of served upgrades, and upgrades that appeared', async () => {
     const { store, writer, star } = await followAllOfFlakyStore();
     await writer.updateTaskProgress('t', 10);
