@@ -136,6 +136,38 @@ describe('a store with watch() as the source', () => {
     expect((await ahead.next((m) => m.type === 'snapshot')).seq).toBe(3);
   });
 
+  it('counts the live events held during a replay against the client no more once they were sent: replay after replay, it stays open', async () => {
+    const store = new FlakyFeedStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    await writer.addTask('t', 'T');
+    opened.server = new ProgressWebSocketServer({ port: 0, store, maxBufferedBytes: 64 * 1024 });
+    const { url } = await opened.server.start();
+    const c = await connect(url);
+    const pad = 'h'.repeat(2000);
+    // Each round holds 10 events of 2 KB while the replay waits: 6 rounds hold about twice maxBufferedBytes in all.
+    for (let round = 0; round < 6; round++) {
+      let release!: () => void;
+      store.gate = new Promise((resolve) => (release = resolve));
+      const reads = store.reads;
+      const from = c.messages.length;
+      c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 0 });
+      for (let i = 0; i < 200 && store.reads === reads; i++) await sleep(5);
+      expect(store.reads).toBeGreaterThan(reads);
+      for (let i = 0; i < 10; i++) await writer.updateTaskProgress('t', (round * 10 + i) % 99 + 1, undefined, { pad });
+      const last = writer.durableProgress.lastSeq;
+      // The live events reach the server (and are held) before the replay goes on.
+      for (let i = 0; i < 200 && opened.server.getStats().eventsFramed < 10 * (round + 1); i++) await sleep(5);
+      store.gate = undefined;
+      release();
+      await c.until((ms) => ms.slice(from).some((m) => m.type === 'progress_event' && m.data.seq === last), 10_000, `round ${round}`);
+      expectConsecutive(c.messages.slice(from).filter((m) => m.type === 'progress_event').map((m) => m.data.seq as number), 1, last);
+      c.send({ type: 'unsubscribe', upgradeId: 'u1' });
+    }
+    expect(c.closeCode).toBeUndefined();
+  });
+
   it('catches up what "*" subscribers missed while watchAll was down: later events of served upgrades, and upgrades that appeared', async () => {
     const { store, writer, star } = await followAllOfFlakyStore();
     await writer.updateTaskProgress('t', 10);
