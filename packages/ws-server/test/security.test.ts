@@ -5,6 +5,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { IncomingMessage } from 'node:http';
+import { MemoryStore } from '@progress/core';
 import type { Socket } from 'node:net';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
@@ -250,6 +251,26 @@ describe('handshake: authenticate (401) and origins (403)', () => {
 });
 
 describe('authorize and read tokens', () => {
+  it('tells a "*" subscriber nothing of an upgrade it may not read, not even that the store failed to read it', async () => {
+    // A store that cannot watchAll (as a JsonFileStore): a failed load is told to the "*" subscriber itself.
+    const shared = new MemoryStore();
+    for (const id of ['mine', 'secret']) {
+      const t = await openTracker(id, shared);
+      trackers.push(t);
+      await t.startUpgrade();
+    }
+    const store = new UnreliableStore(shared);
+    store.down.add('secret');
+    const { url } = await start({ store, authorize: (_p, id) => id !== 'secret' });
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'snapshot' && m.upgradeId === 'mine');
+    await c.answered();
+    expect(JSON.stringify(c.messages)).not.toContain('secret');
+    // Nor is the store asked for it on this client's behalf.
+    expect(store.loads).toBe(1);
+  });
+
   it('refuses a subscription authorize denies with FORBIDDEN, and the connection stays', async () => {
     const t = await openTracker('secret');
     trackers.push(t);
