@@ -118,6 +118,13 @@ describe('a subscribe whose store load fails', () => {
     const from = c.messages.length;
     c.send({ type: 'subscribe', upgradeId: 'u1' });
     expect(await c.next((m) => m.type === 'error', from)).toMatchObject({ code: 'STORE_UNAVAILABLE', upgradeId: 'u1' });
+    // A store's error with a code of the protocol's own would read as this server refusing the client.
+    for (const code of ['RATE_LIMITED', 'FORBIDDEN', 'INVALID_MESSAGE'] as const) {
+      store.error = () => new ProgressError(code, 'the store refused the read');
+      const at = c.messages.length;
+      c.send({ type: 'subscribe', upgradeId: 'u1' });
+      expect(await c.next((m) => m.type === 'error', at), code).toMatchObject({ code: 'STORE_UNAVAILABLE', upgradeId: 'u1' });
+    }
     expect(c.ofType('subscribed')).toEqual([]);
   });
 
