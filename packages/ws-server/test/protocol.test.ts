@@ -120,6 +120,22 @@ describe('protocol v1', () => {
     expect(c.closeCode).toBeUndefined();
   });
 
+  it('a subscribe to an upgrade already subscribed to replaces that subscription: each later event comes once', async () => {
+    const t = await tracker('u1');
+    server.track(t);
+    await t.startUpgrade();
+    const c = await client();
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    await c.next((m) => m.type === 'snapshot');
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 1 });
+    await c.until(() => c.seqs('u1').includes(2));
+    await t.addTask('t', 'T');
+    await t.addTask('t2', 'T2');
+    await c.until(() => c.seqs('u1').includes(4));
+    await c.answered();
+    expect(c.seqs('u1')).toEqual([2, 3, 4]);
+  });
+
   it('stops sending after unsubscribe', async () => {
     const t = await tracker('u1');
     server.track(t);
