@@ -121,6 +121,17 @@ describe('read tokens: the clock and the lifetime', () => {
   });
 });
 
+describe("readTokenAuth's authorize: a token's scope", () => {
+  it("lets a token of upgradeIds ['*'] read every upgrade, and one of named ids those alone", () => {
+    const auth = readTokenAuth({ secret: SECRET });
+    const all = verifyReadToken(createReadToken({ secret: SECRET, upgradeIds: ['*'] }), SECRET);
+    const some = verifyReadToken(createReadToken({ secret: SECRET, upgradeIds: ['u1', 'u2'] }), SECRET);
+    for (const id of ['u1', 'u2', 'anything']) expect(auth.authorize(all, id), id).toBe(true);
+    expect(auth.authorize(some, 'u2')).toBe(true);
+    expect(auth.authorize(some, 'u3')).toBe(false);
+  });
+});
+
 describe('verifyReadToken: what it refuses although the signature is good', () => {
   /** A token signed with SECRET over any claims, as createReadToken signs (it makes only good claims itself). */
   const signed = (claims: unknown): string => {
