@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, expectConsecutive, openTracker } from './helpers.js';
+import { closedAfterEach, expectConsecutive, openTracker, sleep, type TestClient } from './helpers.js';
 
 // Snapshots are the largest frames: a healthy client that reads at a normal speed must get them
 // whatever their size, while a client that does not read is still closed as slow. A `*` subscriber
@@ -34,6 +34,49 @@ async function serve(): Promise<{ server: ProgressWebSocketServer; url: string }
 }
 
 const snapshotSize = (t: ProgressTracker): number => Buffer.byteLength(JSON.stringify(t.durableProgress));
+
+/**
+ * Reads as a client on a slow link does: one chunk, then a pause, until `done()`. The kernel's
+ * buffers fill, so that what the server writes faster than that waits in its own buffer.
+ */
+async function readSlowly(c: TestClient, done: () => boolean): Promise<void> {
+  const socket = c.socket;
+  socket.pause();
+  while (!done() && c.closeCode === undefined) {
+    const chunk = new Promise((resolve) => socket.once('data', resolve));
+    socket.resume();
+    await Promise.race([chunk, sleep(50)]);
+    socket.pause();
+    await sleep(2);
+  }
+  socket.resume();
+}
+
+describe('big snapshots to a client that reads slowly', () => {
+  // Together far more than the kernel's socket buffers take: the server must wait for the client
+  // between snapshots (above half of maxBufferedBytes), not write them all at once and close it as slow.
+  for (const how of ['"*"', 'name'] as const) {
+    it(`a subscriber by ${how} gets every snapshot, one after the other`, async () => {
+      const { server, url } = await serve();
+      // (By name, 30 subscribes at once: within the rate limit's burst.)
+      const n = how === 'name' ? 30 : 60;
+      for (let i = 0; i < n; i++) await bigUpgrade(server, `s${i}`, 250_000);
+      const c = await connect(url);
+      await c.answered();
+      const snapshots = () => c.ofType('snapshot').length === n;
+      const reading = readSlowly(c, snapshots);
+      if (how === 'name') {
+        c.socket.cork();
+        for (let i = 0; i < n; i++) c.send({ type: 'subscribe', upgradeId: `s${i}` });
+        c.socket.uncork();
+      } else c.send({ type: 'subscribe', upgradeId: '*' });
+      await reading;
+      expect(c.closeCode).toBeUndefined();
+      expect(c.ofType('snapshot')).toHaveLength(n);
+      expect(server.getStats().slowClientsClosed).toBe(0);
+    }, 60_000);
+  }
+});
 
 describe('big snapshots to a client that reads', () => {
   it('a "*" subscriber gets one snapshot per upgrade although together they pass maxBufferedBytes many times, and then the live events', async () => {
