@@ -151,6 +151,23 @@ describe('protocol v1', () => {
     expect(c.seqs('u1')).toEqual([2]);
   });
 
+  it('stops sending after unsubscribe from "*", also of upgrades that appear later', async () => {
+    const t = await tracker('u1');
+    server.track(t);
+    await t.startUpgrade();
+    const c = await client();
+    c.send({ type: 'subscribe', upgradeId: '*' });
+    await c.next((m) => m.type === 'snapshot');
+    c.send({ type: 'unsubscribe', upgradeId: '*' });
+    await c.answered();
+    await t.setCurrentPhase('Later');
+    const later = await tracker('u2');
+    server.track(later);
+    await later.startUpgrade();
+    await c.answered();
+    expect(c.messages.filter((m) => m.type === 'progress_event' || m.type === 'snapshot').map((m) => m.upgradeId)).toEqual(['u1']);
+  });
+
   it('serializes and frames each event once whatever the number of clients', async () => {
     const t = await tracker('u1');
     server.track(t);
