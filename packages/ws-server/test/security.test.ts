@@ -238,6 +238,15 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     }
   });
 
+  it('by default refuses a page (an Origin) whose request names no Host: it cannot be the server\'s own', async () => {
+    const { port } = await start();
+    const request = upgradeRequest('/ws', [`Origin: http://127.0.0.1:${port}`]).replace('Host: 127.0.0.1\r\n', '');
+    expect(request).not.toMatch(/^Host:/im);
+    expect((await rawExchange(port, request)).response).toMatch(/^HTTP\/1\.1 403 /);
+    // Without an Origin (not a browser) it passes, Host or not.
+    expect((await rawExchange(port, upgradeRequest('/ws').replace('Host: 127.0.0.1\r\n', ''))).response).toMatch(/^HTTP\/1\.1 101 /);
+  });
+
   it("takes any origin with allowedOrigins: '*'", async () => {
     const { url } = await start({ allowedOrigins: '*' });
     await (await connect(url, { origin: 'https://anywhere.example.com' })).next((m) => m.type === 'welcome');
@@ -725,6 +734,8 @@ describe('attached to an existing http.Server', () => {
       const stray = await rawExchange(port, upgradeRequest('/c'));
       expect(stray.response).toMatch(/^HTTP\/1\.1 404/);
       expect(stray.response.match(/HTTP\/1\.1/g)).toHaveLength(1);
+      // One of them answered it, and counted it: not both, the second finding the socket answered.
+      expect(opened.server.getStats().handshakesRefused + other.getStats().handshakesRefused).toBe(1);
       for (const path of ['/a', '/b']) {
         const c = await connect(`ws://127.0.0.1:${port}${path}`);
         await c.next((m) => m.type === 'welcome');
