@@ -54,6 +54,24 @@ describe('credentials that expire', () => {
     expect(await client.closed).toBe(1008);
   });
 
+  it('lets go of the expiry timer of a connection that closed before its credentials expired', async () => {
+    const { url } = await start({ heartbeatMs: 0, ...readTokenAuth({ secret: SECRET }) });
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 3600 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const client = await connect(`${url}?token=${token}`);
+      await client.next((m) => m.type === 'welcome');
+      expect(vi.getTimerCount()).toBeGreaterThan(0);
+      client.ws.close();
+      for (let i = 0; i < 500 && opened.server!.getStats().clients > 0; i++) await vi.advanceTimersByTimeAsync(10);
+      expect(opened.server!.getStats().clients).toBe(0);
+      // A timer per connection left until its token's exp would hold each closed connection for as long.
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('closes it too when the token expires further away than a timer can wait (30 days)', async () => {
     const { url } = await start({ heartbeatMs: 0, ...readTokenAuth({ secret: SECRET }) });
     const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], ttlSeconds: 30 * 24 * 3600 });
