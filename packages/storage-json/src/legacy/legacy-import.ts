@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import { type EventType, type ProgressEvent, type ProgressStatus, PROGRESS_STATUSES } from '@progress/core';
+import { type EventType, type ProgressError, type ProgressEvent, type ProgressStatus, PROGRESS_STATUSES, describeValue, isValidId } from '@progress/core';
 import { storeError } from '../errors.js';
 import { parsePythonDatetime, parsePythonTimedelta } from './python-time.js';
 
@@ -35,6 +35,25 @@ const MAX_IMPORTED_RETRIES = 100;
  */
 const retriesOf = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.min(MAX_IMPORTED_RETRIES, Math.max(0, Math.floor(v))) : 0);
 
+/** An ISO 8601 date and time, e.g. `2024-01-01T00:00:00.000Z` or `2024-01-01T01:00:00+01:00`. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Checks what a caller of {@link importLegacyUpgrade} gives besides the file's content, and returns
+ * `fallbackTime` in the form every event's timestamp has (`toISOString()`: timestamps are compared as
+ * strings). Unchecked, an id no store takes (`42`, `../x`) or a time that is none (`'garbage'`, a
+ * Date) became events that no store would append, and a file name that is not a string a TypeError.
+ */
+function checkImportArguments(upgradeId: unknown, file: unknown, fallbackTime: unknown): string {
+  const refuse = (what: string, value: unknown, rule: string): ProgressError =>
+    storeError('INVALID_ARGUMENT', `importLegacyUpgrade(): ${what} must be ${rule}, got ${describeValue(value)}`, { [what]: value });
+  if (!isValidId(upgradeId)) throw refuse('upgradeId', upgradeId, 'a valid id (1 to 128 characters of A-Z a-z 0-9 _ . : -, not "." or "..")');
+  if (typeof file !== 'string' || file.length === 0) throw refuse('file', file, "a non-empty string (the file's path, for messages)");
+  const ms = typeof fallbackTime === 'string' && ISO_TIME.test(fallbackTime) ? Date.parse(fallbackTime) : NaN;
+  if (!Number.isFinite(ms)) throw refuse('fallbackTime', fallbackTime, 'an ISO 8601 time string (such as new Date().toISOString())');
+  return new Date(ms).toISOString();
+}
+
 /** A UUID-shaped id derived from the upgrade and seq, so that importing twice gives the same events. */
 function derivedId(upgradeId: string, seq: number): string {
   const h = createHash('sha1').update(`@progress/storage-json legacy ${upgradeId} ${seq}`).digest('hex');
@@ -66,11 +85,14 @@ interface Draft {
  * retries its events do not record are added at its start). Python durations are kept as
  * `legacyDuration` / `legacyDurationMs` in the details of the event that ends the task or upgrade.
  *
+ * @param upgradeId A valid id (see `assertValidId`).
  * @param file The file's path, for messages and `details.legacyFile`.
- * @param fallbackTime ISO time for `upgrade.created` when the file holds no time at all.
- * @throws ProgressError `DATA_CORRUPTED` naming the file and the field when the file does not fit.
+ * @param fallbackTime ISO 8601 time for `upgrade.created` when the file holds no time at all.
+ * @throws ProgressError `INVALID_ARGUMENT` for an `upgradeId`, `file` or `fallbackTime` that does
+ * not fit; `DATA_CORRUPTED` naming the file and the field when the file does not fit.
  */
 export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: string, fallbackTime: string): ProgressEvent[] {
+  const fallback = checkImportArguments(upgradeId, file, fallbackTime);
   const bad = (why: string): Error => storeError('DATA_CORRUPTED', `upgrade "${upgradeId}": legacy file ${file} ${why}; it is left as it is`, { upgradeId, file });
   if (!isObj(doc)) throw bad('is not a JSON object');
   const time = (v: unknown, field: string): string | undefined => {
@@ -177,7 +199,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       const raw: unknown = recorded[n];
       if (!isObj(raw)) throw bad(`has event ${n} of task "${id}" that is not an object`);
       const s = taskStatus(raw.status, `tasks.${id}.events[${n}].status`);
-      const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallbackTime;
+      const ts = time(raw.timestamp, `tasks.${id}.events[${n}].timestamp`) ?? tStarted ?? startedAt ?? fallback;
       const prev = mine[mine.length - 1];
       let type = taskEventType(s, cur);
       if (!type) continue;
@@ -231,7 +253,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (finalType) {
       const type = finalType;
       const details: Obj = tStatus === 'failed' ? { errorMessage: strOr(t.error_message, 'Task failed') } : {};
-      const ts = tStatus === 'in_progress' ? (tStarted ?? startedAt ?? fallbackTime) : (tCompleted ?? tStarted ?? startedAt ?? fallbackTime);
+      const ts = tStatus === 'in_progress' ? (tStarted ?? startedAt ?? fallback) : (tCompleted ?? tStarted ?? startedAt ?? fallback);
       mine.push({ type, timestamp: ts, status: tStatus, message: `Imported status: ${tStatus}`, taskId: id, taskType, details });
       cur = tStatus;
     }
@@ -246,7 +268,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
     if (tStatus === 'in_progress' && ((pct !== undefined && pct !== lastPct) || steps > 0 || step !== undefined)) {
       mine.push({
         type: 'task.progress',
-        timestamp: mine[mine.length - 1]?.timestamp ?? tStarted ?? fallbackTime,
+        timestamp: mine[mine.length - 1]?.timestamp ?? tStarted ?? fallback,
         status: 'in_progress',
         message: 'Imported progress',
         taskId: id,
@@ -313,7 +335,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
   }
   const taskDrafts = mergeByTime(taskLists, seqOf);
 
-  const createdAt = allTimes.length > 0 ? allTimes.reduce((a, b) => (a < b ? a : b)) : fallbackTime;
+  const createdAt = allTimes.length > 0 ? allTimes.reduce((a, b) => (a < b ? a : b)) : fallback;
   const lastTime = allTimes.length > 0 ? allTimes.reduce((a, b) => (a > b ? a : b)) : createdAt;
   const phase = typeof doc.current_phase === 'string' && doc.current_phase.length > 0 ? doc.current_phase : undefined;
   const drafts: Draft[] = [
