@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, assertHandleArgs, assertKnownOptions, describeValue, isLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type ProgressStatus, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackQueue, type QueueHost, type RegistrationKind } from './callback-queue.js';
 import { CallbackError } from './callback-error.js';
 import { StateHistory, frozenTask, type StateVersion } from './state-versions.js';
@@ -190,6 +190,7 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
    * Ignored once closed.
    */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    assertHandleArgs('@progress/callbacks', event, state);
     if (this.#closing) {
       this.#log('debug', { upgradeId: event.upgradeId, seq: event.seq }, 'callback manager closed; event ignored');
       return;

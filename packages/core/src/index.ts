@@ -11,7 +11,7 @@ export type {
   ListFilter,
   StoreInfo,
 } from './model.js';
-export { isLogger, safeLogger, silentLogger } from './interfaces.js';
+export { assertHandleArgs, isLogger, safeLogger, silentLogger } from './interfaces.js';
 export type { ProgressStore, ProgressSink, Logger } from './interfaces.js';
 export { applyEvent, applyEventInPlace, cloneState, replayEvents } from './reducer.js';
 export { eventToJson, eventsToJson } from './event-json.js';

@@ -1,4 +1,6 @@
-import type { ListFilter, ProgressEvent, StoreInfo, UpgradeProgress, UpgradeSummaryRow } from './model.js';
+import { ProgressError } from './errors.js';
+import { KNOWN_EVENT_TYPES, type ListFilter, type ProgressEvent, type StoreInfo, type UpgradeProgress, type UpgradeSummaryRow } from './model.js';
+import { describe, isValidId } from './validation.js';
 
 /**
  * Where the events of upgrades are kept. A store needs only `load`, `append`, `readEvents`, `list`,
@@ -95,6 +97,39 @@ export interface ProgressSink {
   flush?(): Promise<void>;
   /** Flushes, then releases every resource. */
   close?(): Promise<void>;
+}
+
+/**
+ * Checks the arguments of a sink's `handle(event, state)`, for the sinks to call first. What the
+ * tracker hands over always fits; a program that hands events over itself (from a store's `watch()`,
+ * a queue) can pass anything, which used to reach the callbacks, open a WebSocket topic for the
+ * upgrade "undefined", or throw a TypeError. An event here is an object with a valid `upgradeId`, a
+ * known `type` and a whole `seq` >= 1; the state an object of the same upgrade. A getter or Proxy
+ * trap that throws is refused like any other bad input.
+ *
+ * @param source The package the message names, e.g. `'@progress/callbacks'`.
+ * @throws ProgressError `INVALID_ARGUMENT`: `[<source>] handle() needs ...`
+ */
+export function assertHandleArgs(source: string, event: unknown, state: unknown): asserts event is ProgressEvent {
+  let why: string | undefined;
+  try {
+    why = handleArgsProblem(event, state);
+  } catch (cause) {
+    throw new ProgressError('INVALID_ARGUMENT', `[${source}] handle() could not read its event or state`, { cause });
+  }
+  if (why !== undefined) throw new ProgressError('INVALID_ARGUMENT', `[${source}] handle() needs ${why}`);
+}
+
+function handleArgsProblem(event: unknown, state: unknown): string | undefined {
+  if (event === null || typeof event !== 'object' || Array.isArray(event)) return `an event, got ${describe(event)}`;
+  const { upgradeId, type, seq } = event as { upgradeId?: unknown; type?: unknown; seq?: unknown };
+  if (!isValidId(upgradeId)) return `an event with a valid upgradeId, got one whose upgradeId is ${describe(upgradeId)}`;
+  if (typeof type !== 'string' || !KNOWN_EVENT_TYPES.has(type)) return `an event of a known type, got one whose type is ${describe(type)}`;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return `an event with a whole seq >= 1, got one whose seq is ${describe(seq)}`;
+  if (state === null || typeof state !== 'object' || Array.isArray(state)) return `the state of upgrade ${JSON.stringify(upgradeId)} after the event, got ${describe(state)}`;
+  const stateId = (state as { upgradeId?: unknown }).upgradeId;
+  if (stateId !== upgradeId) return `the state of upgrade ${JSON.stringify(upgradeId)} after the event, got the state of ${describe(stateId)}`;
+  return undefined;
 }
 
 /** A pino-compatible logger: `logger.warn({ err, upgradeId }, 'message')`. */

@@ -1,5 +1,5 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { MAX_TIMER_MS, ProgressError, describeValue, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
+import { MAX_TIMER_MS, ProgressError, assertHandleArgs, describeValue, safeLogger, silentLogger, type Logger, type ProgressEvent, type ProgressSink, type UpgradeProgress } from '@progress/core';
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, fitDetail, trimDetail } from './event-mapping.js';
@@ -156,6 +156,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
 
   /** Formats the event's entry and queues it; never waits for I/O. Ignores types not in `eventTypes`. */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    assertHandleArgs('@progress/notifier-eventbridge', event, state);
     if (!this.#opts.eventTypes.has(event.type)) return;
     const ref: UndeliveredEvent = { eventId: event.eventId, upgradeId: event.upgradeId, seq: event.seq, type: event.type };
     if (this.#closing) {

@@ -204,7 +204,7 @@ describe('size accounting', () => {
     tiny.notifier.handle(fakeEvent(1, 'task.progress'), longName);
     // The identifiers are never cut: two of 128 characters leave no room in 256 bytes.
     const longIds = { ...fakeEvent(2, 'task.progress'), upgradeId: 'u'.repeat(128), taskId: 't'.repeat(128) } as ProgressEvent;
-    tiny.notifier.handle(longIds, fakeState);
+    tiny.notifier.handle(longIds, { ...fakeState, upgradeId: longIds.upgradeId });
     expect(tiny.failures.map((f) => [f.reason, f.errorCode, f.events[0]!.seq])).toEqual([['too_large', 'EntryTooLarge', 2]]);
     expect(await tiny.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
     expect(tiny.notifier.stats()).toMatchObject({ sent: 1, failed: 1, trimmed: 2, queued: 0 });

@@ -25,6 +25,7 @@ export {
   assertKnownOptions,
   nearestName,
   unknownOption,
+  assertHandleArgs,
   isLogger,
   safeLogger,
   redactUrl,

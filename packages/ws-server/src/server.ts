@@ -7,6 +7,7 @@ import {
   MAX_TIMER_MS,
   ProgressError,
   describeValue,
+  assertHandleArgs,
   filterRows,
   isValidId,
   isProgressError,
@@ -324,6 +325,7 @@ export class ProgressWebSocketServer implements ProgressSink {
 
   /** The sink side: a durable event of a tracker that has this server as a sink. */
   handle(event: ProgressEvent, state: Readonly<UpgradeProgress>): void {
+    assertHandleArgs('@progress/ws-server', event, state);
     const topic = this.#topic(event.upgradeId);
     topic.fromSink(event, state);
     // A tracker that lists this server in its sinks never says when it is gone.

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { isProgressError, ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { CallbackManager } from '../src/index.js';
+
+// handle() is the sink side, called by the tracker; a program that hands events over itself (from a
+// store's watch(), a queue) can pass anything. What is not an event and its upgrade's state is
+// refused with INVALID_ARGUMENT before any callback sees it or any count moves.
+
+async function sample(): Promise<{ event: ProgressEvent; state: UpgradeProgress }> {
+  const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+  const event = await tracker.startUpgrade();
+  const state = structuredClone(tracker.progress) as UpgradeProgress;
+  await tracker.close();
+  return { event, state };
+}
+
+describe('CallbackManager.handle() with what is not an event and its state', async () => {
+  const { event, state } = await sample();
+  const cases: Array<[string, unknown, unknown]> = [
+    ['a null event', null, state],
+    ['an undefined event', undefined, state],
+    ['a string event', 'upgrade.started', state],
+    ['an empty object', {}, state],
+    ['an event without a valid upgradeId', { ...event, upgradeId: '../x' }, state],
+    ['an event of an unknown type', { ...event, type: 'upgrade.exploded' }, state],
+    ['a null state', event, null],
+    ['a state that is a number', event, 42],
+    ['the state of another upgrade', event, { ...state, upgradeId: 'u2' }],
+    ['an event whose every read throws', new Proxy({}, { get: () => { throw new Error('trap'); } }), state],
+  ];
+
+  it.each(cases)('refuses %s with INVALID_ARGUMENT, calls no callback and counts nothing', async (_, badEvent, badState) => {
+    const manager = new CallbackManager();
+    const seen: unknown[] = [];
+    manager.addEventCallback((e) => void seen.push(e));
+    manager.onUpgradeStatus('in_progress', (e) => void seen.push(e));
+    let thrown: unknown;
+    try {
+      manager.handle(badEvent as ProgressEvent, badState as UpgradeProgress);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isProgressError(thrown, 'INVALID_ARGUMENT')).toBe(true);
+    expect((thrown as Error).message).toMatch(/^\[@progress\/callbacks\] handle\(\)/);
+    await manager.flush();
+    expect(seen).toEqual([]);
+    expect(manager.getStats()).toMatchObject({ events: 0, calls: 0 });
+    // Still works for a real one.
+    manager.handle(event, state);
+    await manager.flush();
+    expect(seen).toHaveLength(2);
+    await manager.close();
+  });
+});
