@@ -108,16 +108,17 @@ export interface ProgressSink {
  * trap that throws is refused like any other bad input.
  *
  * @param source The package the message names, e.g. `'@progress/callbacks'`.
+ * @param fn The function the message names, for a function that takes the same pair (`buildDetail`).
  * @throws ProgressError `INVALID_ARGUMENT`: `[<source>] handle() needs ...`
  */
-export function assertHandleArgs(source: string, event: unknown, state: unknown): asserts event is ProgressEvent {
+export function assertHandleArgs(source: string, event: unknown, state: unknown, fn = 'handle'): asserts event is ProgressEvent {
   let why: string | undefined;
   try {
     why = handleArgsProblem(event, state);
   } catch (cause) {
-    throw new ProgressError('INVALID_ARGUMENT', `[${source}] handle() could not read its event or state`, { cause });
+    throw new ProgressError('INVALID_ARGUMENT', `[${source}] ${fn}() could not read its event or state`, { cause });
   }
-  if (why !== undefined) throw new ProgressError('INVALID_ARGUMENT', `[${source}] handle() needs ${why}`);
+  if (why !== undefined) throw new ProgressError('INVALID_ARGUMENT', `[${source}] ${fn}() needs ${why}`);
 }
 
 function handleArgsProblem(event: unknown, state: unknown): string | undefined {

@@ -1,4 +1,5 @@
-import type { EventType, ProgressEvent, UpgradeProgress } from '@progress/core';
+import { assertHandleArgs, type EventType, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { assertNumberArg, assertObjectArg, assertTypeArg } from './arguments.js';
 import { formatTimedelta } from './timedelta.js';
 
 /** The detail of one EventBridge entry: snake_case keys, JSON-serializable. */
@@ -44,6 +45,7 @@ const TASK_BASE = ['upgrade_id', 'cluster_name', 'task_id', 'task_name'] as cons
 
 /** Keys kept when an entry is trimmed to fit: the old module's keys, then ours. */
 export function keptKeys(type: EventType): readonly string[] {
+  assertTypeArg('keptKeys', type);
   const legacy = LEGACY_DETAIL_KEYS[type] ?? (type.startsWith('task.') ? TASK_BASE : UPGRADE_BASE);
   return [...legacy, 'event_id', 'seq', 'duration_ms'];
 }
@@ -58,6 +60,9 @@ const duration = (ms: number | null): string | null => (ms === null ? null : for
  * types follow the same style.
  */
 export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgress>): EventDetail {
+  assertHandleArgs('@progress/notifier-eventbridge', event, state, 'buildDetail');
+  assertObjectArg('buildDetail', 'an event whose details is an object', event.details);
+  if (event.type.startsWith('task.')) assertObjectArg('buildDetail', 'a state whose tasks is an object', state.tasks);
   const d = event.details;
   const base: EventDetail = { upgrade_id: event.upgradeId, cluster_name: state.clusterName };
   const ids = { event_id: event.eventId, seq: event.seq };
@@ -127,6 +132,8 @@ export function buildDetail(event: ProgressEvent, state: Readonly<UpgradeProgres
 
 /** The detail cut down to {@link keptKeys}, marked `truncated: true`. */
 export function trimDetail(type: EventType, detail: EventDetail): EventDetail {
+  assertTypeArg('trimDetail', type);
+  assertObjectArg('trimDetail', 'a detail object', detail);
   const out: EventDetail = {};
   for (const key of keptKeys(type)) if (key in detail) out[key] = detail[key];
   out.truncated = true;
@@ -150,6 +157,9 @@ const IDENTIFIERS = new Set(['upgrade_id', 'task_id', 'event_id']);
  * `upgrade.failed`, was given up (`too_large`) instead of being sent with the message's start.
  */
 export function fitDetail(type: EventType, detail: EventDetail, budget: number): string | undefined {
+  assertTypeArg('fitDetail', type);
+  assertObjectArg('fitDetail', 'a detail object', detail);
+  assertNumberArg('fitDetail', 'a budget of bytes >= 0', budget, 0);
   const bytes = (d: EventDetail): number => Buffer.byteLength(JSON.stringify(d), 'utf8');
   const whole = JSON.stringify(detail);
   if (Buffer.byteLength(whole, 'utf8') <= budget) return whole;

@@ -1,3 +1,5 @@
+import { assertNumberArg, assertObjectArg, badArgument } from './arguments.js';
+
 /** How failed entries and requests are retried. */
 export interface RetryOptions {
   /** Attempts per entry, the first one included; then the entry is given up on. @default 8 */
@@ -26,6 +28,11 @@ export const DEFAULT_RETRY: Readonly<ResolvedRetryOptions> = Object.freeze({
  * after the n-th failed attempt.
  */
 export function backoffDelay(failedAttempts: number, retry: Pick<ResolvedRetryOptions, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+  assertNumberArg('backoffDelay', 'a number of failed attempts', failedAttempts, -Infinity);
+  assertObjectArg('backoffDelay', 'the retry options ({ baseDelayMs, maxDelayMs })', retry);
+  assertNumberArg('backoffDelay', 'a baseDelayMs >= 0', retry.baseDelayMs, 0);
+  assertNumberArg('backoffDelay', 'a maxDelayMs >= 0', retry.maxDelayMs, 0);
+  if (typeof random !== 'function') throw badArgument('backoffDelay', 'a random function', random);
   const exp = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** Math.max(0, Math.min(failedAttempts - 1, 30)));
   return Math.floor(random() * exp);
 }
@@ -93,6 +100,7 @@ export interface RequestErrorInfo {
  *   4 min: the correction back of a host clock put right after the SDK had learnt its offset.)
  */
 export function classifyRequestError(err: unknown, clockCorrectionMs?: number): RequestErrorInfo {
+  if (clockCorrectionMs !== undefined) assertNumberArg('classifyRequestError', 'a clock correction in ms', clockCorrectionMs, -Infinity);
   const e = (err ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown }; $retryable?: unknown };
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const name = typeof e.name === 'string' ? e.name : 'Error';

@@ -1,3 +1,5 @@
+import { badArgument } from './arguments.js';
+
 /**
  * Formats a duration in milliseconds exactly as Python's `str(timedelta)` does, which is how the old
  * module sent durations: `0:01:02.345000`, `1 day, 2:03:04.000005`, `-1 day, 23:59:59.947690`;
@@ -9,7 +11,7 @@
  * formatTimedelta(-52.31); // '-1 day, 23:59:59.947690'
  */
 export function formatTimedelta(ms: number): string {
-  if (!Number.isFinite(ms)) throw new RangeError(`formatTimedelta needs a finite number of ms, not ${ms}`);
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw badArgument('formatTimedelta', 'a finite number of ms', ms);
   // Whole microseconds; Python rounds half to even, which Math.round only differs from on exact halves.
   const total = roundHalfEven(ms * 1000);
   const perDay = 86_400_000_000;

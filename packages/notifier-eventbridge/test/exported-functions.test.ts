@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { isProgressError } from '@progress/core';
+import { backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, formatTimedelta, keptKeys, trimDetail } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
+
+// The functions the notifier is made of are exported "for tools and tests" (README). From
+// JavaScript they can be handed anything: what does not fit is refused with INVALID_ARGUMENT naming
+// the function, not a TypeError, a RangeError or Node's ERR_INVALID_ARG_TYPE from inside it.
+
+function refusal(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (err) {
+    return err;
+  }
+  return 'accepted';
+}
+
+const detail = buildDetail(fakeEvent(2), fakeState);
+const cases: Array<[string, () => unknown]> = [
+  ['formatTimedelta(NaN)', () => formatTimedelta(Number.NaN)],
+  ['formatTimedelta("5")', () => formatTimedelta('5' as never)],
+  ['formatTimedelta(Symbol)', () => formatTimedelta(Symbol('x') as never)],
+  ['keptKeys(undefined)', () => keptKeys(undefined as never)],
+  ['keptKeys(42)', () => keptKeys(42 as never)],
+  ['trimDetail(42, detail)', () => trimDetail(42 as never, detail)],
+  ['trimDetail(type, null)', () => trimDetail('task.started', null as never)],
+  ['trimDetail(type, "x")', () => trimDetail('task.started', 'x' as never)],
+  ['fitDetail(type, undefined, 100)', () => fitDetail('task.started', undefined as never, 100)],
+  ['fitDetail(type, detail, NaN)', () => fitDetail('task.started', detail, Number.NaN)],
+  ['fitDetail(type, detail, "100")', () => fitDetail('task.started', detail, '100' as never)],
+  ['fitDetail(type, detail, -1)', () => fitDetail('task.started', detail, -1)],
+  ['buildDetail(null, state)', () => buildDetail(null as never, fakeState)],
+  ['buildDetail({}, state)', () => buildDetail({} as never, fakeState)],
+  ['buildDetail(event, undefined)', () => buildDetail(fakeEvent(2), undefined as never)],
+  ['buildDetail(event without details, state)', () => buildDetail({ ...fakeEvent(2), details: undefined } as never, fakeState)],
+  ['buildDetail(task event, state without tasks)', () => buildDetail(fakeEvent(2), { ...fakeState, tasks: undefined } as never)],
+  ['entrySize(undefined)', () => entrySize(undefined as never)],
+  ['entrySize({ Detail: 42 })', () => entrySize({ Detail: 42 } as never)],
+  ['entrySize({ Resources: "arn" })', () => entrySize({ Resources: 'arn' } as never)],
+  ['backoffDelay(1, undefined)', () => backoffDelay(1, undefined as never)],
+  ['backoffDelay("1", retry)', () => backoffDelay('1' as never, { baseDelayMs: 10, maxDelayMs: 100 })],
+  ['backoffDelay(1, { baseDelayMs: "10" })', () => backoffDelay(1, { baseDelayMs: '10', maxDelayMs: 100 } as never)],
+  ['backoffDelay(1, retry, 42)', () => backoffDelay(1, { baseDelayMs: 10, maxDelayMs: 100 }, 42 as never)],
+  ['classifyRequestError(err, "5")', () => classifyRequestError(new Error('x'), '5' as never)],
+  ['classifyRequestError(err, Symbol)', () => classifyRequestError(new Error('x'), Symbol('x') as never)],
+];
+
+describe('the exported functions of the notifier with arguments that do not fit', () => {
+  it.each(cases)('%s is refused with INVALID_ARGUMENT naming the function', (name, run) => {
+    const err = refusal(run);
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^\\[@progress/notifier-eventbridge\\] ${name.slice(0, name.indexOf('('))}\\(\\)`));
+  });
+
+  it('still gives the same answers to what fits', () => {
+    expect(formatTimedelta(62_345)).toBe('0:01:02.345000');
+    expect(keptKeys('task.started')).toContain('task_id');
+    expect(trimDetail('task.started', detail)).toMatchObject({ upgrade_id: 'u1', truncated: true });
+    expect(fitDetail('task.started', detail, 10_000)).toBe(JSON.stringify(detail));
+    expect(fitDetail('task.started', detail, Infinity)).toBe(JSON.stringify(detail));
+    expect(entrySize({ Source: 'ab', DetailType: 'c', Detail: '{}', Resources: ['r'] })).toBe(6);
+    expect(backoffDelay(3, { baseDelayMs: 10, maxDelayMs: 100 }, () => 0.5)).toBe(20);
+    expect(classifyRequestError(new Error('x')).retryable).toBe(true);
+  });
+});
