@@ -146,6 +146,11 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
   if (options.region !== undefined && (typeof options.region !== 'string' || !REGION.test(options.region))) {
     throw invalid(`region must be a region name such as 'eu-west-1', got ${describeValue(options.region)}`);
   }
+  // Spread into the SDK client's settings: a string's characters or a number's nothing left the
+  // settings meant (an endpoint, credentials) out without a word.
+  if (options.clientConfig !== undefined && (options.clientConfig === null || typeof options.clientConfig !== 'object' || Array.isArray(options.clientConfig))) {
+    throw invalid(`clientConfig must be an object of EventBridgeClient settings, got ${describeValue(options.clientConfig)}`);
+  }
   // The SDK's own option: a string, or a provider function (which the SDK calls).
   const configRegion: unknown = options.clientConfig?.region;
   if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || !REGION.test(configRegion))) {

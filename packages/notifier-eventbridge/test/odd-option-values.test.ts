@@ -26,3 +26,13 @@ describe('an option value no message can print is refused with INVALID_ARGUMENT 
     });
   }
 });
+
+describe('a clientConfig that is not an object', () => {
+  // It was spread into the SDK client's settings: a string's characters, a number's nothing, so the
+  // settings the user meant (an endpoint, credentials) were left out without a word.
+  it.each([null, 42, 'https://events.local', ['eu-west-1'], () => ({}), true])('%s is refused with INVALID_ARGUMENT naming clientConfig', (value) => {
+    expect(() => new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', clientConfig: value } as unknown as EventBridgeNotifierOptions)).toThrow(
+      expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('clientConfig must be an object') }),
+    );
+  });
+});
