@@ -1,4 +1,4 @@
-import { ProgressError, describeValue } from '@progress/core';
+import { ProgressError, assertValidId, describeValue, isValidId } from '@progress/core';
 
 /** The Redis keys of one upgrade. All carry the `{upgradeId}` hash tag, so they share one slot. */
 export interface UpgradeKeys {
@@ -31,10 +31,13 @@ export class KeyLayout {
     this.feed = `${prefix}feed`;
   }
 
-  /** The keys of one upgrade (the id must be valid already). */
+  /**
+   * The keys of one upgrade. An id that is not valid is refused (`INVALID_ARGUMENT`): it names keys
+   * no store writes, and a tool reading them would find nothing, as if the upgrade had no events.
+   */
   upgrade(upgradeId: string): UpgradeKeys {
-    const base = `${this.prefix}{${upgradeId}}:`;
-    return { events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` };
+    assertValidId(upgradeId, 'upgradeId');
+    return upgradeKeys(this, upgradeId);
   }
 
   /**
@@ -42,6 +45,8 @@ export class KeyLayout {
    * written by the delete script with a short TTL: a re-send of the call finds it (see DELETE_LUA).
    */
   deleteMarker(upgradeId: string, token: string): string {
+    assertValidId(upgradeId, 'upgradeId');
+    if (!isValidId(token)) throw new ProgressError('INVALID_ARGUMENT', `[@progress/storage-redis] the delete token must be 1 to 128 characters of A-Z a-z 0-9 _ . : -, got ${describeValue(token)}`);
     return `${this.prefix}{${upgradeId}}:delete:${token}`;
   }
 
@@ -51,8 +56,19 @@ export class KeyLayout {
    * a re-sent first append of such a run (the same call) stores nothing (see DELETE_LUA).
    */
   deletedRuns(upgradeId: string): string {
+    assertValidId(upgradeId, 'upgradeId');
     return `${this.prefix}{${upgradeId}}:deleted`;
   }
+}
+
+/**
+ * {@link KeyLayout.upgrade} without its check, for the store: the ids it names keys for were checked
+ * by the call, or read from the index or the feed, where an id that is not valid (written by
+ * something else under the prefix) is the data's fault, not an argument's.
+ */
+export function upgradeKeys(layout: KeyLayout, upgradeId: string): UpgradeKeys {
+  const base = `${layout.prefix}{${upgradeId}}:`;
+  return { events: `${base}events`, meta: `${base}meta`, snapshot: `${base}snapshot` };
 }
 
 /** The stream entry id `0-<seq>`: an entry's id is the seq of its last event, so the entry holding seq s is the first with an id >= `entryId(s)`. */

@@ -31,7 +31,7 @@ import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
 import { againOnConnectionLoss, endConnection, isClusterClient, readTogether, type RedisCommand } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, lostEntriesError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
-import { EPOCH_READS, KeyLayout, entryId, seqOf, type UpgradeKeys } from './keys.js';
+import { EPOCH_READS, KeyLayout, entryId, seqOf, upgradeKeys, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
 import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-command.js';
 import { LOAD_READ_ONLY_LUA, LOAD_READ_ONLY_SHA, defineScripts, isReadOnlyEvalRefusal, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
@@ -360,7 +360,7 @@ export class RedisStore implements ProgressStore {
     try {
       if (keys === undefined) {
         this.#check(upgradeId);
-        keys = this.#keys.upgrade(upgradeId);
+        keys = upgradeKeys(this.#keys, upgradeId);
         if (this.#checkedKeys.size >= 64) this.#checkedKeys.clear();
         this.#checkedKeys.set(upgradeId, keys);
       } else {
@@ -682,7 +682,7 @@ export class RedisStore implements ProgressStore {
         }),
       );
     } else if (status === -2) {
-      p.reject(corrupted(this.#keys.upgrade(p.upgradeId).events, `the event stream (it disagrees with lastSeq ${p.expectedSeq}; Redis: ${String(stored)}; nothing was appended)`, undefined, context));
+      p.reject(corrupted(upgradeKeys(this.#keys, p.upgradeId).events, `the event stream (it disagrees with lastSeq ${p.expectedSeq}; Redis: ${String(stored)}; nothing was appended)`, undefined, context));
     } else if (status === -1) {
       // Late by Redis' clock: perhaps ours moved against it since it was read (a resumed VM); read it again.
       this.#clock.invalidate();
@@ -828,7 +828,7 @@ export class RedisStore implements ProgressStore {
     // mark points from seq 1 again, and takes it out after.
     const unmarked = founding
       ? fed
-          .then(() => this.#redis.progressUnmarkV1(this.#keys.upgrade(p.upgradeId).meta, p.epoch!))
+          .then(() => this.#redis.progressUnmarkV1(upgradeKeys(this.#keys, p.upgradeId).meta, p.epoch!))
           .finally(() => this.#founded.delete(p.upgradeId))
       : undefined;
     // Bounded like every other command: close() waits for these, and ioredis would hold them for
@@ -859,7 +859,7 @@ export class RedisStore implements ProgressStore {
 
   async #delete(upgradeId: string): Promise<boolean> {
     this.#check(upgradeId);
-    const keys = this.#keys.upgrade(upgradeId);
+    const keys = upgradeKeys(this.#keys, upgradeId);
     // This call's own marker: ioredis re-sends the script after a reconnect, and a re-send of one
     // that ran (its reply lost with the connection) finds it and answers as the run did, deleting
     // nothing (not the upgrade created again since, and not refused as late: see DELETE_LUA).
@@ -957,7 +957,7 @@ export class RedisStore implements ProgressStore {
 
   async #load(upgradeId: string): Promise<UpgradeProgress | undefined> {
     this.#check(upgradeId);
-    const keys = this.#keys.upgrade(upgradeId);
+    const keys = upgradeKeys(this.#keys, upgradeId);
     const changes = this.#runChanges;
     // A read: sent again while its connection is lost within the bound (see againOnConnectionLoss).
     const loading = againOnConnectionLoss(this.#redis, () => this.#loadScript(keys), this.#options.commandTimeoutMs, this.#stop.signal);
@@ -1042,7 +1042,7 @@ export class RedisStore implements ProgressStore {
   async *#readEvents(upgradeId: string, afterSeq: number, limit: number, onEpoch?: (epoch: string | null, born: string | null) => void): AsyncIterable<ProgressEvent> {
     this.#check(upgradeId);
     assertReadEvents('@progress/storage-redis', upgradeId, afterSeq, limit);
-    const keys = this.#keys.upgrade(upgradeId);
+    const keys = upgradeKeys(this.#keys, upgradeId);
     let next = afterSeq;
     let left = limit;
     /** The upgrade's epoch (the eventId of its seq 1) on the first page: another one on a later page means it was deleted (and perhaps created again) in between. */
@@ -1176,11 +1176,11 @@ export class RedisStore implements ProgressStore {
     const gone: string[] = [];
     for (let i = 0; i < ids.length; i += LIST_CHUNK) {
       const chunk = ids.slice(i, i + LIST_CHUNK);
-      const replies = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hmget(this.#keys.upgrade(id).meta, 'row', 'fast'))), 'could not read the upgrades');
+      const replies = await this.#bounded(Promise.all(chunk.map((id) => this.#redis.hmget(upgradeKeys(this.#keys, id).meta, 'row', 'fast'))), 'could not read the upgrades');
       chunk.forEach((id, k) => {
         const [text, fast] = replies[k] ?? [];
         if (!text) return void gone.push(id);
-        rows.push(decodeRow(this.#keys.upgrade(id).meta, id, text, fast ?? null));
+        rows.push(decodeRow(upgradeKeys(this.#keys, id).meta, id, text, fast ?? null));
       });
     }
     // Upgrades that expired (retention TTL) leave their index entry behind: drop it now, each only
@@ -1199,7 +1199,7 @@ export class RedisStore implements ProgressStore {
   }
 
   async #prune(gone: string[]): Promise<void> {
-    const metas = gone.map((id) => this.#keys.upgrade(id).meta);
+    const metas = gone.map((id) => upgradeKeys(this.#keys, id).meta);
     if (!this.#cluster) {
       await this.#redis.progressPruneV1(1 + metas.length, this.#keys.index, ...metas, ...gone);
       return;
@@ -1218,7 +1218,7 @@ export class RedisStore implements ProgressStore {
    */
   async #unindex(ids: string[]): Promise<void> {
     await this.#redis.zrem(this.#keys.index, ...ids);
-    const fast = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.upgrade(id).meta, 'fast')));
+    const fast = await Promise.all(ids.map((id) => this.#redis.hget(upgradeKeys(this.#keys, id).meta, 'fast')));
     await Promise.all(
       ids.map((id, i) => {
         const f = fast[i];

@@ -4,7 +4,7 @@ import { keyPrefixOf } from './append-command.js';
 import { guardCluster, isClusterClient, readTogether, type RedisCommand } from './connection.js';
 import { decodeEntry, decodeFeedEntry, streamIdBefore } from './codec.js';
 import { corrupted, feedTrimmedError, goneError, isConnectionLoss, isLoading, isNoAnswer, isOfflineRefusal, isRedirection, isUnblocked, lostEntriesError, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
-import { EPOCH_READS, entryId, seqOf, type KeyLayout } from './keys.js';
+import { EPOCH_READS, entryId, seqOf, upgradeKeys, type KeyLayout } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { StreamEntry } from './scripts.js';
 
@@ -426,7 +426,7 @@ export function watchUpgrade(ctx: WatchContext, upgradeId: string, afterSeq: num
 }
 
 async function* followUpgrade(ctx: WatchContext, watcher: WatchConnection, upgradeId: string, afterSeq: number): AsyncGenerator<ProgressEvent> {
-  const keys = ctx.keys.upgrade(upgradeId);
+  const keys = upgradeKeys(ctx.keys, upgradeId);
   // On a Cluster, the slot of the upgrade's keys (see WatchConnection.answeredBy), with the client's own key prefix.
   const cluster = isClusterClient(watcher.conn);
   const slot = cluster ? slotOf(watcher.conn as Cluster, keys.events) : undefined;
@@ -709,7 +709,7 @@ async function* readFeed(ctx: WatchContext, watcher: WatchConnection, start: Pro
   const cluster = isClusterClient(ctx.redis);
   /** On a Cluster: the node that serves the upgrade's slot on the store's connection (see WatchConnection.answeredBy). */
   const nodeOf = (upgradeId: string): string | undefined =>
-    cluster ? nodeServing(ctx.redis as Cluster, slotOf(ctx.redis as Cluster, ctx.keys.upgrade(upgradeId).events)) : undefined;
+    cluster ? nodeServing(ctx.redis as Cluster, slotOf(ctx.redis as Cluster, upgradeKeys(ctx.keys, upgradeId).events)) : undefined;
   /** The events of an upgrade after `after` up to `to`, with its epoch and its first feed entry's id as the first page read them (null: no meta, not recorded). */
   const collect = async (upgradeId: string, after: number, to: number): Promise<Collected> => {
     const out: ProgressEvent[] = [];

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
-import { RedisStore } from '../src/index.js';
+import { KeyLayout, RedisStore } from '../src/index.js';
 import { withoutSecrets } from '../src/errors.js';
 
 describe('RedisStore.info()', () => {
@@ -351,5 +351,24 @@ describe('watch() and watchAll() options', () => {
     expect(() => store.watch('u1', 0, { signl: stop.signal } as never)).toThrow(/did you mean "signal"/);
     expect(store.info().watchers).toBe(0);
     await store.close();
+  });
+});
+
+describe('KeyLayout with an upgrade id that is not one', () => {
+  // Exported for tooling: `keys.upgrade(' u1')` named a key no store ever writes, `keys.upgrade(42)`
+  // one of "{42}", and the tool then read nothing, as if the upgrade had no events.
+  const keys = new KeyLayout('progress:');
+  it.each([null, undefined, 42, '', 'u 1', '../u1', '.', { toString: () => 'u1' }])('refuses %s in upgrade(), deleteMarker() and deletedRuns() with INVALID_ARGUMENT', (id) => {
+    for (const call of [() => keys.upgrade(id as never), () => keys.deleteMarker(id as never, 'token'), () => keys.deletedRuns(id as never)]) {
+      expect(call).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('upgradeId') }));
+    }
+  });
+  it.each([null, 42, '', 'a b', 'a}b'])('refuses the delete token %s with INVALID_ARGUMENT', (token) => {
+    expect(() => keys.deleteMarker('u1', token as never)).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('token') }));
+  });
+  it('names the keys of a valid id as before', () => {
+    expect(keys.upgrade('u1')).toEqual({ events: 'progress:{u1}:events', meta: 'progress:{u1}:meta', snapshot: 'progress:{u1}:snapshot' });
+    expect(keys.deleteMarker('u1', 'abc-1')).toBe('progress:{u1}:delete:abc-1');
+    expect(keys.deletedRuns('u1')).toBe('progress:{u1}:deleted');
   });
 });
