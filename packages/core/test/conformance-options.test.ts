@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, type ProgressStore } from '../src/index.js';
-import { describeProgressStore, type ConformanceOptions, type StoreFactory, type TestApi } from '../src/testing/index.js';
+import { EventFactory, describeProgressStore, type ConformanceOptions, type StoreFactory, type TestApi } from '../src/testing/index.js';
 
 /** A runner that records the cases the suite registers. */
 function recorder(): { api: TestApi; cases: string[] } {
@@ -46,5 +46,34 @@ describe('describeProgressStore checks what it is given', () => {
       describeProgressStore('x', f, api, options);
       expect(cases.length).toBeGreaterThan(10);
     }
+  });
+});
+
+// EventFactory is exported with the suite, for a store's own tests. batch(Infinity) never returned
+// (an endless loop filling memory), batch('3') returned a single event, next(type, null) threw a
+// TypeError. (Any upgrade id is taken on purpose: the suite makes events with bad ones, which every
+// store must refuse.)
+describe('EventFactory checks what it is given', () => {
+  const refused = (run: () => unknown): void => {
+    expect(run).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^\[@progress\/core\/testing\] EventFactory/) }));
+  };
+  it.each([Infinity, 1e308, 0, -1, 1.5, Number.NaN, '3', null])('refuses batch(%s), making no event', (n) => {
+    const f = new EventFactory('u1');
+    refused(() => f.batch(n as never));
+    expect(f.lastSeq).toBe(0);
+  });
+  it.each([Symbol('t'), 42, 'upgrade.exploded', undefined])('refuses next() of the type %s, making no event', (type) => {
+    const f = new EventFactory('u1');
+    refused(() => f.next(type as never));
+    expect(f.lastSeq).toBe(0);
+  });
+  it.each([null, 42, 'x', []])('refuses next() fields %s, making no event', (fields) => {
+    const f = new EventFactory('u1');
+    refused(() => f.next('upgrade.created', fields as never));
+    expect(f.lastSeq).toBe(0);
+  });
+  it('still makes the events it made', () => {
+    const f = new EventFactory('u1');
+    expect(f.batch(4).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ProgressError, isProgressError, type ErrorCode } from '../errors.js';
 import type { ProgressStore } from '../interfaces.js';
-import type { EventType, ListFilter, ProgressEvent, ProgressStatus, UpgradeProgress } from '../model.js';
+import { KNOWN_EVENT_TYPES, type EventType, type ListFilter, type ProgressEvent, type ProgressStatus, type UpgradeProgress } from '../model.js';
 import { cloneState, foldEvent } from '../reducer.js';
 import { toSummaryRow } from '../summary.js';
 import { ProgressTracker } from '../tracker.js';
@@ -73,6 +73,11 @@ function checkArguments(factory: StoreFactory, api: TestApi, options: Conformanc
   }
 }
 
+/** `INVALID_ARGUMENT` for what an {@link EventFactory} is given that does not fit. */
+function factoryError(message: string): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[@progress/core/testing] ${message}`);
+}
+
 /** Builds consecutive valid events for one upgrade, keeping the state they fold to. */
 export class EventFactory {
   state: UpgradeProgress | undefined;
@@ -89,6 +94,8 @@ export class EventFactory {
 
   /** The next event, folded into `state`. */
   next(type: EventType, fields: { taskId?: string; status?: ProgressStatus; message?: string; percentage?: number; details?: Record<string, unknown> } = {}): ProgressEvent {
+    if (typeof type !== 'string' || !KNOWN_EVENT_TYPES.has(type)) throw factoryError(`EventFactory.next() needs an event type, got ${describeValue(type)}`);
+    if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) throw factoryError(`EventFactory.next() needs a fields object, got ${describeValue(fields)}`);
     this.#time += 1;
     const event: ProgressEvent = {
       eventId: randomUUID(),
@@ -108,6 +115,8 @@ export class EventFactory {
 
   /** `upgrade.created` (when needed), `upgrade.started`, one task, then `n` progress events in all. */
   batch(n: number): ProgressEvent[] {
+    // (Infinity looped until memory ran out.)
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw factoryError(`EventFactory.batch() needs a whole number of events >= 1, got ${describeValue(n)}`);
     const out: ProgressEvent[] = [];
     if (!this.state) out.push(this.next('upgrade.created', { status: 'not_started', details: { planId: 'plan-1', clusterName: 'cluster-1', metadata: { k: 'v' } } }));
     if (this.state!.status === 'not_started' && out.length < n) out.push(this.next('upgrade.started', { details: { phase: 'Init' } }));
