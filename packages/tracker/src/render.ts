@@ -224,6 +224,13 @@ export function lastEvents(state: Readonly<UpgradeProgress>, n: number): Progres
 
 /** One plain line for an event: what `watch` prints when stdout is not a terminal. */
 export function renderEventLine(event: ProgressEvent, state?: Readonly<UpgradeProgress>): string {
+  // Its fields are printed whatever they hold (safely); what is not an object at all is not an event.
+  if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderEventLine: event must be an object, got ${describeValue(event)}`);
+  }
+  if (state !== undefined && state !== null && (typeof state !== 'object' || Array.isArray(state))) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] renderEventLine: state must be an upgrade state, got ${describeValue(state)}`);
+  }
   const task = event.taskId ? ` ${safeText(event.taskId)}` : '';
   const p = event.percentage !== undefined ? ` ${safeText(event.percentage)}%` : '';
   const overall = state ? ` overall=${safeText(state.overallPercentage)}%` : '';

@@ -1,6 +1,6 @@
 import { ProgressTracker } from '@progress/core';
 import { describe, expect, it } from 'vitest';
-import { bar, renderProgress } from '../src/render.js';
+import { bar, renderEventLine, renderProgress } from '../src/render.js';
 
 const refused = expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
 
@@ -36,6 +36,25 @@ describe('the renderer refuses a bad width with INVALID_ARGUMENT', () => {
     // No options, or null for none, as everywhere else.
     expect(renderProgress(state, null as never)).toEqual(renderProgress(state));
     expect(renderProgress(state, { color: undefined, now: Date.now() })[0]).toContain('render-opts');
+    await tracker.close();
+  });
+});
+
+describe('renderEventLine() refuses what is not an event with INVALID_ARGUMENT', () => {
+  it('an event or a state that is not an object (null threw a TypeError; 42 printed "undefined #undefined ...")', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'render-line', planId: 'p', clusterName: 'c' });
+    const event = await tracker.startUpgrade();
+    const state = tracker.progress;
+    for (const bad of [null, undefined, 42, 'upgrade.started', [], () => {}]) {
+      expect(() => renderEventLine(bad as never, state), String(bad)).toThrow(refused);
+    }
+    for (const bad of [42, 'state', [], () => {}]) {
+      expect(() => renderEventLine(event, bad as never), String(bad)).toThrow(refused);
+    }
+    // Its fields may come from a server: odd ones are printed safely, as before.
+    expect(renderEventLine({ ...event, message: '\u001b[31mred' }, state)).toContain('render-line upgrade.started');
+    expect(renderEventLine(event)).not.toContain('overall=');
+    expect(renderEventLine(event, null as never)).toBe(renderEventLine(event));
     await tracker.close();
   });
 });
