@@ -1,6 +1,17 @@
 import type { ProgressSummary, TaskProgress, UpgradeProgress, UpgradeSummaryRow } from './model.js';
 import { assertStateArg, assertTaskArg, taskCount } from './reducer.js';
-import { MAX_DATE_MS } from './validation.js';
+import { ProgressError } from './errors.js';
+import { MAX_DATE_MS, describe } from './validation.js';
+
+/**
+ * Refuses a `now` that is not a time in ms since the epoch: `null` gave an estimate in 1970, a date
+ * string or NaN no estimate without a word, a Symbol a TypeError.
+ */
+function assertNowArg(now: unknown, fn: string): asserts now is number {
+  if (typeof now !== 'number' || !Number.isFinite(now) || Math.abs(now) > MAX_DATE_MS) {
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs now as a time in ms since the epoch (a finite number), got ${describe(now)}`);
+  }
+}
 
 /**
  * The first in_progress task, or `undefined`.
@@ -24,6 +35,7 @@ export function findCurrentTask(state: Readonly<UpgradeProgress>): TaskProgress 
  */
 export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.now()): string | undefined {
   assertStateArg(state, 'estimateCompletion');
+  assertNowArg(now, 'estimateCompletion');
   const pct = state.overallPercentage;
   if (state.status !== 'in_progress' || state.startedAt === null || pct <= 0 || pct >= 100) return undefined;
   const started = Date.parse(state.startedAt);
@@ -38,6 +50,7 @@ export function estimateCompletion(state: Readonly<UpgradeProgress>, now = Date.
 /** The summary of DESIGN section 4, JSON-serializable. */
 export function summarize(state: Readonly<UpgradeProgress>, now = Date.now()): ProgressSummary {
   assertStateArg(state, 'summarize');
+  assertNowArg(now, 'summarize');
   const entries = Object.entries(state.tasks);
   for (const [id, task] of entries) assertTaskArg(task, id, 'summarize');
   const tasks = entries.map(([, task]) => task);

@@ -160,3 +160,27 @@ describe('the building blocks given what is not an event or a list', () => {
     refused(() => assertKnownOptions({}, ['a'], check as never), 'assertKnownOptions');
   });
 });
+
+describe('summarize() and estimateCompletion() given a now that is not a time', () => {
+  // An upgrade half done, started an hour before `now`: the estimate is an hour after it.
+  const running = (): UpgradeProgress => ({ ...state(), status: 'in_progress', startedAt: '2026-03-01T10:00:00.000Z', overallPercentage: 50 });
+  const now = Date.parse('2026-03-01T11:00:00.000Z');
+
+  it.each([
+    ['null (an estimate in 1970)', null],
+    ['a date string (no estimate, without a word)', '2026-03-01T11:00:00.000Z'],
+    ['NaN', Number.NaN],
+    ['Infinity', Infinity],
+    ['a Symbol (a TypeError)', Symbol('now')],
+    ['a Date', new Date(now)],
+  ])('refuses %s as INVALID_ARGUMENT', (_, value) => {
+    refused(() => estimateCompletion(running(), value as never), 'estimateCompletion');
+    refused(() => summarize(running(), value as never), 'summarize');
+  });
+
+  it('still estimates from a number, and from the clock when now is left out', () => {
+    expect(estimateCompletion(running(), now)).toBe('2026-03-01T12:00:00.000Z');
+    expect(summarize(running(), now).estimatedCompletionAt).toBe('2026-03-01T12:00:00.000Z');
+    expect(estimateCompletion(running(), undefined)).toEqual(expect.any(String));
+  });
+});
