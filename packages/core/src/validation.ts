@@ -161,6 +161,8 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
  * `everyObject`, any object's own keys are.
  */
 export function unknownOption(value: object, known: readonly string[] | ReadonlySet<string>, everyObject = false): string | undefined {
+  if (value === null || value === undefined) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] unknownOption() needs the options object, got ${describe(value)}`);
+  if (!Array.isArray(known) && typeof (known as Partial<ReadonlySet<string>> | null)?.has !== 'function') throw knownNamesError('unknownOption', known);
   const proto = Object.getPrototypeOf(value) as unknown;
   if (!everyObject && proto !== Object.prototype && proto !== null) return undefined;
   for (const key of Object.keys(value)) {
@@ -219,6 +221,8 @@ export function assertKnownOptions(value: object, known: readonly string[] | Rea
  * one that `name` (3 characters or more) begins (`ttl` for `ttlSeconds`); `undefined` when none is.
  */
 export function nearestName(name: string, known: Iterable<string>): string | undefined {
+  if (typeof name !== 'string') throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] nearestName() needs a name, got ${describe(name)}`);
+  if (known === null || typeof known !== 'object' || typeof (known as Partial<Iterable<string>>)[Symbol.iterator] !== 'function') throw knownNamesError('nearestName', known);
   const lower = name.toLowerCase();
   let best: string | undefined;
   let bestDistance = 3;
@@ -229,6 +233,11 @@ export function nearestName(name: string, known: Iterable<string>): string | und
   if (best !== undefined || lower.length < 3) return best;
   for (const k of known) if (k.toLowerCase().startsWith(lower)) return k;
   return undefined;
+}
+
+/** The refusal of a list of known names that is not one (an array or a Set of them). */
+function knownNamesError(fn: string, known: unknown): ProgressError {
+  return new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${fn}() needs the known names as an array or a Set, got ${describe(known)}`);
 }
 
 function editDistance(a: string, b: string): number {

@@ -118,3 +118,17 @@ describe('unknownOption and nearestName, the check every package runs on its opt
     expect(nearestName('ab', ['abcdef'])).toBeUndefined();
   });
 });
+
+describe('unknownOption and nearestName given what they cannot read', () => {
+  // Exported for other packages' option checks: a wrong argument threw a TypeError from inside
+  // ("Cannot convert undefined or null to object", "known.has is not a function").
+  const refused = (run: () => unknown, fn: string): void => {
+    expect(run).toThrow(expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${fn}()`) }));
+  };
+  it.each([null, undefined])('unknownOption() refuses %s as the options', (value) => refused(() => unknownOption(value as never, ['a']), 'unknownOption'));
+  it.each([null, undefined, 42, 'ab', {}, () => {}])('unknownOption() and nearestName() refuse %s as the known names', (known) => {
+    refused(() => unknownOption({ a: 1 }, known as never), 'unknownOption');
+    if (typeof known !== 'string') refused(() => nearestName('a', known as never), 'nearestName');
+  });
+  it.each([null, undefined, 42, {}, Symbol('n')])('nearestName() refuses %s as the name', (name) => refused(() => nearestName(name as never, ['a']), 'nearestName'));
+});
