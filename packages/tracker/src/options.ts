@@ -1,4 +1,4 @@
-import { ProgressError, assertKnownOptions, describeValue, redactUrl, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
+import { ProgressError, assertKnownOptions, describeValue, isProgressError, redactUrl, type Logger, type ProgressSink, type ProgressStore } from '@progress/core';
 import type { CallbackManagerOptions } from '@progress/callbacks';
 import type { EventBridgeNotifierOptions } from '@progress/notifier-eventbridge';
 import type { ProgressWebSocketServer, ProgressWebSocketServerOptions } from '@progress/ws-server';
@@ -296,6 +296,17 @@ function knownOptions(value: object, known: ReadonlySet<string>): Record<string,
  * old module's Python refused an unknown keyword argument too).
  */
 export function resolveOptions(input: CreateProgressTrackerOptions): ResolvedOptions {
+  try {
+    return resolve(input);
+  } catch (err) {
+    // Every check here is a ProgressError; anything else is a getter or Proxy trap of a nested
+    // options object (storage, eventBridge, webSocket, callbacks) that threw while it was read.
+    if (isProgressError(err)) throw err;
+    throw new ProgressError('INVALID_ARGUMENT', `[@progress/tracker] createProgressTracker() options could not be read: ${(err as Error)?.message ?? describeValue(err)}`, { cause: err });
+  }
+}
+
+function resolve(input: CreateProgressTrackerOptions): ResolvedOptions {
   if (!input || typeof input !== 'object') throw bad('createProgressTracker() needs an options object');
   assertKnownKeys(input, KNOWN, '');
   // Read by name, as eventBridge and webSocket are: a spread lost a settings class's getters (a

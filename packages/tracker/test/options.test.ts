@@ -169,3 +169,20 @@ describe('storeTimeoutMs: passed to the engine', () => {
     await expect(createProgressTracker({ ...base, storeTimeoutMs: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
+
+describe('a nested option object that cannot be read', () => {
+  // The top-level options object was already refused as one that could not be read; a nested one
+  // (storage, eventBridge, webSocket, callbacks) threw what its getter or Proxy trap threw.
+  const unreadable = (): object => new Proxy({}, { get: () => { throw new Error('trap'); }, has: () => { throw new Error('trap'); }, ownKeys: () => { throw new Error('trap'); }, getPrototypeOf: () => { throw new Error('trap'); } });
+  it.each(['storage', 'eventBridge', 'webSocket', 'callbacks'])('%s is refused with INVALID_ARGUMENT by resolveOptions and createProgressTracker', async (option) => {
+    let caught: unknown;
+    try {
+      resolveOptions({ ...base, [option]: unreadable() });
+    } catch (err) {
+      caught = err;
+    }
+    expect(isProgressError(caught, 'INVALID_ARGUMENT'), String(caught)).toBe(true);
+    expect((caught as Error).message).toContain('could not be read');
+    await expect(createProgressTracker({ ...base, [option]: unreadable() })).rejects.toMatchObject({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
+  });
+});
