@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
   applyEventInPlace,
+  assertHandleArgs,
   assertKnownOptions,
   cloneState,
   estimateCompletion,
@@ -182,5 +183,26 @@ describe('summarize() and estimateCompletion() given a now that is not a time', 
     expect(estimateCompletion(running(), now)).toBe('2026-03-01T12:00:00.000Z');
     expect(summarize(running(), now).estimatedCompletionAt).toBe('2026-03-01T12:00:00.000Z');
     expect(estimateCompletion(running(), undefined)).toEqual(expect.any(String));
+  });
+});
+
+describe('assertHandleArgs(), the check of a sink\'s handle() arguments', () => {
+  const ok = state();
+  it.each([
+    ['a null event', null, ok],
+    ['an event without a valid upgradeId', { ...added, upgradeId: 'u 1' }, ok],
+    ['an event of an unknown type', { ...added, type: 'task.exploded' }, ok],
+    ['an event with seq 0', { ...added, seq: 0 }, ok],
+    ['an event with seq 1.5', { ...added, seq: 1.5 }, ok],
+    ['a null state', added, null],
+    ['an array as the state', added, []],
+    ['the state of another upgrade', added, { ...ok, upgradeId: 'u2' }],
+    ['an event whose reads throw', new Proxy({}, { get: () => { throw new Error('trap'); } }), ok],
+  ])('refuses %s as INVALID_ARGUMENT naming the source and the function', (_, event, s) => {
+    expect(() => assertHandleArgs('@progress/x', event, s)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^\[@progress\/x\] handle\(\)/) }));
+    expect(() => assertHandleArgs('@progress/x', event, s, 'buildDetail')).toThrow(/^\[@progress\/x\] buildDetail\(\)/);
+  });
+  it('takes an event and the state of its upgrade', () => {
+    expect(() => assertHandleArgs('@progress/x', added, ok)).not.toThrow();
   });
 });
