@@ -1,5 +1,5 @@
 import type { EventBridgeClient, EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
-import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, type EventType, type Logger } from '@progress/core';
+import { EVENT_TYPES, MAX_TIMER_MS, ProgressError, assertKnownOptions, describeValue, isLogger, isProgressError, type EventType, type Logger } from '@progress/core';
 import { DEFAULT_EVENT_TYPES } from './event-mapping.js';
 import { DEFAULT_RETRY, type ResolvedRetryOptions, type RetryOptions } from './retry-policy.js';
 
@@ -136,6 +136,17 @@ function int(value: unknown, name: string, fallback: number, min: number, max = 
 
 /** Validates the options and applies the defaults. Throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOptions {
+  try {
+    return resolve(options);
+  } catch (err) {
+    // Every check here is a ProgressError; anything else is a getter or Proxy trap of a nested
+    // option (eventTypes, clientConfig) that threw while it was read.
+    if (isProgressError(err)) throw err;
+    throw new ProgressError('INVALID_ARGUMENT', `${PKG} the options could not be read: ${(err as Error)?.message ?? describeValue(err)}`, { cause: err });
+  }
+}
+
+function resolve(options: EventBridgeNotifierOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw invalid('EventBridgeNotifier needs an options object');
   // A misspelt `maxBatchByte` or `retry.maxAttempt` was left out without a word: the notifier ran on
   // the default the user meant to change. `clientConfig` and `client` belong to the AWS SDK: unchecked.
@@ -188,6 +199,9 @@ export function resolveOptions(options: EventBridgeNotifierOptions): ResolvedOpt
     maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0, MAX_TIMER_MS),
     retryableEntryCodes: [...codes],
   };
+  // Spread by the constructor into the SDK client's settings: read here first, so that a getter that
+  // throws is refused as bad input; last, so that nothing is read of it when another option is refused.
+  void { ...options.clientConfig };
   return {
     busName: options.busName,
     source,

@@ -36,3 +36,21 @@ describe('a clientConfig that is not an object', () => {
     );
   });
 });
+
+describe('a nested option that cannot be read', () => {
+  // The options object itself was refused as unreadable; eventTypes, retry or clientConfig threw
+  // what their getter or Proxy trap threw.
+  const trap = (): never => {
+    throw new Error('trap');
+  };
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['eventTypes', { eventTypes: new Proxy([], { get: trap }) }],
+    ['retry', { retry: new Proxy({}, { get: trap, ownKeys: trap, getPrototypeOf: trap }) }],
+    ['clientConfig', { clientConfig: Object.defineProperty({}, 'endpoint', { get: trap, enumerable: true }) }],
+  ];
+  it.each(cases)('%s is refused with INVALID_ARGUMENT', (_, extra) => {
+    expect(() => new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', ...extra } as unknown as EventBridgeNotifierOptions)).toThrow(
+      expect.objectContaining({ name: 'ProgressError', code: 'INVALID_ARGUMENT', message: expect.stringContaining('could not be read') }),
+    );
+  });
+});
