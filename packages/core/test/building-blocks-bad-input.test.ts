@@ -16,6 +16,7 @@ import {
   type ProgressEvent,
   type UpgradeProgress,
 } from '../src/index.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 // The pure building blocks are exported for stores, sinks and users folding events of their own:
 // from JavaScript (or a state parsed from JSON) they can be handed anything. What is not a state, an
@@ -56,15 +57,9 @@ const notStates: Array<[string, unknown]> = [
 ];
 
 function refused(fn: () => unknown, name: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isProgressError(caught), `${name}: ${String(caught)}`).toBe(true);
-  expect((caught as { code: string }).code).toBe('INVALID_ARGUMENT');
-  expect((caught as Error).message).toContain(`${name}()`);
+  const caught = thrown(fn);
+  expect(isProgressError(caught, 'INVALID_ARGUMENT'), `${name}: ${String(caught)}`).toBe(true);
+  expect(caught.message).toContain(`${name}()`);
 }
 
 describe('the building blocks given what is not a state', () => {
@@ -132,12 +127,7 @@ describe('the building blocks given what is not an event or a list', () => {
   });
 
   it('replayEvents() still reports a stored event that is not one as DATA_CORRUPTED', () => {
-    let caught: unknown;
-    try {
-      replayEvents([created, null as unknown as ProgressEvent]);
-    } catch (err) {
-      caught = err;
-    }
+    const caught = thrown(() => replayEvents([created, null as unknown as ProgressEvent]));
     expect(isProgressError(caught, 'DATA_CORRUPTED'), String(caught)).toBe(true);
   });
 

@@ -2,19 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { isProgressError } from '@progress/core';
 import { backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, formatTimedelta, keptKeys, trimDetail } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 // The functions the notifier is made of are exported "for tools and tests" (README). From
 // JavaScript they can be handed anything: what does not fit is refused with INVALID_ARGUMENT naming
 // the function, not a TypeError, a RangeError or Node's ERR_INVALID_ARG_TYPE from inside it.
-
-function refusal(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (err) {
-    return err;
-  }
-  return 'accepted';
-}
 
 const detail = buildDetail(fakeEvent(2), fakeState);
 const cases: Array<[string, () => unknown]> = [
@@ -48,7 +40,7 @@ const cases: Array<[string, () => unknown]> = [
 
 describe('the exported functions of the notifier with arguments that do not fit', () => {
   it.each(cases)('%s is refused with INVALID_ARGUMENT naming the function', (name, run) => {
-    const err = refusal(run);
+    const err = thrown(run);
     expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toMatch(new RegExp(`^\\[@progress/notifier-eventbridge\\] ${name.slice(0, name.indexOf('('))}\\(\\)`));
   });

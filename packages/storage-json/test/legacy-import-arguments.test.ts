@@ -3,34 +3,26 @@
 import { describe, expect, it } from 'vitest';
 import { isProgressError, replayEvents } from '@progress/core';
 import { importLegacyUpgrade } from '../src/index.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 const doc = { upgrade_id: 'u1', plan_id: 'p', cluster_name: 'c', status: 'in_progress', tasks: {} };
 const TIME = '2024-01-01T00:00:00.000Z';
 
-function refusal(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (err) {
-    return err;
-  }
-  return 'accepted';
-}
-
 describe('importLegacyUpgrade() arguments', () => {
   it.each([42, null, undefined, '../../x', '', { toString: () => 'u1' }])('refuses the upgrade id %s with INVALID_ARGUMENT, rather than making events of an upgrade no store could hold', (id) => {
-    const err = refusal(() => importLegacyUpgrade(doc, id as never, 'upgrade_u1.json', TIME));
+    const err = thrown(() => importLegacyUpgrade(doc, id as never, 'upgrade_u1.json', TIME));
     expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toMatch(/^\[@progress\/storage-json\] importLegacyUpgrade\(\): upgradeId/);
   });
 
   it.each([42, null, undefined, [], Symbol('f')])('refuses a file name that is not a string (%s) with INVALID_ARGUMENT, not a TypeError from node:path', (file) => {
-    const err = refusal(() => importLegacyUpgrade(doc, 'u1', file as never, TIME));
+    const err = thrown(() => importLegacyUpgrade(doc, 'u1', file as never, TIME));
     expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toContain('file');
   });
 
   it.each([42, null, undefined, 'garbage', '', new Date(0)])('refuses a fallbackTime that is not an ISO time (%s): it was the timestamp of the upgrade.created event', (time) => {
-    const err = refusal(() => importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', time as never));
+    const err = thrown(() => importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', time as never));
     expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toContain('fallbackTime');
   });
