@@ -52,6 +52,20 @@ function makeGate(): { gate: { reached: () => void; open: Promise<void> }; reach
 
 afterAll(removeTempDirs);
 
+/**
+ * Makes the lock at `lock` look like one of another PID namespace whose lease ran out (a taker may
+ * judge it stale), then waits past half of a 1000 ms lease, so that its holder's next write checks
+ * its lock. Returns the lock's record as it was.
+ */
+async function lookStale(lock: string): Promise<Record<string, unknown>> {
+  const owner = JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>;
+  await writeFile(lock, `${JSON.stringify({ ...owner, pidNs: 'pid:[1]' })}\n`);
+  const old = new Date(Date.now() - 60_000);
+  await utimes(lock, old, old);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  return owner;
+}
+
 describe('the writer lock: a takeover against a holder waking from a stall', () => {
   it('lets only one of them write: the holder checks its lock under the takeover mutex and finds it taken', async () => {
     // The holder's heartbeat never fires: a holder whose event loop stalled.
@@ -61,13 +75,7 @@ describe('the writer lock: a takeover against a holder waking from a stall', () 
     const holder = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none' });
     const f = new EventFactory('u1');
     await holder.append('u1', f.batch(3), 0, f.state!);
-    // The holder's lock as one of another PID namespace whose lease ran out: a taker may judge it stale.
-    const owner = JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>;
-    await writeFile(lock, `${JSON.stringify({ ...owner, pidNs: 'pid:[1]' })}\n`);
-    const old = new Date(Date.now() - 60_000);
-    await utimes(lock, old, old);
-    // Past half a lease since the holder's last counted stamp: its next write checks its lock.
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    const owner = await lookStale(lock);
     let reached!: () => void;
     let open!: () => void;
     const atRename = new Promise<void>((resolve) => (reached = resolve));
@@ -106,11 +114,7 @@ describe('the writer lock: a takeover against a holder waking from a stall', () 
     const holder = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none' });
     const f = new EventFactory('u1');
     await holder.append('u1', f.batch(3), 0, f.state!);
-    const owner = JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>;
-    await writeFile(lock, `${JSON.stringify({ ...owner, pidNs: 'pid:[1]' })}\n`);
-    const old = new Date(Date.now() - 60_000);
-    await utimes(lock, old, old);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await lookStale(lock);
     const g = makeGate();
     gate = g.gate;
     const taker = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none' });
@@ -174,11 +178,7 @@ describe('a holder whose lock was taken over before its writer opened', () => {
   async function takenOver(dir: string, holder: InstanceType<typeof JsonFileStore>): Promise<InstanceType<typeof JsonFileStore>> {
     const lock = join(dir, 'upgrades', 'u1', 'writer.lock');
     await holder.acquire('u1');
-    const owner = JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>;
-    await writeFile(lock, `${JSON.stringify({ ...owner, pidNs: 'pid:[1]' })}\n`);
-    const old = new Date(Date.now() - 60_000);
-    await utimes(lock, old, old);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await lookStale(lock);
     const taker = new JsonFileStore({ directory: dir, lockLeaseMs: 1000, durability: 'none' });
     await taker.acquire('u1');
     return taker;
