@@ -325,7 +325,9 @@ function assertEventArg(event: unknown, fn: string): asserts event is ProgressEv
 
 /**
  * Folds one event into `state`, changing it in place, and returns it: {@link applyEventInPlace}
- * without its argument checks, for the tracker's hot path. @internal
+ * without its argument checks, for the tracker's hot path (events it made itself, and stored events
+ * folded inside a catch of anything). What it throws that is not a ProgressError is thrown as it
+ * is. @internal
  */
 export function foldEvent(state: UpgradeProgress | undefined, event: ProgressEvent): UpgradeProgress {
   if (event.type === 'upgrade.created') {
