@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isProgressError, ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { CallbackManager } from '../src/index.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 // handle() is the sink side, called by the tracker; a program that hands events over itself (from a
 // store's watch(), a queue) can pass anything. What is not an event and its upgrade's state is
@@ -34,14 +35,9 @@ describe('CallbackManager.handle() with what is not an event and its state', asy
     const seen: unknown[] = [];
     manager.addEventCallback((e) => void seen.push(e));
     manager.onUpgradeStatus('in_progress', (e) => void seen.push(e));
-    let thrown: unknown;
-    try {
-      manager.handle(badEvent as ProgressEvent, badState as UpgradeProgress);
-    } catch (err) {
-      thrown = err;
-    }
-    expect(isProgressError(thrown, 'INVALID_ARGUMENT')).toBe(true);
-    expect((thrown as Error).message).toMatch(/^\[@progress\/callbacks\] handle\(\)/);
+    const err = thrown(() => manager.handle(badEvent as ProgressEvent, badState as UpgradeProgress));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(err.message).toMatch(/^\[@progress\/callbacks\] handle\(\)/);
     await manager.flush();
     expect(seen).toEqual([]);
     expect(manager.getStats()).toMatchObject({ events: 0, calls: 0 });

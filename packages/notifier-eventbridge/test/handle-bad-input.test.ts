@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { localClientConfig } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { EventBridgeNotifier } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 
@@ -24,14 +25,9 @@ describe('EventBridgeNotifier.handle() with what is not an event and its state',
   it.each(cases)('refuses %s with INVALID_ARGUMENT and queues nothing', async (_, badEvent, badState) => {
     // A linger far longer than the test: nothing is sent, what handle() queued stays counted.
     const notifier = new EventBridgeNotifier({ busName: 'bus', clientConfig: localClientConfig('http://127.0.0.1:9'), lingerMs: 60_000 });
-    let thrown: unknown;
-    try {
-      notifier.handle(badEvent as ProgressEvent, badState as UpgradeProgress);
-    } catch (err) {
-      thrown = err;
-    }
-    expect(isProgressError(thrown, 'INVALID_ARGUMENT')).toBe(true);
-    expect((thrown as Error).message).toMatch(/^\[@progress\/notifier-eventbridge\] handle\(\)/);
+    const err = thrown(() => notifier.handle(badEvent as ProgressEvent, badState as UpgradeProgress));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(err.message).toMatch(/^\[@progress\/notifier-eventbridge\] handle\(\)/);
     expect(notifier.stats()).toMatchObject({ queued: 0 });
     notifier.handle(event, fakeState);
     expect(notifier.stats()).toMatchObject({ queued: 1 });

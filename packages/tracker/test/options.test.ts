@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore, isProgressError } from '@progress/core';
 import { createProgressTracker } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 const base = { upgradeId: 'u1', planId: 'p1', clusterName: 'c1' };
 
@@ -175,14 +176,9 @@ describe('a nested option object that cannot be read', () => {
   // (storage, eventBridge, webSocket, callbacks) threw what its getter or Proxy trap threw.
   const unreadable = (): object => new Proxy({}, { get: () => { throw new Error('trap'); }, has: () => { throw new Error('trap'); }, ownKeys: () => { throw new Error('trap'); }, getPrototypeOf: () => { throw new Error('trap'); } });
   it.each(['storage', 'eventBridge', 'webSocket', 'callbacks'])('%s is refused with INVALID_ARGUMENT by resolveOptions and createProgressTracker', async (option) => {
-    let caught: unknown;
-    try {
-      resolveOptions({ ...base, [option]: unreadable() });
-    } catch (err) {
-      caught = err;
-    }
+    const caught = thrown(() => resolveOptions({ ...base, [option]: unreadable() }));
     expect(isProgressError(caught, 'INVALID_ARGUMENT'), String(caught)).toBe(true);
-    expect((caught as Error).message).toContain('could not be read');
+    expect(caught.message).toContain('could not be read');
     await expect(createProgressTracker({ ...base, [option]: unreadable() })).rejects.toMatchObject({ name: 'ProgressError', code: 'INVALID_ARGUMENT' });
   });
 });

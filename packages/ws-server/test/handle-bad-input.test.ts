@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isProgressError, ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
+import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 // handle() is the sink side, called by the tracker; a program that hands events over itself can
 // pass anything. `handle({}, state)` made and kept a topic for the upgrade "undefined" for the life
@@ -24,14 +25,9 @@ describe('ProgressWebSocketServer.handle() with what is not an event and its sta
     const server = new ProgressWebSocketServer({ port: 0, host: '127.0.0.1' });
     await server.start();
     try {
-      let thrown: unknown;
-      try {
-        server.handle(badEvent as ProgressEvent, badState as UpgradeProgress);
-      } catch (err) {
-        thrown = err;
-      }
-      expect(isProgressError(thrown, 'INVALID_ARGUMENT')).toBe(true);
-      expect((thrown as Error).message).toMatch(/^\[@progress\/ws-server\] handle\(\)/);
+      const err = thrown(() => server.handle(badEvent as ProgressEvent, badState as UpgradeProgress));
+      expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+      expect(err.message).toMatch(/^\[@progress\/ws-server\] handle\(\)/);
       expect(server.getStats().topics).toBe(0);
       server.handle(event, state);
       expect(server.getStats().topics).toBe(1);
