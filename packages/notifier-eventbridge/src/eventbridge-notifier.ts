@@ -146,7 +146,7 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       this.#client = options.client;
       this.#ownsClient = false;
     } else {
-      const config = options.clientConfig ?? {};
+      const config = this.#opts.clientConfig;
       // `?? 1`, not a default spread over: a `maxAttempts: undefined` in clientConfig (a setting left
       // unset) replaced the 1, and the SDK retried every failed request itself, 3 attempts inside each of ours.
       this.#client = new EventBridgeClient({ ...config, maxAttempts: config.maxAttempts ?? 1, region: options.region ?? config.region ?? environmentRegion() });

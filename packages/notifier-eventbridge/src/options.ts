@@ -84,6 +84,8 @@ export interface ResolvedOptions {
   retry: ResolvedRetryOptions;
   requestTimeoutMs: number;
   flushTimeoutMs: number;
+  /** A copy of `clientConfig` (`{}` when none), for the client the notifier creates. */
+  clientConfig: EventBridgeClientConfig;
 }
 
 const PKG_NAME = '@progress/notifier-eventbridge';
@@ -199,9 +201,9 @@ function resolve(options: EventBridgeNotifierOptions): ResolvedOptions {
     maxDelayMs: int(r.maxDelayMs, 'retry.maxDelayMs', DEFAULT_RETRY.maxDelayMs, 0, MAX_TIMER_MS),
     retryableEntryCodes: [...codes],
   };
-  // Spread by the constructor into the SDK client's settings: read here first, so that a getter that
-  // throws is refused as bad input; last, so that nothing is read of it when another option is refused.
-  void { ...options.clientConfig };
+  // Copied here, so that a getter that throws is refused as bad input; last, so that nothing is read
+  // of it when another option is refused.
+  const clientConfig: EventBridgeClientConfig = { ...options.clientConfig };
   return {
     busName: options.busName,
     source,
@@ -215,6 +217,7 @@ function resolve(options: EventBridgeNotifierOptions): ResolvedOptions {
     retry,
     requestTimeoutMs: int(options.requestTimeoutMs, 'requestTimeoutMs', 10_000, 1, MAX_TIMER_MS),
     flushTimeoutMs: int(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0, MAX_TIMER_MS),
+    clientConfig,
   };
 }
 
