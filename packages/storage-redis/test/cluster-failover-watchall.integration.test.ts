@@ -93,7 +93,7 @@ describeCluster('RedisStore.watchAll() across a Cluster failover that lost ackno
     await replica.call('CONFIG', 'SET', 'masterauth', '');
     await until('the replica to serve the slot', async () => (await ownerOf(writer.keys.upgrade(ids.staged).events, replica)) === -1 - owner);
     const next = clusterStore(prefix);
-    await until('the next writer to find seq 4', async () => (await Promise.all([ids.staged, ids.whole, ids.short].map((id) => next.load(id)))).every((s) => s?.lastSeq === 4));
+    await until('the next writer to find seq 4', async () => (await Promise.all([ids.staged, ids.whole, ids.short].map((id) => next.load(id)))).every((s) => s?.lastSeq === 4), undefined, rc.views);
     const more: ProgressEvent[] = [];
     /** What it hands out next, up to the event `last` (or until nothing more comes for a while: a bound, not a timing). */
     const upTo = async (last: string): Promise<void> => {

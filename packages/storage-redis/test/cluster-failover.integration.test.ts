@@ -121,7 +121,7 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
     await replica.call('CONFIG', 'SET', 'masterauth', '');
     await until('the replica to serve the slot', async () => (await ownerOf(keys.events, replica)) === -1 - owner);
     const next = clusterStore(prefix);
-    await until('the next writer to find seq 4', async () => (await next.load(f.upgradeId))?.lastSeq === 4);
+    await until('the next writer to find seq 4', async () => (await next.load(f.upgradeId))?.lastSeq === 4, undefined, rc.views);
     await next.append(f.upgradeId, other.batch(2), 4, other.snapshot());
     await next.append(f.upgradeId, other.batch(2), 6, other.snapshot());
     let ended: unknown;

@@ -18,6 +18,8 @@ export interface ReplicatedCluster {
    * master i, -1 - i for replica i.
    */
   ownerOf(key: string, via?: Redis): Promise<number>;
+  /** Each node's view of the cluster (`cluster_state` and `CLUSTER NODES`), for a test that timed out waiting on it. */
+  views(): Promise<string>;
   start(): Promise<void>;
   /** Closes the stores given out, then stops the cluster. */
   stop(): Promise<void>;
@@ -61,6 +63,17 @@ export function replicatedCluster(): ReplicatedCluster {
         return master >= 0 ? master : -1 - cluster!.replicas.findIndex((n) => n.port === port);
       }
       throw new Error('no master answers');
+    },
+    async views() {
+      const nodes = [...cluster!.nodes, ...cluster!.replicas];
+      const views = await Promise.all(
+        [...masters, ...replicas].map(async (a, i) => {
+          const [info, table] = await Promise.all([a.call('CLUSTER', 'INFO'), a.call('CLUSTER', 'NODES')]).catch((err: unknown) => [`down (${String(err)})`, '']);
+          const state = /cluster_state:\w+/.exec(String(info))?.[0] ?? String(info);
+          return `node :${nodes[i]!.port} ${state}\n${String(table).trim()}`;
+        }),
+      );
+      return views.join('\n');
     },
     async start() {
       cluster = await startRedisCluster(3, [], { replicas: true });

@@ -95,11 +95,26 @@ export function watchBoth(reader: RedisStore, upgradeId: string): { watched: Pro
 
 export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until `check` holds (a check that throws counts as not yet), for at most `ms`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+/**
+ * Waits until `check` holds (a check that throws counts as not yet), for at most `ms`. On timeout the
+ * error says what the check threw last, and what `explain` finds then (the state of what it waited on).
+ */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000, explain?: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  let threw: unknown;
+  const holds = (): Promise<boolean> =>
+    Promise.resolve()
+      .then(check)
+      .catch((err: unknown) => {
+        threw = err;
+        return false;
+      });
+  while (!(await holds())) {
+    if (Date.now() > deadline) {
+      const last = threw === undefined ? '' : `; the check threw last: ${threw instanceof Error ? threw.message : String(threw)}`;
+      const found = explain ? `\n${await explain().catch((err: unknown) => `(could not tell why: ${String(err)})`)}` : '';
+      throw new Error(`timed out waiting for ${what}${last}${found}`);
+    }
     await pause(20);
   }
 }

@@ -129,7 +129,7 @@ describe.skipIf(!hasRedisServer)("ws-server '*' subscribers across a failover th
     await replica.call('CONFIG', 'SET', 'masterauth', '');
     await until('the replica to serve the slot', async () => (await rc.ownerOf(meta, replica)) === -1 - owner);
     const next = rc.clusterStore(prefix);
-    await until('the next writer to find seq 4', async () => (await next.load(id))?.lastSeq === 4);
+    await until('the next writer to find seq 4', async () => (await next.load(id))?.lastSeq === 4, undefined, rc.views);
     // One event first (a history shorter than the one served), then three.
     await next.append(id, other.batch(1), 4, other.snapshot());
     const atFive = await folded(star, id, 5);
