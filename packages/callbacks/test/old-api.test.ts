@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isProgressError, type ProgressEvent, type ProgressStatus, type TaskProgress } from '@progress/core';
+import { MAX_TIMER_MS, isProgressError, type ProgressEvent, type ProgressStatus, type TaskProgress } from '@progress/core';
 import { CallbackManager, type EventCallback, type StatusCallback } from '../src/index.js';
 import { openTracker } from './helpers.js';
 
@@ -257,6 +257,12 @@ describe('CallbackManager: argument validation', () => {
   it('refuses bad options', () => {
     expect(code(() => new CallbackManager({ timeoutMs: 0 }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ timeoutMs: Number.NaN }))).toBe('INVALID_ARGUMENT');
+    // Past what setTimeout takes, Node fires it after 1 ms: every async call would time out at once.
+    expect(code(() => new CallbackManager({ timeoutMs: MAX_TIMER_MS + 1 }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new CallbackManager({ timeoutMs: MAX_TIMER_MS }))).toBeUndefined();
+    // A queue of 0 would drop every event that comes while its callback is busy.
+    expect(code(() => new CallbackManager({ maxQueueSize: 0 }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new CallbackManager({ maxQueueSize: 1 }))).toBeUndefined();
     expect(code(() => new CallbackManager({ maxQueueSize: 1.5 }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ dropPolicy: 'random' as never }))).toBe('INVALID_ARGUMENT');
     expect(code(() => new CallbackManager({ onError: 'log' as never }))).toBe('INVALID_ARGUMENT');
