@@ -262,6 +262,42 @@ describe('CallbackManager: bounded queues', () => {
   });
 });
 
+describe('CallbackManager: defaults', () => {
+  it('gives up on an async call after 5000 ms when no timeoutMs is given', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const errors: CallbackErrorInfo[] = [];
+    const manager = new CallbackManager({ onError: (_err, info) => void errors.push(info) });
+    const hang = deferred();
+    manager.addEventCallback(() => hang.promise);
+    const tracker = await openTracker(manager); // 1: hangs
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(errors).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(errors.map((info) => [info.reason, info.event.seq])).toEqual([['timeout', 1]]);
+    expect(vi.getTimerCount()).toBe(0);
+    hang.resolve();
+    await tracker.close();
+  });
+
+  it("drops the oldest waiting event of a full queue when no dropPolicy is given, reporting a CallbackError with reason 'dropped'", async () => {
+    const errors: Array<[unknown, CallbackErrorInfo]> = [];
+    const manager = new CallbackManager({ maxQueueSize: 1, onError: (err, info) => void errors.push([err, info]) });
+    const { gate, seen } = holdFirstCall(manager);
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.startUpgrade(); // 2: waiting
+    await tracker.addTask('t1', 'Task 1'); // 3: the queue is full, 2 is dropped
+    gate.resolve();
+    await manager.flush();
+    expect(seen).toEqual([1, 3]);
+    expect(errors).toHaveLength(1);
+    const [err, info] = errors[0]!;
+    expect(err).toBeInstanceOf(CallbackError);
+    expect(err).toMatchObject({ name: 'CallbackError', reason: 'dropped' });
+    expect(info).toMatchObject({ reason: 'dropped', event: { seq: 2 } });
+    await tracker.close();
+  });
+});
+
 describe('CallbackManager: flush and close', () => {
   it('close waits for queued calls, then ignores events and refuses new callbacks', async () => {
     const manager = new CallbackManager();
