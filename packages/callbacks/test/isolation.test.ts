@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isProgressError } from '@progress/core';
+import { MAX_TIMER_MS, isProgressError, type ProgressEvent } from '@progress/core';
 import { CallbackError, CallbackManager, type CallbackErrorInfo } from '../src/index.js';
 import { deferred, openTracker, recordingLogger } from './helpers.js';
 
@@ -526,6 +526,61 @@ describe('CallbackManager.close(timeoutMs)', () => {
     await tracker.close();
   });
 
+  it('leaves no timer of its own once the calls finish in time', async () => {
+    // Events handed over by hand, so that no tracker timer is counted.
+    const events: ProgressEvent[] = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void events.push(event));
+    await source.startUpgrade();
+    await source.close();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const manager = new CallbackManager();
+    const seen: number[] = [];
+    manager.addEventCallback(async (e) => {
+      await Promise.resolve();
+      seen.push(e.seq);
+    });
+    for (const event of events) manager.handle(event, source.durableProgress);
+    expect(vi.getTimerCount()).toBeGreaterThan(0); // the running call's timeout
+    await manager.close(10_000);
+    expect(seen).toEqual(events.map((e) => e.seq));
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('with 0, gives up at once: the queued calls are dropped, the running one is given up on', async () => {
+    const errors: CallbackErrorInfo[] = [];
+    const manager = new CallbackManager({ timeoutMs: 60_000, onError: (_err, info) => void errors.push(info) });
+    const hang = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return hang.promise;
+    });
+    const tracker = await openTracker(manager); // 1: hangs
+    await tracker.startUpgrade(); // 2: waiting
+    await manager.close(0);
+    expect(errors.map((info) => [info.reason, info.event.seq])).toEqual([
+      ['dropped', 2],
+      ['timeout', 1],
+    ]);
+    expect(manager.getStats()).toMatchObject({ pending: 0 });
+    hang.resolve();
+    await tracker.close();
+    expect(seen).toEqual([1]);
+  });
+
+  it('logs no "dropped" line when only a running call was given up on', async () => {
+    const logger = recordingLogger();
+    const manager = new CallbackManager({ timeoutMs: 60_000, logger });
+    const hang = deferred();
+    manager.addEventCallback(() => hang.promise);
+    const tracker = await openTracker(manager); // 1: hangs, nothing waits behind it
+    await manager.close(10);
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['callback timed out; its queue moved on']);
+    hang.resolve();
+    await tracker.close();
+  });
+
   it('resolves as close() does when the calls finish in time, and refuses a bad timeout with INVALID_ARGUMENT', async () => {
     const manager = new CallbackManager();
     const seen: number[] = [];
@@ -537,7 +592,7 @@ describe('CallbackManager.close(timeoutMs)', () => {
     await tracker.startUpgrade();
     await manager.close(10_000);
     expect(seen).toEqual([1, 2]);
-    for (const bad of [-1, Number.NaN, '5' as unknown as number]) {
+    for (const bad of [-1, Number.NaN, '5' as unknown as number, MAX_TIMER_MS + 1]) {
       const err = await manager.close(bad).catch((e: unknown) => e);
       expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
     }
