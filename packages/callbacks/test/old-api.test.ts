@@ -179,6 +179,26 @@ describe('CallbackManager: the old module behaviour', () => {
     expect(manager.removeEventCallback(cb)).toBe(true);
     await tracker.close();
   });
+  it('removeEventCallback and removeStatusCallback remove every registration of the function, not only the first', async () => {
+    const manager = new CallbackManager();
+    let calls = 0;
+    const cb = (): void => {
+      calls += 1;
+    };
+    manager.addEventCallback(cb);
+    manager.on('*', cb);
+    manager.addEventCallback(cb);
+    manager.addStatusCallback('completed', cb);
+    manager.addStatusCallback('completed', cb);
+    expect(manager.removeEventCallback(cb)).toBe(true);
+    expect(manager.removeStatusCallback('completed', cb)).toBe(true);
+    expect(manager.getCallbackCounts()).toEqual({ eventCallbacks: 0, statusCallbacks: {} });
+    const tracker = await openTracker(manager);
+    await tracker.addTask('t1', 'Task 1');
+    await tracker.completeTask('t1');
+    await tracker.close();
+    expect(calls).toBe(0);
+  });
 });
 
 describe('CallbackManager: filters', () => {
@@ -218,11 +238,18 @@ describe('CallbackManager: filters', () => {
     await tracker.completeTask('t1');
     await tracker.completeUpgrade();
     await tracker.close();
+    // A second upgrade, cancelled.
+    const other = await openTracker(manager);
+    await other.startUpgrade();
+    await other.cancelUpgrade('not today');
+    await other.close();
     expect(entered).toEqual([
       'in_progress:upgrade.started:in_progress:0',
       'paused:upgrade.paused:paused:0',
       'in_progress:upgrade.resumed:in_progress:0',
       'completed:upgrade.completed:completed:100',
+      'in_progress:upgrade.started:in_progress:0',
+      'cancelled:upgrade.cancelled:cancelled:0',
     ]);
   });
 });
