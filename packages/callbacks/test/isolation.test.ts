@@ -104,6 +104,36 @@ describe('CallbackManager: a hanging callback', () => {
     await tracker.close();
   });
 
+  it('a promise that resolves after its timeout does not end the call running after it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const errors: CallbackErrorInfo[] = [];
+    const manager = new CallbackManager({ timeoutMs: 1000, onError: (_err, info) => void errors.push(info) });
+    const late = deferred();
+    const second = deferred();
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      if (e.seq === 1) return late.promise;
+      return e.seq === 2 ? second.promise : undefined;
+    });
+    const tracker = await openTracker(manager); // 1: hangs past its timeout
+    await tracker.startUpgrade(); // 2: waiting
+    await tracker.addTask('t1', 'Task 1'); // 3: waiting
+    await vi.advanceTimersByTimeAsync(1000); // 1 times out; 2 runs
+    expect(seen).toEqual([1, 2]);
+    late.resolve();
+    await vi.advanceTimersByTimeAsync(0);
+    // 2 still runs: 3 waits for it, and is still counted.
+    expect(seen).toEqual([1, 2]);
+    expect(manager.getStats()).toMatchObject({ pending: 2, timedOut: 1 });
+    second.resolve();
+    await manager.flush();
+    expect(seen).toEqual([1, 2, 3]);
+    expect(manager.getStats()).toMatchObject({ pending: 0, timedOut: 1 });
+    expect(errors.map((info) => [info.reason, info.event.seq])).toEqual([['timeout', 1]]);
+    await tracker.close();
+  });
+
   it('with timeoutMs: Infinity, waits for the callback however long it takes', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const manager = new CallbackManager({ timeoutMs: Infinity });
