@@ -64,6 +64,23 @@ describe('CallbackManager: what callbacks are given', () => {
     }
   });
 
+  it('costs no copy of the state for a status callback that declares only the task and the event', async () => {
+    const manager = new CallbackManager();
+    const done: string[] = [];
+    manager.addStatusCallback('completed', (task, e) => void done.push(`${task.taskId}:${e.type}`));
+    const record = vi.spyOn(StateHistory.prototype, 'record');
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.addTask('t1', 'Task 1');
+      await tracker.completeTask('t1');
+      await tracker.close();
+      expect(done).toEqual(['t1:task.completed']);
+      expect(record).not.toHaveBeenCalled();
+    } finally {
+      record.mockRestore();
+    }
+  });
+
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
     const manager = new CallbackManager();
     const gate = deferred();
