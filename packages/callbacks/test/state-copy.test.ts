@@ -81,6 +81,24 @@ describe('CallbackManager: what callbacks are given', () => {
     }
   });
 
+  it('keeps task ids such as "__proto__" and "constructor" as ordinary keys of the state it gives', async () => {
+    const manager = new CallbackManager();
+    const keys: string[][] = [];
+    const completed: string[] = [];
+    manager.addEventCallback((_e, state) => void keys.push(Object.keys(state.tasks)));
+    manager.addStatusCallback('completed', (task, _e, state) => {
+      expect(state.tasks[task.taskId]).toBe(task);
+      completed.push(task.taskId);
+    });
+    const tracker = await openTracker(manager);
+    await tracker.addTask('constructor', 'Task constructor');
+    await tracker.addTask('__proto__', 'Task __proto__');
+    await tracker.completeTask('__proto__');
+    await tracker.close();
+    expect(keys).toEqual([[], ['constructor'], ['constructor', '__proto__'], ['constructor', '__proto__']]);
+    expect(completed).toEqual(['__proto__']);
+  });
+
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
     const manager = new CallbackManager();
     const gate = deferred();
