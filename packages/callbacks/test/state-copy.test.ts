@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { TaskProgress, UpgradeProgress } from '@progress/core';
+import { ProgressTracker, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackManager } from '../src/index.js';
 import { StateHistory } from '../src/state-versions.js';
 import { deferred, openTracker } from './helpers.js';
@@ -97,6 +97,19 @@ describe('CallbackManager: what callbacks are given', () => {
     await tracker.close();
     expect(keys).toEqual([[], ['constructor'], ['constructor', '__proto__'], ['constructor', '__proto__']]);
     expect(completed).toEqual(['__proto__']);
+  });
+
+  it('deep-freezes a copy of the metadata, leaving the tracker\'s own alone', async () => {
+    const manager = new CallbackManager();
+    const states: UpgradeProgress[] = [];
+    manager.addEventCallback((_e, state) => void states.push(state));
+    const tracker = await ProgressTracker.open({ upgradeId: 'cb-metadata', planId: 'p', clusterName: 'c', metadata: { owner: { team: 'db' } }, sinks: [manager] });
+    await tracker.startUpgrade();
+    await tracker.close();
+    const metadata = states[1]!.metadata as { owner: { team: string } };
+    expect(metadata).toEqual({ owner: { team: 'db' } });
+    expect(Object.isFrozen(metadata.owner)).toBe(true);
+    expect(metadata).not.toBe(tracker.durableProgress.metadata);
   });
 
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
