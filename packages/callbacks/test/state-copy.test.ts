@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ProgressTracker, type TaskProgress, type UpgradeProgress } from '@progress/core';
+import { ProgressTracker, type ProgressEvent, type TaskProgress, type UpgradeProgress } from '@progress/core';
 import { CallbackManager } from '../src/index.js';
 import { StateHistory } from '../src/state-versions.js';
 import { deferred, openTracker } from './helpers.js';
@@ -110,6 +110,25 @@ describe('CallbackManager: what callbacks are given', () => {
     expect(metadata).toEqual({ owner: { team: 'db' } });
     expect(Object.isFrozen(metadata.owner)).toBe(true);
     expect(metadata).not.toBe(tracker.durableProgress.metadata);
+  });
+
+  it('drops from the states it gives a task that the state handed over no longer has', async () => {
+    const events: ProgressEvent[] = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void events.push(event));
+    await source.addTask('a', 'Task a');
+    await source.addTask('b', 'Task b');
+    await source.close();
+    const manager = new CallbackManager();
+    const keys: string[][] = [];
+    manager.addEventCallback((_e, state) => void keys.push(Object.keys(state.tasks)));
+    // One live state object, as a program handing events over itself may keep and change.
+    const live = structuredClone(source.durableProgress) as UpgradeProgress;
+    manager.handle(events[0]!, live);
+    delete live.tasks.b;
+    manager.handle(events[1]!, live);
+    await manager.close();
+    expect(keys).toEqual([['a', 'b'], ['a']]);
   });
 
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
