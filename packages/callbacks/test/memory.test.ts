@@ -112,6 +112,35 @@ describe('CallbackManager: memory held by queued calls', () => {
     }
   });
 
+  it('lets go of the versions of later events when a callback that took an earlier one is idle', async () => {
+    const manager = new CallbackManager();
+    // Takes one event only, and is idle from then on.
+    manager.on('upgrade.started', (_e, _state) => {});
+    // Keeps up: given the state of every event as it comes.
+    manager.addEventCallback((_e, _state) => {});
+    const recorded: Array<WeakRef<StateVersion>> = [];
+    const record = StateHistory.prototype.record;
+    StateHistory.prototype.record = function (this: StateHistory, live: Readonly<UpgradeProgress>) {
+      const version = record.call(this, live);
+      recorded.push(new WeakRef(version));
+      return version;
+    };
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.startUpgrade();
+      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      gc();
+      // The state the idle callback was given last must not hold every version after it (through `next`).
+      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      await tracker.close();
+    } finally {
+      StateHistory.prototype.record = record;
+      await manager.close();
+    }
+  });
+
   it('gives deeply frozen states and tasks: a callback cannot change what the others, or later events, see', async () => {
     const manager = new CallbackManager();
     const errors: unknown[] = [];
