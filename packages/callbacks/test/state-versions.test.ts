@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { StateHistory, walkStats, type StateCache, type StateVersion } from '../src/state-versions.js';
+import { CallbackManager } from '../src/index.js';
+import { deferred } from './helpers.js';
 
 async function versions(count: number): Promise<{ versions: StateVersion[]; expected: UpgradeProgress[] }> {
   const history = new StateHistory();
@@ -97,5 +99,36 @@ describe('StateVersion.state() with two callbacks behind', () => {
     }
     // From each queue's own last state; from the state made last (the other queue's), 720,000.
     expect(walkStats.steps).toBeLessThanOrEqual(1_200 * 4);
+  });
+});
+
+describe('CallbackManager: two callbacks draining their backlogs at once', () => {
+  it('makes each queued state from the one its own queue made before, not from the other queue\'s', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const gateA = deferred();
+    const gateB = deferred();
+    const lastSeqs = { a: [] as Array<[number, number]>, b: [] as Array<[number, number]> };
+    // A is behind from the first event, B from the 300th: their backlogs drain interleaved.
+    manager.addEventCallback(async (e, state) => {
+      if (e.seq === 1) await gateA.promise;
+      lastSeqs.a.push([e.seq, state.lastSeq]);
+    });
+    manager.addEventCallback(async (e, state) => {
+      if (e.seq === 300) await gateB.promise;
+      lastSeqs.b.push([e.seq, state.lastSeq]);
+    });
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-two-behind', planId: 'p', clusterName: 'c', store: new MemoryStore(), sinks: [manager] });
+    await tracker.addTasks(Array.from({ length: 20 }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    for (let i = 0; tracker.durableProgress.lastSeq < 900; i++) await tracker.updateTaskProgress(`t${i % 20}`, (i % 99) + 1);
+    walkStats.steps = 0;
+    gateA.resolve();
+    gateB.resolve();
+    await manager.flush();
+    for (const seen of [lastSeqs.a, lastSeqs.b]) for (const [seq, lastSeq] of seen) expect(lastSeq).toBe(seq);
+    expect(lastSeqs.a).toHaveLength(900);
+    // One step or so per drained call (about 1,500); from the other queue's state, some 900 per call.
+    expect(walkStats.steps).toBeLessThanOrEqual(900 * 4);
+    await tracker.close();
+    await manager.close();
   });
 });
