@@ -131,6 +131,27 @@ describe('CallbackManager: what callbacks are given', () => {
     expect(keys).toEqual([['a', 'b'], ['a']]);
   });
 
+  it('keeps, deep-frozen and copied, the fields of a task it does not know (a newer core)', async () => {
+    const events: ProgressEvent[] = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void events.push(event));
+    await source.addTask('a', 'Task a');
+    await source.close();
+    const manager = new CallbackManager();
+    const tasks: TaskProgress[] = [];
+    manager.addEventCallback((_e, state) => void tasks.push(state.tasks.a!));
+    const live = structuredClone(source.durableProgress) as UpgradeProgress;
+    const owner = { team: 'db' };
+    Object.assign(live.tasks.a!, { owner });
+    manager.handle(events[0]!, live);
+    await manager.close();
+    const task = tasks[0] as TaskProgress & { owner?: { team: string } };
+    expect(task.owner).toEqual({ team: 'db' });
+    expect(task.owner).not.toBe(owner);
+    expect(Object.isFrozen(task.owner)).toBe(true);
+    expect(Object.isFrozen(owner)).toBe(false);
+  });
+
   it('a queued call gets the state as of its own event, not the state when it finally runs', async () => {
     const manager = new CallbackManager();
     const gate = deferred();
