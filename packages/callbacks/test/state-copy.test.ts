@@ -116,19 +116,30 @@ describe('CallbackManager: what callbacks are given', () => {
     const events: ProgressEvent[] = [];
     const source = await openTracker(new CallbackManager());
     source.subscribe((event) => void events.push(event));
-    await source.addTask('a', 'Task a');
-    await source.addTask('b', 'Task b');
+    for (const id of ['a', 'b', 'c', 'd']) await source.addTask(id, `Task ${id}`);
     await source.close();
     const manager = new CallbackManager();
     const keys: string[][] = [];
     manager.addEventCallback((_e, state) => void keys.push(Object.keys(state.tasks)));
+    // Behind from the first event: its later states are made when it drains, from the versions recorded.
+    const gate = deferred();
+    const behind: string[][] = [];
+    manager.addEventCallback(async (e, state) => {
+      behind.push(Object.keys(state.tasks));
+      if (e.seq === events[0]!.seq) await gate.promise;
+    });
     // One live state object, as a program handing events over itself may keep and change.
     const live = structuredClone(source.durableProgress) as UpgradeProgress;
     manager.handle(events[0]!, live);
-    delete live.tasks.b;
     manager.handle(events[1]!, live);
+    delete live.tasks.b;
+    manager.handle(events[2]!, live);
+    manager.handle(events[3]!, live);
+    gate.resolve();
     await manager.close();
-    expect(keys).toEqual([['a', 'b'], ['a']]);
+    const expected = [['a', 'b', 'c', 'd'], ['a', 'b', 'c', 'd'], ['a', 'c', 'd'], ['a', 'c', 'd']];
+    expect(keys).toEqual(expected);
+    expect(behind).toEqual(expected);
   });
 
   it('keeps, deep-frozen and copied, the fields of a task it does not know (a newer core)', async () => {
