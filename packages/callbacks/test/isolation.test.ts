@@ -311,6 +311,34 @@ describe('CallbackManager: bounded queues', () => {
     await tracker.close();
   });
 
+  it('an overflow episode lasts until the queue is empty, not until it has room again', async () => {
+    const logger = recordingLogger();
+    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 2, logger });
+    const gates = new Map([
+      [1, deferred()],
+      [3, deferred()],
+    ]);
+    manager.addEventCallback((e) => gates.get(e.seq)?.promise);
+    const warned = (): number => logger.lines.filter((l) => l.level === 'warn' && l.obj.reason === 'dropped').length;
+    const drained = (): number => logger.lines.filter((l) => l.level === 'info' && l.msg === 'callback queue drained; no longer dropping events').length;
+    const tracker = await openTracker(manager); // 1: hangs
+    await tracker.startUpgrade(); // 2: waiting
+    await tracker.addTask('t1', 'Task 1'); // 3: waiting
+    await tracker.addTask('t2', 'Task 2'); // 4: drops 2
+    gates.get(1)!.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    // 3 runs (and hangs), 4 still waits: the queue has room, but is not drained.
+    expect([warned(), drained()]).toEqual([1, 0]);
+    await tracker.addTask('t3', 'Task 3'); // 5: waiting
+    await tracker.addTask('t4', 'Task 4'); // 6: drops 4, the same episode
+    expect([warned(), drained()]).toEqual([1, 0]);
+    gates.get(3)!.resolve();
+    await manager.flush();
+    expect([warned(), drained()]).toEqual([1, 1]);
+    expect(manager.getStats()).toMatchObject({ dropped: 2, pending: 0 });
+    await tracker.close();
+  });
+
   it("drops the oldest waiting event by default, so the latest ones get through", async () => {
     expect(await overflow('oldest')).toEqual({ seen: [1, 2, 6, 7], dropped: [3, 4, 5] });
   });
