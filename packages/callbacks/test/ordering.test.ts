@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ProgressEvent } from '@progress/core';
+import { ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { CallbackManager } from '../src/index.js';
 import { deferred, openTracker } from './helpers.js';
 
@@ -146,6 +146,34 @@ describe('CallbackManager: ordering', () => {
     const seqs = [second!.seq, third!.seq, fourth!.seq];
     expect(seenA).toEqual(seqs);
     expect(seenB).toEqual(seqs);
+    await source.close();
+  });
+
+  it('an event handed over from inside a synchronous callback is given its own state, not the one of the event being delivered', async () => {
+    const got: Array<{ event: ProgressEvent; state: UpgradeProgress }> = [];
+    const recorder = { name: 'recorder', handle: (event: ProgressEvent, state: Readonly<UpgradeProgress>) => void got.push({ event, state: structuredClone(state) as UpgradeProgress }) };
+    const source = await ProgressTracker.open({ upgradeId: 'cb-reentrant-state', planId: 'p', clusterName: 'c', sinks: [recorder] });
+    await source.startUpgrade();
+    await source.setCurrentPhase('Drain');
+    await source.setCurrentPhase('Upgrade');
+    const [, second, third, fourth] = got;
+    const manager = new CallbackManager();
+    const seenA: Array<[number, number, string | null]> = [];
+    const seenB: Array<[number, number, string | null]> = [];
+    manager.addEventCallback((e, state) => {
+      seenA.push([e.seq, state.lastSeq, state.currentPhase]);
+      if (e.seq === second!.event.seq) {
+        manager.handle(third!.event, third!.state);
+        manager.handle(fourth!.event, fourth!.state);
+      }
+    });
+    manager.addEventCallback((e, state) => void seenB.push([e.seq, state.lastSeq, state.currentPhase]));
+    manager.handle(second!.event, second!.state);
+    await manager.flush();
+    const expected = [second!, third!, fourth!].map(({ event, state }) => [event.seq, event.seq, state.currentPhase]);
+    expect(expected.map(([, , phase]) => phase)).toEqual(['Initialization', 'Drain', 'Upgrade']);
+    expect(seenA).toEqual(expected);
+    expect(seenB).toEqual(expected);
     await source.close();
   });
 
