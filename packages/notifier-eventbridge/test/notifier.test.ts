@@ -162,6 +162,28 @@ describe('size accounting', () => {
     expect(JSON.parse(fitDetail('task.failed', detail, bytes - 1)!)).toMatchObject({ error_message: expect.stringMatching(/…\[truncated\]$/), truncated: true });
   });
 
+  it('sends an entry of exactly maxBatchBytes whole, and cuts one a byte larger to the longest start that fits', async () => {
+    // Two UTF-8 bytes a character: a size counted in UTF-16 code units would cut far more than needed.
+    const event = fakeEvent(1, 'task.failed', { errorMessage: 'é'.repeat(300) });
+    const detail = buildDetail(event, fakeState);
+    const size = entrySize({ Source: 'eks-upgrade-agent', DetailType: 'task.failed', Detail: JSON.stringify(detail), Resources: [], Time: new Date(event.timestamp) });
+    const exact = await setup({ maxBatchBytes: size, eventTypes: ['task.failed'] });
+    exact.notifier.handle(event, fakeState);
+    expect(await exact.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(exact.endpoint.entries.map((e) => e.detail)).toStrictEqual([detail]);
+    expect(exact.notifier.stats()).toMatchObject({ sent: 1, trimmed: 0 });
+
+    const over = await setup({ maxBatchBytes: size - 1, eventTypes: ['task.failed'] });
+    over.notifier.handle(event, fakeState);
+    expect(await over.notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(over.notifier.stats()).toMatchObject({ sent: 1, trimmed: 1 });
+    const [sent] = over.endpoint.entries;
+    expect(sent!.detail).toMatchObject({ error_message: expect.stringMatching(/^é+…\[truncated\]$/), truncated: true });
+    // The longest start that fits: one more character (2 bytes) would not.
+    expect(wireSize(sent!)).toBeLessThanOrEqual(size - 1);
+    expect(wireSize(sent!)).toBeGreaterThanOrEqual(size - 2);
+  });
+
   it('splits batches by bytes as well as by count', async () => {
     const { endpoint, notifier } = await setup({ maxBatchBytes: 1000 });
     const state = fakeState;
