@@ -75,6 +75,22 @@ describe('retry decisions', () => {
     expect(notifier.stats()).toMatchObject({ sent: 3, failed: 1, retried: 2, requests: 2, queued: 0, inFlight: 0 });
   });
 
+  it('retries only the codes of retry.retryableEntryCodes, and gives up any other, AccessDeniedException included', async () => {
+    const firstAnswer = ['QuotaExceeded', 'ThrottlingException', 'AccessDeniedException'];
+    const { endpoint, notifier, failures } = await setup(
+      { retry: { baseDelayMs: 1, maxDelayMs: 5, retryableEntryCodes: ['QuotaExceeded'] } },
+      { failEntry: (_entry, { requestIndex, positionInRequest }) => (requestIndex === 0 ? firstAnswer[positionInRequest] : undefined) },
+    );
+    for (let seq = 1; seq <= 3; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1, 2, 3), idsOfSeqs(1)]);
+    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([
+      ['rejected', 'ThrottlingException', [2]],
+      ['rejected', 'AccessDeniedException', [3]],
+    ]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, failed: 2, retried: 1 });
+  });
+
   it('gives an entry up after retry.maxAttempts attempts', async () => {
     const { endpoint, notifier, failures } = await setup({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } }, { failEntry: () => ({ errorCode: 'ThrottlingException', errorMessage: 'x' }) });
     notifier.handle(fakeEvent(1), fakeState);
