@@ -685,6 +685,30 @@ describe('options and lifecycle', () => {
     expect(notifier.stats()).toMatchObject({ sent: 14, requests: 3, queued: 0, inFlight: 0 });
   });
 
+  it('sends a lingering partial batch at once when a flush is called, rather than after lingerMs', async () => {
+    const { endpoint, notifier } = await setup({ lingerMs: 60_000 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForEntries(1);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ sent: 1, inFlight: 0 }));
+    // Right after a request: seq 2 waits lingerMs (a minute) for more entries.
+    notifier.handle(fakeEvent(2), fakeState);
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, queued: 1 });
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1), idsOfSeqs(2)]);
+  });
+
+  it('a drain() that times out reports its events still in flight or queued, not those handed in after it', async () => {
+    const { endpoint, notifier } = await setup({ maxConcurrentRequests: 1, flushTimeoutMs: 0 }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // seq 1 in flight, held: the only slot is taken
+    notifier.handle(fakeEvent(2), fakeState); // queued behind it
+    const drained = notifier.drain(100);
+    notifier.handle(fakeEvent(3), fakeState); // handed in after the call: not its business
+    expect(await drained).toEqual({ complete: false, undelivered: [1, 2].map((seq) => expect.objectContaining({ seq })) });
+    expect(notifier.stats()).toMatchObject({ inFlight: 1, queued: 2 }); // they stay queued
+  });
+
   it('sends one event at once when nothing is in flight', async () => {
     const { endpoint, notifier } = await setup({ lingerMs: 60_000 });
     notifier.handle(fakeEvent(1), fakeState);
