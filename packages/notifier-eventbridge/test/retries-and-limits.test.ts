@@ -338,6 +338,22 @@ describe('backoff', () => {
     expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(250);
   });
 
+  it('keeps a throttled entry back for its backoff when other events go meanwhile, and sends them after lingerMs, not after that backoff', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999); // a backoff of about a minute for seq 1
+    const { endpoint, notifier } = await setup(
+      { lingerMs: 50, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } },
+      { hold: ({ index }) => index === 1, failEntry: (_e, { requestIndex }) => (requestIndex === 0 ? 'ThrottlingException' : undefined) },
+    );
+    notifier.handle(fakeEvent(1), fakeState);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 1, inFlight: 0 }));
+    notifier.handle(fakeEvent(2), fakeState);
+    await endpoint.waitForRequests(2, 5000); // held: in flight
+    notifier.handle(fakeEvent(3), fakeState); // lingers (lingerMs) behind the request in flight
+    await endpoint.waitForRequests(3, 5000);
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [2], [3]]);
+    expect(notifier.stats()).toMatchObject({ queued: 1, retried: 1 }); // seq 1, waiting out its backoff
+  });
+
   it('grows the backoff of a throttled entry with the attempts it has made', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
     // Throttled three times: waits of up to 200, 400 and 800 ms (baseDelayMs x 2^(n-1)).
