@@ -56,3 +56,32 @@ describe('the exported functions of the notifier with arguments that do not fit'
     expect(classifyRequestError(new Error('x')).retryable).toBe(true);
   });
 });
+
+describe('the retry policy and trimming, exported', () => {
+  it('classifyRequestError goes by the SDK\'s clockSkewCorrected flag when no clock correction is known, else by the correction alone', () => {
+    const refusal = (clockSkewCorrected: boolean) =>
+      Object.assign(new Error('Signature expired'), { name: 'InvalidSignatureException', $metadata: { httpStatusCode: 400, clockSkewCorrected } });
+    // A client without a clock offset: the flag decides.
+    expect(classifyRequestError(refusal(true))).toMatchObject({ retryable: true, code: 'InvalidSignatureException', status: 400 });
+    expect(classifyRequestError(refusal(false))).toMatchObject({ retryable: false, code: 'InvalidSignatureException', status: 400 });
+    // A known correction: of minutes (either way) retried, flagged or not; none, given up although flagged.
+    expect(classifyRequestError(refusal(false), -300_000).retryable).toBe(true);
+    expect(classifyRequestError(refusal(true), 0).retryable).toBe(false);
+  });
+
+  it('classifyRequestError retries the server-side failures of EventBridge\'s JSON under any status', () => {
+    for (const name of ['InternalFailure', 'InternalException', 'ServiceUnavailable', 'ServiceUnavailableException']) {
+      expect(classifyRequestError(Object.assign(new Error('x'), { name, $metadata: { httpStatusCode: 400 } })), name).toMatchObject({ retryable: true, code: name });
+    }
+  });
+
+  it('backoffDelay doubles with every failed attempt up to maxDelayMs, however many attempts', () => {
+    const wide = { baseDelayMs: 1, maxDelayMs: 2_000_000 };
+    expect(backoffDelay(21, wide, () => 0.5)).toBe(2 ** 19); // half of 2^20
+    expect(backoffDelay(22, wide, () => 0.5)).toBe(1_000_000); // half of the cap
+  });
+
+  it('trimDetail keeps the kept keys the detail has, and adds none it lacks', () => {
+    expect(trimDetail('task.started', detail)).toStrictEqual({ upgrade_id: 'u1', cluster_name: 'prod', task_id: 't1', task_name: 'Task one', event_id: fakeEvent(2).eventId, seq: 2, truncated: true });
+  });
+});
