@@ -1,7 +1,8 @@
 import { EVENT_TYPES, ProgressTracker } from '@progress/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventBridgeEndpoint, type AcceptedEntry, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
-import { EventBridgeNotifier } from '../src/index.js';
+import { DEFAULT_EVENT_TYPES, EventBridgeNotifier } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
 import { clock, localClient } from './helpers.js';
 
 let endpoint: EventBridgeEndpoint;
@@ -175,6 +176,32 @@ describe('the old module\'s DetailTypes and details, over the real SDK client', 
     await cancelling.close();
     await notifier.close();
   });
+
+  it('sends by default every event type but upgrade.created, task.added and task.progress', async () => {
+    endpoint.reset();
+    const chatty: readonly string[] = ['upgrade.created', 'task.added', 'task.progress'];
+    expect([...DEFAULT_EVENT_TYPES].sort()).toEqual(EVENT_TYPES.filter((t) => !chatty.includes(t)).sort());
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
+    EVENT_TYPES.forEach((type, i) => notifier.handle(fakeEvent(i + 1, type), fakeState));
+    await notifier.close();
+    expect(endpoint.entries.map((e) => e.DetailType).sort()).toEqual([...DEFAULT_EVENT_TYPES].sort());
+  });
+
+  it('sends reason null when none was given', async () => {
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-why', planId: 'p', clusterName: 'prod', sinks: [notifier] });
+    await tracker.startUpgrade();
+    await tracker.addTask('a', 'Task a');
+    await tracker.addTask('b', 'Task b');
+    await tracker.startTask('b');
+    const events = [await tracker.skipTask('a'), await tracker.cancelTask('b'), await tracker.pauseUpgrade(), await tracker.resumeUpgrade(), await tracker.cancelUpgrade()];
+    await tracker.close();
+    await notifier.close();
+    const detail = (seq: number) => endpoint.entries.find((e) => e.detail!.seq === seq)!.detail!;
+    for (const ev of events.filter((e) => e.type !== 'upgrade.resumed')) expect(detail(ev.seq), ev.type).toMatchObject({ reason: null });
+  });
+
 
   it('trims an oversized detail to the old keys, event_id, seq and truncated, instead of failing the batch', async () => {
     endpoint.reset();
