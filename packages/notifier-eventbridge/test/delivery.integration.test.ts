@@ -2,6 +2,7 @@ import { ProgressTracker, type ProgressEvent } from '@progress/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { EventBridgeNotifier, type DeliveryFailure } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
 import { localClient } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -65,6 +66,19 @@ describe('EventBridgeNotifier against a local endpoint (real SDK client)', () =>
     expect(notifier.stats()).toMatchObject({ sent: 300, failed: 0, dropped: 0, queued: 0, inFlight: 0, requests: endpoint.requests.length });
     console.log(`[notifier-eventbridge] 150 ms endpoint: commands done with ${atDone.accepted}/300 accepted and ${atDone.answered} answers back; ${endpoint.requests.length} requests in all`);
   });
+
+  it('delivers a backlog of thousands of events exactly once, in order, as the queue is worked off', async () => {
+    const endpoint = await endpointWith({});
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url), maxConcurrentRequests: 1 });
+    cleanups.push(() => notifier.close());
+    // Handed in within one turn: every one of them is queued before the first request goes.
+    for (let seq = 1; seq <= 3000; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(notifier.stats()).toMatchObject({ queued: 3000, dropped: 0 });
+    expect(await notifier.drain(60_000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(notifier.stats()).toMatchObject({ sent: 3000, failed: 0, queued: 0 });
+  });
+
 
   it('with every 4th request failing (500) and every 7th entry throttled, every event arrives exactly once', async () => {
     const endpoint = await endpointWith({
