@@ -253,6 +253,28 @@ describe('drop-oldest', () => {
   });
 });
 
+describe('the drop warning', () => {
+  it('logs the drops that follow a warning when its 10 s are up, not 10 s after the first of them', async () => {
+    const { endpoint, notifier, logs } = await setup({ maxQueue: 1, maxConcurrentRequests: 1, requestTimeoutMs: 3_600_000 }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1);
+    // performance too: the notifier's deadlines are on the monotonic clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    const dropLogs = () => logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped);
+    notifier.handle(fakeEvent(2), fakeState); // queued: the queue is full
+    notifier.handle(fakeEvent(3), fakeState); // drops 2: warned at once
+    expect(dropLogs()).toEqual([1]);
+    vi.advanceTimersByTime(6_000);
+    notifier.handle(fakeEvent(4), fakeState); // drops 3, within the 10 s of the warning
+    vi.advanceTimersByTime(3_999);
+    expect(dropLogs()).toEqual([1]);
+    vi.advanceTimersByTime(1); // the 10 s since the warning are up
+    expect(dropLogs()).toEqual([1, 1]);
+    vi.useRealTimers();
+  });
+});
+
+
 describe('the retry decision on SDK errors', () => {
   /** Marks the errors of this name `$retryable`, as the SDK does for an error modeled @retryable. */
   const markRetryable = (client: EventBridgeClient, name: string, trait: object) =>
