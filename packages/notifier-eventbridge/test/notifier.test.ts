@@ -369,6 +369,9 @@ describe('options and lifecycle', () => {
       { busName: '' },
       { busName: 'b' },
       { busName: 'b', region: 'us-east-1', maxBatchEntries: 11 },
+      { busName: 'b', region: 'us-east-1', maxBatchEntries: 0 },
+      { busName: 'b', region: 'us-east-1', maxBatchBytes: 255 },
+      { busName: 'b', region: 'us-east-1', maxBatchBytes: 1024 * 1024 + 1 },
       { busName: 'b', region: 'us-east-1', eventTypes: ['task.nope' as never] },
       { busName: 'b', region: 'us-east-1', dropPolicy: 'drop-all' as never },
       { busName: 'b', region: 'us-east-1', retry: { maxAttempts: 0 } },
@@ -399,6 +402,8 @@ describe('options and lifecycle', () => {
       expect(isProgressError(error, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
       expect((error as Error).message).toMatch(/^\[@progress\/notifier-eventbridge\] /);
     }
+    // The bounds themselves are taken: AWS's limit was raised to 1 MB in 2026.
+    for (const maxBatchBytes of [256, 1024 * 1024]) expect(() => new EventBridgeNotifier({ busName: 'b', region: 'us-east-1', maxBatchBytes }), String(maxBatchBytes)).not.toThrow();
   });
 
   it('refuses an option name it does not know, also inside retry, naming the one meant, and makes no client', () => {
