@@ -91,6 +91,14 @@ describe('retry decisions', () => {
     expect(notifier.stats()).toMatchObject({ sent: 1, failed: 2, retried: 1 });
   });
 
+  it('reports every entry an answer rejects, those of one ErrorCode together', async () => {
+    const { notifier, failures } = await setup({}, { failEntry: (_entry, { positionInRequest }) => (positionInRequest < 3 ? { errorCode: 'MalformedDetail', errorMessage: 'bad' } : undefined) });
+    for (let seq = 1; seq <= 4; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures.map((f) => [f.reason, f.errorCode, f.errorMessage, f.events.map((e) => e.seq)])).toEqual([['rejected', 'MalformedDetail', 'bad', [1, 2, 3]]]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, failed: 3, retried: 0, requests: 1 });
+  });
+
   it('gives an entry up after retry.maxAttempts attempts', async () => {
     const { endpoint, notifier, failures } = await setup({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } }, { failEntry: () => ({ errorCode: 'ThrottlingException', errorMessage: 'x' }) });
     notifier.handle(fakeEvent(1), fakeState);
