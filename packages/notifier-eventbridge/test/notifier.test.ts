@@ -722,6 +722,26 @@ describe('options and lifecycle', () => {
     expect(notifier.stats()).toMatchObject({ inFlight: 1, queued: 2 }); // they stay queued
   });
 
+  it('a drain() waiting beside shutdown() reports only its own events of those shutdown() abandoned', async () => {
+    const { endpoint, notifier } = await setup({ flushTimeoutMs: 0 }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // held: in flight until the close aborts it
+    const drained = notifier.drain(30_000);
+    notifier.handle(fakeEvent(2), fakeState); // handed in after the drain's call
+    const closed = await notifier.shutdown(0);
+    expect(closed.undelivered.map((u) => u.seq)).toEqual([1, 2]);
+    expect(await drained).toEqual({ complete: false, undelivered: [expect.objectContaining({ seq: 1 })] });
+  });
+
+  it('sends a batch of exactly maxBatchEntries at once while a request is in flight', async () => {
+    const { endpoint, notifier } = await setup({ lingerMs: 60_000, flushTimeoutMs: 0 }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // held: in flight
+    for (let seq = 2; seq <= 11; seq++) notifier.handle(fakeEvent(seq), fakeState);
+    await endpoint.waitForEntries(10, 5000); // without waiting lingerMs (a minute)
+    expect(endpoint.requests.map(idsIn)).toEqual([idsOfSeqs(1), idsOfSeqs(2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]);
+  });
+
   it('sends one event at once when nothing is in flight', async () => {
     const { endpoint, notifier } = await setup({ lingerMs: 60_000 });
     notifier.handle(fakeEvent(1), fakeState);
