@@ -55,6 +55,16 @@ describe('createProgressTracker', () => {
     await expect(t.startWebSocketServer()).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
+  it("passes metadata and now to the engine: the upgrade's created event holds the metadata, stamped by that clock", async () => {
+    const at = Date.parse('2026-01-02T03:04:05.000Z');
+    const t = await createProgressTracker({ ...base(), metadata: { ticket: 'OPS-1', targetVersion: '1.31' }, now: () => at });
+    await t.startUpgrade();
+    expect(t.progress.metadata).toEqual({ ticket: 'OPS-1', targetVersion: '1.31' });
+    expect(t.progress.createdAt).toBe('2026-01-02T03:04:05.000Z');
+    expect(t.progress.startedAt).toBe('2026-01-02T03:04:05.000Z');
+    await t.close();
+  });
+
   it('leaves a store passed in open when closed: it is shared, and its owner closes it', async () => {
     const store = new MemoryStore();
     const options = base();
