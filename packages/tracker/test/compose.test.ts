@@ -322,6 +322,23 @@ describe('createProgressTracker with the WebSocket server', () => {
     await u.close();
   });
 
+  it('stops, when closed, the default server startWebSocketServer() made when none was configured', async (ctx) => {
+    const t = await createProgressTracker(base());
+    // The default server listens on 8765, which another process of this machine may hold.
+    const address = await t.startWebSocketServer().catch((e: unknown) => {
+      if (isProgressError(e, 'CONFLICT')) return undefined;
+      throw e;
+    });
+    if (!address) {
+      await t.close();
+      return ctx.skip('port 8765 is taken');
+    }
+    await t.close();
+    expect(t.websocket!.address).toBeUndefined();
+    expect(t.getSystemInfo().websocket).toMatchObject({ listening: false, url: null });
+    await expect(wsClient(address.url)).rejects.toThrow();
+  });
+
   it('closes while an attached http.Server it was given has not started listening: the pending start rejects', async () => {
     const http = createServer();
     const t = await createProgressTracker({ ...base(), webSocket: { server: http } });
