@@ -77,7 +77,7 @@ describe('storage given as a URL string', () => {
   });
 
   it('still takes folder paths that hold a colon but are not URLs', () => {
-    for (const dir of ['./data', '/var/lib/progress', 'C:\\progress', 'C:/progress', './a:b']) {
+    for (const dir of ['./data', '/var/lib/progress', 'C:\\progress', 'C:/progress', 'C://progress', './a:b']) {
       expect(resolveOptions({ ...base(), storage: { json: dir } }).storage).toEqual({ json: dir });
       expect(resolveOptions({ ...base(), storagePath: dir }).storage).toEqual({ json: dir });
     }
