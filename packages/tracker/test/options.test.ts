@@ -18,6 +18,14 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ ...base, storage: { json: '/data' } }).storage).toEqual({ json: '/data' });
     expect(resolveOptions({ ...base, storagePath: '/data' }).storage).toEqual({ json: '/data' });
     expect(resolveOptions({ ...base, storage_path: '/data' } as never).storage).toEqual({ json: '/data' });
+    // Both names of one folder say the same thing: taken, not refused as two stores.
+    expect(resolveOptions({ ...base, storage: { json: '/data' }, storagePath: '/data' }).storage).toEqual({ json: '/data' });
+  });
+
+  it('takes an old name beside its new one when both give the same value (the old module passed both)', () => {
+    expect(resolveOptions({ ...base, upgrade_id: 'u1', plan_id: 'p1', cluster_name: 'c1' } as never)).toMatchObject(base);
+    expect(resolveOptions({ ...base, eventBridgeBusName: 'bus', eventbridge_bus_name: 'bus' } as never).eventBridge).toEqual({ busName: 'bus' });
+    expect(resolveOptions({ ...base, webSocketPort: 9001, websocket_port: 9001 } as never).webSocket).toEqual({ port: 9001 });
   });
 
   it('storage: exactly the documented forms; anything else is INVALID_ARGUMENT naming them', async () => {
@@ -92,6 +100,7 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ ...base, eventBridge: { busName: 'bus', region: 'eu-west-1' } }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
     expect(resolveOptions({ ...base, eventBridgeBusName: 'bus', awsRegion: 'eu-west-1' }).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
     expect(resolveOptions({ ...base, eventbridge_bus_name: 'bus', aws_region: 'eu-west-1' } as never).eventBridge).toEqual({ busName: 'bus', region: 'eu-west-1' });
+    expect(resolveOptions({ ...base, event_bridge_bus_name: 'bus' } as never).eventBridge).toEqual({ busName: 'bus' });
     expect(resolveOptions({ ...base, eventBridge: { busName: 'bus' }, awsRegion: 'us-east-2' }).eventBridge).toEqual({ busName: 'bus', region: 'us-east-2' });
   });
 
