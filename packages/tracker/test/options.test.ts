@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, isProgressError } from '@progress/core';
-import { createProgressTracker } from '../src/index.js';
+import { ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
@@ -116,7 +116,9 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ upgrade_id: 'u1', plan_id: 'p1', cluster_name: 'c1' } as never)).toMatchObject(base);
   });
 
-  it('refuses contradictions and bad values with INVALID_ARGUMENT', () => {
+  it('refuses contradictions and bad values with INVALID_ARGUMENT', async () => {
+    // A shared server (never started here): a port cannot apply to it.
+    const shared = new ProgressWebSocketServer({ port: 0 });
     const bad = [
       { ...base, storage: 'memory' as const, storagePath: '/x' },
       { ...base, storagePath: '' },
@@ -124,7 +126,12 @@ describe('resolveOptions: every option of the old constructor, under its new nam
       { ...base, awsRegion: 'eu-west-1' },
       { ...base, eventBridge: { busName: '' } },
       { ...base, eventBridge: { busName: 'a' }, eventBridgeBusName: 'b' },
+      { ...base, eventBridge: { busName: 'a', region: 'eu-west-1' }, awsRegion: 'us-east-1' },
       { ...base, webSocketPort: 70000 },
+      { ...base, webSocketPort: 65536 },
+      { ...base, webSocketPort: -1 },
+      { ...base, webSocket: shared, webSocketPort: 9001 },
+      { ...base, webSocket: shared, enableWebSocket: true, webSocketPort: 9001 },
       { ...base, webSocketPort: 1.5 },
       { ...base, enableWebSocket: 'yes' },
       { ...base, enableWebSocket: false, webSocket: { port: 1 } },
@@ -151,6 +158,10 @@ describe('resolveOptions: every option of the old constructor, under its new nam
       }
       expect(isProgressError(caught, 'INVALID_ARGUMENT'), JSON.stringify(options)).toBe(true);
     }
+    await shared.stop();
+    // The largest port is one, and the old switch off wins over the old port: no server, as in the old module.
+    expect(resolveOptions({ ...base, webSocketPort: 65535 }).webSocket).toEqual({ port: 65535 });
+    expect(resolveOptions({ ...base, enableWebSocket: false, webSocketPort: 9001 }).webSocket).toBeUndefined();
   });
 });
 
