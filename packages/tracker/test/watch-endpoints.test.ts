@@ -186,6 +186,24 @@ describe('progress watch <dashboard URL>: what the page read may do', () => {
     }
   });
 
+  it('reads the page with the token (--token as a bearer header, user:password@ as basic), as the WebSocket request sends it', async () => {
+    // A page behind the same authentication as its endpoint: read without the credentials, it names
+    // nothing, and the endpoint it names (not beside it) is never tried.
+    const page = await recording((req, res) => {
+      const allowed = req.headers.authorization === 'Bearer flag-secret' || req.headers.authorization === `Basic ${Buffer.from('alice:pw').toString('base64')}`;
+      if (allowed) res.writeHead(200, { 'content-type': 'text/html' }).end(dashboardHtml('/named'));
+      else res.writeHead(401).end();
+    });
+    try {
+      expect((await run('watch', `http://127.0.0.1:${page.port}/`, 'u1', '--token', 'flag-secret', '--connect-timeout', '5')).code).toBe(3);
+      expect((await run('watch', `http://alice:pw@127.0.0.1:${page.port}/`, 'u1', '--connect-timeout', '5')).code).toBe(3);
+      expect(page.seen.filter((r) => r.kind === 'http').map((r) => r.authorization)).toEqual(['Bearer flag-secret', `Basic ${Buffer.from('alice:pw').toString('base64')}`]);
+      expect(page.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url)).toEqual(['/named', '/ws', '/named', '/ws']);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('tries /ws after a 404 at the endpoint beside a page that cannot be read, as the README says', async () => {
     // A dashboard mounted under /progress/ by an app whose ws-server keeps its default path /ws.
     const app = await attached('/ws', () => (_req, res) => res.writeHead(403).end());
