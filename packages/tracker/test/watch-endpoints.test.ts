@@ -204,6 +204,22 @@ describe('progress watch <dashboard URL>: what the page read may do', () => {
     }
   });
 
+  it('stops reading the page at its meta tag: a page that then sends nothing more, without ending, is not waited for to the timeout', async () => {
+    const page = await recording((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      // The head, then nothing: the connection held open (a server that stalls, a proxy that buffers).
+      res.write(dashboardHtml('/named').split('</head>')[0]!);
+    });
+    try {
+      const result = await run('watch', `http://127.0.0.1:${page.port}/`, 'u1', '--connect-timeout', '30');
+      expect(result.code).toBe(3);
+      // The endpoint the page names, then the guess beside it: not only the guess, after the page's read timed out.
+      expect(page.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url)).toEqual(['/named', '/ws']);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('tries /ws after a 404 at the endpoint beside a page that cannot be read, as the README says', async () => {
     // A dashboard mounted under /progress/ by an app whose ws-server keeps its default path /ws.
     const app = await attached('/ws', () => (_req, res) => res.writeHead(403).end());
