@@ -220,6 +220,18 @@ describe('progress watch <dashboard URL>: what the page read may do', () => {
     }
   });
 
+  it('ignores a meta tag that names no path the ws-server could have (a URL, a query): the guess beside the page is tried', async () => {
+    for (const content of ['ws://elsewhere.example/ws', '/named?x=1', 'named']) {
+      const page = await recording((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><html><head><meta name="progress-ws-path" content="${content}"></head><body></body></html>`));
+      try {
+        expect((await run('watch', `http://127.0.0.1:${page.port}/`, 'u1', '--connect-timeout', '5')).code, content).toBe(3);
+        expect(page.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url), content).toEqual(['/ws']);
+      } finally {
+        await page.close();
+      }
+    }
+  });
+
   it('tries /ws after a 404 at the endpoint beside a page that cannot be read, as the README says', async () => {
     // A dashboard mounted under /progress/ by an app whose ws-server keeps its default path /ws.
     const app = await attached('/ws', () => (_req, res) => res.writeHead(403).end());
