@@ -308,3 +308,40 @@ describe('watchStore on Redis, when the reload after a deleted upgrade fails', (
     await proxy.close();
   }, 30_000);
 });
+
+describe('watchStore on Redis, when the upgrade is deleted and already created again when the watch ends', () => {
+  it('says it was created again, not that it was deleted and is waited for', async () => {
+    const { id, keyPrefix } = fresh('redis-again-at-once');
+    await firstRun(id, keyPrefix);
+    const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
+    // The first watch sees the run deleted; the new run is written before the reload that follows reads.
+    const watched = withBeforeWatch(real, async (call) => {
+      if (call === 1) expect(await real.delete(id)).toBe(true);
+    });
+    let loads = 0;
+    const store = new Proxy(watched, {
+      get(target, key) {
+        if (key === 'load') {
+          return async (upgradeId: string) => {
+            if (++loads === 2) {
+              const second = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storage: { redis: url, keyPrefix } });
+              await second.startUpgrade();
+              await second.failUpgrade('boom');
+              await second.close();
+            }
+            return target.load(upgradeId);
+          };
+        }
+        return Reflect.get(target, key, target) as unknown;
+      },
+    });
+    const { out, watching } = watchInto(store, id);
+    const state = await watching;
+    await real.close();
+    expect(state?.status).toBe('failed');
+    expect(state?.planId).toBe('p2');
+    expect(out.text).toContain(createdAgainLine(id));
+    // It was there again by the time it was looked for: no line says it is waited for.
+    expect(out.text).not.toContain(deletedLine(id));
+  }, 30_000);
+});
