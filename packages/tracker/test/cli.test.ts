@@ -261,6 +261,29 @@ describe('progress watch', () => {
     expect(seen).toEqual(expect.arrayContaining([6, 7, 8, 9]));
   });
 
+  it('retries for ever once connected: --connect-timeout, long past, does not end it while the server is away', async () => {
+    const port = await freePort();
+    const t = await createProgressTracker({ upgradeId: 'patient', planId: 'p', clusterName: 'c', webSocket: { port } });
+    const { url } = await t.startWebSocketServer();
+    await t.startUpgrade();
+    const out = new Capture();
+    const err = new Capture();
+    const watching = main(['watch', url, 'patient', '--connect-timeout', '0.2'], out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    const deadline = Date.now() + 10_000;
+    while (!out.text.includes('patient state in_progress at seq 2') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(out.text).toContain('patient state in_progress at seq 2');
+    // Well past the connect timeout, the server goes away for a few of the command's retries.
+    await new Promise((r) => setTimeout(r, 400));
+    await t.stopWebSocketServer();
+    await new Promise((r) => setTimeout(r, 1500));
+    await t.startWebSocketServer();
+    await t.completeUpgrade();
+    expect(await watching).toBe(0);
+    await t.close();
+    expect(err.text).toBe('');
+    expect(out.text).toContain('reconnected');
+  });
+
   it('shows the new run, not its events on the old one, when the id was started again while the server was away', async () => {
     const port = await freePort();
     const dir = tempDir('watch-ws-run');
