@@ -4,12 +4,14 @@
 // that no longer exists. A JSON folder deleted from another process (and another store), and a
 // ws-server over that folder, through real processes and sockets.
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { deletedLine, watchStore, watchWebSocket } from '../src/cli/watch.js';
-import { Capture, cleanupTempDirs, spawnCli, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, legacyDir, spawnCli, tempDir } from './helpers.js';
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -112,6 +114,32 @@ describe('progress watch <folder> on a terminal, when the upgrade it followed is
     const shown = screen(out.text);
     expect(shown.slice(-2)).toEqual([deletedLine(id), 'a later line']);
     expect(shown.join('\n')).not.toContain('Drain nodes');
+  }, 30_000);
+
+  it("takes the run of a legacy file off the screen too, once the old module's file is removed", async () => {
+    const dir = legacyDir();
+    const id = 'test-upgrade-123';
+    const out = new Capture();
+    out.isTTY = true;
+    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: false, intervalMs: 0 });
+    const store = new JsonFileStore({ directory: dir });
+    const ac = new AbortController();
+    // --follow: the file's run has ended (failed), and is followed on.
+    const watching = watchStore(store, id, { view, signal: ac.signal, pollMs: 20, follow: true });
+    try {
+      await until('drew the bars', () => screen(out.text).some((l) => l.includes('First Task')), () => out.text);
+      rmSync(join(dir, 'progress', `upgrade_${id}.json`));
+      await until('said it was deleted', () => out.text.includes(deletedLine(id)), () => out.text);
+      view.say('a later line');
+    } finally {
+      ac.abort();
+      expect(await watching).toBeUndefined();
+      view.finish();
+      await store.close();
+    }
+    const shown = screen(out.text);
+    expect(shown.slice(-2)).toEqual([deletedLine(id), 'a later line']);
+    expect(shown.join('\n')).not.toContain('First Task');
   }, 30_000);
 });
 
