@@ -154,6 +154,9 @@ describe('progress watch ws:// behind a proxy, while the server restarts', () =>
       await t.stopWebSocketServer();
       expect(await cli.exited).toBe(exitCode);
       expect(cli.err()).toContain(`the server refused the connection: HTTP ${status} ${text}`);
+      // A refused token says where the token comes from; a missing endpoint does not.
+      if (status === 404) expect(cli.err()).not.toContain('check --token');
+      else expect(cli.err()).toContain(`HTTP ${status} ${text} (check --token or PROGRESS_TOKEN)`);
       // Not asked again: the first answer was final.
       expect(proxy.requests).toBe(before + 1);
     } finally {
