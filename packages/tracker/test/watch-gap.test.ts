@@ -64,6 +64,41 @@ describe('progress watch ws://: a gap in the seqs', () => {
     }
   });
 
+  it('ignores a resync and a snapshot of the old subscription still in flight too: the resume shows every event once', async () => {
+    const id = 'gapped-again';
+    const events = await eventsOf(id);
+    const at = 2;
+    const event = (e: ProgressEvent) => ({ type: 'progress_event', upgradeId: id, data: e });
+    // The old subscription's frames after the gap end with a resync and the snapshot that follows it
+    // (the server found a hole of its own): both are on the wire before the client's resume is read.
+    const server = await protocolServer((msg) => {
+      if (msg.type !== 'subscribe') return [];
+      if (msg.sinceSeq === undefined) {
+        return [
+          { type: 'subscribed', upgradeId: id, exists: true },
+          { type: 'snapshot', upgradeId: id, seq: at, data: replayEvents(events.slice(0, at)) },
+          ...events.slice(at + 1, at + 3).map(event),
+          { type: 'resync', upgradeId: id, reason: 'history gone', exists: true },
+          { type: 'snapshot', upgradeId: id, seq: events.length, data: replayEvents(events) },
+        ];
+      }
+      return [{ type: 'subscribed', upgradeId: id, exists: true }, ...events.filter((e) => e.seq > msg.sinceSeq!).map(event)];
+    });
+    try {
+      const result = await run('watch', server.url, id);
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out).not.toContain('resync:');
+      expect(server.requests).toEqual([
+        { type: 'subscribe', connection: 1 },
+        { type: 'subscribe', sinceSeq: at, connection: 1 },
+      ]);
+      const shown = [...result.out.matchAll(/ #(\d+) gapped-again /g)].map((m) => Number(m[1]));
+      expect(shown).toEqual(events.slice(at).map((e) => e.seq));
+    } finally {
+      await server.close();
+    }
+  });
+
   it('reconnects when the resume after a gap is never answered, rather than showing a frozen state for ever', async () => {
     const id = 'gapped-mute';
     const events = await eventsOf(id);
