@@ -152,6 +152,35 @@ function drainTimeouts(notifier: EventBridgeNotifier): Array<number | undefined>
   return timeouts;
 }
 
+describe('close() after a store whose last write outlasted sinkFlushTimeoutMs', () => {
+  it('still closes the callbacks (with no time left, not a negative one): the calls queued are dropped, and no component fails to close', async () => {
+    const warnings: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (obj: object, msg?: string) => void warnings.push({ obj: obj as Record<string, unknown>, msg }) };
+    let slow = false;
+    class SlowStore extends MemoryStore {
+      override async append(...args: Parameters<MemoryStore['append']>): ReturnType<MemoryStore['append']> {
+        if (slow) await new Promise((r) => setTimeout(r, 500));
+        return super.append(...args);
+      }
+    }
+    const store = new SlowStore();
+    const t = await createProgressTracker({ ...base(), storage: store, callbackTimeoutMs: 5000, sinkFlushTimeoutMs: 100, logger });
+    t.addEventCallback(() => new Promise(() => {}));
+    await t.startUpgrade();
+    await t.addTasks(Array.from({ length: 5 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` })));
+    // The last command's write takes longer than sinkFlushTimeoutMs: close() waits for it first.
+    slow = true;
+    const last = t.startTask('t0');
+    await t.close();
+    await last;
+    await store.close();
+    expect(warnings.filter((w) => w.msg === 'closing a component failed')).toEqual([]);
+    const { dropped } = t.callbacks.getStats();
+    expect(dropped).toBeGreaterThan(0);
+    expect(warnings).toContainEqual({ obj: { dropped }, msg: 'callbacks closed before these queued calls ran; they were dropped' });
+  }, 20_000);
+});
+
 describe('createProgressTracker with EventBridge (the real SDK client against a local endpoint)', () => {
   let endpoint: EventBridgeEndpoint;
   beforeAll(async () => {
