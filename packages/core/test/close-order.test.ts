@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressTracker, type ProgressSink } from '../src/index.js';
 import { delegatingStore } from './delegating-store.js';
+import { expectCode } from './helpers.js';
 
 // close() waits for the pending writes, flushes the sinks, then releases the store's lock: the lock
 // is held while the sinks flush (a sink that takes long holds "close() (and the store's lock)", as
@@ -46,5 +47,20 @@ describe('close()', () => {
     await passed.close();
     await expect(read(passed)).resolves.toBeUndefined();
     expect(store.info().events).toBe(1);
+  });
+
+  it('is idempotent: a second close() flushes and releases nothing, so it cannot free the lock of the tracker opened after it', async () => {
+    const store = new MemoryStore();
+    let flushes = 0;
+    const sink: ProgressSink = { name: 'counting', handle: () => {}, flush: async () => void flushes++ };
+    const first = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store, sinks: [sink] });
+    await Promise.all([first.close(), first.close()]);
+    expect(flushes).toBe(1);
+    const second = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store });
+    await first.close();
+    expect(flushes).toBe(1);
+    // The lock is still the second tracker's: a third writer is refused.
+    await expectCode(() => ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store }), 'CONFLICT');
+    await second.close();
   });
 });
