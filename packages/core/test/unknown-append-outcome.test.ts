@@ -392,6 +392,23 @@ describe('an append the store kept but reported as failed', () => {
     await t.close();
   });
 
+  it.each(['CLOSED', 'INVALID_ARGUMENT', 'DATA_CORRUPTED'] as const)('does not remember a write the store refused with %s (nothing stored): a later CONFLICT and close() do not read the store', async (code) => {
+    const store = lyingStore();
+    const t = await open(store);
+    const append = store.append;
+    store.append = async () => {
+      throw new ProgressError(code, `refused: ${code}`);
+    };
+    await expectCode(() => t.startUpgrade('refused'), code);
+    store.append = append;
+    const [created] = await stored(store);
+    await store.inner.append(UPGRADE, [{ ...created!, eventId: 'foreign', seq: 2, type: 'upgrade.started', status: 'in_progress', details: { phase: 'theirs' } }], 1, t.progress);
+    store.reads = 0;
+    await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
+    await t.close();
+    expect(store.reads).toBe(0);
+  });
+
   it('forgets a failed write once a later write succeeds', async () => {
     // 2 throws before the store; 3 succeeds; then another writer appends exactly the events of 2.
     const store = lyingStore({ throwOnly: [2] });
