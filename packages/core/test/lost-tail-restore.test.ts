@@ -270,6 +270,32 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     expect(ids(await store.events(UPGRADE))).toEqual(ids([...acknowledged, ev]));
     await t.close();
   });
+
+  it('writes a command issued while the lost events are written again right after the write it retries, in seq order', async () => {
+    const store = new LossyStore();
+    const { t } = await tracker(store);
+    await store.loseAfter(UPGRADE, 5);
+    let during: Promise<ProgressEvent> | undefined;
+    store.beforeAppend = (expectedSeq) => {
+      if (expectedSeq !== 5) return;
+      store.beforeAppend = undefined;
+      // Recorded on top of the write being retried (seq 9), queued while the restore is out.
+      during = t.updateTaskProgress('a', 45);
+    };
+    store.appends.length = 0;
+    const ev = await t.updateTaskProgress('a', 40);
+    const ev2 = await during!;
+    expect([ev.seq, ev2.seq]).toEqual([9, 10]);
+    expect(store.appends).toEqual([
+      { expectedSeq: 8, fromSeq: 9, n: 1 },
+      { expectedSeq: 5, fromSeq: 6, n: 3 },
+      { expectedSeq: 8, fromSeq: 9, n: 2 },
+    ]);
+    expect((await store.events(UPGRADE)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(JSON.stringify(await store.load(UPGRADE))).toBe(JSON.stringify(t.durableProgress));
+    await t.close();
+  });
+
 });
 
 // Checks that the test store really is a ProgressStore (compile-time).
