@@ -296,6 +296,30 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     await t.close();
   });
 
+  it('writes the lost events again once per write: a retried write that finds the store behind again is refused with CONFLICT', async () => {
+    const store = new LossyStore();
+    const { t } = await tracker(store);
+    await store.loseAfter(UPGRADE, 5);
+    let tries = 0;
+    store.beforeAppend = async (_expectedSeq, events) => {
+      // The command's write (seq 9): the retry after the restore finds the store behind again (a
+      // second failover), and so would two more tries.
+      if (events[0]!.seq === 9 && tries++ > 0 && tries <= 3) await store.loseAfter(UPGRADE, 5);
+    };
+    store.appends.length = 0;
+    await expectCode(() => t.updateTaskProgress('a', 40), 'CONFLICT');
+    expect(store.appends).toEqual([
+      { expectedSeq: 8, fromSeq: 9, n: 1 },
+      { expectedSeq: 5, fromSeq: 6, n: 3 },
+      { expectedSeq: 8, fromSeq: 9, n: 1 },
+    ]);
+    expect(t.progress.lastSeq).toBe(8);
+    // The next command restores again and goes on.
+    store.beforeAppend = undefined;
+    expect((await t.updateTaskProgress('a', 41)).seq).toBe(9);
+    expect((await store.events(UPGRADE)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await t.close();
+  });
 });
 
 // Checks that the test store really is a ProgressStore (compile-time).
