@@ -284,8 +284,11 @@ describe('an append the store kept but reported as failed', () => {
     await store.inner.append(UPGRADE, [{ ...created!, eventId: 'foreign', seq: 2, type: 'upgrade.started', status: 'in_progress', details: { phase: 'theirs' } }], 1, t.progress);
     await expectCode(() => t.setCurrentPhase('X'), 'CONFLICT');
     expect(t.durableProgress.lastSeq).toBe(1);
+    // Found not ours, the failed write is forgotten: the next CONFLICT and close() read nothing.
+    store.reads = 0;
     await expectCode(() => t.setCurrentPhase('Y'), 'CONFLICT');
     await t.close();
+    expect(store.reads).toBe(0);
   });
 
   it('stays CONFLICT when the store holds our failed write followed by another writer\'s event', async () => {
