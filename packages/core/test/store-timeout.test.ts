@@ -511,7 +511,7 @@ describe('open() after the event loop was blocked', () => {
 });
 
 /** Runs test/child/hung-append.ts in a node process of its own: its exit code and output. */
-function runChild(mode: 'hang' | 'idle'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runChild(mode: 'hang' | 'hang-after-idle' | 'idle'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const here = dirname(fileURLToPath(import.meta.url));
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', join(here, 'child', 'hung-append.ts'), mode], { cwd: join(here, '..'), timeout: 25_000 }, (err, stdout, stderr) => {
@@ -527,6 +527,13 @@ describe('the store timer in a process of its own', () => {
     const { code, stdout, stderr } = await runChild('hang');
     expect(stderr).toBe('');
     expect(stdout.split('\n').filter(Boolean)).toEqual(['refused STORE_UNAVAILABLE timeout', 'next stored']);
+    expect(code).toBe(0);
+  });
+
+  it('keeps the process alive while a write hangs after the tracker was idle: the timer that let go of the process holds it again', async () => {
+    const { code, stdout, stderr } = await runChild('hang-after-idle');
+    expect(stderr).toBe('');
+    expect(stdout.split('\n').filter(Boolean)).toEqual(['first stored', 'refused STORE_UNAVAILABLE timeout', 'next stored']);
     expect(code).toBe(0);
   });
 
