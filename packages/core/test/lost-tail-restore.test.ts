@@ -145,6 +145,24 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     await t.close();
   });
 
+  it('restores every event after upgrade.created when the store kept only that one: open() made it durable, and keeps it', async () => {
+    const store = new LossyStore();
+    const { t, sink } = await tracker(store);
+    const acknowledged = await store.events(UPGRADE);
+    await store.loseAfter(UPGRADE, 1);
+    store.appends.length = 0;
+    const ev = await t.updateTaskProgress('a', 40);
+    expect(ev.seq).toBe(9);
+    expect(store.appends).toEqual([
+      { expectedSeq: 8, fromSeq: 9, n: 1 },
+      { expectedSeq: 1, fromSeq: 2, n: 7 },
+      { expectedSeq: 8, fromSeq: 9, n: 1 },
+    ]);
+    expect(ids(await store.events(UPGRADE))).toEqual(ids([...acknowledged, ev]));
+    expect(ids(sink)).toEqual(ids([...acknowledged, ev]));
+    await t.close();
+  });
+
   it('keeps CONFLICT when the store lost every event (seq 0: an upgrade deleted on purpose does not come back)', async () => {
     const store = new LossyStore();
     const { t } = await tracker(store);
