@@ -202,6 +202,20 @@ describe('an append the store kept but reported as failed', () => {
     await t.close();
   });
 
+  it('keeps the latest failed write, not the first, when the two alone pass the 10,000-event bound', async () => {
+    // 2 = 6,000 tasks, failed before the store; 3 = 5,000 tasks, stored, then its answer lost.
+    const store = lyingStore({ throwOnly: [2], storeThenThrow: [3] });
+    const t = await open(store);
+    const tasks = (n: number) => Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` }));
+    await expectCode(() => t.addTasks(tasks(6000)), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.addTasks(tasks(5000)), 'STORE_UNAVAILABLE');
+    let refused: unknown;
+    await t.setCurrentPhase('X').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 2, adoptedToSeq: 5001 } });
+    expect(t.durableProgress.lastSeq).toBe(5001);
+    await t.close();
+  });
+
   it('rejects the commands queued while the store is read, settles flush(), and lets close() finish', async () => {
     const store = lyingStore({ storeThenThrow: [2] });
     const t = await open(store);
