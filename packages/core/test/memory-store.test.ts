@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, assertAppend } from '../src/index.js';
+import { MemoryStore, ProgressTracker, assertAppend, type Logger } from '../src/index.js';
 import { EventFactory, describeProgressStore } from '../src/testing/index.js';
 
 // MemoryStore runs the suite it ships, which also tests the suite. A small snapshotEvery makes the
@@ -41,5 +41,19 @@ describe('MemoryStore list filters', () => {
     }
     expect(await store.list({ limit: 2 })).toHaveLength(2);
     await expect(store.list({ limit: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('MemoryStore after close()', () => {
+  it('lets release() through (close() let go of every lock), so that a tracker closed after its store closes without a warning', async () => {
+    const store = new MemoryStore();
+    const warnings: string[] = [];
+    const logger: Logger = { debug: () => {}, info: () => {}, warn: (_fields: unknown, msg?: string) => void warnings.push(msg ?? ''), error: () => {} };
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store, logger });
+    await store.close();
+    await expect(store.release('u1')).resolves.toBeUndefined();
+    await t.close();
+    expect(warnings).toEqual([]);
+    await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CLOSED' });
   });
 });
