@@ -42,6 +42,14 @@ describe('MemoryStore list filters', () => {
     expect(await store.list({ limit: 2 })).toHaveLength(2);
     await expect(store.list({ limit: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
+
+  it('applies an empty clusterName (from an empty variable, say) as given: no upgrade has one, so no rows, not every row', async () => {
+    const store = new MemoryStore();
+    const f = new EventFactory('c1');
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    expect(await store.list({ clusterName: f.snapshot().clusterName })).toHaveLength(1);
+    expect(await store.list({ clusterName: '' })).toEqual([]);
+  });
 });
 
 describe('MemoryStore after close()', () => {
