@@ -21,6 +21,8 @@ class LossyStore extends MemoryStore {
   beforeAppend: ((expectedSeq: number, events: readonly ProgressEvent[]) => Promise<void> | void) | undefined;
   /** Makes readEvents fail. */
   readFails = false;
+  /** The readEvents calls made. */
+  reads = 0;
 
   async loseAfter(upgradeId: string, seq: number): Promise<void> {
     const kept = (await this.events(upgradeId)).slice(0, seq);
@@ -41,6 +43,7 @@ class LossyStore extends MemoryStore {
   }
 
   override readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    this.reads++;
     if (this.readFails) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('read refused')) }) };
     return super.readEvents(upgradeId, afterSeq, limit);
   }
@@ -263,6 +266,21 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     expect(ev.seq).toBe(9);
     expect(ids(await store.events(UPGRADE))).toEqual(ids([...acknowledged, ev]));
     await t.close();
+  });
+
+  it('remembers nothing of the command refused when the write of the lost events fails (its own write was never sent): close() reads nothing', async () => {
+    const store = new LossyStore();
+    const { t } = await tracker(store);
+    await store.loseAfter(UPGRADE, 5);
+    store.beforeAppend = (expectedSeq) => {
+      if (expectedSeq !== 5) return;
+      store.beforeAppend = undefined;
+      throw new Error('connection reset');
+    };
+    await expectCode(() => t.updateTaskProgress('a', 40), 'STORE_UNAVAILABLE');
+    store.reads = 0;
+    await t.close();
+    expect(store.reads).toBe(0);
   });
 
   it('gives up on a write of the lost events that does not answer within storeTimeoutMs: STORE_UNAVAILABLE, and the next command goes on', async () => {
