@@ -28,6 +28,29 @@ describe('subscribe(): an async listener that rejects', () => {
   });
 });
 
+describe('subscribe(): a listener that throws', () => {
+  it('is logged and isolated: the listeners after it, the sinks and the durable state get every event of a write', async () => {
+    const store = new MemoryStore();
+    const warnings: Array<{ obj: unknown; msg: string | undefined }> = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (obj: object, msg?: string) => void warnings.push({ obj, msg }) };
+    const sunk: number[] = [];
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store, logger, sinks: [{ name: 'rec', handle: (ev) => void sunk.push(ev.seq) }] });
+    const seen: number[] = [];
+    t.subscribe((ev) => {
+      throw new Error(`listener failed at ${ev.seq}`);
+    });
+    t.subscribe((ev) => void seen.push(ev.seq));
+    // One write of three events (one tick), then one more.
+    await Promise.all([t.startUpgrade(), t.addTask('a', 'A'), t.startTask('a')]);
+    await t.completeTask('a');
+    expect(seen).toEqual([2, 3, 4, 5]);
+    expect(sunk).toEqual([1, 2, 3, 4, 5]);
+    expect(warnings.map((w) => w.msg)).toEqual(['subscriber threw', 'subscriber threw', 'subscriber threw', 'subscriber threw']);
+    expect(JSON.stringify(t.durableProgress)).toBe(JSON.stringify(await store.load('u1')));
+    await t.close();
+  });
+});
+
 describe('flush() while commands keep coming', () => {
   /** A MemoryStore whose appends take 20 ms, as a network store's would. */
   class SlowStore extends MemoryStore {
