@@ -65,3 +65,21 @@ describe('MemoryStore after close()', () => {
     await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CLOSED' });
   });
 });
+
+describe('MemoryStore events', () => {
+  it('freezes what it stores, details included: a reader cannot rewrite a stored event', async () => {
+    const store = new MemoryStore();
+    const f = new EventFactory('frozen');
+    await store.append(f.upgradeId, f.batch(3), 0, f.snapshot());
+    const read = async () => {
+      const out: string[] = [];
+      for await (const ev of store.readEvents(f.upgradeId, 0)) out.push(JSON.stringify(ev));
+      return out;
+    };
+    const before = await read();
+    for await (const ev of store.readEvents(f.upgradeId, 0)) {
+      expect(() => Object.assign(ev.details, { scribbled: true })).toThrow(TypeError);
+    }
+    expect(await read()).toEqual(before);
+  });
+});
