@@ -30,6 +30,16 @@ describe('MemoryStore append arguments', () => {
     await expect(store.append(f.upgradeId, events, -1, f.snapshot())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await store.load(f.upgradeId)).toBeUndefined();
   });
+
+  it('says what is wrong with a bad event (its seq), not that it could not be read', async () => {
+    const store = new MemoryStore();
+    const f = new EventFactory('bad-seq');
+    const events = f.batch(2).map((e) => ({ ...e, seq: e.seq + 1 }));
+    await expect(store.append(f.upgradeId, events, 0, f.snapshot())).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: '[MemoryStore] upgrade "bad-seq": event 0 must have upgradeId "bad-seq" and seq 1, got "bad-seq" seq 2',
+    });
+  });
 });
 
 describe('MemoryStore list filters', () => {
