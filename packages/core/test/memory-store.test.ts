@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, assertAppend, type Logger } from '../src/index.js';
+import { MemoryStore, ProgressTracker, assertAppend, filterRows, toSummaryRow, type Logger } from '../src/index.js';
 import { EventFactory, describeProgressStore } from '../src/testing/index.js';
 
 // MemoryStore runs the suite it ships, which also tests the suite. A small snapshotEvery makes the
@@ -59,6 +59,15 @@ describe('MemoryStore list filters', () => {
     await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
     expect(await store.list({ clusterName: f.snapshot().clusterName })).toHaveLength(1);
     expect(await store.list({ clusterName: '' })).toEqual([]);
+  });
+
+  it('lists upgrades updated at the same instant by upgradeId, whatever the order they were stored in', async () => {
+    const rows = ['b', 'c', 'a'].map((id) => {
+      const f = new EventFactory(id);
+      f.batch(2);
+      return toSummaryRow({ ...f.snapshot(), updatedAt: '2026-03-01T10:00:00.000Z' });
+    });
+    expect(filterRows(rows).map((r) => r.upgradeId)).toEqual(['a', 'b', 'c']);
   });
 });
 
