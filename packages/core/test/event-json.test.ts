@@ -124,6 +124,16 @@ describe('eventsToJson and eventToJson', () => {
     }
   });
 
+  it('equals JSON.stringify for an event whose prototype (not Object.prototype) has an enumerable key (JSON leaves inherited keys out)', () => {
+    const f = new EventFactory('json-4');
+    const events = f.batch(3).map((e) => {
+      const { percentage: _, ...own } = e;
+      return Object.assign(Object.create({ percentage: 7 }) as object, own) as typeof e;
+    });
+    expect(eventsToJson(events)).toBe(JSON.stringify(events));
+    for (const e of events) expect(eventToJson(e)).toBe(JSON.stringify(e));
+  });
+
   it('equals JSON.stringify for an event whose own toJSON is not enumerable (for...in does not list it)', () => {
     const f = new EventFactory('json-3');
     const events = f.batch(3).map((e) => ({ ...e }));
