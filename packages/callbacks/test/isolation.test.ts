@@ -19,6 +19,24 @@ function gatedManager(): { manager: CallbackManager; gates: Map<number, ReturnTy
   return { manager, gates };
 }
 
+/**
+ * A manager without timeouts, a queue of `maxQueueSize` and a recording logger, whose event callback
+ * holds the calls of the seqs `held` until the test resolves their gates; and how many overflow
+ * episodes it logged (`warned`) and how many drains.
+ */
+function gatedQueue(maxQueueSize: number, held: number[]): { manager: CallbackManager; gates: Map<number, ReturnType<typeof deferred<void>>>; warned(): number; drained(): number } {
+  const logger = recordingLogger();
+  const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize, logger });
+  const gates = new Map(held.map((seq) => [seq, deferred()]));
+  manager.addEventCallback((e) => gates.get(e.seq)?.promise);
+  return {
+    manager,
+    gates,
+    warned: () => logger.lines.filter((l) => l.level === 'warn' && l.obj.reason === 'dropped').length,
+    drained: () => logger.lines.filter((l) => l.level === 'info' && l.msg === 'callback queue drained; no longer dropping events').length,
+  };
+}
+
 /** An event callback on `manager` that records each event's seq and holds the call of seq 1 until `gate` is resolved. */
 function holdFirstCall(manager: CallbackManager): { gate: ReturnType<typeof deferred<void>>; seen: number[] } {
   const gate = deferred();
@@ -284,15 +302,7 @@ describe('CallbackManager: bounded queues', () => {
   }
 
   it('logs each overflow episode once: again after the queue drained, with a line when it drains', async () => {
-    const logger = recordingLogger();
-    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 1, logger });
-    const gates = new Map([
-      [1, deferred()],
-      [4, deferred()],
-    ]);
-    manager.addEventCallback((e) => gates.get(e.seq)?.promise);
-    const warned = (): number => logger.lines.filter((l) => l.level === 'warn' && l.obj.reason === 'dropped').length;
-    const drained = (): number => logger.lines.filter((l) => l.level === 'info' && l.msg === 'callback queue drained; no longer dropping events').length;
+    const { manager, gates, warned, drained } = gatedQueue(1, [1, 4]);
     const tracker = await openTracker(manager); // 1: hangs
     await tracker.startUpgrade(); // 2: waiting
     await tracker.addTask('t1', 'Task 1'); // 3: drops 2
@@ -312,15 +322,7 @@ describe('CallbackManager: bounded queues', () => {
   });
 
   it('an overflow episode lasts until the queue is empty, not until it has room again', async () => {
-    const logger = recordingLogger();
-    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 2, logger });
-    const gates = new Map([
-      [1, deferred()],
-      [3, deferred()],
-    ]);
-    manager.addEventCallback((e) => gates.get(e.seq)?.promise);
-    const warned = (): number => logger.lines.filter((l) => l.level === 'warn' && l.obj.reason === 'dropped').length;
-    const drained = (): number => logger.lines.filter((l) => l.level === 'info' && l.msg === 'callback queue drained; no longer dropping events').length;
+    const { manager, gates, warned, drained } = gatedQueue(2, [1, 3]);
     const tracker = await openTracker(manager); // 1: hangs
     await tracker.startUpgrade(); // 2: waiting
     await tracker.addTask('t1', 'Task 1'); // 3: waiting
