@@ -13,6 +13,22 @@ const gc = runInNewContext('gc') as () => void;
 const TASKS = 50;
 const UPDATES = 400;
 
+/**
+ * Weak references to every state version the callbacks record from here on, to count what is still
+ * held after a gc(); `restore()` puts the recording back. Not a vi.spyOn: a spy keeps every result
+ * (each version) for good.
+ */
+function recordVersions(): { recorded: Array<WeakRef<StateVersion>>; restore(): void } {
+  const recorded: Array<WeakRef<StateVersion>> = [];
+  const record = StateHistory.prototype.record;
+  StateHistory.prototype.record = function (this: StateHistory, live: Readonly<UpgradeProgress>) {
+    const version = record.call(this, live);
+    recorded.push(new WeakRef(version));
+    return version;
+  };
+  return { recorded, restore: () => void (StateHistory.prototype.record = record) };
+}
+
 describe('CallbackManager: memory held by queued calls', () => {
   it('shares the unchanged tasks between the states of consecutive events (a call queued behind a hung callback does not hold a copy of every task)', async () => {
     const manager = new CallbackManager({ timeoutMs: 600_000 });
@@ -83,14 +99,7 @@ describe('CallbackManager: memory held by queued calls', () => {
     });
     // Keeps up: given the state of every event as it comes.
     manager.addEventCallback((_e, _state) => {});
-    const recorded: Array<WeakRef<StateVersion>> = [];
-    // Not a vi.spyOn: a spy keeps every result (each version) for good.
-    const record = StateHistory.prototype.record;
-    StateHistory.prototype.record = function (this: StateHistory, live: Readonly<UpgradeProgress>) {
-      const version = record.call(this, live);
-      recorded.push(new WeakRef(version));
-      return version;
-    };
+    const { recorded, restore } = recordVersions();
     try {
       const tracker = await openTracker(manager);
       await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
@@ -107,7 +116,7 @@ describe('CallbackManager: memory held by queued calls', () => {
       expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
       await tracker.close();
     } finally {
-      StateHistory.prototype.record = record;
+      restore();
       await manager.close();
     }
   });
@@ -118,13 +127,7 @@ describe('CallbackManager: memory held by queued calls', () => {
     manager.on('upgrade.started', (_e, _state) => {});
     // Keeps up: given the state of every event as it comes.
     manager.addEventCallback((_e, _state) => {});
-    const recorded: Array<WeakRef<StateVersion>> = [];
-    const record = StateHistory.prototype.record;
-    StateHistory.prototype.record = function (this: StateHistory, live: Readonly<UpgradeProgress>) {
-      const version = record.call(this, live);
-      recorded.push(new WeakRef(version));
-      return version;
-    };
+    const { recorded, restore } = recordVersions();
     try {
       const tracker = await openTracker(manager);
       await tracker.startUpgrade();
@@ -136,7 +139,7 @@ describe('CallbackManager: memory held by queued calls', () => {
       expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
       await tracker.close();
     } finally {
-      StateHistory.prototype.record = record;
+      restore();
       await manager.close();
     }
   });
