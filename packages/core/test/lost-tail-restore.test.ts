@@ -24,6 +24,15 @@ class LossyStore extends MemoryStore {
   /** The readEvents calls made. */
   reads = 0;
 
+  /** Runs `run` once, before the first append that expects `expectedSeq` reaches the store (it may throw). */
+  onceAt(expectedSeq: number, run: () => Promise<void> | void): void {
+    this.beforeAppend = (seq) => {
+      if (seq !== expectedSeq) return;
+      this.beforeAppend = undefined;
+      return run();
+    };
+  }
+
   async loseAfter(upgradeId: string, seq: number): Promise<void> {
     const kept = (await this.events(upgradeId)).slice(0, seq);
     await this.delete(upgradeId);
@@ -232,12 +241,8 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     const acknowledged = await store.events(UPGRADE);
     await store.loseAfter(UPGRADE, 5);
     const theirs = { ...acknowledged[5]!, eventId: randomUUID() };
-    store.beforeAppend = async (expectedSeq) => {
-      // Another writer gets in between the check and the restore.
-      if (expectedSeq !== 5) return;
-      store.beforeAppend = undefined;
-      await MemoryStore.prototype.append.call(store, UPGRADE, [theirs], 5, replayEvents([...acknowledged.slice(0, 5), theirs])!);
-    };
+    // Another writer gets in between the check and the restore.
+    store.onceAt(5, () => MemoryStore.prototype.append.call(store, UPGRADE, [theirs], 5, replayEvents([...acknowledged.slice(0, 5), theirs])!));
     store.appends.length = 0;
     const err = await t.updateTaskProgress('a', 40).catch((e: unknown) => e);
     expect(isProgressError(err, 'CONFLICT')).toBe(true);
@@ -255,11 +260,9 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     const { t } = await tracker(store);
     const acknowledged = await store.events(UPGRADE);
     await store.loseAfter(UPGRADE, 5);
-    store.beforeAppend = (expectedSeq) => {
-      if (expectedSeq !== 5) return;
-      store.beforeAppend = undefined;
+    store.onceAt(5, () => {
       throw new Error('connection reset');
-    };
+    });
     await expectCode(() => t.updateTaskProgress('a', 40), 'STORE_UNAVAILABLE');
     expect((await store.events(UPGRADE)).length).toBe(5);
     const ev = await t.updateTaskProgress('a', 41);
@@ -272,11 +275,9 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     const store = new LossyStore();
     const { t } = await tracker(store);
     await store.loseAfter(UPGRADE, 5);
-    store.beforeAppend = (expectedSeq) => {
-      if (expectedSeq !== 5) return;
-      store.beforeAppend = undefined;
+    store.onceAt(5, () => {
       throw new Error('connection reset');
-    };
+    });
     await expectCode(() => t.updateTaskProgress('a', 40), 'STORE_UNAVAILABLE');
     store.reads = 0;
     await t.close();
@@ -289,12 +290,8 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     const acknowledged = await store.events(UPGRADE);
     await store.loseAfter(UPGRADE, 5);
     let landLate: (() => void) | undefined;
-    store.beforeAppend = (expectedSeq) => {
-      if (expectedSeq !== 5) return;
-      store.beforeAppend = undefined;
-      // The restore hangs, then lands (after the tracker gave up on it).
-      return new Promise<void>((resolve) => (landLate = resolve));
-    };
+    // The restore hangs, then lands (after the tracker gave up on it).
+    store.onceAt(5, () => new Promise<void>((resolve) => (landLate = resolve)));
     const err = await t.updateTaskProgress('a', 50).catch((e: unknown) => e);
     expect(isProgressError(err, 'STORE_UNAVAILABLE')).toBe(true);
     expect((err as { context: Record<string, unknown> }).context.reason).toBe('timeout');
@@ -312,12 +309,10 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     const { t } = await tracker(store);
     await store.loseAfter(UPGRADE, 5);
     let during: Promise<ProgressEvent> | undefined;
-    store.beforeAppend = (expectedSeq) => {
-      if (expectedSeq !== 5) return;
-      store.beforeAppend = undefined;
-      // Recorded on top of the write being retried (seq 9), queued while the restore is out.
+    // Recorded on top of the write being retried (seq 9), queued while the restore is out.
+    store.onceAt(5, () => {
       during = t.updateTaskProgress('a', 45);
-    };
+    });
     store.appends.length = 0;
     const ev = await t.updateTaskProgress('a', 40);
     const ev2 = await during!;
