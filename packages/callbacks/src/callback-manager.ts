@@ -212,14 +212,26 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     }
   }
 
-  /** Records `state` (the tracker's live one) as the newest version of its history. */
+  /**
+   * Records `state` (the tracker's live one) as the newest version of its history. Called by
+   * `handle()` before any callback is handed the event: a state it cannot copy (a program's own,
+   * holding a function) is refused with `INVALID_ARGUMENT`, uncounted, and changes nothing.
+   */
   #record(state: Readonly<UpgradeProgress>): StateVersion {
     let history = this.#histories.get(state);
     if (history === undefined) {
       history = new StateHistory();
       this.#histories.set(state, history);
     }
-    return history.record(state);
+    try {
+      return history.record(state);
+    } catch (err) {
+      this.#stats.events -= 1;
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] handle() was given a state of upgrade '${state.upgradeId}' that cannot be copied for the callbacks (${err instanceof Error ? err.message : String(err)}); no callback was handed the event`, {
+        cause: err,
+        context: { upgradeId: state.upgradeId },
+      });
+    }
   }
 
   /**

@@ -166,33 +166,35 @@ export class StateHistory {
    * only the ones that differ are copied (and frozen); the others are shared.
    */
   record(live: Readonly<UpgradeProgress>): StateVersion {
+    // The copies are made before this history changes: a state that cannot be copied (structuredClone
+    // throws on a function in the metadata) leaves it as it was.
     const changes: Change[] = [];
     let count = 0;
+    let added = 0;
     for (const id in live.tasks) {
       if (!Object.hasOwn(live.tasks, id)) continue;
       count += 1;
       const task = live.tasks[id]!;
       const before = this.tasks.get(id);
       if (before !== undefined && sameTask(before, task)) continue;
-      const after = frozenTask(task);
-      this.tasks.set(id, after);
-      changes.push({ id, before, after });
+      if (before === undefined) added += 1;
+      changes.push({ id, before, after: frozenTask(task) });
     }
-    if (count !== this.tasks.size) {
+    if (count !== this.tasks.size + added) {
       // A task gone (the engine never removes one, but a state handed over by someone else may).
       for (const [id, before] of this.tasks) {
-        if (!Object.hasOwn(live.tasks, id)) {
-          this.tasks.delete(id);
-          changes.push({ id, before, after: undefined });
-        }
+        if (!Object.hasOwn(live.tasks, id)) changes.push({ id, before, after: undefined });
       }
     }
     // The engine sets the metadata once (a new object when it reloads): copied again only then.
-    if (live.metadata !== this.#metadataSource) {
-      this.#metadataSource = live.metadata;
-      this.#metadata = deepFreeze(structuredClone(live.metadata));
+    const metadata = live.metadata === this.#metadataSource ? this.#metadata : deepFreeze(structuredClone(live.metadata));
+    const top = Object.freeze({ ...live, tasks: null, metadata }) as Top;
+    for (const { id, after } of changes) {
+      if (after === undefined) this.tasks.delete(id);
+      else this.tasks.set(id, after);
     }
-    const top = Object.freeze({ ...live, tasks: null, metadata: this.#metadata }) as Top;
+    this.#metadataSource = live.metadata;
+    this.#metadata = metadata;
     const version = new StateVersion(this, top, changes);
     if (this.#newest !== undefined) this.#newest.next = version;
     this.#newest = version;

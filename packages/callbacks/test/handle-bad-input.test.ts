@@ -9,6 +9,7 @@ import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
 async function sample(): Promise<{ event: ProgressEvent; state: UpgradeProgress }> {
   const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+  await tracker.addTask('t1', 'Task 1');
   const event = await tracker.startUpgrade();
   const state = structuredClone(tracker.progress) as UpgradeProgress;
   await tracker.close();
@@ -46,5 +47,41 @@ describe('CallbackManager.handle() with what is not an event and its state', asy
     await manager.flush();
     expect(seen).toHaveLength(2);
     await manager.close();
+  });
+});
+
+describe('CallbackManager.handle() with a state it cannot copy for the callbacks', () => {
+  // A program handing states over itself may put in them what structuredClone cannot copy (a
+  // function, a class instance with a private field); the tracker's states never hold such.
+  it.each([
+    ['metadata holding a function', (s: UpgradeProgress) => void (s.metadata = { hook() {} })],
+    ['a task field (of a newer core) holding an object with a function', (s: UpgradeProgress) => void Object.assign(s.tasks.t1!, { owner: { hook() {} } })],
+  ])('refuses %s with INVALID_ARGUMENT, calls no callback and counts nothing', async (_, spoil) => {
+    const { event, state } = await sample();
+    spoil(state);
+    const manager = new CallbackManager();
+    const seen: unknown[] = [];
+    manager.addEventCallback((e, s) => void seen.push(s.lastSeq));
+    const err = thrown(() => manager.handle(event, state));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(err.message).toMatch(/^\[@progress\/callbacks\] handle\(\) .*cannot be copied/);
+    await manager.flush();
+    expect(seen).toEqual([]);
+    expect(manager.getStats()).toMatchObject({ events: 0, calls: 0 });
+    await manager.close();
+  });
+
+  it('keeps nothing of a state it refused: the same state, mended, is copied whole', async () => {
+    const { event, state } = await sample();
+    const metadata: Record<string, unknown> = { ticket: 'OPS-1', hook() {} };
+    state.metadata = metadata;
+    const manager = new CallbackManager();
+    const given: unknown[] = [];
+    manager.addEventCallback((_e, s) => void given.push(s.metadata));
+    expect(isProgressError(thrown(() => manager.handle(event, state)), 'INVALID_ARGUMENT')).toBe(true);
+    delete metadata.hook;
+    manager.handle(event, state);
+    await manager.close();
+    expect(given).toEqual([{ ticket: 'OPS-1' }]);
   });
 });
