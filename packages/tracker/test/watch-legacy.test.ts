@@ -140,6 +140,41 @@ describe('watchStore started while the old module rewrites its file (truncated, 
     }
   });
 
+  it('reads it again while its writer stalls between the truncate and the write (an empty file for 500 ms), rather than calling it damaged', async () => {
+    const id = 'stalled';
+    const dir = tempDir('watch-legacy-stalled');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    // Truncated just now, its mtime in ms (no tick to wait out): the old module's writer, descheduled
+    // on a loaded machine before its write, holds it empty for longer than a tick.
+    writeFileSync(file, '');
+    let failed: unknown;
+    const w = watchFolder(dir, id, (err) => (failed = err));
+    try {
+      // Some twenty-five reads of the same empty file.
+      await pause(500);
+      expect(failed).toBeUndefined();
+      writeFileSync(file, legacyText(id, 'completed'));
+      for (let i = 0; i < 150 && w.ended === 'running' && failed === undefined; i++) await pause(20);
+      expect(failed).toBeUndefined();
+      expect(w.ended === 'running' ? 'still running' : w.ended?.status).toBe('completed');
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('fails on a file damaged moments ago once it has stayed so past the time a stalled rewrite is given', async () => {
+    const id = 'damaged-now';
+    const dir = tempDir('watch-legacy-damaged-now');
+    mkdirSync(join(dir, 'progress'));
+    writeFileSync(join(dir, 'progress', `upgrade_${id}.json`), '{"upgrade_id": "damaged-now", ');
+    let failed: unknown;
+    const w = watchFolder(dir, id, (err) => (failed = err));
+    for (let i = 0; i < 400 && failed === undefined; i++) await pause(20);
+    await w.stop();
+    expect((failed as Error | undefined)?.message).toMatch(/legacy file .* is not valid JSON/);
+  });
+
   it('still fails at once on a file that stays damaged', async () => {
     const id = 'damaged';
     const dir = tempDir('watch-legacy-damaged');
@@ -152,6 +187,33 @@ describe('watchStore started while the old module rewrites its file (truncated, 
     for (let i = 0; i < 150 && failed === undefined; i++) await pause(20);
     await w.stop();
     expect((failed as Error | undefined)?.message).toMatch(/legacy file .* is not valid JSON/);
+  });
+});
+
+describe('watchStore on a legacy file whose writer stalls mid-rewrite while it is watched', () => {
+  it('says no failure while the half-written file is that young, and shows the file once written', async () => {
+    const id = 'stalled-watched';
+    const dir = tempDir('watch-legacy-stalled-watched');
+    mkdirSync(join(dir, 'progress'));
+    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    writeFileSync(file, legacyText(id, 'in_progress'));
+    const w = watchFolder(dir, id);
+    try {
+      for (let i = 0; i < 150 && !w.out.text.includes('in_progress'); i++) await pause(20);
+      expect(w.out.text).toContain('in_progress');
+      // The old module's json.dump, descheduled after its first chunk: half the file, for 500 ms.
+      const whole = legacyText(id, 'completed');
+      writeFileSync(file, whole.slice(0, whole.length >> 1));
+      await pause(500);
+      expect(w.out.text).not.toContain('read failed');
+      expect(w.ended).toBe('running');
+      writeFileSync(file, whole);
+      for (let i = 0; i < 150 && w.ended === 'running'; i++) await pause(20);
+      expect(w.ended === 'running' ? 'still running' : w.ended?.status).toBe('completed');
+      expect(w.out.text).not.toContain('read failed');
+    } finally {
+      await w.stop();
+    }
   });
 });
 

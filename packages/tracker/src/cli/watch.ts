@@ -96,9 +96,9 @@ async function readLegacy(store: ProgressStore, id: string, options: WatchOption
       return { events: await readAll(store, id), stamp: stampOf(file), racy: isRacy(file, statAt) };
     } catch (err) {
       // Read while the old module rewrote it (it truncates the file, then writes it): read again once
-      // it changed, as each poll does, or while too recent to tell. A file that stays as it is fails.
+      // it changed, as each poll does, or while its writer may still be at it. A file that stays as it is fails.
       const now = await store.legacyFileStat(id).catch(() => undefined);
-      if (options.signal.aborted || (now && stampOf(now) === stampOf(file) && !isRacy(now, Date.now()))) throw err;
+      if (options.signal.aborted || (now && stampOf(now) === stampOf(file) && !mayBeRewriting(now, Date.now()))) throw err;
       await sleep(options.pollMs ?? 200, undefined, { signal: options.signal }).catch(() => {});
     }
   }
@@ -115,7 +115,23 @@ const stampOf = (file: { ino: number; size: number; mtimeMs: number }): string =
  * older than a tick could be (2 s for an mtime in whole seconds, else 100 ms), after which any
  * rewrite changes it.
  */
-const isRacy = (file: { mtimeMs: number }, statAt: number): boolean => statAt - file.mtimeMs < (file.mtimeMs % 1000 === 0 ? 2000 : 100);
+const isRacy = (file: { mtimeMs: number }, statAt: number): boolean => statAt - file.mtimeMs < tickOf(file);
+
+/** The granularity a file system may have stamped `mtimeMs` with: 2 s for an mtime in whole seconds (FAT keeps two), else 100 ms. */
+const tickOf = (file: { mtimeMs: number }): number => (file.mtimeMs % 1000 === 0 ? 2000 : 100);
+
+/**
+ * How long a legacy file that does not read may still be the old module's rewrite in progress,
+ * after its mtime (and the tick it may be stamped in): it truncates the file, then `json.dump`s it
+ * in chunks, and a writer descheduled between two of them (a loaded machine) leaves the file empty
+ * or half written, its mtime unchanged, for as long as it stalls. A tick (100 ms) was too short: on
+ * a loaded machine `watch` ended at start on such a file, "not valid JSON". Past this a file that
+ * stays as it is is damaged.
+ */
+const REWRITE_STALL_MS = 2000;
+
+/** Whether a legacy file that failed to read, stat'ed at `statAt`, may still be being rewritten (see {@link REWRITE_STALL_MS}). */
+const mayBeRewriting = (file: { mtimeMs: number }, statAt: number): boolean => statAt - file.mtimeMs < tickOf(file) + REWRITE_STALL_MS;
 
 async function readAll(store: ProgressStore, id: string): Promise<ProgressEvent[]> {
   const events: ProgressEvent[] = [];
@@ -188,7 +204,9 @@ const cliError = (err: unknown): never => {
  * a rewrite can change events already read and their first event's time (the file's mtime, for a
  * file that holds no time). Each poll looks at the file's size, mtime and inode alone; when they
  * changed (or were too recent to tell, see {@link isRacy}), the file is read whole again and shown
- * as it is now (see {@link showLegacy}). Its first event names no run then: the file gone is the upgrade deleted, and a file there again after that is it
+ * as it is now (see {@link showLegacy}); a read that fails is tried again without a word while the
+ * file changes or its writer may still be at it (see {@link mayBeRewriting}). Its first event names
+ * no run then: the file gone is the upgrade deleted, and a file there again after that is it
  * created again; a rewrite in place says neither. Once a writer imported it into a log, the log is
  * followed as any other.
  */
@@ -225,10 +243,10 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
         if (stamp === undefined || stamp !== legacy?.stamp || legacy.racy) {
           const events = await readAll(store, id).catch(async (err: unknown) => {
             // Read while the old module rewrote it (it truncates the file, then writes it): read again
-            // at the next poll without a word. A file that stays as it is and does not load is said.
-            // (A stamp too recent to tell a rewrite may hide one: read again too, said once it settles.)
+            // at the next poll without a word, also while its writer may still be at it. A file that
+            // stays as it is and does not load past that is said.
             const now = await json?.legacyFileStat(id).catch(() => undefined);
-            if (stamp !== undefined && now && (stampOf(now) !== stamp || isRacy(now, Date.now()))) return undefined;
+            if (stamp !== undefined && now && (stampOf(now) !== stamp || mayBeRewriting(now, Date.now()))) return undefined;
             throw err;
           });
           if (events === undefined) {
