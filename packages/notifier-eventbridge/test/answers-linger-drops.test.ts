@@ -3,10 +3,10 @@
 // retry decision on the SDK's `$retryable` flag and throttling errors. Every case runs the real SDK
 // client over HTTP against the local endpoint (behind a rewriting proxy for the answers the endpoint
 // never gives); none asserts a timing.
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { createHook } from 'node:async_hooks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { EventBridgeNotifier, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 import { localClient, recordingLogger, startRewritingProxy, type Rewrites } from './helpers.js';
@@ -161,6 +161,28 @@ describe('linger while a request is in flight', () => {
       ['closed', [1, 4]],
     ]);
     expect(logs.filter((c) => c.msg === 'eventbridge notifier dropped events').map((c) => c.obj.dropped)).toEqual([1, 1]);
+    expect(await timers.settled()).toBe(0);
+  });
+
+  it('leaves no timer behind when closed while a request is stuck loading its credentials (which the abort does not end)', async () => {
+    // An STS or metadata endpoint that never answers: the SDK's abort ends the HTTP exchange only, so
+    // the request never settles, and only close() can clear its requestTimeoutMs timer.
+    const endpoint = await startEventBridgeEndpoint();
+    cleanups.push(() => endpoint.close());
+    const client = new EventBridgeClient({ ...localClientConfig(endpoint.url), credentials: () => new Promise<never>(() => {}), maxAttempts: 1 });
+    cleanups.push(async () => client.destroy());
+    const failures: DeliveryFailure[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', client, requestTimeoutMs: 60_000, onError: (f) => failures.push(f) });
+    cleanups.push(() => notifier.close(0));
+    const timers = trackTimers();
+    notifier.handle(fakeEvent(1), fakeState);
+    for (let i = 0; i < 100 && notifier.stats().inFlight === 0; i++) await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, queued: 0 });
+    expect(timers.pending()).toBeGreaterThanOrEqual(1); // the request timeout
+    const report = await notifier.shutdown(0);
+    expect(report.undelivered.map((u) => u.seq)).toEqual([1]);
+    expect(failures.map((f) => [f.reason, f.events.map((e) => e.seq)])).toEqual([['closed', [1]]]);
+    expect(endpoint.requests).toEqual([]);
     expect(await timers.settled()).toBe(0);
   });
 
