@@ -104,6 +104,41 @@ describe('progress watch <dashboard URL> of a dashboard mounted under a path pre
     }
   });
 
+  it('once connected to the endpoint the page names, ends on its 404 rather than trying the guesses it no longer needs', async () => {
+    // The endpoint the page names (/live/socket) serves, then goes (its server stopped; the app
+    // answers every upgrade left to it 404). The guesses beside the page were never the endpoint:
+    // a reconnect is to the one URL used, and its 404 is final.
+    const upgrades: string[] = [];
+    let gone = false;
+    const http: Server = createServer((req, res) => (req.url?.startsWith('/ops/dash/') ? live.dashboardHandler(req, res) : res.writeHead(404).end()));
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      upgrades.push(req.url ?? '');
+      if (gone || req.url !== '/live/socket') socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    const live = new ProgressWebSocketServer({ server: http, path: '/live/socket' });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    await live.start();
+    const t = await createProgressTracker({ upgradeId: 'gone', planId: 'p', clusterName: 'c', webSocket: live });
+    try {
+      await t.startUpgrade();
+      const watching = run('watch', `http://127.0.0.1:${port}/ops/dash/#gone`);
+      for (let i = 0; i < 400 && live.getStats().clients === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(live.getStats().clients).toBe(1);
+      gone = true;
+      await live.stop();
+      const result = await watching;
+      expect(result.code, result.out + result.err).toBe(3);
+      expect(result.err).toContain(`no WebSocket endpoint at ws://127.0.0.1:${port}/live/socket)`);
+      expect(upgrades.filter((url) => url !== '/live/socket')).toEqual([]);
+      expect(upgrades.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await t.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it('tries the endpoint beside the page when the page cannot be read (a proxy serving only the socket)', async () => {
     const app = await attached('/progress/ws', () => (_req, res) => res.writeHead(403).end());
     const t = await serving(app.ws, 'guessed');
