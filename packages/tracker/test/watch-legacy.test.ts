@@ -79,12 +79,17 @@ function watchFolder(dir: string, id: string, onError?: (err: unknown) => void) 
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A folder for upgrade `id` held as a file of the old module: `<dir>/progress/upgrade_<id>.json` (not written yet). */
+function legacyFolder(label: string, id: string): { dir: string; file: string } {
+  const dir = tempDir(label);
+  mkdirSync(join(dir, 'progress'));
+  return { dir, file: join(dir, 'progress', `upgrade_${id}.json`) };
+}
+
 describe('watchStore on a legacy file the old module rewrites within one tick of the file system clock', () => {
   it('reads it again while its mtime is too recent to tell a rewrite of the same size, so the last rewrite is not missed', async () => {
     const id = 'racy';
-    const dir = tempDir('watch-legacy-racy');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const { dir, file } = legacyFolder('watch-legacy-racy', id);
     const running = legacyText(id, 'in_progress');
     const completed = legacyText(id, 'completed');
     const size = Math.max(running.length, completed.length);
@@ -115,44 +120,25 @@ describe('watchStore on a legacy file the old module rewrites within one tick of
 });
 
 describe('watchStore started while the old module rewrites its file (truncated, then written)', () => {
-  it('reads it again once written, rather than failing on the empty file it found', async () => {
-    const id = 'torn';
-    const dir = tempDir('watch-legacy-torn');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
-    // The moment between the old module's truncate and its write: an empty file, just modified (in
-    // the second the file system stamps, as on one that keeps whole seconds).
-    const tick = Math.floor(Date.now() / 1000);
+  it.each([
+    // The moment between the old module's truncate and its write, in the second the file system
+    // stamps (as on one that keeps whole seconds): read again while too recent to tell.
+    ['once written, rather than failing on the empty file it found', 'torn', true, 100],
+    // Its mtime in ms (no tick to wait out): the old module's writer, descheduled on a loaded machine
+    // before its write, holds it empty for longer than a tick (some twenty-five reads of it).
+    ['while its writer stalls between the truncate and the write (an empty file for 500 ms), rather than calling it damaged', 'stalled', false, 500],
+  ] as const)('reads it again %s', async (_what, id, wholeSecond, emptyMs) => {
+    const { dir, file } = legacyFolder(`watch-legacy-${id}`, id);
     writeFileSync(file, '');
-    utimesSync(file, tick, tick);
-    let failed: unknown;
-    const w = watchFolder(dir, id, (err) => (failed = err));
-    try {
-      await pause(100);
-      // It ended at once with "legacy file ... is not valid JSON", as for a file that stays damaged.
-      expect(failed).toBeUndefined();
-      writeFileSync(file, legacyText(id, 'completed'));
-      for (let i = 0; i < 150 && w.ended === 'running' && failed === undefined; i++) await pause(20);
-      expect(failed).toBeUndefined();
-      expect(w.ended === 'running' ? 'still running' : w.ended?.status).toBe('completed');
-    } finally {
-      await w.stop();
+    if (wholeSecond) {
+      const tick = Math.floor(Date.now() / 1000);
+      utimesSync(file, tick, tick);
     }
-  });
-
-  it('reads it again while its writer stalls between the truncate and the write (an empty file for 500 ms), rather than calling it damaged', async () => {
-    const id = 'stalled';
-    const dir = tempDir('watch-legacy-stalled');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
-    // Truncated just now, its mtime in ms (no tick to wait out): the old module's writer, descheduled
-    // on a loaded machine before its write, holds it empty for longer than a tick.
-    writeFileSync(file, '');
     let failed: unknown;
     const w = watchFolder(dir, id, (err) => (failed = err));
     try {
-      // Some twenty-five reads of the same empty file.
-      await pause(500);
+      await pause(emptyMs);
+      // It ended with "legacy file ... is not valid JSON", as for a file that stays damaged.
       expect(failed).toBeUndefined();
       writeFileSync(file, legacyText(id, 'completed'));
       for (let i = 0; i < 150 && w.ended === 'running' && failed === undefined; i++) await pause(20);
@@ -165,9 +151,8 @@ describe('watchStore started while the old module rewrites its file (truncated, 
 
   it('fails on a file damaged moments ago once it has stayed so past the time a stalled rewrite is given', async () => {
     const id = 'damaged-now';
-    const dir = tempDir('watch-legacy-damaged-now');
-    mkdirSync(join(dir, 'progress'));
-    writeFileSync(join(dir, 'progress', `upgrade_${id}.json`), '{"upgrade_id": "damaged-now", ');
+    const { dir, file } = legacyFolder('watch-legacy-damaged-now', id);
+    writeFileSync(file, '{"upgrade_id": "damaged-now", ');
     let failed: unknown;
     const w = watchFolder(dir, id, (err) => (failed = err));
     for (let i = 0; i < 400 && failed === undefined; i++) await pause(20);
@@ -177,9 +162,7 @@ describe('watchStore started while the old module rewrites its file (truncated, 
 
   it('still fails at once on a file that stays damaged', async () => {
     const id = 'damaged';
-    const dir = tempDir('watch-legacy-damaged');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const { dir, file } = legacyFolder('watch-legacy-damaged', id);
     writeFileSync(file, '{"upgrade_id": "damaged", ');
     utimesSync(file, 1_600_000_000, 1_600_000_000);
     let failed: unknown;
@@ -193,9 +176,7 @@ describe('watchStore started while the old module rewrites its file (truncated, 
 describe('watchStore on a legacy file whose writer stalls mid-rewrite while it is watched', () => {
   it('says no failure while the half-written file is that young, and shows the file once written', async () => {
     const id = 'stalled-watched';
-    const dir = tempDir('watch-legacy-stalled-watched');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const { dir, file } = legacyFolder('watch-legacy-stalled-watched', id);
     writeFileSync(file, legacyText(id, 'in_progress'));
     const w = watchFolder(dir, id);
     try {
@@ -220,9 +201,7 @@ describe('watchStore on a legacy file whose writer stalls mid-rewrite while it i
 describe('watchStore on a legacy file that is damaged while watched, and stays so', () => {
   it('says the failure once, not at every poll; again when it changes, and after a read that worked', async () => {
     const id = 'rotting';
-    const dir = tempDir('watch-legacy-rotting');
-    mkdirSync(join(dir, 'progress'));
-    const file = join(dir, 'progress', `upgrade_${id}.json`);
+    const { dir, file } = legacyFolder('watch-legacy-rotting', id);
     /** Writes the file, its mtime `at` seconds (old enough not to be read again as too recent). */
     let at = 1_600_000_000;
     const write = (text: string) => {
