@@ -72,6 +72,16 @@ describe('Python str() values', () => {
     expect(parsePythonTimedelta('1 day, 23:59:59.999999')).toBe(172_799_999.999);
   });
 
+  it('parses the forms other writers give a datetime: Z, more than 6 digits of fraction, surrounding blanks; and a timedelta with a short fraction', () => {
+    // Python 3.11's fromisoformat() reads these too; the old module's pydantic model took them from a file edited by hand.
+    expect(parsePythonDatetime('2025-10-20T05:25:00Z')).toBe('2025-10-20T05:25:00.000Z');
+    expect(parsePythonDatetime('2025-10-20T05:25:00.123456789+02:00')).toBe('2025-10-20T03:25:00.123Z');
+    expect(parsePythonDatetime(' 2025-10-20 05:25:00.5\n')).toBe('2025-10-20T05:25:00.500Z');
+    // A fraction of a second, not of a microsecond: .5 is half a second.
+    expect(parsePythonTimedelta('0:00:01.5')).toBe(1_500);
+    expect(parsePythonTimedelta('1 day, 0:00:00')).toBe(86_400_000);
+  });
+
   it('answers undefined for a value that is not a string, as for any other that is not one (they threw a TypeError)', () => {
     // A field of a JSON file read by a tool of its own: a number, null or an object where a datetime belongs.
     for (const value of [undefined, null, 1729401901, {}, ['2025-10-20 05:25:01'], 10n, Symbol('s')]) {
