@@ -103,6 +103,8 @@ describe('legacy files of the Python module', () => {
     expect(state.metadata).toEqual({ error_message: 'Test error' });
     expect(state.startedAt).toBe('2025-10-20T05:25:01.056Z');
     expect(state.completedAt).toBe('2025-10-20T05:25:00.943Z');
+    // Created at the earliest time the file holds (a task's start, before the upgrade's started_at), not its first field's.
+    expect(state.createdAt).toBe('2025-10-20T05:25:00.869Z');
     expect(state.overallPercentage).toBe(100);
     expect(Object.keys(state.tasks)).toEqual(['task-1', 'task-2', 'task-3']);
     const t1 = state.tasks['task-1']!;
