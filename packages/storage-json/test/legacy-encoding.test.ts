@@ -48,4 +48,25 @@ describe('the bytes of a legacy file', () => {
       await store.close();
     }
   });
+
+  it('names the first byte that is not UTF-8: an overlong lead, a surrogate, a sequence cut off at the end', async () => {
+    // The decoder refuses all three; the offset in the message is this store's own reading of the bytes.
+    const at = doc.indexOf('caf');
+    const cases: Array<[string, Buffer, number]> = [
+      ['overlong C0 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xc0, 0x80]), Buffer.from(doc.slice(at))]), at],
+      ['surrogate ED A0 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(doc.slice(at))]), at],
+      ['a lead byte last', Buffer.concat([Buffer.from(doc), Buffer.from([0xc3])]), Buffer.byteLength(doc)],
+    ];
+    for (const [name, bytes, byte] of cases) {
+      const { dir, file } = await folderWith(bytes);
+      const store = new JsonFileStore({ directory: dir });
+      try {
+        const err = await store.load('u1').catch((e: unknown) => e);
+        expect(err, name).toMatchObject({ code: 'DATA_CORRUPTED', context: { byte }, message: expect.stringContaining(`legacy file ${file} is not valid UTF-8 (byte ${byte})`) });
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
 });
