@@ -69,4 +69,16 @@ describe('the bytes of a legacy file', () => {
     }
   });
 
+  it('answers STORE_UNAVAILABLE naming the file for one that cannot be read, never "no such upgrade"', async () => {
+    // A folder where the file belongs reads as EISDIR, as a file without read permission gives EACCES.
+    const dir = await tempDir('legacy-encoding');
+    const file = join(dir, 'progress', 'upgrade_u1.json');
+    await mkdir(file, { recursive: true });
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      expect(await store.load('u1').catch((e: unknown) => e)).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining(`cannot read legacy file ${file}`) });
+    } finally {
+      await store.close();
+    }
+  });
 });
