@@ -27,6 +27,12 @@ describe('importLegacyUpgrade() arguments', () => {
     expect((err as Error).message).toContain('fallbackTime');
   });
 
+  it('derives the ids of the events the file does not record from the upgrade id as well as the seq: two upgrades share none', () => {
+    const ids = (id: string): string[] => importLegacyUpgrade({ ...doc, upgrade_id: id }, id, `upgrade_${id}.json`, TIME).map((e) => e.eventId);
+    expect(ids('u1')).toEqual(ids('u1'));
+    expect(ids('u1').filter((e) => ids('u2').includes(e))).toEqual([]);
+  });
+
   it('takes an ISO time in any form Date reads, and stamps the events in the one form the tracker writes', () => {
     const events = importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', '2024-01-01T01:00:00+01:00');
     expect(events[0]!.timestamp).toBe(TIME);
