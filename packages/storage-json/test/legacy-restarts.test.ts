@@ -174,3 +174,18 @@ describe('a legacy task started again while it was running', () => {
     expect(ofTask(events).map(([type]) => type)).toEqual(['task.started', 'task.progress', 'task.progress']);
   });
 });
+
+describe('restarts after failures', () => {
+  it('imports each of several restarts after failures as a retry, not only the last (whose start is the file\'s started_at)', async () => {
+    const { state, events } = await load(
+      upgrade({
+        status: 'in_progress',
+        started_at: at('29:00'),
+        error_message: 'again',
+        events: [ev('25:00', 'in_progress', 'Task started'), ev('26:00', 'failed', 'Task failed: once'), ev('27:00', 'in_progress', 'Task started'), ev('28:00', 'failed', 'Task failed: again'), ev('29:00', 'in_progress', 'Task started')],
+      }),
+    );
+    expect([state.tasks.a!.status, state.tasks.a!.retryCount, state.tasks.a!.startedAt]).toEqual(['in_progress', 2, '2025-10-20T05:29:00.000Z']);
+    expect(events.filter((e) => e.taskId === 'a' && e.type !== 'task.added').map((e) => e.type)).toEqual(['task.started', 'task.failed', 'task.retried', 'task.failed', 'task.retried']);
+  });
+});
