@@ -42,6 +42,8 @@ describe('legacy values that do not fit', () => {
     const { state, events: loaded } = await load({ ...base, status: 'in_progress', tasks: { ...task({ percentage: '50.0', events }), b: { task_id: 'b', task_name: 'B', status: 'in_progress', started_at: base.started_at, percentage: '1E+3' } } });
     expect(state).toMatchObject({ overallPercentage: 75, tasks: { a: { percentage: 50 }, b: { percentage: 100 } } });
     expect(loaded.find((e) => e.eventId === 'e2')).toMatchObject({ type: 'task.progress', percentage: 50, details: {} });
+    // In 0..100 already: there is no recorded value to keep (the string is not one brought into range).
+    expect(loaded.find((e) => e.eventId === 'e2')!.details).toEqual({});
     // Brought into 0..100 as a number would be, the recorded value kept.
     expect(loaded.find((e) => e.taskId === 'b' && e.type === 'task.progress')).toMatchObject({ percentage: 100, details: { legacyPercentage: '1E+3' } });
     // A string that is not a decimal number is still no percentage.
@@ -287,5 +289,104 @@ describe("the order and ids of a legacy file's history", () => {
     const ids = loaded.map((e) => e.eventId);
     expect(new Set(ids).size).toBe(ids.length);
     expect(loaded.find((e) => e.eventId === 'e1')).toMatchObject({ type: 'task.started' });
+  });
+});
+
+describe('legacy values pinned field by field', () => {
+  it('ends a cancelled task at its recorded completed_at, with its duration, as a completed one', async () => {
+    // The old cancel set completed_at just before recording the event, as complete_task() did.
+    const cancelled = await load({
+      ...base,
+      status: 'cancelled',
+      completed_at: at('28:00'),
+      tasks: task({
+        status: 'cancelled',
+        completed_at: at('27:00.400000'),
+        duration: '0:02:00.400000',
+        events: [
+          { status: 'in_progress', timestamp: at('25:00'), message: 'Task started' },
+          { status: 'cancelled', timestamp: at('27:00.500000'), message: 'Task cancelled' },
+        ],
+      }),
+    });
+    expect((cancelled.state as UpgradeProgress).tasks.a).toMatchObject({ status: 'cancelled', completedAt: '2025-10-20T05:27:00.400Z' });
+    expect(cancelled.events.find((e) => e.type === 'task.cancelled')?.details).toEqual({ legacyDuration: '0:02:00.400000', legacyDurationMs: 120_400 });
+    // A completed task's duration is kept on its completion alike.
+    const completed = await load({ ...base, status: 'in_progress', tasks: task({ status: 'completed', completed_at: at('26:00'), duration: '0:01:00', events: [] }) });
+    expect(completed.events.find((e) => e.type === 'task.completed')?.details).toEqual({ legacyDuration: '0:01:00', legacyDurationMs: 60_000 });
+  });
+
+  it('ends a task that records no events at its completed_at, not at its started_at', async () => {
+    const { state } = await load({ ...base, status: 'in_progress', tasks: task({ status: 'completed', completed_at: at('26:00'), events: [] }) });
+    expect((state as UpgradeProgress).tasks.a).toMatchObject({ status: 'completed', completedAt: '2025-10-20T05:26:00.000Z' });
+  });
+
+  it("takes a failure's error from its details' error_message before its message", async () => {
+    const events = [
+      { status: 'in_progress', timestamp: at('25:00'), message: 'Task started' },
+      { status: 'failed', timestamp: at('26:00'), message: 'Task failed: from the message', details: { error_message: 'from the details' } },
+    ];
+    const { events: loaded } = await load({ ...base, status: 'in_progress', tasks: task({ status: 'failed', completed_at: at('26:00'), error_message: 'from the task', events }) });
+    expect(loaded.find((e) => e.type === 'task.failed')?.details.errorMessage).toBe('from the details');
+  });
+
+  it('loads the completed_steps of a running task whose percentage did not change, with no total_steps', async () => {
+    const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 }];
+    const { state } = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 0.0, completed_steps: 2, total_steps: null, events }) });
+    expect((state as UpgradeProgress).tasks.a).toMatchObject({ completedSteps: 2, percentage: 0 });
+  });
+
+  it("puts the progress a running task's file adds after its last recorded event, at that event's time", async () => {
+    const events = [
+      { status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 },
+      { status: 'in_progress', timestamp: at('26:00'), message: 'Halfway', percentage: 30.0 },
+    ];
+    const { events: loaded } = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 60.0, events }) });
+    expect(loaded.filter((e) => e.taskId === 'a' && e.type === 'task.progress').map((e) => [e.timestamp.slice(14), e.percentage])).toEqual([
+      ['26:00.000Z', 30],
+      ['26:00.000Z', 60],
+    ]);
+  });
+
+  it("gives an event recorded without a time its task's started_at, before the upgrade's", async () => {
+    const events = [{ status: 'in_progress', message: 'Task started', percentage: 0.0 }];
+    const { events: loaded } = await load({ ...base, status: 'in_progress', tasks: task({ started_at: at('26:00'), events }) });
+    expect(loaded.find((e) => e.type === 'task.started')?.timestamp).toBe('2025-10-20T05:26:00.000Z');
+  });
+
+  it('takes a failed upgrade\'s error from metadata.error_message (where the old module kept it) before a top-level error_message', async () => {
+    const { state } = await load({ ...base, status: 'failed', error_message: 'top level', metadata: { error_message: 'in metadata' } });
+    expect(state).toMatchObject({ status: 'failed', errorMessage: 'in metadata' });
+  });
+
+  it('ends an upgrade without a completed_at at its latest time, whichever task recorded it', async () => {
+    const tasks = {
+      a: { task_id: 'a', status: 'completed', started_at: at('25:00'), completed_at: at('29:00') },
+      b: { task_id: 'b', status: 'completed', started_at: at('25:00'), completed_at: at('27:00') },
+    };
+    const { state, events } = await load({ ...base, status: 'completed', tasks });
+    expect(state).toMatchObject({ status: 'completed', completedAt: '2025-10-20T05:29:00.000Z' });
+    // Paused, its upgrade.paused is at that time too, not at a completed_at an earlier run left.
+    const paused = await load({ ...base, status: 'paused', completed_at: at('26:00'), tasks });
+    expect(paused.events.at(-1)).toMatchObject({ type: 'upgrade.paused', timestamp: '2025-10-20T05:29:00.000Z' });
+    expect(events.map((e) => e.timestamp)).toEqual([...events.map((e) => e.timestamp)].sort());
+  });
+
+  it('loads a file without status, plan or cluster, a metadata that is not an object, and a parent not in the file', async () => {
+    const tasks = { a: { task_id: 'a', task_name: 'A', parent_task_id: 'gone', status: 'not_started' } };
+    const { state, events } = await load({ upgrade_id: 'u1', current_phase: 'Planning', metadata: ['not', 'a', 'dict'], tasks });
+    // The events carry {} too, as a tool reading them (readEvents) sees them.
+    expect(events[0]!.details.metadata).toEqual({});
+    // Not started, yet in its recorded phase.
+    expect(state).toMatchObject({ status: 'not_started', currentPhase: 'Planning', planId: 'u1', clusterName: 'unknown', tasks: { a: { parentTaskId: null } } });
+    expect((state as UpgradeProgress).metadata).toEqual({});
+    expect(((await load({ ...base, metadata: 'text' })).state as UpgradeProgress).metadata).toEqual({});
+  });
+
+  it('refuses "tasks" that is a list, even an empty one, with DATA_CORRUPTED naming the field', async () => {
+    for (const tasks of [[], [{ task_id: 'a', status: 'not_started' }]]) {
+      const { state, file } = await load({ ...base, status: 'in_progress', tasks });
+      expect(state, JSON.stringify(tasks)).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has "tasks" that is not an object`) });
+    }
   });
 });
