@@ -390,3 +390,24 @@ describe('legacy values pinned field by field', () => {
     }
   });
 });
+
+describe('legacy files refused', () => {
+  it('refuses each field that does not fit with DATA_CORRUPTED naming the file and the field, and leaves the file as it was', async () => {
+    const cases: Array<[unknown, string]> = [
+      [[base], 'is not a JSON object'],
+      [{ ...base, status: 'done' }, 'has an unknown status in status: "done"'],
+      [{ ...base, status: 'in_progress', tasks: task({ status: 'running' }) }, 'has an unknown status in tasks.a.status: "running"'],
+      [{ ...base, status: 'in_progress', tasks: task({ events: [{ status: 'done', timestamp: at('25:00') }] }) }, 'has an unknown status in tasks.a.events[0].status: "done"'],
+      // A number (seconds since 1970) is not a datetime the old module wrote: refused, not read as none.
+      [{ ...base, started_at: 1760937901 }, 'has a bad datetime in started_at: 1760937901'],
+      [{ ...base, status: 'in_progress', tasks: { a: 'A' } }, 'has task "a" that is not an object'],
+      [{ ...base, status: 'in_progress', tasks: task({ events: ['Task started'] }) }, 'has event 0 of task "a" that is not an object'],
+      [{ ...base, status: 'in_progress', tasks: { a: { task_id: 'a', parent_task_id: 'b' }, b: { task_id: 'b', parent_task_id: 'a' }, c: { task_id: 'c', parent_task_id: 'c' } } }, 'has tasks whose parents form a cycle'],
+    ];
+    for (const [doc, why] of cases) {
+      const { state, file } = await load(doc as object);
+      expect(state, why).toMatchObject({ code: 'DATA_CORRUPTED', message: `[@progress/storage-json] upgrade "u1": legacy file ${file} ${why}; it is left as it is` });
+      expect(await readFile(file, 'utf8'), why).toBe(JSON.stringify(doc));
+    }
+  });
+});
