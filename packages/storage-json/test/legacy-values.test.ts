@@ -389,6 +389,17 @@ describe('legacy values pinned field by field', () => {
       expect(state, JSON.stringify(tasks)).toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(`legacy file ${file} has "tasks" that is not an object`) });
     }
   });
+
+  it('fills what the file leaves out: a task name, a failure without its event, a phase, a null tasks, and keeps a cancelled upgrade\'s duration', async () => {
+    const tasks = { a: { task_id: 'a', status: 'failed', started_at: at('25:00'), completed_at: at('26:00'), error_message: 'disk full', percentage: 150.0, events: [] } };
+    const { state, events } = await load({ ...base, status: 'cancelled', completed_at: at('28:00'), duration: '0:03:00', tasks });
+    expect(state).toMatchObject({ status: 'cancelled', currentPhase: 'Initialization', tasks: { a: { taskName: 'a', status: 'failed', errorMessage: 'disk full', percentage: 100 } } });
+    // The failed task's recorded percentage, brought into 0..100, keeps the recorded value.
+    expect(events.find((e) => e.taskId === 'a' && e.type === 'task.progress')?.details).toEqual({ legacyPercentage: 150 });
+    expect(events.at(-1)).toMatchObject({ type: 'upgrade.cancelled', details: { legacyDuration: '0:03:00', legacyDurationMs: 180_000 } });
+    // An empty phase is none; tasks null (as None is dumped) are no tasks.
+    expect(await load({ ...base, status: 'in_progress', current_phase: '', tasks: null })).toMatchObject({ state: { status: 'in_progress', currentPhase: 'Initialization', tasks: {} } });
+  });
 });
 
 describe('legacy files refused', () => {
