@@ -552,6 +552,34 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
+  it('passes a ?token= of any characters on encoded, keeps the hash it selects, and forgets the token for an empty ?token=', async () => {
+    // Any token an authenticate hook takes (tokenFromRequest) may hold '+', '&' or a space: written into
+    // the WebSocket's URL as it is, it reached the server as another token. The hash names the upgrade
+    // to show: lost with the token, the page showed the first of the list instead. And an empty
+    // ?token= is "no token": the one the tab kept must not come back with the next reload.
+    const { server, port } = await serve();
+    for (const id of ['u-first', 'u-second']) {
+      const t = await tracker(id);
+      server.track(t);
+      await t.startUpgrade('Phase');
+    }
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    const urls: string[] = [];
+    page.on('websocket', (ws) => urls.push(ws.url()));
+    await page.goto(`http://127.0.0.1:${port}/?token=a%2Bb%26c%20d&view=1#u-second`);
+    await expect.poll(() => page.textContent('#overview h2'), { timeout: 10_000 }).toBe('u-second');
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/?view=1#u-second`);
+    expect(urls).toEqual([`ws://127.0.0.1:${port}/ws?token=a%2Bb%26c%20d`]);
+    await page.goto(`http://127.0.0.1:${port}/?token=#u-first`);
+    await expect.poll(() => page.textContent('#overview h2'), { timeout: 10_000 }).toBe('u-first');
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/#u-first`);
+    await page.reload();
+    await expect.poll(() => page.textContent('#overview h2'), { timeout: 10_000 }).toBe('u-first');
+    expect(urls.slice(1)).toEqual([`ws://127.0.0.1:${port}/ws`, `ws://127.0.0.1:${port}/ws`]);
+    expect(realProblems(problems)).toEqual([]);
+  });
+
   it('keeps saying why after its read token expired: the reconnects whose handshake is refused (401) do not wipe the reason', async () => {
     // The real flow of an expired token: the server closes with 1008 when it passes, and then answers
     // 401 to every handshake with it (the page reconnects with the token of its URL). A page cannot see
