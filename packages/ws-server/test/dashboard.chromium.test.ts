@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { ProgressTracker } from '@progress/core';
 import { hasChromium, launchChromium, type TestChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { dashboardSuite, shown, watchPage } from './dashboard-page.js';
+import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { openTracker } from './helpers.js';
 
 // The dashboard in a real headless Chromium (Debian's /usr/bin/chromium through playwright-core).
@@ -266,6 +267,90 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: text selected whi
       expect(problems).toEqual([]);
     } finally {
       await t.close();
+    }
+  }, 60_000);
+});
+
+// What each field says, word for word, as an operator reads it: the tests above check that text is
+// text and where it wraps, not what it reads. Mutants that changed a badge's wording ("in_progress"),
+// dropped a task's step, error or percentage, kept an error after a retry, showed the message of a
+// failure instead of its error, dropped the phase, or let the time an ended upgrade took keep growing
+// survived every test.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: what each field says', () => {
+  const { newPage, serve } = dashboardSuite();
+
+  /** Each task row's name, badge, percentage, step and error, as shown. */
+  const rows = (page: Page): Promise<Record<string, Record<string, string | null>>> =>
+    page.evaluate(`(() => {
+      const out = {};
+      for (const row of document.querySelectorAll('[data-task-id]')) {
+        const text = (sel) => { const e = row.querySelector(sel); return e ? e.textContent : null; };
+        out[row.getAttribute('data-task-id')] = { name: text('.name'), badge: text('.badge'), pct: text('.pct'), step: text('.muted'), err: text('.err') };
+      }
+      return out;
+    })()`);
+
+  it("shows each task's status, percentage, step and error, the phase, and the time an ended upgrade took", async () => {
+    const { server, port } = await serve();
+    // The writer's clock: the upgrade started two hours ago, and ends 1 h 0 min 5 s after its start.
+    const start = Date.now() - 2 * 3_600_000;
+    let clock = start;
+    const t = await ProgressTracker.open({ upgradeId: 'u-fields', planId: 'plan-7', clusterName: 'prod-eu', now: () => clock });
+    const failing = await ProgressTracker.open({ upgradeId: 'u-failing', planId: 'plan-8', clusterName: 'prod-us' });
+    try {
+      server.track(t);
+      server.track(failing);
+      await t.startUpgrade('Control plane');
+      await failing.startUpgrade('Nodes');
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      await page.goto(`http://127.0.0.1:${port}/#u-fields`);
+      await caughtUp(page, t);
+      // Live events from here on: what the page folds itself, not a snapshot core computed.
+      await t.addTask('a', 'Drain nodes');
+      await t.startTask('a');
+      await t.updateTaskProgress('a', 33.33, 'draining', { currentStep: 'node-2 of 6' });
+      await t.addTask('b', 'Verify');
+      await t.startTask('b');
+      await t.failTask('b', 'probe timed out');
+      await t.addTask('c', 'Retried');
+      await t.startTask('c');
+      await t.failTask('c', 'first try failed');
+      await t.retryTask('c');
+      await t.addTask('d', 'Done');
+      await t.startTask('d');
+      await t.completeTask('d');
+      await caughtUp(page, t);
+      expect(await rows(page)).toEqual({
+        a: { name: 'Drain nodes', badge: 'in progress', pct: '33.3%', step: 'node-2 of 6', err: null },
+        b: { name: 'Verify', badge: 'failed', pct: '0%', step: null, err: 'probe timed out' },
+        c: { name: 'Retried', badge: 'in progress', pct: '0%', step: null, err: null },
+        d: { name: 'Done', badge: 'completed', pct: '100%', step: null, err: null },
+      });
+      const facts = (await shown(page)).facts;
+      expect([facts['Phase'], facts['Cluster'], facts['Plan']]).toEqual(['Control plane', 'prod-eu', 'plan-7']);
+      expect(await page.textContent('#overview .badge')).toBe('in progress');
+      // The list's row: its cluster and phase, and its status in words.
+      const listed = '[data-upgrade-id="u-fields"]';
+      await expect.poll(() => page.textContent(`${listed} .muted`), { timeout: 10_000 }).toBe('prod-eu \u00b7 Control plane');
+      expect(await page.textContent(`${listed} .badge`)).toBe('in progress');
+
+      clock = start + 3_605_000;
+      await t.completeUpgrade();
+      await caughtUp(page, t);
+      expect((await shown(page)).facts['Elapsed']).toBe('1h 0m 5s');
+      expect(await page.textContent('#overview .badge')).toBe('completed');
+
+      // A failure shows its error, as the writer gave it (the event's message says "Upgrade failed: ...").
+      await page.click('[data-upgrade-id="u-failing"]');
+      await caughtUp(page, failing);
+      await failing.failUpgrade('etcd quorum lost');
+      await caughtUp(page, failing);
+      expect(await page.textContent('#overview p.err')).toBe('etcd quorum lost');
+      expect(realProblems(problems)).toEqual([]);
+    } finally {
+      await t.close();
+      await failing.close();
     }
   }, 60_000);
 });
