@@ -77,6 +77,7 @@ describe('what the dashboard handler answers', () => {
       ['/dashboard.css', 200, 'text/css; charset=utf-8', DASHBOARD_STYLE],
       ['/progress/dashboard.css', 200, 'text/css; charset=utf-8', DASHBOARD_STYLE],
       ['/favicon.ico', 204, undefined, ''],
+      ['/progress/favicon.ico', 204, undefined, ''],
       ['/nope', 404, 'text/plain; charset=utf-8', 'Not Found\n'],
       ['/mydashboard.js', 404, 'text/plain; charset=utf-8', 'Not Found\n'],
       ['/dashboard.jsx', 404, 'text/plain; charset=utf-8', 'Not Found\n'],
