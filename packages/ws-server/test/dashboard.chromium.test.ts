@@ -302,6 +302,8 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: what each field s
       server.track(failing);
       await t.startUpgrade('Control plane');
       await failing.startUpgrade('Nodes');
+      await failing.addTask('n', 'Nodes');
+      await failing.updateTaskProgress('n', 50);
       const page = await newPage();
       const { problems } = watchPage(page);
       await page.goto(`http://127.0.0.1:${port}/#u-fields`);
@@ -320,12 +322,18 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: what each field s
       await t.addTask('d', 'Done');
       await t.startTask('d');
       await t.completeTask('d');
+      // A change of status alone (0% before and after) redraws the row too.
+      await t.addTask('e', 'Optional');
+      await caughtUp(page, t);
+      await expect.poll(() => page.textContent('[data-task-id="e"] .badge')).toBe('not started');
+      await t.skipTask('e');
       await caughtUp(page, t);
       expect(await rows(page)).toEqual({
         a: { name: 'Drain nodes', badge: 'in progress', pct: '33.3%', step: 'node-2 of 6', err: null },
         b: { name: 'Verify', badge: 'failed', pct: '0%', step: null, err: 'probe timed out' },
         c: { name: 'Retried', badge: 'in progress', pct: '0%', step: null, err: null },
         d: { name: 'Done', badge: 'completed', pct: '100%', step: null, err: null },
+        e: { name: 'Optional', badge: 'skipped', pct: '0%', step: null, err: null },
       });
       const facts = (await shown(page)).facts;
       expect([facts['Phase'], facts['Cluster'], facts['Plan']]).toEqual(['Control plane', 'prod-eu', 'plan-7']);
@@ -339,14 +347,22 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: what each field s
       await t.completeUpgrade();
       await caughtUp(page, t);
       expect((await shown(page)).facts['Elapsed']).toBe('1h 0m 5s');
+      // An upgrade completed is at 100%, whatever its tasks are at (as core says).
+      expect((await shown(page)).overall).toBe('100');
+      expect((await shown(page)).facts['Overall']).toBe('100%');
       expect(await page.textContent('#overview .badge')).toBe('completed');
 
       // A failure shows its error, as the writer gave it (the event's message says "Upgrade failed: ...").
       await page.click('[data-upgrade-id="u-failing"]');
       await caughtUp(page, failing);
+      // Half done and in progress: an ETA. Failed, no ETA, and the list says "failed" once it is
+      // refreshed (every 5 s), though its percentage stayed the same.
+      expect((await shown(page)).facts['ETA']).not.toBe('-');
       await failing.failUpgrade('etcd quorum lost');
       await caughtUp(page, failing);
       expect(await page.textContent('#overview p.err')).toBe('etcd quorum lost');
+      expect((await shown(page)).facts['ETA']).toBe('-');
+      await expect.poll(() => page.textContent('[data-upgrade-id="u-failing"] .badge'), { timeout: 15_000 }).toBe('failed');
       expect(realProblems(problems)).toEqual([]);
     } finally {
       await t.close();
