@@ -577,6 +577,13 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     await page.reload();
     await expect.poll(() => page.textContent('#overview h2'), { timeout: 10_000 }).toBe('u-first');
     expect(urls.slice(1)).toEqual([`ws://127.0.0.1:${port}/ws`, `ws://127.0.0.1:${port}/ws`]);
+    // Without a hash, the page shows the first upgrade of the list, and names it in its address.
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#overview h2', { timeout: 10_000 });
+    const first = await page.textContent('#overview h2');
+    expect(first).toBe(await page.getAttribute('#upgrades li', 'data-upgrade-id'));
+    expect(['u-first', 'u-second']).toContain(first);
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/#${first}`);
     expect(realProblems(problems)).toEqual([]);
   });
 
