@@ -49,6 +49,11 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     expect(await page.textContent('#conn')).toBe('live');
     // Nothing was sent of the id that cannot be one (the server would refuse it: INVALID_MESSAGE).
     expect(sent.filter((f) => f.includes('u ok'))).toEqual([]);
+    // Nor can '..' (core's rule: it would name the directory above in a file store), though its
+    // characters are all allowed.
+    await page.evaluate(`location.hash = '#..'`);
+    await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toBe('No upgrade can be named ".."');
+    expect(sent.filter((f) => f.includes('":".."'))).toEqual([]);
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
