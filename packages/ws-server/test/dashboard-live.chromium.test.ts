@@ -766,6 +766,26 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     }
   }, 60_000);
 
+  it('doubles the window after a connection given up: the next one that stops answering is given 30 s', async () => {
+    // A slow link bringing one large snapshot is not dropped every 15 s for ever (README: the window
+    // doubles with each connection given up). A mutant that kept 15 s survived every test.
+    const { t, relay, page } = await followThroughRelay('u-twice', 10);
+    try {
+      relay.freeze();
+      await page.clock.runFor(26_000);
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      // The second connection stops answering too, and no later one gets past its handshake (so
+      // the page stays on the reason it gave up the second for).
+      relay.swallow(true);
+      relay.freeze();
+      await page.clock.runFor(41_000);
+      await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toMatch(/\(no answer for 30 s\)$/);
+    } finally {
+      relay.close();
+    }
+  }, 60_000);
+
   it('a connection that never gets past CONNECTING (the handshake unanswered) is given up on the same clock, not left to the browser', async () => {
     const { t, relay, page } = await followThroughRelay('u-conn');
     try {
