@@ -464,7 +464,20 @@ export class ProgressWebSocketServer implements ProgressSink {
     client.wildcard = undefined;
   }
 
+  /**
+   * A beat judges the peers after the input that came meanwhile is read (`setImmediate`: after the
+   * event loop's poll for I/O), not in the timer's own turn: when this process was busy past a beat
+   * (a big snapshot serialized in a message handler, a long collection), the beat due meanwhile ran
+   * before the pongs that had arrived in time were read, and terminated peers that had answered.
+   */
   #beat(): void {
+    setImmediate(() => {
+      // Stopped meanwhile: its clients are closed, not judged.
+      if (this.#heartbeat) this.#judgePeers();
+    });
+  }
+
+  #judgePeers(): void {
     for (const client of this.#clients) {
       const reading = client.reading();
       if (!client.alive) {
