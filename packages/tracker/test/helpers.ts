@@ -4,7 +4,8 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { Writable, type Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import WebSocket, { WebSocketServer } from 'ws';
 import { main } from '../src/cli/main.js';
@@ -178,6 +179,40 @@ export async function silentServer(): Promise<{ port: number; connected: Promise
     connected,
     close: async () => {
       for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A request {@link recordRequests} saw: an HTTP request or a WebSocket upgrade, with the credentials it carried. */
+export interface SeenRequest {
+  kind: 'http' | 'upgrade';
+  url: string;
+  authorization?: string;
+  protocol?: string;
+}
+
+/** Answers a WebSocket upgrade request 404, as a server without an endpoint at its path does. */
+export const refuseUpgrade = (socket: Duplex): void => void socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+
+/**
+ * Listens with `server` (node:http or node:https) on 127.0.0.1 and records every request it gets
+ * (HTTP and WebSocket upgrade), in order, before its own listeners see it; upgrades are answered
+ * 404 unless `answerUpgrades` is false (something else takes them).
+ */
+export async function recordRequests(server: HttpServer, { answerUpgrades = true } = {}): Promise<{ seen: SeenRequest[]; port: number; close(): Promise<void> }> {
+  const seen: SeenRequest[] = [];
+  const record = (kind: SeenRequest['kind'], req: IncomingMessage) =>
+    void seen.push({ kind, url: req.url ?? '', authorization: req.headers.authorization, protocol: req.headers['sec-websocket-protocol'] });
+  server.prependListener('request', (req: IncomingMessage) => record('http', req));
+  server.prependListener('upgrade', (req: IncomingMessage) => record('upgrade', req));
+  if (answerUpgrades) server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => refuseUpgrade(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    seen,
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     },
   };

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, createProgressTracker, dashboardHtml } from '../src/index.js';
 import { parseSource } from '../src/cli/sources.js';
-import { cleanupTempDirs, runCli as run } from './helpers.js';
+import { cleanupTempDirs, recordRequests, refuseUpgrade, runCli as run } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -113,7 +113,7 @@ describe('progress watch <dashboard URL> of a dashboard mounted under a path pre
     const http: Server = createServer((req, res) => (req.url?.startsWith('/ops/dash/') ? live.dashboardHandler(req, res) : res.writeHead(404).end()));
     http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
       upgrades.push(req.url ?? '');
-      if (gone || req.url !== '/live/socket') socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      if (gone || req.url !== '/live/socket') refuseUpgrade(socket);
     });
     const live = new ProgressWebSocketServer({ server: http, path: '/live/socket' });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
@@ -156,27 +156,8 @@ describe('progress watch <dashboard URL> of a dashboard mounted under a path pre
 });
 
 describe('progress watch <dashboard URL>: what the page read may do', () => {
-  /** A server that records every request (HTTP and WebSocket upgrade) and answers upgrades 404. */
-  async function recording(page: (req: IncomingMessage, res: ServerResponse) => void) {
-    const seen: Array<{ kind: 'http' | 'upgrade'; url: string; authorization?: string; protocol?: string }> = [];
-    const http = createServer((req, res) => {
-      seen.push({ kind: 'http', url: req.url ?? '', authorization: req.headers.authorization });
-      page(req, res);
-    });
-    http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
-      seen.push({ kind: 'upgrade', url: req.url ?? '', authorization: req.headers.authorization, protocol: req.headers['sec-websocket-protocol'] });
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    return {
-      seen,
-      port: (http.address() as AddressInfo).port,
-      close: async () => {
-        http.closeAllConnections();
-        await new Promise((resolve) => http.close(resolve));
-      },
-    };
-  }
+  /** A server answering HTTP requests with `page`, recording every request (HTTP and WebSocket upgrade); upgrades are answered 404. */
+  const recording = (page: (req: IncomingMessage, res: ServerResponse) => void) => recordRequests(createServer(page));
 
   it('does not take the token to another host a redirect of the page leads to', async () => {
     // The page the user named redirects to a page on another host (`localhost` is another origin
