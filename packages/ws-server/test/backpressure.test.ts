@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { spawnFixture } from './spawn.js';
 
 let server: ProgressWebSocketServer | undefined;
 let tracker: ProgressTracker | undefined;
@@ -97,27 +96,6 @@ describe('slow clients (acceptance 3)', () => {
   });
 });
 
-/**
- * A ws client in a process of its own (it answers while this one is busy), printing `open` and
- * `close <code>`. It answers its first ping 50 ms late, after it has written a byte to
- * `127.0.0.1:sidePort`: that byte reaches this process first.
- */
-const LATE_PONG_CLIENT = `
-const WebSocket = require('ws');
-const net = require('node:net');
-const [url, sidePort] = process.argv.slice(1);
-const side = net.connect(Number(sidePort), '127.0.0.1');
-const ws = new WebSocket(url, { autoPong: false });
-let pings = 0;
-ws.on('open', () => console.log('open'));
-ws.on('ping', (data) => {
-  if (++pings > 1) return ws.pong(data);
-  side.write('x');
-  setTimeout(() => ws.pong(data), 50);
-});
-ws.on('close', (code) => { console.log('close ' + code); process.exit(0); });
-`;
-
 describe('the heartbeat, when the server itself stalls', () => {
   it('does not take a peer for dead whose pong came while the server was busy past a beat: what arrived is read before anyone is judged', async () => {
     // The server's event loop busy in an I/O callback (here the side byte; in production, say, a
@@ -136,22 +114,19 @@ describe('the heartbeat, when the server itself stalls', () => {
       }),
     );
     await new Promise<void>((resolve) => side.listen(0, '127.0.0.1', resolve));
-    const child = spawn(process.execPath, ['-e', LATE_PONG_CLIENT, url, String((side.address() as AddressInfo).port)], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    // A client in a process of its own: it answers while this one is busy.
+    const child = spawnFixture('late-pong-client', { url, sidePort: (side.address() as AddressInfo).port });
     try {
+      expect(await child.line()).toBe('open');
       for (let i = 0; i < 250 && !stalled; i++) await sleep(20);
-      expect(stalled, out).toBe(true);
-      // Some beats after the stall: still connected, answering each ping.
+      expect(stalled).toBe(true);
+      // Some beats after the stall: still connected, answering each ping, until it closes itself.
       await sleep(1000);
-      expect(out).toBe('open\n');
       expect(server.getStats().clients).toBe(1);
+      await child.stop();
+      expect(await child.line()).toBe('close 1000');
     } finally {
-      child.kill();
+      child.process.kill();
       side.close();
     }
   });
