@@ -189,3 +189,48 @@ describe('restarts after failures', () => {
     expect(events.filter((e) => e.taskId === 'a' && e.type !== 'task.added').map((e) => e.type)).toEqual(['task.started', 'task.failed', 'task.retried', 'task.failed', 'task.retried']);
   });
 });
+
+describe('events within one millisecond', () => {
+  // The old module's times carry microseconds; ours keep milliseconds. Found by a mutation review
+  // (2026-12-01): the import compared the times it had cut to the millisecond, so within one, its
+  // order was the file's order of tasks and of events, not the recorded one.
+  it('takes the restart, not the progress update just before it in the same millisecond, as the retry', async () => {
+    // An agent that reports progress and at once starts the task again: start_task() sets started_at
+    // (.000200) between the update (.000100) and the restart's event (.000300).
+    const { state, events } = await load(
+      upgrade({
+        status: 'in_progress',
+        started_at: at('25:02.000200'),
+        percentage: 0.0,
+        events: [ev('25:01.000000', 'in_progress', 'Task started'), ev('25:02.000100', 'in_progress', 'Half way', 50.0), ev('25:02.000300', 'in_progress', 'Task started', 0.0)],
+      }),
+    );
+    expect(events.filter((e) => e.taskId === 'a' && e.type !== 'task.added').map((e) => [e.type, e.message, e.timestamp.slice(14)])).toEqual([
+      ['task.started', 'Task started', '25:01.000Z'],
+      ['task.progress', 'Half way', '25:02.000Z'],
+      ['task.retried', 'Task started', '25:02.000Z'],
+      // The 0 that start_task() set, which a retry here does not (as for a restart after an end).
+      ['task.progress', 'Imported progress', '25:02.000Z'],
+    ]);
+    expect([state.tasks.a!.retryCount, state.tasks.a!.startedAt, state.tasks.a!.percentage]).toEqual([1, '2025-10-20T05:25:02.000Z', 0]);
+  });
+
+  it('puts the events of two tasks in the order their microseconds say', async () => {
+    const task = (id: string, started: string, completed: string) => ({
+      task_id: id,
+      task_name: id,
+      task_type: 'upgrade_step',
+      status: 'completed',
+      started_at: at(started),
+      completed_at: at(completed),
+      percentage: 100.0,
+      events: [
+        { ...ev(started, 'in_progress', 'Task started'), task_id: id },
+        { ...ev(completed, 'completed', 'Task completed', 100.0), task_id: id },
+      ],
+    });
+    // Task a is listed first, but b started and completed first, each within the same millisecond as a.
+    const { events } = await load({ ...upgrade({}), tasks: { a: task('a', '25:01.000900', '25:02.000900'), b: task('b', '25:01.000100', '25:02.000100') } });
+    expect(events.filter((e) => e.taskId !== undefined && e.type !== 'task.added').map((e) => `${e.type} ${e.taskId}`)).toEqual(['task.started b', 'task.started a', 'task.completed b', 'task.completed a']);
+  });
+});

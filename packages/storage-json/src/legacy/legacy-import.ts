@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { type EventType, type ProgressError, type ProgressEvent, type ProgressStatus, PROGRESS_STATUSES, describeValue, isValidId } from '@progress/core';
 import { storeError } from '../errors.js';
-import { parsePythonDatetime, parsePythonTimedelta } from './python-time.js';
+import { parsePythonDatetimeMicros, parsePythonTimedelta } from './python-time.js';
 
 type Obj = Record<string, unknown>;
 
@@ -62,6 +62,7 @@ function derivedId(upgradeId: string, seq: number): string {
 
 interface Draft {
   type: EventType;
+  /** With microseconds (`parsePythonDatetimeMicros`), so that drafts order as recorded within a millisecond; cut to milliseconds in the event. */
   timestamp: string;
   status: ProgressStatus;
   message: string;
@@ -80,7 +81,7 @@ interface Draft {
  * whatever event it takes to reach each task's recorded final status, and the upgrade's final
  * status event. Task start and end
  * events carry the task's recorded `started_at` / `completed_at`, so the loaded state has the old
- * times to the millisecond. A restart (after an end, or while running, told by the file's `started_at`)
+ * times to the millisecond (the import orders and compares them to the microsecond, as recorded). A restart (after an end, or while running, told by the file's `started_at`)
  * is a `task.retried`, and a task's `retry_count` the number of `task.retried` it loads with (the
  * retries its events do not record are added at its start). Python durations are kept as
  * `legacyDuration` / `legacyDurationMs` in the details of the event that ends the task or upgrade.
@@ -92,12 +93,12 @@ interface Draft {
  * not fit; `DATA_CORRUPTED` naming the file and the field when the file does not fit.
  */
 export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: string, fallbackTime: string): ProgressEvent[] {
-  const fallback = checkImportArguments(upgradeId, file, fallbackTime);
+  const fallback = `${checkImportArguments(upgradeId, file, fallbackTime).slice(0, -1)}000Z`;
   const bad = (why: string): Error => storeError('DATA_CORRUPTED', `upgrade "${upgradeId}": legacy file ${file} ${why}; it is left as it is`, { upgradeId, file });
   if (!isObj(doc)) throw bad('is not a JSON object');
   const time = (v: unknown, field: string): string | undefined => {
     if (v === null || v === undefined) return undefined;
-    const iso = typeof v === 'string' ? parsePythonDatetime(v) : undefined;
+    const iso = typeof v === 'string' ? parsePythonDatetimeMicros(v) : undefined;
     if (!iso) throw bad(`has a bad datetime in ${field}: ${JSON.stringify(v)}`);
     return iso;
   };
@@ -387,7 +388,7 @@ export function importLegacyUpgrade(doc: unknown, upgradeId: string, file: strin
       seq,
       upgradeId,
       type: d.type,
-      timestamp: d.timestamp,
+      timestamp: `${d.timestamp.slice(0, -4)}Z`,
       status: d.status,
       message: d.message,
       details: d.details,

@@ -8,6 +8,21 @@ const DATETIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,
  * value that is not a string included).
  */
 export function parsePythonDatetime(value: string): string | undefined {
+  return parse(value)?.iso;
+}
+
+/**
+ * As `parsePythonDatetime`, with the microseconds kept after the milliseconds
+ * (`2025-10-20T05:25:01.056236Z`): values of one shape, which order as strings in time order,
+ * within a millisecond too. The legacy import orders by them; its events keep milliseconds.
+ */
+export function parsePythonDatetimeMicros(value: string): string | undefined {
+  const parsed = parse(value);
+  return parsed && `${parsed.iso.slice(0, -1)}${parsed.micros}Z`;
+}
+
+/** The time in ISO 8601 UTC with milliseconds, and the three digits of microseconds after them. */
+function parse(value: string): { iso: string; micros: string } | undefined {
   // A field of a file read by a tool may be anything: what is not a string is not one either.
   if (typeof value !== 'string') return undefined;
   const m = DATETIME.exec(value.trim());
@@ -36,7 +51,7 @@ export function parsePythonDatetime(value: string): string | undefined {
   if (y < 1 || fields.some((f, i) => f !== [y, mo, d, h, mi, s][i])) return undefined;
   const utc = date.getTime() - offsetMs;
   if (!Number.isFinite(utc) || Math.abs(utc) > 8.64e15) return undefined;
-  return new Date(utc).toISOString();
+  return { iso: new Date(utc).toISOString(), micros: frac.padEnd(6, '0').slice(3, 6) };
 }
 
 const TIMEDELTA = /^(?:(-?\d+) days?, )?(-?\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
