@@ -51,6 +51,7 @@ const notStates: Array<[string, unknown]> = [
   ['a number', 42],
   ['a string', 'u1'],
   ['an array', []],
+  ['an array with a tasks field', Object.assign([], { tasks: {} })],
   ['an object without tasks', { upgradeId: 'u1' }],
   ['an object whose tasks is null', { upgradeId: 'u1', tasks: null }],
   ['an object whose tasks is an array', { upgradeId: 'u1', tasks: [] }],

@@ -110,4 +110,21 @@ describe('task ids that look like integers', () => {
     expect(again.progress).toEqual(replayEvents(await all(store.readEvents('u4', 0))));
     await again.close();
   });
+
+  it('takes "01" (a leading zero: not an array index, listed among the other ids) as an id apart from "1", live and loaded', async () => {
+    const store = new MemoryStore();
+    const t = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c', store });
+    await t.addTasks([{ taskId: '01', taskName: 'Zero one' }, { taskId: 'x', taskName: 'X' }, { taskId: '1', taskName: 'One' }]);
+    expect(Object.keys(t.progress.tasks)).toEqual(['1', '01', 'x']);
+    await t.updateTaskProgress('01', 90);
+    await t.updateTaskProgress('1', 60);
+    expect(t.progress.overallPercentage).toBe(50);
+    await t.close();
+    const again = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c', store });
+    await again.updateTaskProgress('01', 30);
+    await again.updateTaskProgress('x', 30);
+    expect(again.progress.overallPercentage).toBe(40);
+    expect(again.progress).toEqual(replayEvents(await all(store.readEvents('u5', 0))));
+    await again.close();
+  });
 });

@@ -57,14 +57,22 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.addTask('flaky', 'Flaky');
     await t.startTask('flaky');
     clock.advance(120_000);
-    await t.failTask('flaky', 'timeout');
+    const failed = await t.failTask('flaky', 'timeout');
+    // A failed attempt ends: its end and duration are recorded (the failure the notifier reports).
+    expect(t.progress.tasks.flaky).toMatchObject({ status: 'failed', completedAt: failed.timestamp, durationMs: 120_000 });
     clock.advance(5_000);
-    const retried = await t.retryTask('flaky');
+    const first = await t.retryTask('flaky');
     // The first run is attempt 1: its first retry, attempt 2.
-    expect(retried.message).toBe('Task retried (attempt 2)');
+    expect(first.message).toBe('Task retried (attempt 2)');
+    expect(t.progress.tasks.flaky!.retryCount).toBe(1);
+    clock.advance(1_000);
+    await t.failTask('flaky', 'timeout again');
+    // Each retry counts: the second one is attempt 3, retryCount 2 (not set back to 1).
+    const retried = await t.retryTask('flaky');
+    expect(retried.message).toBe('Task retried (attempt 3)');
     clock.advance(10_000);
     await t.completeTask('flaky');
-    expect(t.progress.tasks.flaky).toMatchObject({ startedAt: retried.timestamp, durationMs: 10_000, retryCount: 1 });
+    expect(t.progress.tasks.flaky).toMatchObject({ startedAt: retried.timestamp, durationMs: 10_000, retryCount: 2 });
     await t.close();
   });
 
@@ -228,6 +236,28 @@ describe('ProgressTracker: the old module behaviour', () => {
     ])!;
     expect(state.currentPhase).toBe('Plan');
     expect(state.tasks.a!.errorMessage).toBe('Task failed: disk full');
+    // A task.added without a task type or name gets the defaults (upgrade_step, its id); a
+    // task.started that carries a percentage sets it; metadata that is not an object is none.
+    const other = replayEvents([
+      { ...stored[0]!, details: { ...stored[0]!.details, metadata: ['not', 'an', 'object'] } },
+      { ...next(2, { type: 'task.added', status: 'not_started', taskId: 'b' }), taskType: undefined },
+      { ...next(3, { type: 'task.started', status: 'in_progress', taskId: 'b' }), percentage: 10 },
+    ])!;
+    expect(other.metadata).toEqual({});
+    expect(other.tasks.b).toMatchObject({ taskType: 'upgrade_step', taskName: 'b', percentage: 10 });
+  });
+
+  it('copies a state whole in cloneState(): changing the copy, its metadata included, leaves the original as it was', async () => {
+    const t = await open({ metadata: { region: { name: 'eu-west-1' } } });
+    await t.addTask('a', 'A');
+    const original = replayEvents(await events(t))!;
+    await t.close();
+    const before = JSON.stringify(original);
+    const copy = cloneState(original);
+    (copy.metadata.region as { name: string }).name = 'scribbled';
+    copy.tasks.a!.recentEvents.length = 0;
+    copy.tasks.a!.taskName = 'scribbled';
+    expect(JSON.stringify(original)).toBe(before);
   });
 
   it('replays every stored event with readEvents() given no arguments', async () => {
@@ -240,7 +270,7 @@ describe('ProgressTracker: the old module behaviour', () => {
     await t.close();
   });
 
-  it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice, a seq not the next one', async () => {
+  it('refuses a damaged event with DATA_CORRUPTED and leaves the state as it was: unknown type or status, unknown task or parent, a task added twice, a seq not the next one, no taskId, another upgrade, a second upgrade.created', async () => {
     const t = await open();
     await t.addTask('t1', 'Task');
     await t.updateTaskProgress('t1', 10, 'ten');
@@ -254,11 +284,16 @@ describe('ProgressTracker: the old module behaviour', () => {
       { ...base, type: 'task.progress', taskId: undefined },
       { ...base, type: 'task.added', taskId: 't1', details: { taskName: 'again' } },
       { ...base, type: 'task.added', taskId: 't2', details: { taskName: 'orphan', parentTaskId: 'nope' } },
+      { ...base, type: 'task.added', taskId: undefined, details: { taskName: 'no id' } },
       // A gap, and a seq already folded.
       { ...base, seq: base.seq + 1 },
       { ...base, seq: base.seq - 1 },
+      // An event of another upgrade, at the next seq.
+      { ...base, upgradeId: 'another-upgrade' },
     ];
     const stored = await events(t);
+    // The upgrade.created of this upgrade again, as a store that wrote it twice would give it back.
+    damaged.push(stored[0]!);
     for (const event of damaged) {
       const state = cloneState(t.progress);
       const before = JSON.stringify(state);
@@ -266,6 +301,8 @@ describe('ProgressTracker: the old module behaviour', () => {
       expect(JSON.stringify(state), `${event.type} ${String(event.status)} ${String(event.taskId)}`).toBe(before);
       expect(() => replayEvents([...stored, event])).toThrow(expect.objectContaining({ code: 'DATA_CORRUPTED' }));
     }
+    // A history that starts anywhere but at seq 1 lacks its beginning.
+    expect(() => replayEvents([{ ...stored[0]!, seq: 2 }])).toThrow(expect.objectContaining({ code: 'DATA_CORRUPTED' }));
     await t.close();
   });
 
@@ -410,6 +447,41 @@ describe('ProgressTracker: model rules', () => {
     expect(t.progress.tasks.tiny!.percentage).toBe(34.56);
     expect(t.progress.overallPercentage).toBe(54.78);
     await t.close();
+
+    // Weights whose sum is finite but whose products with the percentages overflow (2e307 x 50 = 1e309);
+    // and a skipped task among them, left out of the mean taken again with scaled weights.
+    const u = await open({ upgradeId: 'huge-products' });
+    await u.startUpgrade();
+    await u.addTasks([
+      { taskId: 'h', taskName: 'H' },
+      { taskId: 'h1', taskName: 'H1', parentTaskId: 'h', weight: 2e307 },
+      { taskId: 'h2', taskName: 'H2', parentTaskId: 'h', weight: 2e307 },
+      { taskId: 's', taskName: 'S' },
+      { taskId: 's1', taskName: 'S1', parentTaskId: 's', weight: 1e308 },
+      { taskId: 's2', taskName: 'S2', parentTaskId: 's', weight: 1e308 },
+    ]);
+    await u.updateTaskProgress('h1', 50);
+    await u.updateTaskProgress('h2', 50);
+    await u.completeTask('s1');
+    await u.skipTask('s2');
+    expect(u.progress.tasks.h!.percentage).toBe(50);
+    expect(u.progress.tasks.s!.percentage).toBe(100);
+    expect(u.progress.overallPercentage).toBe(75);
+    await u.close();
+  });
+
+  it('keeps the own percentage of a parent whose children are all skipped or cancelled (no mean to take)', async () => {
+    const t = await open();
+    await t.startUpgrade();
+    await t.addTasks([
+      { taskId: 'p', taskName: 'P' },
+      { taskId: 'c', taskName: 'C', parentTaskId: 'p' },
+    ]);
+    await t.skipTask('c', 'not needed');
+    await t.updateTaskProgress('p', 40);
+    expect(t.progress.tasks.p!.percentage).toBe(40);
+    expect(t.progress.overallPercentage).toBe(40);
+    await t.close();
   });
 
   it('moves a task by steps and derives its percentage', async () => {
@@ -441,9 +513,31 @@ describe('ProgressTracker: model rules', () => {
     await t.addTasks([{ taskId: 'a', taskName: 'A' }, { taskId: 'b', taskName: 'B' }]);
     clock.advance(1000);
     await t.updateTaskProgress('a', 5);
-    expect(t.progress.tasks.a).toMatchObject({ status: 'in_progress', startedAt: new Date(clock.now()).toISOString() });
+    const started = new Date(clock.now()).toISOString();
+    expect(t.progress.tasks.a).toMatchObject({ status: 'in_progress', startedAt: started });
     await t.completeTask('b');
     expect(t.progress.tasks.b).toMatchObject({ status: 'completed', startedAt: t.progress.tasks.b!.completedAt, durationMs: 0 });
+    // Later progress keeps the start: the duration covers the whole run, not the time since the last update.
+    clock.advance(2000);
+    await t.updateTaskProgress('a', 50);
+    clock.advance(3000);
+    await t.completeTask('a');
+    expect(t.progress.tasks.a).toMatchObject({ startedAt: started, durationMs: 5000 });
+    await t.close();
+  });
+
+  it('gives no duration (null, not 0) to a task skipped or cancelled, or an upgrade cancelled, before it started', async () => {
+    const clock = manualClock();
+    const t = await open({ now: clock.now });
+    await t.addTasks([{ taskId: 's', taskName: 'S' }, { taskId: 'c', taskName: 'C' }]);
+    clock.advance(1000);
+    await t.skipTask('s', 'not needed');
+    await t.cancelTask('c');
+    await t.cancelUpgrade('called off');
+    // A duration of 0 would read as a run that took no time; none ran.
+    expect(t.progress.tasks.s).toMatchObject({ status: 'skipped', startedAt: null, durationMs: null });
+    expect(t.progress.tasks.c).toMatchObject({ status: 'cancelled', startedAt: null, durationMs: null });
+    expect(t.progress).toMatchObject({ status: 'cancelled', startedAt: null, durationMs: null });
     await t.close();
   });
 
