@@ -20,6 +20,7 @@ describe('a command refused for bad input', () => {
       ['NaN', () => t.updateTaskProgress('a', Number.NaN), /percentage must be a number from 0 to 100, got NaN/],
       ['details whose toJSON gives an array', () => t.updateTaskProgress('a', 10, 'm', { toJSON: () => [1] }), /details must serialize to a JSON object/],
       ['details whose toJSON gives a string', () => t.updateTaskProgress('a', 10, 'm', { toJSON: () => 'x' }), /details must serialize to a JSON object/],
+      ['details given as an array', () => t.updateTaskProgress('a', 10, 'm', [1] as never), /details must be a plain object, got an array/],
     ];
     let percentage = 0;
     for (const [what, bad, message] of cases) {
@@ -30,7 +31,7 @@ describe('a command refused for bad input', () => {
       await expect(good, what).resolves.toMatchObject({ type: 'task.progress', percentage });
     }
     expect(t.durableProgress.tasks.a!.percentage).toBe(0);
-    expect(t.durableProgress.tasks.b!.percentage).toBe(30);
+    expect(t.durableProgress.tasks.b!.percentage).toBe(40);
     await t.close();
   });
 

@@ -722,7 +722,13 @@ describe('ProgressTracker: bad input throws a typed error and changes nothing', 
       [() => t.addTasks([{ taskId: 'n2', taskName: 'x' }, { taskId: 'bad/id', taskName: 'y' }]), 'INVALID_ARGUMENT'],
       [() => t.addTasks([]), 'INVALID_ARGUMENT'],
       [() => t.addTask('w', 'W', 'upgrade_step', { weight: 0 }), 'INVALID_ARGUMENT'],
+      // A weight of NaN or Infinity makes every mean it is in NaN or no mean at all.
+      [() => t.addTask('w', 'W', 'upgrade_step', { weight: Number.NaN }), 'INVALID_ARGUMENT'],
+      [() => t.addTask('w', 'W', 'upgrade_step', { weight: Infinity }), 'INVALID_ARGUMENT'],
       [() => t.addTask('w', 'W', 'upgrade_step', { totalSteps: 0 }), 'INVALID_ARGUMENT'],
+      // Steps are whole: "step 2.5 of 4" is no step.
+      [() => t.addTask('w', 'W', 'upgrade_step', { totalSteps: 2.5 }), 'INVALID_ARGUMENT'],
+      [() => t.advanceTask('t1', { completedSteps: 1.5 }), 'INVALID_ARGUMENT'],
       [() => t.addTask('w', ''), 'INVALID_ARGUMENT'],
       [() => t.completeTask('done'), 'INVALID_TRANSITION'],
       [() => t.startTask('done'), 'INVALID_TRANSITION'],

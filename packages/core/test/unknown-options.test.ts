@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, nearestName, unknownOption, type ProgressEvent } from '../src/index.js';
+import { MemoryStore, ProgressTracker, assertKnownOptions, nearestName, unknownOption, type ProgressEvent } from '../src/index.js';
 import { expectCode } from './helpers.js';
 
 const base = { upgradeId: 'opts', planId: 'p', clusterName: 'c' };
@@ -9,8 +9,9 @@ describe('option objects: a misspelt or unreadable option is refused, never left
   it('ProgressTracker.open refuses an unknown option before it touches the store', async () => {
     const store = new MemoryStore();
     const seen: ProgressEvent[] = [];
-    // `sink` for `sinks`: the tracker would run with no sink at all.
+    // `sink` for `sinks`: the tracker would run with no sink at all. The message names the option meant.
     await expectCode(() => ProgressTracker.open({ ...base, store, sink: [{ name: 's', handle: (e: ProgressEvent) => void seen.push(e) }] } as never), 'INVALID_ARGUMENT');
+    await expect(ProgressTracker.open({ ...base, store, sink: [] } as never)).rejects.toThrow('unknown option "sink" (did you mean "sinks"?)');
     // `stores` for `store`: every event would go to a MemoryStore, gone with the process.
     await expectCode(() => ProgressTracker.open({ ...base, stores: store } as never), 'INVALID_ARGUMENT');
     await expectCode(() => ProgressTracker.open(throwing as never), 'INVALID_ARGUMENT');
@@ -79,6 +80,9 @@ describe('option objects: a misspelt or unreadable option is refused, never left
     expect((await t.addTask('plain', 'Plain', 'upgrade_step', null as never)).parentTaskId).toBeNull();
     await t.advanceTask('steps', null as never);
     expect(t.progress.tasks.steps?.completedSteps).toBe(3);
+    // And null details, no details.
+    await t.updateTaskProgress('plain', 10, undefined, null as never);
+    expect(t.progress.tasks.plain?.percentage).toBe(10);
     await t.close();
   });
 
@@ -111,6 +115,8 @@ describe('unknownOption and nearestName, the check every package runs on its opt
 
   it('names the known name at most two edits away ignoring case, else one the name begins, else none', () => {
     expect(nearestName('regoin', ['region', 'port'])).toBe('region');
+    // A changed letter and a missing one: two edits.
+    expect(nearestName('sinc', ['sinks', 'store'])).toBe('sinks');
     expect(nearestName('keyprefix', ['keyPrefix', 'url'])).toBe('keyPrefix');
     expect(nearestName('commandTimeout', ['commandTimeoutMs'])).toBe('commandTimeoutMs');
     expect(nearestName('ttl', ['ttlSeconds', 'maxEvents'])).toBe('ttlSeconds');
@@ -131,4 +137,26 @@ describe('unknownOption and nearestName given what they cannot read', () => {
     if (typeof known !== 'string') refused(() => nearestName('a', known as never), 'nearestName');
   });
   it.each([null, undefined, 42, {}, Symbol('n')])('nearestName() refuses %s as the name', (name) => refused(() => nearestName(name as never, ['a']), 'nearestName'));
+});
+
+describe('assertKnownOptions, the refusal every package words with it', () => {
+  it('suggests the hint when no known name is near, lists the known names unless told not to, and names a nested option whole', () => {
+    const refusal = (fn: () => void): { message: string; context?: Record<string, unknown> } => {
+      try {
+        fn();
+      } catch (err) {
+        return err as { message: string; context?: Record<string, unknown> };
+      }
+      throw new Error('not refused');
+    };
+    const hinted = refusal(() => assertKnownOptions({ acl: [] }, ['allowedOrigins', 'port'], { source: '@x/y', what: 'server options', hint: (k) => (k === 'acl' ? 'allowedOrigins' : undefined) }));
+    expect(hinted.message).toBe('[@x/y] server options: unknown option "acl" (did you mean "allowedOrigins"?)');
+    const listed = refusal(() => assertKnownOptions({ colour: 1 }, ['port', 'host'], { source: '@x/y' }));
+    expect(listed.message).toBe('[@x/y] unknown option "colour" (known: port, host)');
+    const unlisted = refusal(() => assertKnownOptions({ colour: 1 }, ['port', 'host'], { source: '@x/y', listKnown: false }));
+    expect(unlisted.message).toBe('[@x/y] unknown option "colour"');
+    const nested = refusal(() => assertKnownOptions({ maxAttempt: 3 }, ['maxAttempts'], { source: '@x/y', where: 'retry.' }));
+    expect(nested.message).toBe('[@x/y] unknown option "retry.maxAttempt" (did you mean "retry.maxAttempts"?)');
+    expect(nested.context).toEqual({ option: 'retry.maxAttempt' });
+  });
 });
