@@ -346,6 +346,11 @@ describe('ProgressTracker: the old module behaviour', () => {
     // 50% after 60 s: 60 s to go.
     expect(t.getEstimatedCompletionTime()).toBe(new Date(clock.now() + 60_000).toISOString());
     expect(t.getProgressSummary().estimatedCompletionAt).toBe(t.getEstimatedCompletionTime());
+    // Paused, or ended short of 100%, it is not on its way to an end: no estimate.
+    await t.pauseUpgrade();
+    expect(t.getEstimatedCompletionTime()).toBeUndefined();
+    await t.failUpgrade('boom');
+    expect(t.getProgressSummary().estimatedCompletionAt).toBeNull();
     await t.close();
   });
 
