@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
@@ -196,4 +199,19 @@ describe('assertHandleArgs(), the check of a sink\'s handle() arguments', () => 
   it('takes an event and the state of its upgrade', () => {
     expect(() => assertHandleArgs('@progress/x', added, ok)).not.toThrow();
   });
+});
+
+describe('applyEvent() given a state whose tasks name each other as parents', () => {
+  it('folds the event rather than walking the parents for ever (damaged data, as a store may load it)', async () => {
+    // In a process of its own (test/child/parent-cycle.ts): a fold that looped would block this one for good.
+    const here = dirname(fileURLToPath(import.meta.url));
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', join(here, 'child', 'parent-cycle.ts')], { cwd: join(here, '..'), timeout: 25_000 }, (err, out, errOut) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout: out, stderr: errOut });
+      });
+    });
+    expect(stderr).toBe('');
+    expect(stdout.trim()).toBe('folded in_progress');
+    expect(code).toBe(0);
+  }, 40_000);
 });
