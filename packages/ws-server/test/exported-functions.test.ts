@@ -40,6 +40,18 @@ describe('tokenFromRequest', () => {
     expect(readTokenAuth({ secret: SECRET }).authenticate(withProtocol)).toMatchObject({ upgradeIds: ['u1'] });
   });
 
+  it('reads a token only from the query parameter token, or a subprotocol that begins with the prefix; an empty ?token= is no token', () => {
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'] });
+    const req = (url: string, protocols?: string) => ({ url, headers: protocols === undefined ? {} : { 'sec-websocket-protocol': protocols } }) as unknown as IncomingMessage;
+    // A subprotocol that only contains the prefix is another one (offered by something else).
+    expect(tokenFromRequest(req('/ws', `progress.v1, x-progress-token.${token}`))).toBeUndefined();
+    expect(tokenFromRequest(req('/ws', `progress.v1, progress-token.${token}`))).toBe(token);
+    // `?token=` left empty (a page whose token was not filled in) does not hide the subprotocol's.
+    expect(tokenFromRequest(req('/ws?token=', `progress-token.${token}`))).toBe(token);
+    expect(tokenFromRequest(req('/ws?access_token=' + token))).toBeUndefined();
+    expect(tokenFromRequest(req('/ws?token=' + token))).toBe(token);
+  });
+
   it('refuses what is not a request with INVALID_ARGUMENT', () => {
     for (const req of [undefined, null, '/ws?token=x', { url: '/ws' }, { url: '/ws', headers: null }, { url: 42, headers: {} }]) {
       const err = thrown(() => tokenFromRequest(req as never));
