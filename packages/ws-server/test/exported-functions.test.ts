@@ -99,6 +99,14 @@ describe('read tokens: the clock and the lifetime', () => {
     }
   });
 
+  it('refuses a ttlSeconds that is not a whole number > 0, and upgradeIds that are not non-empty strings', () => {
+    // A token of ttlSeconds 0 would be dead when made; an empty id names no upgrade the scope could mean.
+    for (const options of [{ ttlSeconds: 0 }, { ttlSeconds: -1 }, { ttlSeconds: 1.5 }, { upgradeIds: [''] }, { upgradeIds: ['u1', 7] }, { upgradeIds: 'u1' }]) {
+      const err = thrown(() => createReadToken({ secret: SECRET, upgradeIds: ['u1'], ...options } as never));
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), `${JSON.stringify(options)}: ${String(err)}`).toBe(true);
+    }
+  });
+
   it('says what a too short secret lacks: a string is counted in characters (the README\'s rule), a Buffer in bytes', () => {
     // 15 characters, 30 bytes of UTF-8: refused as too short, by its characters. The message said
     // "at least 16 bytes", which this string has.
@@ -141,6 +149,9 @@ describe("readTokenAuth's authorize: a token's scope", () => {
     for (const id of ['u1', 'u2', 'anything']) expect(auth.authorize(all, id), id).toBe(true);
     expect(auth.authorize(some, 'u2')).toBe(true);
     expect(auth.authorize(some, 'u3')).toBe(false);
+    // An id is matched whole: a token for u1 does not read u10 (nor the id's prefix u).
+    expect(auth.authorize(some, 'u10')).toBe(false);
+    expect(auth.authorize(some, 'u')).toBe(false);
   });
 });
 
