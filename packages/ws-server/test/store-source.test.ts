@@ -452,6 +452,40 @@ describe('runs of a sink-fed upgrade: clocks and reopened trackers', () => {
     expect(c.seqs('re')).toEqual([4, 5]);
     expect(c.ofType('resync', 're')).toHaveLength(0);
   });
+
+  it('a tracker reopened on the same run from a store that lacks the last event served resyncs the subscribers to its own history', async () => {
+    // The first tracker's last event went to the server but not to the store the second one reopens
+    // from (its copy ends one event earlier): the second writes another event under that seq. Served
+    // on from the seq held, it was skipped as already had, and what followed landed on the first's.
+    const store = new MemoryStore();
+    opened.server = new ProgressWebSocketServer({ port: 0 });
+    const { url } = await opened.server.start();
+    const first = await ProgressTracker.open({ upgradeId: 'lost', planId: 'p', clusterName: 'c', sinks: [opened.server], store });
+    await first.startUpgrade();
+    await first.addTask('kept', 'Kept');
+    const copy = new MemoryStore();
+    let state: UpgradeProgress | undefined;
+    const events: ProgressEvent[] = [];
+    for await (const e of store.readEvents('lost', 0)) {
+      state = applyEventInPlace(state, e);
+      events.push(e);
+    }
+    await copy.append('lost', events, 0, state!);
+    await first.addTask('gone', 'Written by the first only'); // seq 4, not in the copy
+    await first.close();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'lost' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(4);
+    const again = await ProgressTracker.open({ upgradeId: 'lost', planId: 'p', clusterName: 'c', sinks: [opened.server], store: copy });
+    trackers.push(again);
+    await again.addTask('other', 'Seq 4 of the reopened tracker');
+    await again.addTask('next', 'Seq 5');
+    await c.until(() => c.seqs('lost').includes(5), 5000, 'seq 5');
+    expect(c.ofType('resync', 'lost')).toHaveLength(1);
+    const { state: folded, gaps } = foldClient(c.messages, 'lost');
+    expect(gaps).toEqual([]);
+    expect(Object.keys(folded!.tasks).sort()).toEqual(['kept', 'next', 'other']);
+  });
 });
 
 describe('list_upgrades while the store lists', () => {
