@@ -97,6 +97,32 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expectConsecutive(c.seqs('u1'), 6, 16);
   });
 
+  it('holds the live events that come during a replay for it, rather than start a replay of its own for each', async () => {
+    // Each live event ahead of what the subscriber was sent would otherwise read the store again
+    // from there: a resume during a busy upgrade cost one read of the whole tail per event.
+    let slow = false;
+    let reads = 0;
+    class CountingStore extends MemoryStore {
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        if (slow) {
+          reads++;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        yield* super.readEvents(upgradeId, afterSeq, limit);
+      }
+    }
+    const url = await setup(new CountingStore());
+    await writeUntil(tracker!, 10);
+    const c = await connect(url);
+    slow = true;
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 0 });
+    await c.next((m) => m.type === 'subscribed');
+    await writeUntil(tracker!, 30); // live while the replay's read is out
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 30, 10_000, 'events 1..30');
+    expectConsecutive(c.seqs('u1'), 1, 30);
+    expect(reads).toBe(1);
+  });
+
   it('sends resync (gap) and the snapshot, not a gap, when the stored history it replays has a hole', async () => {
     // An event the store lost (a failover that dropped an acknowledged append): the replay cannot
     // bring the client across it, and handing out the events after it would leave the client on a gap.
