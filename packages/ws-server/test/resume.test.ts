@@ -191,6 +191,21 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(c.seqs('u1')).toEqual([4]);
   });
 
+  it('resumes a client that has the last seq without a resync: nothing is replayed, the next event comes live', async () => {
+    // The client missed nothing (it reconnected before anything new was written): the boundary of
+    // 'ahead' is one past the last seq, not the last seq itself.
+    const url = await setup();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 3 });
+    await c.next((m) => m.type === 'subscribed');
+    await c.answered();
+    await tracker!.completeTask('t');
+    await c.until((ms) => ms.some((m) => m.type === 'progress_event'), 5000, 'event 4');
+    expect(c.ofType('resync')).toHaveLength(0);
+    expect(c.ofType('snapshot')).toHaveLength(0);
+    expect(c.seqs('u1')).toEqual([4]);
+  });
+
   it('sends resync (ahead) for a sinceSeq just one past the last seq, and then the next event: none is taken as already had', async () => {
     // A client whose last event the server never made durable (a store that lost it) holds one seq
     // more than exists: resumed from there, the next event written under that seq would be skipped.
