@@ -206,6 +206,18 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(c.seqs('u1')).toEqual([4]);
   });
 
+  it('sends resync (ahead, exists: false) and no snapshot for a sinceSeq of an upgrade that does not exist', async () => {
+    // The reason tells the client its seq is beyond anything served (not a hole in a history), and
+    // exists: false that no snapshot follows; the upgrade's events then come from seq 1.
+    const url = await setup();
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'nope', sinceSeq: 5 });
+    await c.next((m) => m.type === 'resync');
+    await c.answered();
+    expect(c.ofType('resync')).toEqual([{ type: 'resync', upgradeId: 'nope', reason: 'ahead', exists: false }]);
+    expect(c.ofType('snapshot')).toHaveLength(0);
+  });
+
   it('sends resync (ahead) for a sinceSeq just one past the last seq, and then the next event: none is taken as already had', async () => {
     // A client whose last event the server never made durable (a store that lost it) holds one seq
     // more than exists: resumed from there, the next event written under that seq would be skipped.
