@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, expectConsecutive, openTracker } from './helpers.js';
+import { TestClient, expectConsecutive, foldClient, openTracker } from './helpers.js';
 
 let server: ProgressWebSocketServer | undefined;
 let tracker: ProgressTracker | undefined;
@@ -148,6 +148,42 @@ describe('resume from a sequence number (acceptance 1)', () => {
     await c.answered();
     expectConsecutive(c.seqs('u1'), 1, 14);
     expect(c.ofType('resync')).toHaveLength(0);
+  });
+
+  it('resyncs a subscriber to the new run when the id is started again while its replay of the old run is out', async () => {
+    // The new run's resync skips subscribers that are replaying: each is resynced when its replay
+    // returns, which must see that the run changed under it, else the client kept the old run's
+    // state and got the new run's events on top of it.
+    let slow = false;
+    class SlowReadStore extends MemoryStore {
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        if (slow) await new Promise((r) => setTimeout(r, 300));
+        yield* super.readEvents(upgradeId, afterSeq, limit);
+      }
+    }
+    const store = new SlowReadStore();
+    const url = await setup(store);
+    await writeUntil(tracker!, 10);
+    const c = await connect(url);
+    slow = true;
+    c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 2 });
+    await c.next((m) => m.type === 'subscribed');
+    await tracker!.close();
+    await store.delete('u1');
+    await new Promise((r) => setTimeout(r, 5)); // another createdAt
+    tracker = await openTracker('u1', store);
+    server!.track(tracker);
+    await tracker.startUpgrade();
+    await tracker.addTask('n', 'New run');
+    await c.until(() => foldClient(c.messages, 'u1').state?.createdAt === tracker!.durableProgress.createdAt, 10_000, 'the new run');
+    await tracker.updateTaskProgress('n', 50);
+    await c.until(() => c.seqs('u1').includes(4), 10_000, 'the new run\'s seq 4');
+    // What came before the resync is the old run's replay, on the client's own state at seq 2.
+    const resync = c.messages.findIndex((m) => m.type === 'resync');
+    expect(resync).toBeGreaterThan(0);
+    const { state, gaps } = foldClient(c.messages.slice(resync), 'u1');
+    expect(gaps).toEqual([]);
+    expect(state).toMatchObject({ createdAt: tracker.durableProgress.createdAt, lastSeq: 4 });
   });
 
   it('sends resync (gap) and the snapshot, not a gap, when the stored history it replays has a hole', async () => {
