@@ -183,7 +183,29 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(resync).toBeGreaterThan(0);
     const { state, gaps } = foldClient(c.messages.slice(resync), 'u1');
     expect(gaps).toEqual([]);
+    expect(c.ofType('resync')).toHaveLength(1); // once, when its replay returned
     expect(state).toMatchObject({ createdAt: tracker.durableProgress.createdAt, lastSeq: 4 });
+  });
+
+  it('resyncs a subscriber when another run, further on than it, is tracked under the id: not replayed on top of the old run', async () => {
+    const store = new MemoryStore();
+    const url = await setup(store);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await tracker!.close(); // untracked by itself: its last state is kept
+    await store.delete('u1');
+    await new Promise((r) => setTimeout(r, 5)); // another createdAt
+    tracker = await openTracker('u1', store);
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'The same task, run again');
+    await writeUntil(tracker, 10); // past the seq the subscriber has
+    server!.track(tracker);
+    await c.until(() => c.ofType('snapshot').length === 2, 10_000, 'the new run\'s snapshot');
+    await c.answered();
+    expect(c.ofType('resync')).toEqual([{ type: 'resync', upgradeId: 'u1', reason: 'gap', exists: true }]);
+    expect(c.ofType('snapshot')[1]).toMatchObject({ seq: 10, data: { createdAt: tracker.durableProgress.createdAt } });
+    expect(c.ofType('progress_event')).toHaveLength(0);
   });
 
   it('sends resync (gap) and the snapshot, not a gap, when the stored history it replays has a hole', async () => {
