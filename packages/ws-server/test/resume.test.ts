@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
+import { MemoryStore, ProgressError, applyEventInPlace, type ProgressEvent, type ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { TestClient, expectConsecutive, foldClient, openTracker } from './helpers.js';
 
@@ -206,6 +206,51 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect(c.ofType('resync')).toEqual([{ type: 'resync', upgradeId: 'u1', reason: 'gap', exists: true }]);
     expect(c.ofType('snapshot')[1]).toMatchObject({ seq: 10, data: { createdAt: tracker.durableProgress.createdAt } });
     expect(c.ofType('progress_event')).toHaveLength(0);
+  });
+
+  it('brings a subscriber up to a tracker of the same run tracked further on, without waiting for its next event', async () => {
+    // The tracker closed, was reopened on the same run and wrote on before it was tracked again: the
+    // subscriber is owed those events now (an upgrade that writes nothing more would never send them).
+    const store = new MemoryStore();
+    const url = await setup(store);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await tracker!.close();
+    tracker = await openTracker('u1', store);
+    await writeUntil(tracker, 6);
+    server!.track(tracker);
+    await c.until(() => c.seqs('u1').includes(6), 10_000, 'events 4..6');
+    expectConsecutive(c.seqs('u1'), 4, 6);
+    expect(c.ofType('resync')).toHaveLength(0);
+  });
+
+  it('resyncs a subscriber that is ahead of a tracker of the same run tracked again (its store lacks the last events served)', async () => {
+    // The subscriber holds seq 5; the tracker reopened from a copy of the store that ends at seq 3
+    // writes other events under seqs 4 and 5, which it would take for ones it already has.
+    const url = await setup(new MemoryStore());
+    await writeUntil(tracker!, 5);
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(5);
+    const copy = new MemoryStore();
+    let state: UpgradeProgress | undefined;
+    const events: ProgressEvent[] = [];
+    for await (const e of tracker!.readEvents(0)) {
+      if (e.seq > 3) break;
+      state = applyEventInPlace(state, e);
+      events.push(e);
+    }
+    await copy.append('u1', events, 0, state!);
+    await tracker!.close();
+    tracker = await openTracker('u1', copy);
+    server!.track(tracker);
+    await c.next((m) => m.type === 'resync');
+    await tracker.updateTaskProgress('t', 40, 'seq 4 of the reopened tracker');
+    await c.until(() => c.seqs('u1').includes(4), 10_000, 'the reopened tracker\'s seq 4');
+    expect(c.ofType('resync')).toEqual([{ type: 'resync', upgradeId: 'u1', reason: 'gap', exists: true }]);
+    expect(c.ofType('snapshot').at(-1)).toMatchObject({ seq: 3 });
+    expect(c.ofType('progress_event').at(-1)!.data.message).toBe('seq 4 of the reopened tracker');
   });
 
   it('sends resync (gap) and the snapshot, not a gap, when the stored history it replays has a hole', async () => {
