@@ -155,9 +155,13 @@ describe('resume from a sequence number (acceptance 1)', () => {
     // returns, which must see that the run changed under it, else the client kept the old run's
     // state and got the new run's events on top of it.
     let slow = false;
+    let slowReads = 0;
     class SlowReadStore extends MemoryStore {
       override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
-        if (slow) await new Promise((r) => setTimeout(r, 300));
+        if (slow) {
+          await new Promise((r) => setTimeout(r, 300));
+          slowReads++;
+        }
         yield* super.readEvents(upgradeId, afterSeq, limit);
       }
     }
@@ -181,6 +185,8 @@ describe('resume from a sequence number (acceptance 1)', () => {
     // What came before the resync is the old run's replay, on the client's own state at seq 2.
     const resync = c.messages.findIndex((m) => m.type === 'resync');
     expect(resync).toBeGreaterThan(0);
+    while (slowReads === 0) await new Promise((r) => setTimeout(r, 10)); // the replay's read returned
+    await c.answered();
     const { state, gaps } = foldClient(c.messages.slice(resync), 'u1');
     expect(gaps).toEqual([]);
     expect(c.ofType('resync')).toHaveLength(1); // once, when its replay returned
