@@ -563,6 +563,29 @@ describe('a tracker untracked with nobody subscribed', () => {
     c.send({ type: 'get_summary', upgradeId: 'local-1' });
     expect((await c.next((m) => m.type === 'progress_summary')).data).toMatchObject({ status: 'completed' });
   });
+
+  it('keeps its last state when the server\'s store holds another run of the id, even one further on', async () => {
+    // Another run (another createdAt) is not the tracker's upgrade gone on in another process:
+    // following the store there would serve a run the tracker never wrote as its continuation.
+    const store = new WatchableMemoryStore();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const local = await openTracker('local-2'); // its own memory store
+    const untrack = opened.server.track(local);
+    await local.startUpgrade();
+    await local.completeUpgrade(); // seq 3
+    await local.close();
+    untrack();
+    await sleep(5); // another createdAt
+    const other = await openTracker('local-2', store);
+    trackers.push(other);
+    await other.startUpgrade();
+    await other.addTask('a', 'A');
+    await other.addTask('b', 'B'); // seq 4, past the kept state
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'local-2' });
+    expect(await c.next((m) => m.type === 'snapshot')).toMatchObject({ seq: 3, data: { status: 'completed', createdAt: local.durableProgress.createdAt } });
+  });
 });
 
 describe('a subscriber resuming an upgrade the server\'s store does not hold', () => {
