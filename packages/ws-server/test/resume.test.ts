@@ -153,13 +153,14 @@ describe('resume from a sequence number (acceptance 1)', () => {
   it('resyncs a subscriber to the new run when the id is started again while its replay of the old run is out', async () => {
     // The new run's resync skips subscribers that are replaying: each is resynced when its replay
     // returns, which must see that the run changed under it, else the client kept the old run's
-    // state and got the new run's events on top of it.
+    // state and got the new run's events on top of it. The old run's live events held for the
+    // replay (11, 12) are dropped then: the new run's snapshot is at seq 10, and they would follow it.
     let slow = false;
     let slowReads = 0;
     class SlowReadStore extends MemoryStore {
       override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
         if (slow) {
-          await new Promise((r) => setTimeout(r, 300));
+          await new Promise((r) => setTimeout(r, 500));
           slowReads++;
         }
         yield* super.readEvents(upgradeId, afterSeq, limit);
@@ -172,25 +173,28 @@ describe('resume from a sequence number (acceptance 1)', () => {
     slow = true;
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 2 });
     await c.next((m) => m.type === 'subscribed');
+    await writeUntil(tracker!, 12); // held for the replay
     await tracker!.close();
     await store.delete('u1');
     await new Promise((r) => setTimeout(r, 5)); // another createdAt
     tracker = await openTracker('u1', store);
     server!.track(tracker);
     await tracker.startUpgrade();
-    await tracker.addTask('n', 'New run');
-    await c.until(() => foldClient(c.messages, 'u1').state?.createdAt === tracker!.durableProgress.createdAt, 10_000, 'the new run');
-    await tracker.updateTaskProgress('n', 50);
-    await c.until(() => c.seqs('u1').includes(4), 10_000, 'the new run\'s seq 4');
+    await tracker.addTask('t', 'New run');
+    await writeUntil(tracker, 10);
+    while (slowReads === 0) await new Promise((r) => setTimeout(r, 10)); // the replay's read returned
+    const createdAt = tracker.durableProgress.createdAt;
+    await c.until(() => c.ofType('snapshot').some((m) => m.data.createdAt === createdAt), 10_000, 'the new run\'s snapshot');
+    await tracker.updateTaskProgress('t', 50, 'seq 11 of the new run');
+    await c.until(() => c.ofType('progress_event').some((m) => m.data.message === 'seq 11 of the new run'), 10_000, 'the new run\'s seq 11');
+    await c.answered();
     // What came before the resync is the old run's replay, on the client's own state at seq 2.
     const resync = c.messages.findIndex((m) => m.type === 'resync');
     expect(resync).toBeGreaterThan(0);
-    while (slowReads === 0) await new Promise((r) => setTimeout(r, 10)); // the replay's read returned
-    await c.answered();
     const { state, gaps } = foldClient(c.messages.slice(resync), 'u1');
     expect(gaps).toEqual([]);
     expect(c.ofType('resync')).toHaveLength(1); // once, when its replay returned
-    expect(state).toMatchObject({ createdAt: tracker.durableProgress.createdAt, lastSeq: 4 });
+    expect(state).toMatchObject({ createdAt, lastSeq: 11 });
   });
 
   it('resyncs a subscriber when another run, further on than it, is tracked under the id: not replayed on top of the old run', async () => {
