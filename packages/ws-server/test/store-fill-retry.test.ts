@@ -106,14 +106,18 @@ describe('a gap fill the store cannot serve', () => {
     // The connection is answered meanwhile.
     await c.answered();
 
-    // One more event while the fill waits: held with the others.
-    await writer.updateTaskProgress('t', 20); // seq 6
-    store.down = false;
-    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 3, 20_000, 'seqs 4..6');
-    await writer.updateTaskProgress('t', 30); // seq 7, live
-    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 4, 10_000, 'seq 7');
+    // More events while the fill waits: held with the others, none of them a fill of its own (each
+    // would read the store that is down at once, bypassing the backoff).
+    const readsWaiting = store.reads;
+    for (let p = 20; p < 40; p++) await writer.updateTaskProgress('t', p); // seqs 6..25
     await c.answered();
-    expectConsecutive(c.seqs('u1'), 4, 7);
+    expect(store.reads - readsWaiting).toBeLessThan(10);
+    store.down = false;
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 22, 20_000, 'seqs 4..25');
+    await writer.updateTaskProgress('t', 50); // seq 26, live
+    await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 23, 10_000, 'seq 26');
+    await c.answered();
+    expectConsecutive(c.seqs('u1'), 4, 26);
     expect(c.ofType('resync')).toEqual([]);
     expect(c.closeCode).toBeUndefined();
   });
