@@ -287,6 +287,22 @@ describe('a torn last write', () => {
     await expectCutAt(dir, log, f, lineAt(buf, from));
   });
 
+  // The write began at byte 0, where nothing was acknowledged yet: the sound line before the zeros
+  // belongs to it, so a sound line of it after them is still the rest of that one write.
+  it("(zeros in the middle of the log's first write) is cut from the first damaged line", async () => {
+    const dir = await tempDir('recovery');
+    const f = new EventFactory('u1');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    await store.append('u1', f.batch(30), 0, f.state!);
+    await store.close();
+    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    // Past the line that adds the task the tracker then updates.
+    const from = 3 * BLOCK;
+    const buf = await zero(log, from, from + BLOCK);
+    expect(lineAt(buf, from)).toBeGreaterThan(3);
+    await expectCutAt(dir, log, f, lineAt(buf, from));
+  });
+
   for (const [name, change] of [
     // Zeros in a write that a later one follows: that write was acknowledged, so this is damage.
     [
@@ -308,6 +324,15 @@ describe('a torn last write', () => {
     ],
     // A flipped byte is no tear, even in the last write.
     ['a flipped byte in the last write, sound lines after it', (log: string) => damageLine(log, 30)],
+    // Nor is it when all that follows is a last line cut short: that line alone is torn, not the one before.
+    [
+      'a flipped byte in the line before a last line without its newline',
+      async (log: string) => {
+        await damageLine(log, 50);
+        const buf = await readFile(log);
+        await writeFile(log, buf.subarray(0, buf.length - 10));
+      },
+    ],
     // Lines without a write offset (as written before lines had one) cannot show they are of the same write.
     [
       'zeros in the last write, then lines without a write offset',
