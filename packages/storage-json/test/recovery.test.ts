@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, replayEvents, silentLogger, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
+import { encodeEventLine } from '../src/record-codec.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { procIdentity, removeTempDirs, tempDir } from './helpers.js';
 
@@ -331,6 +332,33 @@ describe('a torn last write', () => {
         await damageLine(log, 50);
         const buf = await readFile(log);
         await writeFile(log, buf.subarray(0, buf.length - 10));
+      },
+    ],
+    // A flipped byte after the zeros is no tear either: a crash leaves zeros, never other bytes.
+    [
+      'zeros in the last write, then a line with a flipped byte',
+      async (log: string, write: number) => {
+        await damageLine(log, 50);
+        const from = up(write + 1);
+        expect(lineStarts(await readFile(log))[49]).toBeGreaterThan(from + BLOCK);
+        await zero(log, from, from + BLOCK);
+      },
+    ],
+    // A sound line of another upgrade after the zeros, though it carries the write's offset and the
+    // next seq, is no line this writer wrote: not the rest of its write.
+    [
+      'zeros in the last write, then a sound line of another upgrade',
+      async (log: string, write: number) => {
+        const from = up(write + 1);
+        const buf = await zero(log, from, from + BLOCK);
+        const next = buf.indexOf(0x0a, from + BLOCK) + 1;
+        const end = buf.indexOf(0x0a, next);
+        expect(buf.indexOf(0x0a, end + 1)).toBeLessThan(buf.length - 1);
+        const w = `"w":"${write.toString(16).padStart(13, '0')}"`;
+        const line = buf.toString('latin1', next, end);
+        expect(line).toContain(w);
+        const other = encodeEventLine({ ...(JSON.parse(line) as { e: ProgressEvent }).e, upgradeId: 'u2' }).replace(/"w":"[0-9a-f]{13}"/, w);
+        await writeFile(log, Buffer.concat([buf.subarray(0, next), Buffer.from(other), buf.subarray(end + 1)]));
       },
     ],
     // Lines without a write offset (as written before lines had one) cannot show they are of the same write.
