@@ -52,6 +52,21 @@ describe('the log changed under a live writer', () => {
     await store.close();
   });
 
+  // Put back as it was, the log would take appends again, from a writer that holds nothing the
+  // file proves: the store writes no more to the upgrade until it is released.
+  it('keeps refusing once events.jsonl was put back as it was', async () => {
+    const { log, store, f } = await seeded();
+    const full = await readFile(log);
+    const again = new EventFactory('u1');
+    again.state = f.snapshot();
+    await truncate(log, full.indexOf(0x0a) + 1);
+    await expect(store.append('u1', f.batch(1), 4, f.state!)).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+    await writeFile(log, full);
+    await expect(store.append('u1', again.batch(1), 4, again.state!)).rejects.toMatchObject({ code: 'DATA_CORRUPTED', message: expect.stringContaining(log) });
+    expect((await readFile(log)).equals(full)).toBe(true);
+    await store.close();
+  });
+
   it('refuses to append once events.jsonl lost only its last byte (the newline of the last event), and leaves it as it is', async () => {
     const { log, store, f } = await seeded();
     const full = await readFile(log);
