@@ -161,16 +161,23 @@ describe('a damaged snapshot header in readEvents', () => {
   // At the end of the log, the header fits only when the line before its offset is a whole line of
   // its seq, newline included. Without it, a read after the snapshot's seq would start there and
   // find nothing, as if the log were sound.
-  it('is not read from when the log ends at its offset without the newline of its last line', async () => {
-    const { dir, log } = await seeded(20, 10);
-    const buf = await readFile(log);
-    expect(JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')).offset).toBe(buf.length);
-    buf[buf.length - 1] = 0x20;
-    await writeFile(log, buf);
-    const store = new JsonFileStore({ directory: dir });
-    await expect(collect(store.readEvents('u1', 20))).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
-    await store.close();
-  });
+  // Before more lines, a sound line of the next seq at its offset is not enough either.
+  for (const [where, n] of [
+    ['at the end of the log', 20],
+    ['before more lines', 25],
+  ] as const) {
+    it(`is not read from when the line before its offset lost its newline (${where})`, async () => {
+      const { dir, log } = await seeded(n, 10);
+      const buf = await readFile(log);
+      const { lastSeq, offset } = JSON.parse(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'), 'utf8')) as { lastSeq: number; offset: number };
+      expect(offset === buf.length).toBe(n === 20);
+      buf[offset - 1] = 0x20;
+      await writeFile(log, buf);
+      const store = new JsonFileStore({ directory: dir });
+      await expect(collect(store.readEvents('u1', lastSeq))).rejects.toMatchObject({ code: 'DATA_CORRUPTED' });
+      await store.close();
+    });
+  }
 
   it("is read from when a read asks for the events after the snapshot's own seq: the log before it is not read", async () => {
     const { dir, log } = await seeded(25, 10);
