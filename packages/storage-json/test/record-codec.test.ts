@@ -25,6 +25,11 @@ describe('the line and snapshot formats', () => {
     expect(decodeEventLine(line.subarray(0, 50))).toBe('format');
     expect(decodeEventLine(Buffer.from('{"c":"00000000","e":{}}'))).toBe('checksum');
     expect(decodeEventLine(Buffer.from(encodeEventLine({ seq: 'x' } as never).trimEnd()))).toBe('shape');
+    // Each field the scan relies on, on its own: a sound checksum over an event without it is no event.
+    const event = f.batch(1)[0]!;
+    for (const [key, value] of [['seq', '2'], ['upgradeId', 7], ['type', null], ['eventId', undefined]] as const) {
+      expect(decodeEventLine(Buffer.from(encodeEventLine({ ...event, [key]: value } as never).trimEnd())), key).toBe('shape');
+    }
   });
 
   it('stamps the write offset on every line of a write, outside the checksum, and still reads lines written without one', () => {
