@@ -767,6 +767,19 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // delete() removes the upgrade whole: a snapshot left behind would stay in Redis for good (it has
+  // no TTL, and nothing of the upgrade points at it any more).
+  it('delete() removes the snapshot with the events and the meta', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 2 });
+    const f = new EventFactory('delete-snapshot');
+    await appendBatch(store, f, 3);
+    const keys = store.keys.upgrade(f.upgradeId);
+    expect(await admin.exists(keys.snapshot)).toBe(1);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    expect(await admin.exists(keys.events, keys.meta, keys.snapshot)).toBe(0);
+    await store.close();
+  });
+
   it('reports a stream that disagrees with lastSeq as DATA_CORRUPTED, and writes nothing (not the feed, not the index)', async () => {
     const keyPrefix = freshPrefix('damage');
     const store = makeStore(prefixes, { keyPrefix });
