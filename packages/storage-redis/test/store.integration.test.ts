@@ -827,7 +827,13 @@ describe('RedisStore: appends', () => {
     expect(info).toMatchObject({ name: 'RedisStore', durable: true, mode: 'single', keyPrefix: 'progress:' });
     // Retention not set is null (kept for ever), as the README says; set, as given.
     expect(info.retention).toEqual({ ttlSeconds: null, maxEvents: null });
+    expect(info.closed).toBe(false);
     await store.close();
+    expect(store.info().closed).toBe(true);
+    // The mode as given (the default for a plain client is 'single').
+    const clustered = new RedisStore({ url: 'redis://127.0.0.1:1', mode: 'cluster' });
+    expect(clustered.info().mode).toBe('cluster');
+    await clustered.close();
     const kept = new RedisStore({ url: 'redis://127.0.0.1:1', retention: { ttlSeconds: 60, maxEvents: 5 } });
     expect(kept.info().retention).toEqual({ ttlSeconds: 60, maxEvents: 5 });
     await kept.close();
