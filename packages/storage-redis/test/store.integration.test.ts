@@ -1075,6 +1075,14 @@ describe('RedisStore: retention', () => {
     const store2 = makeStore(prefixes, { snapshotEvery: 100, retention: { maxEvents: 1 } });
     await appendBatch(store2, g, 50);
     expect((await collect(store2.readEvents(g.upgradeId, 0))).length).toBe(50);
+    // One event per entry: the entry ending exactly at the cut is covered whole, and goes too
+    // (XTRIM MINID 0-<cut + 1>). Snapshot at 10, keep >= 5: at seq 15 the cut is 10, events 1..10 go.
+    const h = new EventFactory('trim-3');
+    for (let i = 0; i < 15; i++) await appendBatch(store, h, 1);
+    expect((await collect(store.readEvents(h.upgradeId, 10))).map((e) => e.seq)).toEqual([11, 12, 13, 14, 15]);
+    const edge = await errorOf(collect(store.readEvents(h.upgradeId, 9)));
+    expect(edge.context).toMatchObject({ reason: 'trimmed', trimmedSeq: 10 });
+    expect(await store.load(h.upgradeId)).toEqual(h.state);
     await store.close();
     await store2.close();
   });
