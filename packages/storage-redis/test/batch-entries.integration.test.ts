@@ -60,6 +60,9 @@ describe('RedisStore: one stream entry per append', () => {
     expect(seqs(await collect(store.readEvents(f.upgradeId, 2, 6)))).toEqual(range(3, 8));
     expect(seqs(await collect(store.readEvents(f.upgradeId, 8, 3)))).toEqual([9, 10, 11]);
     expect(seqs(await collect(store.readEvents(f.upgradeId, 0, 1)))).toEqual([1]);
+    // A limit past a full page (entries 0-5 and 0-6 fill it, 0-13 and 0-16 lie before the limit's
+    // end): the entry after the end (0-20) is not this page's, the next page reads on from seq 7.
+    expect(seqs(await collect(store.readEvents(f.upgradeId, 0, 16)))).toEqual(range(1, 16));
     expect(await collect(store.readEvents(f.upgradeId, 3, 0))).toEqual([]);
     // The events are the ones appended, whole.
     expect(await collect(store.readEvents(f.upgradeId, 0))).toEqual(eventsOf(f));
