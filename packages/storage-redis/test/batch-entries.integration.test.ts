@@ -117,6 +117,17 @@ describe('RedisStore: one stream entry per append', () => {
     await store.close();
   });
 
+  // snapSeq 1 is a snapshot too (snapshotEvery: 1, or an upgrade whose first append is terminal):
+  // load() starts from it rather than report it missing.
+  it('loads an upgrade whose snapshot is at seq 1', async () => {
+    const store = makeStore(prefixes, { snapshotEvery: 1 });
+    const f = new EventFactory('snapshot-at-1');
+    await appendBatch(store, f, 1);
+    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'snapSeq')).toBe('1');
+    expect(await store.load(f.upgradeId)).toEqual(f.state);
+    await store.close();
+  });
+
   it('watches from inside a batch, and a new watch resumes inside the batch where the last one stopped', async () => {
     const store = makeStore(prefixes, { pageSize: 2, watchBlockMs: 100 });
     const f = new EventFactory('batch-watch');
