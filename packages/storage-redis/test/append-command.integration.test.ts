@@ -167,6 +167,22 @@ describe('RedisStore: the append command', () => {
     expect(length).toBeLessThanOrEqual(150);
   });
 
+  // A store that appends only once (a short-lived process) must still trim: the trim runs on a
+  // store's first append, not only on its later ones.
+  it("trims the feed on a store's very first append", async () => {
+    const keyPrefix = freshPrefix('first-trim');
+    const store = makeStore(prefixes, { keyPrefix, feedMaxLen: 10 });
+    const pipeline = admin.pipeline();
+    for (let i = 0; i < 300; i++) pipeline.xadd(store.keys.feed, '*', 'p', `1|1|other-${i}`);
+    await pipeline.exec();
+    const f = new EventFactory('first-trim');
+    await store.append(f.upgradeId, f.batch(1), 0, f.snapshot());
+    const length = await admin.xlen(store.keys.feed);
+    expect(length).toBeGreaterThan(0);
+    expect(length).toBeLessThanOrEqual(150);
+    await store.close();
+  });
+
   it('recognises a retried append against entries written in the earlier layout (fields i and e)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('legacy-1');
