@@ -664,7 +664,9 @@ export class RedisStore implements ProgressStore {
       if (status === 2) this.#logger.info({ ...context, n: p.n }, 'append had already been applied by an earlier attempt (retry after a lost reply)');
       // Stored seq 0: the first append of a run deleted since it ran (see DELETE_LUA); no index or feed entry for it.
       const gone = status === 2 && Number(stored) === 0;
-      if (p.run !== undefined && !gone) this.#setRun(p.upgradeId, p.run, true);
+      // Its run is known even when gone: the next append names it, and is refused (CONFLICT) rather than
+      // taken into a run created again under the id meanwhile, up to its very seq.
+      if (p.run !== undefined) this.#setRun(p.upgradeId, p.run, true);
       if (this.#cluster && !gone) this.#followUp(p);
       p.resolve();
     } else if (status === 0) {

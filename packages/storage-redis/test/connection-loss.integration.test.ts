@@ -221,6 +221,34 @@ describe('a first append re-sent after its upgrade was deleted', () => {
     await deleter.close();
     await proxy.close();
   });
+
+  // Found on 2026-12-01 (mutation run): a writer whose re-sent first append was answered as done (it
+  // ran before the delete) knew no run of the upgrade, so its next append was checked by seq alone:
+  // with the upgrade created again by another writer up to that very seq, it went into the new run.
+  it('refuses the next append of that writer with CONFLICT once another writer created the upgrade again at its seq', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    const keyPrefix = freshPrefix('resent-first-stale');
+    const writer = makeStore(prefixes, { keyPrefix, url: proxy.url });
+    const other = makeStore(prefixes, { keyPrefix });
+    await appendBatch(writer, new EventFactory('warm'), 1);
+    const f = new EventFactory('resent-first-stale');
+    proxy.dropNextReply({ thenDown: true });
+    const appending = appendBatch(writer, f, 3);
+    await until(async () => (await admin.exists(writer.keys.upgrade(f.upgradeId).meta)) === 1);
+    expect(await other.delete(f.upgradeId)).toBe(true);
+    proxy.up();
+    await appending; // answered as done: it ran before the delete
+    // Created again by another writer, up to the seq the first writer goes on from.
+    const again = new EventFactory('resent-first-stale');
+    const created = await appendBatch(other, again, 3);
+    const err = await errorOf(appendBatch(writer, f, 1));
+    expect(err.code).toBe('CONFLICT');
+    expect((await other.load(f.upgradeId))?.lastSeq).toBe(3);
+    expect((await collect(other.readEvents(f.upgradeId, 0))).map((e) => e.eventId)).toEqual(created.map((e) => e.eventId));
+    await writer.close();
+    await other.close();
+    await proxy.close();
+  });
 });
 
 describe('againOnConnectionLoss', () => {
