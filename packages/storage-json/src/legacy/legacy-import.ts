@@ -79,12 +79,13 @@ interface Draft {
  * `upgrade.started` (with the phase, when the upgrade had started), `task.added` per task (parents
  * first), each task's recorded events as `task.*` events (keeping their ids, messages and details),
  * whatever event it takes to reach each task's recorded final status, and the upgrade's final
- * status event. Task start and end
- * events carry the task's recorded `started_at` / `completed_at`, so the loaded state has the old
- * times to the millisecond (the import orders and compares them to the microsecond, as recorded). A restart (after an end, or while running, told by the file's `started_at`)
- * is a `task.retried`, and a task's `retry_count` the number of `task.retried` it loads with (the
- * retries its events do not record are added at its start). Python durations are kept as
- * `legacyDuration` / `legacyDurationMs` in the details of the event that ends the task or upgrade.
+ * status event. Task start and end events carry the task's recorded `started_at` / `completed_at`,
+ * so the loaded state has the old times to the millisecond (the import orders and compares them to
+ * the microsecond, as recorded). A restart (after an end, or while running, told by the file's
+ * `started_at`) is a `task.retried`, and a task's `retry_count` the number of `task.retried` it
+ * loads with (the retries its events do not record are added at its start). Python durations are
+ * kept as `legacyDuration` / `legacyDurationMs` in the details of the event that ends the task or
+ * upgrade.
  *
  * @param upgradeId A valid id (see `assertValidId`).
  * @param file The file's path, for messages and `details.legacyFile`.
