@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { afterEach } from 'vitest';
-import { ProgressTracker, applyEventInPlace, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressTracker, applyEventInPlace, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { ProgressWebSocketServer } from '../src/index.js';
 
@@ -169,6 +169,24 @@ export function closedAfterEach(): Opened {
 
 export async function openTracker(upgradeId: string, store?: ProgressStore): Promise<ProgressTracker> {
   return ProgressTracker.open({ upgradeId, planId: 'plan-1', clusterName: 'prod-cluster', ...(store ? { store } : {}) });
+}
+
+/**
+ * A new MemoryStore holding the events of `upgradeId` up to `upToSeq` read from `events` (a store's
+ * or a tracker's readEvents): a copy of a store that lacks the last events, as a tracker reopened
+ * from a backup, or on a replica a failover left behind, finds it.
+ */
+export async function copyOfStore(upgradeId: string, events: AsyncIterable<ProgressEvent>, upToSeq = Infinity): Promise<MemoryStore> {
+  let state: UpgradeProgress | undefined;
+  const kept: ProgressEvent[] = [];
+  for await (const e of events) {
+    if (e.seq > upToSeq) break;
+    state = applyEventInPlace(state, e);
+    kept.push(e);
+  }
+  const copy = new MemoryStore();
+  await copy.append(upgradeId, kept, 0, state!);
+  return copy;
 }
 
 export function expectConsecutive(seqs: number[], from: number, to: number): void {

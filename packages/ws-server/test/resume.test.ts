@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressError, applyEventInPlace, type ProgressEvent, type ProgressTracker, type UpgradeProgress } from '@progress/core';
+import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, expectConsecutive, foldClient, openTracker } from './helpers.js';
+import { TestClient, copyOfStore, expectConsecutive, foldClient, openTracker } from './helpers.js';
 
 let server: ProgressWebSocketServer | undefined;
 let tracker: ProgressTracker | undefined;
@@ -243,15 +243,7 @@ describe('resume from a sequence number (acceptance 1)', () => {
     const c = await connect(url);
     c.send({ type: 'subscribe', upgradeId: 'u1' });
     expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(5);
-    const copy = new MemoryStore();
-    let state: UpgradeProgress | undefined;
-    const events: ProgressEvent[] = [];
-    for await (const e of tracker!.readEvents(0)) {
-      if (e.seq > 3) break;
-      state = applyEventInPlace(state, e);
-      events.push(e);
-    }
-    await copy.append('u1', events, 0, state!);
+    const copy = await copyOfStore('u1', tracker!.readEvents(0), 3);
     await tracker!.close();
     tracker = await openTracker('u1', copy);
     server!.track(tracker);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, ProgressTracker, applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, expectConsecutive, foldClient, openTracker, sleep, type TestClient } from './helpers.js';
+import { closedAfterEach, copyOfStore, expectConsecutive, foldClient, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 const opened = closedAfterEach();
@@ -463,14 +463,7 @@ describe('runs of a sink-fed upgrade: clocks and reopened trackers', () => {
     const first = await ProgressTracker.open({ upgradeId: 'lost', planId: 'p', clusterName: 'c', sinks: [opened.server], store });
     await first.startUpgrade();
     await first.addTask('kept', 'Kept');
-    const copy = new MemoryStore();
-    let state: UpgradeProgress | undefined;
-    const events: ProgressEvent[] = [];
-    for await (const e of store.readEvents('lost', 0)) {
-      state = applyEventInPlace(state, e);
-      events.push(e);
-    }
-    await copy.append('lost', events, 0, state!);
+    const copy = await copyOfStore('lost', store.readEvents('lost', 0));
     await first.addTask('gone', 'Written by the first only'); // seq 4, not in the copy
     await first.close();
     const c = await connect(url);
