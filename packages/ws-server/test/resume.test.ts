@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, copyOfStore, expectConsecutive, foldClient, openTracker } from './helpers.js';
+import { TestClient, copyOfStore, expectConsecutive, foldClient, openTracker, sleep } from './helpers.js';
 
 let server: ProgressWebSocketServer | undefined;
 let tracker: ProgressTracker | undefined;
@@ -14,6 +14,24 @@ afterEach(async () => {
   server = undefined;
   tracker = undefined;
 });
+
+/**
+ * A store that answers reads late (a remote one) while `delayMs` is above 0: each read then waits
+ * that long first. `reads` counts those reads as they start, `returned` as their wait ends.
+ */
+class SlowReadStore extends MemoryStore {
+  delayMs = 0;
+  reads = 0;
+  returned = 0;
+  override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    if (this.delayMs > 0) {
+      this.reads++;
+      await sleep(this.delayMs);
+      this.returned++;
+    }
+    yield* super.readEvents(upgradeId, afterSeq, limit);
+  }
+}
 
 async function setup(store?: MemoryStore): Promise<string> {
   server = new ProgressWebSocketServer({ port: 0 });
@@ -77,17 +95,11 @@ describe('resume from a sequence number (acceptance 1)', () => {
   it('sends once an event that came live during the replay and that the replay read from the store too', async () => {
     // A store that answers a read late (a remote one): the live events written meanwhile are held for
     // the subscriber, and the read, once it starts, returns them as well.
-    let slow = false;
-    class SlowReadStore extends MemoryStore {
-      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
-        if (slow) await new Promise((r) => setTimeout(r, 200));
-        yield* super.readEvents(upgradeId, afterSeq, limit);
-      }
-    }
-    const url = await setup(new SlowReadStore());
+    const store = new SlowReadStore();
+    const url = await setup(store);
     await writeUntil(tracker!, 10);
     const c = await connect(url);
-    slow = true;
+    store.delayMs = 200;
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 5 });
     await c.next((m) => m.type === 'subscribed');
     await writeUntil(tracker!, 15);
@@ -100,27 +112,17 @@ describe('resume from a sequence number (acceptance 1)', () => {
   it('holds the live events that come during a replay for it, rather than start a replay of its own for each', async () => {
     // Each live event ahead of what the subscriber was sent would otherwise read the store again
     // from there: a resume during a busy upgrade cost one read of the whole tail per event.
-    let slow = false;
-    let reads = 0;
-    class CountingStore extends MemoryStore {
-      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
-        if (slow) {
-          reads++;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-        yield* super.readEvents(upgradeId, afterSeq, limit);
-      }
-    }
-    const url = await setup(new CountingStore());
+    const store = new SlowReadStore();
+    const url = await setup(store);
     await writeUntil(tracker!, 10);
     const c = await connect(url);
-    slow = true;
+    store.delayMs = 200;
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 0 });
     await c.next((m) => m.type === 'subscribed');
     await writeUntil(tracker!, 30); // live while the replay's read is out
     await c.until((ms) => ms.filter((m) => m.type === 'progress_event').length >= 30, 10_000, 'events 1..30');
     expectConsecutive(c.seqs('u1'), 1, 30);
-    expect(reads).toBe(1);
+    expect(store.reads).toBe(1);
   });
 
   it('reads again when the replay\'s read ends before the live events held for it begin (a lagging read), rather than hand out a gap', async () => {
@@ -155,34 +157,23 @@ describe('resume from a sequence number (acceptance 1)', () => {
     // returns, which must see that the run changed under it, else the client kept the old run's
     // state and got the new run's events on top of it. The old run's live events held for the
     // replay (11, 12) are dropped then: the new run's snapshot is at seq 10, and they would follow it.
-    let slow = false;
-    let slowReads = 0;
-    class SlowReadStore extends MemoryStore {
-      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
-        if (slow) {
-          await new Promise((r) => setTimeout(r, 500));
-          slowReads++;
-        }
-        yield* super.readEvents(upgradeId, afterSeq, limit);
-      }
-    }
     const store = new SlowReadStore();
     const url = await setup(store);
     await writeUntil(tracker!, 10);
     const c = await connect(url);
-    slow = true;
+    store.delayMs = 500;
     c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: 2 });
     await c.next((m) => m.type === 'subscribed');
     await writeUntil(tracker!, 12); // held for the replay
     await tracker!.close();
     await store.delete('u1');
-    await new Promise((r) => setTimeout(r, 5)); // another createdAt
+    await sleep(5); // another createdAt
     tracker = await openTracker('u1', store);
     server!.track(tracker);
     await tracker.startUpgrade();
     await tracker.addTask('t', 'New run');
     await writeUntil(tracker, 10);
-    while (slowReads === 0) await new Promise((r) => setTimeout(r, 10)); // the replay's read returned
+    while (store.returned === 0) await sleep(10); // the replay's read returned
     const createdAt = tracker.durableProgress.createdAt;
     await c.until(() => c.ofType('snapshot').some((m) => m.data.createdAt === createdAt), 10_000, 'the new run\'s snapshot');
     await tracker.updateTaskProgress('t', 50, 'seq 11 of the new run');
@@ -205,7 +196,7 @@ describe('resume from a sequence number (acceptance 1)', () => {
     expect((await c.next((m) => m.type === 'snapshot')).seq).toBe(3);
     await tracker!.close(); // untracked by itself: its last state is kept
     await store.delete('u1');
-    await new Promise((r) => setTimeout(r, 5)); // another createdAt
+    await sleep(5); // another createdAt
     tracker = await openTracker('u1', store);
     await tracker.startUpgrade();
     await tracker.addTask('t', 'The same task, run again');
