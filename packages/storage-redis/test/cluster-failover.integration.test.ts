@@ -92,20 +92,12 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
     const f = new EventFactory('lossy');
     const keys = writer.keys.upgrade(f.upgradeId);
     const owner = await ownerOf(keys.events);
-    const [master, replica] = [rc.masters[owner]!, rc.replicas[owner]!];
     await writer.append(f.upgradeId, f.batch(4), 0, f.snapshot());
-    await replica.call('READONLY');
-    await until('the replica to hold seqs 1-4', async () => (await replica.hget(keys.meta, 'lastSeq')) === '4');
-    // Listed in CLUSTER SLOTS (Redis 7 lists a replica once its master heard of its replication
-    // offset), as any replica in step is: a Cluster client connects to it too (read-only).
-    await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await master.call('CLUSTER', 'SLOTS')).includes(`,${rc.cluster.replicas[owner]!.port},`));
-    // The replica stops copying its master (it cannot authenticate to it any more): seqs 5-6 are
-    // acknowledged by the master only, as when a master dies before its last writes reached the replica.
+    // The replica stops copying its master once it holds seqs 1-4: seqs 5-6 are acknowledged by
+    // the master only, as when a master dies before its last writes reached the replica.
     const other = new EventFactory(f.upgradeId);
     other.state = f.snapshot();
-    await replica.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
-    await replica.call('CLIENT', 'KILL', 'TYPE', 'master');
-    await until('the replica to lose its master', async () => String(await replica.info('replication')).includes('master_link_status:down'));
+    await rc.detach(owner, { what: 'the replica to hold seqs 1-4', check: async (replica) => (await replica.hget(keys.meta, 'lastSeq')) === '4' });
     const lost = f.batch(2);
     await writer.append(f.upgradeId, lost, 4, f.snapshot());
     // The watcher hands out seqs 1-6 and is not asked for more meanwhile (no read in flight).
@@ -116,10 +108,7 @@ describeCluster('RedisStore.watch() across a Cluster failover that lost acknowle
     expect(seen.slice(4).map((e) => e.eventId)).toEqual(lost.map((e) => e.eventId));
     // The master dies; its replica takes over, without the lost seqs, and the next writer writes
     // other events at seqs 5-8 there.
-    await master.call('SHUTDOWN', 'NOSAVE').catch(() => {});
-    await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
-    await replica.call('CONFIG', 'SET', 'masterauth', '');
-    await until('the replica to serve the slot', async () => (await ownerOf(keys.events, replica)) === -1 - owner);
+    await rc.takeOver(owner, keys.events);
     const next = clusterStore(prefix);
     await until('the next writer to find seq 4', async () => (await next.load(f.upgradeId))?.lastSeq === 4, undefined, rc.views);
     await next.append(f.upgradeId, other.batch(2), 4, other.snapshot());

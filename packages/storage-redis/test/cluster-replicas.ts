@@ -4,6 +4,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
+import { until } from './helpers.js';
 
 export interface ReplicatedCluster {
   readonly cluster: TestRedisCluster;
@@ -20,6 +21,19 @@ export interface ReplicatedCluster {
   ownerOf(key: string, via?: Redis): Promise<number>;
   /** Each node's view of the cluster (`cluster_state` and `CLUSTER NODES`), for a test that timed out waiting on it. */
   views(): Promise<string>;
+  /**
+   * Replica i stops copying master i (it can no longer authenticate to it), once `inStep` holds
+   * on it (read-only) and it is listed in CLUSTER SLOTS (Redis 7 lists a replica once its master
+   * heard of its replication offset, and a Cluster client then connects to it too): what master i
+   * acknowledges from now on is its own only, as when a master dies before its last writes reached
+   * its replica.
+   */
+  detach(i: number, inStep: { what: string; check: (replica: Redis) => Promise<boolean> }): Promise<void>;
+  /**
+   * Master i dies (SHUTDOWN NOSAVE) and replica i takes over (CLUSTER FAILOVER TAKEOVER) without
+   * what it did not copy; resolves once every live master and the replica see it serve `key`'s slot.
+   */
+  takeOver(i: number, key: string): Promise<void>;
   start(): Promise<void>;
   /** Closes the stores given out, then stops the cluster. */
   stop(): Promise<void>;
@@ -31,12 +45,14 @@ export function replicatedCluster(): ReplicatedCluster {
   let replicas: Redis[] = [];
   const clients: Cluster[] = [];
   const stores: RedisStore[] = [];
+  /** The masters that died, their replica promoted in their place (takeOver()). */
+  const taken = new Set<number>();
   const admin = (n: { host: string; port: number }): Redis => {
     const r = new Redis(n.port, n.host, { maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => {});
     return r;
   };
-  return {
+  const rc: ReplicatedCluster = {
     get cluster() {
       return cluster!;
     },
@@ -75,6 +91,25 @@ export function replicatedCluster(): ReplicatedCluster {
       );
       return views.join('\n');
     },
+    async detach(i, inStep) {
+      const replica = replicas[i]!;
+      await replica.call('READONLY');
+      await until(inStep.what, () => inStep.check(replica));
+      await until('the replica to be listed in CLUSTER SLOTS', async () => JSON.stringify(await masters[i]!.call('CLUSTER', 'SLOTS')).includes(`,${cluster!.replicas[i]!.port},`));
+      await replica.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
+      await replica.call('CLIENT', 'KILL', 'TYPE', 'master');
+      await until('the replica to lose its master', async () => String(await replica.info('replication')).includes('master_link_status:down'));
+    },
+    async takeOver(i, key) {
+      const replica = replicas[i]!;
+      await masters[i]!.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+      await replica.call('CLUSTER', 'FAILOVER', 'TAKEOVER');
+      await replica.call('CONFIG', 'SET', 'masterauth', '');
+      taken.add(i);
+      // The masters alive: the first ones not taken over, and the replicas that took over.
+      const live = masters.map((m, j) => (taken.has(j) ? replicas[j]! : m));
+      await until('the replica to serve the slot, as every live master sees it', async () => (await Promise.all(live.map((a) => rc.ownerOf(key, a)))).every((o) => o === -1 - i), undefined, () => rc.views());
+    },
     async start() {
       cluster = await startRedisCluster(3, [], { replicas: true });
       masters = cluster.nodes.map(admin);
@@ -87,4 +122,5 @@ export function replicatedCluster(): ReplicatedCluster {
       await cluster?.stop();
     },
   };
+  return rc;
 }
