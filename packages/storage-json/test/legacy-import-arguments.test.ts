@@ -21,6 +21,12 @@ describe('importLegacyUpgrade() arguments', () => {
     expect((err as Error).message).toContain('file');
   });
 
+  it('refuses an empty file name with INVALID_ARGUMENT: it would name no file in upgrade.created (legacyFile, its message)', () => {
+    const err = thrown(() => importLegacyUpgrade(doc, 'u1', '', TIME));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toMatch(/^\[@progress\/storage-json\] importLegacyUpgrade\(\): file must be a non-empty string/);
+  });
+
   it.each([42, null, undefined, 'garbage', '', new Date(0)])('refuses a fallbackTime that is not an ISO time (%s): it was the timestamp of the upgrade.created event', (time) => {
     const err = thrown(() => importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', time as never));
     expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
