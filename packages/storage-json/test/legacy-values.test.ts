@@ -359,6 +359,15 @@ describe('legacy values pinned field by field', () => {
     expect(state).toMatchObject({ status: 'failed', errorMessage: 'in metadata' });
   });
 
+  it('loads an upgrade failed or cancelled before it started (no started_at: a failed pre-flight) as never started', async () => {
+    const { upgrade_id, plan_id, cluster_name } = base;
+    for (const status of ['failed', 'cancelled']) {
+      const { state, events } = await load({ upgrade_id, plan_id, cluster_name, status, completed_at: at('26:00') });
+      expect(events.map((e) => e.type), status).toEqual(['upgrade.created', `upgrade.${status}`]);
+      expect(state, status).toMatchObject({ status, startedAt: null, completedAt: '2025-10-20T05:26:00.000Z' });
+    }
+  });
+
   it('ends an upgrade without a completed_at at its latest time, whichever task recorded it', async () => {
     const tasks = {
       a: { task_id: 'a', status: 'completed', started_at: at('25:00'), completed_at: at('29:00') },
