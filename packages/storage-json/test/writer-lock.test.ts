@@ -156,6 +156,26 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     await store.close();
   });
 
+  it.runIf(hasProc)('never lets another store of this process take a lock a store here holds, however old its last stamp looks', async () => {
+    const dir = await tempDir('lock-held-here');
+    const holder = new JsonFileStore({ directory: dir });
+    const other = new JsonFileStore({ directory: dir });
+    try {
+      await holder.acquire('u1');
+      const text = await readFile(lockPath(dir), 'utf8');
+      // Its mtime put a minute back (a stamp the file system lost, a clock put right): the token is
+      // one this process holds, so the lock is live whatever its lease says.
+      const old = new Date(Date.now() - 60_000);
+      await utimes(lockPath(dir), old, old);
+      await expect(other.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`pid ${process.pid} on host`) });
+      await expect(other.delete('u1')).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
+    } finally {
+      await other.close();
+      await holder.close();
+    }
+  });
+
   it('reads the start time after the last parenthesis of /proc/<pid>/stat', () => {
     const tail = 'S 1 2 3 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 3133440 381';
     expect(parseStartTime(`123 (node) ${tail}`)).toBe(98765);
