@@ -4,6 +4,7 @@ import { chmod, copyFile, mkdir, readFile, rename, stat, utimes, writeFile } fro
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_TIMER_MS } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { parseStartTime } from '../src/writer-lock.js';
@@ -344,6 +345,23 @@ describe('a lock left by a reboot, or by a container whose lease ran out', () =>
       if (taker !== store) await taker.close();
     }
     await store.close();
+  });
+
+  it.runIf(hasProc)('goes by its own lease for a lock whose recorded lease no writer could have (above MAX_TIMER_MS, not a whole number): taken over once that lease ran out', async () => {
+    const dir = await tempDir('lock-odd-lease');
+    const me = await procIdentity();
+    const dead = await deadPid();
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      // A hand-edited or garbled lease: kept to, the lock of a dead container would be refused for ever.
+      for (const [id, leaseMs] of [['too-long', MAX_TIMER_MS + 1], ['fraction', 90_000.5]] as const) {
+        await writeLock(dir, id, { hostname: hostname(), createdAt: 'then', ...me, pid: dead, token: id, pidNs: 'pid:[1]', leaseMs }, 31_000);
+        await store.acquire(id);
+        expect(JSON.parse(await readFile(lockPath(dir, id), 'utf8')), id).toMatchObject({ pid: process.pid, leaseMs: 30_000 });
+      }
+    } finally {
+      await store.close();
+    }
   });
 
   it('keeps its lock while it lives in another PID namespace, stamping its lease, and loses it to us once it is killed and the lease has run out (pidns)', async (ctx) => {
