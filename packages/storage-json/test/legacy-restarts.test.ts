@@ -117,6 +117,21 @@ describe('legacy retry_count', () => {
     // No event at all, failed at 30%: the same.
     const bare = await load(upgrade({ status: 'failed', error_message: 'x', percentage: 30.0, completed_at: at('25:02.000000'), retry_count: 2, events: [] }));
     expect([bare.state.tasks.a!.status, bare.state.tasks.a!.retryCount, bare.state.tasks.a!.percentage, bare.state.tasks.a!.completedAt]).toEqual(['failed', 2, 30, '2025-10-20T05:25:02.000Z']);
+    // Failed without a recorded start, then started again (a recorded restart) and completed: the
+    // retries the events do not record go with that restart, not before the failure.
+    const again = await load(
+      upgrade({ status: 'completed', started_at: at('25:03.000000'), completed_at: at('25:04.000000'), percentage: 100.0, retry_count: 3, events: [ev('25:02.000000', 'failed', 'Task failed: x'), ev('25:03.000000', 'in_progress', 'Task started'), ev('25:04.000000', 'completed', 'Task completed', 100.0)] }),
+    );
+    expect([again.state.tasks.a!.status, again.state.tasks.a!.retryCount, again.state.tasks.a!.startedAt]).toEqual(['completed', 3, '2025-10-20T05:25:03.000Z']);
+    expect(ofTask(again.events)).toEqual([
+      ['task.failed', '25:02.000Z'],
+      ['task.retried', '25:03.000Z'],
+      ['task.retried', '25:03.000Z'],
+      ['task.retried', '25:03.000Z'],
+      // The 0% the restart recorded (the failure left the task at none).
+      ['task.progress', '25:03.000Z'],
+      ['task.completed', '25:04.000Z'],
+    ]);
     // A task that never started cannot have been retried here (a retry starts it): it stays not
     // started, and the file's retry_count is kept.
     const never = await load(upgrade({ status: 'not_started', retry_count: 2 }));
