@@ -359,6 +359,13 @@ describe('legacy values pinned field by field', () => {
     expect(state).toMatchObject({ status: 'failed', errorMessage: 'in metadata' });
   });
 
+  it("starts a running task without events at its started_at, not at a completed_at an earlier run left", async () => {
+    // The old start_task() set started_at anew and left completed_at alone.
+    const { state, events } = await load({ ...base, status: 'in_progress', tasks: task({ started_at: at('27:00'), completed_at: at('26:00'), events: [] }) });
+    expect(events.find((e) => e.taskId === 'a' && e.type === 'task.started')?.timestamp).toBe('2025-10-20T05:27:00.000Z');
+    expect((state as UpgradeProgress).tasks.a).toMatchObject({ status: 'in_progress', startedAt: '2025-10-20T05:27:00.000Z' });
+  });
+
   it('loads an upgrade failed or cancelled before it started (no started_at: a failed pre-flight) as never started', async () => {
     const { upgrade_id, plan_id, cluster_name } = base;
     for (const status of ['failed', 'cancelled']) {
