@@ -455,6 +455,23 @@ describe('a holder whose lease lapsed', () => {
     await store.close();
   });
 
+  it('gets CONFLICT and writes nothing when its lock file was replaced by a copy of itself (a backup of it restored over it)', async () => {
+    const dir = await tempDir('lease-replaced');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    const before = await readFile(log);
+    // Same bytes, our token included, but another file: our stamps land on the old one, which no
+    // taker sees, so a taker may find this one stale and take it while we write.
+    const text = await readFile(lockPath(dir), 'utf8');
+    await writeFile(`${lockPath(dir)}.copy`, text);
+    await rename(`${lockPath(dir)}.copy`, lockPath(dir));
+    await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('was deleted or replaced while this writer held it') });
+    expect(await readFile(log)).toEqual(before);
+    await store.close();
+  });
+
   it('goes on writing, and stamps its lock again, when the lock is still its own', async () => {
     const dir = await tempDir('lease-kept');
     const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
