@@ -252,4 +252,16 @@ describe('on a case-insensitive file system (a FUSE passthrough)', () => {
     await copyFile(join(dir, 'progress', 'upgrade_UPG-1.json'), join(dir, 'copy.json'));
     expect(await readFile(join(dir, 'copy.json'), 'utf8')).toBe(text);
   });
+
+  it('does not hide the legacy file of UPG-1 as upg-1 when it holds a bare NaN (as Python\'s json.dump writes a float nan)', async (ctx) => {
+    ctx.skip(!mount, why);
+    const dir = await storeDir();
+    await mkdir(join(dir, 'progress'));
+    const text = '{"upgrade_id": "UPG-1", "plan_id": "p", "cluster_name": "c", "status": "in_progress", "started_at": "2025-10-20 05:25:00+00:00", "tasks": {"a": {"task_id": "a", "status": "in_progress", "percentage": NaN}}}';
+    await writeFile(join(dir, 'progress', 'upgrade_UPG-1.json'), text);
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    expect(await store.delete('upg-1')).toBe(false);
+    expect(await store.load('UPG-1')).toMatchObject({ upgradeId: 'UPG-1', status: 'in_progress' });
+    await store.close();
+  });
 });
