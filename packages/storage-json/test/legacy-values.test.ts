@@ -359,6 +359,13 @@ describe('legacy values pinned field by field', () => {
     expect(state).toMatchObject({ status: 'failed', errorMessage: 'in metadata' });
   });
 
+  it('gives a task without a task_type, and its events without one, the old module\'s default type upgrade_step', async () => {
+    const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 }];
+    const { state, events: loaded } = await load({ ...base, status: 'in_progress', tasks: { a: { task_id: 'a', status: 'in_progress', started_at: at('25:00'), events } } });
+    expect((state as UpgradeProgress).tasks.a).toMatchObject({ taskType: 'upgrade_step' });
+    expect(loaded.filter((e) => e.taskId === 'a').map((e) => e.taskType)).toEqual(['upgrade_step', 'upgrade_step']);
+  });
+
   it("starts a running task without events at its started_at, not at a completed_at an earlier run left", async () => {
     // The old start_task() set started_at anew and left completed_at alone.
     const { state, events } = await load({ ...base, status: 'in_progress', tasks: task({ started_at: at('27:00'), completed_at: at('26:00'), events: [] }) });
