@@ -39,6 +39,12 @@ describe('importLegacyUpgrade() arguments', () => {
     expect(ids('u1').filter((e) => ids('u2').includes(e))).toEqual([]);
   });
 
+  it('derives the same ids in every version: a tool that kept them from an earlier load finds them again', () => {
+    // Name-based, UUID-shaped (version 5, RFC 4122 variant): pinned, as a change would give every
+    // legacy upgrade's events new ids on the next load.
+    expect(importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', TIME).map((e) => e.eventId)).toEqual(['1d62bd37-6c53-5f4c-a6b5-03d526beb054', '028077e1-2cbc-57c9-a494-dc0a29442263']);
+  });
+
   it('takes an ISO time in any form Date reads, and stamps the events in the one form the tracker writes', () => {
     const events = importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', '2024-01-01T01:00:00+01:00');
     expect(events[0]!.timestamp).toBe(TIME);
