@@ -467,7 +467,12 @@ describe('a holder whose lease lapsed', () => {
     const text = await readFile(lockPath(dir), 'utf8');
     await writeFile(`${lockPath(dir)}.copy`, text);
     await rename(`${lockPath(dir)}.copy`, lockPath(dir));
-    await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('was deleted or replaced while this writer held it') });
+    const next = f.batch(1);
+    const state = f.snapshot();
+    const message = expect.stringContaining('was deleted or replaced while this writer held it');
+    await expect(store.append('u1', next, 2, state)).rejects.toMatchObject({ code: 'CONFLICT', message });
+    // For good, with the lease still fresh by the clock.
+    await expect(store.append('u1', next, 2, state)).rejects.toMatchObject({ code: 'CONFLICT', message });
     expect(await readFile(log)).toEqual(before);
     await store.close();
   });
