@@ -177,6 +177,18 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
     }
   });
 
+  it.runIf(hasProc)('gives CONFLICT naming the takeover mutex and its holder when a live taker holds it, and leaves the dead lock alone', async () => {
+    const dir = await tempDir('takeover-held');
+    const store = new JsonFileStore({ directory: dir });
+    // A dead writer's lock (its pid is gone), and the takeover mutex of a taker on another host.
+    const text = await writeLock(dir, 'u1', { hostname: hostname(), createdAt: 'then', ...(await procIdentity()), pid: await deadPid(), token: 'dead' });
+    await writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 4242, hostname: 'another-host', token: 'taking', createdAt: 'then' })}\n`);
+    const message = expect.stringMatching(new RegExp(`held for writing by pid 4242 on host "another-host".*written on another host.*delete ${lockPath(dir)}\\.takeover$`));
+    await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message });
+    expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
+    await store.close();
+  });
+
   it('reads the start time after the last parenthesis of /proc/<pid>/stat', () => {
     const tail = 'S 1 2 3 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 3133440 381';
     expect(parseStartTime(`123 (node) ${tail}`)).toBe(98765);
