@@ -2,7 +2,7 @@
 // status only a task can have ("skipped") loaded as in_progress; a task percentage of 250 gave an
 // overall percentage of 250 (now brought to 100); and a task the old module completed, started again and failed kept the
 // first run's start, with a duration spanning both runs and a task.progress on a completed task.
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, type ProgressEvent, type UpgradeProgress } from '@progress/core';
@@ -371,6 +371,21 @@ describe('legacy values pinned field by field', () => {
     const { state, events } = await load({ ...base, status: 'in_progress', tasks: task({ started_at: at('27:00'), completed_at: at('26:00'), events: [] }) });
     expect(events.find((e) => e.taskId === 'a' && e.type === 'task.started')?.timestamp).toBe('2025-10-20T05:27:00.000Z');
     expect((state as UpgradeProgress).tasks.a).toMatchObject({ status: 'in_progress', startedAt: '2025-10-20T05:27:00.000Z' });
+  });
+
+  it("dates a file that records no time at all by the file's mtime (when the old module last saved it)", async () => {
+    const dir = await tempDir('legacy-values');
+    await mkdir(join(dir, 'progress'));
+    const file = join(dir, 'progress', 'upgrade_u1.json');
+    await writeFile(file, JSON.stringify({ upgrade_id: 'u1', plan_id: 'p', cluster_name: 'c', status: 'not_started' }));
+    const saved = new Date('2023-05-06T07:08:09.123Z');
+    await utimes(file, saved, saved);
+    const store = new JsonFileStore({ directory: dir });
+    try {
+      expect(await store.load('u1')).toMatchObject({ status: 'not_started', createdAt: '2023-05-06T07:08:09.123Z' });
+    } finally {
+      await store.close();
+    }
   });
 
   it('loads an upgrade failed or cancelled before it started (no started_at: a failed pre-flight) as never started', async () => {
