@@ -66,6 +66,15 @@ describe('legacy import: odd values of the old module', () => {
     await tracker.close();
     await store.close();
   });
+
+  it('imports a total_steps that is not a whole number (2.5, "3") as no step count, as the API takes none such', async () => {
+    const tasks = { a: { task_id: 'a', status: 'not_started', total_steps: 2.5 }, b: { task_id: 'b', status: 'not_started', total_steps: '3' } };
+    const dir = await legacyDir({ odd: { upgrade_id: 'odd', plan_id: 'p', cluster_name: 'c', status: 'in_progress', started_at: '2025-10-20 05:00:00+00:00', tasks } });
+    const store = new JsonFileStore({ directory: dir });
+    const state = await store.load('odd');
+    expect([state!.tasks.a!.totalSteps, state!.tasks.b!.totalSteps]).toEqual([null, null]);
+    await store.close();
+  });
 });
 
 describe('delete of an upgrade imported from a legacy file', () => {
