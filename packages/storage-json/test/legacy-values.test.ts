@@ -373,6 +373,12 @@ describe('legacy values pinned field by field', () => {
     expect((state as UpgradeProgress).tasks.a).toMatchObject({ status: 'in_progress', startedAt: '2025-10-20T05:27:00.000Z' });
   });
 
+  it("names the file (not its path) in upgrade.created, and each task by its task_name in its task.added", async () => {
+    const { events } = await load({ ...base, status: 'in_progress', tasks: task({}) });
+    expect(events[0]).toMatchObject({ type: 'upgrade.created', message: 'Upgrade imported from upgrade_u1.json', details: { legacyFile: 'upgrade_u1.json' } });
+    expect(events.find((e) => e.type === 'task.added')).toMatchObject({ taskId: 'a', message: 'Task added: A', details: { taskName: 'A' } });
+  });
+
   it("dates a file that records no time at all by the file's mtime (when the old module last saved it)", async () => {
     const dir = await tempDir('legacy-values');
     await mkdir(join(dir, 'progress'));
