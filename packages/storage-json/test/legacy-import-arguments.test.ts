@@ -45,6 +45,12 @@ describe('importLegacyUpgrade() arguments', () => {
     expect(importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', TIME).map((e) => e.eventId)).toEqual(['1d62bd37-6c53-5f4c-a6b5-03d526beb054', '028077e1-2cbc-57c9-a494-dc0a29442263']);
   });
 
+  it('refuses a fallbackTime without a zone (Date would read it as local time: another instant on each machine)', () => {
+    const err = thrown(() => importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', '2024-01-01T00:00:00.000'));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toContain('fallbackTime');
+  });
+
   it('takes an ISO time in any form Date reads, and stamps the events in the one form the tracker writes', () => {
     const events = importLegacyUpgrade(doc, 'u1', 'upgrade_u1.json', '2024-01-01T01:00:00+01:00');
     expect(events[0]!.timestamp).toBe(TIME);
