@@ -68,6 +68,9 @@ describe('the writer lock', () => {
       // Our pid, taken by a process that started at another time (a container's pid 1 before a restart).
       { pid: process.pid, hostname: hostname(), token: 'earlier-life', createdAt: 'then', ...me, startTime: (me.startTime ?? 1) - 1 },
       '',
+      // JSON, but not a record any writer wrote: no token, or not a string (garbled as well).
+      JSON.stringify({ pid: 1, hostname: hostname() }),
+      JSON.stringify({ pid: 1, hostname: hostname(), token: 42 }),
     ];
     for (const [i, owner] of owners.entries()) {
       const id = `stale-${i}`;
