@@ -432,9 +432,10 @@ describe('a holder whose lease lapsed', () => {
     expect(await readFile(join(dir, 'upgrades', 'u1', 'snapshot.json'))).toEqual(snapshot);
     expect(logger.lines.some((l) => l.level === 'error' && /taken over/.test(l.msg ?? ''))).toBe(true);
     await expect(store.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message });
-    // Its release leaves the taker's lock alone.
+    // Its release leaves the taker's lock alone, and says so.
     await store.release('u1');
     expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
+    expect(logger.lines.find((l) => l.level === 'warn' && /no longer ours/.test(l.msg ?? ''))?.obj).toMatchObject({ upgradeId: 'u1', lock: lockPath(dir), owner: { token: 'taker' } });
     await store.close();
   });
 
