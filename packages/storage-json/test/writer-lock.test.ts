@@ -439,6 +439,23 @@ describe('a holder whose lease lapsed', () => {
     await store.close();
   });
 
+  it('keeps its lease fresh while idle, stamping every third of it: an append after a pause past half a lease needs no look at the lock', async () => {
+    const lease = 3000;
+    const dir = await tempDir('lease-idle');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: lease });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    // A look at the lock would wait for this mutex (a taker of another host, stuck) and fail.
+    await writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 1, hostname: 'another-host', token: 'stuck', createdAt: 'then' })}\n`);
+    // Idle, timers running: stamps at a third and two thirds of the lease renew it.
+    await sleep(lease * 0.75);
+    await store.append('u1', f.batch(1), 2, f.state!);
+    await store.close();
+    const reader = new JsonFileStore({ directory: dir });
+    expect((await reader.load('u1'))?.lastSeq).toBe(3);
+    await reader.close();
+  }, 20_000);
+
   it('gives up its check with STORE_UNAVAILABLE after a lease when a takeover mutex stays held (a taker of another host, stuck), and writes nothing', async () => {
     const dir = await tempDir('lease-mutex-stuck');
     const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
