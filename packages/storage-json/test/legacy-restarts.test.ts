@@ -149,6 +149,12 @@ describe('a legacy task started again while it was running', () => {
       events: [ev('25:01.000000', 'in_progress', 'Task started'), ev('25:02.000000', 'in_progress', 'Half way', 50.0), ev('25:03.000000', 'in_progress', 'Task started', 50.0), ...after],
     });
 
+  it('takes a restart recorded at the very time of the file\'s started_at as the restart', async () => {
+    const { state, events } = await load(restarted({ started_at: at('25:03.000000'), status: 'in_progress', percentage: 50.0 }, []));
+    expect(ofTask(events).map(([type]) => type)).toEqual(['task.started', 'task.progress', 'task.retried']);
+    expect([state.tasks.a!.startedAt, state.tasks.a!.retryCount]).toEqual(['2025-10-20T05:25:03.000Z', 1]);
+  });
+
   it('takes the file\'s started_at (the last start) as its start: the restart is imported as a task.retried at that time, and the duration is the last run\'s', async () => {
     const { state, events } = await load(restarted({ status: 'completed', completed_at: at('25:04.000000'), duration: '0:00:01.001000', percentage: 100.0 }, [ev('25:04.000000', 'completed', 'Task completed', 100.0)]));
     const a = state.tasks.a!;
