@@ -74,6 +74,8 @@ describe('legacy retry_count', () => {
     const { state, events } = await load(doc);
     expect([state.tasks.a!.retryCount, state.tasks.a!.startedAt, state.tasks.a!.durationMs]).toEqual([3, '2025-10-20T05:25:03.000Z', 1000]);
     expect(ofTask(events).map(([type]) => type)).toEqual(['task.started', 'task.retried', 'task.retried', 'task.failed', 'task.retried', 'task.completed']);
+    // Numbered among all three: the recorded restart is one of them.
+    expect(events.filter((e) => e.message.startsWith('Imported retry')).map((e) => e.message)).toEqual(['Imported retry 2 of 3 (retry_count)', 'Imported retry 3 of 3 (retry_count)']);
     // Fewer than the restarts recorded (the old module never counted them): every restart still starts
     // the task again here, which counts it; the file's value stays in task.added's details.
     const fewer = await load({ ...doc, tasks: { a: { ...doc.tasks.a, retry_count: 0 } } });
