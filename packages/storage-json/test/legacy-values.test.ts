@@ -355,8 +355,9 @@ describe('legacy values pinned field by field', () => {
   });
 
   it('takes a failed upgrade\'s error from metadata.error_message (where the old module kept it) before a top-level error_message', async () => {
-    const { state } = await load({ ...base, status: 'failed', error_message: 'top level', metadata: { error_message: 'in metadata' } });
+    const { state, events } = await load({ ...base, status: 'failed', error_message: 'top level', metadata: { error_message: 'in metadata' } });
     expect(state).toMatchObject({ status: 'failed', errorMessage: 'in metadata' });
+    expect(events.at(-1)).toMatchObject({ type: 'upgrade.failed', message: 'Upgrade failed: in metadata', details: { errorMessage: 'in metadata' } });
   });
 
   it('gives a task without a task_type, and its events without one, the old module\'s default type upgrade_step', async () => {
