@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -438,6 +438,17 @@ describe('a holder whose lease lapsed', () => {
     await store.release('u1');
     expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
     expect(logger.lines.find((l) => l.level === 'warn' && /no longer ours/.test(l.msg ?? ''))?.obj).toMatchObject({ upgradeId: 'u1', lock: lockPath(dir), owner: { token: 'taker' } });
+    await store.close();
+  });
+
+  it('gets CONFLICT saying its lock file is gone when it was deleted by hand while held', async () => {
+    const dir = await tempDir('lease-deleted');
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    await unlink(lockPath(dir));
+    const message = expect.stringContaining(`was deleted or replaced while this writer held it: ${lockPath(dir)} is gone`);
+    await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message });
     await store.close();
   });
 
