@@ -417,6 +417,17 @@ describe('legacy values pinned field by field', () => {
     expect(events.map((e) => e.timestamp)).toEqual([...events.map((e) => e.timestamp)].sort());
   });
 
+  it('puts the phase of an upgrade not started at its first time, with the events in time order', async () => {
+    const tasks = {
+      a: { task_id: 'a', status: 'completed', completed_at: at('29:00') },
+      b: { task_id: 'b', status: 'completed', completed_at: at('27:00') },
+    };
+    const { state, events } = await load({ upgrade_id: 'u1', plan_id: 'p', cluster_name: 'c', current_phase: 'Planning', tasks });
+    expect(events.find((e) => e.type === 'upgrade.phase_changed')).toMatchObject({ timestamp: '2025-10-20T05:27:00.000Z', details: { phase: 'Planning' } });
+    expect(events.map((e) => e.timestamp)).toEqual([...events.map((e) => e.timestamp)].sort());
+    expect(state).toMatchObject({ status: 'not_started', currentPhase: 'Planning' });
+  });
+
   it('loads a file without status, plan or cluster, a metadata that is not an object, and a parent not in the file', async () => {
     const tasks = { a: { task_id: 'a', task_name: 'A', parent_task_id: 'gone', status: 'not_started' } };
     const { state, events } = await load({ upgrade_id: 'u1', current_phase: 'Planning', metadata: ['not', 'a', 'dict'], tasks });
