@@ -330,6 +330,15 @@ describe('legacy values pinned field by field', () => {
     expect(loaded.find((e) => e.type === 'task.failed')?.details.errorMessage).toBe('from the details');
   });
 
+  it("takes a failure's error from its message only when the message has the old module's form ('Task failed: <error>')", async () => {
+    const events = [
+      { status: 'in_progress', timestamp: at('25:00'), message: 'Task started' },
+      { status: 'failed', timestamp: at('26:00'), message: 'Task failed:edited by hand' },
+    ];
+    const { events: loaded } = await load({ ...base, status: 'in_progress', tasks: task({ status: 'failed', completed_at: at('26:00'), error_message: 'from the task', events }) });
+    expect(loaded.find((e) => e.type === 'task.failed')?.details.errorMessage).toBe('from the task');
+  });
+
   it('loads the completed_steps of a running task whose percentage did not change, with no total_steps', async () => {
     const events = [{ status: 'in_progress', timestamp: at('25:00'), message: 'Task started', percentage: 0.0 }];
     const { state } = await load({ ...base, status: 'in_progress', tasks: task({ percentage: 0.0, completed_steps: 2, total_steps: null, events }) });
