@@ -426,6 +426,12 @@ describe('legacy values pinned field by field', () => {
     expect(events.map((e) => e.timestamp)).toEqual([...events.map((e) => e.timestamp)].sort());
   });
 
+  it('dates an upgrade whose only time is its completed_at by that time, not by the file\'s mtime', async () => {
+    const { state, events } = await load({ upgrade_id: 'u1', plan_id: 'p', cluster_name: 'c', status: 'completed', completed_at: at('28:00') });
+    expect(state).toMatchObject({ status: 'completed', createdAt: '2025-10-20T05:28:00.000Z', completedAt: '2025-10-20T05:28:00.000Z' });
+    expect(events.map((e) => e.timestamp)).toEqual(events.map(() => '2025-10-20T05:28:00.000Z'));
+  });
+
   it('puts the phase of an upgrade not started at its first time, with the events in time order', async () => {
     const tasks = {
       a: { task_id: 'a', status: 'completed', completed_at: at('29:00') },
