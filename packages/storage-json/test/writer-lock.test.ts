@@ -453,7 +453,9 @@ describe('a holder whose lease lapsed', () => {
   });
 
   it('keeps its lease fresh while idle, stamping every third of it: an append after a pause past half a lease needs no look at the lock', async () => {
-    const lease = 3000;
+    // Long enough that the first stamp (at 2 s) may come up to 1 s late, on a loaded machine, and
+    // still renew the lease (a stamp later than half a lease after the last renews nothing).
+    const lease = 6000;
     const dir = await tempDir('lease-idle');
     const store = new JsonFileStore({ directory: dir, lockLeaseMs: lease });
     const f = new EventFactory('u1');
