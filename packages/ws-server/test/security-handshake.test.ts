@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
+import { closedAfterEach } from './helpers.js';
+import { rawExchange, upgradeRequest } from './raw.js';
+
+// The edges of the handshake's checks that security.test.ts does not reach: each test here fails on
+// a loosened (or tightened) check of src/handshake.ts that every other test let pass.
+
+const opened = closedAfterEach();
+
+async function start(options: ProgressWebSocketServerOptions = {}): Promise<{ url: string; port: number }> {
+  opened.server = new ProgressWebSocketServer({ port: 0, ...options });
+  return opened.server.start();
+}
+/** The status line's code of the answer to an upgrade request sent to 127.0.0.1:`port` with these Host and Origin headers. */
+async function statusFor(port: number, host: string, origin: string): Promise<string> {
+  const request = upgradeRequest('/ws', [`Origin: ${origin}`]).replace('Host: 127.0.0.1', `Host: ${host}`);
+  const { response } = await rawExchange(port, request);
+  return response.slice(0, 12);
+}
+
+describe('the default origin check on a loopback connection (DNS rebinding)', () => {
+  it('refuses a DNS name that only starts like a loopback address (127.x.example): a rebound name can be any name', async () => {
+    const { port } = await start();
+    const names = ['127.evil.example', '127.0.0.1.evil.example', '127.0.0.2'];
+    const answers = await Promise.all(names.map((name) => statusFor(port, `${name}:${port}`, `http://${name}:${port}`)));
+    // A real 127.x address (any of 127.0.0.0/8) passes.
+    expect(answers).toEqual(['HTTP/1.1 403', 'HTTP/1.1 403', 'HTTP/1.1 101']);
+  });
+});
