@@ -27,4 +27,11 @@ describe('the default origin check on a loopback connection (DNS rebinding)', ()
     // A real 127.x address (any of 127.0.0.0/8) passes.
     expect(answers).toEqual(['HTTP/1.1 403', 'HTTP/1.1 403', 'HTTP/1.1 101']);
   });
+
+  it('takes a loopback Host that names no port (a page on the scheme\'s default port), [::1] included', async () => {
+    const { port } = await start();
+    const hosts = ['[::1]', 'localhost', '127.0.0.1', 'rebound.example'];
+    const answers = await Promise.all(hosts.map((host) => statusFor(port, host, `http://${host}`)));
+    expect(answers).toEqual(['HTTP/1.1 101', 'HTTP/1.1 101', 'HTTP/1.1 101', 'HTTP/1.1 403']);
+  });
 });
