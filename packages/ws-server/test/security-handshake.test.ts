@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach } from './helpers.js';
@@ -7,10 +8,14 @@ import { rawExchange, upgradeRequest } from './raw.js';
 // a loosened (or tightened) check of src/handshake.ts that every other test let pass.
 
 const opened = closedAfterEach();
+const { connect } = opened;
 
 async function start(options: ProgressWebSocketServerOptions = {}): Promise<{ url: string; port: number }> {
   opened.server = new ProgressWebSocketServer({ port: 0, ...options });
   return opened.server.start();
+}
+function status(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
 }
 /** The status line's code of the answer to an upgrade request sent to 127.0.0.1:`port` with these Host and Origin headers. */
 async function statusFor(port: number, host: string, origin: string): Promise<string> {
@@ -18,6 +23,9 @@ async function statusFor(port: number, host: string, origin: string): Promise<st
   const { response } = await rawExchange(port, request);
   return response.slice(0, 12);
 }
+const hasIpv6Loopback = Object.values(networkInterfaces())
+  .flat()
+  .some((i) => i?.internal && i.family === 'IPv6');
 
 describe('the default origin check on a loopback connection (DNS rebinding)', () => {
   it('refuses a DNS name that only starts like a loopback address (127.x.example): a rebound name can be any name', async () => {
@@ -33,5 +41,13 @@ describe('the default origin check on a loopback connection (DNS rebinding)', ()
     const hosts = ['[::1]', 'localhost', '127.0.0.1', 'rebound.example'];
     const answers = await Promise.all(hosts.map((host) => statusFor(port, host, `http://${host}`)));
     expect(answers).toEqual(['HTTP/1.1 101', 'HTTP/1.1 101', 'HTTP/1.1 101', 'HTTP/1.1 403']);
+  });
+
+  it('refuses a rebound name on a connection that arrived on ::1 (the IPv6 loopback address)', { skip: !hasIpv6Loopback }, async () => {
+    const { port } = await start({ host: '::1' });
+    const url = `ws://[::1]:${port}/ws`;
+    const asPageOf = (host: string) => connect(url, { headers: { host }, origin: `http://${host}` });
+    await expect(asPageOf(`rebound.example:${port}`)).rejects.toSatisfy((e) => status(e) === 403);
+    await (await asPageOf(`[::1]:${port}`)).next((m) => m.type === 'welcome');
   });
 });
