@@ -51,3 +51,19 @@ describe('the default origin check on a loopback connection (DNS rebinding)', ()
     await (await asPageOf(`[::1]:${port}`)).next((m) => m.type === 'welcome');
   });
 });
+
+describe('authenticate', () => {
+  it('takes any principal but undefined, null and false, as the README says: a user id 0 or an empty name is one', async () => {
+    for (const principal of [0, '']) {
+      const seen: unknown[] = [];
+      const { url } = await start({ authenticate: () => principal, authorize: (p) => (seen.push(p), true) });
+      const c = await connect(url);
+      await c.next((m) => m.type === 'welcome');
+      c.send({ type: 'subscribe', upgradeId: 'u1' });
+      await c.next((m) => m.type === 'subscribed');
+      expect(seen).toEqual([principal]);
+      await c.close();
+      await opened.server!.stop();
+    }
+  });
+});
