@@ -52,6 +52,14 @@ describe('the default origin check on a loopback connection (DNS rebinding)', ()
   });
 });
 
+describe('the Origin header', () => {
+  it('takes an empty Origin for an Origin, not for its absence: no allow-list holds it', async () => {
+    const { port } = await start({ allowedOrigins: ['http://ops.example'] });
+    const answers = await Promise.all([statusFor(port, '127.0.0.1', ''), statusFor(port, '127.0.0.1', 'http://ops.example')]);
+    expect(answers).toEqual(['HTTP/1.1 403', 'HTTP/1.1 101']);
+  });
+});
+
 describe('authenticate', () => {
   it('takes any principal but undefined, null and false, as the README says: a user id 0 or an empty name is one', async () => {
     for (const principal of [0, '']) {
