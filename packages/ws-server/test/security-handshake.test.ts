@@ -58,6 +58,12 @@ describe('the Origin header', () => {
     const answers = await Promise.all([statusFor(port, '127.0.0.1', ''), statusFor(port, '127.0.0.1', 'http://ops.example')]);
     expect(answers).toEqual(['HTTP/1.1 403', 'HTTP/1.1 101']);
   });
+
+  it('compares the Host name without regard to case, as the Origin is', async () => {
+    const { port } = await start();
+    const answers = await Promise.all([statusFor(port, `LocalHost:${port}`, `http://localhost:${port}`), statusFor(port, `REBOUND.example:${port}`, `http://rebound.example:${port}`)]);
+    expect(answers).toEqual(['HTTP/1.1 101', 'HTTP/1.1 403']);
+  });
 });
 
 describe('authenticate', () => {
