@@ -1,4 +1,6 @@
-import { networkInterfaces } from 'node:os';
+import { createServer } from 'node:http';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach } from './helpers.js';
@@ -49,6 +51,27 @@ describe('the default origin check on a loopback connection (DNS rebinding)', ()
     const asPageOf = (host: string) => connect(url, { headers: { host }, origin: `http://${host}` });
     await expect(asPageOf(`rebound.example:${port}`)).rejects.toSatisfy((e) => status(e) === 403);
     await (await asPageOf(`[::1]:${port}`)).next((m) => m.type === 'welcome');
+  });
+});
+
+describe('the default origin check on a unix socket (behind a proxy on the same machine)', () => {
+  it('takes the Host a proxy forwards when the Origin matches it: a unix socket is no loopback address', async () => {
+    const path = join(tmpdir(), `progress-ws-h-${process.pid}-${Date.now()}.sock`);
+    const http = createServer();
+    await new Promise<void>((r) => http.listen(path, () => r()));
+    try {
+      opened.server = new ProgressWebSocketServer({ server: http });
+      const { url } = await opened.server.start();
+      await (await connect(url, { headers: { host: 'ops.example' }, origin: 'http://ops.example' })).next((m) => m.type === 'welcome');
+      await expect(connect(url, { headers: { host: 'ops.example' }, origin: 'http://evil.example' })).rejects.toSatisfy((e) => status(e) === 403);
+    } finally {
+      await Promise.all(opened.clients.splice(0).map((c) => c.close()));
+      await opened.server?.stop();
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+    }
   });
 });
 
