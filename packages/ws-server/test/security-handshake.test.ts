@@ -3,7 +3,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
-import { closedAfterEach } from './helpers.js';
+import { closedAfterEach, sleep } from './helpers.js';
 import { rawExchange, upgradeRequest } from './raw.js';
 
 // The edges of the handshake's checks that security.test.ts does not reach: each test here fails on
@@ -99,6 +99,20 @@ describe('authenticate', () => {
       c.send({ type: 'subscribe', upgradeId: 'u1' });
       await c.next((m) => m.type === 'subscribed');
       expect(seen).toEqual([principal]);
+      await c.close();
+      await opened.server!.stop();
+    }
+  });
+
+  it('closes a connection only for an exp that is a finite number: a principal whose exp is NaN, Infinity or text keeps its connection', async () => {
+    for (const exp of [Number.NaN, Number.POSITIVE_INFINITY, '0']) {
+      const { url } = await start({ authenticate: () => ({ user: 'ann', exp }) });
+      const c = await connect(url);
+      await c.next((m) => m.type === 'welcome');
+      // Long enough for a timer set for "now" to have fired.
+      await sleep(100);
+      await c.answered();
+      expect(c.closeCode, String(exp)).toBeUndefined();
       await c.close();
       await opened.server!.stop();
     }
