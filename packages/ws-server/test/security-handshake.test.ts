@@ -6,8 +6,9 @@ import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '..
 import { closedAfterEach, sleep } from './helpers.js';
 import { rawExchange, upgradeRequest } from './raw.js';
 
-// The edges of the handshake's checks that security.test.ts does not reach: each test here fails on
-// a loosened (or tightened) check of src/handshake.ts that every other test let pass.
+// The edges of the server's security checks (the handshake's origin and authenticate, a credential's
+// expiry, authorize, what a connection negotiates) that security.test.ts does not reach: each test
+// here fails on a loosened (or tightened) check that every other test let pass.
 
 const opened = closedAfterEach();
 const { connect } = opened;
@@ -116,5 +117,26 @@ describe('authenticate', () => {
       await c.close();
       await opened.server!.stop();
     }
+  });
+});
+
+describe('authorize', () => {
+  it('takes only true for a yes, as the README says: undefined (a hook that forgets to return), 1, "yes" or a throw is FORBIDDEN', async () => {
+    const answers: Record<string, () => unknown> = {
+      undefined: () => undefined,
+      one: () => 1,
+      yes: () => 'yes',
+      throws: () => {
+        throw new Error('directory down');
+      },
+      allowed: () => true,
+    };
+    // Typed boolean: these are the answers of hooks written in JavaScript, or cast.
+    const { url } = await start({ authorize: ((_p: unknown, id: string) => answers[id]!()) as never });
+    const c = await connect(url);
+    for (const id of Object.keys(answers)) c.send({ type: 'subscribe', upgradeId: id });
+    await c.answered();
+    expect(c.ofType('error').map((e) => `${e.code} ${e.message}`)).toEqual(['undefined', 'one', 'yes', 'throws'].map((id) => `FORBIDDEN not allowed to read upgrade "${id}"`));
+    expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['allowed']);
   });
 });
