@@ -140,3 +140,15 @@ describe('authorize', () => {
     expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['allowed']);
   });
 });
+
+describe('the rate limit', () => {
+  it('counts no refusal after it closed a connection: what a closing client still sends is not read', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 1, maxViolations: 3 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    // One message the bucket holds, three refusals (the third closes), then six more sent before the close arrives.
+    for (let i = 0; i < 10; i++) c.send({ type: 'ping' });
+    expect(await c.closed).toBe(1008);
+    expect(opened.server!.getStats().rateLimited).toBe(3);
+  });
+});
