@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, sleep } from './helpers.js';
 import { rawExchange, upgradeRequest } from './raw.js';
+import { GatedLoadStore } from './watchable-store.js';
 
 // The edges of the server's security checks (the handshake's origin and authenticate, a credential's
 // expiry, authorize, what a connection negotiates) that security.test.ts does not reach: each test
@@ -150,5 +151,26 @@ describe('the rate limit', () => {
     for (let i = 0; i < 10; i++) c.send({ type: 'ping' });
     expect(await c.closed).toBe(1008);
     expect(opened.server!.getStats().rateLimited).toBe(3);
+  });
+});
+
+describe('maxWatchedUpgrades', () => {
+  it('holds for subscribes of several clients whose loads run at once: the bound is checked again once they are loaded', async () => {
+    const store = new GatedLoadStore();
+    let open!: () => void;
+    store.gate = new Promise<void>((resolve) => (open = resolve));
+    const { url } = await start({ store, maxWatchedUpgrades: 1 });
+    const [a, b] = await Promise.all([connect(url), connect(url)]);
+    a.send({ type: 'subscribe', upgradeId: 'u-1' });
+    b.send({ type: 'subscribe', upgradeId: 'u-2' });
+    // Both passed the check made before a load (no watch runs yet), and wait for their load.
+    for (let i = 0; i < 500 && store.loads < 2; i++) await sleep(10);
+    expect(store.loads).toBe(2);
+    open();
+    await Promise.all([a.answered(), b.answered()]);
+    const answers = [...a.messages, ...b.messages].filter((m) => m.type === 'subscribed' || m.type === 'error').map((m) => `${m.type}${m.code ? ` ${m.code}` : ''}`);
+    expect(answers.sort()).toEqual(['error RATE_LIMITED', 'subscribed']);
+    expect(store.activeWatches).toBe(1);
+    expect(opened.server!.getStats().watchedUpgrades).toBe(1);
   });
 });
