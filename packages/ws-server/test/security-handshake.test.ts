@@ -3,16 +3,16 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
-import { closedAfterEach, sleep } from './helpers.js';
+import { closedAfterEach, openTracker, sleep } from './helpers.js';
 import { rawExchange, upgradeRequest } from './raw.js';
-import { GatedLoadStore } from './watchable-store.js';
+import { GatedLoadStore, UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The edges of the server's security checks (the handshake's origin and authenticate, a credential's
 // expiry, authorize, what a connection negotiates) that security.test.ts does not reach: each test
 // here fails on a loosened (or tightened) check that every other test let pass.
 
 const opened = closedAfterEach();
-const { connect } = opened;
+const { connect, trackers } = opened;
 
 async function start(options: ProgressWebSocketServerOptions = {}): Promise<{ url: string; port: number }> {
   opened.server = new ProgressWebSocketServer({ port: 0, ...options });
@@ -172,5 +172,30 @@ describe('maxWatchedUpgrades', () => {
     expect(answers.sort()).toEqual(['error RATE_LIMITED', 'subscribed']);
     expect(store.activeWatches).toBe(1);
     expect(opened.server!.getStats().watchedUpgrades).toBe(1);
+  });
+});
+
+describe('authorize and a "*" subscription over a store that can watchAll', () => {
+  it('tells a "*" subscriber nothing of an upgrade it may not read when the store fails to load it', async () => {
+    const store = new UnreliableStore(new WatchableMemoryStore());
+    store.down.add('secret');
+    const { url } = await start({
+      store,
+      authenticate: (req) => req.headers['x-user'] ?? 'guest',
+      authorize: (principal, id) => principal === 'admin' || id !== 'secret',
+    });
+    const admin = await connect(url, { headers: { 'x-user': 'admin' } });
+    const guest = await connect(url);
+    for (const c of [admin, guest]) {
+      c.send({ type: 'subscribe', upgradeId: '*' });
+      await c.next((m) => m.type === 'subscribed');
+    }
+    // It appears (watchAll brings its first event) and its load fails: the admin is told.
+    const born = await openTracker('secret', store.shared);
+    trackers.push(born);
+    await born.startUpgrade();
+    expect(await admin.next((m) => m.upgradeId === 'secret')).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE' });
+    await guest.answered();
+    expect(JSON.stringify(guest.messages)).not.toContain('secret');
   });
 });
