@@ -91,6 +91,16 @@ describe('the Origin header', () => {
   });
 });
 
+describe('compression', () => {
+  it('declines permessage-deflate when a client offers it: no inflating of what a client sends, no compressing per client of what is framed once', async () => {
+    const { url } = await start();
+    const c = await connect(url, { perMessageDeflate: true });
+    await c.next((m) => m.type === 'welcome');
+    expect(c.ws.extensions).toBe('');
+    await c.answered();
+  });
+});
+
 describe('authenticate', () => {
   it('takes any principal but undefined, null and false, as the README says: a user id 0 or an empty name is one', async () => {
     for (const principal of [0, '']) {
