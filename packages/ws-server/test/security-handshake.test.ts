@@ -153,6 +153,16 @@ describe('authorize', () => {
 });
 
 describe('the rate limit', () => {
+  it('serves `burst` messages at once, a burst of 1 included', async () => {
+    const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 1, maxViolations: 50 } });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    c.send({ type: 'ping' });
+    c.send({ type: 'ping' });
+    await c.until((ms) => ms.length === 3, 10_000, 'two answers');
+    expect(c.messages.slice(1).map((m) => (m.type === 'error' ? `error:${m.code}` : m.type))).toEqual(['pong', 'error:RATE_LIMITED']);
+  });
+
   it('counts no refusal after it closed a connection: what a closing client still sends is not read', async () => {
     const { url } = await start({ rateLimit: { messagesPerSecond: 1, burst: 1, maxViolations: 3 } });
     const c = await connect(url);
