@@ -102,6 +102,26 @@ describe('compression', () => {
 });
 
 describe('authenticate', () => {
+  it('counts once a handshake that stop() answered while authenticate ran, however authenticate answers later', async () => {
+    let answer!: (principal: unknown) => void;
+    let asked!: () => void;
+    const called = new Promise<void>((resolve) => (asked = resolve));
+    const { port } = await start({
+      authenticate: () => {
+        asked();
+        return new Promise((resolve) => (answer = resolve));
+      },
+    });
+    const exchange = rawExchange(port, upgradeRequest('/ws'));
+    await called;
+    await opened.server!.stop();
+    expect((await exchange).response).toMatch(/^HTTP\/1\.1 503 /);
+    answer(undefined);
+    // The verdict follows within microtasks of the hook's answer: all run before the next turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(opened.server!.getStats().handshakesRefused).toBe(1);
+  });
+
   it('takes any principal but undefined, null and false, as the README says: a user id 0 or an empty name is one', async () => {
     for (const principal of [0, '']) {
       const seen: unknown[] = [];
