@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ProgressWebSocketServer, type ProgressWebSocketServerOptions } from '../src/index.js';
+import { ProgressWebSocketServer, createReadToken, readTokenAuth, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep } from './helpers.js';
 import { rawExchange, upgradeRequest } from './raw.js';
 import { GatedLoadStore, UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
@@ -98,6 +98,19 @@ describe('compression', () => {
     await c.next((m) => m.type === 'welcome');
     expect(c.ws.extensions).toBe('');
     await c.answered();
+  });
+});
+
+describe('subprotocols', () => {
+  it('never echoes a token subprotocol, also when the client offers no other: the token stays out of the response', async () => {
+    const secret = 'a-test-secret-that-is-long-enough-0123456789';
+    const { port } = await start(readTokenAuth({ secret }));
+    const token = createReadToken({ secret, upgradeIds: ['u1'], ttlSeconds: 60 });
+    const { response } = await rawExchange(port, upgradeRequest('/ws', [`Sec-WebSocket-Protocol: progress-token.${token}`]));
+    // Authenticated by it (101), and not answered with it.
+    expect(response).toMatch(/^HTTP\/1\.1 101 /);
+    expect(response).not.toMatch(/sec-websocket-protocol/i);
+    expect(response).not.toContain(token);
   });
 });
 
