@@ -252,3 +252,28 @@ describe('authorize and a "*" subscription over a store that can watchAll', () =
     expect(JSON.stringify(guest.messages)).not.toContain('secret');
   });
 });
+
+describe('a "*" subscription made again', () => {
+  it('replaces the one before: each event comes once, and the store watchAll stops when the client leaves', async () => {
+    const store = new WatchableMemoryStore();
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    const { url } = await start({ store });
+    const c = await connect(url);
+    for (let i = 0; i < 2; i++) {
+      const from = c.messages.length;
+      c.send({ type: 'subscribe', upgradeId: '*' });
+      await c.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1', from);
+    }
+    await writer.addTask('t', 'T');
+    await c.until(() => c.seqs('u1').includes(3));
+    await c.answered();
+    expect(c.seqs('u1')).toEqual([3]);
+    expect(store.activeWatches).toBe(1);
+    // What a client that subscribed twice leaves behind: nothing (a "*" left over would keep watchAll, and what it holds, for ever).
+    await c.close();
+    for (let i = 0; i < 500 && store.activeWatches > 0; i++) await sleep(10);
+    expect(store.activeWatches).toBe(0);
+  });
+});
