@@ -115,6 +115,15 @@ describe('subprotocols', () => {
 });
 
 describe('authenticate', () => {
+  it('gives authorize the principal true when there is no authenticate hook', async () => {
+    const seen: unknown[] = [];
+    const { url } = await start({ authorize: (p) => (seen.push(p), true) });
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    await c.next((m) => m.type === 'subscribed');
+    expect(seen).toEqual([true]);
+  });
+
   it('counts once a handshake that stop() answered while authenticate ran, however authenticate answers later', async () => {
     let answer!: (principal: unknown) => void;
     let asked!: () => void;
