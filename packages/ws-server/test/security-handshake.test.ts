@@ -286,3 +286,22 @@ describe('a "*" subscription made again', () => {
     expect(store.activeWatches).toBe(0);
   });
 });
+
+describe('a subscribe whose client left while it loaded', () => {
+  it('lets go of the upgrade a client subscribed to and left before its load answered', async () => {
+    const store = new GatedLoadStore();
+    let open!: () => void;
+    store.gate = new Promise<void>((resolve) => (open = resolve));
+    const { url } = await start({ store });
+    const c = await connect(url);
+    c.send({ type: 'subscribe', upgradeId: 'made-up' });
+    for (let i = 0; i < 500 && store.loads < 1; i++) await sleep(10);
+    expect(store.loads).toBe(1);
+    await c.close();
+    for (let i = 0; i < 500 && opened.server!.getStats().clients > 0; i++) await sleep(10);
+    open();
+    // Else a client that subscribes to made-up ids and leaves at once makes the server keep a topic for each.
+    for (let i = 0; i < 500 && opened.server!.getStats().topics > 0; i++) await sleep(10);
+    expect(opened.server!.getStats()).toMatchObject({ clients: 0, topics: 0, watchedUpgrades: 0 });
+  });
+});
