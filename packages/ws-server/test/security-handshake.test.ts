@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep } from './helpers.js';
-import { rawExchange, upgradeRequest } from './raw.js';
+import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
 import { GatedLoadStore, UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The edges of the server's security checks (the handshake's origin and authenticate, a credential's
@@ -303,5 +303,29 @@ describe('a subscribe whose client left while it loaded', () => {
     // Else a client that subscribes to made-up ids and leaves at once makes the server keep a topic for each.
     for (let i = 0; i < 500 && opened.server!.getStats().topics > 0; i++) await sleep(10);
     expect(opened.server!.getStats()).toMatchObject({ clients: 0, topics: 0, watchedUpgrades: 0 });
+  });
+});
+
+describe('fragments', () => {
+  /** `{"type":"ping"}` as a text message of `count` frames (the ones between the first and the last empty). */
+  function pingInFrames(count: number): Buffer {
+    const frames = [clientFrame(0x1, Buffer.from('{'), false)];
+    for (let i = 0; i < count - 2; i++) frames.push(clientFrame(0x0, Buffer.alloc(0), false));
+    frames.push(clientFrame(0x0, Buffer.from('"type":"ping"}'), true));
+    return Buffer.concat(frames);
+  }
+
+  it('takes a message of 1024 fragments and closes with 1008 at 1025, as the README says', async () => {
+    const { port } = await start();
+    const { socket, received } = await rawWebSocket(port, '/ws');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(pingInFrames(1024));
+    for (let i = 0; i < 500 && !received().toString('latin1').includes('"type":"pong"'); i++) await sleep(10);
+    expect(received().toString('latin1')).toContain('"type":"pong"');
+    expect(closeCodeIn(received())).toBeUndefined();
+    socket.write(pingInFrames(1025));
+    await Promise.race([closed, sleep(5000)]);
+    expect(closeCodeIn(received())).toBe(1008);
+    socket.destroy();
   });
 });
