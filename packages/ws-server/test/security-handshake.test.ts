@@ -329,3 +329,21 @@ describe('fragments', () => {
     socket.destroy();
   });
 });
+
+describe('maxPayload', () => {
+  it('takes a message of exactly maxPayload bytes and closes with 1009 at one byte more', async () => {
+    const { url } = await start({ maxPayload: 1024 });
+    const c = await connect(url);
+    await c.next((m) => m.type === 'welcome');
+    const ping = (bytes: number): string => {
+      const text = JSON.stringify({ type: 'ping', pad: '' });
+      return JSON.stringify({ type: 'ping', pad: 'x'.repeat(bytes - text.length) });
+    };
+    expect(ping(1024)).toHaveLength(1024);
+    c.send(ping(1024));
+    await c.next((m) => m.type === 'pong');
+    const from = c.messages.length;
+    c.send(ping(1025));
+    expect(await Promise.race([c.closed, c.next((m) => m.type === 'pong', from).then(() => 'answered')])).toBe(1009);
+  });
+});
