@@ -1,0 +1,42 @@
+// Edges of watch() and watchAll() that the broader suites did not pin (found by mutation testing,
+// 2026-12-02): each test names the behaviour a user sees at that edge.
+import { EventFactory } from '@progress/core/testing';
+import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminClient, appendBatch, cleanup, makeStore } from './helpers.js';
+
+const prefixes = new Set<string>();
+
+afterAll(async () => {
+  const admin = adminClient();
+  await cleanup(admin, prefixes);
+  await admin.quit();
+});
+
+/** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
+async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
+  try {
+    for await (const ev of iterable) each(ev);
+    return undefined;
+  } catch (err) {
+    return err as ProgressError;
+  }
+}
+
+describe('RedisStore.watch and retention', () => {
+  // Found on 2026-12-02 (mutation testing): a watch() whose next seq was the very one retention
+  // removed last (trimmed = afterSeq + 1) could end with DATA_CORRUPTED instead of the trimmed
+  // NOT_FOUND a consumer answers with a resync, and no test failed.
+  it('ends with NOT_FOUND (reason trimmed) when only the one event after afterSeq was removed by retention', async () => {
+    // Snapshot at 10, keep >= 5, one event per append: at seq 15 events 1..10 are gone.
+    const store = makeStore(prefixes, { snapshotEvery: 10, retention: { maxEvents: 5 }, watchBlockMs: 200 });
+    const f = new EventFactory('edge-trim');
+    for (let i = 0; i < 15; i++) await appendBatch(store, f, 1);
+    const seen: number[] = [];
+    const err = await endOf(store.watch(f.upgradeId, 9), (ev) => seen.push(ev.seq));
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect(err!.context).toMatchObject({ upgradeId: 'edge-trim', reason: 'trimmed', afterSeq: 9, trimmedSeq: 10 });
+    expect(seen).toEqual([]);
+    await store.close();
+  });
+});
