@@ -23,6 +23,10 @@ async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: Progress
   }
 }
 
+/** What `promise` settles with, or 'still running' when it has not within a generous bound (not a timing claim: a hang). */
+const within = <T>(promise: Promise<T>, ms = 5000): Promise<T | 'still running'> =>
+  Promise.race([promise, new Promise<'still running'>((r) => setTimeout(() => r('still running'), ms).unref())]);
+
 describe('RedisStore.watch and retention', () => {
   // Found on 2026-12-02 (mutation testing): a watch() whose next seq was the very one retention
   // removed last (trimmed = afterSeq + 1) could end with DATA_CORRUPTED instead of the trimmed
@@ -37,6 +41,21 @@ describe('RedisStore.watch and retention', () => {
     expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
     expect(err!.context).toMatchObject({ upgradeId: 'edge-trim', reason: 'trimmed', afterSeq: 9, trimmedSeq: 10 });
     expect(seen).toEqual([]);
+    await store.close();
+  });
+});
+
+describe('RedisStore.watch of an upgrade that does not exist', () => {
+  // Found on 2026-12-02 (mutation testing): a watch() from afterSeq > 0 of an upgrade with no meta
+  // (never created, or gone) could wait for it for good, as a watch from seq 0 rightly does, and no
+  // test failed. A consumer that had seen seq 5 must hear that the upgrade is not there.
+  it('ends with NOT_FOUND (reason deleted) from afterSeq > 0, rather than wait for the upgrade to appear', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const err = await within(endOf(store.watch('edge-never', 5)));
+    expect(err).not.toBe('still running');
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-never', reason: 'deleted', afterSeq: 5 });
+    expect(store.info().watchers).toBe(0);
     await store.close();
   });
 });
