@@ -23,6 +23,14 @@ async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: Progress
   }
 }
 
+const until = async (check: () => boolean, ms = 5000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
 /** What `promise` settles with, or 'still running' when it has not within a generous bound (not a timing claim: a hang). */
 const within = <T>(promise: Promise<T>, ms = 5000): Promise<T | 'still running'> =>
   Promise.race([promise, new Promise<'still running'>((r) => setTimeout(() => r('still running'), ms).unref())]);
@@ -56,6 +64,22 @@ describe('RedisStore.watch of an upgrade that does not exist', () => {
     expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
     expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-never', reason: 'deleted', afterSeq: 5 });
     expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
+
+describe('RedisStore.watch and a log behind the watched seq', () => {
+  // Found on 2026-12-02 (mutation testing): with the check of the meta's lastSeq against the watched
+  // seq left out, no test failed: a watch() from past the end of the upgrade's log waited for good.
+  it('ends with NOT_FOUND (reason deleted) when afterSeq is past the upgrade\'s lastSeq', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory('edge-behind');
+    await appendBatch(store, f, 3);
+    const err = await within(endOf(store.watch(f.upgradeId, 10)));
+    expect(err).not.toBe('still running');
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-behind', reason: 'deleted', afterSeq: 10 });
+    expect((err as ProgressError).message).toContain('its log ends at seq 3, before seq 10');
     await store.close();
   });
 });
