@@ -82,4 +82,37 @@ describe('RedisStore.watch and a log behind the watched seq', () => {
     expect((err as ProgressError).message).toContain('its log ends at seq 3, before seq 10');
     await store.close();
   });
+
+  // Found on 2026-12-02 (mutation testing): the meta was checked against the watched seq only, not
+  // against the last seq just read, and no test failed. An upgrade deleted and written again from the
+  // same first event (the same eventId: its epoch matches) between the watcher's XREAD and its meta
+  // read left the watcher handing out the old log's events past the new one's end.
+  it('hands out nothing of entries read past the lastSeq of the meta read right after them (deleted and written again with the same first event)', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const seen: number[] = [];
+    const done = endOf(store.watch('edge-same-epoch', 0), (ev) => seen.push(ev.seq));
+    // The watcher waits in XREAD BLOCK for an upgrade that does not exist yet.
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const keys = store.keys.upgrade('edge-same-epoch');
+    const f = new EventFactory('edge-same-epoch');
+    const events = f.batch(5);
+    // One pipeline, run by Redis in one go: the first entry serves the watcher's XREAD at once, and
+    // the delete and the shorter log written again from the same first event run before its meta read.
+    const admin = adminClient();
+    await admin
+      .pipeline()
+      .xadd(keys.events, '0-5', 'b', JSON.stringify(events))
+      .hset(keys.meta, 'lastSeq', '5', 'epoch', events[0]!.eventId)
+      .del(keys.events, keys.meta)
+      .xadd(keys.events, '0-2', 'b', JSON.stringify(events.slice(0, 2)))
+      .hset(keys.meta, 'lastSeq', '2', 'epoch', events[0]!.eventId)
+      .exec();
+    await admin.quit();
+    const err = await within(done);
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-same-epoch', reason: 'deleted' });
+    expect(seen).toEqual([]);
+    await store.close();
+  });
 });
