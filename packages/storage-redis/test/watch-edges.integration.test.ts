@@ -116,3 +116,29 @@ describe('RedisStore.watch and a log behind the watched seq', () => {
     await store.close();
   });
 });
+
+describe('RedisStore.watch and the meta read before blocking', () => {
+  // Found on 2026-12-02 (mutation testing): with the check of the meta read before the first XREAD
+  // left out, no test failed. A watch() from afterSeq > 0 (a consumer that loaded the upgrade, then
+  // watches from its lastSeq) whose upgrade was deleted and created again during that first blocking
+  // read then took the new upgrade's epoch for its own and handed out its events as the continuation.
+  it('ends with NOT_FOUND (reason deleted) when the upgrade is deleted and created again during its first blocking read', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 5000 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const old = new EventFactory('edge-first-read');
+    await appendBatch(writer, old, 3);
+    const seen: number[] = [];
+    const done = endOf(store.watch(old.upgradeId, 3), (ev) => seen.push(ev.seq));
+    // The watcher waits in its first XREAD BLOCK, after seq 3.
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await writer.delete(old.upgradeId)).toBe(true);
+    await appendBatch(writer, new EventFactory(old.upgradeId), 6);
+    const err = await within(done);
+    expect(isProgressError(err, 'NOT_FOUND')).toBe(true);
+    expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-first-read', reason: 'deleted', afterSeq: 3 });
+    expect(seen).toEqual([]);
+    await writer.close();
+    await store.close();
+  });
+});
