@@ -2,6 +2,7 @@
 // 2026-12-02): each test names the behaviour a user sees at that edge.
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
+import { getEventListeners } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient, appendBatch, cleanup, makeStore } from './helpers.js';
 
@@ -139,6 +140,29 @@ describe('RedisStore.watch and the meta read before blocking', () => {
     expect((err as ProgressError).context).toMatchObject({ upgradeId: 'edge-first-read', reason: 'deleted', afterSeq: 3 });
     expect(seen).toEqual([]);
     await writer.close();
+    await store.close();
+  });
+});
+
+describe('RedisStore.watch and its signal', () => {
+  // Found on 2026-12-02 (mutation testing): with the watcher's end leaving its abort listener in
+  // place, no test failed. A caller's long-lived signal (one per process, as for a shutdown) then
+  // kept a listener, and with it the ended watcher and its connection object, for each watch() ever
+  // made and ended by its loop.
+  it.each(['watch', 'watchAll'] as const)('leaves no listener on its signal once its loop has ended it, before the signal aborts (%s)', async (kind) => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const f = new EventFactory(`edge-signal-${kind}`);
+    const stop = new AbortController();
+    const iterable = kind === 'watch' ? store.watch(f.upgradeId, 0, { signal: stop.signal }) : store.watchAll({ signal: stop.signal });
+    if (kind === 'watchAll') await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await appendBatch(store, f, 2);
+    for await (const ev of iterable) {
+      expect(ev.seq).toBe(1);
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
+      break;
+    }
+    expect(store.info().watchers).toBe(0);
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
     await store.close();
   });
 });
