@@ -166,3 +166,20 @@ describe('RedisStore.watch and its signal', () => {
     await store.close();
   });
 });
+
+describe('RedisStore.watch ended by hand while a next() waits', () => {
+  // Found on 2026-12-02 (mutation testing): with return() no longer ending the connection before it
+  // is queued behind the pending next(), no test failed. On a quiet upgrade that next() waits in
+  // XREAD BLOCK round after round, so a consumer with its own timeout (a race of next() against a
+  // timer, then return()) never saw its return() settle, and the connection stayed open.
+  it('settles return() called while a next() waits on a quiet upgrade, and releases the connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const iterator = store.watch('edge-quiet-return', 0)[Symbol.asyncIterator]();
+    const pending = iterator.next();
+    await until(() => store.info().watchers === 1);
+    expect(await within(iterator.return!(undefined))).toEqual({ done: true, value: undefined });
+    expect(await within(pending)).toEqual({ done: true, value: undefined });
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
+});
