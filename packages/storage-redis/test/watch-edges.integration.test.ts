@@ -182,4 +182,18 @@ describe('RedisStore.watch ended by hand while a next() waits', () => {
     expect(store.info().watchers).toBe(0);
     await store.close();
   });
+
+  // Found on 2026-12-02 (mutation testing): the same for throw() (an iterator driven by hand, or an
+  // adapter that forwards its own throw()): without the connection ended first, it never settled.
+  it('rejects throw() called while a next() waits on a quiet upgrade with its error, and releases the connection', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const iterator = store.watch('edge-quiet-throw', 0)[Symbol.asyncIterator]();
+    const pending = iterator.next();
+    await until(() => store.info().watchers === 1);
+    const reason = new Error('consumer gave up');
+    expect(await within(iterator.throw!(reason).then(() => 'resolved', (err: unknown) => err))).toBe(reason);
+    expect(await within(pending)).toEqual({ done: true, value: undefined });
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+  });
 });
