@@ -3,8 +3,9 @@
 import { EventFactory } from '@progress/core/testing';
 import { isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { getEventListeners } from 'node:events';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, makeStore } from './helpers.js';
+import { adminClient, appendBatch, cleanup, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -195,5 +196,31 @@ describe('RedisStore.watch ended by hand while a next() waits', () => {
     expect(await within(pending)).toEqual({ done: true, value: undefined });
     expect(store.info().watchers).toBe(0);
     await store.close();
+  });
+});
+
+describe('RedisStore.watch with a signal aborted already', () => {
+  // Found on 2026-12-02 (mutation testing): with the check of a signal aborted before the iteration
+  // left out, no test failed: such a watch() (a request cancelled before its stream began) still
+  // opened a connection to Redis, only to end it at once.
+  it('hands out nothing and opens no connection', async () => {
+    const client = new Redis(redisUrl());
+    // The watchers' connections are duplicate()s of the client passed in.
+    let opened = 0;
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
+      opened++;
+      return duplicate(...args);
+    };
+    const store = makeStore(prefixes, { redis: client, watchBlockMs: 200 });
+    const f = new EventFactory('edge-aborted');
+    await appendBatch(store, f, 2);
+    const seen: number[] = [];
+    expect(await within(endOf(store.watch(f.upgradeId, 0, { signal: AbortSignal.abort() }), (ev) => seen.push(ev.seq)))).toBeUndefined();
+    expect(seen).toEqual([]);
+    expect(opened).toBe(0);
+    expect(store.info().watchers).toBe(0);
+    await store.close();
+    await client.quit();
   });
 });
