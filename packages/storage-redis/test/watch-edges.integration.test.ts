@@ -224,3 +224,47 @@ describe('RedisStore.watch with a signal aborted already', () => {
     await client.quit();
   });
 });
+
+describe('RedisStore.watch and credentials refused twice', () => {
+  // Found on 2026-12-02 (mutation testing): with the first refusal's time kept across a connection
+  // made in between, no test failed. A password rotated twice (each time put back well within
+  // commandTimeoutMs) then ended the watcher at the first refusal of the second rotation, counted
+  // from the first one's.
+  it('counts commandTimeoutMs again from the first refusal after a connection was made in between', async () => {
+    const admin = adminClient();
+    const user = `edge-rot-${Math.random().toString(36).slice(2, 8)}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const url = new URL(redisUrl());
+    url.username = user;
+    url.password = 'pw';
+    const store = makeStore(prefixes, { url: url.toString(), commandTimeoutMs: 1500, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    try {
+      const f = new EventFactory('edge-rot');
+      await appendBatch(writer, f, 1);
+      const one = store.watch(f.upgradeId, 0)[Symbol.asyncIterator]();
+      expect((await one.next()).value).toMatchObject({ seq: 1 });
+      // A rotation: refused for a while (ioredis reconnects after 50, 100, 150 ms...), then let in again.
+      const rotate = async (refusedMs: number): Promise<void> => {
+        await admin.call('ACL', 'SETUSER', user, 'resetpass', '>other');
+        await admin.call('CLIENT', 'KILL', 'USER', user);
+        await appendBatch(writer, f, 1);
+        await pause(refusedMs);
+        await admin.call('ACL', 'SETUSER', user, 'resetpass', '>pw');
+      };
+      await rotate(600);
+      expect((await one.next()).value).toMatchObject({ seq: 2 });
+      // Past commandTimeoutMs from the first rotation's first refusal, the second one begins.
+      await pause(1500);
+      await rotate(300);
+      expect((await one.next()).value).toMatchObject({ seq: 3 });
+      await one.return?.();
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+      await admin.quit();
+      await writer.close();
+      await store.close();
+    }
+  });
+});
