@@ -268,3 +268,30 @@ describe('RedisStore.watch and credentials refused twice', () => {
     }
   });
 });
+
+describe('RedisStore.watchAll and a repeated feed entry behind later ones', () => {
+  // Found on 2026-12-02 (mutation testing): with a page's range of an upgrade set to the last of its
+  // feed entries rather than the highest, no test failed. A follow-up re-sent after a lost reply
+  // (cluster mode) lands behind the upgrade's later entries: the events after it were then held back
+  // until the upgrade's next append, handed out after other upgrades' later events.
+  it('hands out every event its page points to when a repeated entry for an earlier append comes last', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    // While the follower does not read, all of this lands in one page of the feed.
+    const f = new EventFactory('edge-repeat-late');
+    const written: ProgressEvent[] = [];
+    for (let i = 0; i < 3; i++) written.push(...(await appendBatch(store, f, 1)));
+    await admin.xadd(store.keys.feed, '*', 'u', f.upgradeId, 's', '2', 'n', '1'); // the second append's entry again
+    const [marker] = await appendBatch(store, new EventFactory('edge-repeat-marker'), 1);
+    const got: ProgressEvent[] = [];
+    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await store.close();
+  });
+});
