@@ -295,3 +295,34 @@ describe('RedisStore.watchAll and a repeated feed entry behind later ones', () =
     await store.close();
   });
 });
+
+describe('RedisStore.watchAll and an upgrade without a recorded epoch', () => {
+  // Found on 2026-12-02 (mutation testing): with the events of a repeated seq-1 feed entry handed out
+  // whole when the epoch cannot be compared, no test failed. An upgrade with no epoch in its meta (as
+  // stores before the epoch wrote it) then had its events handed out twice on such a repeat (a
+  // follow-up re-sent after a lost reply).
+  it('hands out nothing twice on a repeated seq-1 feed entry of an upgrade whose meta has no epoch', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    const f = new EventFactory('edge-no-epoch');
+    const created = await appendBatch(store, f, 3);
+    await admin.hdel(store.keys.upgrade(f.upgradeId).meta, 'epoch');
+    for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    // While the follower does not read: the first append's feed entry again, then a new append.
+    await admin.xadd(store.keys.feed, '*', 'u', f.upgradeId, 's', '1', 'n', String(created.length));
+    // (Another store: this one, which wrote seq 1, would take the missing epoch for a re-created upgrade.)
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const next = await appendBatch(writer, f, 2);
+    const seen: ProgressEvent[] = [];
+    for (let i = 0; i < 2; i++) seen.push((await iterator.next()).value!);
+    expect(seen.map((e) => [e.seq, e.eventId])).toEqual(next.map((e) => [e.seq, e.eventId]));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await writer.close();
+    await store.close();
+  });
+});
