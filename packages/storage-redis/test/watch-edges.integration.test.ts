@@ -5,7 +5,7 @@ import { isProgressError, type ProgressError, type ProgressEvent } from '@progre
 import { getEventListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -322,6 +322,39 @@ describe('RedisStore.watchAll and an upgrade without a recorded epoch', () => {
     stop.abort();
     expect((await iterator.next()).done).toBe(true);
     await admin.quit();
+    await writer.close();
+    await store.close();
+  });
+});
+
+describe('RedisStore.watchAll and an upgrade re-created while the follower was behind (cluster mode)', () => {
+  // Found on 2026-12-02 (mutation testing): with the events of a range whose epoch changed handed out
+  // from the range's start rather than the new upgrade's, no test failed. In cluster mode (no `born`
+  // recorded: the epoch decides alone), a follower that had handed out the first events of an upgrade,
+  // then read an entry of it after it was deleted and created again, handed out the new upgrade from
+  // the middle: its first events were never handed out.
+  it('hands out the new upgrade from its seq 1', async () => {
+    const keyPrefix = freshPrefix('edge-behind-cluster');
+    const store = makeStore(prefixes, { keyPrefix, mode: 'cluster', pageSize: 1, watchBlockMs: 200 });
+    const writer = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    const old = new EventFactory('edge-behind-c');
+    await appendBatch(writer, old, 3);
+    for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    // While the follower does not read: more of the old upgrade, then the id deleted and created again.
+    await appendBatch(writer, old, 3);
+    expect(await writer.delete(old.upgradeId)).toBe(true);
+    const fresh = new EventFactory(old.upgradeId);
+    const written = [...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 1))];
+    // Another upgrade's event last: once it comes, everything before it in the feed was read.
+    const [marker] = await appendBatch(writer, new EventFactory('edge-behind-c-marker'), 1);
+    const got: ProgressEvent[] = [];
+    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    await iterator.return?.();
     await writer.close();
     await store.close();
   });
