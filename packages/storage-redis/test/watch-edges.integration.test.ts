@@ -359,3 +359,22 @@ describe('RedisStore.watchAll and an upgrade re-created while the follower was b
     await store.close();
   });
 });
+
+describe('RedisStore.watchAll on a quiet feed', () => {
+  // Found on 2026-12-02 (mutation testing): with an XREAD that waited out its block empty taken for
+  // the end of the feed, no test failed: a watchAll() ended quietly after watchBlockMs without an
+  // append, instead of following until it is stopped.
+  it('goes on following after reads that waited out their block with nothing new', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 100 });
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await until(() => store.info().watchers === 1);
+    await new Promise((r) => setTimeout(r, 500)); // several empty reads
+    const [written] = await appendBatch(store, new EventFactory('edge-quiet-all'), 1);
+    expect((await within(first)) as IteratorResult<ProgressEvent>).toEqual({ done: false, value: written });
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await store.close();
+  });
+});
