@@ -378,3 +378,18 @@ describe('RedisStore.watchAll on a quiet feed', () => {
     await store.close();
   });
 });
+
+describe('RedisStore.watchAll and a feed it cannot read', () => {
+  // Found on 2026-12-02 (mutation testing): with the start point's failure taken for the end of the
+  // iteration, no test failed: a watchAll() through a client its owner had closed ended quietly, as if
+  // stopped, instead of with STORE_UNAVAILABLE.
+  it('ends with STORE_UNAVAILABLE when its start point cannot be read (a client passed in, closed by its owner)', async () => {
+    const client = new Redis(redisUrl());
+    const store = makeStore(prefixes, { redis: client, watchBlockMs: 200, commandTimeoutMs: 1000 });
+    await store.list(); // connected
+    client.disconnect();
+    const err = await within(endOf(store.watchAll()));
+    expect(isProgressError(err, 'STORE_UNAVAILABLE')).toBe(true);
+    await store.close();
+  });
+});
