@@ -392,4 +392,23 @@ describe('RedisStore.watchAll and a feed it cannot read', () => {
     expect(isProgressError(err, 'STORE_UNAVAILABLE')).toBe(true);
     await store.close();
   });
+
+  // Found on 2026-12-02 (mutation testing): the same for a read of the feed that failed for good (not
+  // a lost connection): the iteration ended quietly instead of with the error (here DATA_CORRUPTED,
+  // as the store names a key holding another kind of value).
+  it('ends with the error naming Redis\' answer when a read of the feed is refused', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 100 });
+    const admin = adminClient();
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    // The feed key holds a string now: every XREAD of it is refused (WRONGTYPE).
+    await admin.set(store.keys.feed, 'not a stream');
+    const err = await within(iterator.next().then(() => undefined, (e: unknown) => e));
+    expect(isProgressError(err, 'DATA_CORRUPTED')).toBe(true);
+    expect((err as ProgressError).message).toMatch(/watchAll failed.*WRONGTYPE/);
+    await admin.del(store.keys.feed);
+    await admin.quit();
+    await store.close();
+  });
 });
