@@ -412,3 +412,40 @@ describe('RedisStore.watchAll and a feed it cannot read', () => {
     await store.close();
   });
 });
+
+describe('RedisStore.watchAll and a seq handed out that another event took', () => {
+  // Found on 2026-12-02 (mutation testing): with a page's range that points only at seqs handed out
+  // already left unread, no test on one Redis failed. That range is the one check that the event
+  // handed out at the last seq is still there: after a failover that lost the last appends of an
+  // upgrade (its slot's master, while the feed was on another), the next writer writes another event
+  // under that seq, and the follower must hand the upgrade out again from its start. Here the loss is
+  // made by hand on one Redis (the stream's last entry removed and the meta set back), the feed kept.
+  it('hands the upgrade out again from seq 1 when a feed entry points at a seq whose event was replaced', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const admin = adminClient();
+    const stop = new AbortController();
+    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    const f = new EventFactory('edge-replaced');
+    const before = [...(await appendBatch(store, f, 2)), ...(await appendBatch(store, f, 1))];
+    for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    // Seq 3 lost (its entry and the meta's lastSeq), then another writer writes another seq 3.
+    const keys = store.keys.upgrade(f.upgradeId);
+    const [[, kept]] = (await admin.xrange(keys.events, '0-2', '0-2')) as [[string, string[]]];
+    await admin.pipeline().del(keys.events).xadd(keys.events, '0-2', ...kept).hset(keys.meta, 'lastSeq', '2').exec();
+    const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
+    const other = new EventFactory(f.upgradeId);
+    other.batch(2); // (its own seqs 1 and 2, not written: only its state for seq 3)
+    const events = other.batch(1);
+    await writer.append(f.upgradeId, events, 2, other.snapshot());
+    const [marker] = await appendBatch(writer, new EventFactory('edge-replaced-marker'), 1);
+    const got: ProgressEvent[] = [];
+    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual([...before.slice(0, 2), events[0]!].map((ev) => [ev.seq, ev.eventId]));
+    stop.abort();
+    await iterator.return?.();
+    await admin.quit();
+    await writer.close();
+    await store.close();
+  });
+});
