@@ -5,7 +5,7 @@ import { isProgressError, type ProgressError, type ProgressEvent } from '@progre
 import { getEventListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, pause, redisUrl, until } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -25,16 +25,8 @@ async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: Progress
   }
 }
 
-const until = async (check: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 /** What `promise` settles with, or 'still running' when it has not within a generous bound (not a timing claim: a hang). */
-const within = <T>(promise: Promise<T>, ms = 5000): Promise<T | 'still running'> =>
+const within = <T>(promise: Promise<T>, ms = 10_000): Promise<T | 'still running'> =>
   Promise.race([promise, new Promise<'still running'>((r) => setTimeout(() => r('still running'), ms).unref())]);
 
 describe('RedisStore.watch and retention', () => {
@@ -94,8 +86,8 @@ describe('RedisStore.watch and a log behind the watched seq', () => {
     const seen: number[] = [];
     const done = endOf(store.watch('edge-same-epoch', 0), (ev) => seen.push(ev.seq));
     // The watcher waits in XREAD BLOCK for an upgrade that does not exist yet.
-    await until(() => store.info().watchers === 1);
-    await new Promise((r) => setTimeout(r, 100));
+    await until('the watcher to read', () => store.info().watchers === 1);
+    await pause(100);
     const keys = store.keys.upgrade('edge-same-epoch');
     const f = new EventFactory('edge-same-epoch');
     const events = f.batch(5);
@@ -132,8 +124,8 @@ describe('RedisStore.watch and the meta read before blocking', () => {
     const seen: number[] = [];
     const done = endOf(store.watch(old.upgradeId, 3), (ev) => seen.push(ev.seq));
     // The watcher waits in its first XREAD BLOCK, after seq 3.
-    await until(() => store.info().watchers === 1);
-    await new Promise((r) => setTimeout(r, 100));
+    await until('the watcher to read', () => store.info().watchers === 1);
+    await pause(100);
     expect(await writer.delete(old.upgradeId)).toBe(true);
     await appendBatch(writer, new EventFactory(old.upgradeId), 6);
     const err = await within(done);
@@ -155,7 +147,7 @@ describe('RedisStore.watch and its signal', () => {
     const f = new EventFactory(`edge-signal-${kind}`);
     const stop = new AbortController();
     const iterable = kind === 'watch' ? store.watch(f.upgradeId, 0, { signal: stop.signal }) : store.watchAll({ signal: stop.signal });
-    if (kind === 'watchAll') await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    if (kind === 'watchAll') await store.list(); // after its start point (asked on the same connection)
     await appendBatch(store, f, 2);
     for await (const ev of iterable) {
       expect(ev.seq).toBe(1);
@@ -177,7 +169,7 @@ describe('RedisStore.watch ended by hand while a next() waits', () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const iterator = store.watch('edge-quiet-return', 0)[Symbol.asyncIterator]();
     const pending = iterator.next();
-    await until(() => store.info().watchers === 1);
+    await until('the watcher to read', () => store.info().watchers === 1);
     expect(await within(iterator.return!(undefined))).toEqual({ done: true, value: undefined });
     expect(await within(pending)).toEqual({ done: true, value: undefined });
     expect(store.info().watchers).toBe(0);
@@ -190,7 +182,7 @@ describe('RedisStore.watch ended by hand while a next() waits', () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const iterator = store.watch('edge-quiet-throw', 0)[Symbol.asyncIterator]();
     const pending = iterator.next();
-    await until(() => store.info().watchers === 1);
+    await until('the watcher to read', () => store.info().watchers === 1);
     const reason = new Error('consumer gave up');
     expect(await within(iterator.throw!(reason).then(() => 'resolved', (err: unknown) => err))).toBe(reason);
     expect(await within(pending)).toEqual({ done: true, value: undefined });
@@ -239,7 +231,6 @@ describe('RedisStore.watch and credentials refused twice', () => {
     url.password = 'pw';
     const store = makeStore(prefixes, { url: url.toString(), commandTimeoutMs: 1500, watchBlockMs: 200 });
     const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
-    const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     try {
       const f = new EventFactory('edge-rot');
       await appendBatch(writer, f, 1);
@@ -279,7 +270,7 @@ describe('RedisStore.watchAll and a repeated feed entry behind later ones', () =
     const admin = adminClient();
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await store.list(); // after its start point (asked on the same connection)
     // While the follower does not read, all of this lands in one page of the feed.
     const f = new EventFactory('edge-repeat-late');
     const written: ProgressEvent[] = [];
@@ -306,7 +297,7 @@ describe('RedisStore.watchAll and an upgrade without a recorded epoch', () => {
     const admin = adminClient();
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await store.list(); // after its start point (asked on the same connection)
     const f = new EventFactory('edge-no-epoch');
     const created = await appendBatch(store, f, 3);
     await admin.hdel(store.keys.upgrade(f.upgradeId).meta, 'epoch');
@@ -339,7 +330,7 @@ describe('RedisStore.watchAll and an upgrade re-created while the follower was b
     const writer = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await store.list(); // after its start point (asked on the same connection)
     const old = new EventFactory('edge-behind-c');
     await appendBatch(writer, old, 3);
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
@@ -369,8 +360,8 @@ describe('RedisStore.watchAll on a quiet feed', () => {
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
     const first = iterator.next();
-    await until(() => store.info().watchers === 1);
-    await new Promise((r) => setTimeout(r, 500)); // several empty reads
+    await until('the watcher to read', () => store.info().watchers === 1);
+    await pause(500); // several empty reads
     const [written] = await appendBatch(store, new EventFactory('edge-quiet-all'), 1);
     expect((await within(first)) as IteratorResult<ProgressEvent>).toEqual({ done: false, value: written });
     stop.abort();
@@ -401,7 +392,7 @@ describe('RedisStore.watchAll and a feed it cannot read', () => {
     const admin = adminClient();
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await store.list(); // after its start point (asked on the same connection)
     // The feed key holds a string now: every XREAD of it is refused (WRONGTYPE).
     await admin.set(store.keys.feed, 'not a stream');
     const err = await within(iterator.next().then(() => undefined, (e: unknown) => e));
@@ -425,7 +416,7 @@ describe('RedisStore.watchAll and a seq handed out that another event took', () 
     const admin = adminClient();
     const stop = new AbortController();
     const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await new Promise((r) => setTimeout(r, 50)); // its start point is taken
+    await store.list(); // after its start point (asked on the same connection)
     const f = new EventFactory('edge-replaced');
     const before = [...(await appendBatch(store, f, 2)), ...(await appendBatch(store, f, 1))];
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
