@@ -314,15 +314,17 @@ describe('RedisStore: appends', () => {
 
   it("bounds the server clock reading an append waits for by its deadline too, not by the commandTimeout of a client passed in", async () => {
     // The first append reads Redis' clock (TIME) for its deadline, as every append after a reconnect
-    // does: that read, timed out by the client at 100 ms, failed the append long before commandTimeoutMs.
+    // does: that read, timed out by the client at 500 ms, failed the append long before commandTimeoutMs.
+    // (500 ms, not less: every other command of this client is timed out at it too, and a machine at
+    // a load of 16 on 2 cores took longer than 100 ms to answer the load() below.)
     const proxy = await startRedisProxy(redisUrl());
-    const client = new Redis(proxy.url, { commandTimeout: 100 });
+    const client = new Redis(proxy.url, { commandTimeout: 500 });
     const store = makeStore(prefixes, { redis: client, commandTimeoutMs: 5_000 });
     const f = new EventFactory('client-timeout-clock');
     await client.ping();
     proxy.hold();
     const pending = appendBatch(store, f, 2);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1500));
     proxy.release();
     await expect(pending).resolves.toHaveLength(2);
     expect((await store.load(f.upgradeId))?.lastSeq).toBe(2);
