@@ -1,0 +1,54 @@
+import type { EventType, UpgradeProgress } from '@progress/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { CUT_MARK, EventBridgeNotifier, LEGACY_DETAIL_KEYS } from '../src/index.js';
+import { fakeEvent, fakeState } from './fixtures.js';
+import { localClient } from './helpers.js';
+
+let endpoint: EventBridgeEndpoint;
+beforeAll(async () => {
+  endpoint = await startEventBridgeEndpoint();
+});
+afterAll(() => endpoint.close());
+
+// The old module's keys of its seven DetailTypes (DESIGN.md section 7), in its order.
+const OLD_KEYS: Record<string, string[]> = {
+  'upgrade.started': ['upgrade_id', 'cluster_name', 'phase'],
+  'upgrade.completed': ['upgrade_id', 'cluster_name', 'duration'],
+  'upgrade.failed': ['upgrade_id', 'cluster_name', 'error_message'],
+  'upgrade.phase_changed': ['upgrade_id', 'cluster_name', 'phase'],
+  'task.started': ['upgrade_id', 'cluster_name', 'task_id', 'task_name'],
+  'task.completed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'duration'],
+  'task.failed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'error_message'],
+};
+const WITH_DURATION_MS = new Set(['upgrade.completed', 'upgrade.failed', 'task.completed', 'task.failed']);
+
+describe('an entry trimmed to fit maxBatchBytes', () => {
+  it('keeps every key of the old module for its DetailType, so that existing rules still match it', async () => {
+    expect(LEGACY_DETAIL_KEYS).toStrictEqual(OLD_KEYS);
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url), maxBatchBytes: 600, eventTypes: Object.keys(OLD_KEYS) as EventType[] });
+    // A cluster name too long for the entry: the entry is trimmed, and that name cut.
+    const state = {
+      ...fakeState,
+      clusterName: 'c'.repeat(1000),
+      durationMs: 62_345,
+      tasks: { t1: { taskId: 't1', taskName: 'Task one', durationMs: 62_345, retryCount: 0 } },
+    } as unknown as UpgradeProgress;
+    const types = Object.keys(OLD_KEYS) as EventType[];
+    types.forEach((type, i) => notifier.handle(fakeEvent(i + 1, type, { phase: 'Init', errorMessage: 'boom' }), state));
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(notifier.stats()).toMatchObject({ sent: types.length, trimmed: types.length });
+    expect(endpoint.entries.map((e) => e.DetailType).sort()).toEqual([...types].sort());
+    for (const entry of endpoint.entries) {
+      const type = entry.DetailType!;
+      const expected = [...OLD_KEYS[type]!, 'event_id', 'seq', ...(WITH_DURATION_MS.has(type) ? ['duration_ms'] : []), 'truncated'];
+      expect(Object.keys(entry.detail!), type).toEqual(expected);
+      expect((entry.detail!.cluster_name as string).endsWith(CUT_MARK), type).toBe(true);
+      if ('phase' in entry.detail!) expect(entry.detail!.phase, type).toBe('Init');
+      if ('duration' in entry.detail!) expect(entry.detail!.duration, type).toBe('0:01:02.345000');
+      if ('error_message' in entry.detail!) expect(entry.detail!.error_message, type).toBe('boom');
+    }
+    await notifier.close();
+  });
+});
