@@ -1,4 +1,4 @@
-import type { EventType, UpgradeProgress } from '@progress/core';
+import type { EventType, ProgressEvent, UpgradeProgress } from '@progress/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { CUT_MARK, EventBridgeNotifier, LEGACY_DETAIL_KEYS } from '../src/index.js';
@@ -49,6 +49,22 @@ describe('an entry trimmed to fit maxBatchBytes', () => {
       if ('duration' in entry.detail!) expect(entry.detail!.duration, type).toBe('0:01:02.345000');
       if ('error_message' in entry.detail!) expect(entry.detail!.error_message, type).toBe('boom');
     }
+    await notifier.close();
+  });
+
+  it('never cuts upgrade_id or task_id, however long: it cuts the other text values instead', async () => {
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url), maxBatchBytes: 600 });
+    const upgradeId = 'u'.repeat(128);
+    const taskId = 't'.repeat(128);
+    const event = { ...fakeEvent(1, 'task.started'), upgradeId, taskId } as ProgressEvent;
+    const state = { ...fakeState, upgradeId, clusterName: 'c'.repeat(100), tasks: { [taskId]: { taskId, taskName: 'n'.repeat(120), durationMs: null, retryCount: 0 } } } as unknown as UpgradeProgress;
+    notifier.handle(event, state);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.entries).toHaveLength(1);
+    const detail = endpoint.entries[0]!.detail!;
+    expect(detail).toMatchObject({ upgrade_id: upgradeId, task_id: taskId, event_id: event.eventId, truncated: true });
+    expect((detail.task_name as string).endsWith(CUT_MARK)).toBe(true);
     await notifier.close();
   });
 });
