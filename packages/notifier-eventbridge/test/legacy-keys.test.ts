@@ -68,3 +68,13 @@ describe('an entry trimmed to fit maxBatchBytes', () => {
     await notifier.close();
   });
 });
+
+describe('the limits of the options, as AWS has them', () => {
+  it('takes a source of 256 characters and a busName of 1600 (an ARN), and refuses one more', () => {
+    const make = (extra: Record<string, string>) => () => new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', ...extra });
+    expect(make({ source: 's'.repeat(256) })).not.toThrow();
+    expect(make({ source: 's'.repeat(257) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(make({ busName: 'b'.repeat(1600) })).not.toThrow();
+    expect(make({ busName: 'b'.repeat(1601) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
