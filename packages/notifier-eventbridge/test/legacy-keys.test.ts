@@ -1,7 +1,7 @@
 import type { EventType, ProgressEvent, UpgradeProgress } from '@progress/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
-import { CUT_MARK, EventBridgeNotifier, LEGACY_DETAIL_KEYS } from '../src/index.js';
+import { CUT_MARK, EventBridgeNotifier, LEGACY_DETAIL_KEYS, buildDetail } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 import { localClient } from './helpers.js';
 
@@ -76,5 +76,18 @@ describe('the limits of the options, as AWS has them', () => {
     expect(make({ source: 's'.repeat(257) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(make({ busName: 'b'.repeat(1600) })).not.toThrow();
     expect(make({ busName: 'b'.repeat(1601) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('sends an entry of 256 KB (262144 bytes, the default maxBatchBytes) whole', async () => {
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
+    // An entry of 260,000 bytes as AWS counts them: over 256,000, within 256 * 1024.
+    const overhead = 'eks-upgrade-agent'.length + 'task.failed'.length + 14 + JSON.stringify(buildDetail(fakeEvent(1, 'task.failed', { errorMessage: '' }), fakeState)).length;
+    const event = fakeEvent(1, 'task.failed', { errorMessage: 'x'.repeat(260_000 - overhead) });
+    notifier.handle(event, fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(notifier.stats()).toMatchObject({ sent: 1, trimmed: 0 });
+    expect(endpoint.entries[0]!.detail).toStrictEqual(buildDetail(event, fakeState));
+    await notifier.close();
   });
 });
