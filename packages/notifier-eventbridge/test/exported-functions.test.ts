@@ -12,6 +12,7 @@ const detail = buildDetail(fakeEvent(2), fakeState);
 const cases: Array<[string, () => unknown]> = [
   ['formatTimedelta(NaN)', () => formatTimedelta(Number.NaN)],
   ['formatTimedelta("5")', () => formatTimedelta('5' as never)],
+  ['formatTimedelta(Infinity)', () => formatTimedelta(Infinity)],
   ['formatTimedelta(Symbol)', () => formatTimedelta(Symbol('x') as never)],
   ['keptKeys(undefined)', () => keptKeys(undefined as never)],
   ['keptKeys(42)', () => keptKeys(42 as never)],
@@ -30,6 +31,7 @@ const cases: Array<[string, () => unknown]> = [
   ['entrySize(undefined)', () => entrySize(undefined as never)],
   ['entrySize({ Detail: 42 })', () => entrySize({ Detail: 42 } as never)],
   ['entrySize({ Resources: "arn" })', () => entrySize({ Resources: 'arn' } as never)],
+  ['entrySize({ Resources: [42] })', () => entrySize({ Resources: [42] } as never)],
   ['backoffDelay(1, undefined)', () => backoffDelay(1, undefined as never)],
   ['backoffDelay("1", retry)', () => backoffDelay('1' as never, { baseDelayMs: 10, maxDelayMs: 100 })],
   ['backoffDelay(1, { baseDelayMs: "10" })', () => backoffDelay(1, { baseDelayMs: '10', maxDelayMs: 100 } as never)],
@@ -52,6 +54,7 @@ describe('the exported functions of the notifier with arguments that do not fit'
     expect(fitDetail('task.started', detail, 10_000)).toBe(JSON.stringify(detail));
     expect(fitDetail('task.started', detail, Infinity)).toBe(JSON.stringify(detail));
     expect(entrySize({ Source: 'ab', DetailType: 'c', Detail: '{}', Resources: ['r'] })).toBe(6);
+    expect(entrySize({ Source: 'é€' })).toBe(5); // a Source is counted in UTF-8 bytes too
     expect(backoffDelay(3, { baseDelayMs: 10, maxDelayMs: 100 }, () => 0.5)).toBe(20);
     expect(classifyRequestError(new Error('x')).retryable).toBe(true);
   });
