@@ -78,6 +78,17 @@ describe('the limits of the options, as AWS has them', () => {
     expect(make({ busName: 'b'.repeat(1601) })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  it('refuses an empty busName or source, and the bounds of the numeric options just outside them', () => {
+    const make = (extra: Record<string, unknown>) => () => new EventBridgeNotifier({ busName: 'b', region: 'eu-west-1', ...extra });
+    const refused = expect.objectContaining({ code: 'INVALID_ARGUMENT' });
+    for (const extra of [{ busName: '' }, { source: '' }, { maxQueue: 0 }, { requestTimeoutMs: 0 }, { maxConcurrentRequests: 65 }]) {
+      expect(make(extra), JSON.stringify(extra)).toThrow(refused);
+    }
+    for (const extra of [{ maxQueue: 1 }, { requestTimeoutMs: 1 }, { maxConcurrentRequests: 64 }, { maxConcurrentRequests: 1 }]) {
+      expect(make(extra), JSON.stringify(extra)).not.toThrow();
+    }
+  });
+
   it('sends an entry of 256 KB (262144 bytes, the default maxBatchBytes) whole', async () => {
     endpoint.reset();
     const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url) });
