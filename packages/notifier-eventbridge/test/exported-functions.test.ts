@@ -19,6 +19,7 @@ const cases: Array<[string, () => unknown]> = [
   ['trimDetail(42, detail)', () => trimDetail(42 as never, detail)],
   ['trimDetail(type, null)', () => trimDetail('task.started', null as never)],
   ['trimDetail(type, "x")', () => trimDetail('task.started', 'x' as never)],
+  ['trimDetail(type, [])', () => trimDetail('task.started', [] as never)],
   ['fitDetail(type, undefined, 100)', () => fitDetail('task.started', undefined as never, 100)],
   ['fitDetail(type, detail, NaN)', () => fitDetail('task.started', detail, Number.NaN)],
   ['fitDetail(type, detail, "100")', () => fitDetail('task.started', detail, '100' as never)],
