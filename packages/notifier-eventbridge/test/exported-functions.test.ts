@@ -89,3 +89,13 @@ describe('the retry policy and trimming, exported', () => {
     expect(trimDetail('task.started', detail)).toStrictEqual({ upgrade_id: 'u1', cluster_name: 'prod', task_id: 't1', task_name: 'Task one', event_id: fakeEvent(2).eventId, seq: 2, truncated: true });
   });
 });
+
+describe('buildDetail with details that are not text', () => {
+  it('sends a reason, phase or error message that is not a string as the state has it (reason: null), never the raw value', () => {
+    const state = { ...fakeState, currentPhase: 'Init', errorMessage: 'from the state' } as typeof fakeState;
+    expect(buildDetail(fakeEvent(1, 'upgrade.paused', { reason: 42 }), state)).toMatchObject({ reason: null });
+    expect(buildDetail(fakeEvent(2, 'task.skipped', { reason: { why: 'x' } }), state)).toMatchObject({ reason: null });
+    expect(buildDetail(fakeEvent(3, 'upgrade.started', { phase: 7 }), state)).toMatchObject({ phase: 'Init' });
+    expect(buildDetail(fakeEvent(4, 'upgrade.failed', { errorMessage: ['x'] }), state)).toMatchObject({ error_message: 'from the state' });
+  });
+});
