@@ -1,4 +1,4 @@
-import type { EventType, ProgressEvent, UpgradeProgress } from '@progress/core';
+import { ProgressTracker, type EventType, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { CUT_MARK, EventBridgeNotifier, LEGACY_DETAIL_KEYS, buildDetail } from '../src/index.js';
@@ -100,5 +100,21 @@ describe('the limits of the options, as AWS has them', () => {
     expect(notifier.stats()).toMatchObject({ sent: 1, trimmed: 0 });
     expect(endpoint.entries[0]!.detail).toStrictEqual(buildDetail(event, fakeState));
     await notifier.close();
+  });
+});
+
+describe('task.added, when switched on', () => {
+  it('sends the parent of a child task as parent_task_id', async () => {
+    endpoint.reset();
+    const notifier = new EventBridgeNotifier({ busName: 'b', client: localClient(endpoint.url), eventTypes: ['task.added'] });
+    const tracker = await ProgressTracker.open({ upgradeId: 'u-tree', planId: 'p', clusterName: 'prod', sinks: [notifier] });
+    await tracker.addTask('nodes', 'Upgrade node groups');
+    await tracker.addTask('ng-1', 'Node group ng-1', 'upgrade_step', { parentTaskId: 'nodes' });
+    await tracker.close();
+    await notifier.close();
+    expect(endpoint.entries.map((e) => [e.detail!.task_id, e.detail!.parent_task_id])).toEqual([
+      ['nodes', null],
+      ['ng-1', 'nodes'],
+    ]);
   });
 });
