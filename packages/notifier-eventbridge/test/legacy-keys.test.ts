@@ -118,3 +118,21 @@ describe('task.added, when switched on', () => {
     ]);
   });
 });
+
+describe('retry.retryableEntryCodes', () => {
+  it('is the list given to the constructor: emptying that array afterwards changes nothing', async () => {
+    const throttling = await startEventBridgeEndpoint({ failEntry: (_entry, { requestIndex }) => (requestIndex === 0 ? 'ThrottlingException' : undefined) });
+    const client = localClient(throttling.url);
+    const codes = ['ThrottlingException'];
+    const failures: string[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'b', client, retry: { baseDelayMs: 1, maxDelayMs: 5, retryableEntryCodes: codes }, onError: (f) => failures.push(f.reason) });
+    codes.length = 0;
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(failures).toEqual([]);
+    expect(notifier.stats()).toMatchObject({ sent: 1, retried: 1, failed: 0 });
+    await notifier.close();
+    client.destroy();
+    await throttling.close();
+  });
+});
