@@ -29,15 +29,16 @@ export const DEFAULT_EVENT_TYPES: readonly EventType[] = Object.freeze([
  * The keys of the old module's detail for each of its DetailTypes, in its order. A trimmed entry
  * keeps these (plus `event_id`, `seq`, `duration_ms` and `truncated`); for the other types it
  * keeps the base keys (`upgrade_id`, `cluster_name`, and `task_id`, `task_name` for a task).
+ * Frozen through and through: the lists are what every notifier trims by.
  */
 export const LEGACY_DETAIL_KEYS: Readonly<Partial<Record<EventType, readonly string[]>>> = Object.freeze({
-  'upgrade.started': ['upgrade_id', 'cluster_name', 'phase'],
-  'upgrade.completed': ['upgrade_id', 'cluster_name', 'duration'],
-  'upgrade.failed': ['upgrade_id', 'cluster_name', 'error_message'],
-  'upgrade.phase_changed': ['upgrade_id', 'cluster_name', 'phase'],
-  'task.started': ['upgrade_id', 'cluster_name', 'task_id', 'task_name'],
-  'task.completed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'duration'],
-  'task.failed': ['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'error_message'],
+  'upgrade.started': Object.freeze(['upgrade_id', 'cluster_name', 'phase']),
+  'upgrade.completed': Object.freeze(['upgrade_id', 'cluster_name', 'duration']),
+  'upgrade.failed': Object.freeze(['upgrade_id', 'cluster_name', 'error_message']),
+  'upgrade.phase_changed': Object.freeze(['upgrade_id', 'cluster_name', 'phase']),
+  'task.started': Object.freeze(['upgrade_id', 'cluster_name', 'task_id', 'task_name']),
+  'task.completed': Object.freeze(['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'duration']),
+  'task.failed': Object.freeze(['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'error_message']),
 });
 
 const UPGRADE_BASE = ['upgrade_id', 'cluster_name'] as const;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isProgressError } from '@progress/core';
-import { backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, formatTimedelta, keptKeys, trimDetail } from '../src/index.js';
+import { isProgressError, type EventType } from '@progress/core';
+import { DEFAULT_EVENT_TYPES, LEGACY_DETAIL_KEYS, backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, formatTimedelta, keptKeys, trimDetail } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 
@@ -97,5 +97,16 @@ describe('buildDetail with details that are not text', () => {
     expect(buildDetail(fakeEvent(2, 'task.skipped', { reason: { why: 'x' } }), state)).toMatchObject({ reason: null });
     expect(buildDetail(fakeEvent(3, 'upgrade.started', { phase: 7 }), state)).toMatchObject({ phase: 'Init' });
     expect(buildDetail(fakeEvent(4, 'upgrade.failed', { errorMessage: ['x'] }), state)).toMatchObject({ error_message: 'from the state' });
+  });
+});
+
+describe('the exported constants', () => {
+  it('cannot be changed at run time: not DEFAULT_EVENT_TYPES, nor the key lists of LEGACY_DETAIL_KEYS', () => {
+    expect(() => (DEFAULT_EVENT_TYPES as EventType[]).push('task.progress')).toThrow(TypeError);
+    expect(() => (LEGACY_DETAIL_KEYS['upgrade.completed'] as string[]).pop()).toThrow(TypeError);
+    expect(() => ((LEGACY_DETAIL_KEYS as Record<string, unknown>)['task.retried'] = ['upgrade_id'])).toThrow(TypeError);
+    expect(DEFAULT_EVENT_TYPES).not.toContain('task.progress');
+    expect(keptKeys('upgrade.completed')).toEqual(['upgrade_id', 'cluster_name', 'duration', 'event_id', 'seq', 'duration_ms']);
+    expect(keptKeys('task.retried')).toEqual(['upgrade_id', 'cluster_name', 'task_id', 'task_name', 'event_id', 'seq', 'duration_ms']);
   });
 });
