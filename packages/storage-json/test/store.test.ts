@@ -199,7 +199,9 @@ describe('paths and permissions', () => {
   it('checks its options', () => {
     expect(() => new JsonFileStore({ directory: '' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new JsonFileStore({ directory: '/tmp/x', durability: 'maybe' as 'none' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(() => new JsonFileStore({ directory: '/tmp/x', snapshotEvery: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    for (const snapshotEvery of [0, 2.5, Infinity]) {
+      expect(() => new JsonFileStore({ directory: '/tmp/x', snapshotEvery }), String(snapshotEvery)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('snapshotEvery') }));
+    }
     for (const lockLeaseMs of [999, 1500.5, 2 ** 31, Number.NaN, '30000' as unknown as number]) {
       expect(() => new JsonFileStore({ directory: '/tmp/x', lockLeaseMs }), String(lockLeaseMs)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('lockLeaseMs') }));
     }
@@ -211,6 +213,7 @@ describe('paths and permissions', () => {
     // 'file:///data' under ./file:/data/, without a word.
     for (const [directory, hint] of [
       ['redis://:hunter2@127.0.0.1:6379', /RedisStore/],
+      ['rediss://:hunter2@127.0.0.1:6380', /RedisStore/],
       ['file:///var/lib/progress', /fileURLToPath/],
       ['https://example.com/progress', /a folder path/],
     ] as const) {
@@ -224,7 +227,7 @@ describe('paths and permissions', () => {
       expect((refused as Error).message).not.toContain('hunter2');
     }
     // Folder paths that hold a colon stay folders.
-    for (const directory of ['C:/progress', 'C:\\progress', './a:b', '/tmp/x:y']) expect(() => new JsonFileStore({ directory }), directory).not.toThrow();
+    for (const directory of ['C:/progress', 'C:\\progress', 'C://progress', './a:b', '/tmp/x:y']) expect(() => new JsonFileStore({ directory }), directory).not.toThrow();
   });
 
   it('refuses an option name it does not know, naming it and the one meant, and creates nothing', async () => {
@@ -238,6 +241,8 @@ describe('paths and permissions', () => {
       // Another store's name for it: fsync: false is durability: 'none' here.
       [{ fsynch: false }, 'fsynch', 'durability'],
       [{ path: '/elsewhere' }, 'path', 'directory'],
+      [{ folder: '/elsewhere' }, 'folder', 'directory'],
+      [{ rootDir: '/elsewhere' }, 'rootDir', 'directory'],
       [{ compress: true }, 'compress', undefined],
     ];
     for (const [extra, name, meant] of cases) {
