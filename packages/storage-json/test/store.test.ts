@@ -440,6 +440,21 @@ describe('writing', () => {
     await again.close();
   });
 
+  it('counts in info() the locks held without a writer open, and no upgrade for a folder whose log is empty', async () => {
+    const dir = await tempDir('info');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    // A writer killed before its first write leaves an empty log: list() shows no upgrade there either.
+    await mkdir(join(dir, 'upgrades', 'empty-1'), { recursive: true });
+    await writeFile(join(dir, 'upgrades', 'empty-1', 'events.jsonl'), '');
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(3), 0, f.state!);
+    await store.acquire('u2');
+    expect(await store.list()).toHaveLength(1);
+    expect(store.info()).toMatchObject({ upgrades: 1, openWriters: 1, locksHeld: 2 });
+    await store.close();
+    expect(store.info()).toMatchObject({ upgrades: 1, openWriters: 0, locksHeld: 0, closed: true });
+  });
+
   it('deletes upgrades that ended before the cutoff, and only those', async () => {
     const dir = await tempDir('retention');
     const store = new JsonFileStore({ directory: dir });
