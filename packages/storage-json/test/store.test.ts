@@ -494,6 +494,31 @@ describe('writing', () => {
   });
 });
 
+describe('retention when the store is closed while it runs', () => {
+  it('rejects with CLOSED and deletes nothing more, instead of going on through every upgrade', async () => {
+    const dir = await tempDir('retention-closed');
+    const now = Date.parse('2026-11-28T12:00:00Z');
+    const day = 86_400_000;
+    // The store is closed (a shutdown) as retention goes past the first upgrade it skips.
+    const logger = { ...recordingLogger(), warn: (_: object, msg?: string) => void (msg?.includes('open for writing in this store') ? store.close() : undefined) };
+    const store: JsonFileStore = new JsonFileStore({ directory: dir, durability: 'none', logger });
+    const done = await ProgressTracker.open({ upgradeId: 'done', planId: 'p', clusterName: 'c', store, now: () => now - 2 * day });
+    await done.startUpgrade();
+    await done.completeUpgrade();
+    await done.close();
+    // Listed first (the newest), and skipped: a tracker still has it open.
+    const held = await ProgressTracker.open({ upgradeId: 'held', planId: 'p', clusterName: 'c', store, now: () => now - day });
+    await held.startUpgrade();
+    await held.completeUpgrade();
+    await expect(store.deleteCompletedOlderThan(0, now)).rejects.toMatchObject({ code: 'CLOSED' });
+    await held.close().catch(() => {});
+    await store.close();
+    const again = new JsonFileStore({ directory: dir });
+    expect((await again.list()).map((r) => r.upgradeId).sort()).toEqual(['done', 'held']);
+    await again.close();
+  });
+});
+
 describe('retention run by several stores at once (several processes on one folder)', () => {
   it('deletes each ended upgrade once, and none of the runs fails on a folder another one deleted', async () => {
     const dir = await tempDir('retention-race');
