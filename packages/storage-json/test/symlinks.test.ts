@@ -1,7 +1,8 @@
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -34,6 +35,20 @@ describe('an events.jsonl that is a symbolic link', () => {
     const store = new JsonFileStore({ directory: dir, durability: 'none' });
     await expect(open(store)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     expect(await readFile(victim, 'utf8')).toBe('');
+    await store.close();
+  });
+
+  it('refused to a plain append, leaves no writer lock behind: another store can take the upgrade at once', async () => {
+    // The append took the lock itself (no acquire()): a refused opening must give it back, else the
+    // upgrade stayed held by this store (its lease stamped on) until close().
+    const { dir } = await linkedLog('');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    const f = new EventFactory('u1');
+    await expect(store.append('u1', f.batch(2), 0, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(access(join(dir, 'upgrades', 'u1', 'writer.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const other = new JsonFileStore({ directory: dir, durability: 'none' });
+    await expect(other.acquire('u1')).resolves.toBeUndefined();
+    await other.close();
     await store.close();
   });
 });
