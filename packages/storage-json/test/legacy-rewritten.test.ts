@@ -8,7 +8,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ProgressTracker } from '@progress/core';
+import { randomUUID } from 'node:crypto';
+import { ProgressTracker, applyEvent, type ProgressEvent } from '@progress/core';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -96,6 +97,37 @@ describe('a legacy file the old module rewrites after a tracker loaded it', () =
     await tracker.close();
     expect(await readdir(join(dir, 'upgrades', 'u1'))).toContain('events.jsonl');
     expect(await store.load('u1')).toMatchObject({ lastSeq: loaded + 1, tasks: { b: { status: 'in_progress', percentage: 60 } } });
+    await store.close();
+  });
+
+  it('is not CONFLICT when only a list() read the file before the rewrite: the import written is the one the writer loaded', async () => {
+    const dir = await tempDir('legacy-rewritten');
+    await mkdir(join(dir, 'progress'));
+    const file = join(dir, 'progress', 'upgrade_u1.json');
+    await writeFile(file, upgrade({ b: task('b', 'in_progress', [started]) }));
+    const store = new JsonFileStore({ directory: dir });
+    await store.acquire('u1');
+    // A dashboard's list() under the lock, before the writer's own load: it reads the file as it was.
+    expect(await store.list()).toHaveLength(1);
+    await writeFile(file, upgrade({ b: task('b', 'in_progress', [started]), c: task('c', 'not_started', []) }));
+    const loaded = (await store.load('u1'))!;
+    expect(Object.keys(loaded.tasks).sort()).toEqual(['b', 'c']);
+    const event: ProgressEvent = {
+      eventId: randomUUID(),
+      seq: loaded.lastSeq + 1,
+      upgradeId: 'u1',
+      type: 'task.progress',
+      timestamp: new Date().toISOString(),
+      status: 'in_progress',
+      message: 'more',
+      details: {},
+      taskId: 'b',
+      taskType: 'upgrade_step',
+      percentage: 60,
+    };
+    const next = applyEvent(loaded, event);
+    await store.append('u1', [event], loaded.lastSeq, next);
+    expect(await store.load('u1')).toEqual(next);
     await store.close();
   });
 });
