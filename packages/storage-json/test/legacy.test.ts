@@ -422,6 +422,9 @@ describe('legacy files of the Python module', () => {
     expect([rewritten.size, rewritten.mtimeMs]).not.toEqual([first!.size, first!.mtimeMs]);
     // Not one held only as a legacy file: unknown, imported into a log by a writer, deleted (hidden).
     expect(await store.legacyFileStat('nope')).toBeUndefined();
+    // A folder under a legacy file's name is no legacy file (list() skips it too).
+    await mkdir(join(dir, 'progress', 'upgrade_a-folder.json'));
+    expect(await store.legacyFileStat('a-folder')).toBeUndefined();
     const tracker = await ProgressTracker.open({ upgradeId: 'steps-1', planId: 'p', clusterName: 'c', store });
     await tracker.advanceTask('drain', { currentStep: 'node-3' });
     expect(await store.legacyFileStat('steps-1')).toBeUndefined();
