@@ -166,6 +166,18 @@ describe("a sound snapshot the log does not reach", () => {
     await store.close();
   });
 
+  it("(the log one byte short of its offset: its last newline lost) says where the log ends", async () => {
+    const { dir, log } = await seeded("fsync");
+    const size = (await readFile(log)).length;
+    await truncate(log, size - 1);
+    const store = new JsonFileStore({ directory: dir });
+    await expect(store.load("u1")).rejects.toMatchObject({
+      code: "DATA_CORRUPTED",
+      message: expect.stringContaining(`ends at byte ${size - 1}, before the snapshot's offset`),
+    });
+    await store.close();
+  });
+
   it("(no log at all) is refused too", async () => {
     const { dir, log } = await seeded("none");
     await rename(log, `${log}.aside`);
