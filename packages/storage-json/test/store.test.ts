@@ -21,12 +21,16 @@ describe('the writer lock', () => {
     const a = new JsonFileStore({ directory: dir });
     const b = new JsonFileStore({ directory: dir });
     const t1 = await open(a);
-    await expect(open(a)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(open(a)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('upgrade "u1" is already open for writing in this store') });
     await expect(open(b)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`pid ${process.pid}`) });
     const f = new EventFactory('u1');
     f.state = JSON.parse(JSON.stringify(t1.progress));
     await expect(b.append('u1', [f.next('upgrade.started')], 1, f.state!)).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(b.delete('u1')).rejects.toMatchObject({ code: 'CONFLICT' });
+    // Who holds it, and what to remove if that writer is really gone.
+    await expect(b.delete('u1')).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining(`held for writing by pid ${process.pid} on host "${hostname()}"; if that writer is really gone, delete ${lockPath(dir)}`),
+    });
     await t1.startUpgrade();
     await t1.close();
     const t2 = await open(b);
