@@ -455,6 +455,14 @@ describe('writing', () => {
     await store.acquire('u2');
     expect(await store.list()).toHaveLength(1);
     expect(store.info()).toMatchObject({ upgrades: 1, openWriters: 1, locksHeld: 2 });
+    // The writer's bytes are the log's size.
+    const log = await stat(join(dir, 'upgrades', 'u1', 'events.jsonl'));
+    expect(store.info().writers).toEqual([{ upgradeId: 'u1', lastSeq: 3, bytes: log.size, commits: 1 }]);
+    // acquire() of an upgrade whose lock a plain append took keeps that lock: one lock, and the writer goes on.
+    await store.acquire('u1');
+    expect(store.info()).toMatchObject({ openWriters: 1, locksHeld: 2 });
+    await store.append('u1', f.batch(1), 3, f.state!);
+    expect((await store.load('u1'))!.lastSeq).toBe(4);
     await store.close();
     expect(store.info()).toMatchObject({ upgrades: 1, openWriters: 0, locksHeld: 0, closed: true });
   });
