@@ -10,7 +10,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
 import { RedisStore } from '../src/index.js';
-import { appendBatch, collect, freshPrefix } from './helpers.js';
+import { appendBatch, collect, freshPrefix, readUpTo } from './helpers.js';
 
 // The cluster is made of redis-server processes this test starts, so it needs the binary even when
 // REDIS_URL points the other tests at a server elsewhere (.ci/run installs it).
@@ -220,9 +220,7 @@ describeCluster('RedisStore on a 3-node Redis Cluster', () => {
 /** Appends a marker upgrade's event, then reads `iterator` up to it: everything the feed held before it. */
 async function untilMarker(writer: RedisStore, iterator: AsyncIterator<ProgressEvent>): Promise<ProgressEvent[]> {
   const [marker] = await appendBatch(writer, new EventFactory(`marker-${Date.now()}`), 1);
-  const got: ProgressEvent[] = [];
-  for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
-  return got;
+  return readUpTo(iterator, marker!.eventId);
 }
 
 /**

@@ -118,3 +118,31 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     await pause(20);
   }
 }
+
+/** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
+export async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
+  try {
+    for await (const ev of iterable) each(ev);
+    return undefined;
+  } catch (err) {
+    return err as ProgressError;
+  }
+}
+
+/**
+ * Starts a watchAll() to iterate by hand; resolves once its start point is taken: it is asked on the
+ * store's connection at the call, so a command sent on that connection after it is answered after it.
+ */
+export async function followAll(store: RedisStore): Promise<{ stop: AbortController; iterator: AsyncIterator<ProgressEvent> }> {
+  const stop = new AbortController();
+  const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
+  await store.list();
+  return { stop, iterator };
+}
+
+/** What `iterator` hands out before the event `eventId` (a marker appended last: everything before it was read). */
+export async function readUpTo(iterator: AsyncIterator<ProgressEvent>, eventId: string): Promise<ProgressEvent[]> {
+  const got: ProgressEvent[] = [];
+  for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+  return got;
+}

@@ -5,7 +5,7 @@ import { isProgressError, type ProgressError, type ProgressEvent } from '@progre
 import { getEventListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, freshPrefix, makeStore, pause, redisUrl, until } from './helpers.js';
+import { adminClient, appendBatch, cleanup, endOf, followAll, freshPrefix, makeStore, pause, readUpTo, redisUrl, until } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -14,16 +14,6 @@ afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
 });
-
-/** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
-async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
-  try {
-    for await (const ev of iterable) each(ev);
-    return undefined;
-  } catch (err) {
-    return err as ProgressError;
-  }
-}
 
 /** What `promise` settles with, or 'still running' when it has not within a generous bound (not a timing claim: a hang). */
 const within = <T>(promise: Promise<T>, ms = 10_000): Promise<T | 'still running'> =>
@@ -268,17 +258,14 @@ describe('RedisStore.watchAll and a repeated feed entry behind later ones', () =
   it('hands out every event its page points to when a repeated entry for an earlier append comes last', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await store.list(); // after its start point (asked on the same connection)
+    const { stop, iterator } = await followAll(store);
     // While the follower does not read, all of this lands in one page of the feed.
     const f = new EventFactory('edge-repeat-late');
     const written: ProgressEvent[] = [];
     for (let i = 0; i < 3; i++) written.push(...(await appendBatch(store, f, 1)));
     await admin.xadd(store.keys.feed, '*', 'u', f.upgradeId, 's', '2', 'n', '1'); // the second append's entry again
     const [marker] = await appendBatch(store, new EventFactory('edge-repeat-marker'), 1);
-    const got: ProgressEvent[] = [];
-    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    const got = await readUpTo(iterator, marker!.eventId);
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
     stop.abort();
     expect((await iterator.next()).done).toBe(true);
@@ -295,9 +282,7 @@ describe('RedisStore.watchAll and an upgrade without a recorded epoch', () => {
   it('hands out nothing twice on a repeated seq-1 feed entry of an upgrade whose meta has no epoch', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await store.list(); // after its start point (asked on the same connection)
+    const { stop, iterator } = await followAll(store);
     const f = new EventFactory('edge-no-epoch');
     const created = await appendBatch(store, f, 3);
     await admin.hdel(store.keys.upgrade(f.upgradeId).meta, 'epoch');
@@ -328,9 +313,7 @@ describe('RedisStore.watchAll and an upgrade re-created while the follower was b
     const keyPrefix = freshPrefix('edge-behind-cluster');
     const store = makeStore(prefixes, { keyPrefix, mode: 'cluster', pageSize: 1, watchBlockMs: 200 });
     const writer = makeStore(prefixes, { keyPrefix, mode: 'cluster' });
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await store.list(); // after its start point (asked on the same connection)
+    const { stop, iterator } = await followAll(store);
     const old = new EventFactory('edge-behind-c');
     await appendBatch(writer, old, 3);
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
@@ -341,8 +324,7 @@ describe('RedisStore.watchAll and an upgrade re-created while the follower was b
     const written = [...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 1))];
     // Another upgrade's event last: once it comes, everything before it in the feed was read.
     const [marker] = await appendBatch(writer, new EventFactory('edge-behind-c-marker'), 1);
-    const got: ProgressEvent[] = [];
-    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    const got = await readUpTo(iterator, marker!.eventId);
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
     stop.abort();
     await iterator.return?.();
@@ -390,9 +372,7 @@ describe('RedisStore.watchAll and a feed it cannot read', () => {
   it('ends with the error naming Redis\' answer when a read of the feed is refused', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 100 });
     const admin = adminClient();
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await store.list(); // after its start point (asked on the same connection)
+    const { iterator } = await followAll(store);
     // The feed key holds a string now: every XREAD of it is refused (WRONGTYPE).
     await admin.set(store.keys.feed, 'not a stream');
     const err = await within(iterator.next().then(() => undefined, (e: unknown) => e));
@@ -414,9 +394,7 @@ describe('RedisStore.watchAll and a seq handed out that another event took', () 
   it('hands the upgrade out again from seq 1 when a feed entry points at a seq whose event was replaced', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
     const admin = adminClient();
-    const stop = new AbortController();
-    const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-    await store.list(); // after its start point (asked on the same connection)
+    const { stop, iterator } = await followAll(store);
     const f = new EventFactory('edge-replaced');
     const before = [...(await appendBatch(store, f, 2)), ...(await appendBatch(store, f, 1))];
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
@@ -430,8 +408,7 @@ describe('RedisStore.watchAll and a seq handed out that another event took', () 
     const events = other.batch(1);
     await writer.append(f.upgradeId, events, 2, other.snapshot());
     const [marker] = await appendBatch(writer, new EventFactory('edge-replaced-marker'), 1);
-    const got: ProgressEvent[] = [];
-    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    const got = await readUpTo(iterator, marker!.eventId);
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual([...before.slice(0, 2), events[0]!].map((ev) => [ev.seq, ev.eventId]));
     stop.abort();
     await iterator.return?.();

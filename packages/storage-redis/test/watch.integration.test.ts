@@ -3,9 +3,8 @@ import { isProgressError, type ProgressError, type ProgressEvent } from '@progre
 import { getEventListeners } from 'node:events';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
-import type { RedisStore } from '../src/index.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
-import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, heapAfterGc, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, collect, endOf, errorOf, followAll, freshPrefix, heapAfterGc, makeStore, readUpTo, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 
@@ -22,24 +21,6 @@ const until = async (check: () => boolean, ms = 5000) => {
     await new Promise((r) => setTimeout(r, 10));
   }
 };
-
-/** Starts a watchAll() and iterates it by hand; resolves once its start point is taken. */
-async function followAll(store: RedisStore): Promise<{ stop: AbortController; iterator: AsyncIterator<ProgressEvent> }> {
-  const stop = new AbortController();
-  const iterator = store.watchAll({ signal: stop.signal })[Symbol.asyncIterator]();
-  await new Promise((r) => setTimeout(r, 50));
-  return { stop, iterator };
-}
-
-/** Iterates to the end; resolves with the error that ended the iteration (undefined when it ended cleanly). */
-async function endOf(iterable: AsyncIterable<ProgressEvent>, each: (ev: ProgressEvent) => void = () => {}): Promise<ProgressError | undefined> {
-  try {
-    for await (const ev of iterable) each(ev);
-    return undefined;
-  } catch (err) {
-    return err as ProgressError;
-  }
-}
 
 describe('RedisStore.watch', () => {
   it('replays after afterSeq, then follows live appends, in order, and ends when the signal aborts', async () => {
@@ -597,8 +578,7 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
     const written = [...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 3)), ...(await appendBatch(writer, fresh, 1))];
     // Another upgrade's event last: once it comes, everything before it in the feed was read.
     const [marker] = await appendBatch(writer, new EventFactory('behind-marker'), 1);
-    const got: ProgressEvent[] = [];
-    for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== marker!.eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
+    const got = await readUpTo(iterator, marker!.eventId);
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
     stop.abort();
     await iterator.return?.();
