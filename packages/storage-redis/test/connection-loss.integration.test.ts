@@ -5,9 +5,10 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
 import { silencingProxy } from './silencing-proxy.js';
+import type { RedisStore } from '../src/index.js';
 import { againOnConnectionLoss } from '../src/connection.js';
 import { isConnectionLoss } from '../src/errors.js';
-import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
+import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -194,22 +195,31 @@ describe('an append on a client passed in with enableAutoPipelining whose clock 
 // ioredis re-sent it after a delete() of the upgrade (the meta gone, so the seq check passed): the
 // delete had answered true, and the deleted upgrade came back, with the same events.
 describe('a first append re-sent after its upgrade was deleted', () => {
-  it.each(['single', 'cluster'] as const)('%s mode: stores nothing again, and the upgrade stays deleted', async (mode) => {
+  /**
+   * A writer (through a proxy) whose first append of `id` (3 events) runs and loses its reply; the
+   * other store deletes the upgrade before the writer can connect again; then the append is re-sent,
+   * and answered as done (it ran before the delete), as a re-send of an append that ran is.
+   */
+  async function resentAfterDelete(id: string, mode?: 'single' | 'cluster'): Promise<{ proxy: RedisProxy; writer: RedisStore; other: RedisStore; f: EventFactory }> {
     const proxy = await startRedisProxy(redisUrl());
-    const keyPrefix = freshPrefix('resent-first');
+    const keyPrefix = freshPrefix(id);
     const writer = makeStore(prefixes, { keyPrefix, url: proxy.url, mode });
-    const deleter = makeStore(prefixes, { keyPrefix, mode });
+    const other = makeStore(prefixes, { keyPrefix, mode });
     // The writer's clock is read: its next append goes out at once.
     await appendBatch(writer, new EventFactory('warm'), 1);
-    const f = new EventFactory('resent-first');
+    const f = new EventFactory(id);
     // The first append runs, its reply is lost, and the writer cannot connect again until up().
     proxy.dropNextReply({ thenDown: true });
     const appending = appendBatch(writer, f, 3);
     await until(async () => (await admin.exists(writer.keys.upgrade(f.upgradeId).meta)) === 1);
-    expect(await deleter.delete(f.upgradeId)).toBe(true);
+    expect(await other.delete(f.upgradeId)).toBe(true);
     proxy.up();
-    // It ran (before the delete): answered as done, as a re-send of an append that ran is.
     await appending;
+    return { proxy, writer, other, f };
+  }
+
+  it.each(['single', 'cluster'] as const)('%s mode: stores nothing again, and the upgrade stays deleted', async (mode) => {
+    const { proxy, writer, other: deleter, f } = await resentAfterDelete('resent-first', mode);
     // Nor an index member written for it again (in cluster mode the index is written after the
     // script, and close() waits for that write); checked before list(), which prunes such a member.
     await writer.close();
@@ -230,18 +240,7 @@ describe('a first append re-sent after its upgrade was deleted', () => {
   // ran before the delete) knew no run of the upgrade, so its next append was checked by seq alone:
   // with the upgrade created again by another writer up to that very seq, it went into the new run.
   it('refuses the next append of that writer with CONFLICT once another writer created the upgrade again at its seq', async () => {
-    const proxy = await startRedisProxy(redisUrl());
-    const keyPrefix = freshPrefix('resent-first-stale');
-    const writer = makeStore(prefixes, { keyPrefix, url: proxy.url });
-    const other = makeStore(prefixes, { keyPrefix });
-    await appendBatch(writer, new EventFactory('warm'), 1);
-    const f = new EventFactory('resent-first-stale');
-    proxy.dropNextReply({ thenDown: true });
-    const appending = appendBatch(writer, f, 3);
-    await until(async () => (await admin.exists(writer.keys.upgrade(f.upgradeId).meta)) === 1);
-    expect(await other.delete(f.upgradeId)).toBe(true);
-    proxy.up();
-    await appending; // answered as done: it ran before the delete
+    const { proxy, writer, other, f } = await resentAfterDelete('resent-first-stale');
     // Created again by another writer, up to the seq the first writer goes on from.
     const again = new EventFactory('resent-first-stale');
     const created = await appendBatch(other, again, 3);
