@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_TIMER_MS } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
-import { JsonFileStore } from '../src/index.js';
+import { JsonFileStore, type JsonFileStoreOptions } from '../src/index.js';
 import { parseStartTime } from '../src/writer-lock.js';
 import { kill, spawnChild, waitForLine } from './child/spawn.js';
 import { procIdentity, recordingLogger, removeTempDirs, tempDir } from './helpers.js';
@@ -408,13 +408,20 @@ describe('a lock left by a reboot, or by a container whose lease ran out', () =>
 describe('a holder whose lease lapsed', () => {
   const LEASE = 1000;
 
-  it('gets CONFLICT and writes nothing when its lock was taken over meanwhile, and writes no more to that upgrade', async () => {
-    const dir = await tempDir('lease-lost');
-    const logger = recordingLogger();
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE, logger, snapshotEvery: 1 });
+  /** A store in a new folder (`label`) holding the lock of `u1`, whose events 1-2 it appended; `log` is their file. */
+  async function holding(label: string, options: Partial<JsonFileStoreOptions> = {}): Promise<{ dir: string; store: JsonFileStore; f: EventFactory; log: string }> {
+    const dir = await tempDir(label);
+    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE, ...options });
     const f = new EventFactory('u1');
     await store.append('u1', f.batch(2), 0, f.state!);
-    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    return { dir, store, f, log: join(dir, 'upgrades', 'u1', 'events.jsonl') };
+  }
+  /** The takeover mutex of a taker of another host, stuck: never judged dead from here. */
+  const stuckMutex = (dir: string): Promise<void> => writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 1, hostname: 'another-host', token: 'stuck', createdAt: 'then' })}\n`);
+
+  it('gets CONFLICT and writes nothing when its lock was taken over meanwhile, and writes no more to that upgrade', async () => {
+    const logger = recordingLogger();
+    const { dir, store, f, log } = await holding('lease-lost', { logger, snapshotEvery: 1 });
     const before = await readFile(log);
     // Written after the append, in the background.
     const snapshot = await eventually(() => readFile(join(dir, 'upgrades', 'u1', 'snapshot.json')));
@@ -442,10 +449,7 @@ describe('a holder whose lease lapsed', () => {
   });
 
   it('gets CONFLICT saying its lock file is gone when it was deleted by hand while held', async () => {
-    const dir = await tempDir('lease-deleted');
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
-    const f = new EventFactory('u1');
-    await store.append('u1', f.batch(2), 0, f.state!);
+    const { dir, store, f } = await holding('lease-deleted');
     await unlink(lockPath(dir));
     const message = expect.stringContaining(`was deleted or replaced while this writer held it: ${lockPath(dir)} is gone`);
     await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'CONFLICT', message });
@@ -456,12 +460,9 @@ describe('a holder whose lease lapsed', () => {
     // Long enough that the first stamp (at 2 s) may come up to 1 s late, on a loaded machine, and
     // still renew the lease (a stamp later than half a lease after the last renews nothing).
     const lease = 6000;
-    const dir = await tempDir('lease-idle');
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: lease });
-    const f = new EventFactory('u1');
-    await store.append('u1', f.batch(2), 0, f.state!);
-    // A look at the lock would wait for this mutex (a taker of another host, stuck) and fail.
-    await writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 1, hostname: 'another-host', token: 'stuck', createdAt: 'then' })}\n`);
+    const { dir, store, f } = await holding('lease-idle', { lockLeaseMs: lease });
+    // A look at the lock would wait for this mutex and fail.
+    await stuckMutex(dir);
     // Idle, timers running: stamps at a third and two thirds of the lease renew it.
     await sleep(lease * 0.75);
     await store.append('u1', f.batch(1), 2, f.state!);
@@ -472,14 +473,9 @@ describe('a holder whose lease lapsed', () => {
   }, 20_000);
 
   it('gives up its check with STORE_UNAVAILABLE after a lease when a takeover mutex stays held (a taker of another host, stuck), and writes nothing', async () => {
-    const dir = await tempDir('lease-mutex-stuck');
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
-    const f = new EventFactory('u1');
-    await store.append('u1', f.batch(2), 0, f.state!);
-    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    const { dir, store, f, log } = await holding('lease-mutex-stuck');
     const before = await readFile(log);
-    // Never judged dead from here: written on another host.
-    await writeFile(`${lockPath(dir)}.takeover`, `${JSON.stringify({ pid: 1, hostname: 'another-host', token: 'stuck', createdAt: 'then' })}\n`);
+    await stuckMutex(dir);
     stall(LEASE / 2 + 100);
     await expect(store.append('u1', f.batch(1), 2, f.state!)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringContaining('cannot check the writer lock') });
     expect(await readFile(log)).toEqual(before);
@@ -501,11 +497,7 @@ describe('a holder whose lease lapsed', () => {
   });
 
   it('gets CONFLICT and writes nothing when its lock file was replaced by a copy of itself (a backup of it restored over it)', async () => {
-    const dir = await tempDir('lease-replaced');
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
-    const f = new EventFactory('u1');
-    await store.append('u1', f.batch(2), 0, f.state!);
-    const log = join(dir, 'upgrades', 'u1', 'events.jsonl');
+    const { dir, store, f, log } = await holding('lease-replaced');
     const before = await readFile(log);
     // Same bytes, our token included, but another file: our stamps land on the old one, which no
     // taker sees, so a taker may find this one stale and take it while we write.
@@ -523,10 +515,7 @@ describe('a holder whose lease lapsed', () => {
   });
 
   it('goes on writing, and stamps its lock again, when the lock is still its own', async () => {
-    const dir = await tempDir('lease-kept');
-    const store = new JsonFileStore({ directory: dir, lockLeaseMs: LEASE });
-    const f = new EventFactory('u1');
-    await store.append('u1', f.batch(2), 0, f.state!);
+    const { dir, store, f } = await holding('lease-kept');
     // Stale on disk too, as a stalled holder's lock is: the check stamps it again.
     const old = new Date(Date.now() - 60_000);
     await utimes(lockPath(dir), old, old);
