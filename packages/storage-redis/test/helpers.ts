@@ -146,3 +146,20 @@ export async function readUpTo(iterator: AsyncIterator<ProgressEvent>, eventId: 
   for (let ev = (await iterator.next()).value as ProgressEvent; ev.eventId !== eventId; ev = (await iterator.next()).value as ProgressEvent) got.push(ev);
   return got;
 }
+
+/** An ACL user's rules: every key, channel and command. */
+export const ALL_ACCESS = ['~*', '&*', '+@all'] as const;
+
+/**
+ * A Redis ACL user of its own, named `<label>-<random>`, with password `pw` and `rules` (ACL
+ * SETUSER's, after `reset on >pw`), and the URL (on `base`) that logs in as it. Delete it with
+ * `ACL DELUSER`.
+ */
+export async function aclUser(admin: Redis, label: string, rules: readonly string[] = ALL_ACCESS, base = redisUrl()): Promise<{ user: string; url: string }> {
+  const user = `${label}-${Math.random().toString(36).slice(2, 8)}`;
+  await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...rules);
+  const url = new URL(base);
+  url.username = user;
+  url.password = 'pw';
+  return { user, url: url.toString() };
+}

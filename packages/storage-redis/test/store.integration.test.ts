@@ -7,7 +7,7 @@ import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
 import { CLOCK_REFRESH_MS } from '../src/server-clock.js';
-import { adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, pause, redisUrl } from './helpers.js';
+import { ALL_ACCESS, aclUser, adminClient, appendBatch, cleanup, collect, errorOf, freshPrefix, makeStore, pause, redisUrl } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -25,14 +25,7 @@ const keyPatterns = (keyPrefix: string): string[] => {
 };
 
 /** A Redis ACL user limited to the keys of `keyPrefix` (the patterns the README gives), given `grants`, with the URL that logs in as it. */
-async function aclUser(keyPrefix: string, grants: readonly string[]): Promise<{ user: string; url: string }> {
-  const user = `acl-${Math.random().toString(36).slice(2, 8)}`;
-  await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...keyPatterns(keyPrefix), 'resetchannels', ...grants);
-  const url = new URL(redisUrl());
-  url.username = user;
-  url.password = 'pw';
-  return { user, url: url.toString() };
-}
+const scopedUser = (keyPrefix: string, grants: readonly string[]): Promise<{ user: string; url: string }> => aclUser(admin, 'acl', [...keyPatterns(keyPrefix), 'resetchannels', ...grants]);
 
 afterAll(async () => {
   await cleanup(admin, prefixes);
@@ -1226,15 +1219,11 @@ describe('RedisStore: the database of the url', () => {
   });
 
   it('an ACL that denies SELECT is a refusal for good too (INVALID_ARGUMENT), not a reason to connect again and again', async () => {
-    const user = `nosel-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-select');
+    const { user, url } = await aclUser(admin, 'nosel', [...ALL_ACCESS, '-select'], withDb('1'));
     try {
       const keyPrefix = freshPrefix('db-acl');
       prefixes.add(keyPrefix);
-      const url = new URL(withDb('1'));
-      url.username = user;
-      url.password = 'pw';
-      const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 2000 });
+      const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 2000 });
       expect(await errorOf(store.list())).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('NOPERM') });
       await store.close();
     } finally {
@@ -1254,15 +1243,11 @@ describe('RedisStore: the database of the url', () => {
   };
 
   it('a watcher whose connection Redis no longer lets select the database ends with INVALID_ARGUMENT, rather than follow database 0', async () => {
-    const user = `nosel-w-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const { user, url } = await aclUser(admin, 'nosel-w', ALL_ACCESS, withDb('1'));
     const db1 = new Redis(withDb('1'));
     const keyPrefix = freshPrefix('db-watch');
     try {
-      const url = new URL(withDb('1'));
-      url.username = user;
-      url.password = 'pw';
-      const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 2000, watchBlockMs: 200 });
+      const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 2000, watchBlockMs: 200 });
       const f = new EventFactory('u-dbw');
       await appendBatch(store, f, 2);
       const one = store.watch('u-dbw', 0)[Symbol.asyncIterator]();
@@ -1288,14 +1273,10 @@ describe('RedisStore: the database of the url', () => {
   });
 
   it('a watcher whose credentials Redis refuses (its ACL user deleted) ends with STORE_UNAVAILABLE after commandTimeoutMs, rather than wait for good', async () => {
-    const user = `gone-w-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const { user, url } = await aclUser(admin, 'gone-w');
     const keyPrefix = freshPrefix('auth-watch');
     prefixes.add(keyPrefix);
-    const url = new URL(redisUrl());
-    url.username = user;
-    url.password = 'pw';
-    const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 1500, watchBlockMs: 200 });
+    const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 1500, watchBlockMs: 200 });
     try {
       const f = new EventFactory('u-authw');
       await appendBatch(store, f, 2);
@@ -1318,14 +1299,10 @@ describe('RedisStore: the database of the url', () => {
   }, 30_000);
 
   it('a watcher whose credentials are refused for less than commandTimeoutMs (a password put back) goes on, without a gap', async () => {
-    const user = `rot-w-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const { user, url } = await aclUser(admin, 'rot-w');
     const keyPrefix = freshPrefix('auth-rot');
     prefixes.add(keyPrefix);
-    const url = new URL(redisUrl());
-    url.username = user;
-    url.password = 'pw';
-    const store = new RedisStore({ url: url.toString(), keyPrefix, commandTimeoutMs: 20_000, watchBlockMs: 200 });
+    const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 20_000, watchBlockMs: 200 });
     const writer = makeStore(prefixes, { keyPrefix });
     try {
       const f = new EventFactory('u-authr');
@@ -1417,7 +1394,7 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
     ['the categories', categories],
   ] as const)('%s it lists grant none of the keyless commands that reach other tenants (FLUSHALL, SWAPDB, CLIENT KILL, ...)', async (_what, grants) => {
     const keyPrefix = freshPrefix('acl-keyless');
-    const { user } = await aclUser(keyPrefix, grants);
+    const { user } = await scopedUser(keyPrefix, grants);
     try {
       for (const command of [['FLUSHALL'], ['FLUSHDB'], ['SWAPDB', '0', '1'], ['KEYS', '*'], ['CLIENT', 'KILL', 'ID', '1'], ['CLIENT', 'LIST'], ['CLIENT', 'PAUSE', '10'], ['CONFIG', 'SET', 'maxmemory', '1'], ['DEBUG', 'SLEEP', '0'], ['SHUTDOWN']]) {
         expect(await admin.call('ACL', 'DRYRUN', user, ...command), command.join(' ')).toMatch(/no permissions/);
@@ -1435,7 +1412,7 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
     expect(grants).toEqual(expect.arrayContaining(grants === commands ? ['+evalsha', '+hset', '+client|setname'] : ['+@scripting', '+@fast']));
     const keyPrefix = freshPrefix('acl');
     prefixes.add(keyPrefix);
-    const { user, url } = await aclUser(keyPrefix, grants);
+    const { user, url } = await scopedUser(keyPrefix, grants);
     const store = new RedisStore({ url, keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2, retention: { maxEvents: 1, ttlSeconds: 60 } });
     const stop = new AbortController();
     try {
@@ -1483,7 +1460,7 @@ describe('RedisStore: tenants whose prefixes start alike, each a Redis ACL user 
     const tenants = await Promise.all(
       [base + one, base + other].map(async (keyPrefix) => {
         prefixes.add(keyPrefix);
-        const { user, url } = await aclUser(keyPrefix, grants);
+        const { user, url } = await scopedUser(keyPrefix, grants);
         return { user, url, keyPrefix, store: new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2 }) };
       }),
     );
@@ -1524,14 +1501,10 @@ describe('RedisStore: a reader whose Redis ACL user may only read the store\'s k
   it.each(['single', 'cluster'] as const)('load(), readEvents(), list(), watch() and watchAll() work (%s mode); writes are refused', async (mode) => {
     const keyPrefix = freshPrefix('acl-reader');
     prefixes.add(keyPrefix);
-    const user = `reader-${Math.random().toString(36).slice(2, 8)}`;
     const patterns = keyPatterns(keyPrefix).map((p) => `%R${p}`);
-    await admin.call('ACL', 'SETUSER', user, 'reset', 'on', '>pw', ...patterns, 'resetchannels', '+@read', '+@write', '+@scripting', '+@connection', '+@fast');
-    const url = new URL(redisUrl());
-    url.username = user;
-    url.password = 'pw';
+    const { user, url } = await aclUser(admin, 'reader', [...patterns, 'resetchannels', '+@read', '+@write', '+@scripting', '+@connection', '+@fast']);
     const writer = new RedisStore({ url: redisUrl(), keyPrefix, mode, snapshotEvery: 2 });
-    const reader = new RedisStore({ url: url.toString(), keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100 });
+    const reader = new RedisStore({ url, keyPrefix, mode, commandTimeoutMs: 3000, watchBlockMs: 100 });
     const stop = new AbortController();
     try {
       const all: number[] = [];
@@ -1571,7 +1544,7 @@ describe('RedisStore: a client passed in with a keyPrefix of its own, as a Redis
     const outer = freshPrefix('outer');
     const keyPrefix = 'inner:';
     prefixes.add(outer);
-    const { user, url } = await aclUser(outer + keyPrefix, ['+@read', '+@write', '+@scripting', '+@connection', '+@fast']);
+    const { user, url } = await scopedUser(outer + keyPrefix, ['+@read', '+@write', '+@scripting', '+@connection', '+@fast']);
     const client = new Redis(url, { keyPrefix: outer, maxRetriesPerRequest: null, enableReadyCheck: false });
     const store = new RedisStore({ redis: client, keyPrefix, commandTimeoutMs: 3000, watchBlockMs: 100, snapshotEvery: 2 });
     const stop = new AbortController();
@@ -1627,7 +1600,7 @@ describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 
   ] as const)('refuses a first append (%s mode, %s) with NOPERM and writes nothing; with the grant, the same append is stored', async (mode, denied) => {
     const keyPrefix = freshPrefix('acl-missing');
     prefixes.add(keyPrefix);
-    const { user, url } = await aclUser(keyPrefix, [...base, denied]);
+    const { user, url } = await scopedUser(keyPrefix, [...base, denied]);
     const store = new RedisStore({ url, keyPrefix, mode, commandTimeoutMs: 3000 });
     try {
       const f = new EventFactory('acl-first');
@@ -1653,7 +1626,7 @@ describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 
   it.each(['-hmget', '-get', '-xrange'])('refuses a load() whose command the ACL denies (%s) with NOPERM naming it', async (denied) => {
     const keyPrefix = freshPrefix('acl-load');
     prefixes.add(keyPrefix);
-    const { user, url } = await aclUser(keyPrefix, base);
+    const { user, url } = await scopedUser(keyPrefix, base);
     const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000, snapshotEvery: 2 });
     try {
       const f = new EventFactory('acl-load');
@@ -1675,7 +1648,7 @@ describe('RedisStore: a Redis ACL user missing a command the scripts run (Redis 
   it.each(['-del', '-get'])('refuses a delete whose command the ACL denies (%s) with NOPERM naming it, the upgrade still listed and whole', async (denied) => {
     const keyPrefix = freshPrefix('acl-delete');
     prefixes.add(keyPrefix);
-    const { user, url } = await aclUser(keyPrefix, base);
+    const { user, url } = await scopedUser(keyPrefix, base);
     const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000 });
     try {
       const f = new EventFactory('acl-delete');

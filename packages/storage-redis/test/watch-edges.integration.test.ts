@@ -5,7 +5,8 @@ import { isProgressError, type ProgressError, type ProgressEvent } from '@progre
 import { getEventListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminClient, appendBatch, cleanup, endOf, followAll, freshPrefix, makeStore, pause, readUpTo, redisUrl, until } from './helpers.js';
+import { aclUser, adminClient, appendBatch, cleanup, endOf, followAll, freshPrefix, makeStore, pause, readUpTo, redisUrl, until } from './helpers.js';
+import { feedPointer } from '../src/codec.js';
 
 const prefixes = new Set<string>();
 
@@ -214,12 +215,8 @@ describe('RedisStore.watch and credentials refused twice', () => {
   // from the first one's.
   it('counts commandTimeoutMs again from the first refusal after a connection was made in between', async () => {
     const admin = adminClient();
-    const user = `edge-rot-${Math.random().toString(36).slice(2, 8)}`;
-    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
-    const url = new URL(redisUrl());
-    url.username = user;
-    url.password = 'pw';
-    const store = makeStore(prefixes, { url: url.toString(), commandTimeoutMs: 1500, watchBlockMs: 200 });
+    const { user, url } = await aclUser(admin, 'edge-rot');
+    const store = makeStore(prefixes, { url, commandTimeoutMs: 1500, watchBlockMs: 200 });
     const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
     try {
       const f = new EventFactory('edge-rot');
@@ -263,7 +260,7 @@ describe('RedisStore.watchAll and a repeated feed entry behind later ones', () =
     const f = new EventFactory('edge-repeat-late');
     const written: ProgressEvent[] = [];
     for (let i = 0; i < 3; i++) written.push(...(await appendBatch(store, f, 1)));
-    await admin.xadd(store.keys.feed, '*', 'u', f.upgradeId, 's', '2', 'n', '1'); // the second append's entry again
+    await admin.xadd(store.keys.feed, '*', 'p', feedPointer(f.upgradeId, 2, 1)); // the second append's entry again
     const [marker] = await appendBatch(store, new EventFactory('edge-repeat-marker'), 1);
     const got = await readUpTo(iterator, marker!.eventId);
     expect(got.map((ev) => [ev.seq, ev.eventId])).toEqual(written.map((ev) => [ev.seq, ev.eventId]));
@@ -288,7 +285,7 @@ describe('RedisStore.watchAll and an upgrade without a recorded epoch', () => {
     await admin.hdel(store.keys.upgrade(f.upgradeId).meta, 'epoch');
     for (let i = 0; i < 3; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
     // While the follower does not read: the first append's feed entry again, then a new append.
-    await admin.xadd(store.keys.feed, '*', 'u', f.upgradeId, 's', '1', 'n', String(created.length));
+    await admin.xadd(store.keys.feed, '*', 'p', feedPointer(f.upgradeId, 1, created.length));
     // (Another store: this one, which wrote seq 1, would take the missing epoch for a re-created upgrade.)
     const writer = makeStore(prefixes, { keyPrefix: store.keys.prefix });
     const next = await appendBatch(writer, f, 2);
