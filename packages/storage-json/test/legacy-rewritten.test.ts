@@ -8,8 +8,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import { ProgressTracker, applyEvent, type ProgressEvent } from '@progress/core';
+import { ProgressTracker } from '@progress/core';
+import { EventFactory } from '@progress/core/testing';
 import { JsonFileStore } from '../src/index.js';
 import { removeTempDirs, tempDir } from './helpers.js';
 
@@ -112,20 +112,11 @@ describe('a legacy file the old module rewrites after a tracker loaded it', () =
     await writeFile(file, upgrade({ b: task('b', 'in_progress', [started]), c: task('c', 'not_started', []) }));
     const loaded = (await store.load('u1'))!;
     expect(Object.keys(loaded.tasks).sort()).toEqual(['b', 'c']);
-    const event: ProgressEvent = {
-      eventId: randomUUID(),
-      seq: loaded.lastSeq + 1,
-      upgradeId: 'u1',
-      type: 'task.progress',
-      timestamp: new Date().toISOString(),
-      status: 'in_progress',
-      message: 'more',
-      details: {},
-      taskId: 'b',
-      taskType: 'upgrade_step',
-      percentage: 60,
-    };
-    const next = applyEvent(loaded, event);
+    // (The factory folds its events into the state it is given.)
+    const f = new EventFactory('u1');
+    f.state = structuredClone(loaded);
+    const event = f.next('task.progress', { taskId: 'b', message: 'more', percentage: 60 });
+    const next = f.snapshot();
     await store.append('u1', [event], loaded.lastSeq, next);
     expect(await store.load('u1')).toEqual(next);
     await store.close();
