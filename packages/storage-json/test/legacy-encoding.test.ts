@@ -50,18 +50,20 @@ describe('the bytes of a legacy file', () => {
   });
 
   it('names the first byte that is not UTF-8: an overlong lead, a surrogate, a code point past U+10FFFF, a sequence cut short', async () => {
-    // The decoder refuses all three; the offset in the message is this store's own reading of the bytes.
+    // The decoder refuses each of these; the offset in the message is this store's own reading of the bytes.
     const at = doc.indexOf('caf');
+    /** The document with `bytes` put in before `caf`. */
+    const withBytes = (...bytes: number[]): Buffer => Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from(bytes), Buffer.from(doc.slice(at))]);
     const cases: Array<[string, Buffer, number]> = [
-      ['overlong C0 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xc0, 0x80]), Buffer.from(doc.slice(at))]), at],
-      ['surrogate ED A0 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(doc.slice(at))]), at],
+      ['overlong C0 80', withBytes(0xc0, 0x80), at],
+      ['surrogate ED A0 80', withBytes(0xed, 0xa0, 0x80), at],
       ['a lead byte last', Buffer.concat([Buffer.from(doc), Buffer.from([0xc3])]), Buffer.byteLength(doc)],
       // Each lead byte's own range for the byte after it: E0 and F0 refuse the overlong forms, F4 what lies past U+10FFFF.
-      ['overlong E0 80 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xe0, 0x80, 0x80]), Buffer.from(doc.slice(at))]), at],
-      ['overlong F0 80 80 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xf0, 0x80, 0x80, 0x80]), Buffer.from(doc.slice(at))]), at],
-      ['past U+10FFFF F4 90 80 80', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xf4, 0x90, 0x80, 0x80]), Buffer.from(doc.slice(at))]), at],
+      ['overlong E0 80 80', withBytes(0xe0, 0x80, 0x80), at],
+      ['overlong F0 80 80 80', withBytes(0xf0, 0x80, 0x80, 0x80), at],
+      ['past U+10FFFF F4 90 80 80', withBytes(0xf4, 0x90, 0x80, 0x80), at],
       // A lead byte whose third byte is not a continuation byte.
-      ['E2 82 followed by ASCII', Buffer.concat([Buffer.from(doc.slice(0, at)), Buffer.from([0xe2, 0x82]), Buffer.from(doc.slice(at))]), at],
+      ['E2 82 followed by ASCII', withBytes(0xe2, 0x82), at],
     ];
     for (const [name, bytes, byte] of cases) {
       const { dir, file } = await folderWith(bytes);
