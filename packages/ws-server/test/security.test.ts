@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { MemoryStore } from '@progress/core';
 import type { Socket } from 'node:net';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, verifyReadToken, type ProgressWebSocketServerOptions } from '../src/index.js';
+import { resolveOptions } from '../src/options.js';
 import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
 import { makeTestCertificates, missingOpenssl } from '../../../tools/test-utils/src/tls.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
@@ -824,8 +825,36 @@ describe('options', () => {
       { rateLimit: 5 },
       { path: '/ws?x=1' },
       { path: '/ws#x' },
+      { port: 65536 },
+      { authenticate: 'Bearer x' },
+      { authorize: true },
+      { allowedOrigins: 'https://ops.example.com' },
+      { allowedOrigins: [8080] },
+      { server: { on() {} } },
+      { store: { load() {}, readEvents() {} } },
+      { rateLimit: [] },
+      8080,
     ];
     for (const options of bad) expect(() => new ProgressWebSocketServer(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('applies the defaults the README documents, and takes the bounds they may be set to', () => {
+    expect(resolveOptions()).toMatchObject({
+      port: 8765,
+      host: '127.0.0.1',
+      path: '/ws',
+      allowedOrigins: 'same-origin',
+      handshakeTimeoutMs: 10_000,
+      maxPayload: 65_536,
+      maxBufferedBytes: 8 * 1024 * 1024,
+      closeTimeoutMs: 2000,
+      heartbeatMs: 30_000,
+      rateLimit: { messagesPerSecond: 20, burst: 40, maxViolations: 50 },
+      maxSubscriptionsPerClient: 100,
+      maxWatchedUpgrades: 1000,
+      maxRetainedUpgrades: 100,
+    });
+    expect(resolveOptions({ port: 65535, heartbeatMs: 0, maxRetainedUpgrades: 0 })).toMatchObject({ port: 65535, heartbeatMs: 0, maxRetainedUpgrades: 0 });
   });
 });
 
