@@ -199,6 +199,20 @@ describe('protocol v1', () => {
     expect(c.seqs('direct')).toEqual([3]);
   });
 
+  it('sends UTF-8 text frames: a browser is given strings, and names outside ASCII arrive as written', async () => {
+    const t = await tracker('u1');
+    server.track(t);
+    await t.startUpgrade();
+    await t.addTask('a', 'Prüfung ✓ 検証');
+    const c = await client();
+    const binary: boolean[] = [];
+    c.ws.on('message', (_data, isBinary) => binary.push(isBinary));
+    c.send({ type: 'subscribe', upgradeId: 'u1' });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    expect(JSON.stringify(snap.data)).toContain('Prüfung ✓ 検証');
+    expect(binary).toEqual([false, false]);
+  });
+
   it('stop() closes every connection with 1001 and the server can start again', async () => {
     const c = await client();
     await server.stop();
