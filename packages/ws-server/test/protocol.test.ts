@@ -213,6 +213,10 @@ describe('protocol v1', () => {
     expect(binary).toEqual([false, false]);
   });
 
+  it('counts nothing before it served anything', () => {
+    expect(server.getStats()).toEqual({ clients: 0, topics: 0, watchedUpgrades: 0, eventsFramed: 0, framesSent: 0, slowClientsClosed: 0, rateLimited: 0, handshakesRefused: 0 });
+  });
+
   it('stop() closes every connection with 1001 and the server can start again', async () => {
     const c = await client();
     await server.stop();
