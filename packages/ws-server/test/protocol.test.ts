@@ -236,7 +236,8 @@ describe('parseClientMessage', () => {
     expect(parseClientMessage('{"type":"get_summary"}').ok).toBe(false);
     expect(parseClientMessage('{"type":"subscribe","upgradeId":"u1","sinceSeq":1.5}').ok).toBe(false);
     expect(parseClientMessage('{"type":"subscribe","upgradeId":".."}').ok).toBe(false);
-    expect(parseClientMessage('[]').ok).toBe(false);
+    expect(parseClientMessage('[]')).toEqual({ ok: false, message: expect.stringMatching(/^invalid message: \w/) });
+    expect(parseClientMessage('{"type":"get_summary","upgradeId":".."}')).toEqual({ ok: false, message: expect.stringMatching(/^invalid message: upgradeId: \w/) });
   });
 
   it('checks the upgrade id of every message that names one, and bounds createdAt', () => {
