@@ -31,6 +31,16 @@ const hasIpv6Loopback = Object.values(networkInterfaces())
   .flat()
   .some((i) => i?.internal && i.family === 'IPv6');
 
+describe('a refused handshake', () => {
+  it('is answered with a complete plain-text response, and the connection is closed', async () => {
+    const { port } = await start({ authenticate: () => false });
+    expect(await rawExchange(port, upgradeRequest('/ws'))).toEqual({
+      response: 'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\n\r\nUnauthorized\n',
+      closed: true,
+    });
+  });
+});
+
 describe('the default origin check on a loopback connection (DNS rebinding)', () => {
   it('refuses a DNS name that only starts like a loopback address (127.x.example): a rebound name can be any name', async () => {
     const { port } = await start();
