@@ -16,7 +16,6 @@ export class Subscription {
   /** True while a replay runs: live frames are held in `buffer`. */
   replaying = false;
   buffer: Pending[] = [];
-  bufferBytes = 0;
   /** Set once unsubscribed or disconnected: nothing more is sent. */
   closed = false;
 
@@ -30,7 +29,6 @@ export class Subscription {
   /** Holds a live frame during a replay; the client counts it against its limit (with its other subscriptions' and its socket's). */
   hold(seq: number, frame: Buffer): void {
     this.buffer.push({ seq, frame });
-    this.bufferBytes += frame.length;
     this.client.hold(frame);
   }
 
@@ -39,7 +37,6 @@ export class Subscription {
     const held = this.buffer;
     for (const { frame } of held) this.client.release(frame);
     this.buffer = [];
-    this.bufferBytes = 0;
     return held;
   }
 }
