@@ -282,6 +282,42 @@ describe('RedisStore options: null and other wrong types', () => {
   });
 });
 
+// Found on 2026-12-02 (mutation testing): no test failed when a 0 was taken for these (a ttlSeconds
+// of 0 meant "kept forever", a pageSize of 0 read nothing), nor a connectionName with a space
+// (CLIENT SETNAME refuses it: every connection the store made would fail to set up).
+describe('RedisStore options: values out of range', () => {
+  it.each([
+    [{ retention: { ttlSeconds: 0 } }, /retention\.ttlSeconds/],
+    [{ retention: { maxEvents: 0 } }, /retention\.maxEvents/],
+    [{ feedMaxLen: 0 }, /feedMaxLen/],
+    [{ pageSize: 0 }, /pageSize/],
+    [{ watchBlockMs: 0 }, /watchBlockMs/],
+    [{ commandTimeoutMs: 0 }, /commandTimeoutMs/],
+    [{ connectionName: 'my store' }, /connectionName/],
+    [{ connectionName: '' }, /connectionName/],
+    [{ connectionName: 'x'.repeat(101) }, /connectionName/],
+    [{ replicas: { count: 10_001 } }, /replicas\.count/],
+  ])('refuses %j with INVALID_ARGUMENT naming the option', (options, name) => {
+    expect(() => new RedisStore({ url: 'redis://127.0.0.1:1', ...options } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(name) }));
+  });
+
+  it('refuses both a url and a client: which Redis it would use is not clear', () => {
+    const client = new Redis({ lazyConnect: true });
+    expect(() => new RedisStore({ url: 'redis://127.0.0.1:1', redis: client })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/either url or redis/) }));
+    client.disconnect();
+  });
+
+  it('refuses replicas with a Cluster passed in, whose mode is cluster by default (WAIT would go to any node)', () => {
+    const cluster = Object.assign(new Redis({ lazyConnect: true }), { isCluster: true });
+    expect(() => new RedisStore({ redis: cluster as never, replicas: { count: 1 } })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/cluster mode/) }));
+    cluster.disconnect();
+  });
+
+  it('cuts a long url short in the message that refuses it', () => {
+    expect(() => new RedisStore({ url: `http://${'x'.repeat(10_000)}` })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^.{0,400}$/s) }));
+  });
+});
+
 describe("the url query check's list of ioredis options", () => {
   it('holds every option the installed ioredis has a default for (a new one would pass unchecked)', () => {
     // Read at runtime: the type keeps defaultOptions private.
