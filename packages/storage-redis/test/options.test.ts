@@ -297,6 +297,8 @@ describe('RedisStore options: values out of range', () => {
     [{ connectionName: '' }, /connectionName/],
     [{ connectionName: 'x'.repeat(101) }, /connectionName/],
     [{ replicas: { count: 10_001 } }, /replicas\.count/],
+    [{ keyPrefix: 'tenant a:' }, /keyPrefix/],
+    [{ keyPrefix: 'x'.repeat(257) }, /keyPrefix/],
   ])('refuses %j with INVALID_ARGUMENT naming the option', (options, name) => {
     expect(() => new RedisStore({ url: 'redis://127.0.0.1:1', ...options } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(name) }));
   });
