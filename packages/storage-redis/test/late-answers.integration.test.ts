@@ -8,7 +8,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { startRedisProxy, type RedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
-import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl } from './helpers.js';
+import { adminClient, appendBatch, cleanup, errorOf, freshPrefix, makeStore, redisUrl, until } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -224,7 +224,20 @@ describe('a delete() whose reply was lost (ioredis re-sends it)', () => {
   }, 20_000);
 });
 
-describe('an append whose reply arrived while the event loop was blocked', () => {
+/**
+ * Lets a command just called go out (it is flushed in a microtask), then blocks the event loop (a
+ * long GC pause, synchronous work, a suspended VM) for `ms`. Redis answers within a millisecond: the
+ * reply waits in the socket.
+ */
+async function blockEventLoop(ms: number): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+describe('a reply that arrived while the event loop was blocked', () => {
   it('does not report an append Redis acknowledged in time as failed when the event loop was blocked past the timeout', async () => {
     const keyPrefix = freshPrefix('stall');
     const store = makeStore(prefixes, { keyPrefix, commandTimeoutMs: 200 });
@@ -235,20 +248,27 @@ describe('an append whose reply arrived while the event loop was blocked', () =>
       () => 'acknowledged',
       (e: { code?: string }) => e.code,
     );
-    // Let the append go out (it is flushed in a microtask), then block the event loop (a long GC
-    // pause, synchronous work, a suspended VM) for longer than commandTimeoutMs. Redis answers within
-    // a millisecond: the reply waits in the socket.
-    for (let i = 0; i < 5; i++) await Promise.resolve();
-    const until = performance.now() + 400;
-    while (performance.now() < until) {
-      // busy
-    }
+    await blockEventLoop(400);
     // The append is stored in Redis...
     const stored = (await new Promise<string | null>((resolve) => setTimeout(() => resolve(admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')), 50)));
     expect(stored).toBe('2');
     // ...so the caller must not be told it failed (the tracker would roll back events that are durable).
     expect(await outcome).toBe('acknowledged');
     await store.close();
+  });
+
+  it('does not report a load() Redis answered in time as failed either (its timer fires before the socket is read)', async () => {
+    const writer = makeStore(prefixes);
+    const f = new EventFactory('loop-stall-load');
+    await appendBatch(writer, f, 2);
+    // Its load() is the one command it sends (no clock to read), on a connection made beforehand.
+    const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, commandTimeoutMs: 200 });
+    await until('the reader connected', () => reader.client.status === 'ready');
+    const loading = reader.load(f.upgradeId);
+    await blockEventLoop(400);
+    expect((await loading)?.lastSeq).toBe(2);
+    await reader.close();
+    await writer.close();
   });
 });
 
