@@ -1,6 +1,6 @@
 import { ProgressError } from '@progress/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isNoAnswer, unavailable, withTimeout } from '../src/errors.js';
+import { isNoAnswer, scrubbingLogger, unavailable, withTimeout } from '../src/errors.js';
 
 const never = (): Promise<never> => new Promise<never>(() => {});
 
@@ -16,6 +16,19 @@ describe('unavailable', () => {
   it("counts a client's own commandTimeout as no answer, as the store's", () => {
     expect(isNoAnswer(unavailable('read', new Error('Command timed out')))).toBe(true);
     expect(isNoAnswer(unavailable('read', new Error('connect ECONNREFUSED 127.0.0.1:6379')))).toBe(false);
+  });
+});
+
+describe('scrubbingLogger', () => {
+  it("masks the credentials of the err it is handed before its logger sees it", () => {
+    const seen: unknown[] = [];
+    const record = (obj: object): void => {
+      seen.push(JSON.parse(JSON.stringify((obj as { err: { command: unknown } }).err.command)));
+    };
+    const logger = scrubbingLogger({ debug: record, info: record, warn: record, error: record });
+    const err = Object.assign(new Error('WRONGPASS'), { command: { name: 'auth', args: ['user', 'S3cret'] } });
+    logger.warn({ err }, 'connection error');
+    expect(seen).toEqual([{ name: 'auth', args: ['***', '***'] }]);
   });
 });
 
