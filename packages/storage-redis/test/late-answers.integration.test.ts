@@ -225,48 +225,56 @@ describe('a delete() whose reply was lost (ioredis re-sends it)', () => {
 });
 
 /**
- * Lets a command just called go out (it is flushed in a microtask), then blocks the event loop (a
- * long GC pause, synchronous work, a suspended VM) for `ms`. Redis answers within a millisecond: the
- * reply waits in the socket.
+ * Sends a command (`send`), lets it go out (it is flushed in a microtask), then blocks the event loop
+ * (a long GC pause, synchronous work, a suspended VM) for `ms`. Redis answers within a millisecond:
+ * the reply waits in the socket. Started from a setImmediate callback, so that the loop's next turn
+ * runs the due timers before it reads the sockets, whatever phase the test was resumed in: the order
+ * in which a timeout that does not wait for that turn's I/O reports an answer received as none.
  */
-async function blockEventLoop(ms: number): Promise<void> {
+async function sentThenBlocked<T>(send: () => Promise<T>, ms: number): Promise<T> {
+  await new Promise((resolve) => setImmediate(resolve));
+  const sent = send();
   for (let i = 0; i < 5; i++) await Promise.resolve();
   const end = performance.now() + ms;
   while (performance.now() < end) {
     // busy
   }
+  return sent;
 }
 
 describe('a reply that arrived while the event loop was blocked', () => {
+  // Long enough for a loaded machine to connect and read the clock within it; the loop is blocked for twice as long.
+  const timeoutMs = 1000;
+
   it('does not report an append Redis acknowledged in time as failed when the event loop was blocked past the timeout', async () => {
     const keyPrefix = freshPrefix('stall');
-    const store = makeStore(prefixes, { keyPrefix, commandTimeoutMs: 200 });
+    const store = makeStore(prefixes, { keyPrefix, commandTimeoutMs: timeoutMs });
     const f = new EventFactory('loop-stall');
     await appendBatch(store, f, 1); // connected, server clock known
     const events = f.batch(1);
-    const outcome = store.append(f.upgradeId, events, 1, f.snapshot()).then(
-      () => 'acknowledged',
-      (e: { code?: string }) => e.code,
+    const outcome = sentThenBlocked(
+      () =>
+        store.append(f.upgradeId, events, 1, f.snapshot()).then(
+          () => 'acknowledged',
+          (e: { code?: string }) => e.code,
+        ),
+      2 * timeoutMs,
     );
-    await blockEventLoop(400);
-    // The append is stored in Redis...
-    const stored = (await new Promise<string | null>((resolve) => setTimeout(() => resolve(admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')), 50)));
-    expect(stored).toBe('2');
-    // ...so the caller must not be told it failed (the tracker would roll back events that are durable).
+    // Redis ran the append in time, so the caller must not be told it failed (the tracker would roll
+    // back events that are durable).
     expect(await outcome).toBe('acknowledged');
+    expect(await admin.hget(store.keys.upgrade(f.upgradeId).meta, 'lastSeq')).toBe('2');
     await store.close();
   });
 
-  it('does not report a load() Redis answered in time as failed either (its timer fires before the socket is read)', async () => {
+  it('does not report a load() Redis answered in time as failed either', async () => {
     const writer = makeStore(prefixes);
     const f = new EventFactory('loop-stall-load');
     await appendBatch(writer, f, 2);
     // Its load() is the one command it sends (no clock to read), on a connection made beforehand.
-    const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, commandTimeoutMs: 200 });
+    const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, commandTimeoutMs: timeoutMs });
     await until('the reader connected', () => reader.client.status === 'ready');
-    const loading = reader.load(f.upgradeId);
-    await blockEventLoop(400);
-    expect((await loading)?.lastSeq).toBe(2);
+    expect((await sentThenBlocked(() => reader.load(f.upgradeId), 2 * timeoutMs))?.lastSeq).toBe(2);
     await reader.close();
     await writer.close();
   });
