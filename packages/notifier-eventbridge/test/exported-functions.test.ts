@@ -31,6 +31,7 @@ const cases: Array<[string, () => unknown]> = [
   ['buildDetail(task event, state without tasks)', () => buildDetail(fakeEvent(2), { ...fakeState, tasks: undefined } as never)],
   ['entrySize(undefined)', () => entrySize(undefined as never)],
   ['entrySize({ Detail: 42 })', () => entrySize({ Detail: 42 } as never)],
+  ['entrySize({ DetailType: 42 })', () => entrySize({ DetailType: 42 } as never)],
   ['entrySize({ Resources: "arn" })', () => entrySize({ Resources: 'arn' } as never)],
   ['entrySize({ Resources: [42] })', () => entrySize({ Resources: [42] } as never)],
   ['backoffDelay(1, undefined)', () => backoffDelay(1, undefined as never)],
@@ -56,6 +57,7 @@ describe('the exported functions of the notifier with arguments that do not fit'
     expect(fitDetail('task.started', detail, Infinity)).toBe(JSON.stringify(detail));
     expect(entrySize({ Source: 'ab', DetailType: 'c', Detail: '{}', Resources: ['r'] })).toBe(6);
     expect(entrySize({ Source: 'é€' })).toBe(5); // a Source is counted in UTF-8 bytes too
+    expect(entrySize({ DetailType: 'é€', Resources: ['é', '€'] })).toBe(10); // and so are a DetailType and the Resources
     expect(backoffDelay(3, { baseDelayMs: 10, maxDelayMs: 100 }, () => 0.5)).toBe(20);
     expect(classifyRequestError(new Error('x')).retryable).toBe(true);
   });
