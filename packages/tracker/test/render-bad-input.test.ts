@@ -12,6 +12,8 @@ describe('the renderer refuses a bad width with INVALID_ARGUMENT', () => {
     expect(bar(50, 4)).toBe('██░░');
     expect(bar(50, 0)).toBe('');
     expect(bar(120)).toBe('█'.repeat(30));
+    expect(bar(-20, 4)).toBe('░░░░');
+    expect(bar(62.5, 4)).toBe('███░'); // 2.5 cells, rounded
   });
 
   it('renderProgress(): an option no message can print (an object without prototype) is refused all the same', async () => {

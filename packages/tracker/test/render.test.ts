@@ -80,6 +80,35 @@ describe('renderProgress and renderEventLine', () => {
     await tracker.close();
   });
 
+  it("draws the phase, each task under its parent, a task's retries, step and error, the recent events by seq and the upgrade's error", async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u7', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade('Nodes');
+    await tracker.addTasks([
+      { taskId: 'a', taskName: 'A' },
+      { taskId: 'b', taskName: 'B' },
+      { taskId: 'a1', taskName: 'A one', parentTaskId: 'a' }, // added after B, drawn under A
+      { taskId: 'a1x', taskName: 'd', parentTaskId: 'a1' },
+    ]);
+    // The events of b and a1x interleave: the recent ones are listed by seq, not task by task.
+    await tracker.startTask('b');
+    await tracker.startTask('a1x');
+    await tracker.failTask('a1x', 'boom');
+    await tracker.retryTask('a1x');
+    await tracker.advanceTask('a1x', { currentStep: 'draining' });
+    await tracker.failTask('b', 'disk full');
+    await tracker.failUpgrade('gave up');
+    const lines = renderProgress(tracker.progress, { recentEvents: 5 });
+    await tracker.close();
+    expect(lines[0]).toBe('u7  cluster c  plan p  FAILED  phase: Nodes');
+    const tasks = lines.slice(2, 6);
+    // Names take 8 cells at least, a level of nesting two more.
+    expect(tasks.map((line) => line.slice(0, line.indexOf('░')))).toEqual(['· A        ', '·   A one  ', '▶     d    ', '✗ B        ']);
+    expect(tasks.map((line) => line.slice(line.lastIndexOf('░') + 1))).toEqual(['   0.0%', '   0.0%', '   0.0% (retry 1)  draining', '   0.0%  disk full']);
+    expect(lines[6]).toBe('recent:');
+    expect(lines.slice(7, 12).map((line) => Number(/#(\d+)/.exec(line)?.[1]))).toEqual([8, 9, 10, 11, 12]);
+    expect(lines.slice(12)).toEqual(['error: gave up']);
+  });
+
   it('lines up the task bars when a name holds a flag (two regional indicators, drawn in two cells)', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
