@@ -1,5 +1,5 @@
 import { ProgressTracker } from '@progress/core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LiveView } from '../src/cli/terminal.js';
 import { Capture } from './helpers.js';
 
@@ -71,5 +71,69 @@ describe('LiveView on a terminal', () => {
     const lines = out.text.split('\n').filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(2);
     for (const line of lines) expect(cells(line), line).toBeLessThanOrEqual(29);
+  });
+
+  it('counts no colour code as a cell, and keeps the reset of a line it cuts, so that the colour ends with the line', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u6', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T', 'upgrade_step', { totalSteps: 2 });
+    await tracker.advanceTask('t', { completedSteps: 1, currentStep: 'x'.repeat(200) });
+    const out = new Capture();
+    out.isTTY = true;
+    out.columns = 60;
+    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: true, intervalMs: 0 });
+    view.update(tracker.progress);
+    view.finish();
+    await tracker.close();
+    const task = out.text.split('\n').find((line) => line.includes('\x1b[36m▶'))!;
+    expect(cells(task)).toBe(59);
+    expect(task.endsWith('\x1b[0m')).toBe(true);
+  });
+});
+
+/** What a LiveView prints of `state` on a terminal (`tty`) or to a pipe, with its colours left to the environment. */
+function printed(state: Parameters<LiveView['update']>[0], tty: boolean): string {
+  const out = new Capture();
+  out.isTTY = tty;
+  const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, intervalMs: 0 });
+  view.update(state);
+  view.finish();
+  return out.text;
+}
+
+describe('LiveView without options', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('colours a terminal unless NO_COLOR is set to something, and a pipe never', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u4', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    const state = tracker.progress;
+    await tracker.close();
+    const colour = /\x1b\[3\dm/; // eslint-disable-line no-control-regex
+    vi.stubEnv('NO_COLOR', undefined);
+    expect(printed(state, true)).toMatch(colour);
+    expect(printed(state, false)).not.toMatch(colour);
+    vi.stubEnv('NO_COLOR', '');
+    expect(printed(state, true)).toMatch(colour);
+    vi.stubEnv('NO_COLOR', '1');
+    expect(printed(state, true)).not.toMatch(colour);
+  });
+
+  it('counts a skipped task as done in the line a pipe gets for a state without an event', async () => {
+    const tracker = await ProgressTracker.open({ upgradeId: 'u5', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTasks([
+      { taskId: 'a', taskName: 'A' },
+      { taskId: 'b', taskName: 'B' },
+      { taskId: 'c', taskName: 'C' },
+    ]);
+    await tracker.skipTask('a');
+    await tracker.startTask('b');
+    await tracker.completeTask('b');
+    const state = tracker.progress;
+    await tracker.close();
+    expect(printed(state, false).split('\n')[0]).toMatch(/ u5 state in_progress at seq \d+ overall=[\d.]+% phase=Initialization tasks=2\/3$/);
   });
 });
