@@ -444,6 +444,29 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
   });
 });
 
+describe('progress watch: an event the server sends again', () => {
+  it('prints it once: an event at or below the seq held is not shown again', async () => {
+    const t = await createProgressTracker({ upgradeId: 'twice', planId: 'p', clusterName: 'c' });
+    await t.startUpgrade();
+    await t.completeUpgrade();
+    const events: ProgressEvent[] = [];
+    for await (const event of t.readEvents(0)) events.push(event);
+    await t.close();
+    const [created, start, completed] = events;
+    const fake = await protocolServer((msg) => [
+      { type: 'subscribed', upgradeId: msg.upgradeId, exists: true },
+      ...[created, start, start, completed].map((data) => ({ type: 'progress_event', upgradeId: msg.upgradeId, data })),
+    ]);
+    try {
+      const result = await run('watch', fake.url, 'twice');
+      expect(result).toMatchObject({ code: 0, err: '' });
+      expect(result.out.match(/ upgrade\.started /g)).toHaveLength(1);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('progress watch: a bad upgrade id', () => {
   it('is refused before connecting, with exit code 2, as for a JSON folder', async () => {
     const server = new ProgressWebSocketServer({ port: 0 });
