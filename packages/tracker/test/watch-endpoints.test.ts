@@ -61,7 +61,7 @@ describe('progress watch ws://host:port, without the server\'s path', () => {
     try {
       const bare = await run('watch', `ws://127.0.0.1:${port}`, 'u1');
       expect(bare.code).toBe(3);
-      expect(bare.err).toContain(`HTTP 404 Not Found (no WebSocket endpoint at ws://127.0.0.1:${port}/ nor at ws://127.0.0.1:${port}/ws; the ws-server listens on /ws unless its \`path\` option says otherwise`);
+      expect(bare.err).toContain(`HTTP 404 Not Found (no WebSocket endpoint at ws://127.0.0.1:${port}/ nor at ws://127.0.0.1:${port}/ws; the ws-server listens on /ws unless its \`path\` option says otherwise: give the path it was given (a dashboard page names it in its progress-ws-path meta tag))`);
       // A wrong path is not replaced (the user named one), but the default is suggested.
       const wrong = await run('watch', `ws://127.0.0.1:${port}/wss`, 'u1');
       expect(wrong.code).toBe(3);
