@@ -444,7 +444,7 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       }
       // The state after the events (a store may write it as a snapshot) must be one.
       const good = g.state!;
-      const halfFormed = [{ lastSeq: 6 }, { ...good, tasks: null }, { ...good, overallPercentage: Number.NaN }, { ...good, updatedAt: undefined }, { ...good, status: 'bogus' }, { ...good, upgradeId: 'another-upgrade' }, { ...good, upgradeId: undefined }];
+      const halfFormed = [{ lastSeq: 6 }, { ...good, lastSeq: -1 }, { ...good, lastSeq: 6.5 }, { ...good, tasks: null }, { ...good, overallPercentage: Number.NaN }, { ...good, updatedAt: undefined }, { ...good, status: 'bogus' }, { ...good, upgradeId: 'another-upgrade' }, { ...good, upgradeId: undefined }];
       for (const state of [undefined, null, {}, { lastSeq: -1 }, 'state', ...halfFormed]) {
         await rejectsWith(store.append(f.upgradeId, events, 3, state as never), 'INVALID_ARGUMENT');
       }
