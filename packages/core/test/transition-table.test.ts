@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressTracker, isProgressError, type ProgressStatus } from '../src/index.js';
+import { ProgressTracker, TERMINAL_TASK_STATUSES, TERMINAL_UPGRADE_STATUSES, isProgressError, isTerminal, type ProgressStatus } from '../src/index.js';
 
 // The whole transition table of the README ("Transitions are checked"), command by status: each
 // allowed command succeeds, and each other one is INVALID_TRANSITION, recording nothing.
@@ -119,5 +119,14 @@ describe('the transition table', () => {
       }
       await t.close();
     }
+  });
+
+  it('exports as terminal the statuses from which the table allows no command (a failed task can still be retried)', () => {
+    const none = <S extends string>(statuses: S[], table: Record<string, [unknown, readonly S[]]>) => statuses.filter((s) => Object.values(table).every(([, from]) => !from.includes(s)));
+    const upgradeEnded = none(['not_started', 'in_progress', 'paused', 'completed', 'failed', 'cancelled'], upgradeCommands);
+    expect(upgradeEnded).toEqual(['completed', 'failed', 'cancelled']);
+    expect([...TERMINAL_UPGRADE_STATUSES].sort()).toEqual([...upgradeEnded].sort());
+    expect(upgradeEnded.every(isTerminal) && !isTerminal('paused')).toBe(true);
+    expect([...TERMINAL_TASK_STATUSES].sort()).toEqual(none(['not_started', 'in_progress', 'completed', 'failed', 'skipped', 'cancelled'], taskCommands).sort());
   });
 });
