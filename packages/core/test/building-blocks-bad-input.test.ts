@@ -168,6 +168,7 @@ describe('summarize() and estimateCompletion() given a now that is not a time', 
     ['Infinity', Infinity],
     ['a Symbol (a TypeError)', Symbol('now')],
     ['a Date', new Date(now)],
+    ['a number past what a Date holds (no estimate, without a word)', 8.64e15 + 1],
   ])('refuses %s as INVALID_ARGUMENT', (_, value) => {
     refused(() => estimateCompletion(running(), value as never), 'estimateCompletion');
     refused(() => summarize(running(), value as never), 'summarize');
