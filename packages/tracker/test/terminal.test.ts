@@ -6,29 +6,39 @@ import { Capture } from './helpers.js';
 /** The cells a line takes in a terminal, counted independently of the code under test: CJK ideographs and emoji take two. */
 const cells = (line: string): number => [...line.replace(/\x1b\[[\d;]*[A-Za-z]/g, '')].reduce((n, ch) => n + (/[\u4e00-\u9fff]|\p{Emoji_Presentation}/u.test(ch) ? 2 : 1), 0); // eslint-disable-line no-control-regex
 
+type State = Parameters<LiveView['update']>[0];
+
+/**
+ * What a LiveView prints of `states` (an update each) on a terminal of `columns` columns, or to a
+ * pipe (`tty: false`); in colour as `color` says, else as the environment says.
+ */
+function printed(states: State | State[], { tty = true, columns, color }: { tty?: boolean; columns?: number; color?: boolean } = {}): string {
+  const out = new Capture();
+  out.isTTY = tty;
+  if (columns !== undefined) out.columns = columns;
+  const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, ...(color === undefined ? {} : { color }), intervalMs: 0 });
+  for (const state of [states].flat()) view.update(state);
+  view.finish();
+  return out.text;
+}
+
 describe('LiveView on a terminal', () => {
   it('cuts each line to the terminal width in cells, so that none wraps and the redraw moves up over all of them', async () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: '東京本番クラスタ東京本番クラスタ東京本番クラスタ' });
     await tracker.startUpgrade();
     await tracker.addTask('t', '🎉'.repeat(30));
     await tracker.advanceTask('t', { completedSteps: 1, currentStep: 'ノードグループ更新中'.repeat(10) });
-    const out = new Capture();
-    out.isTTY = true;
-    out.columns = 60;
-    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: false, intervalMs: 0 });
-    view.update(tracker.progress);
-    // An emoji across the cut: the line was cut between the halves of its surrogate pair.
-    view.update({ ...tracker.progress, clusterName: '🎉'.repeat(40) });
-    view.finish();
+    // The second: an emoji across the cut (the line was cut between the halves of its surrogate pair).
+    const text = printed([tracker.progress, { ...tracker.progress, clusterName: '🎉'.repeat(40) }], { columns: 60, color: false });
     await tracker.close();
     // A line wider than the terminal wraps onto a row the `\x1b[<n>A` of the next redraw does not
     // go back over: each redraw left a stale copy of the live area on the screen.
-    const lines = out.text.split('\n').filter((line) => line !== '');
+    const lines = text.split('\n').filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(2);
     for (const line of lines) expect(cells(line), line).toBeLessThanOrEqual(59);
     // Half a surrogate pair is printed as U+FFFD.
-    expect(out.text).not.toContain('\ufffd');
-    expect(out.text).toContain('東京');
+    expect(text).not.toContain('\ufffd');
+    expect(text).toContain('東京');
   });
 
   it('draws no more lines than the terminal has rows, so that each redraw goes back over all of them', async () => {
@@ -61,14 +71,9 @@ describe('LiveView on a terminal', () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u3', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
     await tracker.addTask('t', 'Upgrade the control plane');
-    const out = new Capture();
-    out.isTTY = true;
-    out.columns = 30;
-    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: false, intervalMs: 0 });
-    view.update(tracker.progress);
-    view.finish();
+    const text = printed(tracker.progress, { columns: 30, color: false });
     await tracker.close();
-    const lines = out.text.split('\n').filter((line) => line !== '');
+    const lines = text.split('\n').filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(2);
     for (const line of lines) expect(cells(line), line).toBeLessThanOrEqual(29);
   });
@@ -78,28 +83,13 @@ describe('LiveView on a terminal', () => {
     await tracker.startUpgrade();
     await tracker.addTask('t', 'T', 'upgrade_step', { totalSteps: 2 });
     await tracker.advanceTask('t', { completedSteps: 1, currentStep: 'x'.repeat(200) });
-    const out = new Capture();
-    out.isTTY = true;
-    out.columns = 60;
-    const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, color: true, intervalMs: 0 });
-    view.update(tracker.progress);
-    view.finish();
+    const text = printed(tracker.progress, { columns: 60, color: true });
     await tracker.close();
-    const task = out.text.split('\n').find((line) => line.includes('\x1b[36m▶'))!;
+    const task = text.split('\n').find((line) => line.includes('\x1b[36m▶'))!;
     expect(cells(task)).toBe(59);
     expect(task.endsWith('\x1b[0m')).toBe(true);
   });
 });
-
-/** What a LiveView prints of `state` on a terminal (`tty`) or to a pipe, with its colours left to the environment. */
-function printed(state: Parameters<LiveView['update']>[0], tty: boolean): string {
-  const out = new Capture();
-  out.isTTY = tty;
-  const view = new LiveView({ out: out as unknown as NodeJS.WriteStream, intervalMs: 0 });
-  view.update(state);
-  view.finish();
-  return out.text;
-}
 
 describe('LiveView without options', () => {
   afterEach(() => {
@@ -113,12 +103,12 @@ describe('LiveView without options', () => {
     await tracker.close();
     const colour = /\x1b\[3\dm/; // eslint-disable-line no-control-regex
     vi.stubEnv('NO_COLOR', undefined);
-    expect(printed(state, true)).toMatch(colour);
-    expect(printed(state, false)).not.toMatch(colour);
+    expect(printed(state)).toMatch(colour);
+    expect(printed(state, { tty: false })).not.toMatch(colour);
     vi.stubEnv('NO_COLOR', '');
-    expect(printed(state, true)).toMatch(colour);
+    expect(printed(state)).toMatch(colour);
     vi.stubEnv('NO_COLOR', '1');
-    expect(printed(state, true)).not.toMatch(colour);
+    expect(printed(state)).not.toMatch(colour);
   });
 
   it('counts a skipped task as done in the line a pipe gets for a state without an event', async () => {
@@ -134,6 +124,6 @@ describe('LiveView without options', () => {
     await tracker.completeTask('b');
     const state = tracker.progress;
     await tracker.close();
-    expect(printed(state, false).split('\n')[0]).toMatch(/ u5 state in_progress at seq \d+ overall=[\d.]+% phase=Initialization tasks=2\/3$/);
+    expect(printed(state, { tty: false }).split('\n')[0]).toMatch(/ u5 state in_progress at seq \d+ overall=[\d.]+% phase=Initialization tasks=2\/3$/);
   });
 });
