@@ -408,15 +408,21 @@ describe('progress watch: an upgrade deleted while the ws:// server was away', (
   });
 });
 
+/** An upgrade started and completed in memory: its three events, and its state once started. */
+async function startedAndCompleted(upgradeId: string): Promise<{ events: ProgressEvent[]; started: UpgradeProgress }> {
+  const t = await createProgressTracker({ upgradeId, planId: 'p', clusterName: 'c' });
+  await t.startUpgrade();
+  const started: UpgradeProgress = structuredClone(t.progress);
+  await t.completeUpgrade();
+  const events: ProgressEvent[] = [];
+  for await (const event of t.readEvents(0)) events.push(event);
+  await t.close();
+  return { events, started };
+}
+
 describe('progress watch: a resync after the upgrade appeared on the same connection', () => {
   it('says a resync, not that the upgrade was deleted: `subscribed` said exists: false only before it appeared', async () => {
-    const t = await createProgressTracker({ upgradeId: 'appears', planId: 'p', clusterName: 'c' });
-    await t.startUpgrade();
-    const started: UpgradeProgress = structuredClone(t.progress);
-    await t.completeUpgrade();
-    const events: ProgressEvent[] = [];
-    for await (const event of t.readEvents(0)) events.push(event);
-    await t.close();
+    const { events, started } = await startedAndCompleted('appears');
     const [created, start, completed] = events;
     // The server subscribes the client to an upgrade that does not exist yet, the upgrade appears
     // (its first events), and then the server resyncs it (a reload of the same run, a gap it could
@@ -446,13 +452,7 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
 
 describe('progress watch: an event the server sends again', () => {
   it('prints it once: an event at or below the seq held is not shown again', async () => {
-    const t = await createProgressTracker({ upgradeId: 'twice', planId: 'p', clusterName: 'c' });
-    await t.startUpgrade();
-    await t.completeUpgrade();
-    const events: ProgressEvent[] = [];
-    for await (const event of t.readEvents(0)) events.push(event);
-    await t.close();
-    const [created, start, completed] = events;
+    const [created, start, completed] = (await startedAndCompleted('twice')).events;
     const fake = await protocolServer((msg) => [
       { type: 'subscribed', upgradeId: msg.upgradeId, exists: true },
       ...[created, start, start, completed].map((data) => ({ type: 'progress_event', upgradeId: msg.upgradeId, data })),
