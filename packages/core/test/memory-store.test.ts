@@ -69,6 +69,28 @@ describe('MemoryStore list filters', () => {
     });
     expect(filterRows(rows).map((r) => r.upgradeId)).toEqual(['a', 'b', 'c']);
   });
+
+  it('refuses a filter that is not an object (null, an empty string, a bare status) rather than list every upgrade', async () => {
+    const store = new MemoryStore();
+    for (const filter of [null, '', 0, 'completed']) {
+      await expect(store.list(filter as never), String(filter)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: '[@progress/core] a list filter must be an object' });
+    }
+  });
+
+  it('refuses a limit that is not whole (2.5, NaN, Infinity) rather than round it or list every row', async () => {
+    const store = new MemoryStore();
+    for (const limit of [2.5, Number.NaN, Infinity]) {
+      await expect(store.list({ limit }), String(limit)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('list limit must be a whole number') });
+    }
+  });
+
+  it('applies an empty list of statuses as given: no status is in it, so no rows, not every row', async () => {
+    const store = new MemoryStore();
+    const f = new EventFactory('s1');
+    await store.append(f.upgradeId, f.batch(2), 0, f.snapshot());
+    expect(await store.list({ status: [f.snapshot().status] })).toHaveLength(1);
+    expect(await store.list({ status: [] })).toEqual([]);
+  });
 });
 
 describe('MemoryStore after close()', () => {
