@@ -18,8 +18,8 @@ it('warns once per store about a legacy file whose upgrade id is not a valid id,
   const bad = join(dir, 'progress', 'upgrade_prod upgrade 42.json');
   await writeFile(bad, JSON.stringify(doc('prod upgrade 42')));
   await writeFile(join(dir, 'progress', 'upgrade_good-1.json'), JSON.stringify(doc('good-1')));
-  // Not a legacy file name at all: nothing to say about it.
-  await writeFile(join(dir, 'progress', 'notes.txt'), 'hello');
+  // Not legacy file names at all (a note, a backup copy, a copy under another prefix, no id): nothing to say about them, nor to count.
+  for (const name of ['notes.txt', 'upgrade_good-1.json.bak', 'old_upgrade_good-2.json', 'upgrade_.json']) await writeFile(join(dir, 'progress', name), JSON.stringify(doc('good-1')));
   const logger = recordingLogger();
   const store = new JsonFileStore({ directory: dir, logger });
   expect((await store.list()).map((r) => r.upgradeId)).toEqual(['good-1']);
