@@ -97,7 +97,7 @@ describe('a folder that holds the files of another id that differs only in case'
       await rename(join(dir, 'upgrades', 'UPG-1'), join(dir, 'upgrades', 'upg-1'));
       const logger = recordingLogger();
       const store = new JsonFileStore({ directory: dir, logger });
-      // On this file system, which tells case apart, the message does not blame it: the folder was renamed.
+      // The folder's name on disk is this id (on any file system): the message says it was renamed, and does not blame the file system.
       const conflict = {
         code: 'CONFLICT',
         context: { upgradeId: 'upg-1', caseOf: 'UPG-1', file: join(dir, 'upgrades', 'upg-1') },
