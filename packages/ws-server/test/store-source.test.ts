@@ -720,3 +720,39 @@ describe('what a "*" subscriber keeps', () => {
     await c.until(() => c.seqs('made-up-7').includes(2), 5000, 'the new upgrade to reach "*"');
   });
 });
+
+describe('a "*" subscriber whose listing of the store is out', () => {
+  it('gets its `subscribed` before anything of an upgrade that appeared in the store meanwhile', async () => {
+    let listAsked!: () => void;
+    const asked = new Promise<void>((resolve) => (listAsked = resolve));
+    let openGate!: () => void;
+    class HeldListStore extends WatchableMemoryStore {
+      gate: Promise<void> | undefined;
+      override async list(filter?: Parameters<WatchableMemoryStore['list']>[0]) {
+        if (this.gate) {
+          listAsked();
+          await this.gate;
+        }
+        return super.list(filter);
+      }
+    }
+    const store = new HeldListStore();
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const first = await connect(url);
+    first.send({ type: 'subscribe', upgradeId: '*' });
+    await first.next((m) => m.type === 'subscribed');
+    store.gate = new Promise((resolve) => (openGate = resolve));
+    const star = await connect(url);
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    await asked;
+    const writer = await openTracker('u1', store);
+    trackers.push(writer);
+    await writer.startUpgrade();
+    // The server has handed u1 to the `*` subscribers that were ready: star's listing is still out.
+    await first.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    openGate();
+    await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
+    expect(star.messages.filter((m) => m.upgradeId === '*' || m.upgradeId === 'u1').map((m) => m.type)[0]).toBe('subscribed');
+  });
+});
