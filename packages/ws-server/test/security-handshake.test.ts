@@ -1,7 +1,9 @@
 import { createServer } from 'node:http';
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rejectUpgrade } from '../src/http-reject.js';
 import { ProgressWebSocketServer, createReadToken, readTokenAuth, type ProgressWebSocketServerOptions } from '../src/index.js';
 import { closedAfterEach, openTracker, sleep } from './helpers.js';
 import { clientFrame, closeCodeIn, rawExchange, rawWebSocket, upgradeRequest } from './raw.js';
@@ -38,6 +40,26 @@ describe('a refused handshake', () => {
       response: 'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\n\r\nUnauthorized\n',
       closed: true,
     });
+  });
+
+  it('is not answered again on a socket whose side was already ended: no write after end, which would fail the socket', async () => {
+    const tcp = createTcpServer({ allowHalfOpen: true });
+    const accepted = new Promise<Socket>((resolve) => tcp.once('connection', resolve));
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const peer = connectTcp({ host: '127.0.0.1', port: (tcp.address() as AddressInfo).port, allowHalfOpen: true });
+    try {
+      const socket = await accepted;
+      const errors: unknown[] = [];
+      socket.on('error', (err) => errors.push(err));
+      socket.end();
+      rejectUpgrade(socket, 503);
+      expect(socket.errored).toBeNull();
+      expect(errors).toEqual([]);
+      socket.destroy();
+    } finally {
+      peer.destroy();
+      tcp.close();
+    }
   });
 });
 
