@@ -225,10 +225,11 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // Between the watcher's load and its watch, the run is deleted and a longer one written whose
     // events after the seq held were removed by retention: the watch ends 'trimmed', not 'deleted'.
+    let last = 0;
     const store = withBeforeWatch(real, async (call) => {
       if (call !== 1) return;
       expect(await real.delete(id)).toBe(true);
-      await trimmedRun(id, keyPrefix, 'complete');
+      last = await trimmedRun(id, keyPrefix, 'complete');
     });
     const { out, watching } = watchInto(store, id);
     const state = await watching;
@@ -237,6 +238,49 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
     expect(state?.planId).toBe('p2');
     expect(out.text).toContain('resync: history gone; reloading the snapshot');
     expect(out.text).toContain(createdAgainLine(id));
+    // The reloaded state is shown: none of its events was read to show it.
+    expect(out.text).toContain(`${id} state completed at seq ${last} `);
+  }, 30_000);
+
+  it('says the upgrade was deleted when it is gone by the reload after a trim, and created again when a run appears', async () => {
+    const { id, keyPrefix } = fresh('redis-trim-gone');
+    await firstRun(id, keyPrefix);
+    const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
+    // The first watch ends 'trimmed' (as above); the reload finds the upgrade deleted; the watch that
+    // waits for it again finds a third run.
+    const watched = withBeforeWatch(real, async (call) => {
+      if (call === 1) {
+        expect(await real.delete(id)).toBe(true);
+        await trimmedRun(id, keyPrefix, 'complete');
+      }
+      if (call === 2) {
+        const third = await createProgressTracker({ upgradeId: id, planId: 'p3', clusterName: 'c', storage: { redis: url, keyPrefix } });
+        await third.startUpgrade();
+        await third.failUpgrade('boom');
+        await third.close();
+      }
+    });
+    let loads = 0;
+    const store = new Proxy(watched, {
+      get(target, key) {
+        if (key === 'load') {
+          return async (upgradeId: string) => {
+            if (++loads === 2) expect(await real.delete(id)).toBe(true);
+            return target.load(upgradeId);
+          };
+        }
+        return Reflect.get(target, key, target) as unknown;
+      },
+    });
+    const { out, watching } = watchInto(store, id);
+    const state = await watching;
+    await real.close();
+    expect(state?.planId).toBe('p3');
+    expect(state?.status).toBe('failed');
+    const text = out.text;
+    expect(text).toContain('resync: history gone; reloading the snapshot');
+    expect(text.indexOf(deletedLine(id))).toBeGreaterThan(text.indexOf('resync: history gone'));
+    expect(text.indexOf(createdAgainLine(id))).toBeGreaterThan(text.indexOf(deletedLine(id)));
   }, 30_000);
 });
 
