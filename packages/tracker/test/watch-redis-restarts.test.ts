@@ -160,24 +160,42 @@ describe('progress watch redis://, when the upgrade is deleted and created again
 });
 
 /**
- * A real RedisStore whose `watch()` runs `before(call)` first (the call's number, from 1): what
- * another process did between the watcher's reads, put exactly there.
+ * A real RedisStore whose `watch()` and `load()` run `before.watch(call)` and `before.load(call)`
+ * first, when given (the call's number for that method, from 1): what another process did between
+ * the watcher's reads, put exactly there.
  */
-function withBeforeWatch(store: RedisStore, before: (call: number) => Promise<void>): RedisStore {
-  let calls = 0;
+function withBefore(store: RedisStore, before: { watch?: (call: number) => Promise<void>; load?: (call: number) => Promise<void> }): RedisStore {
+  let watches = 0;
+  let loads = 0;
   return new Proxy(store, {
     get(target, key) {
-      if (key === 'watch') {
+      if (key === 'watch' && before.watch) {
+        const hook = before.watch;
         return (upgradeId: string, afterSeq: number, options?: { signal?: AbortSignal }) =>
           (async function* () {
-            await before(++calls);
+            await hook(++watches);
             yield* target.watch(upgradeId, afterSeq, options);
           })();
+      }
+      if (key === 'load' && before.load) {
+        const hook = before.load;
+        return async (upgradeId: string) => {
+          await hook(++loads);
+          return target.load(upgradeId);
+        };
       }
       const value = Reflect.get(target, key, target) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/** Another run of `id` (plan `planId`), started and failed: what a watcher finds written in its place. */
+async function failedRun(id: string, keyPrefix: string, planId: string): Promise<void> {
+  const tracker = await createProgressTracker({ upgradeId: id, planId, clusterName: 'c', storage: { redis: url, keyPrefix } });
+  await tracker.startUpgrade();
+  await tracker.failUpgrade('boom');
+  await tracker.close();
 }
 
 /** A whole run of `id` written with retention (2 events kept): its first events are gone before a watcher reads them. */
@@ -203,9 +221,11 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // The first watch follows the run and sees it deleted; by the time the watch that waits for
     // the id again reads, a new run was written whose first events retention removed.
-    const store = withBeforeWatch(real, async (call) => {
-      if (call === 1) expect(await real.delete(id)).toBe(true);
-      if (call === 2) await trimmedRun(id, keyPrefix, 'fail');
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call === 1) expect(await real.delete(id)).toBe(true);
+        if (call === 2) await trimmedRun(id, keyPrefix, 'fail');
+      },
     });
     const { out, watching } = watchInto(store, id);
     const state = await watching;
@@ -226,10 +246,12 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
     // Between the watcher's load and its watch, the run is deleted and a longer one written whose
     // events after the seq held were removed by retention: the watch ends 'trimmed', not 'deleted'.
     let last = 0;
-    const store = withBeforeWatch(real, async (call) => {
-      if (call !== 1) return;
-      expect(await real.delete(id)).toBe(true);
-      last = await trimmedRun(id, keyPrefix, 'complete');
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call !== 1) return;
+        expect(await real.delete(id)).toBe(true);
+        last = await trimmedRun(id, keyPrefix, 'complete');
+      },
     });
     const { out, watching } = watchInto(store, id);
     const state = await watching;
@@ -248,28 +270,16 @@ describe('watchStore on Redis, when a new run under the id is reached through a 
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // The first watch ends 'trimmed' (as above); the reload finds the upgrade deleted; the watch that
     // waits for it again finds a third run.
-    const watched = withBeforeWatch(real, async (call) => {
-      if (call === 1) {
-        expect(await real.delete(id)).toBe(true);
-        await trimmedRun(id, keyPrefix, 'complete');
-      }
-      if (call === 2) {
-        const third = await createProgressTracker({ upgradeId: id, planId: 'p3', clusterName: 'c', storage: { redis: url, keyPrefix } });
-        await third.startUpgrade();
-        await third.failUpgrade('boom');
-        await third.close();
-      }
-    });
-    let loads = 0;
-    const store = new Proxy(watched, {
-      get(target, key) {
-        if (key === 'load') {
-          return async (upgradeId: string) => {
-            if (++loads === 2) expect(await real.delete(id)).toBe(true);
-            return target.load(upgradeId);
-          };
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call === 1) {
+          expect(await real.delete(id)).toBe(true);
+          await trimmedRun(id, keyPrefix, 'complete');
         }
-        return Reflect.get(target, key, target) as unknown;
+        if (call === 2) await failedRun(id, keyPrefix, 'p3');
+      },
+      load: async (call) => {
+        if (call === 2) expect(await real.delete(id)).toBe(true);
       },
     });
     const { out, watching } = watchInto(store, id);
@@ -318,8 +328,10 @@ describe('watchStore on Redis, when the reload after a deleted upgrade fails', (
     await firstRun(id, keyPrefix);
     // Through the proxy: the store's own connection (the first one) can be taken down while the watch's stays up.
     const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
-    const store = withBeforeWatch(real, async (call) => {
-      if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+      },
     });
     const { out, watching } = watchInto(store, id);
     await untilRetrying(watching, out);
@@ -338,8 +350,10 @@ describe('watchStore on Redis, when the reload after a deleted upgrade fails', (
     const proxy = await startRedisProxy(url);
     await firstRun(id, keyPrefix, false);
     const real = new RedisStore({ url: proxy.url, keyPrefix, watchBlockMs: 50, commandTimeoutMs: 300 });
-    const store = withBeforeWatch(real, async (call) => {
-      if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call === 1) void downThenDelete(proxy, id, keyPrefix);
+      },
     });
     const stop = new AbortController();
     const { out, watching } = watchInto(store, id, stop.signal);
@@ -359,24 +373,12 @@ describe('watchStore on Redis, when the upgrade is deleted and already created a
     await firstRun(id, keyPrefix);
     const real = new RedisStore({ url, keyPrefix, watchBlockMs: 50 });
     // The first watch sees the run deleted; the new run is written before the reload that follows reads.
-    const watched = withBeforeWatch(real, async (call) => {
-      if (call === 1) expect(await real.delete(id)).toBe(true);
-    });
-    let loads = 0;
-    const store = new Proxy(watched, {
-      get(target, key) {
-        if (key === 'load') {
-          return async (upgradeId: string) => {
-            if (++loads === 2) {
-              const second = await createProgressTracker({ upgradeId: id, planId: 'p2', clusterName: 'c', storage: { redis: url, keyPrefix } });
-              await second.startUpgrade();
-              await second.failUpgrade('boom');
-              await second.close();
-            }
-            return target.load(upgradeId);
-          };
-        }
-        return Reflect.get(target, key, target) as unknown;
+    const store = withBefore(real, {
+      watch: async (call) => {
+        if (call === 1) expect(await real.delete(id)).toBe(true);
+      },
+      load: async (call) => {
+        if (call === 2) await failedRun(id, keyPrefix, 'p2');
       },
     });
     const { out, watching } = watchInto(store, id);
