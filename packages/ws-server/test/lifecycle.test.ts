@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, expectConsecutive, openTracker, sleep } from './helpers.js';
+import { TestClient, deferred, expectConsecutive, openTracker, sleep } from './helpers.js';
 import { halfOpenExchange, rawExchange, upgradeRequest } from './raw.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
@@ -23,12 +23,6 @@ async function connect(url: string, options?: Parameters<typeof TestClient.conne
   const c = await TestClient.connect(url, options);
   clients.push(c);
   return c;
-}
-
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 /** Resolves what `p` resolves within `ms`, else 'timeout'. */

@@ -5,8 +5,8 @@
 import type { ProgressStore } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { openTracker, sleep, type TestClient } from './helpers.js';
-import { Harness, deferred, holdNextLoad, redisUrl, watchConnections } from './two-processes.js';
+import { deferred, openTracker, sleep, type TestClient } from './helpers.js';
+import { Harness, holdNextLoad, redisUrl, watchConnections } from './two-processes.js';
 
 const harness = new Harness();
 afterAll(() => harness.cleanup());

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, ProgressTracker, applyEventInPlace, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, copyOfStore, expectConsecutive, foldClient, openTracker, sleep, type TestClient } from './helpers.js';
+import { closedAfterEach, copyOfStore, deferred, expectConsecutive, foldClient, openTracker, sleep, type TestClient } from './helpers.js';
 import { WatchableMemoryStore } from './watchable-store.js';
 
 const opened = closedAfterEach();
@@ -723,14 +723,12 @@ describe('what a "*" subscriber keeps', () => {
 
 describe('a "*" subscriber whose listing of the store is out', () => {
   it('gets its `subscribed` before anything of an upgrade that appeared in the store meanwhile', async () => {
-    let listAsked!: () => void;
-    const asked = new Promise<void>((resolve) => (listAsked = resolve));
-    let openGate!: () => void;
+    const asked = deferred();
     class HeldListStore extends WatchableMemoryStore {
       gate: Promise<void> | undefined;
       override async list(filter?: Parameters<WatchableMemoryStore['list']>[0]) {
         if (this.gate) {
-          listAsked();
+          asked.resolve();
           await this.gate;
         }
         return super.list(filter);
@@ -742,16 +740,17 @@ describe('a "*" subscriber whose listing of the store is out', () => {
     const first = await connect(url);
     first.send({ type: 'subscribe', upgradeId: '*' });
     await first.next((m) => m.type === 'subscribed');
-    store.gate = new Promise((resolve) => (openGate = resolve));
+    const gate = deferred();
+    store.gate = gate.promise;
     const star = await connect(url);
     star.send({ type: 'subscribe', upgradeId: '*' });
-    await asked;
+    await asked.promise;
     const writer = await openTracker('u1', store);
     trackers.push(writer);
     await writer.startUpgrade();
     // The server has handed u1 to the `*` subscribers that were ready: star's listing is still out.
     await first.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
-    openGate();
+    gate.resolve();
     await star.next((m) => m.type === 'snapshot' && m.upgradeId === 'u1');
     expect(star.messages.filter((m) => m.upgradeId === '*' || m.upgradeId === 'u1').map((m) => m.type)[0]).toBe('subscribed');
   });

@@ -9,7 +9,7 @@ import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
 import type { Redis } from 'ioredis';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { deleteKeys } from '../../../tools/test-utils/src/redis.js';
-import { TestClient, sleep } from './helpers.js';
+import { TestClient, deferred, sleep, type Deferred } from './helpers.js';
 
 export type LoadHook = (id: string, read: Promise<UpgradeProgress | undefined>) => Promise<UpgradeProgress | undefined>;
 
@@ -107,14 +107,8 @@ export async function watchConnections(admin: Redis, name: string): Promise<numb
   return list.split('\n').filter((line) => line.includes(` name=${name}:watch `)).length;
 }
 
-export function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => {};
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 /** Holds the reply of the next load of `id` until `gate` resolves; `issued` resolves once it was sent. */
-export function holdNextLoad(hooks: { load?: LoadHook }, id: string): { gate: ReturnType<typeof deferred>; issued: ReturnType<typeof deferred> } {
+export function holdNextLoad(hooks: { load?: LoadHook }, id: string): { gate: Deferred; issued: Deferred } {
   const gate = deferred();
   const issued = deferred();
   hooks.load = (loaded, read) => {
