@@ -145,8 +145,11 @@ function urlMeant(url: string): string {
   const fixed = scheme ? `${scheme[1]!.toLowerCase()}://${url.slice(scheme[0].length)}` : undefined;
   const candidates = scheme?.[2] ? [fixed] : /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? [] : [`redis://${url}`, fixed];
   const meant = candidates.find((c) => c !== undefined && URL.canParse(c));
-  return meant !== undefined ? ` (did you mean ${JSON.stringify(redactUrl(meant))}?)` : '';
+  return meant !== undefined ? ` (did you mean ${JSON.stringify(cutShort(redactUrl(meant)))}?)` : '';
 }
+
+/** A url as a message shows it: its first 200 characters. */
+const cutShort = (url: string): string => (url.length > 200 ? `${url.slice(0, 200)}...` : url);
 
 /** The query parameters a redis:// url means itself (ioredis reads them so, as numbers where they are). */
 const URL_PARAMS: ReadonlySet<string> = new Set(['db', 'username', 'password', 'family']);
@@ -178,7 +181,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   }
   if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//i.test(options.url) || !URL.canParse(options.url))) {
     // The value is named (its password masked), and a host:port without a scheme gets the URL meant.
-    const given = typeof options.url === 'string' ? JSON.stringify(redactUrl(options.url.length > 200 ? `${options.url.slice(0, 200)}...` : options.url)) : describeValue(options.url);
+    const given = typeof options.url === 'string' ? JSON.stringify(redactUrl(cutShort(options.url))) : describeValue(options.url);
     throw invalid(`url must be a valid redis:// or rediss:// URL, got ${given}${typeof options.url === 'string' ? urlMeant(options.url) : ''}`);
   }
   if (options.url !== undefined) {

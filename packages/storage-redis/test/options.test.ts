@@ -315,8 +315,13 @@ describe('RedisStore options: values out of range', () => {
     cluster.disconnect();
   });
 
-  it('cuts a long url short in the message that refuses it', () => {
+  it('cuts a long url short in the message that refuses it, and the URL it suggests too', () => {
     expect(() => new RedisStore({ url: `http://${'x'.repeat(10_000)}` })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^.{0,400}$/s) }));
+    // A host:port without a scheme gets a suggestion; it was the whole 10,000 characters again.
+    for (const url of [`${'x'.repeat(10_000)}:6379`, `redis:/${'x'.repeat(10_000)}:6379`]) {
+      expect(() => new RedisStore({ url })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^.{0,700}$/s) }));
+      expect(() => new RedisStore({ url })).toThrow(/\(did you mean "redis:\/\/x{10,}\.\.\."\?\)$/);
+    }
   });
 });
 
