@@ -7,7 +7,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { createHook } from 'node:async_hooks';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint, type EventBridgeEndpointOptions, type RecordedRequest } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
-import { EventBridgeNotifier, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { DEFAULT_RETRY, EventBridgeNotifier, type DeliveryFailure, type EventBridgeNotifierOptions, type FlushReport } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
 import { localClient, recordingLogger, startRewritingProxy, type Rewrites } from './helpers.js';
 
@@ -396,5 +396,78 @@ describe('the retry decision on SDK errors', () => {
     expect(failures).toEqual([]);
     expect(endpoint.entries.map((e) => e.detail!.seq as number).sort((a, b) => a - b)).toEqual([1, 2]);
     expect(notifier.stats()).toMatchObject({ sent: 2, retried: 2, failed: 0 });
+  });
+});
+
+// The defaults the README's option table gives, which no case used to pin: a notifier made with a
+// different one passed every test.
+describe('the documented defaults', () => {
+  it('sends at most 4 requests at once (maxConcurrentRequests)', async () => {
+    const { endpoint, notifier } = await setup({ requestTimeoutMs: 3_600_000 }, { hold: () => true });
+    for (let seq = 1; seq <= 50; seq++) notifier.handle(fakeEvent(seq), fakeState); // 5 full batches
+    await endpoint.waitForRequests(4);
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 4, inFlight: 40, queued: 10 });
+  });
+
+  it('holds a partial batch 5 ms while a request is in flight (lingerMs)', async () => {
+    const { endpoint, notifier } = await setup({ requestTimeoutMs: 3_600_000 }, { hold: ({ index }) => index === 0 });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // held: in flight
+    // performance too: the linger's deadline is on the monotonic clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    notifier.handle(fakeEvent(2), fakeState);
+    await turn();
+    expect(notifier.stats()).toMatchObject({ requests: 1, queued: 1 });
+    vi.advanceTimersByTime(4);
+    expect(notifier.stats()).toMatchObject({ requests: 1, queued: 1 });
+    vi.advanceTimersByTime(1);
+    expect(notifier.stats()).toMatchObject({ requests: 2, queued: 0 });
+  });
+
+  it('aborts a request without an answer after 10 s, and sends its entries again (requestTimeoutMs)', async () => {
+    const { endpoint, notifier } = await setup({}, { hold: ({ index }) => index === 0 });
+    // Before the send: the request's timer is made when it goes.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // held: no answer
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(notifier.stats()).toMatchObject({ requests: 1, inFlight: 1, retried: 0 });
+    await vi.advanceTimersByTimeAsync(1);
+    // The abort ends the request over the socket: its rejection comes in from the event loop.
+    for (let i = 0; i < 10_000 && notifier.stats().retried === 0; i++) await turn();
+    expect(notifier.stats()).toMatchObject({ retried: 1 });
+  });
+
+  it('waits 10 s in drain() and shutdown() given no timeout (flushTimeoutMs)', async () => {
+    const { endpoint, notifier } = await setup({ requestTimeoutMs: 3_600_000 }, { hold: () => true });
+    notifier.handle(fakeEvent(1), fakeState);
+    await endpoint.waitForRequests(1); // held: in flight for good
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let drained: FlushReport | undefined;
+    void notifier.drain().then((report) => (drained = report));
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(drained).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(drained).toEqual({ complete: false, undelivered: [expect.objectContaining({ seq: 1 })] });
+    let closed = false;
+    void notifier.shutdown().then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(closed).toBe(true);
+  });
+
+  it('gives an entry up after 8 attempts (retry.maxAttempts)', async () => {
+    // setup() sets short backoffs, not the number of attempts.
+    const { endpoint, notifier, failures } = await setup({}, { failEntry: () => 'ThrottlingException' });
+    notifier.handle(fakeEvent(1), fakeState);
+    expect(await notifier.drain(30_000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests).toHaveLength(8);
+    expect(failures).toEqual([expect.objectContaining({ reason: 'retries_exhausted', errorCode: 'ThrottlingException' })]);
+  });
+
+  it('backs off from 100 ms up to 20 s, and retries ThrottlingException and InternalFailure entries (DEFAULT_RETRY)', () => {
+    expect(DEFAULT_RETRY).toEqual({ maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 20_000, retryableEntryCodes: ['ThrottlingException', 'InternalFailure'] });
   });
 });
