@@ -440,7 +440,7 @@ describe('writing', () => {
     const again = new JsonFileStore({ directory: dir });
     for (let i = 0; i < 8; i++) expect((await again.load(`g${i}`))!.lastSeq).toBe(53);
     expect((await again.load('direct'))!.lastSeq).toBe(60);
-    expect(again.info()).toMatchObject({ name: 'JsonFileStore', durable: true, durability: 'fsync', upgrades: 9, directory: dir });
+    expect(again.info()).toMatchObject({ name: 'JsonFileStore', durable: true, durability: 'fsync', snapshotEvery: 1000, upgrades: 9, directory: dir }); // the defaults
     await again.close();
   });
 
