@@ -384,6 +384,22 @@ describe('CallbackManager: defaults', () => {
     expect(info).toMatchObject({ reason: 'dropped', event: { seq: 2 } });
     await tracker.close();
   });
+
+  it('queues 10000 calls behind a busy callback before it drops one when no maxQueueSize is given', async () => {
+    const dropped: number[] = [];
+    const manager = new CallbackManager({ timeoutMs: Infinity, onError: (_err, info) => void dropped.push(info.event.seq) });
+    const { gate, seen } = holdFirstCall(manager);
+    const tracker = await openTracker(manager); // 1: running
+    await tracker.addTask('t1', 'Task 1'); // 2: waiting
+    for (let i = 1; i < 10_000; i++) await tracker.updateTaskProgress('t1', i % 100); // 3 .. 10001: 10000 waiting, the queue is full
+    expect(manager.getStats()).toMatchObject({ dropped: 0, pending: 10_001 });
+    await tracker.updateTaskProgress('t1', 50); // 10002: the oldest waiting one, 2, is dropped
+    expect(dropped).toEqual([2]);
+    gate.resolve();
+    await manager.flush();
+    expect(seen).toHaveLength(10_001);
+    await tracker.close();
+  });
 });
 
 describe('CallbackManager: flush and close', () => {
