@@ -467,6 +467,22 @@ describe('writing', () => {
     expect(store.info()).toMatchObject({ upgrades: 1, openWriters: 0, locksHeld: 0, closed: true });
   });
 
+  it('sums in info() the sizes of every upgrade\'s log and snapshot (logBytes, snapshotBytes)', async () => {
+    const dir = await tempDir('info-bytes');
+    const store = new JsonFileStore({ directory: dir, durability: 'none', snapshotEvery: 2 });
+    for (const [id, n] of [['u1', 5], ['u2', 3]] as const) {
+      const f = new EventFactory(id);
+      await store.append(id, f.batch(n), 0, f.state!);
+    }
+    await store.close(); // its snapshots written
+    const size = async (id: string, file: string) => (await stat(join(dir, 'upgrades', id, file))).size;
+    const logBytes = (await size('u1', 'events.jsonl')) + (await size('u2', 'events.jsonl'));
+    const snapshotBytes = (await size('u1', 'snapshot.json')) + (await size('u2', 'snapshot.json'));
+    expect(logBytes).toBeGreaterThan(0);
+    expect(snapshotBytes).toBeGreaterThan(0);
+    expect(store.info()).toMatchObject({ upgrades: 2, logBytes, snapshotBytes });
+  });
+
   it('deletes upgrades that ended before the cutoff, and only those', async () => {
     const dir = await tempDir('retention');
     const store = new JsonFileStore({ directory: dir });
