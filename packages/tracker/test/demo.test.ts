@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { RedisStore } from '../src/index.js';
+import { JsonFileStore, RedisStore, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
 import { runDemo, type DemoOptions } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { CliError } from '../src/cli/errors.js';
@@ -38,6 +38,28 @@ async function startDemo(options: Partial<DemoOptions>): Promise<{ lines: string
       await (await running).close();
     },
   };
+}
+
+/** A LiveView (not a terminal) that keeps every event it is shown. */
+class RecordingView extends LiveView {
+  readonly events: ProgressEvent[] = [];
+  constructor() {
+    super({ out: new Capture() as unknown as NodeJS.WriteStream });
+  }
+  override update(state: Readonly<UpgradeProgress>, event?: ProgressEvent): void {
+    if (event) this.events.push(event);
+    super.update(state, event);
+  }
+}
+
+/** Runs the demo on `directory` to its end (fast, not lingering) and closes it: what it printed, the events it showed, its final state. */
+async function demoToEnd(directory: string): Promise<{ lines: string[]; events: ProgressEvent[]; state: UpgradeProgress }> {
+  const lines: string[] = [];
+  const view = new RecordingView();
+  const tracker = await runDemo({ directory, port: 0, speed: 1000, lingerSeconds: 0, view, signal: new AbortController().signal, print: (line) => lines.push(line) });
+  const state = structuredClone(tracker.progress) as UpgradeProgress;
+  await tracker.close();
+  return { lines, events: view.events, state };
 }
 
 /** Opens a WebSocket as the dashboard page at `page` does (same Origin); resolves 'open' or why it failed. */
@@ -157,6 +179,23 @@ describe('progress demo --linger', () => {
       process.off('warning', onWarning);
       controller.abort();
       await (await running).close();
+    }
+  });
+});
+
+describe('progress demo, run to its end', () => {
+  it('run again on a folder whose upgrade completed: starts a new upgrade, and leaves the completed one as it was', async () => {
+    const directory = tempDir('demo-again');
+    const first = await demoToEnd(directory);
+    const second = await demoToEnd(directory);
+    expect(second.lines).toContain('Upgrade:   eks-demo-2');
+    expect(second.state.status).toBe('completed');
+    const store = new JsonFileStore({ directory });
+    try {
+      expect((await store.list()).map((row) => [row.upgradeId, row.status]).sort()).toEqual([['eks-demo', 'completed'], ['eks-demo-2', 'completed']]);
+      expect((await store.load('eks-demo'))?.lastSeq).toBe(first.state.lastSeq);
+    } finally {
+      await store.close();
     }
   });
 });
