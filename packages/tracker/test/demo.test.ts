@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { JsonFileStore, RedisStore, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
-import { runDemo, type DemoOptions } from '../src/cli/demo.js';
+import { DEMO_TASKS, runDemo, type DemoOptions } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { CliError } from '../src/cli/errors.js';
 import { Capture, cleanupTempDirs, deleteKeys, tempDir, uniqueId } from './helpers.js';
@@ -184,6 +184,19 @@ describe('progress demo --linger', () => {
 });
 
 describe('progress demo, run to its end', () => {
+  it('runs the six phases in order, fails ng-apps once and retries it, and completes all fourteen tasks', async () => {
+    const run = await demoToEnd(tempDir('demo-end'));
+    expect(run.lines).toContain('Upgrade:   eks-demo');
+    expect(run.lines.join('\n')).not.toContain('resuming');
+    const phases = run.events.filter((e) => e.type === 'upgrade.started' || e.type === 'upgrade.phase_changed').map((e) => e.details.phase);
+    expect(phases).toEqual(['Pre-flight', 'Control plane', 'Add-ons', 'Node groups', 'Validation', 'Cleanup']);
+    const failures = run.events.filter((e) => e.type === 'task.failed' || e.type === 'task.retried').map((e) => [e.type, e.taskId]);
+    expect(failures).toEqual([['task.failed', 'ng-apps'], ['task.retried', 'ng-apps']]);
+    expect(Object.values(run.state.tasks).map((task) => [task.taskId, task.status])).toEqual(DEMO_TASKS.map((task) => [task.taskId, 'completed']));
+    expect(run.state.status).toBe('completed');
+    expect(run.lines.at(-1)).toMatch(/^Upgrade completed in \d+\.\ds: 14\/14 tasks\.$/);
+  });
+
   it('run again on a folder whose upgrade completed: starts a new upgrade, and leaves the completed one as it was', async () => {
     const directory = tempDir('demo-again');
     const first = await demoToEnd(directory);
