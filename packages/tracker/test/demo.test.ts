@@ -43,20 +43,27 @@ async function startDemo(options: Partial<DemoOptions>): Promise<{ lines: string
 /** A LiveView (not a terminal) that keeps every event it is shown. */
 class RecordingView extends LiveView {
   readonly events: ProgressEvent[] = [];
-  constructor() {
+  constructor(private readonly onEvent: (event: ProgressEvent) => void = () => {}) {
     super({ out: new Capture() as unknown as NodeJS.WriteStream });
   }
   override update(state: Readonly<UpgradeProgress>, event?: ProgressEvent): void {
     if (event) this.events.push(event);
     super.update(state, event);
+    if (event) this.onEvent(event);
   }
 }
 
-/** Runs the demo on `directory` to its end (fast, not lingering) and closes it: what it printed, the events it showed, its final state. */
-async function demoToEnd(directory: string): Promise<{ lines: string[]; events: ProgressEvent[]; state: UpgradeProgress }> {
+/**
+ * Runs the demo on `directory` to its end (fast, not lingering), or until `stopAt` an event (as
+ * Ctrl+C does), and closes it: what it printed, the events it showed, its final state.
+ */
+async function demoToEnd(directory: string, stopAt: (event: ProgressEvent) => boolean = () => false): Promise<{ lines: string[]; events: ProgressEvent[]; state: UpgradeProgress }> {
   const lines: string[] = [];
-  const view = new RecordingView();
-  const tracker = await runDemo({ directory, port: 0, speed: 1000, lingerSeconds: 0, view, signal: new AbortController().signal, print: (line) => lines.push(line) });
+  const controller = new AbortController();
+  const view = new RecordingView((event) => {
+    if (stopAt(event)) controller.abort();
+  });
+  const tracker = await runDemo({ directory, port: 0, speed: 1000, lingerSeconds: 0, view, signal: controller.signal, print: (line) => lines.push(line) });
   const state = structuredClone(tracker.progress) as UpgradeProgress;
   await tracker.close();
   return { lines, events: view.events, state };
@@ -210,5 +217,18 @@ describe('progress demo, run to its end', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('progress demo, stopped and run again', () => {
+  it('stopped while ng-apps has failed: the next run retries it from the step it reached and completes the upgrade', async () => {
+    const directory = tempDir('demo-stopped-failed');
+    const first = await demoToEnd(directory, (event) => event.type === 'task.failed');
+    expect(first.state.tasks['ng-apps']).toMatchObject({ status: 'failed', completedSteps: 2 });
+    const second = await demoToEnd(directory);
+    expect(second.lines).toContain(`Upgrade:   eks-demo (resuming after seq ${first.state.lastSeq})`);
+    expect(second.events.filter((e) => e.taskId === 'ng-apps' && e.type !== 'task.progress').map((e) => e.type)).toEqual(['task.retried', 'task.completed']);
+    expect(second.events.filter((e) => e.taskId === 'ng-apps' && e.type === 'task.progress').map((e) => e.details.completedSteps)).toEqual([3, 4, 5]);
+    expect(second.state).toMatchObject({ status: 'completed', tasks: { 'ng-apps': { status: 'completed', retryCount: 1 } } });
   });
 });
