@@ -642,6 +642,20 @@ describe('progress: what a command does not take', () => {
     expect(await run('watch', dir, '--connect-timeout', '0x1')).toMatchObject({ code: 2, err: expect.stringContaining('--connect-timeout') });
   });
 
+  it('refuses a demo --speed or --port outside its range, naming the range', async () => {
+    const dir = tempDir('cli-ranges');
+    // Each would start a demo if accepted (`--speed 0` ran it at full speed, with a TimeoutOverflowWarning).
+    for (const [name, value, range] of [
+      ['speed', '0', 'a number from 0.01 to 1000'],
+      ['speed', '0.001', 'a number from 0.01 to 1000'],
+      ['speed', '1001', 'a number from 0.01 to 1000'],
+      ['port', '65536', 'a whole number from 0 to 65535'],
+    ] as const) {
+      const args = name === 'port' ? ['--speed', '1000', '--port', value] : ['--port', '0', '--speed', value];
+      expect(await run('demo', '--dir', dir, '--linger', '0', ...args), `--${name} ${value}`).toMatchObject({ code: 2, out: '', err: expect.stringContaining(`--${name} must be ${range}`) });
+    }
+  });
+
   it('refuses an option that takes a value given twice, rather than use the last one without a word', async () => {
     const dir = tempDir('cli-twice');
     const other = tempDir('cli-twice-other');
