@@ -6,7 +6,7 @@ import { hasChromium, launchChromium } from '../../../tools/test-utils/src/chrom
 import { main } from '../src/cli/main.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
-import { Capture, cleanupTempDirs, freePort, spawnCli, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, freePort, hasScript, spawnCli, tempDir } from './helpers.js';
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -15,8 +15,8 @@ afterAll(() => {
 });
 
 /** Starts `progress demo` as a user would (from source, through tsx), and collects its output. */
-function startDemo(args: string[]): { child: ChildProcess; output: () => string; waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>; exited: Promise<number | null> } {
-  const { child, output, exited } = spawnCli(['demo', ...args]);
+function startDemo(args: string[], options: { terminal?: boolean } = {}): { child: ChildProcess; output: () => string; waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>; exited: Promise<number | null> } {
+  const { child, output, exited } = spawnCli(['demo', ...args], options);
   children.push(child);
   const waitFor = async (re: RegExp, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -80,6 +80,21 @@ describe('progress demo', () => {
     // The second demo went on with the same upgrade: no second upgrade.created, no second task.added.
     expect(second.output()).not.toMatch(/task\.added/);
   }, 120_000);
+
+  it.skipIf(!hasScript())('on a terminal, keeps the dashboard up after the upgrade until Ctrl-C, then exits 130 and lets the upgrade go', async () => {
+    const dir = tempDir('demo-tty');
+    // No --linger: on a terminal the dashboard stays up until Ctrl-C (README).
+    const demo = startDemo(['--dir', dir, '--port', '0', '--speed', '1000'], { terminal: true });
+    const [, url] = await demo.waitFor(/Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
+    await demo.waitFor(/The dashboard stays up; Ctrl\+C to stop\./);
+    expect(demo.output()).toMatch(/Upgrade completed in \d+\.\ds: 14\/14 tasks\./);
+    expect((await fetch(url!)).status).toBe(200);
+    demo.child.stdin!.write('\x03');
+    expect(await demo.exited).toBe(130);
+    expect(existsSync(join(dir, 'upgrades', 'eks-demo', 'writer.lock'))).toBe(false);
+    // Its server went with it.
+    await expect(fetch(url!)).rejects.toThrow();
+  }, 60_000);
 
   it('stops as on Ctrl-C when its stdout is closed by the reader (| head -1), and lets the upgrade go', async () => {
     const dir = tempDir('demo-epipe');

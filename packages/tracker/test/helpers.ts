@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { Writable, type Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import WebSocket, { WebSocketServer } from 'ws';
 import { main } from '../src/cli/main.js';
+import { shellArg } from '../src/cli/sources.js';
 import { createProgressTracker, type StorageOption } from '../src/index.js';
 
 export { freePort } from '../../../tools/test-utils/src/net.js';
@@ -92,19 +93,26 @@ export async function completedUpgrade(upgradeId: string, storage: StorageOption
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
+/** Whether util-linux's `script` is there to give {@link spawnCli} a terminal (`options.terminal`). */
+export const hasScript = (): boolean => existsSync('/usr/bin/script');
+
 /**
  * `progress <args>` as a user runs it, in a process of its own (from source, through tsx), stdout not
  * a terminal, with its output collected: both streams as printed (`output`), and each on its own.
  * The caller kills it when done (`child`). `options.stdout`, `options.stderr`: a file descriptor the stream goes to instead.
  * `options.env`: variables set (a string) or removed (undefined) in its environment.
+ * `options.terminal`: run in a pseudo-terminal (through `script`, see {@link hasScript}), whose
+ * output comes on stdout; `child.stdin.write('\x03')` is a Ctrl-C typed there.
  */
 export function spawnCli(
   args: string[],
-  options: { stdout?: number; stderr?: number; env?: Record<string, string | undefined> } = {},
+  options: { stdout?: number; stderr?: number; env?: Record<string, string | undefined>; terminal?: boolean } = {},
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args], {
+  const argv = ['--import', 'tsx', '--conditions=@progress/source', 'src/cli/bin.ts', ...args];
+  const [file, fileArgs] = options.terminal ? ['/usr/bin/script', ['-qfec', [process.execPath, ...argv].map(shellArg).join(' '), '/dev/null']] : [process.execPath, argv];
+  const child = spawn(file, fileArgs, {
     cwd: packageDir,
-    stdio: ['ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
+    stdio: [options.terminal ? 'pipe' : 'ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
     env: Object.fromEntries(Object.entries({ ...process.env, NO_COLOR: '1', ...options.env }).filter(([, value]) => value !== undefined)),
   });
   let text = '';
