@@ -54,16 +54,16 @@ class RecordingView extends LiveView {
 }
 
 /**
- * Runs the demo on `directory` to its end (fast, not lingering), or until `stopAt` an event (as
- * Ctrl+C does), and closes it: what it printed, the events it showed, its final state.
+ * Runs the demo on the store `where` says to its end (fast, not lingering), or until `stopAt` an
+ * event (as Ctrl+C does), and closes it: what it printed, the events it showed, its final state.
  */
-async function demoToEnd(directory: string, stopAt: (event: ProgressEvent) => boolean = () => false): Promise<{ lines: string[]; events: ProgressEvent[]; state: UpgradeProgress }> {
+async function demoToEnd(where: Pick<DemoOptions, 'directory' | 'redisUrl' | 'keyPrefix'>, stopAt: (event: ProgressEvent) => boolean = () => false): Promise<{ lines: string[]; events: ProgressEvent[]; state: UpgradeProgress }> {
   const lines: string[] = [];
   const controller = new AbortController();
   const view = new RecordingView((event) => {
     if (stopAt(event)) controller.abort();
   });
-  const tracker = await runDemo({ directory, port: 0, speed: 1000, lingerSeconds: 0, view, signal: controller.signal, print: (line) => lines.push(line) });
+  const tracker = await runDemo({ ...where, port: 0, speed: 1000, lingerSeconds: 0, view, signal: controller.signal, print: (line) => lines.push(line) });
   const state = structuredClone(tracker.progress) as UpgradeProgress;
   await tracker.close();
   return { lines, events: view.events, state };
@@ -124,6 +124,25 @@ describe('progress demo --redis', () => {
       expect(storage).toContain(`key prefix ${keyPrefix}`);
       expect(demo.lines.join('\n')).not.toContain('s3cr3t-demo-pass');
       expect((await reader.list()).map((r) => r.upgradeId)).toEqual(['eks-demo']);
+    } finally {
+      await reader.close();
+      await deleteKeys(process.env.REDIS_URL!, keyPrefix);
+    }
+  });
+});
+
+describe('progress demo --redis --prefix, run again', () => {
+  it('finds its completed upgrade under the key prefix given, and starts a new one beside it', async () => {
+    const keyPrefix = `${uniqueId('demo-again')}:`;
+    const where = { redisUrl: process.env.REDIS_URL!, keyPrefix };
+    const reader = new RedisStore({ url: process.env.REDIS_URL!, keyPrefix });
+    try {
+      const first = await demoToEnd(where);
+      const second = await demoToEnd(where);
+      // It looked for eks-demo under progress: and reopened the completed one: "upgrade.completed is not allowed".
+      expect(second.lines).toContain('Upgrade:   eks-demo-2');
+      expect((await reader.list()).map((row) => [row.upgradeId, row.status]).sort()).toEqual([['eks-demo', 'completed'], ['eks-demo-2', 'completed']]);
+      expect((await reader.load('eks-demo'))?.lastSeq).toBe(first.state.lastSeq);
     } finally {
       await reader.close();
       await deleteKeys(process.env.REDIS_URL!, keyPrefix);
@@ -192,7 +211,7 @@ describe('progress demo --linger', () => {
 
 describe('progress demo, run to its end', () => {
   it('runs the six phases in order, fails ng-apps once and retries it, and completes all fourteen tasks', async () => {
-    const run = await demoToEnd(tempDir('demo-end'));
+    const run = await demoToEnd({ directory: tempDir('demo-end') });
     expect(run.lines).toContain('Upgrade:   eks-demo');
     expect(run.lines.join('\n')).not.toContain('resuming');
     const phases = run.events.filter((e) => e.type === 'upgrade.started' || e.type === 'upgrade.phase_changed').map((e) => e.details.phase);
@@ -206,8 +225,8 @@ describe('progress demo, run to its end', () => {
 
   it('run again on a folder whose upgrade completed: starts a new upgrade, and leaves the completed one as it was', async () => {
     const directory = tempDir('demo-again');
-    const first = await demoToEnd(directory);
-    const second = await demoToEnd(directory);
+    const first = await demoToEnd({ directory });
+    const second = await demoToEnd({ directory });
     expect(second.lines).toContain('Upgrade:   eks-demo-2');
     expect(second.state.status).toBe('completed');
     const store = new JsonFileStore({ directory });
@@ -223,9 +242,9 @@ describe('progress demo, run to its end', () => {
 describe('progress demo, stopped and run again', () => {
   it('stopped while ng-apps has failed: the next run retries it from the step it reached and completes the upgrade', async () => {
     const directory = tempDir('demo-stopped-failed');
-    const first = await demoToEnd(directory, (event) => event.type === 'task.failed');
+    const first = await demoToEnd({ directory }, (event) => event.type === 'task.failed');
     expect(first.state.tasks['ng-apps']).toMatchObject({ status: 'failed', completedSteps: 2 });
-    const second = await demoToEnd(directory);
+    const second = await demoToEnd({ directory });
     expect(second.lines).toContain(`Upgrade:   eks-demo (resuming after seq ${first.state.lastSeq})`);
     expect(second.events.filter((e) => e.taskId === 'ng-apps' && e.type !== 'task.progress').map((e) => e.type)).toEqual(['task.retried', 'task.completed']);
     expect(second.events.filter((e) => e.taskId === 'ng-apps' && e.type === 'task.progress').map((e) => e.details.completedSteps)).toEqual([3, 4, 5]);
