@@ -241,6 +241,18 @@ describe('progress demo, run to its end', () => {
 });
 
 describe('progress demo, stopped and run again', () => {
+  it('stopped half-way through a task without steps: the next run goes on from its percentage, not from 25%', async () => {
+    const directory = tempDir('demo-stopped-half');
+    const first = await demoToEnd({ directory }, (event) => event.taskId === 'check-versions' && event.percentage === 50);
+    expect(first.state.tasks['check-versions']).toMatchObject({ status: 'in_progress', percentage: 50 });
+    const second = await demoToEnd({ directory });
+    expect(second.events.filter((e) => e.taskId === 'check-versions').map((e) => [e.type, e.percentage])).toEqual([
+      ['task.progress', 75],
+      ['task.completed', 100],
+    ]);
+    expect(second.state.status).toBe('completed');
+  });
+
   it('stopped while ng-apps has failed: the next run retries it from the step it reached and completes the upgrade', async () => {
     const directory = tempDir('demo-stopped-failed');
     const first = await demoToEnd({ directory }, (event) => event.type === 'task.failed');
