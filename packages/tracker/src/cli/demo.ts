@@ -107,10 +107,11 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
  * The host:port a browser on this machine can open, from the address the server reports (IPv6 in
  * brackets). A wildcard address (`0.0.0.0`, `::`) is no host to browse to: the server's same-origin
  * check refuses a page whose Host is not a loopback name when the connection arrives on loopback,
- * so the loopback address of the same family is printed instead.
+ * so the loopback address of the same family is printed instead. A short form of it (`--host 0`,
+ * which listens on 0.0.0.0) is what the reported URL names, as URL parsing reads it.
  */
 function browsableHost(listenHost: string, reported: URL, port: number): string {
-  if (isIPv4(listenHost) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0') return `127.0.0.1:${port}`;
+  if (reported.hostname === '0.0.0.0' || (isIPv4(listenHost) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0')) return `127.0.0.1:${port}`;
   if (isIPv6(listenHost) && new URL(`http://[${listenHost}]/`).hostname === '[::]') return `[::1]:${port}`;
   return `${reported.hostname}:${port}`;
 }
