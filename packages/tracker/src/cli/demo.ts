@@ -196,11 +196,12 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
       throw again;
     });
   }
-  if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
   const reported = new URL(address.url);
   const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
   const webSocket = `ws://${host}${reported.pathname}`;
   options.print(`Dashboard: http://${host}/`);
+  // After the URL, which comes first (the README says so; a script may read the first line).
+  if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
   const progress = options.command ?? 'npx progress';
   options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
   const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
