@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressTracker } from '@progress/core';
+import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
+import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+
+// What the page folds and draws itself, between snapshots, as an operator reads it: the facts of an
+// upgrade that appears while the page waits for it, the time since its start moving on without any
+// event, "Recent events" in seq order when its tasks' events are interleaved, and nothing of an upgrade
+// the page left. Mutants that dropped each of these (the plan, cluster and start of a run followed
+// from its first event; the 1 s redraw; the sort of a snapshot's events; the check of the upgrade an
+// event is of) survived every test.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade followed live', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  it('shows the plan, cluster and start of an upgrade that appears while the page waits for it, and moves its elapsed time on with no event', async () => {
+    const { server, port } = await serve();
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-new`);
+    await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toBe('Waiting for u-new\u2026');
+    // It appears: the page follows it from its first event (upgrade.created), no snapshot.
+    const t = await ProgressTracker.open({ upgradeId: 'u-new', planId: 'plan-42', clusterName: 'prod-ap' });
+    try {
+      server.track(t);
+      await t.startUpgrade('Nodes');
+      await t.addTask('a', 'A');
+      await t.updateTaskProgress('a', 10);
+      await caughtUp(page, t);
+      const { facts } = await shown(page);
+      expect([facts['Plan'], facts['Cluster'], facts['Phase']]).toEqual(['plan-42', 'prod-ap', 'Nodes']);
+      expect(facts['Started']).toBe(await page.evaluate(`new Date(${Date.parse(t.durableProgress.startedAt!)}).toLocaleTimeString()`));
+      expect(facts['Elapsed']).toMatch(/^\d+s$/);
+      // No event comes from here on: the time since the start still moves on (redrawn every second).
+      const first = facts['Elapsed'];
+      await expect.poll(async () => (await shown(page)).facts['Elapsed'], { timeout: 10_000 }).not.toBe(first);
+      expect((await shown(page)).facts['Seq']).toBe(String(t.durableProgress.lastSeq));
+      expect(realProblems(problems)).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});
