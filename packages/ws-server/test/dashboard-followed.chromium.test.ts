@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
@@ -11,6 +12,10 @@ import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dash
 // event is of) survived every test.
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade followed live', () => {
   const { newPage, serve, tracker } = dashboardSuite();
+
+  /** "Recent events" as listed: '#seq type', newest first. */
+  const listed = (page: Page): Promise<string[]> =>
+    page.evaluate(`[...document.querySelectorAll('#events li')].map((li) => li.children[0].textContent + ' ' + li.children[2].textContent)`);
 
   it('shows the plan, cluster and start of an upgrade that appears while the page waits for it, and moves its elapsed time on with no event', async () => {
     const { server, port } = await serve();
@@ -38,5 +43,30 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
     } finally {
       await t.close();
     }
+  }, 60_000);
+
+  it('lists "Recent events" in seq order after a snapshot whose tasks\' events are interleaved', async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-interleaved');
+    server.track(t);
+    await t.startUpgrade('Nodes');
+    await t.addTask('a', 'A');
+    await t.addTask('b', 'B');
+    // a, b, a, b, ...: each task's recentEvents holds every other seq, and together they hold the last
+    // 15 seqs (the page asks for none again): only their order by seq puts them in place.
+    for (let i = 1; i <= 7; i++) {
+      await t.updateTaskProgress('a', i * 5);
+      await t.updateTaskProgress('b', i * 4);
+    }
+    const want: string[] = [];
+    for await (const e of t.readEvents(0)) want.unshift(`#${e.seq} ${e.type}`);
+    want.splice(15);
+    expect(want.at(-1)).toBe('#4 task.added');
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/#u-interleaved`);
+    await caughtUp(page, t);
+    await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
+    expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 });
