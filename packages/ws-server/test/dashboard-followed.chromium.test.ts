@@ -69,4 +69,48 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
     await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
+
+  it('shows nothing of an upgrade it left whose events still come (the server had not taken its unsubscribe)', async () => {
+    const { server, port } = await serve();
+    const a = await tracker('u-left');
+    const b = await tracker('u-shown');
+    for (const t of [a, b]) {
+      server.track(t);
+      await t.startUpgrade('Phase');
+      await t.addTask('x', 'X');
+    }
+    // u-left has more events than u-shown: the next one's seq is past u-shown's.
+    for (let i = 1; i <= 5; i++) await a.updateTaskProgress('x', i * 10);
+    await b.updateTaskProgress('x', 5);
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    // The unsubscribes the page sends are lost on their way (as when the rate limit refused one): the
+    // server goes on sending the events of the upgrade it left. (An init script is not subject to the CSP.)
+    await page.addInitScript(`(() => {
+      const native = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) { if (!String(data).includes('"unsubscribe"')) native.call(this, data); };
+    })()`);
+    const received: Array<{ upgradeId: string; seq: number }> = [];
+    page.on('websocket', (ws) =>
+      ws.on('framereceived', (f) => {
+        const m = JSON.parse(String(f.payload)) as { type: string; upgradeId: string; data: { seq: number } };
+        if (m.type === 'progress_event') received.push({ upgradeId: m.upgradeId, seq: m.data.seq });
+      }),
+    );
+    await page.goto(`http://127.0.0.1:${port}/#u-left`);
+    await caughtUp(page, a);
+    await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(2);
+    await page.click('#upgrades li[data-upgrade-id="u-shown"]');
+    await caughtUp(page, b);
+    // An event of u-left, then one of u-shown: once u-shown's has come, u-left's came before it.
+    await a.updateTaskProgress('x', 90);
+    await b.updateTaskProgress('x', 7);
+    await expect.poll(() => received.some((r) => r.upgradeId === 'u-shown' && r.seq === b.durableProgress.lastSeq), { timeout: 10_000 }).toBe(true);
+    expect(received.some((r) => r.upgradeId === 'u-left' && r.seq === a.durableProgress.lastSeq)).toBe(true);
+    await caughtUp(page, b);
+    expect((await shown(page)).tasks).toEqual({ x: '7' });
+    const seqs = (await listed(page)).map((e) => Number(e.split(' ')[0]!.slice(1)));
+    expect(Math.max(...seqs)).toBe(b.durableProgress.lastSeq);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
 });
