@@ -214,14 +214,17 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     const { server, port } = await serve();
     const t = await tracker('u-bidi');
     server.track(t);
-    await t.startUpgrade('P1');
+    // The phase is shown in the facts and in the list's row too.
+    await t.startUpgrade('Phase \u202eB\u202c');
     // Holds "ko", drawn "ok" by the browser's bidi (Trojan Source): a writer could make a failure read as fine.
     await t.addTask('t1', 'Rollback \u202eko\u202c \u2067x\u2069');
     const page = await newPage();
     await page.goto(`http://127.0.0.1:${port}/#u-bidi`);
     await caughtUp(page, t);
+    await expect.poll(() => page.textContent('#upgrades [data-upgrade-id="u-bidi"] .muted'), { timeout: 10_000 }).toContain('Phase ');
     const text = await page.evaluate<string>('document.body.textContent');
     expect(text).toContain('Rollback  ko ');
+    expect(await page.textContent('#upgrades [data-upgrade-id="u-bidi"] .muted')).toBe('prod-cluster \u00b7 Phase  B ');
     expect(text).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
   });
 
