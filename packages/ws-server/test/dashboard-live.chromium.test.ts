@@ -173,8 +173,10 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
     await expect.poll(() => page.textContent('#overview'), { timeout: 10_000 }).toBe('Waiting for u-deleted\u2026');
     expect(await page.locator('[data-task-id]').count()).toBe(0);
     expect(await page.locator('#events li').count()).toBe(0);
+    // And the list (asked for every 5 s) no longer shows it: it held no other.
+    await expect.poll(() => page.evaluate(`[...document.querySelectorAll('#upgrades li')].map((li) => li.textContent)`), { timeout: 15_000 }).toEqual(['No upgrades yet']);
     expect(realProblems(problems)).toEqual([]);
-  });
+  }, 60_000);
 
   it('shows "Waiting for" after reconnecting to a server without the upgrade, then follows it when it appears', async () => {
     const port = await freePort();
