@@ -137,6 +137,16 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     // A list row's button still says how far its upgrade is (its bar's value, not its name).
     expect(await page.getByRole('button', { name: /^other-upgrade .* 0$/ }).count()).toBe(1);
   }, 60_000);
+  /** Records every text the status region is given from now on: returns the function that reads them. */
+  async function listen(page: Page): Promise<() => Promise<string[]>> {
+    await page.evaluate(`(() => {
+      const region = document.querySelector('[role=status]');
+      window.__said = [];
+      new MutationObserver(() => { if (region.textContent) window.__said.push(region.textContent); }).observe(region, { childList: true, characterData: true, subtree: true });
+    })()`);
+    return () => page.evaluate<string[]>('window.__said.slice()');
+  }
+
   it('announces a lost and a restored connection once each, and the selected upgrade failing, without taking the focus', async () => {
     const { page, problems, server, tracker } = await open({ port: await freePort() });
     let sockets = 0;
@@ -145,13 +155,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     const status = page.getByRole('status');
     expect(await status.count()).toBe(1);
     expect(await page.locator('[aria-live]:not([aria-live="off"]), [role=alert], [role=log]').count()).toBe(0);
-    // Every text it is given, from now on.
-    await page.evaluate(`(() => {
-      const region = document.querySelector('[role=status]');
-      window.__said = [];
-      new MutationObserver(() => { if (region.textContent) window.__said.push(region.textContent); }).observe(region, { childList: true, characterData: true, subtree: true });
-    })()`);
-    const said = (): Promise<string[]> => page.evaluate<string[]>('window.__said.slice()');
+    const said = await listen(page);
     const focusedId = (): Promise<string | null> => page.evaluate('document.activeElement.getAttribute("data-upgrade-id")');
     await page.keyboard.press('Tab');
     const focused = await focusedId();
@@ -183,6 +187,20 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     expect(await focusedId()).toBe(focused);
     expect(realProblems(problems)).toEqual([]);
   }, 90_000);
+  it('announces the selected upgrade cancelled while the page was away, once the snapshot of its reconnect shows it', async () => {
+    const { page, problems, server, tracker } = await open({ port: await freePort() });
+    const said = await listen(page);
+    await server.stop();
+    await expect.poll(said).toEqual([expect.stringMatching(/connection lost/i)]);
+    // It ends while the page cannot hear it: the snapshot after the reconnect is the first to say so.
+    await tracker.cancelUpgrade('maintenance window over');
+    await server.start();
+    await caughtUp(page, tracker, 20_000);
+    await expect.poll(said).toContain('eks-upgrade-1 cancelled');
+    expect(await page.textContent('#overview .badge')).toBe('cancelled');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   it('shows the progress bars in forced colours (a high-contrast theme)', async () => {
     const { page } = await open();
     await page.emulateMedia({ forcedColors: 'active' });
