@@ -8,8 +8,8 @@ import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dash
 // upgrade that appears while the page waits for it, the time since its start moving on without any
 // event, "Recent events" in seq order when its tasks' events are interleaved, and nothing of an upgrade
 // the page left. Mutants that dropped each of these (the plan, cluster and start of a run followed
-// from its first event; the 1 s redraw; the sort of a snapshot's events; the check of the upgrade an
-// event is of) survived every test.
+// from its first event; the 1 s redraw; a list row's phase; the sort of a snapshot's events; the
+// check of the upgrade an event is of) survived every test.
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade followed live', () => {
   const { newPage, serve, tracker } = dashboardSuite();
 
@@ -39,6 +39,14 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
       const first = facts['Elapsed'];
       await expect.poll(async () => (await shown(page)).facts['Elapsed'], { timeout: 10_000 }).not.toBe(first);
       expect((await shown(page)).facts['Seq']).toBe(String(t.durableProgress.lastSeq));
+      // Its row in the list (refreshed every 5 s) follows a change of phase alone: its status and
+      // percentage stay the same.
+      const row = '#upgrades [data-upgrade-id="u-new"] .muted';
+      await expect.poll(() => page.textContent(row), { timeout: 15_000 }).toBe('prod-ap \u00b7 Nodes');
+      await t.setCurrentPhase('Addons');
+      await caughtUp(page, t);
+      await expect.poll(() => page.textContent(row), { timeout: 15_000 }).toBe('prod-ap \u00b7 Addons');
+      expect(await page.textContent('#upgrades [data-upgrade-id="u-new"] .badge')).toBe('in progress');
       expect(realProblems(problems)).toEqual([]);
     } finally {
       await t.close();
