@@ -3,6 +3,7 @@ import type { Page } from 'playwright-core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+import { TestClient } from './helpers.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
 // The dashboard in a real headless Chromium when the server's store cannot be read: it says so (not
@@ -85,17 +86,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
     const { problems } = watchPage(page);
     const errors: string[] = [];
     page.on('websocket', (ws) => ws.on('framereceived', (f) => String(f.payload).includes('"type":"error"') && errors.push(String(f.payload))));
-    // The frames the page sends, counted in the page as it sends them: a frame sent while the clock
-    // ran is counted once runFor returns (playwright's framesent events may come later).
-    await page.addInitScript(`(() => {
-      const sent = [];
-      const send = WebSocket.prototype.send;
-      WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
-      window.sentFrames = sent;
-    })()`);
-    // (Not the subscribe with a sinceSeq that follows a snapshot, for the "Recent events" it did not bring.)
-    const sentTo = async (upgradeId: string, type = 'subscribe'): Promise<number> =>
-      (await page.evaluate<string[]>('window.sentFrames')).filter((f) => f.includes(`"type":"${type}"`) && f.includes(`"upgradeId":"${upgradeId}"`) && !f.includes('"sinceSeq"')).length;
+    const sentTo = await countSent(page);
     const subscribes = (): Promise<number> => sentTo('u-a');
     // The page's timers and clock run only when the test says: the delays are checked, not timed.
     await page.clock.install();
@@ -163,6 +154,84 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 });
+
+// A limit of the server (it follows as many upgrades from its store as it may) passes when other
+// clients let go: the page asks again more slowly than after a store failure. A mutant that asked again
+// after 0.5 s, as for a store failure, survived every test.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, refused by a limit of the server', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  it('subscribes again after 5 s, then 10 s, when the server may follow no more upgrades from its store (RATE_LIMITED naming the upgrade), and shows it once one is let go', async () => {
+    const store = new WatchableMemoryStore();
+    for (const id of ['u-a', 'u-b']) {
+      const t = await tracker(id, store);
+      await t.startUpgrade();
+      await t.addTask(`${id}-task`, 'Task');
+    }
+    const { server, port } = await serve({ store, maxWatchedUpgrades: 1 });
+    // Another client follows u-b: the one store watch the server may hold.
+    const other = await TestClient.connect(`ws://127.0.0.1:${port}/ws`);
+    try {
+      other.send({ type: 'subscribe', upgradeId: 'u-b' });
+      await other.until((ms) => ms.some((m) => m['type'] === 'snapshot'));
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      const errors: string[] = [];
+      page.on('websocket', (ws) => ws.on('framereceived', (f) => String(f.payload).includes('"type":"error"') && errors.push(String(f.payload))));
+      const sentTo = await countSent(page);
+      await page.clock.install();
+      await page.clock.pauseAt(Date.now() + 1000);
+      await page.goto(`http://127.0.0.1:${port}/#u-a`);
+      await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(1);
+      expect(errors[0]).toContain('RATE_LIMITED');
+      await page.clock.runFor(20);
+      expect(await page.textContent('#overview')).toContain('RATE_LIMITED');
+      // 5 s (plus up to 250 ms of jitter), refused again; then 10 s.
+      await page.clock.runFor(4999);
+      expect(await sentTo('u-a')).toBe(1);
+      await page.clock.runFor(251);
+      await expect.poll(() => sentTo('u-a'), { timeout: 10_000 }).toBe(2);
+      await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(2);
+      await page.clock.runFor(9999);
+      expect(await sentTo('u-a')).toBe(2);
+      // The other client lets go: the next subscribe is served.
+      other.send({ type: 'unsubscribe', upgradeId: 'u-b' });
+      await expect.poll(() => server.getStats().watchedUpgrades, { timeout: 10_000 }).toBe(0);
+      await page.clock.runFor(251);
+      await expect.poll(() => sentTo('u-a'), { timeout: 10_000 }).toBe(3);
+      await expect
+        .poll(
+          async () => {
+            await page.clock.runFor(20);
+            return (await shown(page)).tasks;
+          },
+          { timeout: 10_000 },
+        )
+        .toEqual({ 'u-a-task': '0' });
+      expect(await page.textContent('#overview')).not.toContain('RATE_LIMITED');
+      expect(realProblems(problems)).toEqual([]);
+    } finally {
+      other.ws.close();
+    }
+  }, 60_000);
+});
+
+/**
+ * Counts the frames the page sends, in the page as it sends them: a frame sent while the clock ran is
+ * counted once runFor returns (playwright's framesent events may come later). Returns the function
+ * that counts those of a type to an upgrade (not the subscribe with a sinceSeq that follows a
+ * snapshot, for the "Recent events" it did not bring).
+ */
+async function countSent(page: Page): Promise<(upgradeId: string, type?: string) => Promise<number>> {
+  await page.addInitScript(`(() => {
+    const sent = [];
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
+    window.sentFrames = sent;
+  })()`);
+  return async (upgradeId, type = 'subscribe') =>
+    (await page.evaluate<string[]>('window.sentFrames')).filter((f) => f.includes(`"type":"${type}"`) && f.includes(`"upgradeId":"${upgradeId}"`) && !f.includes('"sinceSeq"')).length;
+}
 
 /**
  * Runs the page's clock on by `ms`, 5 s at a time with a moment of real time in between: the server's
