@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { ProgressTracker } from '@progress/core';
+import { MemoryStore, ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 
@@ -9,7 +9,7 @@ import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dash
 // event, "Recent events" in seq order when its tasks' events are interleaved, and nothing of an upgrade
 // the page left. Mutants that dropped each of these (the plan, cluster and start of a run followed
 // from its first event; the 1 s redraw; a list row's phase; the sort of a snapshot's events; the
-// check of the upgrade an event is of) survived every test.
+// check of the upgrade an event or a snapshot is of) survived every test.
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade followed live', () => {
   const { newPage, serve, tracker } = dashboardSuite();
 
@@ -99,10 +99,12 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
       WebSocket.prototype.send = function (data) { if (!String(data).includes('"unsubscribe"')) native.call(this, data); };
     })()`);
     const received: Array<{ upgradeId: string; seq: number }> = [];
+    const snapshots: string[] = [];
     page.on('websocket', (ws) =>
       ws.on('framereceived', (f) => {
         const m = JSON.parse(String(f.payload)) as { type: string; upgradeId: string; data: { seq: number } };
         if (m.type === 'progress_event') received.push({ upgradeId: m.upgradeId, seq: m.data.seq });
+        if (m.type === 'snapshot') snapshots.push(m.upgradeId);
       }),
     );
     await page.goto(`http://127.0.0.1:${port}/#u-left`);
@@ -119,6 +121,18 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
     expect((await shown(page)).tasks).toEqual({ x: '7' });
     const seqs = (await listed(page)).map((e) => Number(e.split(' ')[0]!.slice(1)));
     expect(Math.max(...seqs)).toBe(b.durableProgress.lastSeq);
+    // u-left is run again: the server resyncs its subscribers, with a snapshot of the new run. That
+    // snapshot is not of the upgrade shown either.
+    server.untrack(a);
+    const again = await tracker('u-left', new MemoryStore());
+    server.track(again);
+    await again.startUpgrade('Again');
+    const before = snapshots.length;
+    await expect.poll(() => snapshots.slice(before), { timeout: 10_000 }).toContain('u-left');
+    await b.updateTaskProgress('x', 8);
+    await caughtUp(page, b);
+    expect(await page.textContent('#overview h2')).toBe('u-shown');
+    expect((await shown(page)).tasks).toEqual({ x: '8' });
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 });
