@@ -791,6 +791,29 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     }
   }, 60_000);
 
+  it('starts the window over at 15 s once a connection has been answering for 5 s', async () => {
+    // Doubled for good, a window would keep a dead connection shown live for minutes after one slow
+    // link, however long the connections since had been fine. A mutant that never started it over
+    // survived every test.
+    const { t, relay, page } = await followThroughRelay('u-over', 10);
+    try {
+      relay.freeze();
+      await page.clock.runFor(26_000);
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      // The second connection answers for more than 5 s (an event after them is a message that says so).
+      await page.clock.runFor(6000);
+      await t.updateTaskProgress('a', 50);
+      await caughtUp(page, t);
+      relay.swallow(true);
+      relay.freeze();
+      await page.clock.runFor(26_000);
+      await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toMatch(/\(no answer for 15 s\)$/);
+    } finally {
+      relay.close();
+    }
+  }, 60_000);
+
   it('a connection that never gets past CONNECTING (the handshake unanswered) is given up on the same clock, not left to the browser', async () => {
     const { t, relay, page } = await followThroughRelay('u-conn');
     try {
