@@ -53,6 +53,27 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
     }
   }, 60_000);
 
+  it('says what there is to see on a server with no upgrade yet, then selects the first that appears, of no task yet', async () => {
+    const { server, port } = await serve();
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    await expect.poll(() => page.textContent('#upgrades'), { timeout: 10_000 }).toBe('No upgrades yet');
+    expect(await page.textContent('#overview')).toBe('Select an upgrade');
+    const t = await tracker('u-first');
+    server.track(t);
+    await t.startUpgrade('Prepare');
+    // The list (asked for every 5 s) brings it: the page selects it, and says it has no task yet.
+    await expect.poll(() => page.evaluate('location.hash'), { timeout: 15_000 }).toBe('#u-first');
+    await caughtUp(page, t);
+    expect(await page.textContent('#tasks')).toBe('No tasks');
+    await t.addTask('a', 'A');
+    await caughtUp(page, t);
+    expect(await page.textContent('#tasks')).not.toContain('No tasks');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   it('lists "Recent events" in seq order after a snapshot whose tasks\' events are interleaved', async () => {
     const { server, port } = await serve();
     const t = await tracker('u-interleaved');
