@@ -665,7 +665,9 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard live state in Chro
  * A TCP relay in front of the server whose connections can be frozen: a path that drops everything and never closes (a NAT that forgot it, a laptop that slept). Connections made after the freeze pass,
  * unless `swallow(true)`: then they are accepted and never answered (a peer that takes the TCP connection and never answers the handshake), for good.
  */
-async function freezableRelay(target: number): Promise<{ port: number; freeze(): void; swallow(on: boolean): void; readonly swallowed: number; close(): void }> {
+async function freezableRelay(
+  target: number,
+): Promise<{ port: number; freeze(): void; swallow(on: boolean): void; readonly swallowed: number; dropFrozen(): void; close(): void }> {
   const pairs: Array<{ a: Socket; b: Socket; frozen: boolean }> = [];
   const swallowed: Socket[] = [];
   let swallowing = false;
@@ -694,6 +696,8 @@ async function freezableRelay(target: number): Promise<{ port: number; freeze():
     get swallowed() {
       return swallowed.length;
     },
+    // The path of a frozen connection finally says it is gone (a reset): the page hears its close.
+    dropFrozen: () => pairs.filter((p) => p.frozen).forEach((p) => p.a.destroy()),
     close: () => {
       for (const p of pairs) {
         p.a.destroy();
@@ -710,9 +714,10 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
 
   /**
    * A page (its clock installed) following upgrade `id`, with task 'a' at `percent` when given,
-   * through a relay it can freeze, once it has caught up. The caller closes the relay.
+   * through a relay it can freeze, once it has caught up (with `sockets`, the count of its sockets).
+   * The caller closes the relay.
    */
-  async function followThroughRelay(id: string, percent?: number) {
+  async function followThroughRelay(id: string, percent?: number, sockets = false) {
     const { server, port } = await serve({});
     const t = await tracker(id, new MemoryStore());
     server.track(t);
@@ -722,10 +727,11 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     const relay = await freezableRelay(port);
     try {
       const page = await newPage();
+      const counts = sockets ? await countSockets(page) : undefined;
       await page.clock.install();
       await page.goto(`http://127.0.0.1:${relay.port}/#${id}`);
       await caughtUp(page, t);
-      return { t, relay, page };
+      return { t, relay, page, sockets: counts };
     } catch (err) {
       relay.close();
       throw err;
@@ -786,6 +792,28 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
       relay.freeze();
       await page.clock.runFor(41_000);
       await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toMatch(/\(no answer for 30 s\)$/);
+    } finally {
+      relay.close();
+    }
+  }, 60_000);
+
+  it('pays no heed to the close of a connection it gave up, when it comes at last: the one since stays, and is shown live', async () => {
+    // A mutant that left the given-up socket's handlers in place survived every test: its close, when
+    // the dead path at last reported it, showed the live page as disconnected and opened a second socket.
+    const { t, relay, page, sockets } = await followThroughRelay('u-late', 10, true);
+    try {
+      relay.freeze();
+      await page.clock.runFor(26_000);
+      await page.clock.runFor(2000);
+      await caughtUp(page, t);
+      expect(await sockets!()).toEqual({ opened: 2, closed: 0 });
+      relay.dropFrozen();
+      await expect.poll(sockets!, { timeout: 10_000 }).toEqual({ opened: 2, closed: 1 });
+      await page.clock.runFor(2000);
+      expect(await page.textContent('#conn')).toBe('live');
+      expect(await sockets!()).toEqual({ opened: 2, closed: 1 });
+      await t.updateTaskProgress('a', 60);
+      await caughtUp(page, t);
     } finally {
       relay.close();
     }
