@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { MemoryStore, ProgressTracker } from '@progress/core';
+import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+import { WatchableMemoryStore } from './watchable-store.js';
 
 // What the page folds and draws itself, between snapshots, as an operator reads it: the facts of an
 // upgrade that appears while the page waits for it, the time since its start moving on without any
@@ -96,6 +97,40 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade follow
     await page.goto(`http://127.0.0.1:${port}/#u-interleaved`);
     await caughtUp(page, t);
     await expect.poll(() => listed(page), { timeout: 10_000 }).toEqual(want);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  it('asks once for the events a snapshot did not bring, also when the store no longer holds them (a resync and a snapshot answer)', async () => {
+    // The store has trimmed what came before the last seq: the subscribe that asks for the upgrade's
+    // own events is answered with resync and a snapshot, which lacks them as the first did. A mutant
+    // that asked again after each such snapshot (no longer once per subscribe) survived every test.
+    class TrimmedStore extends WatchableMemoryStore {
+      trimmedBelow = 0;
+      override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+        if (afterSeq < this.trimmedBelow) throw new ProgressError('NOT_FOUND', `events of "${upgradeId}" before seq ${this.trimmedBelow} are trimmed`, { context: { upgradeId, reason: 'trimmed' } });
+        yield* super.readEvents(upgradeId, afterSeq, limit);
+      }
+    }
+    const store = new TrimmedStore();
+    const t = await tracker('u-trimmed', store);
+    await t.startUpgrade('Nodes');
+    await t.addTask('a', 'A');
+    await t.updateTaskProgress('a', 20);
+    store.trimmedBelow = t.durableProgress.lastSeq;
+    const { port } = await serve({ store });
+    const page = await newPage();
+    const { problems, sent } = watchPage(page);
+    let snapshots = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => void (String(f.payload).startsWith('{"type":"snapshot"') && snapshots++)));
+    await page.goto(`http://127.0.0.1:${port}/#u-trimmed`);
+    await expect.poll(() => snapshots, { timeout: 10_000 }).toBe(2);
+    // Live on: an event after the trimmed ones reaches the page.
+    await t.updateTaskProgress('a', 30);
+    await caughtUp(page, t);
+    const asked = sent.map((f) => JSON.parse(f) as Record<string, unknown>).filter((m) => m['type'] === 'subscribe' && 'sinceSeq' in m);
+    expect(asked).toHaveLength(1);
+    expect(snapshots).toBe(2);
+    expect((await shown(page)).tasks).toEqual({ a: '30' });
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 
