@@ -137,6 +137,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard accessibility in C
     // A list row's button still says how far its upgrade is (its bar's value, not its name).
     expect(await page.getByRole('button', { name: /^other-upgrade .* 0$/ }).count()).toBe(1);
   }, 60_000);
+
   /** Records every text the status region is given from now on: returns the function that reads them. */
   async function listen(page: Page): Promise<() => Promise<string[]>> {
     await page.evaluate(`(() => {

@@ -7,10 +7,11 @@ import { WatchableMemoryStore } from './watchable-store.js';
 
 // What the page folds and draws itself, between snapshots, as an operator reads it: the facts of an
 // upgrade that appears while the page waits for it, the time since its start moving on without any
-// event, "Recent events" in seq order when its tasks' events are interleaved, and nothing of an upgrade
-// the page left. Mutants that dropped each of these (the plan, cluster and start of a run followed
-// from its first event; the 1 s redraw; a list row's phase; the sort of a snapshot's events; the
-// check of the upgrade an event or a snapshot is of) survived every test.
+// event, "No tasks", "Recent events" in seq order when its tasks' events are interleaved (asked for
+// once), and nothing of an upgrade the page left. Mutants that dropped each of these (the plan,
+// cluster and start of a run followed from its first event; the 1 s redraw; a list row's phase; the
+// sort of a snapshot's events; the check of the upgrade an event or a snapshot is of) survived every
+// test.
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: an upgrade followed live', () => {
   const { newPage, serve, tracker } = dashboardSuite();
 
