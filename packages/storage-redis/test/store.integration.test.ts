@@ -1444,6 +1444,24 @@ describe('RedisStore: a Redis ACL user limited to its keyPrefix, with what the R
       await admin.call('ACL', 'DELUSER', user);
     }
   });
+  // `replicas` sends WAIT after the script: a user granted the commands the README listed without it
+  // had every append refused with NOPERM, never acknowledged, as if no replica were in step.
+  it('the commands it lists run `replicas` (WAIT): an append with no replica in time is refused for the replicas, not by the ACL', async () => {
+    const keyPrefix = freshPrefix('acl-wait');
+    prefixes.add(keyPrefix);
+    const { user, url } = await scopedUser(keyPrefix, commands);
+    const store = new RedisStore({ url, keyPrefix, commandTimeoutMs: 3000, replicas: { count: 1, timeoutMs: 1 } });
+    try {
+      const f = new EventFactory('acl-wait-u');
+      const err = await errorOf(store.append(f.upgradeId, f.batch(1), 0, f.snapshot()));
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).not.toMatch(/NOPERM/);
+      expect(err.context).toMatchObject({ reason: 'replicas', acked: 0 });
+    } finally {
+      await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
 });
 
 // keyPrefix is for tenants: a Redis ACL user per tenant, limited to its store's keys. With the
