@@ -1,8 +1,10 @@
 import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
 import { KeyLayout, RedisStore } from '../src/index.js';
 import { withoutSecrets } from '../src/errors.js';
+import { resolveOptions } from '../src/options.js';
 
 describe('RedisStore.info()', () => {
   it("reports the prefix the keys carry in Redis: a client passed in puts its own keyPrefix in front of the store's", async () => {
@@ -339,6 +341,45 @@ describe("the url query check's list of ioredis options", () => {
       }
     });
     expect(accepted).toEqual([]);
+  });
+});
+
+// README, Options: the default of each option. Found on 2026-12-02 (documentation audit): a mutant
+// defaulting pageSize to 100 instead of 500 passed this file and store.integration.test.ts; no test
+// compared the store's defaults with the table (replicas' are checked in replicas.integration.test.ts).
+describe('RedisStore: the defaults the README gives', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const options = readme.slice(readme.indexOf('## Options'), readme.indexOf('## Key layout'));
+  const defaults = new Map([...options.matchAll(/^\| `([A-Za-z.]+)` \| ([^|]*) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+  const given = (name: string): string => {
+    expect(defaults.get(name), name).toBeDefined();
+    return defaults.get(name)!;
+  };
+
+  it('uses them for an option not given', () => {
+    const resolved = resolveOptions({});
+    expect(`\`'${resolved.keyPrefix}'\``).toBe(given('keyPrefix'));
+    expect(`\`'${resolved.connectionName}'\``).toBe(given('connectionName'));
+    for (const name of ['snapshotEvery', 'feedMaxLen', 'commandTimeoutMs', 'pageSize', 'watchBlockMs'] as const) {
+      expect(`\`${resolved[name]}\``, name).toBe(given(name));
+    }
+    // "none": kept for ever, every event kept.
+    expect(given('retention.ttlSeconds')).toBe('none');
+    expect(given('retention.maxEvents')).toBe('none');
+    expect([resolved.ttlSeconds, resolved.maxEvents]).toEqual([0, 0]);
+  });
+
+  it('connects to the url it gives, single mode, named by the default connectionName', async () => {
+    const store = new RedisStore({});
+    try {
+      const client = store.client as Redis;
+      expect(given('url')).toBe(`\`${store.info().url}\``);
+      expect(`redis://${client.options.host}:${client.options.port}`).toBe(store.info().url);
+      expect(`\`'${client.options.connectionName}'\``).toBe(given('connectionName'));
+      expect(store.info().mode).toBe('single');
+    } finally {
+      await store.close();
+    }
   });
 });
 
