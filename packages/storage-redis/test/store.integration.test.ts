@@ -220,6 +220,28 @@ describe('RedisStore: appends', () => {
     await store.close();
   });
 
+  // README, Key layout: the marker (and the deleted runs, with the marker's TTL) live 60 s or
+  // 10 x commandTimeoutMs, whichever is longer: long enough for a re-send of the delete, or of the
+  // deleted run's first append, that waited out an outage to be recognised. Found on 2026-12-02
+  // (documentation audit): no other test failed when it was 60 s or 1 x commandTimeoutMs.
+  it.each([
+    [1_000, 60_000],
+    [10_000, 100_000],
+  ])('keeps the marker and the deleted runs of a delete 60 s or 10 x commandTimeoutMs, whichever is longer (commandTimeoutMs %i: %i ms)', async (commandTimeoutMs, ttl) => {
+    const store = makeStore(prefixes, { commandTimeoutMs });
+    const f = new EventFactory('delete-marker-ttl');
+    await appendBatch(store, f, 1);
+    expect(await store.delete(f.upgradeId)).toBe(true);
+    const left = await admin.keys(`${store.keys.prefix}{${f.upgradeId}}*`);
+    expect(left).toHaveLength(2);
+    for (const key of left) {
+      const pttl = await admin.pttl(key);
+      expect(pttl, key).toBeGreaterThan(ttl - 10_000);
+      expect(pttl, key).toBeLessThanOrEqual(ttl);
+    }
+    await store.close();
+  });
+
   it('recognises a re-sent append even when a later append of the same upgrade ran after it (both replies lost)', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('retry-later');
