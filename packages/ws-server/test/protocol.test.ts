@@ -51,6 +51,28 @@ describe('protocol v1', () => {
     expect(c.messages[4]).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
   });
 
+  it('lists upgrades the most recently updated first, as the README says, not in the order they were tracked', async () => {
+    const b = await tracker('b-tracked-first');
+    const a = await tracker('a-tracked-second');
+    server.track(b);
+    server.track(a);
+    await b.startUpgrade();
+    await a.startUpgrade();
+    const c = await client();
+    const list = async (): Promise<Array<{ upgradeId: string; updatedAt: string }>> => {
+      const from = c.messages.length;
+      c.send({ type: 'list_upgrades' });
+      return (await c.next((m) => m.type === 'upgrades', from)).data;
+    };
+    // `a` was updated last (or in the same millisecond, where the id decides): it comes first.
+    const first = await list();
+    expect(first.map((r) => r.upgradeId)).toEqual(['a-tracked-second', 'b-tracked-first']);
+    // Once the clock has moved past `a`'s update, `b` updated again comes first.
+    while (Date.now() <= Date.parse(first[0]!.updatedAt)) await sleep(1);
+    await b.addTask('t', 'T');
+    expect((await list()).map((r) => r.upgradeId)).toEqual(['b-tracked-first', 'a-tracked-second']);
+  });
+
   it('sends subscribed then a snapshot at seq N, then every event after N', async () => {
     const t = await tracker('u1');
     server.track(t);
