@@ -141,13 +141,16 @@ describe('createProgressTracker', () => {
   });
 });
 
-/** The timeout of each drain() of `notifier` from now on (its flush() and close() drain), in order. */
-function drainTimeouts(notifier: EventBridgeNotifier): Array<number | undefined> {
+/**
+ * The timeout of each drain() of `notifier` from now on (its flush() and close() drain), in order.
+ * With `giveUp`, each drain gives up at once instead of waiting that long.
+ */
+function drainTimeouts(notifier: EventBridgeNotifier, { giveUp = false } = {}): Array<number | undefined> {
   const timeouts: Array<number | undefined> = [];
   const drain = notifier.drain.bind(notifier);
   notifier.drain = (timeoutMs?: number) => {
     timeouts.push(timeoutMs);
-    return drain(timeoutMs);
+    return drain(giveUp ? 0 : timeoutMs);
   };
   return timeouts;
 }
@@ -237,6 +240,27 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       slowClient.destroy();
       await silent.close();
       await slow.close();
+    }
+  });
+
+  it('waits for EventBridge within eventBridge.flushTimeoutMs, 10 s by default as the README says', async () => {
+    const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
+    const client = new EventBridgeClient(localClientConfig(silent.url));
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client }, sinkFlushTimeoutMs: 200 });
+      const notifier = t.notifier!;
+      // Each drain given up at once: the test does not wait the 10 s.
+      const drains = drainTimeouts(notifier, { giveUp: true });
+      await t.startUpgrade();
+      await t.close();
+      // The engine's flush is given what is left of the 10 s from the start of close(): more than
+      // half of it (not a shorter default), and no more than it (not a longer one).
+      expect(drains).toHaveLength(2);
+      expect(drains[0]).toBeGreaterThan(5_000);
+      expect(drains[0]).toBeLessThanOrEqual(10_000);
+    } finally {
+      client.destroy();
+      await silent.close();
     }
   });
 
