@@ -192,6 +192,11 @@ describe("the demo's hints and the usage", () => {
     // `progress help` too, as the README says.
     const help = await run('help');
     expect({ code: help.code, err: help.err, usage: help.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
+    // And the short forms the README gives, `-h` and `-v`.
+    const short = await run('-h');
+    expect({ code: short.code, err: short.err, usage: short.out.includes('progress demo') }).toEqual({ code: 0, err: '', usage: true });
+    const version = await run('-v');
+    expect({ code: version.code, err: version.err, out: version.out }).toEqual({ code: 0, err: '', out: expect.stringMatching(/^\d+\.\d+\.\d+/) });
   });
 });
 
