@@ -409,6 +409,13 @@ describe('authorize and read tokens', () => {
     expect(verifyReadToken(token, SECRET, () => made + 2_001)).toBeUndefined();
   });
 
+  it('makes a token valid for 300 s when no ttlSeconds is given, as the README says (a longer default leaves a leaked token alive longer)', () => {
+    const made = 1_000_000_000_000;
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['u1'], now: () => made });
+    expect(verifyReadToken(token, SECRET, () => made)).toEqual({ upgradeIds: ['u1'], exp: made / 1000 + 300 });
+    expect(verifyReadToken(token, SECRET, () => made + 300_000)).toBeUndefined();
+  });
+
   it('authenticates a token from the query or a subprotocol, and scopes it to its upgrades', async () => {
     const t1 = await openTracker('u1');
     const t2 = await openTracker('u2');
