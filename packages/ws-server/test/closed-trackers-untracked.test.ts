@@ -71,3 +71,19 @@ describe('ws-server: a tracked tracker that closes is untracked', () => {
     expect(b.getSystemInfo().sinks).toEqual(['websocket']);
   });
 });
+
+describe("ws-server: the sink side's close()", () => {
+  it('untracks every tracker, as the README says: a tracker that goes on no longer hands its events to the closed server', async () => {
+    const server = new ProgressWebSocketServer({ port: 0, heartbeatMs: 0 });
+    await server.start();
+    const tracker = await openTracker('outlives-server');
+    opened.trackers.push(tracker);
+    server.track(tracker);
+    await tracker.startUpgrade();
+    expect(tracker.getSystemInfo().sinks).toEqual(['websocket']);
+    await server.close();
+    expect(tracker.getSystemInfo().sinks).toEqual([]);
+    await tracker.addTask('t', 'T');
+    expect(server.getStats().topics).toBe(0);
+  });
+});
