@@ -300,6 +300,19 @@ describe('start() and stop() called without waiting for each other', () => {
       socket.once('error', () => resolve(false));
     });
 
+  it('start() is idempotent, as the README says: calls at once or after it listens get the one address, and one stop() leaves nothing listening', async () => {
+    server = new ProgressWebSocketServer({ port: 0 });
+    const [a, b] = await Promise.all([server.start(), server.start()]);
+    expect(b).toEqual(a);
+    expect(await server.start()).toEqual(a);
+    const c = await connect(a.url);
+    await c.next((m) => m.type === 'welcome');
+    await server.stop();
+    expect(server.address).toBeUndefined();
+    expect(await listening(a.port)).toBe(false);
+    expect(await listening(b.port)).toBe(false);
+  });
+
   it('a start() during a stop() listens once that stop is done, and the last stop() leaves nothing listening', async () => {
     server = new ProgressWebSocketServer({ port: 0 });
     const first = await server.start();
