@@ -50,6 +50,8 @@ describe('tokenFromRequest', () => {
     expect(tokenFromRequest(req('/ws?token=', `progress-token.${token}`))).toBe(token);
     expect(tokenFromRequest(req('/ws?access_token=' + token))).toBeUndefined();
     expect(tokenFromRequest(req('/ws?token=' + token))).toBe(token);
+    // Both given: the query's, as the README says ("its token query parameter, else the subprotocol").
+    expect(tokenFromRequest(req('/ws?token=' + token, 'progress.v1, progress-token.other'))).toBe(token);
   });
 
   it('refuses what is not a request with INVALID_ARGUMENT', () => {
