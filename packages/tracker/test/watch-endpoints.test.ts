@@ -202,6 +202,22 @@ describe('progress watch <dashboard URL>: what the page read may do', () => {
     }
   });
 
+  it('reads 64 KiB of a page at most, as the README says: a meta tag past them is not looked for', async () => {
+    // A page that names its endpoint only after 64 KiB: what is read of it names none, so the one
+    // beside the page is tried (a limit dropped or raised would find '/named' and try it first).
+    const page = await recording((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><html><head><!-- ${'x'.repeat(64 * 1024)} -->${dashboardHtml('/named')}`);
+    });
+    try {
+      const result = await run('watch', `http://127.0.0.1:${page.port}/`, 'u1', '--connect-timeout', '30');
+      expect(result.code).toBe(3);
+      expect(page.seen.filter((r) => r.kind === 'upgrade').map((r) => r.url)).toEqual(['/ws']);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('reads the page with the token (--token as a bearer header, user:password@ as basic), as the WebSocket request sends it', async () => {
     // A page behind the same authentication as its endpoint: read without the credentials, it names
     // nothing, and the endpoint it names (not beside it) is never tried.
