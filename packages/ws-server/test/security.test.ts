@@ -562,6 +562,15 @@ describe('limits', () => {
     await other.next((m) => m.type === 'subscribed' && m.upgradeId === 'nope-5');
   });
 
+  it('does not count a "*" subscription against maxSubscriptionsPerClient, as the README says', async () => {
+    const { url } = await start({ store: new WatchableMemoryStore(), maxSubscriptionsPerClient: 2 });
+    const c = await connect(url);
+    for (const id of ['*', 'nope-1', 'nope-2']) c.send({ type: 'subscribe', upgradeId: id });
+    await c.answered();
+    expect(c.ofType('subscribed').map((m) => m.upgradeId)).toEqual(['*', 'nope-1', 'nope-2']);
+    expect(c.ofType('error')).toEqual([]);
+  });
+
   it('takes 100 subscriptions per client by default', async () => {
     const { url } = await start({ store: new WatchableMemoryStore(), rateLimit: { messagesPerSecond: 1000, burst: 200 } });
     const c = await connect(url);
