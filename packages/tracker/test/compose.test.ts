@@ -243,6 +243,32 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
     }
   });
 
+  it('closes the components it made in the order the README gives: callbacks, notifier, WebSocket server, store', async () => {
+    const client = new EventBridgeClient(localClientConfig(endpoint.url));
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'upgrades', client }, webSocket: { port: 0 } });
+      await t.startWebSocketServer();
+      await t.startUpgrade();
+      const closed: string[] = [];
+      const record = <T extends object>(name: string, target: T, method: keyof T & string): void => {
+        const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+        (target as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+          closed.push(name);
+          return original(...args);
+        };
+      };
+      record('callbacks', t.callbacks, 'close');
+      record('notifier', t.notifier!, 'close');
+      record('websocket', t.websocket!, 'stop');
+      record('store', t.storage, 'close');
+      await t.close();
+      // The server's clients are closed before the store that backs what it serves.
+      expect(closed).toEqual(['callbacks', 'notifier', 'websocket', 'store']);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('waits for EventBridge within eventBridge.flushTimeoutMs, 10 s by default as the README says', async () => {
     const silent = await startEventBridgeEndpoint({ latencyMs: 60_000 });
     const client = new EventBridgeClient(localClientConfig(silent.url));
