@@ -738,6 +738,17 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     }
   }
 
+  /**
+   * Freezes the page's connection and runs its clock until the page has given it up (15 s without an
+   * answer) and caught up over the next one.
+   */
+  async function giveUpFrozen(relay: { freeze(): void }, page: Page, t: ProgressTracker): Promise<void> {
+    relay.freeze();
+    await page.clock.runFor(26_000);
+    await page.clock.runFor(2000);
+    await caughtUp(page, t);
+  }
+
   it('is given up once a request went unanswered for 15 s (no close ever comes), and the page connects again and catches up', async () => {
     const { t, relay, page } = await followThroughRelay('u-half', 10);
     try {
@@ -782,10 +793,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     // doubles with each connection given up). A mutant that kept 15 s survived every test.
     const { t, relay, page } = await followThroughRelay('u-twice', 10);
     try {
-      relay.freeze();
-      await page.clock.runFor(26_000);
-      await page.clock.runFor(2000);
-      await caughtUp(page, t);
+      await giveUpFrozen(relay, page, t);
       // The second connection stops answering too, and no later one gets past its handshake (so
       // the page stays on the reason it gave up the second for).
       relay.swallow(true);
@@ -802,10 +810,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     // the dead path at last reported it, showed the live page as disconnected and opened a second socket.
     const { t, relay, page, sockets } = await followThroughRelay('u-late', 10, true);
     try {
-      relay.freeze();
-      await page.clock.runFor(26_000);
-      await page.clock.runFor(2000);
-      await caughtUp(page, t);
+      await giveUpFrozen(relay, page, t);
       expect(await sockets!()).toEqual({ opened: 2, closed: 0 });
       relay.dropFrozen();
       await expect.poll(sockets!, { timeout: 10_000 }).toEqual({ opened: 2, closed: 1 });
@@ -825,10 +830,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a connection that
     // survived every test.
     const { t, relay, page } = await followThroughRelay('u-over', 10);
     try {
-      relay.freeze();
-      await page.clock.runFor(26_000);
-      await page.clock.runFor(2000);
-      await caughtUp(page, t);
+      await giveUpFrozen(relay, page, t);
       // The second connection answers for more than 5 s (an event after them is a message that says so).
       await page.clock.runFor(6000);
       await t.updateTaskProgress('a', 50);
