@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
 import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
@@ -65,12 +66,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
 
   // Last in this file: it installs a clock for the whole browser context.
   it('subscribes again after a doubling backoff up to 10 s, one subscribe at a time, and stops when the socket closes or the user leaves the upgrade', async () => {
-    const shared = new WatchableMemoryStore();
-    for (const id of ['u-a', 'u-b']) {
-      const t = await tracker(id, shared);
-      await t.startUpgrade();
-      await t.addTask(`${id}-task`, 'Task');
-    }
+    const shared = await twoUpgrades(tracker);
     const store = new UnreliableStore(shared);
     store.down.add('u-a');
     // Each load waits until the test lets it fail: no answer reaches the page while its clock runs.
@@ -162,12 +158,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, refus
   const { newPage, serve, tracker } = dashboardSuite();
 
   it('subscribes again after 5 s, then 10 s, when the server may follow no more upgrades from its store (RATE_LIMITED naming the upgrade), and shows it once one is let go', async () => {
-    const store = new WatchableMemoryStore();
-    for (const id of ['u-a', 'u-b']) {
-      const t = await tracker(id, store);
-      await t.startUpgrade();
-      await t.addTask(`${id}-task`, 'Task');
-    }
+    const store = await twoUpgrades(tracker);
     const { server, port } = await serve({ store, maxWatchedUpgrades: 1 });
     // Another client follows u-b: the one store watch the server may hold.
     const other = await TestClient.connect(`ws://127.0.0.1:${port}/ws`);
@@ -243,4 +234,15 @@ async function runLong(page: Page, ms: number): Promise<void> {
     await page.clock.runFor(Math.min(5000, ms - run));
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A store holding upgrades u-a and u-b, each started with one task (`<id>-task`), written by trackers `tracker` opens. */
+async function twoUpgrades(tracker: (upgradeId: string, store: WatchableMemoryStore) => Promise<ProgressTracker>): Promise<WatchableMemoryStore> {
+  const store = new WatchableMemoryStore();
+  for (const id of ['u-a', 'u-b']) {
+    const t = await tracker(id, store);
+    await t.startUpgrade();
+    await t.addTask(`${id}-task`, 'Task');
+  }
+  return store;
 }
