@@ -93,6 +93,7 @@ describe('progress demo --host', () => {
     ['::', '[::1]'],
     // The short form of 0.0.0.0 (as `ping 0` takes it): http://0.0.0.0:PORT/ was printed, whose page the server refuses.
     ['0', '127.0.0.1'],
+    ['::0', '[::1]'],
   ] as const) {
     it(`--host ${host}: prints a dashboard URL a browser can open, whose WebSocket the server accepts`, async () => {
       const demo = await startDemo({ host });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { createServer, isIPv4, isIPv6 } from 'node:net';
+import { createServer, isIPv6 } from 'node:net';
 import { MAX_TIMER_MS, TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
@@ -105,14 +105,14 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
 
 /**
  * The host:port a browser on this machine can open, from the address the server reports (IPv6 in
- * brackets). A wildcard address (`0.0.0.0`, `::`) is no host to browse to: the server's same-origin
- * check refuses a page whose Host is not a loopback name when the connection arrives on loopback,
- * so the loopback address of the same family is printed instead. A short form of it (`--host 0`,
- * which listens on 0.0.0.0) is what the reported URL names, as URL parsing reads it.
+ * brackets). A wildcard address is no host to browse to, and the server reports it as `localhost`,
+ * which may resolve to the other family than the one listened on; so the loopback address of the
+ * family listened on is printed instead. Short forms of a wildcard (`--host 0`, `::0`) are told as
+ * URL parsing reads them, as the system does.
  */
 function browsableHost(listenHost: string, reported: URL, port: number): string {
-  if (reported.hostname === '0.0.0.0' || (isIPv4(listenHost) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0')) return `127.0.0.1:${port}`;
-  if (isIPv6(listenHost) && new URL(`http://[${listenHost}]/`).hostname === '[::]') return `[::1]:${port}`;
+  if (isIPv6(listenHost)) return new URL(`http://[${listenHost}]/`).hostname === '[::]' ? `[::1]:${port}` : `${reported.hostname}:${port}`;
+  if (URL.canParse(`http://${listenHost}/`) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0') return `127.0.0.1:${port}`;
   return `${reported.hostname}:${port}`;
 }
 
