@@ -225,6 +225,18 @@ describe('handshake: authenticate (401) and origins (403)', () => {
     }
   });
 
+  it('reports a wildcard host however it is written as localhost, a URL whose page is let in', async () => {
+    // '0' is 0.0.0.0 to the OS; a page opened at http://0:PORT/ is refused (its Host is not a loopback name).
+    for (const host of ['0.0.0.0', '0', ...(hasIpv6 ? ['::', '::0', '0:0:0:0:0:0:0:0'] : [])]) {
+      const { url, port } = await start({ host });
+      expect(url, host).toBe(`ws://localhost:${port}/ws`);
+      const page = await connect(url, { origin: `http://localhost:${port}` });
+      await page.next((m) => m.type === 'welcome');
+      await page.close();
+      await opened.server!.stop();
+    }
+  });
+
   it('takes a Host that is not loopback on a connection to another address, and any listed origin on a loopback one', async () => {
     const { port } = await start({ host: '0.0.0.0' });
     const outside = outsideAddress();
