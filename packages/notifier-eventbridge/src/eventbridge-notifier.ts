@@ -232,7 +232,8 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
    * call's `timeoutMs` holds).
    *
    * @param timeoutMs @default `flushTimeoutMs`. 0 gives up at once on what is not delivered yet
-   *   (after a flush that already waited: `tracker.close()` passes what is left of its budget).
+   *   (after a flush that already waited: `@progress/tracker`'s `close()` passes what is left of
+   *   `flushTimeoutMs` for a notifier it created; core's `ProgressTracker` never closes a sink).
    * @throws ProgressError `INVALID_ARGUMENT` for a `timeoutMs` that is not a number >= 0.
    */
   async close(timeoutMs?: number): Promise<void> {
