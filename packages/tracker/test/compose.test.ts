@@ -360,6 +360,21 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       process.env = saved;
     }
   });
+
+  it('takes the region from eventBridge.clientConfig, with none in the environment (the README says a region is needed only without it)', async () => {
+    const saved = { ...process.env };
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    try {
+      const t = await createProgressTracker({ ...base(), eventBridge: { busName: 'bus', clientConfig: { ...localClientConfig(endpoint.url), region: 'ap-south-1' } } });
+      await t.startUpgrade();
+      await t.close();
+      expect(endpoint.entries.map((e) => e.DetailType)).toEqual(['upgrade.started']);
+      expect(endpoint.requests[0]!.headers.authorization).toContain('/ap-south-1/events/');
+    } finally {
+      process.env = saved;
+    }
+  });
 });
 
 describe('createProgressTracker with the WebSocket server', () => {
