@@ -73,10 +73,19 @@ describe('renderProgress and renderEventLine', () => {
     const tracker = await ProgressTracker.open({ upgradeId: 'u2', planId: 'p', clusterName: 'c' });
     await tracker.startUpgrade();
     const state = tracker.progress;
-    for (const options of [{ barWidth: -1 }, { barWidth: 0 }, { barWidth: 2.5 }, { barWidth: Number.NaN }, { recentEvents: 0.5 }, { recentEvents: -1 }, { recentEvents: Infinity }]) {
+    for (const options of [{ barWidth: -1 }, { barWidth: 0 }, { barWidth: 2.5 }, { barWidth: Number.NaN }, { barWidth: 1001 }, { recentEvents: 0.5 }, { recentEvents: -1 }, { recentEvents: Infinity }, { recentEvents: 1001 }]) {
       expect(() => renderProgress(state, options), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     }
+    // (bar() refuses a width over 1000 too, but in its own name: the option is named to the caller.)
+    expect(() => renderProgress(state, { barWidth: 1001 })).toThrow('renderProgress: barWidth must be a whole number from 1 to 1000');
     expect(renderProgress(state, { barWidth: 1, recentEvents: 0 }).join('\n')).not.toContain('recent:');
+    expect(renderProgress(state, { barWidth: 1000, recentEvents: 1000 }).join('\n')).toContain('░'.repeat(1000));
+    // The README's defaults: 30 cells, the last 5 events.
+    for (let i = 0; i < 7; i++) await tracker.addTask(`t${i}`, `T${i}`);
+    const later = tracker.progress;
+    expect(renderProgress(later)).toEqual(renderProgress(later, { barWidth: 30, recentEvents: 5 }));
+    expect(renderProgress(later)).not.toEqual(renderProgress(later, { recentEvents: 6 }));
+    expect(renderProgress(later)).not.toEqual(renderProgress(later, { barWidth: 31 }));
     await tracker.close();
   });
 
