@@ -2,7 +2,7 @@ import { isProgressError, toSummaryRow } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { APPEND_LUA, pushAppendArgs } from '../src/scripts.js';
-import { adminClient, cleanup, collect, freshPrefix, makeStore } from './helpers.js';
+import { ALL_ACCESS, aclUser, adminClient, cleanup, collect, errorOf, freshPrefix, makeStore } from './helpers.js';
 
 const prefixes = new Set<string>();
 const admin = adminClient();
@@ -281,6 +281,37 @@ describe('RedisStore: the snapshot, staged with a plain SET and renamed by the a
     expect(await stagedLeft(keys.snapshot)).toEqual([]);
     await stale.close();
     await store.close();
+  });
+
+  // README, Key layout: a staged key whose append never ran lives `commandTimeoutMs` + 60 s, past
+  // the append's deadline (after it, Redis refuses to run the append: nothing would adopt the key).
+  // Found on 2026-12-02 (documentation audit): no test read that TTL. Here the append never runs
+  // because the user may not run scripts: the SET before it is stored, and nothing deletes its key.
+  it('leaves a staged key whose append never ran with a TTL of commandTimeoutMs + 60 s; the same append, sent again when it can run, adopts it', async () => {
+    const commandTimeoutMs = 300_000;
+    const { user, url } = await aclUser(admin, 'staged-no-script', [...ALL_ACCESS, '-evalsha', '-eval']);
+    const store = makeStore(prefixes, { url, snapshotEvery: 3, commandTimeoutMs });
+    try {
+      const f = new EventFactory('staged-left');
+      const keys = store.keys.upgrade(f.upgradeId);
+      const events = f.batch(3);
+      const err = await errorOf(store.append(f.upgradeId, events, 0, f.snapshot()));
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(await admin.exists(keys.events, keys.meta, keys.snapshot)).toBe(0);
+      expect(await stagedLeft(keys.snapshot)).toEqual([`${keys.snapshot}:${events[2]!.eventId}`]);
+      const ttl = await admin.pttl(`${keys.snapshot}:${events[2]!.eventId}`);
+      expect(ttl).toBeGreaterThan(commandTimeoutMs);
+      expect(ttl).toBeLessThanOrEqual(commandTimeoutMs + 60_000);
+      await admin.call('ACL', 'SETUSER', user, '+evalsha', '+eval');
+      await store.append(f.upgradeId, events, 0, f.snapshot());
+      expect(await admin.hget(keys.meta, 'snapSeq')).toBe('3');
+      expect(await admin.pttl(keys.snapshot)).toBe(-1);
+      expect(await stagedLeft(keys.snapshot)).toEqual([]);
+      expect(await store.load(f.upgradeId)).toEqual(f.state);
+    } finally {
+      await store.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
   });
 
   it('stores an append whose staged snapshot is missing (its SET lost with a connection) without a snapshot: snapSeq stays', async () => {
