@@ -369,6 +369,18 @@ describe('RedisStore: the defaults the README gives', () => {
     expect([resolved.ttlSeconds, resolved.maxEvents]).toEqual([0, 0]);
   });
 
+  // README, Options: commandTimeoutMs and watchBlockMs are "At most 2,000,000,000" (MAX_WAIT_MS):
+  // the store arms timers for them, and Node fires a timer past 2^31 - 1 ms at once. Found on
+  // 2026-12-02 (documentation audit): no test gave either option the bound, or one more.
+  it.each(['commandTimeoutMs', 'watchBlockMs'] as const)('takes %s up to the most it gives, below a timer\'s limit, and refuses one more', (name) => {
+    const row = options.split('\n').find((line) => line.startsWith(`| \`${name}\` |`)) ?? '';
+    const most = Number(/At most ([\d,]+)/.exec(row)?.[1]?.replaceAll(',', ''));
+    expect(most, name).toBeGreaterThan(0);
+    expect(most, name).toBeLessThan(2 ** 31 - 1);
+    expect(resolveOptions({ [name]: most })[name]).toBe(most);
+    expect(() => resolveOptions({ [name]: most + 1 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${name} must be a whole number from 1 to ${most},`) }));
+  });
+
   it('connects to the url it gives, single mode, named by the default connectionName', async () => {
     const store = new RedisStore({});
     try {
