@@ -184,11 +184,11 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: long unbroken tex
 // time of day alone read as today's: an ETA two days away, or a start of the day before, looked like
 // one a few hours off.
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: times of another day', () => {
-  const { newPage, serve } = dashboardSuite();
+  const { newPage, serve, tracker } = dashboardSuite();
+  const DAY = 24 * 60 * 60 * 1000;
 
   it("shows the date of a start, an ETA and an event's time that are not today, and the time alone for today", async () => {
     const { server, port } = await serve();
-    const DAY = 24 * 60 * 60 * 1000;
     const started = Date.now() - 2 * DAY;
     let clock = started;
     const t = await ProgressTracker.open({ upgradeId: 'u-days', planId: 'p1', clusterName: 'c1', now: () => clock });
@@ -219,6 +219,47 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: times of another 
     } finally {
       await t.close();
     }
+  }, 60_000);
+
+  // Last in this describe: it installs a clock for the whole browser context.
+  it("gives the times listed their date once the server's day has passed midnight, by the server's clock (the browser's is days off)", async () => {
+    const { server, port } = await serve();
+    const t = await tracker('u-midnight');
+    server.track(t);
+    await t.startUpgrade('Nodes');
+    await t.addTask('a', 'A');
+    await t.updateTaskProgress('a', 50);
+    const stamps: string[] = [];
+    for await (const e of t.readEvents(0)) stamps.unshift(e.timestamp);
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    // The page's timers run only when the test says. Its browser's clock is three days behind: the
+    // day a time is compared with is the server's (a mutant that took the browser's passed the test above).
+    const browserAt = Date.now() - 3 * DAY;
+    await page.clock.install({ time: browserAt });
+    await page.clock.pauseAt(browserAt + 1000);
+    await page.goto(`http://127.0.0.1:${port}/#u-midnight`);
+    /** The times "Recent events" shows, newest first, once drawn (a frame is a timer of the page's clock). */
+    const drawn = async (): Promise<string[]> => {
+      await page.clock.runFor(20);
+      return page.evaluate(`[...document.querySelectorAll('#events li')].map((li) => li.children[1].textContent)`);
+    };
+    const formatted = (how: 'toLocaleTimeString' | 'toLocaleString'): Promise<string[]> => page.evaluate(`${JSON.stringify(stamps)}.map((s) => new Date(s).${how}())`);
+    // Events of the server's today: their time of day only (the start's too: upgrade.started).
+    const today = await formatted('toLocaleTimeString');
+    await expect.poll(drawn, { timeout: 10_000 }).toEqual(today);
+    expect((await shown(page)).facts['Started']).toBe(today[stamps.length - 2]);
+
+    // The page stays open past the server's midnight (a laptop's lid shut for the night: each timer
+    // runs once). No event comes: the rows listed already get their date (a mutant that wrote a row's
+    // time only when the row was made passed the test above).
+    const toMidnight = await page.evaluate<number>(`(() => { const at = Date.parse(${JSON.stringify(stamps[0])}), d = new Date(at); d.setHours(24, 0, 0, 0); return d.getTime() - at; })()`);
+    await page.clock.fastForward(toMidnight + 60_000);
+    const dated = await formatted('toLocaleString');
+    expect(dated).not.toEqual(today);
+    await expect.poll(drawn, { timeout: 10_000 }).toEqual(dated);
+    expect((await shown(page)).facts['Started']).toBe(dated[stamps.length - 2]);
+    expect(realProblems(problems)).toEqual([]);
   }, 60_000);
 });
 
