@@ -157,6 +157,26 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, over 
 describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, refused by a limit of the server', () => {
   const { newPage, serve, tracker } = dashboardSuite();
 
+  it('lets go of the upgrade it leaves before it subscribes to the one picked: the server that may follow one upgrade from its store serves the switch at once', async () => {
+    // The page's own subscription is the one store watch the server may hold. A mutant that sent the
+    // subscribe before the unsubscribe passed every other dashboard test that switches upgrades: the
+    // subscribe was refused (RATE_LIMITED), and the user saw "Cannot show" until the retry 5 s later.
+    const store = await twoUpgrades(tracker);
+    const { port } = await serve({ store, maxWatchedUpgrades: 1 });
+    const page = await newPage();
+    const { problems } = watchPage(page);
+    const errors: string[] = [];
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => String(f.payload).includes('"type":"error"') && errors.push(String(f.payload))));
+    await page.goto(`http://127.0.0.1:${port}/#u-a`);
+    await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ 'u-a-task': '0' });
+    for (const id of ['u-b', 'u-a']) {
+      await page.click(`#upgrades li[data-upgrade-id="${id}"]`);
+      await expect.poll(async () => (await shown(page)).tasks, { timeout: 10_000 }).toEqual({ [`${id}-task`]: '0' });
+    }
+    expect(errors).toEqual([]);
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
   it('subscribes again after 5 s, then 10 s, when the server may follow no more upgrades from its store (RATE_LIMITED naming the upgrade), and shows it once one is let go', async () => {
     const store = await twoUpgrades(tracker);
     const { server, port } = await serve({ store, maxWatchedUpgrades: 1 });
