@@ -37,6 +37,23 @@ export async function shown(page: Page): Promise<{ overall: string | null; tasks
   return page.evaluate(SHOWN);
 }
 
+/**
+ * Counts the frames the page sends, in the page as it sends them: a frame sent while the clock ran is
+ * counted once runFor returns (playwright's framesent events may come later). Returns the function
+ * that counts those of a type to an upgrade (not the subscribe with a sinceSeq that follows a
+ * snapshot, for the "Recent events" it did not bring).
+ */
+export async function countSent(page: Page): Promise<(upgradeId: string, type?: string) => Promise<number>> {
+  await page.addInitScript(`(() => {
+    const sent = [];
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
+    window.sentFrames = sent;
+  })()`);
+  return async (upgradeId, type = 'subscribe') =>
+    (await page.evaluate<string[]>('window.sentFrames')).filter((f) => f.includes(`"type":"${type}"`) && f.includes(`"upgradeId":"${upgradeId}"`) && !f.includes('"sinceSeq"')).length;
+}
+
 /** Waits until the page has applied every event the tracker wrote (its Seq fact). */
 export async function caughtUp(page: Page, tracker: ProgressTracker, timeout = 15_000): Promise<void> {
   await expect.poll(async () => (await shown(page)).facts['Seq'], { timeout }).toBe(String(tracker.durableProgress.lastSeq));

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
-import { dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+import { countSent, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
+
+/** The tasks the page shows once it has drawn (a frame is a timer of the page's clock, when a test runs it). */
+async function tasksAsTimeRuns(page: Page): Promise<Record<string, string | null>> {
+  await page.clock.runFor(20);
+  return (await shown(page)).tasks;
+}
 
 // What the dashboard does with what the server refuses of what it sends: the rate limit, which names
 // no upgrade (the refused message may have been the subscribe of the upgrade selected).
@@ -187,12 +195,8 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     // The page's timers run only when the test says (its list every 5 s would take tokens at any time).
     await page.clock.install();
     await page.clock.pauseAt(Date.now() + 1000);
-    const tasksAsTimeRuns = async (): Promise<Record<string, string | null>> => {
-      await page.clock.runFor(20);
-      return (await shown(page)).tasks;
-    };
     await page.goto(`http://127.0.0.1:${port}/#u-a`);
-    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ x: '16' });
+    await expect.poll(() => tasksAsTimeRuns(page), { timeout: 10_000 }).toEqual({ x: '16' });
     await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(3);
     // The bucket fills up again (4 tokens); then three clicks, six messages: unsubscribe u-a, subscribe
     // u-b, unsubscribe u-b, subscribe u-c; unsubscribe u-c and subscribe u-b are refused.
@@ -202,7 +206,7 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     // Once the bucket refilled, the page asks again (its timers run on).
     await new Promise((resolve) => setTimeout(resolve, 2000));
     for (let i = 0; i < 12; i++) await page.clock.runFor(1000);
-    await expect.poll(tasksAsTimeRuns, { timeout: 10_000 }).toEqual({ x: '16' });
+    await expect.poll(() => tasksAsTimeRuns(page), { timeout: 10_000 }).toEqual({ x: '16' });
     expect(await page.textContent('#conn')).toBe('live');
     // An event of u-c (left) then one of u-b (shown): once u-b's has come, u-c's would have too.
     const leaked = async (): Promise<boolean> => {
@@ -216,7 +220,68 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages'
     };
     expect(await leaked()).toBe(false);
     // The upgrade shown is followed live (no unsubscribe of it was sent again).
-    await expect.poll(async () => (await tasksAsTimeRuns())['x'], { timeout: 10_000 }).toBe(String(trackers.get('u-b')!.durableProgress.tasks['x']!.percentage));
+    await expect.poll(async () => (await tasksAsTimeRuns(page))['x'], { timeout: 10_000 }).toBe(String(trackers.get('u-b')!.durableProgress.tasks['x']!.percentage));
     expect(realProblems(problems)).toEqual([]);
   }, 60_000);
+});
+
+// The page knows that the server took an unsubscribe from the answer to a message it sent after it,
+// whatever upgrade that answer is of: the answer to a subscribe comes also when the user has left
+// that upgrade meanwhile. Counted as no answer, every answer after it was taken for the one before,
+// and unsubscribes the server had taken were sent again at the next refusal of the rate limit: a
+// message spent each, again and again while it refuses messages. Mutants that did not count such an
+// answer (a 'subscribed', an error naming the upgrade) passed every other dashboard test that switches
+// upgrades. Its own Chromium: it runs the page's clock by hand, and a clock is installed for the whole
+// browser context.
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages, after an answer of an upgrade left', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+
+  for (const answer of ['subscribed', 'an error naming it'] as const) {
+    it(`sends no unsubscribe again that the server took, when the answer of the upgrade left is ${answer}`, async () => {
+      const shared = new WatchableMemoryStore();
+      for (const id of ['u-a', 'u-b', 'u-c']) {
+        const t = await tracker(id, shared);
+        await t.startUpgrade('Phase');
+        await t.addTask('x', 'T');
+        // The last 15 events are the task's (its recentEvents): the page asks for no more after a snapshot.
+        for (let i = 1; i <= 16; i++) await t.updateTaskProgress('x', i);
+      }
+      const store = new UnreliableStore(shared);
+      // The store cannot serve u-b: its subscribe is answered by an error that names it.
+      if (answer !== 'subscribed') store.down.add('u-b');
+      const { port } = await serve({ store, rateLimit: { messagesPerSecond: 1, burst: 40, maxViolations: 50 } });
+      const page = await newPage();
+      const { problems } = watchPage(page);
+      const sentTo = await countSent(page);
+      // The page's socket, to spend the rate limit's burst on (an init script is not subject to the CSP).
+      await page.addInitScript(`(() => {
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) { window.pageSocket = this; return send.call(this, data); };
+      })()`);
+      await page.clock.install();
+      await page.clock.pauseAt(Date.now() + 1000);
+      await page.goto(`http://127.0.0.1:${port}/#u-a`);
+      await expect.poll(() => tasksAsTimeRuns(page), { timeout: 10_000 }).toEqual({ x: '16' });
+      await expect.poll(() => page.locator('#upgrades li').count(), { timeout: 10_000 }).toBe(3);
+      // Two clicks at once: unsubscribe u-a, subscribe u-b, unsubscribe u-b, subscribe u-c. The answer
+      // to u-b's subscribe comes once u-b is left; the one to u-c's says both unsubscribes were taken.
+      await page.evaluate(`for (const id of ['u-b', 'u-c']) document.querySelector('#upgrades li[data-upgrade-id="' + id + '"]').click()`);
+      await expect
+        .poll(
+          async () => {
+            await page.clock.runFor(20);
+            return page.textContent('#overview h2');
+          },
+          { timeout: 10_000 },
+        )
+        .toBe('u-c');
+      // Then the rate limit refuses messages (pings past its burst), which names none of them.
+      await page.evaluate(`for (let i = 0; i < 45; i++) window.pageSocket.send(JSON.stringify({ type: 'ping' }))`);
+      await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toContain('too many messages');
+      // Past the longest wait before an unsubscribe is sent again (10 s and its jitter): none was.
+      await page.clock.runFor(10_250);
+      expect([await sentTo('u-a', 'unsubscribe'), await sentTo('u-b', 'unsubscribe')]).toEqual([1, 1]);
+      expect(realProblems(problems)).toEqual([]);
+    }, 60_000);
+  }
 });

@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { freePort } from '../../../tools/test-utils/src/net.js';
-import { caughtUp, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
+import { caughtUp, countSent, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { TestClient } from './helpers.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
 
@@ -226,23 +226,6 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard in Chromium, refus
     }
   }, 60_000);
 });
-
-/**
- * Counts the frames the page sends, in the page as it sends them: a frame sent while the clock ran is
- * counted once runFor returns (playwright's framesent events may come later). Returns the function
- * that counts those of a type to an upgrade (not the subscribe with a sinceSeq that follows a
- * snapshot, for the "Recent events" it did not bring).
- */
-async function countSent(page: Page): Promise<(upgradeId: string, type?: string) => Promise<number>> {
-  await page.addInitScript(`(() => {
-    const sent = [];
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
-    window.sentFrames = sent;
-  })()`);
-  return async (upgradeId, type = 'subscribe') =>
-    (await page.evaluate<string[]>('window.sentFrames')).filter((f) => f.includes(`"type":"${type}"`) && f.includes(`"upgradeId":"${upgradeId}"`) && !f.includes('"sinceSeq"')).length;
-}
 
 /**
  * Runs the page's clock on by `ms`, 5 s at a time with a moment of real time in between: the server's
