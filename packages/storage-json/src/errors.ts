@@ -3,9 +3,22 @@ import { isProgressError, ProgressError, type ErrorCode, type ProgressErrorConte
 /** The prefix of every message of this package. */
 export const PKG = '[@progress/storage-json]';
 
-/** A {@link ProgressError} whose message starts with the package name. */
+/**
+ * A {@link ProgressError} whose message starts with the package name. A file system error as its
+ * cause is said at the end of the message too (`(EACCES: permission denied, mkdir '/data/upgrades')`):
+ * the message is often all a reader sees (the `progress` command prints it alone, a log its text),
+ * and "cannot take the writer lock" alone read as a lock another writer holds.
+ */
 export function storeError(code: ErrorCode, message: string, context: ProgressErrorContext = {}, cause?: unknown): ProgressError {
-  return new ProgressError(code, `${PKG} ${message}`, { context, ...(cause === undefined ? {} : { cause }) });
+  const reason = systemReason(cause);
+  const text = reason === undefined || message.includes(reason) ? message : `${message} (${reason})`;
+  return new ProgressError(code, `${PKG} ${text}`, { context, ...(cause === undefined ? {} : { cause }) });
+}
+
+/** The message of a Node system error (one with a string `code`: EACCES, EIO, ...), on one line; undefined for anything else. */
+function systemReason(cause: unknown): string | undefined {
+  if (!(cause instanceof Error) || isProgressError(cause) || typeof (cause as NodeJS.ErrnoException).code !== 'string') return undefined;
+  return cause.message.trim().replace(/\s*\n\s*/g, ' ') || undefined;
 }
 
 /** `DATA_CORRUPTED` naming the upgrade, the file and the line. */

@@ -1,7 +1,7 @@
 // A read that fails past the open (a disk failing: EIO; a log or snapshot that is a folder: EISDIR)
 // must reject as the store's STORE_UNAVAILABLE naming the file, never as a bare Node error.
 // (Found by a review on 2026-11-30; the test failed before the fix.)
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isProgressError, type ProgressEvent } from '@progress/core';
@@ -74,5 +74,26 @@ describe('a read that fails after the file was opened', () => {
     expect(await failure(collect(store.readEvents('snapdir', 0)))).toEqual({ code: 'STORE_UNAVAILABLE', file: snapshot, cause: 'EISDIR' });
     expect(await failure(store.list())).toMatchObject({ code: 'STORE_UNAVAILABLE', cause: 'EISDIR' });
     await store.close();
+  });
+});
+
+describe('a file system error under a store error', () => {
+  // The message said only "cannot take the writer lock <file>" or "cannot read the folder <dir>":
+  // the `progress` command prints the message alone, and a folder it may not write (EACCES) read as
+  // a lock held by another writer. (Found by a review on 2026-12-02; the test failed before the fix.)
+  it('is said in the message, with its code: the folder that failed and why', async () => {
+    const dir = await tempDir('read-reason');
+    await mkdir(join(dir, 'upgrades', 'logdir', 'events.jsonl'), { recursive: true });
+    await writeFile(join(dir, 'upgrades', 'afile'), '');
+    const store = new JsonFileStore({ directory: dir });
+    const message = (p: Promise<unknown>) => p.then(() => 'resolved', (err: Error) => err.message);
+    expect(await message(store.load('logdir'))).toMatch(/cannot read .*events\.jsonl \(EISDIR: .*\)$/);
+    expect(await message(store.acquire('afile'))).toMatch(/cannot take the writer lock .* \((EEXIST|ENOTDIR): .*afile.*\)$/);
+    await store.close();
+    const other = await tempDir('read-reason-list');
+    await writeFile(join(other, 'upgrades'), '');
+    const lister = new JsonFileStore({ directory: other });
+    expect(await message(lister.list())).toMatch(/cannot read the folder .*upgrades \(ENOTDIR: .*\)$/);
+    await lister.close();
   });
 });
