@@ -119,6 +119,9 @@ export function isStore(storage: unknown): storage is ProgressStore {
 /** The keys of the `{ json }` and `{ redis, keyPrefix }` forms of {@link StorageOption}. */
 const STORAGE_KNOWN: ReadonlySet<string> = new Set(['json', 'redis', 'keyPrefix']);
 
+/** What an error about `storage` starts with: the forms it takes. */
+const STORAGE_FORMS = "storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore";
+
 /** Checks `storage` against the forms of {@link StorageOption}. */
 function assertStorage(storage: unknown): asserts storage is StorageOption {
   if (storage === 'memory') return;
@@ -139,6 +142,11 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
       if (json !== undefined) assertFolder(json as string, 'storage.json');
       return;
     }
+    // The { json } or { redis } form with a bad value (`{ json: process.env.DIR }`, the variable
+    // unset): that value is the mistake, not the form, which "an object of none of these forms" said.
+    if (json !== undefined && redis !== undefined) throw bad(`${STORAGE_FORMS}, got both storage.json and storage.redis: give one`);
+    if ('json' in record) throw bad(`${STORAGE_FORMS}, got storage.json ${shown(json)}: it takes the folder's path, a non-empty string`);
+    if ('redis' in record) throw bad(`${STORAGE_FORMS}, got storage.redis ${shown(redis)}: it takes a redis:// or rediss:// URL, a non-empty string`);
   }
   // A Redis URL given as it is (`storage: process.env.REDIS_URL`): said without its password. A
   // folder path given as it is (`storage: './progress-data'`, the old module's storage_path): the
@@ -147,7 +155,7 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
     : /^rediss?:\/\//i.test(storage) ? ' (write { redis: url })'
     : FOLDER_LIKE.test(storage) && !URL_LIKE.test(storage) ? ` (write { json: ${JSON.stringify(storage)} }, or storagePath: ${JSON.stringify(storage)})`
     : '';
-  throw bad(`storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, got ${shown(storage)}${hint}`);
+  throw bad(`${STORAGE_FORMS}, got ${shown(storage)}${hint}`);
 }
 
 /** A string that names a folder: it holds a path separator, or starts with `.` or `~` (not a bare word such as `'json'`). */

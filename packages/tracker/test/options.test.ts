@@ -53,6 +53,24 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     }
   });
 
+  it('storage: a { json } or { redis } form whose value is missing or wrong says which key and what it takes', () => {
+    // `storage: { json: process.env.PROGRESS_DIR }` with the variable unset was refused as "got an
+    // object of none of these forms": the object given was the { json } form, its value the mistake.
+    // (Found by a review on 2026-12-02; the test failed before the fix.)
+    const cases: Array<[object, string]> = [
+      [{ json: undefined }, 'got storage.json undefined: it takes the folder\'s path, a non-empty string'],
+      [{ json: 42 }, 'got storage.json 42: it takes the folder\'s path, a non-empty string'],
+      [{ redis: undefined }, 'got storage.redis undefined: it takes a redis:// or rediss:// URL, a non-empty string'],
+      [{ redis: '' }, 'got storage.redis "": it takes a redis:// or rediss:// URL, a non-empty string'],
+      [{ json: '/a', redis: 'redis://:secret@x' }, 'got both storage.json and storage.redis: give one'],
+    ];
+    for (const [storage, message] of cases) {
+      expect(() => resolveOptions({ ...base, storage: storage as never }), JSON.stringify(storage)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: `[@progress/tracker] storage must be 'memory', { json: dir }, { redis: url } or a ProgressStore, ${message}` }),
+      );
+    }
+  });
+
   it('storage: a key the { json } or { redis } form does not take is refused, naming the one meant, not left out', () => {
     // A misspelt keyPrefix used to be dropped: the upgrade went under the default `progress:` prefix.
     const cases: Array<[object, string]> = [
