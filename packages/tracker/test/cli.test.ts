@@ -133,6 +133,25 @@ describe('progress ls / show', () => {
     expect(await run('ls', parent)).toMatchObject({ code: 0, err: '', out: expect.stringMatching(/test-upgrade-123/) });
   });
 
+  it("says which folder to give when the folder given is inside a store: its upgrades/ folder, or one upgrade's", async () => {
+    // The folders a user sees when looking into the store's folder: `ls` of either said "no upgrades",
+    // exit 0, without a word of the upgrades one level down. (Found by a review on 2026-12-02; the test
+    // failed before the fix.)
+    const dir = tempDir('cli-inside-store');
+    await completedUpgrade('u1', { json: dir });
+    const upgrades = join(dir, 'upgrades');
+    const one = join(upgrades, 'u1');
+    const hint = `progress: ${upgrades} is the upgrades/ folder of a store: give the store's folder, ${dir}\n`;
+    expect(await run('ls', upgrades)).toEqual({ code: 0, out: 'no upgrades\n', err: hint });
+    expect(await run('show', upgrades, 'u1')).toMatchObject({ code: 3, err: `${hint}progress: no upgrade "u1" in this source\n` });
+    expect(await run('watch', upgrades)).toMatchObject({ code: 3, err: `${hint}progress: no upgrades in this source yet; name one to wait for it\n` });
+    const oneHint = `progress: ${one} is the folder of upgrade "u1" in a store: give the store's folder, ${dir}\n`;
+    expect(await run('ls', one)).toEqual({ code: 0, out: 'no upgrades\n', err: oneHint });
+    expect(await run('show', one, 'u1')).toMatchObject({ code: 3, err: `${oneHint}progress: no upgrade "u1" in this source\n` });
+    // The store's folder itself lists it without a word.
+    expect(await run('ls', dir)).toMatchObject({ code: 0, err: '', out: expect.stringMatching(/^u1 /m) });
+  });
+
   it('says clearly what is wrong, with exit codes scripts can use', async () => {
     const dir = tempDir('cli-errors');
     expect(await run('show', dir, 'nope')).toMatchObject({ code: 3, err: expect.stringContaining('no upgrade "nope"') });

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, nearestName, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { legacyHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { folderHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
@@ -267,9 +267,9 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     return parsed;
   };
 
-  /** A folder source that holds the old module's files itself: said on stderr, naming the folder to give (see legacyHint). */
-  const sayLegacyHint = async (source: Source): Promise<void> => {
-    const hint = source.kind === 'json' ? await legacyHint(source.directory) : undefined;
+  /** A folder source that is not a store's folder (it holds the old module's files itself, or is inside a store): said on stderr, naming the folder to give (see folderHint). */
+  const sayFolderHint = async (source: Source): Promise<void> => {
+    const hint = source.kind === 'json' ? await folderHint(source.directory) : undefined;
     if (hint) err.write(`progress: ${hint}\n`);
   };
   const controller = new AbortController();
@@ -353,9 +353,10 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           state = await watchWebSocket(urls, upgradeId, options);
         }
         else {
-          // The old module's files in the folder given itself are never read from there: said first,
-          // as `watch` of an upgrade that is not there waits for it (or, without an id, finds none).
-          await sayLegacyHint(source);
+          // The old module's files in the folder given itself are never read from there, nor the upgrades
+          // of a store whose upgrades/ folder is given: said first, as `watch` of an upgrade that is not
+          // there waits for it (or, without an id, finds none).
+          await sayFolderHint(source);
           const store = await openStore(source, undefined, controller.signal);
           try {
             state = await watchStore(store, upgradeId, options);
@@ -378,14 +379,14 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           try {
             text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true), controller.signal);
           } catch (e) {
-            // An upgrade `show` does not find in a folder that holds the old module's files itself: where they are read from.
-            if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayLegacyHint(source);
+            // An upgrade `show` does not find in a folder that holds the old module's files itself, or is inside a store: the folder to give.
+            if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayFolderHint(source);
             throw e;
           }
           await write(out, `${text}\n`, controller.signal, outputFailed);
           const none = command === 'ls' && (text === 'no upgrades' || text === '[]');
-          // A folder that holds the old module's files itself (the progress/ folder they are read from): nothing found, and no word why.
-          if (none) await sayLegacyHint(source);
+          // A folder that holds the old module's files itself (the progress/ folder they are read from), or is inside a store: nothing found, and no word why.
+          if (none) await sayFolderHint(source);
           // A prefix without its separator (`--prefix demo` for `demo:`) names other keys: nothing found, and no word why
           // (with --json too: the hint is on stderr, the JSON on stdout stays as it is).
           if (none && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {

@@ -286,20 +286,41 @@ export async function openStore(source: Source, logger?: Logger, signal?: AbortS
 }
 
 /**
- * What to say when a folder given as a source holds the old Python module's files itself: the store
- * reads them from `<folder>/progress/upgrade_<id>.json`, where the old module wrote them, so a user
- * who names that `progress/` folder (or a folder the files were copied into) is told "no upgrades"
- * about a folder full of them. The hint names the folder to give instead (the parent of a folder
- * called `progress`), or, for a folder of another name, where the files must go. `undefined` when the
- * folder holds none (or cannot be read: the command says what it finds).
+ * What to say when a folder given as a source is not a store's folder but one the user meant it for,
+ * where the store finds nothing and the command said only "no upgrades" about a folder full of them:
+ *
+ * - it holds the old Python module's files itself: the store reads them from
+ *   `<folder>/progress/upgrade_<id>.json`, where the old module wrote them, so a user who names that
+ *   `progress/` folder (or a folder the files were copied into) is told to give its parent folder
+ *   (the parent of a folder called `progress`), or, for a folder of another name, where the files go;
+ * - it is inside a store (`<store>/upgrades/<id>/events.jsonl`): its `upgrades/` folder, or the folder
+ *   of one upgrade, which a user looking into the store's folder sees first; the hint names the
+ *   store's folder.
+ *
+ * `undefined` when it is none of these (or cannot be read: the command says what it finds).
  */
-export async function legacyHint(directory: string): Promise<string | undefined> {
+export async function folderHint(directory: string): Promise<string | undefined> {
   const names = await readdir(directory).catch(() => [] as string[]);
   // The file names the store reads (storage-json's legacyIdOf): upgrade_<id>.json.
-  if (!names.some((name) => /^upgrade_.+\.json$/.test(name))) return undefined;
-  const where = basename(directory) === 'progress' ? `give its parent folder, ${dirname(directory)}` : `move them into ${join(directory, 'progress')}`;
-  return `${safeText(directory)} holds files of the old Python module (upgrade_<id>.json), which are read from the progress/ folder of the folder given: ${safeText(where)}`;
+  if (names.some((name) => /^upgrade_.+\.json$/.test(name))) {
+    const where = basename(directory) === 'progress' ? `give its parent folder, ${dirname(directory)}` : `move them into ${join(directory, 'progress')}`;
+    return `${safeText(directory)} holds files of the old Python module (upgrade_<id>.json), which are read from the progress/ folder of the folder given: ${safeText(where)}`;
+  }
+  if (basename(dirname(directory)) === 'upgrades' && holdsUpgrade(names)) {
+    return `${safeText(directory)} is the folder of upgrade "${safeText(basename(directory))}" in a store: give the store's folder, ${safeText(dirname(dirname(directory)))}`;
+  }
+  if (basename(directory) === 'upgrades') {
+    for (const name of names) {
+      if (holdsUpgrade(await readdir(join(directory, name)).catch(() => [] as string[]))) {
+        return `${safeText(directory)} is the upgrades/ folder of a store: give the store's folder, ${safeText(dirname(directory))}`;
+      }
+    }
+  }
+  return undefined;
 }
+
+/** Whether a folder holding `names` is one upgrade's folder of a store: its log or its snapshot. */
+const holdsUpgrade = (names: readonly string[]): boolean => names.includes('events.jsonl') || names.includes('snapshot.json');
 
 /** The upgrade id a dashboard URL's `#fragment` selects, percent-decoded as the dashboard decodes it. */
 export function upgradeIdFromFragment(fragment: string): string {
