@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTempDirs, spawnCli, tempDir } from './helpers.js';
+import { cleanupTempDirs, runCli, spawnCli, tempDir } from './helpers.js';
 
 // A URL put where the command takes an id or nothing (`progress demo redis://:pw@host`, for which
 // `--redis` is needed; no command at all; a folder and a Redis URL given in the wrong order) is
@@ -63,4 +63,16 @@ describe('progress: an unknown option', () => {
     expect(await far.exited).toBe(2);
     expect(far.stderr().split('\n')[0]).toBe("progress: unknown option '-x'; an argument that starts with '-' goes after '--' (progress show DIR -- -id)");
   }, 20_000);
+
+  // `progress show DIR --id u1` was asked "did you mean --dir?", an option of demo's that show then
+  // refused ("--dir does not apply to show"). (Found by a review on 2026-12-02; the test failed before the fix.)
+  it("names an option of the command given, never another command's", async () => {
+    const first = async (...argv: string[]) => (await runCli(...argv)).err.split('\n')[0];
+    expect(await first('show', '.', '--id', 'u1')).toBe("progress: unknown option '--id'; an argument that starts with '-' goes after '--' (progress show DIR -- -id)");
+    expect(await first('demo', '--jsn')).toBe("progress: unknown option '--jsn'; an argument that starts with '-' goes after '--' (progress show DIR -- -id)");
+    expect(await first('demo', '--sped', '5')).toMatch(/^progress: unknown option '--sped' \(did you mean --speed\?\)/);
+    expect(await first('watch', '.', '--folow')).toMatch(/^progress: unknown option '--folow' \(did you mean --follow\?\)/);
+    // Without a command (or with one it does not know), any option of the CLI's.
+    expect(await first('--jsn')).toMatch(/^progress: unknown option '--jsn' \(did you mean --json\?\)/);
+  });
 });

@@ -79,6 +79,9 @@ const COMMANDS: Record<string, { options: readonly string[]; positionals: number
   show: { options: ['json', 'prefix'], positionals: 2 },
 };
 
+/** What `command` takes; `undefined` for a command there is none of (a name of Object.prototype's, `constructor`, included). */
+const commandSpec = (command: string | undefined): (typeof COMMANDS)[string] | undefined => (command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined);
+
 /** Refuses what `command` does not take, naming it: an argument that is silently ignored looks like one that worked. */
 function checkArguments(command: string, values: Record<string, string | boolean | undefined>, rest: readonly string[]): void {
   const spec = COMMANDS[command];
@@ -221,14 +224,17 @@ const OPTIONS = {
 
 /**
  * The first option of `argv` the command does not take, said plainly, with the one it is nearest to
- * (`--jsn`: did you mean --json?); `undefined` when there is none (parseArgs refused something
- * else: a value missing). parseArgs' own message left a quote open and guessed nothing.
+ * among the command's own (`--jsn`: did you mean --json?; another command's, which that command
+ * refuses next, is no answer); `undefined` when there is none (parseArgs refused something else: a
+ * value missing). parseArgs' own message left a quote open and guessed nothing.
  */
 function unknownOption(argv: string[]): string | undefined {
   const { tokens } = parseArgs({ args: argv, allowPositionals: true, strict: false, tokens: true, options: OPTIONS });
   const token = tokens.find((t) => t.kind === 'option' && !Object.hasOwn(OPTIONS, t.name));
   if (token?.kind !== 'option') return undefined;
-  const guess = token.name.length > 1 ? nearestName(token.name, Object.keys(OPTIONS)) : undefined;
+  const spec = commandSpec(tokens.find((t) => t.kind === 'positional')?.value);
+  const known = spec ? [...spec.options, 'help', 'version'] : Object.keys(OPTIONS);
+  const guess = token.name.length > 1 ? nearestName(token.name, known) : undefined;
   return `unknown option '${token.rawName}'${guess === undefined ? '' : ` (did you mean --${guess}?)`}; an argument that starts with '-' goes after '--' (progress show DIR -- -id)`;
 }
 
