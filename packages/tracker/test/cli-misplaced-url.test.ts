@@ -75,4 +75,14 @@ describe('progress: an unknown option', () => {
     // Without a command (or with one it does not know), any option of the CLI's.
     expect(await first('--jsn')).toMatch(/^progress: unknown option '--jsn' \(did you mean --json\?\)/);
   });
+
+  // A command named as a key of Object.prototype was looked up there: `progress constructor --json`
+  // said "Cannot read properties of undefined (reading 'includes')", exit 4. (Found by a review on
+  // 2026-12-02; the test failed before the fix.)
+  it('is refused as an unknown command when the command is a name of Object.prototype', async () => {
+    for (const command of ['constructor', 'toString', '__proto__']) {
+      const result = await runCli(command, '--json');
+      expect({ code: result.code, first: result.err.split('\n')[0] }, command).toEqual({ code: 2, first: `progress: unknown command "${command}"` });
+    }
+  });
 });

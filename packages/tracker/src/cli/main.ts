@@ -84,7 +84,7 @@ const commandSpec = (command: string | undefined): (typeof COMMANDS)[string] | u
 
 /** Refuses what `command` does not take, naming it: an argument that is silently ignored looks like one that worked. */
 function checkArguments(command: string, values: Record<string, string | boolean | undefined>, rest: readonly string[]): void {
-  const spec = COMMANDS[command];
+  const spec = commandSpec(command);
   if (!spec) return;
   const problems: string[] = [];
   const extra = rest.slice(spec.positionals);
