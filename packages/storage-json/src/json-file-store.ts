@@ -557,9 +557,11 @@ export class JsonFileStore implements ProgressStore {
    */
   async legacyFileStat(upgradeId: string): Promise<{ path: string; size: number; mtimeMs: number; ino: number } | undefined> {
     const paths = this.#paths(upgradeId);
+    // A look that fails otherwise than ENOENT (EACCES: a folder of another user's) is the store's error naming the file, as load() says it.
+    const look = (file: string) => exists(file).catch((err: unknown) => Promise.reject(unreadable(upgradeId, file, err)));
     // As load() and readEvents() decide: the log (its first event, or a snapshot) wins over the file.
-    if (this.#open.has(upgradeId) || (await exists(paths.snapshot)) || ((await stat(paths.events).catch(() => undefined))?.size ?? 0) > 0) return undefined;
-    if (await exists(paths.legacyHidden)) return undefined;
+    if (this.#open.has(upgradeId) || (await look(paths.snapshot)) || ((await stat(paths.events).catch(() => undefined))?.size ?? 0) > 0) return undefined;
+    if (await look(paths.legacyHidden)) return undefined;
     const info = await stat(paths.legacy).catch((err: unknown) => {
       if (isCode(err, 'ENOENT')) return undefined;
       throw storeError('STORE_UNAVAILABLE', `upgrade "${upgradeId}": cannot read legacy file ${paths.legacy}`, { upgradeId, file: paths.legacy }, err);

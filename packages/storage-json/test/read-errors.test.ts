@@ -77,6 +77,22 @@ describe('a read that fails after the file was opened', () => {
   });
 });
 
+describe('legacyFileStat() of an upgrade whose folder cannot be read', () => {
+  // `progress watch <folder> <id>` of an upgrade folder another user made (0700) said the bare
+  // "EACCES: permission denied, stat '.../snapshot.json'": legacyFileStat() let the error of its
+  // first look at the snapshot through, where load() gives STORE_UNAVAILABLE naming the file.
+  // ENOTDIR (the upgrade's "folder" a file) fails the same stat without root. (Found by a review on
+  // 2026-12-02; the test failed before the fix.)
+  it('is STORE_UNAVAILABLE naming the file, never a bare Node error', async () => {
+    const dir = await tempDir('legacy-stat-error');
+    await mkdir(join(dir, 'upgrades'), { recursive: true });
+    await writeFile(join(dir, 'upgrades', 'afile'), '');
+    const store = new JsonFileStore({ directory: dir });
+    expect(await failure(store.legacyFileStat('afile'))).toEqual({ code: 'STORE_UNAVAILABLE', file: join(dir, 'upgrades', 'afile', 'snapshot.json'), cause: 'ENOTDIR' });
+    await store.close();
+  });
+});
+
 describe('a file system error under a store error', () => {
   // The message said only "cannot take the writer lock <file>" or "cannot read the folder <dir>":
   // the `progress` command prints the message alone, and a folder it may not write (EACCES) read as
