@@ -182,6 +182,23 @@ describe('progress ls / show', () => {
     expect(ls.code).toBe(4);
     expect(await run('show', dir, 'up-bad')).toMatchObject({ code: 4, err: expect.stringContaining('damaged') });
   });
+
+  it('watch without an id names the upgrades it left out as ls does, and a folder of none it can read is not "no upgrades"', async () => {
+    // It said "no upgrades in this source yet; name one to wait for it" (exit 3) of a folder whose every
+    // upgrade was left out (damaged, or another user's it may not read), and followed an older one
+    // without a word of a newer one left out. (Found by a review on 2026-12-02; the test failed before the fix.)
+    const dir = tempDir('cli-watch-damaged');
+    await seed({ json: dir }, 'up-bad');
+    const log = join(dir, 'upgrades', 'up-bad', 'events.jsonl');
+    writeFileSync(log, readFileSync(log, 'utf8').replace('Nodes', 'Nodez'));
+    const leftOut = /^progress: upgrade left out of list\(\): its data is damaged \(upgrade "up-bad"\): .*damaged.*\n/;
+    const none = await run('watch', dir);
+    expect(none).toMatchObject({ code: 4, out: '', err: expect.stringMatching(leftOut) });
+    expect(none.err).toMatch(/\nprogress: no upgrade in this source could be read \(those left out are named above\)\n$/);
+    await seed({ json: dir }, 'up-good');
+    const other = await run('watch', dir);
+    expect(other).toMatchObject({ code: 0, err: expect.stringMatching(leftOut), out: expect.stringContaining('up-good') });
+  });
 });
 
 const seqsOf = (text: string, id: string): number[] =>

@@ -7,7 +7,7 @@ import { listUpgrades, showUpgrade } from './inspect.js';
 import { folderHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
-import { exitCodeFor, watchStore, watchWebSocket } from './watch.js';
+import { exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
 
 const USAGE = `progress: track long-running, multi-step operations
 
@@ -363,9 +363,21 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           // of a store whose upgrades/ folder is given: said first, as `watch` of an upgrade that is not
           // there waits for it (or, without an id, finds none).
           await sayFolderHint(source);
-          const store = await openStore(source, undefined, controller.signal);
+          // Without an id, the most recent upgrade of the store's list: one the store leaves out of it
+          // (damaged, or another user's this process may not read) is said on stderr as `ls` says it,
+          // and a list that left out every one is not "no upgrades". What the store logs after the pick
+          // is not said: a damaged snapshot is logged at every load.
+          const logger = stderrLogger(err);
+          let picking = upgradeId === undefined;
+          const whilePicking = (level: 'warn' | 'error') => (obj: object, msg?: string) => void (picking && logger[level](obj, msg));
+          const store = await openStore(source, { debug: () => {}, info: () => {}, warn: whilePicking('warn'), error: whilePicking('error') }, controller.signal);
           try {
-            state = await watchStore(store, upgradeId, options);
+            const id = await pickUpgrade(store, upgradeId).catch((e: unknown) => {
+              const none = e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND && logger.errors > 0;
+              throw none ? new CliError('no upgrade in this source could be read (those left out are named above)', ExitCode.UNAVAILABLE) : e;
+            });
+            picking = false;
+            state = await watchStore(store, id, options);
           } finally {
             await store.close();
           }

@@ -42,7 +42,8 @@ function fold(state: UpgradeProgress | undefined, event: ProgressEvent, view: Li
   return next;
 }
 
-async function pickUpgrade(store: ProgressStore, upgradeId: string | undefined): Promise<string> {
+/** `upgradeId`, else the most recently updated upgrade of `store` (`NOT_FOUND` when it lists none). */
+export async function pickUpgrade(store: ProgressStore, upgradeId: string | undefined): Promise<string> {
   if (upgradeId) return upgradeId;
   const rows = await store.list({ limit: 1 }).catch((err: unknown) => {
     throw storeError(err);
