@@ -1,8 +1,9 @@
 import { execFileSync, execSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 // What a user gets from npm: the tarball `npm pack` makes of each published package. `--dry-run`
@@ -69,6 +70,85 @@ describe.each(PACKAGES)('the build script of @progress/%s', (pkg) => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// The tests import each package's src/ through the `@progress/source` condition, so a user's install
+// (dist/, what tsc makes of src/ by tsconfig.build.json) is exercised by nothing in the suite: an
+// export, `main`, `types` or bin pointing at a file the build does not make, a bin without its
+// shebang, or a module importing what the package does not depend on (a devDependency, there in this
+// repository, missing from a user's install) all passed every test. Checked from the source, without
+// a build: each path must be the build's output of a source file, and every import a dependency.
+interface Manifest {
+  name: string;
+  exports: Record<string, string | Record<string, string>>;
+  main?: string;
+  types?: string;
+  bin?: Record<string, string>;
+  files: string[];
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+
+/** The source file tsc (rootDir src, outDir dist) builds `target` from: `./dist/a/b.d.ts` and `./dist/a/b.js` from `src/a/b.ts`. */
+function sourceOf(target: string): string | undefined {
+  const m = /^(?:\.\/)?dist\/(.+?)(?:\.d\.ts|\.js)$/.exec(target);
+  return m ? `src/${m[1]}.ts` : undefined;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.test.ts'))
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+describe.each(PACKAGES)('the entry points of @progress/%s', (pkg) => {
+  const dir = path.join(root, 'packages', pkg);
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Manifest;
+
+  it('are what the build makes of a source file: every export, main, types and bin', () => {
+    expect(manifest.files).toContain('dist');
+    const wrong: string[] = [];
+    const expectBuiltFrom = (where: string, target: string | undefined, source: string, ext: '.js' | '.d.ts'): void => {
+      const wanted = `./dist/${source.slice('src/'.length, -'.ts'.length)}${ext}`;
+      if (target === undefined || path.posix.normalize(target) !== path.posix.normalize(wanted)) wrong.push(`${where} is ${target}, not ${wanted} (built from ${source})`);
+    };
+    for (const [subpath, entry] of Object.entries(manifest.exports)) {
+      if (subpath === './package.json') continue;
+      const conditions = typeof entry === 'string' ? { default: entry } : entry;
+      const source = conditions['@progress/source']?.replace(/^\.\//, '');
+      if (source === undefined || !existsSync(path.join(dir, source))) {
+        wrong.push(`exports["${subpath}"]["@progress/source"] is ${source}, which does not exist`);
+        continue;
+      }
+      expectBuiltFrom(`exports["${subpath}"].types`, conditions.types, source, '.d.ts');
+      expectBuiltFrom(`exports["${subpath}"].default`, conditions.default, source, '.js');
+      if (subpath === '.') {
+        expectBuiltFrom('main', manifest.main, source, '.js');
+        expectBuiltFrom('types', manifest.types, source, '.d.ts');
+      }
+    }
+    for (const [name, target] of Object.entries(manifest.bin ?? {})) {
+      const source = sourceOf(target);
+      if (source === undefined || !target.endsWith('.js') || !existsSync(path.join(dir, source))) wrong.push(`bin "${name}" is ${target}, which the build does not make`);
+      // tsc keeps a first line `#!...`; without it, the bin npm links is run by the shell, not by node.
+      else if (!readFileSync(path.join(dir, source), 'utf8').startsWith('#!/usr/bin/env node\n')) wrong.push(`bin "${name}": ${source} does not start with #!/usr/bin/env node`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('import nothing the package does not depend on (a devDependency is not in a user\'s install)', () => {
+    const allowed = new Set([manifest.name, ...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]);
+    const stray: string[] = [];
+    for (const file of sourceFiles(path.join(dir, 'src'))) {
+      // `import type` counts too: the .d.ts keeps it, and a user's compiler resolves it.
+      for (const { fileName: spec } of ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles) {
+        if (spec.startsWith('.') || spec.startsWith('node:')) continue;
+        const name = spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
+        if (!allowed.has(name)) stray.push(`${path.relative(dir, file)} imports ${spec}`);
+      }
+    }
+    expect(stray).toEqual([]);
   });
 });
 
