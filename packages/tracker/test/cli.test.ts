@@ -159,7 +159,10 @@ describe('progress ls / show', () => {
     expect(await run('ls', 'ftp://example/x')).toMatchObject({ code: 2, err: expect.stringContaining('unsupported URL scheme') });
     expect(await run('ls', 'redis://127.0.0.1:1')).toMatchObject({ code: 4, err: expect.stringContaining('cannot reach Redis') });
     expect(await run('show', dir, '../etc')).toMatchObject({ code: 2 });
-    expect(await run('frobnicate')).toMatchObject({ code: 2, err: expect.stringContaining('unknown command') });
+    expect(await run('frobnicate')).toMatchObject({ code: 2, err: expect.stringMatching(/^progress: unknown command "frobnicate"\n/) });
+    // A misspelt command is named, as a misspelt option is.
+    expect(await run('shwo', dir, 'u1')).toMatchObject({ code: 2, err: expect.stringMatching(/^progress: unknown command "shwo" \(did you mean show\?\)\n/) });
+    expect(await run('wach', dir)).toMatchObject({ code: 2, err: expect.stringMatching(/^progress: unknown command "wach" \(did you mean watch\?\)\n/) });
     expect(await run('ls', dir, '--bogus')).toMatchObject({ code: 2 });
     expect(await run('demo', '--speed', 'fast')).toMatchObject({ code: 2, err: expect.stringContaining('--speed') });
     expect((await run('--help')).out).toContain('progress watch');

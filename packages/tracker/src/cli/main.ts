@@ -417,8 +417,11 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         // stderr; the list printed is not the whole source.
         return logger.errors > 0 ? ExitCode.UNAVAILABLE : ExitCode.OK;
       }
-      default:
-        throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
+      default: {
+        // A misspelt command (`shwo`) named, as a misspelt option is.
+        const guess = command.length > 1 ? nearestName(command, Object.keys(COMMANDS)) : undefined;
+        throw new CliError(`unknown command "${command}"${guess === undefined ? '' : ` (did you mean ${guess}?)`}\n\n${USAGE}`);
+      }
     }
   } catch (e) {
     // Stopped by a failed write to stdout (not a Ctrl-C): that failure is what is said.
