@@ -94,6 +94,8 @@ describe('progress demo --host', () => {
     // The short form of 0.0.0.0 (as `ping 0` takes it): http://0.0.0.0:PORT/ was printed, whose page the server refuses.
     ['0', '127.0.0.1'],
     ['::0', '[::1]'],
+    // 0.0.0.0 mapped into IPv6: a wildcard of IPv4, reached at 127.0.0.1 (not at ::1).
+    ['::ffff:0.0.0.0', '127.0.0.1'],
   ] as const) {
     it(`--host ${host}: prints a dashboard URL a browser can open, whose WebSocket the server accepts`, async () => {
       const demo = await startDemo({ host });

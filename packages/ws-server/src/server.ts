@@ -230,8 +230,9 @@ export class ProgressWebSocketServer implements ProgressSink {
     // An https.Server (a tls.Server) is reached with wss://: a ws:// URL to it is not answered.
     const scheme = server instanceof TlsServer ? 'wss' : 'ws';
     if (typeof addr === 'string') return { port: 0, url: `${scheme}+unix://${addr}:${this.#o.path}` };
-    // A wildcard is told by the address bound, not by how `host` spells it ('0', '::0' are wildcards too).
-    const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
+    // A wildcard is told by the address bound, not by how `host` spells it ('0', '::0' are wildcards
+    // too; so is 0.0.0.0 mapped into IPv6, '::ffff:0.0.0.0', which takes IPv4 on every interface).
+    const wildcard = addr.address === '0.0.0.0' || addr.address === '::' || addr.address === '::ffff:0.0.0.0';
     const host = attached ? addr.address : this.#o.host;
     const shown = wildcard ? 'localhost' : host.includes(':') ? `[${host}]` : host;
     return { port: addr.port, url: `${scheme}://${shown}:${addr.port}${this.#o.path}` };

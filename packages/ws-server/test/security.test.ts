@@ -227,7 +227,9 @@ describe('handshake: authenticate (401) and origins (403)', () => {
 
   it('reports a wildcard host however it is written as localhost, a URL whose page is let in', async () => {
     // '0' is 0.0.0.0 to the OS; a page opened at http://0:PORT/ is refused (its Host is not a loopback name).
-    for (const host of ['0.0.0.0', '0', ...(hasIpv6 ? ['::', '::0', '0:0:0:0:0:0:0:0'] : [])]) {
+    // '::ffff:0.0.0.0' (0.0.0.0 mapped into IPv6) takes IPv4 connections on every interface too: it was
+    // reported as ws://[::ffff:0.0.0.0]:PORT/ws, a URL whose page was refused.
+    for (const host of ['0.0.0.0', '0', ...(hasIpv6 ? ['::', '::0', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0'] : [])]) {
       const { url, port } = await start({ host });
       expect(url, host).toBe(`ws://localhost:${port}/ws`);
       const page = await connect(url, { origin: `http://localhost:${port}` });

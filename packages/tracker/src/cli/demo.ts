@@ -108,11 +108,14 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
  * brackets). A wildcard address is no host to browse to, and the server reports it as `localhost`,
  * which may resolve to the other family than the one listened on; so the loopback address of the
  * family listened on is printed instead. Short forms of a wildcard (`--host 0`, `::0`) are told as
- * URL parsing reads them, as the system does.
+ * URL parsing reads them, as the system does; 0.0.0.0 mapped into IPv6 (`::ffff:0.0.0.0`) listens
+ * on IPv4 only, reached at 127.0.0.1.
  */
 function browsableHost(listenHost: string, reported: URL, port: number): string {
-  if (isIPv6(listenHost)) return new URL(`http://[${listenHost}]/`).hostname === '[::]' ? `[::1]:${port}` : `${reported.hostname}:${port}`;
-  if (URL.canParse(`http://${listenHost}/`) && new URL(`http://${listenHost}/`).hostname === '0.0.0.0') return `127.0.0.1:${port}`;
+  const url = isIPv6(listenHost) ? `http://[${listenHost}]/` : `http://${listenHost}/`;
+  const hostname = URL.canParse(url) ? new URL(url).hostname : undefined;
+  if (hostname === '[::]') return `[::1]:${port}`;
+  if (hostname === '0.0.0.0' || hostname === '[::ffff:0:0]') return `127.0.0.1:${port}`;
   return `${reported.hostname}:${port}`;
 }
 
