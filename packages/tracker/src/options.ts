@@ -145,7 +145,8 @@ function assertStorage(storage: unknown): asserts storage is StorageOption {
     // The { json } or { redis } form with a bad value (`{ json: process.env.DIR }`, the variable
     // unset): that value is the mistake, not the form, which "an object of none of these forms" said.
     if (json !== undefined && redis !== undefined) throw bad(`${STORAGE_FORMS}, got both storage.json and storage.redis: give one`);
-    if ('json' in record) throw bad(`${STORAGE_FORMS}, got storage.json ${shown(json)}: it takes the folder's path, a non-empty string`);
+    // A key given undefined beside the other is left out, as where the other's value is good.
+    if (json !== undefined || (redis === undefined && 'json' in record)) throw bad(`${STORAGE_FORMS}, got storage.json ${shown(json)}: it takes the folder's path, a non-empty string`);
     if ('redis' in record) throw bad(`${STORAGE_FORMS}, got storage.redis ${shown(redis)}: it takes a redis:// or rediss:// URL, a non-empty string`);
   }
   // A Redis URL given as it is (`storage: process.env.REDIS_URL`): said without its password. A

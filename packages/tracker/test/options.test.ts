@@ -63,6 +63,10 @@ describe('resolveOptions: every option of the old constructor, under its new nam
       [{ redis: undefined }, 'got storage.redis undefined: it takes a redis:// or rediss:// URL, a non-empty string'],
       [{ redis: '' }, 'got storage.redis "": it takes a redis:// or rediss:// URL, a non-empty string'],
       [{ json: '/a', redis: 'redis://:secret@x' }, 'got both storage.json and storage.redis: give one'],
+      // A key given undefined beside the other is left out (`{ json: undefined, redis: url }` is the
+      // { redis } form): the value of the other is the mistake.
+      [{ json: undefined, redis: '' }, 'got storage.redis "": it takes a redis:// or rediss:// URL, a non-empty string'],
+      [{ json: 7, redis: undefined }, 'got storage.json 7: it takes the folder\'s path, a non-empty string'],
     ];
     for (const [storage, message] of cases) {
       expect(() => resolveOptions({ ...base, storage: storage as never }), JSON.stringify(storage)).toThrow(
