@@ -7,6 +7,12 @@ import { ALL_ACCESS, aclUser, adminClient, cleanup, collect, errorOf, freshPrefi
 const prefixes = new Set<string>();
 const admin = adminClient();
 
+/** The Redis server's clock in ms (its own TIME, the clock its deadlines and TTLs go by). */
+const serverMs = async (): Promise<number> => {
+  const [sec, usec] = await admin.time();
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+};
+
 afterAll(async () => {
   await cleanup(admin, prefixes);
   await admin.quit();
@@ -90,10 +96,6 @@ describe('RedisStore: the append command', () => {
     const f = new EventFactory('time-deadline-1');
     await store.append(f.upgradeId, f.batch(1), 0, f.snapshot());
     const keys = store.keys.upgrade(f.upgradeId);
-    const serverMs = async (): Promise<number> => {
-      const [sec, usec] = await admin.time();
-      return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    };
     let stored = 1;
     /** Sends one event as a cluster-mode append (flags 0: no feed key, the deadline checked by TIME). */
     const send = async (deadline: string): Promise<unknown> => {
@@ -295,12 +297,17 @@ describe('RedisStore: the snapshot, staged with a plain SET and renamed by the a
       const f = new EventFactory('staged-left');
       const keys = store.keys.upgrade(f.upgradeId);
       const events = f.batch(3);
+      const before = await serverMs();
       const err = await errorOf(store.append(f.upgradeId, events, 0, f.snapshot()));
       expect(err.code).toBe('STORE_UNAVAILABLE');
       expect(await admin.exists(keys.events, keys.meta, keys.snapshot)).toBe(0);
       expect(await stagedLeft(keys.snapshot)).toEqual([`${keys.snapshot}:${events[2]!.eventId}`]);
       const ttl = await admin.pttl(`${keys.snapshot}:${events[2]!.eventId}`);
-      expect(ttl).toBeGreaterThan(commandTimeoutMs);
+      // By the server's clock: the SET ran after `before`, the PTTL before `after`, so the key expires
+      // no sooner than before + commandTimeoutMs + 60 s, which after + ttl is at least. (A TTL only
+      // above commandTimeoutMs let a mutant's commandTimeoutMs + 1 s pass.)
+      const after = await serverMs();
+      expect(after + ttl).toBeGreaterThanOrEqual(before + commandTimeoutMs + 60_000);
       expect(ttl).toBeLessThanOrEqual(commandTimeoutMs + 60_000);
       await admin.call('ACL', 'SETUSER', user, '+evalsha', '+eval');
       await store.append(f.upgradeId, events, 0, f.snapshot());
