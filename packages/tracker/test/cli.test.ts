@@ -23,7 +23,7 @@ afterAll(() => cleanupTempDirs());
 
 const run = runCli;
 
-async function seed(storage: { json: string } | { redis: string; keyPrefix?: string }, upgradeId: string, finish: 'complete' | 'fail' | 'cancel' | 'none' = 'complete') {
+async function seed(storage: { json: string } | { redis: string; keyPrefix?: string } | JsonFileStore, upgradeId: string, finish: 'complete' | 'fail' | 'cancel' | 'none' = 'complete') {
   const t = await createProgressTracker({ upgradeId, planId: 'plan-7', clusterName: 'prod-eu', storage });
   await t.startUpgrade('Nodes');
   await t.addTasks([{ taskId: 'cp', taskName: 'Control plane' }, { taskId: 'ng', taskName: 'Node groups', totalSteps: 2 }]);
@@ -201,6 +201,20 @@ describe('progress ls / show', () => {
     await seed({ json: dir }, 'up-good');
     const other = await run('watch', dir);
     expect(other).toMatchObject({ code: 0, err: expect.stringMatching(leftOut), out: expect.stringContaining('up-good') });
+    // What the store logs once the upgrade is picked is not said: a damaged snapshot is logged at every
+    // load (every poll of an upgrade in progress); the list's read of it is said, once. A mutant that
+    // passed the store's log on after the pick said it twice here, and passed the test above.
+    const store = new JsonFileStore({ directory: dir, snapshotEvery: 1 });
+    await seed(store, 'up-snap');
+    await store.close();
+    writeFileSync(join(dir, 'upgrades', 'up-snap', 'snapshot.json'), '{');
+    const snapshotDamaged = await run('watch', dir);
+    expect(snapshotDamaged).toMatchObject({ code: 0, out: expect.stringContaining('up-snap') });
+    expect(snapshotDamaged.err.split('\n')).toEqual([
+      'progress: snapshot is damaged; replaying the whole log instead (upgrade "up-snap")',
+      expect.stringMatching(/^progress: upgrade left out of list\(\): its data is damaged \(upgrade "up-bad"\): /),
+      '',
+    ]);
   });
 });
 
