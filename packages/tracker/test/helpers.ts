@@ -36,6 +36,15 @@ export function legacyDir(): string {
 
 export const uniqueId = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
 
+/** Waits until `test()` holds (10 s at most, then fails naming `what` with `text()`, the output so far). */
+export async function until(what: string, test: () => boolean, text: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`never ${what}; output:\n${text()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** A stream that keeps what is written, for the CLI's output. */
 export class Capture extends Writable {
   text = '';

@@ -8,17 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { deletedLine, waitingLine, watchWebSocket } from '../src/cli/watch.js';
-import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, tempDir, until } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
-
-const until = async (what: string, test: () => boolean, text: () => string) => {
-  const deadline = Date.now() + 10_000;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`never ${what}; output:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe('progress watch ws:// of an upgrade that appears in the folder the server reads', () => {
   it('shows it without saying it was deleted', async () => {
