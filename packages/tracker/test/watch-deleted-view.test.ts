@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { JsonFileStore, ProgressWebSocketServer, createProgressTracker } from '../src/index.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { deletedLine, watchStore, watchWebSocket } from '../src/cli/watch.js';
-import { Capture, cleanupTempDirs, legacyDir, spawnCli, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, legacyDir, spawnCli, tempDir, until } from './helpers.js';
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -43,14 +43,6 @@ function screen(text: string): string[] {
   }
   return lines;
 }
-
-const until = async (what: string, test: () => boolean, text: () => string) => {
-  const deadline = Date.now() + 10_000;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`never ${what}; output:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 /** Upgrade `id` of a folder, in progress with one task at 40%, written by a tracker that then closed. */
 async function written(dir: string, id: string): Promise<void> {
