@@ -480,13 +480,19 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
     // The server subscribes the client to an upgrade that does not exist yet, the upgrade appears
     // (its first events), and then the server resyncs it (a reload of the same run, a gap it could
     // not fill from its store) and sends its snapshot: no `subscribed` comes in between.
-    const fake = await protocolServer((msg) => [
-      { type: 'subscribed', upgradeId: msg.upgradeId, exists: false },
-      { type: 'progress_event', upgradeId: msg.upgradeId, data: created },
-      { type: 'resync', upgradeId: msg.upgradeId, reason: 'gap' },
-      { type: 'snapshot', upgradeId: msg.upgradeId, seq: started.lastSeq, data: started },
-      { type: 'progress_event', upgradeId: msg.upgradeId, data: completed },
-    ]);
+    // (The `list_upgrades` the command sends after `subscribed` says exists: false, for a hint on a
+    // mistyped id, gets no answer: the hint is not waited for.)
+    const fake = await protocolServer((msg) =>
+      msg.type !== 'subscribe'
+        ? []
+        : [
+            { type: 'subscribed', upgradeId: msg.upgradeId, exists: false },
+            { type: 'progress_event', upgradeId: msg.upgradeId, data: created },
+            { type: 'resync', upgradeId: msg.upgradeId, reason: 'gap' },
+            { type: 'snapshot', upgradeId: msg.upgradeId, seq: started.lastSeq, data: started },
+            { type: 'progress_event', upgradeId: msg.upgradeId, data: completed },
+          ],
+    );
     try {
       expect(start?.type).toBe('upgrade.started');
       const result = await run('watch', fake.url, 'appears');
@@ -498,7 +504,7 @@ describe('progress watch: a resync after the upgrade appeared on the same connec
       // The snapshot after the resync is of the run held: not a run created again.
       expect(result.out).not.toContain('was created again');
       expect(result.out).toContain('COMPLETED');
-      expect(fake.requests.map((r) => r.type)).toEqual(['subscribe']);
+      expect(fake.requests.filter((r) => r.type === 'subscribe')).toHaveLength(1);
     } finally {
       await fake.close();
     }

@@ -2,6 +2,7 @@ import type { ProgressStore, UpgradeProgress, UpgradeSummaryRow } from '@progres
 import { fitCells, renderProgress, safeText } from '../render.js';
 import { CliError, ExitCode } from './errors.js';
 import { storeError } from './sources.js';
+import { didYouMeanIn } from './watch.js';
 
 /** A cell: stored text, with control characters (terminal escapes a writer could plant) made spaces, in `n` terminal cells. */
 const pad = (text: string, n: number): string => fitCells(safeText(text), n, '…');
@@ -51,12 +52,20 @@ export async function listUpgrades(store: ProgressStore, json: boolean): Promise
   return json ? safeJson(rows) : formatRows(rows);
 }
 
-/** `progress show`. */
-export async function showUpgrade(store: ProgressStore, upgradeId: string | undefined, json: boolean): Promise<string> {
+/**
+ * `progress show`. An upgrade the store does not hold is named with the id nearest it that the store
+ * lists (`hint`, by default {@link didYouMeanIn}), as `watch` names it: a typo said only "no upgrade".
+ */
+export async function showUpgrade(
+  store: ProgressStore,
+  upgradeId: string | undefined,
+  json: boolean,
+  hint: (upgradeId: string) => Promise<string> = (id) => didYouMeanIn(store, id),
+): Promise<string> {
   if (!upgradeId) throw new CliError('missing <upgradeId>: `progress ls <source>` lists them');
   const state = await store.load(upgradeId).catch((err: unknown) => {
     throw storeError(err);
   });
-  if (!state) throw new CliError(`no upgrade "${upgradeId}" in this source`, ExitCode.NOT_FOUND);
+  if (!state) throw new CliError(`no upgrade "${upgradeId}" in this source${await hint(upgradeId)}`, ExitCode.NOT_FOUND);
   return json ? safeJson(state) : formatUpgrade(state);
 }

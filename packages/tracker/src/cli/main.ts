@@ -7,7 +7,7 @@ import { listUpgrades, showUpgrade } from './inspect.js';
 import { folderHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
-import { exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
+import { didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
 
 const USAGE = `progress: track long-running, multi-step operations
 
@@ -391,11 +391,23 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'show': {
         const source = withPrefix(await parse(rest[0], false), values.prefix);
         const logger = stderrLogger(err);
-        const store = await openStore(source, logger, controller.signal);
+        // What the store logs while `show` lists its upgrades for the id nearest one it does not hold
+        // (another upgrade left out as damaged) is not said: `show` was not asked about those.
+        let hinting = false;
+        const unlessHinting = (level: 'warn' | 'error') => (obj: object, msg?: string) => void (!hinting && logger[level](obj, msg));
+        const store = await openStore(source, { debug: () => {}, info: () => {}, warn: unlessHinting('warn'), error: unlessHinting('error') }, controller.signal);
+        const quietHint = async (id: string): Promise<string> => {
+          hinting = true;
+          try {
+            return await didYouMeanIn(store, id);
+          } finally {
+            hinting = false;
+          }
+        };
         try {
           let text;
           try {
-            text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true), controller.signal);
+            text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true, quietHint), controller.signal);
           } catch (e) {
             // An upgrade `show` does not find in a folder that holds the old module's files itself, or is inside a store: the folder to give.
             if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayFolderHint(source);

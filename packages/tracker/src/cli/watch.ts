@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyEventInPlace, cloneState, isProgressError, isTerminal, redactUrl, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
+import { applyEventInPlace, cloneState, isProgressError, isTerminal, nearestName, redactUrl, replayEvents, type ProgressEvent, type ProgressStore, type UpgradeProgress } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
@@ -74,6 +74,25 @@ async function firstEventOrUnreadable(store: ProgressStore, upgradeId: string): 
 
 /** The line every source of `watch` prints when the upgrade it is to follow does not exist (yet). */
 export const waitingLine = (upgradeId: string): string => `waiting for upgrade "${upgradeId}" to appear...`;
+
+/**
+ * ` (did you mean eks-upgrade-1?)`: the id among `listed` nearest to `upgradeId`, which the source
+ * does not hold (a typo waited for ever without a word), as a mistyped option is named; `''` when
+ * none is near. One id at most, and only one the source listed to this user.
+ */
+export function didYouMean(upgradeId: string, listed: Iterable<unknown>): string {
+  const guess = nearestName(upgradeId, [...listed].filter((id): id is string => typeof id === 'string' && id !== upgradeId));
+  return guess === undefined ? '' : ` (did you mean ${guess}?)`;
+}
+
+/**
+ * {@link didYouMean} over the upgrades `store` lists; `''` when its list fails (a hint is not worth
+ * an error: the command goes on, or fails, as it would without it).
+ */
+export async function didYouMeanIn(store: ProgressStore, upgradeId: string): Promise<string> {
+  const rows = await store.list().catch(() => []);
+  return didYouMean(upgradeId, rows.map((row) => row.upgradeId));
+}
 
 /**
  * The events of an upgrade a JSON folder holds only as a file of the old Python module, with that
@@ -217,7 +236,8 @@ export async function watchStore(store: ProgressStore, upgradeId: string | undef
   let legacy = store.watch ? undefined : await readLegacy(store, id, options).catch(cliError);
   let state = legacy ? replayEvents(legacy.events) : await store.load(id).catch(cliError);
   if (state) options.view.update(state);
-  else options.view.say(waitingLine(id));
+  // A mistyped id waits as any other (its agent may not have started yet), with the id it may have meant.
+  else options.view.say(`${waitingLine(id)}${await didYouMeanIn(store, id)}`);
   const done = () => state !== undefined && isTerminal(state.status) && !options.follow;
   if (done() || options.signal.aborted) return state;
   if (store.watch) return followWatch(store as ProgressStore & Required<Pick<ProgressStore, 'watch'>>, id, state, options);
@@ -512,6 +532,8 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
   let lastFailure: string | undefined;
   /** The server listed no upgrade: said once, not at every list it is asked for again. */
   let saidNoUpgrades = false;
+  /** The server's list answered the ask for a hint on an id it does not hold (see hintListOut): not asked again. */
+  let hintAnswered = false;
   /**
    * When a server never reached is given up (--connect-timeout), by the monotonic clock: a deadline
    * of Date.now() moved with the wall clock, so a clock set back an hour (an NTP step, a resumed VM)
@@ -543,6 +565,14 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
        * snapshot or event of it came since (after one, a resync is the server's, not a deletion).
        */
       let absent = false;
+      /**
+       * A `list_upgrades` was sent on this connection, once `subscribed` said the upgrade followed
+       * does not exist, for the id nearest it (a typo waited for ever without a word): the server
+       * answers in order and the subscribe was answered, so the next `upgrades`, or `error` without
+       * an upgradeId (its store failed to list, the message rate), answers it. Only ids the server
+       * lists to this client (what its `authorize` lets a read token see) can be named.
+       */
+      let hintListOut = false;
       /**
        * After a gap, a subscribe from the seq held was sent and the server has not answered it
        * `subscribed` yet: the `progress_event`, `snapshot` and `resync` frames of the upgrade that
@@ -699,9 +729,24 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               // Nothing else comes until the upgrade appears: said, as a folder or a Redis URL says it,
               // so that a mistyped id is not an empty screen for ever.
               absent = target !== undefined && msg.upgradeId === target && msg.exists === false;
-              if (absent && !state) options.view.say(waitingLine(target!));
+              if (absent && !state) {
+                options.view.say(waitingLine(target!));
+                if (!hintAnswered && !hintListOut) {
+                  hintListOut = true;
+                  ws.send(JSON.stringify({ type: 'list_upgrades' }));
+                }
+              }
               break;
             case 'upgrades': {
+              if (hintListOut) {
+                // The list asked for a hint: the nearest id, while the upgrade is still waited for.
+                hintListOut = false;
+                hintAnswered = true;
+                const listed = Array.isArray(msg.data) ? (msg.data as unknown[]).map((row) => (row as { upgradeId?: unknown } | null)?.upgradeId) : [];
+                const hint = target !== undefined && absent && !state ? didYouMean(target, listed) : '';
+                if (hint) options.view.say(`upgrade "${target}" is not on this server yet${hint}`);
+                break;
+              }
               rateLimited = 0;
               unserved = 0;
               const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
@@ -761,6 +806,11 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               state = undefined;
               break;
             case 'error': {
+              // The list asked for a hint could not be had: no hint (asked again on the next connection), the subscribe stands.
+              if (hintListOut && msg.upgradeId === undefined) {
+                hintListOut = false;
+                break;
+              }
               // The answer to the resume out, if one is (see awaitingSubscribed): the heartbeat does not count it as unanswered.
               refusedResume = resumes;
               options.view.say(`server: ${msg.code}: ${msg.message}`);
