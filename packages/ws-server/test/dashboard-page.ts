@@ -41,13 +41,14 @@ export async function shown(page: Page): Promise<{ overall: string | null; tasks
  * Counts the frames the page sends, in the page as it sends them: a frame sent while the clock ran is
  * counted once runFor returns (playwright's framesent events may come later). Returns the function
  * that counts those of a type to an upgrade (not the subscribe with a sinceSeq that follows a
- * snapshot, for the "Recent events" it did not bring).
+ * snapshot, for the "Recent events" it did not bring). The socket last sent on is `window.pageSocket`
+ * (an init script is not subject to the page's CSP: a test may send on it as the page).
  */
 export async function countSent(page: Page): Promise<(upgradeId: string, type?: string) => Promise<number>> {
   await page.addInitScript(`(() => {
     const sent = [];
     const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) { sent.push(String(data)); return send.call(this, data); };
+    WebSocket.prototype.send = function (data) { sent.push(String(data)); window.pageSocket = this; return send.call(this, data); };
     window.sentFrames = sent;
   })()`);
   return async (upgradeId, type = 'subscribe') =>
