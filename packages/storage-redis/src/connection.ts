@@ -1,3 +1,4 @@
+import { TLSSocket } from 'node:tls';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { isClientTimeout, isConnectionLoss } from './errors.js';
 
@@ -38,6 +39,33 @@ export function sendTogether(conn: Redis, commands: RedisCommand[]): Array<Promi
 /** Whether `conn` is an ioredis Cluster (a client passed in may be either; Redis' own `isCluster` is false). */
 export function isClusterClient(conn: unknown): conn is Cluster {
   return (conn as { isCluster?: boolean }).isCluster === true;
+}
+
+/**
+ * Why the connection of `conn` is down, `err` being the error it met: its message and, for a plain
+ * connection (redis://) that the server reset before a byte of answer, the likeliest cause: a server
+ * that speaks only TLS resets the connection on a plain command, without a word.
+ */
+export function connectionErrorOf(err: unknown, conn: Redis): string {
+  const message = (err as Error)?.message ?? String(err);
+  if ((err as { code?: unknown } | null)?.code !== 'ECONNRESET' || conn.options.tls || conn.stream?.bytesRead !== 0) return message;
+  return `${message}; the server closed the connection without answering; does it want TLS? the URL says redis://`;
+}
+
+/** The message of the error ioredis ends a try to connect with after its connectTimeout (10 s). */
+export const CONNECT_TIMEOUT = 'connect ETIMEDOUT';
+
+/**
+ * Why the connection of `conn` (rediss://) is not up, when the server took the connection but has not
+ * answered the TLS handshake: no error says so (ioredis gives up on it after its connectTimeout of
+ * 10 s), and a plain Redis never answers a ClientHello (it waits for the end of an inline command).
+ * Undefined otherwise.
+ */
+export function unansweredHandshake(conn: Redis | Cluster): string | undefined {
+  if (isClusterClient(conn) || !conn.options.tls || conn.status !== 'connecting') return undefined;
+  const stream: unknown = conn.stream;
+  if (!(stream instanceof TLSSocket) || stream.connecting || stream.destroyed) return undefined;
+  return 'the server took the connection but did not answer the TLS handshake; does it speak TLS? the URL says rediss://';
 }
 
 /**

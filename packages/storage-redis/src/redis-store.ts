@@ -29,7 +29,7 @@ import {
 } from '@progress/core';
 import { Command, Redis, type Cluster } from 'ioredis';
 import { decodeEntry, decodeRow, decodeSnapshot, feedPointer } from './codec.js';
-import { againOnConnectionLoss, endConnection, isClusterClient, readTogether, type RedisCommand } from './connection.js';
+import { CONNECT_TIMEOUT, againOnConnectionLoss, connectionErrorOf, endConnection, isClusterClient, readTogether, unansweredHandshake, type RedisCommand } from './connection.js';
 import { closedError, corrupted, goneError, isClientTimeout, isConnectionLoss, isNoAnswer, isOfflineRefusal, lostEntriesError, scrubbingLogger, trimmedError, unavailable, withTimeout, withoutSecrets } from './errors.js';
 import { EPOCH_READS, KeyLayout, entryId, seqOf, upgradeKeys, type UpgradeKeys } from './keys.js';
 import { normalizedUrl, resolveOptions, type RedisStoreOptions, type ResolvedOptions } from './options.js';
@@ -304,7 +304,7 @@ export class RedisStore implements ProgressStore {
       redis.on('error', (err: unknown) => {
         // The same error may reject the commands queued meanwhile: mask a refused AUTH's password first.
         withoutSecrets(err);
-        if (redis.status !== 'ready') this.#connectionError = (err as Error)?.message ?? String(err);
+        if (redis.status !== 'ready') this.#connectionError = connectionErrorOf(err, redis);
         if (this.#selectFailure(err, redis) === undefined) this.#logger.debug({ err }, 'redis connection error (ioredis reconnects)');
       });
       this.#redis = defineScripts(redis);
@@ -548,11 +548,12 @@ export class RedisStore implements ProgressStore {
           this.#replicasUnconfirmed(p, `WAIT did not answer within commandTimeoutMs (${this.#options.commandTimeoutMs} ms)`);
           continue;
         }
+        const down = this.#whyDown();
         this.#settle(
           p,
           new ProgressError(
             'STORE_UNAVAILABLE',
-            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${this.#options.commandTimeoutMs} ms; not acknowledged (Redis refuses to run it after its deadline)${this.#connectionError === undefined ? '' : `; the connection is down: ${this.#connectionError}`}`,
+            `${PKG} upgrade "${p.upgradeId}": Redis did not acknowledge seq ${p.expectedSeq + 1}..${p.expectedSeq + p.n} within ${this.#options.commandTimeoutMs} ms; not acknowledged (Redis refuses to run it after its deadline)${down === undefined ? '' : `; the connection is down: ${down}`}`,
             { context: { upgradeId: p.upgradeId, expectedSeq: p.expectedSeq, timeoutMs: this.#options.commandTimeoutMs } },
           ),
         );
@@ -1401,11 +1402,23 @@ export class RedisStore implements ProgressStore {
   }
 
   /**
+   * Why the connection the store created is down: a TLS handshake the server took the connection
+   * for and has not answered (no error says that before ioredis' connectTimeout), or its last error.
+   */
+  #whyDown(): string | undefined {
+    const last = this.#connectionError;
+    // Not over an error the server gave (a refused certificate): the next try may be in its handshake
+    // when the wait ends. But over ioredis' connect timeout, which ended the try before with as little.
+    if (!this.#owns || (last !== undefined && last !== CONNECT_TIMEOUT)) return last;
+    return unansweredHandshake(this.#redis) ?? last;
+  }
+
+  /**
    * A timeout while the connection is down says why it is down (`connect ECONNREFUSED ...`): "no
    * answer within 3000 ms" alone does not tell a Redis that is not running from a slow one.
    */
   #withConnectionError(err: unknown): unknown {
-    const reason = this.#connectionError;
+    const reason = this.#whyDown();
     // Or a command of the store's own connection that ioredis let go after its attempts to connect again (see maxRetriesPerRequest).
     if (reason === undefined || !isProgressError(err, 'STORE_UNAVAILABLE') || (err.context.reason !== 'timeout' && !isOfflineRefusal(err.cause))) return err;
     return new ProgressError('STORE_UNAVAILABLE', `${err.message} (the connection is down: ${reason})`, { cause: err.cause, context: err.context });

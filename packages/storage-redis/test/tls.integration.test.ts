@@ -4,6 +4,7 @@
 // connection). Skipped, with the reason, when openssl or a redis-server built with TLS is missing.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,7 @@ import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCertificates, missingOpenssl, startTlsRedisServer, type TlsRedisServer } from '../../../tools/test-utils/src/tls.js';
-import { errorOf } from './helpers.js';
+import { errorOf, redisUrl } from './helpers.js';
 import { RedisStore } from '../src/index.js';
 
 let dir: string | undefined;
@@ -151,5 +152,60 @@ describe('RedisStore over TLS (rediss://, a private CA)', () => {
     clearTimeout(kill);
     expect({ code, result: JSON.parse(out) as unknown }).toEqual({ code: 0, result: { lastSeq: 3, fed: [1, 2, 3] } });
     expect(await admin!.exists('tls-url:{u2}:events')).toBe(1);
+  });
+});
+
+// A URL whose scheme the server does not speak: a user who wrote rediss:// for a plain Redis (or
+// redis:// for a TLS-only one) was told only "no answer from Redis within 3000 ms", which reads as a
+// slow or stopped server. A plain Redis never answers a TLS ClientHello (it waits for the end of an
+// inline command), and a TLS-only one resets the connection on a plain command without a byte back.
+describe('RedisStore with a URL whose scheme the server does not speak', () => {
+  it('rediss:// to a plain Redis: the timeout says the TLS handshake went unanswered, and asks whether the server speaks TLS', async () => {
+    const url = redisUrl().replace(/^redis:/, 'rediss:');
+    const store = new RedisStore({ url, keyPrefix: 'tls-plain:', commandTimeoutMs: 1000 });
+    try {
+      const said =
+        '[@progress/storage-redis] could not read the index of upgrades: no answer from Redis within 1000 ms (the connection is down: the server took the connection but did not answer the TLS handshake; does it speak TLS? the URL says rediss://)';
+      const f = new EventFactory('u1');
+      const [err, appendErr] = await Promise.all([errorOf(store.list()), errorOf(store.append('u1', f.batch(1), 0, f.snapshot()))]);
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toBe(said);
+      expect(appendErr.message).toContain('(the connection is down: the server took the connection but did not answer the TLS handshake; does it speak TLS? the URL says rediss://)');
+      // ioredis gives that try up after its connectTimeout (10 s), with "connect ETIMEDOUT": a store
+      // that lives on (a server's) says the same of the next try, not that.
+      await new Promise<void>((resolve) => store.client.on('error', (e: { code?: string }) => e.code === 'ETIMEDOUT' && resolve()));
+      expect((await errorOf(store.list())).message).toBe(said);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('redis:// to a TLS-only Redis: the timeout says the server closed the connection without a word, and asks whether it wants TLS', async (ctx) => {
+    if (skipped) return ctx.skip(skipped);
+    const store = new RedisStore({ url: `redis://127.0.0.1:${tlsPort}`, keyPrefix: 'tls-plain:', commandTimeoutMs: 1000 });
+    try {
+      const err = await errorOf(store.list());
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toMatch(
+        /^\[@progress\/storage-redis\] could not read the index of upgrades: no answer from Redis within 1000 ms \(the connection is down: (read|write) ECONNRESET; the server closed the connection without answering; does it want TLS\? the URL says redis:\/\/\)$/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rediss:// to a server that resets the connection is not asked whether it wants TLS', async () => {
+    // A server that resets every connection on its first bytes, without a word back, as a TLS-only Redis does a plain one's.
+    const resetting = createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const store = new RedisStore({ url: `rediss://127.0.0.1:${(resetting.address() as AddressInfo).port}`, keyPrefix: 'tls-plain:', commandTimeoutMs: 1000 });
+    try {
+      const err = await errorOf(store.list());
+      expect(err.message).toMatch(/\(the connection is down: (.*ECONNRESET|Client network socket disconnected.*)\)$/);
+      expect(err.message).not.toContain('TLS?');
+    } finally {
+      await store.close();
+      resetting.close();
+    }
   });
 });

@@ -3,7 +3,9 @@
 // retries, not after `--connect-timeout` of them (10 s by default). Against real TLS servers with a
 // certificate of a private CA made by openssl for this run: a wss:// ws-server on node:https, and a
 // redis-server serving TLS. The CLI runs in a process of its own, as a user runs it, with
-// NODE_EXTRA_CA_CERTS emptied (or naming another CA).
+// NODE_EXTRA_CA_CERTS emptied (or naming another CA). And a URL whose scheme the server does not
+// speak (rediss:// for a plain Redis, redis:// for a TLS-only one) is said as such, not as a Redis
+// that did not answer.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -115,7 +117,7 @@ describe.skipIf(skipped !== undefined && !process.env.CI)('progress watch wss://
   }, 30_000);
 });
 
-describe.skipIf(skipped !== undefined && !process.env.CI)('progress ls / show / watch rediss:// to a Redis whose certificate it does not trust', () => {
+describe.skipIf(skipped !== undefined && !process.env.CI)('progress ls / show / watch rediss:// to a Redis whose certificate it does not trust, or a scheme the Redis does not speak', () => {
   let redis: TlsRedisServer | undefined;
   let url: string;
   let why: string | undefined;
@@ -143,4 +145,22 @@ describe.skipIf(skipped !== undefined && !process.env.CI)('progress ls / show / 
       }
     }
   }, 60_000);
+
+  // The reviewer's `progress ls rediss://127.0.0.1:6434` (a plain Redis) said only "no answer from
+  // Redis within 3000 ms". The password of the URL stays out of what is printed.
+  it('a URL whose scheme the Redis does not speak: asks whether it speaks TLS, exit 4', async (ctx) => {
+    if (why) return ctx.skip(why);
+    const said = (shown: string, down: string): string =>
+      `progress: cannot reach Redis at ${shown}: [@progress/storage-redis] could not read the index of upgrades: no answer from Redis within 3000 ms (the connection is down: ${down})\n`;
+    const [tlsToPlain, plainToTls] = await Promise.all([cli(['ls', `rediss://u:secret@127.0.0.1:${redis!.plainPort}`], {}), cli(['ls', `redis://u:secret@127.0.0.1:${redis!.tlsPort}`], {})]);
+    expect(tlsToPlain).toEqual({
+      code: 4,
+      out: '',
+      err: said(`rediss://u:***@127.0.0.1:${redis!.plainPort}`, 'the server took the connection but did not answer the TLS handshake; does it speak TLS? the URL says rediss://'),
+    });
+    expect(plainToTls.code).toBe(4);
+    // A TLS-only Redis resets the connection on the plain command: on a read or a write, as the reset meets the client.
+    const reset = (op: string) => said(`redis://u:***@127.0.0.1:${redis!.tlsPort}`, `${op} ECONNRESET; the server closed the connection without answering; does it want TLS? the URL says redis://`);
+    expect([reset('read'), reset('write')]).toContain(plainToTls.err);
+  }, 30_000);
 });
