@@ -457,7 +457,8 @@ export class RedisStore implements ProgressStore {
       (err: unknown) => {
         if (isNoAnswer(err)) this.#checkLink();
         for (const waiting of this.#awaitingClock.splice(0)) {
-          for (const p of waiting.batch) this.#settle(p, this.#withConnectionError(unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId })));
+          // #settle says why the connection is down (once: not here too).
+          for (const p of waiting.batch) this.#settle(p, unavailable(`upgrade "${p.upgradeId}": could not append`, err, { upgradeId: p.upgradeId }));
         }
       },
     );
