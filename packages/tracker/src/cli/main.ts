@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util';
 import { assertValidId, nearestName, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { folderHint, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { folderHint, loggerWhile, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
-import { didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
+import { didYouMean, didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
 
 const USAGE = `progress: track long-running, multi-step operations
 
@@ -369,8 +369,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           // is not said: a damaged snapshot is logged at every load.
           const logger = stderrLogger(err);
           let picking = upgradeId === undefined;
-          const whilePicking = (level: 'warn' | 'error') => (obj: object, msg?: string) => void (picking && logger[level](obj, msg));
-          const store = await openStore(source, { debug: () => {}, info: () => {}, warn: whilePicking('warn'), error: whilePicking('error') }, controller.signal);
+          const store = await openStore(source, loggerWhile(logger, () => picking), controller.signal);
           try {
             const id = await pickUpgrade(store, upgradeId).catch((e: unknown) => {
               const none = e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND && logger.errors > 0;
@@ -394,8 +393,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
         // What the store logs while `show` lists its upgrades for the id nearest one it does not hold
         // (another upgrade left out as damaged) is not said: `show` was not asked about those.
         let hinting = false;
-        const unlessHinting = (level: 'warn' | 'error') => (obj: object, msg?: string) => void (!hinting && logger[level](obj, msg));
-        const store = await openStore(source, { debug: () => {}, info: () => {}, warn: unlessHinting('warn'), error: unlessHinting('error') }, controller.signal);
+        const store = await openStore(source, loggerWhile(logger, () => !hinting), controller.signal);
         const quietHint = async (id: string): Promise<string> => {
           hinting = true;
           try {
@@ -431,8 +429,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       }
       default: {
         // A misspelt command (`shwo`) named, as a misspelt option is.
-        const guess = command.length > 1 ? nearestName(command, Object.keys(COMMANDS)) : undefined;
-        throw new CliError(`unknown command "${command}"${guess === undefined ? '' : ` (did you mean ${guess}?)`}\n\n${USAGE}`);
+        throw new CliError(`unknown command "${command}"${command.length > 1 ? didYouMean(command, Object.keys(COMMANDS)) : ''}\n\n${USAGE}`);
       }
     }
   } catch (e) {

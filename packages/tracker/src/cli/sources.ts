@@ -240,6 +240,12 @@ export function stderrLogger(err: NodeJS.WritableStream): Logger & { readonly er
   };
 }
 
+/** `logger`, saying what it is given only while `open()` holds (a store's logs the command was not asked about are not said). */
+export function loggerWhile(logger: Logger, open: () => boolean): Logger {
+  const pass = (level: keyof Logger) => (obj: object, msg?: string) => void (open() && logger[level](obj, msg));
+  return { debug: pass('debug'), info: pass('info'), warn: pass('warn'), error: pass('error') };
+}
+
 /** Opens the store a json or redis source names; `logger` hears what the store logs. */
 export async function openStore(source: Source, logger?: Logger, signal?: AbortSignal): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory, ...(logger ? { logger } : {}) });
