@@ -2,7 +2,6 @@ import type { ProgressStore, UpgradeProgress, UpgradeSummaryRow } from '@progres
 import { fitCells, renderProgress, safeText } from '../render.js';
 import { CliError, ExitCode } from './errors.js';
 import { storeError } from './sources.js';
-import { didYouMeanIn } from './watch.js';
 
 /** A cell: stored text, with control characters (terminal escapes a writer could plant) made spaces, in `n` terminal cells. */
 const pad = (text: string, n: number): string => fitCells(safeText(text), n, '…');
@@ -53,15 +52,10 @@ export async function listUpgrades(store: ProgressStore, json: boolean): Promise
 }
 
 /**
- * `progress show`. An upgrade the store does not hold is named with the id nearest it that the store
- * lists (`hint`, by default {@link didYouMeanIn}), as `watch` names it: a typo said only "no upgrade".
+ * `progress show`. An upgrade the store does not hold is named with what `hint` says of it (the id
+ * nearest it that the store lists, as `watch` names it): a typo said only "no upgrade".
  */
-export async function showUpgrade(
-  store: ProgressStore,
-  upgradeId: string | undefined,
-  json: boolean,
-  hint: (upgradeId: string) => Promise<string> = (id) => didYouMeanIn(store, id),
-): Promise<string> {
+export async function showUpgrade(store: ProgressStore, upgradeId: string | undefined, json: boolean, hint: (upgradeId: string) => Promise<string>): Promise<string> {
   if (!upgradeId) throw new CliError('missing <upgradeId>: `progress ls <source>` lists them');
   const state = await store.load(upgradeId).catch((err: unknown) => {
     throw storeError(err);
