@@ -738,18 +738,17 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
               }
               break;
             case 'upgrades': {
+              const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
               if (hintListOut) {
                 // The list asked for a hint: the nearest id, while the upgrade is still waited for.
                 hintListOut = false;
                 hintAnswered = true;
-                const listed = Array.isArray(msg.data) ? (msg.data as unknown[]).map((row) => (row as { upgradeId?: unknown } | null)?.upgradeId) : [];
-                const hint = target !== undefined && absent && !state ? didYouMean(target, listed) : '';
+                const hint = target !== undefined && absent && !state ? didYouMean(target, rows.map((row) => (row as { upgradeId?: unknown } | null)?.upgradeId)) : '';
                 if (hint) options.view.say(`upgrade "${target}" is not on this server yet${hint}`);
                 break;
               }
               rateLimited = 0;
               unserved = 0;
-              const rows = Array.isArray(msg.data) ? (msg.data as Array<{ upgradeId: string }>) : [];
               if (rows[0]) {
                 target = rows[0].upgradeId;
                 subscribe();
