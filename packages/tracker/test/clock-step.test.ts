@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '@progress/ws-server';
-import { spawnCli } from './helpers.js';
+import { spawnCli, until } from './helpers.js';
 import { LIBFAKETIME, missingFaketime } from '../../../tools/test-utils/src/faketime.js';
 
 // The wall clock of a machine steps (an NTP step after a VM resumes, a clock an hour wrong put
@@ -46,14 +46,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const until = async (check: () => boolean, ms = 20_000): Promise<void> => {
-  const end = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > end) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
-
 describe('a wall clock that steps', () => {
   // Skipped, saying why, without libfaketime (`.ci/run` installs it).
   beforeEach((ctx) => ctx.skip(missingFaketime() !== undefined, missingFaketime()));
@@ -62,7 +54,7 @@ describe('a wall clock that steps', () => {
     const port = await closedPort();
     const run = spawnCli(['watch', `ws://127.0.0.1:${port}/ws`, 'u1', '--connect-timeout', '3'], { env: clock.env });
     children.push(run.child);
-    await until(() => run.output().includes('retrying'));
+    await until('said it retries', () => run.output().includes('retrying'), run.output, 20_000);
     await clock.step('-1h');
     // Before, the deadline was Date.now() + 3 s: set back an hour, it lay an hour and 3 s away, and
     // a script's `progress watch` of a server that is down retried for an hour instead of failing.
@@ -108,17 +100,17 @@ process.stdout.write('ready\\n');
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    await until(() => out.includes('ready'));
+    await until('ready', () => out.includes('ready'), () => out, 20_000);
     child.stdin.write('17\n');
-    await until(() => out.includes('drawn 17'));
+    await until('drawn 17', () => out.includes('drawn 17'), () => out, 20_000);
     await clock.step('-1h');
     child.stdin.write('42\n');
     // Before, the time since the last redraw came out an hour below zero: the redraw waited for a
     // timer of an hour, and the bars stood still (every later update waited on that timer too).
-    await until(() => /drawn 42/.test(out));
+    await until('drawn 42', () => /drawn 42/.test(out), () => out, 20_000);
     expect(out).toContain('\ndrawn 42');
     child.stdin.write('64\n');
-    await until(() => /drawn 64/.test(out));
+    await until('drawn 64', () => /drawn 64/.test(out), () => out, 20_000);
     expect(out).toContain('\ndrawn 64');
   }, 60_000);
 
@@ -127,7 +119,7 @@ process.stdout.write('ready\\n');
     const dir = dirs[dirs.length - 1]!;
     const run = spawnCli(['demo', '--dir', join(dir, 'demo'), '--port', '0', '--speed', '1000', '--linger', '3'], { env: clock.env });
     children.push(run.child);
-    await until(() => run.output().includes('Serving the dashboard for 3s more.'), 60_000);
+    await until('said it lingers', () => run.output().includes('Serving the dashboard for 3s more.'), run.output, 60_000);
     await clock.step('-1h');
     // Before, it lingered until Date.now() reached a time an hour and 3 s away.
     const code = await Promise.race([run.exited, new Promise((resolve) => setTimeout(resolve, 25_000, 'still serving'))]);
@@ -149,7 +141,7 @@ process.stdout.write('ready\\n');
     await clock.step('-10m');
     const run = spawnCli(['watch', `ws://127.0.0.1:${port}/ws`, 'u-eta'], { env: clock.env });
     children.push(run.child);
-    await until(() => run.output().includes('state in_progress'));
+    await until('showed the upgrade', () => run.output().includes('state in_progress'), run.output, 20_000);
     // Ctrl-C: the bars are drawn a last time, with the ETA.
     run.child.kill('SIGINT');
     await run.exited;

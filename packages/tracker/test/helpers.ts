@@ -36,11 +36,14 @@ export function legacyDir(): string {
 
 export const uniqueId = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
 
-/** Waits until `test()` holds (10 s at most, then fails naming `what` with `text()`, the output so far). */
-export async function until(what: string, test: () => boolean, text: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
+/**
+ * Waits until `test()` holds (`ms` at most by the monotonic clock, then fails naming `what` with
+ * `text()`, the output so far).
+ */
+export async function until(what: string, test: () => boolean, text: () => string = () => '', ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
   while (!test()) {
-    if (Date.now() > deadline) throw new Error(`never ${what}; output:\n${text()}`);
+    if (performance.now() > deadline) throw new Error(`never ${what}; output:\n${text()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

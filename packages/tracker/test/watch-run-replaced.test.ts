@@ -8,7 +8,7 @@ import type { ProgressEvent, ProgressStore, UpgradeProgress } from '@progress/co
 import { JsonFileStore, createProgressTracker } from '../src/index.js';
 import { watchStore } from '../src/cli/watch.js';
 import { LiveView } from '../src/cli/terminal.js';
-import { Capture, cleanupTempDirs, tempDir } from './helpers.js';
+import { Capture, cleanupTempDirs, tempDir, until } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -58,14 +58,6 @@ function gatedStore(dir: string) {
   };
 }
 
-async function until(what: string, test: () => boolean): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Replaces the run of `id` in `dir` (deleted, then a longer one created on the clock `at`) while the watcher's reads wait. */
 async function replace(dir: string, id: string, at: number, steps: number): Promise<number> {
   const writer = new JsonFileStore({ directory: dir });
@@ -93,13 +85,13 @@ describe('watchStore <folder>: a run replaced between two polls', () => {
       try {
         if (sameClock) {
           // Two polls done (each reads the events after the seq held, then the run's first event): the run's id is known.
-          await until('two polls', () => gated.reads >= 4);
+          await until('two polls', () => gated.reads >= 4, () => out.text, 20_000);
           gated.hold();
-        } else await until('the first poll', () => gated.reads >= 1);
+        } else await until('the first poll', () => gated.reads >= 1, () => out.text, 20_000);
         const lastSeq = await replace(dir, id, sameClock ? at : at + 60_000, 6);
         const shown = out.text.length;
         gated.release();
-        await until(`the new run to seq ${lastSeq}`, () => seqsOf(out.text.slice(shown), id).includes(lastSeq));
+        await until(`the new run to seq ${lastSeq}`, () => seqsOf(out.text.slice(shown), id).includes(lastSeq), () => out.text, 20_000);
         const after = out.text.slice(shown);
         expect(after).toContain(`upgrade "${id}" was created again; following the new run from its start`);
         expect(seqsOf(after.slice(after.indexOf('created again')), id)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
