@@ -405,6 +405,40 @@ class StaleRowFieldsStore extends MemoryStore {
   }
 }
 
+/**
+ * A sound store but for its snapshot, which is the state it was given (not a copy), loaded with the
+ * events after that state's lastSeq: a caller that changes the state after append() changes it.
+ */
+class KeepsGivenStateStore extends MemoryStore {
+  readonly #kept = new Map<string, Readonly<UpgradeProgress>>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await super.append(id, events, expectedSeq, state);
+    this.#kept.set(id, state);
+  }
+  override async load(id: string): Promise<UpgradeProgress | undefined> {
+    const kept = this.#kept.get(id);
+    if (!kept) return super.load(id);
+    const tail: ProgressEvent[] = [];
+    for await (const e of this.readEvents(id, kept.lastSeq)) tail.push(e);
+    return replayEvents(tail, kept);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#kept.delete(id);
+    return super.delete(id);
+  }
+}
+
+/** A sound store but for append(), which copies the state it was given only after an await (its snapshot every 7 events). */
+class LateCopyStore extends MemoryStore {
+  constructor() {
+    super({ snapshotEvery: 7 });
+  }
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    await Promise.resolve();
+    return super.append(id, events, expectedSeq, state === null || typeof state !== 'object' ? state : (JSON.parse(JSON.stringify(state)) as UpgradeProgress));
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -427,6 +461,7 @@ const safeName = (id: string): string => (id === '' ? '_empty' : id.replace(/[^A
 const CONFLICT = 'refuses a stale or future expectedSeq with CONFLICT and stores nothing';
 const COPIES = 'hands out what it holds, not its own copy: changing what load() or readEvents() returned changes nothing stored';
 const LIST = 'lists every upgrade it holds, filtered, newest first';
+const STATE_COPY = 'copies the state it is given: changing it once append was called changes nothing stored';
 
 describe('the conformance suite catches a broken store', () => {
   it('passes a sound one (the naming store with names equal to the ids)', async () => {
@@ -548,12 +583,17 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store whose list rows keep fields of an earlier append', async () => {
-    expect(await failedCases({ create: () => new StaleRowFieldsStore(), reopen: (store) => store })).toEqual([LIST]);
+    expect(await failedCases({ create: () => new StaleRowFieldsStore(), reopen: (store) => store })).toEqual([LIST, STATE_COPY]);
   });
 
-  it('fails a store whose names replace "." and ":" with "_"', async () => {
-    expect(await failedCases(naming((id) => id.replace(/[.:]/g, '_')))).toContain('never mixes two upgrades whose ids differ only in case or punctuation');
+  it('fails a store that keeps the state it was given as its snapshot', async () => {
+    expect(await failedCases({ create: () => new KeepsGivenStateStore(), reopen: (store) => store })).toEqual([STATE_COPY]);
   });
+
+  it('fails a store that copies the state it was given only after an await', async () => {
+    expect(await failedCases({ create: () => new LateCopyStore(), reopen: (store) => store })).toEqual([STATE_COPY]);
+  });
+
 });
 
 /** A watchable store that tails from the current seq instead of replaying after afterSeq. */
