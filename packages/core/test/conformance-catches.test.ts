@@ -439,6 +439,14 @@ class LateCopyStore extends MemoryStore {
   }
 }
 
+/** A sound store but for append(), which takes (and drops) an append past seq 0 to an upgrade it does not hold, as one that checks the seq only against an upgrade it finds. */
+class NoSeqCheckWhenAbsentStore extends MemoryStore {
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    if (expectedSeq > 0 && assertAppend('NoSeqCheckWhenAbsentStore', id, events, expectedSeq) === undefined && (await this.load(id)) === undefined) return;
+    return super.append(id, events, expectedSeq, state);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -461,6 +469,7 @@ const safeName = (id: string): string => (id === '' ? '_empty' : id.replace(/[^A
 const CONFLICT = 'refuses a stale or future expectedSeq with CONFLICT and stores nothing';
 const COPIES = 'hands out what it holds, not its own copy: changing what load() or readEvents() returned changes nothing stored';
 const LIST = 'lists every upgrade it holds, filtered, newest first';
+const CONFLICT_ABSENT = 'refuses an append past seq 0 to an upgrade it does not hold (never created, or deleted) with CONFLICT and stores nothing';
 const STATE_COPY = 'copies the state it is given: changing it once append was called changes nothing stored';
 
 describe('the conformance suite catches a broken store', () => {
@@ -530,7 +539,7 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store whose CONFLICT says a wrong storedSeq', async () => {
-    expect(await failedCases({ create: () => new WrongStoredSeqStore(), reopen: (store) => store })).toEqual([CONFLICT]);
+    expect(await failedCases({ create: () => new WrongStoredSeqStore(), reopen: (store) => store })).toEqual([CONFLICT, CONFLICT_ABSENT]);
   });
 
   it('fails a store that sorts a batch given out of order', async () => {
@@ -594,6 +603,13 @@ describe('the conformance suite catches a broken store', () => {
     expect(await failedCases({ create: () => new LateCopyStore(), reopen: (store) => store })).toEqual([STATE_COPY]);
   });
 
+  it('fails a store that takes an append past seq 0 to an upgrade it does not hold', async () => {
+    expect(await failedCases({ create: () => new NoSeqCheckWhenAbsentStore(), reopen: (store) => store })).toEqual([CONFLICT_ABSENT]);
+  });
+
+  it('fails a store whose names replace "." and ":" with "_"', async () => {
+    expect(await failedCases(naming((id) => id.replace(/[.:]/g, '_')))).toContain('never mixes two upgrades whose ids differ only in case or punctuation');
+  });
 });
 
 /** A watchable store that tails from the current seq instead of replaying after afterSeq. */

@@ -418,6 +418,34 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.equal(row?.updatedAt, before?.updatedAt);
     }), timeout);
 
+    it('refuses an append past seq 0 to an upgrade it does not hold (never created, or deleted) with CONFLICT and stores nothing', withStore(async (store) => {
+      // The seq check must not need an upgrade to compare with: a store that checks expectedSeq only
+      // against an upgrade it finds started one at seq 4 (or went on after a delete from the seq it
+      // had), which no load() can fold.
+      const f = new EventFactory(uid('conflict-none'));
+      for (const [expectedSeq, size] of [[1, 1], [3, 2], [10, 3]] as const) {
+        const other = new EventFactory(f.upgradeId);
+        other.batch(expectedSeq);
+        const events = other.batch(size);
+        await conflictAt(store.append(f.upgradeId, events, expectedSeq, other.state!), 0, `an append at expectedSeq ${expectedSeq} (${size} events) to an upgrade the store does not hold`);
+      }
+      const nothing = async (what: string): Promise<void> => {
+        assert.equal(await store.load(f.upgradeId), undefined, `${what}: load()`);
+        assert.deepEqual(await collect(store.readEvents(f.upgradeId, 0)), [], `${what}: readEvents()`);
+        assert.ok(!(await store.list()).some((r) => r.upgradeId === f.upgradeId), `${what}: list()`);
+      };
+      await nothing('after appends refused to an upgrade never created');
+      await appendAll(store, f, [5]);
+      assert.equal(await store.delete(f.upgradeId), true);
+      const expected = f.lastSeq;
+      await conflictAt(store.append(f.upgradeId, f.batch(2), expected, f.state!), 0, `an append at expectedSeq ${expected} to an upgrade deleted at that seq`);
+      await nothing('after an append refused to a deleted upgrade');
+      // The id is free all the same: a first append (expectedSeq 0) creates it.
+      const again = new EventFactory(f.upgradeId);
+      await appendAll(store, again, [2]);
+      assert.deepEqual(json(await store.load(f.upgradeId)), json(again.state));
+    }), timeout);
+
     it('refuses malformed appends with INVALID_ARGUMENT and stores nothing', withStore(async (store) => {
       const f = new EventFactory(uid('bad'));
       await appendAll(store, f, [3]);
