@@ -447,6 +447,33 @@ class NoSeqCheckWhenAbsentStore extends MemoryStore {
   }
 }
 
+/** A sound store but for its list rows, whose lastSeq, overallPercentage and updatedAt are those of the last append that changed more than progress. */
+class ProgressBlindRowStore extends MemoryStore {
+  readonly #rows = new Map<string, UpgradeSummaryRow>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    const pending = super.append(id, events, expectedSeq, state);
+    let row: UpgradeSummaryRow | undefined;
+    try {
+      row = toSummaryRow(state);
+    } catch {
+      // Refused by the append.
+    }
+    await pending;
+    if (row && events.some((e) => e.type !== 'task.progress')) this.#rows.set(id, row);
+  }
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    const rows = (await super.list()).map((r) => {
+      const kept = this.#rows.get(r.upgradeId);
+      return kept ? { ...r, lastSeq: kept.lastSeq, overallPercentage: kept.overallPercentage, updatedAt: kept.updatedAt } : r;
+    });
+    return filterRows(rows, filter);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#rows.delete(id);
+    return super.delete(id);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -593,6 +620,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store whose list rows keep fields of an earlier append', async () => {
     expect(await failedCases({ create: () => new StaleRowFieldsStore(), reopen: (store) => store })).toEqual([LIST, STATE_COPY]);
+  });
+
+  it('fails a store whose list rows miss appends of progress alone', async () => {
+    expect(await failedCases({ create: () => new ProgressBlindRowStore(), reopen: (store) => store })).toEqual([LIST]);
   });
 
   it('fails a store that keeps the state it was given as its snapshot', async () => {

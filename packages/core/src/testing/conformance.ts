@@ -711,9 +711,14 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const a = factories[0]!;
       const phases = [1, 2, 3].map((n) => a.next('upgrade.phase_changed', { details: { phase: `P${n}` } }));
       await store.append(a.upgradeId, phases, a.lastSeq - phases.length, a.state!);
+      // Then progress alone (no task added, no status or phase changed: a tracker's most frequent
+      // append), which moves only the row's lastSeq, overallPercentage and updatedAt: a store that
+      // keeps those apart from the rest of the row must list them as they are now.
+      const progress = [37, 64].map((percentage) => a.next('task.progress', { taskId: 't1', percentage }));
+      await store.append(a.upgradeId, progress, a.lastSeq - progress.length, a.state!);
       const rows = (await store.list()).filter((r) => ids.includes(r.upgradeId));
       // The most recently updated first (the factories' clocks, 1 ms an event from the same start:
-      // a ends at +9 ms, b at +7, c at +8).
+      // a ends at +11 ms, b at +7, c at +8).
       assert.deepEqual(
         rows.map((r) => r.upgradeId),
         [ids[0], ids[2], ids[1]],
