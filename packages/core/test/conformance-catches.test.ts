@@ -474,6 +474,24 @@ class ProgressBlindRowStore extends MemoryStore {
   }
 }
 
+/**
+ * A MemoryStore with retention: it holds the last 5 events of an upgrade. readEvents() after an
+ * earlier seq throws NOT_FOUND 'trimmed'; `silent`, it starts from the oldest event it holds instead.
+ */
+class RetainingStore extends MemoryStore {
+  readonly #silent: boolean;
+  constructor(silent: boolean) {
+    super({ snapshotEvery: 7 });
+    this.#silent = silent;
+  }
+  override async *readEvents(id: string, afterSeq: number, limit = Infinity): AsyncIterable<ProgressEvent> {
+    assertReadEvents('RetainingStore', id, afterSeq, limit);
+    const cut = Math.max(0, ((await this.load(id))?.lastSeq ?? 0) - 5);
+    if (afterSeq < cut && !this.#silent) throw new ProgressError('NOT_FOUND', `events up to seq ${cut} were removed`, { context: { upgradeId: id, reason: 'trimmed', afterSeq, trimmedSeq: cut } });
+    yield* super.readEvents(id, Math.max(afterSeq, cut), limit);
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -636,6 +654,12 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that takes an append past seq 0 to an upgrade it does not hold', async () => {
     expect(await failedCases({ create: () => new NoSeqCheckWhenAbsentStore(), reopen: (store) => store })).toEqual([CONFLICT_ABSENT]);
+  });
+
+  it('passes a store whose retention says which events it removed, and fails one that leaves a silent gap', async () => {
+    const retaining = (silent: boolean): StoreFactory => ({ create: () => new MemoryStore(), reopen: (store) => store, retaining: () => new RetainingStore(silent) });
+    expect(await failedCases(retaining(false))).toEqual([]);
+    expect(await failedCases(retaining(true))).toEqual(['reports the events retention removed as trimmed, never as a gap (with a retaining store)']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

@@ -15,6 +15,8 @@ describeProgressStore(
     create: () => makeStore(prefixes),
     reopen: (store) => reopen(store as RedisStore)(),
     second: (store) => new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix }),
+    // Retention keeps the last 5 events (past the last snapshot): the rest are trimmed.
+    retaining: () => makeStore(prefixes, { snapshotEvery: 7, retention: { maxEvents: 5 } }),
   },
   { describe, it },
 );
@@ -47,6 +49,7 @@ describeProgressStore(
       return new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix, mode: 'cluster' });
     },
     second: (store) => new RedisStore({ url: redisUrl(), keyPrefix: (store as RedisStore).keys.prefix, mode: 'cluster' }),
+    retaining: () => makeStore(prefixes, { mode: 'cluster', snapshotEvery: 7, retention: { maxEvents: 5 } }),
   },
   { describe, it },
 );

@@ -28,6 +28,14 @@ export interface StoreFactory {
    * out for a store that cannot share its data while open.
    */
   second?(store: ProgressStore): ProgressStore | Promise<ProgressStore>;
+  /**
+   * A store over fresh, empty data that removes old events of an upgrade (retention), set to keep
+   * few of them: of about fifty events appended to one upgrade, some must go. Leave it out for a
+   * store without retention. The suite checks that a reader never gets a silent gap: `readEvents()`
+   * after a removed event throws `NOT_FOUND` with `context.reason = 'trimmed'` (a `watch()` may end
+   * so too), and `load()` and `list()` still give the whole state.
+   */
+  retaining?(): ProgressStore | Promise<ProgressStore>;
 }
 
 /** Options of {@link describeProgressStore}. */
@@ -44,7 +52,7 @@ export interface ConformanceOptions {
   waitTimeout?: number;
 }
 
-const FACTORY_NAMES = Object.keys({ create: 0, reopen: 0, second: 0 } satisfies Record<keyof StoreFactory, 0>);
+const FACTORY_NAMES = Object.keys({ create: 0, reopen: 0, second: 0, retaining: 0 } satisfies Record<keyof StoreFactory, 0>);
 const OPTION_NAMES = Object.keys({ largeDetailsBytes: 0, timeout: 0, waitTimeout: 0 } satisfies Record<keyof ConformanceOptions, 0>);
 
 /**
@@ -57,7 +65,7 @@ function checkArguments(factory: StoreFactory, api: TestApi, options: Conformanc
   assertKnownOptions(factory, FACTORY_NAMES, { source: '@progress/core/testing', what: 'describeProgressStore factory' });
   for (const method of FACTORY_NAMES) {
     const fn = (factory as unknown as Record<string, unknown>)[method];
-    if (fn === undefined && method === 'second') continue;
+    if (fn === undefined && (method === 'second' || method === 'retaining')) continue;
     if (typeof fn !== 'function') throw bad(`factory.${method} must be a function, got ${describeValue(fn)}`);
   }
   if (api === null || typeof api !== 'object' || typeof api.describe !== 'function' || typeof api.it !== 'function') {
@@ -929,6 +937,58 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       const store = await factory.create();
       await store.close();
       await store.close();
+    }, timeout);
+
+    it('reports the events retention removed as trimmed, never as a gap (with a retaining store)', async () => {
+      if (!factory.retaining) return;
+      const store = await factory.retaining();
+      const stop = new AbortController();
+      let follower: Follower | undefined;
+      try {
+        const f = new EventFactory(uid('retention'));
+        const all = await appendAll(store, f, [1, 2, 3, 5, 8, 13, 1, 1, 2, 3, 5, 8]);
+        const n = all.length;
+        assert.deepEqual(json(await store.load(f.upgradeId)), json(f.state), 'load() once retention removed events');
+        const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
+        assert.deepEqual(json(row), json(toSummaryRow(f.state!)), 'the list row once retention removed events');
+        // After each seq: the events from the next one on, in full, or NOT_FOUND 'trimmed' (for the
+        // first seqs alone: once one is readable, so is every later one). A store that starts from
+        // its oldest kept event hands out a log with a hole a reader cannot see.
+        let trimmed = 0;
+        let readable: number | undefined;
+        for (let k = 0; k <= n; k++) {
+          for (const limit of [Infinity, 3]) {
+            const what = `readEvents after seq ${k}${limit === Infinity ? '' : `, limit ${limit}`}`;
+            let read: ProgressEvent[];
+            try {
+              read = await collect(store.readEvents(f.upgradeId, k, limit));
+            } catch (err) {
+              assert.ok(isProgressError(err, 'NOT_FOUND') && err.context?.reason === 'trimmed', `${what}: the events or NOT_FOUND with context.reason 'trimmed', got ${String((err as Error)?.stack ?? err)}`);
+              assert.equal(readable, undefined, `${what}: trimmed, while the events after seq ${readable} were readable`);
+              trimmed++;
+              continue;
+            }
+            assert.deepEqual(read.map((e) => e.seq), all.slice(k, k + limit).map((e) => e.seq), what);
+            assert.deepEqual(json(read), json(all.slice(k, k + limit)), what);
+            readable ??= k;
+          }
+        }
+        assert.ok(trimmed > 0, `the retaining store removed none of ${n} events: set it to keep fewer`);
+        // A watch from seq 0 hands out seq 1 first, or ends with NOT_FOUND.
+        if (store.watch) {
+          follower = new Follower(store.watch(f.upgradeId, 0, { signal: stop.signal }), waitMs, 'watch from seq 0 once retention removed events');
+          try {
+            const [first] = await follower.take(1);
+            assert.equal(first!.seq, 1, `${follower.what}: the first event handed out`);
+          } catch (err) {
+            assert.ok(isProgressError(err, 'NOT_FOUND'), `${follower.what}: seq 1 first, or NOT_FOUND, got ${String((err as Error)?.stack ?? err)}`);
+          }
+        }
+      } finally {
+        stop.abort();
+        await follower?.stop();
+        await store.close().catch(() => {});
+      }
     }, timeout);
 
     it('refuses every call after close with CLOSED', async () => {
