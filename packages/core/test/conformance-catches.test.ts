@@ -492,6 +492,23 @@ class RetainingStore extends MemoryStore {
   }
 }
 
+/** A MemoryStore whose delete() (`keeps`) puts the upgrade's events aside instead of dropping them, as a folder renamed and never removed. */
+class GraveStore extends MemoryStore {
+  readonly graves = new Map<string, ProgressEvent[]>();
+  readonly #keeps: boolean;
+  constructor(keeps: boolean) {
+    super();
+    this.#keeps = keeps;
+  }
+  override async delete(id: string): Promise<boolean> {
+    const events: ProgressEvent[] = [];
+    for await (const e of this.readEvents(id, 0)) events.push(e);
+    const existed = await super.delete(id);
+    if (existed && this.#keeps) this.graves.set(id, events);
+    return existed;
+  }
+}
+
 /** Runs the suite against `factory` and returns the names of the cases that failed. */
 async function failedCases(factory: StoreFactory, options?: ConformanceOptions): Promise<string[]> {
   const cases: Array<{ name: string; fn: () => Promise<void> | void }> = [];
@@ -660,6 +677,16 @@ describe('the conformance suite catches a broken store', () => {
     const retaining = (silent: boolean): StoreFactory => ({ create: () => new MemoryStore(), reopen: (store) => store, retaining: () => new RetainingStore(silent) });
     expect(await failedCases(retaining(false))).toEqual([]);
     expect(await failedCases(retaining(true))).toEqual(['reports the events retention removed as trimmed, never as a gap (with a retaining store)']);
+  });
+
+  it('fails a store whose delete() leaves the data behind, given remains()', async () => {
+    const graves = (keeps: boolean): StoreFactory => ({
+      create: () => new GraveStore(keeps),
+      reopen: (store) => store,
+      remains: async (store, id) => [...((store as GraveStore).graves.has(id) ? [`grave of ${id}`] : []), ...((await store.load(id)) ? [`upgrade ${id}`] : [])],
+    });
+    expect(await failedCases(graves(false))).toEqual([]);
+    expect(await failedCases(graves(true))).toEqual(['deletes an upgrade, and the id can be used again from seq 1']);
   });
 
   it('fails a store whose names replace "." and ":" with "_"', async () => {

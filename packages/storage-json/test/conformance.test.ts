@@ -1,3 +1,5 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, describe, it } from 'vitest';
 import { describeProgressStore } from '@progress/core/testing';
 import type { ProgressStore } from '@progress/core';
@@ -30,6 +32,12 @@ for (const snapshotEvery of [1000, 7]) {
         const other = new JsonFileStore({ directory, snapshotEvery });
         dirs.set(other, directory);
         return other;
+      },
+      // The upgrade's folder, and a folder a delete moved it to (removed right after).
+      async remains(store, upgradeId) {
+        const upgrades = join(dirs.get(store)!, 'upgrades');
+        const names = await readdir(upgrades).catch(() => [] as string[]);
+        return names.filter((name) => name === upgradeId || name.startsWith(`~deleted-${upgradeId}-`)).map((name) => join(upgrades, name));
       },
     },
     { describe, it },

@@ -36,6 +36,14 @@ export interface StoreFactory {
    * so too), and `load()` and `list()` still give the whole state.
    */
   retaining?(): ProgressStore | Promise<ProgressStore>;
+  /**
+   * What `store`'s data still holds of `upgradeId` that its `delete()` must remove (its events,
+   * state, snapshot, index entry: file paths, key names), as the store's own layout knows it; leave
+   * out what is meant to stay (a marker that expires). The delete case asks it after each delete:
+   * the API cannot tell a delete that left the data behind (a folder renamed and never removed, a
+   * snapshot key not deleted) from one that removed it. Leave it out to skip that check.
+   */
+  remains?(store: ProgressStore, upgradeId: string): readonly string[] | Promise<readonly string[]>;
 }
 
 /** Options of {@link describeProgressStore}. */
@@ -52,7 +60,7 @@ export interface ConformanceOptions {
   waitTimeout?: number;
 }
 
-const FACTORY_NAMES = Object.keys({ create: 0, reopen: 0, second: 0, retaining: 0 } satisfies Record<keyof StoreFactory, 0>);
+const FACTORY_NAMES = Object.keys({ create: 0, reopen: 0, second: 0, retaining: 0, remains: 0 } satisfies Record<keyof StoreFactory, 0>);
 const OPTION_NAMES = Object.keys({ largeDetailsBytes: 0, timeout: 0, waitTimeout: 0 } satisfies Record<keyof ConformanceOptions, 0>);
 
 /**
@@ -65,7 +73,7 @@ function checkArguments(factory: StoreFactory, api: TestApi, options: Conformanc
   assertKnownOptions(factory, FACTORY_NAMES, { source: '@progress/core/testing', what: 'describeProgressStore factory' });
   for (const method of FACTORY_NAMES) {
     const fn = (factory as unknown as Record<string, unknown>)[method];
-    if (fn === undefined && (method === 'second' || method === 'retaining')) continue;
+    if (fn === undefined && (method === 'second' || method === 'retaining' || method === 'remains')) continue;
     if (typeof fn !== 'function') throw bad(`factory.${method} must be a function, got ${describeValue(fn)}`);
   }
   if (api === null || typeof api !== 'object' || typeof api.describe !== 'function' || typeof api.it !== 'function') {
@@ -688,6 +696,11 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       await appendAll(store, f, [10]);
       await appendAll(store, keep, [5]);
       assert.equal(await store.delete(f.upgradeId), true);
+      // Asked first: a read may tidy up after a delete (list() dropping an index entry left behind).
+      if (factory.remains) {
+        assert.deepEqual([...(await factory.remains(store, f.upgradeId))], [], 'what the data still holds of the deleted upgrade');
+        assert.notDeepEqual([...(await factory.remains(store, keep.upgradeId))], [], 'remains() finds the data of an upgrade the store holds');
+      }
       assert.equal(await store.load(f.upgradeId), undefined);
       assert.deepEqual(await collect(store.readEvents(f.upgradeId, 0)), []);
       assert.ok(!(await store.list()).some((r) => r.upgradeId === f.upgradeId));
