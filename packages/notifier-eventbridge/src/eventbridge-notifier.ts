@@ -296,12 +296,13 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     let size = entrySize(entry);
     if (size > maxBatchBytes) {
       const full = size;
-      // The room left for the detail: the limit less the entry's other parts.
-      const fitted = fitDetail(event.type, detail, maxBatchBytes - (size - Buffer.byteLength(entry.Detail!, 'utf8')));
+      // The room left for the detail: the limit less the entry's other parts (nothing when a long
+      // `source` alone is over it: the entry is then too large, as one whose identifiers are).
+      const fitted = fitDetail(event.type, detail, Math.max(0, maxBatchBytes - (size - Buffer.byteLength(entry.Detail!, 'utf8'))));
       this.#counters.trimmed += 1;
       if (fitted === undefined) {
         entry.Detail = JSON.stringify(trimDetail(event.type, detail));
-        this.#giveUp([ref], 'too_large', 'EntryTooLarge', `entry of ${entrySize(entry)} bytes exceeds maxBatchBytes ${maxBatchBytes} even trimmed (its identifiers are never cut)`);
+        this.#giveUp([ref], 'too_large', 'EntryTooLarge', `entry of ${entrySize(entry)} bytes exceeds maxBatchBytes ${maxBatchBytes} even trimmed (its identifiers and source are never cut)`);
         return undefined;
       }
       entry.Detail = fitted;

@@ -261,6 +261,18 @@ describe('size accounting', () => {
     expect(failures).toEqual([]);
   });
 
+  it('reports as too_large, not a throw from handle(), an entry whose Source alone leaves no room for a detail in maxBatchBytes', async () => {
+    // A Source of 256 characters (its longest) with maxBatchBytes at its least: the entry less its
+    // detail is already over the limit. handle() threw fitDetail's "needs a budget of bytes >= 0",
+    // and the event was lost without a report or a count.
+    const { endpoint, notifier, failures } = await setup({ maxBatchBytes: 256, source: 's'.repeat(256) });
+    expect(() => notifier.handle(fakeEvent(1, 'upgrade.phase_changed'), fakeState)).not.toThrow();
+    expect(failures.map((f) => [f.reason, f.errorCode, f.events.map((e) => e.seq)])).toEqual([['too_large', 'EntryTooLarge', [1]]]);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(notifier.stats()).toMatchObject({ sent: 0, failed: 1, queued: 0 });
+    expect(endpoint.requests).toHaveLength(0);
+  });
+
   it('cuts the long text of an entry too large even trimmed (a failure message of 300 KB) rather than giving the failure up', async () => {
     const { endpoint, notifier, failures } = await setup({ eventTypes: ['upgrade.failed', 'task.failed'] });
     // The cut falls in a run of 4-byte characters (surrogate pairs in JS): none may be split.
