@@ -75,6 +75,10 @@ interface Flight {
 
 const DROP_LOG_INTERVAL_MS = 10_000;
 
+/** `INVALID_ARGUMENT` for an event `handle()` cannot make an entry of. */
+const invalidEvent = (needs: string, cause?: unknown): ProgressError =>
+  new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] handle() needs ${needs}`, { cause });
+
 /**
  * How long a request aborted by `requestTimeoutMs` may take to end before it is given up on: as long
  * again, and at least a second (an error of its own that comes meanwhile keeps its own code).
@@ -292,7 +296,18 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #makeItem(event: ProgressEvent, state: Readonly<UpgradeProgress>, ref: UndeliveredEvent): Item | undefined {
     const { source, busName, maxBatchBytes } = this.#opts;
     const detail = buildDetail(event, state);
-    const entry: PutEventsRequestEntry = { Source: source, DetailType: event.type, Detail: JSON.stringify(detail), EventBusName: busName, Resources: [], Time: new Date(event.timestamp) };
+    // Refused here, as what is not an event is: the SDK wrote an invalid date's Time as NaN, which
+    // made the body of the whole request invalid JSON, and EventBridge refused (400) every event
+    // batched with it; and JSON.stringify threw its TypeError (a BigInt, a cycle) out of handle().
+    const time = new Date(event.timestamp);
+    if (Number.isNaN(time.getTime())) throw invalidEvent(`an event whose timestamp is a date, got ${describeValue(event.timestamp)}`);
+    let json: string;
+    try {
+      json = JSON.stringify(detail);
+    } catch (cause) {
+      throw invalidEvent(`an event whose details can be written as JSON (${(cause as Error)?.message ?? describeValue(cause)})`, cause);
+    }
+    const entry: PutEventsRequestEntry = { Source: source, DetailType: event.type, Detail: json, EventBusName: busName, Resources: [], Time: time };
     let size = entrySize(entry);
     if (size > maxBatchBytes) {
       const full = size;

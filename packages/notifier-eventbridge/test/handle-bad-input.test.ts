@@ -4,6 +4,8 @@ import { localClientConfig } from '../../../tools/test-utils/src/eventbridge-end
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { EventBridgeNotifier } from '../src/index.js';
 import { fakeEvent, fakeState } from './fixtures.js';
+import { startEventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
+import { localClient } from './helpers.js';
 
 // handle() is the sink side, called by the tracker; a program that hands events over itself can
 // pass anything. What is not an event and its upgrade's state is refused with INVALID_ARGUMENT, not
@@ -32,5 +34,42 @@ describe('EventBridgeNotifier.handle() with what is not an event and its state',
     notifier.handle(event, fakeState);
     expect(notifier.stats()).toMatchObject({ queued: 1 });
     await notifier.shutdown(1);
+  });
+});
+
+describe('EventBridgeNotifier.handle() with an event it cannot put in an entry', () => {
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  const event = fakeEvent(2, 'task.progress');
+  const cases: Array<[string, ProgressEvent]> = [
+    // The SDK wrote its Time as NaN: the body of the whole request was not JSON, and EventBridge
+    // refused the request (400), giving up every good event batched with it as `rejected`.
+    ['a timestamp that is not a date', { ...event, timestamp: 'yesterday' }],
+    ['no timestamp', { ...event, timestamp: undefined } as unknown as ProgressEvent],
+    // JSON.stringify threw its TypeError out of handle().
+    ['details holding a BigInt', { ...event, details: { bytes: 10n } }],
+    ['circular details', { ...event, details: circular }],
+  ];
+
+  it.each(cases)('refuses %s with INVALID_ARGUMENT, queues nothing, and the events batched beside it are delivered', async (_, badEvent) => {
+    const endpoint = await startEventBridgeEndpoint();
+    const client = localClient(endpoint.url);
+    const failures: unknown[] = [];
+    const notifier = new EventBridgeNotifier({ busName: 'bus', client, eventTypes: ['task.progress'], onError: (f) => failures.push(f) });
+    try {
+      notifier.handle(fakeEvent(1, 'task.progress'), fakeState);
+      const err = thrown(() => notifier.handle(badEvent, fakeState));
+      expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+      expect(err.message).toMatch(/^\[@progress\/notifier-eventbridge\] handle\(\)/);
+      expect(notifier.stats()).toMatchObject({ queued: 1 });
+      notifier.handle(fakeEvent(3, 'task.progress'), fakeState);
+      expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+      expect(endpoint.entries.map((e) => e.detail!.seq)).toEqual([1, 3]);
+      expect(failures).toEqual([]);
+    } finally {
+      await notifier.shutdown(0);
+      client.destroy();
+      await endpoint.close();
+    }
   });
 });
