@@ -366,6 +366,23 @@ describe('backoff', () => {
     expect(fourth!.receivedAt - third!.answeredAt!).toBeGreaterThanOrEqual(700);
   });
 
+  it('grows the backoff of the throttled entries of one answer with the attempts of the most tried of them', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    // Seq 1, throttled once, waits its backoff; seq 2, handled meanwhile, lingers (lingerMs) and goes
+    // with it. Both throttled again: seq 1 has made two attempts, seq 2 one. They share the backoff
+    // of the most tried, 600 ms (300 by seq 2's single attempt).
+    const { endpoint, notifier } = await setup({ lingerMs: 10_000, retry: { baseDelayMs: 300, maxDelayMs: 10_000 } }, { failEntry: (_e, { requestIndex }) => (requestIndex < 2 ? 'ThrottlingException' : undefined) });
+    notifier.handle(fakeEvent(1), fakeState);
+    await vi.waitFor(() => expect(notifier.stats()).toMatchObject({ retried: 1, inFlight: 0 }));
+    notifier.handle(fakeEvent(2), fakeState);
+    await endpoint.waitForRequests(3, 5000);
+    expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
+    expect(endpoint.requests.map(seqsIn)).toEqual([[1], [1, 2], [1, 2]]);
+    const [, second, third] = endpoint.requests;
+    // A lower bound the timers enforce.
+    expect(third!.receivedAt - second!.answeredAt!).toBeGreaterThanOrEqual(500);
+  });
+
   it('grows the pause with consecutive failed requests only: an answer in between starts the count again', async () => {
     const { logger, calls } = recordingLogger();
     const { notifier, failures } = await setup({ logger, maxConcurrentRequests: 1 }, { failRequest: ({ index }) => (index === 0 || index === 2 ? { status: 500, errorType: 'InternalException' } : undefined) });
