@@ -10,7 +10,7 @@ import {
   type WireEntry,
 } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
-import { CUT_MARK, EventBridgeNotifier, backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
+import { CUT_MARK, EventBridgeNotifier, backoffDelay, buildDetail, classifyRequestError, entrySize, fitDetail, trimDetail, type DeliveryFailure, type EventBridgeNotifierOptions } from '../src/index.js';
 import { fakeEvent, fakeState, idsOf } from './fixtures.js';
 import { localClient } from './helpers.js';
 
@@ -184,6 +184,21 @@ describe('size accounting', () => {
     const bytes = Buffer.byteLength(whole, 'utf8');
     expect(fitDetail('task.failed', detail, bytes)).toBe(whole);
     expect(JSON.parse(fitDetail('task.failed', detail, bytes - 1)!)).toMatchObject({ error_message: expect.stringMatching(/…\[truncated\]$/), truncated: true });
+  });
+
+  it('fitDetail never splits a character of 4 bytes (a surrogate pair), whatever the budget, and keeps the longest start that fits', () => {
+    // The cut fell after a whole pair half of the time: a check of one budget could land on either.
+    const detail = buildDetail(fakeEvent(1, 'task.failed', { errorMessage: '\u{1F525}'.repeat(100) }), fakeState);
+    const trimmed = Buffer.byteLength(JSON.stringify({ ...trimDetail('task.failed', detail), error_message: CUT_MARK }), 'utf8');
+    for (let budget = trimmed; budget < trimmed + 12; budget++) {
+      const message = (JSON.parse(fitDetail('task.failed', detail, budget)!) as { error_message: string }).error_message;
+      expect(message.endsWith(CUT_MARK)).toBe(true);
+      const kept = message.slice(0, -CUT_MARK.length);
+      expect(kept).toBe('\u{1F525}'.repeat(kept.length / 2));
+      // One more character would not fit: each is 4 bytes.
+      expect(Buffer.byteLength(kept, 'utf8')).toBeLessThanOrEqual(budget - trimmed);
+      expect(budget - trimmed).toBeLessThan(Buffer.byteLength(kept, 'utf8') + 4);
+    }
   });
 
   it('sends an entry of exactly maxBatchBytes whole, and cuts one a byte larger to the longest start that fits', async () => {
