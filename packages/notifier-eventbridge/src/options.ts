@@ -52,7 +52,7 @@ export interface EventBridgeNotifierOptions {
    * lingerMs of the last request). A lone event after a quiet spell goes at once. @default 5
    */
   lingerMs?: number;
-  /** PutEvents requests in flight at once. @default 4 */
+  /** PutEvents requests in flight at once, 1..64. @default 4 */
   maxConcurrentRequests?: number;
   /** Entries waiting to be sent (retries included) before the drop policy applies. @default 10000 */
   maxQueue?: number;
