@@ -59,7 +59,7 @@ export class MemoryStore implements ProgressStore {
   async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     this.#check(upgradeId);
     assertAppend('MemoryStore', upgradeId, events, expectedSeq);
-    assertAppendState('MemoryStore', upgradeId, state, expectedSeq + events.length);
+    assertAppendState('MemoryStore', upgradeId, state);
     let entry = this.#upgrades.get(upgradeId);
     const stored = entry?.events.length ?? 0;
     if (stored !== expectedSeq) {
@@ -70,7 +70,7 @@ export class MemoryStore implements ProgressStore {
     // The snapshot is copied before anything is stored: a state that cannot be copied changes nothing.
     const last = events[events.length - 1]!.seq;
     let snapshot: UpgradeProgress | undefined;
-    if (Math.floor(last / this.#snapshotEvery) > Math.floor(expectedSeq / this.#snapshotEvery)) {
+    if (state.lastSeq === last && Math.floor(last / this.#snapshotEvery) > Math.floor(expectedSeq / this.#snapshotEvery)) {
       try {
         snapshot = cloneState(state);
       } catch (cause) {

@@ -78,13 +78,9 @@ function assertEvent(store: string, upgradeId: string, event: ProgressEvent, i: 
  * `tasks` object (and one that cannot be read: a getter or Proxy trap that throws). Every store
  * checks it before it changes anything, so that a bad one is refused the same way everywhere.
  *
- * @param lastSeq The seq of the batch's last event (`expectedSeq + events.length`): when given, a
- * state whose `lastSeq` is another (the state before the events, or one ahead of them) is refused
- * too. Such a state is not the one after the events, and a store that takes its `list()` row from
- * it would list what `load()` does not give.
  * @throws ProgressError `INVALID_ARGUMENT`
  */
-export function assertAppendState(store: string, upgradeId: string, state: unknown, lastSeq?: number): asserts state is UpgradeProgress {
+export function assertAppendState(store: string, upgradeId: string, state: unknown): asserts state is UpgradeProgress {
   const s = state !== null && typeof state === 'object' ? (state as Partial<Record<keyof UpgradeProgress, unknown>>) : undefined;
   let bad: boolean;
   try {
@@ -96,13 +92,6 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
     throw new ProgressError(
       'INVALID_ARGUMENT',
       `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events (upgradeId, lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
-      { context: { upgradeId } },
-    );
-  }
-  if (lastSeq !== undefined && (state as UpgradeProgress).lastSeq !== lastSeq) {
-    throw new ProgressError(
-      'INVALID_ARGUMENT',
-      `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events, whose last seq is ${lastSeq}, got a state at seq ${(state as UpgradeProgress).lastSeq}`,
       { context: { upgradeId } },
     );
   }

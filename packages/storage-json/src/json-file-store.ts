@@ -214,7 +214,7 @@ export class JsonFileStore implements ProgressStore {
     // Also refuses events the log's reader would take for damage (no eventId, type or details object):
     // stored, such a line would be an acknowledged event that load() skips as a torn tail.
     assertAppend('@progress/storage-json', upgradeId, events, expectedSeq);
-    assertAppendState('@progress/storage-json', upgradeId, state, expectedSeq + events.length);
+    assertAppendState('@progress/storage-json', upgradeId, state);
     // Serialize now: `state` is only valid until the first await.
     const last = events[events.length - 1]!.seq;
     const every = this.#opts.snapshotEvery;
@@ -222,7 +222,7 @@ export class JsonFileStore implements ProgressStore {
     let snapshot: string | undefined;
     try {
       data = encodeEvents(events);
-      snapshot = Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
+      snapshot = state.lastSeq === last && Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : undefined;
     } catch (cause) {
       throw appendInputError('@progress/storage-json', upgradeId, expectedSeq, 'the events or the state could not be written as JSON', cause);
     }
