@@ -78,9 +78,14 @@ function assertEvent(store: string, upgradeId: string, event: ProgressEvent, i: 
  * `tasks` object (and one that cannot be read: a getter or Proxy trap that throws). Every store
  * checks it before it changes anything, so that a bad one is refused the same way everywhere.
  *
+ * @param lastSeq The seq of the batch's last event (`expectedSeq + events.length`), for a store that
+ * takes more than a snapshot it checks from the state (its `list()` row): a state whose `lastSeq` is
+ * another (the state from before the events, one ahead of them) is then refused too, since that
+ * store would list what `load()` contradicts. A store that takes its row from the events may leave
+ * it out and skip the snapshot of such a state.
  * @throws ProgressError `INVALID_ARGUMENT`
  */
-export function assertAppendState(store: string, upgradeId: string, state: unknown): asserts state is UpgradeProgress {
+export function assertAppendState(store: string, upgradeId: string, state: unknown, lastSeq?: number): asserts state is UpgradeProgress {
   const s = state !== null && typeof state === 'object' ? (state as Partial<Record<keyof UpgradeProgress, unknown>>) : undefined;
   let bad: boolean;
   try {
@@ -92,6 +97,13 @@ export function assertAppendState(store: string, upgradeId: string, state: unkno
     throw new ProgressError(
       'INVALID_ARGUMENT',
       `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events (upgradeId, lastSeq, status, overallPercentage, updatedAt, tasks), got ${describe(state)}`,
+      { context: { upgradeId } },
+    );
+  }
+  if (lastSeq !== undefined && (state as UpgradeProgress).lastSeq !== lastSeq) {
+    throw new ProgressError(
+      'INVALID_ARGUMENT',
+      `[${store}] upgrade "${upgradeId}": state must be this upgrade's state after the events, whose last seq is ${lastSeq}, got a state at seq ${(state as UpgradeProgress).lastSeq}`,
       { context: { upgradeId } },
     );
   }

@@ -475,6 +475,32 @@ class ProgressBlindRowStore extends MemoryStore {
 }
 
 /**
+ * A MemoryStore that lists the row of the state each append was given (as RedisStore does), and
+ * takes any state: one that is not the state after the events is listed while load() gives another.
+ */
+class StateRowStore extends MemoryStore {
+  readonly #rows = new Map<string, UpgradeSummaryRow>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    const pending = super.append(id, events, expectedSeq, state);
+    let row: UpgradeSummaryRow | undefined;
+    try {
+      row = toSummaryRow(state);
+    } catch {
+      // Refused by the append.
+    }
+    await pending;
+    if (row) this.#rows.set(id, row);
+  }
+  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
+    return filterRows((await super.list()).map((r) => this.#rows.get(r.upgradeId) ?? r), filter);
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#rows.delete(id);
+    return super.delete(id);
+  }
+}
+
+/**
  * A MemoryStore with retention: it holds the last 5 events of an upgrade. readEvents() after an
  * earlier seq throws NOT_FOUND 'trimmed'; `silent`, it starts from the oldest event it holds instead.
  */
@@ -533,6 +559,8 @@ const COPIES = 'hands out what it holds, not its own copy: changing what load() 
 const LIST = 'lists every upgrade it holds, filtered, newest first';
 const CONFLICT_ABSENT = 'refuses an append past seq 0 to an upgrade it does not hold (never created, or deleted) with CONFLICT and stores nothing';
 const STATE_COPY = 'copies the state it is given: changing it once append was called changes nothing stored';
+/** Failed too by every store that takes its list row, or its load(), from the state it is given. */
+const STATE_AFTER = 'lists what load() gives after an append whose state is not the one after its events, or refuses it with INVALID_ARGUMENT';
 
 describe('the conformance suite catches a broken store', () => {
   it('passes a sound one (the naming store with names equal to the ids)', async () => {
@@ -549,7 +577,7 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store that updates its list row for an append it then refuses with CONFLICT', async () => {
-    expect(await failedCases({ create: () => new EagerRowsStore(), reopen: (store) => store })).toEqual(['refuses a stale or future expectedSeq with CONFLICT and stores nothing']);
+    expect(await failedCases({ create: () => new EagerRowsStore(), reopen: (store) => store })).toEqual([CONFLICT, STATE_AFTER]);
   });
 
   it('fails a store whose list() puts the most recently created upgrades first, not the most recently updated', async () => {
@@ -613,7 +641,7 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store whose load() hands out the state it keeps', async () => {
-    expect(await failedCases({ create: () => new CachedStateStore(), reopen: (store) => store })).toEqual([COPIES]);
+    expect(await failedCases({ create: () => new CachedStateStore(), reopen: (store) => store })).toEqual([STATE_AFTER, COPIES]);
   });
 
   it('fails a store whose list() reads limit 0 as no limit', async () => {
@@ -646,7 +674,7 @@ describe('the conformance suite catches a broken store', () => {
       reopen: (store) => new OwnStateCacheStore((store as OwnStateCacheStore).shared),
       second: (store) => new OwnStateCacheStore((store as OwnStateCacheStore).shared),
     };
-    expect(await failedCases(factory)).toEqual(['reads what a second store over the same data wrote or deleted (load, readEvents, list)']);
+    expect(await failedCases(factory)).toEqual([STATE_AFTER, 'reads what a second store over the same data wrote or deleted (load, readEvents, list)']);
   });
 
   it('fails a store whose list() returns one page of its index', async () => {
@@ -658,11 +686,15 @@ describe('the conformance suite catches a broken store', () => {
   });
 
   it('fails a store whose list rows miss appends of progress alone', async () => {
-    expect(await failedCases({ create: () => new ProgressBlindRowStore(), reopen: (store) => store })).toEqual([LIST]);
+    expect(await failedCases({ create: () => new ProgressBlindRowStore(), reopen: (store) => store })).toEqual([STATE_AFTER, LIST]);
+  });
+
+  it('fails a store that lists the row of any state it is given, not the one after the events', async () => {
+    expect(await failedCases({ create: () => new StateRowStore(), reopen: (store) => store })).toEqual([STATE_AFTER]);
   });
 
   it('fails a store that keeps the state it was given as its snapshot', async () => {
-    expect(await failedCases({ create: () => new KeepsGivenStateStore(), reopen: (store) => store })).toEqual([STATE_COPY]);
+    expect(await failedCases({ create: () => new KeepsGivenStateStore(), reopen: (store) => store })).toEqual([STATE_AFTER, STATE_COPY]);
   });
 
   it('fails a store that copies the state it was given only after an await', async () => {

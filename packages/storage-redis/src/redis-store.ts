@@ -367,15 +367,16 @@ export class RedisStore implements ProgressStore {
         this.#assertOpen();
       }
       assertAppend('@progress/storage-redis', upgradeId, events, expectedSeq);
-      assertAppendState('@progress/storage-redis', upgradeId, state);
-      // Serialize now: `state` is only valid during this synchronous part.
       n = events.length;
       const last = expectedSeq + n;
+      // The row's fields (fast and whole) come from the state: one that is not the state after the
+      // events would be listed while load() gives another.
+      assertAppendState('@progress/storage-redis', upgradeId, state, last);
+      // Serialize now: `state` is only valid during this synchronous part.
       const every = this.#options.snapshotEvery;
-      const matches = state.lastSeq === last;
-      const terminal = matches && isTerminal(state.status);
+      const terminal = isTerminal(state.status);
       // A terminal append always writes a snapshot, so the TTL reaches the snapshot key too.
-      const snapshot = matches && (terminal || Math.floor(last / every) > Math.floor(expectedSeq / every)) ? JSON.stringify(state) : '';
+      const snapshot = terminal || Math.floor(last / every) > Math.floor(expectedSeq / every) ? JSON.stringify(state) : '';
       // The index score: the first append's time in single mode (only that append uses it), the
       // latest append's in cluster mode (the follow-up re-scores on every append).
       score = expectedSeq === 0 || this.#cluster ? Math.max(0, Date.parse(state.updatedAt) || Date.now()) : 0;

@@ -462,6 +462,43 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.deepEqual(json(await store.load(f.upgradeId)), json(again.state));
     }), timeout);
 
+    it('lists what load() gives after an append whose state is not the one after its events, or refuses it with INVALID_ARGUMENT', withStore(async (store) => {
+      // The state must be the one after the events (ProgressStore.append). A caller that hands over
+      // another (the state from before them, one ahead of them) gets INVALID_ARGUMENT and nothing
+      // stored, or, from a store that takes nothing from it but a snapshot it checks, a store whose
+      // list row is still the state load() gives: never a row that load() contradicts.
+      const states: [string, (f: EventFactory) => UpgradeProgress][] = [
+        ['the state from before the events', (f) => f.snapshot()],
+        ['a state ahead of the events', (f) => {
+          const ahead = new EventFactory(f.upgradeId);
+          ahead.batch(f.lastSeq + 4);
+          return ahead.state!;
+        }],
+      ];
+      for (const [what, stateOf] of states) {
+        const f = new EventFactory(uid('state-after'));
+        await appendAll(store, f, [3]);
+        const state = stateOf(f);
+        const events = [f.next('task.progress', { taskId: 't1', percentage: 40 }), f.next('upgrade.completed', { status: 'completed' })];
+        let accepted = true;
+        try {
+          await store.append(f.upgradeId, events, 3, state);
+        } catch (err) {
+          assert.ok(isProgressError(err, 'INVALID_ARGUMENT'), `${what}: stored, or refused with INVALID_ARGUMENT, got ${String((err as Error)?.stack ?? err)}`);
+          accepted = false;
+        }
+        const loaded = await store.load(f.upgradeId);
+        const [row] = (await store.list()).filter((r) => r.upgradeId === f.upgradeId);
+        if (accepted) {
+          assert.deepEqual(json(loaded), json(f.state), `${what}: load() after the append`);
+        } else {
+          assert.equal(loaded?.lastSeq, 3, `${what}: refused, nothing stored`);
+          assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 3, `${what}: refused, nothing stored`);
+        }
+        assert.deepEqual(json(row), json(toSummaryRow(loaded!)), `${what}: the list row is the state load() gives`);
+      }
+    }), timeout);
+
     it('refuses malformed appends with INVALID_ARGUMENT and stores nothing', withStore(async (store) => {
       const f = new EventFactory(uid('bad'));
       await appendAll(store, f, [3]);
