@@ -226,12 +226,17 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     try {
       return history.record(state);
     } catch (err) {
-      this.#stats.events -= 1;
-      throw new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] handle() was given a state of upgrade '${state.upgradeId}' that cannot be copied for the callbacks (${err instanceof Error ? err.message : String(err)}); no callback was handed the event`, {
-        cause: err,
-        context: { upgradeId: state.upgradeId },
-      });
+      throw this.#uncopyable(state, err);
     }
+  }
+
+  /** The refusal of a state that cannot be copied for the callbacks (its event uncounted). */
+  #uncopyable(state: Readonly<UpgradeProgress>, err: unknown): ProgressError {
+    this.#stats.events -= 1;
+    return new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] handle() was given a state of upgrade '${state.upgradeId}' that cannot be copied for the callbacks (${err instanceof Error ? err.message : String(err)}); no callback was handed the event`, {
+      cause: err,
+      context: { upgradeId: state.upgradeId },
+    });
   }
 
   /**
@@ -259,7 +264,16 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     let task: Readonly<TaskProgress> | undefined;
     if (wantsTask) {
       const found = taskEnteringStatus(event, (id) => (version !== undefined ? version.task(id) : Object.hasOwn(live!.tasks, id) ? live!.tasks[id] : undefined));
-      task = found === undefined || version !== undefined ? found : frozenTask(found);
+      if (found === undefined || version !== undefined) task = found;
+      else {
+        // Copied on its own when no callback takes the state (so it was not recorded): a task that
+        // cannot be copied (a field holding a function) is refused as #record refuses it.
+        try {
+          task = frozenTask(found);
+        } catch (err) {
+          throw this.#uncopyable(live!, err);
+        }
+      }
     }
     for (const queue of takers) {
       if (queue.kind === 'event') {

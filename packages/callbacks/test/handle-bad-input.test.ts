@@ -71,6 +71,27 @@ describe('CallbackManager.handle() with a state it cannot copy for the callbacks
     await manager.close();
   });
 
+  it('refuses it with INVALID_ARGUMENT when only a status callback that takes no state (just the task) would be handed the task', async () => {
+    // No callback reads the state, so it is not recorded: the task entering its status is copied on
+    // its own for the callback, and that copy cannot be made either.
+    const tracker = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c' });
+    await tracker.addTask('t1', 'Task 1');
+    const event = await tracker.startTask('t1');
+    const state = structuredClone(tracker.progress) as UpgradeProgress;
+    await tracker.close();
+    Object.assign(state.tasks.t1!, { owner: { hook() {} } });
+    const manager = new CallbackManager();
+    const seen: string[] = [];
+    manager.addStatusCallback('in_progress', (task) => void seen.push(task.taskId));
+    const err = thrown(() => manager.handle(event, state));
+    expect(isProgressError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+    expect(err.message).toMatch(/^\[@progress\/callbacks\] handle\(\) .*cannot be copied/);
+    await manager.flush();
+    expect(seen).toEqual([]);
+    expect(manager.getStats()).toMatchObject({ events: 0, calls: 0 });
+    await manager.close();
+  });
+
   it('keeps nothing of a state it refused: the same state, mended, is copied whole', async () => {
     const { event, state } = await sample();
     const metadata: Record<string, unknown> = { ticket: 'OPS-1', hook() {} };
