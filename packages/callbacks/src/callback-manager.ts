@@ -71,6 +71,15 @@ export class CallbackManager implements ProgressSink, AsyncDisposable {
     // A misspelt `onErorr` or `timeout` was left out without a word: failures went unreported, or
     // callbacks got the default 5 s.
     assertKnownOptions(options, OPTION_NAMES, { source: '@progress/callbacks', what: 'CallbackManager options' });
+    // Each read once, here: a getter or Proxy trap that throws is refused like any bad option.
+    let read: CallbackManagerOptions;
+    try {
+      const { timeoutMs, maxQueueSize, dropPolicy, logger, onError } = options;
+      read = { timeoutMs, maxQueueSize, dropPolicy, logger, onError };
+    } catch (err) {
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/callbacks] CallbackManager options could not be read: ${err instanceof Error ? err.message : describeValue(err)}`, { cause: err });
+    }
+    options = read;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0 || (Number.isFinite(timeoutMs) && timeoutMs > MAX_TIMER_MS)) {
       throw invalid(`timeoutMs must be a number of milliseconds > 0 (at most ${MAX_TIMER_MS}) or Infinity, got ${describeValue(timeoutMs)}`);

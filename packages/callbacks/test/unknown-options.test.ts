@@ -46,6 +46,21 @@ describe('CallbackManager options: a name it does not know is refused', () => {
     expect(thrown(() => new CallbackManager(bare as CallbackManagerOptions)).message).toMatch(/unknown option "signal" \(known: timeoutMs, maxQueueSize, dropPolicy, logger, onError\)/);
   });
 
+  it('refuses options whose reading throws (a getter, a Proxy trap) with INVALID_ARGUMENT', () => {
+    class Settings {
+      get timeoutMs(): number {
+        throw new Error('no such setting');
+      }
+    }
+    const trap = new Proxy({}, { get: () => { throw new Error('trap'); } });
+    for (const options of [new Settings(), trap]) {
+      const err = thrown(() => new CallbackManager(options as CallbackManagerOptions));
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+      expect(err.message).toMatch(/^\[@progress\/callbacks\] .*could not be read/);
+      expect(err.cause).toBeInstanceOf(Error);
+    }
+  });
+
   it('reads a settings class by the option names alone', () => {
     class Settings {
       // Its own state, not an option.
