@@ -245,6 +245,47 @@ describe('CallbackManager: failing callbacks', () => {
     }
   });
 
+  it('awaits a thenable that is a function, as a promise is awaited', async () => {
+    // Promises adopt any object or function with a then method: a callable thenable is one too.
+    const { promise, resolve } = deferred();
+    const thenable = Object.assign(() => {}, { then: (onDone: () => void) => void promise.then(onDone) });
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const seen: number[] = [];
+    manager.addEventCallback((e) => {
+      seen.push(e.seq);
+      return e.seq === 1 ? thenable : undefined;
+    });
+    const tracker = await openTracker(manager); // 1: busy until the thenable settles
+    await tracker.startUpgrade(); // 2: waits in its queue
+    expect(seen).toEqual([1]);
+    expect(manager.getStats().pending).toBe(2);
+    resolve();
+    await tracker.flush();
+    expect(seen).toEqual([1, 2]);
+    await tracker.close();
+  });
+
+  it('names the callback in its log lines and errors: its function name, or "anonymous"', async () => {
+    const logger = recordingLogger();
+    const errors: string[] = [];
+    const manager = new CallbackManager({ logger, onError: (err) => void errors.push((err as Error).message) });
+    function named(): never {
+      throw new Error('named failed');
+    }
+    manager.on('upgrade.started', named);
+    manager.on('upgrade.started', () => {
+      throw new Error('inline failed');
+    });
+    manager.on('task.added', () => new Promise(() => {}));
+    const tracker = await openTracker(manager);
+    await tracker.startUpgrade();
+    await tracker.addTask('t1', 'Task 1');
+    await manager.close(0); // gives up on the hung call
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.obj.callback)).toEqual(['named', 'anonymous', 'anonymous']);
+    expect(errors).toEqual(['named failed', 'inline failed', expect.stringMatching(/^\[@progress\/callbacks\] callback "anonymous" had not settled/)]);
+    await tracker.close();
+  });
+
   it('contains an onError hook that throws or rejects, and logs it', async () => {
     const logger = recordingLogger();
     let hookCalls = 0;
