@@ -112,6 +112,10 @@ export class CallbackQueue {
       let dropped: QueuedCall | undefined = call;
       if (!this.#host.dropNewest) {
         dropped = this.#calls.shift();
+        // The state made last (for the call running now) is older than every call left: kept, its
+        // version would keep alive every version since, dropped ones included, for as long as the
+        // callback hangs. The next call's state is made from the newest instead.
+        this.#stateCache.made = undefined;
         this.#host.settled(this, 1);
         this.#accept(call);
       }
@@ -196,7 +200,9 @@ export class CallbackQueue {
       return;
     }
     if (thenable) {
-      this.#await(result as PromiseLike<unknown>, call);
+      // Only the event: the call holds its state's version, which would keep every later one alive
+      // (through `next`) for as long as the callback hangs.
+      this.#await(result as PromiseLike<unknown>, call.event);
     } else {
       this.#idle();
     }
@@ -208,25 +214,25 @@ export class CallbackQueue {
     this.#host.settled(this, 1);
   }
 
-  #await(result: PromiseLike<unknown>, call: QueuedCall): void {
+  #await(result: PromiseLike<unknown>, event: ProgressEvent): void {
     let done = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = (failure?: { error: unknown; reason: CallbackFailureReason }): void => {
       done = true;
       this.#abandon = undefined;
       if (timer !== undefined) clearTimeout(timer);
-      if (failure) this.#host.fail(this, failure.error, call.event, failure.reason);
+      if (failure) this.#host.fail(this, failure.error, event, failure.reason);
       this.#idle();
       this.#pump();
     };
     this.#abandon = (why) => {
-      if (!done) finish({ error: new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" had not settled (event seq ${call.event.seq}, ${call.event.type}) when ${why}`), reason: 'timeout' });
+      if (!done) finish({ error: new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" had not settled (event seq ${event.seq}, ${event.type}) when ${why}`), reason: 'timeout' });
     };
     const { timeoutMs } = this.#host;
     if (Number.isFinite(timeoutMs)) {
       timer = setTimeout(() => {
         if (done) return;
-        const error = new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" did not settle within ${timeoutMs} ms (event seq ${call.event.seq}, ${call.event.type}); moving on`);
+        const error = new CallbackError('timeout', `[@progress/callbacks] callback "${this.label}" did not settle within ${timeoutMs} ms (event seq ${event.seq}, ${event.type}); moving on`);
         finish({ error, reason: 'timeout' });
       }, timeoutMs);
     }
@@ -238,7 +244,7 @@ export class CallbackQueue {
         if (!done) finish();
       },
       (err: unknown) => {
-        if (done) this.#host.lateRejection(this, err, call.event);
+        if (done) this.#host.lateRejection(this, err, event);
         else finish({ error: err, reason: 'rejected' });
       },
     );

@@ -144,6 +144,53 @@ describe('CallbackManager: memory held by queued calls', () => {
     }
   });
 
+  it('holds the versions of the calls waiting behind a callback that hangs, not of every event since it hung', async () => {
+    // Hangs on upgrade.started; the queue keeps the latest 10 (dropping the oldest).
+    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 10 });
+    manager.addEventCallback((e, _state) => (e.type === 'upgrade.started' ? new Promise(() => {}) : undefined));
+    manager.addEventCallback((_e, _state) => {});
+    const { recorded, restore } = recordVersions();
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      await tracker.startUpgrade(); // hangs
+      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(manager.getStats()).toMatchObject({ pending: 11, dropped: 190 });
+      gc();
+      // The 10 queued calls' versions (and the newest): not the 200 since the hung call's event.
+      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(12);
+      await manager.close(0); // gives up on the hung call
+      await tracker.close();
+    } finally {
+      restore();
+      await manager.close(0);
+    }
+  });
+
+  it('lets go of the versions of later events when a callback whose call hangs is removed', async () => {
+    const manager = new CallbackManager({ timeoutMs: Infinity });
+    const off = manager.addEventCallback((e, _state) => (e.type === 'upgrade.started' ? new Promise(() => {}) : undefined));
+    manager.addEventCallback((_e, _state) => {});
+    const { recorded, restore } = recordVersions();
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      await tracker.startUpgrade(); // hangs
+      off(); // its call still runs (and is awaited by flush()), nothing more is queued for it
+      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(manager.getStats().pending).toBe(1);
+      gc();
+      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      await manager.close(0); // gives up on the hung call
+      await tracker.close();
+    } finally {
+      restore();
+      await manager.close(0);
+    }
+  });
+
   it('gives deeply frozen states and tasks: a callback cannot change what the others, or later events, see', async () => {
     const manager = new CallbackManager();
     const errors: unknown[] = [];
