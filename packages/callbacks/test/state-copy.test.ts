@@ -112,6 +112,26 @@ describe('CallbackManager: what callbacks are given', () => {
     expect(metadata).not.toBe(tracker.durableProgress.metadata);
   });
 
+  it('copies the metadata again when the state handed over has a new metadata object', async () => {
+    const events: ProgressEvent[] = [];
+    const source = await openTracker(new CallbackManager());
+    source.subscribe((event) => void events.push(event));
+    await source.startUpgrade();
+    await source.addTask('t1', 'Task 1');
+    await source.close();
+    const manager = new CallbackManager();
+    const given: unknown[] = [];
+    manager.addEventCallback((_e, state) => void given.push(state.metadata));
+    // One live state object, as a program handing events over itself may keep and change.
+    const live = structuredClone(source.durableProgress) as UpgradeProgress;
+    live.metadata = { ticket: 'OPS-1' };
+    manager.handle(events[0]!, live);
+    live.metadata = { ticket: 'OPS-2' };
+    manager.handle(events[1]!, live);
+    await manager.close();
+    expect(given).toEqual([{ ticket: 'OPS-1' }, { ticket: 'OPS-2' }]);
+  });
+
   it('drops from the states it gives a task that the state handed over no longer has', async () => {
     const events: ProgressEvent[] = [];
     const source = await openTracker(new CallbackManager());
