@@ -428,6 +428,37 @@ class KeepsGivenStateStore extends MemoryStore {
   }
 }
 
+/**
+ * A MemoryStore that, at each multiple of 7 an append crosses, takes the state it was given as its
+ * snapshot whatever that state's lastSeq (a copy), and loads from it: a state ahead of the events is
+ * then what load() gives.
+ */
+class SnapshotsAnyStateStore extends MemoryStore {
+  readonly #snapshots = new Map<string, UpgradeProgress>();
+  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
+    let copy: UpgradeProgress | undefined;
+    try {
+      copy = JSON.parse(JSON.stringify(state)) as UpgradeProgress;
+    } catch {
+      // Refused by the append.
+    }
+    await super.append(id, events, expectedSeq, state);
+    const last = expectedSeq + events.length;
+    if (copy && Math.floor(last / 7) > Math.floor(expectedSeq / 7)) this.#snapshots.set(id, copy);
+  }
+  override async load(id: string): Promise<UpgradeProgress | undefined> {
+    const snapshot = this.#snapshots.get(id);
+    if (!snapshot) return super.load(id);
+    const tail: ProgressEvent[] = [];
+    for await (const e of this.readEvents(id, snapshot.lastSeq)) tail.push(e);
+    return replayEvents(tail, structuredClone(snapshot));
+  }
+  override async delete(id: string): Promise<boolean> {
+    this.#snapshots.delete(id);
+    return super.delete(id);
+  }
+}
+
 /** A sound store but for append(), which copies the state it was given only after an await (its snapshot every 7 events). */
 class LateCopyStore extends MemoryStore {
   constructor() {
@@ -695,6 +726,10 @@ describe('the conformance suite catches a broken store', () => {
 
   it('fails a store that keeps the state it was given as its snapshot', async () => {
     expect(await failedCases({ create: () => new KeepsGivenStateStore(), reopen: (store) => store })).toEqual([STATE_AFTER, STATE_COPY]);
+  });
+
+  it('fails a store that takes the state of an append as its snapshot whatever its lastSeq', async () => {
+    expect(await failedCases({ create: () => new SnapshotsAnyStateStore(), reopen: (store) => store })).toEqual([STATE_AFTER]);
   });
 
   it('fails a store that copies the state it was given only after an await', async () => {

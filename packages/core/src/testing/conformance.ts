@@ -462,24 +462,28 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
       assert.deepEqual(json(await store.load(f.upgradeId)), json(again.state));
     }), timeout);
 
-    it('lists what load() gives after an append whose state is not the one after its events, or refuses it with INVALID_ARGUMENT', withStore(async (store) => {
+    it('lists what load() gives after an append whose state is not the one after its events, or refuses it with INVALID_ARGUMENT', withStore(async (store, opened) => {
       // The state must be the one after the events (ProgressStore.append). A caller that hands over
       // another (the state from before them, one ahead of them) gets INVALID_ARGUMENT and nothing
       // stored, or, from a store that takes nothing from it but a snapshot it checks, a store whose
       // list row is still the state load() gives: never a row that load() contradicts.
-      const states: [string, (f: EventFactory) => UpgradeProgress][] = [
-        ['the state from before the events', (f) => f.snapshot()],
-        ['a state ahead of the events', (f) => {
+      const states: [string, (before: UpgradeProgress, f: EventFactory) => UpgradeProgress][] = [
+        ['the state from before the events', (before) => before],
+        ['a state ahead of the events', (_, f) => {
           const ahead = new EventFactory(f.upgradeId);
           ahead.batch(f.lastSeq + 4);
           return ahead.state!;
         }],
       ];
+      const expected: [string, string, UpgradeProgress][] = [];
       for (const [what, stateOf] of states) {
         const f = new EventFactory(uid('state-after'));
         await appendAll(store, f, [3]);
-        const state = stateOf(f);
-        const events = [f.next('task.progress', { taskId: 't1', percentage: 40 }), f.next('upgrade.completed', { status: 'completed' })];
+        const before = f.snapshot();
+        // Seqs 4..8, past the snapshot point of a store that writes one every 7 events: a store that
+        // took such a state as its snapshot there would load() it (the one ahead) from then on.
+        const events = [...[40, 55, 70, 85].map((percentage) => f.next('task.progress', { taskId: 't1', percentage })), f.next('upgrade.completed', { status: 'completed' })];
+        const state = stateOf(before, f);
         let accepted = true;
         try {
           await store.append(f.upgradeId, events, 3, state);
@@ -496,6 +500,14 @@ export function describeProgressStore(name: string, factory: StoreFactory, api: 
           assert.equal((await collect(store.readEvents(f.upgradeId, 0))).length, 3, `${what}: refused, nothing stored`);
         }
         assert.deepEqual(json(row), json(toSummaryRow(loaded!)), `${what}: the list row is the state load() gives`);
+        expected.push([what, f.upgradeId, loaded!]);
+      }
+      // The same after a reopen: a snapshot written in the background (JsonFileStore) is read then.
+      const again = await reopen(store, opened);
+      for (const [what, id, state] of expected) {
+        assert.deepEqual(json(await again.load(id)), json(state), `${what}: load() after a reopen`);
+        const [row] = (await again.list()).filter((r) => r.upgradeId === id);
+        assert.deepEqual(json(row), json(toSummaryRow(state)), `${what}: the list row after a reopen`);
       }
     }), timeout);
 
