@@ -299,8 +299,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     // Refused here, as what is not an event is: the SDK wrote an invalid date's Time as NaN, which
     // made the body of the whole request invalid JSON, and EventBridge refused (400) every event
     // batched with it; and JSON.stringify threw its TypeError (a BigInt, a cycle) out of handle().
-    const time = new Date(event.timestamp);
-    if (Number.isNaN(time.getTime())) throw invalidEvent(`an event whose timestamp is a date, got ${describeValue(event.timestamp)}`);
+    // A string first, as every store requires: new Date() reads null, a number or true as a time too.
+    const time = new Date(typeof event.timestamp === 'string' ? event.timestamp : NaN);
+    if (Number.isNaN(time.getTime())) throw invalidEvent(`an event whose timestamp is a date string, got ${describeValue(event.timestamp)}`);
     let json: string;
     try {
       json = JSON.stringify(detail);

@@ -46,6 +46,11 @@ describe('EventBridgeNotifier.handle() with an event it cannot put in an entry',
     // refused the request (400), giving up every good event batched with it as `rejected`.
     ['a timestamp that is not a date', { ...event, timestamp: 'yesterday' }],
     ['no timestamp', { ...event, timestamp: undefined } as unknown as ProgressEvent],
+    // new Date() reads these as dates (1970-01-01 and its first ms): sent with that Time. Every store
+    // refuses an event whose timestamp is not a string.
+    ['a null timestamp', { ...event, timestamp: null } as unknown as ProgressEvent],
+    ['a timestamp that is a number', { ...event, timestamp: 0 } as unknown as ProgressEvent],
+    ['a timestamp of true', { ...event, timestamp: true } as unknown as ProgressEvent],
     // JSON.stringify threw its TypeError out of handle().
     ['details holding a BigInt', { ...event, details: { bytes: 10n } }],
     ['circular details', { ...event, details: circular }],
