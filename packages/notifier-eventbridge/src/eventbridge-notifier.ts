@@ -306,7 +306,9 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     try {
       json = JSON.stringify(detail);
     } catch (cause) {
-      throw invalidEvent(`an event whose details can be written as JSON (${(cause as Error)?.message ?? describeValue(cause)})`, cause);
+      // An upgrade.created's entry holds the state's metadata, the others' (some) the event's details.
+      const what = event.type === 'upgrade.created' ? 'a state whose metadata' : 'an event whose details';
+      throw invalidEvent(`${what} can be written as JSON (${(cause as Error)?.message ?? describeValue(cause)})`, cause);
     }
     const entry: PutEventsRequestEntry = { Source: source, DetailType: event.type, Detail: json, EventBusName: busName, Resources: [], Time: time };
     let size = entrySize(entry);

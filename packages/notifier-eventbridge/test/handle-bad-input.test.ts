@@ -78,3 +78,15 @@ describe('EventBridgeNotifier.handle() with an event it cannot put in an entry',
     }
   });
 });
+
+describe('EventBridgeNotifier.handle() with a state whose metadata JSON cannot write', () => {
+  it('refuses the upgrade.created it sends the metadata with, naming the metadata, not the details', async () => {
+    const notifier = new EventBridgeNotifier({ busName: 'bus', clientConfig: localClientConfig('http://127.0.0.1:9'), eventTypes: ['upgrade.created'] });
+    const state = { ...fakeState, metadata: { bytes: 10n } } as unknown as UpgradeProgress;
+    const err = thrown(() => notifier.handle(fakeEvent(1, 'upgrade.created'), state));
+    expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(err.message).toMatch(/metadata/);
+    expect(notifier.stats()).toMatchObject({ queued: 0 });
+    await notifier.shutdown(1);
+  });
+});
