@@ -37,7 +37,10 @@ export interface ProgressStore {
    * before its first `await`.
    *
    * Bad arguments (events that do not follow `expectedSeq`, a state that is not one) reject with an
-   * `INVALID_ARGUMENT` {@link ProgressError}, never a synchronous throw, and store nothing.
+   * `INVALID_ARGUMENT` {@link ProgressError}, never a synchronous throw, and store nothing. So may a
+   * state that is not the one after the events (its `lastSeq` not the batch's last seq), from a store
+   * that takes its `list()` row from the state (RedisStore); a store that takes nothing from such a
+   * state but a snapshot it skips may store the events.
    */
   append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void>;
   /**
