@@ -39,7 +39,9 @@ describe('RedisStore cluster mode: the unfed mark and a re-sent append', () => {
     // The first writer: its first append's reply gets through, its follow-up (feed, index, unmark) is
     // held, and it goes away (the held writes never reach Redis), as a writer killed in between.
     const proxyA = await startRedisProxy(redisUrl());
-    const dead = makeStore(prefixes, { url: proxyA.url, keyPrefix, mode: 'cluster', commandTimeoutMs: 300 });
+    // Its close() waits for the held follow-up up to commandTimeoutMs; 300 ms was too short for its
+    // first append's clock read on a loaded machine ("could not read the server clock within 300 ms").
+    const dead = makeStore(prefixes, { url: proxyA.url, keyPrefix, mode: 'cluster', commandTimeoutMs: 1000 });
     const warmA = new EventFactory('warm-a');
     await appendBatch(dead, warmA, 1); // connected, clock measured
     await until(() => seen.some((e) => e.upgradeId === 'warm-a'), 'the follower to hand out an event');
