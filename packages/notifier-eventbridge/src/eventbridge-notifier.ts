@@ -75,9 +75,9 @@ interface Flight {
 
 const DROP_LOG_INTERVAL_MS = 10_000;
 
-/** `INVALID_ARGUMENT` for an event `handle()` cannot make an entry of. */
-const invalidEvent = (needs: string, cause?: unknown): ProgressError =>
-  new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] handle() needs ${needs}`, { cause });
+/** `INVALID_ARGUMENT` for an event `handle()` cannot make an entry of (`context`: its upgradeId, seq, type). */
+const invalidEvent = (event: ProgressEvent, needs: string, cause?: unknown): ProgressError =>
+  new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] handle() needs ${needs}`, { cause, context: { upgradeId: event.upgradeId, seq: event.seq, type: event.type } });
 
 /**
  * How long a request aborted by `requestTimeoutMs` may take to end before it is given up on: as long
@@ -301,14 +301,14 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     // batched with it; and JSON.stringify threw its TypeError (a BigInt, a cycle) out of handle().
     // A string first, as every store requires: new Date() reads null, a number or true as a time too.
     const time = new Date(typeof event.timestamp === 'string' ? event.timestamp : NaN);
-    if (Number.isNaN(time.getTime())) throw invalidEvent(`an event whose timestamp is a date string, got ${describeValue(event.timestamp)}`);
+    if (Number.isNaN(time.getTime())) throw invalidEvent(event, `an event whose timestamp is a date string, got ${describeValue(event.timestamp)}`);
     let json: string;
     try {
       json = JSON.stringify(detail);
     } catch (cause) {
       // An upgrade.created's entry holds the state's metadata, the others' (some) the event's details.
       const what = event.type === 'upgrade.created' ? 'a state whose metadata' : 'an event whose details';
-      throw invalidEvent(`${what} can be written as JSON (${(cause as Error)?.message ?? describeValue(cause)})`, cause);
+      throw invalidEvent(event, `${what} can be written as JSON (${(cause as Error)?.message ?? describeValue(cause)})`, cause);
     }
     const entry: PutEventsRequestEntry = { Source: source, DetailType: event.type, Detail: json, EventBusName: busName, Resources: [], Time: time };
     let size = entrySize(entry);

@@ -66,6 +66,8 @@ describe('EventBridgeNotifier.handle() with an event it cannot put in an entry',
       const err = thrown(() => notifier.handle(badEvent, fakeState));
       expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
       expect(err.message).toMatch(/^\[@progress\/notifier-eventbridge\] handle\(\)/);
+      // Which event, for a log of the sink's failure.
+      expect(err.context).toEqual({ upgradeId: badEvent.upgradeId, seq: 2, type: 'task.progress' });
       expect(notifier.stats()).toMatchObject({ queued: 1 });
       notifier.handle(fakeEvent(3, 'task.progress'), fakeState);
       expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
