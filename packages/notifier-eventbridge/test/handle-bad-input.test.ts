@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
+import { isProgressError, type ProgressError, type ProgressEvent, type UpgradeProgress } from '@progress/core';
 import { localClientConfig } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
 import { thrown } from '../../../tools/test-utils/src/thrown.js';
 import { EventBridgeNotifier } from '../src/index.js';
@@ -67,7 +67,7 @@ describe('EventBridgeNotifier.handle() with an event it cannot put in an entry',
       expect(isProgressError(err, 'INVALID_ARGUMENT')).toBe(true);
       expect(err.message).toMatch(/^\[@progress\/notifier-eventbridge\] handle\(\)/);
       // Which event, for a log of the sink's failure.
-      expect(err.context).toEqual({ upgradeId: badEvent.upgradeId, seq: 2, type: 'task.progress' });
+      expect((err as ProgressError).context).toEqual({ upgradeId: badEvent.upgradeId, seq: 2, type: 'task.progress' });
       expect(notifier.stats()).toMatchObject({ queued: 1 });
       notifier.handle(fakeEvent(3, 'task.progress'), fakeState);
       expect(await notifier.drain(5000)).toEqual({ complete: true, undelivered: [] });
