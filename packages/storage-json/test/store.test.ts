@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -907,6 +907,30 @@ describe('a failed write with appends queued behind it', () => {
     } finally {
       restore();
     }
+  });
+});
+
+/** The descriptors of this process open on a file under `dir` (Linux: /proc/self/fd; a deleted file reads as its old path and " (deleted)"). */
+async function descriptorsUnder(dir: string): Promise<string[]> {
+  const fds = await readdir('/proc/self/fd').catch(() => [] as string[]);
+  const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((t) => t.startsWith(`${dir}/`));
+}
+
+describe('a delete of an upgrade this store is writing', () => {
+  it('closes the log its writer held open: no descriptor of the deleted log is left in the process', async () => {
+    const dir = await tempDir('delete-closes-log');
+    const store = new JsonFileStore({ directory: dir, durability: 'none' });
+    const f = new EventFactory('u1');
+    await store.append('u1', f.batch(2), 0, f.state!);
+    // The writer keeps the log open between appends (and its lock's lease a descriptor of the lock file).
+    expect(await descriptorsUnder(dir)).toContain(join(dir, 'upgrades', 'u1', 'events.jsonl'));
+    expect(await store.delete('u1')).toBe(true);
+    // Left open, a retention run deleting many upgrades leaks one descriptor (and the disk space of the
+    // removed log) per upgrade for the life of the process.
+    expect(await descriptorsUnder(dir)).toEqual([]);
+    expect(store.info()).toMatchObject({ openWriters: 0, locksHeld: 0 });
+    await store.close();
   });
 });
 
