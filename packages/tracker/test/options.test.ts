@@ -185,6 +185,15 @@ describe('resolveOptions: every option of the old constructor, under its new nam
     expect(resolveOptions({ ...base, webSocketPort: 65535 }).webSocket).toEqual({ port: 65535 });
     expect(resolveOptions({ ...base, enableWebSocket: false, webSocketPort: 9001 }).webSocket).toBeUndefined();
   });
+
+  it('awsRegion alone names what it needs, not an eventBridge.busName that was never given', () => {
+    // The old module's region without its bus: the error is about awsRegion, the key the user wrote.
+    for (const options of [{ ...base, awsRegion: 'eu-west-1' }, { ...base, aws_region: 'eu-west-1' }]) {
+      expect(() => resolveOptions(options as never), JSON.stringify(options)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: '[@progress/tracker] awsRegion needs eventBridgeBusName (or eventBridge.busName)' }),
+      );
+    }
+  });
 });
 
 describe('storeTimeoutMs: passed to the engine', () => {
