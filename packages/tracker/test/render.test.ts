@@ -132,4 +132,18 @@ describe('renderProgress and renderEventLine', () => {
     // Each indicator was counted as a wide emoji: the flag's name took four cells, its bar started two before the others'.
     expect(lines.map(at)).toEqual([at(lines[1]!), at(lines[1]!)]);
   });
+
+  it('lists no recent events with recentEvents: 0, and five by default', async () => {
+    const { state } = await taskAt10('u8');
+    // `slice(-0)` is the whole list: 0 printed every event the state holds, as if no limit were set.
+    expect(renderProgress(state, { recentEvents: 0 })).not.toContain('recent:');
+    const tracker = await ProgressTracker.open({ upgradeId: 'u9', planId: 'p', clusterName: 'c' });
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    for (const p of [10, 20, 30, 40, 50, 60]) await tracker.updateTaskProgress('t', p);
+    const lines = renderProgress(tracker.progress);
+    const last = tracker.progress.lastSeq;
+    await tracker.close();
+    expect(lines.slice(lines.indexOf('recent:') + 1).map((line) => Number(/#(\d+)/.exec(line)?.[1]))).toEqual([last - 4, last - 3, last - 2, last - 1, last]);
+  });
 });
