@@ -167,6 +167,9 @@ describe('progress ls / show', () => {
     expect(await run('demo', '--speed', 'fast')).toMatchObject({ code: 2, err: expect.stringContaining('--speed') });
     expect((await run('--help')).out).toContain('progress watch');
     expect((await run('--version')).out).toMatch(/^\d+\.\d+\.\d+/);
+    // No command at all is a usage error (exit 2, the usage on stderr); asked for, the usage is on stdout, exit 0.
+    expect(await run()).toMatchObject({ code: 2, out: '', err: expect.stringContaining('Usage:') });
+    expect(await run('help')).toMatchObject({ code: 0, out: expect.stringContaining('Usage:'), err: '' });
     const closed = await freePort();
     expect(await run('watch', `ws://127.0.0.1:${closed}/ws`, 'x', '--connect-timeout', '0.5')).toMatchObject({ code: 4, err: expect.stringContaining('cannot connect') });
   });
