@@ -165,6 +165,8 @@ describe('progress ls / show', () => {
     expect(await run('wach', dir)).toMatchObject({ code: 2, err: expect.stringMatching(/^progress: unknown command "wach" \(did you mean watch\?\)\n/) });
     expect(await run('ls', dir, '--bogus')).toMatchObject({ code: 2 });
     expect(await run('demo', '--speed', 'fast')).toMatchObject({ code: 2, err: expect.stringContaining('--speed') });
+    // Both stores named: refused, not one of them used and the other left out without a word.
+    expect(await run('demo', '--dir', dir, '--redis', 'redis://127.0.0.1:1')).toMatchObject({ code: 2, err: 'progress: give --dir or --redis, not both\n' });
     expect((await run('--help')).out).toContain('progress watch');
     expect((await run('--version')).out).toMatch(/^\d+\.\d+\.\d+/);
     // No command at all is a usage error (exit 2, the usage on stderr); asked for, the usage is on stdout, exit 0.
