@@ -269,3 +269,12 @@ describe('progress demo, stopped and run again', () => {
     expect(second.state).toMatchObject({ status: 'completed', tasks: { 'ng-apps': { status: 'completed', retryCount: 1 } } });
   });
 });
+
+describe('progress demo --port 0', () => {
+  it('serves on a free port without saying that port 8765 is taken: 0 was asked for', async () => {
+    const { lines } = await demoToEnd({ directory: tempDir('demo-port0') });
+    expect(lines[0]).toMatch(/^Dashboard: http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(lines[1]).toMatch(/^WebSocket: /);
+    expect(lines.join('\n')).not.toContain('is taken');
+  });
+});
