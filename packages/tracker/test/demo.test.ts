@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { JsonFileStore, RedisStore, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
+import { JsonFileStore, RedisStore, createProgressTracker, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
 import { DEMO_TASKS, runDemo, type DemoOptions } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
 import { CliError } from '../src/cli/errors.js';
@@ -276,5 +276,19 @@ describe('progress demo --port 0', () => {
     expect(lines[0]).toMatch(/^Dashboard: http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(lines[1]).toMatch(/^WebSocket: /);
     expect(lines.join('\n')).not.toContain('is taken');
+  });
+});
+
+describe('progress demo on a folder whose demo upgrade is paused', () => {
+  it('resumes it and runs it to its end', async () => {
+    const directory = tempDir('demo-paused');
+    const paused = await createProgressTracker({ upgradeId: 'eks-demo', planId: 'eks-1.31-plan', clusterName: 'demo-cluster (eu-west-1)', storage: { json: directory } });
+    await paused.startUpgrade('Pre-flight');
+    await paused.pauseUpgrade('maintenance window closed');
+    await paused.close();
+    const run = await demoToEnd({ directory });
+    expect(run.lines).toContainEqual(expect.stringMatching(/^Upgrade: {3}eks-demo \(resuming after seq \d+\)$/));
+    expect(run.events.map((e) => e.type)).toContain('upgrade.resumed');
+    expect(run.state.status).toBe('completed');
   });
 });
