@@ -1,22 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { createConnection } from 'node:net';
 import { createProgressTracker } from '../src/index.js';
-import { cleanupTempDirs, tempDir, uniqueId } from './helpers.js';
+import { accepts, cleanupTempDirs, tempDir, uniqueId } from './helpers.js';
 
 const base = () => ({ upgradeId: uniqueId('close'), planId: 'plan-1', clusterName: 'cluster-1' });
 
 afterAll(() => cleanupTempDirs());
-
-/** Whether something accepts a connection on 127.0.0.1:`port`. */
-const accepts = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 
 describe('close() when closing one component fails', () => {
   it('still stops the WebSocket server and closes the store after it, and logs which component failed', async () => {

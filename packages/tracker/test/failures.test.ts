@@ -1,24 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { createConnection } from 'node:net';
 import { createProgressTracker, isProgressError } from '../src/index.js';
 import { runDemo } from '../src/cli/demo.js';
 import { LiveView } from '../src/cli/terminal.js';
-import { Capture, cleanupTempDirs, freePort, tempDir, uniqueId } from './helpers.js';
+import { Capture, accepts, cleanupTempDirs, freePort, tempDir, uniqueId } from './helpers.js';
 
 afterAll(() => cleanupTempDirs());
 
 const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
-
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-  });
-}
 
 describe('failures half-way', () => {
   it('createProgressTracker releases the store it made when a later component cannot be built', async () => {
@@ -51,7 +39,7 @@ describe('failures half-way', () => {
       },
     });
     await expect(run).rejects.toThrow('stdout is gone');
-    expect(await refused(port)).toBe(true);
+    expect(await accepts(port)).toBe(false);
     // The JSON lock was released: the same upgrade opens again.
     const again = await createProgressTracker({ upgradeId: 'eks-demo', planId: 'eks-1.31-plan', clusterName: 'x', storagePath: dir });
     expect(again.progress.status).toBe('completed');

@@ -12,7 +12,7 @@ import { main } from '../src/cli/main.js';
 import { shellArg } from '../src/cli/sources.js';
 import { createProgressTracker, type StorageOption } from '../src/index.js';
 
-export { freePort } from '../../../tools/test-utils/src/net.js';
+export { accepts, freePort } from '../../../tools/test-utils/src/net.js';
 export { deleteKeys } from '../../../tools/test-utils/src/redis.js';
 
 /** A fresh temp folder; `cleanup()` removes every one made. */

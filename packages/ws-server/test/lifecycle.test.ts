@@ -1,8 +1,9 @@
 import { createServer as createHttpServer } from 'node:http';
-import { createConnection, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProgressTracker, type UpgradeProgress } from '@progress/core';
 import { throwingLogger } from '../../../tools/test-utils/src/logger.js';
+import { accepts } from '../../../tools/test-utils/src/net.js';
 import { ProgressWebSocketServer } from '../src/index.js';
 import { TestClient, deferred, expectConsecutive, openTracker, sleep } from './helpers.js';
 import { halfOpenExchange, rawExchange, upgradeRequest } from './raw.js';
@@ -289,17 +290,6 @@ describe('lifecycle', () => {
 });
 
 describe('start() and stop() called without waiting for each other', () => {
-  /** Whether anything accepts a TCP connection on `port` of 127.0.0.1. */
-  const listening = (port: number): Promise<boolean> =>
-    new Promise((resolve) => {
-      const socket = createConnection(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-
   it('start() is idempotent, as the README says: calls at once or after it listens get the one address, and one stop() leaves nothing listening', async () => {
     server = new ProgressWebSocketServer({ port: 0 });
     const [a, b] = await Promise.all([server.start(), server.start()]);
@@ -309,8 +299,8 @@ describe('start() and stop() called without waiting for each other', () => {
     await c.next((m) => m.type === 'welcome');
     await server.stop();
     expect(server.address).toBeUndefined();
-    expect(await listening(a.port)).toBe(false);
-    expect(await listening(b.port)).toBe(false);
+    expect(await accepts(a.port)).toBe(false);
+    expect(await accepts(b.port)).toBe(false);
   });
 
   it('a start() during a stop() listens once that stop is done, and the last stop() leaves nothing listening', async () => {
@@ -321,13 +311,13 @@ describe('start() and stop() called without waiting for each other', () => {
     const restarting = server.start();
     await stopping;
     const second = await restarting;
-    expect(await listening(second.port)).toBe(true);
+    expect(await accepts(second.port)).toBe(true);
     const again = await connect(second.url);
     await again.next((m) => m.type === 'welcome');
     await server.stop();
     expect(c.closeCode).toBe(1001);
-    expect(await listening(first.port)).toBe(false);
-    expect(await listening(second.port)).toBe(false);
+    expect(await accepts(first.port)).toBe(false);
+    expect(await accepts(second.port)).toBe(false);
   });
 
   it('a start() overtaken by a stop() rejects with CLOSED and leaves nothing listening', async () => {
@@ -339,7 +329,7 @@ describe('start() and stop() called without waiting for each other', () => {
     expect(server.address).toBeUndefined();
     // It can be started again.
     const address = await server.start();
-    expect(await listening(address.port)).toBe(true);
+    expect(await accepts(address.port)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@ export { answersPing, deleteKeys, deleteKeysWith, ensureRedis, startRedisServer 
 export type { TestRedis } from './redis.js';
 export { startEventBridgeEndpoint, localClientConfig } from './eventbridge-endpoint.js';
 export type { EventBridgeEndpoint, EventBridgeEndpointOptions, AcceptedEntry, RecordedRequest } from './eventbridge-endpoint.js';
-export { freePort } from './net.js';
+export { accepts, freePort } from './net.js';
 export { spawnScript } from './spawn.js';
 export type { Child } from './spawn.js';
 export { startRedisCluster } from './redis-cluster.js';
