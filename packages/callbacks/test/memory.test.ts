@@ -29,6 +29,20 @@ function recordVersions(): { recorded: Array<WeakRef<StateVersion>>; restore(): 
   return { recorded, restore: () => void (StateHistory.prototype.record = record) };
 }
 
+const TASK_LIST = Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` }));
+
+/** 200 progress updates, each awaited, then a turn of the event loop for the calls they started. */
+async function moreUpdates(tracker: Awaited<ReturnType<typeof openTracker>>): Promise<void> {
+  for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** How many of the recorded versions a full garbage collection leaves alive. */
+function alive(recorded: Array<WeakRef<StateVersion>>): number {
+  gc();
+  return recorded.filter((ref) => ref.deref() !== undefined).length;
+}
+
 describe('CallbackManager: memory held by queued calls', () => {
   it('shares the unchanged tasks between the states of consecutive events (a call queued behind a hung callback does not hold a copy of every task)', async () => {
     const manager = new CallbackManager({ timeoutMs: 600_000 });
@@ -41,7 +55,7 @@ describe('CallbackManager: memory held by queued calls', () => {
     });
     const tracker = await openTracker(manager);
     await tracker.startUpgrade();
-    await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    await tracker.addTasks(TASK_LIST);
     for (let i = 0; i < UPDATES; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 99) + 1, `step ${i}`);
     const events = tracker.durableProgress.lastSeq;
     expect(manager.getStats().pending).toBe(events);
@@ -74,7 +88,7 @@ describe('CallbackManager: memory held by queued calls', () => {
     // Runs at once (synchronous, idle): it is given the state, and lets go of it.
     manager.addEventCallback((e, state) => void made.push([e.seq, new WeakRef(state)]));
     const tracker = await openTracker(manager);
-    await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+    await tracker.addTasks(TASK_LIST);
     for (let i = 0; i < 50; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, i + 1, `step ${i}`);
     expect(manager.getStats().pending).toBe(tracker.durableProgress.lastSeq);
     await new Promise((resolve) => setTimeout(resolve, 0));
@@ -102,18 +116,16 @@ describe('CallbackManager: memory held by queued calls', () => {
     const { recorded, restore } = recordVersions();
     try {
       const tracker = await openTracker(manager);
-      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      await tracker.addTasks(TASK_LIST);
       for (let i = 0; i < 20; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, i + 1, `step ${i}`);
       gate.resolve();
       await manager.flush();
       // Caught up: from here on every call runs when its event comes.
-      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await moreUpdates(tracker);
       expect(manager.getStats().pending).toBe(0);
-      gc();
       // No call waits for any of them: what is left is the newest few, not every version since the
       // last one the callback that was behind was given (a chain of 200 here, growing with the run).
-      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      expect(alive(recorded)).toBeLessThanOrEqual(3);
       await tracker.close();
     } finally {
       restore();
@@ -131,12 +143,10 @@ describe('CallbackManager: memory held by queued calls', () => {
     try {
       const tracker = await openTracker(manager);
       await tracker.startUpgrade();
-      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
-      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      gc();
+      await tracker.addTasks(TASK_LIST);
+      await moreUpdates(tracker);
       // The state the idle callback was given last must not hold every version after it (through `next`).
-      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      expect(alive(recorded)).toBeLessThanOrEqual(3);
       await tracker.close();
     } finally {
       restore();
@@ -152,14 +162,12 @@ describe('CallbackManager: memory held by queued calls', () => {
     const { recorded, restore } = recordVersions();
     try {
       const tracker = await openTracker(manager);
-      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      await tracker.addTasks(TASK_LIST);
       await tracker.startUpgrade(); // hangs
-      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await moreUpdates(tracker);
       expect(manager.getStats()).toMatchObject({ pending: 11, dropped: 190 });
-      gc();
       // The 10 queued calls' versions (and the newest): not the 200 since the hung call's event.
-      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(12);
+      expect(alive(recorded)).toBeLessThanOrEqual(12);
       await manager.close(0); // gives up on the hung call
       await tracker.close();
     } finally {
@@ -175,14 +183,12 @@ describe('CallbackManager: memory held by queued calls', () => {
     const { recorded, restore } = recordVersions();
     try {
       const tracker = await openTracker(manager);
-      await tracker.addTasks(Array.from({ length: TASKS }, (_, i) => ({ taskId: `t${i}`, taskName: `Task ${i}` })));
+      await tracker.addTasks(TASK_LIST);
       await tracker.startUpgrade(); // hangs
       off(); // its call still runs (and is awaited by flush()), nothing more is queued for it
-      for (let i = 0; i < 200; i++) await tracker.updateTaskProgress(`t${i % TASKS}`, (i % 90) + 5, `more ${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await moreUpdates(tracker);
       expect(manager.getStats().pending).toBe(1);
-      gc();
-      expect(recorded.filter((ref) => ref.deref() !== undefined).length).toBeLessThanOrEqual(3);
+      expect(alive(recorded)).toBeLessThanOrEqual(3);
       await manager.close(0); // gives up on the hung call
       await tracker.close();
     } finally {
