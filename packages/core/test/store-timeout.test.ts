@@ -478,6 +478,47 @@ describe('the store timer after the event loop was blocked', () => {
     expect((await t.setCurrentPhase('next')).seq).toBe(3);
     await t.close();
   });
+
+  it('leaves the next write alone once that answer is taken: its command resolves, nothing is given up', async () => {
+    // As above, with a second command queued behind the first: once the first append's answer is
+    // read, the write loop sends the second at once, before the check the timer deferred runs. That
+    // check must see that the append it was armed for is answered, not give up on the one in flight.
+    const inner = new MemoryStore();
+    let sent = 0;
+    const store = delegatingStore(inner, {
+      append: (id, events, expectedSeq, state) => {
+        const copy = cloneState(state);
+        return new Promise<void>((resolve, reject) => {
+          const { port1, port2 } = new MessageChannel();
+          port1.once('message', () => {
+            port1.close();
+            inner.append(id, events, expectedSeq, copy).then(resolve, reject);
+          });
+          port2.postMessage('stored');
+          sent++;
+        });
+      },
+    });
+    const infos: string[] = [];
+    const logger = { debug() {}, info: (_: unknown, msg?: string) => void infos.push(msg ?? ''), warn() {}, error() {} };
+    const t = await open(store, { storeTimeoutMs: 50, logger });
+    const started = watch(t.startUpgrade());
+    await Promise.resolve();
+    expect(sent).toBe(2);
+    // Queued while the first append is out: written next, in an append of its own.
+    const phase = watch(t.setCurrentPhase('next'));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    await vi.waitFor(() => expect(phase.settled).toBe(true), { timeout: 2000, interval: 5 });
+    expect(started.value).toMatchObject({ seq: 2 });
+    expect(phase.error).toBeUndefined();
+    expect(phase.value).toMatchObject({ seq: 3 });
+    expect(sent).toBe(3);
+    expect(t.durableProgress.lastSeq).toBe(3);
+    // No append was given up on, so none was answered "late".
+    expect(infos.filter((m) => m.includes('answered late'))).toEqual([]);
+    expect(await stored(store)).toEqual(['1:upgrade.created', '2:upgrade.started', '3:upgrade.phase_changed']);
+    await t.close();
+  });
 });
 
 describe('open() after the event loop was blocked', () => {
