@@ -17,6 +17,8 @@ const UPGRADE = 'u-lost-tail';
 class LossyStore extends MemoryStore {
   /** Appends seen, with their expected seq and first seq. */
   readonly appends: Array<{ expectedSeq: number; fromSeq: number; n: number }> = [];
+  /** The `state` argument of each append (a JSON copy, as a store writes its snapshot), in the order of `appends`. */
+  readonly states: string[] = [];
   /** Run before each append reaches the store (once it is set); may throw. */
   beforeAppend: ((expectedSeq: number, events: readonly ProgressEvent[]) => Promise<void> | void) | undefined;
   /** Makes readEvents fail. */
@@ -47,6 +49,7 @@ class LossyStore extends MemoryStore {
 
   override async append(upgradeId: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     this.appends.push({ expectedSeq, fromSeq: events[0]!.seq, n: events.length });
+    this.states.push(JSON.stringify(state));
     await this.beforeAppend?.(expectedSeq, events);
     return super.append(upgradeId, events, expectedSeq, state);
   }
@@ -95,6 +98,7 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     await store.loseAfter(UPGRADE, 5);
     expect((await store.events(UPGRADE)).length).toBe(5);
     store.appends.length = 0;
+    store.states.length = 0;
 
     const [ev, ev2] = await Promise.all([t.updateTaskProgress('a', 40), t.updateTaskProgress('a', 50)]);
     expect([ev.seq, ev2.seq]).toEqual([9, 10]);
@@ -111,6 +115,10 @@ describe('a store that lost the last events it acknowledged, the tracker still r
     // Each event heard once, in seq order: the restored ones were heard when first made durable.
     expect(ids(sink)).toEqual(ids(storedNow));
     expect(ids(heard)).toEqual(ids(storedNow.slice(1)));
+    // Each with the state after its own events: the lost ones with the durable state (seq 8), not the
+    // live one ahead of them (seq 10), which a store that keeps snapshots would refuse or keep as theirs.
+    expect(store.states.map((s) => (JSON.parse(s) as UpgradeProgress).lastSeq)).toEqual([10, 8, 10]);
+    expect(store.states[1]).toBe(JSON.stringify(replayEvents(acknowledged)));
     const restored = warnings.filter((w) => w.msg.includes('the store had lost acknowledged events (a failover?); written again'));
     expect(restored).toHaveLength(1);
     expect(restored[0]!.fields).toMatchObject({ upgradeId: UPGRADE, count: 3, fromSeq: 6, toSeq: 8 });
@@ -170,6 +178,29 @@ describe('a store that lost the last events it acknowledged, the tracker still r
       { expectedSeq: 1, fromSeq: 2, n: 7 },
       { expectedSeq: 8, fromSeq: 9, n: 1 },
     ]);
+    expect(ids(await store.events(UPGRADE))).toEqual(ids([...acknowledged, ev]));
+    expect(ids(sink)).toEqual(ids([...acknowledged, ev]));
+    await t.close();
+  });
+
+  it('restores events it adopted (a write of unknown outcome found stored): they are durable events it made, and kept', async () => {
+    const store = new LossyStore();
+    const { t, sink } = await tracker(store);
+    // Seq 9 lands, and its answer is lost (STORE_UNAVAILABLE); the next write finds it and adopts it.
+    store.beforeAppend = async (expectedSeq, events) => {
+      store.beforeAppend = undefined;
+      await MemoryStore.prototype.append.call(store, UPGRADE, events, expectedSeq, replayEvents([...(await store.events(UPGRADE)), ...events])!);
+      throw new Error('socket timeout (the write landed)');
+    };
+    await expectCode(() => t.updateTaskProgress('a', 40), 'STORE_UNAVAILABLE');
+    const refused = await t.updateTaskProgress('a', 41).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 9, adoptedToSeq: 9 } });
+    const acknowledged = await store.events(UPGRADE);
+    expect(acknowledged).toHaveLength(9);
+    // The failover loses the adopted event: written again from the events the tracker keeps.
+    await store.loseAfter(UPGRADE, 8);
+    const ev = await t.updateTaskProgress('a', 42);
+    expect(ev.seq).toBe(10);
     expect(ids(await store.events(UPGRADE))).toEqual(ids([...acknowledged, ev]));
     expect(ids(sink)).toEqual(ids([...acknowledged, ev]));
     await t.close();
