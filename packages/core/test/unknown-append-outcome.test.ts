@@ -216,6 +216,21 @@ describe('an append the store kept but reported as failed', () => {
     await t.close();
   });
 
+  it('keeps every failed write while they hold 10,000 events in all (the bound itself), the one between the first and the latest included', async () => {
+    // 2 = 1 event, failed before the store; 3 = 9,998 tasks, stored, then its answer lost; 4 = 1
+    // event, failed before the store: 10,000 events remembered, none of them beyond the bound.
+    const store = lyingStore({ throwOnly: [2, 4], storeThenThrow: [3] });
+    const t = await open(store);
+    await expectCode(() => t.startUpgrade(), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.addTasks(Array.from({ length: 9998 }, (_, i) => ({ taskId: `t${i}`, taskName: `T${i}` }))), 'STORE_UNAVAILABLE');
+    await expectCode(() => t.setCurrentPhase('X'), 'STORE_UNAVAILABLE');
+    let refused: unknown;
+    await t.setCurrentPhase('Y').catch((err: unknown) => (refused = err));
+    expect(refused).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { reason: 'adopted', adoptedFromSeq: 2, adoptedToSeq: 9999 } });
+    expect(t.durableProgress.lastSeq).toBe(9999);
+    await t.close();
+  });
+
   it('rejects the commands queued while the store is read, settles flush(), and lets close() finish', async () => {
     const store = lyingStore({ storeThenThrow: [2] });
     const t = await open(store);
