@@ -54,6 +54,13 @@ describe('an error message longer than 4096 characters', () => {
     expect(message.length).toBeLessThanOrEqual(4096);
     expect(message.endsWith(CUT_MARK)).toBe(true);
     expect(message.slice(0, -CUT_MARK.length)).toBe(`x${'😀'.repeat((message.length - CUT_MARK.length - 1) / 2)}`);
+    // Pairs alone: the cut falls after a whole pair (its second unit last), which is kept, and no
+    // more is taken off (one unit more would leave the first half of that pair alone).
+    await t.addTask('b', 'B');
+    await t.failTask('b', '😀'.repeat(3000));
+    const pairs = t.progress.tasks.b!.errorMessage!;
+    expect(pairs).toHaveLength(4096);
+    expect(pairs).toBe(`${'😀'.repeat((4096 - CUT_MARK.length) / 2)}${CUT_MARK}`);
     await t.close();
   });
 
