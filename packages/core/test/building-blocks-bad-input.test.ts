@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
   applyEventInPlace,
+  assertAppendState,
   assertHandleArgs,
   assertKnownOptions,
   cloneState,
@@ -146,6 +147,8 @@ describe('the building blocks given what is not an event or a list', () => {
 
   it('filterRows() refuses a row that is not an object', () => {
     refused(() => filterRows([null as never]), 'filterRows');
+    refused(() => filterRows([42 as never]), 'filterRows');
+    refused(() => filterRows([toSummaryRow(state()), 'u1' as never]), 'filterRows');
   });
 
   it.each([
@@ -153,6 +156,22 @@ describe('the building blocks given what is not an event or a list', () => {
     ['a string', 'x'],
   ])('assertKnownOptions() refuses %s as its check, naming itself', (_, check) => {
     refused(() => assertKnownOptions({}, ['a'], check as never), 'assertKnownOptions');
+  });
+});
+
+describe('assertAppendState() given the last seq of the batch', () => {
+  // A store that takes its list() row from the state passes the batch's last seq: a state from
+  // before the events (or one ahead of them) would list what load() contradicts.
+  it('refuses a state at another seq with INVALID_ARGUMENT, and takes the one at that seq', () => {
+    const after = state();
+    expect(() => assertAppendState('S', 'u1', after, 2)).not.toThrow();
+    for (const lastSeq of [1, 3]) {
+      const caught = thrown(() => assertAppendState('S', 'u1', after, lastSeq));
+      expect(isProgressError(caught, 'INVALID_ARGUMENT'), String(caught)).toBe(true);
+      expect(caught.message).toContain(`whose last seq is ${lastSeq}, got a state at seq 2`);
+    }
+    // Without it, the seq is not compared (a store that takes its row from the events).
+    expect(() => assertAppendState('S', 'u1', after)).not.toThrow();
   });
 });
 
