@@ -540,8 +540,9 @@ describe('ProgressTracker: model rules', () => {
     await t.cancelTask('c');
     await t.cancelUpgrade('called off');
     // A duration of 0 would read as a run that took no time; none ran.
-    expect(t.progress.tasks.s).toMatchObject({ status: 'skipped', startedAt: null, durationMs: null });
-    expect(t.progress.tasks.c).toMatchObject({ status: 'cancelled', startedAt: null, durationMs: null });
+    // Ended all the same: completedAt is when it was skipped or cancelled.
+    expect(t.progress.tasks.s).toMatchObject({ status: 'skipped', startedAt: null, completedAt: '2026-03-01T10:00:01.000Z', durationMs: null });
+    expect(t.progress.tasks.c).toMatchObject({ status: 'cancelled', startedAt: null, completedAt: '2026-03-01T10:00:01.000Z', durationMs: null });
     expect(t.progress).toMatchObject({ status: 'cancelled', startedAt: null, durationMs: null });
     await t.close();
   });
