@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent } from '../src/index.js';
+import { expectCode } from './helpers.js';
 import { delegatingStore } from './delegating-store.js';
 
 // open() loads the upgrade, and records upgrade.created when the store has none. Another writer may
@@ -34,6 +35,36 @@ describe('open() when another writer creates the upgrade between its load and it
     for await (const e of inner.readEvents('u1', 0)) stored.push(e);
     expect(stored.map((e) => e.type)).toEqual(['upgrade.created', 'upgrade.started']);
     expect(stored[0]!.details).toMatchObject({ planId: 'their-plan' });
+    await t.close();
+  });
+
+  it('is refused with that CONFLICT, the lock given back, when theirs is gone again by the load that follows (deleted meanwhile)', async () => {
+    const inner = new MemoryStore();
+    const calls: string[] = [];
+    const store = delegatingStore(inner, {
+      acquire: async (id) => {
+        calls.push('acquire');
+        await inner.acquire(id);
+      },
+      release: async (id) => {
+        calls.push('release');
+        await inner.release(id);
+      },
+      load: async (id) => {
+        calls.push('load');
+        return inner.load(id);
+      },
+      // Another writer's upgrade.created took seq 1 (CONFLICT), and was deleted before the reload.
+      append: async (id, _events, expectedSeq) => {
+        calls.push('append');
+        throw new ProgressError('CONFLICT', `upgrade "${id}" is at seq 1, not ${expectedSeq}`, { context: { upgradeId: id, storedSeq: 1 } });
+      },
+    });
+    await expectCode(() => ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store }), 'CONFLICT');
+    expect(calls).toEqual(['acquire', 'load', 'append', 'load', 'release']);
+    // Nothing stored, and the lock is free: the next open() creates the upgrade.
+    const t = await ProgressTracker.open({ upgradeId: 'u1', planId: 'p', clusterName: 'c', store: inner });
+    expect(t.progress.lastSeq).toBe(1);
     await t.close();
   });
 });
