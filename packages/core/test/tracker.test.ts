@@ -401,6 +401,16 @@ describe('ProgressTracker: the old module behaviour', () => {
     ]);
     await t.close();
   });
+
+  it('refuses a listener or a sink that is not one with INVALID_ARGUMENT, registering nothing', async () => {
+    const t = await open();
+    for (const bad of [null, undefined, 'listener', {}]) await expectCode(() => t.subscribe(bad as never), 'INVALID_ARGUMENT');
+    for (const bad of [null, () => {}, { name: 'no-handle' }]) await expectCode(() => t.addSink(bad as never), 'INVALID_ARGUMENT');
+    expect(t.getSystemInfo()).toMatchObject({ sinks: [], subscribers: 0 });
+    // The next event goes out as usual, with nothing registered that could throw.
+    expect((await t.startUpgrade()).seq).toBe(2);
+    await t.close();
+  });
 });
 
 describe('ProgressTracker: model rules', () => {
