@@ -884,6 +884,26 @@ describe('ProgressTracker: durability and sinks', () => {
     await t.close();
   });
 
+  it('resolves addTask with the task as stored, not with a change a sink made on its event that the store then refused', async () => {
+    const inner = new MemoryStore();
+    let appends = 0;
+    const store = delegatingStore(inner, {
+      append: async (id, evs, seq, state) => {
+        // 1 = upgrade.created, 2 = task.added, 3 = the sink's task.started: refused.
+        if (++appends === 3) throw new Error('connection reset');
+        return inner.append(id, evs, seq, state);
+      },
+    });
+    let started: Promise<unknown> | undefined;
+    const t = await open({ store });
+    t.addSink({ name: 'starter', handle: (e) => void (e.type === 'task.added' && (started = t.startTask(e.taskId!).catch((err: unknown) => err))) });
+    const task = await t.addTask('a', 'A');
+    expect(task).toMatchObject({ taskId: 'a', status: 'not_started', startedAt: null });
+    expect(isProgressError(await started, 'STORE_UNAVAILABLE')).toBe(true);
+    expect(t.progress.tasks.a!.status).toBe('not_started');
+    await t.close();
+  });
+
   it('calls every sink before the command resolves, in seq order, and isolates failing sinks', async () => {
     const calls: string[] = [];
     const warnings: unknown[] = [];
