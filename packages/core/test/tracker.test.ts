@@ -877,7 +877,9 @@ describe('ProgressTracker: durability and sinks', () => {
     const all = Array.from({ length: 50 }, (_, i) => t.updateTaskProgress('a', i + 1).then((e) => done.push(e.seq)));
     expect(t.progress.tasks.a!.percentage).toBe(50);
     expect(t.durableProgress.tasks.a!.percentage).toBe(0);
+    expect(t.getSystemInfo()).toMatchObject({ lastSeq: 52, durableSeq: 2, pendingEvents: 50 });
     await Promise.all(all);
+    expect(t.getSystemInfo()).toMatchObject({ lastSeq: 52, durableSeq: 52, pendingEvents: 0 });
     expect(appends).toEqual([50]);
     expect(done).toEqual(Array.from({ length: 50 }, (_, i) => i + 3));
     expect(t.durableProgress.lastSeq).toBe(52);
