@@ -167,6 +167,10 @@ describe('RedisStore: appends', () => {
     ['cluster', 'b', 'a|b', 'a'],
     // Not told apart by an escape that wrote `|` as `\x01b` alone.
     ['single', '\x01b', '|', 'next'],
+    // A run holding \x01 (sent escaped, \x01 as \x01a) matched the meta's epoch only if the script
+    // escaped that the same way: else its own writer got CONFLICT at its next append.
+    ['single', 'b', 'a\x01', 'next'],
+    ['cluster', 'b', 'a\x01|', 'next'],
   ] as const)('tells runs apart whose first eventIds hold | (%s mode: run %j, then %j)', async (mode, oldRun, newRun, nextId) => {
     const keyPrefix = freshPrefix('bar-run');
     const oldWriter = makeStore(prefixes, { keyPrefix, mode });
