@@ -1086,8 +1086,11 @@ describe('RedisStore: retention', () => {
     // Nothing after the snapshot is trimmed, however small maxEvents is.
     const g = new EventFactory('trim-2');
     const store2 = makeStore(prefixes, { snapshotEvery: 100, retention: { maxEvents: 1 } });
-    await appendBatch(store2, g, 50);
+    // Five entries (found on 2026-12-02, mutation testing: in one entry, a trim past the snapshot,
+    // cut = lastSeq - maxEvents, kept it whole, and no test failed).
+    for (let i = 0; i < 5; i++) await appendBatch(store2, g, 10);
     expect((await collect(store2.readEvents(g.upgradeId, 0))).length).toBe(50);
+    expect(await store2.load(g.upgradeId)).toEqual(g.state);
     // One event per entry: the entry ending exactly at the cut is covered whole, and goes too
     // (XTRIM MINID 0-<cut + 1>). Snapshot at 10, keep >= 5: at seq 15 the cut is 10, events 1..10 go.
     const h = new EventFactory('trim-3');
