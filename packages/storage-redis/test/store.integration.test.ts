@@ -1049,6 +1049,21 @@ describe('RedisStore: reads the store closes under', () => {
   // A delete() first reads the server clock (or waits for its cached offset), and list() reads the
   // rows after the index: their next command went out after close()'s QUIT, which Redis never ran,
   // and each failed with CLOSED although it was called first, on a connection that was up.
+  // README, close(): "waits for the appends in flight". Found on 2026-12-02 (mutation testing): no
+  // test failed when it did not. An append still waiting for the server clock's first reading then
+  // went out behind the QUIT and failed; and in cluster mode the index and feed writes that follow
+  // an append's script would go out behind it: an upgrade stored but never listed, nor handed out
+  // by watchAll().
+  it.each(['single', 'cluster'] as const)('waits for an append in flight, and its index and feed writes, before it quits (%s mode)', async (mode) => {
+    const store = makeStore(prefixes, { mode });
+    const f = new EventFactory('closing-append');
+    const appending = appendBatch(store, f, 2);
+    await store.close();
+    await appending;
+    expect(await admin.zscore(store.keys.index, f.upgradeId)).not.toBeNull();
+    expect((await admin.xrange(store.keys.feed, '-', '+')).map(([, fields]) => fields)).toEqual([['p', `1|2|${f.upgradeId}`]]);
+  });
+
   it('finishes a delete(), a list() and a load() called before close() on a connected store, as it does an append', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('closing-delete');
