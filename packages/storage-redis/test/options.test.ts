@@ -301,8 +301,18 @@ describe('RedisStore options: values out of range', () => {
     [{ replicas: { count: 10_001 } }, /replicas\.count/],
     [{ keyPrefix: 'tenant a:' }, /keyPrefix/],
     [{ keyPrefix: 'x'.repeat(257) }, /keyPrefix/],
+    [{ keyPrefix: 'tenant{a}:' }, /keyPrefix/],
+    [{ keyPrefix: 'tenant}a:' }, /keyPrefix/],
   ])('refuses %j with INVALID_ARGUMENT naming the option', (options, name) => {
     expect(() => new RedisStore({ url: 'redis://127.0.0.1:1', ...options } as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(name) }));
+  });
+
+  // README, Options: a keyPrefix of "at most 256 characters", a connectionName of "1 to 100". Found
+  // on 2026-12-02 (mutation testing): only the value one past each bound was tried, and no test
+  // failed when the bound itself was refused.
+  it('takes a keyPrefix of 256 characters and a connectionName of 100', () => {
+    expect(resolveOptions({ keyPrefix: 'x'.repeat(256), connectionName: 'n'.repeat(100) })).toMatchObject({ keyPrefix: 'x'.repeat(256), connectionName: 'n'.repeat(100) });
+    expect(new KeyLayout('x'.repeat(256)).prefix).toBe('x'.repeat(256));
   });
 
   it('refuses both a url and a client: which Redis it would use is not clear', () => {
