@@ -522,6 +522,47 @@ describe('RedisStore.watchAll', () => {
   });
 });
 
+describe('RedisStore.watchAll and a feed entry lost in cluster mode', () => {
+  // README, Redis Cluster: "A feed entry points from the first seq of the upgrade whose entry this
+  // store knows to have failed ... so an entry lost is covered by the upgrade's next one, also for a
+  // watchAll() follower that had not seen the upgrade yet". Found on 2026-12-02 (mutation testing):
+  // no test failed when the next entry pointed from its own seq (only a lost FIRST entry was tested,
+  // which the meta's unfed mark covers): such a follower started the upgrade there, and never handed
+  // out the lost entry's events.
+  it("hands a follower that had not seen the upgrade the events of a later append whose feed entry was lost, with the next append's", async () => {
+    const writer = makeStore(prefixes, { mode: 'cluster' });
+    const reader = makeStore(prefixes, { keyPrefix: writer.keys.prefix, mode: 'cluster', watchBlockMs: 200 });
+    const admin = adminClient();
+    const f = new EventFactory('cluster-lost-later');
+    const feed = writer.keys.feed;
+    await appendBatch(writer, f, 2);
+    // Its follow-up took the meta's unfed mark out: the next appends point from their own seqs.
+    for (let i = 0; (await admin.hget(writer.keys.upgrade(f.upgradeId).meta, 'unfed')) !== '0'; i++) {
+      expect(i).toBeLessThan(250);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Started after the upgrade's first entry: it has not seen the upgrade.
+    const { stop, iterator } = await followAll(reader);
+    // The follow-up of the next append cannot write the feed (a key of another type there: WRONGTYPE,
+    // as any refused or cut write): its events are stored, its feed entry lost.
+    const before = await admin.xrange(feed, '-', '+');
+    await admin.set(feed, 'not a stream');
+    const lost = await appendBatch(writer, f, 3);
+    await writer.client.exists(feed); // answered after the follow-up's refusal
+    await admin.del(feed);
+    for (const [id, fields] of before) await admin.xadd(feed, id, ...fields);
+    const next = await appendBatch(writer, f, 1);
+    expect((await admin.xrevrange(feed, '+', '-', 'COUNT', 1))[0]![1]).toEqual(['p', `3|4|${f.upgradeId}`]);
+    const got: ProgressEvent[] = [];
+    for (let i = 0; i < 4; i++) got.push((await iterator.next()).value!);
+    expect(got.map((e) => [e.seq, e.eventId])).toEqual([...lost, ...next].map((e) => [e.seq, e.eventId]));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await admin.quit();
+    await Promise.all([writer.close(), reader.close()]);
+  });
+});
+
 describe('RedisStore.watchAll and re-created upgrades', () => {
   it('follows an upgrade deleted and created again between two reads of the feed from its new start', async () => {
     const store = makeStore(prefixes, { watchBlockMs: 200 });
