@@ -626,6 +626,28 @@ describe('RedisStore.watchAll and re-created upgrades', () => {
     await writer.close();
     await store.close();
   });
+
+  // Found on 2026-12-02 (mutation testing): every test's new run went past the seqs handed out of
+  // the old one, so no test failed when a feed entry for seq 1 of a followed upgrade was read from
+  // the last seq handed out instead of from the start: a new run shorter than that was never handed
+  // out (its entries pointed only at seqs "handed out" already).
+  it('hands out an upgrade deleted and created again with fewer events than were handed out of the old one', async () => {
+    const store = makeStore(prefixes, { watchBlockMs: 200 });
+    const { stop, iterator } = await followAll(store);
+    const old = new EventFactory('shorter-again');
+    await appendBatch(store, old, 5);
+    for (let i = 0; i < 5; i++) expect((await iterator.next()).value!.seq).toBe(i + 1);
+    expect(await store.delete('shorter-again')).toBe(true);
+    const renewed = new EventFactory('shorter-again');
+    const written = await appendBatch(store, renewed, 2);
+    // Another upgrade's event last: once it comes, everything before it in the feed was read.
+    const [marker] = await appendBatch(store, new EventFactory('shorter-marker'), 1);
+    const got = await readUpTo(iterator, marker!.eventId);
+    expect(got.map((e) => [e.seq, e.eventId])).toEqual(written.map((e) => [e.seq, e.eventId]));
+    stop.abort();
+    expect((await iterator.next()).done).toBe(true);
+    await store.close();
+  });
 });
 
 describe('RedisStore.watchAll and repeated feed entries', () => {
