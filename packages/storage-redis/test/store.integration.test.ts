@@ -2,7 +2,7 @@ import { EventFactory } from '@progress/core/testing';
 import { readFileSync } from 'node:fs';
 import type { ProgressEvent } from '@progress/core';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { deleteKeysWith } from '../../../tools/test-utils/src/redis.js';
 import { startRedisProxy } from '../../../tools/test-utils/src/redis-proxy.js';
 import { RedisStore } from '../src/index.js';
@@ -555,6 +555,38 @@ describe('RedisStore: appends', () => {
     expect(stored[1]!.message).toBe('cut \ud83d');
     await store.close();
     await proxy.close();
+  });
+
+  // README, Failure semantics: an append not answered within commandTimeoutMs (plus the clock's
+  // uncertainty, at most ~50 ms and half a round trip here) rejects. Found on 2026-12-02 (mutation
+  // testing): the test above checks only that it waited that long, and none failed when the store
+  // gave up three times later. The store's timers and clock are faked here, so that "not later" is
+  // checked without timing anything: 200 ms of fake time past commandTimeoutMs settle it.
+  it('rejects an unanswered append once commandTimeoutMs (and the clock uncertainty) has passed, not later', async () => {
+    const proxy = await startRedisProxy(redisUrl());
+    // From before the store's first command: its timers (the sweep of the appends in flight among
+    // them) and its clock are all fake.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance'], now: Date.now() });
+    const store = makeStore(prefixes, { url: proxy.url, commandTimeoutMs: 300 });
+    const f = new EventFactory('bounded');
+    try {
+      await appendBatch(store, f, 1); // connected, server clock read
+      proxy.hold();
+      let outcome: unknown = 'pending';
+      void appendBatch(store, f, 1).then(
+        () => (outcome = 'stored'),
+        (err: unknown) => (outcome = err),
+      );
+      await vi.advanceTimersByTimeAsync(250);
+      expect(outcome).toBe('pending');
+      await vi.advanceTimersByTimeAsync(250);
+      expect(outcome).toMatchObject({ code: 'STORE_UNAVAILABLE', context: { timeoutMs: 300 } });
+    } finally {
+      vi.useRealTimers();
+      proxy.release();
+      await store.close();
+      await proxy.close();
+    }
   });
 
   it('rejects with STORE_UNAVAILABLE after commandTimeoutMs, and Redis never applies that append later', async () => {
