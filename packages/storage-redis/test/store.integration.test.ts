@@ -1003,6 +1003,45 @@ describe('RedisStore: readEvents across a delete', () => {
       await store.close();
     }
   });
+
+  // README, Reading: each page's XRANGE is written with a read of the epoch before and after it; the
+  // same epoch on both sides means the page is of that upgrade, otherwise it is read again. Found on
+  // 2026-12-02 (mutation testing): no test failed without that check, which handed out the deleted
+  // upgrade's events as the first page of the one created again under its id.
+  it('reads a page again when the upgrade was deleted and created again between its XRANGE and the epoch read after it', async () => {
+    const writer = makeStore(prefixes);
+    const client = new Redis(redisUrl());
+    const reader = makeStore(prefixes, { redis: client, keyPrefix: writer.keys.prefix });
+    const old = new EventFactory('page-recreated');
+    try {
+      await appendBatch(writer, old, 3);
+      // The read of the meta after the page (the first HMGET after its XRANGE) reaches Redis only once `release` is called.
+      const send = client.sendCommand.bind(client);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let paged = false;
+      let held = false;
+      client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+        paged ||= command.name === 'xrange';
+        if (held || !paged || command.name !== 'hmget') return send(command, ...(rest as []));
+        held = true;
+        void released.then(() => send(command, ...(rest as [])));
+        return command.promise;
+      }) as Redis['sendCommand'];
+      const reading = collect(reader.readEvents(old.upgradeId, 0));
+      while (!held) await new Promise((r) => setTimeout(r, 1));
+      await client.ping(); // the page's XRANGE was answered: the old upgrade's events
+      expect(await writer.delete(old.upgradeId)).toBe(true);
+      const renewed = new EventFactory('page-recreated');
+      const written = await appendBatch(writer, renewed, 3);
+      release();
+      expect((await reading).map((e) => e.eventId)).toEqual(written.map((e) => e.eventId));
+    } finally {
+      await reader.close();
+      await writer.close();
+      client.disconnect();
+    }
+  });
 });
 
 describe('RedisStore: list() and a damaged row', () => {
