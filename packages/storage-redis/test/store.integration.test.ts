@@ -1117,9 +1117,6 @@ describe('RedisStore: reads the store closes under', () => {
     }
   });
 
-  // A delete() first reads the server clock (or waits for its cached offset), and list() reads the
-  // rows after the index: their next command went out after close()'s QUIT, which Redis never ran,
-  // and each failed with CLOSED although it was called first, on a connection that was up.
   // README, close(): "waits for the appends in flight". Found on 2026-12-02 (mutation testing): no
   // test failed when it did not. An append still waiting for the server clock's first reading then
   // went out behind the QUIT and failed; and in cluster mode the index and feed writes that follow
@@ -1135,6 +1132,9 @@ describe('RedisStore: reads the store closes under', () => {
     expect((await admin.xrange(store.keys.feed, '-', '+')).map(([, fields]) => fields)).toEqual([['p', `1|2|${f.upgradeId}`]]);
   });
 
+  // A delete() first reads the server clock (or waits for its cached offset), and list() reads the
+  // rows after the index: their next command went out after close()'s QUIT, which Redis never ran,
+  // and each failed with CLOSED although it was called first, on a connection that was up.
   it('finishes a delete(), a list() and a load() called before close() on a connected store, as it does an append', async () => {
     const store = makeStore(prefixes);
     const f = new EventFactory('closing-delete');
