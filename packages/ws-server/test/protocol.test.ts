@@ -142,6 +142,17 @@ describe('protocol v1', () => {
     expect(c.closeCode).toBeUndefined();
   });
 
+  it('refuses a binary frame with INVALID_MESSAGE even when it holds a valid message, as the README says', async () => {
+    const c = await client();
+    await c.next((m) => m.type === 'welcome');
+    c.ws.send(Buffer.from(JSON.stringify({ type: 'ping' })), { binary: true });
+    await c.answered();
+    // One pong: the answer to answered()'s text ping, none to the binary one.
+    expect(c.messages.slice(1).map((m) => m.type)).toEqual(['error', 'pong']);
+    expect(c.messages[1]).toMatchObject({ type: 'error', code: 'INVALID_MESSAGE' });
+    expect(c.closeCode).toBeUndefined();
+  });
+
   it('a subscribe to an upgrade already subscribed to replaces that subscription: each later event comes once', async () => {
     const t = await tracker('u1');
     server.track(t);
