@@ -153,6 +153,19 @@ describe('protocol v1', () => {
     expect(c.closeCode).toBeUndefined();
   });
 
+  it('refuses a subscribe with createdAt but no sinceSeq with INVALID_MESSAGE, as the README says, and subscribes nothing', async () => {
+    const t = await tracker('u1');
+    server.track(t);
+    await t.startUpgrade();
+    const c = await client();
+    c.send({ type: 'subscribe', upgradeId: 'u1', createdAt: t.durableProgress.createdAt });
+    await c.answered();
+    expect(c.ofType('error')).toEqual([{ type: 'error', code: 'INVALID_MESSAGE', message: expect.stringContaining('createdAt') }]);
+    expect(c.ofType('subscribed')).toHaveLength(0);
+    expect(c.ofType('snapshot')).toHaveLength(0);
+    expect(c.closeCode).toBeUndefined();
+  });
+
   it('a subscribe to an upgrade already subscribed to replaces that subscription: each later event comes once', async () => {
     const t = await tracker('u1');
     server.track(t);
@@ -271,6 +284,7 @@ describe('parseClientMessage', () => {
     expect(parseClientMessage('{"type":"subscribe","upgradeId":".."}').ok).toBe(false);
     expect(parseClientMessage('[]')).toEqual({ ok: false, message: expect.stringMatching(/^invalid message: \w/) });
     expect(parseClientMessage('{"type":"get_summary","upgradeId":".."}')).toEqual({ ok: false, message: expect.stringMatching(/^invalid message: upgradeId: \w/) });
+    expect(parseClientMessage('{"type":"subscribe","upgradeId":"u1","createdAt":"2026-12-01T12:00:00.000Z"}')).toEqual({ ok: false, message: expect.stringMatching(/^invalid message: createdAt/) });
   });
 
   it('checks the upgrade id of every message that names one, and bounds createdAt', () => {
