@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, type ProgressEvent, type ProgressTracker } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { TestClient, copyOfStore, expectConsecutive, foldClient, openTracker, sleep } from './helpers.js';
+import { TestClient, copyOfStore, deferred, expectConsecutive, foldClient, openTracker, sleep } from './helpers.js';
 
 let server: ProgressWebSocketServer | undefined;
 let tracker: ProgressTracker | undefined;
@@ -29,6 +29,15 @@ class SlowReadStore extends MemoryStore {
       await sleep(this.delayMs);
       this.returned++;
     }
+    yield* super.readEvents(upgradeId, afterSeq, limit);
+  }
+}
+
+/** A store whose reads wait for `gate` while it is set: a replay held open for as long as a test needs. */
+class GatedReadStore extends MemoryStore {
+  gate: Promise<void> | undefined;
+  override async *readEvents(upgradeId: string, afterSeq: number, limit?: number): AsyncIterable<ProgressEvent> {
+    if (this.gate) await this.gate;
     yield* super.readEvents(upgradeId, afterSeq, limit);
   }
 }
@@ -107,6 +116,36 @@ describe('resume from a sequence number (acceptance 1)', () => {
     await tracker!.updateTaskProgress('t', 100, 'live after the replay');
     await c.until((ms) => ms.some((m) => m.type === 'progress_event' && m.data.seq === 16), 5000, 'event 16');
     expectConsecutive(c.seqs('u1'), 6, 16);
+  });
+
+  it('counts the live events it held for a replay no more once they are sent: a client that resumes again and again is not closed as slow', async () => {
+    // Each round holds ~12 KB of live events for the replay, far under the limit; 20 rounds hold 240 KB
+    // in all, far over it, when what was held stays counted against the client after its replay.
+    const store = new GatedReadStore();
+    server = new ProgressWebSocketServer({ port: 0, maxBufferedBytes: 64 * 1024 });
+    const { url } = await server.start();
+    tracker = await openTracker('u1', store);
+    server.track(tracker);
+    await tracker.startUpgrade();
+    await tracker.addTask('t', 'T');
+    const c = await connect(url);
+    const pad = 'p'.repeat(1000);
+    for (let round = 0; round < 20; round++) {
+      const gate = deferred();
+      store.gate = gate.promise;
+      const from = c.messages.length;
+      c.send({ type: 'subscribe', upgradeId: 'u1', sinceSeq: tracker.durableProgress.lastSeq });
+      await c.next((m) => m.type === 'subscribed', from);
+      // Live while the replay's read waits: held for the subscriber.
+      for (let i = 0; i < 10; i++) await tracker.updateTaskProgress('t', 1 + ((round * 10 + i) % 98), undefined, { pad });
+      store.gate = undefined;
+      gate.resolve();
+      const last = tracker.durableProgress.lastSeq;
+      await c.until(() => c.seqs('u1').at(-1) === last, 10_000, `event ${last}`);
+    }
+    expect(server.getStats().slowClientsClosed).toBe(0);
+    expect(c.closeCode).toBeUndefined();
+    expectConsecutive(c.seqs('u1'), 4, tracker.durableProgress.lastSeq);
   });
 
   it('holds the live events that come during a replay for it, rather than start a replay of its own for each', async () => {
