@@ -269,6 +269,22 @@ describe('a "*" subscription over a store that fails', () => {
     expect(star.ofType('error', 'u1')).toHaveLength(1);
     expect(star.ofType('error', 'u3')).toHaveLength(1);
   });
+
+  it('tells it once while the store keeps failing: the reload that fails again sends no second error', async () => {
+    const shared = new WatchableMemoryStore();
+    await writeStarted(shared, 'u1');
+    const store = new UnreliableStore(shared);
+    store.down.add('u1');
+    const star = await connect(await serve(store));
+    star.send({ type: 'subscribe', upgradeId: '*' });
+    expect(await star.next((m) => m.upgradeId === 'u1')).toMatchObject({ type: 'error', code: 'STORE_UNAVAILABLE' });
+    // The reload the server makes for it (after 1 s) fails too: the subscriber was told already.
+    const loads = store.loads;
+    await eventually(() => store.loads > loads);
+    expect(store.loads).toBeGreaterThan(loads);
+    await star.answered();
+    expect(star.ofType('error', 'u1')).toHaveLength(1);
+  });
 });
 
 /**
