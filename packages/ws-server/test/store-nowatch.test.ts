@@ -94,6 +94,27 @@ describe('a server store that cannot watch', () => {
     expect(a.ofType('resync')).toEqual([]);
   });
 
+  it('answers get_summary from a load of the store, not from the state held for another client, and leaves that client as it is', async () => {
+    const store = new UnreliableStore(new MemoryStore());
+    const writer = await written(store, 'u1');
+    opened.server = new ProgressWebSocketServer({ port: 0, store });
+    const { url } = await opened.server.start();
+    const a = await opened.connect(url);
+    a.send({ type: 'subscribe', upgradeId: 'u1' });
+    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+    await writer.startTask('t');
+    await writer.updateTaskProgress('t', 50); // seq 5, which the server is not told of
+
+    // No subscribe on this connection first (whose check would bring the topic to the store's state).
+    const b = await opened.connect(url);
+    b.send({ type: 'get_summary', upgradeId: 'u1' });
+    const summary = await b.next((m) => m.type === 'progress_summary');
+    expect(summary.data.lastSeq).toBe(5);
+    await a.answered();
+    expect(a.ofType('snapshot').map((m) => m.seq)).toEqual([3]);
+    expect(a.ofType('progress_event')).toEqual([]);
+  });
+
   it('"*" sends the snapshot of each stored upgrade the client may read (as the store holds it now), and an error naming one it cannot load', async () => {
     const store = new UnreliableStore(new MemoryStore());
     const w1 = await written(store, 'u1');
