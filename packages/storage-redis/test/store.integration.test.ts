@@ -16,6 +16,26 @@ const admin = adminClient();
 const permissions = /\*\*Permissions\.\*\*([\s\S]*?)(?=\n- \*\*)/.exec(readFileSync(new URL('../README.md', import.meta.url), 'utf8'))?.[1] ?? '';
 
 /** The key patterns the README gives a store's ACL user (`~<prefix>...`), for `keyPrefix`. */
+/**
+ * Holds the read of the meta after a page (the first HMGET after its XRANGE) on `client` until
+ * `release()`: the page is answered, and what another client does then falls between its reads.
+ */
+function holdMetaReadAfterPage(client: Redis): { held: () => boolean; release: () => void } {
+  const send = client.sendCommand.bind(client);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let paged = false;
+  let held = false;
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
+    paged ||= command.name === 'xrange';
+    if (held || !paged || command.name !== 'hmget') return send(command, ...(rest as []));
+    held = true;
+    void released.then(() => send(command, ...(rest as [])));
+    return command.promise;
+  }) as Redis['sendCommand'];
+  return { held: () => held, release };
+}
+
 const keyPatterns = (keyPrefix: string): string[] => {
   // Those of its sentence "Limit the user to the store's keys with ..., not with `~<prefix>*`".
   const advice = /Limit the user to the store's keys([\s\S]*?)not with/.exec(permissions)?.[1] ?? '';
@@ -1015,21 +1035,9 @@ describe('RedisStore: readEvents across a delete', () => {
     const old = new EventFactory('page-recreated');
     try {
       await appendBatch(writer, old, 3);
-      // The read of the meta after the page (the first HMGET after its XRANGE) reaches Redis only once `release` is called.
-      const send = client.sendCommand.bind(client);
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let paged = false;
-      let held = false;
-      client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
-        paged ||= command.name === 'xrange';
-        if (held || !paged || command.name !== 'hmget') return send(command, ...(rest as []));
-        held = true;
-        void released.then(() => send(command, ...(rest as [])));
-        return command.promise;
-      }) as Redis['sendCommand'];
+      const { held, release } = holdMetaReadAfterPage(client);
       const reading = collect(reader.readEvents(old.upgradeId, 0));
-      while (!held) await new Promise((r) => setTimeout(r, 1));
+      while (!held()) await new Promise((r) => setTimeout(r, 1));
       await client.ping(); // the page's XRANGE was answered: the old upgrade's events
       expect(await writer.delete(old.upgradeId)).toBe(true);
       const renewed = new EventFactory('page-recreated');
@@ -1200,21 +1208,9 @@ describe('RedisStore: retention', () => {
     const f = new EventFactory('trim-after-page');
     try {
       await appendBatch(writer, f, 2);
-      // The read of the meta after the page (the first HMGET after its XRANGE) reaches Redis only once `release` is called.
-      const send = client.sendCommand.bind(client);
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let paged = false;
-      let held = false;
-      client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
-        paged ||= command.name === 'xrange';
-        if (held || !paged || command.name !== 'hmget') return send(command, ...(rest as []));
-        held = true;
-        void released.then(() => send(command, ...(rest as [])));
-        return command.promise;
-      }) as Redis['sendCommand'];
+      const { held, release } = holdMetaReadAfterPage(client);
       const reading = collect(reader.readEvents(f.upgradeId, 2)).catch((err: unknown) => err);
-      while (!held) await new Promise((r) => setTimeout(r, 1));
+      while (!held()) await new Promise((r) => setTimeout(r, 1));
       await client.ping(); // the page's XRANGE was answered: nothing after seq 2
       // Events 3-5, a snapshot at 5: the trim mark moves to min(5, 5 - 1) = 4, the entry of 1-2 goes.
       await appendBatch(writer, f, 3);
