@@ -443,33 +443,39 @@ describe('a store whose append never settles', () => {
   });
 });
 
+/** A store that answers each append through I/O (a message, as a socket or the file system would); `sent()` counts the appends. */
+function answeredThroughIo(): { store: ProgressStore; sent: () => number } {
+  const inner = new MemoryStore();
+  let sent = 0;
+  const store = delegatingStore(inner, {
+    append: (id, events, expectedSeq, state) => {
+      const copy = cloneState(state);
+      return new Promise<void>((resolve, reject) => {
+        const { port1, port2 } = new MessageChannel();
+        port1.once('message', () => {
+          port1.close();
+          inner.append(id, events, expectedSeq, copy).then(resolve, reject);
+        });
+        port2.postMessage('stored');
+        sent++;
+      });
+    },
+  });
+  return { store, sent: () => sent };
+}
+
 describe('the store timer after the event loop was blocked', () => {
   it('takes an answer that came in while the loop was blocked past the bound, rather than give the write up', async () => {
     // Real timers. The store answers through I/O (a message, as a socket or the file system would),
     // and right after the append goes out the process blocks for longer than storeTimeoutMs (an
     // execSync of kubectl, a big JSON.parse). When the loop runs again, Node runs the due timers
     // before it reads the I/O that came in meanwhile: the answer is there, and must count.
-    const inner = new MemoryStore();
-    let sent = 0;
-    const store = delegatingStore(inner, {
-      append: (id, events, expectedSeq, state) => {
-        const copy = cloneState(state);
-        return new Promise<void>((resolve, reject) => {
-          const { port1, port2 } = new MessageChannel();
-          port1.once('message', () => {
-            port1.close();
-            inner.append(id, events, expectedSeq, copy).then(resolve, reject);
-          });
-          port2.postMessage('stored');
-          sent++;
-        });
-      },
-    });
+    const { store, sent } = answeredThroughIo();
     const t = await open(store, { storeTimeoutMs: 50 });
     const started = watch(t.startUpgrade());
     // The write loop starts one microtask after the command: the append is out, its answer on the way.
     await Promise.resolve();
-    expect(sent).toBe(2);
+    expect(sent()).toBe(2);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
     // Polled, not a fixed wait: on a loaded machine the answer's message may take more than a few ms.
     await vi.waitFor(() => expect(started.settled).toBe(true), { timeout: 2000, interval: 5 });
@@ -484,28 +490,13 @@ describe('the store timer after the event loop was blocked', () => {
     // As above, with a second command queued behind the first: once the first append's answer is
     // read, the write loop sends the second at once, before the check the timer deferred runs. That
     // check must see that the append it was armed for is answered, not give up on the one in flight.
-    const inner = new MemoryStore();
-    let sent = 0;
-    const store = delegatingStore(inner, {
-      append: (id, events, expectedSeq, state) => {
-        const copy = cloneState(state);
-        return new Promise<void>((resolve, reject) => {
-          const { port1, port2 } = new MessageChannel();
-          port1.once('message', () => {
-            port1.close();
-            inner.append(id, events, expectedSeq, copy).then(resolve, reject);
-          });
-          port2.postMessage('stored');
-          sent++;
-        });
-      },
-    });
+    const { store, sent } = answeredThroughIo();
     const infos: string[] = [];
     const logger = { debug() {}, info: (_: unknown, msg?: string) => void infos.push(msg ?? ''), warn() {}, error() {} };
     const t = await open(store, { storeTimeoutMs: 50, logger });
     const started = watch(t.startUpgrade());
     await Promise.resolve();
-    expect(sent).toBe(2);
+    expect(sent()).toBe(2);
     // Queued while the first append is out: written next, in an append of its own.
     const phase = watch(t.setCurrentPhase('next'));
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
@@ -513,7 +504,7 @@ describe('the store timer after the event loop was blocked', () => {
     expect(started.value).toMatchObject({ seq: 2 });
     expect(phase.error).toBeUndefined();
     expect(phase.value).toMatchObject({ seq: 3 });
-    expect(sent).toBe(3);
+    expect(sent()).toBe(3);
     expect(t.durableProgress.lastSeq).toBe(3);
     // No append was given up on, so none was answered "late".
     expect(infos.filter((m) => m.includes('answered late'))).toEqual([]);
