@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore, ProgressError, ProgressTracker, type ProgressEvent } from '@progress/core';
 import { ProgressWebSocketServer } from '../src/index.js';
-import { closedAfterEach, openTracker, sleep } from './helpers.js';
+import { closedAfterEach, openTracker, sleep, type TestClient } from './helpers.js';
 import { SlowAppendStore, UnreliableStore } from './watchable-store.js';
 
 // A store without watch()/watchAll() (JsonFileStore): stored upgrades get snapshots and replays, but no
@@ -61,17 +61,26 @@ class GatedReadStore extends UnreliableStore {
   }
 }
 
+/**
+ * A server over a store that cannot watch, a client `a` sent the snapshot of u1 at seq 3, then u1
+ * written on to seq 5 (task t at 50%) by a writer the server is not told of.
+ */
+async function heldThenWritten(): Promise<{ url: string; a: TestClient }> {
+  const store = new UnreliableStore(new MemoryStore());
+  const writer = await written(store, 'u1');
+  opened.server = new ProgressWebSocketServer({ port: 0, store });
+  const { url } = await opened.server.start();
+  const a = await opened.connect(url);
+  a.send({ type: 'subscribe', upgradeId: 'u1' });
+  expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
+  await writer.startTask('t');
+  await writer.updateTaskProgress('t', 50);
+  return { url, a };
+}
+
 describe('a server store that cannot watch', () => {
   it('gives a new subscriber, and get_summary, what the store holds now, also while another client holds the upgrade', async () => {
-    const store = new UnreliableStore(new MemoryStore());
-    const writer = await written(store, 'u1');
-    opened.server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await opened.server.start();
-    const a = await opened.connect(url);
-    a.send({ type: 'subscribe', upgradeId: 'u1' });
-    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
-    await writer.startTask('t');
-    await writer.updateTaskProgress('t', 50); // seq 5, which the server is not told of
+    const { url, a } = await heldThenWritten();
 
     const b = await opened.connect(url);
     b.send({ type: 'subscribe', upgradeId: 'u1' });
@@ -95,15 +104,7 @@ describe('a server store that cannot watch', () => {
   });
 
   it('answers get_summary from a load of the store, not from the state held for another client, and leaves that client as it is', async () => {
-    const store = new UnreliableStore(new MemoryStore());
-    const writer = await written(store, 'u1');
-    opened.server = new ProgressWebSocketServer({ port: 0, store });
-    const { url } = await opened.server.start();
-    const a = await opened.connect(url);
-    a.send({ type: 'subscribe', upgradeId: 'u1' });
-    expect((await a.next((m) => m.type === 'snapshot')).seq).toBe(3);
-    await writer.startTask('t');
-    await writer.updateTaskProgress('t', 50); // seq 5, which the server is not told of
+    const { url, a } = await heldThenWritten();
 
     // No subscribe on this connection first (whose check would bring the topic to the store's state).
     const b = await opened.connect(url);
