@@ -478,9 +478,20 @@ class NoSeqCheckWhenAbsentStore extends MemoryStore {
   }
 }
 
-/** A sound store but for its list rows, whose lastSeq, overallPercentage and updatedAt are those of the last append that changed more than progress. */
-class ProgressBlindRowStore extends MemoryStore {
+/**
+ * A MemoryStore that lists the row of the state each append was given (as RedisStore does), and
+ * takes any state: one that is not the state after the events is listed while load() gives another.
+ */
+class StateRowStore extends MemoryStore {
   readonly #rows = new Map<string, UpgradeSummaryRow>();
+  /** Whether the row of an append of these events is kept (every one here). */
+  protected keepsRow(_events: readonly ProgressEvent[]): boolean {
+    return true;
+  }
+  /** What list() gives for a stored row and the row kept for it (the kept one here). */
+  protected listedRow(_stored: UpgradeSummaryRow, kept: UpgradeSummaryRow): UpgradeSummaryRow {
+    return kept;
+  }
   override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
     const pending = super.append(id, events, expectedSeq, state);
     let row: UpgradeSummaryRow | undefined;
@@ -490,12 +501,12 @@ class ProgressBlindRowStore extends MemoryStore {
       // Refused by the append.
     }
     await pending;
-    if (row && events.some((e) => e.type !== 'task.progress')) this.#rows.set(id, row);
+    if (row && this.keepsRow(events)) this.#rows.set(id, row);
   }
   override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
     const rows = (await super.list()).map((r) => {
       const kept = this.#rows.get(r.upgradeId);
-      return kept ? { ...r, lastSeq: kept.lastSeq, overallPercentage: kept.overallPercentage, updatedAt: kept.updatedAt } : r;
+      return kept ? this.listedRow(r, kept) : r;
     });
     return filterRows(rows, filter);
   }
@@ -505,29 +516,13 @@ class ProgressBlindRowStore extends MemoryStore {
   }
 }
 
-/**
- * A MemoryStore that lists the row of the state each append was given (as RedisStore does), and
- * takes any state: one that is not the state after the events is listed while load() gives another.
- */
-class StateRowStore extends MemoryStore {
-  readonly #rows = new Map<string, UpgradeSummaryRow>();
-  override async append(id: string, events: readonly ProgressEvent[], expectedSeq: number, state: Readonly<UpgradeProgress>): Promise<void> {
-    const pending = super.append(id, events, expectedSeq, state);
-    let row: UpgradeSummaryRow | undefined;
-    try {
-      row = toSummaryRow(state);
-    } catch {
-      // Refused by the append.
-    }
-    await pending;
-    if (row) this.#rows.set(id, row);
+/** A sound store but for its list rows, whose lastSeq, overallPercentage and updatedAt are those of the last append that changed more than progress. */
+class ProgressBlindRowStore extends StateRowStore {
+  protected override keepsRow(events: readonly ProgressEvent[]): boolean {
+    return events.some((e) => e.type !== 'task.progress');
   }
-  override async list(filter?: ListFilter): Promise<UpgradeSummaryRow[]> {
-    return filterRows((await super.list()).map((r) => this.#rows.get(r.upgradeId) ?? r), filter);
-  }
-  override async delete(id: string): Promise<boolean> {
-    this.#rows.delete(id);
-    return super.delete(id);
+  protected override listedRow(stored: UpgradeSummaryRow, kept: UpgradeSummaryRow): UpgradeSummaryRow {
+    return { ...stored, lastSeq: kept.lastSeq, overallPercentage: kept.overallPercentage, updatedAt: kept.updatedAt };
   }
 }
 
