@@ -5,7 +5,7 @@
 // redis-server serving TLS. The CLI runs in a process of its own, as a user runs it, with
 // NODE_EXTRA_CA_CERTS emptied (or naming another CA). And a URL whose scheme the server does not
 // speak (rediss:// for a plain Redis, redis:// for a TLS-only one) is said as such, not as a Redis
-// that did not answer.
+// that did not answer; ws:// to the wss:// server asks whether it wants TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -95,6 +95,18 @@ describe.skipIf(skipped !== undefined && !process.env.CI)('progress watch wss://
     const refused = await cli(['watch', `${page}#u1`, '--connect-timeout', '60'], {});
     expect(refused.err).toBe(`progress: cannot connect to ${endpoint} (unable to verify the first certificate${HINT})\n`);
     expect(refused.code).toBe(4);
+  }, 30_000);
+
+  // The reverse: ws:// to this wss:// server, which closes the plain connection without a word, as a
+  // server going down may: retried until --connect-timeout, each line and the final error asking
+  // about TLS.
+  it('ws:// to it: retried, asking whether it wants TLS, exit 4', async () => {
+    const plain = endpoint.replace('wss://', 'ws://');
+    const result = await cli(['watch', plain, 'u1', '--connect-timeout', '0.5'], { NODE_EXTRA_CA_CERTS: certs.ca });
+    const why = 'socket hang up; the server closed the connection without answering; does it want TLS? then use wss://, or https:// for a dashboard page';
+    expect(result.err).toBe(`progress: cannot connect to ${plain} (${why})\n`);
+    expect(result.code).toBe(4);
+    expect(result.out.split('\n')[0]).toBe(`cannot connect to ${plain}: ${why}; retrying`);
   }, 30_000);
 
   it('so too for a certificate of a trusted CA for another host name (said as it is, without the hint)', async (ctx) => {

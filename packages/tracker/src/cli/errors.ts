@@ -61,6 +61,42 @@ export function isCertificateError(err: unknown): err is Error & { code: string 
   return err instanceof Error && typeof code === 'string' && CERTIFICATE_ERRORS.has(code);
 }
 
+/**
+ * OpenSSL's words for an answer to the TLS handshake that is not TLS: a server that speaks plain
+ * HTTP answers the ClientHello with `HTTP/1.1 400 ...`, whose first bytes OpenSSL reads as a record
+ * of an unknown version (or of an impossible length).
+ */
+const NOT_TLS_WORDS = /wrong version number|packet length too long/i;
+
+/**
+ * Whether `err` says that the server answered a TLS handshake (a `wss://` URL) in something other
+ * than TLS: a plain `ws://` server. Connecting again meets the same server: the CLI gives up at once,
+ * saying which scheme to use, instead of retrying OpenSSL's words until its timeout.
+ */
+export function isNotTlsAnswer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  if (!(err instanceof Error)) return false;
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  // ws reports it as the failed write of the handshake: `write EPROTO ...:wrong version number:...`.
+  return code === 'EPROTO' && NOT_TLS_WORDS.test(err.message);
+}
+
+/** Why a `wss://` connection failed when {@link isNotTlsAnswer}: OpenSSL's reason, and the scheme to use. */
+export function notTlsReason(err: Error): string {
+  const words = NOT_TLS_WORDS.exec(err.message)?.[0] ?? (err as { reason?: string }).reason ?? 'not TLS';
+  return `the server does not speak TLS: its answer to the TLS handshake was not TLS, OpenSSL says "${words}"; use ws://, or http:// for a dashboard page`;
+}
+
+/**
+ * `reason` for a failed `ws://` connection, with the likeliest cause when the server closed it
+ * before a byte of answer (Node's `socket hang up`): a server that speaks only TLS closes a plain
+ * connection without a word. Said, not given up on: a server going down does the same.
+ */
+export function withPlainHangUpHint(reason: string, err: unknown, url: string): string {
+  if (!url.startsWith('ws:') || (err as { code?: unknown } | null | undefined)?.code !== 'ECONNRESET' || (err as Error).message !== 'socket hang up') return reason;
+  return `${reason}; the server closed the connection without answering; does it want TLS? then use wss://, or https:// for a dashboard page`;
+}
+
 /** An error the CLI reports as one line and an exit code. */
 export class CliError extends Error {
   readonly exitCode: number;

@@ -4,7 +4,7 @@ import { applyEventInPlace, cloneState, isProgressError, isTerminal, nearestName
 import { JsonFileStore } from '@progress/storage-json';
 import { PROGRESS_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '@progress/ws-server';
 import WebSocket from 'ws';
-import { CliError, ExitCode, isCertificateError, withCertificateHint } from './errors.js';
+import { CliError, ExitCode, isCertificateError, isNotTlsAnswer, notTlsReason, withCertificateHint, withPlainHangUpHint } from './errors.js';
 import { DEFAULT_WS_PATH, storeError } from './sources.js';
 import type { LiveView } from './terminal.js';
 
@@ -844,13 +844,14 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       });
       ws.on('close', () => finish('lost'));
       ws.on('error', (err) => {
-        // One line: OpenSSL's messages (a wss:// URL to a plain ws server) end with a line break,
-        // which split the final error in two.
-        lastFailure = err.message.trim().replace(/\s*\n\s*/g, ' ');
-        // A certificate Node refuses is refused again on the next try: given up at once, with the
-        // error the timeout would have ended with (a server reached before may renew its certificate
-        // while it is away: that one is retried, as any lost connection).
-        if (!connectedOnce && isCertificateError(err)) fail(new CliError(`cannot connect to ${redactUrl(url)} (${withCertificateHint(lastFailure)})`, ExitCode.UNAVAILABLE));
+        // A wss:// URL to a plain server: OpenSSL's reason (its whole message is a line of codes and
+        // file names, ending with a line break) and the scheme to use. Others on one line.
+        lastFailure = isNotTlsAnswer(err) ? notTlsReason(err) : withPlainHangUpHint(err.message.trim().replace(/\s*\n\s*/g, ' '), err, url);
+        // A certificate Node refuses, or a server that does not speak TLS, is met again on the next
+        // try: given up at once, with the error the timeout would have ended with (a server reached
+        // before may renew its certificate, or be put back behind TLS, while it is away: that one is
+        // retried, as any lost connection).
+        if (!connectedOnce && (isCertificateError(err) || isNotTlsAnswer(err))) fail(new CliError(`cannot connect to ${redactUrl(url)} (${withCertificateHint(lastFailure)})`, ExitCode.UNAVAILABLE));
         else if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${lastFailure}; retrying`);
       });
     });
