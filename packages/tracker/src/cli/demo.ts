@@ -5,8 +5,9 @@ import { createServer, isIPv6 } from 'node:net';
 import { MAX_TIMER_MS, TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
+import type { StorageOption } from '../options.js';
 import { CliError, ExitCode } from './errors.js';
-import { openStore, shellArg } from './sources.js';
+import { isClusterStore, openStore, shellArg } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -138,7 +139,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   const stepMs = Math.max(1, Math.round(450 / speed));
   const directory = resolve(options.directory ?? 'progress-demo-data');
   const prefix = options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {};
-  const storage = options.redisUrl ? { redis: options.redisUrl, ...prefix } : { json: directory };
+  let storage: StorageOption = options.redisUrl ? { redis: options.redisUrl, ...prefix } : { json: directory };
   // A port in use or a host it cannot listen on is found before the folder is made and the tracker
   // opens, so that a demo that cannot serve writes nothing (opening creates the upgrade; the folder
   // stayed behind empty). The server's start still decides.
@@ -172,6 +173,9 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   // A Redis that does not answer is said as `ls` says it (`cannot reach Redis at ...`, exit 4), after
   // openStore's short probe, rather than as the first load's failure after its 10 s command timeout.
   const probe = options.redisUrl ? await openStore({ kind: 'redis', url: options.redisUrl, ...prefix, ...(options.redisPasswordFromEnv ? { passwordFromEnv: true } : {}) }, undefined, options.signal) : new JsonFileStore({ directory });
+  // A node of a Redis Cluster (openStore went through the Cluster's nodes): the tracker writes through
+  // that store, which is closed after it (a store on the one node would be answered MOVED).
+  const shared = isClusterStore(probe) ? probe : undefined;
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {
@@ -179,83 +183,101 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
       if (!stored || !isTerminal(stored.status)) break;
       upgradeId = `eks-demo-${n}`;
     }
+  } catch (err) {
+    await shared?.close();
+    throw err;
   } finally {
-    await probe.close();
+    if (!shared) await probe.close();
   }
-
-  let t = await open(upgradeId, port);
-  let address;
+  if (!shared) return serve(upgradeId);
+  storage = shared;
+  let served: ComposedProgressTracker;
   try {
-    address = await t.startWebSocketServer();
+    served = await serve(upgradeId);
   } catch (err) {
-    await t.close();
-    const cause = (err as { cause?: { code?: string } }).cause;
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && cause?.code !== 'EADDRINUSE') throw err;
-    if (options.port !== undefined) throw err;
-    port = 0;
-    t = await open(upgradeId, port);
-    address = await t.startWebSocketServer().catch(async (again: unknown) => {
+    await shared.close().catch(() => {});
+    throw err;
+  }
+  const closeTracker = served.close.bind(served);
+  served.close = () => closeTracker().finally(() => shared.close());
+  return served;
+
+  /** Opens the tracker, serves it and runs the simulation; the tracker is the caller's to close, once this resolves. */
+  async function serve(upgradeId: string): Promise<ComposedProgressTracker> {
+    let t = await open(upgradeId, port);
+    let address;
+    try {
+      address = await t.startWebSocketServer();
+    } catch (err) {
       await t.close();
-      throw again;
-    });
-  }
-  const reported = new URL(address.url);
-  const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
-  const webSocket = `ws://${host}${reported.pathname}`;
-  options.print(`Dashboard: http://${host}/`);
-  // After the URL, which comes first (the README says so; a script may read the first line).
-  if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
-  const progress = options.command ?? 'npx progress';
-  options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
-  const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
-  options.print(options.redisUrl ? `Storage:   Redis ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
-  options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
-
-  t.subscribe((event, state) => options.view.update(state, event));
-  options.view.update(t.progress);
-  const step = () => sleep(stepMs, undefined, { signal: options.signal });
-
-  try {
-    if (Object.keys(t.progress.tasks).length === 0) await t.addTasks(DEMO_TASKS);
-    if (t.progress.status === 'not_started') await t.startUpgrade('Pre-flight');
-    if (t.progress.status === 'paused') await t.resumeUpgrade();
-    const tops = DEMO_TASKS.filter((s) => s.parentTaskId === undefined);
-    for (const top of tops) {
-      const parent = t.progress.tasks[top.taskId]!;
-      if (parent.status === 'completed') continue;
-      if (t.progress.currentPhase !== PHASES[top.taskId]) await t.setCurrentPhase(PHASES[top.taskId]!);
-      const children = DEMO_TASKS.filter((s) => s.parentTaskId === top.taskId);
-      if (children.length === 0) {
-        await runLeaf(t, parent, step);
-        continue;
-      }
-      if (parent.status === 'not_started') await t.startTask(top.taskId);
-      for (const child of children) await runLeaf(t, t.progress.tasks[child.taskId]!, step);
-      await t.completeTask(top.taskId);
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && cause?.code !== 'EADDRINUSE') throw err;
+      if (options.port !== undefined) throw err;
+      port = 0;
+      t = await open(upgradeId, port);
+      address = await t.startWebSocketServer().catch(async (again: unknown) => {
+        await t.close();
+        throw again;
+      });
     }
-    await t.completeUpgrade();
-    options.view.finish();
-    const summary = t.getProgressSummary();
-    options.print(`Upgrade ${summary.status} in ${((summary.durationMs ?? 0) / 1000).toFixed(1)}s: ${summary.completedTasks}/${summary.totalTasks} tasks.`);
-  } catch (err) {
-    options.view.finish();
-    if (!options.signal.aborted) {
-      // The caller gets no tracker to close: close it here, or its server keeps the process alive.
-      await t.close().catch(() => {});
-      throw err;
+    const reported = new URL(address.url);
+    const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
+    const webSocket = `ws://${host}${reported.pathname}`;
+    options.print(`Dashboard: http://${host}/`);
+    // After the URL, which comes first (the README says so; a script may read the first line).
+    if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
+    const progress = options.command ?? 'npx progress';
+    options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
+    const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
+    options.print(options.redisUrl ? `Storage:   Redis${shared ? ' Cluster' : ''} ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
+    options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
+
+    t.subscribe((event, state) => options.view.update(state, event));
+    options.view.update(t.progress);
+    const step = () => sleep(stepMs, undefined, { signal: options.signal });
+
+    try {
+      if (Object.keys(t.progress.tasks).length === 0) await t.addTasks(DEMO_TASKS);
+      if (t.progress.status === 'not_started') await t.startUpgrade('Pre-flight');
+      if (t.progress.status === 'paused') await t.resumeUpgrade();
+      const tops = DEMO_TASKS.filter((s) => s.parentTaskId === undefined);
+      for (const top of tops) {
+        const parent = t.progress.tasks[top.taskId]!;
+        if (parent.status === 'completed') continue;
+        if (t.progress.currentPhase !== PHASES[top.taskId]) await t.setCurrentPhase(PHASES[top.taskId]!);
+        const children = DEMO_TASKS.filter((s) => s.parentTaskId === top.taskId);
+        if (children.length === 0) {
+          await runLeaf(t, parent, step);
+          continue;
+        }
+        if (parent.status === 'not_started') await t.startTask(top.taskId);
+        for (const child of children) await runLeaf(t, t.progress.tasks[child.taskId]!, step);
+        await t.completeTask(top.taskId);
+      }
+      await t.completeUpgrade();
+      options.view.finish();
+      const summary = t.getProgressSummary();
+      options.print(`Upgrade ${summary.status} in ${((summary.durationMs ?? 0) / 1000).toFixed(1)}s: ${summary.completedTasks}/${summary.totalTasks} tasks.`);
+    } catch (err) {
+      options.view.finish();
+      if (!options.signal.aborted) {
+        // The caller gets no tracker to close: close it here, or its server keeps the process alive.
+        await t.close().catch(() => {});
+        throw err;
+      }
+      return t;
+    }
+    const linger = options.lingerSeconds ?? Infinity;
+    if (linger > 0) {
+      options.print(Number.isFinite(linger) ? `Serving the dashboard for ${linger}s more.` : 'The dashboard stays up; Ctrl+C to stop.');
+      // In steps a timer can hold: a longer setTimeout fires at once (Node's TimeoutOverflowWarning),
+      // which ended a `--linger` past about 24.8 days straight away, and Ctrl-C's wait after that long.
+      // On the monotonic clock: a wall clock set back an hour (an NTP step) kept it up an hour longer.
+      const until = performance.now() + linger * 1000;
+      while (!options.signal.aborted && performance.now() < until) {
+        await sleep(Math.min(MAX_TIMER_MS, until - performance.now()), undefined, { signal: options.signal }).catch(() => {});
+      }
     }
     return t;
   }
-  const linger = options.lingerSeconds ?? Infinity;
-  if (linger > 0) {
-    options.print(Number.isFinite(linger) ? `Serving the dashboard for ${linger}s more.` : 'The dashboard stays up; Ctrl+C to stop.');
-    // In steps a timer can hold: a longer setTimeout fires at once (Node's TimeoutOverflowWarning),
-    // which ended a `--linger` past about 24.8 days straight away, and Ctrl-C's wait after that long.
-    // On the monotonic clock: a wall clock set back an hour (an NTP step) kept it up an hour longer.
-    const until = performance.now() + linger * 1000;
-    while (!options.signal.aborted && performance.now() < until) {
-      await sleep(Math.min(MAX_TIMER_MS, until - performance.now()), undefined, { signal: options.signal }).catch(() => {});
-    }
-  }
-  return t;
 }

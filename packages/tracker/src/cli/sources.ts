@@ -4,6 +4,7 @@ import { isProgressError, redactUrl, type Logger, type ProgressStore } from '@pr
 import { safeText } from '../render.js';
 import { JsonFileStore } from '@progress/storage-json';
 import { RedisStore, type RedisStoreOptions } from '@progress/storage-redis';
+import { Cluster, type Redis } from 'ioredis';
 import { CliError, ExitCode, Interrupted, isCertificateError, untilInterrupted, withCertificateHint } from './errors.js';
 
 /** What a `<source>` argument names. A ws source keeps the `#fragment` of its URL: the dashboard puts the selected upgrade id there. */
@@ -250,45 +251,148 @@ export function loggerWhile(logger: Logger, open: () => boolean): Logger {
 export async function openStore(source: Source, logger?: Logger, signal?: AbortSignal): Promise<ProgressStore> {
   if (source.kind === 'json') return new JsonFileStore({ directory: source.directory, ...(logger ? { logger } : {}) });
   if (source.kind === 'redis') {
-    // What the store logs during the probe is not passed on: a failure is the error below (it was
-    // printed twice, the store's log line and then the CLI's), and on success the command's own
-    // reads log what they find (a damaged upgrade the probe saw would be reported twice too).
-    let probing = true;
-    /**
-     * A certificate Node refuses, as the store's connection met it during the probe: the probe ends
-     * with it at once (ioredis would connect again, and meet it again, until the probe's 3 s timeout).
-     */
-    let refuseCertificate: (err: Error) => void = () => {};
-    const refused = new Promise<never>((_resolve, reject) => (refuseCertificate = reject));
-    const quiet = (level: keyof Logger) => (obj: object, msg?: string) => {
-      const cause = (obj as { err?: unknown } | null)?.err;
-      if (probing && isCertificateError(cause)) refuseCertificate(cause);
-      if (!probing) logger?.[level](obj, msg);
-    };
-    const gated: Logger = { debug: quiet('debug'), info: quiet('info'), warn: quiet('warn'), error: quiet('error') };
-    const store = redisStore(source.url, { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}), logger: gated });
-    const probe = store.list({ limit: 1 });
-    try {
-      // Stopped (Ctrl-C) while Redis does not answer: interrupted now, not "cannot reach Redis" at the timeout.
-      await untilInterrupted(Promise.race([probe, refused]), signal);
-      probing = false;
-    } catch (err) {
-      probing = false;
-      // The probe left behind (a refused certificate) ends with the store's close: not an unhandled rejection.
-      probe.catch(() => {});
-      await store.close().catch(() => {});
-      if (err instanceof Interrupted) throw err;
-      // INVALID_ARGUMENT: Redis refused the URL's database.
-      // Where the password came from, when from the environment: a WRONGPASS is about that one.
-      const from = source.passwordFromEnv ? ` (password from ${REDIS_PASSWORD_ENV})` : '';
-      const reason = (err as Error).message;
-      // A server that wants a password the URL did not give: where to give it, off the command line.
-      const noAuth = /\bNOAUTH\b/.test(reason) ? `; give the password in ${REDIS_PASSWORD_ENV} (or the URL)` : '';
-      throw new CliError(`cannot reach Redis at ${redactUrl(source.url)}${from}: ${withCertificateHint(reason)}${noAuth}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
-    }
-    return store;
+    const options = { commandTimeoutMs: 3000, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) };
+    const single = await probeRedis(source, (gated) => redisStore(source.url, { ...options, logger: gated }), logger, signal, false);
+    // A node of a Redis Cluster: the URL's node answers for its own slots only (MOVED for the others,
+    // which the index or an upgrade may be in), so the store goes through a Cluster client instead,
+    // which finds the other nodes from this one (as redis-cli -c does).
+    if (single !== 'cluster' && !(await isClusterNode(single, signal))) return single;
+    if (single !== 'cluster') await single.close();
+    return probeRedis(source, (gated) => clusterStore(source.url, { ...options, logger: gated }), logger, signal, true);
   }
   throw new CliError('a ws:// URL can only be watched');
+}
+
+/**
+ * The store `make` gives, once a first read of it (`list({ limit: 1 })`, bounded by its 3 s command
+ * timeout) has answered: Redis reached, the password and the database taken. Otherwise the store is
+ * closed and the failure said as a {@link CliError}, but for a reply of a Cluster node that the index
+ * is on another node (MOVED) to a store on one node: `'cluster'` then.
+ */
+async function probeRedis(source: Extract<Source, { kind: 'redis' }>, make: (logger: Logger) => RedisStore, logger: Logger | undefined, signal: AbortSignal | undefined, cluster: true): Promise<RedisStore>;
+async function probeRedis(source: Extract<Source, { kind: 'redis' }>, make: (logger: Logger) => RedisStore, logger: Logger | undefined, signal: AbortSignal | undefined, cluster: false): Promise<RedisStore | 'cluster'>;
+async function probeRedis(
+  source: Extract<Source, { kind: 'redis' }>,
+  make: (logger: Logger) => RedisStore,
+  logger: Logger | undefined,
+  signal: AbortSignal | undefined,
+  cluster: boolean,
+): Promise<RedisStore | 'cluster'> {
+  // What the store logs during the probe is not passed on: a failure is the error below (it was
+  // printed twice, the store's log line and then the CLI's), and on success the command's own
+  // reads log what they find (a damaged upgrade the probe saw would be reported twice too).
+  let probing = true;
+  /**
+   * A certificate Node refuses, as the store's connection met it during the probe: the probe ends
+   * with it at once (ioredis would connect again, and meet it again, until the probe's 3 s timeout).
+   */
+  let refuseCertificate: (err: Error) => void = () => {};
+  const refused = new Promise<never>((_resolve, reject) => (refuseCertificate = reject));
+  const quiet = (level: keyof Logger) => (obj: object, msg?: string) => {
+    const cause = (obj as { err?: unknown } | null)?.err;
+    if (probing && isCertificateError(cause)) refuseCertificate(cause);
+    if (!probing) logger?.[level](obj, msg);
+  };
+  const gated: Logger = { debug: quiet('debug'), info: quiet('info'), warn: quiet('warn'), error: quiet('error') };
+  const store = make(gated);
+  const probe = store.list({ limit: 1 });
+  try {
+    // Stopped (Ctrl-C) while Redis does not answer: interrupted now, not "cannot reach Redis" at the timeout.
+    await untilInterrupted(Promise.race([probe, refused]), signal);
+    probing = false;
+  } catch (err) {
+    probing = false;
+    // The probe left behind (a refused certificate) ends with the store's close: not an unhandled rejection.
+    probe.catch(() => {});
+    await store.close().catch(() => {});
+    if (err instanceof Interrupted) throw err;
+    const reason = (err as Error).message;
+    if (!cluster && MOVED.test(reason)) return 'cluster';
+    // INVALID_ARGUMENT: Redis refused the URL's database.
+    // Where the password came from, when from the environment: a WRONGPASS is about that one.
+    const from = source.passwordFromEnv ? ` (password from ${REDIS_PASSWORD_ENV})` : '';
+    // A server that wants a password the URL did not give: where to give it, off the command line.
+    const noAuth = /\bNOAUTH\b/.test(reason) ? `; give the password in ${REDIS_PASSWORD_ENV} (or the URL)` : '';
+    const what = cluster ? `the Redis Cluster of ${redactUrl(source.url)} (through its nodes)` : `Redis at ${redactUrl(source.url)}`;
+    throw new CliError(`cannot reach ${what}${from}: ${withCertificateHint(reason)}${noAuth}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
+  }
+  return store;
+}
+
+/** A Redis Cluster node's redirection of a key on another node, in an error's message (the store quotes Redis' reply). */
+const MOVED = /\b(MOVED|ASK) \d+ \S+:\d+/;
+
+/**
+ * Whether the Redis `store` reached is a node of a Redis Cluster (`INFO cluster`): a store on it
+ * alone reads its slots only. Not known (INFO refused by an ACL, no answer within 3 s): no, and a
+ * MOVED on a later read is said as it comes.
+ */
+async function isClusterNode(store: RedisStore, signal: AbortSignal | undefined): Promise<boolean> {
+  const info = (store.client as Redis).info('cluster');
+  info.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer to INFO cluster')), 3000)));
+  try {
+    return /^cluster_enabled:1\b/m.test(await untilInterrupted(Promise.race([info, timeout]), signal));
+  } catch (err) {
+    if (err instanceof Interrupted) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A RedisStore that owns the Redis Cluster client it goes through: one the CLI made, from one node's
+ * URL, which ends with the store (a store leaves a client passed in open).
+ */
+class ClusterStore extends RedisStore {
+  readonly #cluster: Cluster;
+  constructor(cluster: Cluster, options: Omit<RedisStoreOptions, 'url' | 'redis'>) {
+    super({ ...options, redis: cluster });
+    this.#cluster = cluster;
+  }
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } finally {
+      // After the store's close, which waited for its writes: nothing is left to send.
+      this.#cluster.disconnect();
+    }
+  }
+}
+
+/** Whether `store` is one {@link openStore} made through a Redis Cluster's nodes (it ends its Cluster client when it closes). */
+export const isClusterStore = (store: ProgressStore): store is RedisStore => store instanceof ClusterStore;
+
+/**
+ * A store through a Cluster client whose first node is the one `url` names, with its user, password
+ * and TLS for every node (the Cluster finds the others from it). With TLS, nodes keep the host names
+ * the Cluster announces (ElastiCache's): a certificate names those, not their addresses.
+ */
+function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'redis'>): RedisStore {
+  const parsed = new URL(url);
+  const tls = parsed.protocol.toLowerCase() === 'rediss:';
+  const cluster = new Cluster([{ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) || 6379 }], {
+    // As the store's README asks of a client passed in: its own deadlines bound the appends.
+    redisOptions: {
+      maxRetriesPerRequest: null,
+      connectionName: 'progress-cli',
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(tls ? { tls: {} } : {}),
+    },
+    ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
+  });
+  try {
+    return new ClusterStore(cluster, options);
+  } catch (err) {
+    cluster.disconnect();
+    throw new CliError(`cannot open Redis at ${redactUrl(url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
+  }
 }
 
 /**
