@@ -323,17 +323,19 @@ async function probeRedis(
 const MOVED = /\b(MOVED|ASK) \d+ \S+:\d+/;
 
 /**
- * Whether the Redis `store` reached is a node of a Redis Cluster (`INFO cluster`): a store on it
- * alone reads its slots only. Not known (INFO refused by an ACL, no answer within 3 s): no, and a
- * MOVED on a later read is said as it comes.
+ * Whether the Redis `store` reached is a node of a Redis Cluster: a store on it alone reads its slots
+ * only. `CLUSTER INFO` answers on a Cluster node, and is refused elsewhere ("cluster support
+ * disabled"). Not `INFO cluster`, which ACLs that leave out `@dangerous` commands refuse: a user
+ * that can use a Cluster at all may run `CLUSTER` `SLOTS` and `INFO` (`@slow`). Not known (refused,
+ * no answer within 3 s): no, and a MOVED on a later read is said as it comes.
  */
 async function isClusterNode(store: RedisStore, signal: AbortSignal | undefined): Promise<boolean> {
-  const info = (store.client as Redis).info('cluster');
+  const info = (store.client as Redis).call('CLUSTER', 'INFO') as Promise<unknown>;
   info.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer to INFO cluster')), 3000)));
   try {
-    return /^cluster_enabled:1\b/m.test(await untilInterrupted(Promise.race([info, timeout]), signal));
+    return /^cluster_state:/m.test(String(await untilInterrupted(Promise.race([info, timeout]), signal)));
   } catch (err) {
     if (err instanceof Interrupted) {
       await store.close().catch(() => {});
