@@ -266,8 +266,8 @@ export async function openStore(source: Source, logger?: Logger, signal?: AbortS
 /**
  * The store `make` gives, once a first read of it (`list({ limit: 1 })`, bounded by its 3 s command
  * timeout) has answered: Redis reached, the password and the database taken. Otherwise the store is
- * closed and the failure said as a {@link CliError}, but for a reply of a Cluster node that the index
- * is on another node (MOVED) to a store on one node: `'cluster'` then.
+ * closed and the failure said as a {@link CliError}; but when a store on one node (`cluster` false)
+ * was answered MOVED (a node of a Redis Cluster, the keys read being on another), `'cluster'`.
  */
 async function probeRedis(source: Extract<Source, { kind: 'redis' }>, make: (logger: Logger) => RedisStore, logger: Logger | undefined, signal: AbortSignal | undefined, cluster: true): Promise<RedisStore>;
 async function probeRedis(source: Extract<Source, { kind: 'redis' }>, make: (logger: Logger) => RedisStore, logger: Logger | undefined, signal: AbortSignal | undefined, cluster: false): Promise<RedisStore | 'cluster'>;
@@ -333,7 +333,7 @@ async function isClusterNode(store: RedisStore, signal: AbortSignal | undefined)
   const info = (store.client as Redis).call('CLUSTER', 'INFO') as Promise<unknown>;
   info.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer to INFO cluster')), 3000)));
+  const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer to CLUSTER INFO')), 3000)));
   try {
     return /^cluster_state:/m.test(String(await untilInterrupted(Promise.race([info, timeout]), signal)));
   } catch (err) {
