@@ -44,13 +44,21 @@ export function isClusterClient(conn: unknown): conn is Cluster {
 /**
  * Why the connection of `conn` is down, `err` being the error it met: its message and, for a plain
  * connection (redis://) that the server reset before a byte of answer, the likeliest cause: a server
- * that speaks only TLS resets the connection on a plain command, without a word.
+ * that speaks only TLS resets the connection on a plain command, without a word. A reply that is not
+ * Redis' protocol at all is said as such, with the address asked about.
  */
 export function connectionErrorOf(err: unknown, conn: Redis): string {
   const message = (err as Error)?.message ?? String(err);
+  // ioredis' parser on a reply that is not RESP: a server of another protocol on the port (an HTTP
+  // server's `<!DOCTYPE ...` or `HTTP/1.1 400`). Its "Please report this." sent users to ioredis.
+  const foreign = NOT_RESP.exec(message);
+  if (foreign) return `the server does not speak Redis' protocol (its reply began with ${foreign[1]}); is ${conn.options.host}:${conn.options.port} a Redis port?`;
   if ((err as { code?: unknown } | null)?.code !== 'ECONNRESET' || conn.options.tls || conn.stream?.bytesRead !== 0) return message;
   return `${message}; the server closed the connection without answering; does it want TLS? the URL says redis://`;
 }
+
+/** The message of redis-parser's error for a reply whose first byte is not one of RESP's types. */
+const NOT_RESP = /^Protocol error, got (.+) as reply type byte\. Please report this\.$/;
 
 /** The message of the error ioredis ends a try to connect with after its connectTimeout (10 s). */
 export const CONNECT_TIMEOUT = 'connect ETIMEDOUT';

@@ -194,6 +194,26 @@ describe('RedisStore with a URL whose scheme the server does not speak', () => {
     }
   });
 
+  // Not TLS, but the same kind of mistake: the port of another server (the demo's dashboard, 8765,
+  // for Redis' 6379). ioredis' parser said "Protocol error, got "H" as reply type byte. Please report
+  // this.", which sent the user to ioredis' issues.
+  it('redis:// to an HTTP server: says it does not speak Redis, and asks whether the port is a Redis one', async () => {
+    const http = createServer((socket) => socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n')));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: 'not-redis:', commandTimeoutMs: 1000 });
+    try {
+      const err = await errorOf(store.list());
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toBe(
+        `[@progress/storage-redis] could not read the index of upgrades: no answer from Redis within 1000 ms (the connection is down: the server does not speak Redis' protocol (its reply began with "H"); is 127.0.0.1:${port} a Redis port?)`,
+      );
+    } finally {
+      await store.close();
+      http.close();
+    }
+  });
+
   it('rediss:// to a server that resets the connection is not asked whether it wants TLS', async () => {
     // A server that resets every connection on its first bytes, without a word back, as a TLS-only Redis does a plain one's.
     const resetting = createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
