@@ -262,6 +262,33 @@ async function timeAheadProxy(target: number, seconds: number): Promise<{ port: 
   };
 }
 
+// A user who gives the store the url of one node (an ElastiCache configuration endpoint) gets that
+// node's slots only: the keys elsewhere are answered MOVED, which the error said and no more.
+describeCluster('RedisStore given the url of one node of a Redis Cluster', () => {
+  it("says that a MOVED is a Cluster node's answer, and what to give the store instead", async () => {
+    const writer = clusterStore();
+    const [node] = cluster.nodes;
+    const one = new RedisStore({ url: `redis://${node!.host}:${node!.port}`, keyPrefix: writer.keys.prefix, commandTimeoutMs: 3000 });
+    stores.push(one);
+    const ids = Array.from({ length: 6 }, (_, i) => `one-node-${i}`);
+    for (const id of ids) {
+      const f = new EventFactory(id);
+      await writer.append(id, f.batch(2), 0, f.snapshot());
+    }
+    const outcomes = await Promise.allSettled(ids.map((id) => one.load(id)));
+    const refused = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as Error & { code?: string }] : []));
+    // Some upgrades are on that node, the others are not.
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length).toBeLessThan(ids.length);
+    for (const err of refused) {
+      expect(err.code).toBe('STORE_UNAVAILABLE');
+      expect(err.message).toMatch(
+        /: MOVED \d+ 127\.0\.0\.1:\d+ \(a Redis Cluster node's answer: the key is on another node; a store given the url of one node, or a plain Redis client, reaches that node's slots only: give it an ioredis Cluster, redis: new Cluster\(\[\.\.\.\]\); see the README, Redis Cluster\)$/,
+      );
+    }
+  });
+});
+
 describeCluster('RedisStore on a Redis Cluster with a master down', () => {
   it('goes on appending to the upgrades of the masters that answer', async () => {
     // Slots stay served while a master is down only without full coverage.
