@@ -5,6 +5,7 @@
 // likewise. The CLI now goes through a Cluster client that finds the other nodes from the one named.
 // Against a real Cluster of three redis-server processes started for this file.
 import { spawnSync } from 'node:child_process';
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type TestRedisCluster } from '../../../tools/test-utils/src/redis-cluster.js';
@@ -173,4 +174,51 @@ describe.skipIf(!hasRedisServer)('progress with the URL of one node of a Redis C
     expect(result.code).toBe(2);
     expect(result.err).toContain('SELECT is not allowed in cluster mode');
   });
+});
+
+describe.skipIf(!hasRedisServer)('progress with the URL of a Cluster node whose nodes announce addresses that do not answer', () => {
+  let cluster: TestRedisCluster;
+  /** Where every node says it is (cluster-announce-port): a server that takes connections and never answers, nor closes them. */
+  let silent: Server;
+  let silentPort: number;
+  const accepted = new Set<Socket>();
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+    silent = createServer({ allowHalfOpen: true }, (socket) => {
+      accepted.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    silentPort = (silent.address() as AddressInfo).port;
+    const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
+    try {
+      for (const admin of admins) await admin.config('SET', 'cluster-announce-port', String(silentPort));
+      // Until the node the URL names tells of no other address (the others' come by gossip).
+      for (let tries = 0; ; tries++) {
+        const slots = (await admins[0]!.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>;
+        if (slots.length > 0 && slots.every((range) => range[2][1] === silentPort)) break;
+        if (tries === 500) throw new Error(`the nodes never announced port ${silentPort}: ${JSON.stringify(slots)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      for (const admin of admins) admin.disconnect();
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const socket of accepted) socket.destroy();
+    await new Promise<void>((resolve) => (silent ? silent.close(() => resolve()) : resolve()));
+    await cluster?.stop();
+  });
+
+  it('fails once the probe times out, and leaves no connection to a node open (the process exits then)', async () => {
+    const result = await runCli('ls', `redis://${cluster.nodes[0]!.host}:${cluster.nodes[0]!.port}`);
+    expect(result.code).toBe(4);
+    expect(result.err).toContain('cannot reach the Redis Cluster of');
+    // ioredis' disconnect() only half-closes a socket the server does not close: it stayed open, and
+    // kept the process alive, for ioredis' disconnectTimeout (2 s) after the command was done.
+    const open = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().filter((handle) => handle instanceof Socket && handle.remotePort === silentPort && !handle.destroyed);
+    expect(open).toHaveLength(0);
+  }, 30_000);
 });

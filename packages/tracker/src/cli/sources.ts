@@ -362,9 +362,25 @@ class ClusterStore extends RedisStore {
       await super.close();
     } finally {
       // After the store's close, which waited for its writes: nothing is left to send.
-      this.#cluster.disconnect();
+      endCluster(this.#cluster);
     }
   }
+}
+
+/**
+ * Ends `cluster` and its node connections at once. ioredis' `disconnect()` alone only half-closes a
+ * node's socket (`end()`), and arms a timer (`disconnectTimeout`, 2 s) that destroys it should the
+ * server not close its side: a node that took the connection and does not answer (an address the
+ * Cluster announces that is not the node's from here) kept the command's process alive 2 s after it
+ * was done. Nothing once ended: a second close() left the Cluster `disconnecting`.
+ */
+function endCluster(cluster: Cluster): void {
+  if (cluster.status === 'end') return;
+  // Taken before disconnect() empties the pool.
+  const streams = cluster.nodes('all').map((node) => node.stream as (NonNullable<Redis['stream']> & { destroyed?: boolean }) | undefined);
+  cluster.disconnect();
+  // Closed, not left to the server's FIN: their `close` clears ioredis' timer.
+  for (const stream of streams) if (stream && stream.destroyed === false) stream.destroy();
 }
 
 /** Whether `store` is one {@link openStore} made through a Redis Cluster's nodes (it ends its Cluster client when it closes). */
@@ -392,7 +408,7 @@ function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'red
   try {
     return new ClusterStore(cluster, options);
   } catch (err) {
-    cluster.disconnect();
+    endCluster(cluster);
     throw new CliError(`cannot open Redis at ${redactUrl(url)}: ${isProgressError(err) ? err.message.replace('[@progress/storage-redis] ', '') : String(err)}`);
   }
 }
