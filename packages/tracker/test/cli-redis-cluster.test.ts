@@ -169,6 +169,31 @@ describe.skipIf(!hasRedisServer)('progress with the URL of one node of a Redis C
     }
   });
 
+  it("the user and password of the URL's query (and REDISCLI_AUTH's beside a ?username=) log in on every node", async () => {
+    // The default user may read no key meanwhile: a Cluster client that dropped the query's user
+    // logged in as it instead (as another user, with its rights, or refused NOPERM).
+    const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
+    try {
+      for (const admin of admins) await admin.call('ACL', 'SETUSER', 'cli-query', 'on', '>Pw-query1', '~*', '&*', '+@all');
+      for (const admin of admins) await admin.call('ACL', 'SETUSER', 'default', 'resetkeys');
+      const url = `${urls[0]}?username=cli-query`;
+      for (const [args, env] of [
+        [['ls', `${url}&password=Pw-query1`, '--prefix', prefix, '--json'], {}],
+        [['ls', url, '--prefix', prefix, '--json'], { REDISCLI_AUTH: 'Pw-query1' }],
+      ] as const) {
+        const run = spawnCli([...args], { env: { REDISCLI_AUTH: undefined, ...env } });
+        expect(await run.exited, run.output()).toBe(0);
+        expect((JSON.parse(run.stdout()) as Array<{ upgradeId: string }>).map((row) => row.upgradeId).sort()).toEqual([...ids].sort());
+      }
+    } finally {
+      for (const admin of admins) {
+        await admin.call('ACL', 'SETUSER', 'default', 'allkeys').catch(() => {});
+        await admin.call('ACL', 'DELUSER', 'cli-query').catch(() => {});
+        admin.disconnect();
+      }
+    }
+  }, 30_000);
+
   it('a database other than 0 is refused as a Cluster refuses it (usage, exit 2)', async () => {
     const result = await runCli('ls', `${urls[0]}/3`);
     expect(result.code).toBe(2);

@@ -394,13 +394,19 @@ export const isClusterStore = (store: ProgressStore): store is RedisStore => sto
 function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'redis'>): RedisStore {
   const parsed = new URL(url);
   const tls = parsed.protocol.toLowerCase() === 'rediss:';
+  // As ioredis reads the URL for the one node: the user info, else `?username=` and `?password=`
+  // (where withEnvPassword puts REDISCLI_AUTH's beside a `?username=`). Dropped, the Cluster logged in
+  // on every node as the default user.
+  const inUserInfo = parsed.username !== '' || parsed.password !== '';
+  const username = inUserInfo ? decodeURIComponent(parsed.username) : (parsed.searchParams.get('username') ?? '');
+  const password = inUserInfo ? decodeURIComponent(parsed.password) : (parsed.searchParams.get('password') ?? '');
   const cluster = new Cluster([{ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) || 6379 }], {
     // As the store's README asks of a client passed in: its own deadlines bound the appends.
     redisOptions: {
       maxRetriesPerRequest: null,
       connectionName: 'progress-cli',
-      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
       ...(tls ? { tls: {} } : {}),
     },
     ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
