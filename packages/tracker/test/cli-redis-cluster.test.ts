@@ -241,6 +241,8 @@ describe.skipIf(!hasRedisServer)('progress with the URL of a Cluster node whose 
     const result = await runCli('ls', `redis://${cluster.nodes[0]!.host}:${cluster.nodes[0]!.port}`);
     expect(result.code).toBe(4);
     expect(result.err).toContain('cannot reach the Redis Cluster of');
+    // The node named answered: what did not is where the Cluster says its nodes are.
+    expect(result.err).toContain(`its nodes announce themselves at 127.0.0.1:${silentPort}`);
     // ioredis' disconnect() only half-closes a socket the server does not close: it stayed open, and
     // kept the process alive, for ioredis' disconnectTimeout (2 s) after the command was done.
     const open = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().filter((handle) => handle instanceof Socket && handle.remotePort === silentPort && !handle.destroyed);

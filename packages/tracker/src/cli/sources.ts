@@ -304,6 +304,8 @@ async function probeRedis(
     probing = false;
     // The probe left behind (a refused certificate) ends with the store's close: not an unhandled rejection.
     probe.catch(() => {});
+    // Where the Cluster's nodes say they are, taken before the close empties its pool.
+    const announced = cluster ? nodeAddresses(store.client as Cluster) : [];
     await store.close().catch(() => {});
     if (err instanceof Interrupted) throw err;
     const reason = (err as Error).message;
@@ -314,9 +316,18 @@ async function probeRedis(
     // A server that wants a password the URL did not give: where to give it, off the command line.
     const noAuth = /\bNOAUTH\b/.test(reason) ? `; give the password in ${REDIS_PASSWORD_ENV} (or the URL)` : '';
     const what = cluster ? `the Redis Cluster of ${redactUrl(source.url)} (through its nodes)` : `Redis at ${redactUrl(source.url)}`;
-    throw new CliError(`cannot reach ${what}${from}: ${withCertificateHint(reason)}${noAuth}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
+    // The node named answered (it said it is a Cluster node): a read through the Cluster that nothing
+    // answers went to the addresses its nodes announce, which may not be theirs from here (a Cluster
+    // in containers or behind NAT: cluster-announce-ip).
+    const unanswered = announced.length > 0 && /\bno answer\b/.test(reason) ? `; its nodes announce themselves at ${announced.join(', ')}: are those reachable from here?` : '';
+    throw new CliError(`cannot reach ${what}${from}: ${withCertificateHint(reason)}${noAuth}${unanswered}`, isProgressError(err, 'INVALID_ARGUMENT') ? ExitCode.USAGE : ExitCode.UNAVAILABLE);
   }
   return store;
+}
+
+/** The `host:port` of each node in `cluster`'s pool (an IPv6 address in brackets), as the nodes announce themselves. */
+function nodeAddresses(cluster: Cluster): string[] {
+  return cluster.nodes('all').map(({ options: { host = '', port } }) => `${host.includes(':') ? `[${host}]` : host}:${port}`);
 }
 
 /** A Redis Cluster node's redirection of a key on another node, in an error's message (the store quotes Redis' reply). */
