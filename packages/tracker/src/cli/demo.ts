@@ -7,7 +7,7 @@ import { JsonFileStore } from '@progress/storage-json';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
 import type { StorageOption } from '../options.js';
 import { CliError, ExitCode } from './errors.js';
-import { isClusterStore, openStore, shellArg } from './sources.js';
+import { clusterStore, isClusterStore, openStore, shellArg } from './sources.js';
 import type { LiveView } from './terminal.js';
 
 /** Options of `progress demo`. */
@@ -173,9 +173,9 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
   // A Redis that does not answer is said as `ls` says it (`cannot reach Redis at ...`, exit 4), after
   // openStore's short probe, rather than as the first load's failure after its 10 s command timeout.
   const probe = options.redisUrl ? await openStore({ kind: 'redis', url: options.redisUrl, ...prefix, ...(options.redisPasswordFromEnv ? { passwordFromEnv: true } : {}) }, undefined, options.signal) : new JsonFileStore({ directory });
-  // A node of a Redis Cluster (openStore went through the Cluster's nodes): the tracker writes through
-  // that store, which is closed after it (a store on the one node would be answered MOVED).
-  const shared = isClusterStore(probe) ? probe : undefined;
+  // A node of a Redis Cluster (openStore went through the Cluster's nodes): a store on the one node
+  // would be answered MOVED.
+  const throughCluster = isClusterStore(probe);
   let upgradeId = 'eks-demo';
   try {
     for (let n = 2; n < 10_000; n++) {
@@ -183,13 +183,13 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
       if (!stored || !isTerminal(stored.status)) break;
       upgradeId = `eks-demo-${n}`;
     }
-  } catch (err) {
-    await shared?.close();
-    throw err;
   } finally {
-    if (!shared) await probe.close();
+    await probe.close();
   }
-  if (!shared) return serve(upgradeId);
+  if (!throughCluster) return serve(upgradeId);
+  // The tracker writes through a Cluster store of its own, with the store's default timeouts (the
+  // probe's are 3 s), closed after the tracker (which leaves a store it was given open).
+  const shared = clusterStore(options.redisUrl!, prefix);
   storage = shared;
   let served: ComposedProgressTracker;
   try {
@@ -229,7 +229,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     const progress = options.command ?? 'npx progress';
     options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
     const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
-    options.print(options.redisUrl ? `Storage:   Redis${shared ? ' Cluster' : ''} ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
+    options.print(options.redisUrl ? `Storage:   Redis${throughCluster ? ' Cluster' : ''} ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
     options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);
 
     t.subscribe((event, state) => options.view.update(state, event));

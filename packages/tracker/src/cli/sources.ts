@@ -402,7 +402,7 @@ export const isClusterStore = (store: ProgressStore): store is RedisStore => sto
  * and TLS for every node (the Cluster finds the others from it). With TLS, nodes keep the host names
  * the Cluster announces (ElastiCache's): a certificate names those, not their addresses.
  */
-function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'redis'>): RedisStore {
+export function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url' | 'redis'>): RedisStore {
   const parsed = new URL(url);
   const tls = parsed.protocol.toLowerCase() === 'rediss:';
   // As ioredis reads the URL for the one node: the user info, else `?username=` and `?password=`
