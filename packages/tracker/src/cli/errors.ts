@@ -89,11 +89,13 @@ export function notTlsReason(err: Error): string {
 
 /**
  * `reason` for a failed `ws://` connection, with the likeliest cause when the server closed it
- * before a byte of answer (Node's `socket hang up`): a server that speaks only TLS closes a plain
- * connection without a word. Said, not given up on: a server going down does the same.
+ * before its answer (Node's `socket hang up`, or `read ECONNRESET` when it reset it): a server that
+ * speaks only TLS closes a plain connection without a word. Said, not given up on: a server going
+ * down does the same.
  */
 export function withPlainHangUpHint(reason: string, err: unknown, url: string): string {
-  if (!url.startsWith('ws:') || (err as { code?: unknown } | null | undefined)?.code !== 'ECONNRESET' || (err as Error).message !== 'socket hang up') return reason;
+  const message = (err as Error | null | undefined)?.message;
+  if (!url.startsWith('ws:') || (err as { code?: unknown } | null | undefined)?.code !== 'ECONNRESET' || (message !== 'socket hang up' && message !== 'read ECONNRESET')) return reason;
   return `${reason}; the server closed the connection without answering; does it want TLS? then use wss://, or https:// for a dashboard page`;
 }
 
