@@ -422,6 +422,10 @@ export function clusterStore(url: string, options: Omit<RedisStoreOptions, 'url'
     },
     ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
   });
+  // Its owner's to listen to (the store leaves a client passed in alone): without a listener ioredis
+  // prints "[ioredis] Unhandled error event" for each failed slots refresh while the nodes are away.
+  // What fails reaches the command as the failure of its reads, said once.
+  cluster.on('error', () => {});
   try {
     return new ClusterStore(cluster, options);
   } catch (err) {
