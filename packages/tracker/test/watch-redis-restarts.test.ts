@@ -1,7 +1,7 @@
 // `progress watch redis://...` when the upgrade it follows is deleted (and created again) or its
 // events are removed by retention: RedisStore.watch() ends with NOT_FOUND (reason 'deleted' or
 // 'trimmed'), which ended the command with exit 3, where `watch <folder>` and `watch ws://` go on
-// with the new run or a reloaded state.
+// with the new run or a reloaded state. And when Redis stops answering for a while.
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressWebSocketServer, RedisStore, createProgressTracker } from '../src/index.js';
 import { main } from '../src/cli/main.js';
@@ -121,6 +121,38 @@ describe('progress watch redis://, when the upgrade is deleted and created again
     } finally {
       await server.stop();
       await serving.close();
+    }
+  }, 30_000);
+
+  // A ws-server's watch says `reconnecting`, a folder's `read failed`; Redis' said nothing while it
+  // was away, the bars standing as if the upgrade had stopped.
+  it('says when Redis stops answering and when it answers again, then prints what was written meanwhile', async () => {
+    const { id, keyPrefix } = fresh('redis-outage');
+    const proxy = await startRedisProxy(url);
+    const writer = await createProgressTracker({ upgradeId: id, planId: 'p', clusterName: 'c', storage: { redis: url, keyPrefix } });
+    try {
+      await writer.startUpgrade();
+      await writer.addTask('a', 'A');
+      const cli = watch(id, keyPrefix, proxy.url);
+      await cli.waitFor('the state', (text) => text.includes(`${id} state in_progress at seq 3`));
+      // Every connection of the command cut, and new ones refused: Redis is away.
+      for (let n = 1; n <= proxy.connections; n++) proxy.down(n);
+      await cli.waitFor('that Redis does not answer', (text) => text.includes(`Redis at ${proxy.url} does not answer (`));
+      for (let p = 10; p <= 30; p += 10) await writer.updateTaskProgress('a', p);
+      proxy.up();
+      await cli.waitFor('that Redis answers again', (text) => text.includes(`Redis at ${proxy.url} answers again; following on`));
+      await writer.completeTask('a');
+      await writer.completeUpgrade();
+      expect(await cli.exited).toBe(0);
+      expect(cli.err.text).toBe('');
+      const text = cli.out.text;
+      // Said once each, in that order, and every event after the state, once, in order.
+      expect(text.split('does not answer (')).toHaveLength(2);
+      expect(text.indexOf('does not answer (')).toBeLessThan(text.indexOf('answers again; following on'));
+      expect(seqsOf(text, id)).toEqual([4, 5, 6, 7, 8]);
+    } finally {
+      await writer.close();
+      await proxy.close();
     }
   }, 30_000);
 

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, nearestName, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { folderHint, loggerWhile, openStore, parseSource, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { folderHint, loggerWhile, openStore, parseSource, sayRedisOutages, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { didYouMean, didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
@@ -376,7 +376,12 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
               throw none ? new CliError('no upgrade in this source could be read (those left out are named above)', ExitCode.UNAVAILABLE) : e;
             });
             picking = false;
-            state = await watchStore(store, id, options);
+            const quiet = source.kind === 'redis' ? sayRedisOutages(store, source.url, (line) => view.say(line)) : () => {};
+            try {
+              state = await watchStore(store, id, options);
+            } finally {
+              quiet();
+            }
           } finally {
             await store.close();
           }

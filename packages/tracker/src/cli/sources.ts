@@ -394,6 +394,36 @@ function endCluster(cluster: Cluster): void {
   for (const stream of streams) if (stream && stream.destroyed === false) stream.destroy();
 }
 
+/**
+ * Says when the Redis that `store` reads stops answering and when it answers again, through `say`:
+ * a `watch` of Redis rides out an outage (the store reconnects and its watch reads on), but said
+ * nothing meanwhile, where a ws-server's says `reconnecting` and a folder's `read failed`. Said once
+ * an attempt to connect again failed (a restart quicker than that is not an outage), and again only
+ * when it answers. A store on one Redis only: a Cluster's nodes come and go on their own. Returns the
+ * function that stops listening.
+ */
+export function sayRedisOutages(store: ProgressStore, url: string, say: (line: string) => void): () => void {
+  if (!(store instanceof RedisStore) || store instanceof ClusterStore) return () => {};
+  const client = store.client as Redis;
+  let down = false;
+  const onError = (err: unknown): void => {
+    if (down || client.status === 'ready') return;
+    down = true;
+    say(`Redis at ${redactUrl(url)} does not answer (${safeText(err instanceof Error ? err.message : String(err))}); following on once it does`);
+  };
+  const onReady = (): void => {
+    if (!down) return;
+    down = false;
+    say(`Redis at ${redactUrl(url)} answers again; following on`);
+  };
+  client.on('error', onError);
+  client.on('ready', onReady);
+  return () => {
+    client.off('error', onError);
+    client.off('ready', onReady);
+  };
+}
+
 /** Whether `store` is one {@link openStore} made through a Redis Cluster's nodes (it ends its Cluster client when it closes). */
 export const isClusterStore = (store: ProgressStore): store is RedisStore => store instanceof ClusterStore;
 
