@@ -2,9 +2,6 @@ import { ProgressError, isProgressError, type Logger, type ProgressErrorContext 
 
 const PKG = '[@progress/storage-redis]';
 
-/** A Redis Cluster node's redirection, as the reply's text: `MOVED <slot> <host>:<port>` (or `ASK`). */
-const REDIRECTED = /^(MOVED|ASK) \d+ \S+$/;
-
 /** ioredis' answer, at once, to any command but (P|S)SUBSCRIBE, PING and QUIT on a client in subscriber mode. */
 const SUBSCRIBER_MODE = 'Connection in subscriber mode, only subscriber commands may be used';
 
@@ -22,7 +19,7 @@ export function unavailable(what: string, cause: unknown, context: ProgressError
   if (reason.includes('WRONGTYPE')) return new ProgressError('DATA_CORRUPTED', `${PKG} ${what}: a key holds another kind of value (${reason})`, { cause, context });
   // A Redis Cluster node's answer for a key in another node's slots: through the `url` of one node
   // (or a plain client), the store reaches that node's slots only. (A Cluster client follows it.)
-  if (REDIRECTED.test(reason)) {
+  if (isRedirection(cause)) {
     return new ProgressError(
       'STORE_UNAVAILABLE',
       `${PKG} ${what}: ${reason} (a Redis Cluster node's answer: the key is on another node; a store given the url of one node, or a plain Redis client, reaches that node's slots only: give it an ioredis Cluster, redis: new Cluster([...]); see the README, Redis Cluster)`,
