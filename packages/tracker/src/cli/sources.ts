@@ -403,7 +403,7 @@ function endCluster(cluster: Cluster): void {
  * function that stops listening.
  */
 export function sayRedisOutages(store: ProgressStore, url: string, say: (line: string) => void): () => void {
-  if (!(store instanceof RedisStore) || store instanceof ClusterStore) return () => {};
+  if (!(store instanceof RedisStore) || isClusterStore(store)) return () => {};
   const client = store.client as Redis;
   let down = false;
   const onError = (err: unknown): void => {
@@ -425,7 +425,7 @@ export function sayRedisOutages(store: ProgressStore, url: string, say: (line: s
 }
 
 /** Whether `store` is one {@link openStore} made through a Redis Cluster's nodes (it ends its Cluster client when it closes). */
-export const isClusterStore = (store: ProgressStore): store is RedisStore => store instanceof ClusterStore;
+export const isClusterStore = (store: ProgressStore): boolean => store instanceof ClusterStore;
 
 /**
  * A store through a Cluster client whose first node is the one `url` names, with its user, password

@@ -846,12 +846,13 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
       ws.on('error', (err) => {
         // A wss:// URL to a plain server: OpenSSL's reason (its whole message is a line of codes and
         // file names, ending with a line break) and the scheme to use. Others on one line.
-        lastFailure = isNotTlsAnswer(err) ? notTlsReason(err) : withPlainHangUpHint(err.message.trim().replace(/\s*\n\s*/g, ' '), err, url);
+        const notTls = isNotTlsAnswer(err);
+        lastFailure = notTls ? notTlsReason(err) : withPlainHangUpHint(err.message.trim().replace(/\s*\n\s*/g, ' '), err, url);
         // A certificate Node refuses, or a server that does not speak TLS, is met again on the next
         // try: given up at once, with the error the timeout would have ended with (a server reached
         // before may renew its certificate, or be put back behind TLS, while it is away: that one is
         // retried, as any lost connection).
-        if (!connectedOnce && (isCertificateError(err) || isNotTlsAnswer(err))) fail(new CliError(`cannot connect to ${redactUrl(url)} (${withCertificateHint(lastFailure)})`, ExitCode.UNAVAILABLE));
+        if (!connectedOnce && (isCertificateError(err) || notTls)) fail(new CliError(`cannot connect to ${redactUrl(url)} (${withCertificateHint(lastFailure)})`, ExitCode.UNAVAILABLE));
         else if (!connectedOnce) options.view.say(`cannot connect to ${redactUrl(url)}: ${lastFailure}; retrying`);
       });
     });
