@@ -18,6 +18,22 @@ import { Capture, runCli, spawnCli, uniqueId, until } from './helpers.js';
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 if (!hasRedisServer) console.warn('[tracker] skipping the Redis Cluster CLI tests: redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)');
 
+/**
+ * Runs `use` with an admin connection to each node of `cluster` (a Cluster does not share its users
+ * nor its config between nodes), and disconnects them after it, whatever it did.
+ */
+async function onEveryNode(cluster: TestRedisCluster, use: (admins: Redis[]) => Promise<void>): Promise<void> {
+  const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
+  try {
+    await use(admins);
+  } finally {
+    for (const admin of admins) admin.disconnect();
+  }
+}
+
+/** The upgrade ids of `progress ls --json` output, sorted. */
+const listedIds = (out: string): string[] => (JSON.parse(out) as Array<{ upgradeId: string }>).map((row) => row.upgradeId).sort();
+
 describe.skipIf(!hasRedisServer)('progress with the URL of one node of a Redis Cluster', () => {
   let cluster: TestRedisCluster;
   let client: Cluster;
@@ -72,9 +88,8 @@ describe.skipIf(!hasRedisServer)('progress with the URL of one node of a Redis C
       const result = await runCli('ls', url, '--prefix', prefix, '--json');
       expect(result.err).toBe('');
       expect(result.code).toBe(0);
-      const rows = JSON.parse(result.out) as Array<{ upgradeId: string; status: string }>;
-      expect(rows.map((row) => row.upgradeId).sort()).toEqual([...ids].sort());
-      expect(rows.every((row) => row.status === 'in_progress')).toBe(true);
+      expect(listedIds(result.out)).toEqual([...ids].sort());
+      expect((JSON.parse(result.out) as Array<{ status: string }>).every((row) => row.status === 'in_progress')).toBe(true);
     }
   });
 
@@ -133,65 +148,63 @@ describe.skipIf(!hasRedisServer)('progress with the URL of one node of a Redis C
 
   it('a user without @dangerous commands (INFO is one) is taken through the Cluster too, on every node', async () => {
     // Made on every node (a Cluster does not share its users); the Cluster client logs in as it on each.
-    const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
     const withUser = (url: string): string => url.replace('redis://', 'redis://cli-writer:Pw-writer1@');
-    try {
-      for (const admin of admins) await admin.call('ACL', 'SETUSER', 'cli-writer', 'on', '>Pw-writer1', '~*', '&*', '+@all', '-@dangerous');
-      for (const url of urls) {
-        const result = await runCli('ls', withUser(url), '--prefix', prefix, '--json');
-        expect(result.err).toBe('');
-        expect(result.code).toBe(0);
-        expect((JSON.parse(result.out) as Array<{ upgradeId: string }>).map((row) => row.upgradeId).sort()).toEqual([...ids].sort());
+    await onEveryNode(cluster, async (admins) => {
+      try {
+        for (const admin of admins) await admin.call('ACL', 'SETUSER', 'cli-writer', 'on', '>Pw-writer1', '~*', '&*', '+@all', '-@dangerous');
+        for (const url of urls) {
+          const result = await runCli('ls', withUser(url), '--prefix', prefix, '--json');
+          expect(result.err).toBe('');
+          expect(result.code).toBe(0);
+          expect(listedIds(result.out)).toEqual([...ids].sort());
+        }
+        // Where a first read cannot tell: the node that holds the (empty) index of a new prefix answers
+        // the probe's list itself, and only the demo's writes (other slots) would meet MOVED or CROSSSLOT.
+        const demoPrefix = `${uniqueId('cli-cluster-acl')}:`;
+        const listed = await Promise.all(
+          urls.map(async (url) => {
+            const plain = new RedisStore({ url, keyPrefix: demoPrefix, commandTimeoutMs: 3000 });
+            return plain.list().then(
+              () => true,
+              () => false,
+            ).finally(() => plain.close());
+          }),
+        );
+        const indexNode = urls[listed.indexOf(true)]!;
+        expect(listed.filter(Boolean)).toHaveLength(1);
+        const demo = await runCli('demo', '--redis', withUser(indexNode), '--prefix', demoPrefix, '--speed', '1000', '--port', '0', '--linger', '0');
+        expect(demo.err).toBe('');
+        expect(demo.code).toBe(0);
+        expect(demo.out).toContain('Storage:   Redis Cluster');
+      } finally {
+        for (const admin of admins) await admin.call('ACL', 'DELUSER', 'cli-writer').catch(() => {});
       }
-      // Where a first read cannot tell: the node that holds the (empty) index of a new prefix answers
-      // the probe's list itself, and only the demo's writes (other slots) would meet MOVED or CROSSSLOT.
-      const demoPrefix = `${uniqueId('cli-cluster-acl')}:`;
-      const listed = await Promise.all(
-        urls.map(async (url) => {
-          const plain = new RedisStore({ url, keyPrefix: demoPrefix, commandTimeoutMs: 3000 });
-          return plain.list().then(
-            () => true,
-            () => false,
-          ).finally(() => plain.close());
-        }),
-      );
-      const indexNode = urls[listed.indexOf(true)]!;
-      expect(listed.filter(Boolean)).toHaveLength(1);
-      const demo = await runCli('demo', '--redis', withUser(indexNode), '--prefix', demoPrefix, '--speed', '1000', '--port', '0', '--linger', '0');
-      expect(demo.err).toBe('');
-      expect(demo.code).toBe(0);
-      expect(demo.out).toContain('Storage:   Redis Cluster');
-    } finally {
-      for (const admin of admins) {
-        await admin.call('ACL', 'DELUSER', 'cli-writer').catch(() => {});
-        admin.disconnect();
-      }
-    }
+    });
   });
 
   it("the user and password of the URL's query (and REDISCLI_AUTH's beside a ?username=) log in on every node", async () => {
     // The default user may read no key meanwhile: a Cluster client that dropped the query's user
     // logged in as it instead (as another user, with its rights, or refused NOPERM).
-    const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
-    try {
-      for (const admin of admins) await admin.call('ACL', 'SETUSER', 'cli-query', 'on', '>Pw-query1', '~*', '&*', '+@all');
-      for (const admin of admins) await admin.call('ACL', 'SETUSER', 'default', 'resetkeys');
-      const url = `${urls[0]}?username=cli-query`;
-      for (const [args, env] of [
-        [['ls', `${url}&password=Pw-query1`, '--prefix', prefix, '--json'], {}],
-        [['ls', url, '--prefix', prefix, '--json'], { REDISCLI_AUTH: 'Pw-query1' }],
-      ] as const) {
-        const run = spawnCli([...args], { env: { REDISCLI_AUTH: undefined, ...env } });
-        expect(await run.exited, run.output()).toBe(0);
-        expect((JSON.parse(run.stdout()) as Array<{ upgradeId: string }>).map((row) => row.upgradeId).sort()).toEqual([...ids].sort());
+    await onEveryNode(cluster, async (admins) => {
+      try {
+        for (const admin of admins) await admin.call('ACL', 'SETUSER', 'cli-query', 'on', '>Pw-query1', '~*', '&*', '+@all');
+        for (const admin of admins) await admin.call('ACL', 'SETUSER', 'default', 'resetkeys');
+        const url = `${urls[0]}?username=cli-query`;
+        for (const [args, env] of [
+          [['ls', `${url}&password=Pw-query1`, '--prefix', prefix, '--json'], {}],
+          [['ls', url, '--prefix', prefix, '--json'], { REDISCLI_AUTH: 'Pw-query1' }],
+        ] as const) {
+          const run = spawnCli([...args], { env: { REDISCLI_AUTH: undefined, ...env } });
+          expect(await run.exited, run.output()).toBe(0);
+          expect(listedIds(run.stdout())).toEqual([...ids].sort());
+        }
+      } finally {
+        for (const admin of admins) {
+          await admin.call('ACL', 'SETUSER', 'default', 'allkeys').catch(() => {});
+          await admin.call('ACL', 'DELUSER', 'cli-query').catch(() => {});
+        }
       }
-    } finally {
-      for (const admin of admins) {
-        await admin.call('ACL', 'SETUSER', 'default', 'allkeys').catch(() => {});
-        await admin.call('ACL', 'DELUSER', 'cli-query').catch(() => {});
-        admin.disconnect();
-      }
-    }
+    });
   }, 30_000);
 
   it('a database other than 0 is refused as a Cluster refuses it (usage, exit 2)', async () => {
@@ -216,8 +229,7 @@ describe.skipIf(!hasRedisServer)('progress with the URL of a Cluster node whose 
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     silentPort = (silent.address() as AddressInfo).port;
-    const admins = cluster.nodes.map((node) => new Redis(node.port, node.host));
-    try {
+    await onEveryNode(cluster, async (admins) => {
       for (const admin of admins) await admin.config('SET', 'cluster-announce-port', String(silentPort));
       // Until the node the URL names tells of no other address (the others' come by gossip).
       for (let tries = 0; ; tries++) {
@@ -226,9 +238,7 @@ describe.skipIf(!hasRedisServer)('progress with the URL of a Cluster node whose 
         if (tries === 500) throw new Error(`the nodes never announced port ${silentPort}: ${JSON.stringify(slots)}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-    } finally {
-      for (const admin of admins) admin.disconnect();
-    }
+    });
   }, 60_000);
 
   afterAll(async () => {
