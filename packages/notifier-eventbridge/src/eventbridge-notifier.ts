@@ -3,7 +3,7 @@ import { MAX_TIMER_MS, ProgressError, assertHandleArgs, describeValue, safeLogge
 import { Deque } from './deque.js';
 import { entrySize } from './entry-size.js';
 import { buildDetail, fitDetail, trimDetail } from './event-mapping.js';
-import { environmentRegion, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
+import { REGION, environmentRegion, resolveOptions, type DeliveryFailure, type DeliveryFailureReason, type EventBridgeNotifierOptions, type ResolvedOptions, type UndeliveredEvent } from './options.js';
 import { backoffDelay, classifyRequestError } from './retry-policy.js';
 
 /**
@@ -138,6 +138,15 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
   #dropWhy = '';
   #dropLogTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #counters = { sent: 0, failed: 0, retried: 0, dropped: 0, trimmed: 0, requests: 0 };
+  /**
+   * The region of the client the notifier made: known (a client of yours counts as known), still
+   * looked for (nothing is sent meanwhile), or missing, with why (every event is then given up on).
+   */
+  #region: 'known' | 'pending' | { code: string; message: string } = 'known';
+  /** Settles (never rejects) once {@link #region} is no longer pending. */
+  #regionCheck: Promise<void> = Promise.resolve();
+  /** Ends the wait for the region (at requestTimeoutMs, or by close()); set while it is pending. */
+  #stopRegionWait: ((why: Error) => void) | undefined;
 
   /** @throws ProgressError `INVALID_ARGUMENT` for bad options. */
   constructor(options: EventBridgeNotifierOptions) {
@@ -155,7 +164,62 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
       // unset) replaced the 1, and the SDK retried every failed request itself, 3 attempts inside each of ours.
       this.#client = new EventBridgeClient({ ...config, maxAttempts: config.maxAttempts ?? 1, region: options.region ?? config.region ?? environmentRegion() });
       this.#ownsClient = true;
+      this.#region = 'pending';
+      this.#regionCheck = this.#lookForRegion();
     }
+  }
+
+  /**
+   * Resolves once the client the notifier made knows its AWS region: at once for a region given or
+   * in the environment; else after the SDK's own search, in the profile of the shared config files
+   * (`AWS_PROFILE`, else `default`; `~/.aws/config`, `~/.aws/credentials`), then in the EC2 instance
+   * metadata. Nothing is sent meanwhile (`handle()` still only queues). With a `client` of yours,
+   * resolves at once.
+   *
+   * @throws ProgressError `INVALID_ARGUMENT` (rejects) when there is no region, or the one found is
+   *   not a region name. The notifier then gives every event up at once, as `rejected` with
+   *   errorCode `RegionMissing` (reported to `onError`), instead of retrying requests that cannot be
+   *   signed. `@progress/tracker`'s `createProgressTracker` waits for it, and refuses to start.
+   */
+  async ready(): Promise<void> {
+    await this.#regionCheck;
+    const region = this.#region;
+    if (typeof region === 'object') throw new ProgressError('INVALID_ARGUMENT', `[@progress/notifier-eventbridge] ${region.message}`);
+  }
+
+  /** Asks the client for its region (see {@link ready}), and sends what waited for it. */
+  async #lookForRegion(): Promise<void> {
+    const { requestTimeoutMs } = this.#opts;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Bounded, as a request is: a region provider of yours (clientConfig.region) that never settles
+    // held every event, unsent and unreported, until close().
+    const stopped = new Promise<never>((_, reject) => {
+      this.#stopRegionWait = reject;
+      timer = setTimeout(() => reject(new Error(`no region within requestTimeoutMs (${requestTimeoutMs} ms)`)), requestTimeoutMs);
+    });
+    try {
+      const region: unknown = await Promise.race([this.#client.config.region(), stopped]);
+      // The SDK checks a region only as a host name label; ours also refuses what it would not sign.
+      if (typeof region !== 'string' || !REGION.test(region)) throw new Error(`Region not accepted: ${describeValue(region)} is not a region name`);
+      this.#region = 'known';
+    } catch (err) {
+      const profile = process.env.AWS_PROFILE || 'default';
+      const files = `${process.env.AWS_CONFIG_FILE || '~/.aws/config'} or ${process.env.AWS_SHARED_CREDENTIALS_FILE || '~/.aws/credentials'}`;
+      const why = err instanceof Error ? err.message : describeValue(err);
+      this.#region = {
+        code: 'RegionMissing',
+        message: /region is missing/i.test(why)
+          ? `no AWS region for the client the notifier makes: give the \`region\` option (or a client), or set AWS_REGION, or a region in the profile "${profile}" of ${files}; and the EC2 instance metadata gave none (the SDK says: ${why})`
+          : `the AWS region of the client the notifier makes is not usable (the SDK's search: the \`clientConfig.region\` option, AWS_REGION, the profile "${profile}" of ${files}, the EC2 instance metadata): ${why}`,
+      };
+      if (!this.#closed) this.#logger.error({ err, busName: this.#opts.busName }, 'eventbridge notifier has no AWS region: every event is given up on');
+    } finally {
+      clearTimeout(timer);
+      this.#stopRegionWait = undefined;
+    }
+    if (this.#closed) return;
+    this.#pump();
+    this.#checkWaiters();
   }
 
   /** Formats the event's entry and queues it; never waits for I/O. Ignores types not in `eventTypes`. */
@@ -215,6 +279,11 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     if (this.#closed || this.#oldestPending() > upTo) return { complete: true, undelivered: [] };
     this.#flushing += 1;
     this.#pump();
+    // The pump may have settled them all at once (given up: a notifier with no region).
+    if (this.#oldestPending() > upTo) {
+      this.#flushing -= 1;
+      return { complete: true, undelivered: [] };
+    }
     let waiter: FlushWaiter | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const report = await new Promise<FlushReport>((resolve) => {
@@ -343,7 +412,15 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
 
   /** Sends as many batches as the free request slots and the batching rules allow. */
   #pump(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#region === 'pending') return;
+    if (this.#region !== 'known') {
+      // Nothing can be signed without a region: given up on at once, not retried.
+      const items = [...this.#retry.splice(0), ...this.#fresh];
+      this.#fresh.clear();
+      this.#freshBytes = 0;
+      if (items.length > 0) this.#giveUp(items.sort((a, b) => a.no - b.no).map((i) => i.ref), 'rejected', this.#region.code, this.#region.message);
+      return;
+    }
     const now = clock();
     if (now < this.#pausedUntil) {
       this.#arm(this.#pausedUntil);
@@ -681,5 +758,6 @@ export class EventBridgeNotifier implements ProgressSink, AsyncDisposable {
     this.#timerAt = Infinity;
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
     this.#immediate = undefined;
+    this.#stopRegionWait?.(new Error('the notifier was closed before the region was known'));
   }
 }

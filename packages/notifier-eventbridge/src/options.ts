@@ -123,7 +123,7 @@ const RETRY_NAMES = Object.keys({ maxAttempts: 0, baseDelayMs: 0, maxDelayMs: 0,
  * refuses any other only when a request is made, with a plain Error that has no HTTP status: the
  * notifier would retry it as a network error, and give every event up after its attempts.
  */
-const REGION = /^(?!-)(?!.*-$)[a-zA-Z0-9-]{1,63}$/;
+export const REGION = /^(?!-)(?!.*-$)[a-zA-Z0-9-]{1,63}$/;
 
 /** The SDK's name of the bus (`EventBusName`, an `eventBusName`) is `busName` here. */
 const sdkName = (key: string): string | undefined => (/bus/i.test(key) ? 'busName' : undefined);
@@ -169,12 +169,14 @@ function resolve(options: EventBridgeNotifierOptions): ResolvedOptions {
   if (configRegion !== undefined && typeof configRegion !== 'function' && (typeof configRegion !== 'string' || !REGION.test(configRegion))) {
     throw invalid(`clientConfig.region must be a region name such as 'eu-west-1' or a provider function, got ${describeValue(configRegion)}`);
   }
+  // With no region given and none in the environment, the SDK looks for one itself: in the profile
+  // of the shared config files (what `aws configure` writes), then in the EC2 instance metadata. It
+  // cannot be known here, synchronously: the notifier learns it when it is made (see
+  // `EventBridgeNotifier.ready()`). Refusing it here refused a machine set up as the AWS CLI and boto3
+  // (the old Python module) take it.
   if (options.client === undefined && options.region === undefined && options.clientConfig?.region === undefined) {
     const fromEnvironment = environmentRegion();
-    if (fromEnvironment === undefined) {
-      throw invalid('give a client, or a region (the `region` option, `clientConfig.region`, or AWS_REGION or AWS_DEFAULT_REGION in the environment) for the client the notifier creates');
-    }
-    if (!REGION.test(fromEnvironment)) throw invalid(`the region in the environment (AWS_REGION, else AWS_DEFAULT_REGION) must be a region name such as 'eu-west-1', got ${JSON.stringify(fromEnvironment)}`);
+    if (fromEnvironment !== undefined && !REGION.test(fromEnvironment)) throw invalid(`the region in the environment (AWS_REGION, else AWS_DEFAULT_REGION) must be a region name such as 'eu-west-1', got ${JSON.stringify(fromEnvironment)}`);
   }
   // null is an object to typeof: checked first, else reading its `send` threw a TypeError.
   if (options.client !== undefined && (options.client === null || typeof options.client !== 'object' || typeof options.client.send !== 'function')) throw invalid('client must be an EventBridgeClient');

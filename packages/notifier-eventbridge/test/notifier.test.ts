@@ -402,7 +402,6 @@ describe('options and lifecycle', () => {
   it('refuses bad options with INVALID_ARGUMENT', () => {
     const bad: Array<Partial<EventBridgeNotifierOptions>> = [
       { busName: '' },
-      { busName: 'b' },
       { busName: 'b', region: 'us-east-1', maxBatchEntries: 11 },
       { busName: 'b', region: 'us-east-1', maxBatchEntries: 0 },
       { busName: 'b', region: 'us-east-1', maxBatchBytes: 255 },
@@ -575,7 +574,8 @@ describe('options and lifecycle', () => {
     try {
       delete process.env.AWS_REGION;
       delete process.env.AWS_DEFAULT_REGION;
-      expect(() => new EventBridgeNotifier({ busName: 'b' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      // With none there either, the SDK's own search (the AWS profile, the EC2 instance metadata):
+      // region.test.ts.
       process.env.AWS_DEFAULT_REGION = 'eu-central-1';
       const fromDefault = new EventBridgeNotifier({ busName: 'b' });
       await fromDefault.close();

@@ -344,6 +344,10 @@ export async function createProgressTracker(options: CreateProgressTrackerOption
     notifier = o.eventBridge
       ? new EventBridgeNotifier({ logger, ...o.eventBridge, flushTimeoutMs: notifierFlushTimeoutMs })
       : undefined;
+    // Its AWS region may come from the shared config files or the EC2 instance metadata, which the
+    // SDK reads asynchronously: with none, the tracker is refused here, as a bad option is, rather
+    // than running with every event given up on.
+    await notifier?.ready();
     if (o.webSocket !== undefined) {
       if (isServer(o.webSocket)) websocket = o.webSocket;
       else {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { localClientConfig, startEventBridgeEndpoint, type EventBridgeEndpoint } from '../../../tools/test-utils/src/eventbridge-endpoint.js';
@@ -371,6 +371,45 @@ describe('createProgressTracker with EventBridge (the real SDK client against a 
       await t.close();
       expect(endpoint.entries.map((e) => e.DetailType)).toEqual(['upgrade.started']);
       expect(endpoint.requests[0]!.headers.authorization).toContain('/ap-south-1/events/');
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it("takes the region of the AWS profile, as boto3 did; with no region anywhere it refuses to start (INVALID_ARGUMENT) and leaves nothing open", async () => {
+    const saved = { ...process.env };
+    const dir = tempDir('region');
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_EC2_METADATA_SERVICE_ENDPOINT']) delete process.env[name];
+    // The old module's setting: the bus by name, the rest from the environment and ~/.aws (as boto3 reads them).
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_EVENTBRIDGE: endpoint.url,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_CONFIG_FILE: join(dir, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    try {
+      writeFileSync(join(dir, 'config'), '[default]\nregion = eu-north-1\n');
+      const t = await createProgressTracker({ ...base(), eventBridgeBusName: 'legacy-bus' });
+      await t.startUpgrade();
+      await t.close();
+      expect(endpoint.entries.map((e) => [e.DetailType, e.EventBusName])).toEqual([['upgrade.started', 'legacy-bus']]);
+      expect(endpoint.requests[0]!.headers.authorization).toContain('/eu-north-1/events/');
+      // No region: a config file of another name (the SDK keeps a file it has read), without one.
+      process.env.AWS_CONFIG_FILE = join(dir, 'config-without-region');
+      writeFileSync(process.env.AWS_CONFIG_FILE, '[default]\noutput = json\n');
+      const ids = base();
+      const storage = { json: join(dir, 'store') };
+      await expect(createProgressTracker({ ...ids, storage, eventBridgeBusName: 'legacy-bus' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/no AWS region for the client the notifier makes: .*profile "default"/),
+      });
+      // Nothing held: the folder's writer lock is free, and nothing was sent.
+      const again = await createProgressTracker({ ...ids, storage });
+      await again.startUpgrade();
+      await again.close();
+      expect(endpoint.requests).toHaveLength(1);
     } finally {
       process.env = saved;
     }
