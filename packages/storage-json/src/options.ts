@@ -62,6 +62,9 @@ const otherStoresName = (key: string): string | undefined => (/sync/i.test(key) 
 /** A URL (`redis://...`, `file:///...`), not a folder path: a scheme of two letters or more, then `://` (`C://data` is a folder). */
 const URL_LIKE = /^[a-z][a-z\d+.-]+:\/\//i;
 
+/** A path a shell would expand (`~`, `~/data`, `~bob/data`), which Node takes as a folder named `~...`. */
+const HOME_LIKE = /^~[^\\/]*(?:[\\/]|$)/;
+
 /** Checks the options and fills in the defaults; throws `INVALID_ARGUMENT`. */
 export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw storeError('INVALID_ARGUMENT', 'JsonFileStore needs an options object with a directory');
@@ -75,6 +78,15 @@ export function resolveOptions(options: JsonFileStoreOptions): ResolvedOptions {
     const shown = JSON.stringify(redactUrl(directory));
     const hint = /^rediss?:/i.test(directory) ? ': for Redis, use RedisStore from @progress/storage-redis' : /^file:/i.test(directory) ? ": give the folder's path (url.fileURLToPath() makes it from a file:// URL)" : '';
     throw storeError('INVALID_ARGUMENT', `directory is a folder path, got the URL ${shown}${hint}`);
+  }
+  if (HOME_LIKE.test(directory)) {
+    // `directory: '~/progress-data'` (from a config or .env file, which no shell expands) made a
+    // folder named "~" in the current folder and kept the events there, where no one would look.
+    const tilde = /^~[^\\/]*/.exec(directory)![0];
+    throw storeError(
+      'INVALID_ARGUMENT',
+      `directory ${JSON.stringify(directory)} starts with "${tilde}", which only a shell expands: it would be a folder named "${tilde}" in the current folder. Give the home folder's path (path.join(os.homedir(), ...)), or "./${directory}" for a folder of that name`,
+    );
   }
   if (durability !== 'fsync' && durability !== 'none') throw storeError('INVALID_ARGUMENT', `durability must be 'fsync' or 'none', got ${describeValue(durability)}`);
   if (!Number.isSafeInteger(snapshotEvery) || snapshotEvery < 1) throw storeError('INVALID_ARGUMENT', `snapshotEvery must be a whole number >= 1, got ${describeValue(snapshotEvery)}`);

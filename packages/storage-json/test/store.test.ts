@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressTracker, isProgressError, type ProgressError, type ProgressEvent } from '@progress/core';
 import { EventFactory } from '@progress/core/testing';
@@ -232,6 +232,34 @@ describe('paths and permissions', () => {
     }
     // Folder paths that hold a colon stay folders.
     for (const directory of ['C:/progress', 'C:\\progress', 'C://progress', './a:b', '/tmp/x:y']) expect(() => new JsonFileStore({ directory }), directory).not.toThrow();
+  });
+
+  it('refuses a directory starting with "~" (only a shell expands it: it made a folder named "~" here), and takes "./~" and an absolute path holding one', async () => {
+    // `directory: '~/progress-data'` from a config or .env file wrote the events under ./~/progress-data.
+    const literal = resolve('~');
+    const existedBefore = existsSync(literal);
+    for (const directory of ['~/progress-data', '~', '~/', '~bob/data', '~\\data']) {
+      let refused: unknown;
+      try {
+        new JsonFileStore({ directory });
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused, directory).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`directory ${JSON.stringify(directory)} starts with "${/^~[^\\/]*/.exec(directory)![0]}", which only a shell expands`) });
+      expect((refused as Error).message).toMatch(/os\.homedir\(\)/);
+    }
+    if (!existedBefore) expect(existsSync(literal)).toBe(false);
+    // Not a home folder: a name that only starts with "~" further down, a folder of that name asked for as such.
+    const root = await tempDir('tilde');
+    for (const directory of [join(root, '~', 'data'), join(root, '~data')]) {
+      const store = new JsonFileStore({ directory });
+      const tracker = await open(store);
+      await tracker.startUpgrade();
+      await tracker.close();
+      expect((await store.list()).map((u) => u.upgradeId)).toEqual(['u1']);
+      await store.close();
+    }
+    expect(() => new JsonFileStore({ directory: './~/data' })).not.toThrow();
   });
 
   it('refuses an option name it does not know, naming it and the one meant, and creates nothing', async () => {

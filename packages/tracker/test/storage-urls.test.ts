@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createProgressTracker, isProgressError, resolveOptions } from '../src/index.js';
-import { uniqueId } from './helpers.js';
+import { runCli, uniqueId } from './helpers.js';
 
 const base = () => ({ upgradeId: uniqueId('urls'), planId: 'p', clusterName: 'c' });
 // What a URL taken for a folder path made, relative to the working directory.
@@ -81,5 +81,40 @@ describe('storage given as a URL string', () => {
       expect(resolveOptions({ ...base(), storage: { json: dir } }).storage).toEqual({ json: dir });
       expect(resolveOptions({ ...base(), storagePath: dir }).storage).toEqual({ json: dir });
     }
+  });
+});
+
+describe('a folder starting with "~", which only a shell expands', () => {
+  // `storagePath: '~/progress-data'` from a config or .env file, or `progress demo --dir=~/progress-data`
+  // (bash leaves a "~" after "=" as it is), made a folder named "~" in the working directory.
+  const literal = resolve('~');
+  const existedBefore = existsSync(literal);
+
+  it('is refused (INVALID_ARGUMENT) as { json } or storagePath, saying how to name the home folder', async () => {
+    for (const options of [{ storage: { json: '~/progress-data' } }, { storagePath: '~/progress-data' }, { storage_path: '~' }]) {
+      const err: unknown = await createProgressTracker({ ...base(), ...options } as never).then(
+        async (t) => {
+          await t.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      expect(isProgressError(err, 'INVALID_ARGUMENT'), `${JSON.stringify(options)}: ${String(err)}`).toBe(true);
+      expect((err as Error).message).toMatch(/starts with "~", which only a shell expands: .*os\.homedir\(\)/);
+    }
+    if (!existedBefore) expect(existsSync(literal)).toBe(false);
+  });
+
+  it('progress demo --dir=~/...: a usage error (exit 2) saying to write --dir ~/... with a space; ls of a quoted "~/..." says why it is not found', async () => {
+    expect(await runCli('demo', '--dir=~/progress-data', '--speed', '1000')).toMatchObject({
+      code: 2,
+      out: '',
+      err: 'progress: --dir "~/progress-data": the shell does not expand "~" after "--dir=" (nor inside quotes): write --dir ~/... with a space, or the full path; "./~/progress-data" for a folder named "~"\n',
+    });
+    expect(await runCli('ls', '~/progress-data')).toMatchObject({
+      code: 3,
+      err: `progress: no such folder: ${join(literal, 'progress-data')} (the shell does not expand "~" inside quotes: write ~/... unquoted, or the full path)\n`,
+    });
+    if (!existedBefore) expect(existsSync(literal)).toBe(false);
   });
 });

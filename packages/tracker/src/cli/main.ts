@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { assertValidId, nearestName, redactUrl } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { folderHint, loggerWhile, openStore, parseSource, sayRedisOutages, shellArg, socketUrls, stderrLogger, storeError, upgradeIdFromFragment, type Source } from './sources.js';
+import { HOME_LIKE, folderHint, loggerWhile, openStore, parseSource, sayRedisOutages, shellArg, socketUrls, stderrLogger, storeError, tildeHint, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { didYouMean, didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
@@ -305,6 +305,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
       case 'demo': {
         const { runDemo } = await import('./demo.js');
         if (values.dir && values.redis) throw new CliError('give --dir or --redis, not both');
+        // `--dir=~/progress`: the shell leaves that "~" as it is, and the demo made a folder named "~" here.
+        if (values.dir && HOME_LIKE.test(values.dir)) throw new CliError(`--dir ${JSON.stringify(values.dir)}: ${tildeHint(values.dir, '--dir')}`);
         if (values.prefix !== undefined && !values.redis) throw new CliError('--prefix goes with --redis (a Redis store\'s key prefix)');
         if (values.redis !== undefined && !/^rediss?:\/\//i.test(values.redis)) throw new CliError(`--redis takes a redis:// or rediss:// URL, got ${JSON.stringify(redactUrl(values.redis))}`);
         const redis = values.redis ? await parse(values.redis, false) : undefined;

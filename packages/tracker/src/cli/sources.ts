@@ -73,9 +73,22 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
   }
   const directory = resolve(spec);
   const info = await stat(directory).catch(() => undefined);
-  if (!info) throw new CliError(`no such folder: ${directory}`, ExitCode.NOT_FOUND);
+  if (!info) throw new CliError(`no such folder: ${directory}${HOME_LIKE.test(spec) ? ` (${tildeHint(spec)})` : ''}`, ExitCode.NOT_FOUND);
   if (!info.isDirectory()) throw new CliError(`not a folder: ${directory}`, ExitCode.USAGE);
   return { kind: 'json', directory };
+}
+
+/** A folder a shell would have expanded (`~`, `~/data`, `~bob/data`): Node takes it as a folder named `~...`. */
+export const HOME_LIKE = /^~[^\\/]*(?:[\\/]|$)/;
+
+/**
+ * What to write instead of `spec`, a {@link HOME_LIKE} folder the shell left as it was: the value of
+ * `option` (`--dir=~/data`), else an argument (quoted).
+ */
+export function tildeHint(spec: string, option?: string): string {
+  return option
+    ? `the shell does not expand "~" after "${option}=" (nor inside quotes): write ${option} ~/... with a space, or the full path; "./${spec}" for a folder named "~"`
+    : 'the shell does not expand "~" inside quotes: write ~/... unquoted, or the full path';
 }
 
 /** The environment variable redis-cli reads the password from, for a password kept off the command line (`ps`). */
