@@ -13,6 +13,7 @@ import {
   eventsToJson,
   filterRows,
   isProgressError,
+  MAX_TIMER_MS,
   redactUrl,
   isTerminal,
   replayEvents,
@@ -37,6 +38,7 @@ import { APPEND_SHA, keyPrefixOf, sendAppend, type AppendReply } from './append-
 import { LOAD_READ_ONLY_LUA, LOAD_READ_ONLY_SHA, defineScripts, isReadOnlyEvalRefusal, isScriptFlagsRefusal, pushAppendArgs, type LoadReply, type ScriptCommands, type StreamEntry } from './scripts.js';
 import { localNow, ServerClock } from './server-clock.js';
 import { watchAllUpgrades, watchUpgrade, type WatchContext } from './watch.js';
+import { findKeyPrefixes } from './prefixes.js';
 
 type Client = (Redis | Cluster) & ScriptCommands;
 
@@ -327,6 +329,34 @@ export class RedisStore implements ProgressStore {
   /** The key names this store uses (for tooling and tests). */
   get keys(): KeyLayout {
     return this.#keys;
+  }
+
+  /**
+   * The key prefixes under which stores keep upgrades in this Redis (in every master of a Cluster),
+   * this store's own included when it holds any: for a tool that finds nothing under its prefix (a
+   * store of another `keyPrefix`, a `--prefix` left out), to say where they are. With `upgradeId`,
+   * only the prefixes holding that upgrade. Sorted.
+   *
+   * It SCANs the keyspace (for keys named `*index`), which takes a while on a large Redis: it stops
+   * after `timeoutMs` with what it found by then (a prefix found late may be missing), and looks
+   * into 100 prefixes at most.
+   *
+   * @param options.timeoutMs @default 1000
+   * @throws ProgressError `INVALID_ARGUMENT` for an `upgradeId` that is not valid or a `timeoutMs`
+   *   that is not a number of ms > 0; `STORE_UNAVAILABLE` when Redis does not answer (or refuses SCAN).
+   */
+  async findKeyPrefixes(options: { upgradeId?: string; timeoutMs?: number } = {}): Promise<string[]> {
+    this.#assertOpen();
+    if (options === null || typeof options !== 'object') throw new ProgressError('INVALID_ARGUMENT', `${PKG} findKeyPrefixes() takes an options object ({ upgradeId, timeoutMs }), got ${describeValue(options)}`);
+    assertKnownOptions(options, ['upgradeId', 'timeoutMs'], { source: '@progress/storage-redis', what: 'findKeyPrefixes()' });
+    const { upgradeId, timeoutMs = 1000 } = options;
+    if (upgradeId !== undefined) assertValidId(upgradeId, 'upgradeId');
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > MAX_TIMER_MS) {
+      throw new ProgressError('INVALID_ARGUMENT', `${PKG} findKeyPrefixes() timeoutMs must be a number of ms > 0, got ${describeValue(timeoutMs)}`);
+    }
+    // The search's own end, then one command's time for the SCAN or TYPE under way.
+    const search = findKeyPrefixes(this.#redis, this.#clientKeyPrefix ?? '', upgradeId, Date.now() + timeoutMs);
+    return this.#bounded(search, 'SCAN', undefined, timeoutMs + this.#options.commandTimeoutMs);
   }
 
   /**

@@ -378,3 +378,31 @@ describeCluster('RedisStore on a 3-node Redis Cluster as a Redis ACL user with w
     }
   }, 60_000);
 });
+
+describeCluster('RedisStore.findKeyPrefixes() on a 3-node Redis Cluster', () => {
+  it("searches every master: each prefix's index is on the node its slot is", async () => {
+    // Prefixes until their index keys are on at least two different masters.
+    const stores_: RedisStore[] = [];
+    const probe = clusterClient();
+    const nodeOf = async (key: string): Promise<string> => {
+      const slot = Number(await probe.cluster('KEYSLOT', key));
+      const range = (await probe.cluster('SLOTS')).find(([from, to]) => slot >= from && slot <= to)!;
+      return `${range[2]![0]}:${range[2]![1]}`;
+    };
+    const nodes = new Set<string>();
+    while (stores_.length < 2 || nodes.size < 2) {
+      const store = clusterStore(freshPrefix('cluster-find'));
+      stores_.push(store);
+      nodes.add(await nodeOf(store.keys.index));
+    }
+    const upgradeId = `find-${stores_.length}`;
+    for (const store of stores_) {
+      const tracker = await ProgressTracker.open({ upgradeId, planId: 'p', clusterName: 'c', store });
+      await tracker.startUpgrade();
+      await tracker.close();
+    }
+    const expected = stores_.map((s) => s.keys.prefix).sort();
+    expect(await stores_[0]!.findKeyPrefixes()).toEqual(expect.arrayContaining(expected));
+    expect(await stores_[0]!.findKeyPrefixes({ upgradeId })).toEqual(expected);
+  });
+});

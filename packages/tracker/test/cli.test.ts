@@ -70,16 +70,64 @@ describe('progress ls / show', () => {
       expect(show.out).toContain('COMPLETED');
       // Without it, the default prefix (progress:), which does not hold this upgrade.
       expect((JSON.parse((await run('ls', url, '--json')).out) as Array<{ upgradeId: string }>).some((r) => r.upgradeId === id)).toBe(false);
-      expect(await run('show', url, id)).toMatchObject({ code: 3, err: expect.stringContaining(`no upgrade "${id}"`) });
+      // It says which prefix holds it.
+      expect(await run('show', url, id)).toEqual({
+        code: 3,
+        out: '',
+        err: `progress: upgrade "${id}" is not under the key prefix "progress:" but under the key prefix "${prefix}" of this Redis: give --prefix ${prefix}\nprogress: no upgrade "${id}" in this source\n`,
+      });
       // The prefix without its ":" finds nothing, and says which prefix was meant.
       const bare = prefix.slice(0, -1);
       expect(await run('ls', url, '--prefix', bare)).toMatchObject({ code: 0, out: 'no upgrades\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
       // With --json too: a script's empty list under a mistyped prefix is as silent.
       expect(await run('ls', url, '--prefix', bare, '--json')).toMatchObject({ code: 0, out: '[]\n', err: expect.stringContaining(`did you mean --prefix ${prefix}?`) });
-      // A prefix that ends in ":" and holds nothing: nothing to suggest.
-      expect(await run('ls', url, '--prefix', `${uniqueId('cli-empty')}:`)).toEqual({ code: 0, out: 'no upgrades\n', err: '' });
+      // A prefix that ends in ":" and holds nothing: no "did you mean", but the prefixes that hold
+      // upgrades in this Redis (the other tests', on the test Redis: see the next test for them exactly).
+      const empty = `${uniqueId('cli-empty')}:`;
+      expect(await run('ls', url, '--prefix', empty)).toEqual({
+        code: 0,
+        out: 'no upgrades\n',
+        err: expect.stringMatching(new RegExp(`^progress: no upgrades under the key prefix "${empty}"; this Redis holds upgrades under the key prefix(es)? "[^"]+".*: give --prefix \\S+\\n$`)),
+      });
     } finally {
       await deleteKeys(url, prefix);
+    }
+  });
+
+  it("names the key prefix that holds what ls, show and watch find nothing of under theirs (a writer's own keyPrefix, --prefix left out)", async () => {
+    // A database of its own: the prefixes in it are this test's alone.
+    const at = new URL(process.env.REDIS_URL!);
+    at.pathname = '/12';
+    const url = at.toString();
+    const [id, other] = [uniqueId('cli-elsewhere'), uniqueId('cli-elsewhere-2')];
+    const [prefix, second] = [`${uniqueId('team')}:`, `${uniqueId('team-2')}:`];
+    await seed({ redis: url, keyPrefix: prefix }, id);
+    try {
+      const hint = `progress: upgrade "${id}" is not under the key prefix "progress:" but under the key prefix "${prefix}" of this Redis: give --prefix ${prefix}\n`;
+      expect(await run('ls', url)).toEqual({ code: 0, out: 'no upgrades\n', err: `progress: no upgrades under the key prefix "progress:"; this Redis holds upgrades under the key prefix "${prefix}": give --prefix ${prefix}\n` });
+      expect(await run('ls', url, '--json')).toMatchObject({ code: 0, out: '[]\n', err: expect.stringContaining(`give --prefix ${prefix}`) });
+      expect(await run('show', url, id)).toEqual({ code: 3, out: '', err: `${hint}progress: no upgrade "${id}" in this source\n` });
+      // watch: without an id, nothing to pick; with one, said before it waits for the upgrade to appear
+      // under its prefix (which it then follows to its end, once written there too).
+      expect(await run('watch', url)).toMatchObject({ code: 3, err: expect.stringContaining(`this Redis holds upgrades under the key prefix "${prefix}": give --prefix ${prefix}\nprogress: no upgrades in this source yet`) });
+      const err = new Capture();
+      const watching = main(['watch', url, id], new Capture() as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+      for (let i = 0; i < 400 && err.text !== hint; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(err.text).toBe(hint);
+      await seed({ redis: url }, id);
+      expect(await watching).toBe(0);
+      await deleteKeys(url, 'progress:');
+      // Two prefixes, both named; with the upgrade id, only the one holding it.
+      await seed({ redis: url, keyPrefix: second }, other);
+      expect((await run('ls', url)).err).toBe(`progress: no upgrades under the key prefix "progress:"; this Redis holds upgrades under the key prefixes ${JSON.stringify([prefix, second].sort()).slice(1, -1).replace(',', ', ')}: give --prefix ${[prefix, second].sort()[0]}\n`);
+      expect((await run('show', url, other)).err).toContain(`under the key prefix "${second}" of this Redis: give --prefix ${second}\n`);
+      // The prefix that holds them finds them, and says nothing more.
+      expect(await run('ls', url, '--prefix', prefix)).toMatchObject({ code: 0, err: '', out: expect.stringContaining(id) });
+      // A folder source has no prefixes.
+      expect(await run('ls', tempDir('cli-elsewhere'))).toEqual({ code: 0, out: 'no upgrades\n', err: '' });
+    } finally {
+      await deleteKeys(url, prefix);
+      await deleteKeys(url, second);
     }
   });
 

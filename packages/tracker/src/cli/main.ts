@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { assertValidId, nearestName, redactUrl } from '@progress/core';
+import { assertValidId, nearestName, redactUrl, type ProgressStore } from '@progress/core';
 import { CliError, ExitCode, Interrupted, outputError, untilInterrupted } from './errors.js';
 import { listUpgrades, showUpgrade } from './inspect.js';
-import { HOME_LIKE, folderHint, loggerWhile, openStore, parseSource, sayRedisOutages, shellArg, socketUrls, stderrLogger, storeError, tildeHint, upgradeIdFromFragment, type Source } from './sources.js';
+import { HOME_LIKE, folderHint, loggerWhile, openStore, parseSource, prefixHint, sayRedisOutages, shellArg, socketUrls, stderrLogger, storeError, tildeHint, upgradeIdFromFragment, type Source } from './sources.js';
 import { safeText } from '../render.js';
 import { LiveView } from './terminal.js';
 import { didYouMean, didYouMeanIn, exitCodeFor, pickUpgrade, watchStore, watchWebSocket } from './watch.js';
@@ -278,6 +278,11 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     const hint = source.kind === 'json' ? await folderHint(source.directory) : undefined;
     if (hint) err.write(`progress: ${hint}\n`);
   };
+  /** A Redis store that found nothing under its prefix, where this Redis keeps upgrades under others: said on stderr, naming the --prefix to give (see prefixHint). */
+  const sayPrefixHint = async (store: ProgressStore, upgradeId?: string): Promise<void> => {
+    const hint = await prefixHint(store, upgradeId);
+    if (hint) err.write(`progress: ${hint}\n`);
+  };
   const controller = new AbortController();
   let interrupted = false;
   const onSignal = () => {
@@ -373,11 +378,15 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           let picking = upgradeId === undefined;
           const store = await openStore(source, loggerWhile(logger, () => picking), controller.signal);
           try {
-            const id = await pickUpgrade(store, upgradeId).catch((e: unknown) => {
+            const id = await pickUpgrade(store, upgradeId).catch(async (e: unknown) => {
               const none = e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND && logger.errors > 0;
+              if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND && !none) await sayPrefixHint(store);
               throw none ? new CliError('no upgrade in this source could be read (those left out are named above)', ExitCode.UNAVAILABLE) : e;
             });
             picking = false;
+            // An upgrade this prefix does not hold, which this Redis keeps under another: said before
+            // waiting for it to appear here, which it may never do.
+            if (upgradeId !== undefined && source.kind === 'redis' && !(await store.load(id).catch(() => true))) await sayPrefixHint(store, id);
             const quiet = source.kind === 'redis' ? sayRedisOutages(store, source.url, (line) => view.say(line)) : () => {};
             try {
               state = await watchStore(store, id, options);
@@ -415,7 +424,10 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
             text = await untilInterrupted(command === 'ls' ? listUpgrades(store, values.json === true) : showUpgrade(store, rest[1], values.json === true, quietHint), controller.signal);
           } catch (e) {
             // An upgrade `show` does not find in a folder that holds the old module's files itself, or is inside a store: the folder to give.
-            if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) await sayFolderHint(source);
+            if (e instanceof CliError && e.exitCode === ExitCode.NOT_FOUND) {
+              await sayFolderHint(source);
+              if (rest[1] !== undefined) await sayPrefixHint(store, rest[1]);
+            }
             throw e;
           }
           await write(out, `${text}\n`, controller.signal, outputFailed);
@@ -426,7 +438,7 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
           // (with --json too: the hint is on stderr, the JSON on stdout stays as it is).
           if (none && source.kind === 'redis' && source.keyPrefix && !source.keyPrefix.endsWith(':')) {
             err.write(`progress: no upgrades under the key prefix "${safeText(source.keyPrefix)}"; a prefix usually ends in ":" (did you mean --prefix ${safeText(source.keyPrefix)}:?)\n`);
-          }
+          } else if (none) await sayPrefixHint(store);
         } finally {
           await store.close();
         }

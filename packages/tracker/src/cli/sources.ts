@@ -511,6 +511,27 @@ export async function folderHint(directory: string): Promise<string | undefined>
   return undefined;
 }
 
+/**
+ * What to say when a command on a Redis store found nothing under its key prefix (no upgrades, or
+ * not `upgradeId`) that this Redis keeps under other prefixes (a writer's own `keyPrefix`, the
+ * `--prefix` left out): those prefixes, and the `--prefix` to give. `undefined` when there are none,
+ * or for another store. Best effort: a Redis that does not answer the search (or refuses SCAN) says
+ * nothing more than the command did.
+ */
+export async function prefixHint(store: ProgressStore, upgradeId?: string): Promise<string | undefined> {
+  if (!(store instanceof RedisStore)) return undefined;
+  const own = store.keys.prefix;
+  const found = await store.findKeyPrefixes(upgradeId === undefined ? {} : { upgradeId }).catch(() => [] as string[]);
+  const others = found.filter((prefix) => prefix !== own);
+  if (others.length === 0) return undefined;
+  const listed = others.slice(0, 5).map((prefix) => JSON.stringify(safeText(prefix)));
+  const names = `${others.length === 1 ? 'prefix' : 'prefixes'} ${listed.join(', ')}${others.length > 5 ? `, ... (${others.length} in all)` : ''}`;
+  const give = `give --prefix ${shellArg(safeText(others[0]!))}`;
+  return upgradeId === undefined
+    ? `no upgrades under the key prefix ${JSON.stringify(safeText(own))}; this Redis holds upgrades under the key ${names}: ${give}`
+    : `upgrade "${safeText(upgradeId)}" is not under the key prefix ${JSON.stringify(safeText(own))} but under the key ${names} of this Redis: ${give}`;
+}
+
 /** Whether a folder holding `names` is one upgrade's folder of a store: its log or its snapshot. */
 const holdsUpgrade = (names: readonly string[]): boolean => names.includes('events.jsonl') || names.includes('snapshot.json');
 
