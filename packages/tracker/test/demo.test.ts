@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { JsonFileStore, RedisStore, createProgressTracker, type ProgressEvent, type UpgradeProgress } from '../src/index.js';
-import { DEMO_TASKS, runDemo, type DemoOptions } from '../src/cli/demo.js';
+import { DEMO_TASKS, isLoopbackHost, runDemo, type DemoOptions } from '../src/cli/demo.js';
+import { networkInterfaces } from 'node:os';
 import { LiveView } from '../src/cli/terminal.js';
 import { CliError } from '../src/cli/errors.js';
 import { Capture, cleanupTempDirs, deleteKeys, tempDir, uniqueId } from './helpers.js';
@@ -71,9 +72,10 @@ async function demoToEnd(where: Pick<DemoOptions, 'directory' | 'redisUrl' | 'ke
 
 /** Opens a WebSocket as the dashboard page at `page` does (same Origin); resolves 'open' or why it failed. */
 function connectAsPage(page: string): Promise<string> {
-  const { origin, host } = new URL(page);
+  // The page's query (its read token) goes into the WebSocket's URL, as the dashboard sends it.
+  const { origin, host, search } = new URL(page);
   return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://${host}/ws`, ['progress.v1'], { origin });
+    const ws = new WebSocket(`ws://${host}/ws${search}`, ['progress.v1'], { origin });
     ws.once('open', () => {
       ws.close();
       resolve('open');
@@ -97,21 +99,47 @@ describe('progress demo --host', () => {
     // 0.0.0.0 mapped into IPv6: a wildcard of IPv4, reached at 127.0.0.1 (not at ::1).
     ['::ffff:0.0.0.0', '127.0.0.1'],
   ] as const) {
-    it(`--host ${host}: prints a dashboard URL a browser can open, whose WebSocket the server accepts`, async () => {
+    const loopback = host === '::1';
+    it(`--host ${host}: prints a dashboard URL a browser can open, whose WebSocket the server accepts${loopback ? '' : ', with the read token the URL carries and not without it (reachable from other machines)'}`, async () => {
       const demo = await startDemo({ host });
       try {
         const dashboard = demo.lines.find((l) => l.startsWith('Dashboard: '))!.slice('Dashboard: '.length);
-        expect(dashboard).toMatch(new RegExp(`^http://${shown.replace(/[[\]]/g, '\\$&')}:\\d+/$`));
+        expect(dashboard).toMatch(new RegExp(`^http://${shown.replace(/[[\]]/g, '\\$&')}:\\d+/${loopback ? '' : '\\?token=[\\w-]+\\.[\\w-]+'}$`));
         const page = await fetch(dashboard);
         expect(page.status).toBe(200);
         expect(await connectAsPage(dashboard)).toBe('open');
-        const webSocket = /^WebSocket: (\S+)/.exec(demo.lines.find((l) => l.startsWith('WebSocket: '))!)![1]!;
-        expect(webSocket).toBe(`${dashboard.replace('http:', 'ws:')}ws`);
+        const webSocketLine = demo.lines.find((l) => l.startsWith('WebSocket: '))!;
+        const webSocket = /^WebSocket: (\S+)/.exec(webSocketLine)![1]!;
+        const bare = dashboard.replace(/\?.*$/, '');
+        expect(webSocket).toBe(`${bare.replace('http:', 'ws:')}ws`);
+        if (loopback) {
+          expect(demo.lines.some((l) => l.startsWith('Network:'))).toBe(false);
+          return;
+        }
+        // Without the token: refused before any frame.
+        expect(await connectAsPage(bare)).toBe('HTTP 401');
+        // The watch command it prints takes the token from the environment (kept out of ps).
+        const token = new URL(dashboard).searchParams.get('token')!;
+        expect(webSocketLine).toContain(`(in another shell: PROGRESS_TOKEN=${token} `);
+        // The URL for other machines: this machine's address on its network, with the same token.
+        const external = Object.values(networkInterfaces()).flatMap((list) => list ?? []).find((a) => !a.internal && a.family === 'IPv4');
+        if (external) {
+          const network = /^Network: {3}(\S+) {3}\(from other machines\)$/.exec(demo.lines.find((l) => l.startsWith('Network:')) ?? '')?.[1];
+          expect(network).toMatch(new RegExp(`^http://${external.address.replaceAll('.', '\\.')}:\\d+/\\?token=${token}$`));
+          expect(await connectAsPage(network!)).toBe('open');
+        }
       } finally {
         await demo.stop();
       }
     });
   }
+});
+
+describe('isLoopbackHost', () => {
+  it('tells the hosts reached from this machine only from those other machines may reach', () => {
+    for (const host of ['localhost', 'LOCALHOST', 'app.localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '0', '::', '::0', '::ffff:0.0.0.0', '192.168.1.5', 'fd00::2', 'example.com', 'localhost.example.com', '128.0.0.1', '']) expect(isLoopbackHost(host), host).toBe(false);
+  });
 });
 
 describe('progress demo --redis', () => {

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { createServer, isIPv6 } from 'node:net';
 import { MAX_TIMER_MS, TERMINAL_TASK_STATUSES, isTerminal, redactUrl, type TaskProgress, type TaskSpec } from '@progress/core';
 import { JsonFileStore } from '@progress/storage-json';
+import { createReadToken, readTokenAuth } from '@progress/ws-server';
 import { createProgressTracker, type ComposedProgressTracker } from '../create-progress-tracker.js';
 import type { StorageOption } from '../options.js';
 import { CliError, ExitCode } from './errors.js';
@@ -113,12 +116,47 @@ async function runLeaf(t: ComposedProgressTracker, task: TaskProgress, step: () 
  * on IPv4 only, reached at 127.0.0.1.
  */
 function browsableHost(listenHost: string, reported: URL, port: number): string {
-  const url = isIPv6(listenHost) ? `http://[${listenHost}]/` : `http://${listenHost}/`;
-  const hostname = URL.canParse(url) ? new URL(url).hostname : undefined;
+  const hostname = parsedHost(listenHost);
   if (hostname === '[::]') return `[::1]:${port}`;
   if (hostname === '0.0.0.0' || hostname === '[::ffff:0:0]') return `127.0.0.1:${port}`;
   return `${reported.hostname}:${port}`;
 }
+
+/** `host` as URL parsing (and the system) reads it: `0` is `0.0.0.0`, `::0` is `[::]`; undefined when it is no host. */
+function parsedHost(host: string): string | undefined {
+  const url = isIPv6(host) ? `http://[${host}]/` : `http://${host}/`;
+  return URL.canParse(url) ? new URL(url).hostname : undefined;
+}
+
+/**
+ * Whether a server listening on `host` is reached from this machine only: `localhost` (and its
+ * subdomains), 127.0.0.0/8, `::1` and 127.x mapped into IPv6. Any other host (a wildcard, an
+ * address of a network interface, a name) may be reached from other machines.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const hostname = parsedHost(host)?.replace(/^\[|\]$/g, '');
+  if (hostname === undefined) return false;
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(hostname);
+}
+
+/**
+ * The host:port of this machine another machine on the network may open, for a server on a wildcard
+ * address (`0.0.0.0`, `::`): the first address of a network interface that is not a loopback one
+ * (IPv4 first; an IPv6 one but link-local, only on `::`). Undefined for another host, or on a
+ * machine without such an interface.
+ */
+function networkHost(listenHost: string, port: number): string | undefined {
+  const hostname = parsedHost(listenHost);
+  if (hostname !== '0.0.0.0' && hostname !== '[::]' && hostname !== '[::ffff:0:0]') return undefined;
+  const addresses = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal);
+  const v4 = addresses.find((a) => a.family === 'IPv4');
+  if (v4) return `${v4.address}:${port}`;
+  const v6 = hostname === '[::]' ? addresses.find((a) => a.family === 'IPv6' && !a.address.toLowerCase().startsWith('fe80:')) : undefined;
+  return v6 ? `[${v6.address}]:${port}` : undefined;
+}
+
+/** How long the demo's read token is valid: longer than a demo lingers, short enough to be no key for good. */
+const DEMO_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Why a server could not listen on `host`:`port` now (EADDRINUSE, an unknown host, a port that needs root), or undefined when it could. */
 function listenProblem(port: number, host: string): Promise<NodeJS.ErrnoException | undefined> {
@@ -159,6 +197,10 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     });
   }
 
+  // Reachable from other machines (--host 0.0.0.0): the WebSocket server takes only a read token,
+  // made here and printed in the URLs below, rather than serve the upgrade to anyone on the network.
+  const secret = isLoopbackHost(listenHost) ? undefined : randomBytes(32);
+  const token = secret ? createReadToken({ secret, upgradeIds: ['*'], ttlSeconds: DEMO_TOKEN_TTL_SECONDS }) : undefined;
   const open = (upgradeId: string, port: number) =>
     createProgressTracker({
       upgradeId,
@@ -166,7 +208,7 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
       clusterName: 'demo-cluster (eu-west-1)',
       metadata: { from: '1.30', to: '1.31', region: 'eu-west-1', demo: true },
       storage,
-      webSocket: { port, host: options.host ?? '127.0.0.1' },
+      webSocket: { port, host: options.host ?? '127.0.0.1', ...(secret ? readTokenAuth({ secret }) : {}) },
     });
 
   // The unfinished demo upgrade in this storage, or the next fresh id.
@@ -223,11 +265,15 @@ export async function runDemo(options: DemoOptions): Promise<ComposedProgressTra
     const reported = new URL(address.url);
     const host = browsableHost(options.host ?? '127.0.0.1', reported, address.port);
     const webSocket = `ws://${host}${reported.pathname}`;
-    options.print(`Dashboard: http://${host}/`);
+    const query = token ? `?token=${token}` : '';
+    options.print(`Dashboard: http://${host}/${query}`);
     // After the URL, which comes first (the README says so; a script may read the first line).
     if (options.port === undefined && port === 0) options.print(`port 8765 is taken; using ${address.port}`);
+    const network = networkHost(listenHost, address.port);
+    if (network) options.print(`Network:   http://${network}/${query}   (from other machines)`);
     const progress = options.command ?? 'npx progress';
-    options.print(`WebSocket: ${webSocket}   (in another shell: ${progress} watch ${webSocket})`);
+    // The token in the environment, not on the command line, where any local user sees it in ps.
+    options.print(`WebSocket: ${webSocket}   (in another shell: ${token ? `PROGRESS_TOKEN=${token} ` : ''}${progress} watch ${webSocket})`);
     const prefixed = options.keyPrefix !== undefined ? `, key prefix ${options.keyPrefix}` : '';
     options.print(options.redisUrl ? `Storage:   Redis${throughCluster ? ' Cluster' : ''} ${redactUrl(options.redisUrl)}${prefixed}` : `Storage:   ${directory}   (${progress} ls ${shellArg(directory)})`);
     options.print(`Upgrade:   ${upgradeId}${t.progress.lastSeq > 1 ? ` (resuming after seq ${t.progress.lastSeq})` : ''}`);

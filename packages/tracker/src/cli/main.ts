@@ -14,9 +14,9 @@ const USAGE = `progress: track long-running, multi-step operations
 Usage:
   progress demo [--dir DIR | --redis URL [--prefix PREFIX]] [--speed N] [--port N] [--host HOST] [--linger SECONDS]
       A simulated EKS upgrade: JSON store in DIR (default ./progress-demo-data), WebSocket server
-      and dashboard on HOST (default 127.0.0.1; 0.0.0.0 or :: to be reached from other machines; the
-      URL is printed first), live bars in the terminal. Run it again on the same DIR to resume an
-      unfinished upgrade.
+      and dashboard on HOST (default 127.0.0.1; 0.0.0.0 or :: to be reached from other machines,
+      which then need the read token the printed URLs carry; the URL is printed first), live bars
+      in the terminal. Run it again on the same DIR to resume an unfinished upgrade.
         --speed N         run the simulation N times faster (0.01 to 1000, default 1)
         --port N          the port to serve on (default 8765, moving on to a free one when taken)
         --linger SECONDS  keep the dashboard up after the upgrade ends (default: until Ctrl-C on a
