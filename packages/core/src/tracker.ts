@@ -729,9 +729,13 @@ export class ProgressTracker implements AsyncDisposable {
    * Calls `listener` with every durable event from now on, in seq order. A throwing listener is
    * logged and isolated. Returns the function that unsubscribes. (Un)subscribing while an event is
    * being handed out takes effect from the next event.
+   *
+   * @throws ProgressError `CLOSED` once `close()` has been called: no event is handed out after it,
+   * so the listener would wait for ever (a program awaiting the upgrade's end so hung without a word).
    */
   subscribe(listener: ProgressListener): () => void {
     if (typeof listener !== 'function') throw new ProgressError('INVALID_ARGUMENT', '[@progress/core] subscribe needs a function');
+    this.#assertOpen();
     if (!this.#listeners.includes(listener)) this.#listeners = [...this.#listeners, listener];
     return this.#registration(this.#listenerCounts, listener, () => {
       this.#listeners = this.#listeners.filter((l) => l !== listener);
