@@ -70,7 +70,7 @@ function isLoopbackV4(address: string): boolean {
 }
 
 /** True for an address of the loopback interface: 127.0.0.0/8, `::1`, or 127.x mapped into IPv6 (`::ffff:127.0.0.1`). */
-function isLoopbackAddress(address: string | undefined): boolean {
+export function isLoopbackAddress(address: string | undefined): boolean {
   if (!address) return false;
   const a = address.toLowerCase();
   if (a.startsWith('::ffff:')) return isLoopbackV4(a.slice(7));

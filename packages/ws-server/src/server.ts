@@ -23,7 +23,7 @@ import {
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ClientConnection } from './client.js';
 import { createDashboardHandler } from './dashboard/handler.js';
-import { judgeHandshake, requestPath } from './handshake.js';
+import { isLoopbackAddress, judgeHandshake, requestPath } from './handshake.js';
 import { rejectUpgrade } from './http-reject.js';
 import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
 import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ParseResult, type ServerMessage, type WireErrorCode } from './protocol.js';
@@ -220,6 +220,16 @@ export class ProgressWebSocketServer implements ProgressSink {
     }
     if (this.#o.heartbeatMs > 0) this.#heartbeat = setInterval(() => this.#beat(), this.#o.heartbeatMs);
     this.#o.logger.info({ url: this.#address.url }, 'progress WebSocket server listening');
+    // Open to the network with no `authenticate`: every upgrade is served to whoever reaches the port.
+    // Said once per start, as a warning: a host behind a firewall, or a proxy that authenticates,
+    // may mean it.
+    const bound = server.address();
+    if (this.#o.authenticate === undefined && bound !== null && typeof bound === 'object' && !isLoopbackAddress(bound.address)) {
+      this.#o.logger.warn(
+        { url: this.#address.url, address: bound.address },
+        'progress WebSocket server reachable from other machines without authenticate: anyone who reaches it reads every upgrade (give authenticate, e.g. readTokenAuth, or listen on 127.0.0.1)',
+      );
+    }
     return this.#address;
   }
 

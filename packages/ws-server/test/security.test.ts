@@ -292,6 +292,41 @@ describe('handshake: authenticate (401) and origins (403)', () => {
   });
 });
 
+describe('listening where other machines reach it', () => {
+  /** A logger that keeps its warnings' messages. */
+  const warningsOf = (): { warnings: string[]; logger: ProgressWebSocketServerOptions['logger'] } => {
+    const warnings: string[] = [];
+    return { warnings, logger: { debug() {}, info() {}, warn: (_obj: unknown, msg?: string) => void warnings.push(msg ?? ''), error() {} } };
+  };
+  const OPEN = /reachable from other machines without authenticate: anyone who reaches it reads every upgrade \(give authenticate, e\.g\. readTokenAuth, or listen on 127\.0\.0\.1\)/;
+
+  it('warns once per start when it listens on a wildcard or an outside address without authenticate; not on a loopback one, nor with authenticate', async () => {
+    for (const [host, expected] of [['0.0.0.0', 1], ['127.0.0.1', 0], ['::1', hasIpv6 ? 0 : -1], ['localhost', 0], [outsideAddress() ?? '', outsideAddress() ? 1 : -1]] as const) {
+      if (expected === -1) continue;
+      const { warnings, logger } = warningsOf();
+      await start({ host, logger });
+      expect(warnings.filter((w) => OPEN.test(w)), host).toHaveLength(expected);
+      await opened.server!.stop();
+    }
+    const { warnings, logger } = warningsOf();
+    await start({ host: '0.0.0.0', logger, ...readTokenAuth({ secret: SECRET }) });
+    expect(warnings.filter((w) => OPEN.test(w))).toEqual([]);
+  });
+
+  it('warns for an attached server listening on every interface too', async () => {
+    const http = createServer();
+    await new Promise<void>((resolve) => http.listen(0, '0.0.0.0', resolve));
+    try {
+      const { warnings, logger } = warningsOf();
+      await start({ server: http, logger });
+      expect(warnings.filter((w) => OPEN.test(w))).toHaveLength(1);
+      await opened.server!.stop();
+    } finally {
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+});
+
 describe('authorize and read tokens', () => {
   it('tells a "*" subscriber nothing of an upgrade it may not read, not even that the store failed to read it', async () => {
     // A store that cannot watchAll (as a JsonFileStore): a failed load is told to the "*" subscriber itself.
