@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer } from 'node:tls';
@@ -22,7 +22,7 @@ import {
 } from '@progress/core';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ClientConnection } from './client.js';
-import { createDashboardHandler } from './dashboard/handler.js';
+import { SECURITY_HEADERS, createDashboardHandler } from './dashboard/handler.js';
 import { isLoopbackAddress, judgeHandshake, requestPath } from './handshake.js';
 import { rejectUpgrade } from './http-reject.js';
 import { resolveOptions, type ProgressWebSocketServerOptions, type ResolvedOptions } from './options.js';
@@ -118,7 +118,15 @@ export class ProgressWebSocketServer implements ProgressSink {
       clientTracking: false,
       handleProtocols: (protocols) => (protocols.has(PROGRESS_SUBPROTOCOL) ? PROGRESS_SUBPROTOCOL : false),
     });
-    this.dashboardHandler = createDashboardHandler({ wsPath: this.#o.path });
+    const dashboard = createDashboardHandler({ wsPath: this.#o.path });
+    // A plain request to the endpoint's path (not an upgrade) is answered as its handshake would be:
+    // 401, 403 or 503 when it would be refused, else 426. The dashboard asks it when its WebSocket was
+    // refused, which a page cannot read: "disconnected" alone did not tell a missing read token from
+    // a server that is down.
+    this.dashboardHandler = (req, res) => {
+      if (requestPath(req) !== this.#o.path) return dashboard(req, res);
+      void this.#answerPlainRequest(req, res);
+    };
     this.#host = {
       store: this.#o.store,
       logger: this.#o.logger,
@@ -414,6 +422,18 @@ export class ProgressWebSocketServer implements ProgressSink {
     if (!this.#address) return void socket.destroy();
     const principal = verdict.principal;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, principal));
+  }
+
+  async #answerPlainRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...SECURITY_HEADERS, Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n');
+      return;
+    }
+    const verdict = await judgeHandshake(req, this.#o);
+    const status = verdict.kind === 'refuse' ? verdict.status : 426;
+    if (res.writableEnded || res.destroyed) return;
+    res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8', ...(status === 426 ? { Upgrade: 'websocket', Connection: 'Upgrade' } : {}) });
+    res.end(`${STATUS_CODES[status] ?? 'Error'}\n`);
   }
 
   #answersStrayUpgrade(req: IncomingMessage): boolean {

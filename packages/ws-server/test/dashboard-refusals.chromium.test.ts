@@ -4,6 +4,7 @@ import type { ProgressTracker } from '@progress/core';
 import { hasChromium } from '../../../tools/test-utils/src/chromium.js';
 import { countSent, dashboardSuite, realProblems, shown, watchPage } from './dashboard-page.js';
 import { UnreliableStore, WatchableMemoryStore } from './watchable-store.js';
+import { createReadToken, readTokenAuth } from '../src/index.js';
 
 /** The tasks the page shows once it has drawn (a frame is a timer of the page's clock, when a test runs it). */
 async function tasksAsTimeRuns(page: Page): Promise<Record<string, string | null>> {
@@ -280,4 +281,42 @@ describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: refused messages,
       expect(realProblems(problems)).toEqual([]);
     }, 60_000);
   }
+});
+
+// A handshake the server refused is, to a page, a socket that closed before it opened, as for a
+// server that is down: it asks the endpoint (a plain request, answered as the handshake would be).
+describe.skipIf(!hasChromium() && !process.env.CI)('dashboard: a WebSocket the server refuses', () => {
+  const { newPage, serve, tracker } = dashboardSuite();
+  const SECRET = 'a-dashboard-secret-long-enough-0123456789';
+
+  it('says the server needs a read token when opened without one, and that it refused the token when it is wrong; with the right one it is live', async () => {
+    const { server, port } = await serve(readTokenAuth({ secret: SECRET }));
+    const t = await tracker('u-token');
+    server.track(t);
+    await t.startUpgrade('Phase');
+    const bare = await newPage();
+    await bare.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(() => bare.textContent('#conn'), { timeout: 10_000 }).toContain('the server needs a read token: open the dashboard at the URL that carries one (?token=...)');
+    const wrong = await newPage();
+    const other = createReadToken({ secret: 'another-secret-long-enough-0123456789', upgradeIds: ['*'] });
+    await wrong.goto(`http://127.0.0.1:${port}/?token=${other}`);
+    await expect.poll(() => wrong.textContent('#conn'), { timeout: 10_000 }).toContain('the server refused the read token of this page');
+    const right = await newPage();
+    const { problems } = watchPage(right);
+    await right.goto(`http://127.0.0.1:${port}/?token=${createReadToken({ secret: SECRET, upgradeIds: ['*'] })}#u-token`);
+    await expect.poll(() => right.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    expect(realProblems(problems)).toEqual([]);
+  }, 60_000);
+
+  it('makes no refusal up for a server that is down, which answers nothing: "disconnected" or "reconnecting" alone', async () => {
+    const { server, port } = await serve();
+    const page = await newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toBe('live');
+    await server.stop();
+    await expect.poll(() => page.textContent('#conn'), { timeout: 10_000 }).toMatch(/^(disconnected|reconnecting)$/);
+    // Several refused attempts later (the backoff starts at 250 ms), each asked about in vain.
+    await page.waitForTimeout(2000);
+    expect(await page.textContent('#conn')).toMatch(/^(disconnected|reconnecting)$/);
+  }, 60_000);
 });

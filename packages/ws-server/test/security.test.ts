@@ -292,6 +292,47 @@ describe('handshake: authenticate (401) and origins (403)', () => {
   });
 });
 
+describe('a plain request to the endpoint (not an upgrade)', () => {
+  it('is answered as its handshake would be: 401 without a token the server takes, 403 from an origin it refuses, else 426; 405 for another method', async () => {
+    const token = createReadToken({ secret: SECRET, upgradeIds: ['*'] });
+    const { port } = await start(readTokenAuth({ secret: SECRET }));
+    const at = (query = '') => `http://127.0.0.1:${port}/ws${query}`;
+    expect((await fetch(at())).status).toBe(401);
+    expect((await fetch(at('?token=not-a-token'))).status).toBe(401);
+    const accepted = await fetch(at(`?token=${token}`));
+    expect(accepted.status).toBe(426);
+    expect(accepted.headers.get('upgrade')).toBe('websocket');
+    expect(accepted.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect((await fetch(at(`?token=${token}`), { method: 'HEAD' })).status).toBe(426);
+    expect((await fetch(at(`?token=${token}`), { headers: { origin: 'http://evil.example' } })).status).toBe(403);
+    expect((await fetch(at(), { method: 'POST' })).status).toBe(405);
+    // The dashboard is served as before, and other paths are still 404.
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
+    await opened.server!.stop();
+    // Without authenticate: 426.
+    const open = await start();
+    expect((await fetch(`http://127.0.0.1:${open.port}/ws`)).status).toBe(426);
+  });
+
+  it('through the dashboardHandler mounted on an attached server too, at its path', async () => {
+    let handler: ProgressWebSocketServer['dashboardHandler'] = (_req, res) => void res.writeHead(500).end();
+    const http = createServer((req, res) => handler(req, res));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    try {
+      opened.server = new ProgressWebSocketServer({ server: http, path: '/live', ...readTokenAuth({ secret: SECRET }) });
+      handler = opened.server.dashboardHandler;
+      const { port } = await opened.server.start();
+      expect((await fetch(`http://127.0.0.1:${port}/live`)).status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${port}/live?token=${createReadToken({ secret: SECRET, upgradeIds: ['u1'] })}`)).status).toBe(426);
+      expect((await fetch(`http://127.0.0.1:${port}/ws`)).status).toBe(404);
+      await opened.server.stop();
+    } finally {
+      await new Promise((r) => http.close(r));
+    }
+  });
+});
+
 describe('listening where other machines reach it', () => {
   /** A logger that keeps its warnings' messages. */
   const warningsOf = (): { warnings: string[]; logger: ProgressWebSocketServerOptions['logger'] } => {

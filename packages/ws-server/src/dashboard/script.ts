@@ -722,12 +722,33 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
       // and then refused at every handshake (401), which wiped the reason for good.
       if (e && e.code === 1008) closeReason = (e.reason || 'policy violation') + ', code 1008';
       else if (openedAt) closeReason = null;
+      // A reason the server gave (a 1008: credentials expired) says more than the refusals after it.
+      else if (closeReason === null || closeReason === askedReason) askWhyRefused();
       setConn('disconnected' + (closeReason ? ' (' + closeReason + ')' : ''), false);
       lost();
       // The welcome of the next connection subscribes afresh.
       stopSubRetry();
       later();
     };
+  }
+  // A socket that never opened: its handshake may have been refused (a page cannot read the status of
+  // that answer) or the server is down. The endpoint answers a plain request as it would the
+  // handshake (401 without a read token it takes, 403 for an origin it refuses, 426 when it would
+  // accept), so the page can say what to do; a request that fails says nothing more.
+  var askedReason = null;
+  var REFUSALS = {
+    401: token ? 'the server refused the read token of this page: expired, or for another server?' : 'the server needs a read token: open the dashboard at the URL that carries one (?token=...)',
+    403: 'the server refuses pages from this origin (allowedOrigins)',
+    503: 'the server could not check the credentials of this page in time',
+  };
+  function askWhyRefused() {
+    if (typeof fetch !== 'function') return;
+    fetch(wsPath + (token ? '?token=' + encodeURIComponent(token) : ''), { cache: 'no-store', credentials: 'same-origin' }).then(function (r) {
+      // Said while this page is still disconnected: a later connection that opened says the rest.
+      if (!REFUSALS[r.status] || (ws && ws.readyState === 1)) return;
+      closeReason = askedReason = REFUSALS[r.status];
+      setConn('disconnected (' + closeReason + ')', false);
+    }, function () { /* the server is down: "disconnected" says it */ });
   }
   // A connection that stopped answering: let it go without waiting for a close, and connect again.
   function abandon() {
