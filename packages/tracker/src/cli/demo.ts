@@ -155,7 +155,7 @@ function networkHost(listenHost: string, port: number): string | undefined {
   return v6 ? `[${v6.address}]:${port}` : undefined;
 }
 
-/** How long the demo's read token is valid: longer than a demo lingers, short enough to be no key for good. */
+/** How long the demo's read token is valid: longer than a demo usually runs, short enough not to be a key for good. */
 const DEMO_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Why a server could not listen on `host`:`port` now (EADDRINUSE, an unknown host, a port that needs root), or undefined when it could. */
