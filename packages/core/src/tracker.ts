@@ -7,7 +7,7 @@ import { estimateCompletion, findCurrentTask, summarize } from './summary.js';
 import { assertTaskTransition, assertUpgradeTransition } from './transitions.js';
 import { isoTimestamp } from './iso-time.js';
 import { fastUUID } from './uuid.js';
-import { MAX_DATE_MS, assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, readOptions, toDetails } from './validation.js';
+import { MAX_DATE_MS, assertCount, assertPercentage, assertText, assertTimeout, assertValidId, assertWeight, describe, errorDetails, readOptions, toDetails } from './validation.js';
 import { assertAppendState, assertReadEvents } from './store-helpers.js';
 
 const RESOLVED = Promise.resolve();
@@ -118,11 +118,26 @@ const MAX_TEXT = 4096;
 /** What ends an error message cut to {@link MAX_TEXT} characters. */
 const CUT_MARK = '…[truncated]';
 
-/** Checks an error message: a string of at least one character (a longer one than MAX_TEXT is cut, not refused). */
-function assertErrorMessage(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] errorMessage must be a non-empty string, got ${describe(value)}`, { context: { errorMessage: value } });
+/**
+ * The details of a failure (failTask, failUpgrade): `errorMessage`, a string of at least one
+ * character (a longer one than MAX_TEXT is cut, not refused: see failureDetails), or an Error, the
+ * one a catch block holds. Refused, that Error left the failure recorded nowhere, in the very path
+ * that reports it. Its message is the error message (its name when it has none), and `error` holds
+ * its name, own fields (a `code`) and cause (see errorDetails).
+ */
+function failureOf(errorMessage: unknown): { errorMessage: string; errorMessageLength?: number; error?: Record<string, unknown> } {
+  if (typeof errorMessage === 'string' && errorMessage.length > 0) return failureDetails(errorMessage);
+  if (errorMessage instanceof Error) {
+    const error = errorDetails(errorMessage);
+    let text: unknown;
+    try {
+      text = errorMessage.message;
+    } catch {
+      // A message that cannot be read: the name stands for it.
+    }
+    return { ...failureDetails(typeof text === 'string' && text.length > 0 ? text : (error.name as string)), error };
   }
+  throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] errorMessage must be a non-empty string or an Error, got ${describe(errorMessage)}`, { context: { errorMessage } });
 }
 
 /**
@@ -445,11 +460,13 @@ export class ProgressTracker implements AsyncDisposable {
     }
   }
 
-  /** -> failed, with the error message (one longer than 4096 characters cut to them: see failureDetails). */
-  failUpgrade(errorMessage: string): Promise<ProgressEvent> {
+  /**
+   * -> failed, with the error message (one longer than 4096 characters cut to them: see
+   * failureDetails), or an Error: its message, and its name, own fields and cause in `details.error`.
+   */
+  failUpgrade(errorMessage: string | Error): Promise<ProgressEvent> {
     try {
-      assertErrorMessage(errorMessage);
-      const details = failureDetails(errorMessage);
+      const details = failureOf(errorMessage);
       return this.#upgradeEvent('upgrade.failed', 'failed', `Upgrade failed: ${details.errorMessage}`, details);
     } catch (err) {
       return Promise.reject(err);
@@ -638,13 +655,13 @@ export class ProgressTracker implements AsyncDisposable {
 
   /**
    * not_started | in_progress -> failed. The event's message is `Task failed: ${errorMessage}` (an
-   * error message longer than 4096 characters cut to them: see failureDetails).
+   * error message longer than 4096 characters cut to them: see failureDetails). An Error is taken
+   * for its message, its name, own fields and cause going to `details.error`.
    */
-  failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
+  failTask(taskId: string, errorMessage: string | Error): Promise<ProgressEvent> {
     try {
-      assertErrorMessage(errorMessage);
+      const details = failureOf(errorMessage);
       const task = this.#task(taskId, 'task.failed');
-      const details = failureDetails(errorMessage);
       return this.#taskEvent(task, 'task.failed', 'failed', `Task failed: ${details.errorMessage}`, { details });
     } catch (err) {
       return Promise.reject(err);

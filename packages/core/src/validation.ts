@@ -98,12 +98,86 @@ function nestsDeeper(value: unknown, levels: number): boolean {
   return false;
 }
 
+/** What {@link toDetails} refuses inside details: JSON keeps none of their entries. */
+const COLLECTIONS = [Map, Set, WeakMap, WeakSet] as const;
+
+/** The collection `value` is (see {@link COLLECTIONS}), or `undefined`. */
+function collectionOf(value: object): string | undefined {
+  return value instanceof Map || value instanceof WeakMap ? (value instanceof Map ? 'Map' : 'WeakMap') : value instanceof Set ? 'Set' : value instanceof WeakSet ? 'WeakSet' : undefined;
+}
+
+/** Thrown by the replacer of {@link toDetails} at a Map or a Set inside the details (the path is found afterwards). */
+class CollectionFound {
+  constructor(readonly collection: string) {}
+}
+
+/**
+ * Where the first Map or Set inside `value` is, as `details.a[0].b`; found only when one was (the
+ * replacer knows its key, not its path). Walks what JSON walks: own enumerable keys, after toJSON.
+ */
+function collectionPath(value: unknown, path: string, seen = new Set<unknown>()): string | undefined {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return undefined;
+  seen.add(value);
+  if (COLLECTIONS.some((c) => value instanceof c)) return path;
+  const json = (value as { toJSON?: unknown }).toJSON;
+  if (typeof json === 'function') return undefined;
+  const fields = value instanceof Error ? errorFields(value, new Set()) : value;
+  if (Array.isArray(fields)) {
+    for (let i = 0; i < fields.length; i++) {
+      const found = collectionPath(fields[i], `${path}[${i}]`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(fields)) {
+    const found = collectionPath((fields as Record<string, unknown>)[key], /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * What an Error is recorded as, in details and metadata: JSON keeps none of its `name`, `message`
+ * and `cause` (they are not enumerable), so `{ error: err }` was stored as `{ error: {} }`. Its name
+ * and message, its own enumerable fields (a `code`, a `status`), an AggregateError's `errors`, and its
+ * `cause` (whose Error the replacer records the same way). Not its stack: a trace of this machine's
+ * paths, for every dashboard and event bus the event reaches, and kilobytes per event; put
+ * `err.stack` in the details to keep it. An Error met again (a cause that loops back) is recorded by
+ * its name and message alone, which ends the loop.
+ */
+function errorFields(err: Error, seen: Set<Error>): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: err.name, message: err.message };
+  if (seen.has(err)) return out;
+  seen.add(err);
+  for (const key of Object.keys(err)) out[key] = (err as unknown as Record<string, unknown>)[key];
+  if (err instanceof AggregateError && !('errors' in out)) out.errors = err.errors;
+  if (!('cause' in out) && 'cause' in err && err.cause !== undefined) out.cause = err.cause;
+  return out;
+}
+
+/**
+ * The replacer of the JSON copy of details: an Error becomes {@link errorFields}; a Map or a Set
+ * (whose entries JSON drops) stops the copy. One per copy (it holds the Errors met).
+ */
+function detailsReplacer(): (key: string, value: unknown) => unknown {
+  let seen: Set<Error> | undefined;
+  return (_key, value) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+    if (value instanceof Error) return errorFields(value, (seen ??= new Set()));
+    const collection = collectionOf(value);
+    if (collection !== undefined) throw new CollectionFound(collection);
+    return value;
+  };
+}
+
 /**
  * Checks that `value` is a plain, JSON-serializable object and returns a deep copy made from its
  * JSON, so that the caller mutating it later, at any depth, does not change a recorded event, and
  * the event holds what a store that keeps JSON gives back. A value that throws while it is read (a
  * getter, a Proxy trap, a toJSON) is refused like any other bad input, as is one that nests deeper than
- * {@link MAX_DETAILS_DEPTH} levels.
+ * {@link MAX_DETAILS_DEPTH} levels, or holds a Map or a Set (JSON keeps none of their entries: they
+ * were stored as `{}`). An Error, at any depth, is recorded as its name, message, own fields and
+ * cause (see {@link errorFields}).
  */
 export function toDetails(value: unknown, what = 'details'): Record<string, unknown> {
   if (value === undefined || value === null) return {};
@@ -117,7 +191,7 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
       const proto = Object.getPrototypeOf(value) as unknown;
       const plain = proto === Object.prototype || proto === null;
       // JSON keeps none of a Map's or a Set's entries: they were recorded as {}, the data gone.
-      collection = plain ? undefined : value instanceof Map || value instanceof WeakMap ? 'Map' : value instanceof Set || value instanceof WeakSet ? 'Set' : undefined;
+      collection = plain ? undefined : collectionOf(value as object);
       if (collection === undefined) {
         // The fast path: a plain object without keys has nothing to copy (for...in allocates
         // nothing). Not for any other object: a Date has no keys of its own, and its JSON is a string.
@@ -129,13 +203,22 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
           }
         }
         if (empty) return {};
-        json = JSON.stringify(value) as string | undefined;
+        json = JSON.stringify(value, detailsReplacer()) as string | undefined;
         // A toJSON of its own can turn the object into anything (or nothing): the stored event would
         // then lack its details, or hold something that is not an object.
         if (typeof json === 'string' && json.charCodeAt(0) === 0x7b) copy = JSON.parse(json) as Record<string, unknown>;
       }
     }
   } catch (cause) {
+    if (cause instanceof CollectionFound) {
+      let path: string | undefined;
+      try {
+        path = collectionPath(value, what);
+      } catch {
+        // A getter that throws the second time round: the message names no path.
+      }
+      throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${path ?? `a value inside ${what}`} is a ${cause.collection}: JSON keeps none of its entries (pass Object.fromEntries(map) or an array)`);
+    }
     throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be JSON-serializable`, { cause });
   }
   if (copy !== undefined) {
@@ -152,6 +235,28 @@ export function toDetails(value: unknown, what = 'details'): Record<string, unkn
   }
   if (notAnObject) throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must be a plain object, got ${describe(value)}`);
   throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] ${what} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : json.slice(0, 40)})`);
+}
+
+/**
+ * The details of a failure given as an Error (see failTask): its name, own fields and cause as
+ * {@link toDetails} records an Error, without the message (the failure's `errorMessage` holds it,
+ * cut when it is long). Never throws: fields that cannot be serialized (a cycle, a BigInt, a getter
+ * that throws) are left out, the name kept, so that the failure is recorded all the same.
+ */
+export function errorDetails(err: Error): Record<string, unknown> {
+  try {
+    const fields = toDetails(err);
+    delete fields.message;
+    return fields;
+  } catch {
+    let name = 'Error';
+    try {
+      if (typeof err.name === 'string' && err.name !== '') name = err.name;
+    } catch {
+      // A name that cannot be read: 'Error'.
+    }
+    return { name };
+  }
 }
 
 /**
@@ -291,7 +396,23 @@ export function readOptions<T extends object>(value: unknown, known: readonly (k
  * by its kind. Exported from the package as `describeValue`.
  */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
+  if (typeof value === 'string') return quote(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  if (value instanceof Error) return describeError(value);
+  // A tracker, a store or a client not awaited.
+  if (value instanceof Promise) return 'a Promise';
   return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+const quote = (text: string): string => JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+
+/** An Error by its name and message, `a TypeError ("x is not a function")`: a catch block's error passed where a string goes. */
+function describeError(err: Error): string {
+  try {
+    const name = typeof err.name === 'string' && /^[A-Za-z_$][\w$]{0,59}$/.test(err.name) ? err.name : 'Error';
+    const message = typeof err.message === 'string' && err.message !== '' ? ` (${quote(err.message)})` : '';
+    return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}${message}`;
+  } catch {
+    return 'an Error';
+  }
 }

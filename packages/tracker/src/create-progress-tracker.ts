@@ -199,7 +199,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
   completeUpgrade(message?: string): Promise<ProgressEvent> {
     return this.engine.completeUpgrade(message);
   }
-  failUpgrade(errorMessage: string): Promise<ProgressEvent> {
+  failUpgrade(errorMessage: string | Error): Promise<ProgressEvent> {
     return this.engine.failUpgrade(errorMessage);
   }
   pauseUpgrade(reason?: string): Promise<ProgressEvent> {
@@ -229,7 +229,7 @@ export class ComposedProgressTracker implements AsyncDisposable {
   completeTask(taskId: string, message?: string): Promise<ProgressEvent> {
     return this.engine.completeTask(taskId, message);
   }
-  failTask(taskId: string, errorMessage: string): Promise<ProgressEvent> {
+  failTask(taskId: string, errorMessage: string | Error): Promise<ProgressEvent> {
     return this.engine.failTask(taskId, errorMessage);
   }
   retryTask(taskId: string, message?: string): Promise<ProgressEvent> {
