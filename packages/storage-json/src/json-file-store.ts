@@ -34,7 +34,7 @@ import { LogWriter, type WriterStart } from './log-writer.js';
 import { eventAt, eventBefore, lineNear, scanLog, scanToEnd, type ScanResult } from './log-scanner.js';
 import { resolveOptions, type JsonFileStoreOptions, type ResolvedOptions } from './options.js';
 import { DURABLE_WRITE, decodeSnapshot, encodeEvents, encodeSnapshot, stampWriteOffset, type Snapshot } from './record-codec.js';
-import { forgetLock, leftByDeadTaker, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
+import { forgetLock, holderOf, leftByDeadTaker, releaseLock, lockedByOther, takeLock, type WriterLease } from './writer-lock.js';
 
 interface HeldLock {
   lease: WriterLease;
@@ -679,7 +679,7 @@ export class JsonFileStore implements ProgressStore {
     const held = this.#locks.get(upgradeId);
     const other = await lockedByOther(paths.lock, held?.lease.token, this.#opts.lockLeaseMs);
     if (other !== false) {
-      const who = other ? ` by pid ${other.pid} on host "${other.hostname}"; if that writer is really gone, delete ${paths.lock}` : '';
+      const who = other ? ` by ${holderOf(paths.lock, other)}` : '';
       throw storeError('CONFLICT', `upgrade "${upgradeId}" cannot be deleted: it is held for writing${who}`, { upgradeId, lock: paths.lock });
     }
     // Hold the writer lock while the folder goes: a writer that took it between the check above and

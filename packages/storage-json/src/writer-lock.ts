@@ -276,8 +276,19 @@ function byLease(file: LockFile, owner: LockOwner, leaseMs: number, unsure: stri
   return { dead: false, why: `${unsure}; its lease was refreshed ${Math.max(0, age)} ms ago${ahead}, and it is taken over once it goes ${lease} ms without` };
 }
 
+/**
+ * Who holds a lock, for a `CONFLICT` message: another store of this very process (a token it holds;
+ * told to delete the lock file "if that writer is really gone", one would have broken a live
+ * writer's lock), or the pid and host in the file, with what to remove if that writer is gone.
+ */
+export function holderOf(path: string, owner: LockOwner): string {
+  if (heldTokens.has(owner.token)) return `another store of this process (pid ${owner.pid}): close the tracker or store that has it open first`;
+  return `pid ${owner.pid} on host "${owner.hostname}" (since ${owner.createdAt}); if that writer is really gone, delete ${path}`;
+}
+
 function conflict(upgradeId: string, path: string, owner: LockOwner | null, why?: string): Error {
   if (!owner) return storeError('CONFLICT', `upgrade "${upgradeId}" is held for writing by another writer`, { upgradeId, lock: path, owner });
+  if (heldTokens.has(owner.token)) return storeError('CONFLICT', `upgrade "${upgradeId}" is held for writing by ${holderOf(path, owner)}`, { upgradeId, lock: path, owner });
   const who = `pid ${owner.pid} on host "${owner.hostname}" (since ${owner.createdAt})`;
   const unsure = why ? `, which cannot be checked from here: ${why}` : '';
   return storeError('CONFLICT', `upgrade "${upgradeId}" is held for writing by ${who}${unsure}; if that writer is really gone, delete ${path}`, { upgradeId, lock: path, owner });

@@ -168,7 +168,7 @@ describe('the writer lock across PID namespaces, boots and pid reuse', () => {
       // one this process holds, so the lock is live whatever its lease says.
       const old = new Date(Date.now() - 60_000);
       await utimes(lockPath(dir), old, old);
-      await expect(other.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`pid ${process.pid} on host`) });
+      await expect(other.acquire('u1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`held for writing by another store of this process (pid ${process.pid})`) });
       await expect(other.delete('u1')).rejects.toMatchObject({ code: 'CONFLICT' });
       expect(await readFile(lockPath(dir), 'utf8')).toBe(text);
     } finally {
