@@ -135,7 +135,8 @@ function failureOf(errorMessage: unknown): { errorMessage: string; errorMessageL
     } catch {
       // A message that cannot be read: the name stands for it.
     }
-    return { ...failureDetails(typeof text === 'string' && text.length > 0 ? text : (error.name as string)), error };
+    const name = typeof error.name === 'string' && error.name.length > 0 ? error.name : 'Error';
+    return { ...failureDetails(typeof text === 'string' && text.length > 0 ? text : name), error };
   }
   throw new ProgressError('INVALID_ARGUMENT', `[@progress/core] errorMessage must be a non-empty string or an Error, got ${describe(errorMessage)}`, { context: { errorMessage } });
 }

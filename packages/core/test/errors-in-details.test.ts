@@ -108,6 +108,9 @@ describe('failTask() and failUpgrade() given an Error', () => {
     circular.self.me = circular.self;
     const kept = await t.failTask('c', circular);
     expect(kept.details).toEqual({ errorMessage: 'loop', error: { name: 'Error' } });
+    // Neither a message nor a name to show: 'Error'.
+    const odd = Object.assign(new Error(), { name: 42 });
+    expect((await t.failUpgrade(odd)).details).toEqual({ errorMessage: 'Error', error: { name: 42 } });
     await t.close();
   });
 
