@@ -465,11 +465,20 @@ const STORE_RETRY_MAX_MS = 10_000;
  */
 const RETRIED_STATUS = new Set([502, 503, 504]);
 
-/** `401 Unauthorized`, with a hint where one helps. */
-function describeStatus(code: number): string {
+/**
+ * `401 Unauthorized`, with a hint where one helps, naming the credentials `url` was sent with. A URL's
+ * own `?token=` (a dashboard link's, which expires) is sent instead of PROGRESS_TOKEN, and a read-token
+ * server takes it before --token; its `user:password@` is sent instead of PROGRESS_TOKEN too (a
+ * `token` given, a bearer header, goes instead of them). "check --token or PROGRESS_TOKEN" for those
+ * had a user set either, right, and get the same 401 again.
+ */
+function describeStatus(code: number, url: string, token: string | undefined): string {
   const text = `HTTP ${code}${STATUS_CODES[code] ? ` ${STATUS_CODES[code]}` : ''}`;
-  if (code === 401 || code === 403) return `${text} (check --token or PROGRESS_TOKEN)`;
-  return text;
+  if (code !== 401 && code !== 403) return text;
+  const sent = new URL(url);
+  if (sent.searchParams.has('token')) return `${text} (check the ?token= in the URL: a read-token server takes it before --token, and PROGRESS_TOKEN is not sent with it)`;
+  if ((sent.username || sent.password) && !token) return `${text} (check the user and password in the URL; PROGRESS_TOKEN is not sent with them)`;
+  return `${text} (check --token or PROGRESS_TOKEN)`;
 }
 
 /** What to try after a 404 from each of `tried`: the server's default endpoint on that host, when not tried yet. */
@@ -648,7 +657,7 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         res.resume();
         if (RETRIED_STATUS.has(code)) {
           // The server behind a proxy is down or restarting: try again, as after a refused connection.
-          lastFailure = describeStatus(code);
+          lastFailure = describeStatus(code, url, options.token);
           options.view.say(`${connectedOnce ? 'reconnecting' : 'connecting'} to ${redactUrl(url)}: ${lastFailure}; retrying`);
           finish('lost');
           return;
@@ -666,10 +675,10 @@ export async function watchWebSocket(urls: string | readonly string[], upgradeId
         if (code === 404) {
           // After a first connection, the one URL used since (the ones that failed before it are history).
           const tried = connectedOnce ? [url] : [...notFound, url];
-          fail(new CliError(`the server refused the connection: ${describeStatus(code)} (no WebSocket endpoint at ${tried.map(redactUrl).join(' nor at ')}${connectedOnce ? '' : notFoundHint(tried)})`, ExitCode.NOT_FOUND));
+          fail(new CliError(`the server refused the connection: ${describeStatus(code, url, options.token)} (no WebSocket endpoint at ${tried.map(redactUrl).join(' nor at ')}${connectedOnce ? '' : notFoundHint(tried)})`, ExitCode.NOT_FOUND));
           return;
         }
-        fail(new CliError(`the server refused the connection: ${describeStatus(code)}`, ExitCode.UNAVAILABLE));
+        fail(new CliError(`the server refused the connection: ${describeStatus(code, url, options.token)}`, ExitCode.UNAVAILABLE));
       });
       ws.on('open', () => {
         backoff = 250;
