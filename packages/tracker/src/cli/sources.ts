@@ -72,7 +72,13 @@ export async function parseSource(spec: string | undefined, allowWs: boolean): P
     throw new CliError(`unsupported URL scheme ${url.protocol} (use ${allowWs ? 'ws://, http:// (a dashboard), ' : ''}redis:// or a folder)`);
   }
   const directory = resolve(spec);
-  const info = await stat(directory).catch(() => undefined);
+  // Only a path that is not there is "no such folder" (exit 3). One this user may not reach (EACCES
+  // inside another user's 0700 folder, a service's data folder) is there: said as a folder that
+  // cannot be read, as `ls` says one it may not look into (exit 4), not sent looking for a typo.
+  const info = await stat(directory).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw new CliError(`cannot read the folder ${directory} (${err.message})`, ExitCode.UNAVAILABLE);
+  });
   if (!info) throw new CliError(`no such folder: ${directory}${HOME_LIKE.test(spec) ? ` (${tildeHint(spec)})` : ''}`, ExitCode.NOT_FOUND);
   if (!info.isDirectory()) throw new CliError(`not a folder: ${directory}`, ExitCode.USAGE);
   return { kind: 'json', directory };
