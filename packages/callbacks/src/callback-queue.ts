@@ -114,8 +114,11 @@ export class CallbackQueue {
         dropped = this.#calls.shift();
         // The state made last (for the call running now) is older than every call left: kept, its
         // version would keep alive every version since, dropped ones included, for as long as the
-        // callback hangs. The next call's state is made from the newest instead.
+        // callback hangs. The next call's state is made from the newest instead. The history keeps it
+        // too, as the state made last, when no other callback has been given a state since.
+        const made = this.#stateCache.made;
         this.#stateCache.made = undefined;
+        made?.version.release(made);
         this.#host.settled(this, 1);
         this.#accept(call);
       }

@@ -92,6 +92,15 @@ export class StateVersion {
   }
 
   /**
+   * Lets go of `made` (a state made at this version, which a queue drops from its cache) as its
+   * history's state made last too, if it still is: that one holds every later version (through
+   * `next`), and a queue that dropped it because its call hangs makes no state that would replace it.
+   */
+  release(made: MadeState): void {
+    if (this.#history.made === made) this.#history.made = undefined;
+  }
+
+  /**
    * The tasks at this version from `made`'s: its later versions' changes done when it is older (a
    * walk from it to this one), else this one's later versions' changes undone up to it.
    */

@@ -176,6 +176,28 @@ describe('CallbackManager: memory held by queued calls', () => {
     }
   });
 
+  it('holds the versions of the calls waiting behind a callback that hangs when it is the only one that reads the state', async () => {
+    // As above, but no other callback is given a state: the state made last is the hung call's, and
+    // it held every version recorded since (through \`next\`), the 190 dropped ones included, for as
+    // long as the call hangs (for ever with \`timeoutMs: Infinity\`).
+    const manager = new CallbackManager({ timeoutMs: Infinity, maxQueueSize: 10 });
+    manager.addEventCallback((e, _state) => (e.type === 'upgrade.started' ? new Promise(() => {}) : undefined));
+    const { recorded, restore } = recordVersions();
+    try {
+      const tracker = await openTracker(manager);
+      await tracker.addTasks(TASK_LIST);
+      await tracker.startUpgrade(); // hangs
+      await moreUpdates(tracker);
+      expect(manager.getStats()).toMatchObject({ pending: 11, dropped: 190 });
+      expect(alive(recorded)).toBeLessThanOrEqual(12);
+      await manager.close(0); // gives up on the hung call
+      await tracker.close();
+    } finally {
+      restore();
+      await manager.close(0);
+    }
+  });
+
   it('lets go of the versions of later events when a callback whose call hangs is removed', async () => {
     const manager = new CallbackManager({ timeoutMs: Infinity });
     const off = manager.addEventCallback((e, _state) => (e.type === 'upgrade.started' ? new Promise(() => {}) : undefined));
